@@ -1,0 +1,57 @@
+"""Settings from the environment (``FHIR_CM_*``), one object passed down explicitly.
+
+Secrets (tokens, passwords, private keys) are read from the environment or files only, never from
+the command line, so they do not end up in shell history or process listings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+DEFAULT_IDENTIFIER_SYSTEM = "urn:fhir-cm:id"
+
+
+class Settings(BaseSettings):
+    """Everything fhir-cm can be configured with. Field ``x`` is read from ``FHIR_CM_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="FHIR_CM_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///fhir-cm.db",
+        description="SQLAlchemy URL of the store: SQLite file by default, postgresql+psycopg://… to scale out.",
+    )
+    fhir_base: str | None = Field(default=None, description="Base URL of the FHIR server to sync with.")
+    fhir_version: Literal["auto", "R4", "R5"] = Field(
+        default="auto", description="FHIR version of the server; 'auto' reads /metadata."
+    )
+    identifier_system: str = Field(
+        default=DEFAULT_IDENTIFIER_SYSTEM,
+        description="System of the business identifiers stamped on every resource the adapter creates.",
+    )
+    # --- FHIR server auth -------------------------------------------------------------------------
+    auth: Literal["none", "bearer", "basic", "smart"] = "none"
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    private_key_file: str | None = None
+    private_key_alg: Literal["RS384", "ES384"] = "RS384"
+    key_id: str | None = None
+    token_url: str | None = None
+    scope: str = "system/*.read system/*.write"
+    verify_tls: bool = True
+    timeout: float = 30.0
+    # --- API --------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    caseload_limit: int = 20
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (e.g. from CLI options) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

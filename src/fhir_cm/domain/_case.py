@@ -1,0 +1,116 @@
+"""The case: one person's enrolment in a case-management programme, and everything done in it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from ._models import (
+    Contact,
+    EntityId,
+    Goal,
+    Need,
+    Party,
+    Period,
+    Referral,
+    Stay,
+    StatusChange,
+    TeamMember,
+    _Model,
+    new_id,
+)
+from ._transitions import Transition, derive_transitions
+from ._types import Acuity, CaseStatus, ContactMode, EligibilityReason, PartyKind, ProgrammeType
+
+__all__ = ["Case"]
+
+
+class Case(_Model):
+    """A case: enrolment, assessment, plan, referrals, team, monitoring and the stays in care settings."""
+
+    id: EntityId = Field(default_factory=new_id)
+    programme: ProgrammeType
+    status: CaseStatus = CaseStatus.ACTIVE
+    status_history: list[StatusChange] = Field(default_factory=list)
+    period: Period
+    patient: Party
+    case_manager: Party | None = None
+    referral_source: Party | None = None
+    eligibility: list[EligibilityReason] = Field(default_factory=list)
+    acuity: Acuity = Acuity.MODERATE
+    plan_summary: str | None = Field(default=None, max_length=10_000, description="The care plan in a few sentences.")
+    needs: list[Need] = Field(default_factory=list)
+    goals: list[Goal] = Field(default_factory=list)
+    referrals: list[Referral] = Field(default_factory=list)
+    team: list[TeamMember] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list)
+    stays: list[Stay] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.patient.kind is not PartyKind.PATIENT:
+            raise ValueError("patient must be a party of kind 'patient'")
+        if self.case_manager is not None and self.case_manager.kind is not PartyKind.PRACTITIONER:
+            raise ValueError("case_manager must be a party of kind 'practitioner'")
+        ids = Counter(
+            e.id for group in (self.needs, self.goals, self.referrals, self.team, self.contacts, self.stays) for e in group
+        )
+        ids[self.id] += 1
+        dupes = sorted(i for i, n in ids.items() if n > 1)
+        if dupes:
+            raise ValueError(f"ids must be unique within a case; repeated: {', '.join(dupes)}")
+        need_ids = {n.id for n in self.needs}
+        for item in (*self.goals, *self.referrals):
+            missing = [i for i in item.addresses if i not in need_ids]
+            if missing:
+                raise ValueError(f"{type(item).__name__.lower()} {item.id} addresses unknown needs: {', '.join(missing)}")
+        stay_ids = {s.id for s in self.stays}
+        for r in self.referrals:
+            if r.for_stay is not None and r.for_stay not in stay_ids:
+                raise ValueError(f"referral {r.id} follows up unknown stay {r.for_stay}")
+        if self.status_history:
+            last = self.status_history[-1]
+            if last.status is not self.status or last.end is not None:
+                raise ValueError("the last status_history entry must be the current status, still open (no end)")
+            for a, b in zip(self.status_history, self.status_history[1:]):
+                if a.end is None or a.end > b.start:
+                    raise ValueError("status_history entries must be in order and each closed before the next starts")
+        if self.status in (CaseStatus.CLOSED, CaseStatus.CANCELLED) and self.period.end is None:
+            raise ValueError(f"a case that is '{self.status}' needs period.end (the day it ended)")
+        return self
+
+    # --- derived views ------------------------------------------------------------------------------
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """Moves between care settings, read off the stays (see ``derive_transitions``)."""
+        return derive_transitions(self.stays, self.referrals)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the case is still being worked (it counts towards a caseload)."""
+        return self.status in (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
+
+    def last_face_to_face(self) -> dt.date | None:
+        """The day of the latest face-to-face contact, the measure of contact intensity."""
+        days = [c.date for c in self.contacts if c.mode is ContactMode.FACE_TO_FACE]
+        return max(days) if days else None
+
+    def change_status(self, status: CaseStatus, on: dt.date, reason: str | None = None) -> None:
+        """Move the case to a new status, closing the current history entry and opening the next."""
+        history = list(self.status_history) or [StatusChange(status=self.status, start=self.period.start)]
+        current = history[-1]
+        if on < current.start:
+            raise ValueError(f"status change on {on} is before the current status began ({current.start})")
+        history[-1] = current.model_copy(update={"end": on})
+        history.append(StatusChange(status=status, start=on, reason=reason))
+        period = self.period
+        if status in (CaseStatus.CLOSED, CaseStatus.CANCELLED):
+            period = Period(start=period.start, end=on)
+        # Validate the whole case once, with every field changed together.
+        updated = self.model_validate({**self.model_dump(), "status": status, "status_history": history, "period": period})
+        for name in ("status_history", "period", "status"):
+            object.__setattr__(self, name, getattr(updated, name))

@@ -1,0 +1,205 @@
+"""The case-management model: what a case manager works with, with no FHIR or HTTP in it.
+
+Every entity carries a stable ``id`` that is unique within its case. The adapter stamps that id as
+the business identifier of the FHIR resource it becomes, which is what makes pushes idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ._types import (
+    Acuity,
+    AssessmentDomain,
+    CareSetting,
+    CaseStatus,
+    ContactMode,
+    DischargeDisposition,
+    EligibilityReason,
+    GoalAchievement,
+    GoalStatus,
+    PartyKind,
+    ProgrammeType,
+    ReferralKind,
+    ReferralStatus,
+    StayStatus,
+    TeamRole,
+)
+
+__all__ = [
+    "Case",
+    "Contact",
+    "Goal",
+    "Need",
+    "Party",
+    "Period",
+    "Referral",
+    "Stay",
+    "StatusChange",
+    "TeamMember",
+    "new_id",
+]
+
+#: Ids are what FHIR allows in a logical id and an identifier value: letters, digits, '-' and '.'.
+EntityId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+def new_id() -> str:
+    """A fresh entity id (random UUID, hex)."""
+    return uuid.uuid4().hex
+
+
+class _Model(BaseModel):
+    # Unknown fields are an error: a typo in an API call must not be silently dropped.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+def _check_order(start: dt.date | None, end: dt.date | None, what: str) -> None:
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"{what} ends ({end}) before it starts ({start})")
+
+
+class Period(_Model):
+    """A span of days; an open end means 'still going'."""
+
+    start: dt.date
+    end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self.start, self.end, "the period")
+        return self
+
+
+class Party(_Model):
+    """A person or organisation the case refers to, by its id in the record system (e.g. the EHR)."""
+
+    kind: PartyKind
+    id: EntityId
+    name: str | None = Field(default=None, max_length=500)
+
+
+class StatusChange(_Model):
+    """One stretch of time a case (or referral) spent in one status, and why it got there."""
+
+    status: CaseStatus
+    start: dt.date
+    end: dt.date | None = None
+    reason: str | None = Field(default=None, max_length=2_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self.start, self.end, f"the '{self.status}' status period")
+        return self
+
+
+class Need(_Model):
+    """An assessment finding: a problem or health concern the plan addresses, with the strengths seen."""
+
+    id: EntityId = Field(default_factory=new_id)
+    domain: AssessmentDomain
+    finding: Text
+    recorded: dt.date
+    resolved: dt.date | None = None
+    strengths: list[Text] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self.recorded, self.resolved, "the need")
+        return self
+
+
+class Goal(_Model):
+    """A goal of the plan; ``self_care`` goals are set by the patient themself."""
+
+    id: EntityId = Field(default_factory=new_id)
+    description: Text
+    self_care: bool = False
+    status: GoalStatus = GoalStatus.ACTIVE
+    achievement: GoalAchievement | None = None
+    start: dt.date | None = None
+    due: dt.date | None = None
+    target: str | None = Field(default=None, max_length=2_000, description="The measure, e.g. 'walks 200 m unaided'.")
+    addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs this goal addresses.")
+
+    @model_validator(mode="after")
+    def _dated(self) -> Self:
+        if self.start is None and self.due is None:
+            raise ValueError("a goal needs a start date or a due date (or both)")
+        _check_order(self.start, self.due, "the goal")
+        return self
+
+
+class Referral(_Model):
+    """A referral or intervention: a service asked of someone, with its own life cycle."""
+
+    id: EntityId = Field(default_factory=new_id)
+    kind: ReferralKind
+    service: Text = Field(description="What is asked for, in words, e.g. 'home physiotherapy 2x/week'.")
+    status: ReferralStatus = ReferralStatus.REQUESTED
+    status_reason: str | None = Field(default=None, max_length=2_000)
+    authored: dt.date
+    due: dt.date | None = None
+    target: Party | None = Field(default=None, description="Who is asked to perform it.")
+    addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs it addresses.")
+    for_stay: EntityId | None = Field(default=None, description="The stay it follows up on (post-discharge follow-up).")
+
+    @model_validator(mode="after")
+    def _reasoned(self) -> Self:
+        if self.status in _NEEDS_REASON and not self.status_reason:
+            raise ValueError(f"a referral that is '{self.status}' needs a status_reason saying why")
+        _check_order(self.authored, self.due, "the referral")
+        return self
+
+
+_NEEDS_REASON = {ReferralStatus.REJECTED, ReferralStatus.CANCELLED, ReferralStatus.FAILED, ReferralStatus.ON_HOLD}
+
+
+class TeamMember(_Model):
+    """A member of the care team, for the time they were on it."""
+
+    id: EntityId = Field(default_factory=new_id)
+    role: TeamRole
+    party: Party
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self.start, self.end, "the team membership")
+        return self
+
+
+class Contact(_Model):
+    """A monitoring touch-point between the case manager and the patient (or family)."""
+
+    id: EntityId = Field(default_factory=new_id)
+    date: dt.date
+    mode: ContactMode
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Stay(_Model):
+    """A stay in one care setting (an admission, a home-health episode, …)."""
+
+    id: EntityId = Field(default_factory=new_id)
+    setting: CareSetting
+    status: StayStatus = StayStatus.FINISHED
+    start: dt.date
+    end: dt.date | None = None
+    discharge_disposition: DischargeDisposition | None = None
+    provider: Party | None = Field(default=None, description="The organisation providing care in this setting.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_order(self.start, self.end, "the stay")
+        if self.status is StayStatus.FINISHED and self.end is None:
+            raise ValueError("a finished stay needs an end date")
+        if self.status in (StayStatus.PLANNED, StayStatus.IN_PROGRESS) and self.discharge_disposition is not None:
+            raise ValueError(f"a stay that is '{self.status}' cannot have a discharge disposition yet")
+        return self

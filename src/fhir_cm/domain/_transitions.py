@@ -1,0 +1,139 @@
+"""Moves between care settings, read off a case's stays.
+
+A transition is not stored on its own: it *is* the hand-off between two consecutive stays (or, after
+the last stay, to where the discharge disposition sent the person). Deriving it keeps one source of
+truth, which is also what a FHIR server holds (Encounters with periods and discharge dispositions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from ._models import Party, Referral, Stay
+from ._types import CareSetting, DischargeDisposition, ReferralKind, StayStatus
+
+__all__ = ["READMISSION_WINDOW_DAYS", "Transition", "derive_transitions", "disposition_setting"]
+
+#: A return to hospital within this many days of a hospital discharge is a readmission.
+READMISSION_WINDOW_DAYS = 30
+
+#: Where a discharge disposition sends a person when no next stay is known.
+_DISPOSITION_SETTING: dict[DischargeDisposition, CareSetting] = {
+    DischargeDisposition.HOME: CareSetting.HOME,
+    DischargeDisposition.ALTERNATIVE_HOME: CareSetting.HOME,
+    DischargeDisposition.LEFT_AGAINST_ADVICE: CareSetting.HOME,
+    DischargeDisposition.SKILLED_NURSING: CareSetting.SKILLED_NURSING,
+    DischargeDisposition.REHABILITATION: CareSetting.INPATIENT_REHABILITATION,
+    DischargeDisposition.LONG_TERM_CARE: CareSetting.LONG_TERM_CARE,
+    DischargeDisposition.HOSPICE: CareSetting.HOSPICE,
+    DischargeDisposition.PSYCHIATRIC: CareSetting.PSYCHIATRIC,
+}
+
+_HOSPITAL = CareSetting.ACUTE_HOSPITAL
+
+
+def disposition_setting(disposition: DischargeDisposition | None) -> CareSetting | None:
+    """The care setting a discharge disposition implies, if it implies one."""
+    return _DISPOSITION_SETTING.get(disposition) if disposition is not None else None
+
+
+class Transition(BaseModel):
+    """One move from one care setting to another."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_setting: CareSetting
+    to_setting: CareSetting
+    date: dt.date
+    discharge_disposition: DischargeDisposition | None = None
+    from_stay: str | None = None
+    to_stay: str | None = None
+    receiving_provider: Party | None = None
+    follow_up_due: dt.date | None = None
+    readmission: bool = False
+
+
+def _ordered(stays: Iterable[Stay]) -> list[Stay]:
+    return sorted(
+        (s for s in stays if s.status is not StayStatus.CANCELLED and s.status is not StayStatus.PLANNED),
+        key=lambda s: (s.start, s.end or dt.date.max, s.id),
+    )
+
+
+def _is_readmission(stay: Stay, earlier: Sequence[Stay]) -> bool:
+    if stay.setting is not _HOSPITAL:
+        return False
+    window = dt.timedelta(days=READMISSION_WINDOW_DAYS)
+    return any(
+        prev.setting is _HOSPITAL and prev.end is not None and dt.timedelta(0) <= stay.start - prev.end <= window
+        for prev in earlier
+    )
+
+
+def derive_transitions(stays: Iterable[Stay], referrals: Iterable[Referral] = ()) -> list[Transition]:
+    """Every move between care settings that a case's stays show, oldest first.
+
+    A move is recorded when one stay ends and the next one is in a different setting, or when the
+    last finished stay's discharge disposition names a setting (e.g. discharged home). The
+    follow-up due date comes from the follow-up referral made for the stay that was left.
+    """
+    ordered = _ordered(stays)
+    follow_ups = {
+        r.for_stay: r.due or r.authored
+        for r in referrals
+        if r.for_stay is not None and r.kind is ReferralKind.FOLLOW_UP
+    }
+    out: list[Transition] = []
+    for i, stay in enumerate(ordered):
+        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+        follow_up = follow_ups.get(stay.id)
+        implied = disposition_setting(stay.discharge_disposition) if stay.end is not None else None
+        if nxt is None:
+            if implied is not None and implied is not stay.setting:
+                out.append(_move(stay, implied, stay.end, follow_up))
+            continue
+        gap = stay.end is not None and nxt.start > stay.end
+        if gap and implied is not None and implied not in (stay.setting, nxt.setting):
+            # Discharged somewhere (e.g. home) and admitted again later: two moves, not one.
+            out.append(_move(stay, implied, stay.end, follow_up))
+            out.append(
+                Transition(
+                    from_setting=implied,
+                    to_setting=nxt.setting,
+                    date=nxt.start,
+                    to_stay=nxt.id,
+                    receiving_provider=nxt.provider,
+                    readmission=_is_readmission(nxt, ordered[: i + 1]),
+                )
+            )
+            continue
+        if nxt.setting is stay.setting and stay.discharge_disposition is None:
+            continue  # a continuation in the same setting (e.g. a ward move) is not a transition
+        out.append(
+            Transition(
+                from_setting=stay.setting,
+                to_setting=nxt.setting,
+                date=stay.end or nxt.start,
+                discharge_disposition=stay.discharge_disposition,
+                from_stay=stay.id,
+                to_stay=nxt.id,
+                receiving_provider=nxt.provider,
+                follow_up_due=follow_up,
+                readmission=_is_readmission(nxt, ordered[: i + 1]),
+            )
+        )
+    return out
+
+
+def _move(stay: Stay, to: CareSetting, on: dt.date | None, follow_up: dt.date | None) -> Transition:
+    return Transition(
+        from_setting=stay.setting,
+        to_setting=to,
+        date=on or stay.start,
+        discharge_disposition=stay.discharge_disposition,
+        from_stay=stay.id,
+        follow_up_due=follow_up,
+    )
