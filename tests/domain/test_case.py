@@ -1,0 +1,136 @@
+"""The case model: validation a person can act on, status history, derived views."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+
+from fhir_cm.domain import (
+    Case,
+    CaseStatus,
+    Contact,
+    ContactMode,
+    Goal,
+    Need,
+    Party,
+    Referral,
+    ReferralKind,
+    StatusChange,
+)
+
+D = dt.date
+
+
+def make_case(**kw: object) -> Case:
+    base: dict[str, object] = {
+        "id": "case-1",
+        "programme": "health-care",
+        "period": {"start": "2026-01-01"},
+        "patient": {"kind": "patient", "id": "p1"},
+    }
+    base.update(kw)
+    return Case.model_validate(base)
+
+
+def test_minimal_case_defaults() -> None:
+    case = make_case()
+    assert case.status is CaseStatus.ACTIVE
+    assert case.is_open
+    assert case.transitions == []
+
+
+def test_unknown_field_is_rejected_with_its_name() -> None:
+    with pytest.raises(ValidationError) as err:
+        make_case(programe="health-care")
+    assert "programe" in str(err.value)
+
+
+def test_bad_programme_lists_what_is_allowed() -> None:
+    with pytest.raises(ValidationError) as err:
+        make_case(programme="wellness")
+    assert "health-care" in str(err.value)
+
+
+def test_patient_must_be_a_patient() -> None:
+    with pytest.raises(ValidationError, match="patient must be a party of kind 'patient'"):
+        make_case(patient={"kind": "practitioner", "id": "x"})
+
+
+def test_goal_must_address_known_needs() -> None:
+    goal = Goal(id="g1", description="walk again", start=D(2026, 1, 2), addresses=["n-missing"])
+    with pytest.raises(ValidationError, match="addresses unknown needs: n-missing"):
+        make_case(goals=[goal])
+
+
+def test_goal_addressing_a_need_is_accepted() -> None:
+    need = Need(id="n1", domain="functional", finding="cannot climb stairs", recorded=D(2026, 1, 2))
+    goal = Goal(id="g1", description="climb stairs", due=D(2026, 3, 1), addresses=["n1"])
+    assert make_case(needs=[need], goals=[goal]).goals[0].addresses == ["n1"]
+
+
+def test_ids_must_be_unique_within_a_case() -> None:
+    need = Need(id="dup", domain="social", finding="isolated", recorded=D(2026, 1, 2))
+    contact = Contact(id="dup", date=D(2026, 1, 3), mode=ContactMode.PHONE)
+    with pytest.raises(ValidationError, match="repeated: dup"):
+        make_case(needs=[need], contacts=[contact])
+
+
+def test_goal_needs_a_date() -> None:
+    with pytest.raises(ValidationError, match="start date or a due date"):
+        Goal(description="x")
+
+
+def test_referral_rejected_needs_reason() -> None:
+    with pytest.raises(ValidationError, match="needs a status_reason"):
+        Referral(kind=ReferralKind.HOUSING, service="shelter", status="rejected", authored=D(2026, 1, 1))
+
+
+def test_period_cannot_end_before_it_starts() -> None:
+    with pytest.raises(ValidationError, match="ends .* before it starts"):
+        make_case(period={"start": "2026-02-01", "end": "2026-01-01"})
+
+
+def test_closed_case_needs_an_end() -> None:
+    with pytest.raises(ValidationError, match="needs period.end"):
+        make_case(status="closed", status_history=[{"status": "closed", "start": "2026-01-01"}])
+
+
+def test_status_history_must_end_in_current_status() -> None:
+    with pytest.raises(ValidationError, match="last status_history entry"):
+        make_case(status_history=[{"status": "referred", "start": "2026-01-01"}])
+
+
+def test_change_status_closes_history_and_period() -> None:
+    case = make_case()
+    case.change_status(CaseStatus.ON_HOLD, D(2026, 1, 10), "patient travelling")
+    case.change_status(CaseStatus.CLOSED, D(2026, 2, 1), "goals met")
+    assert [s.status for s in case.status_history] == [CaseStatus.ACTIVE, CaseStatus.ON_HOLD, CaseStatus.CLOSED]
+    assert case.status_history[0].end == D(2026, 1, 10)
+    assert case.status_history[1] == StatusChange(status="on-hold", start=D(2026, 1, 10), end=D(2026, 2, 1), reason="patient travelling")
+    assert case.period.end == D(2026, 2, 1)
+    assert not case.is_open
+
+
+def test_change_status_cannot_go_back_in_time() -> None:
+    case = make_case()
+    case.change_status(CaseStatus.ON_HOLD, D(2026, 1, 10))
+    with pytest.raises(ValueError, match="before the current status began"):
+        case.change_status(CaseStatus.ACTIVE, D(2026, 1, 5))
+    assert case.status is CaseStatus.ON_HOLD
+
+
+def test_last_face_to_face_ignores_phone_calls() -> None:
+    case = make_case(
+        contacts=[
+            Contact(id="c1", date=D(2026, 1, 5), mode="face-to-face"),
+            Contact(id="c2", date=D(2026, 1, 9), mode="phone"),
+        ]
+    )
+    assert case.last_face_to_face() == D(2026, 1, 5)
+
+
+def test_json_round_trip() -> None:
+    case = make_case(case_manager=Party(kind="practitioner", id="cm1", name="A. Manager"))
+    assert Case.model_validate_json(case.model_dump_json()) == case

@@ -1,0 +1,76 @@
+"""Transitions between care settings are read off the stays; readmissions are flagged."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fhir_cm.domain import CareSetting as S
+from fhir_cm.domain import Referral, Stay, derive_transitions
+
+D = dt.date
+
+
+def stay(id: str, setting: str, start: D, end: D | None, disposition: str | None = None, status: str = "finished") -> Stay:
+    return Stay(id=id, setting=setting, start=start, end=end, discharge_disposition=disposition, status=status)
+
+
+def moves(stays: list[Stay], referrals: list[Referral] = []) -> list[tuple[S, S, D, bool]]:
+    return [(t.from_setting, t.to_setting, t.date, t.readmission) for t in derive_transitions(stays, referrals)]
+
+
+def test_hospital_snf_home_health_home() -> None:
+    stays = [
+        stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "snf"),
+        stay("s", "skilled-nursing", D(2026, 1, 5), D(2026, 1, 20), "home"),
+        stay("hh", "home-health", D(2026, 1, 20), D(2026, 2, 20), "home"),
+    ]
+    assert moves(stays) == [
+        (S.ACUTE_HOSPITAL, S.SKILLED_NURSING, D(2026, 1, 5), False),
+        (S.SKILLED_NURSING, S.HOME_HEALTH, D(2026, 1, 20), False),
+        (S.HOME_HEALTH, S.HOME, D(2026, 2, 20), False),
+    ]
+
+
+def test_readmission_within_30_days_via_home() -> None:
+    stays = [
+        stay("h1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home"),
+        stay("h2", "acute-hospital", D(2026, 1, 30), D(2026, 2, 2), "home"),
+    ]
+    assert moves(stays) == [
+        (S.ACUTE_HOSPITAL, S.HOME, D(2026, 1, 5), False),
+        (S.HOME, S.ACUTE_HOSPITAL, D(2026, 1, 30), True),
+        (S.ACUTE_HOSPITAL, S.HOME, D(2026, 2, 2), False),
+    ]
+
+
+def test_return_after_31_days_is_not_a_readmission() -> None:
+    stays = [
+        stay("h1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home"),
+        stay("h2", "acute-hospital", D(2026, 2, 5), D(2026, 2, 8), "home"),
+    ]
+    assert [m[3] for m in moves(stays)] == [False, False, False]
+
+
+def test_follow_up_due_comes_from_the_follow_up_referral() -> None:
+    stays = [stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home")]
+    follow_up = Referral(kind="follow-up", service="PCP visit", authored=D(2026, 1, 5), due=D(2026, 1, 12), for_stay="h")
+    [t] = derive_transitions(stays, [follow_up])
+    assert t.follow_up_due == D(2026, 1, 12)
+    assert t.from_stay == "h" and t.to_stay is None
+
+
+def test_ward_move_in_same_setting_is_not_a_transition() -> None:
+    stays = [
+        stay("a", "acute-hospital", D(2026, 1, 1), D(2026, 1, 3)),
+        stay("b", "acute-hospital", D(2026, 1, 3), D(2026, 1, 6), "home"),
+    ]
+    assert moves(stays) == [(S.ACUTE_HOSPITAL, S.HOME, D(2026, 1, 6), False)]
+
+
+def test_planned_and_cancelled_stays_are_ignored_and_open_stay_has_no_exit() -> None:
+    stays = [
+        stay("er", "emergency", D(2026, 1, 1), D(2026, 1, 1)),
+        stay("h", "acute-hospital", D(2026, 1, 1), None, status="in-progress"),
+        stay("p", "skilled-nursing", D(2026, 2, 1), None, status="planned"),
+    ]
+    assert moves(stays) == [(S.EMERGENCY, S.ACUTE_HOSPITAL, D(2026, 1, 1), False)]
