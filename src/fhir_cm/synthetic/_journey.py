@@ -1,0 +1,740 @@
+"""One synthetic case journey, built in the order a case manager lives it.
+
+Hospital use comes first (it is what identification screens), then enrolment, assessment, the plan,
+referrals, the team, monitoring contacts and — for cases that end — closure. Every later step reads
+what the earlier ones produced, so the parts agree: eligibility matches the stays, contact frequency
+matches acuity, follow-ups follow discharges, nothing happens after a case closed or after ``today``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from typing import TypeVar
+
+from fhir_cm.domain import (
+    Acuity,
+    AssessmentDomain,
+    CareSetting,
+    Case,
+    CaseStatus,
+    Contact,
+    ContactMode,
+    DischargeDisposition,
+    EligibilityReason,
+    Goal,
+    GoalAchievement,
+    GoalStatus,
+    Need,
+    Party,
+    PartyKind,
+    Period,
+    ProgrammeType,
+    Referral,
+    ReferralKind,
+    ReferralStatus,
+    StatusChange,
+    Stay,
+    StayStatus,
+    TeamMember,
+    TeamRole,
+    derive_transitions,
+    move_referral,
+)
+
+from . import _catalogue as cat
+from ._people import Pools, person, random_id
+
+P = ProgrammeType
+RS = ReferralStatus
+T = TypeVar("T")
+
+PROGRAMME_WEIGHTS = {
+    P.HEALTH_CARE: 32,
+    P.SOCIAL_WORK: 20,
+    P.REHABILITATION: 16,
+    P.CHILD_PROTECTION: 12,
+    P.BEHAVIOURAL_HEALTH: 20,
+}
+AGE_RANGE = {
+    P.HEALTH_CARE: (55, 94),
+    P.SOCIAL_WORK: (19, 66),
+    P.REHABILITATION: (24, 90),
+    P.CHILD_PROTECTION: (1, 16),
+    P.BEHAVIOURAL_HEALTH: (18, 70),
+}
+FRAILTY_AGE = 70
+
+#: Days between monitoring contacts, and the share of them that are face-to-face, by acuity.
+CONTACT_INTERVAL = {Acuity.INTENSIVE: (3, 5), Acuity.HIGH: (6, 9), Acuity.MODERATE: (12, 17), Acuity.LOW: (25, 35)}
+FACE_TO_FACE_SHARE = {Acuity.INTENSIVE: 0.55, Acuity.HIGH: 0.4, Acuity.MODERATE: 0.25, Acuity.LOW: 0.15}
+OTHER_MODES = {ContactMode.PHONE: 5, ContactMode.MESSAGE: 3, ContactMode.VIDEO: 2}
+
+#: Where people go after the index admission, by programme.
+PATHWAYS = {
+    P.HEALTH_CARE: {"home": 35, "home-health": 30, "skilled-nursing": 30, "rehabilitation": 5},
+    P.REHABILITATION: {"rehabilitation": 50, "skilled-nursing": 30, "home-health": 20},
+    P.BEHAVIOURAL_HEALTH: {"home": 1},
+}
+HOSPITAL_USE = {P.HEALTH_CARE: 0.7, P.REHABILITATION: 0.9, P.BEHAVIOURAL_HEALTH: 0.45}
+READMISSION_CHANCE = 0.3
+FOLLOW_UP_WITHIN_DAYS = 7
+
+#: How a referral walks its life cycle to reach a status (``move_referral`` checks every step).
+REFERRAL_PATHS: dict[RS, tuple[RS, ...]] = {
+    RS.DRAFT: (),
+    RS.REQUESTED: (),
+    RS.ACCEPTED: (RS.ACCEPTED,),
+    RS.REJECTED: (RS.REJECTED,),
+    RS.IN_PROGRESS: (RS.ACCEPTED, RS.IN_PROGRESS),
+    RS.ON_HOLD: (RS.ACCEPTED, RS.IN_PROGRESS, RS.ON_HOLD),
+    RS.COMPLETED: (RS.ACCEPTED, RS.IN_PROGRESS, RS.COMPLETED),
+    RS.CANCELLED: (RS.ACCEPTED, RS.CANCELLED),
+    RS.FAILED: (RS.ACCEPTED, RS.IN_PROGRESS, RS.FAILED),
+}
+#: Where referrals end up, by how long they have had to progress (open cases) or for closed cases.
+REFERRAL_OUTCOMES = {
+    "new": {RS.DRAFT: 10, RS.REQUESTED: 45, RS.ACCEPTED: 25, RS.REJECTED: 10, RS.CANCELLED: 10},
+    "recent": {
+        RS.DRAFT: 3, RS.REQUESTED: 8, RS.ACCEPTED: 12, RS.IN_PROGRESS: 30, RS.ON_HOLD: 8,
+        RS.COMPLETED: 20, RS.REJECTED: 10, RS.CANCELLED: 7, RS.FAILED: 5,
+    },
+    "old": {RS.IN_PROGRESS: 20, RS.ON_HOLD: 5, RS.COMPLETED: 50, RS.REJECTED: 10, RS.CANCELLED: 10, RS.FAILED: 5},
+    "closed": {RS.COMPLETED: 62, RS.REJECTED: 13, RS.CANCELLED: 15, RS.FAILED: 10},
+}  # fmt: skip
+ACTIVE_REFERRAL = {RS.ACCEPTED, RS.IN_PROGRESS, RS.ON_HOLD, RS.COMPLETED, RS.FAILED}
+MEMBER_ROLE = {
+    cat.SPECIALIST: TeamRole.SPECIALIST,
+    cat.HOME_HEALTH: TeamRole.HOME_HEALTH_AGENCY,
+    cat.THERAPY: TeamRole.THERAPIST,
+}  # every other organisation joins as a community organisation; primary care is on the team already
+CAREGIVERS = {P.HEALTH_CARE: 0.55, P.REHABILITATION: 0.6, P.CHILD_PROTECTION: 1.0, P.BEHAVIOURAL_HEALTH: 0.3}
+
+_HOSPITALS = (CareSetting.ACUTE_HOSPITAL, CareSetting.PSYCHIATRIC)
+_POST_ACUTE = {
+    CareSetting.SKILLED_NURSING: (ReferralKind.SKILLED_NURSING, "Skilled nursing placement for post-acute care"),
+    CareSetting.INPATIENT_REHABILITATION: (ReferralKind.REHABILITATION, "Inpatient rehabilitation admission"),
+    CareSetting.HOME_HEALTH: (ReferralKind.HOME_HEALTH, "Home health nursing and therapy after discharge"),
+}
+
+
+def days(n: int) -> dt.timedelta:
+    return dt.timedelta(days=n)
+
+
+def _addressing(needs: list[Need], domain: AssessmentDomain) -> list[str]:
+    """The first need of ``domain``, as what a goal or referral addresses (none if no such need was found)."""
+    return [n.id for n in needs if n.domain is domain][:1]
+
+
+class _Draw:
+    """The case's random generator with the few draws the journey needs, named for what they mean."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def id(self) -> str:
+        return random_id(self.rng)
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def randint(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, max(lo, hi))
+
+    def one(self, items: Sequence[T]) -> T:
+        return self.rng.choice(items)
+
+    def weighted(self, weights: dict[T, int] | dict[T, float]) -> T:
+        keys = list(weights)
+        return self.rng.choices(keys, weights=[weights[k] for k in keys])[0]
+
+    def some(self, items: Sequence[T], k: int) -> list[T]:
+        return self.rng.sample(list(items), min(k, len(items)))
+
+
+class _StayChain:
+    """Stays appended in time order; a stay still running on ``today`` ends the chain (nothing follows it)."""
+
+    def __init__(self, draw: _Draw, today: dt.date) -> None:
+        self.draw, self.today = draw, today
+        self.stays: list[Stay] = []
+        self.stopped = False
+
+    def add(
+        self,
+        setting: CareSetting,
+        start: dt.date,
+        length: int,
+        disposition: DischargeDisposition | None,
+        provider: Party,
+    ) -> Stay | None:
+        if self.stopped or start > self.today:
+            self.stopped = True
+            return None
+        end = start + days(length)
+        if end > self.today:
+            self.stopped = True
+            stay = Stay(
+                id=self.draw.id(), setting=setting, status=StayStatus.IN_PROGRESS, start=start, provider=provider
+            )
+        else:
+            stay = Stay(
+                id=self.draw.id(),
+                setting=setting,
+                start=start,
+                end=end,
+                discharge_disposition=disposition,
+                provider=provider,
+            )
+        self.stays.append(stay)
+        return stay
+
+
+class JourneyBuilder:
+    """Builds one case from its own random generator, the region's pools and the day that counts as today."""
+
+    def __init__(self, rng: random.Random, pools: Pools, today: dt.date) -> None:
+        self.draw = _Draw(rng)
+        self.pools = pools
+        self.today = today
+
+    def org(self, category: str) -> Party:
+        return self.draw.one(self.pools.organisations[category])
+
+    # --- 1. hospital use and identification -------------------------------------------------------------
+
+    def hospital_use(self, programme: ProgrammeType, start: dt.date) -> tuple[list[Stay], list[Stay]]:
+        """The stays of the case, and those among them after which the person went home (follow-up due)."""
+        d = self.draw
+        chain = _StayChain(d, self.today)
+        hospital = self.org(cat.HOSPITAL)
+        home_after: list[Stay] = []
+        if programme in HOSPITAL_USE and d.chance(HOSPITAL_USE[programme]):
+            psychiatric = programme is P.BEHAVIOURAL_HEALTH
+            unit = self.org(cat.PSYCHIATRIC) if psychiatric else hospital
+            setting = CareSetting.PSYCHIATRIC if psychiatric else CareSetting.ACUTE_HOSPITAL
+            index_start = start - days(d.randint(0, 2))
+            self._history(chain, hospital, unit, setting, index_start, max_ed=3, max_admissions=2)
+            # Referred to case management during the index admission, so it is still running on `start`.
+            length = max((start - index_start).days + 1, d.randint(7, 21) if psychiatric else d.randint(3, 10))
+            self._episode(chain, programme, hospital, unit, setting, index_start, length, home_after)
+            if d.chance(0.15) and chain.stays and chain.stays[-1].end is not None:
+                chain.add(
+                    CareSetting.EMERGENCY,
+                    chain.stays[-1].end + days(d.randint(20, 90)),
+                    0,
+                    DischargeDisposition.HOME,
+                    hospital,
+                )
+        elif programme is P.SOCIAL_WORK and d.chance(0.45):
+            self._history(chain, hospital, hospital, CareSetting.ACUTE_HOSPITAL, start, max_ed=4, max_admissions=0)
+        elif programme is P.CHILD_PROTECTION and d.chance(0.1):
+            chain.add(CareSetting.EMERGENCY, start + days(d.randint(10, 120)), 0, DischargeDisposition.HOME, hospital)
+        return chain.stays, home_after
+
+    def _history(
+        self,
+        chain: _StayChain,
+        hospital: Party,
+        unit: Party,
+        setting: CareSetting,
+        before: dt.date,
+        *,
+        max_ed: int,
+        max_admissions: int,
+    ) -> None:
+        """Emergency visits and admissions in the half year before ``before``: what screening finds."""
+        d = self.draw
+        events = ["ed"] * d.randint(0, max_ed) + ["admission"] * d.randint(0, max_admissions)
+        d.rng.shuffle(events)
+        cursor = before - days(d.randint(150, 200))
+        for event in events:
+            cursor += days(d.randint(7, 40))
+            length = 0 if event == "ed" else d.randint(2, 7)
+            if cursor + days(length) >= before - days(1):
+                break
+            if event == "ed":
+                disposition = DischargeDisposition.LEFT_AGAINST_ADVICE if d.chance(0.1) else DischargeDisposition.HOME
+                chain.add(CareSetting.EMERGENCY, cursor, 0, disposition, hospital)
+            else:
+                chain.add(setting, cursor, length, DischargeDisposition.HOME, unit)
+                cursor += days(length)
+
+    def _episode(
+        self,
+        chain: _StayChain,
+        programme: ProgrammeType,
+        hospital: Party,
+        unit: Party,
+        setting: CareSetting,
+        admitted: dt.date,
+        length: int,
+        home_after: list[Stay],
+    ) -> None:
+        """The index admission, the post-acute pathway after it, and maybe a readmission within 30 days."""
+        d = self.draw
+        pathway = d.weighted(PATHWAYS[programme])
+        readmit = pathway in ("home", "home-health") and d.chance(READMISSION_CHANCE)
+        disposition = {
+            "skilled-nursing": DischargeDisposition.SKILLED_NURSING,
+            "rehabilitation": DischargeDisposition.REHABILITATION,
+        }.get(pathway, DischargeDisposition.HOME)
+        index = self._admission(chain, hospital, unit, setting, admitted, length, disposition, via_ed=d.chance(0.4))
+        if index is None or index.end is None:
+            return
+        discharged = index.end
+        readmitted = discharged + days(d.randint(3, 27))
+        if pathway in ("home", "home-health"):
+            home_after.append(index)
+        if pathway == "home-health":
+            hh_days = (readmitted - discharged).days if readmit else d.randint(14, 45)
+            hh_disposition = DischargeDisposition.OTHER_HEALTHCARE_FACILITY if readmit else DischargeDisposition.HOME
+            chain.add(CareSetting.HOME_HEALTH, discharged, hh_days, hh_disposition, self.org(cat.HOME_HEALTH))
+        elif pathway in ("skilled-nursing", "rehabilitation"):
+            self._post_acute(chain, pathway, discharged, home_after)
+        if readmit:
+            again = self._admission(
+                chain, hospital, unit, setting, readmitted, d.randint(3, 8),
+                DischargeDisposition.SKILLED_NURSING if d.chance(0.25) else DischargeDisposition.HOME,
+                via_ed=d.chance(0.5),
+            )  # fmt: skip
+            if again is None or again.end is None:
+                return
+            if again.discharge_disposition is DischargeDisposition.HOME:
+                home_after.append(again)
+            else:
+                self._post_acute(chain, "skilled-nursing", again.end, home_after)
+
+    def _admission(
+        self,
+        chain: _StayChain,
+        hospital: Party,
+        unit: Party,
+        setting: CareSetting,
+        on: dt.date,
+        length: int,
+        disposition: DischargeDisposition,
+        *,
+        via_ed: bool,
+    ) -> Stay | None:
+        if via_ed:  # seen in the emergency department and admitted the same day
+            chain.add(CareSetting.EMERGENCY, on, 0, None, hospital)
+        return chain.add(setting, on, length, disposition, unit)
+
+    def _post_acute(self, chain: _StayChain, pathway: str, on: dt.date, home_after: list[Stay]) -> None:
+        """Skilled nursing or inpatient rehabilitation, then often home health, then home."""
+        d = self.draw
+        if pathway == "skilled-nursing":
+            facility = chain.add(CareSetting.SKILLED_NURSING, on, d.randint(10, 28), DischargeDisposition.HOME,
+                                 self.org(cat.SKILLED_NURSING))  # fmt: skip
+            home_health = 0.6
+        else:
+            facility = chain.add(CareSetting.INPATIENT_REHABILITATION, on, d.randint(10, 21), DischargeDisposition.HOME,
+                                 self.org(cat.INPATIENT_REHAB))  # fmt: skip
+            home_health = 0.75
+        if facility is None or facility.end is None:
+            return
+        home_after.append(facility)
+        if d.chance(home_health):
+            chain.add(CareSetting.HOME_HEALTH, facility.end, d.randint(14, 45), DischargeDisposition.HOME,
+                      self.org(cat.HOME_HEALTH))  # fmt: skip
+
+    # --- 2. assessment ---------------------------------------------------------------------------------
+
+    def needs(self, programme: ProgrammeType, assessed: dt.date) -> tuple[list[Need], list[cat.NeedTemplate]]:
+        d = self.draw
+        catalogue = cat.NEEDS[programme]
+        chosen = d.some(catalogue, d.randint(2, 5))
+        if len({t.domain for t in chosen}) < 2:
+            chosen[-1] = d.one([t for t in catalogue if t.domain is not chosen[0].domain])
+        strengths = cat.STRENGTHS[programme]
+        needs = [
+            Need(
+                id=d.id(),
+                domain=t.domain,
+                finding=t.finding,
+                recorded=assessed,
+                strengths=d.some(strengths, d.randint(0, 2)),
+            )
+            for t in chosen
+        ]
+        return needs, chosen
+
+    @staticmethod
+    def eligibility(
+        programme: ProgrammeType, start: dt.date, stays: list[Stay], findings: list[cat.NeedTemplate], age: int
+    ) -> list[EligibilityReason]:
+        """Why the person qualified: what the stays up to enrolment show, plus what the assessment found."""
+        seen = [s for s in stays if s.start <= start]
+        reasons: set[EligibilityReason] = set()
+        if sum(s.setting in _HOSPITALS for s in seen) >= 2:
+            reasons.add(EligibilityReason.FREQUENT_ADMISSIONS)
+        if sum(s.setting is CareSetting.EMERGENCY for s in seen) >= 2:
+            reasons.add(EligibilityReason.FREQUENT_ED_VISITS)
+        if any(t.readmission for t in derive_transitions(seen)):
+            reasons.add(EligibilityReason.READMISSION)
+        if sum(t.domain is AssessmentDomain.PHYSICAL for t in findings) >= 2:
+            reasons.add(EligibilityReason.MULTIPLE_COMORBIDITIES)
+        for t in findings:
+            if t.implies is not None and (t.implies is not EligibilityReason.FRAILTY or age >= FRAILTY_AGE):
+                reasons.add(t.implies)
+        if programme is P.CHILD_PROTECTION or not reasons:
+            reasons.add(cat.DEFAULT_ELIGIBILITY[programme])
+        return [r for r in EligibilityReason if r in reasons]  # declaration order, not set order: deterministic
+
+    def acuity(self, programme: ProgrammeType, eligibility: list[EligibilityReason], stays: list[Stay]) -> Acuity:
+        score = (
+            len(eligibility)
+            + (1 if stays else 0)
+            + (1 if programme in (P.CHILD_PROTECTION, P.BEHAVIOURAL_HEALTH) else 0)
+        )
+        score += self.draw.one((-1, 0, 0, 1))
+        return (
+            Acuity.LOW
+            if score <= 2
+            else Acuity.MODERATE
+            if score == 3
+            else Acuity.HIGH
+            if score == 4
+            else Acuity.INTENSIVE
+        )
+
+    # --- 3. planning -------------------------------------------------------------------------------------
+
+    def goals(
+        self,
+        programme: ProgrammeType,
+        needs: list[Need],
+        planned: dt.date,
+        horizon: dt.date,
+        status: CaseStatus,
+        closed: bool,
+    ) -> list[Goal]:
+        d = self.draw
+        catalogue = cat.GOALS[programme]
+        chosen = d.some(catalogue, d.randint(2, 6))
+        if not any(t.self_care for t in chosen) and d.chance(0.9):
+            chosen[-1] = d.one([t for t in catalogue if t.self_care])
+        goals = []
+        for t in chosen:
+            addresses = _addressing(needs, t.domain)
+            if status in (CaseStatus.REFERRED, CaseStatus.WAITLIST):
+                goal_status, achievement, start, due = GoalStatus.PROPOSED, None, None, planned + days(90)
+            else:
+                start = min(planned + days(d.randint(0, 14)), horizon)
+                due = start + days(d.randint(30, 180))
+                goal_status, achievement = self._goal_outcome(due, horizon, status, closed)
+            goals.append(
+                Goal(
+                    id=d.id(), description=t.description, self_care=t.self_care, status=goal_status,
+                    achievement=achievement, start=start, due=due, target=t.target, addresses=addresses,
+                )
+            )  # fmt: skip
+        return goals
+
+    def _goal_outcome(
+        self, due: dt.date, horizon: dt.date, status: CaseStatus, closed: bool
+    ) -> tuple[GoalStatus, GoalAchievement]:
+        G, A = GoalStatus, GoalAchievement
+        if closed:
+            outcomes = {(G.COMPLETED, A.ACHIEVED): 55, (G.COMPLETED, A.NOT_ACHIEVED): 20,
+                        (G.CANCELLED, A.NOT_ATTAINABLE): 10, (G.CANCELLED, A.NO_PROGRESS): 15}  # fmt: skip
+        elif due <= horizon:
+            outcomes = {(G.COMPLETED, A.ACHIEVED): 40, (G.ACTIVE, A.SUSTAINING): 25,
+                        (G.ACTIVE, A.NOT_ACHIEVED): 20, (G.COMPLETED, A.NOT_ACHIEVED): 15}  # fmt: skip
+        else:
+            outcomes = {(G.ACTIVE, A.IN_PROGRESS): 35, (G.ACTIVE, A.IMPROVING): 30, (G.ACTIVE, A.NO_CHANGE): 15,
+                        (G.ACTIVE, A.WORSENING): 10, (G.ACCEPTED, A.IN_PROGRESS): 10}  # fmt: skip
+        goal_status, achievement = self.draw.weighted(outcomes)
+        if status is CaseStatus.ON_HOLD and goal_status is G.ACTIVE and self.draw.chance(0.5):
+            goal_status = G.ON_HOLD
+        return goal_status, achievement
+
+    # --- 4. implementation: referrals --------------------------------------------------------------------
+
+    def walk(self, referral: Referral, to: RS) -> Referral:
+        """Move a new referral through its life cycle to ``to``, one legal step at a time."""
+        d = self.draw
+        path = REFERRAL_PATHS[to]
+        if to is RS.CANCELLED and d.chance(0.5):
+            path = (RS.CANCELLED,)  # withdrawn before anyone accepted it
+        elif to is RS.IN_PROGRESS and d.chance(0.15):
+            path = (RS.ACCEPTED, RS.IN_PROGRESS, RS.ON_HOLD, RS.IN_PROGRESS)  # paused and resumed
+        if referral.status is RS.DRAFT and to is not RS.DRAFT:
+            path = (RS.REQUESTED, *path) if path != (RS.CANCELLED,) else path
+        for step in path:
+            reasons = cat.REFERRAL_REASONS.get(step.value)
+            referral = move_referral(referral, step, d.one(reasons) if reasons else None)
+        return referral
+
+    def new_referral(self, kind: ReferralKind, service: str, authored: dt.date, due: dt.date, target: Party,
+                     addresses: list[str], to: RS, *, for_stay: str | None = None,
+                     reason: str | None = None) -> Referral:  # fmt: skip
+        d = self.draw
+        draft = to is RS.DRAFT or d.chance(0.1)
+        referral = Referral(
+            id=d.id(), kind=kind, service=service, status=RS.DRAFT if draft else RS.REQUESTED, authored=authored,
+            due=due, target=target, addresses=addresses, for_stay=for_stay,
+        )  # fmt: skip
+        referral = self.walk(referral, to)
+        if reason is not None:
+            referral = referral.model_copy(update={"status_reason": reason})
+        return referral
+
+    def service_referrals(
+        self, programme: ProgrammeType, needs: list[Need], planned: dt.date, horizon: dt.date, status: CaseStatus,
+        closed: bool,
+    ) -> list[tuple[Referral, str]]:  # fmt: skip
+        """The programme's referrals, each with the category of who receives it."""
+        d = self.draw
+        out = []
+        for t in d.some(cat.SERVICES[programme], d.randint(1, 4)):
+            authored = planned + days(d.randint(0, min(90, (horizon - planned).days)))
+            age = (horizon - authored).days
+            if status in (CaseStatus.REFERRED, CaseStatus.WAITLIST):
+                to = d.weighted({RS.DRAFT: 1, RS.REQUESTED: 2})
+            else:
+                stage = "closed" if closed else "new" if age < 7 else "recent" if age < 60 else "old"
+                to = d.weighted(REFERRAL_OUTCOMES[stage])
+            target = d.one(self.pools.specialists) if t.target == cat.SPECIALIST else self.org(t.target)
+            addresses = _addressing(needs, t.domain)
+            referral = self.new_referral(
+                t.kind, t.service, authored, authored + days(d.randint(7, 45)), target, addresses, to
+            )
+            out.append((referral, t.target))
+        return out
+
+    def stay_referrals(
+        self, programme: ProgrammeType, stays: list[Stay], home_after: list[Stay], needs: list[Need], pcp: Party,
+        start: dt.date, horizon: dt.date,
+    ) -> list[Referral]:  # fmt: skip
+        """Placements for post-acute stays, and a follow-up due within a week of every discharge home."""
+        d = self.draw
+        out = []
+        for stay in stays:
+            if stay.setting in _POST_ACUTE and stay.start >= start and stay.provider is not None:
+                kind, service = _POST_ACUTE[stay.setting]
+                authored = max(start, stay.start - days(d.randint(1, 3)))
+                to = RS.COMPLETED if stay.status is StayStatus.FINISHED else RS.IN_PROGRESS
+                out.append(self.new_referral(kind, service, authored, stay.start, stay.provider, [], to))
+        mental = programme is P.BEHAVIOURAL_HEALTH
+        addresses = _addressing(needs, AssessmentDomain.PSYCHOLOGICAL if mental else AssessmentDomain.PHYSICAL)
+        for stay in home_after:
+            if stay.end is None or stay.end < start:
+                continue
+            due = stay.end + days(d.randint(2, FOLLOW_UP_WITHIN_DAYS))
+            back = any(s.setting in (*_HOSPITALS, CareSetting.EMERGENCY) and stay.end < s.start <= due for s in stays)
+            reason = None
+            if back:
+                to, reason = RS.CANCELLED, "Patient readmitted before the appointment"
+            elif due <= horizon:
+                to = d.weighted({RS.COMPLETED: 85, RS.FAILED: 15})
+            else:
+                to = d.weighted({RS.REQUESTED: 1, RS.ACCEPTED: 1})
+            target = self.org(cat.BEHAVIOURAL_CLINIC) if mental else pcp
+            service = (
+                "Follow-up with the community mental health team within 7 days of discharge"
+                if mental
+                else "Follow-up with primary care within 7 days of discharge"
+            )
+            authored = max(stay.start, start, stay.end - days(1))
+            out.append(
+                self.new_referral(ReferralKind.FOLLOW_UP, service, authored, due, target, addresses, to,
+                                  for_stay=stay.id, reason=reason)
+            )  # fmt: skip
+        return out
+
+    # --- team ----------------------------------------------------------------------------------------------
+
+    def team(
+        self, programme: ProgrammeType, patient: Party, age: int, start: dt.date, planned: dt.date, horizon: dt.date,
+        stays: list[Stay], referrals: list[tuple[Referral, str]], assigned: bool,
+    ) -> tuple[list[TeamMember], Party | None]:  # fmt: skip
+        """The care team over time, and the case manager in charge now (none while on the waiting list)."""
+        d = self.draw
+        team: list[TeamMember] = []
+
+        def join(role: TeamRole, party: Party, on: dt.date, until: dt.date | None = None) -> None:
+            team.append(TeamMember(id=d.id(), role=role, party=party, start=min(on, horizon), end=until))
+
+        join(TeamRole.PATIENT, patient, start)
+        manager = None
+        if assigned:
+            manager = d.one(self.pools.case_managers)
+            span = (horizon - start).days
+            if span >= 90 and d.chance(0.15):  # handover to a colleague part-way through
+                handover = start + days(d.randint(30, span - 30))
+                join(TeamRole.CASE_MANAGER, manager, start, handover)
+                manager = d.one([m for m in self.pools.case_managers if m.id != manager.id])
+                join(TeamRole.CASE_MANAGER, manager, handover)
+            else:
+                join(TeamRole.CASE_MANAGER, manager, start)
+        pcp = d.one(self.pools.primary_care)
+        join(TeamRole.PRIMARY_CARE, pcp, start)
+        if d.chance(CAREGIVERS.get(programme, 0.0)) or (age >= 80 and programme is not P.SOCIAL_WORK):
+            join(TeamRole.CAREGIVER, person(d.rng, PartyKind.RELATED_PERSON), start)
+        if programme in (P.HEALTH_CARE, P.REHABILITATION) and d.chance(0.25):
+            join(TeamRole.SOCIAL_WORKER, d.one(self.pools.social_workers), planned + days(d.randint(0, 30)))
+        if programme is P.REHABILITATION:
+            join(TeamRole.THERAPIST, d.one(self.pools.therapists), planned)
+        for stay in stays:
+            if stay.setting is CareSetting.HOME_HEALTH and stay.provider is not None:
+                join(TeamRole.HOME_HEALTH_AGENCY, stay.provider, stay.start, stay.end)
+        on_team = {m.party.id for m in team}
+        for referral, category in referrals:
+            if referral.target is None or referral.target.id in on_team or category == cat.PRIMARY_CARE:
+                continue
+            if referral.status in ACTIVE_REFERRAL or (referral.status is RS.CANCELLED and d.chance(0.3)):
+                joined = min(referral.authored + days(d.randint(1, 10)), horizon)
+                left = None
+                if referral.status in (RS.COMPLETED, RS.FAILED, RS.CANCELLED):
+                    left = min(joined + days(d.randint(14, 90)), horizon)
+                join(MEMBER_ROLE.get(category, TeamRole.COMMUNITY_ORGANISATION), referral.target, joined, left)
+                on_team.add(referral.target.id)
+        return team, manager
+
+    # --- 5. monitoring ------------------------------------------------------------------------------------
+
+    def contacts(self, acuity: Acuity, active: list[tuple[dt.date, dt.date]]) -> list[Contact]:
+        """Contacts through every active stretch of the case, as often and as face-to-face as acuity asks."""
+        d = self.draw
+        lo, hi = CONTACT_INTERVAL[acuity]
+        out = []
+        for begin, end in active:
+            on, first = begin, True
+            while on <= end:
+                if first or d.chance(FACE_TO_FACE_SHARE[acuity]):
+                    mode = ContactMode.FACE_TO_FACE
+                else:
+                    mode = d.weighted(OTHER_MODES)
+                note = (
+                    "Initial assessment visit" if first and on == active[0][0] else d.one(cat.CONTACT_NOTES[mode.value])
+                )
+                out.append(Contact(id=d.id(), date=on, mode=mode, note=note))
+                on, first = on + days(d.randint(lo, hi)), False
+        return out
+
+    # --- the whole case ------------------------------------------------------------------------------------
+
+    def build(self) -> Case:
+        d, today = self.draw, self.today
+        case_id = d.id()
+        programme = d.weighted(PROGRAMME_WEIGHTS)
+        age = d.randint(*AGE_RANGE[programme])
+        start = today - days(d.randint(10, 540))
+        patient = person(d.rng, PartyKind.PATIENT)
+        stays, home_after = self.hospital_use(programme, start)
+
+        # Timeline: a case closes some time after its last stay ended, unless it is still running.
+        in_stay = any(s.status is StayStatus.IN_PROGRESS for s in stays)
+        end = start + days(d.randint(45, 330))
+        finished = [s.end for s in stays if s.end is not None]
+        if finished and max(finished) >= start:
+            end = max(end, max(finished) + days(d.randint(FOLLOW_UP_WITHIN_DAYS, 30)))
+        closed = not in_stay and end <= today and d.chance(0.85)
+        horizon = end if closed else today
+        history, active = self.status_history(programme, start, end if closed else None)
+        status = history[-1].status
+        planned = active[0][0] if active else start
+
+        needs, findings = self.needs(programme, planned)
+        eligibility = self.eligibility(programme, start, stays, findings, age)
+        acuity = self.acuity(programme, eligibility, stays)
+        goals = self.goals(programme, needs, planned, horizon, status, closed)
+        if closed or status is CaseStatus.ON_HOLD:
+            needs = self._resolve(needs, goals, horizon)
+        services = self.service_referrals(programme, needs, planned, horizon, status, closed)
+        team, manager = self.team(
+            programme, patient, age, start, planned, horizon, stays, services, status is not CaseStatus.WAITLIST
+        )
+        pcp = next(m.party for m in team if m.role is TeamRole.PRIMARY_CARE)
+        referrals = [r for r, _ in services] + self.stay_referrals(
+            programme, stays, home_after, needs, pcp, start, horizon
+        )
+        contacts = self.contacts(acuity, active)
+        if closed:
+            team = [m if m.end is not None and m.end <= end else m.model_copy(update={"end": end}) for m in team]
+        return Case(
+            id=case_id,
+            programme=programme,
+            status=status,
+            status_history=history,
+            period=Period(start=start, end=end if closed else None),
+            patient=patient,
+            case_manager=manager,
+            referral_source=self._source(programme, stays, start, pcp),
+            eligibility=eligibility,
+            acuity=acuity,
+            plan_summary=self._summary(programme, needs, goals, status),
+            needs=needs,
+            goals=goals,
+            referrals=referrals,
+            team=team,
+            contacts=contacts,
+            stays=stays,
+        )
+
+    def status_history(
+        self, programme: ProgrammeType, start: dt.date, closed_on: dt.date | None
+    ) -> tuple[list[StatusChange], list[tuple[dt.date, dt.date]]]:
+        """Referred → (waitlist) → active → (on hold → active) → (closed); and the active stretches."""
+        d, today = self.draw, self.today
+        horizon = closed_on or today
+        steps: list[tuple[CaseStatus, dt.date, str | None]] = [(CaseStatus.REFERRED, start, "Referral received")]
+        on = start
+        if programme in (P.SOCIAL_WORK, P.BEHAVIOURAL_HEALTH) and d.chance(0.2):
+            on += days(d.randint(1, 3))
+            steps.append((CaseStatus.WAITLIST, on, "Waiting for a case manager"))
+        if closed_on is None and (today - start).days <= 21 and d.chance(0.4):
+            pass  # still being taken on: referred or on the waiting list
+        else:
+            on += days(d.randint(1, 7))
+            steps.append((CaseStatus.ACTIVE, on, "Assessment done, plan agreed"))
+            span = (horizon - on).days
+            if span >= 90 and d.chance(0.2):
+                held = on + days(d.randint(21, span - 45))
+                resumed = held + days(d.randint(14, 45))
+                if closed_on is None or resumed <= closed_on - days(14):
+                    steps.append((CaseStatus.ON_HOLD, held, d.one(cat.CASE_ON_HOLD_REASONS)))
+                    if resumed <= today - days(1):
+                        steps.append((CaseStatus.ACTIVE, resumed, "Contact resumed"))
+        if closed_on is not None:
+            steps.append((CaseStatus.CLOSED, closed_on, d.one(cat.CASE_CLOSED_REASONS)))
+        history = [
+            StatusChange(status=s, start=begin, end=steps[i + 1][1] if i + 1 < len(steps) else None, reason=why)
+            for i, (s, begin, why) in enumerate(steps)
+        ]
+        active = [(h.start, h.end or horizon) for h in history if h.status is CaseStatus.ACTIVE]
+        return history, active
+
+    @staticmethod
+    def _resolve(needs: list[Need], goals: list[Goal], horizon: dt.date) -> list[Need]:
+        """Needs whose goal was achieved are resolved (by the due date, or when the case stopped)."""
+        done: dict[str, dt.date] = {}
+        for g in goals:
+            if g.achievement is GoalAchievement.ACHIEVED and g.due is not None:
+                for need_id in g.addresses:
+                    done[need_id] = min(done.get(need_id, g.due), g.due, horizon)
+        return [n.model_copy(update={"resolved": max(done[n.id], n.recorded)}) if n.id in done else n for n in needs]
+
+    def _source(self, programme: ProgrammeType, stays: list[Stay], start: dt.date, pcp: Party) -> Party:
+        """Who referred: the hospital of the admission at enrolment, else the usual gateway of the programme."""
+        admitted = [s for s in stays if s.setting in _HOSPITALS and s.start <= start and s.provider is not None]
+        if admitted:
+            return admitted[-1].provider  # type: ignore[return-value]
+        if programme is P.CHILD_PROTECTION:
+            return self.org(cat.FAMILY_SERVICES)
+        if programme is P.SOCIAL_WORK:
+            return self.org(self.draw.one((cat.HOUSING, cat.BENEFITS)))
+        return pcp
+
+    @staticmethod
+    def _summary(programme: ProgrammeType, needs: list[Need], goals: list[Goal], status: CaseStatus) -> str:
+        label = programme.value.replace("-", " ").capitalize()
+        focus = "; ".join(n.finding[0].lower() + n.finding[1:] for n in needs[:2])
+        if status in (CaseStatus.REFERRED, CaseStatus.WAITLIST):
+            return f"{label} case management, assessment pending. Presenting concerns: {focus}."
+        own = sum(g.self_care for g in goals)
+        return f"{label} case management. Priorities: {focus}. {len(goals)} goals agreed, {own} set by the patient."
