@@ -1,1 +1,91 @@
-"""fhir"""
+"""fhir_cm.fhir: the FHIR client the sync layer stands on, made to survive real servers.
+
+One pooled async HTTP client (plus a blocking facade for the CLI); capabilities read once from
+``/metadata`` and enforced; fluent, streaming, origin-safe searches with lenient validation;
+versioned and conditional writes; transaction/batch bundles that degrade safely; one error
+hierarchy; retries only where repeating is safe; none/bearer/basic/SMART Backend Services auth.
+"""
+
+from ._auth import BearerAuth, SmartBackendAuth
+from ._bundles import BundleEntry
+from ._capabilities import (
+    CASE_MANAGEMENT_TYPES,
+    Capabilities,
+    CaseManagementView,
+    FhirRelease,
+    ResourceCapabilities,
+    TypeSupport,
+    model_class,
+    release_from_version,
+)
+from ._client import AsyncFhirClient
+from ._config import auth_from_settings, client_from_settings, sync_client_from_settings
+from ._errors import (
+    AmbiguousMatch,
+    Conflict,
+    FhirError,
+    Forbidden,
+    InvalidRequest,
+    InvalidResource,
+    InvalidResponse,
+    PageLimitExceeded,
+    PagingError,
+    PayloadTooLarge,
+    ResourceGone,
+    ResourceNotFound,
+    TransientError,
+    Unauthorized,
+    UnsafeLink,
+    UnsupportedByServer,
+    VersionConflict,
+)
+from ._results import BundleResult, WriteResult
+from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
+from ._search import HistorySet, Page, Quarantined, SearchSet
+from ._sync import FhirClient, SyncSearchSet
+
+__all__ = [
+    "CASE_MANAGEMENT_TYPES",
+    "DEFAULT_RETRY",
+    "NO_RETRY",
+    "AmbiguousMatch",
+    "AsyncFhirClient",
+    "BearerAuth",
+    "BundleEntry",
+    "BundleResult",
+    "Capabilities",
+    "CaseManagementView",
+    "Conflict",
+    "FhirClient",
+    "FhirError",
+    "FhirRelease",
+    "Forbidden",
+    "HistorySet",
+    "InvalidRequest",
+    "InvalidResource",
+    "InvalidResponse",
+    "Page",
+    "PageLimitExceeded",
+    "PagingError",
+    "PayloadTooLarge",
+    "Quarantined",
+    "ResourceCapabilities",
+    "ResourceGone",
+    "ResourceNotFound",
+    "RetryPolicy",
+    "SearchSet",
+    "SmartBackendAuth",
+    "SyncSearchSet",
+    "TransientError",
+    "TypeSupport",
+    "Unauthorized",
+    "UnsafeLink",
+    "UnsupportedByServer",
+    "VersionConflict",
+    "WriteResult",
+    "auth_from_settings",
+    "client_from_settings",
+    "model_class",
+    "release_from_version",
+    "sync_client_from_settings",
+]

@@ -1,0 +1,213 @@
+"""Authentication as ``httpx.Auth`` flows: none, bearer, basic and SMART Backend Services.
+
+SMART Backend Services (client_credentials + ``private_key_jwt``) is how a system without a user
+talks to a hospital EHR. The token is fetched through the auth flow itself — so it uses the same
+transport, proxies and test mocks as the FHIR requests — cached, refreshed shortly before it
+expires, and refreshed once more when the server answers 401 anyway (a token revoked or expired
+mid-paging); the refused request is then sent again once with the new token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from ._errors import TransientError, Unauthorized, redact
+from ._urls import normalize_base
+
+__all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth"]
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+ASSERTION_LIFETIME = 240  # seconds; SMART allows at most 300
+_FORM = "application/x-www-form-urlencoded"
+
+
+class BearerAuth(httpx.Auth):
+    """A static bearer token (e.g. issued out of band); the token never appears in ``repr``."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(token=***)"
+
+
+@dataclass
+class _Token:
+    value: str
+    refresh_at: float  # on the auth's clock: a little before the token expires
+
+
+class SmartBackendAuth(httpx.Auth):
+    """SMART Backend Services: a client assertion signed RS384/ES384 exchanged for an access token.
+
+    ``token_url`` may be left out: it is discovered from ``[base]/.well-known/smart-configuration``,
+    or failing that from the CapabilityStatement's ``oauth-uris`` extension.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        private_key: str | bytes,
+        fhir_base: str,
+        algorithm: Literal["RS384", "ES384"] = "RS384",
+        key_id: str | None = None,
+        token_url: str | None = None,
+        scope: str = "system/*.read system/*.write",
+        refresh_margin: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if algorithm not in ("RS384", "ES384"):
+            raise ValueError("SMART Backend Services signs with RS384 or ES384")
+        pem = private_key.encode() if isinstance(private_key, str) else private_key
+        self._key = load_pem_private_key(pem, password=None)
+        self.client_id = client_id
+        self.algorithm = algorithm
+        self.key_id = key_id
+        self.token_url = token_url
+        self.scope = scope
+        self.refresh_margin = refresh_margin
+        self._base = normalize_base(fhir_base)
+        self._clock = clock
+        self._token: _Token | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"SmartBackendAuth(client_id={self.client_id!r}, algorithm={self.algorithm!r})"
+
+    # -- the assertion ----------------------------------------------------------------------------
+
+    def client_assertion(self, token_url: str) -> str:
+        """A fresh signed JWT: iss = sub = client_id, aud = token endpoint, exp ≤ 5 min, unique jti."""
+        now = int(self._clock())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": token_url,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+            "jti": uuid.uuid4().hex,
+        }
+        headers = {"typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
+        return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)  # type: ignore[arg-type]
+
+    # -- the flow ---------------------------------------------------------------------------------
+
+    def _valid_token(self) -> str | None:
+        token = self._token
+        if token is None or self._clock() >= token.refresh_at:
+            return None
+        return token.value
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        refused: str | None = None
+        for _ in range(2):  # the request, and once more after a 401 with a fresh token
+            async with self._lock:  # one token request at a time; the others reuse its result
+                if self._valid_token() in (None, refused):  # none, expiring, or the one just refused
+                    flow, response = self._fetch_token(), None
+                    while (step := _advance(flow, response)) is not None:
+                        response = yield step
+                        await response.aread()
+                token = self._current()
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401:
+                return
+            refused = token
+
+    def _current(self) -> str:
+        assert self._token is not None  # set by _fetch_token, which raises when it cannot
+        return self._token.value
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("SmartBackendAuth is async-only; use it with httpx.AsyncClient")
+
+    def _fetch_token(self) -> Generator[httpx.Request, httpx.Response, None]:
+        """Sub-flow: discover the token endpoint if needed, then exchange an assertion for a token."""
+        if self.token_url is None:
+            self.token_url = yield from self._discover()
+        response = yield httpx.Request(
+            "POST",
+            self.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "scope": self.scope,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.client_assertion(self.token_url),
+            },
+            headers={"Accept": "application/json", "Content-Type": _FORM},
+        )
+        body = _json(response)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(
+                f"token endpoint unavailable (HTTP {response.status_code})", status=response.status_code
+            )
+        if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+            reason = body.get("error") or f"HTTP {response.status_code}"
+            detail = body.get("error_description")
+            raise Unauthorized(
+                f"token endpoint refused client {self.client_id!r}: {reason}"
+                + (f" ({redact(str(detail))})" if detail else ""),
+                status=response.status_code,
+            )
+        lifetime = float(body.get("expires_in") or 300)
+        margin = min(self.refresh_margin, lifetime / 2)  # short-lived tokens still get used
+        self._token = _Token(body["access_token"], self._clock() + lifetime - margin)
+
+    def _discover(self) -> Generator[httpx.Request, httpx.Response, str]:
+        response = yield httpx.Request(
+            "GET", f"{self._base}/.well-known/smart-configuration", headers={"Accept": "application/json"}
+        )
+        endpoint = _json(response).get("token_endpoint") if response.status_code == 200 else None
+        if isinstance(endpoint, str) and endpoint:
+            return endpoint
+        response = yield httpx.Request("GET", f"{self._base}/metadata", headers={"Accept": "application/fhir+json"})
+        endpoint = _token_from_capabilities(_json(response)) if response.status_code == 200 else None
+        if endpoint:
+            return endpoint
+        raise Unauthorized("no SMART token endpoint: neither .well-known/smart-configuration nor /metadata names one")
+
+
+def _advance(
+    flow: Generator[httpx.Request, httpx.Response, None], response: httpx.Response | None
+) -> httpx.Request | None:
+    """One step of a sync sub-flow inside the async flow (async generators cannot ``yield from``)."""
+    try:
+        return next(flow) if response is None else flow.send(response)
+    except StopIteration:
+        return None
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _token_from_capabilities(statement: dict[str, Any]) -> str | None:
+    for rest in statement.get("rest") or []:
+        for ext in ((rest.get("security") or {}).get("extension")) or []:
+            if ext.get("url") != OAUTH_URIS:
+                continue
+            for sub in ext.get("extension") or []:
+                if sub.get("url") == "token" and sub.get("valueUri"):
+                    return str(sub["valueUri"])
+    return None

@@ -1,0 +1,70 @@
+"""Build a client (and its authentication) from :class:`fhir_cm.config.Settings`.
+
+Secrets come from the settings object only (environment or files); they are passed straight to
+the auth objects and never logged or echoed in errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+from ._auth import BearerAuth, SmartBackendAuth
+from ._client import AsyncFhirClient
+from ._sync import FhirClient
+
+__all__ = ["auth_from_settings", "client_from_settings", "sync_client_from_settings"]
+
+
+def auth_from_settings(settings: Settings) -> httpx.Auth | None:
+    """The ``httpx.Auth`` for ``settings.auth``; ``ValueError`` names a missing setting, never a secret."""
+    kind = settings.auth
+    if kind == "none":
+        return None
+    if kind == "bearer":
+        if settings.token is None:
+            raise ValueError("auth=bearer needs FHIR_CM_TOKEN")
+        return BearerAuth(settings.token.get_secret_value())
+    if kind == "basic":
+        if not settings.username or settings.password is None:
+            raise ValueError("auth=basic needs FHIR_CM_USERNAME and FHIR_CM_PASSWORD")
+        return httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+    if not settings.client_id or not settings.private_key_file:
+        raise ValueError("auth=smart needs FHIR_CM_CLIENT_ID and FHIR_CM_PRIVATE_KEY_FILE")
+    if not settings.fhir_base:
+        raise ValueError("auth=smart needs FHIR_CM_FHIR_BASE (to discover the token endpoint)")
+    return SmartBackendAuth(
+        client_id=settings.client_id,
+        private_key=Path(settings.private_key_file).read_bytes(),
+        fhir_base=settings.fhir_base,
+        algorithm=settings.private_key_alg,
+        key_id=settings.key_id,
+        token_url=settings.token_url,
+        scope=settings.scope,
+    )
+
+
+def _client_kwargs(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]:
+    if not settings.fhir_base:
+        raise ValueError("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE")
+    kwargs: dict[str, Any] = {
+        "auth": auth_from_settings(settings),
+        "timeout": settings.timeout,
+        "verify": settings.verify_tls,
+        "fhir_version": settings.fhir_version,
+    }
+    kwargs.update(overrides)  # e.g. a test's transport; timeout/verify only shape a client we create
+    return kwargs
+
+
+def client_from_settings(settings: Settings, **overrides: Any) -> AsyncFhirClient:
+    """An :class:`AsyncFhirClient` for ``settings.fhir_base`` with the configured auth and timeouts."""
+    return AsyncFhirClient(settings.fhir_base or "", **_client_kwargs(settings, overrides))
+
+
+def sync_client_from_settings(settings: Settings, **overrides: Any) -> FhirClient:
+    """The blocking :class:`FhirClient` equivalent of :func:`client_from_settings`."""
+    return FhirClient(settings.fhir_base or "", **_client_kwargs(settings, overrides))

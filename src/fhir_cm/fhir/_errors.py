@@ -1,0 +1,306 @@
+"""One exception hierarchy for everything a FHIR server (or the network to it) can do wrong.
+
+Lower-layer failures are translated once, at the client's send boundary: an HTTP error status
+through :func:`error_from_response` (a status → class table plus the few rules HAPI makes
+necessary), a transport failure through :func:`map_transport_errors`. Nothing else in the package
+raises ``httpx`` errors at the caller.
+
+Messages never carry PHI: they name the method, resource type and id, the status, the
+OperationOutcome issue codes and the server's diagnostics with query values redacted and cut short.
+Request bodies and query strings (``identifier=…`` is often an MRN) are never part of a message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ._urls import relative_path
+
+__all__ = [
+    "AmbiguousMatch",
+    "Conflict",
+    "FhirError",
+    "Forbidden",
+    "InvalidRequest",
+    "InvalidResource",
+    "InvalidResponse",
+    "PageLimitExceeded",
+    "PagingError",
+    "PayloadTooLarge",
+    "RequestInfo",
+    "ResourceGone",
+    "ResourceNotFound",
+    "TransientError",
+    "Unauthorized",
+    "UnsafeLink",
+    "UnsupportedByServer",
+    "VersionConflict",
+    "error_from_outcome",
+    "error_from_response",
+    "map_transport_errors",
+]
+
+MAX_DIAGNOSTICS = 200
+_HAPI_CODE = re.compile(r"\bHAPI-(\d{4})\b")
+# name=value pairs in diagnostics ("match URL \"Patient?identifier=123\"", older HAPI: "identifier=123").
+_QUERY_VALUE = re.compile(r"(?<![A-Za-z0-9_\-:.])([A-Za-z_][A-Za-z0-9_\-:.]*=)[^&\s\"'<>,;]*")
+# HAPI codes for "the conditional criteria matched more than one resource" on CREATE (0958), DELETE
+# (0962), PATCH (0972) and UPDATE (0988); older HAPI sends the same text without a code.
+_MULTIPLE_MATCH_CODES = frozenset({"HAPI-0958", "HAPI-0962", "HAPI-0972", "HAPI-0988"})
+_MULTIPLE_MATCH_TEXT = "because this search matched"
+
+
+class FhirError(Exception):
+    """Base of every error raised by ``fhir_cm.fhir``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        issue_codes: tuple[str, ...] = (),
+        diagnostics: str | None = None,
+        hapi_codes: tuple[str, ...] = (),
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        retry_after: float | None = None,
+        outcome: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.issue_codes = issue_codes
+        self.diagnostics = diagnostics
+        self.hapi_codes = hapi_codes
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.retry_after = retry_after
+        # The raw OperationOutcome, for a caller that decides to log it; never part of str(self).
+        self.outcome = outcome
+
+    @property
+    def hapi_code(self) -> str | None:
+        """The most specific HAPI message code (``HAPI-0550: HAPI-0989: …`` → ``HAPI-0989``)."""
+        return self.hapi_codes[-1] if self.hapi_codes else None
+
+
+class ResourceNotFound(FhirError):
+    """404: the resource (or type, or operation) is not known to the server."""
+
+
+class ResourceGone(ResourceNotFound):
+    """410: the resource existed and was deleted."""
+
+
+class Conflict(FhirError):
+    """409: the request conflicts with the resource's current state (duplicate id, delete blocked)."""
+
+
+class VersionConflict(Conflict):
+    """409 or 412 on a versioned write: someone else changed the resource since we read it."""
+
+
+class AmbiguousMatch(FhirError):
+    """412 on a conditional request (HAPI-0958 …): the criteria matched more than one resource."""
+
+
+class InvalidRequest(FhirError):
+    """400/422: the server refused the request as malformed (e.g. an unknown search parameter)."""
+
+
+class InvalidResource(InvalidRequest):
+    """400/422 on a write: the resource sent failed the server's validation."""
+
+
+class Unauthorized(FhirError):
+    """401: no or invalid credentials, or the token endpoint refused the client."""
+
+
+class Forbidden(FhirError):
+    """403: authenticated, but not allowed (scopes, consent, access policy)."""
+
+
+class PayloadTooLarge(FhirError):
+    """413: the request body (typically a bundle) is larger than the server accepts."""
+
+
+class TransientError(FhirError):
+    """429, 5xx or a network failure: the same request may succeed later."""
+
+
+class UnsupportedByServer(FhirError):
+    """The server does not support the interaction, type, parameter or bundle kind asked for."""
+
+
+class InvalidResponse(FhirError):
+    """The server answered with something that is not the FHIR JSON the interaction calls for."""
+
+
+class PagingError(FhirError):
+    """A search's paging links cannot be followed safely."""
+
+
+class UnsafeLink(PagingError):
+    """A next link points to another origin (scheme, host or port) than the FHIR base, or loops."""
+
+
+class PageLimitExceeded(PagingError):
+    """The search has more pages than the configured cap; results so far were delivered."""
+
+
+_STATUS_TABLE: dict[int, type[FhirError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: ResourceNotFound,
+    405: UnsupportedByServer,
+    409: VersionConflict,
+    410: ResourceGone,
+    412: VersionConflict,
+    413: PayloadTooLarge,
+    422: InvalidRequest,
+    429: TransientError,
+    501: UnsupportedByServer,
+}
+
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the error rules need to know about the request that failed (no body, no query)."""
+
+    method: str
+    resource_type: str | None = None
+    resource_id: str | None = None
+    if_match: bool = False
+    conditional: bool = False
+    endpoint: str | None = None  # a non-type first segment: "metadata", "_history", "$export"
+
+    @classmethod
+    def from_request(cls, request: httpx.Request, base_url: str) -> RequestInfo:
+        """Describe an ``httpx.Request`` to ``base_url`` (type and id come from the path)."""
+        segments = relative_path(base_url, request.url)
+        method = request.method.upper()
+        conditional = bool(request.headers.get("if-none-exist")) or (
+            method in {"PUT", "PATCH", "DELETE"} and len(segments) == 1 and bool(request.url.query)
+        )
+        typed = bool(segments) and segments[0][:1].isupper()
+        return cls(
+            method=method,
+            resource_type=segments[0] if typed else None,
+            resource_id=segments[1] if len(segments) > 1 and not segments[1].startswith(("_", "$")) else None,
+            if_match=bool(request.headers.get("if-match")),
+            conditional=conditional,
+            endpoint=segments[0] if segments and not typed else None,
+        )
+
+    def describe(self) -> str:
+        """``PUT CarePlan/123`` — the only request detail that may appear in a message."""
+        target = "/".join(p for p in (self.resource_type, self.resource_id) if p) or self.endpoint
+        return f"{self.method} {target or '[base]'}"
+
+
+def redact(text: str, limit: int = MAX_DIAGNOSTICS) -> str:
+    """Drop query values (identifiers, names) from a server message and cut it to ``limit``."""
+    cleaned = _QUERY_VALUE.sub(r"\1…", " ".join(text.split()))
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def _outcome_parts(outcome: Mapping[str, Any] | None) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
+    """Issue codes, joined diagnostics and HAPI message codes of an OperationOutcome."""
+    if not isinstance(outcome, Mapping) or outcome.get("resourceType") != "OperationOutcome":
+        return (), None, ()
+    codes: list[str] = []
+    texts: list[str] = []
+    for issue in outcome.get("issue") or []:
+        if not isinstance(issue, Mapping):
+            continue
+        if isinstance(issue.get("code"), str):
+            codes.append(issue["code"])
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        if isinstance(text, str) and text.strip():
+            texts.append(text.strip())
+    diagnostics = "; ".join(texts) or None
+    hapi = tuple(f"HAPI-{n}" for n in _HAPI_CODE.findall(diagnostics or ""))
+    return tuple(codes), diagnostics, hapi
+
+
+def _classify(
+    status: int, info: RequestInfo, issue_codes: tuple[str, ...], diagnostics: str, hapi: tuple[str, ...]
+) -> type[FhirError]:
+    """The rules a bare status table cannot express, in the order they must be tried."""
+    if status == 412:
+        multiple = set(hapi) & _MULTIPLE_MATCH_CODES or _MULTIPLE_MATCH_TEXT in diagnostics
+        if multiple or "multiple-matches" in issue_codes:
+            return AmbiguousMatch
+        if info.if_match:
+            return VersionConflict
+        return AmbiguousMatch if info.conditional else VersionConflict
+    if status == 409 and (info.method == "DELETE" or "duplicate" in issue_codes):
+        return Conflict
+    if status in (400, 422):
+        if "not-supported" in issue_codes:
+            return UnsupportedByServer
+        if info.method in _WRITE_METHODS and info.resource_type is not None:
+            return InvalidResource
+    if status in _STATUS_TABLE:
+        return _STATUS_TABLE[status]
+    return TransientError if status >= 500 else FhirError
+
+
+def error_from_outcome(
+    status: int,
+    outcome: Mapping[str, Any] | None,
+    info: RequestInfo,
+    *,
+    retry_after: float | None = None,
+) -> FhirError:
+    """Build the exception for an error ``status`` with an optional OperationOutcome body."""
+    issue_codes, diagnostics, hapi = _outcome_parts(outcome)
+    cls = _classify(status, info, issue_codes, diagnostics or "", hapi)
+    message = f"{info.describe()} → {status} {cls.__name__}"
+    if issue_codes:
+        message += f" [{', '.join(issue_codes)}]"
+    if diagnostics:
+        message += f": {redact(diagnostics)}"
+    return cls(
+        message,
+        status=status,
+        issue_codes=issue_codes,
+        diagnostics=redact(diagnostics) if diagnostics else None,
+        hapi_codes=hapi,
+        resource_type=info.resource_type,
+        resource_id=info.resource_id,
+        retry_after=retry_after,
+        outcome=outcome,
+    )
+
+
+def error_from_response(response: httpx.Response, base_url: str, *, retry_after: float | None = None) -> FhirError:
+    """Translate an HTTP error response (status ≥ 400, body already read) into a ``FhirError``."""
+    outcome: Any = None
+    try:
+        outcome = response.json() if response.content else None
+    except ValueError:  # an HTML page from a proxy, for instance
+        outcome = None
+    info = RequestInfo.from_request(response.request, base_url)
+    return error_from_outcome(response.status_code, outcome, info, retry_after=retry_after)
+
+
+@contextmanager
+def map_transport_errors(info: RequestInfo) -> Iterator[None]:
+    """Turn ``httpx`` transport failures into ``TransientError`` (the message names only the class)."""
+    try:
+        yield
+    except httpx.TransportError as exc:  # timeouts, connection and protocol errors
+        raise TransientError(
+            f"{info.describe()} → network error ({type(exc).__name__})",
+            resource_type=info.resource_type,
+            resource_id=info.resource_id,
+        ) from exc

@@ -1,0 +1,379 @@
+"""Fluent searches that stream page by page, following the server's paging links safely.
+
+``client.search("CarePlan", patient="Patient/1", status="active").count(50)`` builds a query; nothing
+is sent until it is iterated. Iteration fetches one page at a time (memory stays one page, however
+long the result), follows ``Bundle.link[next]`` exactly as the server wrote it — absolute,
+host-relative or HAPI's ``[base]?_getpages=…`` — but only on the base's own origin, never in a loop,
+and never beyond a page cap.
+
+Entries are plain dicts unless ``.validated()`` asks for fhir.resources models. Validation is
+lenient: an entry that fails it is *quarantined* (reported with type, id and reason, never raised)
+and the rest of the page goes on, because shared servers hold data that breaks strict parsers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+from pydantic import ValidationError
+
+from ._capabilities import FhirRelease, model_class
+from ._errors import AmbiguousMatch, PageLimitExceeded, ResourceNotFound, UnsafeLink, UnsupportedByServer, redact
+from ._urls import check_type, origin, resolve_link
+
+if TYPE_CHECKING:
+    from ._client import AsyncFhirClient
+
+__all__ = ["HistorySet", "Page", "Quarantined", "SearchSet", "search_value"]
+
+log = logging.getLogger("fhir_cm.fhir")
+
+R = TypeVar("R")
+DEFAULT_MAX_PAGES = 1000
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A server resource that failed validation: kept out of the results, reported with the reason."""
+
+    resource_type: str | None
+    id: str | None
+    reason: str
+    resource: Any = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    """One searchset/history page: matches and includes (dicts or models), quarantine, outcome issues.
+
+    ``url`` is where the page came from (for the first page, without its query: it may name a
+    patient); ``entries`` are the raw ``Bundle.entry`` dicts, which is what a history walks.
+    """
+
+    number: int
+    url: str
+    total: int | None
+    matches: list[R]
+    included: list[R]
+    quarantined: list[Quarantined]
+    issues: list[dict[str, Any]]
+    entries: list[dict[str, Any]] = field(repr=False)
+    next_url: str | None = None
+
+    @property
+    def resources(self) -> list[R]:
+        return [*self.matches, *self.included]
+
+
+def search_value(value: Any) -> str:
+    """Render a Python value as a FHIR search value: lists OR-join, dates go ISO, bools lower-case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("search on a datetime needs a timezone (a naive time is ambiguous)")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(search_value(v) for v in value)
+    return str(value)
+
+
+def _param_name(keyword: str) -> str:
+    """Python keyword → FHIR name: ``lifecycle_status`` → ``lifecycle-status``, ``code__in`` → ``code:in``."""
+    lead = "_" if keyword.startswith("_") else ""
+    body = keyword[len(lead) :].replace("__", ":").replace("_", "-")
+    return lead + body
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    """Where and why validation failed, without the offending values (they may be PHI)."""
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:3]]
+    more = exc.error_count() - len(parts)
+    return redact("; ".join(parts) + (f" (+{more} more)" if more > 0 else ""), limit=300)
+
+
+class _Validator:
+    """Validates resources with the release's models; failures become ``Quarantined``."""
+
+    def __init__(self, release: FhirRelease, on_quarantine: Callable[[Quarantined], None] | None) -> None:
+        self.release = release
+        self.on_quarantine = on_quarantine
+
+    def __call__(self, resource: Mapping[str, Any]) -> Any | Quarantined:
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        try:
+            return model_class(self.release, str(rtype)).model_validate(resource)
+        except UnsupportedByServer as exc:
+            return self._quarantine(rtype, rid, str(exc), resource)
+        except ValidationError as exc:
+            return self._quarantine(rtype, rid, _validation_reason(exc), resource)
+
+    def _quarantine(self, rtype: Any, rid: Any, reason: str, resource: Any) -> Quarantined:
+        item = Quarantined(
+            rtype if isinstance(rtype, str) else None, rid if isinstance(rid, str) else None, reason, resource
+        )
+        log.warning("quarantined %s/%s: %s", item.resource_type, item.id, reason)
+        if self.on_quarantine is not None:
+            self.on_quarantine(item)
+        return item
+
+
+class _PagedSet(Generic[R]):
+    """Paging shared by searches and histories: first request, then next links, safely."""
+
+    def __init__(
+        self,
+        client: AsyncFhirClient,
+        *,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        validate: bool = False,
+        on_quarantine: Callable[[Quarantined], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._max_pages = max_pages
+        self._validate = validate
+        self._on_quarantine = on_quarantine
+
+    def _copy(self, **changes: Any) -> Self:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__.update(changes)
+        return clone
+
+    def limit_pages(self, max_pages: int) -> Self:
+        """Stop with ``PageLimitExceeded`` rather than fetch more than ``max_pages`` pages."""
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        return self._copy(_max_pages=max_pages)
+
+    async def _start(self) -> tuple[str, list[tuple[str, str]]]:
+        """Path below the base and query of the first page (checks run here, before sending)."""
+        raise NotImplementedError
+
+    async def pages(self) -> AsyncIterator[Page[R]]:
+        """Fetch and yield pages one at a time until there is no next link."""
+        client = self._client
+        validator = _Validator(await client.release(), self._on_quarantine) if self._validate else None
+        path, params = await self._start()
+        url = f"{client.base_url}/{path}" if path else client.base_url
+        bundle = await client.get_bundle(url, params)
+        seen: set[str] = set()
+        number = 1
+        while True:
+            page = self._parse(bundle, number, url, validator)
+            yield page
+            if page.next_url is None:
+                return
+            if number >= self._max_pages:
+                raise PageLimitExceeded(f"search has more than {self._max_pages} pages; stopped at the cap")
+            url = self._next(page.next_url, seen)
+            number += 1
+            bundle = await client.get_bundle(url, None)
+
+    def _next(self, link: str, seen: set[str]) -> str:
+        """Resolve a next link; refuse other origins (the token must not leak) and loops."""
+        base = self._client.base_url
+        url = resolve_link(base, link)
+        if origin(url) != origin(base):
+            raise UnsafeLink("next link leaves the FHIR server's origin; not followed")
+        if url in seen:
+            raise UnsafeLink("next link repeats an earlier page; not followed (the server ignores paging)")
+        seen.add(url)
+        return url
+
+    def _parse(self, bundle: Mapping[str, Any], number: int, url: str, validator: _Validator | None) -> Page[R]:
+        matches: list[Any] = []
+        included: list[Any] = []
+        quarantined: list[Quarantined] = []
+        issues: list[dict[str, Any]] = []
+        entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+        for entry in entries:
+            resource = entry.get("resource")
+            mode = (entry.get("search") or {}).get("mode", "match")
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                if self._needs_resource(entry):
+                    quarantined.append(Quarantined(None, None, "entry has no resource"))
+                continue
+            if mode == "outcome" or resource["resourceType"] == "OperationOutcome":
+                issues.extend(i for i in resource.get("issue") or [] if isinstance(i, dict))
+                continue
+            item: Any = resource
+            if validator is not None:
+                item = validator(resource)
+                if isinstance(item, Quarantined):
+                    quarantined.append(item)
+                    continue
+            (included if mode == "include" else matches).append(item)
+        if issues:
+            log.info("server attached %d outcome issue(s) to a page of results", len(issues))
+        next_url = next(
+            (
+                link.get("url")
+                for link in bundle.get("link") or []
+                if isinstance(link, dict) and link.get("relation") == "next"
+            ),
+            None,
+        )
+        total = bundle.get("total")
+        return Page(
+            number=number,
+            url=url,
+            total=total if isinstance(total, int) else None,
+            matches=matches,
+            included=included,
+            quarantined=quarantined,
+            issues=issues,
+            entries=entries,
+            next_url=next_url or None,
+        )
+
+    def _needs_resource(self, entry: Mapping[str, Any]) -> bool:
+        return True
+
+
+class SearchSet(_PagedSet[R]):
+    """A type-level search. Builder methods return a new set; iterating runs it.
+
+    ``async for resource in search`` yields matches and ``_include``d resources in page order;
+    ``pages()`` keeps them apart and also reports quarantined entries and outcome issues.
+    """
+
+    def __init__(
+        self,
+        client: AsyncFhirClient,
+        resource_type: str,
+        params: Iterable[tuple[str, str]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client, **kwargs)
+        self.resource_type = check_type(resource_type)
+        self._params: tuple[tuple[str, str], ...] = tuple(params)
+
+    @property
+    def params(self) -> tuple[tuple[str, str], ...]:
+        """The query as (name, value) pairs, repeated names allowed (``date=ge…&date=le…``)."""
+        return self._params
+
+    def search(self, **params: Any) -> Self:
+        """Add parameters by keyword: ``patient="Patient/1"``, ``lifecycle_status="active"``,
+        ``code__in=valueset``; a list ORs its values; None is skipped."""
+        added = tuple((_param_name(k), search_value(v)) for k, v in params.items() if v is not None)
+        return self._copy(_params=self._params + added)
+
+    def where(self, name: str, value: Any) -> Self:
+        """Add one parameter by its FHIR name (modifiers, chains, ``_has:…``)."""
+        return self._copy(_params=(*self._params, (name, search_value(value))))
+
+    def _replace(self, name: str, value: str) -> Self:
+        kept = tuple(p for p in self._params if p[0] != name)
+        return self._copy(_params=(*kept, (name, value)))
+
+    def count(self, page_size: int) -> Self:
+        """Ask for ``page_size`` entries per page (``_count``)."""
+        return self._replace("_count", str(int(page_size)))
+
+    def include(self, *specs: str, iterate: bool = False) -> Self:
+        """``_include`` (e.g. ``"CarePlan:goal"``); ``iterate`` follows includes of includes."""
+        name = "_include:iterate" if iterate else "_include"
+        return self._copy(_params=self._params + tuple((name, s) for s in specs))
+
+    def revinclude(self, *specs: str, iterate: bool = False) -> Self:
+        """``_revinclude`` (e.g. ``"Provenance:target"``)."""
+        name = "_revinclude:iterate" if iterate else "_revinclude"
+        return self._copy(_params=self._params + tuple((name, s) for s in specs))
+
+    def sort(self, *keys: str) -> Self:
+        """``_sort``; prefix a key with ``-`` for descending."""
+        return self._replace("_sort", ",".join(keys))
+
+    def last_updated(
+        self,
+        *,
+        gt: datetime | str | None = None,
+        ge: datetime | str | None = None,
+        lt: datetime | str | None = None,
+        le: datetime | str | None = None,
+    ) -> Self:
+        """``_lastUpdated`` bounds, for incremental polling (``gt`` = the previous bundle's time)."""
+        bounds = (("gt", gt), ("ge", ge), ("lt", lt), ("le", le))
+        added = tuple(("_lastUpdated", prefix + search_value(v)) for prefix, v in bounds if v is not None)
+        return self._copy(_params=self._params + added)
+
+    def total(self, mode: str = "accurate") -> Self:
+        """``_total`` (HAPI often omits ``Bundle.total`` unless asked)."""
+        return self._replace("_total", mode)
+
+    def validated(self, on_quarantine: Callable[[Quarantined], None] | None = None) -> SearchSet[Any]:
+        """Yield fhir.resources models of the server's release; invalid entries are quarantined."""
+        return self._copy(_validate=True, _on_quarantine=on_quarantine)
+
+    async def _start(self) -> tuple[str, list[tuple[str, str]]]:
+        caps = self._client.known_capabilities
+        if caps is not None:
+            caps.ensure_search(self.resource_type, self._params)
+        return self.resource_type, list(self._params)
+
+    async def __aiter__(self) -> AsyncIterator[R]:
+        async for page in self.pages():
+            for resource in page.resources:
+                yield resource
+
+    async def fetch_all(self) -> list[R]:
+        """Every result in memory — for small, bounded searches only."""
+        return [resource async for resource in self]
+
+    async def first(self) -> R | None:
+        """The first match, fetching a single one-entry page."""
+        async for page in self.count(1).limit_pages(1).pages():
+            return page.matches[0] if page.matches else None
+        return None
+
+    async def get(self) -> R:
+        """Exactly one match, else ``ResourceNotFound`` (none) or ``AmbiguousMatch`` (several)."""
+        async for page in self.count(2).limit_pages(1).pages():
+            if len(page.matches) > 1 or (page.total or 0) > 1:
+                raise AmbiguousMatch(
+                    f"search on {self.resource_type} matched more than one resource", resource_type=self.resource_type
+                )
+            if page.matches:
+                return page.matches[0]
+        raise ResourceNotFound(f"search on {self.resource_type} matched nothing", resource_type=self.resource_type)
+
+
+class HistorySet(_PagedSet[dict[str, Any]]):
+    """Instance, type or system history; yields the raw entries (``resource`` is absent on deletes)."""
+
+    def __init__(
+        self,
+        client: AsyncFhirClient,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        params: Iterable[tuple[str, str]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client, **kwargs)
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self._params = tuple(params)
+
+    async def _start(self) -> tuple[str, list[tuple[str, str]]]:
+        caps = self._client.known_capabilities
+        if caps is not None and self.resource_type:
+            interaction = "history-instance" if self.resource_id else "history-type"
+            caps.ensure_supported(self.resource_type, interaction)
+        path = "/".join(p for p in (self.resource_type, self.resource_id, "_history") if p)
+        return path, list(self._params)
+
+    def _needs_resource(self, entry: Mapping[str, Any]) -> bool:
+        return False
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async for page in self.pages():
+            for entry in page.entries:
+                yield entry

@@ -1,0 +1,350 @@
+"""Auth: bearer, basic and SMART Backend Services against a token endpoint that checks everything."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import jwt
+import pytest
+import respx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from fhir_cm.config import Settings
+from fhir_cm.fhir import (
+    AsyncFhirClient,
+    BearerAuth,
+    RetryPolicy,
+    SmartBackendAuth,
+    TransientError,
+    Unauthorized,
+    auth_from_settings,
+)
+
+from .conftest import BASE, Hapi, Sleeps
+
+TOKEN_URL = "https://auth.example.org/oauth2/token"
+CLIENT_ID = "fhir-cm-backend"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass
+class KeyPair:
+    alg: str
+    private_pem: bytes
+    public_key: Any
+
+
+def _pem(key: Any) -> bytes:
+    return key.private_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.fixture(scope="module", params=["RS384", "ES384"])
+def keys(request: pytest.FixtureRequest) -> KeyPair:
+    private = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if request.param == "RS384"
+        else (ec.generate_private_key(ec.SECP384R1()))
+    )
+    return KeyPair(request.param, _pem(private), private.public_key())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class TokenEndpoint:
+    """A SMART token endpoint: verifies the client assertion with the registered public key."""
+
+    keys: KeyPair
+    clock: Callable[[], float]
+    lifetime: int = 300
+    issued: list[str] = field(default_factory=list)
+    jtis: set[str] = field(default_factory=set)
+    refuse: bool = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        assert form["grant_type"] == "client_credentials"
+        assert form["client_assertion_type"] == ASSERTION_TYPE
+        assert form["scope"] == "system/*.read system/*.write"
+        if self.refuse:
+            return httpx.Response(401, json={"error": "invalid_client", "error_description": "unknown key"})
+        assertion = form["client_assertion"]
+        header = jwt.get_unverified_header(assertion)
+        assert (header["alg"], header["kid"], header["typ"]) == (self.keys.alg, "key-2025", "JWT")
+        claims = jwt.decode(  # raises unless the signature matches the registered public key
+            assertion,
+            self.keys.public_key,
+            algorithms=[self.keys.alg],
+            audience=TOKEN_URL,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_exp": False, "verify_iat": False},
+        )
+        assert claims["iss"] == claims["sub"] == CLIENT_ID
+        assert self.clock() < claims["exp"] <= self.clock() + 300
+        assert claims["jti"] not in self.jtis, "jti reused"
+        self.jtis.add(claims["jti"])
+        token = f"token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        return httpx.Response(
+            200,
+            json={"access_token": token, "token_type": "bearer", "expires_in": self.lifetime, "scope": form["scope"]},
+        )
+
+
+def smart(keys: KeyPair, clock: Callable[[], float], token_url: str | None = TOKEN_URL) -> SmartBackendAuth:
+    return SmartBackendAuth(
+        client_id=CLIENT_ID,
+        private_key=keys.private_pem,
+        fhir_base=BASE,
+        algorithm=keys.alg,  # type: ignore[arg-type]
+        key_id="key-2025",
+        token_url=token_url,
+        clock=clock,
+    )
+
+
+def fhir_route(router: respx.MockRouter, path: str, body: dict[str, Any], valid: Callable[[], set[str]]) -> respx.Route:
+    """A FHIR route accepting only tokens in ``valid()``; anything else gets 401."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in valid():
+            return httpx.Response(
+                401, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
+            )
+        return httpx.Response(200, json=body)
+
+    return router.get(f"{BASE}/{path}").mock(side_effect=handler)
+
+
+async def test_token_is_fetched_once_and_used(router: respx.MockRouter, keys: KeyPair) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    token_route = router.post(TOKEN_URL).mock(side_effect=endpoint)
+    read = fhir_route(router, "CarePlan/1", {"resourceType": "CarePlan", "id": "1"}, lambda: set(endpoint.issued))
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        await fhir.read("CarePlan", "1")
+        await fhir.read("CarePlan", "1")
+
+    assert token_route.call_count == 1 and read.call_count == 2
+    assert {c.request.headers["Authorization"] for c in read.calls} == {"Bearer token-1"}
+
+
+async def test_concurrent_requests_share_one_token_request(router: respx.MockRouter, keys: KeyPair) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    token_route = router.post(TOKEN_URL).mock(side_effect=endpoint)
+    fhir_route(router, "Goal/1", {"resourceType": "Goal", "id": "1"}, lambda: set(endpoint.issued))
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        await asyncio.gather(*(fhir.read("Goal", "1") for _ in range(5)))
+
+    assert token_route.call_count == 1
+
+
+async def test_token_is_refreshed_before_it_expires(router: respx.MockRouter, keys: KeyPair) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock, lifetime=300)
+    router.post(TOKEN_URL).mock(side_effect=endpoint)
+    read = fhir_route(router, "Task/1", {"resourceType": "Task", "id": "1"}, lambda: set(endpoint.issued))
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        await fhir.read("Task", "1")
+        clock.now += 230  # 70 s left: still outside the 60 s refresh margin
+        await fhir.read("Task", "1")
+        clock.now += 20  # 50 s left: refresh now rather than risk a 401
+        await fhir.read("Task", "1")
+
+    assert [c.request.headers["Authorization"] for c in read.calls] == [
+        "Bearer token-1",
+        "Bearer token-1",
+        "Bearer token-2",
+    ]
+    assert len(endpoint.jtis) == 2
+
+
+async def test_a_401_mid_paging_refreshes_the_token_and_resumes_the_same_page(
+    router: respx.MockRouter, keys: KeyPair, hapi: Hapi
+) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    router.post(TOKEN_URL).mock(side_effect=endpoint)
+    revoked: set[str] = set()
+
+    def valid() -> set[str]:
+        return set(endpoint.issued) - revoked
+
+    first = router.get(f"{BASE}/CarePlan").mock(return_value=hapi.response("search-careplan-getpages-page1"))
+    page2 = router.get(BASE, params={"_getpagesoffset": "2"})
+
+    def page2_handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"].removeprefix("Bearer ") not in valid():
+            return httpx.Response(401)
+        return hapi.response("search-careplan-getpages-page3")
+
+    page2.mock(side_effect=page2_handler)
+
+    ids = []
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        async for cp in fhir.search("CarePlan"):
+            ids.append(cp["id"])
+            if len(ids) == 2:
+                revoked.add("token-1")  # the server revokes the token between pages
+
+    assert ids == ["1924561", "1924562", "1924565"]
+    assert first.call_count == 1
+    assert [c.request.headers["Authorization"] for c in page2.calls] == ["Bearer token-1", "Bearer token-2"]
+    assert page2.calls[0].request.url == page2.calls[1].request.url  # resumed from the saved next link
+
+
+async def test_a_second_401_is_not_retried_again(router: respx.MockRouter, keys: KeyPair) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    token_route = router.post(TOKEN_URL).mock(side_effect=endpoint)
+    read = fhir_route(router, "Task/1", {"resourceType": "Task", "id": "1"}, set)
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        with pytest.raises(Unauthorized):
+            await fhir.read("Task", "1")
+
+    assert (token_route.call_count, read.call_count) == (2, 2)
+
+
+async def test_token_endpoint_is_discovered_from_smart_configuration(router: respx.MockRouter, keys: KeyPair) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    well_known = router.get(f"{BASE}/.well-known/smart-configuration").respond(
+        json={"token_endpoint": TOKEN_URL, "token_endpoint_auth_methods_supported": ["private_key_jwt"]}
+    )
+    router.post(TOKEN_URL).mock(side_effect=endpoint)
+    fhir_route(router, "Goal/1", {"resourceType": "Goal", "id": "1"}, lambda: set(endpoint.issued))
+
+    auth = smart(keys, clock, token_url=None)
+    async with AsyncFhirClient(BASE, auth=auth) as fhir:
+        await fhir.read("Goal", "1")
+
+    assert well_known.call_count == 1 and auth.token_url == TOKEN_URL
+
+
+async def test_token_endpoint_falls_back_to_the_capability_statement(router: respx.MockRouter, keys: KeyPair) -> None:
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    router.get(f"{BASE}/.well-known/smart-configuration").respond(404)
+    router.get(f"{BASE}/metadata").respond(
+        json={
+            "resourceType": "CapabilityStatement",
+            "fhirVersion": "4.0.1",
+            "rest": [
+                {
+                    "mode": "server",
+                    "security": {
+                        "extension": [
+                            {
+                                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                                "extension": [{"url": "token", "valueUri": TOKEN_URL}],
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+    )
+    router.post(TOKEN_URL).mock(side_effect=endpoint)
+    fhir_route(router, "Goal/1", {"resourceType": "Goal", "id": "1"}, lambda: set(endpoint.issued))
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock, token_url=None)) as fhir:
+        await fhir.read("Goal", "1")
+
+    assert endpoint.issued == ["token-1"]
+
+
+async def test_a_refused_client_is_unauthorized_and_nothing_reaches_the_server(
+    router: respx.MockRouter, keys: KeyPair
+) -> None:
+    clock = FakeClock()
+    router.post(TOKEN_URL).mock(side_effect=TokenEndpoint(keys, clock, refuse=True))
+    read = router.get(f"{BASE}/Goal/1").respond(json={"resourceType": "Goal", "id": "1"})
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        with pytest.raises(Unauthorized) as caught:
+            await fhir.read("Goal", "1")
+
+    assert "invalid_client" in str(caught.value) and "eyJ" not in str(caught.value)  # no assertion echoed
+    assert read.call_count == 0
+
+
+async def test_an_unavailable_token_endpoint_is_transient_and_retried_for_reads(
+    router: respx.MockRouter, keys: KeyPair, sleeps: Sleeps
+) -> None:
+    token_route = router.post(TOKEN_URL).respond(503)
+
+    async with AsyncFhirClient(
+        BASE, auth=smart(keys, FakeClock()), retry=RetryPolicy(max_attempts=2), sleep=sleeps
+    ) as fhir:
+        with pytest.raises(TransientError, match="token endpoint unavailable"):
+            await fhir.read("Goal", "1")
+
+    assert token_route.call_count == 2 and len(sleeps.calls) == 1
+
+
+async def test_bearer_and_basic(router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/Goal/1").respond(json={"resourceType": "Goal", "id": "1"})
+
+    async with AsyncFhirClient(BASE, auth=BearerAuth("s3cret")) as fhir:
+        await fhir.read("Goal", "1")
+    async with AsyncFhirClient(BASE, auth=httpx.BasicAuth("ann", "pw")) as fhir:
+        await fhir.read("Goal", "1")
+
+    assert [c.request.headers["Authorization"] for c in route.calls] == [
+        "Bearer s3cret",
+        "Basic " + base64.b64encode(b"ann:pw").decode(),
+    ]
+    assert "s3cret" not in repr(BearerAuth("s3cret"))
+
+
+def test_auth_from_settings(tmp_path: Any, keys: KeyPair) -> None:
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(keys.private_pem)
+
+    assert auth_from_settings(Settings(auth="none")) is None
+    assert isinstance(auth_from_settings(Settings(auth="bearer", token="t")), BearerAuth)
+    assert isinstance(auth_from_settings(Settings(auth="basic", username="u", password="p")), httpx.BasicAuth)
+    made = auth_from_settings(
+        Settings(
+            auth="smart",
+            client_id="c",
+            private_key_file=str(key_file),
+            fhir_base=BASE,
+            private_key_alg=keys.alg,
+            key_id="k",
+        )
+    )
+    assert isinstance(made, SmartBackendAuth) and made.algorithm == keys.alg
+    with pytest.raises(ValueError, match="FHIR_CM_TOKEN"):
+        auth_from_settings(Settings(auth="bearer"))
+    with pytest.raises(ValueError, match="FHIR_CM_PASSWORD"):
+        auth_from_settings(Settings(auth="basic", username="u"))
+    with pytest.raises(ValueError, match="FHIR_CM_PRIVATE_KEY_FILE"):
+        auth_from_settings(Settings(auth="smart", client_id="c", fhir_base=BASE))
+
+
+def test_smart_auth_needs_the_async_client(keys: KeyPair) -> None:
+    with pytest.raises(RuntimeError, match="async"):
+        next(smart(keys, FakeClock()).sync_auth_flow(httpx.Request("GET", BASE)))

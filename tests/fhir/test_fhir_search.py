@@ -1,0 +1,329 @@
+"""Searches: paging variants, origin refusal, page cap, streaming, includes, quarantine, gating."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import respx
+
+from fhir_cm.fhir import (
+    AmbiguousMatch,
+    AsyncFhirClient,
+    PageLimitExceeded,
+    Quarantined,
+    ResourceNotFound,
+    UnsafeLink,
+    UnsupportedByServer,
+)
+
+from .conftest import BASE, Hapi
+
+GETPAGES = "3f2a7c1e-8b4d-4e9a-a1c2-5d6e7f809a1b"
+
+
+def page_route(router: respx.MockRouter, offset: int, response: httpx.Response) -> respx.Route:
+    """HAPI's root-level ``[base]?_getpages=…&_getpagesoffset=N`` page."""
+    return router.get(BASE, params={"_getpages": GETPAGES, "_getpagesoffset": str(offset)}).mock(return_value=response)
+
+
+def mock_three_pages(router: respx.MockRouter, hapi: Hapi) -> list[respx.Route]:
+    first = router.get(f"{BASE}/CarePlan", params={"patient": "Patient/592080", "_count": "2"}).mock(
+        return_value=hapi.response("search-careplan-getpages-page1")
+    )
+    return [
+        first,
+        page_route(router, 2, hapi.response("search-careplan-getpages-page2")),
+        page_route(router, 4, hapi.response("search-careplan-getpages-page3")),
+    ]
+
+
+async def test_follows_hapi_getpages_links_across_three_pages(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    routes = mock_three_pages(router, hapi)
+
+    ids = [cp["id"] async for cp in client.search("CarePlan", patient="Patient/592080").count(2)]
+
+    assert ids == ["1924561", "1924562", "1924563", "1924564", "1924565"]
+    assert [r.call_count for r in routes] == [1, 1, 1]
+    # followed verbatim: HAPI's own extra parameters (_pretty, _bundletype) are sent back untouched
+    assert routes[1].calls[0].request.url.params["_bundletype"] == "searchset"
+
+
+async def test_pages_are_fetched_one_at_a_time(client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi) -> None:
+    routes = mock_three_pages(router, hapi)
+    pages = client.search("CarePlan", patient="Patient/592080").count(2).pages()
+
+    first = await anext(pages)
+    assert [r.call_count for r in routes] == [1, 0, 0]
+    second = await anext(pages)
+    assert [r.call_count for r in routes] == [1, 1, 0]
+    await pages.aclose()
+
+    assert (first.number, len(first.matches), first.total) == (1, 2, None)  # HAPI left total out
+    assert second.next_url is not None and "_getpagesoffset=4" in second.next_url
+
+
+async def test_follows_a_host_relative_next_link(client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi) -> None:
+    router.get(f"{BASE}/CarePlan").mock(return_value=hapi.response("search-careplan-host-relative-next"))
+    second = page_route(router, 2, hapi.response("search-careplan-getpages-page3"))
+
+    results = await client.search("CarePlan").fetch_all()
+
+    assert len(results) == 3 and second.call_count == 1
+
+
+async def test_resolves_a_relative_path_next_link_below_the_base(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    second = router.get(f"{BASE}/Task", params={"_offset": "1"}).respond(
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": {"resourceType": "Task", "id": "b"}}],
+        }
+    )
+    router.get(f"{BASE}/Task").respond(
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": [{"relation": "next", "url": "Task?_offset=1"}],
+            "entry": [{"resource": {"resourceType": "Task", "id": "a"}}],
+        }
+    )
+
+    assert [t["id"] async for t in client.search("Task")] == ["a", "b"]
+    assert second.call_count == 1
+
+
+async def test_refuses_a_next_link_to_another_origin(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    router.get(f"{BASE}/CarePlan").mock(return_value=hapi.response("search-careplan-foreign-next"))
+    seen: list[str] = []
+
+    with pytest.raises(UnsafeLink):
+        async for cp in client.search("CarePlan"):
+            seen.append(cp["id"])
+
+    assert seen == ["1924561", "1924562"]  # the first page was delivered; nothing was sent elsewhere
+    assert len(router.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://hapi.fhir.org/baseR4?_getpages=x",
+        "https://hapi.fhir.org:8443/baseR4?_getpages=x",
+        "//evil.example/fhir?p=2",
+    ],
+)
+async def test_a_different_scheme_port_or_host_is_another_origin(
+    client: AsyncFhirClient, router: respx.MockRouter, link: str
+) -> None:
+    router.get(f"{BASE}/Goal").respond(
+        json={"resourceType": "Bundle", "type": "searchset", "link": [{"relation": "next", "url": link}]}
+    )
+
+    with pytest.raises(UnsafeLink):
+        await client.search("Goal").fetch_all()
+
+
+async def test_page_cap_stops_after_delivering_the_allowed_pages(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    routes = mock_three_pages(router, hapi)
+    seen: list[str] = []
+
+    with pytest.raises(PageLimitExceeded):
+        async for cp in client.search("CarePlan", patient="Patient/592080").count(2).limit_pages(2):
+            seen.append(cp["id"])
+
+    assert len(seen) == 4
+    assert routes[2].call_count == 0
+
+
+async def test_a_server_that_repeats_its_next_link_is_not_followed_forever(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    loop = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": [{"relation": "next", "url": f"{BASE}/Task?page=2"}],
+        "entry": [{"resource": {"resourceType": "Task", "id": "same"}}],
+    }
+    router.get(f"{BASE}/Task").respond(json=loop)
+
+    with pytest.raises(UnsafeLink):
+        await client.search("Task").fetch_all()
+
+    assert len(router.calls) == 2  # first page and page 2; page 2's repeated link is refused unsent
+
+
+async def test_revinclude_keeps_matches_and_included_apart(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    route = router.get(f"{BASE}/CarePlan").mock(return_value=hapi.response("search-careplan-revinclude-provenance"))
+
+    pages = [
+        p async for p in client.search("CarePlan", patient="Patient/592080").revinclude("Provenance:target").pages()
+    ]
+
+    assert [r["resourceType"] for r in pages[0].matches] == ["CarePlan"]
+    assert [r["resourceType"] for r in pages[0].included] == ["Provenance"]
+    assert route.calls[0].request.url.params["_revinclude"] == "Provenance:target"
+
+
+async def test_invalid_entries_are_quarantined_and_the_page_goes_on(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    router.get(f"{BASE}/metadata").mock(return_value=hapi.response("metadata-r4"))
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=hapi.response("search-episodeofcare-invalid-entry"))
+    quarantined: list[Quarantined] = []
+
+    results = [r async for r in client.search("EpisodeOfCare").validated(on_quarantine=quarantined.append)]
+
+    assert [type(r).__module__ for r in results] == ["fhir.resources.R4B.episodeofcare"]
+    assert [r.id for r in results] == ["6991538"]
+    assert [(q.resource_type, q.id) for q in quarantined] == [("EpisodeOfCare", "7002248")]
+    assert quarantined[0].reason.startswith("diagnosis.0.condition: Field required")
+    assert "Chief complaint" not in quarantined[0].reason  # the offending data is not echoed
+
+
+async def test_plain_dicts_by_default_even_for_invalid_resources(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=hapi.response("search-episodeofcare-invalid-entry"))
+
+    results = await client.search("EpisodeOfCare").fetch_all()
+
+    assert [r["id"] for r in results] == ["7002248", "6991538"]
+    assert all(isinstance(r, dict) for r in results)
+
+
+async def test_outcome_entries_are_reported_not_yielded(client: AsyncFhirClient, router: respx.MockRouter) -> None:
+    router.get(f"{BASE}/Goal").respond(
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [
+                {"resource": {"resourceType": "Goal", "id": "g"}, "search": {"mode": "match"}},
+                {
+                    "resource": {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "warning", "code": "not-supported"}],
+                    },
+                    "search": {"mode": "outcome"},
+                },
+            ],
+        }
+    )
+
+    page = await anext(client.search("Goal", patient="Patient/1").pages())
+
+    assert [r["id"] for r in page.resources] == ["g"]
+    assert page.issues == [{"severity": "warning", "code": "not-supported"}]
+
+
+async def test_undeclared_search_params_are_refused_once_capabilities_are_known(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    router.get(f"{BASE}/metadata").mock(return_value=hapi.response("metadata-r4"))
+    search = router.get(f"{BASE}/CarePlan").mock(return_value=hapi.response("search-careplan-getpages-page3"))
+    await client.capabilities()
+
+    with pytest.raises(UnsupportedByServer, match="careteam"):
+        await client.search("CarePlan", careteam="CareTeam/1").fetch_all()
+    assert search.call_count == 0
+
+    # declared names pass, with modifiers and chains judged by their base name
+    query = client.search("CarePlan", care_team="CareTeam/1", category__not="x").where("subject:Patient.name", "a")
+    await query.sort("-_lastUpdated").total().fetch_all()
+    assert search.call_count == 1
+
+
+async def test_search_without_capabilities_sends_and_maps_hapis_400(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    route = router.get(f"{BASE}/CarePlan").mock(return_value=hapi.response("search-careplan-400-unknown-param"))
+
+    with pytest.raises(Exception, match="HAPI-0524"):
+        await client.search("CarePlan", careteam="CareTeam/1").fetch_all()
+    assert route.call_count == 1
+
+
+async def test_query_building(client: AsyncFhirClient, router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/Goal").respond(json={"resourceType": "Bundle", "type": "searchset"})
+    since = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+    await (
+        client.search("Goal", lifecycle_status=["active", "on-hold"], patient="Patient/1")
+        .last_updated(gt=since)
+        .include("Goal:patient")
+        .count(50)
+        .count(25)
+        .fetch_all()
+    )
+
+    params = route.calls[0].request.url.params
+    assert params.get_list("lifecycle-status") == ["active,on-hold"]
+    assert params["_lastUpdated"] == "gt2025-03-01T08:00:00+00:00"
+    assert params["_include"] == "Goal:patient"
+    assert params.get_list("_count") == ["25"]
+
+
+def test_a_naive_datetime_is_refused(client: AsyncFhirClient) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        client.search("Task").last_updated(gt=datetime(2025, 3, 1))
+
+
+async def test_first_and_get(client: AsyncFhirClient, router: respx.MockRouter) -> None:
+    def bundle(*ids: str) -> dict[str, object]:
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(ids),
+            "entry": [{"resource": {"resourceType": "Patient", "id": i}} for i in ids],
+        }
+
+    router.get(f"{BASE}/Patient", params={"identifier": "one"}).respond(json=bundle("p1"))
+    router.get(f"{BASE}/Patient", params={"identifier": "two"}).respond(json=bundle("p1", "p2"))
+    router.get(f"{BASE}/Patient", params={"identifier": "none"}).respond(json=bundle())
+
+    assert (await client.search("Patient", identifier="one").get())["id"] == "p1"
+    assert (await client.search("Patient", identifier="two").first())["id"] == "p1"  # type: ignore[index]
+    assert await client.search("Patient", identifier="none").first() is None
+    with pytest.raises(AmbiguousMatch):
+        await client.search("Patient", identifier="two").get()
+    with pytest.raises(ResourceNotFound):
+        await client.search("Patient", identifier="none").get()
+
+
+async def test_history_pages_through_entries_including_deletes(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    router.get(f"{BASE}/CarePlan/1/_history", params={"_count": "2"}).respond(
+        json={
+            "resourceType": "Bundle",
+            "type": "history",
+            "link": [{"relation": "next", "url": f"{BASE}?_getpages=h1&_getpagesoffset=2"}],
+            "entry": [
+                {"request": {"method": "DELETE", "url": "CarePlan/1"}, "response": {"status": "204 No Content"}},
+                {"resource": {"resourceType": "CarePlan", "id": "1", "meta": {"versionId": "2"}}},
+            ],
+        }
+    )
+    router.get(BASE, params={"_getpages": "h1"}).respond(
+        json={
+            "resourceType": "Bundle",
+            "type": "history",
+            "entry": [{"resource": {"resourceType": "CarePlan", "id": "1", "meta": {"versionId": "1"}}}],
+        }
+    )
+
+    entries = [e async for e in client.history("CarePlan", "1", count=2)]
+
+    assert [e.get("request", {}).get("method") for e in entries] == ["DELETE", None, None]
+    assert [e["resource"]["meta"]["versionId"] for e in entries[1:]] == ["2", "1"]
