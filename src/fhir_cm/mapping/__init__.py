@@ -1,1 +1,55 @@
-"""mapping"""
+"""Domain ⇄ FHIR (R4 and R5), on plain JSON dicts, never dropping what it does not own.
+
+A case becomes an EpisodeOfCare, one CarePlan, one CareTeam, a Condition per need, a Goal per goal,
+a ServiceRequest + Task per referral, a Communication per contact and an Encounter per stay; every
+one carries the business identifier ``<identifier_system>|<entity id>``. Updates start from the last
+known server copy and change only what the domain changed. Codes come from ``mappings/`` through
+:mod:`fhir_cm.terminology`. This layer imports only the domain and the terminology.
+"""
+
+from ._base import (
+    FhirVersion,
+    MappingError,
+    ResourceKey,
+    UnreadableResourceError,
+    UnsupportedVersionError,
+    check_version,
+)
+from ._bundle import case_to_bundle, if_none_exist
+from ._careplan import render_narrative
+from ._case import case_plan, case_to_resources, read_resource, resources_to_case
+from ._encounter import recognise_disposition, recognise_setting
+from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
+from ._refs import References, parse_reference, party_reference, read_party
+from ._versions import UnrepresentableElementError, UnsupportedResourceError, VersionConversionError, convert_resource
+
+__all__ = [
+    "FhirVersion",
+    "MappingError",
+    "References",
+    "ResourceKey",
+    "UnreadableResourceError",
+    "UnrepresentableElementError",
+    "UnsupportedResourceError",
+    "UnsupportedVersionError",
+    "VersionConversionError",
+    "careplan_key",
+    "careteam_key",
+    "case_plan",
+    "case_to_bundle",
+    "case_to_resources",
+    "check_version",
+    "convert_resource",
+    "episode_key",
+    "if_none_exist",
+    "parse_reference",
+    "party_reference",
+    "read_party",
+    "read_resource",
+    "recognise_disposition",
+    "recognise_setting",
+    "render_narrative",
+    "resource_key",
+    "resources_to_case",
+    "task_key",
+]

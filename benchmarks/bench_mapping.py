@@ -1,0 +1,153 @@
+"""Mapping throughput against the fhir.resources baseline, measured in the same run.
+
+    python benchmarks/bench_mapping.py [--cases N] [--seed S] [--version R4|R5|both]
+
+Maps N synthetic cases with ``case_to_resources`` (fresh build), ``case_to_resources`` with a base
+copy (the lossless update path, nothing changed) and ``case_to_bundle``, and prints resources per
+second for each. The baseline is what naive use of the models costs on the very same resources:
+``model_validate`` + ``model_dump_json`` of each resource with its fhir.resources class (R4B for R4).
+The goal is at least 10x the baseline (FHIR-NOTES.md §10); the figure is printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fhir_cm.domain import (
+    AssessmentDomain,
+    CareSetting,
+    Case,
+    CaseStatus,
+    Contact,
+    ContactMode,
+    EligibilityReason,
+    Goal,
+    Need,
+    Party,
+    Period,
+    ProgrammeType,
+    Referral,
+    ReferralKind,
+    ReferralStatus,
+    StatusChange,
+    Stay,
+    TeamMember,
+    TeamRole,
+)
+from fhir_cm.mapping import case_to_bundle, case_to_resources
+
+SYSTEM = "urn:fhir-cm:bench"
+_PACKAGES = {"R4": "fhir.resources.R4B", "R5": "fhir.resources"}
+
+
+def make_case(n: int, rng: random.Random) -> Case:
+    """A plausible mid-way case: 2-4 needs, 2-6 goals, referrals in several states, a team, stays."""
+    start = dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(300))
+
+    def day(k: int) -> dt.date:
+        return start + dt.timedelta(days=k)
+
+    patient = Party(kind="patient", id=f"pat-{n}", name=f"Patient {n}")
+    manager = Party(kind="practitioner", id=f"cm-{n % 17}", name=f"Case Manager {n % 17}")
+    needs = [
+        Need(id=f"n{i}-{n}", domain=rng.choice(list(AssessmentDomain)), finding=f"Finding {i} of case {n}",
+             recorded=day(i), strengths=["supportive family"] if i == 0 else [])
+        for i in range(rng.randint(2, 4))
+    ]
+    goals = [
+        Goal(id=f"g{i}-{n}", description=f"Goal {i}", self_care=i % 2 == 0, start=day(2), due=day(60 + i),
+             target="walks 200 m unaided" if i == 0 else None, addresses=[needs[i % len(needs)].id])
+        for i in range(rng.randint(2, 6))
+    ]
+    stays = [
+        Stay(id=f"s0-{n}", setting=CareSetting.ACUTE_HOSPITAL, start=day(-10), end=day(-1),
+             discharge_disposition="snf", provider=Party(kind="organisation", id="hosp-1")),
+        Stay(id=f"s1-{n}", setting=CareSetting.SKILLED_NURSING, start=day(-1), end=day(20),
+             discharge_disposition="home", provider=Party(kind="organisation", id="snf-1")),
+    ]
+    statuses = [ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS,
+                ReferralStatus.COMPLETED, ReferralStatus.REJECTED]
+    referrals = []
+    for i in range(rng.randint(1, 4)):
+        status = rng.choice(statuses)
+        referrals.append(Referral(
+            id=f"r{i}-{n}", kind=rng.choice(list(ReferralKind)), service=f"Service {i}", status=status,
+            status_reason="no capacity" if status is ReferralStatus.REJECTED else None, authored=day(3),
+            due=day(10), target=Party(kind="organisation", id=f"org-{i}"), addresses=[needs[0].id],
+            for_stay=stays[0].id if i == 0 else None))
+    return Case(
+        id=f"case-{n}",
+        programme=rng.choice(list(ProgrammeType)),
+        status=CaseStatus.ACTIVE,
+        status_history=[StatusChange(status=CaseStatus.REFERRED, start=day(0), end=day(2), reason="screened"),
+                        StatusChange(status=CaseStatus.ACTIVE, start=day(2))],
+        period=Period(start=day(0)),
+        patient=patient,
+        case_manager=manager,
+        eligibility=rng.sample(list(EligibilityReason), 2),
+        plan_summary="Support a safe return home and prevent readmission.",
+        needs=needs,
+        goals=goals,
+        referrals=referrals,
+        team=[TeamMember(id=f"t{i}-{n}", role=role, party=party, start=day(0))
+              for i, (role, party) in enumerate([(TeamRole.CASE_MANAGER, manager), (TeamRole.PATIENT, patient)])],
+        contacts=[Contact(id=f"k{i}-{n}", date=day(5 + 7 * i), mode=rng.choice(list(ContactMode)), note="checked in")
+                  for i in range(rng.randint(1, 4))],
+        stays=stays,
+    )
+
+
+def _best_of(runs: int, work: Callable[[], Any]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def bench(cases: list[Case], version: str) -> None:
+    mapped = [case_to_resources(c, version, SYSTEM) for c in cases]
+    resources = [r for m in mapped for r in m.values()]
+    count = len(resources)
+    models = {t: getattr(importlib.import_module(f"{_PACKAGES[version]}.{t.lower()}"), t)
+              for t in {r["resourceType"] for r in resources}}
+    for r in resources[: len(models) * 3]:  # warm up the models' validators
+        models[r["resourceType"]].model_validate(r).model_dump_json()
+
+    build = _best_of(5, lambda: [case_to_resources(c, version, SYSTEM) for c in cases])
+    update = _best_of(5, lambda: [case_to_resources(c, version, SYSTEM, m) for c, m in zip(cases, mapped)])
+    bundle = _best_of(5, lambda: [case_to_bundle(c, version, SYSTEM) for c in cases])
+    baseline = _best_of(1, lambda: [models[r["resourceType"]].model_validate(r).model_dump_json() for r in resources])
+
+    def rate(seconds: float) -> float:
+        return count / seconds
+
+    print(f"\nFHIR {version}: {len(cases)} cases, {count} resources")
+    print(f"  {'baseline: model_validate + model_dump_json':<48} {rate(baseline):>10,.0f} resources/s")
+    for label, seconds in (("case_to_resources (build)", build), ("case_to_resources (update from base)", update),
+                           ("case_to_bundle", bundle)):
+        print(f"  {label:<48} {rate(seconds):>10,.0f} resources/s   {baseline / seconds:6.1f}x baseline")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--version", choices=["R4", "R5", "both"], default="both")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    cases = [make_case(n, rng) for n in range(args.cases)]
+    for version in (["R4", "R5"] if args.version == "both" else [args.version]):
+        bench(cases, version)
+    print("\ngoal: >= 10x the baseline")
+
+
+if __name__ == "__main__":
+    main()

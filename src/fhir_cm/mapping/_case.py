@@ -1,0 +1,311 @@
+"""A whole case ⇄ its FHIR resources, for R4 and R5.
+
+Writing: every entity of the case becomes the resource its module describes. When a *base* (the
+last known server copy) is given for a resource, the update starts from a copy of it and writes only
+the fields the domain changed, so what the adapter does not own survives and an unchanged case
+gives back exactly its base.
+
+Reading: a set of resources (or Bundles) for one case becomes a Case. Reading is tolerant — missing
+optional elements are fine, foreign codings and extensions are ignored — but what a case must have
+cannot be made up; then :class:`UnreadableResourceError` says which resource lacks what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from .. import terminology as T
+from ..domain import Case, Contact, Goal, Need, Referral, Stay, TeamMember
+from ._base import FhirVersion, ResourceKey, UnreadableResourceError, check_version
+from ._careplan import CARE_PLAN
+from ._careteam import CARE_TEAM
+from ._communication import COMMUNICATION
+from ._condition import CONDITION
+from ._encounter import ENCOUNTER
+from ._episodeofcare import EPISODE_OF_CARE
+from ._fields import Ctx, ResourceSpec
+from ._goal import GOAL
+from ._json import clone
+from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
+from ._refs import References
+from ._servicerequest import SERVICE_REQUEST
+from ._task import TASK
+
+__all__ = ["SPECS", "case_plan", "case_to_resources", "map_case", "read_resource", "resources_to_case"]
+
+#: The spec of every resource type a case maps to.
+SPECS: dict[str, ResourceSpec] = {
+    s.resource_type: s
+    for s in (EPISODE_OF_CARE, CARE_PLAN, CARE_TEAM, CONDITION, GOAL, SERVICE_REQUEST, TASK, COMMUNICATION, ENCOUNTER)
+}
+
+
+def case_plan(case: Case, base_keys: Iterable[ResourceKey] = ()) -> list[tuple[ResourceKey, ResourceSpec, Any]]:
+    """Which resource each part of the case becomes: ``(key, spec, entity)``, EpisodeOfCare first.
+
+    A CareTeam is made when the case has a team, or when one is already on the server (it then
+    stays, emptied, rather than silently disappearing).
+    """
+    plan: list[tuple[ResourceKey, ResourceSpec, Any]] = [
+        (episode_key(case), EPISODE_OF_CARE, case),
+        (careplan_key(case), CARE_PLAN, case),
+    ]
+    if case.team or careteam_key(case) in set(base_keys):
+        plan.append((careteam_key(case), CARE_TEAM, case))
+    plan += [(ResourceKey("Condition", n.id), CONDITION, n) for n in case.needs]
+    plan += [(ResourceKey("Goal", g.id), GOAL, g) for g in case.goals]
+    for r in case.referrals:
+        plan += [(ResourceKey("ServiceRequest", r.id), SERVICE_REQUEST, r), (task_key(r), TASK, r)]
+    plan += [(ResourceKey("Communication", c.id), COMMUNICATION, c) for c in case.contacts]
+    plan += [(ResourceKey("Encounter", s.id), ENCOUNTER, s) for s in case.stays]
+    return plan
+
+
+def map_case(
+    case: Case,
+    version: str,
+    identifier_system: str,
+    base: Mapping[ResourceKey, Mapping[str, Any]] | None = None,
+    server_ids: Mapping[ResourceKey, str] | None = None,
+) -> tuple[dict[ResourceKey, dict[str, Any]], References, dict[ResourceKey, str]]:
+    """The resources of a case, the References that linked them, and the server ids known."""
+    v = check_version(version)
+    base = {ResourceKey(*k): r for k, r in (base or {}).items()}
+    ids = {k: r["id"] for k, r in base.items() if isinstance(r.get("id"), str) and r["id"]}
+    ids.update({ResourceKey(*k): i for k, i in (server_ids or {}).items()})
+    refs = References(identifier_system, ids)
+    plan = case_plan(case, base)
+    refs.know_all(k for k, _, _ in plan)
+    ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan))
+    out: dict[ResourceKey, dict[str, Any]] = {}
+    for key, spec, entity in plan:
+        held = base.get(key)
+        if held is not None:
+            out[key] = spec.merge(_private_copy(held, refs, bool(ids)), entity, ctx, copy=False)
+        else:
+            resource = spec.build(entity, ctx, key.value)
+            if key in ids:
+                resource = {"resourceType": resource.pop("resourceType"), "id": ids[key], **resource}
+            out[key] = resource
+    return out, refs, ids
+
+
+def _private_copy(resource: Mapping[str, Any], refs: References, settle: bool) -> dict[str, Any]:
+    """A copy of a base resource to update, with leftover ``urn:uuid:`` references settled.
+
+    A ``urn:uuid:`` reference to a resource whose server id is known is a leftover of the transaction
+    that created it (a server resolves them on the way in); sending it again would point at an entry
+    the new transaction may not have, so it becomes ``Type/id``.
+    """
+    try:
+        raw = orjson.dumps(resource)
+    except TypeError:
+        copy, may_hold_urns = clone(resource), True
+    else:
+        copy, may_hold_urns = orjson.loads(raw), b"urn:uuid:" in raw
+    if settle and may_hold_urns:
+        _settle(copy, refs)
+    return copy
+
+
+def _settle(obj: Any, refs: References) -> None:
+    if type(obj) is dict:
+        literal = obj.get("reference")
+        if type(literal) is str and literal.startswith("urn:uuid:"):
+            key = refs.resolve(obj)
+            if key is not None and refs.server_id(key):
+                obj["reference"] = refs.reference(key)["reference"]
+        for value in obj.values():
+            if type(value) is dict or type(value) is list:
+                _settle(value, refs)
+    elif type(obj) is list:
+        for value in obj:
+            if type(value) is dict or type(value) is list:
+                _settle(value, refs)
+
+
+def case_to_resources(
+    case: Case,
+    version: str,
+    identifier_system: str,
+    base: Mapping[ResourceKey, Mapping[str, Any]] | None = None,
+    *,
+    server_ids: Mapping[ResourceKey, str] | None = None,
+) -> dict[ResourceKey, dict[str, Any]]:
+    """Every FHIR resource of ``case``, by key (``(type, business identifier value)``).
+
+    ``base`` holds the last known server copy of resources already on a server (keyed the same way;
+    see :func:`resource_key`); each is updated in place of a fresh build, changing only what the
+    domain changed. ``server_ids`` names server ids for resources with no base copy. References
+    between the case's resources are ``Type/id`` where the id is known, else ``urn:uuid:``.
+    Resources in ``base`` that the case no longer has (a removed goal) are not returned.
+    """
+    return map_case(case, version, identifier_system, base, server_ids)[0]
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _flatten(resources: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], str | None]]:
+    for res in resources:
+        if not isinstance(res, Mapping):
+            continue
+        if res.get("resourceType") == "Bundle":
+            for entry in res.get("entry") or ():
+                inner = entry.get("resource") if isinstance(entry, Mapping) else None
+                if isinstance(inner, Mapping):
+                    yield inner, entry.get("fullUrl")
+        else:
+            yield res, None
+
+
+def _where(resource: Mapping[str, Any], index: int) -> str:
+    rid = resource.get("id")
+    return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{resource.get('resourceType')} #{index + 1}"
+
+
+def _summary(exc: ValidationError) -> str:
+    """Pydantic errors without the input values (which may be personal data)."""
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _entity(model: type[BaseModel], values: dict[str, Any], where: str) -> Any:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise UnreadableResourceError(f"{where} cannot be read as a {model.__name__.lower()}: {_summary(exc)}") from None
+
+
+def read_resource(
+    resource: Mapping[str, Any],
+    version: str,
+    identifier_system: str,
+    references: References | None = None,
+) -> dict[str, Any]:
+    """The domain values one resource holds, by the name of the domain field, plus its ``id``.
+
+    Tolerant and partial: an absent or unreadable element is simply missing from the result (a
+    ServiceRequest's values lack the status reason its Task holds; an EpisodeOfCare's lack the plan
+    summary its CarePlan holds). ``references`` resolves references to the case's other resources;
+    without it only references to parties are read.
+    """
+    rtype = resource.get("resourceType")
+    spec = SPECS.get(rtype) if isinstance(rtype, str) else None
+    if spec is None:
+        raise UnreadableResourceError(f"{rtype} is not a resource type a case maps to")
+    refs = references or References(identifier_system)
+    values = spec.read(resource, Ctx(check_version(version), refs))
+    key = resource_key(resource, identifier_system)
+    if key is not None:
+        values["id"] = key.value
+    return values
+
+
+class _Reader:
+    """Reads one case out of a set of resources."""
+
+    def __init__(self, resources: Iterable[Mapping[str, Any]], version: FhirVersion, system: str) -> None:
+        self.version = version
+        self.system = system
+        self.refs = References(system)
+        self.by_type: dict[str, list[tuple[ResourceKey, Mapping[str, Any], str]]] = {}
+        for index, (res, full_url) in enumerate(_flatten(resources)):
+            key = resource_key(res, system)
+            if key is None and isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
+                key = ResourceKey(str(res.get("resourceType")), full_url.removeprefix("urn:uuid:"))
+            if key is None:
+                continue
+            self.refs.know(key, server_id=res.get("id") if isinstance(res.get("id"), str) else None, full_url=full_url)
+            self.by_type.setdefault(key.type, []).append((key, res, _where(res, index)))
+        self.ctx = Ctx(version, self.refs)
+
+    def values(self, res: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+        """The domain values of ``res``; with ``where``, first insist it holds nothing the domain cannot."""
+        spec = SPECS[str(res["resourceType"])]
+        if where is not None and (problems := spec.unreadable(res, self.ctx)):
+            raise UnreadableResourceError(f"{where}: {'; '.join(problems)}")
+        return spec.read(res, self.ctx)
+
+    def one(self, rtype: str, derived_value: str, episode: ResourceKey) -> Mapping[str, Any] | None:
+        """The case's CarePlan or CareTeam: ours by identifier, else the one naming the episode, else the only one."""
+        found = self.by_type.get(rtype, [])
+        for key, res, _ in found:
+            if key.value == derived_value:
+                return res
+        for _, res, _ in found:
+            links = [*(res.get("supportingInfo") or ()), *(res.get("episodeOfCare") or ())]
+            if any(self.refs.resolve(r) == episode for r in links):
+                return res
+        return found[0][1] if len(found) == 1 else None
+
+    def case(self) -> Case:
+        episodes = self.by_type.get("EpisodeOfCare", [])
+        if len(episodes) != 1:
+            raise UnreadableResourceError(f"a case needs exactly one EpisodeOfCare; found {len(episodes)}")
+        key, eoc, where = episodes[0]
+        v = self.values(eoc, where)
+        needed = {"programme": "type", "status": "status", "patient": "patient", "period_start": "period.start"}
+        missing = [element for name, element in needed.items() if name not in v]
+        if missing:
+            raise UnreadableResourceError(f"{where} lacks what a case needs: {', '.join(missing)}")
+        start = v.pop("period_start")
+        end = v.pop("period_end", None)
+        values: dict[str, Any] = {**v, "id": key.value, "period": {"start": start, "end": end}}
+        plan = self.one("CarePlan", f"{key.value}-careplan", key)
+        if plan is not None and (summary := self.values(plan).get("plan_summary")):
+            values["plan_summary"] = summary
+        team = self.one("CareTeam", f"{key.value}-careteam", key)
+        if team is not None:
+            values["team"] = [m.model_dump() for m in self.values(team).get("team", []) if isinstance(m, TeamMember)]
+        values["needs"] = [self.entity(Need, k, r, w) for k, r, w in self.by_type.get("Condition", [])]
+        values["goals"] = [self.entity(Goal, k, r, w) for k, r, w in self.by_type.get("Goal", [])]
+        values["referrals"] = self.referrals()
+        values["contacts"] = [self.entity(Contact, k, r, w) for k, r, w in self.by_type.get("Communication", [])]
+        values["stays"] = [self.entity(Stay, k, r, w) for k, r, w in self.by_type.get("Encounter", [])]
+        try:
+            return Case.model_validate(values)
+        except ValidationError as exc:
+            raise UnreadableResourceError(f"the resources do not make a valid case: {_summary(exc)}") from None
+
+    def entity(self, model: type[BaseModel], key: ResourceKey, res: Mapping[str, Any], where: str) -> Any:
+        return _entity(model, {**self.values(res, where), "id": key.value}, where)
+
+    def referrals(self) -> list[Referral]:
+        tasks: dict[ResourceKey, tuple[Mapping[str, Any], str]] = {}
+        for _, candidate, place in self.by_type.get("Task", []):
+            focus = self.refs.resolve(candidate.get("focus"))
+            if focus is not None and focus.type == "ServiceRequest":
+                tasks.setdefault(focus, (candidate, place))
+        out = []
+        for key, sr, where in self.by_type.get("ServiceRequest", []):
+            v = self.values(sr)
+            task = tasks.get(key)
+            if task is not None:
+                v.update(self.values(*task))
+            else:
+                status = T.domain_value_of_code("referral-status-servicerequest", sr.get("status"))
+                if status is not None:
+                    v["status"] = status
+            out.append(_entity(Referral, {**v, "id": key.value}, where))
+        return out
+
+
+def resources_to_case(resources: Iterable[Mapping[str, Any]], version: str, identifier_system: str) -> Case:
+    """The Case that one case's resources (or Bundles of them) describe.
+
+    Needs exactly one EpisodeOfCare, with ``status``, a ``type`` that names a programme (our coding,
+    or an episodeofcare-type code the ConceptMap recognises), ``patient`` (a Patient reference) and
+    ``period.start`` (or a dated ``statusHistory``); a ``statusHistory`` that keeps only past statuses
+    is completed with the current one. Every Condition, Goal, ServiceRequest (with its
+    Task, found by ``focus``), Communication and Encounter in the set becomes part of the case.
+    """
+    return _Reader(resources, check_version(version), identifier_system).case()

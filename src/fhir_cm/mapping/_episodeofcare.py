@@ -1,0 +1,167 @@
+"""Case ⇄ EpisodeOfCare: the enrolment, its status over time, programme, patient and case manager.
+
+Where FHIR has no element for a case attribute, a namespaced extension carries it (``_codes.py``):
+referral source (``referralRequest`` is a ServiceRequest, not a party), acuity, and — in R4 only,
+since R5 added ``EpisodeOfCare.reason`` — the eligibility reasons. A status change's reason rides
+on its ``statusHistory`` entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .. import terminology as T
+from ..domain import Case, CaseStatus, PartyKind, StatusChange
+from ._base import FhirVersion
+from ._codes import EXT_ACUITY, EXT_ELIGIBILITY, EXT_REFERRAL_SOURCE, EXT_STATUS_REASON
+from ._fields import (
+    Ctx,
+    Field,
+    ResourceSpec,
+    Shape,
+    code,
+    concept_items,
+    date,
+    extension_item,
+    extension_items,
+    model_items,
+    party,
+    refs,
+)
+from ._keys import careteam_key
+from ._refs import party_reference, read_party
+
+__all__ = ["EPISODE_OF_CARE", "normalise_history"]
+
+_STATUS = "case-status-episodeofcare"
+_ELIGIBILITY = "eligibility-reason-snomed"
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _concept_value(map_name: str) -> Callable[[Any], str | None]:
+    def decode(value: Any) -> str | None:
+        return T.domain_value(map_name, value.get("coding")) if isinstance(value, Mapping) else None
+
+    return decode
+
+
+_HISTORY_ENTRY = Shape(
+    (
+        code("status", ("status",), _STATUS),
+        date("start", ("period", "start")),
+        date("end", ("period", "end")),
+        extension_item("reason", EXT_STATUS_REASON, "valueString", decode=_string, encode=str),
+    )
+)
+
+
+def _team(case: Case, ctx: Ctx) -> list[str]:
+    key = careteam_key(case)
+    return [key.value] if key in ctx.produced else []
+
+
+def _reason_concept(item: Mapping[str, Any]) -> Any:
+    values = item.get("value")
+    if isinstance(values, list) and len(values) == 1 and isinstance(values[0], Mapping):
+        return values[0].get("concept")
+    return None
+
+
+def _eligibility(version: FhirVersion) -> Field:
+    """R4: our extension. R5: ``EpisodeOfCare.reason`` — read from our extension too when ``reason``
+    says nothing, so an R4 episode converted to R5 element by element keeps its eligibility."""
+    extension = extension_items(
+        "eligibility",
+        EXT_ELIGIBILITY,
+        "valueCodeableConcept",
+        decode=_concept_value(_ELIGIBILITY),
+        encode=lambda v: T.concept(_ELIGIBILITY, v),
+    )
+    if version == "R4":
+        return extension
+    reason = concept_items(
+        "eligibility",
+        ("reason",),
+        _ELIGIBILITY,
+        many=True,
+        wrap=lambda cc: {"value": [{"concept": cc}]},
+        unwrap=_reason_concept,
+    )
+    return Field(
+        reason.name,
+        reason.get,
+        lambda obj, ctx: reason.read(obj, ctx) or extension.read(obj, ctx),
+        reason.write,
+    )
+
+
+def normalise_history(history: list[StatusChange], status: str | None) -> list[StatusChange]:
+    """A status history the case can hold: in order, ending with the current status, still open.
+
+    Many servers keep only past statuses in ``statusHistory``; the current one is then appended,
+    starting when the last one ended. A history that cannot be completed is returned as it is (and
+    the case built from it will say what is wrong).
+    """
+    if not history or status is None:
+        return history
+    history = sorted(history, key=lambda s: s.start)
+    last = history[-1]
+    if last.status != status and last.end is not None:
+        history.append(StatusChange(status=CaseStatus(status), start=last.end))
+    elif last.status == status and last.end is not None:
+        history[-1] = last.model_copy(update={"end": None})
+    return history
+
+
+def _history() -> Field:
+    f = model_items("status_history", ("statusHistory",), _HISTORY_ENTRY, StatusChange, ident=lambda s: (s.status, s.start))
+    status = code("status", ("status",), _STATUS)
+    return Field(f.name, f.get, lambda obj, ctx: normalise_history(f.read(obj, ctx), status.read(obj, ctx)), f.write)
+
+
+_HISTORY = _history()
+
+
+def _period_start() -> Field:
+    """The day the case began: ``period.start``, else the first ``statusHistory`` entry's start."""
+    f = date("period_start", ("period", "start"), get=lambda c, ctx: c.period.start)
+
+    def read(obj: Mapping[str, Any], ctx: Ctx) -> Any:
+        starts = [e.start for e in _HISTORY.read(obj, ctx)]
+        return f.read(obj, ctx) or (min(starts) if starts else None)
+
+    return Field(f.name, f.get, read, f.write)
+
+
+def _shape(version: FhirVersion) -> Shape:
+    return Shape(
+        (
+            code("status", ("status",), _STATUS),
+            _HISTORY,
+            concept_items("programme", ("type",), "programme-type-episodeofcare-type"),
+            _eligibility(version),
+            party("patient", ("patient",), [PartyKind.PATIENT]),
+            _period_start(),
+            date("period_end", ("period", "end"), get=lambda c, ctx: c.period.end),
+            party("case_manager", ("careManager",), [PartyKind.PRACTITIONER]),
+            refs("team", ("careTeam",) if version == "R5" else ("team",), "CareTeam", get=_team, derived=True),
+            extension_item(
+                "referral_source", EXT_REFERRAL_SOURCE, "valueReference", decode=read_party, encode=party_reference
+            ),
+            extension_item(
+                "acuity",
+                EXT_ACUITY,
+                "valueCodeableConcept",
+                decode=_concept_value("acuity"),
+                encode=lambda v: T.concept("acuity", v),
+                default=Case.model_fields["acuity"].default,
+            ),
+        )
+    )
+
+
+EPISODE_OF_CARE = ResourceSpec("EpisodeOfCare", {"R4": _shape("R4"), "R5": _shape("R5")})

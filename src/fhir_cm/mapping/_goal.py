@@ -1,0 +1,55 @@
+"""Goal ⇄ Goal (US Core: lifecycleStatus, description, subject, startDate and/or target.dueDate).
+
+The target measure is ``target.measure.text`` with no ``detail`` (invariant gol-1 wants a measure
+whenever there is a detail). A self-care goal is one the patient set: ``expressedBy`` (R4) /
+``source`` (R5) names the patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..domain import PartyKind
+from ._base import FhirVersion
+from ._condition import first_display
+from ._fields import Ctx, Field, ResourceSpec, Shape, code, concept, date, party, refs, text
+from ._json import get_in, set_in
+from ._refs import party_reference, read_party
+
+__all__ = ["GOAL"]
+
+
+def _self_care(path: tuple[str, ...]) -> Field:
+    def read(obj: Mapping[str, Any], ctx: Ctx) -> bool:
+        who = read_party(get_in(obj, path))
+        return who is not None and who.kind is PartyKind.PATIENT
+
+    def write(obj: dict[str, Any], value: bool, ctx: Ctx) -> None:
+        set_in(obj, path, party_reference(ctx.owner.patient) if value else None)
+
+    return Field("self_care", lambda g, ctx: g.self_care, read, write)
+
+
+def _description() -> Field:
+    f = text("description", ("description", "text"))
+    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("description")), f.write)
+
+
+def _shape(version: FhirVersion) -> Shape:
+    return Shape(
+        (
+            code("status", ("lifecycleStatus",), "goal-status-lifecycle"),
+            concept("achievement", ("achievementStatus",), "goal-achievement-status"),
+            _description(),
+            party("patient", ("subject",), get=lambda g, ctx: ctx.owner.patient, derived=True),
+            date("start", ("startDate",)),
+            date("due", ("target", 0, "dueDate")),
+            text("target", ("target", 0, "measure", "text")),
+            _self_care(("source",) if version == "R5" else ("expressedBy",)),
+            refs("addresses", ("addresses",), "Condition"),
+        )
+    )
+
+
+GOAL = ResourceSpec("Goal", {"R4": _shape("R4"), "R5": _shape("R5")})

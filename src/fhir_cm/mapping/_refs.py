@@ -1,0 +1,136 @@
+"""References: between a case's own resources (by key), and to the parties a case names.
+
+A case's resources point at each other through one :class:`References` object, so the same builder
+serves a transaction (``urn:uuid:`` of a deterministic uuid5 of the business identifier) and
+resources already on a server (``Type/id``). Reading goes the other way: any of those spellings,
+an absolute URL or a versioned reference resolve back to the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..domain import Party, PartyKind
+from ._base import ResourceKey
+
+__all__ = ["References", "parse_reference", "party_reference", "read_party"]
+
+_PARTY_TYPES: dict[PartyKind, str] = {
+    PartyKind.PATIENT: "Patient",
+    PartyKind.PRACTITIONER: "Practitioner",
+    PartyKind.ORGANISATION: "Organization",
+    PartyKind.RELATED_PERSON: "RelatedPerson",
+}
+_PARTY_KINDS = {t: k for k, t in _PARTY_TYPES.items()}
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
+
+
+def parse_reference(reference: str | None) -> tuple[str, str] | None:
+    """``(type, id)`` of a literal reference (relative, absolute or versioned), else None."""
+    if not reference or reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.split("?", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2 or not _TYPE.match(parts[-2]) or not _ID.match(parts[-1]):
+        return None
+    return parts[-2], parts[-1]
+
+
+def party_reference(party: Party) -> dict[str, Any]:
+    """A Reference to a party, with its name as ``display`` when known."""
+    out: dict[str, Any] = {"reference": f"{_PARTY_TYPES[party.kind]}/{party.id}"}
+    if party.name:
+        out["display"] = party.name
+    return out
+
+
+def read_party(reference: Mapping[str, Any] | None, kinds: Iterable[PartyKind] | None = None) -> Party | None:
+    """The party a Reference names, or None when it names none we can hold (e.g. a PractitionerRole)."""
+    if not isinstance(reference, dict):
+        return None
+    parsed = parse_reference(reference.get("reference"))
+    if parsed is None or parsed[0] not in _PARTY_KINDS:
+        return None
+    kind = _PARTY_KINDS[parsed[0]]
+    if kinds is not None and kind not in kinds:
+        return None
+    name = reference.get("display")
+    return Party(kind=kind, id=parsed[1], name=name[:500] if isinstance(name, str) and name else None)
+
+
+_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(uuid.NAMESPACE_URL, name))``, without building UUID objects (it is on the hot path)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class References:
+    """Keys ↔ references for one case: writes ``Type/id`` when the server id is known, else ``urn:uuid:``."""
+
+    def __init__(self, identifier_system: str, server_ids: Mapping[ResourceKey, str] | None = None) -> None:
+        self.identifier_system = identifier_system
+        self._server_ids: dict[ResourceKey, str] = {}
+        self._by_literal: dict[str, ResourceKey] = {}
+        self._urns: dict[ResourceKey, str] = {}
+        self._by_urn: dict[str, ResourceKey] = {}
+        for key, server_id in (server_ids or {}).items():
+            self.know(key, server_id=server_id)
+
+    def know(self, key: ResourceKey, *, server_id: str | None = None, full_url: str | None = None) -> None:
+        """Teach a key, and optionally the server id or Bundle fullUrl it goes by."""
+        self.full_url(key)
+        if server_id:
+            self._server_ids[key] = server_id
+            self._by_literal[f"{key.type}/{server_id}"] = key
+        if full_url:
+            parsed = parse_reference(full_url)
+            if parsed is not None:
+                self._by_literal.setdefault(f"{parsed[0]}/{parsed[1]}", key)
+            else:
+                self._by_urn.setdefault(full_url, key)
+
+    def know_all(self, keys: Iterable[ResourceKey]) -> None:
+        for key in keys:
+            self.full_url(key)
+
+    def full_url(self, key: ResourceKey) -> str:
+        """``urn:uuid:`` of a uuid5 of the business identifier: the same on every run and machine."""
+        urn = self._urns.get(key)
+        if urn is None:
+            urn = "urn:uuid:" + _uuid5(f"{key.type}?identifier={self.identifier_system}|{key.value}")
+            self._urns[key] = urn
+            self._by_urn[urn] = key
+        return urn
+
+    def server_id(self, key: ResourceKey) -> str | None:
+        return self._server_ids.get(key)
+
+    def reference(self, key: ResourceKey) -> dict[str, str]:
+        """A Reference to one of the case's own resources."""
+        server_id = self._server_ids.get(key)
+        return {"reference": f"{key.type}/{server_id}" if server_id else self.full_url(key)}
+
+    def resolve(self, reference: Mapping[str, Any] | None) -> ResourceKey | None:
+        """The key a Reference points at, if it is one of the resources this object knows."""
+        if not isinstance(reference, dict):
+            return None
+        literal = reference.get("reference")
+        if not isinstance(literal, str):
+            return None
+        key = self._by_urn.get(literal)
+        if key is not None:
+            return key
+        parsed = parse_reference(literal)
+        return self._by_literal.get(f"{parsed[0]}/{parsed[1]}") if parsed else None

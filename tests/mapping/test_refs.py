@@ -1,0 +1,58 @@
+"""References between a case's resources, and to the parties a case names."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_cm.domain import Party
+from fhir_cm.mapping import References, ResourceKey, parse_reference, party_reference, read_party
+
+GOAL = ResourceKey("Goal", "g1")
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("Patient/p1", ("Patient", "p1")),
+        ("https://ehr.example.org/fhir/Patient/p1", ("Patient", "p1")),
+        ("Patient/p1/_history/4", ("Patient", "p1")),
+        ("#contained", None),
+        ("urn:uuid:0b6b4c2e-0000-0000-0000-000000000000", None),
+        ("Patient", None),
+        ("patient/p1", None),
+        ("Patient/bad_id!", None),
+        (None, None),
+    ],
+)
+def test_literal_references_are_parsed_whatever_their_spelling(reference: str | None, expected) -> None:
+    assert parse_reference(reference) == expected
+
+
+def test_a_party_round_trips_and_unholdable_parties_read_as_nothing() -> None:
+    party = Party(kind="related-person", id="rp1", name="Bo")
+    assert party_reference(party) == {"reference": "RelatedPerson/rp1", "display": "Bo"}
+    assert read_party(party_reference(party)) == party
+    assert read_party({"reference": "PractitionerRole/pr1"}) is None
+    assert read_party({"reference": "Practitioner/x"}, kinds=["patient"]) is None
+    assert read_party({"identifier": {"value": "123"}}) is None
+
+
+def test_keys_become_urn_uuids_until_a_server_id_is_known() -> None:
+    refs = References("urn:sys")
+    urn = refs.full_url(GOAL)
+    assert urn == References("urn:sys").full_url(GOAL) != References("urn:other").full_url(GOAL)
+    assert refs.reference(GOAL) == {"reference": urn}
+    known = References("urn:sys", {GOAL: "42"})
+    assert known.reference(GOAL) == {"reference": "Goal/42"}
+    for literal in (urn, "Goal/42", "https://x.org/fhir/Goal/42", "Goal/42/_history/2"):
+        assert known.resolve({"reference": literal}) == GOAL
+    assert known.resolve({"reference": "Goal/43"}) is None
+    assert known.resolve({"display": "no reference"}) is None
+
+
+def test_bundle_full_urls_resolve_to_their_keys() -> None:
+    refs = References("urn:sys")
+    refs.know(GOAL, full_url="urn:uuid:11111111-2222-3333-4444-555555555555")
+    refs.know(ResourceKey("Condition", "n1"), full_url="https://ehr.example.org/fhir/Condition/9")
+    assert refs.resolve({"reference": "urn:uuid:11111111-2222-3333-4444-555555555555"}) == GOAL
+    assert refs.resolve({"reference": "Condition/9"}) == ResourceKey("Condition", "n1")
