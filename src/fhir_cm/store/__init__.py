@@ -1,1 +1,112 @@
-"""store"""
+"""The store: cases, their FHIR resources, the sync ledger, the outbox, transitions, quarantine,
+pull watermarks and conflicts, in SQLite (a file, by default) or PostgreSQL (to scale out).
+
+Open it with ``open_store(settings.database_url)`` (migrates the schema to the newest revision),
+then work in transactions::
+
+    with store.session() as s:
+        save_case(s, case)          # the case and its outbox row commit together
+        put_resources(s, case.id, pairs, fhir_version="R4")
+
+Functions take a ``Session`` and return domain models or pydantic rows, never ORM objects.
+"""
+
+from ._audit import AuditEntry, list_audit, record_audit
+from ._cases import CaseRecord, get_case, get_case_record, list_cases, save_case
+from ._conflicts import Conflict, Resolution, add_conflict, list_conflicts, resolve_conflict
+from ._engine import BUSY_TIMEOUT_SECONDS
+from ._errors import LeaseLost, NotFound, SchemaMismatch, StaleRevision, StoreError, StoreUnavailable
+from ._ledger import LedgerEntry, get_ledger, ledger_by_server_id, list_ledger, put_ledger
+from ._migrate import alembic_config, head_revision
+from ._outbox import (
+    OutboxItem,
+    claim_outbox,
+    complete,
+    enqueue,
+    fail,
+    list_outbox,
+    outbox_counts,
+    purge_outbox,
+    release,
+    renew_lease,
+)
+from ._principals import (
+    ApiKey,
+    ApiRole,
+    authenticate_api_key,
+    create_api_key,
+    get_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
+from ._quarantine import QuarantinedResource, add_quarantine, list_quarantine
+from ._resources import FhirVersion, StoredResource, content_hash, get_resource, get_resources, put_resources
+from ._store import Store, open_store
+from ._tables import ConflictStatus, OutboxStatus
+from ._transitions import RecordedTransition, list_transitions, record_transitions
+from ._watermarks import get_watermark, set_watermark
+
+__all__ = [
+    "ApiKey",
+    "ApiRole",
+    "AuditEntry",
+    "authenticate_api_key",
+    "create_api_key",
+    "get_api_key",
+    "list_api_keys",
+    "list_audit",
+    "record_audit",
+    "revoke_api_key",
+    "BUSY_TIMEOUT_SECONDS",
+    "CaseRecord",
+    "Conflict",
+    "ConflictStatus",
+    "FhirVersion",
+    "LeaseLost",
+    "LedgerEntry",
+    "NotFound",
+    "OutboxItem",
+    "OutboxStatus",
+    "QuarantinedResource",
+    "RecordedTransition",
+    "Resolution",
+    "SchemaMismatch",
+    "StaleRevision",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredResource",
+    "add_conflict",
+    "add_quarantine",
+    "alembic_config",
+    "claim_outbox",
+    "complete",
+    "content_hash",
+    "enqueue",
+    "fail",
+    "get_case",
+    "get_case_record",
+    "get_ledger",
+    "get_resource",
+    "get_resources",
+    "get_watermark",
+    "head_revision",
+    "ledger_by_server_id",
+    "list_cases",
+    "list_conflicts",
+    "list_ledger",
+    "list_outbox",
+    "list_quarantine",
+    "list_transitions",
+    "open_store",
+    "outbox_counts",
+    "purge_outbox",
+    "put_ledger",
+    "put_resources",
+    "record_transitions",
+    "release",
+    "renew_lease",
+    "resolve_conflict",
+    "save_case",
+    "set_watermark",
+]

@@ -1,0 +1,104 @@
+"""The audit log: who read or changed which case, when, and how.
+
+Rows name principals, cases and the entity touched by id only; never a name, note or finding.
+A change's audit row is written in the same transaction as the change, so one never commits
+without the other. There is no foreign key to the cases: the trail must outlive what it describes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Index, Integer, String, insert, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ._tables import ID, Base
+from ._types import UTCDateTime, utcnow
+
+__all__ = ["AuditEntry", "list_audit", "record_audit"]
+
+MAX_DETAIL = 200
+
+
+class AuditRow(Base):
+    """One access to a case (or to a list of them, one row per case seen)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    principal: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[str | None] = mapped_column(String(ID))
+    detail: Mapped[str | None] = mapped_column(String(MAX_DETAIL))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index("ix_audit_log_case_id_at", "case_id", "at"),
+        Index("ix_audit_log_principal_at", "principal", "at"),
+    )
+
+
+class AuditEntry(BaseModel):
+    """An audit row: ``action`` is e.g. ``read``, ``create``, ``update``; ``detail`` names what, by id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    at: dt.datetime
+    principal: str
+    action: str
+    case_id: str | None
+    detail: str | None
+    request_id: str | None
+
+
+def record_audit(
+    session: Session,
+    *,
+    principal: str,
+    action: str,
+    case_ids: Iterable[str | None],
+    detail: str | None = None,
+    request_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Record one row per case touched; returns how many. ``detail`` must hold ids only, no PHI."""
+    at = now or utcnow()
+    rows = [
+        {
+            "at": at,
+            "principal": principal,
+            "action": action,
+            "case_id": case_id,
+            "detail": detail[:MAX_DETAIL] if detail else None,
+            "request_id": request_id,
+        }
+        for case_id in dict.fromkeys(case_ids)
+    ]
+    if rows:
+        session.execute(insert(AuditRow), rows)
+    return len(rows)
+
+
+def list_audit(
+    session: Session,
+    *,
+    case_id: str | None = None,
+    principal: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+) -> list[AuditEntry]:
+    """Audit rows, newest first, optionally of one case or one principal, and from a time on."""
+    a = AuditRow
+    query = select(*a.__table__.c).order_by(a.at.desc(), a.id.desc()).offset(offset).limit(limit)
+    if case_id is not None:
+        query = query.where(a.case_id == case_id)
+    if principal is not None:
+        query = query.where(a.principal == principal)
+    if since is not None:
+        query = query.where(a.at >= since)
+    return [AuditEntry.model_validate(dict(row._mapping)) for row in session.execute(query)]

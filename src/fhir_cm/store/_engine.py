@@ -1,0 +1,93 @@
+"""Engines tuned per backend so that several processes can share one store safely.
+
+SQLite: WAL (readers do not block the writer), a busy timeout (a writer waits for another instead of
+failing), and write transactions that start with ``BEGIN IMMEDIATE``. The last one matters: Python's
+sqlite3 otherwise begins lazily, so a transaction that reads and then writes can find another
+process committed in between and fail at once with "database is locked", busy timeout or not.
+PostgreSQL needs nothing special here; the outbox uses row locks (``_outbox``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from ._errors import StoreError
+
+__all__ = ["BUSY_TIMEOUT_SECONDS", "READ_ONLY", "make_engine", "redacted"]
+
+#: How long a SQLite writer waits for another process's write to finish before giving up.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+#: Execution option marking a connection as read-only: on SQLite it begins a deferred transaction,
+#: which does not queue behind writers.
+READ_ONLY = "fhir_cm_read_only"
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for a ``sqlite:///FILE`` or ``postgresql+psycopg://…`` URL, set up for shared use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {redacted(url)!r}") from None
+    backend = parsed.get_backend_name()
+    common: dict[str, Any] = {
+        "echo": echo,
+        # Statement parameters carry case data: keep them out of logs and exception messages.
+        "hide_parameters": True,
+        "json_serializer": _dumps,
+        "json_deserializer": orjson.loads,
+    }
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, common)
+    if backend == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, **common)
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_engine(url: URL, common: dict[str, Any]) -> Engine:
+    memory = _is_memory(url)
+    connect_args = {"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+    # An in-memory database exists once per connection: share one connection or the schema vanishes.
+    extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
+    engine = create_engine(url, connect_args=connect_args, **extra, **common)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from sqlite3 so that _on_begin decides how to begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, much faster than FULL
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,93 @@
+"""The sync ledger: for each server, what it holds of each resource (its id there, versionId, last copy).
+
+This is what makes pushes idempotent and updates safe: the pusher knows whether to create or
+update, sends ``If-Match`` with the versionId, and merges onto the last server copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ._dialect import insert, normal_base
+from ._tables import LedgerRow
+from ._types import utcnow
+
+__all__ = ["LedgerEntry", "get_ledger", "ledger_by_server_id", "list_ledger", "put_ledger"]
+
+
+class LedgerEntry(BaseModel):
+    """What one server holds of one resource. ``content_hash`` is of the content last sent or seen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server_base: str
+    resource_type: str
+    key: str
+    case_id: str | None = None
+    server_id: str | None = None
+    version_id: str | None = None
+    content_hash: str | None = None
+    server_copy: dict[str, Any] | None = None
+    last_updated: str | None = None
+    synced_at: dt.datetime | None = None
+
+
+_COLUMNS = tuple(LedgerRow.__table__.c)
+_KEY = ("server_base", "resource_type", "key")
+
+
+def put_ledger(session: Session, entries: Iterable[LedgerEntry], *, now: dt.datetime | None = None) -> None:
+    """Record (insert or replace) ledger entries; ``synced_at`` is set to now when not given."""
+    now = now or utcnow()
+    rows = [
+        e.model_dump() | {"server_base": normal_base(e.server_base), "synced_at": e.synced_at or now} for e in entries
+    ]
+    if not rows:
+        return
+    stmt = insert(session, LedgerRow)
+    replaced = {name: stmt.excluded[name] for name in rows[0] if name not in _KEY}
+    session.execute(stmt.on_conflict_do_update(index_elements=list(_KEY), set_=replaced), rows)
+
+
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry.model_validate(dict(row._mapping))
+
+
+def _one(session: Session, *where: Any) -> LedgerEntry | None:
+    row = session.execute(select(*_COLUMNS).where(*where)).one_or_none()
+    return None if row is None else _entry(row)
+
+
+def get_ledger(session: Session, server_base: str, resource_type: str, key: str) -> LedgerEntry | None:
+    """The ledger entry of one resource (by business key) on one server, or None if never synced there."""
+    return _one(
+        session,
+        LedgerRow.server_base == normal_base(server_base),
+        LedgerRow.resource_type == resource_type,
+        LedgerRow.key == key,
+    )
+
+
+def ledger_by_server_id(session: Session, server_base: str, resource_type: str, server_id: str) -> LedgerEntry | None:
+    """The ledger entry of the resource a server calls ``resource_type/server_id`` (for pulls), or None."""
+    return _one(
+        session,
+        LedgerRow.server_base == normal_base(server_base),
+        LedgerRow.resource_type == resource_type,
+        LedgerRow.server_id == server_id,
+    )
+
+
+def list_ledger(session: Session, server_base: str, *, case_id: str | None = None) -> list[LedgerEntry]:
+    """Every ledger entry for a server (optionally of one case), ordered by type and key."""
+    query = select(*_COLUMNS).where(LedgerRow.server_base == normal_base(server_base))
+    if case_id is not None:
+        query = query.where(LedgerRow.case_id == case_id)
+    query = query.order_by(LedgerRow.resource_type, LedgerRow.key)
+    return [_entry(row) for row in session.execute(query)]

@@ -1,0 +1,285 @@
+"""The outbox: cases waiting to be pushed, claimed by workers under a lease.
+
+Rules that make several workers safe together:
+
+* **One open row per case** (a unique index over pending and in-flight rows). A change to a case
+  that already waits just raises the row's revision: changes coalesce, and the pusher sends the
+  case's latest state once. A change while the case is being pushed raises the in-flight row's
+  revision; ``complete`` then puts the row back to pending instead of done, so the change is not lost.
+  The same index keeps two workers from ever pushing one case at the same time.
+* **Claims are atomic.** PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` inside the claiming UPDATE,
+  so concurrent claimers pass each other's rows by. SQLite: one UPDATE in an immediate transaction.
+* **Leases expire.** A claim holds a row until ``lease_expires_at``; after that any worker may claim
+  it again (a dead worker's rows return to the others). ``complete``/``fail`` check the claim token,
+  so a worker that outlived its lease cannot overwrite the new holder's outcome.
+
+Commit right after ``claim_outbox`` and push outside that transaction: the claim is the row's
+status, not a lock held open over the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import ColumnElement, CursorResult, Table, and_, case, delete, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from ._dialect import insert, is_postgresql
+from ._errors import LeaseLost, NotFound
+from ._tables import OPEN_OUTBOX, CaseRow, OutboxRow, OutboxStatus
+from ._types import utcnow
+
+__all__ = [
+    "OutboxItem",
+    "claim_outbox",
+    "complete",
+    "enqueue",
+    "fail",
+    "list_outbox",
+    "outbox_counts",
+    "purge_outbox",
+    "release",
+    "renew_lease",
+]
+
+_T = cast(Table, OutboxRow.__table__)
+_C = _T.c
+PENDING, IN_FLIGHT, DONE, FAILED = (s.value for s in OutboxStatus)
+MAX_ERROR = 1000
+
+
+class OutboxItem(BaseModel):
+    """One queued push of a case; ``claim_token`` identifies the claim that holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    case_id: str
+    revision: int
+    status: OutboxStatus
+    attempts: int
+    last_error: str | None
+    available_at: dt.datetime
+    claimed_by: str | None
+    claimed_at: dt.datetime | None
+    lease_expires_at: dt.datetime | None
+    claim_token: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+def _items(rows: Any) -> list[OutboxItem]:
+    return sorted((OutboxItem.model_validate(dict(r._mapping)) for r in rows), key=lambda i: i.id)
+
+
+def enqueue(session: Session, case_id: str, revision: int | None = None, *, now: dt.datetime | None = None) -> int:
+    """Queue a push of a case (at its current revision unless given); returns the outbox row id.
+
+    ``save_case`` calls this itself; call it directly to push a case again without changing it
+    (e.g. to a new server).
+    """
+    now = now or utcnow()
+    if revision is None:
+        query = select(CaseRow.revision).where(CaseRow.case_id == case_id).with_for_update()
+        revision = session.execute(query).scalar_one_or_none()
+        if revision is None:
+            raise NotFound(f"no case {case_id} to push")
+    stmt = insert(session, _T).values(
+        case_id=case_id,
+        revision=revision,
+        status=PENDING,
+        attempts=0,
+        available_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_C.case_id],
+        index_where=text(OPEN_OUTBOX),
+        set_={
+            "revision": case((stmt.excluded.revision > _C.revision, stmt.excluded.revision), else_=_C.revision),
+            "updated_at": now,
+        },
+    )
+    return int(session.execute(stmt.returning(_C.id)).scalar_one())
+
+
+def _claimable(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(_C.status == PENDING, _C.available_at <= now),
+        and_(_C.status == IN_FLIGHT, _C.lease_expires_at < now),
+    )
+
+
+def claim_outbox(
+    session: Session,
+    worker_id: str,
+    limit: int = 10,
+    lease_seconds: float = 60.0,
+    *,
+    now: dt.datetime | None = None,
+) -> list[OutboxItem]:
+    """Claim up to ``limit`` rows that are due (or whose lease expired), oldest first, for ``worker_id``."""
+    now = now or utcnow()
+    pick = select(_C.id).where(_claimable(now)).order_by(_C.available_at, _C.id).limit(limit)
+    if is_postgresql(session):
+        # Lock first, then update exactly those rows. (Inside an UPDATE's IN (…) PostgreSQL may
+        # run the LIMITed subquery more than once and claim more rows than asked for.)
+        ids = list(session.execute(pick.with_for_update(skip_locked=True)).scalars())
+        if not ids:
+            return []
+        chosen: Any = _C.id.in_(ids)
+    else:
+        chosen = _C.id.in_(pick.scalar_subquery())  # one UPDATE statement: atomic on its own
+    stmt = (
+        update(_T)
+        .where(chosen, _claimable(now))
+        .values(
+            status=IN_FLIGHT,
+            attempts=_C.attempts + 1,
+            claimed_by=worker_id,
+            claimed_at=now,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            claim_token=uuid.uuid4().hex,
+            updated_at=now,
+        )
+        .returning(*_C)
+    )
+    return _items(session.execute(stmt))
+
+
+def _settle(session: Session, item: OutboxItem, values: dict[str, Any]) -> OutboxItem:
+    """Apply the outcome of a claim, if the claim still holds the row."""
+    stmt = (
+        update(_T)
+        .where(_C.id == item.id, _C.status == IN_FLIGHT, _C.claim_token == item.claim_token)
+        .values(**values)
+        .returning(*_C)
+    )
+    rows = _items(session.execute(stmt))
+    if not rows:
+        raise LeaseLost(f"outbox item {item.id} is no longer held by this claim (lease expired or settled)")
+    return rows[0]
+
+
+def _changed_since(item: OutboxItem, pushed_revision: int | None) -> ColumnElement[bool]:
+    return _C.revision > max(item.revision, pushed_revision or 0)
+
+
+def complete(
+    session: Session, item: OutboxItem, *, pushed_revision: int | None = None, now: dt.datetime | None = None
+) -> OutboxItem:
+    """The push succeeded. Done, unless the case changed since: then it is pending again.
+
+    ``pushed_revision`` is the revision the pusher actually read and sent (it reads the case after
+    claiming, so it may be newer than ``item.revision``); giving it avoids one needless re-push.
+    """
+    now = now or utcnow()
+    again = _changed_since(item, pushed_revision)
+    return _settle(
+        session,
+        item,
+        {
+            "status": case((again, PENDING), else_=DONE),
+            "attempts": case((again, 0), else_=_C.attempts),
+            "completed_at": case((again, None), else_=now),
+            "last_error": None,
+            "lease_expires_at": None,
+            "claim_token": None,
+            "available_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def fail(
+    session: Session,
+    item: OutboxItem,
+    error: str,
+    *,
+    retry: bool = True,
+    delay_seconds: float = 0.0,
+    pushed_revision: int | None = None,
+    now: dt.datetime | None = None,
+) -> OutboxItem:
+    """The push failed. With ``retry`` it is due again after ``delay_seconds``; without, it is failed for good.
+
+    A permanent failure still goes back to pending if the case changed since the revision tried
+    (``pushed_revision``, else the claimed one): the change may be what fixes it. ``error`` is stored for people to read: it must not contain PHI.
+    """
+    now = now or utcnow()
+    again = _changed_since(item, pushed_revision)
+    values: dict[str, Any] = {
+        "last_error": error[:MAX_ERROR],
+        "lease_expires_at": None,
+        "claim_token": None,
+        "available_at": now + dt.timedelta(seconds=delay_seconds),
+        "updated_at": now,
+    }
+    if not retry:
+        values |= {
+            "status": case((again, PENDING), else_=FAILED),
+            "attempts": case((again, 0), else_=_C.attempts),
+            "completed_at": case((again, None), else_=now),
+        }
+    else:
+        values["status"] = PENDING
+    return _settle(session, item, values)
+
+
+def release(session: Session, item: OutboxItem, *, now: dt.datetime | None = None) -> OutboxItem:
+    """Give a claim back untried (a worker shutting down): pending again, the attempt not counted."""
+    now = now or utcnow()
+    return _settle(
+        session,
+        item,
+        {
+            "status": PENDING,
+            "attempts": _C.attempts - 1,
+            "lease_expires_at": None,
+            "claim_token": None,
+            "updated_at": now,
+        },
+    )
+
+
+def renew_lease(
+    session: Session, item: OutboxItem, lease_seconds: float = 60.0, *, now: dt.datetime | None = None
+) -> OutboxItem:
+    """Extend a claim's lease (a long push still making progress); ``LeaseLost`` if another worker took it."""
+    now = now or utcnow()
+    return _settle(session, item, {"lease_expires_at": now + dt.timedelta(seconds=lease_seconds), "updated_at": now})
+
+
+def list_outbox(
+    session: Session,
+    *,
+    status: OutboxStatus | None = None,
+    case_id: str | None = None,
+    limit: int | None = None,
+) -> list[OutboxItem]:
+    """Outbox rows, oldest first, optionally only those in one status or of one case."""
+    query = select(*_C).order_by(_C.id).limit(limit)
+    if status is not None:
+        query = query.where(_C.status == status.value)
+    if case_id is not None:
+        query = query.where(_C.case_id == case_id)
+    return _items(session.execute(query))
+
+
+def outbox_counts(session: Session) -> dict[OutboxStatus, int]:
+    """How many rows are in each status (every status present, zero if none), for health and metrics."""
+    counts = dict.fromkeys(OutboxStatus, 0)
+    for status, n in session.execute(select(_C.status, func.count()).group_by(_C.status)):
+        counts[OutboxStatus(status)] = n
+    return counts
+
+
+def purge_outbox(session: Session, before: dt.datetime) -> int:
+    """Delete done rows completed before ``before``; returns how many. Failed rows stay for people to see."""
+    result = cast(CursorResult[Any], session.execute(delete(_T).where(_C.status == DONE, _C.completed_at < before)))
+    return int(result.rowcount)

@@ -1,0 +1,112 @@
+"""FHIR resources of a case, kept exactly as received or imported, so an export can give them back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ._dialect import insert
+from ._tables import ResourceRow
+from ._types import utcnow
+
+__all__ = ["FhirVersion", "StoredResource", "content_hash", "get_resource", "get_resources", "put_resources"]
+
+FhirVersion = Literal["R4", "R5"]
+
+#: Elements a server rewrites on its own (``id`` on create, ``meta`` on every write); not content.
+_NOT_CONTENT = frozenset({"id", "meta"})
+
+
+def content_hash(resource: Mapping[str, Any]) -> str:
+    """SHA-256 of a resource's content: canonical JSON (sorted keys) without ``id`` and ``meta``.
+
+    Two copies of one resource hash the same whatever server stored them or when; the sync layer
+    compares hashes to tell "changed" from "only re-stamped by the server".
+    """
+    body = {k: v for k, v in resource.items() if k not in _NOT_CONTENT}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class StoredResource(BaseModel):
+    """A resource of a case as last received, with the FHIR version it came in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    resource_type: str
+    key: str
+    case_id: str
+    fhir_version: FhirVersion
+    raw: dict[str, Any]
+    content_hash: str
+    source: str | None
+    updated_at: dt.datetime
+
+
+def put_resources(
+    session: Session,
+    case_id: str,
+    resources: Iterable[tuple[str, Mapping[str, Any]]],
+    *,
+    fhir_version: FhirVersion,
+    source: str | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Store (key, resource JSON) pairs for a case, replacing earlier copies; returns how many.
+
+    The key is the resource's business identifier value; the type comes from ``resourceType``.
+    ``source`` says where they came from (a server base URL; None for a file import).
+    """
+    now = now or utcnow()
+    rows = []
+    for key, raw in resources:
+        resource_type = raw.get("resourceType")
+        if not isinstance(resource_type, str) or not resource_type:
+            raise ValueError(f"resource {key!r} has no resourceType")
+        rows.append(
+            {
+                "resource_type": resource_type,
+                "key": key,
+                "case_id": case_id,
+                "fhir_version": fhir_version,
+                "raw": dict(raw),
+                "content_hash": content_hash(raw),
+                "source": source,
+                "updated_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    stmt = insert(session, ResourceRow)
+    replaced = {name: stmt.excluded[name] for name in rows[0] if name not in ("resource_type", "key")}
+    session.execute(stmt.on_conflict_do_update(index_elements=["resource_type", "key"], set_=replaced), rows)
+    return len(rows)
+
+
+_COLUMNS = tuple(ResourceRow.__table__.c)
+
+
+def _resource(row: Any) -> StoredResource:
+    return StoredResource.model_validate(dict(row._mapping))
+
+
+def get_resources(session: Session, case_id: str, resource_type: str | None = None) -> list[StoredResource]:
+    """The resources stored for a case (optionally of one type), ordered by type and key."""
+    query = select(*_COLUMNS).where(ResourceRow.case_id == case_id)
+    if resource_type is not None:
+        query = query.where(ResourceRow.resource_type == resource_type)
+    query = query.order_by(ResourceRow.resource_type, ResourceRow.key)
+    return [_resource(row) for row in session.execute(query)]
+
+
+def get_resource(session: Session, resource_type: str, key: str) -> StoredResource | None:
+    """One resource by type and key, or None."""
+    query = select(*_COLUMNS).where(ResourceRow.resource_type == resource_type, ResourceRow.key == key)
+    row = session.execute(query).one_or_none()
+    return None if row is None else _resource(row)

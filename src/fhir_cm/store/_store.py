@@ -1,0 +1,89 @@
+"""The store handle: an engine, a session factory, and the one place database errors are translated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Self
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ._engine import READ_ONLY, make_engine, redacted
+from ._errors import StoreError, StoreUnavailable
+from ._migrate import upgrade
+
+__all__ = ["Store", "open_store"]
+
+
+class Store:
+    """An open store. Use ``with store.session() as s:`` for one transaction; ``close()`` when done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        Everything done in one block commits together, which is how a case change and its outbox
+        row stay in step. ``read_only`` sessions on SQLite do not queue behind writers; writing
+        in one is not prevented, but may fail with "database is locked" under contention.
+        """
+        factory = self._read_sessions if read_only else self._sessions
+        with _translated(self.engine), factory() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({redacted(self.engine.url)!r})"
+
+
+@contextmanager
+def _translated(engine: Engine) -> Iterator[None]:
+    """Turn driver errors into store errors that name the cause but carry no row data."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable(
+            f"database {redacted(engine.url)} unavailable or locked ({type(exc.orig).__name__})"
+        ) from exc
+    except DBAPIError as exc:
+        raise StoreError(f"database refused the operation ({type(exc.orig).__name__})") from exc
+
+
+def open_store(url: str, *, migrate: bool = True, echo: bool = False) -> Store:
+    """Open the store at a SQLAlchemy URL and bring its schema to the newest revision.
+
+    ``sqlite:///fhir-cm.db`` (a file, created if missing) or ``postgresql+psycopg://…``. With
+    ``migrate=False`` the schema is left as it is (for tools that only inspect).
+    """
+    engine = make_engine(url, echo=echo)
+    try:
+        with _translated(engine):
+            if migrate:
+                upgrade(engine)
+            else:
+                with engine.connect():
+                    pass
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)

@@ -1,0 +1,265 @@
+"""The tables, as typed SQLAlchemy models. Only the store's modules see these; callers get pydantic rows.
+
+Resources and the sync ledger are two tables, not one: a resource belongs to one case and is kept
+once, as it came in (for a lossless export), while the ledger holds what each *server* knows of it
+(id, versionId, last copy). One resource can live on several servers, so the ledger is keyed by
+(server base, resource type, key) and may hold many rows for one resource.
+
+Keys include the resource type because FHIR scopes business identifiers by type (a conditional
+create searches ``Goal?identifier=…``): a Goal and a CarePlan may carry the same identifier value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ._types import Json, UTCDateTime
+
+__all__ = [
+    "Base",
+    "CaseRow",
+    "ConflictRow",
+    "ConflictStatus",
+    "LedgerRow",
+    "OutboxRow",
+    "OutboxStatus",
+    "QuarantineRow",
+    "ResourceRow",
+    "TransitionRow",
+    "WatermarkRow",
+]
+
+# Lengths: FHIR ids are at most 64 characters; identifier values and URLs get more room.
+ID = 64
+KEY = 512
+URL = 2048
+HASH = 64
+
+
+class OutboxStatus(StrEnum):
+    """Where a queued push stands."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in-flight"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ConflictStatus(StrEnum):
+    """Whether a person still has to decide a conflict."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+def _in(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+#: The outbox rows that still have work to do; at most one per case (see ``_outbox``).
+OPEN_OUTBOX = _in("status", [OutboxStatus.PENDING.value, OutboxStatus.IN_FLIGHT.value])
+OPEN_CONFLICT = _in("status", [ConflictStatus.OPEN.value])
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names, so migrations name things the same everywhere."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class CaseRow(Base):
+    """A case, whole, as the domain model's JSON; the columns beside it are only there to filter on."""
+
+    __tablename__ = "cases"
+
+    case_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(ID), index=True)
+    case_manager_id: Mapped[str | None] = mapped_column(String(ID), index=True)
+    programme: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class ResourceRow(Base):
+    """A FHIR resource of a case, exactly as it was received or imported."""
+
+    __tablename__ = "resources"
+
+    resource_type: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    fhir_version: Mapped[str] = mapped_column(String(2))
+    raw: Mapped[dict[str, Any]] = mapped_column(Json)
+    content_hash: Mapped[str] = mapped_column(String(HASH))
+    source: Mapped[str | None] = mapped_column(String(URL))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint("fhir_version IN ('R4', 'R5')", name="fhir_version"),)
+
+
+class LedgerRow(Base):
+    """What one server holds of one resource: its id there, versionId and last copy seen."""
+
+    __tablename__ = "sync_ledger"
+
+    server_base: Mapped[str] = mapped_column(String(URL), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(String(ID), index=True)
+    server_id: Mapped[str | None] = mapped_column(String(ID))
+    version_id: Mapped[str | None] = mapped_column(String(ID))
+    content_hash: Mapped[str | None] = mapped_column(String(HASH))
+    server_copy: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    last_updated: Mapped[str | None] = mapped_column(String(ID))
+    synced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("server_base", "resource_type", "server_id"),)
+
+
+class OutboxRow(Base):
+    """A case that must be pushed, as of a revision; the lease columns say who is pushing it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    available_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", [s.value for s in OutboxStatus]), name="status"),
+        # At most one open row per case: this is what coalesces changes and keeps two workers off one case.
+        Index(
+            "uq_outbox_open_case",
+            "case_id",
+            unique=True,
+            sqlite_where=text(OPEN_OUTBOX),
+            postgresql_where=text(OPEN_OUTBOX),
+        ),
+        Index("ix_outbox_status_available_at", "status", "available_at"),
+    )
+
+
+class TransitionRow(Base):
+    """A move between care settings recorded for a case, one row per (case, from stay, to stay, date).
+
+    Missing stays are stored as '' rather than NULL, because SQL unique constraints treat NULLs as
+    all different, which would let the same move be recorded twice.
+    """
+
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"))
+    from_stay: Mapped[str] = mapped_column(String(ID))
+    to_stay: Mapped[str] = mapped_column(String(ID))
+    date: Mapped[dt.date] = mapped_column(Date)
+    from_setting: Mapped[str] = mapped_column(String(32))
+    to_setting: Mapped[str] = mapped_column(String(32))
+    discharge_disposition: Mapped[str | None] = mapped_column(String(16))
+    receiving_provider: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    source_encounter: Mapped[str | None] = mapped_column(String(ID))
+    readmission: Mapped[bool]
+    follow_up_due: Mapped[dt.date | None] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("case_id", "from_stay", "to_stay", "date"),)
+
+
+class QuarantineRow(Base):
+    """A resource that could not be parsed or mapped, kept as received for a person to look at."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(URL))
+    resource_type: Mapped[str | None] = mapped_column(String(ID))
+    server_id: Mapped[str | None] = mapped_column(String(ID))
+    reason: Mapped[str] = mapped_column(String(1000))
+    raw: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+    __table_args__ = (Index("ix_quarantine_source_resource_type", "source", "resource_type"),)
+
+
+class WatermarkRow(Base):
+    """How far an incremental pull of one resource type from one server has got."""
+
+    __tablename__ = "watermarks"
+
+    server_base: Mapped[str] = mapped_column(String(URL), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    last_updated: Mapped[str] = mapped_column(String(ID))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ConflictRow(Base):
+    """A resource both sides changed where their changes clash, waiting for a person."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"))
+    resource_type: Mapped[str] = mapped_column(String(ID))
+    resource_key: Mapped[str] = mapped_column(String(KEY))
+    local: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    server: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    fields: Mapped[list[str]] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16))
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", [s.value for s in ConflictStatus]), name="status"),
+        # One open conflict per resource of a case; a later clash updates it instead of piling up.
+        Index(
+            "uq_conflicts_open_resource",
+            "case_id",
+            "resource_type",
+            "resource_key",
+            unique=True,
+            sqlite_where=text(OPEN_CONFLICT),
+            postgresql_where=text(OPEN_CONFLICT),
+        ),
+        Index("ix_conflicts_status_case_id", "status", "case_id"),
+    )

@@ -1,0 +1,104 @@
+"""Transitions between care settings as recorded by the tracker, one per (case, from stay, to stay, date).
+
+Transitions are derived from stays (``fhir_cm.domain.derive_transitions``); recording them keeps
+what the tracker has seen and acted on (the source Encounter, the follow-up it asked for), so a
+second run of the tracker knows which moves are new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from fhir_cm.domain import Transition
+
+from ._dialect import insert
+from ._tables import TransitionRow
+from ._types import utcnow
+
+__all__ = ["RecordedTransition", "list_transitions", "record_transitions"]
+
+
+class RecordedTransition(Transition):
+    """A transition as recorded for a case: which Encounter showed it, and when it was first seen."""
+
+    case_id: str
+    source_encounter: str | None = None
+    recorded_at: dt.datetime
+
+
+_KEY = ("case_id", "from_stay", "to_stay", "date")
+
+
+def _values(case_id: str, t: Transition, source_encounter: str | None) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "from_stay": t.from_stay or "",
+        "to_stay": t.to_stay or "",
+        "date": t.date,
+        "from_setting": t.from_setting.value,
+        "to_setting": t.to_setting.value,
+        "discharge_disposition": t.discharge_disposition.value if t.discharge_disposition else None,
+        "receiving_provider": t.receiving_provider.model_dump(mode="json") if t.receiving_provider else None,
+        "source_encounter": source_encounter,
+        "readmission": t.readmission,
+        "follow_up_due": t.follow_up_due,
+    }
+
+
+def record_transitions(
+    session: Session,
+    case_id: str,
+    transitions: Iterable[Transition],
+    *,
+    source_encounters: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> list[RecordedTransition]:
+    """Record a case's transitions; returns those seen for the first time (recording again is harmless).
+
+    A transition already recorded is updated in place (a follow-up date or readmission flag may
+    only be known later) and keeps its first ``recorded_at``. ``source_encounters`` maps a stay id
+    to the server id of its Encounter; a transition's source is the stay it leaves (or, if it
+    leaves none, the stay it enters).
+    """
+    now = now or utcnow()
+    encounters = source_encounters or {}
+    new: list[RecordedTransition] = []
+    for t in transitions:
+        stay = t.from_stay or t.to_stay
+        values = _values(case_id, t, encounters.get(stay) if stay else None)
+        stmt = insert(session, TransitionRow).values(**values, recorded_at=now, updated_at=now)
+        inserted = session.execute(stmt.on_conflict_do_nothing(index_elements=list(_KEY)).returning(TransitionRow.id))
+        if inserted.first() is not None:
+            source = values["source_encounter"]
+            new.append(RecordedTransition(**t.model_dump(), case_id=case_id, source_encounter=source, recorded_at=now))
+            continue
+        changed = {k: v for k, v in values.items() if k not in _KEY and (k != "source_encounter" or v is not None)}
+        session.execute(
+            update(TransitionRow)
+            .where(*(getattr(TransitionRow, k) == values[k] for k in _KEY))
+            .values(**changed, updated_at=now)
+        )
+    return new
+
+
+def list_transitions(session: Session, case_id: str | None = None) -> list[RecordedTransition]:
+    """Recorded transitions, of one case or all, ordered by case and date."""
+    t = TransitionRow
+    query = select(*_FIELDS).order_by(t.case_id, t.date, t.id)
+    if case_id is not None:
+        query = query.where(t.case_id == case_id)
+    return [_recorded(row._mapping) for row in session.execute(query)]
+
+
+_FIELDS = tuple(c for c in TransitionRow.__table__.c if c.name in RecordedTransition.model_fields)
+
+
+def _recorded(row: Mapping[Any, Any]) -> RecordedTransition:
+    return RecordedTransition.model_validate(
+        {**row, "from_stay": row["from_stay"] or None, "to_stay": row["to_stay"] or None}
+    )

@@ -1,0 +1,46 @@
+"""Column types that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Json", "UTCDateTime", "utcnow"]
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC (the only kind of time the store keeps)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An instant, stored in UTC and always read back timezone-aware.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so the value is stored as naive
+    UTC text, which also keeps text comparison (``lease_expires_at < now``) equal to time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the store only accepts timezone-aware datetimes")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+#: JSON documents (cases, raw resources). Plain ``json`` on PostgreSQL rather than ``jsonb``: the
+#: store never queries inside them, and ``json`` keeps the text as written.
+Json: Any = JSON(none_as_null=True)

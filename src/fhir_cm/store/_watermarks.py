@@ -1,0 +1,55 @@
+"""Watermarks of incremental pulls: per server and resource type, the ``_lastUpdated`` reached so far.
+
+The value is kept exactly as the server wrote it (a FHIR instant), so the next pull asks with the
+server's own precision and time zone. It only ever moves forward: two workers pulling at once
+cannot drag it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ._dialect import insert, normal_base
+from ._tables import WatermarkRow
+from ._types import utcnow
+
+__all__ = ["get_watermark", "set_watermark"]
+
+
+def _instant(value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"watermark {value!r} is not a FHIR instant (e.g. 2024-05-01T10:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def get_watermark(session: Session, server_base: str, resource_type: str) -> str | None:
+    """The ``_lastUpdated`` the last pull of this type from this server reached, or None (pull everything)."""
+    query = select(WatermarkRow.last_updated).where(
+        WatermarkRow.server_base == normal_base(server_base), WatermarkRow.resource_type == resource_type
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def set_watermark(
+    session: Session, server_base: str, resource_type: str, last_updated: str, *, now: dt.datetime | None = None
+) -> str:
+    """Move the watermark forward to ``last_updated`` (an earlier value is ignored); returns the watermark."""
+    new = _instant(last_updated)
+    now = now or utcnow()
+    base = normal_base(server_base)
+    key = (WatermarkRow.server_base == base, WatermarkRow.resource_type == resource_type)
+    stmt = insert(session, WatermarkRow).values(
+        server_base=base, resource_type=resource_type, last_updated=last_updated, updated_at=now
+    )
+    if session.execute(stmt.on_conflict_do_nothing().returning(WatermarkRow.last_updated)).first() is not None:
+        return last_updated
+    current = session.execute(select(WatermarkRow.last_updated).where(*key).with_for_update()).scalar_one()
+    if new <= _instant(current):
+        return current
+    session.execute(update(WatermarkRow).where(*key).values(last_updated=last_updated, updated_at=now))
+    return last_updated

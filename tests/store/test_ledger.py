@@ -1,0 +1,56 @@
+"""The sync ledger: per server, the id, versionId and last copy of each resource."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fhir_cm.store import LedgerEntry, Store, StoreError, get_ledger, ledger_by_server_id, list_ledger, put_ledger
+
+NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+HAPI, FIRELY = "http://hapi.example/fhir", "https://firely.example/r4"
+
+
+def entry(key: str, server_id: str, base: str = HAPI, **fields: object) -> LedgerEntry:
+    values = {"server_base": base, "resource_type": "Goal", "key": key, "case_id": "case-1", "server_id": server_id}
+    return LedgerEntry.model_validate(values | fields)
+
+
+def test_an_entry_reads_back_by_key_and_by_server_id(store: Store) -> None:
+    copy = {"resourceType": "Goal", "id": "17", "meta": {"versionId": "2"}, "lifecycleStatus": "active"}
+    with store.session() as s:
+        put_ledger(s, [entry("goal-1", "17", version_id="2", content_hash="ab" * 32, server_copy=copy)], now=NOW)
+    with store.session(read_only=True) as s:
+        by_key = get_ledger(s, HAPI, "Goal", "goal-1")
+        by_id = ledger_by_server_id(s, HAPI, "Goal", "17")
+    assert by_key == by_id
+    assert by_key == entry("goal-1", "17", version_id="2", content_hash="ab" * 32, server_copy=copy, synced_at=NOW)
+
+
+def test_put_replaces_and_a_trailing_slash_names_the_same_server(store: Store) -> None:
+    with store.session() as s:
+        put_ledger(s, [entry("goal-1", "17", version_id="1")], now=NOW)
+        put_ledger(s, [entry("goal-1", "17", base=HAPI + "/", version_id="2", last_updated="2024-05-01T12:00:00Z")])
+    with store.session(read_only=True) as s:
+        [only] = list_ledger(s, HAPI + "/")
+    assert (only.server_base, only.version_id, only.last_updated) == (HAPI, "2", "2024-05-01T12:00:00Z")
+    assert only.synced_at is not None and only.synced_at > NOW
+
+
+def test_one_resource_on_two_servers_has_two_entries(store: Store) -> None:
+    with store.session() as s:
+        put_ledger(
+            s, [entry("goal-1", "17"), entry("goal-1", "abc", base=FIRELY), entry("goal-2", "18", case_id="case-2")]
+        )
+    with store.session(read_only=True) as s:
+        assert [e.server_id for e in list_ledger(s, HAPI)] == ["17", "18"]
+        assert [e.key for e in list_ledger(s, HAPI, case_id="case-2")] == ["goal-2"]
+        assert [e.server_id for e in list_ledger(s, FIRELY)] == ["abc"]
+        assert ledger_by_server_id(s, FIRELY, "Goal", "17") is None
+        assert get_ledger(s, FIRELY, "CarePlan", "goal-1") is None
+
+
+def test_two_keys_cannot_claim_one_server_resource(store: Store) -> None:
+    with pytest.raises(StoreError), store.session() as s:
+        put_ledger(s, [entry("goal-1", "17"), entry("goal-2", "17")])

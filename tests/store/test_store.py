@@ -1,0 +1,93 @@
+"""Opening the store: engine set-up per backend, sessions as transactions, errors without secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from fhir_cm.domain import Case
+from fhir_cm.store import (
+    BUSY_TIMEOUT_SECONDS,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    get_case,
+    get_case_record,
+    open_store,
+    save_case,
+)
+from tests.store.concurrency import run_together
+
+
+def test_sqlite_file_runs_in_wal_mode_with_a_busy_timeout(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as store, store.session() as s:
+        assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert s.execute(text("PRAGMA busy_timeout")).scalar() == int(BUSY_TIMEOUT_SECONDS * 1000)
+        assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_in_memory_sqlite_keeps_its_data_across_sessions(make_case: Callable[..., Case]) -> None:
+    with open_store("sqlite://") as store:
+        with store.session() as s:
+            save_case(s, make_case())
+        with store.session(read_only=True) as s:
+            assert get_case(s, "case-1") == make_case()
+
+
+def test_a_session_commits_at_the_end_and_rolls_back_on_error(store: Store, make_case: Callable[..., Case]) -> None:
+    with pytest.raises(RuntimeError), store.session() as s:
+        save_case(s, make_case("rolled-back"))
+        raise RuntimeError("boom")
+    with store.session() as s:
+        save_case(s, make_case("kept"))
+    with store.session(read_only=True) as s:
+        assert get_case(s, "rolled-back") is None
+        assert get_case(s, "kept") is not None
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(StoreError, match="unsupported database 'mysql'"):
+        open_store("mysql://user@localhost/db")
+
+
+def test_unreachable_postgresql_is_reported_without_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as caught:
+        open_store("postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2")
+    assert "s3cret-pw" not in str(caught.value)
+    assert "127.0.0.1:1" in str(caught.value)
+
+
+def test_repr_hides_the_password() -> None:
+    store = Store(create_engine("postgresql+psycopg://u:hunter2@db.example/x"))
+    assert "hunter2" not in repr(store)
+    assert "db.example" in repr(store)
+
+
+def test_several_stores_on_one_sqlite_file_never_lose_or_refuse_a_change(
+    sqlite_url: str, make_case: Callable[..., Case]
+) -> None:
+    """Separate engines are separate connections, as separate processes would have.
+
+    Each save reads the case and writes it back in one transaction, the pattern that fails with
+    "database is locked" when SQLite transactions begin deferred.
+    """
+    with open_store(sqlite_url) as first, first.session() as s:
+        save_case(s, make_case(plan_summary="start"))
+    workers, saves = 4, 15
+
+    def work(n: int, go: Callable[[], object]) -> None:
+        with open_store(sqlite_url) as store:
+            go()
+            for i in range(saves):
+                with store.session() as s:
+                    case = get_case(s, "case-1")
+                    assert case is not None
+                    save_case(s, case.model_copy(update={"plan_summary": f"worker {n} save {i}"}))
+
+    run_together(workers, work)
+    with open_store(sqlite_url) as store, store.session(read_only=True) as s:
+        record = get_case_record(s, "case-1")
+        assert record is not None
+        assert record.revision == 1 + workers * saves
