@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     scope: str = "system/*.read system/*.write"
     verify_tls: bool = True
     timeout: float = 30.0
+    # --- push (fhir_cm.sync) ----------------------------------------------------------------------
+    push_concurrency: int = Field(default=4, ge=1, description="Cases pushed at the same time.")
+    push_batch_size: int = Field(default=50, ge=1, description="Outbox rows claimed at once.")
+    push_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a claim holds an outbox row before other workers may take it."
+    )
+    push_provenance: bool = Field(default=True, description="Write a Provenance with every pushed change.")
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000

@@ -1,1 +1,39 @@
 """sync"""
+
+# --- push (outbox → server) ---
+from ._push import default_worker_id, enqueue_unpushed, push_cases, push_pending
+from ._report import CaseFailure, PushReport
+from ._worker import Step, run_worker
+
+# --- pull (server → cases), conflicts, transitions tracker ---
+from ._conflicts import Clash, MergeOutcome, merge_case
+from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
+from ._pull_round import PullRoundReport, pull_and_track
+from ._pull_round import pull_and_track as pull_step  # the worker's pull step
+from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
+
+__all__ = [
+    # push
+    "CaseFailure",
+    "PushReport",
+    "default_worker_id",
+    "enqueue_unpushed",
+    "push_cases",
+    "push_pending",
+    "Step",
+    "run_worker",
+    # pull, conflicts, transitions
+    "CASE_RESOURCE_TYPES",
+    "FOLLOW_UP_DAYS",
+    "PULL_OVERLAP",
+    "Clash",
+    "MergeOutcome",
+    "PullReport",
+    "PullRoundReport",
+    "TransitionsReport",
+    "merge_case",
+    "pull",
+    "pull_and_track",
+    "pull_step",
+    "track_transitions",
+]

@@ -1,0 +1,134 @@
+"""How the pusher finds a resource on a server again when its ledger does not know it.
+
+Idempotency rests on this: a push re-run from the same store, or from a brand-new one, must land on
+the resources the first run wrote. Two ways, chosen per resource type from the server's
+CapabilityStatement:
+
+* **by business identifier** — conditional create (``ifNoneExist: identifier=<system>|<value>``)
+  where the server declares the ``identifier`` search parameter for the type;
+* **by a stable id** — where it does not (sekmet leaves Goal and CareTeam out of its statement and
+  refuses the search; R4 Provenance has no identifier at all), the resource gets a client-assigned
+  id derived from its business identifier (the uuid5 its ``urn:uuid`` fullUrl already uses) and is
+  written with ``PUT Type/<id>`` (update-as-create). The same key always gives the same id, so a
+  repeat writes a new version of the same resource, never a second one. Before creating, the pusher
+  reads ``Type/<id>`` so an existing copy is merged onto, not overwritten.
+
+A server that declares ``identifier`` but ignores it would match every resource of the type: that
+cannot be detected here and is not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..fhir import AsyncFhirClient, BundleEntry, Capabilities, FhirError
+from ..mapping import References, ResourceKey, if_none_exist
+
+__all__ = ["Identity", "find_by_identifier", "read_existing", "rewrite_references", "stable_id"]
+
+
+def stable_id(identifier_system: str, key: ResourceKey) -> str:
+    """The client-assigned id of a resource: the uuid5 of its business identifier (36 characters)."""
+    return References(identifier_system).full_url(key).removeprefix("urn:uuid:")
+
+
+class Identity:
+    """Per resource type: found by identifier (conditional create) or by a stable id (PUT)."""
+
+    def __init__(self, capabilities: Capabilities | None, identifier_system: str) -> None:
+        self._caps = capabilities
+        self.system = identifier_system
+        self._memo: dict[str, bool] = {}
+
+    def by_identifier(self, resource_type: str) -> bool:
+        """Whether a conditional create on ``identifier`` works for this type on this server."""
+        if resource_type == "Provenance":
+            return False  # R4 Provenance has no identifier element
+        found = self._memo.get(resource_type)
+        if found is None:
+            declared = self._caps.resource(resource_type) if self._caps is not None else None
+            found = self._caps is None or (declared is not None and "identifier" in declared.search_params)
+            self._memo[resource_type] = found
+        return found
+
+    def stable_id(self, key: ResourceKey) -> str:
+        return stable_id(self.system, key)
+
+
+async def read_existing(
+    client: AsyncFhirClient, targets: Iterable[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
+    """Read ``(type, id)`` targets in one batch: ``(found copies, missing)``.
+
+    A target neither found nor missing (a transient failure, an unusable id) is in neither, and the
+    caller must not assume it absent.
+    """
+    wanted = list(dict.fromkeys(targets))
+    entries, sent = [], []
+    missing: set[tuple[str, str]] = set()
+    for rtype, rid in wanted:
+        try:
+            entries.append(BundleEntry.read(rtype, rid))
+            sent.append((rtype, rid))
+        except ValueError:  # not a valid FHIR id: it cannot exist on any server
+            missing.add((rtype, rid))
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if not entries:
+        return found, missing
+    try:
+        result = await client.batch(entries, max_entries=100)
+    except FhirError:
+        return found, missing
+    for target, outcome in zip(sent, result.entries, strict=True):
+        if outcome.ok and outcome.resource is not None:
+            found[target] = outcome.resource
+        elif outcome.status in (404, 410):
+            missing.add(target)
+    return found, missing
+
+
+async def find_by_identifier(
+    client: AsyncFhirClient, identifier_system: str, keys: Iterable[ResourceKey]
+) -> dict[ResourceKey, dict[str, Any]]:
+    """Search ``Type?identifier=<system>|<value>`` for each key in one batch: the single matches.
+
+    A key with no match, several matches or a failed search is left out: the conditional create
+    that follows settles it (creates, matches, or refuses an ambiguous match).
+    """
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    entries = [BundleEntry("GET", f"{k.type}?{if_none_exist(identifier_system, k.value)}") for k in wanted]
+    try:
+        result = await client.batch(entries, max_entries=100)
+    except FhirError:
+        return {}
+    found: dict[ResourceKey, dict[str, Any]] = {}
+    for key, outcome in zip(wanted, result.entries, strict=True):
+        bundle = outcome.resource if outcome.ok else None
+        matches = [
+            e["resource"]
+            for e in (bundle or {}).get("entry") or ()
+            if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+            and e["resource"].get("resourceType") == key.type
+            and (e.get("search") or {}).get("mode", "match") == "match"
+        ]
+        if len(matches) == 1:
+            found[key] = dict(matches[0])
+    return found
+
+
+def rewrite_references(node: Any, mapping: Mapping[str, str]) -> None:
+    """Point every ``reference`` found in ``mapping`` at its replacement, in place."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in mapping:
+            node["reference"] = mapping[ref]
+        for value in node.values():
+            if isinstance(value, dict | list):
+                rewrite_references(value, mapping)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, dict | list):
+                rewrite_references(value, mapping)

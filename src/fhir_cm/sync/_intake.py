@@ -1,0 +1,124 @@
+"""Taking in resources read from a server: strict check, version arithmetic, and remembering them.
+
+Shared by the pull and the transitions tracker. A resource that fails the FHIR release's strict
+model is reported with where and why (never its values: they may be personal data), so the caller
+can quarantine it and go on. What is taken in is remembered twice: in the ledger (server id,
+versionId, last server copy — what the pusher merges onto and sends ``If-Match`` with) and in the
+case's resources (the copy an export gives back).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..fhir import AsyncFhirClient, FhirRelease, UnsupportedByServer, model_class
+from ..mapping import FhirVersion, ResourceKey, check_version
+from ..store import LedgerEntry, content_hash, get_ledger, put_ledger, put_resources
+
+__all__ = [
+    "fhir_version",
+    "instant",
+    "is_newer",
+    "last_updated_of",
+    "remember",
+    "strict_problem",
+    "version_of",
+]
+
+_MAX_REASON = 300
+
+
+async def fhir_version(client: AsyncFhirClient, settings: Settings) -> FhirVersion:
+    """The version to read the server's resources as: configured, else what ``/metadata`` says."""
+    if settings.fhir_version != "auto":
+        return check_version(settings.fhir_version)
+    return check_version((await client.release()).value)
+
+
+def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
+    """Why the release's fhir.resources model refuses ``resource``, or None if it accepts it."""
+    release = FhirRelease.R5 if version == "R5" else FhirRelease.R4
+    try:
+        model_class(release, str(resource.get("resourceType"))).model_validate(resource)
+    except UnsupportedByServer as exc:
+        return str(exc)[:_MAX_REASON]
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:3]]
+        more = exc.error_count() - len(parts)
+        return ("; ".join(parts) + (f" (+{more} more)" if more > 0 else ""))[:_MAX_REASON]
+    return None
+
+
+def version_of(resource: Mapping[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    value = meta.get("versionId") if isinstance(meta, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def last_updated_of(resource: Mapping[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def instant(value: str) -> dt.datetime:
+    """A FHIR instant (or date) as an aware datetime; a missing zone is taken as UTC."""
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def is_newer(version: str | None, than: str | None) -> bool:
+    """Whether server version ``version`` is later than ``than`` (numeric where both are; else any change)."""
+    if than is None:
+        return True
+    if version is None:
+        return False
+    if version.isdigit() and than.isdigit():
+        return int(version) > int(than)
+    return version != than
+
+
+def remember(
+    session: Session,
+    server_base: str,
+    case_id: str,
+    key: ResourceKey,
+    resource: Mapping[str, Any],
+    version: FhirVersion,
+    *,
+    only_if_newer: bool = False,
+) -> bool:
+    """Record ``resource`` as the server's current copy in the ledger and the case's resources.
+
+    With ``only_if_newer`` an entry that already holds this version or a later one is left as it is
+    (the pusher may have written it). Returns whether anything was recorded.
+    """
+    if only_if_newer:
+        held = get_ledger(session, server_base, key.type, key.value)
+        if held is not None and not is_newer(version_of(resource), held.version_id):
+            return False
+    raw = dict(resource)
+    put_ledger(
+        session,
+        [
+            LedgerEntry(
+                server_base=server_base,
+                resource_type=key.type,
+                key=key.value,
+                case_id=case_id,
+                server_id=raw.get("id") if isinstance(raw.get("id"), str) else None,
+                version_id=version_of(raw),
+                content_hash=content_hash(raw),
+                server_copy=raw,
+                last_updated=last_updated_of(raw),
+            )
+        ],
+    )
+    put_resources(session, case_id, [(key.value, raw)], fhir_version=version, source=server_base)
+    return True

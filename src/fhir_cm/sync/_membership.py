@@ -1,0 +1,104 @@
+"""Which case a resource pulled from a server belongs to.
+
+Only the EpisodeOfCare names its case outright (its business identifier *is* the case id). The
+others are placed by what the adapter already knows, most certain first: the ledger (the resource
+was pushed or pulled before), the derived identifiers (``<case>-careplan``, ``<referral>-task``),
+references to resources the ledger places, and finally the patient, when exactly one open case
+is theirs. A resource none of these place belongs to no case here and is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..domain import CaseStatus
+from ..mapping import ResourceKey, parse_reference
+from ..store import get_case_record, get_ledger, ledger_by_server_id, list_cases
+
+__all__ = ["OPEN_STATUSES", "case_of", "patient_ids", "patient_of"]
+
+OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
+_SUFFIXES = {"CarePlan": "-careplan", "CareTeam": "-careteam"}
+_PATIENT_PATHS = ("patient", "subject", "for")
+
+
+def _references(obj: Any) -> Iterator[str]:
+    if isinstance(obj, Mapping):
+        literal = obj.get("reference")
+        if isinstance(literal, str):
+            yield literal
+        for value in obj.values():
+            if isinstance(value, Mapping | list):
+                yield from _references(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _references(value)
+
+
+def patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any."""
+    for name in _PATIENT_PATHS:
+        ref = resource.get(name)
+        literal = ref.get("reference") if isinstance(ref, Mapping) else None
+        parsed = parse_reference(literal) if isinstance(literal, str) else None
+        if parsed is not None and parsed[0] == "Patient":
+            return parsed[1]
+    return None
+
+
+def case_of(
+    session: Session,
+    server_base: str,
+    resource: Mapping[str, Any],
+    key: ResourceKey,
+    placed: Mapping[tuple[str, str], str] | None = None,
+) -> str | None:
+    """The id of the stored case ``resource`` belongs to, or None when nothing places it.
+
+    ``placed`` maps ``(type, server id)`` of resources placed earlier in the same run but not yet
+    in the ledger to their case.
+    """
+    placed = placed or {}
+    known = get_ledger(session, server_base, key.type, key.value)
+    if known is None and isinstance(resource.get("id"), str):
+        known = ledger_by_server_id(session, server_base, key.type, resource["id"])
+    if known is not None and known.case_id:
+        return known.case_id
+    if key.type == "EpisodeOfCare":
+        return key.value
+    suffix = _SUFFIXES.get(key.type)
+    if suffix and key.value.endswith(suffix):
+        case_id = key.value.removesuffix(suffix)
+        if get_case_record(session, case_id) is not None:
+            return case_id
+    for literal in _references({k: v for k, v in resource.items() if k not in _PATIENT_PATHS}):
+        parsed = parse_reference(literal)
+        if parsed is None or parsed[0] in ("Patient", "Practitioner", "Organization", "RelatedPerson"):
+            continue
+        if parsed in placed:
+            return placed[parsed]
+        target = ledger_by_server_id(session, server_base, parsed[0], parsed[1])
+        if target is not None and target.case_id:
+            return target.case_id
+    patient = patient_of(resource)
+    if patient is not None:
+        # The server may know the patient by an id of its own (a Patient the pusher created).
+        known_patient = ledger_by_server_id(session, server_base, "Patient", patient)
+        party_id = known_patient.key if known_patient is not None else patient
+        open_cases = list_cases(session, patient=party_id, status=OPEN_STATUSES, limit=2)
+        if len(open_cases) == 1:
+            return open_cases[0].id
+    return None
+
+
+def patient_ids(session: Session, server_base: str, party_id: str) -> list[str]:
+    """The ids a server may know a case's patient by: the party id (the EHR's), and the id of the
+    Patient the pusher found or created for it, when that differs."""
+    entry = get_ledger(session, server_base, "Patient", party_id)
+    ids = [party_id]
+    if entry is not None and entry.server_id and entry.server_id != party_id:
+        ids.append(entry.server_id)
+    return ids

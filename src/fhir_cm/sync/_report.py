@@ -1,0 +1,50 @@
+"""What a push did, as counts people and scripts can read (no PHI: case ids and element names only)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+__all__ = ["CaseFailure", "PushReport"]
+
+
+class CaseFailure(BaseModel):
+    """Why one case was not pushed. ``permanent`` failures wait for a person (a conflict, a refused
+    resource); the others go back to the outbox and are tried again."""
+
+    case_id: str
+    reason: str
+    permanent: bool
+
+
+class PushReport(BaseModel):
+    """Counts over the case resources a push looked at (Patients, the Device and Provenances apart)."""
+
+    cases: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    provenances: int = 0
+    failures: list[CaseFailure] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def permanent_failures(self) -> list[CaseFailure]:
+        return [f for f in self.failures if f.permanent]
+
+    def add(self, other: PushReport) -> None:
+        """Fold another report (one case, one batch) into this one."""
+        for name in ("cases", "created", "updated", "unchanged", "failed", "conflicts", "provenances"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures.extend(other.failures)
+
+    def line(self) -> str:
+        """One line for a terminal: ``12 cases: 80 created, 3 updated, 40 unchanged, 1 failed``."""
+        return (
+            f"{self.cases} cases: {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.failed} failed"
+        )

@@ -1,0 +1,297 @@
+"""The transitions tracker: Encounters on the server → the case's stays → recorded moves → follow-up.
+
+For the patient of every open case (or of one case) it reads ``Encounter?patient=…`` (with the
+Encounters' Locations where the server can include them), recognises each Encounter's care
+setting (``mapping.recognise_setting``: type, location type, class; the discharge disposition from
+R4 ``hospitalization`` / R5 ``admission``) and turns it into a stay of the case that keeps the
+Encounter's server id (a stay the adapter wrote keeps its own id; another system's is known by
+its server id, as the mapping reads it). The case's transitions are then *derived* from its stays
+(``domain.derive_transitions``, with the 30-day readmission flag) and recorded in the store.
+
+What the case manager should act on is written back by changing the case in the store — which
+queues it, so the pusher sends it (this module never writes to the server itself):
+
+* a **post-discharge follow-up** referral (``kind=follow-up``, ``for_stay`` = the hospital stay,
+  due 7 days after the discharge) for every acute-hospital discharge during the case, which the
+  mapping sends as a ServiceRequest (+ Task) on the case's CarePlan;
+* the **receiving provider** of every move joins the care team (role by setting, for the time of
+  the stay).
+
+Every addition has an id derived from what caused it, so a second run adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ..config import Settings
+from ..domain import (
+    CareSetting,
+    Case,
+    DischargeDisposition,
+    Referral,
+    ReferralKind,
+    Stay,
+    StayStatus,
+    TeamMember,
+    TeamRole,
+    derive_transitions,
+)
+from ..fhir import AsyncFhirClient, Capabilities, FhirError
+from ..mapping import (
+    FhirVersion,
+    MappingError,
+    read_resource,
+    recognise_disposition,
+    recognise_setting,
+    resource_key,
+)
+from ..store import (
+    Store,
+    add_quarantine,
+    get_case,
+    get_case_record,
+    list_cases,
+    record_transitions,
+    save_case,
+)
+from ._intake import fhir_version, remember, strict_problem
+from ._membership import OPEN_STATUSES, patient_ids, patient_of
+
+__all__ = ["FOLLOW_UP_DAYS", "TransitionsReport", "track_transitions"]
+
+log = logging.getLogger("fhir_cm.sync")
+
+#: A hospital discharge gets a follow-up due this many days later.
+FOLLOW_UP_DAYS = 7
+#: The part a receiving provider plays in the care team, by the setting it receives the person in.
+RECEIVING_ROLE: Mapping[CareSetting, TeamRole] = {
+    CareSetting.ACUTE_HOSPITAL: TeamRole.SPECIALIST,
+    CareSetting.EMERGENCY: TeamRole.SPECIALIST,
+    CareSetting.PSYCHIATRIC: TeamRole.SPECIALIST,
+    CareSetting.SKILLED_NURSING: TeamRole.NURSE,
+    CareSetting.LONG_TERM_CARE: TeamRole.NURSE,
+    CareSetting.HOSPICE: TeamRole.NURSE,
+    CareSetting.INPATIENT_REHABILITATION: TeamRole.THERAPIST,
+    CareSetting.HOME_HEALTH: TeamRole.HOME_HEALTH_AGENCY,
+    CareSetting.AMBULATORY: TeamRole.PRIMARY_CARE,
+    CareSetting.HOME: TeamRole.PRIMARY_CARE,
+}
+_PAGE_SIZE = 100
+
+
+class TransitionsReport(BaseModel):
+    """What a tracker run did (counts; case ids of the cases it changed)."""
+
+    cases: int = 0
+    encounters: int = 0
+    stays_added: int = 0
+    stays_updated: int = 0
+    unrecognised: int = Field(default=0, description="Encounters whose care setting or dates could not be read.")
+    quarantined: int = 0
+    transitions: int = 0
+    new_transitions: int = 0
+    readmissions: int = 0
+    follow_ups_added: int = 0
+    team_members_added: int = 0
+    failed: dict[str, str] = Field(default_factory=dict, description="Case id → why it was not tracked.")
+    changed_cases: list[str] = Field(default_factory=list)
+
+
+def _derived_id(prefix: str, cause: str) -> str:
+    """An entity id made from what caused it (stable across runs and stores), within the 64-character limit."""
+    candidate = f"{prefix}-{cause}"
+    return candidate if len(candidate) <= 64 else f"{prefix}-{hashlib.sha256(cause.encode()).hexdigest()[:40]}"
+
+
+def follow_up_for(stay: Stay, case: Case) -> Referral | None:
+    """The follow-up a hospital discharge calls for, or None (not a discharge, before the case, or died)."""
+    if stay.setting is not CareSetting.ACUTE_HOSPITAL or stay.status is not StayStatus.FINISHED or stay.end is None:
+        return None
+    if stay.discharge_disposition is DischargeDisposition.EXPIRED or stay.end < case.period.start:
+        return None
+    return Referral(
+        id=_derived_id("follow-up", stay.id),
+        kind=ReferralKind.FOLLOW_UP,
+        service=f"Post-discharge follow-up within {FOLLOW_UP_DAYS} days",
+        authored=stay.end,
+        due=stay.end + dt.timedelta(days=FOLLOW_UP_DAYS),
+        for_stay=stay.id,
+    )
+
+
+def act_on_transitions(case: Case) -> tuple[Case, int, int]:
+    """The case with the follow-ups and team members its stays call for: ``(case, follow-ups, members)``."""
+    followed = {r.for_stay for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay}
+    follow_ups = [
+        r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case)) is not None
+    ]
+    stays = {s.id: s for s in case.stays}
+    on_team = {m.party.id for m in case.team}
+    members: list[TeamMember] = []
+    for t in derive_transitions(case.stays, [*case.referrals, *follow_ups]):
+        provider = t.receiving_provider
+        role = RECEIVING_ROLE.get(t.to_setting)
+        if provider is None or role is None or provider.id in on_team:
+            continue
+        stay = stays.get(t.to_stay) if t.to_stay else None
+        members.append(
+            TeamMember(
+                id=_derived_id("member", provider.id),
+                role=role,
+                party=provider,
+                start=stay.start if stay else t.date,
+                end=stay.end if stay else None,
+            )
+        )
+        on_team.add(provider.id)
+    if not follow_ups and not members:
+        return case, 0, 0
+    updated = case.model_validate(
+        {
+            **case.model_dump(),
+            "referrals": [*case.model_dump()["referrals"], *(r.model_dump() for r in follow_ups)],
+            "team": [*case.model_dump()["team"], *(m.model_dump() for m in members)],
+        }
+    )
+    return updated, len(follow_ups), len(members)
+
+
+class _Tracker:
+    def __init__(self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion) -> None:
+        self.store, self.client, self.version = store, client, version
+        self.system = settings.identifier_system
+        self.base = client.base_url
+        self.report = TransitionsReport()
+
+    async def encounters(
+        self, caps: Capabilities | None, patients: list[str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The patient's Encounters (under any id the server knows them by) and the Locations included
+        with them. One patient's Encounters are few: they are held in memory."""
+        entry = caps.resource("Encounter") if caps is not None else None
+        with_locations = entry is not None and bool({"*", "Encounter:location"} & set(entry.search_include))
+        encounters: dict[str, dict[str, Any]] = {}
+        locations: list[dict[str, Any]] = []
+        for patient in patients:
+            search = self.client.search("Encounter").where("patient", f"Patient/{patient}").count(_PAGE_SIZE)
+            if with_locations:
+                search = search.include("Encounter:location")
+            async for page in search.pages():
+                for r in page.matches:
+                    if r.get("resourceType") == "Encounter" and patient_of(r) == patient:
+                        encounters[str(r.get("id"))] = r
+                locations += [r for r in page.included if r.get("resourceType") == "Location"]
+        return list(encounters.values()), locations
+
+    def stay_of(self, encounter: Mapping[str, Any], locations: list[dict[str, Any]]) -> Stay | None:
+        """The stay an Encounter shows, or None when its setting or dates cannot be read."""
+        setting = recognise_setting(encounter, self.version, locations)
+        if setting is None:
+            return None
+        try:
+            values = read_resource(encounter, self.version, self.system)
+        except MappingError:
+            return None
+        values.pop("episode", None)
+        values["setting"] = setting
+        values["discharge_disposition"] = recognise_disposition(encounter, self.version)
+        if values.get("status") in (StayStatus.PLANNED, StayStatus.IN_PROGRESS, "planned", "in-progress"):
+            values["discharge_disposition"] = None  # a disposition before the end is a plan, not a move
+        try:
+            return Stay.model_validate(values)
+        except ValidationError:
+            return None
+
+    async def track(self, caps: Capabilities | None, case_id: str) -> None:
+        with self.store.session(read_only=True) as session:
+            case = get_case(session, case_id)
+            if case is None:
+                raise LookupError(f"no case {case_id}")
+            patients = patient_ids(session, self.base, case.patient.id)
+        encounters, locations = await self.encounters(caps, patients)
+        self.report.cases += 1
+        self.report.encounters += len(encounters)
+        found: list[tuple[Stay, Mapping[str, Any]]] = []
+        with self.store.session() as session:
+            for enc in encounters:
+                problem = strict_problem(enc, self.version)
+                if problem is not None:
+                    add_quarantine(session, source=self.base, raw=enc, reason=problem)
+                    self.report.quarantined += 1
+                    continue
+                stay = self.stay_of(enc, locations)
+                if stay is None:
+                    self.report.unrecognised += 1
+                    continue
+                found.append((stay, enc))
+            record = get_case_record(session, case_id)
+            if record is None:
+                return
+            case = record.case
+            stays = {s.id: s for s in case.stays}
+            for stay, _ in found:
+                held = stays.get(stay.id)
+                if held is None:
+                    self.report.stays_added += 1
+                elif held != stay:
+                    self.report.stays_updated += 1
+                stays[stay.id] = stay
+            with_stays = case.model_validate({**case.model_dump(), "stays": [s.model_dump() for s in stays.values()]})
+            updated, follow_ups, members = act_on_transitions(with_stays)
+            self.report.follow_ups_added += follow_ups
+            self.report.team_members_added += members
+            if save_case(session, updated, expected_revision=record.revision) != record.revision:
+                self.report.changed_cases.append(case_id)
+            for _, source in found:
+                key = resource_key(source, self.system)
+                if key is not None:
+                    remember(session, self.base, case_id, key, source, self.version, only_if_newer=True)
+            transitions = updated.transitions
+            sources = {s.id: str(e["id"]) for s, e in found if isinstance(e.get("id"), str)}
+            new = record_transitions(session, case_id, transitions, source_encounters=sources)
+            self.report.transitions += len(transitions)
+            self.report.new_transitions += len(new)
+            self.report.readmissions += sum(t.readmission for t in new)
+
+
+async def track_transitions(
+    store: Store,
+    client: AsyncFhirClient,
+    settings: Settings,
+    *,
+    case_id: str | None = None,
+    case_ids: Collection[str] | None = None,
+) -> TransitionsReport:
+    """Track the moves between care settings of one case, of ``case_ids``, or of every open case.
+
+    See the module docstring. A case whose Encounters cannot be read (the server refuses, a
+    concurrent change) is reported in ``failed`` and the others go on; the changes are queued for
+    the pusher, not sent.
+    """
+    version = await fhir_version(client, settings)
+    try:
+        caps: Capabilities | None = await client.capabilities()
+    except FhirError:
+        caps = None
+    if case_id is not None:
+        wanted = [case_id]
+    elif case_ids is not None:
+        wanted = sorted(case_ids)
+    else:
+        with store.session(read_only=True) as session:
+            wanted = [c.id for c in list_cases(session, status=OPEN_STATUSES)]
+    tracker = _Tracker(store, client, settings, version)
+    for cid in wanted:
+        try:
+            await tracker.track(caps, cid)
+        except (FhirError, LookupError, ValueError) as exc:
+            tracker.report.failed[cid] = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            log.warning("transitions of case %s not tracked: %s", cid, type(exc).__name__)
+    return tracker.report

@@ -1,0 +1,80 @@
+"""A loopback HTTP proxy that misbehaves like a bad network: 429, 503, dropped connections, lost answers.
+
+Each request, with probability ``rate``, meets one fault (chosen at random, seeded):
+
+* ``429`` with ``Retry-After: 0`` / ``503`` — answered by the proxy, never forwarded;
+* ``drop`` — the connection closes before the request is forwarded;
+* ``lost`` — the request is forwarded and applied by the server, then the connection closes
+  without the answer (the case a pusher must not turn into a duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+__all__ = ["FaultyProxy", "faulty_proxy"]
+
+FAULTS = ("429", "503", "drop", "lost")
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class FaultyProxy:
+    def __init__(self, upstream_root: str, rate: float, seed: int) -> None:
+        self.upstream = upstream_root
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.faults: Counter[str] = Counter()
+        self.enabled = True
+        self._http = httpx.AsyncClient(timeout=30)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
+                length = next((int(v) for k, v in headers if k.strip().lower() == "content-length"), 0)
+                body = await reader.readexactly(length) if length else b""
+                fault = self.rng.choice(FAULTS) if self.enabled and self.rng.random() < self.rate else None
+                if fault is not None:
+                    self.faults[fault] += 1
+                if fault in ("429", "503"):
+                    reason = "Too Many Requests" if fault == "429" else "Service Unavailable"
+                    writer.write(f"HTTP/1.1 {fault} {reason}\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n".encode())
+                    await writer.drain()
+                    continue
+                if fault == "drop":
+                    return
+                forwarded = {k.strip(): v.strip() for k, v in headers if k.strip().lower() not in _HOP}
+                answer = await self._http.request(method, self.upstream + target, headers=forwarded, content=body)
+                if fault == "lost":
+                    return
+                out = [f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}"]
+                out += [f"{k}: {v}" for k, v in answer.headers.items() if k.lower() not in _HOP]
+                out.append(f"Content-Length: {len(answer.content)}")
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + answer.content)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def faulty_proxy(upstream_root: str, *, rate: float = 0.2, seed: int = 1) -> AsyncIterator[tuple[str, FaultyProxy]]:
+    """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
+    proxy = FaultyProxy(upstream_root, rate, seed)
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", proxy
+    finally:
+        server.close()
+        await proxy._http.aclose()
