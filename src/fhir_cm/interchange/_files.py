@@ -1,0 +1,208 @@
+"""Reading an import file: FHIR resources and Bundles (R4 or R5), or the domain's case JSON.
+
+A file holds one JSON document (a resource, a Bundle of any type, a case, or an array of these) or
+JSON lines of them. Bundles are opened (nested ones too); every resource in them is checked against
+the fhir.resources models of both releases, and the release is decided per resource: the one whose
+models accept it; when both do (the elements it uses are the same in both), the release the rest of
+its file — else of the whole import — was found to be; else ``default_version``. A forced version
+checks against that release only. What neither release accepts stops the import, naming the file and
+the position, so nothing of that file is half taken in.
+
+A document without ``resourceType`` is read as a case (``fhir-cm generate`` writes those).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fhir.resources as r5_models
+import fhir.resources.R4B as r4_models
+import orjson
+from pydantic import ValidationError
+
+from ..domain import Case
+from ..mapping import FhirVersion, ResourceKey, resource_key
+from ._errors import BadInputError
+
+__all__ = ["CaseItem", "FhirItem", "ParsedFile", "decide_versions", "key_of", "parse_file", "parse_text"]
+
+_VERSIONS: tuple[FhirVersion, ...] = ("R4", "R5")
+_MODELS = {"R4": r4_models, "R5": r5_models}
+
+
+@dataclass
+class FhirItem:
+    """One resource read from a file, with the releases whose models accept it and, once decided, its own."""
+
+    resource: dict[str, Any]
+    where: str
+    accepted: tuple[FhirVersion, ...]
+    full_url: str | None = None
+    version: FhirVersion | None = None
+
+
+@dataclass(frozen=True)
+class CaseItem:
+    """A case in the domain's JSON."""
+
+    case: Case
+    where: str
+
+
+@dataclass
+class ParsedFile:
+    """Everything one file holds, in file order."""
+
+    name: str
+    resources: list[FhirItem] = field(default_factory=list)
+    cases: list[CaseItem] = field(default_factory=list)
+
+
+@functools.cache
+def _model(version: FhirVersion, resource_type: str) -> Any:
+    try:
+        return _MODELS[version].get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):
+        return None
+
+
+def _problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
+    """Why ``version``'s model refuses ``resource`` (locations and messages only), or None."""
+    model = _model(version, str(resource["resourceType"]))
+    if model is None:
+        return f"{resource['resourceType']} is not a FHIR {version} resource type"
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or resource['resourceType']}: {e['msg']}" for e in exc.errors()[:2]]
+        more = exc.error_count() - len(parts)
+        return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    except (TypeError, ValueError) as exc:  # a validator that raised outside pydantic's machinery
+        return type(exc).__name__
+    return None
+
+
+def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
+    """``(where, document)``: one JSON document (or an array's items), else JSON lines."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":  # broken JSON, not several documents one after another
+            raise BadInputError(name, f"line {exc.lineno}, column {exc.colno}", f"not JSON ({exc.msg})") from None
+    else:
+        if isinstance(whole, list):
+            yield from ((f"item {i}", doc) for i, doc in enumerate(whole, 1))
+        else:
+            yield "document", whole
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {number}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(name, f"line {number}, column {exc.colno}", f"not JSON ({exc.msg})") from None
+
+
+def _resources(doc: Any, where: str, name: str) -> Iterator[tuple[dict[str, Any], str, str | None]]:
+    """The resources of a document, Bundles opened: ``(resource, where, fullUrl)``."""
+    rtype = doc.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        raise BadInputError(name, where, "not a FHIR resource: resourceType is missing or not a string")
+    if rtype != "Bundle":
+        yield doc, where, None
+        return
+    for n, entry in enumerate(doc.get("entry") or (), 1):
+        inner = entry.get("resource") if isinstance(entry, dict) else None
+        if inner is None:
+            continue  # a Bundle entry may carry only a request or a response
+        if not isinstance(inner, dict):
+            raise BadInputError(name, f"{where}, entry {n}", "entry.resource is not a JSON object")
+        url = entry.get("fullUrl")
+        for resource, place, nested_url in _resources(inner, f"{where}, entry {n}", name):
+            yield resource, place, nested_url or (url if isinstance(url, str) else None)
+
+
+def _case(doc: dict[str, Any], where: str, name: str) -> Case:
+    try:
+        return Case.model_validate(doc)
+    except ValidationError as exc:
+        if not {"programme", "patient", "period"} & doc.keys():
+            raise BadInputError(name, where, "neither a FHIR resource (no resourceType) nor a case") from None
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "case"
+        raise BadInputError(name, where, f"invalid case: {loc}: {err['msg']}") from None
+
+
+def parse_text(text: str, name: str, *, forced: FhirVersion | None = None) -> ParsedFile:
+    """Parse one file's text (``name`` is only for messages); versions are left to :func:`decide_versions`."""
+    parsed = ParsedFile(name)
+    for where, doc in _documents(text, name):
+        if not isinstance(doc, dict):
+            raise BadInputError(name, where, f"expected a JSON object, found {type(doc).__name__}")
+        if "resourceType" not in doc:
+            parsed.cases.append(CaseItem(_case(doc, where, name), where))
+            continue
+        for resource, place, full_url in _resources(doc, where, name):
+            tried = (forced,) if forced else _VERSIONS
+            problems = {v: _problem(resource, v) for v in tried}
+            accepted = tuple(v for v, p in problems.items() if p is None)
+            if not accepted:
+                why = "; ".join(f"{v}: {p}" for v, p in problems.items())
+                raise BadInputError(name, place, f"not a valid FHIR {' or '.join(tried)} {resource['resourceType']} ({why})")
+            parsed.resources.append(FhirItem(resource, place, accepted, full_url))
+    return parsed
+
+
+def parse_file(path: str | Path, *, forced: FhirVersion | None = None) -> ParsedFile:
+    """Read and parse one file (``-`` is stdin)."""
+    name = str(path)
+    try:
+        if name == "-":
+            text = sys.stdin.read()
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(name, None, f"cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    return parse_text(text, name, forced=forced)
+
+
+def _sure(items: list[FhirItem]) -> FhirVersion | None:
+    """The release most resources accepted by only one release are in, if any."""
+    counts = Counter(item.accepted[0] for item in items if len(item.accepted) == 1)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def decide_versions(files: list[ParsedFile], default_version: FhirVersion) -> None:
+    """Set each resource's ``version`` (see the module docstring for the order of evidence)."""
+    everything = _sure([item for f in files for item in f.resources])
+    for f in files:
+        in_file = _sure(f.resources)
+        for item in f.resources:
+            if len(item.accepted) == 1:
+                item.version = item.accepted[0]
+            else:
+                item.version = in_file or everything or default_version
+
+
+def key_of(item: FhirItem, identifier_system: str) -> ResourceKey:
+    """The store key of a resource: our identifier, else its id, else its Bundle ``urn:uuid``, else a content hash.
+
+    A hash keeps a resource with no name at all importable, and re-importing it idempotent.
+    """
+    key = resource_key(item.resource, identifier_system)
+    if key is not None:
+        return key
+    rtype = str(item.resource["resourceType"])
+    if item.full_url and item.full_url.startswith("urn:uuid:"):
+        return ResourceKey(rtype, item.full_url.removeprefix("urn:uuid:"))
+    digest = hashlib.sha256(orjson.dumps(item.resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return ResourceKey(rtype, f"h-{digest[:40]}")

@@ -1,0 +1,248 @@
+"""import_files: formats, version detection, grouping into cases, bad input, idempotence, three-way merge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_cm.config import Settings
+from fhir_cm.domain import Case
+from fhir_cm.interchange import (
+    DEFAULT_PROGRAMME,
+    BadInputError,
+    export_cases,
+    import_files,
+)
+from fhir_cm.mapping import case_to_resources
+from fhir_cm.store import (
+    Store,
+    get_case,
+    get_resource,
+    get_resources,
+    list_cases,
+    save_case,
+)
+from tests.fixtures_hl7 import FIXTURES
+from tests.mapping.builders import full_case
+
+from .conftest import SYSTEM
+
+
+def example(version: str, name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / version.lower() / f"{name}.json").read_bytes())
+
+
+def write(path: Path, *documents: Any, lines: bool = False) -> Path:
+    path.write_text("\n".join(json.dumps(d) for d in documents) if lines else json.dumps(documents[0]))
+    return path
+
+
+def stored_cases(store: Store) -> list[Case]:
+    with store.session(read_only=True) as s:
+        return list_cases(s)
+
+
+# --- formats and versions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bundle_type", ["collection", "searchset", "transaction", "batch", "document"])
+def test_bundles_of_any_type_are_opened(tmp_path: Path, store: Store, settings: Settings, bundle_type: str) -> None:
+    entries = [{"fullUrl": f"http://x/{r['resourceType']}/{r['id']}", "resource": r}
+               for r in (example("R4", "Goal-stop-smoking"), example("R4", "Encounter-home"))]
+    path = write(tmp_path / "b.json", {"resourceType": "Bundle", "type": bundle_type, "entry": entries})
+
+    report = import_files(store, [path], settings)
+
+    assert report.resources == 2
+    with store.session(read_only=True) as s:
+        assert get_resource(s, "Goal", "stop-smoking") is not None and get_resource(s, "Encounter", "home") is not None
+
+
+def test_a_json_array_and_json_lines_are_read(tmp_path: Path, store: Store, settings: Settings) -> None:
+    array = write(tmp_path / "a.json", [example("R4", "Goal-stop-smoking"), example("R4", "Encounter-home")])
+    lines = write(tmp_path / "l.jsonl", example("R4", "Encounter-emerg"), example("R4", "Condition-f001"), lines=True)
+
+    assert import_files(store, [array, lines], settings).resources == 4
+
+
+def test_elements_of_one_release_decide_the_version(tmp_path: Path, store: Store, settings: Settings) -> None:
+    r4 = write(tmp_path / "r4.json", example("R4", "Encounter-f001"))  # hospitalization, period
+    r5 = write(tmp_path / "r5.json", example("R5", "Encounter-f202"))  # actualPeriod
+
+    report = import_files(store, [r4, r5], settings)
+
+    assert report.versions == {"R4": 1, "R5": 1}
+    with store.session(read_only=True) as s:
+        assert get_resource(s, "Encounter", "f001").fhir_version == "R4"  # type: ignore[union-attr]
+        assert get_resource(s, "Encounter", "f202").fhir_version == "R5"  # type: ignore[union-attr]
+
+
+def test_a_resource_both_releases_accept_follows_its_file(tmp_path: Path, store: Store, settings: Settings) -> None:
+    # Condition-example is valid in R4 and R5; the R5 Encounter next to it says the file is R5.
+    path = write(tmp_path / "r5.json", [example("R5", "Condition-example"), example("R5", "Encounter-f202")])
+
+    assert import_files(store, [path], settings).versions == {"R5": 2}
+
+
+def test_a_forced_version_refuses_the_other_release(tmp_path: Path, store: Store, settings: Settings) -> None:
+    path = write(tmp_path / "r4.json", example("R4", "Encounter-f001"))
+
+    with pytest.raises(BadInputError, match=r"r4\.json: document: not a valid FHIR R5 Encounter"):
+        import_files(store, [path], settings, fhir_version="R5")
+    assert import_files(store, [path], settings, fhir_version="R4").versions == {"R4": 1}
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"resourceType": "Goal"', r"bad\.json: line 1, column \d+: not JSON"),
+        (
+            ('{"resourceType": "Goal", "lifecycleStatus": "active", "description": {"text": "walk"}, '
+            '"subject": {"reference": "Patient/p"}}\n{oops}\n'),
+            r"bad\.json: line 2, column 2: not JSON",
+        ),
+        ('{"resourceType": "NoSuchThing"}', r"bad\.json: document: not a valid FHIR R4 or R5 NoSuchThing"),
+        ('{"hello": "world"}', r"bad\.json: document: neither a FHIR resource .* nor a case"),
+        ('[{"resourceType": "Goal", "lifecycleStatus": 7}]', r"bad\.json: item 1: not a valid FHIR R4 or R5 Goal"),
+        ('{"programme": "health-care"}', r"bad\.json: document: invalid case: "),
+        (
+            ('{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Goal", '
+            '"status": "bogus"}}]}'),
+            r"bad\.json: document, entry 1: not a valid FHIR",
+        ),
+        ("42", r"bad\.json: document: expected a JSON object"),
+    ],
+)
+def test_bad_input_names_file_and_position_and_writes_nothing(
+    tmp_path: Path, store: Store, settings: Settings, text: str, message: str
+) -> None:
+    good = write(tmp_path / "good.json", example("R4", "Goal-stop-smoking"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+
+    with pytest.raises(BadInputError, match=message):
+        import_files(store, [good, bad], settings)
+
+    assert stored_cases(store) == []
+
+
+def test_a_missing_file_is_bad_input(tmp_path: Path, store: Store, settings: Settings) -> None:
+    with pytest.raises(BadInputError, match="nope.json: cannot read"):
+        import_files(store, [tmp_path / "nope.json"], settings)
+
+
+# --- grouping into cases ---------------------------------------------------------------------------
+
+
+def test_resources_of_a_patient_without_an_episode_make_one_synthesised_case(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    names = ["Condition-f201", "Condition-f202", "Encounter-f201", "Encounter-f202", "CarePlan-f201"]
+    paths = [write(tmp_path / f"{n}.json", example("R4", n)) for n in names]
+
+    report = import_files(store, paths, settings)
+
+    (case,) = stored_cases(store)
+    assert report.cases_created == 1 and report.case_ids == [case.id]
+    assert case.patient.id == "f201" and case.programme == DEFAULT_PROGRAMME
+    assert case.period.start == dt.date(2012, 12, 1)  # the earliest date in the five files (a recordedDate)
+    with store.session(read_only=True) as s:
+        assert len(get_resources(s, case.id)) == len(names)
+
+
+def test_an_episode_gathers_its_patients_resources_and_the_rest_stays_apart(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    paths = [write(tmp_path / f"{n}.json", example("R4", n))
+             for n in ("EpisodeOfCare-example", "Goal-stop-smoking", "Encounter-home", "Encounter-f203", "ServiceRequest-ob")]
+
+    import_files(store, paths, settings)
+
+    with store.session(read_only=True) as s:
+        where = {k: get_resource(s, *k).case_id for k in  # type: ignore[union-attr]
+                 [("Goal", "stop-smoking"), ("Encounter", "home"), ("Encounter", "f203"), ("ServiceRequest", "ob")]}
+        case = get_case(s, "example")
+    assert where["Goal", "stop-smoking"] == where["Encounter", "home"] == "example"
+    # Encounter-f203 names the episode but is about another patient; ServiceRequest-ob names no patient.
+    assert where["Encounter", "f203"] not in ("example", where["ServiceRequest", "ob"])
+    assert where["ServiceRequest", "ob"] != "example"
+    assert case is not None and [g.id for g in case.goals] == ["stop-smoking"] and [s.id for s in case.stays] == ["home"]
+
+
+def test_a_later_file_joins_the_case_already_in_the_store(tmp_path: Path, store: Store, settings: Settings) -> None:
+    import_files(store, [write(tmp_path / "eoc.json", example("R4", "EpisodeOfCare-example"))], settings)
+    report = import_files(store, [write(tmp_path / "goal.json", example("R4", "Goal-stop-smoking"))], settings)
+
+    assert (report.cases_created, report.cases_updated) == (0, 1)
+    with store.session(read_only=True) as s:
+        assert [g.id for g in get_case(s, "example").goals] == ["stop-smoking"]  # type: ignore[union-attr]
+
+
+# --- our own resources and case documents ----------------------------------------------------------
+
+
+def test_generated_case_lines_are_saved_as_cases_and_reimport_is_idempotent(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    cases = [full_case(), full_case(id="case-2", programme="social-work")]
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(c.model_dump_json() + "\n" for c in cases))
+
+    first = import_files(store, [path], settings)
+    second = import_files(store, [path], settings)
+
+    assert (first.case_documents, first.cases_created, first.resources) == (2, 2, 0)
+    assert (second.cases_created, second.cases_updated, second.cases_unchanged) == (0, 0, 2)
+    assert sorted(stored_cases(store), key=lambda c: c.id) == sorted(cases, key=lambda c: c.id)
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_our_own_resources_read_back_into_the_case(tmp_path: Path, store: Store, settings: Settings, version: str) -> None:
+    case = full_case()
+    resources = list(case_to_resources(case, version, SYSTEM).values())
+    path = write(tmp_path / "ours.json", resources)
+
+    report = import_files(store, [path], settings, fhir_version=version)
+
+    assert (report.cases_created, report.raw_only) == (1, 0)
+    assert stored_cases(store) == [case]
+
+
+def test_reimporting_keeps_a_change_made_in_the_store(tmp_path: Path, store: Store, settings: Settings) -> None:
+    paths = [write(tmp_path / f"{n}.json", example("R4", n))
+             for n in ("EpisodeOfCare-example", "Goal-stop-smoking", "Encounter-home")]
+    import_files(store, paths, settings)
+    with store.session() as s:
+        case = get_case(s, "example")
+        assert case is not None
+        case.goals[0].target = "no cigarettes for a month"
+        save_case(s, case)
+    exported = export_cases(store, settings)
+
+    report = import_files(store, paths, settings)
+
+    assert (report.cases_updated, report.cases_unchanged) == (0, 1)
+    with store.session(read_only=True) as s:
+        assert get_case(s, "example").goals[0].target == "no cigarettes for a month"  # type: ignore[union-attr]
+    assert export_cases(store, settings) == exported
+
+
+def test_a_changed_resource_from_the_source_updates_the_case(tmp_path: Path, store: Store, settings: Settings) -> None:
+    goal = example("R4", "Goal-stop-smoking")
+    paths = [write(tmp_path / "eoc.json", example("R4", "EpisodeOfCare-example")), write(tmp_path / "goal.json", goal)]
+    import_files(store, paths, settings)
+    goal["lifecycleStatus"] = "cancelled"
+
+    report = import_files(store, [write(tmp_path / "goal.json", goal)], settings)
+
+    assert report.cases_updated == 1
+    with store.session(read_only=True) as s:
+        assert get_case(s, "example").goals[0].status == "cancelled"  # type: ignore[union-attr]
+        assert get_resource(s, "Goal", "stop-smoking").raw["lifecycleStatus"] == "cancelled"  # type: ignore[union-attr]

@@ -1,0 +1,110 @@
+"""`fhir-cm import` and `fhir-cm export` end to end on a SQLite file (FHIR_CM_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fhir_cm.cli import app
+from fhir_cm.domain import Case
+from fhir_cm.store import list_cases, open_store
+from tests.fixtures_hl7 import CASE_MANAGEMENT_TYPES, hl7_examples
+from tests.mapping.fhir_check import validate_bundle
+
+runner = CliRunner()
+SYSTEM = "urn:fhir-cm:cli-import-test"
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("FHIR_CM_DATABASE_URL", url)
+    monkeypatch.setenv("FHIR_CM_IDENTIFIER_SYSTEM", SYSTEM)
+    monkeypatch.delenv("FHIR_CM_FHIR_VERSION", raising=False)
+    return url
+
+
+def stored(url: str) -> list[Case]:
+    with open_store(url) as store, store.session(read_only=True) as s:
+        return list_cases(s)
+
+
+def test_generate_piped_into_import_then_export_in_both_versions(db: str, tmp_path: Path) -> None:
+    generated = runner.invoke(app, ["generate", "--cases", "3", "--seed", "4"])
+    assert generated.exit_code == 0, generated.stderr
+
+    imported = runner.invoke(app, ["import", "-", "--json"], input=generated.stdout)
+    exported = runner.invoke(app, ["export"])
+    r5 = runner.invoke(app, ["export", "--fhir-version", "R5", "--out", str(tmp_path / "r5.json")])
+
+    assert imported.exit_code == 0, imported.stderr
+    summary = json.loads(imported.stdout)
+    assert (summary["case_documents"], summary["cases_created"]) == (3, 3)
+    cases = [Case.model_validate_json(line) for line in generated.stdout.splitlines()]
+    assert sorted(stored(db), key=lambda c: c.id) == sorted(cases, key=lambda c: c.id)
+    assert exported.exit_code == 0, exported.stderr
+    validate_bundle(json.loads(exported.stdout), "R4")
+    assert r5.exit_code == 0 and r5.stdout == "", r5.stderr
+    assert "exported" in r5.stderr
+    validate_bundle(json.loads((tmp_path / "r5.json").read_text()), "R5")
+
+
+def test_examples_in_and_out_unchanged_and_in_the_other_version(db: str) -> None:
+    # Both versions, one by one, are tests/interchange/test_hl7_examples.py's; here the command line.
+    examples = hl7_examples(("R4",), CASE_MANAGEMENT_TYPES)
+    other = "R5"
+
+    imported = runner.invoke(app, ["import", *(str(e.path) for e in examples)])
+    same = runner.invoke(app, ["export"])
+    converted = runner.invoke(app, ["export", "--fhir-version", other])
+
+    assert imported.exit_code == 0, imported.stderr
+    assert imported.stdout == ""
+    assert f"imported {len(examples)} files, {len(examples)} resources" in imported.stderr
+    out = {(r["resourceType"], r["id"]): r for r in (e["resource"] for e in json.loads(same.stdout)["entry"])}
+    assert out == {(e.resource_type, e.load()["id"]): e.load() for e in examples}
+    validate_bundle(json.loads(converted.stdout), other)
+
+
+def test_reimport_reports_nothing_changed(db: str) -> None:
+    paths = [str(e.path) for e in hl7_examples(("R4",), ("EpisodeOfCare", "Goal"))]
+    runner.invoke(app, ["import", *paths])
+
+    again = runner.invoke(app, ["import", "--json", *paths])
+
+    summary = json.loads(again.stdout)
+    assert (summary["cases_created"], summary["cases_updated"]) == (0, 0) and summary["cases_unchanged"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("not json at all", "line 1, column 1: not JSON"),
+        ('{"resourceType": "Patient"}\n{"resourceType": "Nope"}\n', "line 2: not a valid FHIR R4 or R5 Nope"),
+        ('{"just": "data"}', "document: neither a FHIR resource"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero_and_imports_nothing(db: str, tmp_path: Path, content: str, reason: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+
+    result = runner.invoke(app, ["import", str(bad)])
+
+    assert result.exit_code != 0
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("fhir-cm: error: ")
+    assert f"bad.json: {reason}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stored(db) == []
+
+
+def test_bad_options_and_unknown_case(db: str) -> None:
+    version = runner.invoke(app, ["export", "--fhir-version", "R6"])
+    unknown = runner.invoke(app, ["export", "--case", "no-such-case"])
+    forced = runner.invoke(app, ["import", "--fhir-version", "DSTU2", "x.json"])
+
+    assert version.exit_code == 2 and "R4 or R5" in version.stderr
+    assert unknown.exit_code == 1 and unknown.stderr.strip() == "fhir-cm: error: no case no-such-case in the store"
+    assert forced.exit_code == 2 and "auto, R4 or R5" in forced.stderr
