@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,13 +36,19 @@ def fail(reason: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Case management over FHIR."""
 
 
 @app.command("capabilities")
@@ -322,6 +328,373 @@ def apikey_revoke_command(
         except NotFound:
             raise fail(f"no API key {key_id}") from None
     typer.echo(f"fhir-cm: key {key.key_id} ({key.name}) revoked", err=True)
+
+
+# --- push and worker (fhir_cm.sync) ----------------------------------------------------------------
+
+#: Exit code when nothing failed for good but some cases wait for a retry (EX_TEMPFAIL).
+EXIT_RETRY_LATER = 75
+
+
+@app.command("push")
+def push_command(
+    file: Annotated[str | None, typer.Argument(help="Case JSON/JSONL (as `fhir-cm generate` writes); '-' reads stdin.")] = None,
+    all_pending: Annotated[bool, typer.Option("--all", help="Push every pending outbox row, and queue every case not yet pushed to this server.")] = False,
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Cases pushed at once (default: FHIR_CM_PUSH_CONCURRENCY, 4).")] = None,
+) -> None:
+    """Send cases to a FHIR server: safe to re-run; prints counts created/updated/unchanged/failed.
+
+    Exits 1 when a case failed for good (a conflict, a refused resource), 75 when some only wait
+    for a retry (the server was unavailable), 0 otherwise.
+    """
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from .config import get_settings
+    from .domain import Case
+    from .fhir import FhirError, client_from_settings
+    from .store import OutboxStatus, StoreError, open_store, outbox_counts, save_case
+    from .store import enqueue as enqueue_case
+    from .sync import enqueue_unpushed, push_pending
+
+    if (file is None) == (not all_pending):
+        raise fail("give a FILE of cases or --all (not both)", code=2)
+    settings = get_settings(fhir_base=fhir_base)
+    if not settings.fhir_base:
+        raise fail("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE", code=2)
+    cases: list[Case] = []
+    if file is not None:
+        try:
+            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
+        for where, data in _case_documents(text):
+            try:
+                cases.append(Case.model_validate(data))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise fail(f"{where}: invalid case: {'.'.join(str(p) for p in err['loc']) or 'case'}: {err['msg']}") from None
+
+    async def run() -> object:
+        with open_store(settings.database_url) as store:
+            with store.session() as s:
+                for case in cases:
+                    save_case(s, case, enqueue=False)
+                    enqueue_case(s, case.id)
+            if all_pending:
+                enqueue_unpushed(store, settings.fhir_base or "")
+            with store.session(read_only=True) as s:
+                total = outbox_counts(s)[OutboxStatus.PENDING]
+            async with client_from_settings(settings) as client:
+                with _late_progress(total, "pushing cases") as advance:
+                    return await push_pending(
+                        store, client, settings, concurrency=concurrency, on_case=lambda _id, _ok: advance()
+                    )
+
+    try:
+        report: Any = asyncio.run(run())
+    except (FhirError, StoreError, ValueError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    for failure in report.failures:
+        later = "" if failure.permanent else " (will retry)"
+        typer.echo(f"fhir-cm: case {failure.case_id} failed{later}: {failure.reason}", err=True)
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        typer.echo(f"fhir-cm: pushed {report.line()}", err=True)
+    if report.permanent_failures:
+        raise typer.Exit(1)
+    if report.failures:
+        raise typer.Exit(EXIT_RETRY_LATER)
+
+
+@app.command("worker")
+def worker_command(
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.0, help="Seconds between rounds.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
+) -> None:
+    """Push the outbox (and pull, where available) continuously; several workers may share a PostgreSQL store."""
+    import asyncio
+    import signal
+
+    from . import sync
+    from .config import get_settings
+    from .fhir import FhirError, client_from_settings
+    from .store import StoreError, open_store
+
+    settings = get_settings(fhir_base=fhir_base)
+    if not settings.fhir_base:
+        raise fail("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE", code=2)
+
+    def show(report: Any) -> None:
+        if report.cases:
+            typer.echo(f"fhir-cm: worker pushed {report.line()}", err=True)
+
+    async def run() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        with open_store(settings.database_url) as store:
+            async with client_from_settings(settings) as client, _pull_client(settings) as pull_client:
+                # The pull gets the client `fhir-cm pull` uses, not the pusher's (see _pull_client).
+                async def pull_step(store: Any, _push_client: Any, settings: Any) -> object:
+                    return await sync.pull_step(store, pull_client, settings)
+
+                return await sync.run_worker(store, client, settings, interval=interval, once=once,
+                                             steps=[pull_step], stop=stop, on_round=show)
+
+    try:
+        report = asyncio.run(run())
+    except (FhirError, StoreError, ValueError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if once and report.permanent_failures:
+        raise typer.Exit(1)
+
+
+def _pull_client(settings: Any) -> Any:
+    """The client `fhir-cm pull` and the worker's pull step read with.
+
+    It does not enforce the CapabilityStatement: servers leave types out of it that they serve
+    (sekmet omits Goal and CareTeam), and a pull that skipped them would lose case data. The pull
+    still sends only the search parameters the statement declares, and filters the results itself.
+    """
+    from .fhir import client_from_settings
+
+    return client_from_settings(settings, enforce_capabilities=False)
+
+
+@app.command("pull")
+def pull_command(
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Pull changes after this instant (e.g. 2024-05-01T00:00:00Z) instead of the stored watermarks.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", help="Pull everything of the case types for this Patient id (watermarks untouched).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+) -> None:
+    """Read case resources changed on a server into the store, then record the transitions of the cases touched.
+
+    Types the server's CapabilityStatement leaves out are still asked for (sekmet omits Goal and
+    CareTeam); search parameters it does not declare are not sent, and results are filtered here.
+    """
+    import asyncio
+
+    from .config import get_settings
+    from .fhir import FhirError
+    from .store import StoreError, open_store
+    from .sync import pull_and_track
+
+    settings = get_settings(fhir_base=fhir_base)
+    if not settings.fhir_base:
+        raise fail("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE", code=2)
+
+    async def run() -> Any:
+        with open_store(settings.database_url) as store:
+            async with _pull_client(settings) as client:
+                return await pull_and_track(store, client, settings, since=since, patient=patient)
+
+    try:
+        report = asyncio.run(run())
+    except (FhirError, StoreError, ValueError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    p, t = report.pull, report.transitions
+    for rtype, why in p.skipped_types.items():
+        typer.echo(f"fhir-cm: {rtype} not pulled: {why}", err=True)
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        typer.echo(
+            f"fhir-cm: pulled {p.fetched} resources: {p.new_cases} new cases, {p.updated_cases} updated, "
+            f"{p.unchanged} unchanged, {p.quarantined} quarantined, {p.conflicts} conflicts; "
+            f"{t.new_transitions} new transitions ({t.readmissions} readmissions)",
+            err=True,
+        )
+
+
+@app.command("transitions")
+def transitions_command(
+    case: Annotated[str | None, typer.Option("--case", help="Only this case's transitions.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per transition.")] = False,
+) -> None:
+    """List the moves between care settings recorded for cases (by `fhir-cm pull`), oldest first per case.
+
+    With --json, one JSON object per line: case_id, from_setting, to_setting, date, readmission
+    (boolean), discharge_disposition, follow_up_due, from_stay, to_stay, source_encounter,
+    receiving_provider, recorded_at.
+    """
+    from .store import list_transitions
+
+    with _open_configured_store() as store, store.session(read_only=True) as session:
+        recorded = list_transitions(session, case)
+    if as_json:
+        for t in recorded:
+            typer.echo(t.model_dump_json())
+        return
+    typer.echo(f"{'case':<20} {'date':<10}  {'from':<24} {'to':<24} {'disposition':<11} {'follow-up':<10} readmission")
+    for t in recorded:
+        disposition = t.discharge_disposition.value if t.discharge_disposition else "-"
+        due = t.follow_up_due.isoformat() if t.follow_up_due else "-"
+        typer.echo(f"{t.case_id:<20} {t.date.isoformat():<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
+                   f"{disposition:<11} {due:<10} {'yes' if t.readmission else 'no'}")
+
+
+conflicts_app = typer.Typer(help="List the open conflicts between local and server edits, and settle them.",
+                            invoke_without_command=True)
+app.add_typer(conflicts_app, name="conflicts")
+
+
+@conflicts_app.callback()
+def conflicts_command(
+    ctx: typer.Context,
+    case: Annotated[str | None, typer.Option("--case", help="Only this case's conflicts.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per open conflict.")] = False,
+) -> None:
+    """List open conflicts: case, resource and the clashing fields (both values with --json).
+
+    Settle one with `fhir-cm conflicts resolve ID --keep local|server`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .store import list_conflicts
+
+    with _open_configured_store() as store, store.session(read_only=True) as session:
+        conflicts = list_conflicts(session, case_id=case)
+    if as_json:
+        for c in conflicts:
+            typer.echo(c.model_dump_json(include={"id", "case_id", "resource_type", "resource_key", "fields",
+                                                  "local", "server", "created_at"}))
+        return
+    typer.echo(f"{'id':>5}  {'case':<34} {'resource':<40} fields")
+    for c in conflicts:
+        typer.echo(f"{c.id:>5}  {c.case_id:<34} {c.resource_type + '/' + c.resource_key:<40} {', '.join(c.fields)}")
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve_command(
+    conflict_id: Annotated[int, typer.Argument(help="The conflict's id (from `fhir-cm conflicts`).")],
+    keep: Annotated[str, typer.Option("--keep", help="local (push the local value) or server (accept the server's).")],
+    resolved_by: Annotated[str | None, typer.Option("--by", help="Who decided (recorded with the conflict).")] = None,
+) -> None:
+    """Settle a conflict: keep the local value (queued for the next push) or the server's."""
+    from .store import NotFound
+    from .sync import ConflictNotResolvable, resolve
+
+    if keep not in ("local", "server"):
+        raise fail(f"--keep must be local or server (got {keep!r})", code=2)
+    with _open_configured_store() as store:
+        try:
+            done = resolve(store, conflict_id, keep, resolved_by=resolved_by)  # type: ignore[arg-type]
+        except (NotFound, ConflictNotResolvable) as exc:
+            raise fail(str(exc)) from None
+    later = "; the case is queued for the next push" if keep == "local" else ""
+    typer.echo(f"fhir-cm: conflict {done.id} resolved, keeping the {keep} value{later}", err=True)
+
+
+@app.command("import")
+def import_command(
+    files: Annotated[list[str], typer.Argument(help="FHIR JSON (resources, Bundles, arrays or JSON lines; R4 or R5) or case JSON lines from `fhir-cm generate`; '-' reads stdin.")],
+    fhir_version: Annotated[
+        str, typer.Option("--fhir-version", help="auto (decide per resource from the R4 and R5 models), R4 or R5.")
+    ] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+) -> None:
+    """Import FHIR resources or Bundles (and generated cases) into the store, grouped into cases.
+
+    Every resource is kept exactly as it came, with its FHIR version, so `fhir-cm export` gives it
+    back; what the case model understands is read into the case. A file that is not JSON, not FHIR
+    R4/R5, nor cases stops the import before anything is written. Re-importing a file changes nothing.
+    """
+    from .config import get_settings
+    from .interchange import InterchangeError, import_files
+    from .mapping import MappingError
+    from .store import StoreError, open_store
+
+    if fhir_version.upper() not in ("AUTO", "R4", "R5"):
+        raise fail(f"--fhir-version must be auto, R4 or R5 (got {fhir_version!r})", code=2)
+    settings = get_settings()
+    try:
+        with open_store(settings.database_url) as store:
+            report = import_files(store, files, settings, fhir_version=fhir_version.lower() if fhir_version.upper() == "AUTO" else fhir_version.upper())
+    except (InterchangeError, MappingError, StoreError) as exc:
+        raise fail(str(exc).splitlines()[0]) from None
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        typer.echo(f"fhir-cm: {report.line()}", err=True)
+
+
+@app.command("export")
+def export_command(
+    case: Annotated[str | None, typer.Option("--case", help="Only this case (default: every case in the store).")] = None,
+    fhir_version: Annotated[
+        str | None, typer.Option("--fhir-version", help="R4 or R5 (default: each resource in the version it came in).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Export cases as one FHIR collection Bundle: imported resources come back as they came, plus what changed."""
+    import orjson
+
+    from .config import get_settings
+    from .interchange import InterchangeError, export_cases
+    from .mapping import MappingError
+    from .store import StoreError, open_store
+
+    if fhir_version is not None and fhir_version.upper() not in ("R4", "R5"):
+        raise fail(f"--fhir-version must be R4 or R5 (got {fhir_version!r})", code=2)
+    settings = get_settings()
+    try:
+        with open_store(settings.database_url) as store:
+            bundle = export_cases(store, settings, case_id=case, fhir_version=fhir_version)
+    except (InterchangeError, MappingError, StoreError) as exc:
+        raise fail(str(exc).splitlines()[0]) from None
+    data = orjson.dumps(bundle) + b"\n"
+    try:
+        if out is not None:
+            out.write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    except OSError as exc:
+        raise fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}") from None
+    count = len(bundle.get("entry", ()))
+    if out is not None:
+        typer.echo(f"fhir-cm: exported {count} resources to {out}", err=True)
+
+
+@app.command("demo")
+def demo_command(
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="Also sync to this FHIR server and read everything back (default: FHIR_CM_FHIR_BASE, else no server).")] = None,
+    cases: Annotated[int, typer.Option("--cases", help="How many synthetic cases to walk (at least 1).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+) -> None:
+    """The main job in one command: walk a few synthetic cases through the whole case-management cycle.
+
+    Identification, enrolment, assessment, plan and goals, referrals, care team, monitoring, the hospital → skilled nursing → home transition with its follow-up, evaluation and closure: each step is saved to the store (FHIR_CM_DATABASE_URL, default ./fhir-cm.db). Then it writes the FHIR export to ./fhir-cm-demo-export.json and says how to see the cases in the API.
+
+    With a FHIR server it pushes everything, pulls it back with the transitions tracker and checks the round trip. Safe to re-run: the same cases (fixed seed) are never walked or stored twice.
+    """
+    from .config import get_settings
+    from .demo import DemoError, render_summary, run_demo
+    from .interchange import InterchangeError
+    from .mapping import MappingError
+    from .store import StoreError
+
+    if cases < 1:
+        raise fail(f"--cases must be at least 1 (got {cases})", code=2)
+    try:
+        settings = get_settings(fhir_base=fhir_base)
+        summary = run_demo(settings, cases=cases, progress=lambda line: typer.echo(line, err=True))
+    except (DemoError, StoreError, InterchangeError, MappingError, ValueError) as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    typer.echo(render_summary(summary), err=True)
+    if as_json:
+        typer.echo(summary.model_dump_json())
 
 
 def main() -> None:

@@ -13,10 +13,29 @@ Functions take a ``Session`` and return domain models or pydantic rows, never OR
 
 from ._audit import AuditEntry, list_audit, record_audit
 from ._cases import CaseRecord, get_case, get_case_record, list_cases, save_case
-from ._conflicts import Conflict, Resolution, add_conflict, list_conflicts, resolve_conflict
+from ._conflicts import (
+    Conflict,
+    Resolution,
+    add_conflict,
+    list_conflicts,
+    resolve_conflict,
+)
 from ._engine import BUSY_TIMEOUT_SECONDS
-from ._errors import LeaseLost, NotFound, SchemaMismatch, StaleRevision, StoreError, StoreUnavailable
-from ._ledger import LedgerEntry, get_ledger, ledger_by_server_id, list_ledger, put_ledger
+from ._errors import (
+    LeaseLost,
+    NotFound,
+    SchemaMismatch,
+    StaleRevision,
+    StoreError,
+    StoreUnavailable,
+)
+from ._ledger import (
+    LedgerEntry,
+    get_ledger,
+    ledger_by_server_id,
+    list_ledger,
+    put_ledger,
+)
 from ._migrate import alembic_config, head_revision
 from ._outbox import (
     OutboxItem,
@@ -40,25 +59,27 @@ from ._principals import (
     revoke_api_key,
 )
 from ._quarantine import QuarantinedResource, add_quarantine, list_quarantine
-from ._resources import FhirVersion, StoredResource, content_hash, get_resource, get_resources, put_resources
+from ._resources import (
+    FhirVersion,
+    StoredResource,
+    content_hash,
+    get_resource,
+    get_resources,
+    put_resources,
+)
+from ._stamps import CaseStamp, case_stamps
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
 from ._transitions import RecordedTransition, list_transitions, record_transitions
 from ._watermarks import get_watermark, set_watermark
 
 __all__ = [
+    "BUSY_TIMEOUT_SECONDS",
     "ApiKey",
     "ApiRole",
     "AuditEntry",
-    "authenticate_api_key",
-    "create_api_key",
-    "get_api_key",
-    "list_api_keys",
-    "list_audit",
-    "record_audit",
-    "revoke_api_key",
-    "BUSY_TIMEOUT_SECONDS",
     "CaseRecord",
+    "CaseStamp",
     "Conflict",
     "ConflictStatus",
     "FhirVersion",
@@ -79,11 +100,15 @@ __all__ = [
     "add_conflict",
     "add_quarantine",
     "alembic_config",
+    "authenticate_api_key",
+    "case_stamps",
     "claim_outbox",
     "complete",
     "content_hash",
+    "create_api_key",
     "enqueue",
     "fail",
+    "get_api_key",
     "get_case",
     "get_case_record",
     "get_ledger",
@@ -92,6 +117,8 @@ __all__ = [
     "get_watermark",
     "head_revision",
     "ledger_by_server_id",
+    "list_api_keys",
+    "list_audit",
     "list_cases",
     "list_conflicts",
     "list_ledger",
@@ -103,10 +130,12 @@ __all__ = [
     "purge_outbox",
     "put_ledger",
     "put_resources",
+    "record_audit",
     "record_transitions",
     "release",
     "renew_lease",
     "resolve_conflict",
+    "revoke_api_key",
     "save_case",
     "set_watermark",
 ]

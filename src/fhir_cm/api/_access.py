@@ -1,0 +1,63 @@
+"""Who may see and change which case.
+
+* A **case manager** works the cases they manage (``Case.case_manager``) and those whose care
+  team currently includes them (a membership without an end, or ending today or later).
+* A **supervisor** oversees every case of their programme; a supervisor key without a programme
+  oversees every programme.
+* A **service** reads the FHIR facade only, never the case-management API.
+
+A case the caller may not see answers 404, exactly like one that does not exist, so ids cannot be
+probed. Seeing a case is enough to work on it: "the case manager / supervisor moves it".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fhir_cm.domain import Case, PartyKind, ProgrammeType
+from fhir_cm.store import ApiRole
+
+from ._auth import Principal
+from ._problems import Forbidden
+
+__all__ = ["can_see", "check_may_create", "check_may_reassign", "programme_scope"]
+
+
+def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
+    return any(
+        m.party.id == practitioner_id
+        and m.party.kind is PartyKind.PRACTITIONER
+        and (m.end is None or m.end >= today)
+        for m in case.team
+    )
+
+
+def can_see(principal: Principal, case: Case, today: dt.date) -> bool:
+    """Whether ``principal`` may read (and so work on) ``case``."""
+    if principal.role is ApiRole.SUPERVISOR:
+        return principal.programme is None or case.programme is principal.programme
+    if principal.role is ApiRole.CASE_MANAGER and principal.practitioner_id:
+        manages = case.case_manager is not None and case.case_manager.id == principal.practitioner_id
+        return manages or _on_team(case, principal.practitioner_id, today)
+    return False
+
+
+def programme_scope(principal: Principal) -> ProgrammeType | None:
+    """The programme a supervisor is limited to (None: all), for filtering in the store."""
+    return principal.programme if principal.role is ApiRole.SUPERVISOR else None
+
+
+def check_may_create(principal: Principal, case: Case) -> None:
+    """Refuse (403) a new case its creator could not see afterwards."""
+    if principal.role is ApiRole.SUPERVISOR and principal.programme not in (None, case.programme):
+        raise Forbidden(f"this supervisor key is limited to programme '{principal.programme}'")
+    if principal.role is ApiRole.CASE_MANAGER and (
+        case.case_manager is None or case.case_manager.id != principal.practitioner_id
+    ):
+        raise Forbidden("a case manager may only create cases they manage themselves (case_manager.id)")
+
+
+def check_may_reassign(principal: Principal) -> None:
+    """Only supervisors hand cases from one case manager to another."""
+    if principal.role is not ApiRole.SUPERVISOR:
+        raise Forbidden("only a supervisor may change a case's case manager")

@@ -1,0 +1,123 @@
+"""The app factory: one FastAPI app per store and settings, so tests and the server build their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from fhir_cm import __version__
+from fhir_cm.config import Settings
+from fhir_cm.store import Store, open_store, record_audit
+
+from ._auth import Principal
+from ._deps import get_session, require_fhir_reader
+from ._metrics import ApiMetrics
+from ._middleware import RequestContextMiddleware
+from ._problems import ProblemDocument, install_problem_handlers
+from .routes import (
+    audit,
+    caseload,
+    cases,
+    contacts,
+    ops,
+    outcomes,
+    plan,
+    referrals,
+    sync,
+    team,
+    transitions,
+)
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("fhir_cm.api")
+
+_DESCRIPTION = """\
+The case-management API of fhir-cm: cases, assessment and plan, referrals, care team, contacts,
+stays and transitions, caseload and outcomes, and sync control; plus a read-only FHIR facade at
+`/fhir` for services.
+
+**Authentication**: every data route needs an API key, sent as `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. Create one with `fhir-cm apikey create --name NAME --role ROLE`.
+Errors are `application/problem+json` (RFC 9457) with an `errors` list naming each wrong field.
+Changes accept `If-Match: "<revision>"` (the case's `ETag`) and answer 412 when it is stale.
+"""
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDocument, "content": {"application/problem+json": {}}}
+    for status in (401, 403, 404, 409, 412, 422)
+}
+
+
+def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
+    """The FHIR facade's router (mounted at ``/fhir``), when that module is part of this build."""
+    try:
+        module = importlib.import_module("fhir_cm.api.routes.fhir")
+    except ModuleNotFoundError as exc:
+        if exc.name != "fhir_cm.api.routes.fhir":
+            raise
+        return None
+
+    def audit(principal: Principal, action: str, case_ids: list[str]) -> None:
+        store: Store = app.state.store
+        with store.session() as session:
+            record_audit(session, principal=principal.id, action=f"fhir-{action}", case_ids=case_ids)
+
+    router: APIRouter = module.build_fhir_router(
+        get_session, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit
+    )
+    return router
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], dt.date] | None = None,
+) -> FastAPI:
+    """The fhir-cm API on ``store`` (opened from ``settings.database_url`` when not given).
+
+    A store the app opened is closed when the app shuts down; one handed in stays the caller's.
+    ``clock`` gives today's date (tests pin it); the default is the local date.
+    """
+    settings = settings or Settings()
+    owned = store is None
+    the_store = store if store is not None else open_store(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            the_store.close()
+
+    app = FastAPI(
+        title="fhir-cm",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    # Everything per app lives in app.state, where routes, middleware and hooks look it up.
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.clock = clock or dt.date.today
+    app.state.metrics = ApiMetrics()
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
+    for module in (cases, plan, referrals, team, contacts, transitions, caseload, outcomes, sync, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(ops.router)
+    if (fhir := _fhir_router(settings, app)) is not None:
+        app.include_router(fhir)
+    return app

@@ -1,0 +1,256 @@
+"""Reading and changing one case under the access rules, optimistic concurrency and the audit log.
+
+Every change goes the same way: load the case in a write transaction, check the caller may see it
+and that ``If-Match`` (if sent) names its current revision, apply the change to a copy, validate
+the whole case again, ``save_case`` it (which queues it for pushing in the same transaction) and
+write the audit row in that transaction too. Without ``If-Match`` a change that lost a race is
+simply applied again to the newer case (it is a small, targeted edit); with it, the client is
+told (412) to reload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from fhir_cm.domain import Case, Contact, Goal, Need, Referral, Stay, TeamMember
+from fhir_cm.store import (
+    CaseRecord,
+    StaleRevision,
+    Store,
+    get_case_record,
+    list_cases,
+    record_audit,
+    save_case,
+)
+
+from ._access import can_see, programme_scope
+from ._auth import Principal
+from ._problems import (
+    Conflict,
+    InvalidInput,
+    NotFoundProblem,
+    PreconditionFailed,
+    field_errors,
+)
+
+__all__ = [
+    "Edited",
+    "Work",
+    "add_entity",
+    "audit_reads",
+    "check_new_id",
+    "edit_case",
+    "etag",
+    "find",
+    "listed",
+    "load_case",
+    "patched",
+    "rebuild",
+    "replace",
+    "respond",
+    "update_entity",
+    "visible_cases",
+]
+
+T = TypeVar("T")
+#: The entities a case holds in its lists; each has an ``id`` unique within the case.
+E = TypeVar("E", bound=Need | Goal | Referral | TeamMember | Contact | Stay)
+_ATTEMPTS = 3
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+
+
+def etag(revision: int) -> str:
+    """The ETag of a case revision."""
+    return f'"{revision}"'
+
+
+def _matches(if_match: str | None, revision: int) -> bool:
+    if if_match is None or if_match.strip() == "*":
+        return True
+    for candidate in if_match.split(","):
+        m = _ETAG.match(candidate)
+        if m and int(m.group(1)) == revision:
+            return True
+    return False
+
+
+def rebuild(case: Case, field: str, **changes: Any) -> Case:
+    """A new case with ``changes`` applied, validated whole; a failure is a 422 naming ``field``."""
+    try:
+        return Case.model_validate({**case.model_dump(), **changes})
+    except ValidationError as exc:
+        raise InvalidInput("the change would make the case invalid", errors=field_errors(exc.errors(), hint=field)) from None
+
+
+def load_case(store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None) -> CaseRecord:
+    """The case, if the caller may see it (404 otherwise, existing or not); the read is audited."""
+    with store.session() as session:
+        record = get_case_record(session, case_id)
+        if record is None or not can_see(principal, record.case, today):
+            raise NotFoundProblem(f"no case {case_id}")
+        record_audit(session, principal=principal.id, action="read", case_ids=[case_id], request_id=request_id)
+    return record
+
+
+def audit_reads(store: Store, principal: Principal, case_ids: Iterable[str | None], *, action: str, request_id: str | None) -> None:
+    """Record that ``principal`` saw these cases (a list, a caseload, an outcome computation)."""
+    ids = list(case_ids)
+    if ids:
+        with store.session() as session:
+            record_audit(session, principal=principal.id, action=action, case_ids=ids, request_id=request_id)
+
+
+@dataclass(frozen=True)
+class Edited(Generic[T]):
+    """What a change returned, and the stored case it produced."""
+
+    result: T
+    record: CaseRecord
+
+    @property
+    def revision(self) -> int:
+        """The case's revision after the change (its new ETag)."""
+        return self.record.revision
+
+
+def edit_case(
+    store: Store,
+    principal: Principal,
+    case_id: str,
+    change: Callable[[Case], tuple[Case, T]],
+    *,
+    today: dt.date,
+    if_match: str | None,
+    action: str,
+    detail: str,
+    request_id: str | None,
+) -> Edited[T]:
+    """Apply ``change`` (old case → new case and a result) to a visible case and save it, audited."""
+    for _ in range(_ATTEMPTS):
+        try:
+            with store.session() as session:
+                record = get_case_record(session, case_id)
+                if record is None or not can_see(principal, record.case, today):
+                    raise NotFoundProblem(f"no case {case_id}")
+                if not _matches(if_match, record.revision):
+                    raise PreconditionFailed(
+                        f"case {case_id} is at revision {record.revision}: reload it and apply the change again",
+                        headers={"ETag": etag(record.revision)},
+                    )
+                case, result = change(record.case)
+                revision = save_case(session, case, expected_revision=record.revision)
+                if revision != record.revision:
+                    record_audit(session, principal=principal.id, action=action, case_ids=[case_id],
+                                 detail=detail, request_id=request_id)
+                saved = get_case_record(session, case_id)
+                assert saved is not None and saved.revision == revision
+                return Edited(result, saved)
+        except StaleRevision:
+            if if_match is not None:
+                raise PreconditionFailed(f"case {case_id} changed meanwhile: reload it and apply the change again") from None
+    raise Conflict(f"case {case_id} keeps changing under this request; try again")
+
+
+def find(items: Iterable[E], entity_id: str, what: str, case_id: str) -> E:
+    """The entity of a case with this id (404 if the case has none)."""
+    for item in items:
+        if item.id == entity_id:
+            return item
+    raise NotFoundProblem(f"case {case_id} has no {what} {entity_id}")
+
+
+def replace(items: Iterable[E], updated: E) -> list[E]:
+    """The list with the entity of the same id swapped for ``updated``."""
+    return [updated if item.id == updated.id else item for item in items]
+
+
+def check_new_id(case: Case, entity_id: str, what: str) -> None:
+    """Refuse (409) an entity id already used in the case (ids are unique within a case)."""
+    used = {case.id} | {e.id for group in (case.needs, case.goals, case.referrals, case.team, case.contacts, case.stays) for e in group}
+    if entity_id in used:
+        raise Conflict(f"id {entity_id} is already used in case {case.id}; choose another {what} id or omit it")
+
+
+@dataclass(frozen=True)
+class Work:
+    """One request's view of the cases: who asks, on which day, under which ``If-Match``."""
+
+    store: Store
+    principal: Principal
+    today: dt.date
+    request_id: str | None
+    if_match: str | None
+
+    def load(self, case_id: str) -> CaseRecord:
+        """The visible case (404 otherwise); the read is audited."""
+        return load_case(self.store, self.principal, case_id, self.today, request_id=self.request_id)
+
+    def edit(self, case_id: str, change: Callable[[Case], tuple[Case, T]], *, action: str, detail: str) -> Edited[T]:
+        """Apply a change to the visible case, saved and audited (see ``edit_case``)."""
+        return edit_case(self.store, self.principal, case_id, change, today=self.today, if_match=self.if_match,
+                         action=action, detail=detail, request_id=self.request_id)
+
+
+def patched(entity: E, changes: dict[str, Any], field: str) -> E:
+    """A copy of a case entity with ``changes`` applied and validated (422 naming the field otherwise)."""
+    try:
+        return cast(E, type(entity).model_validate({**entity.model_dump(), **changes}))
+    except ValidationError as exc:
+        raise InvalidInput("the change is not valid", errors=field_errors(exc.errors(), hint=field)) from None
+
+
+def add_entity(work: Work, case_id: str, field: str, entity: E, what: str) -> Edited[E]:
+    """Append a need, goal, referral, team member, contact or stay to a case."""
+    entity_id: str = entity.id
+
+    def change(case: Case) -> tuple[Case, E]:
+        check_new_id(case, entity_id, what)
+        return rebuild(case, field, **{field: [*getattr(case, field), entity]}), entity
+
+    return work.edit(case_id, change, action="add", detail=f"{field}:{entity_id}")
+
+
+def update_entity(
+    work: Work, case_id: str, field: str, entity_id: str, what: str, update: Callable[[E], E], *, action: str = "update"
+) -> Edited[E]:
+    """Replace one entity of a case by ``update(current)``; 404 if the case has no such entity."""
+
+    def change(case: Case) -> tuple[Case, E]:
+        items = getattr(case, field)
+        updated = update(find(items, entity_id, what, case.id))
+        return rebuild(case, field, **{field: replace(items, updated)}), updated
+
+    return work.edit(case_id, change, action=action, detail=f"{field}:{entity_id}")
+
+
+def visible_cases(work: Work, **filters: Any) -> list[Case]:
+    """Every case the caller may see that matches the store filters (``list_cases`` keywords)."""
+    scope = programme_scope(work.principal)
+    wanted = filters.get("programme")
+    if scope is not None:
+        if wanted not in (None, scope):
+            return []
+        filters["programme"] = scope
+    with work.store.session(read_only=True) as session:
+        found = list_cases(session, **filters)
+    return [c for c in found if can_see(work.principal, c, work.today)]
+
+
+def respond(edited: Edited[T], response: Response) -> T:
+    """What a change returned, with the case's new revision as the response's ``ETag``."""
+    response.headers["ETag"] = etag(edited.revision)
+    return edited.result
+
+
+def listed(work: Work, case_id: str, field: str, response: Response) -> list[Any]:
+    """One of a visible case's entity lists, with the case's revision as ``ETag`` (the read is audited)."""
+    record = work.load(case_id)
+    response.headers["ETag"] = etag(record.revision)
+    return list(getattr(record.case, field))

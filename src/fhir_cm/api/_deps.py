@@ -1,0 +1,134 @@
+"""FastAPI dependencies: the store, a session, the settings, today's date and the calling principal.
+
+Everything comes from ``app.state`` (set by ``create_app``), so a test builds an app on its own
+store and clock and nothing is global. The authentication dependencies are plain functions (run in
+the thread pool: they read the store) and record the principal's key id for the access log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from fhir_cm.config import Settings
+from fhir_cm.store import ApiRole, Store
+
+from ._auth import Principal, authenticate
+from ._casework import Work
+from ._problems import Forbidden
+
+__all__ = [
+    "CaseWork",
+    "CaseWorker",
+    "CurrentPrincipal",
+    "Supervisor",
+    "Today",
+    "get_principal",
+    "get_session",
+    "get_settings",
+    "get_store",
+    "get_today",
+    "get_work",
+    "require_case_worker",
+    "require_fhir_reader",
+    "require_supervisor",
+]
+
+
+def get_store(request: Request) -> Store:
+    """The app's open store."""
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_today(request: Request) -> dt.date:
+    """Today, from the app's clock (tests pin it)."""
+    today: dt.date = request.app.state.clock()
+    return today
+
+
+def get_session(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
+    """A read-only store session for the length of the request (the FHIR facade reads through it)."""
+    with store.session(read_only=True) as session:
+        yield session
+
+
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <API key>")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey", description="X-API-Key: <API key>")
+
+
+def get_principal(
+    request: Request,
+    store: Annotated[Store, Depends(get_store)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None,
+    _api_key: Annotated[str | None, Depends(_API_KEY)] = None,
+) -> Principal:
+    """The authenticated caller (401 without a valid key).
+
+    The two security dependencies only document the schemes in OpenAPI; ``authenticate`` reads
+    the headers itself, so that a wrong scheme is a 401 with a reason rather than silently ignored.
+    """
+    principal = authenticate(request, store)
+    request.state.principal_id = principal.id
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_case_worker(principal: CurrentPrincipal) -> Principal:
+    """Case managers and supervisors: the people who work cases (403 for service keys)."""
+    if principal.role not in (ApiRole.CASE_MANAGER, ApiRole.SUPERVISOR):
+        raise Forbidden("service keys may read the FHIR facade (/fhir) only, not the case-management API")
+    return principal
+
+
+def require_supervisor(principal: CurrentPrincipal) -> Principal:
+    """Supervisors only: sync control, quarantine, the audit log."""
+    if principal.role is not ApiRole.SUPERVISOR:
+        raise Forbidden("only a supervisor key may do this")
+    return principal
+
+
+def require_fhir_reader(principal: CurrentPrincipal) -> Principal:
+    """Who may read the FHIR facade: service keys, and supervisors over every programme.
+
+    The facade serves every case's resources without per-case rules, so a case manager (own
+    cases only) or a supervisor limited to one programme would see more than their role allows.
+    """
+    if principal.role is ApiRole.SERVICE or (principal.role is ApiRole.SUPERVISOR and principal.programme is None):
+        return principal
+    raise Forbidden("the FHIR facade is for service keys (and supervisors of all programmes)")
+
+
+CaseWorker = Annotated[Principal, Depends(require_case_worker)]
+Supervisor = Annotated[Principal, Depends(require_supervisor)]
+Today = Annotated[dt.date, Depends(get_today)]
+
+
+def get_work(
+    request: Request,
+    principal: CaseWorker,
+    store: Annotated[Store, Depends(get_store)],
+    today: Today,
+    if_match: Annotated[
+        str | None,
+        Header(max_length=200, description="The case's ETag (its revision) a change is based on; 412 if stale."),
+    ] = None,
+) -> Work:
+    """Everything a case route needs: store, principal, today, request id and ``If-Match``."""
+    return Work(store, principal, today, getattr(request.state, "request_id", None), if_match)
+
+
+CaseWork = Annotated[Work, Depends(get_work)]

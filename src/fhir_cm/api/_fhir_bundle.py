@@ -1,0 +1,89 @@
+"""Searchset Bundles: one page of matches, the paging links and what the search left out.
+
+Pages are cut by ``_offset`` over the matches in id order; ``next``/``previous``/``first``/``last``
+links repeat the parameters the search used (never the ones it ignored) with another offset, so a
+client follows them verbatim, as the FHIR paging rules ask. Offsets are not snapshots: a case saved
+between two pages can shift what the next page holds, as on most FHIR servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from ._fhir_errors import issue, operation_outcome
+from ._fhir_index import Indexed
+from ._fhir_params import SearchRequest
+
+__all__ = ["searchset"]
+
+
+def _link(url: str, request: SearchRequest, offset: int) -> str:
+    params = [*request.link_params, ("_count", str(request.count))]
+    if offset:
+        params.append(("_offset", str(offset)))
+    return f"{url}?{urlencode(params)}"
+
+
+def _links(url: str, request: SearchRequest, total: int) -> list[dict[str, str]]:
+    count, offset = request.count, request.offset
+    links = [{"relation": "self", "url": _link(url, request, offset)}]
+    if count == 0:
+        return links
+    last = max(0, (total - 1) // count * count)
+    links.append({"relation": "first", "url": _link(url, request, 0)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": _link(url, request, min(max(0, offset - count), last))})
+    if offset + count < total:
+        links.append({"relation": "next", "url": _link(url, request, offset + count)})
+    links.append({"relation": "last", "url": _link(url, request, last)})
+    return links
+
+
+def _outcome(resource_type: str, request: SearchRequest, unmapped_cases: int) -> dict[str, Any] | None:
+    issues = [
+        issue("warning", "not-supported",
+              f"search parameter {name} is not supported for {resource_type} and was ignored")
+        for name in request.ignored
+    ]
+    if unmapped_cases:
+        issues.append(issue("warning", "incomplete",
+                            f"{unmapped_cases} case(s) in the store could not be mapped to FHIR and are left out"))
+    return operation_outcome(issues) if issues else None
+
+
+def searchset(
+    url: str,
+    resource_type: str,
+    request: SearchRequest,
+    matches: Sequence[Indexed],
+    *,
+    unmapped_cases: int = 0,
+) -> tuple[bytes, list[Indexed]]:
+    """The searchset Bundle (JSON) of one page of ``matches``, and the resources on that page.
+
+    ``url`` is the search URL without its query (``…/fhir/Goal``); entries' ``fullUrl`` is ``url/id``.
+    """
+    page = list(matches[request.offset : request.offset + request.count])
+    entries: list[dict[str, Any]] = [
+        {"fullUrl": f"{url}/{r.id}", "resource": orjson.Fragment(r.body), "search": {"mode": "match"}} for r in page
+    ]
+    outcome = _outcome(resource_type, request, unmapped_cases)
+    if outcome is not None:
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": dt.datetime.now(dt.UTC).isoformat()},
+        "type": "searchset",
+        "total": len(matches),
+        "link": _links(url, request, len(matches)),
+    }
+    if entries:
+        bundle["entry"] = entries
+    return orjson.dumps(bundle), page

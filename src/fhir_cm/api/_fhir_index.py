@@ -1,0 +1,224 @@
+"""The resources the facade serves, mapped once per case revision and indexed for search.
+
+Mapping a case costs milliseconds; mapping every case on every request would make a search cost
+seconds. So the facade keeps, per FHIR version, each case's resources as served (JSON bytes) with
+the search values read out of them, and a *stamp* of what they were made from: the case's revision
+and the newest time and number of its stored resources. Every request reads all stamps in one
+query (no case JSON is decoded), maps again only the cases whose stamp moved, drops the cases that
+are gone, and then answers from memory. Reads therefore always see the store as it is (another
+process may have changed it), while a store that did not change costs one small query.
+
+What a resource looks like here:
+
+* it is what :func:`fhir_cm.mapping.case_to_resources` makes of the case, started from the stored
+  copy when there is one (a resource imported or pulled and not changed since comes out as it was
+  stored, converted to the version asked for when it was stored in the other);
+* its ``id`` is its key in the store: the business-identifier value in our identifier system, or
+  the server id for a resource that carries none of ours (a key that is not a valid FHIR id is
+  replaced by a stable hash); references between a case's resources use these ids, so they
+  resolve against the facade;
+* ``meta.versionId`` is a hash of its content (it changes exactly when the content does) and
+  ``meta.lastUpdated`` is when its case, or its stored copy, last changed — conservative: an
+  incremental reader may see a resource again when only a sibling changed, never miss a change.
+
+Memory grows with the number of resources (their JSON plus a few tuples each). The index lives in
+the process; several API processes each keep their own, all reading the same store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource
+from fhir_cm.store import (
+    CaseStamp,
+    StoredResource,
+    StoreError,
+    case_stamps,
+    get_case_record,
+    get_resources,
+)
+
+from ._fhir_match import Kind, extract, only_type
+from ._fhir_negotiation import FhirVersion
+from ._fhir_params import RESOURCE_TYPES, Criterion, params_for
+
+__all__ = ["FacadeIndex", "Indexed", "facade_id"]
+
+log = logging.getLogger(__name__)
+
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def facade_id(key: ResourceKey) -> str:
+    """The id a resource has in the facade: its key's value, or a stable hash when that is no FHIR id."""
+    if _FHIR_ID.match(key.value):
+        return key.value
+    return "h-" + hashlib.sha256(f"{key.type}/{key.value}".encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """One resource as served, with the values its search parameters see."""
+
+    type: str
+    id: str
+    case_id: str
+    body: bytes
+    version_id: str
+    last_updated: dt.datetime
+    values: Mapping[str, tuple[Any, ...]]
+
+    def matches(self, criteria: Sequence[Criterion]) -> bool:
+        """True when every criterion (AND) has an alternative (OR) that matches."""
+        return all(any(m.matches(self.values[c.param.name]) for m in c.alternatives) for c in criteria)
+
+
+_Stamp = CaseStamp
+
+
+def _read_stamps(session: Session) -> dict[str, CaseStamp]:
+    """Every case's stamp, in one query (no JSON decoded)."""
+    return case_stamps(session)
+
+
+@dataclass
+class _View:
+    """The index of one FHIR version."""
+
+    stamps: dict[str, _Stamp] = field(default_factory=dict)
+    case_keys: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    by_type: dict[str, dict[str, Indexed]] = field(default_factory=lambda: {t: {} for t in RESOURCE_TYPES})
+    failed: set[str] = field(default_factory=set)
+    _sorted: dict[str, list[Indexed]] = field(default_factory=dict)
+
+    def drop(self, case_id: str) -> None:
+        for rtype, rid in self.case_keys.pop(case_id, ()):
+            held = self.by_type[rtype].get(rid)
+            if held is not None and held.case_id == case_id:
+                del self.by_type[rtype][rid]
+                self._sorted.pop(rtype, None)
+        self.stamps.pop(case_id, None)
+        self.failed.discard(case_id)
+
+    def put(self, case_id: str, stamp: _Stamp, resources: list[Indexed] | None) -> None:
+        self.drop(case_id)
+        self.stamps[case_id] = stamp
+        if resources is None:
+            self.failed.add(case_id)
+            return
+        self.case_keys[case_id] = [(r.type, r.id) for r in resources]
+        for r in resources:
+            self.by_type[r.type][r.id] = r
+            self._sorted.pop(r.type, None)
+
+    def in_order(self, rtype: str) -> list[Indexed]:
+        """The resources of a type by id: the order of search results, stable from page to page."""
+        if rtype not in self._sorted:
+            held = self.by_type[rtype]
+            self._sorted[rtype] = [held[i] for i in sorted(held)]
+        return self._sorted[rtype]
+
+
+class FacadeIndex:
+    """The served resources of every case in the store, per FHIR version, kept in step with the store."""
+
+    def __init__(self, identifier_system: str) -> None:
+        self.identifier_system = identifier_system
+        self._views: dict[FhirVersion, _View] = {}
+        self._lock = threading.Lock()
+
+    def read(self, session: Session, version: FhirVersion, resource_type: str, rid: str) -> Indexed | None:
+        """One resource by type and id, as the store is now; None when there is none."""
+        with self._lock:
+            view = self._refreshed(session, version)
+            return view.by_type.get(resource_type, {}).get(rid)
+
+    def search(
+        self, session: Session, version: FhirVersion, resource_type: str, criteria: Sequence[Criterion]
+    ) -> tuple[list[Indexed], int]:
+        """The resources of a type that match every criterion, by id; and how many cases could not be mapped."""
+        with self._lock:
+            view = self._refreshed(session, version)
+            found = [r for r in view.in_order(resource_type) if r.matches(criteria)]
+            return found, len(view.failed)
+
+    # --- keeping in step -------------------------------------------------------------------------
+
+    def _refreshed(self, session: Session, version: FhirVersion) -> _View:
+        view = self._views.setdefault(version, _View())
+        stamps = _read_stamps(session)
+        for gone in view.stamps.keys() - stamps.keys():
+            view.drop(gone)
+        for case_id, stamp in stamps.items():
+            if view.stamps.get(case_id) != stamp:
+                view.put(case_id, stamp, self._served(session, case_id, version, has_copies=stamp.resources > 0))
+        return view
+
+    def _served(
+        self, session: Session, case_id: str, version: FhirVersion, *, has_copies: bool = True
+    ) -> list[Indexed] | None:
+        """The case's resources as served, or None (logged, without data) when the case cannot be mapped.
+
+        Store errors propagate (the request fails and the next one tries again); anything else is a
+        case the mapping cannot serve — that stays so until the case changes, as mapping is deterministic.
+        """
+        try:
+            record = get_case_record(session, case_id)
+            if record is None:  # deleted since the stamps were read; the next request drops it
+                return []
+            copies = get_resources(session, case_id) if has_copies else []
+            stored = {ResourceKey(r.resource_type, r.key): r for r in copies}
+            base = {key: _in_version(r, version) for key, r in stored.items()}
+            keys = [key for key, _, _ in case_plan(record.case, base)]
+            ids = {key: facade_id(key) for key in keys}
+            mapped = case_to_resources(record.case, version, self.identifier_system, base, server_ids=ids)
+            out = []
+            for key, resource in mapped.items():
+                if key.type in RESOURCE_TYPES:
+                    copy = stored.get(key)
+                    changed = record.updated_at if copy is None else max(record.updated_at, copy.updated_at)
+                    out.append(_indexed(key, ids[key], case_id, resource, changed))
+            return out
+        except StoreError:
+            raise
+        except Exception as exc:  # one broken case must not take the facade down with it
+            log.warning("FHIR facade: a case could not be mapped to FHIR %s and is left out (%s)",
+                        version, type(exc).__name__)
+            return None
+
+
+def _in_version(stored: StoredResource, version: FhirVersion) -> dict[str, Any]:
+    if stored.fhir_version == version:
+        return stored.raw
+    return convert_resource(stored.raw, stored.fhir_version, version)
+
+
+def _indexed(key: ResourceKey, rid: str, case_id: str, resource: dict[str, Any], changed: dt.datetime) -> Indexed:
+    content = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    # Any stable hash of the content will do for versionId: the mapping writes elements in a fixed order.
+    version_id = hashlib.blake2b(orjson.dumps(content), digest_size=8).hexdigest()
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    body = {
+        "resourceType": key.type,
+        "id": rid,
+        "meta": {"versionId": version_id, "lastUpdated": changed.isoformat(), **meta},
+        **content,
+    }
+    by_path: dict[tuple[Kind, str], tuple[Any, ...]] = {}
+    values = {}
+    for p in params_for(key.type).values():
+        if (p.kind, p.path) not in by_path:
+            by_path[p.kind, p.path] = extract(p.kind, body, p.path)
+        values[p.name] = only_type(by_path[p.kind, p.path], p.target)
+    return Indexed(key.type, rid, case_id, orjson.dumps(body), version_id, changed, values)

@@ -1,0 +1,303 @@
+"""FHIR search values: reading them from a resource, parsing them from a query, matching the two.
+
+Three kinds of search parameter are enough for the facade (http://hl7.org/fhir/R5/search.html):
+
+* **token** — ``code``, ``system|code``, ``|code`` (no system) and ``system|`` (any code of the
+  system), over code elements, Codings, CodeableConcepts (and R5 CodeableReferences) and Identifiers;
+* **reference** — ``id``, ``Type/id`` or an absolute URL, compared by type and id;
+* **date** — an instant or a partial date with a prefix (``eq`` ``ne`` ``gt`` ``ge`` ``lt`` ``le``
+  ``sa`` ``eb``). A partial value is the whole period it names (``2025-03`` is all of March); a time
+  without a zone is UTC.
+
+Values are read from the resources once, when the index is built, and kept as plain tuples, so a
+search compares tuples and never walks JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from fhir_cm.mapping import parse_reference
+
+from ._fhir_errors import InvalidSearch, UnsupportedParameter
+
+__all__ = [
+    "ANY",
+    "DateMatch",
+    "Kind",
+    "Matcher",
+    "RefMatch",
+    "TokenMatch",
+    "extract",
+    "only_type",
+    "parse_instant",
+    "parse_matcher",
+    "split_or",
+]
+
+Kind = Literal["token", "reference", "date"]
+
+#: A token part that matches anything (``system|`` has ANY code; ``code`` alone has ANY system).
+ANY: Any = object()
+
+
+class Matcher(Protocol):
+    """One alternative of a search parameter's value: does it match the values a resource holds?"""
+
+    def matches(self, values: tuple[Any, ...]) -> bool: ...
+
+
+# --- splitting query values -------------------------------------------------------------------------
+
+
+def _split_unescaped(text: str, sep: str) -> list[str]:
+    r"""Split on ``sep`` except where escaped with a backslash; ``\,`` ``\|`` ``\$`` ``\\`` unescape."""
+    parts, current, chars = [], [], iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, "\\"))
+        elif ch == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def split_or(value: str) -> list[str]:
+    """The alternatives of one parameter value (comma-separated; ``\\,`` is a literal comma)."""
+    return [part for part in re.split(r"(?<!\\),", value) if part != ""]
+
+
+# --- tokens -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    """``system|code``; ``system`` is ANY (no bar given), None (``|code``) or a URI; ``code`` may be ANY."""
+
+    system: Any
+    code: Any
+
+    def matches(self, values: tuple[Any, ...]) -> bool:
+        return any(
+            (self.system is ANY or system == self.system) and (self.code is ANY or code == self.code)
+            for system, code in values
+        )
+
+
+def _token(raw: str) -> TokenMatch:
+    parts = _split_unescaped(raw, "|")
+    if len(parts) == 1:
+        return TokenMatch(ANY, parts[0])
+    if len(parts) != 2:
+        raise InvalidSearch("a token is code, system|code, |code or system|")
+    system, code = parts
+    if not system and not code:
+        raise InvalidSearch("a token needs a system or a code")
+    return TokenMatch(system or None, code if code else ANY)
+
+
+# The readers append to a list rather than yield: they run for every resource the index holds.
+
+
+def _token_values(node: Any, out: list[Any]) -> None:
+    if type(node) is str:
+        out.append((None, node))
+    elif type(node) is dict:
+        concept = node.get("concept")  # R5 CodeableReference
+        if concept is not None:
+            _token_values(concept, out)
+        for coding in node.get("coding") or ():
+            _token_values(coding, out)
+        code = node.get("code")  # Coding.code
+        if code is None:
+            code = node.get("value")  # Identifier.value
+        if type(code) is str:
+            system = node.get("system")
+            out.append((system if type(system) is str else None, code))
+
+
+# --- references ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RefMatch:
+    """A reference by type (None: any type) and id."""
+
+    type: str | None
+    id: str
+
+    def matches(self, values: tuple[Any, ...]) -> bool:
+        return any(rid == self.id and (self.type is None or rtype == self.type) for rtype, rid in values)
+
+
+def _reference(raw: str, target: str | None) -> RefMatch:
+    if "/" in raw:
+        parsed = parse_reference(raw)
+        if parsed is None:
+            raise InvalidSearch("a reference is id, Type/id or an absolute URL ending in Type/id")
+        return RefMatch(*parsed)
+    return RefMatch(target, raw)
+
+
+def _ref_values(node: Any, out: list[Any]) -> None:
+    if type(node) is dict and type(node.get("reference")) is str:
+        parsed = parse_reference(node["reference"])
+        if parsed is not None:
+            out.append(parsed)
+
+
+# --- dates ----------------------------------------------------------------------------------------------
+
+_DATE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d{1,9}))?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+_PREFIXES = ("eq", "ne", "gt", "ge", "lt", "le", "sa", "eb")
+
+
+def _zone(text: str | None) -> dt.tzinfo:
+    if text is None or text == "Z":
+        return dt.UTC
+    sign = 1 if text[0] == "+" else -1
+    hours, minutes = int(text[1:3]), int(text[4:6])
+    return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+
+
+def _add_month(day: dt.datetime, months: int) -> dt.datetime:
+    total = day.month - 1 + months
+    return day.replace(year=day.year + total // 12, month=total % 12 + 1)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_instant(text: str) -> tuple[dt.datetime, dt.datetime]:
+    """The period ``[start, end)`` a FHIR date, dateTime or instant names, in UTC.
+
+    ``2025`` is the whole year, ``2025-03-01T10:00`` that minute, ``…:00.5`` a tenth of a second.
+    Raises ``ValueError`` for text that is none of these.
+    """
+    # A '+' in an unencoded query string arrives as a space: take it back.
+    m = _DATE.match(re.sub(r" (\d{2}:\d{2})$", r"+\1", text.strip()))
+    if m is None:
+        raise ValueError("not a FHIR date")
+    try:
+        return _period(m.groupdict())
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError("date out of range") from None
+
+
+def _period(g: dict[str, str | None]) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime(
+        int(g["y"] or 0), int(g["m"] or 1), int(g["d"] or 1),
+        int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0),
+        int((g["f"] or "0")[:6].ljust(6, "0")), tzinfo=_zone(g["tz"]),
+    ).astimezone(dt.UTC)
+    if g["f"] is not None:
+        end = start + dt.timedelta(microseconds=max(1, 10 ** (6 - min(len(g["f"]), 6))))
+    elif g["S"] is not None:
+        end = start + dt.timedelta(seconds=1)
+    elif g["M"] is not None:
+        end = start + dt.timedelta(minutes=1)
+    elif g["d"] is not None:
+        end = start + dt.timedelta(days=1)
+    elif g["m"] is not None:
+        end = _add_month(start, 1)
+    else:
+        end = start.replace(year=start.year + 1)
+    return start, end
+
+
+@dataclass(frozen=True, slots=True)
+class DateMatch:
+    """A prefixed date: does an instant a resource holds fall where the prefix says, relative to [lo, hi)?"""
+
+    prefix: str
+    lo: dt.datetime
+    hi: dt.datetime
+
+    def _one(self, t: dt.datetime) -> bool:
+        p = self.prefix
+        if p == "eq":
+            return self.lo <= t < self.hi
+        if p == "ne":
+            return not self.lo <= t < self.hi
+        if p in ("gt", "sa"):
+            return t >= self.hi
+        if p == "ge":
+            return t >= self.lo
+        if p in ("lt", "eb"):
+            return t < self.lo
+        return t < self.hi  # le
+
+    def matches(self, values: tuple[Any, ...]) -> bool:
+        return any(self._one(t) for t in values)
+
+
+def _date(raw: str) -> DateMatch:
+    prefix, text = (raw[:2], raw[2:]) if raw[:2] in _PREFIXES else ("eq", raw)
+    if raw[:2] == "ap":
+        raise UnsupportedParameter(f"date prefix ap is not supported: use one of {', '.join(_PREFIXES)}")
+    try:
+        lo, hi = parse_instant(text)
+    except ValueError:
+        raise InvalidSearch("a date is YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm], "
+                            "optionally after a prefix (eq, ne, gt, ge, lt, le, sa, eb)") from None
+    return DateMatch(prefix, lo, hi)
+
+
+def _date_values(node: Any, out: list[Any]) -> None:
+    if type(node) is str:
+        with contextlib.suppress(ValueError):
+            out.append(parse_instant(node)[0])
+
+
+# --- by kind --------------------------------------------------------------------------------------------
+
+
+def parse_matcher(kind: Kind, raw: str, target: str | None = None) -> Matcher:
+    """One alternative of a query value as a matcher; raises :class:`InvalidSearch` when it is not one."""
+    if kind == "token":
+        return _token(raw)
+    if kind == "reference":
+        return _reference(raw, target)
+    return _date(raw)
+
+
+_READERS = {"token": _token_values, "reference": _ref_values, "date": _date_values}
+
+
+def _nodes(resource: Any, path: str) -> list[Any]:
+    """The values at a dotted element path, lists flattened at every step."""
+    current = [resource]
+    for step in path.split("."):
+        following: list[Any] = []
+        for node in current:
+            value = node.get(step) if type(node) is dict else None
+            if type(value) is list:
+                following.extend(value)
+            elif value is not None:
+                following.append(value)
+        current = following
+    return current
+
+
+def extract(kind: Kind, resource: Mapping[str, Any], path: str) -> tuple[Any, ...]:
+    """What a resource holds at ``path`` as search values of ``kind``, each once."""
+    read = _READERS[kind]
+    values: list[Any] = []
+    for node in _nodes(resource, path):
+        read(node, values)
+    return tuple(dict.fromkeys(values))
+
+
+def only_type(values: tuple[Any, ...], target: str | None) -> tuple[Any, ...]:
+    """Reference values limited to one resource type (all of them when ``target`` is None)."""
+    return values if target is None else tuple(v for v in values if v[0] == target)

@@ -1,0 +1,91 @@
+"""Per-request plumbing as one plain ASGI middleware: a request id, metrics and the access log.
+
+The request id is the client's ``X-Request-Id`` when it looks like an id (letters, digits and
+``._:-``, at most 128 characters), a fresh one otherwise; it is echoed on every response and
+written to every log line and audit row of the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestContextMiddleware"]
+
+log = logging.getLogger("fhir_cm.api.access")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _SANE_ID.match(text) else None
+    return None
+
+
+def _route(scope: Scope) -> str:
+    """The route template (``/api/v1/cases/{case_id}``) of a matched request, ``<unmatched>`` otherwise.
+
+    Rebuilt from the path and its parameters rather than read off the route object, whose path
+    is relative to its router in some FastAPI versions.
+    """
+    if scope.get("route") is None:
+        return "<unmatched>"
+    values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    segments = str(scope.get("path", "")).split("/")
+    return "/".join(f"{{{values[s]}}}" if s in values else s for s in segments)
+
+
+class RequestContextMiddleware:
+    """Assigns the request id, times the request, counts it, and logs one line without PHI.
+
+    The metrics are the app's (``app.state.metrics``), looked up per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route(scope)
+            scope["app"].state.metrics.observe_request(scope["method"], route, status, seconds)
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                        "principal": state.get("principal_id"),
+                    }
+                },
+            )

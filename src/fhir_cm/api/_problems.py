@@ -1,0 +1,280 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), translated at one boundary.
+
+Routes raise a :class:`Problem` subclass (or let a validation, store or HTTP error through);
+the handlers here turn every one of them into a problem document naming the field that is wrong.
+Under ``/fhir`` the same errors become an ``OperationOutcome`` (``application/fhir+json``), since
+FHIR clients expect nothing else. Messages carry ids, field names and reasons, never the values a
+client sent: those may be PHI, and error bodies end up in other systems' logs.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from fhir_cm.store import NotFound, StaleRevision, StoreError, StoreUnavailable
+
+__all__ = [
+    "PROBLEM_JSON",
+    "BadGateway",
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFoundProblem",
+    "NotImplementedProblem",
+    "PreconditionFailed",
+    "Problem",
+    "ProblemDocument",
+    "Unauthorized",
+    "Unavailable",
+    "field_errors",
+    "install_problem_handlers",
+]
+
+PROBLEM_JSON = "application/problem+json"
+FHIR_JSON = "application/fhir+json"
+_TYPE = "urn:fhir-cm:problem:"
+log = logging.getLogger("fhir_cm.api")
+
+
+class FieldError(BaseModel):
+    """One wrong field: where it is (``body``, ``query``, ``path``, ``header``), its name, and what is wrong."""
+
+    field: str
+    location: str = "body"
+    message: str
+
+
+class ProblemDocument(BaseModel):
+    """The body of every error response (RFC 9457), as documented in the OpenAPI schema."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] = []
+    request_id: str | None = None
+
+
+class Problem(Exception):
+    """An error a route wants the client to see; subclasses fix the status and the problem type."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+class InvalidInput(Problem):
+    """The request is well-formed but its content is not acceptable (422)."""
+
+    status, slug, title = 422, "invalid-input", "Invalid input"
+
+
+class Unauthorized(Problem):
+    """No credentials, or credentials that are not a valid, active API key (401)."""
+
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, *, error: str | None = None) -> None:
+        challenge = 'Bearer realm="fhir-cm"'
+        if error:
+            challenge += f', error="{error}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(Problem):
+    """Valid credentials, but this principal's role may not do this (403)."""
+
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFoundProblem(Problem):
+    """No such thing, or one the caller may not see (404, so existence does not leak)."""
+
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    """The request clashes with the current state (409): an illegal status move, already closed, …"""
+
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(Problem):
+    """``If-Match`` named a revision that is no longer current (412): reload and apply again."""
+
+    status, slug, title = 412, "stale-revision", "Precondition failed"
+
+
+class NotImplementedProblem(Problem):
+    """A feature whose lower layer is not there in this build (501)."""
+
+    status, slug, title = 501, "not-implemented", "Not implemented"
+
+
+class BadGateway(Problem):
+    """The FHIR server answered with an error or not at all (502)."""
+
+    status, slug, title = 502, "fhir-server-error", "FHIR server error"
+
+
+class Unavailable(Problem):
+    """The store (or another dependency) is unreachable right now (503)."""
+
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+def _location_and_field(loc: Sequence[Any], hint: str | None) -> tuple[str, str]:
+    parts = [str(p) for p in loc]
+    location = "body"
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        location, parts = parts[0], parts[1:]
+    # Pydantic adds the tagged-union member or function name into locations; keep the data path.
+    parts = [p for p in parts if not p.startswith(("function-", "json-or-python["))]
+    field = ".".join(parts) or hint or location
+    return location, field
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]], *, hint: str | None = None) -> list[FieldError]:
+    """Pydantic/FastAPI error dicts as field errors, without the rejected input values."""
+    out = []
+    for err in errors:
+        location, field = _location_and_field(err.get("loc", ()), hint)
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error")
+            field, message = "body", f"not valid JSON{': ' + str(reason) if reason else ''}"
+        out.append(FieldError(field=field, location=location, message=message))
+    return out
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _body(status: int, problem_type: str, title: str, detail: str | None, errors: Sequence[FieldError],
+          request: Request, extra: Mapping[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": problem_type,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "errors": [e.model_dump() for e in errors],
+        "request_id": _request_id(request),
+    }
+    body.update(extra)
+    return body
+
+
+def _operation_outcome(status: int, title: str, detail: str | None, errors: Sequence[FieldError]) -> dict[str, Any]:
+    code = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 409: "conflict",
+            412: "conflict", 422: "invalid", 400: "invalid", 501: "not-supported"}.get(status, "exception")
+    issues = [
+        {"severity": "error", "code": code, "diagnostics": f"{e.field}: {e.message}", "expression": [e.field]}
+        for e in errors
+    ] or [{"severity": "error", "code": code, "diagnostics": detail or title}]
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    """The error response for ``request``: problem+json, or an OperationOutcome under ``/fhir``."""
+    all_headers = dict(headers or {})
+    if request_id := _request_id(request):
+        all_headers.setdefault("X-Request-Id", request_id)
+    if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
+        content, media = _operation_outcome(status, title, detail, errors), FHIR_JSON
+    else:
+        content, media = _body(status, _TYPE + slug, title, detail, errors, request, extra or {}), PROBLEM_JSON
+    return Response(orjson.dumps(content), status_code=status, media_type=media, headers=all_headers)
+
+
+def _from_problem(request: Request, exc: Problem) -> Response:
+    return problem_response(request, exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
+                            errors=exc.errors, headers=exc.headers, extra=exc.extra)
+
+
+async def _on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return _from_problem(request, exc)
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    errors = field_errors(exc.errors())
+    return _from_problem(request, InvalidInput("the request has invalid fields; see errors", errors=errors))
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
+    slug = phrase.lower().replace(" ", "-")
+    # Starlette's own details ("Not Found", body parse errors) carry no client data.
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(request, status, slug=slug, title=phrase, detail=detail, headers=exc.headers)
+
+
+async def _on_store(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StoreUnavailable):
+        return _from_problem(request, Unavailable("the store is unavailable or busy; try again",
+                                                  headers={"Retry-After": "1"}))
+    if isinstance(exc, NotFound):
+        return _from_problem(request, NotFoundProblem(str(exc)))
+    if isinstance(exc, StaleRevision):
+        return _from_problem(request, Conflict("the case changed while this request ran; try again"))
+    log.error("store error", extra={"fields": {"error": type(exc).__name__}})
+    return problem_response(request, 500, slug="store-error", title="Store error",
+                            detail="the store refused the operation")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # The message may hold data from the request: log the type only.
+    log.error("unhandled error", extra={"fields": {"error": type(exc).__name__}})
+    return problem_response(request, 500, slug="internal-error", title="Internal error",
+                            detail="an unexpected error occurred; the request id identifies it in the logs")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error of ``app`` through the problem (or OperationOutcome) renderer."""
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(ValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(StoreError, _on_store)
+    app.add_exception_handler(Exception, _on_unexpected)

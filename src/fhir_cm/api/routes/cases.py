@@ -1,0 +1,173 @@
+"""Cases: create, read, list with filters, change status (with the reason), close, edit own fields."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Response, status
+from pydantic import ValidationError
+
+from fhir_cm.domain import Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
+from fhir_cm.store import (
+    ApiRole,
+    CaseRecord,
+    get_case_record,
+    list_cases,
+    record_audit,
+    save_case,
+)
+
+from .._access import can_see, check_may_create, check_may_reassign, programme_scope
+from .._casework import audit_reads, etag, rebuild
+from .._deps import CaseWork
+from .._models import (
+    OPEN_STATUSES,
+    CaseCreate,
+    CaseOut,
+    CasePage,
+    CaseUpdate,
+    CloseIn,
+    EntityId,
+    StatusChangeIn,
+)
+from .._problems import Conflict, FieldError, InvalidInput, field_errors
+from .._routing import api_router
+
+__all__ = ["CaseId", "case_out", "router"]
+
+router = api_router(prefix="/cases", tags=["cases"])
+
+CaseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$", description="The case id.")]
+MAX_PAGE = 200
+
+
+def case_out(record: CaseRecord) -> CaseOut:
+    """The response body of a stored case."""
+    return CaseOut(
+        case=record.case,
+        revision=record.revision,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        transitions=record.case.transitions,
+    )
+
+
+def _fresh(work: CaseWork, case_id: str, response: Response) -> CaseOut:
+    record = work.load(case_id)
+    response.headers["ETag"] = etag(record.revision)
+    return case_out(record)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut, summary="Create a case")
+def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut:
+    """Enrol a patient in a programme. A case manager's new case is theirs (``case_manager`` defaults to them)."""
+    data = body.model_dump(exclude_none=True, exclude={"start"})
+    principal = work.principal
+    if body.case_manager is None and principal.role is ApiRole.CASE_MANAGER and principal.practitioner_id:
+        data["case_manager"] = Party(kind=PartyKind.PRACTITIONER, id=principal.practitioner_id)
+    data["period"] = Period(start=body.start or work.today)
+    try:
+        case = Case.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("the case is not valid", errors=field_errors(exc.errors(), hint="case")) from None
+    check_may_create(principal, case)
+    with work.store.session() as session:
+        if get_case_record(session, case.id) is not None:
+            raise Conflict(f"a case with id {case.id} already exists")
+        revision = save_case(session, case, expected_revision=0)
+        record_audit(session, principal=work.principal.id, action="create", case_ids=[case.id],
+                     request_id=work.request_id)
+        record = get_case_record(session, case.id)
+    assert record is not None
+    response.headers["ETag"] = etag(revision)
+    response.headers["Location"] = f"/api/v1/cases/{case.id}"
+    return case_out(record)
+
+
+@router.get("", response_model=CasePage, summary="List cases")
+def list_cases_route(
+    work: CaseWork,
+    status_: Annotated[list[CaseStatus] | None, Query(alias="status", description="Repeat for several.")] = None,
+    open_only: Annotated[bool, Query(alias="open", description="Only open cases (referred, waitlist, active, on hold).")] = False,
+    programme: ProgrammeType | None = None,
+    case_manager: Annotated[EntityId | None, Query(description="Practitioner id of the case manager.")] = None,
+    patient: Annotated[EntityId | None, Query(description="Patient id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> CasePage:
+    """The cases the caller may see that match every filter given, ordered by id."""
+    statuses: list[CaseStatus] | None = list(status_) if status_ else None
+    if open_only:
+        statuses = [s for s in (statuses or OPEN_STATUSES) if s in OPEN_STATUSES]
+    scope = programme_scope(work.principal)
+    if scope is not None and programme not in (None, scope):
+        return CasePage(items=[], limit=limit, offset=offset, next_offset=None)
+    if statuses == []:  # open=true with only closed statuses asked for: nothing can match
+        return CasePage(items=[], limit=limit, offset=offset, next_offset=None)
+    filters: dict[str, Any] = {
+        "status": statuses, "programme": programme or scope, "case_manager": case_manager, "patient": patient
+    }
+    with work.store.session(read_only=True) as session:
+        if work.principal.role is ApiRole.SUPERVISOR:
+            # A supervisor sees whole programmes, which the store filters on: page there.
+            found = list_cases(session, **filters, limit=limit + 1, offset=offset)
+            page, more = [c.id for c in found[:limit]], len(found) > limit
+        else:
+            # Team membership lives inside the case: filter here, then page.
+            visible = [c.id for c in list_cases(session, **filters) if can_see(work.principal, c, work.today)]
+            page, more = visible[offset : offset + limit], offset + limit < len(visible)
+        records = [r for i in page if (r := get_case_record(session, i)) is not None]
+    audit_reads(work.store, work.principal, (r.case.id for r in records), action="list", request_id=work.request_id)
+    items = [case_out(r) for r in records]
+    return CasePage(items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None)
+
+
+@router.get("/{case_id}", response_model=CaseOut, summary="Read a case")
+def read_case(case_id: CaseId, work: CaseWork, response: Response) -> CaseOut:
+    """The case with its revision in ``ETag``; 404 if it does not exist or the caller may not see it."""
+    return _fresh(work, case_id, response)
+
+
+@router.patch("/{case_id}", response_model=CaseOut, summary="Change a case's own fields")
+def update_case(case_id: CaseId, body: CaseUpdate, work: CaseWork, response: Response) -> CaseOut:
+    """Acuity, plan summary, eligibility, referral source; a supervisor may also reassign the case manager."""
+    changes = body.model_dump(exclude_unset=True)
+    if "case_manager" in changes:
+        check_may_reassign(work.principal)
+
+    def change(case: Case) -> tuple[Case, None]:
+        return rebuild(case, next(iter(changes), "case"), **changes), None
+
+    edited = work.edit(case_id, change, action="update", detail=f"fields:{','.join(sorted(changes))}")
+    response.headers["ETag"] = etag(edited.revision)
+    return case_out(edited.record)
+
+
+@router.post("/{case_id}/status", response_model=CaseOut, summary="Change a case's status")
+def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, response: Response) -> CaseOut:
+    """Move the case to a new status on a day, with the reason; the history keeps where it was."""
+    on = body.on or work.today
+
+    def change(case: Case) -> tuple[Case, None]:
+        if case.status is body.status:
+            raise Conflict(f"case {case.id} is already '{body.status}'")
+        updated = case.model_copy(deep=True)
+        try:
+            updated.change_status(body.status, on, body.reason)
+        except ValidationError as exc:
+            raise InvalidInput("the status change would make the case invalid",
+                               errors=field_errors(exc.errors(), hint="status")) from None
+        except ValueError as exc:  # the day is before the current status began
+            raise InvalidInput(str(exc), errors=[FieldError(field="on", message=str(exc))]) from None
+        return updated, None
+
+    edited = work.edit(case_id, change, action="status", detail=f"status:{body.status}")
+    response.headers["ETag"] = etag(edited.revision)
+    return case_out(edited.record)
+
+
+@router.post("/{case_id}/close", response_model=CaseOut, summary="Close a case")
+def close_case(case_id: CaseId, body: CloseIn, work: CaseWork, response: Response) -> CaseOut:
+    """Close the case on a day (period end), with the reason; a closed case is no longer open."""
+    status_in = StatusChangeIn(status=CaseStatus.CLOSED, on=body.on, reason=body.reason)
+    return change_status(case_id, status_in, work, response)

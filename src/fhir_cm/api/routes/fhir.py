@@ -1,0 +1,260 @@
+"""The read-only FHIR facade: ``/fhir/metadata``, ``/fhir/{type}/{id}`` and ``/fhir/{type}?…``.
+
+Other services consume the case-management resources here as standard FHIR (R4 by default, R5 on
+request), without learning the case-management API. The router is self-contained: the app hands it
+a session dependency and the dependency that authenticates (and authorises) a reader, and mounts it::
+
+    app.include_router(build_fhir_router(get_session, require_fhir_reader,
+                                         identifier_system=settings.identifier_system))
+
+Every answer is ``application/fhir+json`` with its ``fhirVersion``; every error — including a 401/403
+from the auth dependency, an unknown path or a write attempt — is an OperationOutcome, converted
+here by the route class, so no problem+json and no bare 500 leaves ``/fhir``. ``/fhir/metadata`` is
+public, as FHIR clients (and SMART) expect to read it before they authenticate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
+
+from fhir_cm.config import DEFAULT_IDENTIFIER_SYSTEM
+from fhir_cm.store import StoreUnavailable
+
+from .._fhir_bundle import searchset
+from .._fhir_capability import capability_statement
+from .._fhir_errors import (
+    FacadeError,
+    MethodNotAllowed,
+    ResourceNotFound,
+    UnknownResourceType,
+    issue,
+    issue_code_for_status,
+    operation_outcome,
+)
+from .._fhir_index import FacadeIndex
+from .._fhir_negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
+from .._fhir_params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, parse_search
+
+__all__ = ["FHIR_JSON", "AuditHook", "build_fhir_router"]
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+
+#: Called after a successful read or search with (principal, "read" | "search", ids of the cases served).
+AuditHook = Callable[[Any, str, list[str]], None]
+
+
+class _FhirJSON(Response):
+    """Declares ``application/fhir+json`` in the OpenAPI document; the routes set the full Content-Type."""
+
+    media_type = FHIR_JSON
+
+
+def _version_or_default(request: Request) -> FhirVersion:
+    try:
+        return _version(request)
+    except FacadeError:
+        return DEFAULT_VERSION
+
+
+def _version(request: Request) -> FhirVersion:
+    q = request.query_params
+    return negotiate_version(q.getlist("_fhirVersion"), q.getlist("_format"), request.headers.get("accept"))
+
+
+def _fhir_response(
+    body: bytes, version: FhirVersion, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    all_headers = {"Vary": "Accept", **(headers or {})}
+    return Response(body, status_code=status, headers=all_headers, media_type=content_type(version))
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The HTTP status an exception from outside the facade carries (HTTPException, the API's problems)."""
+    for name in ("status_code", "status"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 400 <= value <= 599:
+            return value
+    return None
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    """Any exception as an OperationOutcome response; nothing else leaves the facade."""
+    version = _version_or_default(request)
+    if isinstance(exc, FacadeError):
+        return _fhir_response(orjson.dumps(exc.outcome()), version, exc.status, exc.headers)
+    if isinstance(exc, StoreUnavailable):
+        outcome = operation_outcome([issue("error", "transient", "the store is unavailable or busy; try again")])
+        return _fhir_response(orjson.dumps(outcome), version, 503, {"Retry-After": "1"})
+    status = _http_status(exc)
+    if status is None:
+        # The message may hold data from the request or the store: log the type only.
+        log.error("FHIR facade: unexpected %s", type(exc).__name__)
+        outcome = operation_outcome([issue("fatal", "exception", "an unexpected error occurred")])
+        return _fhir_response(orjson.dumps(outcome), version, 500)
+    detail = getattr(exc, "detail", None)
+    known = status in http.HTTPStatus._value2member_map_
+    text = detail if isinstance(detail, str) and detail else http.HTTPStatus(status).phrase if known else "error"
+    headers = getattr(exc, "headers", None)
+    outcome = operation_outcome([issue("error", issue_code_for_status(status), text)])
+    return _fhir_response(orjson.dumps(outcome), version, status, headers if isinstance(headers, Mapping) else None)
+
+
+class _FacadeRoute(APIRoute):
+    """A route whose every failure — in the endpoint or in its dependencies (auth) — becomes an OperationOutcome.
+
+    App-level exception handlers are the app's business and may render problem+json; catching here,
+    around dependency resolution, keeps FHIR clients' errors FHIR whatever app mounts the router.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def facade(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                return _error_response(request, exc)
+
+        return facade
+
+
+def _served(resource_type: str) -> str:
+    if resource_type not in RESOURCE_TYPES:
+        raise UnknownResourceType(
+            f"this FHIR facade does not serve that resource type; it serves {', '.join(RESOURCE_TYPES)}"
+        )
+    return resource_type
+
+
+def _handling(prefer: str | None) -> str | None:
+    """The ``handling`` preference of a ``Prefer`` header (``strict`` or ``lenient``), if any."""
+    for part in (prefer or "").split(","):
+        name, _, value = part.split(";")[0].strip().partition("=")
+        if name.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
+            return value.strip().strip('"').lower()
+    return None
+
+
+def _base_url(request: Request, suffix: str) -> str:
+    return str(request.url.replace(query="")).removesuffix(suffix).rstrip("/")
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {FHIR_JSON: {}}}
+    for status, text in {
+        400: "Bad parameter value, unsupported modifier, or an unknown parameter with Prefer: handling=strict",
+        401: "No valid credentials", 403: "Credentials whose role may not read the facade",
+        404: "Unknown resource type or id",
+        406: "Only a FHIR version or format the facade cannot produce is acceptable",
+    }.items()
+}
+
+_SEARCH_QUERY = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+    for name, text in {
+        "patient": "Patient: id, Patient/id or URL", "subject": "Subject: Type/id, id or URL",
+        "status": "Status code(s), comma-separated", "category": "Category token: code, system|code, |code",
+        "identifier": "Identifier token: value, system|value, |value",
+        "_lastUpdated": "Date with prefix (eq, ne, gt, ge, lt, le, sa, eb)", "_id": "Logical id(s)",
+        "_count": "Page size (default 20, at most 200)", "_offset": "Where the page starts (use the links)",
+        "_fhirVersion": "4.0 (default) or 5.0", "_format": "json",
+    }.items()
+]
+
+
+def build_fhir_router(
+    get_session: Callable[..., Any],
+    require_reader: Callable[..., Any],
+    *,
+    identifier_system: str = DEFAULT_IDENTIFIER_SYSTEM,
+    prefix: str = "/fhir",
+    default_count: int = DEFAULT_COUNT,
+    max_count: int = MAX_COUNT,
+    audit: AuditHook | None = None,
+) -> APIRouter:
+    """The facade's router, mounted at ``prefix``.
+
+    ``get_session`` is a dependency yielding a store ``Session``; ``require_reader`` a dependency
+    that authenticates the caller and returns the principal (raising a 401/403 ``HTTPException``,
+    or any exception with such a ``status``, otherwise). ``identifier_system`` is the system of the
+    adapter's business identifiers, whose values are the facade's resource ids. ``audit``, when
+    given, hears of every successful read and search with the ids of the cases whose resources
+    were served (the searchset page's, not all matches').
+    """
+    if not 0 < default_count <= max_count:
+        raise ValueError("default_count must be between 1 and max_count")
+    router = APIRouter(prefix=prefix, route_class=_FacadeRoute, tags=["FHIR facade"])
+    index = FacadeIndex(identifier_system)
+    published = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    reader = Depends(require_reader)
+    session_dep = Depends(get_session)
+
+    def audited(principal: Any, action: str, case_ids: set[str]) -> None:
+        if audit is not None:
+            audit(principal, action, sorted(case_ids))
+
+    @router.get("/metadata", response_class=_FhirJSON, summary="CapabilityStatement (public)",
+                responses={406: _ERRORS[406]})
+    def metadata(request: Request) -> Response:
+        """What the facade serves: types, read and search-type, search parameters; R4 or R5 as negotiated."""
+        version = _version(request)
+        statement = capability_statement(
+            version, _base_url(request, "/metadata"), identifier_system=identifier_system,
+            published=published, default_count=default_count, max_count=max_count,
+        )
+        return _fhir_response(orjson.dumps(statement), version)
+
+    @router.get("/{resource_type}/{resource_id}", response_class=_FhirJSON, summary="Read a resource",
+                responses={k: v for k, v in _ERRORS.items() if k != 400})
+    def read(request: Request, resource_type: str, resource_id: str,
+             principal: Any = reader, session: Any = session_dep) -> Response:
+        """One resource by id (its business-identifier value), with ETag and Last-Modified."""
+        _served(resource_type)
+        version = _version(request)
+        found = index.read(session, version, resource_type, resource_id)
+        if found is None:
+            raise ResourceNotFound(f"no {resource_type} with this id")
+        audited(principal, "read", {found.case_id})
+        return _fhir_response(found.body, version, headers={
+            "ETag": f'W/"{found.version_id}"',
+            "Last-Modified": format_datetime(found.last_updated, usegmt=True),
+        })
+
+    @router.get("/{resource_type}", response_class=_FhirJSON, summary="Search a resource type",
+                responses=_ERRORS, openapi_extra={"parameters": _SEARCH_QUERY})
+    def search(request: Request, resource_type: str,
+               principal: Any = reader, session: Any = session_dep) -> Response:
+        """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
+        _served(resource_type)
+        version = _version(request)
+        handling = _handling(request.headers.get("prefer"))
+        parsed = parse_search(resource_type, request.query_params.multi_items(), strict=handling == "strict",
+                              default_count=default_count, max_count=max_count)
+        matches, unmapped = index.search(session, version, resource_type, parsed.criteria)
+        body, page = searchset(_base_url(request, ""), resource_type, parsed, matches, unmapped_cases=unmapped)
+        audited(principal, "search", {r.case_id for r in page})
+        applied = {"Preference-Applied": f"handling={handling}"} if handling else None
+        return _fhir_response(body, version, headers=applied)
+
+    @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                      include_in_schema=False)
+    def elsewhere(request: Request, path: str) -> Response:
+        """Whatever no route above answers: a write (405: the facade is read-only) or an unknown path (404)."""
+        first = path.strip("/").split("/")[0]
+        if request.method != "GET" and (first in RESOURCE_TYPES or first == "metadata"):
+            raise MethodNotAllowed("this FHIR facade is read-only: GET only", headers={"Allow": "GET"})
+        _served(first)
+        raise ResourceNotFound("this FHIR facade supports read and search-type only")
+
+    return router

@@ -1,0 +1,41 @@
+"""Outcome figures per programme and period (definitions in ``fhir_cm.outcomes``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import Query
+
+from fhir_cm.domain import ProgrammeType
+from fhir_cm.outcomes import compute_outcomes
+
+from .._casework import audit_reads, visible_cases
+from .._deps import CaseWork
+from .._models import OutcomesOut
+from .._problems import FieldError, InvalidInput
+from .._routing import api_router
+
+__all__ = ["router"]
+
+router = api_router(prefix="/outcomes", tags=["caseload and outcomes"])
+
+
+@router.get("", response_model=OutcomesOut, summary="Outcome figures per programme")
+def outcomes(
+    work: CaseWork,
+    programme: ProgrammeType | None = None,
+    from_: Annotated[dt.date | None, Query(alias="from", description="First day of the period (inclusive).")] = None,
+    to: Annotated[dt.date | None, Query(description="Last day of the period (inclusive).")] = None,
+) -> OutcomesOut:
+    """30-day readmissions, length of stay per setting, goal attainment, discharge-to-follow-up days and
+    referral completion, over the cases the caller may see."""
+    if from_ is not None and to is not None and to < from_:
+        message = f"the period ends ({to}) before it starts ({from_})"
+        raise InvalidInput(message, errors=[FieldError(field="to", location="query", message=message)])
+    cases = visible_cases(work, programme=programme)
+    # Aggregates show no case: one audit row for the query, not one per case counted.
+    audit_reads(work.store, work.principal, [None], action="outcomes", request_id=work.request_id)
+    figures = compute_outcomes(cases, start=from_, end=to, today=work.today,
+                               programmes=[programme] if programme else None)
+    return OutcomesOut(start=from_, end=to, programmes=figures)

@@ -1,0 +1,86 @@
+"""Stays in care settings and the transitions between them.
+
+A transition is derived from a case's stays (the domain's ``derive_transitions``), so entering one
+by hand means entering the stay: ``POST /cases/{id}/stays`` (e.g. an admission the tracker cannot
+see), then ``PATCH`` it with its end and discharge disposition. The transitions tracker records
+what it found from the FHIR server's Encounters in the store; both views are served here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query, Response, status
+
+from fhir_cm.domain import Stay
+from fhir_cm.store import RecordedTransition, get_case, list_transitions
+
+from .._access import can_see
+from .._casework import (
+    Edited,
+    add_entity,
+    audit_reads,
+    listed,
+    patched,
+    respond,
+    update_entity,
+)
+from .._deps import CaseWork
+from .._models import EntityId, StayUpdate, TransitionsOut
+from .._routing import api_router
+from .cases import CaseId
+from .plan import EntityPath
+
+__all__ = ["router"]
+
+router = api_router(tags=["stays and transitions"])
+
+
+@router.get("/cases/{case_id}/stays", response_model=list[Stay], summary="List a case's stays")
+def list_stays(case_id: CaseId, work: CaseWork, response: Response) -> list[Stay]:
+    """The stays in care settings, oldest first."""
+    stays: list[Stay] = listed(work, case_id, "stays", response)
+    return sorted(stays, key=lambda s: (s.start, s.id))
+
+
+@router.post("/cases/{case_id}/stays", response_model=Stay, status_code=status.HTTP_201_CREATED, summary="Enter a stay")
+def add_stay(case_id: CaseId, body: Stay, work: CaseWork, response: Response) -> Stay:
+    """Manual entry of a stay in a care setting; the transitions it implies follow from it."""
+    return respond(add_entity(work, case_id, "stays", body, "stay"), response)
+
+
+@router.patch("/cases/{case_id}/stays/{stay_id}", response_model=Stay, summary="Change a stay (e.g. discharge)")
+def update_stay(case_id: CaseId, stay_id: EntityPath, body: StayUpdate, work: CaseWork, response: Response) -> Stay:
+    """Record a discharge (``status: finished``, ``end``, ``discharge_disposition``) or correct a stay."""
+    changes = body.model_dump(exclude_unset=True)
+    edited: Edited[Stay] = update_entity(work, case_id, "stays", stay_id, "stay", lambda s: patched(s, changes, "stays"))
+    return respond(edited, response)
+
+
+@router.get("/cases/{case_id}/transitions", response_model=TransitionsOut, summary="A case's transitions")
+def case_transitions(case_id: CaseId, work: CaseWork) -> TransitionsOut:
+    """Moves between care settings: derived from the stays now, and as the tracker recorded them."""
+    record = work.load(case_id)
+    with work.store.session(read_only=True) as session:
+        recorded = list_transitions(session, case_id)
+    return TransitionsOut(case_id=case_id, derived=record.case.transitions, recorded=recorded)
+
+
+@router.get("/transitions", response_model=list[RecordedTransition], summary="Recorded transitions")
+def recorded_transitions(
+    work: CaseWork,
+    case_id: Annotated[EntityId | None, Query(description="Only this case's.")] = None,
+    readmission: Annotated[bool | None, Query(description="Only readmissions (true) or only others (false).")] = None,
+) -> list[RecordedTransition]:
+    """Transitions the tracker recorded, for the cases the caller may see, by case and date."""
+    with work.store.session(read_only=True) as session:
+        rows = list_transitions(session, case_id)
+        seen: dict[str, bool] = {}
+        for row in rows:
+            if row.case_id not in seen:
+                case = get_case(session, row.case_id)
+                seen[row.case_id] = case is not None and can_see(work.principal, case, work.today)
+    out = [r for r in rows if seen[r.case_id] and (readmission is None or r.readmission is readmission)]
+    audit_reads(work.store, work.principal, (r.case_id for r in out), action="list-transitions",
+                request_id=work.request_id)
+    return out

@@ -1,0 +1,91 @@
+"""Caseload: how many open cases each case manager carries, and how often they see their people.
+
+The strongest case-management results come from small caseloads with frequent face-to-face
+contact (DOMAIN.md), so the view shows both: open cases per manager against a limit (about 20),
+and the days since the last face-to-face contact of every case. Pure functions over the domain
+model: the API, the CLI and the demo compute the same figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from fhir_cm.domain import Case, CaseStatus, ProgrammeType
+
+__all__ = ["CaseIntensity", "ManagerCaseload", "compute_caseload"]
+
+
+class CaseIntensity(BaseModel):
+    """One open case and its contact intensity: days since the last face-to-face contact (None: never)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    programme: ProgrammeType
+    status: CaseStatus
+    last_face_to_face: dt.date | None
+    days_since_face_to_face: int | None
+
+
+class ManagerCaseload(BaseModel):
+    """A case manager's open cases, the average and worst contact gap, and whether the load is too high."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_manager: str | None
+    open_cases: int
+    limit: int
+    over_limit: bool
+    cases_never_seen: int
+    average_days_since_face_to_face: float | None
+    max_days_since_face_to_face: int | None
+    cases: list[CaseIntensity]
+
+
+def _intensity(case: Case, on: dt.date) -> CaseIntensity:
+    last = case.last_face_to_face()
+    # A contact recorded after ``on`` counts as seen today, never as a negative gap.
+    days = None if last is None else max((on - last).days, 0)
+    return CaseIntensity(
+        case_id=case.id,
+        programme=case.programme,
+        status=case.status,
+        last_face_to_face=last,
+        days_since_face_to_face=days,
+    )
+
+
+def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[ManagerCaseload]:
+    """The caseload of every case manager with open cases, as of ``on``, ordered by manager id.
+
+    Only open cases count (referred, waitlisted, active, on hold: ``Case.is_open``). Cases with
+    no case manager are grouped under ``None``, listed last: someone has to pick them up.
+    The averages are over the cases seen face to face at least once; the others are counted
+    in ``cases_never_seen``, since a case never seen is no "0 days".
+    """
+    groups: dict[str | None, list[CaseIntensity]] = defaultdict(list)
+    for case in cases:
+        if case.is_open:
+            manager = case.case_manager.id if case.case_manager else None
+            groups[manager].append(_intensity(case, on))
+    out = []
+    for manager in sorted(groups, key=lambda m: (m is None, m or "")):
+        rows = sorted(groups[manager], key=lambda r: r.case_id)
+        gaps = [r.days_since_face_to_face for r in rows if r.days_since_face_to_face is not None]
+        out.append(
+            ManagerCaseload(
+                case_manager=manager,
+                open_cases=len(rows),
+                limit=limit,
+                over_limit=len(rows) > limit,
+                cases_never_seen=len(rows) - len(gaps),
+                average_days_since_face_to_face=round(sum(gaps) / len(gaps), 2) if gaps else None,
+                max_days_since_face_to_face=max(gaps) if gaps else None,
+                cases=rows,
+            )
+        )
+    return out

@@ -1,0 +1,223 @@
+"""Outcome figures of a case-management programme over a period, computed from cases alone.
+
+What the field measures (DOMAIN.md): 30-day readmissions, length of stay, goal attainment, time
+from hospital discharge to follow-up, and here also how many referrals end in the service being
+delivered. Each figure counts the events whose own date falls in the period (both ends included):
+
+* **Readmissions** — index events are finished acute-hospital stays that ended in the period,
+  except those ending in death (disposition ``exp``). One is readmitted when another acute-hospital
+  stay starts 0–30 days after it ended (the domain's ``READMISSION_WINDOW_DAYS``), even if that
+  second stay starts after the period. Rate = readmitted / index discharges.
+* **Length of stay** — finished stays that ended in the period, per care setting: days from start
+  to end (a same-day stay is 0 days); mean and median.
+* **Goal attainment** — goals due in the period and no later than ``today`` (a goal cannot have
+  failed before it is due), leaving out goals proposed, rejected or cancelled. Attained = achievement
+  ``achieved`` or ``sustaining``. Goals without a due date have no deadline to be judged against and
+  are not counted.
+* **Discharge to follow-up** — for the same index discharges, days to the first monitoring contact
+  (any mode) on or after the discharge day; discharges with none are counted apart, not as zero.
+* **Referral completion** — referrals authored in the period (drafts left out). Rate = completed /
+  referrals that reached an end (completed, failed, cancelled, rejected): open ones are undecided.
+
+Cases ``entered-in-error`` are left out altogether. Rates and averages are ``None`` when nothing
+was there to measure, never a misleading 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from fhir_cm.domain import (
+    READMISSION_WINDOW_DAYS,
+    CareSetting,
+    Case,
+    CaseStatus,
+    DischargeDisposition,
+    GoalAchievement,
+    GoalStatus,
+    ProgrammeType,
+    ReferralStatus,
+    Stay,
+    StayStatus,
+)
+
+__all__ = ["ProgrammeOutcomes", "SettingStays", "compute_outcomes", "programme_outcomes"]
+
+_ATTAINED = frozenset({GoalAchievement.ACHIEVED, GoalAchievement.SUSTAINING})
+_NOT_JUDGED = frozenset({GoalStatus.PROPOSED, GoalStatus.REJECTED, GoalStatus.CANCELLED})
+_REFERRAL_ENDS = frozenset(
+    {ReferralStatus.COMPLETED, ReferralStatus.FAILED, ReferralStatus.CANCELLED, ReferralStatus.REJECTED}
+)
+_NOT_A_STAY = frozenset({StayStatus.CANCELLED, StayStatus.PLANNED})
+
+
+class SettingStays(BaseModel):
+    """Length of stay in one care setting: how many finished stays, mean and median days."""
+
+    model_config = ConfigDict(frozen=True)
+
+    setting: CareSetting
+    stays: int
+    mean_days: float
+    median_days: float
+
+
+class ProgrammeOutcomes(BaseModel):
+    """The outcome figures of one programme over one period (``None`` bounds: open-ended)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    programme: ProgrammeType
+    start: dt.date | None
+    end: dt.date | None
+    cases: int
+    hospital_discharges: int
+    readmissions_30d: int
+    readmission_rate: float | None
+    length_of_stay: list[SettingStays]
+    goals_due: int
+    goals_attained: int
+    goal_attainment_rate: float | None
+    follow_ups: int
+    discharges_without_follow_up: int
+    median_days_to_follow_up: float | None
+    referrals: int
+    referrals_ended: int
+    referrals_completed: int
+    referral_completion_rate: float | None
+
+
+def _within(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def _overlaps(case: Case, start: dt.date | None, end: dt.date | None) -> bool:
+    return (end is None or case.period.start <= end) and (start is None or case.period.end is None or case.period.end >= start)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _real_stays(case: Case) -> list[Stay]:
+    return [s for s in case.stays if s.status not in _NOT_A_STAY]
+
+
+def _index_discharges(stays: Sequence[Stay], start: dt.date | None, end: dt.date | None) -> list[Stay]:
+    return [
+        s
+        for s in stays
+        if s.setting is CareSetting.ACUTE_HOSPITAL
+        and s.status is StayStatus.FINISHED
+        and s.end is not None
+        and _within(s.end, start, end)
+        and s.discharge_disposition is not DischargeDisposition.EXPIRED
+    ]
+
+
+def _readmitted(discharge: Stay, stays: Sequence[Stay]) -> bool:
+    assert discharge.end is not None
+    return any(
+        other.id != discharge.id
+        and other.setting is CareSetting.ACUTE_HOSPITAL
+        # Subtracting dates, never adding days: a date near 9999-12-31 must not overflow.
+        and 0 <= (other.start - discharge.end).days <= READMISSION_WINDOW_DAYS
+        for other in stays
+    )
+
+
+def _days_to_follow_up(discharge: Stay, case: Case) -> int | None:
+    assert discharge.end is not None
+    after = [c.date for c in case.contacts if c.date >= discharge.end]
+    return (min(after) - discharge.end).days if after else None
+
+
+def programme_outcomes(
+    programme: ProgrammeType,
+    cases: Iterable[Case],
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    today: dt.date,
+) -> ProgrammeOutcomes:
+    """The outcome figures of ``programme`` over ``start``–``end`` (inclusive) from the cases given.
+
+    Cases of other programmes are ignored, so callers may pass everything they can see.
+    """
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"the period ends ({end}) before it starts ({start})")
+    mine = [c for c in cases if c.programme is programme and c.status is not CaseStatus.ENTERED_IN_ERROR]
+    discharges = readmitted = goals_due = attained = referrals = ended = completed = no_follow_up = 0
+    los: dict[CareSetting, list[int]] = defaultdict(list)
+    follow_up_days: list[int] = []
+    for case in mine:
+        stays = _real_stays(case)
+        for stay in stays:
+            if stay.status is StayStatus.FINISHED and stay.end is not None and _within(stay.end, start, end):
+                los[stay.setting].append((stay.end - stay.start).days)
+        for discharge in _index_discharges(stays, start, end):
+            discharges += 1
+            readmitted += _readmitted(discharge, stays)
+            days = _days_to_follow_up(discharge, case)
+            if days is None:
+                no_follow_up += 1
+            else:
+                follow_up_days.append(days)
+        for goal in case.goals:
+            if goal.due is None or goal.status in _NOT_JUDGED or goal.due > today or not _within(goal.due, start, end):
+                continue
+            goals_due += 1
+            attained += goal.achievement in _ATTAINED
+        for referral in case.referrals:
+            if referral.status is ReferralStatus.DRAFT or not _within(referral.authored, start, end):
+                continue
+            referrals += 1
+            ended += referral.status in _REFERRAL_ENDS
+            completed += referral.status is ReferralStatus.COMPLETED
+    return ProgrammeOutcomes(
+        programme=programme,
+        start=start,
+        end=end,
+        cases=sum(_overlaps(c, start, end) for c in mine),
+        hospital_discharges=discharges,
+        readmissions_30d=readmitted,
+        readmission_rate=_rate(readmitted, discharges),
+        length_of_stay=[
+            SettingStays(
+                setting=setting,
+                stays=len(days),
+                mean_days=round(statistics.fmean(days), 2),
+                median_days=float(statistics.median(days)),
+            )
+            for setting, days in sorted(los.items(), key=lambda item: item[0].value)
+        ],
+        goals_due=goals_due,
+        goals_attained=attained,
+        goal_attainment_rate=_rate(attained, goals_due),
+        follow_ups=len(follow_up_days),
+        discharges_without_follow_up=no_follow_up,
+        median_days_to_follow_up=float(statistics.median(follow_up_days)) if follow_up_days else None,
+        referrals=referrals,
+        referrals_ended=ended,
+        referrals_completed=completed,
+        referral_completion_rate=_rate(completed, ended),
+    )
+
+
+def compute_outcomes(
+    cases: Iterable[Case],
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    today: dt.date,
+    programmes: Iterable[ProgrammeType] | None = None,
+) -> list[ProgrammeOutcomes]:
+    """Outcome figures per programme: those asked for, or else every programme the cases belong to."""
+    cases = list(cases)
+    wanted = list(dict.fromkeys(programmes)) if programmes is not None else sorted({c.programme for c in cases})
+    return [programme_outcomes(p, cases, start=start, end=end, today=today) for p in wanted]

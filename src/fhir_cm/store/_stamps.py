@@ -1,0 +1,39 @@
+"""What changed since last time, cheaply: a stamp per case without decoding any JSON.
+
+Readers that keep derived views of cases (the FHIR façade's search index) compare stamps to find the
+few cases they must rebuild, instead of mapping every case on every request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ._tables import CaseRow, ResourceRow
+
+__all__ = ["CaseStamp", "case_stamps"]
+
+
+class CaseStamp(NamedTuple):
+    """A case's revision and save time, and the newest time and number of its stored resources."""
+
+    revision: int
+    updated_at: dt.datetime
+    resources_at: dt.datetime | None
+    resources: int
+
+
+def case_stamps(session: Session) -> dict[str, CaseStamp]:
+    """Every case's stamp, in one query over the cases and resources tables."""
+    stored = (
+        select(ResourceRow.case_id, func.max(ResourceRow.updated_at).label("at"), func.count().label("n"))
+        .group_by(ResourceRow.case_id)
+        .subquery()
+    )
+    query = select(CaseRow.case_id, CaseRow.revision, CaseRow.updated_at, stored.c.at, stored.c.n).outerjoin(
+        stored, stored.c.case_id == CaseRow.case_id
+    )
+    return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(query)}

@@ -1,0 +1,148 @@
+"""Authentication (401) and the three roles (403, and 404 for cases out of reach)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fhir_cm.store import Store, list_api_keys, revoke_api_key
+
+from .conftest import Keys, bearer, create
+
+DATA_ROUTES = [
+    ("GET", "/api/v1/cases"),
+    ("POST", "/api/v1/cases"),
+    ("GET", "/api/v1/cases/case-a"),
+    ("GET", "/api/v1/caseload"),
+    ("GET", "/api/v1/outcomes"),
+    ("GET", "/api/v1/transitions"),
+    ("GET", "/api/v1/sync/status"),
+    ("GET", "/api/v1/sync/conflicts"),
+    ("POST", "/api/v1/sync/push"),
+    ("GET", "/api/v1/audit"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), DATA_ROUTES)
+def test_no_credentials_is_401_with_a_challenge(client: TestClient, method: str, path: str) -> None:
+    response = client.request(method, path, json={})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer not-a-key"},
+        {"Authorization": "Bearer fcm_0123456789abcdef_" + "A" * 43},
+        {"X-API-Key": "fcm_0123456789abcdef_" + "A" * 43},
+        {"Authorization": "Bearer " + "x" * 5000},
+    ],
+)
+def test_a_wrong_key_is_401_invalid_token(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.get("/api/v1/cases", headers=headers)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_another_scheme_is_401_invalid_request(client: TestClient, keys: Keys) -> None:
+    response = client.get("/api/v1/cases", headers={"Authorization": f"Basic {keys.cm1}"})
+    assert response.status_code == 401
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_key_with_one_character_changed_is_refused(client: TestClient, keys: Keys) -> None:
+    tampered = keys.cm1[:-1] + ("A" if keys.cm1[-1] != "A" else "B")
+    assert client.get("/api/v1/cases", headers=bearer(tampered)).status_code == 401
+
+
+def test_the_x_api_key_header_works(client: TestClient, keys: Keys) -> None:
+    assert client.get("/api/v1/cases", headers={"X-API-Key": keys.cm1}).status_code == 200
+
+
+def test_a_revoked_key_is_401(client: TestClient, keys: Keys) -> None:
+    assert client.get("/api/v1/cases", headers=bearer(keys.revoked)).status_code == 401
+
+
+def test_revoking_takes_effect_at_once(client: TestClient, keys: Keys, api_store: Store) -> None:
+    assert client.get("/api/v1/cases", headers=bearer(keys.cm2)).status_code == 200
+    with api_store.session() as s:
+        key_id = next(k.key_id for k in list_api_keys(s) if k.name == "cm2")
+        revoke_api_key(s, key_id)
+    assert client.get("/api/v1/cases", headers=bearer(keys.cm2)).status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path"), DATA_ROUTES)
+def test_a_service_key_is_403_on_the_case_management_api(client: TestClient, keys: Keys, method: str, path: str) -> None:
+    response = client.request(method, path, json={}, headers=bearer(keys.service))
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:fhir-cm:problem:forbidden"
+
+
+def test_a_case_manager_sees_own_cases_and_team_cases_only(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="mine")
+    create(client, keys.supervisor, id="theirs", case_manager={"kind": "practitioner", "id": "cm-2"})
+    create(client, keys.supervisor, id="team", case_manager={"kind": "practitioner", "id": "cm-2"},
+           team=[{"id": "m1", "role": "social-worker", "party": {"kind": "practitioner", "id": "cm-1"}}])
+    create(client, keys.supervisor, id="left", case_manager={"kind": "practitioner", "id": "cm-2"},
+           team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "cm-1"}, "end": "2025-02-01"}])
+    listed = client.get("/api/v1/cases", headers=bearer(keys.cm1)).json()
+    assert [i["case"]["id"] for i in listed["items"]] == ["mine", "team"]
+    assert client.get("/api/v1/cases/team", headers=bearer(keys.cm1)).status_code == 200
+    # Out of reach is indistinguishable from missing.
+    hidden = client.get("/api/v1/cases/theirs", headers=bearer(keys.cm1))
+    missing = client.get("/api/v1/cases/nothing", headers=bearer(keys.cm1))
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"] == "no case theirs"
+    assert client.get("/api/v1/cases/left", headers=bearer(keys.cm1)).status_code == 404
+
+
+def test_a_case_manager_cannot_change_a_case_out_of_reach(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="theirs", case_manager={"kind": "practitioner", "id": "cm-2"})
+    response = client.post("/api/v1/cases/theirs/contacts", json={"date": "2025-03-01", "mode": "phone"},
+                           headers=bearer(keys.cm1))
+    assert response.status_code == 404
+
+
+def test_a_case_manager_cannot_create_a_case_for_another(client: TestClient, keys: Keys) -> None:
+    from .conftest import new_case
+
+    body = new_case(case_manager={"kind": "practitioner", "id": "cm-2"})
+    assert client.post("/api/v1/cases", json=body, headers=bearer(keys.cm1)).status_code == 403
+
+
+def test_a_programme_supervisor_sees_that_programme_only(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="hc")
+    create(client, keys.supervisor, id="sw", programme="social-work")
+    listed = client.get("/api/v1/cases", headers=bearer(keys.supervisor_hc)).json()
+    assert [i["case"]["id"] for i in listed["items"]] == ["hc"]
+    assert client.get("/api/v1/cases/sw", headers=bearer(keys.supervisor_hc)).status_code == 404
+    assert client.get("/api/v1/cases/sw", headers=bearer(keys.supervisor_sw)).status_code == 200
+    other = client.get("/api/v1/cases", params={"programme": "social-work"}, headers=bearer(keys.supervisor_hc))
+    assert other.json()["items"] == []
+
+
+def test_a_programme_supervisor_cannot_create_in_another_programme(client: TestClient, keys: Keys) -> None:
+    from .conftest import new_case
+
+    body = new_case(programme="social-work")
+    assert client.post("/api/v1/cases", json=body, headers=bearer(keys.supervisor_hc)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [("service", 200), ("supervisor", 200), ("supervisor_hc", 403), ("cm1", 403), ("revoked", 401)],
+)
+def test_the_fhir_facade_is_for_service_keys(client: TestClient, keys: Keys, who: str, expected: int) -> None:
+    response = client.get("/fhir/EpisodeOfCare", headers=bearer(getattr(keys, who)))
+    assert response.status_code == expected
+    if expected != 200:
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_sync_triggers_and_quarantine_are_for_supervisors(client: TestClient, keys: Keys) -> None:
+    for path in ("/api/v1/sync/quarantine", "/api/v1/audit"):
+        assert client.get(path, headers=bearer(keys.cm1)).status_code == 403
+        assert client.get(path, headers=bearer(keys.supervisor)).status_code == 200
+    assert client.post("/api/v1/sync/push", headers=bearer(keys.cm1)).status_code == 403

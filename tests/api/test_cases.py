@@ -1,0 +1,198 @@
+"""Cases: create, read, list with filters, change status with a reason, close, edit, ETags."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from fhir_cm.store import Store, list_outbox
+
+from .conftest import TODAY, Keys, bearer, create, new_case
+
+
+def test_create_returns_the_case_with_revision_etag_and_location(client: TestClient, keys: Keys) -> None:
+    response = client.post("/api/v1/cases", json=new_case(id="case-a"), headers=bearer(keys.cm1))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["case"]["id"] == "case-a"
+    assert body["case"]["period"] == {"start": "2025-01-10", "end": None}
+    assert body["revision"] == 1
+    assert response.headers["ETag"] == '"1"'
+    assert response.headers["Location"] == "/api/v1/cases/case-a"
+
+
+def test_create_queues_the_case_for_pushing(client: TestClient, keys: Keys, api_store: Store) -> None:
+    create(client, keys.cm1, id="case-a")
+    with api_store.session() as s:
+        assert [(o.case_id, o.revision) for o in list_outbox(s)] == [("case-a", 1)]
+
+
+def test_a_case_manager_creating_without_case_manager_becomes_it(client: TestClient, keys: Keys) -> None:
+    body = new_case()
+    del body["case_manager"]
+    response = client.post("/api/v1/cases", json=body, headers=bearer(keys.cm2))
+    assert response.status_code == 201
+    assert response.json()["case"]["case_manager"]["id"] == "cm-2"
+
+
+def test_start_defaults_to_today(client: TestClient, keys: Keys) -> None:
+    body = new_case()
+    del body["start"]
+    response = client.post("/api/v1/cases", json=body, headers=bearer(keys.cm1))
+    assert response.json()["case"]["period"]["start"] == TODAY.isoformat()
+
+
+def test_create_with_an_existing_id_is_a_conflict(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    response = client.post("/api/v1/cases", json=new_case(id="case-a"), headers=bearer(keys.cm1))
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_new_case_must_start_open(client: TestClient, keys: Keys) -> None:
+    response = client.post("/api/v1/cases", json=new_case(status="closed"), headers=bearer(keys.cm1))
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["status"]
+
+
+def test_create_with_initial_goals_and_needs(client: TestClient, keys: Keys) -> None:
+    body = create(
+        client,
+        keys.cm1,
+        needs=[{"id": "n1", "domain": "social", "finding": "lives alone", "recorded": "2025-01-10"}],
+        goals=[{"id": "g1", "description": "cook twice a week", "self_care": True, "due": "2025-03-01", "addresses": ["n1"]}],
+    )
+    assert [g["id"] for g in body["case"]["goals"]] == ["g1"]
+
+
+def test_create_refuses_a_goal_addressing_an_unknown_need(client: TestClient, keys: Keys) -> None:
+    response = client.post(
+        "/api/v1/cases",
+        json=new_case(goals=[{"description": "x", "due": "2025-03-01", "addresses": ["nope"]}]),
+        headers=bearer(keys.cm1),
+    )
+    assert response.status_code == 422
+    assert "unknown needs" in response.json()["errors"][0]["message"]
+
+
+def test_read_returns_the_case_and_its_etag(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    response = client.get("/api/v1/cases/case-a", headers=bearer(keys.cm1))
+    assert response.status_code == 200
+    assert response.json()["case"]["patient"]["id"] == "patient-1"
+    assert response.headers["ETag"] == '"1"'
+
+
+def test_read_of_a_missing_case_is_404_problem(client: TestClient, keys: Keys) -> None:
+    response = client.get("/api/v1/cases/nope", headers=bearer(keys.cm1))
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:fhir-cm:problem:not-found"
+
+
+def test_list_filters_by_status_programme_case_manager_and_patient(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="a", patient={"kind": "patient", "id": "p-a"})
+    create(client, keys.supervisor, id="b", programme="social-work", case_manager={"kind": "practitioner", "id": "cm-2"})
+    create(client, keys.supervisor, id="c", status="waitlist")
+    client.post("/api/v1/cases/c/close", json={"on": "2025-02-01"}, headers=bearer(keys.supervisor))
+
+    def ids(**params: object) -> list[str]:
+        response = client.get("/api/v1/cases", params=params, headers=bearer(keys.supervisor))
+        assert response.status_code == 200, response.text
+        return [item["case"]["id"] for item in response.json()["items"]]
+
+    assert ids() == ["a", "b", "c"]
+    assert ids(status="closed") == ["c"]
+    assert ids(status=["active", "closed"]) == ["a", "b", "c"]
+    assert ids(open="true") == ["a", "b"]
+    assert ids(programme="social-work") == ["b"]
+    assert ids(case_manager="cm-2") == ["b"]
+    assert ids(patient="p-a") == ["a"]
+    assert ids(open="true", status="closed") == []
+
+
+def test_list_pages_with_limit_and_offset(client: TestClient, keys: Keys) -> None:
+    for i in range(5):
+        create(client, keys.cm1, id=f"case-{i}")
+    first = client.get("/api/v1/cases", params={"limit": 2}, headers=bearer(keys.cm1)).json()
+    assert [i["case"]["id"] for i in first["items"]] == ["case-0", "case-1"]
+    assert first["next_offset"] == 2
+    last = client.get("/api/v1/cases", params={"limit": 2, "offset": 4}, headers=bearer(keys.cm1)).json()
+    assert [i["case"]["id"] for i in last["items"]] == ["case-4"]
+    assert last["next_offset"] is None
+
+
+def test_status_change_keeps_the_history_with_the_reason(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    response = client.post(
+        "/api/v1/cases/case-a/status",
+        json={"status": "on-hold", "on": "2025-03-01", "reason": "in hospital"},
+        headers=bearer(keys.cm1),
+    )
+    assert response.status_code == 200
+    case = response.json()["case"]
+    assert case["status"] == "on-hold"
+    assert [(h["status"], h["start"], h["end"], h["reason"]) for h in case["status_history"]] == [
+        ("active", "2025-01-10", "2025-03-01", None),
+        ("on-hold", "2025-03-01", None, "in hospital"),
+    ]
+    assert response.headers["ETag"] == '"2"'
+
+
+def test_status_change_before_the_current_status_is_422_on_the_day(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    response = client.post("/api/v1/cases/case-a/status", json={"status": "on-hold", "on": "2024-01-01"},
+                           headers=bearer(keys.cm1))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "on"
+
+
+def test_status_change_to_the_same_status_is_a_conflict(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    response = client.post("/api/v1/cases/case-a/status", json={"status": "active"}, headers=bearer(keys.cm1))
+    assert response.status_code == 409
+
+
+def test_close_sets_the_period_end_and_the_status(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    response = client.post("/api/v1/cases/case-a/close", json={"reason": "goals met"}, headers=bearer(keys.cm1))
+    assert response.status_code == 200
+    case = response.json()["case"]
+    assert case["status"] == "closed"
+    assert case["period"]["end"] == TODAY.isoformat()
+    again = client.post("/api/v1/cases/case-a/close", json={}, headers=bearer(keys.cm1))
+    assert again.status_code == 409
+
+
+def test_patch_changes_only_the_fields_sent(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a", plan_summary="first plan", acuity="low")
+    response = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))
+    assert response.status_code == 200
+    case = response.json()["case"]
+    assert (case["acuity"], case["plan_summary"]) == ("high", "first plan")
+
+
+def test_only_a_supervisor_reassigns_the_case_manager(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    body = {"case_manager": {"kind": "practitioner", "id": "cm-2"}}
+    assert client.patch("/api/v1/cases/case-a", json=body, headers=bearer(keys.cm1)).status_code == 403
+    response = client.patch("/api/v1/cases/case-a", json=body, headers=bearer(keys.supervisor))
+    assert response.status_code == 200
+    assert client.get("/api/v1/cases/case-a", headers=bearer(keys.cm2)).status_code == 200
+    assert client.get("/api/v1/cases/case-a", headers=bearer(keys.cm1)).status_code == 404
+
+
+def test_if_match_with_a_stale_revision_is_412(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))
+    stale = client.patch("/api/v1/cases/case-a", json={"acuity": "low"}, headers={**bearer(keys.cm1), "If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert stale.headers["ETag"] == '"2"'
+    fresh = client.patch("/api/v1/cases/case-a", json={"acuity": "low"}, headers={**bearer(keys.cm1), "If-Match": '"2"'})
+    assert fresh.status_code == 200
+    assert fresh.headers["ETag"] == '"3"'
+
+
+def test_an_unchanged_save_keeps_the_revision(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a", acuity="high")
+    response = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))
+    assert response.status_code == 200
+    assert response.json()["revision"] == 1

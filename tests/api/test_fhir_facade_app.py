@@ -1,0 +1,67 @@
+"""The facade inside the real app (``create_app``): API keys, roles, audit, OpenAPI — all FHIR under /fhir."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from fhir_cm.domain import Case
+from fhir_cm.store import Store, list_api_keys, list_audit, save_case
+from fhir_cm.synthetic import generate_cases
+from tests.mapping.fhir_check import validate_bundle
+
+from .conftest import Keys, bearer
+
+
+def _saved(store: Store, n: int = 3) -> list[Case]:
+    cases = list(generate_cases(n, 5))
+    with store.session() as s:
+        for case in cases:
+            save_case(s, case)
+    return cases
+
+
+def test_a_service_key_searches_and_reads_the_stored_cases(client: TestClient, keys: Keys, api_store: Store) -> None:
+    cases = _saved(api_store)
+    response = client.get("/fhir/Goal?_count=200", headers=bearer(keys.service))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json; fhirVersion=4.0"
+    bundle = response.json()
+    validate_bundle(bundle, "R4")
+    assert {e["resource"]["id"] for e in bundle["entry"]} == {g.id for c in cases for g in c.goals}
+    episode = client.get(f"/fhir/EpisodeOfCare/{cases[0].id}", headers=bearer(keys.service))
+    assert episode.status_code == 200 and episode.json()["id"] == cases[0].id
+
+
+def test_searches_and_reads_are_audited_by_case(client: TestClient, keys: Keys, api_store: Store) -> None:
+    cases = _saved(api_store)
+    client.get(f"/fhir/EpisodeOfCare?patient={cases[1].patient.id}", headers=bearer(keys.service))
+    client.get(f"/fhir/Goal/{cases[2].goals[0].id}", headers=bearer(keys.service))
+    with api_store.session() as s:
+        service = next(k for k in list_api_keys(s) if k.name == "service")
+        entries = list_audit(s, principal=service.key_id)
+    assert {(e.action, e.case_id) for e in entries} == {("fhir-search", cases[1].id), ("fhir-read", cases[2].id)}
+
+
+def test_auth_errors_under_fhir_are_operation_outcomes_not_problems(client: TestClient, keys: Keys) -> None:
+    missing = client.get("/fhir/Goal")
+    assert missing.status_code == 401
+    assert missing.headers["content-type"].startswith("application/fhir+json")
+    assert missing.json()["issue"][0]["code"] == "login"
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    forbidden = client.get("/fhir/Goal/x", headers=bearer(keys.cm1))
+    assert forbidden.status_code == 403
+    assert forbidden.json()["issue"][0]["code"] == "forbidden"
+    for response in (client.get("/fhir/Nope", headers=bearer(keys.service)),
+                     client.delete("/fhir/Goal/x", headers=bearer(keys.service)),
+                     client.get("/fhir/Goal?_count=x", headers=bearer(keys.service))):
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_metadata_is_public_and_the_openapi_document_names_fhir_json(client: TestClient) -> None:
+    assert client.get("/fhir/metadata").json()["resourceType"] == "CapabilityStatement"
+    paths = client.get("/openapi.json").json()["paths"]
+    search = paths["/fhir/{resource_type}"]["get"]
+    assert "application/fhir+json" in search["responses"]["200"]["content"]
+    assert {"patient", "status", "_count"} <= {p["name"] for p in search["parameters"]}
+    assert "/fhir/{path}" not in paths

@@ -1,0 +1,94 @@
+"""Health, readiness, metrics, request ids and the access log: open, and free of PHI."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+
+from fhir_cm.config import Settings
+from fhir_cm.store import Store
+
+from .conftest import Keys, bearer, create
+
+
+def test_healthz_needs_no_credentials(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_checks_the_store(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"store": "ok", "fhir": "not-configured"}}
+
+
+def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:
+    app.state.store = Store(create_engine("sqlite:////nonexistent-dir/fhir-cm.db"))
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+        assert client.get("/healthz").status_code == 200
+    assert response.status_code == 503
+    assert response.json()["checks"]["store"] == "unreachable"
+
+
+@pytest.mark.parametrize(("answer", "expected"), [(200, 200), (503, 503)])
+def test_readyz_reads_the_fhir_servers_metadata(app: FastAPI, answer: int, expected: int) -> None:
+    app.state.settings = Settings(database_url="sqlite://", fhir_base="http://fhir.test/r4")
+    statement = {"resourceType": "CapabilityStatement", "status": "active", "date": "2025-01-01", "kind": "instance",
+                 "fhirVersion": "4.0.1", "format": ["json"]}
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get("http://fhir.test/r4/metadata").mock(return_value=httpx.Response(answer, json=statement))
+        with TestClient(app) as client:
+            response = client.get("/readyz")
+    assert response.status_code == expected
+    assert response.json()["checks"]["fhir"] == ("ok" if expected == 200 else "unreachable")
+
+
+def test_metrics_count_requests_by_route_template(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="case-a")
+    client.get("/api/v1/cases/case-a", headers=bearer(keys.cm1))
+    client.get("/api/v1/cases/other", headers=bearer(keys.cm1))
+    text = client.get("/metrics").text
+    assert 'fhir_cm_http_requests_total{method="GET",route="/api/v1/cases/{case_id}",status="200"} 1.0' in text
+    assert 'fhir_cm_http_requests_total{method="GET",route="/api/v1/cases/{case_id}",status="404"} 1.0' in text
+    assert "fhir_cm_http_request_duration_seconds_bucket" in text
+    assert 'fhir_cm_outbox_depth{status="pending"} 1.0' in text
+    assert "case-a" not in text
+
+
+def test_every_response_has_a_request_id(client: TestClient) -> None:
+    generated = client.get("/healthz").headers["X-Request-Id"]
+    assert len(generated) == 32
+    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+    # An insane incoming id is replaced, not echoed.
+    replaced = client.get("/healthz", headers={"X-Request-Id": "x" * 500}).headers["X-Request-Id"]
+    assert replaced != "x" * 500 and len(replaced) == 32
+
+
+def test_the_access_log_has_ids_and_routes_but_no_phi(
+    client: TestClient, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fhir_cm.api import JsonFormatter
+
+    caplog.set_level(logging.INFO, logger="fhir_cm")
+    create(client, keys.cm1, id="case-a", patient={"kind": "patient", "id": "pat-777", "name": "Grace Hidden"},
+           plan_summary="confidential note")
+    client.get("/api/v1/cases", params={"patient": "pat-777"}, headers=bearer(keys.cm1))
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "fhir_cm.api.access"]
+    assert len(lines) == 2
+    entries = [json.loads(line) for line in lines]
+    assert [(e["method"], e["route"], e["status"]) for e in entries] == [
+        ("POST", "/api/v1/cases", 201),
+        ("GET", "/api/v1/cases", 200),
+    ]
+    assert all(e["principal"] and e["request_id"] and e["duration_ms"] >= 0 for e in entries)
+    everything = "\n".join(lines) + caplog.text
+    for phi in ("Grace Hidden", "pat-777", "confidential note", keys.cm1):
+        assert phi not in everything

@@ -1,0 +1,105 @@
+"""The caseload and outcome views and the audit log, through the API (the figures themselves are
+unit-tested in tests/test_caseload.py and tests/test_outcomes.py)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from fhir_cm.config import Settings
+
+from .conftest import Keys, bearer, create
+
+
+def _contact(client: TestClient, key: str, case_id: str, day: str, mode: str = "face-to-face") -> None:
+    response = client.post(f"/api/v1/cases/{case_id}/contacts", json={"date": day, "mode": mode}, headers=bearer(key))
+    assert response.status_code == 201
+
+
+def test_caseload_shows_contact_intensity_per_manager(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="a")
+    create(client, keys.supervisor, id="b")
+    create(client, keys.supervisor, id="c", case_manager={"kind": "practitioner", "id": "cm-2"})
+    _contact(client, keys.supervisor, "a", "2025-06-20")  # 10 days before TODAY
+    _contact(client, keys.supervisor, "b", "2025-06-01")  # 29 days
+    _contact(client, keys.supervisor, "b", "2025-06-25", mode="phone")  # not face to face: does not count
+    body = client.get("/api/v1/caseload", headers=bearer(keys.supervisor)).json()
+    assert body["limit"] == 20
+    cm1, cm2 = body["managers"]
+    assert (cm1["case_manager"], cm1["open_cases"], cm1["over_limit"]) == ("cm-1", 2, False)
+    assert [c["days_since_face_to_face"] for c in cm1["cases"]] == [10, 29]
+    assert (cm1["average_days_since_face_to_face"], cm1["max_days_since_face_to_face"]) == (19.5, 29)
+    assert (cm2["case_manager"], cm2["cases_never_seen"]) == ("cm-2", 1)
+
+
+def test_caseload_as_of_another_day(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="a")
+    _contact(client, keys.supervisor, "a", "2025-06-20")
+    body = client.get("/api/v1/caseload", params={"on": "2025-07-20"}, headers=bearer(keys.supervisor)).json()
+    assert body["managers"][0]["cases"][0]["days_since_face_to_face"] == 30
+
+
+def test_caseload_warns_above_the_configured_limit(app, keys: Keys) -> None:  # type: ignore[no-untyped-def]
+    app.state.settings = Settings(database_url="sqlite://", caseload_limit=2)
+    with TestClient(app) as client:
+        for i in range(3):
+            create(client, keys.cm1, id=f"case-{i}")
+        body = client.get("/api/v1/caseload", headers=bearer(keys.cm1)).json()
+    assert (body["managers"][0]["open_cases"], body["managers"][0]["over_limit"]) == (3, True)
+
+
+def test_a_case_manager_sees_only_their_own_caseload(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="a")
+    create(client, keys.supervisor, id="b", case_manager={"kind": "practitioner", "id": "cm-2"},
+           team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "cm-1"}}])
+    body = client.get("/api/v1/caseload", headers=bearer(keys.cm1)).json()
+    assert [(m["case_manager"], m["open_cases"]) for m in body["managers"]] == [("cm-1", 1)]
+
+
+def test_closed_cases_leave_the_caseload(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="a")
+    client.post("/api/v1/cases/a/close", json={}, headers=bearer(keys.cm1))
+    assert client.get("/api/v1/caseload", headers=bearer(keys.cm1)).json()["managers"] == []
+
+
+def test_outcomes_per_programme_and_period(client: TestClient, keys: Keys) -> None:
+    stays = [
+        {"id": "h1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-05", "discharge_disposition": "home"},
+        {"id": "h2", "setting": "acute-hospital", "start": "2025-02-20", "end": "2025-02-22", "discharge_disposition": "home"},
+    ]
+    create(client, keys.supervisor, id="a", stays=stays,
+           contacts=[{"id": "c1", "date": "2025-02-08", "mode": "phone"}])
+    create(client, keys.supervisor, id="b", programme="rehabilitation")
+    params = {"programme": "health-care", "from": "2025-02-01", "to": "2025-02-10"}
+    body = client.get("/api/v1/outcomes", params=params, headers=bearer(keys.supervisor)).json()
+    (hc,) = body["programmes"]
+    assert (hc["programme"], hc["hospital_discharges"], hc["readmissions_30d"], hc["readmission_rate"]) == (
+        "health-care", 1, 1, 1.0)
+    assert hc["median_days_to_follow_up"] == 3.0
+    assert hc["length_of_stay"] == [{"setting": "acute-hospital", "stays": 1, "mean_days": 4.0, "median_days": 4.0}]
+    everything = client.get("/api/v1/outcomes", headers=bearer(keys.supervisor)).json()
+    assert [p["programme"] for p in everything["programmes"]] == ["health-care", "rehabilitation"]
+
+
+def test_outcomes_refuse_a_period_ending_before_it_starts(client: TestClient, keys: Keys) -> None:
+    response = client.get("/api/v1/outcomes", params={"from": "2025-03-01", "to": "2025-02-01"},
+                          headers=bearer(keys.supervisor))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "to"
+
+
+def test_the_audit_log_records_who_read_and_changed_which_case(client: TestClient, keys: Keys) -> None:
+    create(client, keys.cm1, id="a")
+    client.get("/api/v1/cases/a", headers={**bearer(keys.cm1), "X-Request-Id": "r-1"})
+    client.patch("/api/v1/cases/a", json={"acuity": "high"}, headers=bearer(keys.cm1))
+    entries = client.get("/api/v1/audit", params={"case_id": "a"}, headers=bearer(keys.supervisor)).json()
+    assert [(e["action"], e["case_id"]) for e in entries] == [("update", "a"), ("read", "a"), ("create", "a")]
+    assert len({e["principal"] for e in entries}) == 1
+    assert entries[1]["request_id"] == "r-1"
+    assert entries[0]["detail"] == "fields:acuity"
+
+
+def test_a_programme_supervisor_sees_the_audit_of_that_programme(client: TestClient, keys: Keys) -> None:
+    create(client, keys.supervisor, id="hc")
+    create(client, keys.supervisor, id="sw", programme="social-work")
+    entries = client.get("/api/v1/audit", headers=bearer(keys.supervisor_hc)).json()
+    assert {e["case_id"] for e in entries} == {"hc"}

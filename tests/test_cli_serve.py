@@ -1,0 +1,68 @@
+"""`fhir-cm serve`: runs the API with uvicorn on loopback, JSON access log without PHI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from fhir_cm.cli import app
+from fhir_cm.store import ApiRole, create_api_key, open_store
+
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_help_names_host_and_port() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "--host" in result.stdout and "--port" in result.stdout
+
+
+def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    env.pop("FHIR_CM_FHIR_BASE", None)
+    with open_store(env["FHIR_CM_DATABASE_URL"]) as store, store.session() as s:
+        _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:  # wait for the server to accept connections (bounded)
+            try:
+                assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        body = {"programme": "health-care", "patient": {"kind": "patient", "id": "pat-9", "name": "Hidden Person"},
+                "case_manager": {"kind": "practitioner", "id": "cm-1"}}
+        created = httpx.post(f"{base}/api/v1/cases", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert created.status_code == 201
+        assert httpx.get(f"{base}/api/v1/cases?patient=pat-9", headers={"X-API-Key": key}, timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("message") == "request"]
+    assert [(r["method"], r["route"], r["status"]) for r in requests][-2:] == [
+        ("POST", "/api/v1/cases", 201), ("GET", "/api/v1/cases", 200)]
+    for secret in ("Hidden Person", "pat-9", key):
+        assert secret not in stderr

@@ -1,0 +1,243 @@
+"""`fhir-cm demo`: the walk through the cycle, the installed command end to end, and the real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from typer.testing import CliRunner
+
+from fhir_cm.caseload import compute_caseload
+from fhir_cm.cli import app
+from fhir_cm.demo import STAGES, pick_cases, shows_post_acute_pathway, walk_case
+from fhir_cm.domain import CareSetting, Case, CaseStatus, allowed_referral_moves
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.mapping import case_to_resources
+from fhir_cm.store import list_cases, list_outbox, list_transitions, open_store
+from fhir_cm.synthetic import DEFAULT_TODAY, generate_cases
+from tests.sync.server_state import server_state
+
+FHIR_CM = Path(sys.executable).with_name("fhir-cm")
+
+
+# --- the walk ----------------------------------------------------------------------------------------
+
+
+def _journeys() -> Iterator[Case]:
+    for seed in (1, 7, 2024):
+        yield from generate_cases(40, seed)
+
+
+@pytest.mark.parametrize("final", list(_journeys()), ids=lambda c: c.id[:8])
+def test_the_walk_ends_at_the_journey_through_valid_steps_in_cycle_order(final: Case) -> None:
+    steps = list(walk_case(final))
+
+    assert steps[-1].case == final
+    assert [s.stage for s in steps] == sorted((s.stage for s in steps), key=STAGES.index)
+    assert steps[0].case.status_history == [final.status_history[0].model_copy(update={"end": None})]
+    for before, after in pairwise(steps):
+        assert after.case != before.case  # every step is a change (a new revision when saved)
+        Case.model_validate(after.case.model_dump())  # and a valid case on its own
+        assert after.case.status_history[: len(before.case.status_history) - 1] == before.case.status_history[:-1]
+        moved = {r.id: r.status for r in before.case.referrals}
+        for referral in after.case.referrals:
+            was = moved.get(referral.id)
+            assert was is None or was == referral.status or referral.status in allowed_referral_moves(was)
+    assert ("closed" in {s.stage for s in steps}) == (final.status is CaseStatus.CLOSED)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_the_handful_always_shows_the_whole_cycle(n: int) -> None:
+    cases = pick_cases(n)
+
+    assert len(cases) == len({c.id for c in cases}) == n
+    assert any(c.status is CaseStatus.CLOSED and shows_post_acute_pathway(c) for c in cases)
+    assert [c.id for c in pick_cases(n)] == [c.id for c in cases]
+    assert {c.id for c in cases} <= {c.id for c in pick_cases(n + 3)}
+
+
+def test_cases_below_one_is_refused_with_one_line() -> None:
+    result = CliRunner().invoke(app, ["demo", "--cases", "0"])
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["fhir-cm: error: --cases must be at least 1 (got 0)"]
+
+
+# --- the installed command, end to end ---------------------------------------------------------------
+
+
+def _run(workdir: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``fhir-cm demo`` as a newcomer runs it: the installed script, a fresh directory, no FHIR_CM_* set."""
+    assert FHIR_CM.exists(), f"the fhir-cm script is not installed next to {sys.executable}"
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
+    env |= {"HOME": str(workdir)} | (extra_env or {})
+    return subprocess.run(
+        [str(FHIR_CM), "demo", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def embedded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """A fresh working directory where the demo ran twice with --json."""
+    workdir = tmp_path_factory.mktemp("demo")
+    first = _run(workdir, "--json")
+    second = _run(workdir, "--json")
+    return workdir, first, second
+
+
+def _summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout)
+
+
+def test_demo_on_embedded_defaults_walks_the_cases_into_the_store(embedded: Any) -> None:
+    workdir, first, _ = embedded
+    summary = _summary(first)
+    ids = [c["case_id"] for c in summary["cases"]]
+
+    assert (workdir / "fhir-cm.db").is_file() and summary["store_file"] == str((workdir / "fhir-cm.db").resolve())
+    with open_store(f"sqlite:///{workdir / 'fhir-cm.db'}") as store, store.session(read_only=True) as s:
+        stored = {c.id: c for c in list_cases(s)}
+        transitions = list_transitions(s)
+        outbox = [item for case_id in ids for item in list_outbox(s, case_id=case_id)]
+    assert sorted(stored) == sorted(ids) and len(ids) == 5
+    assert any(c.status is CaseStatus.CLOSED and len(c.status_history) >= 3 for c in stored.values())
+    assert all(len(c.status_history) >= 2 for c in stored.values())
+    assert {(t.from_setting, t.to_setting) for t in transitions} >= {
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.SKILLED_NURSING)
+    }
+    assert {t.case_id for t in outbox} == set(ids)
+    for walk in summary["cases"]:
+        case = stored[walk["case_id"]]
+        assert walk["walked"] is True
+        assert walk["status"] == case.status.value
+        assert walk["status_history"] == [h.status.value for h in case.status_history]
+        assert walk["revision"] == walk["saves"] >= len(walk["stages"])  # one revision per saved step
+        assert walk["stages"][:2] == ["identified", "enrolled"]
+        assert walk["stages"] == [stage for stage in STAGES if stage in walk["stages"]]
+        assert walk["stages"][-1] == ("closed" if case.status is CaseStatus.CLOSED else "evaluated")
+        assert walk["transitions"] == len(case.transitions)
+    assert len(summary["transitions"]) == len(transitions)
+    assert summary["outbox"] == {
+        status: sum(item.status.value == status for item in outbox) for status in summary["outbox"]
+    }
+    open_per_manager = Counter(c.case_manager.id for c in stored.values() if c.is_open and c.case_manager)
+    assert {m["case_manager"]: m["open_cases"] for m in summary["caseload"]} == open_per_manager
+    assert summary["caseload"] == json.loads(
+        json.dumps([m.model_dump(mode="json") for m in compute_caseload(stored.values(), on=DEFAULT_TODAY, limit=20)])
+    )
+    assert {o["programme"] for o in summary["outcomes"]} == {c.programme.value for c in stored.values()}
+    assert summary["server"] is None
+
+
+def test_demo_writes_a_valid_export_bundle_of_the_cases(embedded: Any) -> None:
+    workdir, first, _ = embedded
+    summary = _summary(first)
+    data = json.loads((workdir / "fhir-cm-demo-export.json").read_text())
+
+    bundle = Bundle.model_validate(data)
+    assert bundle.type == "collection"
+    types = Counter(e["resource"]["resourceType"] for e in data["entry"])
+    assert summary["export_resources"] == dict(types)
+    episodes = {
+        e["resource"]["identifier"][0]["value"]
+        for e in data["entry"]
+        if e["resource"]["resourceType"] == "EpisodeOfCare"
+    }
+    assert episodes == {c["case_id"] for c in summary["cases"]}
+
+
+def test_demo_prints_a_readable_summary_on_stderr(embedded: Any) -> None:
+    _, first, _ = embedded
+    text = first.stderr
+
+    for heading in (
+        "Caseload on",
+        "Outcomes",
+        "Transitions recorded",
+        "Where the FHIR resources are",
+        "See them in the API",
+    ):
+        assert heading in text
+    assert "fhir-cm-demo-export.json" in text and "fhir-cm serve" in text and "/fhir/CarePlan" in text
+    assert "acute-hospital → skilled-nursing" in text
+
+
+def test_running_the_demo_twice_creates_no_duplicates(embedded: Any) -> None:
+    workdir, first, second = embedded
+    before, after = _summary(first), _summary(second)
+
+    assert [c["case_id"] for c in after["cases"]] == [c["case_id"] for c in before["cases"]]
+    assert all(c["walked"] is False for c in after["cases"])
+    assert [c["revision"] for c in after["cases"]] == [c["revision"] for c in before["cases"]]
+    assert after["transitions"] == before["transitions"]
+    assert after["outbox"] == before["outbox"]
+    assert after["export_resources"] == before["export_resources"]
+    with open_store(f"sqlite:///{workdir / 'fhir-cm.db'}") as store, store.session(read_only=True) as s:
+        assert len(list_cases(s)) == len(before["cases"])
+
+
+def test_an_unreachable_server_fails_with_one_line_before_writing_anything(tmp_path: Path) -> None:
+    store = tmp_path / "fhir-cm.db"
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            ["demo", "--fhir-base", f"http://127.0.0.1:{port}/fhir"],
+            env={"FHIR_CM_DATABASE_URL": f"sqlite:///{store}"},
+        )
+
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (
+        result.output.strip().splitlines()[-1].startswith(f"fhir-cm: error: FHIR server http://127.0.0.1:{port}/fhir")
+    )
+    assert not store.exists()
+
+
+# --- against the real test server --------------------------------------------------------------------
+
+
+@pytest.mark.server
+async def test_demo_syncs_to_the_server_and_reads_the_same_cases_back(tmp_path: Path, fhir_server: str) -> None:
+    system = f"urn:fhir-cm:test:{uuid.uuid4().hex}"
+    extra = {"FHIR_CM_IDENTIFIER_SYSTEM": system}
+
+    first_run = _run(tmp_path, "--fhir-base", fhir_server, "--json", extra_env=extra)
+    # Again, for fewer cases (a subset of the first run's): pushed unchanged, nothing created twice.
+    again_run = _run(tmp_path, "--fhir-base", fhir_server, "--cases", "2", "--json", extra_env=extra)
+    first, again = _summary(first_run), _summary(again_run)
+
+    with open_store(f"sqlite:///{tmp_path / 'fhir-cm.db'}") as store, store.session(read_only=True) as s:
+        cases = list_cases(s)
+    expected = Counter((k.type, k.value) for c in cases for k in case_to_resources(c, "R4", system))
+    expected.update(("Patient", c.patient.id) for c in cases)
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as client:
+        state = await server_state(client, system)
+    assert len(cases) == len(first["cases"]) == 5
+    assert state.counts == expected  # every resource of every case, exactly once
+    assert state.dangling() == []
+    for summary in (first, again):
+        server = summary["server"]
+        assert server["matched"] is True, server["differences"]
+        assert (server["duplicates"], server["missing"], server["push"]["failed"]) == (0, 0, 0)
+        assert server["found"] == server["expected"]
+    assert sum(first["server"]["found"].values()) == sum(expected.values())
+    assert first["server"]["push"]["created"] > 0
+    assert (again["server"]["push"]["created"], again["server"]["push"]["updated"]) == (0, 0)
+    assert "every case read back from the server equals the case in the store" in again_run.stderr

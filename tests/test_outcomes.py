@@ -1,0 +1,160 @@
+"""Outcome figures on hand-built cases; every expected number is worked out by hand in the comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from fhir_cm.domain import Case, CaseStatus, ProgrammeType
+from fhir_cm.outcomes import SettingStays, compute_outcomes, programme_outcomes
+
+D = dt.date.fromisoformat
+TODAY = D("2025-06-30")
+HC = ProgrammeType.HEALTH_CARE
+
+
+def stay(i: str, setting: str, start: str, end: str | None, disposition: str | None = None, status: str = "finished") -> dict[str, Any]:
+    return {"id": i, "setting": setting, "start": start, "end": end, "discharge_disposition": disposition, "status": status}
+
+
+def case(case_id: str, programme: str = "health-care", **fields: Any) -> Case:
+    base: dict[str, Any] = {
+        "id": case_id,
+        "programme": programme,
+        "period": {"start": "2024-12-01"},
+        "patient": {"kind": "patient", "id": f"p-{case_id}"},
+    }
+    return Case.model_validate(base | fields)
+
+
+def goal(i: str, due: str | None, achievement: str | None = None, status: str = "active", start: str | None = None) -> dict[str, Any]:
+    return {"id": i, "description": i, "due": due, "achievement": achievement, "status": status, "start": start}
+
+
+def referral(i: str, authored: str, status: str) -> dict[str, Any]:
+    reason = "why" if status in ("rejected", "cancelled", "failed", "on-hold") else None
+    return {"id": i, "kind": "home-health", "service": "s", "authored": authored, "status": status, "status_reason": reason}
+
+
+CASE_A = case(
+    "a",
+    stays=[
+        stay("h1", "acute-hospital", "2025-01-05", "2025-01-10", "snf"),  # 5 days; H2 starts 26 days later
+        stay("s1", "skilled-nursing", "2025-01-10", "2025-01-24", "home"),  # 14 days
+        stay("h2", "acute-hospital", "2025-02-05", "2025-02-08", "home"),  # 3 days; next hospital 50 days on
+        stay("x", "acute-hospital", "2025-02-10", None, status="cancelled"),  # not a stay: no readmission of h2
+        stay("h3", "acute-hospital", "2025-03-30", "2025-04-02", "home"),  # ends after the period
+    ],
+    contacts=[
+        {"id": "c0", "date": "2025-01-09", "mode": "face-to-face"},  # before h1's discharge: not a follow-up
+        {"id": "c1", "date": "2025-01-13", "mode": "phone"},  # h1 + 3 days
+        {"id": "c2", "date": "2025-02-15", "mode": "video"},  # h2 + 7 days
+    ],
+    goals=[
+        goal("g1", "2025-02-01", "achieved"),
+        goal("g2", "2025-03-15", "in-progress"),
+        goal("g3", "2025-03-20", status="cancelled"),
+        goal("g4", "2025-05-01", "achieved"),  # due after the period
+        goal("g5", None, "achieved", start="2025-01-01"),  # no due date: not judged
+        goal("g6", "2025-03-31", "sustaining"),
+        goal("g7", "2025-07-15", "achieved"),  # due after today
+    ],
+    referrals=[
+        referral("r1", "2025-01-15", "completed"),
+        referral("r2", "2025-02-01", "rejected"),
+        referral("r3", "2025-02-10", "in-progress"),
+        referral("r4", "2025-03-01", "draft"),
+        referral("r5", "2024-12-20", "completed"),  # authored before the period
+    ],
+)
+CASE_B = case(
+    "b",
+    status="closed",
+    period={"start": "2025-02-01", "end": "2025-03-20"},
+    stays=[
+        stay("h4", "acute-hospital", "2025-03-01", "2025-03-04", "exp"),  # died: no index discharge; 3 days
+        stay("h5", "acute-hospital", "2025-03-10", "2025-03-12", "home"),  # 2 days; no contact after it
+    ],
+)
+CASE_C = case("c", programme="social-work", stays=[stay("h6", "acute-hospital", "2025-01-01", "2025-01-03", "home")])
+CASE_D = case("d", status="entered-in-error", period={"start": "2025-01-01", "end": "2025-01-02"},
+              stays=[stay("h7", "acute-hospital", "2025-01-01", "2025-01-09", "home")])
+CASES = [CASE_A, CASE_B, CASE_C, CASE_D]
+
+
+def test_first_quarter_figures() -> None:
+    got = programme_outcomes(HC, CASES, start=D("2025-01-01"), end=D("2025-03-31"), today=TODAY)
+    # Cases a and b; d was entered in error, c is another programme.
+    assert got.cases == 2
+    # Index discharges h1, h2, h5 (h4 ended in death, h3 after the period); only h1 was readmitted (h2, 26 days).
+    assert (got.hospital_discharges, got.readmissions_30d, got.readmission_rate) == (3, 1, 0.3333)
+    # Acute stays ending in the period: h1 5, h2 3, h4 3, h5 2 -> mean 3.25, median 3; SNF s1 14.
+    assert got.length_of_stay == [
+        SettingStays(setting="acute-hospital", stays=4, mean_days=3.25, median_days=3.0),
+        SettingStays(setting="skilled-nursing", stays=1, mean_days=14.0, median_days=14.0),
+    ]
+    # Goals due in the period: g1 (achieved), g2 (in progress), g6 (sustaining) -> 2 of 3.
+    assert (got.goals_due, got.goals_attained, got.goal_attainment_rate) == (3, 2, 0.6667)
+    # Follow-up: h1 +3 days, h2 +7 days, h5 none -> median 5.
+    assert (got.follow_ups, got.discharges_without_follow_up, got.median_days_to_follow_up) == (2, 1, 5.0)
+    # Referrals authored in the period: r1 completed, r2 rejected, r3 in progress (r4 draft) -> 1 of 2 ended.
+    assert (got.referrals, got.referrals_ended, got.referrals_completed, got.referral_completion_rate) == (3, 2, 1, 0.5)
+
+
+def test_all_time_figures() -> None:
+    got = programme_outcomes(HC, CASES, start=None, end=None, today=TODAY)
+    # h3 joins the index discharges (not readmitted, no follow-up): 1 of 4.
+    assert (got.hospital_discharges, got.readmissions_30d, got.readmission_rate) == (4, 1, 0.25)
+    # Acute stays 5, 3, 3 (h3), 3, 2 -> mean 3.2, median 3.
+    assert got.length_of_stay[0] == SettingStays(setting="acute-hospital", stays=5, mean_days=3.2, median_days=3.0)
+    # g4 (due 1 May, achieved) joins; g7 is due after today: 3 of 4.
+    assert (got.goals_due, got.goals_attained, got.goal_attainment_rate) == (4, 3, 0.75)
+    assert (got.follow_ups, got.discharges_without_follow_up, got.median_days_to_follow_up) == (2, 2, 5.0)
+    # r5 joins: 4 referrals, 3 ended, 2 completed.
+    assert (got.referrals, got.referrals_ended, got.referrals_completed, got.referral_completion_rate) == (4, 3, 2, 0.6667)
+
+
+def test_a_programme_with_nothing_to_measure_has_no_rates() -> None:
+    got = programme_outcomes(ProgrammeType.CHILD_PROTECTION, CASES, start=None, end=None, today=TODAY)
+    assert got.cases == 0
+    assert (got.readmission_rate, got.goal_attainment_rate, got.median_days_to_follow_up, got.referral_completion_rate) == (
+        None, None, None, None)
+    assert got.length_of_stay == []
+
+
+def test_a_readmission_the_same_day_counts_and_one_after_31_days_does_not() -> None:
+    same_day = case("e", stays=[stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
+                                stay("b", "acute-hospital", "2025-01-05", "2025-01-06", "home")])
+    day_31 = case("f", stays=[stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
+                              stay("b", "acute-hospital", "2025-02-05", "2025-02-06", "home")])
+    day_30 = case("g", stays=[stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
+                              stay("b", "acute-hospital", "2025-02-04", "2025-02-06", "home")])
+    window = {"start": D("2025-01-01"), "end": D("2025-01-31"), "today": TODAY}
+    assert programme_outcomes(HC, [same_day], **window).readmissions_30d == 1
+    assert programme_outcomes(HC, [day_31], **window).readmissions_30d == 0
+    assert programme_outcomes(HC, [day_30], **window).readmissions_30d == 1
+
+
+def test_dates_at_the_end_of_the_calendar_do_not_overflow() -> None:
+    far = case("z", stays=[stay("a", "acute-hospital", "9999-12-20", "9999-12-31", "home")])
+    got = programme_outcomes(HC, [far], start=None, end=None, today=dt.date.max)
+    assert (got.hospital_discharges, got.readmissions_30d) == (1, 0)
+
+
+def test_compute_outcomes_lists_the_programmes_present_or_asked_for() -> None:
+    assert [o.programme for o in compute_outcomes(CASES, start=None, end=None, today=TODAY)] == [HC, ProgrammeType.SOCIAL_WORK]
+    asked = compute_outcomes(CASES, start=None, end=None, today=TODAY, programmes=[ProgrammeType.REHABILITATION])
+    assert [(o.programme, o.cases) for o in asked] == [(ProgrammeType.REHABILITATION, 0)]
+
+
+def test_a_period_ending_before_it_starts_is_refused() -> None:
+    with pytest.raises(ValueError, match="ends"):
+        programme_outcomes(HC, CASES, start=D("2025-02-01"), end=D("2025-01-01"), today=TODAY)
+
+
+def test_entered_in_error_cases_count_nowhere() -> None:
+    assert CASE_D.status is CaseStatus.ENTERED_IN_ERROR
+    got = programme_outcomes(HC, [CASE_D], start=None, end=None, today=TODAY)
+    assert (got.cases, got.hospital_discharges, got.length_of_stay) == (0, 0, [])
