@@ -40,3 +40,22 @@ def test_a_goal_expressed_by_a_practitioner_is_not_self_care() -> None:
     assert read_resource(goal, "R4", SYSTEM)["self_care"] is False
     assert read_resource({**goal, "expressedBy": {"reference": "Patient/p"}}, "R4", SYSTEM)["self_care"] is True
     assert read_resource(goal, "R4", SYSTEM)["start"] == D(2024, 1, 1)
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_need_named_twice_by_id_and_by_leftover_urn_is_addressed_once(version: str) -> None:
+    """A server copy can name the same Condition twice: ``Condition/<id>`` and the ``urn:uuid:`` of the
+    transaction that created it (an update written where the Condition's id was not known kept the
+    server's reference as someone else's and added its own). Read back, that is still one need."""
+    from fhir_cm.mapping import References, resources_to_case
+
+    case = full_case()
+    ids = {key: f"srv-{n}" for n, key in enumerate(case_to_resources(case, version, SYSTEM))}
+    resources = case_to_resources(case, version, SYSTEM, server_ids=ids)
+    condition = ResourceKey("Condition", "need-1")
+    goal = resources[ResourceKey("Goal", "goal-1")]
+    urn = References(SYSTEM).full_url(condition)
+    goal["addresses"] = [{"reference": f"Condition/{ids[condition]}"}, {"reference": urn}]
+    copies = [{**r, "id": ids[k]} for k, r in resources.items()]
+
+    assert {g.id: g.addresses for g in resources_to_case(copies, version, SYSTEM).goals}["goal-1"] == ["need-1"]

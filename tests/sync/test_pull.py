@@ -136,3 +136,40 @@ async def test_a_newer_version_updates_the_case(store: Store) -> None:
     with store.session(read_only=True) as s:
         (case,) = list_cases(s)
     assert case.status == "on-hold"
+
+
+class CaseServer:
+    """Every case type, one page each, from a dict of resources by type (the query is ignored)."""
+
+    def __init__(self, by_type: dict[str, list[dict[str, Any]]]) -> None:
+        self.by_type = by_type
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix(urlsplit(BASE).path).strip("/")
+        if path == "metadata":
+            return FakeServer([])(request)
+        return httpx.Response(200, json=bundle(self.by_type.get(path, [])))
+
+
+async def test_a_closed_case_comes_in_whole_on_a_first_pull(store: Store) -> None:
+    """No open case of the patient places its Conditions, Goals and referrals: the CarePlan that names them does."""
+    from tests.mapping.builders import full_case
+
+    case = full_case(status="closed", status_history=[
+        {"status": "active", "start": "2024-01-02", "end": "2024-03-01"},
+        {"status": "closed", "start": "2024-03-01"},
+    ], period={"start": "2024-01-02", "end": "2024-03-01"})
+    resources = case_to_resources(case, "R4", SYSTEM)
+    ids = {key: f"id-{n}" for n, key in enumerate(resources)}
+    on_server = case_to_resources(case, "R4", SYSTEM, server_ids=ids)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for key, r in on_server.items():
+        by_type.setdefault(key.type, []).append(
+            {**r, "id": ids[key], "meta": {"versionId": "1", "lastUpdated": "2024-05-01T10:00:00Z"}})
+
+    report = await run_pull(store, CaseServer(by_type))
+
+    assert (report.unplaced, report.quarantined, report.new_cases) == (0, 0, 1)
+    with store.session(read_only=True) as s:
+        (pulled,) = list_cases(s)
+    assert pulled.model_dump() == case.model_dump()

@@ -425,7 +425,12 @@ def refs(
     unwrap: Callable[[Mapping[str, Any]], Any] = lambda item: item,
     derived: bool = False,
 ) -> Field:
-    """References to the case's own resources of one type, as their domain ids; others' stay."""
+    """References to the case's own resources of one type, as their domain ids; others' stay.
+
+    Read as a set (first mention wins): one resource named twice — ``Condition/<id>`` beside a
+    leftover ``urn:uuid:`` of the same Condition, or an absolute and a relative URL — is one link,
+    not two (a goal does not address the same need twice).
+    """
     f = items(
         name,
         path,
@@ -434,7 +439,8 @@ def refs(
         get=get,
         derived=derived,
     )
-    return dataclasses.replace(f, link=True)
+    read = f.read
+    return dataclasses.replace(f, read=lambda obj, ctx: list(dict.fromkeys(read(obj, ctx))), link=True)
 
 
 def ref(name: str, path: PathT, target_type: str, *, get: Getter | None = None, derived: bool = False) -> Field:

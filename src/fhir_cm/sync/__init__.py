@@ -12,6 +12,9 @@ from ._pull_round import PullRoundReport, pull_and_track
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
 from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
 
+# --- a person's decision on a conflict ---
+from ._resolve import ConflictNotResolvable, resolve
+
 __all__ = [
     # push
     "CaseFailure",
@@ -36,4 +39,7 @@ __all__ = [
     "pull_and_track",
     "pull_step",
     "track_transitions",
+    # conflict resolution
+    "ConflictNotResolvable",
+    "resolve",
 ]

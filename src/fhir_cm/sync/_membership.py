@@ -3,8 +3,10 @@
 Only the EpisodeOfCare names its case outright (its business identifier *is* the case id). The
 others are placed by what the adapter already knows, most certain first: the ledger (the resource
 was pushed or pulled before), the derived identifiers (``<case>-careplan``, ``<referral>-task``),
-references to resources the ledger places, and finally the patient, when exactly one open case
-is theirs. A resource none of these place belongs to no case here and is left alone.
+references to resources the ledger places, references *to* it from a resource already placed in
+the same run (a case's CarePlan names its Conditions, Goals and ServiceRequests: this is what places
+the parts of a closed case on a first pull), and finally the patient, when exactly one open case is
+theirs. A resource none of these place belongs to no case here and is left alone.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from ..domain import CaseStatus
 from ..mapping import ResourceKey, parse_reference
 from ..store import get_case_record, get_ledger, ledger_by_server_id, list_cases
 
-__all__ = ["OPEN_STATUSES", "case_of", "patient_ids", "patient_of"]
+__all__ = ["OPEN_STATUSES", "case_of", "case_references", "patient_ids", "patient_of"]
 
 OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
 _SUFFIXES = {"CarePlan": "-careplan", "CareTeam": "-careteam"}
 _PATIENT_PATHS = ("patient", "subject", "for")
+_PARTY_TYPES = frozenset({"Patient", "Practitioner", "Organization", "RelatedPerson"})
 
 
 def _references(obj: Any) -> Iterator[str]:
@@ -36,6 +39,14 @@ def _references(obj: Any) -> Iterator[str]:
     elif isinstance(obj, list):
         for value in obj:
             yield from _references(value)
+
+
+def case_references(resource: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(type, id)`` of the resources ``resource`` refers to, parties and its patient left out."""
+    for literal in _references({k: v for k, v in resource.items() if k not in _PATIENT_PATHS}):
+        parsed = parse_reference(literal)
+        if parsed is not None and parsed[0] not in _PARTY_TYPES:
+            yield parsed
 
 
 def patient_of(resource: Mapping[str, Any]) -> str | None:
@@ -55,11 +66,13 @@ def case_of(
     resource: Mapping[str, Any],
     key: ResourceKey,
     placed: Mapping[tuple[str, str], str] | None = None,
+    referenced: Mapping[tuple[str, str], str] | None = None,
 ) -> str | None:
     """The id of the stored case ``resource`` belongs to, or None when nothing places it.
 
     ``placed`` maps ``(type, server id)`` of resources placed earlier in the same run but not yet
-    in the ledger to their case.
+    in the ledger to their case; ``referenced`` maps ``(type, server id)`` of resources that
+    resources placed earlier in the run refer to, to the case of the referring resource.
     """
     placed = placed or {}
     known = get_ledger(session, server_base, key.type, key.value)
@@ -74,10 +87,10 @@ def case_of(
         case_id = key.value.removesuffix(suffix)
         if get_case_record(session, case_id) is not None:
             return case_id
-    for literal in _references({k: v for k, v in resource.items() if k not in _PATIENT_PATHS}):
-        parsed = parse_reference(literal)
-        if parsed is None or parsed[0] in ("Patient", "Practitioner", "Organization", "RelatedPerson"):
-            continue
+    own_id = resource.get("id")
+    if referenced and isinstance(own_id, str) and (key.type, own_id) in referenced:
+        return referenced[(key.type, own_id)]
+    for parsed in case_references(resource):
         if parsed in placed:
             return placed[parsed]
         target = ledger_by_server_id(session, server_base, parsed[0], parsed[1])

@@ -72,7 +72,7 @@ from ._intake import (
     strict_problem,
     version_of,
 )
-from ._membership import case_of, patient_of
+from ._membership import case_of, case_references, patient_of
 
 __all__ = ["CASE_RESOURCE_TYPES", "PULL_OVERLAP", "PullReport", "pull"]
 
@@ -126,6 +126,10 @@ class _Puller:
         # reason): tried again once every type is in. Only these are held across pages.
         self.deferred: dict[str, list[tuple[ResourceKey, Mapping[str, Any]]]] = {}
         self.placed: dict[tuple[str, str], str] = {}
+        # What the resources taken in this run refer to (a CarePlan's Conditions, Goals and
+        # ServiceRequests), by case: it places the parts of a case no open case of the patient
+        # would (a closed case, on a first pull). Ids only, a few per resource.
+        self.referenced: dict[tuple[str, str], str] = {}
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -213,7 +217,7 @@ class _Puller:
                                                              "synced_at": None})])
                 self.report.unchanged += 1
                 continue
-            case_id = case_of(session, self.base, resource, key, self.placed)
+            case_id = case_of(session, self.base, resource, key, self.placed, self.referenced)
             if case_id is None:
                 self.report.unplaced += 1
                 continue
@@ -272,6 +276,8 @@ class _Puller:
             self.report.conflicts += len(record_clashes(session, case_id, outcome.clashes))
         for key, resource in items:
             remember(session, self.base, case_id, key, resource, self.version)
+            for target in case_references(resource):
+                self.referenced.setdefault(target, case_id)
 
     def finish(self) -> None:
         """Try the deferred resources again, now that every type is in; what still does not read is quarantined."""

@@ -9,6 +9,9 @@ How a claimed batch of cases is pushed:
    ``_identity``) and unknown to the ledger are looked up, so an existing copy is merged onto.
 2. **Per case** (bounded by a semaphore): the case is mapped over the ledger's last server copies
    (lossless merge). A resource whose content equals its server copy is *unchanged* and not sent;
+   nor is another system's resource (no business identifier of ours, e.g. a hospital's Encounter
+   read as a stay) unless the case manager changed what the case reads from it, and then only the
+   elements carrying that change (``_foreign``);
    a known one is ``PUT`` with ``If-Match``; a new one is a conditional create (or a stable-id PUT).
    One Provenance per activity rides along. The client degrades transaction → batch → single
    requests when the server refuses; every request stays idempotent.
@@ -50,6 +53,7 @@ from ..fhir import (
 )
 from ..mapping import (
     MappingError,
+    References,
     ResourceKey,
     case_plan,
     case_to_resources,
@@ -76,6 +80,7 @@ from ..store import (
     release,
     save_case,
 )
+from ._foreign import foreign_update, is_foreign
 from ._identity import Identity, find_by_identifier, read_existing, rewrite_references
 from ._merge import compare, keep_server
 from ._provenance import device_key, device_resource, provenance_id, provenance_resource
@@ -354,6 +359,7 @@ class _CasePush:
             raise _CaseFailed("the patient could not be found or created on the server; will retry", permanent=False)
         moved = {f"Patient/{patient}": f"Patient/{server_patient}"} if server_patient != patient else {}
         writes: list[_Write] = []
+        refs: References | None = None
         for key, resource in resources.items():
             if moved:
                 rewrite_references(resource, moved)
@@ -361,6 +367,12 @@ class _CasePush:
                 keep_server(resource, *self.keep[key])
             base = self.bases.get(key)
             if base is not None:
+                if is_foreign(base, run.system):  # another system's record: see _foreign
+                    refs = refs or self.references()
+                    update = foreign_update(base, resource, check_version(run.version), run.system, refs)
+                    if update is None:
+                        continue
+                    resource = update
                 if content_hash(resource) == content_hash(base):
                     continue
                 version = _version(base)
@@ -384,6 +396,13 @@ class _CasePush:
             # would write the same link twice.)
             writes = [w for w in writes if w.kind == "create" or b"urn:uuid:" not in orjson.dumps(w.resource)]
         return writes, list(resources)
+
+    def references(self) -> References:
+        """References that resolve the case's resources by the server ids of their copies."""
+        ids = {k: str(b["id"]) for k, b in self.bases.items() if isinstance(b.get("id"), str)}
+        refs = References(self.ctx.system, ids)
+        refs.know_all(k for k, _, _ in case_plan(self.case, self.bases))
+        return refs
 
     def provenances(self, writes: list[_Write]) -> list[BundleEntry]:
         run = self.ctx

@@ -1,0 +1,197 @@
+"""Pull memory and throughput: ``fhir_cm.sync.pull`` of N resources against a baseline that loads the
+whole result set into memory first, at two sizes, on the real test server (sekmet-fhir, started
+here on loopback), in the same run.
+
+Run: ``python benchmarks/bench_pull.py [--resources 10000] [--small 2500] [--traced]``. Prints
+resources/s and peak RSS (with ``--traced`` also peak traced Python memory, from tracemalloc) of the
+pull and of the baseline, at ``--small`` and at ``--resources`` resources; the point is to see
+whether the pull's memory stays flat as N grows (it streams one page at a time) while the
+baseline's grows with N. It does not assert. About 4 minutes on 2 cores; ``--traced`` about 8
+(tracemalloc slows the pull several times over).
+
+How it measures: the server runs in this process; every measurement runs in a fresh child process
+(``spawn``), so the peak RSS is the pull's own and not the server's or another run's; "growth" is
+the peak RSS during the run minus the RSS just before it (imports done). With ``--traced`` the
+resources/s are measured under tracemalloc too, for both sides alike: compare them as a ratio. Seeding (whole synthetic cases, mapped with the adapter's mapping and its identifier,
+sent as one transaction per case) is not measured.
+
+The baseline does what a pull without streaming would: every page of every case type fetched into
+one list, then the cases read from it (``resources_to_case``) and saved, with their server copies,
+to a fresh store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fhir_cm.config import Settings
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.mapping import case_to_bundle, resource_key, resources_to_case
+from fhir_cm.store import LedgerEntry, content_hash, open_store, put_ledger, save_case
+from fhir_cm.sync import CASE_RESOURCE_TYPES, pull
+from fhir_cm.synthetic import generate_cases
+from tests.servers import sekmet_server
+
+PAGE = 200
+
+
+# --- seeding (not measured) ----------------------------------------------------------------------
+
+
+def case_batches(system: str, seed: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """``(transaction Bundle, resources in it)`` per synthetic case, without ``ifNoneExist``: the
+    identifier system is new, so nothing can match, and sekmet cannot search Goal or CareTeam by it."""
+    for case in generate_cases(100_000, seed=seed):
+        bundle = case_to_bundle(case, "R4", system)
+        for entry in bundle["entry"]:
+            entry["request"].pop("ifNoneExist", None)
+        yield bundle, len(bundle["entry"])
+
+
+async def seed(base: str, batches: Iterator[tuple[dict[str, Any], int]], until: int, have: int) -> int:
+    """Send whole cases until at least ``until`` resources are on the server; returns the count."""
+    async with AsyncFhirClient(base, enforce_capabilities=False) as client:
+        while have < until:
+            bundle, n = next(batches)
+            await client.post_bundle(bundle, safe=False)
+            have += n
+    return have
+
+
+# --- what is measured (in a child process) -------------------------------------------------------
+
+
+async def run_pull(base: str, system: str, db: Path) -> int:
+    settings = Settings(database_url=f"sqlite:///{db}", fhir_base=base, identifier_system=system, fhir_version="R4")
+    with open_store(settings.database_url) as store:
+        async with AsyncFhirClient(base, enforce_capabilities=False) as client:
+            report = await pull(store, client, settings)
+    if report.quarantined or report.unplaced:
+        raise SystemExit(f"pull: {report.quarantined} quarantined, {report.unplaced} unplaced")
+    return report.fetched
+
+
+async def run_baseline(base: str, system: str, db: Path) -> int:
+    """Everything in one list first, then grouped by patient (one case each here), read and saved."""
+    everything: list[dict[str, Any]] = []
+    async with AsyncFhirClient(base, enforce_capabilities=False) as client:
+        for rtype in CASE_RESOURCE_TYPES:
+            async for r in client.search(rtype).where("identifier", f"{system}|").count(PAGE):
+                if any(i.get("system") == system for i in r.get("identifier") or ()):
+                    everything.append(r)
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    for r in everything:
+        ref = (r.get("patient") or r.get("subject") or r.get("for") or {}).get("reference")
+        if ref is None and r["resourceType"] == "CareTeam":
+            ref = r["subject"]["reference"]
+        by_patient.setdefault(str(ref), []).append(r)
+    with open_store(f"sqlite:///{db}") as store, store.session() as s:
+        for resources in by_patient.values():
+            case = resources_to_case(resources, "R4", system)
+            save_case(s, case, enqueue=False)
+            entries = []
+            for r in resources:
+                key = resource_key(r, system)
+                assert key is not None
+                entries.append(LedgerEntry(server_base=base, resource_type=key.type, key=key.value, case_id=case.id,
+                                           server_id=r["id"], version_id=r["meta"]["versionId"],
+                                           content_hash=content_hash(r), server_copy=r))
+            put_ledger(s, entries)
+    return len(everything)
+
+
+def current_rss_kb() -> int:
+    for row in Path("/proc/self/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the peak so far
+
+
+def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) -> None:
+    job = run_pull if mode == "pull" else run_baseline
+    before_kb = current_rss_kb()
+    if traced:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        n = asyncio.run(job(base, system, Path(db)))
+    except BaseException as exc:  # report it to the parent, which waits for an answer
+        out.put({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    seconds = time.perf_counter() - t0
+    traced_peak = tracemalloc.get_traced_memory()[1] if traced else 0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.put({"n": n, "seconds": seconds, "peak_mb": peak_kb / 1024, "grew_mb": (peak_kb - before_kb) / 1024,
+             "traced_mb": traced_peak / 2**20})
+
+
+def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    db = tmp / f"{mode}-{uuid.uuid4().hex}.db"
+    proc = ctx.Process(target=child, args=(mode, base, system, str(db), traced, queue))
+    proc.start()
+    answer = queue.get()
+    proc.join()
+    if "error" in answer or proc.exitcode != 0:
+        raise SystemExit(f"{mode} failed: {answer.get('error', f'exit code {proc.exitcode}')}")
+    return answer
+
+
+def line(label: str, r: dict[str, float]) -> str:
+    return (f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
+            f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)"
+            + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Pull memory and throughput against a load-everything baseline.")
+    parser.add_argument("--resources", type=int, default=10_000)
+    parser.add_argument("--small", type=int, default=2_500)
+    parser.add_argument("--traced", action="store_true", help="Also print peak traced memory (tracemalloc; slower).")
+    args = parser.parse_args()
+    traced = args.traced
+    system = f"urn:bench:pull:{uuid.uuid4().hex}"
+    batches = case_batches(system, seed=4242)
+    rows: list[tuple[int, dict[str, float], dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp, sekmet_server(Path(tmp)) as server:
+        have = 0
+        for target in (args.small, args.resources):
+            t0 = time.perf_counter()
+            have = asyncio.run(seed(server.base_url, batches, target, have))
+            print(f"seeded {have} resources ({time.perf_counter() - t0:.0f}s, not measured)", file=sys.stderr)
+            pulled = measure("pull", server.base_url, system, Path(tmp), traced)
+            baseline = measure("baseline", server.base_url, system, Path(tmp), traced)
+            rows.append((have, pulled, baseline))
+    print("pull from sekmet-fhir on loopback (each measurement in a fresh process"
+          f"{', timed under tracemalloc' if traced else ''})")
+    for have, pulled, baseline in rows:
+        print(f" {have} resources on the server:")
+        print(line("pull", pulled))
+        print(line("baseline", baseline))
+    (small, p_small, b_small), (big, p_big, b_big) = rows
+    print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
+    for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):
+        ratio = f"peak traced {s_['traced_mb']:.1f} -> {b_['traced_mb']:.1f} MB, " if traced else ""
+        print(f"  {label:<9}: {ratio}RSS growth {s_['grew_mb']:.1f} -> {b_['grew_mb']:.1f} MB")
+    if traced:
+        print(f"  at {big}: the pull's peak traced memory is {p_big['traced_mb'] / b_big['traced_mb']:.2f}x the baseline's")
+    print(f"  at {big}: the pull's throughput is "
+          f"{(p_big['n'] / p_big['seconds']) / (b_big['n'] / b_big['seconds']):.2f}x the baseline's")
+
+
+if __name__ == "__main__":
+    main()
