@@ -22,12 +22,11 @@ import hashlib
 import re
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
-from ..mapping import ResourceKey, parse_reference
+from ..mapping import ResourceKey, iter_references, parse_reference, patient_of
 from ..store import get_case, get_resource, list_cases
 from ._files import FhirItem
 
@@ -37,33 +36,7 @@ __all__ = ["UNIDENTIFIED_PATIENT", "case_id_for", "catch_all_case_id", "patient_
 UNIDENTIFIED_PATIENT = "unidentified"
 
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_PATIENT_PATHS = ("patient", "subject", "for")
 _PARTIES = frozenset({"Patient", "Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Group", "Location"})
-
-
-def patient_of(resource: Mapping[str, Any]) -> str | None:
-    """The id of the Patient a resource is about, if it names one by reference."""
-    for name in _PATIENT_PATHS:
-        ref = resource.get(name)
-        literal = ref.get("reference") if isinstance(ref, Mapping) else None
-        parsed = parse_reference(literal) if isinstance(literal, str) else None
-        if parsed is not None and parsed[0] == "Patient":
-            return parsed[1]
-    return None
-
-
-def _references(obj: Any) -> Iterator[str]:
-    if isinstance(obj, Mapping):
-        literal = obj.get("reference")
-        if isinstance(literal, str):
-            yield literal
-        for value in obj.values():
-            if isinstance(value, Mapping | list):
-                yield from _references(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            if isinstance(value, Mapping | list):
-                yield from _references(value)
 
 
 def case_id_for(value: str) -> str:
@@ -107,7 +80,7 @@ class _Placer:
         return mine is None or self.patient_of_case(case_id) in (None, mine)
 
     def links(self, n: int) -> Iterator[int]:
-        for literal in _references(self.items[n][0].resource):
+        for literal in iter_references(self.items[n][0].resource):
             parsed = parse_reference(literal)
             if parsed is not None and parsed[0] in _PARTIES:
                 continue
@@ -116,7 +89,7 @@ class _Placer:
                 yield m
 
     def episode_named(self, n: int) -> str | None:
-        for literal in _references(self.items[n][0].resource):
+        for literal in iter_references(self.items[n][0].resource):
             parsed = parse_reference(literal)
             if parsed is None:
                 case_id = self.episodes.get(literal)

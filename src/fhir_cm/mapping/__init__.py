@@ -20,10 +20,24 @@ from ._careplan import render_narrative
 from ._case import case_plan, case_to_resources, read_resource, resources_to_case
 from ._encounter import recognise_disposition, recognise_setting
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
-from ._refs import References, parse_reference, party_reference, read_party
-from ._versions import UnrepresentableElementError, UnsupportedResourceError, VersionConversionError, convert_resource
+from ._refs import (
+    PATIENT_PATHS,
+    References,
+    iter_references,
+    parse_reference,
+    party_reference,
+    patient_of,
+    read_party,
+)
+from ._versions import (
+    UnrepresentableElementError,
+    UnsupportedResourceError,
+    VersionConversionError,
+    convert_resource,
+)
 
 __all__ = [
+    "PATIENT_PATHS",
     "FhirVersion",
     "MappingError",
     "References",
@@ -42,8 +56,10 @@ __all__ = [
     "convert_resource",
     "episode_key",
     "if_none_exist",
+    "iter_references",
     "parse_reference",
     "party_reference",
+    "patient_of",
     "read_party",
     "read_resource",
     "recognise_disposition",

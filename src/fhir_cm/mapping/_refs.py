@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..domain import Party, PartyKind
 from ._base import ResourceKey
 
-__all__ = ["References", "parse_reference", "party_reference", "read_party"]
+__all__ = ["PATIENT_PATHS", "References", "iter_references", "parse_reference", "party_reference", "patient_of", "read_party"]
+
+#: The elements that name the Patient a resource is about, in the order they are tried.
+PATIENT_PATHS = ("patient", "subject", "for")
 
 _PARTY_TYPES: dict[PartyKind, str] = {
     PartyKind.PATIENT: "Patient",
@@ -40,6 +43,32 @@ def parse_reference(reference: str | None) -> tuple[str, str] | None:
     if len(parts) < 2 or not _TYPE.match(parts[-2]) or not _ID.match(parts[-1]):
         return None
     return parts[-2], parts[-1]
+
+
+def iter_references(obj: Any) -> Iterator[str]:
+    """Every literal ``reference`` string anywhere inside a resource (or part of one)."""
+    if isinstance(obj, Mapping):
+        literal = obj.get("reference")
+        if isinstance(literal, str):
+            yield literal
+        for value in obj.values():
+            if isinstance(value, Mapping | list):
+                yield from iter_references(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            if isinstance(value, Mapping | list):
+                yield from iter_references(value)
+
+
+def patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any."""
+    for name in PATIENT_PATHS:
+        ref = resource.get(name)
+        literal = ref.get("reference") if isinstance(ref, Mapping) else None
+        parsed = parse_reference(literal) if isinstance(literal, str) else None
+        if parsed is not None and parsed[0] == "Patient":
+            return parsed[1]
+    return None
 
 
 def party_reference(party: Party) -> dict[str, Any]:
