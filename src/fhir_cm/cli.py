@@ -519,16 +519,18 @@ def transitions_command(
     case: Annotated[str | None, typer.Option("--case", help="Only this case's transitions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per transition.")] = False,
 ) -> None:
-    """List the moves between care settings recorded for cases (by `fhir-cm pull`), oldest first per case.
+    """List the moves between care settings of the stored cases, oldest first per case.
 
-    With --json, one JSON object per line: case_id, from_setting, to_setting, date, readmission
-    (boolean), discharge_disposition, follow_up_due, from_stay, to_stay, source_encounter,
-    receiving_provider, recorded_at.
+    The moves are read off each case's stays (from import, the API or `fhir-cm pull`'s tracker);
+    what the tracker recorded is attached. With --json, one JSON object per line: case_id,
+    from_setting, to_setting, date, readmission (boolean), discharge_disposition, follow_up_due,
+    from_stay, to_stay, source_encounter, receiving_provider, recorded_at (null until the tracker
+    has seen it).
     """
-    from .store import list_transitions
+    from .store import case_transitions
 
     with _open_configured_store() as store, store.session(read_only=True) as session:
-        recorded = list_transitions(session, case)
+        recorded = case_transitions(session, case)
     if as_json:
         for t in recorded:
             typer.echo(t.model_dump_json())

@@ -63,3 +63,28 @@ def test_without_case_every_case_is_listed_and_the_table_is_readable(database: s
     assert table[0].split()[:3] == ["case", "date", "from"]
     assert len(table) == 1 + 4
     assert table[2].split()[-1] == "yes"  # case-a's readmission
+
+
+def test_moves_the_tracker_has_not_seen_are_listed_from_the_stays(tmp_path: Path) -> None:
+    """A case imported or entered through the API has stays but no recorded transitions yet."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    stays = [
+        Stay(id="h", setting="acute-hospital", start=D(2024, 5, 1), end=D(2024, 5, 4), discharge_disposition="home"),
+        Stay(id="h2", setting="acute-hospital", start=D(2024, 5, 20), end=D(2024, 5, 22), discharge_disposition="home"),
+    ]
+    case = Case(id="case-c", programme="health-care", period=Period(start=D(2024, 4, 1)),
+                patient=Party(kind="patient", id="p9"), stays=stays)
+    with open_store(url) as store, store.session() as s:
+        save_case(s, case)
+    rows = [json.loads(line) for line in run(url, "--json")]
+    assert [(r["from_setting"], r["to_setting"], r["date"], r["readmission"]) for r in rows] == [
+        ("acute-hospital", "home", "2024-05-04", False),
+        ("home", "acute-hospital", "2024-05-20", True),
+        ("acute-hospital", "home", "2024-05-22", False),
+    ]
+    assert all(r["recorded_at"] is None and r["case_id"] == "case-c" for r in rows)
+
+
+def test_recorded_moves_keep_their_source_encounter(database: str) -> None:
+    rows = [json.loads(line) for line in run(database, "--case", "case-a", "--json")]
+    assert rows[0]["source_encounter"] == "enc-1" and rows[0]["recorded_at"] is not None

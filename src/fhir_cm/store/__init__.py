@@ -70,7 +70,12 @@ from ._resources import (
 from ._stamps import CaseStamp, case_stamps
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
-from ._transitions import RecordedTransition, list_transitions, record_transitions
+from ._transitions import (
+    RecordedTransition,
+    case_transitions,
+    list_transitions,
+    record_transitions,
+)
 from ._watermarks import get_watermark, set_watermark
 
 __all__ = [
@@ -102,6 +107,7 @@ __all__ = [
     "alembic_config",
     "authenticate_api_key",
     "case_stamps",
+    "case_transitions",
     "claim_outbox",
     "complete",
     "content_hash",

@@ -11,16 +11,18 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Transition
 
+from ._cases import get_case, list_cases
 from ._dialect import insert
 from ._tables import TransitionRow
 from ._types import utcnow
 
-__all__ = ["RecordedTransition", "list_transitions", "record_transitions"]
+__all__ = ["RecordedTransition", "case_transitions", "list_transitions", "record_transitions"]
 
 
 class RecordedTransition(Transition):
@@ -28,7 +30,7 @@ class RecordedTransition(Transition):
 
     case_id: str
     source_encounter: str | None = None
-    recorded_at: dt.datetime
+    recorded_at: dt.datetime | None = Field(default=None, description="When the tracker first saw it; None if not recorded yet.")
 
 
 _KEY = ("case_id", "from_stay", "to_stay", "date")
@@ -102,3 +104,35 @@ def _recorded(row: Mapping[Any, Any]) -> RecordedTransition:
     return RecordedTransition.model_validate(
         {**row, "from_stay": row["from_stay"] or None, "to_stay": row["to_stay"] or None}
     )
+
+
+def case_transitions(session: Session, case_id: str | None = None) -> list[RecordedTransition]:
+    """Every transition of the stored cases, as their stays show them now, with what was recorded.
+
+    A case's transitions are derived from its stays wherever they came from (import, API, tracker),
+    so this is what a person asking "where has this patient moved?" wants. What the tracker recorded
+    (the source Encounter, when it first saw the move) is attached; a recorded move the stays no
+    longer show is still listed, so nothing the tracker acted on disappears from view.
+    """
+    recorded = {_row_key(t): t for t in list_transitions(session, case_id)}
+    cases = [get_case(session, case_id)] if case_id is not None else list_cases(session)
+    out: list[RecordedTransition] = []
+    for case in cases:
+        if case is None:
+            continue
+        for t in case.transitions:
+            seen = recorded.pop((case.id, t.from_stay or "", t.to_stay or "", t.date), None)
+            out.append(
+                RecordedTransition(
+                    **t.model_dump(),
+                    case_id=case.id,
+                    source_encounter=seen.source_encounter if seen else None,
+                    recorded_at=seen.recorded_at if seen else None,
+                )
+            )
+    out.extend(recorded.values())
+    return sorted(out, key=lambda t: (t.case_id, t.date))
+
+
+def _row_key(t: RecordedTransition) -> tuple[str, str, str, dt.date]:
+    return (t.case_id, t.from_stay or "", t.to_stay or "", t.date)
