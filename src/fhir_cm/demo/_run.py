@@ -1,0 +1,196 @@
+"""Running the demo against the store: walk the journeys in, sync when a server is set, sum it up."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import make_url
+
+from ..caseload import compute_caseload
+from ..config import Settings
+from ..domain import Case, CaseStatus, Stay
+from ..interchange import export_cases
+from ..outcomes import compute_outcomes
+from ..store import (
+    OutboxStatus,
+    Store,
+    get_case,
+    get_case_record,
+    list_outbox,
+    list_transitions,
+    open_store,
+    record_transitions,
+    save_case,
+)
+from ..synthetic import DEFAULT_TODAY
+from ._models import CaseWalk, DemoError, DemoSummary, Progress, ServerRoundTrip
+from ._pick import DEMO_SEED, pick_cases
+from ._server import _check_server, _round_trip
+from ._walk import walk_case
+
+DEFAULT_CASES = 5
+#: The export Bundle the demo writes into the working directory.
+EXPORT_FILE = "fhir-cm-demo-export.json"
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    cases: int = DEFAULT_CASES,
+    seed: int = DEMO_SEED,
+    export_path: Path | None = None,
+    progress: Progress = _quiet,
+) -> DemoSummary:
+    """Walk ``cases`` journeys into the configured store, export them, and sync when a server is set.
+
+    With ``settings.fhir_base`` the server is asked for its CapabilityStatement first, so an
+    unreachable one fails the run before anything is written. Raises :class:`DemoError` (one-line
+    reason) when the server fails; store errors propagate as ``StoreError``.
+    """
+    export_path = export_path or Path(EXPORT_FILE)
+    if settings.fhir_base:
+        asyncio.run(_check_server(settings))
+    journeys = pick_cases(cases, seed)
+    with open_store(settings.database_url) as store:
+        walks = [_walk_or_keep(store, final, progress) for final in journeys]
+        ids = [w.case_id for w in walks]
+        server = asyncio.run(_round_trip(store, settings, ids, progress)) if settings.fhir_base else None
+        if server is not None:  # the tracker may have added follow-ups: show the cases as they are now
+            walks = [_case_walk(store, w.case_id, walked=w.walked, stages=w.stages, saves=w.saves) for w in walks]
+        return _summarise(store, settings, seed, walks, export_path, server)
+
+
+def _walk_or_keep(store: Store, final: Case, say: Progress) -> CaseWalk:
+    """Walk a journey into the store, or leave the case alone if an earlier run already put it there."""
+    with store.session(read_only=True) as s:
+        there = get_case(s, final.id) is not None
+    if there:
+        say(f"case {final.id} ({final.programme.value}): in the store from an earlier run, left as it is")
+        return _case_walk(store, final.id, walked=False, stages=[], saves=0)
+    say(f"case {final.id} ({final.programme.value})")
+    stages: list[str] = []
+    saves = 0
+    recorded: list[Stay] = []
+    last = None
+    for step in walk_case(final):
+        with store.session() as s:
+            save_case(s, step.case)  # and, in the same transaction, its outbox row
+            if step.case.stays != recorded:
+                record_transitions(s, step.case.id, step.case.transitions)
+                recorded = list(step.case.stays)
+        saves += 1
+        if not stages or stages[-1] != step.stage:
+            stages.append(step.stage)
+        say(f"  {step.stage:<12} {step.detail}")
+        last = step.case
+    if last != final:  # the walk is built to end at the journey; a difference is a bug in it
+        raise DemoError(f"the walk of case {final.id} did not end at its journey")
+    return _case_walk(store, final.id, walked=True, stages=stages, saves=saves)
+
+
+def _case_walk(store: Store, case_id: str, *, walked: bool, stages: list[str], saves: int) -> CaseWalk:
+    with store.session(read_only=True) as s:
+        record = get_case_record(s, case_id)
+    if record is None:
+        raise DemoError(f"case {case_id} vanished from the store during the demo")
+    case = record.case
+    return CaseWalk(
+        case_id=case.id,
+        programme=case.programme.value,
+        status=case.status,
+        walked=walked,
+        stages=stages,
+        saves=saves,
+        revision=record.revision,
+        status_history=[h.status.value for h in case.status_history],
+        transitions=len(case.transitions),
+    )
+
+
+def _store_file(url: str) -> str | None:
+    """The SQLite file behind ``url`` (absolute), or None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(Path(parsed.database).resolve())
+
+
+def _export(store: Store, settings: Settings, ids: Sequence[str], path: Path) -> dict[str, int]:
+    """Write the demo's cases as one collection Bundle to ``path``; returns resources per type."""
+    entries: list[dict[str, Any]] = []
+    for case_id in ids:
+        entries += export_cases(store, settings, case_id=case_id).get("entry", [])
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}
+    if entries:
+        bundle["entry"] = entries
+    try:
+        path.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as exc:
+        raise DemoError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return dict(sorted(Counter(e["resource"]["resourceType"] for e in entries).items()))
+
+
+def _api_lines(settings: Settings, store_file: str | None, example_case: str | None, today: dt.date) -> list[str]:
+    """The commands that show the demo's cases through the API, for a shell."""
+    base = f"http://{settings.host}:{settings.port}"
+    lines = []
+    if settings.database_url != Settings.model_fields["database_url"].default:
+        lines.append("export FHIR_CM_DATABASE_URL=...   # the same store the demo used")
+    elif store_file is not None:
+        lines.append(f"cd {Path(store_file).parent}   # the store is fhir-cm.db here")
+    lines += [
+        "KEY=$(fhir-cm apikey create --name demo --role supervisor)   # printed once, stored hashed",
+        "fhir-cm serve &   # the API; its OpenAPI document is at /docs",
+        f'curl -s -H "Authorization: Bearer $KEY" {base}/api/v1/cases',
+    ]
+    if example_case is not None:
+        lines.append(f'curl -s -H "Authorization: Bearer $KEY" {base}/api/v1/cases/{example_case}')
+    lines += [
+        f'curl -s -H "Authorization: Bearer $KEY" "{base}/api/v1/caseload?on={today}"',
+        f'curl -s -H "Authorization: Bearer $KEY" -H "Accept: application/fhir+json" {base}/fhir/CarePlan',
+    ]
+    return lines
+
+
+def _summarise(
+    store: Store,
+    settings: Settings,
+    seed: int,
+    walks: list[CaseWalk],
+    export_path: Path,
+    server: ServerRoundTrip | None,
+) -> DemoSummary:
+    ids = [w.case_id for w in walks]
+    with store.session(read_only=True) as s:
+        cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
+        transitions = [t for i in ids for t in list_transitions(s, i)]
+        outbox = Counter(item.status.value for i in ids for item in list_outbox(s, case_id=i))
+    exported = _export(store, settings, ids, export_path)
+    store_file = _store_file(settings.database_url)
+    closed = next((w.case_id for w in walks if w.status is CaseStatus.CLOSED), ids[0] if ids else None)
+    return DemoSummary(
+        seed=seed,
+        today=DEFAULT_TODAY,
+        store=make_url(settings.database_url).render_as_string(hide_password=True),
+        store_file=store_file,
+        cases=walks,
+        caseload_limit=settings.caseload_limit,
+        caseload=compute_caseload(cases, on=DEFAULT_TODAY, limit=settings.caseload_limit),
+        outcomes=compute_outcomes(cases, start=None, end=None, today=DEFAULT_TODAY),
+        transitions=transitions,
+        outbox={s.value: outbox.get(s.value, 0) for s in OutboxStatus},
+        export_file=str(export_path.resolve()),
+        export_resources=exported,
+        api=_api_lines(settings, store_file, closed, DEFAULT_TODAY),
+        server=server,
+    )

@@ -1,0 +1,159 @@
+"""The FHIR-server round trip: push the demo's cases, pull them back, and read every resource back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..config import Settings
+from ..domain import Case
+from ..fhir import NO_RETRY, AsyncFhirClient, FhirError, client_from_settings
+from ..mapping import (
+    MappingError,
+    ResourceKey,
+    case_to_resources,
+    check_version,
+    resources_to_case,
+)
+from ..store import Store, enqueue, get_case
+from ..sync import (
+    CASE_RESOURCE_TYPES,
+    PullRoundReport,
+    pull,
+    push_pending,
+    track_transitions,
+)
+from ._models import DemoError, Progress, ServerRoundTrip
+
+
+def _client(settings: Settings) -> AsyncFhirClient:
+    # sekmet (and other tolerant servers) leave Goal and CareTeam out of their CapabilityStatement
+    # while serving them; like `fhir-cm pull`, the demo asks anyway rather than refusing the types.
+    return client_from_settings(settings, enforce_capabilities=False)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+async def _check_server(settings: Settings) -> None:
+    """Fail before anything is written when the server cannot be reached or speaks no FHIR we know."""
+    try:
+        # One try: a server that does not answer now fails the demo at once, with nothing written.
+        async with client_from_settings(settings, enforce_capabilities=False, retry=NO_RETRY) as client:
+            await client.release()
+    except (FhirError, ValueError, OSError) as exc:
+        raise DemoError(f"FHIR server {settings.fhir_base} not usable: {_reason(exc)}") from None
+
+
+async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Progress) -> ServerRoundTrip:
+    """Push the demo's cases, pull them back with the transitions tracker, and read every resource back."""
+    try:
+        async with _client(settings) as client:
+            with store.session() as s:
+                for case_id in ids:  # queued even if unchanged: a re-run against a new server sends them too
+                    enqueue(s, case_id)
+            say(f"pushing to {client.base_url} …")
+            pushed = await push_pending(store, client, settings)
+            if pushed.failures:
+                first = pushed.failures[0]
+                raise DemoError(f"push failed for {len(pushed.failures)} cases (case {first.case_id}: {first.reason})")
+            say(f"  pushed {pushed.line()}")
+            say("pulling back and tracking transitions …")
+            pulled = await pull(store, client, settings)
+            tracked = await track_transitions(store, client, settings, case_ids=ids)
+            say(
+                f"  pulled {pulled.fetched} resources ({pulled.unchanged} unchanged); tracker: "
+                f"{tracked.new_transitions} new transitions, {tracked.follow_ups_added} follow-ups and "
+                f"{tracked.team_members_added} team members added"
+            )
+            again = None
+            if tracked.changed_cases:
+                again = await push_pending(store, client, settings)
+                say(f"  pushed the tracker's additions: {again.line()}")
+            version = (
+                check_version(settings.fhir_version)
+                if settings.fhir_version != "auto"
+                else check_version((await client.release()).value)
+            )
+            with store.session(read_only=True) as s:
+                cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
+            check = await _read_back(client, cases, version, settings.identifier_system)
+    except (FhirError, OSError) as exc:
+        raise DemoError(f"FHIR server {settings.fhir_base}: {_reason(exc)}") from None
+    return ServerRoundTrip(
+        fhir_base=settings.fhir_base or "",
+        push=pushed,
+        pull=PullRoundReport(pull=pulled, transitions=tracked),
+        follow_up_push=again,
+        **check,
+    )
+
+
+#: What is read back: the case's own types, and the Patient the pusher makes sure exists.
+_READ_BACK_TYPES = (*CASE_RESOURCE_TYPES, "Patient")
+
+
+async def _read_back(client: AsyncFhirClient, cases: list[Case], version: str, system: str) -> dict[str, Any]:
+    """Find every resource of ``cases`` on the server by business identifier, and rebuild the cases from them.
+
+    Each type is searched by ``identifier=<system>|`` and filtered here as well: tolerant servers
+    ignore search parameters they do not support (sekmet does for Goal and CareTeam).
+    """
+    owner: dict[ResourceKey, str] = {}
+    for case in cases:
+        for key in case_to_resources(case, version, system):
+            owner[key] = case.id
+        owner[ResourceKey("Patient", case.patient.id)] = case.id
+    found: dict[ResourceKey, list[dict[str, Any]]] = {}
+    for rtype in _READ_BACK_TYPES:
+        async for resource in client.search(rtype).where("identifier", f"{system}|").count(200):
+            for ident in resource.get("identifier") or ():
+                key = ResourceKey(rtype, str(ident.get("value")))
+                if ident.get("system") == system and key in owner:
+                    found.setdefault(key, []).append(resource)
+    # The server knows each patient by an id of its own; the case knows the patient by the record
+    # system's id, which the Patient carries as its business identifier.
+    patients = {
+        f"Patient/{copies[0]['id']}": f"Patient/{key.value}" for key, copies in found.items() if key.type == "Patient"
+    }
+    per_case: dict[str, list[dict[str, Any]]] = {c.id: [] for c in cases}
+    for key, copies in found.items():
+        if key.type != "Patient":
+            per_case[owner[key]].append(_repointed(copies[0], patients))
+    differences = []
+    for case in cases:
+        differences += _differences(case, per_case[case.id], version, system)
+    missing = [k for k in owner if k not in found]
+    differences += [f"{k.type} {k.value}: not on the server" for k in missing]
+    return {
+        "expected": dict(sorted(Counter(k.type for k in owner).items())),
+        "found": dict(sorted(Counter(k.type for k, copies in found.items() for _ in copies).items())),
+        "duplicates": sum(len(copies) - 1 for copies in found.values()),
+        "missing": len(missing),
+        "matched": not differences and all(len(copies) == 1 for copies in found.values()),
+        "differences": differences,
+    }
+
+
+def _repointed(node: Any, mapping: dict[str, str]) -> Any:
+    """A copy of ``node`` with every ``reference`` found in ``mapping`` replaced."""
+    if isinstance(node, dict):
+        out = {k: _repointed(v, mapping) for k, v in node.items()}
+        if isinstance(out.get("reference"), str) and out["reference"] in mapping:
+            out["reference"] = mapping[out["reference"]]
+        return out
+    if isinstance(node, list):
+        return [_repointed(v, mapping) for v in node]
+    return node
+
+
+def _differences(case: Case, resources: list[dict[str, Any]], version: str, system: str) -> list[str]:
+    """How the case the server's copies describe differs from ``case`` (top-level fields), if at all."""
+    try:
+        server_case = resources_to_case(resources, version, system)
+    except MappingError as exc:
+        return [f"case {case.id}: the server's resources do not read as a case ({_reason(exc)})"]
+    mine, theirs = case.model_dump(mode="json"), server_case.model_dump(mode="json")
+    fields = [name for name in mine if mine[name] != theirs.get(name)]
+    return [f"case {case.id}: {', '.join(fields)} differ"] if fields else []
