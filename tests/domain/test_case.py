@@ -8,10 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from fhir_cm.domain import (
+    CareSetting,
     Case,
     CaseStatus,
     Contact,
     ContactMode,
+    CurrentSetting,
     Goal,
     Need,
     Party,
@@ -134,3 +136,16 @@ def test_last_face_to_face_ignores_phone_calls() -> None:
 def test_json_round_trip() -> None:
     case = make_case(case_manager=Party(kind="practitioner", id="cm1", name="A. Manager"))
     assert Case.model_validate_json(case.model_dump_json()) == case
+
+
+def test_current_setting_is_read_off_the_stays() -> None:
+    case = make_case()
+    assert case.current_setting is None
+    moved = make_case(
+        stays=[
+            {"id": "h", "setting": "acute-hospital", "start": "2026-01-02", "end": "2026-01-06",
+             "discharge_disposition": "rehab"},
+        ]
+    )
+    assert moved.current_setting == CurrentSetting(setting=CareSetting.INPATIENT_REHABILITATION, since=D(2026, 1, 6))
+    assert "current_setting" not in moved.model_dump()  # derived, never stored

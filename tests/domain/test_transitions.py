@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fhir_cm.domain import CareSetting as S
-from fhir_cm.domain import Referral, Stay, derive_transitions
+from fhir_cm.domain import Referral, Stay, current_setting, derive_transitions
 
 D = dt.date
 
@@ -74,3 +74,67 @@ def test_planned_and_cancelled_stays_are_ignored_and_open_stay_has_no_exit() -> 
         stay("p", "skilled-nursing", D(2026, 2, 1), None, status="planned"),
     ]
     assert moves(stays) == [(S.EMERGENCY, S.ACUTE_HOSPITAL, D(2026, 1, 1), False)]
+
+
+# --- where the person is now ------------------------------------------------------------------------
+
+
+def now(stays: list[Stay]) -> tuple[S, D] | None:
+    found = current_setting(stays)
+    return None if found is None else (found.setting, found.since)
+
+
+def test_no_stays_no_setting() -> None:
+    assert now([]) is None
+
+
+def test_a_stay_in_progress_is_where_the_person_is() -> None:
+    stays = [
+        stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "snf"),
+        stay("s", "skilled-nursing", D(2026, 1, 5), None, status="in-progress"),
+    ]
+    assert now(stays) == (S.SKILLED_NURSING, D(2026, 1, 5))
+
+
+def test_after_the_last_discharge_the_person_is_where_it_sent_them() -> None:
+    stays = [
+        stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "snf"),
+        stay("s", "skilled-nursing", D(2026, 1, 5), D(2026, 1, 20), "home"),
+    ]
+    assert now(stays) == (S.HOME, D(2026, 1, 20))
+
+
+def test_a_ward_move_does_not_restart_the_clock() -> None:
+    stays = [
+        stay("er", "emergency", D(2026, 1, 1), D(2026, 1, 2)),
+        stay("a", "acute-hospital", D(2026, 1, 2), D(2026, 1, 4)),
+        stay("b", "acute-hospital", D(2026, 1, 4), None, status="in-progress"),
+    ]
+    assert now(stays) == (S.ACUTE_HOSPITAL, D(2026, 1, 2))
+
+
+def test_a_readmission_via_home_counts_from_the_readmission() -> None:
+    stays = [
+        stay("h1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home"),
+        stay("h2", "acute-hospital", D(2026, 1, 30), None, status="in-progress"),
+    ]
+    assert now(stays) == (S.ACUTE_HOSPITAL, D(2026, 1, 30))
+
+
+def test_a_stay_that_ended_without_saying_where_to_leaves_the_setting_unknown() -> None:
+    went_nowhere = [
+        stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "snf"),
+        stay("s", "skilled-nursing", D(2026, 1, 5), D(2026, 1, 20)),
+    ]
+    died = [stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "exp")]
+    assert now(went_nowhere) is None
+    assert now(died) is None
+
+
+def test_planned_and_cancelled_stays_are_not_where_anyone_is() -> None:
+    stays = [
+        stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home"),
+        stay("p", "skilled-nursing", D(2026, 2, 1), None, status="planned"),
+        stay("c", "hospice", D(2026, 1, 10), None, status="cancelled"),
+    ]
+    assert now(stays) == (S.HOME, D(2026, 1, 5))

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_cm.domain import Stay
 from fhir_cm.mapping import ResourceKey, case_to_resources, resources_to_case
-from fhir_cm.mapping._codes import EXT_ACUITY, EXT_ELIGIBILITY, EXT_REFERRAL_SOURCE, EXT_STATUS_REASON
-from tests.mapping.builders import SYSTEM, D, full_case
+from fhir_cm.mapping._codes import (
+    EXT_ACUITY,
+    EXT_CURRENT_SETTING,
+    EXT_ELIGIBILITY,
+    EXT_REFERRAL_SOURCE,
+    EXT_STATUS_REASON,
+)
+from fhir_cm.terminology import system_url
+from tests.mapping.builders import AGENCY, SYSTEM, D, full_case
+from tests.mapping.fhir_check import validate
 
 SCT = "http://snomed.info/sct"
 
@@ -86,3 +95,93 @@ def test_an_episode_without_dates_of_its_own_is_dated_by_its_history(version: st
     assert case.acuity == "moderate"
     assert case_to_resources(case, version, SYSTEM, {ResourceKey("EpisodeOfCare", "e1"): eoc})[
         ResourceKey("EpisodeOfCare", "e1")] == eoc
+
+
+# --- the current care setting: derived from the stays, written for readers, never read back ---------
+
+
+def current_setting_extension(eoc: dict) -> dict | None:
+    found = [e for e in eoc.get("extension", ()) if e["url"] == EXT_CURRENT_SETTING]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def said(extension: dict) -> tuple[str, str, str]:
+    parts = {p["url"]: p for p in extension["extension"]}
+    [coding] = parts["setting"]["valueCodeableConcept"]["coding"]
+    return coding["system"], coding["code"], parts["since"]["valueDate"]
+
+
+#: A discharge that does not say where to: nobody knows where the person is now.
+UNKNOWN = [Stay(id="stay-1", setting="acute-hospital", start=D(2024, 2, 1), end=D(2024, 2, 6))]
+IN_SNF = [
+    Stay(id="stay-1", setting="acute-hospital", start=D(2024, 2, 1), end=D(2024, 2, 6), discharge_disposition="snf"),
+    Stay(id="stay-2", setting="skilled-nursing", status="in-progress", start=D(2024, 2, 6)),
+]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_the_episode_says_where_the_person_is_now_and_since_when(version: str) -> None:
+    eoc = episode(version, stays=IN_SNF)
+    validate(eoc, version)
+    extension = current_setting_extension(eoc)
+    assert extension is not None
+    assert said(extension) == (system_url("care-setting"), "skilled-nursing", "2024-02-06")
+    # full_case's one stay ended with a discharge home on 4 January.
+    assert said(current_setting_extension(episode(version))) == (system_url("care-setting"), "home", "2024-01-04")
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_no_known_setting_no_extension(version: str) -> None:
+    assert current_setting_extension(episode(version, stays=UNKNOWN)) is None
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_the_current_setting_is_not_read_back_into_the_case(version: str) -> None:
+    case = full_case(stays=IN_SNF)
+    resources = case_to_resources(case, version, SYSTEM)
+    eoc = resources[ResourceKey("EpisodeOfCare", "case-1")]
+    said_otherwise = current_setting_extension(eoc)
+    said_otherwise["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] = "hospice"
+    said_otherwise["extension"][1]["valueDate"] = "2030-01-01"
+    assert resources_to_case(resources.values(), version, SYSTEM) == case
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_stale_setting_is_corrected_in_its_place_and_a_lost_one_removed(version: str) -> None:
+    key = ResourceKey("EpisodeOfCare", "case-1")
+    base = case_to_resources(full_case(stays=IN_SNF), version, SYSTEM)
+    foreign = {"url": "http://ehr.example.org/fhir/StructureDefinition/flag", "valueString": "kept"}
+    base[key]["extension"].append(foreign)
+    home = [IN_SNF[0], IN_SNF[1].model_copy(update={"status": "finished", "end": D(2024, 2, 20),
+                                                     "discharge_disposition": "home"})]
+    moved = case_to_resources(full_case(stays=home), version, SYSTEM, base)[key]
+    urls = [e["url"] for e in moved["extension"]]
+    assert urls == [e["url"] for e in base[key]["extension"]]  # same place, the foreign one kept after it
+    assert said(current_setting_extension(moved)) == (system_url("care-setting"), "home", "2024-02-20")
+    unknown = [IN_SNF[0], IN_SNF[1].model_copy(update={"status": "finished", "end": D(2024, 2, 20)})]
+    gone = case_to_resources(full_case(stays=unknown), version, SYSTEM, base)[key]
+    assert current_setting_extension(gone) is None
+    assert gone["extension"][-1] == foreign
+    validate(moved, version)
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_the_setting_is_rewritten_only_when_it_changes(version: str) -> None:
+    key = ResourceKey("EpisodeOfCare", "case-1")
+    base = case_to_resources(full_case(stays=IN_SNF), version, SYSTEM)
+    # A server that trims displays still says the same: rewriting it would show as a change.
+    del current_setting_extension(base[key])["extension"][0]["valueCodeableConcept"]["coding"][0]["display"]
+    # A provider named on a stay changes the Encounter, not where the person is.
+    with_provider = [IN_SNF[0], IN_SNF[1].model_copy(update={"provider": AGENCY})]
+    after = case_to_resources(full_case(stays=with_provider), version, SYSTEM, base)
+    assert after[key] == base[key]
+    assert after[ResourceKey("Encounter", "stay-2")] != base[ResourceKey("Encounter", "stay-2")]
+
+
+def test_another_system_s_episode_gets_no_setting_of_ours() -> None:
+    key = ResourceKey("EpisodeOfCare", "case-1")
+    theirs = case_to_resources(full_case(stays=UNKNOWN), "R4", SYSTEM)[key]
+    theirs["identifier"] = [{"system": "http://ehr.example.org/episodes", "value": "E-77"}]
+    after = case_to_resources(full_case(stays=IN_SNF), "R4", SYSTEM, {key: theirs})[key]
+    assert current_setting_extension(after) is None

@@ -14,6 +14,7 @@ import pytest
 
 from fhir_cm.domain import CaseStatus, ReferralStatus, move_referral
 from fhir_cm.mapping import ResourceKey, case_to_resources, resources_to_case
+from fhir_cm.mapping._codes import EXT_CURRENT_SETTING
 from fhir_cm.mapping._json import get_in
 from tests.mapping.builders import SYSTEM, D, changed_paths, full_case
 
@@ -182,7 +183,7 @@ def test_a_narrative_written_by_someone_else_is_never_replaced(version: str) -> 
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])
-def test_a_discharge_adds_end_and_disposition_and_nothing_else(version: str) -> None:
+def test_a_discharge_adds_end_and_disposition_and_moves_the_current_setting_only(version: str) -> None:
     case = full_case(stays=[full_case().stays[0].model_copy(update={"status": "in-progress", "end": None,
                                                                         "discharge_disposition": None})])
     base = server_state(case, version)
@@ -190,7 +191,14 @@ def test_a_discharge_adds_end_and_disposition_and_nothing_else(version: str) -> 
                                                   "discharge_disposition": "snf"})
     after = case_to_resources(case.model_copy(update={"stays": [discharged]}), version, SYSTEM, base)
     period, admission = ("actualPeriod", "admission") if version == "R5" else ("period", "hospitalization")
-    assert diff(base, after) == {ResourceKey("Encounter", "stay-1"): {("status",), (period, "end"), (admission,)}}
+    eoc = ResourceKey("EpisodeOfCare", "case-1")
+    at = next(i for i, e in enumerate(base[eoc]["extension"]) if e["url"] == EXT_CURRENT_SETTING)
+    setting = ("extension", at, "extension", 0, "valueCodeableConcept", "coding", 0)
+    assert diff(base, after) == {
+        ResourceKey("Encounter", "stay-1"): {("status",), (period, "end"), (admission,)},
+        # The person is now in skilled nursing (not hospital) since the discharge: only that changes.
+        eoc: {(*setting, "code"), (*setting, "display"), ("extension", at, "extension", 1, "valueDate")},
+    }
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])

@@ -3,7 +3,14 @@
 from ._case import Case
 from ._models import Contact, Goal, Need, Party, Period, Referral, StatusChange, Stay, TeamMember, new_id
 from ._referrals import ReferralTransitionError, allowed_referral_moves, move_referral
-from ._transitions import READMISSION_WINDOW_DAYS, Transition, derive_transitions, disposition_setting
+from ._transitions import (
+    READMISSION_WINDOW_DAYS,
+    CurrentSetting,
+    Transition,
+    current_setting,
+    derive_transitions,
+    disposition_setting,
+)
 from ._types import (
     Acuity,
     AssessmentDomain,
@@ -31,6 +38,7 @@ __all__ = [
     "CaseStatus",
     "Contact",
     "ContactMode",
+    "CurrentSetting",
     "DischargeDisposition",
     "EligibilityReason",
     "Goal",
@@ -52,6 +60,7 @@ __all__ = [
     "TeamRole",
     "Transition",
     "allowed_referral_moves",
+    "current_setting",
     "derive_transitions",
     "disposition_setting",
     "move_referral",

@@ -22,7 +22,12 @@ from ._models import (
     _Model,
     new_id,
 )
-from ._transitions import Transition, derive_transitions
+from ._transitions import (
+    CurrentSetting,
+    Transition,
+    current_setting,
+    derive_transitions,
+)
 from ._types import Acuity, CaseStatus, ContactMode, EligibilityReason, PartyKind, ProgrammeType
 
 __all__ = ["Case"]
@@ -88,6 +93,11 @@ class Case(_Model):
     def transitions(self) -> list[Transition]:
         """Moves between care settings, read off the stays (see ``derive_transitions``)."""
         return derive_transitions(self.stays, self.referrals)
+
+    @property
+    def current_setting(self) -> CurrentSetting | None:
+        """Where the person is now and since when, read off the stays (see ``current_setting``)."""
+        return current_setting(self.stays)
 
     @property
     def is_open(self) -> bool:

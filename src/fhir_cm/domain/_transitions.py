@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict
 from ._models import Party, Referral, Stay
 from ._types import CareSetting, DischargeDisposition, ReferralKind, StayStatus
 
-__all__ = ["READMISSION_WINDOW_DAYS", "Transition", "derive_transitions", "disposition_setting"]
+__all__ = [
+    "READMISSION_WINDOW_DAYS",
+    "CurrentSetting",
+    "Transition",
+    "current_setting",
+    "derive_transitions",
+    "disposition_setting",
+]
 
 #: A return to hospital within this many days of a hospital discharge is a readmission.
 READMISSION_WINDOW_DAYS = 30
@@ -54,6 +61,15 @@ class Transition(BaseModel):
     receiving_provider: Party | None = None
     follow_up_due: dt.date | None = None
     readmission: bool = False
+
+
+class CurrentSetting(BaseModel):
+    """Where a person is now, and since when: what a receiving provider asks first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    setting: CareSetting
+    since: dt.date
 
 
 def _ordered(stays: Iterable[Stay]) -> list[Stay]:
@@ -137,3 +153,29 @@ def _move(stay: Stay, to: CareSetting, on: dt.date | None, follow_up: dt.date | 
         from_stay=stay.id,
         follow_up_due=follow_up,
     )
+
+
+def current_setting(stays: Iterable[Stay]) -> CurrentSetting | None:
+    """The care setting a person is in now, read off the stays like the transitions are.
+
+    The setting of the stay in progress (the latest one, if the record shows several), in it since
+    the move that brought the person there — a ward move within one setting is no move, so it
+    counts from the first stay of that run. With no stay in progress: where the last transition
+    went, if that was somewhere a discharge sent the person (home, say) rather than into a stay that
+    has since ended without saying where to (then, as after a death, nobody knows: None).
+    """
+    ordered = _ordered(stays)
+    moves = derive_transitions(ordered)
+    in_progress = [s for s in ordered if s.status == StayStatus.IN_PROGRESS]
+    if not in_progress:
+        if not moves or moves[-1].to_stay is not None:
+            return None
+        return CurrentSetting(setting=moves[-1].to_setting, since=moves[-1].date)
+    stay = in_progress[-1]
+    left = {t.from_stay for t in moves}
+    first = ordered.index(stay)
+    while first > 0 and ordered[first - 1].setting == stay.setting and ordered[first - 1].id not in left:
+        first -= 1
+    arrived = ordered[first]
+    since = next((t.date for t in reversed(moves) if t.to_stay == arrived.id), arrived.start)
+    return CurrentSetting(setting=stay.setting, since=since)

@@ -16,6 +16,7 @@ __all__ = [
     "CARETEAM_CATEGORY",
     "CONDITION_CLINICAL",
     "EXT_ACUITY",
+    "EXT_CURRENT_SETTING",
     "EXT_ELIGIBILITY",
     "EXT_REFERRAL_SOURCE",
     "EXT_STATUS_REASON",
@@ -53,6 +54,10 @@ _EXT = f"{CANONICAL_BASE}/StructureDefinition"
 EXT_REFERRAL_SOURCE = f"{_EXT}/referral-source"
 #: EpisodeOfCare: how intensive the case management must be; no FHIR element holds it. valueCodeableConcept.
 EXT_ACUITY = f"{_EXT}/acuity"
+#: EpisodeOfCare: where the person is now (``setting``, valueCodeableConcept from our care-setting
+#: CodeSystem) and since when (``since``, valueDate) — derived from the stays, so a receiving provider
+#: sees it without reading every Encounter; no core element or HL7 extension says it. Complex.
+EXT_CURRENT_SETTING = f"{_EXT}/current-care-setting"
 #: EpisodeOfCare (R4 only; R5 has EpisodeOfCare.reason): why the person is eligible. valueCodeableConcept, repeats.
 EXT_ELIGIBILITY = f"{_EXT}/eligibility-reason"
 #: EpisodeOfCare.statusHistory entry: why the case entered that status. valueString.

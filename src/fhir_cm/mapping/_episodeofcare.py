@@ -3,7 +3,9 @@
 Where FHIR has no element for a case attribute, a namespaced extension carries it (``_codes.py``):
 referral source (``referralRequest`` is a ServiceRequest, not a party), acuity, and — in R4 only,
 since R5 added ``EpisodeOfCare.reason`` — the eligibility reasons. A status change's reason rides
-on its ``statusHistory`` entry.
+on its ``statusHistory`` entry. The person's current care setting and since when (derived from the
+stays, like the transitions) ride on a complex extension, so whoever reads the episode sees where
+the person is now; being derived, it is written (only when it changed) but never read back.
 """
 
 from __future__ import annotations
@@ -12,9 +14,22 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import terminology as T
-from ..domain import Case, CaseStatus, PartyKind, StatusChange
+from ..domain import (
+    CareSetting,
+    Case,
+    CaseStatus,
+    CurrentSetting,
+    PartyKind,
+    StatusChange,
+)
 from ._base import FhirVersion
-from ._codes import EXT_ACUITY, EXT_ELIGIBILITY, EXT_REFERRAL_SOURCE, EXT_STATUS_REASON
+from ._codes import (
+    EXT_ACUITY,
+    EXT_CURRENT_SETTING,
+    EXT_ELIGIBILITY,
+    EXT_REFERRAL_SOURCE,
+    EXT_STATUS_REASON,
+)
 from ._fields import (
     Ctx,
     Field,
@@ -29,6 +44,7 @@ from ._fields import (
     party,
     refs,
 )
+from ._json import read_date
 from ._keys import careteam_key
 from ._refs import party_reference, read_party
 
@@ -47,6 +63,23 @@ def _concept_value(map_name: str) -> Callable[[Any], str | None]:
         return T.domain_value(map_name, value.get("coding")) if isinstance(value, Mapping) else None
 
     return decode
+
+
+def _decode_current_setting(parts: Any) -> CurrentSetting | None:
+    """The ``setting`` and ``since`` sub-extensions, or None when either is missing or unreadable."""
+    if not isinstance(parts, list):
+        return None
+    by_url = {p.get("url"): p for p in parts if isinstance(p, Mapping)}
+    setting = _concept_value("care-setting")((by_url.get("setting") or {}).get("valueCodeableConcept"))
+    since = read_date((by_url.get("since") or {}).get("valueDate"))
+    return CurrentSetting(setting=CareSetting(setting), since=since) if setting is not None and since is not None else None
+
+
+def _encode_current_setting(now: CurrentSetting) -> list[dict[str, Any]]:
+    return [
+        {"url": "setting", "valueCodeableConcept": T.concept("care-setting", now.setting)},
+        {"url": "since", "valueDate": now.since.isoformat()},
+    ]
 
 
 _HISTORY_ENTRY = Shape(
@@ -159,6 +192,14 @@ def _shape(version: FhirVersion) -> Shape:
                 decode=_concept_value("acuity"),
                 encode=lambda v: T.concept("acuity", v),
                 default=Case.model_fields["acuity"].default,
+            ),
+            extension_item(
+                "current_setting",
+                EXT_CURRENT_SETTING,
+                "extension",
+                decode=_decode_current_setting,
+                encode=_encode_current_setting,
+                derived=True,
             ),
         )
     )

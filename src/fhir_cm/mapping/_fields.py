@@ -345,8 +345,12 @@ def extension_items(
     many: bool = True,
     path: PathT = ("extension",),
     default: Any = None,
+    derived: bool = False,
 ) -> Field:
-    """Values carried by the extensions of one URL (others' extensions keep their place)."""
+    """Values carried by the extensions of one URL (others' extensions keep their place).
+
+    ``value_key`` may be ``"extension"``: a complex extension, whose sub-extensions ``decode`` reads.
+    """
 
     def dec(item: Mapping[str, Any], ctx: Ctx) -> Any:
         return decode(item.get(value_key)) if item.get("url") == url else None
@@ -359,6 +363,7 @@ def extension_items(
         get=get,
         many=many,
         default=default,
+        derived=derived,
     )
 
 

@@ -15,7 +15,10 @@ queues it, so the pusher sends it (this module never writes to the server itself
   due 7 days after the discharge) for every acute-hospital discharge during the case, which the
   mapping sends as a ServiceRequest (+ Task) on the case's CarePlan;
 * the **receiving provider** of every move joins the care team (role by setting, for the time of
-  the stay).
+  the stay);
+* the case's **current care setting** and since when (``Case.current_setting``, derived from the
+  stays just changed) ride on its EpisodeOfCare, next to the ``statusHistory`` — the mapping writes
+  them whenever they moved, so nothing here but the new stays is needed.
 
 Every addition has an id derived from what caused it, so a second run adds nothing twice.
 """
