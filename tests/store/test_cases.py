@@ -32,6 +32,7 @@ from fhir_cm.store import (
     Store,
     get_case,
     get_case_record,
+    get_case_records,
     list_cases,
     list_outbox,
     open_store,
@@ -79,6 +80,17 @@ def test_a_saved_case_reads_back_equal(store: Store, make_case: Callable[..., Ca
         record = get_case_record(s, case.id)
     assert record is not None
     assert (record.case, record.revision, record.created_at, record.updated_at) == (case, 1, NOW, NOW)
+
+
+def test_records_of_several_cases_read_in_one_call(store: Store, make_case: Callable[..., Case]) -> None:
+    with store.session() as s:
+        save_case(s, make_case("a"), now=NOW)
+        save_case(s, make_case("b"), now=NOW)
+        save_case(s, make_case("b", plan_summary="changed"), now=NOW)
+    with store.session(read_only=True) as s:
+        records = get_case_records(s, ["b", "a", "missing", "b"])
+        assert get_case_records(s, []) == {}
+    assert {k: (r.case.id, r.revision) for k, r in records.items()} == {"a": ("a", 1), "b": ("b", 2)}
 
 
 def test_unknown_case_is_none(store: Store) -> None:

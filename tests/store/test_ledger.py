@@ -6,7 +6,16 @@ import datetime as dt
 
 import pytest
 
-from fhir_cm.store import LedgerEntry, Store, StoreError, get_ledger, ledger_by_server_id, list_ledger, put_ledger
+from fhir_cm.store import (
+    LedgerEntry,
+    Store,
+    StoreError,
+    find_ledger,
+    get_ledger,
+    ledger_by_server_id,
+    list_ledger,
+    put_ledger,
+)
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 HAPI, FIRELY = "http://hapi.example/fhir", "https://firely.example/r4"
@@ -54,3 +63,16 @@ def test_one_resource_on_two_servers_has_two_entries(store: Store) -> None:
 def test_two_keys_cannot_claim_one_server_resource(store: Store) -> None:
     with pytest.raises(StoreError), store.session() as s:
         put_ledger(s, [entry("goal-1", "17"), entry("goal-2", "17")])
+
+
+def test_find_reads_a_pages_entries_by_key_or_server_id_in_one_call(store: Store) -> None:
+    with store.session() as s:
+        put_ledger(s, [entry("goal-1", "17"), entry("goal-2", "18", case_id="case-2"), entry("goal-3", "19"),
+                       entry("goal-1", "abc", base=FIRELY)])
+    with store.session(read_only=True) as s:
+        found = find_ledger(s, HAPI, "Goal", keys=["goal-1", "goal-9"], server_ids=["18", "99"])
+        assert sorted(e.key for e in found) == ["goal-1", "goal-2"]
+        assert find_ledger(s, HAPI, "CarePlan", keys=["goal-1"]) == []
+        assert find_ledger(s, HAPI, "Goal") == []
+        by_cases = list_ledger(s, HAPI, case_ids=["case-2", "case-3"])
+    assert [e.key for e in by_cases] == ["goal-2"]

@@ -25,6 +25,7 @@ from fhir_cm.store import (
     list_outbox,
     open_store,
     outbox_counts,
+    outbox_statuses,
     purge_outbox,
     put_resources,
     release,
@@ -222,6 +223,41 @@ def test_a_permanent_failure_of_an_outdated_revision_is_retried(store: Store, ma
         save_case(s, make_case(plan_summary="changed meanwhile"), now=at(1))
         after = fail(s, item, "HTTP 422", retry=False, now=at(2))
     assert (after.status, after.revision, after.attempts) == (OutboxStatus.PENDING, 2, 0)
+
+
+def test_a_later_successful_push_settles_the_cases_earlier_failed_rows(
+    store: Store, make_case: Callable[..., Case]
+) -> None:
+    """The pusher sends a case whole: a later push that succeeds carried what the failed one could not."""
+    seed(store, make_case, "case-1", "case-2")
+    with store.session() as s:
+        first, other = claim_outbox(s, "w1", limit=2, now=at(0))
+        fail(s, first, "HTTP 422", retry=False, now=at(1))
+        fail(s, other, "HTTP 422", retry=False, now=at(1))
+        assert outbox_statuses(s, ["case-1", "case-2", "case-3"]) == {
+            "case-1": {OutboxStatus.FAILED}, "case-2": {OutboxStatus.FAILED}}
+        save_case(s, make_case(plan_summary="fixed"), now=at(2))
+        assert outbox_statuses(s, ["case-1"]) == {"case-1": {OutboxStatus.FAILED, OutboxStatus.PENDING}}
+        [fix] = claim_outbox(s, "w1", now=at(3))
+        complete(s, fix, now=at(4))
+        rows = {(i.case_id, i.revision): i for i in list_outbox(s)}
+    settled = rows[("case-1", 1)]
+    assert (settled.status, settled.last_error, settled.completed_at) == (OutboxStatus.DONE, "HTTP 422", at(4))
+    assert rows[("case-2", 1)].status is OutboxStatus.FAILED  # another case's failure stays
+
+
+def test_pushing_the_unchanged_case_again_settles_its_failed_row(store: Store, make_case: Callable[..., Case]) -> None:
+    """What a conflict resolved in the server's favour does: the same revision queued again, and pushed."""
+    seed(store, make_case, "case-1")
+    with store.session() as s:
+        [first] = claim_outbox(s, "w1", now=at(0))
+        fail(s, first, "HTTP 412: conflict", retry=False, now=at(1))
+        enqueue(s, "case-1", now=at(2))
+        [again] = claim_outbox(s, "w1", now=at(3))
+        assert again.revision == first.revision == 1
+        complete(s, again, now=at(4))
+        assert outbox_counts(s)[OutboxStatus.FAILED] == 0
+        assert outbox_statuses(s, ["case-1"]) == {}
 
 
 def test_released_claims_return_untried(store: Store, make_case: Callable[..., Case]) -> None:

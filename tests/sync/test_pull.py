@@ -14,10 +14,24 @@ import pytest
 import respx
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case, Party, Period
-from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.domain import Acuity, Case, GoalAchievement, Party, Period
+from fhir_cm.fhir import AsyncFhirClient, FhirError
 from fhir_cm.mapping import case_to_resources, episode_key
-from fhir_cm.store import Store, get_watermark, list_cases, list_quarantine, open_store
+from fhir_cm.store import (
+    OutboxStatus,
+    Store,
+    claim_outbox,
+    fail,
+    get_case,
+    get_case_record,
+    get_watermark,
+    list_cases,
+    list_ledger,
+    list_quarantine,
+    open_store,
+    outbox_counts,
+    save_case,
+)
 from fhir_cm.sync import PULL_OVERLAP, pull
 
 BASE = "https://fhir.example.test/r4"
@@ -173,3 +187,138 @@ async def test_a_closed_case_comes_in_whole_on_a_first_pull(store: Store) -> Non
     with store.session(read_only=True) as s:
         (pulled,) = list_cases(s)
     assert pulled.model_dump() == case.model_dump()
+
+
+class PagedServer:
+    """Every case type from a dict of resources by type, ``per_page`` to a page with next links (the
+    query is ignored). ``refuse`` = (type, page): that page answers 401, as a server whose token ran out."""
+
+    def __init__(self, by_type: dict[str, list[dict[str, Any]]], per_page: int = 1,
+                 refuse: tuple[str, int] | None = None) -> None:
+        self.by_type, self.per_page, self.refuse = by_type, per_page, refuse
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix(urlsplit(BASE).path).strip("/")
+        if path == "metadata":
+            return FakeServer([])(request)
+        page = int(parse_qs(request.url.query.decode()).get("page", ["0"])[0])
+        if self.refuse == (path, page):
+            return httpx.Response(401, json={"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "login", "diagnostics": "token expired"}]})
+        items = self.by_type.get(path, [])
+        chunk = items[page * self.per_page:(page + 1) * self.per_page]
+        more = (page + 1) * self.per_page < len(items)
+        return httpx.Response(200, json=bundle(chunk, f"{BASE}/{path}?page={page + 1}" if more else None))
+
+
+def on_server(case: Case, version: str = "1", stamp: str = "2024-05-01T10:00:00Z") -> dict[str, list[dict[str, Any]]]:
+    """The case's resources as a server holds them (ids and references of its own), by type."""
+    resources = case_to_resources(case, "R4", SYSTEM)
+    ids = {key: f"id-{key.type}-{key.value}" for key in resources}
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for key, r in case_to_resources(case, "R4", SYSTEM, server_ids=ids).items():
+        by_type.setdefault(key.type, []).append(
+            {**r, "id": ids[key], "meta": {"versionId": version, "lastUpdated": stamp}})
+    return by_type
+
+
+def revision(store: Store, case_id: str) -> int:
+    with store.session(read_only=True) as s:
+        record = get_case_record(s, case_id)
+    assert record is not None
+    return record.revision
+
+
+async def test_a_case_spread_over_many_pages_is_merged_and_saved_once_per_flush(tmp_path: Path) -> None:
+    """One resource a page: the episode creates the case, then every other page of every type is held
+    and the case is merged and saved once (a revision per save that changed it); a small flush size
+    saves it more often, to the same end."""
+    from tests.mapping.builders import full_case
+
+    case = full_case()
+    by_type = on_server(case)
+    n = sum(len(v) for v in by_type.values())
+    with open_store(f"sqlite:///{tmp_path / 'one.db'}") as store:
+        report = await run_pull(store, PagedServer(by_type))
+        assert (report.fetched, report.new_cases, report.quarantined, report.unplaced) == (n, 1, 0, 0)
+        assert revision(store, case.id) == 2  # created from its episode, then everything else at once
+        with store.session(read_only=True) as s:
+            assert get_case(s, case.id) == case
+            assert len(list_ledger(s, BASE, case_id=case.id)) == n
+    with open_store(f"sqlite:///{tmp_path / 'small.db'}") as store:
+        await run_pull(store, PagedServer(by_type), flush_size=3)
+        assert revision(store, case.id) > 2
+        with store.session(read_only=True) as s:
+            assert get_case(s, case.id) == case
+
+
+async def test_server_edits_on_several_pages_update_a_case_in_one_save(store: Store) -> None:
+    from tests.mapping.builders import full_case
+
+    case = full_case()
+    await run_pull(store, PagedServer(on_server(case)))
+    before = revision(store, case.id)
+    edited = case.model_copy(update={
+        "acuity": Acuity.INTENSIVE,
+        "goals": [g.model_copy(update={"achievement": GoalAchievement.ACHIEVED}) for g in case.goals],
+    })
+    changed = on_server(edited, version="2", stamp="2024-05-02T10:00:00Z")
+    report = await run_pull(store, PagedServer(changed))
+    assert len(changed["Goal"]) > 1 and report.updated_cases == 1
+    assert revision(store, case.id) == before + 1
+    with store.session(read_only=True) as s:
+        assert get_case(s, case.id) == edited
+
+
+async def test_a_server_failure_keeps_what_was_pulled_and_moves_only_finished_types_watermarks(
+    store: Store,
+) -> None:
+    from fhir_cm.synthetic import generate_cases
+
+    first, second = generate_cases(2, seed=7)
+    by_type = on_server(first)
+    for rtype, items in on_server(second).items():
+        by_type.setdefault(rtype, []).extend(items)
+    server = PagedServer(by_type, refuse=("CarePlan", 1))  # the second CarePlan page fails
+    with pytest.raises(FhirError):
+        await run_pull(store, server)
+    with store.session(read_only=True) as s:
+        assert get_watermark(s, BASE, "EpisodeOfCare") == "2024-05-01T10:00:00Z"
+        assert get_watermark(s, BASE, "CarePlan") is None  # not finished: the next pull starts over
+        assert sorted(c.id for c in list_cases(s)) == sorted([first.id, second.id])
+        plans = {e.key for e in list_ledger(s, BASE) if e.resource_type == "CarePlan"}
+    assert plans == {f"{first.id}-careplan"}  # the page that came is kept
+
+    report = await run_pull(store, PagedServer(by_type))
+    assert report.quarantined == report.unplaced == 0
+    with store.session(read_only=True) as s:
+        assert get_case(s, first.id) == first and get_case(s, second.id) == second
+
+
+async def test_a_permanently_failed_push_protects_its_change_only_while_the_case_differs_from_the_server(
+    store: Store,
+) -> None:
+    """The failed row's local change is still unpushed: a server edit of the same field is a conflict.
+    Once the case holds the server's copy again, the failed row (still failed, still counted) makes
+    no later server edit a conflict."""
+    from tests.mapping.builders import full_case
+
+    case = full_case()
+    await run_pull(store, PagedServer(on_server(case)))
+    with store.session() as s:
+        save_case(s, case.model_copy(update={"acuity": Acuity.LOW}))
+        [item] = claim_outbox(s, "w1")
+        fail(s, item, "HTTP 422", retry=False)
+
+    server_edit = case.model_copy(update={"acuity": Acuity.INTENSIVE})
+    first = await run_pull(store, PagedServer(on_server(server_edit, "2", "2024-05-02T10:00:00Z")))
+    assert first.conflicts == 1
+    with store.session(read_only=True) as s:
+        assert get_case(s, case.id) == server_edit  # the server's value stands; the local one is in the conflict
+
+    again = server_edit.model_copy(update={"acuity": Acuity.HIGH})
+    second = await run_pull(store, PagedServer(on_server(again, "3", "2024-05-03T10:00:00Z")))
+    assert (second.conflicts, second.updated_cases) == (0, 1)
+    with store.session(read_only=True) as s:
+        assert get_case(s, case.id) == again
+        assert outbox_counts(s)[OutboxStatus.FAILED] == 1  # still there for people to see

@@ -12,7 +12,14 @@ Functions take a ``Session`` and return domain models or pydantic rows, never OR
 """
 
 from ._audit import AuditEntry, list_audit, record_audit
-from ._cases import CaseRecord, get_case, get_case_record, list_cases, save_case
+from ._cases import (
+    CaseRecord,
+    get_case,
+    get_case_record,
+    get_case_records,
+    list_cases,
+    save_case,
+)
 from ._conflicts import (
     Conflict,
     Resolution,
@@ -31,6 +38,7 @@ from ._errors import (
 )
 from ._ledger import (
     LedgerEntry,
+    find_ledger,
     get_ledger,
     ledger_by_server_id,
     list_ledger,
@@ -45,6 +53,7 @@ from ._outbox import (
     fail,
     list_outbox,
     outbox_counts,
+    outbox_statuses,
     purge_outbox,
     release,
     renew_lease,
@@ -114,9 +123,11 @@ __all__ = [
     "create_api_key",
     "enqueue",
     "fail",
+    "find_ledger",
     "get_api_key",
     "get_case",
     "get_case_record",
+    "get_case_records",
     "get_ledger",
     "get_resource",
     "get_resources",
@@ -133,6 +144,7 @@ __all__ = [
     "list_transitions",
     "open_store",
     "outbox_counts",
+    "outbox_statuses",
     "purge_outbox",
     "put_ledger",
     "put_resources",

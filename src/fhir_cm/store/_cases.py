@@ -18,7 +18,7 @@ from ._outbox import enqueue as _enqueue
 from ._tables import CaseRow
 from ._types import utcnow
 
-__all__ = ["CaseRecord", "get_case", "get_case_record", "list_cases", "save_case"]
+__all__ = ["CaseRecord", "get_case", "get_case_record", "get_case_records", "list_cases", "save_case"]
 
 
 class CaseRecord(BaseModel):
@@ -100,10 +100,23 @@ def get_case_record(session: Session, case_id: str) -> CaseRecord | None:
     """The stored case with its revision and times, or None."""
     # Rows, not ORM objects, throughout the store: statements update tables directly, and an
     # object cached in the session would not see those changes.
-    query = select(CaseRow.data, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
-    row = session.execute(query.where(CaseRow.case_id == case_id)).one_or_none()
-    if row is None:
-        return None
+    row = session.execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
+    return None if row is None else _record(row)
+
+
+def get_case_records(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRecord]:
+    """The stored cases among ``case_ids``, by id, in one query (those not stored are left out)."""
+    wanted = list(dict.fromkeys(case_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(_RECORD.add_columns(CaseRow.case_id).where(CaseRow.case_id.in_(wanted)))
+    return {row.case_id: _record(row) for row in rows}
+
+
+_RECORD = select(CaseRow.data, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
+
+
+def _record(row: Any) -> CaseRecord:
     return CaseRecord(
         case=Case.model_validate(row.data), revision=row.revision, created_at=row.created_at, updated_at=row.updated_at
     )

@@ -15,15 +15,17 @@ def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def insert(session: Session, model: Any) -> Any:
+def insert(session: Session | str, model: Any) -> Any:
     """An INSERT with ``on_conflict_do_update`` / ``on_conflict_do_nothing``: both backends spell upserts the same.
 
     Built on the model's table rather than the ORM class, so it is a plain statement whose results
     (``RETURNING`` rows) come back as written; know whether a row was inserted from ``RETURNING``,
-    not ``rowcount``, which drivers do not all report for upserts.
+    not ``rowcount``, which drivers do not all report for upserts. ``session`` may be the dialect's
+    name instead (for statements built once per backend and reused).
     """
     table = getattr(model, "__table__", model)
-    return (postgresql.insert if is_postgresql(session) else sqlite.insert)(table)
+    pg = session == "postgresql" if isinstance(session, str) else is_postgresql(session)
+    return (postgresql.insert if pg else sqlite.insert)(table)
 
 
 def normal_base(server_base: str) -> str:

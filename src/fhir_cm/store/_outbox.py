@@ -13,6 +13,12 @@ Rules that make several workers safe together:
   it again (a dead worker's rows return to the others). ``complete``/``fail`` check the claim token,
   so a worker that outlived its lease cannot overwrite the new holder's outcome.
 
+A row that **failed for good** stays failed (counted, listed, never purged) until a later push of
+the same case succeeds: the pusher sends a case whole, so that push carried the change the failed
+one could not, and ``complete`` settles the case's failed rows up to its revision (done, with their
+``last_error`` kept). Nothing else clears them; the pull decides for itself whether one still
+guards a local change (``fhir_cm.sync``).
+
 Commit right after ``claim_outbox`` and push outside that transaction: the claim is the row's
 status, not a lock held open over the network.
 """
@@ -21,10 +27,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, CursorResult, Table, and_, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ._dialect import insert, is_postgresql
@@ -40,6 +59,7 @@ __all__ = [
     "fail",
     "list_outbox",
     "outbox_counts",
+    "outbox_statuses",
     "purge_outbox",
     "release",
     "renew_lease",
@@ -177,9 +197,17 @@ def complete(
 
     ``pushed_revision`` is the revision the pusher actually read and sent (it reads the case after
     claiming, so it may be newer than ``item.revision``); giving it avoids one needless re-push.
+
+    Earlier rows of the case that failed for good are settled too (done, their ``last_error`` kept):
+    the pusher sends a case whole, so this push carried whatever change they failed to carry.
     """
     now = now or utcnow()
     again = _changed_since(item, pushed_revision)
+    session.execute(
+        update(_T)
+        .where(_C.case_id == item.case_id, _C.status == FAILED, _C.revision <= max(item.revision, pushed_revision or 0))
+        .values(status=DONE, completed_at=now, updated_at=now)
+    )
     return _settle(
         session,
         item,
@@ -277,6 +305,17 @@ def outbox_counts(session: Session) -> dict[OutboxStatus, int]:
     for status, n in session.execute(select(_C.status, func.count()).group_by(_C.status)):
         counts[OutboxStatus(status)] = n
     return counts
+
+
+def outbox_statuses(session: Session, case_ids: Iterable[str]) -> dict[str, set[OutboxStatus]]:
+    """The statuses of the outbox rows of each of ``case_ids`` that has any, in one query."""
+    wanted = list(dict.fromkeys(case_ids))
+    out: dict[str, set[OutboxStatus]] = {}
+    if wanted:
+        query = select(_C.case_id, _C.status).where(_C.case_id.in_(wanted), _C.status != DONE).distinct()
+        for case_id, status in session.execute(query):
+            out.setdefault(case_id, set()).add(OutboxStatus(status))
+    return out
 
 
 def purge_outbox(session: Session, before: dt.datetime) -> int:

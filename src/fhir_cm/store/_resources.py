@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any, Literal
 
 import orjson
@@ -83,13 +84,20 @@ def put_resources(
         )
     if not rows:
         return 0
-    stmt = insert(session, ResourceRow)
-    replaced = {name: stmt.excluded[name] for name in rows[0] if name not in ("resource_type", "key")}
-    session.execute(stmt.on_conflict_do_update(index_elements=["resource_type", "key"], set_=replaced), rows)
+    session.execute(_upsert(session.get_bind().dialect.name), rows)
     return len(rows)
 
 
 _COLUMNS = tuple(ResourceRow.__table__.c)
+_KEY = ("resource_type", "key")
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    # Built once per backend: constructing an ON CONFLICT statement costs more than running it.
+    stmt = insert(dialect, ResourceRow)
+    replaced = {c.name: stmt.excluded[c.name] for c in _COLUMNS if c.name not in _KEY}
+    return stmt.on_conflict_do_update(index_elements=list(_KEY), set_=replaced)
 
 
 def _resource(row: Any) -> StoredResource:

@@ -26,6 +26,7 @@ __all__ = [
     "instant",
     "is_newer",
     "last_updated_of",
+    "ledger_entry",
     "remember",
     "strict_problem",
     "version_of",
@@ -104,21 +105,22 @@ def remember(
         if held is not None and not is_newer(version_of(resource), held.version_id):
             return False
     raw = dict(resource)
-    put_ledger(
-        session,
-        [
-            LedgerEntry(
-                server_base=server_base,
-                resource_type=key.type,
-                key=key.value,
-                case_id=case_id,
-                server_id=raw.get("id") if isinstance(raw.get("id"), str) else None,
-                version_id=version_of(raw),
-                content_hash=content_hash(raw),
-                server_copy=raw,
-                last_updated=last_updated_of(raw),
-            )
-        ],
-    )
+    put_ledger(session, [ledger_entry(server_base, case_id, key, raw)])
     put_resources(session, case_id, [(key.value, raw)], fhir_version=version, source=server_base)
     return True
+
+
+def ledger_entry(server_base: str, case_id: str, key: ResourceKey, resource: Mapping[str, Any]) -> LedgerEntry:
+    """The ledger entry that records ``resource`` as the server's current copy (see :func:`remember`)."""
+    raw = dict(resource)
+    return LedgerEntry(
+        server_base=server_base,
+        resource_type=key.type,
+        key=key.value,
+        case_id=case_id,
+        server_id=raw.get("id") if isinstance(raw.get("id"), str) else None,
+        version_id=version_of(raw),
+        content_hash=content_hash(raw),
+        server_copy=raw,
+        last_updated=last_updated_of(raw),
+    )

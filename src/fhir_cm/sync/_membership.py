@@ -12,13 +12,20 @@ theirs. A resource none of these place belongs to no case here and is left alone
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ..domain import CaseStatus
 from ..mapping import ResourceKey, parse_reference
-from ..store import get_case_record, get_ledger, ledger_by_server_id, list_cases
+from ..store import (
+    LedgerEntry,
+    get_case_record,
+    get_ledger,
+    ledger_by_server_id,
+    list_cases,
+)
 
 __all__ = ["OPEN_STATUSES", "case_of", "case_references", "patient_ids", "patient_of"]
 
@@ -67,17 +74,21 @@ def case_of(
     key: ResourceKey,
     placed: Mapping[tuple[str, str], str] | None = None,
     referenced: Mapping[tuple[str, str], str] | None = None,
+    *,
+    known: LedgerEntry | None | EllipsisType = ...,
 ) -> str | None:
     """The id of the stored case ``resource`` belongs to, or None when nothing places it.
 
     ``placed`` maps ``(type, server id)`` of resources placed earlier in the same run but not yet
     in the ledger to their case; ``referenced`` maps ``(type, server id)`` of resources that
     resources placed earlier in the run refer to, to the case of the referring resource.
+    ``known`` is the resource's own ledger entry (or None) when the caller already looked it up.
     """
     placed = placed or {}
-    known = get_ledger(session, server_base, key.type, key.value)
-    if known is None and isinstance(resource.get("id"), str):
-        known = ledger_by_server_id(session, server_base, key.type, resource["id"])
+    if known is ...:
+        known = get_ledger(session, server_base, key.type, key.value)
+        if known is None and isinstance(resource.get("id"), str):
+            known = ledger_by_server_id(session, server_base, key.type, resource["id"])
     if known is not None and known.case_id:
         return known.case_id
     if key.type == "EpisodeOfCare":

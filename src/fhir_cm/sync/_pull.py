@@ -7,22 +7,35 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    when the server's CapabilityStatement does not rule it out, and what comes back is filtered
    again here, because tolerant servers ignore parameters they do not know (sekmet does, for Goal
    and CareTeam). With ``patient`` the search is instead everything of that patient, ours or not.
-2. **Check** each resource against the release's strict model, and ours against the mapping:
-   a resource that fails is **quarantined** with the reason, and the pull goes on.
-3. **Dedupe** by versionId against the ledger (the overlap and re-stamped copies come back as
-   "unchanged"); a newer version is **placed** in a case (see ``_membership``).
-4. **Merge**, per case and page: the case as the server had it (ledger copies), as it has it now
-   (plus the new copies) and the local case go through a three-way merge (``_conflicts``); clashes
-   become conflicts only when a local change is still waiting to be pushed. The case is saved
-   without queueing a push (nothing local changed), the new copies go into the ledger.
-5. The **watermark** moves to the latest ``meta.lastUpdated`` seen, once the type is done.
+2. **Dedupe** each page by versionId against the ledger, in one query for the page (the overlap and
+   re-stamped copies come back as "unchanged").
+3. **Check** what is newer against the release's strict model, and ours against the mapping: a
+   resource that fails is **quarantined** with the reason, and the pull goes on. The rest is
+   **placed** in a case (see ``_membership``) and **held** in a buffer, by case.
+4. **Merge** when the buffer holds ``flush_size`` resources, and at the end: each case it touches is
+   read once, with its ledger copies and outbox rows (one query each for a page's worth of cases);
+   the case as the server had it (ledger copies), as it has it now (plus the new copies) and the
+   local case go through a three-way merge (``_conflicts``), and the case is saved once, without
+   queueing a push (nothing local changed); the new copies go into the ledger. Parts of a case that
+   arrive over many pages and types are so merged once per flush, not once per page. Before a page
+   of another type is placed, buffered cases the store does not have yet are flushed (placing by
+   patient or by ``<case>-careplan`` needs them stored). Memory stays bounded by ``flush_size``
+   resources whatever the number pulled (plus a few ids per resource, for placing by reference).
+   Clashes become conflicts only when a local change may still be waiting to be pushed: an outbox
+   row pending or in flight, or one that **failed for good while the case still differs from the
+   server's last copy**. A failed row whose change is no longer in the case (the server's copy
+   won, or a person resolved it) stays failed, for people to see, but protects nothing; a later
+   successful push of the case settles it (the store's ``complete``).
+5. The **watermark** of a type moves to the latest ``meta.lastUpdated`` seen once the type is done,
+   in the transaction of the next flush: never ahead of the resources it covers, so a pull killed
+   at any point starts again from where the store is (what it saw twice is "unchanged").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -48,17 +61,19 @@ from ..mapping import (
     resources_to_case,
 )
 from ..store import (
+    CaseRecord,
+    LedgerEntry,
     OutboxStatus,
     Store,
     add_quarantine,
     content_hash,
-    get_case_record,
-    get_ledger,
+    find_ledger,
+    get_case_records,
     get_watermark,
-    ledger_by_server_id,
     list_ledger,
-    list_outbox,
+    outbox_statuses,
     put_ledger,
+    put_resources,
     save_case,
     set_watermark,
 )
@@ -68,7 +83,7 @@ from ._intake import (
     instant,
     is_newer,
     last_updated_of,
-    remember,
+    ledger_entry,
     strict_problem,
     version_of,
 )
@@ -94,7 +109,9 @@ CASE_RESOURCE_TYPES = (
 #: last pull are not missed; what is seen twice is dropped as "unchanged" by versionId.
 PULL_OVERLAP = dt.timedelta(seconds=60)
 PAGE_SIZE = 200
-_LOCAL_WAITING = (OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT, OutboxStatus.FAILED)
+#: How many newer resources the pull holds before merging the cases they touch: a case whose parts
+#: arrive over several pages (and types) is read, merged and saved once per flush, not once per page.
+FLUSH_SIZE = 2000
 
 
 class PullReport(BaseModel):
@@ -115,20 +132,35 @@ class PullReport(BaseModel):
 
 
 class _Puller:
-    def __init__(self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion) -> None:
+    def __init__(
+        self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion, flush_size: int
+    ) -> None:
         self.store, self.client, self.version = store, client, version
         self.system = settings.identifier_system
         self.base = client.base_url
+        self.flush_size = flush_size
         self.report = PullReport(server=self.base)
         self.new: set[str] = set()
         self.updated: set[str] = set()
+        # The newer copies taken in since the last flush, by case (a later version of a resource
+        # replaces an earlier one); ``held`` counts them, and reaching ``flush_size`` flushes.
+        self.buffer: dict[str, dict[ResourceKey, Mapping[str, Any]]] = {}
+        self.held = 0
+        # Buffered cases the store does not have yet: placing another type's resources by patient or
+        # by a ``<case>-careplan`` key needs the case stored, so they are flushed before such a page.
+        self.fresh: set[str] = set()
+        # Watermarks of the types done, written in the transaction of the flush that stores the last
+        # of their resources (never before: a crash in between leaves the old watermark).
+        self.marks: dict[str, str] = {}
         # Resources whose case did not read yet (a rejected ServiceRequest before the Task with its
-        # reason): tried again once every type is in. Only these are held across pages.
+        # reason): tried again once every type is in.
         self.deferred: dict[str, list[tuple[ResourceKey, Mapping[str, Any]]]] = {}
+        # (type, server id) of the buffered and deferred resources, which the ledger does not know yet.
         self.placed: dict[tuple[str, str], str] = {}
         # What the resources taken in this run refer to (a CarePlan's Conditions, Goals and
         # ServiceRequests), by case: it places the parts of a case no open case of the patient
-        # would (a closed case, on a first pull). Ids only, a few per resource.
+        # would (a closed case, on a first pull). Ids only, a few per resource, dropped once the
+        # resource referred to is taken in.
         self.referenced: dict[tuple[str, str], str] = {}
 
     # -- searching ------------------------------------------------------------------------------
@@ -163,12 +195,15 @@ class _Puller:
                 seen = last_updated_of(r)
                 if seen is not None and (latest is None or instant(seen) > instant(latest)):
                     latest = seen
-            if batch:
-                with self.store.session() as session:
-                    self.take(session, batch, ours_only=patient is None)
+            if not batch:
+                continue
+            if self.fresh and rtype != "EpisodeOfCare":
+                self.flush()
+            self.take(rtype, batch, ours_only=patient is None)
+            if self.held >= self.flush_size:
+                self.flush()
         if latest is not None and patient is None:
-            with self.store.session() as session:
-                self.report.watermarks[rtype] = set_watermark(session, self.base, rtype, latest)
+            self.marks[rtype] = latest
 
     def _watermark(self, rtype: str) -> str | None:
         with self.store.session(read_only=True) as session:
@@ -189,41 +224,64 @@ class _Puller:
 
     # -- taking a page in -------------------------------------------------------------------------
 
-    def take(self, session: Session, resources: Iterable[Mapping[str, Any]], *, ours_only: bool) -> None:
-        by_case: dict[str, list[tuple[ResourceKey, Mapping[str, Any]]]] = {}
-        for resource in resources:
-            key = resource_key(resource, self.system)
-            if key is None:
-                self._quarantine(session, resource, "resource has no id and no business identifier")
-                continue
-            problem = strict_problem(resource, self.version) or self._mapping_problem(resource)
-            if problem is not None:
-                if ours_only or self._ours(resource) or not problem.startswith(_MAPPING):
-                    self._quarantine(session, resource, problem)
+    def take(self, rtype: str, resources: Sequence[Mapping[str, Any]], *, ours_only: bool) -> None:
+        """Check, dedupe and place one page; what is newer goes into the buffer (merged at the next flush)."""
+        with self.store.session() as session:
+            keyed: list[tuple[ResourceKey, Mapping[str, Any]]] = []
+            for resource in resources:
+                key = resource_key(resource, self.system)
+                if key is None:
+                    self._quarantine(session, resource, "resource has no id and no business identifier")
                 else:
-                    self.report.ignored += 1
-                continue
-            held = get_ledger(session, self.base, key.type, key.value)
-            if held is None and isinstance(resource.get("id"), str):
-                held = ledger_by_server_id(session, self.base, key.type, resource["id"])
-            if held is not None and not is_newer(version_of(resource), held.version_id):
-                self.report.unchanged += 1
-                continue
-            if held is not None and held.content_hash == content_hash(resource):
-                # Re-stamped, not changed (e.g. the echo of our own push): note the version only.
-                put_ledger(session, [held.model_copy(update={"version_id": version_of(resource),
+                    keyed.append((key, resource))
+            entries = find_ledger(session, self.base, rtype, keys=(k.value for k, _ in keyed),
+                                  server_ids=(i for _, r in keyed if isinstance(i := r.get("id"), str)))
+            by_key = {e.key: e for e in entries}
+            by_id = {e.server_id: e for e in entries if e.server_id}
+            restamped: list[LedgerEntry] = []
+            for key, resource in keyed:
+                held = by_key.get(key.value) or by_id.get(resource.get("id"))  # type: ignore[arg-type]
+                if held is not None and not is_newer(version_of(resource), held.version_id):
+                    self.report.unchanged += 1  # seen before (the overlap): checked then
+                    continue
+                problem = strict_problem(resource, self.version) or self._mapping_problem(resource)
+                if problem is not None:
+                    if ours_only or self._ours(resource) or not problem.startswith(_MAPPING):
+                        self._quarantine(session, resource, problem)
+                    else:
+                        self.report.ignored += 1
+                    continue
+                if held is not None and held.content_hash == content_hash(resource):
+                    # Re-stamped, not changed (e.g. the echo of our own push): note the version only.
+                    restamped.append(held.model_copy(update={"version_id": version_of(resource),
                                                              "server_copy": dict(resource),
                                                              "last_updated": last_updated_of(resource),
-                                                             "synced_at": None})])
-                self.report.unchanged += 1
-                continue
-            case_id = case_of(session, self.base, resource, key, self.placed, self.referenced)
-            if case_id is None:
-                self.report.unplaced += 1
-                continue
-            by_case.setdefault(case_id, []).append((key, resource))
-        for case_id, items in by_case.items():
-            self.merge(session, case_id, items)
+                                                             "synced_at": None}))
+                    self.report.unchanged += 1
+                    continue
+                case_id = case_of(session, self.base, resource, key, self.placed, self.referenced, known=held)
+                if case_id is None:
+                    self.report.unplaced += 1
+                    continue
+                self._hold(case_id, key, resource, stored=held is not None)
+            put_ledger(session, restamped)
+
+    def _hold(self, case_id: str, key: ResourceKey, resource: Mapping[str, Any], *, stored: bool) -> None:
+        items = self.buffer.setdefault(case_id, {})
+        earlier = items.get(key)
+        if earlier is not None and not is_newer(version_of(resource), version_of(earlier)):
+            self.report.unchanged += 1
+            return
+        if earlier is None:
+            self.held += 1
+        items[key] = resource
+        if key.type == "EpisodeOfCare" and not stored:
+            self.fresh.add(case_id)  # perhaps new; the flush finds out
+        if isinstance(resource.get("id"), str):
+            self.placed[(key.type, resource["id"])] = case_id
+            self.referenced.pop((key.type, resource["id"]), None)  # placed now: no longer needed
+        for target in case_references(resource):
+            self.referenced.setdefault(target, case_id)
 
     def _mapping_problem(self, resource: Mapping[str, Any]) -> str | None:
         try:
@@ -237,28 +295,87 @@ class _Puller:
         self.report.quarantined += 1
         log.warning("quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
 
-    def merge(
-        self, session: Session, case_id: str, items: list[tuple[ResourceKey, Mapping[str, Any]]], *, last: bool = False
+    # -- flushing: merging the buffered cases -----------------------------------------------------
+
+    def flush(self, *, last: bool = False) -> None:
+        """Merge and save every buffered case once, a page's worth of resources per transaction.
+
+        With ``last`` the deferred resources are tried again too (every type is in), and what still
+        does not read is quarantined. The watermarks of the types done so far are written with the
+        last transaction, unless resources are still deferred (they would be skipped next time).
+        """
+        if last:
+            for case_id, deferred in self.deferred.items():
+                for key, resource in deferred:  # the buffer holds later copies; keep those
+                    self.buffer.setdefault(case_id, {}).setdefault(key, resource)
+            self.deferred = {}
+        buffer, self.buffer, self.held = self.buffer, {}, 0
+        self.fresh.clear()
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for case_id, held in buffer.items():
+            if size >= PAGE_SIZE:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(case_id)
+            size += len(held)
+        for n, chunk in enumerate(chunks):
+            with self.store.session() as session:
+                self._merge_chunk(session, chunk, buffer, last=last)
+                if n == len(chunks) - 1 and not self.deferred:
+                    for rtype, latest in self.marks.items():
+                        self.report.watermarks[rtype] = set_watermark(session, self.base, rtype, latest)
+                    self.marks = {}
+        self.placed = {(k.type, str(r.get("id"))): c for c, items in self.deferred.items() for k, r in items}
+
+    def _merge_chunk(
+        self, session: Session, chunk: list[str], buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]],
+        *, last: bool,
     ) -> None:
-        """Bring one case's newly pulled resources into it (see the module docstring, step 4)."""
-        record = get_case_record(session, case_id)
+        if not chunk:
+            return
+        records = get_case_records(session, chunk)
+        ledger: dict[str, list[LedgerEntry]] = {}
+        for entry in list_ledger(session, self.base, case_ids=chunk):
+            ledger.setdefault(str(entry.case_id), []).append(entry)
+        outbox = outbox_statuses(session, chunk)
+        entries: list[LedgerEntry] = []
+        for case_id in chunk:
+            taken = self.merge(session, case_id, list(buffer[case_id].items()), records.get(case_id),
+                               ledger.get(case_id, []), outbox.get(case_id, set()), last=last)
+            if taken:
+                entries.extend(ledger_entry(self.base, case_id, k, r) for k, r in taken)
+                put_resources(session, case_id, [(k.value, r) for k, r in taken], fhir_version=self.version,
+                              source=self.base)
+        put_ledger(session, entries)
+
+    def merge(
+        self, session: Session, case_id: str, items: list[tuple[ResourceKey, Mapping[str, Any]]],
+        record: CaseRecord | None, ledger: list[LedgerEntry], outbox: set[OutboxStatus], *, last: bool,
+    ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
+        """Bring one case's newly pulled resources into it (see the module docstring, step 4).
+
+        Returns the resources taken in (to be recorded as the server's copies); none when the case
+        does not read yet and they are deferred.
+        """
+        versions = {ResourceKey(e.resource_type, e.key): e.version_id for e in ledger}
+        # The ledger may have moved since the page was read (a pusher's echo): keep only what is newer.
+        newer = [(k, r) for k, r in items if k not in versions or is_newer(version_of(r), versions[k])]
+        self.report.unchanged += len(items) - len(newer)
+        items = newer
+        if not items:
+            return []
         local = record.case if record is not None else None
-        held = {
-            ResourceKey(e.resource_type, e.key): e.server_copy
-            for e in list_ledger(session, self.base, case_id=case_id)
-            if e.server_copy is not None
-        }
-        now = {**held, **{k: r for k, r in items}}
+        held = {ResourceKey(e.resource_type, e.key): e.server_copy for e in ledger if e.server_copy is not None}
         try:
-            server = self._read(now, local)
+            server = self._read({**held, **dict(items)}, local)
         except MappingError:
             if not last:
                 self.deferred.setdefault(case_id, []).extend(items)
-                self.placed.update({(k.type, str(r.get("id"))): case_id for k, r in items})
-                return
+                return []
             items = self._isolate(session, held, local, items)
             if not items:
-                return
+                return []
             server = self._read({**held, **dict(items)}, local)
         if record is None:
             save_case(session, server, enqueue=False)
@@ -269,23 +386,11 @@ class _Puller:
                 base = self._read(held, local) if held else None
             except MappingError:
                 base = None
-            waiting = any(list_outbox(session, status=s, case_id=case_id, limit=1) for s in _LOCAL_WAITING)
-            outcome = merge_case(base, local, server, detect_clashes=waiting)
+            outcome = merge_case(base, local, server, detect_clashes=_waiting(outbox, base, local))
             if save_case(session, outcome.case, enqueue=False) != record.revision:
                 self.updated.add(case_id)
             self.report.conflicts += len(record_clashes(session, case_id, outcome.clashes))
-        for key, resource in items:
-            remember(session, self.base, case_id, key, resource, self.version)
-            for target in case_references(resource):
-                self.referenced.setdefault(target, case_id)
-
-    def finish(self) -> None:
-        """Try the deferred resources again, now that every type is in; what still does not read is quarantined."""
-        deferred, self.deferred = self.deferred, {}
-        for case_id, items in deferred.items():
-            latest = {k: r for k, r in items}  # a later copy of the same resource wins
-            with self.store.session() as session:
-                self.merge(session, case_id, list(latest.items()), last=True)
+        return items
 
     def _isolate(
         self, session: Session, held: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None,
@@ -327,6 +432,13 @@ class _Puller:
         return resources_to_case(copies, self.version, self.system)
 
 
+def _waiting(outbox: set[OutboxStatus], base: Case | None, local: Case) -> bool:
+    """Whether a local change may still be on its way to the server (see the module docstring, step 4)."""
+    if outbox & {OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT}:
+        return True
+    return OutboxStatus.FAILED in outbox and (base is None or base != local)
+
+
 _MAPPING = "not readable as case data: "
 
 
@@ -338,6 +450,7 @@ async def pull(
     since: dt.datetime | str | None = None,
     patient: str | None = None,
     types: Iterable[str] = CASE_RESOURCE_TYPES,
+    flush_size: int = FLUSH_SIZE,
 ) -> PullReport:
     """Pull what changed on the client's server into the store's cases; see the module docstring.
 
@@ -346,25 +459,29 @@ async def pull(
     neither used nor moved: the run covers one patient only). A type the server refuses (e.g. a
     client enforcing a CapabilityStatement that leaves the type out) is skipped and reported;
     other failures of the server raise ``FhirError`` after what was pulled so far is kept.
+    ``flush_size`` is how many newer resources are held before the cases they touch are merged.
     """
     start = instant(since) if isinstance(since, str) else since
     if start is not None and start.tzinfo is None:
         raise ValueError("since needs a time zone (e.g. 2024-05-01T10:00:00Z)")
+    if flush_size < 1:
+        raise ValueError("flush_size must be at least 1")
     version = await fhir_version(client, settings)
     try:
         caps: Capabilities | None = await client.capabilities()
     except FhirError:
         caps = None  # no usable /metadata: send everything and filter here
-    puller = _Puller(store, client, settings, version)
+    puller = _Puller(store, client, settings, version, flush_size)
     for rtype in types:
         try:
             await puller.pull_type(caps, rtype, start, patient)
         except FhirError as exc:
             if not _refused(exc):
+                puller.flush()  # keep what was pulled; the failed type's watermark stays
                 raise
             puller.report.skipped_types[rtype] = str(exc).splitlines()[0][:200]
             log.info("pull skipped %s: %s", rtype, puller.report.skipped_types[rtype])
-    puller.finish()
+    puller.flush(last=True)
     report = puller.report
     report.new_cases = len(puller.new)
     report.updated_cases = len(puller.updated - puller.new)
