@@ -71,7 +71,7 @@ async def adapter(base: str, cases: list, system: str, db: Path) -> int:
     return report.created + report.updated + report.unchanged
 
 
-def _run_client(mode: str, base: str, n_cases: int, workdir: str, queue: "mp.Queue[tuple[int, float]]") -> None:
+def _run_client(mode: str, base: str, n_cases: int, workdir: str, queue: mp.Queue[tuple[int, float]]) -> None:
     """One measured run, in a process of its own: the server keeps its own interpreter (and GIL), as a
     real FHIR server would, and the client's CPU work is not mistaken for the server's."""
     cases = list(generate_cases(n_cases, seed=2024))
