@@ -14,7 +14,7 @@ def stay(id: str, setting: str, start: D, end: D | None, disposition: str | None
     return Stay(id=id, setting=setting, start=start, end=end, discharge_disposition=disposition, status=status)
 
 
-def moves(stays: list[Stay], referrals: list[Referral] = []) -> list[tuple[S, S, D, bool]]:
+def moves(stays: list[Stay], referrals: tuple[Referral, ...] = ()) -> list[tuple[S, S, D, bool]]:
     return [(t.from_setting, t.to_setting, t.date, t.readmission) for t in derive_transitions(stays, referrals)]
 
 

@@ -80,7 +80,7 @@ class Case(_Model):
             last = self.status_history[-1]
             if last.status is not self.status or last.end is not None:
                 raise ValueError("the last status_history entry must be the current status, still open (no end)")
-            for a, b in zip(self.status_history, self.status_history[1:]):
+            for a, b in zip(self.status_history, self.status_history[1:], strict=False):
                 if a.end is None or a.end > b.start:
                     raise ValueError("status_history entries must be in order and each closed before the next starts")
         if self.status in (CaseStatus.CLOSED, CaseStatus.CANCELLED) and self.period.end is None:

@@ -13,17 +13,14 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ._types import (
-    Acuity,
     AssessmentDomain,
     CareSetting,
     CaseStatus,
     ContactMode,
     DischargeDisposition,
-    EligibilityReason,
     GoalAchievement,
     GoalStatus,
     PartyKind,
-    ProgrammeType,
     ReferralKind,
     ReferralStatus,
     StayStatus,
@@ -31,7 +28,6 @@ from ._types import (
 )
 
 __all__ = [
-    "Case",
     "Contact",
     "Goal",
     "Need",
