@@ -80,6 +80,7 @@ from ..store import (
     release,
     save_case,
 )
+from ..terminology import terminology
 from ._foreign import foreign_update, is_foreign
 from ._identity import Identity, find_by_identifier, read_existing, rewrite_references
 from ._merge import compare, keep_server
@@ -221,8 +222,6 @@ class _Run:
                 pid = case.patient.id
                 if pid not in self.patients and (e := get_ledger(s, self.base, "Patient", pid)) and e.server_id:
                     self.patients[pid] = e.server_id
-        await self._resolve_patients([c for c in cases if c.patient.id not in self.patients])
-        await self._find_pushed_elsewhere([c for c in cases if not self.ledgers[c.id]])
         lookups = {
             key: (key.type, self.identity.stable_id(key))
             for case in cases
@@ -230,7 +229,13 @@ class _Run:
             if key not in self.ledgers[case.id] and not self.identity.by_identifier(key.type)
             and key not in self.found and key not in self.absent
         }
-        found, missing = await read_existing(self.client, lookups.values())
+        # Independent round trips (patients, searches by identifier, stable-id reads: disjoint
+        # resource types), so they are in flight together rather than one after the other.
+        (found, missing), _, _ = await asyncio.gather(
+            read_existing(self.client, lookups.values()),
+            self._resolve_patients([c for c in cases if c.patient.id not in self.patients]),
+            self._find_pushed_elsewhere([c for c in cases if not self.ledgers[c.id]]),
+        )
         for key, target in lookups.items():
             if target in found:
                 self.found[key] = found[target]
@@ -541,7 +546,9 @@ async def push_pending(
     worker = worker_id or default_worker_id()
     limit = asyncio.Semaphore(concurrency or settings.push_concurrency)
     run = _Run(store, client, settings)
-    await run.start()
+    # The code tables are loaded once, on first mapping; loading them in a thread while the event
+    # loop waits for the server's first answers takes that out of the path of the first case.
+    await asyncio.gather(run.start(), asyncio.to_thread(terminology))
     report = PushReport()
     tried: set[int] = set()
     while True:
