@@ -18,7 +18,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..domain import CaseStatus
-from ..mapping import ResourceKey, parse_reference
+from ..mapping import (
+    PATIENT_PATHS,
+    ResourceKey,
+    iter_references,
+    parse_reference,
+    patient_of,
+)
 from ..store import (
     LedgerEntry,
     get_case_record,
@@ -31,40 +37,15 @@ __all__ = ["OPEN_STATUSES", "case_of", "case_references", "patient_ids", "patien
 
 OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
 _SUFFIXES = {"CarePlan": "-careplan", "CareTeam": "-careteam"}
-_PATIENT_PATHS = ("patient", "subject", "for")
 _PARTY_TYPES = frozenset({"Patient", "Practitioner", "Organization", "RelatedPerson"})
-
-
-def _references(obj: Any) -> Iterator[str]:
-    if isinstance(obj, Mapping):
-        literal = obj.get("reference")
-        if isinstance(literal, str):
-            yield literal
-        for value in obj.values():
-            if isinstance(value, Mapping | list):
-                yield from _references(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            yield from _references(value)
 
 
 def case_references(resource: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """``(type, id)`` of the resources ``resource`` refers to, parties and its patient left out."""
-    for literal in _references({k: v for k, v in resource.items() if k not in _PATIENT_PATHS}):
+    for literal in iter_references({k: v for k, v in resource.items() if k not in PATIENT_PATHS}):
         parsed = parse_reference(literal)
         if parsed is not None and parsed[0] not in _PARTY_TYPES:
             yield parsed
-
-
-def patient_of(resource: Mapping[str, Any]) -> str | None:
-    """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any."""
-    for name in _PATIENT_PATHS:
-        ref = resource.get(name)
-        literal = ref.get("reference") if isinstance(ref, Mapping) else None
-        parsed = parse_reference(literal) if isinstance(literal, str) else None
-        if parsed is not None and parsed[0] == "Patient":
-            return parsed[1]
-    return None
 
 
 def case_of(
