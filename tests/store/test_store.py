@@ -91,3 +91,23 @@ def test_several_stores_on_one_sqlite_file_never_lose_or_refuse_a_change(
         record = get_case_record(s, "case-1")
         assert record is not None
         assert record.revision == 1 + workers * saves
+
+
+def test_many_processes_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The first connections race to switch a new file to WAL; none of them may fail for it.
+
+    SQLite answers that switch with "database is locked" without waiting out the busy timeout, so
+    stores started together on a fresh file (a worker pool, a test run) used to fail at random.
+    """
+    workers = 8
+    for attempt in range(20):
+        url = f"sqlite:///{tmp_path / f'fresh-{attempt}.db'}"
+        opened: list[str] = []
+
+        def work(n: int, go: Callable[[], object], url: str = url, opened: list[str] = opened) -> None:
+            go()
+            with open_store(url) as store, store.session(read_only=True) as s:
+                opened.append(s.execute(text("PRAGMA journal_mode")).scalar())
+
+        run_together(workers, work)
+        assert opened == ["wal"] * workers

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlite3
+import time
+
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -62,6 +65,28 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
 
 
+def _ensure_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL once; later connections find it already set.
+
+    Switching needs a moment of exclusive access, and SQLite answers "database is locked" at once,
+    without consulting the busy timeout, when another connection opens the file at that moment. WAL is
+    a property of the file, so the only connections that race here are the first few on a new store:
+    retry them within the busy timeout rather than fail a process that merely started at the same time.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
@@ -80,7 +105,7 @@ def _sqlite_engine(url: URL, common: dict[str, Any]) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode, much faster than FULL
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
