@@ -175,3 +175,34 @@ async def test_a_clash_with_a_server_edit_is_recorded_as_a_conflict_and_not_over
     assert "lifecycleStatus" in conflict.fields
     assert conflict.server is not None and conflict.server["lifecycleStatus"] == theirs.value
     assert row.last_error is not None and "conflict" in row.last_error
+
+
+@pytest.mark.parametrize(("concurrency", "batch_size"), [(1, 7), (1, 3), (2, 2)])
+async def test_pipelined_waves_and_batches_land_whole_and_a_second_store_adds_nothing(
+    store: Store,
+    client: AsyncFhirClient,
+    raw: AsyncFhirClient,
+    settings: Settings,
+    system: str,
+    tmp_path,
+    concurrency: int,
+    batch_size: int,
+) -> None:
+    """The first cases of a batch are pushed while the rest are still being prepared (one case at a
+    time, a batch of seven: one out at once, six prepared meanwhile), and the next batch is claimed
+    and prepared while a batch's last cases finish. Every case must land exactly once, and a
+    brand-new store (whose cases are all prepared against the server) must find all of it."""
+    many = list(generate_cases(7, seed=43))
+    one_at_a_time = settings.model_copy(update={"push_concurrency": concurrency, "push_batch_size": batch_size})
+
+    report = await push_cases(store, client, one_at_a_time, many)
+
+    state = await server_state(raw, system)
+    assert state.counts == expected(many, system)
+    assert state.dangling() == []
+    assert (report.cases, report.failed, report.created) == (7, 0, case_resource_count(many, system))
+    before = state.versions()
+    with open_store(f"sqlite:///{tmp_path / 'fresh.db'}") as other:
+        again = await push_cases(other, client, one_at_a_time, many)
+    assert (again.created, again.updated, again.failed) == (0, 0, 0)
+    assert (await server_state(raw, system)).versions() == before

@@ -9,6 +9,7 @@ from typing import Self
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from ._engine import READ_ONLY, make_engine, redacted
 from ._errors import StoreError, StoreUnavailable
@@ -29,6 +30,12 @@ class Store:
     def backend(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
+
+    @property
+    def threadsafe(self) -> bool:
+        """Whether sessions may run in several threads at once: not for in-memory SQLite, which is
+        one connection shared by every session."""
+        return not isinstance(self.engine.pool, StaticPool)
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:

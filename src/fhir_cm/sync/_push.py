@@ -20,6 +20,11 @@ How a claimed batch of cases is pushed:
    killed at any point leaves the row claimed; the lease expires and the next push finds on the
    server (by identifier or stable id) whatever the dead one wrote.
 
+Pipelining: the first claim runs (in a thread) while the capabilities request is out, and of a
+batch larger than twice the concurrency the first wave is prepared alone and sent while the rest
+is prepared, so the server is not idle while a whole batch's lookups come back; once the batch's
+last cases are out, the next batch is claimed and prepared while they finish.
+
 Rounds: a conditional create that matched an existing resource whose content differs is followed
 by an ``If-Match`` update of it; a version conflict (409/412) re-reads the server copy, merges only
 what the adapter changed (``_merge``) and retries once — clashing elements become a conflict in the
@@ -33,7 +38,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +246,15 @@ class _Run:
                 self.found[key] = found[target]
             elif target in missing:
                 self.absent.add(key)
+
+    async def prepare_quietly(self, cases: list[Case]) -> None:
+        """``prepare``, logging a server failure: each case then finds out for itself (and retries)."""
+        if not cases:
+            return
+        try:
+            await self.prepare(cases)
+        except FhirError as exc:
+            log.warning("preparing a batch failed: %s", _reason(exc))
 
     async def _find_pushed_elsewhere(self, cases: list[Case]) -> None:
         """Cases this ledger has never pushed here may have been pushed from another store: their
@@ -546,31 +560,33 @@ async def push_pending(
     worker = worker_id or default_worker_id()
     limit = asyncio.Semaphore(concurrency or settings.push_concurrency)
     run = _Run(store, client, settings)
-    # The code tables are loaded once, on first mapping; loading them in a thread while the event
-    # loop waits for the server's first answers takes that out of the path of the first case.
-    await asyncio.gather(run.start(), asyncio.to_thread(terminology))
     report = PushReport()
     tried: set[int] = set()
-    while True:
-        with store.session() as s:
-            claimed = claim_outbox(s, worker, limit=settings.push_batch_size, lease_seconds=settings.push_lease_seconds)
-            again = [item for item in claimed if item.id in tried]
-            for item in again:
-                release(s, item)
-        fresh = [item for item in claimed if item.id not in tried]
-        if not fresh:
-            return report
-        tried.update(item.id for item in fresh)
+    claim = _Claimer(store, worker, settings, tried)
+    # The first claim (store work) runs while the event loop waits for the server's first answers,
+    # as does loading the code tables (once, on first mapping): neither is in the path of the first case.
+    _, _, fresh = await asyncio.gather(run.start(), asyncio.to_thread(terminology), _off_loop(store, claim))
+    size = concurrency or settings.push_concurrency
+    batches: list[asyncio.Future[list[None]]] = []
+    while fresh:
         with store.session(read_only=True) as s:
             cases = {item.id: get_case(s, item.case_id) for item in fresh}
-        try:
-            await run.prepare([c for c in cases.values() if c is not None])
-        except FhirError as exc:
-            log.warning("preparing a batch failed: %s", _reason(exc))
+        all_started = asyncio.Event()
+        waiting = [len(fresh)]
 
-        async def one(item: OutboxItem, cases: dict[int, Case | None] = cases) -> None:
+        async def one(
+            item: OutboxItem,
+            ready: asyncio.Future[None],
+            cases: dict[int, Case | None] = cases,
+            all_started: asyncio.Event = all_started,
+            waiting: list[int] = waiting,
+        ) -> None:
+            await ready
             case = cases[item.id]
             async with limit:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    all_started.set()
                 if case is None:
                     outcome = PushReport(cases=1, failed=1)
                     outcome.failures.append(CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True))
@@ -581,7 +597,65 @@ async def push_pending(
             if on_case is not None:
                 on_case(item.case_id, outcome.ok)
 
-        await asyncio.gather(*(one(item) for item in fresh))
+        # The first cases go out as soon as they are prepared; the rest are prepared meanwhile, so
+        # the server is not left idle while a whole batch's lookups come back.
+        head, tail = _split(fresh, limit_size=size)
+        head_ready = asyncio.ensure_future(run.prepare_quietly([c for i in head if (c := cases[i.id])]))
+        tail_ready = asyncio.ensure_future(_after(head_ready, run.prepare_quietly([c for i in tail if (c := cases[i.id])])))
+        batch = asyncio.gather(
+            *(one(item, head_ready) for item in head), *(one(item, tail_ready) for item in tail), tail_ready
+        )
+        batches.append(batch)
+        # Once the batch's last cases hold their slots, the next batch is claimed and prepared while
+        # they finish, rather than after: the server always has a case to work on.
+        started = asyncio.ensure_future(all_started.wait())
+        await asyncio.wait({batch, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if batch.done() and batch.exception() is not None:
+            break
+        fresh = await _off_loop(store, claim)
+    await asyncio.gather(*batches)
+    return report
+
+
+class _Claimer:
+    """Claims the next batch of due rows, each at most once per push call (a row put back pending by
+    a transient failure waits for the next call rather than being retried in a tight loop)."""
+
+    def __init__(self, store: Store, worker: str, settings: Settings, tried: set[int]) -> None:
+        self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
+
+    def __call__(self) -> list[OutboxItem]:
+        with self.store.session() as s:
+            claimed = claim_outbox(
+                s, self.worker, limit=self.settings.push_batch_size, lease_seconds=self.settings.push_lease_seconds
+            )
+            for item in claimed:
+                if item.id in self.tried:
+                    release(s, item)
+        fresh = [item for item in claimed if item.id not in self.tried]
+        self.tried.update(item.id for item in fresh)
+        return fresh
+
+
+async def _off_loop(store: Store, work: Callable[[], list[OutboxItem]]) -> list[OutboxItem]:
+    """Run store work in a thread, so network requests already sent progress meanwhile — unless the
+    store is one shared connection (in-memory SQLite), which two threads must not use at once."""
+    if not store.threadsafe:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+def _split(items: list[OutboxItem], *, limit_size: int) -> tuple[list[OutboxItem], list[OutboxItem]]:
+    """The first cases to push at once, and the rest (none when the batch is small)."""
+    if len(items) <= 2 * limit_size:
+        return items, []
+    return items[:limit_size], items[limit_size:]
+
+
+async def _after(first: asyncio.Future[None], then: Awaitable[None]) -> None:
+    await first
+    await then
 
 
 def _settle(store: Store, item: OutboxItem, outcome: PushReport) -> None:
