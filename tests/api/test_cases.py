@@ -54,6 +54,15 @@ def test_a_new_case_must_start_open(client: TestClient, keys: Keys) -> None:
     assert [e["field"] for e in response.json()["errors"]] == ["status"]
 
 
+def test_a_control_character_in_text_is_422_naming_the_field(client: TestClient, keys: Keys) -> None:
+    response = client.post("/api/v1/cases", json=new_case(plan_summary="bell\x07"), headers=bearer(keys.cm1))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    [error] = response.json()["errors"]
+    assert error["field"] == "plan_summary"
+    assert "control characters" in error["message"]
+
+
 def test_create_with_initial_goals_and_needs(client: TestClient, keys: Keys) -> None:
     body = create(
         client,

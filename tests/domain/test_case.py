@@ -55,6 +55,21 @@ def test_bad_programme_lists_what_is_allowed() -> None:
     assert "health-care" in str(err.value)
 
 
+@pytest.mark.parametrize("bad", ["\x00", "\x07", "\x1b[31m", "\x0b"])
+def test_text_with_a_control_character_is_refused_with_the_field_named(bad: str) -> None:
+    """FHIR strings may not hold C0 control characters: the domain says so before a server would."""
+    with pytest.raises(ValidationError) as err:
+        make_case(plan_summary=f"before{bad}after")
+    assert err.value.errors()[0]["loc"] == ("plan_summary",)
+    assert "control characters" in str(err.value)
+    with pytest.raises(ValidationError, match="control characters"):
+        make_case(needs=[{"domain": "social", "finding": "ok", "strengths": ["fine", f"x{bad}"], "recorded": "2026-01-02"}])
+
+
+def test_tabs_and_line_breaks_in_text_are_kept() -> None:
+    assert make_case(plan_summary="line one\r\nline\ttwo").plan_summary == "line one\r\nline\ttwo"
+
+
 def test_patient_must_be_a_patient() -> None:
     with pytest.raises(ValidationError, match="patient must be a party of kind 'patient'"):
         make_case(patient={"kind": "practitioner", "id": "x"})

@@ -7,10 +7,11 @@ the business identifier of the FHIR resource it becomes, which is what makes pus
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ._types import (
     AssessmentDomain,
@@ -50,9 +51,29 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+#: What a FHIR string may not hold: the C0 control characters other than tab, line feed and return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _check_text(value: object) -> None:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("text may not contain control characters (tab, line feed and carriage return are fine)")
+    if isinstance(value, list):
+        for item in value:
+            _check_text(item)
+
+
 class _Model(BaseModel):
     # Unknown fields are an error: a typo in an API call must not be silently dropped.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """Text becomes FHIR strings, which may not hold control characters: refuse it here, where
+        the person who typed it can be told, rather than send a resource a server rejects."""
+        _check_text(value)
+        return value
 
 
 def _check_order(start: dt.date | None, end: dt.date | None, what: str) -> None:
