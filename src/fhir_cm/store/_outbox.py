@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +37,7 @@ from sqlalchemy import (
     CursorResult,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -108,9 +110,18 @@ def enqueue(session: Session, case_id: str, revision: int | None = None, *, now:
         revision = session.execute(query).scalar_one_or_none()
         if revision is None:
             raise NotFound(f"no case {case_id} to push")
-    stmt = insert(session, _T).values(
-        case_id=case_id,
-        revision=revision,
+    stmt = _enqueue_statement(session.get_bind().dialect.name)
+    return int(session.execute(stmt, {"case_id": case_id, "revision": revision, "now": now}).scalar_one())
+
+
+@cache
+def _enqueue_statement(dialect: str) -> Any:
+    """The upsert behind ``enqueue``, built once per backend: building it (and its cache key) costs
+    more than running it, and every saved case runs it."""
+    now = bindparam("now")
+    stmt = insert(dialect, _T).values(
+        case_id=bindparam("case_id"),
+        revision=bindparam("revision"),
         status=PENDING,
         attempts=0,
         available_at=now,
@@ -125,7 +136,7 @@ def enqueue(session: Session, case_id: str, revision: int | None = None, *, now:
             "updated_at": now,
         },
     )
-    return int(session.execute(stmt.returning(_C.id)).scalar_one())
+    return stmt.returning(_C.id)
 
 
 def _claimable(now: dt.datetime) -> ColumnElement[bool]:
