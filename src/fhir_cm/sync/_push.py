@@ -40,7 +40,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -95,6 +95,8 @@ from ._report import CaseFailure, PushReport
 __all__ = ["default_worker_id", "enqueue_unpushed", "push_cases", "push_pending"]
 
 log = logging.getLogger("fhir_cm.sync")
+
+_Result = TypeVar("_Result")
 
 #: Rounds per case: create, update what matched, one conflict retry, one transient retry.
 MAX_ROUNDS = 5
@@ -219,14 +221,9 @@ class _Run:
 
     async def prepare(self, cases: list[Case]) -> None:
         """Load the cases' ledgers, resolve their patients and look up stable-id resources."""
-        with self.store.session(read_only=True) as s:
-            for case in cases:
-                self.ledgers[case.id] = {
-                    ResourceKey(e.resource_type, e.key): e for e in list_ledger(s, self.base, case_id=case.id)
-                }
-                pid = case.patient.id
-                if pid not in self.patients and (e := get_ledger(s, self.base, "Patient", pid)) and e.server_id:
-                    self.patients[pid] = e.server_id
+        ledgers, patients = await _off_loop(self.store, lambda: self._load(cases))
+        self.ledgers |= ledgers
+        self.patients |= patients
         lookups = {
             key: (key.type, self.identity.stable_id(key))
             for case in cases
@@ -246,6 +243,20 @@ class _Run:
                 self.found[key] = found[target]
             elif target in missing:
                 self.absent.add(key)
+
+    def _load(self, cases: list[Case]) -> tuple[dict[str, dict[ResourceKey, LedgerEntry]], dict[str, str]]:
+        """The cases' ledger entries, and the server ids of their patients the ledger knows."""
+        ledgers: dict[str, dict[ResourceKey, LedgerEntry]] = {}
+        patients: dict[str, str] = {}
+        with self.store.session(read_only=True) as s:
+            for case in cases:
+                ledgers[case.id] = {
+                    ResourceKey(e.resource_type, e.key): e for e in list_ledger(s, self.base, case_id=case.id)
+                }
+                pid = case.patient.id
+                if pid not in self.patients and (e := get_ledger(s, self.base, "Patient", pid)) and e.server_id:
+                    patients[pid] = e.server_id
+        return ledgers, patients
 
     async def prepare_quietly(self, cases: list[Case]) -> None:
         """``prepare``, logging a server failure: each case then finds out for itself (and retries)."""
@@ -569,8 +580,7 @@ async def push_pending(
     size = concurrency or settings.push_concurrency
     batches: list[asyncio.Future[list[None]]] = []
     while fresh:
-        with store.session(read_only=True) as s:
-            cases = {item.id: get_case(s, item.case_id) for item in fresh}
+        cases = {item.id: case for item, case in fresh}
         all_started = asyncio.Event()
         waiting = [len(fresh)]
 
@@ -599,7 +609,7 @@ async def push_pending(
 
         # The first cases go out as soon as they are prepared; the rest are prepared meanwhile, so
         # the server is not left idle while a whole batch's lookups come back.
-        head, tail = _split(fresh, limit_size=size)
+        head, tail = _split([item for item, _ in fresh], limit_size=size)
         head_ready = asyncio.ensure_future(run.prepare_quietly([c for i in head if (c := cases[i.id])]))
         tail_ready = asyncio.ensure_future(_after(head_ready, run.prepare_quietly([c for i in tail if (c := cases[i.id])])))
         batch = asyncio.gather(
@@ -625,7 +635,8 @@ class _Claimer:
     def __init__(self, store: Store, worker: str, settings: Settings, tried: set[int]) -> None:
         self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
 
-    def __call__(self) -> list[OutboxItem]:
+    def __call__(self) -> list[tuple[OutboxItem, Case | None]]:
+        """The fresh rows claimed, each with its case as the store holds it (None if it is gone)."""
         with self.store.session() as s:
             claimed = claim_outbox(
                 s, self.worker, limit=self.settings.push_batch_size, lease_seconds=self.settings.push_lease_seconds
@@ -635,10 +646,13 @@ class _Claimer:
                     release(s, item)
         fresh = [item for item in claimed if item.id not in self.tried]
         self.tried.update(item.id for item in fresh)
-        return fresh
+        if not fresh:
+            return []
+        with self.store.session(read_only=True) as s:
+            return [(item, get_case(s, item.case_id)) for item in fresh]
 
 
-async def _off_loop(store: Store, work: Callable[[], list[OutboxItem]]) -> list[OutboxItem]:
+async def _off_loop(store: Store, work: Callable[[], _Result]) -> _Result:
     """Run store work in a thread, so network requests already sent progress meanwhile — unless the
     store is one shared connection (in-memory SQLite), which two threads must not use at once."""
     if not store.threadsafe:
