@@ -568,15 +568,37 @@ async def push_pending(
     later push) or failed (conflicts and refusals, for a person). A row is tried at most once per
     call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars).
     """
+    return await _push(store, client, settings, concurrency=concurrency, worker_id=worker_id, on_case=on_case)
+
+
+async def _push(
+    store: Store,
+    client: AsyncFhirClient,
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    worker_id: str | None = None,
+    on_case: Callable[[str, bool], None] | None = None,
+    first: Callable[[], None] | None = None,
+) -> PushReport:
+    """``push_pending``, doing the store work ``first`` (e.g. saving the cases to push) before the
+    first claim."""
     worker = worker_id or default_worker_id()
     limit = asyncio.Semaphore(concurrency or settings.push_concurrency)
     run = _Run(store, client, settings)
     report = PushReport()
     tried: set[int] = set()
     claim = _Claimer(store, worker, settings, tried)
-    # The first claim (store work) runs while the event loop waits for the server's first answers,
-    # as does loading the code tables (once, on first mapping): neither is in the path of the first case.
-    _, _, fresh = await asyncio.gather(run.start(), asyncio.to_thread(terminology), _off_loop(store, claim))
+
+    def first_claim() -> list[tuple[OutboxItem, Case | None]]:
+        if first is not None:
+            first()
+        return claim()
+
+    # The first claim (store work, with ``first``) runs while the event loop waits for the server's
+    # first answers, as does loading the code tables (once, on first mapping): neither is in the
+    # path of the first case.
+    _, _, fresh = await asyncio.gather(run.start(), asyncio.to_thread(terminology), _off_loop(store, first_claim))
     size = concurrency or settings.push_concurrency
     batches: list[asyncio.Future[list[None]]] = []
     while fresh:
@@ -691,12 +713,19 @@ async def push_cases(
     cases: Iterable[Case],
     **options: Any,
 ) -> PushReport:
-    """Save ``cases`` to the store (queueing each, even if unchanged), then push the outbox."""
-    with store.session() as s:
-        for case in cases:
-            save_case(s, case, enqueue=False)
-            enqueue(s, case.id)
-    return await push_pending(store, client, settings, **options)
+    """Save ``cases`` to the store (queueing each, even if unchanged), then push the outbox.
+
+    The saving overlaps the first requests to the server (capabilities, the adapter's Device).
+    """
+    cases = list(cases)
+
+    def save() -> None:
+        with store.session() as s:
+            for case in cases:
+                save_case(s, case, enqueue=False)
+                enqueue(s, case.id)
+
+    return await _push(store, client, settings, first=save, **options)
 
 
 def enqueue_unpushed(store: Store, server_base: str) -> int:
