@@ -559,6 +559,7 @@ async def push_pending(
     concurrency: int | None = None,
     worker_id: str | None = None,
     on_case: Callable[[str, bool], None] | None = None,
+    first: Callable[[], None] | None = None,
 ) -> PushReport:
     """Push every due outbox row to ``client``'s server; returns what happened.
 
@@ -566,23 +567,10 @@ async def push_pending(
     ``settings.push_lease_seconds``, pushes up to ``concurrency`` cases at once, and settles each row
     only after its ledger entries are written: done, pending again (transient failures, retried by a
     later push) or failed (conflicts and refusals, for a person). A row is tried at most once per
-    call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars).
+    call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars). ``first`` is
+    store work (e.g. saving the cases to push) done before the first claim, while the first requests
+    to the server are out.
     """
-    return await _push(store, client, settings, concurrency=concurrency, worker_id=worker_id, on_case=on_case)
-
-
-async def _push(
-    store: Store,
-    client: AsyncFhirClient,
-    settings: Settings,
-    *,
-    concurrency: int | None = None,
-    worker_id: str | None = None,
-    on_case: Callable[[str, bool], None] | None = None,
-    first: Callable[[], None] | None = None,
-) -> PushReport:
-    """``push_pending``, doing the store work ``first`` (e.g. saving the cases to push) before the
-    first claim."""
     worker = worker_id or default_worker_id()
     limit = asyncio.Semaphore(concurrency or settings.push_concurrency)
     run = _Run(store, client, settings)
@@ -725,7 +713,7 @@ async def push_cases(
                 save_case(s, case, enqueue=False)
                 enqueue(s, case.id)
 
-    return await _push(store, client, settings, first=save, **options)
+    return await push_pending(store, client, settings, first=save, **options)
 
 
 def enqueue_unpushed(store: Store, server_base: str) -> int:
