@@ -13,14 +13,18 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    resource that fails is **quarantined** with the reason, and the pull goes on. The rest is
    **placed** in a case (see ``_membership``) and **held** in a buffer, by case.
 4. **Merge** when the buffer holds ``flush_size`` resources, and at the end: each case it touches is
-   read once, with its ledger copies and outbox rows (one query each for a page's worth of cases);
+   read once, with its ledger copies and outbox rows (one query each for ``MERGE_CASES`` cases);
    the case as the server had it (ledger copies), as it has it now (plus the new copies) and the
    local case go through a three-way merge (``_conflicts``), and the case is saved once, without
    queueing a push (nothing local changed); the new copies go into the ledger. Parts of a case that
    arrive over many pages and types are so merged once per flush, not once per page. Before a page
    of another type is placed, buffered cases the store does not have yet are flushed (placing by
-   patient or by ``<case>-careplan`` needs them stored). Memory stays bounded by ``flush_size``
-   resources whatever the number pulled (plus a few ids per resource, for placing by reference).
+   patient or by ``<case>-careplan`` needs them stored). A case that does not read yet for want of
+   a later type (a rejected ServiceRequest needs its Task) is taken in without the resources in
+   the way; those are tried again at each flush that brings the case something new, and
+   quarantined if the last one still cannot read them. Memory stays bounded by ``flush_size``
+   resources and the ledger copies of ``MERGE_CASES`` cases, whatever the number pulled (plus the
+   ids that resources taken in refer to, of types still to be pulled, for placing by reference).
    Clashes become conflicts only when a local change may still be waiting to be pushed: an outbox
    row pending or in flight, or one that **failed for good while the case still differs from the
    server's last copy**. A failed row whose change is no longer in the case (the server's copy
@@ -112,6 +116,10 @@ PAGE_SIZE = 200
 #: How many newer resources the pull holds before merging the cases they touch: a case whose parts
 #: arrive over several pages (and types) is read, merged and saved once per flush, not once per page.
 FLUSH_SIZE = 2000
+#: How many cases are read at once when merging: each comes with all its ledger copies, so a
+#: transaction's page of resources spread over many cases (an Encounter each) would read all of
+#: their copies at once otherwise.
+MERGE_CASES = 10
 
 
 class PullReport(BaseModel):
@@ -152,16 +160,18 @@ class _Puller:
         # Watermarks of the types done, written in the transaction of the flush that stores the last
         # of their resources (never before: a crash in between leaves the old watermark).
         self.marks: dict[str, str] = {}
-        # Resources whose case did not read yet (a rejected ServiceRequest before the Task with its
-        # reason): tried again once every type is in.
+        # Resources that kept their case from reading (a rejected ServiceRequest before the Task with
+        # its reason), by case; the rest of the case is taken in without them. They are tried again
+        # at each flush that brings their case something new (the Task), and at the last one.
         self.deferred: dict[str, list[tuple[ResourceKey, Mapping[str, Any]]]] = {}
         # (type, server id) of the buffered and deferred resources, which the ledger does not know yet.
         self.placed: dict[tuple[str, str], str] = {}
         # What the resources taken in this run refer to (a CarePlan's Conditions, Goals and
         # ServiceRequests), by case: it places the parts of a case no open case of the patient
-        # would (a closed case, on a first pull). Ids only, a few per resource, dropped once the
-        # resource referred to is taken in.
+        # would (a closed case, on a first pull). Ids only, and only of types still to be pulled;
+        # dropped once the resource referred to is taken in, or its type is done.
         self.referenced: dict[tuple[str, str], str] = {}
+        self.to_pull: set[str] = set()
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -281,7 +291,13 @@ class _Puller:
             self.placed[(key.type, resource["id"])] = case_id
             self.referenced.pop((key.type, resource["id"]), None)  # placed now: no longer needed
         for target in case_references(resource):
-            self.referenced.setdefault(target, case_id)
+            if target[0] in self.to_pull:  # a type already pulled: nothing left for it to place
+                self.referenced.setdefault(target, case_id)
+
+    def done(self, rtype: str) -> None:
+        """Forget the references to ``rtype``: its resources are all in, none is left to place."""
+        self.to_pull.discard(rtype)
+        self.referenced = {t: c for t, c in self.referenced.items() if t[0] != rtype}
 
     def _mapping_problem(self, resource: Mapping[str, Any]) -> str | None:
         try:
@@ -300,47 +316,49 @@ class _Puller:
     def flush(self, *, last: bool = False) -> None:
         """Merge and save every buffered case once, a page's worth of resources per transaction.
 
-        With ``last`` the deferred resources are tried again too (every type is in), and what still
-        does not read is quarantined. The watermarks of the types done so far are written with the
-        last transaction, unless resources are still deferred (they would be skipped next time).
+        The deferred resources of the buffered cases are tried again with them (what the case
+        waited for may be among them); with ``last`` all of them are (every type is in), and what
+        still does not read is quarantined. The watermarks of the types done so far are written with
+        the last transaction, unless resources are still deferred (they would be skipped next time).
         """
-        if last:
-            for case_id, deferred in self.deferred.items():
-                for key, resource in deferred:  # the buffer holds later copies; keep those
-                    self.buffer.setdefault(case_id, {}).setdefault(key, resource)
-            self.deferred = {}
+        self._retry_deferred(everything=last)
         buffer, self.buffer, self.held = self.buffer, {}, 0
         self.fresh.clear()
-        chunks: list[list[str]] = [[]]
-        size = 0
-        for case_id, held in buffer.items():
-            if size >= PAGE_SIZE:
-                chunks.append([])
-                size = 0
-            chunks[-1].append(case_id)
-            size += len(held)
+        chunks = _chunks(buffer)
         for n, chunk in enumerate(chunks):
             with self.store.session() as session:
-                self._merge_chunk(session, chunk, buffer, last=last)
+                for start in range(0, len(chunk), MERGE_CASES):
+                    self._merge_cases(session, chunk[start:start + MERGE_CASES], buffer, last=last)
                 if n == len(chunks) - 1 and not self.deferred:
                     for rtype, latest in self.marks.items():
                         self.report.watermarks[rtype] = set_watermark(session, self.base, rtype, latest)
                     self.marks = {}
         self.placed = {(k.type, str(r.get("id"))): c for c, items in self.deferred.items() for k, r in items}
 
-    def _merge_chunk(
-        self, session: Session, chunk: list[str], buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]],
+    def _retry_deferred(self, *, everything: bool) -> None:
+        """Put back into the buffer the deferred resources of the cases it holds (all, if ``everything``).
+
+        A deferred resource waits for another of its case (a rejected ServiceRequest for its Task),
+        which can only come with the case in the buffer: so none is held longer than the types it
+        waits for take to arrive, and the deferred set does not grow with the size of the pull.
+        """
+        for case_id in [c for c in self.deferred if everything or c in self.buffer]:
+            items = self.buffer.setdefault(case_id, {})
+            for key, resource in self.deferred.pop(case_id):  # the buffer holds later copies; keep those
+                items.setdefault(key, resource)
+
+    def _merge_cases(
+        self, session: Session, cases: list[str], buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]],
         *, last: bool,
     ) -> None:
-        if not chunk:
-            return
-        records = get_case_records(session, chunk)
+        """Merge a few cases, read together: their records, ledger copies and outbox rows."""
+        records = get_case_records(session, cases)
         ledger: dict[str, list[LedgerEntry]] = {}
-        for entry in list_ledger(session, self.base, case_ids=chunk):
+        for entry in list_ledger(session, self.base, case_ids=cases):
             ledger.setdefault(str(entry.case_id), []).append(entry)
-        outbox = outbox_statuses(session, chunk)
+        outbox = outbox_statuses(session, cases)
         entries: list[LedgerEntry] = []
-        for case_id in chunk:
+        for case_id in cases:
             taken = self.merge(session, case_id, list(buffer[case_id].items()), records.get(case_id),
                                ledger.get(case_id, []), outbox.get(case_id, set()), last=last)
             if taken:
@@ -355,8 +373,9 @@ class _Puller:
     ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
         """Bring one case's newly pulled resources into it (see the module docstring, step 4).
 
-        Returns the resources taken in (to be recorded as the server's copies); none when the case
-        does not read yet and they are deferred.
+        Returns the resources taken in (to be recorded as the server's copies). Before the last
+        flush, those that keep the case from reading are deferred and the others taken in; at the
+        last, they are quarantined.
         """
         versions = {ResourceKey(e.resource_type, e.key): e.version_id for e in ledger}
         # The ledger may have moved since the page was read (a pusher's echo): keep only what is newer.
@@ -370,10 +389,12 @@ class _Puller:
         try:
             server = self._read({**held, **dict(items)}, local)
         except MappingError:
-            if not last:
-                self.deferred.setdefault(case_id, []).extend(items)
-                return []
-            items = self._isolate(session, held, local, items)
+            items, unread = self._isolate(held, local, items)
+            if last:
+                for (_, resource), problem in unread:
+                    self._quarantine(session, resource, f"{_MAPPING}{problem}")
+            elif unread:
+                self.deferred.setdefault(case_id, []).extend(item for item, _ in unread)
             if not items:
                 return []
             server = self._read({**held, **dict(items)}, local)
@@ -393,14 +414,14 @@ class _Puller:
         return items
 
     def _isolate(
-        self, session: Session, held: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None,
+        self, held: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None,
         items: list[tuple[ResourceKey, Mapping[str, Any]]],
-    ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
-        """Quarantine the resources that keep the case from reading; return the others.
+    ) -> tuple[list[tuple[ResourceKey, Mapping[str, Any]]], list[tuple[tuple[ResourceKey, Mapping[str, Any]], str]]]:
+        """Split ``items`` into those the case reads with and those that keep it from reading (with why).
 
         Added one at a time onto what is already accepted, round after round while any is accepted
-        (a Task may be what makes its ServiceRequest readable), so one bad resource does not take
-        the rest of its case down with it.
+        (a Task may be what makes its ServiceRequest readable), so one bad resource (or one still
+        waiting for another) does not take the rest of its case down with it.
         """
         accepted: dict[ResourceKey, Mapping[str, Any]] = dict(held)
         good: list[tuple[ResourceKey, Mapping[str, Any]]] = []
@@ -420,9 +441,7 @@ class _Puller:
             if len(left) == len(waiting):
                 break
             waiting = left
-        for key, resource in waiting:
-            self._quarantine(session, resource, f"{_MAPPING}{problems[key]}")
-        return good
+        return good, [((key, resource), problems[key]) for key, resource in waiting]
 
     def _read(self, resources: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None) -> Case:
         """The case the resources describe; a case whose episode the server lacks borrows the local one."""
@@ -430,6 +449,19 @@ class _Puller:
         if local is not None and not any(k.type == "EpisodeOfCare" for k in resources):
             copies.append(case_to_resources(local, self.version, self.system)[episode_key(local)])
         return resources_to_case(copies, self.version, self.system)
+
+
+def _chunks(buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]) -> list[list[str]]:
+    """The buffered cases in groups of about a page's worth of resources, merged one transaction each."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for case_id, held in buffer.items():
+        if size >= PAGE_SIZE:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(case_id)
+        size += len(held)
+    return chunks
 
 
 def _waiting(outbox: set[OutboxStatus], base: Case | None, local: Case) -> bool:
@@ -472,6 +504,8 @@ async def pull(
     except FhirError:
         caps = None  # no usable /metadata: send everything and filter here
     puller = _Puller(store, client, settings, version, flush_size)
+    types = list(types)
+    puller.to_pull = set(types)
     for rtype in types:
         try:
             await puller.pull_type(caps, rtype, start, patient)
@@ -481,6 +515,7 @@ async def pull(
                 raise
             puller.report.skipped_types[rtype] = str(exc).splitlines()[0][:200]
             log.info("pull skipped %s: %s", rtype, puller.report.skipped_types[rtype])
+        puller.done(rtype)
     puller.flush(last=True)
     report = puller.report
     report.new_cases = len(puller.new)

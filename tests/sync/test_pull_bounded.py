@@ -1,0 +1,89 @@
+"""What the pull keeps between flushes does not pile up until the end of the run.
+
+A rejected referral's ServiceRequest does not read without the Task that says why; it is held back
+only until that Task comes in, and the rest of its case does not wait for it. References to types
+already pulled are not kept (nothing is left for them to place).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from fhir_cm.store import Store, get_case, list_ledger, list_quarantine
+from fhir_cm.sync import _pull
+from tests.mapping.builders import full_case
+from tests.sync.test_pull import BASE, PagedServer, on_server, run_pull, store  # noqa: F401 (fixture)
+
+
+class WatchingServer(PagedServer):
+    """A PagedServer that notes, at the first request for each type, which types the ledger holds."""
+
+    def __init__(self, store: Store, by_type: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__(by_type)
+        self.store = store
+        self.ledger_at: dict[str, set[str]] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = urlsplit(str(request.url)).path.removeprefix(urlsplit(BASE).path).strip("/")
+        if path != "metadata" and path not in self.ledger_at:
+            with self.store.session(read_only=True) as s:
+                self.ledger_at[path] = {e.resource_type for e in list_ledger(s, BASE)}
+        return super().__call__(request)
+
+
+async def test_a_rejected_referral_waits_for_its_task_only_and_the_rest_of_its_case_does_not_wait(
+    store: Store,
+) -> None:
+    case = full_case()
+    assert any(r.status == "rejected" for r in case.referrals)
+    server = WatchingServer(store, on_server(case))
+
+    report = await run_pull(store, server, flush_size=1)
+
+    assert (report.quarantined, report.unplaced, report.new_cases) == (0, 0, 1)
+    # The flush before the Tasks took in the Goals and the referrals that read, not the rejected one...
+    assert {"Goal", "ServiceRequest"} <= server.ledger_at["Task"]
+    # ...which came in with its Task, before the next type, not at the end of the run.
+    with store.session(read_only=True) as s:
+        requests = {e.key for e in list_ledger(s, BASE) if e.resource_type == "ServiceRequest"}
+        assert len(requests) == len(case.referrals)
+        assert get_case(s, case.id) == case
+        assert list_quarantine(s) == []
+    assert "Task" in server.ledger_at["Communication"]
+    assert len(server.ledger_at["Communication"] & {"ServiceRequest"}) == 1
+
+
+async def test_a_referral_whose_task_never_comes_is_quarantined_at_the_end(store: Store) -> None:
+    by_type = on_server(full_case())
+    by_type.pop("Task")
+
+    report = await run_pull(store, PagedServer(by_type), flush_size=1)
+
+    assert report.quarantined == 1
+    with store.session(read_only=True) as s:
+        (row,) = list_quarantine(s)
+        assert "rejected" in row.reason
+
+
+async def test_references_to_types_already_pulled_are_not_kept(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks refer back to their ServiceRequests, Encounters to their episode: none of that is kept."""
+    sizes: dict[str, int] = {}
+    take = _pull._Puller.take
+
+    def spy(self: _pull._Puller, rtype: str, *args: Any, **kwargs: Any) -> None:
+        take(self, rtype, *args, **kwargs)
+        sizes[rtype] = len(self.referenced)
+        assert all(target in self.to_pull for target, _ in self.referenced)
+
+    monkeypatch.setattr(_pull._Puller, "take", spy)
+    report = await run_pull(store, PagedServer(on_server(full_case()), per_page=50))
+
+    assert (report.quarantined, report.unplaced) == (0, 0)
+    assert sizes["CarePlan"] > 0  # what the CarePlan names is kept until it comes in...
+    assert sizes["Encounter"] == 0  # ...and nothing is once every type is in
