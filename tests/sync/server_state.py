@@ -15,18 +15,9 @@ from typing import Any
 from fhir_cm.domain import Case
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_resources
+from fhir_cm.sync import CASE_RESOURCE_TYPES
 
-CASE_TYPES = (
-    "EpisodeOfCare",
-    "CarePlan",
-    "CareTeam",
-    "Condition",
-    "Goal",
-    "ServiceRequest",
-    "Task",
-    "Communication",
-    "Encounter",
-)
+CASE_TYPES = CASE_RESOURCE_TYPES  # a type missing here would be missing from the counts, and fail them
 TYPES = (*CASE_TYPES, "Patient")
 
 

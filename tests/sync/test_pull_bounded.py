@@ -7,16 +7,25 @@ already pulled are not kept (nothing is left for them to place).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from fhir_cm.store import Store, get_case, list_ledger, list_quarantine
+from fhir_cm.store import Store, get_case, list_ledger, list_quarantine, open_store
 from fhir_cm.sync import _pull
 from tests.mapping.builders import full_case
-from tests.sync.test_pull import BASE, PagedServer, on_server, run_pull, store  # noqa: F401 (fixture)
+from tests.sync.test_pull import BASE, PagedServer, on_server, run_pull
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A store of the test's own; no real server is needed (the server here is a respx fake)."""
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as opened:
+        yield opened
 
 
 class WatchingServer(PagedServer):

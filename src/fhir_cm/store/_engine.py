@@ -9,10 +9,9 @@ PostgreSQL needs nothing special here; the outbox uses row locks (``_outbox``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlite3
 import time
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
@@ -81,7 +80,8 @@ def _ensure_wal(cursor: sqlite3.Cursor) -> None:
                 cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+            contended = "locked" in str(exc) or "busy" in str(exc)
+            if not contended or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
