@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,12 +22,13 @@ from typer.testing import CliRunner
 
 from fhir_cm.caseload import compute_caseload
 from fhir_cm.cli import app
-from fhir_cm.demo import STAGES, pick_cases, shows_post_acute_pathway, walk_case
-from fhir_cm.domain import CareSetting, Case, CaseStatus, allowed_referral_moves
+from fhir_cm.config import Settings
+from fhir_cm.demo import STAGES, pick_cases, render_summary, run_demo, shows_post_acute_pathway, walk_case
+from fhir_cm.domain import CareSetting, Case, CaseStatus, Plausibility, allowed_referral_moves, case_breaches
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_resources
 from fhir_cm.store import list_cases, list_outbox, list_transitions, open_store
-from fhir_cm.synthetic import DEFAULT_TODAY, generate_cases
+from fhir_cm.synthetic import generate_cases
 from tests.sync.server_state import server_state
 
 FHIR_CM = Path(sys.executable).with_name("fhir-cm")
@@ -137,9 +140,14 @@ def test_demo_on_embedded_defaults_walks_the_cases_into_the_store(embedded: Any)
     }
     open_per_manager = Counter(c.case_manager.id for c in stored.values() if c.is_open and c.case_manager)
     assert {m["case_manager"]: m["open_cases"] for m in summary["caseload"]} == open_per_manager
+    today = dt.date.fromisoformat(summary["today"])
+    assert today == dt.date.today()  # the journeys are dated up to the day the demo runs
     assert summary["caseload"] == json.loads(
-        json.dumps([m.model_dump(mode="json") for m in compute_caseload(stored.values(), on=DEFAULT_TODAY, limit=20)])
+        json.dumps([m.model_dump(mode="json") for m in compute_caseload(stored.values(), on=today, limit=20)])
     )
+    assert all(m["case_manager_name"] for m in summary["caseload"])
+    for case in stored.values():
+        assert case_breaches(case, Plausibility(today=today)) == [], case.id
     assert {o["programme"] for o in summary["outcomes"]} == {c.programme.value for c in stored.values()}
     assert summary["server"] is None
 
@@ -147,7 +155,7 @@ def test_demo_on_embedded_defaults_walks_the_cases_into_the_store(embedded: Any)
 def test_demo_writes_a_valid_export_bundle_of_the_cases(embedded: Any) -> None:
     workdir, first, _ = embedded
     summary = _summary(first)
-    data = json.loads((workdir / "fhir-cm-demo-export.json").read_text())
+    data = json.loads((workdir / "fhir-cm-demo" / "export.json").read_text())
 
     bundle = Bundle.model_validate(data)
     assert bundle.type == "collection"
@@ -161,7 +169,7 @@ def test_demo_writes_a_valid_export_bundle_of_the_cases(embedded: Any) -> None:
     assert episodes == {c["case_id"] for c in summary["cases"]}
 
 
-def test_demo_prints_a_readable_summary_on_stderr(embedded: Any) -> None:
+def test_demo_with_json_prints_the_readable_summary_on_stderr(embedded: Any) -> None:
     _, first, _ = embedded
     text = first.stderr
 
@@ -169,12 +177,78 @@ def test_demo_prints_a_readable_summary_on_stderr(embedded: Any) -> None:
         "Caseload on",
         "Outcomes",
         "Transitions recorded",
-        "Where the FHIR resources are",
+        "What it wrote, and where",
         "See them in the API",
     ):
         assert heading in text
-    assert "fhir-cm-demo-export.json" in text and "fhir-cm serve" in text and "/fhir/CarePlan" in text
+    assert "fhir-cm-demo/export.json" in text and "fhir-cm serve" in text and "/fhir/CarePlan" in text
     assert "acute-hospital → skilled-nursing" in text
+
+
+def test_the_summary_goes_to_stdout_and_the_files_into_the_folder_it_names(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    out, err = result.stdout, result.stderr
+    for heading in ("dated up to", "Caseload on", "Outcomes", "Transitions recorded", "What it wrote, and where",
+                    "See them in the API"):
+        assert heading in out and heading not in err
+    assert err.strip() and "identified" in err  # progress, step by step
+    folder = tmp_path / "fhir-cm-demo"
+    assert f"folder      {folder.resolve()}" in out and str((folder / "export.json").resolve()) in out
+    assert {p.name for p in tmp_path.iterdir() if not p.name.startswith("fhir-cm.db")} == {"fhir-cm-demo"}
+    assert [p.name for p in folder.iterdir()] == ["export.json"]
+    # Case managers by name, with the full id the API and `apikey create` take (never a prefix).
+    rows = [line.strip() for line in out.splitlines() if "open case" in line and "longest since face-to-face" in line]
+    managers = {}
+    for row in rows:
+        name, rest = row.split(" (", 1)
+        managers[rest.split(")")[0]] = name
+    assert managers and all(len(i) == 32 and len(n.split()) == 2 for i, n in managers.items())
+    (practitioner,) = re.findall(r"--practitioner ([0-9a-f]+)", out)
+    assert practitioner in managers  # the printed case-manager key is for someone with open cases
+
+    elsewhere = tmp_path / "elsewhere"
+    moved = _run(tmp_path, "--out", str(elsewhere))
+    assert moved.returncode == 0 and (elsewhere / "export.json").is_file()
+
+
+def _shape(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the same seed must reproduce: cases, steps, and moves — without the dates and paths."""
+    return {
+        "cases": [{k: c[k] for k in ("case_id", "programme", "status", "stages", "saves", "status_history")}
+                  for c in summary["cases"]],
+        "moves": [(t["case_id"], t["from_setting"], t["to_setting"], t["readmission"]) for t in summary["transitions"]],
+        "open": [(m["case_manager"], m["case_manager_name"], m["open_cases"], m["max_days_since_face_to_face"])
+                 for m in summary["caseload"]],
+        "resources": summary["export_resources"],
+    }
+
+
+def test_the_same_seed_gives_the_same_journeys_dated_up_to_the_day_given(tmp_path: Path) -> None:
+    def demo(name: str, today: dt.date) -> dict[str, Any]:
+        settings = Settings(database_url=f"sqlite:///{tmp_path / name / 'fhir-cm.db'}")
+        (tmp_path / name).mkdir()
+        summary = run_demo(settings, cases=3, today=today, out_dir=tmp_path / name / "out")
+        assert f"dated up to {today}" in render_summary(summary)
+        return json.loads(summary.model_dump_json())
+
+    first, again = demo("a", dt.date(2025, 6, 30)), demo("b", dt.date(2025, 6, 30))
+    later = demo("c", dt.date(2027, 1, 15))
+
+    assert _shape(first) == _shape(again) == _shape(later)
+    dates = lambda s: [t["date"] for t in s["transitions"]]  # noqa: E731
+    assert dates(first) == dates(again)
+    shift = dt.date(2027, 1, 15) - dt.date(2025, 6, 30)
+    assert [dt.date.fromisoformat(d) + shift for d in dates(first)] == [dt.date.fromisoformat(d) for d in dates(later)]
+    assert max(dt.date.fromisoformat(d) for d in dates(later)) > dt.date(2026, 6, 1)  # recent, not frozen
+
+
+def test_closure_reasons_fit_the_journeys() -> None:
+    for case in pick_cases(8):
+        reason = case.status_history[-1].reason or ""
+        if "long-term care" in reason:
+            assert any(t.to_setting is CareSetting.LONG_TERM_CARE for t in case.transitions), case.id
 
 
 def test_running_the_demo_twice_creates_no_duplicates(embedded: Any) -> None:

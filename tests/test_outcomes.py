@@ -158,3 +158,18 @@ def test_entered_in_error_cases_count_nowhere() -> None:
     assert CASE_D.status is CaseStatus.ENTERED_IN_ERROR
     got = programme_outcomes(HC, [CASE_D], start=None, end=None, today=TODAY)
     assert (got.cases, got.hospital_discharges, got.length_of_stay) == (0, 0, [])
+
+
+def test_figures_as_of_a_past_day_count_only_what_had_happened_by_then() -> None:
+    c = case(
+        "asof",
+        stays=[stay("h1", "acute-hospital", "2025-01-05", "2025-01-10", "home"),
+               stay("h2", "acute-hospital", "2025-01-20", "2025-01-25", "home")],
+        contacts=[{"id": "k1", "date": "2025-01-22", "mode": "phone"}],
+    )
+    (early,) = compute_outcomes([c], start=None, end=None, today=D("2025-01-15"))
+    # On 01-15: one discharge, no readmission yet, no follow-up contact yet; h2 had not begun.
+    assert (early.hospital_discharges, early.readmissions_30d, early.follow_ups) == (1, 0, 0)
+    (late,) = compute_outcomes([c], start=None, end=None, today=TODAY)
+    assert (late.hospital_discharges, late.readmissions_30d, late.follow_ups) == (2, 1, 1)
+    assert compute_outcomes([c], start=None, end=None, today=D("2024-11-01"))[0].cases == 0

@@ -16,6 +16,7 @@ from fhir_cm.domain import (
     CaseStatus,
     ContactMode,
     EligibilityReason,
+    GoalAchievement,
     ProgrammeType,
     ReferralKind,
     ReferralStatus,
@@ -281,6 +282,44 @@ def test_status_history_walks_referred_to_active_to_closed(cases: list[Case]) ->
     statuses = Counter(c.status for c in cases)
     assert statuses[CaseStatus.CLOSED] and statuses[CaseStatus.ACTIVE]
     assert any(h.status is CaseStatus.ON_HOLD for c in cases for h in c.status_history)
+
+
+def test_a_closure_reason_matches_what_the_journey_did() -> None:
+    closed = [c for c in generate_cases(600, seed=2024) if c.status is CaseStatus.CLOSED]
+    reasons: Counter[str | None] = Counter()
+    for case in closed:
+        reason = case.status_history[-1].reason
+        moves = case.transitions
+        to_long_term_care = any(t.to_setting is CareSetting.LONG_TERM_CARE for t in moves)
+        reasons[reason] += 1
+        if reason == "Transferred to long-term care":
+            assert to_long_term_care, case.id
+        if moves and moves[-1].to_setting is CareSetting.LONG_TERM_CARE:
+            assert reason == "Transferred to long-term care", case.id
+        if reason == "Goals met; discharged from case management":
+            assert any(g.achievement is GoalAchievement.ACHIEVED for g in case.goals), case.id
+    assert reasons["Transferred to long-term care"] > 0 and len(reasons) >= 4
+
+
+def test_journeys_are_the_same_shape_whatever_day_is_today() -> None:
+    """Dates are relative to ``today``: moving it shifts every date and changes nothing else."""
+    shift = dt.timedelta(days=523)
+    for a, b in zip(generate_cases(30, 4), generate_cases(30, 4, today=DEFAULT_TODAY + shift), strict=True):
+        assert a.id == b.id
+        assert _shifted(a.model_dump(mode="json"), shift) == b.model_dump(mode="json"), a.id
+
+
+def _shifted(node: object, by: dt.timedelta) -> object:
+    if isinstance(node, dict):
+        return {k: _shifted(v, by) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_shifted(v, by) for v in node]
+    if isinstance(node, str) and len(node) == 10 and node[4] == "-" and node[7] == "-":
+        try:
+            return (dt.date.fromisoformat(node) + by).isoformat()
+        except ValueError:
+            return node
+    return node
 
 
 def test_summary_counts_what_was_generated(cases: list[Case]) -> None:

@@ -4,6 +4,10 @@ The strongest case-management results come from small caseloads with frequent fa
 contact (DOMAIN.md), so the view shows both: open cases per manager against a limit (about 20),
 and the days since the last face-to-face contact of every case. Pure functions over the domain
 model: the API, the CLI and the demo compute the same figures.
+
+A caseload "on" a day is the caseload as it was that day: each case as it stood then
+(``case_as_of``: its status from the history, the case manager in charge, the contacts made up to
+that day), so a case opened later is not listed and no contact made later shortens a gap.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from fhir_cm.domain import Case, CaseStatus, ProgrammeType
+from fhir_cm.domain import Case, CaseStatus, ProgrammeType, case_as_of
 
 __all__ = ["CaseIntensity", "ManagerCaseload", "compute_caseload"]
 
@@ -37,6 +41,7 @@ class ManagerCaseload(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     case_manager: str | None
+    case_manager_name: str | None = None
     open_cases: int
     limit: int
     over_limit: bool
@@ -47,9 +52,9 @@ class ManagerCaseload(BaseModel):
 
 
 def _intensity(case: Case, on: dt.date) -> CaseIntensity:
+    """The contact gap of ``case`` as it stood on ``on`` (its contacts are those made by then)."""
     last = case.last_face_to_face()
-    # A contact recorded after ``on`` counts as seen today, never as a negative gap.
-    days = None if last is None else max((on - last).days, 0)
+    days = None if last is None else (on - last).days
     return CaseIntensity(
         case_id=case.id,
         programme=case.programme,
@@ -60,17 +65,22 @@ def _intensity(case: Case, on: dt.date) -> CaseIntensity:
 
 
 def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[ManagerCaseload]:
-    """The caseload of every case manager with open cases, as of ``on``, ordered by manager id.
+    """The caseload of every case manager with open cases on ``on``, ordered by manager id.
 
-    Only open cases count (referred, waitlisted, active, on hold: ``Case.is_open``). Cases with
-    no case manager are grouped under ``None``, listed last: someone has to pick them up.
-    The averages are over the cases seen face to face at least once; the others are counted
-    in ``cases_never_seen``, since a case never seen is no "0 days".
+    Each case counts as it stood on ``on`` (see the module docstring), so day counts are never
+    negative. Only cases open that day count (referred, waitlisted, active, on hold:
+    ``Case.is_open``). Cases with no case manager are grouped under ``None``, listed last: someone
+    has to pick them up. The averages are over the cases seen face to face at least once; the
+    others are counted in ``cases_never_seen``, since a case never seen is no "0 days".
     """
     groups: dict[str | None, list[CaseIntensity]] = defaultdict(list)
-    for case in cases:
-        if case.is_open:
+    names: dict[str, str] = {}
+    for current in cases:
+        case = case_as_of(current, on)
+        if case is not None and case.is_open:
             manager = case.case_manager.id if case.case_manager else None
+            if case.case_manager is not None and case.case_manager.name:
+                names.setdefault(case.case_manager.id, case.case_manager.name)
             groups[manager].append(_intensity(case, on))
     out = []
     for manager in sorted(groups, key=lambda m: (m is None, m or "")):
@@ -79,6 +89,7 @@ def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[
         out.append(
             ManagerCaseload(
                 case_manager=manager,
+                case_manager_name=names.get(manager) if manager is not None else None,
                 open_cases=len(rows),
                 limit=limit,
                 over_limit=len(rows) > limit,

@@ -21,6 +21,10 @@ delivered. Each figure counts the events whose own date falls in the period (bot
 
 Cases ``entered-in-error`` are left out altogether. Rates and averages are ``None`` when nothing
 was there to measure, never a misleading 0.
+
+The figures are "as of" ``today``: every case counts as it stood that day (``case_as_of``: stays
+and contacts up to it, a stay still running if it ended later, a case not yet begun left out), so
+figures for a past day are those that could have been computed on it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from fhir_cm.domain import (
     ReferralStatus,
     Stay,
     StayStatus,
+    case_as_of,
 )
 
 __all__ = ["ProgrammeOutcomes", "SettingStays", "compute_outcomes", "programme_outcomes"]
@@ -145,13 +150,14 @@ def programme_outcomes(
     end: dt.date | None,
     today: dt.date,
 ) -> ProgrammeOutcomes:
-    """The outcome figures of ``programme`` over ``start``–``end`` (inclusive) from the cases given.
+    """The outcome figures of ``programme`` over ``start``–``end`` (inclusive), as of ``today``.
 
     Cases of other programmes are ignored, so callers may pass everything they can see.
     """
     if start is not None and end is not None and end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
-    mine = [c for c in cases if c.programme is programme and c.status is not CaseStatus.ENTERED_IN_ERROR]
+    then = [as_of for c in cases if c.programme is programme and (as_of := case_as_of(c, today)) is not None]
+    mine = [c for c in then if c.status is not CaseStatus.ENTERED_IN_ERROR]
     discharges = readmitted = goals_due = attained = referrals = ended = completed = no_follow_up = 0
     los: dict[CareSetting, list[int]] = defaultdict(list)
     follow_up_days: list[int] = []

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar, cast
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from fhir_cm.domain import Case, Contact, Goal, Need, Referral, Stay, TeamMember
+from fhir_cm.domain import Breach, Case, Contact, Goal, Need, Plausibility, Referral, Stay, TeamMember, new_breaches
 from fhir_cm.store import (
     CaseRecord,
     StaleRevision,
@@ -34,6 +34,7 @@ from ._access import can_see, programme_scope
 from ._auth import Principal
 from ._problems import (
     Conflict,
+    FieldError,
     InvalidInput,
     NotFoundProblem,
     PreconditionFailed,
@@ -47,12 +48,14 @@ __all__ = [
     "audit_reads",
     "check_new_id",
     "edit_case",
+    "entity_fields",
     "etag",
     "find",
     "listed",
     "load_case",
     "patched",
     "rebuild",
+    "refuse_breaches",
     "replace",
     "respond",
     "update_entity",
@@ -64,6 +67,8 @@ T = TypeVar("T")
 E = TypeVar("E", bound=Need | Goal | Referral | TeamMember | Contact | Stay)
 _ATTEMPTS = 3
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+#: How a breach of the domain's rules is named to the client (default: its path in the case).
+FieldNamer = Callable[[Breach], str]
 
 
 def etag(revision: int) -> str:
@@ -87,6 +92,30 @@ def rebuild(case: Case, field: str, **changes: Any) -> Case:
         return Case.model_validate({**case.model_dump(), **changes})
     except ValidationError as exc:
         raise InvalidInput("the change would make the case invalid", errors=field_errors(exc.errors(), hint=field)) from None
+
+
+def refuse_breaches(before: Case | None, after: Case, rules: Plausibility, *, name: FieldNamer | None = None) -> None:
+    """422 naming every field where ``after`` breaks a rule of what can be true that ``before`` kept.
+
+    Only what the change brings in is refused: a case imported with a breach stays workable.
+    """
+    breaches = new_breaches(before, after, rules)
+    if breaches:
+        named = {(name(b) if name else b.field, b.message): None for b in breaches}  # one per field and reason
+        errors = [FieldError(field=field, message=message) for field, message in named]
+        raise InvalidInput("the change records something that cannot be true; see errors", errors=errors)
+
+
+def entity_fields(field: str, entity_id: str) -> FieldNamer:
+    """Breaches of the entity a request sent (``contacts``, its id) named as fields of that body ("date")."""
+
+    def name(breach: Breach) -> str:
+        parts = breach.field.split(".")
+        if parts[0] == field and breach.entity == entity_id and len(parts) > 2:
+            return ".".join(parts[2:])
+        return breach.field
+
+    return name
 
 
 def load_case(store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None) -> CaseRecord:
@@ -131,8 +160,14 @@ def edit_case(
     action: str,
     detail: str,
     request_id: str | None,
+    rules: Plausibility | None = None,
+    name: FieldNamer | None = None,
 ) -> Edited[T]:
-    """Apply ``change`` (old case → new case and a result) to a visible case and save it, audited."""
+    """Apply ``change`` (old case → new case and a result) to a visible case and save it, audited.
+
+    With ``rules``, a change that would record something that cannot be true (see
+    ``fhir_cm.domain.Plausibility``) is refused with a 422 naming the fields (``name`` words them).
+    """
     for _ in range(_ATTEMPTS):
         try:
             with store.session() as session:
@@ -145,6 +180,8 @@ def edit_case(
                         headers={"ETag": etag(record.revision)},
                     )
                 case, result = change(record.case)
+                if rules is not None:
+                    refuse_breaches(record.case, case, rules, name=name)
                 revision = save_case(session, case, expected_revision=record.revision)
                 if revision != record.revision:
                     record_audit(session, principal=principal.id, action=action, case_ids=[case_id],
@@ -180,22 +217,26 @@ def check_new_id(case: Case, entity_id: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class Work:
-    """One request's view of the cases: who asks, on which day, under which ``If-Match``."""
+    """One request's view of the cases: who asks, on which day, under which ``If-Match`` and rules."""
 
     store: Store
     principal: Principal
     today: dt.date
     request_id: str | None
     if_match: str | None
+    rules: Plausibility | None = None
 
     def load(self, case_id: str) -> CaseRecord:
         """The visible case (404 otherwise); the read is audited."""
         return load_case(self.store, self.principal, case_id, self.today, request_id=self.request_id)
 
-    def edit(self, case_id: str, change: Callable[[Case], tuple[Case, T]], *, action: str, detail: str) -> Edited[T]:
-        """Apply a change to the visible case, saved and audited (see ``edit_case``)."""
+    def edit(
+        self, case_id: str, change: Callable[[Case], tuple[Case, T]], *, action: str, detail: str,
+        name: FieldNamer | None = None,
+    ) -> Edited[T]:
+        """Apply a change to the visible case, saved and audited, held to the rules (see ``edit_case``)."""
         return edit_case(self.store, self.principal, case_id, change, today=self.today, if_match=self.if_match,
-                         action=action, detail=detail, request_id=self.request_id)
+                         action=action, detail=detail, request_id=self.request_id, rules=self.rules, name=name)
 
 
 def patched(entity: E, changes: dict[str, Any], field: str) -> E:
@@ -214,7 +255,7 @@ def add_entity(work: Work, case_id: str, field: str, entity: E, what: str) -> Ed
         check_new_id(case, entity_id, what)
         return rebuild(case, field, **{field: [*getattr(case, field), entity]}), entity
 
-    return work.edit(case_id, change, action="add", detail=f"{field}:{entity_id}")
+    return work.edit(case_id, change, action="add", detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
 
 
 def update_entity(
@@ -227,7 +268,7 @@ def update_entity(
         updated = update(find(items, entity_id, what, case.id))
         return rebuild(case, field, **{field: replace(items, updated)}), updated
 
-    return work.edit(case_id, change, action=action, detail=f"{field}:{entity_id}")
+    return work.edit(case_id, change, action=action, detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
 
 
 def visible_cases(work: Work, **filters: Any) -> list[Case]:

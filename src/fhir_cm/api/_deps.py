@@ -127,8 +127,10 @@ def get_work(
         Header(max_length=200, description="The case's ETag (its revision) a change is based on; 412 if stale."),
     ] = None,
 ) -> Work:
-    """Everything a case route needs: store, principal, today, request id and ``If-Match``."""
-    return Work(store, principal, today, getattr(request.state, "request_id", None), if_match)
+    """Everything a case route needs: store, principal, today, request id, ``If-Match`` and the domain's rules."""
+    settings: Settings = request.app.state.settings
+    return Work(store, principal, today, getattr(request.state, "request_id", None), if_match,
+                rules=settings.plausibility(today))
 
 
 CaseWork = Annotated[Work, Depends(get_work)]

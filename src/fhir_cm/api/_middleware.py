@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["UNMATCHED", "RequestContextMiddleware"]
 
 log = logging.getLogger("fhir_cm.api.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -29,17 +29,33 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
-def _route(scope: Scope) -> str:
-    """The route template (``/api/v1/cases/{case_id}``) of a matched request, ``<unmatched>`` otherwise.
+#: The one label of every request no route template can name: the raw path never becomes a label.
+UNMATCHED = "<unmatched>"
 
-    Rebuilt from the path and its parameters rather than read off the route object, whose path
-    is relative to its router in some FastAPI versions.
+
+def _route(scope: Scope) -> str:
+    """The route template (``/api/v1/cases/{case_id}``) of a matched request, ``UNMATCHED`` otherwise.
+
+    Logs and the unauthenticated ``/metrics`` carry this label, so it must never hold a path
+    segment a client chose (patient ids, ``$everything``, ``_history/2``): a raw path would leak
+    identifiers and grow the label set without bound. The template is the full one FastAPI
+    resolved for the request; failing that, the matched route's own template when it alone
+    matches the whole path (a route's path is relative to its router in some FastAPI versions,
+    and a prefix cannot be told from the ids around it). Anything else gets the fixed label.
     """
-    if scope.get("route") is None:
-        return "<unmatched>"
-    values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
-    segments = str(scope.get("path", "")).split("/")
-    return "/".join(f"{{{values[s]}}}" if s in values else s for s in segments)
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    effective = getattr(context, "path_format", None)
+    if getattr(context, "original_route", None) is route and isinstance(effective, str) and effective.startswith("/"):
+        return effective
+    template = getattr(route, "path_format", None)
+    pattern = getattr(route, "path_regex", None)
+    path = str(scope.get("path", ""))
+    if isinstance(template, str) and pattern is not None and pattern.fullmatch(path):
+        return template
+    return UNMATCHED
 
 
 class RequestContextMiddleware:

@@ -21,6 +21,7 @@ from fhir_cm.domain import (
     Case,
     CaseStatus,
     Contact,
+    Day,
     DischargeDisposition,
     EligibilityReason,
     Goal,
@@ -74,7 +75,7 @@ class CaseCreate(_In):
     id: EntityId | None = Field(default=None, description="Leave out to get a fresh id.")
     programme: ProgrammeType
     status: CaseStatus = Field(default=CaseStatus.ACTIVE, description="One of the open statuses.")
-    start: dt.date | None = Field(default=None, description="Enrolment day; today if left out.")
+    start: Day | None = Field(default=None, description="Enrolment day; today if left out.")
     patient: Party
     case_manager: Party | None = Field(default=None, description="Left out by a case manager: themselves.")
     referral_source: Party | None = None
@@ -110,14 +111,14 @@ class StatusChangeIn(_In):
     """Move a case to a new status (the history keeps the old one and the reason)."""
 
     status: CaseStatus
-    on: dt.date | None = Field(default=None, description="Day of the change; today if left out.")
+    on: Day | None = Field(default=None, description="Day of the change; today if left out.")
     reason: Reason | None = None
 
 
 class CloseIn(_In):
     """Close a case: evaluation done, discharged from case management."""
 
-    on: dt.date | None = Field(default=None, description="Day of closure; today if left out.")
+    on: Day | None = Field(default=None, description="Day of closure; today if left out.")
     reason: Reason | None = None
 
 
@@ -126,7 +127,7 @@ class NeedUpdate(_In):
 
     domain: AssessmentDomain | None = None
     finding: Text | None = None
-    resolved: dt.date | None = None
+    resolved: Day | None = None
     strengths: list[Text] | None = None
 
 
@@ -136,8 +137,8 @@ class GoalUpdate(_In):
     description: Text | None = None
     status: GoalStatus | None = None
     achievement: GoalAchievement | None = None
-    start: dt.date | None = None
-    due: dt.date | None = None
+    start: Day | None = None
+    due: Day | None = None
     target: Annotated[str, StringConstraints(max_length=2_000)] | None = None
     addresses: list[EntityId] | None = None
 
@@ -153,7 +154,7 @@ class StayUpdate(_In):
     """Changes to a stay in a care setting, typically its end and discharge disposition."""
 
     status: StayStatus | None = None
-    end: dt.date | None = None
+    end: Day | None = None
     discharge_disposition: DischargeDisposition | None = None
     provider: Party | None = None
 

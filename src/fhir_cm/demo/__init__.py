@@ -19,12 +19,13 @@ as it is (never walked again, never duplicated; a push of it is "unchanged").
 
 from ._models import CaseWalk, DemoError, DemoSummary, ServerRoundTrip
 from ._pick import DEMO_SEED, pick_cases, shows_post_acute_pathway
-from ._run import DEFAULT_CASES, EXPORT_FILE, run_demo
+from ._run import DEFAULT_CASES, DEMO_DIR, EXPORT_FILE, run_demo
 from ._summary import render_summary
 from ._walk import STAGES, WalkStep, walk_case
 
 __all__ = [
     "DEFAULT_CASES",
+    "DEMO_DIR",
     "DEMO_SEED",
     "EXPORT_FILE",
     "STAGES",

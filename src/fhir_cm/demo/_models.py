@@ -59,7 +59,8 @@ class DemoSummary(BaseModel):
 
     seed: int
     today: dt.date = Field(
-        description="The day the synthetic journeys count as today (caseload and outcomes as of it)."
+        description="The day the journeys are dated up to (the real today unless --today); caseload and "
+        "outcomes are as of it."
     )
     store: str
     store_file: str | None
@@ -69,6 +70,7 @@ class DemoSummary(BaseModel):
     outcomes: list[ProgrammeOutcomes]
     transitions: list[RecordedTransition]
     outbox: dict[str, int] = Field(description="The demo cases' outbox rows per status.")
+    out_dir: str = Field(description="The folder the demo wrote its own files into.")
     export_file: str
     export_resources: dict[str, int]
     api: list[str] = Field(description="Commands that show the cases through the API.")

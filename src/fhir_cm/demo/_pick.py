@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from itertools import pairwise
 
 from ..domain import CareSetting, Case, CaseStatus
@@ -29,19 +30,20 @@ def shows_post_acute_pathway(case: Case) -> bool:
     )
 
 
-def pick_cases(n: int, seed: int = DEMO_SEED) -> list[Case]:
+def pick_cases(n: int, seed: int = DEMO_SEED, *, today: dt.date | None = None) -> list[Case]:
     """``n`` journeys of ``seed`` that together show the whole cycle, in the order the seed makes them.
 
     The first closed case with a hospital → skilled nursing → home pathway and its follow-up is always
     among them (the showcase); the others are the seed's first journeys, which mix open and closed
     cases so the caseload has something to show. The same ``n`` and seed always pick the same cases,
-    and a smaller ``n`` picks a subset of a larger one's.
+    and a smaller ``n`` picks a subset of a larger one's, whatever ``today`` the journeys are dated to
+    (the synthetic journeys' dates are relative to it: see ``generate_cases``).
     """
     if n < 1:
         raise ValueError(f"the demo needs at least one case (got {n})")
     candidates: list[Case] = []
     showcase: Case | None = None
-    for case in generate_cases(max(_CANDIDATES, n + 1), seed):
+    for case in generate_cases(max(_CANDIDATES, n + 1), seed, today=today):
         candidates.append(case)
         if showcase is None and case.status is CaseStatus.CLOSED and shows_post_acute_pathway(case):
             showcase = case

@@ -28,15 +28,16 @@ from ..store import (
     record_transitions,
     save_case,
 )
-from ..synthetic import DEFAULT_TODAY
 from ._models import CaseWalk, DemoError, DemoSummary, Progress, ServerRoundTrip
 from ._pick import DEMO_SEED, pick_cases
 from ._server import _check_server, _round_trip
 from ._walk import walk_case
 
 DEFAULT_CASES = 5
-#: The export Bundle the demo writes into the working directory.
-EXPORT_FILE = "fhir-cm-demo-export.json"
+#: The folder the demo writes its own files into (unless told ``--out``), under the working directory.
+DEMO_DIR = "fhir-cm-demo"
+#: The FHIR export of the demo's cases (a collection Bundle), in that folder.
+EXPORT_FILE = "export.json"
 
 
 def _quiet(_line: str) -> None:
@@ -48,26 +49,38 @@ def run_demo(
     *,
     cases: int = DEFAULT_CASES,
     seed: int = DEMO_SEED,
-    export_path: Path | None = None,
+    today: dt.date | None = None,
+    out_dir: Path | None = None,
     progress: Progress = _quiet,
 ) -> DemoSummary:
     """Walk ``cases`` journeys into the configured store, export them, and sync when a server is set.
+
+    The journeys are dated so that they end ``today`` (the real today by default): the same seed
+    always gives the same cases, ids and shape, and a newcomer following the README afterwards sees
+    recent contacts, not a caseload frozen years ago. The demo's own files (the FHIR export) go into
+    ``out_dir`` (``./fhir-cm-demo`` by default); the cases go into the configured store, which the
+    API and the other commands read.
 
     With ``settings.fhir_base`` the server is asked for its CapabilityStatement first, so an
     unreachable one fails the run before anything is written. Raises :class:`DemoError` (one-line
     reason) when the server fails; store errors propagate as ``StoreError``.
     """
-    export_path = export_path or Path(EXPORT_FILE)
+    today = today or dt.date.today()
+    out_dir = out_dir or Path(DEMO_DIR)
     if settings.fhir_base:
         asyncio.run(_check_server(settings))
-    journeys = pick_cases(cases, seed)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    journeys = pick_cases(cases, seed, today=today)
     with open_store(settings.database_url) as store:
         walks = [_walk_or_keep(store, final, progress) for final in journeys]
         ids = [w.case_id for w in walks]
         server = asyncio.run(_round_trip(store, settings, ids, progress)) if settings.fhir_base else None
         if server is not None:  # the tracker may have added follow-ups: show the cases as they are now
             walks = [_case_walk(store, w.case_id, walked=w.walked, stages=w.stages, saves=w.saves) for w in walks]
-        return _summarise(store, settings, seed, walks, export_path, server)
+        return _summarise(store, settings, seed, today, walks, out_dir, server)
 
 
 def _walk_or_keep(store: Store, final: Case, say: Progress) -> CaseWalk:
@@ -140,8 +153,12 @@ def _export(store: Store, settings: Settings, ids: Sequence[str], path: Path) ->
     return dict(sorted(Counter(e["resource"]["resourceType"] for e in entries).items()))
 
 
-def _api_lines(settings: Settings, store_file: str | None, example_case: str | None, today: dt.date) -> list[str]:
-    """The commands that show the demo's cases through the API, for a shell."""
+def _api_lines(settings: Settings, store_file: str | None, cases: Sequence[Case], today: dt.date) -> list[str]:
+    """The commands that show the demo's cases through the API, for a shell: each one gives an answer.
+
+    Keys are made for a case manager and a programme the demo's store holds (a key for an unknown
+    practitioner or programme would see nothing, and ``apikey create`` refuses it).
+    """
     base = f"http://{settings.host}:{settings.port}"
     lines = []
     if settings.database_url != Settings.model_fields["database_url"].default:
@@ -153,12 +170,20 @@ def _api_lines(settings: Settings, store_file: str | None, example_case: str | N
         "fhir-cm serve &   # the API; its OpenAPI document is at /docs",
         f'curl -s -H "Authorization: Bearer $KEY" {base}/api/v1/cases',
     ]
-    if example_case is not None:
-        lines.append(f'curl -s -H "Authorization: Bearer $KEY" {base}/api/v1/cases/{example_case}')
+    closed = next((c for c in cases if c.status is CaseStatus.CLOSED), cases[0] if cases else None)
+    if closed is not None:
+        lines.append(f'curl -s -H "Authorization: Bearer $KEY" {base}/api/v1/cases/{closed.id}')
     lines += [
         f'curl -s -H "Authorization: Bearer $KEY" "{base}/api/v1/caseload?on={today}"',
         f'curl -s -H "Authorization: Bearer $KEY" -H "Accept: application/fhir+json" {base}/fhir/CarePlan',
     ]
+    manager = next((c.case_manager for c in cases if c.is_open and c.case_manager is not None), None)
+    if manager is not None:
+        name = (manager.name or "Case manager").replace('"', "")
+        lines += [
+            f'CM_KEY=$(fhir-cm apikey create --name "{name}" --role case-manager --practitioner {manager.id})',
+            f'curl -s -H "Authorization: Bearer $CM_KEY" {base}/api/v1/caseload   # {name}\'s own caseload',
+        ]
     return lines
 
 
@@ -166,8 +191,9 @@ def _summarise(
     store: Store,
     settings: Settings,
     seed: int,
+    today: dt.date,
     walks: list[CaseWalk],
-    export_path: Path,
+    out_dir: Path,
     server: ServerRoundTrip | None,
 ) -> DemoSummary:
     ids = [w.case_id for w in walks]
@@ -175,22 +201,23 @@ def _summarise(
         cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
         transitions = [t for i in ids for t in list_transitions(s, i)]
         outbox = Counter(item.status.value for i in ids for item in list_outbox(s, case_id=i))
+    export_path = out_dir / EXPORT_FILE
     exported = _export(store, settings, ids, export_path)
     store_file = _store_file(settings.database_url)
-    closed = next((w.case_id for w in walks if w.status is CaseStatus.CLOSED), ids[0] if ids else None)
     return DemoSummary(
         seed=seed,
-        today=DEFAULT_TODAY,
+        today=today,
         store=make_url(settings.database_url).render_as_string(hide_password=True),
         store_file=store_file,
         cases=walks,
         caseload_limit=settings.caseload_limit,
-        caseload=compute_caseload(cases, on=DEFAULT_TODAY, limit=settings.caseload_limit),
-        outcomes=compute_outcomes(cases, start=None, end=None, today=DEFAULT_TODAY),
+        caseload=compute_caseload(cases, on=today, limit=settings.caseload_limit),
+        outcomes=compute_outcomes(cases, start=None, end=None, today=today),
         transitions=transitions,
         outbox={s.value: outbox.get(s.value, 0) for s in OutboxStatus},
+        out_dir=str(out_dir.resolve()),
         export_file=str(export_path.resolve()),
         export_resources=exported,
-        api=_api_lines(settings, store_file, closed, DEFAULT_TODAY),
+        api=_api_lines(settings, store_file, cases, today),
         server=server,
     )

@@ -92,6 +92,8 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
 
 #: What is read back: the case's own types, and the Patient the pusher makes sure exists.
 _READ_BACK_TYPES = (*CASE_RESOURCE_TYPES, "Patient")
+#: The parties a push may create on the server (by identifier), whose server ids the case does not know.
+_PARTY_TYPES = ("Practitioner", "Organization", "RelatedPerson")
 
 
 async def _read_back(client: AsyncFhirClient, cases: list[Case], version: str, system: str) -> dict[str, Any]:
@@ -112,11 +114,17 @@ async def _read_back(client: AsyncFhirClient, cases: list[Case], version: str, s
                 key = ResourceKey(rtype, str(ident.get("value")))
                 if ident.get("system") == system and key in owner:
                     found.setdefault(key, []).append(resource)
-    # The server knows each patient by an id of its own; the case knows the patient by the record
-    # system's id, which the Patient carries as its business identifier.
+    # The server knows each patient (and each practitioner, organisation and related person the push
+    # made sure of) by an id of its own; the case knows them by the record system's id, which the
+    # resource carries as its business identifier.
     patients = {
         f"Patient/{copies[0]['id']}": f"Patient/{key.value}" for key, copies in found.items() if key.type == "Patient"
     }
+    for rtype in _PARTY_TYPES:
+        async for resource in client.search(rtype).where("identifier", f"{system}|").count(200):
+            for ident in resource.get("identifier") or ():
+                if ident.get("system") == system and ident.get("value") and resource.get("id"):
+                    patients.setdefault(f"{rtype}/{resource['id']}", f"{rtype}/{ident['value']}")
     per_case: dict[str, list[dict[str, Any]]] = {c.id: [] for c in cases}
     for key, copies in found.items():
         if key.type != "Patient":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..outcomes import ProgrammeOutcomes
 from ._models import DemoSummary, ServerRoundTrip
-from ._text import _n, _short
+from ._text import _n
 
 
 def _pct(rate: float | None) -> str:
@@ -68,8 +68,8 @@ def render_summary(summary: DemoSummary) -> str:
     walked = sum(w.walked for w in summary.cases)
     lines = [
         "",
-        f"fhir-cm demo: {len(summary.cases)} synthetic cases (seed {summary.seed}), "
-        f"{walked} walked through the case-management cycle now"
+        f"fhir-cm demo: {len(summary.cases)} synthetic cases (seed {summary.seed}) dated up to "
+        f"{summary.today}, {walked} walked through the case-management cycle now"
         + (
             f", {len(summary.cases) - walked} already in the store from an earlier run"
             if walked < len(summary.cases)
@@ -80,13 +80,15 @@ def render_summary(summary: DemoSummary) -> str:
     ]
     for w in summary.cases:
         done = " → ".join(w.stages) if w.walked else "already in the store: left as it is"
-        lines.append(f"  {_short(w.case_id)}  {w.programme:<18} {w.status.value:<8} rev {w.revision:<3} {done}")
+        lines.append(f"  {w.case_id}  {w.programme:<18} {w.status.value:<8} rev {w.revision:<3} {done}")
     lines += ["", f"Caseload on {summary.today} (limit {summary.caseload_limit} open cases per case manager)"]
     for m in summary.caseload:
-        who = _short(m.case_manager) if m.case_manager else "(unassigned)"
+        who = "(unassigned)" if m.case_manager is None else (
+            f"{m.case_manager_name} ({m.case_manager})" if m.case_manager_name else m.case_manager
+        )
         flag = "OVER LIMIT" if m.over_limit else "within limit"
         gap = "-" if m.max_days_since_face_to_face is None else f"{m.max_days_since_face_to_face} days"
-        lines.append(f"  {who:<12} {m.open_cases} open  {flag:<12} longest since face-to-face: {gap}")
+        lines.append(f"  {who}: {_n(m.open_cases, 'open case')}, {flag}, longest since face-to-face: {gap}")
     if not summary.caseload:
         lines.append("  no open cases")
     lines += ["", f"Outcomes (all time, as of {summary.today})"]
@@ -100,20 +102,22 @@ def render_summary(summary: DemoSummary) -> str:
             "READMISSION" if t.readmission else "",
         ) if x]  # fmt: skip
         lines.append(
-            f"  {_short(t.case_id)}  {t.date}  {t.from_setting.value} → {t.to_setting.value}"
+            f"  {t.case_id}  {t.date}  {t.from_setting.value} → {t.to_setting.value}"
             + (f"  ({', '.join(extra)})" if extra else "")
         )
     pending = ", ".join(f"{n} {status}" for status, n in summary.outbox.items() if n) or "empty"
     resources = ", ".join(f"{k} {n}" for k, n in summary.export_resources.items())
     lines += [
         "",
-        "Where the FHIR resources are",
+        "What it wrote, and where",
         f"  store       {summary.store_file or summary.store}",
+        "              the cases, every step saved (FHIR_CM_DATABASE_URL; the API and every command read it)",
         f"  outbox      {pending} (push them: fhir-cm push --all --fhir-base URL)",
+        f"  folder      {summary.out_dir}",
         f"  export      {summary.export_file}",
-        f"              {sum(summary.export_resources.values())} resources: {resources}",
+        f"              a FHIR collection Bundle, {sum(summary.export_resources.values())} resources: {resources}",
         "",
-        "See them in the API",
+        "See them in the API (from the store's folder)",
         *(f"  {line}" for line in summary.api),
     ]
     if summary.server is not None:

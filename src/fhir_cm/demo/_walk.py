@@ -24,7 +24,7 @@ from ..domain import (
     TeamRole,
     move_referral,
 )
-from ._text import _n, _short
+from ._text import _n, _who
 
 _RS = ReferralStatus
 #: How a referral walks from ``requested`` to where its journey left it, one allowed move at a time.
@@ -169,7 +169,7 @@ def _steps(final: Case) -> Iterator[WalkStep]:
     manager = managers[0].party if managers else final.case_manager
     case = _build(case, case_manager=manager, team=[m.model_copy(update={"end": None}) for m in first_team])
     path = " → ".join(h.status.value for h in (history[0], *enrolment))
-    who = f"case manager {_short(manager.id)}" if manager else "no case manager yet"
+    who = f"case manager {_who(manager)}" if manager else "no case manager yet"
     yield WalkStep("enrolled", f"{path}; {who}", case)
 
     # 3. assessment: the needs found (resolved only at evaluation).

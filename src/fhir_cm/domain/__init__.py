@@ -1,7 +1,17 @@
 """The case-management model, in the case manager's words. Knows nothing of FHIR or HTTP."""
 
+from ._asof import case_as_of
 from ._case import Case
-from ._models import Contact, Goal, Need, Party, Period, Referral, StatusChange, Stay, TeamMember, new_id
+from ._models import Contact, Day, Goal, Need, Party, Period, Referral, StatusChange, Stay, TeamMember, new_id
+from ._plausibility import (
+    INPATIENT_SETTINGS,
+    Breach,
+    ImplausibleCase,
+    Plausibility,
+    case_breaches,
+    check_plausible,
+    new_breaches,
+)
 from ._referrals import ReferralTransitionError, allowed_referral_moves, move_referral
 from ._transitions import (
     READMISSION_WINDOW_DAYS,
@@ -30,24 +40,29 @@ from ._types import (
 )
 
 __all__ = [
+    "INPATIENT_SETTINGS",
     "READMISSION_WINDOW_DAYS",
     "Acuity",
     "AssessmentDomain",
+    "Breach",
     "CareSetting",
     "Case",
     "CaseStatus",
     "Contact",
     "ContactMode",
     "CurrentSetting",
+    "Day",
     "DischargeDisposition",
     "EligibilityReason",
     "Goal",
     "GoalAchievement",
     "GoalStatus",
+    "ImplausibleCase",
     "Need",
     "Party",
     "PartyKind",
     "Period",
+    "Plausibility",
     "ProgrammeType",
     "Referral",
     "ReferralKind",
@@ -60,9 +75,13 @@ __all__ = [
     "TeamRole",
     "Transition",
     "allowed_referral_moves",
+    "case_as_of",
+    "case_breaches",
+    "check_plausible",
     "current_setting",
     "derive_transitions",
     "disposition_setting",
     "move_referral",
+    "new_breaches",
     "new_id",
 ]

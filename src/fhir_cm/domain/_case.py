@@ -32,6 +32,9 @@ from ._types import Acuity, CaseStatus, ContactMode, EligibilityReason, PartyKin
 
 __all__ = ["Case"]
 
+#: The statuses of a case still being worked.
+_OPEN = frozenset({CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD})
+
 
 class Case(_Model):
     """A case: enrolment, assessment, plan, referrals, team, monitoring and the stays in care settings."""
@@ -102,7 +105,7 @@ class Case(_Model):
     @property
     def is_open(self) -> bool:
         """Whether the case is still being worked (it counts towards a caseload)."""
-        return self.status in (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
+        return self.status in _OPEN
 
     def last_face_to_face(self) -> dt.date | None:
         """The day of the latest face-to-face contact, the measure of contact intensity."""
@@ -110,7 +113,10 @@ class Case(_Model):
         return max(days) if days else None
 
     def change_status(self, status: CaseStatus, on: dt.date, reason: str | None = None) -> None:
-        """Move the case to a new status, closing the current history entry and opening the next."""
+        """Move the case to a new status, closing the current history entry and opening the next.
+
+        The period follows: closing or cancelling ends it on ``on``, reopening clears its end.
+        """
         history = list(self.status_history) or [StatusChange(status=self.status, start=self.period.start)]
         current = history[-1]
         if on < current.start:
@@ -120,6 +126,9 @@ class Case(_Model):
         period = self.period
         if status in (CaseStatus.CLOSED, CaseStatus.CANCELLED):
             period = Period(start=period.start, end=on)
+        elif status in _OPEN:
+            # Reopened: the case has not ended (an end left behind would read as a past, planned end).
+            period = Period(start=period.start)
         # Validate the whole case once, with every field changed together.
         updated = self.model_validate({**self.model_dump(), "status": status, "status_history": history, "period": period})
         for name in ("status_history", "period", "status"):

@@ -11,7 +11,7 @@ import re
 import uuid
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ._types import (
     AssessmentDomain,
@@ -30,6 +30,7 @@ from ._types import (
 
 __all__ = [
     "Contact",
+    "Day",
     "Goal",
     "Need",
     "Party",
@@ -44,6 +45,27 @@ __all__ = [
 #: Ids are what FHIR allows in a logical id and an identifier value: letters, digits, '-' and '.'.
 EntityId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _calendar_day(value: object) -> object:
+    """Only a calendar day is a day: ``YYYY-MM-DD`` or a ``date``.
+
+    Pydantic would read ``0`` (or ``"0"``) as 1970-01-01, a Unix timestamp, and a ``datetime``
+    at midnight as its date; each is more likely a mistake than a day someone meant, and a wrong
+    day silently shifts every figure computed from it.
+    """
+    if isinstance(value, dt.datetime) or isinstance(value, bool | int | float):
+        raise ValueError("a date is written YYYY-MM-DD")
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+#: A calendar day, written ``YYYY-MM-DD`` (no timestamps, no times).
+Day = Annotated[dt.date, BeforeValidator(_calendar_day)]
 
 
 def new_id() -> str:
@@ -84,8 +106,8 @@ def _check_order(start: dt.date | None, end: dt.date | None, what: str) -> None:
 class Period(_Model):
     """A span of days; an open end means 'still going'."""
 
-    start: dt.date
-    end: dt.date | None = None
+    start: Day
+    end: Day | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -105,8 +127,8 @@ class StatusChange(_Model):
     """One stretch of time a case (or referral) spent in one status, and why it got there."""
 
     status: CaseStatus
-    start: dt.date
-    end: dt.date | None = None
+    start: Day
+    end: Day | None = None
     reason: str | None = Field(default=None, max_length=2_000)
 
     @model_validator(mode="after")
@@ -121,8 +143,8 @@ class Need(_Model):
     id: EntityId = Field(default_factory=new_id)
     domain: AssessmentDomain
     finding: Text
-    recorded: dt.date
-    resolved: dt.date | None = None
+    recorded: Day
+    resolved: Day | None = None
     strengths: list[Text] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -139,8 +161,8 @@ class Goal(_Model):
     self_care: bool = False
     status: GoalStatus = GoalStatus.ACTIVE
     achievement: GoalAchievement | None = None
-    start: dt.date | None = None
-    due: dt.date | None = None
+    start: Day | None = None
+    due: Day | None = None
     target: str | None = Field(default=None, max_length=2_000, description="The measure, e.g. 'walks 200 m unaided'.")
     addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs this goal addresses.")
 
@@ -160,8 +182,8 @@ class Referral(_Model):
     service: Text = Field(description="What is asked for, in words, e.g. 'home physiotherapy 2x/week'.")
     status: ReferralStatus = ReferralStatus.REQUESTED
     status_reason: str | None = Field(default=None, max_length=2_000)
-    authored: dt.date
-    due: dt.date | None = None
+    authored: Day
+    due: Day | None = None
     target: Party | None = Field(default=None, description="Who is asked to perform it.")
     addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs it addresses.")
     for_stay: EntityId | None = Field(default=None, description="The stay it follows up on (post-discharge follow-up).")
@@ -183,8 +205,8 @@ class TeamMember(_Model):
     id: EntityId = Field(default_factory=new_id)
     role: TeamRole
     party: Party
-    start: dt.date | None = None
-    end: dt.date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -196,7 +218,7 @@ class Contact(_Model):
     """A monitoring touch-point between the case manager and the patient (or family)."""
 
     id: EntityId = Field(default_factory=new_id)
-    date: dt.date
+    date: Day
     mode: ContactMode
     note: str | None = Field(default=None, max_length=10_000)
 
@@ -207,8 +229,8 @@ class Stay(_Model):
     id: EntityId = Field(default_factory=new_id)
     setting: CareSetting
     status: StayStatus = StayStatus.FINISHED
-    start: dt.date
-    end: dt.date | None = None
+    start: Day
+    end: Day | None = None
     discharge_disposition: DischargeDisposition | None = None
     provider: Party | None = Field(default=None, description="The organisation providing care in this setting.")
 

@@ -22,7 +22,11 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    patient or by ``<case>-careplan`` needs them stored). A case that does not read yet for want of
    a later type (a rejected ServiceRequest needs its Task) is taken in without the resources in
    the way; those are tried again at each flush that brings the case something new, and
-   quarantined if the last one still cannot read them. Memory stays bounded by ``flush_size``
+   quarantined if the last one still cannot read them. A resource that would make its case break a
+   rule of what can be true (``fhir_cm.domain.Plausibility``: a contact in the future, overlapping
+   inpatient stays, an open episode that ended) is treated the same way: the case is taken in
+   without it, and it is quarantined with the rule it breaks (field and rule, no data) rather than
+   dropped. Breaches the local case already had are not held against the server. Memory stays bounded by ``flush_size``
    resources and the ledger copies of ``MERGE_CASES`` cases, whatever the number pulled (plus the
    ids that resources taken in refer to, of types still to be pulled, for placing by reference).
    Clashes become conflicts only when a local change may still be waiting to be pushed: an outbox
@@ -46,7 +50,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..domain import Case
+from ..domain import Case, new_breaches
 from ..fhir import (
     AsyncFhirClient,
     Capabilities,
@@ -147,6 +151,7 @@ class _Puller:
         self.system = settings.identifier_system
         self.base = client.base_url
         self.flush_size = flush_size
+        self.rules = settings.plausibility(dt.date.today())
         self.report = PullReport(server=self.base)
         self.new: set[str] = set()
         self.updated: set[str] = set()
@@ -392,7 +397,7 @@ class _Puller:
             items, unread = self._isolate(held, local, items)
             if last:
                 for (_, resource), problem in unread:
-                    self._quarantine(session, resource, f"{_MAPPING}{problem}")
+                    self._quarantine(session, resource, problem if problem.startswith(_RULE) else f"{_MAPPING}{problem}")
             elif unread:
                 self.deferred.setdefault(case_id, []).extend(item for item, _ in unread)
             if not items:
@@ -404,7 +409,7 @@ class _Puller:
         else:
             local = record.case
             try:
-                base = self._read(held, local) if held else None
+                base = self._read(held, local, checked=False) if held else None
             except MappingError:
                 base = None
             outcome = merge_case(base, local, server, detect_clashes=_waiting(outbox, base, local))
@@ -443,12 +448,22 @@ class _Puller:
             waiting = left
         return good, [((key, resource), problems[key]) for key, resource in waiting]
 
-    def _read(self, resources: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None) -> Case:
-        """The case the resources describe; a case whose episode the server lacks borrows the local one."""
+    def _read(
+        self, resources: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None, *, checked: bool = True
+    ) -> Case:
+        """The case the resources describe; a case whose episode the server lacks borrows the local one.
+
+        ``checked``: a case that breaks a rule of what can be true which the local case did not
+        (see ``new_breaches``) does not read either (``_Implausible``), so the resource that brings
+        the breach in is isolated and quarantined like an unreadable one.
+        """
         copies = list(resources.values())
         if local is not None and not any(k.type == "EpisodeOfCare" for k in resources):
             copies.append(case_to_resources(local, self.version, self.system)[episode_key(local)])
-        return resources_to_case(copies, self.version, self.system)
+        case = resources_to_case(copies, self.version, self.system)
+        if checked and (breaches := new_breaches(local, case, self.rules)):
+            raise _Implausible(_RULE + "; ".join(f"{b.entity or 'case'} {b.line()}" for b in breaches)[:250])
+        return case
 
 
 def _chunks(buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]) -> list[list[str]]:
@@ -472,6 +487,11 @@ def _waiting(outbox: set[OutboxStatus], base: Case | None, local: Case) -> bool:
 
 
 _MAPPING = "not readable as case data: "
+_RULE = "breaks a rule of what can be true: "
+
+
+class _Implausible(MappingError):
+    """The resources read as a case, but one that breaks a domain rule the local case kept."""
 
 
 async def pull(

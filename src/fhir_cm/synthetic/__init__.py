@@ -28,6 +28,10 @@ DEFAULT_TODAY = dt.date(2025, 6, 30)
 def generate_cases(n: int, seed: int, *, today: dt.date | None = None) -> Iterator[Case]:
     """Yield ``n`` synthetic cases for ``seed``; nothing in them happens after ``today``.
 
+    Every date is drawn relative to ``today``: another ``today`` gives the same journeys (ids,
+    settings, statuses, counts), each date shifted by the difference. The demo dates its journeys
+    up to the real today this way; ``DEFAULT_TODAY`` keeps generated files reproducible.
+
     The run's practitioners and organisations are drawn first, then each case from its own generator
     seeded by the run's, so the first ``k`` cases of a run are the same whatever ``n`` is.
     """

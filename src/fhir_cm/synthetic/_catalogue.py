@@ -323,9 +323,13 @@ REFERRAL_REASONS: dict[str, tuple[str, ...]] = {
 CASE_ON_HOLD_REASONS = (
     "Patient away from the area", "Unable to reach the patient", "Patient asked for a pause",
 )  # fmt: skip
+#: Why a case closed. Each reason must fit what the journey did: "goals met" only after a goal was
+#: achieved, "transferred to long-term care" only after a move into long-term care (and then always).
+CLOSED_GOALS_MET = "Goals met; discharged from case management"
+CLOSED_TO_LONG_TERM_CARE = "Transferred to long-term care"
 CASE_CLOSED_REASONS = (
-    "Goals met; discharged from case management", "Stable; stepped down to primary care",
-    "Patient moved out of the area", "Patient declined further case management", "Transferred to long-term care",
+    "Stable; stepped down to primary care", "Patient moved out of the area",
+    "Patient declined further case management",
 )  # fmt: skip
 
 CONTACT_NOTES: dict[str, tuple[str, ...]] = {

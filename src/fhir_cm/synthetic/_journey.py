@@ -79,6 +79,8 @@ PATHWAYS = {
 }
 HOSPITAL_USE = {P.HEALTH_CARE: 0.7, P.REHABILITATION: 0.9, P.BEHAVIOURAL_HEALTH: 0.45}
 READMISSION_CHANCE = 0.3
+#: Of the people discharged to skilled nursing, the share who cannot go home and move to long-term care.
+LONG_TERM_CARE_CHANCE = 0.12
 FOLLOW_UP_WITHIN_DAYS = 7
 
 #: How a referral walks its life cycle to reach a status (``move_referral`` checks every step).
@@ -327,6 +329,10 @@ class JourneyBuilder:
         """Skilled nursing or inpatient rehabilitation, then often home health, then home."""
         d = self.draw
         if pathway == "skilled-nursing":
+            if d.chance(LONG_TERM_CARE_CHANCE):  # could not go home: moved on to long-term care
+                chain.add(CareSetting.SKILLED_NURSING, on, d.randint(20, 60), DischargeDisposition.LONG_TERM_CARE,
+                          self.org(cat.SKILLED_NURSING))  # fmt: skip
+                return
             facility = chain.add(CareSetting.SKILLED_NURSING, on, d.randint(10, 28), DischargeDisposition.HOME,
                                  self.org(cat.SKILLED_NURSING))  # fmt: skip
             home_health = 0.6
@@ -656,6 +662,7 @@ class JourneyBuilder:
         contacts = self.contacts(acuity, active)
         if closed:
             team = [m if m.end is not None and m.end <= end else m.model_copy(update={"end": end}) for m in team]
+            history[-1] = history[-1].model_copy(update={"reason": self._closure(stays, goals)})
         return Case(
             id=case_id,
             programme=programme,
@@ -701,13 +708,22 @@ class JourneyBuilder:
                     if resumed <= today - days(1):
                         steps.append((CaseStatus.ACTIVE, resumed, "Contact resumed"))
         if closed_on is not None:
-            steps.append((CaseStatus.CLOSED, closed_on, d.one(cat.CASE_CLOSED_REASONS)))
+            steps.append((CaseStatus.CLOSED, closed_on, None))  # why: once the journey is known (_closure)
         history = [
             StatusChange(status=s, start=begin, end=steps[i + 1][1] if i + 1 < len(steps) else None, reason=why)
             for i, (s, begin, why) in enumerate(steps)
         ]
         active = [(h.start, h.end or horizon) for h in history if h.status is CaseStatus.ACTIVE]
         return history, active
+
+    def _closure(self, stays: list[Stay], goals: list[Goal]) -> str:
+        """Why the case closed, drawn from the reasons that fit what the journey did."""
+        moves = derive_transitions(stays)
+        if moves and moves[-1].to_setting is CareSetting.LONG_TERM_CARE:
+            return cat.CLOSED_TO_LONG_TERM_CARE
+        if any(g.achievement is GoalAchievement.ACHIEVED for g in goals) and self.draw.chance(0.6):
+            return cat.CLOSED_GOALS_MET
+        return self.draw.one(cat.CASE_CLOSED_REASONS)
 
     @staticmethod
     def _resolve(needs: list[Need], goals: list[Goal], horizon: dt.date) -> list[Need]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
 from fhir_cm.caseload import compute_caseload
 from fhir_cm.config import Settings
-from fhir_cm.domain import ProgrammeType
+from fhir_cm.domain import Day, ProgrammeType, case_as_of
 from fhir_cm.store import ApiRole
 
 from .._casework import audit_reads, visible_cases
@@ -26,16 +25,24 @@ router = api_router(prefix="/caseload", tags=["caseload and outcomes"])
 def caseload(
     work: CaseWork,
     settings: Annotated[Settings, Depends(get_settings)],
-    on: Annotated[dt.date | None, Query(description="Count as of this day; today if left out.")] = None,
+    on: Annotated[
+        Day | None,
+        Query(description="The caseload as it was on this day (YYYY-MM-DD): statuses, case managers and "
+                          "contacts as of then; today if left out."),
+    ] = None,
     programme: ProgrammeType | None = None,
 ) -> CaseloadOut:
     """Open cases per case manager with days since the last face-to-face contact, flagged above the limit.
 
     A supervisor sees every case manager of their programme; a case manager sees their own caseload.
-    The limit is ``FHIR_CM_CASELOAD_LIMIT`` (20 by default).
+    The limit is ``FHIR_CM_CASELOAD_LIMIT`` (20 by default). A past day counts each case as it was
+    then (a case closed since was open, one opened since is left out).
     """
     day = on or work.today
-    cases = visible_cases(work, status=OPEN_STATUSES, programme=programme)
+    # A case closed today may have been open on a past day: only from today on do statuses filter.
+    filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
+    past = [as_of for c in visible_cases(work, programme=programme, **filters) if (as_of := case_as_of(c, day))]
+    cases = [c for c in past if c.is_open]
     if work.principal.role is ApiRole.CASE_MANAGER:
         cases = [c for c in cases if c.case_manager is not None and c.case_manager.id == work.principal.practitioner_id]
     audit_reads(work.store, work.principal, (c.id for c in cases), action="caseload", request_id=work.request_id)

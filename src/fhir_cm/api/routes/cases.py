@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Response, status
 from pydantic import ValidationError
 
-from fhir_cm.domain import Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
+from fhir_cm.domain import Breach, Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
 from fhir_cm.store import (
     ApiRole,
     CaseRecord,
@@ -18,7 +18,7 @@ from fhir_cm.store import (
 )
 
 from .._access import can_see, check_may_create, check_may_reassign, programme_scope
-from .._casework import audit_reads, etag, rebuild
+from .._casework import audit_reads, etag, rebuild, refuse_breaches
 from .._deps import CaseWork
 from .._models import (
     OPEN_STATUSES,
@@ -71,6 +71,8 @@ def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut
     except ValidationError as exc:
         raise InvalidInput("the case is not valid", errors=field_errors(exc.errors(), hint="case")) from None
     check_may_create(principal, case)
+    if work.rules is not None:
+        refuse_breaches(None, case, work.rules)
     with work.store.session() as session:
         if get_case_record(session, case.id) is not None:
             raise Conflict(f"a case with id {case.id} already exists")
@@ -161,9 +163,14 @@ def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, respons
             raise InvalidInput(str(exc), errors=[FieldError(field="on", message=str(exc))]) from None
         return updated, None
 
-    edited = work.edit(case_id, change, action="status", detail=f"status:{body.status}")
+    edited = work.edit(case_id, change, action="status", detail=f"status:{body.status}", name=_status_field)
     response.headers["ETag"] = etag(edited.revision)
     return case_out(edited.record)
+
+
+def _status_field(breach: Breach) -> str:
+    """A status change only writes its day into the history and the period: a breach there is ``on``."""
+    return "on" if breach.field.startswith(("status_history.", "period.")) else breach.field
 
 
 @router.post("/{case_id}/close", response_model=CaseOut, summary="Close a case")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import Query
 
-from fhir_cm.domain import ProgrammeType
+from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.outcomes import compute_outcomes
 
 from .._casework import audit_reads, visible_cases
@@ -25,17 +24,21 @@ router = api_router(prefix="/outcomes", tags=["caseload and outcomes"])
 def outcomes(
     work: CaseWork,
     programme: ProgrammeType | None = None,
-    from_: Annotated[dt.date | None, Query(alias="from", description="First day of the period (inclusive).")] = None,
-    to: Annotated[dt.date | None, Query(description="Last day of the period (inclusive).")] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="First day of the period (inclusive).")] = None,
+    to: Annotated[Day | None, Query(description="Last day of the period (inclusive).")] = None,
+    on: Annotated[
+        Day | None,
+        Query(description="The figures as they stood on this day (the cases as they were then); today if left out."),
+    ] = None,
 ) -> OutcomesOut:
     """30-day readmissions, length of stay per setting, goal attainment, discharge-to-follow-up days and
-    referral completion, over the cases the caller may see."""
+    referral completion, over the cases the caller may see, as they stood on ``on`` (today by default)."""
     if from_ is not None and to is not None and to < from_:
         message = f"the period ends ({to}) before it starts ({from_})"
         raise InvalidInput(message, errors=[FieldError(field="to", location="query", message=message)])
     cases = visible_cases(work, programme=programme)
     # Aggregates show no case: one audit row for the query, not one per case counted.
     audit_reads(work.store, work.principal, [None], action="outcomes", request_id=work.request_id)
-    figures = compute_outcomes(cases, start=from_, end=to, today=work.today,
+    figures = compute_outcomes(cases, start=from_, end=to, today=on or work.today,
                                programmes=[programme] if programme else None)
     return OutcomesOut(start=from_, end=to, programmes=figures)

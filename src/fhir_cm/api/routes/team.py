@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import Query, Response, status
 
-from fhir_cm.domain import TeamMember
+from fhir_cm.domain import Day, TeamMember
 
 from .._casework import add_entity, listed, patched, respond, update_entity
 from .._deps import CaseWork
@@ -48,7 +47,7 @@ def remove_member(
     member_id: EntityPath,
     work: CaseWork,
     response: Response,
-    on: Annotated[dt.date | None, Query(description="Last day on the team; today if left out.")] = None,
+    on: Annotated[Day | None, Query(description="Last day on the team; today if left out.")] = None,
 ) -> TeamMember:
     """Ends the membership (sets ``end``) rather than deleting it: the team's history is part of the record."""
     end = on or work.today
