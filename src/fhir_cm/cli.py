@@ -27,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: paragraphs rewrapped to the terminal, flags without a type, "[required]" marked.
+    rich_markup_mode=None,
 )
 
 
@@ -51,9 +53,9 @@ def _root(
     """Case management over FHIR."""
 
 
-@app.command("capabilities")
+@app.command("capabilities", short_help="What a FHIR server supports for case management.")
 def capabilities_command(
-    fhir_base: str | None = typer.Option(None, "--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
+    fhir_base: str | None = typer.Option(None, "--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
     as_json: bool = typer.Option(False, "--json", help="Print the case-management view as one JSON object."),
 ) -> None:
     """Show what a FHIR server supports for case management (reads its /metadata)."""
@@ -81,11 +83,11 @@ def capabilities_command(
         typer.echo(f"{'':<15} search: {', '.join(row.search_params) or '(none declared)'}")
 
 
-@app.command("generate")
+@app.command("generate", short_help="Write synthetic case journeys as JSON lines.")
 def generate_command(
-    cases: Annotated[int | None, typer.Option("--cases", help="How many case journeys to write (at least 1).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same cases.")] = 1,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    cases: Annotated[int | None, typer.Option("--cases", metavar="N", help="How many case journeys to write (at least 1).  [required]")] = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed: the same seed writes the same cases.")] = 1,
+    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Write to this file instead of stdout.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --out: print the run summary as JSON on stdout.")] = False,
 ) -> None:
     """Write synthetic case journeys as JSON lines (one case, the domain model's JSON, per line)."""
@@ -124,11 +126,11 @@ def generate_command(
             typer.echo(f"fhir-cm: wrote {summary.line()} to {out}", err=True)
 
 
-@app.command("map")
+@app.command("map", short_help="Map cases to FHIR transaction Bundles (JSON lines).")
 def map_command(
-    file: Annotated[str, typer.Argument(help="Case JSON: one object, an array, or JSON lines; '-' reads stdin.")],
+    file: Annotated[str, typer.Argument(metavar="FILE", help="Case JSON: one object, an array, or JSON lines; '-' reads stdin.")],
     fhir_version: Annotated[
-        str | None, typer.Option("--fhir-version", help="R4 or R5 (default: FHIR_CM_FHIR_VERSION, else R4).")
+        str | None, typer.Option("--fhir-version", metavar="[R4|R5]", help="FHIR version (default: FHIR_CM_FHIR_VERSION, else R4).")
     ] = None,
 ) -> None:
     """Map cases to FHIR: one transaction Bundle per case on stdout, as JSON lines."""
@@ -217,10 +219,10 @@ def _late_progress(total: int, label: str, *, enabled: bool = True, after: float
             bar.stop()
 
 
-@app.command("serve")
+@app.command("serve", short_help="Run the API: case management, FHIR facade, metrics.")
 def serve_command(
-    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: FHIR_CM_HOST, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: FHIR_CM_PORT, 8000).", min=1, max=65535)] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="Address to bind (default: FHIR_CM_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT", help="Port, 1 to 65535 (default: FHIR_CM_PORT, 8000).", min=1, max=65535)] = None,
 ) -> None:
     """Run the API (case management, FHIR facade, caseload, outcomes, health, metrics) on the configured store."""
     import uvicorn
@@ -244,7 +246,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 apikey_app = typer.Typer(help="Create, list and revoke the API keys that callers of the API present.",
-                         no_args_is_help=True)
+                         short_help="Create, list and revoke API keys.", no_args_is_help=True,
+                         rich_markup_mode=None)
 app.add_typer(apikey_app, name="apikey")
 
 
@@ -259,19 +262,25 @@ def _open_configured_store() -> Store:
         raise fail(str(exc)) from None
 
 
-@apikey_app.command("create")
+@apikey_app.command("create", short_help="Create an API key (printed once).")
 def apikey_create_command(
-    name: Annotated[str, typer.Option("--name", help="Who or what the key is for (shown in listings).")],
-    role: Annotated[str, typer.Option("--role", help="case-manager, supervisor or service.")],
+    name: Annotated[str, typer.Option("--name", metavar="TEXT", help="Who or what the key is for (shown in listings).")],
+    role: Annotated[str, typer.Option("--role", metavar="[case-manager|supervisor|service]", help="What the key may do.")],
     practitioner: Annotated[
-        str | None, typer.Option("--practitioner", help="Case manager's practitioner id (required for case-manager).")
+        str | None, typer.Option("--practitioner", metavar="ID", help="The case manager's practitioner id, in full (required with --role case-manager).")
     ] = None,
     programme: Annotated[
-        str | None, typer.Option("--programme", help="Supervisor's programme (default: all programmes).")
+        str | None, typer.Option("--programme", metavar="[health-care|social-work|rehabilitation|child-protection|behavioural-health]", help="A supervisor's programme (default: all programmes).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Create the key although no stored case names the practitioner or programme yet (data still to come).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the key and its details as one JSON object.")] = False,
 ) -> None:
-    """Create an API key and print it once on stdout: it is stored hashed and cannot be shown again."""
+    """Create an API key and print it once on stdout: it is stored hashed and cannot be shown again.
+
+    A key for a practitioner no stored case names (as case manager or on the care team), or for a
+    programme no stored case belongs to, would see nothing: it is refused, unless --force says the
+    data is still to come.
+    """
     from .domain import ProgrammeType
     from .store import ApiRole, create_api_key
 
@@ -285,6 +294,8 @@ def apikey_create_command(
     if not name.strip() or len(name) > 200:
         raise fail("--name must be 1 to 200 characters", code=2)
     with _open_configured_store() as store, store.session() as session:
+        if not force:
+            _check_key_scope(session, practitioner if roles[role] is ApiRole.CASE_MANAGER else None, programme)
         key, secret = create_api_key(session, name=name, role=roles[role], practitioner_id=practitioner,
                                      programme=programme)
     if as_json:
@@ -295,7 +306,22 @@ def apikey_create_command(
                err=True)
 
 
-@apikey_app.command("list")
+def _check_key_scope(session: Any, practitioner: str | None, programme: str | None) -> None:
+    """Refuse (one line) a key for a practitioner or programme the stored cases do not name."""
+    from .store import practitioner_on_cases, practitioners_starting_with, programmes_in_use
+
+    if practitioner is not None and not practitioner_on_cases(session, practitioner):
+        like = practitioners_starting_with(session, practitioner)
+        hint = f"did you mean {' or '.join(like)}? " if like else ""
+        raise fail(f"no stored case has practitioner {practitioner} as case manager or on its care team, so the key "
+                   f"would see nothing; {hint}give the full id, or --force if the data is still to come")
+    if programme is not None and programme not in (known := programmes_in_use(session)):
+        held = ", ".join(sorted(known)) or "none yet"
+        raise fail(f"no stored case is in programme {programme} (the store holds: {held}), so the key would see "
+                   "nothing; --force if the data is still to come")
+
+
+@apikey_app.command("list", short_help="List API keys (never the secrets).")
 def apikey_list_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array of keys (never the secrets).")] = False,
     active: Annotated[bool, typer.Option("--active", help="Only keys not revoked.")] = False,
@@ -314,9 +340,9 @@ def apikey_list_command(
         typer.echo(f"{k.key_id}  {k.role.value:<12}  {scope:<20}  {state:<18}  {k.name}")
 
 
-@apikey_app.command("revoke")
+@apikey_app.command("revoke", short_help="Revoke an API key at once.")
 def apikey_revoke_command(
-    key_id: Annotated[str, typer.Argument(help="The key id (the 16 hex characters after 'fcm_').")],
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key id (the 16 hex characters after 'fcm_').")],
 ) -> None:
     """Revoke an API key at once: requests with it are refused (401) from now on."""
     from .store import NotFound, revoke_api_key
@@ -343,11 +369,16 @@ def push_command(
     fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Cases pushed at once (default: FHIR_CM_PUSH_CONCURRENCY, 4).")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for cases another live worker is pushing: report them at once.")] = False,
 ) -> None:
-    """Send cases to a FHIR server: safe to re-run; prints counts created/updated/unchanged/failed.
+    """Send cases to a FHIR server: safe to re-run; prints counts created/updated/unchanged/failed
+    and how many of the cases asked for (the FILE's, or every queued one with --all) are pushed.
 
-    Exits 1 when a case failed for good (a conflict, a refused resource), 75 when some only wait
-    for a retry (the server was unavailable), 0 otherwise.
+    Cases left claimed by a push of this host that died (kill -9) are taken over at once. Cases
+    another live worker is pushing are waited for, up to the end of its lease (not with --no-wait),
+    then reported with the worker and the time. Exits 1 when a case failed for good (a conflict, a
+    refused resource), 75 when some are not pushed yet (held by another worker, or waiting for a
+    retry: the server was unavailable), 0 when every case asked for is pushed.
     """
     import asyncio
 
@@ -356,9 +387,16 @@ def push_command(
     from .config import get_settings
     from .domain import Case
     from .fhir import FhirError, client_from_settings
-    from .store import OutboxStatus, StoreError, open_store, outbox_counts, save_case
+    from .store import (
+        OutboxStatus,
+        StoreError,
+        list_outbox,
+        open_store,
+        outbox_counts,
+        save_case,
+    )
     from .store import enqueue as enqueue_case
-    from .sync import enqueue_unpushed, push_pending
+    from .sync import enqueue_unpushed, push_asked
 
     if (file is None) == (not all_pending):
         raise fail("give a FILE of cases or --all (not both)", code=2)
@@ -378,7 +416,11 @@ def push_command(
                 err = exc.errors()[0]
                 raise fail(f"{where}: invalid case: {'.'.join(str(p) for p in err['loc']) or 'case'}: {err['msg']}") from None
 
-    async def run() -> object:
+    def waiting(held: list[Any], until: Any) -> None:
+        typer.echo(f"fhir-cm: waiting until {until.isoformat(timespec='seconds')} for {len(held)} case(s) "
+                   f"another worker is pushing ({', '.join(sorted({str(i.claimed_by) for i in held}))})", err=True)
+
+    async def run() -> tuple[Any, Any, set[str]]:
         with open_store(settings.database_url) as store:
             with store.session() as s:
                 for case in cases:
@@ -388,26 +430,44 @@ def push_command(
                 enqueue_unpushed(store, settings.fhir_base or "")
             with store.session(read_only=True) as s:
                 total = outbox_counts(s)[OutboxStatus.PENDING]
+                # What the user asked for: the file's cases, or (--all) every case queued right now.
+                if file is not None:
+                    asked = list(dict.fromkeys(c.id for c in cases))
+                else:
+                    queued = list_outbox(s, status=OutboxStatus.PENDING) + list_outbox(s, status=OutboxStatus.IN_FLIGHT)
+                    asked = list(dict.fromkeys(i.case_id for i in queued))
             async with client_from_settings(settings) as client:
                 with _late_progress(total, "pushing cases") as advance:
-                    return await push_pending(
-                        store, client, settings, concurrency=concurrency, on_case=lambda _id, _ok: advance()
+                    report, standing = await push_asked(
+                        store, client, settings, asked, wait=not no_wait, on_wait=waiting,
+                        concurrency=concurrency, on_case=lambda _id, _ok: advance(),
                     )
+        return report, standing, set(asked)
 
     try:
-        report: Any = asyncio.run(run())
+        report, standing, asked = asyncio.run(run())
     except (FhirError, StoreError, ValueError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     for failure in report.failures:
         later = "" if failure.permanent else " (will retry)"
         typer.echo(f"fhir-cm: case {failure.case_id} failed{later}: {failure.reason}", err=True)
+    told = {f.case_id for f in report.failures}
+    for line in standing.held_lines():
+        typer.echo(f"fhir-cm: {line}", err=True)
+    for missing in standing.not_pushed:
+        if missing.state != "held" and missing.case_id not in told:
+            typer.echo(f"fhir-cm: case {missing.case_id} not pushed: {missing.reason}", err=True)
     if as_json:
-        typer.echo(report.model_dump_json())
+        summary = report.model_dump(mode="json") | standing.model_dump(mode="json")
+        typer.echo(json.dumps(summary))
     else:
         typer.echo(f"fhir-cm: pushed {report.line()}", err=True)
-    if report.permanent_failures:
+    typer.echo(f"fhir-cm: {standing.line()}", err=True)
+    if report.permanent_failures or standing.failed:
         raise typer.Exit(1)
-    if report.failures:
+    # Asked-for cases count as they stand now (a retry after waiting may have pushed one that failed
+    # before); another case pushed along that failed still makes the run not a clean success.
+    if not standing.complete or any(f.case_id not in asked for f in report.failures):
         raise typer.Exit(EXIT_RETRY_LATER)
 
 
@@ -468,17 +528,20 @@ def _pull_client(settings: Any) -> Any:
     return client_from_settings(settings, enforce_capabilities=False)
 
 
-@app.command("pull")
+@app.command("pull", short_help="Read what changed on a FHIR server into the store.")
 def pull_command(
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Pull changes after this instant (e.g. 2024-05-01T00:00:00Z) instead of the stored watermarks.")] = None,
-    patient: Annotated[str | None, typer.Option("--patient", help="Pull everything of the case types for this Patient id (watermarks untouched).")] = None,
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="INSTANT", help="Pull changes after this instant (e.g. 2024-05-01T00:00:00Z) instead of the stored watermarks.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", metavar="ID", help="Pull everything of the case types for this Patient id (watermarks untouched).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Read case resources changed on a server into the store, then record the transitions of the cases touched.
 
-    Types the server's CapabilityStatement leaves out are still asked for (sekmet omits Goal and
-    CareTeam); search parameters it does not declare are not sent, and results are filtered here.
+    Types the server's CapabilityStatement leaves out are still asked for (some servers serve Goal
+    and CareTeam without declaring them); search parameters it does not declare are not sent, and
+    results are filtered here. A resource that does not read as case data, or would make its case
+    break a rule of what can be true (a contact in the future, overlapping inpatient stays), is
+    quarantined with the reason, and the pull goes on.
     """
     import asyncio
 
@@ -514,9 +577,9 @@ def pull_command(
         )
 
 
-@app.command("transitions")
+@app.command("transitions", short_help="List the moves between care settings.")
 def transitions_command(
-    case: Annotated[str | None, typer.Option("--case", help="Only this case's transitions.")] = None,
+    case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case's transitions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per transition.")] = False,
 ) -> None:
     """List the moves between care settings of the stored cases, oldest first per case.
@@ -544,14 +607,15 @@ def transitions_command(
 
 
 conflicts_app = typer.Typer(help="List the open conflicts between local and server edits, and settle them.",
-                            invoke_without_command=True)
+                            short_help="List and settle local/server conflicts.", invoke_without_command=True,
+                            rich_markup_mode=None)
 app.add_typer(conflicts_app, name="conflicts")
 
 
 @conflicts_app.callback()
 def conflicts_command(
     ctx: typer.Context,
-    case: Annotated[str | None, typer.Option("--case", help="Only this case's conflicts.")] = None,
+    case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case's conflicts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per open conflict.")] = False,
 ) -> None:
     """List open conflicts: case, resource and the clashing fields (both values with --json).
@@ -574,11 +638,11 @@ def conflicts_command(
         typer.echo(f"{c.id:>5}  {c.case_id:<34} {c.resource_type + '/' + c.resource_key:<40} {', '.join(c.fields)}")
 
 
-@conflicts_app.command("resolve")
+@conflicts_app.command("resolve", short_help="Keep the local or the server value.")
 def conflicts_resolve_command(
-    conflict_id: Annotated[int, typer.Argument(help="The conflict's id (from `fhir-cm conflicts`).")],
-    keep: Annotated[str, typer.Option("--keep", help="local (push the local value) or server (accept the server's).")],
-    resolved_by: Annotated[str | None, typer.Option("--by", help="Who decided (recorded with the conflict).")] = None,
+    conflict_id: Annotated[int, typer.Argument(metavar="ID", help="The conflict's id (from `fhir-cm conflicts`).")],
+    keep: Annotated[str, typer.Option("--keep", metavar="[local|server]", help="local: push the local value; server: accept the server's.")],
+    resolved_by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who decided (recorded with the conflict).")] = None,
 ) -> None:
     """Settle a conflict: keep the local value (queued for the next push) or the server's."""
     from .store import NotFound
@@ -595,11 +659,11 @@ def conflicts_resolve_command(
     typer.echo(f"fhir-cm: conflict {done.id} resolved, keeping the {keep} value{later}", err=True)
 
 
-@app.command("import")
+@app.command("import", short_help="Import FHIR resources, Bundles or cases.")
 def import_command(
-    files: Annotated[list[str], typer.Argument(help="FHIR JSON (resources, Bundles, arrays or JSON lines; R4 or R5) or case JSON lines from `fhir-cm generate`; '-' reads stdin.")],
+    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="FHIR JSON (resources, Bundles, arrays or JSON lines; R4 or R5) or case JSON lines from `fhir-cm generate`; '-' reads stdin.")],
     fhir_version: Annotated[
-        str, typer.Option("--fhir-version", help="auto (decide per resource from the R4 and R5 models), R4 or R5.")
+        str, typer.Option("--fhir-version", metavar="[auto|R4|R5]", help="auto decides per resource from the R4 and R5 models.")
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
@@ -628,13 +692,13 @@ def import_command(
         typer.echo(f"fhir-cm: {report.line()}", err=True)
 
 
-@app.command("export")
+@app.command("export", short_help="Export cases as one FHIR collection Bundle.")
 def export_command(
-    case: Annotated[str | None, typer.Option("--case", help="Only this case (default: every case in the store).")] = None,
+    case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case (default: every case in the store).")] = None,
     fhir_version: Annotated[
-        str | None, typer.Option("--fhir-version", help="R4 or R5 (default: each resource in the version it came in).")
+        str | None, typer.Option("--fhir-version", metavar="[R4|R5]", help="FHIR version (default: each resource in the version it came in).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Export cases as one FHIR collection Bundle: imported resources come back as they came, plus what changed."""
     import orjson
@@ -669,18 +733,24 @@ def export_command(
         typer.echo(f"fhir-cm: exported {count} resources to {out}", err=True)
 
 
-@app.command("demo")
+@app.command("demo", short_help="The main job: walk synthetic cases through the cycle.")
 def demo_command(
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="Also sync to this FHIR server and read everything back (default: FHIR_CM_FHIR_BASE, else no server).")] = None,
-    cases: Annotated[int, typer.Option("--cases", help="How many synthetic cases to walk (at least 1).")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="Also sync to this FHIR server and read everything back (default: FHIR_CM_FHIR_BASE, else no server).")] = None,
+    cases: Annotated[int, typer.Option("--cases", metavar="N", help="How many synthetic cases to walk (at least 1).")] = 5,
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="The folder for the demo's files (the FHIR export).")] = Path("fhir-cm-demo"),
+    today: Annotated[str | None, typer.Option("--today", metavar="YYYY-MM-DD", help="Date the journeys as if today were this day (default: today): the same day gives the same output.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout (the readable one goes to stderr).")] = False,
 ) -> None:
     """The main job in one command: walk a few synthetic cases through the whole case-management cycle.
 
-    Identification, enrolment, assessment, plan and goals, referrals, care team, monitoring, the hospital → skilled nursing → home transition with its follow-up, evaluation and closure: each step is saved to the store (FHIR_CM_DATABASE_URL, default ./fhir-cm.db). Then it writes the FHIR export to ./fhir-cm-demo-export.json and says how to see the cases in the API.
+    Identification, enrolment, assessment, plan and goals, referrals, care team, monitoring, the hospital → skilled nursing → home transition with its follow-up, evaluation and closure: each step is saved to the store (FHIR_CM_DATABASE_URL, default ./fhir-cm.db), which the API and the other commands read. The journeys are dated up to today, so the caseload shows recent contacts.
+
+    It writes the cases' FHIR export into a folder of its own (./fhir-cm-demo, or --out), then prints on stdout what it did, the caseload, outcomes and transitions, where it wrote, and the commands that show the cases in the API; progress goes to stderr.
 
     With a FHIR server it pushes everything, pulls it back with the transitions tracker and checks the round trip. Safe to re-run: the same cases (fixed seed) are never walked or stored twice.
     """
+    import datetime as dt
+
     from .config import get_settings
     from .demo import DemoError, render_summary, run_demo
     from .interchange import InterchangeError
@@ -690,13 +760,51 @@ def demo_command(
     if cases < 1:
         raise fail(f"--cases must be at least 1 (got {cases})", code=2)
     try:
+        day = dt.date.fromisoformat(today) if today is not None else None
+    except ValueError:
+        raise fail(f"--today must be a date, YYYY-MM-DD (got {today!r})", code=2) from None
+    try:
         settings = get_settings(fhir_base=fhir_base)
-        summary = run_demo(settings, cases=cases, progress=lambda line: typer.echo(line, err=True))
+        summary = run_demo(settings, cases=cases, today=day, out_dir=out,
+                           progress=lambda line: typer.echo(line, err=True))
     except (DemoError, StoreError, InterchangeError, MappingError, ValueError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    typer.echo(render_summary(summary), err=True)
     if as_json:
+        typer.echo(render_summary(summary), err=True)
         typer.echo(summary.model_dump_json())
+    else:
+        typer.echo(render_summary(summary))
+
+
+@app.command("check", short_help="Report stored cases that break a domain rule.")
+def check_command(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per rule broken (case_id, rule, field, entity, message).")] = False,
+) -> None:
+    """Report the stored cases that break a rule of what can be true, and count what is quarantined.
+
+    The rules: nothing recorded as done (a contact, a stay, a status change) dated after today
+    beyond FHIR_CM_FUTURE_TOLERANCE_DAYS; no date before FHIR_CM_EARLIEST_DATE or more than
+    FHIR_CM_HORIZON_YEARS ahead; no two overlapping inpatient stays; no open case with an end
+    date. New data is held to them where it comes in (the API refuses it, a pull quarantines it);
+    data stored before, or imported as it came, is kept and listed here for a person to correct.
+    Exits 1 when a case breaks a rule, 0 otherwise.
+    """
+    import datetime as dt
+
+    from .check import check_store
+    from .config import get_settings
+
+    settings = get_settings()
+    with _open_configured_store() as store:
+        report = check_store(store, settings.plausibility(dt.date.today()))
+    for b in report.breaches:
+        if as_json:
+            typer.echo(b.model_dump_json())
+        else:
+            typer.echo(f"case {b.case_id}  {b.field}: {b.message}")
+    typer.echo(f"fhir-cm: {report.line()}", err=True)
+    if report.breaches:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -6,10 +6,14 @@ the command line, so they do not end up in shell history or process listings.
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .domain import Plausibility
 
 __all__ = ["Settings", "get_settings"]
 
@@ -53,10 +57,35 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a claim holds an outbox row before other workers may take it."
     )
     push_provenance: bool = Field(default=True, description="Write a Provenance with every pushed change.")
+    max_transaction_entries: int | None = Field(
+        default=None,
+        ge=0,
+        description="Most entries per transaction on the server (0: no transactions); unset: learnt from refusals.",
+    )
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
     caseload_limit: int = 20
+    # --- what the domain accepts as true (fhir_cm.domain.Plausibility) -------------------------------
+    future_tolerance_days: int = Field(
+        default=1, ge=0, le=366,
+        description="How many days after today a record of something done (a contact, a stay) may be dated.",
+    )  # fmt: skip
+    earliest_date: dt.date = Field(default=dt.date(1900, 1, 1), description="No date of a case may be earlier.")
+    horizon_years: int = Field(
+        default=10, ge=0, le=100, description="How many years ahead a due date or a planned stay may be set."
+    )
+
+    def plausibility(self, today: dt.date) -> Plausibility:
+        """The domain's rules of what can be true, as of ``today``, with this deployment's tolerances."""
+        from .domain import Plausibility
+
+        return Plausibility(
+            today=today,
+            future_tolerance_days=self.future_tolerance_days,
+            earliest=self.earliest_date,
+            horizon_years=self.horizon_years,
+        )
 
 
 def get_settings(**overrides: object) -> Settings:

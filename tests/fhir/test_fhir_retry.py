@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import httpx
@@ -170,3 +171,72 @@ def test_backoff_is_capped_and_jittered_within_half_to_full() -> None:
     )
     assert [high.backoff(n) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 8.0, 8.0]
     assert [low.backoff(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def throttled(retry_after: str = "3") -> httpx.Response:
+    return httpx.Response(
+        429,
+        headers={"Retry-After": retry_after},
+        json={"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "throttled"}]},
+    )
+
+
+async def test_a_plain_post_answered_429_is_sent_again_after_retry_after(
+    client: AsyncFhirClient, router: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    route = router.post(f"{BASE}/CarePlan").mock(side_effect=[throttled(), created()])
+
+    result = await client.create(CAREPLAN)  # no If-None-Exist: only a 429 makes repeating it safe
+
+    assert route.call_count == 2 and result.id == "1924567" and result.created
+    assert sleeps.calls == [3.0]
+
+
+async def test_a_plain_post_answered_503_is_still_not_repeated(
+    client: AsyncFhirClient, router: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    route = router.post(f"{BASE}/CarePlan").mock(side_effect=[busy(), created()])
+
+    with pytest.raises(TransientError) as caught:
+        await client.create(CAREPLAN)
+
+    assert route.call_count == 1 and sleeps.calls == [] and caught.value.status == 503
+
+
+async def test_a_transaction_of_plain_creates_answered_429_is_sent_again(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi, sleeps: Sleeps
+) -> None:
+    route = router.post(BASE).mock(side_effect=[throttled("1"), hapi.response("transaction-response-careplan")])
+    unsafe = [
+        BundleEntry.create({"resourceType": "Goal", "lifecycleStatus": "active"}),
+        BundleEntry.conditional_update({**CAREPLAN}, {"identifier": "urn:x|cp1"}),
+    ]
+
+    result = await client.transaction(unsafe)
+
+    assert route.call_count == 2 and result.ok and sleeps.calls == [1.0]
+
+
+async def test_batch_entries_refused_with_429_are_resent_even_when_unconditional(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    def entry(status: str, location: str | None = None) -> dict[str, object]:
+        response: dict[str, object] = {"status": status}
+        if location:
+            response["location"] = location
+        return {"response": response}
+
+    first = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [entry("201 Created", "Goal/g1"), entry("429 Too Many Requests"), entry("503 Unavailable")],
+    }
+    second = {"resourceType": "Bundle", "type": "batch-response", "entry": [entry("201 Created", "Goal/g2")]}
+    route = router.post(BASE).mock(side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)])
+    goals = [BundleEntry.create({"resourceType": "Goal", "lifecycleStatus": "active"}) for _ in range(3)]
+
+    result = await client.batch(goals)
+
+    resent = json.loads(route.calls[1].request.content)["entry"]
+    assert len(resent) == 1  # the 429 entry, not the 503 one: that one may have been applied
+    assert [r.status for r in result.entries] == [201, 201, 503]

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-async def raw(fhir_server: str) -> AsyncIterator[AsyncFhirClient]:
+async def raw(sekmet_base: str) -> AsyncIterator[AsyncFhirClient]:
     """A client that does not enforce capabilities, so the gaps can be observed."""
-    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as client:
+    async with AsyncFhirClient(sekmet_base, enforce_capabilities=False) as client:
         yield client
 
 
@@ -53,8 +53,8 @@ async def test_goal_and_careteam_search_parameters_are_ignored(
     assert any(i.get("code") == "not-supported" and i.get("severity") == "warning" for i in page.issues)
 
 
-async def test_an_enforcing_client_refuses_goal_searches_on_sekmet(fhir_server: str) -> None:
-    async with AsyncFhirClient(fhir_server) as strict:
+async def test_an_enforcing_client_refuses_goal_searches_on_sekmet(sekmet_base: str) -> None:
+    async with AsyncFhirClient(sekmet_base) as strict:
         await strict.capabilities()
         with pytest.raises(UnsupportedByServer, match="Goal"):
             await strict.search("Goal", patient="Patient/1").fetch_all()

@@ -6,6 +6,9 @@ Each request, with probability ``rate``, meets one fault (chosen at random, seed
 * ``drop`` — the connection closes before the request is forwarded;
 * ``lost`` — the request is forwarded and applied by the server, then the connection closes
   without the answer (the case a pusher must not turn into a duplicate).
+
+With ``delay``, every request is also held that many seconds before it is forwarded: a slow server
+(with ``rate=0``, nothing but slow).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import httpx
 __all__ = ["FaultyProxy", "faulty_proxy"]
 
 FAULTS = ("429", "503", "drop", "lost")
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+# content-encoding: httpx hands over the body decoded, so the upstream's gzip header must not follow it.
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
 
 class FaultyProxy:
-    def __init__(self, upstream_root: str, rate: float, seed: int) -> None:
+    def __init__(self, upstream_root: str, rate: float, seed: int, delay: float = 0.0) -> None:
         self.upstream = upstream_root
         self.rate = rate
+        self.delay = delay
         self.rng = random.Random(seed)
         self.faults: Counter[str] = Counter()
         self.enabled = True
@@ -52,6 +57,8 @@ class FaultyProxy:
                     continue
                 if fault == "drop":
                     return
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 forwarded = {k.strip(): v.strip() for k, v in headers if k.strip().lower() not in _HOP}
                 answer = await self._http.request(method, self.upstream + target, headers=forwarded, content=body)
                 if fault == "lost":
@@ -68,9 +75,11 @@ class FaultyProxy:
 
 
 @asynccontextmanager
-async def faulty_proxy(upstream_root: str, *, rate: float = 0.2, seed: int = 1) -> AsyncIterator[tuple[str, FaultyProxy]]:
+async def faulty_proxy(
+    upstream_root: str, *, rate: float = 0.2, seed: int = 1, delay: float = 0.0
+) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

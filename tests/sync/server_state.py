@@ -59,13 +59,14 @@ class ServerState:
     def versions(self) -> dict[tuple[str, str], str]:
         return {k: v[0]["meta"]["versionId"] for k, v in self.resources.items()}
 
-    def dangling(self) -> list[str]:
+    def dangling(self, elsewhere: Iterable[str] = ()) -> list[str]:
         """References from our resources to case types or Patients that name nothing on the server.
 
         Practitioner and Organization references point into the hospital's directory, which the
-        adapter does not write, so they are not checked.
+        adapter does not write, so they are not checked. ``elsewhere``: references known to resolve
+        to resources without our identifier (the EHR's own Patients).
         """
-        ids = {f"{t}/{r['id']}" for (t, _), copies in self.resources.items() for r in copies}
+        ids = {f"{t}/{r['id']}" for (t, _), copies in self.resources.items() for r in copies} | set(elsewhere)
         out = []
         for copies in self.resources.values():
             for resource in copies:

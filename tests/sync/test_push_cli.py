@@ -38,10 +38,13 @@ def test_push_file_then_all_reports_counts_and_creates_nothing_twice(tmp_path: P
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout) | {"failures": []} == {
         "cases": 3, "created": total, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0,
-        "provenances": 3, "failures": [],
+        "provenances": 3, "failures": [], "asked": 3, "pushed": 3, "not_pushed": [],
     }
+    assert "3 of 3 cases pushed" in first.stderr
     assert (again.exit_code, json.loads(again.stdout)["cases"]) == (0, 0)  # nothing pending, nothing unpushed
+    assert {k: json.loads(again.stdout)[k] for k in ("asked", "pushed")} == {"asked": 0, "pushed": 0}
     assert same.exit_code == 0
+    assert {k: json.loads(same.stdout)[k] for k in ("asked", "pushed")} == {"asked": 3, "pushed": 3}
     assert {k: json.loads(same.stdout)[k] for k in ("created", "updated", "unchanged")} == {
         "created": 0, "updated": 0, "unchanged": total,
     }

@@ -13,6 +13,7 @@ from fhir_cm.domain import Case, Party, Period
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, get_case, save_case
 from fhir_cm.sync import push_cases, push_pending, track_transitions
+from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import encounter
 
 pytestmark = pytest.mark.server
@@ -27,6 +28,7 @@ async def a_case_with_hospital_stays(
                 patient=Party(kind="patient", id=f"pat-{tag}"), case_manager=Party(kind="practitioner", id=f"cm-{tag}"))
     await raw.update({"resourceType": "Patient", "id": case.patient.id, "active": True}, versioned=False)
     assert (await push_cases(store, raw, settings, [case])).ok
+    await put_organisations(raw, f"hosp-{tag}", f"snf-{tag}")
     journey = [
         encounter(case.patient.id, "IMP", "2024-03-01", "2024-03-05", f"hosp-{tag}", disposition="snf"),
         encounter(case.patient.id, "NONAC", "2024-03-05", "2024-03-20", f"snf-{tag}", role="SNF"),

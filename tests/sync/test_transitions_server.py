@@ -30,6 +30,7 @@ from fhir_cm.mapping._codes import EXT_CURRENT_SETTING
 from fhir_cm.store import Store, get_case, get_ledger, list_transitions
 from fhir_cm.sync import push_cases, push_pending, track_transitions
 from fhir_cm.terminology import system_url
+from tests.sync.seeding import put_organisations
 
 pytestmark = pytest.mark.server
 
@@ -79,6 +80,7 @@ async def test_a_journey_is_recorded_flagged_and_acted_on_on_the_server(
     tag = uuid.uuid4().hex[:10]
     patient = f"pat-{tag}"
     hospital, snf, agency = f"hosp-{tag}", f"snf-{tag}", f"hha-{tag}"
+    await put_organisations(raw, hospital, snf, agency)
     case = await enrol(store, raw, settings, tag, case_manager=Party(kind="practitioner", id=f"cm-{tag}"))
 
     journey = [
@@ -156,6 +158,7 @@ async def test_the_episode_on_the_server_says_where_the_person_is_now_and_its_st
     tag = uuid.uuid4().hex[:10]
     patient = f"pat-{tag}"
     hospital, snf, agency = f"hosp-{tag}", f"snf-{tag}", f"hha-{tag}"
+    await put_organisations(raw, hospital, snf, agency)
     history = [
         StatusChange(status="referred", start=D(2024, 2, 20), end=D(2024, 2, 22)),
         StatusChange(status="active", start=D(2024, 2, 22), reason="assessed"),

@@ -39,6 +39,8 @@ from ._errors import (
     UnsupportedByServer,
     VersionConflict,
 )
+from ._limits import TransactionLimit
+from ._reasons import ServerReason, server_reason
 from ._results import BundleResult, WriteResult
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._search import HistorySet, Page, Quarantined, SearchSet
@@ -74,8 +76,10 @@ __all__ = [
     "ResourceNotFound",
     "RetryPolicy",
     "SearchSet",
+    "ServerReason",
     "SmartBackendAuth",
     "SyncSearchSet",
+    "TransactionLimit",
     "TransientError",
     "TypeSupport",
     "Unauthorized",
@@ -87,5 +91,6 @@ __all__ = [
     "client_from_settings",
     "model_class",
     "release_from_version",
+    "server_reason",
     "sync_client_from_settings",
 ]

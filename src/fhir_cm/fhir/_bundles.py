@@ -1,19 +1,27 @@
 """Transaction and batch bundles, with per-entry results and a way down when a server refuses them.
 
-When a server answers 413 (too large) or says it does not support the bundle kind, nothing was
-applied, so the same entries may be sent again in a smaller form:
+When a server refuses a transaction for its size (413, or a "too many entries" answer such as
+Medplum's 400 or HAPI-0528) or its kind ("not supported"), nothing was applied, so the same entries
+may be sent again in a smaller form:
 
-* a transaction is split along its ``urn:uuid`` references (entries that point at each other stay
-  together, so every part is still one atomic transaction), or
+* split into transactions of at most the server's limit (see ``_limits``: the number it stated,
+  Medplum's 8, else half), in dependency order — entries linked by ``urn:uuid`` references stay in
+  one atomic part when their group fits, and a later part's references to earlier parts are
+  rewritten to the ids the server assigned; every entry keeps its ``ifNoneExist``/``ifMatch``, so a
+  re-run after a partial outcome stays idempotent; or
 * sent as a batch when no entry references another, or
 * sent as single requests in reference order, with the ids the server assigns written into the
   later entries' references (what the server would have done inside a transaction).
 
+The limit learnt is kept on the client (``transaction_limit``), so the rest of a run sends parts of
+the right size at once, and the sync layer stores it per server for later runs.
+
 A batch splits in halves on 413 and falls back to single requests. Entries of a batch response that
-failed transiently (429/5xx) are sent once more only if they are conditional or versioned — repeating
-an unconditional create could duplicate the resource. Errors raise only while nothing was applied;
-once part of the work is done, failures are reported per entry instead, and ``BundleResult.mode``
-says how atomic the outcome really is.
+failed transiently (5xx) are sent once more only if they are conditional or versioned — repeating an
+unconditional create could duplicate the resource; a 429 entry was refused before anything was done,
+so it is sent again whatever it is. Errors raise only while nothing was applied; once part of the
+work is done, failures are reported per entry instead, and ``BundleResult.mode`` says how atomic the
+outcome really is.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import orjson
 from pydantic import BaseModel
 
 from ._errors import FhirError, InvalidResponse, PayloadTooLarge, RequestInfo, UnsupportedByServer, error_from_outcome
+from ._limits import limit_after_refusal, plan_parts
 from ._results import BundleResult, WriteResult
 from ._search import search_value
 from ._urls import check_id, check_type
@@ -219,36 +228,6 @@ def _reference_order(entries: Sequence[BundleEntry]) -> list[int]:
     return done
 
 
-def _reference_groups(entries: Sequence[BundleEntry]) -> list[list[int]]:
-    """Entries linked by references, directly or not, in groups (each kept in the given order)."""
-    parent = list(range(len(entries)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, deps in enumerate(_dependencies(entries)):
-        for j in deps:
-            parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(entries)):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
-
-
-def _halves(groups: list[list[int]]) -> list[list[int]]:
-    """Two parts of about equal entry counts, never cutting a group."""
-    total = sum(len(g) for g in groups)
-    first: list[int] = []
-    rest = list(groups)
-    while rest and (not first or len(first) + len(rest[0]) <= total / 2):
-        first += rest.pop(0)
-    second = sorted(i for g in rest for i in g)
-    return [sorted(first), second] if second else [sorted(first)]
-
-
 def _weakest(modes: Sequence[str]) -> str:
     return max(modes, key=_MODES.index) if modes else "batch"
 
@@ -323,11 +302,13 @@ async def _singles(client: AsyncFhirClient, entries: Sequence[BundleEntry], *, o
 async def _retry_transient(
     client: AsyncFhirClient, entries: Sequence[BundleEntry], results: list[WriteResult]
 ) -> list[WriteResult]:
-    """Send once more, as one batch, the entries that failed transiently and are safe to repeat."""
+    """Send once more, as one batch, the entries that failed transiently and are safe to repeat (or
+    were refused with 429, i.e. not attempted)."""
+    policy = client.retry_policy
     again = [
         i
         for i, (e, r) in enumerate(zip(entries, results, strict=True))
-        if r.status in client.retry_policy.statuses and e.safe_to_repeat
+        if r.status in policy.statuses and (e.safe_to_repeat or r.status in policy.not_applied)
     ]
     if not again or client.retry_policy.max_attempts < 2:
         return results
@@ -346,26 +327,95 @@ async def _transaction(
     client: AsyncFhirClient, entries: list[BundleEntry], fallback: bool
 ) -> tuple[list[WriteResult], str]:
     caps = client.known_capabilities
+    limit = client.transaction_limit if fallback else None
+    declared = caps is None or caps.supports_transaction
+    if declared and limit == 0:
+        return await _without_transaction(client, entries)
+    if declared and limit is not None and len(entries) > limit:
+        return await _split(client, entries)
     try:
         if caps is not None:
             caps.ensure_system("transaction")
         return await _post(client, "transaction", entries), "transaction"
-    except PayloadTooLarge:
+    except PayloadTooLarge as exc:
         if not fallback:
             raise
-        groups = _reference_groups(entries)
-        if len(groups) == 1:
+        if len(entries) == 1:  # one resource too large teaches nothing about the others
             return await _singles(client, entries, ordered=True), "single"
-        return await _in_parts(
-            entries, _halves(groups), lambda part: _transaction(client, part, fallback), "split-transaction"
-        )
-    except UnsupportedByServer:
+        client.learn_transaction_limit(limit_after_refusal(exc, len(entries)))
+        return await _split(client, entries)
+    except UnsupportedByServer as exc:
         if not fallback:
             raise
-        independent = not any(_dependencies(entries))
-        if independent and (caps is None or caps.supports_batch):
-            return await _batch(client, entries, fallback, None)
-        return await _singles(client, entries, ordered=True), "single"
+        client.learn_transaction_limit(limit_after_refusal(exc, len(entries)))
+        return await _without_transaction(client, entries)
+
+
+async def _without_transaction(client: AsyncFhirClient, entries: list[BundleEntry]) -> tuple[list[WriteResult], str]:
+    """No transaction at all: a batch when no entry references another, else single requests in order."""
+    caps = client.known_capabilities
+    if not any(_dependencies(entries)) and (caps is None or caps.supports_batch):
+        return await _batch(client, entries, True, None)
+    return await _singles(client, entries, ordered=True), "single"
+
+
+async def _split(client: AsyncFhirClient, entries: list[BundleEntry]) -> tuple[list[WriteResult], str]:
+    """Several smaller transactions within the server's limit, in dependency order.
+
+    Each part's references to entries of earlier parts are rewritten to the ids the server gave
+    them; within a part, ``urn:uuid`` references stay for the server to resolve. A part refused
+    again lowers the limit and the rest is planned anew; once part of the work is applied, a failing
+    part is reported per entry and the parts after it are not attempted (they may depend on it).
+    """
+    results: list[WriteResult] = [WriteResult(None)] * len(entries)
+    assigned: dict[str, str] = {}
+    remaining = list(range(len(entries)))
+    modes: list[str] = []
+    while remaining:
+        limit = client.transaction_limit
+        current = [entries[i].with_references(assigned) for i in remaining]
+        if not limit:  # no transactions (any more): the rest without one
+            rest, mode = await _without_transaction(client, current)
+            modes.append(mode)
+            for i, result in zip(remaining, rest, strict=True):
+                results[i] = result
+            break
+        if limit == 1:
+            rest = await _singles(client, current, ordered=True)
+            modes.append("single")
+            for i, result in zip(remaining, rest, strict=True):
+                results[i] = result
+            break
+        part = [remaining[j] for j in plan_parts(_dependencies(current), limit)[0]]
+        sending = [entries[i].with_references(assigned) for i in part]
+        try:
+            answered = await _post(client, "transaction", sending)
+        except (PayloadTooLarge, UnsupportedByServer) as exc:
+            learnt = limit_after_refusal(exc, len(part))
+            # Smaller parts are possible unless this one is a single entry or a reference cycle
+            # already larger than the limit (it cannot be cut).
+            if learnt is not None and (learnt.max_entries == 0 or 1 < len(part) <= limit):
+                client.learn_transaction_limit(learnt)
+                continue
+            if not modes:
+                raise
+            for i, entry in zip(part, sending, strict=True):
+                results[i] = _failed(entry, exc)
+            break
+        except FhirError as exc:
+            if not modes:
+                raise  # nothing was applied
+            for i, entry in zip(part, sending, strict=True):
+                results[i] = _failed(entry, exc)
+            break
+        modes.append("split-transaction")
+        for i, entry, result in zip(part, sending, answered, strict=True):
+            results[i] = result
+            if entry.full_url and result.resource_type and result.id:
+                assigned[entry.full_url] = f"{result.resource_type}/{result.id}"
+        done = set(part)
+        remaining = [i for i in remaining if i not in done]
+    return results, _weakest(modes)
 
 
 async def _batch(

@@ -32,6 +32,7 @@ from ._errors import (
     error_from_response,
     map_transport_errors,
 )
+from ._limits import TransactionLimit
 from ._results import BundleResult, WriteResult
 from ._retry import DEFAULT_RETRY, NOT_SENT_ERRORS, RetryPolicy, is_safe_to_repeat, parse_retry_after
 from ._search import DEFAULT_MAX_PAGES, HistorySet, SearchSet, search_value
@@ -72,6 +73,7 @@ class AsyncFhirClient:
         enforce_capabilities: bool = True,
         max_pages: int = DEFAULT_MAX_PAGES,
         prefer: str = "return=representation",
+        max_transaction_entries: int | None = None,
     ) -> None:
         self._base = normalize_base(base_url)
         if http is not None and transport is not None:
@@ -99,6 +101,8 @@ class AsyncFhirClient:
         self._enforce = enforce_capabilities
         self._max_pages = max_pages
         self._prefer = prefer
+        self._transaction_limit = max_transaction_entries
+        self._learnt_limit: TransactionLimit | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -135,6 +139,37 @@ class AsyncFhirClient:
 
     async def sleep(self, seconds: float) -> None:
         await self._sleep(seconds)
+
+    # -- transaction size ---------------------------------------------------------------------------
+
+    @property
+    def transaction_limit(self) -> int | None:
+        """The most entries one transaction may hold here (None: no limit known; 0: no transactions)."""
+        return self._transaction_limit
+
+    @property
+    def learnt_transaction_limit(self) -> TransactionLimit | None:
+        """The lowest lasting limit refusals taught this client (about the number of entries or the
+        bundle kind, not a bare 413), with the server's reason: what is worth remembering for later runs."""
+        return self._learnt_limit
+
+    def limit_transactions(self, max_entries: int | None) -> None:
+        """Set the limit from outside: configured by hand, or remembered from an earlier run."""
+        if max_entries is not None and max_entries < 0:
+            raise ValueError("a transaction limit is 0 (no transactions) or more")
+        self._transaction_limit = max_entries
+
+    def learn_transaction_limit(self, limit: TransactionLimit | None) -> None:
+        """Lower the limit after a refusal; it holds for every later transaction of this client."""
+        if limit is None:
+            return
+        if self._transaction_limit is None or limit.max_entries < self._transaction_limit:
+            self._transaction_limit = limit.max_entries
+            log.warning(
+                "the server refused a transaction (%s): at most %d entries from now on", limit.reason, limit.max_entries
+            )
+        if limit.lasting and (self._learnt_limit is None or limit.max_entries < self._learnt_limit.max_entries):
+            self._learnt_limit = limit
 
     # -- capabilities -----------------------------------------------------------------------------
 
@@ -366,7 +401,8 @@ class AsyncFhirClient:
             if response.status_code < 400:
                 return response
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if response.status_code in policy.statuses and repeatable:
+            refused_first = response.status_code in policy.not_applied  # 429: nothing was done
+            if response.status_code in policy.statuses and (repeatable or refused_first):
                 delay = policy.delay(attempt, retry_after)
                 if self._may_retry(attempt, delay, deadline):
                     log.warning("%s → %s; retrying in %.1fs", info.describe(), response.status_code, delay)

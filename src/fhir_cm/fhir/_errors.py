@@ -49,11 +49,24 @@ __all__ = [
 MAX_DIAGNOSTICS = 200
 _HAPI_CODE = re.compile(r"\bHAPI-(\d{4})\b")
 # name=value pairs in diagnostics ("match URL \"Patient?identifier=123\"", older HAPI: "identifier=123").
-_QUERY_VALUE = re.compile(r"(?<![A-Za-z0-9_\-:.])([A-Za-z_][A-Za-z0-9_\-:.]*=)[^&\s\"'<>,;]*")
+_QUERY_VALUE = re.compile(r"(?<![A-Za-z0-9_\-:.])([A-Za-z_][A-Za-z0-9_\-:.]*=)[^&\s\"'<>,;]+")
 # HAPI codes for "the conditional criteria matched more than one resource" on CREATE (0958), DELETE
 # (0962), PATCH (0972) and UPDATE (0988); older HAPI sends the same text without a code.
 _MULTIPLE_MATCH_CODES = frozenset({"HAPI-0958", "HAPI-0962", "HAPI-0972", "HAPI-0988"})
 _MULTIPLE_MATCH_TEXT = "because this search matched"
+# A bundle refused for its number of entries (answered 400/422 by some servers, 413 by others):
+# Medplum "Transaction requires strict isolation but has too many entries" / "… more update operations
+# than allowed", HAPI-0528 "Transaction Bundle Too large …", and the like.
+BUNDLE_TOO_LARGE = re.compile(
+    r"too many (?:bundle )?(?:entries|resources|operations)|more \w* ?operations than allowed"
+    r"|bundle (?:is )?too large|exceed\w* the maxim\w*|(?:number of )?entries exceed",
+    re.IGNORECASE,
+)
+# A server that declares transactions yet refuses them.
+TRANSACTION_REFUSED = re.compile(
+    r"transactions? (?:bundles? )?(?:are |is )?not (?:supported|allowed|enabled)|does not support transactions?",
+    re.IGNORECASE,
+)
 
 
 class FhirError(Exception):
@@ -126,7 +139,7 @@ class Forbidden(FhirError):
 
 
 class PayloadTooLarge(FhirError):
-    """413: the request body (typically a bundle) is larger than the server accepts."""
+    """413, or a bundle refused for its number of entries: larger than the server accepts."""
 
 
 class TransientError(FhirError):
@@ -247,6 +260,11 @@ def _classify(
     if status in (400, 422):
         if "not-supported" in issue_codes:
             return UnsupportedByServer
+        if info.method == "POST" and info.resource_type is None and info.endpoint is None:  # a bundle
+            if BUNDLE_TOO_LARGE.search(diagnostics):
+                return PayloadTooLarge
+            if TRANSACTION_REFUSED.search(diagnostics):
+                return UnsupportedByServer
         if info.method in _WRITE_METHODS and info.resource_type is not None:
             return InvalidResource
     if status in _STATUS_TABLE:

@@ -7,6 +7,8 @@ newer version: reads, conditional creates (``If-None-Exist``), conditional updat
 writes (``If-Match``) and bundles whose entries are all of those. A plain ``POST`` is never
 re-sent after it may have reached the server — a duplicate CarePlan is worse than an error.
 A connection that was never established is different: the request did not leave, so it is safe.
+So is a 429 answer, to any request: the server (or its gateway) refused it before doing anything,
+so sending it again after ``Retry-After`` cannot apply it twice — a 503 promises no such thing.
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-__all__ = ["DEFAULT_RETRY", "NO_RETRY", "RETRY_STATUSES", "RetryPolicy", "is_safe_to_repeat", "parse_retry_after"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "NOT_APPLIED_STATUSES",
+    "NO_RETRY",
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "is_safe_to_repeat",
+    "parse_retry_after",
+]
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses that say the request was refused before anything was done: safe to re-send anything.
+NOT_APPLIED_STATUSES = frozenset({429})
 # Failures raised before any byte of the request was written: safe to re-send anything.
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -35,6 +47,7 @@ class RetryPolicy:
     backoff_max: float = 20.0
     max_wait: float = 60.0
     statuses: frozenset[int] = RETRY_STATUSES
+    not_applied: frozenset[int] = NOT_APPLIED_STATUSES  # of ``statuses``: retried even for a plain POST
     rng: Callable[[], float] = field(default=random.random, repr=False, compare=False)
 
     def backoff(self, attempt: int) -> float:

@@ -34,18 +34,25 @@ def _display(vocabulary: str, value: str) -> str:
     return T.coding(vocabulary, value).get("display", value)
 
 
+def _xhtml_text(text: str) -> str:
+    """Text content escaped as HAPI's XHTML serialiser writes it (``&amp; &lt; &gt; &quot;``, the
+    apostrophe as it is): servers re-serialise the narrative they store, and one escaped any other
+    way would never match the server's copy, so every push would rewrite it."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
+
+
 def render_narrative(case: Case) -> str:
     """The CarePlan's XHTML narrative: what the plan is, for a person reading the resource."""
     period = f"{case.period.start.isoformat()} to {case.period.end.isoformat() if case.period.end else 'ongoing'}"
     parts = [
         _DIV_OPEN,
         (
-            f"<p><b>Care plan</b>: {html.escape(_display('programme-type', case.programme))} case management, "
-            f"{html.escape(_display('case-status', case.status).lower())} ({period}).</p>"
+            f"<p><b>Care plan</b>: {_xhtml_text(_display('programme-type', case.programme))} case management, "
+            f"{_xhtml_text(_display('case-status', case.status).lower())} ({period}).</p>"
         ),
     ]
     if case.plan_summary:
-        parts.append(f"<p>{html.escape(case.plan_summary)}</p>")
+        parts.append(f"<p>{_xhtml_text(case.plan_summary)}</p>")
     parts.append(
         f"<p>Needs: {len(case.needs)}. Goals: {len(case.goals)}. Referrals and interventions: "
         f"{len(case.referrals)}. Care team members: {len(case.team)}.</p></div>"

@@ -27,6 +27,7 @@ from ._conflicts import (
     list_conflicts,
     resolve_conflict,
 )
+from ._directory import practitioner_on_cases, practitioners_starting_with, programmes_in_use
 from ._engine import BUSY_TIMEOUT_SECONDS
 from ._errors import (
     LeaseLost,
@@ -44,6 +45,7 @@ from ._ledger import (
     list_ledger,
     put_ledger,
 )
+from ._limits import ServerLimit, forget_server_limit, get_server_limit, set_server_limit
 from ._migrate import alembic_config, head_revision
 from ._outbox import (
     OutboxItem,
@@ -51,13 +53,17 @@ from ._outbox import (
     complete,
     enqueue,
     fail,
+    held_leases,
     list_outbox,
     outbox_counts,
     outbox_statuses,
     purge_outbox,
     release,
     renew_lease,
+    renew_leases,
+    take_over_dead_leases,
 )
+from ._holders import HolderState, LeaseHolder, holder_state
 from ._principals import (
     ApiKey,
     ApiRole,
@@ -97,6 +103,8 @@ __all__ = [
     "Conflict",
     "ConflictStatus",
     "FhirVersion",
+    "HolderState",
+    "LeaseHolder",
     "LeaseLost",
     "LedgerEntry",
     "NotFound",
@@ -106,6 +114,7 @@ __all__ = [
     "RecordedTransition",
     "Resolution",
     "SchemaMismatch",
+    "ServerLimit",
     "StaleRevision",
     "Store",
     "StoreError",
@@ -124,6 +133,7 @@ __all__ = [
     "enqueue",
     "fail",
     "find_ledger",
+    "forget_server_limit",
     "get_api_key",
     "get_case",
     "get_case_record",
@@ -131,8 +141,11 @@ __all__ = [
     "get_ledger",
     "get_resource",
     "get_resources",
+    "get_server_limit",
     "get_watermark",
     "head_revision",
+    "held_leases",
+    "holder_state",
     "ledger_by_server_id",
     "list_api_keys",
     "list_audit",
@@ -145,6 +158,9 @@ __all__ = [
     "open_store",
     "outbox_counts",
     "outbox_statuses",
+    "practitioner_on_cases",
+    "practitioners_starting_with",
+    "programmes_in_use",
     "purge_outbox",
     "put_ledger",
     "put_resources",
@@ -152,8 +168,11 @@ __all__ = [
     "record_transitions",
     "release",
     "renew_lease",
+    "renew_leases",
     "resolve_conflict",
     "revoke_api_key",
     "save_case",
+    "set_server_limit",
     "set_watermark",
+    "take_over_dead_leases",
 ]

@@ -12,6 +12,11 @@ Rules that make several workers safe together:
 * **Leases expire.** A claim holds a row until ``lease_expires_at``; after that any worker may claim
   it again (a dead worker's rows return to the others). ``complete``/``fail`` check the claim token,
   so a worker that outlived its lease cannot overwrite the new holder's outcome.
+* **Leases are renewed** (``renew_leases``) by a worker still working on its rows, so a slow server
+  never lets a second worker take a case that is still being pushed.
+* **Leases name their holder** (host, pid, process token: ``_holders``). A claimer on the same host
+  that can see the holder is dead takes its rows over at once (``take_over_dead_leases``) rather
+  than waiting out the lease; a holder it cannot judge keeps its rows until the lease ends.
 
 A row that **failed for good** stays failed (counted, listed, never purged) until a later push of
 the same case succeeds: the pusher sends a case whole, so that push carried the change the failed
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any, cast
 
@@ -50,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from ._dialect import insert, is_postgresql
 from ._errors import LeaseLost, NotFound
+from ._holders import HolderState, LeaseHolder, holder_state
 from ._tables import OPEN_OUTBOX, CaseRow, OutboxRow, OutboxStatus
 from ._types import utcnow
 
@@ -59,18 +65,22 @@ __all__ = [
     "complete",
     "enqueue",
     "fail",
+    "held_leases",
     "list_outbox",
     "outbox_counts",
     "outbox_statuses",
     "purge_outbox",
     "release",
     "renew_lease",
+    "renew_leases",
+    "take_over_dead_leases",
 ]
 
 _T = cast(Table, OutboxRow.__table__)
 _C = _T.c
 PENDING, IN_FLIGHT, DONE, FAILED = (s.value for s in OutboxStatus)
 MAX_ERROR = 1000
+_CHUNK = 500
 
 
 class OutboxItem(BaseModel):
@@ -92,6 +102,16 @@ class OutboxItem(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     completed_at: dt.datetime | None
+    holder_host: str | None = None
+    holder_pid: int | None = None
+    holder_process: str | None = None
+
+    @property
+    def holder(self) -> LeaseHolder | None:
+        """The process that made the claim, when it said (``claim_outbox(holder=…)``)."""
+        if self.holder_host is None or self.holder_pid is None:
+            return None
+        return LeaseHolder(host=self.holder_host, pid=self.holder_pid, process=self.holder_process)
 
 
 def _items(rows: Any) -> list[OutboxItem]:
@@ -152,9 +172,14 @@ def claim_outbox(
     limit: int = 10,
     lease_seconds: float = 60.0,
     *,
+    holder: LeaseHolder | None = None,
     now: dt.datetime | None = None,
 ) -> list[OutboxItem]:
-    """Claim up to ``limit`` rows that are due (or whose lease expired), oldest first, for ``worker_id``."""
+    """Claim up to ``limit`` rows that are due (or whose lease expired), oldest first, for ``worker_id``.
+
+    ``holder`` (normally ``LeaseHolder.current()``) is recorded with the claim so that, should this
+    process die, a claimer on the same host can see it and take the rows over before the lease ends.
+    """
     now = now or utcnow()
     pick = select(_C.id).where(_claimable(now)).order_by(_C.available_at, _C.id).limit(limit)
     if is_postgresql(session):
@@ -177,10 +202,81 @@ def claim_outbox(
             lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
             claim_token=uuid.uuid4().hex,
             updated_at=now,
+            holder_host=holder.host if holder else None,
+            holder_pid=holder.pid if holder else None,
+            holder_process=holder.process if holder else None,
         )
         .returning(*_C)
     )
     return _items(session.execute(stmt))
+
+
+def held_leases(
+    session: Session, *, case_ids: Iterable[str] | None = None, now: dt.datetime | None = None
+) -> list[OutboxItem]:
+    """Rows in flight whose lease still runs (optionally only of ``case_ids``): what others are working on.
+
+    A push reports these (who holds them, until when) and may wait for them; an expired lease is
+    not listed — any claimer may take that row.
+    """
+    now = now or utcnow()
+    query = select(*_C).where(_C.status == IN_FLIGHT, _C.lease_expires_at >= now).order_by(_C.id)
+    return _of_cases(session, query, case_ids)
+
+
+def _of_cases(session: Session, query: Any, case_ids: Iterable[str] | None) -> list[OutboxItem]:
+    """The rows ``query`` selects, only of ``case_ids`` if given (in chunks: drivers cap the
+    parameters of one statement), oldest first."""
+    if case_ids is None:
+        return _items(session.execute(query))
+    wanted = list(dict.fromkeys(case_ids))
+    found: list[OutboxItem] = []
+    for n in range(0, len(wanted), _CHUNK):
+        found += _items(session.execute(query.where(_C.case_id.in_(wanted[n : n + _CHUNK]))))
+    return sorted(found, key=lambda i: i.id)
+
+
+def take_over_dead_leases(
+    session: Session,
+    me: LeaseHolder,
+    *,
+    judge: Callable[[LeaseHolder, LeaseHolder], HolderState] = holder_state,
+    now: dt.datetime | None = None,
+) -> list[OutboxItem]:
+    """Put back to pending, at once, the rows held by processes of ``me``'s host that are dead.
+
+    Without this a push re-run right after a ``kill -9`` would find the dead process's rows still
+    leased and leave them out. Only holders ``judge`` calls dead lose their rows (never one it
+    cannot see, e.g. on another host); the attempt they made still counts. Each row is revoked only
+    if its claim is unchanged, so two claimers taking over together revoke it once, and a live
+    claimer that has meanwhile re-claimed it keeps it. Returns the rows as they were (who held them).
+    """
+    now = now or utcnow()
+    query = select(*_C).where(_C.status == IN_FLIGHT, _C.lease_expires_at >= now, _C.holder_host == me.host)
+    held = _items(session.execute(query))
+    verdicts: dict[LeaseHolder, HolderState] = {}
+    dead = []
+    for item in held:
+        holder = item.holder
+        if holder is None:
+            continue
+        if holder not in verdicts:
+            verdicts[holder] = judge(holder, me)
+        if verdicts[holder] is HolderState.DEAD:
+            dead.append(item)
+    if not dead:
+        return []
+    tokens = [i.claim_token for i in dead]
+    revoked: set[int] = set()
+    for n in range(0, len(tokens), _CHUNK):
+        stmt = (
+            update(_T)
+            .where(_C.status == IN_FLIGHT, _C.claim_token.in_(tokens[n : n + _CHUNK]))
+            .values(status=PENDING, lease_expires_at=None, claim_token=None, updated_at=now)
+            .returning(_C.id)
+        )
+        revoked.update(session.execute(stmt).scalars())
+    return [i for i in dead if i.id in revoked]
 
 
 def _settle(session: Session, item: OutboxItem, values: dict[str, Any]) -> OutboxItem:
@@ -294,20 +390,48 @@ def renew_lease(
     return _settle(session, item, {"lease_expires_at": now + dt.timedelta(seconds=lease_seconds), "updated_at": now})
 
 
+def renew_leases(
+    session: Session, items: Iterable[OutboxItem], lease_seconds: float = 60.0, *, now: dt.datetime | None = None
+) -> list[OutboxItem]:
+    """Extend the leases of many claims in one statement; returns those still held (the rest were lost).
+
+    A worker renews every claim it has not settled yet — including rows of its batch still waiting
+    for a free slot — so that a slow server never lets another worker take a row that is being
+    pushed. A claim is renewed only while its token still holds the row, even after its lease ran
+    out: nobody took it, so it is still this worker's. Nothing is raised for lost claims: the
+    caller learns which they are (and their settling will raise ``LeaseLost``).
+    """
+    now = now or utcnow()
+    tokens = [i.claim_token for i in items if i.claim_token]
+    renewed: list[OutboxItem] = []
+    for n in range(0, len(tokens), _CHUNK):
+        stmt = (
+            update(_T)
+            .where(_C.status == IN_FLIGHT, _C.claim_token.in_(tokens[n : n + _CHUNK]))
+            .values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds), updated_at=now)
+            .returning(*_C)
+        )
+        renewed += _items(session.execute(stmt))
+    return sorted(renewed, key=lambda i: i.id)
+
+
 def list_outbox(
     session: Session,
     *,
     status: OutboxStatus | None = None,
     case_id: str | None = None,
+    case_ids: Iterable[str] | None = None,
     limit: int | None = None,
 ) -> list[OutboxItem]:
-    """Outbox rows, oldest first, optionally only those in one status or of one case."""
+    """Outbox rows, oldest first, optionally only those in one status, of one case or of ``case_ids``."""
     query = select(*_C).order_by(_C.id).limit(limit)
     if status is not None:
         query = query.where(_C.status == status.value)
     if case_id is not None:
         query = query.where(_C.case_id == case_id)
-    return _items(session.execute(query))
+    if case_ids is None:
+        return _items(session.execute(query))
+    return _of_cases(session, query.limit(None), case_ids)[:limit]
 
 
 def outbox_counts(session: Session) -> dict[OutboxStatus, int]:

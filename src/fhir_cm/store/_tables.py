@@ -162,6 +162,10 @@ class OutboxRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The process holding the claim (``_holders``): lets a push on the same host take a dead one's rows at once.
+    holder_host: Mapped[str | None] = mapped_column(String(255))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
+    holder_process: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         CheckConstraint(_in("status", [s.value for s in OutboxStatus]), name="status"),

@@ -3,6 +3,7 @@
 # --- push (outbox → server) ---
 from ._push import default_worker_id, enqueue_unpushed, push_cases, push_pending
 from ._report import CaseFailure, PushReport
+from ._standing import NotPushed, Standing, push_asked, where_cases_stand
 from ._worker import Step, run_worker
 
 # --- pull (server → cases), conflicts, transitions tracker ---
@@ -18,13 +19,17 @@ from ._resolve import ConflictNotResolvable, resolve
 __all__ = [
     # push
     "CaseFailure",
+    "NotPushed",
     "PushReport",
+    "Standing",
     "default_worker_id",
     "enqueue_unpushed",
+    "push_asked",
     "push_cases",
     "push_pending",
     "Step",
     "run_worker",
+    "where_cases_stand",
     # pull, conflicts, transitions
     "CASE_RESOURCE_TYPES",
     "FOLLOW_UP_DAYS",

@@ -14,11 +14,15 @@ How a claimed batch of cases is pushed:
    elements carrying that change (``_foreign``);
    a known one is ``PUT`` with ``If-Match``; a new one is a conditional create (or a stable-id PUT).
    One Provenance per activity rides along. The client degrades transaction → batch → single
-   requests when the server refuses; every request stays idempotent.
+   requests when the server refuses, and splits a transaction too large for the server into parts
+   within its limit (learnt from the refusal, remembered per server: ``_limits``); every request
+   stays idempotent. A refusal reaches the report in the server's words, without our data
+   (``_refusals``).
 3. **Record** each entry's outcome in the ledger at once (server id, versionId, server copy — read
    back when the answer had no body), then, only after that, complete the outbox row. A process
-   killed at any point leaves the row claimed; the lease expires and the next push finds on the
-   server (by identifier or stable id) whatever the dead one wrote.
+   killed at any point leaves the row claimed; the next push on the same host takes it over at
+   once (elsewhere, once the lease expires: ``_leases``) and finds on the server (by identifier or
+   stable id) whatever the dead one wrote.
 
 Pipelining: the first claim runs (in a thread) while the capabilities request is out, and of a
 batch larger than twice the concurrency the first wave is prepared alone and sent while the rest
@@ -45,13 +49,15 @@ from typing import Any, TypeVar
 import orjson
 
 from ..config import Settings
-from ..domain import Case
+from ..domain import Case, Party
 from ..fhir import (
     AsyncFhirClient,
     BundleEntry,
     Capabilities,
+    Conflict,
     FhirError,
     InvalidResponse,
+    ServerReason,
     TransientError,
     VersionConflict,
     WriteResult,
@@ -67,6 +73,7 @@ from ..mapping import (
     if_none_exist,
 )
 from ..store import (
+    LeaseHolder,
     LeaseLost,
     LedgerEntry,
     OutboxItem,
@@ -87,9 +94,13 @@ from ..store import (
 )
 from ..terminology import terminology
 from ._foreign import foreign_update, is_foreign
+from ._limits import load_transaction_limit, save_transaction_limit
 from ._identity import Identity, find_by_identifier, read_existing, rewrite_references
+from ._leases import LeaseKeeper, take_over
 from ._merge import compare, keep_server
+from ._parties import PartyKey, case_parties, resolve_parties
 from ._provenance import device_key, device_resource, provenance_id, provenance_resource
+from ._refusals import refusal, refusal_text
 from ._report import CaseFailure, PushReport
 
 __all__ = ["default_worker_id", "enqueue_unpushed", "push_cases", "push_pending"]
@@ -109,9 +120,9 @@ def default_worker_id() -> str:
 
 
 class _CaseFailed(Exception):
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, server: ServerReason | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.permanent = reason, permanent
+        self.reason, self.permanent, self.server = reason, permanent, server
 
 
 @dataclass
@@ -153,8 +164,10 @@ class _Run:
     device_ref: str | None = None
     ledgers: dict[str, dict[ResourceKey, LedgerEntry]] = field(default_factory=dict)
     patients: dict[str, str] = field(default_factory=dict)  # party id → server id
+    parties: dict[PartyKey, str] = field(default_factory=dict)  # other parties: (type, id) → server id
     absent: set[ResourceKey] = field(default_factory=set)  # stable-id resources looked up and not there
     found: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)  # … and there
+    saved_limit: int | None = None  # the transaction limit the store holds for this server
 
     @property
     def base(self) -> str:
@@ -178,6 +191,7 @@ class _Run:
         else:
             self.version = "R5" if str(await self.client.release()) == "R5" else "R4"
         self.identity = Identity(caps, self.system)
+        self.saved_limit = load_transaction_limit(self.store, self.client, self.settings)
         if self.settings.push_provenance:
             self.device_ref = await self._ensure_device()
 
@@ -189,7 +203,15 @@ class _Run:
             return f"Device/{known.server_id}"
         device = device_resource(self.system, self.version)
         if self.identity.by_identifier("Device"):
-            result = await self.client.create(device, if_none_exist=if_none_exist(self.system, key.value))
+            for attempt in range(3):
+                try:
+                    result = await self.client.create(device, if_none_exist=if_none_exist(self.system, key.value))
+                    break
+                except Conflict:
+                    # Workers starting together race to create it; the loser's conditional create is
+                    # refused (HAPI-2745) and, sent again, finds the winner's Device.
+                    if attempt == 2:
+                        raise
         else:
             result = await self.client.update({**device, "id": self.identity.stable_id(key)}, versioned=False)
         self._record([self._entry(key, None, result.resource or {**device, "id": result.id})])
@@ -243,6 +265,18 @@ class _Run:
                 self.found[key] = found[target]
             elif target in missing:
                 self.absent.add(key)
+        await self._resolve_parties(cases)
+
+    async def _resolve_parties(self, cases: list[Case]) -> None:
+        """Practitioners, organisations and related persons the cases name (see ``_parties``); after
+        the patients, whom a new RelatedPerson must name."""
+        wanted: dict[PartyKey, tuple[PartyKey, Party, str | None]] = {}
+        for case in cases:
+            patient = self.patients.get(case.patient.id)
+            for key, party in case_parties(case).items():
+                if key not in self.parties and key not in wanted:
+                    wanted[key] = (key, party, f"Patient/{patient}" if patient else None)
+        self.parties |= await resolve_parties(self.client, self.system, wanted.values())
 
     def _load(self, cases: list[Case]) -> tuple[dict[str, dict[ResourceKey, LedgerEntry]], dict[str, str]]:
         """The cases' ledger entries, and the server ids of their patients the ledger knows."""
@@ -330,11 +364,14 @@ class _Run:
             await _CasePush(self, case, report).run()
         except _CaseFailed as failed:
             report.failed = 1
-            report.failures.append(CaseFailure(case_id=case.id, reason=failed.reason, permanent=failed.permanent))
+            report.failures.append(
+                CaseFailure(case_id=case.id, reason=failed.reason, permanent=failed.permanent, server=failed.server)
+            )
         except MappingError as exc:
             report.failed = 1
             reason = f"cannot map the case: {type(exc).__name__}"
             report.failures.append(CaseFailure(case_id=case.id, reason=reason, permanent=True))
+        self.saved_limit = save_transaction_limit(self.store, self.client, self.saved_limit)
         return report
 
 
@@ -388,6 +425,12 @@ class _CasePush:
         if server_patient is None:
             raise _CaseFailed("the patient could not be found or created on the server; will retry", permanent=False)
         moved = {f"Patient/{patient}": f"Patient/{server_patient}"} if server_patient != patient else {}
+        for rtype, rid in case_parties(self.case):
+            server_id = run.parties.get((rtype, rid))
+            if server_id is None:
+                raise _CaseFailed(f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False)
+            if server_id != rid:
+                moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
         writes: list[_Write] = []
         refs: References | None = None
         for key, resource in resources.items():
@@ -460,9 +503,13 @@ class _CasePush:
             await self.refresh(writes)
             return
         except _RETRYABLE as exc:
-            raise _CaseFailed(f"{_reason(exc)}; will retry", permanent=False) from None
+            why = refusal(exc, self.case, self.sent(writes))
+            text = refusal_text(exc, why) if why else _reason(exc)
+            raise _CaseFailed(f"{text}; will retry", permanent=False, server=why) from None
         except FhirError as exc:
-            raise _CaseFailed(f"the server refused the case: {_reason(exc)}", permanent=True) from None
+            why = refusal(exc, self.case, self.sent(writes))
+            text = refusal_text(exc, why)
+            raise _CaseFailed(f"the server refused the case: {text}", permanent=True, server=why) from None
         results = result.entries
         recorded: list[LedgerEntry] = []
         stale: list[_Write] = []
@@ -485,15 +532,20 @@ class _CasePush:
             elif outcome.status is None or isinstance(outcome.error, _RETRYABLE):
                 retry = _CaseFailed(f"{write.key.type} not written (transient); will retry", permanent=False)
             else:
-                reason = _reason(outcome.error) if outcome.error else f"status {outcome.status}"
+                why = refusal(outcome.error, self.case, self.sent(writes)) if outcome.error else None
+                reason = refusal_text(outcome.error, why) if outcome.error else f"HTTP {outcome.status}"
                 self.ctx._record(recorded)
-                raise _CaseFailed(f"the server refused a {write.key.type}: {reason}", permanent=True)
+                raise _CaseFailed(f"the server refused a {write.key.type}: {reason}", permanent=True, server=why)
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
         self.ctx._record(recorded)
         if stale:
             await self.refresh(stale)
         if retry is not None:
             raise retry
+
+    def sent(self, writes: list[_Write]) -> list[dict[str, Any]]:
+        """What this round sent of the case: the values a server's message must not echo."""
+        return [w.resource for w in writes]
 
     async def copy_of(self, write: _Write, outcome: WriteResult) -> dict[str, Any] | None:
         """The server copy an entry left: the answer's body, else read back by id."""
@@ -570,7 +622,28 @@ async def push_pending(
     call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars). ``first`` is
     store work (e.g. saving the cases to push) done before the first claim, while the first requests
     to the server are out.
+
+    Leases (``_leases``): every claim first takes over the rows of dead processes of this host, and
+    the leases of all claimed, unsettled rows are renewed in the background until they are settled.
     """
+    keeper = LeaseKeeper(store, settings.push_lease_seconds)
+    keeper.start()
+    try:
+        return await _push_pending(store, client, settings, keeper, concurrency, worker_id, on_case, first)
+    finally:
+        await keeper.stop()
+
+
+async def _push_pending(
+    store: Store,
+    client: AsyncFhirClient,
+    settings: Settings,
+    keeper: LeaseKeeper,
+    concurrency: int | None,
+    worker_id: str | None,
+    on_case: Callable[[str, bool], None] | None,
+    first: Callable[[], None] | None,
+) -> PushReport:
     worker = worker_id or default_worker_id()
     limit = asyncio.Semaphore(concurrency or settings.push_concurrency)
     run = _Run(store, client, settings)
@@ -590,6 +663,7 @@ async def push_pending(
     size = concurrency or settings.push_concurrency
     batches: list[asyncio.Future[list[None]]] = []
     while fresh:
+        keeper.hold(item for item, _ in fresh)
         cases = {item.id: case for item, case in fresh}
         all_started = asyncio.Event()
         waiting = [len(fresh)]
@@ -607,12 +681,16 @@ async def push_pending(
                 waiting[0] -= 1
                 if not waiting[0]:
                     all_started.set()
+                if keeper.lost(item):  # another worker has it now: it pushes the case
+                    keeper.let_go(item)
+                    return
                 if case is None:
                     outcome = PushReport(cases=1, failed=1)
                     outcome.failures.append(CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True))
                 else:
                     outcome = await run.push_case(case)
             _settle(store, item, outcome)
+            keeper.let_go(item)
             report.add(outcome)
             if on_case is not None:
                 on_case(item.case_id, outcome.ok)
@@ -644,12 +722,18 @@ class _Claimer:
 
     def __init__(self, store: Store, worker: str, settings: Settings, tried: set[int]) -> None:
         self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
+        self.holder = LeaseHolder.current()
 
     def __call__(self) -> list[tuple[OutboxItem, Case | None]]:
         """The fresh rows claimed, each with its case as the store holds it (None if it is gone)."""
         with self.store.session() as s:
+            take_over(s, self.holder)
             claimed = claim_outbox(
-                s, self.worker, limit=self.settings.push_batch_size, lease_seconds=self.settings.push_lease_seconds
+                s,
+                self.worker,
+                limit=self.settings.push_batch_size,
+                lease_seconds=self.settings.push_lease_seconds,
+                holder=self.holder,
             )
             for item in claimed:
                 if item.id in self.tried:

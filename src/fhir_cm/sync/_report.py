@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..fhir import ServerReason
+
 __all__ = ["CaseFailure", "PushReport"]
 
 
@@ -14,6 +16,9 @@ class CaseFailure(BaseModel):
     case_id: str
     reason: str
     permanent: bool
+    #: The server's own reason (status, issue code, message code, first line of its diagnostics,
+    #: scrubbed of the case's data) when a server answered; ``reason`` says the same for people.
+    server: ServerReason | None = None
 
 
 class PushReport(BaseModel):

@@ -1,9 +1,11 @@
 """A sync worker: push the outbox (and run any further steps, e.g. a pull) again and again.
 
 Several workers may share one PostgreSQL store: each claims outbox rows with ``SKIP LOCKED`` under a
-lease, so no two push one case at once, and a worker that dies mid-batch leaves its rows to the
-others once the lease expires. Nothing is held between rounds, so a worker may be stopped (or
-killed) at any moment.
+lease, so no two push one case at once; a live worker renews the leases of what it still works on,
+and one that dies mid-batch leaves its rows to the others once the lease expires — at once to a
+worker of the same host, which can see it is dead (``_leases``). Rows other live workers hold are
+skipped and come back in a later round. Nothing is held between rounds, so a worker may be stopped
+(or killed) at any moment.
 """
 
 from __future__ import annotations

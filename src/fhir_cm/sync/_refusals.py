@@ -1,0 +1,32 @@
+"""Why the server refused a case, in its own words and without the case's data.
+
+A person looking at a failed case needs the server's reason (status, issue code, HAPI message code,
+first line of diagnostics), not just an error class. ``fhir_cm.fhir.server_reason`` keeps the
+server's words but scrubs out everything of ours it might quote back; this module hands it every
+value the push sent for the case (the resources, the patient's name and id), so the scrub knows
+what to look for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..domain import Case
+from ..fhir import FhirError, ServerReason, server_reason
+
+__all__ = ["refusal", "refusal_text"]
+
+
+def refusal(exc: FhirError, case: Case, sent: Iterable[Mapping[str, Any]]) -> ServerReason | None:
+    """The server's reason for ``exc`` (None for a failure with no answer, e.g. the network)."""
+    if exc.status is None:
+        return None
+    return server_reason(exc, sent, also=(case.patient.name, case.patient.id, case.id))
+
+
+def refusal_text(exc: FhirError, reason: ServerReason | None) -> str:
+    """One line: the server's reason where there is one, else the error class (no PHI either way)."""
+    if reason is None:
+        return type(exc).__name__
+    return reason.text

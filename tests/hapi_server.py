@@ -1,0 +1,201 @@
+"""A real HAPI FHIR JPA server for integration tests, built from Maven Central and run in a JVM.
+
+The launcher in ``tests/hapi/`` (a ``pom.xml`` and three small Java classes) wires HAPI's own
+library modules — JPA storage on an in-memory H2 database, rest-hook subscriptions, Bulk
+``$export`` — into a Jetty servlet on 127.0.0.1, for FHIR R4 or R5 (one launcher, one argument).
+
+The build is cached: its output goes to ``~/.cache/fhir-cm/hapi/<hash of the launcher's files>``
+(``FHIR_CM_HAPI_CACHE`` overrides the root), so a fresh clone on a machine that has built it once
+starts at once, and a changed launcher is rebuilt. The first build on a new machine downloads
+HAPI's dependencies (~350 MB) into Maven's own repository (~1–2 minutes); each start takes 15–45 s
+on two cores, so a test session starts each release once. The server stops when the test process
+closes its standard input, so a killed test run never leaves a JVM behind.
+
+Without Java 17+ or Maven the tests that need HAPI are skipped with a message saying so; under
+``CI`` that is a failure, so a broken set-up cannot hide behind a skip.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import RunningServer
+
+__all__ = ["hapi_server", "require_hapi_toolchain"]
+
+LAUNCHER = Path(__file__).resolve().parent / "hapi"
+MAIN_CLASS = "org.fhircm.hapi.HapiTestServer"
+BUILD_TIMEOUT = 900.0  # a first build on a new machine downloads HAPI's dependencies
+STARTUP_TIMEOUT = 240.0
+JVM_OPTIONS = ("-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
+
+
+def _toolchain_problem() -> str | None:
+    """Why HAPI cannot be built here, or None when Java 17+ and Maven are both present."""
+    java, mvn = shutil.which("java"), shutil.which("mvn")
+    if java is None or mvn is None:
+        missing = " and ".join(name for name, path in (("Java", java), ("Maven", mvn)) if path is None)
+        return f"{missing} not found on PATH: the HAPI FHIR server cannot be built (needs Java 17+ and Maven)"
+    version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    major = _java_major(version)
+    if major is not None and major < 17:
+        return f"Java {major} found; the HAPI FHIR server needs Java 17 or newer"
+    return None
+
+
+def _java_major(version_output: str) -> int | None:
+    """The major version in ``java -version`` output (``"17.0.15"`` → 17, ``"1.8.0"`` → 8)."""
+    for token in version_output.replace('"', " ").split():
+        head = token.split(".")[0]
+        if head.isdigit() and "." in token:
+            number = int(head)
+            return int(token.split(".")[1]) if number == 1 else number
+    return None
+
+
+def require_hapi_toolchain() -> None:
+    """Skip the test (fail it under ``CI``) when Java or Maven is missing."""
+    problem = _toolchain_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(problem)
+
+
+def _launcher_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in LAUNCHER.rglob("*") if p.is_file() and "target" not in p.parts):
+        digest.update(str(path.relative_to(LAUNCHER)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("FHIR_CM_HAPI_CACHE", Path.home() / ".cache" / "fhir-cm" / "hapi"))
+
+
+def build_classpath() -> str:
+    """Build the launcher if this version of it has not been built yet; return its Java classpath.
+
+    Builds run under a file lock, so concurrent test processes build once and the others wait.
+    """
+    build_dir = _cache_root() / _launcher_digest()
+    done = build_dir / "classpath.txt"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _usable(done):
+            _build(build_dir)
+    return f"{build_dir / 'classes'}{os.pathsep}{done.read_text().strip()}"
+
+
+def _usable(classpath_file: Path) -> bool:
+    """A finished build whose dependency jars are all still in Maven's repository."""
+    if not classpath_file.exists():
+        return False
+    return all(Path(jar).exists() for jar in classpath_file.read_text().strip().split(os.pathsep) if jar)
+
+
+def _build(build_dir: Path) -> None:
+    work = build_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(LAUNCHER, work, ignore=shutil.ignore_patterns("target"))
+    command = ["mvn", "-B", "-q", "-DskipTests", "package"]
+    result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
+        raise RuntimeError(f"building the HAPI FHIR test server failed (mvn exit {result.returncode}):\n{tail}")
+    shutil.rmtree(build_dir / "classes", ignore_errors=True)
+    shutil.copytree(work / "target" / "classes", build_dir / "classes")
+    # Written last: its presence marks a complete build.
+    shutil.copy(work / "target" / "classpath.txt", build_dir / "classpath.txt")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def hapi_server(release: str = "R4") -> Iterator[RunningServer]:
+    """Run a HAPI FHIR JPA server (``R4`` or ``R5``) on a free port of 127.0.0.1 for the block."""
+    require_hapi_toolchain()
+    classpath = build_classpath()
+    process = subprocess.Popen(
+        ["java", *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS, release, "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    errors: list[str] = []
+    threading.Thread(target=_drain, args=(process.stderr, errors), daemon=True).start()
+    try:
+        base_url = _wait_for_ready_line(process, errors)
+        _wait_for_metadata(base_url, process)
+        root = base_url.rsplit("/fhir", 1)[0]
+        yield RunningServer(base_url=base_url, root_url=root, settings={"release": release, "pid": process.pid})
+    finally:
+        _stop(process)
+
+
+def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Keep the JVM's stderr flowing (a full pipe would block it); keep the last lines for errors."""
+    for line in stream:
+        sink.append(line.rstrip())
+        del sink[:-40]
+
+
+def _wait_for_ready_line(process: subprocess.Popen[str], errors: list[str]) -> str:
+    found: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("READY "):
+                found.append(line.split()[1])
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(STARTUP_TIMEOUT)
+    if found:
+        return found[0]
+    state = f"exited with {process.poll()}" if process.poll() is not None else f"not ready in {STARTUP_TIMEOUT:.0f}s"
+    tail = "\n".join(errors[-15:])
+    raise RuntimeError(f"the HAPI FHIR test server {state}:\n{tail}")
+
+
+def _wait_for_metadata(base_url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with httpx.Client(timeout=30.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the HAPI FHIR test server exited with {process.returncode}")
+            try:
+                if client.get(f"{base_url}/metadata", headers={"Accept": "application/fhir+json"}).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)  # polling interval between readiness probes, not synchronisation
+    raise RuntimeError(f"the HAPI FHIR test server did not answer /metadata in {STARTUP_TIMEOUT:.0f}s")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        try:
+            assert process.stdin is not None
+            process.stdin.close()  # the launcher stops when its stdin closes
+            process.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait(timeout=10)

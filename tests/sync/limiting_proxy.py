@@ -1,0 +1,151 @@
+"""A loopback proxy in front of the real test server that refuses transactions the way Medplum does.
+
+Medplum (``packages/fhir-router/src/batch.ts``) refuses a transaction that needs strict isolation —
+any conditional entry — and holds more than ``maxSerializableTransactionEntries`` (8) entries, with
+HTTP 400 and ``badRequest("Transaction requires strict isolation but has too many entries")``:
+
+    {"resourceType": "OperationOutcome",
+     "issue": [{"severity": "error", "code": "invalid",
+                "details": {"text": "Transaction requires strict isolation but has too many entries"}}]}
+
+Here an entry is conditional when it has ``ifNoneExist``, ``ifMatch`` or a conditional URL
+(``Type?criteria``). ``refuse_all`` refuses every transaction instead, HAPI-style (400, issue
+``processing``, the given ``diagnostics`` — a function of the bundle, so a test can make the server
+quote our data back). Everything else is forwarded to the real server, and its base URL in answers
+is rewritten to the proxy's, so Location headers and paging links stay on the proxy.
+
+The proxy is an ASGI app served by uvicorn on its own thread and socket, so both async tests and
+the CLI (whose ``asyncio.run`` needs a thread without a running loop) can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from tests.servers import _bind_localhost, _wait_ready
+
+__all__ = ["MEDPLUM_TOO_MANY", "LimitingProxy", "limiting_proxy"]
+
+MEDPLUM_TOO_MANY = "Transaction requires strict isolation but has too many entries"
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
+
+
+def medplum_refusal() -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "invalid", "details": {"text": MEDPLUM_TOO_MANY}}],
+    }
+
+
+def _conditional(entry: dict[str, Any]) -> bool:
+    request = entry.get("request") or {}
+    return bool(request.get("ifNoneExist") or request.get("ifMatch") or "?" in str(request.get("url", "")))
+
+
+@dataclass
+class LimitingProxy:
+    """The ASGI app; its counters say what it saw (read them after the requests have finished)."""
+
+    upstream_base: str
+    base_path: str
+    max_entries: int = 8
+    refuse_all: Callable[[dict[str, Any]], str] | None = None
+    refusals: int = 0
+    transactions: list[int] = field(default_factory=list)  # sizes of the transactions forwarded
+    public_base: str = ""
+    _http: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self._http = httpx.AsyncClient(timeout=60)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self._http is not None:
+                        await self._http.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        refusal = self._refusal(scope["method"], scope["path"], body)
+        if refusal is not None:
+            await self._answer(send, 400, {"content-type": "application/fhir+json"}, json.dumps(refusal).encode())
+            return
+        await self._forward(scope, body, send)
+
+    def _refusal(self, method: str, path: str, body: bytes) -> dict[str, Any] | None:
+        if method != "POST" or path.rstrip("/") != self.base_path.rstrip("/"):
+            return None
+        try:
+            bundle = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
+            return None
+        entries = bundle.get("entry") or []
+        if self.refuse_all is not None:
+            self.refusals += 1
+            issue = {"severity": "error", "code": "processing", "diagnostics": self.refuse_all(bundle)}
+            return {"resourceType": "OperationOutcome", "issue": [issue]}
+        if len(entries) > self.max_entries and any(_conditional(e) for e in entries):
+            self.refusals += 1
+            return medplum_refusal()
+        self.transactions.append(len(entries))
+        return None
+
+    async def _forward(self, scope: dict[str, Any], body: bytes, send: Any) -> None:
+        assert self._http is not None
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = self.upstream_base.removesuffix(self.base_path) + scope["path"] + (f"?{query}" if query else "")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        forwarded = {k: v for k, v in headers if k.lower() not in _HOP}
+        answer = await self._http.request(scope["method"], url, headers=forwarded, content=body)
+        upstream, public = self.upstream_base.encode(), self.public_base.encode()
+        out = {
+            k: v.replace(self.upstream_base, self.public_base)
+            for k, v in answer.headers.items()
+            if k.lower() not in _HOP
+        }
+        await self._answer(send, answer.status_code, out, answer.content.replace(upstream, public))
+
+    @staticmethod
+    async def _answer(send: Any, status: int, headers: dict[str, str], content: bytes) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": content})
+
+
+@contextmanager
+def limiting_proxy(
+    upstream_base: str, *, max_entries: int = 8, refuse_all: Callable[[dict[str, Any]], str] | None = None
+) -> Iterator[tuple[str, LimitingProxy]]:
+    """Serve a :class:`LimitingProxy` for ``upstream_base`` on 127.0.0.1 for the block: yields (base URL, proxy)."""
+    base_path = httpx.URL(upstream_base).path.rstrip("/")
+    proxy = LimitingProxy(upstream_base.rstrip("/"), base_path, max_entries, refuse_all)
+    sock = _bind_localhost()
+    proxy.public_base = f"http://127.0.0.1:{sock.getsockname()[1]}{base_path}"
+    server = uvicorn.Server(uvicorn.Config(proxy, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="limiting-proxy", daemon=True)
+    thread.start()
+    try:
+        _wait_ready(f"{proxy.public_base}/metadata", thread)
+        yield proxy.public_base, proxy
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
