@@ -1,10 +1,27 @@
 """Push throughput: the adapter (one transaction per case, bounded concurrency) against a naive client
 doing the same idempotent work — one conditional create (``If-None-Exist``) per resource, one after
-the other — on the real test server (sekmet-fhir, started here on loopback), in the same run.
+the other — on real servers started here on loopback, in the same run:
 
-Run: ``python benchmarks/bench_push.py [--cases N] [--repeat R]``. Prints cases/s, resources/s, the
-ratio (goal ≥ 3×) and the server's CPU time per case; it does not assert. "The same work" means the
-same end state on the server: the naive client also writes the patient, the adapter's Device and one
+* **sekmet-fhir** (the test server, single-threaded, in this process): a fresh, empty server for
+  every run;
+* **HAPI FHIR JPA R4** (``tests/hapi_server.py``: H2 in memory, in a JVM of its own, started as the
+  tests start it). A start costs 15–45 s, so one HAPI serves every HAPI run: each push writes under
+  an identifier system of its own, and each round pushes cases of a seed of its own (other patients,
+  other parties), so no run finds what another wrote. The JVM is warmed up first (its JIT compiles
+  the hot paths as they run) by untimed pushes of other cases with each client.
+
+Run: ``python benchmarks/bench_push.py [--server sekmet|hapi|all] [--cases N] [--repeat R]
+[--hapi-cases N] [--hapi-repeat R] [--hapi-warmup W]``. Per target it prints the medians of each
+client's wall time, the ratio naive/adapter (goal ≥ 3×), the server's CPU time during each push and
+the ratio of the push's wall time to that server CPU time — 1.0 for a push that keeps a
+single-threaded server busy all the time; the closer to 1.0 the less the server waits for the
+client. It does not assert. Server CPU is this process's CPU time for sekmet (nothing else runs in
+it while a client is timed), and ``utime + stime`` of the JVM from ``/proc/<pid>/stat`` (every
+thread: request handling, H2, GC, JIT) for HAPI.
+
+"The same work" means the same end state on the server: the naive client also writes the patient,
+the parties the case names (minimal Practitioner/Organization/RelatedPerson, conditionally, once
+per run — HAPI refuses a reference to one it does not hold, HAPI-1094), the adapter's Device and one
 Provenance per case, as the adapter does.
 
 sekmet cannot search Goal or CareTeam by identifier, so for those the naive client, like the adapter,
@@ -15,15 +32,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,21 +55,31 @@ from fhir_cm.mapping import ResourceKey, case_to_bundle, if_none_exist
 from fhir_cm.store import content_hash, open_store
 from fhir_cm.sync import push_cases
 from fhir_cm.sync._identity import Identity, rewrite_references
+from fhir_cm.sync._parties import case_parties, minimal_party
 from fhir_cm.sync._provenance import ADAPTER_DEVICE, device_resource, provenance_id, provenance_resource
 from fhir_cm.synthetic import generate_cases
 from tests.servers import sekmet_server
 
+#: The measured cases of a sekmet run (the same in every run: each gets a fresh server).
+SEKMET_SEED = 2024
+#: HAPI: round ``r`` pushes seed ``HAPI_SEED + r``, warm-up push ``w`` seed ``WARMUP_SEED + w``.
+HAPI_SEED = 3000
+WARMUP_SEED = 9000
+CLIENTS = ("naive", "adapter")
+
 
 async def naive(base: str, cases: list, system: str) -> int:
     """The same end state on the server, one request at a time: the adapter's Device once; per case
-    the patient, then each resource in reference order (server ids written into later references),
-    then one Provenance naming what was written. Counts the case's resources, as the adapter does."""
+    the patient, each party the case names that this run has not written yet, then each resource in
+    reference order (server ids written into later references), then one Provenance naming what was
+    written. Counts the case's resources, as the adapter does."""
     sent = 0
     async with AsyncFhirClient(base, enforce_capabilities=False) as client:
         identity = Identity(await client.capabilities(), system)
         device = await client.create(
             device_resource(system, "R4"), if_none_exist=if_none_exist(system, ADAPTER_DEVICE)
         )
+        parties: dict[str, str] = {}  # "Practitioner/<party id>" → "Practitioner/<server id>", for the run
         for case in cases:
             pid = case.patient.id
             patient = {"resourceType": "Patient", "identifier": [{"system": system, "value": pid}]}
@@ -55,6 +87,15 @@ async def naive(base: str, cases: list, system: str) -> int:
                 patient["name"] = [{"text": case.patient.name}]
             found = await client.create(patient, if_none_exist=if_none_exist(system, pid))
             assigned: dict[str, str] = {f"Patient/{pid}": f"Patient/{found.id}"}
+            for (rtype, rid), party in case_parties(case).items():
+                ref = f"{rtype}/{rid}"
+                if ref not in parties:
+                    made = await client.create(
+                        minimal_party(party, rtype, system, assigned[f"Patient/{pid}"]),
+                        if_none_exist=if_none_exist(system, rid),
+                    )
+                    parties[ref] = f"{rtype}/{made.id}"
+                assigned[ref] = parties[ref]
             bundle = case_to_bundle(case, "R4", system)
             entries = [BundleEntry.from_fhir(e) for e in bundle["entry"]]
             pending = list(entries)
@@ -77,6 +118,7 @@ async def naive(base: str, cases: list, system: str) -> int:
             pid_ = provenance_id(case.id, "CREATE", written)
             targets = [assigned[e.full_url or ""] for e in entries]
             provenance = provenance_resource(case, "CREATE", targets, f"Device/{device.id}", resource_id=pid_)
+            rewrite_references(provenance, assigned)  # onBehalfOf: the case manager, as the server calls it
             await client.update(provenance, versioned=False)
     return sent
 
@@ -99,7 +141,7 @@ def _push(mode: str, base: str, cases: list, workdir: str) -> int:
     return asyncio.run(adapter(base, cases, system, Path(workdir) / f"{uuid.uuid4().hex}.db"))
 
 
-def _run_client(mode: str, base: str, n_cases: int, workdir: str, queue: mp.Queue[Any]) -> None:
+def _run_client(mode: str, base: str, n_cases: int, seed: int, workdir: str, queue: mp.Queue[Any]) -> None:
     """One measured run, in a process of its own: the server keeps its own interpreter (and GIL), as a
     real FHIR server would, and the client's CPU work is not mistaken for the server's.
 
@@ -107,67 +149,181 @@ def _run_client(mode: str, base: str, n_cases: int, workdir: str, queue: mp.Queu
     nor the server loading what that client's requests need: what is timed is the work of pushing.
     The queue tells the parent when the clock starts, so it can count the server's CPU time too.
     """
-    cases = list(generate_cases(n_cases + 2, seed=2024))
+    cases = list(generate_cases(n_cases + 2, seed=seed))
     _push(mode, base, cases[-2:], workdir)
     queue.put("start")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     sent = _push(mode, base, cases[:-2], workdir)
-    queue.put((sent, time.perf_counter() - t0))
+    queue.put((sent, time.perf_counter() - t0, time.process_time() - cpu0))
 
 
 @dataclass
 class Run:
     resources: int
     seconds: float
-    server_cpu: float  # CPU time of this (the server's) process while the client was timed
+    server_cpu: float  # CPU time of the server while the client was timed
+    client_cpu: float  # CPU time of the client's process while it was timed
+    other_cpu: float  # CPU time of every other process on the machine meanwhile (others' benchmarks, tests…)
+
+    @property
+    def wall_per_cpu(self) -> float:
+        return self.seconds / self.server_cpu
 
 
-def _measure(ctx: Any, mode: str, base: str, n_cases: int, workdir: str) -> Run:
+def _measure(ctx: Any, mode: str, base: str, n_cases: int, seed: int, workdir: str, cpu: Callable[[], float]) -> Run:
     queue = ctx.Queue()
-    proc = ctx.Process(target=_run_client, args=(mode, base, n_cases, workdir, queue))
+    proc = ctx.Process(target=_run_client, args=(mode, base, n_cases, seed, workdir, queue))
     proc.start()
     queue.get()
-    cpu0 = time.process_time()
-    sent, seconds = queue.get()
-    server_cpu = time.process_time() - cpu0
+    cpu0, busy0 = cpu(), machine_cpu()
+    sent, seconds, client_cpu = queue.get()
+    server_cpu, busy = cpu() - cpu0, machine_cpu() - busy0
     proc.join()
-    return Run(sent, seconds, server_cpu)
+    if proc.exitcode:
+        raise SystemExit(f"the {mode} client failed (exit {proc.exitcode})")
+    return Run(sent, seconds, server_cpu, client_cpu, max(0.0, busy - server_cpu - client_cpu))
+
+
+def process_cpu(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def machine_cpu() -> float:
+    """CPU time every process on the machine has used so far (all cores), from ``/proc/stat``."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+# -- targets ------------------------------------------------------------------------------------------
+
+
+def bench_sekmet(ctx: Any, n_cases: int, repeat: int) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {mode: [] for mode in CLIENTS}
+    for _ in range(repeat):
+        for mode, measured in runs.items():
+            # A fresh server each time: what one run left behind does not slow the next one's searches.
+            with tempfile.TemporaryDirectory() as tmp, sekmet_server(Path(tmp)) as server:
+                measured.append(_measure(ctx, mode, server.base_url, n_cases, SEKMET_SEED, tmp, time.process_time))
+    return runs
+
+
+@contextlib.contextmanager
+def _hapi(base: str | None, pid: int | None) -> Iterator[tuple[str, int, float]]:
+    """``(base URL, JVM pid, seconds to start)``: the HAPI given, or one started for the block."""
+    if base is not None:
+        if pid is None:
+            raise SystemExit("--hapi-base needs --hapi-pid (the JVM whose CPU time is counted)")
+        yield base, pid, 0.0
+        return
+    from tests.hapi_server import hapi_server
+
+    t0 = time.perf_counter()
+    with hapi_server("R4") as server:
+        yield server.base_url, int(server.settings["pid"]), time.perf_counter() - t0
+
+
+def bench_hapi(
+    ctx: Any, n_cases: int, repeat: int, warmup: int, base: str | None, pid: int | None
+) -> tuple[dict[str, list[Run]], dict[str, list[Run]], float]:
+    """``(measured runs, warm-up runs, start-up seconds)`` against one HAPI R4."""
+    runs: dict[str, list[Run]] = {mode: [] for mode in CLIENTS}
+    warm: dict[str, list[Run]] = {mode: [] for mode in CLIENTS}
+    with tempfile.TemporaryDirectory() as tmp, _hapi(base, pid) as (url, jvm, started):
+        cpu = lambda: process_cpu(jvm)  # noqa: E731
+        for w in range(warmup):
+            for mode in CLIENTS:
+                warm[mode].append(_measure(ctx, mode, url, n_cases, WARMUP_SEED + w, tmp, cpu))
+        for r in range(repeat):
+            # Alternating, and the naive client first in even rounds only: data accumulates in HAPI's
+            # database as the runs go, and neither client should always be the one that meets more of it.
+            order = CLIENTS if r % 2 == 0 else CLIENTS[::-1]
+            for mode in order:
+                runs[mode].append(_measure(ctx, mode, url, n_cases, HAPI_SEED + r, tmp, cpu))
+    return runs, warm, started
+
+
+# -- report -------------------------------------------------------------------------------------------
+
+
+def _median(measured: list[Run]) -> Run:
+    return Run(
+        measured[0].resources,
+        statistics.median(r.seconds for r in measured),
+        statistics.median(r.server_cpu for r in measured),
+        statistics.median(r.client_cpu for r in measured),
+        statistics.median(r.other_cpu for r in measured),
+    )
+
+
+def report(runs: dict[str, list[Run]], n: int) -> dict[str, Run]:
+    med: dict[str, Run] = {}
+    for mode, measured in runs.items():
+        m = med[mode] = _median(measured)
+        each = ", ".join(f"{r.seconds:.2f}" for r in measured)
+        ratios = ", ".join(f"{r.wall_per_cpu:.2f}" for r in measured)
+        print(
+            f"  {mode:8s}: {m.seconds:6.2f}s  {n / m.seconds:6.1f} cases/s {m.resources / m.seconds:7.1f} resources/s "
+            f"(runs {each})"
+        )
+        wall_per_cpu = statistics.median(r.wall_per_cpu for r in measured)
+        print(
+            f"            server CPU {m.server_cpu:.2f}s ({1000 * m.server_cpu / n:.1f} ms/case), client CPU "
+            f"{m.client_cpu:.2f}s, other processes {m.other_cpu:.2f}s; wall/server CPU {wall_per_cpu:.2f} (runs {ratios})"
+        )
+    print(f"  ratio   : {med['naive'].seconds / med['adapter'].seconds:.1f}x naive/adapter wall time (goal >= 3x)")
+    return med
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each client, alternating; medians are printed")
+    parser.add_argument("--server", choices=("sekmet", "hapi", "all"), default="all", help="target(s); default all")
+    parser.add_argument("--cases", type=int, default=100, help="cases per sekmet run")
+    parser.add_argument("--repeat", type=int, default=5, help="sekmet runs of each client, alternating; medians are printed")
+    parser.add_argument("--hapi-cases", type=int, default=40, help="cases per HAPI run")
+    parser.add_argument("--hapi-repeat", type=int, default=3, help="HAPI runs of each client, alternating")
+    parser.add_argument("--hapi-warmup", type=int, default=2, help="untimed HAPI pushes of other cases per client, first")
+    parser.add_argument("--hapi-base", help="use this running HAPI R4 instead of starting one (needs --hapi-pid)")
+    parser.add_argument("--hapi-pid", type=int, help="the pid of that HAPI's JVM")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
-    runs: dict[str, list[Run]] = {"naive": [], "adapter": []}
-    for _ in range(args.repeat):
-        for mode, measured in runs.items():
-            # A fresh server each time: what one run left behind does not slow the next one's searches.
-            with tempfile.TemporaryDirectory() as tmp, sekmet_server(Path(tmp)) as server:
-                measured.append(_measure(ctx, mode, server.base_url, args.cases, tmp))
-    n = args.cases
-    print(f"push of {n} cases to sekmet-fhir on loopback (server in this process, each client in its own);")
-    print(f"median of {args.repeat} alternating runs, each on a fresh, empty server")
-    med: dict[str, Run] = {}
-    for mode, measured in runs.items():
-        m = med[mode] = Run(
-            measured[0].resources,
-            statistics.median(r.seconds for r in measured),
-            statistics.median(r.server_cpu for r in measured),
-        )
-        each = ", ".join(f"{r.seconds:.2f}" for r in measured)
-        print(
-            f"  {mode:8s}: {n / m.seconds:6.1f} cases/s {m.resources / m.seconds:7.1f} resources/s "
-            f"({m.seconds:.2f}s; runs {each}); server CPU {1000 * m.server_cpu / n:.1f} ms/case"
-        )
-    ratio = med["naive"].seconds / med["adapter"].seconds
-    print(f"  ratio   : {ratio:.1f}x (goal >= 3x)")
     print(
-        f"  the server spends {1000 * med['adapter'].server_cpu / n:.1f} ms of CPU per case on the adapter's "
-        f"transactions: at most {med['naive'].seconds / med['adapter'].server_cpu:.1f}x while that server "
-        "work stays (a single-threaded server)"
+        "wall/server CPU = the push's wall time / the server's CPU time during it: 1.0 when a single-threaded "
+        "server never waits for the client (lower only for a server working on several cores at once)"
     )
+    if args.server in ("sekmet", "all"):
+        n = args.cases
+        runs = bench_sekmet(ctx, n, args.repeat)
+        print(f"sekmet-fhir: push of {n} cases on loopback (server in this process, each client in its own);")
+        print(f"median of {args.repeat} alternating runs, each on a fresh, empty server")
+        med = report(runs, n)
+        print(
+            f"  the server spends {1000 * med['adapter'].server_cpu / n:.1f} ms of CPU per case on the adapter's "
+            f"transactions: at most {med['naive'].seconds / med['adapter'].server_cpu:.1f}x while that server "
+            "work stays (a single-threaded server)"
+        )
+    if args.server in ("hapi", "all"):
+        n = args.hapi_cases
+        try:
+            runs, warm, started = bench_hapi(ctx, n, args.hapi_repeat, args.hapi_warmup, args.hapi_base, args.hapi_pid)
+        except pytest.skip.Exception as exc:  # no Java 17+ or Maven here
+            print(f"HAPI FHIR JPA R4: not run: {exc.msg}")
+            return
+        cores = os.cpu_count()
+        how = f"started in {started:.0f}s" if started else "already running"
+        print(
+            f"HAPI FHIR JPA R4 (H2 in memory, JVM options of tests/hapi_server.py; {how}): push of {n} cases on "
+            f"loopback, {cores} cores shared by server and client;"
+        )
+        print(
+            f"one server for all runs: {args.hapi_warmup} untimed warm-up pushes of {n} other cases per client first, "
+            f"then median of {args.hapi_repeat} alternating runs, each push under an identifier system of its own, "
+            "each round with cases (patients, parties) of a seed of its own"
+        )
+        warmups = "; ".join(f"{mode} " + ", ".join(f"{r.seconds:.2f}s" for r in warm[mode]) for mode in CLIENTS)
+        print(f"  warm-up : {warmups} (not counted)")
+        report(runs, n)
 
 
 if __name__ == "__main__":
