@@ -135,29 +135,21 @@ def map_command(
 ) -> None:
     """Map cases to FHIR: one transaction Bundle per case on stdout, as JSON lines."""
     import orjson
-    from pydantic import ValidationError
 
     from .config import get_settings
-    from .domain import Case
-    from .mapping import MappingError, case_to_bundle, check_version
+    from .jobs import CaseInputError, offline_fhir_version, read_cases
+    from .mapping import MappingError, case_to_bundle
     from .terminology import TerminologyError
 
     settings = get_settings()
     try:
-        version = check_version(fhir_version or (settings.fhir_version if settings.fhir_version != "auto" else "R4"))
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        version = offline_fhir_version(settings, fhir_version)
     except MappingError as exc:
         raise fail(str(exc), code=2) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
-    cases: list[Case] = []
-    for where, data in _case_documents(text):
-        try:
-            cases.append(Case.model_validate(data))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "case"
-            raise fail(f"{where}: invalid case: {field}: {err['msg']}") from None
+    try:
+        cases = read_cases(file)
+    except CaseInputError as exc:
+        raise fail(str(exc)) from None
     try:
         with _late_progress(len(cases), "mapping cases") as advance:
             for case in cases:
@@ -171,52 +163,47 @@ def map_command(
         raise typer.Exit(0) from None
 
 
-def _case_documents(text: str) -> Iterator[tuple[str, object]]:
-    """``(where, data)`` for each case in ``text``: one JSON object, an array of them, or JSON lines."""
-    try:
-        whole = json.loads(text)
-    except json.JSONDecodeError:
-        whole = None
-    else:
-        if isinstance(whole, list):
-            yield from ((f"item {i}", d) for i, d in enumerate(whole, 1))
-        else:
-            yield "input", whole
-        return
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                yield f"line {number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise fail(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+class _LateProgress:
+    """A progress bar on stderr that appears only once the work has taken ``after`` seconds.
+
+    Quick runs stay silent, and nothing is drawn when stderr is not a terminal (logs, pipes, tests).
+    The total may be told late (:meth:`start`), once the work knows it.
+    """
+
+    def __init__(self, label: str, total: int = 0, *, enabled: bool = True, after: float = 1.0) -> None:
+        self.label, self.total, self.enabled, self.after = label, total, enabled, after
+        self.console = Console(stderr=True)
+        self.started, self.done = time.monotonic(), 0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self.total, self.started = total, time.monotonic()
+
+    def advance(self) -> None:
+        self.done += 1
+        if (self.bar is None and self.enabled and self.console.is_terminal
+                and time.monotonic() - self.started > self.after):
+            self.bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=self.console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=self.done)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @contextmanager
 def _late_progress(total: int, label: str, *, enabled: bool = True, after: float = 1.0) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr that appears only once the work has taken ``after`` seconds.
-
-    Quick runs stay silent, and nothing is drawn when stderr is not a terminal (logs, pipes, tests).
-    """
-    console = Console(stderr=True)
-    started, done = time.monotonic(), 0
-    bar: Progress | None = None
-    task: TaskID | None = None
-
-    def advance() -> None:
-        nonlocal bar, task, done
-        done += 1
-        if bar is None and enabled and console.is_terminal and time.monotonic() - started > after:
-            bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console, transient=True)
-            bar.start()
-            task = bar.add_task(label, total=total)
-        if bar is not None and task is not None:
-            bar.update(task, completed=done)
-
+    """A :class:`_LateProgress` for ``total`` steps, stopped on the way out; yields its ``advance``."""
+    progress = _LateProgress(label, total, enabled=enabled, after=after)
     try:
-        yield advance
+        yield progress.advance
     finally:
-        if bar is not None:
-            bar.stop()
+        progress.stop()
 
 
 @app.command("serve", short_help="Run the API: case management, FHIR facade, metrics.")
@@ -362,13 +349,13 @@ def apikey_revoke_command(
 EXIT_RETRY_LATER = 75
 
 
-@app.command("push")
+@app.command("push", short_help="Send cases to a FHIR server; safe to re-run.")
 def push_command(
-    file: Annotated[str | None, typer.Argument(help="Case JSON/JSONL (as `fhir-cm generate` writes); '-' reads stdin.")] = None,
+    file: Annotated[str | None, typer.Argument(metavar="FILE", help="Case JSON/JSONL (as `fhir-cm generate` writes); '-' reads stdin.")] = None,
     all_pending: Annotated[bool, typer.Option("--all", help="Push every pending outbox row, and queue every case not yet pushed to this server.")] = False,
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Cases pushed at once (default: FHIR_CM_PUSH_CONCURRENCY, 4).")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, metavar="N", help="Cases pushed at once (default: FHIR_CM_PUSH_CONCURRENCY, 4).")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for cases another live worker is pushing: report them at once.")] = False,
 ) -> None:
     """Send cases to a FHIR server: safe to re-run; prints counts created/updated/unchanged/failed
@@ -382,72 +369,45 @@ def push_command(
     """
     import asyncio
 
-    from pydantic import ValidationError
-
     from .config import get_settings
     from .domain import Case
-    from .fhir import FhirError, client_from_settings
-    from .store import (
-        OutboxStatus,
-        StoreError,
-        list_outbox,
-        open_store,
-        outbox_counts,
-        save_case,
-    )
-    from .store import enqueue as enqueue_case
-    from .sync import enqueue_unpushed, push_asked
+    from .fhir import FhirError
+    from .jobs import CaseInputError, NoFhirServer, read_cases, require_fhir_base, run_push
+    from .store import StoreError, open_store
 
     if (file is None) == (not all_pending):
         raise fail("give a FILE of cases or --all (not both)", code=2)
     settings = get_settings(fhir_base=fhir_base)
-    if not settings.fhir_base:
-        raise fail("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE", code=2)
+    try:
+        require_fhir_base(settings)
+    except NoFhirServer as exc:
+        raise fail(str(exc), code=2) from None
     cases: list[Case] = []
     if file is not None:
         try:
-            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
-        for where, data in _case_documents(text):
-            try:
-                cases.append(Case.model_validate(data))
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                raise fail(f"{where}: invalid case: {'.'.join(str(p) for p in err['loc']) or 'case'}: {err['msg']}") from None
+            cases = read_cases(file)
+        except CaseInputError as exc:
+            raise fail(str(exc)) from None
 
     def waiting(held: list[Any], until: Any) -> None:
         typer.echo(f"fhir-cm: waiting until {until.isoformat(timespec='seconds')} for {len(held)} case(s) "
                    f"another worker is pushing ({', '.join(sorted({str(i.claimed_by) for i in held}))})", err=True)
 
-    async def run() -> tuple[Any, Any, set[str]]:
+    progress = _LateProgress("pushing cases")
+
+    async def run() -> Any:
         with open_store(settings.database_url) as store:
-            with store.session() as s:
-                for case in cases:
-                    save_case(s, case, enqueue=False)
-                    enqueue_case(s, case.id)
-            if all_pending:
-                enqueue_unpushed(store, settings.fhir_base or "")
-            with store.session(read_only=True) as s:
-                total = outbox_counts(s)[OutboxStatus.PENDING]
-                # What the user asked for: the file's cases, or (--all) every case queued right now.
-                if file is not None:
-                    asked = list(dict.fromkeys(c.id for c in cases))
-                else:
-                    queued = list_outbox(s, status=OutboxStatus.PENDING) + list_outbox(s, status=OutboxStatus.IN_FLIGHT)
-                    asked = list(dict.fromkeys(i.case_id for i in queued))
-            async with client_from_settings(settings) as client:
-                with _late_progress(total, "pushing cases") as advance:
-                    report, standing = await push_asked(
-                        store, client, settings, asked, wait=not no_wait, on_wait=waiting,
-                        concurrency=concurrency, on_case=lambda _id, _ok: advance(),
-                    )
-        return report, standing, set(asked)
+            return await run_push(store, settings, cases=cases, everything_pending=all_pending, wait=not no_wait,
+                                  concurrency=concurrency, on_wait=waiting, on_start=progress.start,
+                                  on_case=lambda _id, _ok: progress.advance())
 
     try:
-        report, standing, asked = asyncio.run(run())
+        outcome = asyncio.run(run())
     except (FhirError, StoreError, ValueError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    finally:
+        progress.stop()
+    report, standing = outcome.report, outcome.standing
     for failure in report.failures:
         later = "" if failure.permanent else " (will retry)"
         typer.echo(f"fhir-cm: case {failure.case_id} failed{later}: {failure.reason}", err=True)
@@ -458,37 +418,36 @@ def push_command(
         if missing.state != "held" and missing.case_id not in told:
             typer.echo(f"fhir-cm: case {missing.case_id} not pushed: {missing.reason}", err=True)
     if as_json:
-        summary = report.model_dump(mode="json") | standing.model_dump(mode="json")
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(outcome.summary()))
     else:
         typer.echo(f"fhir-cm: pushed {report.line()}", err=True)
     typer.echo(f"fhir-cm: {standing.line()}", err=True)
-    if report.permanent_failures or standing.failed:
+    if outcome.verdict == "failed":
         raise typer.Exit(1)
-    # Asked-for cases count as they stand now (a retry after waiting may have pushed one that failed
-    # before); another case pushed along that failed still makes the run not a clean success.
-    if not standing.complete or any(f.case_id not in asked for f in report.failures):
+    if outcome.verdict == "later":
         raise typer.Exit(EXIT_RETRY_LATER)
 
 
-@app.command("worker")
+@app.command("worker", short_help="Push and pull continuously (one or several workers).")
 def worker_command(
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
-    interval: Annotated[float, typer.Option("--interval", min=0.0, help="Seconds between rounds.")] = 5.0,
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.0, metavar="SECONDS", help="Seconds between rounds.")] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
 ) -> None:
     """Push the outbox (and pull, where available) continuously; several workers may share a PostgreSQL store."""
     import asyncio
     import signal
 
-    from . import sync
     from .config import get_settings
-    from .fhir import FhirError, client_from_settings
+    from .fhir import FhirError
+    from .jobs import NoFhirServer, require_fhir_base, run_sync_worker
     from .store import StoreError, open_store
 
     settings = get_settings(fhir_base=fhir_base)
-    if not settings.fhir_base:
-        raise fail("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE", code=2)
+    try:
+        require_fhir_base(settings)
+    except NoFhirServer as exc:
+        raise fail(str(exc), code=2) from None
 
     def show(report: Any) -> None:
         if report.cases:
@@ -500,13 +459,7 @@ def worker_command(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         with open_store(settings.database_url) as store:
-            async with client_from_settings(settings) as client, _pull_client(settings) as pull_client:
-                # The pull gets the client `fhir-cm pull` uses, not the pusher's (see _pull_client).
-                async def pull_step(store: Any, _push_client: Any, settings: Any) -> object:
-                    return await sync.pull_step(store, pull_client, settings)
-
-                return await sync.run_worker(store, client, settings, interval=interval, once=once,
-                                             steps=[pull_step], stop=stop, on_round=show)
+            return await run_sync_worker(store, settings, interval=interval, once=once, stop=stop, on_round=show)
 
     try:
         report = asyncio.run(run())
@@ -514,18 +467,6 @@ def worker_command(
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if once and report.permanent_failures:
         raise typer.Exit(1)
-
-
-def _pull_client(settings: Any) -> Any:
-    """The client `fhir-cm pull` and the worker's pull step read with.
-
-    It does not enforce the CapabilityStatement: servers leave types out of it that they serve
-    (sekmet omits Goal and CareTeam), and a pull that skipped them would lose case data. The pull
-    still sends only the search parameters the statement declares, and filters the results itself.
-    """
-    from .fhir import client_from_settings
-
-    return client_from_settings(settings, enforce_capabilities=False)
 
 
 @app.command("pull", short_help="Read what changed on a FHIR server into the store.")
@@ -547,17 +488,18 @@ def pull_command(
 
     from .config import get_settings
     from .fhir import FhirError
+    from .jobs import NoFhirServer, require_fhir_base, run_pull
     from .store import StoreError, open_store
-    from .sync import pull_and_track
 
     settings = get_settings(fhir_base=fhir_base)
-    if not settings.fhir_base:
-        raise fail("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE", code=2)
+    try:
+        require_fhir_base(settings)
+    except NoFhirServer as exc:
+        raise fail(str(exc), code=2) from None
 
     async def run() -> Any:
         with open_store(settings.database_url) as store:
-            async with _pull_client(settings) as client:
-                return await pull_and_track(store, client, settings, since=since, patient=patient)
+            return await run_pull(store, settings, since=since, patient=patient)
 
     try:
         report = asyncio.run(run())
@@ -590,10 +532,10 @@ def transitions_command(
     from_stay, to_stay, source_encounter, receiving_provider, recorded_at (null until the tracker
     has seen it).
     """
-    from .store import case_transitions
+    from .jobs import list_transitions
 
-    with _open_configured_store() as store, store.session(read_only=True) as session:
-        recorded = case_transitions(session, case)
+    with _open_configured_store() as store:
+        recorded = list_transitions(store, case)
     if as_json:
         for t in recorded:
             typer.echo(t.model_dump_json())
@@ -645,14 +587,15 @@ def conflicts_resolve_command(
     resolved_by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who decided (recorded with the conflict).")] = None,
 ) -> None:
     """Settle a conflict: keep the local value (queued for the next push) or the server's."""
+    from .jobs import settle_conflict
     from .store import NotFound
-    from .sync import ConflictNotResolvable, resolve
+    from .sync import ConflictNotResolvable
 
     if keep not in ("local", "server"):
         raise fail(f"--keep must be local or server (got {keep!r})", code=2)
     with _open_configured_store() as store:
         try:
-            done = resolve(store, conflict_id, keep, resolved_by=resolved_by)  # type: ignore[arg-type]
+            done = settle_conflict(store, conflict_id, "local" if keep == "local" else "server", resolved_by=resolved_by)
         except (NotFound, ConflictNotResolvable) as exc:
             raise fail(str(exc)) from None
     later = "; the case is queued for the next push" if keep == "local" else ""

@@ -90,4 +90,4 @@ class Settings(BaseSettings):
 
 def get_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit overrides (e.g. from CLI options) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

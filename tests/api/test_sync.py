@@ -1,4 +1,4 @@
-"""Sync control: triggers (501 without a sync layer, 409 without a server), status, conflicts, quarantine."""
+"""Sync control: triggers (409 without a server, the use-case layer's jobs), status, conflicts, quarantine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-import fhir_cm.sync as sync_layer
+import fhir_cm.jobs as jobs
 from fhir_cm.config import Settings
 from fhir_cm.store import Store, add_conflict, add_quarantine
 
@@ -24,20 +24,20 @@ class FakeReport(BaseModel):
 
 @pytest.fixture
 def fhir_app(app: FastAPI) -> FastAPI:
-    """The app with a FHIR server configured (never contacted: the sync functions are fakes)."""
+    """The app with a FHIR server configured (never contacted: the jobs are fakes)."""
     app.state.settings = Settings(database_url="sqlite://", fhir_base="http://127.0.0.1:9/fhir")
     return app
 
 
-def test_push_without_a_sync_layer_is_501(client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(sync_layer, "push_pending", raising=False)
-    response = client.post("/api/v1/sync/push", headers=bearer(keys.supervisor))
-    assert response.status_code == 501
-    assert response.json()["type"] == "urn:fhir-cm:problem:not-implemented"
+def test_the_sync_routes_never_answer_501(client: TestClient, keys: Keys) -> None:
+    """The routes call the use-case layer directly: there is no "not landed yet" answer any more."""
+    status = client.get("/api/v1/sync/status", headers=bearer(keys.supervisor)).json()
+    assert (status["push_available"], status["pull_available"]) == (True, True)
+    for route in ("/api/v1/sync/push", "/api/v1/sync/pull"):
+        assert client.post(route, headers=bearer(keys.supervisor)).status_code != 501
 
 
-def test_push_without_a_fhir_server_is_409(client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sync_layer, "push_pending", lambda *a, **k: None, raising=False)
+def test_push_without_a_fhir_server_is_409(client: TestClient, keys: Keys) -> None:
     response = client.post("/api/v1/sync/push", headers=bearer(keys.supervisor))
     assert response.status_code == 409
     assert "FHIR_CM_FHIR_BASE" in response.json()["detail"]
@@ -48,11 +48,11 @@ def test_push_runs_the_sync_layer_and_counts_the_outcome(
 ) -> None:
     calls: list[tuple[Any, ...]] = []
 
-    async def push_pending(store: Store, client: Any, settings: Settings) -> FakeReport:
+    async def run_push(store: Store, settings: Settings, **_options: Any) -> FakeReport:
         calls.append((store, settings.fhir_base))
         return FakeReport(created=3, updated=1, failed=0)
 
-    monkeypatch.setattr(sync_layer, "push_pending", push_pending, raising=False)
+    monkeypatch.setattr(jobs, "run_push", run_push)
     with TestClient(fhir_app) as client:
         response = client.post("/api/v1/sync/push", headers=bearer(keys.supervisor))
         assert response.status_code == 200, response.text
@@ -66,11 +66,11 @@ def test_push_runs_the_sync_layer_and_counts_the_outcome(
 def test_pull_passes_since_and_patient(fhir_app: FastAPI, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    async def pull_and_track(store: Store, client: Any, settings: Settings, **options: Any) -> dict[str, Any]:
+    async def run_pull(store: Store, settings: Settings, **options: Any) -> dict[str, Any]:
         seen.update(options)
         return {"pull": {"fetched": 2}, "transitions": {"recorded": 1}}
 
-    monkeypatch.setattr(sync_layer, "pull_and_track", pull_and_track, raising=False)
+    monkeypatch.setattr(jobs, "run_pull", run_pull)
     with TestClient(fhir_app) as client:
         body = {"since": "2025-01-01T00:00:00Z", "patient": "p-1"}
         response = client.post("/api/v1/sync/pull", json=body, headers=bearer(keys.supervisor))
@@ -83,10 +83,10 @@ def test_pull_passes_since_and_patient(fhir_app: FastAPI, keys: Keys, monkeypatc
 def test_a_failing_fhir_server_is_502(fhir_app: FastAPI, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
     from fhir_cm.fhir import TransientError
 
-    async def push_pending(*_args: Any, **_kwargs: Any) -> None:
+    async def run_push(*_args: Any, **_kwargs: Any) -> None:
         raise TransientError("server down")
 
-    monkeypatch.setattr(sync_layer, "push_pending", push_pending, raising=False)
+    monkeypatch.setattr(jobs, "run_push", run_push)
     with TestClient(fhir_app) as client:
         response = client.post("/api/v1/sync/push", headers=bearer(keys.supervisor))
         metrics = client.get("/metrics").text

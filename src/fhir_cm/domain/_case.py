@@ -72,9 +72,9 @@ class Case(_Model):
             raise ValueError(f"ids must be unique within a case; repeated: {', '.join(dupes)}")
         need_ids = {n.id for n in self.needs}
         for item in (*self.goals, *self.referrals):
-            missing = [i for i in item.addresses if i not in need_ids]
+            missing = [i for i in item.addresses if i not in need_ids]  # type: ignore[attr-defined]
             if missing:
-                raise ValueError(f"{type(item).__name__.lower()} {item.id} addresses unknown needs: {', '.join(missing)}")
+                raise ValueError(f"{type(item).__name__.lower()} {item.id} addresses unknown needs: {', '.join(missing)}")  # type: ignore[attr-defined]
         stay_ids = {s.id for s in self.stays}
         for r in self.referrals:
             if r.for_stay is not None and r.for_stay not in stay_ids:

@@ -130,7 +130,7 @@ class _Run:
             self.report.views[case_id] = new
             for version in ("R4", "R5"):
                 pairs = [(k.value, i.resource) for i, k in mine if i.version == version]
-                put_resources(session, case_id, pairs, fhir_version=version, now=now)  # type: ignore[arg-type]
+                put_resources(session, case_id, pairs, fhir_version=version, now=now)
 
     def view(self, case_id: str, stored: Iterable[StoredResource]) -> CaseView | None:
         """The view of a case's resources; the last one computed is reused while they are the same."""

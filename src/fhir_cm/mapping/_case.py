@@ -109,7 +109,7 @@ def _private_copy(resource: Mapping[str, Any], refs: References, settle: bool) -
         copy, may_hold_urns = orjson.loads(raw), b"urn:uuid:" in raw
     if settle and may_hold_urns:
         _settle(copy, refs)
-    return copy
+    return copy  # type: ignore[no-any-return]
 
 
 def _settle(obj: Any, refs: References) -> None:

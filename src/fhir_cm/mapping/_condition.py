@@ -24,10 +24,10 @@ def first_display(concept: Any) -> str | None:
     if not isinstance(concept, Mapping):
         return None
     if isinstance(concept.get("text"), str) and concept["text"]:
-        return concept["text"]
+        return concept["text"]  # type: ignore[no-any-return]
     for c in concept.get("coding") or ():
         if isinstance(c, Mapping) and isinstance(c.get("display"), str) and c["display"]:
-            return c["display"]
+            return c["display"]  # type: ignore[no-any-return]
     return None
 
 

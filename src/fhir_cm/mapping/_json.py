@@ -93,7 +93,7 @@ def _remove(obj: dict[str, Any], path: PathT) -> None:
         cur = nxt
     last = path[-1]
     if isinstance(cur, dict):
-        cur.pop(last, None)  # type: ignore[arg-type]
+        cur.pop(last, None)
     elif isinstance(cur, list) and isinstance(last, int) and last < len(cur):
         cur.pop(last)
     while trail and _empty(cur):

@@ -138,7 +138,7 @@ def enqueue(session: Session, case_id: str, revision: int | None = None, *, now:
 def _enqueue_statement(dialect: str) -> Any:
     """The upsert behind ``enqueue``, built once per backend: building it (and its cache key) costs
     more than running it, and every saved case runs it."""
-    now = bindparam("now")
+    now = bindparam("now")  # type: ignore[var-annotated]
     stmt = insert(dialect, _T).values(
         case_id=bindparam("case_id"),
         revision=bindparam("revision"),

@@ -8,13 +8,14 @@ from ._worker import Step, run_worker
 
 # --- pull (server → cases), conflicts, transitions tracker ---
 from ._conflicts import Clash, MergeOutcome, merge_case
+from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._pull_round import PullRoundReport, pull_and_track
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
 from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
 
 # --- a person's decision on a conflict ---
-from ._resolve import ConflictNotResolvable, resolve
+from ._resolve import ConflictNotResolvable, Keep, resolve
 
 __all__ = [
     # push
@@ -43,8 +44,10 @@ __all__ = [
     "pull",
     "pull_and_track",
     "pull_step",
+    "server_fhir_version",
     "track_transitions",
     # conflict resolution
     "ConflictNotResolvable",
+    "Keep",
     "resolve",
 ]

@@ -22,12 +22,12 @@ from ..mapping import FhirVersion, ResourceKey, check_version
 from ..store import LedgerEntry, content_hash, get_ledger, put_ledger, put_resources
 
 __all__ = [
-    "fhir_version",
     "instant",
     "is_newer",
     "last_updated_of",
     "ledger_entry",
     "remember",
+    "server_fhir_version",
     "strict_problem",
     "version_of",
 ]
@@ -35,7 +35,7 @@ __all__ = [
 _MAX_REASON = 300
 
 
-async def fhir_version(client: AsyncFhirClient, settings: Settings) -> FhirVersion:
+async def server_fhir_version(client: AsyncFhirClient, settings: Settings) -> FhirVersion:
     """The version to read the server's resources as: configured, else what ``/metadata`` says."""
     if settings.fhir_version != "auto":
         return check_version(settings.fhir_version)

@@ -87,11 +87,11 @@ from ..store import (
 )
 from ._conflicts import merge_case, record_clashes
 from ._intake import (
-    fhir_version,
     instant,
     is_newer,
     last_updated_of,
     ledger_entry,
+    server_fhir_version,
     strict_problem,
     version_of,
 )
@@ -518,7 +518,7 @@ async def pull(
         raise ValueError("since needs a time zone (e.g. 2024-05-01T10:00:00Z)")
     if flush_size < 1:
         raise ValueError("flush_size must be at least 1")
-    version = await fhir_version(client, settings)
+    version = await server_fhir_version(client, settings)
     try:
         caps: Capabilities | None = await client.capabilities()
     except FhirError:

@@ -96,6 +96,7 @@ from ..terminology import terminology
 from ._foreign import foreign_update, is_foreign
 from ._limits import load_transaction_limit, save_transaction_limit
 from ._identity import Identity, find_by_identifier, read_existing, rewrite_references
+from ._intake import server_fhir_version
 from ._leases import LeaseKeeper, take_over
 from ._merge import compare, keep_server
 from ._parties import PartyKey, case_parties, resolve_parties
@@ -186,10 +187,7 @@ class _Run:
         except FhirError as exc:
             log.warning("no usable CapabilityStatement (%s): assuming conditional creates work", type(exc).__name__)
             caps = None
-        if self.settings.fhir_version != "auto":
-            self.version = check_version(self.settings.fhir_version)
-        else:
-            self.version = "R5" if str(await self.client.release()) == "R5" else "R4"
+        self.version = await server_fhir_version(self.client, self.settings)
         self.identity = Identity(caps, self.system)
         self.saved_limit = load_transaction_limit(self.store, self.client, self.settings)
         if self.settings.push_provenance:
@@ -707,7 +705,7 @@ async def _push_pending(
         # Once the batch's last cases hold their slots, the next batch is claimed and prepared while
         # they finish, rather than after: the server always has a case to work on.
         started = asyncio.ensure_future(all_started.wait())
-        await asyncio.wait({batch, started}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({batch, started}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
         started.cancel()
         if batch.done() and batch.exception() is not None:
             break

@@ -18,9 +18,11 @@ resolved then.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from ..domain import Case
 from ..store import (
@@ -36,8 +38,9 @@ from ..store import (
 )
 from ._conflicts import _ENTITY_TYPES, REMOVED_LOCALLY, REMOVED_ON_SERVER, WHOLE_CASE
 
-__all__ = ["ConflictNotResolvable", "resolve"]
+__all__ = ["ConflictNotResolvable", "Keep", "resolve"]
 
+#: A person's choice on a conflict: keep the local value, or the server's.
 Keep = Literal["local", "server"]
 _ENTITY_LISTS = {rtype: name for name, rtype in _ENTITY_TYPES.items()}
 _TEAM_FIELD = re.compile(r"^team\[(?P<member>[^\]]+)\]\.(?P<field>.+)$")
@@ -96,10 +99,22 @@ def _with_local(case: Case, conflict: Conflict) -> Case:
         ) from None
 
 
-def resolve(store: Store, conflict_id: int, keep: Keep, *, resolved_by: str | None = None) -> Conflict:
+def resolve(
+    store: Store,
+    conflict_id: int,
+    keep: Keep,
+    *,
+    resolved_by: str | None = None,
+    visible: Callable[[Case], bool] | None = None,
+    then: Callable[[Session, Conflict], None] | None = None,
+) -> Conflict:
     """Settle an open conflict: keep the ``"local"`` value (pushed next) or the ``"server"``'s.
 
-    Raises ``NotFound`` when there is no open conflict with that id, and
+    ``visible(case)`` says whether the caller may see the conflict's case (an API principal): one it
+    may not see is not found, so existence does not leak. ``then(session, resolved)`` runs in the
+    same transaction (an audit record, say).
+
+    Raises ``NotFound`` when there is no open conflict with that id (or none the caller may see), and
     :class:`ConflictNotResolvable` when it cannot be applied (see the module docstring).
     """
     if keep not in ("local", "server"):
@@ -108,6 +123,10 @@ def resolve(store: Store, conflict_id: int, keep: Keep, *, resolved_by: str | No
         conflict = next((c for c in list_conflicts(session) if c.id == conflict_id), None)
         if conflict is None:
             raise NotFound(f"no open conflict {conflict_id}")
+        if visible is not None:
+            seen = get_case_record(session, conflict.case_id)
+            if seen is None or not visible(seen.case):
+                raise NotFound(f"no open conflict {conflict_id}")
         if isinstance(conflict.local, dict) and "resourceType" in conflict.local:
             raise ConflictNotResolvable(
                 f"conflict {conflict_id} was found by a push; pull first, which records it field by field"
@@ -118,6 +137,9 @@ def resolve(store: Store, conflict_id: int, keep: Keep, *, resolved_by: str | No
         if keep == "local":
             save_case(session, _with_local(record.case, conflict), enqueue=False, expected_revision=record.revision)
         enqueue(session, conflict.case_id)
-        return resolve_conflict(
+        resolved = resolve_conflict(
             session, conflict_id, Resolution.LOCAL if keep == "local" else Resolution.SERVER, resolved_by=resolved_by
         )
+        if then is not None:
+            then(session, resolved)
+        return resolved

@@ -64,7 +64,7 @@ from ..store import (
     record_transitions,
     save_case,
 )
-from ._intake import fhir_version, remember, strict_problem
+from ._intake import remember, server_fhir_version, strict_problem
 from ._membership import OPEN_STATUSES, patient_ids, patient_of
 
 __all__ = ["FOLLOW_UP_DAYS", "TransitionsReport", "track_transitions"]
@@ -278,7 +278,7 @@ async def track_transitions(
     concurrent change) is reported in ``failed`` and the others go on; the changes are queued for
     the pusher, not sent.
     """
-    version = await fhir_version(client, settings)
+    version = await server_fhir_version(client, settings)
     try:
         caps: Capabilities | None = await client.capabilities()
     except FhirError:

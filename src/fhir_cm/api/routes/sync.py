@@ -1,23 +1,24 @@
 """Sync control: trigger a push or a pull, see the outbox, settle conflicts, look at the quarantine.
 
-The work itself is the sync layer's (``fhir_cm.sync.push_pending`` and ``pull_and_track``); in a build
-without it, the trigger routes answer 501 rather than pretending. Triggers and the quarantine (raw
-resources from the server, not tied to a case one may see) are for supervisors; conflicts are
-shown to whoever may see their case.
+The work itself is the use-case layer's (``fhir_cm.jobs``): the push, the pull and a conflict's
+resolution run exactly as ``fhir-cm push --all``, ``fhir-cm pull`` and ``fhir-cm conflicts resolve``
+run them. Triggers and the quarantine (raw resources from the server, not tied to a case one may
+see) are for supervisors; conflicts are shown to whoever may see their case.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import inspect
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-import fhir_cm.sync as sync_layer
+from fhir_cm import jobs
 from fhir_cm.config import Settings
-from fhir_cm.fhir import FhirError, client_from_settings
+from fhir_cm.domain import Case
+from fhir_cm.fhir import FhirError
 from fhir_cm.store import (
     Conflict as StoredConflict,
 )
@@ -27,18 +28,19 @@ from fhir_cm.store import (
     QuarantinedResource,
     Resolution,
     Store,
+    NotFound,
     get_case,
     list_conflicts,
     list_quarantine,
     outbox_counts,
     record_audit,
-    resolve_conflict,
 )
+from fhir_cm.sync import ConflictNotResolvable
 
 from .._access import can_see
 from .._deps import CaseWork, Supervisor, get_settings, get_store
 from .._models import EntityId
-from .._problems import BadGateway, Conflict, NotFoundProblem, NotImplementedProblem
+from .._problems import BadGateway, Conflict, InvalidInput, NotFoundProblem
 from .._routing import api_router
 
 __all__ = ["router"]
@@ -82,6 +84,8 @@ class ResolveIn(BaseModel):
 
 
 def _as_dict(report: Any) -> dict[str, Any]:
+    if isinstance(report, jobs.PushOutcome):
+        return report.summary()
     if isinstance(report, BaseModel):
         dumped: dict[str, Any] = report.model_dump(mode="json")
         return dumped
@@ -90,18 +94,16 @@ def _as_dict(report: Any) -> dict[str, Any]:
     return {"result": None if report is None else str(report)}
 
 
-async def _run(request: Request, operation: str, function: str, settings: Settings, store: Store, **kwargs: Any) -> SyncRun:
-    run = getattr(sync_layer, function, None)
-    if run is None:
-        raise NotImplementedProblem(f"this build has no sync layer '{function}' yet; use the CLI when it lands")
+async def _run(request: Request, operation: str, settings: Settings, job: Coroutine[Any, Any, Any]) -> SyncRun:
+    """Await a use case's ``job``, answering 409 without a server and 502 when the server fails."""
     if not settings.fhir_base:
+        job.close()  # never started: no "never awaited" warning
         raise Conflict("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service")
     metrics = request.app.state.metrics
     try:
-        async with client_from_settings(settings) as client:
-            result = run(store, client, settings, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+        result = await job
+    except jobs.NoFhirServer:
+        raise Conflict("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service") from None
     except FhirError as exc:
         metrics.sync_run(operation, "failed")
         raise BadGateway(f"the FHIR server failed during {operation} ({type(exc).__name__})") from None
@@ -117,8 +119,10 @@ async def push(
     settings: Annotated[Settings, Depends(get_settings)],
     store: Annotated[Store, Depends(get_store)],
 ) -> SyncRun:
-    """Send every pending outbox row to the FHIR server (idempotent; safe to repeat)."""
-    return await _run(request, "push", "push_pending", settings, store)
+    """Send every pending outbox row, and every case not yet pushed to this server, to the FHIR server
+    (idempotent; safe to repeat) — as ``fhir-cm push --all`` does, without waiting for cases another
+    live worker holds. The report has the push's counts and where the cases asked for stand."""
+    return await _run(request, "push", settings, jobs.run_push(store, settings, everything_pending=True, wait=False))
 
 
 @router.post("/pull", response_model=SyncRun, summary="Pull server changes now")
@@ -131,8 +135,9 @@ async def pull(
 ) -> SyncRun:
     """Read what changed on the FHIR server since the watermark (or ``since``) into the cases, then
     track the transitions of the cases it touched (as ``fhir-cm pull`` does)."""
-    options = body.model_dump(exclude_none=True) if body else {}
-    return await _run(request, "pull", "pull_and_track", settings, store, **options)
+    options = body if body is not None else PullIn()
+    return await _run(request, "pull", settings,
+                      jobs.run_pull(store, settings, since=options.since, patient=options.patient))
 
 
 @router.get("/status", response_model=SyncStatus, summary="Sync status")
@@ -147,8 +152,8 @@ def sync_status(
         quarantined = len(list_quarantine(session))
     return SyncStatus(
         fhir_base_configured=bool(settings.fhir_base),
-        push_available=hasattr(sync_layer, "push_pending"),
-        pull_available=hasattr(sync_layer, "pull_and_track"),
+        push_available=True,
+        pull_available=True,
         outbox=counts,
         open_conflicts=conflicts,
         quarantined=quarantined,
@@ -183,16 +188,28 @@ def resolve(
     body: ResolveIn,
     work: CaseWork,
 ) -> StoredConflict:
-    """Settle an open conflict (``local``, ``server`` or ``merged``); the sync layer applies the outcome."""
-    with work.store.session() as session:
-        found = next((c for c in list_conflicts(session, status=ConflictStatus.OPEN) if c.id == conflict_id), None)
-        case = get_case(session, found.case_id) if found is not None else None
-        if case is None or not can_see(work.principal, case, work.today):
-            raise NotFoundProblem(f"no open conflict {conflict_id}")
-        resolved = resolve_conflict(session, conflict_id, body.resolution, resolved_by=work.principal.id)
+    """Settle an open conflict as ``fhir-cm conflicts resolve`` does: ``local`` puts the local value
+    back into the case and queues it (the next push sends it over the server's copy), ``server``
+    keeps the server's value. ``merged`` is refused (422): edit the case, then resolve with ``local``."""
+    if body.resolution is Resolution.MERGED:
+        raise InvalidInput("a merged resolution is not applied here: edit the case to the merged value, "
+                           "then resolve the conflict with 'local'")
+
+    def visible(case: Case) -> bool:
+        return can_see(work.principal, case, work.today)
+
+    def audit(session: Any, resolved: StoredConflict) -> None:
         record_audit(session, principal=work.principal.id, action="resolve-conflict", case_ids=[resolved.case_id],
                      detail=f"conflict:{conflict_id}:{body.resolution}", request_id=work.request_id)
-    return resolved
+
+    keep: jobs.Keep = "local" if body.resolution is Resolution.LOCAL else "server"
+    try:
+        return jobs.settle_conflict(work.store, conflict_id, keep, resolved_by=work.principal.id,
+                                    visible=visible, then=audit)
+    except NotFound:
+        raise NotFoundProblem(f"no open conflict {conflict_id}") from None
+    except ConflictNotResolvable as exc:
+        raise Conflict(str(exc)) from None
 
 
 @router.get("/quarantine", response_model=list[QuarantinedResource], summary="Quarantined resources")

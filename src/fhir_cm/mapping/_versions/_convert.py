@@ -42,7 +42,7 @@ def _build_rules() -> dict[tuple[FhirVersion, str], list[Rule]]:
     index: dict[tuple[FhirVersion, str], list[Rule]] = {}
     for rule in rules:
         for version in ("R4", "R5"):
-            index.setdefault((version, rule.paths[version]), []).append(rule)  # type: ignore[index]
+            index.setdefault((version, rule.paths[version]), []).append(rule)
     return index
 
 

@@ -152,7 +152,7 @@ class ChoiceRule(Rule):
         plain_side: FhirVersion = "R5" if choice_side == "R4" else "R4"
         path = {source: level.s_path, ("R5" if source == "R4" else "R4"): level.t_path}
         self.paths = {"R4": path["R4"], "R5": path["R5"]}
-        self.keys = {choice_side: variants, plain_side: (name,)}  # type: ignore[misc]
+        self.keys = {choice_side: variants, plain_side: (name,)}
         self.choice_side = choice_side
 
     def convert(self, walker: Walker, level: Level, values: Values) -> Values:

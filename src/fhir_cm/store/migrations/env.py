@@ -13,7 +13,7 @@ config = context.config
 def _run(connection: object) -> None:
     dialect = getattr(connection, "dialect", None)
     context.configure(
-        connection=connection,
+        connection=connection,  # type: ignore[arg-type]
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=getattr(dialect, "name", "") == "sqlite",
         **context_options(),

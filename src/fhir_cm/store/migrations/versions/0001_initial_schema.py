@@ -21,7 +21,7 @@ OPEN_OUTBOX = sa.text("status IN ('pending', 'in-flight')")
 OPEN_CONFLICT = sa.text("status IN ('open')")
 
 
-def _instant(name: str, nullable: bool = False) -> sa.Column:
+def _instant(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 

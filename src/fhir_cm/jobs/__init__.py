@@ -1,0 +1,44 @@
+"""Use cases: every job a person or a service asks for, written once.
+
+The command line (``fhir_cm.cli``), the API (``fhir_cm.api``) and the demo call these functions;
+they hold no sync logic of their own. Each job takes the store and the settings, opens the FHIR
+client the job needs (:mod:`._clients` is the one place that chooses it), and returns a typed report:
+
+* :func:`run_push` — push the cases of a file, cases given, or everything pending → :class:`PushOutcome`;
+* :func:`run_pull` — pull what changed on the server, then track the transitions of the cases it
+  touched → ``PullRoundReport``;
+* :func:`list_transitions` — the moves between care settings the store knows;
+* :func:`settle_conflict` — a person's decision on a conflict (``local`` re-applies the local value
+  and queues the case; ``server`` keeps the server's);
+* :func:`run_sync_worker` — push and pull in rounds until stopped;
+* :func:`pick_fhir_version` / :func:`offline_fhir_version` — which FHIR version a job speaks.
+"""
+
+from ._cases_in import CaseInputError, parse_cases, read_cases
+from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
+from ._pull import run_pull
+from ._push import PushOutcome, PushVerdict, run_push
+from ._resolve import Keep, settle_conflict
+from ._transitions import list_transitions
+from ._version import offline_fhir_version, pick_fhir_version
+from ._worker import run_sync_worker
+
+__all__ = [
+    "CaseInputError",
+    "Keep",
+    "NoFhirServer",
+    "PushOutcome",
+    "PushVerdict",
+    "list_transitions",
+    "offline_fhir_version",
+    "parse_cases",
+    "pick_fhir_version",
+    "pull_client",
+    "push_client",
+    "read_cases",
+    "require_fhir_base",
+    "run_pull",
+    "run_push",
+    "run_sync_worker",
+    "settle_conflict",
+]

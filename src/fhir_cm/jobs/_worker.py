@@ -1,0 +1,38 @@
+"""The sync worker: push the outbox, then pull and track, round after round."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..config import Settings
+from ..fhir import AsyncFhirClient
+from ..store import Store
+from ..sync import PushReport, pull_and_track, run_worker
+from ._clients import pull_client, push_client
+
+__all__ = ["run_sync_worker"]
+
+
+async def run_sync_worker(
+    store: Store,
+    settings: Settings,
+    *,
+    interval: float = 5.0,
+    once: bool = False,
+    stop: asyncio.Event | None = None,
+    on_round: Callable[[PushReport], None] | None = None,
+) -> PushReport:
+    """Push (with the push client) then pull and track (with the pull client, as :func:`run_pull`
+    does) every ``interval`` seconds until ``stop`` is set; one round with ``once``.
+
+    Returns the push totals over every round. Raises ``NoFhirServer`` without a server.
+    """
+    async with push_client(settings) as client, pull_client(settings) as reader:
+
+        async def pull_step(store: Store, _push_client: AsyncFhirClient, settings: Settings) -> object:
+            return await pull_and_track(store, reader, settings)
+
+        return await run_worker(
+            store, client, settings, interval=interval, once=once, steps=[pull_step], stop=stop, on_round=on_round
+        )
