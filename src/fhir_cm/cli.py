@@ -38,6 +38,25 @@ def fail(reason: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextmanager
+def reported(*also: type[Exception], code: int = 1) -> Iterator[None]:
+    """The one place where errors become a line and an exit code: fhir-cm's own errors
+    (``FhirCmError``) and the other kinds named in ``also`` leave the command as ``fhir-cm: error:
+    <first line of the message>`` on stderr and exit ``code``; anything else is a bug and shows."""
+    from .errors import FhirCmError
+
+    kinds: tuple[type[Exception], ...] = (FhirCmError, *also)
+    try:
+        yield
+    except kinds as exc:
+        raise fail(_first_line(exc), code=code) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(__version__)
@@ -60,14 +79,12 @@ def capabilities_command(
 ) -> None:
     """Show what a FHIR server supports for case management (reads its /metadata)."""
     from .config import get_settings
-    from .fhir import FhirError, sync_client_from_settings
+    from .fhir import sync_client_from_settings
 
-    try:
+    with reported(ValueError, OSError):
         settings = get_settings(fhir_base=fhir_base)
         with sync_client_from_settings(settings) as client:
             view = client.capabilities().case_management_view()
-    except (FhirError, ValueError, OSError) as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if as_json:
         typer.echo(view.model_dump_json(indent=2))
         return
@@ -137,27 +154,20 @@ def map_command(
     import orjson
 
     from .config import get_settings
-    from .jobs import CaseInputError, offline_fhir_version, read_cases
-    from .mapping import MappingError, case_to_bundle
-    from .terminology import TerminologyError
+    from .jobs import offline_fhir_version, read_cases
+    from .mapping import case_to_bundle
 
     settings = get_settings()
-    try:
+    with reported(code=2):
         version = offline_fhir_version(settings, fhir_version)
-    except MappingError as exc:
-        raise fail(str(exc), code=2) from None
-    try:
+    with reported():
         cases = read_cases(file)
-    except CaseInputError as exc:
-        raise fail(str(exc)) from None
     try:
-        with _late_progress(len(cases), "mapping cases") as advance:
+        with reported(), _late_progress(len(cases), "mapping cases") as advance:
             for case in cases:
                 sys.stdout.buffer.write(orjson.dumps(case_to_bundle(case, version, settings.identifier_system)) + b"\n")
                 advance()
         sys.stdout.flush()
-    except (MappingError, TerminologyError) as exc:
-        raise fail(str(exc)) from None
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
@@ -216,14 +226,11 @@ def serve_command(
 
     from .api import configure_logging, create_app
     from .config import get_settings
-    from .store import StoreError
 
     settings = get_settings(host=host, port=port)
     configure_logging()
-    try:
+    with reported():
         application = create_app(settings)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
     # uvicorn's own access log prints query strings (patient ids): the app logs requests itself.
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None,
                 server_header=False)
@@ -241,12 +248,10 @@ app.add_typer(apikey_app, name="apikey")
 def _open_configured_store() -> Store:
     """The store ``FHIR_CM_DATABASE_URL`` names, or a one-line failure."""
     from .config import get_settings
-    from .store import StoreError, open_store
+    from .store import open_store
 
-    try:
+    with reported():
         return open_store(get_settings().database_url)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
 
 
 @apikey_app.command("create", short_help="Create an API key (printed once).")
@@ -371,23 +376,18 @@ def push_command(
 
     from .config import get_settings
     from .domain import Case
-    from .fhir import FhirError
-    from .jobs import CaseInputError, NoFhirServer, read_cases, require_fhir_base, run_push
-    from .store import StoreError, open_store
+    from .jobs import read_cases, require_fhir_base, run_push
+    from .store import open_store
 
     if (file is None) == (not all_pending):
         raise fail("give a FILE of cases or --all (not both)", code=2)
     settings = get_settings(fhir_base=fhir_base)
-    try:
+    with reported(code=2):
         require_fhir_base(settings)
-    except NoFhirServer as exc:
-        raise fail(str(exc), code=2) from None
     cases: list[Case] = []
     if file is not None:
-        try:
+        with reported():
             cases = read_cases(file)
-        except CaseInputError as exc:
-            raise fail(str(exc)) from None
 
     def waiting(held: list[Any], until: Any) -> None:
         typer.echo(f"fhir-cm: waiting until {until.isoformat(timespec='seconds')} for {len(held)} case(s) "
@@ -402,9 +402,8 @@ def push_command(
                                   on_case=lambda _id, _ok: progress.advance())
 
     try:
-        outcome = asyncio.run(run())
-    except (FhirError, StoreError, ValueError) as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        with reported(ValueError):
+            outcome = asyncio.run(run())
     finally:
         progress.stop()
     report, standing = outcome.report, outcome.standing
@@ -439,15 +438,12 @@ def worker_command(
     import signal
 
     from .config import get_settings
-    from .fhir import FhirError
-    from .jobs import NoFhirServer, require_fhir_base, run_sync_worker
-    from .store import StoreError, open_store
+    from .jobs import require_fhir_base, run_sync_worker
+    from .store import open_store
 
     settings = get_settings(fhir_base=fhir_base)
-    try:
+    with reported(code=2):
         require_fhir_base(settings)
-    except NoFhirServer as exc:
-        raise fail(str(exc), code=2) from None
 
     def show(report: Any) -> None:
         if report.cases:
@@ -461,10 +457,8 @@ def worker_command(
         with open_store(settings.database_url) as store:
             return await run_sync_worker(store, settings, interval=interval, once=once, stop=stop, on_round=show)
 
-    try:
+    with reported(ValueError):
         report = asyncio.run(run())
-    except (FhirError, StoreError, ValueError) as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if once and report.permanent_failures:
         raise typer.Exit(1)
 
@@ -487,24 +481,19 @@ def pull_command(
     import asyncio
 
     from .config import get_settings
-    from .fhir import FhirError
-    from .jobs import NoFhirServer, require_fhir_base, run_pull
-    from .store import StoreError, open_store
+    from .jobs import require_fhir_base, run_pull
+    from .store import open_store
 
     settings = get_settings(fhir_base=fhir_base)
-    try:
+    with reported(code=2):
         require_fhir_base(settings)
-    except NoFhirServer as exc:
-        raise fail(str(exc), code=2) from None
 
     async def run() -> Any:
         with open_store(settings.database_url) as store:
             return await run_pull(store, settings, since=since, patient=patient)
 
-    try:
+    with reported(ValueError):
         report = asyncio.run(run())
-    except (FhirError, StoreError, ValueError) as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     p, t = report.pull, report.transitions
     for rtype, why in p.skipped_types.items():
         typer.echo(f"fhir-cm: {rtype} not pulled: {why}", err=True)
@@ -588,16 +577,11 @@ def conflicts_resolve_command(
 ) -> None:
     """Settle a conflict: keep the local value (queued for the next push) or the server's."""
     from .jobs import settle_conflict
-    from .store import NotFound
-    from .sync import ConflictNotResolvable
 
     if keep not in ("local", "server"):
         raise fail(f"--keep must be local or server (got {keep!r})", code=2)
-    with _open_configured_store() as store:
-        try:
-            done = settle_conflict(store, conflict_id, "local" if keep == "local" else "server", resolved_by=resolved_by)
-        except (NotFound, ConflictNotResolvable) as exc:
-            raise fail(str(exc)) from None
+    with _open_configured_store() as store, reported():
+        done = settle_conflict(store, conflict_id, "local" if keep == "local" else "server", resolved_by=resolved_by)
     later = "; the case is queued for the next push" if keep == "local" else ""
     typer.echo(f"fhir-cm: conflict {done.id} resolved, keeping the {keep} value{later}", err=True)
 
@@ -617,18 +601,14 @@ def import_command(
     R4/R5, nor cases stops the import before anything is written. Re-importing a file changes nothing.
     """
     from .config import get_settings
-    from .interchange import InterchangeError, import_files
-    from .mapping import MappingError
-    from .store import StoreError, open_store
+    from .interchange import import_files
+    from .store import open_store
 
     if fhir_version.upper() not in ("AUTO", "R4", "R5"):
         raise fail(f"--fhir-version must be auto, R4 or R5 (got {fhir_version!r})", code=2)
     settings = get_settings()
-    try:
-        with open_store(settings.database_url) as store:
-            report = import_files(store, files, settings, fhir_version=fhir_version.lower() if fhir_version.upper() == "AUTO" else fhir_version.upper())
-    except (InterchangeError, MappingError, StoreError) as exc:
-        raise fail(str(exc).splitlines()[0]) from None
+    with reported(), open_store(settings.database_url) as store:
+        report = import_files(store, files, settings, fhir_version=fhir_version.lower() if fhir_version.upper() == "AUTO" else fhir_version.upper())
     if as_json:
         typer.echo(report.model_dump_json())
     else:
@@ -647,18 +627,14 @@ def export_command(
     import orjson
 
     from .config import get_settings
-    from .interchange import InterchangeError, export_cases
-    from .mapping import MappingError
-    from .store import StoreError, open_store
+    from .interchange import export_cases
+    from .store import open_store
 
     if fhir_version is not None and fhir_version.upper() not in ("R4", "R5"):
         raise fail(f"--fhir-version must be R4 or R5 (got {fhir_version!r})", code=2)
     settings = get_settings()
-    try:
-        with open_store(settings.database_url) as store:
-            bundle = export_cases(store, settings, case_id=case, fhir_version=fhir_version)
-    except (InterchangeError, MappingError, StoreError) as exc:
-        raise fail(str(exc).splitlines()[0]) from None
+    with reported(), open_store(settings.database_url) as store:
+        bundle = export_cases(store, settings, case_id=case, fhir_version=fhir_version)
     data = orjson.dumps(bundle) + b"\n"
     try:
         if out is not None:
@@ -695,10 +671,7 @@ def demo_command(
     import datetime as dt
 
     from .config import get_settings
-    from .demo import DemoError, render_summary, run_demo
-    from .interchange import InterchangeError
-    from .mapping import MappingError
-    from .store import StoreError
+    from .demo import render_summary, run_demo
 
     if cases < 1:
         raise fail(f"--cases must be at least 1 (got {cases})", code=2)
@@ -706,12 +679,10 @@ def demo_command(
         day = dt.date.fromisoformat(today) if today is not None else None
     except ValueError:
         raise fail(f"--today must be a date, YYYY-MM-DD (got {today!r})", code=2) from None
-    try:
+    with reported(ValueError):
         settings = get_settings(fhir_base=fhir_base)
         summary = run_demo(settings, cases=cases, today=day, out_dir=out,
                            progress=lambda line: typer.echo(line, err=True))
-    except (DemoError, StoreError, InterchangeError, MappingError, ValueError) as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if as_json:
         typer.echo(render_summary(summary), err=True)
         typer.echo(summary.model_dump_json())

@@ -46,6 +46,7 @@ from .domain import (
     StayStatus,
     TeamRole,
 )
+from .errors import FhirCmError
 
 __all__ = [
     "CANONICAL_BASE",
@@ -99,7 +100,7 @@ _RANK = {
 _OWN = 0
 
 
-class TerminologyError(Exception):
+class TerminologyError(FhirCmError):
     """Base of the terminology errors."""
 
 

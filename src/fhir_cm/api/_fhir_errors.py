@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from ..errors import FhirCmError
 
 __all__ = [
     "FacadeError",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-class FacadeError(Exception):
+class FacadeError(FhirCmError):
     """A request the facade answers with an OperationOutcome and ``status`` instead of a resource."""
 
     status: int = 400

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from fhir_cm.store import NotFound, StaleRevision, StoreError, StoreUnavailable
+from fhir_cm.errors import FhirCmError
 
 __all__ = [
     "PROBLEM_JSON",
@@ -67,7 +68,7 @@ class ProblemDocument(BaseModel):
     request_id: str | None = None
 
 
-class Problem(Exception):
+class Problem(FhirCmError):
     """An error a route wants the client to see; subclasses fix the status and the problem type."""
 
     status = 500

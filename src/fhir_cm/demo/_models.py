@@ -12,9 +12,10 @@ from ..domain import CaseStatus
 from ..outcomes import ProgrammeOutcomes
 from ..store import RecordedTransition
 from ..sync import PullRoundReport, PushReport
+from ..errors import FhirCmError
 
 
-class DemoError(Exception):
+class DemoError(FhirCmError):
     """The demo could not do its job (the FHIR server unreachable or refusing, the store unusable)."""
 
 

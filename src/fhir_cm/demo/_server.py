@@ -8,11 +8,11 @@ from typing import Any
 from ..config import Settings
 from ..domain import Case
 from ..fhir import NO_RETRY, AsyncFhirClient, FhirError, client_from_settings
+from ..jobs import pick_fhir_version
 from ..mapping import (
     MappingError,
     ResourceKey,
     case_to_resources,
-    check_version,
     resources_to_case,
 )
 from ..store import Store, enqueue, get_case
@@ -71,11 +71,7 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
             if tracked.changed_cases:
                 again = await push_pending(store, client, settings)
                 say(f"  pushed the tracker's additions: {again.line()}")
-            version = (
-                check_version(settings.fhir_version)
-                if settings.fhir_version != "auto"
-                else check_version((await client.release()).value)
-            )
+            version = await pick_fhir_version(client, settings)
             with store.session(read_only=True) as s:
                 cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
             check = await _read_back(client, cases, version, settings.identifier_system)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._case import Case
 from ._models import Stay
 from ._types import CareSetting, CaseStatus, StayStatus
+from ..errors import FhirCmError
 
 __all__ = [
     "INPATIENT_SETTINGS",
@@ -94,7 +95,7 @@ class Breach(BaseModel):
         return f"{self.field}: {self.message}"
 
 
-class ImplausibleCase(ValueError):
+class ImplausibleCase(FhirCmError, ValueError):
     """A case (or a change to one) breaks rules of what can be true; ``breaches`` says which."""
 
     def __init__(self, breaches: list[Breach]) -> None:

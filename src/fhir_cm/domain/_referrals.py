@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._models import Referral
 from ._types import ReferralStatus as S
+from ..errors import FhirCmError
 
 __all__ = ["ReferralTransitionError", "allowed_referral_moves", "move_referral"]
 
@@ -25,7 +26,7 @@ _MOVES: dict[S, frozenset[S]] = {
 }
 
 
-class ReferralTransitionError(ValueError):
+class ReferralTransitionError(FhirCmError, ValueError):
     """A referral was asked to move to a status its life cycle does not allow from where it is."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from ._urls import relative_path
+from ..errors import FhirCmError
 
 __all__ = [
     "AmbiguousMatch",
@@ -69,7 +70,7 @@ TRANSACTION_REFUSED = re.compile(
 )
 
 
-class FhirError(Exception):
+class FhirError(FhirCmError):
     """Base of every error raised by ``fhir_cm.fhir``."""
 
     def __init__(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from ..errors import FhirCmError
+
 __all__ = ["BadInputError", "InterchangeError", "UnknownCaseError"]
 
 
-class InterchangeError(Exception):
+class InterchangeError(FhirCmError):
     """Base of the import/export errors. Messages name files, positions and elements, never values."""
 
 

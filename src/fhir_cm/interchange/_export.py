@@ -32,12 +32,14 @@ from typing import Any
 from ..config import Settings
 from ..domain import Case
 from ..mapping import (
+    DEFAULT_FHIR_VERSION,
     FhirVersion,
     References,
     ResourceKey,
     VersionConversionError,
     case_to_resources,
     check_version,
+    fhir_version_without_server,
     convert_resource,
 )
 from ..store import Store, StoredResource, get_case, get_resources, list_cases
@@ -76,7 +78,7 @@ def case_resources(
     identifier_system: str,
     *,
     target: FhirVersion | None = None,
-    default: FhirVersion = "R4",
+    default: FhirVersion = DEFAULT_FHIR_VERSION,
 ) -> list[tuple[ResourceKey, dict[str, Any]]]:
     """The resources one case exports as, by key (see the module docstring)."""
     stored = list(stored)
@@ -115,7 +117,7 @@ def export_cases(
     :class:`InterchangeError` when a resource cannot be converted to the version asked for.
     """
     target = check_version(fhir_version) if fhir_version else None
-    default: FhirVersion = check_version(settings.fhir_version) if settings.fhir_version != "auto" else "R4"
+    default = fhir_version_without_server(settings.fhir_version)
     refs = References(settings.identifier_system)
     entries: list[dict[str, Any]] = []
     with store.session(read_only=True) as session:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..domain import Case
-from ..mapping import FhirVersion, ResourceKey, check_version
+from ..mapping import FhirVersion, ResourceKey, explicit_fhir_version, fhir_version_without_server
 from ..store import (
     Store,
     StoredResource,
@@ -198,8 +198,8 @@ def import_files(
     ``fhir_version`` ``auto`` decides the release per resource (``_files.py``); ``R4``/``R5`` forces
     it. Raises :class:`BadInputError` (nothing written) when a file is not JSON, not FHIR, nor cases.
     """
-    forced = None if fhir_version == "auto" else check_version(fhir_version)
-    default: FhirVersion = forced or (check_version(settings.fhir_version) if settings.fhir_version != "auto" else "R4")
+    forced = explicit_fhir_version(fhir_version)
+    default = fhir_version_without_server(fhir_version, settings.fhir_version)
     files = [parse_file(p, forced=forced) for p in paths]
     decide_versions(files, default)
     system = settings.identifier_system

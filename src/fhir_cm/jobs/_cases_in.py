@@ -10,11 +10,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..domain import Case
+from ..errors import FhirCmError
 
 __all__ = ["CaseInputError", "parse_cases", "read_cases"]
 
 
-class CaseInputError(ValueError):
+class CaseInputError(FhirCmError, ValueError):
     """The input cannot be read, is not JSON, or holds something that is not a valid case.
 
     The message is one line naming where (``line 3``, ``item 2``) and what is wrong, never the data.

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..fhir import AsyncFhirClient, client_from_settings
+from ..errors import FhirCmError
 
 __all__ = ["NoFhirServer", "pull_client", "push_client", "require_fhir_base"]
 
 
-class NoFhirServer(ValueError):
+class NoFhirServer(FhirCmError, ValueError):
     """A job that talks to a FHIR server was asked for with none configured."""
 
 

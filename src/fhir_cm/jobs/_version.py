@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..fhir import AsyncFhirClient
-from ..mapping import FhirVersion, check_version
+from ..mapping import FhirVersion, check_version, fhir_version_without_server
 from ..sync import server_fhir_version
 
 __all__ = ["offline_fhir_version", "pick_fhir_version"]
@@ -24,4 +24,4 @@ def offline_fhir_version(settings: Settings, asked: str | None = None) -> FhirVe
 
     Raises ``UnsupportedVersionError`` (a ``MappingError``) for a version that is neither R4 nor R5.
     """
-    return check_version(asked or (settings.fhir_version if settings.fhir_version != "auto" else "R4"))
+    return check_version(asked) if asked else fhir_version_without_server(settings.fhir_version)

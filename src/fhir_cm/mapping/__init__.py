@@ -8,12 +8,16 @@ known server copy and change only what the domain changed. Codes come from ``map
 """
 
 from ._base import (
+    AUTO_FHIR_VERSION,
+    DEFAULT_FHIR_VERSION,
     FhirVersion,
     MappingError,
     ResourceKey,
     UnreadableResourceError,
     UnsupportedVersionError,
     check_version,
+    explicit_fhir_version,
+    fhir_version_without_server,
 )
 from ._bundle import case_to_bundle, if_none_exist
 from ._careplan import render_narrative
@@ -37,6 +41,8 @@ from ._versions import (
 )
 
 __all__ = [
+    "AUTO_FHIR_VERSION",
+    "DEFAULT_FHIR_VERSION",
     "PATIENT_PATHS",
     "FhirVersion",
     "MappingError",
@@ -55,6 +61,8 @@ __all__ = [
     "check_version",
     "convert_resource",
     "episode_key",
+    "explicit_fhir_version",
+    "fhir_version_without_server",
     "if_none_exist",
     "iter_references",
     "parse_reference",

@@ -6,10 +6,12 @@ identifiers, notes), and exception messages end up in logs and on the command li
 
 from __future__ import annotations
 
+from ..errors import FhirCmError
+
 __all__ = ["LeaseLost", "NotFound", "SchemaMismatch", "StaleRevision", "StoreError", "StoreUnavailable"]
 
 
-class StoreError(Exception):
+class StoreError(FhirCmError):
     """Something went wrong in the store; the base of every store exception."""
 
 

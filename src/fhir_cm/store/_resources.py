@@ -6,20 +6,20 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..mapping import FhirVersion  # the one definition; re-exported
 from ._dialect import insert
 from ._tables import ResourceRow
 from ._types import utcnow
 
 __all__ = ["FhirVersion", "StoredResource", "content_hash", "get_resource", "get_resources", "put_resources"]
 
-FhirVersion = Literal["R4", "R5"]
 
 #: Elements a server rewrites on its own (``id`` on create, ``meta`` on every write); not content.
 _NOT_CONTENT = frozenset({"id", "meta"})

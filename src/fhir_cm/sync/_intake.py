@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..fhir import AsyncFhirClient, FhirRelease, UnsupportedByServer, model_class
-from ..mapping import FhirVersion, ResourceKey, check_version
+from ..mapping import FhirVersion, ResourceKey, check_version, explicit_fhir_version
 from ..store import LedgerEntry, content_hash, get_ledger, put_ledger, put_resources
 
 __all__ = [
@@ -37,9 +37,7 @@ _MAX_REASON = 300
 
 async def server_fhir_version(client: AsyncFhirClient, settings: Settings) -> FhirVersion:
     """The version to read the server's resources as: configured, else what ``/metadata`` says."""
-    if settings.fhir_version != "auto":
-        return check_version(settings.fhir_version)
-    return check_version((await client.release()).value)
+    return explicit_fhir_version(settings.fhir_version) or check_version((await client.release()).value)
 
 
 def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:

@@ -37,6 +37,7 @@ from ..store import (
     save_case,
 )
 from ._conflicts import _ENTITY_TYPES, REMOVED_LOCALLY, REMOVED_ON_SERVER, WHOLE_CASE
+from ..errors import FhirCmError
 
 __all__ = ["ConflictNotResolvable", "Keep", "resolve"]
 
@@ -46,7 +47,7 @@ _ENTITY_LISTS = {rtype: name for name, rtype in _ENTITY_TYPES.items()}
 _TEAM_FIELD = re.compile(r"^team\[(?P<member>[^\]]+)\]\.(?P<field>.+)$")
 
 
-class ConflictNotResolvable(Exception):
+class ConflictNotResolvable(FhirCmError):
     """The conflict cannot be applied as asked (its case or entity is gone, or a push recorded it)."""
 
 

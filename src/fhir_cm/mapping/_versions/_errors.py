@@ -5,10 +5,12 @@ Messages name resource types and element paths, never element values: the values
 
 from __future__ import annotations
 
+from ...errors import FhirCmError
+
 __all__ = ["UnrepresentableElementError", "UnsupportedResourceError", "VersionConversionError"]
 
 
-class VersionConversionError(ValueError):
+class VersionConversionError(FhirCmError, ValueError):
     """A resource cannot be converted between FHIR R4 and R5; the base of the converter's exceptions."""
 
 

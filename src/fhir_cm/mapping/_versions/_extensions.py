@@ -20,6 +20,7 @@ from typing import Any
 from ._errors import UnrepresentableElementError
 from ._schema import Elem, FhirVersion, element_map, elements_by_name, model_class
 from ._table import TABLE
+from ...errors import FhirCmError
 
 __all__ = ["DecodeError", "ExtensionCodec", "xver_path", "xver_url"]
 
@@ -29,7 +30,7 @@ _PREFIX: dict[FhirVersion, str] = {
 }
 
 
-class DecodeError(ValueError):
+class DecodeError(FhirCmError, ValueError):
     """A cross-version extension does not have the shape its element needs; it is kept as it is."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import fhir.resources as r5_models
 import fhir.resources.R4B as r4_models
 from pydantic import BaseModel
+from .._base import FhirVersion  # the one definition
 
 __all__ = [
     "Elem",
@@ -32,7 +33,6 @@ __all__ = [
     "referenced_type",
 ]
 
-FhirVersion = Literal["R4", "R5"]
 Model = type[BaseModel]  # a fhir.resources model class
 Kind = Literal["primitive", "datatype", "backbone", "resource"]
 

@@ -1,0 +1,308 @@
+"""One case's push: its rounds of writes, and what happens on a match or a conflict.
+
+A round maps the case over the server copies it knows (``writes``: unchanged resources and other
+systems' records the case manager did not change are left out, known ones are updated with
+``If-Match``, new ones created conditionally or under a stable id), sends them in one transaction
+with their Provenance (``send``), records each written copy in the ledger at once, and leaves what
+is left for the next round: an update of what a conditional create matched, or — after a version
+conflict — a merge of what the adapter changed over the re-read server copy (``refresh``), whose
+clashes become conflicts for a person. At most ``MAX_ROUNDS`` rounds; a ``CaseFailed`` ends them and
+says whether a later push may succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..domain import Case
+from ..fhir import BundleEntry, FhirError, InvalidResponse, ServerReason, TransientError, VersionConflict, WriteResult
+from ..mapping import MappingError, References, ResourceKey, case_plan, case_to_resources, check_version, if_none_exist
+from ..store import LedgerEntry, add_conflict, content_hash
+from ._foreign import foreign_update, is_foreign
+from ._identity import read_existing, rewrite_references
+from ._limits import save_transaction_limit
+from ._merge import compare, keep_server
+from ._parties import case_parties
+from ._provenance import provenance_id, provenance_resource
+from ._push_session import PushSession, failure_reason, version_of
+from ._refusals import refusal, refusal_text
+from ._report import CaseFailure, PushReport
+from ..errors import FhirCmError
+
+__all__ = ["MAX_ROUNDS", "CaseFailed", "push_case"]
+
+#: Rounds per case: create, update what matched, one conflict retry, one transient retry.
+MAX_ROUNDS = 5
+_RETRYABLE = (TransientError, InvalidResponse)
+
+
+class CaseFailed(FhirCmError):
+    """Ends a case's rounds: ``permanent`` for a person to look at, else a later push retries."""
+
+    def __init__(self, reason: str, *, permanent: bool, server: ServerReason | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.permanent, self.server = reason, permanent, server
+
+
+@dataclass
+class _Write:
+    """One entry of a round's transaction, with the resource it writes."""
+
+    key: ResourceKey
+    entry: BundleEntry
+    kind: str  # "create" | "update"
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        return self.entry.resource or {}
+
+    @property
+    def target(self) -> str:
+        return self.entry.full_url or self.entry.url
+
+
+async def push_case(session: PushSession, case: Case) -> PushReport:
+    """Push one case in rounds; its report says what was written, or why it failed."""
+    report = PushReport(cases=1)
+    try:
+        await _CasePush(session, case, report).run()
+    except CaseFailed as failed:
+        report.failed = 1
+        report.failures.append(
+            CaseFailure(case_id=case.id, reason=failed.reason, permanent=failed.permanent, server=failed.server)
+        )
+    except MappingError as exc:
+        report.failed = 1
+        reason = f"cannot map the case: {type(exc).__name__}"
+        report.failures.append(CaseFailure(case_id=case.id, reason=reason, permanent=True))
+    session.saved_limit = save_transaction_limit(session.store, session.client, session.saved_limit)
+    return report
+
+
+class _CasePush:
+    """The rounds of one case's push."""
+
+    def __init__(self, session: PushSession, case: Case, report: PushReport) -> None:
+        self.session, self.case, self.report = session, case, report
+        ledger = session.ledgers.get(case.id, {})
+        self.bases: dict[ResourceKey, dict[str, Any]] = {k: e.server_copy for k, e in ledger.items() if e.server_copy}
+        for key, _, _ in case_plan(case, self.bases):
+            if key not in self.bases and key in session.found:
+                self.bases[key] = session.found[key]
+                session.record([session.ledger_entry(key, case.id, session.found[key])])
+        self.keep: dict[ResourceKey, tuple[dict[str, Any], frozenset[str]]] = {}
+        self.outcome: dict[ResourceKey, str] = {}
+        self.conflict_retried = False
+
+    async def run(self) -> None:
+        last: CaseFailed | None = None
+        for _ in range(MAX_ROUNDS):
+            writes, planned = self.writes()
+            if not writes:
+                self.count(planned)
+                return
+            try:
+                await self.send(writes)
+            except CaseFailed as failed:
+                if failed.permanent:
+                    raise
+                last = failed
+        raise last or CaseFailed("the server copy kept changing; will retry", permanent=False)
+
+    def count(self, planned: Iterable[ResourceKey]) -> None:
+        for key in planned:
+            kind = self.outcome.get(key, "unchanged")
+            setattr(self.report, kind, getattr(self.report, kind) + 1)
+
+    # -- what to send -----------------------------------------------------------------------------
+
+    def writes(self) -> tuple[list[_Write], list[ResourceKey]]:
+        session, identity = self.session, self.session.identity
+        stable = {
+            key: identity.stable_id(key)
+            for key, _, _ in case_plan(self.case, self.bases)
+            if key not in self.bases and not identity.by_identifier(key.type)
+        }
+        resources = case_to_resources(self.case, session.version, session.system, self.bases, server_ids=stable)
+        patient = self.case.patient.id
+        server_patient = session.patients.get(patient)
+        if server_patient is None:
+            raise CaseFailed("the patient could not be found or created on the server; will retry", permanent=False)
+        moved = {f"Patient/{patient}": f"Patient/{server_patient}"} if server_patient != patient else {}
+        for rtype, rid in case_parties(self.case):
+            server_id = session.parties.get((rtype, rid))
+            if server_id is None:
+                raise CaseFailed(f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False)
+            if server_id != rid:
+                moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
+        writes: list[_Write] = []
+        refs: References | None = None
+        for key, resource in resources.items():
+            if moved:
+                rewrite_references(resource, moved)
+            if key in self.keep:
+                keep_server(resource, *self.keep[key])
+            base = self.bases.get(key)
+            if base is not None:
+                if is_foreign(base, session.system):  # another system's record: see _foreign
+                    refs = refs or self.references()
+                    update = foreign_update(base, resource, check_version(session.version), session.system, refs)
+                    if update is None:
+                        continue
+                    resource = update
+                if content_hash(resource) == content_hash(base):
+                    continue
+                version = version_of(base)
+                entry = BundleEntry(
+                    "PUT", f"{key.type}/{base['id']}", resource, if_match=f'W/"{version}"' if version else None
+                )
+                writes.append(_Write(key, entry, "update"))
+            elif key in stable:
+                if key not in session.absent:
+                    raise CaseFailed(f"could not look up {key.type} on the server; will retry", permanent=False)
+                writes.append(_Write(key, BundleEntry("PUT", f"{key.type}/{stable[key]}", resource), "create"))
+            else:
+                resource.pop("id", None)
+                full_url = "urn:uuid:" + identity.stable_id(key)
+                criteria = if_none_exist(session.system, key.value)
+                writes.append(_Write(key, BundleEntry("POST", key.type, resource, full_url, criteria), "create"))
+        if any(w.entry.method == "POST" for w in writes):
+            # An update naming a resource still to be created waits a round: once the create has
+            # answered, the update is built with the real id. (A base found on the server rather
+            # than in the ledger names that resource by id already; mixing in a urn:uuid for it
+            # would write the same link twice.)
+            writes = [w for w in writes if w.kind == "create" or b"urn:uuid:" not in orjson.dumps(w.resource)]
+        return writes, list(resources)
+
+    def references(self) -> References:
+        """References that resolve the case's resources by the server ids of their copies."""
+        ids = {k: str(b["id"]) for k, b in self.bases.items() if isinstance(b.get("id"), str)}
+        refs = References(self.session.system, ids)
+        refs.know_all(k for k, _, _ in case_plan(self.case, self.bases))
+        return refs
+
+    def provenances(self, writes: list[_Write]) -> list[BundleEntry]:
+        session = self.session
+        if session.device_ref is None:
+            return []
+        out = []
+        for kind, activity in (("create", "CREATE"), ("update", "UPDATE")):
+            chosen = [w for w in writes if w.kind == kind]
+            if not chosen:
+                continue
+            pid = provenance_id(self.case.id, activity, [(w.key, content_hash(w.resource)) for w in chosen])
+            resource = provenance_resource(
+                self.case, activity, [w.target for w in chosen], session.device_ref, resource_id=pid
+            )
+            out.append(BundleEntry("PUT", f"Provenance/{pid}", resource))
+        return out
+
+    # -- sending and recording --------------------------------------------------------------------
+
+    async def send(self, writes: list[_Write]) -> None:
+        provenance = self.provenances(writes)
+        try:
+            result = await self.session.client.transaction([w.entry for w in writes] + provenance)
+        except VersionConflict:
+            await self.refresh(writes)
+            return
+        except _RETRYABLE as exc:
+            why = refusal(exc, self.case, self.sent(writes))
+            text = refusal_text(exc, why) if why else failure_reason(exc)
+            raise CaseFailed(f"{text}; will retry", permanent=False, server=why) from None
+        except FhirError as exc:
+            why = refusal(exc, self.case, self.sent(writes))
+            text = refusal_text(exc, why)
+            raise CaseFailed(f"the server refused the case: {text}", permanent=True, server=why) from None
+        results = result.entries
+        recorded: list[LedgerEntry] = []
+        stale: list[_Write] = []
+        retry: CaseFailed | None = None
+        for write, outcome in zip(writes, results, strict=False):
+            if outcome.ok:
+                copy = await self.copy_of(write, outcome)
+                if copy is None:
+                    retry = CaseFailed(f"could not read back a written {write.key.type}; will retry", permanent=False)
+                    continue
+                recorded.append(self.session.ledger_entry(write.key, self.case.id, copy))
+                self.bases[write.key] = copy
+                self.keep.pop(write.key, None)
+                if outcome.created:
+                    self.outcome[write.key] = "created"
+                elif write.kind == "update":
+                    self.outcome.setdefault(write.key, "updated")
+            elif isinstance(outcome.error, VersionConflict):
+                stale.append(write)
+            elif outcome.status is None or isinstance(outcome.error, _RETRYABLE):
+                retry = CaseFailed(f"{write.key.type} not written (transient); will retry", permanent=False)
+            else:
+                why = refusal(outcome.error, self.case, self.sent(writes)) if outcome.error else None
+                reason = refusal_text(outcome.error, why) if outcome.error else f"HTTP {outcome.status}"
+                self.session.record(recorded)
+                raise CaseFailed(f"the server refused a {write.key.type}: {reason}", permanent=True, server=why)
+        self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
+        self.session.record(recorded)
+        if stale:
+            await self.refresh(stale)
+        if retry is not None:
+            raise retry
+
+    def sent(self, writes: list[_Write]) -> list[dict[str, Any]]:
+        """What this round sent of the case: the values a server's message must not echo."""
+        return [w.resource for w in writes]
+
+    async def copy_of(self, write: _Write, outcome: WriteResult) -> dict[str, Any] | None:
+        """The server copy an entry left: the answer's body, else read back by id."""
+        if outcome.resource is not None and outcome.resource.get("id"):
+            return outcome.resource
+        if outcome.id:
+            return await self.session.read_back(outcome.resource_type or write.key.type, outcome.id)
+        return None
+
+    async def refresh(self, writes: list[_Write]) -> None:
+        """After a version conflict: re-read what moved on, merge what the adapter changed, or record a conflict."""
+        if self.conflict_retried:
+            raise CaseFailed("version conflict again after merging; will retry", permanent=False)
+        self.conflict_retried = True
+        updates = [w for w in writes if w.kind == "update"]
+        targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in updates}
+        found, missing = await read_existing(self.session.client, targets.values())
+        if missing:
+            kinds = ", ".join(sorted({t for t, _ in missing}))
+            raise CaseFailed(f"resources of the case were deleted on the server: {kinds}", permanent=True)
+        if len(found) < len(targets):
+            raise CaseFailed("could not re-read the server copies; will retry", permanent=False)
+        copies = [found[targets[w.key]] for w in updates]
+        clashes: list[tuple[_Write, dict[str, Any], frozenset[str]]] = []
+        seen: list[LedgerEntry] = []
+        for write, current in zip(updates, copies, strict=True):
+            old = self.bases[write.key]
+            if version_of(current) == version_of(old):
+                continue
+            three_way = compare(old, write.resource, current)
+            if three_way.clash:
+                clashes.append((write, current, three_way.clash))
+                continue
+            self.bases[write.key] = current
+            self.keep[write.key] = (current, three_way.server_only)
+            seen.append(self.session.ledger_entry(write.key, self.case.id, current))
+        self.session.record(seen)
+        if clashes:
+            with self.session.store.session() as s:
+                for write, current, fields in clashes:
+                    add_conflict(
+                        s,
+                        self.case.id,
+                        write.key.type,
+                        write.key.value,
+                        local=write.resource,
+                        server=current,
+                        fields=sorted(fields),
+                    )
+            self.report.conflicts += len(clashes)
+            names = ", ".join(f"{w.key.type} ({', '.join(sorted(f))})" for w, _, f in clashes)
+            raise CaseFailed(f"conflict with a server edit: {names}", permanent=True)

@@ -1,0 +1,281 @@
+"""The outbox loop: keeps the server busy with claimed batches, in waves, under renewed leases.
+
+``push_pending`` claims the due outbox rows in batches (``_Claimer``: each row at most once per
+call, after taking over the rows of dead processes on this host), renews their leases until each is
+settled (``_leases``), and pushes up to ``concurrency`` cases at once (``_push_case``). Each batch
+goes out in waves: of a batch larger than twice the concurrency the first wave is prepared alone
+and sent while the rest is prepared (``_PushLoop.send_batch``); once the batch's last cases hold
+their slots, the next batch is claimed and prepared while they finish (``_PushLoop.run``). Each row
+is settled (``_settle``) only after its ledger entries are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ..config import Settings
+from ..domain import Case
+from ..fhir import AsyncFhirClient
+from ..store import (
+    LeaseHolder,
+    LeaseLost,
+    OutboxItem,
+    Store,
+    claim_outbox,
+    complete,
+    enqueue,
+    fail,
+    get_case,
+    list_cases,
+    list_ledger,
+    release,
+    save_case,
+)
+from ..terminology import terminology
+from ._leases import LeaseKeeper, take_over
+from ._push_case import push_case
+from ._push_session import PushSession, off_loop
+from ._report import CaseFailure, PushReport
+
+__all__ = ["default_worker_id", "enqueue_unpushed", "push_cases", "push_pending"]
+
+log = logging.getLogger("fhir_cm.sync")
+
+#: A claimed row with its case as the store holds it (None if it is gone).
+_Row = tuple[OutboxItem, Case | None]
+
+
+def default_worker_id() -> str:
+    """``host:pid``: unique among the workers sharing a store, and readable in the outbox."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def push_pending(
+    store: Store,
+    client: AsyncFhirClient,
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    worker_id: str | None = None,
+    on_case: Callable[[str, bool], None] | None = None,
+    first: Callable[[], None] | None = None,
+) -> PushReport:
+    """Push every due outbox row to ``client``'s server; returns what happened.
+
+    Claims rows in batches of ``settings.push_batch_size`` under a lease of
+    ``settings.push_lease_seconds``, pushes up to ``concurrency`` cases at once, and settles each row
+    only after its ledger entries are written: done, pending again (transient failures, retried by a
+    later push) or failed (conflicts and refusals, for a person). A row is tried at most once per
+    call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars). ``first`` is
+    store work (e.g. saving the cases to push) done before the first claim, while the first requests
+    to the server are out.
+
+    Leases (``_leases``): every claim first takes over the rows of dead processes of this host, and
+    the leases of all claimed, unsettled rows are renewed in the background until they are settled.
+    """
+    keeper = LeaseKeeper(store, settings.push_lease_seconds)
+    keeper.start()
+    try:
+        loop = _PushLoop(store, client, settings, keeper, concurrency, worker_id or default_worker_id(), on_case)
+        return await loop.run(first)
+    finally:
+        await keeper.stop()
+
+
+class _Batch:
+    """One claimed batch: its rows' cases, and whether its last rows hold their slots yet."""
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.items = [item for item, _ in rows]
+        self.cases = {item.id: case for item, case in rows}
+        self.waiting = len(rows)  # rows not yet holding a slot
+        self.all_started = asyncio.Event()
+
+    def cases_of(self, items: list[OutboxItem]) -> list[Case]:
+        return [case for item in items if (case := self.cases[item.id]) is not None]
+
+    def one_started(self) -> None:
+        self.waiting -= 1
+        if not self.waiting:
+            self.all_started.set()
+
+
+class _PushLoop:
+    """The stages of one ``push_pending`` call: start, send a batch in waves, push a row, claim the next."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncFhirClient,
+        settings: Settings,
+        keeper: LeaseKeeper,
+        concurrency: int | None,
+        worker: str,
+        on_case: Callable[[str, bool], None] | None,
+    ) -> None:
+        self.store, self.keeper, self.on_case = store, keeper, on_case
+        self.wave = concurrency or settings.push_concurrency
+        self.slots = asyncio.Semaphore(self.wave)
+        self.session = PushSession(store, client, settings)
+        self.claim = _Claimer(store, worker, settings, tried=set())
+        self.report = PushReport()
+
+    async def run(self, first: Callable[[], None] | None) -> PushReport:
+        rows = await self.start(first)
+        sent: list[asyncio.Future[list[None]]] = []
+        while rows:
+            batch = _Batch(rows)
+            sending = self.send_batch(batch)
+            sent.append(sending)
+            # Once the batch's last cases hold their slots, the next batch is claimed and prepared
+            # while they finish, rather than after: the server always has a case to work on.
+            started = asyncio.ensure_future(batch.all_started.wait())
+            await asyncio.wait({sending, started}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+            started.cancel()
+            if sending.done() and sending.exception() is not None:
+                break
+            rows = await off_loop(self.store, self.claim)
+        await asyncio.gather(*sent)
+        return self.report
+
+    async def start(self, first: Callable[[], None] | None) -> list[_Row]:
+        """Learn the server and claim the first batch at once.
+
+        The first claim (store work, with ``first``) runs while the event loop waits for the
+        server's first answers, as does loading the code tables (once, on first mapping): neither is
+        in the path of the first case.
+        """
+
+        def first_claim() -> list[_Row]:
+            if first is not None:
+                first()
+            return self.claim()
+
+        _, _, rows = await asyncio.gather(
+            self.session.start(), asyncio.to_thread(terminology), off_loop(self.store, first_claim)
+        )
+        return rows
+
+    def send_batch(self, batch: _Batch) -> asyncio.Future[list[None]]:
+        """Push a batch's rows; the first wave goes out as soon as it is prepared, the rest is prepared
+        meanwhile, so the server is not left idle while a whole batch's lookups come back."""
+        self.keeper.hold(batch.items)
+        head, tail = _split(batch.items, limit_size=self.wave)
+        head_ready = asyncio.ensure_future(self.session.prepare_quietly(batch.cases_of(head)))
+        tail_ready = asyncio.ensure_future(_after(head_ready, self.session.prepare_quietly(batch.cases_of(tail))))
+        return asyncio.gather(
+            *(self.push_row(batch, item, head_ready) for item in head),
+            *(self.push_row(batch, item, tail_ready) for item in tail),
+            tail_ready,
+        )
+
+    async def push_row(self, batch: _Batch, item: OutboxItem, ready: asyncio.Future[None]) -> None:
+        """Push one row's case once its wave is prepared and a slot is free, then settle the row."""
+        await ready
+        case = batch.cases[item.id]
+        async with self.slots:
+            batch.one_started()
+            if self.keeper.lost(item):  # another worker has it now: it pushes the case
+                self.keeper.let_go(item)
+                return
+            if case is None:
+                outcome = PushReport(cases=1, failed=1)
+                outcome.failures.append(CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True))
+            else:
+                outcome = await push_case(self.session, case)
+        _settle(self.store, item, outcome)
+        self.keeper.let_go(item)
+        self.report.add(outcome)
+        if self.on_case is not None:
+            self.on_case(item.case_id, outcome.ok)
+
+
+class _Claimer:
+    """Claims the next batch of due rows, each at most once per push call (a row put back pending by
+    a transient failure waits for the next call rather than being retried in a tight loop)."""
+
+    def __init__(self, store: Store, worker: str, settings: Settings, tried: set[int]) -> None:
+        self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
+        self.holder = LeaseHolder.current()
+
+    def __call__(self) -> list[_Row]:
+        """The fresh rows claimed, each with its case as the store holds it (None if it is gone)."""
+        with self.store.session() as s:
+            take_over(s, self.holder)
+            claimed = claim_outbox(
+                s,
+                self.worker,
+                limit=self.settings.push_batch_size,
+                lease_seconds=self.settings.push_lease_seconds,
+                holder=self.holder,
+            )
+            for item in claimed:
+                if item.id in self.tried:
+                    release(s, item)
+        fresh = [item for item in claimed if item.id not in self.tried]
+        self.tried.update(item.id for item in fresh)
+        if not fresh:
+            return []
+        with self.store.session(read_only=True) as s:
+            return [(item, get_case(s, item.case_id)) for item in fresh]
+
+
+def _split(items: list[OutboxItem], *, limit_size: int) -> tuple[list[OutboxItem], list[OutboxItem]]:
+    """The first cases to push at once, and the rest (none when the batch is small)."""
+    if len(items) <= 2 * limit_size:
+        return items, []
+    return items[:limit_size], items[limit_size:]
+
+
+async def _after(first: asyncio.Future[None], then: Awaitable[None]) -> None:
+    await first
+    await then
+
+
+def _settle(store: Store, item: OutboxItem, outcome: PushReport) -> None:
+    try:
+        with store.session() as s:
+            if outcome.ok:
+                complete(s, item)
+            else:
+                failure = outcome.failures[0]
+                fail(s, item, failure.reason, retry=not failure.permanent)
+    except LeaseLost:
+        log.warning("outbox item %s was taken over by another worker before it was settled", item.id)
+
+
+async def push_cases(
+    store: Store,
+    client: AsyncFhirClient,
+    settings: Settings,
+    cases: Iterable[Case],
+    **options: Any,
+) -> PushReport:
+    """Save ``cases`` to the store (queueing each, even if unchanged), then push the outbox.
+
+    The saving overlaps the first requests to the server (capabilities, the adapter's Device).
+    """
+    cases = list(cases)
+
+    def save() -> None:
+        with store.session() as s:
+            for case in cases:
+                save_case(s, case, enqueue=False)
+                enqueue(s, case.id)
+
+    return await push_pending(store, client, settings, first=save, **options)
+
+
+def enqueue_unpushed(store: Store, server_base: str) -> int:
+    """Queue every case whose EpisodeOfCare the ledger does not know on ``server_base``; returns how many."""
+    with store.session() as s:
+        pushed = {e.key for e in list_ledger(s, server_base) if e.resource_type == "EpisodeOfCare"}
+        todo = [c.id for c in list_cases(s) if c.id not in pushed]
+        for case_id in todo:
+            enqueue(s, case_id)
+    return len(todo)
