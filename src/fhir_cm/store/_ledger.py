@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ._dialect import insert, normal_base
@@ -51,7 +52,18 @@ def put_ledger(session: Session, entries: Iterable[LedgerEntry], *, now: dt.date
     ]
     if not rows:
         return
-    session.execute(_upsert(session.get_bind().dialect.name), rows)
+    dialect = session.get_bind().dialect.name
+    if dialect != "postgresql":  # SQLite serialises writers: no concurrent insert can interleave
+        session.execute(_upsert(dialect), rows)
+        return
+    # Two workers recording the same new resource at once (the adapter's Device, found by both):
+    # PostgreSQL's ON CONFLICT covers only the business key, so the second insert can trip the
+    # unique server id first and fail. Once the first has committed, the same upsert updates.
+    try:
+        with session.begin_nested():
+            session.execute(_upsert(dialect), rows)
+    except IntegrityError:
+        session.execute(_upsert(dialect), rows)
 
 
 @cache

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..config import Settings
 from ..domain import Case, Party
-from ..fhir import AsyncFhirClient, BundleEntry, Capabilities, Conflict, FhirError
+from ..fhir import AmbiguousMatch, AsyncFhirClient, BundleEntry, Capabilities, Conflict, FhirError
 from ..mapping import ResourceKey, case_plan, episode_key, if_none_exist
 from ..store import LedgerEntry, Store, content_hash, get_ledger, list_ledger, put_ledger
 from ._identity import Identity, find_by_identifier, read_existing
@@ -94,20 +94,35 @@ class PushSession:
         if known is not None and known.server_id:
             return f"Device/{known.server_id}"
         device = device_resource(self.system, self.version)
+        copy: dict[str, Any] | None = None
         if self.identity.by_identifier("Device"):
             for attempt in range(3):
                 try:
                     result = await self.client.create(device, if_none_exist=if_none_exist(self.system, key.value))
+                    copy = result.resource or {**device, "id": result.id}
                     break
                 except Conflict:
                     # Workers starting together race to create it; the loser's conditional create is
                     # refused (HAPI-2745) and, sent again, finds the winner's Device.
                     if attempt == 2:
                         raise
+                except AmbiguousMatch:
+                    # A server that does not serialise conditional creates let two racing workers
+                    # each make one. Both are ours and alike: every worker settles on the same one.
+                    copy = await self._first_device(key.value)
+                    break
         else:
             result = await self.client.update({**device, "id": self.identity.stable_id(key)}, versioned=False)
-        self.record([self.ledger_entry(key, None, result.resource or {**device, "id": result.id})])
-        return f"Device/{result.id}"
+            copy = result.resource or {**device, "id": result.id}
+        assert copy is not None
+        self.record([self.ledger_entry(key, None, copy)])
+        return f"Device/{copy['id']}"
+
+    async def _first_device(self, value: str) -> dict[str, Any]:
+        found = await self.client.search("Device").where("identifier", f"{self.system}|{value}").fetch_all()
+        if not found:
+            raise AmbiguousMatch("Device matched several resources, then none")
+        return min(found, key=lambda d: (len(str(d["id"])), str(d["id"])))
 
     # -- ledger -----------------------------------------------------------------------------------
 
