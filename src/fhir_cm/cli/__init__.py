@@ -1,0 +1,28 @@
+"""The ``fhir-cm`` command line.
+
+Data goes to stdout, progress and summaries to stderr (unless ``--json`` asks for the summary), so
+commands compose with pipes. Failures exit non-zero with a one-line reason, never a traceback.
+
+One module per command group; each registers its commands on :data:`app`. The commands are thin:
+what they run lives in :mod:`fhir_cm.jobs` (and below), shared with the API and the worker.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import _cases, _demo, _serve, _sync  # noqa: F401  (each registers its commands on app)
+from ._app import EXIT_RETRY_LATER, app, fail, reported
+
+__all__ = ["EXIT_RETRY_LATER", "app", "fail", "main", "reported"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("fhir-cm: interrupted", err=True)
+        sys.exit(130)

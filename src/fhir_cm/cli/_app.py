@@ -1,0 +1,133 @@
+"""The ``fhir-cm`` application and what every command group shares: how errors leave a command
+(:func:`reported`), late progress bars, the configured store.
+
+Data goes to stdout, progress and summaries to stderr (unless ``--json`` asks for the summary), so
+commands compose with pipes. Failures exit non-zero with a one-line reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress, TaskID
+
+from .. import __version__
+
+app = typer.Typer(
+    name="fhir-cm",
+    help="Case management over FHIR: map, store, sync and track transitions between care settings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    # Plain help: paragraphs rewrapped to the terminal, flags without a type, "[required]" marked.
+    rich_markup_mode=None,
+)
+
+
+def fail(reason: str, code: int = 1) -> typer.Exit:
+    """Print a one-line reason to stderr and return the exit to raise."""
+    typer.echo(f"fhir-cm: error: {reason}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def reported(*also: type[Exception], code: int = 1) -> Iterator[None]:
+    """The one place where errors become a line and an exit code: fhir-cm's own errors
+    (``FhirCmError``) and the other kinds named in ``also`` leave the command as ``fhir-cm: error:
+    <first line of the message>`` on stderr and exit ``code``; anything else is a bug and shows."""
+    from ..errors import FhirCmError
+
+    kinds: tuple[type[Exception], ...] = (FhirCmError, *also)
+    try:
+        yield
+    except kinds as exc:
+        raise fail(_first_line(exc), code=code) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Case management over FHIR."""
+
+
+class LateProgress:
+    """A progress bar on stderr that appears only once the work has taken ``after`` seconds.
+
+    Quick runs stay silent, and nothing is drawn when stderr is not a terminal (logs, pipes, tests).
+    The total may be told late (:meth:`start`), once the work knows it.
+    """
+
+    def __init__(self, label: str, total: int = 0, *, enabled: bool = True, after: float = 1.0) -> None:
+        self.label, self.total, self.enabled, self.after = label, total, enabled, after
+        self.console = Console(stderr=True)
+        self.started, self.done = time.monotonic(), 0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self.total, self.started = total, time.monotonic()
+
+    def advance(self) -> None:
+        self.done += 1
+        if (self.bar is None and self.enabled and self.console.is_terminal
+                and time.monotonic() - self.started > self.after):
+            self.bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=self.console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=self.done)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def late_progress(total: int, label: str, *, enabled: bool = True, after: float = 1.0) -> Iterator[Callable[[], None]]:
+    """A :class:`LateProgress` for ``total`` steps, stopped on the way out; yields its ``advance``."""
+    progress = LateProgress(label, total, enabled=enabled, after=after)
+    try:
+        yield progress.advance
+    finally:
+        progress.stop()
+
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+
+
+def open_configured_store() -> Store:
+    """The store ``FHIR_CM_DATABASE_URL`` names, or a one-line failure."""
+    from ..config import get_settings
+    from ..store import open_store
+
+    with reported():
+        return open_store(get_settings().database_url)
+
+
+# --- push and worker (fhir_cm.sync) ----------------------------------------------------------------
+
+#: Exit code when nothing failed for good but some cases wait for a retry (EX_TEMPFAIL).
+EXIT_RETRY_LATER = 75
