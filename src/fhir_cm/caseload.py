@@ -18,7 +18,15 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from fhir_cm.domain import Case, CaseStatus, ProgrammeType, case_as_of
+from fhir_cm.domain import (
+    Case,
+    CaseStatus,
+    ProgrammeType,
+    ReferralKind,
+    ReferralStatus,
+    allowed_referral_moves,
+    case_as_of,
+)
 
 __all__ = ["CaseIntensity", "ManagerCaseload", "compute_caseload"]
 
@@ -33,6 +41,8 @@ class CaseIntensity(BaseModel):
     status: CaseStatus
     last_face_to_face: dt.date | None
     days_since_face_to_face: int | None
+    next_follow_up_due: dt.date | None = None
+    follow_ups_overdue: int = 0
 
 
 class ManagerCaseload(BaseModel):
@@ -55,12 +65,18 @@ def _intensity(case: Case, on: dt.date) -> CaseIntensity:
     """The contact gap of ``case`` as it stood on ``on`` (its contacts are those made by then)."""
     last = case.last_face_to_face()
     days = None if last is None else (on - last).days
+    # A follow-up still to be done: a follow-up referral made by then, not at an end of its life cycle.
+    due = sorted(r.due for r in case.referrals
+                 if r.kind is ReferralKind.FOLLOW_UP and r.due is not None and r.authored <= on
+                 and allowed_referral_moves(r.status) and r.status is not ReferralStatus.DRAFT)
     return CaseIntensity(
         case_id=case.id,
         programme=case.programme,
         status=case.status,
         last_face_to_face=last,
         days_since_face_to_face=days,
+        next_follow_up_due=due[0] if due else None,
+        follow_ups_overdue=sum(1 for d in due if d < on),
     )
 
 

@@ -16,6 +16,7 @@ from fhir_cm.config import Settings
 from fhir_cm.store import Store, open_store, record_audit
 
 from ._auth import Principal
+from ._console import mount_console
 from ._deps import get_session, require_fhir_reader
 from ._metrics import ApiMetrics
 from ._middleware import RequestContextMiddleware
@@ -25,11 +26,13 @@ from .routes import (
     caseload,
     cases,
     contacts,
+    me,
     ops,
     outcomes,
     plan,
     referrals,
     sync,
+    sync_health,
     team,
     transitions,
 )
@@ -114,10 +117,11 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
-    for module in (cases, plan, referrals, team, contacts, transitions, caseload, outcomes, sync, audit):
+    for module in (me, cases, plan, referrals, team, contacts, transitions, caseload, outcomes, sync, sync_health, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
     if (fhir := _fhir_router(settings, app)) is not None:
         app.include_router(fhir)
+    mount_console(app)
     return app

@@ -91,9 +91,10 @@ from ._transitions import (
     list_transitions,
     record_transitions,
 )
-from ._watermarks import get_watermark, set_watermark
+from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
+    "Watermark",
     "BUSY_TIMEOUT_SECONDS",
     "ApiKey",
     "ApiRole",
@@ -143,6 +144,7 @@ __all__ = [
     "get_resources",
     "get_server_limit",
     "get_watermark",
+    "list_watermarks",
     "head_revision",
     "held_leases",
     "holder_state",

@@ -43,6 +43,8 @@ class Conflict(BaseModel):
     resource_key: str
     local: dict[str, Any] | None
     server: dict[str, Any] | None
+    #: The clashing fields as both sides last agreed on them; None where no common version was known.
+    base: dict[str, Any] | None = None
     fields: list[str]
     status: ConflictStatus
     resolution: Resolution | None
@@ -63,6 +65,7 @@ def add_conflict(
     local: dict[str, Any] | None,
     server: dict[str, Any] | None,
     fields: Sequence[str],
+    base: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> int:
     """Record (or refresh the open) conflict on one resource of a case; returns the conflict id."""
@@ -72,6 +75,7 @@ def add_conflict(
         resource_key=resource_key,
         local=local,
         server=server,
+        base=base,
         fields=list(fields),
         status=ConflictStatus.OPEN.value,
         created_at=now or utcnow(),
@@ -79,7 +83,7 @@ def add_conflict(
     stmt = stmt.on_conflict_do_update(
         index_elements=["case_id", "resource_type", "resource_key"],
         index_where=text(OPEN_CONFLICT),
-        set_={name: stmt.excluded[name] for name in ("local", "server", "fields")},
+        set_={name: stmt.excluded[name] for name in ("local", "server", "base", "fields")},
     )
     return int(session.execute(stmt.returning(ConflictRow.id)).scalar_one())
 

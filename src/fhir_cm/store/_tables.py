@@ -246,6 +246,7 @@ class ConflictRow(Base):
     resource_key: Mapped[str] = mapped_column(String(KEY))
     local: Mapped[dict[str, Any] | None] = mapped_column(Json)
     server: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    base: Mapped[dict[str, Any] | None] = mapped_column(Json)
     fields: Mapped[list[str]] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16))
     resolution: Mapped[str | None] = mapped_column(String(16))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,18 @@ from ._dialect import insert, normal_base
 from ._tables import WatermarkRow
 from ._types import utcnow
 
-__all__ = ["get_watermark", "set_watermark"]
+__all__ = ["Watermark", "get_watermark", "list_watermarks", "set_watermark"]
+
+
+class Watermark(BaseModel):
+    """How far the pulls of one resource type from one server have got, and when that last moved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server_base: str
+    resource_type: str
+    last_updated: str
+    updated_at: dt.datetime
 
 
 def _instant(value: str) -> dt.datetime:
@@ -53,3 +65,13 @@ def set_watermark(
         return current
     session.execute(update(WatermarkRow).where(*key).values(last_updated=last_updated, updated_at=now))
     return last_updated
+
+
+def list_watermarks(session: Session) -> list[Watermark]:
+    """Every watermark, per server then resource type: what sync health shows as "last pull"."""
+    query = select(WatermarkRow).order_by(WatermarkRow.server_base, WatermarkRow.resource_type)
+    return [
+        Watermark(server_base=r.server_base, resource_type=r.resource_type, last_updated=r.last_updated,
+                  updated_at=r.updated_at)
+        for r in session.scalars(query)
+    ]

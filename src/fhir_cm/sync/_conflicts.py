@@ -53,6 +53,9 @@ class Clash:
     fields: tuple[str, ...]
     local: dict[str, Any] | None
     server: dict[str, Any] | None
+    #: The same fields as both sides last agreed on them (None: no common version known), shown to the
+    #: person who decides beside ours and theirs.
+    base: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,19 +82,23 @@ class _Merger:
         self.base = base.model_dump(mode="json") if base is not None else None
         self.local, self.server = local.model_dump(mode="json"), server.model_dump(mode="json")
         self.detect = detect
-        self.clashes: dict[tuple[str, str], tuple[list[str], dict[str, Any], dict[str, Any]]] = {}
+        self.clashes: dict[tuple[str, str], tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.keys = {k.type: k.value for k in (episode_key(local), careplan_key(local), careteam_key(local))}
 
-    def clash(self, rtype: str, key: str, name: str, local: Any, server: Any, *, whole: bool = False) -> None:
+    def clash(self, rtype: str, key: str, name: str, local: Any, server: Any, base: Any = None, *,
+              whole: bool = False) -> None:
         if not self.detect:
             return
-        fields, lv, sv = self.clashes.setdefault((rtype, key), ([], {}, {}))
+        fields, lv, sv, bv = self.clashes.setdefault((rtype, key), ([], {}, {}, {}))
         fields.append(name)
         if whole:  # an entity: keep both versions of it whole
             lv.update(local or {})
             sv.update(server or {})
+            bv.update(base or {})
         else:
             lv[name], sv[name] = local, server
+            if self.base is not None:
+                bv[name] = base
 
     def case_fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -105,9 +112,10 @@ class _Merger:
             out.update(zip(group, value, strict=True))
             if clashed:
                 rtype = "CarePlan" if group[0] in _ON_CAREPLAN else "EpisodeOfCare"
-                for name, l_value, s_value in zip(group, lv, sv, strict=True):
+                bases = b if b is not None else (None,) * len(group)
+                for name, l_value, s_value, b_value in zip(group, lv, sv, bases, strict=True):
                     if l_value != s_value:
-                        self.clash(rtype, self.keys[rtype], name, l_value, s_value)
+                        self.clash(rtype, self.keys[rtype], name, l_value, s_value, b_value)
         return out
 
     def entities(self, name: str) -> list[dict[str, Any]]:
@@ -128,14 +136,14 @@ class _Merger:
                     out.append(kept)
                 if (lv is None) != (sv is None) and b is not None and (lv or sv) != b:
                     self.clash(rtype, key, prefix + (REMOVED_LOCALLY if lv is None else REMOVED_ON_SERVER), lv, sv,
-                               whole=not team)
+                               b, whole=not team)
                 continue
             merged: dict[str, Any] = {}
             for f in dict.fromkeys([*lv, *sv]):
                 value, clashed = _pick(b.get(f) if b else None, lv.get(f), sv.get(f), has_base=b is not None)
                 merged[f] = value
                 if clashed:
-                    self.clash(rtype, key, prefix + f, lv.get(f), sv.get(f))
+                    self.clash(rtype, key, prefix + f, lv.get(f), sv.get(f), b.get(f) if b else None)
             out.append(merged)
         return out
 
@@ -161,7 +169,8 @@ def merge_case(base: Case | None, local: Case, server: Case, *, detect_clashes: 
     values = m.case_fields()
     for name in (*_ENTITY_TYPES, "team"):
         values[name] = m.entities(name)
-    clashes = [Clash(t, k, tuple(f), lv, sv) for (t, k), (f, lv, sv) in m.clashes.items()]
+    clashes = [Clash(t, k, tuple(f), lv, sv, bv if m.base is not None else None)
+               for (t, k), (f, lv, sv, bv) in m.clashes.items()]
     try:
         return MergeOutcome(Case.model_validate(values), clashes)
     except ValidationError:
@@ -170,14 +179,15 @@ def merge_case(base: Case | None, local: Case, server: Case, *, detect_clashes: 
         if not detect_clashes or m.local == m.server:
             return MergeOutcome(server)
         key = episode_key(local)
-        return MergeOutcome(server, [Clash(key.type, key.value, (WHOLE_CASE,), m.local, m.server)])
+        return MergeOutcome(server, [Clash(key.type, key.value, (WHOLE_CASE,), m.local, m.server, m.base)])
 
 
 def record_clashes(session: Session, case_id: str, clashes: Iterable[Clash]) -> list[int]:
     """Record each clash as an open conflict (one per resource; a later clash refreshes it)."""
     return [
         add_conflict(
-            session, case_id, c.resource_type, c.resource_key, local=c.local, server=c.server, fields=list(c.fields)
+            session, case_id, c.resource_type, c.resource_key, local=c.local, server=c.server, base=c.base,
+            fields=list(c.fields),
         )
         for c in clashes
     ]

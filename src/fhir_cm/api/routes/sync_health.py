@@ -1,0 +1,97 @@
+"""Sync health for the people who run fhir-cm: per server, what waits, what failed and why, how far pulls got.
+
+Counts and reasons only: no case data beyond case ids (a failed row's reason is the server's own
+words, which name resources, not people).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+from fhir_cm.config import Settings
+from fhir_cm.store import (
+    OutboxStatus,
+    Store,
+    Watermark,
+    list_conflicts,
+    list_outbox,
+    list_quarantine,
+    list_watermarks,
+    outbox_counts,
+)
+
+from .._deps import Supervisor, get_settings, get_store
+from .._routing import api_router
+
+__all__ = ["FailedPush", "ServerHealth", "SyncHealth", "router"]
+
+router = api_router(prefix="/sync", tags=["sync"])
+
+
+class FailedPush(BaseModel):
+    """A case whose push failed for good, with the server's reason."""
+
+    case_id: str
+    attempts: int
+    reason: str | None
+    failed_at: dt.datetime
+
+
+class ServerHealth(BaseModel):
+    """One FHIR server as sync sees it: how far each resource type's pulls got, and when."""
+
+    server_base: str
+    configured: bool
+    last_pull: dt.datetime | None
+    watermarks: list[Watermark]
+
+
+class SyncHealth(BaseModel):
+    """The outbox (one queue: the configured server's), its failures, quarantine and conflicts, and every
+    server pulls have reached."""
+
+    fhir_base: str | None
+    outbox: dict[OutboxStatus, int]
+    failed: list[FailedPush]
+    quarantined: int
+    open_conflicts: int
+    servers: list[ServerHealth]
+
+
+@router.get("/health", response_model=SyncHealth, summary="Sync health per server")
+def sync_health(
+    _: Supervisor,
+    store: Annotated[Store, Depends(get_store)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    failed_limit: Annotated[int, Query(ge=1, le=1000, description="At most this many failed pushes, newest first.")] = 50,
+) -> SyncHealth:
+    """What a supervisor or integration engineer checks first: pending and in-flight pushes, the failed
+    ones with the server's reason, quarantined resources, open conflicts, and per server the watermark of
+    each resource type and when a pull last moved it."""
+    with store.session(read_only=True) as session:
+        counts = outbox_counts(session)
+        failed = list_outbox(session, status=OutboxStatus.FAILED)
+        quarantined = len(list_quarantine(session))
+        conflicts = len(list_conflicts(session))
+        marks = list_watermarks(session)
+    newest = sorted(failed, key=lambda i: i.updated_at, reverse=True)[:failed_limit]
+    configured = settings.fhir_base.rstrip("/") if settings.fhir_base else None
+    bases = sorted({m.server_base for m in marks} | ({configured} if configured else set()))
+    servers = []
+    for base in bases:
+        own = [m for m in marks if m.server_base == base]
+        servers.append(ServerHealth(server_base=base, configured=base == configured,
+                                    last_pull=max((m.updated_at for m in own), default=None), watermarks=own))
+    return SyncHealth(
+        fhir_base=configured,
+        outbox=counts,
+        failed=[FailedPush(case_id=i.case_id, attempts=i.attempts, reason=i.last_error, failed_at=i.updated_at)
+                for i in newest],
+        quarantined=quarantined,
+        open_conflicts=conflicts,
+        servers=servers,
+    )

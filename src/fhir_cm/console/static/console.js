@@ -1,0 +1,358 @@
+// The fhir-cm console: a thin client of the fhir-cm API (/api/v1 and /fhir), nothing of its own.
+// The API key lives in this tab's sessionStorage and goes out as X-API-Key; views are chosen by the
+// URL fragment, which holds only opaque case ids, never personal data. Every value from the API is
+// put in the page as text (h() below), never as HTML.
+"use strict";
+
+const KEY = "fhir-cm-api-key";
+const state = { me: null };
+const $ = (sel) => document.querySelector(sel);
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+class ApiError extends Error {
+  constructor(status, detail) { super(detail); this.status = status; }
+}
+
+async function api(path, options = {}) {
+  const key = sessionStorage.getItem(KEY);
+  const headers = { "X-API-Key": key || "", Accept: "application/json", ...(options.headers || {}) };
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { ...options, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const detail = (data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics))) || response.statusText;
+    throw new ApiError(response.status, detail);
+  }
+  return data;
+}
+
+// -- small formatting helpers --------------------------------------------------------------------------
+const label = (code) => (code ? String(code).replaceAll("-", " ") : "—");
+const fmtDay = (d) => d || "—";
+const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)} %`);
+const party = (p) => (p ? p.display || p.id : "—");
+const today = () => new Date().toISOString().slice(0, 10);
+
+function table(caption, headers, rows) {
+  return h("table", {},
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))
+      : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "None."))));
+}
+
+function show(...nodes) {
+  const view = $("#view");
+  view.replaceChildren(...nodes);
+  const heading = view.querySelector("h1");
+  if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+}
+
+function failure(err) {
+  if (err instanceof ApiError && err.status === 401) { signOut("The key was refused: sign in again."); return; }
+  const title = { 403: "Not allowed", 404: "Not found" }[err.status] || "Something went wrong";
+  show(h("h1", {}, title), h("p", { class: "error", role: "alert" }, err.message));
+}
+
+// -- sign in / out ---------------------------------------------------------------------------------------
+async function signIn(key) {
+  sessionStorage.setItem(KEY, key);
+  try {
+    state.me = await api("/api/v1/me");
+  } catch (err) {
+    sessionStorage.removeItem(KEY);
+    throw err;
+  }
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(KEY);
+  state.me = null;
+  $("#nav").hidden = true; $("#logout").hidden = true; $("#who").textContent = "";
+  $("#view").replaceChildren();
+  $("#login").hidden = false;
+  $("#login-error").textContent = message || "";
+  $("#api-key").focus();
+}
+
+function signedIn() {
+  $("#login").hidden = true;
+  $("#nav").hidden = false; $("#logout").hidden = false;
+  const me = state.me;
+  const scope = me.role === "case-manager" ? ` · ${me.practitioner_id}` : me.programme ? ` · ${label(me.programme)}` : "";
+  $("#who").textContent = `${me.name} (${label(me.role)}${scope})`;
+  route();
+}
+
+// -- views -------------------------------------------------------------------------------------------------
+async function caseloadView() {
+  const params = new URLSearchParams();
+  const programme = sessionStorage.getItem("fhir-cm-programme");
+  if (programme && state.me.role === "supervisor") params.set("programme", programme);
+  const data = await api(`/api/v1/caseload?${params}`);
+  const filter = state.me.role === "supervisor" && !state.me.programme
+    ? h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); sessionStorage.setItem("fhir-cm-programme", e.target.programme.value); route(); } },
+      h("label", {}, "Programme", h("select", { name: "programme" },
+        ["", "health-care", "social-work", "rehabilitation", "child-protection", "behavioural-health"].map((p) =>
+          h("option", { value: p, selected: p === (programme || "") }, p ? label(p) : "All programmes")))),
+      h("button", { type: "submit" }, "Show"))
+    : null;
+  const cards = data.managers.map((m) => h("article", { class: "card", "aria-labelledby": `m-${m.case_manager || "none"}` },
+    h("h2", { id: `m-${m.case_manager || "none"}` }, m.case_manager_name || m.case_manager || "Not assigned"),
+    h("p", {},
+      h("label", {}, `${m.open_cases} open of ${m.limit} `, h("meter", { min: 0, max: Math.max(m.limit, m.open_cases), high: m.limit, value: m.open_cases })),
+      m.over_limit ? h("span", { class: "over" }, " over the limit") : null),
+    h("p", { class: "muted" }, `Face to face: average ${m.average_days_since_face_to_face ?? "—"} days, longest ${m.max_days_since_face_to_face ?? "—"}; never seen ${m.cases_never_seen}`),
+    table(`Open cases of ${m.case_manager_name || m.case_manager || "no one"}`, ["Case", "Status", "Days since face to face", "Next follow-up"],
+      m.cases.map((c) => [
+        h("a", { href: `#case/${encodeURIComponent(c.case_id)}` }, c.case_id),
+        label(c.status),
+        c.days_since_face_to_face === null ? h("span", { class: "due" }, "never") : String(c.days_since_face_to_face),
+        c.follow_ups_overdue ? h("span", { class: "overdue" }, `${c.follow_ups_overdue} overdue (next ${c.next_follow_up_due})`)
+          : c.next_follow_up_due ? h("span", { class: "due" }, `due ${c.next_follow_up_due}`) : "—",
+      ]))));
+  show(h("h1", {}, `Caseload on ${data.on}`), filter, cards.length ? h("div", { class: "cards" }, cards) : h("p", {}, "No open cases."));
+}
+
+const SETTING_ORDER = ["emergency", "acute-hospital", "psychiatric", "inpatient-rehabilitation", "skilled-nursing", "long-term-care", "hospice", "home-health", "ambulatory", "home"];
+
+function lanes(stays, transitions) {
+  // One lane per care setting, each stay a bar from its start to its end (or today), readmissions marked.
+  const days = (d) => Date.parse(`${d}T00:00:00Z`) / 86400000;
+  const settings = [...new Set(stays.map((s) => s.setting))].sort((a, b) => SETTING_ORDER.indexOf(a) - SETTING_ORDER.indexOf(b));
+  if (!stays.length) return h("p", { class: "muted" }, "No stays recorded.");
+  const start = Math.min(...stays.map((s) => days(s.start)));
+  const end = Math.max(...stays.map((s) => days(s.end || today())), start + 1);
+  const width = 900, left = 150, row = 34, height = settings.length * row + 30;
+  const x = (d) => left + ((days(d) - start) / (end - start)) * (width - left - 10);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const el = (tag, attrs, text) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; return e; };
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "lanes");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `Stays per care setting: ${stays.map((s) => `${label(s.setting)} from ${s.start} to ${s.end || "now"}`).join("; ")}`);
+  settings.forEach((setting, i) => {
+    svg.append(el("text", { x: 8, y: i * row + 22, "font-size": 13 }, label(setting)));
+    svg.append(el("line", { x1: left, x2: width - 10, y1: i * row + 17, y2: i * row + 17, stroke: "#d0d7de" }));
+  });
+  for (const s of stays) {
+    const y = settings.indexOf(s.setting) * row + 8;
+    const w = Math.max(x(s.end || today()) - x(s.start), 4);
+    const bar = el("rect", { x: x(s.start), y, width: w, height: 18, rx: 3, fill: s.end ? "#0b5cad" : "#3fa34d" });
+    bar.append(el("title", {}, `${label(s.setting)}: ${s.start} – ${s.end || "ongoing"}`));
+    svg.append(bar);
+  }
+  for (const t of transitions.filter((t) => t.readmission)) {
+    svg.append(el("text", { x: x(t.date) - 4, y: height - 6, "font-size": 12, fill: "#b42318" }, "▲ readmission"));
+  }
+  svg.append(el("text", { x: left, y: height - 6, "font-size": 11, fill: "#57606a" }, new Date(start * 86400000).toISOString().slice(0, 10)));
+  return svg;
+}
+
+function journey(c, recorded) {
+  const ev = [];
+  ev.push([c.period.start, "Enrolled", `${label(c.programme)} programme${c.referral_source ? `, referred by ${party(c.referral_source)}` : ""}`]);
+  for (const s of c.status_history || []) ev.push([s.start, "Status", label(s.status)]);
+  for (const s of c.stays) {
+    ev.push([s.start, "Admitted", `${label(s.setting)}${s.provider ? ` · ${party(s.provider)}` : ""}`]);
+    if (s.end) ev.push([s.end, "Left", `${label(s.setting)}${s.discharge_disposition ? ` → ${label(s.discharge_disposition)}` : ""}`]);
+  }
+  for (const t of recorded) ev.push([t.date, "Transition", h("span", {}, `${label(t.from_setting)} → ${label(t.to_setting)}`,
+    t.readmission ? h("span", { class: "tag readmission" }, " readmission") : null,
+    t.follow_up_due ? ` · follow-up due ${t.follow_up_due}` : "")]);
+  for (const r of c.referrals) ev.push([r.authored, "Referral", `${label(r.kind)}: ${r.service} — ${label(r.status)}${r.due ? ` (due ${r.due})` : ""}`]);
+  for (const g of c.goals) ev.push([g.start || c.period.start, g.self_care ? "Self-care goal" : "Goal", `${g.description} — ${label(g.achievement || g.status)}${g.due ? ` (due ${g.due})` : ""}`]);
+  for (const k of c.contacts) ev.push([k.date, "Contact", label(k.mode)]);
+  if (c.period.end) ev.push([c.period.end, "Closed", label(c.status)]);
+  ev.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  return h("ol", { class: "timeline", "aria-label": "The case's journey, oldest first" },
+    ev.map(([d, what, text]) => h("li", {}, h("time", { datetime: d }, d), h("strong", {}, `${what}: `), text)));
+}
+
+async function fhirLinks(c) {
+  if (!(state.me.role === "service" || (state.me.role === "supervisor" && !state.me.programme))) {
+    return h("p", { class: "muted" }, "The FHIR resources are served to service keys and supervisors of every programme.");
+  }
+  const types = ["EpisodeOfCare", "CarePlan", "Goal", "ServiceRequest", "CareTeam", "Encounter", "Communication"];
+  const items = [];
+  for (const type of types) {
+    const bundle = await api(`/fhir/${type}?patient=${encodeURIComponent(c.patient.id)}`, { headers: { Accept: "application/fhir+json" } });
+    for (const e of bundle.entry || []) {
+      const r = e.resource;
+      items.push(h("li", {}, h("button", { type: "button", onclick: () => openResource(`${type}/${r.id}`) }, `${type}/${r.id}`)));
+    }
+  }
+  return h("ul", { "aria-label": "FHIR resources of this patient" }, items);
+}
+
+async function openResource(ref) {
+  const resource = await api(`/fhir/${ref}`, { headers: { Accept: "application/fhir+json" } });
+  $("#resource-title").textContent = ref;
+  $("#resource-json").textContent = JSON.stringify(resource, null, 2);
+  $("#resource-dialog").showModal();
+}
+
+async function caseView(caseId) {
+  const [record, transitions] = await Promise.all([
+    api(`/api/v1/cases/${encodeURIComponent(caseId)}`),
+    api(`/api/v1/cases/${encodeURIComponent(caseId)}/transitions`),
+  ]);
+  const c = record.case;
+  const moves = transitions.recorded.length ? transitions.recorded : transitions.derived;
+  show(
+    h("h1", {}, `Case ${c.id}`),
+    h("p", {}, `${label(c.programme)} · ${label(c.status)} · case manager ${party(c.case_manager)} · patient ${party(c.patient)} · since ${c.period.start}`),
+    h("h2", {}, "Stays per care setting"), lanes(c.stays, moves),
+    h("h2", {}, "Transitions"),
+    table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", ""],
+      moves.map((t) => [t.date, label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), fmtDay(t.follow_up_due),
+        t.readmission ? h("span", { class: "tag readmission" }, "readmission") : ""])),
+    h("h2", {}, "Referrals"),
+    table("Referrals", ["Authored", "Kind", "Service", "Status", "Due"], c.referrals.map((r) => [r.authored, label(r.kind), r.service, label(r.status), fmtDay(r.due)])),
+    h("h2", {}, "Goals"),
+    table("Goals", ["Goal", "Status", "Achievement", "Due"], c.goals.map((g) => [`${g.description}${g.self_care ? " (self-care)" : ""}`, label(g.status), label(g.achievement), fmtDay(g.due)])),
+    h("h2", {}, "Journey"), journey(c, moves),
+    h("h2", {}, "FHIR resources"), await fhirLinks(c),
+  );
+}
+
+function chart(title, labels, values, unit) {
+  const canvas = h("canvas", { role: "img", "aria-label": `${title}: ${labels.map((l, i) => `${l} ${values[i] ?? "no data"}${unit}`).join(", ")}` });
+  const box = h("figure", { class: "chart" }, h("figcaption", {}, h("strong", {}, title)), canvas,
+    table(title, ["", title], labels.map((l, i) => [l, values[i] === null || values[i] === undefined ? "—" : `${values[i]}${unit}`])));
+  if (window.Chart) {
+    requestAnimationFrame(() => new window.Chart(canvas, {
+      type: "bar", data: { labels, datasets: [{ label: title, data: values, backgroundColor: "#0b5cad" }] },
+      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+    }));
+  }
+  return box;
+}
+
+async function outcomesView() {
+  const form = JSON.parse(sessionStorage.getItem("fhir-cm-outcomes") || "{}");
+  const params = new URLSearchParams(Object.entries(form).filter(([, v]) => v));
+  const data = await api(`/api/v1/outcomes?${params}`);
+  const names = data.programmes.map((p) => label(p.programme));
+  const settings = [...new Set(data.programmes.flatMap((p) => p.length_of_stay.map((s) => s.setting)))];
+  const losCharts = settings.map((s) => chart(`Median length of stay, ${label(s)} (days)`, names,
+    data.programmes.map((p) => { const x = p.length_of_stay.find((l) => l.setting === s); return x ? x.median_days ?? null : null; }), ""));
+  show(
+    h("h1", {}, "Outcomes"),
+    h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      sessionStorage.setItem("fhir-cm-outcomes", JSON.stringify({ from: e.target.from.value, to: e.target.to.value }));
+      route();
+    } },
+      h("label", {}, "From", h("input", { type: "date", name: "from", value: form.from || "" })),
+      h("label", {}, "To", h("input", { type: "date", name: "to", value: form.to || "" })),
+      h("button", { type: "submit" }, "Show")),
+    h("div", { class: "charts" },
+      chart("30-day readmission rate", names, data.programmes.map((p) => p.readmission_rate === null ? null : Math.round(p.readmission_rate * 100)), " %"),
+      chart("Goal attainment", names, data.programmes.map((p) => p.goal_attainment_rate === null ? null : Math.round(p.goal_attainment_rate * 100)), " %"),
+      chart("Median days from discharge to follow-up", names, data.programmes.map((p) => p.median_days_to_follow_up), " days"),
+      ...losCharts),
+    table("Outcome figures per programme", ["Programme", "Cases", "Discharges", "Readmissions (30 d)", "Goals attained", "Follow-ups", "Discharges without follow-up"],
+      data.programmes.map((p) => [label(p.programme), p.cases, p.hospital_discharges, `${p.readmissions_30d} (${pct(p.readmission_rate)})`,
+        `${p.goals_attained} of ${p.goals_due}`, p.follow_ups, p.discharges_without_follow_up])),
+  );
+}
+
+function sides(conflict) {
+  const pre = (title, value) => h("div", {}, h("h3", {}, title), h("pre", {}, value === null || value === undefined ? "(none)" : JSON.stringify(value, null, 2)));
+  return h("div", { class: "sides" }, pre("Ours (fhir-cm)", conflict.local), pre("Theirs (the server)", conflict.server),
+    pre("Base (last agreed)", conflict.base));
+}
+
+async function resolveConflict(id, resolution) {
+  await api(`/api/v1/sync/conflicts/${id}/resolve`, { method: "POST", body: { resolution } });
+  await route(`Conflict ${id} settled: kept ${resolution === "local" ? "ours" : "theirs"}.`);
+}
+
+async function syncView(notice) {
+  const conflicts = await api("/api/v1/sync/conflicts");
+  const parts = [h("h1", {}, "Sync health")];
+  if (notice) parts.push(h("p", { class: "ok", role: "status" }, notice));
+  if (state.me.role === "supervisor") {
+    const health = await api("/api/v1/sync/health");
+    parts.push(
+      h("h2", {}, `Outbox${health.fhir_base ? ` → ${health.fhir_base}` : " (no FHIR server configured)"}`),
+      table("Outbox", ["Pending", "In flight", "Failed", "Done"], [[health.outbox.pending, health.outbox["in-flight"], health.outbox.failed, health.outbox.done]]),
+      h("h2", {}, "Failed pushes"),
+      table("Failed pushes", ["Case", "Attempts", "The server's reason", "When"], health.failed.map((f) => [
+        h("a", { href: `#case/${encodeURIComponent(f.case_id)}` }, f.case_id), f.attempts, f.reason || "—", f.failed_at])),
+      h("p", {}, `Quarantined resources: ${health.quarantined}`),
+      h("h2", {}, "Servers"),
+      table("Servers", ["Server", "Last pull", "Watermarks"], health.servers.map((s) => [
+        `${s.server_base}${s.configured ? " (configured)" : ""}`, s.last_pull || "never",
+        s.watermarks.map((w) => `${w.resource_type} ${w.last_updated}`).join(", ") || "—"])),
+      ...(health.subscriptions ? [h("h2", {}, "Subscriptions"), table("Subscriptions", ["Subscription", "Status", "Patients"],
+        health.subscriptions.map((s) => [s.id, label(s.status), s.patients]))] : []),
+    );
+  }
+  parts.push(h("h2", { id: "conflicts" }, `Conflicts (${conflicts.length})`));
+  if (!conflicts.length) parts.push(h("p", { class: "muted" }, "No open conflicts."));
+  for (const c of conflicts) {
+    parts.push(h("article", { class: "card", "aria-labelledby": `conflict-${c.id}` },
+      h("h3", { id: `conflict-${c.id}` }, `Conflict ${c.id}: ${c.resource_type} of case `, h("a", { href: `#case/${encodeURIComponent(c.case_id)}` }, c.case_id)),
+      h("p", {}, `Fields both sides changed: ${c.fields.join(", ")}`),
+      sides(c),
+      h("p", {},
+        h("button", { type: "button", class: "primary", onclick: () => resolveConflict(c.id, "local").catch(failure) }, `Keep ours (conflict ${c.id})`), " ",
+        h("button", { type: "button", onclick: () => resolveConflict(c.id, "server").catch(failure) }, `Keep theirs (conflict ${c.id})`))));
+  }
+  show(...parts);
+}
+
+// -- routing -------------------------------------------------------------------------------------------------
+async function route(notice) {
+  if (!state.me) return;
+  const [view, arg] = (location.hash.slice(1) || "caseload").split("/");
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.dataset.view === view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  try {
+    if (view === "case" && arg) await caseView(decodeURIComponent(arg));
+    else if (view === "outcomes") await outcomesView();
+    else if (view === "sync") await syncView(typeof notice === "string" ? notice : undefined);
+    else await caseloadView();
+  } catch (err) {
+    failure(err);
+  }
+}
+
+window.addEventListener("hashchange", () => route());
+$("#logout").addEventListener("click", () => signOut("Signed out."));
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const key = $("#api-key").value.trim();
+  $("#api-key").value = "";
+  try {
+    await signIn(key);
+    signedIn();
+  } catch (err) {
+    signOut(err instanceof ApiError && err.status === 401 ? "That key is not valid (unknown, malformed or revoked)." : err.message);
+  }
+});
+
+(async () => {
+  if (sessionStorage.getItem(KEY)) {
+    try { state.me = await api("/api/v1/me"); signedIn(); return; } catch (err) { /* fall through to sign-in */ }
+  }
+  signOut();
+})();

@@ -1,0 +1,234 @@
+"""The console end to end: `fhir-cm serve` in its own process, Debian's Chromium driven by Playwright.
+
+A person signs in with a key, reads the caseload, opens a case and its transitions, looks at the
+outcomes and sync health, and settles a conflict, which leaves the list and is applied in the store;
+a case manager cannot open another's case. Each page is saved as a screenshot under
+``docs/console/`` (the README shows them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fhir_cm.domain import Case
+from fhir_cm.store import (
+    ApiRole,
+    ConflictStatus,
+    Resolution,
+    create_api_key,
+    get_case,
+    list_conflicts,
+    open_store,
+    save_case,
+)
+from fhir_cm.synthetic import generate_cases
+from fhir_cm.sync import merge_case
+from fhir_cm.sync._conflicts import record_clashes
+
+CHROMIUM = os.environ.get("FHIR_CM_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+STARTUP_SECONDS = 60
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+
+def _require_chromium() -> None:
+    if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
+        message = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class World:
+    """The seeded store and the keys of three people."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        today = dt.date.today()
+        cases = list(generate_cases(24, seed=7, today=today))
+        with open_store(url) as store, store.session() as s:
+            for case in cases:
+                save_case(s, case, enqueue=False)
+            _, self.supervisor = create_api_key(s, name="Supervisor", role=ApiRole.SUPERVISOR)
+            managers = sorted({c.case_manager.id for c in cases if c.case_manager is not None and c.is_open})
+            self.manager = managers[0]
+            _, self.cm_key = create_api_key(s, name="Case manager", role=ApiRole.CASE_MANAGER,
+                                            practitioner_id=self.manager)
+        self.cases = cases
+        # A case with a journey: several stays, open, managed by someone else than self.manager, with goals.
+        self.journey = max((c for c in cases if c.is_open and c.goals), key=lambda c: len(c.stays))
+        self.others = [c for c in cases if c.is_open and c.case_manager is not None and c.case_manager.id != self.manager
+                       and not any(m.party.id == self.manager for m in c.team)]
+        self.conflict_id = self._clash(self.journey)
+
+    def _clash(self, base: Case) -> int:
+        """Both sides changed the first goal's achievement: a real clash, stored as a pull stores it."""
+        goal = base.goals[0]
+
+        def with_goal(achievement: str) -> Case:
+            goals = [{**g.model_dump(), "achievement": achievement} if g.id == goal.id else g.model_dump() for g in base.goals]
+            return Case.model_validate({**base.model_dump(), "goals": goals})
+
+        self.local_achievement = "improving" if goal.achievement != "improving" else "worsening"
+        local = with_goal(self.local_achievement)
+        server = with_goal("no-progress" if goal.achievement != "no-progress" else "achieved")
+        outcome = merge_case(base, local, server)
+        with open_store(self.url) as store, store.session() as s:
+            save_case(s, outcome.case, enqueue=False)
+            (conflict_id,) = record_clashes(s, base.id, outcome.clashes)
+        return conflict_id
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
+    _require_chromium()
+    url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}"
+    world = World(url)
+    port = _free_port()
+    env = {**os.environ, "FHIR_CM_DATABASE_URL": url}
+    env.pop("FHIR_CM_FHIR_BASE", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        yield base, world
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser(served: Any) -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A refused key (401) or a case hidden from the caller (404) is an answer the page shows; anything
+    # else the browser reports (a script error, a 5xx, a blocked resource) fails the test.
+    expected = re.compile(r"^Failed to load resource: the server responded with a status of 40[134]")
+    opened.on("console", lambda msg: errors.append(msg.text)
+              if msg.type == "error" and not expected.match(msg.text) else None)
+    yield opened
+    context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+def sign_in(page: Any, base: str, key: str) -> None:
+    page.goto(f"{base}/console")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name=re.compile(r"^Caseload on ")).wait_for()
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_nothing_without_a_key_and_a_wrong_key_is_refused(served: tuple[str, World], page: Any) -> None:
+    base, _ = served
+    page.goto(f"{base}/console/")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert page.locator("#nav").is_hidden()
+    page.get_by_label("API key").fill("fcm_0000000000000000_not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").filter(has_text="not valid").wait_for()
+    assert page.locator("#view").inner_text() == ""
+    shot(page, "sign-in")
+
+
+def test_a_supervisor_reads_caseload_case_outcomes_and_settles_a_conflict(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    caseload = httpx.get(f"{base}/api/v1/caseload", headers={"X-API-Key": world.supervisor}, timeout=30).json()
+    expected = sorted(m["case_manager_name"] or m["case_manager"] or "Not assigned" for m in caseload["managers"])
+    assert sorted(page.locator("article.card h2").all_inner_texts()) == expected and expected
+    assert page.get_by_text(re.compile(r"open of 20")).count() == len(expected)
+    shot(page, "caseload")
+
+    page.get_by_role("link", name=world.journey.id).first.click()
+    page.get_by_role("heading", name=f"Case {world.journey.id}").wait_for()
+    transitions = world.journey.transitions
+    rows = page.locator("table").filter(has=page.get_by_role("columnheader", name="Disposition")).locator("tbody tr")
+    assert rows.count() == max(len(transitions), 1)
+    if any(t.readmission for t in transitions):
+        assert page.locator(".tag.readmission").count() >= 1
+    assert page.locator("svg.lanes rect").count() == len(world.journey.stays)
+    page.locator("button", has_text="EpisodeOfCare/").first.click()
+    page.locator("#resource-json").filter(has_text='"resourceType": "EpisodeOfCare"').wait_for()
+    page.get_by_role("button", name="Close").click()
+    shot(page, "case")
+
+    page.get_by_role("link", name="Outcomes").click()
+    page.get_by_role("heading", name="Outcomes").wait_for()
+    page.wait_for_function("document.querySelectorAll('canvas').length > 0 && window.Chart !== undefined")
+    assert page.locator("figure.chart").count() >= 3
+    shot(page, "outcomes")
+
+    page.get_by_role("link", name="Sync health").click()
+    keep_ours = page.get_by_role("button", name=f"Keep ours (conflict {world.conflict_id})")
+    keep_ours.wait_for()
+    assert page.get_by_role("heading", name="Base (last agreed)").count() == 1
+    shot(page, "sync")
+    keep_ours.click()
+    page.get_by_role("status").filter(has_text=f"Conflict {world.conflict_id} settled").wait_for()
+    assert page.get_by_role("button", name=f"Keep ours (conflict {world.conflict_id})").count() == 0
+
+    with open_store(world.url) as store, store.session(read_only=True) as s:
+        settled = list_conflicts(s, case_id=world.journey.id, status=None)
+        case = get_case(s, world.journey.id)
+    assert [(c.id, c.status, c.resolution) for c in settled] == [
+        (world.conflict_id, ConflictStatus.RESOLVED, Resolution.LOCAL)]
+    assert case is not None and case.goals[0].achievement == world.local_achievement
+
+
+def test_a_case_manager_sees_only_their_own_cases(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    sign_in(page, base, world.cm_key)
+    own = {c.id for c in world.cases if c.is_open and c.case_manager is not None and c.case_manager.id == world.manager}
+    shown = {link.inner_text() for link in page.locator("article.card table a").all()}
+    assert shown == own
+    other = world.others[0].id
+    page.goto(f"{base}/console/#case/{other}")
+    page.get_by_role("alert").wait_for()
+    assert page.get_by_role("alert").inner_text() == f"no case {other}"
+    assert page.get_by_role("heading", name="Not found").count() == 1
+    assert page.get_by_role("heading", name=f"Case {other}").count() == 0
