@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 
 from fhir_cm import __version__
 from fhir_cm.config import Settings
-from fhir_cm.store import Store, open_store, record_audit
+from fhir_cm.store import Store, open_store
 
 from ._auth import Principal
 from ._console import mount_console
@@ -21,6 +21,7 @@ from ._deps import get_session, require_fhir_reader
 from ._metrics import ApiMetrics
 from ._middleware import RequestContextMiddleware
 from ._problems import ProblemDocument, install_problem_handlers
+from ._views import ViewCache
 from .routes import (
     audit,
     caseload,
@@ -70,8 +71,7 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
 
     def audit(principal: Principal, action: str, case_ids: list[str]) -> None:
         store: Store = app.state.store
-        with store.session() as session:
-            record_audit(session, principal=principal.id, action=f"fhir-{action}", case_ids=case_ids)
+        store.audit.record(principal=principal.id, action=f"fhir-{action}", case_ids=case_ids)
 
     router: APIRouter = module.build_fhir_router(
         get_session, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit
@@ -113,6 +113,7 @@ def create_app(
     app.state.store = the_store
     app.state.clock = clock or dt.date.today
     app.state.metrics = ApiMetrics()
+    app.state.views = ViewCache()
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic import ValidationError
@@ -32,6 +32,7 @@ from fhir_cm.store import (
 
 from ._access import can_see, programme_scope
 from ._auth import Principal
+from ._views import ViewCache
 from ._problems import (
     Conflict,
     FieldError,
@@ -120,20 +121,17 @@ def entity_fields(field: str, entity_id: str) -> FieldNamer:
 
 def load_case(store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None) -> CaseRecord:
     """The case, if the caller may see it (404 otherwise, existing or not); the read is audited."""
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         record = get_case_record(session, case_id)
-        if record is None or not can_see(principal, record.case, today):
-            raise NotFoundProblem(f"no case {case_id}")
-        record_audit(session, principal=principal.id, action="read", case_ids=[case_id], request_id=request_id)
+    if record is None or not can_see(principal, record.case, today):
+        raise NotFoundProblem(f"no case {case_id}")
+    store.audit.record(principal=principal.id, action="read", case_ids=[case_id], request_id=request_id)
     return record
 
 
 def audit_reads(store: Store, principal: Principal, case_ids: Iterable[str | None], *, action: str, request_id: str | None) -> None:
     """Record that ``principal`` saw these cases (a list, a caseload, an outcome computation)."""
-    ids = list(case_ids)
-    if ids:
-        with store.session() as session:
-            record_audit(session, principal=principal.id, action=action, case_ids=ids, request_id=request_id)
+    store.audit.record(principal=principal.id, action=action, case_ids=case_ids, request_id=request_id)
 
 
 @dataclass(frozen=True)
@@ -225,6 +223,8 @@ class Work:
     request_id: str | None
     if_match: str | None
     rules: Plausibility | None = None
+    #: The app's kept caseload and outcome results (``_views``); a Work made by hand gets its own.
+    views: ViewCache = field(default_factory=ViewCache)
 
     def load(self, case_id: str) -> CaseRecord:
         """The visible case (404 otherwise); the read is audited."""
@@ -269,6 +269,11 @@ def update_entity(
         return rebuild(case, field, **{field: replace(items, updated)}), updated
 
     return work.edit(case_id, change, action=action, detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
+
+
+def views(work: Work) -> ViewCache:
+    """The app's cache of results computed over every visible case (caseload, outcomes)."""
+    return work.views
 
 
 def visible_cases(work: Work, **filters: Any) -> list[Case]:

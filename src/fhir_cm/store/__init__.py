@@ -82,7 +82,7 @@ from ._resources import (
     get_resources,
     put_resources,
 )
-from ._stamps import CaseStamp, case_stamps
+from ._stamps import CaseStamp, case_stamps, cases_version
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
 from ._transitions import (
@@ -126,6 +126,7 @@ __all__ = [
     "alembic_config",
     "authenticate_api_key",
     "case_stamps",
+    "cases_version",
     "case_transitions",
     "claim_outbox",
     "complete",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ._tables import CaseRow, ResourceRow
 
-__all__ = ["CaseStamp", "case_stamps"]
+__all__ = ["CaseStamp", "case_stamps", "cases_version"]
 
 
 class CaseStamp(NamedTuple):
@@ -37,3 +37,11 @@ def case_stamps(session: Session) -> dict[str, CaseStamp]:
         stored, stored.c.case_id == CaseRow.case_id
     )
     return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(query)}
+
+
+def cases_version(session: Session) -> tuple[int, int]:
+    """A value that changes whenever any case is created, saved or removed: the number of cases and the
+    sum of their revisions (every save raises its case's revision). One scan of two small columns, for
+    readers that keep results computed over every case (caseload, outcomes) until a case changes."""
+    count, total = session.execute(select(func.count(), func.coalesce(func.sum(CaseRow.revision), 0))).one()
+    return int(count), int(total)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ._audit_group import AuditGroup
 from ._engine import READ_ONLY, make_engine, redacted
 from ._errors import StoreError, StoreUnavailable
 from ._migrate import upgrade
@@ -25,6 +26,8 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        #: Audit rows of reads, committed in groups (``_audit_group``): ``store.audit.record(...)``.
+        self.audit = AuditGroup(self)
 
     @property
     def backend(self) -> str:

@@ -11,7 +11,7 @@ from fhir_cm.config import Settings
 from fhir_cm.domain import Day, ProgrammeType, case_as_of
 from fhir_cm.store import ApiRole
 
-from .._casework import audit_reads, visible_cases
+from .._casework import audit_reads, visible_cases, views
 from .._deps import CaseWork, get_settings
 from .._models import OPEN_STATUSES, CaseloadOut
 from .._routing import api_router
@@ -39,12 +39,21 @@ def caseload(
     then (a case closed since was open, one opened since is left out).
     """
     day = on or work.today
-    # A case closed today may have been open on a past day: only from today on do statuses filter.
-    filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
-    past = [as_of for c in visible_cases(work, programme=programme, **filters) if (as_of := case_as_of(c, day))]
-    cases = [c for c in past if c.is_open]
-    if work.principal.role is ApiRole.CASE_MANAGER:
-        cases = [c for c in cases if c.case_manager is not None and c.case_manager.id == work.principal.practitioner_id]
-    audit_reads(work.store, work.principal, (c.id for c in cases), action="caseload", request_id=work.request_id)
-    return CaseloadOut(on=day, limit=settings.caseload_limit,
-                       managers=compute_caseload(cases, on=day, limit=settings.caseload_limit))
+
+    def compute() -> tuple[CaseloadOut, list[str]]:
+        # A case closed today may have been open on a past day: only from today on do statuses filter.
+        filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
+        past = [as_of for c in visible_cases(work, programme=programme, **filters) if (as_of := case_as_of(c, day))]
+        cases = [c for c in past if c.is_open]
+        if work.principal.role is ApiRole.CASE_MANAGER:
+            cases = [c for c in cases
+                     if c.case_manager is not None and c.case_manager.id == work.principal.practitioner_id]
+        out = CaseloadOut(on=day, limit=settings.caseload_limit,
+                          managers=compute_caseload(cases, on=day, limit=settings.caseload_limit))
+        return out, [c.id for c in cases]
+
+    p = work.principal
+    key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
+    out, seen = views(work).get(work.store, key, compute)
+    audit_reads(work.store, work.principal, seen, action="caseload", request_id=work.request_id)
+    return out

@@ -9,7 +9,7 @@ from fastapi import Query
 from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.outcomes import compute_outcomes
 
-from .._casework import audit_reads, visible_cases
+from .._casework import audit_reads, views, visible_cases
 from .._deps import CaseWork
 from .._models import OutcomesOut
 from .._problems import FieldError, InvalidInput
@@ -36,9 +36,14 @@ def outcomes(
     if from_ is not None and to is not None and to < from_:
         message = f"the period ends ({to}) before it starts ({from_})"
         raise InvalidInput(message, errors=[FieldError(field="to", location="query", message=message)])
-    cases = visible_cases(work, programme=programme)
     # Aggregates show no case: one audit row for the query, not one per case counted.
     audit_reads(work.store, work.principal, [None], action="outcomes", request_id=work.request_id)
-    figures = compute_outcomes(cases, start=from_, end=to, today=on or work.today,
-                               programmes=[programme] if programme else None)
-    return OutcomesOut(start=from_, end=to, programmes=figures)
+
+    def compute() -> OutcomesOut:
+        figures = compute_outcomes(visible_cases(work, programme=programme), start=from_, end=to,
+                                   today=on or work.today, programmes=[programme] if programme else None)
+        return OutcomesOut(start=from_, end=to, programmes=figures)
+
+    p = work.principal
+    key = ("outcomes", p.role, p.practitioner_id, p.programme, programme, from_, to, on or work.today, work.today)
+    return views(work).get(work.store, key, compute)

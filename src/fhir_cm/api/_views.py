@@ -1,0 +1,58 @@
+"""Caseload and outcomes kept until a case changes, instead of recomputed from every case per request.
+
+Both are computed over every case the caller may see: hundreds of milliseconds for a thousand cases,
+most of it reading and validating the cases. Supervisors' dashboards ask for them again and again
+while the cases rarely change between two asks. So a result is kept per process, keyed by who asks
+(role and scope), what they ask (the parameters, the day) and the store's *cases version* (the number
+of cases and the sum of their revisions, one cheap query): any save of any case makes every kept
+result stale at once, so an answer is never older than the store. The cache is small (LRU); each
+process of ``serve --workers N`` keeps its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from fhir_cm.store import Store, cases_version
+
+__all__ = ["ViewCache"]
+
+T = TypeVar("T")
+
+
+class ViewCache:
+    """A bounded map from (cases version, key) to a computed result; thread-safe."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[Any, Hashable], Any] = OrderedDict()
+        self._store: weakref.ref[Store] | None = None  # the store the kept results were computed from
+
+    def get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> T:
+        """The kept result for ``key`` while no case changed; else ``compute()``, kept for next time.
+
+        The version is read before computing: a case saved during the computation makes the result
+        stale at once (it is kept under the older version), never served for the newer one.
+        """
+        with store.session(read_only=True) as session:
+            version = cases_version(session)
+        full = (version, key)
+        with self._lock:
+            if self._store is None or self._store() is not store:  # another store: nothing kept applies
+                self._kept.clear()
+                self._store = weakref.ref(store)
+            if full in self._kept:
+                self._kept.move_to_end(full)
+                result: T = self._kept[full]
+                return result
+        result = compute()
+        with self._lock:
+            self._kept[full] = result
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return result
