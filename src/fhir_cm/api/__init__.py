@@ -5,7 +5,7 @@ Build it with ``create_app(settings)``; run it with ``fhir-cm serve``.
 """
 
 from ._access import can_see
-from ._app import API_PREFIX, create_app
+from ._app import API_PREFIX, app_from_environment, create_app
 from ._auth import Principal
 from ._deps import (
     get_session,
@@ -31,6 +31,7 @@ from ._problems import (
 )
 
 __all__ = [
+    "app_from_environment",
     "API_PREFIX",
     "PROBLEM_JSON",
     "BadGateway",

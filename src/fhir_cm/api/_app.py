@@ -38,7 +38,7 @@ from .routes import (
     transitions,
 )
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "app_from_environment", "create_app"]
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("fhir_cm.api")
@@ -126,3 +126,12 @@ def create_app(
         app.include_router(fhir)
     mount_console(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app on the settings of the environment (``FHIR_CM_*``): the factory each ``serve --workers N``
+    process calls. Logging is set up here because a worker process starts with none."""
+    from ._logging import configure_logging
+
+    configure_logging()
+    return create_app(Settings())

@@ -10,12 +10,15 @@ import typer
 from ._app import app, fail, open_configured_store, reported
 
 
-@app.command("serve", short_help="Run the API: case management, FHIR facade, metrics.")
+@app.command("serve", short_help="Run the API: case management, FHIR facade, console, metrics.")
 def serve_command(
     host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="Address to bind (default: FHIR_CM_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", metavar="PORT", help="Port, 1 to 65535 (default: FHIR_CM_PORT, 8000).", min=1, max=65535)] = None,
+    workers: Annotated[int, typer.Option("--workers", metavar="N", min=1, max=64, help="Processes serving the API (for a PostgreSQL store; each keeps its own caches).")] = 1,
 ) -> None:
-    """Run the API (case management, FHIR facade, caseload, outcomes, health, metrics) on the configured store."""
+    """Run the API (case management, FHIR facade, console, caseload, outcomes, health, metrics) on the
+    configured store. With --workers N, N processes share the port (uvicorn's supervisor restarts a
+    worker that dies); on the embedded SQLite store they take turns for writes, so use PostgreSQL."""
     import uvicorn
 
     from ..api import configure_logging, create_app
@@ -24,11 +27,15 @@ def serve_command(
     settings = get_settings(host=host, port=port)
     configure_logging()
     with reported():
-        application = create_app(settings)
+        application = create_app(settings)  # also checks the store (and migrates it) once, before any worker
     # uvicorn's own access log prints query strings (patient ids): the app logs requests itself.
-    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None,
-                server_header=False)
-
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "access_log": False,
+                               "log_config": None, "server_header": False}
+    if workers == 1:
+        uvicorn.run(application, **options)
+    else:
+        application.state.store.close()
+        uvicorn.run("fhir_cm.api:app_from_environment", factory=True, workers=workers, **options)
 
 
 apikey_app = typer.Typer(help="Create, list and revoke the API keys that callers of the API present.",
