@@ -26,7 +26,21 @@ def test_healthz_needs_no_credentials(client: TestClient) -> None:
 def test_readyz_checks_the_store(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"store": "ok", "fhir": "not-configured"}}
+    assert response.json() == {"status": "ready", "checks": {"store": "ok", "facade": "ok", "fhir": "not-configured"}}
+
+
+def test_readyz_is_503_until_the_facade_index_is_built_and_the_index_answers_at_once_after(app: FastAPI) -> None:
+    from fhir_cm.api._app import _warm_facade
+
+    app.state.facade_ready.clear()
+    with TestClient(app) as client:
+        assert app.state.facade_ready.wait(timeout=60)  # the start-up warming ran and is over
+        app.state.facade_ready.clear()  # as if it were still running
+        warming = client.get("/readyz")
+        assert (warming.status_code, warming.json()["checks"]["facade"]) == (503, "warming")
+        _warm_facade(app)
+        assert client.get("/readyz").json() == {
+            "status": "ready", "checks": {"store": "ok", "facade": "ok", "fhir": "not-configured"}}
 
 
 def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:

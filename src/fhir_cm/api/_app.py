@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,8 @@ from fhir_cm.store import Store, open_store
 from ._auth import Principal
 from ._console import mount_console
 from ._deps import get_session, require_fhir_reader
+from ._fhir_index import FacadeIndex
+from ._fhir_negotiation import DEFAULT_VERSION
 from ._metrics import ApiMetrics
 from ._middleware import RequestContextMiddleware
 from ._problems import ProblemDocument, install_problem_handlers
@@ -73,10 +76,28 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
         store: Store = app.state.store
         store.audit.record(principal=principal.id, action=f"fhir-{action}", case_ids=case_ids)
 
+    index = FacadeIndex(settings.identifier_system)
+    app.state.facade_index = index
     router: APIRouter = module.build_fhir_router(
-        get_session, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit
+        get_session, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit, index=index
     )
     return router
+
+
+def _warm_facade(app: FastAPI) -> None:
+    """Map every stored case for the façade's default version before the first request asks (a thousand
+    cases take seconds); ``/readyz`` answers 503 until this is done. A failure is logged, not fatal:
+    the first request then builds the index as before."""
+    index: FacadeIndex | None = getattr(app.state, "facade_index", None)
+    try:
+        if index is not None:
+            store: Store = app.state.store
+            with store.session(read_only=True) as session:
+                index.warm(session, DEFAULT_VERSION)
+    except Exception as exc:  # noqa: BLE001 - readiness must not hang on a store error at start-up
+        log.warning("FHIR facade: warming the index failed (%s); it is built on first use", type(exc).__name__)
+    finally:
+        app.state.facade_ready.set()
 
 
 def create_app(
@@ -95,7 +116,8 @@ def create_app(
     the_store = store if store is not None else open_store(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=_warm_facade, args=(running,), name="fhir-cm-facade-warm", daemon=True).start()
         yield
         if owned:
             the_store.close()
@@ -114,6 +136,7 @@ def create_app(
     app.state.clock = clock or dt.date.today
     app.state.metrics = ApiMetrics()
     app.state.views = ViewCache()
+    app.state.facade_ready = threading.Event()
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 

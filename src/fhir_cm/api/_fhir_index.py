@@ -45,6 +45,7 @@ from fhir_cm.store import (
     StoredResource,
     StoreError,
     case_stamps,
+    store_version,
     get_case_record,
     get_resources,
 )
@@ -101,6 +102,8 @@ class _View:
     by_type: dict[str, dict[str, Indexed]] = field(default_factory=lambda: {t: {} for t in RESOURCE_TYPES})
     failed: set[str] = field(default_factory=set)
     _sorted: dict[str, list[Indexed]] = field(default_factory=dict)
+    #: ``store_version`` when the stamps were last read: unchanged, the view is current.
+    version: tuple[Any, ...] | None = None
 
     def drop(self, case_id: str) -> None:
         for rtype, rid in self.case_keys.pop(case_id, ()):
@@ -155,14 +158,24 @@ class FacadeIndex:
 
     # --- keeping in step -------------------------------------------------------------------------
 
+    def warm(self, session: Session, version: FhirVersion) -> None:
+        """Map every case now (at start-up), so the first request does not wait for it."""
+        with self._lock:
+            self._refreshed(session, version)
+
     def _refreshed(self, session: Session, version: FhirVersion) -> _View:
         view = self._views.setdefault(version, _View())
+        # Nothing saved since the last look (one small query): every stamp is as it was.
+        current = store_version(session)
+        if view.version == current:
+            return view
         stamps = _read_stamps(session)
         for gone in view.stamps.keys() - stamps.keys():
             view.drop(gone)
         for case_id, stamp in stamps.items():
             if view.stamps.get(case_id) != stamp:
                 view.put(case_id, stamp, self._served(session, case_id, version, has_copies=stamp.resources > 0))
+        view.version = current
         return view
 
     def _served(

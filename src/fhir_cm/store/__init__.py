@@ -82,7 +82,7 @@ from ._resources import (
     get_resources,
     put_resources,
 )
-from ._stamps import CaseStamp, case_stamps, cases_version
+from ._stamps import CaseStamp, case_stamps, cases_version, store_version
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
 from ._transitions import (
@@ -177,5 +177,6 @@ __all__ = [
     "save_case",
     "set_server_limit",
     "set_watermark",
+    "store_version",
     "take_over_dead_leases",
 ]

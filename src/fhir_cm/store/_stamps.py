@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ._tables import CaseRow, ResourceRow
 
-__all__ = ["CaseStamp", "case_stamps", "cases_version"]
+__all__ = ["CaseStamp", "case_stamps", "cases_version", "store_version"]
 
 
 class CaseStamp(NamedTuple):
@@ -45,3 +45,10 @@ def cases_version(session: Session) -> tuple[int, int]:
     readers that keep results computed over every case (caseload, outcomes) until a case changes."""
     count, total = session.execute(select(func.count(), func.coalesce(func.sum(CaseRow.revision), 0))).one()
     return int(count), int(total)
+
+
+def store_version(session: Session) -> tuple[int, int, int, dt.datetime | None]:
+    """:func:`cases_version` and the number and newest save time of the stored resources: when it is
+    unchanged, so is every case's :class:`CaseStamp` (a reader may skip reading them all)."""
+    count, newest = session.execute(select(func.count(), func.max(ResourceRow.updated_at))).one()
+    return (*cases_version(session), int(count), newest)

@@ -182,6 +182,7 @@ def build_fhir_router(
     default_count: int = DEFAULT_COUNT,
     max_count: int = MAX_COUNT,
     audit: AuditHook | None = None,
+    index: FacadeIndex | None = None,
 ) -> APIRouter:
     """The facade's router, mounted at ``prefix``.
 
@@ -190,12 +191,13 @@ def build_fhir_router(
     or any exception with such a ``status``, otherwise). ``identifier_system`` is the system of the
     adapter's business identifiers, whose values are the facade's resource ids. ``audit``, when
     given, hears of every successful read and search with the ids of the cases whose resources
-    were served (the searchset page's, not all matches').
+    were served (the searchset page's, not all matches'). ``index``, when given, is the one the
+    router answers from (the app warms it at start-up).
     """
     if not 0 < default_count <= max_count:
         raise ValueError("default_count must be between 1 and max_count")
     router = APIRouter(prefix=prefix, route_class=_FacadeRoute, tags=["FHIR facade"])
-    index = FacadeIndex(identifier_system)
+    index = index if index is not None else FacadeIndex(identifier_system)
     published = dt.datetime.now(dt.UTC).replace(microsecond=0)
     reader = Depends(require_reader)
     session_dep = Depends(get_session)

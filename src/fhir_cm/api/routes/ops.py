@@ -33,7 +33,8 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Whether each dependency answered: ``ok``, ``unreachable``, or ``not-configured``."""
+    """Whether each dependency answered: ``ok``, ``unreachable``, ``not-configured``, or (the façade
+    index at start-up) ``warming``."""
 
     status: str
     checks: dict[str, str]
@@ -65,15 +66,18 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, summary="Readiness")
 async def readyz(
-    store: Annotated[Store, Depends(get_store)], settings: Annotated[Settings, Depends(get_settings)]
+    request: Request, store: Annotated[Store, Depends(get_store)], settings: Annotated[Settings, Depends(get_settings)]
 ) -> Response:
-    """200 when the store answers and, if ``FHIR_CM_FHIR_BASE`` is set, the FHIR server's ``/metadata`` does."""
+    """200 when the store answers, the FHIR façade's index is built (at start-up) and, if
+    ``FHIR_CM_FHIR_BASE`` is set, the FHIR server's ``/metadata`` answers."""
     checks = {"store": "ok" if await run_in_threadpool(_store_ok, store) else "unreachable"}
+    warmed = getattr(request.app.state, "facade_ready", None)
+    checks["facade"] = "ok" if warmed is None or warmed.is_set() else "warming"
     if settings.fhir_base:
         checks["fhir"] = "ok" if await _fhir_ok(settings) else "unreachable"
     else:
         checks["fhir"] = "not-configured"
-    ready = all(v != "unreachable" for v in checks.values())
+    ready = all(v not in ("unreachable", "warming") for v in checks.values())
     body = Readiness(status="ready" if ready else "not-ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
