@@ -154,7 +154,12 @@ def pull_command(
     patient: Annotated[str | None, typer.Option("--patient", metavar="ID", help="Pull everything of the case types for this Patient id (watermarks untouched).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
-    """Read case resources changed on a server into the store, then record the transitions of the cases touched.
+    """Read case resources changed on a server into the store, watch the Encounters of open cases'
+    patients (whoever wrote them), then record the transitions of the cases touched.
+
+    The watch asks for the Encounters changed since its own watermark, for many patients per search
+    where the server allows it; a case first seen open gets its patient's whole Encounter history
+    read once. A hospital discharge gets a follow-up (a ServiceRequest and Task due in 7 days).
 
     Types the server's CapabilityStatement leaves out are still asked for (some servers serve Goal
     and CareTeam without declaring them); search parameters it does not declare are not sent, and
@@ -178,7 +183,7 @@ def pull_command(
 
     with reported(ValueError):
         report = asyncio.run(run())
-    p, t = report.pull, report.transitions
+    p, t, w = report.pull, report.transitions, report.watch
     for rtype, why in p.skipped_types.items():
         typer.echo(f"fhir-cm: {rtype} not pulled: {why}", err=True)
     if as_json:
@@ -190,6 +195,13 @@ def pull_command(
             f"{t.new_transitions} new transitions ({t.readmissions} readmissions)",
             err=True,
         )
+        if w is not None:
+            typer.echo(
+                f"fhir-cm: watched the Encounters of {w.patients} patients of open cases: {w.encounters} changed "
+                f"(cases touched: {len(w.touched)}; histories read in full: {len(w.seeded)}); "
+                f"{t.follow_ups_added} follow-ups asked for",
+                err=True,
+            )
 
 
 @app.command("transitions", short_help="List the moves between care settings.")

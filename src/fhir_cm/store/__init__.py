@@ -91,6 +91,7 @@ from ._transitions import (
     list_transitions,
     record_transitions,
 )
+from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
@@ -146,6 +147,8 @@ __all__ = [
     "get_server_limit",
     "get_watermark",
     "list_watermarks",
+    "mark_watched",
+    "open_case_patients",
     "head_revision",
     "held_leases",
     "holder_state",
@@ -178,5 +181,6 @@ __all__ = [
     "set_server_limit",
     "set_watermark",
     "store_version",
+    "watched_cases",
     "take_over_dead_leases",
 ]

@@ -11,6 +11,7 @@ from ._conflicts import Clash, MergeOutcome, merge_case
 from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._pull_round import PullRoundReport, pull_and_track
+from ._watch import WatchReport, changed_encounter_patients, settle_watch
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
 from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
 
@@ -39,10 +40,13 @@ __all__ = [
     "MergeOutcome",
     "PullReport",
     "PullRoundReport",
+    "WatchReport",
     "TransitionsReport",
     "merge_case",
     "pull",
     "pull_and_track",
+    "changed_encounter_patients",
+    "settle_watch",
     "pull_step",
     "server_fhir_version",
     "track_transitions",

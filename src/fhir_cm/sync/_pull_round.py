@@ -11,14 +11,16 @@ from ..fhir import AsyncFhirClient
 from ..store import Store
 from ._pull import PullReport, pull
 from ._transitions import TransitionsReport, track_transitions
+from ._watch import WatchReport, changed_encounter_patients, settle_watch
 
 __all__ = ["PullRoundReport", "pull_and_track"]
 
 
 class PullRoundReport(BaseModel):
-    """What the pull brought in and what the tracker then recorded."""
+    """What the pull brought in, what the Encounter watch saw, and what the tracker then recorded."""
 
     pull: PullReport
+    watch: WatchReport | None = None
     transitions: TransitionsReport
 
 
@@ -30,10 +32,17 @@ async def pull_and_track(
     since: dt.datetime | str | None = None,
     patient: str | None = None,
 ) -> PullRoundReport:
-    """Pull (see :func:`pull`), then track transitions for every case the pull created or updated.
+    """Pull (see :func:`pull`), watch the Encounters of open cases' patients (``_watch``: whoever wrote
+    them), then track transitions for every case the pull or the watch touched, and the cases first seen
+    open (their whole Encounter history, once). With ``patient`` the pull reads that patient's
+    everything and the watch is left out (it is the narrow, by-hand path).
 
     Matches the worker's step signature, so ``steps=[pull_and_track]`` makes a worker pull too.
     """
     pulled = await pull(store, client, settings, since=since, patient=patient)
-    tracked = await track_transitions(store, client, settings, case_ids=pulled.cases) if pulled.cases else TransitionsReport()
-    return PullRoundReport(pull=pulled, transitions=tracked)
+    watch = None if patient is not None else await changed_encounter_patients(store, client)
+    wanted = set(pulled.cases) | (set(watch.touched) | set(watch.seeded) if watch is not None else set())
+    tracked = await track_transitions(store, client, settings, case_ids=wanted) if wanted else TransitionsReport()
+    if watch is not None:
+        settle_watch(store, client.base_url, watch, tracked.failed)
+    return PullRoundReport(pull=pulled, watch=watch, transitions=tracked)

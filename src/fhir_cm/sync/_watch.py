@@ -1,0 +1,185 @@
+"""The Encounter watch: what the hospital recorded about the patients of open cases, since last time.
+
+A pull reads the resources that carry fhir-cm's identifier; the hospital's own Encounters carry
+none, so a pull alone never sees an admission, a transfer or a discharge the hospital records. Each
+pull round therefore also asks the server for the Encounters of the patients of every open case
+that changed since a per-server watermark, whoever wrote them:
+
+* **batched**: ``Encounter?patient=Patient/a,Patient/b,…`` for ``BATCH`` patients at a time, where the
+  server takes a comma-joined reference (HAPI does); one search per patient where it refuses one;
+* **paged and bounded**: results are read page by page and only the patient of each changed
+  Encounter is kept (a set of ids), never the Encounters themselves — the tracker reads a touched
+  case's Encounters itself;
+* **new only**: an Encounter whose version the ledger already holds (the tracker read it) is
+  skipped, so the overlap kept behind the watermark does not touch its case again and again.
+
+The tracker then runs for exactly the cases whose patients had a changed Encounter — a status or
+period change of an Encounter already known (admission in progress → discharged) as much as a new
+one. A case first seen open (enrolled since the watermark, or on a first round) gets its patient's
+whole Encounter history read once (``store._watch`` remembers which). The watermark is the newest
+``meta.lastUpdated`` read, and moves only once the cases it touched were tracked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..fhir import AsyncFhirClient, InvalidRequest
+from ..mapping import patient_of
+from ..store import (
+    Store,
+    get_watermark,
+    ledger_by_server_id,
+    mark_watched,
+    open_case_patients,
+    set_watermark,
+    watched_cases,
+)
+from ._intake import instant, last_updated_of, version_of
+from ._membership import patient_ids
+
+__all__ = ["BATCH", "WATCH_MARK", "WatchReport", "changed_encounter_patients", "settle_watch"]
+
+log = logging.getLogger("fhir_cm.sync")
+
+#: The watermark's name in the store (the pull's own ``Encounter`` watermark covers ours only).
+WATCH_MARK = "Encounter:watch"
+#: Patients per batched search: a comma-joined list stays well within URL limits (~2 KB).
+BATCH = 50
+PAGE_SIZE = 200
+#: How far behind the watermark each round starts again (as the pull): Encounters committed out of
+#: order are not missed; those seen before are recognised by their version.
+OVERLAP = dt.timedelta(seconds=60)
+
+
+class WatchReport(BaseModel):
+    """What one round of the watch read, and which cases it handed to the tracker."""
+
+    patients: int = Field(default=0, description="Patients of open cases watched.")
+    searches: int = Field(default=0, description="Searches issued (their first page).")
+    encounters: int = Field(default=0, description="Changed Encounters read (new versions only).")
+    batched: bool | None = Field(default=None, description="Whether comma-joined patient searches were used.")
+    seeded: list[str] = Field(default_factory=list, description="Cases whose whole Encounter history is read this round.")
+    touched: list[str] = Field(default_factory=list, description="Cases with a changed Encounter since the watermark.")
+    watermark: str | None = Field(default=None, description="The newest meta.lastUpdated read (the next round's start).")
+
+
+class _Watched(BaseModel):
+    """The open cases, split into those watched before and those first seen, by the ids of their patients."""
+
+    cases_by_patient: dict[str, set[str]]
+    seeded: list[str]
+    mark: str | None
+
+
+def _open_cases(store: Store, base: str) -> _Watched:
+    by_patient: dict[str, set[str]] = defaultdict(set)
+    with store.session(read_only=True) as session:
+        watched = watched_cases(session, base)
+        first_seen = []
+        for case_id, patient in open_case_patients(session):
+            if case_id not in watched:
+                first_seen.append(case_id)
+                continue
+            for pid in patient_ids(session, base, patient):
+                by_patient[pid].add(case_id)
+        mark = get_watermark(session, base, WATCH_MARK)
+    return _Watched(cases_by_patient=dict(by_patient), seeded=sorted(first_seen), mark=mark)
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _Reader:
+    """Reads changed Encounters of a list of patients, keeping only which patients they concern."""
+
+    def __init__(self, store: Store, client: AsyncFhirClient, since: dt.datetime | None, report: WatchReport) -> None:
+        self.store, self.client, self.since, self.report = store, client, since, report
+        self.patients: set[str] = set()
+        self.latest: str | None = None
+
+    async def read(self, patients: list[str]) -> None:
+        reference = ",".join(f"Patient/{p}" for p in patients)
+        search = self.client.search("Encounter").where("patient", reference).count(PAGE_SIZE)
+        if self.since is not None:
+            search = search.where("_lastUpdated", f"gt{self.since.isoformat()}")
+        self.report.searches += 1
+        wanted = set(patients)
+        async for page in search.pages():
+            found = [r for r in page.matches if r.get("resourceType") == "Encounter"]
+            for r in found:
+                seen = last_updated_of(r)
+                if seen is not None and (self.latest is None or instant(seen) > instant(self.latest)):
+                    self.latest = seen
+            fresh = self._unseen([r for r in found if patient_of(r) in wanted])
+            self.report.encounters += len(fresh)
+            self.patients.update(p for r in fresh if (p := patient_of(r)) is not None)
+
+    def _unseen(self, encounters: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The Encounters whose version the ledger does not hold yet (the tracker has not read them)."""
+        if not encounters:
+            return []
+        base = self.client.base_url
+        out = []
+        with self.store.session(read_only=True) as session:
+            for r in encounters:
+                held = ledger_by_server_id(session, base, "Encounter", str(r.get("id")))
+                if held is None or held.version_id is None or held.version_id != version_of(r):
+                    out.append(r)
+        return out
+
+
+async def changed_encounter_patients(store: Store, client: AsyncFhirClient, *, batched: bool | None = None) -> WatchReport:
+    """One round of the watch (see the module docstring): the report names the cases to track.
+
+    ``batched`` forces comma-joined (True) or one-per-patient (False) searches; by default the watch
+    tries a batch and falls back to one search per patient when the server refuses it (400/422).
+    Nothing is written here: the caller tracks the cases, then marks the seeded ones and moves the
+    watermark (``settle_watch``), so a round that fails part-way is read again.
+    """
+    base = client.base_url
+    watched = _open_cases(store, base)
+    report = WatchReport(seeded=watched.seeded, patients=len(watched.cases_by_patient))
+    since = instant(watched.mark) - OVERLAP if watched.mark else None
+    reader = _Reader(store, client, since, report)
+    patients = sorted(watched.cases_by_patient)
+    if patients:
+        use_batches = batched if batched is not None else len(patients) > 1
+        if use_batches:
+            try:
+                for group in _batches(patients, BATCH):
+                    await reader.read(group)
+            except InvalidRequest as exc:
+                if batched:
+                    raise
+                log.info("the server refused comma-joined patients in an Encounter search (%s): one search "
+                         "per patient instead", exc.status)
+                use_batches = False
+                reader = _Reader(store, client, since, report)
+        if not use_batches:
+            for patient in patients:
+                await reader.read([patient])
+        report.batched = use_batches
+    touched = {case_id for p in reader.patients for case_id in watched.cases_by_patient.get(p, ())}
+    report.touched = sorted(touched)
+    report.watermark = reader.latest or watched.mark
+    return report
+
+
+
+def settle_watch(store: Store, server_base: str, report: WatchReport, failed: Iterable[str]) -> None:
+    """After tracking: the seeded cases tracked without failure are watched from now on, and the
+    watermark moves — only when no touched case failed, so a case whose tracking failed is read again."""
+    failures = set(failed)
+    with store.session() as session:
+        mark_watched(session, server_base, [c for c in report.seeded if c not in failures])
+        if report.watermark is not None and not failures & set(report.touched):
+            set_watermark(session, server_base, WATCH_MARK, report.watermark)
