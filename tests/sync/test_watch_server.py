@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from fastapi.testclient import TestClient
+
+from fhir_cm.api import create_app
 from fhir_cm.cli import app
 from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting, Party, ReferralKind
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import run_pull
 from fhir_cm.store import Store, get_case, list_transitions
-from fhir_cm.sync import push_pending
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import encounter, enrol
 
@@ -83,13 +85,17 @@ async def test_a_pull_round_sees_what_the_hospital_records_for_any_open_case(
     follow_ups = [r for r in tracked.referrals if r.kind is ReferralKind.FOLLOW_UP]
     assert {r.for_stay for r in follow_ups} == {admitted.id, next(s.id for s in tracked.stays if s.start.isoformat() == "2024-03-31")}
 
-    # What the worker does next: push; the follow-ups reach the server.
-    sent = await push_pending(store, raw, settings)
-    assert sent.ok, sent.failures
+    # The discharges were acted on in the same round: the follow-ups are on the server already, and the
+    # time from reading the discharge to the server holding its follow-up is in /metrics.
+    assert third.follow_ups is not None and third.follow_ups.on_server == [case.id]
     for referral in follow_ups:
         found = await raw.search("ServiceRequest").where(
             "identifier", f"{settings.identifier_system}|{referral.id}").fetch_all()
         assert len(found) == 1
+    with TestClient(create_app(settings, store=store)) as api:
+        metrics = api.get("/metrics").text
+    assert "fhir_cm_discharge_follow_up_seconds_count 2.0" in metrics
+    assert 'fhir_cm_discharge_follow_up_seconds_bucket{le="+Inf"} 2.0' in metrics
 
     # A round with nothing new on the server reads nothing new and tracks nothing.
     quiet = await run_pull(store, settings)

@@ -17,12 +17,33 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import HistogramMetricFamily
 
-from fhir_cm.store import Store, outbox_counts
+from fhir_cm.store import Store, follow_up_latencies, outbox_counts
 
 __all__ = ["ApiMetrics"]
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Discharge → follow-up on the server: seconds when pushed in the round that saw it, up to days when not.
+FOLLOW_UP_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 3600.0, 86400.0)
+
+
+class _FollowUpLatency:
+    """``fhir_cm_discharge_follow_up_seconds``, read from the store at scrape time: the worker and
+    ``fhir-cm pull`` (other processes) record each follow-up's latency there, not in this process."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "fhir_cm_discharge_follow_up_seconds",
+            "From learning of a hospital discharge (the pull round that read it) to its follow-up on the server.",
+        )
+        counts = [sum(1 for v in self.values if v <= bound) for bound in FOLLOW_UP_BUCKETS]
+        buckets = [(str(b), float(c)) for b, c in zip(FOLLOW_UP_BUCKETS, counts)] + [("+Inf", float(len(self.values)))]
+        family.add_metric([], buckets, sum_value=sum(self.values))
+        return [family]
 
 
 class ApiMetrics:
@@ -50,6 +71,8 @@ class ApiMetrics:
             "fhir_cm_outbox_depth", "Outbox rows per status, read from the store at scrape time.",
             ["status"], registry=self.registry,
         )
+        self.follow_ups = _FollowUpLatency()
+        self.registry.register(self.follow_ups)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -67,6 +90,7 @@ class ApiMetrics:
         with store.session(read_only=True) as session:
             for status, count in outbox_counts(session).items():
                 self.outbox.labels(status.value).set(count)
+            self.follow_ups.values = follow_up_latencies(session)
         return generate_latest(self.registry)
 
     def render_without_store(self) -> bytes:

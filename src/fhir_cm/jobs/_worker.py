@@ -24,14 +24,15 @@ async def run_sync_worker(
     on_round: Callable[[PushReport], None] | None = None,
 ) -> PushReport:
     """Push (with the push client) then pull and track (with the pull client, as :func:`run_pull`
-    does) every ``interval`` seconds until ``stop`` is set; one round with ``once``.
+    does; a discharge's follow-up is pushed in the same round) every ``interval`` seconds until
+    ``stop`` is set; one round with ``once``.
 
     Returns the push totals over every round. Raises ``NoFhirServer`` without a server.
     """
     async with push_client(settings) as client, pull_client(settings) as reader:
 
-        async def pull_step(store: Store, _push_client: AsyncFhirClient, settings: Settings) -> object:
-            return await pull_and_track(store, reader, settings)
+        async def pull_step(store: Store, pusher: AsyncFhirClient, settings: Settings) -> object:
+            return await pull_and_track(store, reader, settings, push_with=pusher)
 
         return await run_worker(
             store, client, settings, interval=interval, once=once, steps=[pull_step], stop=stop, on_round=on_round

@@ -91,6 +91,7 @@ from ._transitions import (
     list_transitions,
     record_transitions,
 )
+from ._follow_ups import follow_up_latencies, record_follow_ups_on_server
 from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
@@ -146,9 +147,11 @@ __all__ = [
     "get_resources",
     "get_server_limit",
     "get_watermark",
+    "follow_up_latencies",
     "list_watermarks",
     "mark_watched",
     "open_case_patients",
+    "record_follow_ups_on_server",
     "head_revision",
     "held_leases",
     "holder_state",

@@ -10,6 +10,7 @@ from ._worker import Step, run_worker
 from ._conflicts import Clash, MergeOutcome, merge_case
 from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
+from ._discharges import FollowUpPush, push_follow_ups
 from ._pull_round import PullRoundReport, pull_and_track
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
@@ -39,12 +40,14 @@ __all__ = [
     "Clash",
     "MergeOutcome",
     "PullReport",
+    "FollowUpPush",
     "PullRoundReport",
     "WatchReport",
     "TransitionsReport",
     "merge_case",
     "pull",
     "pull_and_track",
+    "push_follow_ups",
     "changed_encounter_patients",
     "settle_watch",
     "pull_step",

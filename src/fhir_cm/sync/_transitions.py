@@ -102,6 +102,8 @@ class TransitionsReport(BaseModel):
     new_transitions: int = 0
     readmissions: int = 0
     follow_ups_added: int = 0
+    follow_ups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Case id → ids of the follow-up referrals added (one per hospital discharge).")
     team_members_added: int = 0
     failed: dict[str, str] = Field(default_factory=dict, description="Case id → why it was not tracked.")
     changed_cases: list[str] = Field(default_factory=list)
@@ -249,6 +251,10 @@ class _Tracker:
             with_stays = case.model_validate({**case.model_dump(), "stays": [s.model_dump() for s in stays.values()]})
             updated, follow_ups, members = act_on_transitions(with_stays)
             self.report.follow_ups_added += follow_ups
+            if follow_ups:
+                had = {r.id for r in with_stays.referrals}
+                self.report.follow_ups[case_id] = [
+                    r.id for r in updated.referrals if r.kind is ReferralKind.FOLLOW_UP and r.id not in had]
             self.report.team_members_added += members
             if save_case(session, updated, expected_revision=record.revision) != record.revision:
                 self.report.changed_cases.append(case_id)
