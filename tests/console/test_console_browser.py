@@ -192,6 +192,11 @@ def test_a_supervisor_reads_caseload_case_outcomes_and_settles_a_conflict(served
     if any(t.readmission for t in transitions):
         assert page.locator(".tag.readmission").count() >= 1
     assert page.locator("svg.lanes rect").count() == len(world.journey.stays)
+    handoffs = [t for t in transitions if t.from_setting in ("acute-hospital", "skilled-nursing", "inpatient-rehabilitation")]
+    assert page.locator("button", has_text="Transfer summary").count() == len(handoffs) and handoffs
+    page.locator("button", has_text="Transfer summary 1:").click()
+    page.locator("#resource-json").filter(has_text='"code": "18761-7"').wait_for()
+    page.get_by_role("button", name="Close").click()
     page.locator("button", has_text="EpisodeOfCare/").first.click()
     page.locator("#resource-json").filter(has_text='"resourceType": "EpisodeOfCare"').wait_for()
     page.get_by_role("button", name="Close").click()

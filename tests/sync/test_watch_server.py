@@ -92,6 +92,11 @@ async def test_a_pull_round_sees_what_the_hospital_records_for_any_open_case(
         found = await raw.search("ServiceRequest").where(
             "identifier", f"{settings.identifier_system}|{referral.id}").fetch_all()
         assert len(found) == 1
+    # Each move out of the hospital or the SNF got its transfer summary on the server, for the receiving provider.
+    assert third.document_failures == {} and len(third.documents) == 3
+    refs = await raw.search("DocumentReference").where("patient", f"Patient/{patient}").where(
+        "type", "http://loinc.org|18761-7").fetch_all()
+    assert sorted(r["id"] for r in refs) == sorted(d.document_reference_id for d in third.documents)
     with TestClient(create_app(settings, store=store)) as api:
         metrics = api.get("/metrics").text
     assert "fhir_cm_discharge_follow_up_seconds_count 2.0" in metrics

@@ -204,10 +204,15 @@ def pull_command(
             )
 
 
-@app.command("transitions", short_help="List the moves between care settings.")
+@app.command("transitions", short_help="List the moves between care settings; their hand-off documents.")
 def transitions_command(
     case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case's transitions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per transition.")] = False,
+    document: Annotated[bool, typer.Option("--document", help="Print the case's transfer summaries (PACIO document Bundles, one JSON per line); needs --case.")] = False,
+    move: Annotated[int | None, typer.Option("--move", metavar="N", min=1, help="Only the N-th move out of a hospital, SNF or rehabilitation stay (with --document).")] = None,
+    write: Annotated[bool, typer.Option("--write", help="Also write them to the FHIR server, each with a DocumentReference (with --document).")] = False,
+    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server for --write (default: FHIR_CM_FHIR_BASE).")] = None,
+    fhir_version: Annotated[str | None, typer.Option("--fhir-version", metavar="[R4|R5]", help="FHIR version of the printed documents (default: FHIR_CM_FHIR_VERSION, R4).")] = None,
 ) -> None:
     """List the moves between care settings of the stored cases, oldest first per case.
 
@@ -216,9 +221,32 @@ def transitions_command(
     from_setting, to_setting, date, readmission (boolean), discharge_disposition, follow_up_due,
     from_stay, to_stay, source_encounter, receiving_provider, recorded_at (null until the tracker
     has seen it).
-    """
-    from ..jobs import list_transitions
 
+    With --case ID --document: for each move out of a hospital, skilled nursing or rehabilitation
+    stay, the PACIO Transitions of Care transfer summary for the receiving provider — a document
+    Bundle (Composition LOINC 18761-7, 15 sections: plan of care, problems, reason for referral, …,
+    emptyReason where the case holds nothing). --write also writes each to the FHIR server with a
+    DocumentReference (type 18761-7); the server's reason is shown if it refuses.
+    """
+    import asyncio
+    import json as json_
+
+    from ..config import get_settings
+    from ..jobs import build_transfer_summaries, list_transitions, write_transfer_summaries
+
+    if document or write or move is not None:
+        if case is None or not document:
+            raise fail("--document needs --case ID (and --move, --write only go with --document)", code=2)
+        settings = get_settings(fhir_base=fhir_base)
+        with open_configured_store() as store, reported(LookupError, ValueError):
+            for bundle in build_transfer_summaries(store, settings, case, number=move, version=fhir_version):
+                typer.echo(json_.dumps(bundle))
+            if write:
+                written = asyncio.run(write_transfer_summaries(store, settings, case, number=move))
+                for w in written:
+                    typer.echo(f"fhir-cm: transfer summary Bundle/{w.bundle_id} with DocumentReference/"
+                               f"{w.document_reference_id} ({'written' if w.created else 'already there'})", err=True)
+        return
     with open_configured_store() as store:
         recorded = list_transitions(store, case)
     if as_json:

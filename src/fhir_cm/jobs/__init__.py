@@ -16,6 +16,7 @@ client the job needs (:mod:`._clients` is the one place that chooses it), and re
 
 from ._cases_in import CaseInputError, parse_cases, read_cases
 from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
+from ._handoff import build_transfer_summaries, write_transfer_summaries
 from ._pull import run_pull
 from ._push import PushOutcome, PushVerdict, run_push
 from ._resolve import Keep, settle_conflict
@@ -24,6 +25,8 @@ from ._version import offline_fhir_version, pick_fhir_version
 from ._worker import run_sync_worker
 
 __all__ = [
+    "build_transfer_summaries",
+    "write_transfer_summaries",
     "CaseInputError",
     "Keep",
     "NoFhirServer",

@@ -12,6 +12,7 @@ from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
 from ._pull_round import PullRoundReport, pull_and_track
+from ._transfer_summary import NoSuchMove, WrittenSummary, handoff_moves, transfer_summary, write_transfer_summary
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
 from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
@@ -41,12 +42,17 @@ __all__ = [
     "MergeOutcome",
     "PullReport",
     "FollowUpPush",
+    "NoSuchMove",
     "PullRoundReport",
+    "WrittenSummary",
     "WatchReport",
     "TransitionsReport",
     "merge_case",
     "pull",
     "pull_and_track",
+    "handoff_moves",
+    "transfer_summary",
+    "write_transfer_summary",
     "push_follow_ups",
     "changed_encounter_patients",
     "settle_watch",

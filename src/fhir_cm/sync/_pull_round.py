@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..config import Settings
-from ..fhir import AsyncFhirClient
+from ..fhir import AsyncFhirClient, FhirError
 from ..store import Store
 from ._pull import PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
+from ._transfer_summary import WrittenSummary, write_transfer_summary
 from ._transitions import TransitionsReport, track_transitions
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 
@@ -24,6 +25,9 @@ class PullRoundReport(BaseModel):
     watch: WatchReport | None = None
     transitions: TransitionsReport
     follow_ups: FollowUpPush | None = None
+    documents: list[WrittenSummary] = Field(default_factory=list, description="Transfer summaries written.")
+    document_failures: dict[str, str] = Field(
+        default_factory=dict, description="'<case id> move <n>' → why the server did not take its transfer summary.")
 
 
 async def pull_and_track(
@@ -41,7 +45,10 @@ async def pull_and_track(
     everything and the watch is left out (it is the narrow, by-hand path).
 
     With ``push_with`` (a client for pushing), the follow-ups the tracker asked for after hospital
-    discharges are pushed at once (``_discharges``), their latency recorded.
+    discharges are pushed at once (``_discharges``), their latency recorded, and each new move out of
+    a hospital, SNF or rehabilitation stay gets its transfer summary written to the server with a
+    DocumentReference (``_transfer_summary``); a server that refuses them is named in the report, and
+    the round goes on.
 
     Matches the worker's step signature, so ``steps=[pull_and_track]`` makes a worker pull too.
     """
@@ -52,7 +59,14 @@ async def pull_and_track(
     tracked = await track_transitions(store, client, settings, case_ids=wanted) if wanted else TransitionsReport()
     if watch is not None:
         settle_watch(store, client.base_url, watch, tracked.failed)
-    acted = None
+    report = PullRoundReport(pull=pulled, watch=watch, transitions=tracked)
     if push_with is not None and tracked.follow_ups:
-        acted = await push_follow_ups(store, push_with, settings, tracked.follow_ups, learned_at=learned_at)
-    return PullRoundReport(pull=pulled, watch=watch, transitions=tracked, follow_ups=acted)
+        report.follow_ups = await push_follow_ups(store, push_with, settings, tracked.follow_ups, learned_at=learned_at)
+    if push_with is not None:
+        for case_id, numbers in tracked.handoffs.items():
+            for number in numbers:
+                try:
+                    report.documents.append(await write_transfer_summary(store, push_with, settings, case_id, number))
+                except FhirError as exc:
+                    report.document_failures[f"{case_id} move {number}"] = str(exc).splitlines()[0][:300]
+    return report

@@ -66,6 +66,7 @@ from ..store import (
 )
 from ._intake import remember, server_fhir_version, strict_problem
 from ._membership import OPEN_STATUSES, patient_ids, patient_of
+from ._transfer_summary import handoff_moves
 
 __all__ = ["FOLLOW_UP_DAYS", "TransitionsReport", "track_transitions"]
 
@@ -105,6 +106,9 @@ class TransitionsReport(BaseModel):
     follow_ups: dict[str, list[str]] = Field(
         default_factory=dict, description="Case id → ids of the follow-up referrals added (one per hospital discharge).")
     team_members_added: int = 0
+    handoffs: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Case id → numbers of the new moves out of a hospital, SNF or rehabilitation stay (transfer summaries due).")
     failed: dict[str, str] = Field(default_factory=dict, description="Case id → why it was not tracked.")
     changed_cases: list[str] = Field(default_factory=list)
 
@@ -265,6 +269,10 @@ class _Tracker:
             transitions = updated.transitions
             sources = {s.id: str(e["id"]) for s, e in found if isinstance(e.get("id"), str)}
             new = record_transitions(session, case_id, transitions, source_encounters=sources)
+            moves = [(t.from_stay, t.to_stay, t.date) for t in handoff_moves(updated)]
+            numbers = [moves.index(k) + 1 for t in new if (k := (t.from_stay, t.to_stay, t.date)) in moves]
+            if numbers:
+                self.report.handoffs[case_id] = numbers
             self.report.transitions += len(transitions)
             self.report.new_transitions += len(new)
             self.report.readmissions += sum(t.readmission for t in new)

@@ -8,9 +8,13 @@ what it found from the FHIR server's Encounters in the store; both views are ser
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Query, Response, status
+from fastapi import Depends, Path, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from fhir_cm.config import Settings
+from fhir_cm.sync import NoSuchMove, transfer_summary
 
 from fhir_cm.domain import Stay
 from fhir_cm.store import RecordedTransition, get_case, list_transitions
@@ -25,7 +29,8 @@ from .._casework import (
     respond,
     update_entity,
 )
-from .._deps import CaseWork
+from .._deps import CaseWork, get_settings
+from .._problems import NotFoundProblem
 from .._models import EntityId, StayUpdate, TransitionsOut
 from .._routing import api_router
 from .cases import CaseId
@@ -64,6 +69,32 @@ def case_transitions(case_id: CaseId, work: CaseWork) -> TransitionsOut:
     with work.store.session(read_only=True) as session:
         recorded = list_transitions(session, case_id)
     return TransitionsOut(case_id=case_id, derived=record.case.transitions, recorded=recorded)
+
+
+@router.get(
+    "/cases/{case_id}/transitions/{move}/summary",
+    summary="A move's transfer summary (PACIO document Bundle)",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/fhir+json": {}}, "description": "A FHIR document Bundle."}},
+)
+def transfer_summary_document(
+    case_id: CaseId,
+    move: Annotated[int, Path(ge=1, le=1000, description="The move's number among the case's moves out of a "
+                                                         "hospital, SNF or rehabilitation stay, oldest first.")],
+    work: CaseWork,
+    settings: Annotated[Settings, Depends(get_settings)],
+    fhir_version: Annotated[Literal["R4", "R5"], Query(alias="fhirVersion")] = "R4",
+) -> JSONResponse:
+    """The PACIO Transitions of Care transfer summary of the case's ``move``-th move out of a hospital,
+    skilled nursing or rehabilitation stay: a FHIR ``document`` Bundle whose Composition (LOINC
+    18761-7) has the 15 sections, with the case's plan of care, problems, reason for referral, goals
+    and care team, and an ``emptyReason`` where the case holds nothing. 404 when there is no such move."""
+    record = work.load(case_id)
+    try:
+        document = transfer_summary(record.case, move, fhir_version, settings.identifier_system)
+    except NoSuchMove as exc:
+        raise NotFoundProblem(str(exc)) from None
+    return JSONResponse(document, media_type="application/fhir+json")
 
 
 @router.get("/transitions", response_model=list[RecordedTransition], summary="Recorded transitions")

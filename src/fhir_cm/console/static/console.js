@@ -200,6 +200,25 @@ async function fhirLinks(c) {
   return h("ul", { "aria-label": "FHIR resources of this patient" }, items);
 }
 
+const HANDOFF = new Set(["acute-hospital", "skilled-nursing", "inpatient-rehabilitation"]);
+
+function summaries(c, derived) {
+  // The transfer summary of each move out of a hospital, SNF or rehabilitation stay (numbered as the API does).
+  const moves = derived.filter((t) => HANDOFF.has(t.from_setting));
+  if (!moves.length) return h("p", { class: "muted" }, "No move out of a hospital, SNF or rehabilitation stay.");
+  return h("ul", { "aria-label": "Transfer summaries" }, moves.map((t, i) => h("li", {},
+    h("button", { type: "button", onclick: () => openDocument(`/api/v1/cases/${encodeURIComponent(c.id)}/transitions/${i + 1}/summary`,
+      `Transfer summary ${i + 1}`).catch(failure) },
+      `Transfer summary ${i + 1}: ${label(t.from_setting)} → ${label(t.to_setting)}, ${t.date}`))));
+}
+
+async function openDocument(path, title) {
+  const doc = await api(path, { headers: { Accept: "application/fhir+json" } });
+  $("#resource-title").textContent = title;
+  $("#resource-json").textContent = JSON.stringify(doc, null, 2);
+  $("#resource-dialog").showModal();
+}
+
 async function openResource(ref) {
   const resource = await api(`/fhir/${ref}`, { headers: { Accept: "application/fhir+json" } });
   $("#resource-title").textContent = ref;
@@ -222,6 +241,7 @@ async function caseView(caseId) {
     table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", ""],
       moves.map((t) => [t.date, label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), fmtDay(t.follow_up_due),
         t.readmission ? h("span", { class: "tag readmission" }, "readmission") : ""])),
+    h("h2", {}, "Transfer summaries"), summaries(c, transitions.derived),
     h("h2", {}, "Referrals"),
     table("Referrals", ["Authored", "Kind", "Service", "Status", "Due"], c.referrals.map((r) => [r.authored, label(r.kind), r.service, label(r.status), fmtDay(r.due)])),
     h("h2", {}, "Goals"),

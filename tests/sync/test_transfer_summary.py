@@ -1,0 +1,135 @@
+"""The PACIO transfer summary: a valid document Bundle in R4 and R5, 15 sections, the case's plan of
+care, problems, reason for referral, goals and care team in it, nothing else invented; from the CLI
+and the API; and written to the real servers with a DocumentReference the receiving provider finds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.bundle import Bundle as BundleR5
+from fhir.resources.R4B.bundle import Bundle as BundleR4
+from typer.testing import CliRunner
+
+from fhir_cm.cli import app
+from fhir_cm.config import Settings
+from fhir_cm.domain import Case, Referral, Stay
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.store import Store, open_store, save_case
+from fhir_cm.sync import NoSuchMove, handoff_moves, push_cases, transfer_summary, write_transfer_summary
+from tests.mapping.builders import full_case
+
+SYSTEM = "urn:test:toc"
+LOINC = "http://loinc.org"
+
+
+def journey_case(**changes: Any) -> Case:
+    """The full case, moved from hospital to a skilled nursing facility with a follow-up asked for."""
+    case = full_case(**changes)
+    snf = Stay(id="stay-2", setting="skilled-nursing", start=dt.date(2024, 1, 4), end=dt.date(2024, 1, 20),
+               discharge_disposition="home")
+    follow = Referral(id="follow-up-stay-1", kind="follow-up", service="Post-discharge follow-up within 7 days",
+                      authored=dt.date(2024, 1, 4), due=dt.date(2024, 1, 11), for_stay="stay-1")
+    data = case.model_dump()
+    data["stays"] = [*data["stays"], snf.model_dump()]
+    data["referrals"] = [*data["referrals"], follow.model_dump()]
+    return Case.model_validate(data)
+
+
+def resources(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["fullUrl"]: e["resource"] for e in doc["entry"]}
+
+
+def section(doc: dict[str, Any], code: str) -> dict[str, Any]:
+    comp = doc["entry"][0]["resource"]
+    (found,) = [s for s in comp["section"] if s["code"]["coding"][0]["code"] == code]
+    return found
+
+
+@pytest.mark.parametrize(("version", "model"), [("R4", BundleR4), ("R5", BundleR5)])
+def test_a_move_out_of_hospital_makes_a_valid_transfer_summary_with_fifteen_sections(version: str, model: Any) -> None:
+    case = journey_case()
+    assert [(t.from_setting, t.to_setting) for t in handoff_moves(case)] == [
+        ("acute-hospital", "skilled-nursing"), ("skilled-nursing", "home")]
+    doc = transfer_summary(case, 1, version, SYSTEM, now=dt.datetime(2024, 1, 4, 12, tzinfo=dt.UTC))
+    model.model_validate(doc)
+    assert doc["type"] == "document" and doc["identifier"]["value"] == "case-1-toc-stay-1"
+    comp = doc["entry"][0]["resource"]
+    assert comp["resourceType"] == "Composition"
+    assert comp["category"][0]["coding"][0] == {"system": LOINC, "code": "18761-7", "display": "Transfer summary note"}
+    assert comp["type"]["coding"][0]["code"] == "18761-7"
+    assert len(comp["section"]) == 15
+    for s in comp["section"]:
+        assert s["title"] and s["text"]["div"]
+        assert ("entry" in s) != ("emptyReason" in s)  # entries, or why there are none
+    held = resources(doc)
+    plan = section(doc, "18776-5")
+    assert sorted(held[r["reference"]]["resourceType"] for r in plan["entry"]) == ["CarePlan", "CareTeam", "Goal", "Goal"]
+    problems = section(doc, "11450-4")
+    assert sorted(c["code"]["text"] for c in (held[r["reference"]] for r in problems["entry"])) == [
+        "Cannot climb stairs", "No stable housing"]
+    referral = section(doc, "42349-1")
+    referred = [held[r["reference"]] for r in referral["entry"]]
+    assert {i["value"] for sr in referred for i in sr["identifier"]} >= {"follow-up-stay-1", "ref-1"}
+    assert "Leaving acute hospital for skilled nursing on 2024-01-04" in referral["text"]["div"]
+    assert section(doc, "48765-2")["emptyReason"]["coding"][0]["code"] == "unavailable"  # allergies: the EHR's
+    assert section(doc, "10160-0")["emptyReason"]["coding"][0]["code"] == "unavailable"  # medications
+    urls = set(held)
+    refs = json.dumps(doc).split('"reference": "')[1:]
+    assert all(r.split('"', 1)[0] in urls for r in refs)  # every reference resolves inside the document
+    custodian = held[comp["custodian"]["reference"]]
+    assert custodian["resourceType"] == "Organization"  # the hospital the person leaves
+
+
+def test_there_is_no_summary_for_a_move_that_is_not_a_hand_off() -> None:
+    with pytest.raises(NoSuchMove, match="there is no move 3"):
+        transfer_summary(journey_case(), 3, "R4", SYSTEM)
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> tuple[str, Case]:
+    url = f"sqlite:///{tmp_path / 'toc.db'}"
+    case = journey_case()
+    with open_store(url) as store, store.session() as s:
+        save_case(s, case, enqueue=False)
+    return url, case
+
+
+def test_the_transitions_command_prints_the_documents(stored: tuple[str, Case]) -> None:
+    url, case = stored
+    env = {"FHIR_CM_DATABASE_URL": url, "FHIR_CM_IDENTIFIER_SYSTEM": SYSTEM}
+    result = CliRunner().invoke(app, ["transitions", "--case", case.id, "--document"], env=env)
+    assert result.exit_code == 0, result.output
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["identifier"]["value"] for d in docs] == ["case-1-toc-stay-1", "case-1-toc-stay-2"]
+    one = CliRunner().invoke(app, ["transitions", "--case", case.id, "--document", "--move", "2",
+                                   "--fhir-version", "R5"], env=env)
+    BundleR5.model_validate(json.loads(one.stdout))
+    missing = CliRunner().invoke(app, ["transitions", "--case", case.id, "--document", "--move", "9"], env=env)
+    assert missing.exit_code == 1 and "there is no move 9" in missing.output
+    usage = CliRunner().invoke(app, ["transitions", "--document"], env=env)
+    assert usage.exit_code == 2
+
+
+@pytest.mark.server
+async def test_written_to_the_server_and_found_by_the_receiving_provider(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    case = journey_case(id=f"case-toc-{settings.identifier_system[-8:]}")
+    await raw.update({"resourceType": "Patient", "id": case.patient.id, "active": True}, versioned=False)
+    pushed = await push_cases(store, raw, settings, [case])
+    assert pushed.ok, pushed.failures
+    written = await write_transfer_summary(store, raw, settings, case.id, 1)
+    assert written.created
+    again = await write_transfer_summary(store, raw, settings, case.id, 1)
+    assert (again.bundle_id, again.document_reference_id) == (written.bundle_id, written.document_reference_id)
+    found = await raw.search("DocumentReference").where("patient", f"Patient/{case.patient.id}").where(
+        "type", "http://loinc.org|18761-7").fetch_all()
+    mine = [d for d in found if any(i.get("system") == settings.identifier_system for i in d.get("identifier", []))]
+    assert [d["id"] for d in mine] == [written.document_reference_id]
+    bundle = await raw.read("Bundle", written.bundle_id)
+    assert bundle["type"] == "document" and bundle["entry"][0]["resource"]["resourceType"] == "Composition"
+    assert mine[0]["content"][0]["attachment"]["url"] == f"Bundle/{written.bundle_id}"
