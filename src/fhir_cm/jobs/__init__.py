@@ -17,6 +17,7 @@ client the job needs (:mod:`._clients` is the one place that chooses it), and re
 from ._cases_in import CaseInputError, parse_cases, read_cases
 from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
 from ._handoff import build_transfer_summaries, write_transfer_summaries
+from ._placement import choose_facility, follow_placement, offer_to_facilities, placements_of
 from ._pull import run_pull
 from ._push import PushOutcome, PushVerdict, run_push
 from ._resolve import Keep, settle_conflict
@@ -25,6 +26,10 @@ from ._version import offline_fhir_version, pick_fhir_version
 from ._worker import run_sync_worker
 
 __all__ = [
+    "choose_facility",
+    "follow_placement",
+    "offer_to_facilities",
+    "placements_of",
     "build_transfer_summaries",
     "write_transfer_summaries",
     "CaseInputError",

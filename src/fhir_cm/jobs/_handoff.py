@@ -21,8 +21,10 @@ def _moves_of(store: Store, case_id: str, number: int | None) -> tuple[Any, list
         raise LookupError(f"no case {case_id}")
     count = len(handoff_moves(case))
     if number is not None and not 1 <= number <= count:
-        raise NoSuchMove(f"case {case_id} has {count} move(s) out of a hospital, SNF or rehabilitation stay; "
-                         f"there is no move {number}")
+        raise NoSuchMove(
+            f"case {case_id} has {count} move(s) out of a hospital, SNF or rehabilitation stay; "
+            f"there is no move {number}"
+        )
     return case, [number] if number is not None else list(range(1, count + 1))
 
 

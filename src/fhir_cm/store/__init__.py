@@ -92,10 +92,13 @@ from ._transitions import (
     record_transitions,
 )
 from ._follow_ups import follow_up_latencies, record_follow_ups_on_server
+from ._placements import Candidate, Placement, get_placement, list_placements, put_placement
 from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
+    "Candidate",
+    "Placement",
     "Watermark",
     "BUSY_TIMEOUT_SECONDS",
     "ApiKey",
@@ -148,7 +151,10 @@ __all__ = [
     "get_server_limit",
     "get_watermark",
     "follow_up_latencies",
+    "get_placement",
+    "list_placements",
     "list_watermarks",
+    "put_placement",
     "mark_watched",
     "open_case_patients",
     "record_follow_ups_on_server",

@@ -11,6 +11,7 @@ from ._conflicts import Clash, MergeOutcome, merge_case
 from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
+from ._placement import PlacementError, choose_placement, offer_placement, read_placement
 from ._pull_round import PullRoundReport, pull_and_track
 from ._transfer_summary import NoSuchMove, WrittenSummary, handoff_moves, transfer_summary, write_transfer_summary
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
@@ -43,6 +44,7 @@ __all__ = [
     "PullReport",
     "FollowUpPush",
     "NoSuchMove",
+    "PlacementError",
     "PullRoundReport",
     "WrittenSummary",
     "WatchReport",
@@ -50,6 +52,9 @@ __all__ = [
     "merge_case",
     "pull",
     "pull_and_track",
+    "choose_placement",
+    "offer_placement",
+    "read_placement",
     "handoff_moves",
     "transfer_summary",
     "write_transfer_summary",

@@ -1,0 +1,48 @@
+"""Placement after discharge (COW): offer a case to candidate facilities, follow their answers, choose one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config import Settings
+from ..domain import CareSetting
+from ..store import Placement, Store, list_placements
+from ..sync import choose_placement, offer_placement, read_placement
+from ._clients import push_client, require_fhir_base
+
+__all__ = ["choose_facility", "follow_placement", "offer_to_facilities", "placements_of"]
+
+
+async def offer_to_facilities(
+    store: Store,
+    settings: Settings,
+    case_id: str,
+    setting: CareSetting,
+    candidates: Sequence[str],
+    *,
+    service: str | None = None,
+) -> Placement:
+    """One ServiceRequest and one Task per candidate facility, on the configured server."""
+    require_fhir_base(settings)
+    async with push_client(settings) as client:
+        return await offer_placement(store, client, settings, case_id, setting, candidates, service=service)
+
+
+async def follow_placement(store: Store, settings: Settings, placement_id: str) -> Placement:
+    """Each candidate's answer, read back from the server now."""
+    require_fhir_base(settings)
+    async with push_client(settings) as client:
+        return await read_placement(store, client, placement_id)
+
+
+async def choose_facility(store: Store, settings: Settings, placement_id: str, organization: str) -> Placement:
+    """Settle the offer on the patient's choice (see ``sync.choose_placement``)."""
+    require_fhir_base(settings)
+    async with push_client(settings) as client:
+        return await choose_placement(store, client, settings, placement_id, organization)
+
+
+def placements_of(store: Store, case_id: str | None = None) -> list[Placement]:
+    """The offers recorded (of one case), as last read back."""
+    with store.session(read_only=True) as session:
+        return list_placements(session, case_id)

@@ -1,0 +1,122 @@
+"""Post-discharge placement against the real servers, with the test playing the three facilities.
+
+The case manager offers a skilled-nursing placement to three facilities: one ServiceRequest and three
+Tasks appear on the server. The facilities answer on their Tasks — one rejects with a reason, one asks
+for information (a Communication ``partOf`` its Task), one accepts — and the answers are read back.
+Choosing a facility that has not accepted is refused; choosing the one that accepted marks its Task
+"selected", cancels the open others ("not selected"), and puts the facility on the care team as the
+provider of the next stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from fhir_cm.api import create_app
+from fhir_cm.cli import app as cli_app
+from fhir_cm.config import Settings
+from fhir_cm.domain import CareSetting, Case, Party, StayStatus
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.store import ApiRole, Store, create_api_key, get_case
+from fhir_cm.sync import PlacementError, choose_placement, offer_placement, read_placement
+from tests.sync.seeding import put_organisations
+from tests.sync.test_transitions_server import enrol
+
+pytestmark = pytest.mark.server
+
+
+async def answer(raw: AsyncFhirClient, task_id: str, status: str, reason: str | None = None) -> None:
+    task = await raw.read("Task", task_id)
+    task["status"] = status
+    if reason:
+        task["statusReason"] = {"text": reason}
+    await raw.update(task)
+
+
+async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirClient, settings: Settings) -> None:
+    tag = uuid.uuid4().hex[:10]
+    facilities = [f"snf-a-{tag}", f"snf-b-{tag}", f"snf-c-{tag}"]
+    await put_organisations(raw, *facilities)
+    case = await enrol(store, raw, settings, tag, case_manager=Party(kind="practitioner", id=f"cm-{tag}"))
+
+    offer = await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)
+    request = await raw.read("ServiceRequest", offer.service_request_id)
+    assert (request["status"], request["intent"], request["subject"]["reference"]) == (
+        "active", "order", f"Patient/{case.patient.id}")
+    tasks = {c.organization: await raw.read("Task", c.task_id) for c in offer.candidates}
+    for org, task in tasks.items():
+        assert task["status"] == "requested" and task["owner"]["reference"] == f"Organization/{org}"
+        assert task["focus"]["reference"] == f"ServiceRequest/{offer.service_request_id}"
+
+    a, b, c = offer.candidates
+    await answer(raw, a.task_id, "rejected", "no bed until next month")
+    await answer(raw, b.task_id, "received")
+    await raw.create({"resourceType": "Communication", "status": "completed",
+                      "partOf": [{"reference": f"Task/{b.task_id}"}],
+                      "payload": [{"contentString": "Please send the latest wound care notes"}]})
+    await answer(raw, c.task_id, "accepted")
+
+    followed = await read_placement(store, raw, offer.id)
+    by_org = {x.organization: x for x in followed.candidates}
+    assert (by_org[a.organization].status, by_org[a.organization].reason) == ("rejected", "no bed until next month")
+    assert (by_org[b.organization].status, by_org[b.organization].questions) == (
+        "received", ["Please send the latest wound care notes"])
+    assert by_org[c.organization].status == "accepted"
+
+    with pytest.raises(PlacementError, match="has not accepted"):
+        await choose_placement(store, raw, settings, offer.id, b.organization)
+    settled = await choose_placement(store, raw, settings, offer.id, c.organization)
+    assert settled.chosen == c.organization
+    chosen = await raw.read("Task", c.task_id)
+    assert (chosen["status"], chosen["businessStatus"]["text"]) == ("accepted", "selected")
+    declined = await raw.read("Task", b.task_id)
+    assert (declined["status"], declined["statusReason"]["text"]) == ("cancelled", "not selected")
+    assert (await raw.read("Task", a.task_id))["status"] == "rejected"  # already out: left as it answered
+
+    with store.session(read_only=True) as s:
+        placed = get_case(s, case.id)
+    assert placed is not None
+    assert c.organization in {m.party.id for m in placed.team}
+    (nxt,) = [s for s in placed.stays if s.status is StayStatus.PLANNED]
+    assert (nxt.setting, nxt.provider.id if nxt.provider else None) == (CareSetting.SKILLED_NURSING, c.organization)
+
+
+def test_the_cli_and_the_api_offer_and_refuse_what_they_should(store: Store, settings: Settings, fhir_server: str) -> None:
+    tag = uuid.uuid4().hex[:10]
+
+    async def setup() -> Case:
+        async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as raw:
+            await put_organisations(raw, f"hha-{tag}")
+            return await enrol(store, raw, settings, tag)
+
+    case = asyncio.run(setup())
+    env = {"FHIR_CM_DATABASE_URL": settings.database_url, "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
+    result = CliRunner().invoke(cli_app, ["placement", "offer", "--case", case.id, "--setting", "home-health",
+                                          "--candidate", f"hha-{tag}", "--fhir-base", fhir_server], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"hha-{tag}" in result.stdout and "requested" in result.stdout
+    bad = CliRunner().invoke(cli_app, ["placement", "offer", "--case", case.id, "--setting", "moon",
+                                       "--candidate", "x", "--fhir-base", fhir_server], env=env)
+    assert bad.exit_code == 2 and "unknown care setting" in bad.output
+
+    with store.session() as s:
+        _, key = create_api_key(s, name="sup", role=ApiRole.SUPERVISOR)
+    with TestClient(create_app(settings, store=store)) as api:
+        headers = {"Authorization": f"Bearer {key}"}
+        made = api.post(f"/api/v1/cases/{case.id}/placements", headers=headers,
+                        json={"setting": "home-health", "candidates": [f"hha-{tag}"]})
+        assert made.status_code == 201, made.text
+        listed = api.get(f"/api/v1/cases/{case.id}/placements", headers=headers).json()
+        assert len(listed) == 2
+        refused = api.post(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose", headers=headers,
+                           json={"candidate": f"hha-{tag}"})
+        assert refused.status_code == 409 and "has not accepted" in refused.json()["detail"]
+        assert api.post("/api/v1/cases/nope/placements", headers=headers,
+                        json={"setting": "home-health", "candidates": ["x"]}).status_code == 404
+        assert api.post(f"/api/v1/cases/{case.id}/placements", headers=headers,
+                        json={"setting": "moon", "candidates": ["x"]}).status_code == 422
