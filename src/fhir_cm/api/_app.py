@@ -31,6 +31,7 @@ from .routes import (
     cases,
     contacts,
     me,
+    notifications,
     ops,
     outcomes,
     placement,
@@ -147,6 +148,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
+    app.include_router(notifications.router)
     if (fhir := _fhir_router(settings, app)) is not None:
         app.include_router(fhir)
     mount_console(app)

@@ -19,6 +19,7 @@ from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
 from ._handoff import build_transfer_summaries, write_transfer_summaries
 from ._placement import choose_facility, follow_placement, offer_to_facilities, placements_of
 from ._pull import run_pull
+from ._subscriptions import list_subscriptions_on_server, notified, subscribe, unsubscribe
 from ._push import PushOutcome, PushVerdict, run_push
 from ._resolve import Keep, settle_conflict
 from ._transitions import list_transitions
@@ -26,6 +27,10 @@ from ._version import offline_fhir_version, pick_fhir_version
 from ._worker import run_sync_worker
 
 __all__ = [
+    "list_subscriptions_on_server",
+    "notified",
+    "subscribe",
+    "unsubscribe",
     "choose_facility",
     "follow_placement",
     "offer_to_facilities",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ..config import Settings
 from ..fhir import AsyncFhirClient
 from ..store import Store
-from ..sync import PushReport, pull_and_track, run_worker
+from ..sync import PushReport, check_subscriptions, pull_and_track, run_worker, sync_subscriptions
 from ._clients import pull_client, push_client
 
 __all__ = ["run_sync_worker"]
@@ -32,7 +32,12 @@ async def run_sync_worker(
     async with push_client(settings) as client, pull_client(settings) as reader:
 
         async def pull_step(store: Store, pusher: AsyncFhirClient, settings: Settings) -> object:
-            return await pull_and_track(store, reader, settings, push_with=pusher)
+            report = await pull_and_track(store, reader, settings, push_with=pusher)
+            # Subscriptions (once made with `fhir-cm subscribe`) follow the open cases, and one the server
+            # dropped is re-activated with a catch-up poll of its patients (queued for the next round).
+            await sync_subscriptions(store, pusher)
+            await check_subscriptions(store, pusher)
+            return report
 
         return await run_worker(
             store, client, settings, interval=interval, once=once, steps=[pull_step], stop=stop, on_round=on_round

@@ -93,10 +93,34 @@ from ._transitions import (
 )
 from ._follow_ups import follow_up_latencies, record_follow_ups_on_server
 from ._placements import Candidate, Placement, get_placement, list_placements, put_placement
+from ._subscriptions import (
+    HeldSubscription,
+    QueuedTracking,
+    forget_subscription,
+    get_subscription,
+    list_subscriptions,
+    mark_tracked,
+    pending_tracking,
+    put_subscription,
+    queue_tracking,
+    secret_hash,
+    update_subscription,
+)
 from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
+    "HeldSubscription",
+    "QueuedTracking",
+    "forget_subscription",
+    "get_subscription",
+    "list_subscriptions",
+    "mark_tracked",
+    "pending_tracking",
+    "put_subscription",
+    "queue_tracking",
+    "secret_hash",
+    "update_subscription",
     "Candidate",
     "Placement",
     "Watermark",

@@ -12,7 +12,16 @@ from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
 from ._placement import PlacementError, choose_placement, offer_placement, read_placement
+from ._notifications import NotificationOutcome, NotificationRefused, check_secret, receive_notification
 from ._pull_round import PullRoundReport, pull_and_track
+from ._subscriptions import (
+    SubscriptionState,
+    SubscriptionsReport,
+    check_subscriptions,
+    subscription_states,
+    sync_subscriptions,
+    unsubscribe_all,
+)
 from ._transfer_summary import NoSuchMove, WrittenSummary, handoff_moves, transfer_summary, write_transfer_summary
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
@@ -22,6 +31,16 @@ from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
 from ._resolve import ConflictNotResolvable, Keep, resolve
 
 __all__ = [
+    "NotificationOutcome",
+    "NotificationRefused",
+    "SubscriptionState",
+    "SubscriptionsReport",
+    "check_secret",
+    "check_subscriptions",
+    "receive_notification",
+    "subscription_states",
+    "sync_subscriptions",
+    "unsubscribe_all",
     # push
     "CaseFailure",
     "NotPushed",

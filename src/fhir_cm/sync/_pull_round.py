@@ -11,6 +11,7 @@ from ..fhir import AsyncFhirClient, FhirError
 from ..store import Store
 from ._pull import PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
+from ._tracking_queue import cases_queued, settle_queue
 from ._transfer_summary import WrittenSummary, write_transfer_summary
 from ._transitions import TransitionsReport, track_transitions
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
@@ -44,6 +45,9 @@ async def pull_and_track(
     open (their whole Encounter history, once). With ``patient`` the pull reads that patient's
     everything and the watch is left out (it is the narrow, by-hand path).
 
+    The cases of the patients that subscription notifications queued (``_tracking_queue``) are tracked
+    in the same round; a follow-up's latency then counts from the earliest notification.
+
     With ``push_with`` (a client for pushing), the follow-ups the tracker asked for after hospital
     discharges are pushed at once (``_discharges``), their latency recorded, and each new move out of
     a hospital, SNF or rehabilitation stay gets its transfer summary written to the server with a
@@ -53,12 +57,18 @@ async def pull_and_track(
     Matches the worker's step signature, so ``steps=[pull_and_track]`` makes a worker pull too.
     """
     learned_at = dt.datetime.now(dt.UTC)
+    queued = await cases_queued(store, client) if patient is None else None
+    if queued is not None and queued.learned_at is not None:
+        learned_at = min(learned_at, queued.learned_at)  # a notification told of it first
     pulled = await pull(store, client, settings, since=since, patient=patient)
     watch = None if patient is not None else await changed_encounter_patients(store, client)
     wanted = set(pulled.cases) | (set(watch.touched) | set(watch.seeded) if watch is not None else set())
+    wanted |= set(queued.cases) if queued is not None else set()
     tracked = await track_transitions(store, client, settings, case_ids=wanted) if wanted else TransitionsReport()
     if watch is not None:
         settle_watch(store, client.base_url, watch, tracked.failed)
+    if queued is not None:
+        settle_queue(store, queued, set(tracked.failed))
     report = PullRoundReport(pull=pulled, watch=watch, transitions=tracked)
     if push_with is not None and tracked.follow_ups:
         report.follow_ups = await push_follow_ups(store, push_with, settings, tracked.follow_ups, learned_at=learned_at)

@@ -1,0 +1,184 @@
+"""Notifications from a FHIR server's subscriptions: checked, understood, deduplicated, queued.
+
+A notification arrives at ``/notifications/<subscription id>`` (with ``/<Type>/<id>`` appended when a
+server delivers the resource itself, as HAPI's R4 rest-hook does with a ``PUT``). It is accepted only
+with the subscription's secret (``Authorization: Bearer …``, compared by hash in constant time); an
+unknown subscription and a wrong or missing secret are refused alike, and nothing is recorded. Then:
+
+* a **handshake** or **heartbeat** (backport status ``type``) only says the channel works: the
+  subscription is noted active and alive;
+* an **event notification** (backport ``history`` Bundle) carries event numbers: one already seen is a
+  repeat and is dropped; a jump past the next expected number is a **gap** (events lost on the way),
+  and the tracking of all the subscription's patients is queued as a catch-up; each event's resource
+  (full) or its reference (id-only) is queued;
+* an R4 criteria notification carries the changed **resource** itself (queued by its patient, unless
+  the ledger already holds that version), or **nothing** (empty payload: one of the subscription's
+  patients changed — all are queued).
+
+Nothing is tracked here: the worker works the queue (``_tracking_queue``). So the endpoint answers at
+once, and a notification is not lost if the worker is down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ..errors import FhirCmError
+from ..mapping import patient_of
+from ..store import (
+    HeldSubscription,
+    Store,
+    get_subscription,
+    ledger_by_server_id,
+    queue_tracking,
+    secret_hash,
+    update_subscription,
+)
+from ._intake import version_of
+
+__all__ = ["NotificationOutcome", "NotificationRefused", "check_secret", "receive_notification"]
+
+
+class NotificationRefused(FhirCmError, PermissionError):
+    """Not a notification of ours: unknown subscription, or a missing or wrong secret."""
+
+
+class NotificationOutcome(BaseModel):
+    """What a notification was, and what it queued."""
+
+    kind: Literal["handshake", "heartbeat", "event-notification", "resource", "empty", "query-status"]
+    queued: int = 0
+    duplicates: int = 0
+    gap: bool = False
+
+
+def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The backport status (R4 ``Parameters`` or R4B ``SubscriptionStatus``) of a notification Bundle, flattened."""
+    entries = bundle.get("entry") or []
+    first = entries[0].get("resource") if entries and isinstance(entries[0], Mapping) else None
+    if not isinstance(first, Mapping):
+        return None
+    if first.get("resourceType") == "SubscriptionStatus":
+        return {"type": first.get("type"), "events": first.get("eventsSinceSubscriptionStart"),
+                "notifications": [{"number": e.get("eventNumber"), "focus": (e.get("focus") or {}).get("reference")}
+                                  for e in first.get("notificationEvent") or []]}
+    if first.get("resourceType") == "Parameters":
+        params = first.get("parameter") or []
+        out: dict[str, Any] = {"notifications": []}
+        for p in params:
+            name = p.get("name")
+            if name == "type":
+                out["type"] = p.get("valueCode")
+            elif name == "events-since-subscription-start":
+                out["events"] = p.get("valueString") or p.get("valueInteger64") or p.get("valueDecimal")
+            elif name == "notification-event":
+                parts = {q.get("name"): q for q in p.get("part") or []}
+                number = parts.get("event-number", {})
+                focus = parts.get("focus", {}).get("valueReference") or {}
+                out["notifications"].append({"number": number.get("valueString") or number.get("valueInteger64"),
+                                             "focus": focus.get("reference")})
+        return out
+    return None
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def check_secret(store: Store, subscription_id: str, presented_secret: str | None) -> HeldSubscription:
+    """The subscription, if the secret presented is its own (compared by hash, in constant time);
+    raises :class:`NotificationRefused` otherwise — alike for an unknown subscription."""
+    with store.session(read_only=True) as session:
+        held = get_subscription(session, subscription_id)
+    presented = secret_hash(presented_secret) if presented_secret else ""
+    if held is None or not hmac.compare_digest(presented, held.secret_hash):
+        raise NotificationRefused("not a notification of a subscription of ours (unknown, or no or a wrong secret)")
+    return held
+
+
+def receive_notification(
+    store: Store,
+    subscription_id: str,
+    presented_secret: str | None,
+    body: Any,
+    *,
+    resource_path: tuple[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> NotificationOutcome:
+    """Check, understand and queue one notification (see the module docstring)."""
+    moment = now or dt.datetime.now(dt.UTC)
+    held = check_secret(store, subscription_id, presented_secret)
+    if isinstance(body, Mapping) and body.get("resourceType") == "Bundle" and (status := _status_of(body)) is not None:
+        return _backport(store, held, body, status, moment)
+    if isinstance(body, Mapping) and body.get("resourceType") == "Bundle":
+        resources = [e.get("resource") for e in body.get("entry") or [] if isinstance(e, Mapping)]
+        return _resources(store, held, [r for r in resources if isinstance(r, Mapping)], moment)
+    if isinstance(body, Mapping) and body.get("resourceType"):
+        return _resources(store, held, [body], moment)
+    with store.session() as session:
+        update_subscription(session, held.id, last_notified_at=moment, status="active")
+        if resource_path is not None:
+            queued = queue_tracking(session, held.server_base, resource="/".join(resource_path), reason="notification",
+                                    now=moment)
+            return NotificationOutcome(kind="resource", queued=queued)
+        queued = queue_tracking(session, held.server_base, patients=held.patients, reason="notification", now=moment)
+    return NotificationOutcome(kind="empty", queued=queued)
+
+
+def _resources(store: Store, held: HeldSubscription, resources: list[Mapping[str, Any]], moment: dt.datetime) -> NotificationOutcome:
+    outcome = NotificationOutcome(kind="resource")
+    watched = set(held.patients)
+    with store.session() as session:
+        update_subscription(session, held.id, last_notified_at=moment, status="active")
+        for r in resources:
+            known = ledger_by_server_id(session, held.server_base, str(r.get("resourceType")), str(r.get("id")))
+            if known is not None and known.version_id is not None and known.version_id == version_of(r):
+                outcome.duplicates += 1
+                continue
+            patient = patient_of(r)
+            if patient in watched:
+                outcome.queued += queue_tracking(session, held.server_base, patients=[patient], reason="notification",
+                                                 now=moment)
+    return outcome
+
+
+def _backport(store: Store, held: HeldSubscription, bundle: Mapping[str, Any], status: dict[str, Any],
+              moment: dt.datetime) -> NotificationOutcome:
+    kind = status.get("type") or "event-notification"
+    if kind in ("handshake", "heartbeat", "query-status"):
+        with store.session() as session:
+            update_subscription(session, held.id, last_notified_at=moment, status="active")
+        return NotificationOutcome.model_validate({"kind": kind})
+    outcome = NotificationOutcome(kind="event-notification")
+    last = held.last_event or 0
+    numbers = [n for e in status.get("notifications", []) if (n := _number(e.get("number"))) is not None]
+    fresh = [e for e in status.get("notifications", []) if (_number(e.get("number")) or 0) > last]
+    outcome.duplicates = len(numbers) - len(fresh)
+    fresh_numbers = sorted(n for n in numbers if n > last)
+    outcome.gap = bool(fresh_numbers) and fresh_numbers[0] > last + 1  # events lost between the last and these
+    full = {f"{r.get('resourceType')}/{r.get('id')}": r for e in (bundle.get("entry") or [])[1:]
+            if isinstance(e, Mapping) and isinstance((r := e.get("resource")), Mapping)}
+    with store.session() as session:
+        if outcome.gap:
+            outcome.queued += queue_tracking(session, held.server_base, patients=held.patients, reason="gap", now=moment)
+        for event in fresh:
+            focus = event.get("focus")
+            resource = full.get(focus) if focus else None
+            patient = patient_of(resource) if resource is not None else None
+            if patient is not None and patient in held.patients:
+                outcome.queued += queue_tracking(session, held.server_base, patients=[patient], reason="notification",
+                                                 now=moment)
+            elif focus:
+                outcome.queued += queue_tracking(session, held.server_base, resource=focus, reason="notification",
+                                                 now=moment)
+        newest = max(numbers, default=last)
+        update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=max(newest, last))
+    return outcome

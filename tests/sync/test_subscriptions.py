@@ -1,0 +1,52 @@
+"""Subscriptions made for a server offering a topic (backport), on a server faked with respx."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import respx
+
+from fhir_cm.domain import Case, Party, Period
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.store import list_subscriptions, open_store, save_case
+from fhir_cm.sync import sync_subscriptions
+
+BASE = "http://ehr.example/fhir"
+TOPIC = "http://ehr.example/SubscriptionTopic/encounter-start-end"
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+
+
+async def test_a_topic_subscription_carries_the_filter_payload_level_heartbeat_and_secret(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        with store.session() as s:
+            for n in range(3):
+                save_case(s, Case(id=f"case-{n}", programme="health-care", period=Period(start=dt.date(2024, 1, 1)),
+                                  patient=Party(kind="patient", id=f"pat-{n}")), enqueue=False)
+        sent: list[dict[str, Any]] = []
+
+        def create(request: httpx.Request) -> httpx.Response:
+            sent.append(json.loads(request.content))
+            return httpx.Response(201, json={**sent[-1], "id": "41"}, headers={"Location": f"{BASE}/Subscription/41/_history/1"})
+
+        with respx.mock(base_url=BASE) as mock:
+            mock.post("/Subscription").mock(side_effect=create)
+            async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
+                report = await sync_subscriptions(store, client, endpoint="https://cm.example/notifications", topic=TOPIC)
+        (made,) = sent
+        assert report.patients == 3 and len(report.created) == 1
+        assert made["criteria"] == TOPIC
+        assert made["_criteria"]["extension"][0] == {"url": f"{BACKPORT}/backport-filter-criteria",
+                                                     "valueString": "Encounter?patient=Patient/pat-0,Patient/pat-1,Patient/pat-2"}
+        assert made["channel"]["_payload"]["extension"][0]["valueCode"] == "id-only"
+        assert made["channel"]["extension"][0]["url"] == f"{BACKPORT}/backport-heartbeat-period"
+        (header,) = made["channel"]["header"]
+        with store.session(read_only=True) as s:
+            (held,) = list_subscriptions(s, BASE)
+        assert made["channel"]["endpoint"] == f"https://cm.example/notifications/{held.id}"
+        secret = header.removeprefix("Authorization: Bearer ")
+        assert len(secret) >= 40 and secret not in held.model_dump_json()  # only its hash is kept
+        assert (held.kind, held.server_id, held.topic) == ("topic", "41", TOPIC)
