@@ -158,3 +158,28 @@ async def test_a_subscription_in_error_or_silent_past_its_heartbeat_is_reactivat
         async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
             silent = await check_subscriptions(held, client, now=later)
     assert silent.caught_up == 2
+
+
+@pytest.mark.parametrize("bundle", [
+    {"resourceType": "Bundle", "type": "history", "entry": "not a list"},
+    {"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Parameters", "parameter": [
+        {"name": "notification-event", "part": "garbage"}]}}]},
+    {"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Parameters", "parameter": [
+        {"name": "type", "valueCode": "party-time"}]}}]},
+])
+def test_a_malformed_notification_bundle_is_a_clear_422_and_nothing_is_recorded(
+    client: TestClient, held: Store, bundle: dict[str, Any]
+) -> None:
+    response = client.post(f"/notifications/{SUB}", json=bundle, headers=auth())
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    assert queued(held) == []
+
+
+def test_out_of_order_events_catch_up_once_and_drop_the_late_one(client: TestClient, held: Store) -> None:
+    late = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
+        "event-notification", [(2, "Encounter/e2")])).json()  # event 1 is still on its way
+    assert late["gap"] is True
+    first = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
+        "event-notification", [(1, "Encounter/e1")])).json()
+    assert (first["queued"], first["duplicates"], first["gap"]) == (0, 1, False)  # covered by the catch-up
+    assert [r for _, _, r in queued(held)] == ["gap", "gap", "notification"]

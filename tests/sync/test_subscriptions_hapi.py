@@ -27,7 +27,8 @@ from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting, Case, Period
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import list_subscriptions_on_server, run_pull, subscribe, unsubscribe
-from fhir_cm.store import Store, list_subscriptions, list_transitions, pending_tracking, save_case
+from fhir_cm.store import Store, follow_up_latencies, list_subscriptions, list_transitions, pending_tracking, save_case
+from fhir_cm.sync import track_notified
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import encounter, enrol
 
@@ -47,30 +48,47 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def api(settings: Settings) -> Iterator[str]:
-    """``fhir-cm serve`` on the test's store, in a process of its own; yields its notifications URL."""
-    port = _free_port()
-    env = {**os.environ, "FHIR_CM_DATABASE_URL": settings.database_url,
-           "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
-    env.pop("FHIR_CM_FHIR_BASE", None)
-    proc = subprocess.Popen([sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
+class ApiProcess:
+    """``fhir-cm serve`` on the test's store in a process of its own, on a port that stays the same
+    across a restart (the subscriptions name it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = _free_port()
+        self.env = {**os.environ, "FHIR_CM_DATABASE_URL": settings.database_url,
+                    "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
+        self.env.pop("FHIR_CM_FHIR_BASE", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.notifications = f"http://127.0.0.1:{self.port}/notifications"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(self.port)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the API did not start"
+            assert self.proc.poll() is None and time.monotonic() < deadline, "the API did not start"
             time.sleep(0.2)
-        yield f"{base}/notifications"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[ApiProcess]:
+    process = ApiProcess(settings)
+    process.start()
+    try:
+        yield process
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        process.stop()
 
 
 async def _until(what: str, check: Any) -> Any:
@@ -83,8 +101,8 @@ async def _until(what: str, check: Any) -> Any:
         await asyncio.sleep(0.5)
 
 
-async def test_hapi_notifies_fhir_cm_and_the_next_round_records_the_move(
-    store: Store, raw: AsyncFhirClient, settings: Settings, api: str
+async def test_a_notification_alone_records_the_move_and_a_restart_loses_nothing(
+    store: Store, raw: AsyncFhirClient, settings: Settings, api: ApiProcess
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     hospital = f"hosp-{tag}"
@@ -93,7 +111,7 @@ async def test_hapi_notifies_fhir_cm_and_the_next_round_records_the_move(
     other = await enrol(store, raw, settings, uuid.uuid4().hex[:10])
     await run_pull(store, settings)  # the watch reads both histories once (nothing yet)
 
-    made = await subscribe(store, settings, api)
+    made = await subscribe(store, settings, api.notifications)
     assert len(made.created) == 1 and made.patients == 2
     with store.session(read_only=True) as s:
         (held,) = list_subscriptions(s, raw.base_url)
@@ -115,19 +133,36 @@ async def test_hapi_notifies_fhir_cm_and_the_next_round_records_the_move(
     rows = await _until("HAPI's notification to reach the API", queued)
     assert {r.patient_id for r in rows} == {f"pat-{tag}"}
 
-    round_ = await run_pull(store, settings)  # what the worker's next round does
-    assert case.id in round_.transitions.changed_cases
+    # The worker's first step: the notified cases only — no pull, no watch.
+    async with AsyncFhirClient(raw.base_url, enforce_capabilities=False) as reader:
+        round_ = await track_notified(store, reader, settings, push_with=raw)
+    assert round_.transitions.changed_cases == [case.id]
     with store.session(read_only=True) as s:
         moves = [(t.from_setting, t.to_setting) for t in list_transitions(s, case.id)]
         assert pending_tracking(s, raw.base_url) == []
+        waited = follow_up_latencies(s)
     assert moves == [(CareSetting.ACUTE_HOSPITAL, CareSetting.HOME)]
+    assert round_.follow_ups is not None and round_.follow_ups.on_server == [case.id] and len(waited) == 1
+
+    # The receiving service goes down; the hospital records more; it comes back: nothing is lost.
+    api.stop()
+    await raw.create(encounter(f"pat-{tag}", "IMP", "2024-05-20", "2024-05-22", hospital, disposition="home"))
+    await asyncio.sleep(2)
+    api.start()
+    await run_pull(store, settings)  # the next round: redelivered notifications, or the watch's catch-up
+    with store.session(read_only=True) as s:
+        moves = [(t.from_setting, t.to_setting, t.readmission) for t in list_transitions(s, case.id)]
+    assert moves == [(CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, False),
+                     (CareSetting.HOME, CareSetting.ACUTE_HOSPITAL, True),
+                     (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, False)]
 
     # A notification without the secret is refused, and nothing is recorded.
+    await run_pull(store, settings)  # (anything HAPI redelivered after the restart is tracked first)
     async with httpx.AsyncClient() as http:
-        refused = await http.put(f"{api}/{held.id}/Encounter/x", json={"resourceType": "Encounter", "id": "x"},
+        refused = await http.put(f"{api.notifications}/{held.id}/Encounter/x", json={"resourceType": "Encounter", "id": "x"},
                                  headers={"Authorization": "Bearer not-the-secret"})
         assert refused.status_code == 401
-        assert (await http.post(f"{api}/{held.id}")).status_code == 401
+        assert (await http.post(f"{api.notifications}/{held.id}")).status_code == 401
     assert await queued() == []
 
     # A closed case leaves the criteria.
@@ -135,7 +170,7 @@ async def test_hapi_notifies_fhir_cm_and_the_next_round_records_the_move(
         closed = Case.model_validate({**other.model_dump(), "status": "closed",
                                       "period": Period(start=other.period.start, end=dt.date.today()).model_dump()})
         save_case(s, closed, enqueue=False)
-    again = await subscribe(store, settings, api)
+    again = await subscribe(store, settings, api.notifications)
     assert again.updated == [held.id] and again.patients == 1
     copy = await raw.read("Subscription", str(held.server_id))
     assert copy["criteria"] == f"Encounter?patient=Patient/pat-{tag}"

@@ -133,3 +133,16 @@ async def test_written_to_the_server_and_found_by_the_receiving_provider(
     bundle = await raw.read("Bundle", written.bundle_id)
     assert bundle["type"] == "document" and bundle["entry"][0]["resource"]["resourceType"] == "Composition"
     assert mine[0]["content"][0]["attachment"]["url"] == f"Bundle/{written.bundle_id}"
+
+
+@pytest.mark.server
+def test_hapi_validates_the_document(hapi_r4: Any) -> None:
+    """HAPI's own validator (``Bundle/$validate``, base R4 rules and the document invariants) finds no error."""
+    import httpx
+
+    doc = transfer_summary(journey_case(), 1, "R4", SYSTEM)
+    response = httpx.post(f"{hapi_r4.base_url}/Bundle/$validate", json=doc, timeout=120,
+                          headers={"Content-Type": "application/fhir+json"})
+    outcome = response.json()
+    errors = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
+    assert outcome["resourceType"] == "OperationOutcome" and errors == [], errors[:5]

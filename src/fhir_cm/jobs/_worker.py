@@ -8,7 +8,14 @@ from collections.abc import Callable
 from ..config import Settings
 from ..fhir import AsyncFhirClient
 from ..store import Store
-from ..sync import PushReport, check_subscriptions, pull_and_track, run_worker, sync_subscriptions
+from ..sync import (
+    PushReport,
+    check_subscriptions,
+    pull_and_track,
+    run_worker,
+    sync_subscriptions,
+    track_notified,
+)
 from ._clients import pull_client, push_client
 
 __all__ = ["run_sync_worker"]
@@ -31,6 +38,9 @@ async def run_sync_worker(
     """
     async with push_client(settings) as client, pull_client(settings) as reader:
 
+        async def notified_step(store: Store, pusher: AsyncFhirClient, settings: Settings) -> object:
+            return await track_notified(store, reader, settings, push_with=pusher)
+
         async def pull_step(store: Store, pusher: AsyncFhirClient, settings: Settings) -> object:
             report = await pull_and_track(store, reader, settings, push_with=pusher)
             # Subscriptions (once made with `fhir-cm subscribe`) follow the open cases, and one the server
@@ -40,5 +50,12 @@ async def run_sync_worker(
             return report
 
         return await run_worker(
-            store, client, settings, interval=interval, once=once, steps=[pull_step], stop=stop, on_round=on_round
+            store,
+            client,
+            settings,
+            interval=interval,
+            once=once,
+            steps=[notified_step, pull_step],
+            stop=stop,
+            on_round=on_round,
         )

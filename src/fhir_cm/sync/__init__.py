@@ -12,8 +12,14 @@ from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
 from ._placement import PlacementError, choose_placement, offer_placement, read_placement
-from ._notifications import NotificationOutcome, NotificationRefused, check_secret, receive_notification
-from ._pull_round import PullRoundReport, pull_and_track
+from ._notifications import (
+    NotificationMalformed,
+    NotificationOutcome,
+    NotificationRefused,
+    check_secret,
+    receive_notification,
+)
+from ._pull_round import PullRoundReport, pull_and_track, track_notified
 from ._subscriptions import (
     SubscriptionState,
     SubscriptionsReport,
@@ -31,6 +37,7 @@ from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
 from ._resolve import ConflictNotResolvable, Keep, resolve
 
 __all__ = [
+    "NotificationMalformed",
     "NotificationOutcome",
     "NotificationRefused",
     "SubscriptionState",
@@ -71,6 +78,7 @@ __all__ = [
     "merge_case",
     "pull",
     "pull_and_track",
+    "track_notified",
     "choose_placement",
     "offer_placement",
     "read_placement",

@@ -41,11 +41,21 @@ from ..store import (
 )
 from ._intake import version_of
 
-__all__ = ["NotificationOutcome", "NotificationRefused", "check_secret", "receive_notification"]
+__all__ = [
+    "NotificationMalformed",
+    "NotificationOutcome",
+    "NotificationRefused",
+    "check_secret",
+    "receive_notification",
+]
 
 
 class NotificationRefused(FhirCmError, PermissionError):
     """Not a notification of ours: unknown subscription, or a missing or wrong secret."""
+
+
+class NotificationMalformed(FhirCmError, ValueError):
+    """A notification Bundle that is not one (a status in a shape the backport does not define)."""
 
 
 class NotificationOutcome(BaseModel):
@@ -58,31 +68,37 @@ class NotificationOutcome(BaseModel):
 
 
 def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The backport status (R4 ``Parameters`` or R4B ``SubscriptionStatus``) of a notification Bundle, flattened."""
+    """The backport status (R4 ``Parameters`` or R4B ``SubscriptionStatus``) of a notification Bundle,
+    flattened; None when the Bundle carries none. Raises :class:`NotificationMalformed` when it does,
+    but not in a shape the backport defines."""
     entries = bundle.get("entry") or []
-    first = entries[0].get("resource") if entries and isinstance(entries[0], Mapping) else None
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise NotificationMalformed("the notification Bundle's entry is not a list of entries")
+    first = entries[0].get("resource") if entries else None
     if not isinstance(first, Mapping):
         return None
-    if first.get("resourceType") == "SubscriptionStatus":
-        return {"type": first.get("type"), "events": first.get("eventsSinceSubscriptionStart"),
-                "notifications": [{"number": e.get("eventNumber"), "focus": (e.get("focus") or {}).get("reference")}
-                                  for e in first.get("notificationEvent") or []]}
-    if first.get("resourceType") == "Parameters":
-        params = first.get("parameter") or []
-        out: dict[str, Any] = {"notifications": []}
-        for p in params:
-            name = p.get("name")
-            if name == "type":
-                out["type"] = p.get("valueCode")
-            elif name == "events-since-subscription-start":
-                out["events"] = p.get("valueString") or p.get("valueInteger64") or p.get("valueDecimal")
-            elif name == "notification-event":
-                parts = {q.get("name"): q for q in p.get("part") or []}
-                number = parts.get("event-number", {})
-                focus = parts.get("focus", {}).get("valueReference") or {}
-                out["notifications"].append({"number": number.get("valueString") or number.get("valueInteger64"),
-                                             "focus": focus.get("reference")})
-        return out
+    try:
+        if first.get("resourceType") == "SubscriptionStatus":
+            return {"type": first.get("type"), "events": first.get("eventsSinceSubscriptionStart"),
+                    "notifications": [{"number": e.get("eventNumber"), "focus": (e.get("focus") or {}).get("reference")}
+                                      for e in first.get("notificationEvent") or []]}
+        if first.get("resourceType") == "Parameters":
+            out: dict[str, Any] = {"notifications": []}
+            for p in first.get("parameter") or []:
+                name = p.get("name")
+                if name == "type":
+                    out["type"] = p.get("valueCode")
+                elif name == "events-since-subscription-start":
+                    out["events"] = p.get("valueString") or p.get("valueInteger64") or p.get("valueDecimal")
+                elif name == "notification-event":
+                    parts = {q.get("name"): q for q in p.get("part") or []}
+                    number = parts.get("event-number", {})
+                    focus = parts.get("focus", {}).get("valueReference") or {}
+                    out["notifications"].append({"number": number.get("valueString") or number.get("valueInteger64"),
+                                                 "focus": focus.get("reference")})
+            return out
+    except (AttributeError, TypeError):
+        raise NotificationMalformed("the notification's status is not a backport SubscriptionStatus or Parameters") from None
     return None
 
 
@@ -153,6 +169,8 @@ def _resources(store: Store, held: HeldSubscription, resources: list[Mapping[str
 def _backport(store: Store, held: HeldSubscription, bundle: Mapping[str, Any], status: dict[str, Any],
               moment: dt.datetime) -> NotificationOutcome:
     kind = status.get("type") or "event-notification"
+    if kind not in ("handshake", "heartbeat", "query-status", "event-notification"):
+        raise NotificationMalformed(f"unknown notification type {str(kind)[:40]!r}")
     if kind in ("handshake", "heartbeat", "query-status"):
         with store.session() as session:
             update_subscription(session, held.id, last_notified_at=moment, status="active")

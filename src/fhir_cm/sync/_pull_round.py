@@ -16,7 +16,38 @@ from ._transfer_summary import WrittenSummary, write_transfer_summary
 from ._transitions import TransitionsReport, track_transitions
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 
-__all__ = ["PullRoundReport", "pull_and_track"]
+__all__ = ["PullRoundReport", "pull_and_track", "track_notified"]
+
+
+async def track_notified(
+    store: Store, client: AsyncFhirClient, settings: Settings, *, push_with: AsyncFhirClient | None = None
+) -> PullRoundReport:
+    """Track only the cases that subscription notifications queued — no pull, no watch: the worker does
+    this first in every round, so a notification alone records a move (and pushes a discharge's
+    follow-up, its latency counted from the notification)."""
+    queued = await cases_queued(store, client)
+    tracked = (await track_transitions(store, client, settings, case_ids=set(queued.cases))
+               if queued.cases else TransitionsReport())
+    settle_queue(store, queued, set(tracked.failed))
+    report = PullRoundReport(pull=PullReport(server=client.base_url), transitions=tracked)
+    await _act(store, settings, report, push_with, queued.learned_at or dt.datetime.now(dt.UTC))
+    return report
+
+
+async def _act(store: Store, settings: Settings, report: PullRoundReport, push_with: AsyncFhirClient | None,
+               learned_at: dt.datetime) -> None:
+    """Push the follow-ups the round asked for at once, and write the transfer summaries it calls for."""
+    tracked = report.transitions
+    if push_with is None:
+        return
+    if tracked.follow_ups:
+        report.follow_ups = await push_follow_ups(store, push_with, settings, tracked.follow_ups, learned_at=learned_at)
+    for case_id, numbers in tracked.handoffs.items():
+        for number in numbers:
+            try:
+                report.documents.append(await write_transfer_summary(store, push_with, settings, case_id, number))
+            except FhirError as exc:
+                report.document_failures[f"{case_id} move {number}"] = str(exc).splitlines()[0][:300]
 
 
 class PullRoundReport(BaseModel):
@@ -70,13 +101,5 @@ async def pull_and_track(
     if queued is not None:
         settle_queue(store, queued, set(tracked.failed))
     report = PullRoundReport(pull=pulled, watch=watch, transitions=tracked)
-    if push_with is not None and tracked.follow_ups:
-        report.follow_ups = await push_follow_ups(store, push_with, settings, tracked.follow_ups, learned_at=learned_at)
-    if push_with is not None:
-        for case_id, numbers in tracked.handoffs.items():
-            for number in numbers:
-                try:
-                    report.documents.append(await write_transfer_summary(store, push_with, settings, case_id, number))
-                except FhirError as exc:
-                    report.document_failures[f"{case_id} move {number}"] = str(exc).splitlines()[0][:300]
+    await _act(store, settings, report, push_with, learned_at)
     return report

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_cm import jobs
 from fhir_cm.store import Store
-from fhir_cm.sync import NotificationOutcome, NotificationRefused, check_secret
+from fhir_cm.sync import NotificationMalformed, NotificationOutcome, NotificationRefused, check_secret
 
 from .._deps import get_store
 from .._problems import InvalidInput, Unauthorized
@@ -54,6 +54,8 @@ async def _receive(request: Request, store: Store, subscription_id: str, path: t
         await run_in_threadpool(check_secret, store, subscription_id, secret)  # before reading anything sent
         body = await _body(request)
         return await run_in_threadpool(jobs.notified, store, subscription_id, secret, body, path)
+    except NotificationMalformed as exc:
+        raise InvalidInput(str(exc)) from None
     except NotificationRefused:
         raise Unauthorized("not a notification of a subscription of ours: the subscription's secret is required",
                            error="invalid_token") from None
