@@ -41,6 +41,23 @@ def test_sync_health_shows_the_outbox_failures_with_reasons_and_each_servers_wat
         ("CarePlan", "2025-06-01T10:00:00Z"), ("Encounter", "2025-06-02T10:00:00Z")]
     assert servers["http://ehr.example/fhir"]["last_pull"] is not None
     assert (body["quarantined"], body["open_conflicts"]) == (0, 0)
+    assert body["subscriptions"] == []
+
+
+def test_sync_health_lists_our_subscriptions_with_their_status(client: TestClient, keys: Keys, api_store: Store) -> None:
+    import datetime as dt
+
+    from fhir_cm.store import HeldSubscription, put_subscription, secret_hash
+
+    with api_store.session() as s:
+        put_subscription(s, HeldSubscription(
+            id="sub-1", server_base="http://ehr.example/fhir", server_id="9", kind="criteria",
+            endpoint="http://cm/notifications", criteria="Encounter?patient=Patient/a,Patient/b", patients=["a", "b"],
+            secret_hash=secret_hash("x"), status="error", error="endpoint unreachable",
+            created_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC)))
+    (sub,) = client.get("/api/v1/sync/health", headers=bearer(keys.supervisor)).json()["subscriptions"]
+    assert (sub["id"], sub["status"], sub["error"], sub["patients"]) == ("sub-1", "error", "endpoint unreachable", 2)
+    assert "secret" not in str(sub)
 
 
 def test_sync_health_is_for_supervisors(client: TestClient, keys: Keys) -> None:

@@ -26,13 +26,16 @@ import pytest
 from fhir_cm.domain import Case
 from fhir_cm.store import (
     ApiRole,
+    HeldSubscription,
     ConflictStatus,
     Resolution,
     create_api_key,
     get_case,
     list_conflicts,
     open_store,
+    put_subscription,
     save_case,
+    secret_hash,
 )
 from fhir_cm.synthetic import generate_cases
 from fhir_cm.sync import merge_case
@@ -80,6 +83,12 @@ class World:
         self.others = [c for c in cases if c.is_open and c.case_manager is not None and c.case_manager.id != self.manager
                        and not any(m.party.id == self.manager for m in c.team)]
         self.conflict_id = self._clash(self.journey)
+        with open_store(url) as store, store.session() as s:
+            put_subscription(s, HeldSubscription(
+                id="sub-console", server_base="https://ehr.example/fhir", server_id="41", kind="criteria",
+                endpoint="https://cm.example/notifications", criteria="Encounter?patient=…",
+                patients=[c.patient.id for c in cases[:3]], secret_hash=secret_hash("not shown"), status="active",
+                last_notified_at=dt.datetime.now(dt.UTC), created_at=dt.datetime.now(dt.UTC)))
 
     def _clash(self, base: Case) -> int:
         """Both sides changed the first goal's achievement: a real clash, stored as a pull stores it."""
@@ -204,14 +213,22 @@ def test_a_supervisor_reads_caseload_case_outcomes_and_settles_a_conflict(served
 
     page.get_by_role("link", name="Outcomes").click()
     page.get_by_role("heading", name="Outcomes").wait_for()
-    page.wait_for_function("document.querySelectorAll('canvas').length > 0 && window.Chart !== undefined")
+    page.locator("canvas").first.wait_for()
+    assert page.evaluate("() => window.Chart !== undefined")
     assert page.locator("figure.chart").count() >= 3
     shot(page, "outcomes")
+    page.get_by_label("Programme").select_option("health-care")
+    page.get_by_role("button", name="Show").click()
+    playwright_sync.expect(page.locator("table").last.locator("tbody tr")).to_have_count(1)
+    assert page.locator("table").last.locator("tbody tr").first.inner_text().startswith("health care")
 
     page.get_by_role("link", name="Sync health").click()
     keep_ours = page.get_by_role("button", name=f"Keep ours (conflict {world.conflict_id})")
     keep_ours.wait_for()
     assert page.get_by_role("heading", name="Base (last agreed)").count() == 1
+    subscriptions = page.locator("table").filter(has=page.get_by_role("columnheader", name="Last notification"))
+    assert subscriptions.locator("tbody tr").all_inner_texts()[0].split("\t")[:5] == [
+        "sub-console", "https://ehr.example/fhir", "criteria", "active", "3"]
     shot(page, "sync")
     keep_ours.click()
     page.get_by_role("status").filter(has_text=f"Conflict {world.conflict_id} settled").wait_for()

@@ -1,11 +1,11 @@
 """Post-discharge placement against the real servers, with the test playing the three facilities.
 
 The case manager offers a skilled-nursing placement to three facilities: one ServiceRequest and three
-Tasks appear on the server. The facilities answer on their Tasks — one rejects with a reason, one asks
-for information (a Communication ``partOf`` its Task), one accepts — and the answers are read back.
-Choosing a facility that has not accepted is refused; choosing the one that accepted marks its Task
-"selected", cancels the open others ("not selected"), and puts the facility on the care team as the
-provider of the next stay.
+Tasks appear on the server. The facilities answer on their Tasks — two accept, one asks for
+information (a Communication ``partOf`` its Task) — and the answers are read back. Choosing a facility
+that has not accepted is refused; choosing one that accepted marks its Task "selected", cancels the
+two others ("not selected"), and puts the facility on the care team as the provider of the next stay.
+Through the API, a facility's rejection and its reason are read back, and it cannot be chosen.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
         assert task["focus"]["reference"] == f"ServiceRequest/{offer.service_request_id}"
 
     a, b, c = offer.candidates
-    await answer(raw, a.task_id, "rejected", "no bed until next month")
+    await answer(raw, a.task_id, "accepted")
     await answer(raw, b.task_id, "received")
     await raw.create({"resourceType": "Communication", "status": "completed",
                       "partOf": [{"reference": f"Task/{b.task_id}"}],
@@ -63,7 +63,7 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
 
     followed = await read_placement(store, raw, offer.id)
     by_org = {x.organization: x for x in followed.candidates}
-    assert (by_org[a.organization].status, by_org[a.organization].reason) == ("rejected", "no bed until next month")
+    assert by_org[a.organization].status == "accepted"
     assert (by_org[b.organization].status, by_org[b.organization].questions) == (
         "received", ["Please send the latest wound care notes"])
     assert by_org[c.organization].status == "accepted"
@@ -74,9 +74,9 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
     assert settled.chosen == c.organization
     chosen = await raw.read("Task", c.task_id)
     assert (chosen["status"], chosen["businessStatus"]["text"]) == ("accepted", "selected")
-    declined = await raw.read("Task", b.task_id)
-    assert (declined["status"], declined["statusReason"]["text"]) == ("cancelled", "not selected")
-    assert (await raw.read("Task", a.task_id))["status"] == "rejected"  # already out: left as it answered
+    for other in (a, b):  # one selected, the two others cancelled
+        declined = await raw.read("Task", other.task_id)
+        assert (declined["status"], declined["statusReason"]["text"]) == ("cancelled", "not selected")
 
     with store.session(read_only=True) as s:
         placed = get_case(s, case.id)
@@ -116,6 +116,19 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(store: Store, set
         refused = api.post(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose", headers=headers,
                            json={"candidate": f"hha-{tag}"})
         assert refused.status_code == 409 and "has not accepted" in refused.json()["detail"]
+
+        async def reject() -> None:  # the facility says no, with its reason
+            async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as raw:
+                task = await raw.read("Task", made.json()["candidates"][0]["task_id"])
+                task["status"], task["statusReason"] = "rejected", {"text": "no capacity in that area"}
+                await raw.update(task)
+
+        asyncio.run(reject())
+        followed = api.get(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}", headers=headers).json()
+        assert [(c["status"], c["reason"]) for c in followed["candidates"]] == [("rejected", "no capacity in that area")]
+        still = api.post(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose", headers=headers,
+                         json={"candidate": f"hha-{tag}"})
+        assert still.status_code == 409 and "rejected" in still.json()["detail"]
         assert api.post("/api/v1/cases/nope/placements", headers=headers,
                         json={"setting": "home-health", "candidates": ["x"]}).status_code == 404
         assert api.post(f"/api/v1/cases/{case.id}/placements", headers=headers,

@@ -20,6 +20,7 @@ from fhir_cm.store import (
     list_conflicts,
     list_outbox,
     list_quarantine,
+    list_subscriptions,
     list_watermarks,
     outbox_counts,
 )
@@ -27,7 +28,7 @@ from fhir_cm.store import (
 from .._deps import Supervisor, get_settings, get_store
 from .._routing import api_router
 
-__all__ = ["FailedPush", "ServerHealth", "SyncHealth", "router"]
+__all__ = ["FailedPush", "ServerHealth", "SubscriptionHealth", "SyncHealth", "router"]
 
 router = api_router(prefix="/sync", tags=["sync"])
 
@@ -50,6 +51,18 @@ class ServerHealth(BaseModel):
     watermarks: list[Watermark]
 
 
+class SubscriptionHealth(BaseModel):
+    """A subscription of ours as last seen: its status on the server, how many patients, the last notification."""
+
+    id: str
+    server_base: str
+    kind: str
+    status: str
+    error: str | None
+    patients: int
+    last_notified_at: dt.datetime | None
+
+
 class SyncHealth(BaseModel):
     """The outbox (one queue: the configured server's), its failures, quarantine and conflicts, and every
     server pulls have reached."""
@@ -60,6 +73,7 @@ class SyncHealth(BaseModel):
     quarantined: int
     open_conflicts: int
     servers: list[ServerHealth]
+    subscriptions: list[SubscriptionHealth]
 
 
 @router.get("/health", response_model=SyncHealth, summary="Sync health per server")
@@ -70,14 +84,15 @@ def sync_health(
     failed_limit: Annotated[int, Query(ge=1, le=1000, description="At most this many failed pushes, newest first.")] = 50,
 ) -> SyncHealth:
     """What a supervisor or integration engineer checks first: pending and in-flight pushes, the failed
-    ones with the server's reason, quarantined resources, open conflicts, and per server the watermark of
-    each resource type and when a pull last moved it."""
+    ones with the server's reason, quarantined resources, open conflicts, per server the watermark of
+    each resource type and when a pull last moved it, and our subscriptions with their status."""
     with store.session(read_only=True) as session:
         counts = outbox_counts(session)
         failed = list_outbox(session, status=OutboxStatus.FAILED)
         quarantined = len(list_quarantine(session))
         conflicts = len(list_conflicts(session))
         marks = list_watermarks(session)
+        held = list_subscriptions(session)
     newest = sorted(failed, key=lambda i: i.updated_at, reverse=True)[:failed_limit]
     configured = settings.fhir_base.rstrip("/") if settings.fhir_base else None
     bases = sorted({m.server_base for m in marks} | ({configured} if configured else set()))
@@ -94,4 +109,6 @@ def sync_health(
         quarantined=quarantined,
         open_conflicts=conflicts,
         servers=servers,
+        subscriptions=[SubscriptionHealth(id=h.id, server_base=h.server_base, kind=h.kind, status=h.status, error=h.error,
+                                          patients=len(h.patients), last_notified_at=h.last_notified_at) for h in held],
     )

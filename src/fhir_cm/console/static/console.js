@@ -5,6 +5,7 @@
 "use strict";
 
 const KEY = "fhir-cm-api-key";
+const PROGRAMMES = ["", "health-care", "social-work", "rehabilitation", "child-protection", "behavioural-health"];
 const state = { me: null };
 const $ = (sel) => document.querySelector(sel);
 
@@ -107,7 +108,7 @@ async function caseloadView() {
   const filter = state.me.role === "supervisor" && !state.me.programme
     ? h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); sessionStorage.setItem("fhir-cm-programme", e.target.programme.value); route(); } },
       h("label", {}, "Programme", h("select", { name: "programme" },
-        ["", "health-care", "social-work", "rehabilitation", "child-protection", "behavioural-health"].map((p) =>
+        PROGRAMMES.map((p) =>
           h("option", { value: p, selected: p === (programme || "") }, p ? label(p) : "All programmes")))),
       h("button", { type: "submit" }, "Show"))
     : null;
@@ -276,9 +277,13 @@ async function outcomesView() {
     h("h1", {}, "Outcomes"),
     h("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
-      sessionStorage.setItem("fhir-cm-outcomes", JSON.stringify({ from: e.target.from.value, to: e.target.to.value }));
+      sessionStorage.setItem("fhir-cm-outcomes", JSON.stringify({
+        programme: e.target.programme.value, from: e.target.from.value, to: e.target.to.value }));
       route();
     } },
+      h("label", {}, "Programme", h("select", { name: "programme" },
+        PROGRAMMES.map((p) =>
+          h("option", { value: p, selected: p === (form.programme || "") }, p ? label(p) : "All programmes")))),
       h("label", {}, "From", h("input", { type: "date", name: "from", value: form.from || "" })),
       h("label", {}, "To", h("input", { type: "date", name: "to", value: form.to || "" })),
       h("button", { type: "submit" }, "Show")),
@@ -321,8 +326,10 @@ async function syncView(notice) {
       table("Servers", ["Server", "Last pull", "Watermarks"], health.servers.map((s) => [
         `${s.server_base}${s.configured ? " (configured)" : ""}`, s.last_pull || "never",
         s.watermarks.map((w) => `${w.resource_type} ${w.last_updated}`).join(", ") || "—"])),
-      ...(health.subscriptions ? [h("h2", {}, "Subscriptions"), table("Subscriptions", ["Subscription", "Status", "Patients"],
-        health.subscriptions.map((s) => [s.id, label(s.status), s.patients]))] : []),
+      h("h2", {}, "Subscriptions"),
+      table("Subscriptions", ["Subscription", "Server", "Kind", "Status", "Patients", "Last notification"],
+        health.subscriptions.map((s) => [s.id, s.server_base, s.kind, s.error ? `${label(s.status)} (${s.error})` : label(s.status),
+          s.patients, s.last_notified_at || "never"])),
     );
   }
   parts.push(h("h2", { id: "conflicts" }, `Conflicts (${conflicts.length})`));
