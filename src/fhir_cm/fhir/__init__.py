@@ -18,6 +18,18 @@ from ._capabilities import (
     model_class,
     release_from_version,
 )
+from ._bulk import (
+    BulkExport,
+    BulkExportFailed,
+    BulkFile,
+    BulkManifest,
+    BulkRequest,
+    BulkSettings,
+    NotNdjson,
+    PagedPopulation,
+    bulk_export,
+    read_population,
+)
 from ._client import AsyncFhirClient
 from ._config import auth_from_settings, client_from_settings, sync_client_from_settings
 from ._errors import (
@@ -47,6 +59,16 @@ from ._search import HistorySet, Page, Quarantined, SearchSet
 from ._sync import FhirClient, SyncSearchSet
 
 __all__ = [
+    "BulkExport",
+    "BulkExportFailed",
+    "BulkFile",
+    "BulkManifest",
+    "BulkRequest",
+    "BulkSettings",
+    "NotNdjson",
+    "PagedPopulation",
+    "bulk_export",
+    "read_population",
     "CASE_MANAGEMENT_TYPES",
     "DEFAULT_RETRY",
     "NO_RETRY",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -357,6 +358,57 @@ class AsyncFhirClient:
         raise UnsupportedByServer(f"cannot send {entry.method} {path} as a single request")
 
     # -- the boundary -----------------------------------------------------------------------------
+
+    # -- raw exchanges (Bulk Data: kick-off, status polling, NDJSON files) ---------------------------
+
+    def build_raw(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
+        json: Any = None,
+    ) -> httpx.Request:
+        """A request to ``url`` (the server's, or one it named) with the client's usual headers."""
+        return self._request(method, url, params=params, headers=headers, json=json)
+
+    async def send_raw(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """Send with the client's retries and error mapping: a 2xx/3xx response, or the ``FhirError``."""
+        return await self._send(self.build_raw(method, url, headers=headers, params=params, json=json))
+
+    async def send_once(self, request: httpx.Request) -> httpx.Response:
+        """Send once, with the client's credentials, and return whatever status came back (body read);
+        for exchanges whose statuses are the protocol (a Bulk status URL's 202s and 429s)."""
+        info = RequestInfo.from_request(request, self._base)
+        with map_transport_errors(info):
+            response = await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+        await response.aread()
+        return response
+
+    @asynccontextmanager
+    async def stream_file(self, url: str, *, authenticated: bool) -> AsyncIterator[httpx.Response]:
+        """A streamed GET of a file the server named (Bulk NDJSON); the credentials go only when
+        ``authenticated`` (the manifest's ``requiresAccessToken``). An error status raises its ``FhirError``."""
+        request = self._request("GET", url, headers={"Accept": "application/fhir+ndjson"})
+        info = RequestInfo.from_request(request, self._base)
+        with map_transport_errors(info):
+            response = await self._http.send(request, auth=self._auth if authenticated else None, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise error_from_response(response, self._base)
+            yield response
+        finally:
+            await response.aclose()
 
     def _request(
         self,

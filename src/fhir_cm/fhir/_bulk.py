@@ -1,0 +1,296 @@
+"""Bulk Data Access (FHIR ``$export``): kick-off, polling, streamed NDJSON, clean-up.
+
+Reading a whole population through paged searches costs one round trip per page per type; a server
+offering ``$export`` writes it into NDJSON files instead. The flow (Bulk Data IG 2.0):
+
+1. **Kick-off** at system (``/$export``), Patient (``/Patient/$export``) or Group level
+   (``/Group/<id>/$export``) with ``Prefer: respond-async``, ``_type``, ``_since`` and ``_typeFilter``;
+   the server answers 202 with the job's status URL in ``Content-Location``. Servers differ on GET or
+   POST kick-off and on ``_type`` repeated or comma-joined: both are per-server switches
+   (:class:`BulkSettings`).
+2. **Polling** the status URL: 202 (with ``Retry-After``, honoured up to ``max_retry_after``, and an
+   ``X-Progress`` told to ``on_progress``), a 429 (waited out the same way), until 200 with the
+   manifest — or an error (an OperationOutcome, a 4xx/5xx: :class:`BulkExportFailed`, with the
+   server's reason).
+3. **Download**, streamed: each file is read line by line (constant memory whatever its size), each
+   line one resource; a line that is not JSON ends the read with :class:`NotNdjson` — nothing
+   half-read is taken as complete. Files are fetched with the client's credentials only when the
+   manifest says ``requiresAccessToken``.
+4. **DELETE** of the job when the reader is done, so the server can free the files.
+
+The manifest's ``transactionTime`` is the ``_since`` of the next incremental export; keeping it per
+server is the caller's job (this layer knows no store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ._errors import FhirError, InvalidResponse, error_from_response
+from ._retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from ._client import AsyncFhirClient
+
+__all__ = [
+    "BulkExport",
+    "BulkExportFailed",
+    "BulkFile",
+    "BulkManifest",
+    "BulkRequest",
+    "BulkSettings",
+    "NotNdjson",
+    "PagedPopulation",
+    "bulk_export",
+    "read_population",
+]
+
+NDJSON = "application/fhir+ndjson"
+
+
+class BulkExportFailed(FhirError):
+    """The export job failed or could not be started; the message carries the server's reason."""
+
+
+class NotNdjson(InvalidResponse):
+    """A file of the export is not NDJSON (a line that is not a JSON object): the export is incomplete."""
+
+
+class BulkSettings(BaseModel):
+    """What servers differ on, and how long to wait."""
+
+    kick_off: Literal["GET", "POST"] = "GET"
+    join_types: bool = Field(default=True, description="_type=A,B (True) or _type=A&_type=B (False).")
+    poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls when the server gives no Retry-After.")
+    max_retry_after: float = Field(default=60.0, gt=0, description="The longest Retry-After honoured, in seconds.")
+    max_wait: float = Field(default=3600.0, gt=0, description="Give up on a job that takes longer (seconds).")
+
+
+class BulkRequest(BaseModel):
+    """What to export."""
+
+    level: Literal["system", "patient", "group"] = "system"
+    group_id: str | None = None
+    types: list[str] = Field(default_factory=list)
+    since: dt.datetime | str | None = None
+    type_filters: list[str] = Field(default_factory=list)
+
+
+class BulkFile(BaseModel):
+    """One NDJSON file of the manifest."""
+
+    type: str
+    url: str
+    count: int | None = None
+
+
+class BulkManifest(BaseModel):
+    """The completed job: its files, error files, and the time the export is consistent with."""
+
+    transaction_time: str
+    request: str
+    requires_access_token: bool = False
+    output: list[BulkFile] = Field(default_factory=list)
+    error: list[BulkFile] = Field(default_factory=list)
+
+
+def _params(request: BulkRequest, settings: BulkSettings) -> list[tuple[str, str]]:
+    params = [("_outputFormat", NDJSON)]
+    if request.types:
+        if settings.join_types:
+            params.append(("_type", ",".join(request.types)))
+        else:
+            params += [("_type", t) for t in request.types]
+    if request.since is not None:
+        since = request.since.isoformat() if isinstance(request.since, dt.datetime) else request.since
+        params.append(("_since", since))
+    params += [("_typeFilter", f) for f in request.type_filters]
+    return params
+
+
+def _path(request: BulkRequest) -> str:
+    if request.level == "patient":
+        return "Patient/$export"
+    if request.level == "group":
+        if not request.group_id:
+            raise ValueError("a Group-level export needs the group id")
+        return f"Group/{request.group_id}/$export"
+    return "$export"
+
+
+class BulkExport:
+    """A completed export: its manifest, a stream of its resources, and the job's clean-up."""
+
+    def __init__(self, client: AsyncFhirClient, status_url: str, manifest: BulkManifest) -> None:
+        self._client, self.status_url, self.manifest = client, status_url, manifest
+
+    @property
+    def transaction_time(self) -> str:
+        return self.manifest.transaction_time
+
+    async def resources(self, types: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every resource of every output file (of ``types``), streamed; raises :class:`NotNdjson`."""
+        for file in self.manifest.output:
+            if types is None or file.type in types:
+                async for resource in self._lines(file):
+                    yield resource
+
+    async def errors(self) -> list[dict[str, Any]]:
+        """The OperationOutcomes of the manifest's error files (what the server could not export)."""
+        found: list[dict[str, Any]] = []
+        for file in self.manifest.error:
+            found += [r async for r in self._lines(file)]
+        return found
+
+    async def _lines(self, file: BulkFile) -> AsyncIterator[dict[str, Any]]:
+        async with self._client.stream_file(file.url, authenticated=self.manifest.requires_access_token) as response:
+            number = 0
+            async for line in response.aiter_lines():
+                number += 1
+                if not line.strip():
+                    continue
+                try:
+                    resource = json.loads(line)
+                except ValueError:
+                    raise NotNdjson(f"{file.type} file: line {number} is not JSON; the export is incomplete") from None
+                if not isinstance(resource, dict) or "resourceType" not in resource:
+                    raise NotNdjson(f"{file.type} file: line {number} is not a FHIR resource; the export is incomplete")
+                yield resource
+
+    async def delete(self) -> None:
+        """Ask the server to drop the job and its files (a server that already did is fine)."""
+        try:
+            await self._client.send_raw("DELETE", self.status_url, headers={"Accept": "application/json"})
+        except FhirError:
+            pass
+
+
+async def _kick_off(client: AsyncFhirClient, request: BulkRequest, settings: BulkSettings) -> str:
+    url = f"{client.base_url}/{_path(request)}"
+    headers = {"Accept": "application/fhir+json", "Prefer": "respond-async"}
+    params = _params(request, settings)
+    try:
+        if settings.kick_off == "POST":
+            body = {"resourceType": "Parameters",
+                    "parameter": [{"name": k, "valueString": v} for k, v in params]}
+            response = await client.send_raw("POST", url, headers=headers, json=body)
+        else:
+            response = await client.send_raw("GET", url, headers=headers, params=params)
+    except FhirError as exc:
+        raise BulkExportFailed(f"the server did not start the export: {str(exc).splitlines()[0]}",
+                               status=exc.status) from None
+    location = str(response.headers.get("content-location") or "")
+    if response.status_code != 202 or not location:
+        raise BulkExportFailed(f"the export kick-off answered {response.status_code} without a status URL")
+    return location
+
+
+async def _manifest(client: AsyncFhirClient, status_url: str, settings: BulkSettings,
+                    on_progress: Callable[[str], None] | None) -> BulkManifest:
+    waited = 0.0
+    while True:
+        request = client.build_raw("GET", status_url, headers={"Accept": "application/json"})
+        response = await client.send_once(request)
+        if response.status_code == 200:
+            try:
+                data = response.json()
+                return BulkManifest(
+                    transaction_time=data["transactionTime"], request=data.get("request", ""),
+                    requires_access_token=bool(data.get("requiresAccessToken")),
+                    output=[BulkFile.model_validate(f) for f in data.get("output") or []],
+                    error=[BulkFile.model_validate(f) for f in data.get("error") or []])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BulkExportFailed(f"the export's manifest is not one ({type(exc).__name__})") from None
+        if response.status_code in (202, 429):
+            delay = parse_retry_after(response.headers.get("retry-after")) or settings.poll_interval
+            delay = min(max(delay, 0.0), settings.max_retry_after)
+            if on_progress is not None and response.status_code == 202:
+                on_progress(response.headers.get("x-progress") or "in progress")
+            if waited + delay > settings.max_wait:
+                raise BulkExportFailed(f"the export did not finish within {settings.max_wait:.0f} s")
+            await client.sleep(delay)
+            waited += delay
+            continue
+        error = error_from_response(response, client.base_url)
+        raise BulkExportFailed(f"the export failed: {str(error).splitlines()[0]}", status=response.status_code)
+
+
+@asynccontextmanager
+async def bulk_export(
+    client: AsyncFhirClient,
+    request: BulkRequest,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+    settings: BulkSettings | None = None,
+) -> AsyncIterator[BulkExport]:
+    """Run an export to completion and hand it over; the job is DELETEd when the block ends."""
+    chosen = settings or BulkSettings()
+    status_url = await _kick_off(client, request, chosen)
+    try:
+        manifest = await _manifest(client, status_url, chosen, on_progress)
+    except BaseException:
+        await BulkExport(client, status_url, BulkManifest(transaction_time="", request="")).delete()
+        raise
+    export = BulkExport(client, status_url, manifest)
+    try:
+        yield export
+    finally:
+        await export.delete()
+
+
+class PagedPopulation:
+    """The fallback where a server offers no ``$export``: the same types read by paged searches
+    (``_lastUpdated=gt<since>``), streamed page by page; its transaction time is taken before the first
+    search, so the next incremental read misses nothing written meanwhile."""
+
+    def __init__(self, client: AsyncFhirClient, request: BulkRequest, transaction_time: str) -> None:
+        self._client, self._request, self.transaction_time = client, request, transaction_time
+
+    async def resources(self, types: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        since = self._request.since
+        stamp = since.isoformat() if isinstance(since, dt.datetime) else since
+        for rtype in self._request.types:
+            if types is not None and rtype not in types:
+                continue
+            search = self._client.search(rtype).count(500)
+            if stamp:
+                search = search.where("_lastUpdated", f"gt{stamp}")
+            async for page in search.pages():
+                for resource in page.matches:
+                    if resource.get("resourceType") == rtype:
+                        yield resource
+
+
+@asynccontextmanager
+async def read_population(
+    client: AsyncFhirClient,
+    request: BulkRequest,
+    *,
+    on_progress: Callable[[str], None] | None = None,
+    settings: BulkSettings | None = None,
+    use_export: bool | None = None,
+) -> AsyncIterator[BulkExport | PagedPopulation]:
+    """The resources of ``request`` by ``$export`` where the server offers it (the kick-off is tried;
+    a 400/404/405/501 refusal means it does not), else by paged searches — the same interface either
+    way (``resources()``, ``transaction_time``). ``use_export`` forces one path. A system-level
+    request is needed for the fallback (searches do not take a Group)."""
+    async with AsyncExitStack() as stack:
+        chosen: BulkExport | PagedPopulation | None = None
+        if use_export is not False:
+            try:
+                chosen = await stack.enter_async_context(
+                    bulk_export(client, request, on_progress=on_progress, settings=settings))
+            except BulkExportFailed as exc:
+                if use_export or exc.status not in (400, 404, 405, 501) or "did not start" not in str(exc):
+                    raise
+        if chosen is None:
+            if request.level == "group":
+                raise BulkExportFailed("the server offers no $export, and a Group cannot be read by searches here")
+            chosen = PagedPopulation(client, request, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        yield chosen

@@ -1,0 +1,207 @@
+"""The Bulk Data client on a server faked with respx: the kick-off, polling (Retry-After, 429), the
+manifest, streamed NDJSON (a huge file in constant memory, a file that is not NDJSON), credentials
+only where the manifest asks for them, the per-server switches, failures with the server's reason,
+and the job deleted at the end."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+
+from fhir_cm.fhir import (
+    AsyncFhirClient,
+    BearerAuth,
+    BulkExportFailed,
+    BulkRequest,
+    BulkSettings,
+    NotNdjson,
+    bulk_export,
+)
+
+BASE = "https://ehr.example/fhir"
+STATUS = "https://ehr.example/fhir/$export-poll-status?_jobId=7"
+FILES = "https://files.example/export"
+
+
+def manifest(*files: tuple[str, str], token: bool = False, errors: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    return {"transactionTime": "2026-12-01T10:00:00Z", "request": f"{BASE}/$export", "requiresAccessToken": token,
+            "output": [{"type": t, "url": u} for t, u in files], "error": [{"type": t, "url": u} for t, u in errors]}
+
+
+def ndjson(*resources: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in resources)
+
+
+def patient(n: int) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": f"p{n}"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def client(clock: Clock, **kwargs: Any) -> AsyncFhirClient:
+    return AsyncFhirClient(BASE, enforce_capabilities=False, sleep=clock.sleep, **kwargs)
+
+
+async def test_kick_off_poll_with_retry_after_then_the_manifest_files_and_the_delete() -> None:
+    clock = Clock()
+    polls = iter([httpx.Response(202, headers={"Retry-After": "3", "X-Progress": "40%"}),
+                  httpx.Response(202, headers={"Retry-After": "600"}),  # more than we wait: capped
+                  httpx.Response(200, json=manifest(("Patient", f"{FILES}/1.ndjson"), ("Encounter", f"{FILES}/2.ndjson")))])
+    progress: list[str] = []
+    with respx.mock() as mock:
+        kick = mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(side_effect=lambda _: next(polls))
+        deleted = mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        mock.get(f"{FILES}/1.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1), patient(2))))
+        mock.get(f"{FILES}/2.ndjson").mock(return_value=httpx.Response(200, content=ndjson(
+            {"resourceType": "Encounter", "id": "e1"})))
+        async with client(clock) as fhir:
+            request = BulkRequest(types=["Patient", "Encounter"], since="2026-11-01T00:00:00Z",
+                                  type_filters=["Encounter?status=finished"])
+            async with bulk_export(fhir, request, on_progress=progress.append,
+                                   settings=BulkSettings(max_retry_after=30)) as export:
+                got = [r["id"] async for r in export.resources()]
+                assert export.transaction_time == "2026-12-01T10:00:00Z"
+                assert not deleted.called
+        query = parse_qs(kick.calls[0].request.url.query.decode())
+        assert query["_type"] == ["Patient,Encounter"] and query["_since"] == ["2026-11-01T00:00:00Z"]
+        assert query["_typeFilter"] == ["Encounter?status=finished"]
+        assert kick.calls[0].request.headers["prefer"] == "respond-async"
+        assert deleted.called
+    assert got == ["p1", "p2", "e1"]
+    assert clock.slept == [3.0, 30.0] and progress == ["40%", "in progress"]
+
+
+async def test_a_429_while_polling_is_waited_out() -> None:
+    clock = Clock()
+    polls = iter([httpx.Response(429, headers={"Retry-After": "5"}), httpx.Response(200, json=manifest())])
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(side_effect=lambda _: next(polls))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        async with client(clock) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            assert [r async for r in export.resources()] == []
+    assert clock.slept == [5.0]
+
+
+async def test_a_failed_job_is_reported_with_the_servers_reason_and_the_job_is_still_deleted() -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "exception", "diagnostics": "export of Encounter failed: disk full"}]}
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(500, json=outcome))
+        deleted = mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        async with client(Clock()) as fhir:
+            with pytest.raises(BulkExportFailed, match="disk full"):
+                async with bulk_export(fhir, BulkRequest()):
+                    pass
+        assert deleted.called
+
+
+async def test_a_server_without_export_says_so_at_kick_off() -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "not-supported", "diagnostics": "Unknown operation $export"}]}
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/Group/g1/$export").mock(return_value=httpx.Response(400, json=outcome))
+        async with client(Clock()) as fhir:
+            with pytest.raises(BulkExportFailed, match="did not start the export.*Unknown operation"):
+                async with bulk_export(fhir, BulkRequest(level="group", group_id="g1")):
+                    pass
+
+
+async def test_a_file_that_is_not_ndjson_ends_the_read_and_is_not_taken_as_complete() -> None:
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/Patient/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"))))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(
+            200, content=ndjson(patient(1)) + b"<html>maintenance</html>\n" + ndjson(patient(2))))
+        got: list[str] = []
+        async with client(Clock()) as fhir, bulk_export(fhir, BulkRequest(level="patient")) as export:
+            with pytest.raises(NotNdjson, match="line 2 is not JSON; the export is incomplete"):
+                async for r in export.resources():
+                    got.append(r["id"])
+    assert got == ["p1"]
+
+
+@pytest.mark.parametrize("token", [True, False])
+async def test_credentials_go_to_the_files_only_when_the_manifest_requires_them(token: bool) -> None:
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"), token=token)))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        file = mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1))))
+        async with client(Clock(), auth=BearerAuth("t0ken")) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            assert [r async for r in export.resources()]
+        sent = file.calls[0].request.headers.get("authorization")
+    assert sent == ("Bearer t0ken" if token else None)
+
+
+async def test_post_kick_off_and_repeated_types_for_servers_that_want_them() -> None:
+    with respx.mock() as mock:
+        kick = mock.post(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest()))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        async with client(Clock()) as fhir, bulk_export(
+                fhir, BulkRequest(types=["Patient", "Condition"]), settings=BulkSettings(kick_off="POST", join_types=False)):
+            pass
+        body = json.loads(kick.calls[0].request.content)
+    assert [(p["name"], p["valueString"]) for p in body["parameter"] if p["name"] == "_type"] == [
+        ("_type", "Patient"), ("_type", "Condition")]
+
+
+async def test_a_huge_file_is_streamed_in_constant_memory() -> None:
+    """About 100 MB of NDJSON: the peak of memory allocated while reading stays a small fraction of it."""
+    line = json.dumps({"resourceType": "Observation", "id": "x", "status": "final",
+                       "code": {"text": "y" * 400}}).encode() + b"\n"
+    lines = 100 * 1024 * 1024 // len(line)
+
+    async def body() -> AsyncIterator[bytes]:
+        chunk = line * 200
+        for _ in range(lines // 200):
+            yield chunk
+
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Observation", f"{FILES}/big.ndjson"))))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        mock.get(f"{FILES}/big.ndjson").mock(side_effect=lambda _: httpx.Response(200, stream=body()))
+        count = 0
+        async with client(Clock()) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            tracemalloc.start()
+            async for _ in export.resources():
+                count += 1
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+    assert count == (lines // 200) * 200
+    assert peak < 5 * 1024 * 1024  # < 5 MB while reading a ~100 MB file
+
+
+async def test_a_server_without_export_is_read_by_paged_searches_instead() -> None:
+    from fhir_cm.fhir import PagedPopulation, read_population
+
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported",
+                                                               "diagnostics": "Invalid request: unknown operation"}]}
+    page = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": patient(1)}, {"resource": patient(2)}]}
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(404, json=outcome))
+        search = mock.get(f"{BASE}/Patient").mock(return_value=httpx.Response(200, json=page))
+        async with client(Clock()) as fhir, read_population(
+                fhir, BulkRequest(types=["Patient"], since="2026-11-01T00:00:00Z")) as population:
+            assert isinstance(population, PagedPopulation)
+            got = [r["id"] async for r in population.resources()]
+        assert parse_qs(search.calls[0].request.url.query.decode())["_lastUpdated"] == ["gt2026-11-01T00:00:00Z"]
+    assert got == ["p1", "p2"] and population.transaction_time
