@@ -30,7 +30,7 @@ from fhir_cm.store import follow_up_latencies, open_store, pending_tracking  # n
 from fhir_cm.sync import changed_encounter_patients, settle_watch, sync_subscriptions, track_notified  # noqa: E402
 from tests.hapi_server import hapi_server  # noqa: E402
 from tests.sync.seeding import put_organisations  # noqa: E402
-from tests.sync.test_subscriptions_hapi import ApiProcess  # noqa: E402
+from tests.api_process import ApiProcess  # noqa: E402
 from tests.sync.test_transitions_server import encounter, enrol  # noqa: E402
 
 
@@ -51,7 +51,7 @@ async def _run(base: str, workdir: Path, n: int) -> tuple[list[float], list[floa
             for tag in tags:
                 await enrol(store, raw, settings, tag)
             settle_watch(store, base, await changed_encounter_patients(store, raw), failed=[])
-            api = ApiProcess(settings)
+            api = ApiProcess(settings.database_url, env={"FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system})
             api.start()
             try:
                 await sync_subscriptions(store, raw, endpoint=api.notifications)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,16 +9,11 @@ import httpx
 import pytest
 
 from fhir_cm.store import ApiRole, create_api_key, open_store
+from tests.api_process import ApiProcess
 from tests.pg import temporary_database
 
 pytestmark = pytest.mark.postgres
 STARTUP_SECONDS = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> set[int]:
@@ -40,24 +31,13 @@ def test_two_workers_serve_one_store(tmp_path: Path) -> None:
     with temporary_database() as url:
         with open_store(url) as store, store.session() as s:
             _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
-        port = _free_port()
-        env = {**os.environ, "FHIR_CM_DATABASE_URL": url}
-        env.pop("FHIR_CM_FHIR_BASE", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port),
-             "--workers", "2"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
+        api = ApiProcess(url, args=["--workers", "2"])
+        api.start()
+        assert api.proc is not None
+        proc, base = api.proc, api.base
         try:
             deadline = time.monotonic() + STARTUP_SECONDS
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=5).status_code == 200 and len(_children(proc.pid)) >= 2:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the server exited"
+            while len(_children(proc.pid)) < 2 or httpx.get(f"{base}/readyz", timeout=5).status_code != 200:
                 assert time.monotonic() < deadline, "the workers did not start"
                 time.sleep(0.3)
             assert len(_children(proc.pid)) == 2
@@ -73,5 +53,4 @@ def test_two_workers_serve_one_store(tmp_path: Path) -> None:
             assert sorted(c["case"]["id"] for c in listed["items"]) == sorted(f"case-{i}" for i in range(20))
             assert [m["open_cases"] for m in caseload["managers"]] == [20]
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            api.stop()

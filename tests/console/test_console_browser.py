@@ -12,10 +12,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +36,7 @@ from fhir_cm.store import (
 from fhir_cm.synthetic import generate_cases
 from fhir_cm.sync import merge_case
 from fhir_cm.sync._conflicts import record_clashes
+from tests.api_process import ApiProcess
 
 CHROMIUM = os.environ.get("FHIR_CM_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
@@ -54,12 +51,6 @@ def _require_chromium() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class World:
@@ -113,27 +104,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
     _require_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}"
     world = World(url)
-    port = _free_port()
-    env = {**os.environ, "FHIR_CM_DATABASE_URL": url}
-    env.pop("FHIR_CM_FHIR_BASE", None)
-    proc = subprocess.Popen([sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
+    api = ApiProcess(url)
+    api.start()
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-        yield base, world
+        yield api.base, world
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        api.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +25,7 @@ from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import list_subscriptions_on_server, run_pull, subscribe, unsubscribe
 from fhir_cm.store import Store, follow_up_latencies, list_subscriptions, list_transitions, pending_tracking, save_case
 from fhir_cm.sync import track_notified
+from tests.api_process import ApiProcess
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import encounter, enrol
 
@@ -42,48 +39,9 @@ def fhir_server(hapi_r4: Any) -> str:
     return str(hapi_r4.base_url)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ApiProcess:
-    """``fhir-cm serve`` on the test's store in a process of its own, on a port that stays the same
-    across a restart (the subscriptions name it)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = _free_port()
-        self.env = {**os.environ, "FHIR_CM_DATABASE_URL": settings.database_url,
-                    "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
-        self.env.pop("FHIR_CM_FHIR_BASE", None)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.notifications = f"http://127.0.0.1:{self.port}/notifications"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-
 @pytest.fixture
 def api(settings: Settings) -> Iterator[ApiProcess]:
-    process = ApiProcess(settings)
+    process = ApiProcess(settings.database_url, env={"FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system})
     process.start()
     try:
         yield process

@@ -1,0 +1,59 @@
+"""``fhir-cm serve`` in a process of its own, as a user runs it, for tests that need the real thing:
+the console in a browser, a FHIR server delivering notifications, several workers on one port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+__all__ = ["ApiProcess"]
+
+STARTUP_SECONDS = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiProcess:
+    """The API on the store ``database_url`` names, on a port that stays the same across a restart
+    (subscriptions name it). ``start`` returns once ``/healthz`` answers; ``stop`` ends the process."""
+
+    def __init__(self, database_url: str, *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.notifications = f"{self.base}/notifications"
+        self.env = {**os.environ, "FHIR_CM_DATABASE_URL": database_url, **(env or {})}
+        self.env.pop("FHIR_CM_FHIR_BASE", None)
+        self.args = list(args)
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(self.port), *self.args],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the API exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+            self.proc = None
