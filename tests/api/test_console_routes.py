@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from fhir_cm.store import OutboxStatus, Store, claim_outbox, set_watermark
-from fhir_cm.store import fail as fail_push
+from fhir_cm.store import mark_push_failed as fail_push
 from tests.api.conftest import Keys, bearer, create
 
 

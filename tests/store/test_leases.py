@@ -23,7 +23,7 @@ from fhir_cm.store import (
     OutboxStatus,
     Store,
     claim_outbox,
-    complete,
+    mark_pushed,
     held_leases,
     holder_state,
     list_outbox,
@@ -89,7 +89,7 @@ def test_a_dead_holders_rows_are_taken_over_at_once_and_claimed_in_the_same_tran
     assert [(i.case_id, i.claimed_by, i.attempts) for i in again] == [("a", "me", 2), ("b", "me", 2)]
     for old in dead:  # the dead claim cannot settle what is no longer its
         with pytest.raises(LeaseLost), store.session() as s:
-            complete(s, old, now=at(3))
+            mark_pushed(s, old, now=at(3))
 
 
 def test_live_unjudged_and_other_host_holders_keep_their_rows(store: Store, make_case: Callable[..., Case]) -> None:
@@ -141,7 +141,7 @@ def test_renewing_many_leases_keeps_others_off_and_names_the_lost_ones(
     seed(store, make_case, "a", "b", "c")
     with store.session() as s:
         a, b, c = claim_outbox(s, "w1", limit=3, lease_seconds=LEASE, now=at(0))
-        complete(s, c, now=at(1))
+        mark_pushed(s, c, now=at(1))
     with store.session() as s:  # b's lease ran out and w2 took it; a's ran out too, but nobody took it
         [stolen] = claim_outbox(s, "w2", limit=1, lease_seconds=LEASE, now=at(LEASE + 1))
     assert stolen.id == a.id
@@ -150,14 +150,14 @@ def test_renewing_many_leases_keeps_others_off_and_names_the_lost_ones(
     assert [(i.id, i.lease_expires_at) for i in renewed] == [(b.id, at(2 * LEASE + 2))]
     with store.session() as s:
         assert claim_outbox(s, "w3", now=at(LEASE + 3)) == []
-        assert complete(s, b, now=at(LEASE + 4)).status is OutboxStatus.DONE
+        assert mark_pushed(s, b, now=at(LEASE + 4)).status is OutboxStatus.DONE
 
 
 def test_held_leases_and_rows_of_some_cases(store: Store, make_case: Callable[..., Case]) -> None:
     seed(store, make_case, "a", "b", "c")
     with store.session() as s:
         _, b = claim_outbox(s, "w1", limit=2, lease_seconds=10, now=at(0))
-        complete(s, b, now=at(1))
+        mark_pushed(s, b, now=at(1))
     with store.session(read_only=True) as s:
         assert [i.case_id for i in held_leases(s, now=at(5))] == ["a"]
         assert held_leases(s, now=at(11)) == []

@@ -17,9 +17,9 @@ from fhir_cm.store import (
     Store,
     StoreError,
     claim_outbox,
-    complete,
-    enqueue,
-    fail,
+    mark_pushed,
+    queue_push,
+    mark_push_failed,
     get_case,
     get_case_record,
     list_outbox,
@@ -28,7 +28,7 @@ from fhir_cm.store import (
     outbox_statuses,
     purge_outbox,
     put_resources,
-    release,
+    release_claim,
     renew_lease,
     save_case,
 )
@@ -81,9 +81,9 @@ def test_enqueue_pushes_an_unchanged_case_again_at_its_revision(store: Store, ma
     with store.session() as s:
         save_case(s, make_case(), enqueue=False)
         save_case(s, make_case(plan_summary="v2"), enqueue=False)
-        enqueue(s, "case-1")
+        queue_push(s, "case-1")
         with pytest.raises(NotFound):
-            enqueue(s, "missing")
+            queue_push(s, "missing")
     with store.session(read_only=True) as s:
         assert [(i.case_id, i.revision) for i in list_outbox(s)] == [("case-1", 2)]
 
@@ -110,12 +110,12 @@ def test_a_change_during_the_push_sends_the_case_again(store: Store, make_case: 
         # Still one open row per case: no second worker can take the case while w1 pushes it.
         assert claim_outbox(s, "w2", now=at(3)) == []
     with store.session() as s:
-        after = complete(s, item, now=at(4))
+        after = mark_pushed(s, item, now=at(4))
     assert (after.status, after.revision, after.attempts, after.completed_at) == (OutboxStatus.PENDING, 2, 0, None)
     with store.session() as s:
         [again] = claim_outbox(s, "w2", now=at(5))
         assert (again.id, again.revision) == (item.id, 2)
-        assert complete(s, again, now=at(6)).status is OutboxStatus.DONE
+        assert mark_pushed(s, again, now=at(6)).status is OutboxStatus.DONE
 
 
 def test_completing_with_the_revision_actually_pushed_avoids_a_needless_repush(
@@ -128,14 +128,14 @@ def test_completing_with_the_revision_actually_pushed_avoids_a_needless_repush(
     with store.session() as s:
         record = get_case_record(s, "case-1")
         assert record is not None and record.revision == 2
-        assert complete(s, item, pushed_revision=record.revision, now=at(3)).status is OutboxStatus.DONE
+        assert mark_pushed(s, item, pushed_revision=record.revision, now=at(3)).status is OutboxStatus.DONE
 
 
 def test_after_a_push_is_done_a_new_change_opens_a_new_row(store: Store, make_case: Callable[..., Case]) -> None:
     seed(store, make_case, "case-1")
     with store.session() as s:
         [item] = claim_outbox(s, "w1", now=at(1))
-        complete(s, item, now=at(2))
+        mark_pushed(s, item, now=at(2))
         save_case(s, make_case(plan_summary="later"), now=at(3))
     with store.session(read_only=True) as s:
         assert [(i.status, i.revision) for i in list_outbox(s)] == [(OutboxStatus.DONE, 1), (OutboxStatus.PENDING, 2)]
@@ -169,11 +169,11 @@ def test_an_expired_lease_is_reclaimed_and_the_old_holder_is_shut_out(
         assert claim_outbox(s, "w2", now=at(LEASE - 1)) == []  # lease still held
         [taken] = claim_outbox(s, "w2", lease_seconds=LEASE, now=at(LEASE + 1))
     assert (taken.id, taken.claimed_by, taken.attempts) == (dead.id, "w2", 2)
-    for settle in (complete, lambda s, i, now: fail(s, i, "late", now=now), release, renew_lease):
+    for settle in (mark_pushed, lambda s, i, now: mark_push_failed(s, i, "late", now=now), release_claim, renew_lease):
         with pytest.raises(LeaseLost), store.session() as s:
             settle(s, dead, now=at(LEASE + 2))
     with store.session() as s:
-        assert complete(s, taken, now=at(LEASE + 3)).status is OutboxStatus.DONE
+        assert mark_pushed(s, taken, now=at(LEASE + 3)).status is OutboxStatus.DONE
 
 
 def test_renewing_a_lease_keeps_others_off(store: Store, make_case: Callable[..., Case]) -> None:
@@ -183,14 +183,14 @@ def test_renewing_a_lease_keeps_others_off(store: Store, make_case: Callable[...
         item = renew_lease(s, item, LEASE, now=at(LEASE - 1))
         assert item.lease_expires_at == at(2 * LEASE - 1)
         assert claim_outbox(s, "w2", now=at(LEASE + 1)) == []
-        assert complete(s, item, now=at(LEASE + 2)).status is OutboxStatus.DONE
+        assert mark_pushed(s, item, now=at(LEASE + 2)).status is OutboxStatus.DONE
 
 
 def test_a_retried_failure_waits_for_its_delay(store: Store, make_case: Callable[..., Case]) -> None:
     seed(store, make_case, "case-1")
     with store.session() as s:
         [item] = claim_outbox(s, "w1", now=at(0))
-        failed = fail(s, item, "HTTP 503 from server", delay_seconds=30, now=at(1))
+        failed = mark_push_failed(s, item, "HTTP 503 from server", delay_seconds=30, now=at(1))
     assert (failed.status, failed.last_error, failed.available_at) == (
         OutboxStatus.PENDING,
         "HTTP 503 from server",
@@ -200,7 +200,7 @@ def test_a_retried_failure_waits_for_its_delay(store: Store, make_case: Callable
         assert claim_outbox(s, "w1", now=at(30)) == []
         [again] = claim_outbox(s, "w1", now=at(31))
         assert again.attempts == 2
-        done = complete(s, again, now=at(32))
+        done = mark_pushed(s, again, now=at(32))
     assert (done.status, done.last_error, done.completed_at) == (OutboxStatus.DONE, None, at(32))
 
 
@@ -208,7 +208,7 @@ def test_a_permanent_failure_stays_failed_until_the_case_changes(store: Store, m
     seed(store, make_case, "case-1")
     with store.session() as s:
         [item] = claim_outbox(s, "w1", now=at(0))
-        failed = fail(s, item, "HTTP 422: CarePlan.status required", retry=False, now=at(1))
+        failed = mark_push_failed(s, item, "HTTP 422: CarePlan.status required", retry=False, now=at(1))
         assert failed.status is OutboxStatus.FAILED
         assert claim_outbox(s, "w1", now=at(100)) == []
         save_case(s, make_case(plan_summary="fixed"), now=at(101))
@@ -221,7 +221,7 @@ def test_a_permanent_failure_of_an_outdated_revision_is_retried(store: Store, ma
     with store.session() as s:
         [item] = claim_outbox(s, "w1", now=at(0))
         save_case(s, make_case(plan_summary="changed meanwhile"), now=at(1))
-        after = fail(s, item, "HTTP 422", retry=False, now=at(2))
+        after = mark_push_failed(s, item, "HTTP 422", retry=False, now=at(2))
     assert (after.status, after.revision, after.attempts) == (OutboxStatus.PENDING, 2, 0)
 
 
@@ -232,14 +232,14 @@ def test_a_later_successful_push_settles_the_cases_earlier_failed_rows(
     seed(store, make_case, "case-1", "case-2")
     with store.session() as s:
         first, other = claim_outbox(s, "w1", limit=2, now=at(0))
-        fail(s, first, "HTTP 422", retry=False, now=at(1))
-        fail(s, other, "HTTP 422", retry=False, now=at(1))
+        mark_push_failed(s, first, "HTTP 422", retry=False, now=at(1))
+        mark_push_failed(s, other, "HTTP 422", retry=False, now=at(1))
         assert outbox_statuses(s, ["case-1", "case-2", "case-3"]) == {
             "case-1": {OutboxStatus.FAILED}, "case-2": {OutboxStatus.FAILED}}
         save_case(s, make_case(plan_summary="fixed"), now=at(2))
         assert outbox_statuses(s, ["case-1"]) == {"case-1": {OutboxStatus.FAILED, OutboxStatus.PENDING}}
         [fix] = claim_outbox(s, "w1", now=at(3))
-        complete(s, fix, now=at(4))
+        mark_pushed(s, fix, now=at(4))
         rows = {(i.case_id, i.revision): i for i in list_outbox(s)}
     settled = rows[("case-1", 1)]
     assert (settled.status, settled.last_error, settled.completed_at) == (OutboxStatus.DONE, "HTTP 422", at(4))
@@ -251,11 +251,11 @@ def test_pushing_the_unchanged_case_again_settles_its_failed_row(store: Store, m
     seed(store, make_case, "case-1")
     with store.session() as s:
         [first] = claim_outbox(s, "w1", now=at(0))
-        fail(s, first, "HTTP 412: conflict", retry=False, now=at(1))
-        enqueue(s, "case-1", now=at(2))
+        mark_push_failed(s, first, "HTTP 412: conflict", retry=False, now=at(1))
+        queue_push(s, "case-1", now=at(2))
         [again] = claim_outbox(s, "w1", now=at(3))
         assert again.revision == first.revision == 1
-        complete(s, again, now=at(4))
+        mark_pushed(s, again, now=at(4))
         assert outbox_counts(s)[OutboxStatus.FAILED] == 0
         assert outbox_statuses(s, ["case-1"]) == {}
 
@@ -264,7 +264,7 @@ def test_released_claims_return_untried(store: Store, make_case: Callable[..., C
     seed(store, make_case, "case-1")
     with store.session() as s:
         [item] = claim_outbox(s, "w1", now=at(0))
-        back = release(s, item, now=at(1))
+        back = release_claim(s, item, now=at(1))
         assert (back.status, back.attempts, back.lease_expires_at) == (OutboxStatus.PENDING, 0, None)
         assert [i.id for i in claim_outbox(s, "w2", now=at(2))] == [item.id]
 
@@ -273,8 +273,8 @@ def test_counts_and_purge(store: Store, make_case: Callable[..., Case]) -> None:
     seed(store, make_case, "a", "b", "c")
     with store.session() as s:
         a, b = claim_outbox(s, "w1", limit=2, now=at(0))
-        complete(s, a, now=at(1))
-        fail(s, b, "gone", retry=False, now=at(1))
+        mark_pushed(s, a, now=at(1))
+        mark_push_failed(s, b, "gone", retry=False, now=at(1))
         assert outbox_counts(s) == {
             OutboxStatus.PENDING: 1,
             OutboxStatus.IN_FLIGHT: 0,
@@ -325,7 +325,7 @@ def test_concurrent_workers_never_claim_a_row_twice(store_url: str, make_case: C
                 with mine.session() as s:
                     for item in items:
                         claimed.append((item.case_id, n))
-                        complete(s, item)
+                        mark_pushed(s, item)
 
     run_together(workers, work)
     assert Counter(case_id for case_id, _ in claimed) == Counter(cases)

@@ -21,7 +21,7 @@ from fhir_cm.store import (
     OutboxStatus,
     Store,
     claim_outbox,
-    fail,
+    mark_push_failed,
     get_case,
     get_case_record,
     get_watermark,
@@ -308,7 +308,7 @@ async def test_a_permanently_failed_push_protects_its_change_only_while_the_case
     with store.session() as s:
         save_case(s, case.model_copy(update={"acuity": Acuity.LOW}))
         [item] = claim_outbox(s, "w1")
-        fail(s, item, "HTTP 422", retry=False)
+        mark_push_failed(s, item, "HTTP 422", retry=False)
 
     server_edit = case.model_copy(update={"acuity": Acuity.INTENSIVE})
     first = await run_pull(store, PagedServer(on_server(server_edit, "2", "2024-05-02T10:00:00Z")))

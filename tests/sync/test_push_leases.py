@@ -32,7 +32,7 @@ from fhir_cm.store import (
     claim_outbox,
     list_outbox,
     open_store,
-    release,
+    release_claim,
     renew_leases,
     save_case,
 )
@@ -209,7 +209,7 @@ async def test_a_push_waits_for_a_holder_and_pushes_what_it_leaves(
         with store.session() as s:  # the holder, while the push waits
             if holder_does == "gives them back":
                 for item in held:
-                    release(s, item)
+                    release_claim(s, item)
             else:
                 tokens = [i.claim_token for i in held]
                 ended = utcnow() - dt.timedelta(seconds=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_cm.store import Store, claim_outbox, complete, fail, open_store, save_case
+from fhir_cm.store import Store, claim_outbox, mark_pushed, mark_push_failed, open_store, save_case
 from fhir_cm.sync import NotPushed, Standing, where_cases_stand
 from fhir_cm.synthetic import generate_cases
 
@@ -30,9 +30,9 @@ def test_each_asked_case_is_pushed_or_says_why_not(store: Store) -> None:
     with store.session() as s:
         done, failed, retry, held = claim_outbox(s, "w1", limit=4, lease_seconds=60, now=T0)
         [expired] = claim_outbox(s, "w2", limit=1, lease_seconds=10, now=T0)  # its lease ends before `now`
-        complete(s, done, now=T0)
-        fail(s, failed, "the server refused the case: HTTP 422", retry=False, now=T0)
-        fail(s, retry, "TransientError 503; will retry", now=T0)
+        mark_pushed(s, done, now=T0)
+        mark_push_failed(s, failed, "the server refused the case: HTTP 422", retry=False, now=T0)
+        mark_push_failed(s, retry, "TransientError 503; will retry", now=T0)
     now = T0 + dt.timedelta(seconds=30)
 
     standing = where_cases_stand(store, [*ids, ids[0]], now=now)  # asked twice: counted once

@@ -15,7 +15,7 @@ from ..mapping import (
     case_to_resources,
     resources_to_case,
 )
-from ..store import Store, enqueue, get_case
+from ..store import Store, queue_push, get_case
 from ..sync import (
     CASE_RESOURCE_TYPES,
     PullRoundReport,
@@ -52,7 +52,7 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
         async with _client(settings) as client:
             with store.session() as s:
                 for case_id in ids:  # queued even if unchanged: a re-run against a new server sends them too
-                    enqueue(s, case_id)
+                    queue_push(s, case_id)
             say(f"pushing to {client.base_url} …")
             pushed = await push_pending(store, client, settings)
             if pushed.failures:

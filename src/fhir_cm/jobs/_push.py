@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ..config import Settings
 from ..domain import Case
-from ..store import OutboxItem, OutboxStatus, Store, enqueue, list_outbox, outbox_counts, save_case
+from ..store import OutboxItem, OutboxStatus, Store, queue_push, list_outbox, outbox_counts, save_case
 from ..sync import PushReport, Standing, enqueue_unpushed, push_asked
 from ._clients import push_client, require_fhir_base
 
@@ -70,7 +70,7 @@ async def run_push(
         with store.session() as s:
             for case in cases:
                 save_case(s, case, enqueue=False)
-                enqueue(s, case.id)
+                queue_push(s, case.id)
     if everything_pending:
         enqueue_unpushed(store, base)
     with store.session(read_only=True) as s:

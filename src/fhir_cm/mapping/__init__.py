@@ -19,9 +19,10 @@ from ._base import (
     explicit_fhir_version,
     fhir_version_without_server,
 )
-from ._bundle import case_to_bundle, if_none_exist
+from ._bundle import case_to_bundle
 from ._careplan import render_narrative
 from ._case import case_plan, case_to_resources, read_resource, resources_to_case
+from ._entries import PlannedEntry, if_none_exist, plan_entry, same_content
 from ._encounter import recognise_disposition, recognise_setting
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
 from ._refs import (
@@ -57,6 +58,9 @@ __all__ = [
     "careteam_key",
     "case_plan",
     "case_to_bundle",
+    "PlannedEntry",
+    "plan_entry",
+    "same_content",
     "case_to_resources",
     "check_version",
     "convert_resource",

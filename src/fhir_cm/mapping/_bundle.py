@@ -13,18 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from ..domain import Case
 from ._base import ResourceKey
 from ._case import map_case
+from ._entries import plan_entry
 
-__all__ = ["case_to_bundle", "if_none_exist"]
-
-
-def if_none_exist(identifier_system: str, value: str) -> str:
-    """The conditional-create criteria for a business identifier (reserved characters escaped)."""
-    return f"identifier={quote(identifier_system, safe=':/')}|{quote(value, safe='')}"
+__all__ = ["case_to_bundle"]
 
 
 def case_to_bundle(
@@ -38,24 +33,23 @@ def case_to_bundle(
 ) -> dict[str, Any]:
     """A ``transaction`` Bundle that brings the server up to date with ``case``.
 
-    ``base`` and ``server_ids`` are as for :func:`case_to_resources`. Resources whose update would
-    equal their base copy are left out unless ``include_unchanged``.
+    ``base`` and ``server_ids`` are as for :func:`case_to_resources`; each entry is planned by
+    :func:`plan_entry`, the rule the push follows. Resources whose update would equal their base
+    copy are left out unless ``include_unchanged``.
     """
     resources, refs, ids = map_case(case, version, identifier_system, base, server_ids)
-    base = {ResourceKey(*k): r for k, r in (base or {}).items()}
+    held = {ResourceKey(*k): r for k, r in (base or {}).items()}
     entries: list[dict[str, Any]] = []
     for key, resource in resources.items():
-        held = base.get(key)
-        if held is not None and not include_unchanged and resource == held:
-            continue
-        server_id = ids.get(key)
-        if server_id:
-            request: dict[str, str] = {"method": "PUT", "url": f"{key.type}/{server_id}"}
-            meta = (held or {}).get("meta")
-            version_id = meta.get("versionId") if isinstance(meta, Mapping) else None
-            if version_id:
-                request["ifMatch"] = f'W/"{version_id}"'
-        else:
-            request = {"method": "POST", "url": key.type, "ifNoneExist": if_none_exist(identifier_system, key.value)}
-        entries.append({"fullUrl": refs.full_url(key), "resource": resource, "request": request})
+        planned = plan_entry(
+            key,
+            resource,
+            identifier_system,
+            refs.full_url(key),
+            base=held.get(key),
+            server_id=ids.get(key),
+            include_unchanged=include_unchanged,
+        )
+        if planned is not None:
+            entries.append(planned.as_fhir())
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

@@ -14,7 +14,7 @@ from fhir_cm.domain import Case, CaseStatus, ProgrammeType
 
 from ._dialect import insert
 from ._errors import StaleRevision
-from ._outbox import enqueue as _enqueue
+from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
 from ._types import utcnow
 

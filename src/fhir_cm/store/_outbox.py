@@ -5,12 +5,12 @@ Rules that make several workers safe together:
 * **One open row per case** (a unique index over pending and in-flight rows). A change to a case
   that already waits just raises the row's revision: changes coalesce, and the pusher sends the
   case's latest state once. A change while the case is being pushed raises the in-flight row's
-  revision; ``complete`` then puts the row back to pending instead of done, so the change is not lost.
+  revision; ``mark_pushed`` then puts the row back to pending instead of done, so the change is not lost.
   The same index keeps two workers from ever pushing one case at the same time.
 * **Claims are atomic.** PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` inside the claiming UPDATE,
   so concurrent claimers pass each other's rows by. SQLite: one UPDATE in an immediate transaction.
 * **Leases expire.** A claim holds a row until ``lease_expires_at``; after that any worker may claim
-  it again (a dead worker's rows return to the others). ``complete``/``fail`` check the claim token,
+  it again (a dead worker's rows return to the others). ``mark_pushed``/``mark_push_failed`` check the claim token,
   so a worker that outlived its lease cannot overwrite the new holder's outcome.
 * **Leases are renewed** (``renew_leases``) by a worker still working on its rows, so a slow server
   never lets a second worker take a case that is still being pushed.
@@ -20,7 +20,7 @@ Rules that make several workers safe together:
 
 A row that **failed for good** stays failed (counted, listed, never purged) until a later push of
 the same case succeeds: the pusher sends a case whole, so that push carried the change the failed
-one could not, and ``complete`` settles the case's failed rows up to its revision (done, with their
+one could not, and ``mark_pushed`` settles the case's failed rows up to its revision (done, with their
 ``last_error`` kept). Nothing else clears them; the pull decides for itself whether one still
 guards a local change (``fhir_cm.sync``).
 
@@ -62,15 +62,15 @@ from ._types import utcnow
 __all__ = [
     "OutboxItem",
     "claim_outbox",
-    "complete",
-    "enqueue",
-    "fail",
+    "mark_pushed",
+    "queue_push",
+    "mark_push_failed",
     "held_leases",
     "list_outbox",
     "outbox_counts",
     "outbox_statuses",
     "purge_outbox",
-    "release",
+    "release_claim",
     "renew_lease",
     "renew_leases",
     "take_over_dead_leases",
@@ -118,7 +118,7 @@ def _items(rows: Any) -> list[OutboxItem]:
     return sorted((OutboxItem.model_validate(dict(r._mapping)) for r in rows), key=lambda i: i.id)
 
 
-def enqueue(session: Session, case_id: str, revision: int | None = None, *, now: dt.datetime | None = None) -> int:
+def queue_push(session: Session, case_id: str, revision: int | None = None, *, now: dt.datetime | None = None) -> int:
     """Queue a push of a case (at its current revision unless given); returns the outbox row id.
 
     ``save_case`` calls this itself; call it directly to push a case again without changing it
@@ -136,7 +136,7 @@ def enqueue(session: Session, case_id: str, revision: int | None = None, *, now:
 
 @cache
 def _enqueue_statement(dialect: str) -> Any:
-    """The upsert behind ``enqueue``, built once per backend: building it (and its cache key) costs
+    """The upsert behind ``queue_push``, built once per backend: building it (and its cache key) costs
     more than running it, and every saved case runs it."""
     now = bindparam("now")  # type: ignore[var-annotated]
     stmt = insert(dialect, _T).values(
@@ -297,7 +297,7 @@ def _changed_since(item: OutboxItem, pushed_revision: int | None) -> ColumnEleme
     return _C.revision > max(item.revision, pushed_revision or 0)
 
 
-def complete(
+def mark_pushed(
     session: Session, item: OutboxItem, *, pushed_revision: int | None = None, now: dt.datetime | None = None
 ) -> OutboxItem:
     """The push succeeded. Done, unless the case changed since: then it is pending again.
@@ -331,7 +331,7 @@ def complete(
     )
 
 
-def fail(
+def mark_push_failed(
     session: Session,
     item: OutboxItem,
     error: str,
@@ -366,7 +366,7 @@ def fail(
     return _settle(session, item, values)
 
 
-def release(session: Session, item: OutboxItem, *, now: dt.datetime | None = None) -> OutboxItem:
+def release_claim(session: Session, item: OutboxItem, *, now: dt.datetime | None = None) -> OutboxItem:
     """Give a claim back untried (a worker shutting down): pending again, the attempt not counted."""
     now = now or utcnow()
     return _settle(

@@ -33,7 +33,7 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    row pending or in flight, or one that **failed for good while the case still differs from the
    server's last copy**. A failed row whose change is no longer in the case (the server's copy
    won, or a person resolved it) stays failed, for people to see, but protects nothing; a later
-   successful push of the case settles it (the store's ``complete``).
+   successful push of the case settles it (the store's ``mark_pushed``).
 5. The **watermark** of a type moves to the latest ``meta.lastUpdated`` seen once the type is done,
    in the transaction of the next flush: never ahead of the resources it covers, so a pull killed
    at any point starts again from where the store is (what it saw twice is "unchanged").

@@ -20,7 +20,16 @@ import orjson
 
 from ..domain import Case
 from ..fhir import BundleEntry, FhirError, InvalidResponse, ServerReason, TransientError, VersionConflict, WriteResult
-from ..mapping import MappingError, References, ResourceKey, case_plan, case_to_resources, check_version, if_none_exist
+from ..mapping import (
+    MappingError,
+    PlannedEntry,
+    References,
+    ResourceKey,
+    case_plan,
+    case_to_resources,
+    check_version,
+    plan_entry,
+)
 from ..store import LedgerEntry, add_conflict, content_hash
 from ._foreign import foreign_update, is_foreign
 from ._identity import read_existing, rewrite_references
@@ -63,6 +72,14 @@ class _Write:
     @property
     def target(self) -> str:
         return self.entry.full_url or self.entry.url
+
+
+def _on_the_wire(planned: PlannedEntry) -> BundleEntry:
+    """The planned entry as sent: a PUT is addressed by its url, only a POST needs its ``urn:uuid``."""
+    full_url = planned.full_url if planned.method == "POST" else None
+    return BundleEntry(
+        planned.method, planned.url, planned.resource, full_url, planned.if_none_exist, planned.if_match
+    )
 
 
 async def push_case(session: PushSession, case: Case) -> PushReport:
@@ -147,29 +164,18 @@ class _CasePush:
             if key in self.keep:
                 keep_server(resource, *self.keep[key])
             base = self.bases.get(key)
-            if base is not None:
-                if is_foreign(base, session.system):  # another system's record: see _foreign
-                    refs = refs or self.references()
-                    update = foreign_update(base, resource, check_version(session.version), session.system, refs)
-                    if update is None:
-                        continue
-                    resource = update
-                if content_hash(resource) == content_hash(base):
+            if base is not None and is_foreign(base, session.system):  # another system's record: see _foreign
+                refs = refs or self.references()
+                update = foreign_update(base, resource, check_version(session.version), session.system, refs)
+                if update is None:
                     continue
-                version = version_of(base)
-                entry = BundleEntry(
-                    "PUT", f"{key.type}/{base['id']}", resource, if_match=f'W/"{version}"' if version else None
-                )
-                writes.append(_Write(key, entry, "update"))
-            elif key in stable:
-                if key not in session.absent:
-                    raise CaseFailed(f"could not look up {key.type} on the server; will retry", permanent=False)
-                writes.append(_Write(key, BundleEntry("PUT", f"{key.type}/{stable[key]}", resource), "create"))
-            else:
-                resource.pop("id", None)
-                full_url = "urn:uuid:" + identity.stable_id(key)
-                criteria = if_none_exist(session.system, key.value)
-                writes.append(_Write(key, BundleEntry("POST", key.type, resource, full_url, criteria), "create"))
+                resource = update
+            if base is None and key in stable and key not in session.absent:
+                raise CaseFailed(f"could not look up {key.type} on the server; will retry", permanent=False)
+            full_url = "urn:uuid:" + identity.stable_id(key)
+            planned = plan_entry(key, resource, session.system, full_url, base=base, server_id=stable.get(key))
+            if planned is not None:
+                writes.append(_Write(key, _on_the_wire(planned), planned.kind))
         if any(w.entry.method == "POST" for w in writes):
             # An update naming a resource still to be created waits a round: once the create has
             # answered, the update is built with the real id. (A base found on the server rather

@@ -27,13 +27,13 @@ from ..store import (
     OutboxItem,
     Store,
     claim_outbox,
-    complete,
-    enqueue,
-    fail,
+    mark_pushed,
+    queue_push,
+    mark_push_failed,
     get_case,
     list_cases,
     list_ledger,
-    release,
+    release_claim,
     save_case,
 )
 from ..terminology import terminology
@@ -216,7 +216,7 @@ class _Claimer:
             )
             for item in claimed:
                 if item.id in self.tried:
-                    release(s, item)
+                    release_claim(s, item)
         fresh = [item for item in claimed if item.id not in self.tried]
         self.tried.update(item.id for item in fresh)
         if not fresh:
@@ -241,10 +241,10 @@ def _settle(store: Store, item: OutboxItem, outcome: PushReport) -> None:
     try:
         with store.session() as s:
             if outcome.ok:
-                complete(s, item)
+                mark_pushed(s, item)
             else:
                 failure = outcome.failures[0]
-                fail(s, item, failure.reason, retry=not failure.permanent)
+                mark_push_failed(s, item, failure.reason, retry=not failure.permanent)
     except LeaseLost:
         log.warning("outbox item %s was taken over by another worker before it was settled", item.id)
 
@@ -266,7 +266,7 @@ async def push_cases(
         with store.session() as s:
             for case in cases:
                 save_case(s, case, enqueue=False)
-                enqueue(s, case.id)
+                queue_push(s, case.id)
 
     return await push_pending(store, client, settings, first=save, **options)
 
@@ -277,5 +277,5 @@ def enqueue_unpushed(store: Store, server_base: str) -> int:
         pushed = {e.key for e in list_ledger(s, server_base) if e.resource_type == "EpisodeOfCare"}
         todo = [c.id for c in list_cases(s) if c.id not in pushed]
         for case_id in todo:
-            enqueue(s, case_id)
+            queue_push(s, case_id)
     return len(todo)

@@ -30,7 +30,7 @@ from ..store import (
     NotFound,
     Resolution,
     Store,
-    enqueue,
+    queue_push,
     get_case_record,
     list_conflicts,
     resolve_conflict,
@@ -137,7 +137,7 @@ def resolve(
             raise ConflictNotResolvable(f"the case of conflict {conflict_id} is no longer in the store")
         if keep == "local":
             save_case(session, _with_local(record.case, conflict), enqueue=False, expected_revision=record.revision)
-        enqueue(session, conflict.case_id)
+        queue_push(session, conflict.case_id)
         resolved = resolve_conflict(
             session, conflict_id, Resolution.LOCAL if keep == "local" else Resolution.SERVER, resolved_by=resolved_by
         )
