@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import fhir_cm.api._fhir_index as facade_index
+import fhir_cm.api.facade._index as facade_index
 from fhir_cm.api.routes.fhir import build_fhir_router
 from fhir_cm.domain import Case, GoalStatus
 from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from fhir_cm.api._fhir_errors import InvalidSearch, NotAcceptable, UnsupportedParameter
-from fhir_cm.api._fhir_index import _indexed
-from fhir_cm.api._fhir_match import ANY, TokenMatch, extract, parse_instant, parse_matcher, split_or
-from fhir_cm.api._fhir_negotiation import negotiate_version
-from fhir_cm.api._fhir_params import parse_search
+from fhir_cm.api.facade._errors import InvalidSearch, NotAcceptable, UnsupportedParameter
+from fhir_cm.api.facade._index import _indexed
+from fhir_cm.api.facade._match import ANY, TokenMatch, extract, parse_instant, parse_matcher, split_or
+from fhir_cm.api.facade._negotiation import negotiate_version
+from fhir_cm.api.facade._params import parse_search
 from fhir_cm.mapping import ResourceKey
 
 UTC = dt.UTC

@@ -19,8 +19,7 @@ from fhir_cm.store import Store, open_store
 from ._auth import Principal
 from ._console import mount_console
 from ._deps import get_session, require_fhir_reader
-from ._fhir_index import FacadeIndex
-from ._fhir_negotiation import DEFAULT_VERSION
+from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
 from ._middleware import RequestContextMiddleware
 from ._problems import ProblemDocument, install_problem_handlers

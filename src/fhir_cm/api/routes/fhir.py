@@ -29,20 +29,26 @@ from fastapi.routing import APIRoute
 from fhir_cm.config import DEFAULT_IDENTIFIER_SYSTEM
 from fhir_cm.store import StoreUnavailable
 
-from .._fhir_bundle import searchset
-from .._fhir_capability import capability_statement
-from .._fhir_errors import (
+from ..facade import (
+    DEFAULT_COUNT,
+    DEFAULT_VERSION,
+    MAX_COUNT,
+    RESOURCE_TYPES,
     FacadeError,
+    FacadeIndex,
+    FhirVersion,
     MethodNotAllowed,
     ResourceNotFound,
     UnknownResourceType,
+    capability_statement,
+    content_type,
     issue,
     issue_code_for_status,
+    negotiate_version,
     operation_outcome,
+    parse_search,
+    searchset,
 )
-from .._fhir_index import FacadeIndex
-from .._fhir_negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
-from .._fhir_params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, parse_search
 
 __all__ = ["FHIR_JSON", "AuditHook", "build_fhir_router"]
 

@@ -50,9 +50,9 @@ from fhir_cm.store import (
     get_resources,
 )
 
-from ._fhir_match import Kind, extract, only_type
-from ._fhir_negotiation import FhirVersion
-from ._fhir_params import RESOURCE_TYPES, Criterion, params_for
+from ._match import Kind, extract, only_type
+from ._negotiation import FhirVersion
+from ._params import RESOURCE_TYPES, Criterion, params_for
 
 __all__ = ["FacadeIndex", "Indexed", "facade_id"]
 

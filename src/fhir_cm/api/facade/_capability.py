@@ -11,8 +11,8 @@ from typing import Any
 
 from fhir_cm import __version__
 
-from ._fhir_negotiation import FhirVersion, release
-from ._fhir_params import RESOURCE_TYPES, params_for
+from ._negotiation import FhirVersion, release
+from ._params import RESOURCE_TYPES, params_for
 
 __all__ = ["capability_statement"]
 

@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ._fhir_errors import issue, operation_outcome
-from ._fhir_index import Indexed
-from ._fhir_params import SearchRequest
+from ._errors import issue, operation_outcome
+from ._index import Indexed
+from ._params import SearchRequest
 
 __all__ = ["searchset"]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from fhir_cm.mapping import FhirVersion
 
-from ._fhir_errors import InvalidSearch, NotAcceptable
+from ._errors import InvalidSearch, NotAcceptable
 
 __all__ = ["DEFAULT_VERSION", "MIME_VERSIONS", "FhirVersion", "content_type", "negotiate_version", "release"]
 

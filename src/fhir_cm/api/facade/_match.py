@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from fhir_cm.mapping import parse_reference
 
-from ._fhir_errors import InvalidSearch, UnsupportedParameter
+from ._errors import InvalidSearch, UnsupportedParameter
 
 __all__ = [
     "ANY",

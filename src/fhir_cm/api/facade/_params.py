@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ._fhir_errors import InvalidSearch, UnsupportedParameter
-from ._fhir_match import Kind, Matcher, parse_matcher, split_or
+from ._errors import InvalidSearch, UnsupportedParameter
+from ._match import Kind, Matcher, parse_matcher, split_or
 
 __all__ = [
     "CONTROL_PARAMS",

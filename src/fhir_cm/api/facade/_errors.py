@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from ..errors import FhirCmError
+from ...errors import FhirCmError
 
 __all__ = [
     "FacadeError",

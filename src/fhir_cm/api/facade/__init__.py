@@ -1,0 +1,49 @@
+"""The read-only FHIR façade at ``/fhir``: the case-management resources as a FHIR server serves them.
+
+Its parts, each with one job: version negotiation (``_negotiation``), the search parameters it
+declares and parses (``_params``, ``_match``), an index of the stored resources answering searches
+(``_index``), searchset Bundles (``_bundle``), the CapabilityStatement (``_capability``) and
+OperationOutcome errors (``_errors``). The routes in ``api/routes/fhir.py`` only join them.
+"""
+
+from ._bundle import searchset
+from ._capability import capability_statement
+from ._errors import (
+    FacadeError,
+    InvalidSearch,
+    MethodNotAllowed,
+    NotAcceptable,
+    ResourceNotFound,
+    UnknownResourceType,
+    UnsupportedParameter,
+    issue,
+    issue_code_for_status,
+    operation_outcome,
+)
+from ._index import FacadeIndex
+from ._negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
+from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, parse_search
+
+__all__ = [
+    "DEFAULT_COUNT",
+    "DEFAULT_VERSION",
+    "MAX_COUNT",
+    "RESOURCE_TYPES",
+    "FacadeError",
+    "FacadeIndex",
+    "FhirVersion",
+    "InvalidSearch",
+    "MethodNotAllowed",
+    "NotAcceptable",
+    "ResourceNotFound",
+    "UnknownResourceType",
+    "UnsupportedParameter",
+    "capability_statement",
+    "content_type",
+    "issue",
+    "issue_code_for_status",
+    "negotiate_version",
+    "operation_outcome",
+    "parse_search",
+    "searchset",
+]
