@@ -1,4 +1,4 @@
-"""Real FHIR servers for integration tests, started in-process (FHIR-NOTES.md §8).
+"""Real FHIR servers for integration tests, started in-process.
 
 sekmet-fhir (pinned in the ``test`` extra) is a tolerant R4 server on SQLite. It is served by a
 ``uvicorn.Server`` on a socket the test binds itself (port 0, so no race for a "free" port), in a

@@ -1,4 +1,4 @@
-"""Synthetic journeys: deterministic, valid, and realistic in the ways DOMAIN.md describes."""
+"""Synthetic journeys: deterministic, valid, and realistic in the ways the case-management cycle is lived."""
 
 from __future__ import annotations
 

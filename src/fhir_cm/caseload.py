@@ -1,7 +1,7 @@
 """Caseload: how many open cases each case manager carries, and how often they see their people.
 
 The strongest case-management results come from small caseloads with frequent face-to-face
-contact (DOMAIN.md), so the view shows both: open cases per manager against a limit (about 20),
+contact, so the view shows both: open cases per manager against a limit (about 20),
 and the days since the last face-to-face contact of every case. Pure functions over the domain
 model: the API, the CLI and the demo compute the same figures.
 

@@ -1,6 +1,6 @@
 """Outcome figures of a case-management programme over a period, computed from cases alone.
 
-What the field measures (DOMAIN.md): 30-day readmissions, length of stay, goal attainment, time
+What the field measures: 30-day readmissions, length of stay, goal attainment, time
 from hospital discharge to follow-up, and here also how many referrals end in the service being
 delivered. Each figure counts the events whose own date falls in the period (both ends included):
 

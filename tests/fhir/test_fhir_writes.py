@@ -139,7 +139,7 @@ async def test_an_empty_201_is_read_back_through_its_location(
 async def test_an_empty_200_on_a_conditional_create_is_found_by_its_criteria(
     client: AsyncFhirClient, router: respx.MockRouter
 ) -> None:
-    """Azure answers a matched conditional create with 200 and no body (FHIR-NOTES H6)."""
+    """Azure answers a matched conditional create with 200 and no body."""
     router.post(f"{BASE}/CarePlan").respond(200)
     search = router.get(f"{BASE}/CarePlan", params={"identifier": "urn:fhir-cm:id|cp-1"}).respond(
         json={

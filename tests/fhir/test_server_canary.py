@@ -1,4 +1,4 @@
-"""Canary: sekmet-fhir's known gaps and differences from HAPI (FHIR-NOTES.md §8).
+"""Canary: sekmet-fhir's known gaps and differences from HAPI.
 
 These tests pin behaviour the rest of the suite works around. When one fails, sekmet changed:
 re-read its release notes, then adjust the tests that rely on the gap (and this file).

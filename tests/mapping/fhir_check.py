@@ -1,6 +1,6 @@
 """Test helpers: validate mapped output with the fhir.resources models, and check the US Core rules.
 
-The US Core check is the ARCHITECTURE.md list, written out: CarePlan assess-plan category, narrative
+The US Core check, written out: CarePlan assess-plan category, narrative
 (text.status + div), status, intent, subject; CareTeam participant role + member; Goal
 lifecycleStatus, description, subject and target.dueDate or startDate; ServiceRequest status,
 intent, category, code, subject; every resource carries the business identifier; references between

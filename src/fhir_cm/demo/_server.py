@@ -8,7 +8,7 @@ from typing import Any
 from ..config import Settings
 from ..domain import Case
 from ..fhir import NO_RETRY, AsyncFhirClient, FhirError, client_from_settings
-from ..jobs import pick_fhir_version
+from ..jobs import pick_fhir_version, pull_client, run_pull, run_push
 from ..mapping import (
     MappingError,
     ResourceKey,
@@ -16,20 +16,8 @@ from ..mapping import (
     resources_to_case,
 )
 from ..store import Store, queue_push, get_case
-from ..sync import (
-    CASE_RESOURCE_TYPES,
-    PullRoundReport,
-    pull,
-    push_pending,
-    track_transitions,
-)
+from ..sync import CASE_RESOURCE_TYPES
 from ._models import DemoError, Progress, ServerRoundTrip
-
-
-def _client(settings: Settings) -> AsyncFhirClient:
-    # sekmet (and other tolerant servers) leave Goal and CareTeam out of their CapabilityStatement
-    # while serving them; like `fhir-cm pull`, the demo asks anyway rather than refusing the types.
-    return client_from_settings(settings, enforce_capabilities=False)
 
 
 def _reason(exc: Exception) -> str:
@@ -47,30 +35,34 @@ async def _check_server(settings: Settings) -> None:
 
 
 async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Progress) -> ServerRoundTrip:
-    """Push the demo's cases, pull them back with the transitions tracker, and read every resource back."""
+    """Push the demo's cases, pull them back with the transitions tracker, and read every resource back.
+
+    The push and the pull are the jobs ``fhir-cm push --all`` and ``fhir-cm pull`` run; only the
+    read-back, which checks the round trip, is the demo's own.
+    """
     try:
-        async with _client(settings) as client:
-            with store.session() as s:
-                for case_id in ids:  # queued even if unchanged: a re-run against a new server sends them too
-                    queue_push(s, case_id)
-            say(f"pushing to {client.base_url} …")
-            pushed = await push_pending(store, client, settings)
-            if pushed.failures:
-                first = pushed.failures[0]
-                raise DemoError(f"push failed for {len(pushed.failures)} cases (case {first.case_id}: {first.reason})")
-            say(f"  pushed {pushed.line()}")
-            say("pulling back and tracking transitions …")
-            pulled = await pull(store, client, settings)
-            tracked = await track_transitions(store, client, settings, case_ids=ids)
-            say(
-                f"  pulled {pulled.fetched} resources ({pulled.unchanged} unchanged); tracker: "
-                f"{tracked.new_transitions} new transitions, {tracked.follow_ups_added} follow-ups and "
-                f"{tracked.team_members_added} team members added"
-            )
-            again = None
-            if tracked.changed_cases:
-                again = await push_pending(store, client, settings)
-                say(f"  pushed the tracker's additions: {again.line()}")
+        with store.session() as s:
+            for case_id in ids:  # queued even if unchanged: a re-run against a new server sends them too
+                queue_push(s, case_id)
+        say(f"pushing to {settings.fhir_base} …")
+        pushed = (await run_push(store, settings, everything_pending=True)).report
+        if pushed.failures:
+            first = pushed.failures[0]
+            raise DemoError(f"push failed for {len(pushed.failures)} cases (case {first.case_id}: {first.reason})")
+        say(f"  pushed {pushed.line()}")
+        say("pulling back and tracking transitions …")
+        pulled = await run_pull(store, settings)
+        tracked = pulled.transitions
+        say(
+            f"  pulled {pulled.pull.fetched} resources ({pulled.pull.unchanged} unchanged); tracker: "
+            f"{tracked.new_transitions} new transitions, {tracked.follow_ups_added} follow-ups and "
+            f"{tracked.team_members_added} team members added"
+        )
+        again = None
+        if tracked.changed_cases:
+            again = (await run_push(store, settings, everything_pending=True)).report
+            say(f"  pushed the tracker's additions: {again.line()}")
+        async with pull_client(settings) as client:
             version = await pick_fhir_version(client, settings)
             with store.session(read_only=True) as s:
                 cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
@@ -80,7 +72,7 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
     return ServerRoundTrip(
         fhir_base=settings.fhir_base or "",
         push=pushed,
-        pull=PullRoundReport(pull=pulled, transitions=tracked),
+        pull=pulled,
         follow_up_push=again,
         **check,
     )

@@ -1,6 +1,6 @@
 """Synthetic case journeys: deterministic, realistic test and demo data that never names a real person.
 
-Each case walks the case-management cycle of DOMAIN.md — identification from hospital use,
+Each case walks the case-management cycle — identification from hospital use,
 assessment, a plan with (self-care) goals, referrals through their life cycle, a changing care team,
 monitoring contacts as frequent as the acuity asks, stays and transitions between care settings, and
 closure for some. The same ``seed`` gives byte-identical cases on any machine, because every draw —
