@@ -18,7 +18,7 @@ from fhir_cm.domain import Case, PartyKind, ProgrammeType
 from fhir_cm.store import ApiRole
 
 from ._auth import Principal
-from ._problems import Forbidden
+from ._problems import ForbiddenProblem
 
 __all__ = ["can_see", "check_may_create", "check_may_reassign", "programme_scope"]
 
@@ -50,14 +50,14 @@ def programme_scope(principal: Principal) -> ProgrammeType | None:
 def check_may_create(principal: Principal, case: Case) -> None:
     """Refuse (403) a new case its creator could not see afterwards."""
     if principal.role is ApiRole.SUPERVISOR and principal.programme not in (None, case.programme):
-        raise Forbidden(f"this supervisor key is limited to programme '{principal.programme}'")
+        raise ForbiddenProblem(f"this supervisor key is limited to programme '{principal.programme}'")
     if principal.role is ApiRole.CASE_MANAGER and (
         case.case_manager is None or case.case_manager.id != principal.practitioner_id
     ):
-        raise Forbidden("a case manager may only create cases they manage themselves (case_manager.id)")
+        raise ForbiddenProblem("a case manager may only create cases they manage themselves (case_manager.id)")
 
 
 def check_may_reassign(principal: Principal) -> None:
     """Only supervisors hand cases from one case manager to another."""
     if principal.role is not ApiRole.SUPERVISOR:
-        raise Forbidden("only a supervisor may change a case's case manager")
+        raise ForbiddenProblem("only a supervisor may change a case's case manager")

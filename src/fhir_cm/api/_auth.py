@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from fhir_cm.domain import ProgrammeType
 from fhir_cm.store import ApiKey, ApiRole, Store, authenticate_api_key
 
-from ._problems import Unauthorized
+from ._problems import UnauthorizedProblem
 
 __all__ = ["Principal", "authenticate", "presented_key"]
 
@@ -46,21 +46,21 @@ def presented_key(conn: HTTPConnection) -> str | None:
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer":
-            raise Unauthorized("use 'Authorization: Bearer <API key>' or 'X-API-Key: <API key>'", error="invalid_request")
+            raise UnauthorizedProblem("use 'Authorization: Bearer <API key>' or 'X-API-Key: <API key>'", error="invalid_request")
         return token.strip() or None
     key = conn.headers.get("x-api-key")
     return key.strip() if key is not None and key.strip() else None
 
 
 def authenticate(conn: HTTPConnection, store: Store) -> Principal:
-    """The principal behind the request's key; raises ``Unauthorized`` without one that is valid and active."""
+    """The principal behind the request's key; raises ``UnauthorizedProblem`` without one that is valid and active."""
     key = presented_key(conn)
     if key is None:
-        raise Unauthorized("an API key is required (Authorization: Bearer <key> or X-API-Key: <key>)")
+        raise UnauthorizedProblem("an API key is required (Authorization: Bearer <key> or X-API-Key: <key>)")
     found = None
     if len(key) <= _MAX_KEY:
         with store.session(read_only=True) as session:
             found = authenticate_api_key(session, key)
     if found is None:
-        raise Unauthorized("the API key is not valid (unknown, malformed or revoked)", error="invalid_token")
+        raise UnauthorizedProblem("the API key is not valid (unknown, malformed or revoked)", error="invalid_token")
     return Principal.from_key(found)

@@ -34,7 +34,7 @@ from ._access import can_see, programme_scope
 from ._auth import Principal
 from ._views import ViewCache
 from ._problems import (
-    Conflict,
+    ConflictProblem,
     FieldError,
     InvalidInput,
     NotFoundProblem,
@@ -190,7 +190,7 @@ def edit_case(
         except StaleRevision:
             if if_match is not None:
                 raise PreconditionFailed(f"case {case_id} changed meanwhile: reload it and apply the change again") from None
-    raise Conflict(f"case {case_id} keeps changing under this request; try again")
+    raise ConflictProblem(f"case {case_id} keeps changing under this request; try again")
 
 
 def find(items: Iterable[E], entity_id: str, what: str, case_id: str) -> E:
@@ -210,7 +210,7 @@ def check_new_id(case: Case, entity_id: str, what: str) -> None:
     """Refuse (409) an entity id already used in the case (ids are unique within a case)."""
     used = {case.id} | {e.id for group in (case.needs, case.goals, case.referrals, case.team, case.contacts, case.stays) for e in group}
     if entity_id in used:
-        raise Conflict(f"id {entity_id} is already used in case {case.id}; choose another {what} id or omit it")
+        raise ConflictProblem(f"id {entity_id} is already used in case {case.id}; choose another {what} id or omit it")
 
 
 @dataclass(frozen=True)

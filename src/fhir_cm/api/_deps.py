@@ -20,7 +20,7 @@ from fhir_cm.store import ApiRole, Store
 
 from ._auth import Principal, authenticate
 from ._casework import Work
-from ._problems import Forbidden
+from ._problems import ForbiddenProblem
 
 __all__ = [
     "CaseWork",
@@ -90,14 +90,14 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 def require_case_worker(principal: CurrentPrincipal) -> Principal:
     """Case managers and supervisors: the people who work cases (403 for service keys)."""
     if principal.role not in (ApiRole.CASE_MANAGER, ApiRole.SUPERVISOR):
-        raise Forbidden("service keys may read the FHIR facade (/fhir) only, not the case-management API")
+        raise ForbiddenProblem("service keys may read the FHIR facade (/fhir) only, not the case-management API")
     return principal
 
 
 def require_supervisor(principal: CurrentPrincipal) -> Principal:
     """Supervisors only: sync control, quarantine, the audit log."""
     if principal.role is not ApiRole.SUPERVISOR:
-        raise Forbidden("only a supervisor key may do this")
+        raise ForbiddenProblem("only a supervisor key may do this")
     return principal
 
 
@@ -109,7 +109,7 @@ def require_fhir_reader(principal: CurrentPrincipal) -> Principal:
     """
     if principal.role is ApiRole.SERVICE or (principal.role is ApiRole.SUPERVISOR and principal.programme is None):
         return principal
-    raise Forbidden("the FHIR facade is for service keys (and supervisors of all programmes)")
+    raise ForbiddenProblem("the FHIR facade is for service keys (and supervisors of all programmes)")
 
 
 CaseWorker = Annotated[Principal, Depends(require_case_worker)]

@@ -27,16 +27,16 @@ from fhir_cm.errors import FhirCmError
 __all__ = [
     "PROBLEM_JSON",
     "BadGateway",
-    "Conflict",
+    "ConflictProblem",
     "FieldError",
-    "Forbidden",
+    "ForbiddenProblem",
     "InvalidInput",
     "NotFoundProblem",
     "NotImplementedProblem",
     "PreconditionFailed",
     "Problem",
     "ProblemDocument",
-    "Unauthorized",
+    "UnauthorizedProblem",
     "Unavailable",
     "field_errors",
     "install_problem_handlers",
@@ -96,7 +96,7 @@ class InvalidInput(Problem):
     status, slug, title = 422, "invalid-input", "Invalid input"
 
 
-class Unauthorized(Problem):
+class UnauthorizedProblem(Problem):
     """No credentials, or credentials that are not a valid, active API key (401)."""
 
     status, slug, title = 401, "unauthorized", "Authentication required"
@@ -108,7 +108,7 @@ class Unauthorized(Problem):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
-class Forbidden(Problem):
+class ForbiddenProblem(Problem):
     """Valid credentials, but this principal's role may not do this (403)."""
 
     status, slug, title = 403, "forbidden", "Not allowed"
@@ -120,7 +120,7 @@ class NotFoundProblem(Problem):
     status, slug, title = 404, "not-found", "Not found"
 
 
-class Conflict(Problem):
+class ConflictProblem(Problem):
     """The request clashes with the current state (409): an illegal status move, already closed, …"""
 
     status, slug, title = 409, "conflict", "Conflict"
@@ -258,7 +258,7 @@ async def _on_store(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         return _from_problem(request, NotFoundProblem(str(exc)))
     if isinstance(exc, StaleRevision):
-        return _from_problem(request, Conflict("the case changed while this request ran; try again"))
+        return _from_problem(request, ConflictProblem("the case changed while this request ran; try again"))
     log.error("store error", extra={"fields": {"error": type(exc).__name__}})
     return problem_response(request, 500, slug="store-error", title="Store error",
                             detail="the store refused the operation")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from ..domain import Case
-from ..store import Conflict as StoredConflict
+from ..store import ConflictRecord
 from ..store import Store
 from ..sync import Keep, resolve
 
@@ -21,8 +21,8 @@ def settle_conflict(
     *,
     resolved_by: str | None = None,
     visible: Callable[[Case], bool] | None = None,
-    then: Callable[[Session, StoredConflict], None] | None = None,
-) -> StoredConflict:
+    then: Callable[[Session, ConflictRecord], None] | None = None,
+) -> ConflictRecord:
     """Settle an open conflict: ``"local"`` puts the local value back into the case and queues it
     (the next push sends it over the server copy with ``If-Match``); ``"server"`` keeps the server's
     value. Either way the case is queued and the conflict marked resolved, in one transaction.

@@ -21,7 +21,7 @@ from ._cases import (
     save_case,
 )
 from ._conflicts import (
-    Conflict,
+    ConflictRecord,
     Resolution,
     add_conflict,
     list_conflicts,
@@ -130,7 +130,7 @@ __all__ = [
     "AuditEntry",
     "CaseRecord",
     "CaseStamp",
-    "Conflict",
+    "ConflictRecord",
     "ConflictStatus",
     "FhirVersion",
     "HolderState",

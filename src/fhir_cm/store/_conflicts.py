@@ -21,7 +21,7 @@ from ._errors import NotFound
 from ._tables import OPEN_CONFLICT, ConflictRow, ConflictStatus
 from ._types import utcnow
 
-__all__ = ["Conflict", "Resolution", "add_conflict", "list_conflicts", "resolve_conflict"]
+__all__ = ["ConflictRecord", "Resolution", "add_conflict", "list_conflicts", "resolve_conflict"]
 
 
 class Resolution(StrEnum):
@@ -32,7 +32,7 @@ class Resolution(StrEnum):
     MERGED = "merged"  # a value the person put together
 
 
-class Conflict(BaseModel):
+class ConflictRecord(BaseModel):
     """The two values of a resource that clash, and which fields clash."""
 
     model_config = ConfigDict(frozen=True)
@@ -90,14 +90,14 @@ def add_conflict(
 
 def list_conflicts(
     session: Session, *, case_id: str | None = None, status: ConflictStatus | None = ConflictStatus.OPEN
-) -> list[Conflict]:
+) -> list[ConflictRecord]:
     """Conflicts (open ones unless ``status`` says otherwise; None for all), oldest first."""
     query = select(*_COLUMNS).order_by(ConflictRow.id)
     if case_id is not None:
         query = query.where(ConflictRow.case_id == case_id)
     if status is not None:
         query = query.where(ConflictRow.status == status.value)
-    return [Conflict.model_validate(dict(row._mapping)) for row in session.execute(query)]
+    return [ConflictRecord.model_validate(dict(row._mapping)) for row in session.execute(query)]
 
 
 def resolve_conflict(
@@ -107,7 +107,7 @@ def resolve_conflict(
     *,
     resolved_by: str | None = None,
     now: dt.datetime | None = None,
-) -> Conflict:
+) -> ConflictRecord:
     """Mark an open conflict resolved, saying how and by whom; applying the outcome is the sync layer's job."""
     stmt = (
         update(ConflictRow)
@@ -123,4 +123,4 @@ def resolve_conflict(
     row = session.execute(stmt).one_or_none()
     if row is None:
         raise NotFound(f"no open conflict {conflict_id}")
-    return Conflict.model_validate(dict(row._mapping))
+    return ConflictRecord.model_validate(dict(row._mapping))

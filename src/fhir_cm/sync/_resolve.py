@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..domain import Case
 from ..store import (
-    Conflict,
+    ConflictRecord,
     NotFound,
     Resolution,
     Store,
@@ -72,7 +72,7 @@ def _apply_entity(items: list[dict[str, Any]], entity_id: str, fields: list[str]
             items[at] = {**items[at], name: local.get(name)}
 
 
-def _with_local(case: Case, conflict: Conflict) -> Case:
+def _with_local(case: Case, conflict: ConflictRecord) -> Case:
     """The case with the conflict's local values put back."""
     local = conflict.local or {}
     if WHOLE_CASE in conflict.fields:
@@ -107,8 +107,8 @@ def resolve(
     *,
     resolved_by: str | None = None,
     visible: Callable[[Case], bool] | None = None,
-    then: Callable[[Session, Conflict], None] | None = None,
-) -> Conflict:
+    then: Callable[[Session, ConflictRecord], None] | None = None,
+) -> ConflictRecord:
     """Settle an open conflict: keep the ``"local"`` value (pushed next) or the ``"server"``'s.
 
     ``visible(case)`` says whether the caller may see the conflict's case (an API principal): one it

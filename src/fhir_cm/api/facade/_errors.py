@@ -17,7 +17,7 @@ __all__ = [
     "InvalidSearch",
     "MethodNotAllowed",
     "NotAcceptable",
-    "ResourceNotFound",
+    "FacadeNotFound",
     "UnknownResourceType",
     "UnsupportedParameter",
     "issue",
@@ -52,7 +52,7 @@ class UnsupportedParameter(FacadeError):
     code = "not-supported"
 
 
-class ResourceNotFound(FacadeError):
+class FacadeNotFound(FacadeError):
     """No resource of that type has that id."""
 
     status = 404

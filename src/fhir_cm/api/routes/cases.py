@@ -30,7 +30,7 @@ from .._models import (
     EntityId,
     StatusChangeIn,
 )
-from .._problems import Conflict, FieldError, InvalidInput, field_errors
+from .._problems import ConflictProblem, FieldError, InvalidInput, field_errors
 from .._routing import api_router
 
 __all__ = ["CaseId", "case_out", "router"]
@@ -75,7 +75,7 @@ def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut
         refuse_breaches(None, case, work.rules)
     with work.store.session() as session:
         if get_case_record(session, case.id) is not None:
-            raise Conflict(f"a case with id {case.id} already exists")
+            raise ConflictProblem(f"a case with id {case.id} already exists")
         revision = save_case(session, case, expected_revision=0)
         record_audit(session, principal=work.principal.id, action="create", case_ids=[case.id],
                      request_id=work.request_id)
@@ -152,7 +152,7 @@ def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, respons
 
     def change(case: Case) -> tuple[Case, None]:
         if case.status is body.status:
-            raise Conflict(f"case {case.id} is already '{body.status}'")
+            raise ConflictProblem(f"case {case.id} is already '{body.status}'")
         updated = case.model_copy(deep=True)
         try:
             updated.change_status(body.status, on, body.reason)

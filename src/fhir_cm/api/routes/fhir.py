@@ -38,7 +38,7 @@ from ..facade import (
     FacadeIndex,
     FhirVersion,
     MethodNotAllowed,
-    ResourceNotFound,
+    FacadeNotFound,
     UnknownResourceType,
     capability_statement,
     content_type,
@@ -232,7 +232,7 @@ def build_fhir_router(
         version = _version(request)
         found = index.read(session, version, resource_type, resource_id)
         if found is None:
-            raise ResourceNotFound(f"no {resource_type} with this id")
+            raise FacadeNotFound(f"no {resource_type} with this id")
         audited(principal, "read", {found.case_id})
         return _fhir_response(found.body, version, headers={
             "ETag": f'W/"{found.version_id}"',
@@ -263,6 +263,6 @@ def build_fhir_router(
         if request.method != "GET" and (first in RESOURCE_TYPES or first == "metadata"):
             raise MethodNotAllowed("this FHIR facade is read-only: GET only", headers={"Allow": "GET"})
         _served(first)
-        raise ResourceNotFound("this FHIR facade supports read and search-type only")
+        raise FacadeNotFound("this FHIR facade supports read and search-type only")
 
     return router

@@ -21,7 +21,7 @@ from fhir_cm.store import Store
 from fhir_cm.sync import NotificationMalformed, NotificationOutcome, NotificationRefused, check_secret
 
 from .._deps import get_store
-from .._problems import InvalidInput, Unauthorized
+from .._problems import InvalidInput, UnauthorizedProblem
 
 __all__ = ["router"]
 
@@ -57,7 +57,7 @@ async def _receive(request: Request, store: Store, subscription_id: str, path: t
     except NotificationMalformed as exc:
         raise InvalidInput(str(exc)) from None
     except NotificationRefused:
-        raise Unauthorized("not a notification of a subscription of ours: the subscription's secret is required",
+        raise UnauthorizedProblem("not a notification of a subscription of ours: the subscription's secret is required",
                            error="invalid_token") from None
 
 

@@ -24,7 +24,7 @@ from fhir_cm.sync import PlacementError
 
 from .._deps import CaseWork, get_settings
 from .._models import EntityId
-from .._problems import BadGateway, Conflict, NotFoundProblem
+from .._problems import BadGateway, ConflictProblem, NotFoundProblem
 from .._routing import api_router
 from .cases import CaseId
 
@@ -55,11 +55,11 @@ class ChoiceIn(BaseModel):
 
 async def _on_server(settings: Settings, job: Awaitable[T]) -> T:
     if not settings.fhir_base:
-        raise Conflict("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service")
+        raise ConflictProblem("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service")
     try:
         return await job
     except PlacementError as exc:
-        raise Conflict(str(exc)) from None
+        raise ConflictProblem(str(exc)) from None
     except FhirError as exc:
         raise BadGateway(f"the FHIR server refused: {str(exc).splitlines()[0][:300]}") from None
 

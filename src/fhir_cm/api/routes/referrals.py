@@ -16,7 +16,7 @@ from fhir_cm.domain import (
 from .._casework import add_entity, listed, respond, update_entity
 from .._deps import CaseWork
 from .._models import ReferralMove
-from .._problems import Conflict, FieldError, InvalidInput, field_errors
+from .._problems import ConflictProblem, FieldError, InvalidInput, field_errors
 from .._routing import api_router
 from .cases import CaseId
 from .plan import EntityPath
@@ -55,7 +55,7 @@ def move(case_id: CaseId, referral_id: EntityPath, body: ReferralMove, work: Cas
             return move_referral(referral, body.status, body.reason)
         except ReferralTransitionError as exc:
             allowed = sorted(allowed_referral_moves(referral.status))
-            raise Conflict(str(exc), extra={"current": referral.status, "allowed": allowed}) from None
+            raise ConflictProblem(str(exc), extra={"current": referral.status, "allowed": allowed}) from None
         except ValidationError as exc:  # e.g. a rejection without a reason
             raise InvalidInput("the move is not valid", errors=field_errors(exc.errors(), hint="reason")) from None
 

@@ -20,9 +20,7 @@ from fhir_cm.config import Settings
 from fhir_cm.domain import Case
 from fhir_cm.fhir import FhirError
 from fhir_cm.store import (
-    Conflict as StoredConflict,
-)
-from fhir_cm.store import (
+    ConflictRecord,
     ConflictStatus,
     OutboxStatus,
     QuarantinedResource,
@@ -40,7 +38,7 @@ from fhir_cm.sync import ConflictNotResolvable
 from .._access import can_see
 from .._deps import CaseWork, Supervisor, get_settings, get_store
 from .._models import EntityId
-from .._problems import BadGateway, Conflict, InvalidInput, NotFoundProblem
+from .._problems import BadGateway, ConflictProblem, InvalidInput, NotFoundProblem
 from .._routing import api_router
 
 __all__ = ["router"]
@@ -98,12 +96,12 @@ async def _run(request: Request, operation: str, settings: Settings, job: Corout
     """Await a use case's ``job``, answering 409 without a server and 502 when the server fails."""
     if not settings.fhir_base:
         job.close()  # never started: no "never awaited" warning
-        raise Conflict("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service")
+        raise ConflictProblem("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service")
     metrics = request.app.state.metrics
     try:
         result = await job
     except jobs.NoFhirServer:
-        raise Conflict("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service") from None
+        raise ConflictProblem("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service") from None
     except FhirError as exc:
         metrics.sync_run(operation, "failed")
         raise BadGateway(f"the FHIR server failed during {operation} ({type(exc).__name__})") from None
@@ -160,7 +158,7 @@ def sync_status(
     )
 
 
-def _visible_conflicts(work: CaseWork, conflicts: list[StoredConflict]) -> list[StoredConflict]:
+def _visible_conflicts(work: CaseWork, conflicts: list[ConflictRecord]) -> list[ConflictRecord]:
     verdict: dict[str, bool] = {}
     with work.store.session(read_only=True) as session:
         for c in conflicts:
@@ -170,24 +168,24 @@ def _visible_conflicts(work: CaseWork, conflicts: list[StoredConflict]) -> list[
     return [c for c in conflicts if verdict[c.case_id]]
 
 
-@router.get("/conflicts", response_model=list[StoredConflict], summary="Conflicts to resolve")
+@router.get("/conflicts", response_model=list[ConflictRecord], summary="Conflicts to resolve")
 def conflicts(
     work: CaseWork,
     case_id: Annotated[EntityId | None, Query(description="Only this case's.")] = None,
     status: ConflictStatus | None = ConflictStatus.OPEN,
-) -> list[StoredConflict]:
+) -> list[ConflictRecord]:
     """Resources both sides changed where the changes clash, for the cases the caller may see."""
     with work.store.session(read_only=True) as session:
         found = list_conflicts(session, case_id=case_id, status=status)
     return _visible_conflicts(work, found)
 
 
-@router.post("/conflicts/{conflict_id}/resolve", response_model=StoredConflict, summary="Resolve a conflict")
+@router.post("/conflicts/{conflict_id}/resolve", response_model=ConflictRecord, summary="Resolve a conflict")
 def resolve(
     conflict_id: Annotated[int, Path(ge=1, le=2**62)],
     body: ResolveIn,
     work: CaseWork,
-) -> StoredConflict:
+) -> ConflictRecord:
     """Settle an open conflict as ``fhir-cm conflicts resolve`` does: ``local`` puts the local value
     back into the case and queues it (the next push sends it over the server's copy), ``server``
     keeps the server's value. ``merged`` is refused (422): edit the case, then resolve with ``local``."""
@@ -198,7 +196,7 @@ def resolve(
     def visible(case: Case) -> bool:
         return can_see(work.principal, case, work.today)
 
-    def audit(session: Any, resolved: StoredConflict) -> None:
+    def audit(session: Any, resolved: ConflictRecord) -> None:
         record_audit(session, principal=work.principal.id, action="resolve-conflict", case_ids=[resolved.case_id],
                      detail=f"conflict:{conflict_id}:{body.resolution}", request_id=work.request_id)
 
@@ -209,7 +207,7 @@ def resolve(
     except NotFound:
         raise NotFoundProblem(f"no open conflict {conflict_id}") from None
     except ConflictNotResolvable as exc:
-        raise Conflict(str(exc)) from None
+        raise ConflictProblem(str(exc)) from None
 
 
 @router.get("/quarantine", response_model=list[QuarantinedResource], summary="Quarantined resources")

@@ -10,7 +10,7 @@ from fhir_cm.domain import Day, TeamMember
 
 from .._casework import add_entity, listed, patched, respond, update_entity
 from .._deps import CaseWork
-from .._problems import Conflict
+from .._problems import ConflictProblem
 from .._routing import api_router
 from .cases import CaseId
 from .plan import EntityPath
@@ -54,7 +54,7 @@ def remove_member(
 
     def leave(member: TeamMember) -> TeamMember:
         if member.end is not None:
-            raise Conflict(f"team member {member.id} already left on {member.end}")
+            raise ConflictProblem(f"team member {member.id} already left on {member.end}")
         return patched(member, {"end": end}, "on")
 
     return respond(update_entity(work, case_id, "team", member_id, "team member", leave, action="remove"), response)
