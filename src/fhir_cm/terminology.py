@@ -331,7 +331,7 @@ def terminology() -> Terminology:
 def system_url(vocabulary: str) -> str:
     """The canonical URL of one of our CodeSystems (e.g. ``"acuity"``)."""
     try:
-        return terminology().code_systems[vocabulary]["url"]  # type: ignore[no-any-return]
+        return str(terminology().code_systems[vocabulary]["url"])
     except KeyError:
         raise UnmappedValueError(f"no CodeSystem {vocabulary!r} in mappings/") from None
 

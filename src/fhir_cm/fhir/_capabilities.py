@@ -86,7 +86,8 @@ def model_class(release: FhirRelease, resource_type: str) -> type[Any]:
     package = "fhir.resources" if release is FhirRelease.R5 else "fhir.resources.R4B"
     module = importlib.import_module(package)
     try:
-        return module.get_fhir_model_class(resource_type)  # type: ignore[no-any-return]
+        model: type[Any] = module.get_fhir_model_class(resource_type)
+        return model
     except KeyError as exc:
         raise UnsupportedByServer(f"{resource_type} is not a {release} resource type") from exc
 

@@ -23,11 +23,13 @@ def first_display(concept: Any) -> str | None:
     """A concept's words: its text, else the display of its first coding that has one."""
     if not isinstance(concept, Mapping):
         return None
-    if isinstance(concept.get("text"), str) and concept["text"]:
-        return concept["text"]  # type: ignore[no-any-return]
+    text = concept.get("text")
+    if isinstance(text, str) and text:
+        return text
     for c in concept.get("coding") or ():
-        if isinstance(c, Mapping) and isinstance(c.get("display"), str) and c["display"]:
-            return c["display"]  # type: ignore[no-any-return]
+        display = c.get("display") if isinstance(c, Mapping) else None
+        if isinstance(display, str) and display:
+            return display
     return None
 
 

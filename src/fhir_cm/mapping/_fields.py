@@ -108,7 +108,7 @@ class Field:
         if self.same is not None:
             return self.same(obj, value, ctx)
         held = self.read(obj, ctx)
-        return (self.default if held is None else held) == value  # type: ignore[no-any-return]
+        return bool((self.default if held is None else held) == value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,7 @@ def code(name: str, path: PathT, map_name: str, *, get: Getter | None = None, de
     def same(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
         if value is None:
             return get_in(obj, path) is None
-        return get_in(obj, path) == T.code(map_name, value) or read(obj, ctx) == value  # type: ignore[no-any-return]
+        return bool(get_in(obj, path) == T.code(map_name, value) or read(obj, ctx) == value)
 
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         set_in(obj, path, T.code(map_name, value) if value is not None else None)

@@ -737,9 +737,9 @@ class JourneyBuilder:
 
     def _source(self, programme: ProgrammeType, stays: list[Stay], start: dt.date, pcp: Party) -> Party:
         """Who referred: the hospital of the admission at enrolment, else the usual gateway of the programme."""
-        admitted = [s for s in stays if s.setting in _HOSPITALS and s.start <= start and s.provider is not None]
+        admitted = [s.provider for s in stays if s.setting in _HOSPITALS and s.start <= start and s.provider is not None]
         if admitted:
-            return admitted[-1].provider  # type: ignore[return-value]
+            return admitted[-1]
         if programme is P.CHILD_PROTECTION:
             return self.org(cat.FAMILY_SERVICES)
         if programme is P.SOCIAL_WORK:

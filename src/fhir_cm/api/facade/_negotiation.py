@@ -44,8 +44,10 @@ def content_type(version: FhirVersion) -> str:
 def _version_value(value: str) -> FhirVersion | None:
     """``4.0``/``4.0.1``/``R4`` → R4, ``5.0``/``5.0.0``/``R5`` → R5, anything else None."""
     v = value.strip().strip('"').upper()
-    if v in ("R4", "R5"):
-        return v  # type: ignore[return-value]
+    if v == "R4":
+        return "R4"
+    if v == "R5":
+        return "R5"
     major_minor = ".".join(v.split(".")[:2])
     return MIME_VERSIONS.get(major_minor)
 
