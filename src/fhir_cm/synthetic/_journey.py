@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
 from typing import TypeVar
 
 from fhir_cm.domain import (
@@ -21,7 +20,6 @@ from fhir_cm.domain import (
     CaseStatus,
     Contact,
     ContactMode,
-    DischargeDisposition,
     EligibilityReason,
     Goal,
     GoalAchievement,
@@ -44,7 +42,9 @@ from fhir_cm.domain import (
 )
 
 from . import _catalogue as cat
-from ._people import Pools, person, random_id
+from ._draw import Draw, days
+from ._people import Pools, person
+from ._stays import HOSPITALS, HospitalUse
 
 P = ProgrammeType
 RS = ReferralStatus
@@ -72,15 +72,6 @@ FACE_TO_FACE_SHARE = {Acuity.INTENSIVE: 0.55, Acuity.HIGH: 0.4, Acuity.MODERATE:
 OTHER_MODES = {ContactMode.PHONE: 5, ContactMode.MESSAGE: 3, ContactMode.VIDEO: 2}
 
 #: Where people go after the index admission, by programme.
-PATHWAYS = {
-    P.HEALTH_CARE: {"home": 35, "home-health": 30, "skilled-nursing": 30, "rehabilitation": 5},
-    P.REHABILITATION: {"rehabilitation": 50, "skilled-nursing": 30, "home-health": 20},
-    P.BEHAVIOURAL_HEALTH: {"home": 1},
-}
-HOSPITAL_USE = {P.HEALTH_CARE: 0.7, P.REHABILITATION: 0.9, P.BEHAVIOURAL_HEALTH: 0.45}
-READMISSION_CHANCE = 0.3
-#: Of the people discharged to skilled nursing, the share who cannot go home and move to long-term care.
-LONG_TERM_CARE_CHANCE = 0.12
 FOLLOW_UP_WITHIN_DAYS = 7
 
 #: How a referral walks its life cycle to reach a status (``move_referral`` checks every step).
@@ -113,7 +104,6 @@ MEMBER_ROLE = {
 }  # every other organisation joins as a community organisation; primary care is on the team already
 CAREGIVERS = {P.HEALTH_CARE: 0.55, P.REHABILITATION: 0.6, P.CHILD_PROTECTION: 1.0, P.BEHAVIOURAL_HEALTH: 0.3}
 
-_HOSPITALS = (CareSetting.ACUTE_HOSPITAL, CareSetting.PSYCHIATRIC)
 _POST_ACUTE = {
     CareSetting.SKILLED_NURSING: (ReferralKind.SKILLED_NURSING, "Skilled nursing placement for post-acute care"),
     CareSetting.INPATIENT_REHABILITATION: (ReferralKind.REHABILITATION, "Inpatient rehabilitation admission"),
@@ -121,84 +111,16 @@ _POST_ACUTE = {
 }
 
 
-def days(n: int) -> dt.timedelta:
-    return dt.timedelta(days=n)
-
-
 def _addressing(needs: list[Need], domain: AssessmentDomain) -> list[str]:
     """The first need of ``domain``, as what a goal or referral addresses (none if no such need was found)."""
     return [n.id for n in needs if n.domain is domain][:1]
-
-
-class _Draw:
-    """The case's random generator with the few draws the journey needs, named for what they mean."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-
-    def id(self) -> str:
-        return random_id(self.rng)
-
-    def chance(self, p: float) -> bool:
-        return self.rng.random() < p
-
-    def randint(self, lo: int, hi: int) -> int:
-        return self.rng.randint(lo, max(lo, hi))
-
-    def one(self, items: Sequence[T]) -> T:
-        return self.rng.choice(items)
-
-    def weighted(self, weights: dict[T, int] | dict[T, float]) -> T:
-        keys = list(weights)
-        return self.rng.choices(keys, weights=[weights[k] for k in keys])[0]
-
-    def some(self, items: Sequence[T], k: int) -> list[T]:
-        return self.rng.sample(list(items), min(k, len(items)))
-
-
-class _StayChain:
-    """Stays appended in time order; a stay still running on ``today`` ends the chain (nothing follows it)."""
-
-    def __init__(self, draw: _Draw, today: dt.date) -> None:
-        self.draw, self.today = draw, today
-        self.stays: list[Stay] = []
-        self.stopped = False
-
-    def add(
-        self,
-        setting: CareSetting,
-        start: dt.date,
-        length: int,
-        disposition: DischargeDisposition | None,
-        provider: Party,
-    ) -> Stay | None:
-        if self.stopped or start > self.today:
-            self.stopped = True
-            return None
-        end = start + days(length)
-        if end > self.today:
-            self.stopped = True
-            stay = Stay(
-                id=self.draw.id(), setting=setting, status=StayStatus.IN_PROGRESS, start=start, provider=provider
-            )
-        else:
-            stay = Stay(
-                id=self.draw.id(),
-                setting=setting,
-                start=start,
-                end=end,
-                discharge_disposition=disposition,
-                provider=provider,
-            )
-        self.stays.append(stay)
-        return stay
 
 
 class JourneyBuilder:
     """Builds one case from its own random generator, the region's pools and the day that counts as today."""
 
     def __init__(self, rng: random.Random, pools: Pools, today: dt.date) -> None:
-        self.draw = _Draw(rng)
+        self.draw = Draw(rng)
         self.pools = pools
         self.today = today
 
@@ -209,143 +131,7 @@ class JourneyBuilder:
 
     def hospital_use(self, programme: ProgrammeType, start: dt.date) -> tuple[list[Stay], list[Stay]]:
         """The stays of the case, and those among them after which the person went home (follow-up due)."""
-        d = self.draw
-        chain = _StayChain(d, self.today)
-        hospital = self.org(cat.HOSPITAL)
-        home_after: list[Stay] = []
-        if programme in HOSPITAL_USE and d.chance(HOSPITAL_USE[programme]):
-            psychiatric = programme is P.BEHAVIOURAL_HEALTH
-            unit = self.org(cat.PSYCHIATRIC) if psychiatric else hospital
-            setting = CareSetting.PSYCHIATRIC if psychiatric else CareSetting.ACUTE_HOSPITAL
-            index_start = start - days(d.randint(0, 2))
-            self._history(chain, hospital, unit, setting, index_start, max_ed=3, max_admissions=2)
-            # Referred to case management during the index admission, so it is still running on `start`.
-            length = max((start - index_start).days + 1, d.randint(7, 21) if psychiatric else d.randint(3, 10))
-            self._episode(chain, programme, hospital, unit, setting, index_start, length, home_after)
-            if d.chance(0.15) and chain.stays and chain.stays[-1].end is not None:
-                chain.add(
-                    CareSetting.EMERGENCY,
-                    chain.stays[-1].end + days(d.randint(20, 90)),
-                    0,
-                    DischargeDisposition.HOME,
-                    hospital,
-                )
-        elif programme is P.SOCIAL_WORK and d.chance(0.45):
-            self._history(chain, hospital, hospital, CareSetting.ACUTE_HOSPITAL, start, max_ed=4, max_admissions=0)
-        elif programme is P.CHILD_PROTECTION and d.chance(0.1):
-            chain.add(CareSetting.EMERGENCY, start + days(d.randint(10, 120)), 0, DischargeDisposition.HOME, hospital)
-        return chain.stays, home_after
-
-    def _history(
-        self,
-        chain: _StayChain,
-        hospital: Party,
-        unit: Party,
-        setting: CareSetting,
-        before: dt.date,
-        *,
-        max_ed: int,
-        max_admissions: int,
-    ) -> None:
-        """Emergency visits and admissions in the half year before ``before``: what screening finds."""
-        d = self.draw
-        events = ["ed"] * d.randint(0, max_ed) + ["admission"] * d.randint(0, max_admissions)
-        d.rng.shuffle(events)
-        cursor = before - days(d.randint(150, 200))
-        for event in events:
-            cursor += days(d.randint(7, 40))
-            length = 0 if event == "ed" else d.randint(2, 7)
-            if cursor + days(length) >= before - days(1):
-                break
-            if event == "ed":
-                disposition = DischargeDisposition.LEFT_AGAINST_ADVICE if d.chance(0.1) else DischargeDisposition.HOME
-                chain.add(CareSetting.EMERGENCY, cursor, 0, disposition, hospital)
-            else:
-                chain.add(setting, cursor, length, DischargeDisposition.HOME, unit)
-                cursor += days(length)
-
-    def _episode(
-        self,
-        chain: _StayChain,
-        programme: ProgrammeType,
-        hospital: Party,
-        unit: Party,
-        setting: CareSetting,
-        admitted: dt.date,
-        length: int,
-        home_after: list[Stay],
-    ) -> None:
-        """The index admission, the post-acute pathway after it, and maybe a readmission within 30 days."""
-        d = self.draw
-        pathway = d.weighted(PATHWAYS[programme])
-        readmit = pathway in ("home", "home-health") and d.chance(READMISSION_CHANCE)
-        disposition = {
-            "skilled-nursing": DischargeDisposition.SKILLED_NURSING,
-            "rehabilitation": DischargeDisposition.REHABILITATION,
-        }.get(pathway, DischargeDisposition.HOME)
-        index = self._admission(chain, hospital, unit, setting, admitted, length, disposition, via_ed=d.chance(0.4))
-        if index is None or index.end is None:
-            return
-        discharged = index.end
-        readmitted = discharged + days(d.randint(3, 27))
-        if pathway in ("home", "home-health"):
-            home_after.append(index)
-        if pathway == "home-health":
-            hh_days = (readmitted - discharged).days if readmit else d.randint(14, 45)
-            hh_disposition = DischargeDisposition.OTHER_HEALTHCARE_FACILITY if readmit else DischargeDisposition.HOME
-            chain.add(CareSetting.HOME_HEALTH, discharged, hh_days, hh_disposition, self.org(cat.HOME_HEALTH))
-        elif pathway in ("skilled-nursing", "rehabilitation"):
-            self._post_acute(chain, pathway, discharged, home_after)
-        if readmit:
-            again = self._admission(
-                chain, hospital, unit, setting, readmitted, d.randint(3, 8),
-                DischargeDisposition.SKILLED_NURSING if d.chance(0.25) else DischargeDisposition.HOME,
-                via_ed=d.chance(0.5),
-            )  # fmt: skip
-            if again is None or again.end is None:
-                return
-            if again.discharge_disposition is DischargeDisposition.HOME:
-                home_after.append(again)
-            else:
-                self._post_acute(chain, "skilled-nursing", again.end, home_after)
-
-    def _admission(
-        self,
-        chain: _StayChain,
-        hospital: Party,
-        unit: Party,
-        setting: CareSetting,
-        on: dt.date,
-        length: int,
-        disposition: DischargeDisposition,
-        *,
-        via_ed: bool,
-    ) -> Stay | None:
-        if via_ed:  # seen in the emergency department and admitted the same day
-            chain.add(CareSetting.EMERGENCY, on, 0, None, hospital)
-        return chain.add(setting, on, length, disposition, unit)
-
-    def _post_acute(self, chain: _StayChain, pathway: str, on: dt.date, home_after: list[Stay]) -> None:
-        """Skilled nursing or inpatient rehabilitation, then often home health, then home."""
-        d = self.draw
-        if pathway == "skilled-nursing":
-            if d.chance(LONG_TERM_CARE_CHANCE):  # could not go home: moved on to long-term care
-                chain.add(CareSetting.SKILLED_NURSING, on, d.randint(20, 60), DischargeDisposition.LONG_TERM_CARE,
-                          self.org(cat.SKILLED_NURSING))  # fmt: skip
-                return
-            facility = chain.add(CareSetting.SKILLED_NURSING, on, d.randint(10, 28), DischargeDisposition.HOME,
-                                 self.org(cat.SKILLED_NURSING))  # fmt: skip
-            home_health = 0.6
-        else:
-            facility = chain.add(CareSetting.INPATIENT_REHABILITATION, on, d.randint(10, 21), DischargeDisposition.HOME,
-                                 self.org(cat.INPATIENT_REHAB))  # fmt: skip
-            home_health = 0.75
-        if facility is None or facility.end is None:
-            return
-        home_after.append(facility)
-        if d.chance(home_health):
-            chain.add(CareSetting.HOME_HEALTH, facility.end, d.randint(14, 45), DischargeDisposition.HOME,
-                      self.org(cat.HOME_HEALTH))  # fmt: skip
+        return HospitalUse(self.draw, self.pools, self.today).plan(programme, start)
 
     # --- 2. assessment ---------------------------------------------------------------------------------
 
@@ -375,7 +161,7 @@ class JourneyBuilder:
         """Why the person qualified: what the stays up to enrolment show, plus what the assessment found."""
         seen = [s for s in stays if s.start <= start]
         reasons: set[EligibilityReason] = set()
-        if sum(s.setting in _HOSPITALS for s in seen) >= 2:
+        if sum(s.setting in HOSPITALS for s in seen) >= 2:
             reasons.add(EligibilityReason.FREQUENT_ADMISSIONS)
         if sum(s.setting is CareSetting.EMERGENCY for s in seen) >= 2:
             reasons.add(EligibilityReason.FREQUENT_ED_VISITS)
@@ -531,7 +317,7 @@ class JourneyBuilder:
             if stay.end is None or stay.end < start:
                 continue
             due = stay.end + days(d.randint(2, FOLLOW_UP_WITHIN_DAYS))
-            back = any(s.setting in (*_HOSPITALS, CareSetting.EMERGENCY) and stay.end < s.start <= due for s in stays)
+            back = any(s.setting in (*HOSPITALS, CareSetting.EMERGENCY) and stay.end < s.start <= due for s in stays)
             reason = None
             if back:
                 to, reason = RS.CANCELLED, "Patient readmitted before the appointment"
@@ -737,7 +523,7 @@ class JourneyBuilder:
 
     def _source(self, programme: ProgrammeType, stays: list[Stay], start: dt.date, pcp: Party) -> Party:
         """Who referred: the hospital of the admission at enrolment, else the usual gateway of the programme."""
-        admitted = [s.provider for s in stays if s.setting in _HOSPITALS and s.start <= start and s.provider is not None]
+        admitted = [s.provider for s in stays if s.setting in HOSPITALS and s.start <= start and s.provider is not None]
         if admitted:
             return admitted[-1]
         if programme is P.CHILD_PROTECTION:
