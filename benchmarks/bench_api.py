@@ -82,12 +82,20 @@ def _routes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
     cases, patients = seeded["cases"], seeded["patients"]
     return [
         ("case read", lambda i: ("GET", f"/api/v1/cases/{cases[i % len(cases)]}", None, sup)),
-        ("case list (filters)", lambda i: ("GET", "/api/v1/cases",
-                                          {"programme": "health-care", "status": "active", "limit": 20}, sup)),
+        (
+            "case list (filters)",
+            lambda i: ("GET", "/api/v1/cases", {"programme": "health-care", "status": "active", "limit": 20}, sup),
+        ),
         ("caseload", lambda i: ("GET", "/api/v1/caseload", None, sup)),
-        ("outcomes (programme, period)", lambda i: ("GET", "/api/v1/outcomes",
-                                                   {"programme": "health-care", "from": "2024-01-01",
-                                                    "to": "2025-12-31"}, sup)),
+        (
+            "outcomes (programme, period)",
+            lambda i: (
+                "GET",
+                "/api/v1/outcomes",
+                {"programme": "health-care", "from": "2024-01-01", "to": "2025-12-31"},
+                sup,
+            ),
+        ),
         ("audit search", lambda i: ("GET", "/api/v1/audit", {"limit": 50}, sup)),
         ("FHIR read", lambda i: ("GET", f"/fhir/EpisodeOfCare/{cases[i % len(cases)]}", None, svc)),
         ("FHIR search", lambda i: ("GET", "/fhir/CarePlan", {"patient": patients[i % len(patients)]}, svc)),
@@ -164,13 +172,17 @@ def _served(url: str, workers: int) -> Iterator[str]:
 
 
 def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, Any]) -> None:
-    print(f"\n{label}: {cases} cases, {args.rate:g} requests/s asked ({result['sent_rate']:.0f} sent) for "
-          f"{args.seconds:g} s, {args.workers} worker(s); goal p99 < {GOAL_P99_MS:g} ms")
+    print(
+        f"\n{label}: {cases} cases, {args.rate:g} requests/s asked ({result['sent_rate']:.0f} sent) for "
+        f"{args.seconds:g} s, {args.workers} worker(s); goal p99 < {GOAL_P99_MS:g} ms"
+    )
     print(f"  {'route':<30} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}  goal")
     for name, values in result["latencies"].items():
         p99 = _pct(values, 0.99)
-        print(f"  {name:<30} {len(values):>5} {statistics.median(values) * 1000:>8.1f} {_pct(values, 0.95):>8.1f} "
-              f"{p99:>8.1f} {result['errors'][name]:>7}  {'met' if p99 < GOAL_P99_MS else 'NOT met'}")
+        print(
+            f"  {name:<30} {len(values):>5} {statistics.median(values) * 1000:>8.1f} {_pct(values, 0.95):>8.1f} "
+            f"{p99:>8.1f} {result['errors'][name]:>7}  {'met' if p99 < GOAL_P99_MS else 'NOT met'}"
+        )
 
 
 def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> None:

@@ -38,39 +38,63 @@ from tests.servers import sekmet_server  # noqa: E402
 
 def _encounter(patient: str, day: int) -> dict[str, Any]:
     start = dt.date(2024, 1, 1) + dt.timedelta(days=day)
-    return {"resourceType": "Encounter", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": {"reference": f"Patient/{patient}"},
-            "period": {"start": start.isoformat(), "end": start.isoformat()}}
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "period": {"start": start.isoformat(), "end": start.isoformat()},
+    }
 
 
-async def _run(base: str, n: int, per_patient: int, changed: float, workdir: Path) -> list[tuple[str, dict[str, float]]]:
+async def _run(
+    base: str, n: int, per_patient: int, changed: float, workdir: Path
+) -> list[tuple[str, dict[str, float]]]:
     tag = f"{n}-{time.monotonic_ns()}"
     patients = [f"w{tag}-{i}" for i in range(n)]
     template = workdir / f"watch-{n}.db"
     with open_store(f"sqlite:///{template}") as store, store.session() as s:
         for i, p in enumerate(patients):
-            save_case(s, Case(id=f"c{tag}-{i}", programme="health-care", period=Period(start=dt.date(2024, 1, 1)),
-                              patient=Party(kind="patient", id=p)), enqueue=False)
+            save_case(
+                s,
+                Case(
+                    id=f"c{tag}-{i}",
+                    programme="health-care",
+                    period=Period(start=dt.date(2024, 1, 1)),
+                    patient=Party(kind="patient", id=p),
+                ),
+                enqueue=False,
+            )
         mark_watched(s, base, [f"c{tag}-{i}" for i in range(n)])
     async with AsyncFhirClient(base, enforce_capabilities=False) as client:
         for p in patients:
             await client.update({"resourceType": "Patient", "id": p, "active": True}, versioned=False)
         made = [_encounter(p, (i + k * 7) % 300) for i, p in enumerate(patients) for k in range(per_patient)]
         for start in range(0, len(made), 500):
-            await client.batch([{"resource": r, "request": {"method": "POST", "url": "Encounter"}}
-                                for r in made[start:start + 500]])
+            await client.batch(
+                [{"resource": r, "request": {"method": "POST", "url": "Encounter"}} for r in made[start : start + 500]]
+            )
         # One round settles the watermark, and the tracker's ledger holds every Encounter (as after a
         # round that tracked them); then the hospital writes more.
         with open_store(f"sqlite:///{template}") as store:
             settle_watch(store, base, await changed_encounter_patients(store, client), failed=[])
             with store.session() as s:
                 for group in range(0, n, 50):
-                    reference = ",".join(f"Patient/{p}" for p in patients[group:group + 50])
+                    reference = ",".join(f"Patient/{p}" for p in patients[group : group + 50])
                     async for page in client.search("Encounter").where("patient", reference).count(200).pages():
-                        put_ledger(s, [LedgerEntry(server_base=base, resource_type="Encounter", key=str(r["id"]),
-                                                   server_id=str(r["id"]), version_id=r["meta"]["versionId"])
-                                       for r in page.matches])
+                        put_ledger(
+                            s,
+                            [
+                                LedgerEntry(
+                                    server_base=base,
+                                    resource_type="Encounter",
+                                    key=str(r["id"]),
+                                    server_id=str(r["id"]),
+                                    version_id=r["meta"]["versionId"],
+                                )
+                                for r in page.matches
+                            ],
+                        )
         for p in patients[: max(1, int(n * changed))]:
             await client.create(_encounter(p, 301))
         out = []
@@ -84,8 +108,19 @@ async def _run(base: str, n: int, per_patient: int, changed: float, workdir: Pat
                 wall = time.perf_counter() - started
                 _, peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
-            out.append((label, {"searches": report.searches, "encounters": report.encounters, "touched": len(report.touched),
-                                "wall": wall, "per_s": report.encounters / wall if wall else 0.0, "peak_kib": peak / 1024}))
+            out.append(
+                (
+                    label,
+                    {
+                        "searches": report.searches,
+                        "encounters": report.encounters,
+                        "touched": len(report.touched),
+                        "wall": wall,
+                        "per_s": report.encounters / wall if wall else 0.0,
+                        "peak_kib": peak / 1024,
+                    },
+                )
+            )
     return out
 
 
@@ -97,14 +132,20 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(x) for x in args.cases.split(",")]
     with tempfile.TemporaryDirectory() as tmp, sekmet_server(Path(tmp)) as server:
-        print(f"Encounter watch on sekmet-fhir (loopback): {args.per_patient} Encounters per patient read before, "
-              f"then {args.changed:.0%} of patients with a new one")
-        print(f"  {'open cases':>10} {'mode':<12} {'searches':>8} {'read':>6} {'touched':>7} {'wall s':>7} "
-              f"{'enc/s':>8} {'peak KiB':>9}")
+        print(
+            f"Encounter watch on sekmet-fhir (loopback): {args.per_patient} Encounters per patient read before, "
+            f"then {args.changed:.0%} of patients with a new one"
+        )
+        print(
+            f"  {'open cases':>10} {'mode':<12} {'searches':>8} {'read':>6} {'touched':>7} {'wall s':>7} "
+            f"{'enc/s':>8} {'peak KiB':>9}"
+        )
         for n in sizes:
             for label, r in asyncio.run(_run(server.base_url, n, args.per_patient, args.changed, Path(tmp))):
-                print(f"  {n:>10} {label:<12} {r['searches']:>8.0f} {r['encounters']:>6.0f} {r['touched']:>7.0f} "
-                      f"{r['wall']:>7.2f} {r['per_s']:>8.0f} {r['peak_kib']:>9.0f}")
+                print(
+                    f"  {n:>10} {label:<12} {r['searches']:>8.0f} {r['encounters']:>6.0f} {r['touched']:>7.0f} "
+                    f"{r['wall']:>7.2f} {r['per_s']:>8.0f} {r['peak_kib']:>9.0f}"
+                )
 
 
 if __name__ == "__main__":

@@ -56,37 +56,77 @@ def make_case(n: int, rng: random.Random) -> Case:
     patient = Party(kind="patient", id=f"pat-{n}", name=f"Patient {n}")
     manager = Party(kind="practitioner", id=f"cm-{n % 17}", name=f"Case Manager {n % 17}")
     needs = [
-        Need(id=f"n{i}-{n}", domain=rng.choice(list(AssessmentDomain)), finding=f"Finding {i} of case {n}",
-             recorded=day(i), strengths=["supportive family"] if i == 0 else [])
+        Need(
+            id=f"n{i}-{n}",
+            domain=rng.choice(list(AssessmentDomain)),
+            finding=f"Finding {i} of case {n}",
+            recorded=day(i),
+            strengths=["supportive family"] if i == 0 else [],
+        )
         for i in range(rng.randint(2, 4))
     ]
     goals = [
-        Goal(id=f"g{i}-{n}", description=f"Goal {i}", self_care=i % 2 == 0, start=day(2), due=day(60 + i),
-             target="walks 200 m unaided" if i == 0 else None, addresses=[needs[i % len(needs)].id])
+        Goal(
+            id=f"g{i}-{n}",
+            description=f"Goal {i}",
+            self_care=i % 2 == 0,
+            start=day(2),
+            due=day(60 + i),
+            target="walks 200 m unaided" if i == 0 else None,
+            addresses=[needs[i % len(needs)].id],
+        )
         for i in range(rng.randint(2, 6))
     ]
     stays = [
-        Stay(id=f"s0-{n}", setting=CareSetting.ACUTE_HOSPITAL, start=day(-10), end=day(-1),
-             discharge_disposition="snf", provider=Party(kind="organisation", id="hosp-1")),
-        Stay(id=f"s1-{n}", setting=CareSetting.SKILLED_NURSING, start=day(-1), end=day(20),
-             discharge_disposition="home", provider=Party(kind="organisation", id="snf-1")),
+        Stay(
+            id=f"s0-{n}",
+            setting=CareSetting.ACUTE_HOSPITAL,
+            start=day(-10),
+            end=day(-1),
+            discharge_disposition="snf",
+            provider=Party(kind="organisation", id="hosp-1"),
+        ),
+        Stay(
+            id=f"s1-{n}",
+            setting=CareSetting.SKILLED_NURSING,
+            start=day(-1),
+            end=day(20),
+            discharge_disposition="home",
+            provider=Party(kind="organisation", id="snf-1"),
+        ),
     ]
-    statuses = [ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS,
-                ReferralStatus.COMPLETED, ReferralStatus.REJECTED]
+    statuses = [
+        ReferralStatus.REQUESTED,
+        ReferralStatus.ACCEPTED,
+        ReferralStatus.IN_PROGRESS,
+        ReferralStatus.COMPLETED,
+        ReferralStatus.REJECTED,
+    ]
     referrals = []
     for i in range(rng.randint(1, 4)):
         status = rng.choice(statuses)
-        referrals.append(Referral(
-            id=f"r{i}-{n}", kind=rng.choice(list(ReferralKind)), service=f"Service {i}", status=status,
-            status_reason="no capacity" if status is ReferralStatus.REJECTED else None, authored=day(3),
-            due=day(10), target=Party(kind="organisation", id=f"org-{i}"), addresses=[needs[0].id],
-            for_stay=stays[0].id if i == 0 else None))
+        referrals.append(
+            Referral(
+                id=f"r{i}-{n}",
+                kind=rng.choice(list(ReferralKind)),
+                service=f"Service {i}",
+                status=status,
+                status_reason="no capacity" if status is ReferralStatus.REJECTED else None,
+                authored=day(3),
+                due=day(10),
+                target=Party(kind="organisation", id=f"org-{i}"),
+                addresses=[needs[0].id],
+                for_stay=stays[0].id if i == 0 else None,
+            )
+        )
     return Case(
         id=f"case-{n}",
         programme=rng.choice(list(ProgrammeType)),
         status=CaseStatus.ACTIVE,
-        status_history=[StatusChange(status=CaseStatus.REFERRED, start=day(0), end=day(2), reason="screened"),
-                        StatusChange(status=CaseStatus.ACTIVE, start=day(2))],
+        status_history=[
+            StatusChange(status=CaseStatus.REFERRED, start=day(0), end=day(2), reason="screened"),
+            StatusChange(status=CaseStatus.ACTIVE, start=day(2)),
+        ],
         period=Period(start=day(0)),
         patient=patient,
         case_manager=manager,
@@ -95,10 +135,14 @@ def make_case(n: int, rng: random.Random) -> Case:
         needs=needs,
         goals=goals,
         referrals=referrals,
-        team=[TeamMember(id=f"t{i}-{n}", role=role, party=party, start=day(0))
-              for i, (role, party) in enumerate([(TeamRole.CASE_MANAGER, manager), (TeamRole.PATIENT, patient)])],
-        contacts=[Contact(id=f"k{i}-{n}", date=day(5 + 7 * i), mode=rng.choice(list(ContactMode)), note="checked in")
-                  for i in range(rng.randint(1, 4))],
+        team=[
+            TeamMember(id=f"t{i}-{n}", role=role, party=party, start=day(0))
+            for i, (role, party) in enumerate([(TeamRole.CASE_MANAGER, manager), (TeamRole.PATIENT, patient)])
+        ],
+        contacts=[
+            Contact(id=f"k{i}-{n}", date=day(5 + 7 * i), mode=rng.choice(list(ContactMode)), note="checked in")
+            for i in range(rng.randint(1, 4))
+        ],
         stays=stays,
     )
 
@@ -116,8 +160,10 @@ def bench(cases: list[Case], version: str) -> None:
     mapped = [case_to_resources(c, version, SYSTEM) for c in cases]
     resources = [r for m in mapped for r in m.values()]
     count = len(resources)
-    models = {t: getattr(importlib.import_module(f"{_PACKAGES[version]}.{t.lower()}"), t)
-              for t in {r["resourceType"] for r in resources}}
+    models = {
+        t: getattr(importlib.import_module(f"{_PACKAGES[version]}.{t.lower()}"), t)
+        for t in {r["resourceType"] for r in resources}
+    }
     for r in resources[: len(models) * 3]:  # warm up the models' validators
         models[r["resourceType"]].model_validate(r).model_dump_json()
 
@@ -131,8 +177,11 @@ def bench(cases: list[Case], version: str) -> None:
 
     print(f"\nFHIR {version}: {len(cases)} cases, {count} resources")
     print(f"  {'baseline: model_validate + model_dump_json':<48} {rate(baseline):>10,.0f} resources/s")
-    for label, seconds in (("case_to_resources (build)", build), ("case_to_resources (update from base)", update),
-                           ("case_to_bundle", bundle)):
+    for label, seconds in (
+        ("case_to_resources (build)", build),
+        ("case_to_resources (update from base)", update),
+        ("case_to_bundle", bundle),
+    ):
         print(f"  {label:<48} {rate(seconds):>10,.0f} resources/s   {baseline / seconds:6.1f}x baseline")
 
 
@@ -144,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     cases = [make_case(n, rng) for n in range(args.cases)]
-    for version in (["R4", "R5"] if args.version == "both" else [args.version]):
+    for version in ["R4", "R5"] if args.version == "both" else [args.version]:
         bench(cases, version)
     print("\ngoal: >= 20x the baseline on the lossless update path")
 

@@ -40,8 +40,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _run(base: str, workdir: Path, n: int) -> tuple[list[float], list[float]]:
-    settings = Settings(database_url=f"sqlite:///{workdir / 'bench.db'}", fhir_base=base,
-                        identifier_system=f"urn:fhir-cm:bench:{uuid.uuid4().hex}", fhir_version="R4")
+    settings = Settings(
+        database_url=f"sqlite:///{workdir / 'bench.db'}",
+        fhir_base=base,
+        identifier_system=f"urn:fhir-cm:bench:{uuid.uuid4().hex}",
+        fhir_version="R4",
+    )
     end_to_end: list[float] = []
     with open_store(settings.database_url) as store:
         async with AsyncFhirClient(base, enforce_capabilities=False) as raw:
@@ -55,14 +59,16 @@ async def _run(base: str, workdir: Path, n: int) -> tuple[list[float], list[floa
             api.start()
             try:
                 await sync_subscriptions(store, raw, endpoint=api.notifications)
-                sub = (await raw.search("Subscription").where("status", "active").fetch_all())
+                sub = await raw.search("Subscription").where("status", "active").fetch_all()
                 deadline = time.monotonic() + 120
                 while not sub and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
                     sub = await raw.search("Subscription").where("status", "active").fetch_all()
                 for tag in tags:
                     written = time.perf_counter()
-                    await raw.create(encounter(f"pat-{tag}", "IMP", "2024-06-01", "2024-06-03", hospital, disposition="home"))
+                    await raw.create(
+                        encounter(f"pat-{tag}", "IMP", "2024-06-01", "2024-06-03", hospital, disposition="home")
+                    )
                     while True:
                         with store.session(read_only=True) as s:
                             if pending_tracking(s, base):
@@ -87,10 +93,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, hapi_server("R4") as server:
         ours, total = asyncio.run(_run(server.base_url, Path(tmp), args.discharges))
     print(f"discharge → follow-up on HAPI FHIR JPA R4 through a rest-hook notification, {len(total)} discharges")
-    for label, values in (("notification received → follow-up on server", ours),
-                          ("Encounter written → follow-up on server", total)):
+    for label, values in (
+        ("notification received → follow-up on server", ours),
+        ("Encounter written → follow-up on server", total),
+    ):
         if values:
-            print(f"  {label:<46} p50 {statistics.median(values) * 1000:8.0f} ms   p99 {_pct(values, 0.99) * 1000:8.0f} ms")
+            print(
+                f"  {label:<46} p50 {statistics.median(values) * 1000:8.0f} ms   p99 {_pct(values, 0.99) * 1000:8.0f} ms"
+            )
 
 
 if __name__ == "__main__":

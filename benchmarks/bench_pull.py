@@ -108,9 +108,18 @@ async def run_baseline(base: str, system: str, db: Path) -> int:
             for r in resources:
                 key = resource_key(r, system)
                 assert key is not None
-                entries.append(LedgerEntry(server_base=base, resource_type=key.type, key=key.value, case_id=case.id,
-                                           server_id=r["id"], version_id=r["meta"]["versionId"],
-                                           content_hash=content_hash(r), server_copy=r))
+                entries.append(
+                    LedgerEntry(
+                        server_base=base,
+                        resource_type=key.type,
+                        key=key.value,
+                        case_id=case.id,
+                        server_id=r["id"],
+                        version_id=r["meta"]["versionId"],
+                        content_hash=content_hash(r),
+                        server_copy=r,
+                    )
+                )
             put_ledger(s, entries)
     return len(everything)
 
@@ -146,8 +155,15 @@ def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) ->
     seconds = time.perf_counter() - t0
     traced_peak = tracemalloc.get_traced_memory()[1] if traced else 0
     peak_kb = peak_rss_kb()
-    out.put({"n": n, "seconds": seconds, "peak_mb": peak_kb / 1024, "grew_mb": (peak_kb - before_kb) / 1024,
-             "traced_mb": traced_peak / 2**20})
+    out.put(
+        {
+            "n": n,
+            "seconds": seconds,
+            "peak_mb": peak_kb / 1024,
+            "grew_mb": (peak_kb - before_kb) / 1024,
+            "traced_mb": traced_peak / 2**20,
+        }
+    )
 
 
 def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[str, float]:
@@ -164,9 +180,11 @@ def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[
 
 
 def line(label: str, r: dict[str, float]) -> str:
-    return (f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
-            f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)"
-            + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else ""))
+    return (
+        f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
+        f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)"
+        + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else "")
+    )
 
 
 def main() -> None:
@@ -188,8 +206,10 @@ def main() -> None:
             pulled = measure("pull", server.base_url, system, Path(tmp), traced)
             baseline = measure("baseline", server.base_url, system, Path(tmp), traced)
             rows.append((have, pulled, baseline))
-    print("pull from sekmet-fhir on loopback (each measurement in a fresh process"
-          f"{', timed under tracemalloc' if traced else ''})")
+    print(
+        "pull from sekmet-fhir on loopback (each measurement in a fresh process"
+        f"{', timed under tracemalloc' if traced else ''})"
+    )
     for have, pulled, baseline in rows:
         print(f" {have} resources on the server:")
         print(line("pull", pulled))
@@ -200,9 +220,13 @@ def main() -> None:
         ratio = f"peak traced {s_['traced_mb']:.1f} -> {b_['traced_mb']:.1f} MB, " if traced else ""
         print(f"  {label:<9}: {ratio}RSS growth {s_['grew_mb']:.1f} -> {b_['grew_mb']:.1f} MB")
     if traced:
-        print(f"  at {big}: the pull's peak traced memory is {p_big['traced_mb'] / b_big['traced_mb']:.2f}x the baseline's")
-    print(f"  at {big}: the pull's throughput is "
-          f"{(p_big['n'] / p_big['seconds']) / (b_big['n'] / b_big['seconds']):.2f}x the baseline's")
+        print(
+            f"  at {big}: the pull's peak traced memory is {p_big['traced_mb'] / b_big['traced_mb']:.2f}x the baseline's"
+        )
+    print(
+        f"  at {big}: the pull's throughput is "
+        f"{(p_big['n'] / p_big['seconds']) / (b_big['n'] / b_big['seconds']):.2f}x the baseline's"
+    )
 
 
 if __name__ == "__main__":

@@ -76,9 +76,7 @@ async def naive(base: str, cases: list, system: str) -> int:
     sent = 0
     async with AsyncFhirClient(base, enforce_capabilities=False) as client:
         identity = Identity(await client.capabilities(), system)
-        device = await client.create(
-            device_resource(system, "R4"), if_none_exist=if_none_exist(system, ADAPTER_DEVICE)
-        )
+        device = await client.create(device_resource(system, "R4"), if_none_exist=if_none_exist(system, ADAPTER_DEVICE))
         parties: dict[str, str] = {}  # "Practitioner/<party id>" → "Practitioner/<server id>", for the run
         for case in cases:
             pid = case.patient.id
@@ -280,10 +278,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("sekmet", "hapi", "all"), default="all", help="target(s); default all")
     parser.add_argument("--cases", type=int, default=100, help="cases per sekmet run")
-    parser.add_argument("--repeat", type=int, default=5, help="sekmet runs of each client, alternating; medians are printed")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="sekmet runs of each client, alternating; medians are printed"
+    )
     parser.add_argument("--hapi-cases", type=int, default=40, help="cases per HAPI run")
     parser.add_argument("--hapi-repeat", type=int, default=3, help="HAPI runs of each client, alternating")
-    parser.add_argument("--hapi-warmup", type=int, default=2, help="untimed HAPI pushes of other cases per client, first")
+    parser.add_argument(
+        "--hapi-warmup", type=int, default=2, help="untimed HAPI pushes of other cases per client, first"
+    )
     parser.add_argument("--hapi-base", help="use this running HAPI R4 instead of starting one (needs --hapi-pid)")
     parser.add_argument("--hapi-pid", type=int, help="the pid of that HAPI's JVM")
     args = parser.parse_args()

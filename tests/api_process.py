@@ -38,8 +38,20 @@ class ApiProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(self.port), *self.args],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-c",
+                "from fhir_cm.cli import main; main()",
+                "serve",
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             try:

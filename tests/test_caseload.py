@@ -27,7 +27,13 @@ CASES = [
     case("a", "cm-1", [("2025-06-20", "face-to-face"), ("2025-06-29", "phone")]),  # 10 days (phone does not count)
     case("b", "cm-1"),  # never seen face to face
     case("b2", "cm-1", [("2025-04-01", "face-to-face")], status="on-hold"),  # 90 days; on hold is still open
-    case("c", "cm-1", [("2025-06-29", "face-to-face")], status="closed", period={"start": "2025-01-01", "end": "2025-06-01"}),
+    case(
+        "c",
+        "cm-1",
+        [("2025-06-29", "face-to-face")],
+        status="closed",
+        period={"start": "2025-01-01", "end": "2025-06-01"},
+    ),
     case("d", "cm-2", [("2025-05-01", "face-to-face"), ("2025-07-05", "face-to-face")]),  # 07-05 not yet made: 60
     case("e", None, [("2025-06-01", "face-to-face")]),  # unassigned: 29 days
 ]
@@ -60,8 +66,14 @@ def test_the_caseload_of_a_past_day_counts_each_case_as_it_was_then() -> None:
         {"status": "active", "start": "2025-01-01", "end": "2025-05-01"},
         {"status": "closed", "start": "2025-05-01", "reason": "Goals met"},
     ]
-    closed_since = case("f", "cm-1", [("2025-03-01", "face-to-face"), ("2025-04-20", "face-to-face")],
-                        status="closed", status_history=history, period={"start": "2025-01-01", "end": "2025-05-01"})
+    closed_since = case(
+        "f",
+        "cm-1",
+        [("2025-03-01", "face-to-face"), ("2025-04-20", "face-to-face")],
+        status="closed",
+        status_history=history,
+        period={"start": "2025-01-01", "end": "2025-05-01"},
+    )
     opened_since = case("g", "cm-1", [("2025-06-01", "face-to-face")], period={"start": "2025-05-15"})
     (cm1,) = compute_caseload([closed_since, opened_since], on=dt.date(2025, 4, 10), limit=20)
     # On 04-10, f was open and last seen on 03-01 (the 04-20 visit had not happened); g did not exist.

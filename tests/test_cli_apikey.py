@@ -23,18 +23,25 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _store_case(db: str, case_id: str, manager: str, programme: str = "health-care", **fields: object) -> None:
-    case = Case.model_validate({
-        "id": case_id, "programme": programme, "period": {"start": "2025-01-10"},
-        "patient": {"kind": "patient", "id": f"p-{case_id}"},
-        "case_manager": {"kind": "practitioner", "id": manager, "name": "Casey Manager"}, **fields,
-    })
+    case = Case.model_validate(
+        {
+            "id": case_id,
+            "programme": programme,
+            "period": {"start": "2025-01-10"},
+            "patient": {"kind": "patient", "id": f"p-{case_id}"},
+            "case_manager": {"kind": "practitioner", "id": manager, "name": "Casey Manager"},
+            **fields,
+        }
+    )
     with open_store(db) as store, store.session() as s:
         save_case(s, case)
 
 
 def test_create_prints_only_the_key_on_stdout_and_it_works(db: str) -> None:
     _store_case(db, "case-1", "cm-1")
-    result = runner.invoke(app, ["apikey", "create", "--name", "Ward 3", "--role", "case-manager", "--practitioner", "cm-1"])
+    result = runner.invoke(
+        app, ["apikey", "create", "--name", "Ward 3", "--role", "case-manager", "--practitioner", "cm-1"]
+    )
     assert result.exit_code == 0, result.stderr
     key = result.stdout.strip()
     assert key.startswith("fcm_") and "\n" not in key
@@ -45,8 +52,21 @@ def test_create_prints_only_the_key_on_stdout_and_it_works(db: str) -> None:
 
 
 def test_create_json_includes_the_key_and_details(db: str) -> None:
-    result = runner.invoke(app, ["apikey", "create", "--name", "sup", "--role", "supervisor", "--programme", "rehabilitation",
-                                 "--json", "--force"])
+    result = runner.invoke(
+        app,
+        [
+            "apikey",
+            "create",
+            "--name",
+            "sup",
+            "--role",
+            "supervisor",
+            "--programme",
+            "rehabilitation",
+            "--json",
+            "--force",
+        ],
+    )
     body = json.loads(result.stdout)
     assert (body["role"], body["programme"]) == ("supervisor", "rehabilitation")
     assert body["key"].startswith(f"fcm_{body['key_id']}_")
@@ -85,7 +105,9 @@ def test_list_and_revoke(db: str) -> None:
 def test_a_practitioner_no_case_names_is_refused_with_the_full_id_suggested(db: str) -> None:
     manager = "3f2a9c0e5b7d4e1f8a6c2b9d0e4f7a1c"
     _store_case(db, "case-1", manager)
-    result = runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", manager[:8]])
+    result = runner.invoke(
+        app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", manager[:8]]
+    )
     assert result.exit_code == 1 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
     assert f"did you mean {manager}?" in line and "--force" in line
@@ -94,19 +116,34 @@ def test_a_practitioner_no_case_names_is_refused_with_the_full_id_suggested(db: 
 
 
 def test_a_practitioner_on_a_care_team_is_known(db: str) -> None:
-    _store_case(db, "case-1", "cm-1", team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "nurse-7"}}])
-    result = runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", "nurse-7"])
+    _store_case(
+        db, "case-1", "cm-1", team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "nurse-7"}}]
+    )
+    result = runner.invoke(
+        app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", "nurse-7"]
+    )
     assert result.exit_code == 0, result.stderr
 
 
 def test_a_programme_no_case_is_in_is_refused_unless_forced(db: str) -> None:
     _store_case(db, "case-1", "cm-1", programme="health-care")
-    refused = runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "supervisor", "--programme", "rehabilitation"])
+    refused = runner.invoke(
+        app, ["apikey", "create", "--name", "x", "--role", "supervisor", "--programme", "rehabilitation"]
+    )
     assert refused.exit_code == 1 and refused.stdout == ""
     (line,) = refused.stderr.strip().splitlines()
     assert "rehabilitation" in line and "health-care" in line
-    assert runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "supervisor", "--programme", "health-care"]).exit_code == 0
-    forced = runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "supervisor", "--programme", "rehabilitation", "--force"])
+    assert (
+        runner.invoke(
+            app, ["apikey", "create", "--name", "x", "--role", "supervisor", "--programme", "health-care"]
+        ).exit_code
+        == 0
+    )
+    forced = runner.invoke(
+        app, ["apikey", "create", "--name", "x", "--role", "supervisor", "--programme", "rehabilitation", "--force"]
+    )
     assert forced.exit_code == 0 and forced.stdout.startswith("fcm_")
-    empty = runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", "cm-9", "--force"])
+    empty = runner.invoke(
+        app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", "cm-9", "--force"]
+    )
     assert empty.exit_code == 0

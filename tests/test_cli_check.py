@@ -23,10 +23,15 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _case(case_id: str, **fields: object) -> Case:
-    return Case.model_validate({
-        "id": case_id, "programme": "health-care", "period": {"start": "2025-01-10"},
-        "patient": {"kind": "patient", "id": f"p-{case_id}", "name": "Grace Hidden"}, **fields,
-    })
+    return Case.model_validate(
+        {
+            "id": case_id,
+            "programme": "health-care",
+            "period": {"start": "2025-01-10"},
+            "patient": {"kind": "patient", "id": f"p-{case_id}", "name": "Grace Hidden"},
+            **fields,
+        }
+    )
 
 
 BAD = _case(
@@ -34,8 +39,10 @@ BAD = _case(
     status="referred",
     period={"start": "2025-01-10", "end": "2025-03-01"},  # an open case that ended
     contacts=[{"id": "k1", "date": "2031-01-01", "mode": "face-to-face", "note": "confidential note"}],
-    stays=[{"id": "s1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-10"},
-           {"id": "s2", "setting": "acute-hospital", "start": "2025-02-05", "end": "2025-02-08"}],
+    stays=[
+        {"id": "s1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-10"},
+        {"id": "s2", "setting": "acute-hospital", "start": "2025-02-05", "end": "2025-02-08"},
+    ],
 )
 
 
@@ -63,7 +70,10 @@ def test_check_json_lines_and_a_clean_store(db: str) -> None:
         save_case(s, BAD)
     rows = [json.loads(line) for line in runner.invoke(app, ["check", "--json"]).stdout.splitlines()]
     assert {(r["case_id"], r["rule"]) for r in rows} == {
-        ("bad", "future-date"), ("bad", "overlapping-stays"), ("bad", "open-case-ended")}
+        ("bad", "future-date"),
+        ("bad", "overlapping-stays"),
+        ("bad", "open-case-ended"),
+    }
     assert next(r for r in rows if r["rule"] == "overlapping-stays")["entity"] == "s2"
 
 

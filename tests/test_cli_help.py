@@ -69,7 +69,11 @@ def _options(text: str) -> dict[str, str]:
     ("path", "option", "choices"),
     [
         (("apikey", "create"), "--role", "case-manager|supervisor|service"),
-        (("apikey", "create"), "--programme", "health-care|social-work|rehabilitation|child-protection|behavioural-health"),
+        (
+            ("apikey", "create"),
+            "--programme",
+            "health-care|social-work|rehabilitation|child-protection|behavioural-health",
+        ),
         (("map",), "--fhir-version", "R4|R5"),
         (("export",), "--fhir-version", "R4|R5"),
         (("import",), "--fhir-version", "auto|R4|R5"),
@@ -88,8 +92,20 @@ def test_paragraphs_are_rewrapped_not_broken_where_the_source_was() -> None:
 
 def test_the_command_list_shows_whole_summaries() -> None:
     listed = _help(()).split("Commands:", 1)[1]
-    mine = ("capabilities", "generate", "map", "serve", "pull", "transitions", "import", "export", "demo", "check",
-            "apikey", "conflicts")
+    mine = (
+        "capabilities",
+        "generate",
+        "map",
+        "serve",
+        "pull",
+        "transitions",
+        "import",
+        "export",
+        "demo",
+        "check",
+        "apikey",
+        "conflicts",
+    )
     for line in listed.strip().splitlines():
         name = line.split()[0]
         if name in mine:

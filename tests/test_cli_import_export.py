@@ -87,7 +87,9 @@ def test_reimport_reports_nothing_changed(db: str) -> None:
         ('{"just": "data"}', "document: neither a FHIR resource"),
     ],
 )
-def test_bad_input_is_one_line_and_non_zero_and_imports_nothing(db: str, tmp_path: Path, content: str, reason: str) -> None:
+def test_bad_input_is_one_line_and_non_zero_and_imports_nothing(
+    db: str, tmp_path: Path, content: str, reason: str
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
 

@@ -104,7 +104,10 @@ def test_a_missing_file_fails_with_one_line(tmp_path: Path) -> None:
 def test_the_installed_command_composes_with_pipes() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", "from fhir_cm.cli import main; main()", "map", "-", "--fhir-version", "R5"],
-        input=full_case().model_dump_json(), capture_output=True, text=True, check=False,
+        input=full_case().model_dump_json(),
+        capture_output=True,
+        text=True,
+        check=False,
         env={"FHIR_CM_IDENTIFIER_SYSTEM": SYSTEM, "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr

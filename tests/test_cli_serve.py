@@ -39,7 +39,10 @@ def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> 
         _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -52,17 +55,24 @@ def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> 
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
-        body = {"programme": "health-care", "patient": {"kind": "patient", "id": "pat-9", "name": "Hidden Person"},
-                "case_manager": {"kind": "practitioner", "id": "cm-1"}}
+        body = {
+            "programme": "health-care",
+            "patient": {"kind": "patient", "id": "pat-9", "name": "Hidden Person"},
+            "case_manager": {"kind": "practitioner", "id": "cm-1"},
+        }
         created = httpx.post(f"{base}/api/v1/cases", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert created.status_code == 201
-        assert httpx.get(f"{base}/api/v1/cases?patient=pat-9", headers={"X-API-Key": key}, timeout=10).status_code == 200
+        assert (
+            httpx.get(f"{base}/api/v1/cases?patient=pat-9", headers={"X-API-Key": key}, timeout=10).status_code == 200
+        )
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     requests = [line for line in lines if line.get("message") == "request"]
     assert [(r["method"], r["route"], r["status"]) for r in requests][-2:] == [
-        ("POST", "/api/v1/cases", 201), ("GET", "/api/v1/cases", 200)]
+        ("POST", "/api/v1/cases", 201),
+        ("GET", "/api/v1/cases", 200),
+    ]
     for secret in ("Hidden Person", "pat-9", key):
         assert secret not in stderr

@@ -44,9 +44,12 @@ def test_two_workers_serve_one_store(tmp_path: Path) -> None:
             headers = {"X-API-Key": key}
             with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
                 for i in range(20):  # on fresh connections, so both workers take some
-                    body = {"id": f"case-{i}", "programme": "health-care",
-                            "patient": {"kind": "patient", "id": f"pat-{i}"},
-                            "case_manager": {"kind": "practitioner", "id": "cm-1"}}
+                    body = {
+                        "id": f"case-{i}",
+                        "programme": "health-care",
+                        "patient": {"kind": "patient", "id": f"pat-{i}"},
+                        "case_manager": {"kind": "practitioner", "id": "cm-1"},
+                    }
                     assert client.post("/api/v1/cases", json=body, headers={"Connection": "close"}).status_code == 201
                 listed = client.get("/api/v1/cases", params={"limit": 100}).json()
                 caseload = client.get("/api/v1/caseload").json()

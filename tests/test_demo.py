@@ -190,8 +190,14 @@ def test_the_summary_goes_to_stdout_and_the_files_into_the_folder_it_names(tmp_p
 
     assert result.returncode == 0, result.stderr
     out, err = result.stdout, result.stderr
-    for heading in ("dated up to", "Caseload on", "Outcomes", "Transitions recorded", "What it wrote, and where",
-                    "See them in the API"):
+    for heading in (
+        "dated up to",
+        "Caseload on",
+        "Outcomes",
+        "Transitions recorded",
+        "What it wrote, and where",
+        "See them in the API",
+    ):
         assert heading in out and heading not in err
     assert err.strip() and "identified" in err  # progress, step by step
     folder = tmp_path / "fhir-cm-demo"
@@ -216,11 +222,15 @@ def test_the_summary_goes_to_stdout_and_the_files_into_the_folder_it_names(tmp_p
 def _shape(summary: dict[str, Any]) -> dict[str, Any]:
     """What the same seed must reproduce: cases, steps, and moves — without the dates and paths."""
     return {
-        "cases": [{k: c[k] for k in ("case_id", "programme", "status", "stages", "saves", "status_history")}
-                  for c in summary["cases"]],
+        "cases": [
+            {k: c[k] for k in ("case_id", "programme", "status", "stages", "saves", "status_history")}
+            for c in summary["cases"]
+        ],
         "moves": [(t["case_id"], t["from_setting"], t["to_setting"], t["readmission"]) for t in summary["transitions"]],
-        "open": [(m["case_manager"], m["case_manager_name"], m["open_cases"], m["max_days_since_face_to_face"])
-                 for m in summary["caseload"]],
+        "open": [
+            (m["case_manager"], m["case_manager_name"], m["open_cases"], m["max_days_since_face_to_face"])
+            for m in summary["caseload"]
+        ],
         "resources": summary["export_resources"],
     }
 

@@ -15,8 +15,17 @@ TODAY = D("2025-06-30")
 HC = ProgrammeType.HEALTH_CARE
 
 
-def stay(i: str, setting: str, start: str, end: str | None, disposition: str | None = None, status: str = "finished") -> dict[str, Any]:
-    return {"id": i, "setting": setting, "start": start, "end": end, "discharge_disposition": disposition, "status": status}
+def stay(
+    i: str, setting: str, start: str, end: str | None, disposition: str | None = None, status: str = "finished"
+) -> dict[str, Any]:
+    return {
+        "id": i,
+        "setting": setting,
+        "start": start,
+        "end": end,
+        "discharge_disposition": disposition,
+        "status": status,
+    }
 
 
 def case(case_id: str, programme: str = "health-care", **fields: Any) -> Case:
@@ -29,13 +38,22 @@ def case(case_id: str, programme: str = "health-care", **fields: Any) -> Case:
     return Case.model_validate(base | fields)
 
 
-def goal(i: str, due: str | None, achievement: str | None = None, status: str = "active", start: str | None = None) -> dict[str, Any]:
+def goal(
+    i: str, due: str | None, achievement: str | None = None, status: str = "active", start: str | None = None
+) -> dict[str, Any]:
     return {"id": i, "description": i, "due": due, "achievement": achievement, "status": status, "start": start}
 
 
 def referral(i: str, authored: str, status: str) -> dict[str, Any]:
     reason = "why" if status in ("rejected", "cancelled", "failed", "on-hold") else None
-    return {"id": i, "kind": "home-health", "service": "s", "authored": authored, "status": status, "status_reason": reason}
+    return {
+        "id": i,
+        "kind": "home-health",
+        "service": "s",
+        "authored": authored,
+        "status": status,
+        "status_reason": reason,
+    }
 
 
 CASE_A = case(
@@ -79,8 +97,12 @@ CASE_B = case(
     ],
 )
 CASE_C = case("c", programme="social-work", stays=[stay("h6", "acute-hospital", "2025-01-01", "2025-01-03", "home")])
-CASE_D = case("d", status="entered-in-error", period={"start": "2025-01-01", "end": "2025-01-02"},
-              stays=[stay("h7", "acute-hospital", "2025-01-01", "2025-01-09", "home")])
+CASE_D = case(
+    "d",
+    status="entered-in-error",
+    period={"start": "2025-01-01", "end": "2025-01-02"},
+    stays=[stay("h7", "acute-hospital", "2025-01-01", "2025-01-09", "home")],
+)
 CASES = [CASE_A, CASE_B, CASE_C, CASE_D]
 
 
@@ -113,24 +135,48 @@ def test_all_time_figures() -> None:
     assert (got.goals_due, got.goals_attained, got.goal_attainment_rate) == (4, 3, 0.75)
     assert (got.follow_ups, got.discharges_without_follow_up, got.median_days_to_follow_up) == (2, 2, 5.0)
     # r5 joins: 4 referrals, 3 ended, 2 completed.
-    assert (got.referrals, got.referrals_ended, got.referrals_completed, got.referral_completion_rate) == (4, 3, 2, 0.6667)
+    assert (got.referrals, got.referrals_ended, got.referrals_completed, got.referral_completion_rate) == (
+        4,
+        3,
+        2,
+        0.6667,
+    )
 
 
 def test_a_programme_with_nothing_to_measure_has_no_rates() -> None:
     got = programme_outcomes(ProgrammeType.CHILD_PROTECTION, CASES, start=None, end=None, today=TODAY)
     assert got.cases == 0
-    assert (got.readmission_rate, got.goal_attainment_rate, got.median_days_to_follow_up, got.referral_completion_rate) == (
-        None, None, None, None)
+    assert (
+        got.readmission_rate,
+        got.goal_attainment_rate,
+        got.median_days_to_follow_up,
+        got.referral_completion_rate,
+    ) == (None, None, None, None)
     assert got.length_of_stay == []
 
 
 def test_a_readmission_the_same_day_counts_and_one_after_31_days_does_not() -> None:
-    same_day = case("e", stays=[stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
-                                stay("b", "acute-hospital", "2025-01-05", "2025-01-06", "home")])
-    day_31 = case("f", stays=[stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
-                              stay("b", "acute-hospital", "2025-02-05", "2025-02-06", "home")])
-    day_30 = case("g", stays=[stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
-                              stay("b", "acute-hospital", "2025-02-04", "2025-02-06", "home")])
+    same_day = case(
+        "e",
+        stays=[
+            stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
+            stay("b", "acute-hospital", "2025-01-05", "2025-01-06", "home"),
+        ],
+    )
+    day_31 = case(
+        "f",
+        stays=[
+            stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
+            stay("b", "acute-hospital", "2025-02-05", "2025-02-06", "home"),
+        ],
+    )
+    day_30 = case(
+        "g",
+        stays=[
+            stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "home"),
+            stay("b", "acute-hospital", "2025-02-04", "2025-02-06", "home"),
+        ],
+    )
     window = {"start": D("2025-01-01"), "end": D("2025-01-31"), "today": TODAY}
     assert programme_outcomes(HC, [same_day], **window).readmissions_30d == 1
     assert programme_outcomes(HC, [day_31], **window).readmissions_30d == 0
@@ -144,7 +190,10 @@ def test_dates_at_the_end_of_the_calendar_do_not_overflow() -> None:
 
 
 def test_compute_outcomes_lists_the_programmes_present_or_asked_for() -> None:
-    assert [o.programme for o in compute_outcomes(CASES, start=None, end=None, today=TODAY)] == [HC, ProgrammeType.SOCIAL_WORK]
+    assert [o.programme for o in compute_outcomes(CASES, start=None, end=None, today=TODAY)] == [
+        HC,
+        ProgrammeType.SOCIAL_WORK,
+    ]
     asked = compute_outcomes(CASES, start=None, end=None, today=TODAY, programmes=[ProgrammeType.REHABILITATION])
     assert [(o.programme, o.cases) for o in asked] == [(ProgrammeType.REHABILITATION, 0)]
 
@@ -163,8 +212,10 @@ def test_entered_in_error_cases_count_nowhere() -> None:
 def test_figures_as_of_a_past_day_count_only_what_had_happened_by_then() -> None:
     c = case(
         "asof",
-        stays=[stay("h1", "acute-hospital", "2025-01-05", "2025-01-10", "home"),
-               stay("h2", "acute-hospital", "2025-01-20", "2025-01-25", "home")],
+        stays=[
+            stay("h1", "acute-hospital", "2025-01-05", "2025-01-10", "home"),
+            stay("h2", "acute-hospital", "2025-01-20", "2025-01-25", "home"),
+        ],
         contacts=[{"id": "k1", "date": "2025-01-22", "mode": "phone"}],
     )
     (early,) = compute_outcomes([c], start=None, end=None, today=D("2025-01-15"))

@@ -101,7 +101,7 @@ def _walkthrough() -> list[str]:
 
 def test_the_readme_keeps_a_two_command_quick_start_and_a_walkthrough() -> None:
     quick = _quick_start()
-    assert [c for c in quick if c.startswith("pip install")] == ['pip install .', 'pip install -e ".[test]"']
+    assert [c for c in quick if c.startswith("pip install")] == ["pip install .", 'pip install -e ".[test]"']
     assert "fhir-cm demo" in quick and "pytest" in quick
     walk = _walkthrough()
     assert any(c.startswith("fhir-cm serve") for c in walk) and sum(c.startswith("curl") for c in walk) >= 5
@@ -123,26 +123,41 @@ class Shell:
         self.workdir, self.port = workdir, port
         keep = ("LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
         self.env = {k: v for k, v in os.environ.items() if k in keep}
-        self.env |= {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(workdir),
-                     "FHIR_CM_PORT": str(port)}
+        self.env |= {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(workdir),
+            "FHIR_CM_PORT": str(port),
+        }
         self.server: subprocess.Popen[bytes] | None = None
 
     def local(self, command: str) -> str:
         """The command aimed at this test's server: the README's port 8000 becomes the free one."""
-        return command.replace("127.0.0.1:8000", f"127.0.0.1:{self.port}").replace("localhost:8000",
-                                                                                     f"localhost:{self.port}")
+        return command.replace("127.0.0.1:8000", f"127.0.0.1:{self.port}").replace(
+            "localhost:8000", f"localhost:{self.port}"
+        )
 
     def run(self, command: str) -> str:
-        result = subprocess.run(["bash", "-c", self.local(command)], cwd=self.workdir, env=self.env,
-                                capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(
+            ["bash", "-c", self.local(command)],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0, f"{command}\n{result.stderr}"
         return result.stdout
 
     def start(self, command: str) -> None:
         """A line ending in ``&``: started in the background; a server is waited for until it answers."""
-        self.server = subprocess.Popen(["bash", "-c", f"exec {self.local(command).rstrip('&').strip()}"],
-                                       cwd=self.workdir, env=self.env, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+        self.server = subprocess.Popen(
+            ["bash", "-c", f"exec {self.local(command).rstrip('&').strip()}"],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -134,7 +134,9 @@ def test_a_file_that_is_not_a_valid_fhir_resource_is_named(mappings_copy: Path) 
     data = json.loads(path.read_text())
     del data["concept"][0]["code"]
     path.write_text(json.dumps(data))
-    with pytest.raises(MappingFileError, match=r"CodeSystem-acuity.json is not a valid FHIR CodeSystem: concept.0.code"):
+    with pytest.raises(
+        MappingFileError, match=r"CodeSystem-acuity.json is not a valid FHIR CodeSystem: concept.0.code"
+    ):
         load_terminology(mappings_copy)
 
 
@@ -179,26 +181,94 @@ def test_a_development_checkout_reads_the_repository_folder() -> None:
 
 #: FHIR's required value sets for the code elements we fill (R4 and R5 agree except Encounter.status).
 REQUIRED_CODES = {
-    "case-status-episodeofcare": {"planned", "waitlist", "active", "onhold", "finished", "cancelled", "entered-in-error"},
+    "case-status-episodeofcare": {
+        "planned",
+        "waitlist",
+        "active",
+        "onhold",
+        "finished",
+        "cancelled",
+        "entered-in-error",
+    },
     "case-status-careplan": {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"},
     "case-status-careteam": {"proposed", "active", "suspended", "inactive", "entered-in-error"},
-    "goal-status-lifecycle": {"proposed", "planned", "accepted", "active", "on-hold", "completed", "cancelled",
-                              "entered-in-error", "rejected"},
-    "referral-status-servicerequest": {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
-                                       "unknown"},
+    "goal-status-lifecycle": {
+        "proposed",
+        "planned",
+        "accepted",
+        "active",
+        "on-hold",
+        "completed",
+        "cancelled",
+        "entered-in-error",
+        "rejected",
+    },
+    "referral-status-servicerequest": {
+        "draft",
+        "active",
+        "on-hold",
+        "revoked",
+        "completed",
+        "entered-in-error",
+        "unknown",
+    },
     # Gravity's referral Task value set: every task-status except ready and received.
-    "referral-status-task": {"draft", "requested", "accepted", "rejected", "cancelled", "in-progress", "on-hold",
-                             "failed", "completed", "entered-in-error"},
-    "stay-status-encounter-r4": {"planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled",
-                                 "entered-in-error", "unknown"},
-    "stay-status-encounter-r5": {"planned", "in-progress", "on-hold", "discharged", "completed", "cancelled",
-                                 "discontinued", "entered-in-error", "unknown"},
-    "care-setting-encounter-class": {"AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC", "OBSENC", "PRENC", "SS", "VR"},
+    "referral-status-task": {
+        "draft",
+        "requested",
+        "accepted",
+        "rejected",
+        "cancelled",
+        "in-progress",
+        "on-hold",
+        "failed",
+        "completed",
+        "entered-in-error",
+    },
+    "stay-status-encounter-r4": {
+        "planned",
+        "arrived",
+        "triaged",
+        "in-progress",
+        "onleave",
+        "finished",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    },
+    "stay-status-encounter-r5": {
+        "planned",
+        "in-progress",
+        "on-hold",
+        "discharged",
+        "completed",
+        "cancelled",
+        "discontinued",
+        "entered-in-error",
+        "unknown",
+    },
+    "care-setting-encounter-class": {
+        "AMB",
+        "EMER",
+        "FLD",
+        "HH",
+        "IMP",
+        "ACUTE",
+        "NONAC",
+        "OBSENC",
+        "PRENC",
+        "SS",
+        "VR",
+    },
 }
 
 
 @pytest.mark.parametrize("map_name", sorted(REQUIRED_CODES))
 def test_every_code_a_status_map_knows_is_in_fhirs_value_set(map_name: str) -> None:
-    targets = {t["code"] for g in T.terminology().concept_maps[map_name]["group"] for e in g["element"]
-               for t in e.get("target", ())}
+    targets = {
+        t["code"]
+        for g in T.terminology().concept_maps[map_name]["group"]
+        for e in g["element"]
+        for t in e.get("target", ())
+    }
     assert targets <= REQUIRED_CODES[map_name]

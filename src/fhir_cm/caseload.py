@@ -66,9 +66,15 @@ def _intensity(case: Case, on: dt.date) -> CaseIntensity:
     last = case.last_face_to_face()
     days = None if last is None else (on - last).days
     # A follow-up still to be done: a follow-up referral made by then, not at an end of its life cycle.
-    due = sorted(r.due for r in case.referrals
-                 if r.kind is ReferralKind.FOLLOW_UP and r.due is not None and r.authored <= on
-                 and allowed_referral_moves(r.status) and r.status is not ReferralStatus.DRAFT)
+    due = sorted(
+        r.due
+        for r in case.referrals
+        if r.kind is ReferralKind.FOLLOW_UP
+        and r.due is not None
+        and r.authored <= on
+        and allowed_referral_moves(r.status)
+        and r.status is not ReferralStatus.DRAFT
+    )
     return CaseIntensity(
         case_id=case.id,
         programme=case.programme,

@@ -67,8 +67,7 @@ def check_store(store: Store, rules: Plausibility) -> CheckReport:
         found = case_breaches(case, rules)
         report.cases_breaking += bool(found)
         report.breaches += [
-            CaseBreach(case_id=case.id, rule=b.rule, field=b.field, entity=b.entity, message=b.message)
-            for b in found
+            CaseBreach(case_id=case.id, rule=b.rule, field=b.field, entity=b.entity, message=b.message) for b in found
         ]
     with store.session(read_only=True) as session:
         report.quarantined = len(list_quarantine(session))

@@ -102,7 +102,9 @@ def _within(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
 
 
 def _overlaps(case: Case, start: dt.date | None, end: dt.date | None) -> bool:
-    return (end is None or case.period.start <= end) and (start is None or case.period.end is None or case.period.end >= start)
+    return (end is None or case.period.start <= end) and (
+        start is None or case.period.end is None or case.period.end >= start
+    )
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -74,7 +74,9 @@ def test_revoking_takes_effect_at_once(client: TestClient, keys: Keys, api_store
 
 
 @pytest.mark.parametrize(("method", "path"), DATA_ROUTES)
-def test_a_service_key_is_403_on_the_case_management_api(client: TestClient, keys: Keys, method: str, path: str) -> None:
+def test_a_service_key_is_403_on_the_case_management_api(
+    client: TestClient, keys: Keys, method: str, path: str
+) -> None:
     response = client.request(method, path, json={}, headers=bearer(keys.service))
     assert response.status_code == 403
     assert response.json()["type"] == "urn:fhir-cm:problem:forbidden"
@@ -83,10 +85,20 @@ def test_a_service_key_is_403_on_the_case_management_api(client: TestClient, key
 def test_a_case_manager_sees_own_cases_and_team_cases_only(client: TestClient, keys: Keys) -> None:
     create(client, keys.supervisor, id="mine")
     create(client, keys.supervisor, id="theirs", case_manager={"kind": "practitioner", "id": "cm-2"})
-    create(client, keys.supervisor, id="team", case_manager={"kind": "practitioner", "id": "cm-2"},
-           team=[{"id": "m1", "role": "social-worker", "party": {"kind": "practitioner", "id": "cm-1"}}])
-    create(client, keys.supervisor, id="left", case_manager={"kind": "practitioner", "id": "cm-2"},
-           team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "cm-1"}, "end": "2025-02-01"}])
+    create(
+        client,
+        keys.supervisor,
+        id="team",
+        case_manager={"kind": "practitioner", "id": "cm-2"},
+        team=[{"id": "m1", "role": "social-worker", "party": {"kind": "practitioner", "id": "cm-1"}}],
+    )
+    create(
+        client,
+        keys.supervisor,
+        id="left",
+        case_manager={"kind": "practitioner", "id": "cm-2"},
+        team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "cm-1"}, "end": "2025-02-01"}],
+    )
     listed = client.get("/api/v1/cases", headers=bearer(keys.cm1)).json()
     assert [i["case"]["id"] for i in listed["items"]] == ["mine", "team"]
     assert client.get("/api/v1/cases/team", headers=bearer(keys.cm1)).status_code == 200
@@ -100,8 +112,9 @@ def test_a_case_manager_sees_own_cases_and_team_cases_only(client: TestClient, k
 
 def test_a_case_manager_cannot_change_a_case_out_of_reach(client: TestClient, keys: Keys) -> None:
     create(client, keys.supervisor, id="theirs", case_manager={"kind": "practitioner", "id": "cm-2"})
-    response = client.post("/api/v1/cases/theirs/contacts", json={"date": "2025-03-01", "mode": "phone"},
-                           headers=bearer(keys.cm1))
+    response = client.post(
+        "/api/v1/cases/theirs/contacts", json={"date": "2025-03-01", "mode": "phone"}, headers=bearer(keys.cm1)
+    )
     assert response.status_code == 404
 
 

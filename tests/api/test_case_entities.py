@@ -26,7 +26,9 @@ def test_needs_are_recorded_listed_and_resolved(client: TestClient, keys: Keys) 
 
 def test_a_need_resolved_before_it_was_recorded_is_422(client: TestClient, keys: Keys) -> None:
     h = _setup(client, keys)
-    client.post(f"{BASE}/needs", json={"id": "n1", "domain": "social", "finding": "x", "recorded": "2025-01-12"}, headers=h)
+    client.post(
+        f"{BASE}/needs", json={"id": "n1", "domain": "social", "finding": "x", "recorded": "2025-01-12"}, headers=h
+    )
     response = client.patch(f"{BASE}/needs/n1", json={"resolved": "2025-01-01"}, headers=h)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "needs"
@@ -67,7 +69,9 @@ def test_referral_walks_its_life_cycle(client: TestClient, keys: Keys) -> None:
 
 def test_an_illegal_referral_move_is_409_with_the_allowed_moves(client: TestClient, keys: Keys) -> None:
     h = _setup(client, keys)
-    client.post(f"{BASE}/referrals", json={"id": "r1", "kind": "food", "service": "x", "authored": "2025-02-01"}, headers=h)
+    client.post(
+        f"{BASE}/referrals", json={"id": "r1", "kind": "food", "service": "x", "authored": "2025-02-01"}, headers=h
+    )
     response = client.post(f"{BASE}/referrals/r1/status", json={"status": "completed"}, headers=h)
     assert response.status_code == 409
     body = response.json()
@@ -78,7 +82,9 @@ def test_an_illegal_referral_move_is_409_with_the_allowed_moves(client: TestClie
 
 def test_a_rejection_needs_a_reason(client: TestClient, keys: Keys) -> None:
     h = _setup(client, keys)
-    client.post(f"{BASE}/referrals", json={"id": "r1", "kind": "food", "service": "x", "authored": "2025-02-01"}, headers=h)
+    client.post(
+        f"{BASE}/referrals", json={"id": "r1", "kind": "food", "service": "x", "authored": "2025-02-01"}, headers=h
+    )
     response = client.post(f"{BASE}/referrals/r1/status", json={"status": "rejected"}, headers=h)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "reason"
@@ -96,8 +102,12 @@ def test_a_new_referral_cannot_skip_its_life_cycle(client: TestClient, keys: Key
 
 def test_the_supervisor_may_move_a_referral_too(client: TestClient, keys: Keys) -> None:
     h = _setup(client, keys)
-    client.post(f"{BASE}/referrals", json={"id": "r1", "kind": "food", "service": "x", "authored": "2025-02-01"}, headers=h)
-    response = client.post(f"{BASE}/referrals/r1/status", json={"status": "accepted"}, headers=bearer(keys.supervisor_hc))
+    client.post(
+        f"{BASE}/referrals", json={"id": "r1", "kind": "food", "service": "x", "authored": "2025-02-01"}, headers=h
+    )
+    response = client.post(
+        f"{BASE}/referrals/r1/status", json={"status": "accepted"}, headers=bearer(keys.supervisor_hc)
+    )
     assert response.status_code == 200
 
 
@@ -131,7 +141,9 @@ def test_leaving_before_joining_is_422(client: TestClient, keys: Keys) -> None:
 def test_contacts_are_recorded_and_listed_in_date_order(client: TestClient, keys: Keys) -> None:
     h = _setup(client, keys)
     client.post(f"{BASE}/contacts", json={"id": "c2", "date": "2025-03-01", "mode": "phone"}, headers=h)
-    client.post(f"{BASE}/contacts", json={"id": "c1", "date": "2025-02-01", "mode": "face-to-face", "note": "ok"}, headers=h)
+    client.post(
+        f"{BASE}/contacts", json={"id": "c1", "date": "2025-02-01", "mode": "face-to-face", "note": "ok"}, headers=h
+    )
     assert [c["id"] for c in client.get(f"{BASE}/contacts", headers=h).json()] == ["c1", "c2"]
 
 
@@ -141,7 +153,13 @@ def test_stays_entered_by_hand_give_transitions(client: TestClient, keys: Keys) 
     assert client.post(f"{BASE}/stays", json=hospital, headers=h).status_code == 201
     discharge = {"status": "finished", "end": "2025-03-06", "discharge_disposition": "snf"}
     assert client.patch(f"{BASE}/stays/s1", json=discharge, headers=h).status_code == 200
-    snf = {"id": "s2", "setting": "skilled-nursing", "start": "2025-03-06", "end": "2025-03-20", "discharge_disposition": "home"}
+    snf = {
+        "id": "s2",
+        "setting": "skilled-nursing",
+        "start": "2025-03-06",
+        "end": "2025-03-20",
+        "discharge_disposition": "home",
+    }
     client.post(f"{BASE}/stays", json=snf, headers=h)
     body = client.get(f"{BASE}/transitions", headers=h).json()
     assert [(t["from_setting"], t["to_setting"], t["date"]) for t in body["derived"]] == [
@@ -154,6 +172,10 @@ def test_stays_entered_by_hand_give_transitions(client: TestClient, keys: Keys) 
 
 def test_a_disposition_on_a_stay_in_progress_is_422(client: TestClient, keys: Keys) -> None:
     h = _setup(client, keys)
-    client.post(f"{BASE}/stays", json={"id": "s1", "setting": "acute-hospital", "status": "in-progress", "start": "2025-03-01"}, headers=h)
+    client.post(
+        f"{BASE}/stays",
+        json={"id": "s1", "setting": "acute-hospital", "status": "in-progress", "start": "2025-03-01"},
+        headers=h,
+    )
     response = client.patch(f"{BASE}/stays/s1", json={"discharge_disposition": "home"}, headers=h)
     assert response.status_code == 422

@@ -68,7 +68,15 @@ def test_create_with_initial_goals_and_needs(client: TestClient, keys: Keys) -> 
         client,
         keys.cm1,
         needs=[{"id": "n1", "domain": "social", "finding": "lives alone", "recorded": "2025-01-10"}],
-        goals=[{"id": "g1", "description": "cook twice a week", "self_care": True, "due": "2025-03-01", "addresses": ["n1"]}],
+        goals=[
+            {
+                "id": "g1",
+                "description": "cook twice a week",
+                "self_care": True,
+                "due": "2025-03-01",
+                "addresses": ["n1"],
+            }
+        ],
     )
     assert [g["id"] for g in body["case"]["goals"]] == ["g1"]
 
@@ -99,7 +107,9 @@ def test_read_of_a_missing_case_is_404_problem(client: TestClient, keys: Keys) -
 
 def test_list_filters_by_status_programme_case_manager_and_patient(client: TestClient, keys: Keys) -> None:
     create(client, keys.supervisor, id="a", patient={"kind": "patient", "id": "p-a"})
-    create(client, keys.supervisor, id="b", programme="social-work", case_manager={"kind": "practitioner", "id": "cm-2"})
+    create(
+        client, keys.supervisor, id="b", programme="social-work", case_manager={"kind": "practitioner", "id": "cm-2"}
+    )
     create(client, keys.supervisor, id="c", status="waitlist")
     client.post("/api/v1/cases/c/close", json={"on": "2025-02-01"}, headers=bearer(keys.supervisor))
 
@@ -148,8 +158,9 @@ def test_status_change_keeps_the_history_with_the_reason(client: TestClient, key
 
 def test_status_change_before_the_current_status_is_422_on_the_day(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="case-a")
-    response = client.post("/api/v1/cases/case-a/status", json={"status": "on-hold", "on": "2024-01-01"},
-                           headers=bearer(keys.cm1))
+    response = client.post(
+        "/api/v1/cases/case-a/status", json={"status": "on-hold", "on": "2024-01-01"}, headers=bearer(keys.cm1)
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "on"
 
@@ -192,10 +203,14 @@ def test_only_a_supervisor_reassigns_the_case_manager(client: TestClient, keys: 
 def test_if_match_with_a_stale_revision_is_412(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="case-a")
     client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))
-    stale = client.patch("/api/v1/cases/case-a", json={"acuity": "low"}, headers={**bearer(keys.cm1), "If-Match": '"1"'})
+    stale = client.patch(
+        "/api/v1/cases/case-a", json={"acuity": "low"}, headers={**bearer(keys.cm1), "If-Match": '"1"'}
+    )
     assert stale.status_code == 412
     assert stale.headers["ETag"] == '"2"'
-    fresh = client.patch("/api/v1/cases/case-a", json={"acuity": "low"}, headers={**bearer(keys.cm1), "If-Match": '"2"'})
+    fresh = client.patch(
+        "/api/v1/cases/case-a", json={"acuity": "low"}, headers={**bearer(keys.cm1), "If-Match": '"2"'}
+    )
     assert fresh.status_code == 200
     assert fresh.headers["ETag"] == '"3"'
 

@@ -34,27 +34,43 @@ def test_sync_health_shows_the_outbox_failures_with_reasons_and_each_servers_wat
     body = client.get("/api/v1/sync/health", headers=bearer(keys.supervisor)).json()
     assert (body["outbox"][OutboxStatus.PENDING], body["outbox"][OutboxStatus.FAILED]) == (2, 1)
     assert [(f["case_id"], f["reason"]) for f in body["failed"]] == [
-        (claimed[0].case_id, "HTTP 422 from the server: Encounter.status is required")]
+        (claimed[0].case_id, "HTTP 422 from the server: Encounter.status is required")
+    ]
     servers = {s["server_base"]: s for s in body["servers"]}
     assert sorted(servers) == ["http://ehr.example/fhir", "http://other.example/fhir"]
     assert [(w["resource_type"], w["last_updated"]) for w in servers["http://ehr.example/fhir"]["watermarks"]] == [
-        ("CarePlan", "2025-06-01T10:00:00Z"), ("Encounter", "2025-06-02T10:00:00Z")]
+        ("CarePlan", "2025-06-01T10:00:00Z"),
+        ("Encounter", "2025-06-02T10:00:00Z"),
+    ]
     assert servers["http://ehr.example/fhir"]["last_pull"] is not None
     assert (body["quarantined"], body["open_conflicts"]) == (0, 0)
     assert body["subscriptions"] == []
 
 
-def test_sync_health_lists_our_subscriptions_with_their_status(client: TestClient, keys: Keys, api_store: Store) -> None:
+def test_sync_health_lists_our_subscriptions_with_their_status(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
     import datetime as dt
 
     from fhir_cm.store import HeldSubscription, put_subscription, secret_hash
 
     with api_store.session() as s:
-        put_subscription(s, HeldSubscription(
-            id="sub-1", server_base="http://ehr.example/fhir", server_id="9", kind="criteria",
-            endpoint="http://cm/notifications", criteria="Encounter?patient=Patient/a,Patient/b", patients=["a", "b"],
-            secret_hash=secret_hash("x"), status="error", error="endpoint unreachable",
-            created_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC)))
+        put_subscription(
+            s,
+            HeldSubscription(
+                id="sub-1",
+                server_base="http://ehr.example/fhir",
+                server_id="9",
+                kind="criteria",
+                endpoint="http://cm/notifications",
+                criteria="Encounter?patient=Patient/a,Patient/b",
+                patients=["a", "b"],
+                secret_hash=secret_hash("x"),
+                status="error",
+                error="endpoint unreachable",
+                created_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
+            ),
+        )
     (sub,) = client.get("/api/v1/sync/health", headers=bearer(keys.supervisor)).json()["subscriptions"]
     assert (sub["id"], sub["status"], sub["error"], sub["patients"]) == ("sub-1", "error", "endpoint unreachable", 2)
     assert "secret" not in str(sub)
@@ -68,15 +84,34 @@ def test_sync_health_is_for_supervisors(client: TestClient, keys: Keys) -> None:
 def test_the_caseload_names_each_cases_next_follow_up_and_counts_the_overdue(client: TestClient, keys: Keys) -> None:
     create(client, keys.supervisor, id="a")
     for due, status in (("2025-06-20", "requested"), ("2025-07-05", "requested"), ("2025-06-10", "draft")):
-        made = client.post("/api/v1/cases/a/referrals", headers=bearer(keys.supervisor), json={
-            "kind": "follow-up", "service": "follow-up visit", "authored": "2025-06-01", "due": due, "status": status})
+        made = client.post(
+            "/api/v1/cases/a/referrals",
+            headers=bearer(keys.supervisor),
+            json={
+                "kind": "follow-up",
+                "service": "follow-up visit",
+                "authored": "2025-06-01",
+                "due": due,
+                "status": status,
+            },
+        )
         assert made.status_code == 201, made.text
-    done = client.post("/api/v1/cases/a/referrals", headers=bearer(keys.supervisor), json={
-        "kind": "follow-up", "service": "seen", "authored": "2025-06-01", "due": "2025-06-05", "status": "requested"})
+    done = client.post(
+        "/api/v1/cases/a/referrals",
+        headers=bearer(keys.supervisor),
+        json={
+            "kind": "follow-up",
+            "service": "seen",
+            "authored": "2025-06-01",
+            "due": "2025-06-05",
+            "status": "requested",
+        },
+    )
     referral = done.json()["id"]
     for step in ("accepted", "completed"):
-        moved = client.post(f"/api/v1/cases/a/referrals/{referral}/status", headers=bearer(keys.supervisor),
-                            json={"status": step})
+        moved = client.post(
+            f"/api/v1/cases/a/referrals/{referral}/status", headers=bearer(keys.supervisor), json={"status": step}
+        )
         assert moved.status_code == 200, moved.text
     (case,) = client.get("/api/v1/caseload", headers=bearer(keys.supervisor)).json()["managers"][0]["cases"]
     # Today is 2025-06-30: the 06-20 follow-up is overdue, the 07-05 one is next; a draft or a done one does not count.

@@ -28,8 +28,17 @@ SYSTEM = "urn:fhir-cm:id"
 N_CASES = 14
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 READER = {"X-Reader": "service"}
-TYPES = ["EpisodeOfCare", "CarePlan", "CareTeam", "Condition", "Encounter", "Goal", "ServiceRequest", "Task",
-         "Communication"]
+TYPES = [
+    "EpisodeOfCare",
+    "CarePlan",
+    "CareTeam",
+    "Condition",
+    "Encounter",
+    "Goal",
+    "ServiceRequest",
+    "Task",
+    "Communication",
+]
 
 
 def saved_at(i: int) -> dt.datetime:
@@ -194,8 +203,13 @@ def test_patient_and_subject_find_the_resources_of_that_patients_cases(world: Wo
     pid = case.patient.id
     expected = {c.id for c in world.cases if c.patient.id == pid}
     assert expected == {case.id}
-    for query in (f"patient={pid}", f"patient=Patient/{pid}", f"patient=https://elsewhere.example/fhir/Patient/{pid}",
-                  f"subject=Patient/{pid}", f"subject={pid}"):
+    for query in (
+        f"patient={pid}",
+        f"patient=Patient/{pid}",
+        f"patient=https://elsewhere.example/fhir/Patient/{pid}",
+        f"subject=Patient/{pid}",
+        f"subject={pid}",
+    ):
         assert search_ids(world.client, f"/fhir/EpisodeOfCare?{query}") == expected, query
         for rtype in ("Goal", "Task", "Encounter"):
             wanted = set().union(*(domain_ids(c, rtype) for c in world.cases if c.patient.id == pid))
@@ -352,8 +366,11 @@ _R5_ACCEPT = {**READER, "Accept": "application/fhir+json; fhirVersion=5.0"}
 @pytest.mark.parametrize("rtype", TYPES)
 @pytest.mark.parametrize("how", ["accept", "query"])
 def test_r5_on_request_validates_under_the_r5_models(world: World, rtype: str, how: str) -> None:
-    url, headers = (f"/fhir/{rtype}?_count=50", _R5_ACCEPT) if how == "accept" else (
-        f"/fhir/{rtype}?_count=50&_fhirVersion=5.0", READER)
+    url, headers = (
+        (f"/fhir/{rtype}?_count=50", _R5_ACCEPT)
+        if how == "accept"
+        else (f"/fhir/{rtype}?_count=50&_fhirVersion=5.0", READER)
+    )
     found, pages = walk(world.client, url, headers)
     for bundle in pages:
         validate_bundle(bundle, "R5")
@@ -430,8 +447,9 @@ def test_every_declared_search_parameter_is_accepted_strictly(world: World) -> N
     strict = {**READER, "Prefer": "handling=strict"}
     for resource in statement["rest"][0]["resource"]:
         for param in resource["searchParam"]:
-            response = world.client.get(f"/fhir/{resource['type']}?{param['name']}={sample[param['type']]}",
-                                        headers=strict)
+            response = world.client.get(
+                f"/fhir/{resource['type']}?{param['name']}={sample[param['type']]}", headers=strict
+            )
             assert response.status_code == 200, (resource["type"], param["name"], response.text)
 
 

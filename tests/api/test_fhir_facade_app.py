@@ -51,9 +51,11 @@ def test_auth_errors_under_fhir_are_operation_outcomes_not_problems(client: Test
     forbidden = client.get("/fhir/Goal/x", headers=bearer(keys.cm1))
     assert forbidden.status_code == 403
     assert forbidden.json()["issue"][0]["code"] == "forbidden"
-    for response in (client.get("/fhir/Nope", headers=bearer(keys.service)),
-                     client.delete("/fhir/Goal/x", headers=bearer(keys.service)),
-                     client.get("/fhir/Goal?_count=x", headers=bearer(keys.service))):
+    for response in (
+        client.get("/fhir/Nope", headers=bearer(keys.service)),
+        client.delete("/fhir/Goal/x", headers=bearer(keys.service)),
+        client.get("/fhir/Goal?_count=x", headers=bearer(keys.service)),
+    ):
         assert response.headers["content-type"].startswith("application/fhir+json")
         assert response.json()["resourceType"] == "OperationOutcome"
 

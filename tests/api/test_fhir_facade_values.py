@@ -40,8 +40,21 @@ def test_a_date_is_the_period_its_precision_names(text: str, start: dt.datetime,
     assert parse_instant(text) == (start, end)
 
 
-@pytest.mark.parametrize("text", ["", "25", "2025-2", "2025-02-30", "2025-01-01T", "2025-01-01T10", "yesterday",
-                                  "0001-01-01T00:00+01:00", "2025-01-01T10:00:00+25:00", "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "25",
+        "2025-2",
+        "2025-02-30",
+        "2025-01-01T",
+        "2025-01-01T10",
+        "yesterday",
+        "0001-01-01T00:00+01:00",
+        "2025-01-01T10:00:00+25:00",
+        "9999-12-31T23:59:59-01:00",
+    ],
+)
 def test_what_is_not_a_date_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_instant(text)
@@ -49,9 +62,16 @@ def test_what_is_not_a_date_is_refused(text: str) -> None:
 
 def test_date_prefixes_compare_against_the_period() -> None:
     inside, after, before = at(2025, 3, 4, 12), at(2025, 3, 5), at(2025, 3, 3, 23, 59)
-    expected = {"eq": (True, False, False), "ne": (False, True, True), "gt": (False, True, False),
-                "ge": (True, True, False), "lt": (False, False, True), "le": (True, False, True),
-                "sa": (False, True, False), "eb": (False, False, True)}
+    expected = {
+        "eq": (True, False, False),
+        "ne": (False, True, True),
+        "gt": (False, True, False),
+        "ge": (True, True, False),
+        "lt": (False, False, True),
+        "le": (True, False, True),
+        "sa": (False, True, False),
+        "eb": (False, False, True),
+    }
     for prefix, wanted in expected.items():
         matcher = parse_matcher("date", f"{prefix}2025-03-04")
         assert tuple(matcher.matches((t,)) for t in (inside, after, before)) == wanted, prefix
@@ -90,8 +110,18 @@ def test_token_values_are_read_from_codes_codings_concepts_references_and_identi
 
 
 def test_search_requests_follow_the_fhir_rules() -> None:
-    request = parse_search("Goal", [("status", "active,completed"), ("status", "active"), ("patient", ""),
-                                    ("_count", "5"), ("_offset", "10"), ("colour", "red"), ("_format", "json")])
+    request = parse_search(
+        "Goal",
+        [
+            ("status", "active,completed"),
+            ("status", "active"),
+            ("patient", ""),
+            ("_count", "5"),
+            ("_offset", "10"),
+            ("colour", "red"),
+            ("_format", "json"),
+        ],
+    )
     assert [len(c.alternatives) for c in request.criteria] == [2, 1]
     assert (request.count, request.offset, request.ignored) == (5, 10, ["colour"])
     assert request.link_params == [("status", "active,completed"), ("status", "active"), ("_format", "json")]
@@ -122,8 +152,14 @@ def test_version_negotiation(fhir_version: list[str], format_: list[str], accept
 
 @pytest.mark.parametrize(
     ("fhir_version", "format_", "accept"),
-    [(["3.0"], [], None), ([], ["xml"], None), ([], ["turtle"], None), ([], [], "application/fhir+xml"),
-     ([], [], "application/fhir+json; fhirVersion=1.0"), ([], [], "text/html")],
+    [
+        (["3.0"], [], None),
+        ([], ["xml"], None),
+        ([], ["turtle"], None),
+        ([], [], "application/fhir+xml"),
+        ([], [], "application/fhir+json; fhirVersion=1.0"),
+        ([], [], "text/html"),
+    ],
 )
 def test_versions_and_formats_not_served_are_not_acceptable(
     fhir_version: list[str], format_: list[str], accept: str | None
@@ -133,8 +169,13 @@ def test_versions_and_formats_not_served_are_not_acceptable(
 
 
 def test_patient_means_a_patient_while_subject_may_be_anything() -> None:
-    goal = {"resourceType": "Goal", "identifier": [{"system": "urn:test", "value": "g"}],
-            "lifecycleStatus": "active", "description": {"text": "d"}, "subject": {"reference": "Group/g1"}}
+    goal = {
+        "resourceType": "Goal",
+        "identifier": [{"system": "urn:test", "value": "g"}],
+        "lifecycleStatus": "active",
+        "description": {"text": "d"},
+        "subject": {"reference": "Group/g1"},
+    }
     served = _indexed(ResourceKey("Goal", "g"), "g", "case-1", goal, dt.datetime(2025, 1, 1, tzinfo=UTC))
     assert served.values["subject"] == (("Group", "g1"),)
     assert served.values["patient"] == ()

@@ -33,11 +33,22 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 @pytest.fixture
 def held(api_store: Store) -> Store:
     with api_store.session() as s:
-        put_subscription(s, HeldSubscription(
-            id=SUB, server_base=BASE, server_id="77", kind="topic", endpoint="http://cm/notifications",
-            topic="http://ehr.example/topic/encounter", criteria="http://ehr.example/topic/encounter",
-            patients=["pat-1", "pat-2"], secret_hash=secret_hash(SECRET), status="requested",
-            created_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC)))
+        put_subscription(
+            s,
+            HeldSubscription(
+                id=SUB,
+                server_base=BASE,
+                server_id="77",
+                kind="topic",
+                endpoint="http://cm/notifications",
+                topic="http://ehr.example/topic/encounter",
+                criteria="http://ehr.example/topic/encounter",
+                patients=["pat-1", "pat-2"],
+                secret_hash=secret_hash(SECRET),
+                status="requested",
+                created_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
+            ),
+        )
     return api_store
 
 
@@ -52,20 +63,38 @@ def queued(store: Store) -> list[tuple[str | None, str | None, str]]:
 
 def status_bundle(kind: str, events: list[tuple[int, str]], *, resources: list[dict[str, Any]] = ()) -> dict[str, Any]:
     """A backport R4 notification: a history Bundle whose first entry is the status Parameters."""
-    params: list[dict[str, Any]] = [{"name": "type", "valueCode": kind},
-                                    {"name": "events-since-subscription-start",
-                                     "valueString": str(max((n for n, _ in events), default=0))}]
+    params: list[dict[str, Any]] = [
+        {"name": "type", "valueCode": kind},
+        {"name": "events-since-subscription-start", "valueString": str(max((n for n, _ in events), default=0))},
+    ]
     for number, focus in events:
-        params.append({"name": "notification-event", "part": [
-            {"name": "event-number", "valueString": str(number)}, {"name": "focus", "valueReference": {"reference": focus}}]})
-    return {"resourceType": "Bundle", "type": "history", "entry": [
-        {"resource": {"resourceType": "Parameters", "parameter": params}},
-        *({"resource": r} for r in resources)]}
+        params.append(
+            {
+                "name": "notification-event",
+                "part": [
+                    {"name": "event-number", "valueString": str(number)},
+                    {"name": "focus", "valueReference": {"reference": focus}},
+                ],
+            }
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            {"resource": {"resourceType": "Parameters", "parameter": params}},
+            *({"resource": r} for r in resources),
+        ],
+    }
 
 
 def encounter(eid: str, patient: str, version: str = "1") -> dict[str, Any]:
-    return {"resourceType": "Encounter", "id": eid, "meta": {"versionId": version}, "status": "in-progress",
-            "subject": {"reference": f"Patient/{patient}"}}
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "meta": {"versionId": version},
+        "status": "in-progress",
+        "subject": {"reference": f"Patient/{patient}"},
+    }
 
 
 def test_a_wrong_or_missing_secret_or_an_unknown_subscription_is_refused_and_nothing_recorded(
@@ -90,7 +119,9 @@ def test_the_handshake_is_answered_and_marks_the_subscription_active(client: Tes
     assert queued(held) == []
 
 
-def test_empty_id_only_and_full_resource_payloads_each_queue_the_right_tracking(client: TestClient, held: Store) -> None:
+def test_empty_id_only_and_full_resource_payloads_each_queue_the_right_tracking(
+    client: TestClient, held: Store
+) -> None:
     assert client.post(f"/notifications/{SUB}", headers=auth()).json()["kind"] == "empty"
     assert queued(held) == [("pat-1", None, "notification"), ("pat-2", None, "notification")]
     client.put(f"/notifications/{SUB}/Encounter/e9", headers=auth())  # the address only: its patient is read later
@@ -102,20 +133,31 @@ def test_empty_id_only_and_full_resource_payloads_each_queue_the_right_tracking(
 
 def test_a_version_already_read_is_not_queued_again(client: TestClient, held: Store) -> None:
     with held.session() as s:
-        put_ledger(s, [LedgerEntry(server_base=BASE, resource_type="Encounter", key="e1", server_id="e1", version_id="3")])
-    outcome = client.put(f"/notifications/{SUB}/Encounter/e1", json=encounter("e1", "pat-1", "3"), headers=auth()).json()
+        put_ledger(
+            s, [LedgerEntry(server_base=BASE, resource_type="Encounter", key="e1", server_id="e1", version_id="3")]
+        )
+    outcome = client.put(
+        f"/notifications/{SUB}/Encounter/e1", json=encounter("e1", "pat-1", "3"), headers=auth()
+    ).json()
     assert (outcome["queued"], outcome["duplicates"]) == (0, 1)
 
 
 def test_events_are_deduplicated_by_number_and_a_gap_queues_a_catch_up(client: TestClient, held: Store) -> None:
-    first = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
-        "event-notification", [(1, "Encounter/e1")], resources=[encounter("e1", "pat-1")])).json()
+    first = client.post(
+        f"/notifications/{SUB}",
+        headers=auth(),
+        json=status_bundle("event-notification", [(1, "Encounter/e1")], resources=[encounter("e1", "pat-1")]),
+    ).json()
     assert (first["queued"], first["gap"]) == (1, False)
-    repeat = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
-        "event-notification", [(1, "Encounter/e1")], resources=[encounter("e1", "pat-1")])).json()
+    repeat = client.post(
+        f"/notifications/{SUB}",
+        headers=auth(),
+        json=status_bundle("event-notification", [(1, "Encounter/e1")], resources=[encounter("e1", "pat-1")]),
+    ).json()
     assert (repeat["queued"], repeat["duplicates"]) == (0, 1)
-    jump = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
-        "event-notification", [(4, "Encounter/e7")])).json()  # events 2 and 3 never arrived; id-only
+    jump = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(4, "Encounter/e7")])
+    ).json()  # events 2 and 3 never arrived; id-only
     assert jump["gap"] is True
     assert queued(held)[1:] == [("pat-1", None, "gap"), ("pat-2", None, "gap"), (None, "Encounter/e7", "notification")]
     with held.session(read_only=True) as s:
@@ -124,14 +166,22 @@ def test_events_are_deduplicated_by_number_and_a_gap_queues_a_catch_up(client: T
 
 
 def test_a_body_that_is_not_json_is_refused_plainly_after_the_secret(client: TestClient, held: Store) -> None:
-    response = client.post(f"/notifications/{SUB}", content=b"{not json", headers={**auth(), "Content-Type": "application/json"})
+    response = client.post(
+        f"/notifications/{SUB}", content=b"{not json", headers={**auth(), "Content-Type": "application/json"}
+    )
     assert response.status_code == 422 and "not JSON" in response.json()["detail"] and queued(held) == []
     assert client.post(f"/notifications/{SUB}", content=b"{not json").status_code == 401
 
 
 async def test_a_subscription_in_error_or_silent_past_its_heartbeat_is_reactivated_with_a_catch_up(held: Store) -> None:
-    server_copy = {"resourceType": "Subscription", "id": "77", "status": "error", "error": "endpoint unreachable",
-                   "criteria": "http://ehr.example/topic/encounter", "channel": {"type": "rest-hook"}}
+    server_copy = {
+        "resourceType": "Subscription",
+        "id": "77",
+        "status": "error",
+        "error": "endpoint unreachable",
+        "criteria": "http://ehr.example/topic/encounter",
+        "channel": {"type": "rest-hook"},
+    }
     updates: list[dict[str, Any]] = []
 
     def put(request: httpx.Request) -> httpx.Response:
@@ -160,13 +210,31 @@ async def test_a_subscription_in_error_or_silent_past_its_heartbeat_is_reactivat
     assert silent.caught_up == 2
 
 
-@pytest.mark.parametrize("bundle", [
-    {"resourceType": "Bundle", "type": "history", "entry": "not a list"},
-    {"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Parameters", "parameter": [
-        {"name": "notification-event", "part": "garbage"}]}}]},
-    {"resourceType": "Bundle", "type": "history", "entry": [{"resource": {"resourceType": "Parameters", "parameter": [
-        {"name": "type", "valueCode": "party-time"}]}}]},
-])
+@pytest.mark.parametrize(
+    "bundle",
+    [
+        {"resourceType": "Bundle", "type": "history", "entry": "not a list"},
+        {
+            "resourceType": "Bundle",
+            "type": "history",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Parameters",
+                        "parameter": [{"name": "notification-event", "part": "garbage"}],
+                    }
+                }
+            ],
+        },
+        {
+            "resourceType": "Bundle",
+            "type": "history",
+            "entry": [
+                {"resource": {"resourceType": "Parameters", "parameter": [{"name": "type", "valueCode": "party-time"}]}}
+            ],
+        },
+    ],
+)
 def test_a_malformed_notification_bundle_is_a_clear_422_and_nothing_is_recorded(
     client: TestClient, held: Store, bundle: dict[str, Any]
 ) -> None:
@@ -176,10 +244,12 @@ def test_a_malformed_notification_bundle_is_a_clear_422_and_nothing_is_recorded(
 
 
 def test_out_of_order_events_catch_up_once_and_drop_the_late_one(client: TestClient, held: Store) -> None:
-    late = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
-        "event-notification", [(2, "Encounter/e2")])).json()  # event 1 is still on its way
+    late = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(2, "Encounter/e2")])
+    ).json()  # event 1 is still on its way
     assert late["gap"] is True
-    first = client.post(f"/notifications/{SUB}", headers=auth(), json=status_bundle(
-        "event-notification", [(1, "Encounter/e1")])).json()
+    first = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(1, "Encounter/e1")])
+    ).json()
     assert (first["queued"], first["duplicates"], first["gap"]) == (0, 1, False)  # covered by the catch-up
     assert [r for _, _, r in queued(held)] == ["gap", "gap", "notification"]

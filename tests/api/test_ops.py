@@ -40,7 +40,9 @@ def test_readyz_is_503_until_the_facade_index_is_built_and_the_index_answers_at_
         assert (warming.status_code, warming.json()["checks"]["facade"]) == (503, "warming")
         _warm_facade(app)
         assert client.get("/readyz").json() == {
-            "status": "ready", "checks": {"store": "ok", "facade": "ok", "fhir": "not-configured"}}
+            "status": "ready",
+            "checks": {"store": "ok", "facade": "ok", "fhir": "not-configured"},
+        }
 
 
 def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:
@@ -55,8 +57,14 @@ def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:
 @pytest.mark.parametrize(("answer", "expected"), [(200, 200), (503, 503)])
 def test_readyz_reads_the_fhir_servers_metadata(app: FastAPI, answer: int, expected: int) -> None:
     app.state.settings = Settings(database_url="sqlite://", fhir_base="http://fhir.test/r4")
-    statement = {"resourceType": "CapabilityStatement", "status": "active", "date": "2025-01-01", "kind": "instance",
-                 "fhirVersion": "4.0.1", "format": ["json"]}
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2025-01-01",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+    }
     with respx.mock(assert_all_called=True) as mock:
         mock.get("http://fhir.test/r4/metadata").mock(return_value=httpx.Response(answer, json=statement))
         with TestClient(app) as client:
@@ -92,8 +100,13 @@ def test_the_access_log_has_ids_and_routes_but_no_phi(
     from fhir_cm.api import JsonFormatter
 
     caplog.set_level(logging.INFO, logger="fhir_cm")
-    create(client, keys.cm1, id="case-a", patient={"kind": "patient", "id": "pat-777", "name": "Grace Hidden"},
-           plan_summary="confidential note")
+    create(
+        client,
+        keys.cm1,
+        id="case-a",
+        patient={"kind": "patient", "id": "pat-777", "name": "Grace Hidden"},
+        plan_summary="confidential note",
+    )
     client.get("/api/v1/cases", params={"patient": "pat-777"}, headers=bearer(keys.cm1))
     lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "fhir_cm.api.access"]
     assert len(lines) == 2

@@ -37,7 +37,9 @@ def test_the_future_tolerance_is_a_setting(app: FastAPI, keys: Keys) -> None:
     app.state.settings = Settings(database_url="sqlite://", future_tolerance_days=5)
     with TestClient(app) as client:
         create(client, keys.cm1, id="a")
-        response = client.post(f"{BASE}/contacts", json={"date": "2025-07-04", "mode": "phone"}, headers=bearer(keys.cm1))
+        response = client.post(
+            f"{BASE}/contacts", json={"date": "2025-07-04", "mode": "phone"}, headers=bearer(keys.cm1)
+        )
     assert response.status_code == 201
 
 
@@ -50,9 +52,20 @@ def test_the_future_tolerance_is_a_setting(app: FastAPI, keys: Keys) -> None:
     ],
 )
 def test_impossible_stays_are_refused(client: TestClient, keys: Keys, body: dict[str, Any], field: str) -> None:
-    create(client, keys.cm1, id="a", stays=[
-        {"id": "s1", "setting": "acute-hospital", "start": "2025-03-01", "end": "2025-03-10", "discharge_disposition": "snf"}
-    ])
+    create(
+        client,
+        keys.cm1,
+        id="a",
+        stays=[
+            {
+                "id": "s1",
+                "setting": "acute-hospital",
+                "start": "2025-03-01",
+                "end": "2025-03-10",
+                "discharge_disposition": "snf",
+            }
+        ],
+    )
     assert _fields(client.post(f"{BASE}/stays", json=body, headers=bearer(keys.cm1))) == [field]
     transitions = client.get(f"{BASE}/transitions", headers=bearer(keys.cm1)).json()["derived"]
     assert all(t["from_setting"] != t["to_setting"] for t in transitions)
@@ -66,10 +79,16 @@ def test_a_stay_ending_before_it_starts_is_422(client: TestClient, keys: Keys) -
 
 
 def test_a_case_created_with_the_future_in_it_is_refused(client: TestClient, keys: Keys) -> None:
-    response = client.post("/api/v1/cases", json={
-        "programme": "health-care", "start": "2025-01-10", "patient": {"kind": "patient", "id": "p1"},
-        "contacts": [{"id": "k1", "date": "2026-01-01", "mode": "phone"}],
-    }, headers=bearer(keys.supervisor))
+    response = client.post(
+        "/api/v1/cases",
+        json={
+            "programme": "health-care",
+            "start": "2025-01-10",
+            "patient": {"kind": "patient", "id": "p1"},
+            "contacts": [{"id": "k1", "date": "2026-01-01", "mode": "phone"}],
+        },
+        headers=bearer(keys.supervisor),
+    )
     assert _fields(response) == ["contacts.0.date"]
 
 
@@ -108,14 +127,31 @@ def test_the_caseload_on_a_past_day_is_the_caseload_of_that_day(client: TestClie
     assert [(c["case_id"], c["status"], c["days_since_face_to_face"]) for c in cm1["cases"]] == [("old", "active", 12)]
     today = client.get("/api/v1/caseload", headers=h).json()
     assert [c["case_id"] for m in today["managers"] for c in m["cases"]] == ["new"]
-    assert all(c["days_since_face_to_face"] is None or c["days_since_face_to_face"] >= 0
-               for m in body["managers"] + today["managers"] for c in m["cases"])
+    assert all(
+        c["days_since_face_to_face"] is None or c["days_since_face_to_face"] >= 0
+        for m in body["managers"] + today["managers"]
+        for c in m["cases"]
+    )
 
 
 def test_outcomes_on_a_past_day_count_only_what_had_happened(client: TestClient, keys: Keys) -> None:
     h = bearer(keys.supervisor)
-    stays = [{"id": "h1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-05", "discharge_disposition": "home"},
-             {"id": "h2", "setting": "acute-hospital", "start": "2025-02-20", "end": "2025-02-22", "discharge_disposition": "home"}]
+    stays = [
+        {
+            "id": "h1",
+            "setting": "acute-hospital",
+            "start": "2025-02-01",
+            "end": "2025-02-05",
+            "discharge_disposition": "home",
+        },
+        {
+            "id": "h2",
+            "setting": "acute-hospital",
+            "start": "2025-02-20",
+            "end": "2025-02-22",
+            "discharge_disposition": "home",
+        },
+    ]
     create(client, keys.supervisor, id="a", stays=stays)
     before = client.get("/api/v1/outcomes", params={"on": "2025-02-10"}, headers=h).json()["programmes"][0]
     after = client.get("/api/v1/outcomes", headers=h).json()["programmes"][0]

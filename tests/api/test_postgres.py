@@ -31,7 +31,10 @@ def test_the_case_cycle_on_postgresql() -> None:
             assert stale.status_code == 412
             closed = client.post("/api/v1/cases/pg-1/close", json={"reason": "done"}, headers=h)
             assert (closed.status_code, closed.json()["revision"]) == (200, 3)
-            assert client.get("/api/v1/cases", params={"status": "closed"}, headers=h).json()["items"][0]["case"]["id"] == "pg-1"
+            assert (
+                client.get("/api/v1/cases", params={"status": "closed"}, headers=h).json()["items"][0]["case"]["id"]
+                == "pg-1"
+            )
             assert client.get("/api/v1/sync/status", headers=h).json()["outbox"]["pending"] == 1
             assert client.get("/readyz").status_code == 200
             bad = client.get("/api/v1/cases", params={"patient": "a\x00b"}, headers=h)

@@ -57,7 +57,9 @@ def test_cardinality_stays_bounded_however_many_ids_are_tried(client: TestClient
         client.get(f"/fhir/Patient/p{n}/CarePlan", headers=bearer(keys.service))
         client.get(f"/nowhere/p{n}")
         client.get(f"/api/v1/cases/c{n}", headers=bearer(keys.cm1))
-    labels = set(re.findall(r'fhir_cm_http_requests_total\{method="[A-Z]+",route="([^"]*)"', client.get("/metrics").text))
+    labels = set(
+        re.findall(r'fhir_cm_http_requests_total\{method="[A-Z]+",route="([^"]*)"', client.get("/metrics").text)
+    )
     assert len(labels) <= 4, labels
 
 

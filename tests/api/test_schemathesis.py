@@ -61,8 +61,9 @@ def test_no_input_makes_the_server_fail(fuzz_env: tuple[Any, str, str], label: s
     cases = st.one_of(strategies)
 
     @given(case=cases)
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     def fuzz(case: Any) -> None:
         response = case.call(headers={**headers, **(case.headers or {})})
         case.validate_response(response, checks=[not_a_server_error])

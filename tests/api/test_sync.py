@@ -113,13 +113,19 @@ def test_conflicts_are_listed_for_visible_cases_and_resolved(client: TestClient,
     mine, theirs = _conflict(api_store, "mine"), _conflict(api_store, "theirs")
     listed = client.get("/api/v1/sync/conflicts", headers=bearer(keys.cm1)).json()
     assert [c["id"] for c in listed] == [mine]
-    hidden = client.post(f"/api/v1/sync/conflicts/{theirs}/resolve", json={"resolution": "local"}, headers=bearer(keys.cm1))
+    hidden = client.post(
+        f"/api/v1/sync/conflicts/{theirs}/resolve", json={"resolution": "local"}, headers=bearer(keys.cm1)
+    )
     assert hidden.status_code == 404
-    done = client.post(f"/api/v1/sync/conflicts/{mine}/resolve", json={"resolution": "server"}, headers=bearer(keys.cm1))
+    done = client.post(
+        f"/api/v1/sync/conflicts/{mine}/resolve", json={"resolution": "server"}, headers=bearer(keys.cm1)
+    )
     assert done.status_code == 200
     assert (done.json()["status"], done.json()["resolution"]) == ("resolved", "server")
     assert client.get("/api/v1/sync/conflicts", headers=bearer(keys.cm1)).json() == []
-    again = client.post(f"/api/v1/sync/conflicts/{mine}/resolve", json={"resolution": "server"}, headers=bearer(keys.cm1))
+    again = client.post(
+        f"/api/v1/sync/conflicts/{mine}/resolve", json={"resolution": "server"}, headers=bearer(keys.cm1)
+    )
     assert again.status_code == 404
 
 

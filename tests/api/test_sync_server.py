@@ -28,8 +28,9 @@ pytestmark = pytest.mark.server
 
 
 def test_a_case_created_through_the_api_is_pushed_by_the_push_route(app: FastAPI, keys: Keys, fhir_server: str) -> None:
-    app.state.settings = Settings(database_url="sqlite://", fhir_base=fhir_server,
-                                  identifier_system=f"urn:fhir-cm:test:{uuid.uuid4().hex}")
+    app.state.settings = Settings(
+        database_url="sqlite://", fhir_base=fhir_server, identifier_system=f"urn:fhir-cm:test:{uuid.uuid4().hex}"
+    )
     with TestClient(app) as client:
         create(client, keys.supervisor, id="pushed-1")
         assert client.get("/readyz").json()["checks"]["fhir"] == "ok"
@@ -63,8 +64,11 @@ def test_resolving_keep_local_through_the_api_reapplies_the_local_value_and_the_
     assert {g.id: g.achievement for g in stored(api_store, case_id).goals}["goal-1"] is GoalAchievement.ACHIEVED
 
     with TestClient(app) as client:
-        done = client.post(f"/api/v1/sync/conflicts/{conflict_id}/resolve", json={"resolution": "local"},
-                           headers=bearer(keys.supervisor))
+        done = client.post(
+            f"/api/v1/sync/conflicts/{conflict_id}/resolve",
+            json={"resolution": "local"},
+            headers=bearer(keys.supervisor),
+        )
         assert done.status_code == 200, done.text
         assert (done.json()["status"], done.json()["resolution"]) == ("resolved", "local")
         # The local value is back in the case, and the case is queued for the next push.
@@ -99,12 +103,17 @@ def test_the_api_pull_gets_what_the_cli_pull_gets(
             await seed_case(raw, case, settings.identifier_system)
 
     asyncio.run(seed())
-    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-           "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
+    env = {
+        "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system,
+    }
     # A pull that records a hospital discharge pushes its follow-up at once (issue 11): a first pull
     # elsewhere does that, so the two pulls compared below read the same server.
-    first = CliRunner().invoke(cli_app, ["pull", "--fhir-base", fhir_server],
-                               env={**env, "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}"})
+    first = CliRunner().invoke(
+        cli_app,
+        ["pull", "--fhir-base", fhir_server],
+        env={**env, "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}"},
+    )
     assert first.exit_code == 0, first.output
     with TestClient(app) as client:
         response = client.post("/api/v1/sync/pull", json={}, headers=bearer(keys.supervisor))

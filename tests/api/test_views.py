@@ -49,8 +49,13 @@ def test_caseload_warns_above_the_configured_limit(app, keys: Keys) -> None:  # 
 
 def test_a_case_manager_sees_only_their_own_caseload(client: TestClient, keys: Keys) -> None:
     create(client, keys.supervisor, id="a")
-    create(client, keys.supervisor, id="b", case_manager={"kind": "practitioner", "id": "cm-2"},
-           team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "cm-1"}}])
+    create(
+        client,
+        keys.supervisor,
+        id="b",
+        case_manager={"kind": "practitioner", "id": "cm-2"},
+        team=[{"id": "m1", "role": "nurse", "party": {"kind": "practitioner", "id": "cm-1"}}],
+    )
     body = client.get("/api/v1/caseload", headers=bearer(keys.cm1)).json()
     assert [(m["case_manager"], m["open_cases"]) for m in body["managers"]] == [("cm-1", 1)]
 
@@ -63,17 +68,32 @@ def test_closed_cases_leave_the_caseload(client: TestClient, keys: Keys) -> None
 
 def test_outcomes_per_programme_and_period(client: TestClient, keys: Keys) -> None:
     stays = [
-        {"id": "h1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-05", "discharge_disposition": "home"},
-        {"id": "h2", "setting": "acute-hospital", "start": "2025-02-20", "end": "2025-02-22", "discharge_disposition": "home"},
+        {
+            "id": "h1",
+            "setting": "acute-hospital",
+            "start": "2025-02-01",
+            "end": "2025-02-05",
+            "discharge_disposition": "home",
+        },
+        {
+            "id": "h2",
+            "setting": "acute-hospital",
+            "start": "2025-02-20",
+            "end": "2025-02-22",
+            "discharge_disposition": "home",
+        },
     ]
-    create(client, keys.supervisor, id="a", stays=stays,
-           contacts=[{"id": "c1", "date": "2025-02-08", "mode": "phone"}])
+    create(client, keys.supervisor, id="a", stays=stays, contacts=[{"id": "c1", "date": "2025-02-08", "mode": "phone"}])
     create(client, keys.supervisor, id="b", programme="rehabilitation")
     params = {"programme": "health-care", "from": "2025-02-01", "to": "2025-02-10"}
     body = client.get("/api/v1/outcomes", params=params, headers=bearer(keys.supervisor)).json()
     (hc,) = body["programmes"]
     assert (hc["programme"], hc["hospital_discharges"], hc["readmissions_30d"], hc["readmission_rate"]) == (
-        "health-care", 1, 1, 1.0)
+        "health-care",
+        1,
+        1,
+        1.0,
+    )
     assert hc["median_days_to_follow_up"] == 3.0
     assert hc["length_of_stay"] == [{"setting": "acute-hospital", "stays": 1, "mean_days": 4.0, "median_days": 4.0}]
     everything = client.get("/api/v1/outcomes", headers=bearer(keys.supervisor)).json()
@@ -81,8 +101,9 @@ def test_outcomes_per_programme_and_period(client: TestClient, keys: Keys) -> No
 
 
 def test_outcomes_refuse_a_period_ending_before_it_starts(client: TestClient, keys: Keys) -> None:
-    response = client.get("/api/v1/outcomes", params={"from": "2025-03-01", "to": "2025-02-01"},
-                          headers=bearer(keys.supervisor))
+    response = client.get(
+        "/api/v1/outcomes", params={"from": "2025-03-01", "to": "2025-02-01"}, headers=bearer(keys.supervisor)
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "to"
 

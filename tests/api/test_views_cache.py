@@ -15,11 +15,14 @@ def test_a_kept_caseload_is_replaced_as_soon_as_a_case_changes(client: TestClien
     create(client, keys.supervisor, id="b")
     after = client.get("/api/v1/caseload", headers=bearer(keys.supervisor)).json()
     assert [m["open_cases"] for m in after["managers"]] == [2]
-    moved = client.post("/api/v1/cases/b/status", headers=bearer(keys.supervisor),
-                        json={"status": "on-hold", "reason": "in hospital"})
+    moved = client.post(
+        "/api/v1/cases/b/status", headers=bearer(keys.supervisor), json={"status": "on-hold", "reason": "in hospital"}
+    )
     assert moved.status_code == 200, moved.text
-    statuses = {c["case_id"]: c["status"] for c in
-                client.get("/api/v1/caseload", headers=bearer(keys.supervisor)).json()["managers"][0]["cases"]}
+    statuses = {
+        c["case_id"]: c["status"]
+        for c in client.get("/api/v1/caseload", headers=bearer(keys.supervisor)).json()["managers"][0]["cases"]
+    }
     assert statuses == {"a": "active", "b": "on-hold"}
 
 

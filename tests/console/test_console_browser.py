@@ -66,27 +66,48 @@ class World:
             _, self.supervisor = create_api_key(s, name="Supervisor", role=ApiRole.SUPERVISOR)
             managers = sorted({c.case_manager.id for c in cases if c.case_manager is not None and c.is_open})
             self.manager = managers[0]
-            _, self.cm_key = create_api_key(s, name="Case manager", role=ApiRole.CASE_MANAGER,
-                                            practitioner_id=self.manager)
+            _, self.cm_key = create_api_key(
+                s, name="Case manager", role=ApiRole.CASE_MANAGER, practitioner_id=self.manager
+            )
         self.cases = cases
         # A case with a journey: several stays, open, managed by someone else than self.manager, with goals.
         self.journey = max((c for c in cases if c.is_open and c.goals), key=lambda c: len(c.stays))
-        self.others = [c for c in cases if c.is_open and c.case_manager is not None and c.case_manager.id != self.manager
-                       and not any(m.party.id == self.manager for m in c.team)]
+        self.others = [
+            c
+            for c in cases
+            if c.is_open
+            and c.case_manager is not None
+            and c.case_manager.id != self.manager
+            and not any(m.party.id == self.manager for m in c.team)
+        ]
         self.conflict_id = self._clash(self.journey)
         with open_store(url) as store, store.session() as s:
-            put_subscription(s, HeldSubscription(
-                id="sub-console", server_base="https://ehr.example/fhir", server_id="41", kind="criteria",
-                endpoint="https://cm.example/notifications", criteria="Encounter?patient=…",
-                patients=[c.patient.id for c in cases[:3]], secret_hash=secret_hash("not shown"), status="active",
-                last_notified_at=dt.datetime.now(dt.UTC), created_at=dt.datetime.now(dt.UTC)))
+            put_subscription(
+                s,
+                HeldSubscription(
+                    id="sub-console",
+                    server_base="https://ehr.example/fhir",
+                    server_id="41",
+                    kind="criteria",
+                    endpoint="https://cm.example/notifications",
+                    criteria="Encounter?patient=…",
+                    patients=[c.patient.id for c in cases[:3]],
+                    secret_hash=secret_hash("not shown"),
+                    status="active",
+                    last_notified_at=dt.datetime.now(dt.UTC),
+                    created_at=dt.datetime.now(dt.UTC),
+                ),
+            )
 
     def _clash(self, base: Case) -> int:
         """Both sides changed the first goal's achievement: a real clash, stored as a pull stores it."""
         goal = base.goals[0]
 
         def with_goal(achievement: str) -> Case:
-            goals = [{**g.model_dump(), "achievement": achievement} if g.id == goal.id else g.model_dump() for g in base.goals]
+            goals = [
+                {**g.model_dump(), "achievement": achievement} if g.id == goal.id else g.model_dump()
+                for g in base.goals
+            ]
             return Case.model_validate({**base.model_dump(), "goals": goals})
 
         self.local_achievement = "improving" if goal.achievement != "improving" else "worsening"
@@ -129,8 +150,9 @@ def page(browser: Any) -> Iterator[Any]:
     # A refused key (401) or a case hidden from the caller (404) is an answer the page shows; anything
     # else the browser reports (a script error, a 5xx, a blocked resource) fails the test.
     expected = re.compile(r"^Failed to load resource: the server responded with a status of 40[134]")
-    opened.on("console", lambda msg: errors.append(msg.text)
-              if msg.type == "error" and not expected.match(msg.text) else None)
+    opened.on(
+        "console", lambda msg: errors.append(msg.text) if msg.type == "error" and not expected.match(msg.text) else None
+    )
     yield opened
     context.close()
     assert errors == [], f"the page reported errors: {errors}"
@@ -177,7 +199,9 @@ def test_a_supervisor_reads_caseload_case_outcomes_and_settles_a_conflict(served
     if any(t.readmission for t in transitions):
         assert page.locator(".tag.readmission").count() >= 1
     assert page.locator("svg.lanes rect").count() == len(world.journey.stays)
-    handoffs = [t for t in transitions if t.from_setting in ("acute-hospital", "skilled-nursing", "inpatient-rehabilitation")]
+    handoffs = [
+        t for t in transitions if t.from_setting in ("acute-hospital", "skilled-nursing", "inpatient-rehabilitation")
+    ]
     assert page.locator("button", has_text="Transfer summary").count() == len(handoffs) and handoffs
     page.locator("button", has_text="Transfer summary 1:").click()
     page.locator("#resource-json").filter(has_text='"code": "18761-7"').wait_for()
@@ -204,7 +228,12 @@ def test_a_supervisor_reads_caseload_case_outcomes_and_settles_a_conflict(served
     assert page.get_by_role("heading", name="Base (last agreed)").count() == 1
     subscriptions = page.locator("table").filter(has=page.get_by_role("columnheader", name="Last notification"))
     assert subscriptions.locator("tbody tr").all_inner_texts()[0].split("\t")[:5] == [
-        "sub-console", "https://ehr.example/fhir", "criteria", "active", "3"]
+        "sub-console",
+        "https://ehr.example/fhir",
+        "criteria",
+        "active",
+        "3",
+    ]
     shot(page, "sync")
     keep_ours.click()
     page.get_by_role("status").filter(has_text=f"Conflict {world.conflict_id} settled").wait_for()
@@ -214,7 +243,8 @@ def test_a_supervisor_reads_caseload_case_outcomes_and_settles_a_conflict(served
         settled = list_conflicts(s, case_id=world.journey.id, status=None)
         case = get_case(s, world.journey.id)
     assert [(c.id, c.status, c.resolution) for c in settled] == [
-        (world.conflict_id, ConflictStatus.RESOLVED, Resolution.LOCAL)]
+        (world.conflict_id, ConflictStatus.RESOLVED, Resolution.LOCAL)
+    ]
     assert case is not None and case.goals[0].achievement == world.local_achievement
 
 

@@ -27,21 +27,50 @@ def journey() -> Case:
         "patient": {"kind": "patient", "id": "p1"},
         "case_manager": {"kind": "practitioner", "id": "cm-2", "name": "Second Manager"},
         "team": [
-            {"id": "t1", "role": "case-manager", "party": {"kind": "practitioner", "id": "cm-1"},
-             "start": "2025-01-15", "end": "2025-03-01"},
-            {"id": "t2", "role": "case-manager", "party": {"kind": "practitioner", "id": "cm-2", "name": "Second Manager"},
-             "start": "2025-03-01", "end": "2025-06-01"},
+            {
+                "id": "t1",
+                "role": "case-manager",
+                "party": {"kind": "practitioner", "id": "cm-1"},
+                "start": "2025-01-15",
+                "end": "2025-03-01",
+            },
+            {
+                "id": "t2",
+                "role": "case-manager",
+                "party": {"kind": "practitioner", "id": "cm-2", "name": "Second Manager"},
+                "start": "2025-03-01",
+                "end": "2025-06-01",
+            },
         ],
-        "needs": [{"id": "n1", "domain": "physical", "finding": "falls", "recorded": "2025-01-15", "resolved": "2025-05-01"},
-                  {"id": "n2", "domain": "social", "finding": "alone", "recorded": "2025-03-10"}],
+        "needs": [
+            {"id": "n1", "domain": "physical", "finding": "falls", "recorded": "2025-01-15", "resolved": "2025-05-01"},
+            {"id": "n2", "domain": "social", "finding": "alone", "recorded": "2025-03-10"},
+        ],
         "goals": [{"id": "g1", "description": "walk", "start": "2025-03-15", "due": "2025-05-15", "addresses": ["n2"]}],
-        "contacts": [{"id": "k1", "date": "2025-01-16", "mode": "face-to-face"},
-                     {"id": "k2", "date": "2025-02-20", "mode": "face-to-face"},
-                     {"id": "k3", "date": "2025-05-10", "mode": "face-to-face"}],
-        "stays": [{"id": "s1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-10",
-                   "discharge_disposition": "home"}],
-        "referrals": [{"id": "r1", "kind": "follow-up", "service": "gp", "authored": "2025-02-09", "for_stay": "s1",
-                       "status": "completed"}],
+        "contacts": [
+            {"id": "k1", "date": "2025-01-16", "mode": "face-to-face"},
+            {"id": "k2", "date": "2025-02-20", "mode": "face-to-face"},
+            {"id": "k3", "date": "2025-05-10", "mode": "face-to-face"},
+        ],
+        "stays": [
+            {
+                "id": "s1",
+                "setting": "acute-hospital",
+                "start": "2025-02-01",
+                "end": "2025-02-10",
+                "discharge_disposition": "home",
+            }
+        ],
+        "referrals": [
+            {
+                "id": "r1",
+                "kind": "follow-up",
+                "service": "gp",
+                "authored": "2025-02-09",
+                "for_stay": "s1",
+                "status": "completed",
+            }
+        ],
     }
     return Case.model_validate(data)
 

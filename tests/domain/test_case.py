@@ -63,7 +63,9 @@ def test_text_with_a_control_character_is_refused_with_the_field_named(bad: str)
     assert err.value.errors()[0]["loc"] == ("plan_summary",)
     assert "control characters" in str(err.value)
     with pytest.raises(ValidationError, match="control characters"):
-        make_case(needs=[{"domain": "social", "finding": "ok", "strengths": ["fine", f"x{bad}"], "recorded": "2026-01-02"}])
+        make_case(
+            needs=[{"domain": "social", "finding": "ok", "strengths": ["fine", f"x{bad}"], "recorded": "2026-01-02"}]
+        )
 
 
 def test_tabs_and_line_breaks_in_text_are_kept() -> None:
@@ -125,7 +127,9 @@ def test_change_status_closes_history_and_period() -> None:
     case.change_status(CaseStatus.CLOSED, D(2026, 2, 1), "goals met")
     assert [s.status for s in case.status_history] == [CaseStatus.ACTIVE, CaseStatus.ON_HOLD, CaseStatus.CLOSED]
     assert case.status_history[0].end == D(2026, 1, 10)
-    assert case.status_history[1] == StatusChange(status="on-hold", start=D(2026, 1, 10), end=D(2026, 2, 1), reason="patient travelling")
+    assert case.status_history[1] == StatusChange(
+        status="on-hold", start=D(2026, 1, 10), end=D(2026, 2, 1), reason="patient travelling"
+    )
     assert case.period.end == D(2026, 2, 1)
     assert not case.is_open
 
@@ -158,8 +162,13 @@ def test_current_setting_is_read_off_the_stays() -> None:
     assert case.current_setting is None
     moved = make_case(
         stays=[
-            {"id": "h", "setting": "acute-hospital", "start": "2026-01-02", "end": "2026-01-06",
-             "discharge_disposition": "rehab"},
+            {
+                "id": "h",
+                "setting": "acute-hospital",
+                "start": "2026-01-02",
+                "end": "2026-01-06",
+                "discharge_disposition": "rehab",
+            },
         ]
     )
     assert moved.current_setting == CurrentSetting(setting=CareSetting.INPATIENT_REHABILITATION, since=D(2026, 1, 6))

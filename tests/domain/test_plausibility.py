@@ -46,10 +46,12 @@ def test_a_case_that_could_be_true_breaks_nothing() -> None:
     c = case(
         contacts=[{"id": "k1", "date": "2025-07-01", "mode": "phone"}],  # tomorrow: within the tolerance
         goals=[{"id": "g1", "description": "walk", "due": "2026-06-01"}],  # due dates are plans
-        stays=[stay("s1", "acute-hospital", "2025-02-01", "2025-02-05"),
-               stay("s2", "skilled-nursing", "2025-02-05", "2025-02-20"),  # a same-day transfer
-               stay("s3", "home-health", "2025-02-10", "2025-03-01"),  # not inpatient: may overlap
-               stay("s4", "acute-hospital", "2026-01-01", None, status="planned")],
+        stays=[
+            stay("s1", "acute-hospital", "2025-02-01", "2025-02-05"),
+            stay("s2", "skilled-nursing", "2025-02-05", "2025-02-20"),  # a same-day transfer
+            stay("s3", "home-health", "2025-02-10", "2025-03-01"),  # not inpatient: may overlap
+            stay("s4", "acute-hospital", "2026-01-01", None, status="planned"),
+        ],
     )
     assert rules_broken(c) == []
 
@@ -57,16 +59,33 @@ def test_a_case_that_could_be_true_breaks_nothing() -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"contacts": [{"id": "k1", "date": "2030-01-01", "mode": "face-to-face"}]}, ("future-date", "contacts.0.date")),
-        ({"contacts": [{"id": "k1", "date": "2025-07-02", "mode": "face-to-face"}]}, ("future-date", "contacts.0.date")),
-        ({"stays": [stay("s1", "acute-hospital", "9999-01-01", None, "in-progress")]}, ("implausible-date", "stays.0.start")),
+        (
+            {"contacts": [{"id": "k1", "date": "2030-01-01", "mode": "face-to-face"}]},
+            ("future-date", "contacts.0.date"),
+        ),
+        (
+            {"contacts": [{"id": "k1", "date": "2025-07-02", "mode": "face-to-face"}]},
+            ("future-date", "contacts.0.date"),
+        ),
+        (
+            {"stays": [stay("s1", "acute-hospital", "9999-01-01", None, "in-progress")]},
+            ("implausible-date", "stays.0.start"),
+        ),
         ({"stays": [stay("s1", "acute-hospital", "2025-06-01", "2025-08-01")]}, ("future-date", "stays.0.end")),
-        ({"stays": [stay("s1", "acute-hospital", "2025-08-01", None, status="in-progress")]}, ("future-date", "stays.0.start")),
+        (
+            {"stays": [stay("s1", "acute-hospital", "2025-08-01", None, status="in-progress")]},
+            ("future-date", "stays.0.start"),
+        ),
         ({"period": {"start": "1850-01-01"}}, ("implausible-date", "period.start")),
         ({"goals": [{"id": "g1", "description": "walk", "due": "2199-01-01"}]}, ("implausible-date", "goals.0.due")),
-        ({"needs": [{"id": "n1", "domain": "social", "finding": "x", "recorded": "2025-12-01"}]}, ("future-date", "needs.0.recorded")),
-        ({"referrals": [{"id": "r1", "kind": "housing", "service": "x", "authored": "2026-01-01"}]},
-         ("future-date", "referrals.0.authored")),
+        (
+            {"needs": [{"id": "n1", "domain": "social", "finding": "x", "recorded": "2025-12-01"}]},
+            ("future-date", "needs.0.recorded"),
+        ),
+        (
+            {"referrals": [{"id": "r1", "kind": "housing", "service": "x", "authored": "2026-01-01"}]},
+            ("future-date", "referrals.0.authored"),
+        ),
     ],
 )
 def test_dates_that_cannot_be_true_are_named(fields: dict[str, Any], expected: tuple[str, str]) -> None:
@@ -79,17 +98,31 @@ def test_the_tolerance_is_configurable() -> None:
     c = case(contacts=[{"id": "k1", "date": "2025-07-03", "mode": "phone"}])
     assert rules_broken(c) == [("future-date", "contacts.0.date")]
     assert rules_broken(c, Plausibility(today=TODAY, future_tolerance_days=3)) == []
-    assert rules_broken(case(contacts=[{"id": "k1", "date": "2025-07-01", "mode": "phone"}]),
-                        Plausibility(today=TODAY, future_tolerance_days=0)) == [("future-date", "contacts.0.date")]
+    assert rules_broken(
+        case(contacts=[{"id": "k1", "date": "2025-07-01", "mode": "phone"}]),
+        Plausibility(today=TODAY, future_tolerance_days=0),
+    ) == [("future-date", "contacts.0.date")]
 
 
 @pytest.mark.parametrize(
     "stays",
     [
-        [stay("a", "acute-hospital", "2025-02-01", "2025-02-10"), stay("b", "acute-hospital", "2025-02-05", "2025-02-12")],
-        [stay("a", "acute-hospital", "2025-02-01", "2025-02-10"), stay("b", "skilled-nursing", "2025-02-09", None, "in-progress")],
-        [stay("a", "psychiatric", "2025-02-01", None, "in-progress"), stay("b", "inpatient-rehabilitation", "2025-03-01", None, "in-progress")],
-        [stay("b", "long-term-care", "2025-02-03", "2025-02-04"), stay("a", "acute-hospital", "2025-02-01", "2025-02-10")],
+        [
+            stay("a", "acute-hospital", "2025-02-01", "2025-02-10"),
+            stay("b", "acute-hospital", "2025-02-05", "2025-02-12"),
+        ],
+        [
+            stay("a", "acute-hospital", "2025-02-01", "2025-02-10"),
+            stay("b", "skilled-nursing", "2025-02-09", None, "in-progress"),
+        ],
+        [
+            stay("a", "psychiatric", "2025-02-01", None, "in-progress"),
+            stay("b", "inpatient-rehabilitation", "2025-03-01", None, "in-progress"),
+        ],
+        [
+            stay("b", "long-term-care", "2025-02-03", "2025-02-04"),
+            stay("a", "acute-hospital", "2025-02-01", "2025-02-10"),
+        ],
     ],
 )
 def test_a_person_is_in_one_inpatient_place_at_a_time(stays: list[dict[str, Any]]) -> None:
@@ -100,8 +133,10 @@ def test_a_person_is_in_one_inpatient_place_at_a_time(stays: list[dict[str, Any]
 
 
 def test_overlaps_with_cancelled_or_planned_stays_do_not_count() -> None:
-    stays = [stay("a", "acute-hospital", "2025-02-01", "2025-02-10"),
-             stay("b", "acute-hospital", "2025-02-05", "2025-02-12", status="cancelled")]
+    stays = [
+        stay("a", "acute-hospital", "2025-02-01", "2025-02-10"),
+        stay("b", "acute-hospital", "2025-02-05", "2025-02-12", status="cancelled"),
+    ]
     assert rules_broken(case(stays=stays)) == []
 
 

@@ -28,7 +28,9 @@ def test_reject_needs_reason() -> None:
 
 
 def test_illegal_move_says_what_is_allowed() -> None:
-    with pytest.raises(ReferralTransitionError, match="from 'requested' to 'completed'; allowed: accepted, cancelled, rejected"):
+    with pytest.raises(
+        ReferralTransitionError, match="from 'requested' to 'completed'; allowed: accepted, cancelled, rejected"
+    ):
         move_referral(referral(), ReferralStatus.COMPLETED)
 
 

@@ -10,7 +10,9 @@ from fhir_cm.domain import Referral, Stay, current_setting, derive_transitions
 D = dt.date
 
 
-def stay(id: str, setting: str, start: D, end: D | None, disposition: str | None = None, status: str = "finished") -> Stay:
+def stay(
+    id: str, setting: str, start: D, end: D | None, disposition: str | None = None, status: str = "finished"
+) -> Stay:
     return Stay(id=id, setting=setting, start=start, end=end, discharge_disposition=disposition, status=status)
 
 
@@ -53,7 +55,9 @@ def test_return_after_31_days_is_not_a_readmission() -> None:
 
 def test_follow_up_due_comes_from_the_follow_up_referral() -> None:
     stays = [stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home")]
-    follow_up = Referral(kind="follow-up", service="PCP visit", authored=D(2026, 1, 5), due=D(2026, 1, 12), for_stay="h")
+    follow_up = Referral(
+        kind="follow-up", service="PCP visit", authored=D(2026, 1, 5), due=D(2026, 1, 12), for_stay="h"
+    )
     [t] = derive_transitions(stays, [follow_up])
     assert t.follow_up_due == D(2026, 1, 12)
     assert t.from_stay == "h" and t.to_stay is None

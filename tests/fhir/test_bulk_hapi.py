@@ -23,7 +23,9 @@ async def _ours(population: Any, patients: set[str]) -> dict[str, set[str]]:
         rtype = r["resourceType"]
         if rtype == "Patient" and r["id"] in patients:
             found[rtype].add(r["id"])
-        elif rtype in ("Encounter", "Condition") and r.get("subject", {}).get("reference", "").split("/")[-1] in patients:
+        elif (
+            rtype in ("Encounter", "Condition") and r.get("subject", {}).get("reference", "").split("/")[-1] in patients
+        ):
             found[rtype].add(r["id"])
     return found
 
@@ -35,11 +37,27 @@ async def test_export_reads_exactly_what_was_written_then_only_what_changed(hapi
         encounters, conditions = set(), {}
         for p in patients:
             await fhir.update({"resourceType": "Patient", "id": p, "active": True}, versioned=False)
-            encounters.add(str((await fhir.create({
-                "resourceType": "Encounter", "status": "finished", "subject": {"reference": f"Patient/{p}"},
-                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"}})).id))
-            made = await fhir.create({"resourceType": "Condition", "subject": {"reference": f"Patient/{p}"},
-                                      "code": {"text": "heart failure"}})
+            encounters.add(
+                str(
+                    (
+                        await fhir.create(
+                            {
+                                "resourceType": "Encounter",
+                                "status": "finished",
+                                "subject": {"reference": f"Patient/{p}"},
+                                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                            }
+                        )
+                    ).id
+                )
+            )
+            made = await fhir.create(
+                {
+                    "resourceType": "Condition",
+                    "subject": {"reference": f"Patient/{p}"},
+                    "code": {"text": "heart failure"},
+                }
+            )
             conditions[p] = str(made.id)
 
         async with read_population(fhir, BulkRequest(types=TYPES), settings=FAST) as export:

@@ -31,8 +31,13 @@ FILES = "https://files.example/export"
 
 
 def manifest(*files: tuple[str, str], token: bool = False, errors: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
-    return {"transactionTime": "2026-12-01T10:00:00Z", "request": f"{BASE}/$export", "requiresAccessToken": token,
-            "output": [{"type": t, "url": u} for t, u in files], "error": [{"type": t, "url": u} for t, u in errors]}
+    return {
+        "transactionTime": "2026-12-01T10:00:00Z",
+        "request": f"{BASE}/$export",
+        "requiresAccessToken": token,
+        "output": [{"type": t, "url": u} for t, u in files],
+        "error": [{"type": t, "url": u} for t, u in errors],
+    }
 
 
 def ndjson(*resources: dict[str, Any]) -> bytes:
@@ -57,22 +62,29 @@ def client(clock: Clock, **kwargs: Any) -> AsyncFhirClient:
 
 async def test_kick_off_poll_with_retry_after_then_the_manifest_files_and_the_delete() -> None:
     clock = Clock()
-    polls = iter([httpx.Response(202, headers={"Retry-After": "3", "X-Progress": "40%"}),
-                  httpx.Response(202, headers={"Retry-After": "600"}),  # more than we wait: capped
-                  httpx.Response(200, json=manifest(("Patient", f"{FILES}/1.ndjson"), ("Encounter", f"{FILES}/2.ndjson")))])
+    polls = iter(
+        [
+            httpx.Response(202, headers={"Retry-After": "3", "X-Progress": "40%"}),
+            httpx.Response(202, headers={"Retry-After": "600"}),  # more than we wait: capped
+            httpx.Response(200, json=manifest(("Patient", f"{FILES}/1.ndjson"), ("Encounter", f"{FILES}/2.ndjson"))),
+        ]
+    )
     progress: list[str] = []
     with respx.mock() as mock:
         kick = mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
         mock.get(STATUS).mock(side_effect=lambda _: next(polls))
         deleted = mock.delete(STATUS).mock(return_value=httpx.Response(202))
         mock.get(f"{FILES}/1.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1), patient(2))))
-        mock.get(f"{FILES}/2.ndjson").mock(return_value=httpx.Response(200, content=ndjson(
-            {"resourceType": "Encounter", "id": "e1"})))
+        mock.get(f"{FILES}/2.ndjson").mock(
+            return_value=httpx.Response(200, content=ndjson({"resourceType": "Encounter", "id": "e1"}))
+        )
         async with client(clock) as fhir:
-            request = BulkRequest(types=["Patient", "Encounter"], since="2026-11-01T00:00:00Z",
-                                  type_filters=["Encounter?status=finished"])
-            async with bulk_export(fhir, request, on_progress=progress.append,
-                                   settings=BulkSettings(max_retry_after=30)) as export:
+            request = BulkRequest(
+                types=["Patient", "Encounter"], since="2026-11-01T00:00:00Z", type_filters=["Encounter?status=finished"]
+            )
+            async with bulk_export(
+                fhir, request, on_progress=progress.append, settings=BulkSettings(max_retry_after=30)
+            ) as export:
                 got = [r["id"] async for r in export.resources()]
                 assert export.transaction_time == "2026-12-01T10:00:00Z"
                 assert not deleted.called
@@ -98,8 +110,10 @@ async def test_a_429_while_polling_is_waited_out() -> None:
 
 
 async def test_a_failed_job_is_reported_with_the_servers_reason_and_the_job_is_still_deleted() -> None:
-    outcome = {"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "exception", "diagnostics": "export of Encounter failed: disk full"}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "exception", "diagnostics": "export of Encounter failed: disk full"}],
+    }
     with respx.mock() as mock:
         mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
         mock.get(STATUS).mock(return_value=httpx.Response(500, json=outcome))
@@ -112,8 +126,10 @@ async def test_a_failed_job_is_reported_with_the_servers_reason_and_the_job_is_s
 
 
 async def test_a_server_without_export_says_so_at_kick_off() -> None:
-    outcome = {"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "not-supported", "diagnostics": "Unknown operation $export"}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-supported", "diagnostics": "Unknown operation $export"}],
+    }
     with respx.mock() as mock:
         mock.get(f"{BASE}/Group/g1/$export").mock(return_value=httpx.Response(400, json=outcome))
         async with client(Clock()) as fhir:
@@ -127,8 +143,11 @@ async def test_a_file_that_is_not_ndjson_ends_the_read_and_is_not_taken_as_compl
         mock.get(f"{BASE}/Patient/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
         mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"))))
         mock.delete(STATUS).mock(return_value=httpx.Response(202))
-        mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(
-            200, content=ndjson(patient(1)) + b"<html>maintenance</html>\n" + ndjson(patient(2))))
+        mock.get(f"{FILES}/p.ndjson").mock(
+            return_value=httpx.Response(
+                200, content=ndjson(patient(1)) + b"<html>maintenance</html>\n" + ndjson(patient(2))
+            )
+        )
         got: list[str] = []
         async with client(Clock()) as fhir, bulk_export(fhir, BulkRequest(level="patient")) as export:
             with pytest.raises(NotNdjson, match="line 2 is not JSON; the export is incomplete"):
@@ -141,7 +160,9 @@ async def test_a_file_that_is_not_ndjson_ends_the_read_and_is_not_taken_as_compl
 async def test_credentials_go_to_the_files_only_when_the_manifest_requires_them(token: bool) -> None:
     with respx.mock() as mock:
         mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
-        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"), token=token)))
+        mock.get(STATUS).mock(
+            return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"), token=token))
+        )
         mock.delete(STATUS).mock(return_value=httpx.Response(202))
         file = mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1))))
         async with client(Clock(), auth=BearerAuth("t0ken")) as fhir, bulk_export(fhir, BulkRequest()) as export:
@@ -155,18 +176,28 @@ async def test_post_kick_off_and_repeated_types_for_servers_that_want_them() -> 
         kick = mock.post(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
         mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest()))
         mock.delete(STATUS).mock(return_value=httpx.Response(202))
-        async with client(Clock()) as fhir, bulk_export(
-                fhir, BulkRequest(types=["Patient", "Condition"]), settings=BulkSettings(kick_off="POST", join_types=False)):
+        async with (
+            client(Clock()) as fhir,
+            bulk_export(
+                fhir,
+                BulkRequest(types=["Patient", "Condition"]),
+                settings=BulkSettings(kick_off="POST", join_types=False),
+            ),
+        ):
             pass
         body = json.loads(kick.calls[0].request.content)
     assert [(p["name"], p["valueString"]) for p in body["parameter"] if p["name"] == "_type"] == [
-        ("_type", "Patient"), ("_type", "Condition")]
+        ("_type", "Patient"),
+        ("_type", "Condition"),
+    ]
 
 
 async def test_a_huge_file_is_streamed_in_constant_memory() -> None:
     """About 100 MB of NDJSON: the peak of memory allocated while reading stays a small fraction of it."""
-    line = json.dumps({"resourceType": "Observation", "id": "x", "status": "final",
-                       "code": {"text": "y" * 400}}).encode() + b"\n"
+    line = (
+        json.dumps({"resourceType": "Observation", "id": "x", "status": "final", "code": {"text": "y" * 400}}).encode()
+        + b"\n"
+    )
     lines = 100 * 1024 * 1024 // len(line)
 
     async def body() -> AsyncIterator[bytes]:
@@ -193,14 +224,22 @@ async def test_a_huge_file_is_streamed_in_constant_memory() -> None:
 async def test_a_server_without_export_is_read_by_paged_searches_instead() -> None:
     from fhir_cm.fhir import PagedPopulation, read_population
 
-    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported",
-                                                               "diagnostics": "Invalid request: unknown operation"}]}
-    page = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": patient(1)}, {"resource": patient(2)}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-supported", "diagnostics": "Invalid request: unknown operation"}],
+    }
+    page = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": patient(1)}, {"resource": patient(2)}],
+    }
     with respx.mock() as mock:
         mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(404, json=outcome))
         search = mock.get(f"{BASE}/Patient").mock(return_value=httpx.Response(200, json=page))
-        async with client(Clock()) as fhir, read_population(
-                fhir, BulkRequest(types=["Patient"], since="2026-11-01T00:00:00Z")) as population:
+        async with (
+            client(Clock()) as fhir,
+            read_population(fhir, BulkRequest(types=["Patient"], since="2026-11-01T00:00:00Z")) as population,
+        ):
             assert isinstance(population, PagedPopulation)
             got = [r["id"] async for r in population.resources()]
         assert parse_qs(search.calls[0].request.url.query.decode())["_lastUpdated"] == ["gt2026-11-01T00:00:00Z"]

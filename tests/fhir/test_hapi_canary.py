@@ -75,7 +75,9 @@ async def test_a_stale_if_match_is_409_hapi_0989(base: str, client: AsyncFhirCli
     assert created is not None
     await client.update({**created, "status": "on-hold"})  # now at version 2
     answer = httpx.put(
-        f"{base}/CarePlan/{created['id']}", json={**created, "status": "revoked"}, headers={**FHIR_JSON, "If-Match": 'W/"1"'}
+        f"{base}/CarePlan/{created['id']}",
+        json={**created, "status": "revoked"},
+        headers={**FHIR_JSON, "If-Match": 'W/"1"'},
     )
     assert (answer.status_code, shape(answer.json())) == (status, shape(body))
     with pytest.raises(VersionConflict):
@@ -108,7 +110,9 @@ async def test_paging_follows_getpages_links_as_the_fixtures_have_them(base: str
     value = uuid.uuid4().hex
     for n in range(5):
         await client.create(care_plan(f"{value}-{n}"))
-    first = httpx.get(f"{base}/CarePlan", params={"identifier": "urn:fhir-cm:canary|", "_count": 2}, headers=FHIR_JSON).json()
+    first = httpx.get(
+        f"{base}/CarePlan", params={"identifier": "urn:fhir-cm:canary|", "_count": 2}, headers=FHIR_JSON
+    ).json()
     [expected_next] = [link["url"] for link in page1["link"] if link["relation"] == "next"]
     [real_next] = [link["url"] for link in first["link"] if link["relation"] == "next"]
     # Both are "[base]?_getpages=<search id>&_getpagesoffset=…" links on the server's base.

@@ -131,8 +131,11 @@ def test_a_case_status_change_touches_only_the_episode_status(
     assert [k for k in before if before[k] != after[k]] == [("EpisodeOfCare", "example")]
     episode = after["EpisodeOfCare", "example"]
     assert episode["status"] == "onhold"
-    changed = {k for k in before["EpisodeOfCare", "example"].keys() | episode.keys()
-               if before["EpisodeOfCare", "example"].get(k) != episode.get(k)}
+    changed = {
+        k
+        for k in before["EpisodeOfCare", "example"].keys() | episode.keys()
+        if before["EpisodeOfCare", "example"].get(k) != episode.get(k)
+    }
     assert changed <= {"status", "statusHistory"}
     with store.session(read_only=True) as s:
         assert len(list_cases(s)) > 1

@@ -51,8 +51,10 @@ def stored_cases(store: Store) -> list[Case]:
 
 @pytest.mark.parametrize("bundle_type", ["collection", "searchset", "transaction", "batch", "document"])
 def test_bundles_of_any_type_are_opened(tmp_path: Path, store: Store, settings: Settings, bundle_type: str) -> None:
-    entries = [{"fullUrl": f"http://x/{r['resourceType']}/{r['id']}", "resource": r}
-               for r in (example("R4", "Goal-stop-smoking"), example("R4", "Encounter-home"))]
+    entries = [
+        {"fullUrl": f"http://x/{r['resourceType']}/{r['id']}", "resource": r}
+        for r in (example("R4", "Goal-stop-smoking"), example("R4", "Encounter-home"))
+    ]
     path = write(tmp_path / "b.json", {"resourceType": "Bundle", "type": bundle_type, "entry": entries})
 
     report = import_files(store, [path], settings)
@@ -104,8 +106,10 @@ def test_a_forced_version_refuses_the_other_release(tmp_path: Path, store: Store
     [
         ('{"resourceType": "Goal"', r"bad\.json: line 1, column \d+: not JSON"),
         (
-            ('{"resourceType": "Goal", "lifecycleStatus": "active", "description": {"text": "walk"}, '
-            '"subject": {"reference": "Patient/p"}}\n{oops}\n'),
+            (
+                '{"resourceType": "Goal", "lifecycleStatus": "active", "description": {"text": "walk"}, '
+                '"subject": {"reference": "Patient/p"}}\n{oops}\n'
+            ),
             r"bad\.json: line 2, column 2: not JSON",
         ),
         ('{"resourceType": "NoSuchThing"}', r"bad\.json: document: not a valid FHIR R4 or R5 NoSuchThing"),
@@ -113,8 +117,10 @@ def test_a_forced_version_refuses_the_other_release(tmp_path: Path, store: Store
         ('[{"resourceType": "Goal", "lifecycleStatus": 7}]', r"bad\.json: item 1: not a valid FHIR R4 or R5 Goal"),
         ('{"programme": "health-care"}', r"bad\.json: document: invalid case: "),
         (
-            ('{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Goal", '
-            '"status": "bogus"}}]}'),
+            (
+                '{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Goal", '
+                '"status": "bogus"}}]}'
+            ),
             r"bad\.json: document, entry 1: not a valid FHIR",
         ),
         ("42", r"bad\.json: document: expected a JSON object"),
@@ -160,20 +166,26 @@ def test_resources_of_a_patient_without_an_episode_make_one_synthesised_case(
 def test_an_episode_gathers_its_patients_resources_and_the_rest_stays_apart(
     tmp_path: Path, store: Store, settings: Settings
 ) -> None:
-    paths = [write(tmp_path / f"{n}.json", example("R4", n))
-             for n in ("EpisodeOfCare-example", "Goal-stop-smoking", "Encounter-home", "Encounter-f203", "ServiceRequest-ob")]
+    paths = [
+        write(tmp_path / f"{n}.json", example("R4", n))
+        for n in ("EpisodeOfCare-example", "Goal-stop-smoking", "Encounter-home", "Encounter-f203", "ServiceRequest-ob")
+    ]
 
     import_files(store, paths, settings)
 
     with store.session(read_only=True) as s:
-        where = {k: get_resource(s, *k).case_id for k in  # type: ignore[union-attr]
-                 [("Goal", "stop-smoking"), ("Encounter", "home"), ("Encounter", "f203"), ("ServiceRequest", "ob")]}
+        where = {
+            k: get_resource(s, *k).case_id
+            for k in [("Goal", "stop-smoking"), ("Encounter", "home"), ("Encounter", "f203"), ("ServiceRequest", "ob")]  # type: ignore[union-attr]
+        }
         case = get_case(s, "example")
     assert where["Goal", "stop-smoking"] == where["Encounter", "home"] == "example"
     # Encounter-f203 names the episode but is about another patient; ServiceRequest-ob names no patient.
     assert where["Encounter", "f203"] not in ("example", where["ServiceRequest", "ob"])
     assert where["ServiceRequest", "ob"] != "example"
-    assert case is not None and [g.id for g in case.goals] == ["stop-smoking"] and [s.id for s in case.stays] == ["home"]
+    assert (
+        case is not None and [g.id for g in case.goals] == ["stop-smoking"] and [s.id for s in case.stays] == ["home"]
+    )
 
 
 def test_a_later_file_joins_the_case_already_in_the_store(tmp_path: Path, store: Store, settings: Settings) -> None:
@@ -204,7 +216,9 @@ def test_generated_case_lines_are_saved_as_cases_and_reimport_is_idempotent(
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])
-def test_our_own_resources_read_back_into_the_case(tmp_path: Path, store: Store, settings: Settings, version: str) -> None:
+def test_our_own_resources_read_back_into_the_case(
+    tmp_path: Path, store: Store, settings: Settings, version: str
+) -> None:
     case = full_case()
     resources = list(case_to_resources(case, version, SYSTEM).values())
     path = write(tmp_path / "ours.json", resources)
@@ -216,8 +230,10 @@ def test_our_own_resources_read_back_into_the_case(tmp_path: Path, store: Store,
 
 
 def test_reimporting_keeps_a_change_made_in_the_store(tmp_path: Path, store: Store, settings: Settings) -> None:
-    paths = [write(tmp_path / f"{n}.json", example("R4", n))
-             for n in ("EpisodeOfCare-example", "Goal-stop-smoking", "Encounter-home")]
+    paths = [
+        write(tmp_path / f"{n}.json", example("R4", n))
+        for n in ("EpisodeOfCare-example", "Goal-stop-smoking", "Encounter-home")
+    ]
     import_files(store, paths, settings)
     with store.session() as s:
         case = get_case(s, "example")

@@ -45,19 +45,42 @@ def full_case(**changes: Any) -> Case:
         acuity="high",
         plan_summary="Keep Ann safely at home after her hospital stay.",
         needs=[
-            Need(id="need-1", domain="social", finding="No stable housing", recorded=D(2024, 1, 6), strengths=["family"]),
+            Need(
+                id="need-1", domain="social", finding="No stable housing", recorded=D(2024, 1, 6), strengths=["family"]
+            ),
             Need(id="need-2", domain="functional", finding="Cannot climb stairs", recorded=D(2024, 1, 6)),
         ],
         goals=[
-            Goal(id="goal-1", description="Stable housing", due=D(2024, 6, 1), target="lease signed",
-                 achievement="in-progress", addresses=["need-1"]),
+            Goal(
+                id="goal-1",
+                description="Stable housing",
+                due=D(2024, 6, 1),
+                target="lease signed",
+                achievement="in-progress",
+                addresses=["need-1"],
+            ),
             Goal(id="goal-2", description="Walk 200 m", self_care=True, start=D(2024, 1, 10), addresses=["need-2"]),
         ],
         referrals=[
-            Referral(id="ref-1", kind="home-health", service="Home physiotherapy 2x/week", authored=D(2024, 1, 7),
-                     due=D(2024, 1, 14), target=AGENCY, addresses=["need-2"], for_stay="stay-1"),
-            Referral(id="ref-2", kind="housing", service="Housing support", status="rejected",
-                     status_reason="no capacity", authored=D(2024, 1, 7), addresses=["need-1"]),
+            Referral(
+                id="ref-1",
+                kind="home-health",
+                service="Home physiotherapy 2x/week",
+                authored=D(2024, 1, 7),
+                due=D(2024, 1, 14),
+                target=AGENCY,
+                addresses=["need-2"],
+                for_stay="stay-1",
+            ),
+            Referral(
+                id="ref-2",
+                kind="housing",
+                service="Housing support",
+                status="rejected",
+                status_reason="no capacity",
+                authored=D(2024, 1, 7),
+                addresses=["need-1"],
+            ),
         ],
         team=[
             TeamMember(id="tm-1", role="case-manager", party=MANAGER, start=D(2024, 1, 5)),
@@ -65,8 +88,14 @@ def full_case(**changes: Any) -> Case:
         ],
         contacts=[Contact(id="contact-1", date=D(2024, 1, 8), mode="face-to-face", note="Home visit went well")],
         stays=[
-            Stay(id="stay-1", setting="acute-hospital", start=D(2023, 12, 28), end=D(2024, 1, 4),
-                 discharge_disposition="home", provider=HOSPITAL),
+            Stay(
+                id="stay-1",
+                setting="acute-hospital",
+                start=D(2023, 12, 28),
+                end=D(2024, 1, 4),
+                discharge_disposition="home",
+                provider=HOSPITAL,
+            ),
         ],
     )
     values.update(changes)

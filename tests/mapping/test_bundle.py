@@ -50,12 +50,16 @@ def test_known_resources_are_put_with_if_match_and_unchanged_ones_left_out() -> 
     for n, resource in enumerate(base.values()):
         resource["meta"] = {"versionId": str(n + 1)}
     goal_key = ResourceKey("Goal", "goal-1")
-    changed = case.model_copy(update={"goals": [case.goals[0].model_copy(update={"target": "keys in hand"}),
-                                                 case.goals[1]]})
+    changed = case.model_copy(
+        update={"goals": [case.goals[0].model_copy(update={"target": "keys in hand"}), case.goals[1]]}
+    )
     bundle = case_to_bundle(changed, "R4", SYSTEM, base)
     (entry,) = bundle["entry"]
-    assert entry["request"] == {"method": "PUT", "url": f"Goal/{base[goal_key]['id']}",
-                                "ifMatch": f'W/"{base[goal_key]["meta"]["versionId"]}"'}
+    assert entry["request"] == {
+        "method": "PUT",
+        "url": f"Goal/{base[goal_key]['id']}",
+        "ifMatch": f'W/"{base[goal_key]["meta"]["versionId"]}"',
+    }
     assert entry["resource"]["id"] == base[goal_key]["id"]
     assert entry["resource"]["target"][0]["measure"]["text"] == "keys in hand"
     everything = case_to_bundle(changed, "R4", SYSTEM, base, include_unchanged=True)
@@ -105,8 +109,10 @@ def test_a_transaction_missing_an_assess_plan_category_fails_the_us_core_check()
     plan = next(e["resource"] for e in broken["entry"] if e["resource"]["resourceType"] == "CarePlan")
     plan["category"] = plan["category"][1:]
     del plan["text"]
-    assert us_core_problems(broken, SYSTEM) == ["entry 1 (CarePlan): no assess-plan category",
-                                                "entry 1 (CarePlan): no narrative"]
+    assert us_core_problems(broken, SYSTEM) == [
+        "entry 1 (CarePlan): no assess-plan category",
+        "entry 1 (CarePlan): no narrative",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,10 @@ def test_r5_plan_has_custodian_planned_activity_references_and_codeable_referenc
     assert all(set(a) == {"reference"} and "reference" in a["reference"] for a in plan["addresses"])
 
 
-@pytest.mark.parametrize(("case_status", "plan_status"), [("referred", "draft"), ("closed", "completed"),
-                                                           ("cancelled", "revoked"), ("on-hold", "on-hold")])
+@pytest.mark.parametrize(
+    ("case_status", "plan_status"),
+    [("referred", "draft"), ("closed", "completed"), ("cancelled", "revoked"), ("on-hold", "on-hold")],
+)
 def test_the_plan_status_follows_the_case(case_status: str, plan_status: str) -> None:
     from fhir_cm.domain import Period
     from tests.mapping.builders import D

@@ -41,9 +41,12 @@ def test_a_case_without_a_team_has_no_care_team_until_one_exists_on_the_server()
 def test_participants_written_elsewhere_get_ids_that_stay_the_same(version: str) -> None:
     case = full_case()
     resources = case_to_resources(case, version, SYSTEM)
-    foreign = {"role": [{"coding": [{"system": SCT, "code": "46255001"}]}] if version == "R4"
-               else {"coding": [{"system": SCT, "code": "46255001"}]},
-               "member": {"reference": "Practitioner/ph-1"}}
+    foreign = {
+        "role": [{"coding": [{"system": SCT, "code": "46255001"}]}]
+        if version == "R4"
+        else {"coding": [{"system": SCT, "code": "46255001"}]},
+        "member": {"reference": "Practitioner/ph-1"},
+    }
     resources[TEAM]["participant"].append(foreign)
     first = resources_to_case(resources.values(), version, SYSTEM)
     again = resources_to_case(resources.values(), version, SYSTEM)

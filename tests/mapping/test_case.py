@@ -75,15 +75,18 @@ def test_read_resource_reads_one_resource_partially() -> None:
 
 
 def test_resource_keys_prefer_our_identifier_then_the_logical_id() -> None:
-    assert resource_key({"resourceType": "Goal", "id": "9", "identifier": [{"system": SYSTEM, "value": "g"}]},
-                        SYSTEM) == ResourceKey("Goal", "g")
-    assert resource_key({"resourceType": "Goal", "id": "9", "identifier": [{"system": "other", "value": "g"}]},
-                        SYSTEM) == ResourceKey("Goal", "9")
+    assert resource_key(
+        {"resourceType": "Goal", "id": "9", "identifier": [{"system": SYSTEM, "value": "g"}]}, SYSTEM
+    ) == ResourceKey("Goal", "g")
+    assert resource_key(
+        {"resourceType": "Goal", "id": "9", "identifier": [{"system": "other", "value": "g"}]}, SYSTEM
+    ) == ResourceKey("Goal", "9")
     assert resource_key({"resourceType": "Goal"}, SYSTEM) is None
 
 
-@pytest.mark.parametrize(("given", "expected"), [("R4", "R4"), ("r4b", "R4"), ("4.0.1", "R4"), ("R5", "R5"),
-                                                 ("5.0.0", "R5")])
+@pytest.mark.parametrize(
+    ("given", "expected"), [("R4", "R4"), ("r4b", "R4"), ("4.0.1", "R4"), ("R5", "R5"), ("5.0.0", "R5")]
+)
 def test_versions_are_spelled_generously(given: str, expected: str) -> None:
     assert check_version(given) == expected
 
@@ -96,8 +99,12 @@ def test_other_versions_are_refused() -> None:
 @pytest.mark.parametrize(
     ("key", "element", "code", "message"),
     [
-        (ResourceKey("Goal", "goal-1"), "lifecycleStatus", "entered-in-error",
-         "lifecycleStatus 'entered-in-error' has no counterpart in the domain"),
+        (
+            ResourceKey("Goal", "goal-1"),
+            "lifecycleStatus",
+            "entered-in-error",
+            "lifecycleStatus 'entered-in-error' has no counterpart in the domain",
+        ),
         (ResourceKey("Task", "ref-1-task"), "status", "ready", "status 'ready' has no counterpart in the domain"),
         (EOC, "status", "someday", "status 'someday' has no counterpart"),
     ],

@@ -10,14 +10,20 @@ from tests.mapping.builders import SYSTEM, full_case
 CONTACT = ResourceKey("Communication", "contact-1")
 
 
-@pytest.mark.parametrize(("version", "payload"), [("R4", {"contentString": "Home visit went well"}),
-                                                  ("R5", {"contentCodeableConcept": {"text": "Home visit went well"}})])
+@pytest.mark.parametrize(
+    ("version", "payload"),
+    [
+        ("R4", {"contentString": "Home visit went well"}),
+        ("R5", {"contentCodeableConcept": {"text": "Home visit went well"}}),
+    ],
+)
 def test_a_contact_is_a_completed_communication_about_the_case(version: str, payload: dict) -> None:
     resources = case_to_resources(full_case(), version, SYSTEM)
     comm = resources[CONTACT]
     assert comm["status"] == "completed"
     assert ("http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "FACE") in {
-        (c["system"], c["code"]) for c in comm["medium"][0]["coding"]}
+        (c["system"], c["code"]) for c in comm["medium"][0]["coding"]
+    }
     assert comm["sent"] == "2024-01-08"
     assert comm["payload"] == [payload]
     assert comm["subject"]["reference"] == "Patient/pat-1"

@@ -36,13 +36,24 @@ def test_a_condition_from_elsewhere_reads_its_words_from_the_coding() -> None:
     condition = {
         "resourceType": "Condition",
         "id": "c9",
-        "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-category",
-                                  "code": "functional-status"}]}],
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-category", "code": "functional-status"}
+                ]
+            }
+        ],
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "0", "display": "Difficulty walking"}]},
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": "resolved"}]},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]
+        },
         "recordedDate": "2023-11-02T08:00:00Z",
         "subject": {"reference": "Patient/p1"},
     }
     assert read_resource(condition, "R4", SYSTEM) == {
-        "id": "c9", "domain": "functional", "finding": "Difficulty walking", "recorded": D(2023, 11, 2), "strengths": []}
+        "id": "c9",
+        "domain": "functional",
+        "finding": "Difficulty walking",
+        "recorded": D(2023, 11, 2),
+        "strengths": [],
+    }

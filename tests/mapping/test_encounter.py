@@ -21,7 +21,9 @@ def test_r4_stay_is_an_inpatient_encounter_with_period_and_hospitalization() -> 
     assert enc["class"] == {"system": ACT, "code": "IMP", "display": "inpatient encounter"}
     assert (ROLE, "GACH") in {(c["system"], c["code"]) for c in enc["type"][0]["coding"]}
     assert enc["period"] == {"start": "2023-12-28", "end": "2024-01-04"}
-    assert (DISPOSITION, "home") in {(c["system"], c["code"]) for c in enc["hospitalization"]["dischargeDisposition"]["coding"]}
+    assert (DISPOSITION, "home") in {
+        (c["system"], c["code"]) for c in enc["hospitalization"]["dischargeDisposition"]["coding"]
+    }
     assert enc["serviceProvider"] == {"reference": "Organization/org-hospital"}
     assert enc["subject"]["reference"] == "Patient/pat-1"
     assert len(enc["episodeOfCare"]) == 1
@@ -44,15 +46,28 @@ def test_r5_stay_uses_class_concepts_actual_period_admission_and_completed() -> 
         ({"class": {"system": ACT, "code": "HH"}}, CareSetting.HOME_HEALTH),
         ({"class": {"system": ACT, "code": "IMP"}}, CareSetting.ACUTE_HOSPITAL),
         # a location type says more than an inpatient class
-        ({"class": {"system": ACT, "code": "IMP"},
-          "type": [{"coding": [{"system": ROLE, "code": "RH"}]}]}, CareSetting.INPATIENT_REHABILITATION),
-        ({"class": {"system": ACT, "code": "NONAC"},
-          "type": [{"coding": [{"system": POS, "code": "31"}, {"system": "http://cpt", "code": "99304"}]}]},
-         CareSetting.SKILLED_NURSING),
+        (
+            {"class": {"system": ACT, "code": "IMP"}, "type": [{"coding": [{"system": ROLE, "code": "RH"}]}]},
+            CareSetting.INPATIENT_REHABILITATION,
+        ),
+        (
+            {
+                "class": {"system": ACT, "code": "NONAC"},
+                "type": [{"coding": [{"system": POS, "code": "31"}, {"system": "http://cpt", "code": "99304"}]}],
+            },
+            CareSetting.SKILLED_NURSING,
+        ),
         # the type of a contained Location
-        ({"class": {"system": ACT, "code": "IMP"},
-          "contained": [{"resourceType": "Location", "id": "l1", "type": [{"coding": [{"system": ROLE, "code": "PSYCHF"}]}]}],
-          "location": [{"location": {"reference": "#l1"}}]}, CareSetting.PSYCHIATRIC),
+        (
+            {
+                "class": {"system": ACT, "code": "IMP"},
+                "contained": [
+                    {"resourceType": "Location", "id": "l1", "type": [{"coding": [{"system": ROLE, "code": "PSYCHF"}]}]}
+                ],
+                "location": [{"location": {"reference": "#l1"}}],
+            },
+            CareSetting.PSYCHIATRIC,
+        ),
         # nothing we know
         ({"class": {"system": ACT, "code": "FLD"}}, None),
         ({}, None),
@@ -63,8 +78,11 @@ def test_a_foreign_r4_encounter_s_setting_is_recognised(encounter: dict, expecte
 
 
 def test_locations_passed_alongside_are_read_too_and_r5_classes_are_lists() -> None:
-    encounter = {"resourceType": "Encounter", "class": [{"coding": [{"system": ACT, "code": "NONAC"}]}],
-                 "location": [{"location": {"reference": "Location/hospice-7"}}]}
+    encounter = {
+        "resourceType": "Encounter",
+        "class": [{"coding": [{"system": ACT, "code": "NONAC"}]}],
+        "location": [{"location": {"reference": "Location/hospice-7"}}],
+    }
     hospice = {"resourceType": "Location", "id": "hospice-7", "type": [{"coding": [{"system": POS, "code": "34"}]}]}
     assert recognise_setting(encounter, "R5") == CareSetting.SKILLED_NURSING
     assert recognise_setting(encounter, "R5", locations=[hospice]) == CareSetting.HOSPICE

@@ -26,7 +26,11 @@ def test_a_resource_for_a_server_without_identifier_search_is_put_at_its_stable_
     planned = plan_entry(KEY, goal(), SYSTEM, URN, server_id="stable-1")
     assert planned is not None
     assert (planned.method, planned.url, planned.kind, planned.if_match, planned.if_none_exist) == (
-        "PUT", "Goal/stable-1", "create", None, None
+        "PUT",
+        "Goal/stable-1",
+        "create",
+        None,
+        None,
     )
 
 

@@ -91,10 +91,18 @@ def test_an_episode_without_dates_of_its_own_is_dated_by_its_history(version: st
     }
     case = resources_to_case([eoc], version, SYSTEM)
     assert (case.programme, case.status, case.period.start, case.period.end) == (
-        "behavioural-health", "closed", D(2023, 3, 1), D(2023, 5, 1))
+        "behavioural-health",
+        "closed",
+        D(2023, 3, 1),
+        D(2023, 5, 1),
+    )
     assert case.acuity == "moderate"
-    assert case_to_resources(case, version, SYSTEM, {ResourceKey("EpisodeOfCare", "e1"): eoc})[
-        ResourceKey("EpisodeOfCare", "e1")] == eoc
+    assert (
+        case_to_resources(case, version, SYSTEM, {ResourceKey("EpisodeOfCare", "e1"): eoc})[
+            ResourceKey("EpisodeOfCare", "e1")
+        ]
+        == eoc
+    )
 
 
 # --- the current care setting: derived from the stays, written for readers, never read back ---------
@@ -153,8 +161,10 @@ def test_a_stale_setting_is_corrected_in_its_place_and_a_lost_one_removed(versio
     base = case_to_resources(full_case(stays=IN_SNF), version, SYSTEM)
     foreign = {"url": "http://ehr.example.org/fhir/StructureDefinition/flag", "valueString": "kept"}
     base[key]["extension"].append(foreign)
-    home = [IN_SNF[0], IN_SNF[1].model_copy(update={"status": "finished", "end": D(2024, 2, 20),
-                                                     "discharge_disposition": "home"})]
+    home = [
+        IN_SNF[0],
+        IN_SNF[1].model_copy(update={"status": "finished", "end": D(2024, 2, 20), "discharge_disposition": "home"}),
+    ]
     moved = case_to_resources(full_case(stays=home), version, SYSTEM, base)[key]
     urls = [e["url"] for e in moved["extension"]]
     assert urls == [e["url"] for e in base[key]["extension"]]  # same place, the foreign one kept after it

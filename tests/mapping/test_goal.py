@@ -17,7 +17,10 @@ def goals(version: str) -> tuple[dict, dict]:
 def test_a_goal_has_status_description_subject_and_a_date(version: str) -> None:
     housing, walking = goals(version)
     assert (housing["lifecycleStatus"], housing["description"], housing["subject"]["reference"]) == (
-        "active", {"text": "Stable housing"}, "Patient/pat-1")
+        "active",
+        {"text": "Stable housing"},
+        "Patient/pat-1",
+    )
     # gol-1: a target with a detail needs a measure; we send the measure and no detail.
     assert housing["target"] == [{"dueDate": "2024-06-01", "measure": {"text": "lease signed"}}]
     assert "startDate" not in housing
@@ -25,8 +28,9 @@ def test_a_goal_has_status_description_subject_and_a_date(version: str) -> None:
     assert {c["code"] for c in housing["achievementStatus"]["coding"]} == {"in-progress"}
 
 
-@pytest.mark.parametrize(("version", "element", "absent"), [("R4", "expressedBy", "source"),
-                                                            ("R5", "source", "expressedBy")])
+@pytest.mark.parametrize(
+    ("version", "element", "absent"), [("R4", "expressedBy", "source"), ("R5", "source", "expressedBy")]
+)
 def test_a_self_care_goal_is_expressed_by_the_patient(version: str, element: str, absent: str) -> None:
     housing, walking = goals(version)
     assert walking[element] == {"reference": "Patient/pat-1", "display": "Ann Example"}
@@ -34,9 +38,15 @@ def test_a_self_care_goal_is_expressed_by_the_patient(version: str, element: str
 
 
 def test_a_goal_expressed_by_a_practitioner_is_not_self_care() -> None:
-    goal = {"resourceType": "Goal", "id": "g", "lifecycleStatus": "active", "description": {"text": "x"},
-            "subject": {"reference": "Patient/p"}, "startDate": "2024-01-01",
-            "expressedBy": {"reference": "Practitioner/d"}}
+    goal = {
+        "resourceType": "Goal",
+        "id": "g",
+        "lifecycleStatus": "active",
+        "description": {"text": "x"},
+        "subject": {"reference": "Patient/p"},
+        "startDate": "2024-01-01",
+        "expressedBy": {"reference": "Practitioner/d"},
+    }
     assert read_resource(goal, "R4", SYSTEM)["self_care"] is False
     assert read_resource({**goal, "expressedBy": {"reference": "Patient/p"}}, "R4", SYSTEM)["self_care"] is True
     assert read_resource(goal, "R4", SYSTEM)["start"] == D(2024, 1, 1)

@@ -31,11 +31,16 @@ def encode(value: str) -> dict:
 
 def test_merge_list_keeps_others_items_in_their_places() -> None:
     old = [{"theirs": 1}, {"ours": "a", "extra": True}, {"theirs": 2}, {"ours": "b"}]
-    assert merge_list(old, ["b", "c"], decode, encode) == [
-        {"theirs": 1}, {"ours": "b"}, {"theirs": 2}, {"ours": "c"}]
+    assert merge_list(old, ["b", "c"], decode, encode) == [{"theirs": 1}, {"ours": "b"}, {"theirs": 2}, {"ours": "c"}]
     assert merge_list(old, ["a"], decode, encode) == [{"theirs": 1}, {"ours": "a", "extra": True}, {"theirs": 2}]
     assert merge_list(old, ["a", "b", "d", "e"], decode, encode) == [
-        {"theirs": 1}, {"ours": "a", "extra": True}, {"theirs": 2}, {"ours": "b"}, {"ours": "d"}, {"ours": "e"}]
+        {"theirs": 1},
+        {"ours": "a", "extra": True},
+        {"theirs": 2},
+        {"ours": "b"},
+        {"ours": "d"},
+        {"ours": "e"},
+    ]
     assert merge_list([], ["x"], decode, encode) == [{"ours": "x"}]
 
 
@@ -49,6 +54,7 @@ def test_merge_list_updates_a_changed_item_in_place_of_replacing_it() -> None:
         item["n"] = value[1]
         return item
 
-    merged = merge_list(old, [("a", 2)], decode_n, lambda v: {"ours": v[0], "n": v[1]}, ident=lambda v: v[0],
-                        update=update)
+    merged = merge_list(
+        old, [("a", 2)], decode_n, lambda v: {"ours": v[0], "n": v[1]}, ident=lambda v: v[0], update=update
+    )
     assert merged == [{"ours": "a", "n": 2, "extension": ["kept"]}]

@@ -115,7 +115,9 @@ def test_accepting_a_referral_changes_only_the_task_status(version: str) -> None
     case = full_case()
     base = server_state(case, version)
     accepted = move_referral(case.referrals[0], ReferralStatus.ACCEPTED)
-    after = case_to_resources(case.model_copy(update={"referrals": [accepted, case.referrals[1]]}), version, SYSTEM, base)
+    after = case_to_resources(
+        case.model_copy(update={"referrals": [accepted, case.referrals[1]]}), version, SYSTEM, base
+    )
     # requested and accepted are both an "active" ServiceRequest: only the Task knows the difference.
     assert diff(base, after) == {ResourceKey("Task", "ref-1-task"): {("status",)}}
     assert after[ResourceKey("Task", "ref-1-task")]["status"] == "accepted"
@@ -184,11 +186,17 @@ def test_a_narrative_written_by_someone_else_is_never_replaced(version: str) -> 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])
 def test_a_discharge_adds_end_and_disposition_and_moves_the_current_setting_only(version: str) -> None:
-    case = full_case(stays=[full_case().stays[0].model_copy(update={"status": "in-progress", "end": None,
-                                                                        "discharge_disposition": None})])
+    case = full_case(
+        stays=[
+            full_case()
+            .stays[0]
+            .model_copy(update={"status": "in-progress", "end": None, "discharge_disposition": None})
+        ]
+    )
     base = server_state(case, version)
-    discharged = case.stays[0].model_copy(update={"status": "finished", "end": D(2024, 1, 4),
-                                                  "discharge_disposition": "snf"})
+    discharged = case.stays[0].model_copy(
+        update={"status": "finished", "end": D(2024, 1, 4), "discharge_disposition": "snf"}
+    )
     after = case_to_resources(case.model_copy(update={"stays": [discharged]}), version, SYSTEM, base)
     period, admission = ("actualPeriod", "admission") if version == "R5" else ("period", "hospitalization")
     eoc = ResourceKey("EpisodeOfCare", "case-1")
@@ -208,8 +216,13 @@ def test_resolving_a_need_sets_abatement_and_clinical_status(version: str) -> No
     needs = [case.needs[0].model_copy(update={"resolved": D(2024, 5, 1)}), case.needs[1]]
     after = case_to_resources(case.model_copy(update={"needs": needs}), version, SYSTEM, base)
     need = ResourceKey("Condition", "need-1")
-    assert diff(base, after) == {need: {("abatementDateTime",), ("clinicalStatus", "coding", 0, "code"),
-                                        ("clinicalStatus", "coding", 0, "display")}}
+    assert diff(base, after) == {
+        need: {
+            ("abatementDateTime",),
+            ("clinicalStatus", "coding", 0, "code"),
+            ("clinicalStatus", "coding", 0, "display"),
+        }
+    }
     assert after[need]["clinicalStatus"]["coding"][0]["code"] == "resolved"
 
 
@@ -219,7 +232,7 @@ def test_a_changed_contact_note_changes_only_the_payload(version: str) -> None:
     base = server_state(case, version)
     contacts = [case.contacts[0].model_copy(update={"note": "Visit rescheduled"})]
     after = case_to_resources(case.model_copy(update={"contacts": contacts}), version, SYSTEM, base)
-    (key, paths), = diff(base, after).items()
+    ((key, paths),) = diff(base, after).items()
     assert key == ResourceKey("Communication", "contact-1")
     assert {p[:2] for p in paths} == {("payload", 0)}
 
@@ -237,8 +250,12 @@ def test_a_resource_from_another_system_imports_and_exports_unchanged(version: s
         "identifier": [{"system": "http://ehr.example.org/episodes", "value": "E-7"}],
         "status": "active",
         "statusHistory": [period_status],
-        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/episodeofcare-type", "code": "hacc"}],
-                  "text": "Home and community care"}],
+        "type": [
+            {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/episodeofcare-type", "code": "hacc"}],
+                "text": "Home and community care",
+            }
+        ],
         "patient": {"reference": "Patient/pat-1"},
         "managingOrganization": {"reference": "Organization/ehr-org"},
         "period": {"start": "2024-01-02T09:30:00+01:00"},

@@ -37,11 +37,14 @@ def test_r5_request_wraps_code_and_reasons_in_codeable_references() -> None:
 def test_a_social_referral_is_an_sdoh_social_service_request() -> None:
     sr = case_to_resources(full_case(), "R4", SYSTEM)[ResourceKey("ServiceRequest", "ref-2")]
     assert {(c["system"], c["code"]) for c in sr["category"][0]["coding"]} == {
-        ("http://hl7.org/fhir/us/core/CodeSystem/us-core-category", "sdoh"), (SCT, "410606002")}
+        ("http://hl7.org/fhir/us/core/CodeSystem/us-core-category", "sdoh"),
+        (SCT, "410606002"),
+    }
 
 
-@pytest.mark.parametrize(("version", "reason"), [("R4", {"text": "no capacity"}),
-                                                 ("R5", {"concept": {"text": "no capacity"}})])
+@pytest.mark.parametrize(
+    ("version", "reason"), [("R4", {"text": "no capacity"}), ("R5", {"concept": {"text": "no capacity"}})]
+)
 def test_the_task_carries_the_exact_status_and_its_reason(version: str, reason: dict) -> None:
     resources = case_to_resources(full_case(), version, SYSTEM)
     task = resources[ResourceKey("Task", "ref-2-task")]
@@ -74,7 +77,9 @@ def test_without_its_task_a_request_reads_its_coarse_status() -> None:
 def test_a_revoked_request_without_its_task_cannot_say_why_and_is_unreadable() -> None:
     resources = case_to_resources(full_case(), "R4", SYSTEM)
     del resources[ResourceKey("Task", "ref-2-task")]
-    with pytest.raises(UnreadableResourceError, match=r"ServiceRequest #\d+ cannot be read as a referral: .*status_reason"):
+    with pytest.raises(
+        UnreadableResourceError, match=r"ServiceRequest #\d+ cannot be read as a referral: .*status_reason"
+    ):
         resources_to_case(resources.values(), "R4", SYSTEM)
 
 
@@ -97,6 +102,10 @@ def test_a_request_from_elsewhere_is_read_by_its_codes_and_exported_unchanged(ve
     read = resources_to_case([*resources.values(), ehr_request], version, SYSTEM)
     (referral,) = read.referrals
     assert (referral.id, referral.kind, referral.service, referral.status) == (
-        "ehr-sr-1", "housing", "Referral to housing service (procedure)", "requested")
+        "ehr-sr-1",
+        "housing",
+        "Referral to housing service (procedure)",
+        "requested",
+    )
     key = ResourceKey("ServiceRequest", "ehr-sr-1")
     assert case_to_resources(read, version, SYSTEM, {key: ehr_request})[key] == ehr_request

@@ -12,8 +12,15 @@ T0 = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 def test_rows_per_case_newest_first(store: Store) -> None:
     with store.session() as s:
         assert record_audit(s, principal="k1", action="list", case_ids=["a", "b", "a"], now=T0) == 2
-        record_audit(s, principal="k2", action="update", case_ids=["a"], detail="goals:g1", request_id="r1",
-                     now=T0 + dt.timedelta(minutes=1))
+        record_audit(
+            s,
+            principal="k2",
+            action="update",
+            case_ids=["a"],
+            detail="goals:g1",
+            request_id="r1",
+            now=T0 + dt.timedelta(minutes=1),
+        )
     with store.session() as s:
         rows = list_audit(s, case_id="a")
         assert [(r.principal, r.action, r.detail, r.request_id) for r in rows] == [

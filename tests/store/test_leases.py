@@ -104,7 +104,10 @@ def test_live_unjudged_and_other_host_holders_keep_their_rows(store: Store, make
         assert claim_outbox(s, "me", holder=ME, now=at(1)) == []
     with store.session(read_only=True) as s:
         assert {i.case_id: i.claimed_by for i in held_leases(s, now=at(1))} == {
-            "live": "live", "mine": "me", "elsewhere": "far", "anonymous": "old-version"
+            "live": "live",
+            "mine": "me",
+            "elsewhere": "far",
+            "anonymous": "old-version",
         }
 
 

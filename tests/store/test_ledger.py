@@ -67,8 +67,15 @@ def test_two_keys_cannot_claim_one_server_resource(store: Store) -> None:
 
 def test_find_reads_a_pages_entries_by_key_or_server_id_in_one_call(store: Store) -> None:
     with store.session() as s:
-        put_ledger(s, [entry("goal-1", "17"), entry("goal-2", "18", case_id="case-2"), entry("goal-3", "19"),
-                       entry("goal-1", "abc", base=FIRELY)])
+        put_ledger(
+            s,
+            [
+                entry("goal-1", "17"),
+                entry("goal-2", "18", case_id="case-2"),
+                entry("goal-3", "19"),
+                entry("goal-1", "abc", base=FIRELY),
+            ],
+        )
     with store.session(read_only=True) as s:
         found = find_ledger(s, HAPI, "Goal", keys=["goal-1", "goal-9"], server_ids=["18", "99"])
         assert sorted(e.key for e in found) == ["goal-1", "goal-2"]

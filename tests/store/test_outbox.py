@@ -235,7 +235,9 @@ def test_a_later_successful_push_settles_the_cases_earlier_failed_rows(
         mark_push_failed(s, first, "HTTP 422", retry=False, now=at(1))
         mark_push_failed(s, other, "HTTP 422", retry=False, now=at(1))
         assert outbox_statuses(s, ["case-1", "case-2", "case-3"]) == {
-            "case-1": {OutboxStatus.FAILED}, "case-2": {OutboxStatus.FAILED}}
+            "case-1": {OutboxStatus.FAILED},
+            "case-2": {OutboxStatus.FAILED},
+        }
         save_case(s, make_case(plan_summary="fixed"), now=at(2))
         assert outbox_statuses(s, ["case-1"]) == {"case-1": {OutboxStatus.FAILED, OutboxStatus.PENDING}}
         [fix] = claim_outbox(s, "w1", now=at(3))

@@ -39,8 +39,16 @@ def test_only_a_hash_is_stored(store: Store) -> None:
     assert rows[0]["key_hash"] == hashlib.sha256(secret.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("mangle", [lambda k: k[:-1] + ("x" if k[-1] != "x" else "y"), lambda k: k + "x", str.upper,
-                                    lambda k: "", lambda k: "fcm_0000000000000000_" + k.rsplit("_", 1)[1]])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda k: k[:-1] + ("x" if k[-1] != "x" else "y"),
+        lambda k: k + "x",
+        str.upper,
+        lambda k: "",
+        lambda k: "fcm_0000000000000000_" + k.rsplit("_", 1)[1],
+    ],
+)
 def test_wrong_keys_authenticate_as_nobody(store: Store, mangle) -> None:  # type: ignore[no-untyped-def]
     with store.session() as s:
         _, secret = create_api_key(s, name="svc", role=ApiRole.SERVICE)

@@ -56,7 +56,6 @@ async def seed_case(client: AsyncFhirClient, case: Case, system: str) -> dict[st
     return created
 
 
-
 async def seed_parties(client: AsyncFhirClient, case: Case) -> None:
     """The case's patient, practitioners, organisations and related persons, as the EHR's records
     (``PUT Type/<party id>``): what a case names exists on a hospital's server before the case does."""
@@ -76,4 +75,6 @@ async def seed_parties(client: AsyncFhirClient, case: Case) -> None:
 
 async def put_organisations(client: AsyncFhirClient, *ids: str) -> None:
     """The hospital's own Organization records, which its Encounters name as their service provider."""
-    await client.transaction([BundleEntry("PUT", f"Organization/{i}", {"resourceType": "Organization", "id": i}) for i in ids])
+    await client.transaction(
+        [BundleEntry("PUT", f"Organization/{i}", {"resourceType": "Organization", "id": i}) for i in ids]
+    )

@@ -89,4 +89,8 @@ async def server_state(client: AsyncFhirClient, system: str) -> ServerState:
 async def provenances_for(client: AsyncFhirClient, ids: Iterable[str]) -> list[dict[str, Any]]:
     """Provenances whose targets name any of ``ids`` (``Type/id``)."""
     wanted = set(ids)
-    return [p async for p in client.search("Provenance").count(200) if wanted & {t.get("reference") for t in p.get("target", [])}]
+    return [
+        p
+        async for p in client.search("Provenance").count(200)
+        if wanted & {t.get("reference") for t in p.get("target", [])}
+    ]

@@ -18,10 +18,16 @@ def changed(case: Case, **changes: Any) -> Case:
 
 def test_a_clash_carries_the_base_value_of_each_clashing_field(tmp_path: Path) -> None:
     base = full_case()
-    goals = [{**g.model_dump(), "achievement": "achieved"} if i == 0 else g.model_dump() for i, g in enumerate(base.goals)]
+    goals = [
+        {**g.model_dump(), "achievement": "achieved"} if i == 0 else g.model_dump() for i, g in enumerate(base.goals)
+    ]
     outcome = merge_case(base, changed(base, acuity="low"), changed(base, acuity="intensive", goals=goals))
     (clash,) = outcome.clashes
-    assert (clash.local, clash.server, clash.base) == ({"acuity": "low"}, {"acuity": "intensive"}, {"acuity": base.acuity})
+    assert (clash.local, clash.server, clash.base) == (
+        {"acuity": "low"},
+        {"acuity": "intensive"},
+        {"acuity": base.acuity},
+    )
     with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store, store.session() as s:
         save_case(s, outcome.case, enqueue=False)
         record_clashes(s, base.id, outcome.clashes)

@@ -36,8 +36,11 @@ async def test_a_party_the_server_lacks_is_created_under_its_own_id_once(
     store: Store, raw: AsyncFhirClient, settings: Settings, system: str
 ) -> None:
     tag = uuid.uuid4().hex[:10]
-    case = a_case(tag, Party(kind="practitioner", id=f"cm-{tag}", name="Ada Lovett"),
-                  Party(kind="organisation", id=f"org-{tag}", name="Northside Clinic"))
+    case = a_case(
+        tag,
+        Party(kind="practitioner", id=f"cm-{tag}", name="Ada Lovett"),
+        Party(kind="organisation", id=f"org-{tag}", name="Northside Clinic"),
+    )
 
     assert (await push_cases(store, raw, settings, [case])).ok
     again = await push_cases(store, raw, settings, [case.model_copy(update={"acuity": Acuity.HIGH})])
@@ -77,7 +80,9 @@ async def test_the_record_system_s_own_party_is_used_and_never_modified(
     tag = uuid.uuid4().hex[:10]
     ehr = {"resourceType": "Practitioner", "id": f"cm-{tag}", "name": [{"family": "Lovett", "given": ["Ada"]}]}
     await raw.update(ehr, versioned=False)
-    case = a_case(tag, Party(kind="practitioner", id=f"cm-{tag}", name="A. Lovett"), Party(kind="organisation", id=f"org-{tag}"))
+    case = a_case(
+        tag, Party(kind="practitioner", id=f"cm-{tag}", name="A. Lovett"), Party(kind="organisation", id=f"org-{tag}")
+    )
 
     assert (await push_cases(store, raw, settings, [case])).ok
 

@@ -47,7 +47,10 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
     offer = await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)
     request = await raw.read("ServiceRequest", offer.service_request_id)
     assert (request["status"], request["intent"], request["subject"]["reference"]) == (
-        "active", "order", f"Patient/{case.patient.id}")
+        "active",
+        "order",
+        f"Patient/{case.patient.id}",
+    )
     tasks = {c.organization: await raw.read("Task", c.task_id) for c in offer.candidates}
     for org, task in tasks.items():
         assert task["status"] == "requested" and task["owner"]["reference"] == f"Organization/{org}"
@@ -56,16 +59,23 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
     a, b, c = offer.candidates
     await answer(raw, a.task_id, "accepted")
     await answer(raw, b.task_id, "received")
-    await raw.create({"resourceType": "Communication", "status": "completed",
-                      "partOf": [{"reference": f"Task/{b.task_id}"}],
-                      "payload": [{"contentString": "Please send the latest wound care notes"}]})
+    await raw.create(
+        {
+            "resourceType": "Communication",
+            "status": "completed",
+            "partOf": [{"reference": f"Task/{b.task_id}"}],
+            "payload": [{"contentString": "Please send the latest wound care notes"}],
+        }
+    )
     await answer(raw, c.task_id, "accepted")
 
     followed = await read_placement(store, raw, offer.id)
     by_org = {x.organization: x for x in followed.candidates}
     assert by_org[a.organization].status == "accepted"
     assert (by_org[b.organization].status, by_org[b.organization].questions) == (
-        "received", ["Please send the latest wound care notes"])
+        "received",
+        ["Please send the latest wound care notes"],
+    )
     assert by_org[c.organization].status == "accepted"
 
     with pytest.raises(PlacementError, match="has not accepted"):
@@ -86,7 +96,9 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
     assert (nxt.setting, nxt.provider.id if nxt.provider else None) == (CareSetting.SKILLED_NURSING, c.organization)
 
 
-def test_the_cli_and_the_api_offer_and_refuse_what_they_should(store: Store, settings: Settings, fhir_server: str) -> None:
+def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
     tag = uuid.uuid4().hex[:10]
 
     async def setup() -> Case:
@@ -96,25 +108,48 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(store: Store, set
 
     case = asyncio.run(setup())
     env = {"FHIR_CM_DATABASE_URL": settings.database_url, "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
-    result = CliRunner().invoke(cli_app, ["placement", "offer", "--case", case.id, "--setting", "home-health",
-                                          "--candidate", f"hha-{tag}", "--fhir-base", fhir_server], env=env)
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "placement",
+            "offer",
+            "--case",
+            case.id,
+            "--setting",
+            "home-health",
+            "--candidate",
+            f"hha-{tag}",
+            "--fhir-base",
+            fhir_server,
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert f"hha-{tag}" in result.stdout and "requested" in result.stdout
-    bad = CliRunner().invoke(cli_app, ["placement", "offer", "--case", case.id, "--setting", "moon",
-                                       "--candidate", "x", "--fhir-base", fhir_server], env=env)
+    bad = CliRunner().invoke(
+        cli_app,
+        ["placement", "offer", "--case", case.id, "--setting", "moon", "--candidate", "x", "--fhir-base", fhir_server],
+        env=env,
+    )
     assert bad.exit_code == 2 and "unknown care setting" in bad.output
 
     with store.session() as s:
         _, key = create_api_key(s, name="sup", role=ApiRole.SUPERVISOR)
     with TestClient(create_app(settings, store=store)) as api:
         headers = {"Authorization": f"Bearer {key}"}
-        made = api.post(f"/api/v1/cases/{case.id}/placements", headers=headers,
-                        json={"setting": "home-health", "candidates": [f"hha-{tag}"]})
+        made = api.post(
+            f"/api/v1/cases/{case.id}/placements",
+            headers=headers,
+            json={"setting": "home-health", "candidates": [f"hha-{tag}"]},
+        )
         assert made.status_code == 201, made.text
         listed = api.get(f"/api/v1/cases/{case.id}/placements", headers=headers).json()
         assert len(listed) == 2
-        refused = api.post(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose", headers=headers,
-                           json={"candidate": f"hha-{tag}"})
+        refused = api.post(
+            f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose",
+            headers=headers,
+            json={"candidate": f"hha-{tag}"},
+        )
         assert refused.status_code == 409 and "has not accepted" in refused.json()["detail"]
 
         async def reject() -> None:  # the facility says no, with its reason
@@ -125,11 +160,24 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(store: Store, set
 
         asyncio.run(reject())
         followed = api.get(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}", headers=headers).json()
-        assert [(c["status"], c["reason"]) for c in followed["candidates"]] == [("rejected", "no capacity in that area")]
-        still = api.post(f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose", headers=headers,
-                         json={"candidate": f"hha-{tag}"})
+        assert [(c["status"], c["reason"]) for c in followed["candidates"]] == [
+            ("rejected", "no capacity in that area")
+        ]
+        still = api.post(
+            f"/api/v1/cases/{case.id}/placements/{made.json()['id']}/choose",
+            headers=headers,
+            json={"candidate": f"hha-{tag}"},
+        )
         assert still.status_code == 409 and "rejected" in still.json()["detail"]
-        assert api.post("/api/v1/cases/nope/placements", headers=headers,
-                        json={"setting": "home-health", "candidates": ["x"]}).status_code == 404
-        assert api.post(f"/api/v1/cases/{case.id}/placements", headers=headers,
-                        json={"setting": "moon", "candidates": ["x"]}).status_code == 422
+        assert (
+            api.post(
+                "/api/v1/cases/nope/placements", headers=headers, json={"setting": "home-health", "candidates": ["x"]}
+            ).status_code
+            == 404
+        )
+        assert (
+            api.post(
+                f"/api/v1/cases/{case.id}/placements", headers=headers, json={"setting": "moon", "candidates": ["x"]}
+            ).status_code
+            == 422
+        )

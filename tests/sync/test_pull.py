@@ -39,16 +39,24 @@ SYSTEM = "urn:fhir-cm:unit"
 
 
 def episode(n: int, last_updated: str, version: str = "1") -> dict[str, Any]:
-    case = Case(id=f"case-{n}", programme="health-care", period=Period(start=dt.date(2024, 1, 1)),
-                patient=Party(kind="patient", id=f"p{n}"))
+    case = Case(
+        id=f"case-{n}",
+        programme="health-care",
+        period=Period(start=dt.date(2024, 1, 1)),
+        patient=Party(kind="patient", id=f"p{n}"),
+    )
     eoc = case_to_resources(case, "R4", SYSTEM)[episode_key(case)]
     return {**eoc, "id": f"eoc-{n}", "meta": {"versionId": version, "lastUpdated": last_updated}}
 
 
 def bundle(resources: list[dict[str, Any]], next_url: str | None = None) -> dict[str, Any]:
     links = [{"relation": "next", "url": next_url}] if next_url else []
-    return {"resourceType": "Bundle", "type": "searchset", "link": links,
-            "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
+    }
 
 
 class FakeServer:
@@ -62,8 +70,16 @@ class FakeServer:
         path = request.url.path.removeprefix(urlsplit(BASE).path).strip("/")
         query = parse_qs(request.url.query.decode())
         if path == "metadata":
-            return httpx.Response(200, json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1",
-                                             "status": "active", "kind": "instance", "format": ["json"]})
+            return httpx.Response(
+                200,
+                json={
+                    "resourceType": "CapabilityStatement",
+                    "fhirVersion": "4.0.1",
+                    "status": "active",
+                    "kind": "instance",
+                    "format": ["json"],
+                },
+            )
         if path != "EpisodeOfCare":
             return httpx.Response(200, json=bundle([]))
         if "page" in query:
@@ -169,17 +185,22 @@ async def test_a_closed_case_comes_in_whole_on_a_first_pull(store: Store) -> Non
     """No open case of the patient places its Conditions, Goals and referrals: the CarePlan that names them does."""
     from tests.mapping.builders import full_case
 
-    case = full_case(status="closed", status_history=[
-        {"status": "active", "start": "2024-01-02", "end": "2024-03-01"},
-        {"status": "closed", "start": "2024-03-01"},
-    ], period={"start": "2024-01-02", "end": "2024-03-01"})
+    case = full_case(
+        status="closed",
+        status_history=[
+            {"status": "active", "start": "2024-01-02", "end": "2024-03-01"},
+            {"status": "closed", "start": "2024-03-01"},
+        ],
+        period={"start": "2024-01-02", "end": "2024-03-01"},
+    )
     resources = case_to_resources(case, "R4", SYSTEM)
     ids = {key: f"id-{n}" for n, key in enumerate(resources)}
     on_server = case_to_resources(case, "R4", SYSTEM, server_ids=ids)
     by_type: dict[str, list[dict[str, Any]]] = {}
     for key, r in on_server.items():
         by_type.setdefault(key.type, []).append(
-            {**r, "id": ids[key], "meta": {"versionId": "1", "lastUpdated": "2024-05-01T10:00:00Z"}})
+            {**r, "id": ids[key], "meta": {"versionId": "1", "lastUpdated": "2024-05-01T10:00:00Z"}}
+        )
 
     report = await run_pull(store, CaseServer(by_type))
 
@@ -193,8 +214,9 @@ class PagedServer:
     """Every case type from a dict of resources by type, ``per_page`` to a page with next links (the
     query is ignored). ``refuse`` = (type, page): that page answers 401, as a server whose token ran out."""
 
-    def __init__(self, by_type: dict[str, list[dict[str, Any]]], per_page: int = 1,
-                 refuse: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self, by_type: dict[str, list[dict[str, Any]]], per_page: int = 1, refuse: tuple[str, int] | None = None
+    ) -> None:
         self.by_type, self.per_page, self.refuse = by_type, per_page, refuse
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -203,10 +225,15 @@ class PagedServer:
             return FakeServer([])(request)
         page = int(parse_qs(request.url.query.decode()).get("page", ["0"])[0])
         if self.refuse == (path, page):
-            return httpx.Response(401, json={"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "login", "diagnostics": "token expired"}]})
+            return httpx.Response(
+                401,
+                json={
+                    "resourceType": "OperationOutcome",
+                    "issue": [{"severity": "error", "code": "login", "diagnostics": "token expired"}],
+                },
+            )
         items = self.by_type.get(path, [])
-        chunk = items[page * self.per_page:(page + 1) * self.per_page]
+        chunk = items[page * self.per_page : (page + 1) * self.per_page]
         more = (page + 1) * self.per_page < len(items)
         return httpx.Response(200, json=bundle(chunk, f"{BASE}/{path}?page={page + 1}" if more else None))
 
@@ -218,7 +245,8 @@ def on_server(case: Case, version: str = "1", stamp: str = "2024-05-01T10:00:00Z
     by_type: dict[str, list[dict[str, Any]]] = {}
     for key, r in case_to_resources(case, "R4", SYSTEM, server_ids=ids).items():
         by_type.setdefault(key.type, []).append(
-            {**r, "id": ids[key], "meta": {"versionId": version, "lastUpdated": stamp}})
+            {**r, "id": ids[key], "meta": {"versionId": version, "lastUpdated": stamp}}
+        )
     return by_type
 
 
@@ -258,10 +286,12 @@ async def test_server_edits_on_several_pages_update_a_case_in_one_save(store: St
     case = full_case()
     await run_pull(store, PagedServer(on_server(case)))
     before = revision(store, case.id)
-    edited = case.model_copy(update={
-        "acuity": Acuity.INTENSIVE,
-        "goals": [g.model_copy(update={"achievement": GoalAchievement.ACHIEVED}) for g in case.goals],
-    })
+    edited = case.model_copy(
+        update={
+            "acuity": Acuity.INTENSIVE,
+            "goals": [g.model_copy(update={"achievement": GoalAchievement.ACHIEVED}) for g in case.goals],
+        }
+    )
     changed = on_server(edited, version="2", stamp="2024-05-02T10:00:00Z")
     report = await run_pull(store, PagedServer(changed))
     assert len(changed["Goal"]) > 1 and report.updated_cases == 1

@@ -78,9 +78,7 @@ async def test_a_referral_whose_task_never_comes_is_quarantined_at_the_end(store
         assert "rejected" in row.reason
 
 
-async def test_references_to_types_already_pulled_are_not_kept(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_references_to_types_already_pulled_are_not_kept(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tasks refer back to their ServiceRequests, Encounters to their episode: none of that is kept."""
     sizes: dict[str, int] = {}
     take = _pull._Puller.take

@@ -15,7 +15,9 @@ def changed(case: Case, **changes: Any) -> Case:
 
 
 def goal(case: Case, goal_id: str, **changes: Any) -> Case:
-    return changed(case, goals=[{**g.model_dump(), **changes} if g.id == goal_id else g.model_dump() for g in case.goals])
+    return changed(
+        case, goals=[{**g.model_dump(), **changes} if g.id == goal_id else g.model_dump() for g in case.goals]
+    )
 
 
 def test_fields_only_one_side_changed_are_merged_without_clashes() -> None:
@@ -45,8 +47,12 @@ def test_the_same_change_on_both_sides_is_no_clash() -> None:
 
 def test_without_waiting_local_changes_the_server_wins_silently() -> None:
     base = full_case()
-    out = merge_case(base, goal(base, "goal-1", achievement="improving"), goal(base, "goal-1", achievement="achieved"),
-                     detect_clashes=False)
+    out = merge_case(
+        base,
+        goal(base, "goal-1", achievement="improving"),
+        goal(base, "goal-1", achievement="achieved"),
+        detect_clashes=False,
+    )
     assert out.clashes == []
     assert {g.id: g.achievement for g in out.case.goals}["goal-1"] == "achieved"
 
@@ -54,7 +60,9 @@ def test_without_waiting_local_changes_the_server_wins_silently() -> None:
 def test_entities_added_on_either_side_are_all_kept() -> None:
     base = full_case()
     local = base.model_copy(update={"goals": [*base.goals, Goal(id="goal-local", description="x", due=D(2024, 9, 1))]})
-    server = base.model_copy(update={"goals": [*base.goals, Goal(id="goal-server", description="y", due=D(2024, 9, 1))]})
+    server = base.model_copy(
+        update={"goals": [*base.goals, Goal(id="goal-server", description="y", due=D(2024, 9, 1))]}
+    )
     out = merge_case(base, local, server)
     assert [g.id for g in out.case.goals] == ["goal-1", "goal-2", "goal-local", "goal-server"]
     assert out.clashes == []

@@ -62,8 +62,9 @@ async def test_a_future_contact_is_quarantined_and_the_rest_of_the_case_pulled(s
 async def test_an_overlapping_inpatient_stay_is_quarantined(store: Store) -> None:
     case = full_case()
     first = next(s for s in case.stays if s.end is not None)
-    overlap = Stay(id="stay-overlap", setting="skilled-nursing", start=first.start, end=first.end,
-                   discharge_disposition="home")
+    overlap = Stay(
+        id="stay-overlap", setting="skilled-nursing", start=first.start, end=first.end, discharge_disposition="home"
+    )
     report = await _pull(store, _with(case, stays=[*case.stays, overlap]))
 
     assert report.quarantined == 1  # type: ignore[attr-defined]

@@ -28,10 +28,11 @@ from tests.sync.seeding import fresh_settings, seed_case
 pytestmark = pytest.mark.server
 
 
-
 def a_case() -> Case:
     """The full example case, for a patient of its own (the server is shared by the session)."""
-    return full_case(id=f"case-{uuid.uuid4().hex[:12]}", patient=Party(kind="patient", id=f"pat-{uuid.uuid4().hex[:12]}"))
+    return full_case(
+        id=f"case-{uuid.uuid4().hex[:12]}", patient=Party(kind="patient", id=f"pat-{uuid.uuid4().hex[:12]}")
+    )
 
 
 def stored(store: Store, case_id: str) -> Case:
@@ -95,7 +96,9 @@ async def test_both_sides_changed_the_same_field_is_a_conflict_and_the_server_ed
     await pull(store, raw, settings)
 
     # Locally (waiting in the outbox): goal-1 improving, and the acuity raised.
-    local = with_goal(case, "goal-1", achievement=GoalAchievement.IMPROVING).model_copy(update={"acuity": Acuity.INTENSIVE})
+    local = with_goal(case, "goal-1", achievement=GoalAchievement.IMPROVING).model_copy(
+        update={"acuity": Acuity.INTENSIVE}
+    )
     with store.session() as s:
         save_case(s, local)
     # On the server: goal-1 achieved, and goal-2 completed.

@@ -94,7 +94,13 @@ async def test_a_second_push_changes_nothing_and_makes_no_new_versions(
 
 
 async def test_a_push_from_a_brand_new_store_duplicates_nothing(
-    store: Store, client: AsyncFhirClient, raw: AsyncFhirClient, settings: Settings, cases: list[Case], system: str, tmp_path
+    store: Store,
+    client: AsyncFhirClient,
+    raw: AsyncFhirClient,
+    settings: Settings,
+    cases: list[Case],
+    system: str,
+    tmp_path,
 ) -> None:
     await push_cases(store, client, settings, cases)
     before = (await server_state(raw, system)).versions()

@@ -24,7 +24,9 @@ def env(tmp_path: Path, fhir_server: str, system: str) -> dict[str, str]:
     }
 
 
-def test_push_file_then_all_reports_counts_and_creates_nothing_twice(tmp_path: Path, env: dict[str, str], system: str) -> None:
+def test_push_file_then_all_reports_counts_and_creates_nothing_twice(
+    tmp_path: Path, env: dict[str, str], system: str
+) -> None:
     cases = list(generate_cases(3, seed=5))
     file = tmp_path / "cases.jsonl"
     file.write_text("".join(c.model_dump_json() + "\n" for c in cases))
@@ -37,8 +39,17 @@ def test_push_file_then_all_reports_counts_and_creates_nothing_twice(tmp_path: P
 
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout) | {"failures": []} == {
-        "cases": 3, "created": total, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0,
-        "provenances": 3, "failures": [], "asked": 3, "pushed": 3, "not_pushed": [],
+        "cases": 3,
+        "created": total,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "conflicts": 0,
+        "provenances": 3,
+        "failures": [],
+        "asked": 3,
+        "pushed": 3,
+        "not_pushed": [],
     }
     assert "3 of 3 cases pushed" in first.stderr
     assert (again.exit_code, json.loads(again.stdout)["cases"]) == (0, 0)  # nothing pending, nothing unpushed
@@ -46,7 +57,9 @@ def test_push_file_then_all_reports_counts_and_creates_nothing_twice(tmp_path: P
     assert same.exit_code == 0
     assert {k: json.loads(same.stdout)[k] for k in ("asked", "pushed")} == {"asked": 3, "pushed": 3}
     assert {k: json.loads(same.stdout)[k] for k in ("created", "updated", "unchanged")} == {
-        "created": 0, "updated": 0, "unchanged": total,
+        "created": 0,
+        "updated": 0,
+        "unchanged": total,
     }
 
 

@@ -82,7 +82,11 @@ def test_a_push_killed_mid_way_and_run_again_ends_with_exactly_the_right_resourc
         assert any(r.status is not OutboxStatus.DONE for r in rows)
         while time.monotonic() < deadline:  # until the dead process's lease is over
             with store.session(read_only=True) as s:
-                held = [r for r in list_outbox(s, status=OutboxStatus.IN_FLIGHT) if r.lease_expires_at and r.lease_expires_at >= utcnow()]
+                held = [
+                    r
+                    for r in list_outbox(s, status=OutboxStatus.IN_FLIGHT)
+                    if r.lease_expires_at and r.lease_expires_at >= utcnow()
+                ]
             if not held:
                 break
             time.sleep(0.05)
@@ -143,7 +147,9 @@ def test_a_killed_push_run_again_at_once_takes_over_the_dead_ones_rows_and_pushe
         rows = list_outbox(s)
     assert {r.status for r in rows} == {OutboxStatus.DONE}
     assert {r.case_id for r in rows} == {c.id for c in cases}
-    assert {r.claimed_by for r in rows if r.case_id in {h.case_id for h in held}}.isdisjoint({f"{socket.gethostname()}:{victim.pid}"})
+    assert {r.claimed_by for r in rows if r.case_id in {h.case_id for h in held}}.isdisjoint(
+        {f"{socket.gethostname()}:{victim.pid}"}
+    )
     state = asyncio.run(inspect(fhir_server, system))
     assert state.counts == expected(cases, system)
     assert state.dangling() == []

@@ -19,13 +19,16 @@ from tests.sync.test_transitions_server import encounter
 pytestmark = pytest.mark.server
 
 
-async def a_case_with_hospital_stays(
-    store: Store, raw: AsyncFhirClient, settings: Settings
-) -> tuple[Case, list[str]]:
+async def a_case_with_hospital_stays(store: Store, raw: AsyncFhirClient, settings: Settings) -> tuple[Case, list[str]]:
     """A pushed case whose patient a hospital then records two Encounters for; tracked, not yet pushed."""
     tag = uuid.uuid4().hex[:10]
-    case = Case(id=f"case-{tag}", programme="health-care", period=Period(start=dt.date(2024, 2, 20)),
-                patient=Party(kind="patient", id=f"pat-{tag}"), case_manager=Party(kind="practitioner", id=f"cm-{tag}"))
+    case = Case(
+        id=f"case-{tag}",
+        programme="health-care",
+        period=Period(start=dt.date(2024, 2, 20)),
+        patient=Party(kind="patient", id=f"pat-{tag}"),
+        case_manager=Party(kind="practitioner", id=f"cm-{tag}"),
+    )
     await raw.update({"resourceType": "Patient", "id": case.patient.id, "active": True}, versioned=False)
     assert (await push_cases(store, raw, settings, [case])).ok
     await put_organisations(raw, f"hosp-{tag}", f"snf-{tag}")

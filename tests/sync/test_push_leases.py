@@ -71,7 +71,12 @@ BATCH = 6
 
 @pytest.mark.parametrize("renewal", [True, False], ids=["renewed", "control-not-renewed"])
 async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works(
-    store: Store, settings: Settings, raw: AsyncFhirClient, fhir_server: str, system: str, renewal: bool,
+    store: Store,
+    settings: Settings,
+    raw: AsyncFhirClient,
+    fhir_server: str,
+    system: str,
+    renewal: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One batch claimed under a short lease, pushed one case at a time to a slow server: a second
@@ -83,6 +88,7 @@ async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works
     cases = list(generate_cases(BATCH, seed=4040))
     save(store, cases)
     if not renewal:
+
         async def no_renewal(self: LeaseKeeper) -> None:
             return None
 
@@ -169,7 +175,10 @@ def live_process() -> Iterator[subprocess.Popen[bytes]]:
 
 @pytest.mark.parametrize("where", ["other host", "live process of this host"])
 def test_cases_a_live_worker_holds_are_reported_with_the_holder_and_time_and_the_exit_is_not_zero(
-    store: Store, env: dict[str, str], cases_file: tuple[Path, list[Case]], where: str,
+    store: Store,
+    env: dict[str, str],
+    cases_file: tuple[Path, list[Case]],
+    where: str,
     live_process: subprocess.Popen[bytes],
 ) -> None:
     file, cases = cases_file
@@ -265,7 +274,11 @@ def test_a_push_does_not_wait_for_ever_for_a_holder_that_keeps_renewing(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="judges processes by /proc")
 async def test_a_worker_takes_over_at_once_the_rows_of_a_dead_process_of_this_host(
-    store: Store, settings: Settings, client: AsyncFhirClient, raw: AsyncFhirClient, system: str,
+    store: Store,
+    settings: Settings,
+    client: AsyncFhirClient,
+    raw: AsyncFhirClient,
+    system: str,
     live_process: subprocess.Popen[bytes],
 ) -> None:
     cases = list(generate_cases(3, seed=4242))

@@ -38,7 +38,9 @@ def changed(case: Case, **changes: Any) -> Case:
 
 
 def goal(case: Case, goal_id: str, **changes: Any) -> Case:
-    return changed(case, goals=[{**g.model_dump(), **changes} if g.id == goal_id else g.model_dump() for g in case.goals])
+    return changed(
+        case, goals=[{**g.model_dump(), **changes} if g.id == goal_id else g.model_dump() for g in case.goals]
+    )
 
 
 def clash(store: Store, base: Case, local: Case, server: Case) -> int:
@@ -64,8 +66,9 @@ def pending(store: Store, case_id: str) -> int:
 
 def test_keep_local_puts_the_local_value_back_and_queues_the_case(store: Store) -> None:
     base = full_case()
-    conflict_id = clash(store, base, goal(base, "goal-1", achievement="improving"),
-                        goal(base, "goal-1", achievement="achieved"))
+    conflict_id = clash(
+        store, base, goal(base, "goal-1", achievement="improving"), goal(base, "goal-1", achievement="achieved")
+    )
 
     done = resolve(store, conflict_id, "local", resolved_by="cm-7")
 
@@ -103,7 +106,9 @@ def test_keep_local_of_a_team_member_field(store: Store) -> None:
     base = full_case()
     member = base.team[0]
     local = changed(base, team=[{**member.model_dump(), "end": "2024-12-31"}, *(m.model_dump() for m in base.team[1:])])
-    server = changed(base, team=[{**member.model_dump(), "end": "2024-11-30"}, *(m.model_dump() for m in base.team[1:])])
+    server = changed(
+        base, team=[{**member.model_dump(), "end": "2024-11-30"}, *(m.model_dump() for m in base.team[1:])]
+    )
     conflict_id = clash(store, base, local, server)
 
     resolve(store, conflict_id, "local")
@@ -126,8 +131,15 @@ def test_a_conflict_the_pusher_recorded_asks_for_a_pull_first(store: Store) -> N
     case = full_case()
     with store.session() as s:
         save_case(s, case)
-        conflict_id = add_conflict(s, case.id, "Goal", "goal-1", local={"resourceType": "Goal"},
-                                   server={"resourceType": "Goal"}, fields=["achievementStatus"])
+        conflict_id = add_conflict(
+            s,
+            case.id,
+            "Goal",
+            "goal-1",
+            local={"resourceType": "Goal"},
+            server={"resourceType": "Goal"},
+            fields=["achievementStatus"],
+        )
 
     with pytest.raises(ConflictNotResolvable, match="pull first"):
         resolve(store, conflict_id, "local")
@@ -146,8 +158,9 @@ def test_the_conflicts_command_lists_and_resolves(store: Store, tmp_path: Path) 
     from fhir_cm.cli import app
 
     base = full_case()
-    conflict_id = clash(store, base, goal(base, "goal-1", achievement="improving"),
-                        goal(base, "goal-1", achievement="achieved"))
+    conflict_id = clash(
+        store, base, goal(base, "goal-1", achievement="improving"), goal(base, "goal-1", achievement="achieved")
+    )
     env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'resolve.db'}"}
     runner = CliRunner()
 
@@ -161,7 +174,12 @@ def test_the_conflicts_command_lists_and_resolves(store: Store, tmp_path: Path) 
     assert listed.exit_code == 0, listed.output
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["id"], row["case_id"], row["resource_type"], row["resource_key"], row["fields"]) == (
-        conflict_id, base.id, "Goal", "goal-1", ["achievement"])
+        conflict_id,
+        base.id,
+        "Goal",
+        "goal-1",
+        ["achievement"],
+    )
     assert "Goal/goal-1" in table.stdout and "achievement" in table.stdout
     assert bad.exit_code == 2
     assert done.exit_code == 0, done.output

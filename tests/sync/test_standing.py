@@ -41,10 +41,16 @@ def test_each_asked_case_is_pushed_or_says_why_not(store: Store) -> None:
     by_case = {n.case_id: n for n in standing.not_pushed}
     assert by_case[failed.case_id].state == "failed"
     assert by_case[failed.case_id].reason == "the server refused the case: HTTP 422"
-    assert (by_case[retry.case_id].state, by_case[retry.case_id].reason) == ("waiting", "TransientError 503; will retry")
+    assert (by_case[retry.case_id].state, by_case[retry.case_id].reason) == (
+        "waiting",
+        "TransientError 503; will retry",
+    )
     assert by_case[held.case_id] == NotPushed(
-        case_id=held.case_id, state="held", reason="held by worker w1 until 2024-05-01T12:01:00+00:00",
-        holder="w1", until=T0 + dt.timedelta(seconds=60),
+        case_id=held.case_id,
+        state="held",
+        reason="held by worker w1 until 2024-05-01T12:01:00+00:00",
+        holder="w1",
+        until=T0 + dt.timedelta(seconds=60),
     )
     assert by_case[expired.case_id].state == "waiting"
     assert (by_case[ids[5]].state, by_case[ids[5]].reason) == ("waiting", "queued for the next push")

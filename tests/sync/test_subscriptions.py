@@ -24,23 +24,37 @@ async def test_a_topic_subscription_carries_the_filter_payload_level_heartbeat_a
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
         with store.session() as s:
             for n in range(3):
-                save_case(s, Case(id=f"case-{n}", programme="health-care", period=Period(start=dt.date(2024, 1, 1)),
-                                  patient=Party(kind="patient", id=f"pat-{n}")), enqueue=False)
+                save_case(
+                    s,
+                    Case(
+                        id=f"case-{n}",
+                        programme="health-care",
+                        period=Period(start=dt.date(2024, 1, 1)),
+                        patient=Party(kind="patient", id=f"pat-{n}"),
+                    ),
+                    enqueue=False,
+                )
         sent: list[dict[str, Any]] = []
 
         def create(request: httpx.Request) -> httpx.Response:
             sent.append(json.loads(request.content))
-            return httpx.Response(201, json={**sent[-1], "id": "41"}, headers={"Location": f"{BASE}/Subscription/41/_history/1"})
+            return httpx.Response(
+                201, json={**sent[-1], "id": "41"}, headers={"Location": f"{BASE}/Subscription/41/_history/1"}
+            )
 
         with respx.mock(base_url=BASE) as mock:
             mock.post("/Subscription").mock(side_effect=create)
             async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
-                report = await sync_subscriptions(store, client, endpoint="https://cm.example/notifications", topic=TOPIC)
+                report = await sync_subscriptions(
+                    store, client, endpoint="https://cm.example/notifications", topic=TOPIC
+                )
         (made,) = sent
         assert report.patients == 3 and len(report.created) == 1
         assert made["criteria"] == TOPIC
-        assert made["_criteria"]["extension"][0] == {"url": f"{BACKPORT}/backport-filter-criteria",
-                                                     "valueString": "Encounter?patient=Patient/pat-0,Patient/pat-1,Patient/pat-2"}
+        assert made["_criteria"]["extension"][0] == {
+            "url": f"{BACKPORT}/backport-filter-criteria",
+            "valueString": "Encounter?patient=Patient/pat-0,Patient/pat-1,Patient/pat-2",
+        }
         assert made["channel"]["_payload"]["extension"][0]["valueCode"] == "id-only"
         assert made["channel"]["extension"][0]["url"] == f"{BACKPORT}/backport-heartbeat-period"
         (header,) = made["channel"]["header"]

@@ -80,6 +80,7 @@ async def test_a_notification_alone_records_the_move_and_a_restart_loses_nothing
     async def active() -> bool:
         states = await list_subscriptions_on_server(store, settings)
         return all(s.status == "active" for s in states)
+
     await _until("HAPI to activate the subscription", active)
 
     # The hospital records a stay; HAPI notifies the API, which queues the tracking of that patient.
@@ -88,6 +89,7 @@ async def test_a_notification_alone_records_the_move_and_a_restart_loses_nothing
     async def queued() -> list[Any]:
         with store.session(read_only=True) as s:
             return pending_tracking(s, raw.base_url)
+
     rows = await _until("HAPI's notification to reach the API", queued)
     assert {r.patient_id for r in rows} == {f"pat-{tag}"}
 
@@ -110,23 +112,33 @@ async def test_a_notification_alone_records_the_move_and_a_restart_loses_nothing
     await run_pull(store, settings)  # the next round: redelivered notifications, or the watch's catch-up
     with store.session(read_only=True) as s:
         moves = [(t.from_setting, t.to_setting, t.readmission) for t in list_transitions(s, case.id)]
-    assert moves == [(CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, False),
-                     (CareSetting.HOME, CareSetting.ACUTE_HOSPITAL, True),
-                     (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, False)]
+    assert moves == [
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, False),
+        (CareSetting.HOME, CareSetting.ACUTE_HOSPITAL, True),
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, False),
+    ]
 
     # A notification without the secret is refused, and nothing is recorded.
     await run_pull(store, settings)  # (anything HAPI redelivered after the restart is tracked first)
     async with httpx.AsyncClient() as http:
-        refused = await http.put(f"{api.notifications}/{held.id}/Encounter/x", json={"resourceType": "Encounter", "id": "x"},
-                                 headers={"Authorization": "Bearer not-the-secret"})
+        refused = await http.put(
+            f"{api.notifications}/{held.id}/Encounter/x",
+            json={"resourceType": "Encounter", "id": "x"},
+            headers={"Authorization": "Bearer not-the-secret"},
+        )
         assert refused.status_code == 401
         assert (await http.post(f"{api.notifications}/{held.id}")).status_code == 401
     assert await queued() == []
 
     # A closed case leaves the criteria.
     with store.session() as s:
-        closed = Case.model_validate({**other.model_dump(), "status": "closed",
-                                      "period": Period(start=other.period.start, end=dt.date.today()).model_dump()})
+        closed = Case.model_validate(
+            {
+                **other.model_dump(),
+                "status": "closed",
+                "period": Period(start=other.period.start, end=dt.date.today()).model_dump(),
+            }
+        )
         save_case(s, closed, enqueue=False)
     again = await subscribe(store, settings, api.notifications)
     assert again.updated == [held.id] and again.patients == 1
@@ -134,9 +146,15 @@ async def test_a_notification_alone_records_the_move_and_a_restart_loses_nothing
     assert copy["criteria"] == f"Encounter?patient=Patient/pat-{tag}"
 
     # Unsubscribe removes ours only.
-    theirs = await raw.create({"resourceType": "Subscription", "status": "requested", "reason": "someone else's",
-                               "criteria": "Encounter?status=finished",
-                               "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/x"}})
+    theirs = await raw.create(
+        {
+            "resourceType": "Subscription",
+            "status": "requested",
+            "reason": "someone else's",
+            "criteria": "Encounter?status=finished",
+            "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/x"},
+        }
+    )
     gone = await unsubscribe(store, settings)
     assert gone.removed == [held.id]
     assert (await raw.read("Subscription", str(theirs.id)))["id"] == str(theirs.id)

@@ -29,10 +29,21 @@ LOINC = "http://loinc.org"
 def journey_case(**changes: Any) -> Case:
     """The full case, moved from hospital to a skilled nursing facility with a follow-up asked for."""
     case = full_case(**changes)
-    snf = Stay(id="stay-2", setting="skilled-nursing", start=dt.date(2024, 1, 4), end=dt.date(2024, 1, 20),
-               discharge_disposition="home")
-    follow = Referral(id="follow-up-stay-1", kind="follow-up", service="Post-discharge follow-up within 7 days",
-                      authored=dt.date(2024, 1, 4), due=dt.date(2024, 1, 11), for_stay="stay-1")
+    snf = Stay(
+        id="stay-2",
+        setting="skilled-nursing",
+        start=dt.date(2024, 1, 4),
+        end=dt.date(2024, 1, 20),
+        discharge_disposition="home",
+    )
+    follow = Referral(
+        id="follow-up-stay-1",
+        kind="follow-up",
+        service="Post-discharge follow-up within 7 days",
+        authored=dt.date(2024, 1, 4),
+        due=dt.date(2024, 1, 11),
+        for_stay="stay-1",
+    )
     data = case.model_dump()
     data["stays"] = [*data["stays"], snf.model_dump()]
     data["referrals"] = [*data["referrals"], follow.model_dump()]
@@ -53,7 +64,9 @@ def section(doc: dict[str, Any], code: str) -> dict[str, Any]:
 def test_a_move_out_of_hospital_makes_a_valid_transfer_summary_with_fifteen_sections(version: str, model: Any) -> None:
     case = journey_case()
     assert [(t.from_setting, t.to_setting) for t in handoff_moves(case)] == [
-        ("acute-hospital", "skilled-nursing"), ("skilled-nursing", "home")]
+        ("acute-hospital", "skilled-nursing"),
+        ("skilled-nursing", "home"),
+    ]
     doc = transfer_summary(case, 1, version, SYSTEM, now=dt.datetime(2024, 1, 4, 12, tzinfo=dt.UTC))
     model.model_validate(doc)
     assert doc["type"] == "document" and doc["identifier"]["value"] == "case-1-toc-stay-1"
@@ -67,10 +80,17 @@ def test_a_move_out_of_hospital_makes_a_valid_transfer_summary_with_fifteen_sect
         assert ("entry" in s) != ("emptyReason" in s)  # entries, or why there are none
     held = resources(doc)
     plan = section(doc, "18776-5")
-    assert sorted(held[r["reference"]]["resourceType"] for r in plan["entry"]) == ["CarePlan", "CareTeam", "Goal", "Goal"]
+    assert sorted(held[r["reference"]]["resourceType"] for r in plan["entry"]) == [
+        "CarePlan",
+        "CareTeam",
+        "Goal",
+        "Goal",
+    ]
     problems = section(doc, "11450-4")
     assert sorted(c["code"]["text"] for c in (held[r["reference"]] for r in problems["entry"])) == [
-        "Cannot climb stairs", "No stable housing"]
+        "Cannot climb stairs",
+        "No stable housing",
+    ]
     referral = section(doc, "42349-1")
     referred = [held[r["reference"]] for r in referral["entry"]]
     assert {i["value"] for sr in referred for i in sr["identifier"]} >= {"follow-up-stay-1", "ref-1"}
@@ -105,8 +125,9 @@ def test_the_transitions_command_prints_the_documents(stored: tuple[str, Case]) 
     assert result.exit_code == 0, result.output
     docs = [json.loads(line) for line in result.stdout.splitlines()]
     assert [d["identifier"]["value"] for d in docs] == ["case-1-toc-stay-1", "case-1-toc-stay-2"]
-    one = CliRunner().invoke(app, ["transitions", "--case", case.id, "--document", "--move", "2",
-                                   "--fhir-version", "R5"], env=env)
+    one = CliRunner().invoke(
+        app, ["transitions", "--case", case.id, "--document", "--move", "2", "--fhir-version", "R5"], env=env
+    )
     BundleR5.model_validate(json.loads(one.stdout))
     missing = CliRunner().invoke(app, ["transitions", "--case", case.id, "--document", "--move", "9"], env=env)
     assert missing.exit_code == 1 and "there is no move 9" in missing.output
@@ -126,8 +147,12 @@ async def test_written_to_the_server_and_found_by_the_receiving_provider(
     assert written.created
     again = await write_transfer_summary(store, raw, settings, case.id, 1)
     assert (again.bundle_id, again.document_reference_id) == (written.bundle_id, written.document_reference_id)
-    found = await raw.search("DocumentReference").where("patient", f"Patient/{case.patient.id}").where(
-        "type", "http://loinc.org|18761-7").fetch_all()
+    found = (
+        await raw.search("DocumentReference")
+        .where("patient", f"Patient/{case.patient.id}")
+        .where("type", "http://loinc.org|18761-7")
+        .fetch_all()
+    )
     mine = [d for d in found if any(i.get("system") == settings.identifier_system for i in d.get("identifier", []))]
     assert [d["id"] for d in mine] == [written.document_reference_id]
     bundle = await raw.read("Bundle", written.bundle_id)
@@ -141,8 +166,9 @@ def test_hapi_validates_the_document(hapi_r4: Any) -> None:
     import httpx
 
     doc = transfer_summary(journey_case(), 1, "R4", SYSTEM)
-    response = httpx.post(f"{hapi_r4.base_url}/Bundle/$validate", json=doc, timeout=120,
-                          headers={"Content-Type": "application/fhir+json"})
+    response = httpx.post(
+        f"{hapi_r4.base_url}/Bundle/$validate", json=doc, timeout=120, headers={"Content-Type": "application/fhir+json"}
+    )
     outcome = response.json()
     errors = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
     assert outcome["resourceType"] == "OperationOutcome" and errors == [], errors[:5]

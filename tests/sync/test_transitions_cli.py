@@ -21,14 +21,21 @@ def database(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     stays = [
         Stay(id="s1", setting="acute-hospital", start=D(2024, 3, 1), end=D(2024, 3, 5), discharge_disposition="snf"),
-        Stay(id="s2", setting="skilled-nursing", start=D(2024, 3, 5), end=D(2024, 3, 20),
-             provider=Party(kind="organisation", id="snf-1")),
+        Stay(
+            id="s2",
+            setting="skilled-nursing",
+            start=D(2024, 3, 5),
+            end=D(2024, 3, 20),
+            provider=Party(kind="organisation", id="snf-1"),
+        ),
         Stay(id="s3", setting="acute-hospital", start=D(2024, 3, 25), end=D(2024, 3, 28), discharge_disposition="home"),
     ]
     patient = Party(kind="patient", id="p1")
     cases = [
         Case(id="case-a", programme="health-care", period=Period(start=D(2024, 2, 1)), patient=patient, stays=stays),
-        Case(id="case-b", programme="health-care", period=Period(start=D(2024, 2, 1)), patient=patient, stays=stays[:2]),
+        Case(
+            id="case-b", programme="health-care", period=Period(start=D(2024, 2, 1)), patient=patient, stays=stays[:2]
+        ),
     ]
     with open_store(url) as store, store.session() as s:
         for case in cases:
@@ -72,8 +79,13 @@ def test_moves_the_tracker_has_not_seen_are_listed_from_the_stays(tmp_path: Path
         Stay(id="h", setting="acute-hospital", start=D(2024, 5, 1), end=D(2024, 5, 4), discharge_disposition="home"),
         Stay(id="h2", setting="acute-hospital", start=D(2024, 5, 20), end=D(2024, 5, 22), discharge_disposition="home"),
     ]
-    case = Case(id="case-c", programme="health-care", period=Period(start=D(2024, 4, 1)),
-                patient=Party(kind="patient", id="p9"), stays=stays)
+    case = Case(
+        id="case-c",
+        programme="health-care",
+        period=Period(start=D(2024, 4, 1)),
+        patient=Party(kind="patient", id="p9"),
+        stays=stays,
+    )
     with open_store(url) as store, store.session() as s:
         save_case(s, case)
     rows = [json.loads(line) for line in run(url, "--json")]

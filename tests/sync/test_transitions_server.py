@@ -40,8 +40,16 @@ ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
 
 
-def encounter(patient: str, cls: str, start: str, end: str, provider: str, *,
-              role: str | None = None, disposition: str | None = None) -> dict[str, Any]:
+def encounter(
+    patient: str,
+    cls: str,
+    start: str,
+    end: str,
+    provider: str,
+    *,
+    role: str | None = None,
+    disposition: str | None = None,
+) -> dict[str, Any]:
     """An Encounter as a hospital's EHR writes it: class, maybe a facility type, dates, discharge."""
     enc: dict[str, Any] = {
         "resourceType": "Encounter",
@@ -123,9 +131,11 @@ async def test_a_journey_is_recorded_flagged_and_acted_on_on_the_server(
     follow_ups = [r for r in tracked.referrals if r.kind is ReferralKind.FOLLOW_UP]
     assert {r.for_stay for r in follow_ups} == {ids[0], ids[3]}
     for referral in follow_ups:
-        found = await raw.search("ServiceRequest").where(
-            "identifier", f"{settings.identifier_system}|{referral.id}"
-        ).fetch_all()
+        found = (
+            await raw.search("ServiceRequest")
+            .where("identifier", f"{settings.identifier_system}|{referral.id}")
+            .fetch_all()
+        )
         assert len(found) == 1
         assert found[0]["subject"]["reference"] == f"Patient/{patient}"
     with store.session(read_only=True) as s:

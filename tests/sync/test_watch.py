@@ -23,9 +23,13 @@ BASE = "http://ehr.example/fhir"
 
 
 def encounter(eid: str, patient: str, updated: str, version: str = "1") -> dict[str, Any]:
-    return {"resourceType": "Encounter", "id": eid, "status": "finished",
-            "meta": {"versionId": version, "lastUpdated": updated},
-            "subject": {"reference": f"Patient/{patient}"}}
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "finished",
+        "meta": {"versionId": version, "lastUpdated": updated},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
 
 
 class Ehr:
@@ -40,13 +44,28 @@ class Ehr:
         self.queries.append(query)
         patients = [p.removeprefix("Patient/") for p in query["patient"][0].split(",")]
         if len(patients) > 1 and not self.joins:
-            return httpx.Response(400, json={"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "invalid", "diagnostics": "patient: one reference only"}]})
+            return httpx.Response(
+                400,
+                json={
+                    "resourceType": "OperationOutcome",
+                    "issue": [{"severity": "error", "code": "invalid", "diagnostics": "patient: one reference only"}],
+                },
+            )
         since = query.get("_lastUpdated", [None])[0]
-        found = [e for e in self.encounters if e["subject"]["reference"].removeprefix("Patient/") in patients
-                 and (since is None or e["meta"]["lastUpdated"] > since.removeprefix("gt"))]
-        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset",
-                                         "entry": [{"resource": e, "search": {"mode": "match"}} for e in found]})
+        found = [
+            e
+            for e in self.encounters
+            if e["subject"]["reference"].removeprefix("Patient/") in patients
+            and (since is None or e["meta"]["lastUpdated"] > since.removeprefix("gt"))
+        ]
+        return httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": e, "search": {"mode": "match"}} for e in found],
+            },
+        )
 
 
 @pytest.fixture
@@ -54,11 +73,27 @@ def store(tmp_path: Path) -> Iterator[Store]:
     with open_store(f"sqlite:///{tmp_path / 'watch.db'}") as opened:
         with opened.session() as s:
             for n in range(3):
-                save_case(s, Case(id=f"case-{n}", programme="health-care", period=Period(start=dt.date(2024, 1, 1)),
-                                  patient=Party(kind="patient", id=f"pat-{n}")), enqueue=False)
-            save_case(s, Case(id="closed", programme="health-care", status="closed",
-                              period=Period(start=dt.date(2023, 1, 1), end=dt.date(2023, 6, 1)),
-                              patient=Party(kind="patient", id="pat-closed")), enqueue=False)
+                save_case(
+                    s,
+                    Case(
+                        id=f"case-{n}",
+                        programme="health-care",
+                        period=Period(start=dt.date(2024, 1, 1)),
+                        patient=Party(kind="patient", id=f"pat-{n}"),
+                    ),
+                    enqueue=False,
+                )
+            save_case(
+                s,
+                Case(
+                    id="closed",
+                    programme="health-care",
+                    status="closed",
+                    period=Period(start=dt.date(2023, 1, 1), end=dt.date(2023, 6, 1)),
+                    patient=Party(kind="patient", id="pat-closed"),
+                ),
+                enqueue=False,
+            )
             mark_watched(s, BASE, ["case-0", "case-1", "case-2"])
         yield opened
 
@@ -91,8 +126,19 @@ async def test_the_next_round_starts_an_overlap_before_the_watermark_and_skips_v
     settle_watch(store, BASE, first, failed=[])
     with store.session() as s:  # the tracker read e1 (it keeps it in the ledger)
         assert get_watermark(s, BASE, WATCH_MARK) == "2024-05-01T10:00:00Z"
-        put_ledger(s, [LedgerEntry(server_base=BASE, resource_type="Encounter", key="e1", case_id="case-1",
-                                   server_id="e1", version_id="1")])
+        put_ledger(
+            s,
+            [
+                LedgerEntry(
+                    server_base=BASE,
+                    resource_type="Encounter",
+                    key="e1",
+                    case_id="case-1",
+                    server_id="e1",
+                    version_id="1",
+                )
+            ],
+        )
     ehr = Ehr([seen, encounter("e2", "pat-0", "2024-05-01T10:00:30Z")])
     again = await watch(store, ehr)
     since = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC) - OVERLAP
@@ -102,8 +148,16 @@ async def test_the_next_round_starts_an_overlap_before_the_watermark_and_skips_v
 
 async def test_a_failed_case_keeps_the_watermark_and_an_unwatched_case_is_seeded(store: Store) -> None:
     with store.session() as s:
-        save_case(s, Case(id="case-new", programme="health-care", period=Period(start=dt.date(2024, 6, 1)),
-                          patient=Party(kind="patient", id="pat-new")), enqueue=False)
+        save_case(
+            s,
+            Case(
+                id="case-new",
+                programme="health-care",
+                period=Period(start=dt.date(2024, 6, 1)),
+                patient=Party(kind="patient", id="pat-new"),
+            ),
+            enqueue=False,
+        )
     report = await watch(store, Ehr([encounter("e1", "pat-1", "2024-05-01T10:00:00Z")]))
     assert report.seeded == ["case-new"] and "case-new" not in report.touched
     settle_watch(store, BASE, report, failed=["case-1"])

@@ -40,8 +40,9 @@ async def test_a_pull_round_sees_what_the_hospital_records_for_any_open_case(
     store: Store, raw: AsyncFhirClient, settings: Settings
 ) -> None:
     tags = [uuid.uuid4().hex[:10] for _ in range(3)]
-    cases = [await enrol(store, raw, settings, tag, case_manager=Party(kind="practitioner", id=f"cm-{tag}"))
-             for tag in tags]
+    cases = [
+        await enrol(store, raw, settings, tag, case_manager=Party(kind="practitioner", id=f"cm-{tag}")) for tag in tags
+    ]
     first = await run_pull(store, settings)
     assert first.watch is not None and sorted(first.watch.seeded) == sorted(c.id for c in cases)
 
@@ -60,13 +61,19 @@ async def test_a_pull_round_sees_what_the_hospital_records_for_any_open_case(
     assert second.transitions.stays_added == 1 and second.transitions.new_transitions == 0
 
     # The same Encounter ends (a status and period change, no new Encounter) and the journey goes on.
-    discharged = {**admission, "id": admitted.id, "status": "finished",
-                  "period": {"start": "2024-03-01", "end": "2024-03-05"},
-                  "hospitalization": encounter(patient, "IMP", "", "", hospital, disposition="snf")["hospitalization"]}
+    discharged = {
+        **admission,
+        "id": admitted.id,
+        "status": "finished",
+        "period": {"start": "2024-03-01", "end": "2024-03-05"},
+        "hospitalization": encounter(patient, "IMP", "", "", hospital, disposition="snf")["hospitalization"],
+    }
     await raw.update(discharged)
-    for enc in (encounter(patient, "NONAC", "2024-03-05", "2024-03-20", snf, role="SNF", disposition="oth"),
-                encounter(patient, "HH", "2024-03-20", "2024-03-31", agency),
-                encounter(patient, "IMP", "2024-03-31", "2024-04-03", hospital, disposition="home")):
+    for enc in (
+        encounter(patient, "NONAC", "2024-03-05", "2024-03-20", snf, role="SNF", disposition="oth"),
+        encounter(patient, "HH", "2024-03-20", "2024-03-31", agency),
+        encounter(patient, "IMP", "2024-03-31", "2024-04-03", hospital, disposition="home"),
+    ):
         await raw.create(enc)
 
     third = await run_pull(store, settings)
@@ -83,19 +90,29 @@ async def test_a_pull_round_sees_what_the_hospital_records_for_any_open_case(
         tracked = get_case(s, case.id)
     assert tracked is not None
     follow_ups = [r for r in tracked.referrals if r.kind is ReferralKind.FOLLOW_UP]
-    assert {r.for_stay for r in follow_ups} == {admitted.id, next(s.id for s in tracked.stays if s.start.isoformat() == "2024-03-31")}
+    assert {r.for_stay for r in follow_ups} == {
+        admitted.id,
+        next(s.id for s in tracked.stays if s.start.isoformat() == "2024-03-31"),
+    }
 
     # The discharges were acted on in the same round: the follow-ups are on the server already, and the
     # time from reading the discharge to the server holding its follow-up is in /metrics.
     assert third.follow_ups is not None and third.follow_ups.on_server == [case.id]
     for referral in follow_ups:
-        found = await raw.search("ServiceRequest").where(
-            "identifier", f"{settings.identifier_system}|{referral.id}").fetch_all()
+        found = (
+            await raw.search("ServiceRequest")
+            .where("identifier", f"{settings.identifier_system}|{referral.id}")
+            .fetch_all()
+        )
         assert len(found) == 1
     # Each move out of the hospital or the SNF got its transfer summary on the server, for the receiving provider.
     assert third.document_failures == {} and len(third.documents) == 3
-    refs = await raw.search("DocumentReference").where("patient", f"Patient/{patient}").where(
-        "type", "http://loinc.org|18761-7").fetch_all()
+    refs = (
+        await raw.search("DocumentReference")
+        .where("patient", f"Patient/{patient}")
+        .where("type", "http://loinc.org|18761-7")
+        .fetch_all()
+    )
     assert sorted(r["id"] for r in refs) == sorted(d.document_reference_id for d in third.documents)
     with TestClient(create_app(settings, store=store)) as api:
         metrics = api.get("/metrics").text
@@ -130,8 +147,10 @@ async def test_a_case_enrolled_later_gets_its_patients_past_encounters_once(
 
 
 def test_the_pull_command_says_what_the_watch_saw(settings: Settings, fhir_server: str) -> None:
-    env: dict[str, Any] = {"FHIR_CM_DATABASE_URL": settings.database_url,
-                           "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
+    env: dict[str, Any] = {
+        "FHIR_CM_DATABASE_URL": settings.database_url,
+        "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system,
+    }
     result = CliRunner().invoke(app, ["pull", "--fhir-base", fhir_server], env=env)
     assert result.exit_code == 0, result.output
     assert "watched the Encounters of 0 patients of open cases" in result.output

@@ -25,9 +25,7 @@ __all__ = ["can_see", "check_may_create", "check_may_reassign", "programme_scope
 
 def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
     return any(
-        m.party.id == practitioner_id
-        and m.party.kind is PartyKind.PRACTITIONER
-        and (m.end is None or m.end >= today)
+        m.party.id == practitioner_id and m.party.kind is PartyKind.PRACTITIONER and (m.end is None or m.end >= today)
         for m in case.team
     )
 

@@ -142,8 +142,21 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
-    for module in (me, cases, plan, referrals, team, contacts, transitions, placement, caseload, outcomes, sync,
-                   sync_health, audit):
+    for module in (
+        me,
+        cases,
+        plan,
+        referrals,
+        team,
+        contacts,
+        transitions,
+        placement,
+        caseload,
+        outcomes,
+        sync,
+        sync_health,
+        audit,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)

@@ -37,7 +37,9 @@ class Principal(BaseModel):
         """The principal an API key stands for."""
         known = key.programme is not None and key.programme in ProgrammeType._value2member_map_
         programme = ProgrammeType(key.programme) if known and key.programme else None
-        return cls(id=key.key_id, name=key.name, role=key.role, practitioner_id=key.practitioner_id, programme=programme)
+        return cls(
+            id=key.key_id, name=key.name, role=key.role, practitioner_id=key.practitioner_id, programme=programme
+        )
 
 
 def presented_key(conn: HTTPConnection) -> str | None:
@@ -46,7 +48,9 @@ def presented_key(conn: HTTPConnection) -> str | None:
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer":
-            raise UnauthorizedProblem("use 'Authorization: Bearer <API key>' or 'X-API-Key: <API key>'", error="invalid_request")
+            raise UnauthorizedProblem(
+                "use 'Authorization: Bearer <API key>' or 'X-API-Key: <API key>'", error="invalid_request"
+            )
         return token.strip() or None
     key = conn.headers.get("x-api-key")
     return key.strip() if key is not None and key.strip() else None

@@ -92,7 +92,9 @@ def rebuild(case: Case, field: str, **changes: Any) -> Case:
     try:
         return Case.model_validate({**case.model_dump(), **changes})
     except ValidationError as exc:
-        raise InvalidInput("the change would make the case invalid", errors=field_errors(exc.errors(), hint=field)) from None
+        raise InvalidInput(
+            "the change would make the case invalid", errors=field_errors(exc.errors(), hint=field)
+        ) from None
 
 
 def refuse_breaches(before: Case | None, after: Case, rules: Plausibility, *, name: FieldNamer | None = None) -> None:
@@ -119,7 +121,9 @@ def entity_fields(field: str, entity_id: str) -> FieldNamer:
     return name
 
 
-def load_case(store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None) -> CaseRecord:
+def load_case(
+    store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None
+) -> CaseRecord:
     """The case, if the caller may see it (404 otherwise, existing or not); the read is audited."""
     with store.session(read_only=True) as session:
         record = get_case_record(session, case_id)
@@ -129,7 +133,9 @@ def load_case(store: Store, principal: Principal, case_id: str, today: dt.date, 
     return record
 
 
-def audit_reads(store: Store, principal: Principal, case_ids: Iterable[str | None], *, action: str, request_id: str | None) -> None:
+def audit_reads(
+    store: Store, principal: Principal, case_ids: Iterable[str | None], *, action: str, request_id: str | None
+) -> None:
     """Record that ``principal`` saw these cases (a list, a caseload, an outcome computation)."""
     store.audit.record(principal=principal.id, action=action, case_ids=case_ids, request_id=request_id)
 
@@ -182,14 +188,22 @@ def edit_case(
                     refuse_breaches(record.case, case, rules, name=name)
                 revision = save_case(session, case, expected_revision=record.revision)
                 if revision != record.revision:
-                    record_audit(session, principal=principal.id, action=action, case_ids=[case_id],
-                                 detail=detail, request_id=request_id)
+                    record_audit(
+                        session,
+                        principal=principal.id,
+                        action=action,
+                        case_ids=[case_id],
+                        detail=detail,
+                        request_id=request_id,
+                    )
                 saved = get_case_record(session, case_id)
                 assert saved is not None and saved.revision == revision
                 return Edited(result, saved)
         except StaleRevision:
             if if_match is not None:
-                raise PreconditionFailed(f"case {case_id} changed meanwhile: reload it and apply the change again") from None
+                raise PreconditionFailed(
+                    f"case {case_id} changed meanwhile: reload it and apply the change again"
+                ) from None
     raise ConflictProblem(f"case {case_id} keeps changing under this request; try again")
 
 
@@ -208,7 +222,9 @@ def replace(items: Iterable[E], updated: E) -> list[E]:
 
 def check_new_id(case: Case, entity_id: str, what: str) -> None:
     """Refuse (409) an entity id already used in the case (ids are unique within a case)."""
-    used = {case.id} | {e.id for group in (case.needs, case.goals, case.referrals, case.team, case.contacts, case.stays) for e in group}
+    used = {case.id} | {
+        e.id for group in (case.needs, case.goals, case.referrals, case.team, case.contacts, case.stays) for e in group
+    }
     if entity_id in used:
         raise ConflictProblem(f"id {entity_id} is already used in case {case.id}; choose another {what} id or omit it")
 
@@ -231,12 +247,28 @@ class Work:
         return load_case(self.store, self.principal, case_id, self.today, request_id=self.request_id)
 
     def edit(
-        self, case_id: str, change: Callable[[Case], tuple[Case, T]], *, action: str, detail: str,
+        self,
+        case_id: str,
+        change: Callable[[Case], tuple[Case, T]],
+        *,
+        action: str,
+        detail: str,
         name: FieldNamer | None = None,
     ) -> Edited[T]:
         """Apply a change to the visible case, saved and audited, held to the rules (see ``edit_case``)."""
-        return edit_case(self.store, self.principal, case_id, change, today=self.today, if_match=self.if_match,
-                         action=action, detail=detail, request_id=self.request_id, rules=self.rules, name=name)
+        return edit_case(
+            self.store,
+            self.principal,
+            case_id,
+            change,
+            today=self.today,
+            if_match=self.if_match,
+            action=action,
+            detail=detail,
+            request_id=self.request_id,
+            rules=self.rules,
+            name=name,
+        )
 
 
 def patched(entity: E, changes: dict[str, Any], field: str) -> E:
@@ -268,7 +300,9 @@ def update_entity(
         updated = update(find(items, entity_id, what, case.id))
         return rebuild(case, field, **{field: replace(items, updated)}), updated
 
-    return work.edit(case_id, change, action=action, detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
+    return work.edit(
+        case_id, change, action=action, detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id)
+    )
 
 
 def views(work: Work) -> ViewCache:

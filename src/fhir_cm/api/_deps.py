@@ -129,8 +129,15 @@ def get_work(
 ) -> Work:
     """Everything a case route needs: store, principal, today, request id, ``If-Match`` and the domain's rules."""
     settings: Settings = request.app.state.settings
-    return Work(store, principal, today, getattr(request.state, "request_id", None), if_match,
-                rules=settings.plausibility(today), views=request.app.state.views)
+    return Work(
+        store,
+        principal,
+        today,
+        getattr(request.state, "request_id", None),
+        if_match,
+        rules=settings.plausibility(today),
+        views=request.app.state.views,
+    )
 
 
 CaseWork = Annotated[Work, Depends(get_work)]

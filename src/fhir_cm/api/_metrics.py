@@ -52,24 +52,35 @@ class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "fhir_cm_http_requests_total", "HTTP requests by method, route template and status.",
-            ["method", "route", "status"], registry=self.registry,
+            "fhir_cm_http_requests_total",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "fhir_cm_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template.",
-            ["method", "route"], buckets=_BUCKETS, registry=self.registry,
+            "fhir_cm_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.sync_runs = Counter(
-            "fhir_cm_sync_runs_total", "Push and pull runs triggered through the API, by outcome.",
-            ["operation", "outcome"], registry=self.registry,
+            "fhir_cm_sync_runs_total",
+            "Push and pull runs triggered through the API, by outcome.",
+            ["operation", "outcome"],
+            registry=self.registry,
         )
         self.sync_items = Counter(
-            "fhir_cm_sync_items_total", "Counts reported by sync runs (created, updated, unchanged, failed, …).",
-            ["operation", "result"], registry=self.registry,
+            "fhir_cm_sync_items_total",
+            "Counts reported by sync runs (created, updated, unchanged, failed, …).",
+            ["operation", "result"],
+            registry=self.registry,
         )
         self.outbox = Gauge(
-            "fhir_cm_outbox_depth", "Outbox rows per status, read from the store at scrape time.",
-            ["status"], registry=self.registry,
+            "fhir_cm_outbox_depth",
+            "Outbox rows per status, read from the store at scrape time.",
+            ["status"],
+            registry=self.registry,
         )
         self.follow_ups = _FollowUpLatency()
         self.registry.register(self.follow_ups)

@@ -178,8 +178,15 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _body(status: int, problem_type: str, title: str, detail: str | None, errors: Sequence[FieldError],
-          request: Request, extra: Mapping[str, Any]) -> dict[str, Any]:
+def _body(
+    status: int,
+    problem_type: str,
+    title: str,
+    detail: str | None,
+    errors: Sequence[FieldError],
+    request: Request,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": problem_type,
         "title": title,
@@ -194,8 +201,17 @@ def _body(status: int, problem_type: str, title: str, detail: str | None, errors
 
 
 def _operation_outcome(status: int, title: str, detail: str | None, errors: Sequence[FieldError]) -> dict[str, Any]:
-    code = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 409: "conflict",
-            412: "conflict", 422: "invalid", 400: "invalid", 501: "not-supported"}.get(status, "exception")
+    code = {
+        401: "login",
+        403: "forbidden",
+        404: "not-found",
+        405: "not-supported",
+        409: "conflict",
+        412: "conflict",
+        422: "invalid",
+        400: "invalid",
+        501: "not-supported",
+    }.get(status, "exception")
     issues = [
         {"severity": "error", "code": code, "diagnostics": f"{e.field}: {e.message}", "expression": [e.field]}
         for e in errors
@@ -226,8 +242,16 @@ def problem_response(
 
 
 def _from_problem(request: Request, exc: Problem) -> Response:
-    return problem_response(request, exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
-                            errors=exc.errors, headers=exc.headers, extra=exc.extra)
+    return problem_response(
+        request,
+        exc.status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
@@ -253,22 +277,29 @@ async def _on_http(request: Request, exc: Exception) -> Response:
 
 async def _on_store(request: Request, exc: Exception) -> Response:
     if isinstance(exc, StoreUnavailable):
-        return _from_problem(request, Unavailable("the store is unavailable or busy; try again",
-                                                  headers={"Retry-After": "1"}))
+        return _from_problem(
+            request, Unavailable("the store is unavailable or busy; try again", headers={"Retry-After": "1"})
+        )
     if isinstance(exc, NotFound):
         return _from_problem(request, NotFoundProblem(str(exc)))
     if isinstance(exc, StaleRevision):
         return _from_problem(request, ConflictProblem("the case changed while this request ran; try again"))
     log.error("store error", extra={"fields": {"error": type(exc).__name__}})
-    return problem_response(request, 500, slug="store-error", title="Store error",
-                            detail="the store refused the operation")
+    return problem_response(
+        request, 500, slug="store-error", title="Store error", detail="the store refused the operation"
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # The message may hold data from the request: log the type only.
     log.error("unhandled error", extra={"fields": {"error": type(exc).__name__}})
-    return problem_response(request, 500, slug="internal-error", title="Internal error",
-                            detail="an unexpected error occurred; the request id identifies it in the logs")
+    return problem_response(
+        request,
+        500,
+        slug="internal-error",
+        title="Internal error",
+        detail="an unexpected error occurred; the request id identifies it in the logs",
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -88,10 +88,15 @@ class LateProgress:
 
     def advance(self) -> None:
         self.done += 1
-        if (self.bar is None and self.enabled and self.console.is_terminal
-                and time.monotonic() - self.started > self.after):
-            self.bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=self.console,
-                                transient=True)
+        if (
+            self.bar is None
+            and self.enabled
+            and self.console.is_terminal
+            and time.monotonic() - self.started > self.after
+        ):
+            self.bar = Progress(
+                *Progress.get_default_columns(), MofNCompleteColumn(), console=self.console, transient=True
+            )
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total)
         if self.bar is not None and self.task is not None:
@@ -114,8 +119,6 @@ def late_progress(total: int, label: str, *, enabled: bool = True, after: float 
 
 if TYPE_CHECKING:
     from ..store import Store
-
-
 
 
 def open_configured_store() -> Store:

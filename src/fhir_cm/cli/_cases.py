@@ -16,10 +16,19 @@ from ._app import app, fail, late_progress, open_configured_store, reported
 
 @app.command("generate", short_help="Write synthetic case journeys as JSON lines.")
 def generate_command(
-    cases: Annotated[int | None, typer.Option("--cases", metavar="N", help="How many case journeys to write (at least 1).  [required]")] = None,
-    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed: the same seed writes the same cases.")] = 1,
-    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Write to this file instead of stdout.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="With --out: print the run summary as JSON on stdout.")] = False,
+    cases: Annotated[
+        int | None,
+        typer.Option("--cases", metavar="N", help="How many case journeys to write (at least 1).  [required]"),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Random seed: the same seed writes the same cases.")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Write to this file instead of stdout.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --out: print the run summary as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Write synthetic case journeys as JSON lines (one case, the domain model's JSON, per line)."""
     from ..synthetic import GenerationSummary, generate_cases
@@ -59,9 +68,14 @@ def generate_command(
 
 @app.command("map", short_help="Map cases to FHIR transaction Bundles (JSON lines).")
 def map_command(
-    file: Annotated[str, typer.Argument(metavar="FILE", help="Case JSON: one object, an array, or JSON lines; '-' reads stdin.")],
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="Case JSON: one object, an array, or JSON lines; '-' reads stdin.")
+    ],
     fhir_version: Annotated[
-        str | None, typer.Option("--fhir-version", metavar="[R4|R5]", help="FHIR version (default: FHIR_CM_FHIR_VERSION, else R4).")
+        str | None,
+        typer.Option(
+            "--fhir-version", metavar="[R4|R5]", help="FHIR version (default: FHIR_CM_FHIR_VERSION, else R4)."
+        ),
     ] = None,
 ) -> None:
     """Map cases to FHIR: one transaction Bundle per case on stdout, as JSON lines."""
@@ -89,9 +103,18 @@ def map_command(
 
 @app.command("import", short_help="Import FHIR resources, Bundles or cases.")
 def import_command(
-    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="FHIR JSON (resources, Bundles, arrays or JSON lines; R4 or R5) or case JSON lines from `fhir-cm generate`; '-' reads stdin.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE...",
+            help="FHIR JSON (resources, Bundles, arrays or JSON lines; R4 or R5) or case JSON lines from `fhir-cm generate`; '-' reads stdin.",
+        ),
+    ],
     fhir_version: Annotated[
-        str, typer.Option("--fhir-version", metavar="[auto|R4|R5]", help="auto decides per resource from the R4 and R5 models.")
+        str,
+        typer.Option(
+            "--fhir-version", metavar="[auto|R4|R5]", help="auto decides per resource from the R4 and R5 models."
+        ),
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
@@ -109,7 +132,12 @@ def import_command(
         raise fail(f"--fhir-version must be auto, R4 or R5 (got {fhir_version!r})", code=2)
     settings = get_settings()
     with reported(), open_store(settings.database_url) as store:
-        report = import_files(store, files, settings, fhir_version=fhir_version.lower() if fhir_version.upper() == "AUTO" else fhir_version.upper())
+        report = import_files(
+            store,
+            files,
+            settings,
+            fhir_version=fhir_version.lower() if fhir_version.upper() == "AUTO" else fhir_version.upper(),
+        )
     if as_json:
         typer.echo(report.model_dump_json())
     else:
@@ -118,11 +146,18 @@ def import_command(
 
 @app.command("export", short_help="Export cases as one FHIR collection Bundle.")
 def export_command(
-    case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case (default: every case in the store).")] = None,
-    fhir_version: Annotated[
-        str | None, typer.Option("--fhir-version", metavar="[R4|R5]", help="FHIR version (default: each resource in the version it came in).")
+    case: Annotated[
+        str | None, typer.Option("--case", metavar="ID", help="Only this case (default: every case in the store).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Write to this file instead of stdout.")] = None,
+    fhir_version: Annotated[
+        str | None,
+        typer.Option(
+            "--fhir-version", metavar="[R4|R5]", help="FHIR version (default: each resource in the version it came in)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Write to this file instead of stdout.")
+    ] = None,
 ) -> None:
     """Export cases as one FHIR collection Bundle: imported resources come back as they came, plus what changed."""
     import orjson
@@ -155,7 +190,10 @@ def export_command(
 
 @app.command("check", short_help="Report stored cases that break a domain rule.")
 def check_command(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per rule broken (case_id, rule, field, entity, message).")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="JSON lines: one object per rule broken (case_id, rule, field, entity, message)."),
+    ] = False,
 ) -> None:
     """Report the stored cases that break a rule of what can be true, and count what is quarantined.
 

@@ -13,11 +13,34 @@ from ._app import app, fail, reported
 
 @app.command("demo", short_help="The main job: walk synthetic cases through the cycle.")
 def demo_command(
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="Also sync to this FHIR server and read everything back (default: FHIR_CM_FHIR_BASE, else no server).")] = None,
-    cases: Annotated[int, typer.Option("--cases", metavar="N", help="How many synthetic cases to walk (at least 1).")] = 5,
-    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="The folder for the demo's files (the FHIR export).")] = Path("fhir-cm-demo"),
-    today: Annotated[str | None, typer.Option("--today", metavar="YYYY-MM-DD", help="Date the journeys as if today were this day (default: today): the same day gives the same output.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout (the readable one goes to stderr).")] = False,
+    fhir_base: Annotated[
+        str | None,
+        typer.Option(
+            "--fhir-base",
+            metavar="URL",
+            help="Also sync to this FHIR server and read everything back (default: FHIR_CM_FHIR_BASE, else no server).",
+        ),
+    ] = None,
+    cases: Annotated[
+        int, typer.Option("--cases", metavar="N", help="How many synthetic cases to walk (at least 1).")
+    ] = 5,
+    out: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="The folder for the demo's files (the FHIR export).")
+    ] = Path("fhir-cm-demo"),
+    today: Annotated[
+        str | None,
+        typer.Option(
+            "--today",
+            metavar="YYYY-MM-DD",
+            help="Date the journeys as if today were this day (default: today): the same day gives the same output.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the summary as one JSON object on stdout (the readable one goes to stderr)."
+        ),
+    ] = False,
 ) -> None:
     """The main job in one command: walk a few synthetic cases through the whole case-management cycle.
 
@@ -40,8 +63,9 @@ def demo_command(
         raise fail(f"--today must be a date, YYYY-MM-DD (got {today!r})", code=2) from None
     with reported(ValueError):
         settings = get_settings(fhir_base=fhir_base)
-        summary = run_demo(settings, cases=cases, today=day, out_dir=out,
-                           progress=lambda line: typer.echo(line, err=True))
+        summary = run_demo(
+            settings, cases=cases, today=day, out_dir=out, progress=lambda line: typer.echo(line, err=True)
+        )
     if as_json:
         typer.echo(render_summary(summary), err=True)
         typer.echo(summary.model_dump_json())

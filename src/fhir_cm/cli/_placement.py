@@ -9,10 +9,13 @@ import typer
 
 from ._app import app, fail, open_configured_store, reported
 
-placement_app = typer.Typer(help="Offer a post-discharge placement to several facilities (one ServiceRequest, "
-                            "one Task each), follow their answers, and settle it on the patient's choice.",
-                            short_help="Post-discharge placement to candidate facilities.", no_args_is_help=True,
-                            rich_markup_mode=None)
+placement_app = typer.Typer(
+    help="Offer a post-discharge placement to several facilities (one ServiceRequest, "
+    "one Task each), follow their answers, and settle it on the patient's choice.",
+    short_help="Post-discharge placement to candidate facilities.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(placement_app, name="placement")
 
 
@@ -21,11 +24,20 @@ def _show(offer: Any, as_json: bool) -> None:
         typer.echo(offer.model_dump_json())
         return
     chosen = f"; chosen: {offer.chosen}" if offer.chosen else ""
-    typer.echo(f"placement {offer.id} of case {offer.case_id} ({offer.setting}), ServiceRequest/"
-               f"{offer.service_request_id}{chosen}")
+    typer.echo(
+        f"placement {offer.id} of case {offer.case_id} ({offer.setting}), ServiceRequest/"
+        f"{offer.service_request_id}{chosen}"
+    )
     for c in offer.candidates:
-        extra = " ".join(x for x in (c.business_status or "", f"({c.reason})" if c.reason else "",
-                                     f"asks: {'; '.join(c.questions)}" if c.questions else "") if x)
+        extra = " ".join(
+            x
+            for x in (
+                c.business_status or "",
+                f"({c.reason})" if c.reason else "",
+                f"asks: {'; '.join(c.questions)}" if c.questions else "",
+            )
+            if x
+        )
         typer.echo(f"  {c.organization:<30} Task/{c.task_id:<12} {c.status} {extra}".rstrip())
 
 
@@ -39,16 +51,24 @@ def _settings(fhir_base: str | None) -> Any:
     return settings
 
 
-FhirBase = Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")]
+FhirBase = Annotated[
+    str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="The offer as one JSON object.")]
 
 
 @placement_app.command("offer", short_help="Offer the case to candidate facilities.")
 def offer_command(
     case: Annotated[str, typer.Option("--case", metavar="ID", help="The case.")],
-    setting: Annotated[str, typer.Option("--setting", metavar="SETTING", help="Care setting asked for, e.g. skilled-nursing.")],
-    candidate: Annotated[list[str], typer.Option("--candidate", metavar="ORG", help="Organization id of a candidate facility (repeat).")],
-    service: Annotated[str | None, typer.Option("--service", metavar="TEXT", help="What is asked for, in words.")] = None,
+    setting: Annotated[
+        str, typer.Option("--setting", metavar="SETTING", help="Care setting asked for, e.g. skilled-nursing.")
+    ],
+    candidate: Annotated[
+        list[str], typer.Option("--candidate", metavar="ORG", help="Organization id of a candidate facility (repeat).")
+    ],
+    service: Annotated[
+        str | None, typer.Option("--service", metavar="TEXT", help="What is asked for, in words.")
+    ] = None,
     fhir_base: FhirBase = None,
     as_json: AsJson = False,
 ) -> None:
@@ -59,7 +79,9 @@ def offer_command(
     try:
         wanted = CareSetting(setting)
     except ValueError:
-        raise fail(f"unknown care setting {setting!r}; one of: {', '.join(s.value for s in CareSetting)}", code=2) from None
+        raise fail(
+            f"unknown care setting {setting!r}; one of: {', '.join(s.value for s in CareSetting)}", code=2
+        ) from None
     settings = _settings(fhir_base)
     with open_configured_store() as store, reported():
         offer = asyncio.run(offer_to_facilities(store, settings, case, wanted, candidate, service=service))
@@ -84,7 +106,9 @@ def status_command(
 @placement_app.command("choose", short_help="Settle the offer on the patient's choice.")
 def choose_command(
     placement: Annotated[str, typer.Argument(metavar="PLACEMENT_ID")],
-    candidate: Annotated[str, typer.Option("--candidate", metavar="ORG", help="The facility the patient chose (it must have accepted).")],
+    candidate: Annotated[
+        str, typer.Option("--candidate", metavar="ORG", help="The facility the patient chose (it must have accepted).")
+    ],
     fhir_base: FhirBase = None,
     as_json: AsJson = False,
 ) -> None:

@@ -12,9 +12,25 @@ from ._app import app, fail, open_configured_store, reported
 
 @app.command("serve", short_help="Run the API: case management, FHIR facade, console, metrics.")
 def serve_command(
-    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="Address to bind (default: FHIR_CM_HOST, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", metavar="PORT", help="Port, 1 to 65535 (default: FHIR_CM_PORT, 8000).", min=1, max=65535)] = None,
-    workers: Annotated[int, typer.Option("--workers", metavar="N", min=1, max=64, help="Processes serving the API (for a PostgreSQL store; each keeps its own caches).")] = 1,
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="HOST", help="Address to bind (default: FHIR_CM_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", metavar="PORT", help="Port, 1 to 65535 (default: FHIR_CM_PORT, 8000).", min=1, max=65535
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Processes serving the API (for a PostgreSQL store; each keeps its own caches).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API (case management, FHIR facade, console, caseload, outcomes, health, metrics) on the
     configured store. With --workers N, N processes share the port (uvicorn's supervisor restarts a
@@ -29,8 +45,13 @@ def serve_command(
     with reported():
         application = create_app(settings)  # also checks the store (and migrates it) once, before any worker
     # uvicorn's own access log prints query strings (patient ids): the app logs requests itself.
-    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "access_log": False,
-                               "log_config": None, "server_header": False}
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "log_config": None,
+        "server_header": False,
+    }
     if workers == 1:
         uvicorn.run(application, **options)
     else:
@@ -38,23 +59,46 @@ def serve_command(
         uvicorn.run("fhir_cm.api:app_from_environment", factory=True, workers=workers, **options)
 
 
-apikey_app = typer.Typer(help="Create, list and revoke the API keys that callers of the API present.",
-                         short_help="Create, list and revoke API keys.", no_args_is_help=True,
-                         rich_markup_mode=None)
+apikey_app = typer.Typer(
+    help="Create, list and revoke the API keys that callers of the API present.",
+    short_help="Create, list and revoke API keys.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(apikey_app, name="apikey")
 
 
 @apikey_app.command("create", short_help="Create an API key (printed once).")
 def apikey_create_command(
-    name: Annotated[str, typer.Option("--name", metavar="TEXT", help="Who or what the key is for (shown in listings).")],
-    role: Annotated[str, typer.Option("--role", metavar="[case-manager|supervisor|service]", help="What the key may do.")],
+    name: Annotated[
+        str, typer.Option("--name", metavar="TEXT", help="Who or what the key is for (shown in listings).")
+    ],
+    role: Annotated[
+        str, typer.Option("--role", metavar="[case-manager|supervisor|service]", help="What the key may do.")
+    ],
     practitioner: Annotated[
-        str | None, typer.Option("--practitioner", metavar="ID", help="The case manager's practitioner id, in full (required with --role case-manager).")
+        str | None,
+        typer.Option(
+            "--practitioner",
+            metavar="ID",
+            help="The case manager's practitioner id, in full (required with --role case-manager).",
+        ),
     ] = None,
     programme: Annotated[
-        str | None, typer.Option("--programme", metavar="[health-care|social-work|rehabilitation|child-protection|behavioural-health]", help="A supervisor's programme (default: all programmes).")
+        str | None,
+        typer.Option(
+            "--programme",
+            metavar="[health-care|social-work|rehabilitation|child-protection|behavioural-health]",
+            help="A supervisor's programme (default: all programmes).",
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Create the key although no stored case names the practitioner or programme yet (data still to come).")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Create the key although no stored case names the practitioner or programme yet (data still to come).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the key and its details as one JSON object.")] = False,
 ) -> None:
     """Create an API key and print it once on stdout: it is stored hashed and cannot be shown again.
@@ -78,14 +122,16 @@ def apikey_create_command(
     with open_configured_store() as store, store.session() as session:
         if not force:
             _check_key_scope(session, practitioner if roles[role] is ApiRole.CASE_MANAGER else None, programme)
-        key, secret = create_api_key(session, name=name, role=roles[role], practitioner_id=practitioner,
-                                     programme=programme)
+        key, secret = create_api_key(
+            session, name=name, role=roles[role], practitioner_id=practitioner, programme=programme
+        )
     if as_json:
         typer.echo(json.dumps({**key.model_dump(mode="json"), "key": secret}))
     else:
         typer.echo(secret)
-    typer.echo(f"fhir-cm: created {role} key {key.key_id} for {name!r}; store the key now, it is not shown again",
-               err=True)
+    typer.echo(
+        f"fhir-cm: created {role} key {key.key_id} for {name!r}; store the key now, it is not shown again", err=True
+    )
 
 
 def _check_key_scope(session: Any, practitioner: str | None, programme: str | None) -> None:
@@ -95,12 +141,16 @@ def _check_key_scope(session: Any, practitioner: str | None, programme: str | No
     if practitioner is not None and not practitioner_on_cases(session, practitioner):
         like = practitioners_starting_with(session, practitioner)
         hint = f"did you mean {' or '.join(like)}? " if like else ""
-        raise fail(f"no stored case has practitioner {practitioner} as case manager or on its care team, so the key "
-                   f"would see nothing; {hint}give the full id, or --force if the data is still to come")
+        raise fail(
+            f"no stored case has practitioner {practitioner} as case manager or on its care team, so the key "
+            f"would see nothing; {hint}give the full id, or --force if the data is still to come"
+        )
     if programme is not None and programme not in (known := programmes_in_use(session)):
         held = ", ".join(sorted(known)) or "none yet"
-        raise fail(f"no stored case is in programme {programme} (the store holds: {held}), so the key would see "
-                   "nothing; --force if the data is still to come")
+        raise fail(
+            f"no stored case is in programme {programme} (the store holds: {held}), so the key would see "
+            "nothing; --force if the data is still to come"
+        )
 
 
 @apikey_app.command("list", short_help="List API keys (never the secrets).")

@@ -9,7 +9,9 @@ import typer
 
 from ._app import app, open_configured_store, reported
 
-FhirBase = Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")]
+FhirBase = Annotated[
+    str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")
+]
 
 
 def _settings(fhir_base: str | None) -> Any:
@@ -24,8 +26,22 @@ def _settings(fhir_base: str | None) -> Any:
 
 @app.command("subscribe", short_help="Make the server notify fhir-cm of Encounter changes of open cases.")
 def subscribe_command(
-    endpoint: Annotated[str, typer.Option("--endpoint", metavar="URL", help="Where the server sends notifications: the fhir-cm API's /notifications (e.g. https://cm.example.org/notifications).")],
-    topic: Annotated[str | None, typer.Option("--topic", metavar="URL", help="The server's Encounter SubscriptionTopic (backport topic subscriptions) instead of R4 criteria.")] = None,
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            "--endpoint",
+            metavar="URL",
+            help="Where the server sends notifications: the fhir-cm API's /notifications (e.g. https://cm.example.org/notifications).",
+        ),
+    ],
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic",
+            metavar="URL",
+            help="The server's Encounter SubscriptionTopic (backport topic subscriptions) instead of R4 criteria.",
+        ),
+    ] = None,
     fhir_base: FhirBase = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as one JSON object.")] = False,
 ) -> None:
@@ -41,9 +57,12 @@ def subscribe_command(
     if as_json:
         typer.echo(report.model_dump_json())
         return
-    typer.echo(f"fhir-cm: {report.patients} patients of open cases in {len(report.created) + len(report.updated) + len(report.kept)} "
-               f"subscription(s): {len(report.created)} created, {len(report.updated)} updated, {len(report.kept)} kept, "
-               f"{len(report.removed)} removed", err=True)
+    typer.echo(
+        f"fhir-cm: {report.patients} patients of open cases in {len(report.created) + len(report.updated) + len(report.kept)} "
+        f"subscription(s): {len(report.created)} created, {len(report.updated)} updated, {len(report.kept)} kept, "
+        f"{len(report.removed)} removed",
+        err=True,
+    )
 
 
 @app.command("subscriptions", short_help="List fhir-cm's subscriptions with their status on the server.")
@@ -64,8 +83,10 @@ def subscriptions_command(
         else:
             last = s.last_notified_at.isoformat(timespec="seconds") if s.last_notified_at else "never"
             error = f" ({s.error})" if s.error else ""
-            typer.echo(f"{s.id:<26} Subscription/{s.server_id or '-':<10} {s.kind:<8} {s.status:<10} "
-                       f"{s.patients:>3} patients  last notified {last}{error}")
+            typer.echo(
+                f"{s.id:<26} Subscription/{s.server_id or '-':<10} {s.kind:<8} {s.status:<10} "
+                f"{s.patients:>3} patients  last notified {last}{error}"
+            )
 
 
 @app.command("unsubscribe", short_help="Remove fhir-cm's subscriptions from the server.")

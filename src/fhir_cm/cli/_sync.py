@@ -12,7 +12,9 @@ from ._app import EXIT_RETRY_LATER, LateProgress, app, fail, open_configured_sto
 
 @app.command("capabilities", short_help="What a FHIR server supports for case management.")
 def capabilities_command(
-    fhir_base: str | None = typer.Option(None, "--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
+    fhir_base: str | None = typer.Option(
+        None, "--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the case-management view as one JSON object."),
 ) -> None:
     """Show what a FHIR server supports for case management (reads its /metadata)."""
@@ -26,10 +28,14 @@ def capabilities_command(
     if as_json:
         typer.echo(view.model_dump_json(indent=2))
         return
-    typer.echo(f"FHIR {view.fhir_version} ({view.release or 'unsupported release'})"
-               f" — {view.software or 'unknown software'} {view.software_version or ''}".rstrip())
-    typer.echo(f"transaction: {'yes' if view.transaction else 'no'}    batch: {'yes' if view.batch else 'no'}"
-               f"    patch formats: {', '.join(view.patch_formats) or '-'}")
+    typer.echo(
+        f"FHIR {view.fhir_version} ({view.release or 'unsupported release'})"
+        f" — {view.software or 'unknown software'} {view.software_version or ''}".rstrip()
+    )
+    typer.echo(
+        f"transaction: {'yes' if view.transaction else 'no'}    batch: {'yes' if view.batch else 'no'}"
+        f"    patch formats: {', '.join(view.patch_formats) or '-'}"
+    )
     for row in view.types:
         if not row.declared:
             typer.echo(f"{row.type:<15} not declared")
@@ -40,12 +46,31 @@ def capabilities_command(
 
 @app.command("push", short_help="Send cases to a FHIR server; safe to re-run.")
 def push_command(
-    file: Annotated[str | None, typer.Argument(metavar="FILE", help="Case JSON/JSONL (as `fhir-cm generate` writes); '-' reads stdin.")] = None,
-    all_pending: Annotated[bool, typer.Option("--all", help="Push every pending outbox row, and queue every case not yet pushed to this server.")] = False,
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
+    file: Annotated[
+        str | None,
+        typer.Argument(metavar="FILE", help="Case JSON/JSONL (as `fhir-cm generate` writes); '-' reads stdin."),
+    ] = None,
+    all_pending: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Push every pending outbox row, and queue every case not yet pushed to this server."
+        ),
+    ] = False,
+    fhir_base: Annotated[
+        str | None,
+        typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, metavar="N", help="Cases pushed at once (default: FHIR_CM_PUSH_CONCURRENCY, 4).")] = None,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for cases another live worker is pushing: report them at once.")] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, metavar="N", help="Cases pushed at once (default: FHIR_CM_PUSH_CONCURRENCY, 4)."
+        ),
+    ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="Do not wait for cases another live worker is pushing: report them at once."),
+    ] = False,
 ) -> None:
     """Send cases to a FHIR server: safe to re-run; prints counts created/updated/unchanged/failed
     and how many of the cases asked for (the FILE's, or every queued one with --all) are pushed.
@@ -74,16 +99,27 @@ def push_command(
             cases = read_cases(file)
 
     def waiting(held: list[Any], until: Any) -> None:
-        typer.echo(f"fhir-cm: waiting until {until.isoformat(timespec='seconds')} for {len(held)} case(s) "
-                   f"another worker is pushing ({', '.join(sorted({str(i.claimed_by) for i in held}))})", err=True)
+        typer.echo(
+            f"fhir-cm: waiting until {until.isoformat(timespec='seconds')} for {len(held)} case(s) "
+            f"another worker is pushing ({', '.join(sorted({str(i.claimed_by) for i in held}))})",
+            err=True,
+        )
 
     progress = LateProgress("pushing cases")
 
     async def run() -> Any:
         with open_store(settings.database_url) as store:
-            return await run_push(store, settings, cases=cases, everything_pending=all_pending, wait=not no_wait,
-                                  concurrency=concurrency, on_wait=waiting, on_start=progress.start,
-                                  on_case=lambda _id, _ok: progress.advance())
+            return await run_push(
+                store,
+                settings,
+                cases=cases,
+                everything_pending=all_pending,
+                wait=not no_wait,
+                concurrency=concurrency,
+                on_wait=waiting,
+                on_start=progress.start,
+                on_case=lambda _id, _ok: progress.advance(),
+            )
 
     try:
         with reported(ValueError):
@@ -113,8 +149,13 @@ def push_command(
 
 @app.command("worker", short_help="Push and pull continuously (one or several workers).")
 def worker_command(
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
-    interval: Annotated[float, typer.Option("--interval", min=0.0, metavar="SECONDS", help="Seconds between rounds.")] = 5.0,
+    fhir_base: Annotated[
+        str | None,
+        typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.0, metavar="SECONDS", help="Seconds between rounds.")
+    ] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
 ) -> None:
     """Push the outbox (and pull, where available) continuously; several workers may share a PostgreSQL store."""
@@ -149,9 +190,26 @@ def worker_command(
 
 @app.command("pull", short_help="Read what changed on a FHIR server into the store.")
 def pull_command(
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE).")] = None,
-    since: Annotated[str | None, typer.Option("--since", metavar="INSTANT", help="Pull changes after this instant (e.g. 2024-05-01T00:00:00Z) instead of the stored watermarks.")] = None,
-    patient: Annotated[str | None, typer.Option("--patient", metavar="ID", help="Pull everything of the case types for this Patient id (watermarks untouched).")] = None,
+    fhir_base: Annotated[
+        str | None,
+        typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="INSTANT",
+            help="Pull changes after this instant (e.g. 2024-05-01T00:00:00Z) instead of the stored watermarks.",
+        ),
+    ] = None,
+    patient: Annotated[
+        str | None,
+        typer.Option(
+            "--patient",
+            metavar="ID",
+            help="Pull everything of the case types for this Patient id (watermarks untouched).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
 ) -> None:
     """Read case resources changed on a server into the store, watch the Encounters of open cases'
@@ -208,11 +266,40 @@ def pull_command(
 def transitions_command(
     case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case's transitions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per transition.")] = False,
-    document: Annotated[bool, typer.Option("--document", help="Print the case's transfer summaries (PACIO document Bundles, one JSON per line); needs --case.")] = False,
-    move: Annotated[int | None, typer.Option("--move", metavar="N", min=1, help="Only the N-th move out of a hospital, SNF or rehabilitation stay (with --document).")] = None,
-    write: Annotated[bool, typer.Option("--write", help="Also write them to the FHIR server, each with a DocumentReference (with --document).")] = False,
-    fhir_base: Annotated[str | None, typer.Option("--fhir-base", metavar="URL", help="FHIR server for --write (default: FHIR_CM_FHIR_BASE).")] = None,
-    fhir_version: Annotated[str | None, typer.Option("--fhir-version", metavar="[R4|R5]", help="FHIR version of the printed documents (default: FHIR_CM_FHIR_VERSION, R4).")] = None,
+    document: Annotated[
+        bool,
+        typer.Option(
+            "--document",
+            help="Print the case's transfer summaries (PACIO document Bundles, one JSON per line); needs --case.",
+        ),
+    ] = False,
+    move: Annotated[
+        int | None,
+        typer.Option(
+            "--move",
+            metavar="N",
+            min=1,
+            help="Only the N-th move out of a hospital, SNF or rehabilitation stay (with --document).",
+        ),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Also write them to the FHIR server, each with a DocumentReference (with --document)."
+        ),
+    ] = False,
+    fhir_base: Annotated[
+        str | None,
+        typer.Option("--fhir-base", metavar="URL", help="FHIR server for --write (default: FHIR_CM_FHIR_BASE)."),
+    ] = None,
+    fhir_version: Annotated[
+        str | None,
+        typer.Option(
+            "--fhir-version",
+            metavar="[R4|R5]",
+            help="FHIR version of the printed documents (default: FHIR_CM_FHIR_VERSION, R4).",
+        ),
+    ] = None,
 ) -> None:
     """List the moves between care settings of the stored cases, oldest first per case.
 
@@ -244,8 +331,11 @@ def transitions_command(
             if write:
                 written = asyncio.run(write_transfer_summaries(store, settings, case, number=move))
                 for w in written:
-                    typer.echo(f"fhir-cm: transfer summary Bundle/{w.bundle_id} with DocumentReference/"
-                               f"{w.document_reference_id} ({'written' if w.created else 'already there'})", err=True)
+                    typer.echo(
+                        f"fhir-cm: transfer summary Bundle/{w.bundle_id} with DocumentReference/"
+                        f"{w.document_reference_id} ({'written' if w.created else 'already there'})",
+                        err=True,
+                    )
         return
     with open_configured_store() as store:
         recorded = list_transitions(store, case)
@@ -257,13 +347,18 @@ def transitions_command(
     for t in recorded:
         disposition = t.discharge_disposition.value if t.discharge_disposition else "-"
         due = t.follow_up_due.isoformat() if t.follow_up_due else "-"
-        typer.echo(f"{t.case_id:<20} {t.date.isoformat():<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
-                   f"{disposition:<11} {due:<10} {'yes' if t.readmission else 'no'}")
+        typer.echo(
+            f"{t.case_id:<20} {t.date.isoformat():<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
+            f"{disposition:<11} {due:<10} {'yes' if t.readmission else 'no'}"
+        )
 
 
-conflicts_app = typer.Typer(help="List the open conflicts between local and server edits, and settle them.",
-                            short_help="List and settle local/server conflicts.", invoke_without_command=True,
-                            rich_markup_mode=None)
+conflicts_app = typer.Typer(
+    help="List the open conflicts between local and server edits, and settle them.",
+    short_help="List and settle local/server conflicts.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
 app.add_typer(conflicts_app, name="conflicts")
 
 
@@ -285,8 +380,20 @@ def conflicts_command(
         conflicts = list_conflicts(session, case_id=case)
     if as_json:
         for c in conflicts:
-            typer.echo(c.model_dump_json(include={"id", "case_id", "resource_type", "resource_key", "fields",
-                                                  "local", "server", "created_at"}))
+            typer.echo(
+                c.model_dump_json(
+                    include={
+                        "id",
+                        "case_id",
+                        "resource_type",
+                        "resource_key",
+                        "fields",
+                        "local",
+                        "server",
+                        "created_at",
+                    }
+                )
+            )
         return
     typer.echo(f"{'id':>5}  {'case':<34} {'resource':<40} fields")
     for c in conflicts:
@@ -296,8 +403,15 @@ def conflicts_command(
 @conflicts_app.command("resolve", short_help="Keep the local or the server value.")
 def conflicts_resolve_command(
     conflict_id: Annotated[int, typer.Argument(metavar="ID", help="The conflict's id (from `fhir-cm conflicts`).")],
-    keep: Annotated[str, typer.Option("--keep", metavar="[local|server]", help="local: push the local value; server: accept the server's.")],
-    resolved_by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who decided (recorded with the conflict).")] = None,
+    keep: Annotated[
+        str,
+        typer.Option(
+            "--keep", metavar="[local|server]", help="local: push the local value; server: accept the server's."
+        ),
+    ],
+    resolved_by: Annotated[
+        str | None, typer.Option("--by", metavar="NAME", help="Who decided (recorded with the conflict).")
+    ] = None,
 ) -> None:
     """Settle a conflict: keep the local value (queued for the next push) or the server's."""
     from ..jobs import settle_conflict

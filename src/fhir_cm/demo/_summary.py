@@ -83,8 +83,10 @@ def render_summary(summary: DemoSummary) -> str:
         lines.append(f"  {w.case_id}  {w.programme:<18} {w.status.value:<8} rev {w.revision:<3} {done}")
     lines += ["", f"Caseload on {summary.today} (limit {summary.caseload_limit} open cases per case manager)"]
     for m in summary.caseload:
-        who = "(unassigned)" if m.case_manager is None else (
-            f"{m.case_manager_name} ({m.case_manager})" if m.case_manager_name else m.case_manager
+        who = (
+            "(unassigned)"
+            if m.case_manager is None
+            else (f"{m.case_manager_name} ({m.case_manager})" if m.case_manager_name else m.case_manager)
         )
         flag = "OVER LIMIT" if m.over_limit else "within limit"
         gap = "-" if m.max_days_since_face_to_face is None else f"{m.max_days_since_face_to_face} days"

@@ -64,17 +64,22 @@ class Case(_Model):
         if self.case_manager is not None and self.case_manager.kind is not PartyKind.PRACTITIONER:
             raise ValueError("case_manager must be a party of kind 'practitioner'")
         ids = Counter(
-            e.id for group in (self.needs, self.goals, self.referrals, self.team, self.contacts, self.stays) for e in group
+            e.id
+            for group in (self.needs, self.goals, self.referrals, self.team, self.contacts, self.stays)
+            for e in group
         )
         ids[self.id] += 1
         dupes = sorted(i for i, n in ids.items() if n > 1)
         if dupes:
             raise ValueError(f"ids must be unique within a case; repeated: {', '.join(dupes)}")
         need_ids = {n.id for n in self.needs}
-        for item in (*self.goals, *self.referrals):
-            missing = [i for i in item.addresses if i not in need_ids]  # type: ignore[attr-defined]
+        addressing: list[Goal | Referral] = [*self.goals, *self.referrals]
+        for item in addressing:
+            missing = [i for i in item.addresses if i not in need_ids]
             if missing:
-                raise ValueError(f"{type(item).__name__.lower()} {item.id} addresses unknown needs: {', '.join(missing)}")  # type: ignore[attr-defined]
+                raise ValueError(
+                    f"{type(item).__name__.lower()} {item.id} addresses unknown needs: {', '.join(missing)}"
+                )
         stay_ids = {s.id for s in self.stays}
         for r in self.referrals:
             if r.for_stay is not None and r.for_stay not in stay_ids:
@@ -130,6 +135,8 @@ class Case(_Model):
             # Reopened: the case has not ended (an end left behind would read as a past, planned end).
             period = Period(start=period.start)
         # Validate the whole case once, with every field changed together.
-        updated = self.model_validate({**self.model_dump(), "status": status, "status_history": history, "period": period})
+        updated = self.model_validate(
+            {**self.model_dump(), "status": status, "status_history": history, "period": period}
+        )
         for name in ("status_history", "period", "status"):
             object.__setattr__(self, name, getattr(updated, name))

@@ -128,7 +128,9 @@ def _dates(case: Case) -> Iterator[_Dated]:
     for i, n in enumerate(case.needs):
         yield _Dated(path=("needs", i, "recorded"), entity=n.id, what="a need's recording", day=n.recorded, done=True)
         if n.resolved is not None:
-            yield _Dated(path=("needs", i, "resolved"), entity=n.id, what="a need's resolution", day=n.resolved, done=True)
+            yield _Dated(
+                path=("needs", i, "resolved"), entity=n.id, what="a need's resolution", day=n.resolved, done=True
+            )
     for i, g in enumerate(case.goals):
         for name in ("start", "due"):
             if (day := getattr(g, name)) is not None:
@@ -140,16 +142,22 @@ def _dates(case: Case) -> Iterator[_Dated]:
     for i, m in enumerate(case.team):
         for name in ("start", "end"):
             if (day := getattr(m, name)) is not None:
-                yield _Dated(path=("team", i, name), entity=m.id, what=f"a team membership's {name}", day=day,
-                             done=False)
+                yield _Dated(
+                    path=("team", i, name), entity=m.id, what=f"a team membership's {name}", day=day, done=False
+                )
     for i, c in enumerate(case.contacts):
         yield _Dated(path=("contacts", i, "date"), entity=c.id, what="a contact", day=c.date, done=True)
     for i, s in enumerate(case.stays):
         real = s.status in (StayStatus.IN_PROGRESS, StayStatus.FINISHED)
         yield _Dated(path=("stays", i, "start"), entity=s.id, what="a stay's start", day=s.start, done=real)
         if s.end is not None:
-            yield _Dated(path=("stays", i, "end"), entity=s.id, what="a stay's end", day=s.end,
-                         done=s.status is StayStatus.FINISHED)
+            yield _Dated(
+                path=("stays", i, "end"),
+                entity=s.id,
+                what="a stay's end",
+                day=s.end,
+                done=s.status is StayStatus.FINISHED,
+            )
 
 
 def _field(path: tuple[str | int, ...]) -> str:

@@ -67,7 +67,9 @@ class BulkSettings(BaseModel):
 
     kick_off: Literal["GET", "POST"] = "GET"
     join_types: bool = Field(default=True, description="_type=A,B (True) or _type=A&_type=B (False).")
-    poll_interval: float = Field(default=1.0, gt=0, description="Seconds between polls when the server gives no Retry-After.")
+    poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between polls when the server gives no Retry-After."
+    )
     max_retry_after: float = Field(default=60.0, gt=0, description="The longest Retry-After honoured, in seconds.")
     max_wait: float = Field(default=3600.0, gt=0, description="Give up on a job that takes longer (seconds).")
 
@@ -177,22 +179,23 @@ async def _kick_off(client: AsyncFhirClient, request: BulkRequest, settings: Bul
     params = _params(request, settings)
     try:
         if settings.kick_off == "POST":
-            body = {"resourceType": "Parameters",
-                    "parameter": [{"name": k, "valueString": v} for k, v in params]}
+            body = {"resourceType": "Parameters", "parameter": [{"name": k, "valueString": v} for k, v in params]}
             response = await client.send_raw("POST", url, headers=headers, json=body)
         else:
             response = await client.send_raw("GET", url, headers=headers, params=params)
     except FhirError as exc:
-        raise BulkExportFailed(f"the server did not start the export: {str(exc).splitlines()[0]}",
-                               status=exc.status) from None
+        raise BulkExportFailed(
+            f"the server did not start the export: {str(exc).splitlines()[0]}", status=exc.status
+        ) from None
     location = str(response.headers.get("content-location") or "")
     if response.status_code != 202 or not location:
         raise BulkExportFailed(f"the export kick-off answered {response.status_code} without a status URL")
     return location
 
 
-async def _manifest(client: AsyncFhirClient, status_url: str, settings: BulkSettings,
-                    on_progress: Callable[[str], None] | None) -> BulkManifest:
+async def _manifest(
+    client: AsyncFhirClient, status_url: str, settings: BulkSettings, on_progress: Callable[[str], None] | None
+) -> BulkManifest:
     waited = 0.0
     while True:
         request = client.build_raw("GET", status_url, headers={"Accept": "application/json"})
@@ -201,10 +204,12 @@ async def _manifest(client: AsyncFhirClient, status_url: str, settings: BulkSett
             try:
                 data = response.json()
                 return BulkManifest(
-                    transaction_time=data["transactionTime"], request=data.get("request", ""),
+                    transaction_time=data["transactionTime"],
+                    request=data.get("request", ""),
                     requires_access_token=bool(data.get("requiresAccessToken")),
                     output=[BulkFile.model_validate(f) for f in data.get("output") or []],
-                    error=[BulkFile.model_validate(f) for f in data.get("error") or []])
+                    error=[BulkFile.model_validate(f) for f in data.get("error") or []],
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 raise BulkExportFailed(f"the export's manifest is not one ({type(exc).__name__})") from None
         if response.status_code in (202, 429):
@@ -285,7 +290,8 @@ async def read_population(
         if use_export is not False:
             try:
                 chosen = await stack.enter_async_context(
-                    bulk_export(client, request, on_progress=on_progress, settings=settings))
+                    bulk_export(client, request, on_progress=on_progress, settings=settings)
+                )
             except BulkExportFailed as exc:
                 if use_export or exc.status not in (400, 404, 405, 501) or "did not start" not in str(exc):
                     raise

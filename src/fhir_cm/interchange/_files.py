@@ -82,7 +82,9 @@ def _problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
     try:
         model.model_validate(resource)
     except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or resource['resourceType']}: {e['msg']}" for e in exc.errors()[:2]]
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or resource['resourceType']}: {e['msg']}" for e in exc.errors()[:2]
+        ]
         more = exc.error_count() - len(parts)
         return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
     except (TypeError, ValueError) as exc:  # a validator that raised outside pydantic's machinery
@@ -157,7 +159,9 @@ def parse_text(text: str, name: str, *, forced: FhirVersion | None = None) -> Pa
             accepted = tuple(v for v, p in problems.items() if p is None)
             if not accepted:
                 why = "; ".join(f"{v}: {p}" for v, p in problems.items())
-                raise BadInputError(name, place, f"not a valid FHIR {' or '.join(tried)} {resource['resourceType']} ({why})")
+                raise BadInputError(
+                    name, place, f"not a valid FHIR {' or '.join(tried)} {resource['resourceType']} ({why})"
+                )
             parsed.resources.append(FhirItem(resource, place, accepted, full_url))
     return parsed
 
@@ -171,7 +175,9 @@ def parse_file(path: str | Path, *, forced: FhirVersion | None = None) -> Parsed
         else:
             text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(name, None, f"cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+        raise BadInputError(
+            name, None, f"cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+        ) from None
     return parse_text(text, name, forced=forced)
 
 

@@ -65,7 +65,10 @@ class ImportReport(BaseModel):
     def line(self) -> str:
         """The one-line summary for stderr."""
         by_version = ", ".join(f"{v} {n}" for v, n in sorted(self.versions.items()))
-        parts = [f"{self.files} file{'s' * (self.files != 1)}", f"{self.resources} resources" + (f" ({by_version})" if by_version else "")]
+        parts = [
+            f"{self.files} file{'s' * (self.files != 1)}",
+            f"{self.resources} resources" + (f" ({by_version})" if by_version else ""),
+        ]
         if self.case_documents:
             parts.append(f"{self.case_documents} case documents")
         return (
@@ -214,4 +217,3 @@ def import_files(
             run.write(session, parsed, list(mine.values()))
         placed.update({k: (c, str(item.version)) for k, (item, _, c) in mine.items()})
     return run.report.build(files, placed)
-

@@ -36,7 +36,9 @@ __all__ = ["UNIDENTIFIED_PATIENT", "case_id_for", "catch_all_case_id", "patient_
 UNIDENTIFIED_PATIENT = "unidentified"
 
 _ENTITY_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_PARTIES = frozenset({"Patient", "Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Group", "Location"})
+_PARTIES = frozenset(
+    {"Patient", "Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Group", "Location"}
+)
 
 
 def case_id_for(value: str) -> str:
@@ -153,7 +155,9 @@ class _Placer:
         return catch_all
 
     def unattributed_case(self, file_index: int) -> str:
-        keys = sorted(f"{k.type}/{k.value}" for (_, k, f), c in zip(self.items, self.patients) if f == file_index and c is None)
+        keys = sorted(
+            f"{k.type}/{k.value}" for (_, k, f), c in zip(self.items, self.patients) if f == file_index and c is None
+        )
         return "u-" + hashlib.sha256("|".join([self.system, *keys]).encode()).hexdigest()[:40]
 
 

@@ -49,8 +49,22 @@ _ORDER = ("CarePlan", "CareTeam", "Condition", "Goal", "ServiceRequest", "Task",
 _ENTITIES = frozenset({"Condition", "Goal", "ServiceRequest", "Communication", "Encounter"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _DATE_ELEMENTS = frozenset(
-    {"start", "recordedDate", "onsetDateTime", "authoredOn", "occurrenceDateTime", "sent", "created",
-     "startDate", "dueDate", "date", "issued", "effectiveDateTime", "performedDateTime", "assertedDate"}
+    {
+        "start",
+        "recordedDate",
+        "onsetDateTime",
+        "authoredOn",
+        "occurrenceDateTime",
+        "sent",
+        "created",
+        "startDate",
+        "dueDate",
+        "date",
+        "issued",
+        "effectiveDateTime",
+        "performedDateTime",
+        "assertedDate",
+    }
 )
 
 
@@ -93,7 +107,9 @@ def _dates(obj: Any) -> Iterable[dt.date]:
             yield from _dates(value)
 
 
-def _synthetic_episode(case_id: str, resources: Iterable[Mapping[str, Any]], home: FhirVersion, system: str) -> dict[str, Any]:
+def _synthetic_episode(
+    case_id: str, resources: Iterable[Mapping[str, Any]], home: FhirVersion, system: str
+) -> dict[str, Any]:
     resources = list(resources)
     patients = Counter(p for r in resources if (p := patient_of(r)) is not None)
     patient = patients.most_common(1)[0][0] if patients else UNIDENTIFIED_PATIENT
@@ -121,16 +137,22 @@ def _pair_reads(episode: bytes, resource: bytes, home: FhirVersion, system: str)
     return _reads([orjson.loads(episode), orjson.loads(resource)], home, system) is not None
 
 
-def read_view(case_id: str, stored: list[StoredResource], identifier_system: str, default: FhirVersion = "R4") -> CaseView:
+def read_view(
+    case_id: str, stored: list[StoredResource], identifier_system: str, default: FhirVersion = "R4"
+) -> CaseView:
     """The case the stored resources of ``case_id`` describe (see the module docstring)."""
     home = home_version(stored, case_id, default)
     work = {
-        ResourceKey(s.resource_type, s.key): s.raw if s.fhir_version == home else convert_resource(s.raw, s.fhir_version, home)
+        ResourceKey(s.resource_type, s.key): s.raw
+        if s.fhir_version == home
+        else convert_resource(s.raw, s.fhir_version, home)
         for s in stored
     }
     eoc_key = ResourceKey("EpisodeOfCare", case_id)
     episode = work.get(eoc_key)
-    candidates = sorted((k for k in work if k.type in _ORDER), key=lambda k: _ORDER.index(k.type))  # stable: keeps file order
+    candidates = sorted(
+        (k for k in work if k.type in _ORDER), key=lambda k: _ORDER.index(k.type)
+    )  # stable: keeps file order
     if episode is not None:
         case = _reads([episode, *(work[k] for k in candidates)], home, identifier_system)
         if case is not None:  # the common case: everything reads (our own resources, pulled or re-imported)

@@ -165,7 +165,11 @@ def _flatten(resources: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[s
 
 def _where(resource: Mapping[str, Any], index: int) -> str:
     rid = resource.get("id")
-    return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{resource.get('resourceType')} #{index + 1}"
+    return (
+        f"{resource.get('resourceType')}/{rid}"
+        if isinstance(rid, str)
+        else f"{resource.get('resourceType')} #{index + 1}"
+    )
 
 
 def _summary(exc: ValidationError) -> str:
@@ -182,7 +186,9 @@ def _entity(model: type[BaseModel], values: dict[str, Any], where: str) -> Any:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise UnreadableResourceError(f"{where} cannot be read as a {model.__name__.lower()}: {_summary(exc)}") from None
+        raise UnreadableResourceError(
+            f"{where} cannot be read as a {model.__name__.lower()}: {_summary(exc)}"
+        ) from None
 
 
 def read_resource(

@@ -104,8 +104,10 @@ def _class(version: FhirVersion) -> Field:
             decode=lambda cc, ctx: T.domain_value(_CLASS, cc.get("coding")),
             encode=lambda v, ctx: {"coding": [T.coding(_CLASS, v)]},
             many=False,
-            same=lambda obj, v, ctx: T.coding(_CLASS, v)["code"] in {c.get("code") for c in _class_codings(obj, version)}
-            or T.domain_value(_CLASS, _class_codings(obj, version)) == v,
+            same=lambda obj, v, ctx: (
+                T.coding(_CLASS, v)["code"] in {c.get("code") for c in _class_codings(obj, version)}
+                or T.domain_value(_CLASS, _class_codings(obj, version)) == v
+            ),
             derived=True,
         )
 

@@ -72,7 +72,9 @@ def _decode_current_setting(parts: Any) -> CurrentSetting | None:
     by_url = {p.get("url"): p for p in parts if isinstance(p, Mapping)}
     setting = _concept_value("care-setting")((by_url.get("setting") or {}).get("valueCodeableConcept"))
     since = read_date((by_url.get("since") or {}).get("valueDate"))
-    return CurrentSetting(setting=CareSetting(setting), since=since) if setting is not None and since is not None else None
+    return (
+        CurrentSetting(setting=CareSetting(setting), since=since) if setting is not None and since is not None else None
+    )
 
 
 def _encode_current_setting(now: CurrentSetting) -> list[dict[str, Any]]:
@@ -151,7 +153,9 @@ def normalise_history(history: list[StatusChange], status: str | None) -> list[S
 
 
 def _history() -> Field:
-    f = model_items("status_history", ("statusHistory",), _HISTORY_ENTRY, StatusChange, ident=lambda s: (s.status, s.start))
+    f = model_items(
+        "status_history", ("statusHistory",), _HISTORY_ENTRY, StatusChange, ident=lambda s: (s.status, s.start)
+    )
     status = code("status", ("status",), _STATUS)
     return Field(f.name, f.get, lambda obj, ctx: normalise_history(f.read(obj, ctx), status.read(obj, ctx)), f.write)
 

@@ -376,7 +376,11 @@ def extension_item(name: str, url: str, value_key: str, **kwargs: Any) -> Field:
 
 
 def party(
-    name: str, path: PathT, kinds: Iterable[PartyKind] | None = None, *, get: Getter | None = None,
+    name: str,
+    path: PathT,
+    kinds: Iterable[PartyKind] | None = None,
+    *,
+    get: Getter | None = None,
     derived: bool = False,
 ) -> Field:
     """A Reference to a party (patient, practitioner, organisation, related person)."""
@@ -523,9 +527,7 @@ class ResourceSpec:
 
         A base without our business identifier was created by another system: see :meth:`Shape.merge`.
         """
-        foreign = not any(
-            isinstance(i, dict) and i.get("system") == ctx.system for i in base.get("identifier") or ()
-        )
+        foreign = not any(isinstance(i, dict) and i.get("system") == ctx.system for i in base.get("identifier") or ())
         return self.shapes[ctx.version].merge(clone(base) if copy else dict(base), entity, ctx, foreign=foreign)
 
     def changed(self, base: Mapping[str, Any], entity: Any, ctx: Ctx) -> list[str]:

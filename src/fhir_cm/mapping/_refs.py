@@ -17,7 +17,15 @@ from typing import Any
 from ..domain import Party, PartyKind
 from ._base import ResourceKey
 
-__all__ = ["PATIENT_PATHS", "References", "iter_references", "parse_reference", "party_reference", "patient_of", "read_party"]
+__all__ = [
+    "PATIENT_PATHS",
+    "References",
+    "iter_references",
+    "parse_reference",
+    "party_reference",
+    "patient_of",
+    "read_party",
+]
 
 #: The elements that name the Patient a resource is about, in the order they are tried.
 PATIENT_PATHS = ("patient", "subject", "for")

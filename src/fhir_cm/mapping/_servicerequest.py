@@ -72,7 +72,10 @@ def _shape(version: FhirVersion) -> Shape:
             date("due", ("occurrenceDateTime",)),
             party_item("target", ("performer",)),
             party(
-                "requester", ("requester",), [PartyKind.PRACTITIONER], get=lambda r, ctx: ctx.owner.case_manager,
+                "requester",
+                ("requester",),
+                [PartyKind.PRACTITIONER],
+                get=lambda r, ctx: ctx.owner.case_manager,
                 derived=True,
             ),
             refs(

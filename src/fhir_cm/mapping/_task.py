@@ -29,7 +29,10 @@ def _shape(version: FhirVersion) -> Shape:
             date("authored", ("authoredOn",), derived=True),
             party("target", ("owner",), derived=True),
             party(
-                "requester", ("requester",), [PartyKind.PRACTITIONER], get=lambda r, ctx: ctx.owner.case_manager,
+                "requester",
+                ("requester",),
+                [PartyKind.PRACTITIONER],
+                get=lambda r, ctx: ctx.owner.case_manager,
                 derived=True,
             ),
         )

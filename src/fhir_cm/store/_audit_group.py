@@ -39,16 +39,24 @@ class AuditGroup:
         self._open = _Batch()  # the batch rows are being added to
         self._writing = False
 
-    def record(self, *, principal: str, action: str, case_ids: Iterable[str | None], detail: str | None = None,
-               request_id: str | None = None) -> None:
+    def record(
+        self,
+        *,
+        principal: str,
+        action: str,
+        case_ids: Iterable[str | None],
+        detail: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
         """Record the rows and return once they are committed (raises if their transaction failed)."""
         ids = list(case_ids)
         if not ids:
             return
         with self._cond:
             batch = self._open
-            batch.rows.append({"principal": principal, "action": action, "case_ids": ids, "detail": detail,
-                               "request_id": request_id})
+            batch.rows.append(
+                {"principal": principal, "action": action, "case_ids": ids, "detail": detail, "request_id": request_id}
+            )
             while not batch.done:
                 if self._writing:
                     self._cond.wait()

@@ -36,8 +36,10 @@ def record_follow_ups_on_server(
     session: Session, follow_ups: Iterable[tuple[str, str]], *, learned_at: dt.datetime, on_server_at: dt.datetime
 ) -> None:
     """Record ``(case id, referral id)`` follow-ups as on the server (the first time only)."""
-    rows = [{"case_id": c, "referral_id": r, "learned_at": learned_at, "on_server_at": on_server_at}
-            for c, r in dict.fromkeys(follow_ups)]
+    rows = [
+        {"case_id": c, "referral_id": r, "learned_at": learned_at, "on_server_at": on_server_at}
+        for c, r in dict.fromkeys(follow_ups)
+    ]
     if rows:
         session.execute(insert(session, FollowUpLatencyRow).values(rows).on_conflict_do_nothing())
 

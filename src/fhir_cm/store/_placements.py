@@ -69,22 +69,41 @@ class Placement(BaseModel):
 
 
 def _placement(row: PlacementRow) -> Placement:
-    return Placement(id=row.id, case_id=row.case_id, server_base=row.server_base, setting=row.setting,
-                     service=row.service, service_request_id=row.service_request_id,
-                     candidates=[Candidate.model_validate(c) for c in row.candidates], chosen=row.chosen,
-                     created_at=row.created_at, updated_at=row.updated_at)
+    return Placement(
+        id=row.id,
+        case_id=row.case_id,
+        server_base=row.server_base,
+        setting=row.setting,
+        service=row.service,
+        service_request_id=row.service_request_id,
+        candidates=[Candidate.model_validate(c) for c in row.candidates],
+        chosen=row.chosen,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def put_placement(session: Session, placement: Placement) -> Placement:
     """Insert the offer, or store its candidates' answers and choice as they stand now."""
     now = utcnow()
-    values = {"candidates": [c.model_dump() for c in placement.candidates], "chosen": placement.chosen,
-              "updated_at": now}
+    values = {
+        "candidates": [c.model_dump() for c in placement.candidates],
+        "chosen": placement.chosen,
+        "updated_at": now,
+    }
     if session.get(PlacementRow, placement.id) is None:
-        session.add(PlacementRow(id=placement.id, case_id=placement.case_id,
-                                 server_base=normal_base(placement.server_base), setting=placement.setting,
-                                 service=placement.service, service_request_id=placement.service_request_id,
-                                 created_at=now, **values))
+        session.add(
+            PlacementRow(
+                id=placement.id,
+                case_id=placement.case_id,
+                server_base=normal_base(placement.server_base),
+                setting=placement.setting,
+                service=placement.service,
+                service_request_id=placement.service_request_id,
+                created_at=now,
+                **values,
+            )
+        )
     else:
         session.execute(update(PlacementRow).where(PlacementRow.id == placement.id).values(**values))
     session.flush()

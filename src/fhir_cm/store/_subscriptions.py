@@ -146,15 +146,26 @@ def list_subscriptions(session: Session, server_base: str | None = None) -> list
     return [_held(r) for r in session.scalars(query)]
 
 
-def queue_tracking(session: Session, server_base: str, *, patients: Iterable[str] = (), resource: str | None = None,
-                   reason: str, now: dt.datetime | None = None) -> int:
+def queue_tracking(
+    session: Session,
+    server_base: str,
+    *,
+    patients: Iterable[str] = (),
+    resource: str | None = None,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> int:
     """Queue the tracking of these patients (or of the patient of ``resource``, ``Type/id``); returns rows queued."""
     at = now or utcnow()
     base = normal_base(server_base)
-    rows = [{"server_base": base, "patient_id": p, "resource": None, "reason": reason, "received_at": at}
-            for p in dict.fromkeys(patients)]
+    rows = [
+        {"server_base": base, "patient_id": p, "resource": None, "reason": reason, "received_at": at}
+        for p in dict.fromkeys(patients)
+    ]
     if resource is not None:
-        rows.append({"server_base": base, "patient_id": None, "resource": resource, "reason": reason, "received_at": at})
+        rows.append(
+            {"server_base": base, "patient_id": None, "resource": resource, "reason": reason, "received_at": at}
+        )
     for row in rows:
         session.add(TrackingRow(**row))
     return len(rows)
@@ -162,8 +173,12 @@ def queue_tracking(session: Session, server_base: str, *, patients: Iterable[str
 
 def pending_tracking(session: Session, server_base: str, limit: int = 500) -> list[QueuedTracking]:
     """Tracking still to do on a server, oldest first."""
-    query = (select(TrackingRow).where(TrackingRow.server_base == normal_base(server_base), TrackingRow.done_at.is_(None))
-             .order_by(TrackingRow.id).limit(limit))
+    query = (
+        select(TrackingRow)
+        .where(TrackingRow.server_base == normal_base(server_base), TrackingRow.done_at.is_(None))
+        .order_by(TrackingRow.id)
+        .limit(limit)
+    )
     return [QueuedTracking.model_validate(r, from_attributes=True) for r in session.scalars(query)]
 
 

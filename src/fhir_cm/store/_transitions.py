@@ -30,7 +30,9 @@ class RecordedTransition(Transition):
 
     case_id: str
     source_encounter: str | None = None
-    recorded_at: dt.datetime | None = Field(default=None, description="When the tracker first saw it; None if not recorded yet.")
+    recorded_at: dt.datetime | None = Field(
+        default=None, description="When the tracker first saw it; None if not recorded yet."
+    )
 
 
 _KEY = ("case_id", "from_stay", "to_stay", "date")

@@ -37,7 +37,9 @@ def watched_cases(session: Session, server_base: str) -> set[str]:
     return set(session.execute(query).scalars())
 
 
-def mark_watched(session: Session, server_base: str, case_ids: Iterable[str], *, now: dt.datetime | None = None) -> None:
+def mark_watched(
+    session: Session, server_base: str, case_ids: Iterable[str], *, now: dt.datetime | None = None
+) -> None:
     """Record that these cases' Encounter histories were read in full (again is harmless)."""
     at = now or utcnow()
     rows = [{"server_base": normal_base(server_base), "case_id": c, "seeded_at": at} for c in dict.fromkeys(case_ids)]

@@ -71,7 +71,11 @@ def list_watermarks(session: Session) -> list[Watermark]:
     """Every watermark, per server then resource type: what sync health shows as "last pull"."""
     query = select(WatermarkRow).order_by(WatermarkRow.server_base, WatermarkRow.resource_type)
     return [
-        Watermark(server_base=r.server_base, resource_type=r.resource_type, last_updated=r.last_updated,
-                  updated_at=r.updated_at)
+        Watermark(
+            server_base=r.server_base,
+            resource_type=r.resource_type,
+            last_updated=r.last_updated,
+            updated_at=r.updated_at,
+        )
         for r in session.scalars(query)
     ]

@@ -85,8 +85,9 @@ class _Merger:
         self.clashes: dict[tuple[str, str], tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
         self.keys = {k.type: k.value for k in (episode_key(local), careplan_key(local), careteam_key(local))}
 
-    def clash(self, rtype: str, key: str, name: str, local: Any, server: Any, base: Any = None, *,
-              whole: bool = False) -> None:
+    def clash(
+        self, rtype: str, key: str, name: str, local: Any, server: Any, base: Any = None, *, whole: bool = False
+    ) -> None:
         if not self.detect:
             return
         fields, lv, sv, bv = self.clashes.setdefault((rtype, key), ([], {}, {}, {}))
@@ -135,8 +136,15 @@ class _Merger:
                 if kept is not None:
                     out.append(kept)
                 if (lv is None) != (sv is None) and b is not None and (lv or sv) != b:
-                    self.clash(rtype, key, prefix + (REMOVED_LOCALLY if lv is None else REMOVED_ON_SERVER), lv, sv,
-                               b, whole=not team)
+                    self.clash(
+                        rtype,
+                        key,
+                        prefix + (REMOVED_LOCALLY if lv is None else REMOVED_ON_SERVER),
+                        lv,
+                        sv,
+                        b,
+                        whole=not team,
+                    )
                 continue
             merged: dict[str, Any] = {}
             for f in dict.fromkeys([*lv, *sv]):
@@ -169,8 +177,10 @@ def merge_case(base: Case | None, local: Case, server: Case, *, detect_clashes: 
     values = m.case_fields()
     for name in (*_ENTITY_TYPES, "team"):
         values[name] = m.entities(name)
-    clashes = [Clash(t, k, tuple(f), lv, sv, bv if m.base is not None else None)
-               for (t, k), (f, lv, sv, bv) in m.clashes.items()]
+    clashes = [
+        Clash(t, k, tuple(f), lv, sv, bv if m.base is not None else None)
+        for (t, k), (f, lv, sv, bv) in m.clashes.items()
+    ]
     try:
         return MergeOutcome(Case.model_validate(values), clashes)
     except ValidationError:
@@ -186,7 +196,13 @@ def record_clashes(session: Session, case_id: str, clashes: Iterable[Clash]) -> 
     """Record each clash as an open conflict (one per resource; a later clash refreshes it)."""
     return [
         add_conflict(
-            session, case_id, c.resource_type, c.resource_key, local=c.local, server=c.server, base=c.base,
+            session,
+            case_id,
+            c.resource_type,
+            c.resource_key,
+            local=c.local,
+            server=c.server,
+            base=c.base,
             fields=list(c.fields),
         )
         for c in clashes

@@ -28,8 +28,12 @@ class FollowUpPush(BaseModel):
 
     cases: list[str] = Field(default_factory=list)
     on_server: list[str] = Field(default_factory=list, description="Cases whose follow-ups the server now holds.")
-    not_yet: dict[str, str] = Field(default_factory=dict, description="Case id → why it is not pushed yet (the worker retries).")
-    seconds: list[float] = Field(default_factory=list, description="Learned of the discharge → follow-up on the server.")
+    not_yet: dict[str, str] = Field(
+        default_factory=dict, description="Case id → why it is not pushed yet (the worker retries)."
+    )
+    seconds: list[float] = Field(
+        default_factory=list, description="Learned of the discharge → follow-up on the server."
+    )
 
 
 async def push_follow_ups(
@@ -51,8 +55,10 @@ async def push_follow_ups(
     pushed = [c for c in cases if c not in missing]
     on_server_at = dt.datetime.now(dt.UTC)
     with store.session() as session:
-        record_follow_ups_on_server(session, [(c, r) for c in pushed for r in follow_ups[c]],
-                                    learned_at=learned_at, on_server_at=on_server_at)
+        record_follow_ups_on_server(
+            session, [(c, r) for c in pushed for r in follow_ups[c]], learned_at=learned_at, on_server_at=on_server_at
+        )
     seconds = (on_server_at - learned_at).total_seconds()
-    return FollowUpPush(cases=cases, on_server=pushed, not_yet=missing,
-                        seconds=[seconds for c in pushed for _ in follow_ups[c]])
+    return FollowUpPush(
+        cases=cases, on_server=pushed, not_yet=missing, seconds=[seconds for c in pushed for _ in follow_ups[c]]
+    )

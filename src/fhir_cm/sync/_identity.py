@@ -110,7 +110,8 @@ async def find_by_identifier(
         matches = [
             e["resource"]
             for e in (bundle or {}).get("entry") or ()
-            if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+            if isinstance(e, Mapping)
+            and isinstance(e.get("resource"), Mapping)
             and e["resource"].get("resourceType") == key.type
             and (e.get("search") or {}).get("mode", "match") == "match"
         ]

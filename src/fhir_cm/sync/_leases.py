@@ -49,7 +49,9 @@ def take_over(session: Session, me: LeaseHolder) -> list[OutboxItem]:
     logging whose they were; the claim that follows in the same transaction takes them."""
     taken = take_over_dead_leases(session, me)
     for holder, n in Counter(str(i.holder) for i in taken).items():
-        log.warning("took over %d outbox row(s) leased by %s, a process of this host that is no longer alive", n, holder)
+        log.warning(
+            "took over %d outbox row(s) leased by %s, a process of this host that is no longer alive", n, holder
+        )
     return taken
 
 

@@ -79,9 +79,14 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         if first.get("resourceType") == "SubscriptionStatus":
-            return {"type": first.get("type"), "events": first.get("eventsSinceSubscriptionStart"),
-                    "notifications": [{"number": e.get("eventNumber"), "focus": (e.get("focus") or {}).get("reference")}
-                                      for e in first.get("notificationEvent") or []]}
+            return {
+                "type": first.get("type"),
+                "events": first.get("eventsSinceSubscriptionStart"),
+                "notifications": [
+                    {"number": e.get("eventNumber"), "focus": (e.get("focus") or {}).get("reference")}
+                    for e in first.get("notificationEvent") or []
+                ],
+            }
         if first.get("resourceType") == "Parameters":
             out: dict[str, Any] = {"notifications": []}
             for p in first.get("parameter") or []:
@@ -94,11 +99,17 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
                     parts = {q.get("name"): q for q in p.get("part") or []}
                     number = parts.get("event-number", {})
                     focus = parts.get("focus", {}).get("valueReference") or {}
-                    out["notifications"].append({"number": number.get("valueString") or number.get("valueInteger64"),
-                                                 "focus": focus.get("reference")})
+                    out["notifications"].append(
+                        {
+                            "number": number.get("valueString") or number.get("valueInteger64"),
+                            "focus": focus.get("reference"),
+                        }
+                    )
             return out
     except (AttributeError, TypeError):
-        raise NotificationMalformed("the notification's status is not a backport SubscriptionStatus or Parameters") from None
+        raise NotificationMalformed(
+            "the notification's status is not a backport SubscriptionStatus or Parameters"
+        ) from None
     return None
 
 
@@ -142,14 +153,17 @@ def receive_notification(
     with store.session() as session:
         update_subscription(session, held.id, last_notified_at=moment, status="active")
         if resource_path is not None:
-            queued = queue_tracking(session, held.server_base, resource="/".join(resource_path), reason="notification",
-                                    now=moment)
+            queued = queue_tracking(
+                session, held.server_base, resource="/".join(resource_path), reason="notification", now=moment
+            )
             return NotificationOutcome(kind="resource", queued=queued)
         queued = queue_tracking(session, held.server_base, patients=held.patients, reason="notification", now=moment)
     return NotificationOutcome(kind="empty", queued=queued)
 
 
-def _resources(store: Store, held: HeldSubscription, resources: list[Mapping[str, Any]], moment: dt.datetime) -> NotificationOutcome:
+def _resources(
+    store: Store, held: HeldSubscription, resources: list[Mapping[str, Any]], moment: dt.datetime
+) -> NotificationOutcome:
     outcome = NotificationOutcome(kind="resource")
     watched = set(held.patients)
     with store.session() as session:
@@ -161,13 +175,15 @@ def _resources(store: Store, held: HeldSubscription, resources: list[Mapping[str
                 continue
             patient = patient_of(r)
             if patient in watched:
-                outcome.queued += queue_tracking(session, held.server_base, patients=[patient], reason="notification",
-                                                 now=moment)
+                outcome.queued += queue_tracking(
+                    session, held.server_base, patients=[patient], reason="notification", now=moment
+                )
     return outcome
 
 
-def _backport(store: Store, held: HeldSubscription, bundle: Mapping[str, Any], status: dict[str, Any],
-              moment: dt.datetime) -> NotificationOutcome:
+def _backport(
+    store: Store, held: HeldSubscription, bundle: Mapping[str, Any], status: dict[str, Any], moment: dt.datetime
+) -> NotificationOutcome:
     kind = status.get("type") or "event-notification"
     if kind not in ("handshake", "heartbeat", "query-status", "event-notification"):
         raise NotificationMalformed(f"unknown notification type {str(kind)[:40]!r}")
@@ -182,21 +198,28 @@ def _backport(store: Store, held: HeldSubscription, bundle: Mapping[str, Any], s
     outcome.duplicates = len(numbers) - len(fresh)
     fresh_numbers = sorted(n for n in numbers if n > last)
     outcome.gap = bool(fresh_numbers) and fresh_numbers[0] > last + 1  # events lost between the last and these
-    full = {f"{r.get('resourceType')}/{r.get('id')}": r for e in (bundle.get("entry") or [])[1:]
-            if isinstance(e, Mapping) and isinstance((r := e.get("resource")), Mapping)}
+    full = {
+        f"{r.get('resourceType')}/{r.get('id')}": r
+        for e in (bundle.get("entry") or [])[1:]
+        if isinstance(e, Mapping) and isinstance((r := e.get("resource")), Mapping)
+    }
     with store.session() as session:
         if outcome.gap:
-            outcome.queued += queue_tracking(session, held.server_base, patients=held.patients, reason="gap", now=moment)
+            outcome.queued += queue_tracking(
+                session, held.server_base, patients=held.patients, reason="gap", now=moment
+            )
         for event in fresh:
             focus = event.get("focus")
             resource = full.get(focus) if focus else None
             patient = patient_of(resource) if resource is not None else None
             if patient is not None and patient in held.patients:
-                outcome.queued += queue_tracking(session, held.server_base, patients=[patient], reason="notification",
-                                                 now=moment)
+                outcome.queued += queue_tracking(
+                    session, held.server_base, patients=[patient], reason="notification", now=moment
+                )
             elif focus:
-                outcome.queued += queue_tracking(session, held.server_base, resource=focus, reason="notification",
-                                                 now=moment)
+                outcome.queued += queue_tracking(
+                    session, held.server_base, resource=focus, reason="notification", now=moment
+                )
         newest = max(numbers, default=last)
         update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=max(newest, last))
     return outcome

@@ -95,8 +95,10 @@ async def offer_placement(
             "identifier": [{"system": system, "value": f"{placement_id}-{org}"}],
             "status": "requested",
             "intent": "order",
-            "code": {"coding": [{"system": TASK_CODES, "code": "fulfill", "display": "Fulfill the focal request"}],
-                     "text": "request-fulfillment"},
+            "code": {
+                "coding": [{"system": TASK_CODES, "code": "fulfill", "display": "Fulfill the focal request"}],
+                "text": "request-fulfillment",
+            },
             "focus": {"reference": f"ServiceRequest/{written.id}"},
             "for": {"reference": f"Patient/{patient}"},
             "owner": {"reference": f"Organization/{org}"},
@@ -104,9 +106,17 @@ async def offer_placement(
         }
         made = await client.create(task, if_none_exist=f"identifier={system}|{placement_id}-{org}")
         held.append(Candidate(organization=org, task_id=str(made.id)))
-    offer = Placement(id=placement_id, case_id=case_id, server_base=client.base_url, setting=setting.value,
-                      service=words, service_request_id=str(written.id), candidates=held,
-                      created_at=dt.datetime.now(dt.UTC), updated_at=dt.datetime.now(dt.UTC))
+    offer = Placement(
+        id=placement_id,
+        case_id=case_id,
+        server_base=client.base_url,
+        setting=setting.value,
+        service=words,
+        service_request_id=str(written.id),
+        candidates=held,
+        created_at=dt.datetime.now(dt.UTC),
+        updated_at=dt.datetime.now(dt.UTC),
+    )
     with store.session() as session:
         return put_placement(session, offer)
 
@@ -124,16 +134,26 @@ async def read_placement(store: Store, client: AsyncFhirClient, placement_id: st
         questions = []
         if task.get("status") == "received" or task.get("status") == "on-hold":
             found = await client.search("Communication").where("part-of", f"Task/{c.task_id}").fetch_all()
-            questions = [str(p.get("contentString")) for m in found for p in m.get("payload", []) if p.get("contentString")]
-        answers.append(Candidate(organization=c.organization, task_id=c.task_id, status=str(task.get("status")),
-                                 business_status=_text(task.get("businessStatus")),
-                                 reason=_text(task.get("statusReason")), questions=questions))
+            questions = [
+                str(p.get("contentString")) for m in found for p in m.get("payload", []) if p.get("contentString")
+            ]
+        answers.append(
+            Candidate(
+                organization=c.organization,
+                task_id=c.task_id,
+                status=str(task.get("status")),
+                business_status=_text(task.get("businessStatus")),
+                reason=_text(task.get("statusReason")),
+                questions=questions,
+            )
+        )
     with store.session() as session:
         return put_placement(session, offer.model_copy(update={"candidates": answers}))
 
 
-async def choose_placement(store: Store, client: AsyncFhirClient, settings: Settings, placement_id: str,
-                           organization: str) -> Placement:
+async def choose_placement(
+    store: Store, client: AsyncFhirClient, settings: Settings, placement_id: str, organization: str
+) -> Placement:
     """The patient chose ``organization``: its Task becomes "selected", the other open ones are cancelled
     ("not selected"), and the facility joins the care team as the next stay's provider. Only a candidate
     whose Task is ``accepted`` on the server may be chosen (answers are read back first)."""
@@ -144,8 +164,9 @@ async def choose_placement(store: Store, client: AsyncFhirClient, settings: Sett
     if offer.chosen is not None and offer.chosen != organization:
         raise PlacementError(f"placement {placement_id} is settled already: {offer.chosen} was chosen")
     if chosen.status != "accepted":
-        raise PlacementError(f"{organization} has not accepted (its Task is {chosen.status}): only an accepting "
-                             "facility can be chosen")
+        raise PlacementError(
+            f"{organization} has not accepted (its Task is {chosen.status}): only an accepting facility can be chosen"
+        )
     task = await client.read("Task", chosen.task_id)
     task["businessStatus"] = {"text": "selected"}
     await client.update(task)
@@ -176,12 +197,22 @@ def _welcome(store: Store, offer: Placement, organization: str) -> None:
         if not any(m.party.id == organization for m in case.team):
             role = RECEIVING_ROLE.get(setting)
             if role is not None:
-                data["team"].append(TeamMember(id=f"member-{organization}"[:64], role=role, party=facility,
-                                               start=today).model_dump())
+                data["team"].append(
+                    TeamMember(id=f"member-{organization}"[:64], role=role, party=facility, start=today).model_dump()
+                )
         planned = next((s for s in case.stays if s.status is StayStatus.PLANNED and s.setting is setting), None)
         if planned is None:
-            data["stays"].append(Stay(id=f"{offer.id}-stay"[:64], setting=setting, status=StayStatus.PLANNED,
-                                      start=today, provider=facility).model_dump())
+            data["stays"].append(
+                Stay(
+                    id=f"{offer.id}-stay"[:64],
+                    setting=setting,
+                    status=StayStatus.PLANNED,
+                    start=today,
+                    provider=facility,
+                ).model_dump()
+            )
         else:
-            data["stays"] = [{**s, "provider": facility.model_dump()} if s["id"] == planned.id else s for s in data["stays"]]
+            data["stays"] = [
+                {**s, "provider": facility.model_dump()} if s["id"] == planned.id else s for s in data["stays"]
+            ]
         save_case(session, Case.model_validate(data), expected_revision=record.revision)

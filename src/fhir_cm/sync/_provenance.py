@@ -39,7 +39,9 @@ def device_key() -> ResourceKey:
 def device_resource(identifier_system: str, version: str) -> dict[str, Any]:
     """The adapter as a Device (R4 ``deviceName``, R5 ``name``)."""
     name = {"type": "user-friendly-name"}
-    names = {"deviceName": [{"name": "fhir-cm", **name}]} if version == "R4" else {"name": [{"value": "fhir-cm", **name}]}
+    names = (
+        {"deviceName": [{"name": "fhir-cm", **name}]} if version == "R4" else {"name": [{"value": "fhir-cm", **name}]}
+    )
     return {
         "resourceType": "Device",
         "identifier": [{"system": identifier_system, "value": ADAPTER_DEVICE}],

@@ -187,7 +187,9 @@ class _Puller:
         unknown = set(caps.unknown_search_params(rtype, (n for n, _ in wanted)))
         return [(n, v) for n, v in wanted if n not in unknown]
 
-    async def pull_type(self, caps: Capabilities | None, rtype: str, since: dt.datetime | None, patient: str | None) -> None:
+    async def pull_type(
+        self, caps: Capabilities | None, rtype: str, since: dt.datetime | None, patient: str | None
+    ) -> None:
         wanted: list[tuple[str, str]] = []
         if patient is not None:
             wanted.append(("patient", f"Patient/{patient}"))
@@ -233,9 +235,7 @@ class _Puller:
         return since is None or seen is None or instant(seen) > since
 
     def _ours(self, resource: Mapping[str, Any]) -> bool:
-        return any(
-            isinstance(i, Mapping) and i.get("system") == self.system for i in resource.get("identifier") or ()
-        )
+        return any(isinstance(i, Mapping) and i.get("system") == self.system for i in resource.get("identifier") or ())
 
     # -- taking a page in -------------------------------------------------------------------------
 
@@ -249,8 +249,13 @@ class _Puller:
                     self._quarantine(session, resource, "resource has no id and no business identifier")
                 else:
                     keyed.append((key, resource))
-            entries = find_ledger(session, self.base, rtype, keys=(k.value for k, _ in keyed),
-                                  server_ids=(i for _, r in keyed if isinstance(i := r.get("id"), str)))
+            entries = find_ledger(
+                session,
+                self.base,
+                rtype,
+                keys=(k.value for k, _ in keyed),
+                server_ids=(i for _, r in keyed if isinstance(i := r.get("id"), str)),
+            )
             by_key = {e.key: e for e in entries}
             by_id = {e.server_id: e for e in entries if e.server_id}
             restamped: list[LedgerEntry] = []
@@ -268,10 +273,16 @@ class _Puller:
                     continue
                 if held is not None and held.content_hash == content_hash(resource):
                     # Re-stamped, not changed (e.g. the echo of our own push): note the version only.
-                    restamped.append(held.model_copy(update={"version_id": version_of(resource),
-                                                             "server_copy": dict(resource),
-                                                             "last_updated": last_updated_of(resource),
-                                                             "synced_at": None}))
+                    restamped.append(
+                        held.model_copy(
+                            update={
+                                "version_id": version_of(resource),
+                                "server_copy": dict(resource),
+                                "last_updated": last_updated_of(resource),
+                                "synced_at": None,
+                            }
+                        )
+                    )
                     self.report.unchanged += 1
                     continue
                 case_id = case_of(session, self.base, resource, key, self.placed, self.referenced, known=held)
@@ -333,7 +344,7 @@ class _Puller:
         for n, chunk in enumerate(chunks):
             with self.store.session() as session:
                 for start in range(0, len(chunk), MERGE_CASES):
-                    self._merge_cases(session, chunk[start:start + MERGE_CASES], buffer, last=last)
+                    self._merge_cases(session, chunk[start : start + MERGE_CASES], buffer, last=last)
                 if n == len(chunks) - 1 and not self.deferred:
                     for rtype, latest in self.marks.items():
                         self.report.watermarks[rtype] = set_watermark(session, self.base, rtype, latest)
@@ -353,8 +364,12 @@ class _Puller:
                 items.setdefault(key, resource)
 
     def _merge_cases(
-        self, session: Session, cases: list[str], buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]],
-        *, last: bool,
+        self,
+        session: Session,
+        cases: list[str],
+        buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]],
+        *,
+        last: bool,
     ) -> None:
         """Merge a few cases, read together: their records, ledger copies and outbox rows."""
         records = get_case_records(session, cases)
@@ -364,17 +379,32 @@ class _Puller:
         outbox = outbox_statuses(session, cases)
         entries: list[LedgerEntry] = []
         for case_id in cases:
-            taken = self.merge(session, case_id, list(buffer[case_id].items()), records.get(case_id),
-                               ledger.get(case_id, []), outbox.get(case_id, set()), last=last)
+            taken = self.merge(
+                session,
+                case_id,
+                list(buffer[case_id].items()),
+                records.get(case_id),
+                ledger.get(case_id, []),
+                outbox.get(case_id, set()),
+                last=last,
+            )
             if taken:
                 entries.extend(ledger_entry(self.base, case_id, k, r) for k, r in taken)
-                put_resources(session, case_id, [(k.value, r) for k, r in taken], fhir_version=self.version,
-                              source=self.base)
+                put_resources(
+                    session, case_id, [(k.value, r) for k, r in taken], fhir_version=self.version, source=self.base
+                )
         put_ledger(session, entries)
 
     def merge(
-        self, session: Session, case_id: str, items: list[tuple[ResourceKey, Mapping[str, Any]]],
-        record: CaseRecord | None, ledger: list[LedgerEntry], outbox: set[OutboxStatus], *, last: bool,
+        self,
+        session: Session,
+        case_id: str,
+        items: list[tuple[ResourceKey, Mapping[str, Any]]],
+        record: CaseRecord | None,
+        ledger: list[LedgerEntry],
+        outbox: set[OutboxStatus],
+        *,
+        last: bool,
     ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
         """Bring one case's newly pulled resources into it (see the module docstring, step 4).
 
@@ -397,7 +427,9 @@ class _Puller:
             items, unread = self._isolate(held, local, items)
             if last:
                 for (_, resource), problem in unread:
-                    self._quarantine(session, resource, problem if problem.startswith(_RULE) else f"{_MAPPING}{problem}")
+                    self._quarantine(
+                        session, resource, problem if problem.startswith(_RULE) else f"{_MAPPING}{problem}"
+                    )
             elif unread:
                 self.deferred.setdefault(case_id, []).extend(item for item, _ in unread)
             if not items:
@@ -419,7 +451,9 @@ class _Puller:
         return items
 
     def _isolate(
-        self, held: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None,
+        self,
+        held: Mapping[ResourceKey, Mapping[str, Any]],
+        local: Case | None,
         items: list[tuple[ResourceKey, Mapping[str, Any]]],
     ) -> tuple[list[tuple[ResourceKey, Mapping[str, Any]]], list[tuple[tuple[ResourceKey, Mapping[str, Any]], str]]]:
         """Split ``items`` into those the case reads with and those that keep it from reading (with why).

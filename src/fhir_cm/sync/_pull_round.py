@@ -26,16 +26,24 @@ async def track_notified(
     this first in every round, so a notification alone records a move (and pushes a discharge's
     follow-up, its latency counted from the notification)."""
     queued = await cases_queued(store, client)
-    tracked = (await track_transitions(store, client, settings, case_ids=set(queued.cases))
-               if queued.cases else TransitionsReport())
+    tracked = (
+        await track_transitions(store, client, settings, case_ids=set(queued.cases))
+        if queued.cases
+        else TransitionsReport()
+    )
     settle_queue(store, queued, set(tracked.failed))
     report = PullRoundReport(pull=PullReport(server=client.base_url), transitions=tracked)
     await _act(store, settings, report, push_with, queued.learned_at or dt.datetime.now(dt.UTC))
     return report
 
 
-async def _act(store: Store, settings: Settings, report: PullRoundReport, push_with: AsyncFhirClient | None,
-               learned_at: dt.datetime) -> None:
+async def _act(
+    store: Store,
+    settings: Settings,
+    report: PullRoundReport,
+    push_with: AsyncFhirClient | None,
+    learned_at: dt.datetime,
+) -> None:
     """Push the follow-ups the round asked for at once, and write the transfer summaries it calls for."""
     tracked = report.transitions
     if push_with is None:
@@ -59,7 +67,8 @@ class PullRoundReport(BaseModel):
     follow_ups: FollowUpPush | None = None
     documents: list[WrittenSummary] = Field(default_factory=list, description="Transfer summaries written.")
     document_failures: dict[str, str] = Field(
-        default_factory=dict, description="'<case id> move <n>' → why the server did not take its transfer summary.")
+        default_factory=dict, description="'<case id> move <n>' → why the server did not take its transfer summary."
+    )
 
 
 async def pull_and_track(

@@ -77,9 +77,7 @@ class _Write:
 def _on_the_wire(planned: PlannedEntry) -> BundleEntry:
     """The planned entry as sent: a PUT is addressed by its url, only a POST needs its ``urn:uuid``."""
     full_url = planned.full_url if planned.method == "POST" else None
-    return BundleEntry(
-        planned.method, planned.url, planned.resource, full_url, planned.if_none_exist, planned.if_match
-    )
+    return BundleEntry(planned.method, planned.url, planned.resource, full_url, planned.if_none_exist, planned.if_match)
 
 
 async def push_case(session: PushSession, case: Case) -> PushReport:
@@ -153,7 +151,9 @@ class _CasePush:
         for rtype, rid in case_parties(self.case):
             server_id = session.parties.get((rtype, rid))
             if server_id is None:
-                raise CaseFailed(f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False)
+                raise CaseFailed(
+                    f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False
+                )
             if server_id != rid:
                 moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
         writes: list[_Write] = []

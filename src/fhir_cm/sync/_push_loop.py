@@ -185,7 +185,9 @@ class _PushLoop:
                 return
             if case is None:
                 outcome = PushReport(cases=1, failed=1)
-                outcome.failures.append(CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True))
+                outcome.failures.append(
+                    CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True)
+                )
             else:
                 outcome = await push_case(self.session, case)
         _settle(self.store, item, outcome)

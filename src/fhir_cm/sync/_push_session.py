@@ -157,8 +157,10 @@ class PushSession:
             key: (key.type, self.identity.stable_id(key))
             for case in cases
             for key, _, _ in case_plan(case, self.ledgers[case.id])
-            if key not in self.ledgers[case.id] and not self.identity.by_identifier(key.type)
-            and key not in self.found and key not in self.absent
+            if key not in self.ledgers[case.id]
+            and not self.identity.by_identifier(key.type)
+            and key not in self.found
+            and key not in self.absent
         }
         # Independent round trips (patients, searches by identifier, stable-id reads: disjoint
         # resource types), so they are in flight together rather than one after the other.

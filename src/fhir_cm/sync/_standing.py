@@ -107,7 +107,9 @@ def where_cases_stand(store: Store, case_ids: Iterable[str], *, now: dt.datetime
             if row.lease_expires_at is not None and row.lease_expires_at >= now:
                 reason = f"held by worker {row.claimed_by} until {row.lease_expires_at.isoformat(timespec='seconds')}"
                 not_pushed.append(
-                    NotPushed(case_id=case_id, state="held", reason=reason, holder=row.claimed_by, until=row.lease_expires_at)
+                    NotPushed(
+                        case_id=case_id, state="held", reason=reason, holder=row.claimed_by, until=row.lease_expires_at
+                    )
                 )
             else:
                 reason = f"the lease of worker {row.claimed_by} ran out; the next push takes it"

@@ -110,10 +110,12 @@ def _resource(sub_id: str, endpoint: str, secret: str, patients: Sequence[str], 
     if topic is not None:
         resource["meta"]["profile"] = [f"{BACKPORT}/backport-subscription"]
         resource["_criteria"] = {"extension": [{"url": f"{BACKPORT}/backport-filter-criteria", "valueString": filter_}]}
-        resource["channel"]["_payload"] = {"extension": [{"url": f"{BACKPORT}/backport-payload-content",
-                                                          "valueCode": "id-only"}]}
-        resource["channel"]["extension"] = [{"url": f"{BACKPORT}/backport-heartbeat-period",
-                                             "valueUnsignedInt": HEARTBEAT_SECONDS}]
+        resource["channel"]["_payload"] = {
+            "extension": [{"url": f"{BACKPORT}/backport-payload-content", "valueCode": "id-only"}]
+        }
+        resource["channel"]["extension"] = [
+            {"url": f"{BACKPORT}/backport-heartbeat-period", "valueUnsignedInt": HEARTBEAT_SECONDS}
+        ]
     return resource
 
 
@@ -137,7 +139,7 @@ async def sync_subscriptions(
             return SubscriptionsReport()
         endpoint, topic = held[0].endpoint, held[0].topic
     patients = _watched_patients(store, base)
-    batches = [patients[i:i + BATCH] for i in range(0, len(patients), BATCH)]
+    batches = [patients[i : i + BATCH] for i in range(0, len(patients), BATCH)]
     report = SubscriptionsReport(patients=len(patients))
     for i, group in enumerate(batches):
         existing = held[i] if i < len(held) else None
@@ -151,20 +153,41 @@ async def sync_subscriptions(
             resource["id"] = existing.server_id
             written = await client.update(resource, versioned=False)
             with store.session() as session:
-                update_subscription(session, sub_id, patients=group, criteria=_criteria_of(resource), endpoint=endpoint,
-                                    secret_hash=secret_hash(secret), status="requested", error=None, topic=topic)
+                update_subscription(
+                    session,
+                    sub_id,
+                    patients=group,
+                    criteria=_criteria_of(resource),
+                    endpoint=endpoint,
+                    secret_hash=secret_hash(secret),
+                    status="requested",
+                    error=None,
+                    topic=topic,
+                )
             report.updated.append(sub_id)
         else:
             written = await client.create(resource)
             with store.session() as session:
                 if existing is not None:
                     forget_subscription(session, existing.id)
-                put_subscription(session, HeldSubscription(
-                    id=sub_id, server_base=base, server_id=str(written.id), kind="topic" if topic else "criteria",
-                    endpoint=endpoint, topic=topic, criteria=_criteria_of(resource), patients=group,
-                    secret_hash=secret_hash(secret), status="requested", created_at=dt.datetime.now(dt.UTC)))
+                put_subscription(
+                    session,
+                    HeldSubscription(
+                        id=sub_id,
+                        server_base=base,
+                        server_id=str(written.id),
+                        kind="topic" if topic else "criteria",
+                        endpoint=endpoint,
+                        topic=topic,
+                        criteria=_criteria_of(resource),
+                        patients=group,
+                        secret_hash=secret_hash(secret),
+                        status="requested",
+                        created_at=dt.datetime.now(dt.UTC),
+                    ),
+                )
             report.created.append(sub_id)
-    for extra in held[len(batches):]:
+    for extra in held[len(batches) :]:
         await _delete(client, extra)
         with store.session() as session:
             forget_subscription(session, extra.id)
@@ -195,13 +218,24 @@ async def subscription_states(store: Store, client: AsyncFhirClient) -> list[Sub
                 pass
         with store.session() as session:
             update_subscription(session, h.id, status=status, error=(str(error)[:1000] if error else None))
-        out.append(SubscriptionState(id=h.id, server_id=h.server_id, kind=h.kind, status=status,
-                                     error=str(error) if error else None, patients=len(h.patients),
-                                     last_event=h.last_event, last_notified_at=h.last_notified_at))
+        out.append(
+            SubscriptionState(
+                id=h.id,
+                server_id=h.server_id,
+                kind=h.kind,
+                status=status,
+                error=str(error) if error else None,
+                patients=len(h.patients),
+                last_event=h.last_event,
+                last_notified_at=h.last_notified_at,
+            )
+        )
     return out
 
 
-async def check_subscriptions(store: Store, client: AsyncFhirClient, *, now: dt.datetime | None = None) -> SubscriptionsReport:
+async def check_subscriptions(
+    store: Store, client: AsyncFhirClient, *, now: dt.datetime | None = None
+) -> SubscriptionsReport:
     """Re-activate ours that went to ``error``/``off`` (or missed their heartbeat, for topic subscriptions),
     and queue a catch-up poll of their patients: what was sent while they were down is read by polling."""
     report = SubscriptionsReport()
@@ -209,8 +243,11 @@ async def check_subscriptions(store: Store, client: AsyncFhirClient, *, now: dt.
     for state in await subscription_states(store, client):
         with store.session(read_only=True) as session:
             held = next(h for h in list_subscriptions(session, client.base_url) if h.id == state.id)
-        silent = (held.kind == "topic" and held.last_notified_at is not None
-                  and moment - held.last_notified_at > dt.timedelta(seconds=2 * HEARTBEAT_SECONDS))
+        silent = (
+            held.kind == "topic"
+            and held.last_notified_at is not None
+            and moment - held.last_notified_at > dt.timedelta(seconds=2 * HEARTBEAT_SECONDS)
+        )
         if state.status in ("active", "requested") and not silent:
             continue
         if held.server_id and state.status != "gone":
@@ -224,8 +261,12 @@ async def check_subscriptions(store: Store, client: AsyncFhirClient, *, now: dt.
                 log.warning("subscription %s could not be re-activated: %s", held.id, type(exc).__name__)
         with store.session() as session:
             report.caught_up += queue_tracking(session, client.base_url, patients=held.patients, reason="catch-up")
-            update_subscription(session, held.id, status="requested" if held.id in report.reactivated else state.status,
-                                last_notified_at=moment)
+            update_subscription(
+                session,
+                held.id,
+                status="requested" if held.id in report.reactivated else state.status,
+                last_notified_at=moment,
+            )
     return report
 
 

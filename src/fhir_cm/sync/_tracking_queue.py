@@ -59,4 +59,3 @@ def settle_queue(store: Store, queued: QueuedCases, failed: set[str]) -> None:
     keep = {row for case_id, rows in queued.cases.items() if case_id in failed for row in rows}
     with store.session() as session:
         mark_tracked(session, [r for r in queued.rows if r not in keep])
-

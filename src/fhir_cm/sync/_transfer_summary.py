@@ -49,7 +49,9 @@ __all__ = [
 ]
 
 #: The settings whose leaving calls for a transfer summary.
-HANDOFF_SETTINGS = frozenset({CareSetting.ACUTE_HOSPITAL, CareSetting.SKILLED_NURSING, CareSetting.INPATIENT_REHABILITATION})
+HANDOFF_SETTINGS = frozenset(
+    {CareSetting.ACUTE_HOSPITAL, CareSetting.SKILLED_NURSING, CareSetting.INPATIENT_REHABILITATION}
+)
 _PARTY_TYPES = {"Patient", "Practitioner", "Organization", "RelatedPerson"}
 _IN_PLAN = ("CarePlan", "Goal", "CareTeam")
 
@@ -89,8 +91,10 @@ def transfer_summary(
     stay (see :func:`handoff_moves`); raises :class:`NoSuchMove` when there is none."""
     moves = handoff_moves(case)
     if not 1 <= number <= len(moves):
-        raise NoSuchMove(f"case {case.id} has {len(moves)} move(s) out of a hospital, SNF or rehabilitation stay; "
-                         f"there is no move {number}")
+        raise NoSuchMove(
+            f"case {case.id} has {len(moves)} move(s) out of a hospital, SNF or rehabilitation stay; "
+            f"there is no move {number}"
+        )
     move = moves[number - 1]
     data = _sections()
     now = now or dt.datetime.now(dt.UTC)
@@ -98,10 +102,12 @@ def transfer_summary(
     by_type: dict[str, list[dict[str, Any]]] = {}
     for entry in mapped:
         by_type.setdefault(entry["resource"]["resourceType"], []).append(entry)
-    wanted_referrals = {r.id for r in case.referrals
-                        if r.for_stay is not None and r.for_stay == move.from_stay}
-    referral_entries = [e for e in by_type.get("ServiceRequest", [])
-                        if any(i.get("value") in wanted_referrals for i in e["resource"].get("identifier", []))]
+    wanted_referrals = {r.id for r in case.referrals if r.for_stay is not None and r.for_stay == move.from_stay}
+    referral_entries = [
+        e
+        for e in by_type.get("ServiceRequest", [])
+        if any(i.get("value") in wanted_referrals for i in e["resource"].get("identifier", []))
+    ]
     filled = {
         "plan": [e for t in _IN_PLAN for e in by_type.get(t, [])],
         "needs": by_type.get("Condition", []),
@@ -111,18 +117,33 @@ def transfer_summary(
     included = _closure([e for group in filled.values() for e in group], mapped)
     parties = _parties(case, included, identifier_system)
 
-    follow_up = next((r for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay == move.from_stay), None)
+    follow_up = next(
+        (r for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay == move.from_stay), None
+    )
     texts = {
-        "plan": [case.plan_summary or "", *(f"Goal: {g.description} ({_label(g.achievement or g.status)})" for g in case.goals),
-                 *(f"Care team: {_label(m.role)} {m.party.name or m.party.id}" for m in case.team
-                   if m.end is None or m.end >= move.date)],
-        "needs": [f"{_label(n.domain)}: {n.finding}" for n in case.needs if n.resolved is None or n.resolved >= move.date],
-        "referral": [f"Leaving {_label(move.from_setting)} for {_label(move.to_setting)} on {move.date.isoformat()}"
-                     + (f" (discharge disposition: {_label(move.discharge_disposition)})" if move.discharge_disposition else ""),
-                     *(f"Eligible for case management: {_label(e)}" for e in case.eligibility),
-                     f"Follow-up due {follow_up.due.isoformat()}" if follow_up and follow_up.due else ""],
-        "instructions": [f"Post-discharge follow-up within 7 days, due {follow_up.due.isoformat()}: {follow_up.service}"]
-        if follow_up and follow_up.due else [],
+        "plan": [
+            case.plan_summary or "",
+            *(f"Goal: {g.description} ({_label(g.achievement or g.status)})" for g in case.goals),
+            *(
+                f"Care team: {_label(m.role)} {m.party.name or m.party.id}"
+                for m in case.team
+                if m.end is None or m.end >= move.date
+            ),
+        ],
+        "needs": [
+            f"{_label(n.domain)}: {n.finding}" for n in case.needs if n.resolved is None or n.resolved >= move.date
+        ],
+        "referral": [
+            f"Leaving {_label(move.from_setting)} for {_label(move.to_setting)} on {move.date.isoformat()}"
+            + (f" (discharge disposition: {_label(move.discharge_disposition)})" if move.discharge_disposition else ""),
+            *(f"Eligible for case management: {_label(e)}" for e in case.eligibility),
+            f"Follow-up due {follow_up.due.isoformat()}" if follow_up and follow_up.due else "",
+        ],
+        "instructions": [
+            f"Post-discharge follow-up within 7 days, due {follow_up.due.isoformat()}: {follow_up.service}"
+        ]
+        if follow_up and follow_up.due
+        else [],
     }
     sections = []
     for spec in data["sections"]:
@@ -134,8 +155,11 @@ def transfer_summary(
             "code": {"coding": [{"system": spec["system"], "code": spec["code"], "display": spec["display"]}]},
         }
         # Entries, or an emptyReason (with what the case says in words, if anything).
-        section["text"] = _narrative(*lines) if any(lines) else _narrative(
-            "The case-management record holds nothing for this section.")
+        section["text"] = (
+            _narrative(*lines)
+            if any(lines)
+            else _narrative("The case-management record holds nothing for this section.")
+        )
         if held:
             section["entry"] = [{"reference": e["fullUrl"]} for e in held]
         else:
@@ -144,11 +168,13 @@ def transfer_summary(
 
     doc_key = f"{case.id}|transfer-summary|{move.from_stay or move.date.isoformat()}"
     patient_url = parties[("Patient", case.patient.id)]["fullUrl"]
-    author = (parties.get(("Practitioner", case.case_manager.id)) if case.case_manager else None)
+    author = parties.get(("Practitioner", case.case_manager.id)) if case.case_manager else None
     stay = next((s for s in case.stays if s.id == move.from_stay), None)
     custodian_party = stay.provider if stay is not None and stay.provider is not None else None
     if custodian_party is not None and custodian_party.kind is PartyKind.ORGANISATION:
-        custodian = parties.get(("Organization", custodian_party.id)) or _organisation(custodian_party.id, custodian_party.name, identifier_system)
+        custodian = parties.get(("Organization", custodian_party.id)) or _organisation(
+            custodian_party.id, custodian_party.name, identifier_system
+        )
     else:
         custodian = _organisation(f"{case.id}-case-management", "Case management service", identifier_system)
     extra = [custodian] if custodian["fullUrl"] not in {p["fullUrl"] for p in parties.values()} else []
@@ -158,7 +184,10 @@ def transfer_summary(
     document_code = data["document"]
     composition: dict[str, Any] = {
         "resourceType": "Composition",
-        "identifier": {"system": identifier_system, "value": f"{case.id}-toc-{move.from_stay or move.date.isoformat()}"},
+        "identifier": {
+            "system": identifier_system,
+            "value": f"{case.id}-toc-{move.from_stay or move.date.isoformat()}",
+        },
         "status": "final",
         "type": {"coding": [document_code]},
         "category": [{"coding": [document_code]}],
@@ -172,13 +201,19 @@ def transfer_summary(
     }
     if version != "R4":
         composition["identifier"] = [composition["identifier"]]  # 0..1 in R4, 0..* in R5
-    entries: list[dict[str, Any]] = [{"fullUrl": _urn(doc_key + "|Composition"), "resource": composition},
-                                     *({"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in included),
-                                     *parties.values(), *extra]
+    entries: list[dict[str, Any]] = [
+        {"fullUrl": _urn(doc_key + "|Composition"), "resource": composition},
+        *({"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in included),
+        *parties.values(),
+        *extra,
+    ]
     unique = list({e["fullUrl"]: e for e in reversed(entries)}.values())[::-1]  # first of each full URL
     return {
         "resourceType": "Bundle",
-        "identifier": {"system": identifier_system, "value": f"{case.id}-toc-{move.from_stay or move.date.isoformat()}"},
+        "identifier": {
+            "system": identifier_system,
+            "value": f"{case.id}-toc-{move.from_stay or move.date.isoformat()}",
+        },
         "type": "document",
         "timestamp": now.isoformat(timespec="seconds"),
         "entry": unique,
@@ -203,9 +238,12 @@ def _closure(chosen: list[dict[str, Any]], mapped: list[dict[str, Any]]) -> list
 def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Minimal resources for the people and organisations the included resources name (and the
     patient and case manager), each under a ``urn:uuid:`` URL the references are rewritten to."""
-    named = {party.id: party for party in [case.patient, *(m.party for m in case.team)]
-             + ([case.case_manager] if case.case_manager else [])
-             + [s.provider for s in case.stays if s.provider is not None]}
+    named = {
+        party.id: party
+        for party in [case.patient, *(m.party for m in case.team)]
+        + ([case.case_manager] if case.case_manager else [])
+        + [s.provider for s in case.stays if s.provider is not None]
+    }
     keys: set[tuple[str, str]] = {("Patient", case.patient.id)}
     if case.case_manager is not None:
         keys.add(("Practitioner", case.case_manager.id))
@@ -218,8 +256,11 @@ def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tu
     patient_ref = f"Patient/{case.patient.id}"
     for rtype, rid in sorted(keys):
         party = named.get(rid)
-        resource = (minimal_party(party, rtype, system, patient_ref) if party is not None
-                    else {"resourceType": rtype, "identifier": [{"system": system, "value": rid}]})
+        resource = (
+            minimal_party(party, rtype, system, patient_ref)
+            if party is not None
+            else {"resourceType": rtype, "identifier": [{"system": system, "value": rid}]}
+        )
         out[(rtype, rid)] = {"fullUrl": _urn(f"{rtype}?identifier={system}|{rid}"), "resource": resource}
     moved = {f"{rtype}/{rid}": e["fullUrl"] for (rtype, rid), e in out.items()}
     for entry in [*included, *out.values()]:
@@ -285,11 +326,14 @@ async def write_transfer_summary(
         "subject": {"reference": f"Patient/{patient}"},
         "date": document["timestamp"],
         "description": title,
-        "content": [{"attachment": {"contentType": "application/fhir+json", "url": f"Bundle/{bundle_id}",
-                                    "title": title}}],
+        "content": [
+            {"attachment": {"contentType": "application/fhir+json", "url": f"Bundle/{bundle_id}", "title": title}}
+        ],
     }
     if version == "R4":
-        reference["content"][0]["format"] = {"system": "http://ihe.net/fhir/ValueSet/IHE.FormatCode.codesystem",
-                                             "code": "urn:hl7-org:pacio:toc"}
+        reference["content"][0]["format"] = {
+            "system": "http://ihe.net/fhir/ValueSet/IHE.FormatCode.codesystem",
+            "code": "urn:hl7-org:pacio:toc",
+        }
     ref = await client.create(reference, if_none_exist=criteria)
     return WrittenSummary(bundle_id=bundle_id, document_reference_id=str(ref.id), created=written.created)

@@ -104,11 +104,13 @@ class TransitionsReport(BaseModel):
     readmissions: int = 0
     follow_ups_added: int = 0
     follow_ups: dict[str, list[str]] = Field(
-        default_factory=dict, description="Case id → ids of the follow-up referrals added (one per hospital discharge).")
+        default_factory=dict, description="Case id → ids of the follow-up referrals added (one per hospital discharge)."
+    )
     team_members_added: int = 0
     handoffs: dict[str, list[int]] = Field(
         default_factory=dict,
-        description="Case id → numbers of the new moves out of a hospital, SNF or rehabilitation stay (transfer summaries due).")
+        description="Case id → numbers of the new moves out of a hospital, SNF or rehabilitation stay (transfer summaries due).",
+    )
     failed: dict[str, str] = Field(default_factory=dict, description="Case id → why it was not tracked.")
     changed_cases: list[str] = Field(default_factory=list)
 
@@ -138,9 +140,7 @@ def follow_up_for(stay: Stay, case: Case) -> Referral | None:
 def act_on_transitions(case: Case) -> tuple[Case, int, int]:
     """The case with the follow-ups and team members its stays call for: ``(case, follow-ups, members)``."""
     followed = {r.for_stay for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay}
-    follow_ups = [
-        r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case)) is not None
-    ]
+    follow_ups = [r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case)) is not None]
     stays = {s.id: s for s in case.stays}
     on_team = {m.party.id for m in case.team}
     members: list[TeamMember] = []
@@ -258,7 +258,8 @@ class _Tracker:
             if follow_ups:
                 had = {r.id for r in with_stays.referrals}
                 self.report.follow_ups[case_id] = [
-                    r.id for r in updated.referrals if r.kind is ReferralKind.FOLLOW_UP and r.id not in had]
+                    r.id for r in updated.referrals if r.kind is ReferralKind.FOLLOW_UP and r.id not in had
+                ]
             self.report.team_members_added += members
             if save_case(session, updated, expected_revision=record.revision) != record.revision:
                 self.report.changed_cases.append(case_id)

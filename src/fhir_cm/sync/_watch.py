@@ -65,9 +65,13 @@ class WatchReport(BaseModel):
     searches: int = Field(default=0, description="Searches issued (their first page).")
     encounters: int = Field(default=0, description="Changed Encounters read (new versions only).")
     batched: bool | None = Field(default=None, description="Whether comma-joined patient searches were used.")
-    seeded: list[str] = Field(default_factory=list, description="Cases whose whole Encounter history is read this round.")
+    seeded: list[str] = Field(
+        default_factory=list, description="Cases whose whole Encounter history is read this round."
+    )
     touched: list[str] = Field(default_factory=list, description="Cases with a changed Encounter since the watermark.")
-    watermark: str | None = Field(default=None, description="The newest meta.lastUpdated read (the next round's start).")
+    watermark: str | None = Field(
+        default=None, description="The newest meta.lastUpdated read (the next round's start)."
+    )
 
 
 class _Watched(BaseModel):
@@ -137,7 +141,9 @@ class _Reader:
         return out
 
 
-async def changed_encounter_patients(store: Store, client: AsyncFhirClient, *, batched: bool | None = None) -> WatchReport:
+async def changed_encounter_patients(
+    store: Store, client: AsyncFhirClient, *, batched: bool | None = None
+) -> WatchReport:
     """One round of the watch (see the module docstring): the report names the cases to track.
 
     ``batched`` forces comma-joined (True) or one-per-patient (False) searches; by default the watch
@@ -160,8 +166,11 @@ async def changed_encounter_patients(store: Store, client: AsyncFhirClient, *, b
             except InvalidRequest as exc:
                 if batched:
                     raise
-                log.info("the server refused comma-joined patients in an Encounter search (%s): one search "
-                         "per patient instead", exc.status)
+                log.info(
+                    "the server refused comma-joined patients in an Encounter search (%s): one search "
+                    "per patient instead",
+                    exc.status,
+                )
                 use_batches = False
                 reader = _Reader(store, client, since, report)
         if not use_batches:
@@ -172,7 +181,6 @@ async def changed_encounter_patients(store: Store, client: AsyncFhirClient, *, b
     report.touched = sorted(touched)
     report.watermark = reader.latest or watched.mark
     return report
-
 
 
 def settle_watch(store: Store, server_base: str, report: WatchReport, failed: Iterable[str]) -> None:

@@ -47,13 +47,19 @@ def _links(url: str, request: SearchRequest, total: int) -> list[dict[str, str]]
 
 def _outcome(resource_type: str, request: SearchRequest, unmapped_cases: int) -> dict[str, Any] | None:
     issues = [
-        issue("warning", "not-supported",
-              f"search parameter {name} is not supported for {resource_type} and was ignored")
+        issue(
+            "warning", "not-supported", f"search parameter {name} is not supported for {resource_type} and was ignored"
+        )
         for name in request.ignored
     ]
     if unmapped_cases:
-        issues.append(issue("warning", "incomplete",
-                            f"{unmapped_cases} case(s) in the store could not be mapped to FHIR and are left out"))
+        issues.append(
+            issue(
+                "warning",
+                "incomplete",
+                f"{unmapped_cases} case(s) in the store could not be mapped to FHIR and are left out",
+            )
+        )
     return operation_outcome(issues) if issues else None
 
 

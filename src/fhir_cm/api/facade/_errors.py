@@ -94,8 +94,18 @@ def operation_outcome(issues: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 #: The OperationOutcome issue code (IssueType) that best says what an HTTP error status means.
-_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 406: "not-supported",
-                409: "conflict", 410: "deleted", 413: "too-costly", 429: "throttled", 503: "transient"}
+_ISSUE_CODES = {
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    413: "too-costly",
+    429: "throttled",
+    503: "transient",
+}
 
 
 def issue_code_for_status(status: int) -> str:

@@ -206,8 +206,9 @@ class FacadeIndex:
         except StoreError:
             raise
         except Exception as exc:  # one broken case must not take the facade down with it
-            log.warning("FHIR facade: a case could not be mapped to FHIR %s and is left out (%s)",
-                        version, type(exc).__name__)
+            log.warning(
+                "FHIR facade: a case could not be mapped to FHIR %s and is left out (%s)", version, type(exc).__name__
+            )
             return None
 
 

@@ -196,9 +196,14 @@ def parse_instant(text: str) -> tuple[dt.datetime, dt.datetime]:
 
 def _period(g: dict[str, str | None]) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime(
-        int(g["y"] or 0), int(g["m"] or 1), int(g["d"] or 1),
-        int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0),
-        int((g["f"] or "0")[:6].ljust(6, "0")), tzinfo=_zone(g["tz"]),
+        int(g["y"] or 0),
+        int(g["m"] or 1),
+        int(g["d"] or 1),
+        int(g["H"] or 0),
+        int(g["M"] or 0),
+        int(g["S"] or 0),
+        int((g["f"] or "0")[:6].ljust(6, "0")),
+        tzinfo=_zone(g["tz"]),
     ).astimezone(dt.UTC)
     if g["f"] is not None:
         end = start + dt.timedelta(microseconds=max(1, 10 ** (6 - min(len(g["f"]), 6))))
@@ -248,8 +253,10 @@ def _date(raw: str) -> DateMatch:
     try:
         lo, hi = parse_instant(text)
     except ValueError:
-        raise InvalidSearch("a date is YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm], "
-                            "optionally after a prefix (eq, ne, gt, ge, lt, le, sa, eb)") from None
+        raise InvalidSearch(
+            "a date is YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm], "
+            "optionally after a prefix (eq, ne, gt, ge, lt, le, sa, eb)"
+        ) from None
     return DateMatch(prefix, lo, hi)
 
 

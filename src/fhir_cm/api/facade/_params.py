@@ -66,11 +66,20 @@ _STATUS = _token("status", "status", "The status code.")
 _CATEGORY = _token("category", "category", "A category: code, system|code, |code or system|.")
 
 _COMMON = [
-    SearchParam("_id", "token", "id", "The logical id (the business identifier value, see the facade's docs).",
-                definition="http://hl7.org/fhir/SearchParameter/Resource-id"),
-    SearchParam("_lastUpdated", "date", "meta.lastUpdated",
-                "When the resource last changed here (prefixes eq, ne, gt, ge, lt, le, sa, eb).",
-                definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"),
+    SearchParam(
+        "_id",
+        "token",
+        "id",
+        "The logical id (the business identifier value, see the facade's docs).",
+        definition="http://hl7.org/fhir/SearchParameter/Resource-id",
+    ),
+    SearchParam(
+        "_lastUpdated",
+        "date",
+        "meta.lastUpdated",
+        "When the resource last changed here (prefixes eq, ne, gt, ge, lt, le, sa, eb).",
+        definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+    ),
     _token("identifier", "identifier", "A business identifier: value, system|value or |value."),
 ]
 

@@ -27,8 +27,10 @@ def caseload(
     settings: Annotated[Settings, Depends(get_settings)],
     on: Annotated[
         Day | None,
-        Query(description="The caseload as it was on this day (YYYY-MM-DD): statuses, case managers and "
-                          "contacts as of then; today if left out."),
+        Query(
+            description="The caseload as it was on this day (YYYY-MM-DD): statuses, case managers and "
+            "contacts as of then; today if left out."
+        ),
     ] = None,
     programme: ProgrammeType | None = None,
 ) -> CaseloadOut:
@@ -46,10 +48,14 @@ def caseload(
         past = [as_of for c in visible_cases(work, programme=programme, **filters) if (as_of := case_as_of(c, day))]
         cases = [c for c in past if c.is_open]
         if work.principal.role is ApiRole.CASE_MANAGER:
-            cases = [c for c in cases
-                     if c.case_manager is not None and c.case_manager.id == work.principal.practitioner_id]
-        out = CaseloadOut(on=day, limit=settings.caseload_limit,
-                          managers=compute_caseload(cases, on=day, limit=settings.caseload_limit))
+            cases = [
+                c for c in cases if c.case_manager is not None and c.case_manager.id == work.principal.practitioner_id
+            ]
+        out = CaseloadOut(
+            on=day,
+            limit=settings.caseload_limit,
+            managers=compute_caseload(cases, on=day, limit=settings.caseload_limit),
+        )
         return out, [c.id for c in cases]
 
     p = work.principal

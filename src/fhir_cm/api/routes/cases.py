@@ -77,8 +77,9 @@ def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut
         if get_case_record(session, case.id) is not None:
             raise ConflictProblem(f"a case with id {case.id} already exists")
         revision = save_case(session, case, expected_revision=0)
-        record_audit(session, principal=work.principal.id, action="create", case_ids=[case.id],
-                     request_id=work.request_id)
+        record_audit(
+            session, principal=work.principal.id, action="create", case_ids=[case.id], request_id=work.request_id
+        )
         record = get_case_record(session, case.id)
     assert record is not None
     response.headers["ETag"] = etag(revision)
@@ -90,7 +91,9 @@ def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut
 def list_cases_route(
     work: CaseWork,
     status_: Annotated[list[CaseStatus] | None, Query(alias="status", description="Repeat for several.")] = None,
-    open_only: Annotated[bool, Query(alias="open", description="Only open cases (referred, waitlist, active, on hold).")] = False,
+    open_only: Annotated[
+        bool, Query(alias="open", description="Only open cases (referred, waitlist, active, on hold).")
+    ] = False,
     programme: ProgrammeType | None = None,
     case_manager: Annotated[EntityId | None, Query(description="Practitioner id of the case manager.")] = None,
     patient: Annotated[EntityId | None, Query(description="Patient id.")] = None,
@@ -107,7 +110,10 @@ def list_cases_route(
     if statuses == []:  # open=true with only closed statuses asked for: nothing can match
         return CasePage(items=[], limit=limit, offset=offset, next_offset=None)
     filters: dict[str, Any] = {
-        "status": statuses, "programme": programme or scope, "case_manager": case_manager, "patient": patient
+        "status": statuses,
+        "programme": programme or scope,
+        "case_manager": case_manager,
+        "patient": patient,
     }
     with work.store.session(read_only=True) as session:
         if work.principal.role is ApiRole.SUPERVISOR:
@@ -157,8 +163,9 @@ def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, respons
         try:
             updated.change_status(body.status, on, body.reason)
         except ValidationError as exc:
-            raise InvalidInput("the status change would make the case invalid",
-                               errors=field_errors(exc.errors(), hint="status")) from None
+            raise InvalidInput(
+                "the status change would make the case invalid", errors=field_errors(exc.errors(), hint="status")
+            ) from None
         except ValueError as exc:  # the day is before the current status began
             raise InvalidInput(str(exc), errors=[FieldError(field="on", message=str(exc))]) from None
         return updated, None

@@ -160,7 +160,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {FHIR_JSON: {}}}
     for status, text in {
         400: "Bad parameter value, unsupported modifier, or an unknown parameter with Prefer: handling=strict",
-        401: "No valid credentials", 403: "Credentials whose role may not read the facade",
+        401: "No valid credentials",
+        403: "Credentials whose role may not read the facade",
         404: "Unknown resource type or id",
         406: "Only a FHIR version or format the facade cannot produce is acceptable",
     }.items()
@@ -169,12 +170,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _SEARCH_QUERY = [
     {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
     for name, text in {
-        "patient": "Patient: id, Patient/id or URL", "subject": "Subject: Type/id, id or URL",
-        "status": "Status code(s), comma-separated", "category": "Category token: code, system|code, |code",
+        "patient": "Patient: id, Patient/id or URL",
+        "subject": "Subject: Type/id, id or URL",
+        "status": "Status code(s), comma-separated",
+        "category": "Category token: code, system|code, |code",
         "identifier": "Identifier token: value, system|value, |value",
-        "_lastUpdated": "Date with prefix (eq, ne, gt, ge, lt, le, sa, eb)", "_id": "Logical id(s)",
-        "_count": "Page size (default 20, at most 200)", "_offset": "Where the page starts (use the links)",
-        "_fhirVersion": "4.0 (default) or 5.0", "_format": "json",
+        "_lastUpdated": "Date with prefix (eq, ne, gt, ge, lt, le, sa, eb)",
+        "_id": "Logical id(s)",
+        "_count": "Page size (default 20, at most 200)",
+        "_offset": "Where the page starts (use the links)",
+        "_fhirVersion": "4.0 (default) or 5.0",
+        "_format": "json",
     }.items()
 ]
 
@@ -212,21 +218,31 @@ def build_fhir_router(
         if audit is not None:
             audit(principal, action, sorted(case_ids))
 
-    @router.get("/metadata", response_class=_FhirJSON, summary="CapabilityStatement (public)",
-                responses={406: _ERRORS[406]})
+    @router.get(
+        "/metadata", response_class=_FhirJSON, summary="CapabilityStatement (public)", responses={406: _ERRORS[406]}
+    )
     def metadata(request: Request) -> Response:
         """What the facade serves: types, read and search-type, search parameters; R4 or R5 as negotiated."""
         version = _version(request)
         statement = capability_statement(
-            version, _base_url(request, "/metadata"), identifier_system=identifier_system,
-            published=published, default_count=default_count, max_count=max_count,
+            version,
+            _base_url(request, "/metadata"),
+            identifier_system=identifier_system,
+            published=published,
+            default_count=default_count,
+            max_count=max_count,
         )
         return _fhir_response(orjson.dumps(statement), version)
 
-    @router.get("/{resource_type}/{resource_id}", response_class=_FhirJSON, summary="Read a resource",
-                responses={k: v for k, v in _ERRORS.items() if k != 400})
-    def read(request: Request, resource_type: str, resource_id: str,
-             principal: Any = reader, session: Any = session_dep) -> Response:
+    @router.get(
+        "/{resource_type}/{resource_id}",
+        response_class=_FhirJSON,
+        summary="Read a resource",
+        responses={k: v for k, v in _ERRORS.items() if k != 400},
+    )
+    def read(
+        request: Request, resource_type: str, resource_id: str, principal: Any = reader, session: Any = session_dep
+    ) -> Response:
         """One resource by id (its business-identifier value), with ETag and Last-Modified."""
         _served(resource_type)
         version = _version(request)
@@ -234,29 +250,43 @@ def build_fhir_router(
         if found is None:
             raise FacadeNotFound(f"no {resource_type} with this id")
         audited(principal, "read", {found.case_id})
-        return _fhir_response(found.body, version, headers={
-            "ETag": f'W/"{found.version_id}"',
-            "Last-Modified": format_datetime(found.last_updated, usegmt=True),
-        })
+        return _fhir_response(
+            found.body,
+            version,
+            headers={
+                "ETag": f'W/"{found.version_id}"',
+                "Last-Modified": format_datetime(found.last_updated, usegmt=True),
+            },
+        )
 
-    @router.get("/{resource_type}", response_class=_FhirJSON, summary="Search a resource type",
-                responses=_ERRORS, openapi_extra={"parameters": _SEARCH_QUERY})
-    def search(request: Request, resource_type: str,
-               principal: Any = reader, session: Any = session_dep) -> Response:
+    @router.get(
+        "/{resource_type}",
+        response_class=_FhirJSON,
+        summary="Search a resource type",
+        responses=_ERRORS,
+        openapi_extra={"parameters": _SEARCH_QUERY},
+    )
+    def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:
         """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
         _served(resource_type)
         version = _version(request)
         handling = _handling(request.headers.get("prefer"))
-        parsed = parse_search(resource_type, request.query_params.multi_items(), strict=handling == "strict",
-                              default_count=default_count, max_count=max_count)
+        parsed = parse_search(
+            resource_type,
+            request.query_params.multi_items(),
+            strict=handling == "strict",
+            default_count=default_count,
+            max_count=max_count,
+        )
         matches, unmapped = index.search(session, version, resource_type, parsed.criteria)
         body, page = searchset(_base_url(request, ""), resource_type, parsed, matches, unmapped_cases=unmapped)
         audited(principal, "search", {r.case_id for r in page})
         applied = {"Preference-Applied": f"handling={handling}"} if handling else None
         return _fhir_response(body, version, headers=applied)
 
-    @router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                      include_in_schema=False)
+    @router.api_route(
+        "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+    )
     def elsewhere(request: Request, path: str) -> Response:
         """Whatever no route above answers: a write (405: the facade is read-only) or an unknown path (404)."""
         first = path.strip("/").split("/")[0]

@@ -28,5 +28,10 @@ class Me(BaseModel):
 @router.get("", response_model=Me, summary="The calling key's role and scope")
 def me(principal: CurrentPrincipal) -> Me:
     """Any valid key may ask who it is: a client checks a key once and shows only what its role may see."""
-    return Me(key_id=principal.id, name=principal.name, role=principal.role,
-              practitioner_id=principal.practitioner_id, programme=principal.programme)
+    return Me(
+        key_id=principal.id,
+        name=principal.name,
+        role=principal.role,
+        practitioner_id=principal.practitioner_id,
+        programme=principal.programme,
+    )

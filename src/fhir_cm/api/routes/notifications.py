@@ -48,7 +48,9 @@ async def _body(request: Request) -> Any:
         raise InvalidInput("the notification body is not JSON") from None
 
 
-async def _receive(request: Request, store: Store, subscription_id: str, path: tuple[str, str] | None) -> NotificationOutcome:
+async def _receive(
+    request: Request, store: Store, subscription_id: str, path: tuple[str, str] | None
+) -> NotificationOutcome:
     secret = _secret(request)
     try:
         await run_in_threadpool(check_secret, store, subscription_id, secret)  # before reading anything sent
@@ -57,21 +59,36 @@ async def _receive(request: Request, store: Store, subscription_id: str, path: t
     except NotificationMalformed as exc:
         raise InvalidInput(str(exc)) from None
     except NotificationRefused:
-        raise UnauthorizedProblem("not a notification of a subscription of ours: the subscription's secret is required",
-                           error="invalid_token") from None
+        raise UnauthorizedProblem(
+            "not a notification of a subscription of ours: the subscription's secret is required", error="invalid_token"
+        ) from None
 
 
-@router.api_route("/{subscription_id}", methods=_METHODS, response_model=NotificationOutcome,
-                  summary="Receive a subscription notification")
-async def notification(request: Request, subscription_id: SubscriptionId,
-                       store: Annotated[Store, Depends(get_store)]) -> NotificationOutcome:
+@router.api_route(
+    "/{subscription_id}",
+    methods=_METHODS,
+    response_model=NotificationOutcome,
+    summary="Receive a subscription notification",
+)
+async def notification(
+    request: Request, subscription_id: SubscriptionId, store: Annotated[Store, Depends(get_store)]
+) -> NotificationOutcome:
     """A handshake, heartbeat or event notification (backport Bundle), a resource, or an empty ping."""
     return await _receive(request, store, subscription_id, None)
 
 
-@router.api_route("/{subscription_id}/{resource_type}/{resource_id}", methods=_METHODS,
-                  response_model=NotificationOutcome, summary="Receive a resource a subscription delivers")
-async def resource_notification(request: Request, subscription_id: SubscriptionId, resource_type: ResourceType,
-                                resource_id: ResourceId, store: Annotated[Store, Depends(get_store)]) -> NotificationOutcome:
+@router.api_route(
+    "/{subscription_id}/{resource_type}/{resource_id}",
+    methods=_METHODS,
+    response_model=NotificationOutcome,
+    summary="Receive a resource a subscription delivers",
+)
+async def resource_notification(
+    request: Request,
+    subscription_id: SubscriptionId,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    store: Annotated[Store, Depends(get_store)],
+) -> NotificationOutcome:
     """The changed resource itself (HAPI's R4 rest-hook ``PUT``), or its address with no body."""
     return await _receive(request, store, subscription_id, (resource_type, resource_id))

@@ -82,8 +82,12 @@ async def readyz(
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(request: Request, store: Annotated[Store, Depends(get_store)]) -> Response:
     """Requests by route and status, latency, sync outcomes and the outbox depth, in Prometheus text."""
     try:

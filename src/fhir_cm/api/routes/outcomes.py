@@ -40,8 +40,13 @@ def outcomes(
     audit_reads(work.store, work.principal, [None], action="outcomes", request_id=work.request_id)
 
     def compute() -> OutcomesOut:
-        figures = compute_outcomes(visible_cases(work, programme=programme), start=from_, end=to,
-                                   today=on or work.today, programmes=[programme] if programme else None)
+        figures = compute_outcomes(
+            visible_cases(work, programme=programme),
+            start=from_,
+            end=to,
+            today=on or work.today,
+            programmes=[programme] if programme else None,
+        )
         return OutcomesOut(start=from_, end=to, programmes=figures)
 
     p = work.principal

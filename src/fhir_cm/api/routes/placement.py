@@ -75,12 +75,15 @@ def _of_case(offer: Placement, case_id: str) -> Placement:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Placement, summary="Offer a placement")
-async def offer(case_id: CaseId, body: PlacementIn, work: CaseWork,
-                settings: Annotated[Settings, Depends(get_settings)]) -> Placement:
+async def offer(
+    case_id: CaseId, body: PlacementIn, work: CaseWork, settings: Annotated[Settings, Depends(get_settings)]
+) -> Placement:
     """One ServiceRequest and one request-fulfillment Task per candidate facility, on the FHIR server."""
     await _visible(work, case_id)
-    return await _on_server(settings, jobs.offer_to_facilities(work.store, settings, case_id, body.setting,
-                                                               body.candidates, service=body.service))
+    return await _on_server(
+        settings,
+        jobs.offer_to_facilities(work.store, settings, case_id, body.setting, body.candidates, service=body.service),
+    )
 
 
 @router.get("", response_model=list[Placement], summary="A case's placement offers")
@@ -91,8 +94,9 @@ async def offers(case_id: CaseId, work: CaseWork) -> list[Placement]:
 
 
 @router.get("/{placement_id}", response_model=Placement, summary="Follow a placement offer")
-async def follow(case_id: CaseId, placement_id: PlacementId, work: CaseWork,
-                 settings: Annotated[Settings, Depends(get_settings)]) -> Placement:
+async def follow(
+    case_id: CaseId, placement_id: PlacementId, work: CaseWork, settings: Annotated[Settings, Depends(get_settings)]
+) -> Placement:
     """Each candidate's answer read back from the server now: rejected (with the reason), awaiting
     information (with the questions of the Communications on its Task), accepted."""
     await _visible(work, case_id)
@@ -103,8 +107,13 @@ async def follow(case_id: CaseId, placement_id: PlacementId, work: CaseWork,
 
 
 @router.post("/{placement_id}/choose", response_model=Placement, summary="Settle on the patient's choice")
-async def choose(case_id: CaseId, placement_id: PlacementId, body: ChoiceIn, work: CaseWork,
-                 settings: Annotated[Settings, Depends(get_settings)]) -> Placement:
+async def choose(
+    case_id: CaseId,
+    placement_id: PlacementId,
+    body: ChoiceIn,
+    work: CaseWork,
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> Placement:
     """The chosen facility's Task "selected", the others cancelled ("not selected"); the facility joins the
     care team as the provider of the next stay. 409 unless that facility accepted."""
     await _visible(work, case_id)

@@ -44,7 +44,9 @@ def add_need(case_id: CaseId, body: Need, work: CaseWork, response: Response) ->
 def update_need(case_id: CaseId, need_id: EntityPath, body: NeedUpdate, work: CaseWork, response: Response) -> Need:
     """Change a finding, its strengths, or mark it resolved."""
     changes = body.model_dump(exclude_unset=True)
-    edited: Edited[Need] = update_entity(work, case_id, "needs", need_id, "need", lambda n: patched(n, changes, "needs"))
+    edited: Edited[Need] = update_entity(
+        work, case_id, "needs", need_id, "need", lambda n: patched(n, changes, "needs")
+    )
     return respond(edited, response)
 
 
@@ -64,5 +66,7 @@ def add_goal(case_id: CaseId, body: Goal, work: CaseWork, response: Response) ->
 def update_goal(case_id: CaseId, goal_id: EntityPath, body: GoalUpdate, work: CaseWork, response: Response) -> Goal:
     """Progress and achievement (``achievement``), status, dates or measure of a goal."""
     changes = body.model_dump(exclude_unset=True)
-    edited: Edited[Goal] = update_entity(work, case_id, "goals", goal_id, "goal", lambda g: patched(g, changes, "goals"))
+    edited: Edited[Goal] = update_entity(
+        work, case_id, "goals", goal_id, "goal", lambda g: patched(g, changes, "goals")
+    )
     return respond(edited, response)

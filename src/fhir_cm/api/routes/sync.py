@@ -134,8 +134,9 @@ async def pull(
     """Read what changed on the FHIR server since the watermark (or ``since``) into the cases, then
     track the transitions of the cases it touched (as ``fhir-cm pull`` does)."""
     options = body if body is not None else PullIn()
-    return await _run(request, "pull", settings,
-                      jobs.run_pull(store, settings, since=options.since, patient=options.patient))
+    return await _run(
+        request, "pull", settings, jobs.run_pull(store, settings, since=options.since, patient=options.patient)
+    )
 
 
 @router.get("/status", response_model=SyncStatus, summary="Sync status")
@@ -190,20 +191,29 @@ def resolve(
     back into the case and queues it (the next push sends it over the server's copy), ``server``
     keeps the server's value. ``merged`` is refused (422): edit the case, then resolve with ``local``."""
     if body.resolution is Resolution.MERGED:
-        raise InvalidInput("a merged resolution is not applied here: edit the case to the merged value, "
-                           "then resolve the conflict with 'local'")
+        raise InvalidInput(
+            "a merged resolution is not applied here: edit the case to the merged value, "
+            "then resolve the conflict with 'local'"
+        )
 
     def visible(case: Case) -> bool:
         return can_see(work.principal, case, work.today)
 
     def audit(session: Any, resolved: ConflictRecord) -> None:
-        record_audit(session, principal=work.principal.id, action="resolve-conflict", case_ids=[resolved.case_id],
-                     detail=f"conflict:{conflict_id}:{body.resolution}", request_id=work.request_id)
+        record_audit(
+            session,
+            principal=work.principal.id,
+            action="resolve-conflict",
+            case_ids=[resolved.case_id],
+            detail=f"conflict:{conflict_id}:{body.resolution}",
+            request_id=work.request_id,
+        )
 
     keep: jobs.Keep = "local" if body.resolution is Resolution.LOCAL else "server"
     try:
-        return jobs.settle_conflict(work.store, conflict_id, keep, resolved_by=work.principal.id,
-                                    visible=visible, then=audit)
+        return jobs.settle_conflict(
+            work.store, conflict_id, keep, resolved_by=work.principal.id, visible=visible, then=audit
+        )
     except NotFound:
         raise NotFoundProblem(f"no open conflict {conflict_id}") from None
     except ConflictNotResolvable as exc:

@@ -81,7 +81,9 @@ def sync_health(
     _: Supervisor,
     store: Annotated[Store, Depends(get_store)],
     settings: Annotated[Settings, Depends(get_settings)],
-    failed_limit: Annotated[int, Query(ge=1, le=1000, description="At most this many failed pushes, newest first.")] = 50,
+    failed_limit: Annotated[
+        int, Query(ge=1, le=1000, description="At most this many failed pushes, newest first.")
+    ] = 50,
 ) -> SyncHealth:
     """What a supervisor or integration engineer checks first: pending and in-flight pushes, the failed
     ones with the server's reason, quarantined resources, open conflicts, per server the watermark of
@@ -99,16 +101,34 @@ def sync_health(
     servers = []
     for base in bases:
         own = [m for m in marks if m.server_base == base]
-        servers.append(ServerHealth(server_base=base, configured=base == configured,
-                                    last_pull=max((m.updated_at for m in own), default=None), watermarks=own))
+        servers.append(
+            ServerHealth(
+                server_base=base,
+                configured=base == configured,
+                last_pull=max((m.updated_at for m in own), default=None),
+                watermarks=own,
+            )
+        )
     return SyncHealth(
         fhir_base=configured,
         outbox=counts,
-        failed=[FailedPush(case_id=i.case_id, attempts=i.attempts, reason=i.last_error, failed_at=i.updated_at)
-                for i in newest],
+        failed=[
+            FailedPush(case_id=i.case_id, attempts=i.attempts, reason=i.last_error, failed_at=i.updated_at)
+            for i in newest
+        ],
         quarantined=quarantined,
         open_conflicts=conflicts,
         servers=servers,
-        subscriptions=[SubscriptionHealth(id=h.id, server_base=h.server_base, kind=h.kind, status=h.status, error=h.error,
-                                          patients=len(h.patients), last_notified_at=h.last_notified_at) for h in held],
+        subscriptions=[
+            SubscriptionHealth(
+                id=h.id,
+                server_base=h.server_base,
+                kind=h.kind,
+                status=h.status,
+                error=h.error,
+                patients=len(h.patients),
+                last_notified_at=h.last_notified_at,
+            )
+            for h in held
+        ],
     )

@@ -30,7 +30,9 @@ def list_team(
     """Every membership, past ones included unless ``current``."""
     team: list[TeamMember] = listed(work, case_id, "team", response)
     if current:
-        team = [m for m in team if (m.start is None or m.start <= work.today) and (m.end is None or m.end >= work.today)]
+        team = [
+            m for m in team if (m.start is None or m.start <= work.today) and (m.end is None or m.end >= work.today)
+        ]
     return team
 
 

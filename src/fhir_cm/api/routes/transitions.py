@@ -58,7 +58,9 @@ def add_stay(case_id: CaseId, body: Stay, work: CaseWork, response: Response) ->
 def update_stay(case_id: CaseId, stay_id: EntityPath, body: StayUpdate, work: CaseWork, response: Response) -> Stay:
     """Record a discharge (``status: finished``, ``end``, ``discharge_disposition``) or correct a stay."""
     changes = body.model_dump(exclude_unset=True)
-    edited: Edited[Stay] = update_entity(work, case_id, "stays", stay_id, "stay", lambda s: patched(s, changes, "stays"))
+    edited: Edited[Stay] = update_entity(
+        work, case_id, "stays", stay_id, "stay", lambda s: patched(s, changes, "stays")
+    )
     return respond(edited, response)
 
 
@@ -79,8 +81,15 @@ def case_transitions(case_id: CaseId, work: CaseWork) -> TransitionsOut:
 )
 def transfer_summary_document(
     case_id: CaseId,
-    move: Annotated[int, Path(ge=1, le=1000, description="The move's number among the case's moves out of a "
-                                                         "hospital, SNF or rehabilitation stay, oldest first.")],
+    move: Annotated[
+        int,
+        Path(
+            ge=1,
+            le=1000,
+            description="The move's number among the case's moves out of a "
+            "hospital, SNF or rehabilitation stay, oldest first.",
+        ),
+    ],
     work: CaseWork,
     settings: Annotated[Settings, Depends(get_settings)],
     fhir_version: Annotated[Literal["R4", "R5"], Query(alias="fhirVersion")] = "R4",
@@ -112,6 +121,7 @@ def recorded_transitions(
                 case = get_case(session, row.case_id)
                 seen[row.case_id] = case is not None and can_see(work.principal, case, work.today)
     out = [r for r in rows if seen[r.case_id] and (readmission is None or r.readmission is readmission)]
-    audit_reads(work.store, work.principal, (r.case_id for r in out), action="list-transitions",
-                request_id=work.request_id)
+    audit_reads(
+        work.store, work.principal, (r.case_id for r in out), action="list-transitions", request_id=work.request_id
+    )
     return out
