@@ -62,6 +62,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Most entries per transaction on the server (0: no transactions); unset: learnt from refusals.",
     )
+    # --- Bulk Data $export (fhir-cm identify): what servers differ on -----------------------------
+    bulk_kick_off: Literal["GET", "POST"] = Field(
+        default="GET", description="How the server takes a $export kick-off (Bulk Data STU4 servers: POST)."
+    )
+    bulk_join_types: bool = Field(
+        default=True, description="_type=A,B (true) or _type=A&_type=B (false, e.g. Oracle Health)."
+    )
+    bulk_max_retry_after: float = Field(
+        default=60.0, gt=0, description="The longest Retry-After honoured while polling an export, in seconds."
+    )
+    bulk_max_wait: float = Field(default=3600.0, gt=0, description="Give up on an export that takes longer (seconds).")
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000

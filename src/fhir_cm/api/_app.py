@@ -26,6 +26,7 @@ from ._problems import ProblemDocument, install_problem_handlers
 from ._views import ViewCache
 from .routes import (
     audit,
+    candidates,
     caseload,
     cases,
     contacts,
@@ -156,6 +157,7 @@ def create_app(
         sync,
         sync_health,
         audit,
+        candidates,
     ):
         api.include_router(module.router)
     app.include_router(api)

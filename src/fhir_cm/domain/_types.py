@@ -63,6 +63,7 @@ class EligibilityReason(StrEnum):
     SUBSTANCE_USE = "substance-use"
     FRAILTY = "frailty"
     CHILD_AT_RISK = "child-at-risk"
+    SOCIAL_NEEDS = "social-needs"
 
 
 class Acuity(StrEnum):

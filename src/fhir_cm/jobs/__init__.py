@@ -11,11 +11,13 @@ client the job needs (:mod:`._clients` is the one place that chooses it), and re
 * :func:`settle_conflict` — a person's decision on a conflict (``local`` re-applies the local value
   and queues the case; ``server`` keeps the server's);
 * :func:`run_sync_worker` — push and pull in rounds until stopped;
-* :func:`pick_fhir_version` / :func:`offline_fhir_version` — which FHIR version a job speaks.
+* :func:`pick_fhir_version` / :func:`offline_fhir_version` — which FHIR version a job speaks;
+* :func:`run_identify` / :func:`enrol` — screen a population for candidates, enrol the chosen ones.
 """
 
 from ._cases_in import CaseInputError, parse_cases, read_cases
 from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
+from ._identify import enrol, run_identify
 from ._handoff import build_transfer_summaries, write_transfer_summaries
 from ._placement import choose_facility, follow_placement, offer_to_facilities, placements_of
 from ._pull import run_pull
@@ -27,6 +29,8 @@ from ._version import offline_fhir_version, pick_fhir_version
 from ._worker import run_sync_worker
 
 __all__ = [
+    "enrol",
+    "run_identify",
     "list_subscriptions_on_server",
     "notified",
     "subscribe",

@@ -106,10 +106,30 @@ from ._subscriptions import (
     secret_hash,
     update_subscription,
 )
+from ._screening import (
+    CandidateRecord,
+    FactRecord,
+    count_candidates,
+    list_candidates,
+    mark_enrolled,
+    open_case_patient_ids,
+    patient_facts_after,
+    put_facts,
+    replace_candidates,
+)
 from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
+    "CandidateRecord",
+    "FactRecord",
+    "count_candidates",
+    "list_candidates",
+    "mark_enrolled",
+    "open_case_patient_ids",
+    "patient_facts_after",
+    "put_facts",
+    "replace_candidates",
     "HeldSubscription",
     "QueuedTracking",
     "forget_subscription",

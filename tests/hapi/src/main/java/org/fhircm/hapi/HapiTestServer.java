@@ -1,5 +1,6 @@
 package org.fhircm.hapi;
 
+import ca.uhn.fhir.batch2.api.IJobMaintenanceService;
 import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.context.support.IValidationSupport;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
@@ -13,6 +14,9 @@ import ca.uhn.fhir.rest.server.RestfulServer;
 import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
 import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import java.net.InetSocketAddress;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.server.Server;
@@ -52,6 +56,22 @@ public final class HapiTestServer {
 		handler.addServlet(holder, "/fhir/*");
 		jetty.setHandler(handler);
 		jetty.start();
+
+		// HAPI moves a batch job (a Bulk $export) from step to step in a maintenance pass it schedules
+		// once a minute; a test server runs the pass every second, so an export takes seconds.
+		IJobMaintenanceService maintenance = context.getBean(IJobMaintenanceService.class);
+		ScheduledExecutorService ticker = Executors.newSingleThreadScheduledExecutor(runnable -> {
+			Thread thread = new Thread(runnable, "batch2-maintenance-ticker");
+			thread.setDaemon(true);
+			return thread;
+		});
+		ticker.scheduleWithFixedDelay(() -> {
+			try {
+				maintenance.runMaintenancePass();
+			} catch (RuntimeException e) {
+				// the next pass tries again
+			}
+		}, 1, 1, TimeUnit.SECONDS);
 
 		int actual = ((ServerConnector) jetty.getConnectors()[0]).getLocalPort();
 		System.out.println("READY http://127.0.0.1:" + actual + "/fhir");

@@ -1,0 +1,108 @@
+"""Identification: screen a server's population for case-management candidates, and enrol them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+
+from ._app import app, fail, open_configured_store, reported
+
+
+def _line(candidate: Any) -> str:
+    reasons = "; ".join(str(r["text"]) for r in candidate.reasons)
+    enrolled = f"  [case {candidate.case_id}]" if candidate.case_id else ""
+    return f"{candidate.patient_id:<40} {candidate.score:>5}  {reasons}{enrolled}"
+
+
+@app.command("identify", short_help="Screen a population for case-management candidates.")
+def identify_command(
+    fhir_base: Annotated[
+        str | None,
+        typer.Option("--fhir-base", metavar="URL", help="FHIR server base URL (default: FHIR_CM_FHIR_BASE)."),
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", metavar="ID", help="Screen the members of this Group only.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="INSTANT", help="Read only what changed after this (default: the last run's time)."
+        ),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Read everything again, not only what changed.")] = False,
+    search: Annotated[
+        bool, typer.Option("--search", help="Read by paged searches even where the server offers $export.")
+    ] = False,
+    enrol_top: Annotated[
+        int,
+        typer.Option(
+            "--enrol", metavar="N", min=0, help="Enrol the N best candidates as referred cases, queued for push."
+        ),
+    ] = 0,
+    programme: Annotated[
+        str, typer.Option("--programme", metavar="PROGRAMME", help="The programme enrolled cases join.")
+    ] = "health-care",
+    top: Annotated[int, typer.Option("--top", metavar="N", min=0, help="How many candidates to list.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The run, candidates and enrolment as one JSON object.")
+    ] = False,
+) -> None:
+    """Read the population's Patients, Encounters, Conditions and social-needs screens (Bulk Data $export,
+    or paged searches where the server offers none), apply the eligibility rules of
+    mappings/eligibility-rules.json and list the candidates by score with their reasons. A second run
+    reads only what changed since the first."""
+    from ..config import get_settings
+    from ..domain import ProgrammeType
+    from ..jobs import enrol, require_fhir_base, run_identify
+    from ..store import list_candidates
+
+    try:
+        chosen_programme = ProgrammeType(programme)
+    except ValueError:
+        raise fail(
+            f"unknown programme {programme!r}; one of: {', '.join(p.value for p in ProgrammeType)}", code=2
+        ) from None
+    settings = get_settings(fhir_base=fhir_base)
+    with reported(code=2):
+        server = require_fhir_base(settings)
+
+    def progress(line: str) -> None:
+        if not as_json:
+            typer.echo(f"  {line}", err=True)
+
+    with open_configured_store() as store, reported():
+        report = asyncio.run(
+            run_identify(
+                store, settings, group=group, since=since, full=full, use_export=False if search else None,
+                on_progress=progress,
+            )
+        )  # fmt: skip
+        enrolled = enrol(store, settings, top=enrol_top, programme=chosen_programme) if enrol_top else None
+        with store.session(read_only=True) as s:
+            candidates = list_candidates(s, server, limit=top)
+    if as_json:
+        import orjson
+
+        payload = {
+            "run": report.model_dump(mode="json"),
+            "candidates": [c.model_dump(mode="json") for c in candidates],
+            "enrolled": enrolled.model_dump(mode="json") if enrolled else None,
+        }
+        typer.echo(orjson.dumps(payload).decode())
+        return
+    read = ", ".join(f"{n} {t}" for t, n in sorted(report.read.items())) or "nothing"
+    since_text = f" changed since {report.since}" if report.since else ""
+    typer.echo(
+        f"read {read}{since_text} by {report.source} ({report.scope}); ranked {report.patients} patients: "
+        f"{report.candidates} candidates, {report.excluded_open_case} more already in an open case",
+        err=True,
+    )
+    for candidate in candidates:
+        typer.echo(_line(candidate))
+    if enrolled is not None:
+        for e in enrolled.enrolled:
+            typer.echo(f"enrolled patient {e.patient_id} as case {e.case_id} (referred)", err=True)
+        for patient, why in enrolled.skipped.items():
+            typer.echo(f"not enrolled: patient {patient}: {why}", err=True)

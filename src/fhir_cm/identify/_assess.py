@@ -1,0 +1,95 @@
+"""One patient against the eligibility rules: eligible or not, a score, and the reasons with evidence.
+
+A patient whose score (the weights of the rules met) reaches ``minimum_score`` is a candidate unless
+excluded — deceased, or already in an open case — and the reasons say why, with the dates and codes
+that met each rule, so a supervisor can check a candidate before enrolling them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+from ..domain import EligibilityReason
+from ._facts import PatientFacts
+from ._rules import EligibilityRules, Rule
+
+__all__ = ["Assessment", "Reason", "assess"]
+
+
+class Reason(BaseModel):
+    """Why a patient is a candidate: the rule, the eligibility reason it gives, in words, and the evidence."""
+
+    rule: str
+    reason: EligibilityReason
+    text: str
+    weight: int
+    evidence: list[str] = Field(default_factory=list, description="Codes or dates that met the rule.")
+
+
+class Assessment(BaseModel):
+    """One patient against the rules: eligible or not, the score and the reasons."""
+
+    patient_id: str
+    eligible: bool
+    score: int
+    reasons: list[Reason] = Field(default_factory=list)
+    excluded: str | None = Field(default=None, description="Why a patient who meets rules is not a candidate.")
+
+    @property
+    def eligibility(self) -> list[EligibilityReason]:
+        """The case's eligibility reasons, each once, in the order the rules gave them."""
+        return list(dict.fromkeys(r.reason for r in self.reasons))
+
+
+def assess(facts: PatientFacts, rules: EligibilityRules, as_of: dt.date) -> Assessment:
+    """Apply every rule to one patient's facts as they stood on ``as_of`` (the window ends there)."""
+    since = as_of - dt.timedelta(days=rules.window_days)
+    reasons = [r for rule in rules.rules if (r := _apply(rule, facts, rules, since, as_of)) is not None]
+    score = sum(r.weight for r in reasons)
+    excluded = None
+    if facts.deceased:
+        excluded = "deceased"
+    elif facts.open_case:
+        excluded = "already in an open case"
+    eligible = score >= rules.minimum_score and excluded is None
+    return Assessment(patient_id=facts.patient_id, eligible=eligible, score=score, reasons=reasons, excluded=excluded)
+
+
+def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.date, as_of: dt.date) -> Reason | None:
+    evidence: list[str] = []
+    n = 0
+    if rule.kind == "encounter-count":
+        dates = [e.start for e in facts.encounters if e.kind == rule.encounter and since <= e.start <= as_of]
+        n, evidence = len(dates), [d.isoformat() for d in sorted(dates)]
+        met = n >= rule.at_least
+    elif rule.kind == "readmission":
+        evidence = _readmissions(facts, rule.within_days, since, as_of)
+        n, met = len(evidence), bool(evidence)
+    elif rule.kind in ("condition-count", "condition-any"):
+        assert rule.value_set is not None
+        found = sorted({c for cond in facts.conditions for c in cond.codes if rules.in_value_set(rule.value_set, c)})
+        # One condition counts once, however many codings of the value set it carries.
+        n = sum(any(rules.in_value_set(rule.value_set, c) for c in cond.codes) for cond in facts.conditions)
+        evidence = found
+        met = n >= rule.at_least
+    else:  # positive-screen
+        screens = [s for s in facts.screens if s.positive and since <= s.on <= as_of]
+        n, evidence = len(screens), sorted({rules.screens.panels.get(s.panel, s.panel) for s in screens})
+        met = n >= 1
+    if not met:
+        return None
+    text = rule.says.format(n=n, window_days=rules.window_days, within_days=rule.within_days, codes=", ".join(evidence))
+    return Reason(rule=rule.id, reason=rule.reason, text=text, weight=rule.weight, evidence=evidence)
+
+
+def _readmissions(facts: PatientFacts, within_days: int, since: dt.date, as_of: dt.date) -> list[str]:
+    """Admissions inside the window that began within ``within_days`` of an earlier inpatient discharge."""
+    stays = sorted((e for e in facts.encounters if e.kind == "inpatient"), key=lambda e: e.start)
+    found: list[str] = []
+    for earlier, later in zip(stays, stays[1:]):
+        ended = earlier.end or earlier.start
+        if since <= later.start <= as_of and 0 <= (later.start - ended).days <= within_days:
+            found.append(later.start.isoformat())
+    return found

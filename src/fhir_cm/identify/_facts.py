@@ -1,0 +1,186 @@
+"""What screening keeps of a patient's resources: a few dates and codes, never the resources.
+
+A population read holds every patient's Encounters, Conditions and screening Observations; keeping
+them whole would make memory grow with the hospital. Each resource is reduced at once to one small
+``Fact`` (the store's ``FactRecord``: kind, dates, codes, a flag) — the same shape the store keeps per resource, so a resource
+updated later replaces its own fact — and a patient's facts together are ``PatientFacts``, which the
+rules assess. The reduction is the same for R4 and R5 (``class`` a Coding or a list of
+CodeableConcepts, ``period`` or ``actualPeriod``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..mapping import patient_of
+from ..store import FactRecord as Fact
+from ._rules import EligibilityRules, load_rules
+
+__all__ = [
+    "ConditionFact",
+    "EncounterFact",
+    "Fact",
+    "PatientFacts",
+    "ScreenFact",
+    "fact_of",
+    "facts_from_resources",
+]
+
+
+class EncounterFact(BaseModel):
+    kind: Literal["inpatient", "emergency"]
+    start: dt.date
+    end: dt.date | None = None
+
+
+class ConditionFact(BaseModel):
+    codes: list[str]
+
+
+class ScreenFact(BaseModel):
+    panel: str
+    on: dt.date
+    positive: bool
+
+
+class PatientFacts(BaseModel):
+    """Everything the rules look at for one patient."""
+
+    patient_id: str
+    deceased: bool = False
+    open_case: bool = False
+    encounters: list[EncounterFact] = Field(default_factory=list)
+    conditions: list[ConditionFact] = Field(default_factory=list)
+    screens: list[ScreenFact] = Field(default_factory=list)
+
+    def add(self, fact: Fact) -> None:
+        """Fold one resource's fact in (the facts of other patients are the caller's mistake)."""
+        if fact.kind == "patient":
+            self.deceased = self.deceased or fact.flag
+        elif fact.kind == "inpatient" and fact.start is not None:
+            self.encounters.append(EncounterFact(kind="inpatient", start=fact.start, end=fact.end))
+        elif fact.kind == "emergency" and fact.start is not None:
+            self.encounters.append(EncounterFact(kind="emergency", start=fact.start, end=fact.end))
+        elif fact.kind == "condition" and fact.codes:
+            self.conditions.append(ConditionFact(codes=fact.codes))
+        elif fact.kind == "screen" and fact.start is not None and fact.codes:
+            self.screens.append(ScreenFact(panel=fact.codes[0], on=fact.start, positive=fact.flag))
+
+
+def facts_from_resources(
+    patient_id: str, resources: Iterable[Mapping[str, Any]], *, open_case: bool = False
+) -> PatientFacts:
+    """One patient's facts from their resources (R4 or R5 JSON), e.g. a CDS Hooks prefetch."""
+    rules = load_rules()
+    facts = PatientFacts(patient_id=patient_id, open_case=open_case)
+    for resource in resources:
+        fact = fact_of(resource, rules)
+        if fact is not None and fact.patient_id == patient_id:
+            facts.add(fact)
+    return facts
+
+
+def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None:
+    """The fact of one resource, or None when it tells screening nothing (another type, a cancelled
+    visit, a refuted diagnosis, an Observation that is no screen, no patient)."""
+    rtype = resource.get("resourceType")
+    rid = resource.get("id")
+    if not isinstance(rid, str) or not rid:
+        return None
+    if rtype == "Patient":
+        return Fact(resource_type="Patient", resource_id=rid, patient_id=rid, kind="patient", flag=_deceased(resource))
+    patient = patient_of(dict(resource))
+    if patient is None:
+        return None
+    if rtype == "Encounter":
+        return _encounter(resource, rid, patient, rules)
+    if rtype == "Condition":
+        return _condition(resource, rid, patient, rules)
+    if rtype == "Observation":
+        return _screen(resource, rid, patient, rules)
+    return None
+
+
+def _deceased(patient: Mapping[str, Any]) -> bool:
+    return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
+
+
+def _date(value: Any) -> dt.date | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _codings(concept: Any) -> list[str]:
+    if not isinstance(concept, Mapping):
+        return []
+    return [
+        f"{c.get('system', '')}|{c['code']}"
+        for c in concept.get("coding") or ()
+        if isinstance(c, Mapping) and isinstance(c.get("code"), str)
+    ]
+
+
+def _status_code(concept: Any) -> str | None:
+    for coding in _codings(concept):
+        return coding.partition("|")[2]
+    return None
+
+
+def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
+    if resource.get("status") in rules.ignored_encounter_statuses:
+        return None
+    raw_class = resource.get("class")
+    classes: list[str] = []
+    if isinstance(raw_class, Mapping) and isinstance(raw_class.get("code"), str):  # R4: a Coding
+        classes.append(raw_class["code"])
+    elif isinstance(raw_class, list):  # R5: CodeableConcepts
+        classes += [c.partition("|")[2] for concept in raw_class for c in _codings(concept)]
+    kind = next((k for k in (rules.encounter_kind(c) for c in classes) if k is not None), None)
+    period = resource.get("actualPeriod") or resource.get("period") or {}
+    start = _date(period.get("start")) if isinstance(period, Mapping) else None
+    if kind is None or start is None:
+        return None
+    end = _date(period.get("end")) if isinstance(period, Mapping) else None
+    return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start, end=end)
+
+
+def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
+    if _status_code(resource.get("clinicalStatus")) in rules.ignored_condition_statuses:
+        return None
+    if _status_code(resource.get("verificationStatus")) in rules.ignored_verification_statuses:
+        return None
+    codes = _codings(resource.get("code"))
+    if not codes:
+        return None
+    onset = _date(resource.get("onsetDateTime")) or _date(resource.get("recordedDate"))
+    return Fact(
+        resource_type="Condition", resource_id=rid, patient_id=patient, kind="condition", start=onset, codes=codes
+    )
+
+
+def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
+    if resource.get("status") in ("cancelled", "entered-in-error"):
+        return None
+    panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
+    on = _date(resource.get("effectiveDateTime")) or _date((resource.get("effectivePeriod") or {}).get("start"))
+    on = on or _date(resource.get("issued"))
+    if panel is None or on is None:
+        return None
+    interpretations = {c.partition("|")[2] for i in resource.get("interpretation") or () for c in _codings(i)}
+    answers = set(_codings(resource.get("valueCodeableConcept")))
+    for component in resource.get("component") or ():
+        if isinstance(component, Mapping):
+            answers |= set(_codings(component.get("valueCodeableConcept")))
+    positive = bool(interpretations & rules.screens.positive_interpretations) or bool(
+        answers & rules.screens.positive_answers
+    )
+    return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind="screen", start=on,
+                codes=[panel], flag=positive)  # fmt: skip

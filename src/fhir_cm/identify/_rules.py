@@ -1,0 +1,108 @@
+"""Eligibility rules as data (``mappings/eligibility-rules.json``).
+
+A hospital's case-management programme decides who it wants to see — how many admissions, which
+conditions, which screens — and changes its mind; the rules are therefore a file a programme lead
+can edit, and this module only reads it and applies it. Each rule names the eligibility reason it
+gives (the ``EligibilityReason`` a case carries) and the weight it adds to the score (``_assess``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..domain import EligibilityReason
+from ..errors import FhirCmError
+from ..terminology import mappings_dir
+
+__all__ = ["EligibilityRules", "Rule", "RulesError", "ScreenRules", "load_rules"]
+
+RULES_FILE = "eligibility-rules.json"
+
+
+class RulesError(FhirCmError):
+    """The eligibility rules file cannot be read or breaks its own schema (the message says where)."""
+
+
+class Rule(BaseModel):
+    """One criterion: what it counts, the threshold, the reason it gives and its weight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    reason: EligibilityReason
+    kind: Literal["encounter-count", "readmission", "condition-count", "condition-any", "positive-screen"]
+    weight: int = Field(ge=0)
+    says: str
+    encounter: Literal["inpatient", "emergency"] | None = None
+    at_least: int = Field(default=1, ge=1)
+    within_days: int = Field(default=30, ge=1)
+    value_set: str | None = None
+
+
+class ScreenRules(BaseModel):
+    """Which Observations are social-needs screens, and which answers make one positive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    panels: dict[str, str]
+    positive_interpretations: frozenset[str]
+    positive_answers: frozenset[str]
+
+
+class EligibilityRules(BaseModel):
+    """The whole rules file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    version: str
+    window_days: int = Field(ge=1)
+    minimum_score: int = Field(ge=1)
+    encounter_classes: dict[Literal["inpatient", "emergency"], frozenset[str]]
+    ignored_encounter_statuses: frozenset[str]
+    ignored_condition_statuses: frozenset[str]
+    ignored_verification_statuses: frozenset[str]
+    rules: tuple[Rule, ...]
+    screens: ScreenRules
+    value_sets: dict[str, dict[str, tuple[str, ...]]]
+
+    def in_value_set(self, name: str, coding: str) -> bool:
+        """Whether ``system|code`` is in a value set: ICD-10 entries are prefixes (``I50`` is every
+        heart failure; dots ignored), other systems' entries are exact codes."""
+        system, _, code = coding.partition("|")
+        entries = self.value_sets.get(name, {}).get(system)
+        if not entries:
+            return False
+        if "icd-10" in system:
+            bare = code.replace(".", "").upper()
+            return any(bare.startswith(e.replace(".", "").upper()) for e in entries)
+        return code in entries
+
+    def encounter_kind(self, class_code: str) -> Literal["inpatient", "emergency"] | None:
+        for kind, codes in self.encounter_classes.items():
+            if class_code in codes:
+                return kind
+        return None
+
+
+@functools.cache
+def load_rules() -> EligibilityRules:
+    """The rules of ``mappings/eligibility-rules.json`` (read once per process)."""
+    path = mappings_dir() / RULES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rules = EligibilityRules.model_validate(data)
+    except (OSError, ValueError) as exc:
+        where = ""
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = f": {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        raise RulesError(f"{RULES_FILE} cannot be used{where or ': ' + type(exc).__name__}") from None
+    for rule in rules.rules:
+        if rule.value_set is not None and rule.value_set not in rules.value_sets:
+            raise RulesError(f"{RULES_FILE}: rule {rule.id} names an unknown value set {rule.value_set!r}")
+    return rules

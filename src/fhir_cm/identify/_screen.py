@@ -1,0 +1,176 @@
+"""Population screening against a FHIR server: read, reduce to facts, rank.
+
+1. **Read** the population's Patients, Encounters, Conditions and screening Observations by Bulk
+   Data ``$export`` (system or Group level), or by paged searches where the server offers none
+   (``fhir.read_population``). Observations are narrowed to the screening panels with
+   ``_typeFilter`` (a hospital's Observations are mostly vital signs and labs).
+2. **Reduce** each resource to its fact as it streams in (``_facts.fact_of``) and store the facts in
+   batches, keyed by resource: memory holds one batch, whatever the file sizes.
+3. **Rank** everyone whose facts the store holds — not only those read this time — in slices of
+   patients: each slice's facts are read back, assessed against the rules (``_assess``), patients in
+   an open case excluded, and the slice's candidates replaced.
+4. The export's ``transactionTime`` becomes the per-server (and per-Group) watermark: the next run
+   asks only for what changed since (``_since``), and ranks everyone again from the store.
+
+Nothing half-read is taken as complete: an export that fails (or a file that is not NDJSON) raises
+before the watermark moves, and the facts already stored are only ever replaced by newer ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..fhir import AsyncFhirClient, BulkExport, BulkRequest, BulkSettings, read_population
+from ..store import (
+    CandidateRecord,
+    FactRecord,
+    Store,
+    get_watermark,
+    open_case_patient_ids,
+    patient_facts_after,
+    put_facts,
+    replace_candidates,
+    set_watermark,
+)
+from ._assess import assess
+from ._facts import PatientFacts, fact_of
+from ._rules import EligibilityRules, load_rules
+
+__all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_population", "watermark_key"]
+
+SCREENED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
+#: Facts written per transaction while reading; patients assessed per slice while ranking.
+FACT_BATCH = 2000
+RANK_SLICE = 1000
+
+
+class ScreeningReport(BaseModel):
+    """What a screening run read and found."""
+
+    server: str
+    scope: str = Field(description="'system' or 'Group/<id>'.")
+    source: Literal["export", "search"]
+    since: str | None = Field(default=None, description="Only resources changed after this were read.")
+    transaction_time: str = Field(description="The next run's since.")
+    read: dict[str, int] = Field(default_factory=dict, description="Resources read, by type.")
+    facts: int = Field(default=0, description="Resources that told screening something.")
+    patients: int = Field(default=0, description="Patients ranked (everyone whose facts the store holds).")
+    candidates: int = 0
+    excluded_open_case: int = 0
+
+
+def watermark_key(group: str | None) -> str:
+    """The watermark row of a screening scope (the store keeps one per server and key)."""
+    return f"identify:Group/{group}" if group else "identify:system"
+
+
+def _request(rules: EligibilityRules, group: str | None, since: str | None) -> BulkRequest:
+    panels = ",".join(rules.screens.panels)
+    return BulkRequest(
+        level="group" if group else "system",
+        group_id=group,
+        types=list(SCREENED_TYPES),
+        since=since,
+        type_filters=[f"Observation?code={panels}"],
+    )
+
+
+async def screen_population(
+    store: Store,
+    client: AsyncFhirClient,
+    *,
+    group: str | None = None,
+    since: str | None = None,
+    full: bool = False,
+    use_export: bool | None = None,
+    as_of: dt.date | None = None,
+    rules: EligibilityRules | None = None,
+    bulk_settings: BulkSettings | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScreeningReport:
+    """Read what changed (everything with ``full``, or since ``since``), then rank everyone.
+
+    Without ``since`` and ``full`` the run continues from the scope's watermark (a first run reads
+    everything).
+    """
+    rules = rules or load_rules()
+    as_of = as_of or dt.date.today()
+    server, key = client.base_url, watermark_key(group)
+    if since is None and not full:
+        with store.session(read_only=True) as s:
+            since = get_watermark(s, server, key)
+    say = on_progress or (lambda _line: None)
+    async with read_population(
+        client, _request(rules, group, since), on_progress=on_progress, settings=bulk_settings, use_export=use_export
+    ) as population:
+        report = ScreeningReport(
+            server=server,
+            scope=f"Group/{group}" if group else "system",
+            source="export" if isinstance(population, BulkExport) else "search",
+            since=since,
+            transaction_time=population.transaction_time,
+        )
+        batch: list[FactRecord] = []
+        async for resource in population.resources():
+            rtype = str(resource.get("resourceType"))
+            report.read[rtype] = report.read.get(rtype, 0) + 1
+            fact = fact_of(resource, rules)
+            if fact is not None:
+                batch.append(fact)
+            if len(batch) >= FACT_BATCH:
+                report.facts += _store_facts(store, server, batch)
+                say(f"read {sum(report.read.values())} resources")
+        report.facts += _store_facts(store, server, batch)
+    say(f"read {sum(report.read.values())} resources; ranking")
+    rank(store, server, rules, as_of, report)
+    with store.session() as s:
+        set_watermark(s, server, key, report.transaction_time)
+    return report
+
+
+def _store_facts(store: Store, server: str, batch: list[FactRecord]) -> int:
+    n = len(batch)
+    if batch:
+        with store.session() as s:
+            put_facts(s, server, batch)
+        batch.clear()
+    return n
+
+
+def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, report: ScreeningReport) -> None:
+    """Assess every patient whose facts the store holds for ``server``, one slice at a time."""
+    after: str | None = None
+    while True:
+        with store.session() as s:
+            slice_ = patient_facts_after(s, server, after, RANK_SLICE)
+            if not slice_:
+                return
+            ids = [p for p, _ in slice_]
+            in_case = open_case_patient_ids(s, ids)
+            eligible: list[CandidateRecord] = []
+            for patient_id, facts in slice_:
+                patient = PatientFacts(patient_id=patient_id, open_case=patient_id in in_case)
+                for fact in facts:
+                    patient.add(fact)
+                assessment = assess(patient, rules, as_of)
+                report.patients += 1
+                if assessment.eligible:
+                    reasons = [r.model_dump(mode="json") for r in assessment.reasons]
+                    eligible.append(
+                        CandidateRecord(
+                            server_base=server,
+                            patient_id=patient_id,
+                            score=assessment.score,
+                            reasons=reasons,
+                            assessed_on=as_of,
+                        )
+                    )
+                elif assessment.excluded == "already in an open case" and assessment.score >= rules.minimum_score:
+                    report.excluded_open_case += 1
+            replace_candidates(s, server, ids, eligible)
+            report.candidates += len(eligible)
+            after = ids[-1]

@@ -1,0 +1,65 @@
+"""Identify: screen a server's population for case management, and enrol the candidates chosen."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+from ..config import Settings
+from ..domain import ProgrammeType
+from ..fhir import BulkSettings
+from ..identify import EnrolReport, ScreeningReport, enrol_candidates, screen_population
+from ..store import Store
+from ._clients import pull_client, require_fhir_base
+
+__all__ = ["enrol", "run_identify"]
+
+
+async def run_identify(
+    store: Store,
+    settings: Settings,
+    *,
+    group: str | None = None,
+    since: str | None = None,
+    full: bool = False,
+    use_export: bool | None = None,
+    as_of: dt.date | None = None,
+    bulk_settings: BulkSettings | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScreeningReport:
+    """Screen the server's population (or one Group) and rank the candidates; incremental unless
+    ``full`` or ``since``. Reads with the pull client: servers leave types they serve out of their
+    CapabilityStatement. Raises ``NoFhirServer`` without a server."""
+    require_fhir_base(settings)
+    bulk_settings = bulk_settings or BulkSettings(
+        kick_off=settings.bulk_kick_off,
+        join_types=settings.bulk_join_types,
+        max_retry_after=settings.bulk_max_retry_after,
+        max_wait=settings.bulk_max_wait,
+    )
+    async with pull_client(settings) as client:
+        return await screen_population(
+            store,
+            client,
+            group=group,
+            since=since,
+            full=full,
+            use_export=use_export,
+            as_of=as_of,
+            bulk_settings=bulk_settings,
+            on_progress=on_progress,
+        )
+
+
+def enrol(
+    store: Store,
+    settings: Settings,
+    *,
+    patient_ids: Sequence[str] = (),
+    top: int = 0,
+    programme: ProgrammeType = ProgrammeType.HEALTH_CARE,
+    as_of: dt.date | None = None,
+) -> EnrolReport:
+    """Turn chosen candidates of the configured server's last screening into referred cases."""
+    server = require_fhir_base(settings)
+    return enrol_candidates(store, server, patient_ids=patient_ids, top=top, programme=programme, as_of=as_of)

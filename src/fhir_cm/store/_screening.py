@@ -1,0 +1,202 @@
+"""Screening facts and candidates, per server.
+
+Population screening reads a hospital's Encounters, Conditions and screening Observations; what it
+keeps of each is one small fact row, keyed by the resource (server, type, id), so the next
+incremental read — only what changed since — replaces exactly the facts of the resources that
+changed, and the ranking can be run again over everyone without reading the server again. The
+candidates of the last ranking are kept with their score and reasons for the supervisor's list and
+for enrolment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Boolean, Date, Index, Integer, String, delete, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ._dialect import insert, normal_base
+from ._tables import ID, URL, Base, CaseRow
+from ._types import Json, UTCDateTime, utcnow
+
+__all__ = [
+    "CandidateRecord",
+    "FactRecord",
+    "count_candidates",
+    "list_candidates",
+    "mark_enrolled",
+    "open_case_patient_ids",
+    "patient_facts_after",
+    "put_facts",
+    "replace_candidates",
+]
+
+
+class ScreeningFactRow(Base):
+    """What screening keeps of one resource: whose, what kind, when, which codes, one flag."""
+
+    __tablename__ = "screening_facts"
+
+    server_base: Mapped[str] = mapped_column(String(URL), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(ID))
+    kind: Mapped[str] = mapped_column(String(16))
+    start: Mapped[dt.date | None] = mapped_column(Date)
+    end: Mapped[dt.date | None] = mapped_column(Date)
+    codes: Mapped[list[str]] = mapped_column(Json)
+    flag: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_screening_facts_server_patient", "server_base", "patient_id"),)
+
+
+class CandidateRow(Base):
+    """A patient the last ranking found eligible, with the score and the reasons."""
+
+    __tablename__ = "candidates"
+
+    server_base: Mapped[str] = mapped_column(String(URL), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    assessed_on: Mapped[dt.date] = mapped_column(Date)
+    case_id: Mapped[str | None] = mapped_column(String(ID))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_candidates_server_score", "server_base", "score"),)
+
+
+class FactRecord(BaseModel):
+    """One fact row, as the ranking reads it back."""
+
+    resource_type: str
+    resource_id: str
+    patient_id: str
+    kind: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    codes: list[str] = Field(default_factory=list)
+    flag: bool = False
+
+
+class CandidateRecord(BaseModel):
+    """A candidate as the supervisor's list shows it."""
+
+    server_base: str
+    patient_id: str
+    score: int
+    reasons: list[dict[str, Any]]
+    assessed_on: dt.date
+    case_id: str | None = Field(default=None, description="The case enrolment made of this candidate, if any.")
+
+
+def put_facts(
+    session: Session, server_base: str, facts: Sequence[FactRecord], *, now: dt.datetime | None = None
+) -> None:
+    """Insert or replace the facts of these resources (a later read of a resource replaces its fact)."""
+    if not facts:
+        return
+    at, base = now or utcnow(), normal_base(server_base)
+    rows = {(f.resource_type, f.resource_id): {**f.model_dump(), "server_base": base, "updated_at": at} for f in facts}
+    stmt = insert(session, ScreeningFactRow).values(list(rows.values()))
+    replaced = {c: stmt.excluded[c] for c in ("patient_id", "kind", "start", "end", "codes", "flag", "updated_at")}
+    session.execute(
+        stmt.on_conflict_do_update(index_elements=["server_base", "resource_type", "resource_id"], set_=replaced)
+    )
+
+
+def patient_facts_after(
+    session: Session, server_base: str, after: str | None, limit: int
+) -> list[tuple[str, list[FactRecord]]]:
+    """The next ``limit`` patients (by id, after ``after``) with all their facts: the ranking walks the
+    population in such slices, so memory holds one slice whatever the population."""
+    base = normal_base(server_base)
+    ids = select(ScreeningFactRow.patient_id).where(ScreeningFactRow.server_base == base)
+    if after is not None:
+        ids = ids.where(ScreeningFactRow.patient_id > after)
+    patients = list(session.execute(ids.distinct().order_by(ScreeningFactRow.patient_id).limit(limit)).scalars())
+    if not patients:
+        return []
+    columns = [getattr(ScreeningFactRow, c) for c in FactRecord.model_fields]
+    query = (
+        select(*columns)
+        .where(ScreeningFactRow.server_base == base, ScreeningFactRow.patient_id.in_(patients))
+        .order_by(ScreeningFactRow.patient_id)
+    )
+    by_patient: dict[str, list[FactRecord]] = {p: [] for p in patients}
+    for row in session.execute(query):
+        by_patient[row.patient_id].append(FactRecord.model_validate(row._asdict()))
+    return list(by_patient.items())
+
+
+#: The statuses of an open case, as stored.
+_OPEN = ("referred", "waitlist", "active", "on-hold")
+
+
+def open_case_patient_ids(session: Session, patient_ids: Iterable[str]) -> set[str]:
+    """Which of these patients are in an open case (any programme)."""
+    wanted = list(dict.fromkeys(patient_ids))
+    if not wanted:
+        return set()
+    query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(wanted))
+    return set(session.execute(query).scalars())
+
+
+def replace_candidates(
+    session: Session,
+    server_base: str,
+    patient_ids: Sequence[str],
+    eligible: Sequence[CandidateRecord],
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """Set the candidates among ``patient_ids`` (one slice of the ranking) to exactly ``eligible``."""
+    base, at = normal_base(server_base), now or utcnow()
+    session.execute(
+        delete(CandidateRow).where(CandidateRow.server_base == base, CandidateRow.patient_id.in_(list(patient_ids)))
+    )
+    if eligible:
+        rows = [{**c.model_dump(), "server_base": base, "updated_at": at} for c in eligible]
+        session.execute(insert(session, CandidateRow).values(rows))
+
+
+def list_candidates(
+    session: Session, server_base: str | None = None, *, limit: int = 50, offset: int = 0, min_score: int = 0
+) -> list[CandidateRecord]:
+    """Candidates by score (highest first), then patient id: a stable order for paging."""
+    query = select(CandidateRow).where(CandidateRow.score >= min_score)
+    if server_base is not None:
+        query = query.where(CandidateRow.server_base == normal_base(server_base))
+    query = query.order_by(CandidateRow.score.desc(), CandidateRow.patient_id).limit(limit).offset(offset)
+    return [_record(row) for row in session.execute(query).scalars()]
+
+
+def count_candidates(session: Session, server_base: str | None = None, *, min_score: int = 0) -> int:
+    query = select(func.count()).select_from(CandidateRow).where(CandidateRow.score >= min_score)
+    if server_base is not None:
+        query = query.where(CandidateRow.server_base == normal_base(server_base))
+    return int(session.execute(query).scalar_one())
+
+
+def mark_enrolled(session: Session, server_base: str, patient_id: str, case_id: str) -> None:
+    """Record the case a candidate became (the next ranking drops them: they are in an open case)."""
+    session.execute(
+        update(CandidateRow)
+        .where(CandidateRow.server_base == normal_base(server_base), CandidateRow.patient_id == patient_id)
+        .values(case_id=case_id, updated_at=utcnow())
+    )
+
+
+def _record(row: CandidateRow) -> CandidateRecord:
+    return CandidateRecord(
+        server_base=row.server_base,
+        patient_id=row.patient_id,
+        score=row.score,
+        reasons=row.reasons,
+        assessed_on=row.assessed_on,
+        case_id=row.case_id,
+    )

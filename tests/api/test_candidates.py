@@ -1,0 +1,104 @@
+"""``/api/v1/candidates``: the last screening's candidates for supervisors, paged; enrolment into cases."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from fhir_cm.config import Settings
+from fhir_cm.identify import ScreeningReport, fact_of, load_rules, rank
+from fhir_cm.store import Store, put_facts
+from tests.identify.population import PROFILES, population
+
+from .conftest import TODAY, Keys, bearer
+
+SERVER = "https://ehr.example.org/fhir"
+
+
+def screened(store: Store, prefix: str = "api") -> dict[str, set[str]]:
+    """Facts of a seeded population put in the store and ranked; the expected candidates."""
+    seeded = list(population(prefix, 2, TODAY))
+    rules = load_rules()
+    facts = [f for _, _, rs in seeded for r in rs if (f := fact_of(r, rules)) is not None]
+    with store.session() as s:
+        put_facts(s, SERVER, facts)
+    rank(
+        store,
+        SERVER,
+        rules,
+        TODAY,
+        ScreeningReport(server=SERVER, scope="system", source="search", transaction_time=""),
+    )
+    return {pid: set(PROFILES[p]) for pid, p, _ in seeded if PROFILES[p]}
+
+
+def configured(app: object, settings: Settings) -> None:
+    app.state.settings = settings.model_copy(update={"fhir_base": SERVER})  # type: ignore[attr-defined]
+
+
+def test_a_supervisor_pages_through_the_candidates_by_score(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    configured(app, settings)
+    expected = screened(api_store)
+    seen: dict[str, set[str]] = {}
+    scores: list[int] = []
+    offset = 0
+    while True:
+        r = client.get(f"/api/v1/candidates?limit=5&offset={offset}", headers=bearer(keys.supervisor))
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["total"] == len(expected)
+        if not page["candidates"]:
+            break
+        for c in page["candidates"]:
+            seen[c["patient_id"]] = {x["reason"] for x in c["reasons"]}
+            scores.append(c["score"])
+        offset += 5
+    assert seen == expected
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_only_supervisors_see_candidates(client: TestClient, app: object, settings: Settings, keys: Keys) -> None:
+    configured(app, settings)
+    assert client.get("/api/v1/candidates", headers=bearer(keys.cm1)).status_code == 403
+    assert client.get("/api/v1/candidates", headers=bearer(keys.service)).status_code == 403
+    assert client.get("/api/v1/candidates").status_code == 401
+
+
+def test_without_a_server_the_answer_says_so(client: TestClient, keys: Keys) -> None:
+    r = client.get("/api/v1/candidates", headers=bearer(keys.supervisor))
+    assert r.status_code == 409 and "no FHIR server" in r.json()["detail"]
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_enrolling_makes_referred_cases_with_their_reasons_once(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    configured(app, settings)
+    expected = screened(api_store, "enr")
+    chosen = ["enr-high-risk-0", "enr-screen-1", "enr-nothing-0"]
+    r = client.post("/api/v1/candidates/enrol", json={"patients": chosen}, headers=bearer(keys.supervisor))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    made = {e["patient_id"]: e for e in body["enrolled"]}
+    assert set(made) == {"enr-high-risk-0", "enr-screen-1"}
+    assert body["skipped"] == {"enr-nothing-0": "not a candidate of the last screening of this server"}
+    for patient_id, e in made.items():
+        case = client.get(f"/api/v1/cases/{e['case_id']}", headers=bearer(keys.supervisor)).json()["case"]
+        assert case["status"] == "referred" and case["patient"]["id"] == patient_id
+        assert set(case["eligibility"]) == expected[patient_id]
+    again = client.post(
+        "/api/v1/candidates/enrol", json={"patients": chosen[:1], "top": 0}, headers=bearer(keys.supervisor)
+    )
+    assert again.json() == {"enrolled": [], "skipped": {"enr-high-risk-0": "already in an open case"}}
+    top = client.post("/api/v1/candidates/enrol", json={"top": 2}, headers=bearer(keys.supervisor)).json()
+    assert len(top["enrolled"]) == 2 and not {e["patient_id"] for e in top["enrolled"]} & set(made)
+
+
+def test_a_malformed_enrolment_is_refused_with_the_field(
+    client: TestClient, app: object, settings: Settings, keys: Keys
+) -> None:
+    configured(app, settings)
+    r = client.post("/api/v1/candidates/enrol", json={"top": -1, "extra": 1}, headers=bearer(keys.supervisor))
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} >= {"top", "extra"}

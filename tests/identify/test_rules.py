@@ -1,0 +1,133 @@
+"""The eligibility rules of mappings/eligibility-rules.json, applied to one patient's resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from fhir_cm.identify import RulesError, assess, facts_from_resources, load_rules
+from fhir_cm.identify import _rules as rules_module
+
+from .population import PROFILES, SNOMED, condition, encounter, patient, profile_resources, screen
+
+TODAY = dt.date(2026, 6, 1)
+P = "p-1"
+
+
+def reasons(resources: list[dict], *, open_case: bool = False) -> set[str]:
+    facts = facts_from_resources(P, resources, open_case=open_case)
+    return {r.reason.value for r in assess(facts, load_rules(), TODAY).reasons}
+
+
+def ago(days: int) -> dt.date:
+    return TODAY - dt.timedelta(days=days)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_each_profile_gets_exactly_its_reasons(profile: str) -> None:
+    resources = profile_resources(P, profile, TODAY)
+    facts = facts_from_resources(P, resources)
+    assessment = assess(facts, load_rules(), TODAY)
+    assert {r.reason.value for r in assessment.reasons} == PROFILES[profile]
+    assert assessment.eligible == bool(PROFILES[profile])
+
+
+def test_two_admissions_inside_the_year_count_and_the_window_edge_is_a_year() -> None:
+    assert "frequent-admissions" in reasons([encounter(P, "IMP", ago(365)), encounter(P, "IMP", ago(10))])
+    assert "frequent-admissions" not in reasons([encounter(P, "IMP", ago(366)), encounter(P, "IMP", ago(10))])
+
+
+def test_cancelled_and_planned_visits_do_not_count() -> None:
+    visits = [encounter(P, "IMP", ago(100), status="cancelled"), encounter(P, "IMP", ago(50), status="planned")]
+    assert reasons([*visits, encounter(P, "IMP", ago(10))]) == set()
+
+
+def test_a_readmission_is_an_admission_within_thirty_days_of_a_discharge() -> None:
+    first = encounter(P, "IMP", ago(80), 5)  # discharged 75 days ago
+    assert "readmission" in reasons([first, encounter(P, "IMP", ago(45))])  # 30 days later
+    assert "readmission" not in reasons([first, encounter(P, "IMP", ago(44))])  # 31 days later
+
+
+def test_three_emergency_visits_make_a_frequent_visitor_two_do_not() -> None:
+    assert reasons([encounter(P, "EMER", ago(d)) for d in (100, 50, 5)]) == {"frequent-ed-visits"}
+    assert reasons([encounter(P, "EMER", ago(d)) for d in (100, 5)]) == set()
+
+
+def test_a_condition_counts_once_however_many_chronic_codings_it_carries() -> None:
+    both = condition(P, "E11.9")
+    both["code"]["coding"].append({"system": SNOMED, "code": "44054006"})
+    assert reasons([both, condition(P, "I10"), condition(P, "J44.1")]) == {"multiple-comorbidities"}
+    assert reasons([both, condition(P, "I10")]) == set()
+
+
+def test_snomed_codes_are_matched_exactly_and_icd10_by_prefix() -> None:
+    assert reasons([condition(P, "363346000", SNOMED)]) == {"complex-condition"}
+    assert reasons([condition(P, "3633460", SNOMED)]) == set()
+    assert reasons([condition(P, "C50.911")]) == {"complex-condition"}
+    assert reasons([condition(P, "N18.6")]) == {"complex-condition"}
+    assert reasons([condition(P, "N18.3")]) == set()  # one chronic condition only
+
+
+def test_a_positive_screen_inside_the_year_gives_social_needs() -> None:
+    assert reasons([screen(P, ago(10), positive=True, panel="93025-5")]) == {"social-needs"}
+    assert reasons([screen(P, ago(400), positive=True)]) == set()
+    assert reasons([screen(P, ago(10), positive=False)]) == set()
+
+
+def test_a_positive_answer_code_makes_a_screen_positive_without_an_interpretation() -> None:
+    obs = screen(P, ago(10), positive=False)
+    del obs["interpretation"]
+    obs["component"] = [
+        {
+            "code": {"text": "housing"},
+            "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA33-6"}]},
+        }
+    ]
+    assert reasons([obs]) == {"social-needs"}
+
+
+def test_r5_encounters_read_the_same() -> None:
+    r5 = encounter(P, "IMP", ago(20))
+    r5["class"] = [{"coding": [r5.pop("class")]}]
+    r5["actualPeriod"] = r5.pop("period")
+    assert reasons([r5, encounter(P, "IMP", ago(100))]) == {"frequent-admissions"}
+
+
+def test_someone_in_an_open_case_or_deceased_is_excluded_with_the_reason() -> None:
+    resources = profile_resources(P, "high-risk", TODAY)
+    in_case = assess(facts_from_resources(P, resources, open_case=True), load_rules(), TODAY)
+    assert (in_case.eligible, in_case.excluded, in_case.score) == (False, "already in an open case", 3)
+    dead = assess(facts_from_resources(P, [patient(P, deceased=True), *resources[1:]]), load_rules(), TODAY)
+    assert (dead.eligible, dead.excluded) == (False, "deceased")
+
+
+def test_the_score_is_the_sum_of_the_weights_and_the_reasons_carry_their_evidence() -> None:
+    resources = [*profile_resources(P, "readmitted", TODAY), condition(P, "C34.90")]
+    assessment = assess(facts_from_resources(P, resources), load_rules(), TODAY)
+    weights = {r.id: r.weight for r in load_rules().rules}
+    assert assessment.score == weights["frequent-admissions"] + weights["readmission"] + weights["high-risk-condition"]
+    by_rule = {r.rule: r for r in assessment.reasons}
+    assert by_rule["high-risk-condition"].evidence == ["http://hl7.org/fhir/sid/icd-10-cm|C34.90"]
+    assert by_rule["frequent-admissions"].text == "2 inpatient admissions in 365 days"
+    assert assessment.eligibility[0].value == "frequent-admissions"
+
+
+def test_other_patients_resources_are_not_taken_as_this_ones() -> None:
+    assert reasons([condition("someone-else", "C34.90")]) == set()
+
+
+def test_a_broken_rules_file_is_refused_saying_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    data["rules"][0]["weight"] = -1
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    with pytest.raises(RulesError, match=r"rules\.0\.weight"):
+        rules_module.load_rules.__wrapped__()
+    data["rules"][0]["weight"] = 1
+    data["rules"][3]["value_set"] = "nope"
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    with pytest.raises(RulesError, match="unknown value set 'nope'"):
+        rules_module.load_rules.__wrapped__()

@@ -1,0 +1,105 @@
+"""Screening a seeded population on a real server, read by paged searches (the fallback every server
+offers), kept as facts in the store, ranked; incremental on the second run; enrolment of the best.
+
+The server is shared by the session, so the population is tagged with the test's own patient ids
+and the candidates are compared among them. (HAPI's ``$export`` path is in ``test_screening_hapi``.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+
+from fhir_cm.domain import CaseStatus
+from fhir_cm.fhir import AsyncFhirClient, BulkSettings
+from fhir_cm.identify import enrol_candidates, screen_population
+from fhir_cm.store import Store, get_case, list_candidates, list_outbox, open_store
+
+from .population import PROFILES, population, screen, transaction
+
+pytestmark = pytest.mark.server
+TODAY = dt.date.today()
+EXACT = BulkSettings(search_overlap=0)
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Any:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as opened:
+        yield opened
+
+
+def ours(store: Store, server: str, prefix: str) -> dict[str, set[str]]:
+    with store.session(read_only=True) as s:
+        found = list_candidates(s, server, limit=100_000)
+    return {c.patient_id: {r["reason"] for r in c.reasons} for c in found if c.patient_id.startswith(prefix)}
+
+
+async def test_search_screening_finds_exactly_the_eligible_then_reads_only_changes(
+    fhir_server: str, store: Store
+) -> None:
+    prefix = f"scr-{uuid.uuid4().hex[:8]}"
+    seeded = list(population(prefix, 2, TODAY))
+    expected = {pid: set(PROFILES[profile]) for pid, profile, _ in seeded if PROFILES[profile]}
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction([r for _, _, resources in seeded for r in resources])["entry"])
+
+        first = await screen_population(store, fhir, use_export=False, as_of=TODAY)
+        assert first.source == "search" and first.since is None
+        assert ours(store, fhir.base_url, prefix) == expected
+
+        # A negative screen turns positive; a patient with one admission gets a second.
+        flipped = f"{prefix}-negative-screen-0"
+        again = f"{prefix}-one-admission-1"
+        changed = [screen(flipped, TODAY - dt.timedelta(days=3), positive=True, rid=f"{flipped}-r1")]
+        admission = next(r for pid, _, rs in seeded if pid == again for r in rs if r["resourceType"] == "Encounter")
+        second_stay = {
+            **admission,
+            "id": f"{again}-r9",
+            "period": {"start": (TODAY - dt.timedelta(days=20)).isoformat()},
+        }
+        await fhir.transaction(transaction([*changed, second_stay])["entry"])
+
+        # No overlap here (the default re-reads the last minute, all of this test): only the changes.
+        second = await screen_population(store, fhir, use_export=False, as_of=TODAY, bulk_settings=EXACT)
+    assert second.since == first.transaction_time
+    # Only what changed since the first run is read (the server is shared: others' changes may show too).
+    assert second.read.get("Observation", 0) >= 1 and second.read.get("Encounter", 0) >= 1
+    assert (
+        sum(second.read.values()) < sum(first.read.values()) and second.read.get("Patient", 0) < first.read["Patient"]
+    )
+    assert second.patients >= first.patients  # everyone is ranked again, from the store
+    expected[flipped] = {"social-needs"}
+    expected[again] = {"frequent-admissions"}
+    assert ours(store, fhir.base_url, prefix) == expected
+
+
+async def test_enrolment_makes_referred_cases_once_with_their_reasons(fhir_server: str, store: Store) -> None:
+    prefix = f"enr-{uuid.uuid4().hex[:8]}"
+    seeded = list(population(prefix, 1, TODAY))
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction([r for _, _, resources in seeded for r in resources])["entry"])
+        await screen_population(store, fhir, use_export=False, as_of=TODAY)
+        server = fhir.base_url
+    high_risk, chronic, nobody = f"{prefix}-high-risk-0", f"{prefix}-chronic-0", f"{prefix}-nothing-0"
+
+    report = enrol_candidates(store, server, patient_ids=[high_risk, chronic, nobody], as_of=TODAY)
+
+    assert {e.patient_id for e in report.enrolled} == {high_risk, chronic}
+    assert report.skipped == {nobody: "not a candidate of the last screening of this server"}
+    with store.session(read_only=True) as s:
+        cases = {e.patient_id: get_case(s, e.case_id) for e in report.enrolled}
+        queued = {i.case_id for i in list_outbox(s)}
+    for patient_id, case in cases.items():
+        assert case is not None and case.status is CaseStatus.REFERRED and case.patient.id == patient_id
+        assert case.id in queued
+    assert [r.value for r in cases[high_risk].eligibility] == ["complex-condition"]
+    assert [r.value for r in cases[chronic].eligibility] == ["multiple-comorbidities"]
+
+    again = enrol_candidates(store, server, patient_ids=[high_risk], as_of=TODAY)
+    assert again.enrolled == [] and again.skipped == {high_risk: "already in an open case"}
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        rerun = await screen_population(store, fhir, use_export=False, as_of=TODAY)
+    assert high_risk not in ours(store, server, prefix) and rerun.excluded_open_case >= 2
