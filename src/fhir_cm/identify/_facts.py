@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..mapping import patient_of
+from ..mapping import patient_of, read_date
 from ..store import FactRecord as Fact
 from ._rules import EligibilityRules, load_rules
 
@@ -109,15 +109,6 @@ def _deceased(patient: Mapping[str, Any]) -> bool:
     return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
 
 
-def _date(value: Any) -> dt.date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return dt.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
 def _codings(concept: Any) -> list[str]:
     if not isinstance(concept, Mapping):
         return []
@@ -145,10 +136,10 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
         classes += [c.partition("|")[2] for concept in raw_class for c in _codings(concept)]
     kind = next((k for k in (rules.encounter_kind(c) for c in classes) if k is not None), None)
     period = resource.get("actualPeriod") or resource.get("period") or {}
-    start = _date(period.get("start")) if isinstance(period, Mapping) else None
+    start = read_date(period.get("start")) if isinstance(period, Mapping) else None
     if kind is None or start is None:
         return None
-    end = _date(period.get("end")) if isinstance(period, Mapping) else None
+    end = read_date(period.get("end")) if isinstance(period, Mapping) else None
     return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start, end=end)
 
 
@@ -160,7 +151,7 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
     codes = _codings(resource.get("code"))
     if not codes:
         return None
-    onset = _date(resource.get("onsetDateTime")) or _date(resource.get("recordedDate"))
+    onset = read_date(resource.get("onsetDateTime")) or read_date(resource.get("recordedDate"))
     return Fact(
         resource_type="Condition", resource_id=rid, patient_id=patient, kind="condition", start=onset, codes=codes
     )
@@ -170,8 +161,8 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
     if resource.get("status") in ("cancelled", "entered-in-error"):
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
-    on = _date(resource.get("effectiveDateTime")) or _date((resource.get("effectivePeriod") or {}).get("start"))
-    on = on or _date(resource.get("issued"))
+    on = read_date(resource.get("effectiveDateTime")) or read_date((resource.get("effectivePeriod") or {}).get("start"))
+    on = on or read_date(resource.get("issued"))
     if panel is None or on is None:
         return None
     interpretations = {c.partition("|")[2] for i in resource.get("interpretation") or () for c in _codings(i)}

@@ -24,6 +24,7 @@ from ._careplan import render_narrative
 from ._case import case_plan, case_to_resources, read_resource, resources_to_case
 from ._entries import PlannedEntry, if_none_exist, plan_entry, same_content
 from ._encounter import recognise_disposition, recognise_setting
+from ._json import read_date
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
 from ._refs import (
     PATIENT_PATHS,
@@ -72,6 +73,7 @@ __all__ = [
     "parse_reference",
     "party_reference",
     "patient_of",
+    "read_date",
     "read_party",
     "read_resource",
     "recognise_disposition",
