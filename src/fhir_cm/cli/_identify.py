@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,14 @@ def identify_command(
         ),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Read everything again, not only what changed.")] = False,
+    ndjson: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ndjson",
+            metavar="PATH",
+            help="Screen an export of the server delivered as NDJSON files (a file or a directory; repeat).",
+        ),
+    ] = None,
     search: Annotated[
         bool, typer.Option("--search", help="Read by paged searches even where the server offers $export.")
     ] = False,
@@ -55,7 +64,7 @@ def identify_command(
     reads only what changed since the first."""
     from ..config import get_settings
     from ..domain import ProgrammeType
-    from ..jobs import enrol, require_fhir_base, run_identify
+    from ..jobs import enrol, require_fhir_base, run_identify, run_identify_files
     from ..store import list_candidates
 
     try:
@@ -73,12 +82,15 @@ def identify_command(
             typer.echo(f"  {line}", err=True)
 
     with open_configured_store() as store, reported():
-        report = asyncio.run(
-            run_identify(
-                store, settings, group=group, since=since, full=full, use_export=False if search else None,
-                on_progress=progress,
-            )
-        )  # fmt: skip
+        if ndjson:
+            report = asyncio.run(run_identify_files(store, settings, ndjson, on_progress=progress))
+        else:
+            report = asyncio.run(
+                run_identify(
+                    store, settings, group=group, since=since, full=full, use_export=False if search else None,
+                    on_progress=progress,
+                )
+            )  # fmt: skip
         enrolled = enrol(store, settings, top=enrol_top, programme=chosen_programme) if enrol_top else None
         with store.session(read_only=True) as s:
             candidates = list_candidates(s, server, limit=top)

@@ -12,7 +12,7 @@ from ._assess import Assessment, Reason, assess
 from ._enrol import EnrolReport, enrol_candidates
 from ._facts import ConditionFact, EncounterFact, PatientFacts, ScreenFact, fact_of, facts_from_resources
 from ._rules import EligibilityRules, Rule, RulesError, ScreenRules, load_rules
-from ._screen import SCREENED_TYPES, ScreeningReport, rank, screen_population, watermark_key
+from ._screen import SCREENED_TYPES, ScreeningReport, rank, screen_files, screen_population, watermark_key
 
 __all__ = [
     "SCREENED_TYPES",
@@ -34,6 +34,7 @@ __all__ = [
     "facts_from_resources",
     "load_rules",
     "rank",
+    "screen_files",
     "screen_population",
     "watermark_key",
 ]

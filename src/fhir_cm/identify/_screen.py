@@ -19,12 +19,15 @@ before the watermark moves, and the facts already stored are only ever replaced 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
 
 from pydantic import BaseModel, Field
 
-from ..fhir import AsyncFhirClient, BulkExport, BulkRequest, BulkSettings, read_population
+from ..fhir import AsyncFhirClient, BulkExport, BulkRequest, BulkSettings, NotNdjson, read_population
 from ..store import (
     CandidateRecord,
     FactRecord,
@@ -40,7 +43,7 @@ from ._assess import assess
 from ._facts import PatientFacts, fact_of
 from ._rules import EligibilityRules, load_rules
 
-__all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_population", "watermark_key"]
+__all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_files", "screen_population", "watermark_key"]
 
 SCREENED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
 #: Facts written per transaction while reading; patients assessed per slice while ranking.
@@ -52,8 +55,8 @@ class ScreeningReport(BaseModel):
     """What a screening run read and found."""
 
     server: str
-    scope: str = Field(description="'system' or 'Group/<id>'.")
-    source: Literal["export", "search"]
+    scope: str = Field(description="'system', 'Group/<id>' or 'files'.")
+    source: Literal["export", "search", "files"]
     since: str | None = Field(default=None, description="Only resources changed after this were read.")
     transaction_time: str = Field(description="The next run's since.")
     read: dict[str, int] = Field(default_factory=dict, description="Resources read, by type.")
@@ -114,22 +117,72 @@ async def screen_population(
             since=since,
             transaction_time=population.transaction_time,
         )
-        batch: list[FactRecord] = []
-        async for resource in population.resources():
-            rtype = str(resource.get("resourceType"))
-            report.read[rtype] = report.read.get(rtype, 0) + 1
-            fact = fact_of(resource, rules)
-            if fact is not None:
-                batch.append(fact)
-            if len(batch) >= FACT_BATCH:
-                report.facts += _store_facts(store, server, batch)
-                say(f"read {sum(report.read.values())} resources")
-        report.facts += _store_facts(store, server, batch)
+        await _ingest(store, server, rules, population.resources(), report, say)
     say(f"read {sum(report.read.values())} resources; ranking")
     rank(store, server, rules, as_of, report)
     with store.session() as s:
         set_watermark(s, server, key, report.transaction_time)
     return report
+
+
+async def screen_files(
+    store: Store,
+    server: str,
+    files: Sequence[Path],
+    *,
+    as_of: dt.date | None = None,
+    rules: EligibilityRules | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScreeningReport:
+    """Screen an export of ``server`` delivered as NDJSON files (one resource per line, any types):
+    the same facts, kept under that server, and the same ranking. A line that is not a FHIR resource
+    stops the run with its file and line (``NotNdjson``), before anything is ranked."""
+    rules = rules or load_rules()
+    report = ScreeningReport(
+        server=server, scope="files", source="files", transaction_time=dt.datetime.now(dt.UTC).isoformat()
+    )
+    say = on_progress or (lambda _line: None)
+    await _ingest(store, server, rules, _lines(files), report, say)
+    say(f"read {sum(report.read.values())} resources; ranking")
+    rank(store, server, rules, as_of or dt.date.today(), report)
+    return report
+
+
+async def _lines(files: Sequence[Path]) -> AsyncIterator[dict[str, Any]]:
+    for path in files:
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    resource = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise NotNdjson(f"{path.name}: line {number} is not JSON") from None
+                if not isinstance(resource, dict) or "resourceType" not in resource:
+                    raise NotNdjson(f"{path.name}: line {number} is not a FHIR resource")
+                yield resource
+
+
+async def _ingest(
+    store: Store,
+    server: str,
+    rules: EligibilityRules,
+    resources: AsyncIterator[dict[str, Any]],
+    report: ScreeningReport,
+    say: Callable[[str], None],
+) -> None:
+    """Reduce each resource to its fact as it streams in; store the facts a batch at a time."""
+    batch: list[FactRecord] = []
+    async for resource in resources:
+        rtype = str(resource.get("resourceType"))
+        report.read[rtype] = report.read.get(rtype, 0) + 1
+        fact = fact_of(resource, rules)
+        if fact is not None:
+            batch.append(fact)
+        if len(batch) >= FACT_BATCH:
+            report.facts += _store_facts(store, server, batch)
+            say(f"read {sum(report.read.values())} resources")
+    report.facts += _store_facts(store, server, batch)
 
 
 def _store_facts(store: Store, server: str, batch: list[FactRecord]) -> int:

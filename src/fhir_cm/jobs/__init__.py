@@ -17,7 +17,7 @@ client the job needs (:mod:`._clients` is the one place that chooses it), and re
 
 from ._cases_in import CaseInputError, parse_cases, read_cases
 from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
-from ._identify import enrol, run_identify
+from ._identify import NdjsonFilesMissing, enrol, run_identify, run_identify_files
 from ._handoff import build_transfer_summaries, write_transfer_summaries
 from ._placement import choose_facility, follow_placement, offer_to_facilities, placements_of
 from ._pull import run_pull
@@ -31,6 +31,8 @@ from ._worker import run_sync_worker
 __all__ = [
     "enrol",
     "run_identify",
+    "run_identify_files",
+    "NdjsonFilesMissing",
     "list_subscriptions_on_server",
     "notified",
     "subscribe",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..config import Settings
+from ..errors import FhirCmError
 from ..domain import ProgrammeType
 from ..fhir import BulkSettings
-from ..identify import EnrolReport, ScreeningReport, enrol_candidates, screen_population
+from ..identify import EnrolReport, ScreeningReport, enrol_candidates, screen_files, screen_population
 from ..store import Store
 from ._clients import pull_client, require_fhir_base
 
-__all__ = ["enrol", "run_identify"]
+__all__ = ["enrol", "run_identify", "run_identify_files"]
 
 
 async def run_identify(
@@ -49,6 +51,31 @@ async def run_identify(
             bulk_settings=bulk_settings,
             on_progress=on_progress,
         )
+
+
+async def run_identify_files(
+    store: Store,
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    as_of: dt.date | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScreeningReport:
+    """Screen an export of the configured server delivered as NDJSON files (a path may be a directory:
+    its ``*.ndjson`` files, by name). The facts are kept under that server, so its candidates, enrolment
+    and later incremental runs are the same as for an export read over HTTP."""
+    server = require_fhir_base(settings)
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.glob("*.ndjson")) if path.is_dir() else [path]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing or not files:
+        raise NdjsonFilesMissing(f"no NDJSON file to read: {', '.join(missing) or 'the directories hold no *.ndjson'}")
+    return await screen_files(store, server, files, as_of=as_of, on_progress=on_progress)
+
+
+class NdjsonFilesMissing(FhirCmError):
+    """The NDJSON files named do not exist (or a directory holds none)."""
 
 
 def enrol(

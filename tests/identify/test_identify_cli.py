@@ -1,0 +1,89 @@
+"""``fhir-cm identify --ndjson``: an export delivered as files, screened, ranked and enrolled; bad input
+stops the run with its file and line, and nothing is taken from it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from fhir_cm.cli import app
+from fhir_cm.store import count_candidates, list_outbox, open_store
+
+from .population import PROFILES, population
+
+SERVER = "https://ehr.example.org/fhir"
+
+
+def write_export(directory: Path, prefix: str, per_profile: int) -> dict[str, set[str]]:
+    """NDJSON files by type, as a Bulk export leaves them; the expected candidates."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
+    expected: dict[str, set[str]] = {}
+    try:
+        for pid, profile, resources in population(prefix, per_profile, dt.date.today()):
+            if PROFILES[profile]:
+                expected[pid] = set(PROFILES[profile])
+            for r in resources:
+                handle = files.get(r["resourceType"])
+                if handle is None:
+                    handle = files[r["resourceType"]] = (directory / f"{r['resourceType']}.ndjson").open("wb")
+                handle.write(orjson.dumps(r) + b"\n")
+    finally:
+        for handle in files.values():
+            handle.close()
+    return expected
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}", "FHIR_CM_FHIR_BASE": SERVER}
+
+
+def run(env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(app, ["identify", *args], env=env)
+
+
+def test_files_are_screened_ranked_and_the_best_enrolled(tmp_path: Path, env: dict[str, str]) -> None:
+    expected = write_export(tmp_path / "export", "cli", 3)
+    result = run(env, "--ndjson", str(tmp_path / "export"), "--json", "--top", "1000", "--enrol", "4")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["run"]["source"] == "files" and payload["run"]["patients"] == 3 * len(PROFILES)
+    found = {c["patient_id"]: {r["reason"] for r in c["reasons"]} for c in payload["candidates"]}
+    assert found == expected
+    enrolled = payload["enrolled"]["enrolled"]
+    best = sorted(payload["candidates"], key=lambda c: (-c["score"], c["patient_id"]))[:4]
+    assert [e["patient_id"] for e in enrolled] == [c["patient_id"] for c in best]
+    with open_store(env["FHIR_CM_DATABASE_URL"]) as store, store.session(read_only=True) as s:
+        assert {i.case_id for i in list_outbox(s)} == {e["case_id"] for e in enrolled}
+
+    listed = run(env, "--ndjson", str(tmp_path / "export"), "--top", "3")
+    assert listed.exit_code == 0, listed.output
+    assert "4 more already in an open case" in listed.output
+    assert len(listed.stdout.strip().splitlines()) == 3
+
+
+def test_a_line_that_is_not_a_resource_stops_the_run_naming_file_and_line(tmp_path: Path, env: dict[str, str]) -> None:
+    write_export(tmp_path / "export", "bad", 1)
+    with (tmp_path / "export" / "Condition.ndjson").open("ab") as handle:
+        handle.write(b'{"resourceType": "Condition", "id": "ok"}\n{not json\n')
+    result = run(env, "--ndjson", str(tmp_path / "export"), "--json")
+    assert result.exit_code == 1
+    assert "Condition.ndjson: line" in result.output and "is not JSON" in result.output
+    with open_store(env["FHIR_CM_DATABASE_URL"]) as store, store.session(read_only=True) as s:
+        assert count_candidates(s, SERVER) == 0  # nothing ranked from a half-read export
+
+
+def test_usage_errors_say_what_is_wrong(tmp_path: Path, env: dict[str, str]) -> None:
+    missing = run(env, "--ndjson", str(tmp_path / "nowhere.ndjson"))
+    assert missing.exit_code == 1 and "no NDJSON file to read" in missing.output
+    programme = run(env, "--programme", "astrology")
+    assert programme.exit_code == 2 and "unknown programme 'astrology'" in programme.output
+    no_server = run({"FHIR_CM_DATABASE_URL": env["FHIR_CM_DATABASE_URL"]}, "--ndjson", str(tmp_path))
+    assert no_server.exit_code == 2 and "no FHIR base URL" in no_server.output
