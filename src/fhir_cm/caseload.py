@@ -28,7 +28,7 @@ from fhir_cm.domain import (
     case_as_of,
 )
 
-__all__ = ["CaseIntensity", "ManagerCaseload", "compute_caseload"]
+__all__ = ["CaseIntensity", "ManagerCaseload", "case_intensity", "compute_caseload"]
 
 
 class CaseIntensity(BaseModel):
@@ -61,7 +61,7 @@ class ManagerCaseload(BaseModel):
     cases: list[CaseIntensity]
 
 
-def _intensity(case: Case, on: dt.date) -> CaseIntensity:
+def case_intensity(case: Case, on: dt.date) -> CaseIntensity:
     """The contact gap of ``case`` as it stood on ``on`` (its contacts are those made by then)."""
     last = case.last_face_to_face()
     days = None if last is None else (on - last).days
@@ -103,7 +103,7 @@ def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[
             manager = case.case_manager.id if case.case_manager else None
             if case.case_manager is not None and case.case_manager.name:
                 names.setdefault(case.case_manager.id, case.case_manager.name)
-            groups[manager].append(_intensity(case, on))
+            groups[manager].append(case_intensity(case, on))
     out = []
     for manager in sorted(groups, key=lambda m: (m is None, m or "")):
         rows = sorted(groups[manager], key=lambda r: r.case_id)

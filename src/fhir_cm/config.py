@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="The longest Retry-After honoured while polling an export, in seconds."
     )
     bulk_max_wait: float = Field(default=3600.0, gt=0, description="Give up on an export that takes longer (seconds).")
+    # --- CDS Hooks (fhir_cm.cds) --------------------------------------------------------------------
+    cds_issuers: str | None = Field(
+        default=None,
+        description='Allow-listed EHRs: a JSON object {"<iss>": "<JWKS URL>"}; unset, every CDS Hooks call is refused.',
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL clients reach fhir-cm at (behind a proxy): the CDS JWT audience and card links.",
+    )
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000

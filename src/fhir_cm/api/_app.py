@@ -24,9 +24,11 @@ from ._metrics import ApiMetrics
 from ._middleware import RequestContextMiddleware
 from ._problems import ProblemDocument, install_problem_handlers
 from ._views import ViewCache
+from ..cds import IssuerKeys, JtiLedger, parse_issuers
 from .routes import (
     audit,
     candidates,
+    cds_hooks,
     caseload,
     cases,
     contacts,
@@ -138,6 +140,8 @@ def create_app(
     app.state.clock = clock or dt.date.today
     app.state.metrics = ApiMetrics()
     app.state.views = ViewCache()
+    app.state.cds_keys = IssuerKeys(parse_issuers(settings.cds_issuers), verify=settings.verify_tls)
+    app.state.cds_jtis = JtiLedger()
     app.state.facade_ready = threading.Event()
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -163,6 +167,7 @@ def create_app(
     app.include_router(api)
     app.include_router(ops.router)
     app.include_router(notifications.router)
+    app.include_router(cds_hooks.router)
     if (fhir := _fhir_router(settings, app)) is not None:
         app.include_router(fhir)
     mount_console(app)

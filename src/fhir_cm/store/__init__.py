@@ -106,6 +106,7 @@ from ._subscriptions import (
     secret_hash,
     update_subscription,
 )
+from ._cds import IssuedCard, RecordedFeedback, card_issued, list_feedback, record_card, record_feedback
 from ._screening import (
     CandidateRecord,
     FactRecord,
@@ -121,6 +122,12 @@ from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
+    "IssuedCard",
+    "RecordedFeedback",
+    "card_issued",
+    "list_feedback",
+    "record_card",
+    "record_feedback",
     "CandidateRecord",
     "FactRecord",
     "count_candidates",

@@ -1,6 +1,7 @@
 """sync"""
 
 # --- push (outbox → server) ---
+from ._transition_plan import RECENT_DISCHARGE_DAYS, TransitionPlan, transition_plan
 from ._push import default_worker_id, enqueue_unpushed, push_cases, push_pending
 from ._report import CaseFailure, PushReport
 from ._standing import NotPushed, Standing, push_asked, where_cases_stand
@@ -37,6 +38,9 @@ from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
 from ._resolve import ConflictNotResolvable, Keep, resolve
 
 __all__ = [
+    "RECENT_DISCHARGE_DAYS",
+    "TransitionPlan",
+    "transition_plan",
     "NotificationMalformed",
     "NotificationOutcome",
     "NotificationRefused",

@@ -1,0 +1,94 @@
+"""The CDS Hooks service at ``/cds-services``: discovery, the hooks, feedback.
+
+Not behind an API key: the EHR proves itself with a JWT signed by a key of an allow-listed issuer
+(``FHIR_CM_CDS_ISSUERS``), addressed to the URL it calls. A missing or unacceptable token → 401
+(problem+json saying which check failed) before the body is read, and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+
+from fhir_cm import cds
+from fhir_cm.config import Settings
+from fhir_cm.store import Store
+
+from .._deps import Today, get_settings, get_store
+from .._problems import InvalidInput, NotFoundProblem, UnauthorizedProblem
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"])
+ServiceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-.]+$")]
+
+
+def public_base(request: Request, settings: Settings) -> str:
+    """The URL fhir-cm is reached at: ``FHIR_CM_PUBLIC_URL`` behind a proxy, else as called."""
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def verified(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> cds.VerifiedCall:
+    """The caller's JWT, checked before anything else of the request is read."""
+    base = public_base(request, settings)
+    called = base + request.url.path
+    try:
+        return cds.verify_call(
+            request.headers.get("authorization"),
+            {called, f"{base}/cds-services"},
+            request.app.state.cds_keys,
+            request.app.state.cds_jtis,
+        )
+    except cds.CdsUnauthorized as exc:
+        raise UnauthorizedProblem(str(exc), error="invalid_token") from None
+
+
+Caller = Annotated[cds.VerifiedCall, Depends(verified)]
+
+
+def _service(service_id: str) -> cds.Service:
+    found = cds.service(service_id)
+    if found is None:
+        raise NotFoundProblem(f"no CDS service {service_id!r} here; GET /cds-services lists them")
+    return found
+
+
+@router.get("", response_model=cds.Services, summary="CDS Hooks discovery")
+def discovery(_caller: Caller) -> cds.Services:
+    """The services on offer, the hook each answers and the data each asks the EHR to prefetch."""
+    return cds.catalogue()
+
+
+@router.post("/{service_id}", response_model=cds.CardsResponse, response_model_exclude_none=True, summary="Call a hook")
+async def call_service(
+    _caller: Caller,
+    service_id: ServiceId,
+    body: Annotated[cds.HookRequest, Body()],
+    request: Request,
+    store: Annotated[Store, Depends(get_store)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    today: Today,
+) -> cds.CardsResponse:
+    """The cards for this hook call (none when the service has nothing to say)."""
+    svc = _service(service_id)
+    if body.hook != svc.hook:
+        raise InvalidInput(f"service {service_id} answers the {svc.hook} hook, not {body.hook}")
+    try:
+        return await cds.answer(store, settings, service_id, body, today, public_base(request, settings))
+    except cds.CdsRequestError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+@router.post("/{service_id}/feedback", summary="What the clinician did with the cards")
+def feedback(
+    _caller: Caller,
+    service_id: ServiceId,
+    body: Annotated[cds.FeedbackRequest, Body()],
+    store: Annotated[Store, Depends(get_store)],
+    today: Today,
+) -> dict[str, list[str | None]]:
+    """Recorded per card (accepted or overridden, with the reason); an accepted referral suggestion makes
+    the referred case, whose id is returned in ``cases`` (one entry per feedback entry)."""
+    _service(service_id)
+    return {"cases": cds.take_feedback(store, service_id, body, today)}

@@ -1,0 +1,283 @@
+"""CDS Hooks: signed JWTs checked on every call, discovery, the three cards, feedback making the case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from fhir_cm.domain import (
+    CareSetting,
+    Case,
+    CaseStatus,
+    DischargeDisposition,
+    Party,
+    PartyKind,
+    Period,
+    ProgrammeType,
+    Referral,
+    ReferralKind,
+    ReferralStatus,
+    Stay,
+)
+from fhir_cm.store import Store, get_case, list_cases, list_feedback, save_case
+from tests.identify.population import condition, encounter, patient
+
+from .conftest import BASE, TODAY, Signer
+
+PV = "/cds-services/fhir-cm-patient-view"
+DISCHARGE = "/cds-services/fhir-cm-encounter-discharge"
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def call(patient_id: str, hook: str = "patient-view", **prefetch: Any) -> dict[str, Any]:
+    return {
+        "hook": hook,
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/doc-1", "patientId": patient_id, "encounterId": "enc-9"},
+        "prefetch": prefetch,
+    }
+
+
+def eligible_prefetch(pid: str) -> dict[str, Any]:
+    days = lambda n: TODAY - dt.timedelta(days=n)  # noqa: E731
+    return {
+        "patient": patient(pid),
+        "encounters": bundle(encounter(pid, "IMP", days(100), 4), encounter(pid, "IMP", days(20), 3)),
+        "conditions": bundle(condition(pid, "C34.90")),
+        "screens": bundle(),
+    }
+
+
+def open_case(store: Store, pid: str) -> Case:
+    discharged = TODAY - dt.timedelta(days=3)
+    case = Case(
+        id="case-open-1",
+        programme=ProgrammeType.HEALTH_CARE,
+        status=CaseStatus.ACTIVE,
+        period=Period(start=TODAY - dt.timedelta(days=60)),
+        patient=Party(kind=PartyKind.PATIENT, id=pid),
+        case_manager=Party(kind=PartyKind.PRACTITIONER, id="cm-7", name="Dana Reed"),
+        stays=[
+            Stay(
+                id="stay-1",
+                setting=CareSetting.ACUTE_HOSPITAL,
+                start=discharged - dt.timedelta(days=5),
+                end=discharged,
+                discharge_disposition=DischargeDisposition.HOME,
+            )
+        ],
+        referrals=[
+            Referral(
+                id="fu-1",
+                kind=ReferralKind.FOLLOW_UP,
+                status=ReferralStatus.REQUESTED,
+                service="Follow-up after discharge",
+                authored=discharged,
+                due=discharged + dt.timedelta(days=7),
+                for_stay="stay-1",
+            )
+        ],
+    )
+    with store.session() as s:
+        save_case(s, case)
+    return case
+
+
+def assert_card_shape(card: dict[str, Any]) -> None:
+    """The spec's required card fields (CDS Hooks 2.0, Card attributes)."""
+    assert set(card) >= {"uuid", "summary", "indicator", "source"}
+    assert isinstance(card["summary"], str) and 0 < len(card["summary"]) < 140
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert card["source"]["label"]
+    if card.get("suggestions"):
+        assert card["selectionBehavior"] in ("at-most-one", "any")
+        for s in card["suggestions"]:
+            assert s["label"] and s["uuid"] and all(a["type"] in ("create", "update", "delete") for a in s["actions"])
+    for link in card.get("links") or ():
+        assert link["label"] and link["url"].startswith("http") and link["type"] in ("absolute", "smart")
+
+
+# --- who may call ---------------------------------------------------------------------------------
+
+
+def test_discovery_lists_the_services_with_their_prefetch(cds_client: TestClient, signer: Signer) -> None:
+    r = cds_client.get("/cds-services", headers=signer.headers("/cds-services"))
+    assert r.status_code == 200, r.text
+    services = {s["id"]: s for s in r.json()["services"]}
+    assert services["fhir-cm-patient-view"]["hook"] == "patient-view"
+    assert services["fhir-cm-encounter-discharge"]["hook"] == "encounter-discharge"
+    for s in services.values():
+        assert s["title"] and s["description"] and s["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+
+
+def test_an_ec_signed_token_is_accepted_too(cds_client: TestClient, signer: Signer) -> None:
+    assert cds_client.get("/cds-services", headers=signer.headers("/cds-services", alg="ES384")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("missing", "a bearer JWT"),
+        ("expired", "expired"),
+        ("wrong audience", "addressed to another service"),
+        ("unknown issuer", "not allow-listed"),
+        ("bad signature", "signature does not verify"),
+        ("no jti", "lacks the jti claim"),
+        ("shared secret", "asymmetric"),
+    ],
+)
+def test_a_bad_token_is_refused_and_nothing_is_recorded(
+    cds_client: TestClient, cds_store: Store, signer: Signer, case: str, says: str
+) -> None:
+    aud = BASE + PV
+    now = int(time.time())
+    headers = {
+        "missing": {},
+        "expired": {"Authorization": f"Bearer {signer.token(aud, exp=now - 120, iat=now - 420)}"},
+        "wrong audience": {"Authorization": f"Bearer {signer.token('https://elsewhere.example/cds-services/x')}"},
+        "unknown issuer": {"Authorization": f"Bearer {signer.token(aud, iss='https://evil.example')}"},
+        "bad signature": {
+            "Authorization": "Bearer "
+            + signer.token(aud, key=rsa.generate_private_key(public_exponent=65537, key_size=2048), kid="rsa-1")
+        },
+        "no jti": {"Authorization": f"Bearer {signer.token(aud, jti=None)}"},
+        "shared secret": {"Authorization": f"Bearer {signer.token(aud, alg='HS256', key='s' * 32, kid='rsa-1')}"},
+    }[case]
+    r = cds_client.post(PV, json=call("p-elig", **eligible_prefetch("p-elig")), headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.headers["content-type"] == "application/problem+json" and says in r.json()["detail"]
+    fb = cds_client.post(f"{PV}/feedback", json={"feedback": []}, headers=headers)
+    assert fb.status_code == 401  # refused before the (here invalid) body is even looked at
+    with cds_store.session(read_only=True) as s:
+        assert list_feedback(s) == [] and list_cases(s) == []
+
+
+def test_a_replayed_token_is_refused(cds_client: TestClient, signer: Signer) -> None:
+    headers = signer.headers("/cds-services")
+    assert cds_client.get("/cds-services", headers=headers).status_code == 200
+    again = cds_client.get("/cds-services", headers=headers)
+    assert again.status_code == 401 and "already used" in again.json()["detail"]
+
+
+# --- patient-view ---------------------------------------------------------------------------------
+
+
+def test_an_eligible_patient_gets_the_reasons_and_a_referral_to_accept(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    r = cds_client.post(PV, json=call("p-elig", **eligible_prefetch("p-elig")), headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert_card_shape(card)
+    assert card["summary"].startswith("Eligible for case management")
+    assert "2 inpatient admissions in 365 days" in card["detail"] and "high-risk condition" in card["detail"]
+    [suggestion] = card["suggestions"]
+    [action] = suggestion["actions"]
+    referral = ServiceRequest.model_validate(action["resource"])  # a valid R4 ServiceRequest
+    assert referral.subject.reference == "Patient/p-elig" and referral.intent == "order"
+
+    # The clinician accepts: the referred case is made, once.
+    entry = {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": suggestion["uuid"]}],
+        "outcomeTimestamp": "2026-06-01T10:00:00Z",
+    }
+    fb = cds_client.post(f"{PV}/feedback", json={"feedback": [entry]}, headers=signer.headers(f"{PV}/feedback"))
+    assert fb.status_code == 200, fb.text
+    [case_id] = fb.json()["cases"]
+    again = cds_client.post(f"{PV}/feedback", json={"feedback": [entry]}, headers=signer.headers(f"{PV}/feedback"))
+    assert again.json()["cases"] == [case_id]
+    with cds_store.session(read_only=True) as s:
+        case = get_case(s, case_id)
+        assert case is not None and case.status is CaseStatus.REFERRED and case.patient.id == "p-elig"
+        assert {e.value for e in case.eligibility} == {"frequent-admissions", "complex-condition"}
+        assert [f.outcome for f in list_feedback(s)] == ["accepted", "accepted"]
+        assert len(list_cases(s, patient="p-elig")) == 1
+
+
+def test_an_overridden_card_is_recorded_with_the_reason(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    card = cds_client.post(PV, json=call("p-2", **eligible_prefetch("p-2")), headers=signer.headers(PV)).json()[
+        "cards"
+    ][0]
+    entry = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"code": "already-managed", "display": "Managed elsewhere"}, "userComment": "x"},
+        "outcomeTimestamp": "2026-06-01T10:00:00Z",
+    }
+    fb = cds_client.post(f"{PV}/feedback", json={"feedback": [entry]}, headers=signer.headers(f"{PV}/feedback"))
+    assert fb.status_code == 200 and fb.json()["cases"] == [None]
+    with cds_store.session(read_only=True) as s:
+        [recorded] = list_feedback(s)
+        assert recorded.outcome == "overridden" and recorded.override_reason["reason"]["code"] == "already-managed"
+        assert list_cases(s) == []
+
+
+def test_a_patient_not_eligible_gets_no_card(cds_client: TestClient, signer: Signer) -> None:
+    quiet = {
+        "patient": patient("p-q"),
+        "encounters": bundle(),
+        "conditions": bundle(condition("p-q", "I10")),
+        "screens": bundle(),
+    }
+    r = cds_client.post(PV, json=call("p-q", **quiet), headers=signer.headers(PV))
+    assert r.status_code == 200 and r.json() == {"cards": []}
+
+
+def test_a_patient_in_an_open_case_sees_the_manager_the_follow_up_and_the_plan_after_discharge(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    case = open_case(cds_store, "p-open")
+    r = cds_client.post(PV, json=call("p-open", **eligible_prefetch("p-open")), headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    cards = r.json()["cards"]
+    for card in cards:
+        assert_card_shape(card)
+    due = (TODAY - dt.timedelta(days=3) + dt.timedelta(days=7)).isoformat()
+    assert cards[0]["summary"] == f"Open case with Dana Reed; next follow-up due {due}"
+    # The tracker's discharge three days ago: the same transition-plan rule as encounter-discharge.
+    assert cards[1]["summary"] == f"Transition plan needed: case with Dana Reed; follow-up due {due}"
+    assert cards[1]["indicator"] == "warning"
+    urls = {link["url"] for link in cards[1]["links"]}
+    assert f"{BASE}/api/v1/cases/{case.id}/transitions/1/summary" in urls
+
+
+# --- encounter-discharge --------------------------------------------------------------------------
+
+
+def test_a_discharge_of_a_patient_in_an_open_case_asks_for_the_transition_plan(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    case = open_case(cds_store, "p-dis")
+    body = call("p-dis", "encounter-discharge", patient=patient("p-dis"))
+    r = cds_client.post(DISCHARGE, json=body, headers=signer.headers(DISCHARGE))
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert_card_shape(card)
+    assert card["summary"].startswith("Transition plan needed: case with Dana Reed; follow-up due")
+    assert f"{BASE}/console/#case/{case.id}" in {link["url"] for link in card["links"]}
+    nobody = cds_client.post(DISCHARGE, json=call("p-none", "encounter-discharge"), headers=signer.headers(DISCHARGE))
+    assert nobody.status_code == 200 and nobody.json() == {"cards": []}
+
+
+def test_calls_the_service_cannot_answer_are_refused_saying_why(cds_client: TestClient, signer: Signer) -> None:
+    wrong_hook = cds_client.post(PV, json=call("p", "encounter-discharge"), headers=signer.headers(PV))
+    assert wrong_hook.status_code == 422 and "answers the patient-view hook" in wrong_hook.json()["detail"]
+    unknown = "/cds-services/nope"
+    assert cds_client.post(unknown, json=call("p"), headers=signer.headers(unknown)).status_code == 404
+    no_patient = call("p")
+    no_patient["context"] = {"userId": "Practitioner/1"}
+    r = cds_client.post(PV, json=no_patient, headers=signer.headers(PV))
+    assert r.status_code == 422 and "context.patientId is required" in r.json()["detail"]
