@@ -107,6 +107,13 @@ async def test_a_pull_round_sees_what_the_hospital_records_for_any_open_case(
         assert len(found) == 1
     # Each move out of the hospital or the SNF got its transfer summary on the server, for the receiving provider.
     assert third.document_failures == {} and len(third.documents) == 3
+    # The discharge rule ran for each of those moves (the one CDS Hooks' encounter-discharge applies).
+    plans = [(p.case_id, p.move, p.from_setting, p.to_setting) for p in third.transition_plans]
+    assert plans == [
+        (case.id, 1, CareSetting.ACUTE_HOSPITAL, CareSetting.SKILLED_NURSING),
+        (case.id, 2, CareSetting.SKILLED_NURSING, CareSetting.HOME_HEALTH),
+        (case.id, 3, CareSetting.ACUTE_HOSPITAL, CareSetting.HOME),
+    ]
     refs = (
         await raw.search("DocumentReference")
         .where("patient", f"Patient/{patient}")

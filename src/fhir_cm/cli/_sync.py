@@ -260,6 +260,13 @@ def pull_command(
                 f"{t.follow_ups_added} follow-ups asked for",
                 err=True,
             )
+        for plan in report.transition_plans:
+            due = f"follow-up due {plan.follow_up_due}" if plan.follow_up_due else "no follow-up planned yet"
+            typer.echo(
+                f"fhir-cm: transition plan needed: case {plan.case_id}, discharged {plan.discharged_on} "
+                f"({plan.from_setting} → {plan.to_setting}); {due}",
+                err=True,
+            )
 
 
 @app.command("transitions", short_help="List the moves between care settings; their hand-off documents.")

@@ -8,11 +8,12 @@ from pydantic import BaseModel, Field
 
 from ..config import Settings
 from ..fhir import AsyncFhirClient, FhirError
-from ..store import Store
+from ..store import Store, get_case
 from ._pull import PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
 from ._tracking_queue import cases_queued, settle_queue
 from ._transfer_summary import WrittenSummary, write_transfer_summary
+from ._transition_plan import TransitionPlan, transition_plan
 from ._transitions import TransitionsReport, track_transitions
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 
@@ -66,6 +67,10 @@ class PullRoundReport(BaseModel):
     transitions: TransitionsReport
     follow_ups: FollowUpPush | None = None
     documents: list[WrittenSummary] = Field(default_factory=list, description="Transfer summaries written.")
+    transition_plans: list[TransitionPlan] = Field(
+        default_factory=list,
+        description="For each new move out of a hospital, SNF or rehabilitation stay of an open case.",
+    )
     document_failures: dict[str, str] = Field(
         default_factory=dict, description="'<case id> move <n>' → why the server did not take its transfer summary."
     )
@@ -110,5 +115,22 @@ async def pull_and_track(
     if queued is not None:
         settle_queue(store, queued, set(tracked.failed))
     report = PullRoundReport(pull=pulled, watch=watch, transitions=tracked)
+    report.transition_plans = _plans(store, tracked.handoffs)
     await _act(store, settings, report, push_with, learned_at)
     return report
+
+
+def _plans(store: Store, handoffs: dict[str, list[int]]) -> list[TransitionPlan]:
+    """The discharge rule for each move the tracker just recorded (``_transition_plan``)."""
+    plans: list[TransitionPlan] = []
+    today = dt.date.today()
+    with store.session(read_only=True) as s:
+        for case_id, numbers in handoffs.items():
+            case = get_case(s, case_id)
+            if case is None:
+                continue
+            for number in numbers:
+                plan = transition_plan(case, today, move=number)
+                if plan is not None:
+                    plans.append(plan)
+    return plans

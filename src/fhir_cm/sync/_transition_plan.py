@@ -1,9 +1,11 @@
 """The discharge rule: a patient in an open case who left a hospital, skilled nursing or rehabilitation
 stay needs a transition plan — the follow-up due, and the transfer summary for the next setting.
 
-One rule, used wherever a discharge becomes known: the CDS Hooks ``encounter-discharge`` service (the
-EHR says so as it happens) and the ``patient-view`` service, which applies it to the discharges the
-transitions tracker recorded (for EHRs that fire only ``patient-view``).
+One rule, used wherever a discharge becomes known: the pull round, for each move out of such a stay
+the tracker records (``PullRoundReport.transition_plans``, printed by ``fhir-cm pull``); the CDS
+Hooks ``encounter-discharge`` service (the EHR says so as it happens); and the ``patient-view``
+service, which applies it to the discharges the tracker recorded in the last 30 days (for EHRs that
+fire only ``patient-view``).
 """
 
 from __future__ import annotations
@@ -34,29 +36,37 @@ class TransitionPlan(BaseModel):
     move: int | None = Field(default=None, description="The move's number among the case's hand-off moves.")
 
 
-def transition_plan(case: Case, today: dt.date, *, discharged_on: dt.date | None = None) -> TransitionPlan | None:
+def transition_plan(
+    case: Case, today: dt.date, *, discharged_on: dt.date | None = None, move: int | None = None
+) -> TransitionPlan | None:
     """The plan an open case needs after a discharge, or None.
 
-    With ``discharged_on`` (the EHR reports a discharge now) an open case always needs one; without, the
-    latest move out of a hospital, SNF or rehabilitation stay the case records counts if it is at most
-    ``RECENT_DISCHARGE_DAYS`` old.
+    ``move`` (a number among the case's hand-off moves, from 1): the tracker has just recorded that
+    discharge. ``discharged_on``: the EHR reports a discharge now (it may not be among the case's stays
+    yet). Neither: the latest move out of a hospital, SNF or rehabilitation stay counts if it is at
+    most ``RECENT_DISCHARGE_DAYS`` old.
     """
     if not case.is_open:
         return None
     moves = handoff_moves(case)
-    latest = moves[-1] if moves else None
-    if discharged_on is None:
-        if latest is None or (today - latest.date).days > RECENT_DISCHARGE_DAYS:
-            return None
-        discharged_on = latest.date
-    same = latest is not None and abs((latest.date - discharged_on).days) <= 1
+    chosen = moves[move - 1] if move is not None and 0 < move <= len(moves) else None
+    if move is not None and chosen is None:
+        return None
+    if chosen is None:
+        latest = moves[-1] if moves else None
+        if discharged_on is None:
+            if latest is None or (today - latest.date).days > RECENT_DISCHARGE_DAYS:
+                return None
+            discharged_on = latest.date
+        if latest is not None and abs((latest.date - discharged_on).days) <= 1:
+            chosen, move = latest, len(moves)
     intensity = case_intensity(case, today)
     return TransitionPlan(
         case_id=case.id,
-        discharged_on=discharged_on,
-        from_setting=latest.from_setting if same and latest else None,
-        to_setting=latest.to_setting if same and latest else None,
+        discharged_on=chosen.date if chosen is not None else discharged_on or today,
+        from_setting=chosen.from_setting if chosen is not None else None,
+        to_setting=chosen.to_setting if chosen is not None else None,
         follow_up_due=intensity.next_follow_up_due,
         follow_up_overdue=intensity.follow_ups_overdue > 0,
-        move=len(moves) if same else None,
+        move=move if chosen is not None else None,
     )
