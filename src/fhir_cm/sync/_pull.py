@@ -46,11 +46,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..domain import Case, new_breaches
+from ..domain import Case
 from ..fhir import (
     AsyncFhirClient,
     Capabilities,
@@ -62,11 +61,8 @@ from ..mapping import (
     FhirVersion,
     MappingError,
     ResourceKey,
-    case_to_resources,
-    episode_key,
     read_resource,
     resource_key,
-    resources_to_case,
 )
 from ..store import (
     CaseRecord,
@@ -85,6 +81,8 @@ from ..store import (
     save_case,
     set_watermark,
 )
+from ._report import PullReport
+from ._pull_read import MAPPING_PROBLEM, RULE_PROBLEM, CaseReader
 from ._conflicts import merge_case, record_clashes
 from ._intake import (
     instant,
@@ -126,23 +124,6 @@ FLUSH_SIZE = 2000
 MERGE_CASES = 10
 
 
-class PullReport(BaseModel):
-    """What a pull did. Counts are of resources, except ``new_cases``/``updated_cases``."""
-
-    server: str
-    fetched: int = 0
-    new_cases: int = 0
-    updated_cases: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    conflicts: int = 0
-    unplaced: int = Field(default=0, description="Newer resources that belong to no case in the store.")
-    ignored: int = Field(default=0, description="Others' resources that do not read as part of a case.")
-    skipped_types: dict[str, str] = Field(default_factory=dict, description="Types not pulled, and why.")
-    watermarks: dict[str, str] = Field(default_factory=dict)
-    cases: list[str] = Field(default_factory=list, description="Ids of the cases created or updated.")
-
-
 class _Puller:
     def __init__(
         self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion, flush_size: int
@@ -151,7 +132,7 @@ class _Puller:
         self.system = settings.identifier_system
         self.base = client.base_url
         self.flush_size = flush_size
-        self.rules = settings.plausibility(dt.date.today())
+        self.reader = CaseReader(version, self.system, settings.plausibility(dt.date.today()))
         self.report = PullReport(server=self.base)
         self.new: set[str] = set()
         self.updated: set[str] = set()
@@ -266,7 +247,7 @@ class _Puller:
                     continue
                 problem = strict_problem(resource, self.version) or self._mapping_problem(resource)
                 if problem is not None:
-                    if ours_only or self._ours(resource) or not problem.startswith(_MAPPING):
+                    if ours_only or self._ours(resource) or not problem.startswith(MAPPING_PROBLEM):
                         self._quarantine(session, resource, problem)
                     else:
                         self.report.ignored += 1
@@ -319,7 +300,7 @@ class _Puller:
         try:
             read_resource(resource, self.version, self.system)
         except (MappingError, ValueError) as exc:
-            return f"{_MAPPING}{str(exc)[:250]}"
+            return f"{MAPPING_PROBLEM}{str(exc)[:250]}"
         return None
 
     def _quarantine(self, session: Session, resource: Mapping[str, Any], reason: str) -> None:
@@ -422,26 +403,28 @@ class _Puller:
         local = record.case if record is not None else None
         held = {ResourceKey(e.resource_type, e.key): e.server_copy for e in ledger if e.server_copy is not None}
         try:
-            server = self._read({**held, **dict(items)}, local)
+            server = self.reader.read({**held, **dict(items)}, local)
         except MappingError:
-            items, unread = self._isolate(held, local, items)
+            items, unread = self.reader.isolate(held, local, items)
             if last:
                 for (_, resource), problem in unread:
                     self._quarantine(
-                        session, resource, problem if problem.startswith(_RULE) else f"{_MAPPING}{problem}"
+                        session,
+                        resource,
+                        problem if problem.startswith(RULE_PROBLEM) else f"{MAPPING_PROBLEM}{problem}",
                     )
             elif unread:
                 self.deferred.setdefault(case_id, []).extend(item for item, _ in unread)
             if not items:
                 return []
-            server = self._read({**held, **dict(items)}, local)
+            server = self.reader.read({**held, **dict(items)}, local)
         if record is None:
             save_case(session, server, enqueue=False)
             self.new.add(case_id)
         else:
             local = record.case
             try:
-                base = self._read(held, local, checked=False) if held else None
+                base = self.reader.read(held, local, checked=False) if held else None
             except MappingError:
                 base = None
             outcome = merge_case(base, local, server, detect_clashes=_waiting(outbox, base, local))
@@ -449,55 +432,6 @@ class _Puller:
                 self.updated.add(case_id)
             self.report.conflicts += len(record_clashes(session, case_id, outcome.clashes))
         return items
-
-    def _isolate(
-        self,
-        held: Mapping[ResourceKey, Mapping[str, Any]],
-        local: Case | None,
-        items: list[tuple[ResourceKey, Mapping[str, Any]]],
-    ) -> tuple[list[tuple[ResourceKey, Mapping[str, Any]]], list[tuple[tuple[ResourceKey, Mapping[str, Any]], str]]]:
-        """Split ``items`` into those the case reads with and those that keep it from reading (with why).
-
-        Added one at a time onto what is already accepted, round after round while any is accepted
-        (a Task may be what makes its ServiceRequest readable), so one bad resource (or one still
-        waiting for another) does not take the rest of its case down with it.
-        """
-        accepted: dict[ResourceKey, Mapping[str, Any]] = dict(held)
-        good: list[tuple[ResourceKey, Mapping[str, Any]]] = []
-        waiting = list(items)
-        problems: dict[ResourceKey, str] = {}
-        while waiting:
-            left = []
-            for key, resource in waiting:
-                try:
-                    self._read({**accepted, key: resource}, local)
-                except MappingError as exc:
-                    problems[key] = str(exc)[:250]
-                    left.append((key, resource))
-                    continue
-                accepted[key] = resource
-                good.append((key, resource))
-            if len(left) == len(waiting):
-                break
-            waiting = left
-        return good, [((key, resource), problems[key]) for key, resource in waiting]
-
-    def _read(
-        self, resources: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None, *, checked: bool = True
-    ) -> Case:
-        """The case the resources describe; a case whose episode the server lacks borrows the local one.
-
-        ``checked``: a case that breaks a rule of what can be true which the local case did not
-        (see ``new_breaches``) does not read either (``_Implausible``), so the resource that brings
-        the breach in is isolated and quarantined like an unreadable one.
-        """
-        copies = list(resources.values())
-        if local is not None and not any(k.type == "EpisodeOfCare" for k in resources):
-            copies.append(case_to_resources(local, self.version, self.system)[episode_key(local)])
-        case = resources_to_case(copies, self.version, self.system)
-        if checked and (breaches := new_breaches(local, case, self.rules)):
-            raise _Implausible(_RULE + "; ".join(f"{b.entity or 'case'} {b.line()}" for b in breaches)[:250])
-        return case
 
 
 def _chunks(buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]) -> list[list[str]]:
@@ -518,14 +452,6 @@ def _waiting(outbox: set[OutboxStatus], base: Case | None, local: Case) -> bool:
     if outbox & {OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT}:
         return True
     return OutboxStatus.FAILED in outbox and (base is None or base != local)
-
-
-_MAPPING = "not readable as case data: "
-_RULE = "breaks a rule of what can be true: "
-
-
-class _Implausible(MappingError):
-    """The resources read as a case, but one that breaks a domain rule the local case kept."""
 
 
 async def pull(

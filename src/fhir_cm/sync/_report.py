@@ -1,4 +1,4 @@
-"""What a push did, as counts people and scripts can read (no PHI: case ids and element names only)."""
+"""What a push and a pull did, as counts people and scripts can read (no PHI: case ids and element names only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from ..fhir import ServerReason
 
-__all__ = ["CaseFailure", "PushReport"]
+__all__ = ["CaseFailure", "PullReport", "PushReport"]
 
 
 class CaseFailure(BaseModel):
@@ -53,3 +53,20 @@ class PushReport(BaseModel):
             f"{self.cases} cases: {self.created} created, {self.updated} updated, "
             f"{self.unchanged} unchanged, {self.failed} failed"
         )
+
+
+class PullReport(BaseModel):
+    """What a pull did. Counts are of resources, except ``new_cases``/``updated_cases``."""
+
+    server: str
+    fetched: int = 0
+    new_cases: int = 0
+    updated_cases: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    conflicts: int = 0
+    unplaced: int = Field(default=0, description="Newer resources that belong to no case in the store.")
+    ignored: int = Field(default=0, description="Others' resources that do not read as part of a case.")
+    skipped_types: dict[str, str] = Field(default_factory=dict, description="Types not pulled, and why.")
+    watermarks: dict[str, str] = Field(default_factory=dict)
+    cases: list[str] = Field(default_factory=list, description="Ids of the cases created or updated.")

@@ -1,0 +1,141 @@
+"""Fields that point elsewhere: parties (Patient, Practitioner, …), references within the case, nested models."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ...domain import Party, PartyKind
+from .._base import ResourceKey
+from .._json import PathT, get_in, set_in
+from .._refs import party_reference, read_party
+from ._core import Ctx, Field, Getter, Shape, attr, items
+
+
+def party(
+    name: str,
+    path: PathT,
+    kinds: Iterable[PartyKind] | None = None,
+    *,
+    get: Getter | None = None,
+    derived: bool = False,
+) -> Field:
+    """A Reference to a party (patient, practitioner, organisation, related person)."""
+    allowed = frozenset(kinds) if kinds is not None else None
+
+    def read(obj: Mapping[str, Any], ctx: Ctx) -> Party | None:
+        return read_party(get_in(obj, path), allowed)
+
+    def same(obj: Mapping[str, Any], value: Party | None, ctx: Ctx) -> bool:
+        # The reference we would write is usually there verbatim: no need to parse it into a Party.
+        if value is not None and get_in(obj, path) == party_reference(value):
+            return True
+        return read(obj, ctx) == value
+
+    return Field(
+        name,
+        get or attr(name),
+        read,
+        lambda obj, v, ctx: set_in(obj, path, party_reference(v) if v is not None else None),
+        same,
+        derived,
+    )
+
+
+def party_item(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
+    """The party named by a list of References (e.g. ``performer``); other references stay."""
+    return items(
+        name,
+        path,
+        decode=lambda item, ctx: read_party(item),
+        encode=lambda v, ctx: party_reference(v),
+        get=get,
+        many=False,
+        ident=lambda p: (p.kind, p.id),
+        derived=derived,
+    )
+
+
+def _resolve(ctx: Ctx, reference: Any, target_type: str) -> str | None:
+    key = ctx.refs.resolve(reference)
+    return key.value if key is not None and key.type == target_type else None
+
+
+def refs(
+    name: str,
+    path: PathT,
+    target_type: str,
+    *,
+    get: Getter | None = None,
+    wrap: Callable[[dict[str, str]], dict[str, Any]] = lambda r: r,
+    unwrap: Callable[[Mapping[str, Any]], Any] = lambda item: item,
+    derived: bool = False,
+) -> Field:
+    """References to the case's own resources of one type, as their domain ids; others' stay.
+
+    Read as a set (first mention wins): one resource named twice — ``Condition/<id>`` beside a
+    leftover ``urn:uuid:`` of the same Condition, or an absolute and a relative URL — is one link,
+    not two (a goal does not address the same need twice).
+    """
+    f = items(
+        name,
+        path,
+        decode=lambda item, ctx: _resolve(ctx, unwrap(item), target_type),
+        encode=lambda v, ctx: wrap(ctx.refs.reference(ResourceKey(target_type, v))),
+        get=get,
+        derived=derived,
+    )
+    read = f.read
+    return dataclasses.replace(f, read=lambda obj, ctx: list(dict.fromkeys(read(obj, ctx))), link=True)
+
+
+def ref(name: str, path: PathT, target_type: str, *, get: Getter | None = None, derived: bool = False) -> Field:
+    """One Reference to one of the case's own resources."""
+    return Field(
+        name,
+        get or attr(name),
+        lambda obj, ctx: _resolve(ctx, get_in(obj, path), target_type),
+        lambda obj, v, ctx: set_in(obj, path, ctx.refs.reference(ResourceKey(target_type, v)) if v else None),
+        derived=derived,
+    )
+
+
+# --- lists of sub-objects read into domain models --------------------------------------------------
+
+
+def model_items(
+    name: str,
+    path: PathT,
+    shape: Shape,
+    model: type[BaseModel],
+    *,
+    ident: Callable[[Any], Hashable],
+    get: Getter | None = None,
+    defaults: Callable[[Mapping[str, Any], Ctx], dict[str, Any]] | None = None,
+) -> Field:
+    """A list of domain models (team members, status changes), each item merged field by field."""
+
+    def decode(item: Mapping[str, Any], ctx: Ctx) -> Any:
+        values = shape.read(item, ctx)
+        if defaults is not None:
+            values = {**defaults(item, ctx), **values}
+        try:
+            return model.model_validate(values)
+        except ValidationError:
+            return None
+
+    return items(
+        name,
+        path,
+        decode=decode,
+        encode=lambda v, ctx: shape.write({}, v, ctx),
+        update=lambda item, v, ctx: shape.merge(item, v, ctx),
+        ident=ident,
+        get=get,
+    )
+
+
+# --- resources -------------------------------------------------------------------------------------
