@@ -63,7 +63,7 @@ Changes accept `If-Match: "<revision>"` (the case's `ETag`) and answer 412 when 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemDocument, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 409, 412, 422)
+    for status in (400, 401, 403, 404, 409, 412, 422)
 }
 
 

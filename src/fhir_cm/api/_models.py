@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+import re
+from typing import Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from fhir_cm.caseload import ManagerCaseload
 from fhir_cm.domain import (
@@ -39,6 +42,21 @@ from fhir_cm.domain import (
 )
 from fhir_cm.outcomes import ProgrammeOutcomes
 from fhir_cm.store import RecordedTransition
+
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _instant(value: Any) -> Any:
+    """An instant as people and FHIR write it (ISO 8601), not a number of seconds: ``0.5`` is refused."""
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _INSTANT.match(value):
+        raise ValueError("an instant is written YYYY-MM-DDThh:mm:ss with a zone, e.g. 2026-01-31T08:00:00Z")
+    return value
+
+
+#: A point in time, ISO 8601 only (pydantic alone would take a bare number as Unix seconds).
+Instant = Annotated[dt.datetime, BeforeValidator(_instant)]
 
 __all__ = [
     "OPEN_STATUSES",

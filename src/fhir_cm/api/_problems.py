@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.responses import Response
 
 from fhir_cm.store import NotFound, StaleRevision, StoreError, StoreUnavailable
@@ -272,7 +273,25 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     slug = phrase.lower().replace(" ", "-")
     # Starlette's own details ("Not Found", body parse errors) carry no client data.
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(request, status, slug=slug, title=phrase, detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:
+        # Starlette names only the methods of the first route whose path matched; a path served by
+        # several routes (GET and POST /cases) allows all of theirs.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request))) or headers.get("Allow", "")
+    return problem_response(request, status, slug=slug, title=phrase, detail=detail, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods some route serves at this path: each asked of the router as a request would be."""
+    allowed: set[str] = set()
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return allowed
 
 
 async def _on_store(request: Request, exc: Exception) -> Response:

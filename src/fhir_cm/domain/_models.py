@@ -11,7 +11,16 @@ import re
 import uuid
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+    StrictBool,
+)
 
 from ._types import (
     AssessmentDomain,
@@ -158,7 +167,7 @@ class Goal(_Model):
 
     id: EntityId = Field(default_factory=new_id)
     description: Text
-    self_care: bool = False
+    self_care: StrictBool = False
     status: GoalStatus = GoalStatus.ACTIVE
     achievement: GoalAchievement | None = None
     start: Day | None = None

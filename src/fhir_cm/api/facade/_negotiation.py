@@ -106,16 +106,17 @@ def negotiate_version(fhir_version: Sequence[str], format_: Sequence[str], accep
     Raises :class:`NotAcceptable` for a version or format the facade cannot produce.
     """
     asked = _single("_fhirVersion", fhir_version)
+    fmt = _single("_format", format_)
+    mime, params = _media_range(fmt) if fmt is not None else ("", {})
+    if fmt is not None and mime not in _JSON_TYPES:
+        # Checked whatever else is asked: a format the facade cannot produce is never answered in JSON.
+        raise NotAcceptable("unsupported _format: this server produces JSON only (json, application/fhir+json)")
     if asked is not None:
         version = _version_value(asked)
         if version is None:
             raise NotAcceptable("unsupported _fhirVersion: this server serves 4.0 (R4, default) and 5.0 (R5)")
         return version
-    fmt = _single("_format", format_)
     if fmt is not None:
-        mime, params = _media_range(fmt)
-        if mime not in _JSON_TYPES:
-            raise NotAcceptable("unsupported _format: this server produces JSON only (json, application/fhir+json)")
         if "fhirversion" in params:
             version = _version_value(params["fhirversion"])
             if version is None:

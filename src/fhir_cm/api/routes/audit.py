@@ -11,7 +11,7 @@ from fhir_cm.store import AuditEntry, Store, get_case, list_audit
 
 from .._access import can_see
 from .._deps import Supervisor, Today, get_store
-from .._models import EntityId
+from .._models import EntityId, Instant
 from .._routing import api_router
 
 __all__ = ["router"]
@@ -26,7 +26,7 @@ def audit_log(
     today: Today,
     case_id: Annotated[EntityId | None, Query(description="Only this case's accesses.")] = None,
     key_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{16}$", description="Only this API key's.")] = None,
-    since: dt.datetime | None = None,
+    since: Annotated[Instant | None, Query(description="Only entries at or after this instant (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[AuditEntry]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Body, Depends, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from fhir_cm import jobs
@@ -45,7 +45,7 @@ class EnrolIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     patients: list[EntityId] = Field(default_factory=list, max_length=500)
-    top: int = Field(default=0, ge=0, le=500)
+    top: StrictInt = Field(default=0, ge=0, le=500)
     programme: ProgrammeType = ProgrammeType.HEALTH_CARE
 
 

@@ -7,7 +7,7 @@ Not behind an API key: the EHR proves itself with a JWT signed by a key of an al
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
@@ -16,11 +16,20 @@ from fhir_cm.config import Settings
 from fhir_cm.store import Store
 
 from .._deps import Today, get_settings, get_store
-from .._problems import InvalidInput, NotFoundProblem, UnauthorizedProblem
+from .._problems import InvalidInput, NotFoundProblem, ProblemDocument, UnauthorizedProblem
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"])
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDocument, "description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        400: "A body that is not JSON",
+        401: "No JWT, or one that is not acceptable (the detail says which check failed; nothing recorded)",
+        404: "No such service",
+        422: "A call the service cannot answer as sent",
+    }.items()
+}
+router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"], responses=_PROBLEMS)
 ServiceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-.]+$")]
 
 

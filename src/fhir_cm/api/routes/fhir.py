@@ -66,6 +66,19 @@ class _FhirJSON(Response):
     media_type = FHIR_JSON
 
 
+def _resource_answer(description: str, resource_type: str | None = None) -> dict[str, Any]:
+    """The 200 of a façade route as OpenAPI should say it: a FHIR resource (JSON object)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"type": "string"}},
+        "additionalProperties": True,
+    }
+    if resource_type is not None:
+        schema["properties"]["resourceType"] = {"type": "string", "enum": [resource_type]}
+    return {"description": description, "content": {FHIR_JSON: {"schema": schema}}}
+
+
 def _version_or_default(request: Request) -> FhirVersion:
     try:
         return _version(request)
@@ -167,8 +180,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
+_STRING: dict[str, Any] = {"type": "string"}
+#: What each search parameter takes, as ``parse_search`` and the negotiation read it.
+_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "_count": {"type": "integer", "minimum": 0},
+    "_offset": {"type": "integer", "minimum": 0},
+    "_fhirVersion": {"type": "string", "enum": ["4.0", "4.0.1", "R4", "5.0", "5.0.0", "R5"]},
+    "_format": {
+        "type": "string",
+        "enum": ["json", "application/fhir+json", "application/json", "application/json+fhir"],
+    },
+}
 _SEARCH_QUERY = [
-    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+    {"name": name, "in": "query", "required": False, "schema": _QUERY_SCHEMAS.get(name, _STRING), "description": text}
     for name, text in {
         "patient": "Patient: id, Patient/id or URL",
         "subject": "Subject: Type/id, id or URL",
@@ -219,7 +243,10 @@ def build_fhir_router(
             audit(principal, action, sorted(case_ids))
 
     @router.get(
-        "/metadata", response_class=_FhirJSON, summary="CapabilityStatement (public)", responses={406: _ERRORS[406]}
+        "/metadata",
+        response_class=_FhirJSON,
+        summary="CapabilityStatement (public)",
+        responses={200: _resource_answer("The CapabilityStatement", "CapabilityStatement"), 406: _ERRORS[406]},
     )
     def metadata(request: Request) -> Response:
         """What the facade serves: types, read and search-type, search parameters; R4 or R5 as negotiated."""
@@ -238,7 +265,7 @@ def build_fhir_router(
         "/{resource_type}/{resource_id}",
         response_class=_FhirJSON,
         summary="Read a resource",
-        responses={k: v for k, v in _ERRORS.items() if k != 400},
+        responses={200: _resource_answer("The resource"), **{k: v for k, v in _ERRORS.items() if k != 400}},
     )
     def read(
         request: Request, resource_type: str, resource_id: str, principal: Any = reader, session: Any = session_dep
@@ -263,7 +290,7 @@ def build_fhir_router(
         "/{resource_type}",
         response_class=_FhirJSON,
         summary="Search a resource type",
-        responses=_ERRORS,
+        responses={200: _resource_answer("A searchset Bundle", "Bundle"), **_ERRORS},
         openapi_extra={"parameters": _SEARCH_QUERY},
     )
     def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:

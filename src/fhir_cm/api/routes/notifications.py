@@ -21,11 +21,19 @@ from fhir_cm.store import Store
 from fhir_cm.sync import NotificationMalformed, NotificationOutcome, NotificationRefused, check_secret
 
 from .._deps import get_store
-from .._problems import InvalidInput, UnauthorizedProblem
+from .._problems import InvalidInput, ProblemDocument, UnauthorizedProblem
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/notifications", tags=["subscription notifications"])
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemDocument, "description": text, "content": {"application/problem+json": {}}}
+    for status, text in {
+        400: "A body that is not JSON",
+        401: "No secret, a wrong one, or not a subscription of ours (nothing recorded)",
+        422: "A malformed notification, or a path that is not a subscription's",
+    }.items()
+}
+router = APIRouter(prefix="/notifications", tags=["subscription notifications"], responses=_PROBLEMS)
 SubscriptionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")]
 ResourceType = Annotated[str, Path(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
 ResourceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]

@@ -24,13 +24,16 @@ from fhir_cm.sync import PlacementError
 
 from .._deps import CaseWork, get_settings
 from .._models import EntityId
-from .._problems import BadGateway, ConflictProblem, NotFoundProblem
+from .._problems import BadGateway, ProblemDocument, ConflictProblem, NotFoundProblem
 from .._routing import api_router
 from .cases import CaseId
 
 __all__ = ["router"]
 
-router = api_router(prefix="/cases/{case_id}/placements", tags=["placement"])
+#: The FHIR server failed or refused; the detail carries its reason.
+_UPSTREAM = {"model": ProblemDocument, "description": "The FHIR server failed or refused (its reason in the detail)",
+             "content": {"application/problem+json": {}}}  # fmt: skip
+router = api_router(prefix="/cases/{case_id}/placements", tags=["placement"], responses={502: _UPSTREAM})
 T = TypeVar("T")
 PlacementId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-.]+$")]
 

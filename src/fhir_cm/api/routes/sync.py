@@ -8,7 +8,6 @@ see) are for supervisors; conflicts are shown to whoever may see their case.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -37,13 +36,16 @@ from fhir_cm.sync import ConflictNotResolvable
 
 from .._access import can_see
 from .._deps import CaseWork, Supervisor, get_settings, get_store
-from .._models import EntityId
-from .._problems import BadGateway, ConflictProblem, InvalidInput, NotFoundProblem
+from .._models import EntityId, Instant
+from .._problems import BadGateway, ProblemDocument, ConflictProblem, InvalidInput, NotFoundProblem
 from .._routing import api_router
 
 __all__ = ["router"]
 
-router = api_router(prefix="/sync", tags=["sync"])
+#: The FHIR server failed or refused; the detail carries its reason.
+_UPSTREAM = {"model": ProblemDocument, "description": "The FHIR server failed or refused (its reason in the detail)",
+             "content": {"application/problem+json": {}}}  # fmt: skip
+router = api_router(prefix="/sync", tags=["sync"], responses={502: _UPSTREAM})
 
 
 class SyncRun(BaseModel):
@@ -69,7 +71,7 @@ class PullIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: dt.datetime | None = None
+    since: Instant | None = None
     patient: EntityId | None = None
 
 
