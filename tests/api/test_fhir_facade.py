@@ -384,7 +384,8 @@ def test_r5_on_request_validates_under_the_r5_models(world: World, rtype: str, h
 
 @pytest.mark.parametrize("rtype", TYPES)
 def test_r4_searchsets_validate_under_the_r4_models(world: World, rtype: str) -> None:
-    for bundle in walk(world.client, f"/fhir/{rtype}?_count=50&foo=bar")[1]:  # with an outcome entry
+    lenient = {**READER, "Prefer": "handling=lenient"}
+    for bundle in walk(world.client, f"/fhir/{rtype}?_count=50&foo=bar", lenient)[1]:  # with an outcome entry
         validate_bundle(bundle, "R4")
 
 
@@ -444,9 +445,22 @@ def test_every_declared_search_parameter_is_accepted_strictly(world: World) -> N
     """What /metadata promises, a strict search takes: the statement and the searches share one table."""
     statement = get(world.client, "/fhir/metadata", {})
     sample = {"token": "x", "reference": "x", "date": "ge2000-01-01"}
+    special = {"_sort": "-_lastUpdated", "_summary": "count", "_elements": "status", "_count": "3"}
     strict = {**READER, "Prefer": "handling=strict"}
     for resource in statement["rest"][0]["resource"]:
+        for value in resource["searchInclude"]:
+            response = world.client.get(f"/fhir/{resource['type']}?_include={value}", headers=strict)
+            assert response.status_code == 200, (value, response.text)
+        for value in resource["searchRevInclude"]:
+            response = world.client.get(f"/fhir/{resource['type']}?_revinclude={value}", headers=strict)
+            assert response.status_code == 200, (value, response.text)
         for param in resource["searchParam"]:
+            if param["type"] == "special":
+                response = world.client.get(
+                    f"/fhir/{resource['type']}?{param['name']}={special[param['name']]}", headers=strict
+                )
+                assert response.status_code == 200, (resource["type"], param["name"], response.text)
+                continue
             response = world.client.get(
                 f"/fhir/{resource['type']}?{param['name']}={sample[param['type']]}", headers=strict
             )
@@ -456,14 +470,20 @@ def test_every_declared_search_parameter_is_accepted_strictly(world: World) -> N
 # --- unknown parameters ------------------------------------------------------------------------------------
 
 
-def test_unknown_parameters_are_ignored_and_reported_by_default(world: World) -> None:
-    bundle = get(world.client, "/fhir/Goal?status=active&_sort=date&colour=blue")
+def test_unknown_parameters_are_refused_by_default_as_hapi_does(world: World) -> None:
+    response = world.client.get("/fhir/Goal?status=active&colour=blue", headers=READER)
+    assert response.status_code == 400 and "colour" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_unknown_parameters_are_ignored_and_reported_when_lenient(world: World) -> None:
+    lenient = {**READER, "Prefer": "handling=lenient"}
+    bundle = get(world.client, "/fhir/Goal?status=active&flavour=date&colour=blue", lenient)
     assert {r["id"] for r in matches(bundle)} <= {g.id for c in world.cases for g in c.goals}
     assert bundle["total"] == len(search_ids(world.client, "/fhir/Goal?status=active"))
     outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
     assert len(outcomes) == 1 and outcomes[0]["resourceType"] == "OperationOutcome"
     reported = " ".join(i["diagnostics"] for i in outcomes[0]["issue"])
-    assert "colour" in reported and "_sort" in reported
+    assert "colour" in reported and "flavour" in reported
     assert all(i["severity"] == "warning" for i in outcomes[0]["issue"])
     self_params = {k for k, _ in parse_qsl(urlsplit(link(bundle, "self") or "").query)}
     assert "colour" not in self_params and "status" in self_params
@@ -472,7 +492,7 @@ def test_unknown_parameters_are_ignored_and_reported_by_default(world: World) ->
 def test_parameters_of_other_types_are_unknown_here(world: World) -> None:
     """Encounter has no category, EpisodeOfCare no lifecycle-status: lenient ignores, strict refuses."""
     for url in ("/fhir/Encounter?category=x", "/fhir/EpisodeOfCare?lifecycle-status=active"):
-        bundle = get(world.client, url)
+        bundle = get(world.client, url, {**READER, "Prefer": "handling=lenient"})
         assert any(e["search"]["mode"] == "outcome" for e in bundle["entry"])
         strict = world.client.get(url, headers={**READER, "Prefer": "handling=strict"})
         assert strict.status_code == 400

@@ -121,6 +121,7 @@ def test_search_requests_follow_the_fhir_rules() -> None:
             ("colour", "red"),
             ("_format", "json"),
         ],
+        strict=False,
     )
     assert [len(c.alternatives) for c in request.criteria] == [2, 1]
     assert (request.count, request.offset, request.ignored) == (5, 10, ["colour"])

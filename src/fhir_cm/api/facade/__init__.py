@@ -6,7 +6,7 @@ declares and parses (``_params``, ``_match``), an index of the stored resources 
 OperationOutcome errors (``_errors``). The routes in ``api/routes/fhir.py`` only join them.
 """
 
-from ._bundle import searchset
+from ._bundle import page_of, searchset, sort_matches
 from ._capability import capability_statement
 from ._errors import (
     FacadeError,
@@ -15,6 +15,7 @@ from ._errors import (
     NotAcceptable,
     FacadeNotFound,
     UnknownResourceType,
+    UnsupportedMediaType,
     UnsupportedParameter,
     issue,
     issue_code_for_status,
@@ -22,7 +23,7 @@ from ._errors import (
 )
 from ._index import FacadeIndex
 from ._negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
-from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, parse_search
+from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, includes_for, parse_search, revincludes_for
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -37,6 +38,7 @@ __all__ = [
     "NotAcceptable",
     "FacadeNotFound",
     "UnknownResourceType",
+    "UnsupportedMediaType",
     "UnsupportedParameter",
     "capability_statement",
     "content_type",
@@ -44,6 +46,10 @@ __all__ = [
     "issue_code_for_status",
     "negotiate_version",
     "operation_outcome",
+    "includes_for",
+    "page_of",
     "parse_search",
+    "revincludes_for",
     "searchset",
+    "sort_matches",
 ]

@@ -20,7 +20,7 @@ from ._errors import issue, operation_outcome
 from ._index import Indexed
 from ._params import SearchRequest
 
-__all__ = ["searchset"]
+__all__ = ["page_of", "searchset", "sort_matches"]
 
 
 def _link(url: str, request: SearchRequest, offset: int) -> str:
@@ -52,6 +52,14 @@ def _outcome(resource_type: str, request: SearchRequest, unmapped_cases: int) ->
         )
         for name in request.ignored
     ]
+    issues += [
+        issue(
+            "information",
+            "informational",
+            f"_revinclude={value}: this facade holds no Provenance; the FHIR server the adapter writes to does",
+        )
+        for value in request.empty_revincludes
+    ]
     if unmapped_cases:
         issues.append(
             issue(
@@ -63,6 +71,44 @@ def _outcome(resource_type: str, request: SearchRequest, unmapped_cases: int) ->
     return operation_outcome(issues) if issues else None
 
 
+def sort_matches(matches: Sequence[Indexed], sort: Sequence[tuple[str, bool]]) -> list[Indexed]:
+    """``_sort``: by each key in turn (a later key breaks the ties of an earlier one), else by id."""
+    ordered = list(matches)
+    for name, descending in reversed(sort):
+        if name == "_id":
+            ordered.sort(key=lambda r: r.id, reverse=descending)
+        elif name == "_lastUpdated":
+            ordered.sort(key=lambda r: r.last_updated, reverse=descending)
+        else:
+            # A token's first value; resources without one go last whichever the direction.
+            present = [r for r in ordered if r.values.get(name)]
+            absent = [r for r in ordered if not r.values.get(name)]
+            present.sort(key=lambda r: str(r.values[name][0]), reverse=descending)
+            ordered = present + absent
+    return ordered
+
+
+def page_of(matches: Sequence[Indexed], request: SearchRequest) -> list[Indexed]:
+    """The resources on the page asked for (none for ``_summary=count``)."""
+    if request.summary_count:
+        return []
+    return list(matches[request.offset : request.offset + request.count])
+
+
+def _subset(body: bytes, elements: Sequence[str]) -> Any:
+    """``_elements``: the resource with only the elements asked for (and those every resource keeps),
+    tagged SUBSETTED as FHIR requires."""
+    resource = orjson.loads(body)
+    kept = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements}
+    meta = dict(kept.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+    kept["meta"] = meta
+    return kept
+
+
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
 def searchset(
     url: str,
     resource_type: str,
@@ -70,14 +116,25 @@ def searchset(
     matches: Sequence[Indexed],
     *,
     unmapped_cases: int = 0,
+    included: Sequence[Indexed] = (),
 ) -> tuple[bytes, list[Indexed]]:
-    """The searchset Bundle (JSON) of one page of ``matches``, and the resources on that page.
+    """The searchset Bundle (JSON) of one page of ``matches`` (already sorted), with the ``included``
+    resources, and the resources on that page.
 
     ``url`` is the search URL without its query (``…/fhir/Goal``); entries' ``fullUrl`` is ``url/id``.
     """
-    page = list(matches[request.offset : request.offset + request.count])
+    page = page_of(matches, request)
+    base = url.rsplit("/", 1)[0]
+
+    def resource(r: Indexed) -> Any:
+        return _subset(r.body, request.elements) if request.elements is not None else orjson.Fragment(r.body)
+
     entries: list[dict[str, Any]] = [
-        {"fullUrl": f"{url}/{r.id}", "resource": orjson.Fragment(r.body), "search": {"mode": "match"}} for r in page
+        {"fullUrl": f"{url}/{r.id}", "resource": resource(r), "search": {"mode": "match"}} for r in page
+    ]
+    entries += [
+        {"fullUrl": f"{base}/{r.type}/{r.id}", "resource": orjson.Fragment(r.body), "search": {"mode": "include"}}
+        for r in included
     ]
     outcome = _outcome(resource_type, request, unmapped_cases)
     if outcome is not None:

@@ -12,7 +12,7 @@ from typing import Any
 from fhir_cm import __version__
 
 from ._negotiation import FhirVersion, release
-from ._params import RESOURCE_TYPES, params_for
+from ._params import RESOURCE_TYPES, includes_for, params_for, revincludes_for
 
 __all__ = ["capability_statement"]
 
@@ -20,8 +20,10 @@ _DOC = (
     "Read-only FHIR facade of fhir-cm: the case-management resources of every case in the adapter's "
     "store. Resource ids are the business-identifier values (system {system}), or the server id of a "
     "resource that carries none. Search results are in id order, paged with _count (default {default}, "
-    "at most {maximum}) and next/previous links. Unknown search parameters are ignored and reported in "
-    "an OperationOutcome entry (search.mode=outcome), or refused with Prefer: handling=strict. "
+    "at most {maximum}) and next/previous links; _sort, _summary=count, _elements, _include and "
+    "_revinclude as each type declares; the same search by POST [type]/_search with a form body. "
+    "Unknown search parameters are refused (400), or with Prefer: handling=lenient ignored and "
+    "reported in an OperationOutcome entry (search.mode=outcome). "
     "R4 by default; R5 with Accept: application/fhir+json; fhirVersion=5.0 (or ?_fhirVersion=5.0)."
 )
 
@@ -42,8 +44,20 @@ def _resource(rtype: str) -> dict[str, Any]:
                 "documentation": p.documentation,
             }
             for p in params_for(rtype).values()
-        ],
+        ]
+        + [{"name": name, "type": "special", "documentation": text} for name, text in _CONTROL.items()],
+        "searchInclude": includes_for(rtype),
+        "searchRevInclude": revincludes_for(rtype),
     }
+
+
+#: The result parameters every type takes.
+_CONTROL = {
+    "_sort": "_id, _lastUpdated or a token parameter; - for descending; comma-separated keys",
+    "_summary": "count (the total only) or false",
+    "_elements": "Top-level elements to return (the rest left out; the resource tagged SUBSETTED)",
+    "_count": "Page size",
+}
 
 
 def capability_statement(

@@ -19,6 +19,7 @@ __all__ = [
     "NotAcceptable",
     "FacadeNotFound",
     "UnknownResourceType",
+    "UnsupportedMediaType",
     "UnsupportedParameter",
     "issue",
     "issue_code_for_status",
@@ -47,7 +48,7 @@ class InvalidSearch(FacadeError):
 
 
 class UnsupportedParameter(FacadeError):
-    """A parameter the facade does not know (with ``Prefer: handling=strict``), or a modifier it does not support."""
+    """A parameter the facade does not know (unless ``Prefer: handling=lenient``), or a modifier it does not support."""
 
     code = "not-supported"
 
@@ -77,6 +78,13 @@ class NotAcceptable(FacadeError):
     """The client accepts only a FHIR version or format the facade cannot produce."""
 
     status = 406
+    code = "not-supported"
+
+
+class UnsupportedMediaType(FacadeError):
+    """A request body in a media type the facade does not read (``POST _search`` takes a form)."""
+
+    status = 415
     code = "not-supported"
 
 

@@ -52,7 +52,7 @@ from fhir_cm.store import (
 
 from ._match import Kind, extract, only_type
 from ._negotiation import FhirVersion
-from ._params import RESOURCE_TYPES, Criterion, params_for
+from ._params import RESOURCE_TYPES, Criterion, SearchRequest, params_for
 
 __all__ = ["FacadeIndex", "Indexed", "facade_id"]
 
@@ -155,6 +155,35 @@ class FacadeIndex:
             view = self._refreshed(session, version)
             found = [r for r in view.in_order(resource_type) if r.matches(criteria)]
             return found, len(view.failed)
+
+    def related(
+        self, session: Session, version: FhirVersion, page: Sequence[Indexed], request: SearchRequest
+    ) -> list[Indexed]:
+        """``_include`` and ``_revinclude``: what the page's resources refer to by the parameters asked,
+        and what refers to them; each once, none of the page's own."""
+        if not page or not (request.includes or request.revincludes):
+            return []
+        with self._lock:
+            view = self._refreshed(session, version)
+            seen = {(r.type, r.id) for r in page}
+            out: list[Indexed] = []
+
+            def add(found: Indexed | None) -> None:
+                if found is not None and (found.type, found.id) not in seen:
+                    seen.add((found.type, found.id))
+                    out.append(found)
+
+            for param in request.includes:
+                for r in page:
+                    for rtype, rid in r.values.get(param.name, ()):
+                        if param.target in (None, rtype):
+                            add(view.by_type.get(rtype, {}).get(rid))
+            targets = {(r.type, r.id) for r in page}
+            for source, param in request.revincludes:
+                for candidate in view.in_order(source):
+                    if any(tuple(v) in targets for v in candidate.values.get(param.name, ())):
+                        add(candidate)
+            return out
 
     # --- keeping in step -------------------------------------------------------------------------
 

@@ -300,8 +300,9 @@ def extract(kind: Kind, resource: Mapping[str, Any], path: str) -> tuple[Any, ..
     """What a resource holds at ``path`` as search values of ``kind``, each once."""
     read = _READERS[kind]
     values: list[Any] = []
-    for node in _nodes(resource, path):
-        read(node, values)
+    for one in path.split("|"):  # R4 and R5 names of one element (period | actualPeriod)
+        for node in _nodes(resource, one):
+            read(node, values)
     return tuple(dict.fromkeys(values))
 
 

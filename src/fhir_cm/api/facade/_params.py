@@ -10,11 +10,12 @@ Goal is ``lifecycle-status``, on Condition ``clinical-status``; ``subject`` on E
 Reading a request (:func:`parse_search`) follows the FHIR rules: repeated parameters AND,
 comma-separated values OR, empty values are ignored, a modifier the facade does not support is
 an error (ignoring it would return the opposite of what was asked), and a parameter it does not
-know is ignored and reported — or refused with ``Prefer: handling=strict``.
+know is refused, as HAPI does — or, with ``Prefer: handling=lenient``, ignored and reported.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,8 +30,11 @@ __all__ = [
     "Criterion",
     "SearchParam",
     "SearchRequest",
+    "EMPTY_REVINCLUDES",
+    "includes_for",
     "params_for",
     "parse_search",
+    "revincludes_for",
 ]
 
 DEFAULT_COUNT = 20
@@ -90,7 +94,14 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         _STATUS,
         _token("type", "type", "The programme type: code, system|code."),
     ],
-    "CarePlan": [*_patient("subject"), _STATUS, _CATEGORY],
+    "CarePlan": [
+        *_patient("subject"),
+        _STATUS,
+        _CATEGORY,
+        SearchParam("goal", "reference", "goal", "A goal of the plan; id or Goal/id.", target="Goal"),
+        SearchParam("date", "date", "period.start", "When the plan starts (its period's start)."),
+        SearchParam("care-team", "reference", "careTeam", "The plan's care team.", target="CareTeam"),
+    ],
     "CareTeam": [*_patient("subject"), _STATUS, _CATEGORY],
     "Condition": [
         *_patient("subject"),
@@ -102,17 +113,33 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
     "Encounter": [
         *_patient("subject"),
         _STATUS,
+        SearchParam(
+            "episode-of-care", "reference", "episodeOfCare", "The case (EpisodeOfCare).", target="EpisodeOfCare"
+        ),
+        SearchParam("date", "date", "period.start|actualPeriod.start", "When the stay began (its period's start)."),
         _token("class", "class", "The encounter class (v3-ActCode)."),
         _token("type", "type", "The care setting: code, system|code."),
     ],
     "Goal": [
         *_patient("subject"),
         _token("lifecycle-status", "lifecycleStatus", "The goal's lifecycle status."),
+        SearchParam("target-date", "date", "target.dueDate", "When the goal is due."),
         _token("status", "lifecycleStatus", "fhir-cm alias of lifecycle-status."),
         _CATEGORY,
     ],
-    "ServiceRequest": [*_patient("subject"), _STATUS, _CATEGORY, _token("code", "code", "What is requested.")],
-    "Task": [*_patient("for"), _STATUS, _token("code", "code", "The task code (fulfill).")],
+    "ServiceRequest": [
+        *_patient("subject"),
+        _STATUS,
+        _CATEGORY,
+        _token("code", "code", "What is requested."),
+        SearchParam("authored", "date", "authoredOn", "When the referral was made."),
+    ],
+    "Task": [
+        *_patient("for"),
+        _STATUS,
+        _token("code", "code", "The task code (fulfill)."),
+        SearchParam("focus", "reference", "focus", "The referral the task fulfils.", target="ServiceRequest"),
+    ],
     "Communication": [*_patient("subject"), _STATUS, _CATEGORY],
 }
 
@@ -123,9 +150,17 @@ _PARAMS: dict[str, dict[str, SearchParam]] = {
     rtype: {p.name: p for p in [*_COMMON, *params]} for rtype, params in _BY_TYPE.items()
 }
 
-#: Parameters that shape the answer rather than select resources; ``_total`` is always ``accurate``
-#: and ``_pretty`` has no effect (the facade writes compact JSON).
-CONTROL_PARAMS = frozenset({"_count", "_offset", "_format", "_fhirVersion", "_total", "_pretty"})
+#: Parameters that shape the answer rather than select resources; ``_total`` (and Aidbox's
+#: ``_totalMethod``, which fhirpy sends) is always ``accurate``; ``_pretty`` has no effect (the facade
+#: writes compact JSON).
+CONTROL_PARAMS = frozenset(
+    {"_count", "_offset", "_format", "_fhirVersion", "_total", "_totalMethod", "_pretty"}
+    | {"_summary", "_sort", "_elements", "_include", "_revinclude"}
+)
+#: ``_revinclude`` targets the facade accepts and answers with nothing: it holds no Provenance (the
+#: push writes those to the FHIR server, where a client asks for them), and says so in a warning.
+EMPTY_REVINCLUDES = frozenset({"Provenance:target"})
+_ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]*$")
 
 
 def params_for(resource_type: str) -> dict[str, SearchParam]:
@@ -152,6 +187,18 @@ class SearchRequest:
     link_params: list[tuple[str, str]]
     #: Parameters ignored because the facade does not know them (lenient handling).
     ignored: list[str] = field(default_factory=list)
+    #: ``_summary=count``: the total only.
+    summary_count: bool = False
+    #: ``_sort``: (parameter, descending) in order; by id when empty.
+    sort: list[tuple[str, bool]] = field(default_factory=list)
+    #: ``_elements``: the top-level elements to return (None: whole resources).
+    elements: tuple[str, ...] | None = None
+    #: ``_include``: reference parameters of the searched type whose targets come along.
+    includes: list[SearchParam] = field(default_factory=list)
+    #: ``_revinclude``: (type, reference parameter) of resources pointing at the matches.
+    revincludes: list[tuple[str, SearchParam]] = field(default_factory=list)
+    #: ``_revinclude`` values accepted that bring nothing (``EMPTY_REVINCLUDES``).
+    empty_revincludes: list[str] = field(default_factory=list)
 
 
 def _integer(name: str, values: Sequence[str], default: int, minimum: int) -> int:
@@ -173,14 +220,15 @@ def parse_search(
     resource_type: str,
     items: Iterable[tuple[str, str]],
     *,
-    strict: bool = False,
+    strict: bool = True,
     default_count: int = DEFAULT_COUNT,
     max_count: int = MAX_COUNT,
 ) -> SearchRequest:
     """Read the query of ``GET [type]?…``; raises :class:`InvalidSearch` / :class:`UnsupportedParameter`.
 
     ``_count`` above ``max_count`` is lowered to it (FHIR lets a server return fewer); ``_count=0``
-    asks only for the total.
+    and ``_summary=count`` ask only for the total. An unknown parameter is refused (HAPI does the
+    same) unless ``strict`` is off (``Prefer: handling=lenient``): then it is ignored and reported.
     """
     known = params_for(resource_type)
     criteria: list[Criterion] = []
@@ -208,8 +256,71 @@ def parse_search(
     if unknown and strict:
         raise UnsupportedParameter(
             f"{resource_type} has no search parameter {', '.join(sorted(set(unknown)))} "
-            "(Prefer: handling=strict; see /metadata for the supported ones)"
+            "(see /metadata for the supported ones; Prefer: handling=lenient ignores unknown parameters)"
         )
     count = min(_integer("_count", control.get("_count", ()), default_count, 0), max_count)
     offset = _integer("_offset", control.get("_offset", ()), 0, 0)
-    return SearchRequest(criteria, count, offset, link_params, ignored=sorted(set(unknown)))
+    request = SearchRequest(criteria, count, offset, link_params, ignored=sorted(set(unknown)))
+    _shape(resource_type, known, control, request)
+    return request
+
+
+def _values(control: dict[str, list[str]], name: str) -> list[str]:
+    return [v.strip() for raw in control.get(name, ()) for v in raw.split(",") if v.strip()]
+
+
+def _shape(
+    resource_type: str, known: dict[str, SearchParam], control: dict[str, list[str]], out: SearchRequest
+) -> None:
+    """``_summary``, ``_sort``, ``_elements``, ``_include`` and ``_revinclude``: what the answer looks like."""
+    summary = _values(control, "_summary")
+    if summary and summary != ["false"]:
+        if summary != ["count"]:
+            raise UnsupportedParameter("_summary: this facade supports count and false")
+        out.summary_count = True
+    for key in _values(control, "_sort"):
+        name, descending = (key[1:], True) if key.startswith("-") else (key, False)
+        if name not in ("_id", "_lastUpdated") and (name not in known or known[name].kind == "reference"):
+            raise UnsupportedParameter(f"_sort: {resource_type} cannot be sorted by {name}")
+        out.sort.append((name, descending))
+    elements = _values(control, "_elements")
+    if elements:
+        bad = [e for e in elements if not _ELEMENT.match(e)]
+        if bad:
+            raise InvalidSearch(f"_elements: {', '.join(bad)} is not a top-level element name")
+        out.elements = tuple(dict.fromkeys(elements))
+    for value in _values(control, "_include"):
+        source, _, name = value.partition(":")
+        param = known.get(name.split(":")[0]) if source == resource_type else None
+        if param is None or param.kind != "reference" or param.target not in _PARAMS:
+            raise UnsupportedParameter(f"_include={value}: {resource_type} includes by its reference parameters only")
+        out.includes.append(param)
+    for value in _values(control, "_revinclude"):
+        if value in EMPTY_REVINCLUDES:
+            out.empty_revincludes.append(value)
+            continue
+        source, _, name = value.partition(":")
+        param = _PARAMS.get(source, {}).get(name.split(":")[0])
+        if param is None or param.kind != "reference" or param.target not in (None, resource_type):
+            raise UnsupportedParameter(f"_revinclude={value}: nothing served refers to {resource_type} that way")
+        out.revincludes.append((source, param))
+
+
+def includes_for(resource_type: str) -> list[str]:
+    """The ``_include`` values a type supports (for the CapabilityStatement)."""
+    return [
+        f"{resource_type}:{p.name}"
+        for p in _PARAMS[resource_type].values()
+        if p.kind == "reference" and p.target in _PARAMS
+    ]
+
+
+def revincludes_for(resource_type: str) -> list[str]:
+    """The ``_revinclude`` values a type supports."""
+    found = [
+        f"{source}:{p.name}"
+        for source, params in _PARAMS.items()
+        for p in params.values()
+        if p.kind == "reference" and p.target == resource_type and p.name not in ("patient",)
+    ]
+    return [*found, *sorted(EMPTY_REVINCLUDES)]

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -46,8 +47,12 @@ from ..facade import (
     issue_code_for_status,
     negotiate_version,
     operation_outcome,
+    InvalidSearch,
+    page_of,
     parse_search,
     searchset,
+    sort_matches,
+    UnsupportedMediaType,
 )
 
 __all__ = ["FHIR_JSON", "AuditHook", "build_fhir_router"]
@@ -295,19 +300,62 @@ def build_fhir_router(
     )
     def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:
         """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
+        return answer_search(request, resource_type, request.query_params.multi_items(), principal, session, "")
+
+    @router.post(
+        "/{resource_type}/_search",
+        response_class=_FhirJSON,
+        summary="Search a resource type (parameters in a form body)",
+        responses={200: _resource_answer("A searchset Bundle", "Bundle"), **_ERRORS},
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {p["name"]: p["schema"] for p in _SEARCH_QUERY},
+                            "additionalProperties": True,
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def search_by_post(
+        request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep
+    ) -> Response:
+        """The same search with its parameters in an ``application/x-www-form-urlencoded`` body (and the query)."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        raw = await request.body()
+        if raw and media != "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType("POST _search takes an application/x-www-form-urlencoded body")
+        try:
+            form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw.strip()))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidSearch("the _search body is not a form (name=value&…)") from None
+        items = [*request.query_params.multi_items(), *form]
+        return answer_search(request, resource_type, items, principal, session, "/_search")
+
+    def answer_search(
+        request: Request, resource_type: str, items: list[tuple[str, str]], principal: Any, session: Any, suffix: str
+    ) -> Response:
         _served(resource_type)
         version = _version(request)
         handling = _handling(request.headers.get("prefer"))
         parsed = parse_search(
             resource_type,
-            request.query_params.multi_items(),
-            strict=handling == "strict",
+            items,
+            strict=handling != "lenient",
             default_count=default_count,
             max_count=max_count,
         )
         matches, unmapped = index.search(session, version, resource_type, parsed.criteria)
-        body, page = searchset(_base_url(request, ""), resource_type, parsed, matches, unmapped_cases=unmapped)
-        audited(principal, "search", {r.case_id for r in page})
+        matches = sort_matches(matches, parsed.sort)
+        included = index.related(session, version, page_of(matches, parsed), parsed)
+        url = _base_url(request, suffix)
+        body, page = searchset(url, resource_type, parsed, matches, unmapped_cases=unmapped, included=included)
+        audited(principal, "search", {r.case_id for r in [*page, *included]})
         applied = {"Preference-Applied": f"handling={handling}"} if handling else None
         return _fhir_response(body, version, headers=applied)
 

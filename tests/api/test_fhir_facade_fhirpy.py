@@ -1,0 +1,59 @@
+"""A real FHIR client library (fhirpy) reading the façade of a real ``fhir-cm serve`` over HTTP:
+paging through a ``_revinclude`` search, counting with ``_summary=count`` and fhirpy's own count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fhirpy import SyncFHIRClient
+
+from fhir_cm.domain import Case
+from fhir_cm.store import ApiRole, create_api_key, open_store, save_case
+from fhir_cm.synthetic import generate_cases
+from tests.api_process import ApiProcess
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SyncFHIRClient, list[Case]]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('fhirpy') / 'store.db'}"
+    cases = list(generate_cases(12, seed=21))
+    with open_store(url) as store, store.session() as s:
+        for case in cases:
+            save_case(s, case)
+        _, key = create_api_key(s, name="fhirpy", role=ApiRole.SERVICE)
+    api = ApiProcess(url)
+    api.start()
+    try:
+        yield SyncFHIRClient(f"{api.base}/fhir", authorization=f"Bearer {key}"), cases
+    finally:
+        api.stop()
+
+
+def test_fhirpy_pages_through_a_revinclude_search(served: tuple[SyncFHIRClient, list[Case]]) -> None:
+    client, cases = served
+    search = client.resources("ServiceRequest").revinclude("Task", "focus").limit(3)
+    # fhirpy follows the next links (which keep _revinclude) to the end, and yields the matches.
+    referrals = [r.id for r in search.fetch_all()]
+    assert sorted(referrals) == sorted(ref.id for c in cases for ref in c.referrals)
+    # Each page carries the Tasks that fulfil its referrals.
+    page = search.fetch_raw()
+    on_page = {e.resource.id for e in page.entry if e.search.mode == "match"}
+    included = {e.resource.id for e in page.entry if e.search.mode == "include"}
+    assert len(on_page) == 3 and included == {f"{rid}-task" for rid in on_page}
+
+
+def test_fhirpy_counts_with_summary_count_and_its_own_count(served: tuple[SyncFHIRClient, list[Case]]) -> None:
+    client, cases = served
+    goals = sum(len(c.goals) for c in cases)
+    bundle = client.resources("Goal").search(_summary="count").fetch_raw()
+    assert bundle["total"] == goals and not bundle.get("entry")
+    assert client.resources("Goal").count() == goals
+    active = client.resources("Goal").search(status="active")
+    assert active.count() == sum(1 for c in cases for g in c.goals if g.status.value == "active")
+
+
+def test_fhirpy_sorts_and_subsets(served: tuple[SyncFHIRClient, list[Case]]) -> None:
+    client, cases = served
+    ids = [r.id for r in client.resources("Goal").sort("-_id").elements("lifecycleStatus").limit(5).fetch_all()]
+    assert ids == sorted((g.id for c in cases for g in c.goals), reverse=True)

@@ -1,0 +1,141 @@
+"""The façade's result parameters as clients use them: _include/_revinclude, _summary=count, _sort,
+_elements, POST _search, _lastUpdated ranges and the US Core search combinations.
+
+Expectations come from the domain (which goals a case's plan has, which tasks fulfil which referral)
+or from the unfiltered listing, never from the façade's own index.
+"""
+
+# ruff: noqa: F811
+from __future__ import annotations
+
+from typing import Any
+
+# The module-scoped ``world`` fixture of the façade tests, shared (its parameters shadow the import).
+from .test_fhir_facade import READER, World, get, matches, saved_at, search_ids, walk, world  # noqa: F401
+
+STRICT = {**READER, "Prefer": "handling=strict"}
+
+
+def included(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "include"]
+
+
+def test_include_brings_the_goals_and_team_of_each_plan_on_the_page(world: World) -> None:
+    for case in world.cases[:5]:
+        bundle = get(
+            world.client,
+            f"/fhir/CarePlan?patient={case.patient.id}&_include=CarePlan:goal&_include=CarePlan:care-team",
+        )
+        plans = matches(bundle)
+        expected = {("Goal", g.id) for c in world.cases if c.patient.id == case.patient.id for g in c.goals}
+        expected |= {
+            ("CareTeam", f"{c.id}-careteam") for c in world.cases if c.patient.id == case.patient.id and c.team
+        }
+        assert plans and {(r["resourceType"], r["id"]) for r in included(bundle)} == expected
+        for entry in bundle["entry"]:
+            if entry["search"]["mode"] == "include":
+                assert entry["fullUrl"].endswith(f"/fhir/{entry['resource']['resourceType']}/{entry['resource']['id']}")
+
+
+def test_revinclude_brings_the_tasks_that_fulfil_each_referral(world: World) -> None:
+    case = next(c for c in world.cases if c.referrals)
+    bundle = get(world.client, f"/fhir/ServiceRequest?patient={case.patient.id}&_revinclude=Task:focus&_count=200")
+    referrals = {r["id"] for r in matches(bundle)}
+    tasks = {r["id"] for r in included(bundle)}
+    assert referrals and tasks == {f"{rid}-task" for rid in referrals}
+    assert all(r["resourceType"] == "Task" for r in included(bundle))
+
+
+def test_revinclude_provenance_is_accepted_and_says_where_provenance_lives(world: World) -> None:
+    bundle = get(world.client, "/fhir/CarePlan?_revinclude=Provenance:target", STRICT)
+    assert included(bundle) == []
+    outcome = next(e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome")
+    assert "holds no Provenance" in outcome["issue"][0]["diagnostics"]
+
+
+def test_an_include_the_facade_cannot_serve_is_refused(world: World) -> None:
+    for url in (
+        "/fhir/CarePlan?_include=CarePlan:patient",
+        "/fhir/Goal?_include=*",
+        "/fhir/Goal?_revinclude=Task:focus",
+    ):
+        response = world.client.get(url, headers=READER)
+        assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome", url
+
+
+def test_summary_count_gives_the_total_only(world: World) -> None:
+    every = search_ids(world.client, "/fhir/Goal?status=active")
+    bundle = get(world.client, "/fhir/Goal?status=active&_summary=count")
+    assert bundle["total"] == len(every) and "entry" not in bundle
+    assert world.client.get("/fhir/Goal?_summary=text", headers=READER).status_code == 400
+
+
+def test_sort_orders_before_paging(world: World) -> None:
+    newest_first = [r["id"] for r in walk(world.client, "/fhir/EpisodeOfCare?_sort=-_lastUpdated,_id&_count=4")[0]]
+    by_case = {c.id: saved_at(i) for i, c in enumerate(world.cases)}
+    assert newest_first == sorted(by_case, key=lambda cid: (-by_case[cid].timestamp(), cid))
+    by_id = [r["id"] for r in walk(world.client, "/fhir/Goal?_sort=-_id&_count=7")[0]]
+    assert by_id == sorted(by_id, reverse=True) and len(by_id) == sum(len(c.goals) for c in world.cases)
+    statuses = [r["lifecycleStatus"] for r in walk(world.client, "/fhir/Goal?_sort=status&_count=50")[0]]
+    assert statuses == sorted(statuses)
+    assert world.client.get("/fhir/Goal?_sort=colour", headers=READER).status_code == 400
+
+
+def test_elements_returns_only_what_was_asked_tagged_subsetted(world: World) -> None:
+    bundle = get(world.client, "/fhir/Goal?_elements=lifecycleStatus,subject&_count=5")
+    for resource in matches(bundle):
+        assert set(resource) <= {"resourceType", "id", "meta", "lifecycleStatus", "subject"}
+        assert {"lifecycleStatus", "subject"} <= set(resource)
+        assert any(t["code"] == "SUBSETTED" for t in resource["meta"]["tag"])
+
+
+def test_post_search_answers_as_get(world: World) -> None:
+    case = world.cases[0]
+    form = f"patient={case.patient.id}&_count=3"
+    posted = world.client.post(
+        "/fhir/Goal/_search", content=form, headers={**READER, "Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert posted.status_code == 200, posted.text
+    got = get(world.client, f"/fhir/Goal?patient={case.patient.id}&_count=3")
+    assert [r["id"] for r in matches(posted.json())] == [r["id"] for r in matches(got)]
+    assert posted.json()["total"] == got["total"]
+    wrong = world.client.post("/fhir/Goal/_search", json={"patient": "x"}, headers=READER)
+    assert wrong.status_code == 415 and wrong.json()["resourceType"] == "OperationOutcome"
+
+
+def test_last_updated_ranges_select_by_both_ends(world: World) -> None:
+    lo, hi = saved_at(3).date().isoformat(), saved_at(6).date().isoformat()
+    found = search_ids(world.client, f"/fhir/EpisodeOfCare?_lastUpdated=ge{lo}&_lastUpdated=lt{hi}")
+    assert found == {c.id for i, c in enumerate(world.cases) if 3 <= i < 6}
+
+
+def test_the_us_core_search_combinations_and_each_part(world: World) -> None:
+    """Each combination answers exactly the intersection of its parts (and is declared, so strict takes it)."""
+    case = next(c for c in world.cases if c.referrals and c.goals and c.stays)
+    p = f"patient={case.patient.id}"
+    referral = case.referrals[0]
+    served = get(world.client, f"/fhir/ServiceRequest/{referral.id}")
+    category, code = served["category"][0]["coding"][0]["code"], served["code"]["coding"][0]["code"]
+    combos = [
+        ("CarePlan", [p, "category=assess-plan"]),
+        ("CarePlan", [p, "category=assess-plan", "status=active"]),
+        ("CarePlan", [p, "category=assess-plan", "date=ge2000-01-01"]),
+        ("CareTeam", [p, "status=active"]),
+        ("Goal", [p, "lifecycle-status=active"]),
+        ("Goal", [p, "target-date=ge2000-01-01"]),
+        ("ServiceRequest", [f"_id={referral.id}"]),
+        ("ServiceRequest", [p, f"category={category}"]),
+        ("ServiceRequest", [p, f"code={code}"]),
+        ("ServiceRequest", [p, f"category={category}", "authored=ge2000-01-01"]),
+        ("ServiceRequest", [p, "authored=ge2000-01-01"]),
+        ("Encounter", [p, "date=ge2000-01-01"]),
+        ("Encounter", [f"_id={case.stays[0].id}"]),
+    ]
+    for rtype, parts in combos:
+        together = search_ids(world.client, f"/fhir/{rtype}?{'&'.join(parts)}", STRICT)
+        each = [search_ids(world.client, f"/fhir/{rtype}?{part}", STRICT) for part in parts]
+        assert together == set.intersection(*each), (rtype, parts)
+    assert search_ids(world.client, f"/fhir/Encounter?{p}&date=ge2000-01-01", STRICT) == {
+        s.id for c in world.cases if c.patient.id == case.patient.id for s in c.stays
+    }
+    assert search_ids(world.client, f"/fhir/ServiceRequest?_id={referral.id}", STRICT) == {referral.id}
