@@ -1,0 +1,123 @@
+"""Screening's tables on SQLite and PostgreSQL: facts keyed by resource, slices in order, candidates.
+
+The screening run's correctness rests on these: a re-read resource replaces its fact (an incremental
+run must not count an updated Encounter twice), the ranking's slices cover every patient once in
+id order whatever the slice size, and one slice's candidates are replaced without touching another's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from fhir_cm.domain import Case, CaseStatus, Party, PartyKind, Period
+from fhir_cm.store import (
+    CandidateRecord,
+    FactRecord,
+    Store,
+    count_candidates,
+    list_candidates,
+    mark_enrolled,
+    open_case_patient_ids,
+    patient_facts_after,
+    put_facts,
+    replace_candidates,
+    save_case,
+)
+
+SERVER = "https://hospital.example/fhir"
+ON = dt.date(2026, 12, 1)
+
+
+def admission(rid: str, patient: str, start: dt.date) -> FactRecord:
+    return FactRecord(
+        resource_type="Encounter", resource_id=rid, patient_id=patient, kind="inpatient", start=start, end=start
+    )
+
+
+def walk(store: Store, server: str, size: int) -> list[tuple[str, list[FactRecord]]]:
+    """Every slice the ranking would read, concatenated."""
+    out: list[tuple[str, list[FactRecord]]] = []
+    after: str | None = None
+    while True:
+        with store.session(read_only=True) as s:
+            part = patient_facts_after(s, server, after, size)
+        if not part:
+            return out
+        out += part
+        after = part[-1][0]
+
+
+def candidate(patient: str, score: int) -> CandidateRecord:
+    reasons = [{"reason": "frequent-ed-visits", "display": "Frequent emergency visits", "evidence": ["x"]}]
+    return CandidateRecord(server_base=SERVER, patient_id=patient, score=score, reasons=reasons, assessed_on=ON)
+
+
+def test_a_resource_read_again_replaces_its_fact_even_when_it_moved_to_another_patient(store: Store) -> None:
+    with store.session() as s:
+        put_facts(s, SERVER, [admission("e1", "p1", dt.date(2026, 1, 1)), admission("e2", "p1", dt.date(2026, 2, 1))])
+    with store.session() as s:  # the incremental read: e1 changed date, e2 now belongs to p2
+        put_facts(s, SERVER, [admission("e1", "p1", dt.date(2026, 3, 1)), admission("e2", "p2", dt.date(2026, 2, 1))])
+    facts = dict(walk(store, SERVER, 10))
+    assert [(f.resource_id, f.start) for f in facts["p1"]] == [("e1", dt.date(2026, 3, 1))]
+    assert [f.resource_id for f in facts["p2"]] == ["e2"]
+
+
+def test_the_same_resource_twice_in_one_batch_keeps_the_last(store: Store) -> None:
+    with store.session() as s:
+        put_facts(s, SERVER, [admission("e1", "p1", dt.date(2026, 1, 1)), admission("e1", "p1", dt.date(2026, 4, 1))])
+    assert [f.start for f in dict(walk(store, SERVER, 10))["p1"]] == [dt.date(2026, 4, 1)]
+
+
+def test_slices_cover_every_patient_once_in_id_order_with_all_their_facts(store: Store) -> None:
+    patients = [f"p{i:03d}" for i in range(23)]
+    with store.session() as s:
+        facts = [
+            admission(f"{p}-e{k}", p, dt.date(2026, 1, 1 + k)) for i, p in enumerate(patients) for k in range(i % 3 + 1)
+        ]
+        put_facts(s, SERVER, list(reversed(facts)))
+        put_facts(s, "https://other.example/fhir", [admission("x", "p000", dt.date(2026, 1, 1))])
+    for size in (1, 4, 23, 100):
+        seen = walk(store, SERVER, size)
+        assert [p for p, _ in seen] == patients
+        assert [len(facts) for _, facts in seen] == [i % 3 + 1 for i in range(len(patients))]
+        assert all({f.patient_id for f in facts} == {p} for p, facts in seen)
+    with store.session(read_only=True) as s:  # the base is normalised: a trailing slash is the same server
+        assert [p for p, _ in patient_facts_after(s, SERVER + "/", None, 3)] == patients[:3]
+
+
+def test_only_open_cases_exclude(store: Store, make_case: Callable[..., Case]) -> None:
+    def case(case_id: str, patient: str, status: CaseStatus) -> Case:
+        closed = status in (CaseStatus.CLOSED, CaseStatus.CANCELLED)
+        period = Period(start=dt.date(2026, 1, 1), end=dt.date(2026, 2, 1) if closed else None)
+        return make_case(case_id, status=status, period=period, patient=Party(kind=PartyKind.PATIENT, id=patient))
+
+    with store.session() as s:
+        save_case(s, case("c1", "referred", CaseStatus.REFERRED))
+        save_case(s, case("c2", "on-hold", CaseStatus.ON_HOLD))
+        save_case(s, case("c3", "closed", CaseStatus.CLOSED))
+        save_case(s, case("c4", "cancelled", CaseStatus.CANCELLED))
+    with store.session(read_only=True) as s:
+        found = open_case_patient_ids(s, ["referred", "on-hold", "closed", "cancelled", "nobody"])
+        assert found == {"referred", "on-hold"}
+        assert open_case_patient_ids(s, []) == set()
+
+
+def test_a_slice_replaces_its_own_candidates_only_and_the_list_pages_by_score(store: Store) -> None:
+    with store.session() as s:
+        replace_candidates(s, SERVER, ["a", "b", "c"], [candidate("a", 2), candidate("b", 5), candidate("c", 5)])
+        replace_candidates(s, SERVER, ["d", "e"], [candidate("d", 3)])
+    with store.session() as s:  # the next run: "b" no longer eligible, "a" higher; "d" is in another slice
+        replace_candidates(s, SERVER, ["a", "b", "c"], [candidate("a", 9), candidate("c", 5)])
+    with store.session(read_only=True) as s:
+        ranked = [(c.patient_id, c.score) for c in list_candidates(s, SERVER, limit=10)]
+        assert ranked == [("a", 9), ("c", 5), ("d", 3)]
+        assert [c.patient_id for c in list_candidates(s, SERVER, limit=1, offset=1)] == ["c"]
+        assert count_candidates(s, SERVER) == 3
+        assert count_candidates(s, SERVER, min_score=4) == 2
+        assert count_candidates(s, "https://other.example/fhir") == 0
+        assert list_candidates(s, SERVER)[0].reasons[0]["reason"] == "frequent-ed-visits"
+    with store.session() as s:
+        mark_enrolled(s, SERVER, "c", "case-c")
+    with store.session(read_only=True) as s:
+        assert {c.patient_id: c.case_id for c in list_candidates(s, SERVER)} == {"a": None, "c": "case-c", "d": None}
