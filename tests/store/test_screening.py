@@ -16,6 +16,7 @@ from fhir_cm.store import (
     FactRecord,
     Store,
     count_candidates,
+    drop_facts,
     list_candidates,
     mark_enrolled,
     open_case_patient_ids,
@@ -61,6 +62,22 @@ def test_a_resource_read_again_replaces_its_fact_even_when_it_moved_to_another_p
     facts = dict(walk(store, SERVER, 10))
     assert [(f.resource_id, f.start) for f in facts["p1"]] == [("e1", dt.date(2026, 3, 1))]
     assert [f.resource_id for f in facts["p2"]] == ["e2"]
+
+
+def test_dropped_facts_are_forgotten_for_that_server_and_type_only(store: Store) -> None:
+    other = "https://other.example/fhir"
+    with store.session() as s:
+        put_facts(s, SERVER, [admission("e1", "p1", ON), admission("e2", "p1", ON)])
+        put_facts(
+            s, SERVER, [FactRecord(resource_type="Condition", resource_id="e1", patient_id="p1", kind="condition")]
+        )
+        put_facts(s, other, [admission("e1", "p1", ON)])
+    with store.session() as s:
+        drop_facts(s, SERVER + "/", [("Encounter", "e1"), ("Encounter", "never-seen")])
+        drop_facts(s, SERVER, [])
+    left = sorted((f.resource_type, f.resource_id) for f in dict(walk(store, SERVER, 10))["p1"])
+    assert left == [("Condition", "e1"), ("Encounter", "e2")]
+    assert [f.resource_id for f in dict(walk(store, other, 10))["p1"]] == ["e1"]
 
 
 def test_the_same_resource_twice_in_one_batch_keeps_the_last(store: Store) -> None:

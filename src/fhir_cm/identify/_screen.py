@@ -35,6 +35,7 @@ from ..store import (
     get_watermark,
     open_case_patient_ids,
     patient_facts_after,
+    drop_facts,
     put_facts,
     replace_candidates,
     set_watermark,
@@ -171,27 +172,35 @@ async def _ingest(
     report: ScreeningReport,
     say: Callable[[str], None],
 ) -> None:
-    """Reduce each resource to its fact as it streams in; store the facts a batch at a time."""
-    batch: list[FactRecord] = []
+    """Reduce each resource to its fact as it streams in; store the facts a batch at a time.
+
+    A resource that now tells screening nothing (a visit cancelled, a diagnosis resolved) drops the
+    fact an earlier read kept of it, so an incremental run cannot leave a stale reason behind."""
+    batch: dict[tuple[str, str], FactRecord | None] = {}
     async for resource in resources:
         rtype = str(resource.get("resourceType"))
         report.read[rtype] = report.read.get(rtype, 0) + 1
         fact = fact_of(resource, rules)
+        rid = resource.get("id")
         if fact is not None:
-            batch.append(fact)
+            batch[(fact.resource_type, fact.resource_id)] = fact
+        elif rtype in SCREENED_TYPES and isinstance(rid, str) and rid:
+            batch[(rtype, rid)] = None
         if len(batch) >= FACT_BATCH:
             report.facts += _store_facts(store, server, batch)
             say(f"read {sum(report.read.values())} resources")
     report.facts += _store_facts(store, server, batch)
 
 
-def _store_facts(store: Store, server: str, batch: list[FactRecord]) -> int:
-    n = len(batch)
+def _store_facts(store: Store, server: str, batch: dict[tuple[str, str], FactRecord | None]) -> int:
+    facts = [f for f in batch.values() if f is not None]
+    gone = [key for key, f in batch.items() if f is None]
     if batch:
         with store.session() as s:
-            put_facts(s, server, batch)
+            put_facts(s, server, facts)
+            drop_facts(s, server, gone)
         batch.clear()
-    return n
+    return len(facts)
 
 
 def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, report: ScreeningReport) -> None:

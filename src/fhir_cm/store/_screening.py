@@ -26,6 +26,7 @@ __all__ = [
     "CandidateRecord",
     "FactRecord",
     "count_candidates",
+    "drop_facts",
     "list_candidates",
     "mark_enrolled",
     "open_case_patient_ids",
@@ -107,6 +108,23 @@ def put_facts(
     session.execute(
         stmt.on_conflict_do_update(index_elements=["server_base", "resource_type", "resource_id"], set_=replaced)
     )
+
+
+def drop_facts(session: Session, server_base: str, keys: Iterable[tuple[str, str]]) -> None:
+    """Forget the facts of these resources (type, id): read again, they no longer tell screening
+    anything — a visit cancelled, a diagnosis resolved or refuted — so their old fact must not count."""
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in keys:
+        by_type.setdefault(rtype, []).append(rid)
+    base = normal_base(server_base)
+    for rtype, ids in by_type.items():
+        session.execute(
+            delete(ScreeningFactRow).where(
+                ScreeningFactRow.server_base == base,
+                ScreeningFactRow.resource_type == rtype,
+                ScreeningFactRow.resource_id.in_(ids),
+            )
+        )
 
 
 def patient_facts_after(
