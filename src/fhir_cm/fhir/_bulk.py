@@ -109,6 +109,8 @@ class BulkManifest(BaseModel):
     requires_access_token: bool = False
     output: list[BulkFile] = Field(default_factory=list)
     error: list[BulkFile] = Field(default_factory=list)
+    #: Bundles of ``DELETE`` requests: what was deleted since ``_since`` (Bulk Data STU2+).
+    deleted: list[BulkFile] = Field(default_factory=list)
 
 
 def _params(request: BulkRequest, settings: BulkSettings) -> list[tuple[str, str]]:
@@ -151,6 +153,21 @@ class BulkExport:
             if types is None or file.type in types:
                 async for resource in self._lines(file):
                     yield resource
+
+    async def deleted(self) -> AsyncIterator[tuple[str, str]]:
+        """``(type, id)`` of each resource the manifest says was deleted since ``_since``: an incremental
+        reader forgets them (the ``deleted`` files are Bundles of ``DELETE Type/id`` requests)."""
+        for file in self.manifest.deleted:
+            async for bundle in self._lines(file):
+                for entry in bundle.get("entry") or ():
+                    request = entry.get("request") if isinstance(entry, dict) else None
+                    if not isinstance(request, dict):
+                        continue
+                    url = request.get("url")
+                    if isinstance(url, str) and str(request.get("method", "")).upper() == "DELETE":
+                        rtype, rid = _type_id(url)
+                        if rtype and rid:
+                            yield rtype, rid
 
     async def errors(self) -> list[dict[str, Any]]:
         """The OperationOutcomes of the manifest's error files (what the server could not export)."""
@@ -218,6 +235,7 @@ async def _manifest(
                     requires_access_token=bool(data.get("requiresAccessToken")),
                     output=[BulkFile.model_validate(f) for f in data.get("output") or []],
                     error=[BulkFile.model_validate(f) for f in data.get("error") or []],
+                    deleted=[BulkFile.model_validate(f) for f in data.get("deleted") or []],
                 )
             except (ValueError, KeyError, TypeError) as exc:
                 raise BulkExportFailed(f"the export's manifest is not one ({type(exc).__name__})") from None
@@ -260,6 +278,12 @@ async def bulk_export(
         await export.delete()
 
 
+def _type_id(url: str) -> tuple[str, str]:
+    """``Type/id`` (or a URL ending so) of a ``DELETE`` request."""
+    parts = url.split("?", 1)[0].rstrip("/").split("/")
+    return (parts[-2], parts[-1]) if len(parts) >= 2 else ("", "")
+
+
 class PagedPopulation:
     """The fallback where a server offers no ``$export``: the same types read by paged searches
     (``_lastUpdated=gt<since>``, and a type's ``_typeFilter`` queries as its searches), streamed page
@@ -271,6 +295,11 @@ class PagedPopulation:
     ) -> None:
         self._client, self._request, self.transaction_time = client, request, transaction_time
         self._overlap = overlap
+
+    async def deleted(self) -> AsyncIterator[tuple[str, str]]:
+        """Searches do not see deletions: nothing (a full read forgets what is gone)."""
+        for _ in ():
+            yield _
 
     async def resources(self, types: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
         stamp = _overlapped(self._request.since, self._overlap)

@@ -62,6 +62,7 @@ class ScreeningReport(BaseModel):
     transaction_time: str = Field(description="The next run's since.")
     read: dict[str, int] = Field(default_factory=dict, description="Resources read, by type.")
     facts: int = Field(default=0, description="Resources that told screening something.")
+    deleted: int = Field(default=0, description="Resources the export said were deleted (their facts dropped).")
     patients: int = Field(default=0, description="Patients ranked (everyone whose facts the store holds).")
     candidates: int = 0
     excluded_open_case: int = 0
@@ -119,11 +120,28 @@ async def screen_population(
             transaction_time=population.transaction_time,
         )
         await _ingest(store, server, rules, population.resources(), report, say)
+        gone: list[tuple[str, str]] = []
+        async for rtype, rid in population.deleted():
+            if rtype in SCREENED_TYPES:
+                gone.append((rtype, rid))
+            if len(gone) >= FACT_BATCH:
+                report.deleted += _forget(store, server, gone)
+        report.deleted += _forget(store, server, gone)
     say(f"read {sum(report.read.values())} resources; ranking")
     rank(store, server, rules, as_of, report)
     with store.session() as s:
         set_watermark(s, server, key, report.transaction_time)
     return report
+
+
+def _forget(store: Store, server: str, gone: list[tuple[str, str]]) -> int:
+    """Drop the facts of resources the export says were deleted."""
+    n = len(gone)
+    if gone:
+        with store.session() as s:
+            drop_facts(s, server, gone)
+        gone.clear()
+    return n
 
 
 async def screen_files(
