@@ -7,7 +7,9 @@ Starts ``fhir-cm serve`` in a process of its own on a store seeded with syntheti
 requests from this process at a fixed rate — request *i* is due at ``start + i / rate`` whatever
 happened to the ones before (open loop), and its latency is counted from when it was due, so a
 server that falls behind shows as latency, not as a lower rate (no coordinated omission). The
-requests go round-robin over the routes a case-management team and its services use:
+requests go round-robin over the routes a case-management team and its services use (one untimed
+request per route first; this process freezes its own heap while it sends, so that its garbage
+collector does not pause the sender and count as the server's latency):
 
 * ``GET /api/v1/cases/{id}`` (case read), ``GET /api/v1/cases?programme&status&limit`` (case list with
   filters), ``GET /api/v1/caseload``, ``GET /api/v1/outcomes?programme&from&to``, ``GET /api/v1/audit``
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import statistics
@@ -37,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -106,24 +110,36 @@ async def _open_loop(base: str, routes: list[tuple[str, Any]], rate: float, seco
     total = int(rate * seconds)
     latencies: dict[str, list[float]] = {name: [] for name, _ in routes}
     errors: dict[str, int] = dict.fromkeys(latencies, 0)
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    # aiohttp, not httpx, sends here: httpx's connection pool does work per request that grows with the
+    # number of open connections, so after any hiccup of the server the sender itself fell behind and
+    # stayed behind — its own slowness counted as the server's latency.
+    connector = aiohttp.TCPConnector(limit=1000, limit_per_host=1000, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(base_url=base, connector=connector, timeout=timeout) as client:
+
+        async def send(i: int) -> bool:
+            method, path, params, headers = routes[i % len(routes)][1](i // len(routes))
+            async with client.request(method, path, params=params, headers=headers) as response:
+                await response.read()
+                return response.status >= 400
+
         # One untimed request per route first: connections, and whatever the server does on first use.
-        for _, make in routes:
-            method, path, params, headers = make(0)
-            await client.request(method, path, params=params, headers=headers)
+        for i in range(len(routes)):
+            await send(i)
 
         async def one(i: int, due: float) -> None:
-            name, make = routes[i % len(routes)]
-            method, path, params, headers = make(i // len(routes))
+            name = routes[i % len(routes)][0]
             try:
-                response = await client.request(method, path, params=params, headers=headers)
-                failed = response.status_code >= 400
-            except httpx.HTTPError:
+                failed = await send(i)
+            except (aiohttp.ClientError, TimeoutError):
                 failed = True
             latencies[name].append(time.perf_counter() - due)
             errors[name] += failed
 
+        # This process's own collector must not pause the sender: a full collection over what seeding
+        # left behind takes tens of milliseconds, which would count as the server's latency.
+        gc.collect()
+        gc.freeze()
         start = time.perf_counter()
         tasks = []
         for i in range(total):
@@ -134,6 +150,7 @@ async def _open_loop(base: str, routes: list[tuple[str, Any]], rate: float, seco
             tasks.append(asyncio.create_task(one(i, due)))
         sent_in = time.perf_counter() - start
         await asyncio.gather(*tasks)
+        gc.unfreeze()
     return {"latencies": latencies, "errors": errors, "sent_rate": total / sent_in if sent_in else 0.0}
 
 
@@ -158,7 +175,9 @@ def _served(url: str, workers: int) -> Iterator[str]:
             if proc.poll() is not None:
                 raise SystemExit("the server exited during start-up")
             try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                # Every worker must be ready (each builds its caches): ask on fresh connections until
+                # many answers in a row say so.
+                if all(httpx.get(f"{base}/readyz", timeout=5).status_code == 200 for _ in range(10 * workers)):
                     break
             except httpx.TransportError:
                 pass

@@ -28,7 +28,15 @@ from fhir_cm.domain import (
     case_as_of,
 )
 
-__all__ = ["CaseIntensity", "ManagerCaseload", "case_intensity", "compute_caseload"]
+__all__ = [
+    "CaseIntensity",
+    "CaseloadPart",
+    "ManagerCaseload",
+    "case_intensity",
+    "caseload_part",
+    "compute_caseload",
+    "group_caseload",
+]
 
 
 class CaseIntensity(BaseModel):
@@ -86,6 +94,29 @@ def case_intensity(case: Case, on: dt.date) -> CaseIntensity:
     )
 
 
+class CaseloadPart(BaseModel):
+    """What one case adds to a caseload on a day: its manager (None: none yet) and its intensity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_manager: str | None
+    case_manager_name: str | None
+    intensity: CaseIntensity
+
+
+def caseload_part(current: Case, on: dt.date) -> CaseloadPart | None:
+    """The case's part of the caseload on ``on`` (as it stood then); None when it was not open then."""
+    case = case_as_of(current, on)
+    if case is None or not case.is_open:
+        return None
+    manager = case.case_manager
+    return CaseloadPart(
+        case_manager=manager.id if manager else None,
+        case_manager_name=manager.name if manager else None,
+        intensity=case_intensity(case, on),
+    )
+
+
 def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[ManagerCaseload]:
     """The caseload of every case manager with open cases on ``on``, ordered by manager id.
 
@@ -95,15 +126,17 @@ def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[
     has to pick them up. The averages are over the cases seen face to face at least once; the
     others are counted in ``cases_never_seen``, since a case never seen is no "0 days".
     """
+    return group_caseload([p for c in cases if (p := caseload_part(c, on)) is not None], limit=limit)
+
+
+def group_caseload(parts: Iterable[CaseloadPart], *, limit: int) -> list[ManagerCaseload]:
+    """The caseloads the cases' parts make up (:func:`compute_caseload` from parts kept per case)."""
     groups: dict[str | None, list[CaseIntensity]] = defaultdict(list)
     names: dict[str, str] = {}
-    for current in cases:
-        case = case_as_of(current, on)
-        if case is not None and case.is_open:
-            manager = case.case_manager.id if case.case_manager else None
-            if case.case_manager is not None and case.case_manager.name:
-                names.setdefault(case.case_manager.id, case.case_manager.name)
-            groups[manager].append(case_intensity(case, on))
+    for part in parts:
+        if part.case_manager is not None and part.case_manager_name:
+            names.setdefault(part.case_manager, part.case_manager_name)
+        groups[part.case_manager].append(part.intensity)
     out = []
     for manager in sorted(groups, key=lambda m: (m is None, m or "")):
         rows = sorted(groups[manager], key=lambda r: r.case_id)

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     caseload_limit: int = 20
+    case_cache: int = Field(
+        default=2000,
+        ge=0,
+        le=1_000_000,
+        description="How many decoded cases each API process keeps for its read routes (about 40 kB each; 0: none).",
+    )
     # --- what the domain accepts as true (fhir_cm.domain.Plausibility) -------------------------------
     future_tolerance_days: int = Field(
         default=1, ge=0, le=366,

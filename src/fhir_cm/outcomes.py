@@ -51,7 +51,15 @@ from fhir_cm.domain import (
     case_as_of,
 )
 
-__all__ = ["ProgrammeOutcomes", "SettingStays", "compute_outcomes", "programme_outcomes"]
+__all__ = [
+    "OutcomeParts",
+    "ProgrammeOutcomes",
+    "SettingStays",
+    "combine_outcomes",
+    "compute_outcomes",
+    "outcome_parts",
+    "programme_outcomes",
+]
 
 _ATTAINED = frozenset({GoalAchievement.ACHIEVED, GoalAchievement.SUSTAINING})
 _NOT_JUDGED = frozenset({GoalStatus.PROPOSED, GoalStatus.REJECTED, GoalStatus.CANCELLED})
@@ -144,6 +152,62 @@ def _days_to_follow_up(discharge: Stay, case: Case) -> int | None:
     return (min(after) - discharge.end).days if after else None
 
 
+class OutcomeParts(BaseModel):
+    """What one case adds to its programme's figures over a period, as of a day: counts, and the
+    values medians are taken over. Figures kept per case are combined without reading the case again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    programme: ProgrammeType
+    overlaps: bool = False
+    discharges: int = 0
+    readmitted: int = 0
+    no_follow_up: int = 0
+    follow_up_days: tuple[int, ...] = ()
+    stays: tuple[tuple[CareSetting, int], ...] = ()
+    goals_due: int = 0
+    attained: int = 0
+    referrals: int = 0
+    ended: int = 0
+    completed: int = 0
+
+
+def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, today: dt.date) -> OutcomeParts:
+    """The case's part of its programme's figures over ``start``–``end`` as of ``today``: nothing but
+    its programme when it does not count (not begun by then, or entered in error)."""
+    case = case_as_of(current, today)
+    if case is None or case.status is CaseStatus.ENTERED_IN_ERROR:
+        return OutcomeParts(programme=current.programme)
+    stays = _real_stays(case)
+    lengths = tuple(
+        (stay.setting, (stay.end - stay.start).days)
+        for stay in stays
+        if stay.status is StayStatus.FINISHED and stay.end is not None and _within(stay.end, start, end)
+    )
+    discharges = _index_discharges(stays, start, end)
+    follow_ups = [_days_to_follow_up(d, case) for d in discharges]
+    goals = [
+        g
+        for g in case.goals
+        if g.due is not None and g.status not in _NOT_JUDGED and g.due <= today and _within(g.due, start, end)
+    ]
+    referrals = [r for r in case.referrals if r.status is not ReferralStatus.DRAFT and _within(r.authored, start, end)]
+    return OutcomeParts(
+        programme=case.programme,
+        overlaps=_overlaps(case, start, end),
+        discharges=len(discharges),
+        readmitted=sum(_readmitted(d, stays) for d in discharges),
+        no_follow_up=sum(1 for days in follow_ups if days is None),
+        follow_up_days=tuple(days for days in follow_ups if days is not None),
+        stays=lengths,
+        goals_due=len(goals),
+        attained=sum(g.achievement in _ATTAINED for g in goals),
+        referrals=len(referrals),
+        ended=sum(r.status in _REFERRAL_ENDS for r in referrals),
+        completed=sum(r.status is ReferralStatus.COMPLETED for r in referrals),
+    )
+
+
 def programme_outcomes(
     programme: ProgrammeType,
     cases: Iterable[Case],
@@ -158,40 +222,31 @@ def programme_outcomes(
     """
     if start is not None and end is not None and end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
-    then = [as_of for c in cases if c.programme is programme and (as_of := case_as_of(c, today)) is not None]
-    mine = [c for c in then if c.status is not CaseStatus.ENTERED_IN_ERROR]
-    discharges = readmitted = goals_due = attained = referrals = ended = completed = no_follow_up = 0
+    parts = [outcome_parts(c, start=start, end=end, today=today) for c in cases if c.programme is programme]
+    return combine_outcomes(programme, parts, start=start, end=end)
+
+
+def combine_outcomes(
+    programme: ProgrammeType, parts: Iterable[OutcomeParts], *, start: dt.date | None, end: dt.date | None
+) -> ProgrammeOutcomes:
+    """The figures of ``programme`` from its cases' parts (parts of other programmes are ignored)."""
+    mine = [p for p in parts if p.programme is programme]
+    discharges = sum(p.discharges for p in mine)
+    readmitted = sum(p.readmitted for p in mine)
+    goals_due = sum(p.goals_due for p in mine)
+    attained = sum(p.attained for p in mine)
+    ended = sum(p.ended for p in mine)
+    completed = sum(p.completed for p in mine)
     los: dict[CareSetting, list[int]] = defaultdict(list)
-    follow_up_days: list[int] = []
-    for case in mine:
-        stays = _real_stays(case)
-        for stay in stays:
-            if stay.status is StayStatus.FINISHED and stay.end is not None and _within(stay.end, start, end):
-                los[stay.setting].append((stay.end - stay.start).days)
-        for discharge in _index_discharges(stays, start, end):
-            discharges += 1
-            readmitted += _readmitted(discharge, stays)
-            days = _days_to_follow_up(discharge, case)
-            if days is None:
-                no_follow_up += 1
-            else:
-                follow_up_days.append(days)
-        for goal in case.goals:
-            if goal.due is None or goal.status in _NOT_JUDGED or goal.due > today or not _within(goal.due, start, end):
-                continue
-            goals_due += 1
-            attained += goal.achievement in _ATTAINED
-        for referral in case.referrals:
-            if referral.status is ReferralStatus.DRAFT or not _within(referral.authored, start, end):
-                continue
-            referrals += 1
-            ended += referral.status in _REFERRAL_ENDS
-            completed += referral.status is ReferralStatus.COMPLETED
+    for p in mine:
+        for setting, days in p.stays:
+            los[setting].append(days)
+    follow_up_days = [d for p in mine for d in p.follow_up_days]
     return ProgrammeOutcomes(
         programme=programme,
         start=start,
         end=end,
-        cases=sum(_overlaps(c, start, end) for c in mine),
+        cases=sum(p.overlaps for p in mine),
         hospital_discharges=discharges,
         readmissions_30d=readmitted,
         readmission_rate=_rate(readmitted, discharges),
@@ -208,9 +263,9 @@ def programme_outcomes(
         goals_attained=attained,
         goal_attainment_rate=_rate(attained, goals_due),
         follow_ups=len(follow_up_days),
-        discharges_without_follow_up=no_follow_up,
+        discharges_without_follow_up=sum(p.no_follow_up for p in mine),
         median_days_to_follow_up=float(statistics.median(follow_up_days)) if follow_up_days else None,
-        referrals=referrals,
+        referrals=sum(p.referrals for p in mine),
         referrals_ended=ended,
         referrals_completed=completed,
         referral_completion_rate=_rate(completed, ended),

@@ -30,7 +30,7 @@ def test_readyz_checks_the_store(client: TestClient) -> None:
 
 
 def test_readyz_is_503_until_the_facade_index_is_built_and_the_index_answers_at_once_after(app: FastAPI) -> None:
-    from fhir_cm.api._app import _warm_facade
+    from fhir_cm.api._app import _warm
 
     app.state.facade_ready.clear()
     with TestClient(app) as client:
@@ -38,7 +38,7 @@ def test_readyz_is_503_until_the_facade_index_is_built_and_the_index_answers_at_
         app.state.facade_ready.clear()  # as if it were still running
         warming = client.get("/readyz")
         assert (warming.status_code, warming.json()["checks"]["facade"]) == (503, "warming")
-        _warm_facade(app)
+        _warm(app, serving=False)
         assert client.get("/readyz").json() == {
             "status": "ready",
             "checks": {"store": "ok", "facade": "ok", "fhir": "not-configured"},

@@ -46,3 +46,30 @@ def test_every_ask_is_audited_even_when_the_answer_was_kept(client: TestClient, 
     with api_store.session(read_only=True) as s:
         actions = [e.action for e in list_audit(s, limit=100)]
     assert (actions.count("caseload"), actions.count("outcomes")) == (3, 3)
+
+
+def test_an_unchanged_caseload_shown_again_is_one_row_naming_the_first_showing(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """A refreshed dashboard does not write a row per case each time: the rows of the first showing
+    name the cases, each later showing of the same result to the same caller names that request."""
+    create(client, keys.supervisor, id="a")
+    create(client, keys.supervisor, id="b")
+    first = client.get("/api/v1/caseload", headers=bearer(keys.supervisor))
+    again = [client.get("/api/v1/caseload", headers=bearer(keys.supervisor)) for _ in range(2)]
+    own = client.get("/api/v1/caseload", headers=bearer(keys.cm1))  # another caller: rows of their own
+    create(client, keys.supervisor, id="c")
+    changed = client.get("/api/v1/caseload", headers=bearer(keys.supervisor))  # a case changed: rows again
+    assert all(r.status_code == 200 for r in (first, *again, own, changed))
+    assert all(r.json() == first.json() for r in again)
+    with api_store.session(read_only=True) as s:
+        rows = [e for e in list_audit(s, limit=100) if e.action == "caseload"]
+
+    def of(response: object) -> list[tuple[str | None, str | None]]:
+        rid = response.headers["x-request-id"]  # type: ignore[attr-defined]
+        return sorted((e.case_id, e.detail) for e in rows if e.request_id == rid)
+
+    assert of(first) == [("a", None), ("b", None)]
+    assert [of(r) for r in again] == [[(None, f"unchanged:{first.headers['x-request-id']}")]] * 2
+    assert of(own) == [("a", None), ("b", None)]
+    assert of(changed) == [("a", None), ("b", None), ("c", None)]

@@ -6,6 +6,7 @@ import datetime as dt
 import importlib
 import logging
 import threading
+import anyio.to_thread
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,15 +15,18 @@ from fastapi import APIRouter, FastAPI
 
 from fhir_cm import __version__
 from fhir_cm.config import Settings
-from fhir_cm.store import Store, open_store
+from fhir_cm.store import Store, open_store, warm_case_cache
 
 from ._auth import Principal
 from ._console import mount_console
 from ._deps import get_session, require_fhir_reader
+from ._heap import settle
 from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
 from ._middleware import RequestContextMiddleware
+from ._models import OPEN_STATUSES
 from ._problems import ProblemDocument, install_problem_handlers
+from ._parts import CaseParts
 from ._views import ViewCache
 from ..cds import IssuerKeys, JtiLedger, parse_issuers
 from .routes import (
@@ -88,19 +92,27 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
     return router
 
 
-def _warm_facade(app: FastAPI) -> None:
-    """Map every stored case for the façade's default version before the first request asks (a thousand
-    cases take seconds); ``/readyz`` answers 503 until this is done. A failure is logged, not fatal:
-    the first request then builds the index as before."""
+#: Threads serving blocking routes at once, per process (anyio's default is 40).
+REQUEST_THREADS = 8
+
+
+def _warm(app: FastAPI, *, serving: bool) -> None:
+    """Before the first request asks: map every stored case for the façade's default version (a thousand
+    cases take seconds) and decode the open cases into the read routes' cache (newest first, as many as
+    it keeps); then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
+    done. A failure is logged, not fatal: the first requests then do the work as before."""
     index: FacadeIndex | None = getattr(app.state, "facade_index", None)
+    store: Store = app.state.store
     try:
-        if index is not None:
-            store: Store = app.state.store
-            with store.session(read_only=True) as session:
+        with store.session(read_only=True) as session:
+            if index is not None:
                 index.warm(session, DEFAULT_VERSION)
+            warm_case_cache(session, store.cases, OPEN_STATUSES)
     except Exception as exc:  # noqa: BLE001 - readiness must not hang on a store error at start-up
-        log.warning("FHIR facade: warming the index failed (%s); it is built on first use", type(exc).__name__)
+        log.warning("start-up: warming the caches failed (%s); they fill on first use", type(exc).__name__)
     finally:
+        if serving:
+            settle()
         app.state.facade_ready.set()
 
 
@@ -109,19 +121,26 @@ def create_app(
     *,
     store: Store | None = None,
     clock: Callable[[], dt.date] | None = None,
+    serving: bool = False,
 ) -> FastAPI:
     """The fhir-cm API on ``store`` (opened from ``settings.database_url`` when not given).
 
     A store the app opened is closed when the app shuts down; one handed in stays the caller's.
-    ``clock`` gives today's date (tests pin it); the default is the local date.
+    ``clock`` gives today's date (tests pin it); the default is the local date. ``serving``: the app
+    is a server's (``fhir-cm serve``), which settles its heap after start-up (``_heap``).
     """
     settings = settings or Settings()
     owned = store is None
-    the_store = store if store is not None else open_store(settings.database_url)
+    the_store = store if store is not None else open_store(settings.database_url, case_cache=settings.case_cache)
 
     @asynccontextmanager
     async def lifespan(running: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=_warm_facade, args=(running,), name="fhir-cm-facade-warm", daemon=True).start()
+        # Blocking routes run in anyio's worker threads: a few are enough to keep two cores busy, and
+        # every extra one only queues for the GIL (and holds a database connection meanwhile).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        warm = threading.Thread(target=_warm, args=(running,), kwargs={"serving": serving}, name="fhir-cm-warm")
+        warm.daemon = True
+        warm.start()
         yield
         if owned:
             the_store.close()
@@ -140,6 +159,7 @@ def create_app(
     app.state.clock = clock or dt.date.today
     app.state.metrics = ApiMetrics()
     app.state.views = ViewCache()
+    app.state.parts = CaseParts()
     app.state.cds_keys = IssuerKeys(parse_issuers(settings.cds_issuers), verify=settings.verify_tls)
     app.state.cds_jtis = JtiLedger()
     app.state.facade_ready = threading.Event()
@@ -180,4 +200,4 @@ def app_from_environment() -> FastAPI:
     from ._logging import configure_logging
 
     configure_logging()
-    return create_app(Settings())
+    return create_app(Settings(), serving=True)

@@ -32,6 +32,7 @@ from fhir_cm.store import (
 
 from ._access import can_see, programme_scope
 from ._auth import Principal
+from ._parts import CaseParts
 from ._views import ViewCache
 from ._problems import (
     ConflictProblem,
@@ -126,7 +127,7 @@ def load_case(
 ) -> CaseRecord:
     """The case, if the caller may see it (404 otherwise, existing or not); the read is audited."""
     with store.session(read_only=True) as session:
-        record = get_case_record(session, case_id)
+        record = get_case_record(session, case_id, cache=store.cases)
     if record is None or not can_see(principal, record.case, today):
         raise NotFoundProblem(f"no case {case_id}")
     store.audit.record(principal=principal.id, action="read", case_ids=[case_id], request_id=request_id)
@@ -241,6 +242,7 @@ class Work:
     rules: Plausibility | None = None
     #: The app's kept caseload and outcome results (``_views``); a Work made by hand gets its own.
     views: ViewCache = field(default_factory=ViewCache)
+    parts: CaseParts = field(default_factory=CaseParts)
 
     def load(self, case_id: str) -> CaseRecord:
         """The visible case (404 otherwise); the read is audited."""

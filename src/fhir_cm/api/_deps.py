@@ -137,6 +137,7 @@ def get_work(
         if_match,
         rules=settings.plausibility(today),
         views=request.app.state.views,
+        parts=request.app.state.parts,
     )
 
 

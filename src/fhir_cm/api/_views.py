@@ -7,6 +7,13 @@ while the cases rarely change between two asks. So a result is kept per process,
 of cases and the sum of their revisions, one cheap query): any save of any case makes every kept
 result stale at once, so an answer is never older than the store. The cache is small (LRU); each
 process of ``serve --workers N`` keeps its own.
+
+A view that names cases (the caseload) is audited one row per case it shows. A dashboard polling an
+unchanged caseload would write those same rows every few seconds — hundreds per request — so the
+cache also remembers who was shown which result: the same caller shown the same result again (no case
+changed since) is audited as one row naming the request whose rows list the cases
+(:meth:`ViewCache.showing`). The set of who saw which case, and when first, is the same; the log no
+longer grows by the size of the caseload on every refresh.
 """
 
 from __future__ import annotations
@@ -15,13 +22,24 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fhir_cm.store import Store, cases_version
 
-__all__ = ["ViewCache"]
+__all__ = ["Showing", "ViewCache"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Showing(Generic[T]):
+    """A result, and the request that showed this same result to this caller before (None: first time)."""
+
+    value: T
+    shown_in: str | None
+    remember: Callable[[], None]
+    """Call once this showing is audited: later showings of the same result point at it."""
 
 
 class ViewCache:
@@ -32,6 +50,7 @@ class ViewCache:
         self._lock = threading.Lock()
         self._kept: OrderedDict[tuple[Any, Hashable], Any] = OrderedDict()
         self._store: weakref.ref[Store] | None = None  # the store the kept results were computed from
+        self._shown: OrderedDict[tuple[str, Any, Hashable], str] = OrderedDict()  # (viewer, version, key) → request
 
     def get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> T:
         """The kept result for ``key`` while no case changed; else ``compute()``, kept for next time.
@@ -39,20 +58,43 @@ class ViewCache:
         The version is read before computing: a case saved during the computation makes the result
         stale at once (it is kept under the older version), never served for the newer one.
         """
+        return self._get(store, key, compute)[1]
+
+    def showing(
+        self, store: Store, key: Hashable, compute: Callable[[], T], *, viewer: str, request_id: str | None
+    ) -> Showing[T]:
+        """Like :meth:`get`, and whether ``viewer`` was shown this very result before, in which request."""
+        version, value = self._get(store, key, compute)
+        shown = (viewer, version, key)
+        with self._lock:
+            earlier = self._shown.get(shown)
+
+        def remember() -> None:
+            if request_id is None:
+                return
+            with self._lock:
+                self._shown.setdefault(shown, request_id)
+                while len(self._shown) > self._size * 4:
+                    self._shown.popitem(last=False)
+
+        return Showing(value, earlier, remember)
+
+    def _get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> tuple[Any, T]:
         with store.session(read_only=True) as session:
             version = cases_version(session)
         full = (version, key)
         with self._lock:
             if self._store is None or self._store() is not store:  # another store: nothing kept applies
                 self._kept.clear()
+                self._shown.clear()
                 self._store = weakref.ref(store)
             if full in self._kept:
                 self._kept.move_to_end(full)
                 result: T = self._kept[full]
-                return result
+                return version, result
         result = compute()
         with self._lock:
             self._kept[full] = result
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
-        return result
+        return version, result

@@ -43,7 +43,9 @@ def serve_command(
     settings = get_settings(host=host, port=port)
     configure_logging()
     with reported():
-        application = create_app(settings)  # also checks the store (and migrates it) once, before any worker
+        application = create_app(
+            settings, serving=True
+        )  # also checks the store (and migrates it) once, before any worker
     # uvicorn's own access log prints query strings (patient ids): the app logs requests itself.
     options: dict[str, Any] = {
         "host": settings.host,

@@ -12,13 +12,17 @@ Functions take a ``Session`` and return domain models or pydantic rows, never OR
 """
 
 from ._audit import AuditEntry, list_audit, record_audit
+from ._case_cache import CaseCache
 from ._cases import (
+    case_revisions,
     CaseRecord,
     get_case,
     get_case_record,
     get_case_records,
+    list_case_records,
     list_cases,
     save_case,
+    warm_case_cache,
 )
 from ._conflicts import (
     ConflictRecord,
@@ -157,6 +161,7 @@ __all__ = [
     "ApiKey",
     "ApiRole",
     "AuditEntry",
+    "CaseCache",
     "CaseRecord",
     "CaseStamp",
     "ConflictRecord",
@@ -184,6 +189,7 @@ __all__ = [
     "alembic_config",
     "authenticate_api_key",
     "case_stamps",
+    "case_revisions",
     "cases_version",
     "case_transitions",
     "claim_outbox",
@@ -217,6 +223,7 @@ __all__ = [
     "ledger_by_server_id",
     "list_api_keys",
     "list_audit",
+    "list_case_records",
     "list_cases",
     "list_conflicts",
     "list_ledger",
@@ -240,6 +247,7 @@ __all__ = [
     "resolve_conflict",
     "revoke_api_key",
     "save_case",
+    "warm_case_cache",
     "set_server_limit",
     "set_watermark",
     "store_version",

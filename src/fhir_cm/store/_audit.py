@@ -38,6 +38,8 @@ class AuditRow(Base):
     __table_args__ = (
         Index("ix_audit_log_case_id_at", "case_id", "at"),
         Index("ix_audit_log_principal_at", "principal", "at"),
+        # The log is read newest first: walked backwards, not sorted whole on every read.
+        Index("ix_audit_log_at_id", "at", "id"),
     )
 
 

@@ -7,18 +7,28 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Row, select, update
+from sqlalchemy import ColumnElement, Row, Select, select, update
 from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case, CaseStatus, ProgrammeType
 
+from ._case_cache import CaseCache
 from ._dialect import insert
 from ._errors import StaleRevision
 from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
 from ._types import utcnow
 
-__all__ = ["CaseRecord", "get_case", "get_case_record", "get_case_records", "list_cases", "save_case"]
+__all__ = [
+    "CaseRecord",
+    "case_revisions",
+    "get_case",
+    "get_case_record",
+    "get_case_records",
+    "list_case_records",
+    "list_cases",
+    "save_case",
+]
 
 
 class CaseRecord(BaseModel):
@@ -96,10 +106,17 @@ def _queued(session: Session, case_id: str, revision: int, wanted: bool, now: dt
     return revision
 
 
-def get_case_record(session: Session, case_id: str) -> CaseRecord | None:
-    """The stored case with its revision and times, or None."""
+def get_case_record(session: Session, case_id: str, *, cache: CaseCache | None = None) -> CaseRecord | None:
+    """The stored case with its revision and times, or None.
+
+    With ``cache``, a case kept at its current revision is not decoded again (see ``CaseCache``): for
+    readers only, since the case returned may be shared.
+    """
     # Rows, not ORM objects, throughout the store: statements update tables directly, and an
     # object cached in the session would not see those changes.
+    if cache is not None:
+        found = _through_cache(session, _HEAD.where(CaseRow.case_id == case_id), cache)
+        return found[0] if found else None
     row = session.execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
     return None if row is None else _record(row)
 
@@ -114,6 +131,30 @@ def get_case_records(session: Session, case_ids: Iterable[str]) -> dict[str, Cas
 
 
 _RECORD = select(CaseRow.data, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
+_HEAD = select(CaseRow.case_id, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
+
+
+def _through_cache(
+    session: Session, heads: Select[str, int, dt.datetime, dt.datetime], cache: CaseCache
+) -> list[CaseRecord]:
+    """The cases ``heads`` selects, in its order: kept ones from ``cache``, the others read in one query.
+
+    A case saved between the two queries is returned as read by the second (its data and revision
+    agree), and kept under that revision.
+    """
+    rows = session.execute(heads).all()
+    kept = {row.case_id: case for row in rows if (case := cache.get(row.case_id, row.revision)) is not None}
+    records = {
+        row.case_id: CaseRecord(case=case, revision=row.revision, created_at=row.created_at, updated_at=row.updated_at)
+        for row in rows
+        if (case := kept.get(row.case_id)) is not None
+    }
+    missing = [row.case_id for row in rows if row.case_id not in kept]
+    if missing:
+        for row in session.execute(_RECORD.add_columns(CaseRow.case_id).where(CaseRow.case_id.in_(missing))):
+            record = records[row.case_id] = _record(row)
+            cache.put(row.case_id, record.revision, record.case)
+    return [records[row.case_id] for row in rows if row.case_id in records]
 
 
 def _record(row: Any) -> CaseRecord:
@@ -128,7 +169,12 @@ def get_case(session: Session, case_id: str) -> Case | None:
     return None if data is None else Case.model_validate(data)
 
 
-def list_cases(
+def list_cases(session: Session, **filters: Any) -> list[Case]:
+    """Cases matching every filter given, ordered by id (the keywords of :func:`list_case_records`)."""
+    return [record.case for record in list_case_records(session, **filters)]
+
+
+def list_case_records(
     session: Session,
     *,
     status: CaseStatus | Iterable[CaseStatus] | None = None,
@@ -137,16 +183,64 @@ def list_cases(
     patient: str | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[Case]:
-    """Cases matching every filter given, ordered by id. ``status`` may be several (e.g. the open ones)."""
-    query = select(CaseRow.data).order_by(CaseRow.case_id).offset(offset).limit(limit)
+    cache: CaseCache | None = None,
+) -> list[CaseRecord]:
+    """Cases matching every filter given, ordered by id, with their revisions and times. ``status`` may
+    be several (e.g. the open ones). With ``cache``, as :func:`get_case_record` uses it (kept cases are
+    not decoded again)."""
+    filters = _filters(status, case_manager, programme, patient)
+    if cache is not None:
+        heads = _HEAD.where(*filters).order_by(CaseRow.case_id).offset(offset).limit(limit)
+        return _through_cache(session, heads, cache)
+    query = _RECORD.where(*filters).order_by(CaseRow.case_id).offset(offset).limit(limit)
+    return [_record(row) for row in session.execute(query)]
+
+
+def case_revisions(
+    session: Session,
+    *,
+    status: CaseStatus | Iterable[CaseStatus] | None = None,
+    case_manager: str | None = None,
+    programme: ProgrammeType | None = None,
+    patient: str | None = None,
+) -> dict[str, int]:
+    """The revision of every case matching the filters, by id in id order: one narrow query, no JSON
+    (readers that keep something per case find here which cases changed since)."""
+    query = select(CaseRow.case_id, CaseRow.revision).where(*_filters(status, case_manager, programme, patient))
+    return dict(session.execute(query.order_by(CaseRow.case_id)).tuples().all())
+
+
+def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseStatus]) -> int:
+    """Decode the cases of these statuses into ``cache``, most recently saved first, as many as it
+    keeps (a server's start-up: the first reads then find them); returns how many."""
+    if cache.size <= 0:
+        return 0
+    query = (
+        _RECORD.add_columns(CaseRow.case_id)
+        .where(CaseRow.status.in_([s.value for s in statuses]))
+        .order_by(CaseRow.updated_at.desc())
+        .limit(cache.size)
+    )
+    rows = session.execute(query).all()
+    for row in reversed(rows):  # oldest first in, so the newest are the last to go
+        cache.put(row.case_id, row.revision, Case.model_validate(row.data))
+    return len(rows)
+
+
+def _filters(
+    status: CaseStatus | Iterable[CaseStatus] | None,
+    case_manager: str | None,
+    programme: ProgrammeType | None,
+    patient: str | None,
+) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
     if status is not None:
         statuses = [status] if isinstance(status, CaseStatus) else list(status)
-        query = query.where(CaseRow.status.in_([s.value for s in statuses]))
+        filters.append(CaseRow.status.in_([s.value for s in statuses]))
     if case_manager is not None:
-        query = query.where(CaseRow.case_manager_id == case_manager)
+        filters.append(CaseRow.case_manager_id == case_manager)
     if programme is not None:
-        query = query.where(CaseRow.programme == programme.value)
+        filters.append(CaseRow.programme == programme.value)
     if patient is not None:
-        query = query.where(CaseRow.patient_id == patient)
-    return [Case.model_validate(data) for data in session.execute(query).scalars()]
+        filters.append(CaseRow.patient_id == patient)
+    return filters

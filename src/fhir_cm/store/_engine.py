@@ -25,6 +25,11 @@ __all__ = ["BUSY_TIMEOUT_SECONDS", "READ_ONLY", "make_engine", "redacted"]
 
 #: How long a SQLite writer waits for another process's write to finish before giving up.
 BUSY_TIMEOUT_SECONDS = 30.0
+#: Connections each process may hold: room for every thread that serves requests to hold a session
+#: while it waits for the audit group (``_audit_group``), whose writer needs one more. With fewer, a
+#: burst of requests holding all of them leaves the writer waiting for a connection none will return.
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
 
 #: Execution option marking a connection as read-only: on SQLite it begins a deferred transaction,
 #: which does not queue behind writers.
@@ -60,7 +65,7 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     if backend == "sqlite":
         return _sqlite_engine(parsed, common)
     if backend == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, **common)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
 
 
@@ -95,7 +100,8 @@ def _sqlite_engine(url: URL, common: dict[str, Any]) -> Engine:
     memory = _is_memory(url)
     connect_args = {"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
     # An in-memory database exists once per connection: share one connection or the schema vanishes.
-    extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
+    pool = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW}
+    extra: dict[str, Any] = {"poolclass": StaticPool} if memory else pool
     engine = create_engine(url, connect_args=connect_args, **extra, **common)
 
     @event.listens_for(engine, "connect")

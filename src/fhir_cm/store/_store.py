@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ._audit_group import AuditGroup
+from ._case_cache import CaseCache
 from ._engine import READ_ONLY, make_engine, redacted
 from ._errors import StoreError, StoreUnavailable
 from ._migrate import upgrade
@@ -22,8 +23,10 @@ __all__ = ["Store", "open_store"]
 class Store:
     """An open store. Use ``with store.session() as s:`` for one transaction; ``close()`` when done."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, case_cache: int = 2000) -> None:
         self.engine = engine
+        #: Decoded cases by revision, for readers (``get_case_record(..., cache=store.cases)``).
+        self.cases = CaseCache(case_cache)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
         #: Audit rows of reads, committed in groups (``_audit_group``): ``store.audit.record(...)``.
@@ -79,11 +82,12 @@ def _translated(engine: Engine) -> Iterator[None]:
         raise StoreError(f"database refused the operation ({type(exc.orig).__name__})") from exc
 
 
-def open_store(url: str, *, migrate: bool = True, echo: bool = False) -> Store:
+def open_store(url: str, *, migrate: bool = True, echo: bool = False, case_cache: int = 2000) -> Store:
     """Open the store at a SQLAlchemy URL and bring its schema to the newest revision.
 
     ``sqlite:///fhir-cm.db`` (a file, created if missing) or ``postgresql+psycopg://…``. With
-    ``migrate=False`` the schema is left as it is (for tools that only inspect).
+    ``migrate=False`` the schema is left as it is (for tools that only inspect). ``case_cache`` is how
+    many decoded cases readers keep (``Store.cases``; 0: none).
     """
     engine = make_engine(url, echo=echo)
     try:
@@ -96,4 +100,4 @@ def open_store(url: str, *, migrate: bool = True, echo: bool = False) -> Store:
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine)
+    return Store(engine, case_cache=case_cache)

@@ -101,7 +101,8 @@ class CaseRow(Base):
     case_manager_id: Mapped[str | None] = mapped_column(String(ID), index=True)
     programme: Mapped[str] = mapped_column(String(32), index=True)
     status: Mapped[str] = mapped_column(String(32), index=True)
-    revision: Mapped[int] = mapped_column(Integer)
+    # Indexed so that ``cases_version`` (count and sum of revisions) reads a small index, not every case.
+    revision: Mapped[int] = mapped_column(Integer, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(Json)
@@ -119,7 +120,8 @@ class ResourceRow(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(Json)
     content_hash: Mapped[str] = mapped_column(String(HASH))
     source: Mapped[str | None] = mapped_column(String(URL))
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Indexed so that ``store_version`` (the newest save) is one index lookup.
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (CheckConstraint("fhir_version IN ('R4', 'R5')", name="fhir_version"),)
 

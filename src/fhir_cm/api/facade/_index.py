@@ -88,6 +88,10 @@ class Indexed:
 _Stamp = CaseStamp
 
 
+def _by_id(r: Indexed) -> str:
+    return r.id
+
+
 def _read_stamps(session: Session) -> dict[str, CaseStamp]:
     """Every case's stamp, in one query (no JSON decoded)."""
     return case_stamps(session)
@@ -102,6 +106,8 @@ class _View:
     by_type: dict[str, dict[str, Indexed]] = field(default_factory=lambda: {t: {} for t in RESOURCE_TYPES})
     failed: set[str] = field(default_factory=set)
     _sorted: dict[str, list[Indexed]] = field(default_factory=dict)
+    #: (type, parameter) → value key → the resources holding it, by id; built on first use per parameter.
+    _keyed: dict[tuple[str, str], dict[str, list[Indexed]]] = field(default_factory=dict)
     #: ``store_version`` when the stamps were last read: unchanged, the view is current.
     version: tuple[Any, ...] | None = None
 
@@ -110,7 +116,7 @@ class _View:
             held = self.by_type[rtype].get(rid)
             if held is not None and held.case_id == case_id:
                 del self.by_type[rtype][rid]
-                self._sorted.pop(rtype, None)
+                self._changed(rtype)
         self.stamps.pop(case_id, None)
         self.failed.discard(case_id)
 
@@ -123,7 +129,12 @@ class _View:
         self.case_keys[case_id] = [(r.type, r.id) for r in resources]
         for r in resources:
             self.by_type[r.type][r.id] = r
-            self._sorted.pop(r.type, None)
+            self._changed(r.type)
+
+    def _changed(self, rtype: str) -> None:
+        self._sorted.pop(rtype, None)
+        for held in [k for k in self._keyed if k[0] == rtype]:
+            del self._keyed[held]
 
     def in_order(self, rtype: str) -> list[Indexed]:
         """The resources of a type by id: the order of search results, stable from page to page."""
@@ -131,6 +142,33 @@ class _View:
             held = self.by_type[rtype]
             self._sorted[rtype] = [held[i] for i in sorted(held)]
         return self._sorted[rtype]
+
+    def having(self, rtype: str, param: str, key: str) -> list[Indexed]:
+        """The resources of a type holding a ``param`` value whose second part is ``key``, by id."""
+        keyed = self._keyed.get((rtype, param))
+        if keyed is None:
+            keyed = {}
+            for r in self.in_order(rtype):
+                for k in {v[1] for v in r.values.get(param, ())}:
+                    keyed.setdefault(k, []).append(r)
+            self._keyed[(rtype, param)] = keyed
+        return keyed.get(key, [])
+
+    def candidates(self, rtype: str, criteria: Sequence[Criterion]) -> list[Indexed]:
+        """The fewest resources that may match: those holding a key of the most selective criterion
+        whose every alternative names one (token codes, reference ids); else every resource of the type."""
+        best: list[Indexed] | None = None
+        for criterion in criteria:
+            keys = [m.key for m in criterion.alternatives]
+            if criterion.param.kind not in ("token", "reference") or any(k is None for k in keys):
+                continue
+            lists = [self.having(rtype, criterion.param.name, k) for k in keys if k is not None]
+            found = (
+                lists[0] if len(lists) == 1 else sorted({r.id: r for lst in lists for r in lst}.values(), key=_by_id)
+            )
+            if best is None or len(found) < len(best):
+                best = found
+        return self.in_order(rtype) if best is None else best
 
 
 class FacadeIndex:
@@ -153,7 +191,7 @@ class FacadeIndex:
         """The resources of a type that match every criterion, by id; and how many cases could not be mapped."""
         with self._lock:
             view = self._refreshed(session, version)
-            found = [r for r in view.in_order(resource_type) if r.matches(criteria)]
+            found = [r for r in view.candidates(resource_type, criteria) if r.matches(criteria)]
             return found, len(view.failed)
 
     def related(
@@ -180,7 +218,8 @@ class FacadeIndex:
                             add(view.by_type.get(rtype, {}).get(rid))
             targets = {(r.type, r.id) for r in page}
             for source, param in request.revincludes:
-                for candidate in view.in_order(source):
+                holding = {c.id: c for _, rid in targets for c in view.having(source, param.name, rid)}
+                for candidate in sorted(holding.values(), key=_by_id):
                     if any(tuple(v) in targets for v in candidate.values.get(param.name, ())):
                         add(candidate)
             return out

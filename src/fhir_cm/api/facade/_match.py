@@ -10,7 +10,9 @@ Three kinds of search parameter are enough for the facade (http://hl7.org/fhir/R
   without a zone is UTC.
 
 Values are read from the resources once, when the index is built, and kept as plain tuples, so a
-search compares tuples and never walks JSON.
+search compares tuples and never walks JSON. Token and reference values are pairs whose second part
+(the code, the id) a matcher may name as its ``key``: the index looks those up instead of comparing
+every resource of the type (see ``_index``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class Matcher(Protocol):
 
     def matches(self, values: tuple[Any, ...]) -> bool: ...
 
+    @property
+    def key(self) -> str | None:
+        """The second part every value it matches has (a code, an id), or None when there is none:
+        only a resource holding a value with this key can match."""
+        ...
+
 
 # --- splitting query values -------------------------------------------------------------------------
 
@@ -91,6 +99,10 @@ class TokenMatch:
             (self.system is ANY or system == self.system) and (self.code is ANY or code == self.code)
             for system, code in values
         )
+
+    @property
+    def key(self) -> str | None:
+        return None if self.code is ANY else self.code
 
 
 def _token(raw: str) -> TokenMatch:
@@ -137,6 +149,10 @@ class RefMatch:
 
     def matches(self, values: tuple[Any, ...]) -> bool:
         return any(rid == self.id and (self.type is None or rtype == self.type) for rtype, rid in values)
+
+    @property
+    def key(self) -> str | None:
+        return self.id
 
 
 def _reference(raw: str, target: str | None) -> RefMatch:
@@ -244,6 +260,10 @@ class DateMatch:
 
     def matches(self, values: tuple[Any, ...]) -> bool:
         return any(self._one(t) for t in values)
+
+    @property
+    def key(self) -> str | None:
+        return None  # a range: no one value to look up
 
 
 def _date(raw: str) -> DateMatch:

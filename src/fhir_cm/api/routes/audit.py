@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Response
 
 from fhir_cm.store import AuditEntry, Store, get_case, list_audit
 
 from .._access import can_see
+from .._answers import json_answer
 from .._deps import Supervisor, Today, get_store
 from .._models import EntityId, Instant
 from .._routing import api_router
@@ -29,17 +30,17 @@ def audit_log(
     since: Annotated[Instant | None, Query(description="Only entries at or after this instant (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> list[AuditEntry]:
+) -> Response:
     """Newest first. A supervisor of one programme sees the entries of that programme's cases."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
     with store.session(read_only=True) as session:
         entries = list_audit(session, case_id=case_id, principal=key_id, since=since, limit=limit, offset=offset)
         if principal.programme is None:
-            return entries
+            return json_answer(entries)
         seen: dict[str, bool] = {}
         for e in entries:
             if e.case_id is not None and e.case_id not in seen:
                 case = get_case(session, e.case_id)
                 seen[e.case_id] = case is not None and can_see(principal, case, today)
-    return [e for e in entries if e.case_id is not None and seen[e.case_id]]
+    return json_answer([e for e in entries if e.case_id is not None and seen[e.case_id]])

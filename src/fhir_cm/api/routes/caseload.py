@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Response
 
-from fhir_cm.caseload import compute_caseload
+from fhir_cm.caseload import caseload_part, group_caseload
 from fhir_cm.config import Settings
-from fhir_cm.domain import Day, ProgrammeType, case_as_of
+from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.store import ApiRole
 
-from .._casework import audit_reads, visible_cases, views
+from .._answers import json_answer, json_bytes
+from .._casework import audit_reads, views
 from .._deps import CaseWork, get_settings
 from .._models import OPEN_STATUSES, CaseloadOut
 from .._routing import api_router
@@ -33,7 +34,7 @@ def caseload(
         ),
     ] = None,
     programme: ProgrammeType | None = None,
-) -> CaseloadOut:
+) -> Response:
     """Open cases per case manager with days since the last face-to-face contact, flagged above the limit.
 
     A supervisor sees every case manager of their programme; a case manager sees their own caseload.
@@ -42,24 +43,33 @@ def caseload(
     """
     day = on or work.today
 
-    def compute() -> tuple[CaseloadOut, list[str]]:
-        # A case closed today may have been open on a past day: only from today on do statuses filter.
-        filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
-        past = [as_of for c in visible_cases(work, programme=programme, **filters) if (as_of := case_as_of(c, day))]
-        cases = [c for c in past if c.is_open]
-        if work.principal.role is ApiRole.CASE_MANAGER:
-            cases = [
-                c for c in cases if c.case_manager is not None and c.case_manager.id == work.principal.practitioner_id
-            ]
-        out = CaseloadOut(
-            on=day,
-            limit=settings.caseload_limit,
-            managers=compute_caseload(cases, on=day, limit=settings.caseload_limit),
-        )
-        return out, [c.id for c in cases]
-
     p = work.principal
     key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
-    out, seen = views(work).get(work.store, key, compute)
-    audit_reads(work.store, work.principal, seen, action="caseload", request_id=work.request_id)
-    return out
+
+    def compute() -> tuple[bytes, list[str]]:
+        # A case closed today may have been open on a past day: only from today on do statuses filter.
+        filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
+        parts = work.parts.parts(
+            work.store, p, work.today, key, lambda case: caseload_part(case, day), programme=programme, **filters
+        )
+        if p.role is ApiRole.CASE_MANAGER:
+            parts = [part for part in parts if part.case_manager == p.practitioner_id]
+        out = CaseloadOut(
+            on=day, limit=settings.caseload_limit, managers=group_caseload(parts, limit=settings.caseload_limit)
+        )
+        return json_bytes(out), [part.intensity.case_id for part in parts]
+
+    shown = views(work).showing(work.store, key, compute, viewer=p.id, request_id=work.request_id)
+    body, seen = shown.value
+    if shown.shown_in is None:
+        audit_reads(work.store, work.principal, seen, action="caseload", request_id=work.request_id)
+        shown.remember()
+    else:  # the same cases, unchanged, shown to the same caller: one row pointing at that request's rows
+        work.store.audit.record(
+            principal=p.id,
+            action="caseload",
+            case_ids=[None],
+            detail=f"unchanged:{shown.shown_in}",
+            request_id=work.request_id,
+        )
+    return json_answer(body)

@@ -12,11 +12,12 @@ from fhir_cm.store import (
     ApiRole,
     CaseRecord,
     get_case_record,
-    list_cases,
+    list_case_records,
     record_audit,
     save_case,
 )
 
+from .._answers import json_answer
 from .._access import can_see, check_may_create, check_may_reassign, programme_scope
 from .._casework import audit_reads, etag, rebuild, refuse_breaches
 from .._deps import CaseWork
@@ -52,10 +53,9 @@ def case_out(record: CaseRecord) -> CaseOut:
     )
 
 
-def _fresh(work: CaseWork, case_id: str, response: Response) -> CaseOut:
+def _fresh(work: CaseWork, case_id: str) -> Response:
     record = work.load(case_id)
-    response.headers["ETag"] = etag(record.revision)
-    return case_out(record)
+    return json_answer(case_out(record), headers={"ETag": etag(record.revision)})
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut, summary="Create a case")
@@ -99,16 +99,16 @@ def list_cases_route(
     patient: Annotated[EntityId | None, Query(description="Patient id.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> CasePage:
+) -> Response:
     """The cases the caller may see that match every filter given, ordered by id."""
     statuses: list[CaseStatus] | None = list(status_) if status_ else None
     if open_only:
         statuses = [s for s in (statuses or OPEN_STATUSES) if s in OPEN_STATUSES]
     scope = programme_scope(work.principal)
     if scope is not None and programme not in (None, scope):
-        return CasePage(items=[], limit=limit, offset=offset, next_offset=None)
+        return json_answer(CasePage(items=[], limit=limit, offset=offset, next_offset=None))
     if statuses == []:  # open=true with only closed statuses asked for: nothing can match
-        return CasePage(items=[], limit=limit, offset=offset, next_offset=None)
+        return json_answer(CasePage(items=[], limit=limit, offset=offset, next_offset=None))
     filters: dict[str, Any] = {
         "status": statuses,
         "programme": programme or scope,
@@ -118,22 +118,25 @@ def list_cases_route(
     with work.store.session(read_only=True) as session:
         if work.principal.role is ApiRole.SUPERVISOR:
             # A supervisor sees whole programmes, which the store filters on: page there.
-            found = list_cases(session, **filters, limit=limit + 1, offset=offset)
-            page, more = [c.id for c in found[:limit]], len(found) > limit
+            found = list_case_records(session, **filters, limit=limit + 1, offset=offset, cache=work.store.cases)
+            records, more = found[:limit], len(found) > limit
         else:
             # Team membership lives inside the case: filter here, then page.
-            visible = [c.id for c in list_cases(session, **filters) if can_see(work.principal, c, work.today)]
-            page, more = visible[offset : offset + limit], offset + limit < len(visible)
-        records = [r for i in page if (r := get_case_record(session, i)) is not None]
+            visible = [
+                r
+                for r in list_case_records(session, **filters, cache=work.store.cases)
+                if can_see(work.principal, r.case, work.today)
+            ]
+            records, more = visible[offset : offset + limit], offset + limit < len(visible)
     audit_reads(work.store, work.principal, (r.case.id for r in records), action="list", request_id=work.request_id)
     items = [case_out(r) for r in records]
-    return CasePage(items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None)
+    return json_answer(CasePage(items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None))
 
 
 @router.get("/{case_id}", response_model=CaseOut, summary="Read a case")
-def read_case(case_id: CaseId, work: CaseWork, response: Response) -> CaseOut:
+def read_case(case_id: CaseId, work: CaseWork) -> Response:
     """The case with its revision in ``ETag``; 404 if it does not exist or the caller may not see it."""
-    return _fresh(work, case_id, response)
+    return _fresh(work, case_id)
 
 
 @router.patch("/{case_id}", response_model=CaseOut, summary="Change a case's own fields")

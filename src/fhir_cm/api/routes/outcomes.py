@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Response
 
 from fhir_cm.domain import Day, ProgrammeType
-from fhir_cm.outcomes import compute_outcomes
+from fhir_cm.outcomes import combine_outcomes, outcome_parts
 
-from .._casework import audit_reads, views, visible_cases
+from .._answers import json_answer, json_bytes
+from .._casework import audit_reads, views
 from .._deps import CaseWork
 from .._models import OutcomesOut
 from .._problems import FieldError, InvalidInput
@@ -30,7 +31,7 @@ def outcomes(
         Day | None,
         Query(description="The figures as they stood on this day (the cases as they were then); today if left out."),
     ] = None,
-) -> OutcomesOut:
+) -> Response:
     """30-day readmissions, length of stay per setting, goal attainment, discharge-to-follow-up days and
     referral completion, over the cases the caller may see, as they stood on ``on`` (today by default)."""
     if from_ is not None and to is not None and to < from_:
@@ -39,16 +40,21 @@ def outcomes(
     # Aggregates show no case: one audit row for the query, not one per case counted.
     audit_reads(work.store, work.principal, [None], action="outcomes", request_id=work.request_id)
 
-    def compute() -> OutcomesOut:
-        figures = compute_outcomes(
-            visible_cases(work, programme=programme),
-            start=from_,
-            end=to,
-            today=on or work.today,
-            programmes=[programme] if programme else None,
-        )
-        return OutcomesOut(start=from_, end=to, programmes=figures)
-
     p = work.principal
-    key = ("outcomes", p.role, p.practitioner_id, p.programme, programme, from_, to, on or work.today, work.today)
-    return views(work).get(work.store, key, compute)
+    today = on or work.today
+    key = ("outcomes", p.role, p.practitioner_id, p.programme, programme, from_, to, today, work.today)
+
+    def compute() -> bytes:
+        parts = work.parts.parts(
+            work.store,
+            p,
+            work.today,
+            key,
+            lambda case: outcome_parts(case, start=from_, end=to, today=today),
+            programme=programme,
+        )
+        wanted = [programme] if programme else sorted({part.programme for part in parts})
+        figures = [combine_outcomes(each, parts, start=from_, end=to) for each in wanted]
+        return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures))
+
+    return json_answer(views(work).get(work.store, key, compute))

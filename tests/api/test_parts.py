@@ -1,0 +1,85 @@
+"""Caseload and outcomes from parts kept per case equal the figures recomputed from every case.
+
+The API keeps each case's part of the figures by revision and recomputes only the parts of cases
+that changed (``fhir_cm.api._parts``). These tests compare its answers with ``compute_caseload`` and
+``compute_outcomes`` over every stored case — first, after cases change, and after one is added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from fhir_cm.caseload import compute_caseload
+from fhir_cm.domain import CaseStatus, Contact, ContactMode, ProgrammeType
+from fhir_cm.outcomes import compute_outcomes
+from fhir_cm.store import Store, list_cases, save_case
+from fhir_cm.synthetic import generate_cases
+from tests.api.conftest import TODAY, Keys, bearer
+
+PERIOD = {"from": "2024-07-01", "to": "2025-06-30"}
+
+
+def _expected(store: Store, programme: ProgrammeType | None = None) -> tuple[Any, Any]:
+    with store.session(read_only=True) as s:
+        cases = list_cases(s)
+    caseload = [m.model_dump(mode="json") for m in compute_caseload(cases, on=TODAY, limit=20)]
+    outcomes = [
+        p.model_dump(mode="json")
+        for p in compute_outcomes(
+            cases,
+            start=dt.date(2024, 7, 1),
+            end=dt.date(2025, 6, 30),
+            today=TODAY,
+            programmes=[programme] if programme else None,
+        )
+    ]
+    return caseload, outcomes
+
+
+def _answers(client: TestClient, key: str) -> tuple[Any, Any]:
+    caseload = client.get("/api/v1/caseload", headers=bearer(key))
+    outcomes = client.get("/api/v1/outcomes", params=PERIOD, headers=bearer(key))
+    assert caseload.status_code == outcomes.status_code == 200
+    return caseload.json()["managers"], outcomes.json()["programmes"]
+
+
+def test_the_kept_parts_give_the_figures_of_every_case(client: TestClient, keys: Keys, api_store: Store) -> None:
+    cases = list(generate_cases(60, seed=7, today=TODAY))
+    with api_store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+    assert _answers(client, keys.supervisor) == _expected(api_store)
+
+    # Close one open case, record a face-to-face contact on another, add a case: only these change.
+    still_open = [c for c in cases if c.is_open]
+    closing, visited = still_open[0].model_copy(deep=True), still_open[1].model_copy(deep=True)
+    closing.change_status(CaseStatus.CLOSED, TODAY, "goals met")
+    visited.contacts = [
+        *visited.contacts,
+        Contact(id="visit-today", date=TODAY, mode=ContactMode.FACE_TO_FACE, note="home visit"),
+    ]
+    added = next(iter(generate_cases(1, seed=99, today=TODAY)))
+    with api_store.session() as s:
+        for case in (closing, visited, added):
+            save_case(s, case, enqueue=False)
+    caseload, outcomes = _answers(client, keys.supervisor)
+    assert (caseload, outcomes) == _expected(api_store)
+    seen = {c["case_id"] for m in caseload for c in m["cases"]}
+    assert closing.id not in seen
+    assert (added.id in seen) is added.is_open
+
+
+def test_a_programme_supervisor_gets_the_figures_of_that_programme(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    with api_store.session() as s:
+        for case in generate_cases(40, seed=11, today=TODAY):
+            save_case(s, case, enqueue=False)
+    with api_store.session(read_only=True) as s:
+        mine = [c for c in list_cases(s) if c.programme is ProgrammeType.HEALTH_CARE]
+    outcomes = client.get("/api/v1/outcomes", params=PERIOD, headers=bearer(keys.supervisor_hc)).json()["programmes"]
+    expected = compute_outcomes(mine, start=dt.date(2024, 7, 1), end=dt.date(2025, 6, 30), today=TODAY, programmes=None)
+    assert outcomes == [p.model_dump(mode="json") for p in expected]

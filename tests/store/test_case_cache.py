@@ -1,0 +1,113 @@
+"""Decoded cases kept by revision for readers, on SQLite and PostgreSQL: never stale, never unbounded.
+
+The API's read routes decode a case only when the one kept is not at the stored revision. What must
+hold: a save (here, or by another process straight to the database) makes the kept case unused at
+once; a page of cases comes back in the store's order whatever was kept; the bound holds; a slow
+reader cannot put an older revision back over a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import update
+
+from fhir_cm.domain import Case, CaseStatus, ProgrammeType
+from fhir_cm.store import (
+    CaseCache,
+    Store,
+    get_case_record,
+    list_case_records,
+    save_case,
+    warm_case_cache,
+)
+from fhir_cm.store._tables import CaseRow
+
+
+def _saved(store: Store, *cases: Case) -> None:
+    with store.session() as s:
+        for case in cases:
+            save_case(s, case)
+
+
+def test_a_kept_case_is_served_until_it_is_saved_again(store: Store, make_case: Callable[..., Case]) -> None:
+    cache = CaseCache(10)
+    _saved(store, make_case("case-1", plan_summary="first"))
+    with store.session(read_only=True) as s:
+        first = get_case_record(s, "case-1", cache=cache)
+        again = get_case_record(s, "case-1", cache=cache)
+    assert first is not None and again is not None
+    assert again.case is first.case  # not decoded twice
+    _saved(store, make_case("case-1", plan_summary="second"))
+    with store.session(read_only=True) as s:
+        after = get_case_record(s, "case-1", cache=cache)
+        uncached = get_case_record(s, "case-1")
+    assert after is not None and uncached is not None
+    assert (after.case.plan_summary, after.revision) == ("second", 2)
+    assert after == uncached
+
+
+def test_a_change_written_by_another_process_is_seen(store: Store, make_case: Callable[..., Case]) -> None:
+    """Another worker's save reaches the database, not this cache: the revision read first decides."""
+    cache = CaseCache(10)
+    _saved(store, make_case("case-1", plan_summary="first"))
+    with store.session(read_only=True) as s:
+        get_case_record(s, "case-1", cache=cache)
+    changed = make_case("case-1", plan_summary="elsewhere").model_dump(mode="json")
+    with store.session() as s:
+        s.execute(update(CaseRow).where(CaseRow.case_id == "case-1").values(data=changed, revision=7))
+    with store.session(read_only=True) as s:
+        record = get_case_record(s, "case-1", cache=cache)
+    assert record is not None and (record.case.plan_summary, record.revision) == ("elsewhere", 7)
+
+
+def test_a_page_keeps_the_store_order_with_some_cases_kept(store: Store, make_case: Callable[..., Case]) -> None:
+    cache = CaseCache(10)
+    _saved(store, *(make_case(f"case-{i}") for i in range(1, 7)))
+    with store.session(read_only=True) as s:
+        get_case_record(s, "case-2", cache=cache)
+        get_case_record(s, "case-5", cache=cache)
+        page = list_case_records(s, limit=4, offset=1, cache=cache)
+        plain = list_case_records(s, limit=4, offset=1)
+        missing = get_case_record(s, "case-9", cache=cache)
+    assert [r.case.id for r in page] == ["case-2", "case-3", "case-4", "case-5"]
+    assert page == plain
+    assert missing is None
+
+
+def test_the_bound_holds_and_the_least_recently_used_go_first(make_case: Callable[..., Case]) -> None:
+    cache = CaseCache(2)
+    a, b, c = (make_case(f"case-{i}") for i in "abc")
+    cache.put("a", 1, a)
+    cache.put("b", 1, b)
+    assert cache.get("a", 1) is a  # a is now the most recently used
+    cache.put("c", 1, c)
+    assert (len(cache), cache.get("b", 1), cache.get("a", 1), cache.get("c", 1)) == (2, None, a, c)
+    assert cache.get("a", 2) is None  # another revision is not this one
+
+
+def test_an_older_revision_never_replaces_a_newer_one(make_case: Callable[..., Case]) -> None:
+    cache = CaseCache(5)
+    newer, older = make_case("case-1", plan_summary="new"), make_case("case-1", plan_summary="old")
+    cache.put("case-1", 3, newer)
+    cache.put("case-1", 2, older)
+    assert (cache.get("case-1", 3), cache.get("case-1", 2)) == (newer, None)
+
+
+def test_a_cache_of_size_zero_keeps_nothing(store: Store, make_case: Callable[..., Case]) -> None:
+    cache = CaseCache(0)
+    _saved(store, make_case("case-1"))
+    with store.session(read_only=True) as s:
+        record = get_case_record(s, "case-1", cache=cache)
+        assert warm_case_cache(s, cache, [CaseStatus.ACTIVE]) == 0
+    assert record is not None and len(cache) == 0
+
+
+def test_warming_keeps_the_open_cases_most_recently_saved(store: Store, make_case: Callable[..., Case]) -> None:
+    _saved(store, make_case("old", programme=ProgrammeType.HEALTH_CARE))
+    _saved(store, make_case("closed", status=CaseStatus.CLOSED, period={"start": "2026-01-01", "end": "2026-02-01"}))
+    _saved(store, make_case("new"))
+    cache = CaseCache(1)
+    with store.session(read_only=True) as s:
+        assert warm_case_cache(s, cache, [CaseStatus.ACTIVE]) == 1
+    assert cache.get("new", 1) is not None and cache.get("old", 1) is None and cache.get("closed", 1) is None
