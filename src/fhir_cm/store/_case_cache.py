@@ -6,16 +6,20 @@ changes, so the read routes look the revisions up first (a narrow query, no JSON
 cases not kept at that revision. A save raises the revision, so a kept case is never served stale:
 the key no longer matches and the case is read again.
 
+A full cache takes in no new case, it only replaces a kept case by its newer revision: with more cases
+than it holds and reads spread over all of them, taking each one in would throw another out on every
+read, and every decoded case would live just long enough to burden the garbage collector's older
+generations. So what it holds is what start-up warmed (the open cases, most recently saved first) and
+the cases read while there was room.
+
 Kept cases are shared between requests: the readers that use the cache only serialise and filter
 them. Anything that changes a case reads it through ``get_case_record`` without the cache, inside the
-transaction that saves it. The cache is bounded (least recently used first out); ``size=0`` turns it
-off. Each process of ``serve --workers N`` keeps its own.
+transaction that saves it. The cache is bounded; ``size=0`` turns it off. Each process of ``serve --workers N`` keeps its own.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 from fhir_cm.domain import Case
 
@@ -23,12 +27,12 @@ __all__ = ["CaseCache"]
 
 
 class CaseCache:
-    """A bounded, thread-safe map from (case id, revision) to the validated case."""
+    """A bounded, thread-safe map from case id to the validated case at a revision."""
 
     def __init__(self, size: int = 2000) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._kept: OrderedDict[str, tuple[int, Case]] = OrderedDict()
+        self._kept: dict[str, tuple[int, Case]] = {}
 
     def get(self, case_id: str, revision: int) -> Case | None:
         """The kept case at exactly this revision, or None."""
@@ -36,21 +40,20 @@ class CaseCache:
             kept = self._kept.get(case_id)
             if kept is None or kept[0] != revision:
                 return None
-            self._kept.move_to_end(case_id)
             return kept[1]
 
     def put(self, case_id: str, revision: int, case: Case) -> None:
-        """Keep ``case`` as the case at ``revision`` (an older revision kept is replaced)."""
+        """Keep ``case`` as the case at ``revision``: in place of an older revision kept, or as a new
+        entry while there is room (see the module docstring)."""
         if self.size <= 0:
             return
         with self._lock:
             kept = self._kept.get(case_id)
             if kept is not None and kept[0] > revision:
                 return  # a newer revision is already kept: a slow reader must not put an older one back
+            if kept is None and len(self._kept) >= self.size:
+                return
             self._kept[case_id] = (revision, case)
-            self._kept.move_to_end(case_id)
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
 
     def __len__(self) -> int:
         with self._lock:

@@ -222,7 +222,7 @@ def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseS
         .limit(cache.size)
     )
     rows = session.execute(query).all()
-    for row in reversed(rows):  # oldest first in, so the newest are the last to go
+    for row in rows:
         cache.put(row.case_id, row.revision, Case.model_validate(row.data))
     return len(rows)
 
