@@ -227,9 +227,14 @@ class FacadeIndex:
     # --- keeping in step -------------------------------------------------------------------------
 
     def warm(self, session: Session, version: FhirVersion) -> None:
-        """Map every case now (at start-up), so the first request does not wait for it."""
+        """Map every case now (at start-up), and build the value maps of every token and reference
+        parameter, so the first request — a read or a search — does not wait for either."""
         with self._lock:
-            self._refreshed(session, version)
+            view = self._refreshed(session, version)
+            for rtype in RESOURCE_TYPES:
+                for param in params_for(rtype).values():
+                    if param.kind in ("token", "reference"):
+                        view.having(rtype, param.name, "")
 
     def _refreshed(self, session: Session, version: FhirVersion) -> _View:
         view = self._views.setdefault(version, _View())
