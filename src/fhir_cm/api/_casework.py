@@ -25,12 +25,11 @@ from fhir_cm.store import (
     StaleRevision,
     Store,
     get_case_record,
-    list_cases,
     record_audit,
     save_case,
 )
 
-from ._access import can_see, programme_scope
+from ._access import can_see
 from ._auth import Principal
 from ._parts import CaseParts
 from ._views import ViewCache
@@ -61,7 +60,6 @@ __all__ = [
     "replace",
     "respond",
     "update_entity",
-    "visible_cases",
 ]
 
 T = TypeVar("T")
@@ -310,19 +308,6 @@ def update_entity(
 def views(work: Work) -> ViewCache:
     """The app's cache of results computed over every visible case (caseload, outcomes)."""
     return work.views
-
-
-def visible_cases(work: Work, **filters: Any) -> list[Case]:
-    """Every case the caller may see that matches the store filters (``list_cases`` keywords)."""
-    scope = programme_scope(work.principal)
-    wanted = filters.get("programme")
-    if scope is not None:
-        if wanted not in (None, scope):
-            return []
-        filters["programme"] = scope
-    with work.store.session(read_only=True) as session:
-        found = list_cases(session, **filters)
-    return [c for c in found if can_see(work.principal, c, work.today)]
 
 
 def respond(edited: Edited[T], response: Response) -> T:

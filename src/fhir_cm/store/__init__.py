@@ -14,6 +14,7 @@ Functions take a ``Session`` and return domain models or pydantic rows, never OR
 from ._audit import AuditEntry, list_audit, record_audit
 from ._case_cache import CaseCache
 from ._cases import (
+    CaseFilters,
     case_revisions,
     CaseRecord,
     get_case,
@@ -162,6 +163,7 @@ __all__ = [
     "ApiRole",
     "AuditEntry",
     "CaseCache",
+    "CaseFilters",
     "CaseRecord",
     "CaseStamp",
     "ConflictRecord",

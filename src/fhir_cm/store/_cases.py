@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
+
+from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, Row, Select, select, update
@@ -20,6 +22,7 @@ from ._tables import CaseRow
 from ._types import utcnow
 
 __all__ = [
+    "CaseFilters",
     "CaseRecord",
     "case_revisions",
     "get_case",
@@ -169,44 +172,45 @@ def get_case(session: Session, case_id: str) -> Case | None:
     return None if data is None else Case.model_validate(data)
 
 
-def list_cases(session: Session, **filters: Any) -> list[Case]:
-    """Cases matching every filter given, ordered by id (the keywords of :func:`list_case_records`)."""
-    return [record.case for record in list_case_records(session, **filters)]
+class CaseFilters(TypedDict, total=False):
+    """What the case readers select by: every filter given must match. ``status`` may be several
+    (e.g. the open ones)."""
+
+    status: CaseStatus | Iterable[CaseStatus] | None
+    case_manager: str | None
+    programme: ProgrammeType | None
+    patient: str | None
+
+
+def list_cases(
+    session: Session, *, limit: int | None = None, offset: int = 0, **filters: Unpack[CaseFilters]
+) -> list[Case]:
+    """Cases matching every filter given, ordered by id."""
+    return [record.case for record in list_case_records(session, limit=limit, offset=offset, **filters)]
 
 
 def list_case_records(
     session: Session,
     *,
-    status: CaseStatus | Iterable[CaseStatus] | None = None,
-    case_manager: str | None = None,
-    programme: ProgrammeType | None = None,
-    patient: str | None = None,
     limit: int | None = None,
     offset: int = 0,
     cache: CaseCache | None = None,
+    **filters: Unpack[CaseFilters],
 ) -> list[CaseRecord]:
-    """Cases matching every filter given, ordered by id, with their revisions and times. ``status`` may
-    be several (e.g. the open ones). With ``cache``, as :func:`get_case_record` uses it (kept cases are
-    not decoded again)."""
-    filters = _filters(status, case_manager, programme, patient)
+    """Cases matching every filter given, ordered by id, with their revisions and times. With
+    ``cache``, as :func:`get_case_record` uses it (kept cases are not decoded again)."""
+    where = _filters(filters)
     if cache is not None:
-        heads = _HEAD.where(*filters).order_by(CaseRow.case_id).offset(offset).limit(limit)
+        heads = _HEAD.where(*where).order_by(CaseRow.case_id).offset(offset).limit(limit)
         return _through_cache(session, heads, cache)
-    query = _RECORD.where(*filters).order_by(CaseRow.case_id).offset(offset).limit(limit)
+    query = _RECORD.where(*where).order_by(CaseRow.case_id).offset(offset).limit(limit)
     return [_record(row) for row in session.execute(query)]
 
 
-def case_revisions(
-    session: Session,
-    *,
-    status: CaseStatus | Iterable[CaseStatus] | None = None,
-    case_manager: str | None = None,
-    programme: ProgrammeType | None = None,
-    patient: str | None = None,
-) -> dict[str, int]:
+def case_revisions(session: Session, **filters: Unpack[CaseFilters]) -> dict[str, int]:
     """The revision of every case matching the filters, by id in id order: one narrow query, no JSON
     (readers that keep something per case find here which cases changed since)."""
-    query = select(CaseRow.case_id, CaseRow.revision).where(*_filters(status, case_manager, programme, patient))
+    query = select(CaseRow.case_id, CaseRow.revision).where(*_filters(filters))
     return dict(session.execute(query.order_by(CaseRow.case_id)).tuples().all())
 
 
@@ -227,20 +231,16 @@ def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseS
     return len(rows)
 
 
-def _filters(
-    status: CaseStatus | Iterable[CaseStatus] | None,
-    case_manager: str | None,
-    programme: ProgrammeType | None,
-    patient: str | None,
-) -> list[ColumnElement[bool]]:
+def _filters(given: CaseFilters) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
+    status = given.get("status")
     if status is not None:
         statuses = [status] if isinstance(status, CaseStatus) else list(status)
         filters.append(CaseRow.status.in_([s.value for s in statuses]))
-    if case_manager is not None:
+    if (case_manager := given.get("case_manager")) is not None:
         filters.append(CaseRow.case_manager_id == case_manager)
-    if programme is not None:
+    if (programme := given.get("programme")) is not None:
         filters.append(CaseRow.programme == programme.value)
-    if patient is not None:
+    if (patient := given.get("patient")) is not None:
         filters.append(CaseRow.patient_id == patient)
     return filters
