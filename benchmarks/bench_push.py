@@ -4,20 +4,23 @@ the other — on real servers started here on loopback, in the same run:
 
 * **sekmet-fhir** (the test server, single-threaded, in this process): a fresh, empty server for
   every run;
+* **an in-memory server on one thread** (``tests/memory_server.py``: validates every resource with its
+  fhir.resources model, keeps them in dictionaries, looks identifiers up in an index; in a process of
+  its own): a fresh, empty server for every run;
 * **HAPI FHIR JPA R4** (``tests/hapi_server.py``: H2 in memory, in a JVM of its own, started as the
   tests start it). A start costs 15–45 s, so one HAPI serves every HAPI run: each push writes under
   an identifier system of its own, and each round pushes cases of a seed of its own (other patients,
   other parties), so no run finds what another wrote. The JVM is warmed up first (its JIT compiles
   the hot paths as they run) by untimed pushes of other cases with each client.
 
-Run: ``python benchmarks/bench_push.py [--server sekmet|hapi|all] [--cases N] [--repeat R]
+Run: ``python benchmarks/bench_push.py [--server sekmet|memory|hapi|all] [--cases N] [--repeat R]
 [--hapi-cases N] [--hapi-repeat R] [--hapi-warmup W]``. Per target it prints the medians of each
 client's wall time, the ratio naive/adapter (goal ≥ 3×), the server's CPU time during each push and
 the ratio of the push's wall time to that server CPU time — 1.0 for a push that keeps a
 single-threaded server busy all the time; the closer to 1.0 the less the server waits for the
 client. It does not assert. Server CPU is this process's CPU time for sekmet (nothing else runs in
-it while a client is timed), and ``utime + stime`` of the JVM from ``/proc/<pid>/stat`` (every
-thread: request handling, H2, GC, JIT) for HAPI.
+it while a client is timed), and ``utime + stime`` from ``/proc/<pid>/stat`` of the in-memory
+server's process and of HAPI's JVM (every thread: request handling, H2, GC, JIT).
 
 "The same work" means the same end state on the server: the naive client also writes the patient,
 the parties the case names (minimal Practitioner/Organization/RelatedPerson, conditionally, once
@@ -25,7 +28,8 @@ per run — HAPI refuses a reference to one it does not hold, HAPI-1094), the ad
 Provenance per case, as the adapter does.
 
 sekmet cannot search Goal or CareTeam by identifier, so for those the naive client, like the adapter,
-writes ``PUT Type/<stable id>`` — still one idempotent request per resource.
+writes ``PUT Type/<stable id>`` — still one idempotent request per resource. The in-memory server and
+HAPI take a conditional create for every type.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import multiprocessing as mp
 import os
 import statistics
@@ -207,6 +212,18 @@ def bench_sekmet(ctx: Any, n_cases: int, repeat: int) -> dict[str, list[Run]]:
     return runs
 
 
+def bench_memory(ctx: Any, n_cases: int, repeat: int) -> dict[str, list[Run]]:
+    from tests.memory_server import memory_server
+
+    runs: dict[str, list[Run]] = {mode: [] for mode in CLIENTS}
+    for _ in range(repeat):
+        for mode, measured in runs.items():
+            with tempfile.TemporaryDirectory() as tmp, memory_server() as server:
+                cpu = functools.partial(process_cpu, int(server.settings["pid"]))
+                measured.append(_measure(ctx, mode, server.base_url, n_cases, SEKMET_SEED, tmp, cpu))
+    return runs
+
+
 @contextlib.contextmanager
 def _hapi(base: str | None, pid: int | None) -> Iterator[tuple[str, int, float]]:
     """``(base URL, JVM pid, seconds to start)``: the HAPI given, or one started for the block."""
@@ -276,8 +293,10 @@ def report(runs: dict[str, list[Run]], n: int) -> dict[str, Run]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=("sekmet", "hapi", "all"), default="all", help="target(s); default all")
-    parser.add_argument("--cases", type=int, default=100, help="cases per sekmet run")
+    parser.add_argument(
+        "--server", choices=("sekmet", "memory", "hapi", "all"), default="all", help="target(s); default all"
+    )
+    parser.add_argument("--cases", type=int, default=100, help="cases per sekmet and in-memory run")
     parser.add_argument(
         "--repeat", type=int, default=5, help="sekmet runs of each client, alternating; medians are printed"
     )
@@ -304,6 +323,18 @@ def main() -> None:
             f"  the server spends {1000 * med['adapter'].server_cpu / n:.1f} ms of CPU per case on the adapter's "
             f"transactions: at most {med['naive'].seconds / med['adapter'].server_cpu:.1f}x while that server "
             "work stays (a single-threaded server)"
+        )
+    if args.server in ("memory", "all"):
+        n = args.cases
+        runs = bench_memory(ctx, n, args.repeat)
+        print(
+            f"in-memory server on one thread: push of {n} cases on loopback (server and each client in a process of its own);"
+        )
+        print(f"median of {args.repeat} alternating runs, each on a fresh, empty server")
+        med = report(runs, n)
+        print(
+            f"  the server spends {1000 * med['adapter'].server_cpu / n:.1f} ms of CPU per case on the adapter's "
+            f"requests: at most {med['naive'].seconds / med['adapter'].server_cpu:.1f}x while that server work stays"
         )
     if args.server in ("hapi", "all"):
         n = args.hapi_cases

@@ -22,15 +22,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.server_process import run_server
 from tests.servers import RunningServer
 
 __all__ = ["hapi_server", "require_hapi_toolchain"]
@@ -39,6 +37,7 @@ LAUNCHER = Path(__file__).resolve().parent / "hapi"
 MAIN_CLASS = "org.fhircm.hapi.HapiTestServer"
 BUILD_TIMEOUT = 900.0  # a first build on a new machine downloads HAPI's dependencies
 STARTUP_TIMEOUT = 240.0
+WHAT = "the HAPI FHIR test server"
 JVM_OPTIONS = ("-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
 
 
@@ -130,72 +129,7 @@ def hapi_server(release: str = "R4") -> Iterator[RunningServer]:
     """Run a HAPI FHIR JPA server (``R4`` or ``R5``) on a free port of 127.0.0.1 for the block."""
     require_hapi_toolchain()
     classpath = build_classpath()
-    process = subprocess.Popen(
-        ["java", *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS, release, "0"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    errors: list[str] = []
-    threading.Thread(target=_drain, args=(process.stderr, errors), daemon=True).start()
-    try:
-        base_url = _wait_for_ready_line(process, errors)
-        _wait_for_metadata(base_url, process)
+    command = ["java", *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS, release, "0"]
+    with run_server(command, what=WHAT, timeout=STARTUP_TIMEOUT) as (base_url, pid):
         root = base_url.rsplit("/fhir", 1)[0]
-        yield RunningServer(base_url=base_url, root_url=root, settings={"release": release, "pid": process.pid})
-    finally:
-        _stop(process)
-
-
-def _drain(stream, sink: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """Keep the JVM's stderr flowing (a full pipe would block it); keep the last lines for errors."""
-    for line in stream:
-        sink.append(line.rstrip())
-        del sink[:-40]
-
-
-def _wait_for_ready_line(process: subprocess.Popen[str], errors: list[str]) -> str:
-    found: list[str] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("READY "):
-                found.append(line.split()[1])
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(STARTUP_TIMEOUT)
-    if found:
-        return found[0]
-    state = f"exited with {process.poll()}" if process.poll() is not None else f"not ready in {STARTUP_TIMEOUT:.0f}s"
-    tail = "\n".join(errors[-15:])
-    raise RuntimeError(f"the HAPI FHIR test server {state}:\n{tail}")
-
-
-def _wait_for_metadata(base_url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with httpx.Client(timeout=30.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the HAPI FHIR test server exited with {process.returncode}")
-            try:
-                if client.get(f"{base_url}/metadata", headers={"Accept": "application/fhir+json"}).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)  # polling interval between readiness probes, not synchronisation
-    raise RuntimeError(f"the HAPI FHIR test server did not answer /metadata in {STARTUP_TIMEOUT:.0f}s")
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        try:
-            assert process.stdin is not None
-            process.stdin.close()  # the launcher stops when its stdin closes
-            process.wait(timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait(timeout=10)
+        yield RunningServer(base_url=base_url, root_url=root, settings={"release": release, "pid": pid})
