@@ -3,8 +3,10 @@ whole result set into memory first, at two sizes, on the real test server (sekme
 here on loopback), in the same run.
 
 Run: ``python benchmarks/bench_pull.py [--resources 10000] [--small 2500] [--traced]``. Prints
-resources/s and peak RSS (with ``--traced`` also peak traced Python memory, from tracemalloc) of the
-pull and of the baseline, at ``--small`` and at ``--resources`` resources; the point is to see
+resources/s, peak RSS (with ``--traced`` also peak traced Python memory, from tracemalloc) and the
+server's CPU time over the run's wall time ("server busy") of the server's own pace (the pull's
+searches, every page fetched and parsed, nothing else), of the pull and of the baseline, at
+``--small`` and at ``--resources`` resources, and the pull's rate over the server's pace; the point is to see
 whether the pull's memory stays flat as N grows (it streams one page at a time) while the
 baseline's grows with N. It does not assert. About 4 minutes on 2 cores; ``--traced`` about 8
 (tracemalloc slows the pull several times over).
@@ -44,6 +46,7 @@ from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_bundle, resource_key, resources_to_case
 from fhir_cm.store import LedgerEntry, content_hash, open_store, put_ledger, save_case
 from fhir_cm.sync import CASE_RESOURCE_TYPES, pull
+from fhir_cm.sync._pull import PAGE_SIZE as PULL_PAGE
 from fhir_cm.synthetic import generate_cases
 from tests.servers import sekmet_server
 
@@ -124,6 +127,17 @@ async def run_baseline(base: str, system: str, db: Path) -> int:
     return len(everything)
 
 
+async def run_server_pace(base: str, system: str, db: Path) -> int:
+    """The server's pace: the pull's searches (same parameters, same page size), every page fetched
+    and parsed, nothing done with it — as fast as that server hands them out to one client."""
+    n = 0
+    async with AsyncFhirClient(base, enforce_capabilities=False) as client:
+        for rtype in CASE_RESOURCE_TYPES:
+            async for page in client.search(rtype).where("identifier", f"{system}|").count(PULL_PAGE).pages():
+                n += len(page.matches)
+    return n
+
+
 def _status_kb(field: str) -> int:
     for row in Path("/proc/self/status").read_text().splitlines():
         if row.startswith(f"{field}:"):
@@ -142,10 +156,11 @@ def peak_rss_kb() -> int:
 
 
 def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) -> None:
-    job = run_pull if mode == "pull" else run_baseline
+    job = {"pull": run_pull, "baseline": run_baseline, "server": run_server_pace}[mode]
     before_kb = current_rss_kb()
     if traced:
         tracemalloc.start()
+    out.put("start")
     t0 = time.perf_counter()
     try:
         n = asyncio.run(job(base, system, Path(db)))
@@ -172,7 +187,10 @@ def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[
     db = tmp / f"{mode}-{uuid.uuid4().hex}.db"
     proc = ctx.Process(target=child, args=(mode, base, system, str(db), traced, queue))
     proc.start()
-    answer = queue.get()
+    started = queue.get()
+    cpu0 = time.process_time()  # the server's: it runs in this process, and nothing else does meanwhile
+    answer = queue.get() if started == "start" else started
+    answer["server_cpu"] = time.process_time() - cpu0
     proc.join()
     if "error" in answer or proc.exitcode != 0:
         raise SystemExit(f"{mode} failed: {answer.get('error', f'exit code {proc.exitcode}')}")
@@ -182,7 +200,8 @@ def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[
 def line(label: str, r: dict[str, float]) -> str:
     return (
         f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
-        f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)"
+        f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)  "
+        f"server busy {100 * r['server_cpu'] / r['seconds']:3.0f}%"
         + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else "")
     )
 
@@ -203,18 +222,22 @@ def main() -> None:
             t0 = time.perf_counter()
             have = asyncio.run(seed(server.base_url, batches, target, have))
             print(f"seeded {have} resources ({time.perf_counter() - t0:.0f}s, not measured)", file=sys.stderr)
+            pace = measure("server", server.base_url, system, Path(tmp), traced)
             pulled = measure("pull", server.base_url, system, Path(tmp), traced)
             baseline = measure("baseline", server.base_url, system, Path(tmp), traced)
-            rows.append((have, pulled, baseline))
+            rows.append((have, pace, pulled, baseline))
     print(
         "pull from sekmet-fhir on loopback (each measurement in a fresh process"
         f"{', timed under tracemalloc' if traced else ''})"
     )
-    for have, pulled, baseline in rows:
+    for have, pace, pulled, baseline in rows:
         print(f" {have} resources on the server:")
+        print(line("server", pace) + "  (its pace: pages fetched, nothing done with them)")
         print(line("pull", pulled))
         print(line("baseline", baseline))
-    (small, p_small, b_small), (big, p_big, b_big) = rows
+        rate = (pulled["n"] / pulled["seconds"]) / (pace["n"] / pace["seconds"])
+        print(f"  the pull runs at {rate:.2f}x the server's pace (goal: 1.0, the server never waiting for it)")
+    (small, _, p_small, b_small), (big, _, p_big, b_big) = rows
     print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
     for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):
         ratio = f"peak traced {s_['traced_mb']:.1f} -> {b_['traced_mb']:.1f} MB, " if traced else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -129,6 +130,43 @@ async def test_a_different_scheme_port_or_host_is_another_origin(
 
     with pytest.raises(UnsafeLink):
         await client.search("Goal").fetch_all()
+
+
+async def test_prefetch_asks_for_the_next_page_while_the_caller_works_on_this_one(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    routes = mock_three_pages(router, hapi)
+    pages = client.search("CarePlan", patient="Patient/592080").count(2).prefetch().pages()
+
+    first = await anext(pages)
+    await asyncio.sleep(0.05)  # the caller "works" (awaits), and the loop sends the request meanwhile
+    assert [r.call_count for r in routes] == [1, 1, 0]
+    second = await anext(pages)
+    third = await anext(pages)
+    assert [r.call_count for r in routes] == [1, 1, 1]  # nothing asked for past the last page
+    with pytest.raises(StopAsyncIteration):
+        await anext(pages)
+
+    plain = [p async for p in client.search("CarePlan", patient="Patient/592080").count(2).pages()]
+    assert [[r["id"] for r in p.matches] for p in (first, second, third)] == [[r["id"] for r in p.matches] for p in plain]
+
+
+async def test_prefetch_stopped_early_cancels_the_page_asked_for_and_keeps_the_page_cap(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    routes = mock_three_pages(router, hapi)
+    pages = client.search("CarePlan", patient="Patient/592080").count(2).prefetch().pages()
+    await anext(pages)
+    await pages.aclose()
+    await asyncio.sleep(0.05)
+    assert sum(r.call_count for r in routes) <= 2  # the second page's request is dropped, never awaited
+
+    seen: list[str] = []
+    with pytest.raises(PageLimitExceeded):
+        async for cp in client.search("CarePlan", patient="Patient/592080").count(2).limit_pages(2).prefetch():
+            seen.append(cp["id"])
+    assert len(seen) == 4
+    assert routes[2].call_count == 0  # the cap is not passed to prefetch
 
 
 async def test_page_cap_stops_after_delivering_the_allowed_pages(

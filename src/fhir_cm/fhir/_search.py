@@ -13,6 +13,7 @@ and the rest of the page goes on, because shared servers hold data that breaks s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class _PagedSet(Generic[R]):
         self._max_pages = max_pages
         self._validate = validate
         self._on_quarantine = on_quarantine
+        self._prefetch = False
 
     def _copy(self, **changes: Any) -> Self:
         clone = object.__new__(type(self))
@@ -151,6 +153,12 @@ class _PagedSet(Generic[R]):
         if max_pages < 1:
             raise ValueError("max_pages must be at least 1")
         return self._copy(_max_pages=max_pages)
+
+    def prefetch(self) -> Self:
+        """Ask for the next page as soon as a page is parsed, before it is handed over: the server
+        works on the next page while the caller works on this one. Worth it for a caller that does
+        its work off the event loop (in a thread) or awaits while it works; one page more is held."""
+        return self._copy(_prefetch=True)
 
     async def _start(self) -> tuple[str, list[tuple[str, str]]]:
         """Path below the base and query of the first page (checks run here, before sending)."""
@@ -167,14 +175,26 @@ class _PagedSet(Generic[R]):
         number = 1
         while True:
             page = self._parse(bundle, number, url, validator)
-            yield page
+            ahead: asyncio.Task[dict[str, Any]] | None = None
+            if self._prefetch and page.next_url is not None and number < self._max_pages:
+                url = self._next(page.next_url, seen)
+                ahead = asyncio.ensure_future(client.get_bundle(url, None))
+            try:
+                yield page
+            except BaseException:  # the caller stopped early (or failed): not the page it will not read
+                if ahead is not None:
+                    ahead.cancel()
+                raise
             if page.next_url is None:
                 return
             if number >= self._max_pages:
                 raise PageLimitExceeded(f"search has more than {self._max_pages} pages; stopped at the cap")
-            url = self._next(page.next_url, seen)
             number += 1
-            bundle = await client.get_bundle(url, None)
+            if ahead is not None:
+                bundle = await ahead
+            else:
+                url = self._next(page.next_url, seen)
+                bundle = await client.get_bundle(url, None)
 
     def _next(self, link: str, seen: set[str]) -> str:
         """Resolve a next link; refuse other origins (the token must not leak) and loops."""

@@ -42,6 +42,7 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -82,6 +83,7 @@ from ..store import (
     set_watermark,
 )
 from ._report import PullReport
+from ._off_loop import off_loop
 from ._pull_read import MAPPING_PROBLEM, RULE_PROBLEM, CaseReader
 from ._conflicts import merge_case, record_clashes
 from ._intake import (
@@ -186,22 +188,28 @@ class _Puller:
         for name, value in self.params(caps, rtype, wanted):
             search = search.where(name, value)
         latest: str | None = None
-        async for page in search.count(PAGE_SIZE).pages():
+        # The next page is asked for before this one is worked on, and the work runs in a thread:
+        # the server prepares the next page while this one is checked, placed and merged.
+        async for page in search.count(PAGE_SIZE).prefetch().pages():
             batch = [r for r in page.matches if r.get("resourceType") == rtype and self._wanted(r, patient, start)]
             self.report.fetched += len(batch)
             for r in batch:
                 seen = last_updated_of(r)
                 if seen is not None and (latest is None or instant(seen) > instant(latest)):
                     latest = seen
-            if not batch:
-                continue
-            if self.fresh and rtype != "EpisodeOfCare":
-                self.flush()
-            self.take(rtype, batch, ours_only=patient is None)
-            if self.held >= self.flush_size:
-                self.flush()
+            if batch:
+                await off_loop(self.store, functools.partial(self.work_on, rtype, batch, patient is None))
         if latest is not None and patient is None:
             self.marks[rtype] = latest
+
+    def work_on(self, rtype: str, batch: list[dict[str, Any]], ours_only: bool) -> None:
+        """Take one page in, flushing first when placing it needs the new cases stored, and after
+        when the buffer is full."""
+        if self.fresh and rtype != "EpisodeOfCare":
+            self.flush()
+        self.take(rtype, batch, ours_only=ours_only)
+        if self.held >= self.flush_size:
+            self.flush()
 
     def _watermark(self, rtype: str) -> str | None:
         with self.store.session(read_only=True) as session:

@@ -39,7 +39,8 @@ from ..store import (
 from ..terminology import terminology
 from ._leases import LeaseKeeper, take_over
 from ._push_case import push_case
-from ._push_session import PushSession, off_loop
+from ._off_loop import off_loop
+from ._push_session import PushSession
 from ._report import CaseFailure, PushReport
 
 __all__ = ["default_worker_id", "enqueue_unpushed", "push_cases", "push_pending"]

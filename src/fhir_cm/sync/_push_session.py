@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from ..config import Settings
 from ..domain import Case, Party
@@ -24,15 +24,14 @@ from ..mapping import ResourceKey, case_plan, episode_key, if_none_exist
 from ..store import LedgerEntry, Store, content_hash, get_ledger, list_ledger, put_ledger
 from ._identity import Identity, find_by_identifier, read_existing
 from ._intake import server_fhir_version
+from ._off_loop import off_loop
 from ._limits import load_transaction_limit
 from ._parties import PartyKey, case_parties, resolve_parties
 from ._provenance import device_key, device_resource
 
-__all__ = ["PushSession", "failure_reason", "off_loop", "version_of"]
+__all__ = ["PushSession", "failure_reason", "version_of"]
 
 log = logging.getLogger("fhir_cm.sync")
-
-_Result = TypeVar("_Result")
 
 
 def version_of(resource: Mapping[str, Any]) -> str | None:
@@ -264,11 +263,3 @@ class PushSession:
         if copy is None:
             log.warning("reading back a written %s failed", resource_type)
         return copy
-
-
-async def off_loop(store: Store, work: Callable[[], _Result]) -> _Result:
-    """Run store work in a thread, so network requests already sent progress meanwhile — unless the
-    store is one shared connection (in-memory SQLite), which two threads must not use at once."""
-    if not store.threadsafe:
-        return work()
-    return await asyncio.to_thread(work)
