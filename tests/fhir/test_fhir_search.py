@@ -148,7 +148,9 @@ async def test_prefetch_asks_for_the_next_page_while_the_caller_works_on_this_on
         await anext(pages)
 
     plain = [p async for p in client.search("CarePlan", patient="Patient/592080").count(2).pages()]
-    assert [[r["id"] for r in p.matches] for p in (first, second, third)] == [[r["id"] for r in p.matches] for p in plain]
+    assert [[r["id"] for r in p.matches] for p in (first, second, third)] == [
+        [r["id"] for r in p.matches] for p in plain
+    ]
 
 
 async def test_prefetch_stopped_early_cancels_the_page_asked_for_and_keeps_the_page_cap(
