@@ -11,7 +11,9 @@ theirs. A resource none of these place belongs to no case here and is left alone
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import EllipsisType
 from typing import Any
 
@@ -28,12 +30,24 @@ from ..mapping import (
 from ..store import (
     LedgerEntry,
     get_case_record,
+    find_ledger,
     get_ledger,
     ledger_by_server_id,
     list_cases,
 )
 
-__all__ = ["OPEN_STATUSES", "case_of", "case_references", "patient_ids", "patient_of"]
+__all__ = [
+    "OPEN_STATUSES",
+    "ServerIdLookup",
+    "case_of",
+    "case_references",
+    "ledger_lookup",
+    "patient_ids",
+    "patient_of",
+]
+
+#: ``(type, server id)`` → the ledger entry of that resource on the server, or None.
+ServerIdLookup = Callable[[str, str], LedgerEntry | None]
 
 OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
 _SUFFIXES = {"CarePlan": "-careplan", "CareTeam": "-careteam"}
@@ -57,19 +71,24 @@ def case_of(
     referenced: Mapping[tuple[str, str], str] | None = None,
     *,
     known: LedgerEntry | None | EllipsisType = ...,
+    by_server_id: ServerIdLookup | None = None,
 ) -> str | None:
     """The id of the stored case ``resource`` belongs to, or None when nothing places it.
 
     ``placed`` maps ``(type, server id)`` of resources placed earlier in the same run but not yet
     in the ledger to their case; ``referenced`` maps ``(type, server id)`` of resources that
     resources placed earlier in the run refer to, to the case of the referring resource.
-    ``known`` is the resource's own ledger entry (or None) when the caller already looked it up.
+    ``known`` is the resource's own ledger entry (or None) when the caller already looked it up;
+    ``by_server_id`` answers ledger lookups by server id (``ledger_lookup``: one query per type for a
+    whole page) instead of one query each.
     """
     placed = placed or {}
+    if by_server_id is None:
+        by_server_id = functools.partial(ledger_by_server_id, session, server_base)
     if known is ...:
         known = get_ledger(session, server_base, key.type, key.value)
         if known is None and isinstance(resource.get("id"), str):
-            known = ledger_by_server_id(session, server_base, key.type, resource["id"])
+            known = by_server_id(key.type, resource["id"])
     if known is not None and known.case_id:
         return known.case_id
     if key.type == "EpisodeOfCare":
@@ -85,18 +104,38 @@ def case_of(
     for parsed in case_references(resource):
         if parsed in placed:
             return placed[parsed]
-        target = ledger_by_server_id(session, server_base, parsed[0], parsed[1])
+        target = by_server_id(parsed[0], parsed[1])
         if target is not None and target.case_id:
             return target.case_id
     patient = patient_of(resource)
     if patient is not None:
         # The server may know the patient by an id of its own (a Patient the pusher created).
-        known_patient = ledger_by_server_id(session, server_base, "Patient", patient)
+        known_patient = by_server_id("Patient", patient)
         party_id = known_patient.key if known_patient is not None else patient
         open_cases = list_cases(session, patient=party_id, status=OPEN_STATUSES, limit=2)
         if len(open_cases) == 1:
             return open_cases[0].id
     return None
+
+
+def ledger_lookup(session: Session, server_base: str, resources: Iterable[Mapping[str, Any]]) -> ServerIdLookup:
+    """Ledger lookups by server id for what ``case_of`` may ask of these resources — themselves, the
+    resources they refer to and their patients — read in one query per type rather than one each."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for resource in resources:
+        if isinstance(own := resource.get("id"), str) and isinstance(own_type := resource.get("resourceType"), str):
+            wanted[own_type].add(own)
+        for rtype, rid in case_references(resource):
+            wanted[rtype].add(rid)
+        patient = patient_of(resource)
+        if patient is not None:
+            wanted["Patient"].add(patient)
+    found: dict[tuple[str, str], LedgerEntry] = {}
+    for rtype, ids in wanted.items():
+        for entry in find_ledger(session, server_base, rtype, server_ids=ids):
+            if entry.server_id:
+                found[(rtype, entry.server_id)] = entry
+    return lambda rtype, rid: found.get((rtype, rid))
 
 
 def patient_ids(session: Session, server_base: str, party_id: str) -> list[str]:

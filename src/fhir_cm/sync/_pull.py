@@ -95,7 +95,7 @@ from ._intake import (
     strict_problem,
     version_of,
 )
-from ._membership import case_of, case_references, patient_of
+from ._membership import case_of, case_references, ledger_lookup, patient_of
 
 __all__ = ["CASE_RESOURCE_TYPES", "PULL_OVERLAP", "PullReport", "pull"]
 
@@ -247,6 +247,7 @@ class _Puller:
             )
             by_key = {e.key: e for e in entries}
             by_id = {e.server_id: e for e in entries if e.server_id}
+            lookup = ledger_lookup(session, self.base, (r for _, r in keyed))
             restamped: list[LedgerEntry] = []
             for key, resource in keyed:
                 held = by_key.get(key.value) or by_id.get(resource.get("id"))  # type: ignore[arg-type]
@@ -274,7 +275,9 @@ class _Puller:
                     )
                     self.report.unchanged += 1
                     continue
-                case_id = case_of(session, self.base, resource, key, self.placed, self.referenced, known=held)
+                case_id = case_of(
+                    session, self.base, resource, key, self.placed, self.referenced, known=held, by_server_id=lookup
+                )
                 if case_id is None:
                     self.report.unplaced += 1
                     continue
