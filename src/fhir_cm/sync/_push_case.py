@@ -108,7 +108,7 @@ class _CasePush:
         for key, _, _ in case_plan(case, self.bases):
             if key not in self.bases and key in session.found:
                 self.bases[key] = session.found[key]
-                session.record([session.ledger_entry(key, case.id, session.found[key])])
+                session.keep(case.id, [session.ledger_entry(key, case.id, session.found[key])])
         self.keep: dict[ResourceKey, tuple[dict[str, Any], frozenset[str]]] = {}
         self.outcome: dict[ResourceKey, str] = {}
         self.conflict_retried = False
@@ -248,10 +248,10 @@ class _CasePush:
             else:
                 why = refusal(outcome.error, self.case, self.sent(writes)) if outcome.error else None
                 reason = refusal_text(outcome.error, why) if outcome.error else f"HTTP {outcome.status}"
-                self.session.record(recorded)
+                self.session.keep(self.case.id, recorded)
                 raise CaseFailed(f"the server refused a {write.key.type}: {reason}", permanent=True, server=why)
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
-        self.session.record(recorded)
+        self.session.keep(self.case.id, recorded)
         if stale:
             await self.refresh(stale)
         if retry is not None:
@@ -296,7 +296,7 @@ class _CasePush:
             self.bases[write.key] = current
             self.keep[write.key] = (current, three_way.server_only)
             seen.append(self.session.ledger_entry(write.key, self.case.id, current))
-        self.session.record(seen)
+        self.session.keep(self.case.id, seen)
         if clashes:
             with self.session.store.session() as s:
                 for write, current, fields in clashes:

@@ -12,6 +12,7 @@ is settled (``_settle``) only after its ledger entries are written.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from ..config import Settings
 from ..domain import Case
 from ..fhir import AsyncFhirClient
 from ..store import (
+    LedgerEntry,
     LeaseHolder,
     LeaseLost,
     OutboxItem,
@@ -31,6 +33,7 @@ from ..store import (
     queue_push,
     mark_push_failed,
     get_case,
+    put_ledger,
     list_cases,
     list_ledger,
     release_claim,
@@ -191,7 +194,9 @@ class _PushLoop:
                 )
             else:
                 outcome = await push_case(self.session, case)
-        _settle(self.store, item, outcome)
+        await off_loop(
+            self.store, functools.partial(_settle, self.store, item, outcome, self.session.take_unsaved(item.case_id))
+        )
         self.keeper.let_go(item)
         self.report.add(outcome)
         if self.on_case is not None:
@@ -240,9 +245,12 @@ async def _after(first: asyncio.Future[None], then: Awaitable[None]) -> None:
     await then
 
 
-def _settle(store: Store, item: OutboxItem, outcome: PushReport) -> None:
+def _settle(store: Store, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
+    """The row's outcome and the case's ledger entries, in one transaction: the entries are never
+    recorded without the row being settled, nor the row settled without them."""
     try:
         with store.session() as s:
+            put_ledger(s, entries)
             if outcome.ok:
                 mark_pushed(s, item)
             else:
@@ -250,6 +258,8 @@ def _settle(store: Store, item: OutboxItem, outcome: PushReport) -> None:
                 mark_push_failed(s, item, failure.reason, retry=not failure.permanent)
     except LeaseLost:
         log.warning("outbox item %s was taken over by another worker before it was settled", item.id)
+        with store.session() as s:  # what this push wrote is on the server all the same
+            put_ledger(s, entries)
 
 
 async def push_cases(

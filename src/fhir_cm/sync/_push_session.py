@@ -5,8 +5,9 @@ create on a business identifier and which a stable id: ``_identity``), the adapt
 Provenance), the transaction limit remembered for the server (``_limits``) and, per batch, the
 *preparation*: the cases' ledgers, their patients and other parties resolved on the server
 (``_parties``), and the stable-id or identifier lookups that find copies written elsewhere. It is the
-only writer of the ledger during a push (``record``); the per-case rounds (``_push_case``) read
-from it and record through it.
+only writer of the ledger during a push (``record``; a case's entries wait in ``keep`` until its
+outbox row is settled with them); the per-case rounds (``_push_case``) read from it and record
+through it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..config import Settings
 from ..domain import Case, Party
 from ..fhir import AmbiguousMatch, AsyncFhirClient, BundleEntry, Capabilities, Conflict, FhirError
 from ..mapping import ResourceKey, case_plan, episode_key, if_none_exist
-from ..store import LedgerEntry, Store, content_hash, get_ledger, list_ledger, put_ledger
+from ..store import LedgerEntry, Store, content_hash, find_ledger, get_ledger, list_ledger, put_ledger
 from ._identity import Identity, find_by_identifier, read_existing
 from ._intake import server_fhir_version
 from ._off_loop import off_loop
@@ -62,6 +63,7 @@ class PushSession:
     absent: set[ResourceKey] = field(default_factory=set)  # stable-id resources looked up and not there
     found: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)  # … and there
     saved_limit: int | None = None  # the transaction limit the store holds for this server
+    unsaved: dict[str, list[LedgerEntry]] = field(default_factory=dict)  # by case, until its row is settled
 
     @property
     def base(self) -> str:
@@ -145,6 +147,17 @@ class PushSession:
             with self.store.session() as s:
                 put_ledger(s, entries)
 
+    def keep(self, case_id: str, entries: list[LedgerEntry]) -> None:
+        """Ledger entries of a case being pushed: written with its outbox row's settling, in the
+        same transaction (``take_unsaved``) — one commit per case, not one per round and another
+        for the row. A process killed before that loses only what a re-push finds again on the
+        server (conditional creates match, stable ids are read back)."""
+        if entries:
+            self.unsaved.setdefault(case_id, []).extend(entries)
+
+    def take_unsaved(self, case_id: str) -> list[LedgerEntry]:
+        return self.unsaved.pop(case_id, [])
+
     # -- per batch --------------------------------------------------------------------------------
 
     async def prepare(self, cases: list[Case]) -> None:
@@ -188,16 +201,14 @@ class PushSession:
 
     def _load(self, cases: list[Case]) -> tuple[dict[str, dict[ResourceKey, LedgerEntry]], dict[str, str]]:
         """The cases' ledger entries, and the server ids of their patients the ledger knows."""
-        ledgers: dict[str, dict[ResourceKey, LedgerEntry]] = {}
-        patients: dict[str, str] = {}
-        with self.store.session(read_only=True) as s:
-            for case in cases:
-                ledgers[case.id] = {
-                    ResourceKey(e.resource_type, e.key): e for e in list_ledger(s, self.base, case_id=case.id)
-                }
-                pid = case.patient.id
-                if pid not in self.patients and (e := get_ledger(s, self.base, "Patient", pid)) and e.server_id:
-                    patients[pid] = e.server_id
+        ledgers: dict[str, dict[ResourceKey, LedgerEntry]] = {case.id: {} for case in cases}
+        with self.store.session(read_only=True) as s:  # one query for the cases, one for their patients
+            for e in list_ledger(s, self.base, case_ids=list(ledgers)):
+                if e.case_id is not None:
+                    ledgers[e.case_id][ResourceKey(e.resource_type, e.key)] = e
+            wanted = {case.patient.id for case in cases} - set(self.patients)
+            known = find_ledger(s, self.base, "Patient", keys=wanted) if wanted else []
+        patients = {e.key: e.server_id for e in known if e.key in wanted and e.server_id}
         return ledgers, patients
 
     async def prepare_quietly(self, cases: list[Case]) -> None:
