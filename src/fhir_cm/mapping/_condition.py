@@ -53,7 +53,7 @@ def _resolved() -> Field:
 
 def _finding() -> Field:
     f = text("finding", ("code", "text"))
-    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("code")), f.write)
+    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("code")), f.write, written=f.written)
 
 
 _SHAPE = Shape(

@@ -28,12 +28,15 @@ def _self_care(path: tuple[str, ...]) -> Field:
     def write(obj: dict[str, Any], value: bool, ctx: Ctx) -> None:
         set_in(obj, path, party_reference(ctx.owner.patient) if value else None)
 
-    return Field("self_care", lambda g, ctx: g.self_care, read, write)
+    def written(obj: Mapping[str, Any], value: bool, ctx: Ctx) -> bool:
+        return value and get_in(obj, path) == party_reference(ctx.owner.patient)
+
+    return Field("self_care", lambda g, ctx: g.self_care, read, write, written=written)
 
 
 def _description() -> Field:
     f = text("description", ("description", "text"))
-    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("description")), f.write)
+    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("description")), f.write, written=f.written)
 
 
 def _shape(version: FhirVersion) -> Shape:

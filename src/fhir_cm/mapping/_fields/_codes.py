@@ -39,6 +39,18 @@ def _codes(codings: Iterable[Any] | None) -> set[tuple[Any, Any]]:
 
 
 @functools.lru_cache(maxsize=4096)
+def _shown_concept(map_name: str, value: str, own: bool) -> dict[str, Any]:
+    """``T.concept`` for comparing only: one shared object per value, never put into a resource."""
+    return T.concept(map_name, value, own=own)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown_codings(map_name: str, value: str) -> list[dict[str, str]]:
+    """``T.codings`` for comparing only (shared, never put into a resource)."""
+    return T.codings(map_name, value)
+
+
+@functools.lru_cache(maxsize=4096)
 def _sent_codes(map_name: str, value: str, own: bool) -> frozenset[tuple[Any, Any]]:
     return frozenset(_codes(T.codings(map_name, value, own=own)))
 
@@ -66,7 +78,10 @@ def concept(
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         set_in(obj, path, T.concept(map_name, value, own=own) if value is not None else None)
 
-    return Field(name, get or attr(name), read, write, same, derived)
+    def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        return value is not None and get_in(obj, path) == _shown_concept(map_name, value, own)
+
+    return Field(name, get or attr(name), read, write, same, derived, written=written)
 
 
 def codings_at(name: str, path: PathT, map_name: str, *, get: Getter | None = None) -> Field:
@@ -76,6 +91,7 @@ def codings_at(name: str, path: PathT, map_name: str, *, get: Getter | None = No
         get or attr(name),
         lambda obj, ctx: T.domain_value(map_name, get_in(obj, path)),
         lambda obj, v, ctx: set_in(obj, path, T.codings(map_name, v) if v is not None else None),
+        written=lambda obj, v, ctx: v is not None and get_in(obj, path) == _shown_codings(map_name, v),
     )
 
 
@@ -108,6 +124,7 @@ def concept_items(
         path,
         decode=decode,
         encode=lambda v, ctx: wrap(T.concept(map_name, v, own=own)),
+        render=lambda v, ctx: wrap(_shown_concept(map_name, v, own)),
         get=get,
         many=many,
         same=None if many else same_one,

@@ -42,6 +42,7 @@ def party(
         lambda obj, v, ctx: set_in(obj, path, party_reference(v) if v is not None else None),
         same,
         derived,
+        written=lambda obj, v, ctx: v is not None and get_in(obj, path) == party_reference(v),
     )
 
 
@@ -85,6 +86,7 @@ def refs(
         path,
         decode=lambda item, ctx: _resolve(ctx, unwrap(item), target_type),
         encode=lambda v, ctx: wrap(ctx.refs.reference(ResourceKey(target_type, v))),
+        render=lambda v, ctx: wrap(ctx.refs.shown(target_type, v)),
         get=get,
         derived=derived,
     )
@@ -100,6 +102,7 @@ def ref(name: str, path: PathT, target_type: str, *, get: Getter | None = None, 
         lambda obj, ctx: _resolve(ctx, get_in(obj, path), target_type),
         lambda obj, v, ctx: set_in(obj, path, ctx.refs.reference(ResourceKey(target_type, v)) if v else None),
         derived=derived,
+        written=lambda obj, v, ctx: bool(v) and get_in(obj, path) == ctx.refs.shown(target_type, v),
     )
 
 
