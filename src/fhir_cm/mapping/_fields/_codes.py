@@ -7,31 +7,40 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ... import terminology as T
-from .._json import PathT, get_in, set_in
+from .._json import PathT, getter, set_in
 from ._core import Ctx, Field, Getter, attr, items
 
 
 def code(name: str, path: PathT, map_name: str, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A ``code`` element (a status) whose value comes from a ConceptMap."""
+    at = getter(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
-        return T.domain_value_of_code(map_name, get_in(obj, path))
+        return T.domain_value_of_code(map_name, at(obj))
 
     def same(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
         if value is None:
-            return get_in(obj, path) is None
-        return bool(get_in(obj, path) == T.code(map_name, value) or read(obj, ctx) == value)
+            return at(obj) is None
+        return bool(at(obj) == T.code(map_name, value) or read(obj, ctx) == value)
 
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         set_in(obj, path, T.code(map_name, value) if value is not None else None)
 
     def unreadable(obj: Mapping[str, Any]) -> str | None:
-        held = get_in(obj, path)
+        held = at(obj)
         if held is None or T.domain_value_of_code(map_name, held) is not None:
             return None
         return f"{'.'.join(map(str, path))} {held!r} has no counterpart in the domain"
 
-    return Field(name, get or attr(name), read, write, same, derived, unreadable=unreadable)
+    def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        return value is not None and at(obj) == _shown_code(map_name, value)
+
+    return Field(name, get or attr(name), read, write, same, derived, unreadable=unreadable, written=written)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown_code(map_name: str, value: str) -> str:
+    return T.code(map_name, value)
 
 
 def _codes(codings: Iterable[Any] | None) -> set[tuple[Any, Any]]:
@@ -66,32 +75,34 @@ def concept(
     name: str, path: PathT, map_name: str, *, get: Getter | None = None, own: bool = True, derived: bool = False
 ) -> Field:
     """A CodeableConcept that is wholly ours: replaced when its meaning changes."""
+    at = getter(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
-        cc = get_in(obj, path)
+        cc = at(obj)
         return T.domain_value(map_name, cc.get("coding")) if isinstance(cc, Mapping) else None
 
     def same(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        cc = get_in(obj, path)
+        cc = at(obj)
         return cc is None if value is None else _holds_concept(cc, map_name, value, own)
 
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         set_in(obj, path, T.concept(map_name, value, own=own) if value is not None else None)
 
     def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        return value is not None and get_in(obj, path) == _shown_concept(map_name, value, own)
+        return value is not None and at(obj) == _shown_concept(map_name, value, own)
 
     return Field(name, get or attr(name), read, write, same, derived, written=written)
 
 
 def codings_at(name: str, path: PathT, map_name: str, *, get: Getter | None = None) -> Field:
     """The ``coding`` list of a CodeableConcept whose ``text`` belongs to another field."""
+    at = getter(path)
     return Field(
         name,
         get or attr(name),
-        lambda obj, ctx: T.domain_value(map_name, get_in(obj, path)),
+        lambda obj, ctx: T.domain_value(map_name, at(obj)),
         lambda obj, v, ctx: set_in(obj, path, T.codings(map_name, v) if v is not None else None),
-        written=lambda obj, v, ctx: v is not None and get_in(obj, path) == _shown_codings(map_name, v),
+        written=lambda obj, v, ctx: v is not None and at(obj) == _shown_codings(map_name, v),
     )
 
 
@@ -108,13 +119,14 @@ def concept_items(
     derived: bool = False,
 ) -> Field:
     """Our value(s) among the CodeableConcepts of a list that may hold others' concepts too."""
+    at = getter(path)
 
     def decode(item: Mapping[str, Any], ctx: Ctx) -> str | None:
         cc = unwrap(item)
         return T.domain_value(map_name, cc.get("coding")) if isinstance(cc, Mapping) else None
 
     def same_one(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        held = [unwrap(i) for i in (get_in(obj, path) or ()) if isinstance(i, Mapping) and decode(i, ctx) is not None]
+        held = [unwrap(i) for i in (at(obj) or ()) if isinstance(i, Mapping) and decode(i, ctx) is not None]
         if value is None:
             return not held
         return any(_holds_concept(cc, map_name, value, own) for cc in held)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from .._base import FhirVersion, ResourceKey
-from .._json import PathT, clone, get_in, identity, merge_list, read_date, set_in
+from .._json import PathT, clone, getter, identity, merge_list, read_date, set_in
 from .._refs import References
 
 if TYPE_CHECKING:
@@ -133,6 +133,15 @@ class Shape:
                 f.write(obj, value, ctx)
         return obj
 
+    def holds_all(self, obj: Mapping[str, Any], entity: Any, ctx: Ctx) -> bool:
+        """Whether ``obj`` holds every field as ``entity`` has them (merging it would change nothing)."""
+        quick = ctx.quick
+        for f, name, written in self._steps:
+            value = f.get(entity, ctx) if name is None else getattr(entity, name)
+            if not (quick and written is not None and written(obj, value, ctx)) and not f.reads_as(obj, value, ctx):
+                return False
+        return True
+
     def changed(self, obj: Mapping[str, Any], entity: Any, ctx: Ctx) -> list[str]:
         """Names of the fields ``obj`` does not hold as ``entity`` has them."""
         return [f.name for f in self.fields if not f.holds(obj, f.get(entity, ctx), ctx)]
@@ -188,15 +197,16 @@ def items(
     ``render`` is ``encode`` for comparing only (it may return a shared, cached object); by default
     ``encode`` itself.
     """
+    at = getter(path)
     show = render or encode
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Any:
-        values = [v for i in (get_in(obj, path) or ()) if isinstance(i, dict) and (v := decode(i, ctx)) is not None]
+        values = [v for i in (at(obj) or ()) if isinstance(i, dict) and (v := decode(i, ctx)) is not None]
         return values if many else (values[0] if values else None)
 
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         new = list(value or ()) if many else ([] if value is None else [value])
-        old = get_in(obj, path)
+        old = at(obj)
         if not old:
             set_in(obj, path, [encode(v, ctx) for v in new])
             return
@@ -213,7 +223,7 @@ def items(
     def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
         # Our items, in order, are exactly the ones we would encode, and every other item is
         # someone else's (decodes to nothing): ``merge_list`` would give back the same list.
-        held = get_in(obj, path)
+        held = at(obj)
         if type(held) is not list:
             return False
         want = [show(v, ctx) for v in value or ()] if many else ([] if value is None else [show(value, ctx)])
@@ -233,9 +243,10 @@ def items(
 
 def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A string."""
+    at = getter(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
-        value = get_in(obj, path)
+        value = at(obj)
         return value if isinstance(value, str) and value else None
 
     return Field(
@@ -244,23 +255,32 @@ def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = F
         read,
         lambda obj, v, ctx: set_in(obj, path, v),
         derived=derived,
-        written=lambda obj, v, ctx: v is not None and get_in(obj, path) == v,
+        written=lambda obj, v, ctx: v is not None and at(obj) == v,
     )
 
 
 def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A day, written as a FHIR date (which every date and dateTime element accepts)."""
+    at = getter(path)
     return Field(
         name,
         get or attr(name),
-        lambda obj, ctx: read_date(get_in(obj, path)),
+        lambda obj, ctx: read_date(at(obj)),
         lambda obj, v, ctx: set_in(obj, path, v.isoformat() if v is not None else None),
         derived=derived,
-        written=lambda obj, v, ctx: v is not None and get_in(obj, path) == v.isoformat(),
+        written=lambda obj, v, ctx: v is not None and at(obj) == v.isoformat(),
     )
 
 
 # --- codes -----------------------------------------------------------------------------------------
+
+
+def _ours(resource: Mapping[str, Any], system: str) -> bool:
+    """Whether ``resource`` carries a business identifier in our system (else another system made it)."""
+    for i in resource.get("identifier") or ():
+        if isinstance(i, dict) and i.get("system") == system:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +309,7 @@ class ResourceSpec:
 
         A base without our business identifier was created by another system: see :meth:`Shape.merge`.
         """
-        foreign = not any(isinstance(i, dict) and i.get("system") == ctx.system for i in base.get("identifier") or ())
+        foreign = not _ours(base, ctx.system)
         obj = clone(base) if copy else base if type(base) is dict else dict(base)
         return self.shapes[ctx.version].merge(obj, entity, ctx, foreign=foreign)
 
