@@ -29,7 +29,7 @@ def _self_care(path: tuple[str, ...]) -> Field:
         set_in(obj, path, party_reference(ctx.owner.patient) if value else None)
 
     def written(obj: Mapping[str, Any], value: bool, ctx: Ctx) -> bool:
-        return value and get_in(obj, path) == party_reference(ctx.owner.patient)
+        return get_in(obj, path) == party_reference(ctx.owner.patient) if value else path[0] not in obj
 
     return Field("self_care", lambda g, ctx: g.self_care, read, write, written=written)
 

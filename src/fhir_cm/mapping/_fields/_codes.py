@@ -33,7 +33,7 @@ def code(name: str, path: PathT, map_name: str, *, get: Getter | None = None, de
         return f"{'.'.join(map(str, path))} {held!r} has no counterpart in the domain"
 
     def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        return value is not None and at(obj) == _shown_code(map_name, value)
+        return at(obj) == _shown_code(map_name, value) if value is not None else path[0] not in obj
 
     return Field(name, get or attr(name), read, write, same, derived, unreadable=unreadable, written=written)
 
@@ -89,7 +89,7 @@ def concept(
         set_in(obj, path, T.concept(map_name, value, own=own) if value is not None else None)
 
     def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        return value is not None and at(obj) == _shown_concept(map_name, value, own)
+        return at(obj) == _shown_concept(map_name, value, own) if value is not None else path[0] not in obj
 
     return Field(name, get or attr(name), read, write, same, derived, written=written)
 
@@ -102,7 +102,7 @@ def codings_at(name: str, path: PathT, map_name: str, *, get: Getter | None = No
         get or attr(name),
         lambda obj, ctx: T.domain_value(map_name, at(obj)),
         lambda obj, v, ctx: set_in(obj, path, T.codings(map_name, v) if v is not None else None),
-        written=lambda obj, v, ctx: v is not None and at(obj) == _shown_codings(map_name, v),
+        written=lambda obj, v, ctx: at(obj) == _shown_codings(map_name, v) if v is not None else path[0] not in obj,
     )
 
 

@@ -225,7 +225,7 @@ def items(
         # someone else's (decodes to nothing): ``merge_list`` would give back the same list.
         held = at(obj)
         if type(held) is not list:
-            return False
+            return held is None and not value and path[0] not in obj  # nothing to write, nowhere
         want = [show(v, ctx) for v in value or ()] if many else ([] if value is None else [show(value, ctx)])
         n, i = len(want), 0
         for item in held:
@@ -255,7 +255,7 @@ def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = F
         read,
         lambda obj, v, ctx: set_in(obj, path, v),
         derived=derived,
-        written=lambda obj, v, ctx: v is not None and at(obj) == v,
+        written=lambda obj, v, ctx: at(obj) == v if v is not None else path[0] not in obj,
     )
 
 
@@ -268,7 +268,7 @@ def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = F
         lambda obj, ctx: read_date(at(obj)),
         lambda obj, v, ctx: set_in(obj, path, v.isoformat() if v is not None else None),
         derived=derived,
-        written=lambda obj, v, ctx: v is not None and at(obj) == v.isoformat(),
+        written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else path[0] not in obj,
     )
 
 

@@ -43,7 +43,7 @@ def party(
         lambda obj, v, ctx: set_in(obj, path, party_reference(v) if v is not None else None),
         same,
         derived,
-        written=lambda obj, v, ctx: v is not None and at(obj) == party_reference(v),
+        written=lambda obj, v, ctx: at(obj) == party_reference(v) if v is not None else path[0] not in obj,
     )
 
 
@@ -104,7 +104,7 @@ def ref(name: str, path: PathT, target_type: str, *, get: Getter | None = None, 
         lambda obj, ctx: _resolve(ctx, at(obj), target_type),
         lambda obj, v, ctx: set_in(obj, path, ctx.refs.reference(ResourceKey(target_type, v)) if v else None),
         derived=derived,
-        written=lambda obj, v, ctx: bool(v) and at(obj) == ctx.refs.shown(target_type, v),
+        written=lambda obj, v, ctx: at(obj) == ctx.refs.shown(target_type, v) if v else path[0] not in obj,
     )
 
 
