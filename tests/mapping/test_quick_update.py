@@ -57,15 +57,20 @@ def with_ids(case: Case, version: str) -> dict[ResourceKey, dict[str, Any]]:
 
 @st.composite
 def disturbed(draw: st.DrawFn, base: dict[ResourceKey, dict[str, Any]]) -> dict[ResourceKey, dict[str, Any]]:
-    """``base`` with, here and there, an element dropped, a list reversed or another system's item added."""
+    """``base`` with, here and there, an element dropped or made null, a list reversed, another system's
+    item added, or a part of an element dropped (which may leave it empty)."""
     out = copy.deepcopy(base)
     for resource in out.values():
         names = sorted(k for k in resource if k not in ("resourceType", "identifier", "id"))
         for name in draw(st.lists(st.sampled_from(names), max_size=3, unique=True)) if names else ():
             value = resource[name]
-            how = draw(st.sampled_from(["drop", "reverse", "pad"]))
+            how = draw(st.sampled_from(["drop", "null", "reverse", "pad", "hollow"]))
             if how == "drop":
                 del resource[name]
+            elif how == "null":
+                resource[name] = None
+            elif how == "hollow" and isinstance(value, dict) and value:
+                del value[draw(st.sampled_from(sorted(value)))]
             elif how == "reverse" and isinstance(value, list):
                 value.reverse()
             elif how == "pad" and isinstance(value, list):

@@ -87,7 +87,8 @@ def map_case(
     plan = case_plan(case, base)
     refs.know_all(k for k, _, _ in plan)
     ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan), quick=quick)
-    copies = _private_copies([base[key] for key, _, _ in plan if key in base], refs, bool(ids))
+    held = [base[key] for key, _, _ in plan if key in base]
+    copies = _private_copies(held, refs, bool(ids)) if held else iter(())
     out: dict[ResourceKey, dict[str, Any]] = {}
     for key, spec, entity in plan:
         if key in base:

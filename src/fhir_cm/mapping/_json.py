@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-__all__ = ["PathT", "clone", "get_in", "getter", "identity", "merge_list", "read_date", "set_in"]
+__all__ = ["PathT", "absent", "clone", "get_in", "getter", "identity", "merge_list", "read_date", "set_in"]
 
 PathT = Sequence[str | int]
 
@@ -63,6 +63,27 @@ def getter(path: PathT) -> Callable[[Any], Any]:
 
         return two
     return lambda obj: get_in(obj, path)
+
+
+def absent(path: PathT) -> Callable[[Any], bool]:
+    """Whether removing ``path`` (``set_in(obj, path, None)``) would leave ``obj`` as it is: nothing
+    is there — not even an explicit null — and no container would be left empty and pruned."""
+    if len(path) == 1:
+        key = path[0]
+        return lambda obj: key not in obj
+    head, last = path[:-1], path[-1]
+
+    def nothing(obj: Any) -> bool:
+        parent = get_in(obj, head)
+        if parent is None:
+            return True  # a container on the way is missing: nothing to remove
+        if type(parent) is dict:
+            return last not in parent and bool(parent)
+        if type(parent) is list and type(last) is int:
+            return len(parent) <= last and bool(parent)
+        return False
+
+    return nothing
 
 
 def _empty(value: Any) -> bool:

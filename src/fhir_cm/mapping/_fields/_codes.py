@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ... import terminology as T
-from .._json import PathT, getter, set_in
+from .._json import PathT, absent, getter, set_in
 from ._core import Ctx, Field, Getter, attr, items
 
 
 def code(name: str, path: PathT, map_name: str, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A ``code`` element (a status) whose value comes from a ConceptMap."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
         return T.domain_value_of_code(map_name, at(obj))
@@ -33,7 +33,7 @@ def code(name: str, path: PathT, map_name: str, *, get: Getter | None = None, de
         return f"{'.'.join(map(str, path))} {held!r} has no counterpart in the domain"
 
     def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        return at(obj) == _shown_code(map_name, value) if value is not None else path[0] not in obj
+        return at(obj) == _shown_code(map_name, value) if value is not None else gone(obj)
 
     return Field(name, get or attr(name), read, write, same, derived, unreadable=unreadable, written=written)
 
@@ -75,7 +75,7 @@ def concept(
     name: str, path: PathT, map_name: str, *, get: Getter | None = None, own: bool = True, derived: bool = False
 ) -> Field:
     """A CodeableConcept that is wholly ours: replaced when its meaning changes."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
         cc = at(obj)
@@ -89,20 +89,20 @@ def concept(
         set_in(obj, path, T.concept(map_name, value, own=own) if value is not None else None)
 
     def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
-        return at(obj) == _shown_concept(map_name, value, own) if value is not None else path[0] not in obj
+        return at(obj) == _shown_concept(map_name, value, own) if value is not None else gone(obj)
 
     return Field(name, get or attr(name), read, write, same, derived, written=written)
 
 
 def codings_at(name: str, path: PathT, map_name: str, *, get: Getter | None = None) -> Field:
     """The ``coding`` list of a CodeableConcept whose ``text`` belongs to another field."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
     return Field(
         name,
         get or attr(name),
         lambda obj, ctx: T.domain_value(map_name, at(obj)),
         lambda obj, v, ctx: set_in(obj, path, T.codings(map_name, v) if v is not None else None),
-        written=lambda obj, v, ctx: at(obj) == _shown_codings(map_name, v) if v is not None else path[0] not in obj,
+        written=lambda obj, v, ctx: at(obj) == _shown_codings(map_name, v) if v is not None else gone(obj),
     )
 
 

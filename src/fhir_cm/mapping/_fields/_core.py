@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from .._base import FhirVersion, ResourceKey
-from .._json import PathT, clone, getter, identity, merge_list, read_date, set_in
+from .._json import PathT, absent, clone, getter, identity, merge_list, read_date, set_in
 from .._refs import References
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def items(
     ``render`` is ``encode`` for comparing only (it may return a shared, cached object); by default
     ``encode`` itself.
     """
-    at = getter(path)
+    at, gone = getter(path), absent(path)
     show = render or encode
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Any:
@@ -224,8 +224,8 @@ def items(
         # Our items, in order, are exactly the ones we would encode, and every other item is
         # someone else's (decodes to nothing): ``merge_list`` would give back the same list.
         held = at(obj)
-        if type(held) is not list:
-            return held is None and not value and path[0] not in obj  # nothing to write, nowhere
+        if type(held) is not list or not held:
+            return held is None and not value and gone(obj)  # nothing to write, nowhere
         want = [show(v, ctx) for v in value or ()] if many else ([] if value is None else [show(value, ctx)])
         n, i = len(want), 0
         for item in held:
@@ -243,7 +243,7 @@ def items(
 
 def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A string."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
         value = at(obj)
@@ -255,20 +255,20 @@ def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = F
         read,
         lambda obj, v, ctx: set_in(obj, path, v),
         derived=derived,
-        written=lambda obj, v, ctx: at(obj) == v if v is not None else path[0] not in obj,
+        written=lambda obj, v, ctx: at(obj) == v if v is not None else gone(obj),
     )
 
 
 def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A day, written as a FHIR date (which every date and dateTime element accepts)."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
     return Field(
         name,
         get or attr(name),
         lambda obj, ctx: read_date(at(obj)),
         lambda obj, v, ctx: set_in(obj, path, v.isoformat() if v is not None else None),
         derived=derived,
-        written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else path[0] not in obj,
+        written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else gone(obj),
     )
 
 

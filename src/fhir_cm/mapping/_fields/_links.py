@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from ...domain import Party, PartyKind
 from .._base import ResourceKey
-from .._json import PathT, getter, set_in
+from .._json import PathT, absent, getter, set_in
 from .._refs import party_reference, read_party
 from ._core import Ctx, Field, Getter, Shape, attr, items
 
@@ -24,7 +24,7 @@ def party(
     derived: bool = False,
 ) -> Field:
     """A Reference to a party (patient, practitioner, organisation, related person)."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
     allowed = frozenset(kinds) if kinds is not None else None
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Party | None:
@@ -43,7 +43,7 @@ def party(
         lambda obj, v, ctx: set_in(obj, path, party_reference(v) if v is not None else None),
         same,
         derived,
-        written=lambda obj, v, ctx: at(obj) == party_reference(v) if v is not None else path[0] not in obj,
+        written=lambda obj, v, ctx: at(obj) == party_reference(v) if v is not None else gone(obj),
     )
 
 
@@ -97,14 +97,14 @@ def refs(
 
 def ref(name: str, path: PathT, target_type: str, *, get: Getter | None = None, derived: bool = False) -> Field:
     """One Reference to one of the case's own resources."""
-    at = getter(path)
+    at, gone = getter(path), absent(path)
     return Field(
         name,
         get or attr(name),
         lambda obj, ctx: _resolve(ctx, at(obj), target_type),
         lambda obj, v, ctx: set_in(obj, path, ctx.refs.reference(ResourceKey(target_type, v)) if v else None),
         derived=derived,
-        written=lambda obj, v, ctx: at(obj) == ctx.refs.shown(target_type, v) if v else path[0] not in obj,
+        written=lambda obj, v, ctx: at(obj) == ctx.refs.shown(target_type, v) if v else gone(obj),
     )
 
 
@@ -138,7 +138,7 @@ def model_items(
         # Every item holds its value, field by field, in order: each would be matched to its own
         # value and merged into (changing nothing), so the list stays as it is. No model is built.
         held = at(obj)
-        if type(held) is not list or len(held) != len(value):
+        if type(held) is not list or not held or len(held) != len(value):
             return False
         return all(type(item) is dict and shape.holds_all(item, v, ctx) for item, v in zip(held, value))
 
