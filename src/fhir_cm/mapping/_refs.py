@@ -131,7 +131,7 @@ class References:
 
     def know(self, key: ResourceKey, *, server_id: str | None = None, full_url: str | None = None) -> None:
         """Teach a key, and optionally the server id or Bundle fullUrl it goes by."""
-        self.full_url(key)
+        self._pending.append(key)
         if server_id:
             self._server_ids[key] = server_id
             self._by_literal[f"{key.type}/{server_id}"] = key
@@ -144,9 +144,9 @@ class References:
                 self._by_urn.setdefault(full_url, key)
 
     def know_all(self, keys: Iterable[ResourceKey]) -> None:
-        """Teach keys; their ``urn:uuid:`` (a SHA-1 each) is worked out when first needed: when
-        written, or all at once when a ``urn:uuid:`` reference is first resolved. An update whose
-        references are ``Type/id`` never needs them."""
+        """Teach keys. The ``urn:uuid:`` of a key taught (a SHA-1 each) is worked out when first
+        needed: when written, or all at once before a ``urn:uuid:`` reference is first resolved.
+        An update whose references are ``Type/id`` never needs them."""
         self._pending.extend(keys)
 
     def full_url(self, key: ResourceKey) -> str:
@@ -181,13 +181,12 @@ class References:
         literal = reference.get("reference")
         if not isinstance(literal, str):
             return None
-        key = self._by_urn.get(literal)
-        if key is not None:
-            return key
         if self._pending and literal.startswith("urn:uuid:"):
             pending, self._pending = self._pending, []
             for k in pending:
                 self.full_url(k)
-            return self.resolve(reference)
+        key = self._by_urn.get(literal)
+        if key is not None:
+            return key
         parsed = parse_reference(literal)
         return self._by_literal.get(f"{parsed[0]}/{parsed[1]}") if parsed else None
