@@ -122,7 +122,7 @@ class References:
         self._by_literal: dict[str, ResourceKey] = {}
         self._urns: dict[ResourceKey, str] = {}
         self._by_urn: dict[str, ResourceKey] = {}
-        #: Keys taught by :meth:`know_all` whose ``urn:uuid:`` is not worked out yet (see there).
+        #: Keys taught whose ``urn:uuid:`` is not worked out yet (see :meth:`know_all`).
         self._pending: list[ResourceKey] = []
         #: The References written to each key, shared for comparing only (see :meth:`shown`).
         self._shown: dict[tuple[str, str], dict[str, str]] = {}
