@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from fhir_cm.mapping._json import get_in, merge_list, set_in
+import copy
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fhir_cm.mapping._json import absent, get_in, getter, merge_list, set_in
+
+_KEYS = st.sampled_from(["a", "b", "c"])
+#: Small JSON trees over few keys, so paths often meet what is there (explicit nulls and empty containers too).
+_JSON = st.recursive(
+    st.none() | st.just("x") | st.integers(0, 2),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+_PATHS = st.lists(_KEYS | st.integers(0, 2), min_size=1, max_size=3).filter(lambda p: isinstance(p[0], str))
 
 
 def test_set_in_creates_what_is_missing_and_removing_prunes_empty_containers() -> None:
@@ -19,6 +33,22 @@ def test_removing_leaves_siblings_alone() -> None:
     obj = {"period": {"start": "2024-01-01", "end": "2024-02-01"}}
     set_in(obj, ("period", "end"), None)
     assert obj == {"period": {"start": "2024-01-01"}}
+
+
+@given(obj=st.dictionaries(_KEYS, _JSON, max_size=3), path=_PATHS)
+def test_a_path_laid_out_once_reads_as_get_in_and_absent_means_removing_changes_nothing(obj: dict, path: list) -> None:
+    assert getter(tuple(path))(obj) == get_in(obj, path)
+    if absent(tuple(path))(obj):
+        removed = copy.deepcopy(obj)
+        set_in(removed, path, None)
+        assert removed == obj
+
+
+def test_absent_is_false_where_removing_would_change_something() -> None:
+    assert not absent(("a",))({"a": None})  # an explicit null is removed
+    assert not absent(("a", "b"))({"a": {}})  # the empty container would be pruned
+    assert absent(("a", "b"))({"a": {"c": 1}})
+    assert absent(("a", 0, "b"))({})
 
 
 def decode(item: dict) -> str | None:

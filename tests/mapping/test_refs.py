@@ -56,3 +56,19 @@ def test_bundle_full_urls_resolve_to_their_keys() -> None:
     refs.know(ResourceKey("Condition", "n1"), full_url="https://ehr.example.org/fhir/Condition/9")
     assert refs.resolve({"reference": "urn:uuid:11111111-2222-3333-4444-555555555555"}) == GOAL
     assert refs.resolve({"reference": "Condition/9"}) == ResourceKey("Condition", "n1")
+
+
+def test_keys_taught_in_bulk_resolve_by_urn_uuid_though_never_written() -> None:
+    need = ResourceKey("Condition", "n1")
+    refs = References("urn:sys", {GOAL: "42"})
+    refs.know_all([need, GOAL])
+    assert refs.resolve({"reference": References("urn:sys").full_url(need)}) == need
+    assert refs.resolve({"reference": References("urn:sys").full_url(GOAL)}) == GOAL
+    assert refs.resolve({"reference": References("urn:sys").full_url(ResourceKey("Goal", "g2"))}) is None
+
+
+def test_the_reference_shown_for_comparing_follows_a_server_id_learnt_later() -> None:
+    refs = References("urn:sys")
+    assert refs.shown("Goal", "g1") == refs.reference(GOAL) == {"reference": refs.full_url(GOAL)}
+    refs.know(GOAL, server_id="42")
+    assert refs.shown("Goal", "g1") == refs.reference(GOAL) == {"reference": "Goal/42"}

@@ -71,21 +71,28 @@ def map_case(
     identifier_system: str,
     base: Mapping[ResourceKey, Mapping[str, Any]] | None = None,
     server_ids: Mapping[ResourceKey, str] | None = None,
+    *,
+    quick: bool = True,
 ) -> tuple[dict[ResourceKey, dict[str, Any]], References, dict[ResourceKey, str]]:
-    """The resources of a case, the References that linked them, and the server ids known."""
+    """The resources of a case, the References that linked them, and the server ids known.
+
+    ``quick=False`` turns off the fields' quick proofs (``Field.written``), for tests that compare
+    the two ways of updating.
+    """
     v = check_version(version)
-    base = {ResourceKey(*k): r for k, r in (base or {}).items()}
+    base = {k if type(k) is ResourceKey else ResourceKey(*k): r for k, r in (base or {}).items()}
     ids = {k: r["id"] for k, r in base.items() if isinstance(r.get("id"), str) and r["id"]}
     ids.update({ResourceKey(*k): i for k, i in (server_ids or {}).items()})
     refs = References(identifier_system, ids)
     plan = case_plan(case, base)
     refs.know_all(k for k, _, _ in plan)
-    ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan))
+    ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan), quick=quick)
+    held = [base[key] for key, _, _ in plan if key in base]
+    copies = _private_copies(held, refs, bool(ids)) if held else iter(())
     out: dict[ResourceKey, dict[str, Any]] = {}
     for key, spec, entity in plan:
-        held = base.get(key)
-        if held is not None:
-            out[key] = spec.merge(_private_copy(held, refs, bool(ids)), entity, ctx, copy=False)
+        if key in base:
+            out[key] = spec.merge(next(copies), entity, ctx, copy=False)
         else:
             resource = spec.build(entity, ctx, key.value)
             if key in ids:
@@ -94,22 +101,24 @@ def map_case(
     return out, refs, ids
 
 
-def _private_copy(resource: Mapping[str, Any], refs: References, settle: bool) -> dict[str, Any]:
-    """A copy of a base resource to update, with leftover ``urn:uuid:`` references settled.
+def _private_copies(resources: list[Mapping[str, Any]], refs: References, settle: bool) -> Iterator[dict[str, Any]]:
+    """Copies of the base resources to update, with leftover ``urn:uuid:`` references settled.
 
-    A ``urn:uuid:`` reference to a resource whose server id is known is a leftover of the transaction
-    that created it (a server resolves them on the way in); sending it again would point at an entry
-    the new transaction may not have, so it becomes ``Type/id``.
+    One JSON round trip copies them all (copying is a good part of an update). A ``urn:uuid:``
+    reference to a resource whose server id is known is a leftover of the transaction that created
+    it (a server resolves them on the way in); sending it again would point at an entry the new
+    transaction may not have, so it becomes ``Type/id``.
     """
     try:
-        raw = orjson.dumps(resource)
+        raw = orjson.dumps(resources)
     except TypeError:
-        copy, may_hold_urns = clone(resource), True
+        copies, may_hold_urns = [clone(r) for r in resources], True
     else:
-        copy, may_hold_urns = orjson.loads(raw), b"urn:uuid:" in raw
-    if settle and may_hold_urns:
-        _settle(copy, refs)
-    return copy  # type: ignore[no-any-return]
+        copies, may_hold_urns = orjson.loads(raw), b"urn:uuid:" in raw
+    for copy in copies:
+        if settle and may_hold_urns:
+            _settle(copy, refs)
+        yield copy
 
 
 def _settle(obj: Any, refs: References) -> None:

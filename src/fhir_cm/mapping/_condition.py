@@ -48,12 +48,24 @@ def _resolved() -> Field:
         elif value is None and (ended or "clinicalStatus" not in obj):
             obj["clinicalStatus"] = clone(CONDITION_CLINICAL["active"])
 
-    return Field("resolved", lambda n, ctx: n.resolved, lambda obj, ctx: read_date(obj.get("abatementDateTime")), write)
+    def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        ended = _clinical_code(obj) in _ENDED
+        if value is None:
+            return "abatementDateTime" not in obj and "clinicalStatus" in obj and not ended
+        return bool(obj.get("abatementDateTime") == value.isoformat() and ended)
+
+    return Field(
+        "resolved",
+        lambda n, ctx: n.resolved,
+        lambda obj, ctx: read_date(obj.get("abatementDateTime")),
+        write,
+        written=written,
+    )
 
 
 def _finding() -> Field:
     f = text("finding", ("code", "text"))
-    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("code")), f.write)
+    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("code")), f.write, written=f.written)
 
 
 _SHAPE = Shape(

@@ -92,7 +92,7 @@ def recognise_disposition(encounter: Mapping[str, Any], version: str) -> Dischar
 def _setting(version: FhirVersion) -> Field:
     """The setting: written as a ``type`` concept, read with everything :func:`recognise_setting` knows."""
     f = concept_items("setting", ("type",), _TYPE)
-    return Field(f.name, f.get, lambda obj, ctx: recognise_setting(obj, version), f.write)
+    return Field(f.name, f.get, lambda obj, ctx: recognise_setting(obj, version), f.write, written=f.written)
 
 
 def _class(version: FhirVersion) -> Field:
@@ -124,6 +124,7 @@ def _class(version: FhirVersion) -> Field:
         lambda obj, v, ctx: set_in(obj, ("class",), T.coding(_CLASS, v)),
         same,
         derived=True,
+        written=lambda obj, v, ctx: v is not None and obj.get("class") == T.coding(_CLASS, v),
     )
 
 

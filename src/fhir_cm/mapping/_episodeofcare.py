@@ -131,6 +131,7 @@ def _eligibility(version: FhirVersion) -> Field:
         reason.get,
         lambda obj, ctx: reason.read(obj, ctx) or extension.read(obj, ctx),
         reason.write,
+        written=reason.written,
     )
 
 
@@ -157,7 +158,13 @@ def _history() -> Field:
         "status_history", ("statusHistory",), _HISTORY_ENTRY, StatusChange, ident=lambda s: (s.status, s.start)
     )
     status = code("status", ("status",), _STATUS)
-    return Field(f.name, f.get, lambda obj, ctx: normalise_history(f.read(obj, ctx), status.read(obj, ctx)), f.write)
+    return Field(
+        f.name,
+        f.get,
+        lambda obj, ctx: normalise_history(f.read(obj, ctx), status.read(obj, ctx)),
+        f.write,
+        written=f.written,
+    )
 
 
 _HISTORY = _history()
@@ -168,10 +175,13 @@ def _period_start() -> Field:
     f = date("period_start", ("period", "start"), get=lambda c, ctx: c.period.start)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Any:
+        start = f.read(obj, ctx)
+        if start is not None:
+            return start
         starts = [e.start for e in _HISTORY.read(obj, ctx)]
-        return f.read(obj, ctx) or (min(starts) if starts else None)
+        return min(starts) if starts else None
 
-    return Field(f.name, f.get, read, f.write)
+    return Field(f.name, f.get, read, f.write, written=f.written)
 
 
 def _shape(version: FhirVersion) -> Shape:

@@ -14,13 +14,15 @@ from ..domain import PartyKind
 from ._base import FhirVersion
 from ._condition import first_display
 from ._fields import Ctx, Field, ResourceSpec, Shape, code, concept, date, party, refs, text
-from ._json import get_in, set_in
+from ._json import absent, get_in, set_in
 from ._refs import party_reference, read_party
 
 __all__ = ["GOAL"]
 
 
 def _self_care(path: tuple[str, ...]) -> Field:
+    gone = absent(path)
+
     def read(obj: Mapping[str, Any], ctx: Ctx) -> bool:
         who = read_party(get_in(obj, path))
         return who is not None and who.kind is PartyKind.PATIENT
@@ -28,12 +30,15 @@ def _self_care(path: tuple[str, ...]) -> Field:
     def write(obj: dict[str, Any], value: bool, ctx: Ctx) -> None:
         set_in(obj, path, party_reference(ctx.owner.patient) if value else None)
 
-    return Field("self_care", lambda g, ctx: g.self_care, read, write)
+    def written(obj: Mapping[str, Any], value: bool, ctx: Ctx) -> bool:
+        return get_in(obj, path) == party_reference(ctx.owner.patient) if value else gone(obj)
+
+    return Field("self_care", lambda g, ctx: g.self_care, read, write, written=written)
 
 
 def _description() -> Field:
     f = text("description", ("description", "text"))
-    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("description")), f.write)
+    return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("description")), f.write, written=f.written)
 
 
 def _shape(version: FhirVersion) -> Shape:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-__all__ = ["PathT", "clone", "get_in", "identity", "merge_list", "read_date", "set_in"]
+__all__ = ["PathT", "absent", "clone", "get_in", "getter", "identity", "merge_list", "read_date", "set_in"]
 
 PathT = Sequence[str | int]
 
@@ -46,6 +46,44 @@ def get_in(obj: Any, path: PathT) -> Any:
         if cur is None:
             return None
     return cur
+
+
+def getter(path: PathT) -> Callable[[Any], Any]:
+    """:func:`get_in` for one path, laid out once (fields look up their path on every update):
+    paths of one or two keys, the usual ones, become plain dict lookups."""
+    if len(path) == 1 and type(path[0]) is str:
+        key = path[0]
+        return lambda obj: obj.get(key) if type(obj) is dict else None
+    if len(path) == 2 and type(path[0]) is str and type(path[1]) is str:
+        first, second = path
+
+        def two(obj: Any) -> Any:
+            inner = obj.get(first) if type(obj) is dict else None
+            return inner.get(second) if type(inner) is dict else None
+
+        return two
+    return lambda obj: get_in(obj, path)
+
+
+def absent(path: PathT) -> Callable[[Any], bool]:
+    """Whether removing ``path`` (``set_in(obj, path, None)``) would leave ``obj`` as it is: nothing
+    is there — not even an explicit null — and no container would be left empty and pruned."""
+    if len(path) == 1:
+        key = path[0]
+        return lambda obj: key not in obj
+    head, last = path[:-1], path[-1]
+
+    def nothing(obj: Any) -> bool:
+        parent = get_in(obj, head)
+        if parent is None:
+            return True  # a container on the way is missing: nothing to remove
+        if type(parent) is dict:
+            return last not in parent and bool(parent)
+        if type(parent) is list and type(last) is int:
+            return len(parent) <= last and bool(parent)
+        return False
+
+    return nothing
 
 
 def _empty(value: Any) -> bool:

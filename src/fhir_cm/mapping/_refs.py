@@ -122,15 +122,20 @@ class References:
         self._by_literal: dict[str, ResourceKey] = {}
         self._urns: dict[ResourceKey, str] = {}
         self._by_urn: dict[str, ResourceKey] = {}
+        #: Keys taught whose ``urn:uuid:`` is not worked out yet (see :meth:`know_all`).
+        self._pending: list[ResourceKey] = []
+        #: The References written to each key, shared for comparing only (see :meth:`shown`).
+        self._shown: dict[tuple[str, str], dict[str, str]] = {}
         for key, server_id in (server_ids or {}).items():
             self.know(key, server_id=server_id)
 
     def know(self, key: ResourceKey, *, server_id: str | None = None, full_url: str | None = None) -> None:
         """Teach a key, and optionally the server id or Bundle fullUrl it goes by."""
-        self.full_url(key)
+        self._pending.append(key)
         if server_id:
             self._server_ids[key] = server_id
             self._by_literal[f"{key.type}/{server_id}"] = key
+            self._shown.pop((key.type, key.value), None)
         if full_url:
             parsed = parse_reference(full_url)
             if parsed is not None:
@@ -139,8 +144,10 @@ class References:
                 self._by_urn.setdefault(full_url, key)
 
     def know_all(self, keys: Iterable[ResourceKey]) -> None:
-        for key in keys:
-            self.full_url(key)
+        """Teach keys. The ``urn:uuid:`` of a key taught (a SHA-1 each) is worked out when first
+        needed: when written, or all at once before a ``urn:uuid:`` reference is first resolved.
+        An update whose references are ``Type/id`` never needs them."""
+        self._pending.extend(keys)
 
     def full_url(self, key: ResourceKey) -> str:
         """``urn:uuid:`` of a uuid5 of the business identifier: the same on every run and machine."""
@@ -159,6 +166,14 @@ class References:
         server_id = self._server_ids.get(key)
         return {"reference": f"{key.type}/{server_id}" if server_id else self.full_url(key)}
 
+    def shown(self, rtype: str, value: str) -> dict[str, str]:
+        """:meth:`reference` to ``ResourceKey(rtype, value)``, for comparing only: one shared object
+        per key, never put into a resource."""
+        shown = self._shown.get((rtype, value))
+        if shown is None:
+            shown = self._shown[(rtype, value)] = self.reference(ResourceKey(rtype, value))
+        return shown
+
     def resolve(self, reference: Mapping[str, Any] | None) -> ResourceKey | None:
         """The key a Reference points at, if it is one of the resources this object knows."""
         if not isinstance(reference, dict):
@@ -166,6 +181,10 @@ class References:
         literal = reference.get("reference")
         if not isinstance(literal, str):
             return None
+        if self._pending and literal.startswith("urn:uuid:"):
+            pending, self._pending = self._pending, []
+            for k in pending:
+                self.full_url(k)
         key = self._by_urn.get(literal)
         if key is not None:
             return key

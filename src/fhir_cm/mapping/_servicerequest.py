@@ -49,13 +49,15 @@ def _kind(version: FhirVersion) -> Field:
         categories = [c for cc in obj.get("category") or () if isinstance(cc, dict) for c in cc.get("coding") or ()]
         return f.read(obj, ctx) or T.domain_value("referral-kind-category", categories)
 
-    return Field(f.name, f.get, read, f.write, lambda obj, v, ctx: read(obj, ctx) == v)
+    return Field(f.name, f.get, read, f.write, lambda obj, v, ctx: read(obj, ctx) == v, written=f.written)
 
 
 def _service(version: FhirVersion) -> Field:
     """What is asked for, in words: ``code.text``, else the display of a code."""
     f = text("service", (*code_path(version), "text"))
-    return Field(f.name, f.get, lambda obj, ctx: first_display(get_in(obj, code_path(version))), f.write)
+    return Field(
+        f.name, f.get, lambda obj, ctx: first_display(get_in(obj, code_path(version))), f.write, written=f.written
+    )
 
 
 def _shape(version: FhirVersion) -> Shape:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 
 from .._base import FhirVersion, ResourceKey
-from .._json import PathT, clone, get_in, identity, merge_list, read_date, set_in
+from .._json import PathT, absent, clone, getter, identity, merge_list, read_date, set_in
 from .._refs import References
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ class Ctx:
     refs: References
     case: Case | None = None
     produced: frozenset[ResourceKey] = field(default_factory=frozenset)
+    #: Let fields prove they hold a value by comparing the JSON they would write (see ``Field.written``);
+    #: off, only the general comparison decides (tests check the two agree).
+    quick: bool = True
 
     @property
     def system(self) -> str:
@@ -50,6 +54,13 @@ class Field:
     where an absent element reads as ``default`` — the domain's own default, so a resource that never
     said e.g. an acuity is not rewritten to say the default); ``derived`` fields are written from the
     case but never read back into the entity.
+
+    ``written(obj, value, ctx)`` is a quick proof, tried first on an update: True only when ``obj``
+    already holds exactly the JSON ``write`` would put there, so writing could change nothing. It
+    compares JSON instead of reading it back into domain values (resolving references, decoding
+    codes, validating models), which is most of an update's work when little changed. False proves
+    nothing and ``same`` (or ``read``) decides as before, so the result of an update is the same
+    with or without it.
     """
 
     name: str
@@ -63,23 +74,47 @@ class Field:
     link: bool = False
     #: Says what an object holds that this field cannot read (e.g. a status code no map knows).
     unreadable: Callable[[Mapping[str, Any]], str | None] | None = None
+    written: Callable[[Mapping[str, Any], Any, Ctx], bool] | None = None
 
     def holds(self, obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        if self.written is not None and ctx.quick and self.written(obj, value, ctx):
+            return True
+        return self.reads_as(obj, value, ctx)
+
+    def reads_as(self, obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        """The general comparison: what ``obj`` says, read as the domain reads it, is ``value``."""
         if self.same is not None:
             return self.same(obj, value, ctx)
         held = self.read(obj, ctx)
         return bool((self.default if held is None else held) == value)
 
 
+#: One field as a shape walks it: the field, the entity attribute it takes as it is (None: ask
+#: ``get``), and its quick proof.
+_Step = tuple[Field, str | None, Callable[[Mapping[str, Any], Any, Ctx], bool] | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """A table of fields over one JSON object."""
+    """A table of fields over one JSON object.
+
+    The walks are laid out once per table (``_steps``; ``_foreign_steps`` without what a foreign
+    object keeps), so writing and merging do no per-call set-up: most fields take an entity
+    attribute as it is, which is read directly instead of through a getter.
+    """
 
     fields: tuple[Field, ...]
+    _steps: tuple[_Step, ...] = field(init=False, repr=False, compare=False)
+    _foreign_steps: tuple[_Step, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        steps = tuple((f, _ATTRIBUTES.get(f.get), f.written) for f in self.fields)
+        object.__setattr__(self, "_steps", steps)
+        object.__setattr__(self, "_foreign_steps", tuple(s for s in steps if s[0].link or not s[0].derived))
 
     def write(self, obj: dict[str, Any], entity: Any, ctx: Ctx) -> dict[str, Any]:
-        for f in self.fields:
-            f.write(obj, f.get(entity, ctx), ctx)
+        for f, name, _ in self._steps:
+            f.write(obj, f.get(entity, ctx) if name is None else getattr(entity, name), ctx)
         return obj
 
     def merge(self, obj: dict[str, Any], entity: Any, ctx: Ctx, *, foreign: bool = False) -> dict[str, Any]:
@@ -89,13 +124,23 @@ class Shape:
         (status, subject, requester, narrative…) are left as that system wrote them; only what the
         domain reads from it, and the links between the case's resources, are kept in step.
         """
-        for f in self.fields:
-            if foreign and f.derived and not f.link:
-                continue
-            value = f.get(entity, ctx)
-            if not f.holds(obj, value, ctx):
+        quick = ctx.quick
+        for f, name, written in self._foreign_steps if foreign else self._steps:
+            value = f.get(entity, ctx) if name is None else getattr(entity, name)
+            if quick and written is not None and written(obj, value, ctx):
+                continue  # Field.holds, inlined: this loop is most of an update
+            if not f.reads_as(obj, value, ctx):
                 f.write(obj, value, ctx)
         return obj
+
+    def holds_all(self, obj: Mapping[str, Any], entity: Any, ctx: Ctx) -> bool:
+        """Whether ``obj`` holds every field as ``entity`` has them (merging it would change nothing)."""
+        quick = ctx.quick
+        for f, name, written in self._steps:
+            value = f.get(entity, ctx) if name is None else getattr(entity, name)
+            if not (quick and written is not None and written(obj, value, ctx)) and not f.reads_as(obj, value, ctx):
+                return False
+        return True
 
     def changed(self, obj: Mapping[str, Any], entity: Any, ctx: Ctx) -> list[str]:
         """Names of the fields ``obj`` does not hold as ``entity`` has them."""
@@ -117,8 +162,19 @@ class Shape:
         return out
 
 
+#: The getters :func:`attr` made, with the attribute each takes (shapes read it directly).
+_ATTRIBUTES: dict[Getter, str] = {}
+
+
+@functools.cache
 def attr(name: str) -> Getter:
-    return lambda entity, ctx: getattr(entity, name)
+    """The getter of an entity attribute, as it is."""
+
+    def get(entity: Any, ctx: Ctx) -> Any:
+        return getattr(entity, name)
+
+    _ATTRIBUTES[get] = name
+    return get
 
 
 def items(
@@ -134,16 +190,23 @@ def items(
     same: Callable[[Mapping[str, Any], Any, Ctx], bool] | None = None,
     derived: bool = False,
     default: Any = None,
+    render: Callable[[Any, Ctx], Any] | None = None,
 ) -> Field:
-    """A value held by some items of the list at ``path`` (one item, or ``many``)."""
+    """A value held by some items of the list at ``path`` (one item, or ``many``).
+
+    ``render`` is ``encode`` for comparing only (it may return a shared, cached object); by default
+    ``encode`` itself.
+    """
+    at, gone = getter(path), absent(path)
+    show = render or encode
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Any:
-        values = [v for i in (get_in(obj, path) or ()) if isinstance(i, dict) and (v := decode(i, ctx)) is not None]
+        values = [v for i in (at(obj) or ()) if isinstance(i, dict) and (v := decode(i, ctx)) is not None]
         return values if many else (values[0] if values else None)
 
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         new = list(value or ()) if many else ([] if value is None else [value])
-        old = get_in(obj, path)
+        old = at(obj)
         if not old:
             set_in(obj, path, [encode(v, ctx) for v in new])
             return
@@ -157,7 +220,22 @@ def items(
         )
         set_in(obj, path, merged)
 
-    return Field(name, get or attr(name), read, write, same, derived, default)
+    def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        # Our items, in order, are exactly the ones we would encode, and every other item is
+        # someone else's (decodes to nothing): ``merge_list`` would give back the same list.
+        held = at(obj)
+        if type(held) is not list or not held:
+            return held is None and not value and gone(obj)  # nothing to write, nowhere
+        want = [show(v, ctx) for v in value or ()] if many else ([] if value is None else [show(value, ctx)])
+        n, i = len(want), 0
+        for item in held:
+            if i < n and item == want[i]:
+                i += 1
+            elif type(item) is dict and decode(item, ctx) is not None:
+                return False
+        return i == n
+
+    return Field(name, get or attr(name), read, write, same, derived, default, written=written)
 
 
 # --- primitives ------------------------------------------------------------------------------------
@@ -165,26 +243,44 @@ def items(
 
 def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A string."""
+    at, gone = getter(path), absent(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> str | None:
-        value = get_in(obj, path)
+        value = at(obj)
         return value if isinstance(value, str) and value else None
 
-    return Field(name, get or attr(name), read, lambda obj, v, ctx: set_in(obj, path, v), derived=derived)
+    return Field(
+        name,
+        get or attr(name),
+        read,
+        lambda obj, v, ctx: set_in(obj, path, v),
+        derived=derived,
+        written=lambda obj, v, ctx: at(obj) == v if v is not None else gone(obj),
+    )
 
 
 def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
     """A day, written as a FHIR date (which every date and dateTime element accepts)."""
+    at, gone = getter(path), absent(path)
     return Field(
         name,
         get or attr(name),
-        lambda obj, ctx: read_date(get_in(obj, path)),
+        lambda obj, ctx: read_date(at(obj)),
         lambda obj, v, ctx: set_in(obj, path, v.isoformat() if v is not None else None),
         derived=derived,
+        written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else gone(obj),
     )
 
 
 # --- codes -----------------------------------------------------------------------------------------
+
+
+def _ours(resource: Mapping[str, Any], system: str) -> bool:
+    """Whether ``resource`` carries a business identifier in our system (else another system made it)."""
+    for i in resource.get("identifier") or ():
+        if isinstance(i, dict) and i.get("system") == system:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +309,9 @@ class ResourceSpec:
 
         A base without our business identifier was created by another system: see :meth:`Shape.merge`.
         """
-        foreign = not any(isinstance(i, dict) and i.get("system") == ctx.system for i in base.get("identifier") or ())
-        return self.shapes[ctx.version].merge(clone(base) if copy else dict(base), entity, ctx, foreign=foreign)
+        foreign = not _ours(base, ctx.system)
+        obj = clone(base) if copy else base if type(base) is dict else dict(base)
+        return self.shapes[ctx.version].merge(obj, entity, ctx, foreign=foreign)
 
     def changed(self, base: Mapping[str, Any], entity: Any, ctx: Ctx) -> list[str]:
         return self.shapes[ctx.version].changed(base, entity, ctx)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from ...domain import Party, PartyKind
 from .._base import ResourceKey
-from .._json import PathT, get_in, set_in
+from .._json import PathT, absent, getter, set_in
 from .._refs import party_reference, read_party
 from ._core import Ctx, Field, Getter, Shape, attr, items
 
@@ -24,14 +24,15 @@ def party(
     derived: bool = False,
 ) -> Field:
     """A Reference to a party (patient, practitioner, organisation, related person)."""
+    at, gone = getter(path), absent(path)
     allowed = frozenset(kinds) if kinds is not None else None
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Party | None:
-        return read_party(get_in(obj, path), allowed)
+        return read_party(at(obj), allowed)
 
     def same(obj: Mapping[str, Any], value: Party | None, ctx: Ctx) -> bool:
         # The reference we would write is usually there verbatim: no need to parse it into a Party.
-        if value is not None and get_in(obj, path) == party_reference(value):
+        if value is not None and at(obj) == party_reference(value):
             return True
         return read(obj, ctx) == value
 
@@ -42,6 +43,7 @@ def party(
         lambda obj, v, ctx: set_in(obj, path, party_reference(v) if v is not None else None),
         same,
         derived,
+        written=lambda obj, v, ctx: at(obj) == party_reference(v) if v is not None else gone(obj),
     )
 
 
@@ -85,6 +87,7 @@ def refs(
         path,
         decode=lambda item, ctx: _resolve(ctx, unwrap(item), target_type),
         encode=lambda v, ctx: wrap(ctx.refs.reference(ResourceKey(target_type, v))),
+        render=lambda v, ctx: wrap(ctx.refs.shown(target_type, v)),
         get=get,
         derived=derived,
     )
@@ -94,12 +97,14 @@ def refs(
 
 def ref(name: str, path: PathT, target_type: str, *, get: Getter | None = None, derived: bool = False) -> Field:
     """One Reference to one of the case's own resources."""
+    at, gone = getter(path), absent(path)
     return Field(
         name,
         get or attr(name),
-        lambda obj, ctx: _resolve(ctx, get_in(obj, path), target_type),
+        lambda obj, ctx: _resolve(ctx, at(obj), target_type),
         lambda obj, v, ctx: set_in(obj, path, ctx.refs.reference(ResourceKey(target_type, v)) if v else None),
         derived=derived,
+        written=lambda obj, v, ctx: at(obj) == ctx.refs.shown(target_type, v) if v else gone(obj),
     )
 
 
@@ -127,7 +132,17 @@ def model_items(
         except ValidationError:
             return None
 
-    return items(
+    at = getter(path)
+
+    def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        # Every item holds its value, field by field, in order: each would be matched to its own
+        # value and merged into (changing nothing), so the list stays as it is. No model is built.
+        held = at(obj)
+        if type(held) is not list or not held or len(held) != len(value):
+            return False
+        return all(type(item) is dict and shape.holds_all(item, v, ctx) for item, v in zip(held, value))
+
+    f = items(
         name,
         path,
         decode=decode,
@@ -136,6 +151,7 @@ def model_items(
         ident=ident,
         get=get,
     )
+    return dataclasses.replace(f, written=written)
 
 
 # --- resources -------------------------------------------------------------------------------------
