@@ -186,7 +186,7 @@ def bench(cases: list[Case], version: str) -> None:
     copies = [served(c, version) for c in cases]
     update_served = _best_of(5, lambda: [case_to_resources(c, version, SYSTEM, m) for c, m in zip(cases, copies)])
     bundle = _best_of(5, lambda: [case_to_bundle(c, version, SYSTEM) for c in cases])
-    baseline = _best_of(1, lambda: [models[r["resourceType"]].model_validate(r).model_dump_json() for r in resources])
+    baseline = _best_of(5, lambda: [models[r["resourceType"]].model_validate(r).model_dump_json() for r in resources])
 
     def rate(seconds: float) -> float:
         return count / seconds
