@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hapi_server import hapi_server
+from tests.memory_server import memory_server
 from tests.servers import RunningServer, sekmet_server
 
 #: The servers ``fhir_server`` runs each test against; ``FHIR_CM_TEST_SERVERS`` narrows the list
@@ -30,6 +31,13 @@ def _selected_servers() -> list[str]:
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """sekmet-fhir, a tolerant R4 server, in-process, shared by the whole session."""
     with sekmet_server(tmp_path_factory.mktemp("fhir-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def memory_fhir() -> Iterator[RunningServer]:
+    """The single-threaded in-memory R4 server (``tests/memory_server.py``) in a process of its own."""
+    with memory_server() as server:
         yield server
 
 

@@ -8,11 +8,9 @@ the others: the same tests, the same assertions, this server under them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
-from tests.memory_server import memory_server
 from tests.servers import RunningServer
 from tests.sync.test_push import (  # noqa: F401  (collected here again, against this server)
     cases,
@@ -29,12 +27,6 @@ from tests.sync.test_push import (  # noqa: F401  (collected here again, against
 pytestmark = pytest.mark.server
 
 
-@pytest.fixture(scope="module")
-def memory() -> Iterator[RunningServer]:
-    with memory_server() as server:
-        yield server
-
-
 @pytest.fixture
-def fhir_server(memory: RunningServer) -> str:
-    return memory.base_url
+def fhir_server(memory_fhir: RunningServer) -> str:
+    return memory_fhir.base_url

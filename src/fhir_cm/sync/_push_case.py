@@ -112,6 +112,8 @@ class _CasePush:
         self.keep: dict[ResourceKey, tuple[dict[str, Any], frozenset[str]]] = {}
         self.outcome: dict[ResourceKey, str] = {}
         self.conflict_retried = False
+        self.deferred = False  # the last round held back an update naming a resource still to be created
+        self.settled = False  # the last round left the server holding exactly what the case maps to
 
     async def run(self) -> None:
         last: CaseFailed | None = None
@@ -126,6 +128,12 @@ class _CasePush:
                 if failed.permanent:
                     raise
                 last = failed
+                continue
+            if self.settled and not self.deferred:
+                # Mapping the case again over the copies just written would find nothing to send:
+                # the round that confirms it is skipped (see ``send``).
+                self.count(planned)
+                return
         raise last or CaseFailed("the server copy kept changing; will retry", permanent=False)
 
     def count(self, planned: Iterable[ResourceKey]) -> None:
@@ -181,7 +189,10 @@ class _CasePush:
             # answered, the update is built with the real id. (A base found on the server rather
             # than in the ledger names that resource by id already; mixing in a urn:uuid for it
             # would write the same link twice.)
-            writes = [w for w in writes if w.kind == "create" or b"urn:uuid:" not in orjson.dumps(w.resource)]
+            kept = [w for w in writes if w.kind == "create" or b"urn:uuid:" not in orjson.dumps(w.resource)]
+            self.deferred, writes = len(kept) < len(writes), kept
+        else:
+            self.deferred = False
         return writes, list(resources)
 
     def references(self) -> References:
@@ -228,12 +239,20 @@ class _CasePush:
         recorded: list[LedgerEntry] = []
         stale: list[_Write] = []
         retry: CaseFailed | None = None
+        assigned = _assigned(writes, results)
+        self.settled = len(results) >= len(writes)
         for write, outcome in zip(writes, results, strict=False):
             if outcome.ok:
                 copy = await self.copy_of(write, outcome)
                 if copy is None:
                     retry = CaseFailed(f"could not read back a written {write.key.type}; will retry", permanent=False)
                     continue
+                # Settled: created, or an update taken; and the server keeps what was sent, but for
+                # the ids it gave the resources created in this round. Then the next round, mapping
+                # over these copies, would write nothing. A conditional create that matched, or a
+                # server that rewrites what it is sent, leaves the next round to merge and decide.
+                self.settled = self.settled and (outcome.created or write.kind == "update")
+                self.settled = self.settled and same_as_sent(write.resource, copy, assigned)
                 recorded.append(self.session.ledger_entry(write.key, self.case.id, copy))
                 self.bases[write.key] = copy
                 self.keep.pop(write.key, None)
@@ -252,6 +271,7 @@ class _CasePush:
                 raise CaseFailed(f"the server refused a {write.key.type}: {reason}", permanent=True, server=why)
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
         self.session.keep(self.case.id, recorded)
+        self.settled = self.settled and not stale and retry is None and not self.keep
         if stale:
             await self.refresh(stale)
         if retry is not None:
@@ -270,6 +290,10 @@ class _CasePush:
         return None
 
     async def refresh(self, writes: list[_Write]) -> None:
+        self.settled = False
+        await self._refresh(writes)
+
+    async def _refresh(self, writes: list[_Write]) -> None:
         """After a version conflict: re-read what moved on, merge what the adapter changed, or record a conflict."""
         if self.conflict_retried:
             raise CaseFailed("version conflict again after merging; will retry", permanent=False)
@@ -312,3 +336,34 @@ class _CasePush:
             self.report.conflicts += len(clashes)
             names = ", ".join(f"{w.key.type} ({', '.join(sorted(f))})" for w, _, f in clashes)
             raise CaseFailed(f"conflict with a server edit: {names}", permanent=True)
+
+
+def _assigned(writes: list[_Write], results: list[WriteResult]) -> dict[str, str]:
+    """``urn:uuid`` of each resource the round created by POST → the ``Type/id`` the server gave it."""
+    out: dict[str, str] = {}
+    for write, outcome in zip(writes, results, strict=False):
+        if write.entry.method == "POST" and write.entry.full_url and outcome.ok and outcome.id:
+            out[write.entry.full_url] = f"{outcome.resource_type or write.key.type}/{outcome.id}"
+    return out
+
+
+def same_as_sent(sent: Any, copy: Any, assigned: dict[str, str], *, top: bool = True) -> bool:
+    """Whether the server's ``copy`` holds what was ``sent``, a ``urn:uuid`` reference of the bundle
+    reading as the id the server assigned (and ``id`` and ``meta``, the server's, left out)."""
+    if isinstance(sent, dict):
+        if not isinstance(copy, dict):
+            return False
+        skip = ("id", "meta") if top else ()
+        keys = [k for k in sent if k not in skip]
+        if len(keys) != sum(1 for k in copy if k not in skip):
+            return False
+        return all(k in copy and same_as_sent(sent[k], copy[k], assigned, top=False) for k in keys)
+    if isinstance(sent, list):
+        return (
+            isinstance(copy, list)
+            and len(sent) == len(copy)
+            and all(same_as_sent(a, b, assigned, top=False) for a, b in zip(sent, copy, strict=True))
+        )
+    if isinstance(sent, str) and sent in assigned:
+        return bool(copy == assigned[sent])
+    return type(sent) is type(copy) and bool(sent == copy)
