@@ -18,21 +18,34 @@ from ._dialect import insert
 from ._tables import ResourceRow
 from ._types import utcnow
 
-__all__ = ["FhirVersion", "StoredResource", "content_hash", "get_resource", "get_resources", "put_resources"]
+__all__ = [
+    "FhirVersion",
+    "StoredResource",
+    "content_hash",
+    "content_json",
+    "get_resource",
+    "get_resources",
+    "put_resources",
+]
 
 
 #: Elements a server rewrites on its own (``id`` on create, ``meta`` on every write); not content.
 _NOT_CONTENT = frozenset({"id", "meta"})
 
 
-def content_hash(resource: Mapping[str, Any]) -> str:
-    """SHA-256 of a resource's content: canonical JSON (sorted keys) without ``id`` and ``meta``.
+def content_json(resource: Mapping[str, Any]) -> bytes:
+    """A resource's content as canonical JSON: sorted keys, without ``id`` and ``meta``."""
+    body = {k: v for k, v in resource.items() if k not in _NOT_CONTENT}
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(resource: Mapping[str, Any], *, content: bytes | None = None) -> str:
+    """SHA-256 of a resource's content (``content_json``; pass it as ``content`` when it is at hand).
 
     Two copies of one resource hash the same whatever server stored them or when; the sync layer
     compares hashes to tell "changed" from "only re-stamped by the server".
     """
-    body = {k: v for k, v in resource.items() if k not in _NOT_CONTENT}
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(content if content is not None else content_json(resource)).hexdigest()
 
 
 class StoredResource(BaseModel):

@@ -12,7 +12,8 @@ says whether a later push may succeed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..mapping import (
     check_version,
     plan_entry,
 )
-from ..store import LedgerEntry, add_conflict, content_hash
+from ..store import LedgerEntry, add_conflict, content_hash, content_json
 from ._foreign import foreign_update, is_foreign
 from ._identity import read_existing, rewrite_references
 from ._limits import save_transaction_limit
@@ -72,6 +73,11 @@ class _Write:
     @property
     def target(self) -> str:
         return self.entry.full_url or self.entry.url
+
+    @functools.cached_property
+    def content(self) -> bytes:
+        """``content_json`` of what is sent: for its Provenance's id and to compare with the copy."""
+        return content_json(self.resource)
 
 
 def _on_the_wire(planned: PlannedEntry) -> BundleEntry:
@@ -211,7 +217,9 @@ class _CasePush:
             chosen = [w for w in writes if w.kind == kind]
             if not chosen:
                 continue
-            pid = provenance_id(self.case.id, activity, [(w.key, content_hash(w.resource)) for w in chosen])
+            pid = provenance_id(
+                self.case.id, activity, [(w.key, content_hash(w.resource, content=w.content)) for w in chosen]
+            )
             resource = provenance_resource(
                 self.case, activity, [w.target for w in chosen], session.device_ref, resource_id=pid
             )
@@ -251,9 +259,10 @@ class _CasePush:
                 # the ids it gave the resources created in this round. Then the next round, mapping
                 # over these copies, would write nothing. A conditional create that matched, or a
                 # server that rewrites what it is sent, leaves the next round to merge and decide.
+                content = content_json(copy)
                 self.settled = self.settled and (outcome.created or write.kind == "update")
-                self.settled = self.settled and same_as_sent(write.resource, copy, assigned)
-                recorded.append(self.session.ledger_entry(write.key, self.case.id, copy))
+                self.settled = self.settled and _same_content(write.content, content, assigned)
+                recorded.append(self.session.ledger_entry(write.key, self.case.id, copy, content=content))
                 self.bases[write.key] = copy
                 self.keep.pop(write.key, None)
                 if outcome.created:
@@ -347,23 +356,15 @@ def _assigned(writes: list[_Write], results: list[WriteResult]) -> dict[str, str
     return out
 
 
-def same_as_sent(sent: Any, copy: Any, assigned: dict[str, str], *, top: bool = True) -> bool:
+def same_as_sent(sent: Mapping[str, Any], copy: Mapping[str, Any], assigned: Mapping[str, str]) -> bool:
     """Whether the server's ``copy`` holds what was ``sent``, a ``urn:uuid`` reference of the bundle
-    reading as the id the server assigned (and ``id`` and ``meta``, the server's, left out)."""
-    if isinstance(sent, dict):
-        if not isinstance(copy, dict):
-            return False
-        skip = ("id", "meta") if top else ()
-        keys = [k for k in sent if k not in skip]
-        if len(keys) != sum(1 for k in copy if k not in skip):
-            return False
-        return all(k in copy and same_as_sent(sent[k], copy[k], assigned, top=False) for k in keys)
-    if isinstance(sent, list):
-        return (
-            isinstance(copy, list)
-            and len(sent) == len(copy)
-            and all(same_as_sent(a, b, assigned, top=False) for a, b in zip(sent, copy, strict=True))
-        )
-    if isinstance(sent, str) and sent in assigned:
-        return bool(copy == assigned[sent])
-    return type(sent) is type(copy) and bool(sent == copy)
+    reading as the id the server assigned (``id`` and ``meta``, the server's, left out)."""
+    return _same_content(content_json(sent), content_json(copy), assigned)
+
+
+def _same_content(sent: bytes, copy: bytes, assigned: Mapping[str, str]) -> bool:
+    """``same_as_sent`` on ``content_json`` forms: the urns replaced in the JSON text, then compared."""
+    if b'"urn:uuid:' in sent:
+        for urn, ref in assigned.items():
+            sent = sent.replace(b'"' + urn.encode() + b'"', b'"' + ref.encode() + b'"')
+    return sent == copy

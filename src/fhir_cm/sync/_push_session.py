@@ -127,7 +127,10 @@ class PushSession:
 
     # -- ledger -----------------------------------------------------------------------------------
 
-    def ledger_entry(self, key: ResourceKey, case_id: str | None, copy: dict[str, Any]) -> LedgerEntry:
+    def ledger_entry(
+        self, key: ResourceKey, case_id: str | None, copy: dict[str, Any], *, content: bytes | None = None
+    ) -> LedgerEntry:
+        """The ledger's record of a server copy (``content``: its ``content_json``, if already made)."""
         raw_meta = copy.get("meta")
         meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, Mapping) else {}
         return LedgerEntry(
@@ -137,7 +140,7 @@ class PushSession:
             case_id=case_id,
             server_id=copy.get("id"),
             version_id=meta.get("versionId"),
-            content_hash=content_hash(copy),
+            content_hash=content_hash(copy, content=content),
             server_copy=copy,
             last_updated=meta.get("lastUpdated"),
         )
