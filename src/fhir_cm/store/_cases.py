@@ -180,6 +180,7 @@ class CaseFilters(TypedDict, total=False):
     case_manager: str | None
     programme: ProgrammeType | None
     patient: str | None
+    ids: Iterable[str] | None
 
 
 def list_cases(
@@ -243,4 +244,6 @@ def _filters(given: CaseFilters) -> list[ColumnElement[bool]]:
         filters.append(CaseRow.programme == programme.value)
     if (patient := given.get("patient")) is not None:
         filters.append(CaseRow.patient_id == patient)
+    if (ids := given.get("ids")) is not None:
+        filters.append(CaseRow.case_id.in_(list(ids)))
     return filters

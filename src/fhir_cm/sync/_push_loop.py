@@ -16,7 +16,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ..config import Settings
@@ -32,6 +32,7 @@ from ..store import (
     mark_pushed,
     queue_push,
     mark_push_failed,
+    case_revisions,
     get_case,
     put_ledger,
     list_cases,
@@ -52,6 +53,8 @@ log = logging.getLogger("fhir_cm.sync")
 
 #: A claimed row with its case as the store holds it (None if it is gone).
 _Row = tuple[OutboxItem, Case | None]
+#: Cases saved by the caller of a push, by id, with the revision each was saved at.
+Saved = Mapping[str, tuple[int, Case]]
 
 
 def default_worker_id() -> str:
@@ -67,7 +70,7 @@ async def push_pending(
     concurrency: int | None = None,
     worker_id: str | None = None,
     on_case: Callable[[str, bool], None] | None = None,
-    first: Callable[[], None] | None = None,
+    first: Callable[[], Saved | None] | None = None,
 ) -> PushReport:
     """Push every due outbox row to ``client``'s server; returns what happened.
 
@@ -77,7 +80,8 @@ async def push_pending(
     later push) or failed (conflicts and refusals, for a person). A row is tried at most once per
     call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars). ``first`` is
     store work (e.g. saving the cases to push) done before the first claim, while the first requests
-    to the server are out.
+    to the server are out; it may return the cases it saved with their revisions, which a claim then
+    takes as they are rather than reading them back (unless saved again since).
 
     Leases (``_leases``): every claim first takes over the rows of dead processes of this host, and
     the leases of all claimed, unsettled rows are renewed in the background until they are settled.
@@ -126,10 +130,10 @@ class _PushLoop:
         self.wave = concurrency or settings.push_concurrency
         self.slots = asyncio.Semaphore(self.wave)
         self.session = PushSession(store, client, settings)
-        self.claim = _Claimer(store, worker, settings, tried=set())
+        self.claim = _Claimer(store, worker, settings, tried=set(), saved={})
         self.report = PushReport()
 
-    async def run(self, first: Callable[[], None] | None) -> PushReport:
+    async def run(self, first: Callable[[], Saved | None] | None) -> PushReport:
         rows = await self.start(first)
         sent: list[asyncio.Future[list[None]]] = []
         while rows:
@@ -147,7 +151,7 @@ class _PushLoop:
         await asyncio.gather(*sent)
         return self.report
 
-    async def start(self, first: Callable[[], None] | None) -> list[_Row]:
+    async def start(self, first: Callable[[], Saved | None] | None) -> list[_Row]:
         """Learn the server and claim the first batch at once.
 
         The first claim (store work, with ``first``) runs while the event loop waits for the
@@ -157,7 +161,7 @@ class _PushLoop:
 
         def first_claim() -> list[_Row]:
             if first is not None:
-                first()
+                self.claim.saved.update(first() or {})
             return self.claim()
 
         _, _, rows = await asyncio.gather(
@@ -207,8 +211,11 @@ class _Claimer:
     """Claims the next batch of due rows, each at most once per push call (a row put back pending by
     a transient failure waits for the next call rather than being retried in a tight loop)."""
 
-    def __init__(self, store: Store, worker: str, settings: Settings, tried: set[int]) -> None:
+    def __init__(
+        self, store: Store, worker: str, settings: Settings, tried: set[int], saved: dict[str, tuple[int, Case]]
+    ) -> None:
         self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
+        self.saved = saved  # case id → (revision, case) of the cases this call saved (``push_cases``)
         self.holder = LeaseHolder.current()
 
     def __call__(self) -> list[_Row]:
@@ -230,7 +237,15 @@ class _Claimer:
         if not fresh:
             return []
         with self.store.session(read_only=True) as s:
-            return [(item, get_case(s, item.case_id)) for item in fresh]
+            # A case this call saved and nobody saved since is the one in memory: not decoded again.
+            revisions = (
+                case_revisions(s, ids=[i.case_id for i in fresh if i.case_id in self.saved]) if self.saved else {}
+            )
+            return [(item, self._known(item.case_id, revisions) or get_case(s, item.case_id)) for item in fresh]
+
+    def _known(self, case_id: str, revisions: dict[str, int]) -> Case | None:
+        revision, case = self.saved.get(case_id, (None, None))
+        return case if revision is not None and revisions.get(case_id) == revision else None
 
 
 def _split(items: list[OutboxItem], *, limit_size: int) -> tuple[list[OutboxItem], list[OutboxItem]]:
@@ -275,11 +290,13 @@ async def push_cases(
     """
     cases = list(cases)
 
-    def save() -> None:
+    def save() -> Saved:
+        saved: dict[str, tuple[int, Case]] = {}
         with store.session() as s:
             for case in cases:
-                save_case(s, case, enqueue=False)
+                saved[case.id] = (save_case(s, case, enqueue=False), case)
                 queue_push(s, case.id)
+        return saved
 
     return await push_pending(store, client, settings, first=save, **options)
 
