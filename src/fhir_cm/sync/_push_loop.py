@@ -12,7 +12,6 @@ is settled (``_settle``) only after its ledger entries are written.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import socket
@@ -23,18 +22,13 @@ from ..config import Settings
 from ..domain import Case
 from ..fhir import AsyncFhirClient
 from ..store import (
-    LedgerEntry,
     LeaseHolder,
-    LeaseLost,
     OutboxItem,
     Store,
     claim_outbox,
-    mark_pushed,
     queue_push,
-    mark_push_failed,
     case_revisions,
     get_case,
-    put_ledger,
     list_cases,
     list_ledger,
     release_claim,
@@ -46,6 +40,7 @@ from ._push_case import push_case
 from ._off_loop import off_loop
 from ._push_session import PushSession
 from ._report import CaseFailure, PushReport
+from ._settle import Settler
 
 __all__ = ["default_worker_id", "enqueue_unpushed", "push_cases", "push_pending"]
 
@@ -131,6 +126,7 @@ class _PushLoop:
         self.slots = asyncio.Semaphore(self.wave)
         self.session = PushSession(store, client, settings)
         self.claim = _Claimer(store, worker, settings, tried=set(), saved={})
+        self.settler = Settler(store)
         self.report = PushReport()
 
     async def run(self, first: Callable[[], Saved | None] | None) -> PushReport:
@@ -198,9 +194,7 @@ class _PushLoop:
                 )
             else:
                 outcome = await push_case(self.session, case)
-        await off_loop(
-            self.store, functools.partial(_settle, self.store, item, outcome, self.session.take_unsaved(item.case_id))
-        )
+        await self.settler.settle(item, outcome, self.session.take_unsaved(item.case_id))
         self.keeper.let_go(item)
         self.report.add(outcome)
         if self.on_case is not None:
@@ -258,23 +252,6 @@ def _split(items: list[OutboxItem], *, limit_size: int) -> tuple[list[OutboxItem
 async def _after(first: asyncio.Future[None], then: Awaitable[None]) -> None:
     await first
     await then
-
-
-def _settle(store: Store, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
-    """The row's outcome and the case's ledger entries, in one transaction: the entries are never
-    recorded without the row being settled, nor the row settled without them."""
-    try:
-        with store.session() as s:
-            put_ledger(s, entries)
-            if outcome.ok:
-                mark_pushed(s, item)
-            else:
-                failure = outcome.failures[0]
-                mark_push_failed(s, item, failure.reason, retry=not failure.permanent)
-    except LeaseLost:
-        log.warning("outbox item %s was taken over by another worker before it was settled", item.id)
-        with store.session() as s:  # what this push wrote is on the server all the same
-            put_ledger(s, entries)
 
 
 async def push_cases(

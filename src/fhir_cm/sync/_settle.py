@@ -1,0 +1,86 @@
+"""Settling pushed outbox rows in groups: each row's outcome with its case's ledger entries.
+
+A case's row is settled only with the ledger entries its push recorded, in the same transaction: the
+entries are never written without the row being settled, nor the row settled without them. Rows
+whose cases finish while an earlier group is being written wait and go together in the next
+transaction, so under load a push commits once per group rather than once per case, and a case
+finishing alone is settled at once. A row another worker has taken over (``LeaseLost``) is not
+settled by this push, but its ledger entries are written all the same: what it wrote is on the
+server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from sqlalchemy.orm import Session
+
+from ..store import LeaseLost, LedgerEntry, OutboxItem, Store, mark_push_failed, mark_pushed, put_ledger
+from ._off_loop import off_loop
+from ._report import PushReport
+
+__all__ = ["Settler"]
+
+log = logging.getLogger("fhir_cm.sync")
+
+_Settling = tuple[OutboxItem, PushReport, list[LedgerEntry]]
+
+
+class Settler:
+    """Settles rows in groups, off the event loop; ``settle`` returns once the row's group is written."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._waiting: list[tuple[_Settling, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def settle(self, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((item, outcome, entries), done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        await done
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                await off_loop(self.store, functools.partial(settle_rows, self.store, [row for row, _ in group]))
+            except Exception as exc:  # every waiting case learns of it
+                for _, done in group:
+                    done.set_exception(exc)
+            else:
+                for _, done in group:
+                    done.set_result(None)
+
+
+def settle_rows(store: Store, rows: list[_Settling]) -> None:
+    """Settle ``rows`` in one transaction; if one was taken over meanwhile, each on its own."""
+    try:
+        with store.session() as s:
+            for item, outcome, entries in rows:
+                _settle_one(s, item, outcome, entries)
+    except LeaseLost:
+        for row in rows:
+            _settle_alone(store, *row)
+
+
+def _settle_alone(store: Store, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
+    try:
+        with store.session() as s:
+            _settle_one(s, item, outcome, entries)
+    except LeaseLost:
+        log.warning("outbox item %s was taken over by another worker before it was settled", item.id)
+        with store.session() as s:  # what this push wrote is on the server all the same
+            put_ledger(s, entries)
+
+
+def _settle_one(session: Session, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
+    put_ledger(session, entries)
+    if outcome.ok:
+        mark_pushed(session, item)
+    else:
+        failure = outcome.failures[0]
+        mark_push_failed(session, item, failure.reason, retry=not failure.permanent)

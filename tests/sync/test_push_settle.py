@@ -1,0 +1,85 @@
+"""Rows settled in groups: cases that finish while a group is written go in the next transaction
+together, each with its ledger entries; a row taken over meanwhile is left to its new holder, and the
+ledger entries of its push are written all the same."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from fhir_cm.store import (
+    LedgerEntry,
+    OutboxStatus,
+    claim_outbox,
+    list_ledger,
+    list_outbox,
+    open_store,
+    queue_push,
+    save_case,
+)
+from fhir_cm.sync import _settle
+from fhir_cm.sync._report import PushReport
+from fhir_cm.sync._settle import Settler
+from fhir_cm.synthetic import generate_cases
+
+BASE = "http://fhir.example/r4"
+
+
+def entry(case_id: str) -> LedgerEntry:
+    copy = {"resourceType": "EpisodeOfCare", "id": f"s-{case_id}"}
+    return LedgerEntry(
+        server_base=BASE, resource_type="EpisodeOfCare", key=case_id, case_id=case_id, server_id=f"s-{case_id}",
+        version_id="1", content_hash="x", server_copy=copy,
+    )  # fmt: skip
+
+
+async def test_cases_finishing_together_are_settled_in_one_transaction_with_their_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[int] = []
+    original = _settle.settle_rows
+
+    def counted(store, rows):  # type: ignore[no-untyped-def]
+        groups.append(len(rows))
+        original(store, rows)
+
+    monkeypatch.setattr(_settle, "settle_rows", counted)
+    cases = list(generate_cases(6, seed=81))
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with store.session() as s:
+            for case in cases:
+                save_case(s, case, enqueue=False)
+                queue_push(s, case.id)
+            items = claim_outbox(s, "w", limit=10)
+        settler = Settler(store)
+
+        await asyncio.gather(*(settler.settle(i, PushReport(cases=1), [entry(i.case_id)]) for i in items))
+
+        assert sum(groups) == 6 and len(groups) < 6  # the first alone, those finishing meanwhile together
+        with store.session(read_only=True) as s:
+            assert {r.status for r in list_outbox(s)} == {OutboxStatus.DONE}
+            assert {e.case_id for e in list_ledger(s, BASE)} == {c.id for c in cases}
+
+
+async def test_a_row_taken_over_meanwhile_is_not_settled_here_but_its_entries_are_written(tmp_path: Path) -> None:
+    cases = list(generate_cases(3, seed=82))
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with store.session() as s:
+            for case in cases:
+                save_case(s, case, enqueue=False)
+                queue_push(s, case.id)
+            items = claim_outbox(s, "w", limit=10, lease_seconds=1)
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+            [stolen] = claim_outbox(s, "other", limit=1, lease_seconds=60, now=later)  # the lease ran out
+        settler = Settler(store)
+
+        await asyncio.gather(*(settler.settle(i, PushReport(cases=1), [entry(i.case_id)]) for i in items))
+
+        with store.session(read_only=True) as s:
+            rows = {r.case_id: r for r in list_outbox(s)}
+            assert rows[stolen.case_id].status == OutboxStatus.IN_FLIGHT and rows[stolen.case_id].claimed_by == "other"
+            assert {r.status for k, r in rows.items() if k != stolen.case_id} == {OutboxStatus.DONE}
+            assert {e.case_id for e in list_ledger(s, BASE)} == {c.id for c in cases}
