@@ -17,7 +17,7 @@ from fhir_cm.synthetic import generate_cases
 from tests.servers import RunningServer
 from tests.sync.server_state import expected, server_state
 
-URN = "urn:uuid:0b3f"
+URN = "urn:uuid:0b3f6a52-8d1e-5c4b-9f3a-2e7d1c0a9b84"
 
 
 def test_same_as_sent_reads_the_bundles_urns_as_the_ids_the_server_gave() -> None:
