@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from ..fhir import AsyncFhirClient, BundleEntry, Capabilities, FhirError
-from ..mapping import References, ResourceKey, if_none_exist
+from ..mapping import References, ResourceKey
 
 __all__ = ["Identity", "find_by_identifier", "read_existing", "rewrite_references", "stable_id"]
 
@@ -88,10 +89,15 @@ async def read_existing(
     return found, missing
 
 
+#: Identifiers per search of ``find_by_identifier`` (``identifier=a,b,…``: one search, not one per key).
+FIND_CHUNK = 40
+
+
 async def find_by_identifier(
     client: AsyncFhirClient, identifier_system: str, keys: Iterable[ResourceKey]
 ) -> dict[ResourceKey, dict[str, Any]]:
-    """Search ``Type?identifier=<system>|<value>`` for each key in one batch: the single matches.
+    """The single match of each key on the server, found with one search per type and
+    ``FIND_CHUNK`` keys (``Type?identifier=<system>|<a>,<system>|<b>…``, FHIR's OR), in one batch.
 
     A key with no match, several matches or a failed search is left out: the conditional create
     that follows settles it (creates, matches, or refuses an ambiguous match).
@@ -99,25 +105,49 @@ async def find_by_identifier(
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
-    entries = [BundleEntry("GET", f"{k.type}?{if_none_exist(identifier_system, k.value)}") for k in wanted]
+    by_type: dict[str, list[str]] = {}
+    for key in wanted:
+        by_type.setdefault(key.type, []).append(key.value)
+    searches: list[tuple[str, list[str]]] = []
+    for rtype, values in by_type.items():
+        for at in range(0, len(values), FIND_CHUNK):
+            searches.append((rtype, values[at : at + FIND_CHUNK]))
+    entries = [BundleEntry("GET", _search_url(rtype, identifier_system, chunk)) for rtype, chunk in searches]
     try:
         result = await client.batch(entries, max_entries=100)
     except FhirError:
         return {}
-    found: dict[ResourceKey, dict[str, Any]] = {}
-    for key, outcome in zip(wanted, result.entries, strict=True):
+    matches: dict[ResourceKey, list[dict[str, Any]]] = {}
+    for (rtype, chunk), outcome in zip(searches, result.entries, strict=True):
+        asked = set(chunk)
         bundle = outcome.resource if outcome.ok else None
-        matches = [
-            e["resource"]
-            for e in (bundle or {}).get("entry") or ()
-            if isinstance(e, Mapping)
-            and isinstance(e.get("resource"), Mapping)
-            and e["resource"].get("resourceType") == key.type
-            and (e.get("search") or {}).get("mode", "match") == "match"
-        ]
-        if len(matches) == 1:
-            found[key] = dict(matches[0])
-    return found
+        if any(
+            isinstance(link, Mapping) and link.get("relation") == "next" for link in (bundle or {}).get("link") or ()
+        ):
+            continue  # more matches than asked room for: some key is matched many times; let creates settle it
+        for e in (bundle or {}).get("entry") or ():
+            resource = e.get("resource") if isinstance(e, Mapping) else None
+            if not isinstance(resource, Mapping) or resource.get("resourceType") != rtype:
+                continue
+            if (e.get("search") or {}).get("mode", "match") != "match":
+                continue
+            for value in _our_values(resource, identifier_system) & asked:
+                matches.setdefault(ResourceKey(rtype, value), []).append(dict(resource))
+    return {key: found[0] for key, found in matches.items() if len(found) == 1}
+
+
+def _search_url(rtype: str, identifier_system: str, values: list[str]) -> str:
+    system = quote(identifier_system, safe=":/")
+    tokens = ",".join(f"{system}|{quote(v, safe='')}" for v in values)
+    return f"{rtype}?identifier={tokens}&_count={2 * len(values)}"  # room to see a key matched twice
+
+
+def _our_values(resource: Mapping[str, Any], identifier_system: str) -> set[str]:
+    return {
+        str(i["value"])
+        for i in resource.get("identifier") or ()
+        if isinstance(i, Mapping) and i.get("system") == identifier_system and "value" in i
+    }
 
 
 def rewrite_references(node: Any, mapping: Mapping[str, str]) -> None:
