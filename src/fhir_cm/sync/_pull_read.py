@@ -36,31 +36,56 @@ class CaseReader:
         local: Case | None,
         items: list[tuple[ResourceKey, Mapping[str, Any]]],
     ) -> tuple[list[tuple[ResourceKey, Mapping[str, Any]]], list[tuple[tuple[ResourceKey, Mapping[str, Any]], str]]]:
-        """Split ``items`` into those the case reads with and those that keep it from reading (with why).
+        """Split ``items`` (which together keep the case from reading) into those the case reads with
+        and those that keep it from reading (with why).
 
-        Added one at a time onto what is already accepted, round after round while any is accepted
-        (a Task may be what makes its ServiceRequest readable), so one bad resource (or one still
-        waiting for another) does not take the rest of its case down with it.
+        Halves are tried onto what is already accepted, and a half that does not read is halved
+        again, down to single resources: one resource in the way among thirty costs about ten reads
+        of the case, not thirty. Round after round while any is accepted (a Task may be what makes
+        its ServiceRequest readable), so one bad resource (or one still waiting for another) does not
+        take the rest of its case down with it.
         """
         accepted: dict[ResourceKey, Mapping[str, Any]] = dict(held)
         good: list[tuple[ResourceKey, Mapping[str, Any]]] = []
         waiting = list(items)
         problems: dict[ResourceKey, str] = {}
+        tried_whole = True  # the caller read them all together already
         while waiting:
-            left = []
-            for key, resource in waiting:
-                try:
-                    self.read({**accepted, key: resource}, local)
-                except MappingError as exc:
-                    problems[key] = str(exc)[:250]
-                    left.append((key, resource))
-                    continue
-                accepted[key] = resource
-                good.append((key, resource))
-            if len(left) == len(waiting):
+            taken = self._admit(accepted, local, waiting, problems, tried=tried_whole)
+            if not taken:
                 break
-            waiting = left
+            good.extend(taken)
+            accepted.update(taken)
+            taken_keys = {key for key, _ in taken}
+            waiting = [item for item in waiting if item[0] not in taken_keys]
+            tried_whole = False
         return good, [((key, resource), problems[key]) for key, resource in waiting]
+
+    def _admit(
+        self,
+        accepted: dict[ResourceKey, Mapping[str, Any]],
+        local: Case | None,
+        group: list[tuple[ResourceKey, Mapping[str, Any]]],
+        problems: dict[ResourceKey, str],
+        *,
+        tried: bool = False,
+    ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
+        """The items of ``group`` the case reads with, onto ``accepted`` (``tried``: the whole group
+        is known not to read)."""
+        if not tried:
+            try:
+                self.read({**accepted, **dict(group)}, local)
+                return group
+            except MappingError as exc:
+                if len(group) == 1:
+                    problems[group[0][0]] = str(exc)[:250]
+                    return []
+        if len(group) == 1:  # known not to read, alone: find out why
+            return self._admit(accepted, local, group, problems)
+        mid = len(group) // 2
+        first = self._admit(accepted, local, group[:mid], problems)
+        after = {**accepted, **dict(first)} if first else accepted
+        return first + self._admit(after, local, group[mid:], problems)
 
     def read(
         self, resources: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None, *, checked: bool = True
