@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fhir_cm.mapping import ResourceKey
 from fhir_cm.store import LedgerEntry, open_store, put_ledger
-from fhir_cm.sync._membership import case_of, ledger_lookup
+from fhir_cm.sync._membership import case_of, case_references, ledger_lookup
 
 BASE = "http://fhir.example/r4"
 
@@ -42,7 +42,7 @@ def test_a_page_wide_lookup_places_every_resource_as_single_lookups_do(tmp_path:
                 ],
             )
         with store.session(read_only=True) as s:
-            lookup = ledger_lookup(s, BASE, resources)
+            lookup = ledger_lookup(s, BASE, [(r, list(case_references(r))) for r in resources])
             for resource in resources:
                 key = ResourceKey(str(resource["resourceType"]), f"key-{resource['id']}")
                 single = case_of(s, BASE, resource, key)

@@ -113,10 +113,14 @@ def find_ledger(
     keys, server_ids = list(dict.fromkeys(keys)), list(dict.fromkeys(server_ids))
     if not keys and not server_ids:
         return []
+    # Only the lists given: an empty IN beside the other would keep the database from its indexes.
+    given = [
+        column.in_(values) for column, values in ((LedgerRow.key, keys), (LedgerRow.server_id, server_ids)) if values
+    ]
     query = select(*_COLUMNS).where(
         LedgerRow.server_base == normal_base(server_base),
         LedgerRow.resource_type == resource_type,
-        or_(LedgerRow.key.in_(keys), LedgerRow.server_id.in_(server_ids)),
+        or_(*given),
     )
     return [_entry(row) for row in session.execute(query)]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import EllipsisType
 from typing import Any
 
@@ -72,6 +72,7 @@ def case_of(
     *,
     known: LedgerEntry | None | EllipsisType = ...,
     by_server_id: ServerIdLookup | None = None,
+    references: Sequence[tuple[str, str]] | None = None,
 ) -> str | None:
     """The id of the stored case ``resource`` belongs to, or None when nothing places it.
 
@@ -80,7 +81,8 @@ def case_of(
     resources placed earlier in the run refer to, to the case of the referring resource.
     ``known`` is the resource's own ledger entry (or None) when the caller already looked it up;
     ``by_server_id`` answers ledger lookups by server id (``ledger_lookup``: one query per type for a
-    whole page) instead of one query each.
+    whole page) instead of one query each; ``references`` are the resource's ``case_references``
+    when the caller has them already.
     """
     placed = placed or {}
     if by_server_id is None:
@@ -101,7 +103,7 @@ def case_of(
     own_id = resource.get("id")
     if referenced and isinstance(own_id, str) and (key.type, own_id) in referenced:
         return referenced[(key.type, own_id)]
-    for parsed in case_references(resource):
+    for parsed in case_references(resource) if references is None else references:
         if parsed in placed:
             return placed[parsed]
         target = by_server_id(parsed[0], parsed[1])
@@ -118,14 +120,17 @@ def case_of(
     return None
 
 
-def ledger_lookup(session: Session, server_base: str, resources: Iterable[Mapping[str, Any]]) -> ServerIdLookup:
-    """Ledger lookups by server id for what ``case_of`` may ask of these resources — themselves, the
-    resources they refer to and their patients — read in one query per type rather than one each."""
+def ledger_lookup(
+    session: Session, server_base: str, resources: Iterable[tuple[Mapping[str, Any], Sequence[tuple[str, str]]]]
+) -> ServerIdLookup:
+    """Ledger lookups by server id for what ``case_of`` may ask of these resources (each given with
+    its ``case_references``) — themselves, the resources they refer to and their patients — read in
+    one query per type rather than one each."""
     wanted: dict[str, set[str]] = defaultdict(set)
-    for resource in resources:
+    for resource, references in resources:
         if isinstance(own := resource.get("id"), str) and isinstance(own_type := resource.get("resourceType"), str):
             wanted[own_type].add(own)
-        for rtype, rid in case_references(resource):
+        for rtype, rid in references:
             wanted[rtype].add(rid)
         patient = patient_of(resource)
         if patient is not None:

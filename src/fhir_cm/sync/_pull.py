@@ -247,9 +247,10 @@ class _Puller:
             )
             by_key = {e.key: e for e in entries}
             by_id = {e.server_id: e for e in entries if e.server_id}
-            lookup = ledger_lookup(session, self.base, (r for _, r in keyed))
+            refs = [list(case_references(r)) for _, r in keyed]  # once per resource, for all three uses
+            lookup = ledger_lookup(session, self.base, zip((r for _, r in keyed), refs, strict=True))
             restamped: list[LedgerEntry] = []
-            for key, resource in keyed:
+            for (key, resource), references in zip(keyed, refs, strict=True):
                 held = by_key.get(key.value) or by_id.get(resource.get("id"))  # type: ignore[arg-type]
                 if held is not None and not is_newer(version_of(resource), held.version_id):
                     self.report.unchanged += 1  # seen before (the overlap): checked then
@@ -276,15 +277,31 @@ class _Puller:
                     self.report.unchanged += 1
                     continue
                 case_id = case_of(
-                    session, self.base, resource, key, self.placed, self.referenced, known=held, by_server_id=lookup
+                    session,
+                    self.base,
+                    resource,
+                    key,
+                    self.placed,
+                    self.referenced,
+                    known=held,
+                    by_server_id=lookup,
+                    references=references,
                 )
                 if case_id is None:
                     self.report.unplaced += 1
                     continue
-                self._hold(case_id, key, resource, stored=held is not None)
+                self._hold(case_id, key, resource, references, stored=held is not None)
             put_ledger(session, restamped)
 
-    def _hold(self, case_id: str, key: ResourceKey, resource: Mapping[str, Any], *, stored: bool) -> None:
+    def _hold(
+        self,
+        case_id: str,
+        key: ResourceKey,
+        resource: Mapping[str, Any],
+        references: Sequence[tuple[str, str]],
+        *,
+        stored: bool,
+    ) -> None:
         items = self.buffer.setdefault(case_id, {})
         earlier = items.get(key)
         if earlier is not None and not is_newer(version_of(resource), version_of(earlier)):
@@ -298,7 +315,7 @@ class _Puller:
         if isinstance(resource.get("id"), str):
             self.placed[(key.type, resource["id"])] = case_id
             self.referenced.pop((key.type, resource["id"]), None)  # placed now: no longer needed
-        for target in case_references(resource):
+        for target in references:
             if target[0] in self.to_pull:  # a type already pulled: nothing left for it to place
                 self.referenced.setdefault(target, case_id)
 
