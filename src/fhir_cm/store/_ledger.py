@@ -130,9 +130,13 @@ def list_ledger(
 ) -> list[LedgerEntry]:
     """Every ledger entry for a server (optionally of one case, or of several), ordered by type and key."""
     query = select(*_COLUMNS).where(LedgerRow.server_base == normal_base(server_base))
+    if case_id is None and case_ids is None:
+        return [_entry(row) for row in session.execute(query.order_by(LedgerRow.resource_type, LedgerRow.key))]
     if case_id is not None:
         query = query.where(LedgerRow.case_id == case_id)
     if case_ids is not None:
         query = query.where(LedgerRow.case_id.in_(list(case_ids)))
-    query = query.order_by(LedgerRow.resource_type, LedgerRow.key)
-    return [_entry(row) for row in session.execute(query)]
+    # Sorted here, not by the database: asked to sort, SQLite read the server's entries in primary key
+    # order (all of them) rather than a few cases' through (server_base, case_id).
+    entries = [_entry(row) for row in session.execute(query)]
+    return sorted(entries, key=lambda e: (e.resource_type, e.key))

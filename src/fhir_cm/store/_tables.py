@@ -142,7 +142,13 @@ class LedgerRow(Base):
     last_updated: Mapped[str | None] = mapped_column(String(ID))
     synced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("server_base", "resource_type", "server_id"),)
+    # (server_base, case_id): a case's entries on one server are read by case (push, pull merges);
+    # with only ``case_id`` indexed, SQLite chose the primary key's ``server_base`` prefix and read
+    # every entry of the server for each case.
+    __table_args__ = (
+        UniqueConstraint("server_base", "resource_type", "server_id"),
+        Index("ix_sync_ledger_server_case", "server_base", "case_id"),
+    )
 
 
 class OutboxRow(Base):
