@@ -136,10 +136,14 @@ async def test_prefetch_asks_for_the_next_page_while_the_caller_works_on_this_on
     client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
 ) -> None:
     routes = mock_three_pages(router, hapi)
+    asked = asyncio.Event()
+    second_page = hapi.response("search-careplan-getpages-page2")
+    routes[1].side_effect = lambda request: (asked.set(), second_page)[1]
     pages = client.search("CarePlan", patient="Patient/592080").count(2).prefetch().pages()
 
     first = await anext(pages)
-    await asyncio.sleep(0.05)  # the caller "works" (awaits), and the loop sends the request meanwhile
+    assert routes[1].call_count == 0
+    await asyncio.wait_for(asked.wait(), 10)  # the caller "works" (awaits): the next page is asked for meanwhile
     assert [r.call_count for r in routes] == [1, 1, 0]
     second = await anext(pages)
     third = await anext(pages)
@@ -159,9 +163,14 @@ async def test_prefetch_stopped_early_cancels_the_page_asked_for_and_keeps_the_p
     routes = mock_three_pages(router, hapi)
     pages = client.search("CarePlan", patient="Patient/592080").count(2).prefetch().pages()
     await anext(pages)
+    ahead = [t for t in asyncio.all_tasks() if "get_bundle" in repr(t.get_coro())]
+    assert len(ahead) == 1  # the next page, asked for
+
     await pages.aclose()
-    await asyncio.sleep(0.05)
-    assert sum(r.call_count for r in routes) <= 2  # the second page's request is dropped, never awaited
+
+    [outcome] = await asyncio.gather(*ahead, return_exceptions=True)
+    assert isinstance(outcome, asyncio.CancelledError)  # dropped, not left running
+    assert [r.call_count for r in routes] == [1, 0, 0]
 
     seen: list[str] = []
     with pytest.raises(PageLimitExceeded):

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from sqlalchemy.orm import Session
+
+from fhir_cm.domain import Case
 from fhir_cm.store import (
     LedgerEntry,
+    OutboxItem,
     OutboxStatus,
     claim_outbox,
     list_ledger,
@@ -36,6 +40,18 @@ def entry(case_id: str) -> LedgerEntry:
     )  # fmt: skip
 
 
+def queued_and_claimed(session: Session, cases: list[Case], *, lease_seconds: float) -> list[OutboxItem]:
+    for case in cases:
+        save_case(session, case, enqueue=False)
+        queue_push(session, case.id)
+    return claim_outbox(session, "w", limit=10, lease_seconds=lease_seconds)
+
+
+async def settle_all(settler: Settler, items: list[OutboxItem]) -> None:
+    """Every row's case finishing at once, each with one ledger entry."""
+    await asyncio.gather(*(settler.settle(i, PushReport(cases=1), [entry(i.case_id)]) for i in items))
+
+
 async def test_cases_finishing_together_are_settled_in_one_transaction_with_their_entries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,13 +66,9 @@ async def test_cases_finishing_together_are_settled_in_one_transaction_with_thei
     cases = list(generate_cases(6, seed=81))
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         with store.session() as s:
-            for case in cases:
-                save_case(s, case, enqueue=False)
-                queue_push(s, case.id)
-            items = claim_outbox(s, "w", limit=10)
-        settler = Settler(store)
+            items = queued_and_claimed(s, cases, lease_seconds=60)
 
-        await asyncio.gather(*(settler.settle(i, PushReport(cases=1), [entry(i.case_id)]) for i in items))
+        await settle_all(Settler(store), items)
 
         assert sum(groups) == 6 and len(groups) < 6  # the first alone, those finishing meanwhile together
         with store.session(read_only=True) as s:
@@ -68,15 +80,11 @@ async def test_a_row_taken_over_meanwhile_is_not_settled_here_but_its_entries_ar
     cases = list(generate_cases(3, seed=82))
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         with store.session() as s:
-            for case in cases:
-                save_case(s, case, enqueue=False)
-                queue_push(s, case.id)
-            items = claim_outbox(s, "w", limit=10, lease_seconds=1)
+            items = queued_and_claimed(s, cases, lease_seconds=1)
             later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
             [stolen] = claim_outbox(s, "other", limit=1, lease_seconds=60, now=later)  # the lease ran out
-        settler = Settler(store)
 
-        await asyncio.gather(*(settler.settle(i, PushReport(cases=1), [entry(i.case_id)]) for i in items))
+        await settle_all(Settler(store), items)
 
         with store.session(read_only=True) as s:
             rows = {r.case_id: r for r in list_outbox(s)}

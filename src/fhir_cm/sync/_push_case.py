@@ -300,11 +300,8 @@ class _CasePush:
         return None
 
     async def refresh(self, writes: list[_Write]) -> None:
-        self.settled = False
-        await self._refresh(writes)
-
-    async def _refresh(self, writes: list[_Write]) -> None:
         """After a version conflict: re-read what moved on, merge what the adapter changed, or record a conflict."""
+        self.settled = False
         if self.conflict_retried:
             raise CaseFailed("version conflict again after merging; will retry", permanent=False)
         self.conflict_retried = True
