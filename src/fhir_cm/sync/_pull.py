@@ -9,38 +9,46 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    and CareTeam). With ``patient`` the search is instead everything of that patient, ours or not.
 2. **Dedupe** each page by versionId against the ledger, in one query for the page (the overlap and
    re-stamped copies come back as "unchanged").
-3. **Check** what is newer against the release's strict model, and ours against the mapping: a
-   resource that fails is **quarantined** with the reason, and the pull goes on. The rest is
+3. **Check** what is newer against the release's strict model, and ours against the mapping (in a
+   worker process once the pull proves large, see ``_checks``, the page after the one being placed):
+   a resource that fails is **quarantined** with the reason, and the pull goes on. The rest is
    **placed** in a case (see ``_membership``) and **held** in a buffer, by case.
-4. **Merge** when the buffer holds ``flush_size`` resources, and at the end: each case it touches is
-   read once, with its ledger copies and outbox rows (one query each for ``MERGE_CASES`` cases);
-   the case as the server had it (ledger copies), as it has it now (plus the new copies) and the
-   local case go through a three-way merge (``_conflicts``), and the case is saved once, without
-   queueing a push (nothing local changed); the new copies go into the ledger. Parts of a case that
-   arrive over many pages and types are so merged once per flush, not once per page. Before a page
-   of another type is placed, buffered cases the store does not have yet are flushed (placing by
-   patient or by ``<case>-careplan`` needs them stored). A case that does not read yet for want of
-   a later type (a rejected ServiceRequest needs its Task) is taken in without the resources in
-   the way; those are tried again at each flush that brings the case something new, and
-   quarantined if the last one still cannot read them. A resource that would make its case break a
+4. **Merge** at the end: each case the run took something in for is read once, with its ledger
+   copies and outbox rows (one query each for ``MERGE_CASES`` cases); the case as the server had it
+   (ledger copies), as it has it now (plus the new copies) and the local case go through a three-way
+   merge (``_conflicts``), and the case is saved once, without queueing a push (nothing local
+   changed); the new copies go into the ledger. When the buffer holds ``flush_size`` resources it
+   goes to a scratch file (``_spill``), not into the store: a pull goes type by type, so merging
+   then would read, merge and save every case once per type it has resources of (nine times on a
+   first pull), where once does. Resources taken in earlier in the run place those that refer to
+   them from the buffer or the file. Before a page of another type is placed, the cases the store
+   does not have yet are merged (placing by patient or by ``<case>-careplan`` needs them stored):
+   on a first pull, a case is so stored from its episode, then merged once with all its parts. A
+   case that does not read yet for want of a later type (a rejected ServiceRequest needs its Task)
+   at such an early merge is taken in without the resources in the way; those are tried again at
+   each merge that brings the case something new, and quarantined if the last one still cannot
+   read them. A resource that would make its case break a
    rule of what can be true (``fhir_cm.domain.Plausibility``: a contact in the future, overlapping
    inpatient stays, an open episode that ended) is treated the same way: the case is taken in
    without it, and it is quarantined with the rule it breaks (field and rule, no data) rather than
-   dropped. Breaches the local case already had are not held against the server. Memory stays bounded by ``flush_size``
-   resources and the ledger copies of ``MERGE_CASES`` cases, whatever the number pulled (plus the
-   ids that resources taken in refer to, of types still to be pulled, for placing by reference).
+   dropped. Breaches the local case already had are not held against the server. Memory stays
+   bounded by ``flush_size`` resources and the ledger copies of ``MERGE_CASES`` cases, whatever
+   the number pulled (plus the ids that resources taken in refer to, of types still to be pulled,
+   for placing by reference); the scratch file grows with the pull and is removed at its end.
    Clashes become conflicts only when a local change may still be waiting to be pushed: an outbox
    row pending or in flight, or one that **failed for good while the case still differs from the
    server's last copy**. A failed row whose change is no longer in the case (the server's copy
    won, or a person resolved it) stays failed, for people to see, but protects nothing; a later
    successful push of the case settles it (the store's ``mark_pushed``).
 5. The **watermark** of a type moves to the latest ``meta.lastUpdated`` seen once the type is done,
-   in the transaction of the next flush: never ahead of the resources it covers, so a pull killed
-   at any point starts again from where the store is (what it saw twice is "unchanged").
+   in the transaction of the next merge: never ahead of the resources it covers, so a pull killed
+   at any point starts again from where the store is (what it saw twice is "unchanged"; what was
+   only in the scratch file is fetched again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import logging
@@ -62,7 +70,6 @@ from ..mapping import (
     FhirVersion,
     MappingError,
     ResourceKey,
-    read_resource,
     resource_key,
 )
 from ..store import (
@@ -82,7 +89,9 @@ from ..store import (
     save_case,
     set_watermark,
 )
+from ._checks import Checker, problem_of
 from ._report import PullReport
+from ._spill import Spill, newest
 from ._off_loop import off_loop
 from ._pull_read import MAPPING_PROBLEM, RULE_PROBLEM, CaseReader
 from ._conflicts import merge_case, record_clashes
@@ -92,7 +101,6 @@ from ._intake import (
     last_updated_of,
     ledger_entry,
     server_fhir_version,
-    strict_problem,
     version_of,
 )
 from ._membership import case_of, case_references, ledger_lookup, patient_of
@@ -117,8 +125,8 @@ CASE_RESOURCE_TYPES = (
 #: last pull are not missed; what is seen twice is dropped as "unchanged" by versionId.
 PULL_OVERLAP = dt.timedelta(seconds=60)
 PAGE_SIZE = 200
-#: How many newer resources the pull holds before merging the cases they touch: a case whose parts
-#: arrive over several pages (and types) is read, merged and saved once per flush, not once per page.
+#: How many newer resources the pull holds in memory; beyond, they wait in the scratch file until the
+#: cases are merged (a case whose parts arrive over many pages and types is merged once, at the end).
 FLUSH_SIZE = 2000
 #: How many cases are read at once when merging: each comes with all its ledger copies, so a
 #: transaction's page of resources spread over many cases (an Encounter each) would read all of
@@ -135,11 +143,14 @@ class _Puller:
         self.base = client.base_url
         self.flush_size = flush_size
         self.reader = CaseReader(version, self.system, settings.plausibility(dt.date.today()))
+        self.checker = Checker(version, self.system, CASE_RESOURCE_TYPES)
+        # What was taken in beyond ``flush_size``: on disk until the cases are merged.
+        self.spill = Spill()
         self.report = PullReport(server=self.base)
         self.new: set[str] = set()
         self.updated: set[str] = set()
         # The newer copies taken in since the last flush, by case (a later version of a resource
-        # replaces an earlier one); ``held`` counts them, and reaching ``flush_size`` flushes.
+        # replaces an earlier one); ``held`` counts them, and reaching ``flush_size`` spills them.
         self.buffer: dict[str, dict[ResourceKey, Mapping[str, Any]]] = {}
         self.held = 0
         # Buffered cases the store does not have yet: placing another type's resources by patient or
@@ -189,27 +200,59 @@ class _Puller:
             search = search.where(name, value)
         latest: str | None = None
         # The next page is asked for before this one is worked on, and the work runs in a thread:
-        # the server prepares the next page while this one is checked, placed and merged.
-        async for page in search.count(PAGE_SIZE).prefetch().pages():
-            batch = [r for r in page.matches if r.get("resourceType") == rtype and self._wanted(r, patient, start)]
-            self.report.fetched += len(batch)
-            for r in batch:
-                seen = last_updated_of(r)
-                if seen is not None and (latest is None or instant(seen) > instant(latest)):
-                    latest = seen
-            if batch:
-                await off_loop(self.store, functools.partial(self.work_on, rtype, batch, patient is None))
+        # the server prepares the next page while this one is placed and merged, and (in a large
+        # pull) the check worker checks the page after it.
+        waiting: tuple[list[dict[str, Any]], asyncio.Future[list[str | None]] | None] | None = None
+        try:
+            async for page in search.count(PAGE_SIZE).prefetch().pages():
+                batch = [r for r in page.matches if r.get("resourceType") == rtype and self._wanted(r, patient, start)]
+                self.report.fetched += len(batch)
+                for r in batch:
+                    seen = last_updated_of(r)
+                    if seen is not None and (latest is None or instant(seen) > instant(latest)):
+                        latest = seen
+                if not batch:
+                    continue
+                checking = self.checker.submit(batch)
+                if waiting is not None:
+                    await self._work(rtype, *waiting, ours_only=patient is None)
+                waiting = (batch, checking)
+        except FhirError:  # the page fetched last is taken in even when the next one failed
+            if waiting is not None:
+                await self._work(rtype, *waiting, ours_only=patient is None)
+            raise
+        if waiting is not None:
+            await self._work(rtype, *waiting, ours_only=patient is None)
         if latest is not None and patient is None:
             self.marks[rtype] = latest
 
-    def work_on(self, rtype: str, batch: list[dict[str, Any]], ours_only: bool) -> None:
+    async def _work(
+        self,
+        rtype: str,
+        batch: list[dict[str, Any]],
+        checking: asyncio.Future[list[str | None]] | None,
+        *,
+        ours_only: bool,
+    ) -> None:
+        problems = await self.checker.problems(checking)
+        await off_loop(self.store, functools.partial(self.work_on, rtype, batch, ours_only, problems))
+
+    def work_on(
+        self, rtype: str, batch: list[dict[str, Any]], ours_only: bool, problems: Sequence[str | None] | None = None
+    ) -> None:
         """Take one page in, flushing first when placing it needs the new cases stored, and after
-        when the buffer is full."""
+        when the buffer is full. ``problems``: the page's checks, if the check worker made them."""
         if self.fresh and rtype != "EpisodeOfCare":
             self.flush()
-        self.take(rtype, batch, ours_only=ours_only)
+        self.take(rtype, batch, ours_only=ours_only, problems=problems)
         if self.held >= self.flush_size:
-            self.flush()
+            self.spill_buffer()
+
+    def spill_buffer(self) -> None:
+        """Move the buffer to the scratch file: its cases are merged once, at the next flush."""
+        self.spill.add(self.buffer)
+        self.buffer, self.held = {}, 0
+        self.placed = self._deferred_placed()  # the spilled ones are looked up in the file
 
     def _watermark(self, rtype: str) -> str | None:
         with self.store.session(read_only=True) as session:
@@ -228,16 +271,27 @@ class _Puller:
 
     # -- taking a page in -------------------------------------------------------------------------
 
-    def take(self, rtype: str, resources: Sequence[Mapping[str, Any]], *, ours_only: bool) -> None:
-        """Check, dedupe and place one page; what is newer goes into the buffer (merged at the next flush)."""
+    def take(
+        self,
+        rtype: str,
+        resources: Sequence[Mapping[str, Any]],
+        *,
+        ours_only: bool,
+        problems: Sequence[str | None] | None = None,
+    ) -> None:
+        """Check (unless ``problems`` has the checks already), dedupe and place one page; what is
+        newer goes into the buffer (merged at the next flush)."""
         with self.store.session() as session:
             keyed: list[tuple[ResourceKey, Mapping[str, Any]]] = []
-            for resource in resources:
+            checks: list[str | None] = []  # the worker's answers for ``keyed``, when it made them
+            for n, resource in enumerate(resources):
                 key = resource_key(resource, self.system)
                 if key is None:
                     self._quarantine(session, resource, "resource has no id and no business identifier")
                 else:
                     keyed.append((key, resource))
+                    if problems is not None:
+                        checks.append(problems[n])
             entries = find_ledger(
                 session,
                 self.base,
@@ -249,13 +303,16 @@ class _Puller:
             by_id = {e.server_id: e for e in entries if e.server_id}
             refs = [list(case_references(r)) for _, r in keyed]  # once per resource, for all three uses
             lookup = ledger_lookup(session, self.base, zip((r for _, r in keyed), refs, strict=True))
+            placed = self.placed
+            if self.spill:  # resources taken in earlier in the run and spilled place those that refer to them
+                placed = {**self.spill.cases_of(t for targets in refs for t in targets), **self.placed}
             restamped: list[LedgerEntry] = []
-            for (key, resource), references in zip(keyed, refs, strict=True):
+            for n, ((key, resource), references) in enumerate(zip(keyed, refs, strict=True)):
                 held = by_key.get(key.value) or by_id.get(resource.get("id"))  # type: ignore[arg-type]
                 if held is not None and not is_newer(version_of(resource), held.version_id):
                     self.report.unchanged += 1  # seen before (the overlap): checked then
                     continue
-                problem = strict_problem(resource, self.version) or self._mapping_problem(resource)
+                problem = checks[n] if problems is not None else problem_of(resource, self.version, self.system)
                 if problem is not None:
                     if ours_only or self._ours(resource) or not problem.startswith(MAPPING_PROBLEM):
                         self._quarantine(session, resource, problem)
@@ -281,7 +338,7 @@ class _Puller:
                     self.base,
                     resource,
                     key,
-                    self.placed,
+                    placed,
                     self.referenced,
                     known=held,
                     by_server_id=lookup,
@@ -324,13 +381,6 @@ class _Puller:
         self.to_pull.discard(rtype)
         self.referenced = {t: c for t, c in self.referenced.items() if t[0] != rtype}
 
-    def _mapping_problem(self, resource: Mapping[str, Any]) -> str | None:
-        try:
-            read_resource(resource, self.version, self.system)
-        except (MappingError, ValueError) as exc:
-            return f"{MAPPING_PROBLEM}{str(exc)[:250]}"
-        return None
-
     def _quarantine(self, session: Session, resource: Mapping[str, Any], reason: str) -> None:
         add_quarantine(session, source=self.base, raw=resource, reason=reason)
         self.report.quarantined += 1
@@ -346,28 +396,48 @@ class _Puller:
         still does not read is quarantined. The watermarks of the types done so far are written with
         the last transaction, unless resources are still deferred (they would be skipped next time).
         """
-        self._retry_deferred(everything=last)
+        sizes = self.spill.sizes()
+        self._retry_deferred(everything=last, spilled=sizes)
         buffer, self.buffer, self.held = self.buffer, {}, 0
         self.fresh.clear()
-        chunks = _chunks(buffer)
+        for case_id, items in buffer.items():
+            sizes[case_id] = sizes.get(case_id, 0) + len(items)
+        chunks = _chunks(sizes)
         for n, chunk in enumerate(chunks):
             with self.store.session() as session:
                 for start in range(0, len(chunk), MERGE_CASES):
-                    self._merge_cases(session, chunk[start : start + MERGE_CASES], buffer, last=last)
+                    cases = chunk[start : start + MERGE_CASES]
+                    self._merge_cases(session, cases, self._gather(cases, buffer), last=last)
                 if n == len(chunks) - 1 and not self.deferred:
                     for rtype, latest in self.marks.items():
                         self.report.watermarks[rtype] = set_watermark(session, self.base, rtype, latest)
                     self.marks = {}
-        self.placed = {(k.type, str(r.get("id"))): c for c, items in self.deferred.items() for k, r in items}
+        self.spill.clear()
+        self.placed = self._deferred_placed()
 
-    def _retry_deferred(self, *, everything: bool) -> None:
-        """Put back into the buffer the deferred resources of the cases it holds (all, if ``everything``).
+    def _gather(
+        self, cases: list[str], buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]
+    ) -> dict[str, dict[ResourceKey, Mapping[str, Any]]]:
+        """What the run took in for these cases: spilled, then buffered (the newest copy of each)."""
+        gathered: dict[str, dict[ResourceKey, Mapping[str, Any]]] = {c: {} for c in cases}
+        for case_id, key, resource in self.spill.take(cases):
+            newest(gathered[case_id], [(key, resource)])
+        for case_id in cases:
+            newest(gathered[case_id], buffer.get(case_id, {}).items())
+        return gathered
+
+    def _deferred_placed(self) -> dict[tuple[str, str], str]:
+        return {(k.type, str(r.get("id"))): c for c, items in self.deferred.items() for k, r in items}
+
+    def _retry_deferred(self, *, everything: bool, spilled: Mapping[str, int]) -> None:
+        """Put back into the buffer the deferred resources of the cases it (or the scratch file,
+        ``spilled``) holds (all, if ``everything``).
 
         A deferred resource waits for another of its case (a rejected ServiceRequest for its Task),
         which can only come with the case in the buffer: so none is held longer than the types it
         waits for take to arrive, and the deferred set does not grow with the size of the pull.
         """
-        for case_id in [c for c in self.deferred if everything or c in self.buffer]:
+        for case_id in [c for c in self.deferred if everything or c in self.buffer or c in spilled]:
             items = self.buffer.setdefault(case_id, {})
             for key, resource in self.deferred.pop(case_id):  # the buffer holds later copies; keep those
                 items.setdefault(key, resource)
@@ -462,16 +532,17 @@ class _Puller:
         return items
 
 
-def _chunks(buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]) -> list[list[str]]:
-    """The buffered cases in groups of about a page's worth of resources, merged one transaction each."""
+def _chunks(sizes: Mapping[str, int]) -> list[list[str]]:
+    """The cases to merge (with how many resources each) in groups of about a page's worth of
+    resources, merged one transaction each."""
     chunks: list[list[str]] = [[]]
     size = 0
-    for case_id, held in buffer.items():
+    for case_id, held in sizes.items():
         if size >= PAGE_SIZE:
             chunks.append([])
             size = 0
         chunks[-1].append(case_id)
-        size += len(held)
+        size += held
     return chunks
 
 
@@ -499,7 +570,7 @@ async def pull(
     neither used nor moved: the run covers one patient only). A type the server refuses (e.g. a
     client enforcing a CapabilityStatement that leaves the type out) is skipped and reported;
     other failures of the server raise ``FhirError`` after what was pulled so far is kept.
-    ``flush_size`` is how many newer resources are held before the cases they touch are merged.
+    ``flush_size`` is how many newer resources are held in memory (the rest wait in a scratch file).
     """
     start = instant(since) if isinstance(since, str) else since
     if start is not None and start.tzinfo is None:
@@ -514,17 +585,21 @@ async def pull(
     puller = _Puller(store, client, settings, version, flush_size)
     types = list(types)
     puller.to_pull = set(types)
-    for rtype in types:
-        try:
-            await puller.pull_type(caps, rtype, start, patient)
-        except FhirError as exc:
-            if not _refused(exc):
-                puller.flush()  # keep what was pulled; the failed type's watermark stays
-                raise
-            puller.report.skipped_types[rtype] = str(exc).splitlines()[0][:200]
-            log.info("pull skipped %s: %s", rtype, puller.report.skipped_types[rtype])
-        puller.done(rtype)
-    puller.flush(last=True)
+    try:
+        for rtype in types:
+            try:
+                await puller.pull_type(caps, rtype, start, patient)
+            except FhirError as exc:
+                if not _refused(exc):
+                    puller.flush()  # keep what was pulled; the failed type's watermark stays
+                    raise
+                puller.report.skipped_types[rtype] = str(exc).splitlines()[0][:200]
+                log.info("pull skipped %s: %s", rtype, puller.report.skipped_types[rtype])
+            puller.done(rtype)
+        puller.flush(last=True)
+    finally:
+        puller.checker.close()
+        puller.spill.close()
     report = puller.report
     report.new_cases = len(puller.new)
     report.updated_cases = len(puller.updated - puller.new)

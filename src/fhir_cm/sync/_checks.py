@@ -1,0 +1,137 @@
+"""Checking pulled resources, in a second process once a pull proves large.
+
+Every resource a pull takes in is first checked against its release's strict fhir.resources model,
+and ours against the mapping. The strict model is the single largest cost of a pull (about a fifth
+of its CPU), and it needs nothing but the resource: so once a pull has fetched enough to be worth a
+process start (``OFFLOAD_AFTER`` resources), the pages are checked in a worker process while the
+pull's own process places and merges the page before. A worker still starting, or one that failed,
+leaves the checks where they were: in the pull, one page at a time, with the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import multiprocessing
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import orjson
+
+from ..fhir import FhirRelease, model_class
+from ..mapping import FhirVersion, MappingError, read_resource
+from ._intake import strict_problem
+from ._pull_read import MAPPING_PROBLEM
+
+__all__ = ["OFFLOAD_AFTER", "Checker", "mapping_problem", "problem_of", "problems_of"]
+
+log = logging.getLogger("fhir_cm.sync")
+
+#: How many resources a pull fetches before it starts a worker process for the checks: a process
+#: start (about a second of imports, on another core) is worth it only for a pull that goes on.
+OFFLOAD_AFTER = 1000
+
+
+def mapping_problem(resource: Mapping[str, Any], version: FhirVersion, system: str) -> str | None:
+    """Why the mapping cannot read ``resource`` as case data, or None."""
+    try:
+        read_resource(resource, version, system)
+    except (MappingError, ValueError) as exc:
+        return f"{MAPPING_PROBLEM}{str(exc)[:250]}"
+    return None
+
+
+def problem_of(resource: Mapping[str, Any], version: FhirVersion, system: str) -> str | None:
+    """Why a pulled resource cannot be taken in: its release's strict model first, then the mapping."""
+    return strict_problem(resource, version) or mapping_problem(resource, version, system)
+
+
+def problems_of(raw: bytes, version: FhirVersion, system: str) -> list[str | None]:
+    """``problem_of`` for each resource of a JSON array: what the worker process runs."""
+    return [problem_of(r, version, system) for r in orjson.loads(raw)]
+
+
+def _warm(version: FhirVersion, types: tuple[str, ...]) -> None:
+    """Load the models of the pull's types, while the worker starts and before a page reaches it."""
+    release = FhirRelease.R5 if version == "R5" else FhirRelease.R4
+    for rtype in types:
+        model_class(release, rtype)
+
+
+class Checker:
+    """Checks pages of one pull, in a worker process once the pull has fetched ``offload_after``
+    resources and the worker has started; inline (``problems`` gives None) until then."""
+
+    def __init__(
+        self, version: FhirVersion, system: str, types: Iterable[str] = (), *, offload_after: int | None = None
+    ) -> None:
+        self.version, self.system, self.types = version, system, tuple(types)
+        self.offload_after = OFFLOAD_AFTER if offload_after is None else offload_after
+        self.seen = 0
+        #: Pages the worker checked (the rest were checked in the pull).
+        self.offloaded = 0
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._failed = False
+
+    def submit(self, batch: Sequence[Mapping[str, Any]]) -> asyncio.Future[list[str | None]] | None:
+        """Start checking ``batch`` in the worker, if it is ready; None means: check it inline."""
+        self.seen += len(batch)
+        if self._failed or not batch:
+            return None
+        if self._pool is None:
+            if self.seen >= self.offload_after:
+                self._start()
+            return None
+        if self._ready is None or not self._ready.done() or self._ready.exception() is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._pool, problems_of, orjson.dumps(list(batch)), self.version, self.system)
+
+    async def problems(self, checking: asyncio.Future[list[str | None]] | None) -> list[str | None] | None:
+        """The answers of a ``submit``, or None where the page is to be checked inline (no worker,
+        or the worker broke: its pages are checked inline from then on)."""
+        if checking is None:
+            return None
+        try:
+            answers = await checking
+        except (BrokenProcessPool, OSError, RuntimeError):
+            self._failed = True
+            log.warning("the pull's check worker stopped; checking in the pull from here on")
+            return None
+        self.offloaded += 1
+        return answers
+
+    async def start(self) -> bool:
+        """Start the worker now and wait until it is ready; whether it is (else checks stay inline)."""
+        if self._pool is None and not self._failed:
+            self._start()
+        if self._ready is None:
+            return False
+        try:
+            await self._ready
+        except (BrokenProcessPool, OSError, RuntimeError):
+            self._failed = True
+            return False
+        return True
+
+    def _start(self) -> None:
+        try:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._ready = asyncio.get_running_loop().run_in_executor(self._pool, _warm, self.version, self.types)
+        except (OSError, RuntimeError, NotImplementedError):  # no processes here: stay inline
+            self._failed = True
+            self._pool = None
+
+    def close(self) -> None:
+        """Stop the worker: idle by then (every page it was given has been answered) unless the pull
+        failed, and what it was still checking is not needed any more."""
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,151 @@
+"""Where a large pull keeps what it has taken in until its cases are merged: a scratch file.
+
+A pull goes type by type over the whole server (a case's episode before its parts), so the parts of
+one case arrive in as many phases as it has types. Merging each time the memory buffer filled read,
+merged and saved every case once per type it had resources of: on a first pull of 100,000
+resources, nine merges of each case where one does. So the buffer, when full, is written here
+instead (raw JSON by case, on disk, not in memory), and the cases are merged once, at the end, a
+few at a time. The file is scratch: nothing in it is the store's until merged; a pull that stops
+before the end leaves the store (and its watermarks) as they were, and the next pull fetches it
+again. Written without journal or sync (a crash loses nothing the server does not still have).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from ..mapping import ResourceKey
+from ._intake import is_newer, version_of
+
+__all__ = ["Spill", "newest"]
+
+_SCHEMA = """
+CREATE TABLE held (
+    seq INTEGER PRIMARY KEY,
+    case_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    key TEXT NOT NULL,
+    server_id TEXT,
+    body BLOB NOT NULL
+);
+CREATE INDEX held_case ON held (case_id, seq);
+CREATE INDEX held_server_id ON held (type, server_id);
+"""
+
+
+class Spill:
+    """The resources a pull has taken in and not merged yet, by case, in a scratch SQLite file
+    (created on first use, removed by ``close``). Used by one thread at a time."""
+
+    def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None
+        self._path: str | None = None
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            fd, self._path = tempfile.mkstemp(prefix="fhir-cm-pull-", suffix=".db")
+            os.close(fd)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode = OFF")
+            db.execute("PRAGMA synchronous = OFF")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def add(self, buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]) -> None:
+        """Write a buffer's resources (case → key → resource), in the order they were taken in."""
+        rows = [
+            (case_id, key.type, key.value, _server_id(resource), orjson.dumps(resource))
+            for case_id, items in buffer.items()
+            for key, resource in items.items()
+        ]
+        if not rows:
+            return
+        db = self._conn()
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO held (case_id, type, key, server_id, body) VALUES (?, ?, ?, ?, ?)", rows)
+        db.execute("COMMIT")
+        self.count += len(rows)
+
+    def sizes(self) -> dict[str, int]:
+        """How many resources each case has here (a case's resources are merged in one go)."""
+        if not self:
+            return {}
+        return dict(self._conn().execute("SELECT case_id, count(*) FROM held GROUP BY case_id ORDER BY case_id"))
+
+    def cases_of(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The case of each ``(type, server id)`` held here: what places resources that refer to them."""
+        if not self:
+            return {}
+        by_type: dict[str, set[str]] = {}
+        for rtype, rid in wanted:
+            by_type.setdefault(rtype, set()).add(rid)
+        found: dict[tuple[str, str], str] = {}
+        db = self._conn()
+        for rtype, ids in by_type.items():
+            listed = sorted(ids)
+            for start in range(0, len(listed), 500):
+                chunk = listed[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT server_id, case_id FROM held WHERE type = ? AND server_id IN ({marks})"
+                for server_id, case_id in db.execute(query, (rtype, *chunk)):
+                    found[(rtype, server_id)] = case_id
+        return found
+
+    def take(self, case_ids: Iterable[str]) -> Iterator[tuple[str, ResourceKey, dict[str, Any]]]:
+        """``(case, key, resource)`` of the cases given, in the order they were written (a later
+        copy of a resource after an earlier one)."""
+        if not self:
+            return
+        db = self._conn()
+        wanted = list(case_ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT case_id, type, key, body FROM held WHERE case_id IN ({marks}) ORDER BY seq"
+            for case_id, rtype, key, body in db.execute(query, chunk):
+                yield case_id, ResourceKey(rtype, key), orjson.loads(body)
+
+    def clear(self) -> None:
+        if self._db is not None and self.count:
+            self._db.execute("DELETE FROM held")
+        self.count = 0
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except FileNotFoundError:
+                pass
+            self._path = None
+        self.count = 0
+
+
+def newest(
+    into: dict[ResourceKey, Mapping[str, Any]], items: Iterable[tuple[ResourceKey, Mapping[str, Any]]]
+) -> dict[ResourceKey, Mapping[str, Any]]:
+    """``into`` with each of ``items`` put in unless it holds a newer version of that resource
+    (items come in the order they were taken in: at equal versions the later one stands)."""
+    for key, resource in items:
+        earlier = into.get(key)
+        if earlier is None or not is_newer(version_of(earlier), version_of(resource)):
+            into[key] = resource
+    return into
+
+
+def _server_id(resource: Mapping[str, Any]) -> str | None:
+    rid = resource.get("id")
+    return rid if isinstance(rid, str) else None

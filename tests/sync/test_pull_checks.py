@@ -1,0 +1,98 @@
+"""The pull's checks in a worker process give the answers the pull gives itself, and a pull using the
+worker takes in and quarantines exactly what one without it does (sekmet-fhir over real HTTP)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fhir_cm.config import Settings
+from fhir_cm.domain import Case, Party
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.mapping import case_to_resources
+from fhir_cm.store import Store, get_case, list_quarantine
+from fhir_cm.sync import _pull, pull
+from fhir_cm.sync._checks import Checker, problem_of
+from tests.mapping.builders import full_case
+from tests.sync.seeding import seed_case
+
+SYSTEM = "urn:test:checks"
+
+
+def a_case() -> Case:
+    return full_case(
+        id=f"case-{uuid.uuid4().hex[:12]}", patient=Party(kind="patient", id=f"pat-{uuid.uuid4().hex[:12]}")
+    )
+
+
+def unreadable_goal(system: str, patient: str) -> dict[str, Any]:
+    """Valid FHIR, but no goal a case can hold (a status the model has no place for, no dates)."""
+    return {
+        "resourceType": "Goal",
+        "identifier": [{"system": system, "value": f"goal-{uuid.uuid4().hex[:8]}"}],
+        "lifecycleStatus": "entered-in-error",
+        "description": {"text": "unreadable goal"},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[Checker]:
+    checker = Checker("R4", SYSTEM, offload_after=1)
+    assert await checker.start(), "the check worker did not start"
+    yield checker
+    checker.close()
+
+
+async def test_the_worker_answers_as_the_pull_does(worker: Checker) -> None:
+    case = a_case()
+    good = list(case_to_resources(case, "R4", SYSTEM).values())
+    not_fhir = {"resourceType": "Goal", "lifecycleStatus": 7, "subject": "Patient/x"}  # refused by the strict model
+    not_ours = {"resourceType": "Basic", "code": {"text": "a kind of resource no case holds"}}
+    page = [*good, unreadable_goal(SYSTEM, case.patient.id), not_ours, not_fhir]
+
+    answers = await worker.problems(worker.submit(page))
+
+    assert answers == [problem_of(r, "R4", SYSTEM) for r in page]
+    assert answers is not None and answers[: len(good)] == [None] * len(good)
+    assert answers[-3] is None  # a goal only its case shows to be unreadable: the pull finds it later
+    assert answers[-2] is not None and answers[-2].startswith("not readable as case data")
+    assert answers[-1] is not None and "lifecycleStatus" in answers[-1]
+    assert worker.offloaded == 1
+
+
+async def test_a_small_pull_checks_in_its_own_process() -> None:
+    checker = Checker("R4", SYSTEM, offload_after=500)
+    page = [{"resourceType": "Goal"}] * 200
+    try:
+        assert checker.submit(page) is None and checker.submit(page) is None  # 400 seen: no worker yet
+        assert await checker.problems(None) is None
+    finally:
+        checker.close()
+    assert checker.offloaded == 0
+
+
+@pytest.mark.server
+async def test_a_pull_checked_by_the_worker_takes_in_and_quarantines_the_same(
+    store: Store, raw: AsyncFhirClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = settings.identifier_system
+    checker = Checker("R4", system, offload_after=1)
+    assert await checker.start()
+    monkeypatch.setattr(_pull, "Checker", lambda version, system, types: checker)
+    case = a_case()
+    await seed_case(raw, case, system)
+    bad = await raw.create(unreadable_goal(system, case.patient.id))
+
+    report = await pull(store, raw, settings)
+
+    assert checker.offloaded >= 1  # the pages were checked by the worker, not in the pull
+    assert report.quarantined == 1 and report.new_cases == 1
+    with store.session(read_only=True) as s:
+        assert get_case(s, case.id) == case
+        (held,) = list_quarantine(s, source=raw.base_url)
+    assert (held.resource_type, held.server_id) == ("Goal", bad.id)
+    assert held.reason.startswith("not readable as case data") and "unreadable goal" not in held.reason
