@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fhir_cm.config import Settings
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_bundle, resource_key, resources_to_case
+from fhir_cm.process import tune_collector
 from fhir_cm.store import LedgerEntry, content_hash, open_store, put_ledger, save_case
 from fhir_cm.sync import CASE_RESOURCE_TYPES, pull
 from fhir_cm.sync._pull import PAGE_SIZE as PULL_PAGE
@@ -156,6 +157,8 @@ def peak_rss_kb() -> int:
 
 
 def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) -> None:
+    """One measurement, with the collector settings of the ``fhir-cm`` command (``fhir_cm.process``)."""
+    tune_collector()
     job = {"pull": run_pull, "baseline": run_baseline, "server": run_server_pace}[mode]
     before_kb = current_rss_kb()
     if traced:

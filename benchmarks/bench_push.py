@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fhir_cm.config import Settings
 from fhir_cm.fhir import AsyncFhirClient, BundleEntry
 from fhir_cm.mapping import ResourceKey, case_to_bundle, if_none_exist
+from fhir_cm.process import tune_collector
 from fhir_cm.store import content_hash, open_store
 from fhir_cm.sync import push_cases
 from fhir_cm.sync._identity import Identity, rewrite_references
@@ -151,7 +152,9 @@ def _run_client(mode: str, base: str, n_cases: int, seed: int, workdir: str, que
     Each client first pushes two other cases, so that neither is timed loading its code and tables,
     nor the server loading what that client's requests need: what is timed is the work of pushing.
     The queue tells the parent when the clock starts, so it can count the server's CPU time too.
+    Both clients run with the collector settings of the ``fhir-cm`` command (``fhir_cm.process``).
     """
+    tune_collector()
     cases = list(generate_cases(n_cases + 2, seed=seed))
     _push(mode, base, cases[-2:], workdir)
     queue.put("start")

@@ -196,8 +196,11 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app on the settings of the environment (``FHIR_CM_*``): the factory each ``serve --workers N``
-    process calls. Logging is set up here because a worker process starts with none."""
+    process calls. Logging and the collector are set up here because a worker process starts with
+    neither (see ``fhir_cm.process``)."""
+    from ..process import tune_collector
     from ._logging import configure_logging
 
     configure_logging()
+    tune_collector()
     return create_app(Settings(), serving=True)

@@ -14,6 +14,7 @@ import sys
 import typer
 
 from . import _cases, _demo, _identify, _placement, _serve, _subscriptions, _sync  # noqa: F401  (each registers its commands on app)
+from ..process import tune_collector
 from ._app import EXIT_RETRY_LATER, app, fail, reported
 
 __all__ = ["EXIT_RETRY_LATER", "app", "fail", "main", "reported"]
@@ -21,6 +22,7 @@ __all__ = ["EXIT_RETRY_LATER", "app", "fail", "main", "reported"]
 
 def main() -> None:
     """Console-script entry point."""
+    tune_collector()
     try:
         app()
     except KeyboardInterrupt:

@@ -152,14 +152,14 @@ def _our_values(resource: Mapping[str, Any], identifier_system: str) -> set[str]
 
 def rewrite_references(node: Any, mapping: Mapping[str, str]) -> None:
     """Point every ``reference`` found in ``mapping`` at its replacement, in place."""
-    if isinstance(node, dict):
+    if type(node) is dict:  # JSON as parsed or built: exact types (cheaper than isinstance, per element)
         ref = node.get("reference")
-        if isinstance(ref, str) and ref in mapping:
+        if type(ref) is str and ref in mapping:
             node["reference"] = mapping[ref]
         for value in node.values():
-            if isinstance(value, dict | list):
+            if type(value) is dict or type(value) is list:
                 rewrite_references(value, mapping)
-    elif isinstance(node, list):
+    elif type(node) is list:
         for value in node:
-            if isinstance(value, dict | list):
+            if type(value) is dict or type(value) is list:
                 rewrite_references(value, mapping)

@@ -18,7 +18,9 @@ the push itself (they come first: a RelatedPerson must name its patient).
 
 from __future__ import annotations
 
+import functools
 import logging
+import typing
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -55,11 +57,24 @@ def _walk(node: Any) -> Iterator[Party]:
     if isinstance(node, Party):
         yield node
     elif isinstance(node, BaseModel):
-        for name in type(node).model_fields:
+        for name in _holding_models(type(node)):
             yield from _walk(getattr(node, name))
     elif isinstance(node, list | tuple):
         for item in node:
             yield from _walk(item)
+
+
+@functools.cache
+def _holding_models(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose type can hold a model (so a party): the rest (texts, dates,
+    codes) are not walked — most of a case, on every push of it."""
+    return tuple(name for name, field in model.model_fields.items() if _may_hold_model(field.annotation))
+
+
+def _may_hold_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_may_hold_model(arg) for arg in typing.get_args(annotation))
 
 
 def minimal_party(party: Party, rtype: str, system: str, patient_reference: str | None) -> dict[str, Any]:
