@@ -5,9 +5,9 @@ one case arrive in as many phases as it has types. Merging each time the memory 
 merged and saved every case once per type it had resources of: on a first pull of 100,000
 resources, nine merges of each case where one does. So the buffer, when full, is written here
 instead (raw JSON by case, on disk, not in memory), and the cases are merged once, at the end, a
-few at a time. The file is scratch: nothing in it is the store's until merged; a pull that stops
-before the end leaves the store (and its watermarks) as they were, and the next pull fetches it
-again. Written without journal or sync (a crash loses nothing the server does not still have).
+few at a time. The file is scratch: nothing in it is the store's until merged, and the watermarks
+never pass what is stored, so what a pull killed before its end had only here is fetched again by
+the next one. Written without journal or sync (a crash loses nothing the server does not still have).
 """
 
 from __future__ import annotations
