@@ -5,6 +5,7 @@ ledger entries of its push are written all the same."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from fhir_cm.sync import _settle
 from fhir_cm.sync._report import PushReport
 from fhir_cm.sync._settle import Settler
 from fhir_cm.synthetic import generate_cases
+from tests.pg import temporary_database
 
 BASE = "http://fhir.example/r4"
 
@@ -91,3 +93,35 @@ async def test_a_row_taken_over_meanwhile_is_not_settled_here_but_its_entries_ar
             assert rows[stolen.case_id].status == OutboxStatus.IN_FLIGHT and rows[stolen.case_id].claimed_by == "other"
             assert {r.status for k, r in rows.items() if k != stolen.case_id} == {OutboxStatus.DONE}
             assert {e.case_id for e in list_ledger(s, BASE)} == {c.id for c in cases}
+
+
+def patient_entry(case_id: str) -> LedgerEntry:
+    """The Patient both cases of one person record: the same resource, so the same ledger row."""
+    copy = {"resourceType": "Patient", "id": "s-pat", "meta": {"versionId": case_id}}
+    return LedgerEntry(
+        server_base=BASE, resource_type="Patient", key="pat-shared", server_id="s-pat", version_id=case_id,
+        content_hash=case_id, server_copy=copy,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_group_whose_cases_record_the_same_resource_is_settled_in_one_go(tmp_path: Path, backend: str) -> None:
+    """The group's entries are written together: the last entry of each resource is the one that
+    stands (as when each case wrote its own in turn), on both stores, and both rows are settled."""
+    cases = list(generate_cases(2, seed=83))
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'store.db'}" if backend == "sqlite" else stack.enter_context(temporary_database())
+        store = stack.enter_context(open_store(url))
+        with store.session() as s:
+            first, second = queued_and_claimed(s, cases, lease_seconds=60)
+        rows = [
+            (item, PushReport(cases=1), [entry(item.case_id), patient_entry(item.case_id)]) for item in (first, second)
+        ]
+
+        _settle.settle_rows(store, rows)
+
+        with store.session(read_only=True) as s:
+            assert {r.status for r in list_outbox(s)} == {OutboxStatus.DONE}
+            held = {e.key: e for e in list_ledger(s, BASE)}
+        assert set(held) == {cases[0].id, cases[1].id, "pat-shared"}
+        assert held["pat-shared"].version_id == second.case_id  # the later case's, as before

@@ -60,11 +60,20 @@ def settle_rows(store: Store, rows: list[_Settling]) -> None:
     """Settle ``rows`` in one transaction; if one was taken over meanwhile, each on its own."""
     try:
         with store.session() as s:
-            for item, outcome, entries in rows:
-                _settle_one(s, item, outcome, entries)
+            put_ledger(s, _last_of_each([entry for _, _, entries in rows for entry in entries]))
+            for item, outcome, _ in rows:
+                _mark(s, item, outcome)
     except LeaseLost:
         for row in rows:
             _settle_alone(store, *row)
+
+
+def _last_of_each(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """The group's entries for one statement, the last of each resource only (two cases of one
+    patient both record the Patient): whatever way a driver batches the upsert, each row is written
+    once (a multi-row ``INSERT … ON CONFLICT`` may not touch a row twice), and the later case's
+    entry stands, as when each case wrote its own in turn."""
+    return list({(e.server_base, e.resource_type, e.key): e for e in entries}.values())
 
 
 def _settle_alone(store: Store, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
@@ -79,6 +88,10 @@ def _settle_alone(store: Store, item: OutboxItem, outcome: PushReport, entries: 
 
 def _settle_one(session: Session, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
     put_ledger(session, entries)
+    _mark(session, item, outcome)
+
+
+def _mark(session: Session, item: OutboxItem, outcome: PushReport) -> None:
     if outcome.ok:
         mark_pushed(session, item)
     else:
