@@ -3,6 +3,7 @@ worker takes in and quarantines exactly what one without it does (sekmet-fhir ov
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,7 @@ from fhir_cm.domain import Case, Party
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_resources
 from fhir_cm.store import Store, get_case, list_quarantine
-from fhir_cm.sync import _pull, pull
+from fhir_cm.sync import _checks, _pull, pull
 from fhir_cm.sync._checks import Checker, problem_of
 from tests.mapping.builders import full_case
 from tests.sync.seeding import seed_case
@@ -96,3 +97,22 @@ async def test_a_pull_checked_by_the_worker_takes_in_and_quarantines_the_same(
         (held,) = list_quarantine(s, source=raw.base_url)
     assert (held.resource_type, held.server_id) == ("Goal", bad.id)
     assert held.reason.startswith("not readable as case data") and "unreadable goal" not in held.reason
+
+
+async def test_where_no_worker_can_start_the_pages_are_checked_in_the_pull(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemonic process (some process managers run workers so) may not start children: the
+    process start fails, and every page is checked in the pull instead, with no error."""
+
+    class NoChildren(concurrent.futures.ProcessPoolExecutor):
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(_checks.concurrent.futures, "ProcessPoolExecutor", NoChildren)
+    checker = Checker("R4", SYSTEM, offload_after=1)
+    page = [{"resourceType": "Goal"}]
+    try:
+        assert checker.submit(page) is None  # tried to start the worker: could not
+        assert checker.submit(page) is None and not await checker.start()
+    finally:
+        checker.close()
+    assert checker.offloaded == 0

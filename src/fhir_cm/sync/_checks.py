@@ -15,7 +15,6 @@ import concurrent.futures
 import logging
 import multiprocessing
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import orjson
@@ -85,10 +84,19 @@ class Checker:
             if self.seen >= self.offload_after:
                 self._start()
             return None
-        if self._ready is None or not self._ready.done() or self._ready.exception() is not None:
+        if self._ready is None or not self._ready.done():
             return None
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._pool, problems_of, orjson.dumps(list(batch)), self.version, self.system)
+        if self._ready.exception() is not None:  # the worker did not start: the checks stay here
+            self._failed = True
+            return None
+        try:
+            return asyncio.get_running_loop().run_in_executor(
+                self._pool, problems_of, orjson.dumps(list(batch)), self.version, self.system
+            )
+        except Exception as exc:  # the pool broke since (a worker killed): the checks are the pull's again
+            log.warning("the pull's check worker stopped (%s); checking in the pull from here on", type(exc).__name__)
+            self._failed = True
+            return None
 
     async def problems(self, checking: asyncio.Future[list[str | None]] | None) -> list[str | None] | None:
         """The answers of a ``submit``, or None where the page is to be checked inline (no worker,
@@ -97,9 +105,9 @@ class Checker:
             return None
         try:
             answers = await checking
-        except (BrokenProcessPool, OSError, RuntimeError):
+        except Exception as exc:  # a broken pool, a worker killed…: the checks are the pull's again
             self._failed = True
-            log.warning("the pull's check worker stopped; checking in the pull from here on")
+            log.warning("the pull's check worker stopped (%s); checking in the pull from here on", type(exc).__name__)
             return None
         self.offloaded += 1
         return answers
@@ -112,7 +120,7 @@ class Checker:
             return False
         try:
             await self._ready
-        except (BrokenProcessPool, OSError, RuntimeError):
+        except Exception:  # the worker could not start: the checks stay in the pull
             self._failed = True
             return False
         return True
@@ -123,9 +131,12 @@ class Checker:
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
             self._ready = asyncio.get_running_loop().run_in_executor(self._pool, _warm, self.version, self.types)
-        except (OSError, RuntimeError, NotImplementedError):  # no processes here: stay inline
+        except Exception as exc:  # no child processes here (a daemonic process cannot have any): stay inline
+            log.info("no check worker for this pull (%s); checking in the pull", type(exc).__name__)
             self._failed = True
-            self._pool = None
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool, self._ready = None, None
 
     def close(self) -> None:
         """Stop the worker: idle by then (every page it was given has been answered) unless the pull
