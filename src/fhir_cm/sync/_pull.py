@@ -55,10 +55,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..domain import Case
 from ..fhir import (
     AsyncFhirClient,
     Capabilities,
@@ -68,38 +66,27 @@ from ..fhir import (
 )
 from ..mapping import (
     FhirVersion,
-    MappingError,
     ResourceKey,
     resource_key,
 )
 from ..store import (
-    CaseRecord,
     LedgerEntry,
-    OutboxStatus,
     Store,
-    add_quarantine,
     content_hash,
     find_ledger,
-    get_case_records,
     get_watermark,
-    list_ledger,
-    outbox_statuses,
     put_ledger,
-    put_resources,
-    save_case,
-    set_watermark,
 )
 from ._checks import Checker, problem_of
 from ._report import PullReport
-from ._spill import Spill, newest
+from ._spill import Spill
 from ._off_loop import off_loop
-from ._pull_read import MAPPING_PROBLEM, RULE_PROBLEM, CaseReader
-from ._conflicts import merge_case, record_clashes
+from ._pull_merge import Merging
+from ._pull_read import MAPPING_PROBLEM, CaseReader
 from ._intake import (
     instant,
     is_newer,
     last_updated_of,
-    ledger_entry,
     server_fhir_version,
     version_of,
 )
@@ -128,13 +115,9 @@ PAGE_SIZE = 200
 #: How many newer resources the pull holds in memory; beyond, they wait in the scratch file until the
 #: cases are merged (a case whose parts arrive over many pages and types is merged once, at the end).
 FLUSH_SIZE = 2000
-#: How many cases are read at once when merging: each comes with all its ledger copies, so a
-#: transaction's page of resources spread over many cases (an Encounter each) would read all of
-#: their copies at once otherwise.
-MERGE_CASES = 10
 
 
-class _Puller:
+class _Puller(Merging):
     def __init__(
         self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion, flush_size: int
     ) -> None:
@@ -380,177 +363,6 @@ class _Puller:
         """Forget the references to ``rtype``: its resources are all in, none is left to place."""
         self.to_pull.discard(rtype)
         self.referenced = {t: c for t, c in self.referenced.items() if t[0] != rtype}
-
-    def _quarantine(self, session: Session, resource: Mapping[str, Any], reason: str) -> None:
-        add_quarantine(session, source=self.base, raw=resource, reason=reason)
-        self.report.quarantined += 1
-        log.warning("quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
-
-    # -- flushing: merging the buffered cases -----------------------------------------------------
-
-    def flush(self, *, last: bool = False) -> None:
-        """Merge and save every buffered case once, a page's worth of resources per transaction.
-
-        The deferred resources of the buffered cases are tried again with them (what the case
-        waited for may be among them); with ``last`` all of them are (every type is in), and what
-        still does not read is quarantined. The watermarks of the types done so far are written with
-        the last transaction, unless resources are still deferred (they would be skipped next time).
-        """
-        sizes = self.spill.sizes()
-        self._retry_deferred(everything=last, spilled=sizes)
-        buffer, self.buffer, self.held = self.buffer, {}, 0
-        self.fresh.clear()
-        for case_id, items in buffer.items():
-            sizes[case_id] = sizes.get(case_id, 0) + len(items)
-        chunks = _chunks(sizes)
-        for n, chunk in enumerate(chunks):
-            with self.store.session() as session:
-                for start in range(0, len(chunk), MERGE_CASES):
-                    cases = chunk[start : start + MERGE_CASES]
-                    self._merge_cases(session, cases, self._gather(cases, buffer), last=last)
-                if n == len(chunks) - 1 and not self.deferred:
-                    for rtype, latest in self.marks.items():
-                        self.report.watermarks[rtype] = set_watermark(session, self.base, rtype, latest)
-                    self.marks = {}
-        self.spill.clear()
-        self.placed = self._deferred_placed()
-
-    def _gather(
-        self, cases: list[str], buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]
-    ) -> dict[str, dict[ResourceKey, Mapping[str, Any]]]:
-        """What the run took in for these cases: spilled, then buffered (the newest copy of each)."""
-        gathered: dict[str, dict[ResourceKey, Mapping[str, Any]]] = {c: {} for c in cases}
-        for case_id, key, resource in self.spill.take(cases):
-            newest(gathered[case_id], [(key, resource)])
-        for case_id in cases:
-            newest(gathered[case_id], buffer.get(case_id, {}).items())
-        return gathered
-
-    def _deferred_placed(self) -> dict[tuple[str, str], str]:
-        return {(k.type, str(r.get("id"))): c for c, items in self.deferred.items() for k, r in items}
-
-    def _retry_deferred(self, *, everything: bool, spilled: Mapping[str, int]) -> None:
-        """Put back into the buffer the deferred resources of the cases it (or the scratch file,
-        ``spilled``) holds (all, if ``everything``).
-
-        A deferred resource waits for another of its case (a rejected ServiceRequest for its Task),
-        which can only come with the case in the buffer: so none is held longer than the types it
-        waits for take to arrive, and the deferred set does not grow with the size of the pull.
-        """
-        for case_id in [c for c in self.deferred if everything or c in self.buffer or c in spilled]:
-            items = self.buffer.setdefault(case_id, {})
-            for key, resource in self.deferred.pop(case_id):  # the buffer holds later copies; keep those
-                items.setdefault(key, resource)
-
-    def _merge_cases(
-        self,
-        session: Session,
-        cases: list[str],
-        buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]],
-        *,
-        last: bool,
-    ) -> None:
-        """Merge a few cases, read together: their records, ledger copies and outbox rows."""
-        records = get_case_records(session, cases)
-        ledger: dict[str, list[LedgerEntry]] = {}
-        for entry in list_ledger(session, self.base, case_ids=cases):
-            ledger.setdefault(str(entry.case_id), []).append(entry)
-        outbox = outbox_statuses(session, cases)
-        entries: list[LedgerEntry] = []
-        for case_id in cases:
-            taken = self.merge(
-                session,
-                case_id,
-                list(buffer[case_id].items()),
-                records.get(case_id),
-                ledger.get(case_id, []),
-                outbox.get(case_id, set()),
-                last=last,
-            )
-            if taken:
-                entries.extend(ledger_entry(self.base, case_id, k, r) for k, r in taken)
-                put_resources(
-                    session, case_id, [(k.value, r) for k, r in taken], fhir_version=self.version, source=self.base
-                )
-        put_ledger(session, entries)
-
-    def merge(
-        self,
-        session: Session,
-        case_id: str,
-        items: list[tuple[ResourceKey, Mapping[str, Any]]],
-        record: CaseRecord | None,
-        ledger: list[LedgerEntry],
-        outbox: set[OutboxStatus],
-        *,
-        last: bool,
-    ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
-        """Bring one case's newly pulled resources into it (see the module docstring, step 4).
-
-        Returns the resources taken in (to be recorded as the server's copies). Before the last
-        flush, those that keep the case from reading are deferred and the others taken in; at the
-        last, they are quarantined.
-        """
-        versions = {ResourceKey(e.resource_type, e.key): e.version_id for e in ledger}
-        # The ledger may have moved since the page was read (a pusher's echo): keep only what is newer.
-        newer = [(k, r) for k, r in items if k not in versions or is_newer(version_of(r), versions[k])]
-        self.report.unchanged += len(items) - len(newer)
-        items = newer
-        if not items:
-            return []
-        local = record.case if record is not None else None
-        held = {ResourceKey(e.resource_type, e.key): e.server_copy for e in ledger if e.server_copy is not None}
-        try:
-            server = self.reader.read({**held, **dict(items)}, local)
-        except MappingError:
-            items, unread = self.reader.isolate(held, local, items)
-            if last:
-                for (_, resource), problem in unread:
-                    self._quarantine(
-                        session,
-                        resource,
-                        problem if problem.startswith(RULE_PROBLEM) else f"{MAPPING_PROBLEM}{problem}",
-                    )
-            elif unread:
-                self.deferred.setdefault(case_id, []).extend(item for item, _ in unread)
-            if not items:
-                return []
-            server = self.reader.read({**held, **dict(items)}, local)
-        if record is None:
-            save_case(session, server, enqueue=False)
-            self.new.add(case_id)
-        else:
-            local = record.case
-            try:
-                base = self.reader.read(held, local, checked=False) if held else None
-            except MappingError:
-                base = None
-            outcome = merge_case(base, local, server, detect_clashes=_waiting(outbox, base, local))
-            if save_case(session, outcome.case, enqueue=False) != record.revision:
-                self.updated.add(case_id)
-            self.report.conflicts += len(record_clashes(session, case_id, outcome.clashes))
-        return items
-
-
-def _chunks(sizes: Mapping[str, int]) -> list[list[str]]:
-    """The cases to merge (with how many resources each) in groups of about a page's worth of
-    resources, merged one transaction each."""
-    chunks: list[list[str]] = [[]]
-    size = 0
-    for case_id, held in sizes.items():
-        if size >= PAGE_SIZE:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(case_id)
-        size += held
-    return chunks
-
-
-def _waiting(outbox: set[OutboxStatus], base: Case | None, local: Case) -> bool:
-    """Whether a local change may still be on its way to the server (see the module docstring, step 4)."""
-    if outbox & {OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT}:
-        return True
-    return OutboxStatus.FAILED in outbox and (base is None or base != local)
 
 
 async def pull(
