@@ -141,8 +141,11 @@ class Checker:
     def close(self) -> None:
         """Stop the worker: idle by then (every page it was given has been answered) unless the pull
         failed, and what it was still checking is not needed any more."""
-        if self._ready is not None and not self._ready.done():
-            self._ready.cancel()
+        if self._ready is not None:
+            if not self._ready.done():
+                self._ready.cancel()
+            elif not self._ready.cancelled():
+                self._ready.exception()  # seen: a start that failed is not reported again when collected
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
