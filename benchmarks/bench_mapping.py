@@ -161,12 +161,16 @@ def served(case: Case, version: str) -> dict[Any, dict[str, Any]]:
     return out
 
 
-def _best_of(runs: int, work: Callable[[], Any]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
+def _best_interleaved(rounds: int, works: list[Callable[[], Any]]) -> list[float]:
+    """The best time of each work over ``rounds`` rounds, each round running every work once: the
+    baseline and the mapping see the machine in the same state (a shared machine's speed drifts
+    over a run; timing one after the other skewed the ratio by ±20 %)."""
+    best = [float("inf")] * len(works)
+    for _ in range(rounds):
+        for n, work in enumerate(works):
+            started = time.perf_counter()
+            work()
+            best[n] = min(best[n], time.perf_counter() - started)
     return best
 
 
@@ -181,12 +185,17 @@ def bench(cases: list[Case], version: str) -> None:
     for r in resources[: len(models) * 3]:  # warm up the models' validators
         models[r["resourceType"]].model_validate(r).model_dump_json()
 
-    build = _best_of(5, lambda: [case_to_resources(c, version, SYSTEM) for c in cases])
-    update = _best_of(5, lambda: [case_to_resources(c, version, SYSTEM, m) for c, m in zip(cases, mapped)])
     copies = [served(c, version) for c in cases]
-    update_served = _best_of(5, lambda: [case_to_resources(c, version, SYSTEM, m) for c, m in zip(cases, copies)])
-    bundle = _best_of(5, lambda: [case_to_bundle(c, version, SYSTEM) for c in cases])
-    baseline = _best_of(5, lambda: [models[r["resourceType"]].model_validate(r).model_dump_json() for r in resources])
+    build, update, update_served, bundle, baseline = _best_interleaved(
+        7,
+        [
+            lambda: [case_to_resources(c, version, SYSTEM) for c in cases],
+            lambda: [case_to_resources(c, version, SYSTEM, m) for c, m in zip(cases, mapped)],
+            lambda: [case_to_resources(c, version, SYSTEM, m) for c, m in zip(cases, copies)],
+            lambda: [case_to_bundle(c, version, SYSTEM) for c in cases],
+            lambda: [models[r["resourceType"]].model_validate(r).model_dump_json() for r in resources],
+        ],
+    )
 
     def rate(seconds: float) -> float:
         return count / seconds
