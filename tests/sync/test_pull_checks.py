@@ -65,15 +65,18 @@ async def test_the_worker_answers_as_the_pull_does(worker: Checker) -> None:
     assert worker.offloaded == 1
 
 
-async def test_a_small_pull_checks_in_its_own_process() -> None:
+async def test_a_small_pull_checks_in_its_own_process_and_a_large_one_starts_a_worker() -> None:
     checker = Checker("R4", SYSTEM, offload_after=500)
     page = [{"resourceType": "Goal"}] * 200
     try:
-        assert checker.submit(page) is None and checker.submit(page) is None  # 400 seen: no worker yet
+        assert checker.submit(page) is None and checker.submit(page) is None
+        assert not checker.started  # 400 seen: no process started for a pull this small
         assert await checker.problems(None) is None
+        assert checker.submit(page) is None  # 600 seen: the worker starts; this page is checked inline
+        assert checker.started
     finally:
         checker.close()
-    assert checker.offloaded == 0
+    assert checker.offloaded == 0 and not checker.started
 
 
 @pytest.mark.server

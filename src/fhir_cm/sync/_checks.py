@@ -75,6 +75,11 @@ class Checker:
         self._ready: asyncio.Future[None] | None = None
         self._failed = False
 
+    @property
+    def started(self) -> bool:
+        """Whether this pull has a worker process (starting or up)."""
+        return self._pool is not None
+
     def submit(self, batch: Sequence[Mapping[str, Any]]) -> asyncio.Future[list[str | None]] | None:
         """Start checking ``batch`` in the worker, if it is ready; None means: check it inline."""
         self.seen += len(batch)

@@ -223,8 +223,9 @@ class _Puller(Merging):
     def work_on(
         self, rtype: str, batch: list[dict[str, Any]], ours_only: bool, problems: Sequence[str | None] | None = None
     ) -> None:
-        """Take one page in, flushing first when placing it needs the new cases stored, and after
-        when the buffer is full. ``problems``: the page's checks, if the check worker made them."""
+        """Take one page in, merging first when placing it needs the new cases stored, and moving the
+        buffer to the scratch file after when it is full. ``problems``: the page's checks, if the
+        check worker made them."""
         if self.fresh and rtype != "EpisodeOfCare":
             self.flush()
         self.take(rtype, batch, ours_only=ours_only, problems=problems)
