@@ -8,16 +8,19 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case
 from fhir_cm.store import (
     LeaseLost,
     NotFound,
+    OutboxItem,
     OutboxStatus,
     Store,
     StoreError,
     claim_outbox,
     mark_pushed,
+    mark_pushed_many,
     queue_push,
     mark_push_failed,
     get_case,
@@ -260,6 +263,62 @@ def test_pushing_the_unchanged_case_again_settles_its_failed_row(store: Store, m
         mark_pushed(s, again, now=at(4))
         assert outbox_counts(s)[OutboxStatus.FAILED] == 0
         assert outbox_statuses(s, ["case-1"]) == {}
+
+
+def _settled_group(
+    store: Store, make_case: Callable[..., Case], prefix: str, settle: Callable[..., None]
+) -> list[tuple]:
+    """Four rows of a push settled by ``settle``: one whose case had failed before, one changed while
+    it was pushed, two plain. Their outbox rows afterwards, by case (without the prefix)."""
+    ids = [f"{prefix}-{n}" for n in ("failed-before", "changed", "plain", "other")]
+    seed(store, make_case, ids[0])
+    with store.session() as s:
+        [failed] = claim_outbox(s, "w1", now=at(1))
+        mark_push_failed(s, failed, "HTTP 422", retry=False, now=at(2))
+    seed(store, make_case, *ids[1:])
+    with store.session() as s:
+        save_case(s, make_case(ids[0], plan_summary="fixed"), now=at(3))
+        items = claim_outbox(s, "w1", limit=10, now=at(4))
+        save_case(s, make_case(ids[1], plan_summary="edited while pushing"), now=at(5))
+    with store.session() as s:
+        settle(s, items, at(6))
+    with store.session(read_only=True) as s:
+        rows = [i for i in list_outbox(s, limit=100) if i.case_id.startswith(prefix)]
+    return sorted(
+        (i.case_id.removeprefix(prefix), i.revision, i.status, i.attempts, i.completed_at, i.last_error, i.claim_token)
+        for i in rows
+    )
+
+
+def test_settling_a_group_at_once_is_settling_each_in_turn(store: Store, make_case: Callable[..., Case]) -> None:
+    def each(s: Session, items: list[OutboxItem], now: dt.datetime) -> None:
+        for item in items:
+            mark_pushed(s, item, now=now)
+
+    one_by_one = _settled_group(store, make_case, "x", each)
+    together = _settled_group(store, make_case, "y", lambda s, items, now: mark_pushed_many(s, items, now=now))
+    assert together == one_by_one
+    statuses = {(case, revision): status for case, revision, status, *_ in together}
+    assert statuses == {
+        ("-failed-before", 1): OutboxStatus.DONE,  # settled by the later push
+        ("-failed-before", 2): OutboxStatus.DONE,
+        ("-changed", 2): OutboxStatus.PENDING,  # to be pushed again
+        ("-plain", 1): OutboxStatus.DONE,
+        ("-other", 1): OutboxStatus.DONE,
+    }
+
+
+def test_a_group_with_a_lost_claim_writes_nothing(store: Store, make_case: Callable[..., Case]) -> None:
+    seed(store, make_case, "case-1", "case-2")
+    with store.session() as s:
+        mine, lost = claim_outbox(s, "w1", limit=2, lease_seconds=LEASE, now=at(0))
+    with store.session() as s:
+        claim_outbox(s, "w2", lease_seconds=LEASE, now=at(LEASE + 1))  # takes the expired claims over
+    with pytest.raises(LeaseLost), store.session() as s:
+        mark_pushed_many(s, [mine, lost], now=at(LEASE + 2))
+    with store.session(read_only=True) as s:
+        assert {i.status for i in list_outbox(s)} == {OutboxStatus.IN_FLIGHT}
+        assert {i.claimed_by for i in list_outbox(s)} == {"w2"}
 
 
 def test_released_claims_return_untried(store: Store, make_case: Callable[..., Case]) -> None:

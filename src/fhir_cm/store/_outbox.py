@@ -63,6 +63,7 @@ __all__ = [
     "OutboxItem",
     "claim_outbox",
     "mark_pushed",
+    "mark_pushed_many",
     "queue_push",
     "mark_push_failed",
     "held_leases",
@@ -328,6 +329,50 @@ def mark_pushed(
             "available_at": now,
             "updated_at": now,
         },
+    )
+
+
+def mark_pushed_many(session: Session, items: Iterable[OutboxItem], *, now: dt.datetime | None = None) -> None:
+    """``mark_pushed`` for several rows, in three statements whatever their number.
+
+    A push settles its cases in groups (``fhir_cm.sync``): two statements per row were a twentieth
+    of its CPU. The claims are checked first, under a row lock (PostgreSQL; SQLite's write
+    transactions are exclusive already); if any no longer holds, ``LeaseLost`` is raised before
+    anything is written, and the caller settles the rows one by one.
+    """
+    items = list(items)
+    if not items:
+        return
+    now = now or utcnow()
+    ids = [item.id for item in items]
+    held: dict[int, str | None] = {}
+    for n in range(0, len(ids), _CHUNK):
+        query = select(_C.id, _C.claim_token).where(_C.id.in_(ids[n : n + _CHUNK]), _C.status == IN_FLIGHT)
+        held.update((row.id, row.claim_token) for row in session.execute(query.with_for_update()))
+    lost = [item.id for item in items if held.get(item.id) != item.claim_token]
+    if lost:
+        raise LeaseLost(f"outbox item {lost[0]} is no longer held by this claim (lease expired or settled)")
+    session.execute(
+        update(_T)
+        .where(_C.case_id == bindparam("b_case"), _C.status == FAILED, _C.revision <= bindparam("b_revision"))
+        .values(status=DONE, completed_at=now, updated_at=now),
+        [{"b_case": item.case_id, "b_revision": item.revision} for item in items],
+    )
+    again = _C.revision > bindparam("b_revision")
+    session.execute(
+        update(_T)
+        .where(_C.id == bindparam("b_id"), _C.claim_token == bindparam("b_token"))
+        .values(
+            status=case((again, PENDING), else_=DONE),
+            attempts=case((again, 0), else_=_C.attempts),
+            completed_at=case((again, None), else_=now),
+            last_error=None,
+            lease_expires_at=None,
+            claim_token=None,
+            available_at=now,
+            updated_at=now,
+        ),
+        [{"b_id": item.id, "b_token": item.claim_token, "b_revision": item.revision} for item in items],
     )
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -65,7 +66,7 @@ async def push_pending(
     concurrency: int | None = None,
     worker_id: str | None = None,
     on_case: Callable[[str, bool], None] | None = None,
-    first: Callable[[], Saved | None] | None = None,
+    feed: Callable[[], Saved | None] | None = None,
 ) -> PushReport:
     """Push every due outbox row to ``client``'s server; returns what happened.
 
@@ -73,10 +74,12 @@ async def push_pending(
     ``settings.push_lease_seconds``, pushes up to ``concurrency`` cases at once, and settles each row
     only after its ledger entries are written: done, pending again (transient failures, retried by a
     later push) or failed (conflicts and refusals, for a person). A row is tried at most once per
-    call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars). ``first`` is
-    store work (e.g. saving the cases to push) done before the first claim, while the first requests
-    to the server are out; it may return the cases it saved with their revisions, which a claim then
-    takes as they are rather than reading them back (unless saved again since).
+    call. ``on_case(case_id, ok)`` is called as each case finishes (for progress bars). ``feed`` is
+    store work for the claims to come, done in the store's thread before the first claim (while the
+    first requests to the server are out) and then while each claimed batch goes out
+    (``push_cases`` saves its cases there, a batch at a time). It may return the cases it saved
+    with their revisions, which a claim then takes as they are rather than reading them back
+    (unless saved again since).
 
     Leases (``_leases``): every claim first takes over the rows of dead processes of this host, and
     the leases of all claimed, unsettled rows are renewed in the background until they are settled.
@@ -85,7 +88,8 @@ async def push_pending(
     keeper.start()
     try:
         loop = _PushLoop(store, client, settings, keeper, concurrency, worker_id or default_worker_id(), on_case)
-        return await loop.run(first)
+        loop.claim.feed = feed
+        return await loop.run()
     finally:
         await keeper.stop()
 
@@ -129,35 +133,43 @@ class _PushLoop:
         self.settler = Settler(store)
         self.report = PushReport()
 
-    async def run(self, first: Callable[[], Saved | None] | None) -> PushReport:
-        rows = await self.start(first)
+    async def run(self) -> PushReport:
+        rows = await self.start()
         sent: list[asyncio.Future[list[None]]] = []
-        while rows:
-            batch = _Batch(rows)
-            sending = self.send_batch(batch)
-            sent.append(sending)
-            # Once the batch's last cases hold their slots, the next batch is claimed and prepared
-            # while they finish, rather than after: the server always has a case to work on.
-            started = asyncio.ensure_future(batch.all_started.wait())
-            await asyncio.wait({sending, started}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-            started.cancel()
-            if sending.done() and sending.exception() is not None:
-                break
-            rows = await off_loop(self.store, self.claim)
-        await asyncio.gather(*sent)
+        feeding: asyncio.Future[None] | None = None
+        try:
+            while rows:
+                if self.claim.feed is not None:  # the next cases are saved while this batch goes out
+                    feeding = asyncio.ensure_future(off_loop(self.store, self.claim.take_fed))
+                batch = _Batch(rows)
+                sending = self.send_batch(batch)
+                sent.append(sending)
+                # Once the batch's last cases hold their slots, the next batch is claimed and prepared
+                # while they finish, rather than after: the server always has a case to work on.
+                started = asyncio.ensure_future(batch.all_started.wait())
+                await asyncio.wait({sending, started}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+                started.cancel()
+                if sending.done() and sending.exception() is not None:
+                    break
+                if feeding is not None:
+                    await feeding
+                rows = await off_loop(self.store, self.claim)
+            await asyncio.gather(*sent)
+        finally:
+            if feeding is not None:  # (its failure, if any, was raised above or is the lesser one)
+                await asyncio.gather(feeding, return_exceptions=True)
         return self.report
 
-    async def start(self, first: Callable[[], Saved | None] | None) -> list[_Row]:
+    async def start(self) -> list[_Row]:
         """Learn the server and claim the first batch at once.
 
-        The first claim (store work, with ``first``) runs while the event loop waits for the
-        server's first answers, as does loading the code tables (once, on first mapping): neither is
-        in the path of the first case.
+        The first claim (store work, after the claimer's ``feed``) runs while the event loop waits
+        for the server's first answers, as does loading the code tables (once, on first mapping):
+        neither is in the path of the first case.
         """
 
         def first_claim() -> list[_Row]:
-            if first is not None:
-                self.claim.saved.update(first() or {})
+            self.claim.take_fed()
             return self.claim()
 
         _, _, rows = await asyncio.gather(
@@ -210,7 +222,13 @@ class _Claimer:
     ) -> None:
         self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
         self.saved = saved  # case id → (revision, case) of the cases this call saved (``push_cases``)
+        self.feed: Callable[[], Saved | None] | None = None  # store work for the claims to come
         self.holder = LeaseHolder.current()
+
+    def take_fed(self) -> None:
+        """Do the ``feed``'s store work (save the next cases to push), keeping what it saved."""
+        if self.feed is not None:
+            self.saved.update(self.feed() or {})
 
     def __call__(self) -> list[_Row]:
         """The fresh rows claimed, each with its case as the store holds it (None if it is gone)."""
@@ -261,21 +279,60 @@ async def push_cases(
     cases: Iterable[Case],
     **options: Any,
 ) -> PushReport:
-    """Save ``cases`` to the store (queueing each, even if unchanged), then push the outbox.
+    """Save ``cases`` to the store (queueing each, even if unchanged), and push the outbox.
 
-    The saving overlaps the first requests to the server (capabilities, the adapter's Device).
+    The cases are saved a claim's worth at a time (``_Saving``): a wave's worth before the first
+    claim, then the next batch while each claimed batch goes out, so the server starts on the first
+    cases rather than waiting for all of them to be saved. Whatever happens to the push, every case
+    is saved and queued when this returns or raises.
     """
-    cases = list(cases)
+    wave = options.get("concurrency") or settings.push_concurrency
+    saving = _Saving(store, list(cases), settings.push_batch_size, first=wave)
+    try:
+        return await push_pending(store, client, settings, feed=saving, **options)
+    finally:
+        if saving.left:
+            await off_loop(store, saving.rest)
 
-    def save() -> Saved:
+
+class _Saving:
+    """The cases of a ``push_cases`` call, saved and queued a batch per call (the whole list at once
+    when a case appears twice in it: each is saved in turn, and the push takes the last). A lock
+    keeps a claim still saving in its thread and ``rest`` from saving a case twice."""
+
+    def __init__(self, store: Store, cases: list[Case], batch: int, *, first: int) -> None:
+        self.store = store
+        whole = len({case.id for case in cases}) < len(cases)
+        self.batch = max(len(cases), 1) if whole else batch
+        self.next = self.batch if whole else min(first, batch)
+        self.cases = cases
+        self._lock = threading.Lock()
+
+    @property
+    def left(self) -> bool:
+        return bool(self.cases)
+
+    def __call__(self) -> Saved:
+        with self._lock:
+            saved = self._save(self.next)
+            self.next = self.batch
+            return saved
+
+    def rest(self) -> None:
+        """Save what the push did not get to (it failed, or was cancelled)."""
+        with self._lock:
+            self._save(len(self.cases))
+
+    def _save(self, count: int) -> Saved:
+        part = self.cases[:count]
         saved: dict[str, tuple[int, Case]] = {}
-        with store.session() as s:
-            for case in cases:
-                saved[case.id] = (save_case(s, case, enqueue=False), case)
-                queue_push(s, case.id)
+        if part:
+            with self.store.session() as s:
+                for case in part:
+                    saved[case.id] = (save_case(s, case, enqueue=False), case)
+                    queue_push(s, case.id)
+            self.cases = self.cases[len(part) :]  # only once committed: a failed save is tried again
         return saved
-
-    return await push_pending(store, client, settings, first=save, **options)
 
 
 def enqueue_unpushed(store: Store, server_base: str) -> int:

@@ -17,7 +17,16 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from ..store import LeaseLost, LedgerEntry, OutboxItem, Store, mark_push_failed, mark_pushed, put_ledger
+from ..store import (
+    LeaseLost,
+    LedgerEntry,
+    OutboxItem,
+    Store,
+    mark_push_failed,
+    mark_pushed,
+    mark_pushed_many,
+    put_ledger,
+)
 from ._off_loop import off_loop
 from ._report import PushReport
 
@@ -61,8 +70,10 @@ def settle_rows(store: Store, rows: list[_Settling]) -> None:
     try:
         with store.session() as s:
             put_ledger(s, _last_of_each([entry for _, _, entries in rows for entry in entries]))
+            mark_pushed_many(s, (item for item, outcome, _ in rows if outcome.ok))
             for item, outcome, _ in rows:
-                _mark(s, item, outcome)
+                if not outcome.ok:
+                    _mark(s, item, outcome)
     except LeaseLost:
         for row in rows:
             _settle_alone(store, *row)
