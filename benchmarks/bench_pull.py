@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
@@ -164,13 +165,14 @@ def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) ->
     if traced:
         tracemalloc.start()
     out.put("start")
-    t0 = time.perf_counter()
+    t0, cpu0, children0 = time.perf_counter(), time.process_time(), _children_cpu()
     try:
         n = asyncio.run(job(base, system, Path(db)))
     except BaseException as exc:  # report it to the parent, which waits for an answer
         out.put({"error": f"{type(exc).__name__}: {exc}"})
         raise
     seconds = time.perf_counter() - t0
+    cpu, helpers = time.process_time() - cpu0, _children_cpu() - children0
     traced_peak = tracemalloc.get_traced_memory()[1] if traced else 0
     peak_kb = peak_rss_kb()
     out.put(
@@ -180,8 +182,16 @@ def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) ->
             "peak_mb": peak_kb / 1024,
             "grew_mb": (peak_kb - before_kb) / 1024,
             "traced_mb": traced_peak / 2**20,
+            "cpu": cpu,
+            "helper_cpu": helpers,
         }
     )
+
+
+def _children_cpu() -> float:
+    """CPU time of this process's children that have ended (the pull's check worker, once closed)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[str, float]:
@@ -206,6 +216,27 @@ def line(label: str, r: dict[str, float]) -> str:
         f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)  "
         f"server busy {100 * r['server_cpu'] / r['seconds']:3.0f}%"
         + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else "")
+    )
+
+
+def bound(pulled: dict[str, float], pace: dict[str, float]) -> str:
+    """The fastest the pull could go on this machine, for the CPU it and the server spend per resource.
+
+    The pull's work (its process and its check worker) and the server's share the machine's cores,
+    and the server works on one thread: at best the rate is the smaller of the server's pace and
+    (cores / CPU per resource of both together). The pull reaching the server's pace needs the
+    second to be the larger.
+    """
+    n = pulled["n"]
+    ours = (pulled["cpu"] + pulled["helper_cpu"]) / n
+    server = pulled["server_cpu"] / n
+    cores = os.cpu_count() or 1
+    best = min(pace["n"] / pace["seconds"], cores / (ours + server))
+    return (
+        f"  CPU per resource: the pull {1000 * ours:.2f} ms (its process {1000 * pulled['cpu'] / n:.2f}, "
+        f"check worker {1000 * pulled['helper_cpu'] / n:.2f}), the server {1000 * server:.2f} ms; on {cores} cores "
+        f"the pull can run at most at {best:.0f}/s = {best / (pace['n'] / pace['seconds']):.2f}x the server's pace, "
+        f"and it runs at {n / pulled['seconds'] / best:.2f}x that"
     )
 
 
@@ -240,6 +271,7 @@ def main() -> None:
         print(line("baseline", baseline))
         rate = (pulled["n"] / pulled["seconds"]) / (pace["n"] / pace["seconds"])
         print(f"  the pull runs at {rate:.2f}x the server's pace (goal: 1.0, the server never waiting for it)")
+        print(bound(pulled, pace))
     (small, _, p_small, b_small), (big, _, p_big, b_big) = rows
     print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
     for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):

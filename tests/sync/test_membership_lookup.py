@@ -3,11 +3,13 @@ one-query-per-reference lookups would."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+from fhir_cm.domain import Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
 from fhir_cm.mapping import ResourceKey
-from fhir_cm.store import LedgerEntry, open_store, put_ledger
-from fhir_cm.sync._membership import case_of, case_references, ledger_lookup
+from fhir_cm.store import LedgerEntry, open_store, put_ledger, save_case
+from fhir_cm.sync._membership import RunEpisodes, case_of, case_references, ledger_lookup
 
 BASE = "http://fhir.example/r4"
 
@@ -56,3 +58,32 @@ def test_a_page_wide_lookup_places_every_resource_as_single_lookups_do(tmp_path:
                 None,
                 "case-c",
             ]
+
+
+def test_the_runs_episodes_stand_in_for_their_cases_when_placing_by_patient(tmp_path: Path) -> None:
+    """A pull merges its cases at its end: until then a case it opened counts as the patient's open
+    case, and one it closed does not, whatever the store still says."""
+    stored = Case(
+        id="case-a",
+        programme=ProgrammeType.HEALTH_CARE,
+        status=CaseStatus.ACTIVE,
+        period=Period(start=dt.date(2024, 3, 1)),
+        patient=Party(kind=PartyKind.PATIENT, id="p1"),
+    )
+    condition = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}}
+    key = ResourceKey("Condition", "c1")
+    careplan = ResourceKey("CarePlan", "case-b-careplan")
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with store.session() as s:
+            save_case(s, stored, enqueue=False)
+        with store.session(read_only=True) as s:
+            assert case_of(s, BASE, condition, key) == "case-a"  # the store's one open case
+            opened = RunEpisodes()
+            opened.add("case-b", "p1", CaseStatus.ACTIVE)
+            assert case_of(s, BASE, condition, key, episodes=opened) is None  # two open cases now
+            assert case_of(s, BASE, {"resourceType": "CarePlan"}, careplan, episodes=opened) == "case-b"
+            assert case_of(s, BASE, {"resourceType": "CarePlan"}, careplan) is None  # not stored yet
+            opened.add("case-a", "p1", CaseStatus.CLOSED)
+            assert case_of(s, BASE, condition, key, episodes=opened) == "case-b"  # the run closed case-a
+            opened.add("case-b", "p2", CaseStatus.ACTIVE)  # a later copy of its episode names another patient
+            assert case_of(s, BASE, condition, key, episodes=opened) is None

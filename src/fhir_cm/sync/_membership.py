@@ -38,6 +38,7 @@ from ..store import (
 
 __all__ = [
     "OPEN_STATUSES",
+    "RunEpisodes",
     "ServerIdLookup",
     "case_of",
     "case_references",
@@ -62,6 +63,39 @@ def case_references(resource: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield parsed
 
 
+class RunEpisodes:
+    """The cases whose EpisodeOfCare a pull took in and has not merged yet: each one's patient, and
+    whether the episode says the case is open.
+
+    A pull merges its cases once, at its end; until then the store has the cases as they were. What
+    places a later resource by its patient ("the one open case of the patient") is the store's open
+    cases with these in place of theirs: a case the run opened counts, one the run closed does not.
+    """
+
+    def __init__(self) -> None:
+        self._cases: dict[str, tuple[str, bool]] = {}
+        self._by_patient: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, case_id: str, patient_id: str, status: CaseStatus) -> None:
+        earlier = self._cases.get(case_id)
+        if earlier is not None:
+            self._by_patient[earlier[0]].discard(case_id)
+        self._cases[case_id] = (patient_id, status in OPEN_STATUSES)
+        self._by_patient[patient_id].add(case_id)
+
+    def __contains__(self, case_id: object) -> bool:
+        return case_id in self._cases
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def open_cases(self, patient_id: str, stored_open: Iterable[str]) -> set[str]:
+        """The patient's open cases: ``stored_open`` (the store's) as this run's episodes left them."""
+        found = {case_id for case_id in stored_open if case_id not in self._cases}
+        found.update(c for c in self._by_patient.get(patient_id, ()) if self._cases[c][1])
+        return found
+
+
 def case_of(
     session: Session,
     server_base: str,
@@ -73,6 +107,7 @@ def case_of(
     known: LedgerEntry | None | EllipsisType = ...,
     by_server_id: ServerIdLookup | None = None,
     references: Sequence[tuple[str, str]] | None = None,
+    episodes: RunEpisodes | None = None,
 ) -> str | None:
     """The id of the stored case ``resource`` belongs to, or None when nothing places it.
 
@@ -82,7 +117,8 @@ def case_of(
     ``known`` is the resource's own ledger entry (or None) when the caller already looked it up;
     ``by_server_id`` answers ledger lookups by server id (``ledger_lookup``: one query per type for a
     whole page) instead of one query each; ``references`` are the resource's ``case_references``
-    when the caller has them already.
+    when the caller has them already; ``episodes`` are the cases whose episode the run took in
+    and has not stored yet (they count as stored, with the status their episode gives).
     """
     placed = placed or {}
     if by_server_id is None:
@@ -98,7 +134,7 @@ def case_of(
     suffix = _SUFFIXES.get(key.type)
     if suffix and key.value.endswith(suffix):
         case_id = key.value.removesuffix(suffix)
-        if get_case_record(session, case_id) is not None:
+        if (episodes is not None and case_id in episodes) or get_case_record(session, case_id) is not None:
             return case_id
     own_id = resource.get("id")
     if referenced and isinstance(own_id, str) and (key.type, own_id) in referenced:
@@ -114,9 +150,13 @@ def case_of(
         # The server may know the patient by an id of its own (a Patient the pusher created).
         known_patient = by_server_id("Patient", patient)
         party_id = known_patient.key if known_patient is not None else patient
-        open_cases = list_cases(session, patient=party_id, status=OPEN_STATUSES, limit=2)
-        if len(open_cases) == 1:
-            return open_cases[0].id
+        if episodes:
+            stored = list_cases(session, patient=party_id, status=OPEN_STATUSES)
+            open_ids = episodes.open_cases(party_id, (c.id for c in stored))
+        else:
+            open_ids = {c.id for c in list_cases(session, patient=party_id, status=OPEN_STATUSES, limit=2)}
+        if len(open_ids) == 1:
+            return next(iter(open_ids))
     return None
 
 

@@ -21,13 +21,14 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    goes to a scratch file (``_spill``), not into the store: a pull goes type by type, so merging
    then would read, merge and save every case once per type it has resources of (nine times on a
    first pull), where once does. Resources taken in earlier in the run place those that refer to
-   them from the buffer or the file. Before a page of another type is placed, the cases the store
-   does not have yet are merged (placing by patient or by ``<case>-careplan`` needs them stored):
-   on a first pull, a case is so stored from its episode, then merged once with all its parts. A
-   case that does not read yet for want of a later type (a rejected ServiceRequest needs its Task)
-   at such an early merge is taken in without the resources in the way; those are tried again at
-   each merge that brings the case something new, and quarantined if the last one still cannot
-   read them. A resource that would make its case break a
+   them from the buffer or the file, and the episodes taken in place them by patient or by
+   ``<case>-careplan`` as if their cases were stored (``RunEpisodes``: each case's patient and
+   whether its episode says it is open, in place of what the store says): a case new to the store
+   is saved once, with all its parts. A case that does not read for want of a later type (a
+   rejected ServiceRequest needs its Task) at a merge before the last (a failed type) is taken in
+   without the resources in the way; those are tried again at each merge that brings the case
+   something new, and quarantined if the last one still cannot read them. A resource that would
+   make its case break a
    rule of what can be true (``fhir_cm.domain.Plausibility``: a contact in the future, overlapping
    inpatient stays, an open episode that ended) is treated the same way: the case is taken in
    without it, and it is quarantined with the rule it breaks (field and rule, no data) rather than
@@ -66,8 +67,10 @@ from ..fhir import (
 )
 from ..mapping import (
     FhirVersion,
+    MappingError,
     ResourceKey,
     resource_key,
+    resources_to_case,
 )
 from ..store import (
     LedgerEntry,
@@ -90,7 +93,7 @@ from ._intake import (
     server_fhir_version,
     version_of,
 )
-from ._membership import case_of, case_references, ledger_lookup, patient_of
+from ._membership import RunEpisodes, case_of, case_references, ledger_lookup, patient_of
 
 __all__ = ["CASE_RESOURCE_TYPES", "PULL_OVERLAP", "PullReport", "pull"]
 
@@ -136,9 +139,9 @@ class _Puller(Merging):
         # replaces an earlier one); ``held`` counts them, and reaching ``flush_size`` spills them.
         self.buffer: dict[str, dict[ResourceKey, Mapping[str, Any]]] = {}
         self.held = 0
-        # Buffered cases the store does not have yet: placing another type's resources by patient or
-        # by a ``<case>-careplan`` key needs the case stored, so they are flushed before such a page.
-        self.fresh: set[str] = set()
+        # The cases whose episode this run took in (new or changed): until the merge at the end, they
+        # place other types' resources by patient or by a ``<case>-careplan`` key as if stored.
+        self.episodes = RunEpisodes()
         # Watermarks of the types done, written in the transaction of the flush that stores the last
         # of their resources (never before: a crash in between leaves the old watermark).
         self.marks: dict[str, str] = {}
@@ -223,11 +226,8 @@ class _Puller(Merging):
     def work_on(
         self, rtype: str, batch: list[dict[str, Any]], ours_only: bool, problems: Sequence[str | None] | None = None
     ) -> None:
-        """Take one page in, merging first when placing it needs the new cases stored, and moving the
-        buffer to the scratch file after when it is full. ``problems``: the page's checks, if the
-        check worker made them."""
-        if self.fresh and rtype != "EpisodeOfCare":
-            self.flush()
+        """Take one page in, and move the buffer to the scratch file after when it is full.
+        ``problems``: the page's checks, if the check worker made them."""
         self.take(rtype, batch, ours_only=ours_only, problems=problems)
         if self.held >= self.flush_size:
             self.spill_buffer()
@@ -327,6 +327,7 @@ class _Puller(Merging):
                     known=held,
                     by_server_id=lookup,
                     references=references,
+                    episodes=self.episodes,
                 )
                 if case_id is None:
                     self.report.unplaced += 1
@@ -351,14 +352,24 @@ class _Puller(Merging):
         if earlier is None:
             self.held += 1
         items[key] = resource
-        if key.type == "EpisodeOfCare" and not stored:
-            self.fresh.add(case_id)  # perhaps new; the flush finds out
+        if key.type == "EpisodeOfCare":
+            self._note_episode(case_id, resource)
         if isinstance(resource.get("id"), str):
             self.placed[(key.type, resource["id"])] = case_id
             self.referenced.pop((key.type, resource["id"]), None)  # placed now: no longer needed
         for target in references:
             if target[0] in self.to_pull:  # a type already pulled: nothing left for it to place
                 self.referenced.setdefault(target, case_id)
+
+    def _note_episode(self, case_id: str, episode: Mapping[str, Any]) -> None:
+        """Note the case's patient and status, as its episode alone gives them, for placing the
+        run's other resources (see ``RunEpisodes``). An episode that does not read alone places
+        nothing by patient; the merge at the end decides what becomes of it."""
+        try:
+            case = resources_to_case([episode], self.version, self.system)
+        except (MappingError, ValueError):
+            return
+        self.episodes.add(case_id, case.patient.id, case.status)
 
     def done(self, rtype: str) -> None:
         """Forget the references to ``rtype``: its resources are all in, none is left to place."""

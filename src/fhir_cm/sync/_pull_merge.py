@@ -32,6 +32,7 @@ from ..store import (
 )
 from ._conflicts import merge_case, record_clashes
 from ._intake import is_newer, ledger_entry, version_of
+from ._membership import RunEpisodes
 from ._pull_read import MAPPING_PROBLEM, RULE_PROBLEM, CaseReader
 from ._report import PullReport
 from ._spill import Spill, newest
@@ -59,7 +60,7 @@ class Merging:
     spill: Spill
     buffer: dict[str, dict[ResourceKey, Mapping[str, Any]]]
     held: int
-    fresh: set[str]
+    episodes: RunEpisodes
     marks: dict[str, str]
     deferred: dict[str, list[tuple[ResourceKey, Mapping[str, Any]]]]
     placed: dict[tuple[str, str], str]
@@ -84,7 +85,7 @@ class Merging:
         sizes = self.spill.sizes()
         self._retry_deferred(everything=last, spilled=sizes)
         buffer, self.buffer, self.held = self.buffer, {}, 0
-        self.fresh.clear()
+        self.episodes = RunEpisodes()  # merged now: the store has them
         for case_id, items in buffer.items():
             sizes[case_id] = sizes.get(case_id, 0) + len(items)
         chunks = _chunks(sizes)
