@@ -13,6 +13,7 @@ from fhir_cm.store import (
     find_ledger,
     get_ledger,
     ledger_by_server_id,
+    ledger_holds_any,
     list_ledger,
     put_ledger,
 )
@@ -63,6 +64,15 @@ def test_one_resource_on_two_servers_has_two_entries(store: Store) -> None:
 def test_two_keys_cannot_claim_one_server_resource(store: Store) -> None:
     with pytest.raises(StoreError), store.session() as s:
         put_ledger(s, [entry("goal-1", "17"), entry("goal-2", "17")])
+
+
+def test_whether_the_ledger_holds_anything_of_a_server(store: Store) -> None:
+    with store.session() as s:
+        assert not ledger_holds_any(s, HAPI)
+        put_ledger(s, [entry("goal-1", "17", base=FIRELY)], now=NOW)
+        assert not ledger_holds_any(s, HAPI)  # another server's entries do not count
+        put_ledger(s, [entry("goal-1", "17")], now=NOW)
+        assert ledger_holds_any(s, HAPI) and ledger_holds_any(s, HAPI + "/")
 
 
 def test_find_reads_a_pages_entries_by_key_or_server_id_in_one_call(store: Store) -> None:

@@ -45,6 +45,7 @@ from ._errors import (
 from ._ledger import (
     LedgerEntry,
     find_ledger,
+    ledger_holds_any,
     get_ledger,
     ledger_by_server_id,
     list_ledger,
@@ -205,6 +206,7 @@ __all__ = [
     "queue_push",
     "mark_push_failed",
     "find_ledger",
+    "ledger_holds_any",
     "forget_server_limit",
     "get_api_key",
     "get_case",

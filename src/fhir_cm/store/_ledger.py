@@ -20,7 +20,15 @@ from ._dialect import insert, normal_base
 from ._tables import LedgerRow
 from ._types import utcnow
 
-__all__ = ["LedgerEntry", "find_ledger", "get_ledger", "ledger_by_server_id", "list_ledger", "put_ledger"]
+__all__ = [
+    "LedgerEntry",
+    "find_ledger",
+    "get_ledger",
+    "ledger_by_server_id",
+    "ledger_holds_any",
+    "list_ledger",
+    "put_ledger",
+]
 
 
 class LedgerEntry(BaseModel):
@@ -128,6 +136,13 @@ def find_ledger(
         or_(*given),
     )
     return [_entry(row) for row in session.execute(query)]
+
+
+def ledger_holds_any(session: Session, server_base: str) -> bool:
+    """Whether the ledger has any entry for ``server_base``: until a first pull from a server merges,
+    no page of it can find anything there, and one indexed query tells it so."""
+    query = select(LedgerRow.key).where(LedgerRow.server_base == normal_base(server_base)).limit(1)
+    return session.execute(query).first() is not None
 
 
 def list_ledger(

@@ -78,6 +78,7 @@ from ..store import (
     content_hash,
     find_ledger,
     get_watermark,
+    ledger_holds_any,
     put_ledger,
 )
 from ._checks import Checker, problem_of
@@ -276,17 +277,28 @@ class _Puller(Merging):
                     keyed.append((key, resource))
                     if problems is not None:
                         checks.append(problems[n])
-            entries = find_ledger(
-                session,
-                self.base,
-                rtype,
-                keys=(k.value for k, _ in keyed),
-                server_ids=(i for _, r in keyed if isinstance(i := r.get("id"), str)),
+            # A first pull from a server finds nothing of it in the ledger until it merges, at its end:
+            # one query says so, rather than a few per page.
+            known = ledger_holds_any(session, self.base)
+            entries = (
+                find_ledger(
+                    session,
+                    self.base,
+                    rtype,
+                    keys=(k.value for k, _ in keyed),
+                    server_ids=(i for _, r in keyed if isinstance(i := r.get("id"), str)),
+                )
+                if known
+                else []
             )
             by_key = {e.key: e for e in entries}
             by_id = {e.server_id: e for e in entries if e.server_id}
             refs = [list(case_references(r)) for _, r in keyed]  # once per resource, for all three uses
-            lookup = ledger_lookup(session, self.base, zip((r for _, r in keyed), refs, strict=True))
+            lookup = (
+                ledger_lookup(session, self.base, zip((r for _, r in keyed), refs, strict=True))
+                if known
+                else _nothing_known
+            )
             placed = self.placed
             if self.spill:  # resources taken in earlier in the run and spilled place those that refer to them
                 placed = {**self.spill.cases_of(t for targets in refs for t in targets), **self.placed}
@@ -429,6 +441,11 @@ async def pull(
     report.updated_cases = len(puller.updated - puller.new)
     report.cases = sorted(puller.new | puller.updated)
     return report
+
+
+def _nothing_known(rtype: str, server_id: str) -> LedgerEntry | None:
+    """The ledger lookup of a pull from a server the ledger holds nothing of."""
+    return None
 
 
 def _refused(exc: FhirError) -> bool:
