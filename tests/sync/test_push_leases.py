@@ -40,6 +40,7 @@ from fhir_cm.store._tables import OutboxRow
 from fhir_cm.store._types import utcnow
 from fhir_cm.sync import push_asked, run_worker
 from fhir_cm.sync._leases import LeaseKeeper
+from fhir_cm.sync._push_session import PushSession
 from fhir_cm.synthetic import generate_cases
 from tests.sync.faulty_proxy import faulty_proxy
 from tests.sync.server_state import expected, server_state
@@ -69,6 +70,33 @@ DELAY = 0.4  # seconds per request: the batch below takes several leases to push
 BATCH = 6
 
 
+async def second_worker_against(
+    store: Store, first: asyncio.Future[object], batch: int
+) -> tuple[list[dt.datetime], list[OutboxItem]]:
+    """A second worker (of another host) claiming all along, from when the worker ``first`` holds
+    rows until it is done: when it tried, and the rows it took."""
+
+    def second_worker() -> tuple[dt.datetime, list[OutboxItem]]:
+        with store.session() as s:
+            return utcnow(), claim_outbox(s, "second", limit=batch, lease_seconds=60, holder=ELSEWHERE)
+
+    def claimed_by_first() -> bool:
+        with store.session(read_only=True) as s:
+            return any(r.claimed_by == "first" for r in list_outbox(s, status=OutboxStatus.IN_FLIGHT))
+
+    tries: list[dt.datetime] = []
+    stolen: list[OutboxItem] = []
+    while not first.done() and not await asyncio.to_thread(claimed_by_first):
+        await asyncio.sleep(0.01)  # the second worker starts once the first holds its batch
+    while not first.done():
+        when, taken = await asyncio.to_thread(second_worker)
+        if not first.done():
+            tries.append(when)
+        stolen += taken
+        await asyncio.sleep(0.05)
+    return tries, stolen
+
+
 @pytest.mark.parametrize("renewal", [True, False], ids=["renewed", "control-not-renewed"])
 async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works(
     store: Store,
@@ -94,30 +122,13 @@ async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works
 
         monkeypatch.setattr(LeaseKeeper, "renew", no_renewal)
 
-    def second_worker() -> tuple[dt.datetime, list[OutboxItem]]:
-        with store.session() as s:
-            return utcnow(), claim_outbox(s, "second", limit=BATCH, lease_seconds=60, holder=ELSEWHERE)
-
-    def claimed_by_first() -> bool:
-        with store.session(read_only=True) as s:
-            return any(r.claimed_by == "first" for r in list_outbox(s, status=OutboxStatus.IN_FLIGHT))
-
     origin, path = split(fhir_server)
-    tries: list[dt.datetime] = []
-    stolen: list[OutboxItem] = []
     async with (
         faulty_proxy(origin, rate=0.0, delay=DELAY) as (proxy_root, _),
         AsyncFhirClient(proxy_root + path) as client,
     ):
         first = asyncio.ensure_future(run_worker(store, client, settings, once=True, worker_id="first"))
-        while not first.done() and not await asyncio.to_thread(claimed_by_first):
-            await asyncio.sleep(0.01)  # the second worker starts once the first holds its batch
-        while not first.done():
-            when, taken = await asyncio.to_thread(second_worker)
-            if not first.done():
-                tries.append(when)
-            stolen += taken
-            await asyncio.sleep(0.05)
+        tries, stolen = await second_worker_against(store, first, BATCH)
         report = await first
 
     with store.session(read_only=True) as s:
@@ -134,6 +145,40 @@ async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works
     assert [(r.status, r.claimed_by, r.attempts) for r in rows] == [(OutboxStatus.DONE, "first", 1)] * BATCH
     state = await server_state(raw, system)
     assert state.counts == expected(cases, system)
+
+
+async def test_a_first_batch_claimed_while_the_server_is_slow_to_answer_is_renewed_from_its_claim(
+    store: Store, settings: Settings, client: AsyncFhirClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first claim is made while the push learns the server (its CapabilityStatement, the
+    adapter's Device): a server that takes longer than a lease to answer those must not cost the
+    batch its rows before it goes out."""
+    lease = 1.0
+    settings = settings.model_copy(
+        update={"push_lease_seconds": lease, "push_batch_size": BATCH, "push_concurrency": 2}
+    )
+    cases = list(generate_cases(BATCH, seed=4242))
+    save(store, cases)
+    learnt = PushSession.start
+
+    async def slow_start(self: PushSession) -> None:
+        await asyncio.sleep(3 * lease)  # a server slow to answer its first requests
+        await learnt(self)
+
+    monkeypatch.setattr(PushSession, "start", slow_start)
+
+    first = asyncio.ensure_future(run_worker(store, client, settings, once=True, worker_id="first"))
+    tries, stolen = await second_worker_against(store, first, BATCH)
+    report = await first
+
+    with store.session(read_only=True) as s:
+        rows = list_outbox(s)
+    claimed_at = min(r.claimed_at for r in rows if r.claimed_at)
+    assert tries and min(tries) < claimed_at + dt.timedelta(seconds=lease)  # tried within the first lease
+    assert max(tries) > claimed_at + dt.timedelta(seconds=2 * lease)  # and after it would have ended
+    assert stolen == []
+    assert report.cases == BATCH and report.ok
+    assert [(r.status, r.claimed_by) for r in rows] == [(OutboxStatus.DONE, "first")] * BATCH
 
 
 # --- rows held by live workers elsewhere -------------------------------------------------------

@@ -153,7 +153,7 @@ class _PushLoop:
                     break
                 if feeding is not None:
                     await feeding
-                rows = await off_loop(self.store, self.claim)
+                rows = await self.claimed(self.claim)
             await asyncio.gather(*sent)
         finally:
             if feeding is not None:  # (its failure, if any, was raised above or is the lesser one)
@@ -173,14 +173,24 @@ class _PushLoop:
             return self.claim()
 
         _, _, rows = await asyncio.gather(
-            self.session.start(), asyncio.to_thread(terminology), off_loop(self.store, first_claim)
+            self.session.start(), asyncio.to_thread(terminology), self.claimed(first_claim)
         )
+        return rows
+
+    async def claimed(self, claim: Callable[[], list[_Row]]) -> list[_Row]:
+        """Claim (store work, off the loop) and have the keeper renew the claim's leases at once.
+
+        A lease runs from its claim, not from when its batch goes out: the first batch waits for the
+        server's first answers (its CapabilityStatement, the adapter's Device), which a slow server
+        may take longer than a lease to give, and its rows were then taken by another worker.
+        """
+        rows = await off_loop(self.store, claim)
+        self.keeper.hold(item for item, _ in rows)
         return rows
 
     def send_batch(self, batch: _Batch) -> asyncio.Future[list[None]]:
         """Push a batch's rows; the first wave goes out as soon as it is prepared, the rest is prepared
         meanwhile, so the server is not left idle while a whole batch's lookups come back."""
-        self.keeper.hold(batch.items)
         head, tail = _split(batch.items, limit_size=self.wave)
         head_ready = asyncio.ensure_future(self.session.prepare_quietly(batch.cases_of(head)))
         tail_ready = asyncio.ensure_future(_after(head_ready, self.session.prepare_quietly(batch.cases_of(tail))))
