@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import gc
 import importlib
 import random
 import time
@@ -164,10 +165,14 @@ def served(case: Case, version: str) -> dict[Any, dict[str, Any]]:
 def _best_interleaved(rounds: int, works: list[Callable[[], Any]]) -> list[float]:
     """The best time of each work over ``rounds`` rounds, each round running every work once: the
     baseline and the mapping see the machine in the same state (a shared machine's speed drifts
-    over a run; timing one after the other skewed the ratio by ±20 %)."""
+    over a run; timing one after the other skewed the ratio by ±20 %). Each starts after a full
+    collection: otherwise the collector's passes fall on the same work in every round (the runs
+    are deterministic), which then pays for others' garbage — one work measured at 12× in a run
+    where the same work measured 19× with its own."""
     best = [float("inf")] * len(works)
     for _ in range(rounds):
         for n, work in enumerate(works):
+            gc.collect()  # each work pays for its own garbage, not for what the one before left
             started = time.perf_counter()
             work()
             best[n] = min(best[n], time.perf_counter() - started)
