@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -142,27 +145,48 @@ async def test_transaction_rewrites_urn_uuid_references(fhir: AsyncFhirClient) -
     assert (await fhir.read("Goal", goal.id or ""))["subject"]["reference"] == f"Patient/{pat.id}"
 
 
+def task_for(patient_id: str | None) -> dict[str, Any]:
+    return {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "for": {"reference": f"Patient/{patient_id}"},
+    }
+
+
 async def test_paging_across_three_pages(fhir: AsyncFhirClient) -> None:
     pat = await fhir.create(patient(tag()))
-    made = await fhir.batch(
-        [
-            BundleEntry.create(
-                {
-                    "resourceType": "Task",
-                    "status": "requested",
-                    "intent": "order",
-                    "for": {"reference": f"Patient/{pat.id}"},
-                }
-            )
-            for _ in range(7)
-        ]
-    )
+    made = await fhir.batch([BundleEntry.create(task_for(pat.id)) for _ in range(7)])
     assert made.ok
 
     pages = [p async for p in fhir.search("Task", patient=f"Patient/{pat.id}").count(3).pages()]
 
     assert [len(p.matches) for p in pages] == [3, 3, 1]
     assert sorted(t["id"] for p in pages for t in p.matches) == sorted(e.id for e in made.entries)
+
+
+async def test_responses_read_are_freed_as_soon_as_dropped_without_the_cycle_collector(
+    fhir: AsyncFhirClient,
+) -> None:
+    """httpx ties each response to its stream in a reference cycle; the client cuts it once the body
+    is read, so a long pull does not keep its pages (100–400 KB each) until the collector's next pass."""
+    pat = await fhir.create(patient(tag()))
+    made = await fhir.batch([BundleEntry.create(task_for(pat.id)) for _ in range(5)])
+    assert made.ok
+    gc.collect()
+    gc.disable()
+    try:
+        pages = [p async for p in fhir.search("Task", patient=f"Patient/{pat.id}").count(2).pages()]
+        response = await fhir.send_raw("GET", f"{fhir.base_url}/Patient/{pat.id}")
+        read = weakref.ref(response)
+        assert response.json()["id"] == pat.id
+        del response
+        alive = [o for o in gc.get_objects() if type(o) is httpx.Response]
+    finally:
+        gc.enable()
+    assert [len(p.matches) for p in pages] == [2, 2, 1]
+    assert read() is None
+    assert alive == []
 
 
 async def test_history_pages_newest_first(fhir: AsyncFhirClient) -> None:
