@@ -174,8 +174,7 @@ async def test_a_first_batch_claimed_while_the_server_is_slow_to_answer_is_renew
     with store.session(read_only=True) as s:
         rows = list_outbox(s)
     claimed_at = min(r.claimed_at for r in rows if r.claimed_at)
-    assert tries and min(tries) < claimed_at + dt.timedelta(seconds=lease)  # tried within the first lease
-    assert max(tries) > claimed_at + dt.timedelta(seconds=2 * lease)  # and after it would have ended
+    assert tries and max(tries) > claimed_at + dt.timedelta(seconds=2 * lease)  # tried after it would have ended
     assert stolen == []
     assert report.cases == BATCH and report.ok
     assert [(r.status, r.claimed_by) for r in rows] == [(OutboxStatus.DONE, "first")] * BATCH
