@@ -88,3 +88,26 @@ def test_merge_list_updates_a_changed_item_in_place_of_replacing_it() -> None:
         old, [("a", 2)], decode_n, lambda v: {"ours": v[0], "n": v[1]}, ident=lambda v: v[0], update=update
     )
     assert merged == [{"ours": "a", "n": 2, "extension": ["kept"]}]
+
+
+@given(obj=st.dictionaries(_KEYS, _JSON, max_size=3), path=_PATHS, value=st.none() | st.just("v") | st.just([]))
+def test_setting_into_a_shallow_copy_changes_nothing_it_shares(obj: dict, path: list, value: object) -> None:
+    """An update starts from a shallow copy of its base and shares the rest: ``set_in`` must replace
+    the containers on its way, never change them, and give what it gives on a private deep copy."""
+    before = copy.deepcopy(obj)
+    private = copy.deepcopy(obj)
+    set_in(private, path, value)
+    shallow = dict(obj)
+    set_in(shallow, path, value)
+    assert obj == before
+    assert shallow == private
+
+
+def test_setting_shares_what_is_off_its_path() -> None:
+    base = {"period": {"start": "2024-01-01"}, "note": [{"text": "kept"}], "extension": [{"url": "u"}]}
+    obj = dict(base)
+    set_in(obj, ("period", "end"), "2024-02-01")
+    set_in(obj, ("extension",), None)
+    assert obj == {"period": {"start": "2024-01-01", "end": "2024-02-01"}, "note": [{"text": "kept"}]}
+    assert base["period"] == {"start": "2024-01-01"} and base["extension"] == [{"url": "u"}]
+    assert obj["note"] is base["note"]  # untouched elements are not copied

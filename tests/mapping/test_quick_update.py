@@ -134,3 +134,30 @@ def test_a_field_that_proves_it_holds_a_value_would_write_nothing_new(
                     f.write(rewritten, value, ctx)
                     assert rewritten == obj, (key, f.name)
     assert proved > 0
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+@_SETTINGS
+@given(case=cases())
+def test_an_unchanged_case_shares_its_bases_elements_instead_of_copying_them(version: str, case: Case) -> None:
+    """Each update is a new resource, but what it does not change it takes from its base as it is
+    (copying every base first was half the cost of an update)."""
+    bases = with_ids(case, version)
+    for key, resource in case_to_resources(case, version, SYSTEM, bases).items():
+        base = bases[key]
+        assert resource is not base and resource == base
+        assert all(resource[name] is base[name] for name in base), key
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+@_SETTINGS
+@given(case=cases(), earlier=cases(), data=st.data())
+def test_an_update_over_shared_elements_is_the_update_of_a_private_copy(
+    version: str, case: Case, earlier: Case, data: st.DataObject
+) -> None:
+    case = same_keys(case, earlier)
+    bases = data.draw(disturbed(with_ids(earlier, version)))
+    before = copy.deepcopy(bases)
+    shared = case_to_resources(case, version, SYSTEM, bases)
+    assert bases == before
+    assert shared == case_to_resources(case, version, SYSTEM, copy.deepcopy(bases))

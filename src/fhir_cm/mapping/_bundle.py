@@ -33,7 +33,8 @@ def case_to_bundle(
 ) -> dict[str, Any]:
     """A ``transaction`` Bundle that brings the server up to date with ``case``.
 
-    ``base`` and ``server_ids`` are as for :func:`case_to_resources`; each entry is planned by
+    ``base`` and ``server_ids`` are as for :func:`case_to_resources` (the entries' resources share
+    with ``base`` what they do not change); each entry is planned by
     :func:`plan_entry`, the rule the push follows. Resources whose update would equal their base
     copy are left out unless ``include_unchanged``.
     """

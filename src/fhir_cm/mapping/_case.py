@@ -1,9 +1,10 @@
 """A whole case ⇄ its FHIR resources, for R4 and R5.
 
 Writing: every entity of the case becomes the resource its module describes. When a *base* (the
-last known server copy) is given for a resource, the update starts from a copy of it and writes only
-the fields the domain changed, so what the adapter does not own survives and an unchanged case
-gives back exactly its base.
+last known server copy) is given for a resource, the update writes only the fields the domain
+changed, so what the adapter does not own survives and an unchanged case gives back exactly its
+base. The update is a new resource that shares with its base what it did not change: neither is
+changed in place afterwards (``clone`` one first), and the base is never changed by the update.
 
 Reading: a set of resources (or Bundles) for one case becomes a Case. Reading is tolerant — missing
 optional elements are fine, foreign codings and extensions are ignored — but what a case must have
@@ -87,12 +88,11 @@ def map_case(
     plan = case_plan(case, base)
     refs.know_all(k for k, _, _ in plan)
     ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan), quick=quick)
-    held = [base[key] for key, _, _ in plan if key in base]
-    copies = _private_copies(held, refs, bool(ids)) if held else iter(())
+    settle = bool(ids)
     out: dict[ResourceKey, dict[str, Any]] = {}
     for key, spec, entity in plan:
         if key in base:
-            out[key] = spec.merge(next(copies), entity, ctx, copy=False)
+            out[key] = spec.merge(_prepared(base[key], refs, settle), entity, ctx)
         else:
             resource = spec.build(entity, ctx, key.value)
             if key in ids:
@@ -101,40 +101,46 @@ def map_case(
     return out, refs, ids
 
 
-def _private_copies(resources: list[Mapping[str, Any]], refs: References, settle: bool) -> Iterator[dict[str, Any]]:
-    """Copies of the base resources to update, with leftover ``urn:uuid:`` references settled.
+def _prepared(resource: Mapping[str, Any], refs: References, settle: bool) -> Mapping[str, Any]:
+    """A base resource ready to be updated: as it is, but for leftover ``urn:uuid:`` references settled
+    (when server ids are known) and anything other than plain JSON (dicts and lists) made plain.
 
-    One JSON round trip copies them all (copying is a good part of an update). A ``urn:uuid:``
-    reference to a resource whose server id is known is a leftover of the transaction that created
-    it (a server resolves them on the way in); sending it again would point at an entry the new
-    transaction may not have, so it becomes ``Type/id``.
+    One serialisation tells both, far cheaper than copying: the update is made without copying the
+    base first (it shares what it does not change, see :func:`set_in`).
     """
     try:
-        raw = orjson.dumps(resources)
+        raw = orjson.dumps(resource)
     except TypeError:
-        copies, may_hold_urns = [clone(r) for r in resources], True
-    else:
-        copies, may_hold_urns = orjson.loads(raw), b"urn:uuid:" in raw
-    for copy in copies:
-        if settle and may_hold_urns:
-            _settle(copy, refs)
-        yield copy
+        resource, raw = clone(resource), b"urn:uuid:"  # other mappings, models…: made plain, and walked
+    return _settled(resource, refs) if settle and b"urn:uuid:" in raw else resource
 
 
-def _settle(obj: Any, refs: References) -> None:
-    if type(obj) is dict:
+def _settled(obj: Any, refs: References) -> Any:
+    """``obj`` with leftover ``urn:uuid:`` references settled, sharing what it does not change.
+
+    A ``urn:uuid:`` reference to a resource whose server id is known is a leftover of the
+    transaction that created it (a server resolves them on the way in); sending it again would
+    point at an entry the new transaction may not have, so it becomes ``Type/id``.
+    """
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] | None = None
         literal = obj.get("reference")
         if type(literal) is str and literal.startswith("urn:uuid:"):
             key = refs.resolve(obj)
             if key is not None and refs.server_id(key):
-                obj["reference"] = refs.reference(key)["reference"]
-        for value in obj.values():
-            if type(value) is dict or type(value) is list:
-                _settle(value, refs)
-    elif type(obj) is list:
-        for value in obj:
-            if type(value) is dict or type(value) is list:
-                _settle(value, refs)
+                out = dict(obj)
+                out["reference"] = refs.reference(key)["reference"]
+        for name, value in obj.items():
+            if isinstance(value, (Mapping, list, tuple)):
+                new = _settled(value, refs)
+                if new is not value:
+                    out = dict(obj) if out is None else out
+                    out[name] = new
+        return obj if out is None else out
+    if isinstance(obj, (list, tuple)):
+        items = [_settled(v, refs) if isinstance(v, (Mapping, list, tuple)) else v for v in obj]
+        return items if any(n is not o for n, o in zip(items, obj)) else obj
+    return obj
 
 
 def case_to_resources(
@@ -152,6 +158,10 @@ def case_to_resources(
     domain changed. ``server_ids`` names server ids for resources with no base copy. References
     between the case's resources are ``Type/id`` where the id is known, else ``urn:uuid:``.
     Resources in ``base`` that the case no longer has (a removed goal) are not returned.
+
+    ``base`` is left as it is. An updated resource is a new dict, but its elements the case did not
+    change are the base's own objects, not copies (copying every base first was half the cost of an
+    update): to change one in place, clone it first.
     """
     return map_case(case, version, identifier_system, base, server_ids)[0]
 

@@ -92,7 +92,12 @@ def _empty(value: Any) -> bool:
 
 def set_in(obj: dict[str, Any], path: PathT, value: Any) -> None:
     """Put ``value`` at ``path``, creating what is missing; an empty value removes the element and
-    prunes the containers it leaves empty (FHIR JSON has no empty objects or arrays)."""
+    prunes the containers it leaves empty (FHIR JSON has no empty objects or arrays).
+
+    Only ``obj`` itself is changed in place: every container on the way to ``path`` is replaced by
+    a copy, never changed. So ``obj`` may be a shallow copy of a resource and share the rest with it
+    (an update shares with its base what it does not change, instead of copying it all first).
+    """
     if _empty(value):
         if path[0] in obj:
             _remove(obj, path)
@@ -105,14 +110,12 @@ def set_in(obj: dict[str, Any], path: PathT, value: Any) -> None:
         if isinstance(p, int):
             while len(cur) <= p:
                 cur.append(want())
-            if not isinstance(cur[p], want):
-                cur[p] = want()
-            cur = cur[p]
+            nxt = cur[p]
         else:
             nxt = cur.get(p)
-            if not isinstance(nxt, want):
-                nxt = cur[p] = want()
-            cur = nxt
+        nxt = _copied(nxt, want)  # a copy, not the container itself: see above
+        cur[p] = nxt
+        cur = nxt
     key = path[last]
     if isinstance(key, int):
         while len(cur) <= key:
@@ -120,19 +123,38 @@ def set_in(obj: dict[str, Any], path: PathT, value: Any) -> None:
     cur[key] = value
 
 
+def _copied(container: Any, want: type) -> Any:
+    """A shallow copy of ``container`` as a ``want`` (dict or list); a new empty one if it is neither."""
+    if want is dict:
+        return dict(container) if isinstance(container, Mapping) else {}
+    return list(container) if isinstance(container, (list, tuple)) else []
+
+
 def _remove(obj: dict[str, Any], path: PathT) -> None:
-    trail: list[tuple[Any, str | int]] = []
+    # Find first whether anything would change, so that nothing is copied when nothing changes.
     cur: Any = obj
     for p in path[:-1]:
-        nxt = get_in(cur, (p,))
-        if nxt is None:
+        cur = get_in(cur, (p,))
+        if cur is None:
             return
-        trail.append((cur, p))
-        cur = nxt
     last = path[-1]
     if isinstance(cur, dict):
+        if last not in cur and cur:
+            return
+    elif isinstance(cur, list):
+        if not (isinstance(last, int) and last < len(cur)) and cur:
+            return
+    else:
+        return
+    trail: list[tuple[Any, str | int]] = []
+    cur = obj
+    for p in path[:-1]:
+        nxt = cur[p] = dict(cur[p]) if type(cur[p]) is dict else list(cur[p])  # copies, as in set_in
+        trail.append((cur, p))
+        cur = nxt
+    if isinstance(cur, dict):
         cur.pop(last, None)
-    elif isinstance(cur, list) and isinstance(last, int) and last < len(cur):
+    elif isinstance(last, int) and last < len(cur):
         cur.pop(last)
     while trail and _empty(cur):
         parent, p = trail.pop()

@@ -150,16 +150,33 @@ def _our_values(resource: Mapping[str, Any], identifier_system: str) -> set[str]
     }
 
 
-def rewrite_references(node: Any, mapping: Mapping[str, str]) -> None:
-    """Point every ``reference`` found in ``mapping`` at its replacement, in place."""
+def rewrite_references(node: Any, mapping: Mapping[str, str]) -> Any:
+    """``node`` with every ``reference`` found in ``mapping`` pointed at its replacement.
+
+    ``node`` itself is not changed: what holds a rewritten reference is copied, the rest is shared
+    (a mapped resource shares with its server copy what the case did not change, see
+    :func:`fhir_cm.mapping.case_to_resources`). Returns ``node`` itself when nothing is rewritten.
+    """
     if type(node) is dict:  # JSON as parsed or built: exact types (cheaper than isinstance, per element)
+        out: dict[str, Any] | None = None
         ref = node.get("reference")
         if type(ref) is str and ref in mapping:
-            node["reference"] = mapping[ref]
-        for value in node.values():
+            out = dict(node)
+            out["reference"] = mapping[ref]
+        for name, value in node.items():
             if type(value) is dict or type(value) is list:
-                rewrite_references(value, mapping)
-    elif type(node) is list:
-        for value in node:
+                new = rewrite_references(value, mapping)
+                if new is not value:
+                    out = dict(node) if out is None else out
+                    out[name] = new
+        return node if out is None else out
+    if type(node) is list:
+        items: list[Any] | None = None
+        for n, value in enumerate(node):
             if type(value) is dict or type(value) is list:
-                rewrite_references(value, mapping)
+                new = rewrite_references(value, mapping)
+                if new is not value:
+                    items = list(node) if items is None else items
+                    items[n] = new
+        return node if items is None else items
+    return node

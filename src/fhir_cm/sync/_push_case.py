@@ -175,7 +175,7 @@ class _CasePush:
         refs: References | None = None
         for key, resource in resources.items():
             if moved:
-                rewrite_references(resource, moved)
+                resource = rewrite_references(resource, moved)
             if key in self.keep:
                 keep_server(resource, *self.keep[key])
             base = self.bases.get(key)

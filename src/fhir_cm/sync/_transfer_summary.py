@@ -264,7 +264,7 @@ def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tu
         out[(rtype, rid)] = {"fullUrl": _urn(f"{rtype}?identifier={system}|{rid}"), "resource": resource}
     moved = {f"{rtype}/{rid}": e["fullUrl"] for (rtype, rid), e in out.items()}
     for entry in [*included, *out.values()]:
-        rewrite_references(entry["resource"], moved)
+        entry["resource"] = rewrite_references(entry["resource"], moved)
     return out
 
 

@@ -147,7 +147,7 @@ def model_items(
         path,
         decode=decode,
         encode=lambda v, ctx: shape.write({}, v, ctx),
-        update=lambda item, v, ctx: shape.merge(item, v, ctx),
+        update=lambda item, v, ctx: shape.merge(dict(item), v, ctx),  # the item may be shared with a base
         ident=ident,
         get=get,
     )
