@@ -109,7 +109,7 @@ async def naive(base: str, cases: list, system: str) -> int:
                 entry = (ready or pending)[0]
                 pending.remove(entry)
                 resource = dict(entry.resource or {})
-                rewrite_references(resource, assigned)
+                resource = rewrite_references(resource, assigned)
                 rtype = resource["resourceType"]
                 key = ResourceKey(rtype, resource["identifier"][0]["value"])
                 if identity.by_identifier(rtype):
@@ -122,7 +122,7 @@ async def naive(base: str, cases: list, system: str) -> int:
             pid_ = provenance_id(case.id, "CREATE", written)
             targets = [assigned[e.full_url or ""] for e in entries]
             provenance = provenance_resource(case, "CREATE", targets, f"Device/{device.id}", resource_id=pid_)
-            rewrite_references(provenance, assigned)  # onBehalfOf: the case manager, as the server calls it
+            provenance = rewrite_references(provenance, assigned)  # onBehalfOf: the case manager, as the server calls it
             await client.update(provenance, versioned=False)
     return sent
 
