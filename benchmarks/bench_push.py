@@ -122,7 +122,8 @@ async def naive(base: str, cases: list, system: str) -> int:
             pid_ = provenance_id(case.id, "CREATE", written)
             targets = [assigned[e.full_url or ""] for e in entries]
             provenance = provenance_resource(case, "CREATE", targets, f"Device/{device.id}", resource_id=pid_)
-            provenance = rewrite_references(provenance, assigned)  # onBehalfOf: the case manager, as the server calls it
+            # onBehalfOf: the case manager, as the server calls it
+            provenance = rewrite_references(provenance, assigned)
             await client.update(provenance, versioned=False)
     return sent
 

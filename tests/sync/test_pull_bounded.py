@@ -1,6 +1,6 @@
 """What the pull holds in memory does not pile up until the end of the run.
 
-Beyond ``flush_size`` resources, what was taken in goes to a scratch file until the cases are
+Beyond ``flush_size`` resources (or ``flush_bytes`` of their JSON), what was taken in goes to a scratch file until the cases are
 merged (once each, at the end). A rejected referral's ServiceRequest does not read without the Task
 that says why: it comes in with it, whatever the pages in between. References to types already
 pulled are not kept (nothing is left for them to place).
@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 
 from fhir_cm.store import Store, get_case, list_ledger, list_quarantine, open_store
@@ -45,8 +46,9 @@ class WatchingServer(PagedServer):
         return super().__call__(request)
 
 
+@pytest.mark.parametrize("bound", [{"flush_size": 1}, {"flush_bytes": 1}], ids=["by-count", "by-bytes"])
 async def test_a_rejected_referral_comes_in_with_its_task_and_memory_holds_one_flush(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, bound: dict[str, int]
 ) -> None:
     case = full_case()
     assert any(r.status == "rejected" for r in case.referrals)
@@ -59,7 +61,7 @@ async def test_a_rejected_referral_comes_in_with_its_task_and_memory_holds_one_f
         held.append(sum(len(items) for items in self.buffer.values()) + len(self.deferred))
 
     monkeypatch.setattr(_pull._Puller, "take", spy)
-    report = await run_pull(store, server, flush_size=1)
+    report = await run_pull(store, server, **bound)
 
     assert (report.quarantined, report.unplaced, report.new_cases) == (0, 0, 1)
     assert max(held) <= 1  # one resource in memory at a time: the rest waited in the scratch file
@@ -101,3 +103,27 @@ async def test_references_to_types_already_pulled_are_not_kept(store: Store, mon
     assert (report.quarantined, report.unplaced) == (0, 0)
     assert sizes["CarePlan"] > 0  # what the CarePlan names is kept until it comes in...
     assert sizes["Encounter"] == 0  # ...and nothing is once every type is in
+
+
+async def test_the_buffer_is_bounded_by_the_bytes_of_what_it_holds(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resources of one type differ in size from those of another: the buffer spills once the JSON
+    it holds reaches ``flush_bytes``, however few resources that is."""
+    held: list[tuple[int, int]] = []
+    take = _pull._Puller.take
+
+    def spy(self: _pull._Puller, rtype: str, *args: Any, **kwargs: Any) -> None:
+        take(self, rtype, *args, **kwargs)
+        held.append((self.held, self.held_bytes))
+
+    monkeypatch.setattr(_pull._Puller, "take", spy)
+    by_type = on_server(full_case())
+    largest = max(len(orjson.dumps(r)) for resources in by_type.values() for r in resources)
+    budget = 2 * largest
+    report = await run_pull(store, PagedServer(by_type, per_page=1), flush_bytes=budget)
+
+    assert report.new_cases == 1 and report.quarantined == 0
+    # A page taken in past the budget spills the buffer: it never holds more than a page over it.
+    assert all(size < budget + largest for _, size in held)
+    assert max(count for count, _ in held) < len(held)  # it did spill, long before holding everything

@@ -17,7 +17,8 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    copies and outbox rows (one query each for ``MERGE_CASES`` cases); the case as the server had it
    (ledger copies), as it has it now (plus the new copies) and the local case go through a three-way
    merge (``_conflicts``), and the case is saved once, without queueing a push (nothing local
-   changed); the new copies go into the ledger. When the buffer holds ``flush_size`` resources it
+   changed); the new copies go into the ledger. When the buffer holds ``flush_size`` resources, or
+   ``flush_bytes`` of them as JSON (whichever comes first: sizes differ tenfold between types), it
    goes to a scratch file (``_spill``), not into the store: a pull goes type by type, so merging
    then would read, merge and save every case once per type it has resources of (nine times on a
    first pull), where once does. Resources taken in earlier in the run place those that refer to
@@ -33,7 +34,7 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    inpatient stays, an open episode that ended) is treated the same way: the case is taken in
    without it, and it is quarantined with the rule it breaks (field and rule, no data) rather than
    dropped. Breaches the local case already had are not held against the server. Memory stays
-   bounded by ``flush_size`` resources and the ledger copies of ``MERGE_CASES`` cases, whatever
+   bounded by the buffer (``flush_bytes`` of JSON at most) and the ledger copies of ``MERGE_CASES`` cases, whatever
    the number pulled (plus the ids that resources taken in refer to, of types still to be pulled,
    for placing by reference); the scratch file grows with the pull and is removed at its end.
    Clashes become conflicts only when a local change may still be waiting to be pushed: an outbox
@@ -55,6 +56,8 @@ import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 
 from ..config import Settings
@@ -119,16 +122,26 @@ PAGE_SIZE = 200
 #: How many newer resources the pull holds in memory; beyond, they wait in the scratch file until the
 #: cases are merged (a case whose parts arrive over many pages and types is merged once, at the end).
 FLUSH_SIZE = 2000
+#: The same bound in bytes (the JSON of the held resources): a pull's types differ in size — an
+#: EpisodeOfCare or a CareTeam takes three times the memory of a Communication — so a buffer bounded
+#: by count alone holds more as a pull reaches types with many resources each, i.e. as it grows.
+FLUSH_BYTES = 2_000_000
 
 
 class _Puller(Merging):
     def __init__(
-        self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion, flush_size: int
+        self,
+        store: Store,
+        client: AsyncFhirClient,
+        settings: Settings,
+        version: FhirVersion,
+        flush_size: int,
+        flush_bytes: int = FLUSH_BYTES,
     ) -> None:
         self.store, self.client, self.version = store, client, version
         self.system = settings.identifier_system
         self.base = client.base_url
-        self.flush_size = flush_size
+        self.flush_size, self.flush_bytes = flush_size, flush_bytes
         self.reader = CaseReader(version, self.system, settings.plausibility(dt.date.today()))
         self.checker = Checker(version, self.system, CASE_RESOURCE_TYPES)
         # What was taken in beyond ``flush_size``: on disk until the cases are merged.
@@ -137,9 +150,10 @@ class _Puller(Merging):
         self.new: set[str] = set()
         self.updated: set[str] = set()
         # The newer copies taken in since the last flush, by case (a later version of a resource
-        # replaces an earlier one); ``held`` counts them, and reaching ``flush_size`` spills them.
+        # replaces an earlier one); ``held`` counts them and ``held_bytes`` their JSON, and reaching
+        # ``flush_size`` or ``flush_bytes`` spills them.
         self.buffer: dict[str, dict[ResourceKey, Mapping[str, Any]]] = {}
-        self.held = 0
+        self.held = self.held_bytes = 0
         # The cases whose episode this run took in (new or changed): until the merge at the end, they
         # place other types' resources by patient or by a ``<case>-careplan`` key as if stored.
         self.episodes = RunEpisodes()
@@ -230,13 +244,13 @@ class _Puller(Merging):
         """Take one page in, and move the buffer to the scratch file after when it is full.
         ``problems``: the page's checks, if the check worker made them."""
         self.take(rtype, batch, ours_only=ours_only, problems=problems)
-        if self.held >= self.flush_size:
+        if self.held >= self.flush_size or self.held_bytes >= self.flush_bytes:
             self.spill_buffer()
 
     def spill_buffer(self) -> None:
         """Move the buffer to the scratch file: its cases are merged once, at the next flush."""
         self.spill.add(self.buffer)
-        self.buffer, self.held = {}, 0
+        self.buffer, self.held, self.held_bytes = {}, 0, 0
         self.placed = self._deferred_placed()  # the spilled ones are looked up in the file
 
     def _watermark(self, rtype: str) -> str | None:
@@ -363,6 +377,7 @@ class _Puller(Merging):
             return
         if earlier is None:
             self.held += 1
+        self.held_bytes += len(orjson.dumps(resource))  # a later copy counts again: spilled sooner, never later
         items[key] = resource
         if key.type == "EpisodeOfCare":
             self._note_episode(case_id, resource)
@@ -398,6 +413,7 @@ async def pull(
     patient: str | None = None,
     types: Iterable[str] = CASE_RESOURCE_TYPES,
     flush_size: int = FLUSH_SIZE,
+    flush_bytes: int = FLUSH_BYTES,
 ) -> PullReport:
     """Pull what changed on the client's server into the store's cases; see the module docstring.
 
@@ -406,19 +422,20 @@ async def pull(
     neither used nor moved: the run covers one patient only). A type the server refuses (e.g. a
     client enforcing a CapabilityStatement that leaves the type out) is skipped and reported;
     other failures of the server raise ``FhirError`` after what was pulled so far is kept.
-    ``flush_size`` is how many newer resources are held in memory (the rest wait in a scratch file).
+    ``flush_size`` is how many newer resources are held in memory, ``flush_bytes`` how much of their
+    JSON (the rest wait in a scratch file).
     """
     start = instant(since) if isinstance(since, str) else since
     if start is not None and start.tzinfo is None:
         raise ValueError("since needs a time zone (e.g. 2024-05-01T10:00:00Z)")
-    if flush_size < 1:
-        raise ValueError("flush_size must be at least 1")
+    if flush_size < 1 or flush_bytes < 1:
+        raise ValueError("flush_size and flush_bytes must be at least 1")
     version = await server_fhir_version(client, settings)
     try:
         caps: Capabilities | None = await client.capabilities()
     except FhirError:
         caps = None  # no usable /metadata: send everything and filter here
-    puller = _Puller(store, client, settings, version, flush_size)
+    puller = _Puller(store, client, settings, version, flush_size, flush_bytes)
     types = list(types)
     puller.to_pull = set(types)
     try:

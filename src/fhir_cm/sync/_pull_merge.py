@@ -60,6 +60,7 @@ class Merging:
     spill: Spill
     buffer: dict[str, dict[ResourceKey, Mapping[str, Any]]]
     held: int
+    held_bytes: int
     episodes: RunEpisodes
     marks: dict[str, str]
     deferred: dict[str, list[tuple[ResourceKey, Mapping[str, Any]]]]
@@ -84,7 +85,7 @@ class Merging:
         """
         sizes = self.spill.sizes()
         self._retry_deferred(everything=last, spilled=sizes)
-        buffer, self.buffer, self.held = self.buffer, {}, 0
+        buffer, self.buffer, self.held, self.held_bytes = self.buffer, {}, 0, 0
         self.episodes = RunEpisodes()  # merged now: the store has them
         for case_id, items in buffer.items():
             sizes[case_id] = sizes.get(case_id, 0) + len(items)
