@@ -47,3 +47,15 @@ def test_the_openapi_document_types_facade_answers_as_fhir_resources(client: Tes
         answers = paths[path]["post"]["responses"]
         assert {"400", "401", "422"} <= set(answers) and "application/problem+json" in answers["401"]["content"]
     assert "502" in paths["/api/v1/sync/push"]["post"]["responses"]
+
+
+def test_every_operation_has_an_operation_id_of_its_own(client: TestClient) -> None:
+    """OpenAPI: an operationId names one operation (tools generate a function per id)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    ids = [
+        op["operationId"]
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    ]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

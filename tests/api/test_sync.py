@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from typing import Any
 
 import pytest
@@ -134,3 +136,18 @@ def test_quarantine_lists_what_a_pull_set_aside(client: TestClient, keys: Keys, 
         add_quarantine(s, source="http://server/fhir", raw={"resourceType": "Goal", "id": "x"}, reason="bad status")
     body = client.get("/api/v1/sync/quarantine", headers=bearer(keys.supervisor)).json()
     assert [(q["resource_type"], q["reason"]) for q in body] == [("Goal", "bad status")]
+
+
+def test_a_placement_without_a_fhir_server_is_409_and_starts_no_job(client: TestClient, keys: Keys) -> None:
+    """The job is started only once a server is known to be there (it was made and left unawaited)."""
+    create(client, keys.supervisor, id="case-placed")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = client.post(
+            "/api/v1/cases/case-placed/placements",
+            json={"setting": "skilled-nursing", "candidates": ["org-1"]},
+            headers=bearer(keys.supervisor),
+        )
+        gc.collect()
+    assert response.status_code == 409 and "FHIR_CM_FHIR_BASE" in response.json()["detail"]
+    assert not [w for w in caught if "never awaited" in str(w.message)]

@@ -72,12 +72,6 @@ async def _receive(
         ) from None
 
 
-@router.api_route(
-    "/{subscription_id}",
-    methods=_METHODS,
-    response_model=NotificationOutcome,
-    summary="Receive a subscription notification",
-)
 async def notification(
     request: Request, subscription_id: SubscriptionId, store: Annotated[Store, Depends(get_store)]
 ) -> NotificationOutcome:
@@ -85,12 +79,6 @@ async def notification(
     return await _receive(request, store, subscription_id, None)
 
 
-@router.api_route(
-    "/{subscription_id}/{resource_type}/{resource_id}",
-    methods=_METHODS,
-    response_model=NotificationOutcome,
-    summary="Receive a resource a subscription delivers",
-)
 async def resource_notification(
     request: Request,
     subscription_id: SubscriptionId,
@@ -100,3 +88,23 @@ async def resource_notification(
 ) -> NotificationOutcome:
     """The changed resource itself (HAPI's R4 rest-hook ``PUT``), or its address with no body."""
     return await _receive(request, store, subscription_id, (resource_type, resource_id))
+
+
+# One route per method: an operation id names one operation (a route of two methods gave both the same).
+for _method in _METHODS:
+    router.add_api_route(
+        "/{subscription_id}",
+        notification,
+        methods=[_method],
+        response_model=NotificationOutcome,
+        summary="Receive a subscription notification",
+        operation_id=f"notification_{_method.lower()}",
+    )
+    router.add_api_route(
+        "/{subscription_id}/{resource_type}/{resource_id}",
+        resource_notification,
+        methods=[_method],
+        response_model=NotificationOutcome,
+        summary="Receive a resource a subscription delivers",
+        operation_id=f"resource_notification_{_method.lower()}",
+    )

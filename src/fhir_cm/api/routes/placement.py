@@ -8,7 +8,8 @@ with its reason; choosing a facility that has not accepted → 409 saying so.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, status
@@ -56,11 +57,12 @@ class ChoiceIn(BaseModel):
     candidate: EntityId
 
 
-async def _on_server(settings: Settings, job: Awaitable[T]) -> T:
+async def _on_server(settings: Settings, job: Callable[[], Awaitable[T]]) -> T:
+    """Run ``job`` against the FHIR server; started only once a server is known to be configured."""
     if not settings.fhir_base:
         raise ConflictProblem("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service")
     try:
-        return await job
+        return await job()
     except PlacementError as exc:
         raise ConflictProblem(str(exc)) from None
     except FhirError as exc:
@@ -85,7 +87,9 @@ async def offer(
     await _visible(work, case_id)
     return await _on_server(
         settings,
-        jobs.offer_to_facilities(work.store, settings, case_id, body.setting, body.candidates, service=body.service),
+        functools.partial(
+            jobs.offer_to_facilities, work.store, settings, case_id, body.setting, body.candidates, service=body.service
+        ),
     )
 
 
@@ -106,7 +110,10 @@ async def follow(
     known = [p for p in await run_in_threadpool(jobs.placements_of, work.store, case_id) if p.id == placement_id]
     if not known:
         raise NotFoundProblem(f"no placement of case {case_id} with that id")
-    return _of_case(await _on_server(settings, jobs.follow_placement(work.store, settings, placement_id)), case_id)
+    return _of_case(
+        await _on_server(settings, functools.partial(jobs.follow_placement, work.store, settings, placement_id)),
+        case_id,
+    )
 
 
 @router.post("/{placement_id}/choose", response_model=Placement, summary="Settle on the patient's choice")
@@ -123,4 +130,6 @@ async def choose(
     known = [p for p in await run_in_threadpool(jobs.placements_of, work.store, case_id) if p.id == placement_id]
     if not known:
         raise NotFoundProblem(f"no placement of case {case_id} with that id")
-    return await _on_server(settings, jobs.choose_facility(work.store, settings, placement_id, body.candidate))
+    return await _on_server(
+        settings, functools.partial(jobs.choose_facility, work.store, settings, placement_id, body.candidate)
+    )
