@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fhir_cm.domain import CaseStatus, ReferralStatus, move_referral
-from fhir_cm.mapping import ResourceKey, case_to_resources, resources_to_case
+from fhir_cm.mapping import ResourceKey, case_to_resources, iter_references, resources_to_case
 from fhir_cm.mapping._codes import EXT_CURRENT_SETTING
 from fhir_cm.mapping._json import get_in
 from tests.mapping.builders import SYSTEM, D, changed_paths, full_case
@@ -269,3 +269,22 @@ def test_a_resource_from_another_system_imports_and_exports_unchanged(version: s
     key = ResourceKey("EpisodeOfCare", "ehr-eoc-7")
     out = case_to_resources(case, version, SYSTEM, {key: ehr_episode})
     assert out[key] == ehr_episode
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_leftover_urn_references_in_server_copies_become_type_id_and_the_copies_stay_as_they_were(version: str) -> None:
+    """A server copy may keep the ``urn:uuid:`` of the transaction that created it: once the server
+    ids are known the update names the resources by id, and the copies themselves are not changed."""
+    case = full_case()
+    built = case_to_resources(case, version, SYSTEM)  # references between them by urn:uuid
+    copies = {key: {**resource, "id": f"srv-{n}"} for n, (key, resource) in enumerate(built.items())}
+    assert any(r.startswith("urn:uuid:") for c in copies.values() for r in iter_references(c))
+    before = copy.deepcopy(copies)
+
+    updated = case_to_resources(case, version, SYSTEM, copies)
+
+    assert copies == before
+    ids = {f"{key.type}/{c['id']}" for key, c in copies.items()}
+    named = [r for resource in updated.values() for r in iter_references(resource)]
+    assert not [r for r in named if r.startswith("urn:uuid:")]
+    assert {r for r in named if r.split("/")[0] in {k.type for k in copies}} <= ids

@@ -34,6 +34,7 @@ from ._refs import (
     party_reference,
     patient_of,
     read_party,
+    replace_references,
 )
 from ._versions import (
     UnrepresentableElementError,
@@ -76,6 +77,7 @@ __all__ = [
     "read_date",
     "read_party",
     "read_resource",
+    "replace_references",
     "recognise_disposition",
     "recognise_setting",
     "render_narrative",

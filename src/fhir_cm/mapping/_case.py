@@ -32,7 +32,7 @@ from ._fields import Ctx, ResourceSpec
 from ._goal import GOAL
 from ._json import clone
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
-from ._refs import References
+from ._refs import References, replace_references
 from ._servicerequest import SERVICE_REQUEST
 from ._task import TASK
 
@@ -102,45 +102,32 @@ def map_case(
 
 
 def _prepared(resource: Mapping[str, Any], refs: References, settle: bool) -> Mapping[str, Any]:
-    """A base resource ready to be updated: as it is, but for leftover ``urn:uuid:`` references settled
-    (when server ids are known) and anything other than plain JSON (dicts and lists) made plain.
+    """A base resource ready to be updated: as it is, but for anything other than plain JSON (dicts
+    and lists) made plain and, when server ids are known, leftover ``urn:uuid:`` references settled.
 
-    One serialisation tells both, far cheaper than copying: the update is made without copying the
-    base first (it shares what it does not change, see :func:`set_in`).
+    A ``urn:uuid:`` reference to a resource whose server id is known is a leftover of the
+    transaction that created it (a server resolves them on the way in); sending it again would
+    point at an entry the new transaction may not have, so it becomes ``Type/id``. One
+    serialisation tells whether either is needed, far cheaper than copying: the update is made
+    without copying the base first (it shares what it does not change, see :func:`set_in`).
     """
     try:
         raw = orjson.dumps(resource)
     except TypeError:
-        resource, raw = clone(resource), b"urn:uuid:"  # other mappings, models…: made plain, and walked
-    return _settled(resource, refs) if settle and b"urn:uuid:" in raw else resource
+        resource, raw = clone(resource), b"urn:uuid:"  # other mappings, models…: made plain
+    if not (settle and b"urn:uuid:" in raw):
+        return resource
+    if type(resource) is not dict:
+        resource = orjson.loads(raw)  # plain JSON, so that every reference in it is found
 
+    def settled(reference: dict[str, Any]) -> str | None:
+        if not reference["reference"].startswith("urn:uuid:"):
+            return None
+        key = refs.resolve(reference)
+        return refs.reference(key)["reference"] if key is not None and refs.server_id(key) else None
 
-def _settled(obj: Any, refs: References) -> Any:
-    """``obj`` with leftover ``urn:uuid:`` references settled, sharing what it does not change.
-
-    A ``urn:uuid:`` reference to a resource whose server id is known is a leftover of the
-    transaction that created it (a server resolves them on the way in); sending it again would
-    point at an entry the new transaction may not have, so it becomes ``Type/id``.
-    """
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] | None = None
-        literal = obj.get("reference")
-        if type(literal) is str and literal.startswith("urn:uuid:"):
-            key = refs.resolve(obj)
-            if key is not None and refs.server_id(key):
-                out = dict(obj)
-                out["reference"] = refs.reference(key)["reference"]
-        for name, value in obj.items():
-            if isinstance(value, (Mapping, list, tuple)):
-                new = _settled(value, refs)
-                if new is not value:
-                    out = dict(obj) if out is None else out
-                    out[name] = new
-        return obj if out is None else out
-    if isinstance(obj, (list, tuple)):
-        items = [_settled(v, refs) if isinstance(v, (Mapping, list, tuple)) else v for v in obj]
-        return items if any(n is not o for n, o in zip(items, obj)) else obj
-    return obj
+    out: dict[str, Any] = replace_references(resource, settled)
+    return out
 
 
 def case_to_resources(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..domain import Party, PartyKind
@@ -25,6 +25,7 @@ __all__ = [
     "party_reference",
     "patient_of",
     "read_party",
+    "replace_references",
 ]
 
 #: The elements that name the Patient a resource is about, in the order they are tried.
@@ -66,6 +67,37 @@ def iter_references(obj: Any) -> Iterator[str]:
         for value in obj:
             if isinstance(value, Mapping | list):
                 yield from iter_references(value)
+
+
+def replace_references(obj: Any, new: Callable[[dict[str, Any]], str | None]) -> Any:
+    """``obj`` (JSON as parsed or built: dicts and lists) with each Reference ``new`` gives a new
+    ``reference`` for changed, in a copy of what holds it; the rest is shared, and ``obj`` itself is
+    never changed (an update shares with its base what it does not change). ``obj`` itself when
+    nothing changes."""
+    if type(obj) is dict:  # exact types: cheaper than isinstance, per element
+        out: dict[str, Any] | None = None
+        if type(obj.get("reference")) is str:
+            literal = new(obj)
+            if literal is not None and literal != obj["reference"]:
+                out = dict(obj)
+                out["reference"] = literal
+        for name, value in obj.items():
+            if type(value) is dict or type(value) is list:
+                changed = replace_references(value, new)
+                if changed is not value:
+                    out = dict(obj) if out is None else out
+                    out[name] = changed
+        return obj if out is None else out
+    if type(obj) is list:
+        items: list[Any] | None = None
+        for n, value in enumerate(obj):
+            if type(value) is dict or type(value) is list:
+                changed = replace_references(value, new)
+                if changed is not value:
+                    items = list(obj) if items is None else items
+                    items[n] = changed
+        return obj if items is None else items
+    return obj
 
 
 def patient_of(resource: Mapping[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..fhir import AsyncFhirClient, BundleEntry, Capabilities, FhirError
-from ..mapping import References, ResourceKey
+from ..mapping import References, ResourceKey, replace_references
 
 __all__ = ["Identity", "find_by_identifier", "read_existing", "rewrite_references", "stable_id"]
 
@@ -154,29 +154,6 @@ def rewrite_references(node: Any, mapping: Mapping[str, str]) -> Any:
     """``node`` with every ``reference`` found in ``mapping`` pointed at its replacement.
 
     ``node`` itself is not changed: what holds a rewritten reference is copied, the rest is shared
-    (a mapped resource shares with its server copy what the case did not change, see
-    :func:`fhir_cm.mapping.case_to_resources`). Returns ``node`` itself when nothing is rewritten.
+    (see :func:`fhir_cm.mapping.replace_references`); ``node`` itself when nothing is rewritten.
     """
-    if type(node) is dict:  # JSON as parsed or built: exact types (cheaper than isinstance, per element)
-        out: dict[str, Any] | None = None
-        ref = node.get("reference")
-        if type(ref) is str and ref in mapping:
-            out = dict(node)
-            out["reference"] = mapping[ref]
-        for name, value in node.items():
-            if type(value) is dict or type(value) is list:
-                new = rewrite_references(value, mapping)
-                if new is not value:
-                    out = dict(node) if out is None else out
-                    out[name] = new
-        return node if out is None else out
-    if type(node) is list:
-        items: list[Any] | None = None
-        for n, value in enumerate(node):
-            if type(value) is dict or type(value) is list:
-                new = rewrite_references(value, mapping)
-                if new is not value:
-                    items = list(node) if items is None else items
-                    items[n] = new
-        return node if items is None else items
-    return node
+    return replace_references(node, lambda reference: mapping.get(reference["reference"]))
