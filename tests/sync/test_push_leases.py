@@ -66,7 +66,7 @@ def save(store: Store, cases: list[Case]) -> None:
 # --- renewal -------------------------------------------------------------------------------------
 
 LEASE = 2.0  # seconds; renewed every 0.67 s
-DELAY = 0.4  # seconds per request: the batch below takes several leases to push
+DELAY = 0.8  # seconds per request: one case at a time, the cases below take more than two leases to push
 BATCH = 6
 
 
@@ -82,12 +82,13 @@ async def second_worker_against(
 
     def claimed_by_first() -> bool:
         with store.session(read_only=True) as s:
-            return any(r.claimed_by == "first" for r in list_outbox(s, status=OutboxStatus.IN_FLIGHT))
+            rows = list_outbox(s)
+        return bool(rows) and all(r.claimed_by == "first" for r in rows)
 
     tries: list[dt.datetime] = []
     stolen: list[OutboxItem] = []
     while not first.done() and not await asyncio.to_thread(claimed_by_first):
-        await asyncio.sleep(0.01)  # the second worker starts once the first holds its batch
+        await asyncio.sleep(0.01)  # the second worker starts once the first has claimed every row
     while not first.done():
         when, taken = await asyncio.to_thread(second_worker)
         if not first.done():
@@ -107,8 +108,9 @@ async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works
     renewal: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One batch claimed under a short lease, pushed one case at a time to a slow server: a second
-    worker trying all along never gets a row while the first works on them. The control, with
+    """Rows claimed under a short lease (in growing batches, up to ``BATCH``), pushed one case at a
+    time to a slow server: a second worker trying all along never gets a row while the first works
+    on them. The control, with
     renewal switched off, shows the same second worker does take rows — the test can fail."""
     settings = settings.model_copy(
         update={"push_lease_seconds": LEASE, "push_batch_size": BATCH, "push_concurrency": 1}
@@ -137,9 +139,12 @@ async def test_a_worker_whose_lease_ends_mid_batch_keeps_its_rows_while_it_works
         # (Once rows are stolen the first worker skips them and may finish within its lease.)
         assert stolen, "without renewal the second worker should have taken rows of the running batch"
         return
-    claimed_at = min(r.claimed_at for r in rows if r.claimed_at)
-    # The first worker did outlive its lease while the second kept trying (else this proves nothing).
-    assert tries and max(tries) > claimed_at + dt.timedelta(seconds=2 * LEASE)
+    # The second worker tried while a row of the first was past the lease of its claim and not yet
+    # settled (else this proves nothing).
+    lease = dt.timedelta(seconds=LEASE)
+    assert any(
+        r.claimed_at + lease < t < r.completed_at for t in tries for r in rows if r.claimed_at and r.completed_at
+    )
     assert stolen == []
     assert report.cases == BATCH and report.ok
     assert [(r.status, r.claimed_by, r.attempts) for r in rows] == [(OutboxStatus.DONE, "first", 1)] * BATCH

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement, Row, Select, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case, CaseStatus, ProgrammeType
@@ -45,6 +46,9 @@ class CaseRecord(BaseModel):
     updated_at: dt.datetime
 
 
+_COLUMNS = ("patient_id", "case_manager_id", "programme", "status", "data")
+
+
 def _columns(case: Case) -> dict[str, Any]:
     return {
         "patient_id": case.patient.id,
@@ -57,8 +61,34 @@ def _columns(case: Case) -> dict[str, Any]:
 
 def _locked(session: Session, case_id: str) -> Row[tuple[int, dict[str, Any]]] | None:
     # FOR UPDATE serialises writers of one case on PostgreSQL; SQLite writers are already serial.
-    query = select(CaseRow.revision, CaseRow.data).where(CaseRow.case_id == case_id).with_for_update()
-    return session.execute(query).one_or_none()
+    return session.execute(_LOCKED, {"case_id": case_id}).one_or_none()
+
+
+# The statements of ``save_case``, built once: building a statement and its cache key cost more than
+# running it, and a push saves every case it is given.
+_LOCKED = select(CaseRow.revision, CaseRow.data).where(CaseRow.case_id == bindparam("case_id")).with_for_update()
+_UPDATE = (
+    update(CaseRow)
+    .where(CaseRow.case_id == bindparam("b_case_id"))
+    .values(
+        revision=bindparam("revision"),
+        updated_at=bindparam("now"),
+        **{name: bindparam(name) for name in _COLUMNS},
+    )
+)
+
+
+@cache
+def _create_statement(dialect: str) -> Any:
+    now = bindparam("now")  # type: ignore[var-annotated]
+    stmt = insert(dialect, CaseRow).values(
+        case_id=bindparam("case_id"),
+        revision=1,
+        created_at=now,
+        updated_at=now,
+        **{name: bindparam(name) for name in _COLUMNS},
+    )
+    return stmt.on_conflict_do_nothing(index_elements=[CaseRow.case_id]).returning(CaseRow.case_id)
 
 
 def save_case(
@@ -75,24 +105,21 @@ def save_case(
     (0 for "must be new") makes the save fail with ``StaleRevision`` if someone else saved first.
     """
     now = now or utcnow()
-    columns = _columns(case)
+    values = {"case_id": case.id, "now": now, **_columns(case)}
     current = _locked(session, case.id)
     if current is None:
         _expect(case.id, expected_revision, 0)
-        stmt = insert(session, CaseRow).values(case_id=case.id, revision=1, created_at=now, updated_at=now, **columns)
-        created = stmt.on_conflict_do_nothing(index_elements=[CaseRow.case_id]).returning(CaseRow.case_id)
-        if session.execute(created).first() is not None:
+        created = _create_statement(session.get_bind().dialect.name)
+        if session.execute(created, values).first() is not None:
             revision = 1
             return _queued(session, case.id, revision, enqueue, now)
         current = _locked(session, case.id)  # another transaction created it just now
         assert current is not None
     _expect(case.id, expected_revision, current.revision)
-    if current.data == columns["data"]:
+    if current.data == values["data"]:
         return int(current.revision)
     revision = current.revision + 1
-    session.execute(
-        update(CaseRow).where(CaseRow.case_id == case.id).values(revision=revision, updated_at=now, **columns)
-    )
+    session.execute(_UPDATE, {**values, "b_case_id": case.id, "revision": revision})
     return _queued(session, case.id, revision, enqueue, now)
 
 

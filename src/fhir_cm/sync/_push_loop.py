@@ -2,11 +2,12 @@
 
 ``push_pending`` claims the due outbox rows in batches (``_Claimer``: each row at most once per
 call, after taking over the rows of dead processes on this host), renews their leases until each is
-settled (``_leases``), and pushes up to ``concurrency`` cases at once (``_push_case``). Each batch
-goes out in waves: of a batch larger than twice the concurrency the first wave is prepared alone
-and sent while the rest is prepared (``_PushLoop.send_batch``); once the batch's last cases hold
-their slots, the next batch is claimed and prepared while they finish (``_PushLoop.run``). Each row
-is settled (``_settle``) only after its ledger entries are written.
+settled (``_leases``), and pushes up to ``concurrency`` cases at once (``_push_case``). Batches are
+pipelined: while one goes out the next is claimed and prepared, so it is ready when the last cases of
+the one before take their slots (``_PushLoop.run``), and no more than two batches are in hand. The
+first batch is a wave (``concurrency`` rows), prepared with nothing else for the server to do; the
+batches after it double up to ``push_batch_size``, each prepared while the one before goes out
+(``_Claimer``). Each row is settled (``_settle``) only after its ledger entries are written, in groups.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ async def push_pending(
 ) -> PushReport:
     """Push every due outbox row to ``client``'s server; returns what happened.
 
-    Claims rows in batches of ``settings.push_batch_size`` under a lease of
+    Claims rows in batches (growing from ``concurrency`` to ``settings.push_batch_size``) under a lease of
     ``settings.push_lease_seconds``, pushes up to ``concurrency`` cases at once, and settles each row
     only after its ledger entries are written: done, pending again (transient failures, retried by a
     later push) or failed (conflicts and refusals, for a person). A row is tried at most once per
@@ -113,7 +114,7 @@ class _Batch:
 
 
 class _PushLoop:
-    """The stages of one ``push_pending`` call: start, send a batch in waves, push a row, claim the next."""
+    """The stages of one ``push_pending`` call: start, send a batch, push a row, claim the next."""
 
     def __init__(
         self,
@@ -129,35 +130,31 @@ class _PushLoop:
         self.wave = concurrency or settings.push_concurrency
         self.slots = asyncio.Semaphore(self.wave)
         self.session = PushSession(store, client, settings)
-        self.claim = _Claimer(store, worker, settings, tried=set(), saved={})
+        self.claim = _Claimer(store, worker, settings, tried=set(), saved={}, first=self.wave)
         self.settler = Settler(store)
+        self.pushing = 0  # cases between taking a slot and settling
         self.report = PushReport()
 
     async def run(self) -> PushReport:
         rows = await self.start()
         sent: list[asyncio.Future[list[None]]] = []
-        feeding: asyncio.Future[None] | None = None
-        try:
-            while rows:
-                if self.claim.feed is not None:  # the next cases are saved while this batch goes out
-                    feeding = asyncio.ensure_future(off_loop(self.store, self.claim.take_fed))
-                batch = _Batch(rows)
-                sending = self.send_batch(batch)
-                sent.append(sending)
-                # Once the batch's last cases hold their slots, the next batch is claimed and prepared
-                # while they finish, rather than after: the server always has a case to work on.
-                started = asyncio.ensure_future(batch.all_started.wait())
-                await asyncio.wait({sending, started}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
-                started.cancel()
-                if sending.done() and sending.exception() is not None:
-                    break
-                if feeding is not None:
-                    await feeding
-                rows = await self.claimed(self.claim)
-            await asyncio.gather(*sent)
-        finally:
-            if feeding is not None:  # (its failure, if any, was raised above or is the lesser one)
-                await asyncio.gather(feeding, return_exceptions=True)
+        prepared: asyncio.Future[None] | None = None
+        earlier: _Batch | None = None
+        while rows:
+            batch = _Batch(rows)
+            sending, prepared = self.send_batch(batch, after=prepared)
+            sent.append(sending)
+            # The next batch is claimed and prepared while this one goes out, so that it is ready
+            # when this one's last cases take their slots: the server always has a case to work
+            # on. The claim waits for this batch's preparation (whose ledger reads would otherwise
+            # queue behind it in the store's thread) and, so that no more than two batches are in
+            # hand, for the batch before to hold all its slots.
+            await asyncio.wait({prepared})  # (a failure is the push's, raised below)
+            if earlier is not None and not await _started_or_failed(earlier, sent[-2]):
+                break
+            earlier = batch
+            rows = await self.claimed(self.claim.fed_then_claim)
+        await asyncio.gather(*sent)
         return self.report
 
     async def start(self) -> list[_Row]:
@@ -168,12 +165,8 @@ class _PushLoop:
         neither is in the path of the first case.
         """
 
-        def first_claim() -> list[_Row]:
-            self.claim.take_fed()
-            return self.claim()
-
         _, _, rows = await asyncio.gather(
-            self.session.start(), asyncio.to_thread(terminology), self.claimed(first_claim)
+            self.session.start(), asyncio.to_thread(terminology), self.claimed(self.claim.fed_then_claim)
         )
         return rows
 
@@ -188,20 +181,17 @@ class _PushLoop:
         self.keeper.hold(item for item, _ in rows)
         return rows
 
-    def send_batch(self, batch: _Batch) -> asyncio.Future[list[None]]:
-        """Push a batch's rows; the first wave goes out as soon as it is prepared, the rest is prepared
-        meanwhile, so the server is not left idle while a whole batch's lookups come back."""
-        head, tail = _split(batch.items, limit_size=self.wave)
-        head_ready = asyncio.ensure_future(self.session.prepare_quietly(batch.cases_of(head)))
-        tail_ready = asyncio.ensure_future(_after(head_ready, self.session.prepare_quietly(batch.cases_of(tail))))
-        return asyncio.gather(
-            *(self.push_row(batch, item, head_ready) for item in head),
-            *(self.push_row(batch, item, tail_ready) for item in tail),
-            tail_ready,
-        )
+    def send_batch(
+        self, batch: _Batch, *, after: asyncio.Future[None] | None
+    ) -> tuple[asyncio.Future[list[None]], asyncio.Future[None]]:
+        """Push a batch's rows once they are prepared; returns the push and the preparation, which
+        (lookups on the server) starts once the batch before is prepared (``after``)."""
+        ready = asyncio.ensure_future(_after(after, self.session.prepare_quietly(batch.cases_of(batch.items))))
+        sending = asyncio.gather(*(self.push_row(batch, item, ready) for item in batch.items), ready)
+        return sending, ready
 
     async def push_row(self, batch: _Batch, item: OutboxItem, ready: asyncio.Future[None]) -> None:
-        """Push one row's case once its wave is prepared and a slot is free, then settle the row."""
+        """Push one row's case once its batch is prepared and a slot is free, then settle the row."""
         await ready
         case = batch.cases[item.id]
         async with self.slots:
@@ -215,8 +205,13 @@ class _PushLoop:
                     CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True)
                 )
             else:
-                outcome = await push_case(self.session, case)
-        await self.settler.settle(item, outcome, self.session.take_unsaved(item.case_id))
+                self.pushing += 1
+                try:
+                    outcome = await push_case(self.session, case)
+                finally:
+                    self.pushing -= 1
+        unsaved = self.session.take_unsaved(item.case_id)
+        await self.settler.settle(item, outcome, unsaved, last=not self.pushing)
         self.keeper.let_go(item)
         self.report.add(outcome)
         if self.on_case is not None:
@@ -225,12 +220,25 @@ class _PushLoop:
 
 class _Claimer:
     """Claims the next batch of due rows, each at most once per push call (a row put back pending by
-    a transient failure waits for the next call rather than being retried in a tight loop)."""
+    a transient failure waits for the next call rather than being retried in a tight loop).
+
+    The batches grow from ``first`` rows, doubling up to ``settings.push_batch_size``: the first
+    batch is prepared (its lookups on the server) with nothing else for the server to do, and each
+    next one while the one before goes out, which it must not outlast.
+    """
 
     def __init__(
-        self, store: Store, worker: str, settings: Settings, tried: set[int], saved: dict[str, tuple[int, Case]]
+        self,
+        store: Store,
+        worker: str,
+        settings: Settings,
+        tried: set[int],
+        saved: dict[str, tuple[int, Case]],
+        *,
+        first: int | None = None,
     ) -> None:
         self.store, self.worker, self.settings, self.tried = store, worker, settings, tried
+        self.limit = min(first or settings.push_batch_size, settings.push_batch_size)
         self.saved = saved  # case id → (revision, case) of the cases this call saved (``push_cases``)
         self.feed: Callable[[], Saved | None] | None = None  # store work for the claims to come
         self.holder = LeaseHolder.current()
@@ -240,6 +248,11 @@ class _Claimer:
         if self.feed is not None:
             self.saved.update(self.feed() or {})
 
+    def fed_then_claim(self) -> list[_Row]:
+        """The ``feed``'s store work, then the claim that finds what it queued."""
+        self.take_fed()
+        return self()
+
     def __call__(self) -> list[_Row]:
         """The fresh rows claimed, each with its case as the store holds it (None if it is gone)."""
         with self.store.session() as s:
@@ -247,13 +260,14 @@ class _Claimer:
             claimed = claim_outbox(
                 s,
                 self.worker,
-                limit=self.settings.push_batch_size,
+                limit=self.limit,
                 lease_seconds=self.settings.push_lease_seconds,
                 holder=self.holder,
             )
             for item in claimed:
                 if item.id in self.tried:
                     release_claim(s, item)
+        self.limit = min(2 * self.limit, self.settings.push_batch_size)
         fresh = [item for item in claimed if item.id not in self.tried]
         self.tried.update(item.id for item in fresh)
         if not fresh:
@@ -270,16 +284,18 @@ class _Claimer:
         return case if revision is not None and revisions.get(case_id) == revision else None
 
 
-def _split(items: list[OutboxItem], *, limit_size: int) -> tuple[list[OutboxItem], list[OutboxItem]]:
-    """The first cases to push at once, and the rest (none when the batch is small)."""
-    if len(items) <= 2 * limit_size:
-        return items, []
-    return items[:limit_size], items[limit_size:]
-
-
-async def _after(first: asyncio.Future[None], then: Awaitable[None]) -> None:
-    await first
+async def _after(first: asyncio.Future[None] | None, then: Awaitable[None]) -> None:
+    if first is not None:
+        await first
     await then
+
+
+async def _started_or_failed(batch: _Batch, sending: asyncio.Future[list[None]]) -> bool:
+    """Wait until every row of ``batch`` holds a slot (True) or its push has failed (False)."""
+    started = asyncio.ensure_future(batch.all_started.wait())
+    await asyncio.wait({sending, started}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+    started.cancel()
+    return not (sending.done() and sending.exception() is not None)
 
 
 async def push_cases(
@@ -292,8 +308,8 @@ async def push_cases(
     """Save ``cases`` to the store (queueing each, even if unchanged), and push the outbox.
 
     The cases are saved a claim's worth at a time (``_Saving``): a wave's worth before the first
-    claim, then the next batch while each claimed batch goes out, so the server starts on the first
-    cases rather than waiting for all of them to be saved. Whatever happens to the push, every case
+    claim, then, growing as the claims do, the next batch while each claimed batch goes out, so the
+    server starts on the first cases rather than waiting for all of them to be saved. Whatever happens to the push, every case
     is saved and queued when this returns or raises.
     """
     wave = options.get("concurrency") or settings.push_concurrency
@@ -306,8 +322,8 @@ async def push_cases(
 
 
 class _Saving:
-    """The cases of a ``push_cases`` call, saved and queued a batch per call (the whole list at once
-    when a case appears twice in it: each is saved in turn, and the push takes the last). A lock
+    """The cases of a ``push_cases`` call, saved and queued a batch per call, batches doubling from
+    ``first`` to ``batch`` as the claims do (the whole list at once when a case appears twice in it: each is saved in turn, and the push takes the last). A lock
     keeps a claim still saving in its thread and ``rest`` from saving a case twice."""
 
     def __init__(self, store: Store, cases: list[Case], batch: int, *, first: int) -> None:
@@ -325,7 +341,7 @@ class _Saving:
     def __call__(self) -> Saved:
         with self._lock:
             saved = self._save(self.next)
-            self.next = self.batch
+            self.next = min(2 * self.next, self.batch)
             return saved
 
     def rest(self) -> None:
@@ -339,8 +355,9 @@ class _Saving:
         if part:
             with self.store.session() as s:
                 for case in part:
-                    saved[case.id] = (save_case(s, case, enqueue=False), case)
-                    queue_push(s, case.id)
+                    revision = save_case(s, case, enqueue=False)
+                    queue_push(s, case.id, revision)
+                    saved[case.id] = (revision, case)
             self.cases = self.cases[len(part) :]  # only once committed: a failed save is tried again
         return saved
 

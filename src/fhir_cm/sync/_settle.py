@@ -3,8 +3,12 @@
 A case's row is settled only with the ledger entries its push recorded, in the same transaction: the
 entries are never written without the row being settled, nor the row settled without them. Rows
 whose cases finish while an earlier group is being written wait and go together in the next
-transaction, so under load a push commits once per group rather than once per case, and a case
-finishing alone is settled at once. A row another worker has taken over (``LeaseLost``) is not
+transaction, so under load a push commits once per group rather than once per case. A group is
+written once ``SETTLE_GROUP`` rows wait or ``SETTLE_LINGER_SECONDS`` after its first row came, as a
+message producer batches its sends: a case finishing alone is settled at once but for that wait, and
+a busy push does not pay a transaction's fixed cost (statements compiled, a commit) for each case.
+Rows that wait are still claimed and leased: a process that stops meanwhile leaves them to be pushed
+again, which finds what they wrote (conditional creates match, stable ids are read back). A row another worker has taken over (``LeaseLost``) is not
 settled by this push, but its ledger entries are written all the same: what it wrote is on the
 server.
 """
@@ -12,6 +16,7 @@ server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 
@@ -30,30 +35,51 @@ from ..store import (
 from ._off_loop import off_loop
 from ._report import PushReport
 
-__all__ = ["Settler"]
+__all__ = ["SETTLE_GROUP", "SETTLE_LINGER_SECONDS", "Settler"]
 
 log = logging.getLogger("fhir_cm.sync")
 
 _Settling = tuple[OutboxItem, PushReport, list[LedgerEntry]]
 
+#: Rows that, waiting, are written at once rather than after the linger.
+SETTLE_GROUP = 32
+#: How long the first row of a group waits for others (measured: 1 case in 5 settled alone at 20 ms
+#: on a push to an in-memory server, against nearly all without the wait).
+SETTLE_LINGER_SECONDS = 0.02
+
 
 class Settler:
     """Settles rows in groups, off the event loop; ``settle`` returns once the row's group is written."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(
+        self, store: Store, *, group: int = SETTLE_GROUP, linger_seconds: float = SETTLE_LINGER_SECONDS
+    ) -> None:
+        self.store, self.group, self.linger = store, group, linger_seconds
         self._waiting: list[tuple[_Settling, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
 
-    async def settle(self, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry]) -> None:
+    async def settle(
+        self, item: OutboxItem, outcome: PushReport, entries: list[LedgerEntry], *, last: bool = False
+    ) -> None:
+        """Settle the row with its case's ledger entries; returns once its group is written.
+
+        ``last``: no other case is being pushed, so none would join the group while it lingers.
+        """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(((item, outcome, entries), done))
+        if last or len(self._waiting) >= self.group:
+            self._full.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write())
         await done
 
     async def _write(self) -> None:
         while self._waiting:
+            if len(self._waiting) < self.group and self.linger > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.linger)
+            self._full.clear()
             group, self._waiting = self._waiting, []
             try:
                 await off_loop(self.store, functools.partial(settle_rows, self.store, [row for row, _ in group]))
