@@ -12,6 +12,7 @@ from fhir_cm.config import Settings
 from fhir_cm.domain import Acuity, Case, Party, Period
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store
+from fhir_cm.mapping._codes import EXT_REFERRAL_SOURCE
 from fhir_cm.sync import push_cases
 
 pytestmark = pytest.mark.server
@@ -89,3 +90,23 @@ async def test_the_record_system_s_own_party_is_used_and_never_modified(
     kept = await raw.read("Practitioner", f"cm-{tag}")
     assert kept["meta"]["versionId"] == "1" and kept["name"] == ehr["name"] and "identifier" not in kept
     assert await practitioners(raw, system) == []
+
+
+async def test_a_referral_source_the_server_calls_by_another_id_is_referenced_by_that_id(
+    store: Store, raw: AsyncFhirClient, settings: Settings, system: str
+) -> None:
+    """The referral source is an extension's value, which the mapping writes as the case spells it
+    (only the references it builds follow the server's ids): the push rewrites it, and a second
+    push of the same case finds nothing to change."""
+    tag = uuid.uuid4().hex[:10]
+    numeric = str(int(uuid.uuid4().int % 10**12) + 10**12)
+    case = a_case(tag, Party(kind="practitioner", id=f"cm-{tag}"), Party(kind="organisation", id=numeric))
+
+    assert (await push_cases(store, raw, settings, [case])).ok
+    again = await push_cases(store, raw, settings, [case])
+
+    [clinic] = [o async for o in raw.search("Organization").where("identifier", f"{system}|{numeric}").count(10)]
+    [episode] = await raw.search("EpisodeOfCare").where("identifier", f"{system}|{case.id}").fetch_all()
+    [source] = [e for e in episode["extension"] if e["url"] == EXT_REFERRAL_SOURCE]
+    assert source["valueReference"]["reference"] == f"Organization/{clinic['id']}"
+    assert again.ok and again.updated == 0 and episode["meta"]["versionId"] == "1"

@@ -73,18 +73,19 @@ def map_case(
     base: Mapping[ResourceKey, Mapping[str, Any]] | None = None,
     server_ids: Mapping[ResourceKey, str] | None = None,
     *,
+    parties: Mapping[str, str] | None = None,
     quick: bool = True,
 ) -> tuple[dict[ResourceKey, dict[str, Any]], References, dict[ResourceKey, str]]:
     """The resources of a case, the References that linked them, and the server ids known.
 
-    ``quick=False`` turns off the fields' quick proofs (``Field.written``), for tests that compare
-    the two ways of updating.
+    ``parties``: see :func:`case_to_resources`. ``quick=False`` turns off the fields' quick proofs
+    (``Field.written``), for tests that compare the two ways of updating.
     """
     v = check_version(version)
     base = {k if type(k) is ResourceKey else ResourceKey(*k): r for k, r in (base or {}).items()}
     ids = {k: r["id"] for k, r in base.items() if isinstance(r.get("id"), str) and r["id"]}
     ids.update({ResourceKey(*k): i for k, i in (server_ids or {}).items()})
-    refs = References(identifier_system, ids)
+    refs = References(identifier_system, ids, parties=parties)
     plan = case_plan(case, base)
     refs.know_all(k for k, _, _ in plan)
     ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan), quick=quick)
@@ -137,6 +138,7 @@ def case_to_resources(
     base: Mapping[ResourceKey, Mapping[str, Any]] | None = None,
     *,
     server_ids: Mapping[ResourceKey, str] | None = None,
+    parties: Mapping[str, str] | None = None,
 ) -> dict[ResourceKey, dict[str, Any]]:
     """Every FHIR resource of ``case``, by key (``(type, business identifier value)``).
 
@@ -144,13 +146,16 @@ def case_to_resources(
     see :func:`resource_key`); each is updated in place of a fresh build, changing only what the
     domain changed. ``server_ids`` names server ids for resources with no base copy. References
     between the case's resources are ``Type/id`` where the id is known, else ``urn:uuid:``.
+    ``parties`` maps a party's ``Type/id`` as the case spells it to the one a server gave it (a
+    patient matched or created by identifier): the references the mapping writes to it, and reads
+    in ``base``, are the server's (an extension's value excepted: the sync layer rewrites those).
     Resources in ``base`` that the case no longer has (a removed goal) are not returned.
 
     ``base`` is left as it is. An updated resource is a new dict, but its elements the case did not
     change are the base's own objects, not copies (copying every base first was half the cost of an
     update): to change one in place, clone it first.
     """
-    return map_case(case, version, identifier_system, base, server_ids)[0]
+    return map_case(case, version, identifier_system, base, server_ids, parties=parties)[0]
 
 
 # --- reading ---------------------------------------------------------------------------------------

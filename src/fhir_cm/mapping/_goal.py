@@ -15,7 +15,6 @@ from ._base import FhirVersion
 from ._condition import first_display
 from ._fields import Ctx, Field, ResourceSpec, Shape, code, concept, date, party, refs, text
 from ._json import absent, get_in, set_in
-from ._refs import party_reference, read_party
 
 __all__ = ["GOAL"]
 
@@ -24,14 +23,14 @@ def _self_care(path: tuple[str, ...]) -> Field:
     gone = absent(path)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> bool:
-        who = read_party(get_in(obj, path))
+        who = ctx.refs.read_party(get_in(obj, path))
         return who is not None and who.kind is PartyKind.PATIENT
 
     def write(obj: dict[str, Any], value: bool, ctx: Ctx) -> None:
-        set_in(obj, path, party_reference(ctx.owner.patient) if value else None)
+        set_in(obj, path, ctx.refs.party(ctx.owner.patient) if value else None)
 
     def written(obj: Mapping[str, Any], value: bool, ctx: Ctx) -> bool:
-        return get_in(obj, path) == party_reference(ctx.owner.patient) if value else gone(obj)
+        return get_in(obj, path) == ctx.refs.party(ctx.owner.patient) if value else gone(obj)
 
     return Field("self_care", lambda g, ctx: g.self_care, read, write, written=written)
 

@@ -111,19 +111,29 @@ def patient_of(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def party_reference(party: Party) -> dict[str, Any]:
-    """A Reference to a party, with its name as ``display`` when known."""
-    out: dict[str, Any] = {"reference": f"{_PARTY_TYPES[party.kind]}/{party.id}"}
+def party_reference(party: Party, moved: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A Reference to a party, with its name as ``display`` when known; ``moved`` maps a party's
+    ``Type/id`` as the case spells it to the one a server gave it (see :class:`References`)."""
+    literal = f"{_PARTY_TYPES[party.kind]}/{party.id}"
+    out: dict[str, Any] = {"reference": moved.get(literal, literal) if moved else literal}
     if party.name:
         out["display"] = party.name
     return out
 
 
-def read_party(reference: Mapping[str, Any] | None, kinds: Iterable[PartyKind] | None = None) -> Party | None:
-    """The party a Reference names, or None when it names none we can hold (e.g. a PractitionerRole)."""
+def read_party(
+    reference: Mapping[str, Any] | None,
+    kinds: Iterable[PartyKind] | None = None,
+    moved_back: Mapping[str, str] | None = None,
+) -> Party | None:
+    """The party a Reference names, or None when it names none we can hold (e.g. a PractitionerRole).
+    ``moved_back`` maps a ``Type/id`` a server gave a party back to the one the case spells."""
     if not isinstance(reference, dict):
         return None
-    parsed = parse_reference(reference.get("reference"))
+    literal = reference.get("reference")
+    if moved_back and isinstance(literal, str):
+        literal = moved_back.get(literal, literal)
+    parsed = parse_reference(literal)
     if parsed is None or parsed[0] not in _PARTY_KINDS:
         return None
     kind = _PARTY_KINDS[parsed[0]]
@@ -148,8 +158,19 @@ def _uuid5(name: str) -> str:
 class References:
     """Keys ↔ references for one case: writes ``Type/id`` when the server id is known, else ``urn:uuid:``."""
 
-    def __init__(self, identifier_system: str, server_ids: Mapping[ResourceKey, str] | None = None) -> None:
+    def __init__(
+        self,
+        identifier_system: str,
+        server_ids: Mapping[ResourceKey, str] | None = None,
+        *,
+        parties: Mapping[str, str] | None = None,
+    ) -> None:
         self.identifier_system = identifier_system
+        #: Parties a server calls by another id than the case: ``Type/id`` as the case spells it →
+        #: ``Type/id`` on the server (a patient created by a conditional create). References to
+        #: them are written, and read back, as the server spells them.
+        self.parties: dict[str, str] = dict(parties or {})
+        self._parties_back = {server: own for own, server in self.parties.items()}
         self._server_ids: dict[ResourceKey, str] = {}
         self._by_literal: dict[str, ResourceKey] = {}
         self._urns: dict[ResourceKey, str] = {}
@@ -189,6 +210,14 @@ class References:
             self._urns[key] = urn
             self._by_urn[urn] = key
         return urn
+
+    def party(self, party: Party) -> dict[str, Any]:
+        """:func:`party_reference` as the server spells it (see ``parties``)."""
+        return party_reference(party, self.parties)
+
+    def read_party(self, reference: Mapping[str, Any] | None, kinds: Iterable[PartyKind] | None = None) -> Party | None:
+        """:func:`read_party`, a party the server calls by another id read as the case spells it."""
+        return read_party(reference, kinds, self._parties_back)
 
     def server_id(self, key: ResourceKey) -> str | None:
         return self._server_ids.get(key)

@@ -31,6 +31,7 @@ from ..mapping import (
     case_to_resources,
     check_version,
     plan_entry,
+    same_content,
 )
 from ..store import LedgerEntry, add_conflict, content_hash, content_json
 from ._foreign import foreign_update, is_foreign
@@ -157,28 +158,23 @@ class _CasePush:
             for key, _, _ in case_plan(self.case, self.bases)
             if key not in self.bases and not identity.by_identifier(key.type)
         }
-        resources = case_to_resources(self.case, session.version, session.system, self.bases, server_ids=stable)
-        patient = self.case.patient.id
-        server_patient = session.patients.get(patient)
-        if server_patient is None:
-            raise CaseFailed("the patient could not be found or created on the server; will retry", permanent=False)
-        moved = {f"Patient/{patient}": f"Patient/{server_patient}"} if server_patient != patient else {}
-        for rtype, rid in case_parties(self.case):
-            server_id = session.parties.get((rtype, rid))
-            if server_id is None:
-                raise CaseFailed(
-                    f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False
-                )
-            if server_id != rid:
-                moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
+        moved = self.moved()
+        resources = case_to_resources(
+            self.case, session.version, session.system, self.bases, server_ids=stable, parties=moved
+        )
+        leftover = [orjson.dumps(own) for own in moved]
         writes: list[_Write] = []
         refs: References | None = None
         for key, resource in resources.items():
-            if moved:
-                resource = rewrite_references(resource, moved)
+            base = self.bases.get(key)
+            if leftover and (base is None or not same_content(resource, base)):
+                # The mapping wrote the server's ids for the parties; what it does not build a
+                # reference for (an extension's value) may still name one as the case does.
+                content = content_json(resource)
+                if any(literal in content for literal in leftover):
+                    resource = rewrite_references(resource, moved)
             if key in self.keep:
                 keep_server(resource, *self.keep[key])
-            base = self.bases.get(key)
             if base is not None and is_foreign(base, session.system):  # another system's record: see _foreign
                 refs = refs or self.references()
                 update = foreign_update(base, resource, check_version(session.version), session.system, refs)
@@ -196,11 +192,29 @@ class _CasePush:
             # answered, the update is built with the real id. (A base found on the server rather
             # than in the ledger names that resource by id already; mixing in a urn:uuid for it
             # would write the same link twice.)
-            kept = [w for w in writes if w.kind == "create" or b"urn:uuid:" not in orjson.dumps(w.resource)]
+            kept = [w for w in writes if w.kind == "create" or b"urn:uuid:" not in w.content]
             self.deferred, writes = len(kept) < len(writes), kept
         else:
             self.deferred = False
         return writes, list(resources)
+
+    def moved(self) -> dict[str, str]:
+        """The case's parties the server calls by other ids: ``Type/id`` as the case spells it → the server's."""
+        session = self.session
+        patient = self.case.patient.id
+        server_patient = session.patients.get(patient)
+        if server_patient is None:
+            raise CaseFailed("the patient could not be found or created on the server; will retry", permanent=False)
+        moved = {f"Patient/{patient}": f"Patient/{server_patient}"} if server_patient != patient else {}
+        for rtype, rid in case_parties(self.case):
+            server_id = session.parties.get((rtype, rid))
+            if server_id is None:
+                raise CaseFailed(
+                    f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False
+                )
+            if server_id != rid:
+                moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
+        return moved
 
     def references(self) -> References:
         """References that resolve the case's resources by the server ids of their copies."""

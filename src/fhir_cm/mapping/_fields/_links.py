@@ -11,7 +11,6 @@ from pydantic import BaseModel, ValidationError
 from ...domain import Party, PartyKind
 from .._base import ResourceKey
 from .._json import PathT, absent, getter, set_in
-from .._refs import party_reference, read_party
 from ._core import Ctx, Field, Getter, Shape, attr, items
 
 
@@ -28,11 +27,11 @@ def party(
     allowed = frozenset(kinds) if kinds is not None else None
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Party | None:
-        return read_party(at(obj), allowed)
+        return ctx.refs.read_party(at(obj), allowed)
 
     def same(obj: Mapping[str, Any], value: Party | None, ctx: Ctx) -> bool:
         # The reference we would write is usually there verbatim: no need to parse it into a Party.
-        if value is not None and at(obj) == party_reference(value):
+        if value is not None and at(obj) == ctx.refs.party(value):
             return True
         return read(obj, ctx) == value
 
@@ -40,10 +39,10 @@ def party(
         name,
         get or attr(name),
         read,
-        lambda obj, v, ctx: set_in(obj, path, party_reference(v) if v is not None else None),
+        lambda obj, v, ctx: set_in(obj, path, ctx.refs.party(v) if v is not None else None),
         same,
         derived,
-        written=lambda obj, v, ctx: at(obj) == party_reference(v) if v is not None else gone(obj),
+        written=lambda obj, v, ctx: at(obj) == ctx.refs.party(v) if v is not None else gone(obj),
     )
 
 
@@ -52,8 +51,8 @@ def party_item(name: str, path: PathT, *, get: Getter | None = None, derived: bo
     return items(
         name,
         path,
-        decode=lambda item, ctx: read_party(item),
-        encode=lambda v, ctx: party_reference(v),
+        decode=lambda item, ctx: ctx.refs.read_party(item),
+        encode=lambda v, ctx: ctx.refs.party(v),
         get=get,
         many=False,
         ident=lambda p: (p.kind, p.id),
