@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     timeout: float = 30.0
     # --- push (fhir_cm.sync) ----------------------------------------------------------------------
     push_concurrency: int = Field(default=4, ge=1, description="Cases pushed at the same time.")
-    push_batch_size: int = Field(default=50, ge=1, description="Outbox rows claimed at once.")
+    push_batch_size: int = Field(
+        default=50, ge=1, description="Outbox rows claimed at once (at most: a push's claims grow to it from a wave)."
+    )
     push_lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a claim holds an outbox row before other workers may take it."
     )

@@ -149,7 +149,9 @@ class _PushLoop:
             # on. The claim waits for this batch's preparation (whose ledger reads would otherwise
             # queue behind it in the store's thread) and, so that no more than two batches are in
             # hand, for the batch before to hold all its slots.
-            await asyncio.wait({prepared})  # (a failure is the push's, raised below)
+            await asyncio.wait({prepared})
+            if prepared.exception() is not None:  # (it is the push's failure, raised below)
+                break
             if earlier is not None and not await _started_or_failed(earlier, sent[-2]):
                 break
             earlier = batch
