@@ -9,7 +9,10 @@ API share one code path with production.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -46,6 +49,26 @@ log = logging.getLogger("fhir_cm.fhir")
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
 USER_AGENT = f"fhir-cm/{__version__}"
+
+
+def tls_context(verify: bool | str = True) -> ssl.SSLContext | bool:
+    """The TLS context of a client made with ``verify``: for the default trust store (True), one
+    built once per process and shared. Building one reads the whole CA bundle (about 20 ms), which a
+    process making a client per job (``serve``, the worker's rounds) paid each time, on the path of
+    each job's first request. A CA bundle's path is read each time (it may be replaced while the
+    process runs); ``False`` (verification off, asked for explicitly) stays ``False``."""
+    if verify is True:
+        return _default_tls_context()
+    if verify is False:
+        return False
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
+
+
+@functools.cache
+def _default_tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context(verify=True)
 
 
 class AsyncFhirClient:
@@ -85,7 +108,7 @@ class AsyncFhirClient:
             timeout=timeout
             if isinstance(timeout, httpx.Timeout)
             else httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=verify,
+            verify=tls_context(verify) if transport is None else verify,
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
             follow_redirects=False,
         )
