@@ -15,10 +15,9 @@ the other — on real servers started here on loopback, in the same run:
 
 Run: ``python benchmarks/bench_push.py [--server sekmet|memory|hapi|all] [--cases N] [--memory-cases N]
 [--repeat R] [--hapi-cases N] [--hapi-repeat R] [--hapi-warmup W]``. The in-memory server gets 400
-cases by default, as the issue measured it: a push has a fixed cost of its own (about 0.1 s on this
-machine: the TLS context, the server's CapabilityStatement and the adapter's Device, the first
-batch's lookups, the last group's settling), during which the server waits, a tenth of a
-100-case push. Per target it prints the medians of each
+cases by default, as the issue measured it: a push has a fixed cost of its own (the server's
+CapabilityStatement and the adapter's Device, the first batch's lookups, the last group's settling),
+during which the server waits, a larger share of a short push. Per target it prints the medians of each
 client's wall time, the ratio naive/adapter (goal ≥ 3×), the server's CPU time during each push and
 the ratio of the push's wall time to that server CPU time — 1.0 for a push that keeps a
 single-threaded server busy all the time; the closer to 1.0 the less the server waits for the
