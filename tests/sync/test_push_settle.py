@@ -78,6 +78,41 @@ async def test_cases_finishing_together_are_settled_in_one_transaction_with_thei
             assert {e.case_id for e in list_ledger(s, BASE)} == {c.id for c in cases}
 
 
+async def test_rows_finishing_within_the_linger_go_in_one_group_and_a_last_one_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cases finishing a few milliseconds apart are settled together (one transaction), where
+    without the wait each would be written alone; a case finishing with no other being pushed does
+    not wait for the linger at all (here a minute: the test would time out)."""
+    groups: list[int] = []
+    original = _settle.settle_rows
+
+    def counted(store, rows):  # type: ignore[no-untyped-def]
+        groups.append(len(rows))
+        original(store, rows)
+
+    monkeypatch.setattr(_settle, "settle_rows", counted)
+    cases = list(generate_cases(4, seed=84))
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with store.session() as s:
+            items = queued_and_claimed(s, cases, lease_seconds=60)
+
+        async def one_after_another(settler: Settler, rows: list[OutboxItem]) -> None:
+            pending = []
+            for item in rows:
+                pending.append(asyncio.ensure_future(settler.settle(item, PushReport(cases=1), [entry(item.case_id)])))
+                await asyncio.sleep(0.01)
+            await asyncio.gather(*pending)
+
+        await one_after_another(Settler(store, linger_seconds=2.0), items[:3])
+        alone = Settler(store, linger_seconds=60.0)
+        await asyncio.wait_for(alone.settle(items[3], PushReport(cases=1), [entry(items[3].case_id)], last=True), 30)
+
+        assert groups == [3, 1]
+        with store.session(read_only=True) as s:
+            assert {r.status for r in list_outbox(s)} == {OutboxStatus.DONE}
+
+
 async def test_a_row_taken_over_meanwhile_is_not_settled_here_but_its_entries_are_written(tmp_path: Path) -> None:
     cases = list(generate_cases(3, seed=82))
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
