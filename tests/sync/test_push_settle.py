@@ -54,9 +54,8 @@ async def settle_all(settler: Settler, items: list[OutboxItem]) -> None:
     await asyncio.gather(*(settler.settle(i, PushReport(cases=1), [entry(i.case_id)]) for i in items))
 
 
-async def test_cases_finishing_together_are_settled_in_one_transaction_with_their_entries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def counted_groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each group settled from now on, in order."""
     groups: list[int] = []
     original = _settle.settle_rows
 
@@ -65,6 +64,13 @@ async def test_cases_finishing_together_are_settled_in_one_transaction_with_thei
         original(store, rows)
 
     monkeypatch.setattr(_settle, "settle_rows", counted)
+    return groups
+
+
+async def test_cases_finishing_together_are_settled_in_one_transaction_with_their_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = counted_groups(monkeypatch)
     cases = list(generate_cases(6, seed=81))
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         with store.session() as s:
@@ -84,14 +90,7 @@ async def test_rows_finishing_within_the_linger_go_in_one_group_and_a_last_one_a
     """Cases finishing a few milliseconds apart are settled together (one transaction), where
     without the wait each would be written alone; a case finishing with no other being pushed does
     not wait for the linger at all (here a minute: the test would time out)."""
-    groups: list[int] = []
-    original = _settle.settle_rows
-
-    def counted(store, rows):  # type: ignore[no-untyped-def]
-        groups.append(len(rows))
-        original(store, rows)
-
-    monkeypatch.setattr(_settle, "settle_rows", counted)
+    groups = counted_groups(monkeypatch)
     cases = list(generate_cases(4, seed=84))
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         with store.session() as s:
