@@ -81,23 +81,22 @@ def replace_references(obj: Any, new: Callable[[dict[str, Any]], str | None]) ->
             if literal is not None and literal != obj["reference"]:
                 out = dict(obj)
                 out["reference"] = literal
-        for name, value in obj.items():
-            if type(value) is dict or type(value) is list:
-                changed = replace_references(value, new)
-                if changed is not value:
-                    out = dict(obj) if out is None else out
-                    out[name] = changed
-        return obj if out is None else out
+        return _within(obj, obj.items(), out, dict, new)
     if type(obj) is list:
-        items: list[Any] | None = None
-        for n, value in enumerate(obj):
-            if type(value) is dict or type(value) is list:
-                changed = replace_references(value, new)
-                if changed is not value:
-                    items = list(obj) if items is None else items
-                    items[n] = changed
-        return obj if items is None else items
+        return _within(obj, enumerate(obj), None, list, new)
     return obj
+
+
+def _within(obj: Any, members: Iterable[tuple[Any, Any]], out: Any, copy: Callable[[Any], Any], new: Any) -> Any:
+    """``replace_references`` of a container's members (``(name or index, value)``): ``out``, the
+    container's copy if one is made already, else one made at the first member that changes."""
+    for at, value in members:
+        if type(value) is dict or type(value) is list:
+            changed = replace_references(value, new)
+            if changed is not value:
+                out = copy(obj) if out is None else out
+                out[at] = changed
+    return obj if out is None else out
 
 
 def patient_of(resource: Mapping[str, Any]) -> str | None:
