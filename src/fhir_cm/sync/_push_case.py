@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -67,6 +67,7 @@ class _Write:
     key: ResourceKey
     entry: BundleEntry
     kind: str  # "create" | "update"
+    known_content: bytes | None = field(default=None, repr=False)  # ``content``, if made already
 
     @property
     def resource(self) -> dict[str, Any]:
@@ -78,8 +79,9 @@ class _Write:
 
     @functools.cached_property
     def content(self) -> bytes:
-        """``content_json`` of what is sent: for its Provenance's id and to compare with the copy."""
-        return content_json(self.resource)
+        """``content_json`` of what is sent: for its Provenance's id and to compare with the copy
+        (planning an entry changes at most its ``id``, which the content leaves out)."""
+        return self.known_content if self.known_content is not None else content_json(self.resource)
 
 
 def _on_the_wire(planned: PlannedEntry) -> BundleEntry:
@@ -167,26 +169,28 @@ class _CasePush:
         refs: References | None = None
         for key, resource in resources.items():
             base = self.bases.get(key)
+            content: bytes | None = None  # ``content_json(resource)``, once made (and while it holds)
             if leftover and (base is None or not same_content(resource, base)):
                 # The mapping wrote the server's ids for the parties; what it does not build a
                 # reference for (an extension's value) may still name one as the case does.
                 content = content_json(resource)
                 if any(literal in content for literal in leftover):
-                    resource = rewrite_references(resource, moved)
+                    resource, content = rewrite_references(resource, moved), None
             if key in self.keep:
                 keep_server(resource, *self.keep[key])
+                content = None
             if base is not None and is_foreign(base, session.system):  # another system's record: see _foreign
                 refs = refs or self.references()
                 update = foreign_update(base, resource, check_version(session.version), session.system, refs)
                 if update is None:
                     continue
-                resource = update
+                resource, content = update, None
             if base is None and key in stable and key not in session.absent:
                 raise CaseFailed(f"could not look up {key.type} on the server; will retry", permanent=False)
             full_url = "urn:uuid:" + identity.stable_id(key)
             planned = plan_entry(key, resource, session.system, full_url, base=base, server_id=stable.get(key))
             if planned is not None:
-                writes.append(_Write(key, _on_the_wire(planned), planned.kind))
+                writes.append(_Write(key, _on_the_wire(planned), planned.kind, content))
         if any(w.entry.method == "POST" for w in writes):
             # An update naming a resource still to be created waits a round: once the create has
             # answered, the update is built with the real id. (A base found on the server rather
