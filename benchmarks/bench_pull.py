@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import multiprocessing as mp
 import os
 import resource
@@ -36,7 +37,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_bundle, resource_key, resources_to_case
 from fhir_cm.process import tune_collector
 from fhir_cm.store import LedgerEntry, content_hash, open_store, put_ledger, save_case
-from fhir_cm.sync import CASE_RESOURCE_TYPES, pull
+from fhir_cm.sync import CASE_RESOURCE_TYPES, pull, push_cases
 from fhir_cm.sync._pull import PAGE_SIZE as PULL_PAGE
 from fhir_cm.synthetic import generate_cases
 from tests.servers import sekmet_server
@@ -75,6 +76,23 @@ async def seed(base: str, batches: Iterator[tuple[dict[str, Any], int]], until: 
             bundle, n = next(batches)
             await client.post_bundle(bundle, safe=False)
             have += n
+    return have
+
+
+async def seed_by_push(base: str, system: str, db: Path, seed_: int, until: int) -> int:
+    """Push whole synthetic cases with the adapter until at least ``until`` of their resources are on
+    the server (HAPI holds referential integrity: a case's patient and parties must be written too,
+    which the push does); returns the count."""
+    settings = Settings(database_url=f"sqlite:///{db}", fhir_base=base, identifier_system=system, fhir_version="R4")
+    have, cases = 0, generate_cases(100_000, seed=seed_)
+    with open_store(settings.database_url) as store:
+        async with AsyncFhirClient(base) as client:
+            while have < until:
+                batch = [next(cases) for _ in range(50)]
+                report = await push_cases(store, client, settings, batch)
+                if report.failures:
+                    raise SystemExit(f"seeding failed: {report.failures[0].reason}")
+                have += sum(len(case_to_bundle(case, "R4", system)["entry"]) for case in batch)
     return have
 
 
@@ -194,16 +212,20 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(mode: str, base: str, system: str, tmp: Path, traced: bool) -> dict[str, float]:
+def measure(
+    mode: str, base: str, system: str, tmp: Path, traced: bool, server_cpu: Callable[[], float] = time.process_time
+) -> dict[str, float]:
+    """One measurement in a fresh child process; ``server_cpu`` gives the server's CPU time so far
+    (by default this process's: sekmet runs here, and nothing else does while a child is timed)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     db = tmp / f"{mode}-{uuid.uuid4().hex}.db"
     proc = ctx.Process(target=child, args=(mode, base, system, str(db), traced, queue))
     proc.start()
     started = queue.get()
-    cpu0 = time.process_time()  # the server's: it runs in this process, and nothing else does meanwhile
+    cpu0 = server_cpu()
     answer = queue.get() if started == "start" else started
-    answer["server_cpu"] = time.process_time() - cpu0
+    answer["server_cpu"] = server_cpu() - cpu0
     proc.join()
     if "error" in answer or proc.exitcode != 0:
         raise SystemExit(f"{mode} failed: {answer.get('error', f'exit code {proc.exitcode}')}")
@@ -240,11 +262,45 @@ def bound(pulled: dict[str, float], pace: dict[str, float]) -> str:
     )
 
 
+def hapi_pace(n: int, traced: bool) -> None:
+    """The pull against the server's pace on HAPI FHIR JPA R4 (H2 in memory, the tests' JVM options),
+    seeded with about ``n`` resources by the adapter's push. HAPI's CPU is its JVM's, every thread."""
+    from benchmarks.bench_push import process_cpu
+    from tests.hapi_server import hapi_server
+
+    system = f"urn:bench:pull:{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory() as tmp, hapi_server("R4") as server:
+        cpu = functools.partial(process_cpu, int(server.settings["pid"]))
+        t0 = time.perf_counter()
+        have = asyncio.run(seed_by_push(server.base_url, system, Path(tmp) / "seed.db", 4343, n))
+        print(f"seeded HAPI with {have} resources ({time.perf_counter() - t0:.0f}s, not measured)", file=sys.stderr)
+        measure("server", server.base_url, system, Path(tmp), traced, cpu)  # warms HAPI's search paths up
+        runs = [
+            (
+                measure("server", server.base_url, system, Path(tmp), traced, cpu),
+                measure("pull", server.base_url, system, Path(tmp), traced, cpu),
+            )
+            for _ in range(2)
+        ]
+    print("pull from HAPI FHIR JPA R4 on loopback (H2 in memory, JVM options of tests/hapi_server.py; its CPU over")
+    print(
+        f'every thread, so "server busy" can pass 100% on {os.cpu_count()} cores); after one untimed pass, two rounds:'
+    )
+    for pace, pulled in runs:
+        print(line("server", pace) + "  (its pace)")
+        print(line("pull", pulled))
+        rate = (pulled["n"] / pulled["seconds"]) / (pace["n"] / pace["seconds"])
+        print(f"  the pull runs at {rate:.2f}x the server's pace")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Pull memory and throughput against a load-everything baseline.")
     parser.add_argument("--resources", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=2_500)
     parser.add_argument("--traced", action="store_true", help="Also print peak traced memory (tracemalloc; slower).")
+    parser.add_argument(
+        "--hapi", type=int, default=10_000, help="then pull about this many resources from HAPI R4 (0: not)"
+    )
     args = parser.parse_args()
     traced = args.traced
     system = f"urn:bench:pull:{uuid.uuid4().hex}"
@@ -272,6 +328,8 @@ def main() -> None:
         rate = (pulled["n"] / pulled["seconds"]) / (pace["n"] / pace["seconds"])
         print(f"  the pull runs at {rate:.2f}x the server's pace (goal: 1.0, the server never waiting for it)")
         print(bound(pulled, pace))
+    if args.hapi:
+        hapi_pace(args.hapi, traced)
     (small, _, p_small, b_small), (big, _, p_big, b_big) = rows
     print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
     for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):
