@@ -2,7 +2,7 @@
 whole result set into memory first, at two sizes, on the real test server (sekmet-fhir, started
 here on loopback), in the same run.
 
-Run: ``python benchmarks/bench_pull.py [--resources 10000] [--small 2500] [--traced]``. Prints
+Run: ``python benchmarks/bench_pull.py [--resources 10000] [--small 2500] [--traced] [--hapi 10000]``. Prints
 resources/s, peak RSS (with ``--traced`` also peak traced Python memory, from tracemalloc) and the
 server's CPU time over the run's wall time ("server busy") of the server's own pace (the pull's
 searches, every page fetched and parsed, nothing else), of the pull and of the baseline, at
@@ -18,6 +18,11 @@ the peak RSS during the run minus the RSS just before it (imports done). The pea
 the fork and exec that start the child. With ``--traced`` the
 resources/s are measured under tracemalloc too, for both sides alike: compare them as a ratio. Seeding (whole synthetic cases, mapped with the adapter's mapping and its identifier,
 sent as one transaction per case) is not measured.
+
+Then (unless ``--hapi 0``) the pull against the pace of HAPI FHIR JPA R4 (``tests/hapi_server.py``,
+started here; its CPU is its JVM's, from ``/proc``), seeded by the adapter's own push with about
+``--hapi`` resources (HAPI holds referential integrity: a case's patient and parties must be there):
+one untimed pass of the server's pace first (HAPI's JIT), then two rounds of the pace and the pull.
 
 The baseline does what a pull without streaming would: every page of every case type fetched into
 one list, then the cases read from it (``resources_to_case``) and saved, with their server copies,

@@ -7,6 +7,8 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    when the server's CapabilityStatement does not rule it out, and what comes back is filtered
    again here, because tolerant servers ignore parameters they do not know (sekmet does, for Goal
    and CareTeam). With ``patient`` the search is instead everything of that patient, ours or not.
+   The next type's search starts while this one is taken in, its first pages read ahead
+   (``_ahead.ReadAhead``): some servers answer each page only after a pause of their own.
 2. **Dedupe** each page by versionId against the ledger, in one query for the page (the overlap and
    re-stamped copies come back as "unchanged").
 3. **Check** what is newer against the release's strict model, and ours against the mapping (in a
@@ -84,6 +86,7 @@ from ..store import (
     ledger_holds_any,
     put_ledger,
 )
+from ._ahead import ReadAhead
 from ._checks import Checker, problem_of
 from ._report import PullReport
 from ._spill import Spill
@@ -182,9 +185,11 @@ class _Puller(Merging):
         unknown = set(caps.unknown_search_params(rtype, (n for n, _ in wanted)))
         return [(n, v) for n, v in wanted if n not in unknown]
 
-    async def pull_type(
+    def search(
         self, caps: Capabilities | None, rtype: str, since: dt.datetime | None, patient: str | None
-    ) -> None:
+    ) -> tuple[ReadAhead, dt.datetime | None]:
+        """Start ``rtype``'s search, its first pages read ahead from now (``ReadAhead``); with the
+        time it starts from (the watermark less the overlap, or ``since``)."""
         wanted: list[tuple[str, str]] = []
         if patient is not None:
             wanted.append(("patient", f"Patient/{patient}"))
@@ -199,13 +204,17 @@ class _Puller(Merging):
         search = self.client.search(rtype)
         for name, value in self.params(caps, rtype, wanted):
             search = search.where(name, value)
+        return ReadAhead(search.count(PAGE_SIZE).prefetch().pages()), start
+
+    async def pull_type(self, rtype: str, pages: ReadAhead, start: dt.datetime | None, patient: str | None) -> None:
+        """Take in the pages of ``rtype``'s search (``search``)."""
         latest: str | None = None
         # The next page is asked for before this one is worked on, and the work runs in a thread:
         # the server prepares the next page while this one is placed and merged, and (in a large
         # pull) the check worker checks the page after it.
         waiting: tuple[list[dict[str, Any]], asyncio.Future[list[str | None]] | None] | None = None
         try:
-            async for page in search.count(PAGE_SIZE).prefetch().pages():
+            async for page in pages:
                 batch = [r for r in page.matches if r.get("resourceType") == rtype and self._wanted(r, patient, start)]
                 self.report.fetched += len(batch)
                 for r in batch:
@@ -438,10 +447,14 @@ async def pull(
     puller = _Puller(store, client, settings, version, flush_size, flush_bytes)
     types = list(types)
     puller.to_pull = set(types)
+    # Each type's search starts (its first pages read ahead) while the type before is taken in.
+    searches = [puller.search(caps, types[0], start, patient)] if types else []
     try:
-        for rtype in types:
+        for n, rtype in enumerate(types):
+            if n + 1 < len(types):
+                searches.append(puller.search(caps, types[n + 1], start, patient))
             try:
-                await puller.pull_type(caps, rtype, start, patient)
+                await puller.pull_type(rtype, *searches[n], patient)
             except FhirError as exc:
                 if not _refused(exc):
                     puller.flush()  # keep what was pulled; the failed type's watermark stays
@@ -451,6 +464,8 @@ async def pull(
             puller.done(rtype)
         puller.flush(last=True)
     finally:
+        for pages, _ in searches:  # a pull that failed or was cancelled: the searches read ahead stop
+            await pages.close()
         puller.checker.close()
         puller.spill.close()
     report = puller.report
