@@ -61,6 +61,17 @@ def test_putting_again_replaces_the_copy(store_with_cases: Store) -> None:
     assert (stored.raw, stored.fhir_version, stored.content_hash) == (changed, "R5", content_hash(changed))
 
 
+def test_a_content_hash_the_caller_has_is_stored_as_given_for_its_type_and_key_only(store_with_cases: Store) -> None:
+    known = "0" * 64  # not recomputed: what the caller says (it hashed that copy already)
+    with store_with_cases.session() as s:
+        put_resources(
+            s, "case-1", [("same", GOAL), ("same", CAREPLAN)], fhir_version="R4", hashes={("Goal", "same"): known}
+        )
+    with store_with_cases.session(read_only=True) as s:
+        stored = {r.resource_type: r.content_hash for r in get_resources(s, "case-1")}
+    assert stored == {"Goal": known, "CarePlan": content_hash(CAREPLAN)}  # not the Goal's for the CarePlan
+
+
 def test_keys_are_scoped_by_resource_type_and_listed_per_case(store_with_cases: Store) -> None:
     with store_with_cases.session() as s:
         put_resources(s, "case-1", [("same", GOAL), ("same", CAREPLAN)], fhir_version="R4")

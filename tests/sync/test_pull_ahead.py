@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from fhir_cm.fhir import FhirError
-from fhir_cm.store import Store, get_case, get_watermark, open_store
+from fhir_cm.store import Store, content_hash, get_case, get_resources, get_watermark, open_store
 from fhir_cm.sync import _pull
 from fhir_cm.sync._ahead import READ_AHEAD_PAGES
 from fhir_cm.synthetic import generate_cases
@@ -71,6 +71,8 @@ async def test_the_next_types_search_starts_before_the_type_before_is_taken_in(
     assert first_plan_page < first_episode_taken  # without reading ahead: only after every episode
     with store.session(read_only=True) as s:
         assert [get_case(s, c.id) for c in cases] == cases
+        stored = [r for c in cases for r in get_resources(s, c.id)]
+    assert stored and all(r.content_hash == content_hash(r.raw) for r in stored)
 
 
 async def test_reading_ahead_holds_a_few_pages_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

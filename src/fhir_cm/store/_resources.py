@@ -71,11 +71,14 @@ def put_resources(
     fhir_version: FhirVersion,
     source: str | None = None,
     now: dt.datetime | None = None,
+    hashes: Mapping[tuple[str, str], str] | None = None,
 ) -> int:
     """Store (key, resource JSON) pairs for a case, replacing earlier copies; returns how many.
 
     The key is the resource's business identifier value; the type comes from ``resourceType``.
-    ``source`` says where they came from (a server base URL; None for a file import).
+    ``source`` says where they came from (a server base URL; None for a file import). ``hashes``:
+    ``content_hash`` of resources by ``(type, key)`` where the caller has it already (a pull has,
+    for the ledger): not computed again.
     """
     now = now or utcnow()
     rows = []
@@ -90,7 +93,7 @@ def put_resources(
                 "case_id": case_id,
                 "fhir_version": fhir_version,
                 "raw": dict(raw),
-                "content_hash": content_hash(raw),
+                "content_hash": (hashes or {}).get((resource_type, key)) or content_hash(raw),
                 "source": source,
                 "updated_at": now,
             }

@@ -155,9 +155,15 @@ class Merging:
                 last=last,
             )
             if taken:
-                entries.extend(ledger_entry(self.base, case_id, k, r) for k, r in taken)
+                made = [ledger_entry(self.base, case_id, k, r) for k, r in taken]
+                entries.extend(made)
                 put_resources(
-                    session, case_id, [(k.value, r) for k, r in taken], fhir_version=self.version, source=self.base
+                    session,
+                    case_id,
+                    [(k.value, r) for k, r in taken],
+                    fhir_version=self.version,
+                    source=self.base,
+                    hashes={(e.resource_type, e.key): e.content_hash for e in made if e.content_hash},
                 )
         put_ledger(session, entries)
 
