@@ -333,8 +333,6 @@ def main() -> None:
         rate = (pulled["n"] / pulled["seconds"]) / (pace["n"] / pace["seconds"])
         print(f"  the pull runs at {rate:.2f}x the server's pace (goal: 1.0, the server never waiting for it)")
         print(bound(pulled, pace))
-    if args.hapi:
-        hapi_pace(args.hapi, traced)
     (small, _, p_small, b_small), (big, _, p_big, b_big) = rows
     print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
     for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):
@@ -348,6 +346,8 @@ def main() -> None:
         f"  at {big}: the pull's throughput is "
         f"{(p_big['n'] / p_big['seconds']) / (b_big['n'] / b_big['seconds']):.2f}x the baseline's"
     )
+    if args.hapi:
+        hapi_pace(args.hapi, traced)
 
 
 if __name__ == "__main__":

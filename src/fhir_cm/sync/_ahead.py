@@ -2,9 +2,9 @@
 
 A pull takes types in order (a case's episode before its parts), and each type's search was started
 only once the type before was done. Some servers answer a page only after a pause of their own —
-HAPI's pages after the first take about half a second each while the JVM sits mostly idle (it waits
-for its search to load more results) — so the pull waited at every type for pages the server could
-have been preparing all along. ``ReadAhead`` starts the next type's search at once and keeps up to
+HAPI's pages after the first took about half a second each, whatever their size, with its JVM
+about a third busy (``benchmarks/bench_pull.py``) — so the pull waited at every type for pages the
+server could have been preparing all along. ``ReadAhead`` starts the next type's search at once and keeps up to
 ``depth`` of its pages, which the pull then takes in as if they had just come; the rest of the
 search goes on from there. Memory: ``depth`` pages more, whatever the pull's size.
 
