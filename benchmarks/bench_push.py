@@ -21,7 +21,10 @@ during which the server waits, a larger share of a short push. Per target it pri
 client's wall time, the ratio naive/adapter (goal ≥ 3×), the server's CPU time during each push and
 the ratio of the push's wall time to that server CPU time — 1.0 for a push that keeps a
 single-threaded server busy all the time; the closer to 1.0 the less the server waits for the
-client. It does not assert. Server CPU is this process's CPU time for sekmet (nothing else runs in
+client. For HAPI, whose JVM works on both cores,
+it also prints the least time the push could take for the CPU both sides spent on it (all of it
+spread over the machine's cores), the ratio that allows, and how much of the machine the push kept
+busy. It does not assert. Server CPU is this process's CPU time for sekmet (nothing else runs in
 it while a client is timed), and ``utime + stime`` from ``/proc/<pid>/stat`` of the in-memory
 server's process and of HAPI's JVM (every thread: request handling, H2, GC, JIT).
 
@@ -327,6 +330,19 @@ def report(runs: dict[str, list[Run]], n: int) -> dict[str, Run]:
     return med
 
 
+def machine_bound(med: dict[str, Run]) -> str:
+    """The fastest the adapter's push could go on this machine for the CPU it and a server that works
+    on several threads (HAPI's JVM) spend on it: both sides' CPU time spread over every core."""
+    adapter, cores = med["adapter"], os.cpu_count() or 1
+    floor = (adapter.server_cpu + adapter.client_cpu + adapter.other_cpu) / cores
+    return (
+        f"  the server, the adapter's client and the machine's other processes spend {floor * cores:.2f}s of CPU on "
+        f"the push: on {cores} cores it cannot take less than {floor:.2f}s, {med['naive'].seconds / floor:.1f}x the naive "
+        f"client at most while that work stays; it takes {adapter.seconds:.2f}s, {floor / adapter.seconds:.0%} of "
+        "the machine busy"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -397,7 +413,7 @@ def main() -> None:
         )
         warmups = "; ".join(f"{mode} " + ", ".join(f"{r.seconds:.2f}s" for r in warm[mode]) for mode in CLIENTS)
         print(f"  warm-up : {warmups} (not counted)")
-        report(runs, n)
+        print(machine_bound(report(runs, n)))
 
 
 if __name__ == "__main__":
