@@ -6,7 +6,8 @@ HAPI's pages after the first took about half a second each, whatever their size,
 about a third busy (``benchmarks/bench_pull.py``) — so the pull waited at every type for pages the
 server could have been preparing all along. ``ReadAhead`` starts the next type's search at once and keeps up to
 ``depth`` of its pages, which the pull then takes in as if they had just come; the rest of the
-search goes on from there. Memory: ``depth`` pages more, whatever the pull's size.
+search goes on from there. Memory: ``depth`` pages more before the pull comes to the type, one
+while it reads it, whatever the pull's size.
 
 A failure of the search (a type the server refuses, a server error) is kept and raised where the
 pull would have met it: when it comes to that type.
@@ -23,34 +24,51 @@ from ..fhir import Page
 
 __all__ = ["READ_AHEAD_PAGES", "ReadAhead"]
 
-#: Pages of the next type read while the pull works on the current one: a few seconds of HAPI's pace,
-#: a megabyte or two of parsed resources.
-READ_AHEAD_PAGES = 3
+#: Pages of the next type read while the pull works on the current one: a second or more of HAPI's
+#: pace; at most a few megabytes of parsed resources (a page of 200 EpisodeOfCare or CareTeam
+#: resources takes about 2.5 MB once parsed).
+READ_AHEAD_PAGES = 2
 
 _END = object()
 
 
 class ReadAhead:
-    """The pages of one search, the first ``depth`` of them fetched from the moment it is made."""
+    """The pages of one search, the first ``depth`` of them fetched from the moment it is made.
+
+    Once the pull reads them, one page at most waits here (besides the one the search has asked
+    for next): the pull takes pages in faster than most servers give them, and where it does not
+    (a fast server on the same cores), pages piling up ahead of it would only cost memory.
+    """
 
     def __init__(self, pages: AsyncIterator[Page[dict[str, Any]]], depth: int = READ_AHEAD_PAGES) -> None:
         self._pages = pages
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, depth))
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()  # bounded by ``_limit``, in ``_fill``
+        self._limit = max(1, depth)
+        self._room = asyncio.Condition()
         self._task = asyncio.ensure_future(self._fill())
 
     async def _fill(self) -> None:
+        pages = aiter(self._pages)
         try:
-            async for page in self._pages:
-                await self._queue.put(page)
+            while True:
+                async with self._room:  # the next page is asked for only when there is room for it
+                    await self._room.wait_for(lambda: self._queue.qsize() < self._limit)
+                try:
+                    page = await anext(pages)
+                except StopAsyncIteration:
+                    break
+                self._queue.put_nowait(page)
         except Exception as exc:  # handed to the reader, which raises it where it reads
-            await self._queue.put(exc)
+            self._queue.put_nowait(exc)
         else:
-            await self._queue.put(_END)
+            self._queue.put_nowait(_END)
 
     async def __aiter__(self) -> AsyncIterator[Page[dict[str, Any]]]:
+        await self._make_room(limit=1)
         try:
             while True:
                 item = await self._queue.get()
+                await self._make_room()
                 if item is _END:
                     return
                 if isinstance(item, Exception):
@@ -58,6 +76,12 @@ class ReadAhead:
                 yield item
         finally:
             await self.close()
+
+    async def _make_room(self, limit: int | None = None) -> None:
+        async with self._room:
+            if limit is not None:
+                self._limit = limit
+            self._room.notify_all()
 
     async def close(self) -> None:
         """Stop reading (a pull that failed, or stopped before this type): nothing is left running."""
