@@ -3,6 +3,7 @@ and its failure is met where the pull comes to that type (``sync._ahead``)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,22 +78,31 @@ async def test_the_next_types_search_starts_before_the_type_before_is_taken_in(
 
 async def test_reading_ahead_holds_a_few_pages_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[tuple[str, ...]] = []
-    seen_while_busy: list[int] = []
+    read_ahead = threading.Event()  # the server has answered as many CarePlan pages as are read ahead
+    seen_while_busy: list[int] = []  # CarePlan pages asked for, at each episode page taken in
     take = _pull._Puller.take
 
-    def slow_take(self: _pull._Puller, rtype: str, *args: Any, **kwargs: Any) -> None:
-        if rtype == "EpisodeOfCare" and not seen_while_busy:
-            time.sleep(0.3)  # the first page of episodes takes long: the CarePlan search runs meanwhile
+    class Server(LoggingServer):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            answer = super().__call__(request)
+            if sum(1 for e in log if e[:2] == ("get", "CarePlan")) >= READ_AHEAD_PAGES:
+                read_ahead.set()
+            return answer
+
+    def watched_take(self: _pull._Puller, rtype: str, *args: Any, **kwargs: Any) -> None:
+        if rtype == "EpisodeOfCare":
+            assert read_ahead.wait(timeout=10)  # the CarePlan search runs while episodes come in
             seen_while_busy.append(sum(1 for e in log if e[:2] == ("get", "CarePlan")))
         take(self, rtype, *args, **kwargs)
 
-    monkeypatch.setattr(_pull._Puller, "take", slow_take)
+    monkeypatch.setattr(_pull._Puller, "take", watched_take)
     by_type = resources_of(12)
-    assert len(by_type["CarePlan"]) == 12  # twelve pages of one
-    report = await run_pull(store, LoggingServer(by_type, log))
+    assert len(by_type["CarePlan"]) == len(by_type["EpisodeOfCare"]) == 12  # twelve pages of one each
+    report = await run_pull(store, Server(by_type, log))
     assert report.quarantined == report.unplaced == 0
-    # Read ahead: the queue's pages and the one the search asked for next.
-    assert READ_AHEAD_PAGES <= seen_while_busy[0] <= READ_AHEAD_PAGES + 1
+    # Over twelve episode pages the loop had every chance to read on; it stopped at the pages read
+    # ahead and the one the search asked for next.
+    assert len(seen_while_busy) == 12 and max(seen_while_busy) <= READ_AHEAD_PAGES + 1
     assert sum(1 for e in log if e[:2] == ("get", "CarePlan")) == 12  # then the rest, each page once
 
 
