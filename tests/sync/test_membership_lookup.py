@@ -87,3 +87,7 @@ def test_the_runs_episodes_stand_in_for_their_cases_when_placing_by_patient(tmp_
             assert case_of(s, BASE, condition, key, episodes=opened) == "case-b"  # the run closed case-a
             opened.add("case-b", "p2", CaseStatus.ACTIVE)  # a later copy of its episode names another patient
             assert case_of(s, BASE, condition, key, episodes=opened) is None
+            assert len(opened) == 2 and "case-b" in opened
+            opened.clear()  # merged: the store's cases stand again
+            assert not opened and "case-b" not in opened
+            assert case_of(s, BASE, condition, key, episodes=opened) == "case-a"

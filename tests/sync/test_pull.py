@@ -181,8 +181,10 @@ class CaseServer:
         return httpx.Response(200, json=bundle(self.by_type.get(path, [])))
 
 
-async def test_a_closed_case_comes_in_whole_on_a_first_pull(store: Store) -> None:
-    """No open case of the patient places its Conditions, Goals and referrals: the CarePlan that names them does."""
+@pytest.mark.parametrize("bound", [{}, {"flush_size": 1}], ids=["in-memory", "spilled"])
+async def test_a_closed_case_comes_in_whole_on_a_first_pull(store: Store, bound: dict[str, int]) -> None:
+    """No open case of the patient places its Conditions, Goals and referrals: the CarePlan that names them does
+    (``spilled``: from the scratch file, where what it names went with the buffer it was taken in with)."""
     from tests.mapping.builders import full_case
 
     case = full_case(
@@ -202,7 +204,7 @@ async def test_a_closed_case_comes_in_whole_on_a_first_pull(store: Store) -> Non
             {**r, "id": ids[key], "meta": {"versionId": "1", "lastUpdated": "2024-05-01T10:00:00Z"}}
         )
 
-    report = await run_pull(store, CaseServer(by_type))
+    report = await run_pull(store, CaseServer(by_type), **bound)
 
     assert (report.unplaced, report.quarantined, report.new_cases) == (0, 0, 1)
     with store.session(read_only=True) as s:

@@ -12,6 +12,7 @@ theirs. A resource none of these place belongs to no case here and is left alone
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import EllipsisType
@@ -70,30 +71,71 @@ class RunEpisodes:
     A pull merges its cases once, at its end; until then the store has the cases as they were. What
     places a later resource by its patient ("the one open case of the patient") is the store's open
     cases with these in place of theirs: a case the run opened counts, one the run closed does not.
+
+    They are kept in a SQLite database (the pull's scratch file, ``connect`` opening it at the first
+    episode; by default one in memory), not in Python objects: a first pull takes in an episode per
+    case, and its memory is not to grow with the number of cases.
     """
 
-    def __init__(self) -> None:
-        self._cases: dict[str, tuple[str, bool]] = {}
-        self._by_patient: dict[str, set[str]] = defaultdict(set)
+    def __init__(self, connect: Callable[[], sqlite3.Connection] | None = None) -> None:
+        self._connect = connect or _memory_database
+        self._db: sqlite3.Connection | None = None
+
+    def _table(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._connect()
+            self._db.executescript(_EPISODES)
+        return self._db
 
     def add(self, case_id: str, patient_id: str, status: CaseStatus) -> None:
-        earlier = self._cases.get(case_id)
-        if earlier is not None:
-            self._by_patient[earlier[0]].discard(case_id)
-        self._cases[case_id] = (patient_id, status in OPEN_STATUSES)
-        self._by_patient[patient_id].add(case_id)
+        self._table().execute(
+            "INSERT INTO run_episodes (case_id, patient, open) VALUES (?, ?, ?) "
+            "ON CONFLICT (case_id) DO UPDATE SET patient = excluded.patient, open = excluded.open",
+            (case_id, patient_id, status in OPEN_STATUSES),
+        )
+
+    def clear(self) -> None:
+        """Forget them all (merged: the store has them now)."""
+        if self._db is not None:
+            self._db.execute("DELETE FROM run_episodes")
 
     def __contains__(self, case_id: object) -> bool:
-        return case_id in self._cases
+        if self._db is None or not isinstance(case_id, str):
+            return False
+        return self._db.execute("SELECT 1 FROM run_episodes WHERE case_id = ?", (case_id,)).fetchone() is not None
+
+    def __bool__(self) -> bool:
+        return self._db is not None and self._db.execute("SELECT 1 FROM run_episodes LIMIT 1").fetchone() is not None
 
     def __len__(self) -> int:
-        return len(self._cases)
+        return 0 if self._db is None else int(self._db.execute("SELECT count(*) FROM run_episodes").fetchone()[0])
 
     def open_cases(self, patient_id: str, stored_open: Iterable[str]) -> set[str]:
         """The patient's open cases: ``stored_open`` (the store's) as this run's episodes left them."""
-        found = {case_id for case_id in stored_open if case_id not in self._cases}
-        found.update(c for c in self._by_patient.get(patient_id, ()) if self._cases[c][1])
+        found = set(stored_open)
+        if self._db is None:
+            return found
+        if found:
+            marks = ",".join("?" * len(found))
+            query = f"SELECT case_id FROM run_episodes WHERE case_id IN ({marks})"
+            found.difference_update(c for (c,) in self._db.execute(query, tuple(found)))
+        query = "SELECT case_id FROM run_episodes WHERE patient = ? AND open"
+        found.update(c for (c,) in self._db.execute(query, (patient_id,)))
         return found
+
+
+_EPISODES = """
+CREATE TABLE IF NOT EXISTS run_episodes (
+    case_id TEXT PRIMARY KEY,
+    patient TEXT NOT NULL,
+    open INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_episodes_patient ON run_episodes (patient, open);
+"""
+
+
+def _memory_database() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
 
 
 def case_of(

@@ -36,9 +36,10 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    inpatient stays, an open episode that ended) is treated the same way: the case is taken in
    without it, and it is quarantined with the rule it breaks (field and rule, no data) rather than
    dropped. Breaches the local case already had are not held against the server. Memory stays
-   bounded by the buffer (``flush_bytes`` of JSON at most) and the ledger copies of ``MERGE_CASES`` cases, whatever
-   the number pulled (plus the ids that resources taken in refer to, of types still to be pulled,
-   for placing by reference); the scratch file grows with the pull and is removed at its end.
+   bounded by the buffer (``flush_bytes`` of JSON at most), the pages read ahead and the ledger
+   copies of ``MERGE_CASES`` cases, whatever the number pulled: the run's episodes and the ids that
+   what it took in refers to (of types still to be pulled, for placing by reference) are kept in the
+   scratch file too, beside the buffers it spilled; it grows with the pull and is removed at its end.
    Clashes become conflicts only when a local change may still be waiting to be pushed: an outbox
    row pending or in flight, or one that **failed for good while the case still differs from the
    server's last copy**. A failed row whose change is no longer in the case (the server's copy
@@ -159,7 +160,7 @@ class _Puller(Merging):
         self.held = self.held_bytes = 0
         # The cases whose episode this run took in (new or changed): until the merge at the end, they
         # place other types' resources by patient or by a ``<case>-careplan`` key as if stored.
-        self.episodes = RunEpisodes()
+        self.episodes = RunEpisodes(self.spill.connection)
         # Watermarks of the types done, written in the transaction of the flush that stores the last
         # of their resources (never before: a crash in between leaves the old watermark).
         self.marks: dict[str, str] = {}
@@ -172,7 +173,8 @@ class _Puller(Merging):
         # What the resources taken in this run refer to (a CarePlan's Conditions, Goals and
         # ServiceRequests), by case: it places the parts of a case no open case of the patient
         # would (a closed case, on a first pull). Ids only, and only of types still to be pulled;
-        # dropped once the resource referred to is taken in, or its type is done.
+        # dropped once the resource referred to is taken in, or its type is done. When the buffer
+        # spills, they go to the scratch file too (``Spill.add_references``).
         self.referenced: dict[tuple[str, str], str] = {}
         self.to_pull: set[str] = set()
 
@@ -259,7 +261,8 @@ class _Puller(Merging):
     def spill_buffer(self) -> None:
         """Move the buffer to the scratch file: its cases are merged once, at the next flush."""
         self.spill.add(self.buffer)
-        self.buffer, self.held, self.held_bytes = {}, 0, 0
+        self.spill.add_references(self.referenced)
+        self.buffer, self.held, self.held_bytes, self.referenced = {}, 0, 0, {}
         self.placed = self._deferred_placed()  # the spilled ones are looked up in the file
 
     def _watermark(self, rtype: str) -> str | None:
@@ -322,6 +325,12 @@ class _Puller(Merging):
                 if known
                 else _nothing_known
             )
+            referenced = self.referenced
+            if self.spill.references:  # noted earlier in the run: the first case noted stands
+                spilled = self.spill.referenced_cases(
+                    (k.type, i) for k, r in keyed if isinstance(i := r.get("id"), str)
+                )
+                referenced = {**self.referenced, **spilled}
             placed = self.placed
             if self.spill:  # resources taken in earlier in the run and spilled place those that refer to them
                 placed = {**self.spill.cases_of(t for targets in refs for t in targets), **self.placed}
@@ -358,7 +367,7 @@ class _Puller(Merging):
                     resource,
                     key,
                     placed,
-                    self.referenced,
+                    referenced,
                     known=held,
                     by_server_id=lookup,
                     references=references,

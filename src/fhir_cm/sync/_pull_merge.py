@@ -86,7 +86,7 @@ class Merging:
         sizes = self.spill.sizes()
         self._retry_deferred(everything=last, spilled=sizes)
         buffer, self.buffer, self.held, self.held_bytes = self.buffer, {}, 0, 0
-        self.episodes = RunEpisodes()  # merged now: the store has them
+        self.episodes.clear()  # merged now: the store has them
         for case_id, items in buffer.items():
             sizes[case_id] = sizes.get(case_id, 0) + len(items)
         chunks = _chunks(sizes)

@@ -36,22 +36,32 @@ CREATE TABLE held (
 );
 CREATE INDEX held_case ON held (case_id, seq);
 CREATE INDEX held_server_id ON held (type, server_id);
+CREATE TABLE referenced (
+    type TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    PRIMARY KEY (type, server_id)
+) WITHOUT ROWID;
 """
 
 
 class Spill:
     """The resources a pull has taken in and not merged yet, by case, in a scratch SQLite file
-    (created on first use, removed by ``close``). Used by one thread at a time."""
+    (created on first use, removed by ``close``), and what they refer to that is still to come.
+    Used by one thread at a time."""
 
     def __init__(self) -> None:
         self._db: sqlite3.Connection | None = None
         self._path: str | None = None
         self.count = 0
+        self.references = 0
 
     def __bool__(self) -> bool:
         return self.count > 0
 
-    def _conn(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """The scratch file's connection (the file is created now if it was not yet): the pull keeps
+        other scratch tables of its own in it (``RunEpisodes``)."""
         if self._db is None:
             fd, self._path = tempfile.mkstemp(prefix="fhir-cm-pull-", suffix=".db")
             os.close(fd)
@@ -63,25 +73,29 @@ class Spill:
         return self._db
 
     def add(self, buffer: Mapping[str, Mapping[ResourceKey, Mapping[str, Any]]]) -> None:
-        """Write a buffer's resources (case → key → resource), in the order they were taken in."""
-        rows = [
+        """Write a buffer's resources (case → key → resource), in the order they were taken in.
+
+        Each is serialised as SQLite asks for its row, not all first: orjson's output keeps a buffer
+        of at least 4 KB per resource, so a full buffer's rows made at once took four times its JSON.
+        """
+        if not any(buffer.values()):
+            return
+        rows = (
             (case_id, key.type, key.value, _server_id(resource), orjson.dumps(resource))
             for case_id, items in buffer.items()
             for key, resource in items.items()
-        ]
-        if not rows:
-            return
-        db = self._conn()
+        )
+        db = self.connection()
         db.execute("BEGIN")
         db.executemany("INSERT INTO held (case_id, type, key, server_id, body) VALUES (?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
-        self.count += len(rows)
+        self.count += sum(len(items) for items in buffer.values())
 
     def sizes(self) -> dict[str, int]:
         """How many resources each case has here (a case's resources are merged in one go)."""
         if not self:
             return {}
-        return dict(self._conn().execute("SELECT case_id, count(*) FROM held GROUP BY case_id ORDER BY case_id"))
+        return dict(self.connection().execute("SELECT case_id, count(*) FROM held GROUP BY case_id ORDER BY case_id"))
 
     def cases_of(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The case of each ``(type, server id)`` held here: what places resources that refer to them."""
@@ -91,7 +105,7 @@ class Spill:
         for rtype, rid in wanted:
             by_type.setdefault(rtype, set()).add(rid)
         found: dict[tuple[str, str], str] = {}
-        db = self._conn()
+        db = self.connection()
         for rtype, ids in by_type.items():
             listed = sorted(ids)
             for start in range(0, len(listed), 500):
@@ -102,12 +116,39 @@ class Spill:
                     found[(rtype, server_id)] = case_id
         return found
 
+    def add_references(self, referenced: Mapping[tuple[str, str], str]) -> None:
+        """Note the case of the resources that resources taken in refer to (``(type, server id)``
+        → case), each under the first case noted for it: they place those resources when they come."""
+        if not referenced:
+            return
+        db = self.connection()
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT OR IGNORE INTO referenced (type, server_id, case_id) VALUES (?, ?, ?)",
+            ((rtype, rid, case_id) for (rtype, rid), case_id in referenced.items()),
+        )
+        db.execute("COMMIT")
+        self.references += len(referenced)
+
+    def referenced_cases(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The case noted (``add_references``) for each of ``wanted`` (``(type, server id)``) that has one."""
+        if not self.references:
+            return {}
+        found: dict[tuple[str, str], str] = {}
+        db = self.connection()
+        query = "SELECT case_id FROM referenced WHERE type = ? AND server_id = ?"
+        for key in set(wanted):
+            row = db.execute(query, key).fetchone()
+            if row is not None:
+                found[key] = row[0]
+        return found
+
     def take(self, case_ids: Iterable[str]) -> Iterator[tuple[str, ResourceKey, dict[str, Any]]]:
         """``(case, key, resource)`` of the cases given, in the order they were written (a later
         copy of a resource after an earlier one)."""
         if not self:
             return
-        db = self._conn()
+        db = self.connection()
         wanted = list(case_ids)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
@@ -131,7 +172,7 @@ class Spill:
             except FileNotFoundError:
                 pass
             self._path = None
-        self.count = 0
+        self.count = self.references = 0
 
 
 def newest(
