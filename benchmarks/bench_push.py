@@ -7,14 +7,19 @@ the other — on real servers started here on loopback, in the same run:
 * **an in-memory server on one thread** (``tests/memory_server.py``: validates every resource with its
   fhir.resources model, keeps them in dictionaries, looks identifiers up in an index; in a process of
   its own): a fresh, empty server for every run;
-* **HAPI FHIR JPA R4** (``tests/hapi_server.py``: H2 in memory, in a JVM of its own, started as the
-  tests start it). A start costs 15–45 s, so one HAPI serves every HAPI run: each push writes under
+* **HAPI FHIR JPA R4** (``tests/hapi_server.py``, in a JVM of its own), twice: storing in a fresh
+  database of the local PostgreSQL, as HAPI runs in production (its CPU is the JVM's and the
+  database server's), then on H2 in memory, as most tests run it (``--hapi-db`` picks one). The
+  two differ where it matters here: HAPI resolves a transaction's references to client-assigned ids
+  (the parties) with a database query that PostgreSQL answers from an index and H2 by scanning the
+  resource table; and every request the naive client makes commits on its own, which a durable
+  database pays for. A start costs 15–45 s, so one HAPI serves every HAPI run: each push writes under
   an identifier system of its own, and each round pushes cases of a seed of its own (other patients,
   other parties), so no run finds what another wrote. The JVM is warmed up first (its JIT compiles
   the hot paths as they run) by untimed pushes of other cases with each client.
 
 Run: ``python benchmarks/bench_push.py [--server sekmet|memory|hapi|all] [--cases N] [--memory-cases N]
-[--repeat R] [--hapi-cases N] [--hapi-repeat R] [--hapi-warmup W]``. The in-memory server gets 400
+[--repeat R] [--hapi-cases N] [--hapi-repeat R] [--hapi-warmup W] [--hapi-db both|postgres|h2]``. The in-memory server gets 400
 cases by default, as the issue measured it: a push has a fixed cost of its own (the server's
 CapabilityStatement and the adapter's Device, the first batch's lookups, the last group's settling),
 during which the server waits, a larger share of a short push. Per target it prints the medians of each
@@ -26,7 +31,8 @@ it also prints the least time the push could take for the CPU both sides spent o
 spread over the machine's cores), the ratio that allows, and how much of the machine the push kept
 busy. It does not assert. Server CPU is this process's CPU time for sekmet (nothing else runs in
 it while a client is timed), and ``utime + stime`` from ``/proc/<pid>/stat`` of the in-memory
-server's process and of HAPI's JVM (every thread: request handling, H2, GC, JIT).
+server's process and of HAPI's JVM (every thread: request handling, H2, GC, JIT), plus, for HAPI on
+PostgreSQL, of the database server's processes (``postgres_cpu``).
 
 "The same work" means the same end state on the server: the naive client also writes the patient,
 the parties the case names (HAPI refuses a reference to one it does not hold, HAPI-1094), the
@@ -263,29 +269,61 @@ def bench_memory(ctx: Any, n_cases: int, repeat: int) -> dict[str, list[Run]]:
     return runs
 
 
+def postgres_cpu() -> float:
+    """CPU time the local PostgreSQL server has used so far, every process of it: a HAPI on PostgreSQL
+    works in them too, and nothing else uses the database server while a push is timed. The server's
+    first process counts its own time and that of its children gone (backends, autovacuum workers:
+    ``cutime``, ``cstime``); the children still running count theirs."""
+    stats = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = path.read_text()
+        except OSError:  # gone since listed
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+            stats[int(path.parent.name)] = text.rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for fields in stats.values():
+        parent = int(fields[1])
+        if parent in stats:  # a child of the server: its own time
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        else:  # the server's first process: its own time and its children's that have ended
+            total += sum(int(f) for f in fields[11:15]) / ticks
+    return total
+
+
 @contextlib.contextmanager
-def _hapi(base: str | None, pid: int | None) -> Iterator[tuple[str, int, float]]:
-    """``(base URL, JVM pid, seconds to start)``: the HAPI given, or one started for the block."""
+def _hapi(base: str | None, pid: int | None, database: str) -> Iterator[tuple[str, int, float]]:
+    """``(base URL, JVM pid, seconds to start)``: the HAPI given, or one started for the block (on
+    ``database``: ``h2`` in memory, or ``postgres``, a fresh database of the local server)."""
     if base is not None:
         if pid is None:
             raise SystemExit("--hapi-base needs --hapi-pid (the JVM whose CPU time is counted)")
         yield base, pid, 0.0
         return
     from tests.hapi_server import hapi_server
+    from tests.pg import temporary_database
 
     t0 = time.perf_counter()
-    with hapi_server("R4") as server:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(temporary_database("fhir_cm_bench_hapi")) if database == "postgres" else None
+        server = stack.enter_context(hapi_server("R4", database=url))
         yield server.base_url, int(server.settings["pid"]), time.perf_counter() - t0
 
 
 def bench_hapi(
-    ctx: Any, n_cases: int, repeat: int, warmup: int, base: str | None, pid: int | None
+    ctx: Any, n_cases: int, repeat: int, warmup: int, base: str | None, pid: int | None, database: str = "h2"
 ) -> tuple[dict[str, list[Run]], dict[str, list[Run]], float]:
-    """``(measured runs, warm-up runs, start-up seconds)`` against one HAPI R4."""
+    """``(measured runs, warm-up runs, start-up seconds)`` against one HAPI R4 (its CPU: its JVM's,
+    and on PostgreSQL the database server's as well)."""
     runs: dict[str, list[Run]] = {mode: [] for mode in CLIENTS}
     warm: dict[str, list[Run]] = {mode: [] for mode in CLIENTS}
-    with tempfile.TemporaryDirectory() as tmp, _hapi(base, pid) as (url, jvm, started):
-        cpu = lambda: process_cpu(jvm)  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp, _hapi(base, pid, database) as (url, jvm, started):
+        if database == "postgres":
+            cpu = lambda: process_cpu(jvm) + postgres_cpu()  # noqa: E731
+        else:
+            cpu = lambda: process_cpu(jvm)  # noqa: E731
         for w in range(warmup):
             for mode in CLIENTS:
                 warm[mode].append(_measure(ctx, mode, url, n_cases, WARMUP_SEED + w, tmp, cpu))
@@ -343,6 +381,12 @@ def machine_bound(med: dict[str, Run]) -> str:
     )
 
 
+STORAGE = {
+    "h2": "H2 in memory",
+    "postgres": "on the local PostgreSQL; its CPU counts as the server's",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -359,6 +403,13 @@ def main() -> None:
     parser.add_argument("--hapi-repeat", type=int, default=3, help="HAPI runs of each client, alternating")
     parser.add_argument(
         "--hapi-warmup", type=int, default=2, help="untimed HAPI pushes of other cases per client, first"
+    )
+    parser.add_argument(
+        "--hapi-db",
+        choices=("both", "postgres", "h2"),
+        default="both",
+        help="HAPI's database: postgres (a fresh database of the local server, as HAPI runs in production), "
+        "h2 in memory (as most tests run it), or both, one after the other (default)",
     )
     parser.add_argument("--hapi-base", help="use this running HAPI R4 instead of starting one (needs --hapi-pid)")
     parser.add_argument("--hapi-pid", type=int, help="the pid of that HAPI's JVM")
@@ -394,26 +445,39 @@ def main() -> None:
         busy = statistics.median(r.server_cpu / r.seconds for r in runs["adapter"])
         print(f"  server busy: {100 * busy:.0f}% of the adapter's wall time (goal >= 80%; the limit is 100%)")
     if args.server in ("hapi", "all"):
-        n = args.hapi_cases
-        try:
-            runs, warm, started = bench_hapi(ctx, n, args.hapi_repeat, args.hapi_warmup, args.hapi_base, args.hapi_pid)
-        except pytest.skip.Exception as exc:  # no Java 17+ or Maven here
-            print(f"HAPI FHIR JPA R4: not run: {exc.msg}")
-            return
-        cores = os.cpu_count()
-        how = f"started in {started:.0f}s" if started else "already running"
-        print(
-            f"HAPI FHIR JPA R4 (H2 in memory, JVM options of tests/hapi_server.py; {how}): push of {n} cases on "
-            f"loopback, {cores} cores shared by server and client;"
+        databases = ("postgres", "h2") if args.hapi_db == "both" else (args.hapi_db,)
+        if args.hapi_base is not None and len(databases) > 1:
+            raise SystemExit("--hapi-base runs one HAPI: say which database it stores in (--hapi-db h2|postgres)")
+        for database in databases:
+            if not bench_hapi_report(ctx, args, database):
+                return
+
+
+def bench_hapi_report(ctx: Any, args: argparse.Namespace, database: str) -> bool:
+    """Run and print the HAPI benchmark on ``database``; False if HAPI cannot run here (said why)."""
+    n = args.hapi_cases
+    try:
+        runs, warm, started = bench_hapi(
+            ctx, n, args.hapi_repeat, args.hapi_warmup, args.hapi_base, args.hapi_pid, database
         )
-        print(
-            f"one server for all runs: {args.hapi_warmup} untimed warm-up pushes of {n} other cases per client first, "
-            f"then median of {args.hapi_repeat} alternating runs, each push under an identifier system of its own, "
-            "each round with cases (patients, parties) of a seed of its own"
-        )
-        warmups = "; ".join(f"{mode} " + ", ".join(f"{r.seconds:.2f}s" for r in warm[mode]) for mode in CLIENTS)
-        print(f"  warm-up : {warmups} (not counted)")
-        print(machine_bound(report(runs, n)))
+    except pytest.skip.Exception as exc:  # no Java 17+ or Maven here, or no PostgreSQL
+        print(f"HAPI FHIR JPA R4 ({STORAGE[database]}): not run: {exc.msg}")
+        return False
+    cores = os.cpu_count()
+    how = f"started in {started:.0f}s" if started else "already running"
+    print(
+        f"HAPI FHIR JPA R4 ({STORAGE[database]}, JVM options of tests/hapi_server.py; {how}): push of {n} cases on "
+        f"loopback, {cores} cores shared by server and client;"
+    )
+    print(
+        f"one server for all runs: {args.hapi_warmup} untimed warm-up pushes of {n} other cases per client first, "
+        f"then median of {args.hapi_repeat} alternating runs, each push under an identifier system of its own, "
+        "each round with cases (patients, parties) of a seed of its own"
+    )
+    warmups = "; ".join(f"{mode} " + ", ".join(f"{r.seconds:.2f}s" for r in warm[mode]) for mode in CLIENTS)
+    print(f"  warm-up : {warmups} (not counted)")
+    print(machine_bound(report(runs, n)))
+    return True
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """A real HAPI FHIR JPA server for integration tests, built from Maven Central and run in a JVM.
 
 The launcher in ``tests/hapi/`` (a ``pom.xml`` and three small Java classes) wires HAPI's own
-library modules — JPA storage on an in-memory H2 database, rest-hook subscriptions, Bulk
-``$export`` — into a Jetty servlet on 127.0.0.1, for FHIR R4 or R5 (one launcher, one argument).
+library modules — JPA storage on an in-memory H2 database (or on a PostgreSQL database given to
+``hapi_server``, as HAPI runs in production), rest-hook subscriptions, Bulk ``$export`` — into a
+Jetty servlet on 127.0.0.1, for FHIR R4 or R5 (one launcher, one argument).
 
 The build is cached: its output goes to ``~/.cache/fhir-cm/hapi/<hash of the launcher's files>``
 (``FHIR_CM_HAPI_CACHE`` overrides the root), so a fresh clone on a machine that has built it once
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.server_process import run_server
 from tests.servers import RunningServer
@@ -72,6 +74,18 @@ def require_hapi_toolchain() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{problem} (CI is set, so this is a failure, not a skip)", pytrace=False)
     pytest.skip(problem)
+
+
+def _database_options(database: str | None) -> list[str]:
+    """The JVM's system properties that point HAPI at ``database`` (none: H2 in memory)."""
+    if database is None:
+        return []
+    url = make_url(database)
+    jdbc = f"jdbc:postgresql://{url.host or '127.0.0.1'}:{url.port or 5432}/{url.database}"
+    options = [f"-Dfhircm.hapi.jdbc.url={jdbc}", f"-Dfhircm.hapi.jdbc.user={url.username or 'postgres'}"]
+    if url.password:
+        options.append(f"-Dfhircm.hapi.jdbc.password={url.password}")
+    return options
 
 
 def _launcher_digest() -> str:
@@ -125,11 +139,15 @@ def _build(build_dir: Path) -> None:
 
 
 @contextmanager
-def hapi_server(release: str = "R4") -> Iterator[RunningServer]:
-    """Run a HAPI FHIR JPA server (``R4`` or ``R5``) on a free port of 127.0.0.1 for the block."""
+def hapi_server(release: str = "R4", *, database: str | None = None) -> Iterator[RunningServer]:
+    """Run a HAPI FHIR JPA server (``R4`` or ``R5``) on a free port of 127.0.0.1 for the block.
+
+    ``database``: a PostgreSQL database (a SQLAlchemy URL, e.g. from ``tests.pg.temporary_database``)
+    to store in, as HAPI is run in production; by default an in-memory H2 database.
+    """
     require_hapi_toolchain()
     classpath = build_classpath()
-    command = ["java", *JVM_OPTIONS, "-cp", classpath, MAIN_CLASS, release, "0"]
+    command = ["java", *JVM_OPTIONS, *_database_options(database), "-cp", classpath, MAIN_CLASS, release, "0"]
     with run_server(command, what=WHAT, timeout=STARTUP_TIMEOUT) as (base_url, pid):
         root = base_url.rsplit("/fhir", 1)[0]
         yield RunningServer(base_url=base_url, root_url=root, settings={"release": release, "pid": pid})

@@ -19,6 +19,7 @@ import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import ca.uhn.fhir.jpa.model.config.PartitionSettings;
 import ca.uhn.fhir.jpa.model.config.SubscriptionSettings;
 import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
+import ca.uhn.fhir.jpa.model.dialect.HapiFhirPostgresDialect;
 import ca.uhn.fhir.jpa.search.DatabaseBackedPagingProvider;
 import ca.uhn.fhir.jpa.search.IStaleSearchDeletingSvc;
 import ca.uhn.fhir.jpa.search.StaleSearchDeletingSvcImpl;
@@ -43,7 +44,8 @@ import org.springframework.transaction.annotation.EnableTransactionManagement;
 
 /**
  * The beans every HAPI JPA server needs whatever its FHIR release: storage on an in-memory H2
- * database, rest-hook subscription matching and delivery, and the batch jobs behind Bulk $export.
+ * database (or on PostgreSQL, as HAPI runs in production, when the system property
+ * {@code fhircm.hapi.jdbc.url} names a {@code jdbc:postgresql:} database), rest-hook subscription matching and delivery, and the batch jobs behind Bulk $export.
  * The release-specific DAOs and providers come from HAPI's own {@code JpaR4Config}/{@code JpaR5Config}
  * (see {@link R4Config} and {@link R5Config}).
  */
@@ -95,13 +97,25 @@ public class ServerConfig {
 		return new PartitionSettings();
 	}
 
+	/** The PostgreSQL database to store in, if one is named; else an in-memory H2 database. */
+	static String jdbcUrl() {
+		return System.getProperty("fhircm.hapi.jdbc.url", "");
+	}
+
 	@Bean(destroyMethod = "close")
 	public DataSource dataSource() {
 		BasicDataSource dataSource = new BasicDataSource();
-		dataSource.setDriverClassName("org.h2.Driver");
-		dataSource.setUrl("jdbc:h2:mem:hapi;DB_CLOSE_DELAY=-1");
-		dataSource.setUsername("sa");
-		dataSource.setPassword("");
+		if (jdbcUrl().isEmpty()) {
+			dataSource.setDriverClassName("org.h2.Driver");
+			dataSource.setUrl("jdbc:h2:mem:hapi;DB_CLOSE_DELAY=-1");
+			dataSource.setUsername("sa");
+			dataSource.setPassword("");
+		} else {
+			dataSource.setDriverClassName("org.postgresql.Driver");
+			dataSource.setUrl(jdbcUrl());
+			dataSource.setUsername(System.getProperty("fhircm.hapi.jdbc.user", "postgres"));
+			dataSource.setPassword(System.getProperty("fhircm.hapi.jdbc.password", ""));
+		}
 		dataSource.setMaxTotal(20);
 		return dataSource;
 	}
@@ -116,7 +130,9 @@ public class ServerConfig {
 		LocalContainerEntityManagerFactoryBean factory =
 				HapiEntityManagerFactoryUtil.newEntityManagerFactory(beanFactory, fhirContext, storageSettings);
 		Map<String, Object> properties = new HashMap<>();
-		properties.put("hibernate.dialect", HapiFhirH2Dialect.class.getName());
+		properties.put(
+				"hibernate.dialect",
+				(jdbcUrl().isEmpty() ? HapiFhirH2Dialect.class : HapiFhirPostgresDialect.class).getName());
 		properties.put("hibernate.hbm2ddl.auto", "update");
 		properties.put("hibernate.format_sql", "false");
 		properties.put("hibernate.show_sql", "false");
