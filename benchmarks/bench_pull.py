@@ -39,6 +39,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 import uuid
@@ -180,6 +181,53 @@ def peak_rss_kb() -> int:
     return _status_kb("VmHWM")
 
 
+class ChildPeaks:
+    """The peak RSS (``VmHWM``) of each child process of this one, sampled every ``every`` seconds
+    while in the ``with`` block: the pull's check worker is a process of its own, and its memory is
+    the pull's as much as the pull process's is. A child's ``VmHWM`` only grows, so the last sample
+    before it ends misses at most ``every`` seconds of growth."""
+
+    def __init__(self, every: float = 0.1) -> None:
+        self.every = every
+        self.peaks_kb: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ChildPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        """The children's peaks added up (as if they peaked at once: an upper bound)."""
+        return sum(self.peaks_kb.values()) / 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            for pid in _children():
+                status = Path(f"/proc/{pid}/status")
+                try:
+                    peak = next(int(r.split()[1]) for r in status.read_text().splitlines() if r.startswith("VmHWM:"))
+                except (OSError, StopIteration, ValueError):  # ended meanwhile, or not Linux
+                    continue
+                self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), peak)
+
+
+def _children() -> set[int]:
+    pids: set[int] = set()
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else ():
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
 def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) -> None:
     """One measurement, with the collector settings of the ``fhir-cm`` command (``fhir_cm.process``)."""
     tune_collector()
@@ -190,7 +238,8 @@ def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) ->
     out.put("start")
     t0, cpu0, children0 = time.perf_counter(), time.process_time(), _children_cpu()
     try:
-        n = asyncio.run(job(base, system, Path(db)))
+        with ChildPeaks() as helpers_rss:
+            n = asyncio.run(job(base, system, Path(db)))
     except BaseException as exc:  # report it to the parent, which waits for an answer
         out.put({"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -207,6 +256,7 @@ def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) ->
             "traced_mb": traced_peak / 2**20,
             "cpu": cpu,
             "helper_cpu": helpers,
+            "helper_mb": helpers_rss.mb,
         }
     )
 
@@ -240,25 +290,32 @@ def measure(
 def line(label: str, r: dict[str, float]) -> str:
     return (
         f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
-        f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run)  "
+        f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run"
+        + (f"; check worker {r['helper_mb']:5.1f} MB" if r.get("helper_mb") else "")
+        + ")  "
         f"server busy {100 * r['server_cpu'] / r['seconds']:3.0f}%"
         + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else "")
     )
+
+
+def _grown(r: dict[str, float]) -> float:
+    return r["grew_mb"] + r.get("helper_mb", 0.0)
 
 
 def bound(pulled: dict[str, float], pace: dict[str, float]) -> str:
     """The fastest the pull could go on this machine, for the CPU it and the server spend per resource.
 
     The pull's work (its process and its check worker) and the server's share the machine's cores,
-    and the server works on one thread: at best the rate is the smaller of the server's pace and
-    (cores / CPU per resource of both together). The pull reaching the server's pace needs the
-    second to be the larger.
+    and the server works on one thread: at best the rate is the smallest of the server's pace,
+    (cores / CPU per resource of both together) and (1 / the pull process's CPU per resource: Python
+    runs one thread of it at a time). The pull reaching the server's pace needs the first to be the
+    smallest.
     """
     n = pulled["n"]
     ours = (pulled["cpu"] + pulled["helper_cpu"]) / n
     server = pulled["server_cpu"] / n
     cores = os.cpu_count() or 1
-    best = min(pace["n"] / pace["seconds"], cores / (ours + server))
+    best = min(pace["n"] / pace["seconds"], cores / (ours + server), n / pulled["cpu"])
     return (
         f"  CPU per resource: the pull {1000 * ours:.2f} ms (its process {1000 * pulled['cpu'] / n:.2f}, "
         f"check worker {1000 * pulled['helper_cpu'] / n:.2f}), the server {1000 * server:.2f} ms; on {cores} cores "
@@ -337,7 +394,10 @@ def main() -> None:
     print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
     for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):
         ratio = f"peak traced {s_['traced_mb']:.1f} -> {b_['traced_mb']:.1f} MB, " if traced else ""
-        print(f"  {label:<9}: {ratio}RSS growth {s_['grew_mb']:.1f} -> {b_['grew_mb']:.1f} MB")
+        print(
+            f"  {label:<9}: {ratio}RSS growth {_grown(s_):.1f} -> {_grown(b_):.1f} MB"
+            " (the process's growth plus its check worker's peak, if it had one)"
+        )
     if traced:
         print(
             f"  at {big}: the pull's peak traced memory is {p_big['traced_mb'] / b_big['traced_mb']:.2f}x the baseline's"
