@@ -4,19 +4,22 @@ worker takes in and quarantines exactly what one without it does (sekmet-fhir ov
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from fhir_cm.checks import problem_of
 from fhir_cm.config import Settings
 from fhir_cm.domain import Case, Party
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_resources
 from fhir_cm.store import Store, get_case, list_quarantine
 from fhir_cm.sync import _checks, _pull, pull
-from fhir_cm.sync._checks import Checker, problem_of
+from fhir_cm.sync._checks import Checker
 from tests.mapping.builders import full_case
 from tests.sync.seeding import seed_case
 
@@ -119,3 +122,12 @@ async def test_where_no_worker_can_start_the_pages_are_checked_in_the_pull(monke
     finally:
         checker.close()
     assert checker.offloaded == 0
+
+
+def test_the_worker_loads_the_checks_without_the_store_or_the_sync_layer() -> None:
+    """What a worker process imports to check a page: the models and the mapping, not the database
+    drivers, the sync layer or the web stack (a spawned worker pays for each in start time and memory)."""
+    heavy = ("sqlalchemy", "psycopg", "fhir_cm.store", "fhir_cm.sync", "fastapi")
+    probe = f"import sys, fhir_cm.checks; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []

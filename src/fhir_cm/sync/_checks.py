@@ -1,8 +1,8 @@
 """Checking pulled resources, in a second process once a pull proves large.
 
 Every resource a pull takes in is first checked against its release's strict fhir.resources model,
-and ours against the mapping. The strict model is the single largest cost of a pull (about a fifth
-of its CPU), and it needs nothing but the resource: so once a pull has fetched enough to be worth a
+and ours against the mapping (``fhir_cm.checks``). The strict model is the single largest cost of a
+pull (two fifths of its CPU in a profile of 10,000 resources), and it needs nothing but the resource: so once a pull has fetched enough to be worth a
 process start (``OFFLOAD_AFTER`` resources), the pages are checked in a worker process while the
 pull's own process places and merges the page before. A worker still starting, or one that failed,
 leaves the checks where they were: in the pull, one page at a time, with the same answers.
@@ -19,47 +19,21 @@ from typing import Any
 
 import orjson
 
-from ..fhir import FhirRelease, model_class
-from ..mapping import FhirVersion, MappingError, read_resource
-from ._intake import strict_problem
-from ._pull_read import MAPPING_PROBLEM
+from ..checks import load_models, problems_of
+from ..mapping import FhirVersion
 
-__all__ = ["OFFLOAD_AFTER", "Checker", "mapping_problem", "problem_of", "problems_of"]
+__all__ = ["OFFLOAD_AFTER", "Checker"]
 
 log = logging.getLogger("fhir_cm.sync")
 
 #: How many resources a pull fetches before it starts a worker process for the checks: a process
-#: start (a second and a half of CPU: imports, models) and each page's trip to the worker are worth
+#: start (about half a second of CPU: the models and the mapping) and each page's trip to the worker are worth
 #: it only for a pull that goes on long after. Measured on 2 cores shared with the server (sekmet),
 #: a worker started at 1,000 made pulls of 2,500 and 10,000 resources about a sixth slower and one
-#: of 100,000 about a ninth faster than checking every page in the pull.
+#: of 100,000 about a ninth faster than checking every page in the pull; with the worker importing
+#: only ``fhir_cm.checks``, one started at 2,000 or 5,000 still made a 10,000-resource pull slower
+#: (medians of three: 5.9 and 6.2 s against 4.8 s): three processes then share the 2 cores.
 OFFLOAD_AFTER = 20_000
-
-
-def mapping_problem(resource: Mapping[str, Any], version: FhirVersion, system: str) -> str | None:
-    """Why the mapping cannot read ``resource`` as case data, or None."""
-    try:
-        read_resource(resource, version, system)
-    except (MappingError, ValueError) as exc:
-        return f"{MAPPING_PROBLEM}{str(exc)[:250]}"
-    return None
-
-
-def problem_of(resource: Mapping[str, Any], version: FhirVersion, system: str) -> str | None:
-    """Why a pulled resource cannot be taken in: its release's strict model first, then the mapping."""
-    return strict_problem(resource, version) or mapping_problem(resource, version, system)
-
-
-def problems_of(raw: bytes, version: FhirVersion, system: str) -> list[str | None]:
-    """``problem_of`` for each resource of a JSON array: what the worker process runs."""
-    return [problem_of(r, version, system) for r in orjson.loads(raw)]
-
-
-def _warm(version: FhirVersion, types: tuple[str, ...]) -> None:
-    """Load the models of the pull's types, while the worker starts and before a page reaches it."""
-    release = FhirRelease.R5 if version == "R5" else FhirRelease.R4
-    for rtype in types:
-        model_class(release, rtype)
 
 
 class Checker:
@@ -138,7 +112,7 @@ class Checker:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
-            self._ready = asyncio.get_running_loop().run_in_executor(self._pool, _warm, self.version, self.types)
+            self._ready = asyncio.get_running_loop().run_in_executor(self._pool, load_models, self.version, self.types)
         except Exception as exc:  # no child processes here (a daemonic process cannot have any): stay inline
             log.info("no check worker for this pull (%s); checking in the pull", type(exc).__name__)
             self._failed = True

@@ -1,8 +1,7 @@
-"""Taking in resources read from a server: strict check, version arithmetic, and remembering them.
+"""Taking in resources read from a server: version arithmetic, and remembering them.
 
-Shared by the pull and the transitions tracker. A resource that fails the FHIR release's strict
-model is reported with where and why (never its values: they may be personal data), so the caller
-can quarantine it and go on. What is taken in is remembered twice: in the ledger (server id,
+Shared by the pull and the transitions tracker (the checks a resource passes first are
+``fhir_cm.checks``). What is taken in is remembered twice: in the ledger (server id,
 versionId, last server copy — what the pusher merges onto and sends ``If-Match`` with) and in the
 case's resources (the copy an export gives back).
 """
@@ -13,11 +12,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..fhir import AsyncFhirClient, FhirRelease, UnsupportedByServer, model_class
+from ..fhir import AsyncFhirClient
 from ..mapping import FhirVersion, ResourceKey, check_version, explicit_fhir_version
 from ..store import LedgerEntry, content_hash, get_ledger, put_ledger, put_resources
 
@@ -28,30 +26,13 @@ __all__ = [
     "ledger_entry",
     "remember",
     "server_fhir_version",
-    "strict_problem",
     "version_of",
 ]
-
-_MAX_REASON = 300
 
 
 async def server_fhir_version(client: AsyncFhirClient, settings: Settings) -> FhirVersion:
     """The version to read the server's resources as: configured, else what ``/metadata`` says."""
     return explicit_fhir_version(settings.fhir_version) or check_version((await client.release()).value)
-
-
-def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
-    """Why the release's fhir.resources model refuses ``resource``, or None if it accepts it."""
-    release = FhirRelease.R5 if version == "R5" else FhirRelease.R4
-    try:
-        model_class(release, str(resource.get("resourceType"))).model_validate(resource)
-    except UnsupportedByServer as exc:
-        return str(exc)[:_MAX_REASON]
-    except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:3]]
-        more = exc.error_count() - len(parts)
-        return ("; ".join(parts) + (f" (+{more} more)" if more > 0 else ""))[:_MAX_REASON]
-    return None
 
 
 def version_of(resource: Mapping[str, Any]) -> str | None:

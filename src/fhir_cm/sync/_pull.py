@@ -88,12 +88,13 @@ from ..store import (
     put_ledger,
 )
 from ._ahead import ReadAhead
-from ._checks import Checker, problem_of
+from ..checks import MAPPING_PROBLEM, problem_of
+from ._checks import Checker
 from ._report import PullReport
 from ._spill import Spill
 from ._off_loop import off_loop
 from ._pull_merge import Merging
-from ._pull_read import MAPPING_PROBLEM, CaseReader
+from ._pull_read import CaseReader
 from ._intake import (
     instant,
     is_newer,

@@ -64,7 +64,8 @@ from ..store import (
     record_transitions,
     save_case,
 )
-from ._intake import remember, server_fhir_version, strict_problem
+from ..checks import strict_problem
+from ._intake import remember, server_fhir_version
 from ._membership import OPEN_STATUSES, patient_ids, patient_of
 from ._transfer_summary import handoff_moves
 
