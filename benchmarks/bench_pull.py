@@ -1,18 +1,21 @@
 """Pull memory and throughput: ``fhir_cm.sync.pull`` of N resources against a baseline that loads the
-whole result set into memory first, at two sizes, on the real test server (sekmet-fhir, started
+whole result set into memory first, at two sizes or more, on the real test server (sekmet-fhir, started
 here on loopback), in the same run.
 
-Run: ``python benchmarks/bench_pull.py [--resources 10000] [--small 2500] [--traced] [--hapi 10000]``. Prints
+Run: ``python benchmarks/bench_pull.py [--sizes 2500,10000] [--traced] [--hapi 10000]``. Prints
 resources/s, peak RSS (with ``--traced`` also peak traced Python memory, from tracemalloc) and the
 server's CPU time over the run's wall time ("server busy") of the server's own pace (the pull's
-searches, every page fetched and parsed, nothing else), of the pull and of the baseline, at
-``--small`` and at ``--resources`` resources, and the pull's rate over the server's pace; the point is to see
+searches, every page fetched and parsed, nothing else), of the pull and of the baseline, at each of
+``--sizes`` (the server seeded up to each in turn), and the pull's rate over the server's pace; the point is to see
 whether the pull's memory stays flat as N grows (it streams one page at a time) while the
 baseline's grows with N. It does not assert. About 4 minutes on 2 cores; ``--traced`` about 8
 (tracemalloc slows the pull several times over).
 
 How it measures: the server runs in this process; every measurement runs in a fresh child process
-(``spawn``), so the peak RSS is the pull's own and not the server's or another run's; "growth" is
+(``python -c``, importing this module), so the peak RSS is the pull's own and not the server's or
+another run's, and a check worker the pull starts imports what it would under the ``fhir-cm``
+command, not this benchmark (a spawned process re-imports its parent's main module: this one would
+bring the test servers and the whole adapter into the worker); "growth" is
 the peak RSS during the run minus the RSS just before it (imports done). The peak is the child's
 ``VmHWM``: ``ru_maxrss`` would include the RSS of this (server) process, which Linux carries over
 the fork and exec that start the child. With ``--traced`` the
@@ -34,16 +37,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import multiprocessing as mp
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,13 +187,15 @@ def peak_rss_kb() -> int:
 
 class ChildPeaks:
     """The peak RSS (``VmHWM``) of each child process of this one, sampled every ``every`` seconds
-    while in the ``with`` block: the pull's check worker is a process of its own, and its memory is
-    the pull's as much as the pull process's is. A child's ``VmHWM`` only grows, so the last sample
+    while in the ``with`` block: the pull's check worker is a process of its own (and starting it
+    starts multiprocessing's resource tracker, another), and their memory is the pull's as much as
+    the pull process's is. A child's ``VmHWM`` only grows, so the last sample
     before it ends misses at most ``every`` seconds of growth."""
 
     def __init__(self, every: float = 0.1) -> None:
         self.every = every
         self.peaks_kb: dict[int, int] = {}
+        self.trackers: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -206,6 +212,11 @@ class ChildPeaks:
         """The children's peaks added up (as if they peaked at once: an upper bound)."""
         return sum(self.peaks_kb.values()) / 1024
 
+    @property
+    def tracker_mb(self) -> float:
+        """The part of ``mb`` that is multiprocessing's resource tracker."""
+        return sum(self.peaks_kb.get(pid, 0) for pid in self.trackers) / 1024
+
     def _sample(self) -> None:
         while not self._stop.wait(self.every):
             for pid in _children():
@@ -215,6 +226,15 @@ class ChildPeaks:
                 except (OSError, StopIteration, ValueError):  # ended meanwhile, or not Linux
                     continue
                 self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), peak)
+                if pid not in self.trackers and b"resource_tracker" in _cmdline(pid):
+                    self.trackers.add(pid)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _children() -> set[int]:
@@ -228,37 +248,39 @@ def _children() -> set[int]:
     return pids
 
 
-def child(mode: str, base: str, system: str, db: str, traced: bool, out: Any) -> None:
-    """One measurement, with the collector settings of the ``fhir-cm`` command (``fhir_cm.process``)."""
+def child(mode: str, base: str, system: str, db: str, traced: bool) -> None:
+    """One measurement, with the collector settings of the ``fhir-cm`` command (``fhir_cm.process``);
+    says ``start`` on stdout when it starts timing, then its figures as JSON."""
     tune_collector()
     job = {"pull": run_pull, "baseline": run_baseline, "server": run_server_pace}[mode]
     before_kb = current_rss_kb()
     if traced:
         tracemalloc.start()
-    out.put("start")
+    print(f"{_MARK}start", flush=True)
     t0, cpu0, children0 = time.perf_counter(), time.process_time(), _children_cpu()
-    try:
-        with ChildPeaks() as helpers_rss:
-            n = asyncio.run(job(base, system, Path(db)))
-    except BaseException as exc:  # report it to the parent, which waits for an answer
-        out.put({"error": f"{type(exc).__name__}: {exc}"})
-        raise
+    with ChildPeaks() as helpers_rss:
+        n = asyncio.run(job(base, system, Path(db)))
     seconds = time.perf_counter() - t0
     cpu, helpers = time.process_time() - cpu0, _children_cpu() - children0
     traced_peak = tracemalloc.get_traced_memory()[1] if traced else 0
     peak_kb = peak_rss_kb()
-    out.put(
-        {
-            "n": n,
-            "seconds": seconds,
-            "peak_mb": peak_kb / 1024,
-            "grew_mb": (peak_kb - before_kb) / 1024,
-            "traced_mb": traced_peak / 2**20,
-            "cpu": cpu,
-            "helper_cpu": helpers,
-            "helper_mb": helpers_rss.mb,
-        }
-    )
+    figures = {
+        "n": n,
+        "seconds": seconds,
+        "peak_mb": peak_kb / 1024,
+        "grew_mb": (peak_kb - before_kb) / 1024,
+        "traced_mb": traced_peak / 2**20,
+        "cpu": cpu,
+        "helper_cpu": helpers,
+        "helper_mb": helpers_rss.mb,
+        "tracker_mb": helpers_rss.tracker_mb,
+    }
+    print(f"{_MARK}{json.dumps(figures)}", flush=True)
+
+
+#: What starts a line of the child's that is meant for the parent (the rest of stdout is passed on).
+_MARK = "@bench_pull@ "
+_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import bench_pull; bench_pull.child(*sys.argv[2:6], sys.argv[6] == '1')"
 
 
 def _children_cpu() -> float:
@@ -272,26 +294,50 @@ def measure(
 ) -> dict[str, float]:
     """One measurement in a fresh child process; ``server_cpu`` gives the server's CPU time so far
     (by default this process's: sekmet runs here, and nothing else does while a child is timed)."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
     db = tmp / f"{mode}-{uuid.uuid4().hex}.db"
-    proc = ctx.Process(target=child, args=(mode, base, system, str(db), traced, queue))
-    proc.start()
-    started = queue.get()
-    cpu0 = server_cpu()
-    answer = queue.get() if started == "start" else started
-    answer["server_cpu"] = server_cpu() - cpu0
-    proc.join()
-    if "error" in answer or proc.exitcode != 0:
-        raise SystemExit(f"{mode} failed: {answer.get('error', f'exit code {proc.exitcode}')}")
+    args = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(Path(__file__).parent),
+        mode,
+        base,
+        system,
+        str(db),
+        "1" if traced else "0",
+    ]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        said = _said(proc.stdout)
+        started = next(said, None)
+        cpu0 = server_cpu()
+        figures = next(said, None)
+        answer = json.loads(figures) if started == "start" and figures else None
+        answer_cpu = server_cpu() - cpu0
+    if answer is None or proc.returncode != 0:
+        raise SystemExit(f"{mode} failed (exit code {proc.returncode}; its error is above)")
+    answer["server_cpu"] = answer_cpu
     return answer
+
+
+def _said(lines: Iterable[str]) -> Iterator[str]:
+    """The child's lines meant for the parent; the rest of its output is printed as it comes."""
+    for line in lines:
+        if line.startswith(_MARK):
+            yield line.removeprefix(_MARK).strip()
+        else:
+            print(line, end="")
 
 
 def line(label: str, r: dict[str, float]) -> str:
     return (
         f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
         f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run"
-        + (f"; check worker {r['helper_mb']:5.1f} MB" if r.get("helper_mb") else "")
+        + (
+            f"; check worker {r['helper_mb'] - r['tracker_mb']:5.1f} MB, resource tracker {r['tracker_mb']:4.1f} MB"
+            if r.get("helper_mb")
+            else ""
+        )
         + ")  "
         f"server busy {100 * r['server_cpu'] / r['seconds']:3.0f}%"
         + (f"  peak traced {r['traced_mb']:6.1f} MB" if r["traced_mb"] else "")
@@ -355,10 +401,21 @@ def hapi_pace(n: int, traced: bool) -> None:
         print(f"  the pull runs at {rate:.2f}x the server's pace")
 
 
+def _sizes(text: str) -> list[int]:
+    sizes = [int(part) for part in text.split(",")]
+    if len(sizes) < 2 or sizes != sorted(set(sizes)):
+        raise argparse.ArgumentTypeError("two sizes or more, smallest first, e.g. 10000,30000,100000")
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Pull memory and throughput against a load-everything baseline.")
-    parser.add_argument("--resources", type=int, default=10_000)
-    parser.add_argument("--small", type=int, default=2_500)
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[2_500, 10_000],
+        help="resources on the server at each step (default 2500,10000)",
+    )
     parser.add_argument("--traced", action="store_true", help="Also print peak traced memory (tracemalloc; slower).")
     parser.add_argument(
         "--hapi", type=int, default=10_000, help="then pull about this many resources from HAPI R4 (0: not)"
@@ -367,10 +424,10 @@ def main() -> None:
     traced = args.traced
     system = f"urn:bench:pull:{uuid.uuid4().hex}"
     batches = case_batches(system, seed=4242)
-    rows: list[tuple[int, dict[str, float], dict[str, float]]] = []
+    rows: list[tuple[int, dict[str, float], dict[str, float], dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp, sekmet_server(Path(tmp)) as server:
         have = 0
-        for target in (args.small, args.resources):
+        for target in args.sizes:
             t0 = time.perf_counter()
             have = asyncio.run(seed(server.base_url, batches, target, have))
             print(f"seeded {have} resources ({time.perf_counter() - t0:.0f}s, not measured)", file=sys.stderr)
@@ -390,14 +447,27 @@ def main() -> None:
         rate = (pulled["n"] / pulled["seconds"]) / (pace["n"] / pace["seconds"])
         print(f"  the pull runs at {rate:.2f}x the server's pace (goal: 1.0, the server never waiting for it)")
         print(bound(pulled, pace))
-    (small, _, p_small, b_small), (big, _, p_big, b_big) = rows
-    print(f" growth from {small} to {big} resources ({big / small:.1f}x):")
-    for label, s_, b_ in (("pull", p_small, p_big), ("baseline", b_small, b_big)):
-        ratio = f"peak traced {s_['traced_mb']:.1f} -> {b_['traced_mb']:.1f} MB, " if traced else ""
+    growth(rows, traced)
+    if args.hapi:
+        hapi_pace(args.hapi, traced)
+
+
+def growth(rows: list[tuple[int, dict[str, float], dict[str, float], dict[str, float]]], traced: bool) -> None:
+    """How memory changes with the number of resources: flat, for the pull, is the goal."""
+    sizes = " -> ".join(str(have) for have, *_ in rows)
+    print(f" memory by size ({sizes} resources):")
+    for label, col in (("pull", 2), ("baseline", 3)):
+        runs = [row[col] for row in rows]
         print(
-            f"  {label:<9}: {ratio}RSS growth {_grown(s_):.1f} -> {_grown(b_):.1f} MB"
-            " (the process's growth plus its check worker's peak, if it had one)"
+            f"  {label:<9}: peak RSS {_by(runs, 'peak_mb')} MB; helper processes' peaks {_by(runs, 'helper_mb')} MB;"
+            f" growth with them {' -> '.join(f'{_grown(r):.1f}' for r in runs)} MB"
+            + (f"; peak traced {_by(runs, 'traced_mb')} MB" if traced else "")
         )
+    small, (big, _, p_big, b_big) = rows[0][0], rows[-1]
+    print(
+        f"  ({big / small:.1f}x the resources; growth is the peak during the run less the RSS before it,"
+        " plus the helper processes' peaks: the check worker and multiprocessing's resource tracker)"
+    )
     if traced:
         print(
             f"  at {big}: the pull's peak traced memory is {p_big['traced_mb'] / b_big['traced_mb']:.2f}x the baseline's"
@@ -406,8 +476,10 @@ def main() -> None:
         f"  at {big}: the pull's throughput is "
         f"{(p_big['n'] / p_big['seconds']) / (b_big['n'] / b_big['seconds']):.2f}x the baseline's"
     )
-    if args.hapi:
-        hapi_pace(args.hapi, traced)
+
+
+def _by(runs: list[dict[str, float]], key: str) -> str:
+    return " -> ".join(f"{r.get(key, 0.0):.1f}" for r in runs)
 
 
 if __name__ == "__main__":
