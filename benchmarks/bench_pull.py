@@ -65,6 +65,9 @@ from tests.servers import sekmet_server
 
 PAGE = 200
 
+#: One size's measurements: resources on the server, the server's pace, the pull, the baseline.
+Row = tuple[int, dict[str, float], dict[str, float], dict[str, float]]
+
 
 # --- seeding (not measured) ----------------------------------------------------------------------
 
@@ -168,8 +171,8 @@ async def run_server_pace(base: str, system: str, db: Path) -> int:
     return n
 
 
-def _status_kb(field: str) -> int:
-    for row in Path("/proc/self/status").read_text().splitlines():
+def _status_kb(field: str, pid: int | str = "self") -> int:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
         if row.startswith(f"{field}:"):
             return int(row.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the peak so far
@@ -220,10 +223,9 @@ class ChildPeaks:
     def _sample(self) -> None:
         while not self._stop.wait(self.every):
             for pid in _children():
-                status = Path(f"/proc/{pid}/status")
                 try:
-                    peak = next(int(r.split()[1]) for r in status.read_text().splitlines() if r.startswith("VmHWM:"))
-                except (OSError, StopIteration, ValueError):  # ended meanwhile, or not Linux
+                    peak = _status_kb("VmHWM", pid)
+                except OSError:  # ended meanwhile
                     continue
                 self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), peak)
                 if pid not in self.trackers and b"resource_tracker" in _cmdline(pid):
@@ -424,7 +426,7 @@ def main() -> None:
     traced = args.traced
     system = f"urn:bench:pull:{uuid.uuid4().hex}"
     batches = case_batches(system, seed=4242)
-    rows: list[tuple[int, dict[str, float], dict[str, float], dict[str, float]]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp, sekmet_server(Path(tmp)) as server:
         have = 0
         for target in args.sizes:
@@ -452,7 +454,7 @@ def main() -> None:
         hapi_pace(args.hapi, traced)
 
 
-def growth(rows: list[tuple[int, dict[str, float], dict[str, float], dict[str, float]]], traced: bool) -> None:
+def growth(rows: list[Row], traced: bool) -> None:
     """How memory changes with the number of resources: flat, for the pull, is the goal."""
     sizes = " -> ".join(str(have) for have, *_ in rows)
     print(f" memory by size ({sizes} resources):")

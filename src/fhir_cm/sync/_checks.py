@@ -2,9 +2,10 @@
 
 Every resource a pull takes in is first checked against its release's strict fhir.resources model,
 and ours against the mapping (``fhir_cm.checks``). The strict model is the single largest cost of a
-pull (two fifths of its CPU in a profile of 10,000 resources), and it needs nothing but the resource: so once a pull has fetched enough to be worth a
-process start (``OFFLOAD_AFTER`` resources), the pages are checked in a worker process while the
-pull's own process places and merges the page before. A worker still starting, or one that failed,
+pull (about a third of its busy CPU in profiles of 10,000 resources), and it needs nothing but the
+resource: so once a pull has fetched enough to be worth a process start (``OFFLOAD_AFTER``
+resources), the pages are checked in a worker process while the pull's own process places and
+merges the page before. A worker still starting, or one that failed,
 leaves the checks where they were: in the pull, one page at a time, with the same answers.
 """
 
@@ -27,8 +28,8 @@ __all__ = ["OFFLOAD_AFTER", "Checker"]
 log = logging.getLogger("fhir_cm.sync")
 
 #: How many resources a pull fetches before it starts a worker process for the checks: a process
-#: start (about half a second of CPU: the models and the mapping) and each page's trip to the worker are worth
-#: it only for a pull that goes on long after. Measured on 2 cores shared with the server (sekmet),
+#: start (about half a second of CPU: the models and the mapping) and each page's trip to the
+#: worker are worth it only for a pull that goes on long after. Measured on 2 cores shared with the server (sekmet),
 #: a worker started at 1,000 made pulls of 2,500 and 10,000 resources about a sixth slower and one
 #: of 100,000 about a ninth faster than checking every page in the pull; with the worker importing
 #: only ``fhir_cm.checks``, one started at 2,000 or 5,000 still made a 10,000-resource pull slower

@@ -63,6 +63,7 @@ from typing import Any
 import orjson
 
 
+from ..checks import MAPPING_PROBLEM, problem_of
 from ..config import Settings
 from ..fhir import (
     AsyncFhirClient,
@@ -88,7 +89,6 @@ from ..store import (
     put_ledger,
 )
 from ._ahead import ReadAhead
-from ..checks import MAPPING_PROBLEM, problem_of
 from ._checks import Checker
 from ._report import PullReport
 from ._spill import Spill

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ..checks import MAPPING_PROBLEM
 from ..domain import Case
 from ..mapping import FhirVersion, MappingError, ResourceKey
 from ..store import (
@@ -33,7 +34,7 @@ from ..store import (
 from ._conflicts import merge_case, record_clashes
 from ._intake import is_newer, ledger_entry, version_of
 from ._membership import RunEpisodes
-from ._pull_read import MAPPING_PROBLEM, RULE_PROBLEM, CaseReader
+from ._pull_read import RULE_PROBLEM, CaseReader
 from ._report import PullReport
 from ._spill import Spill, newest
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..checks import MAPPING_PROBLEM
 from ..domain import Case, Plausibility, new_breaches
 from ..mapping import MappingError, ResourceKey, case_to_resources, episode_key, resources_to_case
 
-__all__ = ["MAPPING_PROBLEM", "RULE_PROBLEM", "CaseReader"]
+__all__ = ["RULE_PROBLEM", "CaseReader"]
 
 RULE_PROBLEM = "breaks a rule of what can be true: "
 
