@@ -33,8 +33,11 @@ def _release(version: FhirVersion) -> FhirRelease:
 
 def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
     """Why the release's fhir.resources model refuses ``resource``, or None if it accepts it."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):
+        return "a resource without a resourceType"
     try:
-        model_class(_release(version), str(resource.get("resourceType"))).model_validate(resource)
+        model_class(_release(version), rtype).model_validate(resource)
     except UnsupportedByServer as exc:
         return str(exc)[:_MAX_REASON]
     except ValidationError as exc:

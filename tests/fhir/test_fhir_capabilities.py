@@ -44,6 +44,13 @@ def test_release_picks_the_models(version: str, release: FhirRelease, module: st
     assert model_class(release, "CarePlan").__module__ == module
 
 
+@pytest.mark.parametrize("name", ["Transport", "NotAResource", "None", ""])
+def test_a_type_the_release_does_not_have_is_unsupported_not_a_crash(name: str) -> None:
+    # R5's Transport is no R4 resource; "None" is what a resource without a resourceType asks for.
+    with pytest.raises(UnsupportedByServer, match="is not a R4 resource type"):
+        model_class(FhirRelease.R4, name)
+
+
 def test_an_r5_statement_is_detected(hapi: Hapi) -> None:
     assert hapi.capabilities("metadata-r5").release is FhirRelease.R5
 

@@ -241,6 +241,28 @@ async def test_invalid_entries_are_quarantined_and_the_page_goes_on(
     assert "Chief complaint" not in quarantined[0].reason  # the offending data is not echoed
 
 
+async def test_an_entry_of_a_type_the_release_does_not_have_is_quarantined(
+    client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
+) -> None:
+    router.get(f"{BASE}/metadata").mock(return_value=hapi.response("metadata-r4"))
+    episode = {"resourceType": "EpisodeOfCare", "id": "1", "status": "active", "patient": {"reference": "Patient/1"}}
+    stranger = {"resourceType": "Transport", "id": "2", "status": "completed"}  # an R5 type, from an R4 server
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in (episode, stranger)],
+    }
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=httpx.Response(200, json=bundle))
+    quarantined: list[Quarantined] = []
+
+    results = [r async for r in client.search("EpisodeOfCare").validated(on_quarantine=quarantined.append)]
+
+    assert [r.id for r in results] == ["1"]
+    assert [(q.resource_type, q.id, q.reason) for q in quarantined] == [
+        ("Transport", "2", "Transport is not a R4 resource type")
+    ]
+
+
 async def test_plain_dicts_by_default_even_for_invalid_resources(
     client: AsyncFhirClient, router: respx.MockRouter, hapi: Hapi
 ) -> None:

@@ -68,6 +68,13 @@ async def test_the_worker_answers_as_the_pull_does(worker: Checker) -> None:
     assert worker.offloaded == 1
 
 
+def test_a_resource_of_no_type_the_release_has_gets_a_reason_not_an_error() -> None:
+    assert problem_of({"resourceType": "Transport", "status": "completed"}, "R4", SYSTEM) == (
+        "Transport is not a R4 resource type"
+    )
+    assert problem_of({"id": "x"}, "R4", SYSTEM) == "a resource without a resourceType"
+
+
 async def test_a_small_pull_checks_in_its_own_process_and_a_large_one_starts_a_worker() -> None:
     checker = Checker("R4", SYSTEM, offload_after=500)
     page = [{"resourceType": "Goal"}] * 200

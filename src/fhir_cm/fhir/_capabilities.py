@@ -82,14 +82,18 @@ def release_from_version(fhir_version: str) -> FhirRelease:
 
 
 def model_class(release: FhirRelease, resource_type: str) -> type[Any]:
-    """The fhir.resources model for ``resource_type`` in ``release`` (R4 → the R4B package)."""
+    """The fhir.resources model for ``resource_type`` in ``release`` (R4 → the R4B package).
+
+    Raises ``UnsupportedByServer`` for a type the release does not have (a server may send one, an
+    R5 type from an R4 server say), so that callers quarantine the resource rather than fail.
+    """
     package = "fhir.resources" if release is FhirRelease.R5 else "fhir.resources.R4B"
     module = importlib.import_module(package)
     try:
         model: type[Any] = module.get_fhir_model_class(resource_type)
-        return model
-    except KeyError as exc:
-        raise UnsupportedByServer(f"{resource_type} is not a {release} resource type") from exc
+    except ValueError:  # what fhir.resources answers for a name it has no model for
+        raise UnsupportedByServer(f"{resource_type} is not a {release} resource type") from None
+    return model
 
 
 @dataclass(frozen=True)
