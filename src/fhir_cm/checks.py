@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from .fhir import FhirRelease, UnsupportedByServer, model_class
 from .mapping import FhirVersion, MappingError, read_resource
 
-__all__ = ["MAPPING_PROBLEM", "load_models", "mapping_problem", "problem_of", "problems_of", "strict_problem"]
+__all__ = [
+    "MAPPING_PROBLEM",
+    "SUBSETTED_PROBLEM",
+    "load_models",
+    "mapping_problem",
+    "problem_of",
+    "problems_of",
+    "strict_problem",
+]
 
 #: How a mapping refusal's reason starts, so the pull can tell it from the strict model's.
 MAPPING_PROBLEM = "not readable as case data: "
@@ -36,6 +44,8 @@ def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | N
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
         return "a resource without a resourceType"
+    if _subsetted(resource):
+        return SUBSETTED_PROBLEM
     try:
         model_class(_release(version), rtype).model_validate(resource)
     except UnsupportedByServer as exc:
@@ -45,6 +55,20 @@ def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | N
         more = exc.error_count() - len(parts)
         return ("; ".join(parts) + (f" (+{more} more)" if more > 0 else ""))[:_MAX_REASON]
     return None
+
+
+#: Why a resource the server marked as partial is refused (FHIR: such a copy is never to be taken for
+#: the whole; taking it would overwrite the case with less).
+SUBSETTED_PROBLEM = "the server sent part of the resource (meta.tag SUBSETTED): not taken as its copy"
+_SUBSETTED = ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED")
+
+
+def _subsetted(resource: Mapping[str, Any]) -> bool:
+    meta = resource.get("meta")
+    tags = meta.get("tag") if isinstance(meta, Mapping) else None
+    return isinstance(tags, list) and any(
+        isinstance(t, Mapping) and (t.get("system"), t.get("code")) == _SUBSETTED for t in tags
+    )
 
 
 def mapping_problem(resource: Mapping[str, Any], version: FhirVersion, system: str) -> str | None:

@@ -4,6 +4,7 @@ and gaps caught up; and subscriptions re-activated when the server drops them (r
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import httpx
@@ -213,6 +214,43 @@ async def test_a_subscription_in_error_or_silent_past_its_heartbeat_is_reactivat
 @pytest.mark.parametrize(
     "bundle",
     [
+        ["a JSON array", "is no resource"],
+        "a string",
+        {  # R4B: a focus whose reference is no string
+            "resourceType": "Bundle",
+            "type": "history",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "SubscriptionStatus",
+                        "type": "event-notification",
+                        "notificationEvent": [{"eventNumber": "1", "focus": {"reference": ["Encounter/1"]}}],
+                    }
+                }
+            ],
+        },
+        {  # R4: a focus whose reference is a number
+            "resourceType": "Bundle",
+            "type": "history",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Parameters",
+                        "parameter": [
+                            {
+                                "name": "notification-event",
+                                "part": [
+                                    {"name": "event-number", "valueString": "1"},
+                                    {"name": "focus", "valueReference": {"reference": 5}},
+                                ],
+                            }
+                        ],
+                    }
+                }
+            ],
+        },
+        status_bundle("event-notification", [(2**63, "Encounter/e1")]),  # beyond any server's count
+        status_bundle("event-notification", [(-1, "Encounter/e1")]),
         {"resourceType": "Bundle", "type": "history", "entry": "not a list"},
         {
             "resourceType": "Bundle",
@@ -236,11 +274,29 @@ async def test_a_subscription_in_error_or_silent_past_its_heartbeat_is_reactivat
     ],
 )
 def test_a_malformed_notification_bundle_is_a_clear_422_and_nothing_is_recorded(
-    client: TestClient, held: Store, bundle: dict[str, Any]
+    client: TestClient, held: Store, bundle: Any
 ) -> None:
     response = client.post(f"/notifications/{SUB}", json=bundle, headers=auth())
     assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
     assert queued(held) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(status_bundle("event-notification", [(1, "Encounter/e1")])).replace(
+            '"valueString": "1"}', '"valueInteger64": Infinity}'
+        ),
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["infinite event number", "nested past any resource"],
+)
+def test_json_only_python_reads_is_a_clear_422(client: TestClient, held: Store, body: str) -> None:
+    response = client.post(
+        f"/notifications/{SUB}", content=body.encode(), headers={**auth(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json" and queued(held) == []
 
 
 def test_out_of_order_events_catch_up_once_and_drop_the_late_one(client: TestClient, held: Store) -> None:

@@ -83,6 +83,29 @@ def test_the_access_token_goes_with_every_read_and_never_in_the_clear(cds_client
     assert refused.status_code == 422 and "https" in refused.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "server",
+    [
+        "http://localhost.attacker.example/fhir",  # begins like loopback, is not
+        "http://localhost@attacker.example/fhir",  # "localhost" as a user name
+        "http://127.0.0.1.attacker.example/fhir",
+        "https://",  # no host
+        "https://[::1",  # not a URL
+        "http://127.0.0.1:99999/fhir",  # no such port
+    ],
+)
+def test_a_server_that_only_looks_safe_gets_no_token(cds_client: TestClient, signer: Signer, server: str) -> None:
+    body = call("p-look")
+    body["fhirServer"] = server
+    body["fhirAuthorization"] = {"access_token": "ehr-token-123"}
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route(host="127.0.0.1").pass_through()  # the EHR's JWKS, served on loopback
+        sent = mock.route(host__regex=r"attacker").mock(return_value=httpx.Response(500))
+        refused = cds_client.post(PV, json=body, headers=signer.headers(PV))
+    assert refused.status_code == 422, refused.text
+    assert "https" in refused.json()["detail"] and not sent.calls
+
+
 def test_the_suggested_referral_is_created_by_a_real_server(
     cds_client: TestClient, signer: Signer, hapi_r4: Any
 ) -> None:

@@ -133,6 +133,8 @@ def test_an_ec_signed_token_is_accepted_too(cds_client: TestClient, signer: Sign
         ("bad signature", "signature does not verify"),
         ("no jti", "lacks the jti claim"),
         ("shared secret", "asymmetric"),
+        ("EC algorithm, RSA key", "does not fit its key"),
+        ("RSA algorithm, EC key", "does not fit its key"),
     ],
 )
 def test_a_bad_token_is_refused_and_nothing_is_recorded(
@@ -151,6 +153,9 @@ def test_a_bad_token_is_refused_and_nothing_is_recorded(
         },
         "no jti": {"Authorization": f"Bearer {signer.token(aud, jti=None)}"},
         "shared secret": {"Authorization": f"Bearer {signer.token(aud, alg='HS256', key='s' * 32, kid='rsa-1')}"},
+        # Signed with a key of the header's family, naming the issuer's key of the other (kids are public).
+        "EC algorithm, RSA key": {"Authorization": f"Bearer {signer.token(aud, alg='ES384', kid='rsa-1')}"},
+        "RSA algorithm, EC key": {"Authorization": f"Bearer {signer.token(aud, alg='RS384', kid='ec-1')}"},
     }[case]
     r = cds_client.post(PV, json=call("p-elig", **eligible_prefetch("p-elig")), headers=headers)
     assert r.status_code == 401, r.text
@@ -223,6 +228,16 @@ def test_an_overridden_card_is_recorded_with_the_reason(
         [recorded] = list_feedback(s)
         assert recorded.outcome == "overridden" and recorded.override_reason["reason"]["code"] == "already-managed"
         assert list_cases(s) == []
+
+
+@pytest.mark.parametrize("at", ["2026-06-01T10:00:00", "2026-06-01", "0001-01-01T00:00:00+05:00"])
+def test_feedback_at_no_instant_is_refused(cds_client: TestClient, cds_store: Store, signer: Signer, at: str) -> None:
+    entry = {"card": "c-1", "outcome": "overridden", "outcomeTimestamp": at}
+    fb = cds_client.post(f"{PV}/feedback", json={"feedback": [entry]}, headers=signer.headers(f"{PV}/feedback"))
+    assert fb.status_code == 422, fb.text
+    assert fb.headers["content-type"] == "application/problem+json" and "outcomeTimestamp" in fb.text
+    with cds_store.session(read_only=True) as s:
+        assert list_feedback(s) == []
 
 
 def test_a_patient_not_eligible_gets_no_card(cds_client: TestClient, signer: Signer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import respx
 from typer.testing import CliRunner
@@ -103,3 +104,32 @@ def test_capabilities_without_a_base(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert result.exit_code == 1
     assert "FHIR_CM_FHIR_BASE" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("base", "says"),
+    [
+        ("http://127.0.0.1:abc/fhir", "absolute http(s) URL"),  # no port
+        ("http://127.0.0.1:99999/fhir", "absolute http(s) URL"),  # no such port
+        ("http://[::1/fhir", "absolute http(s) URL"),
+        ("ftp://user:S3cretPW@127.0.0.1/fhir", "ftp://user:***@127.0.0.1/fhir"),  # the password not shown
+    ],
+)
+def test_a_base_that_is_no_http_url_is_one_line_and_the_command_ends(base: str, says: str) -> None:
+    result = CliRunner().invoke(app, ["capabilities", "--fhir-base", base])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and says in result.stderr
+    assert "Traceback" not in result.output and "S3cretPW" not in result.output
+
+
+@pytest.mark.parametrize("statement", [[1, 2, 3], {"resourceType": "CapabilityStatement", "rest": [1]}])
+def test_a_metadata_answer_that_is_no_capability_statement_is_one_line(
+    router: respx.MockRouter, statement: object
+) -> None:
+    router.get(f"{BASE}/metadata").mock(return_value=httpx.Response(200, json=statement))
+
+    result = CliRunner().invoke(app, ["capabilities", "--fhir-base", BASE])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("fhir-cm: error: /metadata ") and "CapabilityStatement" in result.stderr

@@ -150,6 +150,52 @@ async def test_a_resource_the_strict_model_rejects_is_quarantined_and_the_rest_p
     assert "Jane Secret" in held.raw  # kept as received, for a person to look at
 
 
+async def test_a_stamp_no_datetime_can_hold_leaves_the_resource_undated_and_the_pull_going(store: Store) -> None:
+    leap = episode(2, "2024-12-31T23:59:60Z")  # a leap second: a FHIR instant, no Python datetime
+    report = await run_pull(store, FakeServer([[episode(1, "2024-05-01T10:00:00Z"), leap]]))
+    assert (report.fetched, report.new_cases, report.quarantined) == (2, 2, 0)
+    with store.session(read_only=True) as s:
+        assert get_watermark(s, BASE, "EpisodeOfCare") == "2024-05-01T10:00:00Z"
+
+
+async def test_a_stamp_in_the_future_does_not_hide_later_changes(store: Store) -> None:
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await run_pull(store, FakeServer([[episode(1, "2024-05-01T10:00:00Z"), episode(2, ahead)]]))
+    with store.session(read_only=True) as s:
+        assert get_watermark(s, BASE, "EpisodeOfCare") == "2024-05-01T10:00:00Z"  # not a year ahead
+    changed = episode(1, "2024-06-01T10:00:00Z", version="2")
+    changed["status"] = "onhold"
+    again = FakeServer([[changed]])
+    report = await run_pull(store, again)
+    assert report.updated_cases == 1
+    assert again.queries[0]["_lastUpdated"][0].startswith("gt2024-05-01T09:59:00")
+
+
+async def test_a_part_of_a_resource_never_overwrites_the_case(store: Store) -> None:
+    await run_pull(store, FakeServer([[episode(1, "2024-05-01T10:00:00Z")]]))
+    with store.session(read_only=True) as s:
+        before = get_case(s, "case-1")
+    part = episode(1, "2024-05-02T10:00:00Z", version="2")
+    del part["period"]
+    part["status"] = "onhold"
+    part["meta"]["tag"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]
+    report = await run_pull(store, FakeServer([[part]]))
+    assert (report.updated_cases, report.quarantined) == (0, 1)
+    with store.session(read_only=True) as s:
+        assert get_case(s, "case-1") == before
+        [held] = list_quarantine(s)
+        assert "SUBSETTED" in held.reason
+        [entry] = list_ledger(s, BASE)
+        assert entry.version_id == "1"  # the server's copy on record is still the whole one
+
+
+async def test_an_identifier_that_is_no_list_is_not_ours_and_the_pull_goes_on(store: Store) -> None:
+    odd = episode(2, "2024-05-01T10:00:00Z")
+    odd["identifier"] = 5
+    report = await run_pull(store, FakeServer([[episode(1, "2024-05-01T10:00:00Z"), odd]]))
+    assert (report.fetched, report.new_cases) == (1, 1)
+
+
 async def test_others_resources_are_left_out_of_an_identifier_pull(store: Store) -> None:
     foreign = episode(3, "2024-05-01T10:00:00Z")
     foreign["identifier"] = [{"system": "urn:someone-else", "value": str(uuid.uuid4())}]

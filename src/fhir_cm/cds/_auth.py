@@ -24,6 +24,7 @@ import jwt
 from pydantic import BaseModel
 
 from ..errors import FhirCmError
+from ..fhir import safe_for_tokens
 
 __all__ = [
     "ALGORITHMS",
@@ -66,8 +67,7 @@ def parse_issuers(text: str | None) -> dict[str, str]:
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise CdsUnauthorized("FHIR_CM_CDS_ISSUERS is not a JSON object of issuer → JWKS URL")
     for url in data.values():
-        loopback = url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
-        if not (url.startswith("https://") or loopback):
+        if not safe_for_tokens(url):
             raise CdsUnauthorized("FHIR_CM_CDS_ISSUERS: a JWKS URL must be https (or loopback http)")
     return dict(data)
 
@@ -175,6 +175,8 @@ def verify_call(
         raise CdsUnauthorized(f"the token lacks the {exc.claim} claim") from None
     except jwt.PyJWTError as exc:
         raise CdsUnauthorized(f"the token is not acceptable ({type(exc).__name__})") from None
+    except (TypeError, ValueError):  # PyJWT's answer for an algorithm of another family than the key's
+        raise CdsUnauthorized("the token's algorithm does not fit its key (kid)") from None
     if not ledger.first_use(issuer, str(claims["jti"]), float(claims["exp"])):
         raise CdsUnauthorized("the token was already used (jti)")
     subject = claims.get("sub")

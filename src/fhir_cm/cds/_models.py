@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "Action",
@@ -134,7 +134,15 @@ class FeedbackEntry(BaseModel):
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list, max_length=20)  # noqa: N815
     overrideReason: OverrideReason | None = None  # noqa: N815
-    outcomeTimestamp: dt.datetime  # noqa: N815
+    outcomeTimestamp: AwareDatetime  # noqa: N815  (stored in UTC: a time without an offset is no instant)
+
+    @field_validator("outcomeTimestamp")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime) -> dt.datetime:
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:  # year 1 at +05:00 is before what a datetime can hold in UTC
+            raise ValueError("outcomeTimestamp is out of range") from None
 
 
 class FeedbackRequest(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import FhirCmError
-from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound
+from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, safe_for_tokens
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
@@ -57,10 +57,6 @@ def _bundle_resources(value: Any) -> list[dict[str, Any]]:
     return [dict(value)] if "resourceType" in value else []
 
 
-def _safe_server(url: str) -> bool:
-    return url.startswith("https://") or url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
-
-
 async def gather(
     request: HookRequest, svc: Service, *, verify: bool | str = True
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
@@ -84,7 +80,7 @@ async def gather(
     server, auth = request.fhirServer, request.fhirAuthorization
     if not server or auth is None:
         return found, missing
-    if not _safe_server(server):
+    if not safe_for_tokens(server):
         raise CdsRequestError("fhirServer must be an https URL: the access token is not sent in the clear")
     async with AsyncFhirClient(
         server, auth=BearerAuth(auth.access_token), verify=verify, enforce_capabilities=False

@@ -176,8 +176,15 @@ class Capabilities:
     @classmethod
     def from_statement(cls, statement: Mapping[str, Any]) -> Capabilities:
         """Parse a CapabilityStatement dict (only the first ``rest`` of mode ``server`` counts)."""
-        if statement.get("resourceType") != "CapabilityStatement":
+        if not isinstance(statement, Mapping) or statement.get("resourceType") != "CapabilityStatement":
             raise UnsupportedByServer("/metadata did not return a CapabilityStatement")
+        try:
+            return cls._parse(statement)
+        except (AttributeError, TypeError, KeyError):  # an element of the wrong JSON type
+            raise UnsupportedByServer("/metadata returned a CapabilityStatement that is not valid FHIR") from None
+
+    @classmethod
+    def _parse(cls, statement: Mapping[str, Any]) -> Capabilities:
         rests = [r for r in statement.get("rest") or [] if r.get("mode", "server") == "server"]
         rest: Mapping[str, Any] = rests[0] if rests else {}
         resources = {

@@ -87,7 +87,11 @@ class FhirClient:
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
-        self._client = AsyncFhirClient(base_url, **kwargs)
+        try:
+            self._client = AsyncFhirClient(base_url, **kwargs)
+        except BaseException:
+            self._portal_cm.__exit__(None, None, None)  # its thread would keep the process alive
+            raise
 
     def _call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         return self._portal.call(lambda: func(*args, **kwargs))

@@ -23,6 +23,7 @@ __all__ = [
     "parse_location",
     "relative_path",
     "resolve_link",
+    "safe_for_tokens",
 ]
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -60,10 +61,40 @@ def check_id(resource_id: str) -> str:
 
 def normalize_base(base_url: str) -> str:
     """The base URL without a trailing slash; only http(s) bases are accepted."""
-    url = httpx.URL(base_url.strip())
-    if url.scheme not in _DEFAULT_PORTS or not url.host:
-        raise ValueError(f"FHIR base must be an absolute http(s) URL, got {base_url!r}")
+    url = _parsed(base_url)
+    if url is None or url.scheme not in _DEFAULT_PORTS or not url.host:
+        raise ValueError(f"FHIR base must be an absolute http(s) URL, got {_shown(base_url)!r}")
     return str(url).rstrip("/")
+
+
+def safe_for_tokens(url: str) -> bool:
+    """Whether a bearer token may be sent to ``url``: https, or http to this machine's loopback.
+
+    Decided on the parsed host, never on the text's prefix (``http://localhost.example.org`` and
+    ``http://localhost@example.org`` begin like loopback and are not).
+    """
+    parsed = _parsed(url)
+    if parsed is None or not parsed.host or parsed.userinfo:
+        return False
+    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.host in _LOOPBACK)
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _parsed(text: str) -> httpx.URL | None:
+    """``text`` as a URL, or None when it is not one (a bad port among others)."""
+    try:
+        url = httpx.URL(text.strip())
+        port = url.port
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return None
+    return url if port is None or 0 < port < 65536 else None
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message, without a password it may carry (``user:secret@host``)."""
+    return re.sub(r"(//[^/@\s:]*):[^/@\s]*@", r"\1:***@", text)
 
 
 def origin(url: str | httpx.URL) -> tuple[str, str, int]:

@@ -23,6 +23,7 @@ __all__ = [
     "instant",
     "is_newer",
     "last_updated_of",
+    "later_mark",
     "ledger_entry",
     "remember",
     "server_fhir_version",
@@ -42,15 +43,35 @@ def version_of(resource: Mapping[str, Any]) -> str | None:
 
 
 def last_updated_of(resource: Mapping[str, Any]) -> str | None:
+    """``meta.lastUpdated``, when it is an instant this adapter can compare (a leap second, say, is
+    not: the resource is then treated as undated rather than stopping the pull)."""
     meta = resource.get("meta")
     value = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        instant(value)
+    except ValueError:
+        return None
+    return value
 
 
 def instant(value: str) -> dt.datetime:
     """A FHIR instant (or date) as an aware datetime; a missing zone is taken as UTC."""
     parsed = dt.datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+#: How far ahead of this machine's clock a server's may run. A resource stamped later than that does
+#: not move a watermark: the searches after it would ask only for what is newer and miss every change.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def later_mark(latest: str | None, seen: str | None, *, now: dt.datetime) -> str | None:
+    """The watermark after seeing a resource last updated at ``seen`` (from ``last_updated_of``)."""
+    if seen is None or instant(seen) > now + CLOCK_SKEW:
+        return latest
+    return seen if latest is None or instant(seen) > instant(latest) else latest
 
 
 def is_newer(version: str | None, than: str | None) -> bool:

@@ -83,7 +83,7 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
                 "type": first.get("type"),
                 "events": first.get("eventsSinceSubscriptionStart"),
                 "notifications": [
-                    {"number": e.get("eventNumber"), "focus": (e.get("focus") or {}).get("reference")}
+                    {"number": e.get("eventNumber"), "focus": _reference((e.get("focus") or {}).get("reference"))}
                     for e in first.get("notificationEvent") or []
                 ],
             }
@@ -102,7 +102,7 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
                     out["notifications"].append(
                         {
                             "number": number.get("valueString") or number.get("valueInteger64"),
-                            "focus": focus.get("reference"),
+                            "focus": _reference(focus.get("reference")),
                         }
                     )
             return out
@@ -113,11 +113,23 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+#: Event numbers are kept in a 64-bit signed column; a larger one is no event number of a server's.
+_MAX_EVENT = 2**63 - 1
+
+
 def _number(value: Any) -> int | None:
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+        number = int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return None
+    return number if number is None or 0 <= number <= _MAX_EVENT else None
+
+
+def _reference(value: Any) -> str | None:
+    """A focus reference: a string, or none at all."""
+    if value is None or isinstance(value, str):
+        return value or None
+    raise NotificationMalformed("a notification event's focus reference is not a string")
 
 
 def check_secret(store: Store, subscription_id: str, presented_secret: str | None) -> HeldSubscription:
@@ -143,6 +155,8 @@ def receive_notification(
     """Check, understand and queue one notification (see the module docstring)."""
     moment = now or dt.datetime.now(dt.UTC)
     held = check_secret(store, subscription_id, presented_secret)
+    if body is not None and not isinstance(body, Mapping):
+        raise NotificationMalformed("the notification body is not a FHIR resource (a JSON object)")
     if isinstance(body, Mapping) and body.get("resourceType") == "Bundle" and (status := _status_of(body)) is not None:
         return _backport(store, held, body, status, moment)
     if isinstance(body, Mapping) and body.get("resourceType") == "Bundle":
@@ -192,6 +206,8 @@ def _backport(
             update_subscription(session, held.id, last_notified_at=moment, status="active")
         return NotificationOutcome.model_validate({"kind": kind})
     outcome = NotificationOutcome(kind="event-notification")
+    if any(e.get("number") is not None and _number(e.get("number")) is None for e in status.get("notifications", [])):
+        raise NotificationMalformed("an event number is not a whole number from 0 to 2^63 - 1")
     last = held.last_event or 0
     numbers = [n for e in status.get("notifications", []) if (n := _number(e.get("number"))) is not None]
     fresh = [e for e in status.get("notifications", []) if (_number(e.get("number")) or 0) > last]

@@ -99,6 +99,7 @@ from ._intake import (
     instant,
     is_newer,
     last_updated_of,
+    later_mark,
     server_fhir_version,
     version_of,
 )
@@ -220,10 +221,9 @@ class _Puller(Merging):
             async for page in pages:
                 batch = [r for r in page.matches if r.get("resourceType") == rtype and self._wanted(r, patient, start)]
                 self.report.fetched += len(batch)
+                now = dt.datetime.now(dt.UTC)
                 for r in batch:
-                    seen = last_updated_of(r)
-                    if seen is not None and (latest is None or instant(seen) > instant(latest)):
-                        latest = seen
+                    latest = later_mark(latest, last_updated_of(r), now=now)
                 if not batch:
                     continue
                 checking = self.checker.submit(batch)
@@ -279,7 +279,10 @@ class _Puller(Merging):
         return since is None or seen is None or instant(seen) > since
 
     def _ours(self, resource: Mapping[str, Any]) -> bool:
-        return any(isinstance(i, Mapping) and i.get("system") == self.system for i in resource.get("identifier") or ())
+        identifiers = resource.get("identifier")
+        return isinstance(identifiers, list) and any(
+            isinstance(i, Mapping) and i.get("system") == self.system for i in identifiers
+        )
 
     # -- taking a page in -------------------------------------------------------------------------
 

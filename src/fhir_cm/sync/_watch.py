@@ -41,7 +41,7 @@ from ..store import (
     set_watermark,
     watched_cases,
 )
-from ._intake import instant, last_updated_of, version_of
+from ._intake import instant, last_updated_of, later_mark, version_of
 from ._membership import patient_ids
 
 __all__ = ["BATCH", "WATCH_MARK", "WatchReport", "changed_encounter_patients", "settle_watch"]
@@ -119,10 +119,9 @@ class _Reader:
         wanted = set(patients)
         async for page in search.pages():
             found = [r for r in page.matches if r.get("resourceType") == "Encounter"]
+            now = dt.datetime.now(dt.UTC)
             for r in found:
-                seen = last_updated_of(r)
-                if seen is not None and (self.latest is None or instant(seen) > instant(self.latest)):
-                    self.latest = seen
+                self.latest = later_mark(self.latest, last_updated_of(r), now=now)
             fresh = self._unseen([r for r in found if patient_of(r) in wanted])
             self.report.encounters += len(fresh)
             self.patients.update(p for r in fresh if (p := patient_of(r)) is not None)

@@ -52,7 +52,7 @@ async def _body(request: Request) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested beyond any resource
         raise InvalidInput("the notification body is not JSON") from None
 
 
