@@ -85,6 +85,12 @@ def test_reimport_reports_nothing_changed(db: str) -> None:
         ("not json at all", "line 1, column 1: not JSON"),
         ('{"resourceType": "Patient"}\n{"resourceType": "Nope"}\n', "line 2: not a valid FHIR R4 or R5 Nope"),
         ('{"just": "data"}', "document: neither a FHIR resource"),
+        ("[" * 100_000 + "]" * 100_000, "document: not JSON this reads (nested too deep)"),
+        ('{"resourceType": "Bundle", "type": "collection", "entry": "x"}', "document: Bundle.entry is not an array"),
+        (  # the Patient after a stray entry is not dropped in silence
+            '{"resourceType": "Bundle", "type": "collection", "entry": [1, {"resource": {"resourceType": "Patient"}}]}',
+            "document, entry 1: not a JSON object",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero_and_imports_nothing(

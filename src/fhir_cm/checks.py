@@ -47,6 +47,10 @@ def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | N
     if _subsetted(resource):
         return SUBSETTED_PROBLEM
     try:
+        orjson.dumps(resource)  # what the store writes it with
+    except TypeError:
+        return "nested deeper than the store keeps (254 levels)"
+    try:
         model_class(_release(version), rtype).model_validate(resource)
     except UnsupportedByServer as exc:
         return str(exc)[:_MAX_REASON]

@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import FhirCmError
 
 if TYPE_CHECKING:
     from .domain import Plausibility
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "SettingsError", "get_settings"]
 
 DEFAULT_IDENTIFIER_SYSTEM = "urn:fhir-cm:id"
 
@@ -86,7 +88,7 @@ class Settings(BaseSettings):
     )
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     caseload_limit: int = 20
     case_cache: int = Field(
         default=2000,
@@ -116,6 +118,20 @@ class Settings(BaseSettings):
         )
 
 
+class SettingsError(FhirCmError, ValueError):
+    """A setting (an ``FHIR_CM_*`` variable or the option over it) has a value it cannot take."""
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (e.g. from CLI options) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    """Settings from the environment, with explicit overrides (e.g. from CLI options) on top.
+
+    Raises ``SettingsError`` naming each variable whose value is refused (never the value: a
+    variable may hold a secret).
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        said = "; ".join(
+            f"FHIR_CM_{'_'.join(str(p) for p in e['loc'][:1]).upper()}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        raise SettingsError(said) from None

@@ -161,6 +161,7 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("Fri, 14 Mar 2025 09:00:30 GMT", now=now) == 30.0
     assert parse_retry_after("Fri, 14 Mar 2025 08:59:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("²") is None and parse_retry_after("٣") is None  # digits, not ASCII ones
     assert parse_retry_after(None) is None
 
 

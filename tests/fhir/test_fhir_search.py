@@ -12,6 +12,7 @@ import respx
 from fhir_cm.fhir import (
     AmbiguousMatch,
     AsyncFhirClient,
+    InvalidResponse,
     PageLimitExceeded,
     Quarantined,
     ResourceNotFound,
@@ -398,3 +399,73 @@ async def test_history_pages_through_entries_including_deletes(
 
     assert [e.get("request", {}).get("method") for e in entries] == ["DELETE", None, None]
     assert [e["resource"]["meta"]["versionId"] for e in entries[1:]] == ["2", "1"]
+
+
+# --- Bundles and answers of shapes no server should send: an error of the client's, never a crash ---
+
+EPISODE = {"resourceType": "EpisodeOfCare", "id": "1", "status": "active", "patient": {"reference": "Patient/1"}}
+
+
+def searchset(**fields: object) -> dict[str, object]:
+    return {"resourceType": "Bundle", "type": "searchset", **fields}
+
+
+@pytest.mark.parametrize(
+    ("bundle", "error"),
+    [
+        (searchset(entry=5), InvalidResponse),
+        (searchset(entry=[{"resource": EPISODE}], link=5), InvalidResponse),
+        (searchset(entry=[{"resource": EPISODE}], link=[{"relation": "next", "url": 5}]), InvalidResponse),
+        (searchset(entry=[{"resource": EPISODE}], link=[{"relation": "next", "url": "http://[::1/x"}]), UnsafeLink),
+    ],
+)
+async def test_a_bundle_of_the_wrong_shape_is_an_error_of_the_client(
+    client: AsyncFhirClient, router: respx.MockRouter, bundle: dict[str, object], error: type[Exception]
+) -> None:
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=httpx.Response(200, json=bundle))
+    with pytest.raises(error):
+        await client.search("EpisodeOfCare").fetch_all()
+
+
+async def test_odd_entry_details_are_read_past(client: AsyncFhirClient, router: respx.MockRouter) -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": 5}
+    entries = [{"resource": EPISODE, "search": "match"}, {"resource": outcome, "search": {"mode": "outcome"}}]
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=httpx.Response(200, json=searchset(entry=entries)))
+    assert [r["id"] for r in await client.search("EpisodeOfCare").fetch_all()] == ["1"]
+
+
+async def test_a_page_read_ahead_is_still_given_when_its_next_link_is_refused(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    # Behind a proxy, HAPI may name its own internal address in the last page's next link.
+    first = searchset(entry=[{"resource": EPISODE}], link=[{"relation": "next", "url": f"{BASE}/EpisodeOfCare?page=2"}])
+    second = searchset(
+        entry=[{"resource": {**EPISODE, "id": "2"}}],
+        link=[{"relation": "next", "url": "http://internal-hapi:8080/fhir/EpisodeOfCare?page=3"}],
+    )
+    router.get(f"{BASE}/EpisodeOfCare", params={"page": "2"}).mock(return_value=httpx.Response(200, json=second))
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=httpx.Response(200, json=first))
+    seen: list[str] = []
+    with pytest.raises(UnsafeLink):
+        async for page in client.search("EpisodeOfCare").prefetch().pages():
+            seen += [r["id"] for r in page.matches]
+    assert seen == ["1", "2"]
+
+
+async def test_a_body_that_does_not_decode_as_declared_is_an_invalid_response(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    body = httpx.ByteStream(b'{"resourceType": "Patient", "id": "1"}')  # not gzipped: decoded only when read
+    plain = httpx.Response(200, stream=body, headers={"Content-Encoding": "gzip"})
+    router.get(f"{BASE}/Patient/1").mock(return_value=plain)
+    with pytest.raises(InvalidResponse, match="Content-Encoding"):
+        await client.read("Patient", "1")
+
+
+async def test_a_read_answered_with_another_type_is_an_invalid_response(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational"}]}
+    router.get(f"{BASE}/Patient/1").mock(return_value=httpx.Response(200, json=outcome))
+    with pytest.raises(InvalidResponse, match="returned a OperationOutcome"):
+        await client.read("Patient", "1")

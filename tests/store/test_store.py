@@ -52,6 +52,26 @@ def test_unsupported_database_is_refused() -> None:
         open_store("mysql://user@localhost/db")
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+psycopg2://someone:s3cret-pw@127.0.0.1:9/db", "unsupported database driver 'psycopg2'"),
+        ("sqlite+aiosqlite:///a.db", "unsupported database driver 'aiosqlite'"),
+        ("postgresql+psycopg://someone:s3cret-pw@127.0.0.1:notaport/db", "not a database URL"),
+        ("sqlite:///a.db?timeout=abc", "a database URL option is not valid"),
+    ],
+)
+def test_a_driver_not_installed_or_a_malformed_url_is_a_store_error(url: str, says: str) -> None:
+    with pytest.raises(StoreError, match=says) as caught:
+        open_store(url)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_plain_postgresql_url_uses_the_driver_installed() -> None:
+    with pytest.raises(StoreUnavailable):  # reaches for the server (none there), not for psycopg2
+        open_store("postgresql://someone@127.0.0.1:1/nowhere?connect_timeout=2")
+
+
 def test_unreachable_postgresql_is_reported_without_the_password() -> None:
     with pytest.raises(StoreUnavailable) as caught:
         open_store("postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2")

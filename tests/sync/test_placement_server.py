@@ -132,6 +132,14 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
         env=env,
     )
     assert bad.exit_code == 2 and "unknown care setting" in bad.output
+    for candidate in ("", "../../x y"):
+        refused = CliRunner().invoke(
+            cli_app,
+            ["placement", "offer", "--case", case.id, "--setting", "home-health", "--candidate", candidate]
+            + ["--fhir-base", fhir_server],
+            env=env,
+        )
+        assert refused.exit_code == 1 and "Organization id" in refused.stderr, refused.output
 
     with store.session() as s:
         _, key = create_api_key(s, name="sup", role=ApiRole.SUPERVISOR)

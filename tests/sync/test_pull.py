@@ -189,6 +189,19 @@ async def test_a_part_of_a_resource_never_overwrites_the_case(store: Store) -> N
         assert entry.version_id == "1"  # the server's copy on record is still the whole one
 
 
+async def test_a_resource_nested_past_what_the_store_writes_is_quarantined(store: Store) -> None:
+    deep: list[Any] = []
+    for _ in range(300):
+        deep = [deep]
+    nested = episode(2, "2024-05-01T10:00:00Z")
+    nested["extension"] = [{"url": "http://example.org/x", "valueString": "y", "_deep": deep}]
+    report = await run_pull(store, FakeServer([[episode(1, "2024-05-01T10:00:00Z"), nested]]))
+    assert (report.new_cases, report.quarantined) == (1, 1)
+    with store.session(read_only=True) as s:
+        [held] = list_quarantine(s)
+    assert "nested deeper" in held.reason and held.raw.count("[") > 300  # kept whole, for a person to see
+
+
 async def test_an_identifier_that_is_no_list_is_not_ours_and_the_pull_goes_on(store: Store) -> None:
     odd = episode(2, "2024-05-01T10:00:00Z")
     odd["identifier"] = 5

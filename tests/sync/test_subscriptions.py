@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import respx
 
 from fhir_cm.domain import Case, Party, Period
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import list_subscriptions, open_store, save_case
-from fhir_cm.sync import sync_subscriptions
+from fhir_cm.sync import SubscriptionRefused, sync_subscriptions
 
 BASE = "http://ehr.example/fhir"
 TOPIC = "http://ehr.example/SubscriptionTopic/encounter-start-end"
@@ -64,3 +65,21 @@ async def test_a_topic_subscription_carries_the_filter_payload_level_heartbeat_a
         secret = header.removeprefix("Authorization: Bearer ")
         assert len(secret) >= 40 and secret not in held.model_dump_json()  # only its hash is kept
         assert (held.kind, held.server_id, held.topic) == ("topic", "41", TOPIC)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["notaurl", "ftp://cm.example/notifications", "http://cm.example/notifications", "http://localhost.evil.example/n"],
+)
+async def test_an_endpoint_the_secret_would_travel_to_in_the_clear_is_refused(tmp_path: Path, endpoint: str) -> None:
+    with (
+        open_store(f"sqlite:///{tmp_path / 's.db'}") as store,
+        respx.mock(base_url=BASE, assert_all_called=False) as mock,
+    ):
+        created = mock.post("/Subscription").mock(return_value=httpx.Response(500))
+        async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
+            with pytest.raises(SubscriptionRefused, match="https"):
+                await sync_subscriptions(store, client, endpoint=endpoint)
+        assert not created.calls
+        with store.session(read_only=True) as s:
+            assert list_subscriptions(s, BASE) == []

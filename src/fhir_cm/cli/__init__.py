@@ -14,8 +14,9 @@ import sys
 import typer
 
 from . import _cases, _demo, _identify, _placement, _serve, _subscriptions, _sync  # noqa: F401  (each registers its commands on app)
+from ..errors import FhirCmError
 from ..process import tune_collector
-from ._app import EXIT_RETRY_LATER, app, fail, reported
+from ._app import EXIT_RETRY_LATER, app, fail, first_line, reported
 
 __all__ = ["EXIT_RETRY_LATER", "app", "fail", "main", "reported"]
 
@@ -28,3 +29,6 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("fhir-cm: interrupted", err=True)
         sys.exit(130)
+    except FhirCmError as exc:  # one met before a command's own ``reported`` (its settings, say)
+        typer.echo(f"fhir-cm: error: {first_line(exc)}", err=True)
+        sys.exit(1)

@@ -46,10 +46,11 @@ def reported(*also: type[Exception], code: int = 1) -> Iterator[None]:
     try:
         yield
     except kinds as exc:
-        raise fail(_first_line(exc), code=code) from None
+        raise fail(first_line(exc), code=code) from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its class name when it has none)."""
     text = str(exc)
     return text.splitlines()[0] if text.strip() else type(exc).__name__
 

@@ -85,6 +85,7 @@ def push_command(
 
     from ..config import get_settings
     from ..domain import Case
+    from ..fhir import TransientError
     from ..jobs import read_cases, require_fhir_base, run_push
     from ..store import open_store
 
@@ -123,7 +124,10 @@ def push_command(
 
     try:
         with reported(ValueError):
-            outcome = asyncio.run(run())
+            try:
+                outcome = asyncio.run(run())
+            except TransientError as exc:  # before any case: the server unavailable, the outbox as it was
+                raise fail(f"{exc}; the outbox keeps the cases: run it again later", code=EXIT_RETRY_LATER) from None
     finally:
         progress.stop()
     report, standing = outcome.report, outcome.standing

@@ -222,13 +222,13 @@ class AsyncFhirClient:
         """The current version of a resource (``ResourceNotFound``/``ResourceGone`` otherwise)."""
         self._gate(check_type(resource_type), "read")
         request = self._request("GET", f"{self._base}/{resource_type}/{check_id(resource_id)}")
-        return self._resource(await self._send(request))
+        return self._resource(await self._send(request), resource_type)
 
     async def vread(self, resource_type: str, resource_id: str, version_id: str) -> dict[str, Any]:
         """One specific version of a resource."""
         self._gate(check_type(resource_type), "vread")
         url = f"{self._base}/{resource_type}/{check_id(resource_id)}/_history/{check_id(version_id)}"
-        return self._resource(await self._send(self._request("GET", url)))
+        return self._resource(await self._send(self._request("GET", url)), resource_type)
 
     def search(self, resource_type: str, **params: Any) -> SearchSet[dict[str, Any]]:
         """A lazy search: ``client.search("CarePlan", patient="Patient/1").count(50)``."""
@@ -414,7 +414,7 @@ class AsyncFhirClient:
         info = RequestInfo.from_request(request, self._base)
         with map_transport_errors(info):
             response = await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
-        await response.aread()
+            await response.aread()
         return unbound(response)
 
     @asynccontextmanager
@@ -501,10 +501,16 @@ class AsyncFhirClient:
                 f"{response.request.method} answered {response.status_code} with non-JSON ({kind})"
             ) from exc
 
-    def _resource(self, response: httpx.Response) -> dict[str, Any]:
+    def _resource(self, response: httpx.Response, resource_type: str | None = None) -> dict[str, Any]:
+        """The resource a response carries (of ``resource_type``, when the request named one: a 200
+        OperationOutcome in place of the resource read is no resource)."""
         body = self._json(response)
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise InvalidResponse(f"{response.request.method} {response.request.url.path} returned no resource")
+        if resource_type is not None and body["resourceType"] != resource_type:
+            raise InvalidResponse(
+                f"{response.request.method} {response.request.url.path} returned a {body['resourceType']}"
+            )
         return body
 
     async def _write(self, request: httpx.Request, resource_type: str, criteria: str | None) -> WriteResult:

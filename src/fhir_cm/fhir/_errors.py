@@ -314,9 +314,16 @@ def error_from_response(response: httpx.Response, base_url: str, *, retry_after:
 
 @contextmanager
 def map_transport_errors(info: RequestInfo) -> Iterator[None]:
-    """Turn ``httpx`` transport failures into ``TransientError`` (the message names only the class)."""
+    """Turn ``httpx`` transport failures into ``TransientError`` (the message names only the class),
+    and a body that does not decode into ``InvalidResponse``."""
     try:
         yield
+    except httpx.DecodingError:  # a Content-Encoding the body does not decode by: sending again will not help
+        raise InvalidResponse(
+            f"{info.describe()} → a body that does not decode as its Content-Encoding says",
+            resource_type=info.resource_type,
+            resource_id=info.resource_id,
+        ) from None
     except httpx.TransportError as exc:  # timeouts, connection and protocol errors
         raise TransientError(
             f"{info.describe()} → network error ({type(exc).__name__})",

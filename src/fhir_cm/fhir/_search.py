@@ -20,10 +20,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
+import httpx
 from pydantic import ValidationError
 
 from ._capabilities import FhirRelease, model_class
-from ._errors import AmbiguousMatch, PageLimitExceeded, ResourceNotFound, UnsafeLink, UnsupportedByServer, redact
+from ._errors import (
+    AmbiguousMatch,
+    InvalidResponse,
+    PageLimitExceeded,
+    ResourceNotFound,
+    UnsafeLink,
+    UnsupportedByServer,
+    redact,
+)
 from ._urls import check_type, origin, resolve_link
 
 if TYPE_CHECKING:
@@ -90,6 +99,16 @@ def _param_name(keyword: str) -> str:
     lead = "_" if keyword.startswith("_") else ""
     body = keyword[len(lead) :].replace("__", ":").replace("_", "-")
     return lead + body
+
+
+def _array(bundle: Mapping[str, Any], name: str) -> list[Any]:
+    """``Bundle.entry`` or ``Bundle.link``: a JSON array, or absent."""
+    value = bundle.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidResponse(f"the Bundle's {name} is not an array")
+    return value
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -176,9 +195,14 @@ class _PagedSet(Generic[R]):
         while True:
             page = self._parse(bundle, number, url, validator)
             ahead: asyncio.Task[dict[str, Any]] | None = None
+            refused: UnsafeLink | None = None  # said once the page is read, as without read-ahead
             if self._prefetch and page.next_url is not None and number < self._max_pages:
-                url = self._next(page.next_url, seen)
-                ahead = asyncio.ensure_future(client.get_bundle(url, None))
+                try:
+                    url = self._next(page.next_url, seen)
+                except UnsafeLink as exc:
+                    refused = exc
+                else:
+                    ahead = asyncio.ensure_future(client.get_bundle(url, None))
             try:
                 yield page
             except BaseException:  # the caller stopped early (or failed): not the page it will not read
@@ -187,6 +211,8 @@ class _PagedSet(Generic[R]):
                 raise
             if page.next_url is None:
                 return
+            if refused is not None:
+                raise refused
             if number >= self._max_pages:
                 raise PageLimitExceeded(f"search has more than {self._max_pages} pages; stopped at the cap")
             number += 1
@@ -199,8 +225,12 @@ class _PagedSet(Generic[R]):
     def _next(self, link: str, seen: set[str]) -> str:
         """Resolve a next link; refuse other origins (the token must not leak) and loops."""
         base = self._client.base_url
-        url = resolve_link(base, link)
-        if origin(url) != origin(base):
+        try:
+            url = resolve_link(base, link)
+            elsewhere = origin(url) != origin(base)
+        except (ValueError, httpx.InvalidURL):
+            raise UnsafeLink("next link is not a URL; not followed") from None
+        if elsewhere:
             raise UnsafeLink("next link leaves the FHIR server's origin; not followed")
         if url in seen:
             raise UnsafeLink("next link repeats an earlier page; not followed (the server ignores paging)")
@@ -212,16 +242,19 @@ class _PagedSet(Generic[R]):
         included: list[Any] = []
         quarantined: list[Quarantined] = []
         issues: list[dict[str, Any]] = []
-        entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+        entries = [e for e in _array(bundle, "entry") if isinstance(e, dict)]
         for entry in entries:
             resource = entry.get("resource")
-            mode = (entry.get("search") or {}).get("mode", "match")
+            search = entry.get("search")
+            mode = search.get("mode", "match") if isinstance(search, dict) else "match"
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
                 if self._needs_resource(entry):
                     quarantined.append(Quarantined(None, None, "entry has no resource"))
                 continue
             if mode == "outcome" or resource["resourceType"] == "OperationOutcome":
-                issues.extend(i for i in resource.get("issue") or [] if isinstance(i, dict))
+                issue = resource.get("issue")
+                if isinstance(issue, list):
+                    issues.extend(i for i in issue if isinstance(i, dict))
                 continue
             item: Any = resource
             if validator is not None:
@@ -235,11 +268,13 @@ class _PagedSet(Generic[R]):
         next_url = next(
             (
                 link.get("url")
-                for link in bundle.get("link") or []
+                for link in _array(bundle, "link")
                 if isinstance(link, dict) and link.get("relation") == "next"
             ),
             None,
         )
+        if next_url is not None and not isinstance(next_url, str):
+            raise InvalidResponse("the page's next link has no URL")
         total = bundle.get("total")
         return Page(
             number=number,

@@ -96,6 +96,8 @@ def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
     """``(where, document)``: one JSON document (or an array's items), else JSON lines."""
     try:
         whole = json.loads(text)
+    except RecursionError:
+        raise BadInputError(name, "document", "not JSON this reads (nested too deep)") from None
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":  # broken JSON, not several documents one after another
             raise BadInputError(name, f"line {exc.lineno}, column {exc.colno}", f"not JSON ({exc.msg})") from None
@@ -110,6 +112,8 @@ def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
             continue
         try:
             yield f"line {number}", json.loads(line)
+        except RecursionError:
+            raise BadInputError(name, f"line {number}", "not JSON this reads (nested too deep)") from None
         except json.JSONDecodeError as exc:
             raise BadInputError(name, f"line {number}, column {exc.colno}", f"not JSON ({exc.msg})") from None
 
@@ -122,8 +126,13 @@ def _resources(doc: Any, where: str, name: str) -> Iterator[tuple[dict[str, Any]
     if rtype != "Bundle":
         yield doc, where, None
         return
-    for n, entry in enumerate(doc.get("entry") or (), 1):
-        inner = entry.get("resource") if isinstance(entry, dict) else None
+    entries = doc.get("entry")
+    if entries is not None and not isinstance(entries, list):
+        raise BadInputError(name, where, "Bundle.entry is not an array")
+    for n, entry in enumerate(entries or (), 1):
+        if not isinstance(entry, dict):
+            raise BadInputError(name, f"{where}, entry {n}", "not a JSON object")
+        inner = entry.get("resource")
         if inner is None:
             continue  # a Bundle entry may carry only a request or a response
         if not isinstance(inner, dict):

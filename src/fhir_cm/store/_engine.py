@@ -40,7 +40,7 @@ def redacted(url: str | URL) -> str:
     """The URL with any password masked, for messages and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable database URL>"
 
 
@@ -52,9 +52,15 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """An engine for a ``sqlite:///FILE`` or ``postgresql+psycopg://…`` URL, set up for shared use."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
         raise StoreError(f"not a database URL: {redacted(url)!r}") from None
-    backend = parsed.get_backend_name()
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "postgresql" and "+" not in parsed.drivername:
+        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver installed with fhir-cm
+    elif backend not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
+    elif (backend, driver) not in _DRIVERS:
+        raise StoreError(f"unsupported database driver {driver!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
     common: dict[str, Any] = {
         "echo": echo,
         # Statement parameters carry case data: keep them out of logs and exception messages.
@@ -62,11 +68,16 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         "json_serializer": _dumps,
         "json_deserializer": orjson.loads,
     }
-    if backend == "sqlite":
-        return _sqlite_engine(parsed, common)
-    if backend == "postgresql":
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(parsed, common)
         return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
-    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
+    except ValueError:  # a query option of the wrong kind (?timeout=abc)
+        raise StoreError(f"a database URL option is not valid: {redacted(url)!r}") from None
+
+
+#: The (backend, driver) pairs fhir-cm installs and is tested on.
+_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
 
 
 def _ensure_wal(cursor: sqlite3.Cursor) -> None:

@@ -7,6 +7,7 @@ person to look at, and the pull carries on.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +56,7 @@ def add_quarantine(
     if isinstance(raw, Mapping):
         resource_type = resource_type or _str(raw.get("resourceType"))
         server_id = server_id or _str(raw.get("id"))
-        text = orjson.dumps(raw).decode()
+        text = _json_text(raw)
     else:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     stmt = insert(QuarantineRow).values(
@@ -67,6 +68,18 @@ def add_quarantine(
         received_at=now or utcnow(),
     )
     return int(session.execute(stmt.returning(QuarantineRow.id)).scalar_one())
+
+
+def _json_text(raw: Mapping[str, Any]) -> str:
+    """``raw`` as JSON text; past orjson's nesting limit (254 levels) the standard library's writer
+    keeps it, and past Python's, a note of what it was (it is refused for that very reason)."""
+    try:
+        return orjson.dumps(raw).decode()
+    except TypeError:
+        try:
+            return json.dumps(raw)
+        except (RecursionError, TypeError, ValueError):
+            return json.dumps({"resourceType": _str(raw.get("resourceType")), "note": "nested too deep to keep"})
 
 
 def _str(value: object) -> str | None:

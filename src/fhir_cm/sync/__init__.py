@@ -22,6 +22,7 @@ from ._notifications import (
 )
 from ._pull_round import PullRoundReport, pull_and_track, track_notified
 from ._subscriptions import (
+    SubscriptionRefused,
     SubscriptionState,
     SubscriptionsReport,
     check_subscriptions,
@@ -44,6 +45,7 @@ __all__ = [
     "NotificationMalformed",
     "NotificationOutcome",
     "NotificationRefused",
+    "SubscriptionRefused",
     "SubscriptionState",
     "SubscriptionsReport",
     "check_secret",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = ["PlacementError", "choose_placement", "offer_placement", "read_placem
 TASK_CODES = "http://hl7.org/fhir/CodeSystem/task-code"
 #: Task statuses after which a candidate is out of the running.
 _CLOSED = {"rejected", "cancelled", "completed", "failed", "entered-in-error"}
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class PlacementError(FhirCmError, ValueError):
@@ -70,6 +72,8 @@ async def offer_placement(
     the ServiceRequest and one Task per candidate, written to the server; the offer recorded here."""
     if not candidates or len(set(candidates)) != len(candidates):
         raise PlacementError("name each candidate facility once (at least one)")
+    if not all(_FHIR_ID.fullmatch(c) for c in candidates):
+        raise PlacementError("a candidate facility is named by its Organization id (1-64 of A-Z a-z 0-9 - .)")
     with store.session(read_only=True) as session:
         record = get_case_record(session, case_id)
         if record is None:

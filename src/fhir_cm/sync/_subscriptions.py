@@ -30,7 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..fhir import AsyncFhirClient, FhirError, ResourceNotFound
+from ..errors import FhirCmError
+from ..fhir import AsyncFhirClient, FhirError, ResourceNotFound, safe_for_tokens
 from ..store import (
     HeldSubscription,
     Store,
@@ -46,6 +47,7 @@ from ._membership import patient_ids
 
 __all__ = [
     "BATCH",
+    "SubscriptionRefused",
     "SubscriptionState",
     "SubscriptionsReport",
     "check_subscriptions",
@@ -60,6 +62,10 @@ BATCH = 50
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 TAG = {"system": "urn:fhir-cm:subscription", "code": "fhir-cm", "display": "made by fhir-cm"}
 HEARTBEAT_SECONDS = 300
+
+
+class SubscriptionRefused(FhirCmError, ValueError):
+    """A subscription this adapter will not ask a server for (an endpoint in the clear, say)."""
 
 
 class SubscriptionsReport(BaseModel):
@@ -131,6 +137,11 @@ async def sync_subscriptions(
     ``endpoint`` is where the server is to send notifications (the API's ``/notifications``); without
     it, the endpoint of the subscriptions already held is kept (a worker following the cases).
     """
+    if endpoint is not None and not safe_for_tokens(endpoint):
+        raise SubscriptionRefused(
+            "the notification endpoint must be an https URL (or http on this machine's loopback): "
+            "the server sends the subscription's secret with every notification"
+        )
     base = client.base_url
     with store.session(read_only=True) as session:
         held = list_subscriptions(session, base)

@@ -1,0 +1,58 @@
+"""Whatever fhir-cm refuses before a command's work starts (its settings, its store) is one line on
+stderr and a non-zero exit, through the real entry point: never a traceback, never a secret."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def fhir_cm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_CM_")}
+    return subprocess.run(
+        [sys.executable, "-c", "from fhir_cm.cli import main; main()", *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["check"], {"FHIR_CM_FHIR_VERSION": "R6"}, "FHIR_CM_FHIR_VERSION: Input should be 'auto', 'R4' or 'R5'"),
+        (["check"], {"FHIR_CM_HORIZON_YEARS": "-1"}, "FHIR_CM_HORIZON_YEARS: Input should be greater than"),
+        (["check"], {"FHIR_CM_PORT": "70000"}, "FHIR_CM_PORT: Input should be less than or equal to 65535"),
+        (
+            ["check"],
+            {"FHIR_CM_DATABASE_URL": "postgresql+psycopg2://someone:s3cret-pw@127.0.0.1:9/db"},
+            "unsupported database driver 'psycopg2'",
+        ),
+    ],
+)
+def test_a_setting_refused_is_one_line_naming_it(
+    tmp_path: Path, args: list[str], env: dict[str, str], says: str
+) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}", **env}
+    done = fhir_cm(*args, env=env, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("fhir-cm: error: ") and done.stderr.count("\n") == 1
+    assert says in done.stderr and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
+
+
+def test_a_push_to_a_server_that_cannot_be_reached_is_one_to_run_again(tmp_path: Path) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    cases = fhir_cm("generate", "--cases", "1", env=env, cwd=tmp_path)
+    (tmp_path / "cases.jsonl").write_text(cases.stdout)
+
+    done = fhir_cm("push", "cases.jsonl", "--fhir-base", "http://127.0.0.1:9/fhir", env=env, cwd=tmp_path)
+
+    assert done.returncode == 75, done.stderr  # EX_TEMPFAIL: not a failure for good
+    assert "network error" in done.stderr and "run it again later" in done.stderr
+    assert "Traceback" not in done.stderr
