@@ -29,6 +29,8 @@ def fhir_cm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
         (["check"], {"FHIR_CM_FHIR_VERSION": "R6"}, "FHIR_CM_FHIR_VERSION: Input should be 'auto', 'R4' or 'R5'"),
         (["check"], {"FHIR_CM_HORIZON_YEARS": "-1"}, "FHIR_CM_HORIZON_YEARS: Input should be greater than"),
         (["check"], {"FHIR_CM_PORT": "70000"}, "FHIR_CM_PORT: Input should be less than or equal to 65535"),
+        (["check"], {"FHIR_CM_DATABASE_URL": "sqlite://"}, "FHIR_CM_DATABASE_URL names no file"),
+        (["check"], {"FHIR_CM_DATABASE_URL": "sqlite:///:memory:"}, "FHIR_CM_DATABASE_URL names no file"),
         (
             ["check"],
             {"FHIR_CM_DATABASE_URL": "postgresql+psycopg2://someone:s3cret-pw@127.0.0.1:9/db"},

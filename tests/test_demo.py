@@ -243,15 +243,26 @@ def test_the_same_seed_gives_the_same_journeys_dated_up_to_the_day_given(tmp_pat
         assert f"dated up to {today}" in render_summary(summary)
         return json.loads(summary.model_dump_json())
 
+    now = dt.date.today()
     first, again = demo("a", dt.date(2025, 6, 30)), demo("b", dt.date(2025, 6, 30))
-    later = demo("c", dt.date(2027, 1, 15))
+    later = demo("c", now)
 
     assert _shape(first) == _shape(again) == _shape(later)
     dates = lambda s: [t["date"] for t in s["transitions"]]  # noqa: E731
     assert dates(first) == dates(again)
-    shift = dt.date(2027, 1, 15) - dt.date(2025, 6, 30)
+    shift = now - dt.date(2025, 6, 30)
     assert [dt.date.fromisoformat(d) + shift for d in dates(first)] == [dt.date.fromisoformat(d) for d in dates(later)]
-    assert max(dt.date.fromisoformat(d) for d in dates(later)) > dt.date(2026, 6, 1)  # recent, not frozen
+    assert max(dt.date.fromisoformat(d) for d in dates(later)) > now - dt.timedelta(days=180)  # recent, not frozen
+
+
+@pytest.mark.parametrize("today", ["1850-01-01", "0001-01-01", "2999-01-01", "9999-12-31"])
+def test_a_today_whose_journeys_the_store_would_refuse_is_refused(tmp_path: Path, today: str) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'fhir-cm.db'}"}
+    result = CliRunner().invoke(
+        app, ["demo", "--cases", "1", "--today", today, "--out", str(tmp_path / "out")], env=env
+    )
+    assert result.exit_code == 1 and "the demo's today must be between" in result.stderr, result.output
+    assert not (tmp_path / "fhir-cm.db").exists()  # refused before the store is opened
 
 
 def test_closure_reasons_fit_the_journeys() -> None:

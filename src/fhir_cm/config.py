@@ -129,9 +129,19 @@ def get_settings(**overrides: object) -> Settings:
     variable may hold a secret).
     """
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
         said = "; ".join(
             f"FHIR_CM_{'_'.join(str(p) for p in e['loc'][:1]).upper()}: {e['msg']}" for e in exc.errors()[:3]
         )
         raise SettingsError(said) from None
+    if _in_memory(settings.database_url):
+        raise SettingsError("FHIR_CM_DATABASE_URL names no file: what a command stored would be gone when it ends")
+    return settings
+
+
+def _in_memory(url: str) -> bool:
+    """Whether a database URL names an in-memory SQLite database (no file)."""
+    scheme, _, rest = url.partition("://")
+    path, _, query = rest.partition("?")
+    return scheme.split("+")[0] == "sqlite" and (path in ("", "/", "/:memory:") or "mode=memory" in query)

@@ -179,3 +179,18 @@ def test_a_disposition_on_a_stay_in_progress_is_422(client: TestClient, keys: Ke
     )
     response = client.patch(f"{BASE}/stays/s1", json={"discharge_disposition": "home"}, headers=h)
     assert response.status_code == 422
+
+
+def test_a_rule_about_dates_is_named_without_the_dates(client: TestClient, keys: Keys) -> None:
+    # Dates of a patient's care are personal data: the answer says which rule, not which days.
+    h = _setup(client, keys)
+    backwards = {
+        "id": "s1",
+        "setting": "acute-hospital",
+        "status": "finished",
+        "start": "2025-03-05",
+        "end": "2025-03-01",
+    }
+    response = client.post(f"{BASE}/stays", json=backwards, headers=h)
+    assert response.status_code == 422 and "before it starts" in response.text
+    assert "2025-03-05" not in response.text and "2025-03-01" not in response.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -201,6 +202,15 @@ def _body(
     return body
 
 
+#: A calendar date or instant in a message (a rule of the domain saying which dates clash): dates of
+#: a patient's care are personal data, so the answer names the rule and leaves the dates out.
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\b")
+
+
+def _undated(text: str | None) -> str | None:
+    return _DATE.sub("<date>", text) if text else text
+
+
 def _operation_outcome(status: int, title: str, detail: str | None, errors: Sequence[FieldError]) -> dict[str, Any]:
     code = {
         401: "login",
@@ -235,6 +245,8 @@ def problem_response(
     all_headers = dict(headers or {})
     if request_id := _request_id(request):
         all_headers.setdefault("X-Request-Id", request_id)
+    detail = _undated(detail)
+    errors = [e.model_copy(update={"message": _undated(e.message)}) for e in errors]
     if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
         content, media = _operation_outcome(status, title, detail, errors), FHIR_JSON
     else:

@@ -44,6 +44,23 @@ def _quiet(_line: str) -> None:
     pass
 
 
+#: How far back the journeys of a demo reach from its ``today`` (about two years; with room).
+JOURNEY_REACH = dt.timedelta(days=3 * 366)
+
+
+def _checked_day(settings: Settings, today: dt.date | None) -> dt.date:
+    """The day the journeys end on: one the store takes every date of (from the settings' earliest
+    date, plus what the journeys reach back, to this machine's today plus the future tolerance)."""
+    real = dt.date.today()
+    if today is None:
+        return real
+    first = settings.earliest_date + JOURNEY_REACH
+    last = real + dt.timedelta(days=settings.future_tolerance_days)
+    if not first <= today <= last:
+        raise DemoError(f"the demo's today must be between {first} and {last}: its journeys are dated up to it")
+    return today
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -65,7 +82,7 @@ def run_demo(
     unreachable one fails the run before anything is written. Raises :class:`DemoError` (one-line
     reason) when the server fails; store errors propagate as ``StoreError``.
     """
-    today = today or dt.date.today()
+    today = _checked_day(settings, today)
     out_dir = out_dir or Path(DEMO_DIR)
     if settings.fhir_base:
         asyncio.run(_check_server(settings))
