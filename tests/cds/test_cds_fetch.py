@@ -64,10 +64,10 @@ def test_the_access_token_goes_with_every_read_and_never_in_the_clear(cds_client
     pid = "p-token"
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host="127.0.0.1").pass_through()  # the EHR's JWKS, served on loopback
-        route = mock.get(url__regex=rf"^{ehr}/.*").mock(
+        read = mock.get(f"{ehr}/Patient/{pid}").mock(return_value=httpx.Response(200, json=patient(pid)))
+        route = mock.get(url__regex=rf"^{ehr}/.*").mock(  # the searches (the read is matched first)
             return_value=httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": []})
         )
-        read = mock.get(f"{ehr}/Patient/{pid}").mock(return_value=httpx.Response(200, json=patient(pid)))
         body = call(pid)
         body["fhirServer"] = ehr
         body["fhirAuthorization"] = {"access_token": "ehr-token-123", "token_type": "Bearer"}

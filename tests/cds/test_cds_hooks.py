@@ -135,6 +135,8 @@ def test_an_ec_signed_token_is_accepted_too(cds_client: TestClient, signer: Sign
         ("shared secret", "asymmetric"),
         ("EC algorithm, RSA key", "does not fit its key"),
         ("RSA algorithm, EC key", "does not fit its key"),
+        ("an hour to live", "longer than the 5 minutes"),
+        ("empty jti", "jti is empty"),
     ],
 )
 def test_a_bad_token_is_refused_and_nothing_is_recorded(
@@ -156,6 +158,8 @@ def test_a_bad_token_is_refused_and_nothing_is_recorded(
         # Signed with a key of the header's family, naming the issuer's key of the other (kids are public).
         "EC algorithm, RSA key": {"Authorization": f"Bearer {signer.token(aud, alg='ES384', kid='rsa-1')}"},
         "RSA algorithm, EC key": {"Authorization": f"Bearer {signer.token(aud, alg='RS384', kid='ec-1')}"},
+        "an hour to live": {"Authorization": f"Bearer {signer.token(aud, exp=now + 3600)}"},
+        "empty jti": {"Authorization": f"Bearer {signer.token(aud, jti='')}"},
     }[case]
     r = cds_client.post(PV, json=call("p-elig", **eligible_prefetch("p-elig")), headers=headers)
     assert r.status_code == 401, r.text

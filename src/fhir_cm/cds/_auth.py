@@ -42,6 +42,8 @@ JWKS_TTL = 300.0
 #: The shortest time between two fetches of one issuer's keys for an unknown ``kid``.
 REFETCH_AFTER = 30.0
 LEEWAY = 30
+#: The longest a CDS Hooks token may live (the specification: ``exp`` at most 5 minutes ahead).
+MAX_LIFETIME = 300
 
 
 class CdsUnauthorized(FhirCmError):
@@ -177,7 +179,12 @@ def verify_call(
         raise CdsUnauthorized(f"the token is not acceptable ({type(exc).__name__})") from None
     except (TypeError, ValueError):  # PyJWT's answer for an algorithm of another family than the key's
         raise CdsUnauthorized("the token's algorithm does not fit its key (kid)") from None
-    if not ledger.first_use(issuer, str(claims["jti"]), float(claims["exp"])):
+    jti, expires = claims["jti"], float(claims["exp"])
+    if not isinstance(jti, str) or not jti.strip():
+        raise CdsUnauthorized("the token's jti is empty")
+    if expires > time.time() + MAX_LIFETIME + LEEWAY:
+        raise CdsUnauthorized("the token lives longer than the 5 minutes CDS Hooks allows (exp)")
+    if not ledger.first_use(issuer, jti, expires):
         raise CdsUnauthorized("the token was already used (jti)")
     subject = claims.get("sub")
-    return VerifiedCall(issuer=issuer, subject=subject if isinstance(subject, str) else None, jti=str(claims["jti"]))
+    return VerifiedCall(issuer=issuer, subject=subject if isinstance(subject, str) else None, jti=jti)
