@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        default=16 * 2**20,
+        ge=1024,
+        description="The largest request body the API reads (413 beyond it, before reading the rest).",
+    )
     caseload_limit: int = 20
     case_cache: int = Field(
         default=2000,

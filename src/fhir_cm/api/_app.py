@@ -23,6 +23,7 @@ from ._deps import get_session, require_fhir_reader
 from ._heap import settle
 from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
+from ._body_limit import BodyLimitMiddleware
 from ._middleware import RequestContextMiddleware
 from ._models import OPEN_STATUSES
 from ._problems import ProblemDocument, install_problem_handlers
@@ -67,7 +68,7 @@ Changes accept `If-Match: "<revision>"` (the case's `ETag`) and answer 412 when 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemDocument, "content": {"application/problem+json": {}}}
-    for status in (400, 401, 403, 404, 409, 412, 422)
+    for status in (400, 401, 403, 404, 409, 412, 413, 422)
 }
 
 
@@ -164,7 +165,8 @@ def create_app(
     app.state.cds_jtis = JtiLedger()
     app.state.facade_ready = threading.Event()
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # added last: the outer one, so a 413 has its request id
 
     api = APIRouter(prefix=API_PREFIX, responses=_ERRORS)
     for module in (

@@ -219,6 +219,7 @@ def _operation_outcome(status: int, title: str, detail: str | None, errors: Sequ
         405: "not-supported",
         409: "conflict",
         412: "conflict",
+        413: "too-costly",
         422: "invalid",
         400: "invalid",
         501: "not-supported",
