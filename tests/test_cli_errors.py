@@ -58,3 +58,52 @@ def test_a_push_to_a_server_that_cannot_be_reached_is_one_to_run_again(tmp_path:
     assert done.returncode == 75, done.stderr  # EX_TEMPFAIL: not a failure for good
     assert "network error" in done.stderr and "run it again later" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["pull", "identify"])
+def test_a_since_that_is_no_instant_names_the_option_before_any_request(tmp_path: Path, command: str) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+
+    done = fhir_cm(command, "--since", "2024-13-01", "--fhir-base", "http://127.0.0.1:9/fhir", env=env, cwd=tmp_path)
+
+    assert done.returncode == 2, done.stderr
+    assert "Invalid value for '--since': '2024-13-01' is not an instant" in done.stderr
+    assert "network error" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["pull"], "GET metadata → network error"),
+        (["identify"], "GET $export → network error"),  # not "the server did not start the export"
+        (["capabilities"], "GET metadata → network error"),
+    ],
+)
+def test_a_server_that_cannot_be_reached_is_one_to_run_again(tmp_path: Path, command: list[str], says: str) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+
+    done = fhir_cm(*command, "--fhir-base", "http://127.0.0.1:9/fhir", env=env, cwd=tmp_path)
+
+    assert done.returncode == 75, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last == f"fhir-cm: error: {says} (ConnectError)", done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_transitions_of_a_case_the_store_does_not_hold_is_an_error(tmp_path: Path) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+
+    done = fhir_cm("transitions", "--case", "no-such-case", env=env, cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (1, "fhir-cm: error: no case no-such-case\n")
+
+
+@pytest.mark.parametrize(("content", "named"), [("", "cases.jsonl"), ("\n\n", "cases.jsonl"), ("[]", "cases.jsonl")])
+def test_a_file_without_cases_is_refused(tmp_path: Path, content: str, named: str) -> None:
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    (tmp_path / "cases.jsonl").write_text(content)
+
+    for command in (["map", "cases.jsonl"], ["push", "cases.jsonl", "--fhir-base", "http://127.0.0.1:9/fhir"]):
+        done = fhir_cm(*command, env=env, cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (1, f"fhir-cm: error: {named}: no cases in it\n"), command
+        assert done.stdout == ""

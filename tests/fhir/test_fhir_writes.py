@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from fhir_cm.fhir import AsyncFhirClient, Capabilities, UnsupportedByServer
+from fhir_cm.fhir import AsyncFhirClient, Capabilities, InvalidResponse, UnsupportedByServer
 
 from .conftest import BASE, Hapi
 
@@ -154,6 +154,26 @@ async def test_an_empty_200_on_a_conditional_create_is_found_by_its_criteria(
 
     assert search.call_count == 1
     assert (result.status, result.created, result.id, result.version_id) == (200, False, "41", "3")
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (httpx.Response(200), "answered 200 without naming the CarePlan"),
+        (httpx.Response(201, json={**CAREPLAN}), "answered 201 without naming"),
+        (httpx.Response(201, json={**CAREPLAN, "id": 7}), "answered 201 without naming"),
+        (httpx.Response(201, headers={"Location": f"{BASE}/Patient/9"}), "without naming the CarePlan"),
+    ],
+)
+async def test_a_create_whose_answer_names_no_id_is_an_invalid_response(
+    client: AsyncFhirClient, router: respx.MockRouter, answer: httpx.Response, says: str
+) -> None:
+    """Callers keep the new id (a subscription's, a placement's ServiceRequest): "None" is not one."""
+    router.post(f"{BASE}/CarePlan").mock(return_value=answer)
+    router.get(f"{BASE}/Patient/9").respond(json={"resourceType": "Patient", "id": "9"})
+
+    with pytest.raises(InvalidResponse, match=says):
+        await client.create(CAREPLAN)
 
 
 async def test_writes_are_gated_by_declared_interactions(router: respx.MockRouter) -> None:

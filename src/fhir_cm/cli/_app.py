@@ -39,12 +39,16 @@ def fail(reason: str, code: int = 1) -> typer.Exit:
 def reported(*also: type[Exception], code: int = 1) -> Iterator[None]:
     """The one place where errors become a line and an exit code: fhir-cm's own errors
     (``FhirCmError``) and the other kinds named in ``also`` leave the command as ``fhir-cm: error:
-    <first line of the message>`` on stderr and exit ``code``; anything else is a bug and shows."""
+    <first line of the message>`` on stderr and exit ``code`` — or ``EXIT_RETRY_LATER`` (75) when a
+    server could not be reached, was busy or failed with a 5xx; anything else is a bug and shows."""
     from ..errors import FhirCmError
+    from ..fhir import TransientError
 
     kinds: tuple[type[Exception], ...] = (FhirCmError, *also)
     try:
         yield
+    except TransientError as exc:  # unreachable, busy or failing for now: worth running again later
+        raise fail(first_line(exc), code=EXIT_RETRY_LATER) from None
     except kinds as exc:
         raise fail(first_line(exc), code=code) from None
 
@@ -53,6 +57,23 @@ def first_line(exc: BaseException) -> str:
     """The first line of an error's message (its class name when it has none)."""
     text = str(exc)
     return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def instant(text: str | None) -> str | None:
+    """An ``--since``-like option as a FHIR instant: ``2024-05-01``, ``2024-05-01T10:00:00Z`` or with
+    an offset (a time without one is UTC). Checked before anything is asked of a server, so a typo
+    fails naming the option instead of after a round trip or deep in a job."""
+    import datetime as dt
+
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an instant (e.g. 2024-05-01 or 2024-05-01T10:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def _print_version(value: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import app, fail, open_configured_store, reported
+from ._app import app, fail, instant, open_configured_store, reported
 
 
 def _line(candidate: Any) -> str:
@@ -29,7 +29,10 @@ def identify_command(
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", metavar="INSTANT", help="Read only what changed after this (default: the last run's time)."
+            "--since",
+            metavar="INSTANT",
+            parser=instant,
+            help="Read only what changed after this (default: the last run's time).",
         ),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Read everything again, not only what changed.")] = False,

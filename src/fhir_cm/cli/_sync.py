@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import EXIT_RETRY_LATER, LateProgress, app, fail, open_configured_store, reported
+from ._app import EXIT_RETRY_LATER, LateProgress, app, fail, instant, open_configured_store, reported
 
 
 @app.command("capabilities", short_help="What a FHIR server supports for case management.")
@@ -203,6 +203,7 @@ def pull_command(
         typer.Option(
             "--since",
             metavar="INSTANT",
+            parser=instant,
             help="Pull changes after this instant (e.g. 2024-05-01T00:00:00Z) instead of the stored watermarks.",
         ),
     ] = None,
@@ -348,7 +349,7 @@ def transitions_command(
                         err=True,
                     )
         return
-    with open_configured_store() as store:
+    with open_configured_store() as store, reported(LookupError):
         recorded = list_transitions(store, case)
     if as_json:
         for t in recorded:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ._errors import FhirError, InvalidResponse, error_from_response
+from ._errors import FhirError, InvalidResponse, TransientError, error_from_response
 from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -210,6 +210,8 @@ async def _kick_off(client: AsyncFhirClient, request: BulkRequest, settings: Bul
         else:
             response = await client.send_raw("GET", url, headers=headers, params=params)
     except FhirError as exc:
+        if isinstance(exc, TransientError) and exc.status is None:
+            raise  # the server was not reached: it neither started nor refused an export
         raise BulkExportFailed(
             f"the server did not start the export: {str(exc).splitlines()[0]}", status=exc.status
         ) from None

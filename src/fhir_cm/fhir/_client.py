@@ -279,7 +279,14 @@ class AsyncFhirClient:
             headers["If-None-Exist"] = criteria
         data.pop("id", None)  # the server assigns it; HAPI refuses a create that carries one
         request = self._request("POST", f"{self._base}/{rtype}", headers=headers, json=data)
-        return await self._write(request, rtype, criteria)
+        result = await self._write(request, rtype, criteria)
+        if not isinstance(result.id, str) or not result.id or result.resource_type not in (None, rtype):
+            # Written, perhaps, but not to be found again: every caller keeps the id to refer to it.
+            raise InvalidResponse(
+                f"POST {rtype} answered {result.status} without naming the {rtype} it wrote "
+                "(no Location header, and no resource with an id in the body)"
+            )
+        return result
 
     async def update(self, resource: Resource, *, version_id: str | None = None, versioned: bool = True) -> WriteResult:
         """PUT [type]/[id]. Sends ``If-Match: W/"<version>"`` (``version_id`` or ``meta.versionId``)

@@ -23,12 +23,16 @@ class CaseInputError(FhirCmError, ValueError):
 
 
 def read_cases(source: str) -> list[Case]:
-    """The cases in the file ``source`` (``-``: stdin)."""
+    """The cases in the file ``source`` (``-``: stdin); a file without any is refused, as a wrong
+    file named by mistake would otherwise pass as "nothing to do"."""
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseInputError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_cases(text)
+    cases = parse_cases(text)
+    if not cases:
+        raise CaseInputError(f"{'stdin' if source == '-' else source}: no cases in it")
+    return cases
 
 
 def parse_cases(text: str) -> list[Case]:

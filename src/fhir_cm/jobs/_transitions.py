@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from ..store import RecordedTransition, Store, case_transitions
+from ..store import RecordedTransition, Store, case_transitions, get_case_record
 
 __all__ = ["list_transitions"]
 
 
 def list_transitions(store: Store, case_id: str | None = None) -> list[RecordedTransition]:
-    """Every case's transitions (or ``case_id``'s), oldest first per case."""
+    """Every case's transitions (or ``case_id``'s), oldest first per case.
+
+    Raises :class:`LookupError` for a ``case_id`` the store does not hold: an empty list would read
+    as "a case without moves" when the id was mistyped.
+    """
     with store.session(read_only=True) as session:
+        if case_id is not None and get_case_record(session, case_id) is None:
+            raise LookupError(f"no case {case_id}")
         return case_transitions(session, case_id)
