@@ -1,5 +1,6 @@
-"""The store: cases, their FHIR resources, the sync ledger, the outbox, transitions, quarantine,
-pull watermarks and conflicts, in SQLite (a file, by default) or PostgreSQL (to scale out).
+"""The store: cases, their FHIR resources, the case documents last imported, the sync ledger, the
+outbox, transitions, quarantine, pull watermarks and conflicts, in SQLite (a file, by default) or
+PostgreSQL (to scale out).
 
 Open it with ``open_store(settings.database_url)`` (migrates the schema to the newest revision),
 then work in transactions::
@@ -32,6 +33,7 @@ from ._conflicts import (
     list_conflicts,
     resolve_conflict,
 )
+from ._documents import get_case_document, put_case_document
 from ._directory import practitioner_on_cases, practitioners_starting_with, programmes_in_use
 from ._engine import BUSY_TIMEOUT_SECONDS
 from ._errors import (
@@ -210,6 +212,7 @@ __all__ = [
     "forget_server_limit",
     "get_api_key",
     "get_case",
+    "get_case_document",
     "get_case_record",
     "get_case_records",
     "get_ledger",
@@ -245,6 +248,7 @@ __all__ = [
     "practitioners_starting_with",
     "programmes_in_use",
     "purge_outbox",
+    "put_case_document",
     "put_ledger",
     "put_resources",
     "record_audit",

@@ -1,0 +1,46 @@
+"""The last case document imported for each case: what an import of the next one merges against.
+
+A case document is a case whole, as the domain's JSON (what ``fhir-cm generate`` writes). An import
+applies what a document says differently from the one imported before it for the same case, and keeps
+every change made since in the store (the API, a pull, other files): for that it needs the document
+imported before, kept here, one per case, replaced by each import of a document for that case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from fhir_cm.domain import Case
+
+from ._dialect import insert
+from ._tables import Base
+from ._types import Json, UTCDateTime, utcnow
+
+__all__ = ["get_case_document", "put_case_document"]
+
+
+class CaseDocumentRow(Base):
+    """The case document last imported for a case, as the domain model's JSON."""
+
+    __tablename__ = "case_documents"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+def get_case_document(session: Session, case_id: str) -> Case | None:
+    """The case document last imported for ``case_id``, or None if none was."""
+    data = session.execute(select(CaseDocumentRow.data).where(CaseDocumentRow.case_id == case_id)).scalar_one_or_none()
+    return None if data is None else Case.model_validate(data)
+
+
+def put_case_document(session: Session, document: Case, *, now: dt.datetime | None = None) -> None:
+    """Keep ``document`` as the one last imported for its case (stored already: the row refers to it)."""
+    values = {"case_id": document.id, "data": document.model_dump(mode="json"), "imported_at": now or utcnow()}
+    stmt = insert(session, CaseDocumentRow).values(**values)
+    session.execute(stmt.on_conflict_do_update(index_elements=["case_id"], set_=values))
