@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case
+from fhir_cm.domain import Case, Contact, Referral
 from fhir_cm.interchange import (
     DEFAULT_PROGRAMME,
     BadInputError,
@@ -21,6 +22,7 @@ from fhir_cm.mapping import case_to_resources
 from fhir_cm.store import (
     Store,
     get_case,
+    get_case_record,
     get_resource,
     get_resources,
     list_cases,
@@ -44,6 +46,30 @@ def write(path: Path, *documents: Any, lines: bool = False) -> Path:
 def stored_cases(store: Store) -> list[Case]:
     with store.session(read_only=True) as s:
         return list_cases(s)
+
+
+def case_lines(path: Path, *cases: Case) -> Path:
+    """Cases as ``fhir-cm generate`` writes them: JSON lines."""
+    path.write_text("".join(c.model_dump_json() + "\n" for c in cases))
+    return path
+
+
+def stored(store: Store, case_id: str) -> tuple[Case, int]:
+    """A stored case and its revision."""
+    with store.session(read_only=True) as s:
+        record = get_case_record(s, case_id)
+    assert record is not None
+    return record.case, record.revision
+
+
+def edited(store: Store, case_id: str, edit: Callable[[Case], object]) -> Case:
+    """The case as saved after ``edit`` (what an edit through the API or a pull does to the store)."""
+    with store.session() as s:
+        case = get_case(s, case_id)
+        assert case is not None
+        edit(case)
+        save_case(s, case)
+    return case
 
 
 # --- formats and versions --------------------------------------------------------------------------
@@ -213,6 +239,87 @@ def test_generated_case_lines_are_saved_as_cases_and_reimport_is_idempotent(
     assert (first.case_documents, first.cases_created, first.resources) == (2, 2, 0)
     assert (second.cases_created, second.cases_updated, second.cases_unchanged) == (0, 0, 2)
     assert sorted(stored_cases(store), key=lambda c: c.id) == sorted(cases, key=lambda c: c.id)
+
+
+def test_reimporting_a_case_document_keeps_a_change_made_in_the_store(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    path = case_lines(tmp_path / "cases.jsonl", full_case())
+    import_files(store, [path], settings)
+
+    def edit(case: Case) -> None:
+        case.goals[0].target = "keys in hand"
+        case.plan_summary = "Housing first, then the stairs."
+
+    case = edited(store, "case-1", edit)
+    _, revision = stored(store, "case-1")
+
+    report = import_files(store, [path], settings)
+
+    assert stored(store, "case-1") == (case, revision)
+    assert (report.cases_updated, report.cases_unchanged) == (0, 1) and not report.replaced
+
+
+def test_a_changed_case_document_applies_its_changes_and_keeps_the_stores_others(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    first = full_case()
+    import_files(store, [case_lines(tmp_path / "v1.jsonl", first)], settings)
+
+    def edit(case: Case) -> None:
+        case.goals[0].target = "keys in hand"
+        case.contacts.append(Contact(id="contact-2", date=dt.date(2024, 1, 9), mode="phone"))
+
+    edited(store, "case-1", edit)
+    second = first.model_copy(deep=True)
+    second.acuity = "low"  # type: ignore[assignment]
+    second.goals[1].description = "Walk 500 m"
+    second.contacts = []  # contact-1 was removed at the source
+
+    report = import_files(store, [case_lines(tmp_path / "v2.jsonl", second)], settings)
+
+    assert (report.cases_updated, report.cases_unchanged) == (1, 0)
+    case, _ = stored(store, "case-1")
+    assert case.acuity == "low" and case.goals[1].description == "Walk 500 m"
+    assert case.goals[0].target == "keys in hand" and [c.id for c in case.contacts] == ["contact-2"]
+
+
+def test_a_first_case_document_for_a_stored_case_wins_its_fields_and_keeps_other_entities(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    document = full_case()
+    with store.session() as s:
+        save_case(
+            s,
+            full_case(
+                acuity="low",
+                contacts=[Contact(id="contact-9", date=dt.date(2024, 1, 9), mode="phone"), *document.contacts],
+            ),
+        )
+
+    report = import_files(store, [case_lines(tmp_path / "cases.jsonl", document)], settings)
+
+    assert report.cases_updated == 1
+    case, _ = stored(store, "case-1")
+    assert case.acuity == document.acuity
+    assert sorted(c.id for c in case.contacts) == ["contact-1", "contact-9"]
+
+
+def test_store_changes_that_no_longer_fit_the_document_are_replaced_and_reported(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    first = full_case()
+    import_files(store, [case_lines(tmp_path / "v1.jsonl", first)], settings)
+    follow_up = Referral(
+        id="ref-3", kind="follow-up", service="Call after discharge", authored=dt.date(2024, 1, 5), for_stay="stay-1"
+    )
+    edited(store, "case-1", lambda case: case.referrals.append(follow_up))
+    second = full_case(stays=[], referrals=[r for r in first.referrals if r.for_stay is None])
+
+    report = import_files(store, [case_lines(tmp_path / "v2.jsonl", second)], settings)
+
+    assert report.replaced == ["case-1"] and "replaced by the files' in case-1" in report.line()
+    assert stored(store, "case-1")[0] == second
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])

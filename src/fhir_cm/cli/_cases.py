@@ -122,7 +122,8 @@ def import_command(
 
     Every resource is kept exactly as it came, with its FHIR version, so `fhir-cm export` gives it
     back; what the case model understands is read into the case. A file that is not JSON, not FHIR
-    R4/R5, nor cases stops the import before anything is written. Re-importing a file changes nothing.
+    R4/R5, nor cases stops the import before anything is written. Re-importing a file changes nothing;
+    a changed file applies what it changed and keeps edits made since.
     """
     from ..config import get_settings
     from ..interchange import import_files

@@ -7,10 +7,16 @@ touch, read again from all its stored resources (``_view.py``).
 
 An import updates a case that already exists by a three-way merge: what the file's resources say
 differently from what the stored resources said before replaces the case's value (per entity, by
-id; per case field otherwise); what they do not change keeps any change made in the store since.
-Re-importing a file therefore changes nothing, and a case edited through the API keeps its edits
-when an unrelated resource of it is re-imported. A synthesised episode's fields (``_view.py``)
-never override a case's own fields, only earlier synthesised ones. Saved cases are queued for pushing like any other change.
+id; per case field otherwise); what they do not change keeps any change made in the store since. A
+case document (the domain's JSON) is merged the same way against the document imported last for its
+case (the store keeps it); the first document for a case that exists already replaces every field
+and entity it holds and keeps the case's other entities. Re-importing a file therefore changes
+nothing, and a case edited through the API or by a pull keeps its edits when its document, or an
+unrelated resource of it, is re-imported. Where the changes made in the store no longer fit with
+what a file says (a referral added for a stay the file then removes), the file's case replaces them,
+and the report names the case (``replaced``). A synthesised episode's fields (``_view.py``) never
+override a case's own fields, only earlier synthesised ones. Saved cases are queued for pushing like
+any other change.
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from ..store import (
     StoredResource,
     content_hash,
     get_case,
+    get_case_document,
     get_case_record,
     get_resources,
+    put_case_document,
     put_resources,
     save_case,
 )
@@ -61,6 +69,9 @@ class ImportReport(BaseModel):
     #: Resources stored but not read into the domain (unreadable, or clashing with another's id).
     raw_only: int = 0
     case_ids: list[str] = []
+    #: Cases whose changes made in the store no longer fit with what a file says: the file's case
+    #: replaced them, those changes with it.
+    replaced: list[str] = []
 
     def line(self) -> str:
         """The one-line summary for stderr."""
@@ -71,21 +82,27 @@ class ImportReport(BaseModel):
         ]
         if self.case_documents:
             parts.append(f"{self.case_documents} case documents")
-        return (
+        line = (
             f"imported {', '.join(parts)}: {self.cases_created} cases created, {self.cases_updated} updated, "
             f"{self.cases_unchanged} unchanged; {self.raw_only} resources kept raw-only"
         )
+        if self.replaced:
+            line += f"; changes made in the store replaced by the files' in {', '.join(self.replaced)}"
+        return line
 
 
-def _merge(current: Case | None, old: CaseView | None, new: CaseView) -> Case:
-    """The three-way merge of the module docstring: ``current`` + (``new`` − ``old``)."""
+def _merge(current: Case | None, old: Case | None, new: Case, *, made_up: bool = False) -> Case | None:
+    """The three-way merge of the module docstring: ``current`` + (``new`` − ``old``).
+
+    ``made_up``: ``new``'s own fields were synthesised (``_view.py``), so they fill no field of
+    ``current`` but its plan summary. None when the changes made in the store no longer fit with what
+    the source says (the caller then takes the source's case, and says so).
+    """
     if current is None:
-        return new.case
+        return new
     merged: dict[str, Any] = current.model_dump(mode="json")
-    before = old.case.model_dump(mode="json") if old is not None else None
-    after = new.case.model_dump(mode="json")
-    # A synthesised episode's fields are made up: they may replace only other made-up ones.
-    made_up = new.synthesised and (old is None or not old.synthesised)
+    before = old.model_dump(mode="json") if old is not None else None
+    after = new.model_dump(mode="json")
     for name, value in after.items():
         if name in _LISTS or (made_up and name != "plan_summary"):
             continue
@@ -103,8 +120,8 @@ def _merge(current: Case | None, old: CaseView | None, new: CaseView) -> Case:
         merged[name] = list(held.values())
     try:
         return Case.model_validate(merged)
-    except ValidationError:  # the local edits no longer fit what the source says: the source wins
-        return new.case
+    except ValidationError:
+        return None
 
 
 class _Run:
@@ -116,8 +133,12 @@ class _Run:
     def write(self, session: Session, parsed: ParsedFile, items: list[tuple[FhirItem, ResourceKey, str]]) -> None:
         """One file's resources and cases, in the caller's transaction (the case row first: resources refer to it)."""
         for document in parsed.cases:
-            self.report.seen(document.case.id, get_case_record(session, document.case.id))
-            self.report.revisions[document.case.id] = save_case(session, document.case)
+            case_id = document.case.id
+            record = get_case_record(session, case_id)
+            self.report.seen(case_id, record)
+            current = record.case if record is not None else None
+            self.save(session, _merge(current, get_case_document(session, case_id), document.case), document.case)
+            put_case_document(session, document.case)
         now = dt.datetime.now(dt.UTC)
         for case_id in dict.fromkeys(case_id for _, _, case_id in items):
             self.report.seen(case_id, get_case_record(session, case_id))
@@ -129,11 +150,20 @@ class _Run:
             old = self.view(case_id, before.values())
             new = self.view(case_id, after.values())
             assert new is not None
-            self.report.revisions[case_id] = save_case(session, _merge(get_case(session, case_id), old, new))
+            # A synthesised episode's fields are made up: they may replace only other made-up ones.
+            made_up = new.synthesised and (old is None or not old.synthesised)
+            merged = _merge(get_case(session, case_id), old.case if old else None, new.case, made_up=made_up)
+            self.save(session, merged, new.case)
             self.report.views[case_id] = new
             for version in ("R4", "R5"):
                 pairs = [(k.value, i.resource) for i, k in mine if i.version == version]
                 put_resources(session, case_id, pairs, fhir_version=version, now=now)
+
+    def save(self, session: Session, merged: Case | None, source: Case) -> None:
+        """Save the merged case, or ``source``'s when the store's changes no longer fit with it (reported)."""
+        if merged is None:
+            self.report.replaced.add(source.id)
+        self.report.revisions[source.id] = save_case(session, merged or source)
 
     def view(self, case_id: str, stored: Iterable[StoredResource]) -> CaseView | None:
         """The view of a case's resources; the last one computed is reused while they are the same."""
@@ -170,6 +200,7 @@ class _Counts:
         self.initial: dict[str, int] = {}
         self.revisions: dict[str, int] = {}
         self.views: dict[str, CaseView] = {}
+        self.replaced: set[str] = set()
 
     def seen(self, case_id: str, record: Any) -> None:
         self.initial.setdefault(case_id, record.revision if record is not None else 0)
@@ -190,6 +221,7 @@ class _Counts:
             cases_unchanged=len(self.initial) - created - updated,
             raw_only=raw_only,
             case_ids=sorted(self.initial),
+            replaced=sorted(self.replaced),
         )
 
 
