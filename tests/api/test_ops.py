@@ -45,6 +45,28 @@ def test_readyz_is_503_until_the_facade_index_is_built_and_the_index_answers_at_
         }
 
 
+def test_shutdown_waits_for_the_start_up_warming_before_the_store_is_closed(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-memory store shares one connection: closed under a warming thread, SQLite may crash."""
+    import threading
+    import time
+
+    import fhir_cm.api._app as app_module
+
+    finished = threading.Event()
+
+    def slow_warming(*args: object, **kwargs: object) -> int:
+        time.sleep(0.5)
+        finished.set()
+        return 0
+
+    monkeypatch.setattr(app_module, "warm_case_cache", slow_warming)
+    with TestClient(app):
+        pass
+    assert finished.is_set()
+
+
 def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:
     app.state.store = Store(create_engine("sqlite:////nonexistent-dir/fhir-cm.db"))
     with TestClient(app) as client:

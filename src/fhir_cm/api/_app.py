@@ -143,6 +143,7 @@ def create_app(
         warm.daemon = True
         warm.start()
         yield
+        warm.join()  # its session must end before the store closes (an in-memory one shares one connection)
         if owned:
             the_store.close()
 
