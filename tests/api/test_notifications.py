@@ -309,3 +309,55 @@ def test_out_of_order_events_catch_up_once_and_drop_the_late_one(client: TestCli
     ).json()
     assert (first["queued"], first["duplicates"], first["gap"]) == (0, 1, False)  # covered by the catch-up
     assert [r for _, _, r in queued(held)] == ["gap", "gap", "notification"]
+
+
+def with_count(bundle: dict[str, Any], count: str) -> dict[str, Any]:
+    """``bundle`` with its status's events-since-subscription-start set to ``count``."""
+    for p in bundle["entry"][0]["resource"]["parameter"]:
+        if p["name"] == "events-since-subscription-start":
+            p["valueString"] = count
+    return bundle
+
+
+def test_an_event_number_past_the_events_counted_is_refused_and_later_events_still_count(
+    client: TestClient, held: Store
+) -> None:
+    """Kept, 2^63 - 1 would have made every later event of the server's look like a repeat."""
+    forged = with_count(status_bundle("event-notification", [(2**63 - 1, "Encounter/e9")]), "1")
+
+    refused = client.post(f"/notifications/{SUB}", headers=auth(), json=forged)
+
+    assert refused.status_code == 422 and "past the events" in refused.json()["detail"]
+    assert queued(held) == []
+    after = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(1, "Encounter/e1")])
+    ).json()
+    assert (after["queued"], after["duplicates"], after["gap"]) == (1, 0, False)
+
+
+def test_a_count_that_is_no_number_is_refused(client: TestClient, held: Store) -> None:
+    bundle = with_count(status_bundle("heartbeat", []), "many")
+
+    response = client.post(f"/notifications/{SUB}", headers=auth(), json=bundle)
+
+    assert response.status_code == 422 and "eventsSinceSubscriptionStart" in response.json()["detail"]
+
+
+def test_a_heartbeat_counting_events_never_received_queues_a_catch_up(client: TestClient, held: Store) -> None:
+    client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(1, "Encounter/e1")])
+    )
+    level = client.post(f"/notifications/{SUB}", headers=auth(), json=with_count(status_bundle("heartbeat", []), "1"))
+    assert (level.json()["gap"], len(queued(held))) == (False, 1)
+
+    behind = client.post(f"/notifications/{SUB}", headers=auth(), json=with_count(status_bundle("heartbeat", []), "3"))
+
+    assert behind.status_code == 200 and behind.json()["gap"] is True  # events 2 and 3 never arrived
+    assert queued(held)[1:] == [("pat-1", None, "gap"), ("pat-2", None, "gap")]
+    with held.session(read_only=True) as s:
+        sub = get_subscription(s, SUB)
+    assert sub is not None and sub.last_event == 3
+    late = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(3, "Encounter/e3")])
+    ).json()
+    assert (late["queued"], late["duplicates"]) == (0, 1)  # covered by the catch-up

@@ -5,12 +5,14 @@ server delivers the resource itself, as HAPI's R4 rest-hook does with a ``PUT``)
 with the subscription's secret (``Authorization: Bearer …``, compared by hash in constant time); an
 unknown subscription and a wrong or missing secret are refused alike, and nothing is recorded. Then:
 
-* a **handshake** or **heartbeat** (backport status ``type``) only says the channel works: the
-  subscription is noted active and alive;
+* a **handshake** or **heartbeat** (backport status ``type``) says the channel works: the
+  subscription is noted active and alive; a heartbeat whose ``eventsSinceSubscriptionStart`` is past
+  the last event received says events were lost on the way: a **gap**, caught up as below;
 * an **event notification** (backport ``history`` Bundle) carries event numbers: one already seen is a
   repeat and is dropped; a jump past the next expected number is a **gap** (events lost on the way),
   and the tracking of all the subscription's patients is queued as a catch-up; each event's resource
-  (full) or its reference (id-only) is queued;
+  (full) or its reference (id-only) is queued. An event number past the notification's own
+  ``eventsSinceSubscriptionStart`` is refused: kept, it would make every later event look like a repeat;
 * an R4 criteria notification carries the changed **resource** itself (queued by its patient, unless
   the ledger already holds that version), or **nothing** (empty payload: one of the subscription's
   patients changed — all are queued).
@@ -125,6 +127,31 @@ def _number(value: Any) -> int | None:
     return number if number is None or 0 <= number <= _MAX_EVENT else None
 
 
+def _count(status: Mapping[str, Any]) -> int | None:
+    """The status's ``eventsSinceSubscriptionStart``, or None when it gives none."""
+    given = status.get("events")
+    count = _number(given)
+    if given is not None and count is None:
+        raise NotificationMalformed("eventsSinceSubscriptionStart is not a whole number from 0 to 2^63 - 1")
+    return count
+
+
+def _alive(
+    store: Store, held: HeldSubscription, kind: str, count: int | None, last: int, moment: dt.datetime
+) -> NotificationOutcome:
+    """A handshake, heartbeat or status: the channel works. A heartbeat counting more events than
+    were received says some were lost on the way (the backport's way to detect them): catch up."""
+    outcome = NotificationOutcome.model_validate({"kind": kind})
+    with store.session() as session:
+        if kind == "heartbeat" and count is not None and count > last:
+            outcome.gap = True
+            outcome.queued = queue_tracking(session, held.server_base, patients=held.patients, reason="gap", now=moment)
+            update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=count)
+        else:
+            update_subscription(session, held.id, last_notified_at=moment, status="active")
+    return outcome
+
+
 def _reference(value: Any) -> str | None:
     """A focus reference: a string, or none at all."""
     if value is None or isinstance(value, str):
@@ -201,15 +228,17 @@ def _backport(
     kind = status.get("type") or "event-notification"
     if kind not in ("handshake", "heartbeat", "query-status", "event-notification"):
         raise NotificationMalformed(f"unknown notification type {str(kind)[:40]!r}")
+    count = _count(status)
+    last = held.last_event or 0
     if kind in ("handshake", "heartbeat", "query-status"):
-        with store.session() as session:
-            update_subscription(session, held.id, last_notified_at=moment, status="active")
-        return NotificationOutcome.model_validate({"kind": kind})
+        return _alive(store, held, kind, count, last, moment)
     outcome = NotificationOutcome(kind="event-notification")
     if any(e.get("number") is not None and _number(e.get("number")) is None for e in status.get("notifications", [])):
         raise NotificationMalformed("an event number is not a whole number from 0 to 2^63 - 1")
-    last = held.last_event or 0
     numbers = [n for e in status.get("notifications", []) if (n := _number(e.get("number"))) is not None]
+    if count is not None and any(n > count for n in numbers):
+        # Kept, such a number would make every later event of the server's look like a repeat.
+        raise NotificationMalformed("an event number is past the events the notification says there were")
     fresh = [e for e in status.get("notifications", []) if (_number(e.get("number")) or 0) > last]
     outcome.duplicates = len(numbers) - len(fresh)
     fresh_numbers = sorted(n for n in numbers if n > last)
