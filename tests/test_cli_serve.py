@@ -25,6 +25,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _raw_head(port: int, path: str, key: str) -> tuple[bytes, bytes]:
+    """A HEAD request on a socket of its own: the header block, and whatever came after it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        request = f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head, rest
+
+
 def test_help_names_host_and_port() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
@@ -65,14 +77,21 @@ def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> 
         assert (
             httpx.get(f"{base}/api/v1/cases?patient=pat-9", headers={"X-API-Key": key}, timeout=10).status_code == 200
         )
+        path = f"/api/v1/cases/{created.json()['case']['id']}"
+        length = len(httpx.get(f"{base}{path}", headers={"X-API-Key": key}, timeout=10).content)
+        head, rest = _raw_head(port, path, key)
+        assert head.startswith(b"HTTP/1.1 200") and f"content-length: {length}".encode() in head.lower()
+        assert rest == b""  # the header fields GET sends, and not a byte of its body
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     requests = [line for line in lines if line.get("message") == "request"]
-    assert [(r["method"], r["route"], r["status"]) for r in requests][-2:] == [
+    assert [(r["method"], r["route"], r["status"]) for r in requests][-4:] == [
         ("POST", "/api/v1/cases", 201),
         ("GET", "/api/v1/cases", 200),
+        ("GET", "/api/v1/cases/{case_id}", 200),
+        ("HEAD", "/api/v1/cases/{case_id}", 200),
     ]
     for secret in ("Hidden Person", "pat-9", key):
         assert secret not in stderr

@@ -9,9 +9,9 @@ from .conftest import Keys, bearer, create
 
 def test_a_405_names_every_method_the_path_serves(client: TestClient, keys: Keys) -> None:
     for path, allowed in [
-        ("/api/v1/cases", "GET, POST"),
-        ("/api/v1/cases/some-case", "GET, PATCH"),
-        ("/api/v1/cases/some-case/goals", "GET, POST"),
+        ("/api/v1/cases", "GET, HEAD, POST"),
+        ("/api/v1/cases/some-case", "GET, HEAD, PATCH"),
+        ("/api/v1/cases/some-case/goals", "GET, HEAD, POST"),
     ]:
         r = client.options(path, headers=bearer(keys.supervisor))
         assert r.status_code == 405 and r.headers["allow"] == allowed, path

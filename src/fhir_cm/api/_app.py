@@ -24,6 +24,7 @@ from ._heap import settle
 from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
 from ._body_limit import BodyLimitMiddleware
+from ._head import HeadMiddleware
 from ._middleware import RequestContextMiddleware
 from ._models import OPEN_STATUSES
 from ._problems import ProblemDocument, install_problem_handlers
@@ -64,6 +65,8 @@ stays and transitions, caseload and outcomes, and sync control; plus a read-only
 `X-API-Key: <key>`. Create one with `fhir-cm apikey create --name NAME --role ROLE`.
 Errors are `application/problem+json` (RFC 9457) with an `errors` list naming each wrong field.
 Changes accept `If-Match: "<revision>"` (the case's `ETag`) and answer 412 when it is stale.
+Every GET operation answers `HEAD` too (GET's status and headers, no body); this document lists the
+GET operations only.
 """
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -167,6 +170,7 @@ def create_app(
     app.state.facade_ready = threading.Event()
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)  # HEAD wherever GET is served
     app.add_middleware(RequestContextMiddleware)  # added last: the outer one, so a 413 has its request id
 
     api = APIRouter(prefix=API_PREFIX, responses=_ERRORS)

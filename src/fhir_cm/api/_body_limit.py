@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._middleware import HttpMiddleware
 from ._problems import problem_response
 
 __all__ = ["BodyLimitMiddleware", "BodyTooLarge"]
@@ -33,17 +34,14 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, detail=f"the request body is larger than {limit} bytes")
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """Refuse request bodies larger than ``limit`` bytes with 413."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
             error = BodyTooLarge(self.limit)

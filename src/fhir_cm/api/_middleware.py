@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["UNMATCHED", "RequestContextMiddleware"]
+__all__ = ["UNMATCHED", "HttpMiddleware", "RequestContextMiddleware"]
 
 log = logging.getLogger("fhir_cm.api.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -58,11 +58,8 @@ def _route(scope: Scope) -> str:
     return UNMATCHED
 
 
-class RequestContextMiddleware:
-    """Assigns the request id, times the request, counts it, and logs one line without PHI.
-
-    The metrics are the app's (``app.state.metrics``), looked up per request.
-    """
+class HttpMiddleware:
+    """A plain ASGI middleware of HTTP requests (``http``); anything else (lifespan) passes through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -71,6 +68,20 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One HTTP request, passed on to ``self.app`` as the middleware sees fit."""
+        raise NotImplementedError
+
+
+class RequestContextMiddleware(HttpMiddleware):
+    """Assigns the request id, times the request, counts it, and logs one line without PHI.
+
+    The metrics are the app's (``app.state.metrics``), looked up per request.
+    """
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
