@@ -214,24 +214,78 @@ def test_an_eligible_patient_gets_the_reasons_and_a_referral_to_accept(
         assert len(list_cases(s, patient="p-elig")) == 1
 
 
+def _eligibility_card(cds_client: TestClient, signer: Signer, pid: str) -> dict[str, Any]:
+    """The card patient-view answers for an eligible patient ``pid``."""
+    r = cds_client.post(PV, json=call(pid, **eligible_prefetch(pid)), headers=signer.headers(PV))
+    card: dict[str, Any] = r.json()["cards"][0]
+    return card
+
+
+def _feedback(card: str, outcome: str = "overridden", **more: Any) -> dict[str, Any]:
+    return {"card": card, "outcome": outcome, "outcomeTimestamp": "2026-06-01T10:00:00Z", **more}
+
+
 def test_an_overridden_card_is_recorded_with_the_reason(
     cds_client: TestClient, cds_store: Store, signer: Signer
 ) -> None:
-    card = cds_client.post(PV, json=call("p-2", **eligible_prefetch("p-2")), headers=signer.headers(PV)).json()[
-        "cards"
-    ][0]
-    entry = {
-        "card": card["uuid"],
-        "outcome": "overridden",
-        "overrideReason": {"reason": {"code": "already-managed", "display": "Managed elsewhere"}, "userComment": "x"},
-        "outcomeTimestamp": "2026-06-01T10:00:00Z",
-    }
+    card = _eligibility_card(cds_client, signer, "p-2")
+    reason = {"reason": {"code": "already-managed", "display": "Managed elsewhere"}, "userComment": "x"}
+    entry = _feedback(card["uuid"], overrideReason=reason)
     fb = cds_client.post(f"{PV}/feedback", json={"feedback": [entry]}, headers=signer.headers(f"{PV}/feedback"))
     assert fb.status_code == 200 and fb.json()["cases"] == [None]
     with cds_store.session(read_only=True) as s:
         [recorded] = list_feedback(s)
         assert recorded.outcome == "overridden" and recorded.override_reason["reason"]["code"] == "already-managed"
         assert list_cases(s) == []
+
+
+def test_feedback_naming_a_card_never_issued_is_refused_and_none_of_it_recorded(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    card = _eligibility_card(cds_client, signer, "p-3")
+    accepted = _feedback(card["uuid"], "accepted", acceptedSuggestions=[{"id": card["suggestions"][0]["uuid"]}])
+    never = _feedback("4e0a3a1e-3283-4575-ab82-028d55fe2719")
+    fb = cds_client.post(
+        f"{PV}/feedback", json={"feedback": [accepted, never, never]}, headers=signer.headers(f"{PV}/feedback")
+    )
+    assert fb.status_code == 422, fb.text
+    assert fb.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["location"]) for e in fb.json()["errors"]] == [
+        ("feedback.1.card", "body"),
+        ("feedback.2.card", "body"),
+    ]
+    assert "never issued" in fb.json()["detail"]
+    with cds_store.session(read_only=True) as s:
+        assert list_feedback(s) == [] and list_cases(s) == []  # not even the known card's, nor its case
+    # A card another service issued is not this service's to take feedback on.
+    elsewhere = cds_client.post(
+        f"{DISCHARGE}/feedback", json={"feedback": [accepted]}, headers=signer.headers(f"{DISCHARGE}/feedback")
+    )
+    assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["field"] == "feedback.0.card"
+    with cds_store.session(read_only=True) as s:
+        assert list_feedback(s) == [] and list_cases(s) == []
+
+
+def test_the_token_is_checked_before_the_cards_feedback_names(cds_client: TestClient, cds_store: Store) -> None:
+    fb = cds_client.post(f"{PV}/feedback", json={"feedback": [_feedback("never-issued")]})
+    assert fb.status_code == 401, fb.text
+    with cds_store.session(read_only=True) as s:
+        assert list_feedback(s) == []
+
+
+def test_every_card_issued_takes_feedback(cds_client: TestClient, cds_store: Store, signer: Signer) -> None:
+    open_case(cds_store, "p-open")
+    cards = cds_client.post(PV, json=call("p-open"), headers=signer.headers(PV)).json()["cards"]
+    plan = cds_client.post(
+        DISCHARGE, json=call("p-open", "encounter-discharge"), headers=signer.headers(DISCHARGE)
+    ).json()["cards"]
+    assert len(cards) == 2 and len(plan) == 1  # the open case and the plan; the plan at discharge
+    for path, issued in ((PV, cards), (DISCHARGE, plan)):
+        entries = [_feedback(c["uuid"]) for c in issued]
+        fb = cds_client.post(f"{path}/feedback", json={"feedback": entries}, headers=signer.headers(f"{path}/feedback"))
+        assert fb.status_code == 200 and fb.json()["cases"] == [None] * len(entries), fb.text
+    with cds_store.session(read_only=True) as s:
+        assert [f.card_uuid for f in list_feedback(s)] == [c["uuid"] for c in [*cards, *plan]]
 
 
 @pytest.mark.parametrize("at", ["2026-06-01T10:00:00", "2026-06-01", "0001-01-01T00:00:00+05:00"])

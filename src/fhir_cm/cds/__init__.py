@@ -4,12 +4,12 @@ Discovery lists the services of ``mappings/cds-hooks.json``; ``patient-view`` sa
 is eligible for case management (the rules of ``fhir_cm.identify``, on the prefetched data) or in
 an open case (with the manager and the next follow-up), ``encounter-discharge`` that a transition
 plan is needed (``sync.transition_plan``, the rule the tracker's discharges run too); feedback is
-recorded and an accepted referral suggestion makes the referred case. Every call is authenticated by
-the EHR's signed JWT (``_auth``).
+recorded for the cards it issued (feedback naming another is refused) and an accepted referral
+suggestion makes the referred case. Every call is authenticated by the EHR's signed JWT (``_auth``).
 """
 
 from ._auth import ALGORITHMS, CdsUnauthorized, IssuerKeys, JtiLedger, VerifiedCall, parse_issuers, verify_call
-from ._cards import answer, take_feedback
+from ._cards import UnknownCard, answer, take_feedback
 from ._models import (
     Card,
     CardsResponse,
@@ -34,6 +34,7 @@ __all__ = [
     "JtiLedger",
     "Service",
     "Services",
+    "UnknownCard",
     "VerifiedCall",
     "answer",
     "catalogue",

@@ -6,8 +6,10 @@ the same rule ``encounter-discharge`` applies); anyone else is assessed against 
 (``fhir_cm.identify``) on the prefetched data, and an eligible patient gets a card with the reasons
 and a suggestion to create the referral (a ServiceRequest the EHR writes). ``encounter-discharge``:
 a patient in an open case gets "Transition plan needed" with the follow-up due and links to the
-transfer summary and the case. Feedback accepting a referral suggestion makes the ``referred`` case
-(idempotent, like enrolment); every outcome is recorded.
+transfer summary and the case. Every card answered is remembered by its uuid (``cds_cards``), since
+feedback names a card by nothing else: feedback naming a card this service never issued is refused
+(``UnknownCard``), and nothing of it is recorded. Feedback accepting a referral suggestion makes the
+``referred`` case (idempotent, like enrolment); every outcome is recorded.
 """
 
 from __future__ import annotations
@@ -33,9 +35,17 @@ from ..sync import TransitionPlan, transition_plan
 from ._models import Action, Card, CardsResponse, Coding, FeedbackRequest, HookRequest, Link, Source, Suggestion
 from ._services import CdsRequestError, gather, service, settings_of
 
-__all__ = ["answer", "take_feedback"]
+__all__ = ["UnknownCard", "answer", "take_feedback"]
 
 _OPEN = [CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD]
+
+
+class UnknownCard(CdsRequestError):
+    """Feedback naming cards this service never issued; ``entries`` are their places in the feedback list."""
+
+    def __init__(self, entries: list[int]) -> None:
+        super().__init__("feedback names a card this service never issued (a card is named by its uuid)")
+        self.entries = entries
 
 
 def _source() -> Source:
@@ -152,49 +162,62 @@ async def answer(
     patient_id = request.context.get("patientId")
     if not isinstance(patient_id, str) or not patient_id:
         raise CdsRequestError("context.patientId is required")
+    issued: list[tuple[Card, str]] = []
     if svc.hook == "encounter-discharge":
         case = _open_case(store, patient_id)
-        if case is None:
-            return CardsResponse()
-        plan = transition_plan(case, today, discharged_on=today)
-        return CardsResponse(cards=[_plan_card(base, case, plan)] if plan else [])
+        plan = transition_plan(case, today, discharged_on=today) if case is not None else None
+        if case is not None and plan is not None:
+            issued.append((_plan_card(base, case, plan), "transition-plan"))
+        return _issue(store, service_id, patient_id, issued)
     found, _missing = await gather(request, svc, verify=settings.verify_tls)
     case = _open_case(store, patient_id)
     if case is not None:
-        cards = [_open_case_card(base, case, today)]
+        issued.append((_open_case_card(base, case, today), "open-case"))
         recent = transition_plan(case, today)
         if recent is not None:
-            cards.append(_plan_card(base, case, recent))
-        return CardsResponse(cards=cards)
+            issued.append((_plan_card(base, case, recent), "transition-plan"))
+        return _issue(store, service_id, patient_id, issued)
     resources = [r for rs in found.values() for r in rs]
     assessment = assess(facts_from_resources(patient_id, resources), load_rules(), today)
-    if not assessment.eligible:
-        return CardsResponse()
-    card = _eligible_card(patient_id, assessment, today)
-    with store.session() as s:
-        record_card(
-            s,
-            IssuedCard(
-                uuid=card.uuid,
-                service_id=service_id,
-                kind="eligible",
-                patient_id=patient_id,
-                eligibility=[r.value for r in assessment.eligibility],
-                reasons=[r.model_dump(mode="json") for r in assessment.reasons],
-            ),
-        )
-    return CardsResponse(cards=[card])
+    if assessment.eligible:
+        issued.append((_eligible_card(patient_id, assessment, today), "eligible"))
+    return _issue(store, service_id, patient_id, issued, assessment)
+
+
+def _issue(
+    store: Store,
+    service_id: str,
+    patient_id: str,
+    issued: list[tuple[Card, str]],
+    assessment: Assessment | None = None,
+) -> CardsResponse:
+    """The cards answered, each remembered first with its kind (an eligibility card with the
+    assessment's reasons, for the case its accepted suggestion makes)."""
+    if issued:
+        with store.session() as s:
+            for card, kind in issued:
+                record = IssuedCard(uuid=card.uuid, service_id=service_id, kind=kind, patient_id=patient_id)
+                if kind == "eligible" and assessment is not None:
+                    record.eligibility = [r.value for r in assessment.eligibility]
+                    record.reasons = [r.model_dump(mode="json") for r in assessment.reasons]
+                record_card(s, record)
+    return CardsResponse(cards=[card for card, _ in issued])
 
 
 def take_feedback(store: Store, service_id: str, feedback: FeedbackRequest, today: dt.date) -> list[str | None]:
     """Record each card's outcome; an accepted referral suggestion makes the referred case. Returns,
-    per entry, the case made or found (None where none was)."""
+    per entry, the case made or found (None where none was). Raises ``UnknownCard``, recording
+    nothing, when an entry names a card this service did not issue."""
     made: list[str | None] = []
     with store.session() as s:
-        for entry in feedback.feedback:
+        cards = [card_issued(s, entry.card) for entry in feedback.feedback]
+        unknown = [n for n, card in enumerate(cards) if card is None or card.service_id != service_id]
+        if unknown:
+            raise UnknownCard(unknown)
+        for entry, issued in zip(feedback.feedback, cards, strict=True):
             case_id = None
-            issued = card_issued(s, entry.card)
-            if entry.outcome == "accepted" and entry.acceptedSuggestions and issued and issued.kind == "eligible":
+            assert issued is not None
+            if entry.outcome == "accepted" and entry.acceptedSuggestions and issued.kind == "eligible":
                 case_id = _referred_case(s, issued, today)
             record_feedback(
                 s,

@@ -1,9 +1,10 @@
 """What the CDS Hooks service said, and what clinicians did with it.
 
-A card that suggests a referral is remembered (its uuid, whom it was about, the eligibility reasons)
-so that feedback accepting it — which names only the card — can make the referred case. Feedback is
-kept as received (accepted or overridden, with the override reason), for the programme to see how
-its rules land with clinicians.
+Every card issued is remembered (its uuid, the service, its kind, whom it was about; a card that
+suggests a referral with the eligibility reasons), since feedback names nothing but the card: feedback
+is taken only for a card its service issued, and accepting a referral suggestion makes the referred
+case from what the card remembers. Feedback is kept as received (accepted or overridden, with the
+override reason), for the programme to see how its rules land with clinicians.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ __all__ = ["IssuedCard", "RecordedFeedback", "card_issued", "list_feedback", "re
 
 
 class CdsCardRow(Base):
-    """A card the service issued that feedback may act on."""
+    """A card a service issued (``kind``: eligible, open-case, transition-plan), which feedback may name."""
 
     __tablename__ = "cds_cards"
 

@@ -16,7 +16,7 @@ from fhir_cm.config import Settings
 from fhir_cm.store import Store
 
 from .._deps import Today, get_settings, get_store
-from .._problems import InvalidInput, NotFoundProblem, ProblemDocument, UnauthorizedProblem
+from .._problems import FieldError, InvalidInput, NotFoundProblem, ProblemDocument, UnauthorizedProblem
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         400: "A body that is not JSON",
         401: "No JWT, or one that is not acceptable (the detail says which check failed; nothing recorded)",
         404: "No such service",
-        422: "A call the service cannot answer as sent",
+        422: "A call the service cannot answer as sent; feedback naming a card this service never issued",
     }.items()
 }
 router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"], responses=_PROBLEMS)
@@ -98,6 +98,14 @@ def feedback(
     today: Today,
 ) -> dict[str, list[str | None]]:
     """Recorded per card (accepted or overridden, with the reason); an accepted referral suggestion makes
-    the referred case, whose id is returned in ``cases`` (one entry per feedback entry)."""
+    the referred case, whose id is returned in ``cases`` (one entry per feedback entry). Feedback naming
+    a card this service never issued is refused (422, each such ``feedback.<n>.card`` named) and none
+    of it is recorded."""
     _service(service_id)
-    return {"cases": cds.take_feedback(store, service_id, body, today)}
+    try:
+        return {"cases": cds.take_feedback(store, service_id, body, today)}
+    except cds.UnknownCard as exc:
+        unknown = [
+            FieldError(field=f"feedback.{n}.card", message="no card of this service has this uuid") for n in exc.entries
+        ]
+        raise InvalidInput(str(exc), errors=unknown) from None
