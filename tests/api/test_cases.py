@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
-from fhir_cm.store import Store, list_outbox
+from fhir_cm.api import _casework
+from fhir_cm.domain import Case
+from fhir_cm.store import StaleRevision, Store, list_outbox
 
 from .conftest import TODAY, Keys, bearer, create, new_case
 
@@ -213,6 +218,46 @@ def test_if_match_with_a_stale_revision_is_412(client: TestClient, keys: Keys) -
     )
     assert fresh.status_code == 200
     assert fresh.headers["ETag"] == '"3"'
+
+
+def test_if_match_is_one_list_however_many_lines_carry_it(client: TestClient, keys: Keys) -> None:
+    """RFC 9110, 5.3: field lines of one list-based name are one list, in order (not just the first line)."""
+    create(client, keys.cm1, id="case-a")
+    auth = bearer(keys.cm1)["Authorization"]
+
+    def patch(acuity: str, *tags: str) -> tuple[int, str]:
+        headers = [("Authorization", auth), *(("If-Match", tag) for tag in tags)]
+        r = client.request("PATCH", "/api/v1/cases/case-a", json={"acuity": acuity}, headers=headers)
+        return r.status_code, r.headers["ETag"]
+
+    assert patch("high", '"7"', 'W/"1"') == (200, '"2"')  # the second line names the revision
+    assert patch("low", '"1"', '"3"') == (412, '"2"')
+    assert patch("low", ' "9", W/"2" ', '"1"') == (200, '"3"')
+    assert patch("high", "*") == (200, '"4"')
+    assert patch("low", "") == (412, '"4"')  # an empty list names no revision
+
+
+def test_if_match_star_applies_a_change_that_lost_a_race_again(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``*`` asks only that the case exist: a change overtaken by another is applied to the newer case,
+    as without ``If-Match``; a revision named is the client's to reload (412)."""
+    create(client, keys.cm1, id="case-a")
+    saves: list[str] = []
+    save = _casework.save_case
+
+    def overtaken_once(session: Any, case: Case, **kwargs: Any) -> int:
+        saves.append(case.id)
+        if len(saves) == 1:
+            raise StaleRevision("another request saved the case first")
+        return save(session, case, **kwargs)
+
+    monkeypatch.setattr(_casework, "save_case", overtaken_once)
+    star = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers={**bearer(keys.cm1), "If-Match": "*"})
+    assert (star.status_code, star.headers["ETag"], len(saves)) == (200, '"2"', 2)
+    saves.clear()
+    pinned = {**bearer(keys.cm1), "If-Match": '"2"'}
+    assert client.patch("/api/v1/cases/case-a", json={"acuity": "low"}, headers=pinned).status_code == 412
 
 
 def test_an_unchanged_save_keeps_the_revision(client: TestClient, keys: Keys) -> None:

@@ -64,7 +64,8 @@ stays and transitions, caseload and outcomes, and sync control; plus a read-only
 **Authentication**: every data route needs an API key, sent as `Authorization: Bearer <key>` or
 `X-API-Key: <key>`. Create one with `fhir-cm apikey create --name NAME --role ROLE`.
 Errors are `application/problem+json` (RFC 9457) with an `errors` list naming each wrong field.
-Changes accept `If-Match: "<revision>"` (the case's `ETag`) and answer 412 when it is stale.
+Changes accept `If-Match: "<revision>"` (the case's `ETag`; `W/"<revision>"` and lists too) and answer
+412 when it is stale.
 Every GET operation answers `HEAD` too (GET's status and headers, no body); this document lists the
 GET operations only.
 """

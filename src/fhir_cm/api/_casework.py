@@ -5,7 +5,13 @@ and that ``If-Match`` (if sent) names its current revision, apply the change to 
 the whole case again, ``save_case`` it (which queues it for pushing in the same transaction) and
 write the audit row in that transaction too. Without ``If-Match`` a change that lost a race is
 simply applied again to the newer case (it is a small, targeted edit); with it, the client is
-told (412) to reload.
+told (412) to reload — unless it was ``If-Match: *``, which asks only that the case exist.
+
+``If-Match`` is a list (RFC 9110, 13.1.1): ``*``, or entity tags of which one must name the current
+revision. A tag matches as ``"<revision>"`` (the case's ETag) or ``W/"<revision>"`` (what FHIR
+clients send, weak tags being FHIR's; HAPI takes both): a revision is one exact state of the case,
+so a weak tag of it names nothing else. Anything else in the list (unquoted, another form, too many
+digits) matches nothing; a list in which nothing matches is a 412, never a 500.
 """
 
 from __future__ import annotations
@@ -76,8 +82,13 @@ def etag(revision: int) -> str:
     return f'"{revision}"'
 
 
+def _pins_revision(if_match: str | None) -> bool:
+    """Whether ``If-Match`` names revisions (``*`` asks only that the case exist)."""
+    return if_match is not None and if_match.strip() != "*"
+
+
 def _matches(if_match: str | None, revision: int) -> bool:
-    if if_match is None or if_match.strip() == "*":
+    if if_match is None or not _pins_revision(if_match):
         return True
     for candidate in if_match.split(","):
         m = _ETAG.match(candidate)
@@ -199,7 +210,7 @@ def edit_case(
                 assert saved is not None and saved.revision == revision
                 return Edited(result, saved)
         except StaleRevision:
-            if if_match is not None:
+            if _pins_revision(if_match):
                 raise PreconditionFailed(
                     f"case {case_id} changed meanwhile: reload it and apply the change again"
                 ) from None

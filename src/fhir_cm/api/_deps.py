@@ -127,14 +127,19 @@ def get_work(
         Header(max_length=200, description="The case's ETag (its revision) a change is based on; 412 if stale."),
     ] = None,
 ) -> Work:
-    """Everything a case route needs: store, principal, today, request id, ``If-Match`` and the domain's rules."""
+    """Everything a case route needs: store, principal, today, request id, ``If-Match`` and the domain's rules.
+
+    ``If-Match`` sent on several lines is one list (RFC 9110, 5.3), not its first line (the parameter,
+    which FastAPI reads from the first, documents the header and bounds that line).
+    """
     settings: Settings = request.app.state.settings
+    lines = request.headers.getlist("if-match")
     return Work(
         store,
         principal,
         today,
         getattr(request.state, "request_id", None),
-        if_match,
+        ", ".join(lines) if lines else if_match,
         rules=settings.plausibility(today),
         views=request.app.state.views,
         parts=request.app.state.parts,
