@@ -116,7 +116,7 @@ from ._subscriptions import (
     secret_hash,
     update_subscription,
 )
-from ._cds import IssuedCard, RecordedFeedback, card_issued, list_feedback, record_card, record_feedback
+from ._cds import CARD_KEPT, IssuedCard, RecordedFeedback, card_issued, list_feedback, record_card, record_feedback
 from ._screening import (
     CandidateRecord,
     FactRecord,
@@ -133,6 +133,7 @@ from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
+    "CARD_KEPT",
     "IssuedCard",
     "RecordedFeedback",
     "card_issued",

@@ -13,14 +13,22 @@ import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import insert
 from ._tables import ID, Base
 from ._types import Json, UTCDateTime, utcnow
 
-__all__ = ["IssuedCard", "RecordedFeedback", "card_issued", "list_feedback", "record_card", "record_feedback"]
+__all__ = [
+    "CARD_KEPT",
+    "IssuedCard",
+    "RecordedFeedback",
+    "card_issued",
+    "list_feedback",
+    "record_card",
+    "record_feedback",
+]
 
 
 class CdsCardRow(Base):
@@ -34,7 +42,7 @@ class CdsCardRow(Base):
     patient_id: Mapped[str] = mapped_column(String(ID))
     eligibility: Mapped[list[str]] = mapped_column(Json)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(Json)
-    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class CdsFeedbackRow(Base):
@@ -73,8 +81,17 @@ class RecordedFeedback(BaseModel):
     case_id: str | None = None
 
 
+#: How long an issued card can take feedback. A card is shown per chart opened, so every hook call
+#: with a card adds a row; feedback follows within the clinician's session, and a month is ample.
+CARD_KEPT = dt.timedelta(days=30)
+
+
 def record_card(session: Session, card: IssuedCard, *, now: dt.datetime | None = None) -> None:
-    row = {**card.model_dump(), "issued_at": now or utcnow()}
+    """Remember ``card``, and forget the cards issued more than :data:`CARD_KEPT` ago (by the index
+    on ``issued_at``: most calls find none), so the table holds a month of cards, not every one."""
+    now = now or utcnow()
+    session.execute(delete(CdsCardRow).where(CdsCardRow.issued_at < now - CARD_KEPT))
+    row = {**card.model_dump(), "issued_at": now}
     session.execute(insert(session, CdsCardRow).values(row).on_conflict_do_nothing())
 
 
