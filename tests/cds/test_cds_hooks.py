@@ -266,6 +266,30 @@ def test_feedback_naming_a_card_never_issued_is_refused_and_none_of_it_recorded(
         assert list_feedback(s) == [] and list_cases(s) == []
 
 
+def test_accepting_a_suggestion_the_card_never_made_is_refused_and_makes_no_case(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    card = _eligibility_card(cds_client, signer, "p-4")
+    made_up = _feedback(card["uuid"], "accepted", acceptedSuggestions=[{"id": "8d3f8f6e-0000-4000-8000-000000000000"}])
+    open_case(cds_store, "p-open")
+    opened = cds_client.post(PV, json=call("p-open"), headers=signer.headers(PV)).json()["cards"][0]
+    on_a_card_without = _feedback(
+        opened["uuid"], "accepted", acceptedSuggestions=[{"id": card["suggestions"][0]["uuid"]}]
+    )
+
+    fb = cds_client.post(
+        f"{PV}/feedback", json={"feedback": [made_up, on_a_card_without]}, headers=signer.headers(f"{PV}/feedback")
+    )
+
+    assert fb.status_code == 422, fb.text
+    assert [e["field"] for e in fb.json()["errors"]] == [
+        "feedback.0.acceptedSuggestions",
+        "feedback.1.acceptedSuggestions",
+    ]
+    with cds_store.session(read_only=True) as s:
+        assert list_feedback(s) == [] and [c.patient.id for c in list_cases(s)] == ["p-open"]
+
+
 def test_the_token_is_checked_before_the_cards_feedback_names(cds_client: TestClient, cds_store: Store) -> None:
     fb = cds_client.post(f"{PV}/feedback", json={"feedback": [_feedback("never-issued")]})
     assert fb.status_code == 401, fb.text

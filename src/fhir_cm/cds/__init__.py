@@ -9,7 +9,7 @@ suggestion makes the referred case. Every call is authenticated by the EHR's sig
 """
 
 from ._auth import ALGORITHMS, CdsUnauthorized, IssuerKeys, JtiLedger, VerifiedCall, parse_issuers, verify_call
-from ._cards import UnknownCard, answer, take_feedback
+from ._cards import UnknownCard, answer, suggestion_uuid, take_feedback
 from ._models import (
     Card,
     CardsResponse,
@@ -40,6 +40,7 @@ __all__ = [
     "catalogue",
     "parse_issuers",
     "service",
+    "suggestion_uuid",
     "take_feedback",
     "verify_call",
 ]

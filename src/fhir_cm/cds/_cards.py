@@ -35,17 +35,26 @@ from ..sync import TransitionPlan, transition_plan
 from ._models import Action, Card, CardsResponse, Coding, FeedbackRequest, HookRequest, Link, Source, Suggestion
 from ._services import CdsRequestError, gather, service, settings_of
 
-__all__ = ["UnknownCard", "answer", "take_feedback"]
+__all__ = ["UnknownCard", "answer", "suggestion_uuid", "take_feedback"]
 
 _OPEN = [CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD]
 
 
 class UnknownCard(CdsRequestError):
-    """Feedback naming cards this service never issued; ``entries`` are their places in the feedback list."""
+    """Feedback naming what this service never issued; ``entries`` are the places in the feedback list
+    and ``field`` what each names wrongly: a ``card`` never issued, or ``acceptedSuggestions`` the card
+    never made."""
 
-    def __init__(self, entries: list[int]) -> None:
-        super().__init__("feedback names a card this service never issued (a card is named by its uuid)")
-        self.entries = entries
+    def __init__(self, entries: list[int], field: str = "card") -> None:
+        what = "a card" if field == "card" else "a suggestion the card never made"
+        super().__init__(f"feedback names {what} this service never issued (named by its uuid)")
+        self.entries, self.field = entries, field
+
+
+def suggestion_uuid(card_uuid: str) -> str:
+    """The uuid of an eligibility card's suggestion, derived from the card's: feedback accepting a
+    suggestion is checked against it without keeping it."""
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"cds-suggestion:{card_uuid}"))
 
 
 def _source() -> Source:
@@ -129,8 +138,9 @@ def _referral(patient_id: str, assessment: Assessment, today: dt.date) -> dict[s
 def _eligible_card(patient_id: str, assessment: Assessment, today: dt.date) -> Card:
     reasons = "; ".join(r.text for r in assessment.reasons)
     detail = "\n".join(f"- {r.text}" for r in assessment.reasons)
+    card_uuid = str(uuidlib.uuid4())
     return Card(
-        uuid=str(uuidlib.uuid4()),
+        uuid=card_uuid,
         summary=_summary(f"Eligible for case management: {reasons}"),
         detail=f"Score {assessment.score} by the programme's eligibility rules:\n\n{detail}",
         indicator="info",
@@ -138,7 +148,7 @@ def _eligible_card(patient_id: str, assessment: Assessment, today: dt.date) -> C
         suggestions=[
             Suggestion(
                 label="Refer to case management",
-                uuid=str(uuidlib.uuid4()),
+                uuid=suggestion_uuid(card_uuid),
                 isRecommended=True,
                 actions=[
                     Action(
@@ -207,13 +217,22 @@ def _issue(
 def take_feedback(store: Store, service_id: str, feedback: FeedbackRequest, today: dt.date) -> list[str | None]:
     """Record each card's outcome; an accepted referral suggestion makes the referred case. Returns,
     per entry, the case made or found (None where none was). Raises ``UnknownCard``, recording
-    nothing, when an entry names a card this service did not issue."""
+    nothing, when an entry names a card this service did not issue, or accepts a suggestion its card
+    did not make."""
     made: list[str | None] = []
     with store.session() as s:
         cards = [card_issued(s, entry.card) for entry in feedback.feedback]
         unknown = [n for n, card in enumerate(cards) if card is None or card.service_id != service_id]
         if unknown:
             raise UnknownCard(unknown)
+        made_up = [
+            n
+            for n, (entry, card) in enumerate(zip(feedback.feedback, cards, strict=True))
+            if card is not None
+            and any(card.kind != "eligible" or a.id != suggestion_uuid(card.uuid) for a in entry.acceptedSuggestions)
+        ]
+        if made_up:
+            raise UnknownCard(made_up, "acceptedSuggestions")
         for entry, issued in zip(feedback.feedback, cards, strict=True):
             case_id = None
             assert issued is not None

@@ -99,13 +99,13 @@ def feedback(
 ) -> dict[str, list[str | None]]:
     """Recorded per card (accepted or overridden, with the reason); an accepted referral suggestion makes
     the referred case, whose id is returned in ``cases`` (one entry per feedback entry). Feedback naming
-    a card this service never issued is refused (422, each such ``feedback.<n>.card`` named) and none
-    of it is recorded."""
+    a card this service never issued, or accepting a suggestion the card never made, is refused (422,
+    each such ``feedback.<n>.card`` or ``feedback.<n>.acceptedSuggestions`` named) and none of it is
+    recorded."""
     _service(service_id)
     try:
         return {"cases": cds.take_feedback(store, service_id, body, today)}
     except cds.UnknownCard as exc:
-        unknown = [
-            FieldError(field=f"feedback.{n}.card", message="no card of this service has this uuid") for n in exc.entries
-        ]
+        why = "no card of this service has this uuid" if exc.field == "card" else "the card made no such suggestion"
+        unknown = [FieldError(field=f"feedback.{n}.{exc.field}", message=why) for n in exc.entries]
         raise InvalidInput(str(exc), errors=unknown) from None
