@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from fhir_cm.store import Store, list_api_keys, revoke_api_key
+from fhir_cm.store import ApiRole, Store, create_api_key, list_api_keys, revoke_api_key
 
 from .conftest import Keys, bearer, create
 
@@ -141,6 +141,26 @@ def test_a_programme_supervisor_cannot_create_in_another_programme(client: TestC
 
     body = new_case(programme="social-work")
     assert client.post("/api/v1/cases", json=body, headers=bearer(keys.supervisor_hc)).status_code == 403
+
+
+@pytest.mark.parametrize("programme", ["health_care", "", "HEALTH-CARE"])
+def test_a_supervisor_key_of_an_unknown_programme_sees_nothing(
+    client: TestClient, keys: Keys, api_store: Store, programme: str
+) -> None:
+    """A programme the build does not know (stored by hand, or dropped since) is not "every programme"."""
+    create(client, keys.supervisor, id="hc")
+    create(client, keys.supervisor, id="sw", programme="social-work")
+    with api_store.session() as s:
+        _, key = create_api_key(s, name="typo", role=ApiRole.SUPERVISOR, programme=programme)
+    for path in ("/api/v1/cases", "/api/v1/cases/sw", "/api/v1/caseload", "/api/v1/audit", "/api/v1/me"):
+        response = client.get(path, headers=bearer(key))
+        assert response.status_code == 403, path
+        assert response.json()["type"] == "urn:fhir-cm:problem:forbidden"
+    assert client.get("/fhir/EpisodeOfCare", headers=bearer(key)).status_code == 403
+    # A programme scopes supervisors only: a case manager's key naming one still works.
+    with api_store.session() as s:
+        _, cm = create_api_key(s, name="cm", role=ApiRole.CASE_MANAGER, practitioner_id="cm-1", programme=programme)
+    assert [i["case"]["id"] for i in client.get("/api/v1/cases", headers=bearer(cm)).json()["items"]] == ["hc", "sw"]
 
 
 @pytest.mark.parametrize(

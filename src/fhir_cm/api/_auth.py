@@ -2,6 +2,8 @@
 
 401 means "we do not know who you are" (no key, a malformed or unknown key, a revoked one) and
 always carries ``WWW-Authenticate``; 403 means "we know you, and your role may not do this".
+A supervisor key scoped to a programme this build does not know (a typo stored by hand, a programme
+since dropped) is refused with 403 on every route: read as no scope, it would oversee every programme.
 The key itself never reaches a log: only the principal's key id does.
 """
 
@@ -13,7 +15,7 @@ from starlette.requests import HTTPConnection
 from fhir_cm.domain import ProgrammeType
 from fhir_cm.store import ApiKey, ApiRole, Store, authenticate_api_key
 
-from ._problems import UnauthorizedProblem
+from ._problems import ForbiddenProblem, UnauthorizedProblem
 
 __all__ = ["Principal", "authenticate", "presented_key"]
 
@@ -34,8 +36,13 @@ class Principal(BaseModel):
 
     @classmethod
     def from_key(cls, key: ApiKey) -> Principal:
-        """The principal an API key stands for."""
+        """The principal an API key stands for; 403 for a supervisor key whose programme is unknown.
+
+        A programme only scopes a supervisor: other roles' keys keep working whatever it says.
+        """
         known = key.programme is not None and key.programme in ProgrammeType._value2member_map_
+        if key.role is ApiRole.SUPERVISOR and key.programme is not None and not known:
+            raise ForbiddenProblem("this supervisor key is scoped to a programme this service does not know")
         programme = ProgrammeType(key.programme) if known and key.programme else None
         return cls(
             id=key.key_id, name=key.name, role=key.role, practitioner_id=key.practitioner_id, programme=programme
