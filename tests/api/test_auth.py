@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fhir_cm.store import ApiRole, Store, create_api_key, list_api_keys, revoke_api_key
@@ -108,6 +111,30 @@ def test_a_case_manager_sees_own_cases_and_team_cases_only(client: TestClient, k
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["detail"] == "no case theirs"
     assert client.get("/api/v1/cases/left", headers=bearer(keys.cm1)).status_code == 404
+
+
+def test_a_team_membership_gives_access_from_its_start_only(client: TestClient, app: FastAPI, keys: Keys) -> None:
+    """A membership entered ahead of its start is not "currently on the team": no access until that day."""
+    create(
+        client,
+        keys.supervisor,
+        id="joining",
+        case_manager={"kind": "practitioner", "id": "cm-2"},
+        team=[
+            {
+                "id": "m1",
+                "role": "social-worker",
+                "party": {"kind": "practitioner", "id": "cm-1"},
+                "start": "2025-07-15",
+            }
+        ],
+    )
+    assert client.get("/api/v1/cases", headers=bearer(keys.cm1)).json()["items"] == []
+    assert client.get("/api/v1/cases/joining", headers=bearer(keys.cm1)).status_code == 404
+    contact = {"date": "2025-06-01", "mode": "phone"}
+    assert client.post("/api/v1/cases/joining/contacts", json=contact, headers=bearer(keys.cm1)).status_code == 404
+    app.state.clock = lambda: dt.date(2025, 7, 15)
+    assert client.get("/api/v1/cases/joining", headers=bearer(keys.cm1)).status_code == 200
 
 
 def test_a_case_manager_cannot_change_a_case_out_of_reach(client: TestClient, keys: Keys) -> None:

@@ -1,7 +1,8 @@
 """Who may see and change which case.
 
 * A **case manager** works the cases they manage (``Case.case_manager``) and those whose care
-  team currently includes them (a membership without an end, or ending today or later).
+  team currently includes them (a membership begun by today — or without a start — that has no end,
+  or ends today or later). A membership entered ahead of its start gives no access until that day.
 * A **supervisor** oversees every case of their programme; a supervisor key without a programme
   oversees every programme.
 * A **service** reads the FHIR facade only, never the case-management API.
@@ -25,7 +26,10 @@ __all__ = ["can_see", "check_may_create", "check_may_reassign", "programme_scope
 
 def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
     return any(
-        m.party.id == practitioner_id and m.party.kind is PartyKind.PRACTITIONER and (m.end is None or m.end >= today)
+        m.party.id == practitioner_id
+        and m.party.kind is PartyKind.PRACTITIONER
+        and (m.start is None or m.start <= today)
+        and (m.end is None or m.end >= today)
         for m in case.team
     )
 
