@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from fhir_cm.config import Settings
 from fhir_cm.identify import ScreeningReport, fact_of, load_rules, rank
-from fhir_cm.store import Store, put_facts
+from fhir_cm.store import Store, list_case_records, put_facts
 from tests.identify.population import PROFILES, population
 
 from .conftest import TODAY, Keys, bearer
@@ -102,3 +102,27 @@ def test_a_malformed_enrolment_is_refused_with_the_field(
     r = client.post("/api/v1/candidates/enrol", json={"top": -1, "extra": 1}, headers=bearer(keys.supervisor))
     assert r.status_code == 422
     assert {e["field"] for e in r.json()["errors"]} >= {"top", "extra"}
+
+
+def test_a_programme_supervisor_enrols_into_that_programme_only(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    """Enrolling makes cases: a supervisor limited to one programme makes them there, as creating one does."""
+    configured(app, settings)
+    screened(api_store, "scope")
+    refused = client.post(
+        "/api/v1/candidates/enrol", json={"top": 1, "programme": "social-work"}, headers=bearer(keys.supervisor_hc)
+    )
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    with api_store.session() as s:
+        assert list_case_records(s) == []
+    # Left out, the programme is the key's own: the supervisor sees what they enrolled.
+    made = client.post("/api/v1/candidates/enrol", json={"top": 1}, headers=bearer(keys.supervisor_sw)).json()
+    [enrolled] = made["enrolled"]
+    case = client.get(f"/api/v1/cases/{enrolled['case_id']}", headers=bearer(keys.supervisor_sw))
+    assert case.status_code == 200 and case.json()["case"]["programme"] == "social-work"
+    # A supervisor of every programme still gets health-care by default.
+    anyone = client.post("/api/v1/candidates/enrol", json={"top": 1}, headers=bearer(keys.supervisor)).json()
+    [other] = anyone["enrolled"]
+    case = client.get(f"/api/v1/cases/{other['case_id']}", headers=bearer(keys.supervisor)).json()["case"]
+    assert case["programme"] == "health-care"

@@ -21,7 +21,7 @@ from fhir_cm.store import ApiRole
 from ._auth import Principal
 from ._problems import ForbiddenProblem
 
-__all__ = ["can_see", "check_may_create", "check_may_reassign", "programme_scope"]
+__all__ = ["can_see", "check_may_create", "check_may_reassign", "check_programme", "programme_scope"]
 
 
 def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
@@ -49,10 +49,15 @@ def programme_scope(principal: Principal) -> ProgrammeType | None:
     return principal.programme if principal.role is ApiRole.SUPERVISOR else None
 
 
+def check_programme(principal: Principal, programme: ProgrammeType) -> None:
+    """Refuse (403) a supervisor limited to one programme making cases in another."""
+    if principal.role is ApiRole.SUPERVISOR and principal.programme not in (None, programme):
+        raise ForbiddenProblem(f"this supervisor key is limited to programme '{principal.programme}'")
+
+
 def check_may_create(principal: Principal, case: Case) -> None:
     """Refuse (403) a new case its creator could not see afterwards."""
-    if principal.role is ApiRole.SUPERVISOR and principal.programme not in (None, case.programme):
-        raise ForbiddenProblem(f"this supervisor key is limited to programme '{principal.programme}'")
+    check_programme(principal, case.programme)
     if principal.role is ApiRole.CASE_MANAGER and (
         case.case_manager is None or case.case_manager.id != principal.practitioner_id
     ):

@@ -20,6 +20,7 @@ from fhir_cm.domain import ProgrammeType
 from fhir_cm.identify import EnrolReport
 from fhir_cm.store import CandidateRecord, Store, count_candidates, list_candidates
 
+from .._access import check_programme, programme_scope
 from .._deps import Supervisor, Today, get_settings, get_store
 from .._models import EntityId
 from .._problems import ConflictProblem
@@ -46,7 +47,11 @@ class EnrolIn(BaseModel):
 
     patients: list[EntityId] = Field(default_factory=list, max_length=500)
     top: StrictInt = Field(default=0, ge=0, le=500)
-    programme: ProgrammeType = ProgrammeType.HEALTH_CARE
+    programme: ProgrammeType | None = Field(
+        default=None,
+        description="The cases' programme; left out: the supervisor key's programme, else health-care. "
+        "A supervisor limited to one programme enrols into that one only (403).",
+    )
 
 
 def _server(settings: Settings) -> str:
@@ -79,7 +84,7 @@ def candidates(
     summary="Enrol candidates as referred cases",
 )
 async def enrol_candidates(
-    _principal: Supervisor,
+    principal: Supervisor,
     store: Annotated[Store, Depends(get_store)],
     settings: Annotated[Settings, Depends(get_settings)],
     today: Today,
@@ -88,6 +93,8 @@ async def enrol_candidates(
     """Each chosen candidate becomes a case in status referred, with its eligibility reasons, queued for
     push; a patient already in an open case, or not a candidate, is listed as skipped with the reason."""
     _server(settings)
+    programme = body.programme or programme_scope(principal) or ProgrammeType.HEALTH_CARE
+    check_programme(principal, programme)
     return await run_in_threadpool(
-        jobs.enrol, store, settings, patient_ids=body.patients, top=body.top, programme=body.programme, as_of=today
+        jobs.enrol, store, settings, patient_ids=body.patients, top=body.top, programme=programme, as_of=today
     )
