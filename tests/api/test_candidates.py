@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from fhir_cm.config import Settings
 from fhir_cm.identify import ScreeningReport, fact_of, load_rules, rank
-from fhir_cm.store import Store, list_case_records, put_facts
+from fhir_cm.store import Store, list_audit, list_case_records, put_facts
 from tests.identify.population import PROFILES, population
 
 from .conftest import TODAY, Keys, bearer
@@ -126,3 +126,19 @@ def test_a_programme_supervisor_enrols_into_that_programme_only(
     [other] = anyone["enrolled"]
     case = client.get(f"/api/v1/cases/{other['case_id']}", headers=bearer(keys.supervisor)).json()["case"]
     assert case["programme"] == "health-care"
+
+
+def test_each_enrolled_case_is_audited_with_who_enrolled_it(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    configured(app, settings)
+    screened(api_store, "aud")
+    r = client.post("/api/v1/candidates/enrol", json={"top": 2}, headers=bearer(keys.supervisor))
+    made = {e["case_id"] for e in r.json()["enrolled"]}
+    assert len(made) == 2
+    with api_store.session() as s:
+        rows = [e for e in list_audit(s, limit=100) if e.action == "enrol"]
+    assert {e.case_id for e in rows} == made
+    assert {e.request_id for e in rows} == {r.headers["X-Request-Id"]}
+    me = client.get("/api/v1/me", headers=bearer(keys.supervisor)).json()["key_id"]
+    assert {e.principal for e in rows} == {me}

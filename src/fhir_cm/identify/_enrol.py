@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from ..domain import Case, CaseStatus, EligibilityReason, Party, PartyKind, Period, ProgrammeType, StatusChange
 from ..store import (
@@ -58,8 +59,12 @@ def enrol_candidates(
     top: int = 0,
     programme: ProgrammeType = ProgrammeType.HEALTH_CARE,
     as_of: dt.date | None = None,
+    then: Callable[[Session, EnrolReport], None] | None = None,
 ) -> EnrolReport:
-    """Enrol the candidates named (``patient_ids``) and/or the ``top`` N by score not yet enrolled."""
+    """Enrol the candidates named (``patient_ids``) and/or the ``top`` N by score not yet enrolled.
+
+    ``then`` runs in the same transaction once the cases are saved (the API's audit rows).
+    """
     on = as_of or dt.date.today()
     report = EnrolReport()
     with store.session() as s:
@@ -99,6 +104,8 @@ def enrol_candidates(
                 save_case(s, case)
             mark_enrolled(s, server_base, patient_id, case.id)
             report.enrolled.append(EnrolledCase(patient_id=patient_id, case_id=case.id, eligibility=case.eligibility))
+        if then is not None:
+            then(s, report)
     return report
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from ..config import Settings
 from ..errors import FhirCmError
 from ..domain import ProgrammeType
@@ -86,7 +88,11 @@ def enrol(
     top: int = 0,
     programme: ProgrammeType = ProgrammeType.HEALTH_CARE,
     as_of: dt.date | None = None,
+    then: Callable[[Session, EnrolReport], None] | None = None,
 ) -> EnrolReport:
-    """Turn chosen candidates of the configured server's last screening into referred cases."""
+    """Turn chosen candidates of the configured server's last screening into referred cases; ``then``
+    runs in the transaction that saves them (an audit record, say)."""
     server = require_fhir_base(settings)
-    return enrol_candidates(store, server, patient_ids=patient_ids, top=top, programme=programme, as_of=as_of)
+    return enrol_candidates(
+        store, server, patient_ids=patient_ids, top=top, programme=programme, as_of=as_of, then=then
+    )

@@ -3,22 +3,24 @@
 The list is the last ranking of ``fhir-cm identify`` (or the worker) against the configured server:
 each candidate with the score and the reasons that made them one. Enrolling turns chosen candidates
 (or the top N) into ``referred`` cases with their eligibility reasons, queued for push — the same job
-as ``fhir-cm identify --enrol N``.
+as ``fhir-cm identify --enrol N`` — each case audited (``enrol``) in the transaction that makes it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
-from fastapi import Body, Depends, Query, status
+from fastapi import Body, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fhir_cm import jobs
 from fhir_cm.config import Settings
 from fhir_cm.domain import ProgrammeType
 from fhir_cm.identify import EnrolReport
-from fhir_cm.store import CandidateRecord, Store, count_candidates, list_candidates
+from fhir_cm.store import CandidateRecord, Store, count_candidates, list_candidates, record_audit
 
 from .._access import check_programme, programme_scope
 from .._deps import Supervisor, Today, get_settings, get_store
@@ -84,6 +86,7 @@ def candidates(
     summary="Enrol candidates as referred cases",
 )
 async def enrol_candidates(
+    request: Request,
     principal: Supervisor,
     store: Annotated[Store, Depends(get_store)],
     settings: Annotated[Settings, Depends(get_settings)],
@@ -95,6 +98,21 @@ async def enrol_candidates(
     _server(settings)
     programme = body.programme or programme_scope(principal) or ProgrammeType.HEALTH_CARE
     check_programme(principal, programme)
+    request_id = getattr(request.state, "request_id", None)
+
+    def audit(session: Session, report: EnrolReport) -> None:
+        made = [e.case_id for e in report.enrolled]
+        record_audit(session, principal=principal.id, action="enrol", case_ids=made, request_id=request_id)
+
     return await run_in_threadpool(
-        jobs.enrol, store, settings, patient_ids=body.patients, top=body.top, programme=programme, as_of=today
+        functools.partial(
+            jobs.enrol,
+            store,
+            settings,
+            patient_ids=body.patients,
+            top=body.top,
+            programme=programme,
+            as_of=today,
+            then=audit,
+        )
     )
