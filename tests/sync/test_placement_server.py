@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ from fhir_cm.cli import app as cli_app
 from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting, Case, Party, StayStatus
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import ApiRole, Store, create_api_key, get_case
+from fhir_cm.store import ApiRole, Store, create_api_key, get_case, list_audit
 from fhir_cm.sync import PlacementError, choose_placement, offer_placement, read_placement
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import enrol
@@ -96,17 +97,31 @@ async def test_offer_follow_and_choose_a_facility(store: Store, raw: AsyncFhirCl
     assert (nxt.setting, nxt.provider.id if nxt.provider else None) == (CareSetting.SKILLED_NURSING, c.organization)
 
 
+def enrolled_with(store: Store, settings: Settings, fhir_server: str, tag: str, facility: str) -> Case:
+    """A case enrolled on the server, with a facility (Organization) there to offer it to."""
+
+    async def setup() -> Case:
+        async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as raw:
+            await put_organisations(raw, facility)
+            return await enrol(store, raw, settings, tag)
+
+    return asyncio.run(setup())
+
+
+def offered(api: TestClient, headers: dict[str, str], case_id: str, setting: str, facility: str) -> httpx.Response:
+    """A placement offered to one facility through the API (asserted made)."""
+    made = api.post(
+        f"/api/v1/cases/{case_id}/placements", headers=headers, json={"setting": setting, "candidates": [facility]}
+    )
+    assert made.status_code == 201, made.text
+    return made
+
+
 def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
     store: Store, settings: Settings, fhir_server: str
 ) -> None:
     tag = uuid.uuid4().hex[:10]
-
-    async def setup() -> Case:
-        async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as raw:
-            await put_organisations(raw, f"hha-{tag}")
-            return await enrol(store, raw, settings, tag)
-
-    case = asyncio.run(setup())
+    case = enrolled_with(store, settings, fhir_server, tag, f"hha-{tag}")
     env = {"FHIR_CM_DATABASE_URL": settings.database_url, "FHIR_CM_IDENTIFIER_SYSTEM": settings.identifier_system}
     result = CliRunner().invoke(
         cli_app,
@@ -145,12 +160,7 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
         _, key = create_api_key(s, name="sup", role=ApiRole.SUPERVISOR)
     with TestClient(create_app(settings, store=store)) as api:
         headers = {"Authorization": f"Bearer {key}"}
-        made = api.post(
-            f"/api/v1/cases/{case.id}/placements",
-            headers=headers,
-            json={"setting": "home-health", "candidates": [f"hha-{tag}"]},
-        )
-        assert made.status_code == 201, made.text
+        made = offered(api, headers, case.id, "home-health", f"hha-{tag}")
         listed = api.get(f"/api/v1/cases/{case.id}/placements", headers=headers).json()
         assert len(listed) == 2
         refused = api.post(
@@ -189,3 +199,36 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
             ).status_code
             == 422
         )
+
+
+def test_an_offer_and_a_choice_through_the_api_are_audited(store: Store, settings: Settings, fhir_server: str) -> None:
+    """The choice changes the case (the facility joins the care team): like every change, it leaves an audit row."""
+    tag = uuid.uuid4().hex[:10]
+    case = enrolled_with(store, settings, fhir_server, tag, f"snf-{tag}")
+    with store.session() as s:
+        made_key, key = create_api_key(s, name="sup", role=ApiRole.SUPERVISOR)
+    with TestClient(create_app(settings, store=store)) as api:
+        headers = {"Authorization": f"Bearer {key}"}
+        made = offered(api, headers, case.id, "skilled-nursing", f"snf-{tag}")
+        offer = made.json()
+
+        async def accept() -> None:
+            async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as raw:
+                await answer(raw, offer["candidates"][0]["task_id"], "accepted")
+
+        asyncio.run(accept())
+        chosen = api.post(
+            f"/api/v1/cases/{case.id}/placements/{offer['id']}/choose",
+            headers=headers,
+            json={"candidate": f"snf-{tag}"},
+        )
+        assert chosen.status_code == 200, chosen.text
+    with store.session(read_only=True) as s:
+        rows = [e for e in list_audit(s, case_id=case.id, limit=100) if e.principal == made_key.key_id]
+        placed = get_case(s, case.id)
+    assert placed is not None and f"snf-{tag}" in {m.party.id for m in placed.team}
+    changes = {(e.action, e.detail, e.request_id) for e in rows if e.action != "read"}
+    assert changes == {
+        ("placement-offer", f"placement:{offer['id']}", made.headers["X-Request-Id"]),
+        ("placement-choose", f"placement:{offer['id']}:snf-{tag}", chosen.headers["X-Request-Id"]),
+    }

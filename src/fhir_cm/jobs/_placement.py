@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ..config import Settings
 from ..domain import CareSetting
 from ..store import Placement, Store, list_placements
-from ..sync import choose_placement, offer_placement, read_placement
+from ..sync import PlacementHook, choose_placement, offer_placement, read_placement
 from ._clients import push_client, require_fhir_base
 
 __all__ = ["choose_facility", "follow_placement", "offer_to_facilities", "placements_of"]
@@ -21,11 +21,13 @@ async def offer_to_facilities(
     candidates: Sequence[str],
     *,
     service: str | None = None,
+    then: PlacementHook | None = None,
 ) -> Placement:
-    """One ServiceRequest and one Task per candidate facility, on the configured server."""
+    """One ServiceRequest and one Task per candidate facility, on the configured server; ``then`` runs in
+    the transaction recording the offer (an audit row)."""
     require_fhir_base(settings)
     async with push_client(settings) as client:
-        return await offer_placement(store, client, settings, case_id, setting, candidates, service=service)
+        return await offer_placement(store, client, settings, case_id, setting, candidates, service=service, then=then)
 
 
 async def follow_placement(store: Store, settings: Settings, placement_id: str) -> Placement:
@@ -35,11 +37,14 @@ async def follow_placement(store: Store, settings: Settings, placement_id: str) 
         return await read_placement(store, client, placement_id)
 
 
-async def choose_facility(store: Store, settings: Settings, placement_id: str, organization: str) -> Placement:
-    """Settle the offer on the patient's choice (see ``sync.choose_placement``)."""
+async def choose_facility(
+    store: Store, settings: Settings, placement_id: str, organization: str, *, then: PlacementHook | None = None
+) -> Placement:
+    """Settle the offer on the patient's choice (see ``sync.choose_placement``); ``then`` runs in the
+    transaction that puts the facility on the case (an audit row)."""
     require_fhir_base(settings)
     async with push_client(settings) as client:
-        return await choose_placement(store, client, settings, placement_id, organization)
+        return await choose_placement(store, client, settings, placement_id, organization, then=then)
 
 
 def placements_of(store: Store, case_id: str | None = None) -> list[Placement]:

@@ -12,7 +12,7 @@ from ._conflicts import Clash, MergeOutcome, merge_case
 from ._intake import server_fhir_version
 from ._pull import CASE_RESOURCE_TYPES, PULL_OVERLAP, PullReport, pull
 from ._discharges import FollowUpPush, push_follow_ups
-from ._placement import PlacementError, choose_placement, offer_placement, read_placement
+from ._placement import PlacementError, PlacementHook, choose_placement, offer_placement, read_placement
 from ._notifications import (
     NotificationMalformed,
     NotificationOutcome,
@@ -77,6 +77,7 @@ __all__ = [
     "FollowUpPush",
     "NoSuchMove",
     "PlacementError",
+    "PlacementHook",
     "PullRoundReport",
     "WrittenSummary",
     "WatchReport",

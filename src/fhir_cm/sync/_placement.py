@@ -21,8 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..domain import CareSetting, Case, Party, PartyKind, Stay, StayStatus, TeamMember
@@ -32,12 +34,16 @@ from ..store import Candidate, Placement, Store, get_case_record, get_placement,
 from ._membership import patient_ids
 from ._transitions import RECEIVING_ROLE
 
-__all__ = ["PlacementError", "choose_placement", "offer_placement", "read_placement"]
+__all__ = ["PlacementError", "PlacementHook", "choose_placement", "offer_placement", "read_placement"]
 
 TASK_CODES = "http://hl7.org/fhir/CodeSystem/task-code"
 #: Task statuses after which a candidate is out of the running.
 _CLOSED = {"rejected", "cancelled", "completed", "failed", "entered-in-error"}
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+#: Run in the transaction that records an offer, or that puts the chosen facility on the case (an audit row).
+PlacementHook = Callable[[Session, Placement], None]
 
 
 class PlacementError(FhirCmError, ValueError):
@@ -67,9 +73,11 @@ async def offer_placement(
     candidates: Sequence[str],
     *,
     service: str | None = None,
+    then: PlacementHook | None = None,
 ) -> Placement:
     """Offer the case's patient to ``candidates`` (Organization ids the server holds) for ``setting``:
-    the ServiceRequest and one Task per candidate, written to the server; the offer recorded here."""
+    the ServiceRequest and one Task per candidate, written to the server; the offer recorded here
+    (``then`` runs in that transaction)."""
     if not candidates or len(set(candidates)) != len(candidates):
         raise PlacementError("name each candidate facility once (at least one)")
     if not all(_FHIR_ID.fullmatch(c) for c in candidates):
@@ -122,7 +130,10 @@ async def offer_placement(
         updated_at=dt.datetime.now(dt.UTC),
     )
     with store.session() as session:
-        return put_placement(session, offer)
+        recorded = put_placement(session, offer)
+        if then is not None:
+            then(session, recorded)
+        return recorded
 
 
 async def read_placement(store: Store, client: AsyncFhirClient, placement_id: str) -> Placement:
@@ -156,11 +167,18 @@ async def read_placement(store: Store, client: AsyncFhirClient, placement_id: st
 
 
 async def choose_placement(
-    store: Store, client: AsyncFhirClient, settings: Settings, placement_id: str, organization: str
+    store: Store,
+    client: AsyncFhirClient,
+    settings: Settings,
+    placement_id: str,
+    organization: str,
+    *,
+    then: PlacementHook | None = None,
 ) -> Placement:
     """The patient chose ``organization``: its Task becomes "selected", the other open ones are cancelled
-    ("not selected"), and the facility joins the care team as the next stay's provider. Only a candidate
-    whose Task is ``accepted`` on the server may be chosen (answers are read back first)."""
+    ("not selected"), and the facility joins the care team as the next stay's provider (``then`` runs
+    in the transaction that saves the case). Only a candidate whose Task is ``accepted`` on the server
+    may be chosen (answers are read back first)."""
     offer = await read_placement(store, client, placement_id)
     chosen = next((c for c in offer.candidates if c.organization == organization), None)
     if chosen is None:
@@ -181,13 +199,13 @@ async def choose_placement(
         declined["status"] = "cancelled"
         declined["statusReason"] = {"text": "not selected"}
         await client.update(declined)
-    _welcome(store, offer, organization)
+    _welcome(store, offer, organization, then)
     settled = await read_placement(store, client, placement_id)
     with store.session() as session:
         return put_placement(session, settled.model_copy(update={"chosen": organization}))
 
 
-def _welcome(store: Store, offer: Placement, organization: str) -> None:
+def _welcome(store: Store, offer: Placement, organization: str, then: PlacementHook | None) -> None:
     """The chosen facility on the care team and as the provider of the case's next (planned) stay."""
     setting = CareSetting(offer.setting)
     facility = Party(kind=PartyKind.ORGANISATION, id=organization)
@@ -220,3 +238,5 @@ def _welcome(store: Store, offer: Placement, organization: str) -> None:
                 {**s, "provider": facility.model_dump()} if s["id"] == planned.id else s for s in data["stays"]
             ]
         save_case(session, Case.model_validate(data), expected_revision=record.revision)
+        if then is not None:
+            then(session, offer)

@@ -2,8 +2,10 @@
 
 The offer lives on the FHIR server (one ServiceRequest, one Task per candidate facility); these routes
 write it there, read each facility's answer back from there, and settle it on the patient's choice —
-the same jobs as ``fhir-cm placement``. No FHIR server configured → 409; the server refusing → 502
-with its reason; choosing a facility that has not accepted → 409 saying so.
+the same jobs as ``fhir-cm placement``. An offer and a choice (which puts the facility on the care team)
+are audited (``placement-offer``, ``placement-choose``) in the transaction recording them. No FHIR server
+configured → 409; the server refusing → 502 with its reason; choosing a facility that has not accepted
+→ 409 saying so.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fhir_cm import jobs
 from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting
 from fhir_cm.fhir import FhirError
-from fhir_cm.store import Placement
-from fhir_cm.sync import PlacementError
+from fhir_cm.store import Placement, record_audit
+from fhir_cm.sync import PlacementError, PlacementHook
 
 from .._deps import CaseWork, get_settings
 from .._models import EntityId
@@ -73,6 +76,22 @@ async def _visible(work: CaseWork, case_id: str) -> None:
     await run_in_threadpool(work.load, case_id)  # 404 unless the caller may see the case (audited)
 
 
+def _audited(work: CaseWork, action: str, detail: Callable[[Placement], str]) -> PlacementHook:
+    """The audit row of an offer or a choice, written in the transaction that records it."""
+
+    def audit(session: Session, offer: Placement) -> None:
+        record_audit(
+            session,
+            principal=work.principal.id,
+            action=action,
+            case_ids=[offer.case_id],
+            detail=detail(offer),
+            request_id=work.request_id,
+        )
+
+    return audit
+
+
 def _of_case(offer: Placement, case_id: str) -> Placement:
     if offer.case_id != case_id:
         raise NotFoundProblem(f"no placement of case {case_id} with that id")
@@ -88,7 +107,14 @@ async def offer(
     return await _on_server(
         settings,
         functools.partial(
-            jobs.offer_to_facilities, work.store, settings, case_id, body.setting, body.candidates, service=body.service
+            jobs.offer_to_facilities,
+            work.store,
+            settings,
+            case_id,
+            body.setting,
+            body.candidates,
+            service=body.service,
+            then=_audited(work, "placement-offer", lambda offer: f"placement:{offer.id}"),
         ),
     )
 
@@ -130,6 +156,8 @@ async def choose(
     known = [p for p in await run_in_threadpool(jobs.placements_of, work.store, case_id) if p.id == placement_id]
     if not known:
         raise NotFoundProblem(f"no placement of case {case_id} with that id")
+    chosen = _audited(work, "placement-choose", lambda offer: f"placement:{offer.id}:{body.candidate}")
     return await _on_server(
-        settings, functools.partial(jobs.choose_facility, work.store, settings, placement_id, body.candidate)
+        settings,
+        functools.partial(jobs.choose_facility, work.store, settings, placement_id, body.candidate, then=chosen),
     )
