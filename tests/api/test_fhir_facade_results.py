@@ -8,12 +8,16 @@ or from the unfiltered listing, never from the façade's own index.
 # ruff: noqa: F811
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+import pytest
 
 # The module-scoped ``world`` fixture of the façade tests, shared (its parameters shadow the import).
 from .test_fhir_facade import READER, World, get, matches, saved_at, search_ids, walk, world  # noqa: F401
 
 STRICT = {**READER, "Prefer": "handling=strict"}
+DAY = dt.timedelta(days=1)
 
 
 def included(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,6 +82,8 @@ def test_sort_orders_before_paging(world: World) -> None:
     assert by_id == sorted(by_id, reverse=True) and len(by_id) == sum(len(c.goals) for c in world.cases)
     statuses = [r["lifecycleStatus"] for r in walk(world.client, "/fhir/Goal?_sort=status&_count=50")[0]]
     assert statuses == sorted(statuses)
+    due = [r["target"][0]["dueDate"] for r in walk(world.client, "/fhir/Goal?_sort=-target-date&_count=50")[0]]
+    assert due == sorted(due, reverse=True)
     assert world.client.get("/fhir/Goal?_sort=colour", headers=READER).status_code == 400
 
 
@@ -107,6 +113,36 @@ def test_last_updated_ranges_select_by_both_ends(world: World) -> None:
     lo, hi = saved_at(3).date().isoformat(), saved_at(6).date().isoformat()
     found = search_ids(world.client, f"/fhir/EpisodeOfCare?_lastUpdated=ge{lo}&_lastUpdated=lt{hi}")
     assert found == {c.id for i, c in enumerate(world.cases) if 3 <= i < 6}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "keep"),
+    [
+        # An Encounter's start is a day: the whole day, so a time within it is neither before nor after it.
+        ("eq", lambda start, lo, hi: lo <= start and start + DAY <= hi),
+        ("ne", lambda start, lo, hi: not (lo <= start and start + DAY <= hi)),
+        ("gt", lambda start, lo, hi: start + DAY > hi),
+        ("ge", lambda start, lo, hi: start + DAY > hi or (lo <= start and start + DAY <= hi)),
+        ("lt", lambda start, lo, hi: start < lo),
+        ("le", lambda start, lo, hi: start < lo or (lo <= start and start + DAY <= hi)),
+        ("sa", lambda start, lo, hi: start >= hi),
+        ("eb", lambda start, lo, hi: start + DAY <= lo),
+    ],
+)
+def test_a_day_compared_with_a_time_is_the_whole_day(world: World, prefix: str, keep: Any) -> None:
+    """FHIR compares the ranges of both values: a stay that began on 2024-06-27 began within
+    ``ge2024-06-27T10:00Z`` (its day runs past 10:00) and not within ``eq2024-06-27T00:00:00Z``."""
+    stays = [s for c in world.cases for s in c.stays]
+    day = stays[0].start
+    lo = dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC)
+    for text, hi in (
+        (f"{day}T10:00:00Z", lo + dt.timedelta(seconds=1)),
+        (f"{day}T10:00Z", lo + dt.timedelta(minutes=1)),
+    ):
+        expected = {s.id for s in stays if keep(dt.datetime.combine(s.start, dt.time(), tzinfo=dt.UTC), lo, hi)}
+        assert search_ids(world.client, f"/fhir/Encounter?date={prefix}{text}", STRICT) == expected, text
+    at_midnight = search_ids(world.client, f"/fhir/Encounter?date={prefix}{day}T00:00:00Z", STRICT)
+    assert (stays[0].id in at_midnight) == (prefix in ("ne", "gt", "ge")), "a day is more than its first second"
 
 
 def test_the_us_core_search_combinations_and_each_part(world: World) -> None:

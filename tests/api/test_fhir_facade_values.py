@@ -72,9 +72,14 @@ def test_date_prefixes_compare_against_the_period() -> None:
         "sa": (False, True, False),
         "eb": (False, False, True),
     }
+    instant = dt.timedelta(microseconds=1)
     for prefix, wanted in expected.items():
         matcher = parse_matcher("date", f"{prefix}2025-03-04")
-        assert tuple(matcher.matches((t,)) for t in (inside, after, before)) == wanted, prefix
+        assert tuple(matcher.matches(((t, t + instant),)) for t in (inside, after, before)) == wanted, prefix
+    # The day 2025-03-04 against a time within it: partly after it, partly before, not within it.
+    day = ((at(2025, 3, 4), at(2025, 3, 5)),)
+    at_ten = {p: parse_matcher("date", f"{p}2025-03-04T10:00:00Z").matches(day) for p in expected}
+    assert at_ten == {"eq": False, "ne": True, "gt": True, "ge": True, "lt": True, "le": True, "sa": False, "eb": False}
     with pytest.raises(UnsupportedParameter):
         parse_matcher("date", "ap2025-03-04")
     with pytest.raises(InvalidSearch):

@@ -18,6 +18,7 @@ import orjson
 
 from ._errors import issue, operation_outcome
 from ._index import Indexed
+from ._match import sort_text
 from ._params import SearchRequest
 
 __all__ = ["page_of", "searchset", "sort_matches"]
@@ -80,10 +81,10 @@ def sort_matches(matches: Sequence[Indexed], sort: Sequence[tuple[str, bool]]) -
         elif name == "_lastUpdated":
             ordered.sort(key=lambda r: r.last_updated, reverse=descending)
         else:
-            # A token's first value; resources without one go last whichever the direction.
+            # The first value (a token's, a date's start); resources without one go last whichever the direction.
             present = [r for r in ordered if r.values.get(name)]
             absent = [r for r in ordered if not r.values.get(name)]
-            present.sort(key=lambda r: str(r.values[name][0]), reverse=descending)
+            present.sort(key=lambda r: sort_text(r.values[name][0]), reverse=descending)
             ordered = present + absent
     return ordered
 

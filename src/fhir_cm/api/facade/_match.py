@@ -6,8 +6,10 @@ Three kinds of search parameter are enough for the facade (http://hl7.org/fhir/R
   system), over code elements, Codings, CodeableConcepts (and R5 CodeableReferences) and Identifiers;
 * **reference** — ``id``, ``Type/id`` or an absolute URL, compared by type and id;
 * **date** — an instant or a partial date with a prefix (``eq`` ``ne`` ``gt`` ``ge`` ``lt`` ``le``
-  ``sa`` ``eb``). A partial value is the whole period it names (``2025-03`` is all of March); a time
-  without a zone is UTC.
+  ``sa`` ``eb``). A partial value is the whole period it names (``2025-03`` is all of March), in the
+  query and in the resource alike, and the prefixes compare the two periods as FHIR says: a goal due
+  ``2025-03-04`` is due ``ge2025-03-04T10:00Z`` (its day runs past ten) but not ``eq2025-03-04T00:00Z``.
+  A value with a time is the instant it names; a time without a zone is UTC.
 
 Values are read from the resources once, when the index is built, and kept as plain tuples, so a
 search compares tuples and never walks JSON. Token and reference values are pairs whose second part
@@ -40,6 +42,7 @@ __all__ = [
     "only_type",
     "parse_instant",
     "parse_matcher",
+    "sort_text",
     "split_or",
 ]
 
@@ -238,25 +241,32 @@ def _period(g: dict[str, str | None]) -> tuple[dt.datetime, dt.datetime]:
 
 @dataclass(frozen=True, slots=True)
 class DateMatch:
-    """A prefixed date: does an instant a resource holds fall where the prefix says, relative to [lo, hi)?"""
+    """A prefixed date: is a period ``[start, end)`` a resource holds where the prefix says, relative
+    to the period ``[lo, hi)`` of the search value? (http://hl7.org/fhir/R4/search.html#prefix)"""
 
     prefix: str
     lo: dt.datetime
     hi: dt.datetime
 
-    def _one(self, t: dt.datetime) -> bool:
+    def _one(self, period: tuple[dt.datetime, dt.datetime]) -> bool:
+        start, end = period
         p = self.prefix
+        within = self.lo <= start and end <= self.hi
         if p == "eq":
-            return self.lo <= t < self.hi
+            return within
         if p == "ne":
-            return not self.lo <= t < self.hi
-        if p in ("gt", "sa"):
-            return t >= self.hi
+            return not within
+        if p == "gt":  # some of it after the search value's period
+            return end > self.hi
         if p == "ge":
-            return t >= self.lo
-        if p in ("lt", "eb"):
-            return t < self.lo
-        return t < self.hi  # le
+            return end > self.hi or within
+        if p == "lt":  # some of it before
+            return start < self.lo
+        if p == "le":
+            return start < self.lo or within
+        if p == "sa":  # all of it after
+            return start >= self.hi
+        return end <= self.lo  # eb: all of it before
 
     def matches(self, values: tuple[Any, ...]) -> bool:
         return any(self._one(t) for t in values)
@@ -280,10 +290,22 @@ def _date(raw: str) -> DateMatch:
     return DateMatch(prefix, lo, hi)
 
 
+_INSTANT = dt.timedelta(microseconds=1)
+
+
 def _date_values(node: Any, out: list[Any]) -> None:
+    """A date's period: the whole day, month or year of a partial date; the instant of a time."""
     if type(node) is str:
         with contextlib.suppress(ValueError):
-            out.append(parse_instant(node)[0])
+            start, end = parse_instant(node)
+            out.append((start, start + _INSTANT) if "T" in node else (start, end))
+
+
+def sort_text(value: Any) -> str:
+    """What ``_sort`` orders a value by: a date by its start (as UTC text), a token by its pair."""
+    if type(value) is tuple and value and isinstance(value[0], dt.datetime):
+        return value[0].isoformat()
+    return str(value)
 
 
 # --- by kind --------------------------------------------------------------------------------------------
