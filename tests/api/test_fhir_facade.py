@@ -417,6 +417,22 @@ def test_accept_header_negotiation(world: World, accept: str, version: str) -> N
     assert response.json()["fhirVersion"] == {"4.0": "4.0.1", "5.0": "5.0.0"}[version]
 
 
+@pytest.mark.parametrize(
+    ("query", "version"),
+    [
+        ("_format=application/fhir+json", "4.0"),  # typed as is: the '+' arrives as a space
+        ("_format=application/json+fhir", "4.0"),
+        ("_format=application/fhir%2Bjson", "4.0"),
+        ("_format=application/fhir+json;fhirVersion=5.0", "5.0"),
+        ("_format=application/fhir+json;%20fhirVersion=5.0", "5.0"),
+    ],
+)
+def test_format_as_typed_in_a_query_string(world: World, query: str, version: str) -> None:
+    response = world.client.get(f"/fhir/Goal?{query}&_count=1", headers=READER)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == f"application/fhir+json; fhirVersion={version}"
+
+
 # --- metadata ------------------------------------------------------------------------------------------------
 
 

@@ -148,6 +148,7 @@ def test_search_requests_follow_the_fhir_rules() -> None:
         ([], ["json"], "application/fhir+json; fhirVersion=5.0", "R5"),  # _format sets the type, Accept the version
         ([], ["application/fhir+json;fhirVersion=5.0"], "application/fhir+json; fhirVersion=4.0", "R5"),
         ([], ["json"], "application/fhir+xml", "R4"),
+        ([], ["application/fhir json; fhirVersion=5.0"], None, "R5"),  # '+' decoded as ' '
         ([], [], "text/html, application/xhtml+xml, */*;q=0.8", "R4"),
         ([], [], "application/fhir+json;q=0, application/json; fhirVersion=5.0", "R5"),
     ],

@@ -108,6 +108,8 @@ def negotiate_version(fhir_version: Sequence[str], format_: Sequence[str], accep
     asked = _single("_fhirVersion", fhir_version)
     fmt = _single("_format", format_)
     mime, params = _media_range(fmt) if fmt is not None else ("", {})
+    # ``_format=application/fhir+json`` typed into a URL: its '+' arrives as a space.
+    mime = "+".join(mime.split())
     if fmt is not None and mime not in _JSON_TYPES:
         # Checked whatever else is asked: a format the facade cannot produce is never answered in JSON.
         raise NotAcceptable("unsupported _format: this server produces JSON only (json, application/fhir+json)")
