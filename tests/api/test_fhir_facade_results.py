@@ -67,6 +67,19 @@ def test_an_include_the_facade_cannot_serve_is_refused(world: World) -> None:
         assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome", url
 
 
+def test_an_include_names_the_type_of_its_targets_or_none(world: World) -> None:
+    case = next(c for c in world.cases if c.goals and c.referrals)
+    plans = f"/fhir/CarePlan?patient={case.patient.id}"
+    with_type = get(world.client, f"{plans}&_include=CarePlan:goal:Goal", STRICT)
+    assert {(r["resourceType"], r["id"]) for r in included(with_type)} >= {("Goal", g.id) for g in case.goals}
+    referrals = f"/fhir/ServiceRequest?patient={case.patient.id}"
+    tasks = get(world.client, f"{referrals}&_revinclude=Task:focus:ServiceRequest", STRICT)
+    assert {r["id"] for r in included(tasks)} >= {f"{r.id}-task" for r in case.referrals}
+    for url in (f"{plans}&_include=CarePlan:goal:Patient", f"{referrals}&_revinclude=Task:focus:Goal"):
+        response = world.client.get(url, headers=STRICT)
+        assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome", url
+
+
 def test_summary_count_gives_the_total_only(world: World) -> None:
     every = search_ids(world.client, "/fhir/Goal?status=active")
     bundle = get(world.client, "/fhir/Goal?status=active&_summary=count")

@@ -290,20 +290,34 @@ def _shape(
             raise InvalidSearch(f"_elements: {', '.join(bad)} is not a top-level element name")
         out.elements = tuple(dict.fromkeys(elements))
     for value in _values(control, "_include"):
-        source, _, name = value.partition(":")
-        param = known.get(name.split(":")[0]) if source == resource_type else None
+        source, name, target = _include_parts(value)
+        param = known.get(name) if source == resource_type else None
         if param is None or param.kind != "reference" or param.target not in _PARAMS:
             raise UnsupportedParameter(f"_include={value}: {resource_type} includes by its reference parameters only")
+        if target not in (None, param.target):
+            raise UnsupportedParameter(f"_include={value}: {source}:{name} refers to {param.target} only")
         out.includes.append(param)
     for value in _values(control, "_revinclude"):
         if value in EMPTY_REVINCLUDES:
             out.empty_revincludes.append(value)
             continue
-        source, _, name = value.partition(":")
-        param = _PARAMS.get(source, {}).get(name.split(":")[0])
-        if param is None or param.kind != "reference" or param.target not in (None, resource_type):
+        source, name, target = _include_parts(value)
+        param = _PARAMS.get(source, {}).get(name)
+        if (
+            param is None
+            or param.kind != "reference"
+            or param.target not in (None, resource_type)
+            or target not in (None, resource_type)
+        ):
             raise UnsupportedParameter(f"_revinclude={value}: nothing served refers to {resource_type} that way")
         out.revincludes.append((source, param))
+
+
+def _include_parts(value: str) -> tuple[str, str, str | None]:
+    """``Source:parameter[:Target]`` of an ``_include`` or ``_revinclude`` value (the target None when not named)."""
+    source, _, rest = value.partition(":")
+    name, _, target = rest.partition(":")
+    return source, name, target or None
 
 
 def includes_for(resource_type: str) -> list[str]:
