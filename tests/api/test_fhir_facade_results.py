@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 # The module-scoped ``world`` fixture of the façade tests, shared (its parameters shadow the import).
-from .test_fhir_facade import READER, World, get, matches, saved_at, search_ids, walk, world  # noqa: F401
+from tests.mapping.fhir_check import validate_bundle
+
+from .test_fhir_facade import TYPES, READER, World, get, matches, saved_at, search_ids, walk, world  # noqa: F401
 
 STRICT = {**READER, "Prefer": "handling=strict"}
 DAY = dt.timedelta(days=1)
@@ -103,9 +105,21 @@ def test_sort_orders_before_paging(world: World) -> None:
 def test_elements_returns_only_what_was_asked_tagged_subsetted(world: World) -> None:
     bundle = get(world.client, "/fhir/Goal?_elements=lifecycleStatus,subject&_count=5")
     for resource in matches(bundle):
-        assert set(resource) <= {"resourceType", "id", "meta", "lifecycleStatus", "subject"}
+        # description: mandatory, kept whether asked or not
+        assert set(resource) <= {"resourceType", "id", "meta", "lifecycleStatus", "subject", "description"}
         assert {"lifecycleStatus", "subject"} <= set(resource)
         assert any(t["code"] == "SUBSETTED" for t in resource["meta"]["tag"])
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_elements_keeps_the_mandatory_elements_so_subsets_stay_valid(world: World, version: str) -> None:
+    """FHIR: servers SHOULD return mandatory elements whether asked or not (a Goal without description is none)."""
+    for rtype in TYPES:
+        bundle = get(world.client, f"/fhir/{rtype}?_elements=identifier&_count=5&_fhirVersion={version}")
+        assert matches(bundle), rtype
+        validate_bundle(bundle, version)
+    goal = matches(get(world.client, "/fhir/Goal?_elements=identifier&_count=1"))[0]
+    assert set(goal) == {"resourceType", "id", "meta", "identifier", "lifecycleStatus", "description", "subject"}
 
 
 def test_post_search_answers_as_get(world: World) -> None:

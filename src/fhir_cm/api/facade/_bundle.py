@@ -96,11 +96,27 @@ def page_of(matches: Sequence[Indexed], request: SearchRequest) -> list[Indexed]
     return list(matches[request.offset : request.offset + request.count])
 
 
+#: The top-level elements each served type must have (min 1) in R4 or R5: ``_elements`` keeps them
+#: whether asked or not, as FHIR says servers should, so that a subset is still a valid resource.
+_MANDATORY: dict[str, frozenset[str]] = {
+    "EpisodeOfCare": frozenset({"status", "patient"}),
+    "CarePlan": frozenset({"status", "intent", "subject"}),
+    "CareTeam": frozenset(),
+    "Condition": frozenset({"clinicalStatus", "subject"}),  # clinicalStatus: R5
+    "Encounter": frozenset({"status", "class"}),  # class: R4
+    "Goal": frozenset({"lifecycleStatus", "description", "subject"}),
+    "ServiceRequest": frozenset({"status", "intent", "subject"}),
+    "Task": frozenset({"status", "intent"}),
+    "Communication": frozenset({"status"}),
+}
+
+
 def _subset(body: bytes, elements: Sequence[str]) -> Any:
-    """``_elements``: the resource with only the elements asked for (and those every resource keeps),
-    tagged SUBSETTED as FHIR requires."""
+    """``_elements``: the resource with only the elements asked for (and those every resource keeps,
+    and its type's mandatory ones), tagged SUBSETTED as FHIR requires."""
     resource = orjson.loads(body)
-    kept = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements}
+    mandatory = _MANDATORY.get(resource["resourceType"], frozenset())
+    kept = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements or k in mandatory}
     meta = dict(kept.get("meta") or {})
     meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
     kept["meta"] = meta

@@ -55,7 +55,7 @@ def _resource(rtype: str) -> dict[str, Any]:
 _CONTROL = {
     "_sort": "_id, _lastUpdated, a token or a date parameter; - for descending; comma-separated keys",
     "_summary": "count (the total only) or false",
-    "_elements": "Top-level elements to return (the rest left out; the resource tagged SUBSETTED)",
+    "_elements": "Top-level elements to return (and the mandatory ones; the rest left out, the resource tagged SUBSETTED)",
     "_count": "Page size",
 }
 
