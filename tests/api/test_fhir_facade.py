@@ -527,6 +527,12 @@ def test_strict_handling_refuses_unknown_parameters(world: World) -> None:
     assert lenient.headers["preference-applied"] == "handling=lenient"
 
 
+def test_total_is_always_accurate_whichever_is_asked(world: World) -> None:
+    every = sum(len(c.goals) for c in world.cases)
+    for value in ("none", "estimate", "accurate", ""):
+        assert get(world.client, f"/fhir/Goal?_total={value}&_count=1")["total"] == every, value
+
+
 def test_empty_parameter_values_are_ignored(world: World) -> None:
     assert search_ids(world.client, "/fhir/Goal?status=&patient=") == {g.id for c in world.cases for g in c.goals}
 
@@ -559,6 +565,8 @@ def _outcome(response: Any, status: int) -> dict[str, Any]:
         "/fhir/Goal?identifier=a|b|c",
         "/fhir/Goal?patient=not/a/reference!",
         "/fhir/Goal?_fhirVersion=4.0&_fhirVersion=5.0",
+        "/fhir/Goal?_total=all",
+        "/fhir/Goal?_total=accurate&_total=none",
     ],
 )
 def test_bad_parameter_values_are_400_operation_outcomes(world: World, url: str) -> None:

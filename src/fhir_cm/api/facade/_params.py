@@ -273,6 +273,9 @@ def _shape(
     resource_type: str, known: dict[str, SearchParam], control: dict[str, list[str]], out: SearchRequest
 ) -> None:
     """``_summary``, ``_sort``, ``_elements``, ``_include`` and ``_revinclude``: what the answer looks like."""
+    total = _values(control, "_total")
+    if len(total) > 1 or not set(total) <= {"none", "estimate", "accurate"}:
+        raise InvalidSearch("_total is none, estimate or accurate (given once); this facade always counts accurately")
     summary = _values(control, "_summary")
     if summary and summary != ["false"]:
         if summary != ["count"]:
