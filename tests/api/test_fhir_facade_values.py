@@ -93,6 +93,8 @@ def test_tokens_and_their_escapes() -> None:
     assert parse_matcher("token", "http://s|") == TokenMatch("http://s", ANY)
     assert parse_matcher("token", r"a\|b") == TokenMatch(ANY, "a|b")
     assert split_or(r"a,b\,c,,d") == ["a", r"b\,c", "d"]
+    assert split_or(r"a\\,b") == [r"a\\", "b"]  # an escaped backslash, then a comma that separates
+    assert parse_matcher("token", r"a\\") == TokenMatch(ANY, "a\\")
     assert parse_matcher("token", r"b\,c") == TokenMatch(ANY, "b,c")
     with pytest.raises(InvalidSearch):
         parse_matcher("token", "|")

@@ -83,8 +83,9 @@ def _split_unescaped(text: str, sep: str) -> list[str]:
 
 
 def split_or(value: str) -> list[str]:
-    """The alternatives of one parameter value (comma-separated; ``\\,`` is a literal comma)."""
-    return [part for part in re.split(r"(?<!\\),", value) if part != ""]
+    """The alternatives of one parameter value (comma-separated; ``\\,`` is a literal comma, ``\\\\``
+    a backslash). Escapes are kept, for the kind's parser to read."""
+    return [part for part in re.findall(r"(?:[^,\\]|\\.?)*", value, re.DOTALL) if part != ""]
 
 
 # --- tokens -------------------------------------------------------------------------------------------
