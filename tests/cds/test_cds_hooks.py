@@ -25,10 +25,10 @@ from fhir_cm.domain import (
     ReferralStatus,
     Stay,
 )
-from fhir_cm.store import Store, get_case, list_cases, list_feedback, save_case
+from fhir_cm.store import Store, get_case, list_audit, list_cases, list_feedback, save_case
 from tests.identify.population import condition, encounter, patient
 
-from .conftest import BASE, TODAY, Signer
+from .conftest import BASE, ISSUER, TODAY, Signer
 
 PV = "/cds-services/fhir-cm-patient-view"
 DISCHARGE = "/cds-services/fhir-cm-encounter-discharge"
@@ -212,6 +212,10 @@ def test_an_eligible_patient_gets_the_reasons_and_a_referral_to_accept(
         assert {e.value for e in case.eligibility} == {"frequent-admissions", "complex-condition"}
         assert [f.outcome for f in list_feedback(s)] == ["accepted", "accepted"]
         assert len(list_cases(s, patient="p-elig")) == 1
+        # The case made is audited once, naming the EHR whose token was verified (it has no API key).
+        [made] = list_audit(s, case_id=case_id)
+        assert (made.principal, made.action) == ("cds-hooks", "cds-referral")
+        assert made.detail == f"issuer {ISSUER}; service fhir-cm-patient-view" and made.request_id
 
 
 def _eligibility_card(cds_client: TestClient, signer: Signer, pid: str) -> dict[str, Any]:

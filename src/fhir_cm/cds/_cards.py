@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
+from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..domain import Case, CaseStatus, EligibilityReason, Party, PartyKind, Period, ProgrammeType, StatusChange
@@ -214,12 +217,20 @@ def _issue(
     return CardsResponse(cards=[card for card, _ in issued])
 
 
-def take_feedback(store: Store, service_id: str, feedback: FeedbackRequest, today: dt.date) -> list[str | None]:
+def take_feedback(
+    store: Store,
+    service_id: str,
+    feedback: FeedbackRequest,
+    today: dt.date,
+    *,
+    then: Callable[[Session, list[str]], None] | None = None,
+) -> list[str | None]:
     """Record each card's outcome; an accepted referral suggestion makes the referred case. Returns,
     per entry, the case made or found (None where none was). Raises ``UnknownCard``, recording
     nothing, when an entry names a card this service did not issue, or accepts a suggestion its card
-    did not make."""
+    did not make. ``then`` gets the cases made, in the transaction that makes them (the API's audit)."""
     made: list[str | None] = []
+    created: list[str] = []
     with store.session() as s:
         cards = [card_issued(s, entry.card) for entry in feedback.feedback]
         unknown = [n for n, card in enumerate(cards) if card is None or card.service_id != service_id]
@@ -237,7 +248,9 @@ def take_feedback(store: Store, service_id: str, feedback: FeedbackRequest, toda
             case_id = None
             assert issued is not None
             if entry.outcome == "accepted" and entry.acceptedSuggestions and issued.kind == "eligible":
-                case_id = _referred_case(s, issued, today)
+                case_id, new = _referred_case(s, issued, today)
+                if new:
+                    created.append(case_id)
             record_feedback(
                 s,
                 service_id=service_id,
@@ -249,13 +262,16 @@ def take_feedback(store: Store, service_id: str, feedback: FeedbackRequest, toda
                 case_id=case_id,
             )
             made.append(case_id)
+        if then is not None and created:
+            then(s, created)
     return made
 
 
-def _referred_case(session: Any, issued: IssuedCard, today: dt.date) -> str:
+def _referred_case(session: Any, issued: IssuedCard, today: dt.date) -> tuple[str, bool]:
+    """The patient's open case, or the referred case the card makes; and whether it was made now."""
     existing = list_cases(session, patient=issued.patient_id, status=_OPEN)
     if existing:
-        return existing[0].id
+        return existing[0].id, False
     words = "; ".join(str(r.get("text")) for r in issued.reasons)
     case = Case(
         id=uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"cds-card:{issued.uuid}").hex,
@@ -268,6 +284,7 @@ def _referred_case(session: Any, issued: IssuedCard, today: dt.date) -> str:
         patient=Party(kind=PartyKind.PATIENT, id=issued.patient_id),
         eligibility=[EligibilityReason(e) for e in issued.eligibility],
     )
-    if get_case(session, case.id) is None:
-        save_case(session, case)
-    return case.id
+    if get_case(session, case.id) is not None:
+        return case.id, False
+    save_case(session, case)
+    return case.id, True

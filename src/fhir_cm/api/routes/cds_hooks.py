@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
+from sqlalchemy.orm import Session
 
 from fhir_cm import cds
 from fhir_cm.config import Settings
-from fhir_cm.store import Store
+from fhir_cm.store import Store, record_audit
 
 from .._deps import Today, get_settings, get_store
 from .._problems import FieldError, InvalidInput, NotFoundProblem, ProblemDocument, UnauthorizedProblem
@@ -55,6 +56,9 @@ def verified(request: Request, settings: Annotated[Settings, Depends(get_setting
 
 Caller = Annotated[cds.VerifiedCall, Depends(verified)]
 
+#: Who the audit log names for a case an EHR's accepted card made (the EHR itself is in the detail).
+CDS_PRINCIPAL = "cds-hooks"
+
 
 def _service(service_id: str) -> cds.Service:
     found = cds.service(service_id)
@@ -91,7 +95,8 @@ async def call_service(
 
 @router.post("/{service_id}/feedback", summary="What the clinician did with the cards")
 def feedback(
-    _caller: Caller,
+    request: Request,
+    caller: Caller,
     service_id: ServiceId,
     body: Annotated[cds.FeedbackRequest, Body()],
     store: Annotated[Store, Depends(get_store)],
@@ -103,8 +108,22 @@ def feedback(
     each such ``feedback.<n>.card`` or ``feedback.<n>.acceptedSuggestions`` named) and none of it is
     recorded."""
     _service(service_id)
+    request_id = getattr(request.state, "request_id", None)
+
+    def audit(session: Session, created: list[str]) -> None:
+        # No API key here: the caller is the EHR whose token was verified, named by its issuer (not PHI).
+        detail = f"issuer {caller.issuer}; service {service_id}"
+        record_audit(
+            session,
+            principal=CDS_PRINCIPAL,
+            action="cds-referral",
+            case_ids=created,
+            detail=detail,
+            request_id=request_id,
+        )
+
     try:
-        return {"cases": cds.take_feedback(store, service_id, body, today)}
+        return {"cases": cds.take_feedback(store, service_id, body, today, then=audit)}
     except cds.UnknownCard as exc:
         why = "no card of this service has this uuid" if exc.field == "card" else "the card made no such suggestion"
         unknown = [FieldError(field=f"feedback.{n}.{exc.field}", message=why) for n in exc.entries]
