@@ -34,12 +34,15 @@ def test_a_service_key_searches_and_reads_the_stored_cases(client: TestClient, k
 
 def test_searches_and_reads_are_audited_by_case(client: TestClient, keys: Keys, api_store: Store) -> None:
     cases = _saved(api_store)
-    client.get(f"/fhir/EpisodeOfCare?patient={cases[1].patient.id}", headers=bearer(keys.service))
-    client.get(f"/fhir/Goal/{cases[2].goals[0].id}", headers=bearer(keys.service))
+    search = client.get(f"/fhir/EpisodeOfCare?patient={cases[1].patient.id}", headers=bearer(keys.service))
+    read = client.get(f"/fhir/Goal/{cases[2].goals[0].id}", headers=bearer(keys.service))
     with api_store.session() as s:
         service = next(k for k in list_api_keys(s) if k.name == "service")
         entries = list_audit(s, principal=service.key_id)
-    assert {(e.action, e.case_id) for e in entries} == {("fhir-search", cases[1].id), ("fhir-read", cases[2].id)}
+    assert {(e.action, e.case_id, e.request_id) for e in entries} == {
+        ("fhir-search", cases[1].id, search.headers["x-request-id"]),  # the audit row found by the answer's id
+        ("fhir-read", cases[2].id, read.headers["x-request-id"]),
+    }
 
 
 def test_auth_errors_under_fhir_are_operation_outcomes_not_problems(client: TestClient, keys: Keys) -> None:

@@ -25,7 +25,7 @@ from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
 from ._body_limit import BodyLimitMiddleware
 from ._head import HeadMiddleware
-from ._middleware import RequestContextMiddleware
+from ._middleware import REQUEST_ID, RequestContextMiddleware
 from ._models import OPEN_STATUSES
 from ._problems import ProblemDocument, install_problem_handlers
 from ._parts import CaseParts
@@ -87,7 +87,9 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
 
     def audit(principal: Principal, action: str, case_ids: list[str]) -> None:
         store: Store = app.state.store
-        store.audit.record(principal=principal.id, action=f"fhir-{action}", case_ids=case_ids)
+        store.audit.record(
+            principal=principal.id, action=f"fhir-{action}", case_ids=case_ids, request_id=REQUEST_ID.get()
+        )
 
     index = FacadeIndex(settings.identifier_system)
     app.state.facade_index = index

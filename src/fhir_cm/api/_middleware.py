@@ -11,11 +11,16 @@ import logging
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["UNMATCHED", "HttpMiddleware", "RequestContextMiddleware"]
+__all__ = ["REQUEST_ID", "UNMATCHED", "HttpMiddleware", "RequestContextMiddleware"]
+
+#: The id of the request being served, for code that is handed no request (the FHIR façade's audit
+#: hook); worker threads of the request see it too (anyio copies the context into them).
+REQUEST_ID: ContextVar[str | None] = ContextVar("fhir_cm_request_id", default=None)
 
 log = logging.getLogger("fhir_cm.api.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -85,6 +90,7 @@ class RequestContextMiddleware(HttpMiddleware):
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
         status = 500
         started = time.perf_counter()
 
@@ -100,6 +106,7 @@ class RequestContextMiddleware(HttpMiddleware):
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            REQUEST_ID.reset(token)
             seconds = time.perf_counter() - started
             route = _route(scope)
             scope["app"].state.metrics.observe_request(scope["method"], route, status, seconds)
