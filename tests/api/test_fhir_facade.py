@@ -491,6 +491,16 @@ def test_unknown_parameters_are_refused_by_default_as_hapi_does(world: World) ->
     assert response.status_code == 400 and "colour" in response.json()["issue"][0]["diagnostics"]
 
 
+def test_an_iterating_include_is_refused_as_unsupported_and_ignored_when_lenient(world: World) -> None:
+    for name in ("_include:iterate", "_revinclude:iterate"):
+        url = f"/fhir/CarePlan?{name}=CarePlan:goal"
+        refused = world.client.get(url, headers=READER)
+        assert refused.status_code == 400
+        assert refused.json()["issue"][0]["diagnostics"].startswith(f"{name} is not supported"), refused.text
+        lenient = get(world.client, url, {**READER, "Prefer": "handling=lenient"})
+        assert [e["resource"]["resourceType"] for e in lenient["entry"] if e["search"]["mode"] == "include"] == []
+
+
 def test_unknown_parameters_are_ignored_and_reported_when_lenient(world: World) -> None:
     lenient = {**READER, "Prefer": "handling=lenient"}
     bundle = get(world.client, "/fhir/Goal?status=active&flavour=date&colour=blue", lenient)

@@ -242,6 +242,8 @@ def parse_search(
                 link_params.append((name, value))
             continue
         base, _, modifier = name.partition(":")
+        if base in ("_include", "_revinclude") and strict:  # :iterate, :recurse: FHIR's, not served here
+            raise UnsupportedParameter(f"{name} is not supported: {base} follows one level of references")
         param = known.get(base)
         if param is None:
             unknown.append(name)
