@@ -20,7 +20,9 @@ queues it, so the pusher sends it (this module never writes to the server itself
   stays just changed) ride on its EpisodeOfCare, next to the ``statusHistory`` — the mapping writes
   them whenever they moved, so nothing here but the new stays is needed.
 
-Every addition has an id derived from what caused it, so a second run adds nothing twice.
+Every addition has an id derived from what caused it, so a second run adds nothing twice. An
+Encounter the hospital marks ``entered-in-error`` takes its stay back: the stay is cancelled (so
+its moves are no longer derived) and the follow-up still open for it is cancelled.
 """
 
 from __future__ import annotations
@@ -40,11 +42,14 @@ from ..domain import (
     DischargeDisposition,
     Referral,
     ReferralKind,
+    ReferralStatus,
+    ReferralTransitionError,
     Stay,
     StayStatus,
     TeamMember,
     TeamRole,
     derive_transitions,
+    move_referral,
 )
 from ..fhir import AsyncFhirClient, Capabilities, FhirError
 from ..mapping import (
@@ -89,6 +94,11 @@ RECEIVING_ROLE: Mapping[CareSetting, TeamRole] = {
     CareSetting.HOME: TeamRole.PRIMARY_CARE,
 }
 _PAGE_SIZE = 100
+#: Encounter statuses (R4 and R5 alike) that take back what the Encounter said: the stay it showed
+#: never happened, so it is cancelled and the moves it made are undone.
+RETRACTED_STATUSES = frozenset({"entered-in-error"})
+#: Why a follow-up is cancelled when the discharge it followed is taken back.
+RETRACTED_REASON = "the hospital stay it followed was cancelled or entered in error"
 
 
 class TransitionsReport(BaseModel):
@@ -104,6 +114,9 @@ class TransitionsReport(BaseModel):
     new_transitions: int = 0
     readmissions: int = 0
     follow_ups_added: int = 0
+    follow_ups_cancelled: int = Field(
+        default=0, description="Open follow-ups cancelled because the stay they followed was taken back."
+    )
     follow_ups: dict[str, list[str]] = Field(
         default_factory=dict, description="Case id → ids of the follow-up referrals added (one per hospital discharge)."
     )
@@ -138,8 +151,27 @@ def follow_up_for(stay: Stay, case: Case) -> Referral | None:
     )
 
 
-def act_on_transitions(case: Case) -> tuple[Case, int, int]:
-    """The case with the follow-ups and team members its stays call for: ``(case, follow-ups, members)``."""
+def _withdrawn_follow_ups(case: Case) -> list[Referral]:
+    """The case's referrals, each open follow-up of a stay since cancelled (taken back) cancelled too."""
+    cancelled = {s.id for s in case.stays if s.status is StayStatus.CANCELLED}
+    out = []
+    for r in case.referrals:
+        if r.kind is ReferralKind.FOLLOW_UP and r.for_stay in cancelled:
+            try:
+                r = move_referral(r, ReferralStatus.CANCELLED, RETRACTED_REASON)
+            except ReferralTransitionError:
+                pass  # done, failed or already cancelled: what happened stays as it was
+        out.append(r)
+    return out
+
+
+def act_on_transitions(case: Case) -> tuple[Case, int, int, int]:
+    """The case with the follow-ups and team members its stays call for, and the follow-ups of stays
+    taken back cancelled: ``(case, follow-ups added, members added, follow-ups cancelled)``."""
+    referrals = _withdrawn_follow_ups(case)
+    withdrawn = sum(a.status != b.status for a, b in zip(referrals, case.referrals, strict=True))
+    if withdrawn:
+        case = case.model_validate({**case.model_dump(), "referrals": [r.model_dump() for r in referrals]})
     followed = {r.for_stay for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay}
     follow_ups = [r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case)) is not None]
     stays = {s.id: s for s in case.stays}
@@ -162,7 +194,7 @@ def act_on_transitions(case: Case) -> tuple[Case, int, int]:
         )
         on_team.add(provider.id)
     if not follow_ups and not members:
-        return case, 0, 0
+        return case, 0, 0, withdrawn
     updated = case.model_validate(
         {
             **case.model_dump(),
@@ -170,7 +202,7 @@ def act_on_transitions(case: Case) -> tuple[Case, int, int]:
             "team": [*case.model_dump()["team"], *(m.model_dump() for m in members)],
         }
     )
-    return updated, len(follow_ups), len(members)
+    return updated, len(follow_ups), len(members), withdrawn
 
 
 class _Tracker:
@@ -212,6 +244,11 @@ class _Tracker:
         values.pop("episode", None)
         values["setting"] = setting
         values["discharge_disposition"] = recognise_disposition(encounter, self.version)
+        if encounter.get("status") in RETRACTED_STATUSES:
+            values["status"] = StayStatus.CANCELLED  # taken back: no stay, no move, no disposition
+            values["discharge_disposition"] = None
+        elif values.get("status") is None:
+            return None  # a status the domain cannot hold (unknown) is not read as finished
         if values.get("status") in (StayStatus.PLANNED, StayStatus.IN_PROGRESS, "planned", "in-progress"):
             values["discharge_disposition"] = None  # a disposition before the end is a plan, not a move
         try:
@@ -246,16 +283,20 @@ class _Tracker:
                 return
             case = record.case
             stays = {s.id: s for s in case.stays}
-            for stay, _ in found:
+            for stay, shown_by in found:
                 held = stays.get(stay.id)
+                if held is None and shown_by.get("status") in RETRACTED_STATUSES:
+                    self.report.unrecognised += 1  # never a stay of the case: nothing to take back
+                    continue
                 if held is None:
                     self.report.stays_added += 1
                 elif held != stay:
                     self.report.stays_updated += 1
                 stays[stay.id] = stay
             with_stays = case.model_validate({**case.model_dump(), "stays": [s.model_dump() for s in stays.values()]})
-            updated, follow_ups, members = act_on_transitions(with_stays)
+            updated, follow_ups, members, withdrawn = act_on_transitions(with_stays)
             self.report.follow_ups_added += follow_ups
+            self.report.follow_ups_cancelled += withdrawn
             if follow_ups:
                 had = {r.id for r in with_stays.referrals}
                 self.report.follow_ups[case_id] = [
