@@ -104,3 +104,47 @@ def test_the_discharge_disposition_is_recognised_in_either_version(version: str,
     encounter = {element: {"dischargeDisposition": {"coding": [{"system": DISPOSITION, "code": "snf"}]}}}
     assert recognise_disposition(encounter, version) == "snf"
     assert recognise_disposition({}, version) is None
+
+
+NUBC = "https://www.nubc.org/CodeSystem/PatDischargeStatus"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("01", "home"),
+        ("02", "other-hcf"),
+        ("03", "snf"),
+        ("04", "long"),
+        ("06", "home"),
+        ("07", "aadvice"),
+        ("20", "exp"),
+        ("21", "oth"),
+        ("41", "exp"),
+        ("50", "hosp"),
+        ("51", "hosp"),
+        ("61", "snf"),
+        ("62", "rehab"),
+        ("63", "long"),
+        ("64", "long"),
+        ("65", "psy"),
+        ("66", "other-hcf"),
+        ("70", "other-hcf"),
+        ("83", "snf"),
+        ("90", "rehab"),
+        ("09", None),  # admitted as an inpatient here: the inpatient stay says where to
+        ("30", None),  # still a patient: no discharge
+    ],
+)
+def test_the_nubc_patient_discharge_status_us_core_prefers_is_recognised(code: str, expected: str | None) -> None:
+    """US Core's preferred binding is NUBC's (UB-04 form locator 17): a hospital sending only those codes
+    still tells where the person went."""
+    encounter = {"hospitalization": {"dischargeDisposition": {"coding": [{"system": NUBC, "code": code}]}}}
+    assert recognise_disposition(encounter, "R4") == expected
+    assert recognise_disposition({"admission": encounter["hospitalization"]}, "R5") == expected
+
+
+def test_nubc_codes_are_recognised_but_not_sent() -> None:
+    enc = case_to_resources(full_case(), "R4", SYSTEM)[STAY]
+    sent = {c["system"] for c in enc["hospitalization"]["dischargeDisposition"]["coding"]}
+    assert NUBC not in sent
