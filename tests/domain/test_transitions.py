@@ -53,6 +53,34 @@ def test_return_after_31_days_is_not_a_readmission() -> None:
     assert [m[3] for m in moves(stays)] == [False, False, False]
 
 
+def test_a_transfer_to_another_acute_hospital_is_a_move_but_not_a_readmission() -> None:
+    """Sent on to another hospital the day of discharge or the next (CMS: a transfer, one episode of
+    care); the readmission clock runs from the discharge from the last hospital of the chain."""
+    same_day = [
+        stay("h1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "other-hcf"),
+        stay("h2", "acute-hospital", D(2026, 1, 5), D(2026, 1, 10), "home"),
+        stay("h3", "acute-hospital", D(2026, 1, 25), D(2026, 1, 27), "home"),
+    ]
+    assert moves(same_day) == [
+        (S.ACUTE_HOSPITAL, S.ACUTE_HOSPITAL, D(2026, 1, 5), False),
+        (S.ACUTE_HOSPITAL, S.HOME, D(2026, 1, 10), False),
+        (S.HOME, S.ACUTE_HOSPITAL, D(2026, 1, 25), True),
+        (S.ACUTE_HOSPITAL, S.HOME, D(2026, 1, 27), False),
+    ]
+    next_day = [
+        stay("h1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home"),
+        stay("h2", "acute-hospital", D(2026, 1, 12), D(2026, 1, 14), "other-hcf"),
+        stay("h3", "acute-hospital", D(2026, 1, 15), D(2026, 1, 20), "home"),
+    ]
+    assert [m[3] for m in moves(next_day)] == [False, True, False, False]  # h2 is the readmission, h3 a transfer
+    # Two days later is a new admission, whatever the disposition said.
+    later = [
+        stay("h1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "other-hcf"),
+        stay("h2", "acute-hospital", D(2026, 1, 7), D(2026, 1, 10), "home"),
+    ]
+    assert moves(later)[0] == (S.ACUTE_HOSPITAL, S.ACUTE_HOSPITAL, D(2026, 1, 5), True)
+
+
 def test_follow_up_due_comes_from_the_follow_up_referral() -> None:
     stays = [stay("h", "acute-hospital", D(2026, 1, 1), D(2026, 1, 5), "home")]
     follow_up = Referral(

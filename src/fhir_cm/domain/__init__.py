@@ -15,6 +15,7 @@ from ._plausibility import (
 from ._referrals import ReferralTransitionError, allowed_referral_moves, move_referral
 from ._transitions import (
     READMISSION_WINDOW_DAYS,
+    TRANSFER_DAYS,
     CurrentSetting,
     Transition,
     current_setting,
@@ -42,6 +43,7 @@ from ._types import (
 __all__ = [
     "INPATIENT_SETTINGS",
     "READMISSION_WINDOW_DAYS",
+    "TRANSFER_DAYS",
     "Acuity",
     "AssessmentDomain",
     "Breach",

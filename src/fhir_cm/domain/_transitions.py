@@ -17,6 +17,7 @@ from ._types import CareSetting, DischargeDisposition, ReferralKind, StayStatus
 
 __all__ = [
     "READMISSION_WINDOW_DAYS",
+    "TRANSFER_DAYS",
     "CurrentSetting",
     "Transition",
     "current_setting",
@@ -26,6 +27,9 @@ __all__ = [
 
 #: A return to hospital within this many days of a hospital discharge is a readmission.
 READMISSION_WINDOW_DAYS = 30
+#: An admission to an acute hospital this many days (or fewer) after another one sent the person to a
+#: health care facility is a transfer (one episode of care, as CMS counts it), not a readmission.
+TRANSFER_DAYS = 1
 
 #: Where a discharge disposition sends a person when no next stay is known.
 _DISPOSITION_SETTING: dict[DischargeDisposition, CareSetting] = {
@@ -79,8 +83,19 @@ def _ordered(stays: Iterable[Stay]) -> list[Stay]:
     )
 
 
+def _transferred(prev: Stay, stay: Stay) -> bool:
+    """Whether ``stay`` is the acute hospital ``prev`` (an acute hospital) transferred the person to."""
+    return (
+        prev.setting is _HOSPITAL
+        and stay.setting is _HOSPITAL
+        and prev.end is not None
+        and prev.discharge_disposition is DischargeDisposition.OTHER_HEALTHCARE_FACILITY
+        and dt.timedelta(0) <= stay.start - prev.end <= dt.timedelta(days=TRANSFER_DAYS)
+    )
+
+
 def _is_readmission(stay: Stay, earlier: Sequence[Stay]) -> bool:
-    if stay.setting is not _HOSPITAL:
+    if stay.setting is not _HOSPITAL or any(_transferred(prev, stay) for prev in earlier):
         return False
     window = dt.timedelta(days=READMISSION_WINDOW_DAYS)
     return any(
@@ -93,8 +108,11 @@ def derive_transitions(stays: Iterable[Stay], referrals: Iterable[Referral] = ()
     """Every move between care settings that a case's stays show, oldest first.
 
     A move is recorded when one stay ends and the next one is in a different setting, or when the
-    last finished stay's discharge disposition names a setting (e.g. discharged home). The
-    follow-up due date comes from the follow-up referral made for the stay that was left.
+    last finished stay's discharge disposition names a setting (e.g. discharged home). A move into
+    an acute hospital within 30 days of an acute-hospital discharge is a readmission, unless that
+    hospital sent the person on to another health care facility (``other-hcf``) the same or the
+    next day: a transfer. The follow-up due date comes from the follow-up referral made for the
+    stay that was left.
     """
     ordered = _ordered(stays)
     follow_ups = {
