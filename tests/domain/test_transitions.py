@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fhir_cm.domain import CareSetting as S
-from fhir_cm.domain import Referral, Stay, current_setting, derive_transitions
+from fhir_cm.domain import Referral, Stay, current_setting, derive_transitions, hospital_discharges
 
 D = dt.date
 
@@ -106,6 +106,45 @@ def test_planned_and_cancelled_stays_are_ignored_and_open_stay_has_no_exit() -> 
         stay("p", "skilled-nursing", D(2026, 2, 1), None, status="planned"),
     ]
     assert moves(stays) == [(S.EMERGENCY, S.ACUTE_HOSPITAL, D(2026, 1, 1), False)]
+
+
+def discharged(stays: list[Stay]) -> list[str]:
+    return [s.id for s in hospital_discharges(stays)]
+
+
+def test_a_hospitalisation_recorded_in_parts_has_one_discharge_its_last() -> None:
+    ward_split = [
+        stay("a", "acute-hospital", D(2026, 1, 1), D(2026, 1, 3)),
+        stay("b", "acute-hospital", D(2026, 1, 3), D(2026, 1, 6), "home"),
+    ]
+    nested = [
+        stay("parent", "acute-hospital", D(2026, 1, 1), D(2026, 1, 10), "snf"),
+        stay("w1", "acute-hospital", D(2026, 1, 1), D(2026, 1, 3)),
+        stay("w2", "acute-hospital", D(2026, 1, 3), D(2026, 1, 10)),
+        stay("w3", "acute-hospital", D(2026, 1, 5), D(2026, 1, 7)),
+    ]
+    still_in = [
+        stay("a", "acute-hospital", D(2026, 1, 1), D(2026, 1, 3)),
+        stay("b", "acute-hospital", D(2026, 1, 3), None, status="in-progress"),
+    ]
+    transfer = [
+        stay("a", "acute-hospital", D(2026, 1, 1), D(2026, 1, 3), "other-hcf"),
+        stay("b", "acute-hospital", D(2026, 1, 4), D(2026, 1, 8), "home"),
+    ]
+    assert discharged(ward_split) == ["b"]
+    assert discharged(nested) == ["w2"]
+    assert discharged(still_in) == []
+    assert discharged(transfer) == ["b"]
+
+
+def test_an_encounter_left_open_long_ago_does_not_hide_later_discharges() -> None:
+    stays = [
+        stay("stale", "acute-hospital", D(2026, 1, 1), None, status="in-progress"),
+        stay("h", "acute-hospital", D(2026, 3, 1), D(2026, 3, 4), "home"),
+        stay("s", "skilled-nursing", D(2026, 3, 4), D(2026, 3, 20), "home"),
+        stay("c", "acute-hospital", D(2026, 4, 1), D(2026, 4, 2), status="cancelled"),
+    ]
+    assert discharged(stays) == ["h"]
 
 
 # --- where the person is now ------------------------------------------------------------------------

@@ -66,3 +66,99 @@ async def test_an_encounter_entered_in_error_makes_no_move_and_undoes_the_one_it
     again = await track_transitions(store, raw, settings, case_id=case.id)
     assert again.changed_cases == [] and again.follow_ups_added == 0
     assert {st.setting for st in tracked.stays} == {CareSetting.ACUTE_HOSPITAL}
+
+
+async def test_one_hospital_stay_recorded_as_several_encounters_is_one_stay_with_one_follow_up(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """A hospitalisation with a sub-encounter per ward (``partOf``), the discharge on the parent; and a
+    stay split at a ward transfer into two Encounters with no hierarchy. Neither ward move is a
+    discharge: one move out of hospital each, no readmission, one follow-up per real discharge."""
+    tag = uuid.uuid4().hex[:10]
+    patient, hospital, snf = f"pat-{tag}", f"hosp-{tag}", f"snf-{tag}"
+    await put_organisations(raw, hospital, snf)
+    case = await enrol(store, raw, settings, tag)
+
+    # The wards first (an EHR may write them before the parent is final), then the parent.
+    parent = encounter(patient, "IMP", "2024-03-01", "2024-03-10", hospital, disposition="snf")
+    parent["id"] = (await raw.create(parent)).id
+    for start, end in (("2024-03-01", "2024-03-03"), ("2024-03-03", "2024-03-10")):
+        ward = encounter(patient, "IMP", start, end, hospital)
+        ward["partOf"] = {"reference": f"Encounter/{parent['id']}"}
+        await raw.create(ward)
+    await raw.create(encounter(patient, "NONAC", "2024-03-10", "2024-03-20", snf, role="SNF", disposition="home"))
+    # Later, a stay split in two at a ward transfer, the discharge on the second.
+    await raw.create(encounter(patient, "IMP", "2024-06-01", "2024-06-03", hospital))
+    await raw.create(encounter(patient, "IMP", "2024-06-03", "2024-06-08", hospital, disposition="home"))
+
+    report = await track_transitions(store, raw, settings, case_id=case.id)
+    assert report.failed == {}
+    with store.session(read_only=True) as s:
+        tracked = get_case(s, case.id)
+    assert tracked is not None
+    moves = [(t.from_setting, t.to_setting, t.date, t.readmission) for t in tracked.transitions]
+    assert moves == [
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.SKILLED_NURSING, D(2024, 3, 10), False),
+        (CareSetting.SKILLED_NURSING, CareSetting.HOME, D(2024, 3, 20), False),
+        (CareSetting.HOME, CareSetting.ACUTE_HOSPITAL, D(2024, 6, 1), False),
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, D(2024, 6, 8), False),
+    ]
+    assert tracked.transitions[0].discharge_disposition == "snf"
+    follow_ups = sorted(r.due for r in tracked.referrals if r.kind is ReferralKind.FOLLOW_UP)
+    assert follow_ups == [D(2024, 3, 17), D(2024, 6, 15)]
+    assert report.follow_ups_added == 2
+
+
+async def test_what_looked_like_a_discharge_until_the_rest_of_the_stay_came_in_is_taken_back(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """Over two pulls: an ED visit with a ward sub-encounter, then the visit turned into the inpatient
+    hospitalisation (class EMER → IMP) with a second ward; and a ward Encounter finished before the
+    next ward's was written. The follow-ups asked for the first wards are cancelled, one is asked for
+    each real discharge."""
+    tag = uuid.uuid4().hex[:10]
+    patient, hospital = f"pat-{tag}", f"hosp-{tag}"
+    await put_organisations(raw, hospital)
+    case = await enrol(store, raw, settings, tag)
+
+    visit = encounter(patient, "EMER", "2024-07-01", "", hospital)
+    visit["status"] = "in-progress"
+    visit["period"] = {"start": "2024-07-01"}
+    visit["id"] = (await raw.create(visit)).id
+    ward = encounter(patient, "IMP", "2024-07-01", "2024-07-03", hospital)
+    ward["partOf"] = {"reference": f"Encounter/{visit['id']}"}
+    ward_id = (await raw.create(ward)).id
+    split = encounter(patient, "IMP", "2024-09-01", "2024-09-03", hospital)
+    split_id = (await raw.create(split)).id
+    first = await track_transitions(store, raw, settings, case_id=case.id)
+    assert first.failed == {} and first.follow_ups_added == 2
+
+    visit.update(status="finished", period={"start": "2024-07-01", "end": "2024-07-08"})
+    visit["class"]["code"] = "IMP"
+    visit["hospitalization"] = encounter(patient, "IMP", "", "", hospital, disposition="home")["hospitalization"]
+    await raw.update(visit, versioned=False)
+    second_ward = encounter(patient, "IMP", "2024-07-03", "2024-07-08", hospital)
+    second_ward["partOf"] = {"reference": f"Encounter/{visit['id']}"}
+    await raw.create(second_ward)
+    rest = (await raw.create(encounter(patient, "IMP", "2024-09-03", "2024-09-06", hospital, disposition="home"))).id
+    second = await track_transitions(store, raw, settings, case_id=case.id)
+    assert second.failed == {}
+    assert (second.follow_ups_added, second.follow_ups_cancelled, second.stays_folded) == (2, 2, 1)
+
+    with store.session(read_only=True) as s:
+        tracked = get_case(s, case.id)
+    assert tracked is not None
+    follow_ups = {r.for_stay: r for r in tracked.referrals if r.kind is ReferralKind.FOLLOW_UP}
+    open_ones = {i for i, r in follow_ups.items() if r.status is not ReferralStatus.CANCELLED}
+    assert open_ones == {visit["id"], rest}
+    assert follow_ups[ward_id].status is ReferralStatus.CANCELLED
+    assert follow_ups[split_id].status is ReferralStatus.CANCELLED
+    assert {st.id: st.status for st in tracked.stays}[ward_id] is StayStatus.CANCELLED
+    moves = [(t.from_setting, t.to_setting, t.date) for t in tracked.transitions]
+    assert moves == [
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, D(2024, 7, 8)),
+        (CareSetting.HOME, CareSetting.ACUTE_HOSPITAL, D(2024, 9, 1)),
+        (CareSetting.ACUTE_HOSPITAL, CareSetting.HOME, D(2024, 9, 6)),
+    ]
+    again = await track_transitions(store, raw, settings, case_id=case.id)
+    assert again.changed_cases == [] and (again.follow_ups_added, again.follow_ups_cancelled) == (0, 0)

@@ -21,6 +21,7 @@ from ._transitions import (
     current_setting,
     derive_transitions,
     disposition_setting,
+    hospital_discharges,
 )
 from ._types import (
     Acuity,
@@ -83,6 +84,7 @@ __all__ = [
     "current_setting",
     "derive_transitions",
     "disposition_setting",
+    "hospital_discharges",
     "move_referral",
     "new_breaches",
     "new_id",

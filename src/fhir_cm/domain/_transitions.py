@@ -23,6 +23,7 @@ __all__ = [
     "current_setting",
     "derive_transitions",
     "disposition_setting",
+    "hospital_discharges",
 ]
 
 #: A return to hospital within this many days of a hospital discharge is a readmission.
@@ -102,6 +103,37 @@ def _is_readmission(stay: Stay, earlier: Sequence[Stay]) -> bool:
         prev.setting is _HOSPITAL and prev.end is not None and dt.timedelta(0) <= stay.start - prev.end <= window
         for prev in earlier
     )
+
+
+def _continues(other: Stay, stay: Stay, *, later: bool) -> bool:
+    """Whether the acute-hospital stay ``other`` keeps the person in hospital past ``stay``'s end: it
+    began by then and ends later (or, ending the same day, comes after it), is still running having
+    begun with or after it, or is where ``stay`` transferred the person."""
+    assert stay.end is not None
+    if _transferred(stay, other):
+        return True
+    if other.start > stay.end:
+        return False
+    if other.end is None:
+        return other.start >= stay.start  # one left open since before is no evidence of staying on
+    return other.end > stay.end or (other.end == stay.end and later)
+
+
+def hospital_discharges(stays: Iterable[Stay]) -> list[Stay]:
+    """The finished acute-hospital stays at whose end the person left hospital, oldest first.
+
+    Not those another acute-hospital stay continues: a ward move recorded as an Encounter of its
+    own, the same hospitalisation recorded twice, a transfer to another acute hospital, or a return
+    the same day. Of the stays of one hospitalisation only the last to end is its discharge.
+    """
+    hospital = [s for s in _ordered(stays) if s.setting is _HOSPITAL]
+    return [
+        stay
+        for i, stay in enumerate(hospital)
+        if stay.status is StayStatus.FINISHED
+        and stay.end is not None
+        and not any(_continues(other, stay, later=j > i) for j, other in enumerate(hospital) if j != i)
+    ]
 
 
 def derive_transitions(stays: Iterable[Stay], referrals: Iterable[Referral] = ()) -> list[Transition]:

@@ -22,7 +22,10 @@ queues it, so the pusher sends it (this module never writes to the server itself
 
 Every addition has an id derived from what caused it, so a second run adds nothing twice. An
 Encounter the hospital marks ``entered-in-error`` takes its stay back: the stay is cancelled (so
-its moves are no longer derived) and the follow-up still open for it is cancelled.
+its moves are no longer derived). An Encounter ``partOf`` another in the same setting (a ward's
+sub-encounter) is part of its parent's stay, not a stay of its own. A follow-up is asked only for a
+hospital *discharge* (``domain.hospital_discharges``); one asked for a stay that turns out not to
+be one (taken back, or continued in hospital by what came in since) is cancelled while still open.
 """
 
 from __future__ import annotations
@@ -49,12 +52,14 @@ from ..domain import (
     TeamMember,
     TeamRole,
     derive_transitions,
+    hospital_discharges,
     move_referral,
 )
 from ..fhir import AsyncFhirClient, Capabilities, FhirError
 from ..mapping import (
     FhirVersion,
     MappingError,
+    parse_reference,
     read_resource,
     recognise_disposition,
     recognise_setting,
@@ -97,8 +102,10 @@ _PAGE_SIZE = 100
 #: Encounter statuses (R4 and R5 alike) that take back what the Encounter said: the stay it showed
 #: never happened, so it is cancelled and the moves it made are undone.
 RETRACTED_STATUSES = frozenset({"entered-in-error"})
-#: Why a follow-up is cancelled when the discharge it followed is taken back.
-RETRACTED_REASON = "the hospital stay it followed was cancelled or entered in error"
+#: Why a follow-up is cancelled when what it followed turns out not to be a discharge.
+WITHDRAWN_REASON = (
+    "the hospital stay it followed was not a discharge: cancelled, entered in error, or continued in hospital"
+)
 
 
 class TransitionsReport(BaseModel):
@@ -108,6 +115,9 @@ class TransitionsReport(BaseModel):
     encounters: int = 0
     stays_added: int = 0
     stays_updated: int = 0
+    stays_folded: int = Field(
+        default=0, description="Stays tracked before that turned out part of another (a ward's sub-encounter)."
+    )
     unrecognised: int = Field(default=0, description="Encounters whose care setting or dates could not be read.")
     quarantined: int = 0
     transitions: int = 0
@@ -115,7 +125,7 @@ class TransitionsReport(BaseModel):
     readmissions: int = 0
     follow_ups_added: int = 0
     follow_ups_cancelled: int = Field(
-        default=0, description="Open follow-ups cancelled because the stay they followed was taken back."
+        default=0, description="Open follow-ups cancelled: the stay they followed turned out not to be a discharge."
     )
     follow_ups: dict[str, list[str]] = Field(
         default_factory=dict, description="Case id → ids of the follow-up referrals added (one per hospital discharge)."
@@ -135,9 +145,12 @@ def _derived_id(prefix: str, cause: str) -> str:
     return candidate if len(candidate) <= 64 else f"{prefix}-{hashlib.sha256(cause.encode()).hexdigest()[:40]}"
 
 
-def follow_up_for(stay: Stay, case: Case) -> Referral | None:
-    """The follow-up a hospital discharge calls for, or None (not a discharge, before the case, or died)."""
-    if stay.setting is not CareSetting.ACUTE_HOSPITAL or stay.status is not StayStatus.FINISHED or stay.end is None:
+def follow_up_for(stay: Stay, case: Case, discharges: Collection[str]) -> Referral | None:
+    """The follow-up a hospital discharge calls for, or None (not a discharge, before the case, or died).
+
+    ``discharges``: the ids of the case's stays that are hospital discharges (``hospital_discharges``).
+    """
+    if stay.id not in discharges or stay.end is None:
         return None
     if stay.discharge_disposition is DischargeDisposition.EXPIRED or stay.end < case.period.start:
         return None
@@ -151,14 +164,14 @@ def follow_up_for(stay: Stay, case: Case) -> Referral | None:
     )
 
 
-def _withdrawn_follow_ups(case: Case) -> list[Referral]:
-    """The case's referrals, each open follow-up of a stay since cancelled (taken back) cancelled too."""
-    cancelled = {s.id for s in case.stays if s.status is StayStatus.CANCELLED}
+def _withdrawn_follow_ups(case: Case, discharges: Collection[str]) -> list[Referral]:
+    """The case's referrals, each open follow-up the tracker asked for cancelled if the stay it followed
+    is no longer a discharge (taken back, or continued by another hospital stay that came in since)."""
     out = []
     for r in case.referrals:
-        if r.kind is ReferralKind.FOLLOW_UP and r.for_stay in cancelled:
+        if r.for_stay is not None and r.for_stay not in discharges and r.id == _derived_id("follow-up", r.for_stay):
             try:
-                r = move_referral(r, ReferralStatus.CANCELLED, RETRACTED_REASON)
+                r = move_referral(r, ReferralStatus.CANCELLED, WITHDRAWN_REASON)
             except ReferralTransitionError:
                 pass  # done, failed or already cancelled: what happened stays as it was
         out.append(r)
@@ -166,14 +179,17 @@ def _withdrawn_follow_ups(case: Case) -> list[Referral]:
 
 
 def act_on_transitions(case: Case) -> tuple[Case, int, int, int]:
-    """The case with the follow-ups and team members its stays call for, and the follow-ups of stays
-    taken back cancelled: ``(case, follow-ups added, members added, follow-ups cancelled)``."""
-    referrals = _withdrawn_follow_ups(case)
+    """The case with the follow-ups and team members its stays call for, and the follow-ups of what
+    turned out not to be a discharge cancelled: ``(case, follow-ups added, members added, cancelled)``."""
+    discharges = {s.id for s in hospital_discharges(case.stays)}
+    referrals = _withdrawn_follow_ups(case, discharges)
     withdrawn = sum(a.status != b.status for a, b in zip(referrals, case.referrals, strict=True))
     if withdrawn:
         case = case.model_validate({**case.model_dump(), "referrals": [r.model_dump() for r in referrals]})
     followed = {r.for_stay for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay}
-    follow_ups = [r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case)) is not None]
+    follow_ups = [
+        r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case, discharges)) is not None
+    ]
     stays = {s.id: s for s in case.stays}
     on_team = {m.party.id for m in case.team}
     members: list[TeamMember] = []
@@ -203,6 +219,41 @@ def act_on_transitions(case: Case) -> tuple[Case, int, int, int]:
         }
     )
     return updated, len(follow_ups), len(members), withdrawn
+
+
+def _parts(found: list[tuple[Stay, Mapping[str, Any]]]) -> set[str]:
+    """The stays of Encounters that are ``partOf`` another Encounter read, in the same setting: a
+    hospitalisation recorded with a sub-encounter per ward is one stay, the parent's."""
+    by_server_id = {str(enc.get("id")): stay for stay, enc in found}
+    out: set[str] = set()
+    for stay, enc in found:
+        part_of = enc.get("partOf")
+        parsed = parse_reference(part_of.get("reference")) if isinstance(part_of, Mapping) else None
+        parent = by_server_id.get(parsed[1]) if parsed is not None and parsed[0] == "Encounter" else None
+        if (
+            parent is not None
+            and parent.id != stay.id
+            and parent.setting is stay.setting
+            and parent.status is not StayStatus.CANCELLED
+        ):
+            out.add(stay.id)
+    return out
+
+
+def _fold(stays: dict[str, Stay], parts: Collection[str], referrals: list[Referral]) -> int:
+    """Take the stays found to be parts of another out of ``stays``; one a referral names (a follow-up
+    asked for before its parent came in) stays, cancelled. Returns how many were held."""
+    named = {r.for_stay for r in referrals}
+    held = [i for i in parts if i in stays]
+    for stay_id in held:
+        if stay_id in named:
+            values = stays[stay_id].model_dump()
+            stays[stay_id] = Stay.model_validate(
+                {**values, "status": StayStatus.CANCELLED, "discharge_disposition": None}
+            )
+        else:
+            del stays[stay_id]
+    return len(held)
 
 
 class _Tracker:
@@ -283,8 +334,12 @@ class _Tracker:
                 return
             case = record.case
             stays = {s.id: s for s in case.stays}
+            parts = _parts(found)
+            self.report.stays_folded += _fold(stays, parts, case.referrals)
             for stay, shown_by in found:
                 held = stays.get(stay.id)
+                if stay.id in parts:
+                    continue
                 if held is None and shown_by.get("status") in RETRACTED_STATUSES:
                     self.report.unrecognised += 1  # never a stay of the case: nothing to take back
                     continue
