@@ -224,3 +224,25 @@ def test_figures_as_of_a_past_day_count_only_what_had_happened_by_then() -> None
     (late,) = compute_outcomes([c], start=None, end=None, today=TODAY)
     assert (late.hospital_discharges, late.readmissions_30d, late.follow_ups) == (2, 1, 1)
     assert compute_outcomes([c], start=None, end=None, today=D("2024-11-01"))[0].cases == 0
+
+
+def test_a_transfer_and_a_wards_own_record_are_not_discharges_nor_readmissions() -> None:
+    """As the transitions tracker reads them (domain.transferred): one episode of care each."""
+    transfer = case(
+        "t",
+        stays=[
+            stay("a", "acute-hospital", "2025-01-01", "2025-01-05", "other-hcf"),  # to another acute hospital
+            stay("b", "acute-hospital", "2025-01-05", "2025-01-10", "home"),
+        ],
+    )
+    ward = case(
+        "w",
+        stays=[
+            stay("a", "acute-hospital", "2025-01-01", "2025-01-10", "home"),
+            stay("ward", "acute-hospital", "2025-01-03", "2025-01-05"),  # a ward's own Encounter, inside the stay
+        ],
+    )
+    window = {"start": D("2025-01-01"), "end": D("2025-01-31"), "today": TODAY}
+    for one in (transfer, ward):
+        got = programme_outcomes(HC, [one], **window)
+        assert (got.hospital_discharges, got.readmissions_30d) == (1, 0), one.id  # was (2, 1) and (2, 0)

@@ -5,7 +5,9 @@ from hospital discharge to follow-up, and here also how many referrals end in th
 delivered. Each figure counts the events whose own date falls in the period (both ends included):
 
 * **Readmissions** — index events are finished acute-hospital stays that ended in the period,
-  except those ending in death (disposition ``exp``). One is readmitted when another acute-hospital
+  except those ending in death (disposition ``exp``), in a transfer to another acute hospital (the
+  domain's ``transferred``: one episode of care, as CMS counts it), or while another acute-hospital
+  stay begun before went on past them (not a discharge). One is readmitted when another acute-hospital
   stay starts 0–30 days after it ended (the domain's ``READMISSION_WINDOW_DAYS``), even if that
   second stay starts after the period. Rate = readmitted / index discharges.
 * **Length of stay** — finished stays that ended in the period, per care setting: days from start
@@ -49,6 +51,7 @@ from fhir_cm.domain import (
     Stay,
     StayStatus,
     case_as_of,
+    transferred,
 )
 
 __all__ = [
@@ -132,7 +135,20 @@ def _index_discharges(stays: Sequence[Stay], start: dt.date | None, end: dt.date
         and s.end is not None
         and _within(s.end, start, end)
         and s.discharge_disposition is not DischargeDisposition.EXPIRED
+        and not any(transferred(s, other) or _in_hospital_past(other, s) for other in stays)
     ]
+
+
+def _in_hospital_past(other: Stay, stay: Stay) -> bool:
+    """Whether the acute-hospital stay ``other`` kept the person in hospital past ``stay``'s end (a
+    ward's own record, the same stay recorded twice): ``stay``'s end was then no discharge."""
+    assert stay.end is not None
+    return (
+        other.id != stay.id
+        and other.setting is CareSetting.ACUTE_HOSPITAL
+        and other.start < stay.end
+        and (other.end is None or other.end > stay.end)
+    )
 
 
 def _readmitted(discharge: Stay, stays: Sequence[Stay]) -> bool:

@@ -22,6 +22,7 @@ from ._transitions import (
     derive_transitions,
     disposition_setting,
     hospital_discharges,
+    transferred,
 )
 from ._types import (
     Acuity,
@@ -85,6 +86,7 @@ __all__ = [
     "derive_transitions",
     "disposition_setting",
     "hospital_discharges",
+    "transferred",
     "move_referral",
     "new_breaches",
     "new_id",

@@ -24,6 +24,7 @@ __all__ = [
     "derive_transitions",
     "disposition_setting",
     "hospital_discharges",
+    "transferred",
 ]
 
 #: A return to hospital within this many days of a hospital discharge is a readmission.
@@ -84,8 +85,9 @@ def _ordered(stays: Iterable[Stay]) -> list[Stay]:
     )
 
 
-def _transferred(prev: Stay, stay: Stay) -> bool:
-    """Whether ``stay`` is the acute hospital ``prev`` (an acute hospital) transferred the person to."""
+def transferred(prev: Stay, stay: Stay) -> bool:
+    """Whether ``stay`` is the acute hospital ``prev`` (an acute hospital) transferred the person to:
+    one episode of care, so neither ``prev``'s end is a discharge nor ``stay`` a readmission."""
     return (
         prev.setting is _HOSPITAL
         and stay.setting is _HOSPITAL
@@ -96,7 +98,7 @@ def _transferred(prev: Stay, stay: Stay) -> bool:
 
 
 def _is_readmission(stay: Stay, earlier: Sequence[Stay]) -> bool:
-    if stay.setting is not _HOSPITAL or any(_transferred(prev, stay) for prev in earlier):
+    if stay.setting is not _HOSPITAL or any(transferred(prev, stay) for prev in earlier):
         return False
     window = dt.timedelta(days=READMISSION_WINDOW_DAYS)
     return any(
@@ -110,7 +112,7 @@ def _continues(other: Stay, stay: Stay, *, later: bool) -> bool:
     began by then and ends later (or, ending the same day, comes after it), is still running having
     begun with or after it, or is where ``stay`` transferred the person."""
     assert stay.end is not None
-    if _transferred(stay, other):
+    if transferred(stay, other):
         return True
     if other.start > stay.end:
         return False
