@@ -127,3 +127,22 @@ def test_the_console_page_is_served_with_a_strict_policy_and_needs_no_key_to_loa
     assert page.headers["referrer-policy"] == "no-referrer"
     assert client.get("/console/vendor/chart.umd.min.js").status_code == 200
     assert client.get("/console/../pyproject.toml").status_code == 404
+
+
+def test_every_api_answer_is_kept_out_of_caches_and_never_sniffed(client: TestClient, keys: Keys) -> None:
+    # Answers carry PHI: no browser or proxy may keep a copy (a shared computer's disk cache, the
+    # back button after signing out of the console), and none may be read as anything but its type.
+    create(client, keys.supervisor, id="a")
+    for path, key, status in [
+        ("/api/v1/cases/a", keys.supervisor, 200),
+        ("/api/v1/caseload", keys.supervisor, 200),
+        ("/fhir/EpisodeOfCare?patient=patient-1", keys.supervisor, 200),
+        ("/api/v1/cases/nope", keys.supervisor, 404),
+        ("/api/v1/caseload", None, 401),
+    ]:
+        answer = client.get(path, headers=bearer(key) if key else {})
+        assert answer.status_code == status, path
+        assert answer.headers["cache-control"] == "no-store", path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+    # The console's own files hold no PHI: they are revalidated (no-cache), not refetched each time.
+    assert client.get("/console/console.js").headers["cache-control"] == "no-cache"

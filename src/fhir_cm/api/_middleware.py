@@ -1,8 +1,13 @@
-"""Per-request plumbing as one plain ASGI middleware: a request id, metrics and the access log.
+"""Per-request plumbing as one plain ASGI middleware: a request id, metrics, the access log, and the
+header fields every answer carries.
 
 The request id is the client's ``X-Request-Id`` when it looks like an id (letters, digits and
 ``._:-``, at most 128 characters), a fresh one otherwise; it is echoed on every response and
 written to every log line and audit row of the request.
+
+Answers carry PHI, so unless a route says otherwise (the console's own files) each is
+``Cache-Control: no-store`` — no browser or proxy keeps a copy, e.g. on a shared computer's disk
+after the console signed out — and ``X-Content-Type-Options: nosniff``, read as its type only.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("fhir_cm_request_id", default=No
 
 log = logging.getLogger("fhir_cm.api.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Header fields added to every answer that does not set them itself.
+_DEFAULT_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
 
 
 def _incoming_id(scope: Scope) -> str | None:
@@ -81,7 +88,8 @@ class HttpMiddleware:
 
 
 class RequestContextMiddleware(HttpMiddleware):
-    """Assigns the request id, times the request, counts it, and logs one line without PHI.
+    """Assigns the request id, times the request, counts it, logs one line without PHI, and adds the
+    header fields every answer carries (``_DEFAULT_HEADERS``).
 
     The metrics are the app's (``app.state.metrics``), looked up per request.
     """
@@ -99,6 +107,8 @@ class RequestContextMiddleware(HttpMiddleware):
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                named = {k.lower() for k, _ in headers}
+                headers.extend(field for field in _DEFAULT_HEADERS if field[0] not in named)
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
