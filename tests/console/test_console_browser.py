@@ -41,6 +41,8 @@ from tests.api_process import ApiProcess
 CHROMIUM = os.environ.get("FHIR_CM_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 STARTUP_SECONDS = 60
+#: Markup where a source outside (a FHIR server, an import) could put it: it must stay text.
+HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>"\'>'
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -53,6 +55,14 @@ def _require_chromium() -> None:
         pytest.skip(message)
 
 
+def _from_outside(case: Case) -> Case:
+    """The case as a hostile or careless source could send it: markup in the patient's name and a referral."""
+    data = case.model_dump()
+    data["patient"]["name"] = f"Zoë {HOSTILE}"
+    data["referrals"][0]["service"] = f"home care {HOSTILE}"
+    return Case.model_validate(data)
+
+
 class World:
     """The seeded store and the keys of three people."""
 
@@ -60,6 +70,10 @@ class World:
         self.url = url
         today = dt.date.today()
         cases = list(generate_cases(24, seed=7, today=today))
+        # A closed case (off the caseload, so out of the screenshots), its texts from outside.
+        closed = next(c for c in cases if not c.is_open and c.goals and c.referrals and c.stays)
+        self.outside = _from_outside(closed)
+        cases = [self.outside if c.id == closed.id else c for c in cases]
         with open_store(url) as store, store.session() as s:
             for case in cases:
                 save_case(s, case, enqueue=False)
@@ -260,3 +274,23 @@ def test_a_case_manager_sees_only_their_own_cases(served: tuple[str, World], pag
     assert page.get_by_role("alert").inner_text() == f"no case {other}"
     assert page.get_by_role("heading", name="Not found").count() == 1
     assert page.get_by_role("heading", name=f"Case {other}").count() == 0
+
+
+def test_a_case_names_its_people_and_text_from_outside_stays_text(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    journey = world.journey
+    assert journey.case_manager is not None and journey.referral_source is not None
+    page.goto(f"{base}/console/#case/{journey.id}")
+    page.get_by_role("heading", name=f"Case {journey.id}").wait_for()
+    summary = page.locator("#view > p").first.inner_text()
+    assert f"case manager {journey.case_manager.name}" in summary and f"patient {journey.patient.name}" in summary
+    assert page.locator(".timeline").get_by_text(f"referred by {journey.referral_source.name}").count() == 1
+
+    outside = world.outside
+    page.goto(f"{base}/console/#case/{outside.id}")
+    page.get_by_role("heading", name=f"Case {outside.id}").wait_for()
+    assert f"patient Zoë {HOSTILE} · since" in page.locator("#view > p").first.inner_text()
+    assert page.get_by_role("cell", name=f"home care {HOSTILE}", exact=True).count() == 1
+    assert page.locator("#view img, #view script").count() == 0
+    assert page.evaluate("() => window.__xss") is None

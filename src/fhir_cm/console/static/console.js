@@ -45,7 +45,7 @@ async function api(path, options = {}) {
 const label = (code) => (code ? String(code).replaceAll("-", " ") : "—");
 const fmtDay = (d) => d || "—";
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)} %`);
-const party = (p) => (p ? p.display || p.id : "—");
+const party = (p) => (p ? p.name || p.id : "—"); // a party by name, by id when it has none
 const today = () => new Date().toISOString().slice(0, 10);
 
 function table(caption, headers, rows) {
