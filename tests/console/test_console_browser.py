@@ -43,6 +43,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 STARTUP_SECONDS = 60
 #: Markup where a source outside (a FHIR server, an import) could put it: it must stay text.
 HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>"\'>'
+#: A text with no place to break a line (a pasted link).
+UNBROKEN = "https://example.org/" + "a" * 600
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -56,8 +58,10 @@ def _require_chromium() -> None:
 
 
 def _from_outside(case: Case) -> Case:
-    """The case as a hostile or careless source could send it: markup in the patient's name and a referral."""
+    """The case as a hostile or careless source could send it: markup in the patient's name and a referral,
+    a goal that is one unbroken line."""
     data = case.model_dump()
+    data["goals"][0]["description"] = UNBROKEN
     data["patient"]["name"] = f"Zoë {HOSTILE}"
     data["referrals"][0]["service"] = f"home care {HOSTILE}"
     return Case.model_validate(data)
@@ -294,3 +298,34 @@ def test_a_case_names_its_people_and_text_from_outside_stays_text(served: tuple[
     assert page.get_by_role("cell", name=f"home care {HOSTILE}", exact=True).count() == 1
     assert page.locator("#view img, #view script").count() == 0
     assert page.evaluate("() => window.__xss") is None
+
+
+def _overflow(page: Any) -> list[str]:
+    """What sticks out of the page's width or out of its card (empty when everything fits)."""
+    return list(
+        page.evaluate(
+            """() => {
+              const out = [];
+              const root = document.documentElement;
+              if (root.scrollWidth > root.clientWidth) out.push(`page ${root.scrollWidth} > ${root.clientWidth}`);
+              for (const card of document.querySelectorAll("article.card")) {
+                const edge = card.getBoundingClientRect().right;
+                for (const el of card.querySelectorAll("*")) {
+                  const right = el.getBoundingClientRect().right;
+                  if (right > edge + 1) { out.push(`${card.querySelector("h2, h3").textContent}: ${el.tagName} ${right} > ${edge}`); break; }
+                }
+              }
+              return out;
+            }"""
+        )
+    )
+
+
+def test_long_ids_and_unbroken_texts_stay_inside_cards_and_the_page(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    assert _overflow(page) == []
+    page.goto(f"{base}/console/#case/{world.outside.id}")
+    page.get_by_role("heading", name=f"Case {world.outside.id}").wait_for()
+    assert page.get_by_role("cell", name=UNBROKEN).count() == 1
+    assert _overflow(page) == []

@@ -52,7 +52,8 @@ function table(caption, headers, rows) {
   return h("table", {},
     h("caption", { class: "visually-hidden" }, caption),
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))
+    // A long text (a goal, a service, a server's reason) may wrap anywhere; short values keep their words.
+    h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", { class: typeof c === "string" && c.length > 24 ? "text" : null }, c))))
       : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "None."))));
 }
 
