@@ -329,3 +329,17 @@ def test_long_ids_and_unbroken_texts_stay_inside_cards_and_the_page(served: tupl
     page.get_by_role("heading", name=f"Case {world.outside.id}").wait_for()
     assert page.get_by_role("cell", name=UNBROKEN).count() == 1
     assert _overflow(page) == []
+
+
+def test_a_resource_that_cannot_be_read_says_why(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{world.journey.id}")
+    gone = '{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found", "diagnostics": "gone"}]}'
+    page.route(
+        "**/fhir/EpisodeOfCare/*",
+        lambda route: route.fulfill(status=404, content_type="application/fhir+json", body=gone),
+    )
+    page.locator("button", has_text="EpisodeOfCare/").first.click()
+    page.get_by_role("heading", name="Not found").wait_for()
+    assert page.get_by_role("alert").inner_text() == "gone"

@@ -196,7 +196,7 @@ async function fhirLinks(c) {
     const bundle = await api(`/fhir/${type}?patient=${encodeURIComponent(c.patient.id)}`, { headers: { Accept: "application/fhir+json" } });
     for (const e of bundle.entry || []) {
       const r = e.resource;
-      items.push(h("li", {}, h("button", { type: "button", onclick: () => openResource(`${type}/${r.id}`) }, `${type}/${r.id}`)));
+      items.push(h("li", {}, h("button", { type: "button", onclick: () => openResource(`${type}/${r.id}`).catch(failure) }, `${type}/${r.id}`)));
     }
   }
   return h("ul", { "aria-label": "FHIR resources of this patient" }, items);
