@@ -165,9 +165,10 @@ def page(browser: Any) -> Iterator[Any]:
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    # A refused key (401) or a case hidden from the caller (404) is an answer the page shows; anything
-    # else the browser reports (a script error, a 5xx, a blocked resource) fails the test.
-    expected = re.compile(r"^Failed to load resource: the server responded with a status of 40[134]")
+    # A refused key (401), a case hidden from the caller (404) or a request refused as invalid (422) is
+    # an answer the page shows; anything else the browser reports (a script error, a 5xx, a blocked
+    # resource) fails the test.
+    expected = re.compile(r"^Failed to load resource: the server responded with a status of (40[134]|422)")
     opened.on(
         "console", lambda msg: errors.append(msg.text) if msg.type == "error" and not expected.match(msg.text) else None
     )
@@ -343,3 +344,26 @@ def test_a_resource_that_cannot_be_read_says_why(served: tuple[str, World], page
     page.locator("button", has_text="EpisodeOfCare/").first.click()
     page.get_by_role("heading", name="Not found").wait_for()
     assert page.get_by_role("alert").inner_text() == "gone"
+
+
+def test_outcomes_of_a_period_that_ends_before_it_starts_say_so_and_keep_the_form(
+    served: tuple[str, World], page: Any
+) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.get_by_role("link", name="Outcomes").click()
+    page.get_by_role("heading", name="Outcomes").wait_for()
+    page.get_by_label("From", exact=True).fill("2025-06-01")
+    page.get_by_label("To", exact=True).fill("2025-01-01")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("alert").wait_for()
+    assert page.get_by_role("alert").inner_text().startswith("to: the period ends")
+    # The period is kept for the session: coming back shows the form again, so it can be put right.
+    page.get_by_role("link", name="Caseload").click()
+    page.get_by_role("heading", name=re.compile(r"^Caseload on ")).wait_for()
+    page.get_by_role("link", name="Outcomes").click()
+    page.get_by_role("alert").wait_for()
+    page.get_by_label("To", exact=True).fill("2025-12-31")
+    page.get_by_role("button", name="Show").click()
+    page.locator("figure.chart").first.wait_for()
+    assert page.get_by_role("alert").count() == 0

@@ -35,7 +35,9 @@ async function api(path, options = {}) {
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
-    const detail = (data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics))) || response.statusText;
+    // A problem names each wrong field (its detail may only say "see errors"); an OperationOutcome its issue.
+    const fields = data && Array.isArray(data.errors) ? data.errors.map((e) => `${e.field}: ${e.message}`).join("; ") : "";
+    const detail = fields || (data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics))) || response.statusText;
     throw new ApiError(response.status, detail);
   }
   return data;
@@ -266,28 +268,41 @@ function chart(title, labels, values, unit) {
   return box;
 }
 
+function outcomesForm(form) {
+  return h("form", { class: "inline", onsubmit: (e) => {
+    e.preventDefault();
+    sessionStorage.setItem("fhir-cm-outcomes", JSON.stringify({
+      programme: e.target.programme.value, from: e.target.from.value, to: e.target.to.value }));
+    route();
+  } },
+    h("label", {}, "Programme", h("select", { name: "programme" },
+      PROGRAMMES.map((p) =>
+        h("option", { value: p, selected: p === (form.programme || "") }, p ? label(p) : "All programmes")))),
+    h("label", {}, "From", h("input", { type: "date", name: "from", value: form.from || "" })),
+    h("label", {}, "To", h("input", { type: "date", name: "to", value: form.to || "" })),
+    h("button", { type: "submit" }, "Show"));
+}
+
 async function outcomesView() {
   const form = JSON.parse(sessionStorage.getItem("fhir-cm-outcomes") || "{}");
   const params = new URLSearchParams(Object.entries(form).filter(([, v]) => v));
-  const data = await api(`/api/v1/outcomes?${params}`);
+  let data;
+  try {
+    data = await api(`/api/v1/outcomes?${params}`);
+  } catch (err) {
+    // The filter is kept for the session: one the API refuses (a period ending before it starts) is
+    // shown with the form, so it can be put right, instead of taking the view's place.
+    if (!(err instanceof ApiError) || err.status === 401) throw err;
+    show(h("h1", {}, "Outcomes"), outcomesForm(form), h("p", { class: "error", role: "alert" }, err.message));
+    return;
+  }
   const names = data.programmes.map((p) => label(p.programme));
   const settings = [...new Set(data.programmes.flatMap((p) => p.length_of_stay.map((s) => s.setting)))];
   const losCharts = settings.map((s) => chart(`Median length of stay, ${label(s)} (days)`, names,
     data.programmes.map((p) => { const x = p.length_of_stay.find((l) => l.setting === s); return x ? x.median_days ?? null : null; }), ""));
   show(
     h("h1", {}, "Outcomes"),
-    h("form", { class: "inline", onsubmit: (e) => {
-      e.preventDefault();
-      sessionStorage.setItem("fhir-cm-outcomes", JSON.stringify({
-        programme: e.target.programme.value, from: e.target.from.value, to: e.target.to.value }));
-      route();
-    } },
-      h("label", {}, "Programme", h("select", { name: "programme" },
-        PROGRAMMES.map((p) =>
-          h("option", { value: p, selected: p === (form.programme || "") }, p ? label(p) : "All programmes")))),
-      h("label", {}, "From", h("input", { type: "date", name: "from", value: form.from || "" })),
-      h("label", {}, "To", h("input", { type: "date", name: "to", value: form.to || "" })),
-      h("button", { type: "submit" }, "Show")),
+    outcomesForm(form),
     h("div", { class: "charts" },
       chart("30-day readmission rate", names, data.programmes.map((p) => p.readmission_rate === null ? null : Math.round(p.readmission_rate * 100)), " %"),
       chart("Goal attainment", names, data.programmes.map((p) => p.goal_attainment_rate === null ? null : Math.round(p.goal_attainment_rate * 100)), " %"),
