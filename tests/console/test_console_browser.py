@@ -8,6 +8,7 @@ a case manager cannot open another's case. Each page is saved as a screenshot un
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -367,3 +368,54 @@ def test_outcomes_of_a_period_that_ends_before_it_starts_say_so_and_keep_the_for
     page.get_by_role("button", name="Show").click()
     page.locator("figure.chart").first.wait_for()
     assert page.get_by_role("alert").count() == 0
+
+
+def _hold(page: Any, pattern: str) -> list[Any]:
+    """Holds back the requests ``pattern`` matches, from now on; they are added to the list returned."""
+    held: list[Any] = []
+    page.route(pattern, lambda route: held.append(route))
+    return held
+
+
+def _release(page: Any, pattern: str, held: list[Any], count: int) -> None:
+    """Waits for ``count`` held requests, then lets them through (those the page gave up on are gone)
+    and waits for the page's requests to settle."""
+    while len(held) < count:
+        page.wait_for_timeout(20)
+    page.unroute(pattern)
+    for route in held:
+        with contextlib.suppress(playwright_sync.Error):
+            route.continue_()
+    page.wait_for_load_state("networkidle")
+
+
+def test_a_late_answer_never_replaces_the_view_moved_on_to_nor_outlives_signing_out(
+    served: tuple[str, World], page: Any
+) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    # A case asked for, then the outcomes before its answers arrived: the outcomes stay.
+    held = _hold(page, "**/api/v1/cases/**")
+    page.get_by_role("link", name=world.journey.id).first.click()
+    page.get_by_role("link", name="Outcomes").click()
+    page.locator("figure.chart").first.wait_for()
+    _release(page, "**/api/v1/cases/**", held, 2)
+    assert page.get_by_role("heading", name=f"Case {world.journey.id}").count() == 0
+    assert page.get_by_role("heading", name="Outcomes").is_visible()
+
+    # A filter chosen and a resource read, then the caseload asked for and the person signs out
+    # before it arrives: nothing of it, nor of what was read, is left on the page or in the tab.
+    page.get_by_label("Programme").select_option("health-care")
+    page.get_by_role("button", name="Show").click()
+    page.goto(f"{base}/console/#case/{world.journey.id}")
+    page.locator("button", has_text="EpisodeOfCare/").first.click()
+    page.locator("#resource-json").filter(has_text='"resourceType": "EpisodeOfCare"').wait_for()
+    page.get_by_role("button", name="Close").click()
+    held = _hold(page, "**/api/v1/caseload*")
+    page.get_by_role("link", name="Caseload").click()
+    page.get_by_role("button", name="Sign out").click()
+    _release(page, "**/api/v1/caseload*", held, 1)
+    assert page.get_by_role("alert").inner_text() == "Signed out."
+    assert page.locator("#view").inner_text() == ""
+    assert page.locator("#resource-json").text_content() == ""
+    assert page.evaluate("() => Object.keys(sessionStorage)") == []

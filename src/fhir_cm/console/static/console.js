@@ -27,12 +27,23 @@ class ApiError extends Error {
   constructor(status, detail) { super(detail); this.status = status; }
 }
 
+// The requests of the view on screen. Moving to another view or signing out cancels them (an
+// AbortError, which failure() ignores), so a late answer never replaces the view the person moved on
+// to, nor shows anything once they signed out.
+let pending = new AbortController();
+function cancelPending() {
+  pending.abort();
+  pending = new AbortController();
+}
+
 async function api(path, options = {}) {
   const key = sessionStorage.getItem(KEY);
+  const signal = pending.signal;
   const headers = { "X-API-Key": key || "", Accept: "application/json", ...(options.headers || {}) };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { ...options, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const response = await fetch(path, { ...options, headers, signal, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
   const text = await response.text();
+  signal.throwIfAborted();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     // A problem names each wrong field (its detail may only say "see errors"); an OperationOutcome its issue.
@@ -67,6 +78,7 @@ function show(...nodes) {
 }
 
 function failure(err) {
+  if (err.name === "AbortError") return; // the view was left: its answers no longer matter
   if (err instanceof ApiError && err.status === 401) { signOut("The key was refused: sign in again."); return; }
   const title = { 403: "Not allowed", 404: "Not found" }[err.status] || "Something went wrong";
   show(h("h1", {}, title), h("p", { class: "error", role: "alert" }, err.message));
@@ -84,8 +96,12 @@ async function signIn(key) {
 }
 
 function signOut(message) {
-  sessionStorage.removeItem(KEY);
+  // Nothing of the key's session stays: its requests, what it read, the filters it chose.
+  cancelPending();
+  for (const item of [KEY, "fhir-cm-programme", "fhir-cm-outcomes"]) sessionStorage.removeItem(item);
   state.me = null;
+  $("#resource-dialog").close();
+  $("#resource-title").textContent = "Resource"; $("#resource-json").textContent = "";
   $("#nav").hidden = true; $("#logout").hidden = true; $("#who").textContent = "";
   $("#view").replaceChildren();
   $("#login").hidden = false;
@@ -365,6 +381,7 @@ async function syncView(notice) {
 // -- routing -------------------------------------------------------------------------------------------------
 async function route(notice) {
   if (!state.me) return;
+  cancelPending();
   const [view, arg] = (location.hash.slice(1) || "caseload").split("/");
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.view === view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
