@@ -419,3 +419,16 @@ def test_a_late_answer_never_replaces_the_view_moved_on_to_nor_outlives_signing_
     assert page.locator("#view").inner_text() == ""
     assert page.locator("#resource-json").text_content() == ""
     assert page.evaluate("() => Object.keys(sessionStorage)") == []
+
+
+def test_an_error_page_that_is_not_json_is_told_by_its_status(served: tuple[str, World], page: Any) -> None:
+    # A proxy in front of the API answers with its own HTML page (here: it does not route the API).
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.route(
+        "**/api/v1/sync/conflicts*",
+        lambda route: route.fulfill(status=404, content_type="text/html", body="<html><body>nginx</body></html>"),
+    )
+    page.get_by_role("link", name="Sync health").click()
+    page.get_by_role("heading", name="Not found").wait_for()
+    assert page.get_by_role("alert").inner_text() == "Not Found"

@@ -44,14 +44,16 @@ async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers, signal, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
   const text = await response.text();
   signal.throwIfAborted();
-  const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
+    // An error is told by its problem document, or by its status when it is not JSON (a proxy's page).
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
     // A problem names each wrong field (its detail may only say "see errors"); an OperationOutcome its issue.
     const fields = data && Array.isArray(data.errors) ? data.errors.map((e) => `${e.field}: ${e.message}`).join("; ") : "";
-    const detail = fields || (data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics))) || response.statusText;
+    const detail = fields || (data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics))) || response.statusText || `HTTP ${response.status}`;
     throw new ApiError(response.status, detail);
   }
-  return data;
+  return text ? JSON.parse(text) : null;
 }
 
 // -- small formatting helpers --------------------------------------------------------------------------
