@@ -432,3 +432,12 @@ def test_an_error_page_that_is_not_json_is_told_by_its_status(served: tuple[str,
     page.get_by_role("link", name="Sync health").click()
     page.get_by_role("heading", name="Not found").wait_for()
     assert page.get_by_role("alert").inner_text() == "Not Found"
+
+
+def test_a_key_pasted_with_a_character_no_key_has_is_refused_as_not_valid(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    page.goto(f"{base}/console/")
+    page.get_by_label("API key").fill(world.supervisor[:20] + "…")  # copied from a shortened display
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").filter(has_text="not valid").wait_for()
+    assert page.locator("#nav").is_hidden()

@@ -404,11 +404,14 @@ $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const key = $("#api-key").value.trim();
   $("#api-key").value = "";
+  const invalid = "That key is not valid (unknown, malformed or revoked).";
+  // A key is printable ASCII; anything else (a pasted "…") cannot even go in a header.
+  if (!/^[\x21-\x7e]+$/.test(key)) { signOut(invalid); return; }
   try {
     await signIn(key);
     signedIn();
   } catch (err) {
-    signOut(err instanceof ApiError && err.status === 401 ? "That key is not valid (unknown, malformed or revoked)." : err.message);
+    signOut(err instanceof ApiError && err.status === 401 ? invalid : err.message);
   }
 });
 
