@@ -70,7 +70,7 @@ texts = (
     .filter(bool)
 )
 
-entity_ids = st.text(_ID_CHARS, min_size=1, max_size=16)
+entity_ids = st.text(_ID_CHARS, min_size=1, max_size=16).filter(lambda i: i not in (".", ".."))  # no URL carries those
 case_ids = entity_ids
 
 

@@ -53,6 +53,12 @@ def test_create_with_an_existing_id_is_a_conflict(client: TestClient, keys: Keys
     assert response.headers["content-type"] == "application/problem+json"
 
 
+def test_an_id_of_dots_alone_is_refused(client: TestClient, keys: Keys) -> None:
+    response = client.post("/api/v1/cases", json=new_case(id=".."), headers=bearer(keys.cm1))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["id"]
+
+
 def test_a_new_case_must_start_open(client: TestClient, keys: Keys) -> None:
     response = client.post("/api/v1/cases", json=new_case(status="closed"), headers=bearer(keys.cm1))
     assert response.status_code == 422

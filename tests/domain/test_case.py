@@ -96,6 +96,16 @@ def test_ids_must_be_unique_within_a_case() -> None:
         make_case(needs=[need], contacts=[contact])
 
 
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_an_id_of_one_or_two_dots_is_refused_as_no_url_can_carry_it(dots: str) -> None:
+    """FHIR's id rule allows them, but Case/.. is the server's base once a URL is normalised."""
+    with pytest.raises(ValidationError, match="should match pattern"):
+        make_case(id=dots)
+    with pytest.raises(ValidationError, match="should match pattern"):
+        Need(id=dots, domain="social", finding="isolated", recorded=D(2026, 1, 2))
+    assert Need(id="...", domain="social", finding="isolated", recorded=D(2026, 1, 2)).id == "..."
+
+
 def test_goal_needs_a_date() -> None:
     with pytest.raises(ValidationError, match="start date or a due date"):
         Goal(description="x")

@@ -229,3 +229,15 @@ async def test_an_http_client_can_be_handed_in(hapi: Hapi) -> None:
         assert (await fhir.create(CAREPLAN)).id == "1924567"
         await fhir.aclose()
         assert not http.is_closed  # the caller's client stays the caller's to close
+
+
+@pytest.mark.parametrize("dots", [".", ".."])
+async def test_an_id_no_url_can_carry_is_refused_before_any_request(
+    client: AsyncFhirClient, router: respx.MockRouter, dots: str
+) -> None:
+    """httpx normalises Patient/.. to the base: the request would go somewhere else entirely."""
+    with pytest.raises(ValueError, match="not a valid FHIR id"):
+        await client.read("Patient", dots)
+    with pytest.raises(ValueError, match="not a valid FHIR id"):
+        await client.delete("Patient", dots)
+    assert router.calls.call_count == 0

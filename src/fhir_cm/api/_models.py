@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from fhir_cm.caseload import ManagerCaseload
 from fhir_cm.domain import (
     Acuity,
+    ID_PATTERN,
     AssessmentDomain,
     Case,
     CaseStatus,
@@ -76,7 +77,7 @@ __all__ = [
     "TransitionsOut",
 ]
 
-EntityId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 

@@ -2,7 +2,20 @@
 
 from ._asof import case_as_of
 from ._case import Case
-from ._models import Contact, Day, Goal, Need, Party, Period, Referral, StatusChange, Stay, TeamMember, new_id
+from ._models import (
+    Contact,
+    Day,
+    Goal,
+    Need,
+    Party,
+    Period,
+    Referral,
+    StatusChange,
+    Stay,
+    TeamMember,
+    ID_PATTERN,
+    new_id,
+)
 from ._plausibility import (
     INPATIENT_SETTINGS,
     Breach,
@@ -89,5 +102,6 @@ __all__ = [
     "transferred",
     "move_referral",
     "new_breaches",
+    "ID_PATTERN",
     "new_id",
 ]

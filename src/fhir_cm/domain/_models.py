@@ -48,11 +48,15 @@ __all__ = [
     "Stay",
     "StatusChange",
     "TeamMember",
+    "ID_PATTERN",
     "new_id",
 ]
 
-#: Ids are what FHIR allows in a logical id and an identifier value: letters, digits, '-' and '.'.
-EntityId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+
+#: Ids are what FHIR allows in a logical id and an identifier value — letters, digits, '-' and '.' —
+#: but for '.' and '..', which no URL path carries (RFC 3986 removes them: Patient/.. is the base).
+ID_PATTERN = r"^(?:[A-Za-z0-9\-][A-Za-z0-9\-.]{0,63}|\.[A-Za-z0-9\-][A-Za-z0-9\-.]{0,62}|\.\.[A-Za-z0-9\-.]{1,62})$"
+EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
 

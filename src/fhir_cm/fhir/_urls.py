@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ID_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9\-.]{1,64}$")  # not '.' nor '..': no URL path carries them
 # [base/]Type/id[/_history/vid] at the end of a path; the base part is whatever comes before.
 _LOCATION_RE = re.compile(
     r"(?:^|/)(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})"

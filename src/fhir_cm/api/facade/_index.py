@@ -58,7 +58,7 @@ __all__ = ["FacadeIndex", "Indexed", "facade_id"]
 
 log = logging.getLogger(__name__)
 
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_FHIR_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9\-.]{1,64}$")  # not '.' nor '..': no URL path carries them
 
 
 def facade_id(key: ResourceKey) -> str:
