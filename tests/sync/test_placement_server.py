@@ -23,6 +23,7 @@ from fhir_cm.cli import app as cli_app
 from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting, Case, Party, StayStatus
 from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.jobs import placements_of
 from fhir_cm.store import ApiRole, Store, create_api_key, get_case, list_audit
 from fhir_cm.sync import PlacementError, choose_placement, offer_placement, read_placement
 from tests.sync.seeding import put_organisations
@@ -232,3 +233,19 @@ def test_an_offer_and_a_choice_through_the_api_are_audited(store: Store, setting
         ("placement-offer", f"placement:{offer['id']}", made.headers["X-Request-Id"]),
         ("placement-choose", f"placement:{offer['id']}:snf-{tag}", chosen.headers["X-Request-Id"]),
     }
+
+
+async def test_a_candidate_that_is_no_organization_on_the_server_is_refused_before_anything_is_written(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """A Task owned by an Organization the server does not hold reaches no facility; HAPI refuses it half-way
+    (the ServiceRequest and the Tasks before it written, nothing recorded here)."""
+    tag = uuid.uuid4().hex[:10]
+    await put_organisations(raw, f"snf-{tag}")
+    case = await enrol(store, raw, settings, tag)
+    with pytest.raises(PlacementError, match=f"no Organization nope-{tag}"):
+        await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, [f"snf-{tag}", f"nope-{tag}"])
+    assert not placements_of(store, case.id)
+    for rtype in ("ServiceRequest", "Task"):
+        on_patient = raw.search(rtype).where("subject" if rtype == "ServiceRequest" else "patient", case.patient.id)
+        assert await on_patient.fetch_all() == [], rtype

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..domain import CareSetting, Case, Party, PartyKind, Stay, StayStatus, TeamMember
 from ..errors import FhirCmError
-from ..fhir import AsyncFhirClient
+from ..fhir import AsyncFhirClient, ResourceNotFound
 from ..store import Candidate, Placement, Store, get_case_record, get_placement, put_placement, save_case
 from ._membership import patient_ids
 from ._transitions import RECEIVING_ROLE
@@ -52,6 +52,14 @@ class PlacementError(FhirCmError, ValueError):
 
 def _id(*parts: str) -> str:
     return "placement-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+async def _holds_organization(client: AsyncFhirClient, org: str) -> bool:
+    try:
+        found = await client.read("Organization", org)
+    except ResourceNotFound:  # 404, or 410 for one deleted
+        return False
+    return found.get("resourceType") == "Organization"
 
 
 def _text(value: Any) -> str | None:
@@ -77,7 +85,8 @@ async def offer_placement(
 ) -> Placement:
     """Offer the case's patient to ``candidates`` (Organization ids the server holds) for ``setting``:
     the ServiceRequest and one Task per candidate, written to the server; the offer recorded here
-    (``then`` runs in that transaction)."""
+    (``then`` runs in that transaction). A candidate the server holds no Organization for is refused
+    before anything is written."""
     if not candidates or len(set(candidates)) != len(candidates):
         raise PlacementError("name each candidate facility once (at least one)")
     if not all(_FHIR_ID.fullmatch(c) for c in candidates):
@@ -87,6 +96,11 @@ async def offer_placement(
         if record is None:
             raise PlacementError(f"no case {case_id}")
         patient = patient_ids(session, client.base_url, record.case.patient.id)[-1]
+    missing = [org for org in candidates if not await _holds_organization(client, org)]
+    if missing:  # a Task owned by no facility reaches nobody (and HAPI refuses it, half-way through the offer)
+        raise PlacementError(
+            f"the server holds no Organization {', '.join(missing)}: name candidates by their id there"
+        )
     system = settings.identifier_system
     placement_id = _id(case_id, setting.value, *candidates, dt.datetime.now(dt.UTC).isoformat())
     words = service or f"Post-discharge placement: {setting.value.replace('-', ' ')}"
