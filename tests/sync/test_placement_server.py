@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from fhir_cm.api import create_app
 from fhir_cm.cli import app as cli_app
 from fhir_cm.config import Settings
-from fhir_cm.domain import CareSetting, Case, Party, StayStatus
+from fhir_cm.domain import CareSetting, Case, CaseStatus, Party, StayStatus
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import placements_of
-from fhir_cm.store import ApiRole, Store, create_api_key, get_case, list_audit
+from fhir_cm.store import ApiRole, Store, create_api_key, get_case, get_case_record, list_audit, save_case
 from fhir_cm.sync import PlacementError, choose_placement, offer_placement, read_placement
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import enrol
@@ -249,3 +249,31 @@ async def test_a_candidate_that_is_no_organization_on_the_server_is_refused_befo
     for rtype in ("ServiceRequest", "Task"):
         on_patient = raw.search(rtype).where("subject" if rtype == "ServiceRequest" else "patient", case.patient.id)
         assert await on_patient.fetch_all() == [], rtype
+
+
+async def test_a_closed_case_is_neither_offered_nor_placed(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """Closed between the offer and the choice: the choice is refused before any Task changes, and the
+    closed case gets no care team member or planned stay."""
+    tag = uuid.uuid4().hex[:10]
+    facilities = [f"snf-a-{tag}", f"snf-b-{tag}"]
+    await put_organisations(raw, *facilities)
+    case = await enrol(store, raw, settings, tag)
+    offer = await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)
+    await answer(raw, offer.candidates[0].task_id, "accepted")
+    with store.session() as s:
+        record = get_case_record(s, case.id)
+        assert record is not None
+        closed = record.case.model_copy(deep=True)
+        closed.change_status(CaseStatus.CLOSED, record.case.period.start)
+        save_case(s, closed, expected_revision=record.revision)
+
+    with pytest.raises(PlacementError, match=f"case {case.id} is closed"):
+        await choose_placement(store, raw, settings, offer.id, facilities[0])
+    assert [(await raw.read("Task", c.task_id))["status"] for c in offer.candidates] == ["accepted", "requested"]
+    with store.session(read_only=True) as s:
+        after = get_case(s, case.id)
+    assert after is not None and after.team == [] and after.stays == []
+    with pytest.raises(PlacementError, match=f"case {case.id} is closed"):
+        await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)

@@ -13,7 +13,8 @@ to several facilities at once. On the server (HL7 fhir-cow-ig, SNF placement):
 
 Here, the facility chosen also joins the case's care team (in the role its setting calls for) and
 becomes the provider of the case's next stay (a *planned* stay in that setting), so the tracker and
-the push carry on from there. Only an accepting facility may be chosen.
+the push carry on from there. Only an accepting facility may be chosen, and only while the case is
+open: a closed case is offered to no facility and placed with none.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..config import Settings
 from ..domain import CareSetting, Case, Party, PartyKind, Stay, StayStatus, TeamMember
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient, ResourceNotFound
-from ..store import Candidate, Placement, Store, get_case_record, get_placement, put_placement, save_case
+from ..store import Candidate, CaseRecord, Placement, Store, get_case_record, get_placement, put_placement, save_case
 from ._membership import patient_ids
 from ._transitions import RECEIVING_ROLE
 
@@ -52,6 +53,23 @@ class PlacementError(FhirCmError, ValueError):
 
 def _id(*parts: str) -> str:
     return "placement-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def _open_case(session: Session, case_id: str) -> CaseRecord:
+    """The case as stored, if it is still open: a closed case is offered to no facility and placed with none."""
+    record = get_case_record(session, case_id)
+    if record is None:
+        raise PlacementError(f"no case {case_id}")
+    if not record.case.is_open:
+        raise PlacementError(f"case {case_id} is {record.case.status.value}: reopen it to offer or settle a placement")
+    return record
+
+
+def _recorded(session: Session, placement_id: str) -> Placement:
+    offer = get_placement(session, placement_id)
+    if offer is None:
+        raise PlacementError(f"no placement {placement_id}")
+    return offer
 
 
 async def _holds_organization(client: AsyncFhirClient, org: str) -> bool:
@@ -92,10 +110,8 @@ async def offer_placement(
     if not all(_FHIR_ID.fullmatch(c) for c in candidates):
         raise PlacementError("a candidate facility is named by its Organization id (1-64 of A-Z a-z 0-9 - .)")
     with store.session(read_only=True) as session:
-        record = get_case_record(session, case_id)
-        if record is None:
-            raise PlacementError(f"no case {case_id}")
-        patient = patient_ids(session, client.base_url, record.case.patient.id)[-1]
+        case = _open_case(session, case_id).case
+        patient = patient_ids(session, client.base_url, case.patient.id)[-1]
     missing = [org for org in candidates if not await _holds_organization(client, org)]
     if missing:  # a Task owned by no facility reaches nobody (and HAPI refuses it, half-way through the offer)
         raise PlacementError(
@@ -154,9 +170,7 @@ async def read_placement(store: Store, client: AsyncFhirClient, placement_id: st
     """Each candidate's answer as its Task on the server says now (and the questions asked in
     Communications ``partOf`` it), stored and returned."""
     with store.session(read_only=True) as session:
-        offer = get_placement(session, placement_id)
-    if offer is None:
-        raise PlacementError(f"no placement {placement_id}")
+        offer = _recorded(session, placement_id)
     answers = []
     for c in offer.candidates:
         task = await client.read("Task", c.task_id)
@@ -192,7 +206,9 @@ async def choose_placement(
     """The patient chose ``organization``: its Task becomes "selected", the other open ones are cancelled
     ("not selected"), and the facility joins the care team as the next stay's provider (``then`` runs
     in the transaction that saves the case). Only a candidate whose Task is ``accepted`` on the server
-    may be chosen (answers are read back first)."""
+    may be chosen (answers are read back first), and only while the case is open."""
+    with store.session(read_only=True) as session:  # before any Task changes: a case closed since is not placed
+        _open_case(session, _recorded(session, placement_id).case_id)
     offer = await read_placement(store, client, placement_id)
     chosen = next((c for c in offer.candidates if c.organization == organization), None)
     if chosen is None:
@@ -224,9 +240,7 @@ def _welcome(store: Store, offer: Placement, organization: str, then: PlacementH
     setting = CareSetting(offer.setting)
     facility = Party(kind=PartyKind.ORGANISATION, id=organization)
     with store.session() as session:
-        record = get_case_record(session, offer.case_id)
-        if record is None:
-            raise PlacementError(f"no case {offer.case_id}")
+        record = _open_case(session, offer.case_id)
         case: Case = record.case
         data = case.model_dump()
         today = dt.date.today()
