@@ -277,3 +277,29 @@ async def test_a_closed_case_is_neither_offered_nor_placed(
     assert after is not None and after.team == [] and after.stays == []
     with pytest.raises(PlacementError, match=f"case {case.id} is closed"):
         await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)
+
+
+async def test_a_task_deleted_on_the_server_reads_as_deleted(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """A facility's Task deleted on the server: the others are still followed and can be chosen; that one
+    reads as deleted and cannot be."""
+    tag = uuid.uuid4().hex[:10]
+    facilities = [f"snf-a-{tag}", f"snf-b-{tag}"]
+    await put_organisations(raw, *facilities)
+    case = await enrol(store, raw, settings, tag)
+    offer = await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)
+    a, b = offer.candidates
+    await answer(raw, a.task_id, "accepted")
+    await raw.delete("Task", b.task_id)
+
+    followed = await read_placement(store, raw, offer.id)
+    assert [(c.status, c.reason) for c in followed.candidates] == [
+        ("accepted", None),
+        ("deleted", f"Task/{b.task_id} is no longer on the server"),
+    ]
+    with pytest.raises(PlacementError, match="its Task is deleted"):
+        await choose_placement(store, raw, settings, offer.id, b.organization)
+    settled = await choose_placement(store, raw, settings, offer.id, a.organization)
+    assert settled.chosen == a.organization
+    assert [c.status for c in settled.candidates] == ["accepted", "deleted"]

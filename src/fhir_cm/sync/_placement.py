@@ -38,8 +38,10 @@ from ._transitions import RECEIVING_ROLE
 __all__ = ["PlacementError", "PlacementHook", "choose_placement", "offer_placement", "read_placement"]
 
 TASK_CODES = "http://hl7.org/fhir/CodeSystem/task-code"
+#: The status read back for a candidate whose Task the server no longer holds.
+DELETED = "deleted"
 #: Task statuses after which a candidate is out of the running.
-_CLOSED = {"rejected", "cancelled", "completed", "failed", "entered-in-error"}
+_CLOSED = {"rejected", "cancelled", "completed", "failed", "entered-in-error", DELETED}
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -168,12 +170,18 @@ async def offer_placement(
 
 async def read_placement(store: Store, client: AsyncFhirClient, placement_id: str) -> Placement:
     """Each candidate's answer as its Task on the server says now (and the questions asked in
-    Communications ``partOf`` it), stored and returned."""
+    Communications ``partOf`` it), stored and returned; a Task the server no longer holds reads as
+    ``deleted`` (out of the running), the others are still followed."""
     with store.session(read_only=True) as session:
         offer = _recorded(session, placement_id)
     answers = []
     for c in offer.candidates:
-        task = await client.read("Task", c.task_id)
+        try:
+            task = await client.read("Task", c.task_id)
+        except ResourceNotFound:  # deleted on the server (410), or never kept there (404)
+            gone = f"Task/{c.task_id} is no longer on the server"
+            answers.append(Candidate(organization=c.organization, task_id=c.task_id, status=DELETED, reason=gone))
+            continue
         questions = []
         if task.get("status") == "received" or task.get("status") == "on-hold":
             found = await client.search("Communication").where("part-of", f"Task/{c.task_id}").fetch_all()
