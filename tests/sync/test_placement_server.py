@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -303,3 +304,46 @@ async def test_a_task_deleted_on_the_server_reads_as_deleted(
     settled = await choose_placement(store, raw, settings, offer.id, a.organization)
     assert settled.chosen == a.organization
     assert [c.status for c in settled.candidates] == ["accepted", "deleted"]
+
+
+async def test_an_answer_changed_while_choosing_is_not_overwritten(
+    store: Store, raw: AsyncFhirClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Task is read again before it is changed: a facility that withdraws its acceptance meanwhile
+    is not selected, and one that declines meanwhile keeps its own answer instead of "not selected"."""
+    tag = uuid.uuid4().hex[:10]
+    facilities = [f"snf-a-{tag}", f"snf-b-{tag}", f"snf-c-{tag}"]
+    await put_organisations(raw, *facilities)
+    case = await enrol(store, raw, settings, tag)
+    offer = await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, facilities)
+    a, b, c = offer.candidates
+    for accepting in (a, c):
+        await answer(raw, accepting.task_id, "accepted")
+    original, reads = raw.read, {t.task_id: 0 for t in offer.candidates}
+    # Each flips on the read made just before it is changed: a's second (this choice), b's third (the next).
+    meanwhile = {a.task_id: (2, "facility a withdrew"), b.task_id: (3, "no beds after all")}
+
+    async def read(resource_type: str, resource_id: str) -> dict[str, Any]:
+        if resource_id in meanwhile:  # after the answers were read back, before the Task is changed
+            reads[resource_id] += 1
+            nth, reason = meanwhile[resource_id]
+            if reads[resource_id] == nth:
+                task = await original("Task", resource_id)
+                task["status"], task["statusReason"] = "rejected", {"text": reason}
+                await raw.update(task)
+        return await original(resource_type, resource_id)
+
+    monkeypatch.setattr(raw, "read", read)
+    with pytest.raises(PlacementError, match="its Task is rejected"):
+        await choose_placement(store, raw, settings, offer.id, a.organization)
+    with store.session(read_only=True) as s:
+        untouched = get_case(s, case.id)
+    assert untouched is not None and untouched.team == [] and untouched.stays == []
+    assert "businessStatus" not in await original("Task", a.task_id)
+
+    settled = await choose_placement(store, raw, settings, offer.id, c.organization)
+    assert [(x.status, x.reason) for x in settled.candidates] == [
+        ("rejected", "facility a withdrew"),
+        ("rejected", "no beds after all"),
+        ("accepted", None),
+    ]

@@ -223,17 +223,18 @@ async def choose_placement(
         raise PlacementError(f"{organization} is not a candidate of placement {placement_id}")
     if offer.chosen is not None and offer.chosen != organization:
         raise PlacementError(f"placement {placement_id} is settled already: {offer.chosen} was chosen")
-    if chosen.status != "accepted":
-        raise PlacementError(
-            f"{organization} has not accepted (its Task is {chosen.status}): only an accepting facility can be chosen"
-        )
+    _require_accepted(organization, chosen.status)
+    # Each Task read again before it is changed: an answer given since is not overwritten.
     task = await client.read("Task", chosen.task_id)
+    _require_accepted(organization, str(task.get("status")))
     task["businessStatus"] = {"text": "selected"}
     await client.update(task)
     for other in offer.candidates:
         if other.organization == organization or other.status in _CLOSED:
             continue
         declined = await client.read("Task", other.task_id)
+        if declined.get("status") in _CLOSED:  # declined (or closed) since: its own answer stands
+            continue
         declined["status"] = "cancelled"
         declined["statusReason"] = {"text": "not selected"}
         await client.update(declined)
@@ -241,6 +242,13 @@ async def choose_placement(
     settled = await read_placement(store, client, placement_id)
     with store.session() as session:
         return put_placement(session, settled.model_copy(update={"chosen": organization}))
+
+
+def _require_accepted(organization: str, status: str) -> None:
+    if status != "accepted":
+        raise PlacementError(
+            f"{organization} has not accepted (its Task is {status}): only an accepting facility can be chosen"
+        )
 
 
 def _welcome(store: Store, offer: Placement, organization: str, then: PlacementHook | None) -> None:
