@@ -172,3 +172,23 @@ def test_hapi_validates_the_document(hapi_r4: Any) -> None:
     outcome = response.json()
     errors = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
     assert outcome["resourceType"] == "OperationOutcome" and errors == [], errors[:5]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_every_narrative_is_xml_whatever_characters_the_case_holds(version: str) -> None:
+    """U+FFFE and U+FFFF escape nothing (the domain refuses control characters): XML cannot hold them, and a server refuses the whole document."""
+    from xml.etree import ElementTree
+
+    odd = "Ann \ufffe<needs> \uffffhelp & 'support'"
+    case = journey_case(plan_summary=odd)
+    data = case.model_dump()
+    data["needs"][0]["finding"] = odd
+    doc = transfer_summary(
+        Case.model_validate(data), 1, version, SYSTEM, now=dt.datetime(2024, 1, 4, 12, tzinfo=dt.UTC)
+    )
+
+    divs = [s["text"]["div"] for s in doc["entry"][0]["resource"]["section"]]
+    divs += [e["resource"]["text"]["div"] for e in doc["entry"] if "text" in e["resource"]]
+    assert any("Ann \ufffd&lt;needs&gt; \ufffdhelp &amp;" in div for div in divs)
+    for div in divs:
+        ElementTree.fromstring(div)  # raises on what XML cannot hold

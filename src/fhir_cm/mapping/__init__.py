@@ -20,7 +20,7 @@ from ._base import (
     fhir_version_without_server,
 )
 from ._bundle import case_to_bundle
-from ._careplan import render_narrative
+from ._careplan import render_narrative, xhtml_text
 from ._case import case_plan, case_to_resources, read_resource, resources_to_case
 from ._entries import PlannedEntry, if_none_exist, plan_entry, same_content
 from ._encounter import recognise_disposition, recognise_setting
@@ -81,6 +81,7 @@ __all__ = [
     "recognise_disposition",
     "recognise_setting",
     "render_narrative",
+    "xhtml_text",
     "resource_key",
     "resources_to_case",
     "task_key",

@@ -14,6 +14,7 @@ copy that has another one or none.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,11 +35,17 @@ def _display(vocabulary: str, value: str) -> str:
     return T.coding(vocabulary, value).get("display", value)
 
 
-def _xhtml_text(text: str) -> str:
+#: What XML 1.0 cannot hold at all, escaped or not: C0 controls but tab, LF and CR; U+FFFE, U+FFFF;
+#: lone surrogates. A narrative holding one is no XHTML, and servers refuse the whole resource.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xhtml_text(text: str) -> str:
     """Text content escaped as HAPI's XHTML serialiser writes it (``&amp; &lt; &gt; &quot;``, the
     apostrophe as it is): servers re-serialise the narrative they store, and one escaped any other
-    way would never match the server's copy, so every push would rewrite it."""
-    return html.escape(text, quote=False).replace('"', "&quot;")
+    way would never match the server's copy, so every push would rewrite it. Characters XML cannot
+    hold become U+FFFD."""
+    return html.escape(_NOT_XML.sub("\ufffd", text), quote=False).replace('"', "&quot;")
 
 
 def render_narrative(case: Case) -> str:
@@ -47,12 +54,12 @@ def render_narrative(case: Case) -> str:
     parts = [
         _DIV_OPEN,
         (
-            f"<p><b>Care plan</b>: {_xhtml_text(_display('programme-type', case.programme))} case management, "
-            f"{_xhtml_text(_display('case-status', case.status).lower())} ({period}).</p>"
+            f"<p><b>Care plan</b>: {xhtml_text(_display('programme-type', case.programme))} case management, "
+            f"{xhtml_text(_display('case-status', case.status).lower())} ({period}).</p>"
         ),
     ]
     if case.plan_summary:
-        parts.append(f"<p>{_xhtml_text(case.plan_summary)}</p>")
+        parts.append(f"<p>{xhtml_text(case.plan_summary)}</p>")
     parts.append(
         f"<p>Needs: {len(case.needs)}. Goals: {len(case.goals)}. Referrals and interventions: "
         f"{len(case.referrals)}. Care team members: {len(case.team)}.</p></div>"

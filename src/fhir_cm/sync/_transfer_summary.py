@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import html
 import json
 import uuid
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from ..config import Settings
 from ..domain import CareSetting, Case, PartyKind, ReferralKind, Transition
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient
-from ..mapping import case_to_bundle, iter_references, parse_reference
+from ..mapping import case_to_bundle, iter_references, parse_reference, xhtml_text
 from ..store import Store, get_case
 from ..terminology import mappings_dir
 from ._identity import rewrite_references
@@ -72,7 +71,7 @@ def handoff_moves(case: Case) -> list[Transition]:
 
 
 def _narrative(*lines: str) -> dict[str, str]:
-    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line) or "<p>None recorded.</p>"
+    body = "".join(f"<p>{xhtml_text(line)}</p>" for line in lines if line) or "<p>None recorded.</p>"
     return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
 
 
