@@ -32,7 +32,9 @@ def ndjson(*items: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(i).encode() + b"\n" for i in items)
 
 
-def export(mock: respx.MockRouter, output: dict[str, bytes], deleted: bytes | None = None) -> None:
+def export(
+    mock: respx.MockRouter, output: dict[str, bytes], deleted: bytes | None = None, *, errors: bytes | None = None
+) -> None:
     mock.get(url__startswith=f"{BASE}/$export?").mock(
         return_value=httpx.Response(202, headers={"Content-Location": STATUS})
     )
@@ -41,7 +43,7 @@ def export(mock: respx.MockRouter, output: dict[str, bytes], deleted: bytes | No
         "request": f"{BASE}/$export",
         "requiresAccessToken": False,
         "output": [{"type": t, "url": f"{FILES}/{t}.ndjson"} for t in output],
-        "error": [],
+        "error": [{"type": "OperationOutcome", "url": f"{FILES}/errors.ndjson"}] if errors is not None else [],
         **({"deleted": [{"type": "Bundle", "url": f"{FILES}/deleted.ndjson"}]} if deleted is not None else {}),
     }
     mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest))
@@ -50,6 +52,8 @@ def export(mock: respx.MockRouter, output: dict[str, bytes], deleted: bytes | No
         mock.get(f"{FILES}/{rtype}.ndjson").mock(return_value=httpx.Response(200, content=body))
     if deleted is not None:
         mock.get(f"{FILES}/deleted.ndjson").mock(return_value=httpx.Response(200, content=deleted))
+    if errors is not None:
+        mock.get(f"{FILES}/errors.ndjson").mock(return_value=httpx.Response(200, content=errors))
 
 
 async def test_what_an_incremental_export_says_was_deleted_no_longer_counts(tmp_path: Path) -> None:

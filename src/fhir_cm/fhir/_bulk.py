@@ -176,6 +176,19 @@ class BulkExport:
             found += [r async for r in self._lines(file)]
         return found
 
+    async def failures(self) -> list[str]:
+        """What the server says it could not export: each ``error`` or ``fatal`` issue of the error
+        files, in its words. Resources are missing from the output then; warnings and information
+        (the error files carry those too) are no such loss."""
+        found: list[str] = []
+        for outcome in await self.errors():
+            for issue in outcome.get("issue") or ():
+                if isinstance(issue, dict) and issue.get("severity") in ("error", "fatal"):
+                    details = issue.get("details")
+                    text = details.get("text") if isinstance(details, dict) else None
+                    found.append(str(issue.get("diagnostics") or text or issue.get("code") or "an error"))
+        return found
+
     async def _lines(self, file: BulkFile) -> AsyncIterator[dict[str, Any]]:
         async with self._client.stream_file(file.url, authenticated=self.manifest.requires_access_token) as response:
             number = 0

@@ -27,7 +27,7 @@ import orjson
 
 from pydantic import BaseModel, Field
 
-from ..fhir import AsyncFhirClient, BulkExport, BulkRequest, BulkSettings, NotNdjson, read_population
+from ..fhir import AsyncFhirClient, BulkExport, BulkExportFailed, BulkRequest, BulkSettings, NotNdjson, read_population
 from ..store import (
     CandidateRecord,
     FactRecord,
@@ -119,6 +119,10 @@ async def screen_population(
             since=since,
             transaction_time=population.transaction_time,
         )
+        if isinstance(population, BulkExport) and (failed := await population.failures()):
+            # Resources are missing from the output: read as complete, the watermark would pass them.
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise BulkExportFailed(f"the server could not export everything: {failed[0]}{more}")
         await _ingest(store, server, rules, population.resources(), report, say)
         gone: list[tuple[str, str]] = []
         async for rtype, rid in population.deleted():
