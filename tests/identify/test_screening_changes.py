@@ -52,3 +52,16 @@ async def test_a_resource_that_no_longer_counts_takes_its_reason_away(tmp_path: 
         assert report.read == {"Encounter": 1, "Condition": 2} and report.facts == 0
         assert reasons(store) == {}
         assert report.patients == 3  # everyone ranked again from the store
+
+
+async def test_a_patient_left_with_no_fact_at_all_is_no_candidate_any_more(tmp_path: Path) -> None:
+    # An export of Conditions only (no Patient file): the diagnosis is the patient's one fact.
+    risky = condition("only", "C50.9", rid="only-1")
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        await screen_files(store, SERVER, [write(tmp_path / "first.ndjson", [risky])], as_of=TODAY)
+        assert reasons(store) == {"only": {"complex-condition"}}
+
+        refuted = {**risky, "verificationStatus": {"coding": [{"code": "refuted"}]}}
+        report = await screen_files(store, SERVER, [write(tmp_path / "second.ndjson", [refuted])], as_of=TODAY)
+        assert report.patients == 0
+        assert reasons(store) == {}

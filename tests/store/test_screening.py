@@ -17,6 +17,7 @@ from fhir_cm.store import (
     Store,
     count_candidates,
     drop_facts,
+    forget_candidates_without_facts,
     list_candidates,
     mark_enrolled,
     open_case_patient_ids,
@@ -138,3 +139,16 @@ def test_a_slice_replaces_its_own_candidates_only_and_the_list_pages_by_score(st
         mark_enrolled(s, SERVER, "c", "case-c")
     with store.session(read_only=True) as s:
         assert {c.patient_id: c.case_id for c in list_candidates(s, SERVER)} == {"a": None, "c": "case-c", "d": None}
+
+
+def test_candidates_of_patients_with_no_fact_left_are_forgotten_on_that_server_only(store: Store) -> None:
+    other = "https://other.example/fhir"
+    with store.session() as s:
+        put_facts(s, SERVER, [admission("e1", "kept", ON)])
+        replace_candidates(s, SERVER, ["kept", "gone"], [candidate("kept", 3), candidate("gone", 2)])
+        replace_candidates(s, other, ["gone"], [candidate("gone", 2).model_copy(update={"server_base": other})])
+    with store.session() as s:
+        forget_candidates_without_facts(s, SERVER)
+    with store.session(read_only=True) as s:
+        assert [c.patient_id for c in list_candidates(s, SERVER)] == ["kept"]
+        assert [c.patient_id for c in list_candidates(s, other)] == ["gone"]  # not this server's to forget

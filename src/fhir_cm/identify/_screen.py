@@ -36,6 +36,7 @@ from ..store import (
     open_case_patient_ids,
     patient_facts_after,
     drop_facts,
+    forget_candidates_without_facts,
     put_facts,
     replace_candidates,
     set_watermark,
@@ -226,7 +227,10 @@ def _store_facts(store: Store, server: str, batch: dict[tuple[str, str], FactRec
 
 
 def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, report: ScreeningReport) -> None:
-    """Assess every patient whose facts the store holds for ``server``, one slice at a time."""
+    """Assess every patient whose facts the store holds for ``server``, one slice at a time (and
+    forget the candidates of patients it holds no fact of any more)."""
+    with store.session() as s:
+        forget_candidates_without_facts(s, server)
     after: str | None = None
     while True:
         with store.session() as s:

@@ -27,6 +27,7 @@ __all__ = [
     "FactRecord",
     "count_candidates",
     "drop_facts",
+    "forget_candidates_without_facts",
     "list_candidates",
     "mark_enrolled",
     "open_case_patient_ids",
@@ -180,6 +181,20 @@ def replace_candidates(
     if eligible:
         rows = [{**c.model_dump(), "server_base": base, "updated_at": at} for c in eligible]
         session.execute(insert(session, CandidateRow).values(rows))
+
+
+def forget_candidates_without_facts(session: Session, server_base: str) -> None:
+    """Drop the candidates of patients the store holds no fact of any more (each of their resources
+    deleted, or read again telling screening nothing): the ranking walks the patients of the facts, so
+    it would never come to them, and they would stay listed for reasons that are gone."""
+    base = normal_base(server_base)
+    facts = select(ScreeningFactRow.patient_id).where(
+        ScreeningFactRow.server_base == base, ScreeningFactRow.patient_id == CandidateRow.patient_id
+    )
+    session.execute(
+        delete(CandidateRow).where(CandidateRow.server_base == base, ~facts.exists()),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def list_candidates(
