@@ -131,3 +131,14 @@ def test_a_broken_rules_file_is_refused_saying_where(tmp_path: Path, monkeypatch
     (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
     with pytest.raises(RulesError, match="unknown value set 'nope'"):
         rules_module.load_rules.__wrapped__()
+
+
+def test_a_patient_record_merged_into_another_is_excluded_naming_the_one_that_replaced_it() -> None:
+    merged = {**patient(P), "active": False, "link": [{"other": {"reference": "Patient/p-2"}, "type": "replaced-by"}]}
+    resources = profile_resources(P, "high-risk", TODAY)[1:]
+    assessment = assess(facts_from_resources(P, [merged, *resources]), load_rules(), TODAY)
+    assert (assessment.eligible, assessment.excluded) == (False, "merged into Patient/p-2")
+    # The surviving record (it links back with "replaces") and a mere "seealso" link stay candidates.
+    for kind in ("replaces", "seealso"):
+        linked = {**patient(P), "link": [{"other": {"reference": "Patient/p-2"}, "type": kind}]}
+        assert assess(facts_from_resources(P, [linked, *resources]), load_rules(), TODAY).eligible

@@ -65,3 +65,18 @@ async def test_a_patient_left_with_no_fact_at_all_is_no_candidate_any_more(tmp_p
         report = await screen_files(store, SERVER, [write(tmp_path / "second.ndjson", [refuted])], as_of=TODAY)
         assert report.patients == 0
         assert reasons(store) == {}
+
+
+async def test_a_patient_merged_into_another_record_since_the_last_run_drops_out(tmp_path: Path) -> None:
+    risky = condition("dup", "C50.9", rid="dup-1")
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        await screen_files(store, SERVER, [write(tmp_path / "first.ndjson", [patient("dup"), risky])], as_of=TODAY)
+        assert reasons(store) == {"dup": {"complex-condition"}}
+
+        merged = {
+            **patient("dup"),
+            "active": False,
+            "link": [{"other": {"reference": "Patient/main"}, "type": "replaced-by"}],
+        }
+        await screen_files(store, SERVER, [write(tmp_path / "second.ndjson", [merged])], as_of=TODAY)
+        assert reasons(store) == {}

@@ -1,8 +1,9 @@
 """One patient against the eligibility rules: eligible or not, a score, and the reasons with evidence.
 
 A patient whose score (the weights of the rules met) reaches ``minimum_score`` is a candidate unless
-excluded — deceased, or already in an open case — and the reasons say why, with the dates and codes
-that met each rule, so a supervisor can check a candidate before enrolling them.
+excluded — deceased, a record merged into another, or already in an open case — and the reasons say
+why, with the dates and codes that met each rule, so a supervisor can check a candidate before
+enrolling them.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def assess(facts: PatientFacts, rules: EligibilityRules, as_of: dt.date) -> Asse
     excluded = None
     if facts.deceased:
         excluded = "deceased"
+    elif facts.replaced_by is not None:
+        excluded = f"merged into {facts.replaced_by}"
     elif facts.open_case:
         excluded = "already in an open case"
     eligible = score >= rules.minimum_score and excluded is None

@@ -20,6 +20,9 @@ from ..mapping import patient_of, read_date
 from ..store import FactRecord as Fact
 from ._rules import EligibilityRules, load_rules
 
+#: A Patient fact's code naming the record it was merged into (``replaced-by|Patient/<id>``).
+REPLACED_BY = "replaced-by"
+
 __all__ = [
     "ConditionFact",
     "EncounterFact",
@@ -52,6 +55,7 @@ class PatientFacts(BaseModel):
 
     patient_id: str
     deceased: bool = False
+    replaced_by: str | None = Field(default=None, description="The record this one was merged into.")
     open_case: bool = False
     encounters: list[EncounterFact] = Field(default_factory=list)
     conditions: list[ConditionFact] = Field(default_factory=list)
@@ -61,6 +65,8 @@ class PatientFacts(BaseModel):
         """Fold one resource's fact in (the facts of other patients are the caller's mistake)."""
         if fact.kind == "patient":
             self.deceased = self.deceased or fact.flag
+            merged = next((c.partition("|")[2] for c in fact.codes if c.startswith(f"{REPLACED_BY}|")), None)
+            self.replaced_by = self.replaced_by or merged
         elif fact.kind == "inpatient" and fact.start is not None:
             self.encounters.append(EncounterFact(kind="inpatient", start=fact.start, end=fact.end))
         elif fact.kind == "emergency" and fact.start is not None:
@@ -92,7 +98,9 @@ def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None
     if not isinstance(rid, str) or not rid:
         return None
     if rtype == "Patient":
-        return Fact(resource_type="Patient", resource_id=rid, patient_id=rid, kind="patient", flag=_deceased(resource))
+        merged = _replaced_by(resource)
+        return Fact(resource_type="Patient", resource_id=rid, patient_id=rid, kind="patient",
+                    flag=_deceased(resource), codes=[f"{REPLACED_BY}|{merged}"] if merged else [])  # fmt: skip
     patient = patient_of(dict(resource))
     if patient is None:
         return None
@@ -107,6 +115,17 @@ def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None
 
 def _deceased(patient: Mapping[str, Any]) -> bool:
     return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
+
+
+def _replaced_by(patient: Mapping[str, Any]) -> str | None:
+    """The record a merged Patient was replaced by (``link`` of type ``replaced-by``): this one is no
+    longer the patient's, and their resources are (or will be) the other's."""
+    for link in patient.get("link") or ():
+        if isinstance(link, Mapping) and link.get("type") == REPLACED_BY:
+            other = link.get("other")
+            reference = other.get("reference") if isinstance(other, Mapping) else None
+            return reference if isinstance(reference, str) and reference else "another record"
+    return None
 
 
 def _codings(concept: Any) -> list[str]:
