@@ -142,3 +142,27 @@ def test_a_patient_record_merged_into_another_is_excluded_naming_the_one_that_re
     for kind in ("replaces", "seealso"):
         linked = {**patient(P), "link": [{"other": {"reference": "Patient/p-2"}, "type": kind}]}
         assert assess(facts_from_resources(P, [linked, *resources]), load_rules(), TODAY).eligible
+
+
+def test_a_stay_recorded_as_a_parent_and_its_ward_encounters_is_one_admission() -> None:
+    parent = encounter(P, "IMP", ago(40), 10, rid="stay")
+    wards = [
+        {**encounter(P, "IMP", ago(40), 2, rid="ward-1"), "partOf": {"reference": "Encounter/stay"}},
+        {**encounter(P, "IMP", ago(38), 8, rid="ward-2"), "partOf": {"reference": "Encounter/stay/_history/2"}},
+    ]
+    assert reasons([parent, *wards]) == set()  # not 3 admissions, and no readmission within the stay
+    # A second stay makes two admissions, its ward encounter still folded in.
+    again = encounter(P, "IMP", ago(5), 2, rid="again")
+    ward = {**encounter(P, "IMP", ago(5), 1, rid="ward-3"), "partOf": {"reference": "Encounter/again"}}
+    facts = facts_from_resources(P, [parent, *wards, again, ward])
+    by_rule = {r.rule: r for r in assess(facts, load_rules(), TODAY).reasons}
+    assert by_rule["frequent-admissions"].evidence == [ago(40).isoformat(), ago(5).isoformat()]
+    assert by_rule["readmission"].evidence == [ago(5).isoformat()]  # 25 days after the stay's discharge
+
+
+def test_a_sub_encounter_whose_parent_is_not_an_admission_still_counts() -> None:
+    # The parent was not read (or is an emergency visit): the inpatient part is the admission.
+    ed = encounter(P, "EMER", ago(30), rid="ed")
+    admitted = {**encounter(P, "IMP", ago(30), 3, rid="adm"), "partOf": {"reference": "Encounter/ed"}}
+    orphan = {**encounter(P, "IMP", ago(200), 3, rid="orphan"), "partOf": {"reference": "Encounter/unseen"}}
+    assert "frequent-admissions" in reasons([ed, admitted, orphan])

@@ -64,7 +64,8 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
     evidence: list[str] = []
     n = 0
     if rule.kind == "encounter-count":
-        dates = [e.start for e in facts.encounters if e.kind == rule.encounter and since <= e.start <= as_of]
+        visits = facts.visits(rule.encounter) if rule.encounter is not None else []
+        dates = [e.start for e in visits if since <= e.start <= as_of]
         n, evidence = len(dates), [d.isoformat() for d in sorted(dates)]
         met = n >= rule.at_least
     elif rule.kind == "readmission":
@@ -89,7 +90,7 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
 
 def _readmissions(facts: PatientFacts, within_days: int, since: dt.date, as_of: dt.date) -> list[str]:
     """Admissions inside the window that began within ``within_days`` of an earlier inpatient discharge."""
-    stays = sorted((e for e in facts.encounters if e.kind == "inpatient"), key=lambda e: e.start)
+    stays = sorted(facts.visits("inpatient"), key=lambda e: e.start)
     found: list[str] = []
     for earlier, later in zip(stays, stays[1:]):
         ended = earlier.end or earlier.start

@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..mapping import patient_of, read_date
+from ..mapping import parse_reference, patient_of, read_date
 from ..store import FactRecord as Fact
 from ._rules import EligibilityRules, load_rules
 
 #: A Patient fact's code naming the record it was merged into (``replaced-by|Patient/<id>``).
 REPLACED_BY = "replaced-by"
+#: An Encounter fact's code naming the Encounter it is part of (``part-of|<id>``).
+PART_OF = "part-of"
 
 __all__ = [
     "ConditionFact",
@@ -38,6 +40,8 @@ class EncounterFact(BaseModel):
     kind: Literal["inpatient", "emergency"]
     start: dt.date
     end: dt.date | None = None
+    id: str = ""
+    part_of: str | None = Field(default=None, description="The id of the Encounter this one is part of.")
 
 
 class ConditionFact(BaseModel):
@@ -65,16 +69,29 @@ class PatientFacts(BaseModel):
         """Fold one resource's fact in (the facts of other patients are the caller's mistake)."""
         if fact.kind == "patient":
             self.deceased = self.deceased or fact.flag
-            merged = next((c.partition("|")[2] for c in fact.codes if c.startswith(f"{REPLACED_BY}|")), None)
-            self.replaced_by = self.replaced_by or merged
-        elif fact.kind == "inpatient" and fact.start is not None:
-            self.encounters.append(EncounterFact(kind="inpatient", start=fact.start, end=fact.end))
-        elif fact.kind == "emergency" and fact.start is not None:
-            self.encounters.append(EncounterFact(kind="emergency", start=fact.start, end=fact.end))
+            self.replaced_by = self.replaced_by or _tagged(fact.codes, REPLACED_BY)
+        elif fact.kind in ("inpatient", "emergency") and fact.start is not None:
+            kind: Literal["inpatient", "emergency"] = "inpatient" if fact.kind == "inpatient" else "emergency"
+            part_of = _tagged(fact.codes, PART_OF)
+            self.encounters.append(
+                EncounterFact(kind=kind, start=fact.start, end=fact.end, id=fact.resource_id, part_of=part_of)
+            )
         elif fact.kind == "condition" and fact.codes:
             self.conditions.append(ConditionFact(codes=fact.codes))
         elif fact.kind == "screen" and fact.start is not None and fact.codes:
             self.screens.append(ScreenFact(panel=fact.codes[0], on=fact.start, positive=fact.flag))
+
+    def visits(self, kind: Literal["inpatient", "emergency"]) -> list[EncounterFact]:
+        """The patient's stays (or emergency visits) of ``kind``: an Encounter ``partOf`` another of the
+        same kind — a ward's sub-encounter of one hospitalisation — is folded into it, not counted as
+        an admission of its own. One whose parent was not read, or is of another kind, counts."""
+        ids = {e.id for e in self.encounters if e.kind == kind}
+        return [e for e in self.encounters if e.kind == kind and (e.part_of is None or e.part_of not in ids)]
+
+
+def _tagged(codes: Iterable[str], tag: str) -> str | None:
+    """The value of a fact's ``tag|value`` code, if it carries one."""
+    return next((c.partition("|")[2] for c in codes if c.startswith(f"{tag}|")), None)
 
 
 def facts_from_resources(
@@ -159,7 +176,11 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
     if kind is None or start is None:
         return None
     end = read_date(period.get("end")) if isinstance(period, Mapping) else None
-    return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start, end=end)
+    parent = resource.get("partOf")
+    parsed = parse_reference(parent.get("reference")) if isinstance(parent, Mapping) else None
+    codes = [f"{PART_OF}|{parsed[1]}"] if parsed is not None and parsed[0] == "Encounter" else []
+    return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start, end=end,
+                codes=codes)  # fmt: skip
 
 
 def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
