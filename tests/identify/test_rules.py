@@ -166,3 +166,13 @@ def test_a_sub_encounter_whose_parent_is_not_an_admission_still_counts() -> None
     admitted = {**encounter(P, "IMP", ago(30), 3, rid="adm"), "partOf": {"reference": "Encounter/ed"}}
     orphan = {**encounter(P, "IMP", ago(200), 3, rid="orphan"), "partOf": {"reference": "Encounter/unseen"}}
     assert "frequent-admissions" in reasons([ed, admitted, orphan])
+
+
+@pytest.mark.parametrize(
+    "abatement",
+    [{"abatementDateTime": "2025-01-10"}, {"abatementAge": {"value": 40, "unit": "a"}}, {"abatementString": "2019"}],
+)
+def test_an_abated_condition_without_a_clinical_status_does_not_count(abatement: dict) -> None:
+    abated = {k: v for k, v in condition(P, "C34.90").items() if k != "clinicalStatus"}
+    assert reasons([{**abated, **abatement}]) == set()
+    assert reasons([abated]) == {"complex-condition"}  # no status and no abatement: it stands

@@ -184,8 +184,11 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
 
 
 def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
-    if _status_code(resource.get("clinicalStatus")) in rules.ignored_condition_statuses:
+    clinical = _status_code(resource.get("clinicalStatus"))
+    if clinical in rules.ignored_condition_statuses:
         return None
+    if clinical is None and any(k.startswith("abatement") for k in resource):
+        return None  # abated, its status left out: a condition abated is over (FHIR's con-4)
     if _status_code(resource.get("verificationStatus")) in rules.ignored_verification_statuses:
         return None
     codes = _codings(resource.get("code"))
