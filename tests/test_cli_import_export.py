@@ -79,6 +79,21 @@ def test_reimport_reports_nothing_changed(db: str) -> None:
     assert (summary["cases_created"], summary["cases_updated"]) == (0, 0) and summary["cases_unchanged"] >= 1
 
 
+def test_files_saved_with_a_byte_order_mark_are_imported(db: str, tmp_path: Path) -> None:
+    """Windows tools start UTF-8 files with one: JSON has no place for it, the file is still JSON."""
+    generated = runner.invoke(app, ["generate", "--cases", "2"])
+    cases = tmp_path / "cases.jsonl"
+    cases.write_bytes(b"\xef\xbb\xbf" + generated.stdout.encode())
+    mapped = runner.invoke(app, ["map", str(cases)])
+    assert mapped.exit_code == 0, mapped.output
+    bundles = tmp_path / "bundle.json"
+    bundles.write_bytes(b"\xef\xbb\xbf" + mapped.stdout.splitlines()[0].encode())
+    for path in (cases, bundles):
+        result = runner.invoke(app, ["import", str(path)])
+        assert result.exit_code == 0, result.output
+    assert len(stored(db)) == 2
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

@@ -69,6 +69,16 @@ def test_files_are_screened_ranked_and_the_best_enrolled(tmp_path: Path, env: di
     assert len(listed.stdout.strip().splitlines()) == 3
 
 
+def test_files_saved_with_a_byte_order_mark_are_read(tmp_path: Path, env: dict[str, str]) -> None:
+    """Windows tools start UTF-8 files with one; it is no part of the first resource."""
+    expected = write_export(tmp_path / "export", "bom", 1)
+    for path in (tmp_path / "export").iterdir():
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = run(env, "--ndjson", str(tmp_path / "export"), "--json", "--top", "1000")
+    assert result.exit_code == 0, result.output
+    assert {c["patient_id"] for c in json.loads(result.stdout)["candidates"]} == set(expected)
+
+
 def test_a_line_that_is_not_a_resource_stops_the_run_naming_file_and_line(tmp_path: Path, env: dict[str, str]) -> None:
     write_export(tmp_path / "export", "bad", 1)
     with (tmp_path / "export" / "Condition.ndjson").open("ab") as handle:

@@ -176,6 +176,8 @@ async def _lines(files: Sequence[Path]) -> AsyncIterator[dict[str, Any]]:
     for path in files:
         with path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
+                if number == 1:
+                    line = line.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark Windows tools write
                 if not line.strip():
                     continue
                 try:

@@ -179,10 +179,8 @@ def parse_file(path: str | Path, *, forced: FhirVersion | None = None) -> Parsed
     """Read and parse one file (``-`` is stdin)."""
     name = str(path)
     try:
-        if name == "-":
-            text = sys.stdin.read()
-        else:
-            text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: files saved by Windows tools start with a byte-order mark, which is no JSON.
+        text = sys.stdin.read().removeprefix("\ufeff") if name == "-" else Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(
             name, None, f"cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}"

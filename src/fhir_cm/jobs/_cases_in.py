@@ -26,7 +26,10 @@ def read_cases(source: str) -> list[Case]:
     """The cases in the file ``source`` (``-``: stdin); a file without any is refused, as a wrong
     file named by mistake would otherwise pass as "nothing to do"."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        # utf-8-sig: files saved by Windows tools start with a byte-order mark, which is no JSON.
+        text = (
+            sys.stdin.read().removeprefix("\ufeff") if source == "-" else Path(source).read_text(encoding="utf-8-sig")
+        )
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseInputError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
     cases = parse_cases(text)
