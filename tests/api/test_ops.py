@@ -50,21 +50,28 @@ def test_shutdown_waits_for_the_start_up_warming_before_the_store_is_closed(
 ) -> None:
     """An in-memory store shares one connection: closed under a warming thread, SQLite may crash."""
     import threading
-    import time
 
     import fhir_cm.api._app as app_module
 
-    finished = threading.Event()
+    warming, release, finished = threading.Event(), threading.Event(), threading.Event()
 
-    def slow_warming(*args: object, **kwargs: object) -> int:
-        time.sleep(0.5)
+    def held_warming(*args: object, **kwargs: object) -> int:
+        warming.set()
+        release.wait(timeout=60)
         finished.set()
         return 0
 
-    monkeypatch.setattr(app_module, "warm_case_cache", slow_warming)
-    with TestClient(app):
-        pass
-    assert finished.is_set()
+    monkeypatch.setattr(app_module, "warm_case_cache", held_warming)
+    client = TestClient(app)
+    client.__enter__()
+    assert warming.wait(timeout=60)
+    shutdown = threading.Thread(target=client.__exit__, args=(None, None, None))
+    shutdown.start()
+    shutdown.join(timeout=0.5)
+    stopped_early = not shutdown.is_alive()  # with the warming held, a shutdown that waits cannot be over
+    release.set()
+    shutdown.join(timeout=60)
+    assert not stopped_early and finished.is_set() and not shutdown.is_alive()
 
 
 def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:

@@ -380,8 +380,11 @@ def _hold(page: Any, pattern: str) -> list[Any]:
 def _release(page: Any, pattern: str, held: list[Any], count: int) -> None:
     """Waits for ``count`` held requests, then lets them through (those the page gave up on are gone)
     and waits for the page's requests to settle."""
-    while len(held) < count:
+    for _ in range(1500):  # polled, up to 30 s: the page's own requests reach the route in their time
+        if len(held) >= count:
+            break
         page.wait_for_timeout(20)
+    assert len(held) >= count, f"{len(held)} of {count} requests to {pattern} were made"
     page.unroute(pattern)
     for route in held:
         with contextlib.suppress(playwright_sync.Error):
