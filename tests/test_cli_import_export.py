@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 from fhir_cm.cli import app
 from fhir_cm.domain import Case
-from fhir_cm.store import list_cases, open_store
+from fhir_cm.store import list_audit, list_cases, open_store
 from tests.fixtures_hl7 import CASE_MANAGEMENT_TYPES, hl7_examples
 from tests.mapping.fhir_check import validate_bundle
 
@@ -131,3 +132,16 @@ def test_bad_options_and_unknown_case(db: str) -> None:
     assert version.exit_code == 2 and "R4 or R5" in version.stderr
     assert unknown.exit_code == 1 and unknown.stderr.strip() == "fhir-cm: error: no case no-such-case in the store"
     assert forced.exit_code == 2 and "auto, R4 or R5" in forced.stderr
+
+
+def test_an_import_is_audited_per_case_it_wrote_naming_the_account(db: str) -> None:
+    generated = runner.invoke(app, ["generate", "--cases", "2", "--seed", "9"])
+    imported = runner.invoke(app, ["import", "-"], input=generated.stdout)
+
+    assert imported.exit_code == 0, imported.stderr
+    ids = {Case.model_validate_json(line).id for line in generated.stdout.splitlines()}
+    with open_store(db) as store, store.session(read_only=True) as s:
+        rows = list_audit(s)
+    assert {(r.principal, r.action, r.case_id) for r in rows} == {
+        (f"cli:{getpass.getuser()}", "import", case_id) for case_id in ids
+    }

@@ -4,6 +4,7 @@ stops the run with its file and line, and nothing is taken from it."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fhir_cm.cli import app
-from fhir_cm.store import count_candidates, list_outbox, open_store
+from fhir_cm.store import count_candidates, list_audit, list_outbox, open_store
 
 from .population import PROFILES, population
 
@@ -62,6 +63,10 @@ def test_files_are_screened_ranked_and_the_best_enrolled(tmp_path: Path, env: di
     assert [e["patient_id"] for e in enrolled] == [c["patient_id"] for c in best]
     with open_store(env["FHIR_CM_DATABASE_URL"]) as store, store.session(read_only=True) as s:
         assert {i.case_id for i in list_outbox(s)} == {e["case_id"] for e in enrolled}
+        audit = list_audit(s)
+    assert {(a.principal, a.action, a.case_id) for a in audit} == {
+        (f"cli:{getpass.getuser()}", "enrol", e["case_id"]) for e in enrolled
+    }
 
     listed = run(env, "--ndjson", str(tmp_path / "export"), "--top", "3")
     assert listed.exit_code == 0, listed.output

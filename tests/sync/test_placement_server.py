@@ -11,6 +11,7 @@ Through the API, a facility's rejection and its reason are read back, and it can
 from __future__ import annotations
 
 import asyncio
+import getpass
 import uuid
 from typing import Any
 
@@ -143,6 +144,9 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
     )
     assert result.exit_code == 0, result.output
     assert f"hha-{tag}" in result.stdout and "requested" in result.stdout
+    with store.session(read_only=True) as s:
+        (row,) = list_audit(s, case_id=case.id)
+    assert (row.principal, row.action) == (f"cli:{getpass.getuser()}", "placement-offer")
     bad = CliRunner().invoke(
         cli_app,
         ["placement", "offer", "--case", case.id, "--setting", "moon", "--candidate", "x", "--fhir-base", fhir_server],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fhir_cm.store import (
     Store,
     add_conflict,
     get_case,
+    list_audit,
     list_conflicts,
     list_outbox,
     open_store,
@@ -186,3 +188,10 @@ def test_the_conflicts_command_lists_and_resolves(store: Store, tmp_path: Path) 
     assert {g.id: g.achievement for g in stored(store, base.id).goals}["goal-1"] == "improving"
     assert again.exit_code == 1 and "no open conflict" in again.stderr
     assert after.stdout == ""
+    with store.session(read_only=True) as s:  # audited as the API's resolutions are, naming the account
+        (row,) = list_audit(s, case_id=base.id)
+    assert (row.principal, row.action, row.detail) == (
+        f"cli:{getpass.getuser()}",
+        "resolve-conflict",
+        f"conflict:{conflict_id}:local",
+    )

@@ -128,6 +128,7 @@ def import_command(
     from ..config import get_settings
     from ..interchange import import_files
     from ..store import open_store
+    from ._audit import audited
 
     if fhir_version.upper() not in ("AUTO", "R4", "R5"):
         raise fail(f"--fhir-version must be auto, R4 or R5 (got {fhir_version!r})", code=2)
@@ -138,6 +139,7 @@ def import_command(
             files,
             settings,
             fhir_version=fhir_version.lower() if fhir_version.upper() == "AUTO" else fhir_version.upper(),
+            then=audited("import", lambda written: written),
         )
     if as_json:
         typer.echo(report.model_dump_json())

@@ -68,6 +68,7 @@ def identify_command(
     from ..config import get_settings
     from ..domain import ProgrammeType
     from ..jobs import enrol, require_fhir_base, run_identify, run_identify_files
+    from ._audit import audited
     from ..store import list_candidates
 
     try:
@@ -94,7 +95,17 @@ def identify_command(
                     on_progress=progress,
                 )
             )  # fmt: skip
-        enrolled = enrol(store, settings, top=enrol_top, programme=chosen_programme) if enrol_top else None
+        enrolled = (
+            enrol(
+                store,
+                settings,
+                top=enrol_top,
+                programme=chosen_programme,
+                then=audited("enrol", lambda report: [e.case_id for e in report.enrolled]),
+            )
+            if enrol_top
+            else None
+        )
         with store.session(read_only=True) as s:
             candidates = list_candidates(s, server, limit=top)
     if as_json:

@@ -75,6 +75,7 @@ def offer_command(
     """One ServiceRequest and one request-fulfillment Task per candidate on the server; prints the offer."""
     from ..domain import CareSetting
     from ..jobs import offer_to_facilities
+    from ._audit import audited
 
     try:
         wanted = CareSetting(setting)
@@ -84,7 +85,17 @@ def offer_command(
         ) from None
     settings = _settings(fhir_base)
     with open_configured_store() as store, reported():
-        offer = asyncio.run(offer_to_facilities(store, settings, case, wanted, candidate, service=service))
+        offer = asyncio.run(
+            offer_to_facilities(
+                store,
+                settings,
+                case,
+                wanted,
+                candidate,
+                service=service,
+                then=audited("placement-offer", lambda o: [o.case_id], lambda o: f"placement:{o.id}"),
+            )
+        )
     _show(offer, as_json)
 
 
@@ -115,8 +126,17 @@ def choose_command(
     """The chosen Task "selected", the others cancelled ("not selected"); the facility joins the care team
     as the provider of the case's next stay (queued for the next push)."""
     from ..jobs import choose_facility
+    from ._audit import audited
 
     settings = _settings(fhir_base)
     with open_configured_store() as store, reported():
-        offer = asyncio.run(choose_facility(store, settings, placement, candidate))
+        offer = asyncio.run(
+            choose_facility(
+                store,
+                settings,
+                placement,
+                candidate,
+                then=audited("placement-choose", lambda o: [o.case_id], lambda o: f"placement:{o.id}:{candidate}"),
+            )
+        )
     _show(offer, as_json)

@@ -427,10 +427,17 @@ def conflicts_resolve_command(
 ) -> None:
     """Settle a conflict: keep the local value (queued for the next push) or the server's."""
     from ..jobs import settle_conflict
+    from ._audit import audited
 
     if keep not in ("local", "server"):
         raise fail(f"--keep must be local or server (got {keep!r})", code=2)
     with open_configured_store() as store, reported():
-        done = settle_conflict(store, conflict_id, "local" if keep == "local" else "server", resolved_by=resolved_by)
+        done = settle_conflict(
+            store,
+            conflict_id,
+            "local" if keep == "local" else "server",
+            resolved_by=resolved_by,
+            then=audited("resolve-conflict", lambda c: [c.case_id], lambda _: f"conflict:{conflict_id}:{keep}"),
+        )
     later = "; the case is queued for the next push" if keep == "local" else ""
     typer.echo(f"fhir-cm: conflict {done.id} resolved, keeping the {keep} value{later}", err=True)

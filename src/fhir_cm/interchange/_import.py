@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +130,10 @@ class _Run:
         self.report = _Counts()
         self.memo: dict[str, tuple[frozenset[tuple[str, str, str, str]], CaseView]] = {}
 
-    def write(self, session: Session, parsed: ParsedFile, items: list[tuple[FhirItem, ResourceKey, str]]) -> None:
-        """One file's resources and cases, in the caller's transaction (the case row first: resources refer to it)."""
+    def write(self, session: Session, parsed: ParsedFile, items: list[tuple[FhirItem, ResourceKey, str]]) -> list[str]:
+        """One file's resources and cases, in the caller's transaction (the case row first: resources
+        refer to it); returns the ids of the cases it wrote."""
+        written = [document.case.id for document in parsed.cases]
         for document in parsed.cases:
             case_id = document.case.id
             record = get_case_record(session, case_id)
@@ -158,6 +160,8 @@ class _Run:
             for version in ("R4", "R5"):
                 pairs = [(k.value, i.resource) for i, k in mine if i.version == version]
                 put_resources(session, case_id, pairs, fhir_version=version, now=now)
+            written.append(case_id)
+        return list(dict.fromkeys(written))
 
     def save(self, session: Session, merged: Case | None, source: Case) -> None:
         """Save the merged case, or ``source``'s when the store's changes no longer fit with it (reported)."""
@@ -226,12 +230,18 @@ class _Counts:
 
 
 def import_files(
-    store: Store, paths: Iterable[str | Path], settings: Settings, *, fhir_version: str = "auto"
+    store: Store,
+    paths: Iterable[str | Path],
+    settings: Settings,
+    *,
+    fhir_version: str = "auto",
+    then: Callable[[Session, list[str]], None] | None = None,
 ) -> ImportReport:
     """Import FHIR resources/Bundles (R4 or R5) and case JSON from ``paths`` (``-``: stdin) into ``store``.
 
     ``fhir_version`` ``auto`` decides the release per resource (``_files.py``); ``R4``/``R5`` forces
     it. Raises :class:`BadInputError` (nothing written) when a file is not JSON, not FHIR, nor cases.
+    ``then`` runs in each file's transaction with the ids of the cases it wrote (an audit record, say).
     """
     forced = explicit_fhir_version(fhir_version)
     default = fhir_version_without_server(fhir_version, settings.fhir_version)
@@ -246,6 +256,8 @@ def import_files(
     for n, parsed in enumerate(files):
         mine = {k: (item, k, c) for (item, k, f), c in zip(keyed, case_ids) if f == n}  # the last copy of a key wins
         with store.session() as session:
-            run.write(session, parsed, list(mine.values()))
+            written = run.write(session, parsed, list(mine.values()))
+            if then is not None:
+                then(session, written)
         placed.update({k: (c, str(item.version)) for k, (item, _, c) in mine.items()})
     return run.report.build(files, placed)
