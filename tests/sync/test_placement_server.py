@@ -25,9 +25,10 @@ from fhir_cm.cli import app as cli_app
 from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting, Case, CaseStatus, Party, StayStatus
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.jobs import placements_of
+from fhir_cm.jobs import choose_facility, follow_placement, placements_of
 from fhir_cm.store import ApiRole, Store, create_api_key, get_case, get_case_record, list_audit, save_case
 from fhir_cm.sync import PlacementError, choose_placement, offer_placement, read_placement
+from tests.servers import RunningServer
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import enrol
 
@@ -351,3 +352,32 @@ async def test_an_answer_changed_while_choosing_is_not_overwritten(
         ("rejected", "no beds after all"),
         ("accepted", None),
     ]
+
+
+async def test_an_offer_is_read_and_settled_only_on_the_server_it_was_made_on(
+    store: Store, raw: AsyncFhirClient, settings: Settings, memory_fhir: RunningServer
+) -> None:
+    """The store records the server each offer was made on; its Task ids mean nothing on another. Followed or
+    settled with another server configured, the offer is refused (naming its server) instead of reading each
+    Task there as deleted — which overwrote the answers recorded — or changing whatever Task had that id."""
+    tag = uuid.uuid4().hex[:10]
+    facility = f"snf-{tag}"
+    await put_organisations(raw, facility)
+    case = await enrol(store, raw, settings, tag)
+    offer = await offer_placement(store, raw, settings, case.id, CareSetting.SKILLED_NURSING, [facility])
+    await answer(raw, offer.candidates[0].task_id, "accepted")
+    assert [c.status for c in (await read_placement(store, raw, offer.id)).candidates] == ["accepted"]
+
+    elsewhere = settings.model_copy(update={"fhir_base": memory_fhir.base_url})
+    with pytest.raises(PlacementError, match=f"made on {raw.base_url}"):
+        await follow_placement(store, elsewhere, offer.id)
+    with pytest.raises(PlacementError, match=f"made on {raw.base_url}"):
+        await choose_facility(store, elsewhere, offer.id, facility)
+    (kept,) = placements_of(store, case.id)
+    assert ([c.status for c in kept.candidates], kept.chosen) == (["accepted"], None)
+    with store.session(read_only=True) as s:
+        untouched = get_case(s, case.id)
+    assert untouched is not None and untouched.team == [] and untouched.stays == []
+
+    settled = await choose_facility(store, settings, offer.id, facility)  # on its own server it still settles
+    assert settled.chosen == facility

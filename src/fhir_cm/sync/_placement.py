@@ -67,10 +67,17 @@ def _open_case(session: Session, case_id: str) -> CaseRecord:
     return record
 
 
-def _recorded(session: Session, placement_id: str) -> Placement:
+def _recorded(session: Session, placement_id: str, client: AsyncFhirClient) -> Placement:
+    """The offer as recorded, if it was made on ``client``'s server: its Task ids mean nothing on another,
+    where each would read as deleted (overwriting the answers recorded) or name some other Task."""
     offer = get_placement(session, placement_id)
     if offer is None:
         raise PlacementError(f"no placement {placement_id}")
+    if offer.server_base != client.base_url:  # both as the client normalises a base
+        raise PlacementError(
+            f"placement {placement_id} was made on {offer.server_base}, not {client.base_url}:"
+            " follow and settle it with that server configured"
+        )
     return offer
 
 
@@ -173,7 +180,7 @@ async def read_placement(store: Store, client: AsyncFhirClient, placement_id: st
     Communications ``partOf`` it), stored and returned; a Task the server no longer holds reads as
     ``deleted`` (out of the running), the others are still followed."""
     with store.session(read_only=True) as session:
-        offer = _recorded(session, placement_id)
+        offer = _recorded(session, placement_id, client)
     answers = []
     for c in offer.candidates:
         try:
@@ -216,7 +223,7 @@ async def choose_placement(
     in the transaction that saves the case). Only a candidate whose Task is ``accepted`` on the server
     may be chosen (answers are read back first), and only while the case is open."""
     with store.session(read_only=True) as session:  # before any Task changes: a case closed since is not placed
-        _open_case(session, _recorded(session, placement_id).case_id)
+        _open_case(session, _recorded(session, placement_id, client).case_id)
     offer = await read_placement(store, client, placement_id)
     chosen = next((c for c in offer.candidates if c.organization == organization), None)
     if chosen is None:
