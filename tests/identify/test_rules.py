@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_cm.identify import RulesError, assess, facts_from_resources, load_rules
+from fhir_cm.identify import RulesError, assess, fact_of, facts_from_resources, load_rules
 from fhir_cm.identify import _rules as rules_module
 
 from .population import PROFILES, SNOMED, condition, encounter, patient, profile_resources, screen
@@ -176,3 +176,24 @@ def test_an_abated_condition_without_a_clinical_status_does_not_count(abatement:
     abated = {k: v for k, v in condition(P, "C34.90").items() if k != "clinicalStatus"}
     assert reasons([{**abated, **abatement}]) == set()
     assert reasons([abated]) == {"complex-condition"}  # no status and no abatement: it stands
+
+
+def test_which_screen_statuses_count_is_read_from_the_rules_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered or preliminary screen counts and a cancelled or entered-in-error one does not — as the
+    file says: a programme that waits for final answers lists the others there, with no code change."""
+    asked = {s: {**screen(P, ago(10), positive=True), "status": s} for s in ("registered", "preliminary", "final")}
+    kept = {s: reasons([r]) for s, r in asked.items()}
+    assert kept == {s: {"social-needs"} for s in asked}
+    for status in ("cancelled", "entered-in-error"):
+        assert reasons([{**screen(P, ago(10), positive=True), "status": status}]) == set()
+
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    assert data["ignored_screen_statuses"] == ["cancelled", "entered-in-error"]
+    data["ignored_screen_statuses"] = ["cancelled", "entered-in-error", "registered", "preliminary"]
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    waiting = rules_module.load_rules.__wrapped__()
+    counted = {s: fact_of(r, waiting) is not None for s, r in asked.items()}
+    assert counted == {"registered": False, "preliminary": False, "final": True}

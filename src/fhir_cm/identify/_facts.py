@@ -201,7 +201,7 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
 
 
 def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
-    if resource.get("status") in ("cancelled", "entered-in-error"):
+    if resource.get("status") in rules.ignored_screen_statuses:
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
     on = read_date(resource.get("effectiveDateTime")) or read_date((resource.get("effectivePeriod") or {}).get("start"))

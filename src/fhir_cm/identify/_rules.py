@@ -66,6 +66,7 @@ class EligibilityRules(BaseModel):
     ignored_encounter_statuses: frozenset[str]
     ignored_condition_statuses: frozenset[str]
     ignored_verification_statuses: frozenset[str]
+    ignored_screen_statuses: frozenset[str]
     rules: tuple[Rule, ...]
     screens: ScreenRules
     value_sets: dict[str, dict[str, tuple[str, ...]]]
