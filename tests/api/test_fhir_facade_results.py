@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 # The module-scoped ``world`` fixture of the façade tests, shared (its parameters shadow the import).
-from tests.mapping.fhir_check import validate_bundle
+from tests.mapping.fhir_check import validate, validate_bundle
 
 from .test_fhir_facade import TYPES, READER, World, get, matches, saved_at, search_ids, walk, world  # noqa: F401
 
@@ -120,6 +120,26 @@ def test_elements_keeps_the_mandatory_elements_so_subsets_stay_valid(world: Worl
         validate_bundle(bundle, version)
     goal = matches(get(world.client, "/fhir/Goal?_elements=identifier&_count=1"))[0]
     assert set(goal) == {"resourceType", "id", "meta", "identifier", "lifecycleStatus", "description", "subject"}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_read_takes_elements_and_summary_as_a_search_does(world: World, version: str) -> None:
+    """FHIR defines _elements and _summary for a read too: a client asking one resource for two elements got
+    the whole of it, untagged, and may have taken it as all there is (or sent back more than it meant to)."""
+    for rtype in TYPES:
+        (found,) = matches(get(world.client, f"/fhir/{rtype}?_elements=identifier&_count=1&_fhirVersion={version}"))
+        read = get(world.client, f"/fhir/{rtype}/{found['id']}?_elements=identifier&_fhirVersion={version}")
+        assert read == found, rtype  # the search's subset: mandatory elements kept, tagged SUBSETTED
+        assert any(t["code"] == "SUBSETTED" for t in read["meta"]["tag"]), rtype
+        validate(read, version)
+    goal = get(world.client, f"/fhir/Goal/{world.cases[0].goals[0].id}")
+    assert "target" in goal and "SUBSETTED" not in str(goal.get("meta"))
+    assert get(world.client, f"/fhir/Goal/{goal['id']}?_summary=false") == goal
+    subset = get(world.client, f"/fhir/Goal/{goal['id']}?_elements=lifecycleStatus,subject")
+    assert set(subset) == {"resourceType", "id", "meta", "lifecycleStatus", "subject", "description"}
+    for bad in ("_summary=count", "_summary=text", "_elements=target.dueDate"):
+        refused = world.client.get(f"/fhir/Goal/{goal['id']}?{bad}", headers=READER)
+        assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome", bad
 
 
 def test_post_search_answers_as_get(world: World) -> None:

@@ -6,7 +6,7 @@ declares and parses (``_params``, ``_match``), an index of the stored resources 
 OperationOutcome errors (``_errors``). The routes in ``api/routes/fhir.py`` only join them.
 """
 
-from ._bundle import page_of, searchset, sort_matches
+from ._bundle import page_of, searchset, sort_matches, subset
 from ._capability import capability_statement
 from ._errors import (
     FacadeError,
@@ -23,7 +23,7 @@ from ._errors import (
 )
 from ._index import FacadeIndex
 from ._negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
-from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, includes_for, parse_search, revincludes_for
+from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, includes_for, parse_read, parse_search, revincludes_for
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -48,8 +48,10 @@ __all__ = [
     "operation_outcome",
     "includes_for",
     "page_of",
+    "parse_read",
     "parse_search",
     "revincludes_for",
     "searchset",
     "sort_matches",
+    "subset",
 ]

@@ -21,7 +21,7 @@ from ._index import Indexed
 from ._match import sort_text
 from ._params import SearchRequest
 
-__all__ = ["page_of", "searchset", "sort_matches"]
+__all__ = ["page_of", "searchset", "sort_matches", "subset"]
 
 
 def _link(url: str, request: SearchRequest, offset: int) -> str:
@@ -111,9 +111,9 @@ _MANDATORY: dict[str, frozenset[str]] = {
 }
 
 
-def _subset(body: bytes, elements: Sequence[str]) -> Any:
+def subset(body: bytes, elements: Sequence[str]) -> Any:
     """``_elements``: the resource with only the elements asked for (and those every resource keeps,
-    and its type's mandatory ones), tagged SUBSETTED as FHIR requires."""
+    and its type's mandatory ones), tagged SUBSETTED as FHIR requires — a search's matches and a read alike."""
     resource = orjson.loads(body)
     mandatory = _MANDATORY.get(resource["resourceType"], frozenset())
     kept = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements or k in mandatory}
@@ -144,7 +144,7 @@ def searchset(
     base = url.rsplit("/", 1)[0]
 
     def resource(r: Indexed) -> Any:
-        return _subset(r.body, request.elements) if request.elements is not None else orjson.Fragment(r.body)
+        return subset(r.body, request.elements) if request.elements is not None else orjson.Fragment(r.body)
 
     entries: list[dict[str, Any]] = [
         {"fullUrl": f"{url}/{r.id}", "resource": resource(r), "search": {"mode": "match"}} for r in page

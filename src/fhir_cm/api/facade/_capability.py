@@ -22,6 +22,7 @@ _DOC = (
     "resource that carries none. Search results are in id order, paged with _count (default {default}, "
     "at most {maximum}) and next/previous links; _sort, _summary=count, _elements, _include and "
     "_revinclude as each type declares; the same search by POST [type]/_search with a form body. "
+    "A read takes _elements (and _summary=false) as a search does. "
     "Unknown search parameters are refused (400), or with Prefer: handling=lenient ignored and "
     "reported in an OperationOutcome entry (search.mode=outcome). "
     "R4 by default; R5 with Accept: application/fhir+json; fhirVersion=5.0 (or ?_fhirVersion=5.0)."

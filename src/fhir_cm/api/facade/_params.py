@@ -33,6 +33,7 @@ __all__ = [
     "EMPTY_REVINCLUDES",
     "includes_for",
     "params_for",
+    "parse_read",
     "parse_search",
     "revincludes_for",
 ]
@@ -265,6 +266,21 @@ def parse_search(
     request = SearchRequest(criteria, count, offset, link_params, ignored=sorted(set(unknown)))
     _shape(resource_type, known, control, request)
     return request
+
+
+def parse_read(resource_type: str, items: Iterable[tuple[str, str]]) -> tuple[str, ...] | None:
+    """``_summary`` and ``_elements`` of a read (``GET [type]/[id]?…``), understood as a search understands
+    them: the top-level elements to return, or None for the whole resource. FHIR defines both for a read
+    as for a search, but ``_summary=count`` for searches only (a read has no total to give)."""
+    control: dict[str, list[str]] = {}
+    for name, value in items:
+        if name in ("_summary", "_elements"):
+            control.setdefault(name, []).append(value)
+    shape = SearchRequest([], 0, 0, [])
+    _shape(resource_type, params_for(resource_type), control, shape)
+    if shape.summary_count:
+        raise InvalidSearch("_summary=count is for searches: a read answers with the resource")
+    return shape.elements
 
 
 def _values(control: dict[str, list[str]], name: str) -> list[str]:

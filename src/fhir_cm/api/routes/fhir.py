@@ -49,9 +49,11 @@ from ..facade import (
     operation_outcome,
     InvalidSearch,
     page_of,
+    parse_read,
     parse_search,
     searchset,
     sort_matches,
+    subset,
     UnsupportedMediaType,
 )
 
@@ -213,6 +215,15 @@ _SEARCH_QUERY = [
     }.items()
 ]
 
+#: What a read takes besides the version negotiation: the subset of the resource to return.
+_READ_QUERY = [
+    {"name": name, "in": "query", "required": False, "schema": _STRING, "description": text}
+    for name, text in {
+        "_elements": "Top-level elements to return (the mandatory ones kept; the resource tagged SUBSETTED)",
+        "_summary": "false (the whole resource); count is for searches only",
+    }.items()
+]
+
 
 def build_fhir_router(
     get_session: Callable[..., Any],
@@ -270,20 +281,23 @@ def build_fhir_router(
         "/{resource_type}/{resource_id}",
         response_class=_FhirJSON,
         summary="Read a resource",
-        responses={200: _resource_answer("The resource"), **{k: v for k, v in _ERRORS.items() if k != 400}},
+        responses={200: _resource_answer("The resource"), **_ERRORS},
+        openapi_extra={"parameters": _READ_QUERY},
     )
     def read(
         request: Request, resource_type: str, resource_id: str, principal: Any = reader, session: Any = session_dep
     ) -> Response:
-        """One resource by id (its business-identifier value), with ETag and Last-Modified."""
+        """One resource by id (its business-identifier value), with ETag and Last-Modified; ``_elements``
+        (and ``_summary=false``) as a search takes them, the subset tagged SUBSETTED."""
         _served(resource_type)
         version = _version(request)
+        elements = parse_read(resource_type, request.query_params.multi_items())
         found = index.read(session, version, resource_type, resource_id)
         if found is None:
             raise FacadeNotFound(f"no {resource_type} with this id")
         audited(principal, "read", {found.case_id})
         return _fhir_response(
-            found.body,
+            found.body if elements is None else orjson.dumps(subset(found.body, elements)),
             version,
             headers={
                 "ETag": f'W/"{found.version_id}"',
