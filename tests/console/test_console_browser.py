@@ -444,3 +444,36 @@ def test_a_key_pasted_with_a_character_no_key_has_is_refused_as_not_valid(served
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("alert").filter(has_text="not valid").wait_for()
     assert page.locator("#nav").is_hidden()
+
+
+def test_an_ongoing_stay_runs_to_the_readers_own_day(served: tuple[str, World], browser: Any) -> None:
+    """In Auckland at 8 in the morning it is still yesterday in UTC: the chart took today as UTC's day, so a
+    stay in progress ended a day short there (and a day late in the Americas' evenings)."""
+    base, world = served
+    case = Case(
+        id="case-auckland",
+        programme="health-care",
+        status="closed",  # off the caseload the other tests read
+        period={"start": dt.date(2026, 5, 20), "end": dt.date(2026, 6, 12)},
+        patient={"kind": "patient", "id": "pat-auckland"},
+        stays=[
+            {"setting": "acute-hospital", "start": dt.date(2026, 6, 1), "end": dt.date(2026, 6, 3)},
+            {"setting": "skilled-nursing", "status": "in-progress", "start": dt.date(2026, 6, 10)},
+        ],
+    )
+    with open_store(world.url) as store, store.session() as s:
+        save_case(s, case, enqueue=False)
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="Pacific/Auckland")
+    try:
+        page = context.new_page()
+        page.clock.set_fixed_time(dt.datetime(2026, 6, 14, 20, 0, tzinfo=dt.UTC))  # 15 June, 08:00 in Auckland
+        sign_in(page, base, world.supervisor)
+        page.goto(f"{base}/console/#case/{case.id}")
+        page.get_by_role("heading", name=f"Case {case.id}").wait_for()
+        widths = [
+            float(w) for w in page.locator("svg.lanes rect").evaluate_all("rs => rs.map(r => r.getAttribute('width'))")
+        ]
+        # The chart spans 1 June to 15 June (14 days over 740 units): the stay since 10 June is 5 of them.
+        assert widths == [pytest.approx(740 * 2 / 14), pytest.approx(740 * 5 / 14)]
+    finally:
+        context.close()

@@ -61,7 +61,8 @@ const label = (code) => (code ? String(code).replaceAll("-", " ") : "—");
 const fmtDay = (d) => d || "—";
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)} %`);
 const party = (p) => (p ? p.name || p.id : "—"); // a party by name, by id when it has none
-const today = () => new Date().toISOString().slice(0, 10);
+// The reader's own day: toISOString() is UTC's, a day ahead in the Americas' evenings, behind in the Pacific's mornings.
+const today = () => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`; };
 
 function table(caption, headers, rows) {
   return h("table", {},
