@@ -11,6 +11,7 @@ Through the API, a facility's rejection and its reason are read back, and it can
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import getpass
 import uuid
 from typing import Any
@@ -208,13 +209,18 @@ def test_the_cli_and_the_api_offer_and_refuse_what_they_should(
         )
 
 
-def test_an_offer_and_a_choice_through_the_api_are_audited(store: Store, settings: Settings, fhir_server: str) -> None:
-    """The choice changes the case (the facility joins the care team): like every change, it leaves an audit row."""
+def test_an_offer_and_a_choice_through_the_api_are_audited_and_dated_the_apis_day(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
+    """The choice changes the case (the facility joins the care team): like every change, it leaves an audit
+    row, and it is dated the day the API keeps (its clock), as every other change it makes is — not the
+    machine's calendar, which put the facility on the team from another day than the API's own."""
     tag = uuid.uuid4().hex[:10]
     case = enrolled_with(store, settings, fhir_server, tag, f"snf-{tag}")
     with store.session() as s:
         made_key, key = create_api_key(s, name="sup", role=ApiRole.SUPERVISOR)
-    with TestClient(create_app(settings, store=store)) as api:
+    api_day = dt.date(2025, 1, 15)
+    with TestClient(create_app(settings, store=store, clock=lambda: api_day)) as api:
         headers = {"Authorization": f"Bearer {key}"}
         made = offered(api, headers, case.id, "skilled-nursing", f"snf-{tag}")
         offer = made.json()
@@ -233,7 +239,9 @@ def test_an_offer_and_a_choice_through_the_api_are_audited(store: Store, setting
     with store.session(read_only=True) as s:
         rows = [e for e in list_audit(s, case_id=case.id, limit=100) if e.principal == made_key.key_id]
         placed = get_case(s, case.id)
-    assert placed is not None and f"snf-{tag}" in {m.party.id for m in placed.team}
+    assert placed is not None
+    assert [(m.party.id, m.start) for m in placed.team] == [(f"snf-{tag}", api_day)]
+    assert [(s.status, s.start) for s in placed.stays] == [(StayStatus.PLANNED, api_day)]
     changes = {(e.action, e.detail, e.request_id) for e in rows if e.action != "read"}
     assert changes == {
         ("placement-offer", f"placement:{offer['id']}", made.headers["X-Request-Id"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from ..config import Settings
@@ -38,13 +39,19 @@ async def follow_placement(store: Store, settings: Settings, placement_id: str) 
 
 
 async def choose_facility(
-    store: Store, settings: Settings, placement_id: str, organization: str, *, then: PlacementHook | None = None
+    store: Store,
+    settings: Settings,
+    placement_id: str,
+    organization: str,
+    *,
+    as_of: dt.date | None = None,
+    then: PlacementHook | None = None,
 ) -> Placement:
-    """Settle the offer on the patient's choice (see ``sync.choose_placement``); ``then`` runs in the
-    transaction that puts the facility on the case (an audit row)."""
+    """Settle the offer on the patient's choice (see ``sync.choose_placement``) on ``as_of`` (today when not
+    given); ``then`` runs in the transaction that puts the facility on the case (an audit row)."""
     require_fhir_base(settings)
     async with push_client(settings) as client:
-        return await choose_placement(store, client, settings, placement_id, organization, then=then)
+        return await choose_placement(store, client, settings, placement_id, organization, as_of=as_of, then=then)
 
 
 def placements_of(store: Store, case_id: str | None = None) -> list[Placement]:

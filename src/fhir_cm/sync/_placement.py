@@ -216,12 +216,14 @@ async def choose_placement(
     placement_id: str,
     organization: str,
     *,
+    as_of: dt.date | None = None,
     then: PlacementHook | None = None,
 ) -> Placement:
     """The patient chose ``organization``: its Task becomes "selected", the other open ones are cancelled
-    ("not selected"), and the facility joins the care team as the next stay's provider (``then`` runs
-    in the transaction that saves the case). Only a candidate whose Task is ``accepted`` on the server
-    may be chosen (answers are read back first), and only while the case is open."""
+    ("not selected"), and the facility joins the care team as the next stay's provider from ``as_of``
+    (today when not given: the API gives its own day), ``then`` running in the transaction that saves the
+    case. Only a candidate whose Task is ``accepted`` on the server may be chosen (answers are read back
+    first), and only while the case is open."""
     with store.session(read_only=True) as session:  # before any Task changes: a case closed since is not placed
         _open_case(session, _recorded(session, placement_id, client).case_id)
     offer = await read_placement(store, client, placement_id)
@@ -245,7 +247,7 @@ async def choose_placement(
         declined["status"] = "cancelled"
         declined["statusReason"] = {"text": "not selected"}
         await client.update(declined)
-    _welcome(store, offer, organization, then)
+    _welcome(store, offer, organization, as_of or dt.date.today(), then)
     settled = await read_placement(store, client, placement_id)
     with store.session() as session:
         return put_placement(session, settled.model_copy(update={"chosen": organization}))
@@ -258,15 +260,14 @@ def _require_accepted(organization: str, status: str) -> None:
         )
 
 
-def _welcome(store: Store, offer: Placement, organization: str, then: PlacementHook | None) -> None:
-    """The chosen facility on the care team and as the provider of the case's next (planned) stay."""
+def _welcome(store: Store, offer: Placement, organization: str, today: dt.date, then: PlacementHook | None) -> None:
+    """The chosen facility on the care team and as the provider of the case's next (planned) stay, from ``today``."""
     setting = CareSetting(offer.setting)
     facility = Party(kind=PartyKind.ORGANISATION, id=organization)
     with store.session() as session:
         record = _open_case(session, offer.case_id)
         case: Case = record.case
         data = case.model_dump()
-        today = dt.date.today()
         if not any(m.party.id == organization for m in case.team):
             role = RECEIVING_ROLE.get(setting)
             if role is not None:

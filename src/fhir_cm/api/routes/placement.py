@@ -159,5 +159,7 @@ async def choose(
     chosen = _audited(work, "placement-choose", lambda offer: f"placement:{offer.id}:{body.candidate}")
     return await _on_server(
         settings,
-        functools.partial(jobs.choose_facility, work.store, settings, placement_id, body.candidate, then=chosen),
+        functools.partial(
+            jobs.choose_facility, work.store, settings, placement_id, body.candidate, as_of=work.today, then=chosen
+        ),
     )
