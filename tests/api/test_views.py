@@ -60,6 +60,34 @@ def test_a_case_manager_sees_only_their_own_caseload(client: TestClient, keys: K
     assert [(m["case_manager"], m["open_cases"]) for m in body["managers"]] == [("cm-1", 1)]
 
 
+def test_a_case_handed_over_moves_to_the_new_managers_caseload_from_that_day(client: TestClient, keys: Keys) -> None:
+    """The team records who managed the case when (as an import or a pull brings it); a supervisor hands the
+    case to cm-2. The caseload kept reading cm-1's open membership: the case stayed in cm-1's caseload (and
+    cm-1 kept seeing it), never reaching cm-2's. From the handover day it is cm-2's, and the days before stay
+    cm-1's."""
+    manager = {"id": "m-1", "role": "case-manager", "party": {"kind": "practitioner", "id": "cm-1"}}
+    create(client, keys.supervisor, id="a", team=[{**manager, "start": "2025-01-10"}])
+    body = {"case_manager": {"kind": "practitioner", "id": "cm-2"}}
+    assert client.patch("/api/v1/cases/a", json=body, headers=bearer(keys.supervisor)).status_code == 200
+
+    def caseload(key: str, **params: str) -> list[tuple[str, list[str]]]:
+        answer = client.get("/api/v1/caseload", params=params, headers=bearer(key)).json()
+        return [(m["case_manager"], [c["case_id"] for c in m["cases"]]) for m in answer["managers"]]
+
+    assert caseload(keys.supervisor) == [("cm-2", ["a"])]  # TODAY, the handover day
+    assert caseload(keys.cm2) == [("cm-2", ["a"])]
+    assert caseload(keys.cm1, on="2025-07-01") == []
+    assert caseload(keys.supervisor, on="2025-06-29") == [("cm-1", ["a"])]
+    team = client.get("/api/v1/cases/a/team", headers=bearer(keys.supervisor)).json()
+    assert [(m["party"]["id"], m["role"], m["start"], m["end"]) for m in team] == [
+        ("cm-1", "case-manager", "2025-01-10", "2025-06-29"),  # its last day on the team
+        ("cm-2", "case-manager", "2025-06-30", None),
+    ]
+    assert client.get("/api/v1/cases/a", headers=bearer(keys.cm1)).status_code == 404
+    assert client.patch("/api/v1/cases/a", json=body, headers=bearer(keys.supervisor)).status_code == 200
+    assert len(client.get("/api/v1/cases/a/team", headers=bearer(keys.supervisor)).json()) == 2  # no change
+
+
 def test_closed_cases_leave_the_caseload(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="a")
     client.post("/api/v1/cases/a/close", json={}, headers=bearer(keys.cm1))

@@ -20,6 +20,7 @@ from fhir_cm.domain import (
     Referral,
     ReferralKind,
     StatusChange,
+    case_as_of,
 )
 
 D = dt.date
@@ -183,3 +184,21 @@ def test_current_setting_is_read_off_the_stays() -> None:
     )
     assert moved.current_setting == CurrentSetting(setting=CareSetting.INPATIENT_REHABILITATION, since=D(2026, 1, 6))
     assert "current_setting" not in moved.model_dump()  # derived, never stored
+
+
+def test_a_hand_over_keeps_who_managed_the_case_when() -> None:
+    """A case manager the team holds no membership of had the case from its start: handed over, the days
+    before are theirs and the days from the handover the new manager's; handed to no one, no one's."""
+    first, second = (Party(kind="practitioner", id=i) for i in ("cm-1", "cm-2"))
+    case = make_case(period={"start": "2025-01-10"}, case_manager=first)
+    case.hand_over(second, D(2025, 6, 30))
+    assert [(m.party.id, m.role.value, m.start, m.end) for m in case.team] == [
+        ("cm-1", "case-manager", D(2025, 1, 10), D(2025, 6, 29)),
+        ("cm-2", "case-manager", D(2025, 6, 30), None),
+    ]
+    managers = {day: case_as_of(case, day).case_manager for day in (D(2025, 6, 29), D(2025, 6, 30))}  # type: ignore[union-attr]
+    assert {day: m.id if m else None for day, m in managers.items()} == {D(2025, 6, 29): "cm-1", D(2025, 6, 30): "cm-2"}
+    case.hand_over(None, D(2025, 8, 1))
+    assert (case.case_manager, case.team[-1].end) == (None, D(2025, 7, 31))
+    assert case_as_of(case, D(2025, 8, 1)).case_manager is None  # type: ignore[union-attr]
+    assert case_as_of(case, D(2025, 7, 31)).case_manager.id == "cm-2"  # type: ignore[union-attr]

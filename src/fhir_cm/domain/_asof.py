@@ -44,14 +44,16 @@ def _status_on(case: Case, day: dt.date) -> tuple[CaseStatus, list[dict[str, Any
 
 
 def _manager_on(case: Case, day: dt.date, status: CaseStatus) -> Party | None:
-    """The case manager in charge on ``day``: from the team's case-manager memberships when it has any.
+    """The case manager in charge on ``day``: from the team's case-manager memberships when it has any
+    (an end is the last day on the team, as the API and access read it; on a handover day, when one
+    leaves and the other joins, the case's own manager or else the newer one).
 
     A case that had ended by then keeps its last case manager (the memberships ended with it).
     """
     managers = [m for m in case.team if m.role is TeamRole.CASE_MANAGER]
     if not managers or status in _ENDED:
         return case.case_manager
-    current = [m for m in managers if (m.start is None or m.start <= day) and (m.end is None or m.end > day)]
+    current = [m for m in managers if (m.start is None or m.start <= day) and (m.end is None or m.end >= day)]
     if not current:
         return None
     if case.case_manager is not None and any(m.party.id == case.case_manager.id for m in current):

@@ -28,7 +28,7 @@ from ._transitions import (
     current_setting,
     derive_transitions,
 )
-from ._types import Acuity, CaseStatus, ContactMode, EligibilityReason, PartyKind, ProgrammeType
+from ._types import Acuity, CaseStatus, ContactMode, EligibilityReason, PartyKind, ProgrammeType, TeamRole
 
 __all__ = ["Case"]
 
@@ -140,3 +140,34 @@ class Case(_Model):
         )
         for name in ("status_history", "period", "status"):
             object.__setattr__(self, name, getattr(updated, name))
+
+    def hand_over(self, manager: Party | None, on: dt.date) -> None:
+        """Make ``manager`` (None: no one) the case manager from ``on``, keeping on the team who managed
+        the case when: the other case-manager memberships running then end the day before (an end is the
+        last day on the team), and ``manager`` joins in that role from ``on``. A day's caseload reads these:
+        one left running kept the case in the old manager's caseload, and on their team. A manager the team
+        held no membership of had the case from its start.
+        """
+        if (manager.id if manager else None) == (self.case_manager.id if self.case_manager else None):
+            return
+        team = list(self.team)
+        managing = [m for m in team if m.role is TeamRole.CASE_MANAGER]
+        eve = on - dt.timedelta(days=1)
+        before = self.case_manager
+        if before is not None and self.period.start < on and not any(m.party.id == before.id for m in managing):
+            team.append(TeamMember(role=TeamRole.CASE_MANAGER, party=before, start=self.period.start, end=eve))
+        ending = {m.id for m in managing if _on_team(m, on) and (manager is None or m.party.id != manager.id)}
+        team = [  # one who joined that very day stays for it (a membership ends no earlier than it starts)
+            m.model_copy(update={"end": eve if m.start is None or m.start < on else m.start}) if m.id in ending else m
+            for m in team
+        ]
+        if manager is not None and not any(m.party.id == manager.id and _on_team(m, on) for m in managing):
+            team.append(TeamMember(role=TeamRole.CASE_MANAGER, party=manager, start=on))
+        updated = self.model_validate({**self.model_dump(), "case_manager": manager, "team": team})
+        for name in ("case_manager", "team"):
+            object.__setattr__(self, name, getattr(updated, name))
+
+
+def _on_team(member: TeamMember, day: dt.date) -> bool:
+    """Whether ``member`` is on the team on ``day`` (its end is its last day)."""
+    return (member.start is None or member.start <= day) and (member.end is None or member.end >= day)

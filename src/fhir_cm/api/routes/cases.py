@@ -147,6 +147,9 @@ def update_case(case_id: CaseId, body: CaseUpdate, work: CaseWork, response: Res
         check_may_reassign(work.principal)
 
     def change(case: Case) -> tuple[Case, None]:
+        if "case_manager" in changes:  # handed over today: the team records who had the case when
+            case = case.model_copy(deep=True)
+            case.hand_over(body.case_manager, work.today)
         return rebuild(case, next(iter(changes), "case"), **changes), None
 
     edited = work.edit(case_id, change, action="update", detail=f"fields:{','.join(sorted(changes))}")
