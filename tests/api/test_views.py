@@ -88,6 +88,19 @@ def test_a_case_handed_over_moves_to_the_new_managers_caseload_from_that_day(cli
     assert len(client.get("/api/v1/cases/a/team", headers=bearer(keys.supervisor)).json()) == 2  # no change
 
 
+def test_an_organisation_in_the_case_manager_role_is_no_case_manager(client: TestClient, keys: Keys) -> None:
+    """A care team may name an organisation (a case-management agency) in the case-manager role, as a CareTeam
+    pulled from a hospital does. The caseload and the outcomes took it for the case manager of the day and
+    failed (500) building a case whose case manager is no practitioner; the case manager stays the case's own."""
+    agency = {"id": "m-1", "role": "case-manager", "party": {"kind": "organisation", "id": "agency-1"}}
+    create(client, keys.supervisor, id="a", team=[{**agency, "start": "2025-01-10"}])
+    for on in ("2025-06-30", "2025-03-01"):
+        answer = client.get("/api/v1/caseload", params={"on": on}, headers=bearer(keys.supervisor))
+        assert answer.status_code == 200, answer.text
+        assert [(m["case_manager"], m["open_cases"]) for m in answer.json()["managers"]] == [("cm-1", 1)]
+        assert client.get("/api/v1/outcomes", params={"on": on}, headers=bearer(keys.supervisor)).status_code == 200
+
+
 def test_closed_cases_leave_the_caseload(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="a")
     client.post("/api/v1/cases/a/close", json={}, headers=bearer(keys.cm1))

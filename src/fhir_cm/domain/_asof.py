@@ -16,7 +16,7 @@ from typing import Any
 
 from ._case import Case
 from ._models import Party, Stay
-from ._types import CaseStatus, StayStatus, TeamRole
+from ._types import CaseStatus, PartyKind, StayStatus, TeamRole
 
 __all__ = ["case_as_of"]
 
@@ -48,9 +48,10 @@ def _manager_on(case: Case, day: dt.date, status: CaseStatus) -> Party | None:
     (an end is the last day on the team, as the API and access read it; on a handover day, when one
     leaves and the other joins, the case's own manager or else the newer one).
 
-    A case that had ended by then keeps its last case manager (the memberships ended with it).
+    A case that had ended by then keeps its last case manager (the memberships ended with it). Only a
+    practitioner manages a case: an organisation in that role (an agency a CareTeam names) is none.
     """
-    managers = [m for m in case.team if m.role is TeamRole.CASE_MANAGER]
+    managers = [m for m in case.team if m.role is TeamRole.CASE_MANAGER and m.party.kind is PartyKind.PRACTITIONER]
     if not managers or status in _ENDED:
         return case.case_manager
     current = [m for m in managers if (m.start is None or m.start <= day) and (m.end is None or m.end >= day)]

@@ -151,7 +151,7 @@ class Case(_Model):
         if (manager.id if manager else None) == (self.case_manager.id if self.case_manager else None):
             return
         team = list(self.team)
-        managing = [m for m in team if m.role is TeamRole.CASE_MANAGER]
+        managing = [m for m in team if m.role is TeamRole.CASE_MANAGER and m.party.kind is PartyKind.PRACTITIONER]
         eve = on - dt.timedelta(days=1)
         before = self.case_manager
         if before is not None and self.period.start < on and not any(m.party.id == before.id for m in managing):
