@@ -109,3 +109,30 @@ def test_every_synthetic_case_reads_on_every_day_and_never_gains_anything() -> N
             assert len(then.contacts) <= len(case.contacts) and len(then.stays) <= len(case.stays)
             assert all(c.date <= day for c in then.contacts)
             assert case_as_of(then, min(day, DEFAULT_TODAY)) == then
+
+
+def test_a_case_cancelled_before_its_planned_period_reads_on_every_day() -> None:
+    """An episode planned for 1 February to 1 March and cancelled on 15 January (its history older than its
+    period, as a hospital's EpisodeOfCare keeps it): on a day of the period it stood cancelled, and its end
+    read as the cancellation day, before its start, which no case can hold (the day's caseload and outcomes
+    failed on it)."""
+    case = Case.model_validate(
+        {
+            "id": "c2",
+            "programme": "health-care",
+            "status": "cancelled",
+            "status_history": [
+                {"status": "waitlist", "start": "2025-01-02", "end": "2025-01-15"},
+                {"status": "cancelled", "start": "2025-01-15", "reason": "moved away"},
+            ],
+            "period": {"start": "2025-02-01", "end": "2025-03-01"},
+            "patient": {"kind": "patient", "id": "p2"},
+        }
+    )
+    on = case_as_of(case, D("2025-02-10"))
+    assert on is not None and (on.status, on.period.start, on.period.end) == (
+        CaseStatus.CANCELLED,
+        D("2025-02-01"),
+        D("2025-02-01"),
+    )
+    assert not on.is_open and case_as_of(case, D("2025-03-01")) == case

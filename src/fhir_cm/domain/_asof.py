@@ -68,8 +68,8 @@ def case_as_of(case: Case, day: dt.date) -> Case | None:
         return None
     status, history = _status_on(case, day)
     end = case.period.end if case.period.end is not None and case.period.end <= day else None
-    if status in _ENDED and end is None:
-        end = history[-1]["start"] if history else day
+    if status in _ENDED and end is None:  # ended by then; no earlier than it began (a history may be older)
+        end = max(history[-1]["start"], case.period.start) if history else day
     stays = [_stay_on(s, day) for s in case.stays if s.start <= day]
     stay_ids = {s.id for s in stays}
     needs = [
