@@ -123,3 +123,33 @@ def test_error_messages_do_not_echo_the_rejected_value(client: TestClient, keys:
     response = client.post("/api/v1/cases", json=new_case(acuity=secret), headers=bearer(keys.cm1))
     assert response.status_code == 422
     assert secret not in response.text
+
+
+def test_a_validation_error_of_the_servers_own_making_is_a_500_not_the_clients_422() -> None:
+    # A model the handler builds from stored data failing is a server bug: answered as a 422 "invalid
+    # fields" it blamed a GET's caller for a body it never sent, and hid the bug from the error logs.
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    from fhir_cm.api._problems import install_problem_handlers
+
+    class Stored(BaseModel):
+        start: int
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/built")
+    def built() -> Stored:
+        return Stored.model_validate({"start": "not a number"})
+
+    @app.get("/asked")
+    def asked(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        ours = client.get("/built")
+        theirs = client.get("/asked", params={"n": "x"})
+    assert (ours.status_code, ours.headers["content-type"], ours.json()["title"]) == (500, PROBLEM, "Internal error")
+    assert "not a number" not in ours.text
+    assert theirs.status_code == 422 and theirs.json()["errors"][0]["field"] == "n"

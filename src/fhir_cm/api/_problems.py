@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.responses import Response
@@ -274,7 +274,7 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError | ValidationError)
+    assert isinstance(exc, RequestValidationError)
     errors = field_errors(exc.errors())
     return _from_problem(request, InvalidInput("the request has invalid fields; see errors", errors=errors))
 
@@ -338,7 +338,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Route every error of ``app`` through the problem (or OperationOutcome) renderer."""
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(ValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(StoreError, _on_store)
     app.add_exception_handler(Exception, _on_unexpected)
