@@ -213,6 +213,33 @@ async def test_a_non_json_success_body_is_an_invalid_response(
         await client.read("CarePlan", "1")
 
 
+async def test_a_redirected_write_is_no_write_and_says_where_the_server_points(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    # A front end moved to https answers 308 to every request; nothing was written. The answer
+    # was taken as done (status 308, the id read off its Location), and a transaction's as "not a
+    # Bundle", which sent people looking at the server's bundles rather than at the base URL.
+    moved = "https://fhir.example.org/r4/CarePlan/1924561?_format=json&identifier=urn:mrn|0042"
+    put = router.put(f"{BASE}/CarePlan/1924561").respond(308, headers={"Location": moved})
+    post = router.post(BASE).respond(301, headers={"Location": "/baseR4-new"})
+    elsewhere = router.route(host="fhir.example.org").respond(200, json=CAREPLAN)
+    router.get(f"{BASE}/CarePlan/1924561").respond(200, json=CAREPLAN)  # the copy as it was
+
+    with pytest.raises(InvalidResponse) as caught:
+        await client.update(CAREPLAN, versioned=False)
+    with pytest.raises(InvalidResponse) as bundle:
+        await client.transaction([{"request": {"method": "PUT", "url": "CarePlan/1924561"}, "resource": CAREPLAN}])
+
+    assert str(caught.value) == (
+        "PUT CarePlan/1924561 → 308 a redirect to https://fhir.example.org/r4/CarePlan/1924561, not followed: "
+        "set the FHIR base to the address the server answers at"
+    )
+    assert caught.value.status == 308 and "0042" not in str(caught.value)
+    assert "a redirect to https://hapi.fhir.org/baseR4-new, not followed" in str(bundle.value)
+    assert put.call_count == 1 and post.call_count == 1  # not sent again, not followed
+    assert elsewhere.call_count == 0
+
+
 async def test_network_errors_are_transient_and_name_no_url(client: AsyncFhirClient, router: respx.MockRouter) -> None:
     router.post(f"{BASE}/CarePlan").mock(side_effect=httpx.ReadTimeout("timed out"))
 

@@ -31,6 +31,7 @@ from ._errors import (
     FhirError,
     InvalidResponse,
     RequestInfo,
+    redirected,
     TransientError,
     UnsupportedByServer,
     error_from_response,
@@ -412,7 +413,7 @@ class AsyncFhirClient:
         params: Sequence[tuple[str, str]] | None = None,
         json: Any = None,
     ) -> httpx.Response:
-        """Send with the client's retries and error mapping: a 2xx/3xx response, or the ``FhirError``."""
+        """Send with the client's retries and error mapping: a 2xx response, or the ``FhirError``."""
         return await self._send(self.build_raw(method, url, headers=headers, params=params, json=json))
 
     async def send_once(self, request: httpx.Request) -> httpx.Response:
@@ -461,7 +462,8 @@ class AsyncFhirClient:
         )
 
     async def _send(self, request: httpx.Request, *, safe: bool | None = None) -> httpx.Response:
-        """Send with retries where safe; return a 2xx/3xx response or raise the mapped ``FhirError``."""
+        """Send with retries where safe; return a 2xx response or raise the mapped ``FhirError`` (a
+        redirect included: see ``redirected``)."""
         info = RequestInfo.from_request(request, self._base)
         repeatable = is_safe_to_repeat(request) if safe is None else safe
         policy = self._retry
@@ -481,8 +483,10 @@ class AsyncFhirClient:
                     continue
                 raise
             log.debug("%s → %s", info.describe(), response.status_code)
-            if response.status_code < 400:
+            if response.status_code < 300:
                 return response
+            if response.status_code < 400:
+                raise redirected(response, info)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             refused_first = response.status_code in policy.not_applied  # 429: nothing was done
             if response.status_code in policy.statuses and (repeatable or refused_first):

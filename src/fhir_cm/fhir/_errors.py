@@ -45,6 +45,7 @@ __all__ = [
     "error_from_outcome",
     "error_from_response",
     "map_transport_errors",
+    "redirected",
 ]
 
 MAX_DIAGNOSTICS = 200
@@ -310,6 +311,28 @@ def error_from_response(response: httpx.Response, base_url: str, *, retry_after:
         outcome = None
     info = RequestInfo.from_request(response.request, base_url)
     return error_from_outcome(response.status_code, outcome, info, retry_after=retry_after)
+
+
+def redirected(response: httpx.Response, info: RequestInfo) -> InvalidResponse:
+    """A 3xx answer, which the client does not follow: the request, body and credentials included,
+    would go wherever the server (or a proxy in front of it) names. Taken as an answer, a 308 to a
+    PUT read as an update done while nothing was written, and every other request failed as "no
+    resource" or "not a Bundle". Named as what it is, with where it points (no query: it may carry
+    an identifier), a moved base (``http`` → ``https``, a new path) is a setting to correct."""
+    status = response.status_code
+    target = response.headers.get("location", "").strip()
+    try:
+        url = response.request.url.join(target) if target else None
+        where = f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}" if url else ""
+    except (httpx.InvalidURL, ValueError):
+        where = ""
+    told = f"a redirect to {where}" if where else "a redirect"
+    return InvalidResponse(
+        f"{info.describe()} → {status} {told}, not followed: set the FHIR base to the address the server answers at",
+        status=status,
+        resource_type=info.resource_type,
+        resource_id=info.resource_id,
+    )
 
 
 @contextmanager
