@@ -13,6 +13,7 @@ from fhir_cm.fhir import (
     AsyncFhirClient,
     BundleEntry,
     Capabilities,
+    InvalidResponse,
     PayloadTooLarge,
     RetryPolicy,
     UnsupportedByServer,
@@ -96,6 +97,51 @@ async def test_a_failing_transaction_raises_because_nothing_was_applied(
         await client.transaction(
             [BundleEntry.update({"resourceType": "CarePlan", "id": "1924561", "meta": {"versionId": "1"}})]
         )
+
+
+@pytest.mark.parametrize(
+    ("entries", "said"),
+    [
+        (["201 Created"], "transaction-response entry 1 is not an entry with a response"),
+        ([{"response": "201 Created"}], "transaction-response entry 1 is not an entry with a response"),
+        ({"response": {"status": "201"}}, "the transaction-response's entry is not an array"),
+    ],
+)
+async def test_a_transaction_response_of_the_wrong_shape_is_an_invalid_response(
+    client: AsyncFhirClient, router: respx.MockRouter, entries: Any, said: str
+) -> None:
+    # These failed with AttributeError ('str' object has no attribute 'get'): a built-in error out
+    # of the client, which a push does not expect from a server's answer.
+    router.post(BASE).respond(200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
+
+    with pytest.raises(InvalidResponse) as caught:
+        await client.transaction([BundleEntry.update({"resourceType": "Goal", "id": "g1"}, versioned=False)])
+
+    assert str(caught.value) == said
+
+
+async def test_an_entry_response_element_that_is_no_string_is_left_out(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    response = {"status": "200 OK", "location": 17, "etag": 3, "lastModified": {"at": "now"}}
+    resource = {"resourceType": "Goal", "id": "g1", "meta": {"versionId": "4"}, "lifecycleStatus": "active"}
+    body = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [{"response": response, "resource": resource}],
+    }
+    router.post(BASE).respond(200, json=body)
+
+    result = await client.transaction([BundleEntry.update({"resourceType": "Goal", "id": "g1"}, versioned=False)])
+
+    (entry,) = result.entries
+    assert (entry.ok, entry.resource_type, entry.id, entry.version_id, entry.location) == (
+        True,
+        "Goal",
+        "g1",
+        "4",
+        None,
+    )
 
 
 async def test_413_splits_a_transaction_along_its_references(client: AsyncFhirClient, router: respx.MockRouter) -> None:

@@ -264,8 +264,13 @@ async def _post(client: AsyncFhirClient, kind: str, entries: Sequence[BundleEntr
     bundle = {"resourceType": "Bundle", "type": kind, "entry": [e.to_fhir() for e in entries]}
     body = await client.post_bundle(bundle, safe=all(e.safe_to_repeat for e in entries))
     answered = body.get("entry") or []
+    if not isinstance(answered, list):
+        raise InvalidResponse(f"the {kind}-response's entry is not an array")
     if len(answered) != len(entries):
         raise InvalidResponse(f"{kind}-response has {len(answered)} entries for {len(entries)} sent")
+    for n, answer in enumerate(answered, 1):
+        if not isinstance(answer, dict) or not isinstance(answer.get("response", {}), dict):
+            raise InvalidResponse(f"{kind}-response entry {n} is not an entry with a response")
     results = []
     for entry, answer in zip(entries, answered, strict=True):
         result = WriteResult.from_bundle_entry(answer)

@@ -92,9 +92,9 @@ class WriteResult:
         head = status_text.split(" ", 1)[0]
         return cls.build(
             int(head) if head.isdigit() else None,
-            location=response.get("location"),
-            etag=response.get("etag"),
-            last_modified=response.get("lastModified"),
+            location=_text(response.get("location")),
+            etag=_text(response.get("etag")),
+            last_modified=_text(response.get("lastModified")),
             body=entry.get("resource") or response.get("outcome"),
             error=error,
         )
@@ -110,6 +110,12 @@ class WriteResult:
             version_id=self.version_id or meta.get("versionId"),
             last_modified=self.last_modified or meta.get("lastUpdated"),
         )
+
+
+def _text(value: Any) -> str | None:
+    """A string element of an entry's ``response``, else None: a server's number or object in its
+    place (no FHIR server should send one) is no location, and must not fail the whole bundle."""
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
