@@ -7,6 +7,9 @@ Each request, with probability ``rate``, meets one fault (chosen at random, seed
 * ``lost`` — the request is forwarded and applied by the server, then the connection closes
   without the answer (the case a pusher must not turn into a duplicate).
 
+``faults`` narrows the choice (``("429",)``: a server that rate-limits everything) and
+``retry_after`` is the header its 429s and 503s carry.
+
 With ``delay``, every request is also held that many seconds before it is forwarded: a slow server
 (with ``rate=0``, nothing but slow).
 """
@@ -29,8 +32,18 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "cont
 
 
 class FaultyProxy:
-    def __init__(self, upstream_root: str, rate: float, seed: int, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        upstream_root: str,
+        rate: float,
+        seed: int,
+        delay: float = 0.0,
+        faults: tuple[str, ...] = FAULTS,
+        retry_after: int = 0,
+    ) -> None:
         self.upstream = upstream_root
+        self.choices = faults
+        self.retry_after = retry_after
         self.rate = rate
         self.delay = delay
         self.rng = random.Random(seed)
@@ -47,12 +60,14 @@ class FaultyProxy:
                 headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
                 length = next((int(v) for k, v in headers if k.strip().lower() == "content-length"), 0)
                 body = await reader.readexactly(length) if length else b""
-                fault = self.rng.choice(FAULTS) if self.enabled and self.rng.random() < self.rate else None
+                fault = self.rng.choice(self.choices) if self.enabled and self.rng.random() < self.rate else None
                 if fault is not None:
                     self.faults[fault] += 1
                 if fault in ("429", "503"):
                     reason = "Too Many Requests" if fault == "429" else "Service Unavailable"
-                    writer.write(f"HTTP/1.1 {fault} {reason}\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n".encode())
+                    writer.write(
+                        f"HTTP/1.1 {fault} {reason}\r\nRetry-After: {self.retry_after}\r\nContent-Length: 0\r\n\r\n".encode()
+                    )
                     await writer.drain()
                     continue
                 if fault == "drop":
@@ -76,10 +91,16 @@ class FaultyProxy:
 
 @asynccontextmanager
 async def faulty_proxy(
-    upstream_root: str, *, rate: float = 0.2, seed: int = 1, delay: float = 0.0
+    upstream_root: str,
+    *,
+    rate: float = 0.2,
+    seed: int = 1,
+    delay: float = 0.0,
+    faults: tuple[str, ...] = FAULTS,
+    retry_after: int = 0,
 ) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed, delay)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from fhir_cm.config import Settings
@@ -46,3 +48,41 @@ async def test_a_push_through_a_faulty_network_converges_to_the_exact_end_state(
     state = await server_state(raw, system)
     assert state.counts == expected(cases, system)
     assert state.dangling() == []
+
+
+async def test_a_server_asking_to_wait_longer_than_the_client_retries_is_not_asked_again_before_then(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
+    # A gateway answering 429 "Retry-After: 120": the client's retries wait at most a second here,
+    # so the case fails for now. Its row was due again at once, so each worker round (every 5 s)
+    # sent every pending case again to a server that had asked for two minutes.
+    first, second = generate_cases(2, seed=7)
+    quick = RetryPolicy(max_attempts=3, backoff_base=0.0, backoff_max=0.0, max_wait=1.0)
+    async with faulty_proxy(fhir_server.removesuffix("/fhir"), rate=1.0, faults=("429",), retry_after=120) as (
+        proxy_root,
+        proxy,
+    ):
+        async with AsyncFhirClient(f"{proxy_root}/fhir", retry=quick) as client:
+            proxy.enabled = False  # the CapabilityStatement and the adapter's Device come through
+            with store.session() as s:
+                save_case(s, first)
+            assert (await push_pending(store, client, settings)).ok
+            proxy.enabled = True
+            with store.session() as s:
+                save_case(s, second)
+            before = dt.datetime.now(dt.UTC)
+            refused = await push_pending(store, client, settings)
+            after = dt.datetime.now(dt.UTC)
+            asked = proxy.faults["429"]
+            again = await push_pending(store, client, settings)
+
+    with store.session(read_only=True) as s:
+        (row,) = [r for r in list_outbox(s) if r.case_id == second.id]
+    assert row.status is OutboxStatus.PENDING
+    # Due once the two minutes asked for at the 429 (after ``before``) are over, and no later.
+    assert before + dt.timedelta(seconds=119) < row.available_at <= after + dt.timedelta(seconds=120)
+    assert asked > 0 and proxy.faults["429"] == asked  # the second push sent nothing
+    assert again.cases == 0
+    (failure,) = refused.failures
+    assert (failure.case_id, failure.permanent) == (second.id, False)
+    assert failure.retry_after is not None and 119 < failure.retry_after <= 120  # what is left of it

@@ -128,6 +128,7 @@ class AsyncFhirClient:
         self._prefer = prefer
         self._transaction_limit = max_transaction_entries
         self._learnt_limit: TransactionLimit | None = None
+        self._wait_until: float | None = None  # on ``clock``: the end of a Retry-After not waited out
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -164,6 +165,16 @@ class AsyncFhirClient:
 
     async def sleep(self, seconds: float) -> None:
         await self._sleep(seconds)
+
+    def asked_to_wait(self) -> float | None:
+        """Seconds still to wait by the latest ``Retry-After`` (on a 429, 502, 503 or 504) that the
+        client's retries gave up on, longer than its policy waits; None when there is none or it
+        has passed. Callers that keep work for later (the push's outbox) make it due no sooner:
+        lookups that swallow errors (a batch read) leave the wait known here all the same."""
+        if self._wait_until is None:
+            return None
+        left = self._wait_until - self._clock()
+        return left if left > 0 else None
 
     # -- transaction size ---------------------------------------------------------------------------
 
@@ -495,6 +506,9 @@ class AsyncFhirClient:
                     log.warning("%s → %s; retrying in %.1fs", info.describe(), response.status_code, delay)
                     await self._sleep(delay)
                     continue
+            if retry_after and response.status_code in policy.statuses:
+                until = self._clock() + retry_after
+                self._wait_until = max(until, self._wait_until or until)
             raise error_from_response(response, self._base, retry_after=retry_after)
 
     def _may_retry(self, attempt: int, delay: float, deadline: float) -> bool:

@@ -49,6 +49,9 @@ __all__ = ["MAX_ROUNDS", "CaseFailed", "push_case"]
 
 #: Rounds per case: create, update what matched, one conflict retry, one transient retry.
 MAX_ROUNDS = 5
+#: The longest a server's ``Retry-After`` keeps a failed case's row waiting: a wrong header must not
+#: park the outbox for days.
+MAX_RETRY_AFTER = 3600.0
 _RETRYABLE = (TransientError, InvalidResponse)
 
 
@@ -97,8 +100,17 @@ async def push_case(session: PushSession, case: Case) -> PushReport:
         await _CasePush(session, case, report).run()
     except CaseFailed as failed:
         report.failed = 1
+        # A case that failed for now waits as long as a server asked (a Retry-After the client's
+        # retries did not wait out, met by this case or by its batch's lookups), at most an hour.
+        wait = None if failed.permanent else session.client.asked_to_wait()
         report.failures.append(
-            CaseFailure(case_id=case.id, reason=failed.reason, permanent=failed.permanent, server=failed.server)
+            CaseFailure(
+                case_id=case.id,
+                reason=failed.reason,
+                permanent=failed.permanent,
+                server=failed.server,
+                retry_after=min(wait, MAX_RETRY_AFTER) if wait else None,
+            )
         )
     except MappingError as exc:
         report.failed = 1

@@ -19,6 +19,9 @@ class CaseFailure(BaseModel):
     #: The server's own reason (status, issue code, message code, first line of its diagnostics,
     #: scrubbed of the case's data) when a server answered; ``reason`` says the same for people.
     server: ServerReason | None = None
+    #: Seconds the server asked for before the case is sent again (``Retry-After`` on a 429 or 503
+    #: the client could not wait out): its outbox row is not due before then.
+    retry_after: float | None = None
 
 
 class PushReport(BaseModel):

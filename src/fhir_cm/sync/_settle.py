@@ -133,4 +133,6 @@ def _mark(session: Session, item: OutboxItem, outcome: PushReport) -> None:
         mark_pushed(session, item)
     else:
         failure = outcome.failures[0]
-        mark_push_failed(session, item, failure.reason, retry=not failure.permanent)
+        mark_push_failed(
+            session, item, failure.reason, retry=not failure.permanent, delay_seconds=failure.retry_after or 0.0
+        )
