@@ -20,8 +20,10 @@ from fhir_cm.fhir import (
     FhirClient,
     FhirRelease,
     ResourceGone,
+    UnsafeLink,
     VersionConflict,
 )
+from tests.sync.faulty_proxy import faulty_proxy
 
 pytestmark = pytest.mark.server
 
@@ -233,3 +235,29 @@ def test_the_blocking_client_and_the_cli_against_the_server(fhir_server: str) ->
     view = json.loads(result.stdout)
     assert view["fhir_version"] == "4.0.1" and view["transaction"] is True
     assert {row["type"]: row["declared"] for row in view["types"]}["CarePlan"] is True
+
+
+async def test_a_next_link_to_the_servers_own_address_behind_a_proxy_is_refused_naming_both_origins(
+    fhir: AsyncFhirClient, fhir_server: str
+) -> None:
+    # Behind a proxy the server writes its own address into its paging links; a bearer token must
+    # not follow them. The refusal said only "leaves the FHIR server's origin", which left people
+    # guessing what to correct.
+    value = tag()
+    for _ in range(2):
+        await fhir.create(patient(value))
+    upstream = httpx.URL(fhir_server)
+    async with faulty_proxy(fhir_server.removesuffix("/fhir"), rate=0.0) as (proxy_root, _):
+        async with AsyncFhirClient(f"{proxy_root}/fhir") as proxied:
+            pages = proxied.search("Patient").where("identifier", f"{SYSTEM}|{value}").count(1).pages()
+            first = await anext(pages)
+            with pytest.raises(UnsafeLink) as caught:
+                await anext(pages)
+
+    assert len(first.matches) == 1
+    proxy = httpx.URL(proxy_root)
+    assert str(caught.value) == (
+        f"next link leaves the FHIR server's origin (http://127.0.0.1:{upstream.port}, not "
+        f"http://127.0.0.1:{proxy.port}); not followed: the server names itself by another address than the "
+        "configured base"
+    )

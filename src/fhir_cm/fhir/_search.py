@@ -144,6 +144,12 @@ class _Validator:
         return item
 
 
+def _shown(url: str) -> str:
+    """``scheme://host:port`` of ``url``."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 class _PagedSet(Generic[R]):
     """Paging shared by searches and histories: first request, then next links, safely."""
 
@@ -231,7 +237,13 @@ class _PagedSet(Generic[R]):
         except (ValueError, httpx.InvalidURL):
             raise UnsafeLink("next link is not a URL; not followed") from None
         if elsewhere:
-            raise UnsafeLink("next link leaves the FHIR server's origin; not followed")
+            # Named by origin only (its path and query may carry identifiers): a server behind a
+            # proxy that writes its own address into its links (HAPI's server_address, an internal
+            # host or http for https) is then a setting to correct, not a mystery.
+            raise UnsafeLink(
+                f"next link leaves the FHIR server's origin ({_shown(url)}, not {_shown(base)}); not followed: "
+                "the server names itself by another address than the configured base"
+            )
         if url in seen:
             raise UnsafeLink("next link repeats an earlier page; not followed (the server ignores paging)")
         seen.add(url)
