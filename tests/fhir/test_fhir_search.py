@@ -195,6 +195,44 @@ async def test_page_cap_stops_after_delivering_the_allowed_pages(
     assert routes[2].call_count == 0
 
 
+def offset_pages(router: respx.MockRouter, total: int | None, matches: int) -> respx.Route:
+    """Pages of ``matches`` episodes each, stating ``total``, with a next link (a new offset) until the
+    total is reached — for ever when there is none or a page brings nothing."""
+
+    def page(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        entry = [{"resource": {**EPISODE, "id": str(offset + n)}} for n in range(matches)]
+        more = total is None or matches == 0 or offset + matches < total  # the last page links no further
+        link = [{"relation": "next", "url": f"{BASE}/EpisodeOfCare?offset={offset + max(matches, 1)}"}] if more else []
+        return httpx.Response(200, json=searchset(entry=entry, link=link, **({"total": total} if total else {})))
+
+    return router.get(f"{BASE}/EpisodeOfCare").mock(side_effect=page)
+
+
+async def test_until_total_reads_past_the_page_cap_to_the_count_the_server_stated(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    offset_pages(router, total=8, matches=2)
+
+    ids = [r["id"] async for r in client.search("EpisodeOfCare").limit_pages(2).until_total()]
+
+    assert ids == [str(n) for n in range(8)]  # four pages of two: the server's last one links no further
+    with pytest.raises(PageLimitExceeded):  # without it the cap holds, as before
+        _ = [r async for r in client.search("EpisodeOfCare").limit_pages(2)]
+
+
+@pytest.mark.parametrize(("total", "matches"), [(None, 2), (50, 0)], ids=["no total", "pages bring nothing"])
+async def test_until_total_keeps_the_cap_for_a_server_that_gives_no_reason_to_go_on(
+    client: AsyncFhirClient, router: respx.MockRouter, total: int | None, matches: int
+) -> None:
+    route = offset_pages(router, total=total, matches=matches)
+
+    with pytest.raises(PageLimitExceeded):
+        _ = [r async for r in client.search("EpisodeOfCare").limit_pages(3).until_total().prefetch()]
+
+    assert route.call_count == 3
+
+
 async def test_a_server_that_repeats_its_next_link_is_not_followed_forever(
     client: AsyncFhirClient, router: respx.MockRouter
 ) -> None:

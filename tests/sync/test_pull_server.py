@@ -21,7 +21,7 @@ from fhir_cm.store import (
     list_quarantine,
     save_case,
 )
-from fhir_cm.sync import pull
+from fhir_cm.sync import _pull, pull
 from tests.mapping.builders import full_case
 from tests.sync.seeding import fresh_settings, seed_case
 
@@ -159,6 +159,26 @@ async def test_pull_for_one_patient_takes_only_that_patient(
     assert report.cases == [mine.id]
     assert stored(store, mine.id) == mine
     assert report.watermarks == {}
+
+
+async def test_a_type_of_more_pages_than_the_page_cap_is_read_to_its_end(
+    store: Store, raw: AsyncFhirClient, settings: Settings, fhir_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two pages at most, of two resources each (in place of 1,000 of 200): the two Conditions of each of
+    # three cases need three pages. The pull failed with PageLimitExceeded at the same page every run,
+    # the type's watermark never moved, and the types after it were never pulled.
+    monkeypatch.setattr(_pull, "PAGE_SIZE", 2)
+    cases = [a_case() for _ in range(3)]
+    for case in cases:
+        await seed_case(raw, case, settings.identifier_system)
+
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False, max_pages=2) as capped:
+        report = await pull(store, capped, settings)
+
+    assert sorted(report.cases) == sorted(c.id for c in cases)
+    assert report.fetched == 13 * 3
+    assert set(report.watermarks) == set(_pull.CASE_RESOURCE_TYPES)
+    assert all(stored(store, c.id) == c for c in cases)
 
 
 def test_the_pull_command_prints_its_counts_as_json(tmp_path: Path, fhir_server: str) -> None:

@@ -166,6 +166,7 @@ class _PagedSet(Generic[R]):
         self._validate = validate
         self._on_quarantine = on_quarantine
         self._prefetch = False
+        self._to_total = False
 
     def _copy(self, **changes: Any) -> Self:
         clone = object.__new__(type(self))
@@ -178,6 +179,15 @@ class _PagedSet(Generic[R]):
         if max_pages < 1:
             raise ValueError("max_pages must be at least 1")
         return self._copy(_max_pages=max_pages)
+
+    def until_total(self) -> Self:
+        """Let the page cap give way to the server's own count: past ``max_pages`` pages, paging
+        goes on while the ``Bundle.total`` it stated is more than the matches given so far and
+        each page brings some (a server paging forever states no such count, or stops bringing
+        any). For a reader that must see a result to its end and whose memory does not grow with
+        the pages: a pull moves a type's watermark only once it has read the type to its end, so
+        a type of more than the cap's worth failed every pull at the same page, never to move."""
+        return self._copy(_to_total=True)
 
     def prefetch(self) -> Self:
         """Ask for the next page as soon as a page is parsed, before it is handed over: the server
@@ -198,11 +208,18 @@ class _PagedSet(Generic[R]):
         bundle = await client.get_bundle(url, params)
         seen: set[str] = set()
         number = 1
+        given, stated = 0, None  # matches given so far, and the total the server said there are
         while True:
             page = self._parse(bundle, number, url, validator)
+            brought = len(page.matches) + len(page.quarantined)
+            given += brought
+            stated = page.total if page.total is not None else stated
+            capped = number >= self._max_pages and not (
+                self._to_total and stated is not None and brought > 0 and given < stated
+            )
             ahead: asyncio.Task[dict[str, Any]] | None = None
             refused: UnsafeLink | None = None  # said once the page is read, as without read-ahead
-            if self._prefetch and page.next_url is not None and number < self._max_pages:
+            if self._prefetch and page.next_url is not None and not capped:
                 try:
                     url = self._next(page.next_url, seen)
                 except UnsafeLink as exc:
@@ -219,7 +236,7 @@ class _PagedSet(Generic[R]):
                 return
             if refused is not None:
                 raise refused
-            if number >= self._max_pages:
+            if capped:
                 raise PageLimitExceeded(f"search has more than {self._max_pages} pages; stopped at the cap")
             number += 1
             if ahead is not None:

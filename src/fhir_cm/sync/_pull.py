@@ -208,7 +208,7 @@ class _Puller(Merging):
         search = self.client.search(rtype)
         for name, value in self.params(caps, rtype, wanted):
             search = search.where(name, value)
-        return ReadAhead(search.count(PAGE_SIZE).prefetch().pages()), start
+        return ReadAhead(search.count(PAGE_SIZE).until_total().prefetch().pages()), start
 
     async def pull_type(self, rtype: str, pages: ReadAhead, start: dt.datetime | None, patient: str | None) -> None:
         """Take in the pages of ``rtype``'s search (``search``)."""
