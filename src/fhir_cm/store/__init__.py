@@ -51,6 +51,7 @@ from ._ledger import (
     get_ledger,
     ledger_by_server_id,
     list_ledger,
+    forget_ledger,
     put_ledger,
 )
 from ._limits import ServerLimit, forget_server_limit, get_server_limit, set_server_limit
@@ -252,6 +253,7 @@ __all__ = [
     "programmes_in_use",
     "purge_outbox",
     "put_case_document",
+    "forget_ledger",
     "put_ledger",
     "put_resources",
     "record_audit",

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from ._types import utcnow
 __all__ = [
     "LedgerEntry",
     "find_ledger",
+    "forget_ledger",
     "get_ledger",
     "ledger_by_server_id",
     "ledger_holds_any",
@@ -77,6 +78,18 @@ def put_ledger(session: Session, entries: Iterable[LedgerEntry], *, now: dt.date
             session.execute(_upsert(dialect), rows)
     except IntegrityError:
         session.execute(_upsert(dialect), rows)
+
+
+def forget_ledger(session: Session, case_id: str, resource_type: str, key: str) -> int:
+    """Forget what every server was known to hold of one resource of a case (a resource deleted on
+    the server that a person decided to write again: the next push creates it, where an update of
+    the dead copy was refused each time). Returns the entries removed."""
+    removed = session.execute(
+        delete(LedgerRow).where(
+            LedgerRow.case_id == case_id, LedgerRow.resource_type == resource_type, LedgerRow.key == key
+        )
+    )
+    return int(getattr(removed, "rowcount", 0) or 0)
 
 
 @cache

@@ -16,7 +16,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -34,6 +34,7 @@ from ..mapping import (
     same_content,
 )
 from ..store import LedgerEntry, add_conflict, content_hash, content_json
+from ._conflicts import REMOVED_ON_SERVER
 from ._foreign import foreign_update, is_foreign
 from ._identity import read_existing, rewrite_references
 from ._limits import save_transaction_limit
@@ -257,6 +258,33 @@ class _CasePush:
             out.append(BundleEntry("PUT", f"Provenance/{pid}", resource))
         return out
 
+    def deleted_there(self, writes: list[_Write]) -> NoReturn:
+        """Resources changed here that the server no longer holds (404/410): a conflict each, for a
+        person to decide — write it again (``local``) or let it go (``server``). Every later push
+        had sent the update of the dead copy again and failed for good, so the change could never
+        reach the server, nor could the case be told the resource is gone."""
+        names = ", ".join(f"{w.key.type} {w.key.value}" for w in writes)
+        self.conflicts(
+            [(w, None, [REMOVED_ON_SERVER]) for w in writes], f"deleted on the server while changed here: {names}"
+        )
+
+    def conflicts(self, clashes: list[tuple[_Write, dict[str, Any] | None, list[str]]], reason: str) -> NoReturn:
+        """Record a conflict for each ``(write, server copy — None when deleted —, fields)`` and end
+        the case's rounds: a person decides."""
+        with self.session.store.session() as s:
+            for write, current, fields in clashes:
+                add_conflict(
+                    s,
+                    self.case.id,
+                    write.key.type,
+                    write.key.value,
+                    local=write.resource,
+                    server=current,
+                    fields=fields,
+                )
+        self.report.conflicts += len(clashes)
+        raise CaseFailed(reason, permanent=True)
+
     # -- sending and recording --------------------------------------------------------------------
 
     async def send(self, writes: list[_Write]) -> None:
@@ -339,8 +367,7 @@ class _CasePush:
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in updates}
         found, missing = await read_existing(self.session.client, targets.values())
         if missing:
-            kinds = ", ".join(sorted({t for t, _ in missing}))
-            raise CaseFailed(f"resources of the case were deleted on the server: {kinds}", permanent=True)
+            self.deleted_there([w for w in updates if targets[w.key] in missing])
         if len(found) < len(targets):
             raise CaseFailed("could not re-read the server copies; will retry", permanent=False)
         copies = [found[targets[w.key]] for w in updates]
@@ -359,20 +386,8 @@ class _CasePush:
             seen.append(self.session.ledger_entry(write.key, self.case.id, current))
         self.session.keep(self.case.id, seen)
         if clashes:
-            with self.session.store.session() as s:
-                for write, current, fields in clashes:
-                    add_conflict(
-                        s,
-                        self.case.id,
-                        write.key.type,
-                        write.key.value,
-                        local=write.resource,
-                        server=current,
-                        fields=sorted(fields),
-                    )
-            self.report.conflicts += len(clashes)
             names = ", ".join(f"{w.key.type} ({', '.join(sorted(f))})" for w, _, f in clashes)
-            raise CaseFailed(f"conflict with a server edit: {names}", permanent=True)
+            self.conflicts([(w, c, sorted(f)) for w, c, f in clashes], f"conflict with a server edit: {names}")
 
 
 def _assigned(writes: list[_Write], results: list[WriteResult]) -> dict[str, str]:

@@ -12,7 +12,9 @@ Either way the case is queued again (a push that failed on the conflict left its
 the conflict is marked resolved, in one transaction. A conflict the *pusher* recorded (a 412 whose
 three-way merge clashed) holds whole FHIR resources, not domain fields: the next pull reads the
 server copy and records the same conflict field by field, in place of the pusher's; it can be
-resolved then.
+resolved then. But for one no pull can see: a resource the server deleted while the case changed it
+(``(removed on the server)``, no server side) — ``local`` writes it again, ``server`` removes the
+entity from the case.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from sqlalchemy.orm import Session
 
 from ..domain import Case
 from ..store import (
+    CaseRecord,
     ConflictRecord,
     NotFound,
     Resolution,
+    forget_ledger,
     Store,
     queue_push,
     get_case_record,
@@ -100,6 +104,35 @@ def _with_local(case: Case, conflict: ConflictRecord) -> Case:
         ) from None
 
 
+def _deleted_on_server(conflict: ConflictRecord) -> bool:
+    """A push's conflict on a resource the server no longer held while the case had changed it."""
+    return conflict.server is None and conflict.fields == [REMOVED_ON_SERVER]
+
+
+def _write_again_or_let_go(session: Session, record: CaseRecord, conflict: ConflictRecord, keep: Keep) -> None:
+    """``local``: the resource is written again — what the servers were known to hold of it is
+    forgotten, so the next push creates it rather than update the deleted copy. ``server``: the
+    entity goes from the case as it went from the server (a case cannot be without its episode,
+    plan, team or a referral's Task: those can only be written again)."""
+    if keep == "server":
+        entities = _ENTITY_LISTS.get(conflict.resource_type)
+        if entities is None:
+            raise ConflictNotResolvable(
+                f"the case cannot be without its {conflict.resource_type}: resolve with 'local' to write it again"
+            )
+        data = record.case.model_dump(mode="json")
+        _apply_entity(data[entities], conflict.resource_key, [REMOVED_LOCALLY], {})
+        try:
+            case = Case.model_validate(data)
+        except ValidationError as exc:
+            raise ConflictNotResolvable(
+                f"the case does not hold together without {conflict.resource_key} ({exc.error_count()} problems); "
+                "edit the case instead"
+            ) from None
+        save_case(session, case, enqueue=False, expected_revision=record.revision)
+    forget_ledger(session, conflict.case_id, conflict.resource_type, conflict.resource_key)
+
+
 def resolve(
     store: Store,
     conflict_id: int,
@@ -128,14 +161,17 @@ def resolve(
             seen = get_case_record(session, conflict.case_id)
             if seen is None or not visible(seen.case):
                 raise NotFound(f"no open conflict {conflict_id}")
-        if isinstance(conflict.local, dict) and "resourceType" in conflict.local:
+        deleted = _deleted_on_server(conflict)
+        if not deleted and isinstance(conflict.local, dict) and "resourceType" in conflict.local:
             raise ConflictNotResolvable(
                 f"conflict {conflict_id} was found by a push; pull first, which records it field by field"
             )
         record = get_case_record(session, conflict.case_id)
         if record is None:
             raise ConflictNotResolvable(f"the case of conflict {conflict_id} is no longer in the store")
-        if keep == "local":
+        if deleted:
+            _write_again_or_let_go(session, record, conflict, keep)
+        elif keep == "local":
             save_case(session, _with_local(record.case, conflict), enqueue=False, expected_revision=record.revision)
         queue_push(session, conflict.case_id)
         resolved = resolve_conflict(
