@@ -86,13 +86,16 @@ def test_a_failing_fhir_server_is_502(fhir_app: FastAPI, keys: Keys, monkeypatch
     from fhir_cm.fhir import TransientError
 
     async def run_push(*_args: Any, **_kwargs: Any) -> None:
-        raise TransientError("server down")
+        raise TransientError("the server answered 503: down for maintenance until 02:00\nmore")
 
     monkeypatch.setattr(jobs, "run_push", run_push)
     with TestClient(fhir_app) as client:
         response = client.post("/api/v1/sync/push", headers=bearer(keys.supervisor))
         metrics = client.get("/metrics").text
     assert response.status_code == 502
+    assert response.json()["detail"] == (  # the server's reason, not only an error class
+        "the FHIR server failed during push: the server answered 503: down for maintenance until 02:00"
+    )
     assert 'fhir_cm_sync_runs_total{operation="push",outcome="failed"} 1.0' in metrics
 
 

@@ -145,6 +145,14 @@ class BadGateway(Problem):
 
     status, slug, title = 502, "fhir-server-error", "FHIR server error"
 
+    @classmethod
+    def of(cls, exc: Exception, doing: str) -> BadGateway:
+        """The 502 for ``exc`` met while ``doing``, with the server's reason as the client put it
+        (its first line, bounded): a caller told only an error class cannot tell a refused token
+        from a server that is down."""
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        return cls(f"the FHIR server failed during {doing}: {reason}")
+
 
 class Unavailable(Problem):
     """The store (or another dependency) is unreachable right now (503)."""

@@ -69,7 +69,7 @@ async def _on_server(settings: Settings, job: Callable[[], Awaitable[T]]) -> T:
     except PlacementError as exc:
         raise ConflictProblem(str(exc)) from None
     except FhirError as exc:
-        raise BadGateway(f"the FHIR server refused: {str(exc).splitlines()[0][:300]}") from None
+        raise BadGateway.of(exc, "the placement") from None
 
 
 async def _visible(work: CaseWork, case_id: str) -> None:

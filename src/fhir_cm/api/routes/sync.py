@@ -106,7 +106,7 @@ async def _run(request: Request, operation: str, settings: Settings, job: Corout
         raise ConflictProblem("no FHIR server is configured: set FHIR_CM_FHIR_BASE and restart the service") from None
     except FhirError as exc:
         metrics.sync_run(operation, "failed")
-        raise BadGateway(f"the FHIR server failed during {operation} ({type(exc).__name__})") from None
+        raise BadGateway.of(exc, operation) from None
     report = _as_dict(result)
     metrics.sync_run(operation, "ok", report)
     return SyncRun(operation=operation, report=report)
