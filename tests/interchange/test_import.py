@@ -369,3 +369,24 @@ def test_a_changed_resource_from_the_source_updates_the_case(tmp_path: Path, sto
     with store.session(read_only=True) as s:
         assert get_case(s, "example").goals[0].status == "cancelled"  # type: ignore[union-attr]
         assert get_resource(s, "Goal", "stop-smoking").raw["lifecycleStatus"] == "cancelled"  # type: ignore[union-attr]
+
+
+def test_a_resource_with_a_modifier_stays_raw_and_comes_back_as_it_came(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    case = full_case()
+    resources = case_to_resources(case, "R4", SYSTEM)
+    negated = {"url": "http://ehr.example.org/fhir/StructureDefinition/negated", "valueBoolean": True}
+    need = next(r for r in resources.values() if r["resourceType"] == "Condition")
+    need["modifierExtension"] = [negated]
+    request = next(r for r in resources.values() if r["resourceType"] == "ServiceRequest")
+    request["doNotPerform"] = True
+
+    report = import_files(store, [write(tmp_path / "case.json", list(resources.values()))], settings)
+
+    held = stored_cases(store)[0]
+    assert report.raw_only == 3  # the Condition, the ServiceRequest and its Task (whose referral is gone)
+    assert need["identifier"][0]["value"] not in {n.id for n in held.needs}
+    assert request["identifier"][0]["value"] not in {r.id for r in held.referrals}
+    exported = [e["resource"] for e in export_cases(store, settings)["entry"]]
+    assert need in exported and request in exported

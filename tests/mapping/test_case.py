@@ -116,3 +116,50 @@ def test_a_status_the_domain_cannot_hold_is_not_read_as_the_default(
     res[key][element] = code
     with pytest.raises(UnreadableResourceError, match=message):
         resources_to_case(res.values(), "R4", SYSTEM)
+
+
+NEGATED = {"url": "http://ehr.example.org/fhir/StructureDefinition/negated", "valueBoolean": True}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+@pytest.mark.parametrize(
+    ("key", "path", "modifier", "named"),
+    [
+        (ResourceKey("Condition", "need-1"), (), {"modifierExtension": [NEGATED]}, "Condition.modifierExtension"),
+        (EOC, (), {"modifierExtension": [NEGATED]}, "EpisodeOfCare.modifierExtension"),
+        (
+            ResourceKey("CarePlan", "case-1-careplan"),
+            (),
+            {"modifierExtension": [NEGATED]},
+            "CarePlan.modifierExtension",
+        ),
+        (ResourceKey("ServiceRequest", "ref-2"), (), {"doNotPerform": True}, "ServiceRequest.doNotPerform"),
+        (
+            ResourceKey("CareTeam", "case-1-careteam"),
+            ("participant", 0),
+            {"modifierExtension": [NEGATED]},
+            "CareTeam.participant.modifierExtension",
+        ),
+    ],
+)
+def test_a_resource_whose_meaning_a_modifier_turns_is_not_read_as_if_it_were_not_there(
+    version: str, key: ResourceKey, path: tuple, modifier: dict, named: str
+) -> None:
+    # A negated concern read as a need, a "do not refer" read as a referral, say the opposite of the record.
+    res = resources(version)
+    target = res[key]
+    for step in path:
+        target = target[step]
+    target.update(modifier)
+    with pytest.raises(UnreadableResourceError, match=named):
+        resources_to_case(res.values(), version, SYSTEM)
+    with pytest.raises(UnreadableResourceError, match=named):
+        read_resource(res[key], version, SYSTEM)
+
+
+def test_a_modifier_in_a_contained_resource_or_a_false_do_not_perform_changes_nothing_read() -> None:
+    res = resources()
+    request = res[ResourceKey("ServiceRequest", "ref-2")]
+    request["doNotPerform"] = False
+    request["contained"] = [{"resourceType": "Patient", "id": "p", "modifierExtension": [NEGATED]}]
+    assert resources_to_case(res.values(), "R4", SYSTEM) == full_case()

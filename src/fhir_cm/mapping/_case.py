@@ -32,6 +32,7 @@ from ._fields import Ctx, ResourceSpec
 from ._goal import GOAL
 from ._json import clone
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
+from ._modifiers import modifier_problems
 from ._refs import References, replace_references
 from ._servicerequest import SERVICE_REQUEST
 from ._task import TASK
@@ -219,6 +220,8 @@ def read_resource(
     spec = SPECS.get(rtype) if isinstance(rtype, str) else None
     if spec is None:
         raise UnreadableResourceError(f"{rtype} is not a resource type a case maps to")
+    if problems := modifier_problems(resource):
+        raise UnreadableResourceError("; ".join(problems))
     refs = references or References(identifier_system)
     values = spec.read(resource, Ctx(check_version(version), refs))
     key = resource_key(resource, identifier_system)
@@ -246,10 +249,17 @@ class _Reader:
         self.ctx = Ctx(version, self.refs)
 
     def values(self, res: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
-        """The domain values of ``res``; with ``where``, first insist it holds nothing the domain cannot."""
+        """The domain values of ``res``; with ``where``, first insist it holds nothing the domain cannot.
+
+        A modifier the mapping does not understand (``_modifiers.py``) makes any resource unreadable.
+        """
         spec = SPECS[str(res["resourceType"])]
-        if where is not None and (problems := spec.unreadable(res, self.ctx)):
-            raise UnreadableResourceError(f"{where}: {'; '.join(problems)}")
+        problems = modifier_problems(res)
+        if where is not None:
+            problems += spec.unreadable(res, self.ctx)
+        if problems:
+            said = "; ".join(problems)
+            raise UnreadableResourceError(f"{where}: {said}" if where is not None else said)
         return spec.read(res, self.ctx)
 
     def one(self, rtype: str, derived_value: str, episode: ResourceKey) -> Mapping[str, Any] | None:

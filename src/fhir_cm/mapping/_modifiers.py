@@ -1,0 +1,40 @@
+"""Modifiers: what turns a resource's meaning around, so that a reader that does not know it must not read it.
+
+FHIR lets any resource carry a ``modifierExtension`` (a Condition the sender negated, a Goal it
+marked as someone else's) and ServiceRequest has ``doNotPerform``: "do *not* do this". The
+specification (Extensibility, modifier extensions) asks an application that meets a modifier it does
+not understand to refuse to process the resource rather than read it as if the modifier were not
+there. The mapping understands none, and reading such a resource would say the opposite of what it
+says: a negated concern as a need, a "do not refer" as a referral. So the mapping refuses it
+(:class:`UnreadableResourceError`): an import keeps it raw-only and exports it as it came, a pull
+leaves it out of the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = ["modifier_problems"]
+
+
+def _paths(obj: Any, path: str) -> Iterator[str]:
+    """Where ``obj`` carries a modifier extension (contained resources are read on their own, if at all)."""
+    if isinstance(obj, Mapping):
+        if obj.get("modifierExtension"):
+            yield f"{path}.modifierExtension"
+        for key, value in obj.items():
+            if key != "contained" and isinstance(value, Mapping | list):
+                yield from _paths(value, f"{path}.{key}")
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _paths(item, path)
+
+
+def modifier_problems(resource: Mapping[str, Any]) -> list[str]:
+    """What in ``resource`` changes its meaning in a way the mapping does not understand (element paths, no values)."""
+    rtype = str(resource.get("resourceType"))
+    problems = [f"{where} (a modifier extension fhir-cm does not understand)" for where in _paths(resource, rtype)]
+    if resource.get("doNotPerform") is True:
+        problems.append(f"{rtype}.doNotPerform (a request not to do it)")
+    return problems
