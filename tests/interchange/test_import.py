@@ -139,6 +139,12 @@ def test_a_forced_version_refuses_the_other_release(tmp_path: Path, store: Store
             r"bad\.json: line 2, column 2: not JSON",
         ),
         ('{"resourceType": "NoSuchThing"}', r"bad\.json: document: not a valid FHIR R4 or R5 NoSuchThing"),
+        ('{"resourceType": "HumanName", "family": "Doe"}', r"document: .*R4: HumanName is not a FHIR R4 resource type"),
+        (
+            '[{"resourceType": "Coding", "code": "x"}, {"resourceType": "DomainResource", "id": "d"}]',
+            r"bad\.json: item 1: .*Coding is not a FHIR R4 resource type",
+        ),
+        ('{"resourceType": "DomainResource", "id": "d"}', r"DomainResource is not a FHIR R5 resource type"),
         ('{"hello": "world"}', r"bad\.json: document: neither a FHIR resource .* nor a case"),
         ('[{"resourceType": "Goal", "lifecycleStatus": 7}]', r"bad\.json: item 1: not a valid FHIR R4 or R5 Goal"),
         ('{"programme": "health-care"}', r"bad\.json: document: invalid case: "),

@@ -25,6 +25,8 @@ from typing import Any
 
 import fhir.resources as r5_models
 import fhir.resources.R4B as r4_models
+import fhir.resources.R4B.resource as r4_resource
+import fhir.resources.resource as r5_resource
 import orjson
 from pydantic import ValidationError
 
@@ -66,12 +68,23 @@ class ParsedFile:
     cases: list[CaseItem] = field(default_factory=list)
 
 
+#: Each release's base of every resource; the abstract ones themselves are no resource a file can hold.
+_RESOURCE_BASES = {"R4": r4_resource.Resource, "R5": r5_resource.Resource}
+_ABSTRACT = frozenset({"Resource", "DomainResource"})
+
+
 @functools.cache
 def _model(version: FhirVersion, resource_type: str) -> Any:
+    """The release's model of a resource type, or None: fhir.resources also answers for data types
+    (``HumanName``, ``Coding``) and the abstract bases, which would pass as resources and be exported
+    as Bundle entries no FHIR reader takes."""
     try:
-        return _MODELS[version].get_fhir_model_class(resource_type)
+        model = _MODELS[version].get_fhir_model_class(resource_type)
     except (KeyError, ValueError):
         return None
+    if resource_type in _ABSTRACT or not issubclass(model, _RESOURCE_BASES[version]):
+        return None
+    return model
 
 
 def _problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
