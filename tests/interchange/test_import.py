@@ -156,6 +156,22 @@ def test_a_forced_version_refuses_the_other_release(tmp_path: Path, store: Store
             r"bad\.json: document, entry 1: not a valid FHIR",
         ),
         ("42", r"bad\.json: document: expected a JSON object"),
+        (
+            '{"resourceType": "Goal", "lifecycleStatus": "active", "description": {"text": "walk"}, '
+            '"subject": {"reference": "Patient/p"}, "note": []}',
+            r"bad\.json: document: not valid FHIR JSON: Goal\.note is an empty array",
+        ),
+        (
+            '{"resourceType": "Goal", "lifecycleStatus": "active", "description": {"text": "walk", "coding": [{}]}, '
+            '"subject": {"reference": "Patient/p"}}',
+            r"document: not valid FHIR JSON: Goal\.description\.coding\[0\] is an empty object",
+        ),
+        (
+            '{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Goal", '
+            '"lifecycleStatus": "active", "description": {"text": "walk"}, "subject": {"reference": "Patient/p"}, '
+            '"priority": null}}]}',
+            r"document, entry 1: not valid FHIR JSON: Goal\.priority is null",
+        ),
     ],
 )
 def test_bad_input_names_file_and_position_and_writes_nothing(

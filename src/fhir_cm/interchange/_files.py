@@ -6,7 +6,8 @@ the fhir.resources models of both releases, and the release is decided per resou
 models accept it; when both do (the elements it uses are the same in both), the release the rest of
 its file — else of the whole import — was found to be; else ``default_version``. A forced version
 checks against that release only. What neither release accepts stops the import, naming the file and
-the position, so nothing of that file is half taken in.
+the position, so nothing of that file is half taken in; so does a null, an empty array or an empty
+object, which FHIR JSON forbids and the models let through.
 
 A document without ``resourceType`` is read as a case (``fhir-cm generate`` writes those).
 """
@@ -105,6 +106,28 @@ def _problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
     return None
 
 
+def _empty(value: Any, path: str) -> str | None:
+    """Where ``value`` holds what FHIR JSON forbids and the models let through: a property that is
+    null, an empty array or an empty object, or an empty object or array in an array (a null there
+    is how a primitive array lines up with its ``_`` extensions). A server refuses such a resource,
+    and export would give it back as it came."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if item is None or item == [] or item == {}:
+                kind = "null" if item is None else "an empty array" if item == [] else "an empty object"
+                return f"{where} is {kind}"
+            if found := _empty(item, where):
+                return found
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            if item == [] or item == {}:
+                return f"{path}[{n}] is {'an empty array' if item == [] else 'an empty object'}"
+            if found := _empty(item, f"{path}[{n}]"):
+                return found
+    return None
+
+
 def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
     """``(where, document)``: one JSON document (or an array's items), else JSON lines."""
     try:
@@ -184,6 +207,8 @@ def parse_text(text: str, name: str, *, forced: FhirVersion | None = None) -> Pa
                 raise BadInputError(
                     name, place, f"not a valid FHIR {' or '.join(tried)} {resource['resourceType']} ({why})"
                 )
+            if empty := _empty(resource, str(resource["resourceType"])):
+                raise BadInputError(name, place, f"not valid FHIR JSON: {empty}")
             parsed.resources.append(FhirItem(resource, place, accepted, full_url))
     return parsed
 
