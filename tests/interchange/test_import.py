@@ -187,6 +187,19 @@ def test_bad_input_names_file_and_position_and_writes_nothing(
     assert stored_cases(store) == []
 
 
+def test_a_resource_nested_too_deep_for_the_models_is_bad_input(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    # JSON this deep reads (the parser allows about 1000 levels), but the models recurse per level.
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(200):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    goal = {**example("R4", "Goal-stop-smoking"), "extension": [extension]}
+
+    with pytest.raises(BadInputError, match=r"deep\.json: document: not a valid FHIR R4 or R5 Goal .*nested too deep"):
+        import_files(store, [write(tmp_path / "deep.json", goal)], settings)
+
+
 def test_a_missing_file_is_bad_input(tmp_path: Path, store: Store, settings: Settings) -> None:
     with pytest.raises(BadInputError, match="nope.json: cannot read"):
         import_files(store, [tmp_path / "nope.json"], settings)

@@ -103,6 +103,8 @@ def _problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
         return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
     except (TypeError, ValueError) as exc:  # a validator that raised outside pydantic's machinery
         return type(exc).__name__
+    except RecursionError:  # the models recurse per level: some 120 nested extensions are too many
+        return "nested too deep to check"
     return None
 
 
