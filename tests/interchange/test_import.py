@@ -425,3 +425,56 @@ def test_a_resource_with_a_modifier_stays_raw_and_comes_back_as_it_came(
     assert request["identifier"][0]["value"] not in {r.id for r in held.referrals}
     exported = [e["resource"] for e in export_cases(store, settings)["entry"]]
     assert need in exported and request in exported
+
+
+def _episode_and_goal(patient: str, goal_text: str) -> list[dict[str, Any]]:
+    """What a server's export holds: logical ids it numbered itself (every server starts at 1)."""
+    return [
+        {
+            "resourceType": "EpisodeOfCare",
+            "id": f"eoc-{patient}",
+            "status": "active",
+            "patient": {"reference": f"Patient/{patient}"},
+            "type": [
+                {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/episodeofcare-type", "code": "hacc"}]}
+            ],
+            "period": {"start": "2024-01-01"},
+        },
+        {
+            "resourceType": "Goal",
+            "id": "1",
+            "lifecycleStatus": "active",
+            "description": {"text": goal_text},
+            "subject": {"reference": f"Patient/{patient}"},
+            "startDate": "2024-01-02",
+        },
+    ]
+
+
+def test_another_patients_resource_under_the_same_id_is_refused_and_replaces_nothing(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    first = write(tmp_path / "a.json", _episode_and_goal("A", "Goal of A"))
+    second = write(tmp_path / "b.json", _episode_and_goal("B", "Goal of B"))
+    import_files(store, [first], settings)
+    before = export_cases(store, settings)
+
+    with pytest.raises(BadInputError, match=r"b\.json: item 2: Goal 1 is another patient's resource in the store"):
+        import_files(store, [second], settings)
+
+    assert export_cases(store, settings) == before
+    assert [g.description for g in stored(store, "eoc-A")[0].goals] == ["Goal of A"]
+
+
+def test_two_files_of_one_import_giving_two_patients_one_id_are_refused(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    first = write(tmp_path / "a.json", _episode_and_goal("A", "Goal of A"))
+    second = write(tmp_path / "b.json", _episode_and_goal("B", "Goal of B"))
+
+    with pytest.raises(BadInputError, match=r"b\.json: item 2: Goal 1 is another patient's resource earlier in this"):
+        import_files(store, [first, second], settings)
+
+    assert stored_cases(store) == []
+    # The same resource twice (in a Bundle and on its own, or a file imported again) is no clash.
+    assert import_files(store, [first, first], settings).cases_created == 1

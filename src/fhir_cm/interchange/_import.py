@@ -46,7 +46,7 @@ from ..store import (
     save_case,
 )
 from ._files import FhirItem, ParsedFile, decide_versions, key_of, parse_file
-from ._placement import place
+from ._placement import place, refuse_clashes
 from ._view import CaseView, read_view
 
 __all__ = ["ImportReport", "import_files"]
@@ -250,6 +250,7 @@ def import_files(
     system = settings.identifier_system
     keyed = [(item, key_of(item, system), n) for n, f in enumerate(files) for item in f.resources]
     with store.session(read_only=True) as session:
+        refuse_clashes(session, keyed, [f.name for f in files])
         case_ids = place(session, keyed, system)
     run = _Run(settings, default)
     placed: dict[ResourceKey, tuple[str, str]] = {}

@@ -14,6 +14,9 @@ A case is about one patient, and its EpisodeOfCare names it. Rules, most certain
    which the import synthesises from what is there (see ``_view.py``);
 7. a resource naming no Patient at all (a subject given only as display text, a Group) goes to one
    catch-all case per file, whose patient is the placeholder ``unidentified``.
+
+Before any of that, a resource whose key another patient's resource holds is refused
+(:func:`refuse_clashes`): rule 1 would put it in that patient's case, in place of theirs.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from sqlalchemy.orm import Session
 
 from ..mapping import ResourceKey, iter_references, parse_reference, patient_of
 from ..store import get_case, get_resource, list_cases
+from ._errors import BadInputError
 from ._files import FhirItem
 
-__all__ = ["UNIDENTIFIED_PATIENT", "case_id_for", "catch_all_case_id", "patient_of", "place"]
+__all__ = ["UNIDENTIFIED_PATIENT", "case_id_for", "catch_all_case_id", "patient_of", "place", "refuse_clashes"]
 
 #: The patient of a case that holds resources naming no patient.
 UNIDENTIFIED_PATIENT = "unidentified"
@@ -159,6 +163,28 @@ class _Placer:
             f"{k.type}/{k.value}" for (_, k, f), c in zip(self.items, self.patients) if f == file_index and c is None
         )
         return "u-" + hashlib.sha256("|".join([self.system, *keys]).encode()).hexdigest()[:40]
+
+
+def refuse_clashes(session: Session, items: list[tuple[FhirItem, ResourceKey, int]], names: list[str]) -> None:
+    """Refuse a resource whose key (its logical id, for others' resources) another patient's resource
+    holds, in the store or earlier in this import: two sources numbering ids alike (servers hand out
+    ``1``, ``2``, …) would otherwise put one patient's Goal in the other's case, replacing theirs.
+    Raises :class:`BadInputError` naming the file and position; ids of patients are not named."""
+    seen: dict[ResourceKey, str] = {}
+    for item, key, file_index in items:
+        mine = patient_of(item.resource)
+        if mine is None:
+            continue
+        stored = get_resource(session, key.type, key.value)
+        theirs = seen.get(key) or (patient_of(stored.raw) if stored is not None else None)
+        if theirs is not None and theirs != mine:
+            where = "earlier in this import" if key in seen else "in the store"
+            raise BadInputError(
+                names[file_index],
+                item.where,
+                f"{key.type} {key.value} is another patient's resource {where}: the two sources' ids collide",
+            )
+        seen.setdefault(key, mine)
 
 
 def place(session: Session, items: list[tuple[FhirItem, ResourceKey, int]], identifier_system: str) -> list[str]:
