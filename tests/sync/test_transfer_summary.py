@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fhir_cm.cli import app
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case, Referral, Stay
+from fhir_cm.domain import Case, Party, Referral, Stay
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, open_store, save_case
 from fhir_cm.sync import NoSuchMove, handoff_moves, push_cases, transfer_summary, write_transfer_summary
@@ -192,3 +192,21 @@ def test_every_narrative_is_xml_whatever_characters_the_case_holds(version: str)
     assert any("Ann \ufffd&lt;needs&gt; \ufffdhelp &amp;" in div for div in divs)
     for div in divs:
         ElementTree.fromstring(div)  # raises on what XML cannot hold
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_patient_and_a_practitioner_sharing_an_id_keep_their_own_names(version: str) -> None:
+    # Servers number each resource type on its own: Patient/1 and Practitioner/1 are two people.
+    case = journey_case(
+        patient=Party(kind="patient", id="1", name="Ann Example"),
+        case_manager=Party(kind="practitioner", id="1", name="Casey Manager"),
+    )
+    doc = transfer_summary(case, 1, version, SYSTEM, now=dt.datetime(2024, 1, 4, 12, tzinfo=dt.UTC))
+
+    named = {
+        (r["resourceType"], r["identifier"][0]["value"]): r["name"][0]["text"]
+        for r in resources(doc).values()
+        if r["resourceType"] in ("Patient", "Practitioner")
+    }
+    assert named[("Patient", "1")] == "Ann Example"
+    assert named[("Practitioner", "1")] == "Casey Manager"

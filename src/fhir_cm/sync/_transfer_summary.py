@@ -30,7 +30,7 @@ from ..config import Settings
 from ..domain import CareSetting, Case, PartyKind, ReferralKind, Transition
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient
-from ..mapping import case_to_bundle, iter_references, parse_reference, xhtml_text
+from ..mapping import case_to_bundle, iter_references, parse_reference, party_reference, xhtml_text
 from ..store import Store, get_case
 from ..terminology import mappings_dir
 from ._identity import rewrite_references
@@ -237,8 +237,9 @@ def _closure(chosen: list[dict[str, Any]], mapped: list[dict[str, Any]]) -> list
 def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Minimal resources for the people and organisations the included resources name (and the
     patient and case manager), each under a ``urn:uuid:`` URL the references are rewritten to."""
+    # By type and id: servers number each type on its own, so Patient/1 and Practitioner/1 are two people.
     named = {
-        party.id: party
+        party_reference(party)["reference"]: party
         for party in [case.patient, *(m.party for m in case.team)]
         + ([case.case_manager] if case.case_manager else [])
         + [s.provider for s in case.stays if s.provider is not None]
@@ -254,7 +255,7 @@ def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tu
     out: dict[tuple[str, str], dict[str, Any]] = {}
     patient_ref = f"Patient/{case.patient.id}"
     for rtype, rid in sorted(keys):
-        party = named.get(rid)
+        party = named.get(f"{rtype}/{rid}")
         resource = (
             minimal_party(party, rtype, system, patient_ref)
             if party is not None
