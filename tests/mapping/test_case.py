@@ -119,6 +119,7 @@ def test_a_status_the_domain_cannot_hold_is_not_read_as_the_default(
 
 
 NEGATED = {"url": "http://ehr.example.org/fhir/StructureDefinition/negated", "valueBoolean": True}
+REFUTED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])
@@ -134,6 +135,7 @@ NEGATED = {"url": "http://ehr.example.org/fhir/StructureDefinition/negated", "va
             "CarePlan.modifierExtension",
         ),
         (ResourceKey("ServiceRequest", "ref-2"), (), {"doNotPerform": True}, "ServiceRequest.doNotPerform"),
+        (ResourceKey("Condition", "need-2"), (), {"verificationStatus": REFUTED}, "Condition.verificationStatus"),
         (
             ResourceKey("CareTeam", "case-1-careteam"),
             ("participant", 0),
@@ -157,9 +159,13 @@ def test_a_resource_whose_meaning_a_modifier_turns_is_not_read_as_if_it_were_not
         read_resource(res[key], version, SYSTEM)
 
 
-def test_a_modifier_in_a_contained_resource_or_a_false_do_not_perform_changes_nothing_read() -> None:
+def test_a_modifier_in_a_contained_resource_a_false_do_not_perform_or_a_confirmed_condition_change_nothing_read() -> (
+    None
+):
     res = resources()
     request = res[ResourceKey("ServiceRequest", "ref-2")]
     request["doNotPerform"] = False
     request["contained"] = [{"resourceType": "Patient", "id": "p", "modifierExtension": [NEGATED]}]
+    need = res[ResourceKey("Condition", "need-1")]
+    need["verificationStatus"] = {"coding": [{**REFUTED["coding"][0], "code": "confirmed"}]}
     assert resources_to_case(res.values(), "R4", SYSTEM) == full_case()

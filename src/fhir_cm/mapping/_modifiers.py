@@ -1,7 +1,8 @@
 """Modifiers: what turns a resource's meaning around, so that a reader that does not know it must not read it.
 
 FHIR lets any resource carry a ``modifierExtension`` (a Condition the sender negated, a Goal it
-marked as someone else's) and ServiceRequest has ``doNotPerform``: "do *not* do this". The
+marked as someone else's), ServiceRequest has ``doNotPerform``: "do *not* do this", and a Condition's
+``verificationStatus`` may say it was ruled out (``refuted``) or never so (``entered-in-error``). The
 specification (Extensibility, modifier extensions) asks an application that meets a modifier it does
 not understand to refuse to process the resource rather than read it as if the modifier were not
 there. The mapping understands none, and reading such a resource would say the opposite of what it
@@ -16,6 +17,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = ["modifier_problems"]
+
+#: Condition.verificationStatus (a modifier element, required binding): the condition is not so.
+_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_NOT_SO = frozenset({"refuted", "entered-in-error"})
 
 
 def _paths(obj: Any, path: str) -> Iterator[str]:
@@ -37,4 +42,13 @@ def modifier_problems(resource: Mapping[str, Any]) -> list[str]:
     problems = [f"{where} (a modifier extension fhir-cm does not understand)" for where in _paths(resource, rtype)]
     if resource.get("doNotPerform") is True:
         problems.append(f"{rtype}.doNotPerform (a request not to do it)")
+    if rtype == "Condition" and _not_so(resource.get("verificationStatus")):
+        problems.append("Condition.verificationStatus (refuted or entered in error: no condition to read)")
     return problems
+
+
+def _not_so(concept: Any) -> bool:
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    return isinstance(codings, list) and any(
+        isinstance(c, Mapping) and c.get("system") == _VERIFICATION and c.get("code") in _NOT_SO for c in codings
+    )
