@@ -94,6 +94,37 @@ def test_a_new_due_date_changes_only_the_goal_target_due_date(version: str) -> N
     assert after[ResourceKey("Goal", "goal-1")]["target"][0]["dueDate"] == "2024-07-01"
 
 
+DATA_ABSENT = {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_value_written_where_the_server_copy_said_it_was_unknown_takes_the_absence_reason_away(
+    version: str,
+) -> None:
+    # US Core senders mark what they do not know with a data-absent-reason; a value written there
+    # must not go out still saying "unknown" beside it. Other extensions on the element stay.
+    case = full_case()
+    base = server_state(case, version)
+    request = base[ResourceKey("ServiceRequest", "ref-2")]
+    assert "occurrenceDateTime" not in request  # no due date
+    request["_occurrenceDateTime"] = {"extension": [copy.deepcopy(DATA_ABSENT), copy.deepcopy(FOREIGN_EXT)]}
+    goal = base[ResourceKey("Goal", "goal-2")]
+    assert "target" not in goal  # no due date, no measure
+    goal["target"] = [{"extension": [copy.deepcopy(DATA_ABSENT)]}]
+    untouched = copy.deepcopy(base)
+    read = resources_to_case(base.values(), version, SYSTEM)
+    referrals = [r.model_copy(update={"due": D(2024, 3, 1)}) if r.id == "ref-2" else r for r in read.referrals]
+    goals = [read.goals[0], read.goals[1].model_copy(update={"due": D(2024, 7, 1)})]
+
+    after = case_to_resources(read.model_copy(update={"referrals": referrals, "goals": goals}), version, SYSTEM, base)
+
+    written = after[ResourceKey("ServiceRequest", "ref-2")]
+    assert written["occurrenceDateTime"] == "2024-03-01"
+    assert written["_occurrenceDateTime"] == {"extension": [FOREIGN_EXT]}
+    assert after[ResourceKey("Goal", "goal-2")]["target"] == [{"dueDate": "2024-07-01"}]
+    assert base == untouched  # the server copies are not changed on the way
+
+
 @pytest.mark.parametrize("version", ["R4", "R5"])
 def test_a_new_achievement_replaces_the_concept_it_no_longer_means(version: str) -> None:
     case = full_case()

@@ -114,13 +114,45 @@ def set_in(obj: dict[str, Any], path: PathT, value: Any) -> None:
         else:
             nxt = cur.get(p)
         nxt = _copied(nxt, want)  # a copy, not the container itself: see above
+        if want is dict and "extension" in nxt:
+            _drop_absence(nxt, "extension")
         cur[p] = nxt
         cur = nxt
     key = path[last]
     if isinstance(key, int):
         while len(cur) <= key:
             cur.append(None)
+    elif "_" + key in cur:
+        _drop_absence(cur, "_" + key)
     cur[key] = value
+
+
+#: HL7's extension saying why an element has no value: a value written there makes it untrue.
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def _drop_absence(container: dict[str, Any], key: str) -> None:
+    """Take the data-absent-reason out of ``container[key]`` (an element's ``extension`` list, or a
+    primitive's ``_x`` object), replacing what changes rather than changing it (it may be shared with
+    a base); what is left empty goes. Without this, an update writing a value where the server copy
+    said it was unknown said both."""
+    held = container[key]
+    exts = held if key == "extension" else held.get("extension") if isinstance(held, dict) else None
+    if not isinstance(exts, list) or not any(_absence(e) for e in exts):
+        return
+    kept = [e for e in exts if not _absence(e)]
+    if key == "extension":
+        rest: Any = kept
+    else:
+        rest = {k: v for k, v in held.items() if k != "extension"} | ({"extension": kept} if kept else {})
+    if rest:
+        container[key] = rest
+    else:
+        del container[key]
+
+
+def _absence(extension: Any) -> bool:
+    return isinstance(extension, dict) and extension.get("url") == DATA_ABSENT_REASON
 
 
 def _copied(container: Any, want: type) -> Any:
