@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_cm.domain import Stay
-from fhir_cm.mapping import ResourceKey, case_to_resources, resources_to_case
+from fhir_cm.mapping import ResourceKey, case_to_resources, convert_resource, resources_to_case
 from fhir_cm.mapping._codes import (
     EXT_ACUITY,
     EXT_CURRENT_SETTING,
@@ -46,6 +46,22 @@ def test_r5_reads_eligibility_an_r4_episode_carried_in_extensions() -> None:
     key = ResourceKey("EpisodeOfCare", "case-1")
     base = {**case_to_resources(full_case(), "R5", SYSTEM), key: as_r5}
     assert case_to_resources(full_case(), "R5", SYSTEM, base)[key] == as_r5
+
+
+def test_r4_reads_eligibility_an_r5_episode_converted_to_r4_carries_in_its_cross_version_extension() -> None:
+    # export --fhir-version R4 from an R5 store, imported elsewhere: the reasons must not be lost.
+    as_r4 = convert_resource(episode("R5"), "R5", "R4")
+    assert EXT_ELIGIBILITY not in {e["url"] for e in as_r4["extension"]}
+    assert resources_to_case([as_r4], "R4", SYSTEM).eligibility == ["readmission", "homelessness"]
+    key = ResourceKey("EpisodeOfCare", "case-1")
+    base = {**case_to_resources(full_case(), "R4", SYSTEM), key: as_r4}
+    assert case_to_resources(full_case(), "R4", SYSTEM, base)[key] == as_r4  # nothing to write
+    changed = case_to_resources(full_case(eligibility=["homelessness"]), "R4", SYSTEM, base)[key]
+    ours = [e["valueCodeableConcept"]["coding"][0]["code"] for e in changed["extension"] if e["url"] == EXT_ELIGIBILITY]
+    assert ours == ["homelessness"]  # a change is written in our extension, which is read first
+    assert resources_to_case([changed], "R4", SYSTEM).eligibility == ["homelessness"]
+    again = convert_resource(changed, "R4", "R5")  # the carried reasons went: no stale R5 reason returns
+    assert resources_to_case([again], "R5", SYSTEM).eligibility == ["homelessness"]
 
 
 @pytest.mark.parametrize(("version", "element"), [("R4", "team"), ("R5", "careTeam")])

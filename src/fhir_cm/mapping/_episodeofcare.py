@@ -23,6 +23,7 @@ from ..domain import (
     StatusChange,
 )
 from ._base import FhirVersion
+from ._versions._extensions import xver_url
 from ._codes import (
     EXT_ACUITY,
     EXT_CURRENT_SETTING,
@@ -44,7 +45,7 @@ from ._fields import (
     party,
     refs,
 )
-from ._json import read_date
+from ._json import read_date, set_in
 from ._keys import careteam_key
 from ._refs import party_reference, read_party
 
@@ -106,9 +107,17 @@ def _reason_concept(item: Mapping[str, Any]) -> Any:
     return None
 
 
+def _xver_reason_concept(parts: Any) -> Any:
+    """The concept of R5 ``reason`` carried in R4 (its cross-version extension): the only ``value``."""
+    values = [p for p in parts if isinstance(p, Mapping) and p.get("url") == "value"] if isinstance(parts, list) else []
+    return values[0].get("valueCodeableConcept") if len(values) == 1 else None
+
+
 def _eligibility(version: FhirVersion) -> Field:
-    """R4: our extension. R5: ``EpisodeOfCare.reason`` — read from our extension too when ``reason``
-    says nothing, so an R4 episode converted to R5 element by element keeps its eligibility."""
+    """R4: our extension — read from R5 ``reason`` in its cross-version extension too when ours says
+    nothing, so an R5 episode converted to R4 (``export --fhir-version R4``) keeps its eligibility.
+    R5: ``EpisodeOfCare.reason`` — read from our extension too when ``reason`` says nothing, so an R4
+    episode converted to R5 element by element keeps its eligibility."""
     extension = extension_items(
         "eligibility",
         EXT_ELIGIBILITY,
@@ -117,7 +126,30 @@ def _eligibility(version: FhirVersion) -> Field:
         encode=lambda v: T.concept(_ELIGIBILITY, v),
     )
     if version == "R4":
-        return extension
+        url = xver_url("R5", "EpisodeOfCare.reason")
+        carried = extension_items(
+            "eligibility",
+            url,
+            "extension",
+            decode=lambda parts: _concept_value(_ELIGIBILITY)(_xver_reason_concept(parts)),
+            encode=lambda v: v,  # never written: the field writes our extension
+        )
+
+        def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
+            # The reasons now live in our extension: the carried ones would come back as a stale
+            # ``reason`` (read first) when the episode is converted to R5 again.
+            extension.write(obj, value, ctx)
+            exts = obj.get("extension")
+            if isinstance(exts, list) and any(isinstance(e, Mapping) and e.get("url") == url for e in exts):
+                set_in(obj, ("extension",), [e for e in exts if not (isinstance(e, Mapping) and e.get("url") == url)])
+
+        return Field(
+            extension.name,
+            extension.get,
+            lambda obj, ctx: extension.read(obj, ctx) or carried.read(obj, ctx),
+            write,
+            written=extension.written,
+        )
     reason = concept_items(
         "eligibility",
         ("reason",),
