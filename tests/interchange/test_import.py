@@ -90,6 +90,27 @@ def test_bundles_of_any_type_are_opened(tmp_path: Path, store: Store, settings: 
         assert get_resource(s, "Goal", "stop-smoking") is not None and get_resource(s, "Encounter", "home") is not None
 
 
+def test_a_searchsets_outcome_entry_is_the_servers_message_not_data(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    # A search answer saved to a file: HAPI adds an OperationOutcome (search.mode "outcome") for warnings.
+    goal = example("R4", "Goal-stop-smoking")
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "processing", "diagnostics": "Unknown search parameter"}],
+    }
+    entries = [
+        {"fullUrl": "http://x/Goal/stop-smoking", "resource": goal, "search": {"mode": "match"}},
+        {"resource": outcome, "search": {"mode": "outcome"}},
+    ]
+    path = write(tmp_path / "s.json", {"resourceType": "Bundle", "type": "searchset", "entry": entries})
+
+    report = import_files(store, [path], settings)
+
+    assert (report.resources, report.cases_created) == (1, 1)
+    assert [e["resource"]["resourceType"] for e in export_cases(store, settings)["entry"]] == ["Goal"]
+
+
 def test_a_json_array_and_json_lines_are_read(tmp_path: Path, store: Store, settings: Settings) -> None:
     array = write(tmp_path / "a.json", [example("R4", "Goal-stop-smoking"), example("R4", "Encounter-home")])
     lines = write(tmp_path / "l.jsonl", example("R4", "Encounter-emerg"), example("R4", "Condition-f001"), lines=True)

@@ -1,7 +1,8 @@
 """Reading an import file: FHIR resources and Bundles (R4 or R5), or the domain's case JSON.
 
 A file holds one JSON document (a resource, a Bundle of any type, a case, or an array of these) or
-JSON lines of them. Bundles are opened (nested ones too); every resource in them is checked against
+JSON lines of them. Bundles are opened (nested ones too; a searchset's ``outcome`` entry, the
+server's message about the search, is no data and is left out); every resource in them is checked against
 the fhir.resources models of both releases, and the release is decided per resource: the one whose
 models accept it; when both do (the elements it uses are the same in both), the release the rest of
 its file — else of the whole import — was found to be; else ``default_version``. A forced version
@@ -173,6 +174,9 @@ def _resources(doc: Any, where: str, name: str) -> Iterator[tuple[dict[str, Any]
         inner = entry.get("resource")
         if inner is None:
             continue  # a Bundle entry may carry only a request or a response
+        search = entry.get("search")
+        if isinstance(search, dict) and search.get("mode") == "outcome":
+            continue  # the server's message about a search (an OperationOutcome), no data of a case
         if not isinstance(inner, dict):
             raise BadInputError(name, f"{where}, entry {n}", "entry.resource is not a JSON object")
         url = entry.get("fullUrl")
