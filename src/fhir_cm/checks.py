@@ -22,6 +22,7 @@ from .mapping import FhirVersion, MappingError, read_resource
 __all__ = [
     "MAPPING_PROBLEM",
     "SUBSETTED_PROBLEM",
+    "TOO_DEEP_PROBLEM",
     "load_models",
     "mapping_problem",
     "problem_of",
@@ -84,9 +85,21 @@ def mapping_problem(resource: Mapping[str, Any], version: FhirVersion, system: s
     return None
 
 
+#: Why a resource nested deeper than the models recurse is refused (some 120 extensions within each
+#: other: JSON that deep parses, and the store could keep it, but checking it overflows the stack).
+TOO_DEEP_PROBLEM = "nested too deep to check"
+
+
 def problem_of(resource: Mapping[str, Any], version: FhirVersion, system: str) -> str | None:
-    """Why a pulled resource cannot be taken in: its release's strict model first, then the mapping."""
-    return strict_problem(resource, version) or mapping_problem(resource, version, system)
+    """Why a pulled resource cannot be taken in: its release's strict model first, then the mapping.
+
+    A resource too deep to check is quarantined with its reason like any other refusal: raised, the
+    RecursionError ended the pull (or its check worker) at that page, every pull after it too.
+    """
+    try:
+        return strict_problem(resource, version) or mapping_problem(resource, version, system)
+    except RecursionError:
+        return TOO_DEEP_PROBLEM
 
 
 def problems_of(raw: bytes, version: FhirVersion, system: str) -> list[str | None]:

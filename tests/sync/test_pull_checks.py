@@ -10,9 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
-from fhir_cm.checks import problem_of
+from fhir_cm.checks import TOO_DEEP_PROBLEM, problem_of, problems_of
 from fhir_cm.config import Settings
 from fhir_cm.domain import Case, Party
 from fhir_cm.fhir import AsyncFhirClient
@@ -138,3 +139,17 @@ def test_the_worker_loads_the_checks_without_the_store_or_the_sync_layer() -> No
     probe = f"import sys, fhir_cm.checks; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
+
+
+def test_a_resource_too_deep_to_check_gets_a_reason_not_a_recursion_error() -> None:
+    # About 125 extensions within each other: JSON that parses and the store could keep, but the
+    # models recurse per level; the RecursionError ended every pull (or its worker) at that page.
+    # (sekmet itself refuses to store one this deep, so no server here can serve it to a pull.)
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(125):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    deep = {**unreadable_goal(SYSTEM, "p-1"), "extension": [extension]}
+    page = [deep, unreadable_goal(SYSTEM, "p-1")]
+
+    assert problem_of(deep, "R4", SYSTEM) == TOO_DEEP_PROBLEM
+    assert problems_of(orjson.dumps(page), "R4", SYSTEM) == [TOO_DEEP_PROBLEM, None]  # the worker's call
