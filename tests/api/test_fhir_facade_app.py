@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from fhir_cm.domain import Case
@@ -61,6 +62,39 @@ def test_auth_errors_under_fhir_are_operation_outcomes_not_problems(client: Test
     ):
         assert response.headers["content-type"].startswith("application/fhir+json")
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/fhir/Goal/x/_history"),
+        ("GET", "/fhir/Goal/x/_history/2"),
+        ("PUT", "/fhir/Goal/x"),
+        ("DELETE", "/fhir/Goal/x"),
+        ("POST", "/fhir/Goal"),
+        ("OPTIONS", "/fhir/Goal"),
+        ("GET", "/fhir/"),
+        ("POST", "/fhir"),
+        ("GET", "/fhir/metadata/x"),
+    ],
+)
+def test_an_unknown_path_or_a_write_without_a_key_is_401_not_404_or_405(
+    client: TestClient, keys: Keys, method: str, path: str
+) -> None:
+    """A stranger learns nothing of which paths and types exist; a reader still gets the 404 or 405."""
+    response = client.request(method, path)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["issue"][0]["code"] == "login"
+    known = client.request(method, path, headers=bearer(keys.service))
+    assert known.status_code in (404, 405)
+    assert known.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_write_to_the_public_metadata_is_405_without_a_key(client: TestClient) -> None:
+    response = client.delete("/fhir/metadata")
+    assert response.status_code == 405
+    assert "GET" in response.headers["allow"]
 
 
 def test_metadata_is_public_and_the_openapi_document_names_fhir_json(client: TestClient) -> None:

@@ -373,13 +373,22 @@ def build_fhir_router(
         applied = {"Preference-Applied": f"handling={handling}"} if handling else None
         return _fhir_response(body, version, headers=applied)
 
+    @router.api_route("/metadata", methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False)
+    def metadata_written(request: Request) -> Response:
+        """A write to the public CapabilityStatement: 405, without a key (whoever may read it knows it is there)."""
+        raise MethodNotAllowed("this FHIR facade is read-only: GET only", headers={"Allow": "GET"})
+
     @router.api_route(
         "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
     )
-    def elsewhere(request: Request, path: str) -> Response:
-        """Whatever no route above answers: a write (405: the facade is read-only) or an unknown path (404)."""
+    def elsewhere(request: Request, path: str, principal: Any = reader) -> Response:
+        """Whatever no route above answers: a write (405: the facade is read-only) or an unknown path (404).
+
+        Only for a caller the reads would serve: without a valid key this is a 401 as on every other
+        path, so the 404s and 405s tell no stranger which paths or types the facade has.
+        """
         first = path.strip("/").split("/")[0]
-        if request.method != "GET" and (first in RESOURCE_TYPES or first == "metadata"):
+        if request.method != "GET" and first in RESOURCE_TYPES:
             raise MethodNotAllowed("this FHIR facade is read-only: GET only", headers={"Allow": "GET"})
         _served(first)
         raise FacadeNotFound("this FHIR facade supports read and search-type only")
