@@ -26,6 +26,7 @@ from fhir_cm.fhir import (
     TransientError,
     Unauthorized,
     auth_from_settings,
+    client_from_settings,
 )
 
 from .conftest import BASE, Hapi, Sleeps
@@ -275,6 +276,23 @@ async def test_token_endpoint_falls_back_to_the_capability_statement(router: res
     assert endpoint.issued == ["token-1"]
 
 
+async def test_a_discovered_token_endpoint_in_clear_is_refused_before_any_assertion_goes(
+    router: respx.MockRouter, keys: KeyPair
+) -> None:
+    """A server naming an http:// token endpoint elsewhere would have the assertion and the token cross in clear."""
+    clock = FakeClock()
+    plain = "http://auth.example.org/token"
+    router.get(f"{BASE}/.well-known/smart-configuration").respond(json={"token_endpoint": plain})
+    token_route = router.post(plain).mock(side_effect=TokenEndpoint(keys, clock))
+    read = router.get(f"{BASE}/Goal/1").respond(json={"resourceType": "Goal", "id": "1"})
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock, token_url=None)) as fhir:
+        with pytest.raises(Unauthorized, match="not https"):
+            await fhir.read("Goal", "1")
+
+    assert token_route.call_count == 0 and read.call_count == 0
+
+
 async def test_a_refused_client_is_unauthorized_and_nothing_reaches_the_server(
     router: respx.MockRouter, keys: KeyPair
 ) -> None:
@@ -326,23 +344,46 @@ def test_auth_from_settings(tmp_path: Any, keys: KeyPair) -> None:
     assert auth_from_settings(Settings(auth="none")) is None
     assert isinstance(auth_from_settings(Settings(auth="bearer", token="t")), BearerAuth)
     assert isinstance(auth_from_settings(Settings(auth="basic", username="u", password="p")), httpx.BasicAuth)
-    made = auth_from_settings(
-        Settings(
-            auth="smart",
-            client_id="c",
-            private_key_file=str(key_file),
-            fhir_base=BASE,
-            private_key_alg=keys.alg,
-            key_id="k",
-        )
+    smart_settings = Settings(
+        auth="smart",
+        client_id="c",
+        private_key_file=str(key_file),
+        fhir_base=BASE,
+        private_key_alg=keys.alg,
+        key_id="k",
     )
+    made = auth_from_settings(smart_settings)
     assert isinstance(made, SmartBackendAuth) and made.algorithm == keys.alg
+    with pytest.raises(ValueError, match="FHIR_CM_TOKEN_URL must be https"):  # the assertion would cross in clear
+        auth_from_settings(smart_settings.model_copy(update={"token_url": "http://auth.example.org/token"}))
     with pytest.raises(ValueError, match="FHIR_CM_TOKEN"):
         auth_from_settings(Settings(auth="bearer"))
     with pytest.raises(ValueError, match="FHIR_CM_PASSWORD"):
         auth_from_settings(Settings(auth="basic", username="u"))
     with pytest.raises(ValueError, match="FHIR_CM_PRIVATE_KEY_FILE"):
         auth_from_settings(Settings(auth="smart", client_id="c", fhir_base=BASE))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Settings(fhir_base="http://fhir.hospital.example/fhir", auth="bearer", token="t"),
+        Settings(fhir_base="http://fhir.hospital.example/fhir", auth="basic", username="u", password="p"),
+        Settings(fhir_base="http://localhost.example.org/fhir", auth="bearer", token="t"),
+    ],
+    ids=["bearer", "basic", "looks-local"],
+)
+def test_credentials_to_an_http_base_on_another_machine_are_refused(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="unencrypted: FHIR_CM_FHIR_BASE must be https"):
+        client_from_settings(settings)
+
+
+async def test_credentials_over_http_to_this_machine_and_none_over_http_anywhere_are_accepted() -> None:
+    async with (
+        client_from_settings(Settings(fhir_base="http://127.0.0.1:8080/fhir", auth="bearer", token="t")) as local,
+        client_from_settings(Settings(fhir_base="http://fhir.hospital.example/fhir")) as anonymous,
+    ):
+        assert local.base_url.startswith("http://127.0.0.1") and anonymous.base_url.startswith("http://fhir.")
 
 
 def test_smart_auth_needs_the_async_client(keys: KeyPair) -> None:

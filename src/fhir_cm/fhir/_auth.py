@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ._errors import TransientError, Unauthorized, redact
-from ._urls import normalize_base
+from ._urls import normalize_base, safe_for_tokens
 
 __all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth"]
 
@@ -171,6 +171,14 @@ class SmartBackendAuth(httpx.Auth):
         self._token = _Token(body["access_token"], self._clock() + lifetime - margin)
 
     def _discover(self) -> Generator[httpx.Request, httpx.Response, str]:
+        """The token endpoint the server names; refused unless https (or http to this machine), since the
+        assertion and the token it buys would cross the network in clear."""
+        endpoint = yield from self._named_endpoint()
+        if not safe_for_tokens(endpoint):
+            raise Unauthorized("the SMART token endpoint the server names is not https; set FHIR_CM_TOKEN_URL")
+        return endpoint
+
+    def _named_endpoint(self) -> Generator[httpx.Request, httpx.Response, str]:
         response = yield httpx.Request(
             "GET", f"{self._base}/.well-known/smart-configuration", headers={"Accept": "application/json"}
         )

@@ -15,8 +15,16 @@ from ..config import Settings
 from ._auth import BearerAuth, SmartBackendAuth
 from ._client import AsyncFhirClient
 from ._sync import FhirClient
+from ._urls import normalize_base, safe_for_tokens
 
 __all__ = ["auth_from_settings", "client_from_settings", "sync_client_from_settings"]
+
+#: Credentials (a token, a password, a SMART assertion and the token it buys) cross the network only
+#: encrypted: an ``http://`` URL to another machine is refused, whatever FHIR_CM_VERIFY_TLS says.
+_IN_CLEAR = (
+    "FHIR_CM_AUTH would send its credentials unencrypted: {what} must be https "
+    "(http only to this machine: localhost, 127.0.0.1, ::1)"
+)
 
 
 def auth_from_settings(settings: Settings) -> httpx.Auth | None:
@@ -36,6 +44,8 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
         raise ValueError("auth=smart needs FHIR_CM_CLIENT_ID and FHIR_CM_PRIVATE_KEY_FILE")
     if not settings.fhir_base:
         raise ValueError("auth=smart needs FHIR_CM_FHIR_BASE (to discover the token endpoint)")
+    if settings.token_url is not None and not safe_for_tokens(settings.token_url):
+        raise ValueError(_IN_CLEAR.format(what="FHIR_CM_TOKEN_URL"))
     return SmartBackendAuth(
         client_id=settings.client_id,
         private_key=Path(settings.private_key_file).read_bytes(),
@@ -50,6 +60,8 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
 def _client_kwargs(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]:
     if not settings.fhir_base:
         raise ValueError("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE")
+    if settings.auth != "none" and not safe_for_tokens(normalize_base(settings.fhir_base)):
+        raise ValueError(_IN_CLEAR.format(what="FHIR_CM_FHIR_BASE"))
     kwargs: dict[str, Any] = {
         "auth": auth_from_settings(settings),
         "timeout": settings.timeout,
