@@ -29,6 +29,16 @@ def fhir_cm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
         (["check"], {"FHIR_CM_FHIR_VERSION": "R6"}, "FHIR_CM_FHIR_VERSION: Input should be 'auto', 'R4' or 'R5'"),
         (["check"], {"FHIR_CM_HORIZON_YEARS": "-1"}, "FHIR_CM_HORIZON_YEARS: Input should be greater than"),
         (["check"], {"FHIR_CM_PORT": "70000"}, "FHIR_CM_PORT: Input should be less than or equal to 65535"),
+        (["check"], {"FHIR_CM_TIMEOUT": "0"}, "FHIR_CM_TIMEOUT: Input should be greater than 0"),
+        (["check"], {"FHIR_CM_CASELOAD_LIMIT": "-1"}, "FHIR_CM_CASELOAD_LIMIT: Input should be greater than or equal"),
+        (["check"], {"FHIR_CM_HOST": ""}, "FHIR_CM_HOST: is empty"),  # "" would bind every interface
+        (["check"], {"FHIR_CM_DATABASE_URL": ""}, "FHIR_CM_DATABASE_URL: is empty"),
+        (["check"], {"FHIR_CM_IDENTIFIER_SYSTEM": " "}, "FHIR_CM_IDENTIFIER_SYSTEM: is empty"),
+        (
+            ["capabilities"],
+            {"FHIR_CM_FHIR_BASE": "https://x.example/fhir", "FHIR_CM_AUTH": "bearer", "FHIR_CM_TOKEN": ""},
+            "auth=bearer needs FHIR_CM_TOKEN",
+        ),  # an empty token is none, not 'Bearer ' sent to the server
         (["check"], {"FHIR_CM_DATABASE_URL": "sqlite://"}, "FHIR_CM_DATABASE_URL names no file"),
         (["check"], {"FHIR_CM_DATABASE_URL": "sqlite:///:memory:"}, "FHIR_CM_DATABASE_URL names no file"),
         (

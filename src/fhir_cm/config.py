@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import FhirCmError
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["Settings", "SettingsError", "get_settings"]
 
 DEFAULT_IDENTIFIER_SYSTEM = "urn:fhir-cm:id"
+
+
+#: Settings that may be left unset: an empty value is the same as none.
+_OPTIONAL_TEXT = (
+    "fhir_base", "token", "username", "password", "client_id", "private_key_file", "key_id", "token_url",
+    "cds_issuers", "public_url",
+)  # fmt: skip
+#: Settings that always have a value: an empty one is refused.
+_REQUIRED_TEXT = ("database_url", "identifier_system", "host", "scope")
 
 
 class Settings(BaseSettings):
@@ -51,7 +61,7 @@ class Settings(BaseSettings):
     token_url: str | None = None
     scope: str = "system/*.read system/*.write"
     verify_tls: bool = True
-    timeout: float = 30.0
+    timeout: float = Field(default=30.0, gt=0, description="Seconds a request to the FHIR server may take.")
     # --- push (fhir_cm.sync) ----------------------------------------------------------------------
     push_concurrency: int = Field(default=4, ge=1, description="Cases pushed at the same time.")
     push_batch_size: int = Field(
@@ -94,7 +104,7 @@ class Settings(BaseSettings):
         ge=1024,
         description="The largest request body the API reads (413 beyond it, before reading the rest).",
     )
-    caseload_limit: int = 20
+    caseload_limit: int = Field(default=20, ge=0, description="Active cases per case manager above which to warn.")
     case_cache: int = Field(
         default=2000,
         ge=0,
@@ -110,6 +120,25 @@ class Settings(BaseSettings):
     horizon_years: int = Field(
         default=10, ge=0, le=100, description="How many years ahead a due date or a planned stay may be set."
     )
+
+    @field_validator(*_OPTIONAL_TEXT, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``FHIR_CM_TOKEN_URL=`` (as compose files and templates leave a variable) means not set.
+
+        Kept as "", a token would be sent as ``Bearer `` and a token URL of "" be posted to.
+        """
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(*_REQUIRED_TEXT, mode="before")
+    @classmethod
+    def _empty_is_refused(cls, value: object) -> object:
+        """An empty value where one is needed is refused rather than guessed at: ``FHIR_CM_HOST=`` bound
+        every interface (the socket's reading of ""), ``FHIR_CM_IDENTIFIER_SYSTEM=`` stamped identifiers
+        with no system."""
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError("empty", "is empty: give a value, or unset it for the default")
+        return value
 
     def plausibility(self, today: dt.date) -> Plausibility:
         """The domain's rules of what can be true, as of ``today``, with this deployment's tolerances."""
