@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,6 +39,35 @@ def _raw_head(port: int, path: str, key: str) -> tuple[bytes, bytes]:
     return head, rest
 
 
+@contextmanager
+def serving(env: dict[str, str], port: int) -> Iterator[tuple[str, list[str]]]:
+    """``fhir-cm serve`` on ``port``, once it answers: its base URL, and (after the block) its stderr lines."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    logged: list[str] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:  # wait for the server to accept connections (bounded)
+            try:
+                assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        yield base, logged
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+        logged.extend(stderr.splitlines())
+
+
 def test_help_names_host_and_port() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
@@ -49,24 +80,7 @@ def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> 
     env.pop("FHIR_CM_FHIR_BASE", None)
     with open_store(env["FHIR_CM_DATABASE_URL"]) as store, store.session() as s:
         _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:  # wait for the server to accept connections (bounded)
-            try:
-                assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+    with serving(env, port) as (base, logged):
         body = {
             "programme": "health-care",
             "patient": {"kind": "patient", "id": "pat-9", "name": "Hidden Person"},
@@ -82,10 +96,8 @@ def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> 
         head, rest = _raw_head(port, path, key)
         assert head.startswith(b"HTTP/1.1 200") and f"content-length: {length}".encode() in head.lower()
         assert rest == b""  # the header fields GET sends, and not a byte of its body
-    finally:
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=30)
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    stderr = "\n".join(logged)
+    lines = [json.loads(line) for line in logged if line.startswith("{")]
     requests = [line for line in lines if line.get("message") == "request"]
     assert [(r["method"], r["route"], r["status"]) for r in requests][-4:] == [
         ("POST", "/api/v1/cases", 201),
@@ -95,3 +107,21 @@ def test_serve_answers_on_loopback_and_logs_json_without_phi(tmp_path: Path) -> 
     ]
     for secret in ("Hidden Person", "pat-9", key):
         assert secret not in stderr
+
+
+def test_the_fhir_requests_serve_makes_are_not_logged_with_their_urls(tmp_path: Path, sekmet_base: str) -> None:
+    """A pull of one patient asks the server ``Encounter?patient=<id>``: the HTTP client's own log line
+    (the full URL, query string and all) must not reach serve's log."""
+    port = _free_port()
+    env = {**os.environ, "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "FHIR_CM_FHIR_BASE": sekmet_base}
+    with open_store(env["FHIR_CM_DATABASE_URL"]) as store, store.session() as s:
+        _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
+    with serving(env, port) as (base, logged):
+        pulled = httpx.post(
+            f"{base}/api/v1/sync/pull", json={"patient": "pat-secret-41"}, headers={"X-API-Key": key}, timeout=60
+        )
+        assert pulled.status_code == 200, pulled.text
+    stderr = "\n".join(logged)
+    requests = [json.loads(line) for line in logged if line.startswith("{")]
+    assert ("POST", "/api/v1/sync/pull", 200) in [(r.get("method"), r.get("route"), r.get("status")) for r in requests]
+    assert "pat-secret-41" not in stderr

@@ -47,3 +47,7 @@ def configure_logging(level: str | int = "INFO") -> None:
         logger.setLevel(level)
     # uvicorn's access log prints the full URL, query string (patient ids) included: never on.
     logging.getLogger("uvicorn.access").disabled = True
+    # So does the HTTP client's line for each request to a FHIR server (Encounter?patient=<id>); the
+    # FHIR client logs its own retries and failures as "GET Encounter", without the query.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
