@@ -83,3 +83,27 @@ def test_check_of_a_clean_store_exits_0(db: str) -> None:
     result = runner.invoke(app, ["check"])
     assert (result.exit_code, result.stdout) == (0, "")
     assert "checked 1 cases: 0 break a rule" in result.stderr
+
+
+def test_a_stored_case_this_version_cannot_read_is_listed_not_a_crash(db: str) -> None:
+    """A case stored before a rule of the model (here: '..' refused as an id) is what check is for."""
+    from sqlalchemy import update
+
+    from fhir_cm.store._tables import CaseRow
+
+    old = _case("old", contacts=[{"id": "k1", "date": "2025-02-01", "mode": "face-to-face", "note": "confidential"}])
+    data = old.model_dump(mode="json")
+    data["contacts"][0]["id"] = ".."
+    with open_store(db) as store, store.session() as s:
+        save_case(s, _case("good"))
+        save_case(s, old)
+        s.execute(update(CaseRow).where(CaseRow.case_id == "old").values(data=data))
+
+    result = runner.invoke(app, ["check", "--json"])
+
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["case_id"], r["rule"], r["field"]) for r in rows] == [("old", "unreadable", "contacts.0.id")]
+    assert "checked 2 cases: 1 break a rule (1 breaches)" in result.stderr
+    for phi in ("Grace Hidden", "confidential", "p-old"):
+        assert phi not in result.stdout + result.stderr

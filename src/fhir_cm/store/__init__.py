@@ -23,6 +23,7 @@ from ._cases import (
     get_case_records,
     list_case_records,
     list_cases,
+    stored_case_data,
     save_case,
     warm_case_cache,
 )
@@ -240,6 +241,7 @@ __all__ = [
     "list_audit",
     "list_case_records",
     "list_cases",
+    "stored_case_data",
     "list_conflicts",
     "list_ledger",
     "list_outbox",

@@ -32,6 +32,7 @@ __all__ = [
     "list_case_records",
     "list_cases",
     "save_case",
+    "stored_case_data",
 ]
 
 
@@ -215,6 +216,15 @@ def list_cases(
 ) -> list[Case]:
     """Cases matching every filter given, ordered by id."""
     return [record.case for record in list_case_records(session, limit=limit, offset=offset, **filters)]
+
+
+def stored_case_data(
+    session: Session, *, limit: int | None = None, offset: int = 0
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each case's id and JSON as stored, undecoded, ordered by id: for ``fhir-cm check``, which must
+    list a case this version's model no longer accepts (stored before a rule of it) rather than stop."""
+    query = select(CaseRow.case_id, CaseRow.data).order_by(CaseRow.case_id).offset(offset).limit(limit)
+    return [(row.case_id, row.data) for row in session.execute(query)]
 
 
 def list_case_records(
