@@ -147,3 +147,19 @@ def test_a_programme_no_case_is_in_is_refused_unless_forced(db: str) -> None:
         app, ["apikey", "create", "--name", "x", "--role", "case-manager", "--practitioner", "cm-9", "--force"]
     )
     assert empty.exit_code == 0
+
+
+def test_revoking_by_the_key_itself_works_and_never_echoes_it(db: str) -> None:
+    """Whoever holds a key (or finds one where it leaked) revokes it by pasting it; an error shows no secret."""
+    key = runner.invoke(app, ["apikey", "create", "--name", "svc", "--role", "service"]).stdout.strip()
+    revoked = runner.invoke(app, ["apikey", "revoke", key])
+    assert revoked.exit_code == 0, revoked.stderr
+    assert key.split("_", 2)[2] not in revoked.stdout + revoked.stderr
+    with open_store(db) as store, store.session() as s:
+        assert authenticate_api_key(s, key) is None
+    other = "fcm_0123456789abcdef_" + "S" * 43  # a key this store never issued
+    missing = runner.invoke(app, ["apikey", "revoke", other])
+    assert missing.exit_code == 1 and "no API key 0123456789abcdef" in missing.stderr
+    assert "SSSS" not in missing.stdout + missing.stderr
+    mistyped = runner.invoke(app, ["apikey", "revoke", "fcm_x_secret-part"])
+    assert mistyped.exit_code == 2 and "secret-part" not in mistyped.stderr

@@ -176,15 +176,23 @@ def apikey_list_command(
 
 @apikey_app.command("revoke", short_help="Revoke an API key at once.")
 def apikey_revoke_command(
-    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key id (the 16 hex characters after 'fcm_').")],
+    key_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="KEY_ID", help="The key id (the 16 hex characters after 'fcm_'), or the key itself (never shown)."
+        ),
+    ],
 ) -> None:
     """Revoke an API key at once: requests with it are refused (401) from now on."""
-    from ..store import NotFound, revoke_api_key
+    from ..store import NotFound, key_id_of, revoke_api_key
 
+    named = key_id_of(key_id)
+    if named is None:  # not echoed: it may be a key mistyped, a secret all the same
+        raise fail("not a key id: give the 16 hex characters after 'fcm_' (apikey list shows them)", code=2)
     with open_configured_store() as store:
         try:
             with store.session() as session:
-                key = revoke_api_key(session, key_id)
+                key = revoke_api_key(session, named)
         except NotFound:
-            raise fail(f"no API key {key_id}") from None
+            raise fail(f"no API key {named}") from None
     typer.echo(f"fhir-cm: key {key.key_id} ({key.name}) revoked", err=True)

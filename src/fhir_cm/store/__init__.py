@@ -81,6 +81,7 @@ from ._principals import (
     authenticate_api_key,
     create_api_key,
     get_api_key,
+    key_id_of,
     list_api_keys,
     revoke_api_key,
 )
@@ -200,6 +201,7 @@ __all__ = [
     "add_quarantine",
     "alembic_config",
     "authenticate_api_key",
+    "key_id_of",
     "case_stamps",
     "case_revisions",
     "cases_version",

@@ -30,6 +30,7 @@ __all__ = [
     "authenticate_api_key",
     "create_api_key",
     "get_api_key",
+    "key_id_of",
     "list_api_keys",
     "revoke_api_key",
 ]
@@ -146,6 +147,16 @@ def list_api_keys(session: Session, *, include_revoked: bool = True) -> list[Api
     if not include_revoked:
         query = query.where(ApiKeyRow.revoked_at.is_(None))
     return [ApiKey.model_validate(dict(row._mapping)) for row in session.execute(query)]
+
+
+_NAMED = re.compile(rf"^(?:{_PREFIX}_)?(?P<key_id>[0-9a-f]{{16}})(?:_[A-Za-z0-9_-]*)?$")
+
+
+def key_id_of(text: str) -> str | None:
+    """The key id ``text`` names: a key id, ``fcm_<key id>`` or a whole key (someone revoking the key
+    they hold, or one found where it leaked); None when it names none."""
+    match = _NAMED.match(text.strip())
+    return match["key_id"] if match else None
 
 
 def revoke_api_key(session: Session, key_id: str, *, now: dt.datetime | None = None) -> ApiKey:
