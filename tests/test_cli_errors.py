@@ -31,6 +31,7 @@ def fhir_cm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
         (["check"], {"FHIR_CM_PORT": "70000"}, "FHIR_CM_PORT: Input should be less than or equal to 65535"),
         (["check"], {"FHIR_CM_TIMEOUT": "0"}, "FHIR_CM_TIMEOUT: Input should be greater than 0"),
         (["check"], {"FHIR_CM_CASELOAD_LIMIT": "-1"}, "FHIR_CM_CASELOAD_LIMIT: Input should be greater than or equal"),
+        (["check"], {"FHIR_CM_PUBLIC_URL": "cm.example.org"}, "FHIR_CM_PUBLIC_URL: must be an http(s) URL"),
         (["check"], {"FHIR_CM_HOST": ""}, "FHIR_CM_HOST: is empty"),  # "" would bind every interface
         (["check"], {"FHIR_CM_DATABASE_URL": ""}, "FHIR_CM_DATABASE_URL: is empty"),
         (["check"], {"FHIR_CM_IDENTIFIER_SYSTEM": " "}, "FHIR_CM_IDENTIFIER_SYSTEM: is empty"),

@@ -7,6 +7,7 @@ the command line, so they do not end up in shell history or process listings.
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -139,6 +140,22 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise PydanticCustomError("empty", "is empty: give a value, or unset it for the default")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_absolute(cls, value: str | None) -> str | None:
+        """The URL clients reach fhir-cm at is an origin (and path) they can call: without a scheme, or
+        with a query, every CDS Hooks token's audience was refused (401) and every card link broken."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise PydanticCustomError("url", "must be an http(s) URL such as https://cm.example.org (no query)")
+        return value.strip()
 
     def plausibility(self, today: dt.date) -> Plausibility:
         """The domain's rules of what can be true, as of ``today``, with this deployment's tolerances."""
