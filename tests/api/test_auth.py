@@ -55,6 +55,15 @@ def test_another_scheme_is_401_invalid_request(client: TestClient, keys: Keys) -
     assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
 
 
+def test_the_x_api_key_works_beside_a_proxys_basic_login(client: TestClient, keys: Keys) -> None:
+    """Behind a reverse proxy's HTTP Basic login the browser sends Authorization: Basic with every request."""
+    proxy_login = {"Authorization": "Basic dXNlcjpwYXNz"}
+    assert client.get("/api/v1/cases", headers={**proxy_login, "X-API-Key": keys.cm1}).status_code == 200
+    assert client.get("/fhir/Goal", headers={**proxy_login, "X-API-Key": keys.service}).status_code == 200
+    refused = client.get("/api/v1/cases", headers={**proxy_login, "X-API-Key": keys.revoked})
+    assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+
+
 def test_a_key_with_one_character_changed_is_refused(client: TestClient, keys: Keys) -> None:
     tampered = keys.cm1[:-1] + ("A" if keys.cm1[-1] != "A" else "B")
     assert client.get("/api/v1/cases", headers=bearer(tampered)).status_code == 401

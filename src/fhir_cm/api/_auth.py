@@ -50,16 +50,22 @@ class Principal(BaseModel):
 
 
 def presented_key(conn: HTTPConnection) -> str | None:
-    """The key the client sent, if any; a non-Bearer ``Authorization`` scheme is refused outright."""
+    """The key the client sent, if any; a non-Bearer ``Authorization`` scheme alone is refused outright.
+
+    Beside ``X-API-Key`` another scheme is not ours to judge: a reverse proxy's HTTP Basic login makes
+    the browser send ``Authorization: Basic …`` with every request, the console's too, and the key is
+    in ``X-API-Key``.
+    """
     header = conn.headers.get("authorization")
+    key = conn.headers.get("x-api-key")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer":
+        if scheme.lower() == "bearer":
+            return token.strip() or None
+        if key is None or not key.strip():
             raise UnauthorizedProblem(
                 "use 'Authorization: Bearer <API key>' or 'X-API-Key: <API key>'", error="invalid_request"
             )
-        return token.strip() or None
-    key = conn.headers.get("x-api-key")
     return key.strip() if key is not None and key.strip() else None
 
 
