@@ -69,16 +69,25 @@ async def test_a_topic_subscription_carries_the_filter_payload_level_heartbeat_a
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["notaurl", "ftp://cm.example/notifications", "http://cm.example/notifications", "http://localhost.evil.example/n"],
+    [
+        "notaurl",
+        "ftp://cm.example/notifications",
+        "http://cm.example/notifications",
+        "http://localhost.evil.example/n",
+        "https://cm.example/notifications?via=proxy",  # <endpoint>/<id> would land in the query
+        "https://cm.example/notifications#x",
+    ],
 )
-async def test_an_endpoint_the_secret_would_travel_to_in_the_clear_is_refused(tmp_path: Path, endpoint: str) -> None:
+async def test_an_endpoint_the_secret_would_travel_to_in_the_clear_or_no_route_is_refused(
+    tmp_path: Path, endpoint: str
+) -> None:
     with (
         open_store(f"sqlite:///{tmp_path / 's.db'}") as store,
         respx.mock(base_url=BASE, assert_all_called=False) as mock,
     ):
         created = mock.post("/Subscription").mock(return_value=httpx.Response(500))
         async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
-            with pytest.raises(SubscriptionRefused, match="https"):
+            with pytest.raises(SubscriptionRefused, match="https|no query"):
                 await sync_subscriptions(store, client, endpoint=endpoint)
         assert not created.calls
         with store.session(read_only=True) as s:

@@ -27,6 +27,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -141,6 +142,11 @@ async def sync_subscriptions(
         raise SubscriptionRefused(
             "the notification endpoint must be an https URL (or http on this machine's loopback): "
             "the server sends the subscription's secret with every notification"
+        )
+    if endpoint is not None and (urlsplit(endpoint).query or urlsplit(endpoint).fragment):
+        raise SubscriptionRefused(
+            "the notification endpoint must have no query or fragment: each subscription's id is added to its "
+            "path (<endpoint>/<id>), and after a query it would reach no notification route"
         )
     base = client.base_url
     with store.session(read_only=True) as session:
