@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     token_url: str | None = None
     scope: str = "system/*.read system/*.write"
     verify_tls: bool = True
+    allow_http_credentials: bool = Field(
+        default=False,
+        description="Send FHIR credentials over plain http to another machine (a private network the "
+        "operator vouches for); off: refused, https only.",
+    )
     timeout: float = Field(default=30.0, gt=0, description="Seconds a request to the FHIR server may take.")
     # --- push (fhir_cm.sync) ----------------------------------------------------------------------
     push_concurrency: int = Field(default=4, ge=1, description="Cases pushed at the same time.")

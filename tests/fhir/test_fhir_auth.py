@@ -356,6 +356,10 @@ def test_auth_from_settings(tmp_path: Any, keys: KeyPair) -> None:
     assert isinstance(made, SmartBackendAuth) and made.algorithm == keys.alg
     with pytest.raises(ValueError, match="FHIR_CM_TOKEN_URL must be https"):  # the assertion would cross in clear
         auth_from_settings(smart_settings.model_copy(update={"token_url": "http://auth.example.org/token"}))
+    vouched = smart_settings.model_copy(
+        update={"token_url": "http://auth.internal/token", "allow_http_credentials": True}
+    )
+    assert isinstance(auth_from_settings(vouched), SmartBackendAuth)
     with pytest.raises(ValueError, match="FHIR_CM_TOKEN"):
         auth_from_settings(Settings(auth="bearer"))
     with pytest.raises(ValueError, match="FHIR_CM_PASSWORD"):
@@ -374,8 +378,16 @@ def test_auth_from_settings(tmp_path: Any, keys: KeyPair) -> None:
     ids=["bearer", "basic", "looks-local"],
 )
 def test_credentials_to_an_http_base_on_another_machine_are_refused(settings: Settings) -> None:
-    with pytest.raises(ValueError, match="unencrypted: FHIR_CM_FHIR_BASE must be https"):
+    with pytest.raises(ValueError, match="unencrypted: FHIR_CM_FHIR_BASE must be https") as refused:
         client_from_settings(settings)
+    assert "FHIR_CM_ALLOW_HTTP_CREDENTIALS=true" in str(refused.value)  # the way out, named
+
+
+async def test_an_operator_vouching_for_a_private_network_may_send_credentials_over_http() -> None:
+    # A server reached inside a cluster or a VPN: refused by default, taken when the operator says so.
+    bearer = Settings(fhir_base="http://hapi.internal:8080/fhir", auth="bearer", token="t", allow_http_credentials=True)
+    async with client_from_settings(bearer) as fhir:
+        assert fhir.base_url.startswith("http://hapi.internal")
 
 
 async def test_credentials_over_http_to_this_machine_and_none_over_http_anywhere_are_accepted() -> None:

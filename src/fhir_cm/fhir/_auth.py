@@ -70,6 +70,7 @@ class SmartBackendAuth(httpx.Auth):
         scope: str = "system/*.read system/*.write",
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.time,
+        allow_http: bool = False,
     ) -> None:
         if algorithm not in ("RS384", "ES384"):
             raise ValueError("SMART Backend Services signs with RS384 or ES384")
@@ -79,6 +80,7 @@ class SmartBackendAuth(httpx.Auth):
         self.algorithm = algorithm
         self.key_id = key_id
         self.token_url = token_url
+        self._allow_http = allow_http
         self.scope = scope
         self.refresh_margin = refresh_margin
         self._base = normalize_base(fhir_base)
@@ -174,8 +176,11 @@ class SmartBackendAuth(httpx.Auth):
         """The token endpoint the server names; refused unless https (or http to this machine), since the
         assertion and the token it buys would cross the network in clear."""
         endpoint = yield from self._named_endpoint()
-        if not safe_for_tokens(endpoint):
-            raise Unauthorized("the SMART token endpoint the server names is not https; set FHIR_CM_TOKEN_URL")
+        if not (self._allow_http or safe_for_tokens(endpoint)):
+            raise Unauthorized(
+                "the SMART token endpoint the server names is not https; set FHIR_CM_TOKEN_URL"
+                " (or FHIR_CM_ALLOW_HTTP_CREDENTIALS=true on a private network you vouch for)"
+            )
         return endpoint
 
     def _named_endpoint(self) -> Generator[httpx.Request, httpx.Response, str]:

@@ -20,10 +20,13 @@ from ._urls import normalize_base, safe_for_tokens
 __all__ = ["auth_from_settings", "client_from_settings", "sync_client_from_settings"]
 
 #: Credentials (a token, a password, a SMART assertion and the token it buys) cross the network only
-#: encrypted: an ``http://`` URL to another machine is refused, whatever FHIR_CM_VERIFY_TLS says.
+#: encrypted: an ``http://`` URL to another machine is refused, whatever FHIR_CM_VERIFY_TLS says,
+#: unless the operator says the network is private (FHIR_CM_ALLOW_HTTP_CREDENTIALS=true: a server
+#: reached inside a cluster or a VPN that does its own encryption).
 _IN_CLEAR = (
     "FHIR_CM_AUTH would send its credentials unencrypted: {what} must be https "
-    "(http only to this machine: localhost, 127.0.0.1, ::1)"
+    "(http only to this machine: localhost, 127.0.0.1, ::1; on a private network you vouch for, "
+    "set FHIR_CM_ALLOW_HTTP_CREDENTIALS=true)"
 )
 
 
@@ -44,7 +47,7 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
         raise ValueError("auth=smart needs FHIR_CM_CLIENT_ID and FHIR_CM_PRIVATE_KEY_FILE")
     if not settings.fhir_base:
         raise ValueError("auth=smart needs FHIR_CM_FHIR_BASE (to discover the token endpoint)")
-    if settings.token_url is not None and not safe_for_tokens(settings.token_url):
+    if settings.token_url is not None and not _may_carry_credentials(settings, settings.token_url):
         raise ValueError(_IN_CLEAR.format(what="FHIR_CM_TOKEN_URL"))
     return SmartBackendAuth(
         client_id=settings.client_id,
@@ -54,13 +57,18 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
         key_id=settings.key_id,
         token_url=settings.token_url,
         scope=settings.scope,
+        allow_http=settings.allow_http_credentials,
     )
+
+
+def _may_carry_credentials(settings: Settings, url: str) -> bool:
+    return settings.allow_http_credentials or safe_for_tokens(url)
 
 
 def _client_kwargs(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]:
     if not settings.fhir_base:
         raise ValueError("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE")
-    if settings.auth != "none" and not safe_for_tokens(normalize_base(settings.fhir_base)):
+    if settings.auth != "none" and not _may_carry_credentials(settings, normalize_base(settings.fhir_base)):
         raise ValueError(_IN_CLEAR.format(what="FHIR_CM_FHIR_BASE"))
     kwargs: dict[str, Any] = {
         "auth": auth_from_settings(settings),
