@@ -21,6 +21,7 @@ from fhir_cm.fhir import (
     BulkExportFailed,
     BulkRequest,
     BulkSettings,
+    InvalidResponse,
     NotNdjson,
     bulk_export,
 )
@@ -247,3 +248,33 @@ async def test_a_server_without_export_is_read_by_paged_searches_instead() -> No
             "gt2026-10-31T23:59:00.000+00:00"
         ]
     assert got == ["p1", "p2"] and population.transaction_time
+
+
+async def test_a_file_redirected_to_storage_is_read_there_without_the_servers_credentials() -> None:
+    # Cloud servers answer a file's URL with a redirect to a signed storage URL: before, the empty
+    # 302 was read as an empty file and the export taken as complete, short of every resource in it.
+    signed = "https://storage.example/bucket/p.ndjson?sig=abc"
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(
+            return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"), token=True))
+        )
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        file = mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(302, headers={"Location": signed}))
+        stored = mock.get(signed).mock(return_value=httpx.Response(200, content=ndjson(patient(1), patient(2))))
+        async with client(Clock(), auth=BearerAuth("t0ken")) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            got = [r["id"] async for r in export.resources()]
+        assert file.calls[0].request.headers.get("authorization") == "Bearer t0ken"
+        assert stored.calls[0].request.headers.get("authorization") is None  # another origin: no token
+    assert got == ["p1", "p2"]
+
+
+async def test_a_file_redirected_nowhere_is_an_error_not_an_empty_file() -> None:
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"))))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(302))
+        async with client(Clock()) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            with pytest.raises(InvalidResponse, match="302 a redirect"):
+                [r async for r in export.resources()]

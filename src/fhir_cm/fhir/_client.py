@@ -439,12 +439,22 @@ class AsyncFhirClient:
     @asynccontextmanager
     async def stream_file(self, url: str, *, authenticated: bool) -> AsyncIterator[httpx.Response]:
         """A streamed GET of a file the server named (Bulk NDJSON); the credentials go only when
-        ``authenticated`` (the manifest's ``requiresAccessToken``). An error status raises its ``FhirError``."""
+        ``authenticated`` (the manifest's ``requiresAccessToken``). An error status raises its ``FhirError``.
+
+        Redirects are followed here, unlike anywhere else: cloud servers answer a file's URL with a
+        redirect to a signed storage URL, and a GET of a file carries no body to resend. The
+        credentials go no further than the origin they were meant for (httpx drops them on a redirect
+        to another). Taken as the answer, the empty 3xx read as an empty file: the export looked
+        complete, short of every resource in it. One left unfollowed (no Location) is an error."""
         request = self._request("GET", url, headers={"Accept": "application/fhir+ndjson"})
         info = RequestInfo.from_request(request, self._base)
         with map_transport_errors(info):
-            response = await self._http.send(request, auth=self._auth if authenticated else None, stream=True)
+            response = await self._http.send(
+                request, auth=self._auth if authenticated else None, stream=True, follow_redirects=True
+            )
         try:
+            if response.is_redirect or 300 <= response.status_code < 400:
+                raise redirected(response, info)
             if response.status_code >= 400:
                 await response.aread()
                 raise error_from_response(response, self._base)
