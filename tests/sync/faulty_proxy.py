@@ -7,6 +7,9 @@ Each request, with probability ``rate``, meets one fault (chosen at random, seed
 * ``lost`` — the request is forwarded and applied by the server, then the connection closes
   without the answer (the case a pusher must not turn into a duplicate).
 
+Requests whose target starts with one of ``spared`` (``("/fhir/metadata",)``) never meet a fault.
+Every request reaching the proxy is listed in ``seen`` (``"GET /fhir/Patient?…"``), faulty or not.
+
 ``faults`` narrows the choice (``("429",)``: a server that rate-limits everything) and
 ``retry_after`` is the header its 429s and 503s carry.
 
@@ -40,7 +43,9 @@ class FaultyProxy:
         delay: float = 0.0,
         faults: tuple[str, ...] = FAULTS,
         retry_after: int = 0,
+        spared: tuple[str, ...] = (),
     ) -> None:
+        self.spared = spared
         self.upstream = upstream_root
         self.choices = faults
         self.retry_after = retry_after
@@ -48,6 +53,7 @@ class FaultyProxy:
         self.delay = delay
         self.rng = random.Random(seed)
         self.faults: Counter[str] = Counter()
+        self.seen: list[str] = []
         self.enabled = True
         self._http = httpx.AsyncClient(timeout=30)
 
@@ -60,7 +66,9 @@ class FaultyProxy:
                 headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
                 length = next((int(v) for k, v in headers if k.strip().lower() == "content-length"), 0)
                 body = await reader.readexactly(length) if length else b""
-                fault = self.rng.choice(self.choices) if self.enabled and self.rng.random() < self.rate else None
+                self.seen.append(f"{method} {target}")
+                faulty = self.enabled and not target.startswith(self.spared)
+                fault = self.rng.choice(self.choices) if faulty and self.rng.random() < self.rate else None
                 if fault is not None:
                     self.faults[fault] += 1
                 if fault in ("429", "503"):
@@ -98,9 +106,10 @@ async def faulty_proxy(
     delay: float = 0.0,
     faults: tuple[str, ...] = FAULTS,
     retry_after: int = 0,
+    spared: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

@@ -9,6 +9,7 @@ from ..config import Settings
 from ..fhir import AsyncFhirClient
 from ..store import Store
 from ..sync import (
+    Pause,
     PushReport,
     check_subscriptions,
     pull_and_track,
@@ -29,10 +30,12 @@ async def run_sync_worker(
     once: bool = False,
     stop: asyncio.Event | None = None,
     on_round: Callable[[PushReport], None] | None = None,
+    pause: Pause | None = None,
 ) -> PushReport:
     """Push (with the push client) then pull and track (with the pull client, as :func:`run_pull`
     does; a discharge's follow-up is pushed in the same round) every ``interval`` seconds until
-    ``stop`` is set; one round with ``once``.
+    ``stop`` is set; one round with ``once``. A ``Retry-After`` either client was given holds the
+    rounds back as long as the server asked (``pause``, when given, does the waiting).
 
     Returns the push totals over every round. Raises ``NoFhirServer`` without a server.
     """
@@ -58,4 +61,6 @@ async def run_sync_worker(
             steps=[notified_step, pull_step],
             stop=stop,
             on_round=on_round,
+            readers=[reader],
+            pause=pause,
         )

@@ -5,7 +5,7 @@ from ._transition_plan import RECENT_DISCHARGE_DAYS, TransitionPlan, transition_
 from ._push import default_worker_id, enqueue_unpushed, push_cases, push_pending
 from ._report import CaseFailure, PushReport
 from ._standing import NotPushed, Standing, push_asked, where_cases_stand
-from ._worker import Step, run_worker
+from ._worker import Pause, Step, run_worker
 
 # --- pull (server → cases), conflicts, transitions tracker ---
 from ._conflicts import Clash, MergeOutcome, merge_case
@@ -57,6 +57,7 @@ __all__ = [
     # push
     "CaseFailure",
     "NotPushed",
+    "Pause",
     "PushReport",
     "Standing",
     "default_worker_id",

@@ -6,6 +6,10 @@ and one that dies mid-batch leaves its rows to the others once the lease expires
 worker of the same host, which can see it is dead (``_leases``). Rows other live workers hold are
 skipped and come back in a later round. Nothing is held between rounds, so a worker may be stopped
 (or killed) at any moment.
+
+A server that answered 429 or 503 with a ``Retry-After`` longer than the client's retries wait
+(``AsyncFhirClient.asked_to_wait``) is left alone that long: the round stops at that step and the
+next one begins once the wait is over (at most ``MAX_RETRY_AFTER``), not after ``interval``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..config import Settings
 from ..fhir import AsyncFhirClient, FhirError
 from ..store import Store, StoreError
 from ._push import default_worker_id, push_pending
+from ._push_case import MAX_RETRY_AFTER
 from ._report import PushReport
 
 __all__ = ["Step", "run_worker"]
@@ -26,6 +31,21 @@ log = logging.getLogger("fhir_cm.sync")
 
 #: A further step of each round (a pull, say): given the store, client and settings.
 Step = Callable[[Store, AsyncFhirClient, Settings], Awaitable[object]]
+#: Waits between rounds: given the stop event and the seconds to wait, returns when either is over.
+Pause = Callable[[asyncio.Event, float], Awaitable[None]]
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def _asked_to_wait(clients: Sequence[AsyncFhirClient]) -> float | None:
+    """The longest wait a server asked any of ``clients`` for that is not over, at most an hour."""
+    waits = [wait for c in clients if (wait := c.asked_to_wait())]
+    return min(max(waits), MAX_RETRY_AFTER) if waits else None
 
 
 async def run_worker(
@@ -39,31 +59,43 @@ async def run_worker(
     steps: Sequence[Step] = (),
     stop: asyncio.Event | None = None,
     on_round: Callable[[PushReport], None] | None = None,
+    readers: Sequence[AsyncFhirClient] = (),
+    pause: Pause | None = None,
 ) -> PushReport:
     """Push (then run ``steps``) every ``interval`` seconds until ``stop`` is set; once with ``once``.
 
     A round that fails on the server or the store is logged and the next round tries again: a
-    worker outlives a server restart. Returns the totals over every round.
+    worker outlives a server restart. ``readers`` are the further clients the steps use: a
+    ``Retry-After`` given to any of them, or to ``client``, ends the round and holds the next one
+    back as long as the server asked (``pause`` does the waiting). Returns the totals over every round.
     """
     worker = worker_id or default_worker_id()
     stop = stop or asyncio.Event()
+    clients = [client, *readers]
+    pause = pause or _pause
     total = PushReport()
     while not stop.is_set():
+        failed: str | None = None
         try:
             report = await push_pending(store, client, settings, worker_id=worker)
             total.add(report)
             if on_round is not None:
                 on_round(report)
             for step in steps:
+                if _asked_to_wait(clients):
+                    break  # the server asked for time: the rest of the round waits for the next one
                 await step(store, client, settings)
         except (FhirError, StoreError) as exc:
             if once:
                 raise
-            log.warning("sync round failed (%s); trying again in %.0fs", type(exc).__name__, interval)
+            failed = type(exc).__name__
         if once:
             break
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+        asked = _asked_to_wait(clients)
+        wait = max(interval, asked or 0.0)
+        if failed is not None:
+            log.warning("sync round failed (%s); trying again in %.0fs", failed, wait)
+        elif asked:
+            log.warning("the FHIR server asked to wait; next sync round in %.0fs", wait)
+        await pause(stop, wait)
     return total
