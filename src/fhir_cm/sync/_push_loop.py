@@ -13,6 +13,8 @@ batches after it double up to ``push_batch_size``, each prepared while the one b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -25,6 +27,7 @@ from ..domain import Case
 from ..fhir import AsyncFhirClient
 from ..store import (
     LeaseHolder,
+    LeaseLost,
     OutboxItem,
     Store,
     claim_outbox,
@@ -68,6 +71,7 @@ async def push_pending(
     worker_id: str | None = None,
     on_case: Callable[[str, bool], None] | None = None,
     feed: Callable[[], Saved | None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> PushReport:
     """Push every due outbox row to ``client``'s server; returns what happened.
 
@@ -84,11 +88,16 @@ async def push_pending(
 
     Leases (``_leases``): every claim first takes over the rows of dead processes of this host, and
     the leases of all claimed, unsettled rows are renewed in the background until they are settled.
+
+    Once ``stop`` is set (a worker told to shut down), nothing more is claimed and claimed rows whose
+    case has not started are given back untried (``release_claim``): the cases in flight finish and
+    are settled, the rest is at once another worker's, not held until the lease ends.
     """
     keeper = LeaseKeeper(store, settings.push_lease_seconds)
     keeper.start()
     try:
         loop = _PushLoop(store, client, settings, keeper, concurrency, worker_id or default_worker_id(), on_case)
+        loop.stop = stop or asyncio.Event()
         loop.claim.feed = feed
         return await loop.run()
     finally:
@@ -134,6 +143,7 @@ class _PushLoop:
         self.settler = Settler(store)
         self.pushing = 0  # cases between taking a slot and settling
         self.report = PushReport()
+        self.stop = asyncio.Event()  # set: claim nothing more, give back what has not started
 
     async def run(self) -> PushReport:
         rows = await self.start()
@@ -155,6 +165,8 @@ class _PushLoop:
             if earlier is not None and not await _started_or_failed(earlier, sent[-2]):
                 break
             earlier = batch
+            if self.stop.is_set():
+                break
             rows = await self.claimed(self.claim.fed_then_claim)
         await asyncio.gather(*sent)
         return self.report
@@ -199,6 +211,10 @@ class _PushLoop:
         async with self.slots:
             batch.one_started()
             if self.keeper.lost(item):  # another worker has it now: it pushes the case
+                self.keeper.let_go(item)
+                return
+            if self.stop.is_set():  # shutting down: the case goes back untried, to whoever is next
+                await off_loop(self.store, functools.partial(_give_back, self.store, item))
                 self.keeper.let_go(item)
                 return
             if case is None:
@@ -284,6 +300,11 @@ class _Claimer:
     def _known(self, case_id: str, revisions: dict[str, int]) -> Case | None:
         revision, case = self.saved.get(case_id, (None, None))
         return case if revision is not None and revisions.get(case_id) == revision else None
+
+
+def _give_back(store: Store, item: OutboxItem) -> None:
+    with store.session() as s, contextlib.suppress(LeaseLost):  # taken meanwhile: the taker has it
+        release_claim(s, item)
 
 
 async def _after(first: asyncio.Future[None] | None, then: Awaitable[None]) -> None:

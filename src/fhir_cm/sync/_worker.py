@@ -5,7 +5,9 @@ lease, so no two push one case at once; a live worker renews the leases of what 
 and one that dies mid-batch leaves its rows to the others once the lease expires — at once to a
 worker of the same host, which can see it is dead (``_leases``). Rows other live workers hold are
 skipped and come back in a later round. Nothing is held between rounds, so a worker may be stopped
-(or killed) at any moment.
+(or killed) at any moment. Told to stop (``stop``: SIGTERM or SIGINT for ``fhir-cm worker``), it
+finishes the cases in flight, gives back the rows it claimed but has not started and skips the rest
+of the round, rather than pushing the whole outbox and pulling before it exits.
 
 A server that answered 429 or 503 with a ``Retry-After`` longer than the client's retries wait
 (``AsyncFhirClient.asked_to_wait``) is left alone that long: the round stops at that step and the
@@ -77,12 +79,12 @@ async def run_worker(
     while not stop.is_set():
         failed: str | None = None
         try:
-            report = await push_pending(store, client, settings, worker_id=worker)
+            report = await push_pending(store, client, settings, worker_id=worker, stop=stop)
             total.add(report)
             if on_round is not None:
                 on_round(report)
             for step in steps:
-                if _asked_to_wait(clients):
+                if stop.is_set() or _asked_to_wait(clients):
                     break  # the server asked for time: the rest of the round waits for the next one
                 await step(store, client, settings)
         except (FhirError, StoreError) as exc:
