@@ -82,6 +82,10 @@ class LeaseKeeper:
         """The claim is settled (or given back): stop renewing it."""
         self._held.pop(item.id, None)
 
+    def held(self) -> list[OutboxItem]:
+        """The claims held and not settled (nor given back) yet."""
+        return list(self._held.values())
+
     def lost(self, item: OutboxItem) -> bool:
         """Whether a renewal found the claim taken by another worker: do not start pushing it."""
         return item.id in self._lost

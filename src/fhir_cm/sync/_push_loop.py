@@ -28,6 +28,7 @@ from ..fhir import AsyncFhirClient
 from ..store import (
     LeaseHolder,
     LeaseLost,
+    StoreError,
     OutboxItem,
     Store,
     claim_outbox,
@@ -144,10 +145,32 @@ class _PushLoop:
         self.pushing = 0  # cases between taking a slot and settling
         self.report = PushReport()
         self.stop = asyncio.Event()  # set: claim nothing more, give back what has not started
+        self.started: set[int] = set()  # rows whose case took a slot (their push may have begun)
 
     async def run(self) -> PushReport:
-        rows = await self.start()
+        """Push batch after batch until nothing is due (or ``stop``); the report of every case.
+
+        A push that fails (the server down when it starts, a batch's lookups refused) gives back the
+        rows it claimed and did not start: they were left in flight until their lease ended, so a
+        worker that lived on (or ``push --all``, waiting for a live holder) left them alone that long
+        after the server was back.
+        """
         sent: list[asyncio.Future[list[None]]] = []
+        try:
+            return await self.batches(sent)
+        except Exception:
+            await asyncio.gather(*sent, return_exceptions=True)  # nothing is left running
+            unstarted = [item for item in self.keeper.held() if item.id not in self.started]
+            try:
+                await off_loop(self.store, functools.partial(_give_back, self.store, unstarted))
+            except StoreError as exc:  # their leases end as before
+                log.warning("giving back %d outbox row(s) failed (%s)", len(unstarted), type(exc).__name__)
+            for item in unstarted:
+                self.keeper.let_go(item)
+            raise
+
+    async def batches(self, sent: list[asyncio.Future[list[None]]]) -> PushReport:
+        rows = await self.start()
         prepared: asyncio.Future[None] | None = None
         earlier: _Batch | None = None
         while rows:
@@ -179,9 +202,17 @@ class _PushLoop:
         neither is in the path of the first case.
         """
 
-        _, _, rows = await asyncio.gather(
-            self.session.start(), asyncio.to_thread(terminology), self.claimed(self.claim.fed_then_claim)
+        # Each is let finish: a claim made while the server failed to answer is given back (``run``).
+        started, loaded, rows = await asyncio.gather(
+            self.session.start(),
+            asyncio.to_thread(terminology),
+            self.claimed(self.claim.fed_then_claim),
+            return_exceptions=True,
         )
+        for outcome in (started, loaded, rows):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(rows, list)
         return rows
 
     async def claimed(self, claim: Callable[[], list[_Row]]) -> list[_Row]:
@@ -210,11 +241,12 @@ class _PushLoop:
         case = batch.cases[item.id]
         async with self.slots:
             batch.one_started()
+            self.started.add(item.id)
             if self.keeper.lost(item):  # another worker has it now: it pushes the case
                 self.keeper.let_go(item)
                 return
             if self.stop.is_set():  # shutting down: the case goes back untried, to whoever is next
-                await off_loop(self.store, functools.partial(_give_back, self.store, item))
+                await off_loop(self.store, functools.partial(_give_back, self.store, [item]))
                 self.keeper.let_go(item)
                 return
             if case is None:
@@ -302,9 +334,12 @@ class _Claimer:
         return case if revision is not None and revisions.get(case_id) == revision else None
 
 
-def _give_back(store: Store, item: OutboxItem) -> None:
-    with store.session() as s, contextlib.suppress(LeaseLost):  # taken meanwhile: the taker has it
-        release_claim(s, item)
+def _give_back(store: Store, items: list[OutboxItem]) -> None:
+    """Put claims back untried; one taken meanwhile (its lease ended) is the taker's."""
+    with store.session() as s:
+        for item in items:
+            with contextlib.suppress(LeaseLost):
+                release_claim(s, item)
 
 
 async def _after(first: asyncio.Future[None] | None, then: Awaitable[None]) -> None:
