@@ -83,7 +83,10 @@ def test_cases_below_one_is_refused_with_one_line() -> None:
 def _run(workdir: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``fhir-cm demo`` as a newcomer runs it: the installed script, a fresh directory, no FHIR_CM_* set."""
     assert FHIR_CM.exists(), f"the fhir-cm script is not installed next to {sys.executable}"
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
+    # PYTHONPATH too: run from a checkout's src (PYTHONPATH=src), the script must run that code, not
+    # the one it was installed from.
+    keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k in keep}
     env |= {"HOME": str(workdir)} | (extra_env or {})
     return subprocess.run(
         [str(FHIR_CM), "demo", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False

@@ -121,7 +121,9 @@ class Shell:
 
     def __init__(self, workdir: Path, port: int) -> None:
         self.workdir, self.port = workdir, port
-        keep = ("LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+        # PYTHONPATH too: run from a checkout's src (PYTHONPATH=src), the commands run that code, not
+        # the one the script was installed from.
+        keep = ("LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "PYTHONPATH")
         self.env = {k: v for k, v in os.environ.items() if k in keep}
         self.env |= {
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
