@@ -186,6 +186,7 @@ def test_demo_with_json_prints_the_readable_summary_on_stderr(embedded: Any) -> 
         assert heading in text
     assert "fhir-cm-demo/export.json" in text and "fhir-cm serve" in text and "/fhir/CarePlan" in text
     assert "acute-hospital → skilled-nursing" in text
+    assert "  outbox      5 pending (push them: fhir-cm push --all --fhir-base URL)" in text.splitlines()
 
 
 def test_the_summary_goes_to_stdout_and_the_files_into_the_folder_it_names(tmp_path: Path) -> None:
@@ -339,3 +340,6 @@ async def test_demo_syncs_to_the_server_and_reads_the_same_cases_back(tmp_path: 
     assert first["server"]["push"]["created"] > 0
     assert (again["server"]["push"]["created"], again["server"]["push"]["updated"]) == (0, 0)
     assert "every case read back from the server equals the case in the store" in again_run.stderr
+    # Every row is pushed: the outbox line says so and no longer tells to push them.
+    (outbox,) = [line for line in again_run.stderr.splitlines() if line.strip().startswith("outbox ")]
+    assert outbox.split() == ["outbox", f"{sum(again['outbox'].values())}", "done"]

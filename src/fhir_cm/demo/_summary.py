@@ -114,7 +114,9 @@ def render_summary(summary: DemoSummary) -> str:
         "What it wrote, and where",
         f"  store       {summary.store_file or summary.store}",
         "              the cases, every step saved (FHIR_CM_DATABASE_URL; the API and every command read it)",
-        f"  outbox      {pending} (push them: fhir-cm push --all --fhir-base URL)",
+        f"  outbox      {pending}"
+        # The hint only where rows wait for a push: after a sync they are done, and it said "push them".
+        + (" (push them: fhir-cm push --all --fhir-base URL)" if summary.outbox.get("pending") else ""),
         f"  folder      {summary.out_dir}",
         f"  export      {summary.export_file}",
         f"              a FHIR collection Bundle, {sum(summary.export_resources.values())} resources: {resources}",
