@@ -72,6 +72,27 @@ def test_without_case_every_case_is_listed_and_the_table_is_readable(database: s
     assert table[2].split()[-1] == "yes"  # case-a's readmission
 
 
+def test_the_table_columns_line_up_with_ids_longer_than_twenty_characters(tmp_path: Path) -> None:
+    # Generated and server ids have 32 characters: each row's columns started past the header's.
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    stays = [
+        Stay(id="h", setting="acute-hospital", start=D(2024, 5, 1), end=D(2024, 5, 4), discharge_disposition="home")
+    ]
+    case = Case(
+        id="e742e93fb95f68131b63a92109c76a80",
+        programme="health-care",
+        period=Period(start=D(2024, 2, 1)),
+        patient=Party(kind="patient", id="p1"),
+        stays=stays,
+    )
+    with open_store(url) as store, store.session() as s:
+        save_case(s, case)
+    header, row = run(url)
+    for column in ("date", "from", "to", "disposition", "follow-up", "readmission"):
+        start = header.index(column)
+        assert row[start - 1] == " " and row[start] != " ", (column, header, row)
+
+
 def test_moves_the_tracker_has_not_seen_are_listed_from_the_stays(tmp_path: Path) -> None:
     """A case imported or entered through the API has stays but no recorded transitions yet."""
     url = f"sqlite:///{tmp_path / 'fresh.db'}"

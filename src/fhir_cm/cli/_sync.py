@@ -355,12 +355,15 @@ def transitions_command(
         for t in recorded:
             typer.echo(t.model_dump_json())
         return
-    typer.echo(f"{'case':<20} {'date':<10}  {'from':<24} {'to':<24} {'disposition':<11} {'follow-up':<10} readmission")
+    width = max((len(t.case_id) for t in recorded), default=4)  # ids run to 64 characters (32 generated)
+    typer.echo(
+        f"{'case':<{width}} {'date':<10}  {'from':<24} {'to':<24} {'disposition':<11} {'follow-up':<10} readmission"
+    )
     for t in recorded:
         disposition = t.discharge_disposition.value if t.discharge_disposition else "-"
         due = t.follow_up_due.isoformat() if t.follow_up_due else "-"
         typer.echo(
-            f"{t.case_id:<20} {t.date.isoformat():<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
+            f"{t.case_id:<{width}} {t.date.isoformat():<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
             f"{disposition:<11} {due:<10} {'yes' if t.readmission else 'no'}"
         )
 
