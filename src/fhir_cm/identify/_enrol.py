@@ -91,7 +91,7 @@ def enrol_candidates(
                         chosen[c.patient_id] = c
                         taken += 1
                 offset += len(page)
-        in_case = open_case_patient_ids(s, chosen)
+        in_case = open_case_patient_ids(s, chosen, server_base=server_base)
         for patient_id, candidate in chosen.items():
             if candidate is None:
                 report.skipped[patient_id] = "not a candidate of the last screening of this server"

@@ -240,7 +240,7 @@ def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, rep
             if not slice_:
                 return
             ids = [p for p, _ in slice_]
-            in_case = open_case_patient_ids(s, ids)
+            in_case = open_case_patient_ids(s, ids, server_base=server)
             eligible: list[CandidateRecord] = []
             for patient_id, facts in slice_:
                 patient = PatientFacts(patient_id=patient_id, open_case=patient_id in in_case)

@@ -19,7 +19,7 @@ from sqlalchemy import Boolean, Date, Index, Integer, String, delete, func, sele
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import insert, normal_base
-from ._tables import ID, URL, Base, CaseRow
+from ._tables import ID, URL, Base, CaseRow, LedgerRow
 from ._types import Json, UTCDateTime, utcnow
 
 __all__ = [
@@ -156,13 +156,31 @@ def patient_facts_after(
 _OPEN = ("referred", "waitlist", "active", "on-hold")
 
 
-def open_case_patient_ids(session: Session, patient_ids: Iterable[str]) -> set[str]:
-    """Which of these patients are in an open case (any programme)."""
+def open_case_patient_ids(session: Session, patient_ids: Iterable[str], *, server_base: str | None = None) -> set[str]:
+    """Which of these patients are in an open case (any programme).
+
+    With ``server_base``, the ids are that server's: a case whose patient the server knows under an
+    id of its own (a push created the Patient there, and the server chose the id) is found through
+    the ledger. Compared with the case's own patient id alone, the patients of pushed cases were
+    screened as if in no case, and enrolment opened a second case for them.
+    """
     wanted = list(dict.fromkeys(patient_ids))
     if not wanted:
         return set()
     query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(wanted))
-    return set(session.execute(query).scalars())
+    found = set(session.execute(query).scalars())
+    if server_base is None:
+        return found
+    known = select(LedgerRow.key, LedgerRow.server_id).where(
+        LedgerRow.server_base == normal_base(server_base),
+        LedgerRow.resource_type == "Patient",
+        LedgerRow.server_id.in_(wanted),
+    )
+    ours = {key: server_id for key, server_id in session.execute(known) if server_id and key != server_id}
+    if ours:
+        query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(list(ours)))
+        found |= {ours[patient_id] for patient_id in session.execute(query).scalars()}
+    return found
 
 
 def replace_candidates(
