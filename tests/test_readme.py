@@ -232,3 +232,31 @@ def test_the_quick_start_and_the_walkthrough_work_as_written(tmp_path: Path) -> 
             _plausible(command, shell.run(command))
     finally:
         shell.stop()
+
+
+def _pipelines() -> list[str]:
+    """The "Typical pipelines" block's shell lines."""
+    text = README.read_text(encoding="utf-8")
+    return next(_commands(block) for before, block in _blocks(text) if before.startswith("Typical pipelines"))
+
+
+@pytest.mark.server
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_typical_pipelines_work_as_written_against_a_server(tmp_path: Path, fhir_server: str) -> None:
+    # The README's server (localhost:8080) is the test's; an identifier system of the test's own,
+    # since the server is shared by the session.
+    shell = Shell(tmp_path, _free_port())
+    shell.env["FHIR_CM_IDENTIFIER_SYSTEM"] = f"urn:fhir-cm:test:readme-{tmp_path.name}"
+    lines = [line.replace("http://localhost:8080/fhir", fhir_server) for line in _pipelines()]
+    assert len(lines) == 3 and all(fhir_server in line for line in lines[1:])
+    mapped, pushed, pulled = lines
+
+    assert shell.run(mapped) == ""  # to bundles.jsonl
+    bundles = [json.loads(line) for line in (tmp_path / "bundles.jsonl").read_text().splitlines()]
+    assert len(bundles) == 20 and {b["type"] for b in bundles} == {"transaction"}
+
+    assert shell.run(pushed) == ""  # the summary goes to stderr; every case pushed, or it exits non-zero
+    transitions = [json.loads(line) for line in shell.run(pulled).splitlines()]
+    assert transitions and all(isinstance(t["readmission"], bool) and t["case_id"] for t in transitions)
+    cases = {json.loads(line)["id"] for line in (tmp_path / "cases.jsonl").read_text().splitlines()}
+    assert {t["case_id"] for t in transitions} <= cases
