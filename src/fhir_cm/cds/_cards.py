@@ -30,6 +30,7 @@ from ..store import (
     card_issued,
     get_case,
     list_cases,
+    local_patient_ids,
     record_card,
     record_feedback,
     save_case,
@@ -76,9 +77,13 @@ def _manager(case: Case) -> str:
     return manager.name or f"case manager {manager.id}"
 
 
-def _open_case(store: Store, patient_id: str) -> Case | None:
+def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | None:
+    """The patient's newest open case. ``patient_id`` is the EHR's: a case whose Patient a push created
+    there, under an id the server chose, is found through the ledger of ``servers`` (the caller's and
+    the configured one); found by our own id alone, such a patient was shown as eligible, not as in a case."""
     with store.session(read_only=True) as s:
-        cases = list_cases(s, patient=patient_id, status=_OPEN)
+        ids = [patient_id] + [ours for server in servers for ours in local_patient_ids(s, server, [patient_id])]
+        cases = [c for pid in dict.fromkeys(ids) for c in list_cases(s, patient=pid, status=_OPEN)]
     return max(cases, key=lambda c: c.period.start) if cases else None
 
 
@@ -176,14 +181,15 @@ async def answer(
     if not isinstance(patient_id, str) or not patient_id:
         raise CdsRequestError("context.patientId is required")
     issued: list[tuple[Card, str]] = []
+    servers = [b for b in dict.fromkeys((request.fhirServer, settings.fhir_base)) if b]
     if svc.hook == "encounter-discharge":
-        case = _open_case(store, patient_id)
+        case = _open_case(store, patient_id, servers)
         plan = transition_plan(case, today, discharged_on=today) if case is not None else None
         if case is not None and plan is not None:
             issued.append((_plan_card(base, case, plan), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
     found, _missing = await gather(request, svc, verify=settings.verify_tls)
-    case = _open_case(store, patient_id)
+    case = _open_case(store, patient_id, servers)
     if case is not None:
         issued.append((_open_case_card(base, case, today), "open-case"))
         recent = transition_plan(case, today)

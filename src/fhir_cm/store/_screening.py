@@ -30,6 +30,7 @@ __all__ = [
     "forget_candidates_without_facts",
     "list_candidates",
     "mark_enrolled",
+    "local_patient_ids",
     "open_case_patient_ids",
     "patient_facts_after",
     "put_facts",
@@ -171,16 +172,25 @@ def open_case_patient_ids(session: Session, patient_ids: Iterable[str], *, serve
     found = set(session.execute(query).scalars())
     if server_base is None:
         return found
+    ours = local_patient_ids(session, server_base, wanted)
+    if ours:
+        query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(list(ours)))
+        found |= {ours[patient_id] for patient_id in session.execute(query).scalars()}
+    return found
+
+
+def local_patient_ids(session: Session, server_base: str, server_ids: Iterable[str]) -> dict[str, str]:
+    """Our patient id for each of these ids a server gave Patients we pushed (``{ours: theirs}``), from
+    the sync ledger: ids the server kept as ours are left out, a plain lookup finds those."""
+    wanted = list(dict.fromkeys(server_ids))
+    if not wanted:
+        return {}
     known = select(LedgerRow.key, LedgerRow.server_id).where(
         LedgerRow.server_base == normal_base(server_base),
         LedgerRow.resource_type == "Patient",
         LedgerRow.server_id.in_(wanted),
     )
-    ours = {key: server_id for key, server_id in session.execute(known) if server_id and key != server_id}
-    if ours:
-        query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(list(ours)))
-        found |= {ours[patient_id] for patient_id in session.execute(query).scalars()}
-    return found
+    return {key: server_id for key, server_id in session.execute(known) if server_id and key != server_id}
 
 
 def replace_candidates(
