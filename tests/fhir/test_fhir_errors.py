@@ -284,3 +284,51 @@ def test_412_rules_when_no_code_says_which(if_match: bool, conditional: bool, cl
     info = RequestInfo("PUT", "CarePlan", None, if_match=if_match, conditional=conditional)
 
     assert type(error_from_outcome(412, None, info)) is cls
+
+
+# HAPI's 409s come from one exception class (ResourceVersionConflictException, issue code
+# "processing"): only the message code and whether an If-Match was sent tell a stale version from a
+# unique index clash (1093), a delete blocked by references (0515) or a lost race (0823).
+UNIQUE_CLASH = (
+    "HAPI-0550: HAPI-1093: Can not create resource of type EpisodeOfCare as it would create a duplicate unique "
+    "index matching query: EpisodeOfCare?patient=Patient%2F7 (existing index belongs to EpisodeOfCare/8, new "
+    "unique index created by SearchParameter/one-episode)"
+)
+RACE = "HAPI-0550: HAPI-0823: The operation has failed with a version constraint failure."
+
+
+@pytest.mark.parametrize(
+    ("if_match", "outcome", "cls"),
+    [
+        (False, oo("processing", UNIQUE_CLASH), Conflict),
+        (True, oo("processing", UNIQUE_CLASH), Conflict),  # a clash is no version conflict, If-Match or not
+        (False, None, Conflict),  # no If-Match: no version to be stale
+        (True, None, VersionConflict),
+        (False, oo("processing", "HAPI-0550: HAPI-0989: Trying to update CarePlan/1/_history/1"), VersionConflict),
+        (True, oo("duplicate", "CarePlan/1 already exists"), Conflict),
+        (False, oo("processing", RACE), TransientError),
+        (True, oo("lock-error", "the resource is locked"), TransientError),
+    ],
+)
+def test_409_rules(if_match: bool, outcome: dict[str, object] | None, cls: type[FhirError]) -> None:
+    from fhir_cm.fhir._errors import RequestInfo, error_from_outcome
+
+    info = RequestInfo("PUT", "CarePlan", "1", if_match=if_match)
+
+    assert type(error_from_outcome(409, outcome, info)) is cls
+
+
+@pytest.mark.parametrize(("versioned", "cls"), [(True, VersionConflict), (False, Conflict)])
+async def test_a_409_to_a_transaction_is_a_version_conflict_only_when_an_entry_sent_if_match(
+    client: AsyncFhirClient, router: respx.MockRouter, versioned: bool, cls: type[FhirError]
+) -> None:
+    from fhir_cm.fhir import BundleEntry
+
+    router.post(BASE).respond(409)  # no OperationOutcome to say which
+    goal = {"resourceType": "Goal", "id": "9", "meta": {"versionId": "3"}}
+    create = BundleEntry("POST", "Goal", {"resourceType": "Goal"}, "urn:uuid:5b0c2f56-8d7e-4a47-9f0e-3c2b1a0d9e8f")
+
+    with pytest.raises(FhirError) as caught:
+        await client.transaction([create, BundleEntry.update(goal, versioned=versioned)], fallback=False)
+
+    assert type(caught.value) is cls

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from ._urls import relative_path
 from ..errors import FhirCmError
@@ -56,6 +57,19 @@ _QUERY_VALUE = re.compile(r"(?<![A-Za-z0-9_\-:.])([A-Za-z_][A-Za-z0-9_\-:.]*=)[^
 # (0962), PATCH (0972) and UPDATE (0988); older HAPI sends the same text without a code.
 _MULTIPLE_MATCH_CODES = frozenset({"HAPI-0958", "HAPI-0962", "HAPI-0972", "HAPI-0988"})
 _MULTIPLE_MATCH_TEXT = "because this search matched"
+# HAPI answers 409 (its ResourceVersionConflictException) for three kinds of thing, told apart by its
+# message code. A stale version: an update (0989) or patch (0974) whose If-Match is no longer
+# current. A write that lost a race with a concurrent one on the same resource or id (0823, 0825,
+# 0826, 0827: "version constraint failure"), which may succeed when sent again. And a refusal that
+# has nothing to do with versions: a unique index clash (1093, 2883; 0824 at the database) or a
+# delete blocked by references (0515), which sending again cannot change.
+_HAPI_STALE_CODES = frozenset({"HAPI-0974", "HAPI-0989"})
+_HAPI_RACE_CODES = frozenset({"HAPI-0823", "HAPI-0825", "HAPI-0826", "HAPI-0827"})
+_HAPI_REFUSAL_CODES = frozenset({"HAPI-0515", "HAPI-0824", "HAPI-1093", "HAPI-2883"})
+# OperationOutcome issue codes that say what a 409 is when no message code does: the data refused
+# (a duplicate, a business rule), or a busy server (a lock, a timeout).
+_REFUSAL_ISSUES = frozenset({"duplicate", "business-rule", "invariant", "not-allowed"})
+_TRANSIENT_ISSUES = frozenset({"transient", "lock-error", "timeout", "throttled"})
 # A bundle refused for its number of entries (answered 400/422 by some servers, 413 by others):
 # Medplum "Transaction requires strict isolation but has too many entries" / "… more update operations
 # than allowed", HAPI-0528 "Transaction Bundle Too large …", and the like.
@@ -113,11 +127,12 @@ class ResourceGone(ResourceNotFound):
 
 
 class Conflict(FhirError):
-    """409: the request conflicts with the resource's current state (duplicate id, delete blocked)."""
+    """409 that is not about versions: the request conflicts with what the server holds (a unique
+    index clash, a duplicate id, a delete blocked by references); sending it again changes nothing."""
 
 
 class VersionConflict(Conflict):
-    """409 or 412 on a versioned write: someone else changed the resource since we read it."""
+    """409 or 412 on a versioned write (``If-Match``): someone else changed the resource since we read it."""
 
 
 class AmbiguousMatch(FhirError):
@@ -145,7 +160,8 @@ class PayloadTooLarge(FhirError):
 
 
 class TransientError(FhirError):
-    """429, 5xx or a network failure: the same request may succeed later."""
+    """429, 5xx, a network failure, or a 409 for a write that lost a race with a concurrent one
+    (HAPI's "version constraint failure"): the same request may succeed later."""
 
 
 class UnsupportedByServer(FhirError):
@@ -174,7 +190,7 @@ _STATUS_TABLE: dict[int, type[FhirError]] = {
     403: Forbidden,
     404: ResourceNotFound,
     405: UnsupportedByServer,
-    409: VersionConflict,
+    409: Conflict,
     410: ResourceGone,
     412: VersionConflict,
     413: PayloadTooLarge,
@@ -215,6 +231,11 @@ class RequestInfo:
             endpoint=segments[0] if segments and not typed else None,
         )
 
+    @property
+    def is_bundle(self) -> bool:
+        """A transaction or batch: a POST to the base."""
+        return self.method == "POST" and self.resource_type is None and self.endpoint is None
+
     def describe(self) -> str:
         """``PUT CarePlan/123`` — the only request detail that may appear in a message."""
         target = "/".join(p for p in (self.resource_type, self.resource_id) if p) or self.endpoint
@@ -251,18 +272,20 @@ def _classify(
 ) -> type[FhirError]:
     """The rules a bare status table cannot express, in the order they must be tried."""
     if status == 412:
+        if set(hapi) & _HAPI_REFUSAL_CODES:  # HAPI before 6 answered a unique index clash with 412
+            return Conflict
         multiple = set(hapi) & _MULTIPLE_MATCH_CODES or _MULTIPLE_MATCH_TEXT in diagnostics
         if multiple or "multiple-matches" in issue_codes:
             return AmbiguousMatch
         if info.if_match:
             return VersionConflict
         return AmbiguousMatch if info.conditional else VersionConflict
-    if status == 409 and (info.method == "DELETE" or "duplicate" in issue_codes):
-        return Conflict
+    if status == 409:
+        return _conflict_kind(info, issue_codes, hapi)
     if status in (400, 422):
         if "not-supported" in issue_codes:
             return UnsupportedByServer
-        if info.method == "POST" and info.resource_type is None and info.endpoint is None:  # a bundle
+        if info.is_bundle:
             if BUNDLE_TOO_LARGE.search(diagnostics):
                 return PayloadTooLarge
             if TRANSACTION_REFUSED.search(diagnostics):
@@ -272,6 +295,37 @@ def _classify(
     if status in _STATUS_TABLE:
         return _STATUS_TABLE[status]
     return TransientError if status >= 500 else FhirError
+
+
+def _conflict_kind(info: RequestInfo, issue_codes: tuple[str, ...], hapi: tuple[str, ...]) -> type[FhirError]:
+    """What a 409 is. The FHIR specification answers 409 (or 412) to a write whose ``If-Match`` is
+    stale, but servers answer 409 to other conflicts too: without an ``If-Match`` there is no
+    version to be stale (HAPI's own message code may still say it is one), and a 409 taken for a
+    version conflict had the push re-read and merge, find nothing to merge and send the same again,
+    round after round, never telling the server's reason."""
+    codes, issues = set(hapi), set(issue_codes)
+    if info.method == "DELETE" or codes & _HAPI_REFUSAL_CODES:
+        return Conflict
+    if codes & _HAPI_STALE_CODES:
+        return VersionConflict
+    if codes & _HAPI_RACE_CODES or issues & _TRANSIENT_ISSUES:
+        return TransientError
+    if issues & _REFUSAL_ISSUES:
+        return Conflict
+    return VersionConflict if info.if_match else Conflict
+
+
+def _bundle_preconditions(request: httpx.Request, info: RequestInfo) -> RequestInfo:
+    """A transaction or batch as the error rules see it: with an ``If-Match`` if one of its entries
+    carried one, conditional if one was (the bundle's own request has neither header)."""
+    try:
+        bundle = orjson.loads(request.content)
+        requests = [e.get("request") or {} for e in bundle.get("entry") or [] if isinstance(e, dict)]
+    except (orjson.JSONDecodeError, AttributeError, TypeError, httpx.RequestNotRead):
+        return info
+    if_match = any(isinstance(r, dict) and r.get("ifMatch") for r in requests)
+    conditional = any(isinstance(r, dict) and (r.get("ifNoneExist") or "?" in str(r.get("url", ""))) for r in requests)
+    return RequestInfo(info.method, if_match=if_match, conditional=conditional)
 
 
 def error_from_outcome(
@@ -310,6 +364,8 @@ def error_from_response(response: httpx.Response, base_url: str, *, retry_after:
     except ValueError:  # an HTML page from a proxy, for instance
         outcome = None
     info = RequestInfo.from_request(response.request, base_url)
+    if response.status_code in (409, 412) and info.is_bundle:
+        info = _bundle_preconditions(response.request, info)
     return error_from_outcome(response.status_code, outcome, info, retry_after=retry_after)
 
 

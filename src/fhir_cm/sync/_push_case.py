@@ -291,8 +291,8 @@ class _CasePush:
         provenance = self.provenances(writes)
         try:
             result = await self.session.client.transaction([w.entry for w in writes] + provenance)
-        except VersionConflict:
-            await self.refresh(writes)
+        except VersionConflict as exc:
+            await self.refresh(writes, exc)
             return
         except _RETRYABLE as exc:
             why = refusal(exc, self.case, self.sent(writes))
@@ -305,6 +305,7 @@ class _CasePush:
         results = result.entries
         recorded: list[LedgerEntry] = []
         stale: list[_Write] = []
+        stale_error: VersionConflict | None = None
         retry: CaseFailed | None = None
         assigned = _assigned(writes, results)
         self.settled = len(results) >= len(writes)
@@ -330,6 +331,7 @@ class _CasePush:
                     self.outcome.setdefault(write.key, "updated")
             elif isinstance(outcome.error, VersionConflict):
                 stale.append(write)
+                stale_error = stale_error or outcome.error
             elif outcome.status is None or isinstance(outcome.error, _RETRYABLE):
                 retry = CaseFailed(f"{write.key.type} not written (transient); will retry", permanent=False)
             else:
@@ -340,8 +342,8 @@ class _CasePush:
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
         self.session.keep(self.case.id, recorded)
         self.settled = self.settled and not stale and retry is None and not self.keep
-        if stale:
-            await self.refresh(stale)
+        if stale_error is not None:
+            await self.refresh(stale, stale_error)
         if retry is not None:
             raise retry
 
@@ -357,11 +359,13 @@ class _CasePush:
             return await self.session.read_back(outcome.resource_type or write.key.type, outcome.id)
         return None
 
-    async def refresh(self, writes: list[_Write]) -> None:
+    async def refresh(self, writes: list[_Write], exc: VersionConflict) -> None:
         """After a version conflict: re-read what moved on, merge what the adapter changed, or record a conflict."""
         self.settled = False
         if self.conflict_retried:
-            raise CaseFailed("version conflict again after merging; will retry", permanent=False)
+            why = refusal(exc, self.case, self.sent(writes))
+            text = f": {refusal_text(exc, why)}" if why else ""
+            raise CaseFailed(f"version conflict again after merging{text}; will retry", permanent=False, server=why)
         self.conflict_retried = True
         updates = [w for w in writes if w.kind == "update"]
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in updates}
