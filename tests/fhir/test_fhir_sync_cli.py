@@ -133,3 +133,22 @@ def test_a_metadata_answer_that_is_no_capability_statement_is_one_line(
 
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("fhir-cm: error: /metadata ") and "CapabilityStatement" in result.stderr
+
+
+def test_capabilities_table_says_where_if_match_is_not_promised(router: respx.MockRouter, hapi: Hapi) -> None:
+    statement = hapi.json("metadata-r4")
+    for resource in statement["rest"][0]["resource"]:
+        if resource["type"] == "Goal":
+            resource["versioning"] = "versioned"
+        if resource["type"] == "Task":
+            del resource["versioning"]
+    router.get(f"{BASE}/metadata").respond(200, json=statement)
+
+    result = CliRunner().invoke(app, ["capabilities", "--fhir-base", BASE])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    said = [lines[n - 2].split()[0] for n, line in enumerate(lines) if "If-Match may be ignored" in line]
+    assert said == ["Goal", "Task"]  # HAPI declares versioned-update for every other type
+    assert any("versioning: versioned: If-Match may be ignored; push re-reads" in line for line in lines)
+    assert any("versioning: (not declared): If-Match may be ignored" in line for line in lines)

@@ -14,6 +14,12 @@ Here an entry is conditional when it has ``ifNoneExist``, ``ifMatch`` or a condi
 quote our data back). Everything else is forwarded to the real server, and its base URL in answers
 is rewritten to the proxy's, so Location headers and paging links stay on the proxy.
 
+``versioning`` makes it a server that does not check versions: its CapabilityStatement declares that
+``versioning`` for every type (``versioned`` or ``no-version`` rather than ``versioned-update``), and
+every ``If-Match`` (header or bundle entry ``ifMatch``) is dropped before the real server sees it, as
+a server that keeps histories but ignores preconditions on update would; with ``no-version`` no
+answer carries a ``versionId`` or ETag either.
+
 The proxy is an ASGI app served by uvicorn on its own thread and socket, so both async tests and
 the CLI (whose ``asyncio.run`` needs a thread without a running loop) can use it.
 """
@@ -58,6 +64,7 @@ class LimitingProxy:
     base_path: str
     max_entries: int = 8
     refuse_all: Callable[[dict[str, Any]], str] | None = None
+    versioning: str | None = None
     refusals: int = 0
     transactions: list[int] = field(default_factory=list)  # sizes of the transactions forwarded
     public_base: str = ""
@@ -85,16 +92,15 @@ class LimitingProxy:
         if refusal is not None:
             await self._answer(send, 400, {"content-type": "application/fhir+json"}, json.dumps(refusal).encode())
             return
+        if self.versioning is not None:
+            body = _without_if_match(body)
         await self._forward(scope, body, send)
 
     def _refusal(self, method: str, path: str, body: bytes) -> dict[str, Any] | None:
         if method != "POST" or path.rstrip("/") != self.base_path.rstrip("/"):
             return None
-        try:
-            bundle = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
+        bundle = _bundle(body)
+        if bundle is None or bundle.get("type") != "transaction":
             return None
         entries = bundle.get("entry") or []
         if self.refuse_all is not None:
@@ -112,7 +118,8 @@ class LimitingProxy:
         query = scope.get("query_string", b"").decode("latin-1")
         url = self.upstream_base.removesuffix(self.base_path) + scope["path"] + (f"?{query}" if query else "")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        forwarded = {k: v for k, v in headers if k.lower() not in _HOP}
+        dropped = _HOP | ({"if-match"} if self.versioning is not None else set())
+        forwarded = {k: v for k, v in headers if k.lower() not in dropped}
         answer = await self._http.request(scope["method"], url, headers=forwarded, content=body)
         upstream, public = self.upstream_base.encode(), self.public_base.encode()
         out = {
@@ -120,7 +127,20 @@ class LimitingProxy:
             for k, v in answer.headers.items()
             if k.lower() not in _HOP
         }
-        await self._answer(send, answer.status_code, out, answer.content.replace(upstream, public))
+        content = answer.content
+        if self.versioning is not None and scope["path"].rstrip("/").endswith("/metadata"):
+            content = self._declared(content)
+        elif self.versioning == "no-version" and content:
+            content = _without_versions(content)
+            out = {k: v for k, v in out.items() if k.lower() != "etag"}
+        await self._answer(send, answer.status_code, out, content.replace(upstream, public))
+
+    def _declared(self, content: bytes) -> bytes:
+        statement = json.loads(content)
+        for rest in statement.get("rest") or []:
+            for resource in rest.get("resource") or []:
+                resource["versioning"] = self.versioning
+        return json.dumps(statement).encode()
 
     @staticmethod
     async def _answer(send: Any, status: int, headers: dict[str, str], content: bytes) -> None:
@@ -130,13 +150,55 @@ class LimitingProxy:
         await send({"type": "http.response.body", "body": content})
 
 
+def _bundle(body: bytes) -> dict[str, Any] | None:
+    """The Bundle a request body holds, else None."""
+    try:
+        bundle = json.loads(body)
+    except ValueError:
+        return None
+    return bundle if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle" else None
+
+
+def _without_versions(content: bytes) -> bytes:
+    """An answer with every ``versionId`` and entry ``etag`` left out: a server that keeps no versions."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return content
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: strip(v) for k, v in node.items() if not (k == "versionId" or (k == "etag" and isinstance(v, str)))
+            }
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return json.dumps(strip(body)).encode()
+
+
+def _without_if_match(body: bytes) -> bytes:
+    """A transaction or batch with its entries' ``ifMatch`` dropped (anything else as it came)."""
+    bundle = _bundle(body)
+    if bundle is None:
+        return body
+    for entry in bundle.get("entry") or []:
+        (entry.get("request") or {}).pop("ifMatch", None)
+    return json.dumps(bundle).encode()
+
+
 @contextmanager
 def limiting_proxy(
-    upstream_base: str, *, max_entries: int = 8, refuse_all: Callable[[dict[str, Any]], str] | None = None
+    upstream_base: str,
+    *,
+    max_entries: int = 8,
+    refuse_all: Callable[[dict[str, Any]], str] | None = None,
+    versioning: str | None = None,
 ) -> Iterator[tuple[str, LimitingProxy]]:
     """Serve a :class:`LimitingProxy` for ``upstream_base`` on 127.0.0.1 for the block: yields (base URL, proxy)."""
     base_path = httpx.URL(upstream_base).path.rstrip("/")
-    proxy = LimitingProxy(upstream_base.rstrip("/"), base_path, max_entries, refuse_all)
+    proxy = LimitingProxy(upstream_base.rstrip("/"), base_path, max_entries, refuse_all, versioning)
     sock = _bind_localhost()
     proxy.public_base = f"http://127.0.0.1:{sock.getsockname()[1]}{base_path}"
     server = uvicorn.Server(uvicorn.Config(proxy, log_level="warning", access_log=False, lifespan="on"))

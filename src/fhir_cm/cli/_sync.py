@@ -42,6 +42,11 @@ def capabilities_command(
             continue
         typer.echo(f"{row.type:<15} {' '.join(row.interactions) or '(interactions not declared)'}")
         typer.echo(f"{'':<15} search: {', '.join(row.search_params) or '(none declared)'}")
+        if row.versioning != "versioned-update":
+            typer.echo(
+                f"{'':<15} versioning: {row.versioning or '(not declared)'}: If-Match may be ignored;"
+                " push re-reads each copy before updating it"
+            )
 
 
 @app.command("push", short_help="Send cases to a FHIR server; safe to re-run.")

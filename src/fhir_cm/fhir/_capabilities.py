@@ -257,6 +257,13 @@ class Capabilities:
                 f"server does not support conditional {kind} on {resource_type}", resource_type=resource_type
             )
 
+    def checks_if_match(self, resource_type: str) -> bool:
+        """Whether the server promises to refuse an update whose ``If-Match`` is stale: only
+        ``versioning: versioned-update`` says so (``versioned`` keeps histories, ``no-version`` not
+        even that, and a statement silent on it promises nothing)."""
+        entry = self.resources.get(resource_type)
+        return entry is not None and entry.versioning == "versioned-update"
+
     def unknown_search_params(self, resource_type: str, names: Iterable[str]) -> list[str]:
         """The names (with their modifiers) the server does not declare for ``resource_type``."""
         entry = self.resources.get(resource_type)

@@ -6,7 +6,10 @@ systems' records the case manager did not change are left out, known ones are up
 with their Provenance (``send``), records each written copy in the ledger at once, and leaves what
 is left for the next round: an update of what a conditional create matched, or — after a version
 conflict — a merge of what the adapter changed over the re-read server copy (``refresh``), whose
-clashes become conflicts for a person. At most ``MAX_ROUNDS`` rounds; a ``CaseFailed`` ends them and
+clashes become conflicts for a person. Where the server does not declare that it checks
+``If-Match`` (``versioning: versioned-update``), the copies a round updates are re-read before it
+is sent and merged the same way if they moved on: such a server would take the update over another
+system's edit without a word. At most ``MAX_ROUNDS`` rounds; a ``CaseFailed`` ends them and
 says whether a later push may succeed.
 """
 
@@ -288,6 +291,12 @@ class _CasePush:
     # -- sending and recording --------------------------------------------------------------------
 
     async def send(self, writes: list[_Write]) -> None:
+        unchecked = [w for w in writes if w.kind == "update" and not self.session.checks_if_match(w.key.type)]
+        if unchecked and await self.merge_server_edits(unchecked):
+            # The server does not declare that it checks If-Match, and a copy moved on since the
+            # ledger's: the update would have overwritten that edit. Merged; the next round sends.
+            self.settled = False
+            return
         provenance = self.provenances(writes)
         try:
             result = await self.session.client.transaction([w.entry for w in writes] + provenance)
@@ -367,6 +376,11 @@ class _CasePush:
             text = f": {refusal_text(exc, why)}" if why else ""
             raise CaseFailed(f"version conflict again after merging{text}; will retry", permanent=False, server=why)
         self.conflict_retried = True
+        await self.merge_server_edits(writes)
+
+    async def merge_server_edits(self, writes: list[_Write]) -> bool:
+        """Re-read the copies ``writes`` update; merge what moved on since the ledger's copy, or
+        record the clashes as conflicts. Whether any had moved on."""
         updates = [w for w in writes if w.kind == "update"]
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in updates}
         found, missing = await read_existing(self.session.client, targets.values())
@@ -379,7 +393,7 @@ class _CasePush:
         seen: list[LedgerEntry] = []
         for write, current in zip(updates, copies, strict=True):
             old = self.bases[write.key]
-            if version_of(current) == version_of(old):
+            if not _moved_on(old, current):
                 continue
             three_way = compare(old, write.resource, current)
             if three_way.clash:
@@ -392,6 +406,17 @@ class _CasePush:
         if clashes:
             names = ", ".join(f"{w.key.type} ({', '.join(sorted(f))})" for w, _, f in clashes)
             self.conflicts([(w, c, sorted(f)) for w, c, f in clashes], f"conflict with a server edit: {names}")
+        return bool(seen)
+
+
+def _moved_on(old: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether the server copy changed since ``old``: by ``versionId`` where both have one, else (a
+    server keeping no versions) by content — equal missing versions said "unchanged" whatever the
+    copy held."""
+    before, now = version_of(old), version_of(current)
+    if before is not None and now is not None:
+        return before != now
+    return content_json(old) != content_json(current)
 
 
 def _assigned(writes: list[_Write], results: list[WriteResult]) -> dict[str, str]:

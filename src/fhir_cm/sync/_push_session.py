@@ -73,6 +73,11 @@ class PushSession:
     def system(self) -> str:
         return self.settings.identifier_system
 
+    def checks_if_match(self, resource_type: str) -> bool:
+        """Whether the server declares it refuses a stale ``If-Match`` on the type (see ``_push_case``)."""
+        caps = self.client.known_capabilities
+        return caps is not None and caps.checks_if_match(resource_type)
+
     # -- set-up -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
