@@ -58,12 +58,14 @@ class Identity:
 
 
 async def read_existing(
-    client: AsyncFhirClient, targets: Iterable[tuple[str, str]]
+    client: AsyncFhirClient,
+    targets: Iterable[tuple[str, str]],
+    refused: dict[tuple[str, str], FhirError] | None = None,
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
     """Read ``(type, id)`` targets in one batch: ``(found copies, missing)``.
 
     A target neither found nor missing (a transient failure, an unusable id) is in neither, and the
-    caller must not assume it absent.
+    caller must not assume it absent; the server's error for it goes into ``refused``, if given.
     """
     wanted = list(dict.fromkeys(targets))
     entries, sent = [], []
@@ -79,13 +81,17 @@ async def read_existing(
         return found, missing
     try:
         result = await client.batch(entries, max_entries=100)
-    except FhirError:
+    except FhirError as exc:
+        if refused is not None:
+            refused |= dict.fromkeys(sent, exc)
         return found, missing
     for target, outcome in zip(sent, result.entries, strict=True):
         if outcome.ok and outcome.resource is not None:
             found[target] = outcome.resource
         elif outcome.status in (404, 410):
             missing.add(target)
+        elif outcome.error is not None and refused is not None:
+            refused[target] = outcome.error
     return found, missing
 
 

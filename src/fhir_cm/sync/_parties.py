@@ -92,22 +92,25 @@ async def resolve_parties(
     client: AsyncFhirClient,
     system: str,
     wanted: Iterable[tuple[PartyKey, Party, str | None]],
+    refused: dict[PartyKey, FhirError] | None = None,
 ) -> dict[PartyKey, str]:
     """Server ids for the ``(key, party, patient reference)`` triples: found or created.
 
-    A party neither found nor created (the server refused, or was not reachable) is left out; the
-    caller's case then waits for a later run rather than sending a reference the server refuses.
+    A party neither found nor created (the server refused, or was not reachable) is left out, the
+    server's error for it in ``refused``; the caller's case then waits for a later run rather than
+    sending a reference the server refuses.
     """
     parties = {key: (party, patient) for key, party, patient in wanted}
     if not parties:
         return {}
-    found, missing = await read_existing(client, parties)
+    refused = {} if refused is None else refused
+    found, missing = await read_existing(client, parties, refused)
     resolved = {key: str(copy["id"]) for key, copy in found.items() if copy.get("id")}
     missing_keys = [key for key in parties if key in missing]
     under_own_id = [k for k in missing_keys if not k[1].isdigit()]
-    resolved |= await _create(client, under_own_id, parties, system, own_id=True)
+    resolved |= await _create(client, under_own_id, parties, system, refused, own_id=True)
     conditional = [k for k in missing_keys if k not in resolved]
-    resolved |= await _create(client, conditional, parties, system, own_id=False)
+    resolved |= await _create(client, conditional, parties, system, refused, own_id=False)
     for key in missing_keys:
         if key not in resolved:
             log.warning("the server did not create a %s", key[0])
@@ -119,6 +122,7 @@ async def _create(
     keys: list[PartyKey],
     parties: dict[PartyKey, tuple[Party, str | None]],
     system: str,
+    refused: dict[PartyKey, FhirError],
     *,
     own_id: bool,
 ) -> dict[PartyKey, str]:
@@ -136,5 +140,13 @@ async def _create(
         result = await client.batch(entries, max_entries=100)
     except FhirError as exc:
         log.warning("creating %d parties failed: %s", len(entries), type(exc).__name__)
+        refused |= dict.fromkeys(keys, exc)
         return {}
-    return {key: outcome.id for key, outcome in zip(keys, result.entries, strict=True) if outcome.ok and outcome.id}
+    made = {}
+    for key, outcome in zip(keys, result.entries, strict=True):
+        if outcome.ok and outcome.id:
+            made[key] = outcome.id
+            refused.pop(key, None)
+        elif outcome.error is not None:
+            refused[key] = outcome.error
+    return made

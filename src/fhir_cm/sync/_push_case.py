@@ -224,17 +224,27 @@ class _CasePush:
         patient = self.case.patient.id
         server_patient = session.patients.get(patient)
         if server_patient is None:
-            raise CaseFailed("the patient could not be found or created on the server; will retry", permanent=False)
+            self.unresolved("the patient", ("Patient", patient))
         moved = {f"Patient/{patient}": f"Patient/{server_patient}"} if server_patient != patient else {}
         for rtype, rid in case_parties(self.case):
             server_id = session.parties.get((rtype, rid))
             if server_id is None:
-                raise CaseFailed(
-                    f"a {rtype} the case names could not be found or created on the server; will retry", permanent=False
-                )
+                self.unresolved(f"a {rtype} the case names", (rtype, rid))
             if server_id != rid:
                 moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
         return moved
+
+    def unresolved(self, what: str, party: tuple[str, str]) -> NoReturn:
+        """The case waits for a party the server neither had nor took, saying what the server
+        answered (a Patient profile it enforces, refused credentials…): "could not be found or
+        created" alone left a refusal to look like a lookup that would come right by itself."""
+        exc = self.session.refused.get(party) or self.session.unprepared
+        names = [{"name": p.name, "ref": p.id} for p in case_parties(self.case).values()]
+        why = refusal(exc, self.case, names) if exc is not None else None
+        told = f": {refusal_text(exc, why)}" if exc is not None else ""
+        raise CaseFailed(
+            f"{what} could not be found or created on the server{told}; will retry", permanent=False, server=why
+        )
 
     def references(self) -> References:
         """References that resolve the case's resources by the server ids of their copies."""

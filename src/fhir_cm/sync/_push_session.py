@@ -64,6 +64,10 @@ class PushSession:
     found: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)  # … and there
     saved_limit: int | None = None  # the transaction limit the store holds for this server
     unsaved: dict[str, list[LedgerEntry]] = field(default_factory=dict)  # by case, until its row is settled
+    # Why a patient or party could not be found or created: the server's error by (type, id), or
+    # the failure of a whole batch's preparation. A case left waiting for one says so.
+    refused: dict[tuple[str, str], FhirError] = field(default_factory=dict)
+    unprepared: FhirError | None = None
 
     @property
     def base(self) -> str:
@@ -205,7 +209,7 @@ class PushSession:
             for key, party in case_parties(case).items():
                 if key not in self.parties and key not in wanted:
                     wanted[key] = (key, party, f"Patient/{patient}" if patient else None)
-        self.parties |= await resolve_parties(self.client, self.system, wanted.values())
+        self.parties |= await resolve_parties(self.client, self.system, wanted.values(), self.refused)
 
     def _load(self, cases: list[Case]) -> tuple[dict[str, dict[ResourceKey, LedgerEntry]], dict[str, str]]:
         """The cases' ledger entries, and the server ids of their patients the ledger knows."""
@@ -227,6 +231,7 @@ class PushSession:
             await self.prepare(cases)
         except FhirError as exc:
             log.warning("preparing a batch failed: %s", failure_reason(exc))
+            self.unprepared = exc
 
     async def _find_pushed_elsewhere(self, cases: list[Case]) -> None:
         """Cases this ledger has never pushed here may have been pushed from another store: their
@@ -246,7 +251,7 @@ class PushSession:
         parties = {c.patient.id: c.patient for c in cases}
         if not parties:
             return
-        found, missing = await read_existing(self.client, (("Patient", pid) for pid in parties))
+        found, missing = await read_existing(self.client, (("Patient", pid) for pid in parties), self.refused)
         entries = [self.ledger_entry(ResourceKey("Patient", pid), None, copy) for (_, pid), copy in found.items()]
         creates = [pid for (_, pid) in missing if pid in parties]
         if creates:
@@ -263,8 +268,11 @@ class PushSession:
                 result = await self.client.batch(bundle, max_entries=100)
             except FhirError as exc:
                 log.warning("creating patients failed: %s", failure_reason(exc))
+                self.refused |= {("Patient", pid): exc for pid in creates}
             else:
                 for pid, outcome in zip(creates, result.entries, strict=True):
+                    if outcome.error is not None:
+                        self.refused[("Patient", pid)] = outcome.error
                     if outcome.ok and outcome.id:
                         copy = outcome.resource or await self.read_back("Patient", outcome.id)
                         if copy is not None:
@@ -273,6 +281,7 @@ class PushSession:
         for e in entries:
             if e.server_id:
                 self.patients[e.key] = e.server_id
+                self.refused.pop(("Patient", e.key), None)
 
     async def read_back(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         """Read one resource back (as a batch entry: an enforcing client refuses plain reads of
