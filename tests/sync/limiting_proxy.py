@@ -20,6 +20,10 @@ every ``If-Match`` (header or bundle entry ``ifMatch``) is dropped before the re
 a server that keeps histories but ignores preconditions on update would; with ``no-version`` no
 answer carries a ``versionId`` or ETag either.
 
+``warn`` makes it a server that takes what it is sent but warns about it, as one validating against
+a profile in "warn" mode does: each transaction-response entry whose resource ``warn`` has words for
+gets an issue of severity ``warning`` in its ``response.outcome`` (beside the server's own issues).
+
 The proxy is an ASGI app served by uvicorn on its own thread and socket, so both async tests and
 the CLI (whose ``asyncio.run`` needs a thread without a running loop) can use it.
 """
@@ -65,6 +69,7 @@ class LimitingProxy:
     max_entries: int = 8
     refuse_all: Callable[[dict[str, Any]], str] | None = None
     versioning: str | None = None
+    warn: Callable[[dict[str, Any]], str | None] | None = None
     refusals: int = 0
     transactions: list[int] = field(default_factory=list)  # sizes of the transactions forwarded
     public_base: str = ""
@@ -130,6 +135,8 @@ class LimitingProxy:
         content = answer.content
         if self.versioning is not None and scope["path"].rstrip("/").endswith("/metadata"):
             content = self._declared(content)
+        elif self.warn is not None and answer.status_code == 200 and (sent := _bundle(body)) is not None:
+            content = _warned(content, sent, self.warn)
         elif self.versioning == "no-version" and content:
             content = _without_versions(content)
             out = {k: v for k, v in out.items() if k.lower() != "etag"}
@@ -178,6 +185,21 @@ def _without_versions(content: bytes) -> bytes:
     return json.dumps(strip(body)).encode()
 
 
+def _warned(content: bytes, sent: dict[str, Any], warn: Callable[[dict[str, Any]], str | None]) -> bytes:
+    """A transaction-response with ``warn``'s warning in the outcome of each entry it has one for."""
+    answer = _bundle(content)
+    if answer is None or sent.get("type") != "transaction":
+        return content
+    for asked, entry in zip(sent.get("entry") or [], answer.get("entry") or [], strict=False):
+        words = warn(asked.get("resource") or {})
+        if words is None:
+            continue
+        response = entry.setdefault("response", {})
+        outcome = response.setdefault("outcome", {"resourceType": "OperationOutcome", "issue": []})
+        outcome.setdefault("issue", []).append({"severity": "warning", "code": "code-invalid", "diagnostics": words})
+    return json.dumps(answer).encode()
+
+
 def _without_if_match(body: bytes) -> bytes:
     """A transaction or batch with its entries' ``ifMatch`` dropped (anything else as it came)."""
     bundle = _bundle(body)
@@ -195,10 +217,11 @@ def limiting_proxy(
     max_entries: int = 8,
     refuse_all: Callable[[dict[str, Any]], str] | None = None,
     versioning: str | None = None,
+    warn: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Iterator[tuple[str, LimitingProxy]]:
     """Serve a :class:`LimitingProxy` for ``upstream_base`` on 127.0.0.1 for the block: yields (base URL, proxy)."""
     base_path = httpx.URL(upstream_base).path.rstrip("/")
-    proxy = LimitingProxy(upstream_base.rstrip("/"), base_path, max_entries, refuse_all, versioning)
+    proxy = LimitingProxy(upstream_base.rstrip("/"), base_path, max_entries, refuse_all, versioning, warn)
     sock = _bind_localhost()
     proxy.public_base = f"http://127.0.0.1:{sock.getsockname()[1]}{base_path}"
     server = uvicorn.Server(uvicorn.Config(proxy, log_level="warning", access_log=False, lifespan="on"))

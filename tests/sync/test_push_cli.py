@@ -47,6 +47,7 @@ def test_push_file_then_all_reports_counts_and_creates_nothing_twice(
         "conflicts": 0,
         "provenances": 3,
         "failures": [],
+        "warnings": [],
         "asked": 3,
         "pushed": 3,
         "not_pushed": [],

@@ -136,6 +136,12 @@ def push_command(
     finally:
         progress.stop()
     report, standing = outcome.report, outcome.standing
+    for warning in report.warnings:
+        typer.echo(
+            f"fhir-cm: case {warning.case_id}: the server took a {warning.resource_type} with a warning: "
+            f"{warning.server.text}",
+            err=True,
+        )
     for failure in report.failures:
         later = "" if failure.permanent else " (will retry)"
         typer.echo(f"fhir-cm: case {failure.case_id} failed{later}: {failure.reason}", err=True)

@@ -52,7 +52,7 @@ from ._errors import (
     VersionConflict,
 )
 from ._limits import TransactionLimit
-from ._reasons import ServerReason, server_reason
+from ._reasons import ServerReason, server_reason, server_warnings
 from ._results import BundleResult, WriteResult
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._search import HistorySet, Page, Quarantined, SearchSet
@@ -116,5 +116,6 @@ __all__ = [
     "release_from_version",
     "safe_for_tokens",
     "server_reason",
+    "server_warnings",
     "sync_client_from_settings",
 ]

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._errors import MAX_DIAGNOSTICS, FhirError, redact
 
-__all__ = ["ServerReason", "server_reason"]
+__all__ = ["ServerReason", "server_reason", "server_warnings"]
 
 _LEADING_CODES = re.compile(r"^(?:\s*(HAPI-\d{4})\s*:?\s*)+")
 _HAPI_CODE = re.compile(r"HAPI-\d{4}")
@@ -143,11 +143,32 @@ def server_reason(
     exc: FhirError, sent: Iterable[Mapping[str, Any]] = (), *, also: Iterable[str | None] = ()
 ) -> ServerReason:
     """What the server said about ``exc``, without any value of the resources ``sent`` or ``also``."""
-    issue = _first_issue(exc.outcome) or {}
+    return _reason(_first_issue(exc.outcome) or {}, exc.status, exc.hapi_code, sent, also)
+
+
+def server_warnings(
+    outcome: Any, status: int | None, sent: Iterable[Mapping[str, Any]] = (), *, also: Iterable[str | None] = ()
+) -> list[ServerReason]:
+    """The warnings of an OperationOutcome that came with a write the server took, each cleaned as
+    ``server_reason`` cleans a refusal (information issues — HAPI's "Successfully created" — left out)."""
+    if not isinstance(outcome, Mapping) or outcome.get("resourceType") != "OperationOutcome":
+        return []
+    issues = [i for i in outcome.get("issue") or [] if isinstance(i, Mapping) and i.get("severity") == "warning"]
+    sent, also = list(sent), list(also)
+    return [_reason(issue, status, None, sent, also) for issue in issues]
+
+
+def _reason(
+    issue: Mapping[str, Any],
+    status: int | None,
+    message_code: str | None,
+    sent: Iterable[Mapping[str, Any]],
+    also: Iterable[str | None],
+) -> ServerReason:
     code = issue.get("code") if isinstance(issue.get("code"), str) else None
     raw = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
     if not isinstance(raw, str) or not raw.strip():
-        return ServerReason(status=exc.status, code=code, message_code=exc.hapi_code)
+        return ServerReason(status=status, code=code, message_code=message_code)
     line = raw.strip().splitlines()[0]
     leading = _LEADING_CODES.match(line)
     codes = _HAPI_CODE.findall(leading.group(0)) if leading else []
@@ -157,8 +178,8 @@ def server_reason(
     line = _QUOTED.sub(_keep_or_hide, line)
     cleaned = redact(line, MAX_DIAGNOSTICS)
     return ServerReason(
-        status=exc.status,
+        status=status,
         code=code,
-        message_code=codes[-1] if codes else exc.hapi_code,
+        message_code=codes[-1] if codes else message_code,
         diagnostics=cleaned or None,
     )

@@ -90,7 +90,7 @@ class WriteResult:
         response = entry.get("response") or {}
         status_text = str(response.get("status") or "").strip()
         head = status_text.split(" ", 1)[0]
-        return cls.build(
+        result = cls.build(
             int(head) if head.isdigit() else None,
             location=_text(response.get("location")),
             etag=_text(response.get("etag")),
@@ -98,6 +98,11 @@ class WriteResult:
             body=entry.get("resource") or response.get("outcome"),
             error=error,
         )
+        outcome = response.get("outcome")
+        if result.outcome is None and isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome":
+            # Beside the resource written, what the server said of it (its warnings) is kept too.
+            result = replace(result, outcome=outcome)
+        return result
 
     def with_resource(self, resource: dict[str, Any]) -> WriteResult:
         """This result completed with a resource read back (after an empty-bodied answer)."""

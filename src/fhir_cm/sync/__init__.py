@@ -3,7 +3,7 @@
 # --- push (outbox → server) ---
 from ._transition_plan import RECENT_DISCHARGE_DAYS, TransitionPlan, transition_plan
 from ._push import default_worker_id, enqueue_unpushed, push_cases, push_pending
-from ._report import CaseFailure, PushReport
+from ._report import CaseFailure, CaseWarning, PushReport
 from ._standing import NotPushed, Standing, push_asked, where_cases_stand
 from ._worker import Pause, Step, run_worker
 
@@ -56,6 +56,7 @@ __all__ = [
     "unsubscribe_all",
     # push
     "CaseFailure",
+    "CaseWarning",
     "NotPushed",
     "Pause",
     "PushReport",

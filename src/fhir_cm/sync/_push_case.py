@@ -45,8 +45,8 @@ from ._merge import compare, keep_server
 from ._parties import case_parties
 from ._provenance import provenance_id, provenance_resource
 from ._push_session import PushSession, failure_reason, version_of
-from ._refusals import refusal, refusal_text
-from ._report import CaseFailure, PushReport
+from ._refusals import refusal, refusal_text, warnings
+from ._report import CaseFailure, CaseWarning, PushReport
 from ..errors import FhirCmError
 
 __all__ = ["MAX_ROUNDS", "CaseFailed", "push_case"]
@@ -342,6 +342,10 @@ class _CasePush:
                 self.settled = self.settled and (outcome.created or write.kind == "update")
                 self.settled = self.settled and _same_content(write.content, content, assigned)
                 recorded.append(self.session.ledger_entry(write.key, self.case.id, copy, content=content))
+                for said in warnings(outcome.outcome, outcome.status, self.case, self.sent(writes)):
+                    self.report.warnings.append(
+                        CaseWarning(case_id=self.case.id, resource_type=write.key.type, server=said)
+                    )
                 self.bases[write.key] = copy
                 self.keep.pop(write.key, None)
                 if outcome.created:

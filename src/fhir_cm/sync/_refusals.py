@@ -13,16 +13,25 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..domain import Case
-from ..fhir import FhirError, ServerReason, server_reason
+from ..fhir import FhirError, ServerReason, server_reason, server_warnings
 
-__all__ = ["refusal", "refusal_text"]
+__all__ = ["refusal", "refusal_text", "warnings"]
 
 
 def refusal(exc: FhirError, case: Case, sent: Iterable[Mapping[str, Any]]) -> ServerReason | None:
     """The server's reason for ``exc`` (None for a failure with no answer, e.g. the network)."""
     if exc.status is None:
         return None
-    return server_reason(exc, sent, also=(case.patient.name, case.patient.id, case.id))
+    return server_reason(exc, sent, also=_ours(case))
+
+
+def warnings(outcome: Any, status: int | None, case: Case, sent: Iterable[Mapping[str, Any]]) -> list[ServerReason]:
+    """The warnings the server gave with a write it took (``outcome``), cleaned the same way."""
+    return server_warnings(outcome, status, sent, also=_ours(case))
+
+
+def _ours(case: Case) -> tuple[str | None, ...]:
+    return (case.patient.name, case.patient.id, case.id)
 
 
 def refusal_text(exc: FhirError, reason: ServerReason | None) -> str:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from ..fhir import ServerReason
 
-__all__ = ["CaseFailure", "PullReport", "PushReport"]
+__all__ = ["CaseFailure", "CaseWarning", "PullReport", "PushReport"]
 
 
 class CaseFailure(BaseModel):
@@ -24,6 +24,15 @@ class CaseFailure(BaseModel):
     retry_after: float | None = None
 
 
+class CaseWarning(BaseModel):
+    """A write the server took with a warning (a profile it checks, a code it does not know): done,
+    but what the server thought of it is worth a look."""
+
+    case_id: str
+    resource_type: str
+    server: ServerReason
+
+
 class PushReport(BaseModel):
     """Counts over the case resources a push looked at (Patients, the Device and Provenances apart)."""
 
@@ -35,6 +44,7 @@ class PushReport(BaseModel):
     conflicts: int = 0
     provenances: int = 0
     failures: list[CaseFailure] = Field(default_factory=list)
+    warnings: list[CaseWarning] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -49,6 +59,7 @@ class PushReport(BaseModel):
         for name in ("cases", "created", "updated", "unchanged", "failed", "conflicts", "provenances"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
+        self.warnings.extend(other.warnings)
 
     def line(self) -> str:
         """One line for a terminal: ``12 cases: 80 created, 3 updated, 40 unchanged, 1 failed``."""
