@@ -16,12 +16,22 @@ from __future__ import annotations
 import datetime as dt
 
 from fhir_cm.domain import Case, PartyKind, ProgrammeType
-from fhir_cm.store import ApiRole
+from sqlalchemy.orm import Session
+
+from fhir_cm.store import ApiRole, UnreadableCase, get_case
 
 from ._auth import Principal
 from ._problems import ForbiddenProblem
 
-__all__ = ["can_see", "check_may_create", "check_may_reassign", "check_programme", "programme_scope"]
+__all__ = [
+    "can_see",
+    "check_may_create",
+    "check_may_reassign",
+    "check_programme",
+    "may_see_unreadable",
+    "programme_scope",
+    "sees_stored",
+]
 
 
 def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
@@ -42,6 +52,28 @@ def can_see(principal: Principal, case: Case, today: dt.date) -> bool:
         manages = case.case_manager is not None and case.case_manager.id == principal.practitioner_id
         return manages or _on_team(case, principal.practitioner_id, today)
     return False
+
+
+def may_see_unreadable(principal: Principal, unreadable: UnreadableCase) -> bool:
+    """Whether ``principal`` may be told of a stored case this version cannot read, judged by its
+    row's own columns (its programme, its case manager): the team inside it cannot be read, so a
+    case manager on its team only learns of it from a supervisor or `fhir-cm check`."""
+    if principal.role is ApiRole.SUPERVISOR:
+        return principal.programme is None or unreadable.programme == principal.programme.value
+    if principal.role is ApiRole.CASE_MANAGER and principal.practitioner_id:
+        return unreadable.case_manager_id == principal.practitioner_id
+    return False
+
+
+def sees_stored(session: Session, principal: Principal, case_id: str, today: dt.date) -> bool:
+    """Whether ``principal`` may see the stored case ``case_id`` (False if there is none), for rows
+    about a case (audit entries, conflicts, transitions) listed without it. A case this version
+    cannot read is judged by its row (``may_see_unreadable``): its rows stay listed, the list whole."""
+    try:
+        case = get_case(session, case_id)
+    except UnreadableCase as exc:
+        return may_see_unreadable(principal, exc)
+    return case is not None and can_see(principal, case, today)
 
 
 def programme_scope(principal: Principal) -> ProgrammeType | None:

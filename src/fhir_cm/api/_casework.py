@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -30,12 +31,13 @@ from fhir_cm.store import (
     CaseRecord,
     StaleRevision,
     Store,
+    UnreadableCase,
     get_case_record,
     record_audit,
     save_case,
 )
 
-from ._access import can_see
+from ._access import can_see, may_see_unreadable
 from ._auth import Principal
 from ._parts import CaseParts
 from ._views import ViewCache
@@ -45,6 +47,7 @@ from ._problems import (
     InvalidInput,
     NotFoundProblem,
     PreconditionFailed,
+    UnreadableProblem,
     field_errors,
 )
 
@@ -135,12 +138,24 @@ def load_case(
     store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None
 ) -> CaseRecord:
     """The case, if the caller may see it (404 otherwise, existing or not); the read is audited."""
-    with store.session(read_only=True) as session:
+    with store.session(read_only=True) as session, _unreadable_as_problem(principal):
         record = get_case_record(session, case_id, cache=store.cases)
     if record is None or not can_see(principal, record.case, today):
         raise NotFoundProblem(f"no case {case_id}")
     store.audit.record(principal=principal.id, action="read", case_ids=[case_id], request_id=request_id)
     return record
+
+
+@contextmanager
+def _unreadable_as_problem(principal: Principal) -> Iterator[None]:
+    """A stored case this version cannot read: 409 naming `fhir-cm check` to whoever could see it, the
+    404 of a case that does not exist to anyone else (ids cannot be probed)."""
+    try:
+        yield
+    except UnreadableCase as exc:
+        if not may_see_unreadable(principal, exc):
+            raise NotFoundProblem(f"no case {exc.case_id}") from None
+        raise UnreadableProblem(str(exc)) from None
 
 
 def audit_reads(
@@ -185,7 +200,8 @@ def edit_case(
     for _ in range(_ATTEMPTS):
         try:
             with store.session() as session:
-                record = get_case_record(session, case_id)
+                with _unreadable_as_problem(principal):
+                    record = get_case_record(session, case_id)
                 if record is None or not can_see(principal, record.case, today):
                     raise NotFoundProblem(f"no case {case_id}")
                 if not _matches(if_match, record.revision):

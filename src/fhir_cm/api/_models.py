@@ -195,6 +195,11 @@ class CasePage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
+    unreadable: int = Field(
+        default=0,
+        description="Stored cases this version cannot read (stored before a rule of the case model), left "
+        "out here; `fhir-cm check` names them.",
+    )
 
 
 class TransitionsOut(BaseModel):
@@ -211,6 +216,11 @@ class CaseloadOut(BaseModel):
     on: dt.date
     limit: int
     managers: list[ManagerCaseload]
+    unreadable: int = Field(
+        default=0,
+        description="Stored cases this version cannot read (stored before a rule of the case model), left "
+        "out here; `fhir-cm check` names them.",
+    )
 
 
 class OutcomesOut(BaseModel):
@@ -219,3 +229,8 @@ class OutcomesOut(BaseModel):
     start: dt.date | None
     end: dt.date | None
     programmes: list[ProgrammeOutcomes]
+    unreadable: int = Field(
+        default=0,
+        description="Stored cases this version cannot read (stored before a rule of the case model), left "
+        "out here; `fhir-cm check` names them.",
+    )

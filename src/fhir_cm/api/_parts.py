@@ -22,9 +22,9 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from fhir_cm.domain import Case
-from fhir_cm.store import Store, case_revisions, get_case_records
+from fhir_cm.store import Store, UnreadableCase, case_revisions, get_case_records
 
-from ._access import can_see, programme_scope
+from ._access import can_see, may_see_unreadable, programme_scope
 from ._auth import Principal
 
 __all__ = ["CaseParts"]
@@ -49,10 +49,15 @@ class CaseParts:
         today: dt.date,
         key: Hashable,
         part: Callable[[Case], P | None],
+        unreadable: list[str] | None = None,
         **filters: Any,
     ) -> list[P]:
         """The parts of every case ``principal`` may see among those the store filters (``list_cases``
-        keywords) select, by case id; ``part`` is called only for cases new or changed since."""
+        keywords) select, by case id; ``part`` is called only for cases new or changed since.
+
+        A case this version cannot read has no part; its id goes to ``unreadable`` if the principal
+        could see it (``may_see_unreadable``). It is kept as such by revision, so it is not read again
+        until it changes."""
         scope = programme_scope(principal)
         if scope is not None:
             if filters.get("programme") not in (None, scope):
@@ -74,9 +79,18 @@ class CaseParts:
                     case_id for case_id, revision in revisions.items() if kept.get(case_id, (None,))[0] != revision
                 ]
                 for i in range(0, len(stale), _CHUNK):
-                    for case_id, record in get_case_records(session, stale[i : i + _CHUNK]).items():
+                    skipped: list[UnreadableCase] = []
+                    for case_id, record in get_case_records(session, stale[i : i + _CHUNK], skipped=skipped).items():
                         visible = can_see(principal, record.case, today)
                         kept[case_id] = (record.revision, part(record.case) if visible else None)
-            return [
-                p for case_id in revisions if (entry := kept.get(case_id)) is not None and (p := entry[1]) is not None
-            ]
+                    for bad in skipped:
+                        told = may_see_unreadable(principal, bad)
+                        kept[bad.case_id] = (revisions[bad.case_id], _Unreadable() if told else None)
+            found = [(case_id, entry[1]) for case_id in revisions if (entry := kept.get(case_id)) is not None]
+            if unreadable is not None:
+                unreadable += [case_id for case_id, p in found if isinstance(p, _Unreadable)]
+            return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)]
+
+
+class _Unreadable:
+    """The kept part of a case this version cannot read, that the viewer could see: no figures, a count."""

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.responses import Response
 
-from fhir_cm.store import NotFound, StaleRevision, StoreError, StoreUnavailable
+from fhir_cm.store import NotFound, StaleRevision, StoreError, StoreUnavailable, UnreadableCase
 from fhir_cm.errors import FhirCmError
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ProblemDocument",
     "UnauthorizedProblem",
     "Unavailable",
+    "UnreadableProblem",
     "field_errors",
     "install_problem_handlers",
 ]
@@ -126,6 +127,13 @@ class ConflictProblem(Problem):
     """The request clashes with the current state (409): an illegal status move, already closed, …"""
 
     status, slug, title = 409, "conflict", "Conflict"
+
+
+class UnreadableProblem(ConflictProblem):
+    """The case is stored but this version cannot read it (409): stored before a rule of the case
+    model. It is kept as it is; `fhir-cm check` names the field, an operator mends it."""
+
+    slug, title = "unreadable-case", "Case cannot be read"
 
 
 class PreconditionFailed(Problem):
@@ -322,6 +330,8 @@ async def _on_store(request: Request, exc: Exception) -> Response:
         )
     if isinstance(exc, NotFound):
         return _from_problem(request, NotFoundProblem(str(exc)))
+    if isinstance(exc, UnreadableCase):  # routes that judge access turn it into a 404 first (``_casework``)
+        return _from_problem(request, UnreadableProblem(str(exc)))
     if isinstance(exc, StaleRevision):
         return _from_problem(request, ConflictProblem("the case changed while this request ran; try again"))
     log.error("store error", extra={"fields": {"error": type(exc).__name__}})

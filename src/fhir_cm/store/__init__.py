@@ -44,6 +44,7 @@ from ._errors import (
     StaleRevision,
     StoreError,
     StoreUnavailable,
+    UnreadableCase,
 )
 from ._ledger import (
     LedgerEntry,
@@ -199,6 +200,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredResource",
+    "UnreadableCase",
     "add_conflict",
     "add_quarantine",
     "alembic_config",

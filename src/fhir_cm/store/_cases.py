@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from functools import cache
 from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import ColumnElement, Row, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from fhir_cm.domain import Case, CaseStatus, ProgrammeType
 
 from ._case_cache import CaseCache
 from ._dialect import insert
-from ._errors import StaleRevision
+from ._errors import StaleRevision, UnreadableCase
 from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
 from ._types import utcnow
@@ -34,6 +35,8 @@ __all__ = [
     "save_case",
     "stored_case_data",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class CaseRecord(BaseModel):
@@ -138,7 +141,8 @@ def _queued(session: Session, case_id: str, revision: int, wanted: bool, now: dt
 
 
 def get_case_record(session: Session, case_id: str, *, cache: CaseCache | None = None) -> CaseRecord | None:
-    """The stored case with its revision and times, or None.
+    """The stored case with its revision and times, or None; ``UnreadableCase`` if this version cannot
+    read it.
 
     With ``cache``, a case kept at its current revision is not decoded again (see ``CaseCache``): for
     readers only, since the case returned may be shared.
@@ -152,21 +156,38 @@ def get_case_record(session: Session, case_id: str, *, cache: CaseCache | None =
     return None if row is None else _record(row)
 
 
-def get_case_records(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRecord]:
-    """The stored cases among ``case_ids``, by id, in one query (those not stored are left out)."""
+def get_case_records(
+    session: Session, case_ids: Iterable[str], *, skipped: list[UnreadableCase] | None = None
+) -> dict[str, CaseRecord]:
+    """The stored cases among ``case_ids``, by id, in one query (those not stored are left out).
+
+    A case this version cannot read raises ``UnreadableCase``; with ``skipped`` it is left out and
+    appended there instead (and logged by id), for readers that can do without it (see ``_record``).
+    """
     wanted = list(dict.fromkeys(case_ids))
     if not wanted:
         return {}
-    rows = session.execute(_RECORD.add_columns(CaseRow.case_id).where(CaseRow.case_id.in_(wanted)))
-    return {row.case_id: _record(row) for row in rows}
+    rows = session.execute(_RECORD.where(CaseRow.case_id.in_(wanted)))
+    return {row.case_id: record for row in rows if (record := _record(row, skipped)) is not None}
 
 
-_RECORD = select(CaseRow.data, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
+_RECORD = select(
+    CaseRow.case_id,
+    CaseRow.data,
+    CaseRow.revision,
+    CaseRow.created_at,
+    CaseRow.updated_at,
+    CaseRow.programme,
+    CaseRow.case_manager_id,
+)
 _HEAD = select(CaseRow.case_id, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
 
 
 def _through_cache(
-    session: Session, heads: Select[str, int, dt.datetime, dt.datetime], cache: CaseCache
+    session: Session,
+    heads: Select[str, int, dt.datetime, dt.datetime],
+    cache: CaseCache,
+    skipped: list[UnreadableCase] | None = None,
 ) -> list[CaseRecord]:
     """The cases ``heads`` selects, in its order: kept ones from ``cache``, the others read in one query.
 
@@ -182,22 +203,50 @@ def _through_cache(
     }
     missing = [row.case_id for row in rows if row.case_id not in kept]
     if missing:
-        for row in session.execute(_RECORD.add_columns(CaseRow.case_id).where(CaseRow.case_id.in_(missing))):
-            record = records[row.case_id] = _record(row)
-            cache.put(row.case_id, record.revision, record.case)
+        for row in session.execute(_RECORD.where(CaseRow.case_id.in_(missing))):
+            if (record := _record(row, skipped)) is not None:
+                records[row.case_id] = record
+                cache.put(row.case_id, record.revision, record.case)
     return [records[row.case_id] for row in rows if row.case_id in records]
 
 
-def _record(row: Any) -> CaseRecord:
-    return CaseRecord(
-        case=Case.model_validate(row.data), revision=row.revision, created_at=row.created_at, updated_at=row.updated_at
-    )
+def _record(row: Any, skipped: list[UnreadableCase] | None = None) -> CaseRecord | None:
+    """The row's case, decoded; one this version cannot read raises ``UnreadableCase`` or, with
+    ``skipped``, is logged by id (no values), appended there and None returned.
+
+    A list leaves such a case out rather than failing whole (one old row must not take a caseload, the
+    FHIR facade or a push of everything down), and says so; a read of that very case, or a change to
+    it, gets the error: nothing is written over a case that could not be read."""
+    try:
+        case = _decode(row)
+    except UnreadableCase as exc:
+        if skipped is None:
+            raise
+        log.warning("stored case %s cannot be read by this version and is left out; see `fhir-cm check`", row.case_id)
+        skipped.append(exc)
+        return None
+    return CaseRecord(case=case, revision=row.revision, created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _decode(row: Any) -> Case:
+    try:
+        return Case.model_validate(row.data)
+    except ValidationError as exc:
+        # ``from None``: the validation error quotes the stored values (names, notes), and a traceback
+        # of this error may reach a log.
+        fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False, include_url=False)]
+        raise UnreadableCase(
+            row.case_id,
+            list(dict.fromkeys(fields))[:3],
+            programme=row.programme,
+            case_manager_id=row.case_manager_id,
+        ) from None
 
 
 def get_case(session: Session, case_id: str) -> Case | None:
-    """The stored case, or None."""
-    data = session.execute(select(CaseRow.data).where(CaseRow.case_id == case_id)).scalar_one_or_none()
-    return None if data is None else Case.model_validate(data)
+    """The stored case, or None; ``UnreadableCase`` if this version cannot read it."""
+    row = session.execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
+    return None if row is None else _decode(row)
 
 
 class CaseFilters(TypedDict, total=False):
@@ -212,10 +261,16 @@ class CaseFilters(TypedDict, total=False):
 
 
 def list_cases(
-    session: Session, *, limit: int | None = None, offset: int = 0, **filters: Unpack[CaseFilters]
+    session: Session,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    skipped: list[UnreadableCase] | None = None,
+    **filters: Unpack[CaseFilters],
 ) -> list[Case]:
-    """Cases matching every filter given, ordered by id."""
-    return [record.case for record in list_case_records(session, limit=limit, offset=offset, **filters)]
+    """Cases matching every filter given, ordered by id (``skipped`` as for ``get_case_records``)."""
+    records = list_case_records(session, limit=limit, offset=offset, skipped=skipped, **filters)
+    return [record.case for record in records]
 
 
 def stored_case_data(
@@ -233,16 +288,18 @@ def list_case_records(
     limit: int | None = None,
     offset: int = 0,
     cache: CaseCache | None = None,
+    skipped: list[UnreadableCase] | None = None,
     **filters: Unpack[CaseFilters],
 ) -> list[CaseRecord]:
     """Cases matching every filter given, ordered by id, with their revisions and times. With
-    ``cache``, as :func:`get_case_record` uses it (kept cases are not decoded again)."""
+    ``cache``, as :func:`get_case_record` uses it (kept cases are not decoded again); ``skipped`` as
+    for :func:`get_case_records` (a page then holds fewer cases than ``limit``)."""
     where = _filters(filters)
     if cache is not None:
         heads = _HEAD.where(*where).order_by(CaseRow.case_id).offset(offset).limit(limit)
-        return _through_cache(session, heads, cache)
+        return _through_cache(session, heads, cache, skipped)
     query = _RECORD.where(*where).order_by(CaseRow.case_id).offset(offset).limit(limit)
-    return [_record(row) for row in session.execute(query)]
+    return [record for row in session.execute(query) if (record := _record(row, skipped)) is not None]
 
 
 def case_revisions(session: Session, **filters: Unpack[CaseFilters]) -> dict[str, int]:
@@ -254,19 +311,21 @@ def case_revisions(session: Session, **filters: Unpack[CaseFilters]) -> dict[str
 
 def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseStatus]) -> int:
     """Decode the cases of these statuses into ``cache``, most recently saved first, as many as it
-    keeps (a server's start-up: the first reads then find them); returns how many."""
+    keeps (a server's start-up: the first reads then find them); returns how many. A case this
+    version cannot read is left out (logged by id)."""
     if cache.size <= 0:
         return 0
     query = (
-        _RECORD.add_columns(CaseRow.case_id)
-        .where(CaseRow.status.in_([s.value for s in statuses]))
+        _RECORD.where(CaseRow.status.in_([s.value for s in statuses]))
         .order_by(CaseRow.updated_at.desc())
         .limit(cache.size)
     )
-    rows = session.execute(query).all()
-    for row in rows:
-        cache.put(row.case_id, row.revision, Case.model_validate(row.data))
-    return len(rows)
+    warmed = 0
+    for row in session.execute(query):
+        if (record := _record(row, [])) is not None:
+            cache.put(row.case_id, record.revision, record.case)
+            warmed += 1
+    return warmed
 
 
 def _filters(given: CaseFilters) -> list[ColumnElement[bool]]:

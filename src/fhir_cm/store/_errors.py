@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from ..errors import FhirCmError
 
-__all__ = ["LeaseLost", "NotFound", "SchemaMismatch", "StaleRevision", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "LeaseLost",
+    "NotFound",
+    "SchemaMismatch",
+    "StaleRevision",
+    "StoreError",
+    "StoreUnavailable",
+    "UnreadableCase",
+]
 
 
 class StoreError(FhirCmError):
@@ -33,3 +41,24 @@ class StaleRevision(StoreError):
 
 class LeaseLost(StoreError):
     """An outbox claim is no longer held by the caller (its lease expired and another worker took it)."""
+
+
+class UnreadableCase(StoreError):
+    """A stored case this version's case model refuses: stored before a rule of the model (an id it
+    now refuses, a field made stricter). It is kept as stored — never dropped, never overwritten — and
+    listed by ``fhir-cm check``; whoever needs that very case gets this error, lists leave it out.
+
+    ``fields`` name where the model fails (no values: they are the case's data). ``programme`` and
+    ``case_manager_id`` are the row's own columns, so access to it can still be judged.
+    """
+
+    def __init__(
+        self, case_id: str, fields: list[str], *, programme: str | None = None, case_manager_id: str | None = None
+    ) -> None:
+        self.case_id, self.fields = case_id, fields
+        self.programme, self.case_manager_id = programme, case_manager_id
+        where = ", ".join(fields) or "the case"
+        super().__init__(
+            f"stored case {case_id} cannot be read by this version of fhir-cm ({where} breaks a rule of the "
+            "case model, stored before it); it is kept as stored: `fhir-cm check` lists it"
+        )

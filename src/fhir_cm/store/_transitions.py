@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from fhir_cm.domain import Transition
 
 from ._cases import get_case, list_cases
+from ._errors import UnreadableCase
 from ._dialect import insert
 from ._tables import TransitionRow
 from ._types import utcnow
@@ -108,16 +109,19 @@ def _recorded(row: Mapping[Any, Any]) -> RecordedTransition:
     )
 
 
-def case_transitions(session: Session, case_id: str | None = None) -> list[RecordedTransition]:
+def case_transitions(
+    session: Session, case_id: str | None = None, *, skipped: list[UnreadableCase] | None = None
+) -> list[RecordedTransition]:
     """Every transition of the stored cases, as their stays show them now, with what was recorded.
 
     A case's transitions are derived from its stays wherever they came from (import, API, tracker),
     so this is what a person asking "where has this patient moved?" wants. What the tracker recorded
     (the source Encounter, when it first saw the move) is attached; a recorded move the stays no
-    longer show is still listed, so nothing the tracker acted on disappears from view.
+    longer show is still listed, so nothing the tracker acted on disappears from view — nor does
+    it for a case this version cannot read, which ``skipped`` then names (``list_cases``).
     """
     recorded = {_row_key(t): t for t in list_transitions(session, case_id)}
-    cases = [get_case(session, case_id)] if case_id is not None else list_cases(session)
+    cases = [get_case(session, case_id)] if case_id is not None else list_cases(session, skipped=skipped)
     out: list[RecordedTransition] = []
     for case in cases:
         if case is None:

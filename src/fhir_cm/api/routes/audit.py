@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response
 
-from fhir_cm.store import AuditEntry, Store, get_case, list_audit
+from fhir_cm.store import AuditEntry, Store, list_audit
 
-from .._access import can_see
+from .._access import sees_stored
 from .._answers import json_answer
 from .._deps import Supervisor, Today, get_store
 from .._models import EntityId, Instant
@@ -41,6 +41,5 @@ def audit_log(
         seen: dict[str, bool] = {}
         for e in entries:
             if e.case_id is not None and e.case_id not in seen:
-                case = get_case(session, e.case_id)
-                seen[e.case_id] = case is not None and can_see(principal, case, today)
+                seen[e.case_id] = sees_stored(session, principal, e.case_id, today)
     return json_answer([e for e in entries if e.case_id is not None and seen[e.case_id]])

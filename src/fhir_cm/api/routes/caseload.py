@@ -49,13 +49,24 @@ def caseload(
     def compute() -> tuple[bytes, list[str]]:
         # A case closed today may have been open on a past day: only from today on do statuses filter.
         filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
+        unreadable: list[str] = []
         parts = work.parts.parts(
-            work.store, p, work.today, key, lambda case: caseload_part(case, day), programme=programme, **filters
+            work.store,
+            p,
+            work.today,
+            key,
+            lambda case: caseload_part(case, day),
+            unreadable=unreadable,
+            programme=programme,
+            **filters,
         )
         if p.role is ApiRole.CASE_MANAGER:
             parts = [part for part in parts if part.case_manager == p.practitioner_id]
         out = CaseloadOut(
-            on=day, limit=settings.caseload_limit, managers=group_caseload(parts, limit=settings.caseload_limit)
+            on=day,
+            limit=settings.caseload_limit,
+            managers=group_caseload(parts, limit=settings.caseload_limit),
+            unreadable=len(unreadable),
         )
         return json_bytes(out), [part.intensity.case_id for part in parts]
 

@@ -11,6 +11,7 @@ from fhir_cm.domain import Breach, Case, CaseStatus, Party, PartyKind, Period, P
 from fhir_cm.store import (
     ApiRole,
     CaseRecord,
+    UnreadableCase,
     get_case_record,
     list_case_records,
     record_audit,
@@ -18,7 +19,7 @@ from fhir_cm.store import (
 )
 
 from .._answers import json_answer
-from .._access import can_see, check_may_create, check_may_reassign, programme_scope
+from .._access import can_see, check_may_create, check_may_reassign, may_see_unreadable, programme_scope
 from .._casework import audit_reads, etag, rebuild, refuse_breaches
 from .._deps import CaseWork
 from .._models import (
@@ -115,22 +116,39 @@ def list_cases_route(
         "case_manager": case_manager,
         "patient": patient,
     }
+    # A case this version cannot read is left out, and counted for whoever could see it (a page of a
+    # supervisor's may then hold fewer than ``limit``; the next one starts where the store's did).
+    skipped: list[UnreadableCase] = []
     with work.store.session(read_only=True) as session:
         if work.principal.role is ApiRole.SUPERVISOR:
             # A supervisor sees whole programmes, which the store filters on: page there.
-            found = list_case_records(session, **filters, limit=limit + 1, offset=offset, cache=work.store.cases)
-            records, more = found[:limit], len(found) > limit
+            found = list_case_records(
+                session, **filters, limit=limit + 1, offset=offset, cache=work.store.cases, skipped=skipped
+            )
+            if len(found) + len(skipped) > limit:  # the row past the page: not on it, nor counted
+                last = max([r.case.id for r in found] + [u.case_id for u in skipped])
+                found = [r for r in found if r.case.id != last]
+                skipped = [u for u in skipped if u.case_id != last]
+                more = True
+            else:
+                more = False
+            records = found
         else:
             # Team membership lives inside the case: filter here, then page.
             visible = [
                 r
-                for r in list_case_records(session, **filters, cache=work.store.cases)
+                for r in list_case_records(session, **filters, cache=work.store.cases, skipped=skipped)
                 if can_see(work.principal, r.case, work.today)
             ]
             records, more = visible[offset : offset + limit], offset + limit < len(visible)
     audit_reads(work.store, work.principal, (r.case.id for r in records), action="list", request_id=work.request_id)
     items = [case_out(r) for r in records]
-    return json_answer(CasePage(items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None))
+    unreadable = sum(may_see_unreadable(work.principal, u) for u in skipped)
+    return json_answer(
+        CasePage(
+            items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None, unreadable=unreadable
+        )
+    )
 
 
 @router.get("/{case_id}", response_model=CaseOut, summary="Read a case")

@@ -45,16 +45,18 @@ def outcomes(
     key = ("outcomes", p.role, p.practitioner_id, p.programme, programme, from_, to, today, work.today)
 
     def compute() -> bytes:
+        unreadable: list[str] = []
         parts = work.parts.parts(
             work.store,
             p,
             work.today,
             key,
             lambda case: outcome_parts(case, start=from_, end=to, today=today),
+            unreadable=unreadable,
             programme=programme,
         )
         wanted = [programme] if programme else sorted({part.programme for part in parts})
         figures = [combine_outcomes(each, parts, start=from_, end=to) for each in wanted]
-        return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures))
+        return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures, unreadable=len(unreadable)))
 
     return json_answer(views(work).get(work.store, key, compute))

@@ -26,7 +26,6 @@ from fhir_cm.store import (
     Resolution,
     Store,
     NotFound,
-    get_case,
     list_conflicts,
     list_quarantine,
     outbox_counts,
@@ -34,7 +33,7 @@ from fhir_cm.store import (
 )
 from fhir_cm.sync import ConflictNotResolvable
 
-from .._access import can_see
+from .._access import can_see, sees_stored
 from .._deps import CaseWork, Supervisor, get_settings, get_store
 from .._models import EntityId, Instant
 from .._problems import BadGateway, ProblemDocument, ConflictProblem, InvalidInput, NotFoundProblem
@@ -166,8 +165,7 @@ def _visible_conflicts(work: CaseWork, conflicts: list[ConflictRecord]) -> list[
     with work.store.session(read_only=True) as session:
         for c in conflicts:
             if c.case_id not in verdict:
-                case = get_case(session, c.case_id)
-                verdict[c.case_id] = case is not None and can_see(work.principal, case, work.today)
+                verdict[c.case_id] = sees_stored(session, work.principal, c.case_id, work.today)
     return [c for c in conflicts if verdict[c.case_id]]
 
 

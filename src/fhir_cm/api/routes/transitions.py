@@ -17,9 +17,9 @@ from fhir_cm.config import Settings
 from fhir_cm.sync import NoSuchMove, transfer_summary
 
 from fhir_cm.domain import Stay
-from fhir_cm.store import RecordedTransition, get_case, list_transitions
+from fhir_cm.store import RecordedTransition, list_transitions
 
-from .._access import can_see
+from .._access import sees_stored
 from .._casework import (
     Edited,
     add_entity,
@@ -118,8 +118,7 @@ def recorded_transitions(
         seen: dict[str, bool] = {}
         for row in rows:
             if row.case_id not in seen:
-                case = get_case(session, row.case_id)
-                seen[row.case_id] = case is not None and can_see(work.principal, case, work.today)
+                seen[row.case_id] = sees_stored(session, work.principal, row.case_id, work.today)
     out = [r for r in rows if seen[r.case_id] and (readmission is None or r.readmission is readmission)]
     audit_reads(
         work.store, work.principal, (r.case_id for r in out), action="list-transitions", request_id=work.request_id
