@@ -8,7 +8,7 @@ commands compose with pipes. Failures exit non-zero with a one-line reason, neve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,17 @@ def fail(reason: str, code: int = 1) -> typer.Exit:
     """Print a one-line reason to stderr and return the exit to raise."""
     typer.echo(f"fhir-cm: error: {reason}", err=True)
     return typer.Exit(code)
+
+
+def warn_unreadable(skipped: Sequence[UnreadableCase], what: str) -> None:
+    """Say on stderr which stored cases this version cannot read were ``what`` (their ids only: the
+    field names are `fhir-cm check`'s to tell), so a short answer is never taken for a whole one."""
+    ids = ", ".join(u.case_id for u in skipped[:10]) + (", …" if len(skipped) > 10 else "")
+    typer.echo(
+        f"fhir-cm: warning: {len(skipped)} stored case(s) this version cannot read {what} ({ids}); "
+        "`fhir-cm check` lists them",
+        err=True,
+    )
 
 
 @contextmanager
@@ -140,7 +151,7 @@ def late_progress(total: int, label: str, *, enabled: bool = True, after: float 
 
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store import Store, UnreadableCase
 
 
 def open_configured_store() -> Store:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, fail, late_progress, open_configured_store, reported
+from ._app import app, fail, late_progress, open_configured_store, reported, warn_unreadable
 
 
 @app.command("generate", short_help="Write synthetic case journeys as JSON lines.")
@@ -167,13 +167,14 @@ def export_command(
 
     from ..config import get_settings
     from ..interchange import export_cases
-    from ..store import open_store
+    from ..store import UnreadableCase, open_store
 
     if fhir_version is not None and fhir_version.upper() not in ("R4", "R5"):
         raise fail(f"--fhir-version must be R4 or R5 (got {fhir_version!r})", code=2)
     settings = get_settings()
+    skipped: list[UnreadableCase] = []
     with reported(), open_store(settings.database_url) as store:
-        bundle = export_cases(store, settings, case_id=case, fhir_version=fhir_version)
+        bundle = export_cases(store, settings, case_id=case, fhir_version=fhir_version, skipped=skipped)
     data = orjson.dumps(bundle) + b"\n"
     try:
         if out is not None:
@@ -189,6 +190,9 @@ def export_command(
     count = len(bundle.get("entry", ()))
     if out is not None:
         typer.echo(f"fhir-cm: exported {count} resources to {out}", err=True)
+    if skipped:  # the others are written; the export is short of these, which the exit code tells
+        warn_unreadable(skipped, "left out of the export")
+        raise typer.Exit(1)
 
 
 @app.command("check", short_help="Report stored cases that break a domain rule.")

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from ._app import EXIT_RETRY_LATER, LateProgress, app, fail, instant, open_configured_store, reported
+from ._app import (
+    EXIT_RETRY_LATER,
+    LateProgress,
+    app,
+    fail,
+    instant,
+    open_configured_store,
+    reported,
+    warn_unreadable,
+)
 
 
 @app.command("capabilities", short_help="What a FHIR server supports for case management.")
@@ -343,6 +352,7 @@ def transitions_command(
 
     from ..config import get_settings
     from ..jobs import build_transfer_summaries, list_transitions, write_transfer_summaries
+    from ..store import UnreadableCase
 
     if document or write or move is not None:
         if case is None or not document:
@@ -360,8 +370,11 @@ def transitions_command(
                         err=True,
                     )
         return
+    skipped: list[UnreadableCase] = []
     with open_configured_store() as store, reported(LookupError):
-        recorded = list_transitions(store, case)
+        recorded = list_transitions(store, case, skipped=skipped)
+    if skipped:  # their recorded moves are listed; those their stays show cannot be read
+        warn_unreadable(skipped, "not read for their stays")
     if as_json:
         for t in recorded:
             typer.echo(t.model_dump_json())

@@ -42,7 +42,7 @@ from ..mapping import (
     fhir_version_without_server,
     convert_resource,
 )
-from ..store import Store, StoredResource, get_case, get_resources, list_cases
+from ..store import Store, StoredResource, UnreadableCase, get_case, get_resources, list_cases
 from ._errors import InterchangeError, UnknownCaseError
 from ._view import read_view
 
@@ -109,12 +109,19 @@ def case_resources(
 
 
 def export_cases(
-    store: Store, settings: Settings, *, case_id: str | None = None, fhir_version: str | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    case_id: str | None = None,
+    fhir_version: str | None = None,
+    skipped: list[UnreadableCase] | None = None,
 ) -> dict[str, Any]:
     """Every case in the store (or only ``case_id``) as one FHIR ``collection`` Bundle.
 
     Raises :class:`UnknownCaseError` when ``case_id`` is not in the store, and
-    :class:`InterchangeError` when a resource cannot be converted to the version asked for.
+    :class:`InterchangeError` when a resource cannot be converted to the version asked for. A stored
+    case this version cannot read raises ``UnreadableCase``, or with ``skipped`` (for every case) is
+    left out and appended there.
     """
     target = check_version(fhir_version) if fhir_version else None
     default = fhir_version_without_server(settings.fhir_version)
@@ -127,7 +134,7 @@ def export_cases(
                 raise UnknownCaseError(f"no case {case_id} in the store")
             cases = [case]
         else:
-            cases = list_cases(session)
+            cases = list_cases(session, skipped=skipped)
         for case in cases:
             resources = case_resources(
                 case, get_resources(session, case.id), settings.identifier_system, target=target, default=default
