@@ -22,6 +22,8 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ..config import Settings
 from ..domain import Case
 from ..fhir import AsyncFhirClient
@@ -31,11 +33,11 @@ from ..store import (
     StoreError,
     OutboxItem,
     Store,
+    UnreadableCase,
     claim_outbox,
     queue_push,
     case_revisions,
     get_case,
-    list_cases,
     list_ledger,
     release_claim,
     save_case,
@@ -53,7 +55,8 @@ __all__ = ["default_worker_id", "enqueue_unpushed", "push_cases", "push_pending"
 log = logging.getLogger("fhir_cm.sync")
 
 #: A claimed row with its case as the store holds it (None if it is gone).
-_Row = tuple[OutboxItem, Case | None]
+#: A claimed row with its case as stored: None if it is gone, ``UnreadableCase`` if this version cannot read it.
+_Row = tuple[OutboxItem, Case | UnreadableCase | None]
 #: Cases saved by the caller of a push, by id, with the revision each was saved at.
 Saved = Mapping[str, tuple[int, Case]]
 
@@ -115,7 +118,7 @@ class _Batch:
         self.all_started = asyncio.Event()
 
     def cases_of(self, items: list[OutboxItem]) -> list[Case]:
-        return [case for item in items if (case := self.cases[item.id]) is not None]
+        return [case for item in items if isinstance(case := self.cases[item.id], Case)]
 
     def one_started(self) -> None:
         self.waiting -= 1
@@ -254,6 +257,11 @@ class _PushLoop:
                 outcome.failures.append(
                     CaseFailure(case_id=item.case_id, reason="case not in the store", permanent=True)
                 )
+            elif isinstance(case, UnreadableCase):
+                # Kept queued (tried again on later pushes, backing off): a version that reads it, or
+                # the stored case mended, sends it without anyone having to queue it again.
+                outcome = PushReport(cases=1, failed=1)
+                outcome.failures.append(CaseFailure(case_id=item.case_id, reason=str(case), permanent=False))
             else:
                 self.pushing += 1
                 try:
@@ -327,7 +335,7 @@ class _Claimer:
             revisions = (
                 case_revisions(s, ids=[i.case_id for i in fresh if i.case_id in self.saved]) if self.saved else {}
             )
-            return [(item, self._known(item.case_id, revisions) or get_case(s, item.case_id)) for item in fresh]
+            return [(item, self._known(item.case_id, revisions) or _stored(s, item.case_id)) for item in fresh]
 
     def _known(self, case_id: str, revisions: dict[str, int]) -> Case | None:
         revision, case = self.saved.get(case_id, (None, None))
@@ -340,6 +348,13 @@ def _give_back(store: Store, items: list[OutboxItem]) -> None:
         for item in items:
             with contextlib.suppress(LeaseLost):
                 release_claim(s, item)
+
+
+def _stored(session: Session, case_id: str) -> Case | UnreadableCase | None:
+    try:
+        return get_case(session, case_id)
+    except UnreadableCase as exc:  # one case this version cannot read must not stop the push of the others
+        return exc
 
 
 async def _after(first: asyncio.Future[None] | None, then: Awaitable[None]) -> None:
@@ -424,7 +439,8 @@ def enqueue_unpushed(store: Store, server_base: str) -> int:
     """Queue every case whose EpisodeOfCare the ledger does not know on ``server_base``; returns how many."""
     with store.session() as s:
         pushed = {e.key for e in list_ledger(s, server_base) if e.resource_type == "EpisodeOfCare"}
-        todo = [c.id for c in list_cases(s) if c.id not in pushed]
+        # Ids only, not the cases: one this version cannot read is queued as well (its push says why).
+        todo = [case_id for case_id in case_revisions(s) if case_id not in pushed]
         for case_id in todo:
             queue_push(s, case_id)
     return len(todo)

@@ -67,10 +67,11 @@ from ..mapping import (
 )
 from ..store import (
     Store,
+    UnreadableCase,
     add_quarantine,
     get_case,
     get_case_record,
-    list_cases,
+    case_revisions,
     record_transitions,
     save_case,
 )
@@ -401,12 +402,12 @@ async def track_transitions(
         wanted = sorted(case_ids)
     else:
         with store.session(read_only=True) as session:
-            wanted = [c.id for c in list_cases(session, status=OPEN_STATUSES)]
+            wanted = list(case_revisions(session, status=OPEN_STATUSES))  # ids: none is decoded here
     tracker = _Tracker(store, client, settings, version)
     for cid in wanted:
         try:
             await tracker.track(caps, cid)
-        except (FhirError, LookupError, ValueError) as exc:
+        except (FhirError, LookupError, ValueError, UnreadableCase) as exc:
             tracker.report.failed[cid] = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             log.warning("transitions of case %s not tracked: %s", cid, type(exc).__name__)
     return tracker.report
