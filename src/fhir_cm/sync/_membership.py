@@ -30,11 +30,10 @@ from ..mapping import (
 )
 from ..store import (
     LedgerEntry,
-    get_case_record,
+    case_revisions,
     find_ledger,
     get_ledger,
     ledger_by_server_id,
-    list_cases,
 )
 
 __all__ = [
@@ -176,7 +175,7 @@ def case_of(
     suffix = _SUFFIXES.get(key.type)
     if suffix and key.value.endswith(suffix):
         case_id = key.value.removesuffix(suffix)
-        if (episodes is not None and case_id in episodes) or get_case_record(session, case_id) is not None:
+        if (episodes is not None and case_id in episodes) or case_revisions(session, ids=[case_id]):
             return case_id
     own_id = resource.get("id")
     if referenced and isinstance(own_id, str) and (key.type, own_id) in referenced:
@@ -189,14 +188,12 @@ def case_of(
             return target.case_id
     patient = patient_of(resource)
     if patient is not None:
+        # Ids only, nothing decoded: a stored case this version cannot read still holds its resources.
         # The server may know the patient by an id of its own (a Patient the pusher created).
         known_patient = by_server_id("Patient", patient)
         party_id = known_patient.key if known_patient is not None else patient
-        if episodes:
-            stored = list_cases(session, patient=party_id, status=OPEN_STATUSES)
-            open_ids = episodes.open_cases(party_id, (c.id for c in stored))
-        else:
-            open_ids = {c.id for c in list_cases(session, patient=party_id, status=OPEN_STATUSES, limit=2)}
+        stored = case_revisions(session, patient=party_id, status=OPEN_STATUSES)
+        open_ids = episodes.open_cases(party_id, stored) if episodes else set(stored)
         if len(open_ids) == 1:
             return next(iter(open_ids))
     return None

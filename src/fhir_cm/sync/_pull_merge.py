@@ -22,6 +22,7 @@ from ..store import (
     LedgerEntry,
     OutboxStatus,
     Store,
+    UnreadableCase,
     add_quarantine,
     get_case_records,
     list_ledger,
@@ -138,14 +139,23 @@ class Merging:
         *,
         last: bool,
     ) -> None:
-        """Merge a few cases, read together: their records, ledger copies and outbox rows."""
-        records = get_case_records(session, cases)
+        """Merge a few cases, read together: their records, ledger copies and outbox rows.
+
+        A stored case this version cannot read is not merged into (that would write over it): its
+        resources are quarantined with the reason, the others merged as ever."""
+        skipped: list[UnreadableCase] = []
+        records = get_case_records(session, cases, skipped=skipped)
+        unreadable = {bad.case_id: bad for bad in skipped}
         ledger: dict[str, list[LedgerEntry]] = {}
         for entry in list_ledger(session, self.base, case_ids=cases):
             ledger.setdefault(str(entry.case_id), []).append(entry)
         outbox = outbox_statuses(session, cases)
         entries: list[LedgerEntry] = []
         for case_id in cases:
+            if case_id in unreadable:
+                for _, resource in self._newer(list(buffer[case_id].items()), ledger.get(case_id, [])):
+                    self._quarantine(session, resource, str(unreadable[case_id]))
+                continue
             taken = self.merge(
                 session,
                 case_id,
@@ -168,6 +178,16 @@ class Merging:
                 )
         put_ledger(session, entries)
 
+    def _newer(
+        self, items: list[tuple[ResourceKey, Mapping[str, Any]]], ledger: list[LedgerEntry]
+    ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
+        """The items newer than the ledger's copies (counting the others unchanged): the ledger may
+        have moved since the page was read (a pusher's echo), and each pull reads an overlap again."""
+        versions = {ResourceKey(e.resource_type, e.key): e.version_id for e in ledger}
+        newer = [(k, r) for k, r in items if k not in versions or is_newer(version_of(r), versions[k])]
+        self.report.unchanged += len(items) - len(newer)
+        return newer
+
     def merge(
         self,
         session: Session,
@@ -185,11 +205,7 @@ class Merging:
         flush, those that keep the case from reading are deferred and the others taken in; at the
         last, they are quarantined.
         """
-        versions = {ResourceKey(e.resource_type, e.key): e.version_id for e in ledger}
-        # The ledger may have moved since the page was read (a pusher's echo): keep only what is newer.
-        newer = [(k, r) for k, r in items if k not in versions or is_newer(version_of(r), versions[k])]
-        self.report.unchanged += len(items) - len(newer)
-        items = newer
+        items = self._newer(items, ledger)
         if not items:
             return []
         local = record.case if record is not None else None
