@@ -115,3 +115,28 @@ def test_transitions_are_listed_per_case(store: Store, journey: list[Transition]
         assert [t.case_id for t in list_transitions(s)] == ["case-1", "case-2", "case-2"]
         assert all(isinstance(t, RecordedTransition) for t in list_transitions(s, "case-2"))
         assert list_transitions(s, "nope") == []
+
+
+def test_a_recorded_transition_this_version_cannot_read_is_left_out_and_named(
+    store: Store, journey: list[Transition], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its receiving provider stored before '..' was refused as an id: the list is the others, not an error."""
+    import logging
+
+    from sqlalchemy import select, update
+
+    from fhir_cm.store._tables import TransitionRow
+
+    with store.session() as s:
+        record_transitions(s, "case-1", journey, now=T0)
+        bad = s.execute(select(TransitionRow.id).where(TransitionRow.receiving_provider.is_not(None))).scalar_one()
+        old = {"kind": "organisation", "id": "..", "name": "Hidden Name Home"}
+        s.execute(update(TransitionRow).where(TransitionRow.id == bad).values(receiving_provider=old))
+
+    with caplog.at_level(logging.WARNING), store.session(read_only=True) as s:
+        listed = list_transitions(s)
+        per_case = list_transitions(s, "case-1")
+
+    assert listed == per_case and len(listed) == len(journey) - 1
+    assert all(t.receiving_provider is None for t in listed)
+    assert f"recorded transition {bad} of case case-1" in caplog.text and "Hidden Name" not in caplog.text

@@ -8,10 +8,11 @@ second run of the tracker knows which moves are new.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,8 @@ from ._tables import TransitionRow
 from ._types import utcnow
 
 __all__ = ["RecordedTransition", "case_transitions", "list_transitions", "record_transitions"]
+
+log = logging.getLogger(__name__)
 
 
 class RecordedTransition(Transition):
@@ -92,21 +95,32 @@ def record_transitions(
 
 
 def list_transitions(session: Session, case_id: str | None = None) -> list[RecordedTransition]:
-    """Recorded transitions, of one case or all, ordered by case and date."""
+    """Recorded transitions, of one case or all, ordered by case and date (one this version cannot
+    read left out: see ``_recorded``)."""
     t = TransitionRow
-    query = select(*_FIELDS).order_by(t.case_id, t.date, t.id)
+    query = select(t.id, *_FIELDS).order_by(t.case_id, t.date, t.id)
     if case_id is not None:
         query = query.where(t.case_id == case_id)
-    return [_recorded(row._mapping) for row in session.execute(query)]
+    return [recorded for row in session.execute(query) if (recorded := _recorded(row._mapping)) is not None]
 
 
 _FIELDS = tuple(c for c in TransitionRow.__table__.c if c.name in RecordedTransition.model_fields)
 
 
-def _recorded(row: Mapping[Any, Any]) -> RecordedTransition:
-    return RecordedTransition.model_validate(
-        {**row, "from_stay": row["from_stay"] or None, "to_stay": row["to_stay"] or None}
-    )
+def _recorded(row: Mapping[Any, Any]) -> RecordedTransition | None:
+    """The row as a transition; None (logged by row and case id, no values) for one stored before a
+    rule of the model that this version cannot read (a receiving provider's id it now refuses)."""
+    try:
+        return RecordedTransition.model_validate(
+            {**row, "from_stay": row["from_stay"] or None, "to_stay": row["to_stay"] or None}
+        )
+    except ValidationError:
+        log.warning(
+            "recorded transition %s of case %s cannot be read by this version and is left out",
+            row["id"],
+            row["case_id"],
+        )
+        return None
 
 
 def case_transitions(
