@@ -382,3 +382,21 @@ def test_calls_the_service_cannot_answer_are_refused_saying_why(cds_client: Test
     no_patient["context"] = {"userId": "Practitioner/1"}
     r = cds_client.post(PV, json=no_patient, headers=signer.headers(PV))
     assert r.status_code == 422 and "context.patientId is required" in r.json()["detail"]
+
+
+def test_a_patient_whose_open_case_this_version_cannot_read_gets_no_card_not_an_error_nor_a_referral(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    """The case is stored before a rule of the case model: the EHR is not told to refer the patient
+    again (an eligibility card), nor answered with an error; the case stays as it is."""
+    from tests.unreadable import make_unreadable
+
+    case = open_case(cds_store, "p-old")
+    make_unreadable(cds_store, case.id)
+
+    viewed = cds_client.post(PV, json=call("p-old", **eligible_prefetch("p-old")), headers=signer.headers(PV))
+    body = call("p-old", "encounter-discharge", patient=patient("p-old"))
+    discharged = cds_client.post(DISCHARGE, json=body, headers=signer.headers(DISCHARGE))
+
+    assert (viewed.status_code, viewed.json()) == (200, {"cards": []}), viewed.text
+    assert (discharged.status_code, discharged.json()) == (200, {"cards": []}), discharged.text

@@ -27,6 +27,7 @@ from ..identify import Assessment, assess, facts_from_resources, load_rules
 from ..store import (
     IssuedCard,
     Store,
+    UnreadableCase,
     card_issued,
     get_case,
     list_cases,
@@ -77,14 +78,20 @@ def _manager(case: Case) -> str:
     return manager.name or f"case manager {manager.id}"
 
 
-def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | None:
-    """The patient's newest open case. ``patient_id`` is the EHR's: a case whose Patient a push created
-    there, under an id the server chose, is found through the ledger of ``servers`` (the caller's and
-    the configured one); found by our own id alone, such a patient was shown as eligible, not as in a case."""
+def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | UnreadableCase | None:
+    """The patient's newest open case; else one this version cannot read (stored before a rule of the
+    case model), if any: the patient is in case management, so no card may say otherwise.
+
+    ``patient_id`` is the EHR's: a case whose Patient a push created there, under an id the server
+    chose, is found through the ledger of ``servers`` (the caller's and the configured one); found by
+    our own id alone, such a patient was shown as eligible, not as in a case."""
+    skipped: list[UnreadableCase] = []
     with store.session(read_only=True) as s:
         ids = [patient_id] + [ours for server in servers for ours in local_patient_ids(s, server, [patient_id])]
-        cases = [c for pid in dict.fromkeys(ids) for c in list_cases(s, patient=pid, status=_OPEN)]
-    return max(cases, key=lambda c: c.period.start) if cases else None
+        cases = [c for pid in dict.fromkeys(ids) for c in list_cases(s, patient=pid, status=_OPEN, skipped=skipped)]
+    if cases:
+        return max(cases, key=lambda c: c.period.start)
+    return skipped[0] if skipped else None
 
 
 def _links(base: str, case: Case, plan: TransitionPlan | None = None) -> list[Link]:
@@ -184,12 +191,16 @@ async def answer(
     servers = [b for b in dict.fromkeys((request.fhirServer, settings.fhir_base)) if b]
     if svc.hook == "encounter-discharge":
         case = _open_case(store, patient_id, servers)
+        if isinstance(case, UnreadableCase):
+            return _issue(store, service_id, patient_id, [])
         plan = transition_plan(case, today, discharged_on=today) if case is not None else None
         if case is not None and plan is not None:
             issued.append((_plan_card(base, case, plan), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
     found, _missing = await gather(request, svc, verify=settings.verify_tls)
     case = _open_case(store, patient_id, servers)
+    if isinstance(case, UnreadableCase):  # no card rather than a wrong one (logged by the store, by id)
+        return _issue(store, service_id, patient_id, [])
     if case is not None:
         issued.append((_open_case_card(base, case, today), "open-case"))
         recent = transition_plan(case, today)
