@@ -499,3 +499,30 @@ def test_two_files_of_one_import_giving_two_patients_one_id_are_refused(
     assert stored_cases(store) == []
     # The same resource twice (in a Bundle and on its own, or a file imported again) is no clash.
     assert import_files(store, [first, first], settings).cases_created == 1
+
+
+def test_a_kept_case_document_this_version_cannot_read_is_merged_against_as_none(
+    tmp_path: Path, store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The document last imported was stored before a rule of the case model ('..' as a contact id):
+    the next import of the case goes on as for a case imported before documents were kept."""
+    import logging
+
+    from sqlalchemy import select, update
+
+    from fhir_cm.store._documents import CaseDocumentRow
+
+    first = full_case()
+    import_files(store, [case_lines(tmp_path / "v1.jsonl", first)], settings)
+    with store.session() as s:
+        data = s.execute(select(CaseDocumentRow.data)).scalar_one()
+        old = {"id": "..", "date": "2024-01-02", "mode": "phone", "note": "Hidden Note"}
+        s.execute(update(CaseDocumentRow).values(data={**data, "contacts": [*data["contacts"], old]}))
+    second = first.model_copy(update={"acuity": "low"})
+
+    with caplog.at_level(logging.WARNING):
+        report = import_files(store, [case_lines(tmp_path / "v2.jsonl", second)], settings)
+
+    assert report.cases_updated == 1
+    assert stored(store, "case-1")[0] == second
+    assert "case document of case-1" in caplog.text and "Hidden Note" not in caplog.text

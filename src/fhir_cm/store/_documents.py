@@ -9,8 +9,10 @@ imported before, kept here, one per case, replaced by each import of a document 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import ForeignKey, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -21,6 +23,8 @@ from ._tables import Base
 from ._types import Json, UTCDateTime, utcnow
 
 __all__ = ["get_case_document", "put_case_document"]
+
+log = logging.getLogger(__name__)
 
 
 class CaseDocumentRow(Base):
@@ -34,9 +38,18 @@ class CaseDocumentRow(Base):
 
 
 def get_case_document(session: Session, case_id: str) -> Case | None:
-    """The case document last imported for ``case_id``, or None if none was."""
+    """The case document last imported for ``case_id``, or None if none was — or if the one kept was
+    stored before a rule of the case model and this version cannot read it (logged by case id): it is
+    only the base of the next import's merge, which then goes on as for a case imported before
+    documents were kept, and replaces it."""
     data = session.execute(select(CaseDocumentRow.data).where(CaseDocumentRow.case_id == case_id)).scalar_one_or_none()
-    return None if data is None else Case.model_validate(data)
+    if data is None:
+        return None
+    try:
+        return Case.model_validate(data)
+    except ValidationError:
+        log.warning("the case document of %s kept from the last import cannot be read by this version", case_id)
+        return None
 
 
 def put_case_document(session: Session, document: Case, *, now: dt.datetime | None = None) -> None:
