@@ -274,6 +274,8 @@ def test_a_case_manager_sees_only_their_own_cases(served: tuple[str, World], pag
     own = {c.id for c in world.cases if c.is_open and c.case_manager is not None and c.case_manager.id == world.manager}
     shown = {link.inner_text() for link in page.locator("article.card table a").all()}
     assert shown == own
+    # No programme filter for a case manager: nothing in its place (it was written as "null").
+    assert "null" not in page.locator("#view").inner_text().splitlines()
     other = world.others[0].id
     page.goto(f"{base}/console/#case/{other}")
     page.get_by_role("alert").wait_for()

@@ -75,7 +75,8 @@ function table(caption, headers, rows) {
 
 function show(...nodes) {
   const view = $("#view");
-  view.replaceChildren(...nodes);
+  // A part a view leaves out is null (a filter only some see): replaceChildren would write it as "null".
+  view.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
   const heading = view.querySelector("h1");
   if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
 }
