@@ -64,6 +64,13 @@ const party = (p) => (p ? p.name || p.id : "—"); // a party by name, by id whe
 // The reader's own day: toISOString() is UTC's, a day ahead in the Americas' evenings, behind in the Pacific's mornings.
 const today = () => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`; };
 
+// Stored cases this version cannot read (stored before a rule of the case model), which an answer left out.
+function unreadableNote(n) {
+  if (!n) return null;
+  const [cases, verb, them] = n === 1 ? ["case", "is", "it"] : ["cases", "are", "them"];
+  return h("p", { class: "error", role: "status" }, `${n} stored ${cases} this version cannot read ${verb} left out; \`fhir-cm check\` lists ${them}.`);
+}
+
 function table(caption, headers, rows) {
   return h("table", {},
     h("caption", { class: "visually-hidden" }, caption),
@@ -149,7 +156,7 @@ async function caseloadView() {
         c.follow_ups_overdue ? h("span", { class: "overdue" }, `${c.follow_ups_overdue} overdue (next ${c.next_follow_up_due})`)
           : c.next_follow_up_due ? h("span", { class: "due" }, `due ${c.next_follow_up_due}`) : "—",
       ]))));
-  show(h("h1", {}, `Caseload on ${data.on}`), filter, cards.length ? h("div", { class: "cards" }, cards) : h("p", {}, "No open cases."));
+  show(h("h1", {}, `Caseload on ${data.on}`), filter, unreadableNote(data.unreadable), cards.length ? h("div", { class: "cards" }, cards) : h("p", {}, "No open cases."));
 }
 
 const SETTING_ORDER = ["emergency", "acute-hospital", "psychiatric", "inpatient-rehabilitation", "skilled-nursing", "long-term-care", "hospice", "home-health", "ambulatory", "home"];
@@ -323,6 +330,7 @@ async function outcomesView() {
   show(
     h("h1", {}, "Outcomes"),
     outcomesForm(form),
+    unreadableNote(data.unreadable),
     h("div", { class: "charts" },
       chart("30-day readmission rate", names, data.programmes.map((p) => p.readmission_rate === null ? null : Math.round(p.readmission_rate * 100)), " %"),
       chart("Goal attainment", names, data.programmes.map((p) => p.goal_attainment_rate === null ? null : Math.round(p.goal_attainment_rate * 100)), " %"),
