@@ -24,6 +24,11 @@ answer carries a ``versionId`` or ETag either.
 a profile in "warn" mode does: each transaction-response entry whose resource ``warn`` has words for
 gets an issue of severity ``warning`` in its ``response.outcome`` (beside the server's own issues).
 
+``refuse_entries`` makes it a server that refuses some entries of a batch on their own, as one
+checking a profile does (HTTP 422, issue ``processing``): for each batch entry it has words for, the
+entry is not forwarded and its place in the batch-response holds the refusal; the others go to the
+real server as a smaller batch and their answers are put back in their places.
+
 The proxy is an ASGI app served by uvicorn on its own thread and socket, so both async tests and
 the CLI (whose ``asyncio.run`` needs a thread without a running loop) can use it.
 """
@@ -70,6 +75,7 @@ class LimitingProxy:
     refuse_all: Callable[[dict[str, Any]], str] | None = None
     versioning: str | None = None
     warn: Callable[[dict[str, Any]], str | None] | None = None
+    refuse_entries: Callable[[dict[str, Any]], str | None] | None = None
     refusals: int = 0
     transactions: list[int] = field(default_factory=list)  # sizes of the transactions forwarded
     public_base: str = ""
@@ -99,7 +105,42 @@ class LimitingProxy:
             return
         if self.versioning is not None:
             body = _without_if_match(body)
+        if self.refuse_entries is not None and (batch := self._batch(scope, body)) is not None:
+            await self._answer(send, *await self._batch_refusing(scope, batch))
+            return
         await self._forward(scope, body, send)
+
+    def _batch(self, scope: dict[str, Any], body: bytes) -> dict[str, Any] | None:
+        if scope["method"] != "POST" or scope["path"].rstrip("/") != self.base_path.rstrip("/"):
+            return None
+        bundle = _bundle(body)
+        return bundle if bundle is not None and bundle.get("type") == "batch" else None
+
+    async def _batch_refusing(self, scope: dict[str, Any], batch: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """A batch-response: ``refuse_entries``' refusals in their places, the real server's answers in the others."""
+        assert self.refuse_entries is not None
+        entries = batch.get("entry") or []
+        said = [self.refuse_entries(entry) for entry in entries]
+        kept = [entry for entry, words in zip(entries, said, strict=True) if words is None]
+        answers: list[Any] = []
+        headers = {"content-type": "application/fhir+json"}
+        if kept:
+            status, headers, content = await self._relay(scope, json.dumps({**batch, "entry": kept}).encode())
+            if status != 200:
+                return status, headers, content
+            answers = json.loads(content).get("entry") or []
+        replies = iter(answers)
+        out = []
+        for words in said:
+            if words is None:
+                out.append(next(replies))
+                continue
+            self.refusals += 1
+            issue = {"severity": "error", "code": "processing", "diagnostics": words}
+            outcome = {"resourceType": "OperationOutcome", "issue": [issue]}
+            out.append({"response": {"status": "422 Unprocessable Entity", "outcome": outcome}})
+        answer = {"resourceType": "Bundle", "type": "batch-response", "entry": out}
+        return 200, {k: v for k, v in headers.items() if k.lower() != "etag"}, json.dumps(answer).encode()
 
     def _refusal(self, method: str, path: str, body: bytes) -> dict[str, Any] | None:
         if method != "POST" or path.rstrip("/") != self.base_path.rstrip("/"):
@@ -119,6 +160,10 @@ class LimitingProxy:
         return None
 
     async def _forward(self, scope: dict[str, Any], body: bytes, send: Any) -> None:
+        await self._answer(send, *await self._relay(scope, body))
+
+    async def _relay(self, scope: dict[str, Any], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The real server's answer to the request (``body`` as given), made to read as the proxy's."""
         assert self._http is not None
         query = scope.get("query_string", b"").decode("latin-1")
         url = self.upstream_base.removesuffix(self.base_path) + scope["path"] + (f"?{query}" if query else "")
@@ -140,7 +185,7 @@ class LimitingProxy:
         elif self.versioning == "no-version" and content:
             content = _without_versions(content)
             out = {k: v for k, v in out.items() if k.lower() != "etag"}
-        await self._answer(send, answer.status_code, out, content.replace(upstream, public))
+        return answer.status_code, out, content.replace(upstream, public)
 
     def _declared(self, content: bytes) -> bytes:
         statement = json.loads(content)
@@ -218,10 +263,13 @@ def limiting_proxy(
     refuse_all: Callable[[dict[str, Any]], str] | None = None,
     versioning: str | None = None,
     warn: Callable[[dict[str, Any]], str | None] | None = None,
+    refuse_entries: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Iterator[tuple[str, LimitingProxy]]:
     """Serve a :class:`LimitingProxy` for ``upstream_base`` on 127.0.0.1 for the block: yields (base URL, proxy)."""
     base_path = httpx.URL(upstream_base).path.rstrip("/")
-    proxy = LimitingProxy(upstream_base.rstrip("/"), base_path, max_entries, refuse_all, versioning, warn)
+    proxy = LimitingProxy(
+        upstream_base.rstrip("/"), base_path, max_entries, refuse_all, versioning, warn, refuse_entries
+    )
     sock = _bind_localhost()
     proxy.public_base = f"http://127.0.0.1:{sock.getsockname()[1]}{base_path}"
     server = uvicorn.Server(uvicorn.Config(proxy, log_level="warning", access_log=False, lifespan="on"))

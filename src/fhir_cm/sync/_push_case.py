@@ -45,7 +45,7 @@ from ._merge import compare, keep_server
 from ._parties import case_parties
 from ._provenance import provenance_id, provenance_resource
 from ._push_session import PushSession, failure_reason, version_of
-from ._refusals import refusal, refusal_text, warnings
+from ._refusals import refusal, refusal_text, refused_entries, warnings
 from ._report import CaseFailure, CaseWarning, PushReport
 from ..errors import FhirCmError
 
@@ -100,9 +100,11 @@ def _on_the_wire(planned: PlannedEntry) -> BundleEntry:
 async def push_case(session: PushSession, case: Case) -> PushReport:
     """Push one case in rounds; its report says what was written, or why it failed."""
     report = PushReport(cases=1)
+    push = _CasePush(session, case, report)
     try:
-        await _CasePush(session, case, report).run()
+        await push.run()
     except CaseFailed as failed:
+        push.count(push.outcome)  # what its rounds did write, before the failure
         report.failed = 1
         # A case that failed for now waits as long as a server asked (a Retry-After the client's
         # retries did not wait out, met by this case or by its batch's lookups), at most an hour.
@@ -326,6 +328,8 @@ class _CasePush:
         stale: list[_Write] = []
         stale_error: VersionConflict | None = None
         retry: CaseFailed | None = None
+        refused: list[tuple[str, str]] = []
+        first_why: ServerReason | None = None
         assigned = _assigned(writes, results)
         self.settled = len(results) >= len(writes)
         for write, outcome in zip(writes, results, strict=False):
@@ -358,12 +362,18 @@ class _CasePush:
             elif outcome.status is None or isinstance(outcome.error, _RETRYABLE):
                 retry = CaseFailed(f"{write.key.type} not written (transient); will retry", permanent=False)
             else:
+                # Refused on its own (a batch's or a single request's entry): the entries after it
+                # are recorded all the same — the server wrote them whatever it refused beside them.
                 why = refusal(outcome.error, self.case, self.sent(writes)) if outcome.error else None
                 reason = refusal_text(outcome.error, why) if outcome.error else f"HTTP {outcome.status}"
-                self.session.keep(self.case.id, recorded)
-                raise CaseFailed(f"the server refused a {write.key.type}: {reason}", permanent=True, server=why)
+                refused.append((f"{write.key.type} {write.key.value}", reason))
+                first_why = first_why or why
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
         self.session.keep(self.case.id, recorded)
+        if refused:
+            self.settled = False
+            text = refused_entries(refused)
+            raise CaseFailed(f"the server refused {text}", permanent=True, server=first_why)
         self.settled = self.settled and not stale and retry is None and not self.keep
         if stale_error is not None:
             await self.refresh(stale, stale_error)

@@ -15,7 +15,11 @@ from typing import Any
 from ..domain import Case
 from ..fhir import FhirError, ServerReason, server_reason, server_warnings
 
-__all__ = ["refusal", "refusal_text", "warnings"]
+__all__ = ["SHOWN_REFUSALS", "refusal", "refusal_text", "refused_entries", "warnings"]
+
+#: Refused entries whose reasons a failed case shows (one line each); the others are counted. A
+#: batch refusing every entry alike must not push the reason past what the outbox keeps of it.
+SHOWN_REFUSALS = 3
 
 
 def refusal(exc: FhirError, case: Case, sent: Iterable[Mapping[str, Any]]) -> ServerReason | None:
@@ -39,3 +43,11 @@ def refusal_text(exc: FhirError, reason: ServerReason | None) -> str:
     if reason is None:
         return type(exc).__name__
     return reason.text
+
+
+def refused_entries(refused: list[tuple[str, str]]) -> str:
+    """``(entry, reason)`` of each entry a server refused on its own (a batch's, a single request's),
+    as one line: each shown, named, up to ``SHOWN_REFUSALS``, then how many more."""
+    shown = "; ".join(f"{entry}: {reason}" for entry, reason in refused[:SHOWN_REFUSALS])
+    more = len(refused) - SHOWN_REFUSALS
+    return f"{shown}; and {more} more refused" if more > 0 else shown

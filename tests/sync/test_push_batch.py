@@ -1,0 +1,125 @@
+"""Push to a server taking no transactions, whose batches refuse some entries on their own.
+
+With no transactions (``FHIR_CM_MAX_TRANSACTION_ENTRIES=0``), a round whose entries name no other
+entry goes out as a ``batch``: each entry is applied or refused on its own. The proxy in front of
+the real server (``limiting_proxy`` with ``refuse_entries``) refuses the case's Goals with a 422, as
+a server checking a profile does, and forwards the rest. What the server wrote must be in the
+ledger whatever was refused beside it, and every refusal must reach the person, without our data.
+
+The in-memory server (``tests/memory_server.py``) declares every type it takes: sekmet leaves Goal
+and CareTeam out of its CapabilityStatement, and the client refuses single requests of those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from fhir_cm.config import Settings
+from fhir_cm.domain import Case
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.store import LedgerEntry, OutboxItem, OutboxStatus, Store, get_ledger, list_outbox, save_case
+from fhir_cm.sync import PushReport, push_cases, push_pending
+from fhir_cm.synthetic import generate_cases
+from tests.servers import RunningServer
+from tests.sync.limiting_proxy import limiting_proxy
+from tests.sync.server_state import CASE_TYPES, ServerState, server_state
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def fhir_server(memory_fhir: RunningServer) -> str:
+    return memory_fhir.base_url
+
+
+@pytest.fixture
+def case() -> Case:
+    """A case with two goals and a contact, whose goals the proxy refuses once they change."""
+    return next(c for c in generate_cases(30, seed=5) if len(c.goals) >= 2 and c.contacts)
+
+
+def edited(case: Case) -> Case:
+    """Both goals and the first contact changed: three updates naming no other entry, so a batch."""
+    goals = [g.model_copy(update={"target": f"target {n} reviewed"}) for n, g in enumerate(case.goals[:2])]
+    contact = case.contacts[0].model_copy(update={"note": "Spoke again by phone."})
+    return case.model_copy(update={"goals": goals + case.goals[2:], "contacts": [contact, *case.contacts[1:]]})
+
+
+def refuse_changed_goals(quoted: list[str]) -> Any:
+    """A profile check quoting our data back: the goals' updates (not their first creates) refused."""
+
+    def refuse(entry: dict[str, Any]) -> str | None:
+        resource, request = entry.get("resource") or {}, entry.get("request") or {}
+        if resource.get("resourceType") != "Goal" or request.get("method") != "PUT" or not request.get("ifMatch"):
+            return None
+        text = resource["description"]["text"]
+        quoted.append(text)
+        return f'Goal.description "{text}" does not conform to the profile: {text}'
+
+    return refuse
+
+
+@dataclass
+class Refused:
+    """What the push of the edited case left: its report, the server's copies, the ledger, the row."""
+
+    report: PushReport
+    state: ServerState
+    ledger: dict[tuple[str, str], LedgerEntry | None]
+    row: OutboxItem
+    quoted: list[str]
+
+
+async def push_refused(
+    store: Store, raw: AsyncFhirClient, settings: Settings, fhir_server: str, system: str, case: Case
+) -> Refused:
+    """Push the case, then its edit, through a proxy refusing the goals' updates and taking no transactions."""
+    settings = settings.model_copy(update={"max_transaction_entries": 0})
+    quoted: list[str] = []
+    with limiting_proxy(fhir_server, refuse_entries=refuse_changed_goals(quoted)) as (proxy_base, proxy):
+        async with AsyncFhirClient(proxy_base) as client:
+            first = await push_cases(store, client, settings, [case])
+            assert first.ok, first.failures
+            with store.session() as s:
+                save_case(s, edited(case))
+
+            report = await push_pending(store, client, settings)
+
+    assert proxy.refusals == 2 and quoted
+    state = await server_state(raw, system)
+    with store.session(read_only=True) as s:
+        ledger = {(t, v): get_ledger(s, proxy_base, t, v) for (t, v) in state.resources if t in CASE_TYPES}
+        row = list_outbox(s, case_id=case.id)[-1]  # the edit's row (the first push's is done)
+    return Refused(report, state, ledger, row, quoted)
+
+
+async def test_a_batch_entry_refused_leaves_every_entry_written_beside_it_in_the_ledger(
+    store: Store, raw: AsyncFhirClient, settings: Settings, fhir_server: str, system: str, case: Case
+) -> None:
+    pushed = await push_refused(store, raw, settings, fhir_server, system, case)
+
+    state = pushed.state
+    assert state.one("Communication", case.contacts[0].id)["payload"][0]["contentString"] == "Spoke again by phone."
+    # Every copy the server holds is the one the ledger holds: the contact's update, written after
+    # the refused goals in the same batch, included (it was left out of the ledger, and counted nowhere).
+    for key, entry in pushed.ledger.items():
+        assert entry is not None and entry.version_id == state.one(*key)["meta"]["versionId"], key
+    assert (pushed.report.failed, pushed.report.updated) == (1, 1)
+    [failure] = pushed.report.failures
+    assert failure.permanent and pushed.row.status is OutboxStatus.FAILED
+
+
+async def test_each_entry_a_batch_refused_is_named_with_the_servers_reason_without_our_data(
+    store: Store, raw: AsyncFhirClient, settings: Settings, fhir_server: str, system: str, case: Case
+) -> None:
+    pushed = await push_refused(store, raw, settings, fhir_server, system, case)
+
+    [failure] = pushed.report.failures
+    assert pushed.row.last_error == failure.reason
+    for goal in case.goals[:2]:
+        assert f"Goal {goal.id}: HTTP 422 processing: Goal.description" in failure.reason, failure.reason
+    assert not any(text in failure.reason for text in pushed.quoted), failure.reason
+    assert failure.server is not None and failure.server.status == 422
