@@ -13,6 +13,7 @@ and CareTeam out of its CapabilityStatement, and the client refuses single reque
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,16 @@ import pytest
 from fhir_cm.config import Settings
 from fhir_cm.domain import Case
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import LedgerEntry, OutboxItem, OutboxStatus, Store, get_ledger, list_outbox, save_case
+from fhir_cm.store import (
+    LedgerEntry,
+    OutboxItem,
+    OutboxStatus,
+    Store,
+    get_ledger,
+    list_outbox,
+    open_store,
+    save_case,
+)
 from fhir_cm.sync import PushReport, push_cases, push_pending
 from fhir_cm.synthetic import generate_cases
 from tests.servers import RunningServer
@@ -123,3 +133,28 @@ async def test_each_entry_a_batch_refused_is_named_with_the_servers_reason_witho
         assert f"Goal {goal.id}: HTTP 422 processing: Goal.description" in failure.reason, failure.reason
     assert not any(text in failure.reason for text in pushed.quoted), failure.reason
     assert failure.server is not None and failure.server.status == 422
+
+
+async def test_single_requests_stopped_by_a_refused_entry_name_it_not_an_entry_never_sent(
+    sekmet_base: str, tmp_path: Path, system: str
+) -> None:
+    """Entries naming each other go out as single requests in reference order, stopping at the first
+    refused: sekmet leaves CareTeam out of its CapabilityStatement, so the client refuses its update.
+    The case named the last entry never sent as failing 'transient', every push, for ever."""
+    case = next(c for c in generate_cases(30, seed=5) if c.team and c.contacts)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'singles.db'}",
+        fhir_base=sekmet_base,
+        identifier_system=system,
+        fhir_version="auto",
+        max_transaction_entries=0,
+    )
+    with open_store(settings.database_url) as store:
+        async with AsyncFhirClient(sekmet_base) as client:
+            report = await push_cases(store, client, settings, [case])
+
+    [failure] = report.failures
+    assert failure.reason.startswith("the server refused CareTeam "), failure.reason
+    assert "UnsupportedByServer" in failure.reason and "transient" not in failure.reason
+    assert failure.permanent
+    assert report.created >= 1  # what went before it was written, and is counted
