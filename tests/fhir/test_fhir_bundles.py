@@ -30,14 +30,14 @@ def sent(call: Any) -> dict[str, Any]:
 
 
 def answer(bundle: dict[str, Any], statuses: dict[str, int] | None = None) -> dict[str, Any]:
-    """A transaction-/batch-response naming an id per entry (``n<index>``)."""
+    """A transaction-/batch-response naming an id per entry (``n<index>``, or the id a PUT names)."""
     entries = []
     for i, entry in enumerate(bundle["entry"]):
-        rtype = entry["request"]["url"].split("?")[0].split("/")[0]
+        rtype, _, rid = entry["request"]["url"].split("?")[0].partition("/")
         status = (statuses or {}).get(str(i), 201)
         response: dict[str, Any] = {"status": f"{status} Status"}
         if status < 400:
-            response |= {"location": f"{rtype}/n{i}/_history/1", "etag": 'W/"1"'}
+            response |= {"location": f"{rtype}/{rid or f'n{i}'}/_history/1", "etag": 'W/"1"'}
         else:
             response["outcome"] = {
                 "resourceType": "OperationOutcome",
@@ -321,3 +321,45 @@ def test_a_reference_cycle_cannot_be_sent_one_by_one() -> None:
 
     with pytest.raises(UnsupportedByServer, match="cycle"):
         _reference_order([a, b])
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+async def test_a_response_whose_entries_answer_other_requests_is_an_invalid_response(
+    client: AsyncFhirClient, router: respx.MockRouter, kind: str
+) -> None:
+    # A server answering in the order it processed the entries (or dropping one and adding another)
+    # had each result read as the answer to the entry at its place: the Goal's update was taken as
+    # writing the Communication, and its copy recorded as the Goal's.
+    def handler(request: httpx.Request) -> httpx.Response:
+        bundle = json.loads(request.content)
+        entries = list(reversed(answer(bundle, {str(i): 200 for i in range(2)})["entry"]))
+        entries[0]["response"]["location"] = "Communication/c1/_history/2"
+        entries[1]["response"]["location"] = "Goal/g1/_history/2"
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": f"{kind}-response", "entry": entries})
+
+    router.post(BASE).mock(side_effect=handler)
+    entries = [
+        BundleEntry.update({"resourceType": "Goal", "id": "g1"}, versioned=False),
+        BundleEntry.update({"resourceType": "Communication", "id": "c1"}, versioned=False),
+    ]
+
+    with pytest.raises(InvalidResponse) as caught:
+        await (client.transaction(entries) if kind == "transaction" else client.batch(entries))
+
+    assert str(caught.value) == f"{kind}-response entry 1 answers Communication/c1 for PUT Goal/g1"
+
+
+async def test_a_put_answered_under_another_id_is_an_invalid_response(
+    client: AsyncFhirClient, router: respx.MockRouter
+) -> None:
+    router.post(BASE).respond(
+        200,
+        json={
+            "resourceType": "Bundle",
+            "type": "batch-response",
+            "entry": [{"response": {"status": "200 OK", "location": "Goal/g2/_history/1"}}],
+        },
+    )
+
+    with pytest.raises(InvalidResponse, match="batch-response entry 1 answers Goal/g2 for PUT Goal/g1"):
+        await client.batch([BundleEntry.update({"resourceType": "Goal", "id": "g1"}, versioned=False)])

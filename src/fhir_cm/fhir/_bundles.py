@@ -272,8 +272,9 @@ async def _post(client: AsyncFhirClient, kind: str, entries: Sequence[BundleEntr
         if not isinstance(answer, dict) or not isinstance(answer.get("response", {}), dict):
             raise InvalidResponse(f"{kind}-response entry {n} is not an entry with a response")
     results = []
-    for entry, answer in zip(entries, answered, strict=True):
+    for n, (entry, answer) in enumerate(zip(entries, answered, strict=True), 1):
         result = WriteResult.from_bundle_entry(answer)
+        _check_answers(kind, n, entry, result)
         if result.status is not None and result.status >= 400:
             error = error_from_outcome(
                 result.status, (answer.get("response") or {}).get("outcome"), entry.request_info()
@@ -281,6 +282,20 @@ async def _post(client: AsyncFhirClient, kind: str, entries: Sequence[BundleEntr
             result = WriteResult.from_bundle_entry(answer, error)
         results.append(result)
     return results
+
+
+def _check_answers(kind: str, n: int, entry: BundleEntry, result: WriteResult) -> None:
+    """A write's answer names the type it wrote (and a ``PUT Type/id`` that id). A server answering
+    in the order it processed the entries, or leaving one out and adding another, had each answer
+    read as the one to the entry at its place: one resource's copy recorded as another's."""
+    if entry.method not in ("POST", "PUT") or result.status is None or result.status >= 400:
+        return
+    info = entry.request_info()
+    wrote = f"{result.resource_type}/{result.id}"
+    if result.resource_type is not None and result.resource_type != info.resource_type:
+        raise InvalidResponse(f"{kind}-response entry {n} answers {wrote} for {entry.method} {entry.url.split('?')[0]}")
+    if entry.method == "PUT" and "?" not in entry.url and result.id is not None and result.id != info.resource_id:
+        raise InvalidResponse(f"{kind}-response entry {n} answers {wrote} for PUT {entry.url}")
 
 
 async def _singles(client: AsyncFhirClient, entries: Sequence[BundleEntry], *, ordered: bool) -> list[WriteResult]:
