@@ -35,7 +35,7 @@ from fhir_cm.sync import PushReport, push_cases, push_pending
 from fhir_cm.synthetic import generate_cases
 from tests.servers import RunningServer
 from tests.sync.limiting_proxy import limiting_proxy
-from tests.sync.server_state import CASE_TYPES, ServerState, server_state
+from tests.sync.server_state import CASE_TYPES, ServerState, provenances_for, server_state
 
 pytestmark = pytest.mark.server
 
@@ -158,3 +158,21 @@ async def test_single_requests_stopped_by_a_refused_entry_name_it_not_an_entry_n
     assert "UnsupportedByServer" in failure.reason and "transient" not in failure.reason
     assert failure.permanent
     assert report.created >= 1  # what went before it was written, and is counted
+
+
+async def test_the_provenance_of_a_batch_names_only_what_the_server_wrote(
+    store: Store, raw: AsyncFhirClient, settings: Settings, fhir_server: str, system: str, case: Case
+) -> None:
+    pushed = await push_refused(store, raw, settings, fhir_server, system, case)
+
+    state = pushed.state
+    goals = {f"Goal/{state.one('Goal', g.id)['id']}" for g in case.goals[:2]}
+    contact = f"Communication/{state.one('Communication', case.contacts[0].id)['id']}"
+    updates = [
+        {t["reference"] for t in p["target"]}
+        for p in await provenances_for(raw, goals | {contact})
+        if p["activity"]["coding"][0]["code"] == "UPDATE"
+    ]
+    # The batch carried the Provenance beside the entries, each on its own: it was written naming
+    # the refused goals' updates as done — an audit trail of changes that never happened.
+    assert [targets & (goals | {contact}) for targets in updates] == [{contact}]

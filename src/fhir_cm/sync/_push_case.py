@@ -16,6 +16,7 @@ says whether a later push may succeed.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from ._report import CaseFailure, CaseWarning, PushReport
 from ..errors import FhirCmError
 
 __all__ = ["MAX_ROUNDS", "CaseFailed", "push_case"]
+
+log = logging.getLogger("fhir_cm.sync")
 
 #: Rounds per case: create, update what matched, one conflict retry, one transient retry.
 MAX_ROUNDS = 5
@@ -372,6 +375,8 @@ class _CasePush:
                 first_why = first_why or why
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
         self.session.keep(self.case.id, recorded)
+        if not result.atomic:
+            await self.amend_provenances(writes, results, provenance, assigned)
         if refused:
             self.settled = False
             text = refused_entries(refused)
@@ -381,6 +386,33 @@ class _CasePush:
             await self.refresh(stale, stale_error)
         if retry is not None:
             raise retry
+
+    async def amend_provenances(
+        self, writes: list[_Write], results: list[WriteResult], provenance: list[BundleEntry], assigned: dict[str, str]
+    ) -> None:
+        """Sent as a batch or one by one, each Provenance was written whatever happened to the
+        writes it names: rewritten naming only those the server took (taken back if none was), it
+        does not tell of changes that never happened. A server refusing this is logged: the
+        writes stand, and the Provenance's id, from what it names, is the next round's."""
+        done = {id(w) for w, r in zip(writes, results, strict=False) if r.ok}
+        for entry, answer in zip(provenance, results[len(writes) :], strict=False):
+            kind = (
+                "create" if entry.resource and entry.resource["activity"]["coding"][0]["code"] == "CREATE" else "update"
+            )
+            named = [w for w in writes if w.kind == kind]
+            taken = [w for w in named if id(w) in done]
+            if not answer.ok or entry.resource is None or len(taken) == len(named):
+                continue
+            pid = str(entry.resource["id"])
+            targets = [{"reference": assigned.get(w.target, w.target)} for w in taken]
+            try:
+                if taken:
+                    await self.session.client.update({**entry.resource, "target": targets}, versioned=False)
+                else:
+                    await self.session.client.delete("Provenance", pid)
+                    self.report.provenances -= 1
+            except FhirError as exc:
+                log.warning("could not amend Provenance %s to the writes taken: %s", pid, failure_reason(exc))
 
     def sent(self, writes: list[_Write]) -> list[dict[str, Any]]:
         """What this round sent of the case: the values a server's message must not echo."""
