@@ -176,3 +176,26 @@ async def test_the_provenance_of_a_batch_names_only_what_the_server_wrote(
     # The batch carried the Provenance beside the entries, each on its own: it was written naming
     # the refused goals' updates as done — an audit trail of changes that never happened.
     assert [targets & (goals | {contact}) for targets in updates] == [{contact}]
+
+
+async def test_a_batch_refusing_every_entry_names_the_first_three_and_counts_the_others(
+    store: Store, settings: Settings, fhir_server: str, case: Case
+) -> None:
+    assert len(case.goals) >= 5
+    settings = settings.model_copy(update={"max_transaction_entries": 0})
+    changed = case.model_copy(update={"goals": [g.model_copy(update={"target": "reviewed"}) for g in case.goals]})
+    with limiting_proxy(fhir_server, refuse_entries=refuse_changed_goals([])) as (proxy_base, proxy):
+        async with AsyncFhirClient(proxy_base) as client:
+            assert (await push_cases(store, client, settings, [case])).ok
+            with store.session() as s:
+                save_case(s, changed)
+
+            report = await push_pending(store, client, settings)
+
+    assert proxy.refusals == len(case.goals)
+    [failure] = report.failures
+    named = [g.id for g in case.goals if f"Goal {g.id}: HTTP 422" in failure.reason]
+    assert len(named) == 3 and failure.reason.endswith(f"; and {len(case.goals) - 3} more refused")
+    with store.session(read_only=True) as s:
+        assert list_outbox(s, case_id=case.id)[-1].last_error == failure.reason  # kept whole
+    assert (report.failed, report.updated) == (1, 0)
