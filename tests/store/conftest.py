@@ -12,7 +12,7 @@ import pytest
 from fhir_cm.domain import Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
 from fhir_cm.store import Store, open_store, save_case
 from fhir_cm.store._tables import Base
-from tests.pg import temporary_database
+from tests.pg import temporary_database, temporary_schema
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -28,6 +28,16 @@ def pg_url() -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite file (not ``:memory:``, so WAL and several connections are real)."""
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[str]:
+    """A database with nothing in it, on each backend (on PostgreSQL: a new schema of the session's database)."""
+    if request.param == "sqlite":
+        yield sqlite_url
+    else:
+        with temporary_schema(request.getfixturevalue("pg_url")) as url:
+            yield url
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from alembic import command
@@ -12,21 +12,9 @@ from fhir_cm.store import SchemaMismatch, alembic_config, head_revision, open_st
 from fhir_cm.store._engine import make_engine
 from fhir_cm.store._migrate import VERSION_TABLE, current_revision, schema_drift, upgrade
 from fhir_cm.store._tables import Base
-from tests.pg import temporary_schema
 from tests.store.concurrency import run_together
-from tests.store.conftest import BACKENDS
 
 TABLES = {t.name for t in Base.metadata.sorted_tables}
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[str]:
-    """A database with nothing in it, on each backend (on PostgreSQL: a new schema of the session's database)."""
-    if request.param == "sqlite":
-        yield sqlite_url
-    else:
-        with temporary_schema(request.getfixturevalue("pg_url")) as url:
-            yield url
 
 
 def test_open_store_creates_the_schema_at_head(empty_url: str) -> None:

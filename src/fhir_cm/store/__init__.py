@@ -86,7 +86,7 @@ from ._principals import (
     list_api_keys,
     revoke_api_key,
 )
-from ._quarantine import QuarantinedResource, add_quarantine, list_quarantine
+from ._quarantine import QuarantinedResource, add_quarantine, clear_quarantine, list_quarantine
 from ._resources import (
     FhirVersion,
     StoredResource,
@@ -205,6 +205,7 @@ __all__ = [
     "add_quarantine",
     "alembic_config",
     "authenticate_api_key",
+    "clear_quarantine",
     "key_id_of",
     "case_stamps",
     "case_revisions",

@@ -2,24 +2,35 @@
 
 A bad resource must neither stop a pull nor vanish: it is set aside here with the reason, for a
 person to look at, and the pull carries on.
+
+Each resource has **one entry** per source (``Type/id``; one without an id is known by a hash of its
+text). Pulls read the same resources again all the time (the overlap of every incremental pull, a
+re-pull with ``--since``, transitions reading a patient's Encounters), so setting one aside again
+only refreshes ``last_seen_at``; a new version of it, still bad, **replaces** the entry (raw text,
+reason, version, and ``received_at`` starts again): the server no longer has the older one, and
+what a person can put right is the resource as it is now. An older version read after a newer one
+(numeric versionIds only) changes nothing. A copy of the resource later taken in clears its entry
+(``clear_quarantine``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import insert, select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from ._dialect import insert
 from ._tables import QuarantineRow
 from ._types import utcnow
 
-__all__ = ["QuarantinedResource", "add_quarantine", "list_quarantine"]
+__all__ = ["QuarantinedResource", "add_quarantine", "clear_quarantine", "list_quarantine"]
 
 MAX_REASON = 1000
 
@@ -33,9 +44,11 @@ class QuarantinedResource(BaseModel):
     source: str
     resource_type: str | None
     server_id: str | None
+    version: str = Field(description="meta.versionId, or sha256:… of the text when the server keeps no versions.")
     reason: str
     raw: str
-    received_at: dt.datetime
+    received_at: dt.datetime = Field(description="When this version was first set aside.")
+    last_seen_at: dt.datetime = Field(description="When a pull last read it (each pull reads an overlap again).")
 
 
 def add_quarantine(
@@ -48,26 +61,66 @@ def add_quarantine(
     server_id: str | None = None,
     now: dt.datetime | None = None,
 ) -> int:
-    """Set a resource aside; returns its quarantine id.
+    """Set a resource aside, or refresh its entry if it is there already; returns its quarantine id.
 
     ``source`` is the server base URL or the imported file's name; ``reason`` is read by people
     and must not contain PHI. Type and server id are taken from ``raw`` when it is a mapping.
     """
+    version: str | None = None
     if isinstance(raw, Mapping):
         resource_type = resource_type or _str(raw.get("resourceType"))
         server_id = server_id or _str(raw.get("id"))
+        meta = raw.get("meta")
+        version = _str(meta.get("versionId")) if isinstance(meta, Mapping) else None
         text = _json_text(raw)
     else:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    stmt = insert(QuarantineRow).values(
+    digest = "sha256:" + hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+    key = f"{resource_type or ''}/{server_id}" if server_id else f"{resource_type or ''}#{digest}"
+    now = now or utcnow()
+    values = {"reason": reason[:MAX_REASON], "raw": text, "version": version or digest}
+    stmt = insert(session, QuarantineRow).values(
         source=source,
+        entry_key=key,
         resource_type=resource_type,
         server_id=server_id,
-        reason=reason[:MAX_REASON],
-        raw=text,
-        received_at=now or utcnow(),
+        received_at=now,
+        last_seen_at=now,
+        **values,
     )
-    return int(session.execute(stmt.returning(QuarantineRow.id)).scalar_one())
+    added = session.execute(stmt.on_conflict_do_nothing().returning(QuarantineRow.id)).scalar_one_or_none()
+    if added is not None:
+        return int(added)
+    where = (QuarantineRow.source == source, QuarantineRow.entry_key == key)
+    held = session.execute(select(QuarantineRow.id, QuarantineRow.version).where(*where).with_for_update()).one()
+    if values["version"] == held.version:
+        changes: dict[str, Any] = {"last_seen_at": now, "reason": values["reason"]}  # the rules may have moved
+    elif _older(values["version"], held.version):
+        return int(held.id)  # read late: the entry holds a newer version already
+    else:
+        changes = {**values, "received_at": now, "last_seen_at": now}
+    session.execute(update(QuarantineRow).where(QuarantineRow.id == held.id).values(**changes))
+    return int(held.id)
+
+
+def _older(version: str, than: str) -> bool:
+    return version.isdigit() and than.isdigit() and int(version) < int(than)
+
+
+def clear_quarantine(session: Session, source: str, resources: Iterable[tuple[str, str]]) -> int:
+    """Drop the entries of these resources (type, server id) of ``source``: a copy of each was taken
+    in, so what was set aside is no longer the server's. Returns how many entries went."""
+    keys = sorted({f"{rtype}/{rid}" for rtype, rid in resources})
+    gone = 0
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        stmt = delete(QuarantineRow).where(QuarantineRow.source == source, QuarantineRow.entry_key.in_(chunk))
+        gone += len(session.execute(stmt.returning(QuarantineRow.id)).all())
+    return gone
+
+
+#: Keys per DELETE (bound parameters stay well under every driver's limit).
+_CHUNK = 500
 
 
 def _json_text(raw: Mapping[str, Any]) -> str:

@@ -225,11 +225,20 @@ class QuarantineRow(Base):
     source: Mapped[str] = mapped_column(String(URL))
     resource_type: Mapped[str | None] = mapped_column(String(ID))
     server_id: Mapped[str | None] = mapped_column(String(ID))
+    #: Which resource of ``source`` this is: ``Type/id``, or ``Type#sha256:…`` of the text when it has
+    #: no id. One entry per resource: a pull reading it again refreshes it (``_quarantine``).
+    entry_key: Mapped[str] = mapped_column(String(KEY))
+    #: ``meta.versionId``, or ``sha256:…`` of the text when the server keeps no versions.
+    version: Mapped[str] = mapped_column(String(KEY))
     reason: Mapped[str] = mapped_column(String(1000))
     raw: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_quarantine_source_resource_type", "source", "resource_type"),)
+    __table_args__ = (
+        Index("ix_quarantine_source_resource_type", "source", "resource_type"),
+        Index("uq_quarantine_source_entry_key", "source", "entry_key", unique=True),
+    )
 
 
 class WatermarkRow(Base):

@@ -86,7 +86,6 @@ from ..store import (
     find_ledger,
     get_watermark,
     ledger_holds_any,
-    put_ledger,
 )
 from ._ahead import ReadAhead
 from ._checks import Checker
@@ -381,7 +380,7 @@ class _Puller(Merging):
                     self.report.unplaced += 1
                     continue
                 self._hold(case_id, key, resource, references, stored=held is not None)
-            put_ledger(session, restamped)
+            self._record(session, restamped)
 
     def _hold(
         self,

@@ -24,6 +24,7 @@ from ..store import (
     Store,
     UnreadableCase,
     add_quarantine,
+    clear_quarantine,
     get_case_records,
     list_ledger,
     outbox_statuses,
@@ -74,6 +75,12 @@ class Merging:
         add_quarantine(session, source=self.base, raw=resource, reason=reason)
         self.report.quarantined += 1
         log.warning("quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
+
+    def _record(self, session: Session, entries: list[LedgerEntry]) -> None:
+        """Note copies taken in as the server's; an entry in quarantine of any of them goes (the
+        resource as the server has it now came in)."""
+        put_ledger(session, entries)
+        clear_quarantine(session, self.base, ((e.resource_type, e.server_id) for e in entries if e.server_id))
 
     # -- flushing: merging the buffered cases -----------------------------------------------------
 
@@ -176,7 +183,7 @@ class Merging:
                     source=self.base,
                     hashes={(e.resource_type, e.key): e.content_hash for e in made if e.content_hash},
                 )
-        put_ledger(session, entries)
+        self._record(session, entries)
 
     def _newer(
         self, items: list[tuple[ResourceKey, Mapping[str, Any]]], ledger: list[LedgerEntry]
