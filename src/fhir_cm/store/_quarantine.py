@@ -145,10 +145,12 @@ def list_quarantine(
     source: str | None = None,
     resource_type: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[QuarantinedResource]:
-    """Quarantined resources, newest first, optionally from one source or of one type."""
+    """Quarantined resources, newest first (by when their version was set aside), optionally from
+    one source or of one type; ``offset`` pages on."""
     q = QuarantineRow
-    query = select(*q.__table__.c).order_by(q.received_at.desc(), q.id.desc()).limit(limit)
+    query = select(*q.__table__.c).order_by(q.received_at.desc(), q.id.desc()).limit(limit).offset(offset or None)
     if source is not None:
         query = query.where(q.source == source)
     if resource_type is not None:

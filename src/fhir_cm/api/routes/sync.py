@@ -222,11 +222,26 @@ def resolve(
 
 @router.get("/quarantine", response_model=list[QuarantinedResource], summary="Quarantined resources")
 def quarantine(
-    _: Supervisor,
+    request: Request,
+    principal: Supervisor,
     store: Annotated[Store, Depends(get_store)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Entries to skip (the next page).")] = 0,
     resource_type: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
+    source: Annotated[str | None, Query(max_length=2048, description="Only those from this server base.")] = None,
 ) -> list[QuarantinedResource]:
-    """Resources a pull could not read, newest first, with the reason, for a supervisor to look at."""
+    """Resources a pull could not read, newest first, with the reason, for a supervisor to look at.
+
+    They are the resources as the server sent them, patient data included: each list is audited
+    (``quarantine``, no case: an entry is not always of one)."""
     with store.session(read_only=True) as session:
-        return list_quarantine(session, resource_type=resource_type, limit=limit)
+        found = list_quarantine(session, source=source, resource_type=resource_type, limit=limit, offset=offset)
+    if found:
+        store.audit.record(
+            principal=principal.id,
+            action="quarantine",
+            case_ids=[None],
+            detail=f"entries:{','.join(str(q.id) for q in found)}",
+            request_id=getattr(request.state, "request_id", None),
+        )
+    return found
