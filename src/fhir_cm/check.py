@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .domain import Case, Plausibility, case_breaches
-from .store import Store, list_quarantine, stored_case_data
+from .store import Store, count_quarantine, stored_case_data
 
 __all__ = ["CaseBreach", "CheckReport", "check_store"]
 
@@ -97,5 +97,5 @@ def check_store(store: Store, rules: Plausibility) -> CheckReport:
             CaseBreach(case_id=case.id, rule=b.rule, field=b.field, entity=b.entity, message=b.message) for b in found
         ]
     with store.session(read_only=True) as session:
-        report.quarantined = len(list_quarantine(session))
+        report.quarantined = count_quarantine(session)
     return report

@@ -53,3 +53,36 @@ def test_reading_the_resources_set_aside_is_audited(client: TestClient, keys: Ke
     assert [(e.principal, e.case_id, e.request_id) for e in rows] == [(me, None, r.headers["X-Request-Id"])]
     assert rows[0].detail == "entries:" + ",".join(str(q["id"]) for q in r.json())
     assert client.get("/api/v1/sync/quarantine", headers=bearer(keys.cm1)).status_code == 403
+
+
+def test_a_dismissed_entry_stays_dismissed_until_a_new_version_comes(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """Before, an entry could not be got rid of: one of a resource the server deleted stayed, and
+    counted, for ever. Pulls read resources again all the time, so a dismissal must outlive them."""
+    goal = {"resourceType": "Goal", "id": "g1", "meta": {"versionId": "4"}, "lifecycleStatus": "cancelled"}
+    with api_store.session() as s:
+        entry = add_quarantine(s, source=A, raw=goal, reason="bad status", now=T0)
+    sup = bearer(keys.supervisor)
+    assert client.get("/api/v1/sync/status", headers=sup).json()["quarantined"] == 1
+
+    done = client.post(f"/api/v1/sync/quarantine/{entry}/dismiss", headers=sup)
+    me = client.get("/api/v1/me", headers=sup).json()["key_id"]
+    assert done.status_code == 200 and done.json()["dismissed_by"] == me
+    with api_store.session() as s:  # the next pull's overlap reads it again
+        add_quarantine(s, source=A, raw=goal, reason="bad status", now=T0 + dt.timedelta(minutes=1))
+    assert client.get("/api/v1/sync/quarantine", headers=sup).json() == []
+    assert [q["id"] for q in client.get("/api/v1/sync/quarantine?dismissed=true", headers=sup).json()] == [entry]
+    assert client.get("/api/v1/sync/status", headers=sup).json()["quarantined"] == 0
+    assert client.get("/api/v1/sync/health", headers=sup).json()["quarantined"] == 0
+
+    with api_store.session() as s:  # changed on the server, still bad: someone has to look again
+        add_quarantine(s, source=A, raw={**goal, "meta": {"versionId": "5"}}, reason="bad status", now=T0)
+    (back,) = client.get("/api/v1/sync/quarantine", headers=sup).json()
+    assert (back["id"], back["version"], back["dismissed_at"]) == (entry, "5", None)
+
+    with api_store.session(read_only=True) as s:
+        rows = [e for e in list_audit(s, limit=100) if e.action == "quarantine-dismiss"]
+    assert [(e.principal, e.detail) for e in rows] == [(me, f"entry:{entry}")]
+    assert client.post("/api/v1/sync/quarantine/999/dismiss", headers=sup).status_code == 404
+    assert client.post(f"/api/v1/sync/quarantine/{entry}/dismiss", headers=bearer(keys.cm1)).status_code == 403

@@ -86,7 +86,14 @@ from ._principals import (
     list_api_keys,
     revoke_api_key,
 )
-from ._quarantine import QuarantinedResource, add_quarantine, clear_quarantine, list_quarantine
+from ._quarantine import (
+    QuarantinedResource,
+    add_quarantine,
+    clear_quarantine,
+    count_quarantine,
+    dismiss_quarantine,
+    list_quarantine,
+)
 from ._resources import (
     FhirVersion,
     StoredResource,
@@ -206,6 +213,8 @@ __all__ = [
     "alembic_config",
     "authenticate_api_key",
     "clear_quarantine",
+    "count_quarantine",
+    "dismiss_quarantine",
     "key_id_of",
     "case_stamps",
     "case_revisions",

@@ -11,6 +11,10 @@ reason, version, and ``received_at`` starts again): the server no longer has the
 what a person can put right is the resource as it is now. An older version read after a newer one
 (numeric versionIds only) changes nothing. A copy of the resource later taken in clears its entry
 (``clear_quarantine``).
+
+A person may **dismiss** an entry (``dismiss_quarantine``: looked at, nothing to do — a resource the
+server deleted, one that is not the adapter's): lists and counts leave it out from then on, and
+reads of the same version keep it dismissed; a new version, still bad, brings it back.
 """
 
 from __future__ import annotations
@@ -23,14 +27,21 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ._dialect import insert
 from ._tables import QuarantineRow
 from ._types import utcnow
 
-__all__ = ["QuarantinedResource", "add_quarantine", "clear_quarantine", "list_quarantine"]
+__all__ = [
+    "QuarantinedResource",
+    "add_quarantine",
+    "clear_quarantine",
+    "count_quarantine",
+    "dismiss_quarantine",
+    "list_quarantine",
+]
 
 MAX_REASON = 1000
 
@@ -49,6 +60,8 @@ class QuarantinedResource(BaseModel):
     raw: str
     received_at: dt.datetime = Field(description="When this version was first set aside.")
     last_seen_at: dt.datetime = Field(description="When a pull last read it (each pull reads an overlap again).")
+    dismissed_at: dt.datetime | None = Field(default=None, description="When a person dismissed it, if one did.")
+    dismissed_by: str | None = Field(default=None, description="Who dismissed it (API key id or cli:<user>).")
 
 
 def add_quarantine(
@@ -98,7 +111,7 @@ def add_quarantine(
     elif _older(values["version"], held.version):
         return int(held.id)  # read late: the entry holds a newer version already
     else:
-        changes = {**values, "received_at": now, "last_seen_at": now}
+        changes = {**values, "received_at": now, "last_seen_at": now, "dismissed_at": None, "dismissed_by": None}
     session.execute(update(QuarantineRow).where(QuarantineRow.id == held.id).values(**changes))
     return int(held.id)
 
@@ -146,13 +159,42 @@ def list_quarantine(
     resource_type: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    dismissed: bool = False,
 ) -> list[QuarantinedResource]:
     """Quarantined resources, newest first (by when their version was set aside), optionally from
-    one source or of one type; ``offset`` pages on."""
+    one source or of one type; ``offset`` pages on. The open entries, or with ``dismissed`` the
+    dismissed ones."""
     q = QuarantineRow
-    query = select(*q.__table__.c).order_by(q.received_at.desc(), q.id.desc()).limit(limit).offset(offset or None)
+    query = (
+        select(*q.__table__.c)
+        .where(q.dismissed_at.is_not(None) if dismissed else q.dismissed_at.is_(None))
+        .order_by(q.received_at.desc(), q.id.desc())
+        .limit(limit)
+        .offset(offset or None)
+    )
     if source is not None:
         query = query.where(q.source == source)
     if resource_type is not None:
         query = query.where(q.resource_type == resource_type)
     return [QuarantinedResource.model_validate(dict(row._mapping)) for row in session.execute(query)]
+
+
+def count_quarantine(session: Session) -> int:
+    """How many entries are open (not dismissed), counted by the database: entries hold whole resources."""
+    query = select(func.count()).select_from(QuarantineRow).where(QuarantineRow.dismissed_at.is_(None))
+    return int(session.execute(query).scalar_one())
+
+
+def dismiss_quarantine(
+    session: Session, entry_id: int, *, by: str, now: dt.datetime | None = None
+) -> QuarantinedResource | None:
+    """Dismiss an entry (see the module docstring); None if there is no such entry. Dismissing it
+    again changes nothing (the first dismissal stands)."""
+    q = QuarantineRow
+    session.execute(
+        update(q)
+        .where(q.id == entry_id, q.dismissed_at.is_(None))
+        .values(dismissed_at=now or utcnow(), dismissed_by=by[:64])
+    )
+    row = session.execute(select(*q.__table__.c).where(q.id == entry_id)).first()
+    return None if row is None else QuarantinedResource.model_validate(dict(row._mapping))

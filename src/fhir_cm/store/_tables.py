@@ -234,6 +234,9 @@ class QuarantineRow(Base):
     raw: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: When a person set the entry aside as dealt with, and who (reads of the same version keep it so).
+    dismissed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dismissed_by: Mapped[str | None] = mapped_column(String(ID))
 
     __table_args__ = (
         Index("ix_quarantine_source_resource_type", "source", "resource_type"),

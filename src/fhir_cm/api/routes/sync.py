@@ -26,6 +26,8 @@ from fhir_cm.store import (
     Resolution,
     Store,
     NotFound,
+    count_quarantine,
+    dismiss_quarantine,
     list_conflicts,
     list_quarantine,
     outbox_counts,
@@ -34,6 +36,7 @@ from fhir_cm.store import (
 from fhir_cm.sync import ConflictNotResolvable
 
 from .._access import can_see, sees_stored
+from .._auth import Principal
 from .._deps import CaseWork, Supervisor, get_settings, get_store
 from .._models import EntityId, Instant
 from .._problems import BadGateway, ProblemDocument, ConflictProblem, InvalidInput, NotFoundProblem
@@ -149,7 +152,7 @@ def sync_status(
     with work.store.session(read_only=True) as session:
         counts = outbox_counts(session)
         conflicts = len(list_conflicts(session))
-        quarantined = len(list_quarantine(session))
+        quarantined = count_quarantine(session)
     return SyncStatus(
         fhir_base_configured=bool(settings.fhir_base),
         push_available=True,
@@ -229,19 +232,45 @@ def quarantine(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Entries to skip (the next page).")] = 0,
     resource_type: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
     source: Annotated[str | None, Query(max_length=2048, description="Only those from this server base.")] = None,
+    dismissed: Annotated[bool, Query(description="The dismissed entries instead of the open ones.")] = False,
 ) -> list[QuarantinedResource]:
     """Resources a pull could not read, newest first, with the reason, for a supervisor to look at.
 
     They are the resources as the server sent them, patient data included: each list is audited
     (``quarantine``, no case: an entry is not always of one)."""
     with store.session(read_only=True) as session:
-        found = list_quarantine(session, source=source, resource_type=resource_type, limit=limit, offset=offset)
+        found = list_quarantine(
+            session, source=source, resource_type=resource_type, limit=limit, offset=offset, dismissed=dismissed
+        )
     if found:
         store.audit.record(
-            principal=principal.id,
-            action="quarantine",
-            case_ids=[None],
-            detail=f"entries:{','.join(str(q.id) for q in found)}",
-            request_id=getattr(request.state, "request_id", None),
+            **_audited(request, principal, "quarantine", f"entries:{','.join(str(q.id) for q in found)}")
         )
     return found
+
+
+def _audited(request: Request, principal: Principal, action: str, detail: str) -> dict[str, Any]:
+    """An audit row about the quarantine: no case (an entry is not always of one), the entries by id."""
+    request_id = getattr(request.state, "request_id", None)
+    return {"principal": principal.id, "action": action, "case_ids": [None], "detail": detail, "request_id": request_id}
+
+
+@router.post(
+    "/quarantine/{entry_id}/dismiss", response_model=QuarantinedResource, summary="Dismiss a quarantined resource"
+)
+def dismiss(
+    request: Request,
+    principal: Supervisor,
+    store: Annotated[Store, Depends(get_store)],
+    entry_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> QuarantinedResource:
+    """Mark an entry as dealt with (the server deleted the resource, it is not ours, it was put right
+    elsewhere): lists and counts leave it out, pulls reading the same version again keep it dismissed,
+    and a new version still bad brings it back. 404 if there is no such entry (a copy taken in since
+    clears it). Audited as ``quarantine-dismiss``."""
+    with store.session() as session:
+        entry = dismiss_quarantine(session, entry_id, by=principal.id)
+        if entry is None:
+            raise NotFoundProblem(f"no quarantine entry {entry_id}")
+        record_audit(session, **_audited(request, principal, "quarantine-dismiss", f"entry:{entry_id}"))
+    return entry

@@ -19,7 +19,7 @@ from fhir_cm.store import (
     Watermark,
     list_conflicts,
     list_outbox,
-    list_quarantine,
+    count_quarantine,
     list_subscriptions,
     list_watermarks,
     outbox_counts,
@@ -91,7 +91,7 @@ def sync_health(
     with store.session(read_only=True) as session:
         counts = outbox_counts(session)
         failed = list_outbox(session, status=OutboxStatus.FAILED)
-        quarantined = len(list_quarantine(session))
+        quarantined = count_quarantine(session)
         conflicts = len(list_conflicts(session))
         marks = list_watermarks(session)
         held = list_subscriptions(session)
