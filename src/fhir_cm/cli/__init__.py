@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from . import _cases, _demo, _identify, _placement, _serve, _subscriptions, _sync  # noqa: F401  (each registers its commands on app)
+from . import _cases, _demo, _identify, _placement, _quarantine, _serve, _subscriptions, _sync  # noqa: F401  (each registers its commands on app)
 from ..errors import FhirCmError
 from ..process import tune_collector
 from ._app import EXIT_RETRY_LATER, app, fail, first_line, reported

@@ -1,7 +1,7 @@
 """Audit rows for the command line's writes, as the API writes its own.
 
-Changes made with ``fhir-cm import``, ``identify --enrol``, ``conflicts resolve`` and ``placement
-offer``/``choose`` touch the same cases as the API's, so the audit log names them too: a hospital's
+Changes made with ``fhir-cm import``, ``identify --enrol``, ``conflicts resolve``, ``quarantine
+dismiss`` and ``placement offer``/``choose`` touch the same cases as the API's, so the audit log names them too: a hospital's
 auditor asks who changed a case, whatever the door. There is no API key on the command line; the
 principal is the operating-system account that ran it, prefixed ``cli:`` so it is never taken for a
 key id. Each row is written in the transaction that makes the change, through the job's ``then`` hook.
