@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fhir_cm.store import Store, add_quarantine, clear_quarantine, list_quarantine
+from fhir_cm.store import Store, add_quarantine, clear_quarantine, list_quarantine, settle_quarantine
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 HAPI = "http://hapi.example/fhir"
@@ -104,4 +104,15 @@ def test_a_copy_taken_in_clears_only_its_own_entry(store: Store) -> None:
         add_quarantine(s, source="http://other/fhir", raw=goal("3"), reason="r", now=T0)
         assert clear_quarantine(s, HAPI, [("Goal", "77"), ("CarePlan", "78")]) == 1
         left = {(q.source, q.server_id) for q in list_quarantine(s)}
+    assert left == {(HAPI, "78"), ("http://other/fhir", "77")}
+
+
+def test_a_resource_read_fine_settles_only_an_entry_of_another_version(store: Store) -> None:
+    with store.session() as s:
+        add_quarantine(s, source=HAPI, raw=goal("3"), reason="r", now=T0)
+        add_quarantine(s, source=HAPI, raw={**goal("1"), "id": "78"}, reason="r", now=T0)
+        add_quarantine(s, source="http://other/fhir", raw=goal("3"), reason="r", now=T0)
+        gone = settle_quarantine(s, HAPI, [goal("4"), {**goal("1"), "id": "78"}, goal("9") | {"id": "79"}])
+        left = {(q.source, q.server_id) for q in list_quarantine(s)}
+    assert gone == 1  # Goal/77 is at version 4 now; Goal/78 is still the version set aside
     assert left == {(HAPI, "78"), ("http://other/fhir", "77")}

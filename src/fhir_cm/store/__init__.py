@@ -93,6 +93,7 @@ from ._quarantine import (
     count_quarantine,
     dismiss_quarantine,
     list_quarantine,
+    settle_quarantine,
 )
 from ._resources import (
     FhirVersion,
@@ -262,6 +263,7 @@ __all__ = [
     "list_ledger",
     "list_outbox",
     "list_quarantine",
+    "settle_quarantine",
     "list_transitions",
     "open_store",
     "outbox_counts",

@@ -10,7 +10,8 @@ only refreshes ``last_seen_at``; a new version of it, still bad, **replaces** th
 reason, version, and ``received_at`` starts again): the server no longer has the older one, and
 what a person can put right is the resource as it is now. An older version read after a newer one
 (numeric versionIds only) changes nothing. A copy of the resource later taken in clears its entry
-(``clear_quarantine``).
+(``clear_quarantine``); one read fine where nothing is taken in (the transitions tracker's
+Encounters) clears an entry of another version (``settle_quarantine``).
 
 A person may **dismiss** an entry (``dismiss_quarantine``: looked at, nothing to do — a resource the
 server deleted, one that is not the adapter's): lists and counts leave it out from then on, and
@@ -41,6 +42,7 @@ __all__ = [
     "count_quarantine",
     "dismiss_quarantine",
     "list_quarantine",
+    "settle_quarantine",
 ]
 
 MAX_REASON = 1000
@@ -79,19 +81,9 @@ def add_quarantine(
     ``source`` is the server base URL or the imported file's name; ``reason`` is read by people
     and must not contain PHI. Type and server id are taken from ``raw`` when it is a mapping.
     """
-    version: str | None = None
-    if isinstance(raw, Mapping):
-        resource_type = resource_type or _str(raw.get("resourceType"))
-        server_id = server_id or _str(raw.get("id"))
-        meta = raw.get("meta")
-        version = _str(meta.get("versionId")) if isinstance(meta, Mapping) else None
-        text = _json_text(raw)
-    else:
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    digest = "sha256:" + hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
-    key = f"{resource_type or ''}/{server_id}" if server_id else f"{resource_type or ''}#{digest}"
+    resource_type, server_id, key, version, text = _identity(raw, resource_type, server_id)
     now = now or utcnow()
-    values = {"reason": reason[:MAX_REASON], "raw": text, "version": version or digest}
+    values = {"reason": reason[:MAX_REASON], "raw": text, "version": version}
     stmt = insert(session, QuarantineRow).values(
         source=source,
         entry_key=key,
@@ -114,6 +106,46 @@ def add_quarantine(
         changes = {**values, "received_at": now, "last_seen_at": now, "dismissed_at": None, "dismissed_by": None}
     session.execute(update(QuarantineRow).where(QuarantineRow.id == held.id).values(**changes))
     return int(held.id)
+
+
+def _identity(
+    raw: str | bytes | Mapping[str, Any], resource_type: str | None, server_id: str | None
+) -> tuple[str | None, str | None, str, str, str]:
+    """Type, server id, entry key, version (``meta.versionId`` or ``sha256:`` of the text) and text."""
+    version: str | None = None
+    if isinstance(raw, Mapping):
+        resource_type = resource_type or _str(raw.get("resourceType"))
+        server_id = server_id or _str(raw.get("id"))
+        meta = raw.get("meta")
+        version = _str(meta.get("versionId")) if isinstance(meta, Mapping) else None
+        text = _json_text(raw)
+    else:
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    digest = "sha256:" + hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+    key = f"{resource_type or ''}/{server_id}" if server_id else f"{resource_type or ''}#{digest}"
+    return resource_type, server_id, key, version or digest, text
+
+
+def settle_quarantine(session: Session, source: str, resources: Iterable[Mapping[str, Any]]) -> int:
+    """Drop the entries of these resources (read from ``source`` and found fine) that hold another
+    version than the one read: the version set aside is no longer the server's. An entry of the
+    very version read stays (what found it fine may check less than what set it aside). Returns how
+    many entries went."""
+    current: dict[str, str] = {}
+    for resource in resources:
+        if resource.get("id"):
+            _, _, key, version, _ = _identity(resource, None, None)
+            current[key] = version
+    keys = sorted(current)
+    stale: list[int] = []
+    for start in range(0, len(keys), _CHUNK):
+        query = select(QuarantineRow.id, QuarantineRow.entry_key, QuarantineRow.version).where(
+            QuarantineRow.source == source, QuarantineRow.entry_key.in_(keys[start : start + _CHUNK])
+        )
+        stale += [row.id for row in session.execute(query) if row.version != current[row.entry_key]]
+    if stale:
+        session.execute(delete(QuarantineRow).where(QuarantineRow.id.in_(stale)))
+    return len(stale)
 
 
 def _older(version: str, than: str) -> bool:

@@ -69,6 +69,7 @@ from ..store import (
     Store,
     UnreadableCase,
     add_quarantine,
+    settle_quarantine,
     get_case,
     get_case_record,
     case_revisions,
@@ -318,6 +319,7 @@ class _Tracker:
         self.report.cases += 1
         self.report.encounters += len(encounters)
         found: list[tuple[Stay, Mapping[str, Any]]] = []
+        readable: list[Mapping[str, Any]] = []
         with self.store.session() as session:
             for enc in encounters:
                 problem = strict_problem(enc, self.version)
@@ -325,11 +327,13 @@ class _Tracker:
                     add_quarantine(session, source=self.base, raw=enc, reason=problem)
                     self.report.quarantined += 1
                     continue
+                readable.append(enc)
                 stay = self.stay_of(enc, locations)
                 if stay is None:
                     self.report.unrecognised += 1
                     continue
                 found.append((stay, enc))
+            settle_quarantine(session, self.base, readable)  # a version set aside earlier is gone
             record = get_case_record(session, case_id)
             if record is None:
                 return
