@@ -62,7 +62,7 @@ def test_a_dismissed_entry_stays_dismissed_until_a_new_version_comes(
     counted, for ever. Pulls read resources again all the time, so a dismissal must outlive them."""
     goal = {"resourceType": "Goal", "id": "g1", "meta": {"versionId": "4"}, "lifecycleStatus": "cancelled"}
     with api_store.session() as s:
-        entry = add_quarantine(s, source=A, raw=goal, reason="bad status", now=T0)
+        entry = add_quarantine(s, source=A, raw=goal, reason="bad status", now=T0).id
     sup = bearer(keys.supervisor)
     assert client.get("/api/v1/sync/status", headers=sup).json()["quarantined"] == 1
 

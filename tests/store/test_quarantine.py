@@ -26,7 +26,7 @@ def test_set_aside_resources_are_listed_newest_first_with_filters(store: Store) 
         everything = list_quarantine(s)
         from_hapi = list_quarantine(s, source=HAPI)
         careplans = list_quarantine(s, resource_type="CarePlan")
-    assert [q.id for q in everything] == [second, first]
+    assert [q.id for q in everything] == [second.id, first.id]
     [goal] = from_hapi
     assert (goal.resource_type, goal.server_id, goal.reason, goal.received_at) == (
         "Goal",
@@ -60,7 +60,8 @@ def test_a_resource_read_again_refreshes_its_one_entry(store: Store) -> None:
         elsewhere = add_quarantine(s, source="http://other/fhir", raw=goal("3"), reason="r", now=T0)
     with store.session(read_only=True) as s:
         (entry,) = list_quarantine(s, source=HAPI)
-    assert first == again == entry.id != elsewhere
+    assert first.id == again.id == entry.id != elsewhere.id
+    assert (first.news, again.news, elsewhere.news) == (True, False, True)
     assert (entry.version, entry.reason, entry.received_at, entry.last_seen_at) == (
         "3",
         "new rule",
@@ -72,9 +73,10 @@ def test_a_resource_read_again_refreshes_its_one_entry(store: Store) -> None:
 def test_a_new_version_replaces_the_entry_and_an_older_one_read_late_does_not(store: Store) -> None:
     later = T0 + dt.timedelta(hours=1)
     with store.session() as s:
-        add_quarantine(s, source=HAPI, raw=goal("3"), reason="r3", now=T0)
-        add_quarantine(s, source=HAPI, raw=goal("10", "rejected"), reason="r10", now=later)
-        add_quarantine(s, source=HAPI, raw=goal("9"), reason="r9", now=later + dt.timedelta(hours=1))
+        added = add_quarantine(s, source=HAPI, raw=goal("3"), reason="r3", now=T0)
+        replaced = add_quarantine(s, source=HAPI, raw=goal("10", "rejected"), reason="r10", now=later)
+        late = add_quarantine(s, source=HAPI, raw=goal("9"), reason="r9", now=later + dt.timedelta(hours=1))
+    assert (added.news, replaced.news, late.news) == (True, True, False)
     with store.session(read_only=True) as s:
         (entry,) = list_quarantine(s)
     assert (entry.version, entry.reason, entry.received_at, entry.last_seen_at) == ("10", "r10", later, later)

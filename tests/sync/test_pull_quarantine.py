@@ -5,6 +5,7 @@ clears it."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
@@ -72,3 +73,26 @@ async def test_repeat_pulls_keep_one_entry_per_bad_resource_until_it_is_taken_in
         stored = get_case(s, case.id)
     assert stored is not None and sorted(g.id for g in stored.goals) == sorted(g.id for g in case.goals)
     assert fixed.version_id is not None
+
+
+async def test_a_resource_set_aside_is_warned_of_once_not_at_every_pull(
+    store: Store, raw: AsyncFhirClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    case = a_case()
+    seeded = await seed_case(raw, case, settings.identifier_system)
+    await raw.update(spoilt(seeded["Goal/goal-1"]))
+
+    def warnings() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "quarantined" in r.message]
+        caplog.clear()
+        return found
+
+    with caplog.at_level(logging.DEBUG, logger="fhir_cm.sync"):
+        await pull(store, raw, settings)
+        assert len(warnings()) == 1
+        for _ in range(2):  # the worker's next rounds read it again in the overlap
+            assert (await pull(store, raw, settings)).quarantined == 1
+            assert warnings() == []
+        await raw.update({**spoilt(seeded["Goal/goal-1"]), "description": {"text": "new"}}, versioned=False)
+        await pull(store, raw, settings)
+        assert len(warnings()) == 1  # a new version is news

@@ -88,6 +88,7 @@ from ._principals import (
 )
 from ._quarantine import (
     QuarantinedResource,
+    SetAside,
     add_quarantine,
     clear_quarantine,
     count_quarantine,
@@ -202,6 +203,7 @@ __all__ = [
     "RecordedTransition",
     "Resolution",
     "SchemaMismatch",
+    "SetAside",
     "ServerLimit",
     "StaleRevision",
     "Store",

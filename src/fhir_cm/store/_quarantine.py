@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +37,7 @@ from ._types import utcnow
 
 __all__ = [
     "QuarantinedResource",
+    "SetAside",
     "add_quarantine",
     "clear_quarantine",
     "count_quarantine",
@@ -66,6 +67,14 @@ class QuarantinedResource(BaseModel):
     dismissed_by: str | None = Field(default=None, description="Who dismissed it (API key id or cli:<user>).")
 
 
+class SetAside(NamedTuple):
+    """What ``add_quarantine`` did: the entry's id, and whether it is news — a new entry or a new
+    version in it — rather than a read of what the entry holds (worth a warning only the first time)."""
+
+    id: int
+    news: bool
+
+
 def add_quarantine(
     session: Session,
     *,
@@ -75,8 +84,8 @@ def add_quarantine(
     resource_type: str | None = None,
     server_id: str | None = None,
     now: dt.datetime | None = None,
-) -> int:
-    """Set a resource aside, or refresh its entry if it is there already; returns its quarantine id.
+) -> SetAside:
+    """Set a resource aside, or refresh its entry if it is there already.
 
     ``source`` is the server base URL or the imported file's name; ``reason`` is read by people
     and must not contain PHI. Type and server id are taken from ``raw`` when it is a mapping.
@@ -95,17 +104,17 @@ def add_quarantine(
     )
     added = session.execute(stmt.on_conflict_do_nothing().returning(QuarantineRow.id)).scalar_one_or_none()
     if added is not None:
-        return int(added)
+        return SetAside(int(added), news=True)
     where = (QuarantineRow.source == source, QuarantineRow.entry_key == key)
     held = session.execute(select(QuarantineRow.id, QuarantineRow.version).where(*where).with_for_update()).one()
     if values["version"] == held.version:
         changes: dict[str, Any] = {"last_seen_at": now, "reason": values["reason"]}  # the rules may have moved
     elif _older(values["version"], held.version):
-        return int(held.id)  # read late: the entry holds a newer version already
+        return SetAside(int(held.id), news=False)  # read late: the entry holds a newer version already
     else:
         changes = {**values, "received_at": now, "last_seen_at": now, "dismissed_at": None, "dismissed_by": None}
     session.execute(update(QuarantineRow).where(QuarantineRow.id == held.id).values(**changes))
-    return int(held.id)
+    return SetAside(int(held.id), news="raw" in changes)
 
 
 def _identity(

@@ -72,9 +72,11 @@ class Merging:
     updated: set[str]
 
     def _quarantine(self, session: Session, resource: Mapping[str, Any], reason: str) -> None:
-        add_quarantine(session, source=self.base, raw=resource, reason=reason)
+        news = add_quarantine(session, source=self.base, raw=resource, reason=reason).news
         self.report.quarantined += 1
-        log.warning("quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
+        # Each pull reads the overlap again: the same resource is worth a warning once, not every few seconds.
+        level = logging.WARNING if news else logging.DEBUG
+        log.log(level, "quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
 
     def _record(self, session: Session, entries: list[LedgerEntry]) -> None:
         """Note copies taken in as the server's; an entry in quarantine of any of them goes (the
