@@ -353,6 +353,24 @@ async function resolveConflict(id, resolution) {
   await route(`Conflict ${id} settled: kept ${resolution === "local" ? "ours" : "theirs"}.`);
 }
 
+async function dismissEntry(id) {
+  await api(`/api/v1/sync/quarantine/${id}/dismiss`, { method: "POST" });
+  await route(`Quarantine entry ${id} dismissed.`);
+}
+
+// What pulls could not take in: which resource, from where, why; not the resource itself (patient data,
+// there for the API's caller). Dismissing one leaves it out until a new version of it comes, still bad.
+function quarantineParts(entries, total) {
+  if (!entries.length) return [h("p", { class: "muted" }, "Nothing in quarantine.")];
+  const more = total > entries.length ? [h("p", { class: "muted" }, `The newest ${entries.length} of ${total} are shown.`)] : [];
+  return [
+    table("Quarantine", ["Entry", "Resource", "Server", "Version", "Why", "Set aside", "Last read", ""], entries.map((q) => [
+      q.id, `${q.resource_type || "?"}/${q.server_id || "(no id)"}`, q.source, q.version, q.reason, q.received_at, q.last_seen_at,
+      h("button", { type: "button", onclick: () => dismissEntry(q.id).catch(failure) }, `Dismiss (entry ${q.id})`)])),
+    ...more,
+  ];
+}
+
 async function syncView(notice) {
   const conflicts = await api("/api/v1/sync/conflicts");
   const parts = [h("h1", {}, "Sync health")];
@@ -365,7 +383,8 @@ async function syncView(notice) {
       h("h2", {}, "Failed pushes"),
       table("Failed pushes", ["Case", "Attempts", "The server's reason", "When"], health.failed.map((f) => [
         h("a", { href: `#case/${encodeURIComponent(f.case_id)}` }, f.case_id), f.attempts, f.reason || "—", f.failed_at])),
-      h("p", {}, `Quarantined resources: ${health.quarantined}`),
+      h("h2", { id: "quarantine" }, `Quarantine (${health.quarantined})`),
+      ...quarantineParts(await api("/api/v1/sync/quarantine?limit=100"), health.quarantined),
       h("h2", {}, "Servers"),
       table("Servers", ["Server", "Last pull", "Watermarks"], health.servers.map((s) => [
         `${s.server_base}${s.configured ? " (configured)" : ""}`, s.last_pull || "never",
