@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from fhir_cm.store import Store, add_quarantine, clear_quarantine, list_quarantine, settle_quarantine
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from fhir_cm.store import open_store, Store, add_quarantine, clear_quarantine, list_quarantine, settle_quarantine
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 HAPI = "http://hapi.example/fhir"
@@ -118,3 +123,29 @@ def test_a_resource_read_fine_settles_only_an_entry_of_another_version(store: St
         left = {(q.source, q.server_id) for q in list_quarantine(s)}
     assert gone == 1  # Goal/77 is at version 4 now; Goal/78 is still the version set aside
     assert left == {(HAPI, "78"), ("http://other/fhir", "77")}
+
+
+@pytest.mark.postgres
+def test_an_entry_cleared_while_it_is_read_again_is_added_again(pg_store_url: str) -> None:
+    """Another worker's pull takes a copy in and clears the entry between this one's two statements:
+    the entry comes back rather than the pull failing with NoResultFound."""
+    with open_store(pg_store_url) as store:
+        with store.session() as s:
+            add_quarantine(s, source=HAPI, raw=goal("3"), reason="r", now=T0)
+        cleared: list[int] = []
+
+        def other_worker_clears(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.lstrip().startswith("SELECT quarantine.id") and not cleared:
+                with store.engine.connect() as other, other.begin():
+                    cleared.append(clear_quarantine(Session(other), HAPI, [("Goal", "77")]))
+
+        event.listen(store.engine, "before_cursor_execute", other_worker_clears)
+        try:
+            with store.session() as s:
+                again = add_quarantine(s, source=HAPI, raw=goal("3"), reason="r", now=T0 + dt.timedelta(minutes=1))
+        finally:
+            event.remove(store.engine, "before_cursor_execute", other_worker_clears)
+        with store.session(read_only=True) as s:
+            (entry,) = list_quarantine(s)
+    assert cleared == [1]
+    assert (again.id, again.news) == (entry.id, True) and entry.received_at == T0 + dt.timedelta(minutes=1)

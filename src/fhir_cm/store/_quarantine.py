@@ -102,11 +102,15 @@ def add_quarantine(
         last_seen_at=now,
         **values,
     )
-    added = session.execute(stmt.on_conflict_do_nothing().returning(QuarantineRow.id)).scalar_one_or_none()
-    if added is not None:
-        return SetAside(int(added), news=True)
     where = (QuarantineRow.source == source, QuarantineRow.entry_key == key)
-    held = session.execute(select(QuarantineRow.id, QuarantineRow.version).where(*where).with_for_update()).one()
+    while True:
+        added = session.execute(stmt.on_conflict_do_nothing().returning(QuarantineRow.id)).scalar_one_or_none()
+        if added is not None:
+            return SetAside(int(added), news=True)
+        held = session.execute(select(QuarantineRow.id, QuarantineRow.version).where(*where).with_for_update()).first()
+        if held is not None:
+            break
+        # Cleared in between by another pull that took a copy in (PostgreSQL, several workers): add it again.
     if values["version"] == held.version:
         changes: dict[str, Any] = {"last_seen_at": now, "reason": values["reason"]}  # the rules may have moved
     elif _older(values["version"], held.version):
