@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ._dialect import insert
+from ._dialect import insert, normal_base
 from ._tables import QuarantineRow
 from ._types import utcnow
 
@@ -217,8 +217,8 @@ def list_quarantine(
         .limit(limit)
         .offset(offset or None)
     )
-    if source is not None:
-        query = query.where(q.source == source)
+    if source is not None:  # as pulls write it: a server base without its trailing slash
+        query = query.where(q.source == normal_base(source))
     if resource_type is not None:
         query = query.where(q.resource_type == resource_type)
     return [QuarantinedResource.model_validate(dict(row._mapping)) for row in session.execute(query)]
