@@ -1,5 +1,6 @@
 """A real FHIR client library (fhirpy) reading the façade of a real ``fhir-cm serve`` over HTTP:
-paging through a ``_revinclude`` search, counting with ``_summary=count`` and fhirpy's own count."""
+paging through a ``_revinclude`` search, counting with ``_summary=count`` and fhirpy's own count,
+fetching summaries with ``_summary=true``."""
 
 from __future__ import annotations
 
@@ -57,3 +58,15 @@ def test_fhirpy_sorts_and_subsets(served: tuple[SyncFHIRClient, list[Case]]) -> 
     client, cases = served
     ids = [r.id for r in client.resources("Goal").sort("-_id").elements("lifecycleStatus").limit(5).fetch_all()]
     assert ids == sorted((g.id for c in cases for g in c.goals), reverse=True)
+
+
+def test_fhirpy_fetches_summaries(served: tuple[SyncFHIRClient, list[Case]]) -> None:
+    """fhirpy sends _summary=true as any other parameter; it was a 400 (an exception in the client)."""
+    client, cases = served
+    goals = client.resources("Goal").search(_summary="true").limit(4).fetch_all()
+    assert sorted(g.id for g in goals) == sorted(g.id for c in cases for g in c.goals)
+    for goal in goals:
+        assert goal.get("target") is None and goal["lifecycleStatus"] and goal["description"]
+        assert any(t["code"] == "SUBSETTED" for t in goal["meta"]["tag"])
+    one = client.reference("Goal", goals[0].id).to_resource()
+    assert one.get("target") is not None, "a read without _summary is the whole resource"

@@ -86,7 +86,7 @@ def test_summary_count_gives_the_total_only(world: World) -> None:
     every = search_ids(world.client, "/fhir/Goal?status=active")
     bundle = get(world.client, "/fhir/Goal?status=active&_summary=count")
     assert bundle["total"] == len(every) and "entry" not in bundle
-    assert world.client.get("/fhir/Goal?_summary=text", headers=READER).status_code == 400
+    assert world.client.get("/fhir/Goal?_summary=short", headers=READER).status_code == 400
 
 
 def test_sort_orders_before_paging(world: World) -> None:
@@ -137,7 +137,7 @@ def test_a_read_takes_elements_and_summary_as_a_search_does(world: World, versio
     assert get(world.client, f"/fhir/Goal/{goal['id']}?_summary=false") == goal
     subset = get(world.client, f"/fhir/Goal/{goal['id']}?_elements=lifecycleStatus,subject")
     assert set(subset) == {"resourceType", "id", "meta", "lifecycleStatus", "subject", "description"}
-    for bad in ("_summary=count", "_summary=text", "_elements=target.dueDate"):
+    for bad in ("_summary=count", "_summary=short", "_elements=target.dueDate"):
         refused = world.client.get(f"/fhir/Goal/{goal['id']}?{bad}", headers=READER)
         assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome", bad
 

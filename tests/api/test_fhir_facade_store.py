@@ -140,6 +140,33 @@ def test_a_copy_stored_in_r5_is_served_in_r4_and_in_r5(store: Store, cases: list
     }
 
 
+def test_summary_true_cuts_inside_elements_too_as_hapi_does(store: Store, cases: list[Case]) -> None:
+    """FHIR's summary flags hold at every level: a hospital's extension inside a CodeableConcept or a
+    Coding is not part of the summary (Element.extension is not Σ), their own elements are."""
+    case = cases[0]
+    key, raw = hospital_copy(case, 0)
+    raw["description"] = {**raw["description"], "extension": [HOSPITAL_EXT]}
+    raw["category"] = [
+        {"coding": [{"system": "https://hospital.example/goal-kind", "code": "social"}], "text": "Social"}
+    ]
+    raw["category"][0]["coding"][0]["extension"] = [HOSPITAL_EXT]
+    with store.session() as s:
+        put_resources(s, case.id, [(key, raw)], fhir_version="R4")
+    client = client_for(store)
+    served = client.get(f"/fhir/Goal/{key}").json()
+    assert served["description"]["extension"] == [HOSPITAL_EXT] and served["category"] == raw["category"]
+    for headers in ({}, R5):
+        summary = client.get(f"/fhir/Goal/{key}?_summary=true", headers=headers).json()
+        assert summary["description"] == {"text": raw["description"]["text"]}
+        assert summary["category"] == [
+            {"coding": [{"system": "https://hospital.example/goal-kind", "code": "social"}], "text": "Social"}
+        ]
+        assert summary["subject"] == served["subject"]
+        assert not {"extension", "target", "identifier"} & set(summary)
+        assert summary["meta"]["tag"][-1]["code"] == "SUBSETTED" and HOSPITAL_TAG in summary["meta"]["tag"]
+        validate(summary, "R5" if headers else "R4")
+
+
 def test_a_key_that_is_no_fhir_id_is_served_under_a_stable_substitute(tmp_path: Path, cases: list[Case]) -> None:
     long_id = "c" * 60  # a valid case id; its CarePlan's key "<id>-careplan" is longer than a FHIR id may be
     case = cases[0].model_copy(update={"id": long_id})

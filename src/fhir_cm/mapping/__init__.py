@@ -37,14 +37,18 @@ from ._refs import (
     replace_references,
 )
 from ._versions import (
+    Elem,
     UnrepresentableElementError,
     UnsupportedResourceError,
     VersionConversionError,
     convert_resource,
+    element_map,
+    model_class,
 )
 
 __all__ = [
     "AUTO_FHIR_VERSION",
+    "Elem",
     "DEFAULT_FHIR_VERSION",
     "PATIENT_PATHS",
     "FhirVersion",
@@ -85,4 +89,6 @@ __all__ = [
     "resource_key",
     "resources_to_case",
     "task_key",
+    "element_map",
+    "model_class",
 ]

@@ -2,11 +2,12 @@
 
 Its parts, each with one job: version negotiation (``_negotiation``), the search parameters it
 declares and parses (``_params``, ``_match``), an index of the stored resources answering searches
-(``_index``), searchset Bundles (``_bundle``), the CapabilityStatement (``_capability``) and
+(``_index``), searchset Bundles (``_bundle``), resources cut down by ``_summary`` / ``_elements``
+(``_summary``), the CapabilityStatement (``_capability``) and
 OperationOutcome errors (``_errors``). The routes in ``api/routes/fhir.py`` only join them.
 """
 
-from ._bundle import page_of, searchset, sort_matches, subset
+from ._bundle import page_of, searchset, sort_matches
 from ._capability import capability_statement
 from ._errors import (
     FacadeError,
@@ -24,6 +25,7 @@ from ._errors import (
 from ._index import FacadeIndex
 from ._negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
 from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, includes_for, parse_read, parse_search, revincludes_for
+from ._summary import shape_resource
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -52,6 +54,6 @@ __all__ = [
     "parse_search",
     "revincludes_for",
     "searchset",
+    "shape_resource",
     "sort_matches",
-    "subset",
 ]

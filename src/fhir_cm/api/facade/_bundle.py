@@ -19,9 +19,11 @@ import orjson
 from ._errors import issue, operation_outcome
 from ._index import Indexed
 from ._match import sort_text
+from ._negotiation import FhirVersion
 from ._params import SearchRequest
+from ._summary import shape_resource
 
-__all__ = ["page_of", "searchset", "sort_matches", "subset"]
+__all__ = ["page_of", "searchset", "sort_matches"]
 
 
 def _link(url: str, request: SearchRequest, offset: int) -> str:
@@ -96,42 +98,13 @@ def page_of(matches: Sequence[Indexed], request: SearchRequest) -> list[Indexed]
     return list(matches[request.offset : request.offset + request.count])
 
 
-#: The top-level elements each served type must have (min 1) in R4 or R5: ``_elements`` keeps them
-#: whether asked or not, as FHIR says servers should, so that a subset is still a valid resource.
-_MANDATORY: dict[str, frozenset[str]] = {
-    "EpisodeOfCare": frozenset({"status", "patient"}),
-    "CarePlan": frozenset({"status", "intent", "subject"}),
-    "CareTeam": frozenset(),
-    "Condition": frozenset({"clinicalStatus", "subject"}),  # clinicalStatus: R5
-    "Encounter": frozenset({"status", "class"}),  # class: R4
-    "Goal": frozenset({"lifecycleStatus", "description", "subject"}),
-    "ServiceRequest": frozenset({"status", "intent", "subject"}),
-    "Task": frozenset({"status", "intent"}),
-    "Communication": frozenset({"status"}),
-}
-
-
-def subset(body: bytes, elements: Sequence[str]) -> Any:
-    """``_elements``: the resource with only the elements asked for (and those every resource keeps,
-    and its type's mandatory ones), tagged SUBSETTED as FHIR requires — a search's matches and a read alike."""
-    resource = orjson.loads(body)
-    mandatory = _MANDATORY.get(resource["resourceType"], frozenset())
-    kept = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements or k in mandatory}
-    meta = dict(kept.get("meta") or {})
-    meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
-    kept["meta"] = meta
-    return kept
-
-
-_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
-
-
 def searchset(
     url: str,
     resource_type: str,
     request: SearchRequest,
     matches: Sequence[Indexed],
     *,
+    version: FhirVersion,
     unmapped_cases: int = 0,
     included: Sequence[Indexed] = (),
 ) -> tuple[bytes, list[Indexed]]:
@@ -139,18 +112,27 @@ def searchset(
     resources, and the resources on that page.
 
     ``url`` is the search URL without its query (``…/fhir/Goal``); entries' ``fullUrl`` is ``url/id``.
+    ``_summary`` shapes every resource of the Bundle, included ones too; ``_elements`` the matches
+    only (it names elements of the type searched), as HAPI serves both.
     """
     page = page_of(matches, request)
     base = url.rsplit("/", 1)[0]
-
-    def resource(r: Indexed) -> Any:
-        return subset(r.body, request.elements) if request.elements is not None else orjson.Fragment(r.body)
+    summary = request.summary
 
     entries: list[dict[str, Any]] = [
-        {"fullUrl": f"{url}/{r.id}", "resource": resource(r), "search": {"mode": "match"}} for r in page
+        {
+            "fullUrl": f"{url}/{r.id}",
+            "resource": shape_resource(r.body, version, summary=summary, elements=request.elements),
+            "search": {"mode": "match"},
+        }
+        for r in page
     ]
     entries += [
-        {"fullUrl": f"{base}/{r.type}/{r.id}", "resource": orjson.Fragment(r.body), "search": {"mode": "include"}}
+        {
+            "fullUrl": f"{base}/{r.type}/{r.id}",
+            "resource": shape_resource(r.body, version, summary=summary),
+            "search": {"mode": "include"},
+        }
         for r in included
     ]
     outcome = _outcome(resource_type, request, unmapped_cases)

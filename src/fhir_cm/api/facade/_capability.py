@@ -20,9 +20,9 @@ _DOC = (
     "Read-only FHIR facade of fhir-cm: the case-management resources of every case in the adapter's "
     "store. Resource ids are the business-identifier values (system {system}), or the server id of a "
     "resource that carries none. Search results are in id order, paged with _count (default {default}, "
-    "at most {maximum}) and next/previous links; _sort, _summary=count, _elements, _include and "
-    "_revinclude as each type declares; the same search by POST [type]/_search with a form body. "
-    "A read takes _elements (and _summary=false) as a search does. "
+    "at most {maximum}) and next/previous links; _sort, _summary (true, text, data, count, false), "
+    "_elements, _include and _revinclude as each type declares; the same search by POST "
+    "[type]/_search with a form body. A read takes _summary (but count) and _elements as a search does. "
     "Unknown search parameters are refused (400), or with Prefer: handling=lenient ignored and "
     "reported in an OperationOutcome entry (search.mode=outcome). "
     "R4 by default; R5 with Accept: application/fhir+json; fhirVersion=5.0 (or ?_fhirVersion=5.0)."
@@ -55,7 +55,9 @@ def _resource(rtype: str) -> dict[str, Any]:
 #: The result parameters every type takes.
 _CONTROL = {
     "_sort": "_id, _lastUpdated, a token or a date parameter; - for descending; comma-separated keys",
-    "_summary": "count (the total only) or false",
+    "_summary": "true (the summary elements, at every level), text (text, id, meta and the mandatory "
+    "elements), data (all but text) — each tagged SUBSETTED, included resources too, not with _elements —, "
+    "count (the total only) or false",
     "_elements": "Top-level elements to return (and the mandatory ones; the rest left out, the resource tagged SUBSETTED)",
     "_count": "Page size",
 }

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ._errors import InvalidSearch, UnsupportedParameter
 from ._match import Kind, Matcher, parse_matcher, split_or
+from ._summary import SUMMARY_MODES, Summary
 
 __all__ = [
     "CONTROL_PARAMS",
@@ -190,6 +191,8 @@ class SearchRequest:
     ignored: list[str] = field(default_factory=list)
     #: ``_summary=count``: the total only.
     summary_count: bool = False
+    #: ``_summary=true``, ``text`` or ``data``: each resource cut down so (None: whole resources).
+    summary: Summary | None = None
     #: ``_sort``: (parameter, descending) in order; by id when empty.
     sort: list[tuple[str, bool]] = field(default_factory=list)
     #: ``_elements``: the top-level elements to return (None: whole resources).
@@ -268,9 +271,9 @@ def parse_search(
     return request
 
 
-def parse_read(resource_type: str, items: Iterable[tuple[str, str]]) -> tuple[str, ...] | None:
+def parse_read(resource_type: str, items: Iterable[tuple[str, str]]) -> SearchRequest:
     """``_summary`` and ``_elements`` of a read (``GET [type]/[id]?…``), understood as a search understands
-    them: the top-level elements to return, or None for the whole resource. FHIR defines both for a read
+    them (``summary`` and ``elements`` of the answer; the rest unused). FHIR defines both for a read
     as for a search, but ``_summary=count`` for searches only (a read has no total to give)."""
     control: dict[str, list[str]] = {}
     for name, value in items:
@@ -280,7 +283,7 @@ def parse_read(resource_type: str, items: Iterable[tuple[str, str]]) -> tuple[st
     _shape(resource_type, params_for(resource_type), control, shape)
     if shape.summary_count:
         raise InvalidSearch("_summary=count is for searches: a read answers with the resource")
-    return shape.elements
+    return shape
 
 
 def _values(control: dict[str, list[str]], name: str) -> list[str]:
@@ -294,11 +297,7 @@ def _shape(
     total = _values(control, "_total")
     if len(total) > 1 or not set(total) <= {"none", "estimate", "accurate"}:
         raise InvalidSearch("_total is none, estimate or accurate (given once); this facade always counts accurately")
-    summary = _values(control, "_summary")
-    if summary and summary != ["false"]:
-        if summary != ["count"]:
-            raise UnsupportedParameter("_summary: this facade supports count and false")
-        out.summary_count = True
+    _summary(control, out)
     for key in _values(control, "_sort"):
         name, descending = (key[1:], True) if key.startswith("-") else (key, False)
         if name not in ("_id", "_lastUpdated") and (name not in known or known[name].kind == "reference"):
@@ -332,6 +331,23 @@ def _shape(
         ):
             raise UnsupportedParameter(f"_revinclude={value}: nothing served refers to {resource_type} that way")
         out.revincludes.append((source, param))
+
+
+def _summary(control: dict[str, list[str]], out: SearchRequest) -> None:
+    """``_summary`` (one value of true, text, data, count, false); not beside ``_elements`` but with
+    ``false`` or ``count``, as HAPI answers (which of the two would shape the resources?)."""
+    given = set(_values(control, "_summary"))
+    if len(given) > 1:
+        raise InvalidSearch("_summary is given once: true, text, data, count or false")
+    value = next(iter(given), "false")
+    if value == "count":
+        out.summary_count = True
+    elif value in SUMMARY_MODES:
+        if _values(control, "_elements"):
+            raise InvalidSearch(f"_summary={value} cannot be combined with _elements")
+        out.summary = next(m for m in SUMMARY_MODES if m == value)
+    elif value != "false":
+        raise InvalidSearch(f"_summary is true, text, data, count or false, not {value!r}")
 
 
 def _include_parts(value: str) -> tuple[str, str, str | None]:

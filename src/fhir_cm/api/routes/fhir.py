@@ -52,8 +52,8 @@ from ..facade import (
     parse_read,
     parse_search,
     searchset,
+    shape_resource,
     sort_matches,
-    subset,
     UnsupportedMediaType,
 )
 
@@ -197,6 +197,7 @@ _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "string",
         "enum": ["json", "application/fhir+json", "application/json", "application/json+fhir"],
     },
+    "_summary": {"type": "string", "enum": ["true", "text", "data", "count", "false"]},
 }
 _SEARCH_QUERY = [
     {"name": name, "in": "query", "required": False, "schema": _QUERY_SCHEMAS.get(name, _STRING), "description": text}
@@ -212,16 +213,27 @@ _SEARCH_QUERY = [
         "_offset": "Where the page starts (use the links)",
         "_fhirVersion": "4.0 (default) or 5.0",
         "_format": "json",
+        "_summary": "true (summary elements), text (text and mandatory elements), data (all but text), "
+        "count (the total only) or false; a subset is tagged SUBSETTED",
     }.items()
 ]
 
 #: What a read takes besides the version negotiation: the subset of the resource to return.
 _READ_QUERY = [
-    {"name": name, "in": "query", "required": False, "schema": _STRING, "description": text}
-    for name, text in {
-        "_elements": "Top-level elements to return (the mandatory ones kept; the resource tagged SUBSETTED)",
-        "_summary": "false (the whole resource); count is for searches only",
-    }.items()
+    {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+    for name, schema, text in (
+        (
+            "_elements",
+            _STRING,
+            "Top-level elements to return (the mandatory ones kept; the resource tagged SUBSETTED)",
+        ),
+        (
+            "_summary",
+            {"type": "string", "enum": ["true", "text", "data", "false"]},
+            "true (summary elements), text (text and mandatory elements), data (all but text) — tagged "
+            "SUBSETTED, not with _elements — or false (the whole resource); count is for searches only",
+        ),
+    )
 ]
 
 
@@ -288,16 +300,16 @@ def build_fhir_router(
         request: Request, resource_type: str, resource_id: str, principal: Any = reader, session: Any = session_dep
     ) -> Response:
         """One resource by id (its business-identifier value), with ETag and Last-Modified; ``_elements``
-        (and ``_summary=false``) as a search takes them, the subset tagged SUBSETTED."""
+        and ``_summary`` as a search takes them, a subset tagged SUBSETTED."""
         _served(resource_type)
         version = _version(request)
-        elements = parse_read(resource_type, request.query_params.multi_items())
+        shape = parse_read(resource_type, request.query_params.multi_items())
         found = index.read(session, version, resource_type, resource_id)
         if found is None:
             raise FacadeNotFound(f"no {resource_type} with this id")
         audited(principal, "read", {found.case_id})
         return _fhir_response(
-            found.body if elements is None else orjson.dumps(subset(found.body, elements)),
+            orjson.dumps(shape_resource(found.body, version, summary=shape.summary, elements=shape.elements)),
             version,
             headers={
                 "ETag": f'W/"{found.version_id}"',
@@ -368,7 +380,9 @@ def build_fhir_router(
         matches = sort_matches(matches, parsed.sort)
         included = index.related(session, version, page_of(matches, parsed), parsed)
         url = _base_url(request, suffix)
-        body, page = searchset(url, resource_type, parsed, matches, unmapped_cases=unmapped, included=included)
+        body, page = searchset(
+            url, resource_type, parsed, matches, version=version, unmapped_cases=unmapped, included=included
+        )
         audited(principal, "search", {r.case_id for r in [*page, *included]})
         applied = {"Preference-Applied": f"handling={handling}"} if handling else None
         return _fhir_response(body, version, headers=applied)

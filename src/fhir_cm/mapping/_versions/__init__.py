@@ -6,12 +6,15 @@ it works and ``mappings/r4-r5-elements.json`` for the renames and code changes i
 
 from ._convert import convert_resource
 from ._errors import UnrepresentableElementError, UnsupportedResourceError, VersionConversionError
-from ._schema import FhirVersion
+from ._schema import Elem, FhirVersion, element_map, model_class
 
 __all__ = [
+    "Elem",
     "FhirVersion",
     "UnrepresentableElementError",
     "UnsupportedResourceError",
     "VersionConversionError",
     "convert_resource",
+    "element_map",
+    "model_class",
 ]

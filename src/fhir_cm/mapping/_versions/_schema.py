@@ -71,6 +71,7 @@ class Elem:
     cls: Model | None  # model class of a data type or backbone element
     required: bool = False  # min cardinality 1 (for a choice: one of its types must be present)
     targets: frozenset[str] | None = None  # resource types a Reference/CodeableReference may point to
+    summary: bool = False  # isSummary: part of what ``_summary=true`` returns
 
     def may_point_to(self, resource_type: str | None) -> bool:
         """Whether a reference to ``resource_type`` (None: cannot tell) is allowed here."""
@@ -195,6 +196,7 @@ def element_map(cls: Model) -> dict[str, Elem]:
             klass,
             required,
             frozenset(str(t) for t in targets) if isinstance(targets, list) and targets else None,
+            bool(extra.get("summary_element_property")),
         )
     return out
 
