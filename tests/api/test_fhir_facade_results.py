@@ -112,6 +112,22 @@ def test_elements_returns_only_what_was_asked_tagged_subsetted(world: World) -> 
 
 
 @pytest.mark.parametrize("version", ["R4", "R5"])
+def test_elements_names_a_choice_element_by_its_name(world: World, version: str) -> None:
+    """FHIR's _elements takes element names: ServiceRequest.occurrence[x] is ``occurrence``, served as
+    ``occurrenceDateTime``. Asked so, the referral came back without its date, as if it had none."""
+    whole = {r["id"]: r for r in matches(get(world.client, f"/fhir/ServiceRequest?_count=200&_fhirVersion={version}"))}
+    dated = {rid for rid, r in whole.items() if "occurrenceDateTime" in r}
+    assert dated
+    asked = matches(get(world.client, f"/fhir/ServiceRequest?_elements=occurrence&_count=200&_fhirVersion={version}"))
+    assert {r["id"] for r in asked if r.get("occurrenceDateTime") == whole[r["id"]].get("occurrenceDateTime")} == dated
+    (goal,) = matches(get(world.client, f"/fhir/Goal?_elements=start&_count=1&_fhirVersion={version}"))
+    full = get(world.client, f"/fhir/Goal/{goal['id']}?_fhirVersion={version}")
+    started = {k: v for k, v in full.items() if k.startswith("start")}
+    assert started and {k: v for k, v in goal.items() if k.startswith("start")} == started
+    assert get(world.client, f"/fhir/Goal/{goal['id']}?_elements=start&_fhirVersion={version}") == goal
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
 def test_elements_keeps_the_mandatory_elements_so_subsets_stay_valid(world: World, version: str) -> None:
     """FHIR: servers SHOULD return mandatory elements whether asked or not (a Goal without description is none)."""
     for rtype in TYPES:

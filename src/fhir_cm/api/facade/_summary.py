@@ -10,7 +10,8 @@ is kept wherever its element is, as HAPI does; an extension kept (R5 marks ``mod
 summary element) is kept whole, for an extension without its ``url`` is none.
 
 ``_summary=text`` keeps ``text``, ``id``, ``meta`` and the top-level mandatory elements;
-``_summary=data`` everything but ``text``; ``_elements`` the top-level elements named and the
+``_summary=data`` everything but ``text``; ``_elements`` the top-level elements named (a choice
+element by its name: ``occurrence`` is ``occurrenceDateTime`` or any other of its types) and the
 mandatory ones, so that a subset is still a valid resource. Every one of these is tagged SUBSETTED
 (``meta.tag``), as FHIR requires of a resource not whole, so no client takes it for all there is.
 """
@@ -82,7 +83,14 @@ def _cut(resource: dict[str, Any], version: FhirVersion, summary: Summary | None
         return {"resourceType": rtype, **kept}
     asked = {"text"} if summary == "text" else set(elements)
     keep = asked | mandatory_elements(version, rtype)
-    return {k: v for k, v in resource.items() if k in _ALWAYS or _element_name(k) in keep}
+    named = _elements_of(version, rtype)
+
+    def wanted(key: str) -> bool:
+        # A choice element is asked for by its name (``occurrence``) and served by its type's (``occurrenceDateTime``).
+        elem = named.get(_element_name(key))
+        return key in _ALWAYS or _element_name(key) in keep or (elem is not None and elem.name in keep)
+
+    return {k: v for k, v in resource.items() if wanted(k)}
 
 
 def shape_resource(
