@@ -515,6 +515,15 @@ def test_unknown_parameters_are_ignored_and_reported_when_lenient(world: World) 
     assert "colour" not in self_params and "status" in self_params
 
 
+def test_handling_is_read_from_every_prefer_header_line(world: World) -> None:
+    """HTTP lets a client send Prefer on several lines (HAPI's client adds one per preference): the
+    handling on the second line was not seen, so a lenient search was refused as strict."""
+    headers = [*READER.items(), ("Prefer", "return=representation"), ("Prefer", "handling=lenient")]
+    response = world.client.get("/fhir/Goal?status=active&colour=blue", headers=headers)
+    assert response.status_code == 200 and response.headers["preference-applied"] == "handling=lenient"
+    assert response.json()["total"] == len(search_ids(world.client, "/fhir/Goal?status=active"))
+
+
 def test_parameters_of_other_types_are_unknown_here(world: World) -> None:
     """Encounter has no category, EpisodeOfCare no lifecycle-status: lenient ignores, strict refuses."""
     for url in ("/fhir/Encounter?category=x", "/fhir/EpisodeOfCare?lifecycle-status=active"):

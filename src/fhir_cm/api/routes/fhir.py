@@ -164,7 +164,8 @@ def _served(resource_type: str) -> str:
 
 
 def _handling(prefer: str | None) -> str | None:
-    """The ``handling`` preference of a ``Prefer`` header (``strict`` or ``lenient``), if any."""
+    """The ``handling`` preference of the ``Prefer`` header (``strict`` or ``lenient``), if any; its
+    lines joined first, as HTTP reads several lines of one field (a client may send one per preference)."""
     for part in (prefer or "").split(","):
         name, _, value = part.split(";")[0].strip().partition("=")
         if name.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
@@ -368,7 +369,7 @@ def build_fhir_router(
     ) -> Response:
         _served(resource_type)
         version = _version(request)
-        handling = _handling(request.headers.get("prefer"))
+        handling = _handling(", ".join(request.headers.getlist("prefer")))
         parsed = parse_search(
             resource_type,
             items,
