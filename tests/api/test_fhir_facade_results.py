@@ -172,6 +172,21 @@ def test_post_search_answers_as_get(world: World) -> None:
     assert wrong.status_code == 415 and wrong.json()["resourceType"] == "OperationOutcome"
 
 
+def test_post_search_takes_the_version_and_format_from_its_body_too(world: World) -> None:
+    """A form body's parameters are the search's, _fhirVersion and _format among them: the body's
+    _fhirVersion=5.0 was answered in R4 (its next link in R5), and _format=xml answered in JSON."""
+    form = {**READER, "Content-Type": "application/x-www-form-urlencoded"}
+    posted = world.client.post("/fhir/Encounter/_search", content="_fhirVersion=5.0&_count=2", headers=form)
+    assert posted.status_code == 200 and posted.headers["content-type"].endswith("fhirVersion=5.0")
+    as_get = get(world.client, "/fhir/Encounter?_fhirVersion=5.0&_count=2")
+    assert matches(posted.json()) == matches(as_get) and "actualPeriod" in str(matches(as_get))
+    validate_bundle(posted.json(), "R5")
+    xml = world.client.post("/fhir/Encounter/_search", content="_format=xml", headers=form)
+    assert xml.status_code == 406 and xml.json()["resourceType"] == "OperationOutcome"
+    twice = world.client.post("/fhir/Encounter/_search?_fhirVersion=4.0", content="_fhirVersion=5.0", headers=form)
+    assert twice.status_code == 400
+
+
 def test_last_updated_ranges_select_by_both_ends(world: World) -> None:
     lo, hi = saved_at(3).date().isoformat(), saved_at(6).date().isoformat()
     found = search_ids(world.client, f"/fhir/EpisodeOfCare?_lastUpdated=ge{lo}&_lastUpdated=lt{hi}")

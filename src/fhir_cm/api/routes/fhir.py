@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import http
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -93,9 +93,15 @@ def _version_or_default(request: Request) -> FhirVersion:
         return DEFAULT_VERSION
 
 
-def _version(request: Request) -> FhirVersion:
-    q = request.query_params
-    return negotiate_version(q.getlist("_fhirVersion"), q.getlist("_format"), request.headers.get("accept"))
+def _version(request: Request, items: Sequence[tuple[str, str]] | None = None) -> FhirVersion:
+    """The version to answer in; ``items`` are a search's parameters when they are more than the query
+    (``POST _search``: the form body's ``_fhirVersion`` and ``_format`` count as the query's would)."""
+    pairs = request.query_params.multi_items() if items is None else items
+    return negotiate_version(
+        [v for k, v in pairs if k == "_fhirVersion"],
+        [v for k, v in pairs if k == "_format"],
+        request.headers.get("accept"),
+    )
 
 
 def _fhir_response(
@@ -368,7 +374,7 @@ def build_fhir_router(
         request: Request, resource_type: str, items: list[tuple[str, str]], principal: Any, session: Any, suffix: str
     ) -> Response:
         _served(resource_type)
-        version = _version(request)
+        version = _version(request, items)
         handling = _handling(", ".join(request.headers.getlist("prefer")))
         parsed = parse_search(
             resource_type,
