@@ -21,6 +21,7 @@ from ._models import (
     TeamMember,
     _Model,
     new_id,
+    OptionalNote,
 )
 from ._transitions import (
     CurrentSetting,
@@ -49,7 +50,7 @@ class Case(_Model):
     referral_source: Party | None = None
     eligibility: list[EligibilityReason] = Field(default_factory=list)
     acuity: Acuity = Acuity.MODERATE
-    plan_summary: str | None = Field(default=None, max_length=10_000, description="The care plan in a few sentences.")
+    plan_summary: OptionalNote = Field(default=None, description="The care plan in a few sentences.")
     needs: list[Need] = Field(default_factory=list)
     goals: list[Goal] = Field(default_factory=list)
     referrals: list[Referral] = Field(default_factory=list)

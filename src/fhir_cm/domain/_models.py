@@ -60,6 +60,20 @@ EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
 
+def _none_if_empty(value: object) -> object:
+    """FHIR has no empty strings (``""`` is invalid, and a server refuses the resource holding it):
+    an empty note, reason or name says nothing, so it is none — where the person typing can see it,
+    rather than a push failing later. A stored case holding one reads as if it had none."""
+    return None if value == "" else value
+
+
+_BLANK_IS_NONE = BeforeValidator(_none_if_empty)
+#: Optional free text, ``""`` taken as none: a name (500 characters), a reason or a measure (2,000), a note (10,000).
+OptionalName = Annotated[Annotated[str, StringConstraints(max_length=500)] | None, _BLANK_IS_NONE]
+OptionalText = Annotated[Annotated[str, StringConstraints(max_length=2_000)] | None, _BLANK_IS_NONE]
+OptionalNote = Annotated[Annotated[str, StringConstraints(max_length=10_000)] | None, _BLANK_IS_NONE]
+
+
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -133,7 +147,7 @@ class Party(_Model):
 
     kind: PartyKind
     id: EntityId
-    name: str | None = Field(default=None, max_length=500)
+    name: OptionalName = None
 
 
 class StatusChange(_Model):
@@ -142,7 +156,7 @@ class StatusChange(_Model):
     status: CaseStatus
     start: Day
     end: Day | None = None
-    reason: str | None = Field(default=None, max_length=2_000)
+    reason: OptionalText = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -176,7 +190,7 @@ class Goal(_Model):
     achievement: GoalAchievement | None = None
     start: Day | None = None
     due: Day | None = None
-    target: str | None = Field(default=None, max_length=2_000, description="The measure, e.g. 'walks 200 m unaided'.")
+    target: OptionalText = Field(default=None, description="The measure, e.g. 'walks 200 m unaided'.")
     addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs this goal addresses.")
 
     @model_validator(mode="after")
@@ -194,7 +208,7 @@ class Referral(_Model):
     kind: ReferralKind
     service: Text = Field(description="What is asked for, in words, e.g. 'home physiotherapy 2x/week'.")
     status: ReferralStatus = ReferralStatus.REQUESTED
-    status_reason: str | None = Field(default=None, max_length=2_000)
+    status_reason: OptionalText = None
     authored: Day
     due: Day | None = None
     target: Party | None = Field(default=None, description="Who is asked to perform it.")
@@ -233,7 +247,7 @@ class Contact(_Model):
     id: EntityId = Field(default_factory=new_id)
     date: Day
     mode: ContactMode
-    note: str | None = Field(default=None, max_length=10_000)
+    note: OptionalNote = None
 
 
 class Stay(_Model):
