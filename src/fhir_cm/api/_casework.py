@@ -306,25 +306,45 @@ def patched(entity: E, changes: dict[str, Any], field: str) -> E:
         raise InvalidInput("the change is not valid", errors=field_errors(exc.errors(), hint=field)) from None
 
 
-def add_entity(work: Work, case_id: str, field: str, entity: E, what: str) -> Edited[E]:
-    """Append a need, goal, referral, team member, contact or stay to a case."""
+#: A rule an entity's change must keep that only the whole case can tell (raises a Problem).
+EntityCheck = Callable[[Case, E], None]
+
+
+def add_entity(
+    work: Work, case_id: str, field: str, entity: E, what: str, *, check: EntityCheck[E] | None = None
+) -> Edited[E]:
+    """Append a need, goal, referral, team member, contact or stay to a case (``check``: held to the case)."""
     entity_id: str = entity.id
 
     def change(case: Case) -> tuple[Case, E]:
         check_new_id(case, entity_id, what)
+        if check is not None:
+            check(case, entity)
         return rebuild(case, field, **{field: [*getattr(case, field), entity]}), entity
 
     return work.edit(case_id, change, action="add", detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
 
 
 def update_entity(
-    work: Work, case_id: str, field: str, entity_id: str, what: str, update: Callable[[E], E], *, action: str = "update"
+    work: Work,
+    case_id: str,
+    field: str,
+    entity_id: str,
+    what: str,
+    update: Callable[[E], E],
+    *,
+    action: str = "update",
+    check: EntityCheck[E] | None = None,
 ) -> Edited[E]:
-    """Replace one entity of a case by ``update(current)``; 404 if the case has no such entity."""
+    """Replace one entity of a case by ``update(current)``; 404 if the case has no such entity.
+    ``check(case, current)`` may refuse the change first."""
 
     def change(case: Case) -> tuple[Case, E]:
         items = getattr(case, field)
-        updated = update(find(items, entity_id, what, case.id))
+        current = find(items, entity_id, what, case.id)
+        if check is not None:
+            check(case, current)
+        updated = update(current)
         return rebuild(case, field, **{field: replace(items, updated)}), updated
 
     return work.edit(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import Query, Response, status
 
-from fhir_cm.domain import Day, TeamMember
+from fhir_cm.domain import Case, Day, TeamMember
 
 from .._casework import add_entity, listed, patched, respond, update_entity
 from .._deps import CaseWork
@@ -36,11 +37,30 @@ def list_team(
     return team
 
 
+def _overlap(a: TeamMember, b: TeamMember) -> bool:
+    """Whether two memberships share a day (an end is the last day on the team)."""
+    return (a.start or dt.date.min) <= (b.end or dt.date.max) and (b.start or dt.date.min) <= (a.end or dt.date.max)
+
+
+def _may_join(case: Case, member: TeamMember) -> None:
+    """Refuse (409) a member already on the team in that role at the time."""
+    for m in case.team:
+        if m.party.kind is member.party.kind and m.party.id == member.party.id and m.role is member.role:
+            if _overlap(m, member):
+                raise ConflictProblem(
+                    f"{member.party.id} is already on the team as {member.role} then (team member {m.id})",
+                    extra={"member": m.id},
+                )
+
+
 @router.post("", response_model=TeamMember, status_code=status.HTTP_201_CREATED, summary="Add a team member")
 def add_member(case_id: CaseId, body: TeamMember, work: CaseWork, response: Response) -> TeamMember:
-    """A person or organisation joins the care team in a role (``start`` defaults to today)."""
+    """A person or organisation joins the care team in a role (``start`` defaults to today).
+
+    One already on the team in that role at the time is a 409 naming the membership (``member``).
+    """
     member = patched(body, {"start": body.start or work.today}, "start")
-    return respond(add_entity(work, case_id, "team", member, "team member"), response)
+    return respond(add_entity(work, case_id, "team", member, "team member", check=_may_join), response)
 
 
 @router.delete("/{member_id}", response_model=TeamMember, summary="Remove a team member")
@@ -59,4 +79,5 @@ def remove_member(
             raise ConflictProblem(f"team member {member.id} already left on {member.end}")
         return patched(member, {"end": end}, "on")
 
-    return respond(update_entity(work, case_id, "team", member_id, "team member", leave, action="remove"), response)
+    edited = update_entity(work, case_id, "team", member_id, "team member", leave, action="remove")
+    return respond(edited, response)

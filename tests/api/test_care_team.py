@@ -1,0 +1,47 @@
+"""The care team as a case manager changes it: who may join when, and what only a hand-over changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from fhir_cm.domain import Case
+from fhir_cm.mapping import case_to_resources
+
+from .conftest import Keys, bearer, create
+
+BASE = "/api/v1/cases/case-a"
+NURSE = {"kind": "practitioner", "id": "nurse-1"}
+
+
+def _participants(client: TestClient, key: str) -> list[dict[str, Any]]:
+    case = Case.model_validate(client.get(BASE, headers=bearer(key)).json()["case"])
+    resources = case_to_resources(case, "R4", "https://example.org/ids")
+    team = next(r for r in resources.values() if r["resourceType"] == "CareTeam")
+    participants: list[dict[str, Any]] = team["participant"]
+    return participants
+
+
+def test_a_member_added_twice_in_the_same_role_is_a_conflict(client: TestClient, keys: Keys) -> None:
+    """A client retrying a POST /team (no id: a fresh one each time) put the same nurse on the team twice
+    over the same days, and the CareTeam then listed her as two participants. The second is a 409 naming
+    the first; rejoining after leaving, or in another role, is a membership of its own."""
+    create(client, keys.cm1, id="case-a")
+    h = bearer(keys.cm1)
+    first = client.post(f"{BASE}/team", json={"role": "nurse", "party": NURSE, "start": "2025-02-01"}, headers=h)
+    assert first.status_code == 201
+    again = client.post(f"{BASE}/team", json={"role": "nurse", "party": NURSE}, headers=h)
+    assert again.status_code == 409, again.text
+    assert again.json()["member"] == first.json()["id"]
+    assert len(_participants(client, keys.cm1)) == 1
+
+    other_role = client.post(f"{BASE}/team", json={"role": "therapist", "party": NURSE}, headers=h)
+    assert other_role.status_code == 201
+    left = client.delete(f"{BASE}/team/{first.json()['id']}", params={"on": "2025-03-31"}, headers=h)
+    assert left.status_code == 200
+    back = client.post(f"{BASE}/team", json={"role": "nurse", "party": NURSE, "start": "2025-04-01"}, headers=h)
+    assert back.status_code == 201
+    overlapping = {"role": "nurse", "party": NURSE, "start": "2025-01-01", "end": "2025-02-01"}
+    assert client.post(f"{BASE}/team", json=overlapping, headers=h).status_code == 409
+    assert len(_participants(client, keys.cm1)) == 3
