@@ -15,6 +15,11 @@ BASE = "/api/v1/cases/case-a"
 NURSE = {"kind": "practitioner", "id": "nurse-1"}
 
 
+def _caseload(client: TestClient, key: str) -> list[tuple[str, list[str]]]:
+    answer = client.get("/api/v1/caseload", headers=bearer(key)).json()
+    return [(m["case_manager"], [c["case_id"] for c in m["cases"]]) for m in answer["managers"]]
+
+
 def _participants(client: TestClient, key: str) -> list[dict[str, Any]]:
     case = Case.model_validate(client.get(BASE, headers=bearer(key)).json()["case"])
     resources = case_to_resources(case, "R4", "https://example.org/ids")
@@ -45,3 +50,31 @@ def test_a_member_added_twice_in_the_same_role_is_a_conflict(client: TestClient,
     overlapping = {"role": "nurse", "party": NURSE, "start": "2025-01-01", "end": "2025-02-01"}
     assert client.post(f"{BASE}/team", json=overlapping, headers=h).status_code == 409
     assert len(_participants(client, keys.cm1)) == 3
+
+
+def test_a_case_manager_cannot_hand_the_case_over_through_the_team(client: TestClient, keys: Keys) -> None:
+    """The team's case-manager memberships say who managed the case when, and the caseload reads them: a
+    case manager adding a colleague to the team as case manager moved the case to the colleague's caseload
+    (out of their own), though only a supervisor hands a case over and the case (and its EpisodeOfCare's
+    careManager) still named them; ending their own membership left the case in no one's caseload."""
+    create(client, keys.cm1, id="case-a")
+    h = bearer(keys.cm1)
+    colleague = {"role": "case-manager", "party": {"kind": "practitioner", "id": "cm-2"}}
+    moved = client.post(f"{BASE}/team", json=colleague, headers=h)
+    assert moved.status_code == 409, moved.text
+    assert "PATCH /api/v1/cases/case-a" in moved.json()["detail"]
+    assert client.post(f"{BASE}/team", json=colleague, headers=bearer(keys.supervisor)).status_code == 409
+    assert _caseload(client, keys.supervisor) == [("cm-1", ["case-a"])]
+
+    own = {"id": "m-own", "role": "case-manager", "party": {"kind": "practitioner", "id": "cm-1"}}
+    assert client.post(f"{BASE}/team", json=own, headers=h).status_code == 201
+    assert client.delete(f"{BASE}/team/m-own", headers=h).status_code == 409
+    assert _caseload(client, keys.supervisor) == [("cm-1", ["case-a"])]
+
+    agency = {"role": "case-manager", "party": {"kind": "organisation", "id": "agency-1"}}
+    assert client.post(f"{BASE}/team", json=agency, headers=h).status_code == 201  # no practitioner: no manager
+    handed = client.patch(
+        BASE, json={"case_manager": {"kind": "practitioner", "id": "cm-2"}}, headers=bearer(keys.supervisor)
+    )
+    assert handed.status_code == 200
+    assert _caseload(client, keys.supervisor) == [("cm-2", ["case-a"])]
