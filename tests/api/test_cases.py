@@ -193,6 +193,29 @@ def test_close_sets_the_period_end_and_the_status(client: TestClient, keys: Keys
     assert again.status_code == 409
 
 
+def test_a_case_with_open_referrals_is_not_closed_or_cancelled(client: TestClient, keys: Keys) -> None:
+    """Closing a case left its referrals as they were: the EpisodeOfCare finished and the CarePlan completed
+    while the ServiceRequest stayed active and its Task accepted, so the organisation asked went on working
+    for a case that had ended. Every referral ends first; the 409 names those still open, and nothing moves."""
+    requested = {"id": "r1", "kind": "food", "service": "pantry", "authored": "2025-03-01"}
+    done = {"id": "r2", "kind": "housing", "service": "shelter", "authored": "2025-03-01", "status": "completed"}
+    create(client, keys.cm1, id="case-a", referrals=[requested, done])
+    h = bearer(keys.cm1)
+    for path, body in (("close", {"reason": "goals met"}), ("status", {"status": "cancelled"})):
+        refused = client.post(f"/api/v1/cases/case-a/{path}", json=body, headers=h)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["open_referrals"] == [{"id": "r1", "status": "requested"}]
+    assert client.get("/api/v1/cases/case-a", headers=h).json()["case"]["status"] == "active"
+    on_hold = client.post("/api/v1/cases/case-a/status", json={"status": "on-hold", "reason": "in hospital"}, headers=h)
+    assert on_hold.status_code == 200  # a pause ends nothing
+
+    move = {"status": "cancelled", "reason": "case closing"}
+    assert client.post("/api/v1/cases/case-a/referrals/r1/status", json=move, headers=h).status_code == 200
+    closed = client.post("/api/v1/cases/case-a/close", json={"reason": "goals met"}, headers=h)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["case"]["status"] == "closed"
+
+
 def test_patch_changes_only_the_fields_sent(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="case-a", plan_summary="first plan", acuity="low")
     response = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Response, status
 from pydantic import ValidationError
 
-from fhir_cm.domain import Breach, Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
+from fhir_cm.domain import Breach, Case, CaseStatus, Party, PartyKind, Period, ProgrammeType, allowed_referral_moves
 from fhir_cm.store import (
     ApiRole,
     CaseRecord,
@@ -177,12 +177,16 @@ def update_case(case_id: CaseId, body: CaseUpdate, work: CaseWork, response: Res
 
 @router.post("/{case_id}/status", response_model=CaseOut, summary="Change a case's status")
 def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, response: Response) -> CaseOut:
-    """Move the case to a new status on a day, with the reason; the history keeps where it was."""
+    """Move the case to a new status on a day, with the reason; the history keeps where it was.
+
+    A case is closed or cancelled once its referrals have ended (409 ``open_referrals`` otherwise).
+    """
     on = body.on or work.today
 
     def change(case: Case) -> tuple[Case, None]:
         if case.status is body.status:
             raise ConflictProblem(f"case {case.id} is already '{body.status}'")
+        _check_referrals_settled(case, body.status)
         updated = case.model_copy(deep=True)
         try:
             updated.change_status(body.status, on, body.reason)
@@ -199,6 +203,21 @@ def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, respons
     return case_out(edited.record)
 
 
+def _check_referrals_settled(case: Case, status: CaseStatus) -> None:
+    """Refuse (409) ending a case whose referrals are still open: the organisations asked would go on
+    working a referral (its Task still requested, accepted or in progress) for a case that has ended. Each
+    is completed, cancelled, … first; ``open_referrals`` names them with their status."""
+    if status not in (CaseStatus.CLOSED, CaseStatus.CANCELLED):
+        return
+    still = [{"id": r.id, "status": r.status} for r in case.referrals if allowed_referral_moves(r.status)]
+    if still:
+        raise ConflictProblem(
+            f"case {case.id} has {len(still)} open referral(s): move each to an end (completed, cancelled, …) "
+            f"before the case is {status}",
+            extra={"open_referrals": still},
+        )
+
+
 def _status_field(breach: Breach) -> str:
     """A status change only writes its day into the history and the period: a breach there is ``on``."""
     return "on" if breach.field.startswith(("status_history.", "period.")) else breach.field
@@ -206,6 +225,9 @@ def _status_field(breach: Breach) -> str:
 
 @router.post("/{case_id}/close", response_model=CaseOut, summary="Close a case")
 def close_case(case_id: CaseId, body: CloseIn, work: CaseWork, response: Response) -> CaseOut:
-    """Close the case on a day (period end), with the reason; a closed case is no longer open."""
+    """Close the case on a day (period end), with the reason; a closed case is no longer open.
+
+    Its referrals must have ended first (409 ``open_referrals`` naming those still open).
+    """
     status_in = StatusChangeIn(status=CaseStatus.CLOSED, on=body.on, reason=body.reason)
     return change_status(case_id, status_in, work, response)
