@@ -33,6 +33,21 @@ def test_a_contact_in_the_future_is_refused_naming_the_date(client: TestClient, 
     assert client.get(f"{BASE}/contacts", headers=h).json()[0]["date"] == "2025-07-01"
 
 
+def test_a_goal_achieved_before_it_starts_is_refused_naming_the_start(client: TestClient, keys: Keys) -> None:
+    """A goal planned to start in September was taken as achieved in June: the Goal went out with a
+    startDate in the future and achievementStatus achieved, which cannot both be true. A goal reached has
+    begun, so its start is held to the rule of anything done (not after today), and the 422 names it."""
+    create(client, keys.cm1, id="a")
+    h = bearer(keys.cm1)
+    later = {"id": "g1", "description": "walks 200 m", "start": "2025-09-01", "due": "2025-12-01"}
+    assert _fields(client.post(f"{BASE}/goals", json={**later, "achievement": "achieved"}, headers=h)) == ["start"]
+    assert client.post(f"{BASE}/goals", json=later, headers=h).status_code == 201  # planned: fine
+    assert _fields(client.patch(f"{BASE}/goals/g1", json={"achievement": "sustaining"}, headers=h)) == ["start"]
+    moved = client.patch(f"{BASE}/goals/g1", json={"achievement": "achieved", "start": "2025-06-01"}, headers=h)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["achievement"] == "achieved"
+
+
 def test_the_future_tolerance_is_a_setting(app: FastAPI, keys: Keys) -> None:
     app.state.settings = Settings(database_url="sqlite://", future_tolerance_days=5)
     with TestClient(app) as client:

@@ -1,8 +1,9 @@
 """What can be true of a case, beyond its shape: the rules a case manager's data must keep to be trusted.
 
 The model's own validators check that a case hangs together (ids, references, ordered periods).
-These rules check that it could have happened: nothing recorded as done lies in the future, no date
-is centuries away, a person is in one inpatient place at a time, and an open case has not ended.
+These rules check that it could have happened: nothing recorded as done (a goal achieved: its start)
+lies in the future, no date is centuries away, a person is in one inpatient place at a time, and an
+open case has not ended.
 They depend on the day they are checked on and on tolerances that are configuration, so they are a
 function over a case rather than part of the model: a case that broke one when it was imported is
 still readable (and reported by ``fhir-cm check``), while every new change is held to them.
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._case import Case
 from ._models import Stay
-from ._types import CareSetting, CaseStatus, StayStatus
+from ._types import CareSetting, CaseStatus, GoalAchievement, StayStatus
 from ..errors import FhirCmError
 
 __all__ = [
@@ -105,6 +106,9 @@ class ImplausibleCase(FhirCmError, ValueError):
 
 # --- the dates of a case -----------------------------------------------------------------------------
 
+#: Achievements that say a goal was reached, which it cannot have been before it started.
+_REACHED = frozenset({GoalAchievement.ACHIEVED, GoalAchievement.SUSTAINING})
+
 
 class _Dated(BaseModel):
     """One date of a case, where it is, and whether it records something already done."""
@@ -132,9 +136,12 @@ def _dates(case: Case) -> Iterator[_Dated]:
                 path=("needs", i, "resolved"), entity=n.id, what="a need's resolution", day=n.resolved, done=True
             )
     for i, g in enumerate(case.goals):
-        for name in ("start", "due"):
-            if (day := getattr(g, name)) is not None:
-                yield _Dated(path=("goals", i, name), entity=g.id, what=f"a goal's {name}", day=day, done=False)
+        if g.start is not None:  # a goal reached has begun: its start is past
+            reached = g.achievement in _REACHED
+            what = "an achieved goal's start" if reached else "a goal's start"
+            yield _Dated(path=("goals", i, "start"), entity=g.id, what=what, day=g.start, done=reached)
+        if g.due is not None:
+            yield _Dated(path=("goals", i, "due"), entity=g.id, what="a goal's due", day=g.due, done=False)
     for i, r in enumerate(case.referrals):
         yield _Dated(path=("referrals", i, "authored"), entity=r.id, what="a referral", day=r.authored, done=True)
         if r.due is not None:
