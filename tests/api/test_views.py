@@ -160,6 +160,21 @@ def test_the_audit_log_records_who_read_and_changed_which_case(client: TestClien
     assert entries[0]["detail"] == "fields:acuity"
 
 
+def test_the_audit_log_says_where_a_referral_was_moved_and_what_a_patch_changed(client: TestClient, keys: Keys) -> None:
+    """The case keeps only a referral's status now: who cancelled it (rather than completed it) is the audit's
+    to say, and its rows read ``referrals:r1`` for every move alike, and ``goals:g1`` for any change of a goal.
+    A move names the status, a PATCH the fields sent, as a case's own PATCH does."""
+    referral = {"id": "r1", "kind": "food", "service": "pantry", "authored": "2025-03-01"}
+    goal = {"id": "g1", "description": "cook twice a week", "start": "2025-03-01"}
+    create(client, keys.cm1, id="a", referrals=[referral], goals=[goal])
+    h = bearer(keys.cm1)
+    client.post("/api/v1/cases/a/referrals/r1/status", json={"status": "cancelled", "reason": "moved away"}, headers=h)
+    client.patch("/api/v1/cases/a/goals/g1", json={"status": "completed", "achievement": "achieved"}, headers=h)
+    entries = client.get("/api/v1/audit", params={"case_id": "a"}, headers=bearer(keys.supervisor)).json()
+    changes = [(e["action"], e["detail"]) for e in entries if e["action"] not in ("read", "create")]
+    assert changes == [("update", "goals:g1:fields:achievement,status"), ("status", "referrals:r1:cancelled")]
+
+
 def test_a_programme_supervisor_sees_the_audit_of_that_programme(client: TestClient, keys: Keys) -> None:
     create(client, keys.supervisor, id="hc")
     create(client, keys.supervisor, id="sw", programme="social-work")

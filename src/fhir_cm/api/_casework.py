@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
@@ -68,6 +68,7 @@ __all__ = [
     "refuse_breaches",
     "replace",
     "respond",
+    "sent_fields",
     "update_entity",
 ]
 
@@ -325,6 +326,11 @@ def add_entity(
     return work.edit(case_id, change, action="add", detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
 
 
+def sent_fields(changes: Mapping[str, Any]) -> str:
+    """The fields a PATCH sent, as its audit row names them (``fields:a,b``)."""
+    return "fields:" + ",".join(sorted(changes))
+
+
 def update_entity(
     work: Work,
     case_id: str,
@@ -335,9 +341,12 @@ def update_entity(
     *,
     action: str = "update",
     check: EntityCheck[E] | None = None,
+    what_changed: str | None = None,
 ) -> Edited[E]:
     """Replace one entity of a case by ``update(current)``; 404 if the case has no such entity.
-    ``check(case, current)`` may refuse the change first."""
+    ``check(case, current)`` may refuse the change first. ``what_changed`` (the fields sent, the status
+    moved to) follows the entity in the audit row's detail: the case keeps only where the entity is now,
+    so the audit is what says who moved it where."""
 
     def change(case: Case) -> tuple[Case, E]:
         items = getattr(case, field)
@@ -347,9 +356,8 @@ def update_entity(
         updated = update(current)
         return rebuild(case, field, **{field: replace(items, updated)}), updated
 
-    return work.edit(
-        case_id, change, action=action, detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id)
-    )
+    detail = f"{field}:{entity_id}" if what_changed is None else f"{field}:{entity_id}:{what_changed}"
+    return work.edit(case_id, change, action=action, detail=detail, name=entity_fields(field, entity_id))
 
 
 def views(work: Work) -> ViewCache:

@@ -20,7 +20,7 @@ from fhir_cm.store import (
 
 from .._answers import json_answer
 from .._access import can_see, check_may_create, check_may_reassign, may_see_unreadable, programme_scope
-from .._casework import audit_reads, etag, rebuild, refuse_breaches
+from .._casework import audit_reads, etag, rebuild, refuse_breaches, sent_fields
 from .._deps import CaseWork
 from .._models import (
     OPEN_STATUSES,
@@ -170,7 +170,7 @@ def update_case(case_id: CaseId, body: CaseUpdate, work: CaseWork, response: Res
             case.hand_over(body.case_manager, work.today)
         return rebuild(case, next(iter(changes), "case"), **changes), None
 
-    edited = work.edit(case_id, change, action="update", detail=f"fields:{','.join(sorted(changes))}")
+    edited = work.edit(case_id, change, action="update", detail=sent_fields(changes))
     response.headers["ETag"] = etag(edited.revision)
     return case_out(edited.record)
 

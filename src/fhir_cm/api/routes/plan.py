@@ -14,6 +14,7 @@ from .._casework import (
     listed,
     patched,
     respond,
+    sent_fields,
     update_entity,
 )
 from .._deps import CaseWork
@@ -45,7 +46,13 @@ def update_need(case_id: CaseId, need_id: EntityPath, body: NeedUpdate, work: Ca
     """Change a finding, its strengths, or mark it resolved."""
     changes = body.model_dump(exclude_unset=True)
     edited: Edited[Need] = update_entity(
-        work, case_id, "needs", need_id, "need", lambda n: patched(n, changes, "needs")
+        work,
+        case_id,
+        "needs",
+        need_id,
+        "need",
+        lambda n: patched(n, changes, "needs"),
+        what_changed=sent_fields(changes),
     )
     return respond(edited, response)
 
@@ -67,6 +74,12 @@ def update_goal(case_id: CaseId, goal_id: EntityPath, body: GoalUpdate, work: Ca
     """Progress and achievement (``achievement``), status, dates or measure of a goal."""
     changes = body.model_dump(exclude_unset=True)
     edited: Edited[Goal] = update_entity(
-        work, case_id, "goals", goal_id, "goal", lambda g: patched(g, changes, "goals")
+        work,
+        case_id,
+        "goals",
+        goal_id,
+        "goal",
+        lambda g: patched(g, changes, "goals"),
+        what_changed=sent_fields(changes),
     )
     return respond(edited, response)

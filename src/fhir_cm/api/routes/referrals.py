@@ -59,4 +59,7 @@ def move(case_id: CaseId, referral_id: EntityPath, body: ReferralMove, work: Cas
         except ValidationError as exc:  # e.g. a rejection without a reason
             raise InvalidInput("the move is not valid", errors=field_errors(exc.errors(), hint="reason")) from None
 
-    return respond(update_entity(work, case_id, "referrals", referral_id, "referral", step, action="status"), response)
+    edited = update_entity(
+        work, case_id, "referrals", referral_id, "referral", step, action="status", what_changed=body.status
+    )
+    return respond(edited, response)

@@ -27,6 +27,7 @@ from .._casework import (
     listed,
     patched,
     respond,
+    sent_fields,
     update_entity,
 )
 from .._deps import CaseWork, get_settings
@@ -59,7 +60,13 @@ def update_stay(case_id: CaseId, stay_id: EntityPath, body: StayUpdate, work: Ca
     """Record a discharge (``status: finished``, ``end``, ``discharge_disposition``) or correct a stay."""
     changes = body.model_dump(exclude_unset=True)
     edited: Edited[Stay] = update_entity(
-        work, case_id, "stays", stay_id, "stay", lambda s: patched(s, changes, "stays")
+        work,
+        case_id,
+        "stays",
+        stay_id,
+        "stay",
+        lambda s: patched(s, changes, "stays"),
+        what_changed=sent_fields(changes),
     )
     return respond(edited, response)
 
