@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from fhir_cm.domain import Case
 from fhir_cm.mapping import case_to_resources
 
-from .conftest import Keys, bearer, create
+from .conftest import Keys, bearer, create, new_case
 
 BASE = "/api/v1/cases/case-a"
 NURSE = {"kind": "practitioner", "id": "nurse-1"}
@@ -78,3 +78,19 @@ def test_a_case_manager_cannot_hand_the_case_over_through_the_team(client: TestC
     )
     assert handed.status_code == 200
     assert _caseload(client, keys.supervisor) == [("cm-2", ["case-a"])]
+
+
+def test_a_new_case_names_its_manager_and_each_member_once(client: TestClient, keys: Keys) -> None:
+    """The same two rules held for a case created with its team: a case manager creating a case whose team
+    named a colleague as case manager put it straight into the colleague's caseload, and a body listing the
+    same nurse twice made two CareTeam participants."""
+    colleague = {"id": "m-2", "role": "case-manager", "party": {"kind": "practitioner", "id": "cm-2"}}
+    handed = client.post("/api/v1/cases", json=new_case(id="case-a", team=[colleague]), headers=bearer(keys.cm1))
+    assert handed.status_code == 409, handed.text
+    nurse = {"role": "nurse", "party": NURSE, "start": "2025-02-01"}
+    twice = client.post("/api/v1/cases", json=new_case(id="case-a", team=[nurse, nurse]), headers=bearer(keys.cm1))
+    assert twice.status_code == 409, twice.text
+    assert client.get(BASE, headers=bearer(keys.supervisor)).status_code == 404
+    own = {"role": "case-manager", "party": {"kind": "practitioner", "id": "cm-1"}, "start": "2025-01-10"}
+    create(client, keys.cm1, id="case-a", team=[own, nurse])
+    assert _caseload(client, keys.supervisor) == [("cm-1", ["case-a"])]

@@ -34,6 +34,7 @@ from .._models import (
 )
 from .._problems import ConflictProblem, FieldError, InvalidInput, field_errors
 from .._routing import api_router
+from .._team import check_new_team
 
 __all__ = ["CaseId", "case_out", "router"]
 
@@ -72,6 +73,7 @@ def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut
     except ValidationError as exc:
         raise InvalidInput("the case is not valid", errors=field_errors(exc.errors(), hint="case")) from None
     check_may_create(principal, case)
+    check_new_team(case)
     if work.rules is not None:
         refuse_breaches(None, case, work.rules)
     with work.store.session() as session:
