@@ -216,6 +216,20 @@ def test_a_case_with_open_referrals_is_not_closed_or_cancelled(client: TestClien
     assert closed.json()["case"]["status"] == "closed"
 
 
+def test_a_closed_case_takes_no_new_referral(client: TestClient, keys: Keys) -> None:
+    """A referral made after the case closed put it back where closing it is refused: an ended case with a
+    referral (ServiceRequest active, Task requested) an organisation would work on. Reopened, it takes one."""
+    create(client, keys.cm1, id="case-a")
+    h = bearer(keys.cm1)
+    assert client.post("/api/v1/cases/case-a/close", json={}, headers=h).status_code == 200
+    referral = {"id": "r1", "kind": "food", "service": "pantry", "authored": "2025-06-30"}
+    refused = client.post("/api/v1/cases/case-a/referrals", json=referral, headers=h)
+    assert refused.status_code == 409, refused.text
+    assert client.get("/api/v1/cases/case-a/referrals", headers=h).json() == []
+    assert client.post("/api/v1/cases/case-a/status", json={"status": "active"}, headers=h).status_code == 200
+    assert client.post("/api/v1/cases/case-a/referrals", json=referral, headers=h).status_code == 201
+
+
 def test_patch_changes_only_the_fields_sent(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="case-a", plan_summary="first plan", acuity="low")
     response = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))

@@ -6,6 +6,8 @@ from fastapi import Response, status
 from pydantic import ValidationError
 
 from fhir_cm.domain import (
+    Case,
+    CaseStatus,
     Referral,
     ReferralStatus,
     ReferralTransitionError,
@@ -36,11 +38,19 @@ def list_referrals(case_id: CaseId, work: CaseWork, response: Response) -> list[
 
 @router.post("", response_model=Referral, status_code=status.HTTP_201_CREATED, summary="Make a referral")
 def add_referral(case_id: CaseId, body: Referral, work: CaseWork, response: Response) -> Referral:
-    """A new referral starts as ``draft`` or ``requested``; it moves on through ``/status``."""
+    """A new referral starts as ``draft`` or ``requested``; it moves on through ``/status``. A closed or
+    cancelled case takes none (409)."""
     if body.status not in _STARTS:
         message = f"a new referral starts as 'draft' or 'requested', not '{body.status}'; move it afterwards"
         raise InvalidInput(message, errors=[FieldError(field="status", message=message)])
-    return respond(add_entity(work, case_id, "referrals", body, "referral"), response)
+    return respond(add_entity(work, case_id, "referrals", body, "referral", check=_case_open), response)
+
+
+def _case_open(case: Case, referral: Referral) -> None:
+    """Refuse (409) a referral made in a case that has ended: it would ask an organisation to work for a
+    closed case, which a case is not closed with (see ``cases.change_status``); reopen the case first."""
+    if case.status in (CaseStatus.CLOSED, CaseStatus.CANCELLED):
+        raise ConflictProblem(f"case {case.id} is {case.status}: reopen it before making a referral")
 
 
 @router.post("/{referral_id}/status", response_model=Referral, summary="Move a referral along its life cycle")
