@@ -107,6 +107,23 @@ def test_closed_cases_leave_the_caseload(client: TestClient, keys: Keys) -> None
     assert client.get("/api/v1/caseload", headers=bearer(keys.cm1)).json()["managers"] == []
 
 
+def test_a_case_closed_on_a_day_ahead_stays_in_todays_caseload(client: TestClient, keys: Keys) -> None:
+    """A case manager a time zone ahead closes a case on their today, the server's tomorrow (the tolerance
+    of future days takes it). The case is open until then, and the caseload of the day before showed it;
+    today's left it out, read off the stored status (closed) instead of the case as it stands today."""
+    create(client, keys.cm1, id="a")
+    closed = client.post("/api/v1/cases/a/close", json={"on": "2025-07-01"}, headers=bearer(keys.cm1))
+    assert closed.status_code == 200, closed.text
+
+    def caseload(**params: str) -> list[tuple[str, list[str]]]:
+        answer = client.get("/api/v1/caseload", params=params, headers=bearer(keys.supervisor)).json()
+        return [(m["case_manager"], [c["case_id"] for c in m["cases"]]) for m in answer["managers"]]
+
+    assert caseload(on="2025-06-29") == [("cm-1", ["a"])]
+    assert caseload() == [("cm-1", ["a"])]  # TODAY, 2025-06-30: still open
+    assert caseload(on="2025-07-01") == []  # closed that day
+
+
 def test_outcomes_per_programme_and_period(client: TestClient, keys: Keys) -> None:
     stays = [
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Response
@@ -47,8 +48,11 @@ def caseload(
     key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
 
     def compute() -> tuple[bytes, list[str]]:
-        # A case closed today may have been open on a past day: only from today on do statuses filter.
-        filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= work.today else {}
+        # The stored status is the latest, which may be dated up to the tolerance of future days ahead
+        # (a case closed on a case manager's today, the server's tomorrow): only on a day no status
+        # change can be dated after does a stored closed status mean closed then.
+        settled = work.today + dt.timedelta(days=settings.future_tolerance_days)
+        filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= settled else {}
         unreadable: list[str] = []
         parts = work.parts.parts(
             work.store,
