@@ -126,6 +126,55 @@ async def test_a_failed_job_is_reported_with_the_servers_reason_and_the_job_is_s
         assert deleted.called
 
 
+async def test_a_poll_that_failed_not_the_job_is_asked_again_and_the_job_kept() -> None:
+    """The Bulk Data IG: a status request failing without the job failing answers an OperationOutcome with
+    a transient issue code, and the client retries later. Such a poll (a server restarting behind its load
+    balancer), or one that could not reach the server, ended the export and deleted the job, hours in."""
+    busy = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "transient", "diagnostics": "status store restarting"}],
+    }
+    clock = Clock()
+    polls = iter(
+        [
+            httpx.Response(503, json=busy, headers={"Retry-After": "7"}),
+            httpx.ConnectError("connection refused"),
+            httpx.Response(200, json=manifest(("Patient", f"{FILES}/1.ndjson"))),
+        ]
+    )
+
+    def poll(_: httpx.Request) -> httpx.Response:
+        answer = next(polls)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(side_effect=poll)
+        deleted = mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        mock.get(f"{FILES}/1.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1))))
+        async with client(clock) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            assert [r["id"] async for r in export.resources()] == ["p1"]
+            assert not deleted.called
+    assert clock.slept == [7.0, 1.0]  # the server's Retry-After, then the poll interval
+
+
+async def test_polls_that_keep_failing_give_up_at_the_longest_wait_saying_why() -> None:
+    busy = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(504, json=busy))
+        deleted = mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        clock = Clock()
+        async with client(clock) as fhir:
+            with pytest.raises(BulkExportFailed, match=r"did not finish within 5 s; its status, last asked: .*504"):
+                async with bulk_export(fhir, BulkRequest(), settings=BulkSettings(max_wait=5.0)):
+                    pass
+        assert deleted.called
+    assert clock.slept == [1.0] * 5
+
+
 async def test_a_server_without_export_says_so_at_kick_off() -> None:
     outcome = {
         "resourceType": "OperationOutcome",

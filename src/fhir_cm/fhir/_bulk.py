@@ -11,7 +11,8 @@ offering ``$export`` writes it into NDJSON files instead. The flow (Bulk Data IG
 2. **Polling** the status URL: 202 (with ``Retry-After``, honoured up to ``max_retry_after``, and an
    ``X-Progress`` told to ``on_progress``), a 429 (waited out the same way), until 200 with the
    manifest — or an error (an OperationOutcome, a 4xx/5xx: :class:`BulkExportFailed`, with the
-   server's reason).
+   server's reason). A poll that failed without the job failing (an OperationOutcome with a transient
+   issue code, as the IG has servers say it, or a status URL not reached) is asked again.
 3. **Download**, streamed: each file is read line by line (constant memory whatever its size), each
    line one resource; a line that is not JSON ends the read with :class:`NotNdjson` — nothing
    half-read is taken as complete. Files are fetched with the client's credentials only when the
@@ -34,10 +35,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ._errors import FhirError, InvalidResponse, TransientError, error_from_response
+from ._errors import _TRANSIENT_ISSUES, FhirError, InvalidResponse, TransientError, error_from_response
 from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._client import AsyncFhirClient
 
 __all__ = [
@@ -240,34 +243,52 @@ async def _manifest(
     waited, started = 0.0, time.monotonic()
     while True:
         request = client.build_raw("GET", status_url, headers={"Accept": "application/json"})
-        response = await client.send_once(request)
-        if response.status_code == 200:
-            try:
-                data = response.json()
-                return BulkManifest(
-                    transaction_time=data["transactionTime"],
-                    request=data.get("request", ""),
-                    requires_access_token=bool(data.get("requiresAccessToken")),
-                    output=[BulkFile.model_validate(f) for f in data.get("output") or []],
-                    error=[BulkFile.model_validate(f) for f in data.get("error") or []],
-                    deleted=[BulkFile.model_validate(f) for f in data.get("deleted") or []],
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise BulkExportFailed(f"the export's manifest is not one ({type(exc).__name__})") from None
-        if response.status_code in (202, 429):
-            delay = parse_retry_after(response.headers.get("retry-after")) or settings.poll_interval
-            delay = min(max(delay, 0.0), settings.max_retry_after)
-            if on_progress is not None and response.status_code == 202:
+        why = ""  # what a poll that failed (not the job) said, for the message if it never finishes
+        response: httpx.Response | None = None
+        try:
+            response = await client.send_once(request)
+        except TransientError as exc:
+            if exc.status is not None:
+                raise
+            why = str(exc).splitlines()[0]  # the status URL not reached: the job runs on regardless
+        if response is not None:
+            if response.status_code == 200:
+                return _manifest_of(response)
+            if response.status_code not in (202, 429):
+                error = error_from_response(response, client.base_url)
+                # A poll that failed, not the job (the IG: an OperationOutcome with a transient issue
+                # code), is asked again; taken for the job's failure, it ended a long export and deleted it.
+                if not set(error.issue_codes) & _TRANSIENT_ISSUES:
+                    raise BulkExportFailed(
+                        f"the export failed: {str(error).splitlines()[0]}", status=response.status_code
+                    )
+                why = str(error).splitlines()[0]
+            elif on_progress is not None and response.status_code == 202:
                 on_progress(response.headers.get("x-progress") or "in progress")
-            # Slept time (what a test's fake sleep counts) or wall time, whichever is further: slow
-            # status answers count against the wait too.
-            if max(waited, time.monotonic() - started) + delay > settings.max_wait:
-                raise BulkExportFailed(f"the export did not finish within {settings.max_wait:.0f} s")
-            await client.sleep(delay)
-            waited += delay
-            continue
-        error = error_from_response(response, client.base_url)
-        raise BulkExportFailed(f"the export failed: {str(error).splitlines()[0]}", status=response.status_code)
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if response is not None else None
+        delay = min(max(retry_after or settings.poll_interval, 0.0), settings.max_retry_after)
+        # Slept time (what a test's fake sleep counts) or wall time, whichever is further: slow
+        # status answers count against the wait too.
+        if max(waited, time.monotonic() - started) + delay > settings.max_wait:
+            last = f"; its status, last asked: {why}" if why else ""
+            raise BulkExportFailed(f"the export did not finish within {settings.max_wait:.0f} s{last}")
+        await client.sleep(delay)
+        waited += delay
+
+
+def _manifest_of(response: httpx.Response) -> BulkManifest:
+    try:
+        data = response.json()
+        return BulkManifest(
+            transaction_time=data["transactionTime"],
+            request=data.get("request", ""),
+            requires_access_token=bool(data.get("requiresAccessToken")),
+            output=[BulkFile.model_validate(f) for f in data.get("output") or []],
+            error=[BulkFile.model_validate(f) for f in data.get("error") or []],
+            deleted=[BulkFile.model_validate(f) for f in data.get("deleted") or []],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BulkExportFailed(f"the export's manifest is not one ({type(exc).__name__})") from None
 
 
 @asynccontextmanager
