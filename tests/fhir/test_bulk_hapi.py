@@ -75,3 +75,15 @@ async def test_export_reads_exactly_what_was_written_then_only_what_changed(hapi
         async with read_population(fhir, BulkRequest(types=TYPES, since=since), settings=FAST) as delta:
             again = await _ours(delta, set(patients))
         assert again == {"Patient": set(), "Encounter": set(), "Condition": {conditions[patients[2]]}}
+
+
+async def test_a_post_kick_off_says_its_parameters_are_fhir_json(hapi_r4: Any) -> None:
+    """``FHIR_CM_BULK_KICK_OFF=POST`` (Bulk Data STU4 servers) POSTed its Parameters with no Content-Type,
+    which HAPI refuses (HAPI-0448), as would any server reading the body by its type: no export ever ran."""
+    tag = uuid.uuid4().hex[:8]
+    async with AsyncFhirClient(hapi_r4.base_url, enforce_capabilities=False) as fhir:
+        await fhir.update({"resourceType": "Patient", "id": f"post-{tag}", "active": True}, versioned=False)
+        post = FAST.model_copy(update={"kick_off": "POST"})
+        async with read_population(fhir, BulkRequest(types=["Patient"]), settings=post, use_export=True) as export:
+            ids = {r["id"] async for r in export.resources()}
+    assert f"post-{tag}" in ids

@@ -412,7 +412,10 @@ class AsyncFhirClient:
         params: Sequence[tuple[str, str]] | None = None,
         json: Any = None,
     ) -> httpx.Request:
-        """A request to ``url`` (the server's, or one it named) with the client's usual headers."""
+        """A request to ``url`` (the server's, or one it named) with the client's usual headers; a
+        ``json`` body is FHIR JSON (a Parameters), and says so: servers read a body by its type."""
+        if json is not None:
+            headers = {"Content-Type": FHIR_JSON, **(headers or {})}
         return self._request(method, url, params=params, headers=headers, json=json)
 
     async def send_raw(
