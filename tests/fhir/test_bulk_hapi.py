@@ -4,6 +4,8 @@ takes a minute or more on two cores, so the Patient- and Group-level kick-offs a
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -87,3 +89,20 @@ async def test_a_post_kick_off_says_its_parameters_are_fhir_json(hapi_r4: Any) -
         async with read_population(fhir, BulkRequest(types=["Patient"]), settings=post, use_export=True) as export:
             ids = {r["id"] async for r in export.resources()}
     assert f"post-{tag}" in ids
+
+
+async def test_a_post_kick_off_gives_since_as_the_instant_the_operation_defines(hapi_r4: Any) -> None:
+    """Bulk Data STU4 servers take the kick-off as a POSTed Parameters (``FHIR_CM_BULK_KICK_OFF=POST``), whose
+    ``_since`` the operation defines as an instant. It went as a valueString, which HAPI refuses (HAPI-0362:
+    a parameter of the wrong type), so every incremental run fell back to paged searches."""
+    tag = uuid.uuid4().hex[:8]
+    async with AsyncFhirClient(hapi_r4.base_url, enforce_capabilities=False) as fhir:
+        await fhir.update({"resourceType": "Patient", "id": f"old-{tag}", "active": True}, versioned=False)
+        since = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+        await asyncio.sleep(2)  # HAPI stamps to the millisecond: the next write is after `since`
+        await fhir.update({"resourceType": "Patient", "id": f"new-{tag}", "active": True}, versioned=False)
+        post = FAST.model_copy(update={"kick_off": "POST"})
+        request = BulkRequest(types=["Patient"], since=since)
+        async with read_population(fhir, request, settings=post, use_export=True) as export:
+            ids = {r["id"] async for r in export.resources()}
+    assert {f"old-{tag}", f"new-{tag}"} & ids == {f"new-{tag}"}

@@ -130,6 +130,11 @@ def _params(request: BulkRequest, settings: BulkSettings) -> list[tuple[str, str
     return params
 
 
+#: The kick-off parameters the operation does not define as strings: a server checking a POSTed
+#: Parameters against its definition refuses another type (HAPI-0362).
+_VALUE_TYPES = {"_since": "valueInstant"}
+
+
 def _path(request: BulkRequest) -> str:
     if request.level == "patient":
         return "Patient/$export"
@@ -221,7 +226,10 @@ async def _kick_off(client: AsyncFhirClient, request: BulkRequest, settings: Bul
     params = _params(request, settings)
     try:
         if settings.kick_off == "POST":
-            body = {"resourceType": "Parameters", "parameter": [{"name": k, "valueString": v} for k, v in params]}
+            body = {
+                "resourceType": "Parameters",
+                "parameter": [{"name": k, _VALUE_TYPES.get(k, "valueString"): v} for k, v in params],
+            }
             response = await client.send_raw("POST", url, headers=headers, json=body)
         else:
             response = await client.send_raw("GET", url, headers=headers, params=params)
