@@ -158,6 +158,18 @@ def test_outcomes_per_programme_and_period(client: TestClient, keys: Keys) -> No
     assert [p["programme"] for p in everything["programmes"]] == ["health-care", "rehabilitation"]
 
 
+def test_outcomes_of_a_programme_a_supervisor_key_is_not_limited_to_are_refused(client: TestClient, keys: Keys) -> None:
+    """A health-care supervisor asking for social-work's figures got them all zero (no case, no discharge,
+    rates none), as if the programme had nothing to measure, while it has cases this key may not see."""
+    create(client, keys.supervisor, id="a", programme="social-work")
+    asked = client.get("/api/v1/outcomes", params={"programme": "social-work"}, headers=bearer(keys.supervisor_hc))
+    assert asked.status_code == 403, asked.text
+    assert "limited to programme 'health-care'" in asked.json()["detail"]
+    mine = client.get("/api/v1/outcomes", params={"programme": "health-care"}, headers=bearer(keys.supervisor_hc))
+    assert mine.json()["programmes"][0]["cases"] == 0  # its own programme, which has no case yet
+    assert client.get("/api/v1/outcomes", headers=bearer(keys.supervisor_hc)).json()["programmes"] == []
+
+
 def test_outcomes_refuse_a_period_ending_before_it_starts(client: TestClient, keys: Keys) -> None:
     response = client.get(
         "/api/v1/outcomes", params={"from": "2025-03-01", "to": "2025-02-01"}, headers=bearer(keys.supervisor)

@@ -9,6 +9,7 @@ from fastapi import Query, Response
 from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.outcomes import combine_outcomes, outcome_parts
 
+from .._access import check_programme
 from .._answers import json_answer, json_bytes
 from .._casework import audit_reads, views
 from .._deps import CaseWork
@@ -37,6 +38,8 @@ def outcomes(
     if from_ is not None and to is not None and to < from_:
         message = f"the period ends ({to}) before it starts ({from_})"
         raise InvalidInput(message, errors=[FieldError(field="to", location="query", message=message)])
+    if programme is not None:  # figures of a programme out of reach would all read zero: refused
+        check_programme(work.principal, programme)
     # Aggregates show no case: one audit row for the query, not one per case counted.
     audit_reads(work.store, work.principal, [None], action="outcomes", request_id=work.request_id)
 
