@@ -28,7 +28,13 @@ class Store:
         #: Decoded cases by revision, for readers (``get_case_record(..., cache=store.cases)``).
         self.cases = CaseCache(case_cache)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        # A reader sees the store of one moment, as SQLite's read transactions do: PostgreSQL's default
+        # (READ COMMITTED) lets each statement see what committed before it, so an export reading the
+        # cases, then their resources, mixed a case as it was with resources as a pull had made them.
+        reads: dict[str, object] = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            reads["isolation_level"] = "REPEATABLE READ"
+        self._read_sessions = sessionmaker(engine.execution_options(**reads), expire_on_commit=False)
         #: Audit rows of reads, committed in groups (``_audit_group``): ``store.audit.record(...)``.
         self.audit = AuditGroup(self)
 
@@ -48,8 +54,9 @@ class Store:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         Everything done in one block commits together, which is how a case change and its outbox
-        row stay in step. ``read_only`` sessions on SQLite do not queue behind writers; writing
-        in one is not prevented, but may fail with "database is locked" under contention.
+        row stay in step. ``read_only`` sessions read one snapshot of the store (on PostgreSQL
+        at REPEATABLE READ); on SQLite they do not queue behind writers. Writing in one is not
+        prevented, but may fail with "database is locked" (or a serialisation failure) under contention.
         """
         factory = self._read_sessions if read_only else self._sessions
         with _translated(self.engine), factory() as session, session.begin():
