@@ -246,3 +246,24 @@ def test_a_transfer_and_a_wards_own_record_are_not_discharges_nor_readmissions()
     for one in (transfer, ward):
         got = programme_outcomes(HC, [one], **window)
         assert (got.hospital_discharges, got.readmissions_30d) == (1, 0), one.id  # was (2, 1) and (2, 0)
+
+
+def test_a_case_closed_then_reopened_counts_in_no_period_it_was_closed_throughout() -> None:
+    """Reopening clears the case's end, so its period ran on through the months it was closed: a period
+    within them counted it among the programme's cases, which it was not then."""
+    history = [
+        {"status": "active", "start": "2024-12-01", "end": "2025-01-15"},
+        {"status": "closed", "start": "2025-01-15", "end": "2025-04-01", "reason": "goals met"},
+        {"status": "active", "start": "2025-04-01"},
+    ]
+    reopened = case("r", status_history=history)
+
+    def cases(start: str, end: str) -> int:
+        return programme_outcomes(HC, [reopened], start=D(start), end=D(end), today=TODAY).cases
+
+    assert cases("2025-02-01", "2025-03-31") == 0  # closed throughout
+    assert cases("2025-01-15", "2025-01-31") == 1  # its last day open
+    assert cases("2025-03-01", "2025-04-01") == 1  # reopened on the period's last day
+    assert cases("2024-11-01", "2024-11-30") == 0  # before it began
+    late = case("l", status_history=[{"status": "active", "start": "2025-03-01"}])  # a history begun later
+    assert programme_outcomes(HC, [late], start=D("2025-01-01"), end=D("2025-01-31"), today=TODAY).cases == 1

@@ -21,7 +21,8 @@ delivered. Each figure counts the events whose own date falls in the period (bot
 * **Referral completion** — referrals authored in the period (drafts left out). Rate = completed /
   referrals that reached an end (completed, failed, cancelled, rejected): open ones are undecided.
 
-Cases ``entered-in-error`` are left out altogether. Rates and averages are ``None`` when nothing
+``cases`` counts those in case management some day of the period, as their status history tells
+(not one closed throughout it and reopened later). Cases ``entered-in-error`` are left out altogether. Rates and averages are ``None`` when nothing
 was there to measure, never a misleading 0.
 
 The figures are "as of" ``today``: every case counts as it stood that day (``case_as_of``: stays
@@ -70,6 +71,7 @@ _REFERRAL_ENDS = frozenset(
     {ReferralStatus.COMPLETED, ReferralStatus.FAILED, ReferralStatus.CANCELLED, ReferralStatus.REJECTED}
 )
 _NOT_A_STAY = frozenset({StayStatus.CANCELLED, StayStatus.PLANNED})
+_NOT_IN_CARE = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED, CaseStatus.ENTERED_IN_ERROR})
 
 
 class SettingStays(BaseModel):
@@ -113,8 +115,19 @@ def _within(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
 
 
 def _overlaps(case: Case, start: dt.date | None, end: dt.date | None) -> bool:
-    return (end is None or case.period.start <= end) and (
-        start is None or case.period.end is None or case.period.end >= start
+    """Whether the case was in case management some day of the period. Reopening clears the period's
+    end, so the history tells the months between a closure and a reopening apart (the time before a
+    history that begins later than the case counts as its first status, as ``case_as_of`` reads it)."""
+    if not (
+        (end is None or case.period.start <= end)
+        and (start is None or case.period.end is None or case.period.end >= start)
+    ):
+        return False
+    return not case.status_history or any(
+        entry.status not in _NOT_IN_CARE
+        and (end is None or (case.period.start if i == 0 else entry.start) <= end)
+        and (start is None or entry.end is None or entry.end >= start)
+        for i, entry in enumerate(case.status_history)
     )
 
 
