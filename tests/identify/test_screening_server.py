@@ -18,7 +18,7 @@ from fhir_cm.fhir import AsyncFhirClient, BulkSettings
 from fhir_cm.identify import enrol_candidates, screen_population
 from fhir_cm.store import Store, get_case, list_candidates, list_outbox, open_store
 
-from .population import PROFILES, population, screen, transaction
+from .population import PROFILES, patient, population, screen, transaction
 
 pytestmark = pytest.mark.server
 TODAY = dt.date.today()
@@ -103,3 +103,25 @@ async def test_enrolment_makes_referred_cases_once_with_their_reasons(fhir_serve
     async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
         rerun = await screen_population(store, fhir, use_export=False, as_of=TODAY)
     assert high_risk not in ours(store, server, prefix) and rerun.excluded_open_case >= 2
+
+
+async def test_an_export_keeps_the_screens_of_every_panel(fhir_server: str, store: Store) -> None:
+    """The export narrowed Observations with one ``_typeFilter`` query, ``Observation?code=<HRSN>,<PRAPARE>``:
+    the IG's ``_typeFilter`` is itself a comma-separated list of queries, so a server read it as two — the
+    first keeping the AHC HRSN screens only, the second no query at all — and every PRAPARE screen was
+    left out of the export, with the social needs it showed. The comma within the query is encoded."""
+    prefix = f"pnl-{uuid.uuid4().hex[:8]}"
+    hrsn, prapare = f"{prefix}-hrsn", f"{prefix}-prapare"
+    resources = [
+        patient(hrsn),
+        screen(hrsn, TODAY - dt.timedelta(days=10), positive=True),
+        patient(prapare),
+        screen(prapare, TODAY - dt.timedelta(days=10), positive=True, panel="93025-5"),
+    ]
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction(resources)["entry"])
+        report = await screen_population(
+            store, fhir, use_export=True, as_of=TODAY, bulk_settings=BulkSettings(poll_interval=0.5, max_wait=300)
+        )
+    assert report.source == "export"
+    assert ours(store, fhir.base_url, prefix) == {hrsn: {"social-needs"}, prapare: {"social-needs"}}

@@ -75,7 +75,10 @@ def watermark_key(group: str | None) -> str:
 
 
 def _request(rules: EligibilityRules, group: str | None, since: str | None) -> BulkRequest:
-    panels = ",".join(rules.screens.panels)
+    # ``_typeFilter`` is itself a comma-separated list of queries (the IG: each URL-encoded, then
+    # joined with commas): the comma between the panels is encoded within the query, or servers read
+    # ``code=A,B`` as two queries, the first keeping panel A's screens only.
+    panels = "%2C".join(rules.screens.panels)
     return BulkRequest(
         level="group" if group else "system",
         group_id=group,
