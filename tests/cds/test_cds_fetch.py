@@ -12,7 +12,9 @@ import httpx
 import pytest
 import respx
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from fhir_cm.cds._models import FhirAuthorization
 from fhir_cm.fhir import AsyncFhirClient
 from tests.identify.population import condition, encounter, patient, transaction
 
@@ -133,3 +135,10 @@ def test_the_suggested_referral_is_created_by_a_real_server(
     stored = asyncio.run(create())  # what the EHR does when the clinician accepts the suggestion
     assert stored["subject"]["reference"] == f"Patient/{pid}"
     assert stored["code"]["text"] == "Referral to case management" and stored["status"] == "active"
+
+
+def test_an_access_token_that_cannot_go_in_a_header_is_the_ehrs_mistake() -> None:
+    # Trimmed when only a line end surrounds it; refused (a 400 from the model) when a space is inside.
+    assert FhirAuthorization(access_token="ehr-token-123\n").access_token == "ehr-token-123"
+    with pytest.raises(ValidationError, match="holds a space"):
+        FhirAuthorization(access_token="ehr token")

@@ -38,6 +38,15 @@ class FhirAuthorization(BaseModel):
     scope: str | None = None
     subject: str | None = None
 
+    @field_validator("access_token")
+    @classmethod
+    def _sendable(cls, value: str) -> str:
+        """A token that cannot go in an ``Authorization`` header is the EHR's mistake (400), found here
+        rather than as a network error on the first read."""
+        from ..fhir import header_token
+
+        return header_token(value)
+
 
 class HookRequest(BaseModel):
     """A hook call."""

@@ -6,7 +6,7 @@ versioned and conditional writes; transaction/batch bundles that degrade safely;
 hierarchy; retries only where repeating is safe; none/bearer/basic/SMART Backend Services auth.
 """
 
-from ._auth import BearerAuth, SmartBackendAuth
+from ._auth import BearerAuth, SmartBackendAuth, header_token
 from ._bundles import BundleEntry
 from ._capabilities import (
     CASE_MANAGEMENT_TYPES,
@@ -111,6 +111,7 @@ __all__ = [
     "auth_from_settings",
     "bulk_export",
     "client_from_settings",
+    "header_token",
     "model_class",
     "read_population",
     "release_from_version",

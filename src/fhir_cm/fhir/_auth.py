@@ -20,10 +20,10 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from ._errors import TransientError, Unauthorized, redact
+from ._errors import InvalidResponse, TransientError, Unauthorized, redact
 from ._urls import normalize_base, safe_for_tokens
 
-__all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth"]
+__all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth", "header_token"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
@@ -31,11 +31,27 @@ ASSERTION_LIFETIME = 240  # seconds; SMART allows at most 300
 _FORM = "application/x-www-form-urlencoded"
 
 
+def header_token(token: str) -> str:
+    """``token`` as it may follow ``Bearer ``: without the spaces or line end an env file or a secret
+    mounted as a file leaves around it, and refused (``ValueError``, never quoting it) when it still
+    holds a space or control character.
+
+    Sent as it was, a trailing newline made every request fail as a "network error" (the HTTP library
+    refuses the header) that was retried as transient for ever, its message quoting the token.
+    """
+    stripped = token.strip()
+    if not stripped:
+        raise ValueError("the bearer token is empty")
+    if any(not "\x21" <= char <= "\x7e" for char in stripped):
+        raise ValueError("the bearer token holds a space, a line break or a character outside ASCII")
+    return stripped
+
+
 class BearerAuth(httpx.Auth):
     """A static bearer token (e.g. issued out of band); the token never appears in ``repr``."""
 
     def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
+        self._header = f"Bearer {header_token(token)}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = self._header
@@ -160,7 +176,8 @@ class SmartBackendAuth(httpx.Auth):
             raise TransientError(
                 f"token endpoint unavailable (HTTP {response.status_code})", status=response.status_code
             )
-        if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+        token = body.get("access_token")
+        if response.status_code != 200 or not isinstance(token, str):
             reason = body.get("error") or f"HTTP {response.status_code}"
             detail = body.get("error_description")
             raise Unauthorized(
@@ -168,9 +185,13 @@ class SmartBackendAuth(httpx.Auth):
                 + (f" ({redact(str(detail))})" if detail else ""),
                 status=response.status_code,
             )
+        try:
+            token = header_token(token)
+        except ValueError as exc:
+            raise InvalidResponse(f"the token endpoint answered an access token that cannot be sent: {exc}") from None
         lifetime = float(body.get("expires_in") or 300)
         margin = min(self.refresh_margin, lifetime / 2)  # short-lived tokens still get used
-        self._token = _Token(body["access_token"], self._clock() + lifetime - margin)
+        self._token = _Token(token, self._clock() + lifetime - margin)
 
     def _discover(self) -> Generator[httpx.Request, httpx.Response, str]:
         """The token endpoint the server names; refused unless https (or http to this machine), since the

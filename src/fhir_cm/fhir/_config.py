@@ -38,7 +38,10 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
     if kind == "bearer":
         if settings.token is None:
             raise ValueError("auth=bearer needs FHIR_CM_TOKEN")
-        return BearerAuth(settings.token.get_secret_value())
+        try:
+            return BearerAuth(settings.token.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"FHIR_CM_TOKEN: {exc}") from None
     if kind == "basic":
         if not settings.username or settings.password is None:
             raise ValueError("auth=basic needs FHIR_CM_USERNAME and FHIR_CM_PASSWORD")
