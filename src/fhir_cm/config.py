@@ -26,7 +26,8 @@ DEFAULT_IDENTIFIER_SYSTEM = "urn:fhir-cm:id"
 
 #: Settings that may be left unset: an empty value is the same as none.
 _OPTIONAL_TEXT = (
-    "fhir_base", "token", "username", "password", "client_id", "private_key_file", "key_id", "token_url",
+    "fhir_base", "token", "username", "password", "client_id", "private_key_file",
+    "private_key_password", "key_id", "token_url",
     "cds_issuers", "public_url",
 )  # fmt: skip
 #: Settings that always have a value: an empty one is refused.
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     client_id: str | None = None
     private_key_file: str | None = None
     private_key_alg: Literal["RS384", "ES384"] = "RS384"
+    private_key_password: SecretStr | None = Field(
+        default=None, description="The passphrase of an encrypted FHIR_CM_PRIVATE_KEY_FILE (unset: not encrypted)."
+    )
     key_id: str | None = None
     token_url: str | None = None
     scope: str = "system/*.read system/*.write"

@@ -401,3 +401,67 @@ async def test_credentials_over_http_to_this_machine_and_none_over_http_anywhere
 def test_smart_auth_needs_the_async_client(keys: KeyPair) -> None:
     with pytest.raises(RuntimeError, match="async"):
         next(smart(keys, FakeClock()).sync_auth_flow(httpx.Request("GET", BASE)))
+
+
+def _key_file(tmp_path: Any, name: str, key: Any, password: bytes | None = None) -> str:
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    path = tmp_path / name
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    return str(path)
+
+
+def _smart_settings(key_file: str, alg: str, **more: Any) -> Settings:
+    return Settings(auth="smart", client_id="c", private_key_file=key_file, private_key_alg=alg, fhir_base=BASE, **more)
+
+
+@pytest.mark.parametrize(
+    ("alg", "make", "said"),
+    [
+        ("ES384", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "is an RSA key: ES384"),
+        ("RS384", lambda: ec.generate_private_key(ec.SECP384R1()), "PRIVATE_KEY_ALG=ES384 signs with it"),
+        ("ES384", lambda: ec.generate_private_key(ec.SECP256R1()), "on secp256r1: ES384 signs with an EC key on P-384"),
+    ],
+    ids=["rsa-for-es384", "p384-for-rs384", "p256-for-es384"],
+)
+def test_a_key_that_cannot_sign_with_the_algorithm_is_refused_at_start(
+    tmp_path: Any, alg: str, make: Callable[[], Any], said: str
+) -> None:
+    # It was taken, and the first token request failed deep in the signing library ("Expecting a
+    # PEM-formatted key.") or with the server's invalid_client, whatever the worker was doing.
+    settings = _smart_settings(_key_file(tmp_path, "key.pem", make()), alg)
+
+    with pytest.raises(ValueError, match="FHIR_CM_PRIVATE_KEY_FILE") as refused:
+        auth_from_settings(settings)
+
+    assert said in str(refused.value)
+
+
+def test_an_encrypted_key_is_read_with_its_passphrase_and_refused_clearly_without(tmp_path: Any) -> None:
+    private = ec.generate_private_key(ec.SECP384R1())
+    key_file = _key_file(tmp_path, "encrypted.pem", private, password=b"s3cret phrase")
+
+    with pytest.raises(ValueError, match="is encrypted: give its passphrase in FHIR_CM_PRIVATE_KEY_PASSWORD"):
+        auth_from_settings(_smart_settings(key_file, "ES384"))  # was a TypeError, not reported as a setting
+    with pytest.raises(ValueError, match="could not be decrypted") as wrong:
+        auth_from_settings(_smart_settings(key_file, "ES384", private_key_password="not it"))
+    assert "not it" not in str(wrong.value)
+
+    made = auth_from_settings(_smart_settings(key_file, "ES384", private_key_password="s3cret phrase"))
+    assert isinstance(made, SmartBackendAuth)
+    assertion = made.client_assertion(TOKEN_URL)
+    assert jwt.decode(assertion, private.public_key(), algorithms=["ES384"], audience=TOKEN_URL)["iss"] == "c"
+
+
+def test_a_public_key_or_a_jwk_in_place_of_the_private_key_is_refused_at_start(tmp_path: Any) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = tmp_path / "public.pem"
+    public.write_bytes(
+        private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    jwk = tmp_path / "key.jwk"
+    jwk.write_text('{"kty": "RSA", "n": "...", "e": "AQAB", "d": "..."}')
+
+    with pytest.raises(ValueError, match=r"FHIR_CM_PRIVATE_KEY_FILE \(.*public.pem\): .* holds no private key"):
+        auth_from_settings(_smart_settings(str(public), "RS384"))
+    with pytest.raises(ValueError, match="is not PEM"):
+        auth_from_settings(_smart_settings(str(jwk), "RS384"))

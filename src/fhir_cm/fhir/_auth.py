@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from ._keys import load_signing_key
 from ._errors import InvalidResponse, TransientError, Unauthorized, redact
 from ._urls import normalize_base, safe_for_tokens
 
@@ -81,6 +81,7 @@ class SmartBackendAuth(httpx.Auth):
         private_key: str | bytes,
         fhir_base: str,
         algorithm: Literal["RS384", "ES384"] = "RS384",
+        key_password: bytes | None = None,
         key_id: str | None = None,
         token_url: str | None = None,
         scope: str = "system/*.read system/*.write",
@@ -91,7 +92,7 @@ class SmartBackendAuth(httpx.Auth):
         if algorithm not in ("RS384", "ES384"):
             raise ValueError("SMART Backend Services signs with RS384 or ES384")
         pem = private_key.encode() if isinstance(private_key, str) else private_key
-        self._key = load_pem_private_key(pem, password=None)
+        self._key = load_signing_key(pem, algorithm, password=key_password)  # refused now, not at the first request
         self.client_id = client_id
         self.algorithm = algorithm
         self.key_id = key_id
@@ -121,7 +122,7 @@ class SmartBackendAuth(httpx.Auth):
             "jti": uuid.uuid4().hex,
         }
         headers = {"typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
-        return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)  # type: ignore[arg-type]
+        return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
 
     # -- the flow ---------------------------------------------------------------------------------
 

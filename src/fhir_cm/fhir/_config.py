@@ -52,16 +52,21 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
         raise ValueError("auth=smart needs FHIR_CM_FHIR_BASE (to discover the token endpoint)")
     if settings.token_url is not None and not _may_carry_credentials(settings, settings.token_url):
         raise ValueError(_IN_CLEAR.format(what="FHIR_CM_TOKEN_URL"))
-    return SmartBackendAuth(
-        client_id=settings.client_id,
-        private_key=Path(settings.private_key_file).read_bytes(),
-        fhir_base=settings.fhir_base,
-        algorithm=settings.private_key_alg,
-        key_id=settings.key_id,
-        token_url=settings.token_url,
-        scope=settings.scope,
-        allow_http=settings.allow_http_credentials,
-    )
+    password = settings.private_key_password
+    try:
+        return SmartBackendAuth(
+            client_id=settings.client_id,
+            private_key=Path(settings.private_key_file).read_bytes(),
+            fhir_base=settings.fhir_base,
+            algorithm=settings.private_key_alg,
+            key_password=password.get_secret_value().encode() if password is not None else None,
+            key_id=settings.key_id,
+            token_url=settings.token_url,
+            scope=settings.scope,
+            allow_http=settings.allow_http_credentials,
+        )
+    except ValueError as exc:
+        raise ValueError(f"FHIR_CM_PRIVATE_KEY_FILE ({settings.private_key_file}): {exc}") from None
 
 
 def _may_carry_credentials(settings: Settings, url: str) -> bool:
