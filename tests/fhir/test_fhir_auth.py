@@ -465,3 +465,36 @@ def test_a_public_key_or_a_jwk_in_place_of_the_private_key_is_refused_at_start(t
         auth_from_settings(_smart_settings(str(public), "RS384"))
     with pytest.raises(ValueError, match="is not PEM"):
         auth_from_settings(_smart_settings(str(jwk), "RS384"))
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_a_server_unavailable_during_discovery_is_transient_not_a_missing_token_endpoint(
+    router: respx.MockRouter, keys: KeyPair, sleeps: Sleeps, status: int
+) -> None:
+    # A server restarting as the worker starts: taken as "no SMART token endpoint" (Unauthorized), every
+    # case of the push failed for good, waiting for a person. It is retried, and discovered once back.
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    well_known = router.get(f"{BASE}/.well-known/smart-configuration")
+    well_known.side_effect = [httpx.Response(status), httpx.Response(200, json={"token_endpoint": TOKEN_URL})]
+    metadata = router.get(f"{BASE}/metadata").respond(status)
+    router.post(TOKEN_URL).mock(side_effect=endpoint)
+    read = fhir_route(router, "Goal/1", {"resourceType": "Goal", "id": "1"}, lambda: set(endpoint.issued))
+
+    async with AsyncFhirClient(
+        BASE, auth=smart(keys, clock, token_url=None), retry=RetryPolicy(max_attempts=2), sleep=sleeps
+    ) as fhir:
+        assert (await fhir.read("Goal", "1"))["id"] == "1"
+
+    assert (well_known.call_count, metadata.call_count, read.call_count, len(sleeps.calls)) == (2, 1, 1, 1)
+
+
+async def test_a_server_down_during_discovery_of_a_write_is_a_transient_error(
+    router: respx.MockRouter, keys: KeyPair
+) -> None:
+    router.get(f"{BASE}/.well-known/smart-configuration").respond(502, text="<html>Bad Gateway</html>")
+    router.get(f"{BASE}/metadata").respond(502, text="<html>Bad Gateway</html>")
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, FakeClock(), token_url=None)) as fhir:
+        with pytest.raises(TransientError, match=r"not discovered: the FHIR server is unavailable \(HTTP 502\)"):
+            await fhir.create({"resourceType": "Goal"})

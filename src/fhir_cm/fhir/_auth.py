@@ -173,7 +173,7 @@ class SmartBackendAuth(httpx.Auth):
             headers={"Accept": "application/json", "Content-Type": _FORM},
         )
         body = _json(response)
-        if response.status_code == 429 or response.status_code >= 500:
+        if _unavailable(response):
             raise TransientError(
                 f"token endpoint unavailable (HTTP {response.status_code})", status=response.status_code
             )
@@ -212,10 +212,17 @@ class SmartBackendAuth(httpx.Auth):
         endpoint = _json(response).get("token_endpoint") if response.status_code == 200 else None
         if isinstance(endpoint, str) and endpoint:
             return endpoint
+        unavailable = _unavailable(response)
         response = yield httpx.Request("GET", f"{self._base}/metadata", headers={"Accept": "application/fhir+json"})
         endpoint = _token_from_capabilities(_json(response)) if response.status_code == 200 else None
         if endpoint:
             return endpoint
+        unavailable = unavailable or _unavailable(response)
+        if unavailable:  # a server restarting or shedding load names nothing: that is no setting to correct
+            raise TransientError(
+                f"SMART token endpoint not discovered: the FHIR server is unavailable (HTTP {unavailable})",
+                status=unavailable,
+            )
         raise Unauthorized("no SMART token endpoint: neither .well-known/smart-configuration nor /metadata names one")
 
 
@@ -227,6 +234,12 @@ def _advance(
         return next(flow) if response is None else flow.send(response)
     except StopIteration:
         return None
+
+
+def _unavailable(response: httpx.Response) -> int | None:
+    """The status of an answer saying "not now" (429, 5xx), else None."""
+    status = response.status_code
+    return status if status == 429 or status >= 500 else None
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
