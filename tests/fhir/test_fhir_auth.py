@@ -498,3 +498,37 @@ async def test_a_server_down_during_discovery_of_a_write_is_a_transient_error(
     async with AsyncFhirClient(BASE, auth=smart(keys, FakeClock(), token_url=None)) as fhir:
         with pytest.raises(TransientError, match=r"not discovered: the FHIR server is unavailable \(HTTP 502\)"):
             await fhir.create({"resourceType": "Goal"})
+
+
+@pytest.mark.parametrize(
+    "expires_in", [b'"soon"', b"[300]", b"NaN", b"Infinity", b"-5", b"0", None], ids=lambda v: str(v)
+)
+async def test_a_token_lifetime_the_server_garbles_or_leaves_out_is_taken_as_five_minutes(
+    router: respx.MockRouter, keys: KeyPair, expires_in: bytes | None
+) -> None:
+    # A word failed the read with a ValueError out of the auth flow; NaN or Infinity had the token
+    # never refreshed before it expired; a negative one had a token fetched for every request.
+    clock = FakeClock()
+    issued: list[str] = []
+
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        issued.append(f"token-{len(issued) + 1}")
+        lifetime = b"" if expires_in is None else b', "expires_in": ' + expires_in
+        body = b'{"access_token": "' + issued[-1].encode() + b'", "token_type": "bearer"' + lifetime + b"}"
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+    router.post(TOKEN_URL).mock(side_effect=token_endpoint)
+    read = fhir_route(router, "Goal/1", {"resourceType": "Goal", "id": "1"}, lambda: set(issued))
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, clock)) as fhir:
+        await fhir.read("Goal", "1")
+        clock.now += 200  # within five minutes less the refresh margin: the same token
+        await fhir.read("Goal", "1")
+        clock.now += 50  # 50 s left of five minutes: a new one
+        await fhir.read("Goal", "1")
+
+    assert [c.request.headers["Authorization"] for c in read.calls] == [
+        "Bearer token-1",
+        "Bearer token-1",
+        "Bearer token-2",
+    ]

@@ -10,6 +10,7 @@ mid-paging); the refused request is then sent again once with the new token.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -28,6 +29,7 @@ __all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth", "header_token"]
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 ASSERTION_LIFETIME = 240  # seconds; SMART allows at most 300
+DEFAULT_LIFETIME = 300.0  # seconds a token is taken to last when the token endpoint does not say
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -190,7 +192,7 @@ class SmartBackendAuth(httpx.Auth):
             token = header_token(token)
         except ValueError as exc:
             raise InvalidResponse(f"the token endpoint answered an access token that cannot be sent: {exc}") from None
-        lifetime = float(body.get("expires_in") or 300)
+        lifetime = _lifetime(body.get("expires_in"))
         margin = min(self.refresh_margin, lifetime / 2)  # short-lived tokens still get used
         self._token = _Token(token, self._clock() + lifetime - margin)
 
@@ -234,6 +236,17 @@ def _advance(
         return next(flow) if response is None else flow.send(response)
     except StopIteration:
         return None
+
+
+def _lifetime(expires_in: object) -> float:
+    """The token's lifetime in seconds: ``expires_in`` when it is a positive number (or its text), else
+    ``DEFAULT_LIFETIME``. A word there failed the request with a ValueError out of the auth flow; an
+    infinite or NaN one had the token never refreshed before it expired (a 401 at every expiry)."""
+    try:
+        seconds = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_LIFETIME
+    return seconds if math.isfinite(seconds) and seconds > 0 else DEFAULT_LIFETIME
 
 
 def _unavailable(response: httpx.Response) -> int | None:
