@@ -206,15 +206,18 @@ async def test_a_file_that_is_not_ndjson_ends_the_read_and_is_not_taken_as_compl
     assert got == ["p1"]
 
 
+def one_file_export(mock: respx.MockRouter, url: str, *, token: bool) -> respx.Route:
+    """An export whose manifest names one Patient file at ``url``; the file's route."""
+    mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+    mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", url), token=token)))
+    mock.delete(STATUS).mock(return_value=httpx.Response(202))
+    return mock.get(url).mock(return_value=httpx.Response(200, content=ndjson(patient(1))))
+
+
 @pytest.mark.parametrize("token", [True, False])
 async def test_credentials_go_to_the_files_only_when_the_manifest_requires_them(token: bool) -> None:
     with respx.mock() as mock:
-        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
-        mock.get(STATUS).mock(
-            return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"), token=token))
-        )
-        mock.delete(STATUS).mock(return_value=httpx.Response(202))
-        file = mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1))))
+        file = one_file_export(mock, f"{FILES}/p.ndjson", token=token)
         async with client(Clock(), auth=BearerAuth("t0ken")) as fhir, bulk_export(fhir, BulkRequest()) as export:
             assert [r async for r in export.resources()]
         sent = file.calls[0].request.headers.get("authorization")
@@ -327,3 +330,43 @@ async def test_a_file_redirected_nowhere_is_an_error_not_an_empty_file() -> None
         async with client(Clock()) as fhir, bulk_export(fhir, BulkRequest()) as export:
             with pytest.raises(InvalidResponse, match="302 a redirect"):
                 [r async for r in export.resources()]
+
+
+INNER = "http://hapi-internal:8080/fhir"
+
+
+async def test_a_status_url_in_clear_on_another_machine_gets_no_credentials() -> None:
+    # A server behind a TLS proxy names its job by its inner http address: the token went there in clear.
+    inner_status = f"{INNER}/$export-poll-status?_jobId=7"
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": inner_status}))
+        poll = mock.get(inner_status).mock(return_value=httpx.Response(200, json=manifest()))
+        delete = mock.delete(inner_status).mock(return_value=httpx.Response(202))
+        async with client(Clock(), auth=BearerAuth("t0ken")) as fhir:
+            with pytest.raises(InvalidResponse, match="http://hapi-internal:8080: the server names a URL in clear"):
+                async with bulk_export(fhir, BulkRequest()):
+                    pass
+    assert not poll.called and not delete.called
+
+
+async def test_a_file_in_clear_on_another_machine_gets_no_credentials_when_they_are_required() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        file = one_file_export(mock, f"{INNER}/files/p.ndjson", token=True)
+        async with client(Clock(), auth=BearerAuth("t0ken")) as fhir, bulk_export(fhir, BulkRequest()) as export:
+            with pytest.raises(InvalidResponse, match="credentials are not sent there"):
+                _ = [r async for r in export.resources()]
+    assert not file.called
+
+
+async def test_an_operator_vouching_for_the_network_has_the_credentials_go_over_http() -> None:
+    inner_status = f"{INNER}/$export-poll-status?_jobId=7"
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": inner_status}))
+        poll = mock.get(inner_status).mock(return_value=httpx.Response(200, json=manifest()))
+        mock.delete(inner_status).mock(return_value=httpx.Response(202))
+        async with (
+            client(Clock(), auth=BearerAuth("t0ken"), allow_http_credentials=True) as fhir,
+            bulk_export(fhir, BulkRequest()) as export,
+        ):
+            assert [r async for r in export.resources()] == []
+    assert poll.calls[0].request.headers["Authorization"] == "Bearer t0ken"

@@ -41,7 +41,7 @@ from ._limits import TransactionLimit
 from ._results import BundleResult, WriteResult
 from ._retry import DEFAULT_RETRY, NOT_SENT_ERRORS, RetryPolicy, is_safe_to_repeat, parse_retry_after
 from ._search import DEFAULT_MAX_PAGES, HistorySet, SearchSet, search_value
-from ._urls import check_id, check_type, normalize_base
+from ._urls import check_id, check_type, may_carry_credentials, normalize_base, shown_origin
 
 __all__ = ["FHIR_JSON", "JSON_PATCH", "AsyncFhirClient", "Resource"]
 
@@ -99,6 +99,7 @@ class AsyncFhirClient:
         max_pages: int = DEFAULT_MAX_PAGES,
         prefer: str = "return=representation",
         max_transaction_entries: int | None = None,
+        allow_http_credentials: bool = False,
     ) -> None:
         self._base = normalize_base(base_url)
         if http is not None and transport is not None:
@@ -114,6 +115,7 @@ class AsyncFhirClient:
             follow_redirects=False,
         )
         self._auth = auth
+        self._allow_http = allow_http_credentials
         self._retry = retry
         self._sleep = sleep
         self._clock = clock
@@ -435,7 +437,7 @@ class AsyncFhirClient:
         for exchanges whose statuses are the protocol (a Bulk status URL's 202s and 429s)."""
         info = RequestInfo.from_request(request, self._base)
         with map_transport_errors(info):
-            response = await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            response = await self._http.send(request, auth=self._credentials(request) or httpx.USE_CLIENT_DEFAULT)
             await response.aread()
         return unbound(response)
 
@@ -453,7 +455,7 @@ class AsyncFhirClient:
         info = RequestInfo.from_request(request, self._base)
         with map_transport_errors(info):
             response = await self._http.send(
-                request, auth=self._auth if authenticated else None, stream=True, follow_redirects=True
+                request, auth=self._credentials(request) if authenticated else None, stream=True, follow_redirects=True
             )
         try:
             if response.is_redirect or 300 <= response.status_code < 400:
@@ -465,6 +467,15 @@ class AsyncFhirClient:
         finally:
             await response.aclose()
             unbound(response)
+
+    def _credentials(self, request: httpx.Request) -> httpx.Auth | None:
+        """The auth for ``request``; ``InvalidResponse`` when it goes in clear to another machine."""
+        if self._auth is None or may_carry_credentials(request.url, self._base, allow_http=self._allow_http):
+            return self._auth
+        raise InvalidResponse(
+            f"{request.method} {shown_origin(request.url)}: the server names a URL in clear on another machine "
+            f"than {shown_origin(self._base)} (its address behind a proxy?); the credentials are not sent there"
+        )
 
     def _request(
         self,
@@ -497,7 +508,9 @@ class AsyncFhirClient:
             attempt += 1
             try:
                 with map_transport_errors(info):
-                    response = unbound(await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT))
+                    response = unbound(
+                        await self._http.send(request, auth=self._credentials(request) or httpx.USE_CLIENT_DEFAULT)
+                    )
             except TransientError as exc:
                 not_sent = isinstance(exc.__cause__, NOT_SENT_ERRORS)
                 delay = policy.delay(attempt, None)

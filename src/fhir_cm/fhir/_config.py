@@ -84,6 +84,7 @@ def _client_kwargs(settings: Settings, overrides: dict[str, Any]) -> dict[str, A
         "verify": settings.verify_tls,
         "fhir_version": settings.fhir_version,
         "max_transaction_entries": settings.max_transaction_entries,
+        "allow_http_credentials": settings.allow_http_credentials,
     }
     kwargs.update(overrides)  # e.g. a test's transport; timeout/verify only shape a client we create
     return kwargs

@@ -33,7 +33,7 @@ from ._errors import (
     UnsupportedByServer,
     redact,
 )
-from ._urls import check_type, origin, resolve_link
+from ._urls import check_type, origin, resolve_link, shown_origin
 
 if TYPE_CHECKING:
     from ._client import AsyncFhirClient
@@ -144,12 +144,6 @@ class _Validator:
         return item
 
 
-def _shown(url: str) -> str:
-    """``scheme://host:port`` of ``url``."""
-    scheme, host, port = origin(url)
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
-
-
 class _PagedSet(Generic[R]):
     """Paging shared by searches and histories: first request, then next links, safely."""
 
@@ -258,7 +252,7 @@ class _PagedSet(Generic[R]):
             # proxy that writes its own address into its links (HAPI's server_address, an internal
             # host or http for https) is then a setting to correct, not a mystery.
             raise UnsafeLink(
-                f"next link leaves the FHIR server's origin ({_shown(url)}, not {_shown(base)}); not followed: "
+                f"next link leaves the FHIR server's origin ({shown_origin(url)}, not {shown_origin(base)}); not followed: "
                 "the server names itself by another address than the configured base"
             )
         if url in seen:

@@ -17,6 +17,7 @@ __all__ = [
     "ResourceLocation",
     "check_id",
     "check_type",
+    "may_carry_credentials",
     "normalize_base",
     "origin",
     "parse_etag_version",
@@ -24,6 +25,7 @@ __all__ = [
     "relative_path",
     "resolve_link",
     "safe_for_tokens",
+    "shown_origin",
 ]
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -82,6 +84,14 @@ def safe_for_tokens(url: str) -> bool:
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+def may_carry_credentials(url: str | httpx.URL, base_url: str, *, allow_http: bool = False) -> bool:
+    """Whether the credentials may go to ``url``, one the server named (a Bulk status or file URL): the
+    base's own origin (checked at start-up), https, http to this machine, or any http the operator
+    vouched for. A server behind a proxy names itself by its inner ``http://`` address, and the token
+    would cross the network in clear to it."""
+    return allow_http or origin(url) == origin(base_url) or safe_for_tokens(str(url))
+
+
 def _parsed(text: str) -> httpx.URL | None:
     """``text`` as a URL, or None when it is not one (a bad port among others)."""
     try:
@@ -95,6 +105,12 @@ def _parsed(text: str) -> httpx.URL | None:
 def _shown(text: str) -> str:
     """``text`` for an error message, without a password it may carry (``user:secret@host``)."""
     return re.sub(r"(//[^/@\s:]*):[^/@\s]*@", r"\1:***@", text)
+
+
+def shown_origin(url: str | httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``: where it goes, without a path or query that may carry identifiers."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def origin(url: str | httpx.URL) -> tuple[str, str, int]:
