@@ -118,3 +118,42 @@ def test_a_file_without_cases_is_refused(tmp_path: Path, content: str, named: st
         done = fhir_cm(*command, env=env, cwd=tmp_path)
         assert (done.returncode, done.stderr) == (1, f"fhir-cm: error: {named}: no cases in it\n"), command
         assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "says"),
+    [
+        (["worker", "--once"], None, "FHIR_CM_PRIVATE_KEY_FILE ({key}) cannot be read: No such file or directory"),
+        (["serve"], "rsa", "FHIR_CM_PRIVATE_KEY_FILE ({key}): the private key is an RSA key: ES384 signs with"),
+    ],
+    ids=["worker-missing-key", "serve-rsa-key-for-es384"],
+)
+def test_a_smart_key_every_sync_would_fail_with_is_refused_when_the_command_starts(
+    tmp_path: Path, command: list[str], key: str | None, says: str
+) -> None:
+    # The worker stopped with a traceback; serve started, and the first sync a supervisor asked for failed.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key_file = tmp_path / "backend.pem"
+    if key == "rsa":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_file.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    env = {
+        "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "FHIR_CM_FHIR_BASE": "https://ehr.example.org/fhir",
+        "FHIR_CM_AUTH": "smart",
+        "FHIR_CM_CLIENT_ID": "fhir-cm",
+        "FHIR_CM_PRIVATE_KEY_FILE": str(key_file),
+        "FHIR_CM_PRIVATE_KEY_ALG": "ES384",
+    }
+
+    done = fhir_cm(*command, env=env, cwd=tmp_path)
+
+    assert done.returncode in (1, 2), done.stderr
+    assert done.stderr.startswith("fhir-cm: error: ") and "Traceback" not in done.stderr
+    assert says.format(key=key_file) in done.stderr

@@ -532,3 +532,9 @@ async def test_a_token_lifetime_the_server_garbles_or_leaves_out_is_taken_as_fiv
         "Bearer token-1",
         "Bearer token-2",
     ]
+
+
+def test_a_basic_user_name_holding_a_colon_is_refused_at_start() -> None:
+    # RFC 7617: the server splits "user:pass" at the first colon, so it would read another user.
+    with pytest.raises(ValueError, match="FHIR_CM_USERNAME cannot hold ':'"):
+        auth_from_settings(Settings(auth="basic", username="domain:ann", password="pw"))

@@ -39,10 +39,12 @@ def serve_command(
 
     from ..api import configure_logging, create_app
     from ..config import get_settings
+    from ..fhir import check_fhir_settings
 
     settings = get_settings(host=host, port=port)
     configure_logging()
     with reported():
+        check_fhir_settings(settings)  # a key or token every sync would be refused with: told now
         application = create_app(
             settings, serving=True
         )  # also checks the store (and migrates it) once, before any worker

@@ -31,7 +31,7 @@ from ._bulk import (
     read_population,
 )
 from ._client import AsyncFhirClient
-from ._config import auth_from_settings, client_from_settings, sync_client_from_settings
+from ._config import auth_from_settings, check_fhir_settings, client_from_settings, sync_client_from_settings
 from ._errors import (
     AmbiguousMatch,
     Conflict,
@@ -110,6 +110,7 @@ __all__ = [
     "WriteResult",
     "auth_from_settings",
     "bulk_export",
+    "check_fhir_settings",
     "client_from_settings",
     "header_token",
     "model_class",

@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 
-from ..config import Settings
+from ..config import Settings, SettingsError
 from ._auth import BearerAuth, SmartBackendAuth
 from ._client import AsyncFhirClient
 from ._sync import FhirClient
 from ._urls import normalize_base, safe_for_tokens
 
-__all__ = ["auth_from_settings", "client_from_settings", "sync_client_from_settings"]
+__all__ = ["auth_from_settings", "check_fhir_settings", "client_from_settings", "sync_client_from_settings"]
 
 #: Credentials (a token, a password, a SMART assertion and the token it buys) cross the network only
 #: encrypted: an ``http://`` URL to another machine is refused, whatever FHIR_CM_VERIFY_TLS says,
@@ -31,32 +31,42 @@ _IN_CLEAR = (
 
 
 def auth_from_settings(settings: Settings) -> httpx.Auth | None:
-    """The ``httpx.Auth`` for ``settings.auth``; ``ValueError`` names a missing setting, never a secret."""
+    """The ``httpx.Auth`` for ``settings.auth``; ``SettingsError`` (a ``ValueError``) names a missing or
+    unusable setting, never a secret."""
     kind = settings.auth
     if kind == "none":
         return None
     if kind == "bearer":
         if settings.token is None:
-            raise ValueError("auth=bearer needs FHIR_CM_TOKEN")
+            raise SettingsError("auth=bearer needs FHIR_CM_TOKEN")
         try:
             return BearerAuth(settings.token.get_secret_value())
         except ValueError as exc:
-            raise ValueError(f"FHIR_CM_TOKEN: {exc}") from None
+            raise SettingsError(f"FHIR_CM_TOKEN: {exc}") from None
     if kind == "basic":
         if not settings.username or settings.password is None:
-            raise ValueError("auth=basic needs FHIR_CM_USERNAME and FHIR_CM_PASSWORD")
+            raise SettingsError("auth=basic needs FHIR_CM_USERNAME and FHIR_CM_PASSWORD")
+        if ":" in settings.username:  # RFC 7617: the server would split the name at it
+            raise SettingsError("FHIR_CM_USERNAME cannot hold ':' (basic auth separates the password with it)")
         return httpx.BasicAuth(settings.username, settings.password.get_secret_value())
     if not settings.client_id or not settings.private_key_file:
-        raise ValueError("auth=smart needs FHIR_CM_CLIENT_ID and FHIR_CM_PRIVATE_KEY_FILE")
+        raise SettingsError("auth=smart needs FHIR_CM_CLIENT_ID and FHIR_CM_PRIVATE_KEY_FILE")
     if not settings.fhir_base:
-        raise ValueError("auth=smart needs FHIR_CM_FHIR_BASE (to discover the token endpoint)")
+        raise SettingsError("auth=smart needs FHIR_CM_FHIR_BASE (to discover the token endpoint)")
     if settings.token_url is not None and not _may_carry_credentials(settings, settings.token_url):
-        raise ValueError(_IN_CLEAR.format(what="FHIR_CM_TOKEN_URL"))
+        raise SettingsError(_IN_CLEAR.format(what="FHIR_CM_TOKEN_URL"))
     password = settings.private_key_password
+    try:
+        pem = Path(settings.private_key_file).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingsError(
+            f"FHIR_CM_PRIVATE_KEY_FILE ({settings.private_key_file}) cannot be read: {reason}"
+        ) from None
     try:
         return SmartBackendAuth(
             client_id=settings.client_id,
-            private_key=Path(settings.private_key_file).read_bytes(),
+            private_key=pem,
             fhir_base=settings.fhir_base,
             algorithm=settings.private_key_alg,
             key_password=password.get_secret_value().encode() if password is not None else None,
@@ -66,7 +76,14 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
             allow_http=settings.allow_http_credentials,
         )
     except ValueError as exc:
-        raise ValueError(f"FHIR_CM_PRIVATE_KEY_FILE ({settings.private_key_file}): {exc}") from None
+        raise SettingsError(f"FHIR_CM_PRIVATE_KEY_FILE ({settings.private_key_file}): {exc}") from None
+
+
+def check_fhir_settings(settings: Settings) -> None:
+    """Refuse now (``SettingsError``) what would fail every request to the configured FHIR server: a
+    long-running command (``serve``) checks at start, not at the first sync a supervisor asks for."""
+    if settings.fhir_base:
+        _client_kwargs(settings, {})
 
 
 def _may_carry_credentials(settings: Settings, url: str) -> bool:
@@ -75,9 +92,9 @@ def _may_carry_credentials(settings: Settings, url: str) -> bool:
 
 def _client_kwargs(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]:
     if not settings.fhir_base:
-        raise ValueError("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE")
+        raise SettingsError("no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE")
     if settings.auth != "none" and not _may_carry_credentials(settings, normalize_base(settings.fhir_base)):
-        raise ValueError(_IN_CLEAR.format(what="FHIR_CM_FHIR_BASE"))
+        raise SettingsError(_IN_CLEAR.format(what="FHIR_CM_FHIR_BASE"))
     kwargs: dict[str, Any] = {
         "auth": auth_from_settings(settings),
         "timeout": settings.timeout,
