@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from fhir_cm.config import Settings
 from fhir_cm.fhir import (
+    NO_RETRY,
     AsyncFhirClient,
     BearerAuth,
     RetryPolicy,
@@ -538,3 +540,28 @@ def test_a_basic_user_name_holding_a_colon_is_refused_at_start() -> None:
     # RFC 7617: the server splits "user:pass" at the first colon, so it would read another user.
     with pytest.raises(ValueError, match="FHIR_CM_USERNAME cannot hold ':'"):
         auth_from_settings(Settings(auth="basic", username="domain:ann", password="pw"))
+
+
+@pytest.mark.parametrize("configured", [True, False], ids=["token-url", "discovered"])
+async def test_a_token_endpoint_that_never_answers_times_out_as_the_client_says_naming_it(
+    keys: KeyPair, configured: bool
+) -> None:
+    # Requests made by the auth flow had no timeout: a token endpoint (or a discovery) taking the
+    # connection and never answering held the worker for ever. A real socket that never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        where = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        auth = SmartBackendAuth(
+            client_id=CLIENT_ID,
+            private_key=keys.private_pem,
+            fhir_base=f"{where}/fhir",
+            algorithm=keys.alg,  # type: ignore[arg-type]
+            token_url=f"{where}/token" if configured else None,
+        )
+        async with AsyncFhirClient(f"{where}/fhir", auth=auth, timeout=0.2, retry=NO_RETRY, fhir_version="R4") as fhir:
+            with pytest.raises(TransientError) as caught:
+                await asyncio.wait_for(fhir.read("Goal", "1"), 10)  # a bound for the test run, not the check
+
+    said = "at the SMART token endpoint (http://127.0.0.1:" if configured else "discovering the SMART token endpoint"
+    assert "network error (ReadTimeout)" in str(caught.value) and said in str(caught.value)

@@ -21,8 +21,8 @@ import httpx
 import jwt
 
 from ._keys import load_signing_key
-from ._errors import InvalidResponse, TransientError, Unauthorized, redact
-from ._urls import normalize_base, safe_for_tokens
+from ._errors import PURPOSE, InvalidResponse, TransientError, Unauthorized, redact
+from ._urls import normalize_base, safe_for_tokens, shown_origin
 
 __all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth", "header_token"]
 
@@ -141,7 +141,7 @@ class SmartBackendAuth(httpx.Auth):
         for _ in range(2):  # the request, and once more after a 401 with a fresh token
             async with self._lock:  # one token request at a time; the others reuse its result
                 if self._valid_token() in (None, refused):  # none, expiring, or the one just refused
-                    flow, response = self._fetch_token(), None
+                    flow, response = self._fetch_token(request.extensions.get("timeout")), None
                     while (step := _advance(flow, response)) is not None:
                         response = yield step
                         await response.aread()
@@ -159,10 +159,15 @@ class SmartBackendAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("SmartBackendAuth is async-only; use it with httpx.AsyncClient")
 
-    def _fetch_token(self) -> Generator[httpx.Request, httpx.Response, None]:
-        """Sub-flow: discover the token endpoint if needed, then exchange an assertion for a token."""
+    def _fetch_token(self, timeout: object) -> Generator[httpx.Request, httpx.Response, None]:
+        """Sub-flow: discover the token endpoint if needed, then exchange an assertion for a token.
+
+        Its requests take the ``timeout`` of the request they are made for: built here rather than by
+        the client, they had none, and a token endpoint that took the connection and never answered
+        held the worker for ever."""
         if self.token_url is None:
-            self.token_url = yield from self._discover()
+            self.token_url = yield from self._discover(_sent_for(timeout, "discovering the SMART token endpoint"))
+        purpose = f"at the SMART token endpoint ({shown_origin(self.token_url)})"
         response = yield httpx.Request(
             "POST",
             self.token_url,
@@ -173,6 +178,7 @@ class SmartBackendAuth(httpx.Auth):
                 "client_assertion": self.client_assertion(self.token_url),
             },
             headers={"Accept": "application/json", "Content-Type": _FORM},
+            extensions=_sent_for(timeout, purpose),
         )
         body = _json(response)
         if _unavailable(response):
@@ -196,10 +202,10 @@ class SmartBackendAuth(httpx.Auth):
         margin = min(self.refresh_margin, lifetime / 2)  # short-lived tokens still get used
         self._token = _Token(token, self._clock() + lifetime - margin)
 
-    def _discover(self) -> Generator[httpx.Request, httpx.Response, str]:
+    def _discover(self, extensions: dict[str, object]) -> Generator[httpx.Request, httpx.Response, str]:
         """The token endpoint the server names; refused unless https (or http to this machine), since the
         assertion and the token it buys would cross the network in clear."""
-        endpoint = yield from self._named_endpoint()
+        endpoint = yield from self._named_endpoint(extensions)
         if not (self._allow_http or safe_for_tokens(endpoint)):
             raise Unauthorized(
                 "the SMART token endpoint the server names is not https; set FHIR_CM_TOKEN_URL"
@@ -207,15 +213,20 @@ class SmartBackendAuth(httpx.Auth):
             )
         return endpoint
 
-    def _named_endpoint(self) -> Generator[httpx.Request, httpx.Response, str]:
+    def _named_endpoint(self, extensions: dict[str, object]) -> Generator[httpx.Request, httpx.Response, str]:
         response = yield httpx.Request(
-            "GET", f"{self._base}/.well-known/smart-configuration", headers={"Accept": "application/json"}
+            "GET",
+            f"{self._base}/.well-known/smart-configuration",
+            headers={"Accept": "application/json"},
+            extensions=extensions,
         )
         endpoint = _json(response).get("token_endpoint") if response.status_code == 200 else None
         if isinstance(endpoint, str) and endpoint:
             return endpoint
         unavailable = _unavailable(response)
-        response = yield httpx.Request("GET", f"{self._base}/metadata", headers={"Accept": "application/fhir+json"})
+        response = yield httpx.Request(
+            "GET", f"{self._base}/metadata", headers={"Accept": "application/fhir+json"}, extensions=extensions
+        )
         endpoint = _token_from_capabilities(_json(response)) if response.status_code == 200 else None
         if endpoint:
             return endpoint
@@ -226,6 +237,11 @@ class SmartBackendAuth(httpx.Auth):
                 status=unavailable,
             )
         raise Unauthorized("no SMART token endpoint: neither .well-known/smart-configuration nor /metadata names one")
+
+
+def _sent_for(timeout: object, purpose: str) -> dict[str, object]:
+    """The extensions of a request the flow sends: the client's timeout, and what it is for."""
+    return {PURPOSE: purpose} if timeout is None else {"timeout": timeout, PURPOSE: purpose}
 
 
 def _advance(

@@ -405,7 +405,20 @@ def map_transport_errors(info: RequestInfo) -> Iterator[None]:
         ) from None
     except httpx.TransportError as exc:  # timeouts, connection and protocol errors
         raise TransientError(
-            f"{info.describe()} → network error ({type(exc).__name__})",
+            f"{info.describe()} → network error ({type(exc).__name__}){_where(exc)}",
             resource_type=info.resource_type,
             resource_id=info.resource_id,
         ) from exc
+
+
+#: ``httpx.Request.extensions`` key naming what a request sent on the way to another one is for (the
+#: SMART token endpoint), so that its network error does not read as the FHIR request's own.
+PURPOSE = "fhir_cm.purpose"
+
+
+def _where(exc: httpx.TransportError) -> str:
+    try:
+        purpose = exc.request.extensions.get(PURPOSE)
+    except RuntimeError:  # raised without a request
+        return ""
+    return f" {purpose}" if isinstance(purpose, str) else ""
