@@ -30,6 +30,8 @@ _OPTIONAL_TEXT = (
     "private_key_password", "key_id", "token_url",
     "cds_issuers", "public_url",
 )  # fmt: skip
+#: Names, paths and URLs: the spaces or line end an env file leaves around them are no part of them.
+_TRIMMED = ("fhir_base", "username", "client_id", "private_key_file", "key_id", "token_url")
 #: Settings that always have a value: an empty one is refused.
 _REQUIRED_TEXT = ("database_url", "identifier_system", "host", "scope")
 
@@ -139,6 +141,13 @@ class Settings(BaseSettings):
         Kept as "", a token would be sent as ``Bearer `` and a token URL of "" be posted to.
         """
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(*_TRIMMED, mode="after")
+    @classmethod
+    def _trimmed(cls, value: str | None) -> str | None:
+        """``FHIR_CM_TOKEN_URL`` ending in a newline failed every token request with an ``InvalidURL``
+        out of the auth flow; ``FHIR_CM_CLIENT_ID`` so, with the server's "unknown client"."""
+        return value.strip() if value is not None else None
 
     @field_validator(*_REQUIRED_TEXT, mode="before")
     @classmethod

@@ -565,3 +565,29 @@ async def test_a_token_endpoint_that_never_answers_times_out_as_the_client_says_
 
     said = "at the SMART token endpoint (http://127.0.0.1:" if configured else "discovering the SMART token endpoint"
     assert "network error (ReadTimeout)" in str(caught.value) and said in str(caught.value)
+
+
+async def test_smart_settings_ending_in_the_line_end_of_an_env_file_are_taken_without_it(
+    router: respx.MockRouter, keys: KeyPair, tmp_path: Any
+) -> None:
+    # A token URL ending in "\n" failed every token request with an InvalidURL out of the auth flow.
+    clock = FakeClock()
+    endpoint = TokenEndpoint(keys, clock)
+    router.post(TOKEN_URL).mock(side_effect=endpoint)
+    read = fhir_route(router, "Goal/1", {"resourceType": "Goal", "id": "1"}, lambda: set(endpoint.issued))
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(keys.private_pem)
+    settings = Settings(
+        fhir_base=f"{BASE}\n",
+        auth="smart",
+        client_id=f"{CLIENT_ID}\n",
+        private_key_file=f"{key_file}\n",
+        private_key_alg=keys.alg,
+        key_id="key-2025\n",
+        token_url=f"{TOKEN_URL}\n",
+    )
+
+    async with client_from_settings(settings) as fhir:
+        await fhir.read("Goal", "1")
+
+    assert read.call_count == 1 and endpoint.issued == ["token-1"]  # the endpoint checked iss, sub, aud and kid
