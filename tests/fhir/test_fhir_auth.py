@@ -591,3 +591,34 @@ async def test_smart_settings_ending_in_the_line_end_of_an_env_file_are_taken_wi
         await fhir.read("Goal", "1")
 
     assert read.call_count == 1 and endpoint.issued == ["token-1"]  # the endpoint checked iss, sub, aud and kid
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            httpx.Response(200, html="<html><form action='/login'>Sign in</form></html>"),
+            "token endpoint answered 200 without an access_token (text/html): is FHIR_CM_TOKEN_URL",
+        ),
+        (
+            httpx.Response(404, html="<html>Not Found</html>"),
+            "refused client 'fhir-cm-backend' with HTTP 404 and no OAuth error (text/html)",
+        ),
+        (
+            httpx.Response(400, json={"error": "invalid_scope", "error_description": "system/*.write not allowed"}),
+            "refused client 'fhir-cm-backend': invalid_scope (system/*.write not allowed)",
+        ),
+    ],
+    ids=["login-page", "not-found-page", "oauth-error"],
+)
+async def test_a_token_endpoint_answering_no_token_is_told_apart_from_one_refusing_the_client(
+    router: respx.MockRouter, keys: KeyPair, answer: httpx.Response, said: str
+) -> None:
+    # A proxy's login page (200) read "refused client 'x': HTTP 200", as if the key were wrong.
+    router.post(TOKEN_URL).mock(return_value=answer)
+
+    async with AsyncFhirClient(BASE, auth=smart(keys, FakeClock())) as fhir:
+        with pytest.raises(Unauthorized) as caught:
+            await fhir.read("Goal", "1")
+
+    assert said in str(caught.value) and "eyJ" not in str(caught.value)

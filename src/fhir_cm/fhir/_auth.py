@@ -187,13 +187,7 @@ class SmartBackendAuth(httpx.Auth):
             )
         token = body.get("access_token")
         if response.status_code != 200 or not isinstance(token, str):
-            reason = body.get("error") or f"HTTP {response.status_code}"
-            detail = body.get("error_description")
-            raise Unauthorized(
-                f"token endpoint refused client {self.client_id!r}: {reason}"
-                + (f" ({redact(str(detail))})" if detail else ""),
-                status=response.status_code,
-            )
+            raise Unauthorized(_refusal(self.client_id, response, body), status=response.status_code)
         try:
             token = header_token(token)
         except ValueError as exc:
@@ -252,6 +246,23 @@ def _advance(
         return next(flow) if response is None else flow.send(response)
     except StopIteration:
         return None
+
+
+def _refusal(client_id: str, response: httpx.Response, body: dict[str, Any]) -> str:
+    """Why the token endpoint gave no token: the OAuth ``error`` and its description when it sent one.
+
+    Without one (a 200 login page of a proxy, a 404 page: the URL is not the token endpoint) it read
+    "refused client 'x': HTTP 200", as if the client were refused."""
+    error, detail = body.get("error"), body.get("error_description")
+    if isinstance(error, str) and error.strip():
+        told = f" ({redact(str(detail))})" if detail else ""
+        return f"token endpoint refused client {client_id!r}: {redact(error, 80)}{told}"
+    kind = response.headers.get("content-type", "no content type").split(";")[0].strip()
+    if response.status_code == 200:
+        said = "answered 200 without an access_token"
+    else:
+        said = f"refused client {client_id!r} with HTTP {response.status_code} and no OAuth error"
+    return f"token endpoint {said} ({kind}): is FHIR_CM_TOKEN_URL (or the one discovered) the token endpoint?"
 
 
 def _lifetime(expires_in: object) -> float:
