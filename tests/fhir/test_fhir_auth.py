@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from fhir_cm.config import Settings
+from fhir_cm.fhir._scopes import left_out
 from fhir_cm.fhir import (
     NO_RETRY,
     AsyncFhirClient,
@@ -622,3 +623,19 @@ async def test_a_token_endpoint_answering_no_token_is_told_apart_from_one_refusi
             await fhir.read("Goal", "1")
 
     assert said in str(caught.value) and "eyJ" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("asked", "granted", "missing"),
+    [
+        ("system/*.read system/*.write", "system/*.read", ["system/*.write"]),
+        ("system/*.read system/*.write", "system/*.rs system/*.cud", []),  # v1 answered in v2 words
+        ("system/*.rs system/*.cud", "system/*.*", []),
+        ("system/*.read", "system/Patient.read system/Goal.read", ["system/*.read"]),
+        ("system/Goal.cruds", "system/*.cud", ["system/Goal.cruds"]),
+        ("system/*.rs", "system/*.rs?category=x", []),  # narrowed by the server's own filter: not told
+        ("system/*.read", "user/*.read", ["system/*.read"]),
+    ],
+)
+def test_which_scopes_asked_a_grant_leaves_out(asked: str, granted: str, missing: list[str]) -> None:
+    assert left_out(asked, granted) == missing

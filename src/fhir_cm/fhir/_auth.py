@@ -10,6 +10,7 @@ mid-paging); the refused request is then sent again once with the new token.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import uuid
@@ -21,6 +22,7 @@ import httpx
 import jwt
 
 from ._keys import load_signing_key
+from ._scopes import left_out
 from ._errors import PURPOSE, InvalidResponse, TransientError, Unauthorized, redact
 from ._urls import normalize_base, safe_for_tokens, shown_origin
 
@@ -31,6 +33,8 @@ OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-u
 ASSERTION_LIFETIME = 240  # seconds; SMART allows at most 300
 DEFAULT_LIFETIME = 300.0  # seconds a token is taken to last when the token endpoint does not say
 _FORM = "application/x-www-form-urlencoded"
+
+log = logging.getLogger("fhir_cm.fhir")
 
 
 def header_token(token: str) -> str:
@@ -105,6 +109,7 @@ class SmartBackendAuth(httpx.Auth):
         self._base = normalize_base(fhir_base)
         self._clock = clock
         self._token: _Token | None = None
+        self._granted: str | None = None  # the scope of the last token response, warned of when narrower
         self._lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -192,9 +197,26 @@ class SmartBackendAuth(httpx.Auth):
             token = header_token(token)
         except ValueError as exc:
             raise InvalidResponse(f"the token endpoint answered an access token that cannot be sent: {exc}") from None
+        self._check_granted(body.get("scope"))
         lifetime = _lifetime(body.get("expires_in"))
         margin = min(self.refresh_margin, lifetime / 2)  # short-lived tokens still get used
         self._token = _Token(token, self._clock() + lifetime - margin)
+
+    def _check_granted(self, granted: object) -> None:
+        """Warn (once per grant) when the token covers less than ``scope`` asked: what it leaves out
+        comes back as 403s that rarely say why (writes refused to a client registered to read)."""
+        if not isinstance(granted, str) or granted == self._granted:
+            return
+        self._granted = granted
+        missing = left_out(self.scope, granted)
+        if missing:
+            log.warning(
+                "the token endpoint granted client %r %r, not %s asked for (FHIR_CM_SCOPE): requests needing"
+                " it will be refused (403); see the client's registration",
+                self.client_id,
+                granted,
+                " ".join(missing),
+            )
 
     def _discover(self, extensions: dict[str, object]) -> Generator[httpx.Request, httpx.Response, str]:
         """The token endpoint the server names; refused unless https (or http to this machine), since the
