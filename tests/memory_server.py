@@ -11,6 +11,8 @@ uvicorn; every handler runs to completion without awaiting):
   creates, 1 answers it, more is 412), ``update`` (update-as-create with the client's id;
   ``If-Match`` checked, 412 on a stale version), ``search`` by ``identifier`` (``,`` for OR) and
   ``_id`` — any other parameter is refused with 400, as HAPI does;
+* ``delete`` (a read, or an ``If-Match`` update, of a deleted resource answers 410 Gone, as Medplum
+  does; an update without ``If-Match`` writes it again);
 * ``batch`` (each entry on its own) and ``transaction`` (all or nothing: every entry is checked and
   validated before any is stored; ``urn:uuid`` fullUrls become the ids the server assigns, in every
   reference of the bundle);
@@ -86,12 +88,26 @@ class Repository:
         self.current: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.versions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.identifiers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self.deleted: set[tuple[str, str]] = set()
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
         found = self.current[rtype].get(rid)
         if found is None:
+            self.check_not_deleted(rtype, rid)
             raise Refused(404, "not-found", f"{rtype}/{rid} is not known")
         return found
+
+    def check_not_deleted(self, rtype: str, rid: str) -> None:
+        if (rtype, rid) in self.deleted:
+            raise Refused(410, "deleted", f"{rtype}/{rid} was deleted")
+
+    def delete(self, rtype: str, rid: str) -> None:
+        """Take the resource out of the current ones (its versions stay for vread)."""
+        gone = self.current[rtype].pop(rid, None)
+        if gone is not None:
+            for key in _identifier_keys(gone):
+                self.identifiers[key].discard(rid)
+            self.deleted.add((rtype, rid))
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         for version in self.versions.get((rtype, rid), ()):
@@ -121,7 +137,7 @@ class Repository:
         """Keep ``resource`` (id set) as a new version; ``(stored copy, created)``."""
         rtype, rid = resource["resourceType"], resource["id"]
         previous = self.current[rtype].get(rid)
-        version = int(previous["meta"]["versionId"]) + 1 if previous else 1
+        version = len(self.versions[(rtype, rid)]) + 1  # after a deletion too
         stored = {**resource, "meta": {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": now}}
         if previous is not None:
             for key in _identifier_keys(previous):
@@ -129,6 +145,7 @@ class Repository:
         for key in _identifier_keys(stored):
             self.identifiers[key].add(rid)
         self.current[rtype][rid] = stored
+        self.deleted.discard((rtype, rid))
         self.versions[(rtype, rid)].append(stored)
         return stored, previous is None
 
@@ -204,6 +221,9 @@ class Server:
             return 200, CAPABILITIES, {}
         if method == "POST" and not parts:
             return 200, self.bundle(resource), {}
+        if method == "DELETE" and len(parts) == 2 and parts[0] in TYPES:
+            self.repo.delete(parts[0], parts[1])
+            return 204, None, {}
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         entry = {"method": method, "url": "/".join(parts) + (f"?{query}" if query else "")}
         if headers.get("if-none-exist"):
@@ -301,6 +321,7 @@ class Server:
             existing = self.repo.current[rtype].get(parts[1])
             if request.get("ifMatch"):
                 if existing is None:
+                    self.repo.check_not_deleted(rtype, parts[1])
                     raise Refused(404, "not-found", f"{rtype}/{parts[1]} is not known (If-Match)")
                 if _version_of(request["ifMatch"]) != existing["meta"]["versionId"]:
                     raise Refused(412, "conflict", f"{rtype}/{parts[1]} is at another version than If-Match names")
@@ -378,7 +399,9 @@ CAPABILITIES: dict[str, Any] = {
             "resource": [
                 {
                     "type": rtype,
-                    "interaction": [{"code": c} for c in ("read", "vread", "update", "create", "search-type")],
+                    "interaction": [
+                        {"code": c} for c in ("read", "vread", "update", "create", "delete", "search-type")
+                    ],
                     "versioning": "versioned-update",
                     "updateCreate": True,
                     "conditionalCreate": True,
@@ -415,7 +438,7 @@ def app_for(server: Server) -> Any:
             status, payload, extra = refused.status, refused.outcome(), {}
         out = [(b"content-type", FHIR_JSON)] + [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+        await send({"type": "http.response.body", "body": b"" if payload is None else orjson.dumps(payload)})
 
     return app
 

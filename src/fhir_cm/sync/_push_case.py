@@ -25,7 +25,16 @@ from typing import Any, NoReturn
 import orjson
 
 from ..domain import Case
-from ..fhir import BundleEntry, FhirError, InvalidResponse, ServerReason, TransientError, VersionConflict, WriteResult
+from ..fhir import (
+    BundleEntry,
+    FhirError,
+    InvalidResponse,
+    ResourceNotFound,
+    ServerReason,
+    TransientError,
+    VersionConflict,
+    WriteResult,
+)
 from ..mapping import (
     MappingError,
     PlannedEntry,
@@ -276,17 +285,32 @@ class _CasePush:
             out.append(BundleEntry("PUT", f"Provenance/{pid}", resource))
         return out
 
-    def deleted_there(self, writes: list[_Write]) -> NoReturn:
+    def deleted_there(self, writes: list[_Write], *, besides: str = "", server: ServerReason | None = None) -> NoReturn:
         """Resources changed here that the server no longer holds (404/410): a conflict each, for a
         person to decide — write it again (``local``) or let it go (``server``). Every later push
         had sent the update of the dead copy again and failed for good, so the change could never
-        reach the server, nor could the case be told the resource is gone."""
+        reach the server, nor could the case be told the resource is gone. ``besides``: what else
+        the round's server refused, said after."""
         names = ", ".join(f"{w.key.type} {w.key.value}" for w in writes)
         self.conflicts(
-            [(w, None, [REMOVED_ON_SERVER]) for w in writes], f"deleted on the server while changed here: {names}"
+            [(w, None, [REMOVED_ON_SERVER]) for w in writes],
+            f"deleted on the server while changed here: {names}{besides and '; '}{besides}",
+            server=server,
         )
 
-    def conflicts(self, clashes: list[tuple[_Write, dict[str, Any] | None, list[str]]], reason: str) -> NoReturn:
+    async def confirmed_deleted(self, writes: list[_Write]) -> list[_Write]:
+        """Of the updates a server answered 404/410, those it no longer holds, read again to be sure:
+        a 404 may be about something else than the resource (a type, an operation, a route)."""
+        targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in writes if w.key in self.bases}
+        _, missing = await read_existing(self.session.client, targets.values())
+        return [w for w in writes if targets.get(w.key) in missing]
+
+    def conflicts(
+        self,
+        clashes: list[tuple[_Write, dict[str, Any] | None, list[str]]],
+        reason: str,
+        server: ServerReason | None = None,
+    ) -> NoReturn:
         """Record a conflict for each ``(write, server copy — None when deleted —, fields)`` and end
         the case's rounds: a person decides."""
         with self.session.store.session() as s:
@@ -301,7 +325,7 @@ class _CasePush:
                     fields=fields,
                 )
         self.report.conflicts += len(clashes)
-        raise CaseFailed(reason, permanent=True)
+        raise CaseFailed(reason, permanent=True, server=server)
 
     # -- sending and recording --------------------------------------------------------------------
 
@@ -323,6 +347,10 @@ class _CasePush:
             text = refusal_text(exc, why) if why else failure_reason(exc)
             raise CaseFailed(f"{text}; will retry", permanent=False, server=why) from None
         except FhirError as exc:
+            if isinstance(exc, ResourceNotFound):  # all or nothing: an update's copy may be gone
+                updates = [w for w in writes if w.kind == "update"]
+                if lost := await self.confirmed_deleted(updates):
+                    self.deleted_there(lost)
             why = refusal(exc, self.case, self.sent(writes))
             text = refusal_text(exc, why)
             raise CaseFailed(f"the server refused the case: {text}", permanent=True, server=why) from None
@@ -333,6 +361,7 @@ class _CasePush:
         retry: CaseFailed | None = None
         refused: list[tuple[str, str]] = []
         first_why: ServerReason | None = None
+        gone: dict[int, tuple[_Write, tuple[str, str]]] = {}  # updates answered 404/410, by id(write)
         assigned = _assigned(writes, results)
         self.settled = len(results) >= len(writes)
         for write, outcome in zip(writes, results, strict=False):
@@ -371,12 +400,22 @@ class _CasePush:
                 # are recorded all the same — the server wrote them whatever it refused beside them.
                 why = refusal(outcome.error, self.case, self.sent(writes)) if outcome.error else None
                 reason = refusal_text(outcome.error, why) if outcome.error else f"HTTP {outcome.status}"
-                refused.append((f"{write.key.type} {write.key.value}", reason))
+                named = (f"{write.key.type} {write.key.value}", reason)
+                if write.kind == "update" and isinstance(outcome.error, ResourceNotFound):
+                    gone[id(write)] = (write, named)  # deleted there, if a read confirms it
+                    continue
+                refused.append(named)
                 first_why = first_why or why
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
         self.session.keep(self.case.id, recorded)
         if not result.atomic:
             await self.amend_provenances(writes, results, provenance, assigned)
+        deleted = await self.confirmed_deleted([w for w, _ in gone.values()]) if gone else []
+        refused += [named for w, named in gone.values() if all(w is not d for d in deleted)]
+        if deleted:
+            self.settled = False
+            besides = f"the server refused {refused_entries(refused)}" if refused else ""
+            self.deleted_there(deleted, besides=besides, server=first_why)
         if refused:
             self.settled = False
             text = refused_entries(refused)
