@@ -29,6 +29,11 @@ checking a profile does (HTTP 422, issue ``processing``): for each batch entry i
 entry is not forwarded and its place in the batch-response holds the refusal; the others go to the
 real server as a smaller batch and their answers are put back in their places.
 
+``short_batches`` (an attribute, set while the proxy runs) makes it a server whose batch-responses
+are malformed: that many batches of writes (a batch of reads, the push's lookups, is spared) are
+forwarded whole, applied by the real server, and answered with
+their last answer entry cut off (``short_batches`` counts down; -1 cuts every one).
+
 The proxy is an ASGI app served by uvicorn on its own thread and socket, so both async tests and
 the CLI (whose ``asyncio.run`` needs a thread without a running loop) can use it.
 """
@@ -77,6 +82,7 @@ class LimitingProxy:
     warn: Callable[[dict[str, Any]], str | None] | None = None
     refuse_entries: Callable[[dict[str, Any]], str | None] | None = None
     refusals: int = 0
+    short_batches: int = 0
     transactions: list[int] = field(default_factory=list)  # sizes of the transactions forwarded
     public_base: str = ""
     _http: httpx.AsyncClient | None = None
@@ -107,6 +113,13 @@ class LimitingProxy:
             body = _without_if_match(body)
         if self.refuse_entries is not None and (batch := self._batch(scope, body)) is not None:
             await self._answer(send, *await self._batch_refusing(scope, batch))
+            return
+        if self.short_batches and _writes((batch := self._batch(scope, body)) or {}):
+            self.short_batches -= 1 if self.short_batches > 0 else 0
+            status, headers, content = await self._relay(scope, body)
+            answer = json.loads(content)
+            answer["entry"] = (answer.get("entry") or [])[:-1]
+            await self._answer(send, status, headers, json.dumps(answer).encode())
             return
         await self._forward(scope, body, send)
 
@@ -209,6 +222,11 @@ def _bundle(body: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return bundle if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle" else None
+
+
+def _writes(bundle: dict[str, Any]) -> bool:
+    """Whether a Bundle asks for anything but reads."""
+    return any((e.get("request") or {}).get("method") != "GET" for e in bundle.get("entry") or [])
 
 
 def _without_versions(content: bytes) -> bytes:

@@ -265,12 +265,21 @@ async def _post(client: AsyncFhirClient, kind: str, entries: Sequence[BundleEntr
     body = await client.post_bundle(bundle, safe=all(e.safe_to_repeat for e in entries))
     answered = body.get("entry") or []
     if not isinstance(answered, list):
-        raise InvalidResponse(f"the {kind}-response's entry is not an array")
+        raise InvalidResponse(f"the {kind}-response's entry is not an array", summary=_malformed(kind, "no entries"))
     if len(answered) != len(entries):
-        raise InvalidResponse(f"{kind}-response has {len(answered)} entries for {len(entries)} sent")
+        # Which answers are missing cannot be told, so none is taken for any entry: what the server
+        # did write is met again by the next round (every create conditional or by stable id,
+        # every update If-Match'd), not written twice.
+        raise InvalidResponse(
+            f"{kind}-response has {len(answered)} entries for {len(entries)} sent",
+            summary=_malformed(kind, f"{len(answered)} answers for {len(entries)} entries sent"),
+        )
     for n, answer in enumerate(answered, 1):
         if not isinstance(answer, dict) or not isinstance(answer.get("response", {}), dict):
-            raise InvalidResponse(f"{kind}-response entry {n} is not an entry with a response")
+            raise InvalidResponse(
+                f"{kind}-response entry {n} is not an entry with a response",
+                summary=_malformed(kind, f"answer {n} is not an entry with a response"),
+            )
     results = []
     for n, (entry, answer) in enumerate(zip(entries, answered, strict=True), 1):
         result = WriteResult.from_bundle_entry(answer)
@@ -292,10 +301,18 @@ def _check_answers(kind: str, n: int, entry: BundleEntry, result: WriteResult) -
         return
     info = entry.request_info()
     wrote = f"{result.resource_type}/{result.id}"
+    summary = _malformed(kind, f"answer {n} is about another resource than entry {n}")
     if result.resource_type is not None and result.resource_type != info.resource_type:
-        raise InvalidResponse(f"{kind}-response entry {n} answers {wrote} for {entry.method} {entry.url.split('?')[0]}")
+        raise InvalidResponse(
+            f"{kind}-response entry {n} answers {wrote} for {entry.method} {entry.url.split('?')[0]}", summary=summary
+        )
     if entry.method == "PUT" and "?" not in entry.url and result.id is not None and result.id != info.resource_id:
-        raise InvalidResponse(f"{kind}-response entry {n} answers {wrote} for PUT {entry.url}")
+        raise InvalidResponse(f"{kind}-response entry {n} answers {wrote} for PUT {entry.url}", summary=summary)
+
+
+def _malformed(kind: str, what: str) -> str:
+    """The ``summary`` of a malformed bundle response: nothing in it is taken as written."""
+    return f"the server's {kind}-response was malformed ({what}); none of its answers was taken"
 
 
 async def _singles(client: AsyncFhirClient, entries: Sequence[BundleEntry], *, ordered: bool) -> list[WriteResult]:

@@ -273,7 +273,10 @@ class AsyncFhirClient:
         response = await self._send(self._request("GET", url, params=params))
         body = self._json(response)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-            raise InvalidResponse(f"GET {httpx.URL(url).path} did not return a Bundle")
+            raise InvalidResponse(
+                f"GET {httpx.URL(url).path} did not return a Bundle",
+                summary="the server's answer was not a FHIR Bundle",
+            )
         return body
 
     # -- writes -----------------------------------------------------------------------------------
@@ -378,7 +381,10 @@ class AsyncFhirClient:
         response = await self._send(self._request("POST", self._base, headers=headers, json=bundle), safe=safe)
         body = self._json(response)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-            raise InvalidResponse(f"{bundle.get('type')} did not return a Bundle")
+            raise InvalidResponse(
+                f"{bundle.get('type')} did not return a Bundle",
+                summary=f"the server's answer to a {bundle.get('type')} was not a FHIR Bundle",
+            )
         return body
 
     async def execute(self, entry: BundleEntry) -> WriteResult:
@@ -436,7 +442,7 @@ class AsyncFhirClient:
         """Send once, with the client's credentials, and return whatever status came back (body read);
         for exchanges whose statuses are the protocol (a Bulk status URL's 202s and 429s)."""
         info = RequestInfo.from_request(request, self._base)
-        with map_transport_errors(info):
+        with map_transport_errors(info, request):
             response = await self._http.send(request, auth=self._credentials(request) or httpx.USE_CLIENT_DEFAULT)
             await response.aread()
         return unbound(response)
@@ -453,7 +459,7 @@ class AsyncFhirClient:
         complete, short of every resource in it. One left unfollowed (no Location) is an error."""
         request = self._request("GET", url, headers={"Accept": "application/fhir+ndjson"})
         info = RequestInfo.from_request(request, self._base)
-        with map_transport_errors(info):
+        with map_transport_errors(info, request):
             response = await self._http.send(
                 request, auth=self._credentials(request) if authenticated else None, stream=True, follow_redirects=True
             )
@@ -507,7 +513,7 @@ class AsyncFhirClient:
         while True:
             attempt += 1
             try:
-                with map_transport_errors(info):
+                with map_transport_errors(info, request):
                     response = unbound(
                         await self._http.send(request, auth=self._credentials(request) or httpx.USE_CLIENT_DEFAULT)
                     )
@@ -549,7 +555,8 @@ class AsyncFhirClient:
         except orjson.JSONDecodeError as exc:
             kind = response.headers.get("content-type", "no content type")
             raise InvalidResponse(
-                f"{response.request.method} answered {response.status_code} with non-JSON ({kind})"
+                f"{response.request.method} answered {response.status_code} with non-JSON ({kind})",
+                summary=f"the server answered {response.status_code} with something not JSON ({kind[:60]})",
             ) from exc
 
     def _resource(self, response: httpx.Response, resource_type: str | None = None) -> dict[str, Any]:

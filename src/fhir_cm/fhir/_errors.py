@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ._network import network_summary
 from ._urls import relative_path
 from ..errors import FhirCmError
 
@@ -100,6 +101,7 @@ class FhirError(FhirCmError):
         resource_id: str | None = None,
         retry_after: float | None = None,
         outcome: Mapping[str, Any] | None = None,
+        summary: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -111,6 +113,9 @@ class FhirError(FhirCmError):
         self.retry_after = retry_after
         # The raw OperationOutcome, for a caller that decides to log it; never part of str(self).
         self.outcome = outcome
+        # What went wrong when no server status says it (the network, a malformed answer), in one
+        # line for a person: no resource id, no data of ours, no credentials (see ``_network``).
+        self.summary = summary
 
     @property
     def hapi_code(self) -> str | None:
@@ -170,6 +175,10 @@ class UnsupportedByServer(FhirError):
 
 class InvalidResponse(FhirError):
     """The server answered with something that is not the FHIR JSON the interaction calls for."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("summary", "the server's answer was not the FHIR JSON asked for")
+        super().__init__(message, **kwargs)
 
 
 class PagingError(FhirError):
@@ -392,9 +401,10 @@ def redirected(response: httpx.Response, info: RequestInfo) -> InvalidResponse:
 
 
 @contextmanager
-def map_transport_errors(info: RequestInfo) -> Iterator[None]:
-    """Turn ``httpx`` transport failures into ``TransientError`` (the message names only the class),
-    and a body that does not decode into ``InvalidResponse``."""
+def map_transport_errors(info: RequestInfo, request: httpx.Request | None = None) -> Iterator[None]:
+    """Turn ``httpx`` transport failures into ``TransientError`` (the message names only the class;
+    its ``summary`` what happened, with ``request``'s host), and a body that does not decode into
+    ``InvalidResponse``."""
     try:
         yield
     except httpx.DecodingError:  # a Content-Encoding the body does not decode by: sending again will not help
@@ -402,12 +412,14 @@ def map_transport_errors(info: RequestInfo) -> Iterator[None]:
             f"{info.describe()} → a body that does not decode as its Content-Encoding says",
             resource_type=info.resource_type,
             resource_id=info.resource_id,
+            summary="the server's answer did not decode as its Content-Encoding says",
         ) from None
     except httpx.TransportError as exc:  # timeouts, connection and protocol errors
         raise TransientError(
             f"{info.describe()} → network error ({type(exc).__name__}){_where(exc)}",
             resource_type=info.resource_type,
             resource_id=info.resource_id,
+            summary=network_summary(exc, request),
         ) from exc
 
 

@@ -394,7 +394,8 @@ class _CasePush:
             elif isinstance(outcome.error, _RETRYABLE) or (outcome.status is None and outcome.error is None):
                 # Failed for now, or never sent (single requests stop at the first failure): the
                 # first such entry is named, not the last one left unsent.
-                retry = retry or CaseFailed(f"{write.key.type} not written (transient); will retry", permanent=False)
+                what = failure_reason(outcome.error) if outcome.error is not None else "never sent"
+                retry = retry or CaseFailed(f"{write.key.type} not written ({what}); will retry", permanent=False)
             else:
                 # Refused on its own (a batch's or a single request's entry): the entries after it
                 # are recorded all the same — the server wrote them whatever it refused beside them.

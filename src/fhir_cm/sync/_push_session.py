@@ -41,7 +41,10 @@ def version_of(resource: Mapping[str, Any]) -> str | None:
 
 
 def failure_reason(exc: FhirError) -> str:
-    """A failure reason without PHI: the error class, status and resource type only."""
+    """A failure reason without PHI: the error class, status and resource type, or for a failure
+    with no status (the network, a malformed answer) what happened (``FhirError.summary``)."""
+    if exc.status is None and exc.summary:
+        return exc.summary
     where = f" ({exc.resource_type})" if exc.resource_type else ""
     status = f" {exc.status}" if exc.status else ""
     return f"{type(exc).__name__}{status}{where}"

@@ -39,9 +39,10 @@ def _ours(case: Case) -> tuple[str | None, ...]:
 
 
 def refusal_text(exc: FhirError, reason: ServerReason | None) -> str:
-    """One line: the server's reason where there is one, else the error class (no PHI either way)."""
+    """One line: the server's reason where there is one, else what happened (the network, a
+    malformed answer) or the error class (no PHI either way)."""
     if reason is None:
-        return type(exc).__name__
+        return exc.summary or type(exc).__name__
     return reason.text
 
 

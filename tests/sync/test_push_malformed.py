@@ -1,0 +1,83 @@
+"""A push told nothing it can use: a batch-response short of answers, a server not listening.
+
+A batch-response with fewer answers than the batch had entries cannot say which answer is whose
+(``test_fhir_bundles``: answers out of order): none is taken, nothing is recorded, and the case
+waits for the next round — whose entries (every create conditional or under a stable id, every
+update ``If-Match``'d) meet what the server did write instead of writing it twice. The person must
+be told what went wrong: the case showed 'InvalidResponse; will retry', or 'TransientError' for a
+server refusing connections, which says neither what nor where.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_cm.config import Settings
+from fhir_cm.domain import Case
+from fhir_cm.fhir import NO_RETRY, AsyncFhirClient
+from fhir_cm.store import Store, get_ledger, list_conflicts, list_outbox, save_case
+from fhir_cm.sync import push_cases, push_pending
+from tests.servers import RunningServer
+from tests.sync.faulty_proxy import faulty_proxy
+from tests.sync.limiting_proxy import limiting_proxy
+from tests.sync.server_state import CASE_TYPES, server_state
+from tests.sync import test_push_batch
+from tests.sync.test_push_batch import edited
+
+pytestmark = pytest.mark.server
+
+# The in-memory server (it declares every type), and a case with goals and contacts to edit.
+fhir_server, case = test_push_batch.fhir_server, test_push_batch.case
+
+
+async def test_a_batch_response_short_of_answers_is_named_and_the_next_push_writes_nothing_twice(
+    store: Store, raw: AsyncFhirClient, settings: Settings, fhir_server: str, system: str, case: Case
+) -> None:
+    settings = settings.model_copy(update={"max_transaction_entries": 0})  # the edit goes out as a batch
+    with limiting_proxy(fhir_server) as (proxy_base, proxy):
+        async with AsyncFhirClient(proxy_base) as client:
+            assert (await push_cases(store, client, settings, [case])).ok
+            before = await server_state(raw, system)
+            with store.session() as s:
+                save_case(s, edited(case))
+            proxy.short_batches = -1
+
+            short = await push_pending(store, client, settings)
+
+            proxy.short_batches = 0
+            again = await push_pending(store, client, settings)
+
+    [failure] = short.failures
+    assert not failure.permanent
+    assert failure.reason.startswith("the server's batch-response was malformed (")
+    assert "answers for" in failure.reason and failure.reason.endswith("; will retry"), failure.reason
+    assert again.ok, again.failures
+    state = await server_state(raw, system)
+    assert state.counts == before.counts  # each resource once: nothing the short answers hid written again
+    assert state.one("Communication", case.contacts[0].id)["payload"][0]["contentString"] == "Spoke again by phone."
+    with store.session(read_only=True) as s:
+        assert list_conflicts(s, case_id=case.id) == []
+        for key in state.resources:
+            if key[0] in CASE_TYPES:
+                entry = get_ledger(s, proxy_base, *key)
+                assert entry is not None and entry.version_id == state.one(*key)["meta"]["versionId"], key
+
+
+async def test_a_server_closing_connections_is_named_with_its_host(
+    store: Store, settings: Settings, memory_fhir: RunningServer, case: Case
+) -> None:
+    async with faulty_proxy(memory_fhir.root_url, rate=1.0, faults=("drop",), spared=("/fhir/metadata",)) as (
+        root,
+        _,
+    ):
+        async with AsyncFhirClient(f"{root}/fhir", retry=NO_RETRY) as client:
+            # No Provenance: its Device is made before any case, and that failure stops the push.
+            report = await push_cases(store, client, settings.model_copy(update={"push_provenance": False}), [case])
+    with store.session(read_only=True) as s:
+        [row] = list_outbox(s, case_id=case.id)
+
+    [failure] = report.failures
+    host = root.removeprefix("http://")
+    assert f"{host} closed the connection without a complete answer" in failure.reason, failure.reason
+    assert row.last_error == failure.reason and not failure.permanent
+    assert case.patient.id not in failure.reason and (case.patient.name or "") not in failure.reason
