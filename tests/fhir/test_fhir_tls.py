@@ -7,7 +7,7 @@ import ssl
 import certifi
 
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.fhir._client import tls_context
+from fhir_cm.fhir._boundary import tls_context
 
 
 def pool_context(client: AsyncFhirClient) -> object:
