@@ -60,16 +60,18 @@ from ._limits import ServerLimit, forget_server_limit, get_server_limit, set_ser
 from ._migrate import alembic_config, head_revision
 from ._outbox import (
     OutboxItem,
-    claim_outbox,
     mark_pushed,
     mark_pushed_many,
     queue_push,
     mark_push_failed,
-    held_leases,
     list_outbox,
     outbox_counts,
     outbox_statuses,
     purge_outbox,
+)
+from ._outbox_leases import (
+    claim_outbox,
+    held_leases,
     release_claim,
     renew_lease,
     renew_leases,
