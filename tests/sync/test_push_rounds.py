@@ -12,7 +12,7 @@ from fhir_cm.config import Settings
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store
 from fhir_cm.sync import push_cases
-from fhir_cm.sync._push_case import same_as_sent
+from fhir_cm.sync._push_writes import same_as_sent
 from fhir_cm.synthetic import generate_cases
 from tests.servers import RunningServer
 from tests.sync.server_state import expected, server_state

@@ -10,16 +10,14 @@ clashes become conflicts for a person. Where the server does not declare that it
 ``If-Match`` (``versioning: versioned-update``), the copies a round updates are re-read before it
 is sent and merged the same way if they moved on: such a server would take the update over another
 system's edit without a word. At most ``MAX_ROUNDS`` rounds; a ``CaseFailed`` ends them and
-says whether a later push may succeed.
+says whether a later push may succeed. The writes themselves, and how a copy is compared with
+what was sent, are ``_push_writes``'.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import orjson
@@ -37,7 +35,6 @@ from ..fhir import (
 )
 from ..mapping import (
     MappingError,
-    PlannedEntry,
     References,
     ResourceKey,
     case_plan,
@@ -54,7 +51,8 @@ from ._limits import save_transaction_limit
 from ._merge import compare, keep_server
 from ._parties import case_parties
 from ._provenance import provenance_id, provenance_resource
-from ._push_session import PushSession, failure_reason, version_of
+from ._push_session import PushSession, failure_reason
+from ._push_writes import Write, assigned_ids, kept_as_sent, moved_on, on_the_wire
 from ._refusals import refusal, refusal_text, refused_entries, warnings
 from ._report import CaseFailure, CaseWarning, PushReport
 from ..errors import FhirCmError
@@ -77,36 +75,6 @@ class CaseFailed(FhirCmError):
     def __init__(self, reason: str, *, permanent: bool, server: ServerReason | None = None) -> None:
         super().__init__(reason)
         self.reason, self.permanent, self.server = reason, permanent, server
-
-
-@dataclass
-class _Write:
-    """One entry of a round's transaction, with the resource it writes."""
-
-    key: ResourceKey
-    entry: BundleEntry
-    kind: str  # "create" | "update"
-    known_content: bytes | None = field(default=None, repr=False)  # ``content``, if made already
-
-    @property
-    def resource(self) -> dict[str, Any]:
-        return self.entry.resource or {}
-
-    @property
-    def target(self) -> str:
-        return self.entry.full_url or self.entry.url
-
-    @functools.cached_property
-    def content(self) -> bytes:
-        """``content_json`` of what is sent: for its Provenance's id and to compare with the copy
-        (planning an entry changes at most its ``id``, which the content leaves out)."""
-        return self.known_content if self.known_content is not None else content_json(self.resource)
-
-
-def _on_the_wire(planned: PlannedEntry) -> BundleEntry:
-    """The planned entry as sent: a PUT is addressed by its url, only a POST needs its ``urn:uuid``."""
-    full_url = planned.full_url if planned.method == "POST" else None
-    return BundleEntry(planned.method, planned.url, planned.resource, full_url, planned.if_none_exist, planned.if_match)
 
 
 async def push_case(session: PushSession, case: Case) -> PushReport:
@@ -183,7 +151,7 @@ class _CasePush:
 
     # -- what to send -----------------------------------------------------------------------------
 
-    def writes(self) -> tuple[list[_Write], list[ResourceKey]]:
+    def writes(self) -> tuple[list[Write], list[ResourceKey]]:
         session, identity = self.session, self.session.identity
         stable = {
             key: identity.stable_id(key)
@@ -195,7 +163,7 @@ class _CasePush:
             self.case, session.version, session.system, self.bases, server_ids=stable, parties=moved
         )
         leftover = [orjson.dumps(own) for own in moved]
-        writes: list[_Write] = []
+        writes: list[Write] = []
         refs: References | None = None
         for key, resource in resources.items():
             base = self.bases.get(key)
@@ -220,7 +188,7 @@ class _CasePush:
             full_url = "urn:uuid:" + identity.stable_id(key)
             planned = plan_entry(key, resource, session.system, full_url, base=base, server_id=stable.get(key))
             if planned is not None:
-                writes.append(_Write(key, _on_the_wire(planned), planned.kind, content))
+                writes.append(Write(key, on_the_wire(planned), planned.kind, content))
         if any(w.entry.method == "POST" for w in writes):
             # An update naming a resource still to be created waits a round: once the create has
             # answered, the update is built with the real id. (A base found on the server rather
@@ -267,7 +235,7 @@ class _CasePush:
         refs.know_all(k for k, _, _ in case_plan(self.case, self.bases))
         return refs
 
-    def provenances(self, writes: list[_Write]) -> list[BundleEntry]:
+    def provenances(self, writes: list[Write]) -> list[BundleEntry]:
         session = self.session
         if session.device_ref is None:
             return []
@@ -285,7 +253,7 @@ class _CasePush:
             out.append(BundleEntry("PUT", f"Provenance/{pid}", resource))
         return out
 
-    def deleted_there(self, writes: list[_Write], *, besides: str = "", server: ServerReason | None = None) -> NoReturn:
+    def deleted_there(self, writes: list[Write], *, besides: str = "", server: ServerReason | None = None) -> NoReturn:
         """Resources changed here that the server no longer holds (404/410): a conflict each, for a
         person to decide — write it again (``local``) or let it go (``server``). Every later push
         had sent the update of the dead copy again and failed for good, so the change could never
@@ -298,7 +266,7 @@ class _CasePush:
             server=server,
         )
 
-    async def confirmed_deleted(self, writes: list[_Write]) -> list[_Write]:
+    async def confirmed_deleted(self, writes: list[Write]) -> list[Write]:
         """Of the updates a server answered 404/410, those it no longer holds, read again to be sure:
         a 404 may be about something else than the resource (a type, an operation, a route)."""
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in writes if w.key in self.bases}
@@ -307,7 +275,7 @@ class _CasePush:
 
     def conflicts(
         self,
-        clashes: list[tuple[_Write, dict[str, Any] | None, list[str]]],
+        clashes: list[tuple[Write, dict[str, Any] | None, list[str]]],
         reason: str,
         server: ServerReason | None = None,
     ) -> NoReturn:
@@ -329,7 +297,7 @@ class _CasePush:
 
     # -- sending and recording --------------------------------------------------------------------
 
-    async def send(self, writes: list[_Write]) -> None:
+    async def send(self, writes: list[Write]) -> None:
         unchecked = [w for w in writes if w.kind == "update" and not self.session.checks_if_match(w.key.type)]
         if unchecked and await self.merge_server_edits(unchecked):
             # The server does not declare that it checks If-Match, and a copy moved on since the
@@ -356,13 +324,13 @@ class _CasePush:
             raise CaseFailed(f"the server refused the case: {text}", permanent=True, server=why) from None
         results = result.entries
         recorded: list[LedgerEntry] = []
-        stale: list[_Write] = []
+        stale: list[Write] = []
         stale_error: VersionConflict | None = None
         retry: CaseFailed | None = None
         refused: list[tuple[str, str]] = []
         first_why: ServerReason | None = None
-        gone: dict[int, tuple[_Write, tuple[str, str]]] = {}  # updates answered 404/410, by id(write)
-        assigned = _assigned(writes, results)
+        gone: dict[int, tuple[Write, tuple[str, str]]] = {}  # updates answered 404/410, by id(write)
+        assigned = assigned_ids(writes, results)
         self.settled = len(results) >= len(writes)
         for write, outcome in zip(writes, results, strict=False):
             if outcome.ok:
@@ -376,7 +344,7 @@ class _CasePush:
                 # server that rewrites what it is sent, leaves the next round to merge and decide.
                 content = content_json(copy)
                 self.settled = self.settled and (outcome.created or write.kind == "update")
-                self.settled = self.settled and _same_content(write.content, content, assigned)
+                self.settled = self.settled and kept_as_sent(write.content, content, assigned)
                 recorded.append(self.session.ledger_entry(write.key, self.case.id, copy, content=content))
                 for said in warnings(outcome.outcome, outcome.status, self.case, self.sent(writes)):
                     self.report.warnings.append(
@@ -428,7 +396,7 @@ class _CasePush:
             raise retry
 
     async def amend_provenances(
-        self, writes: list[_Write], results: list[WriteResult], provenance: list[BundleEntry], assigned: dict[str, str]
+        self, writes: list[Write], results: list[WriteResult], provenance: list[BundleEntry], assigned: dict[str, str]
     ) -> None:
         """Sent as a batch or one by one, each Provenance was written whatever happened to the
         writes it names: rewritten naming only those the server took (taken back if none was), it
@@ -454,11 +422,11 @@ class _CasePush:
             except FhirError as exc:
                 log.warning("could not amend Provenance %s to the writes taken: %s", pid, failure_reason(exc))
 
-    def sent(self, writes: list[_Write]) -> list[dict[str, Any]]:
+    def sent(self, writes: list[Write]) -> list[dict[str, Any]]:
         """What this round sent of the case: the values a server's message must not echo."""
         return [w.resource for w in writes]
 
-    async def copy_of(self, write: _Write, outcome: WriteResult) -> dict[str, Any] | None:
+    async def copy_of(self, write: Write, outcome: WriteResult) -> dict[str, Any] | None:
         """The server copy an entry left: the answer's body, else read back by id."""
         if outcome.resource is not None and outcome.resource.get("id"):
             return outcome.resource
@@ -466,7 +434,7 @@ class _CasePush:
             return await self.session.read_back(outcome.resource_type or write.key.type, outcome.id)
         return None
 
-    async def refresh(self, writes: list[_Write], exc: VersionConflict) -> None:
+    async def refresh(self, writes: list[Write], exc: VersionConflict) -> None:
         """After a version conflict: re-read what moved on, merge what the adapter changed, or record a conflict."""
         self.settled = False
         if self.conflict_retried:
@@ -476,7 +444,7 @@ class _CasePush:
         self.conflict_retried = True
         await self.merge_server_edits(writes)
 
-    async def merge_server_edits(self, writes: list[_Write]) -> bool:
+    async def merge_server_edits(self, writes: list[Write]) -> bool:
         """Re-read the copies ``writes`` update; merge what moved on since the ledger's copy, or
         record the clashes as conflicts. Whether any had moved on."""
         updates = [w for w in writes if w.kind == "update"]
@@ -487,11 +455,11 @@ class _CasePush:
         if len(found) < len(targets):
             raise CaseFailed("could not re-read the server copies; will retry", permanent=False)
         copies = [found[targets[w.key]] for w in updates]
-        clashes: list[tuple[_Write, dict[str, Any], frozenset[str]]] = []
+        clashes: list[tuple[Write, dict[str, Any], frozenset[str]]] = []
         seen: list[LedgerEntry] = []
         for write, current in zip(updates, copies, strict=True):
             old = self.bases[write.key]
-            if not _moved_on(old, current):
+            if not moved_on(old, current):
                 continue
             three_way = compare(old, write.resource, current)
             if three_way.clash:
@@ -505,39 +473,3 @@ class _CasePush:
             names = ", ".join(f"{w.key.type} ({', '.join(sorted(f))})" for w, _, f in clashes)
             self.conflicts([(w, c, sorted(f)) for w, c, f in clashes], f"conflict with a server edit: {names}")
         return bool(seen)
-
-
-def _moved_on(old: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """Whether the server copy changed since ``old``: by ``versionId`` where both have one, else (a
-    server keeping no versions) by content — equal missing versions said "unchanged" whatever the
-    copy held."""
-    before, now = version_of(old), version_of(current)
-    if before is not None and now is not None:
-        return before != now
-    return content_json(old) != content_json(current)
-
-
-def _assigned(writes: list[_Write], results: list[WriteResult]) -> dict[str, str]:
-    """``urn:uuid`` of each resource the round created by POST → the ``Type/id`` the server gave it."""
-    out: dict[str, str] = {}
-    for write, outcome in zip(writes, results, strict=False):
-        if write.entry.method == "POST" and write.entry.full_url and outcome.ok and outcome.id:
-            out[write.entry.full_url] = f"{outcome.resource_type or write.key.type}/{outcome.id}"
-    return out
-
-
-def same_as_sent(sent: Mapping[str, Any], copy: Mapping[str, Any], assigned: Mapping[str, str]) -> bool:
-    """Whether the server's ``copy`` holds what was ``sent``, a ``urn:uuid`` reference of the bundle
-    reading as the id the server assigned (``id`` and ``meta``, the server's, left out)."""
-    return _same_content(content_json(sent), content_json(copy), assigned)
-
-
-def _same_content(sent: bytes, copy: bytes, assigned: Mapping[str, str]) -> bool:
-    """``same_as_sent`` on ``content_json`` forms: the urns replaced in the JSON text (one pass), then
-    compared. An urn the round did not assign stays as it is, and so differs from the copy."""
-    if b'"urn:uuid:' in sent:
-        sent = _URN.sub(lambda m: b'"%s"' % assigned.get(m[1].decode(), m[1].decode()).encode(), sent)
-    return sent == copy
-
-
-_URN = re.compile(rb'"(urn:uuid:[0-9a-fA-F-]{36})"')
