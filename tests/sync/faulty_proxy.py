@@ -7,6 +7,7 @@ Each request, with probability ``rate``, meets one fault (chosen at random, seed
 * ``lost`` — the request is forwarded and applied by the server, then the connection closes
   without the answer (the case a pusher must not turn into a duplicate).
 
+With ``only``, just the requests whose target starts with one of those prefixes may meet a fault.
 Requests whose target starts with one of ``spared`` (``("/fhir/metadata",)``) never meet a fault.
 Every request reaching the proxy is listed in ``seen`` (``"GET /fhir/Patient?…"``), faulty or not.
 
@@ -44,8 +45,10 @@ class FaultyProxy:
         faults: tuple[str, ...] = FAULTS,
         retry_after: int = 0,
         spared: tuple[str, ...] = (),
+        only: tuple[str, ...] = ("",),
     ) -> None:
         self.spared = spared
+        self.only = only
         self.upstream = upstream_root
         self.choices = faults
         self.retry_after = retry_after
@@ -67,7 +70,7 @@ class FaultyProxy:
                 length = next((int(v) for k, v in headers if k.strip().lower() == "content-length"), 0)
                 body = await reader.readexactly(length) if length else b""
                 self.seen.append(f"{method} {target}")
-                faulty = self.enabled and not target.startswith(self.spared)
+                faulty = self.enabled and target.startswith(self.only) and not target.startswith(self.spared)
                 fault = self.rng.choice(self.choices) if faulty and self.rng.random() < self.rate else None
                 if fault is not None:
                     self.faults[fault] += 1
@@ -107,9 +110,10 @@ async def faulty_proxy(
     faults: tuple[str, ...] = FAULTS,
     retry_after: int = 0,
     spared: tuple[str, ...] = (),
+    only: tuple[str, ...] = ("",),
 ) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

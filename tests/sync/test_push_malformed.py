@@ -81,3 +81,19 @@ async def test_a_server_closing_connections_is_named_with_its_host(
     assert f"{host} closed the connection without a complete answer" in failure.reason, failure.reason
     assert row.last_error == failure.reason and not failure.permanent
     assert case.patient.id not in failure.reason and (case.patient.name or "") not in failure.reason
+
+
+async def test_single_requests_stopped_by_a_network_failure_name_the_entry_that_met_it(
+    store: Store, settings: Settings, memory_fhir: RunningServer, case: Case
+) -> None:
+    """A new case's entries name each other, so with no transactions they go one by one in reference
+    order, stopping at the first failure: the goals before the plan naming them. The case named the
+    first entry of the round never sent (the CarePlan), not the Goal the network failed."""
+    settings = settings.model_copy(update={"max_transaction_entries": 0, "push_provenance": False})
+    async with faulty_proxy(memory_fhir.root_url, rate=1.0, faults=("drop",), only=("/fhir/Goal",)) as (root, _):
+        async with AsyncFhirClient(f"{root}/fhir", retry=NO_RETRY) as client:
+            report = await push_cases(store, client, settings, [case])
+
+    [failure] = report.failures
+    host = root.removeprefix("http://")
+    assert failure.reason == f"Goal not written ({host} closed the connection without a complete answer); will retry"

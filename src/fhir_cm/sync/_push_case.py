@@ -327,6 +327,7 @@ class _CasePush:
         stale: list[Write] = []
         stale_error: VersionConflict | None = None
         retry: CaseFailed | None = None
+        unsent: Write | None = None
         refused: list[tuple[str, str]] = []
         first_why: ServerReason | None = None
         gone: dict[int, tuple[Write, tuple[str, str]]] = {}  # updates answered 404/410, by id(write)
@@ -359,11 +360,12 @@ class _CasePush:
             elif isinstance(outcome.error, VersionConflict):
                 stale.append(write)
                 stale_error = stale_error or outcome.error
-            elif isinstance(outcome.error, _RETRYABLE) or (outcome.status is None and outcome.error is None):
-                # Failed for now, or never sent (single requests stop at the first failure): the
-                # first such entry is named, not the last one left unsent.
-                what = failure_reason(outcome.error) if outcome.error is not None else "never sent"
+            elif isinstance(outcome.error, _RETRYABLE):  # failed for now: the first such entry is named
+                what = failure_reason(outcome.error)
                 retry = retry or CaseFailed(f"{write.key.type} not written ({what}); will retry", permanent=False)
+            elif outcome.status is None and outcome.error is None:
+                # Never sent (single requests stop at the first failure, which is named before it).
+                unsent = unsent or write
             else:
                 # Refused on its own (a batch's or a single request's entry): the entries after it
                 # are recorded all the same — the server wrote them whatever it refused beside them.
@@ -389,6 +391,8 @@ class _CasePush:
             self.settled = False
             text = refused_entries(refused)
             raise CaseFailed(f"the server refused {text}", permanent=True, server=first_why)
+        if retry is None and unsent is not None:
+            retry = CaseFailed(f"{unsent.key.type} not written (never sent); will retry", permanent=False)
         self.settled = self.settled and not stale and retry is None and not self.keep
         if stale_error is not None:
             await self.refresh(stale, stale_error)
