@@ -199,3 +199,29 @@ async def test_a_batch_refusing_every_entry_names_the_first_three_and_counts_the
     with store.session(read_only=True) as s:
         assert list_outbox(s, case_id=case.id)[-1].last_error == failure.reason  # kept whole
     assert (report.failed, report.updated) == (1, 0)
+
+
+async def test_a_provenance_a_batch_refused_beside_the_writes_it_took_is_told(
+    store: Store, settings: Settings, fhir_server: str, case: Case
+) -> None:
+    """In a transaction a refused Provenance fails the case; in a batch the writes stand without it,
+    and nothing said so: the audit trail of those changes was missing without a word."""
+    settings = settings.model_copy(update={"max_transaction_entries": 0})
+
+    def refuse_provenance(entry: dict[str, Any]) -> str | None:
+        resource = entry.get("resource") or {}
+        return "Provenance.agent: a Device is not allowed" if resource.get("resourceType") == "Provenance" else None
+
+    with limiting_proxy(fhir_server) as (proxy_base, proxy):
+        async with AsyncFhirClient(proxy_base) as client:
+            assert (await push_cases(store, client, settings, [case])).ok
+            with store.session() as s:
+                save_case(s, edited(case))
+            proxy.refuse_entries = refuse_provenance
+
+            report = await push_pending(store, client, settings)
+
+    assert report.ok and (report.updated, report.provenances) == (3, 0)
+    [warning] = report.warnings
+    assert (warning.case_id, warning.resource_type, warning.taken) == (case.id, "Provenance", False)
+    assert warning.server.status == 422 and "a Device is not allowed" in warning.server.text

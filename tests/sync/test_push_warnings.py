@@ -54,6 +54,7 @@ def test_a_servers_warning_on_a_written_goal_is_shown_without_our_data(
         "case_id": case.id,
         "resource_type": "Goal",
         "server": {"status": 201, "code": "code-invalid", "message_code": None, "diagnostics": said},
+        "taken": True,
     }
     assert f"fhir-cm: case {case.id}: the server took a Goal with a warning: HTTP 201 code-invalid: {said}" in (
         result.stderr

@@ -146,9 +146,9 @@ def push_command(
         progress.stop()
     report, standing = outcome.report, outcome.standing
     for warning in report.warnings:
+        said = "took a {} with a warning" if warning.taken else "refused the {} of the writes it took"
         typer.echo(
-            f"fhir-cm: case {warning.case_id}: the server took a {warning.resource_type} with a warning: "
-            f"{warning.server.text}",
+            f"fhir-cm: case {warning.case_id}: the server {said.format(warning.resource_type)}: {warning.server.text}",
             err=True,
         )
     for failure in report.failures:

@@ -378,6 +378,13 @@ class _CasePush:
                 refused.append(named)
                 first_why = first_why or why
         self.report.provenances += sum(1 for r in results[len(writes) :] if r.ok)
+        for answer in results[len(writes) :]:
+            if not answer.ok and answer.error is not None:  # the writes stand: the person is told
+                why = refusal(answer.error, self.case, self.sent(writes))
+                said = why or ServerReason(diagnostics=failure_reason(answer.error))
+                self.report.warnings.append(
+                    CaseWarning(case_id=self.case.id, resource_type="Provenance", server=said, taken=False)
+                )
         self.session.keep(self.case.id, recorded)
         if not result.atomic:
             await self.amend_provenances(writes, results, provenance, assigned)

@@ -26,11 +26,13 @@ class CaseFailure(BaseModel):
 
 class CaseWarning(BaseModel):
     """A write the server took with a warning (a profile it checks, a code it does not know): done,
-    but what the server thought of it is worth a look."""
+    but what the server thought of it is worth a look. Or (``taken`` False) a Provenance the server
+    refused in a batch beside the writes it took: those stand, without their audit record."""
 
     case_id: str
     resource_type: str
     server: ServerReason
+    taken: bool = True
 
 
 class PushReport(BaseModel):
