@@ -159,10 +159,10 @@ async def test_an_empty_200_on_a_conditional_create_is_found_by_its_criteria(
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
-        (httpx.Response(200), "answered 200 without naming the CarePlan"),
-        (httpx.Response(201, json={**CAREPLAN}), "answered 201 without naming"),
-        (httpx.Response(201, json={**CAREPLAN, "id": 7}), "answered 201 without naming"),
-        (httpx.Response(201, headers={"Location": f"{BASE}/Patient/9"}), "without naming the CarePlan"),
+        (httpx.Response(200), "answered 200 to a create of a CarePlan without naming"),
+        (httpx.Response(201, json={**CAREPLAN}), "answered 201 to a create of a CarePlan without naming"),
+        (httpx.Response(201, json={**CAREPLAN, "id": 7}), "answered 201 to a create of a CarePlan without naming"),
+        (httpx.Response(201, headers={"Location": f"{BASE}/Patient/9"}), "to a create of a CarePlan without naming"),
     ],
 )
 async def test_a_create_whose_answer_names_no_id_is_an_invalid_response(
@@ -172,8 +172,11 @@ async def test_a_create_whose_answer_names_no_id_is_an_invalid_response(
     router.post(f"{BASE}/CarePlan").mock(return_value=answer)
     router.get(f"{BASE}/Patient/9").respond(json={"resourceType": "Patient", "id": "9"})
 
-    with pytest.raises(InvalidResponse, match=says):
+    with pytest.raises(InvalidResponse, match=says) as caught:
         await client.create(CAREPLAN)
+
+    # What a failed case shows (its reason): what was wrong with the answer, not just its class.
+    assert caught.value.summary is not None and says in caught.value.summary
 
 
 async def test_writes_are_gated_by_declared_interactions(router: respx.MockRouter) -> None:

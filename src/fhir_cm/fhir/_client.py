@@ -133,10 +133,11 @@ class AsyncFhirClient(FhirBoundary):
         result = await self._write(request, rtype, criteria)
         if not isinstance(result.id, str) or not result.id or result.resource_type not in (None, rtype):
             # Written, perhaps, but not to be found again: every caller keeps the id to refer to it.
-            raise InvalidResponse(
-                f"POST {rtype} answered {result.status} without naming the {rtype} it wrote "
+            said = (
+                f"the server answered {result.status} to a create of a {rtype} without naming what it wrote "
                 "(no Location header, and no resource with an id in the body)"
             )
+            raise InvalidResponse(f"POST {rtype}: {said}", summary=said)
         return result
 
     async def update(self, resource: Resource, *, version_id: str | None = None, versioned: bool = True) -> WriteResult:
