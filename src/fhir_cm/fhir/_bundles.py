@@ -35,7 +35,8 @@ from urllib.parse import urlencode
 import orjson
 from pydantic import BaseModel
 
-from ._errors import FhirError, InvalidResponse, PayloadTooLarge, RequestInfo, UnsupportedByServer, error_from_outcome
+from ._answers import read_answers
+from ._errors import FhirError, PayloadTooLarge, RequestInfo, UnsupportedByServer
 from ._limits import limit_after_refusal, plan_parts
 from ._results import BundleResult, WriteResult
 from ._search import search_value
@@ -263,56 +264,7 @@ async def _in_parts(
 async def _post(client: AsyncFhirClient, kind: str, entries: Sequence[BundleEntry]) -> list[WriteResult]:
     bundle = {"resourceType": "Bundle", "type": kind, "entry": [e.to_fhir() for e in entries]}
     body = await client.post_bundle(bundle, safe=all(e.safe_to_repeat for e in entries))
-    answered = body.get("entry") or []
-    if not isinstance(answered, list):
-        raise InvalidResponse(f"the {kind}-response's entry is not an array", summary=_malformed(kind, "no entries"))
-    if len(answered) != len(entries):
-        # Which answers are missing cannot be told, so none is taken for any entry: what the server
-        # did write is met again by the next round (every create conditional or by stable id,
-        # every update If-Match'd), not written twice.
-        raise InvalidResponse(
-            f"{kind}-response has {len(answered)} entries for {len(entries)} sent",
-            summary=_malformed(kind, f"{len(answered)} answers for {len(entries)} entries sent"),
-        )
-    for n, answer in enumerate(answered, 1):
-        if not isinstance(answer, dict) or not isinstance(answer.get("response", {}), dict):
-            raise InvalidResponse(
-                f"{kind}-response entry {n} is not an entry with a response",
-                summary=_malformed(kind, f"answer {n} is not an entry with a response"),
-            )
-    results = []
-    for n, (entry, answer) in enumerate(zip(entries, answered, strict=True), 1):
-        result = WriteResult.from_bundle_entry(answer)
-        _check_answers(kind, n, entry, result)
-        if result.status is not None and result.status >= 400:
-            error = error_from_outcome(
-                result.status, (answer.get("response") or {}).get("outcome"), entry.request_info()
-            )
-            result = WriteResult.from_bundle_entry(answer, error)
-        results.append(result)
-    return results
-
-
-def _check_answers(kind: str, n: int, entry: BundleEntry, result: WriteResult) -> None:
-    """A write's answer names the type it wrote (and a ``PUT Type/id`` that id). A server answering
-    in the order it processed the entries, or leaving one out and adding another, had each answer
-    read as the one to the entry at its place: one resource's copy recorded as another's."""
-    if entry.method not in ("POST", "PUT") or result.status is None or result.status >= 400:
-        return
-    info = entry.request_info()
-    wrote = f"{result.resource_type}/{result.id}"
-    summary = _malformed(kind, f"answer {n} is about another resource than entry {n}")
-    if result.resource_type is not None and result.resource_type != info.resource_type:
-        raise InvalidResponse(
-            f"{kind}-response entry {n} answers {wrote} for {entry.method} {entry.url.split('?')[0]}", summary=summary
-        )
-    if entry.method == "PUT" and "?" not in entry.url and result.id is not None and result.id != info.resource_id:
-        raise InvalidResponse(f"{kind}-response entry {n} answers {wrote} for PUT {entry.url}", summary=summary)
-
-
-def _malformed(kind: str, what: str) -> str:
-    """The ``summary`` of a malformed bundle response: nothing in it is taken as written."""
-    return f"the server's {kind}-response was malformed ({what}); none of its answers was taken"
+    return read_answers(kind, entries, body)
 
 
 async def _singles(client: AsyncFhirClient, entries: Sequence[BundleEntry], *, ordered: bool) -> list[WriteResult]:
