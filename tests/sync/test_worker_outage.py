@@ -4,13 +4,16 @@ back pushes what waited — without a restart, and without waiting for leases of
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 
 import pytest
 
 from fhir_cm.config import Settings
+from fhir_cm.fhir import NO_RETRY, AsyncFhirClient
 from fhir_cm.jobs import run_sync_worker
-from fhir_cm.store import OutboxStatus, Store, list_outbox, save_case
-from fhir_cm.sync import PushReport
+from fhir_cm.store import OutboxStatus, Store, list_outbox, open_store, save_case
+from fhir_cm.sync import PushReport, run_worker
 from fhir_cm.synthetic import generate_cases
 from tests.sync.faulty_proxy import faulty_proxy
 
@@ -52,3 +55,27 @@ async def test_a_case_waiting_through_an_outage_is_pushed_in_the_first_round_aft
     with store.session(read_only=True) as s:
         (row,) = [r for r in list_outbox(s) if r.case_id == case.id]
     assert row.status is OutboxStatus.DONE
+
+
+async def test_a_round_failing_on_the_network_logs_what_happened_and_where(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An engineer reading the worker's log saw 'sync round failed (TransientError)' at every round:
+    neither what happened nor with which server."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base = f"http://127.0.0.1:{port}/fhir"
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'worker.db'}", fhir_base=base, identifier_system="urn:x")
+
+    async def pause(stop: asyncio.Event, seconds: float) -> None:
+        stop.set()  # one round is enough
+
+    with open_store(settings.database_url) as store:
+        async with AsyncFhirClient(base, retry=NO_RETRY) as client:
+            await run_worker(store, client, settings, pause=pause)
+
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sync round failed")]
+    assert said == [
+        f"sync round failed (connection refused by 127.0.0.1:{port} (nothing listening there?)); trying again in 5s"
+    ]

@@ -92,7 +92,7 @@ class PushSession:
         try:
             caps = await self.client.capabilities()
         except FhirError as exc:
-            log.warning("no usable CapabilityStatement (%s): assuming conditional creates work", type(exc).__name__)
+            log.warning("no usable CapabilityStatement (%s): assuming conditional creates work", failure_reason(exc))
             caps = None
         self.version = await server_fhir_version(self.client, self.settings)
         self.identity = Identity(caps, self.system)

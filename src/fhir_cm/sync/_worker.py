@@ -25,6 +25,7 @@ from ..fhir import AsyncFhirClient, FhirError
 from ..store import Store, StoreError
 from ._push import default_worker_id, push_pending
 from ._push_case import MAX_RETRY_AFTER
+from ._push_session import failure_reason
 from ._report import PushReport
 
 __all__ = ["Step", "run_worker"]
@@ -90,7 +91,7 @@ async def run_worker(
         except (FhirError, StoreError) as exc:
             if once:
                 raise
-            failed = type(exc).__name__
+            failed = failure_reason(exc) if isinstance(exc, FhirError) else type(exc).__name__
         if once:
             break
         asked = _asked_to_wait(clients)
