@@ -133,7 +133,10 @@ class _CasePush:
             try:
                 await self.send(writes)
             except CaseFailed as failed:
-                if failed.permanent:
+                # One more round for a failure for now, none while the server asks to wait: the
+                # client has retried each request already, and every round left sent it again at
+                # once (five times a struggling server's load; a Retry-After answered straight away).
+                if failed.permanent or last is not None or self.session.client.asked_to_wait():
                     raise
                 last = failed
                 continue
