@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from fhir_cm.fhir._tokens import SHARED_TOKENS
 from tests.hapi_server import hapi_server
 from tests.memory_server import memory_server
 from tests.servers import RunningServer, sekmet_server
@@ -25,6 +26,15 @@ def _selected_servers() -> list[str]:
     if unknown:
         raise pytest.UsageError(f"FHIR_CM_TEST_SERVERS names unknown servers {unknown}; known: {list(SERVERS)}")
     return names
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tokens() -> Iterator[None]:
+    """Each test starts with no SMART token or discovered endpoint kept by the process: tests serving
+    token endpoints at the same URL would otherwise be handed each other's tokens."""
+    SHARED_TOKENS.clear()
+    yield
+    SHARED_TOKENS.clear()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +64,13 @@ def _wait_ready(metadata_url: str, thread: threading.Thread) -> None:
 
 
 @contextmanager
-def sekmet_server(workdir: Path, **overrides: Any) -> Iterator[RunningServer]:
+def sekmet_server(
+    workdir: Path, *, wrap: Callable[[Any], Any] | None = None, **overrides: Any
+) -> Iterator[RunningServer]:
     """Run sekmet-fhir on 127.0.0.1 (in-memory store, simulator and traffic log off) for the block.
 
-    ``overrides`` are extra ``sekmet.config.Settings`` fields, e.g. ``server_auth`` for a SMART server.
+    ``overrides`` are extra ``sekmet.config.Settings`` fields, e.g. ``server_auth`` for a SMART server;
+    ``wrap`` puts an ASGI middleware in front of it (e.g. :class:`tests.token_gate.TokenGate`).
     """
     from sekmet.config import Settings, SimulatorSettings
     from sekmet.main import create_app
@@ -94,6 +97,8 @@ def sekmet_server(workdir: Path, **overrides: Any) -> Iterator[RunningServer]:
         if handler not in handlers:
             root_logger.removeHandler(handler)
     logging.getLogger("sekmet").setLevel(logging.WARNING)
+    if wrap is not None:
+        app = wrap(app)
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

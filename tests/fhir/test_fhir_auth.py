@@ -244,7 +244,7 @@ async def test_token_endpoint_is_discovered_from_smart_configuration(router: res
     async with AsyncFhirClient(BASE, auth=auth) as fhir:
         await fhir.read("Goal", "1")
 
-    assert well_known.call_count == 1 and auth.token_url == TOKEN_URL
+    assert well_known.call_count == 1 and endpoint.issued == ["token-1"]
 
 
 async def test_token_endpoint_falls_back_to_the_capability_statement(router: respx.MockRouter, keys: KeyPair) -> None:

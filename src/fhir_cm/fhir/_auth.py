@@ -2,14 +2,15 @@
 
 SMART Backend Services (client_credentials + ``private_key_jwt``) is how a system without a user
 talks to a hospital EHR. The token is fetched through the auth flow itself — so it uses the same
-transport, proxies and test mocks as the FHIR requests — cached, refreshed shortly before it
-expires, and refreshed once more when the server answers 401 anyway (a token revoked or expired
-mid-paging); the refused request is then sent again once with the new token.
+transport, proxies and test mocks as the FHIR requests — kept in a :class:`TokenCache` (the one of
+the process for clients built from settings), refreshed shortly before it expires, and refreshed
+once more when the server answers 401 anyway (a token revoked or expired mid-paging); the refused
+request is then sent again once with the new token.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -21,9 +22,12 @@ from typing import Any, Literal
 import httpx
 import jwt
 
-from ._keys import load_signing_key
+from cryptography.hazmat.primitives import serialization
+
+from ._keys import SigningKey, load_signing_key
 from ._scopes import left_out
 from ._errors import PURPOSE, InvalidResponse, TransientError, Unauthorized, redact
+from ._tokens import Flight, TokenCache, TokenKey
 from ._urls import normalize_base, safe_for_tokens, shown_origin
 
 __all__ = ["ASSERTION_TYPE", "BearerAuth", "SmartBackendAuth", "header_token"]
@@ -67,17 +71,19 @@ class BearerAuth(httpx.Auth):
         return "BearerAuth(token=***)"
 
 
-@dataclass
-class _Token:
+@dataclass(frozen=True)
+class _Fetched:
     value: str
-    refresh_at: float  # on the auth's clock: a little before the token expires
+    lifetime: float  # seconds
 
 
 class SmartBackendAuth(httpx.Auth):
     """SMART Backend Services: a client assertion signed RS384/ES384 exchanged for an access token.
 
     ``token_url`` may be left out: it is discovered from ``[base]/.well-known/smart-configuration``,
-    or failing that from the CapabilityStatement's ``oauth-uris`` extension.
+    or failing that from the CapabilityStatement's ``oauth-uris`` extension. Tokens and discovered
+    endpoints are kept in ``cache``: the auths sharing one ask for a token once while it is valid.
+    Without one, the auth keeps its own (on ``clock``).
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class SmartBackendAuth(httpx.Auth):
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.time,
         allow_http: bool = False,
+        cache: TokenCache | None = None,
     ) -> None:
         if algorithm not in ("RS384", "ES384"):
             raise ValueError("SMART Backend Services signs with RS384 or ES384")
@@ -108,9 +115,11 @@ class SmartBackendAuth(httpx.Auth):
         self.refresh_margin = refresh_margin
         self._base = normalize_base(fhir_base)
         self._clock = clock
-        self._token: _Token | None = None
+        self._cache = cache if cache is not None else TokenCache(clock)
+        self._key_ref = TokenKey(
+            token_url or f"discovered from {self._base}", client_id, scope, key_id, _fingerprint(self._key)
+        )
         self._granted: str | None = None  # the scope of the last token response, warned of when narrower
-        self._lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"SmartBackendAuth(client_id={self.client_id!r}, algorithm={self.algorithm!r})"
@@ -133,54 +142,54 @@ class SmartBackendAuth(httpx.Auth):
 
     # -- the flow ---------------------------------------------------------------------------------
 
-    def _valid_token(self) -> str | None:
-        token = self._token
-        if token is None or self._clock() >= token.refresh_at:
-            return None
-        return token.value
-
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         refused: str | None = None
         for _ in range(2):  # the request, and once more after a 401 with a fresh token
-            async with self._lock:  # one token request at a time; the others reuse its result
-                if self._valid_token() in (None, refused):  # none, expiring, or the one just refused
-                    flow, response = self._fetch_token(request.extensions.get("timeout")), None
-                    while (step := _advance(flow, response)) is not None:
+            token = self._cache.claim(self._key_ref, refused)  # none, expiring, or the one just refused
+            while isinstance(token, Flight):
+                if not token.leader:  # another client (any thread or loop) is fetching it: wait for it
+                    token = await token.landed() or self._cache.claim(self._key_ref, refused)
+                    continue
+                flight, flow = token, self._fetch_token(request.extensions.get("timeout"))
+                try:
+                    step = _advance(flow, None)
+                    while isinstance(step, httpx.Request):
                         response = yield step
                         await response.aread()
-                token = self._current()
+                        step = _advance(flow, response)
+                except BaseException as exc:  # the waiters get the token endpoint's answer, or ask again
+                    self._cache.abandon(flight, exc if isinstance(exc, Exception) else None)
+                    raise
+                margin = min(self.refresh_margin, step.lifetime / 2)  # short-lived tokens still get used
+                self._cache.land(flight, step.value, step.lifetime, margin)
+                token = step.value
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
             if response.status_code != 401:
                 return
             refused = token
 
-    def _current(self) -> str:
-        assert self._token is not None  # set by _fetch_token, which raises when it cannot
-        return self._token.value
-
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("SmartBackendAuth is async-only; use it with httpx.AsyncClient")
 
-    def _fetch_token(self, timeout: object) -> Generator[httpx.Request, httpx.Response, None]:
+    def _fetch_token(self, timeout: object) -> Generator[httpx.Request, httpx.Response, _Fetched]:
         """Sub-flow: discover the token endpoint if needed, then exchange an assertion for a token.
 
         Its requests take the ``timeout`` of the request they are made for: built here rather than by
         the client, they had none, and a token endpoint that took the connection and never answered
         held the worker for ever."""
-        if self.token_url is None:
-            self.token_url = yield from self._discover(_sent_for(timeout, "discovering the SMART token endpoint"))
-        purpose = f"at the SMART token endpoint ({shown_origin(self.token_url)})"
+        token_url = self.token_url or (
+            yield from self._discover(_sent_for(timeout, "discovering the SMART token endpoint"))
+        )
+        purpose = f"at the SMART token endpoint ({shown_origin(token_url)})"
         response = yield httpx.Request(
             "POST",
-            self.token_url,
+            token_url,
             data={
                 "grant_type": "client_credentials",
                 "scope": self.scope,
                 "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": self.client_assertion(self.token_url),
+                "client_assertion": self.client_assertion(token_url),
             },
             headers={"Accept": "application/json", "Content-Type": _FORM},
             extensions=_sent_for(timeout, purpose),
@@ -192,15 +201,15 @@ class SmartBackendAuth(httpx.Auth):
             )
         token = body.get("access_token")
         if response.status_code != 200 or not isinstance(token, str):
+            if self.token_url is None:  # the endpoint discovered gave no token: discover it again next time
+                self._cache.forget_endpoint(self._base)
             raise Unauthorized(_refusal(self.client_id, response, body), status=response.status_code)
         try:
             token = header_token(token)
         except ValueError as exc:
             raise InvalidResponse(f"the token endpoint answered an access token that cannot be sent: {exc}") from None
         self._check_granted(body.get("scope"))
-        lifetime = _lifetime(body.get("expires_in"))
-        margin = min(self.refresh_margin, lifetime / 2)  # short-lived tokens still get used
-        self._token = _Token(token, self._clock() + lifetime - margin)
+        return _Fetched(token, _lifetime(body.get("expires_in")))
 
     def _check_granted(self, granted: object) -> None:
         """Warn (once per grant) when the token covers less than ``scope`` asked: what it leaves out
@@ -221,7 +230,10 @@ class SmartBackendAuth(httpx.Auth):
     def _discover(self, extensions: dict[str, object]) -> Generator[httpx.Request, httpx.Response, str]:
         """The token endpoint the server names; refused unless https (or http to this machine), since the
         assertion and the token it buys would cross the network in clear."""
-        endpoint = yield from self._named_endpoint(extensions)
+        endpoint = self._cache.endpoint(self._base)  # discovered once per process for all its clients
+        if endpoint is None:
+            endpoint = yield from self._named_endpoint(extensions)
+            self._cache.remember_endpoint(self._base, endpoint)
         if not (self._allow_http or safe_for_tokens(endpoint)):
             raise Unauthorized(
                 "the SMART token endpoint the server names is not https; set FHIR_CM_TOKEN_URL"
@@ -261,13 +273,20 @@ def _sent_for(timeout: object, purpose: str) -> dict[str, object]:
 
 
 def _advance(
-    flow: Generator[httpx.Request, httpx.Response, None], response: httpx.Response | None
-) -> httpx.Request | None:
-    """One step of a sync sub-flow inside the async flow (async generators cannot ``yield from``)."""
+    flow: Generator[httpx.Request, httpx.Response, _Fetched], response: httpx.Response | None
+) -> httpx.Request | _Fetched:
+    """One step of a sync sub-flow inside the async flow (async generators cannot ``yield from``):
+    the next request it sends, or what it returned."""
     try:
         return next(flow) if response is None else flow.send(response)
-    except StopIteration:
-        return None
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _fingerprint(key: SigningKey) -> str:
+    """A short SHA-256 of the public half of ``key``: names it in a :class:`TokenKey`, revealing nothing."""
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(public).hexdigest()[:16]
 
 
 def _refusal(client_id: str, response: httpx.Response, body: dict[str, Any]) -> str:

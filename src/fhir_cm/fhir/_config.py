@@ -15,6 +15,7 @@ from ..config import Settings, SettingsError
 from ._auth import BearerAuth, SmartBackendAuth
 from ._client import AsyncFhirClient
 from ._sync import FhirClient
+from ._tokens import SHARED_TOKENS
 from ._urls import normalize_base, safe_for_tokens
 
 __all__ = ["auth_from_settings", "check_fhir_settings", "client_from_settings", "sync_client_from_settings"]
@@ -74,6 +75,7 @@ def auth_from_settings(settings: Settings) -> httpx.Auth | None:
             token_url=settings.token_url,
             scope=settings.scope,
             allow_http=settings.allow_http_credentials,
+            cache=SHARED_TOKENS,  # one token (and discovery) per process while valid, not one per client
         )
     except ValueError as exc:
         raise SettingsError(f"FHIR_CM_PRIVATE_KEY_FILE ({settings.private_key_file}): {exc}") from None
