@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from fhir_cm.domain import Case, CaseStatus, ProgrammeType
-from fhir_cm.outcomes import SettingStays, compute_outcomes, programme_outcomes
+from fhir_cm.outcomes import SettingStays, compute_outcomes, load_outcome_rules, programme_outcomes
 
 D = dt.date.fromisoformat
 TODAY = D("2025-06-30")
@@ -267,3 +267,55 @@ def test_a_case_closed_then_reopened_counts_in_no_period_it_was_closed_throughou
     assert cases("2024-11-01", "2024-11-30") == 0  # before it began
     late = case("l", status_history=[{"status": "active", "start": "2025-03-01"}])  # a history begun later
     assert programme_outcomes(HC, [late], start=D("2025-01-01"), end=D("2025-01-31"), today=TODAY).cases == 1
+
+
+def test_only_stays_around_the_enrolment_count_for_a_case() -> None:
+    """A stay counts for the case when it ends within its period or at most ``look_back_days`` (30,
+    mappings/outcome-rules.json) before it starts: the discharge a referral follows within days. Stays
+    from months before the enrolment counted as the programme's discharges, so a period's figures came
+    from patients not yet enrolled."""
+    assert load_outcome_rules().look_back_days == 30
+    enrolled = case(
+        "e",
+        period={"start": "2025-03-01"},
+        stays=[
+            stay("old", "acute-hospital", "2024-11-01", "2024-11-05", "home"),  # 116 days before: not the case's
+            stay("snf", "skilled-nursing", "2025-01-20", "2025-01-29", "home"),  # 31 days before: not the case's
+            stay("ref", "acute-hospital", "2025-01-25", "2025-01-30", "home"),  # 30 days before: the referral's
+            stay("in", "acute-hospital", "2025-03-10", "2025-03-12", "home"),  # in the case: 39 days after "ref"
+        ],
+    )
+    got = programme_outcomes(HC, [enrolled], start=None, end=None, today=TODAY)
+    assert (got.cases, got.hospital_discharges, got.readmissions_30d) == (1, 2, 0)  # was 3 (with "old")
+    assert got.length_of_stay == [SettingStays(setting="acute-hospital", stays=2, mean_days=3.5, median_days=3.5)]
+    # A quarter before the enrolment (its cases: 0) shows no discharge of a patient not yet enrolled.
+    q4 = programme_outcomes(HC, [enrolled], start=D("2024-10-01"), end=D("2024-12-31"), today=TODAY)
+    assert (q4.cases, q4.hospital_discharges, q4.length_of_stay) == (0, 0, [])
+    # Stays after the case closed are not its discharges either (a readmission of one of its own still counts).
+    closed = case(
+        "k",
+        status="closed",
+        period={"start": "2025-01-01", "end": "2025-02-01"},
+        stays=[
+            stay("a", "acute-hospital", "2025-01-20", "2025-01-25", "home"),
+            stay("b", "acute-hospital", "2025-02-10", "2025-02-12", "home"),  # after the closure: readmits "a"
+        ],
+    )
+    got = programme_outcomes(HC, [closed], start=None, end=None, today=TODAY)
+    assert (got.hospital_discharges, got.readmissions_30d, got.length_of_stay[0].stays) == (1, 1, 1)
+
+
+def test_a_discharge_before_the_enrolment_followed_by_another_admission_is_not_an_index_discharge() -> None:
+    """Readmitted before enrolling (the admission the referral came from), the earlier discharge is no
+    index discharge of the programme: its readmission came before the programme could act."""
+    c = case(
+        "r",
+        period={"start": "2025-03-01"},
+        stays=[
+            stay("first", "acute-hospital", "2025-02-05", "2025-02-10", "home"),
+            stay("index", "acute-hospital", "2025-02-27", "2025-03-04", "home"),  # referred during it
+        ],
+    )
+    got = programme_outcomes(HC, [c], start=None, end=None, today=TODAY)
+    assert (got.hospital_discharges, got.readmissions_30d) == (1, 0)
+    assert got.length_of_stay[0].stays == 2  # both stays around the enrolment are the case's

@@ -2,15 +2,22 @@
 
 What the field measures: 30-day readmissions, length of stay, goal attainment, time
 from hospital discharge to follow-up, and here also how many referrals end in the service being
-delivered. Each figure counts the events whose own date falls in the period (both ends included):
+delivered. Each figure counts the events whose own date falls in the period (both ends included).
 
-* **Readmissions** — index events are finished acute-hospital stays that ended in the period,
-  except those ending in death (disposition ``exp``), in a transfer to another acute hospital (the
+A stay is the **case's** when it ends within the case's period, or at most ``look_back_days`` before
+it starts (``mappings/outcome-rules.json``, 30: the discharge a referral to case management follows
+within days). Stays ending earlier are the patient's history before enrolment, those ending after a
+closure are no longer the programme's; a readmission is still looked for among all the stays.
+
+* **Readmissions** — index events are the case's finished acute-hospital stays that ended in the
+  period, except those ending in death (disposition ``exp``), in a transfer to another acute hospital (the
   domain's ``transferred``: one episode of care, as CMS counts it), or while another acute-hospital
-  stay begun before went on past them (not a discharge). One is readmitted when another acute-hospital
+  stay begun before went on past them (not a discharge), or ending before the case began when
+  another acute-hospital stay began before it too (the admission the referral came from: that
+  readmission happened before the programme could act). One is readmitted when another acute-hospital
   stay starts 0–30 days after it ended (the domain's ``READMISSION_WINDOW_DAYS``), even if that
   second stay starts after the period. Rate = readmitted / index discharges.
-* **Length of stay** — finished stays that ended in the period, per care setting: days from start
+* **Length of stay** — the case's finished stays that ended in the period, per care setting: days from start
   to end (a same-day stay is 0 days); mean and median.
 * **Goal attainment** — goals due in the period and no later than ``today`` (a goal cannot have
   failed before it is due), leaving out goals proposed, rejected or cancelled. Attained = achievement
@@ -33,11 +40,13 @@ figures for a past day are those that could have been computed on it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fhir_cm.domain import (
     READMISSION_WINDOW_DAYS,
@@ -54,13 +63,16 @@ from fhir_cm.domain import (
     case_as_of,
     transferred,
 )
+from fhir_cm.terminology import mappings_dir
 
 __all__ = [
     "OutcomeParts",
+    "OutcomeRules",
     "ProgrammeOutcomes",
     "SettingStays",
     "combine_outcomes",
     "compute_outcomes",
+    "load_outcome_rules",
     "outcome_parts",
     "programme_outcomes",
 ]
@@ -72,6 +84,32 @@ _REFERRAL_ENDS = frozenset(
 )
 _NOT_A_STAY = frozenset({StayStatus.CANCELLED, StayStatus.PLANNED})
 _NOT_IN_CARE = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED, CaseStatus.ENTERED_IN_ERROR})
+
+
+RULES_FILE = "outcome-rules.json"
+
+
+class OutcomeRules(BaseModel):
+    """``mappings/outcome-rules.json``: which stays are a case's (a programme's rule, so data)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    look_back_days: int = Field(ge=0, le=366)
+
+
+@functools.cache
+def load_outcome_rules() -> OutcomeRules:
+    """The rules of ``mappings/outcome-rules.json`` (read once per process; the kept parts are per
+    process too, so a changed window is applied to every case after a restart)."""
+    path = mappings_dir() / RULES_FILE
+    try:
+        return OutcomeRules.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        where = type(exc).__name__
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        raise ValueError(f"{RULES_FILE} cannot be used: {where}") from None
 
 
 class SettingStays(BaseModel):
@@ -139,7 +177,28 @@ def _real_stays(case: Case) -> list[Stay]:
     return [s for s in case.stays if s.status not in _NOT_A_STAY]
 
 
-def _index_discharges(stays: Sequence[Stay], start: dt.date | None, end: dt.date | None) -> list[Stay]:
+def _the_cases(stay: Stay, case: Case) -> bool:
+    """Whether the finished ``stay`` is the case's: it ended within the case's period or within the
+    look-back window before it (subtracting dates, never adding days: no overflow near the calendar's ends)."""
+    assert stay.end is not None
+    if case.period.end is not None and stay.end > case.period.end:
+        return False
+    return (case.period.start - stay.end).days <= load_outcome_rules().look_back_days
+
+
+def _readmitted_before(stay: Stay, case: Case, stays: Sequence[Stay]) -> bool:
+    """Whether another acute-hospital stay began between ``stay``'s end and the case's start: then that
+    admission is the one the referral came from, and ``stay`` is history before the programme."""
+    assert stay.end is not None
+    return any(
+        other.id != stay.id
+        and other.setting is CareSetting.ACUTE_HOSPITAL
+        and stay.end <= other.start < case.period.start
+        for other in stays
+    )
+
+
+def _index_discharges(case: Case, stays: Sequence[Stay], start: dt.date | None, end: dt.date | None) -> list[Stay]:
     return [
         s
         for s in stays
@@ -147,6 +206,8 @@ def _index_discharges(stays: Sequence[Stay], start: dt.date | None, end: dt.date
         and s.status is StayStatus.FINISHED
         and s.end is not None
         and _within(s.end, start, end)
+        and _the_cases(s, case)
+        and not _readmitted_before(s, case, stays)
         and s.discharge_disposition is not DischargeDisposition.EXPIRED
         and not any(transferred(s, other) or _in_hospital_past(other, s) for other in stays)
     ]
@@ -211,9 +272,12 @@ def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, 
     lengths = tuple(
         (stay.setting, (stay.end - stay.start).days)
         for stay in stays
-        if stay.status is StayStatus.FINISHED and stay.end is not None and _within(stay.end, start, end)
+        if stay.status is StayStatus.FINISHED
+        and stay.end is not None
+        and _within(stay.end, start, end)
+        and _the_cases(stay, case)
     )
-    discharges = _index_discharges(stays, start, end)
+    discharges = _index_discharges(case, stays, start, end)
     follow_ups = [_days_to_follow_up(d, case) for d in discharges]
     goals = [
         g

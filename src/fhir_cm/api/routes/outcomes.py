@@ -34,7 +34,11 @@ def outcomes(
     ] = None,
 ) -> Response:
     """30-day readmissions, length of stay per setting, goal attainment, discharge-to-follow-up days and
-    referral completion, over the cases the caller may see, as they stood on ``on`` (today by default)."""
+    referral completion, over the cases the caller may see, as they stood on ``on`` (today by default).
+
+    A stay counts for a case when it ends within the case's period or at most 30 days before it starts
+    (the discharge a referral follows; ``look_back_days`` in ``mappings/outcome-rules.json``); one
+    before the start followed by another admission before it is no index discharge."""
     if from_ is not None and to is not None and to < from_:
         message = f"the period ends ({to}) before it starts ({from_})"
         raise InvalidInput(message, errors=[FieldError(field="to", location="query", message=message)])
