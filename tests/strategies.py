@@ -150,6 +150,7 @@ def referrals(draw: st.DrawFn, id_: str, need_ids: list[str], stay_ids: list[str
         target=draw(st.none() | parties()),
         addresses=draw(st.lists(st.sampled_from(need_ids), unique=True, max_size=2)) if need_ids else [],
         for_stay=draw(st.none() | st.sampled_from(stay_ids)) if stay_ids else None,
+        requester=draw(st.none() | parties(PartyKind.PRACTITIONER) | parties(PartyKind.ORGANISATION)),
     )
 
 
@@ -201,6 +202,10 @@ def cases(draw: st.DrawFn, max_items: int = 3) -> Case:
     status, history, last_start = draw(_status(start))
     ended = status in (CaseStatus.CLOSED, CaseStatus.CANCELLED)
     end = last_start + draw(_gaps) if ended or draw(st.booleans()) else None
+    manager = draw(st.none() | parties(PartyKind.PRACTITIONER))
+    asked = [draw(referrals(i, need_ids, stay_ids)) for i in referral_ids]
+    # A referral's own requester is one other than the case manager (the API keeps no other).
+    asked = [r.model_copy(update={"requester": None}) if r.requester == manager else r for r in asked]
     return Case(
         id=f"c.{stem}"[:64],
         programme=draw(st.sampled_from(ProgrammeType)),
@@ -208,14 +213,14 @@ def cases(draw: st.DrawFn, max_items: int = 3) -> Case:
         status_history=history,
         period=Period(start=start, end=end),
         patient=draw(parties(PartyKind.PATIENT)),
-        case_manager=draw(st.none() | parties(PartyKind.PRACTITIONER)),
+        case_manager=manager,
         referral_source=draw(st.none() | parties()),
         eligibility=draw(st.lists(st.sampled_from(EligibilityReason), unique=True, max_size=3)),
         acuity=draw(st.sampled_from(Acuity)),
         plan_summary=draw(st.none() | texts),
         needs=[draw(needs(i)) for i in need_ids],
         goals=[draw(goals(i, need_ids)) for i in goal_ids],
-        referrals=[draw(referrals(i, need_ids, stay_ids)) for i in referral_ids],
+        referrals=asked,
         team=[draw(team_members(i)) for i in member_ids],
         contacts=[draw(contacts(i)) for i in contact_ids],
         stays=[draw(stays(i)) for i in stay_ids],

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fhir_cm.domain import Case
-from fhir_cm.mapping import case_to_resources
+from fhir_cm.mapping import case_to_resources, resources_to_case
+from fhir_cm.store import ApiRole, Store, create_api_key
 
 from ..mapping.fhir_check import validate
 from .conftest import Keys, bearer, create
@@ -43,3 +44,35 @@ def test_empty_notes_reasons_and_measures_are_none_so_the_fhir_is_valid(
     assert (patched.status_code, patched.json()["target"]) == (200, None)
     for resource in _resources(client, keys.cm1, version):
         validate(resource, version)
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_referral_in_a_case_with_no_case_manager_names_who_asked_for_it(
+    client: TestClient, api_store: Store, keys: Keys, version: str
+) -> None:
+    """A supervisor's referral in a case with no case manager went out with no ``requester``, which the
+    Gravity referral Task (and its receiving organisation) requires: the requester is the supervisor's
+    practitioner, the one to call about it; a key naming none must name the requester in the body."""
+    with api_store.session() as s:
+        _, lead = create_api_key(s, name="lead", role=ApiRole.SUPERVISOR, practitioner_id="lead-1")
+    create(client, keys.supervisor, id="case-a", case_manager=None)
+    referral = {"id": "r1", "kind": "food", "service": "s", "authored": "2025-06-01"}
+    refused = client.post(f"{BASE}/referrals", json=referral, headers=bearer(keys.supervisor))
+    assert refused.status_code == 409, refused.text
+    assert "requester" in refused.json()["detail"]
+    made = client.post(f"{BASE}/referrals", json=referral, headers=bearer(lead))
+    assert made.status_code == 201, made.text
+    assert made.json()["requester"] == {"kind": "practitioner", "id": "lead-1", "name": None}
+    named = {**referral, "id": "r2", "requester": {"kind": "organisation", "id": "cm-unit"}}
+    assert client.post(f"{BASE}/referrals", json=named, headers=bearer(keys.supervisor)).status_code == 201
+    case = Case.model_validate(client.get(BASE, headers=bearer(lead)).json()["case"])
+    resources = list(case_to_resources(case, version, "https://example.org/ids").values())
+    requesters = sorted(
+        str(r.get("requester", {}).get("reference"))
+        for r in resources
+        if r["resourceType"] in ("Task", "ServiceRequest")
+    )
+    assert requesters == ["Organization/cm-unit"] * 2 + ["Practitioner/lead-1"] * 2, requesters
+    for resource in resources:
+        validate(resource, version)
+    assert resources_to_case(resources, version, "https://example.org/ids") == case  # nothing lost

@@ -312,16 +312,25 @@ EntityCheck = Callable[[Case, E], None]
 
 
 def add_entity(
-    work: Work, case_id: str, field: str, entity: E, what: str, *, check: EntityCheck[E] | None = None
+    work: Work,
+    case_id: str,
+    field: str,
+    entity: E,
+    what: str,
+    *,
+    check: EntityCheck[E] | None = None,
+    fill: Callable[[Case, E], E] | None = None,
 ) -> Edited[E]:
-    """Append a need, goal, referral, team member, contact or stay to a case (``check``: held to the case)."""
+    """Append a need, goal, referral, team member, contact or stay to a case (``check``: held to the
+    case; ``fill``: what the entity takes from the case, e.g. a referral's requester)."""
     entity_id: str = entity.id
 
     def change(case: Case) -> tuple[Case, E]:
         check_new_id(case, entity_id, what)
         if check is not None:
             check(case, entity)
-        return rebuild(case, field, **{field: [*getattr(case, field), entity]}), entity
+        added = entity if fill is None else fill(case, entity)
+        return rebuild(case, field, **{field: [*getattr(case, field), added]}), added
 
     return work.edit(case_id, change, action="add", detail=f"{field}:{entity_id}", name=entity_fields(field, entity_id))
 

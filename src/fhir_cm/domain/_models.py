@@ -214,15 +214,24 @@ class Referral(_Model):
     target: Party | None = Field(default=None, description="Who is asked to perform it.")
     addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs it addresses.")
     for_stay: EntityId | None = Field(default=None, description="The stay it follows up on (post-discharge follow-up).")
+    requester: Party | None = Field(
+        default=None,
+        description="Who asked for it, when not the case's case manager (a supervisor's referral in a case with "
+        "none): a practitioner or organisation. Left out, the case manager is the requester.",
+    )
 
     @model_validator(mode="after")
     def _reasoned(self) -> Self:
         if self.status in _NEEDS_REASON and not self.status_reason:
             raise ValueError(f"a referral that is '{self.status}' needs a status_reason saying why")
+        if self.requester is not None and self.requester.kind not in _REQUESTERS:
+            raise ValueError("a referral's requester is a practitioner or an organisation")
         _check_order(self.authored, self.due, "the referral")
         return self
 
 
+#: Who may ask for a service (the Gravity referral Task's requester: Practitioner, PractitionerRole, Organization).
+_REQUESTERS = frozenset({PartyKind.PRACTITIONER, PartyKind.ORGANISATION})
 _NEEDS_REASON = {ReferralStatus.REJECTED, ReferralStatus.CANCELLED, ReferralStatus.FAILED, ReferralStatus.ON_HOLD}
 
 

@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from .. import terminology as T
-from ..domain import Case, Contact, Goal, Need, Referral, Stay, TeamMember
+from ..domain import Case, Contact, Goal, Need, Party, PartyKind, Referral, Stay, TeamMember
 from ._base import FhirVersion, ResourceKey, UnreadableResourceError, check_version
 from ._careplan import CARE_PLAN
 from ._careteam import CARE_TEAM
@@ -295,7 +295,7 @@ class _Reader:
             values["team"] = [m.model_dump() for m in self.values(team).get("team", []) if isinstance(m, TeamMember)]
         values["needs"] = [self.entity(Need, k, r, w) for k, r, w in self.by_type.get("Condition", [])]
         values["goals"] = [self.entity(Goal, k, r, w) for k, r, w in self.by_type.get("Goal", [])]
-        values["referrals"] = self.referrals()
+        values["referrals"] = self.referrals(v.get("case_manager"))
         values["contacts"] = [self.entity(Contact, k, r, w) for k, r, w in self.by_type.get("Communication", [])]
         values["stays"] = [self.entity(Stay, k, r, w) for k, r, w in self.by_type.get("Encounter", [])]
         try:
@@ -306,7 +306,10 @@ class _Reader:
     def entity(self, model: type[BaseModel], key: ResourceKey, res: Mapping[str, Any], where: str) -> Any:
         return _entity(model, {**self.values(res, where), "id": key.value}, where)
 
-    def referrals(self) -> list[Referral]:
+    def referrals(self, case_manager: Party | None) -> list[Referral]:
+        """The ServiceRequests with their Tasks. The requester both carry is the case manager's unless
+        the referral has one of its own (derived on write), so only a requester other than the case
+        manager is the referral's: what was written reads back as it was."""
         tasks: dict[ResourceKey, tuple[Mapping[str, Any], str]] = {}
         for _, candidate, place in self.by_type.get("Task", []):
             focus = self.refs.resolve(candidate.get("focus"))
@@ -316,6 +319,12 @@ class _Reader:
         for key, sr, where in self.by_type.get("ServiceRequest", []):
             v = self.values(sr)
             task = tasks.get(key)
+            requester = self.refs.read_party(
+                (task[0] if task is not None else sr).get("requester"),
+                (PartyKind.PRACTITIONER, PartyKind.ORGANISATION),
+            )
+            if requester is not None and requester != case_manager:
+                v["requester"] = requester
             if task is not None:
                 v.update(self.values(*task))
             else:

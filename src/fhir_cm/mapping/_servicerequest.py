@@ -76,8 +76,8 @@ def _shape(version: FhirVersion) -> Shape:
             party(
                 "requester",
                 ("requester",),
-                [PartyKind.PRACTITIONER],
-                get=lambda r, ctx: ctx.owner.case_manager,
+                [PartyKind.PRACTITIONER, PartyKind.ORGANISATION],
+                get=lambda r, ctx: r.requester or ctx.owner.case_manager,
                 derived=True,
             ),
             refs(

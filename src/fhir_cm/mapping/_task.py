@@ -1,7 +1,9 @@
 """Referral ⇄ Task: the referral's fulfilment life cycle (Gravity SDOH TaskForReferralManagement).
 
 ``code`` = task-code ``fulfill``, ``intent`` = order, ``focus`` = the ServiceRequest, ``for`` = the
-patient, ``owner`` = the referral target, ``requester`` = the case manager. ``status`` is the
+patient, ``owner`` = the referral target, ``requester`` (1..1 in Gravity) = the referral's own
+requester (a supervisor's, in a case with no case manager), else the case manager; it is read back
+as the referral's only where it is not the case manager (``_case._Reader.referrals``). ``status`` is the
 referral status word for word — the Task holds the states (accepted, rejected, in progress, failed…)
 that ServiceRequest.status cannot — and ``statusReason.text`` says why (R5: ``statusReason`` is a
 CodeableReference, so ``statusReason.concept.text``).
@@ -31,8 +33,8 @@ def _shape(version: FhirVersion) -> Shape:
             party(
                 "requester",
                 ("requester",),
-                [PartyKind.PRACTITIONER],
-                get=lambda r, ctx: ctx.owner.case_manager,
+                [PartyKind.PRACTITIONER, PartyKind.ORGANISATION],
+                get=lambda r, ctx: r.requester or ctx.owner.case_manager,
                 derived=True,
             ),
         )

@@ -33,6 +33,7 @@ from .._models import (
     StatusChangeIn,
 )
 from .._problems import ConflictProblem, FieldError, InvalidInput, field_errors
+from .._requester import with_requesters
 from .._routing import api_router
 from .._team import check_new_team
 
@@ -74,6 +75,7 @@ def create_case(body: CaseCreate, work: CaseWork, response: Response) -> CaseOut
         raise InvalidInput("the case is not valid", errors=field_errors(exc.errors(), hint="case")) from None
     check_may_create(principal, case)
     check_new_team(case)
+    case = with_requesters(principal, case)
     if work.rules is not None:
         refuse_breaches(None, case, work.rules)
     with work.store.session() as session:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import Response, status
 from pydantic import ValidationError
 
@@ -19,6 +21,7 @@ from .._casework import add_entity, listed, respond, update_entity
 from .._deps import CaseWork
 from .._models import ReferralMove
 from .._problems import ConflictProblem, FieldError, InvalidInput, field_errors
+from .._requester import with_requester
 from .._routing import api_router
 from .cases import CaseId
 from .plan import EntityPath
@@ -39,11 +42,13 @@ def list_referrals(case_id: CaseId, work: CaseWork, response: Response) -> list[
 @router.post("", response_model=Referral, status_code=status.HTTP_201_CREATED, summary="Make a referral")
 def add_referral(case_id: CaseId, body: Referral, work: CaseWork, response: Response) -> Referral:
     """A new referral starts as ``draft`` or ``requested``; it moves on through ``/status``. A closed or
-    cancelled case takes none (409)."""
+    cancelled case takes none (409). Its requester is the case manager; in a case with none, the one given
+    as ``requester``, else the caller's practitioner (409 for a key naming none)."""
     if body.status not in _STARTS:
         message = f"a new referral starts as 'draft' or 'requested', not '{body.status}'; move it afterwards"
         raise InvalidInput(message, errors=[FieldError(field="status", message=message)])
-    return respond(add_entity(work, case_id, "referrals", body, "referral", check=_case_open), response)
+    asked = functools.partial(with_requester, work.principal)
+    return respond(add_entity(work, case_id, "referrals", body, "referral", check=_case_open, fill=asked), response)
 
 
 def _case_open(case: Case, referral: Referral) -> None:
