@@ -182,6 +182,25 @@ def test_status_change_to_the_same_status_is_a_conflict(client: TestClient, keys
     assert response.status_code == 409
 
 
+def test_a_case_entered_in_error_stays_so(client: TestClient, keys: Keys) -> None:
+    """A case recorded in error (the EpisodeOfCare should never have been in the patient's record) could be
+    moved back to active or closed, and the episode came back from ``entered-in-error``, which FHIR ends
+    with: it is a 409 naming no move allowed, as a referral's final status is, and nothing changes."""
+    create(client, keys.cm1, id="case-a")
+    h = bearer(keys.cm1)
+    erred = client.post(
+        "/api/v1/cases/case-a/status", json={"status": "entered-in-error", "reason": "wrong patient"}, headers=h
+    )
+    assert erred.status_code == 200, erred.text
+    for status in ("active", "closed", "on-hold"):
+        refused = client.post("/api/v1/cases/case-a/status", json={"status": status}, headers=h)
+        assert refused.status_code == 409, (status, refused.text)
+        assert (refused.json()["current"], refused.json()["allowed"]) == ("entered-in-error", [])
+    assert client.post("/api/v1/cases/case-a/close", json={}, headers=h).status_code == 409
+    case = client.get("/api/v1/cases/case-a", headers=h).json()["case"]
+    assert (case["status"], case["status_history"][-1]["status"]) == ("entered-in-error", "entered-in-error")
+
+
 def test_close_sets_the_period_end_and_the_status(client: TestClient, keys: Keys) -> None:
     create(client, keys.cm1, id="case-a")
     response = client.post("/api/v1/cases/case-a/close", json={"reason": "goals met"}, headers=bearer(keys.cm1))

@@ -1,7 +1,7 @@
 """The case-management model, in the case manager's words. Knows nothing of FHIR or HTTP."""
 
 from ._asof import case_as_of
-from ._case import Case
+from ._case import Case, CaseTransitionError
 from ._models import (
     Contact,
     Day,
@@ -64,6 +64,7 @@ __all__ = [
     "Breach",
     "CareSetting",
     "Case",
+    "CaseTransitionError",
     "CaseStatus",
     "Contact",
     "ContactMode",

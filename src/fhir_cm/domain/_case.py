@@ -30,11 +30,17 @@ from ._transitions import (
     derive_transitions,
 )
 from ._types import Acuity, CaseStatus, ContactMode, EligibilityReason, PartyKind, ProgrammeType, TeamRole
+from ..errors import FhirCmError
 
-__all__ = ["Case"]
+__all__ = ["Case", "CaseTransitionError"]
 
 #: The statuses of a case still being worked.
 _OPEN = frozenset({CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD})
+
+
+class CaseTransitionError(FhirCmError, ValueError):
+    """A case was asked to leave a status it cannot leave: ``entered-in-error`` is final (FHIR's
+    EpisodeOfCare ends there; a case recorded by mistake is recorded again, not revived)."""
 
 
 class Case(_Model):
@@ -121,8 +127,11 @@ class Case(_Model):
     def change_status(self, status: CaseStatus, on: dt.date, reason: str | None = None) -> None:
         """Move the case to a new status, closing the current history entry and opening the next.
 
-        The period follows: closing or cancelling ends it on ``on``, reopening clears its end.
+        The period follows: closing or cancelling ends it on ``on``, reopening clears its end. A case
+        entered in error stays so (``CaseTransitionError``).
         """
+        if self.status is CaseStatus.ENTERED_IN_ERROR:
+            raise CaseTransitionError(f"case {self.id} was entered in error: it cannot move to '{status}'")
         history = list(self.status_history) or [StatusChange(status=self.status, start=self.period.start)]
         current = history[-1]
         if on < current.start:

@@ -7,7 +7,17 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Response, status
 from pydantic import ValidationError
 
-from fhir_cm.domain import Breach, Case, CaseStatus, Party, PartyKind, Period, ProgrammeType, allowed_referral_moves
+from fhir_cm.domain import (
+    Breach,
+    Case,
+    CaseStatus,
+    CaseTransitionError,
+    Party,
+    PartyKind,
+    Period,
+    ProgrammeType,
+    allowed_referral_moves,
+)
 from fhir_cm.store import (
     ApiRole,
     CaseRecord,
@@ -183,23 +193,26 @@ def update_case(case_id: CaseId, body: CaseUpdate, work: CaseWork, response: Res
 def change_status(case_id: CaseId, body: StatusChangeIn, work: CaseWork, response: Response) -> CaseOut:
     """Move the case to a new status on a day, with the reason; the history keeps where it was.
 
-    A case is closed or cancelled once its referrals have ended (409 ``open_referrals`` otherwise).
+    A case is closed or cancelled once its referrals have ended (409 ``open_referrals`` otherwise). A
+    case entered in error stays so: any move from there is a 409 (``allowed`` empty).
     """
     on = body.on or work.today
 
     def change(case: Case) -> tuple[Case, None]:
         if case.status is body.status:
             raise ConflictProblem(f"case {case.id} is already '{body.status}'")
-        _check_referrals_settled(case, body.status)
         updated = case.model_copy(deep=True)
         try:
             updated.change_status(body.status, on, body.reason)
+        except CaseTransitionError as exc:  # final, as a referral's end is: nothing is allowed from there
+            raise ConflictProblem(str(exc), extra={"current": case.status, "allowed": []}) from None
         except ValidationError as exc:
             raise InvalidInput(
                 "the status change would make the case invalid", errors=field_errors(exc.errors(), hint="status")
             ) from None
         except ValueError as exc:  # the day is before the current status began
             raise InvalidInput(str(exc), errors=[FieldError(field="on", message=str(exc))]) from None
+        _check_referrals_settled(case, body.status)
         return updated, None
 
     edited = work.edit(case_id, change, action="status", detail=f"status:{body.status}", name=_status_field)
