@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
+
+from fhir_cm.domain import Case
+from fhir_cm.mapping import case_to_resources
 
 from .conftest import TODAY, Keys, bearer, create
 
@@ -194,3 +199,36 @@ def test_a_rule_about_dates_is_named_without_the_dates(client: TestClient, keys:
     response = client.post(f"{BASE}/stays", json=backwards, headers=h)
     assert response.status_code == 422 and "before it starts" in response.text
     assert "2025-03-05" not in response.text and "2025-03-01" not in response.text
+
+
+def test_a_value_listed_twice_is_kept_once(client: TestClient, keys: Keys) -> None:
+    """An eligibility reason, a strength or an addressed need sent twice was stored twice and repeated in
+    the FHIR (two EpisodeOfCare reasons, two Goal.addresses of one Condition). These lists are sets of
+    values, not records: a repeat says nothing more, so it is kept once, in the order first given (as
+    the façade keeps ``_elements``); a member or an entity id given twice is still refused."""
+    h = _setup(client, keys)
+    patched = client.patch(BASE, json={"eligibility": ["readmission", "social-needs", "readmission"]}, headers=h)
+    assert (patched.status_code, patched.json()["case"]["eligibility"]) == (200, ["readmission", "social-needs"])
+    need = {"id": "n1", "domain": "social", "finding": "x", "recorded": "2025-01-12", "strengths": ["kin", "kin"]}
+    assert client.post(f"{BASE}/needs", json=need, headers=h).json()["strengths"] == ["kin"]
+    again = client.patch(f"{BASE}/needs/n1", json={"strengths": ["faith", "kin", "faith"]}, headers=h)
+    assert again.json()["strengths"] == ["faith", "kin"]
+    goal = {"id": "g1", "description": "d", "start": "2025-01-15", "addresses": ["n1", "n1"]}
+    assert client.post(f"{BASE}/goals", json=goal, headers=h).json()["addresses"] == ["n1"]
+    referral = {"id": "r1", "kind": "food", "service": "s", "authored": "2025-06-01", "addresses": ["n1", "n1"]}
+    assert client.post(f"{BASE}/referrals", json=referral, headers=h).json()["addresses"] == ["n1"]
+    case = Case.model_validate(client.get(BASE, headers=h).json()["case"])
+    for version in ("R4", "R5"):
+        for resource in case_to_resources(case, version, "https://example.org/ids").values():
+            assert not _repeats(resource), (version, resource["resourceType"], _repeats(resource))
+
+
+def _repeats(value: Any) -> list[Any]:
+    """The items some list within ``value`` holds more than once."""
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _repeats(v)]
+    if isinstance(value, list):
+        seen: list[Any] = []
+        twice = [item for item in value if item in seen or seen.append(item)]
+        return twice + [r for v in value for r in _repeats(v)]
+    return []

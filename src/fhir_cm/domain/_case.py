@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from ._models import (
     Contact,
@@ -22,6 +22,7 @@ from ._models import (
     _Model,
     new_id,
     OptionalNote,
+    once_each,
 )
 from ._transitions import (
     CurrentSetting,
@@ -54,7 +55,7 @@ class Case(_Model):
     patient: Party
     case_manager: Party | None = None
     referral_source: Party | None = None
-    eligibility: list[EligibilityReason] = Field(default_factory=list)
+    eligibility: Annotated[list[EligibilityReason], AfterValidator(once_each)] = Field(default_factory=list)
     acuity: Acuity = Acuity.MODERATE
     plan_summary: OptionalNote = Field(default=None, description="The care plan in a few sentences.")
     needs: list[Need] = Field(default_factory=list)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -72,6 +73,21 @@ _BLANK_IS_NONE = BeforeValidator(_none_if_empty)
 OptionalName = Annotated[Annotated[str, StringConstraints(max_length=500)] | None, _BLANK_IS_NONE]
 OptionalText = Annotated[Annotated[str, StringConstraints(max_length=2_000)] | None, _BLANK_IS_NONE]
 OptionalNote = Annotated[Annotated[str, StringConstraints(max_length=10_000)] | None, _BLANK_IS_NONE]
+
+_V = TypeVar("_V")
+
+
+def once_each(values: list[_V]) -> list[_V]:
+    """A list of values that is a set (eligibility reasons, strengths, the needs addressed) holds each
+    once, in the order first given: a repeat says nothing more, and written out it would repeat a FHIR
+    reason or reference. Kept once rather than refused, so a case stored or pulled with one reads."""
+    return list(dict.fromkeys(values))
+
+
+#: Strengths seen, each once (``once_each``).
+Strengths = Annotated[list[Text], AfterValidator(once_each)]
+#: The ids of the needs a goal or referral addresses, each once (``once_each``).
+Addressed = Annotated[list[EntityId], AfterValidator(once_each)]
 
 
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -172,7 +188,7 @@ class Need(_Model):
     finding: Text
     recorded: Day
     resolved: Day | None = None
-    strengths: list[Text] = Field(default_factory=list)
+    strengths: Strengths = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -191,7 +207,7 @@ class Goal(_Model):
     start: Day | None = None
     due: Day | None = None
     target: OptionalText = Field(default=None, description="The measure, e.g. 'walks 200 m unaided'.")
-    addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs this goal addresses.")
+    addresses: Addressed = Field(default_factory=list, description="Ids of the needs this goal addresses.")
 
     @model_validator(mode="after")
     def _dated(self) -> Self:
@@ -212,7 +228,7 @@ class Referral(_Model):
     authored: Day
     due: Day | None = None
     target: Party | None = Field(default=None, description="Who is asked to perform it.")
-    addresses: list[EntityId] = Field(default_factory=list, description="Ids of the needs it addresses.")
+    addresses: Addressed = Field(default_factory=list, description="Ids of the needs it addresses.")
     for_stay: EntityId | None = Field(default=None, description="The stay it follows up on (post-discharge follow-up).")
     requester: Party | None = Field(
         default=None,
