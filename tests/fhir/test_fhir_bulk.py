@@ -5,6 +5,7 @@ and the job deleted at the end."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -222,6 +223,41 @@ async def test_credentials_go_to_the_files_only_when_the_manifest_requires_them(
             assert [r async for r in export.resources()]
         sent = file.calls[0].request.headers.get("authorization")
     assert sent == ("Bearer t0ken" if token else None)
+
+
+@pytest.mark.parametrize("said", ["false", "true", 0, None])
+async def test_a_manifest_whose_requires_access_token_is_no_boolean_is_refused(said: Any) -> None:
+    """``requiresAccessToken`` is a boolean (Bulk Data IG): read with ``bool()``, the string "false" sent
+    the server's credentials to the file host the manifest named, which it had said needed none. Neither
+    a guess that sends them nor one that withholds them: the manifest is malformed, the export fails
+    saying so (the job is still deleted) and no file is fetched."""
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        bad = manifest(("Patient", f"{FILES}/p.ndjson")) | {"requiresAccessToken": said}
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=bad))
+        deleted = mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        file = mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=ndjson(patient(1))))
+        with pytest.raises(BulkExportFailed, match="requiresAccessToken"):
+            async with client(Clock(), auth=BearerAuth("t0ken")) as fhir, bulk_export(fhir, BulkRequest()):
+                pass
+        assert deleted.called and not file.called
+
+
+async def test_a_since_without_a_timezone_is_refused_before_any_request() -> None:
+    """``_since`` is a FHIR instant, which has an offset: a naive datetime went out as
+    ``2026-11-01T00:00:00``, which a server refuses or reads in its own zone (hours of changes missed or
+    read twice). It is refused where the request is made; an aware one goes with its offset."""
+    with pytest.raises(ValueError, match="timezone"):
+        BulkRequest(since=dt.datetime(2026, 11, 1))
+    with respx.mock() as mock:
+        kick = mock.get(f"{BASE}/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest()))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        aware = BulkRequest(since=dt.datetime(2026, 11, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))))
+        async with client(Clock()) as fhir, bulk_export(fhir, aware):
+            pass
+        query = parse_qs(kick.calls[0].request.url.query.decode())
+    assert query["_since"] == ["2026-11-01T09:30:00+02:00"]
 
 
 async def test_post_kick_off_and_repeated_types_for_servers_that_want_them() -> None:

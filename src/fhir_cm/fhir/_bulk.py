@@ -16,7 +16,7 @@ offering ``$export`` writes it into NDJSON files instead. The flow (Bulk Data IG
 3. **Download**, streamed: each file is read line by line (constant memory whatever its size), each
    line one resource; a line that is not JSON ends the read with :class:`NotNdjson` — nothing
    half-read is taken as complete. Files are fetched with the client's credentials only when the
-   manifest says ``requiresAccessToken``.
+   manifest says ``requiresAccessToken`` (a JSON boolean; anything else is a malformed manifest).
 4. **DELETE** of the job when the reader is done, so the server can free the files.
 
 The manifest's ``transactionTime`` is the ``_since`` of the next incremental export; keeping it per
@@ -29,11 +29,11 @@ import datetime as dt
 import json
 import time
 from urllib.parse import parse_qsl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ._errors import _TRANSIENT_ISSUES, FhirError, InvalidResponse, TransientError, error_from_response
 from ._retry import parse_retry_after
@@ -87,13 +87,22 @@ class BulkSettings(BaseModel):
 
 
 class BulkRequest(BaseModel):
-    """What to export."""
+    """What to export. ``since`` is a FHIR instant: a datetime must carry its timezone (a naive one
+    would go out without an offset, which servers refuse or read in their own zone); a string is sent
+    as given (the last manifest's ``transactionTime``)."""
 
     level: Literal["system", "patient", "group"] = "system"
     group_id: str | None = None
     types: list[str] = Field(default_factory=list)
     since: dt.datetime | str | None = None
     type_filters: list[str] = Field(default_factory=list)
+
+    @field_validator("since")
+    @classmethod
+    def _an_instant(cls, since: dt.datetime | str | None) -> dt.datetime | str | None:
+        if isinstance(since, dt.datetime) and since.utcoffset() is None:
+            raise ValueError("since is a FHIR instant: give the datetime its timezone (e.g. tzinfo=UTC)")
+        return since
 
 
 class BulkFile(BaseModel):
@@ -284,13 +293,25 @@ async def _manifest(
         waited += delay
 
 
+def _requires_access_token(data: Mapping[str, Any]) -> bool:
+    """The manifest's ``requiresAccessToken``, a boolean (Bulk Data IG): anything else is malformed, and
+    neither guess is safe — true sends the server's credentials to a file host said to need none, false
+    fetches files meant to be protected without them. Left out, it is false (as servers did before it)."""
+    said = data.get("requiresAccessToken", False)
+    if not isinstance(said, bool):
+        raise BulkExportFailed(
+            f"the export's manifest is malformed: requiresAccessToken is {type(said).__name__}, not a boolean"
+        )
+    return said
+
+
 def _manifest_of(response: httpx.Response) -> BulkManifest:
     try:
         data = response.json()
         return BulkManifest(
             transaction_time=data["transactionTime"],
             request=data.get("request", ""),
-            requires_access_token=bool(data.get("requiresAccessToken")),
+            requires_access_token=_requires_access_token(data),
             output=[BulkFile.model_validate(f) for f in data.get("output") or []],
             error=[BulkFile.model_validate(f) for f in data.get("error") or []],
             deleted=[BulkFile.model_validate(f) for f in data.get("deleted") or []],
