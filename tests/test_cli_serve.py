@@ -125,3 +125,27 @@ def test_the_fhir_requests_serve_makes_are_not_logged_with_their_urls(tmp_path: 
     requests = [json.loads(line) for line in logged if line.startswith("{")]
     assert ("POST", "/api/v1/sync/pull", 200) in [(r.get("method"), r.get("route"), r.get("status")) for r in requests]
     assert "pat-secret-41" not in stderr
+
+
+def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The outcome rules are data (``mappings/outcome-rules.json``); one that cannot be used is told
+    when ``serve`` starts, not as a 500 to the first supervisor asking for outcomes."""
+    import uvicorn
+
+    import fhir_cm.outcomes as outcomes
+
+    rules = tmp_path / "mappings"
+    rules.mkdir()
+    (rules / outcomes.RULES_FILE).write_text('{"look_back_days": -3}', encoding="utf-8")
+    monkeypatch.setattr(outcomes, "mappings_dir", lambda: rules)
+    outcomes.load_outcome_rules.cache_clear()
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(a))
+    monkeypatch.setenv("FHIR_CM_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
+    try:
+        result = CliRunner().invoke(app, ["serve"])
+    finally:
+        outcomes.load_outcome_rules.cache_clear()
+    assert served == []
+    assert result.exit_code == 1
+    assert "outcome-rules.json cannot be used: look_back_days" in result.output

@@ -63,7 +63,7 @@ from fhir_cm.domain import (
     case_as_of,
     transferred,
 )
-from fhir_cm.terminology import mappings_dir
+from fhir_cm.terminology import MappingFileError, mappings_dir
 
 __all__ = [
     "OutcomeParts",
@@ -100,7 +100,10 @@ class OutcomeRules(BaseModel):
 @functools.cache
 def load_outcome_rules() -> OutcomeRules:
     """The rules of ``mappings/outcome-rules.json`` (read once per process; the kept parts are per
-    process too, so a changed window is applied to every case after a restart)."""
+    process too, so a changed window is applied to every case after a restart).
+
+    ``MappingFileError`` when the file cannot be used: the API reads it when it is made, so a broken
+    file stops ``fhir-cm serve`` with its reason instead of failing the first outcomes request."""
     path = mappings_dir() / RULES_FILE
     try:
         return OutcomeRules.model_validate(json.loads(path.read_text(encoding="utf-8")))
@@ -109,7 +112,7 @@ def load_outcome_rules() -> OutcomeRules:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        raise ValueError(f"{RULES_FILE} cannot be used: {where}") from None
+        raise MappingFileError(f"mappings file {RULES_FILE} cannot be used: {where}") from None
 
 
 class SettingStays(BaseModel):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 
 from fhir_cm import __version__
 from fhir_cm.config import Settings
+from fhir_cm.outcomes import load_outcome_rules
 from fhir_cm.store import Store, open_store, warm_case_cache
 
 from ._auth import Principal
@@ -137,6 +138,7 @@ def create_app(
     is a server's (``fhir-cm serve``), which settles its heap after start-up (``_heap``).
     """
     settings = settings or Settings()
+    load_outcome_rules()  # a broken rules file is told now, not as a 500 to the first outcomes request
     owned = store is None
     the_store = store if store is not None else open_store(settings.database_url, case_cache=settings.case_cache)
 
