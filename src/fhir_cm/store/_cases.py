@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any, TypedDict
 
@@ -37,6 +37,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Case ids per ``IN (...)``: a list of every case (a case manager's, cold cache) must stay under the
+#: drivers' limit on bound parameters (65,535 for PostgreSQL, 32,766 for a stock SQLite).
+_CHUNK = 500
 
 
 class CaseRecord(BaseModel):
@@ -159,16 +163,19 @@ def get_case_record(session: Session, case_id: str, *, cache: CaseCache | None =
 def get_case_records(
     session: Session, case_ids: Iterable[str], *, skipped: list[UnreadableCase] | None = None
 ) -> dict[str, CaseRecord]:
-    """The stored cases among ``case_ids``, by id, in one query (those not stored are left out).
+    """The stored cases among ``case_ids``, by id (those not stored are left out).
 
     A case this version cannot read raises ``UnreadableCase``; with ``skipped`` it is left out and
     appended there instead (and logged by id), for readers that can do without it (see ``_record``).
     """
     wanted = list(dict.fromkeys(case_ids))
-    if not wanted:
-        return {}
-    rows = session.execute(_RECORD.where(CaseRow.case_id.in_(wanted)))
-    return {row.case_id: record for row in rows if (record := _record(row, skipped)) is not None}
+    return {row.case_id: record for row in _rows_of(session, wanted) if (record := _record(row, skipped)) is not None}
+
+
+def _rows_of(session: Session, case_ids: list[str]) -> Iterator[Row[Any]]:
+    """The stored rows (``_RECORD``) of these cases, read ``_CHUNK`` ids at a time."""
+    for n in range(0, len(case_ids), _CHUNK):
+        yield from session.execute(_RECORD.where(CaseRow.case_id.in_(case_ids[n : n + _CHUNK])))
 
 
 _RECORD = select(
@@ -189,7 +196,7 @@ def _through_cache(
     cache: CaseCache,
     skipped: list[UnreadableCase] | None = None,
 ) -> list[CaseRecord]:
-    """The cases ``heads`` selects, in its order: kept ones from ``cache``, the others read in one query.
+    """The cases ``heads`` selects, in its order: kept ones from ``cache``, the others read from the table.
 
     A case saved between the two queries is returned as read by the second (its data and revision
     agree), and kept under that revision.
@@ -202,11 +209,10 @@ def _through_cache(
         if (case := kept.get(row.case_id)) is not None
     }
     missing = [row.case_id for row in rows if row.case_id not in kept]
-    if missing:
-        for row in session.execute(_RECORD.where(CaseRow.case_id.in_(missing))):
-            if (record := _record(row, skipped)) is not None:
-                records[row.case_id] = record
-                cache.put(row.case_id, record.revision, record.case)
+    for row in _rows_of(session, missing):
+        if (record := _record(row, skipped)) is not None:
+            records[row.case_id] = record
+            cache.put(row.case_id, record.revision, record.case)
     return [records[row.case_id] for row in rows if row.case_id in records]
 
 
