@@ -5,12 +5,15 @@ failing), and write transactions that start with ``BEGIN IMMEDIATE``. The last o
 sqlite3 otherwise begins lazily, so a transaction that reads and then writes can find another
 process committed in between and fail at once with "database is locked", busy timeout or not.
 PostgreSQL needs nothing special here; the outbox uses row locks (``_outbox``).
+
+Both: no text reaches the database with a NUL character in it (``_without_nul``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -21,7 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 from ._errors import StoreError
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "READ_ONLY", "make_engine", "redacted"]
+__all__ = ["BUSY_TIMEOUT_SECONDS", "NUL_REPLACEMENT", "READ_ONLY", "make_engine", "redacted", "without_nul"]
 
 #: How long a SQLite writer waits for another process's write to finish before giving up.
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -48,6 +51,45 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+#: What a NUL character in text becomes: the replacement character, as for bytes that are no UTF-8.
+NUL_REPLACEMENT = "\ufffd"
+
+
+def without_nul(value: str) -> str:
+    """The text as the store keeps it (``_without_nul``): for code that compares with what it read back."""
+    return value.replace("\x00", NUL_REPLACEMENT)
+
+
+def _clean(value: Any) -> Any:
+    return without_nul(value) if isinstance(value, str) and "\x00" in value else value
+
+
+def _clean_row(row: Any) -> Any:
+    if isinstance(row, Mapping):
+        if any(isinstance(v, str) and "\x00" in v for v in row.values()):
+            return {k: _clean(v) for k, v in row.items()}
+    elif isinstance(row, Sequence) and any(isinstance(v, str) and "\x00" in v for v in row):
+        cleaned = [_clean(v) for v in row]
+        return tuple(cleaned) if isinstance(row, tuple) else cleaned
+    return row
+
+
+def _without_nul(
+    _conn: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+) -> tuple[str, Any]:
+    """The statement's parameters with every NUL in text replaced (``NUL_REPLACEMENT``).
+
+    PostgreSQL text cannot hold NUL, and psycopg refuses the whole statement — a lookup as much as
+    a write — so one resource a server sent with a NUL in an identifier stopped every pull, and
+    its quarantine entry could not be written. FHIR strings may not contain it anyway. Replaced on
+    both backends, so that they store and find the same: a value looked up finds what was stored
+    for it, and nothing stored holds a NUL. JSON columns are not concerned: their text escapes it.
+    """
+    if executemany and isinstance(parameters, Sequence):
+        return statement, [_clean_row(row) for row in parameters]
+    return statement, _clean_row(parameters)
+
+
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """An engine for a ``sqlite:///FILE`` or ``postgresql+psycopg://…`` URL, set up for shared use."""
     try:
@@ -70,10 +112,13 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     }
     try:
         if backend == "sqlite":
-            return _sqlite_engine(parsed, common)
-        return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
+            engine = _sqlite_engine(parsed, common)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
     except ValueError:  # a query option of the wrong kind (?timeout=abc)
         raise StoreError(f"a database URL option is not valid: {redacted(url)!r}") from None
+    event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
+    return engine
 
 
 #: The (backend, driver) pairs fhir-cm installs and is tested on.

@@ -32,6 +32,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ._dialect import insert, normal_base
+from ._engine import without_nul
 from ._tables import QuarantineRow
 from ._types import utcnow
 
@@ -136,7 +137,8 @@ def _identity(
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
     key = f"{resource_type or ''}/{server_id}" if server_id else f"{resource_type or ''}#{digest}"
-    return resource_type, server_id, key, version or digest, text
+    # As stored (a NUL cannot be), so that the version read again compares equal to the one held.
+    return resource_type, server_id, key, without_nul(version or digest), text
 
 
 def settle_quarantine(session: Session, source: str, resources: Iterable[Mapping[str, Any]]) -> int:
