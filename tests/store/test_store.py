@@ -79,6 +79,15 @@ def test_unreachable_postgresql_is_reported_without_the_password() -> None:
     assert "127.0.0.1:1" in str(caught.value)
 
 
+def test_a_password_given_as_an_option_is_not_repeated() -> None:
+    url = "postgresql+psycopg://someone@127.0.0.1:1/nowhere?password=s3cret-pw&connect_timeout=2"
+    with pytest.raises(StoreUnavailable) as caught:
+        open_store(url)
+    assert "s3cret-pw" not in str(caught.value)
+    assert "password=***" in str(caught.value)
+    assert "s3cret-pw" not in repr(Store(create_engine(url)))
+
+
 def test_repr_hides_the_password() -> None:
     store = Store(create_engine("postgresql+psycopg://u:hunter2@db.example/x"))
     assert "hunter2" not in repr(store)

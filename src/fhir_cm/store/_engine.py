@@ -39,12 +39,21 @@ MAX_OVERFLOW = 20
 READ_ONLY = "fhir_cm_read_only"
 
 
+#: Query options of a database URL that hold a secret: libpq takes the password there too
+#: (``postgresql://db.example/cm?user=cm&password=…``, as some deployment tools write it).
+_SECRET_OPTIONS = frozenset({"password", "sslpassword"})
+_MASK = "***"
+
+
 def redacted(url: str | URL) -> str:
     """The URL with any password masked, for messages and logs."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = {key: _MASK for key in parsed.query if key.lower() in _SECRET_OPTIONS}
+        rendered = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return "<unparseable database URL>"
+    return rendered.replace("=%2A%2A%2A", f"={_MASK}")
 
 
 def _dumps(value: Any) -> str:
