@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from fhir_cm.domain import Case
 from fhir_cm.store import (
@@ -18,6 +20,7 @@ from fhir_cm.store import (
     open_store,
     save_case,
 )
+from tests.pg import require_postgres
 from tests.store.concurrency import run_together
 
 
@@ -86,6 +89,29 @@ def test_a_password_given_as_an_option_is_not_repeated() -> None:
     assert "s3cret-pw" not in str(caught.value)
     assert "password=***" in str(caught.value)
     assert "s3cret-pw" not in repr(Store(create_engine(url)))
+
+
+@pytest.mark.postgres
+def test_a_database_that_is_not_there_is_named_as_the_cause() -> None:
+    missing = require_postgres().set(database=f"fhir_cm_missing_{uuid.uuid4().hex[:8]}", password="s3cret-pw")
+    with pytest.raises(StoreUnavailable, match=f'database "{missing.database}" does not exist') as caught:
+        open_store(missing.render_as_string(hide_password=False))
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_full_sqlite_file_says_so(sqlite_url: str, make_case: Callable[..., Case]) -> None:
+    """SQLite answers a write that needs room it cannot have as it answers a full disk (SQLITE_FULL)."""
+    with open_store(sqlite_url) as store:
+
+        @event.listens_for(store.engine, "connect")
+        def _no_room(dbapi_connection: Any, _record: Any) -> None:
+            pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+            dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+        store.engine.dispose()
+        with pytest.raises(StoreUnavailable, match="database or disk is full"), store.session() as s:
+            for n in range(200):
+                save_case(s, make_case(f"case-{n}", plan_summary="x" * 5000))
 
 
 def test_repr_hides_the_password() -> None:

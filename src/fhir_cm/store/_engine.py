@@ -24,7 +24,15 @@ from sqlalchemy.pool import StaticPool
 
 from ._errors import StoreError
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "NUL_REPLACEMENT", "READ_ONLY", "make_engine", "redacted", "without_nul"]
+__all__ = [
+    "BUSY_TIMEOUT_SECONDS",
+    "NUL_REPLACEMENT",
+    "READ_ONLY",
+    "make_engine",
+    "redacted",
+    "secrets_of",
+    "without_nul",
+]
 
 #: How long a SQLite writer waits for another process's write to finish before giving up.
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -54,6 +62,20 @@ def redacted(url: str | URL) -> str:
     except (ArgumentError, ValueError):
         return "<unparseable database URL>"
     return rendered.replace("=%2A%2A%2A", f"={_MASK}")
+
+
+def secrets_of(url: str | URL) -> list[str]:
+    """The secrets a URL holds (its password, in place or as an option), to mask in a driver's words."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return []
+    options = [v for key, value in parsed.query.items() if key.lower() in _SECRET_OPTIONS for v in _values(value)]
+    return [secret for secret in (parsed.password, *options) if isinstance(secret, str) and secret]
+
+
+def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else value
 
 
 def _dumps(value: Any) -> str:

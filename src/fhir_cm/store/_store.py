@@ -13,7 +13,7 @@ from sqlalchemy.pool import StaticPool
 
 from ._audit_group import AuditGroup
 from ._case_cache import CaseCache
-from ._engine import READ_ONLY, make_engine, redacted
+from ._engine import READ_ONLY, make_engine, redacted, secrets_of
 from ._errors import StoreError, StoreUnavailable
 from ._migrate import upgrade
 
@@ -83,10 +83,26 @@ def _translated(engine: Engine) -> Iterator[None]:
         yield
     except OperationalError as exc:
         raise StoreUnavailable(
-            f"database {redacted(engine.url)} unavailable or locked ({type(exc.orig).__name__})"
+            f"database {redacted(engine.url)} unavailable or locked ({_cause(exc, engine)})"
         ) from exc
     except DBAPIError as exc:
         raise StoreError(f"database refused the operation ({type(exc.orig).__name__})") from exc
+
+
+#: How much of the driver's words a message keeps.
+_CAUSE = 300
+
+
+def _cause(exc: DBAPIError, engine: Engine) -> str:
+    """The driver's error and its first line: what an operator acts on — no such database, password
+    refused, connection refused, disk full, read-only file, locked. Words of a connection or of the
+    database file, not of a row; a secret of the URL a driver repeats is masked all the same."""
+    lines = str(exc.orig).strip().splitlines()
+    said = lines[0].strip() if lines else ""
+    for secret in secrets_of(engine.url):
+        said = said.replace(secret, "***")
+    name = type(exc.orig).__name__
+    return f"{name}: {said[:_CAUSE]}" if said else name
 
 
 def open_store(url: str, *, migrate: bool = True, echo: bool = False, case_cache: int = 2000) -> Store:
