@@ -5,32 +5,17 @@ cold cache — works. Years of closed cases add up to that many in a hospital's 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from fhir_cm.domain import Case
 from fhir_cm.store import Store, get_case_records, list_case_records, save_case
 from fhir_cm.store._tables import CaseRow
+from tests.store.params import stock_sqlite_limit
 
-#: SQLITE_MAX_VARIABLE_NUMBER of a SQLite built with the defaults (this one may allow more).
-STOCK_SQLITE_LIMIT = 32_766
 #: More cases than each backend's limit on the parameters of one statement.
 CASES = {"sqlite": 33_000, "postgresql": 66_000}
-
-
-def _stock_sqlite_limit(store: Store) -> None:
-    """Give every new SQLite connection the limit of a stock build."""
-    if store.backend != "sqlite":
-        return
-
-    @event.listens_for(store.engine, "connect")
-    def _limit(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, STOCK_SQLITE_LIMIT)
-
-    store.engine.dispose()  # connections made before the listener would not have it
 
 
 def _fill(store: Store, make_case: Callable[..., Case]) -> list[str]:
@@ -48,7 +33,7 @@ def test_every_case_reads_at_once_past_the_drivers_parameter_limit(
     store: Store, make_case: Callable[..., Case]
 ) -> None:
     ids = _fill(store, make_case)
-    _stock_sqlite_limit(store)
+    stock_sqlite_limit(store)
     with store.session(read_only=True) as s:
         listed = list_case_records(s, cache=store.cases)  # none kept yet: all are read
         records = get_case_records(s, ids[-1_200:])

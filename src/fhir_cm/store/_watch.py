@@ -40,11 +40,16 @@ def watched_cases(session: Session, server_base: str) -> set[str]:
 def mark_watched(
     session: Session, server_base: str, case_ids: Iterable[str], *, now: dt.datetime | None = None
 ) -> None:
-    """Record that these cases' Encounter histories were read in full (again is harmless)."""
+    """Record that these cases' Encounter histories were read in full (again is harmless).
+
+    The first round of a watch seeds every open case: the rows go as one executemany, which the
+    driver sends in batches, where one multi-row VALUES passed the drivers' limit on parameters
+    (three a row: 21,845 cases on PostgreSQL) and failed the round after every case was read.
+    """
     at = now or utcnow()
     rows = [{"server_base": normal_base(server_base), "case_id": c, "seeded_at": at} for c in dict.fromkeys(case_ids)]
     if rows:
-        session.execute(insert(session, WatchSeedRow).values(rows).on_conflict_do_nothing())
+        session.execute(insert(session, WatchSeedRow).on_conflict_do_nothing(), rows)
 
 
 #: The statuses of an open case (referred, waitlisted, active, on hold), as stored.
