@@ -6,8 +6,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, make_url
 
 from fhir_cm.domain import Case
 from fhir_cm.store import (
@@ -20,7 +24,7 @@ from fhir_cm.store import (
     open_store,
     save_case,
 )
-from tests.pg import require_postgres
+from tests.pg import require_postgres, temporary_database
 from tests.store.concurrency import run_together
 
 
@@ -70,6 +74,17 @@ def test_a_driver_not_installed_or_a_malformed_url_is_a_store_error(url: str, sa
     assert "s3cret-pw" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [("bogus=1", 'invalid connection option "bogus"'), ("connect_timeout=soon", "bad value for connect_timeout")],
+)
+def test_an_option_the_driver_refuses_is_named(option: str, says: str) -> None:
+    url = f"postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/db?{option}"
+    with pytest.raises(StoreError, match=f"refused the connection \\(ProgrammingError: {says}") as caught:
+        open_store(url)
+    assert "s3cret-pw" not in str(caught.value)
+
+
 def test_a_plain_postgresql_url_uses_the_driver_installed() -> None:
     with pytest.raises(StoreUnavailable):  # reaches for the server (none there), not for psycopg2
         open_store("postgresql://someone@127.0.0.1:1/nowhere?connect_timeout=2")
@@ -97,6 +112,28 @@ def test_a_database_that_is_not_there_is_named_as_the_cause() -> None:
     with pytest.raises(StoreUnavailable, match=f'database "{missing.database}" does not exist') as caught:
         open_store(missing.render_as_string(hide_password=False))
     assert "s3cret-pw" not in str(caught.value)
+
+
+@pytest.mark.postgres
+def test_a_user_that_may_not_create_tables_is_told_so_at_the_first_start() -> None:
+    """As on PostgreSQL 15 and later, where only the owner of ``public`` may create in it: the DBA
+    made the database, the adapter's user connects to it."""
+    admin = require_postgres()
+    role = f"fhir_cm_test_user_{uuid.uuid4().hex[:8]}"
+    with temporary_database() as url, psycopg.connect(_dsn(admin), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        try:
+            with psycopg.connect(_dsn(make_url(url)), autocommit=True) as db:
+                db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            as_user = make_url(url).set(username=role).render_as_string(hide_password=False)
+            with pytest.raises(StoreError, match="permission denied for schema public.*allowed to create tables"):
+                open_store(as_user)
+        finally:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _dsn(url: URL) -> str:
+    return make_conninfo(host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database)
 
 
 def test_a_full_sqlite_file_says_so(sqlite_url: str, make_case: Callable[..., Case]) -> None:

@@ -89,6 +89,29 @@ def _translated(engine: Engine) -> Iterator[None]:
         raise StoreError(f"database refused the operation ({type(exc.orig).__name__})") from exc
 
 
+#: SQLSTATE of "permission denied" (PostgreSQL), and what an operator does about it.
+_NO_PRIVILEGE = "42501"
+_PRIVILEGE_HINT = "; the database user must be allowed to create tables in its schema"
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[None]:
+    """Name the cause of a refusal while the schema is brought up to date: its statements create and
+    alter tables, and the driver's words of them hold no case data. A first start on PostgreSQL 15,
+    whose ``public`` schema only its owner may create in, said "refused the operation" and no more."""
+    try:
+        yield
+    except OperationalError:
+        raise  # ``_translated`` names it
+    except DBAPIError as exc:
+        if exc.statement is None:  # refused before any statement: an option of the URL (?sslmode=bogus)
+            raise StoreError(f"database {redacted(engine.url)} refused the connection ({_cause(exc, engine)})") from exc
+        hint = _PRIVILEGE_HINT if getattr(exc.orig, "sqlstate", None) == _NO_PRIVILEGE else ""
+        raise StoreError(
+            f"database {redacted(engine.url)} refused to bring the fhir-cm schema up to date ({_cause(exc, engine)}){hint}"
+        ) from exc
+
+
 #: How much of the driver's words a message keeps.
 _CAUSE = 300
 
@@ -114,7 +137,7 @@ def open_store(url: str, *, migrate: bool = True, echo: bool = False, case_cache
     """
     engine = make_engine(url, echo=echo)
     try:
-        with _translated(engine):
+        with _translated(engine), _migrating(engine):
             if migrate:
                 upgrade(engine)
             else:
