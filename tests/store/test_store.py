@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,9 @@ from fhir_cm.store import (
     StoreUnavailable,
     get_case,
     get_case_record,
+    list_audit,
     open_store,
+    record_audit,
     save_case,
 )
 from tests.pg import require_postgres, temporary_database
@@ -134,6 +137,24 @@ def test_a_user_that_may_not_create_tables_is_told_so_at_the_first_start() -> No
 
 def _dsn(url: URL) -> str:
     return make_conninfo(host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("style", ["German, DMY", "SQL, MDY", "Postgres, DMY"])
+def test_times_read_back_whatever_date_style_the_database_is_set_to(style: str) -> None:
+    at = dt.datetime(2024, 5, 1, 23, 30, 0, 5, tzinfo=dt.UTC)
+    with temporary_database() as url:
+        with psycopg.connect(_dsn(make_url(url)), autocommit=True) as db:
+            db.execute(
+                sql.SQL("ALTER DATABASE {} SET datestyle = {}").format(
+                    sql.Identifier(make_url(url).database or ""), sql.Literal(style)
+                )
+            )
+        with open_store(url) as store:
+            with store.session() as s:
+                record_audit(s, principal="cm-1", action="read", case_ids=["case-1"], now=at)
+            with store.session(read_only=True) as s:
+                assert [e.at for e in list_audit(s, since=at)] == [at]
 
 
 def test_a_full_sqlite_file_says_so(sqlite_url: str, make_case: Callable[..., Case]) -> None:

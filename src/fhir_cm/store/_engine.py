@@ -145,7 +145,7 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         if backend == "sqlite":
             engine = _sqlite_engine(parsed, common)
         else:
-            engine = create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
+            engine = _postgresql_engine(parsed, common)
     except ValueError:  # a query option of the wrong kind (?timeout=abc)
         raise StoreError(f"a database URL option is not valid: {redacted(url)!r}") from None
     event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
@@ -177,6 +177,22 @@ def _ensure_wal(cursor: sqlite3.Cursor) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+def _postgresql_engine(url: URL, common: dict[str, Any]) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # psycopg reads times in PostgreSQL's ISO style only: a database, role or server set to another
+        # (``datestyle = 'German, DMY'``) failed every read of a time. Set outside a transaction, so
+        # that it holds for the session.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SET DateStyle TO 'ISO'")
+        dbapi_connection.autocommit = autocommit
+
+    return engine
 
 
 def _is_memory(url: URL) -> bool:
