@@ -182,14 +182,20 @@ def _ensure_wal(cursor: sqlite3.Cursor) -> None:
 def _postgresql_engine(url: URL, common: dict[str, Any]) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
 
-    @event.listens_for(engine, "connect")
+    # First among the connect listeners: before SQLAlchemy's own first queries (the server's version).
+    @event.listens_for(engine, "connect", insert=True)
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # psycopg reads times in PostgreSQL's ISO style only: a database, role or server set to another
-        # (``datestyle = 'German, DMY'``) failed every read of a time. Set outside a transaction, so
-        # that it holds for the session.
+        # (``datestyle = 'German, DMY'``) failed every read of a time. A SQL_ASCII database keeps the
+        # bytes it is given, and psycopg read its text as bytes (opening the store failed with a
+        # TypeError): text goes to and from it as UTF-8, which it keeps as it is. (Other encodings
+        # are left alone: a LATIN1 database has held cases' JSON as psycopg wrote it, UTF-8 bytes.)
+        # Set outside a transaction, so that it holds for the session.
         autocommit = dbapi_connection.autocommit
         dbapi_connection.autocommit = True
         dbapi_connection.execute("SET DateStyle TO 'ISO'")
+        if dbapi_connection.info.parameter_status("client_encoding") == "SQL_ASCII":
+            dbapi_connection.execute("SET client_encoding TO 'UTF8'")
         dbapi_connection.autocommit = autocommit
 
     return engine
