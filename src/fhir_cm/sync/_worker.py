@@ -45,6 +45,16 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
+def _why(exc: FhirError | StoreError) -> str:
+    """What a failed round's log line says: of a server's failure, ``failure_reason`` (no id, no
+    data); of the store's, its message, which names the database's cause (down, full, refused) and
+    never a row's data (``store._errors``)."""
+    if isinstance(exc, FhirError):
+        return failure_reason(exc)
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _asked_to_wait(clients: Sequence[AsyncFhirClient]) -> float | None:
     """The longest wait a server asked any of ``clients`` for that is not over, at most an hour."""
     waits = [wait for c in clients if (wait := c.asked_to_wait())]
@@ -91,7 +101,7 @@ async def run_worker(
         except (FhirError, StoreError) as exc:
             if once:
                 raise
-            failed = failure_reason(exc) if isinstance(exc, FhirError) else type(exc).__name__
+            failed = _why(exc)
         if once:
             break
         asked = _asked_to_wait(clients)
