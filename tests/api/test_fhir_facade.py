@@ -580,7 +580,7 @@ def _outcome(response: Any, status: int) -> dict[str, Any]:
         "/fhir/Goal?_lastUpdated=ap2025-01-01",
         "/fhir/Goal?_lastUpdated=ge2025-01-01T25:00:00Z",
         "/fhir/Goal?status:not=active",
-        "/fhir/Goal?patient:Patient=abc",
+        "/fhir/Goal?patient:missing=true",
         "/fhir/Goal?identifier=a|b|c",
         "/fhir/Goal?patient=not/a/reference!",
         "/fhir/Goal?_fhirVersion=4.0&_fhirVersion=5.0",

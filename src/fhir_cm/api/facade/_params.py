@@ -8,7 +8,8 @@ Goal is ``lifecycle-status``, on Condition ``clinical-status``; ``subject`` on E
 ``patient``), so a consumer can ask every type ``?patient=…&status=…``.
 
 Reading a request (:func:`parse_search`) follows the FHIR rules: repeated parameters AND,
-comma-separated values OR, empty values are ignored, a modifier the facade does not support is
+comma-separated values OR, empty values are ignored, a reference parameter takes the type it
+refers to as a modifier (``subject:Patient=123``), a modifier the facade does not support is
 an error (ignoring it would return the opposite of what was asked), and a parameter it does not
 know is refused, as HAPI does — or, with ``Prefer: handling=lenient``, ignored and reported.
 """
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ._errors import InvalidSearch, UnsupportedParameter
-from ._match import Kind, Matcher, parse_matcher, split_or
+from ._match import Kind, Matcher, RefMatch, parse_matcher, split_or
 from ._summary import SUMMARY_MODES, Summary
 
 __all__ = [
@@ -252,12 +253,14 @@ def parse_search(
         if param is None:
             unknown.append(name)
             continue
-        if modifier:
-            raise UnsupportedParameter(f"modifier :{modifier} of parameter {base} is not supported")
+        target = _type_modifier(param, modifier) if modifier else param.target
         alternatives = split_or(value)
         if not alternatives:
             continue  # FHIR: a parameter with an empty value is ignored
-        criteria.append(Criterion(param, tuple(parse_matcher(param.kind, a, param.target) for a in alternatives)))
+        matchers = tuple(parse_matcher(param.kind, a, target) for a in alternatives)
+        if modifier and any(isinstance(m, RefMatch) and m.type != target for m in matchers):
+            raise InvalidSearch(f"{name} takes an id or {target}/id, not a reference to another type")
+        criteria.append(Criterion(param, matchers))
         link_params.append((name, value))
     if unknown and strict:
         raise UnsupportedParameter(
@@ -269,6 +272,20 @@ def parse_search(
     request = SearchRequest(criteria, count, offset, link_params, ignored=sorted(set(unknown)))
     _shape(resource_type, known, control, request)
     return request
+
+
+def _type_modifier(param: SearchParam, modifier: str) -> str:
+    """The type a ``:[type]`` modifier names (``subject:Patient=123`` is ``subject=Patient/123``, the
+    form US Core clients send): for a reference parameter only, and the type it refers to where it
+    refers to one. Any other modifier is refused, as ignoring it would answer another question."""
+    if param.kind != "reference" or not _TYPE_NAME.match(modifier):
+        raise UnsupportedParameter(f"modifier :{modifier} of parameter {param.name} is not supported")
+    if param.target is not None and modifier != param.target:
+        raise UnsupportedParameter(f"{param.name} refers to a {param.target}, not a {modifier}")
+    return modifier
+
+
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 
 
 def parse_read(resource_type: str, items: Iterable[tuple[str, str]]) -> SearchRequest:

@@ -296,6 +296,23 @@ def build_fhir_router(
         )
         return _fhir_response(orjson.dumps(statement), version)
 
+    def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:
+        """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
+        suffix = "/_search" if request.url.path.endswith("/_search") else ""
+        return answer_search(request, resource_type, request.query_params.multi_items(), principal, session, suffix)
+
+    for path in ("/{resource_type}", "/{resource_type}/_search"):
+        # ``GET [type]/_search?…`` (HAPI serves it, its client sends it) is the same search: ``_search``
+        # is no FHIR id (no ``_`` in one), and read as one it answered "no Goal with this id".
+        router.get(
+            path,
+            response_class=_FhirJSON,
+            summary="Search a resource type" + (" (GET on _search, as HAPI serves it)" if "_search" in path else ""),
+            responses={200: _resource_answer("A searchset Bundle", "Bundle"), **_ERRORS},
+            openapi_extra={"parameters": _SEARCH_QUERY},
+            name=None if path == "/{resource_type}" else "search_on_search",
+        )(search)
+
     @router.get(
         "/{resource_type}/{resource_id}",
         response_class=_FhirJSON,
@@ -323,17 +340,6 @@ def build_fhir_router(
                 "Last-Modified": format_datetime(found.last_updated, usegmt=True),
             },
         )
-
-    @router.get(
-        "/{resource_type}",
-        response_class=_FhirJSON,
-        summary="Search a resource type",
-        responses={200: _resource_answer("A searchset Bundle", "Bundle"), **_ERRORS},
-        openapi_extra={"parameters": _SEARCH_QUERY},
-    )
-    def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:
-        """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
-        return answer_search(request, resource_type, request.query_params.multi_items(), principal, session, "")
 
     @router.post(
         "/{resource_type}/_search",
