@@ -9,6 +9,8 @@ Each request, with probability ``rate``, meets one fault (chosen at random, seed
 
 With ``only``, just the requests whose target starts with one of those prefixes may meet a fault.
 Requests whose target starts with one of ``spared`` (``("/fhir/metadata",)``) never meet a fault.
+With ``when``, only the requests it says yes to (method, target, body) may: one entry of a bundle
+POSTed to the base like every other.
 Every request reaching the proxy is listed in ``seen`` (``"GET /fhir/Patient?…"``), faulty or not.
 
 ``faults`` narrows the choice (``("429",)``: a server that rate-limits everything) and
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -46,7 +48,9 @@ class FaultyProxy:
         retry_after: int = 0,
         spared: tuple[str, ...] = (),
         only: tuple[str, ...] = ("",),
+        when: Callable[[str, str, bytes], bool] | None = None,
     ) -> None:
+        self.when = when
         self.spared = spared
         self.only = only
         self.upstream = upstream_root
@@ -71,6 +75,7 @@ class FaultyProxy:
                 body = await reader.readexactly(length) if length else b""
                 self.seen.append(f"{method} {target}")
                 faulty = self.enabled and target.startswith(self.only) and not target.startswith(self.spared)
+                faulty = faulty and (self.when is None or self.when(method, target, body))
                 fault = self.rng.choice(self.choices) if faulty and self.rng.random() < self.rate else None
                 if fault is not None:
                     self.faults[fault] += 1
@@ -111,9 +116,10 @@ async def faulty_proxy(
     retry_after: int = 0,
     spared: tuple[str, ...] = (),
     only: tuple[str, ...] = ("",),
+    when: Callable[[str, str, bytes], bool] | None = None,
 ) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only, when)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

@@ -269,11 +269,21 @@ class _CasePush:
             server=server,
         )
 
-    async def confirmed_deleted(self, writes: list[Write]) -> list[Write]:
+    async def confirmed_deleted(self, writes: list[Write], *, for_now: bool = True) -> list[Write]:
         """Of the updates a server answered 404/410, those it no longer holds, read again to be sure:
-        a 404 may be about something else than the resource (a type, an operation, a route)."""
+        a 404 may be about something else than the resource (a type, an operation, a route). That
+        read failing for now (a 503, the network) leaves the question open: the case fails for now
+        (``for_now``; not when the round has a refusal for good to show anyway) — taken as a
+        refusal, the update was a case for a person that the next push would have settled."""
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in writes if w.key in self.bases}
-        _, missing = await read_existing(self.session.client, targets.values())
+        unread: dict[tuple[str, str], FhirError] = {}
+        _, missing = await read_existing(self.session.client, targets.values(), unread)
+        if for_now and (failed := next((e for e in unread.values() if isinstance(e, _RETRYABLE)), None)):
+            names = ", ".join(f"{w.key.type} {w.key.value}" for w in writes if targets.get(w.key) in unread)
+            raise CaseFailed(
+                f"could not read again {names}, answered as gone ({failure_reason(failed)}); will retry",
+                permanent=False,
+            )
         return [w for w in writes if targets.get(w.key) in missing]
 
     def conflicts(
@@ -391,7 +401,7 @@ class _CasePush:
         self.session.keep(self.case.id, recorded)
         if not result.atomic:
             await self.amend_provenances(writes, results, provenance, assigned)
-        deleted = await self.confirmed_deleted([w for w, _ in gone.values()]) if gone else []
+        deleted = await self.confirmed_deleted([w for w, _ in gone.values()], for_now=not refused) if gone else []
         refused += [named for w, named in gone.values() if all(w is not d for d in deleted)]
         if deleted:
             self.settled = False
