@@ -7,6 +7,8 @@ write the change or to take the resource out of the case.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fhir_cm.config import Settings
@@ -15,6 +17,7 @@ from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, list_conflicts, list_outbox, save_case
 from fhir_cm.sync import Keep, PushReport, push_pending, resolve
 from tests.sync.server_state import server_state
+from fhir_cm.sync._conflicts import REMOVED_ON_SERVER
 from tests.sync.test_pull_server import a_case, stored
 
 pytestmark = pytest.mark.server
@@ -90,3 +93,37 @@ async def test_keeping_the_server_side_takes_the_resource_out_of_the_case(
     assert ("Communication", "contact-1") not in state.counts
     with store.session(read_only=True) as s:
         assert all(row.status.value == "done" for row in list_outbox(s) if row.case_id == case.id)
+
+
+async def test_a_resource_deleted_after_a_merged_conflict_is_found_deleted_in_the_same_push(
+    store: Store, client: AsyncFhirClient, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """The push merges one version conflict, then sends again; a second conflict (the copy deleted
+    meanwhile: sekmet and HAPI answer such an ``If-Match`` update 412/409) failed the case for now
+    as 'version conflict again' instead of finding the deletion, as the first conflict would have:
+    the next push found it, one push and one outbox retry later."""
+    case = a_case()
+    with store.session() as s:
+        save_case(s, case)
+    assert (await push_pending(store, client, settings)).ok
+    theirs = (await server_state(raw, settings.identifier_system)).one("Communication", "contact-1")
+    await raw.update({**theirs, "priority": "urgent"})  # another system's edit, elsewhere in it
+    with store.session() as s:
+        save_case(s, with_note(case, "contact-1", "called back"))
+    original, sent = client.transaction, []
+
+    async def transaction(entries: Any, **kwargs: Any) -> Any:
+        sent.append(len(entries))
+        if len(sent) == 2:  # after the merge: the copy is deleted before the round reaches the server
+            await raw.delete("Communication", theirs["id"])
+        return await original(entries, **kwargs)
+
+    client.transaction = transaction  # type: ignore[method-assign]
+    refused = await push_pending(store, client, settings)
+
+    assert len(sent) == 2
+    assert (refused.conflicts, [f.permanent for f in refused.failures]) == (1, [True]), refused
+    assert "deleted on the server while changed here: Communication contact-1" in refused.failures[0].reason
+    with store.session(read_only=True) as s:
+        (conflict,) = list_conflicts(s, case_id=case.id)
+    assert (conflict.resource_key, conflict.server, conflict.fields) == ("contact-1", None, [REMOVED_ON_SERVER])

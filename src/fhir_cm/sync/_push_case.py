@@ -271,19 +271,15 @@ class _CasePush:
 
     async def confirmed_deleted(self, writes: list[Write], *, for_now: bool = True) -> list[Write]:
         """Of the updates a server answered 404/410, those it no longer holds, read again to be sure:
-        a 404 may be about something else than the resource (a type, an operation, a route). That
-        read failing for now (a 503, the network) leaves the question open: the case fails for now
-        (``for_now``; not when the round has a refusal for good to show anyway) — taken as a
-        refusal, the update was a case for a person that the next push would have settled."""
+        a 404 may be about something else (a type, a route). That read failing for now leaves it
+        open: the case fails for now (``for_now``: unless the round has a refusal for good anyway)."""
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in writes if w.key in self.bases}
         unread: dict[tuple[str, str], FhirError] = {}
         _, missing = await read_existing(self.session.client, targets.values(), unread)
         if for_now and (failed := next((e for e in unread.values() if isinstance(e, _RETRYABLE)), None)):
             names = ", ".join(f"{w.key.type} {w.key.value}" for w in writes if targets.get(w.key) in unread)
-            raise CaseFailed(
-                f"could not read again {names}, answered as gone ({failure_reason(failed)}); will retry",
-                permanent=False,
-            )
+            why = f"could not read again {names}, answered as gone ({failure_reason(failed)}); will retry"
+            raise CaseFailed(why, permanent=False)
         return [w for w in writes if targets.get(w.key) in missing]
 
     def conflicts(
@@ -462,26 +458,33 @@ class _CasePush:
         """After a version conflict: re-read what moved on, merge what the adapter changed, or record a conflict."""
         self.settled = False
         if self.conflict_retried:
+            # Deleted since the merge? (sekmet, HAPI answer its If-Match update 412/409): a conflict.
+            await self.current_copies([w for w in writes if w.kind == "update"])
             why = refusal(exc, self.case, self.sent(writes))
             text = f": {refusal_text(exc, why)}" if why else ""
             raise CaseFailed(f"version conflict again after merging{text}; will retry", permanent=False, server=why)
         self.conflict_retried = True
         await self.merge_server_edits(writes)
 
-    async def merge_server_edits(self, writes: list[Write]) -> bool:
-        """Re-read the copies ``writes`` update; merge what moved on since the ledger's copy, or
-        record the clashes as conflicts. Whether any had moved on."""
-        updates = [w for w in writes if w.kind == "update"]
+    async def current_copies(self, updates: list[Write]) -> dict[ResourceKey, dict[str, Any]]:
+        """The server's copies ``updates`` update, read again (unread ones left out); a deleted one is a conflict."""
         targets = {w.key: (w.key.type, str(self.bases[w.key]["id"])) for w in updates}
         found, missing = await read_existing(self.session.client, targets.values())
         if missing:
             self.deleted_there([w for w in updates if targets[w.key] in missing])
-        if len(found) < len(targets):
+        return {key: found[target] for key, target in targets.items() if target in found}
+
+    async def merge_server_edits(self, writes: list[Write]) -> bool:
+        """Re-read the copies ``writes`` update; merge what moved on since the ledger's copy, or
+        record the clashes as conflicts. Whether any had moved on."""
+        updates = [w for w in writes if w.kind == "update"]
+        found = await self.current_copies(updates)
+        if len(found) < len(updates):
             raise CaseFailed("could not re-read the server copies; will retry", permanent=False)
-        copies = [found[targets[w.key]] for w in updates]
         clashes: list[tuple[Write, dict[str, Any], frozenset[str]]] = []
         seen: list[LedgerEntry] = []
-        for write, current in zip(updates, copies, strict=True):
+        for write in updates:
+            current = found[write.key]
             old = self.bases[write.key]
             if not moved_on(old, current):
                 continue
