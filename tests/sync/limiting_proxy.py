@@ -32,7 +32,8 @@ real server as a smaller batch and their answers are put back in their places.
 ``short_batches`` (an attribute, set while the proxy runs) makes it a server whose batch-responses
 are malformed: that many batches of writes (a batch of reads, the push's lookups, is spared) are
 forwarded whole, applied by the real server, and answered with
-their last answer entry cut off (``short_batches`` counts down; -1 cuts every one).
+their last answer entry cut off (``short_batches`` counts down; -1 cuts every one) — or, with
+``statusless``, with their first answer left without its ``response.status`` (FHIR requires it, 1..1).
 
 The proxy is an ASGI app served by uvicorn on its own thread and socket, so both async tests and
 the CLI (whose ``asyncio.run`` needs a thread without a running loop) can use it.
@@ -83,6 +84,7 @@ class LimitingProxy:
     refuse_entries: Callable[[dict[str, Any]], str | None] | None = None
     refusals: int = 0
     short_batches: int = 0
+    statusless: bool = False
     transactions: list[int] = field(default_factory=list)  # sizes of the transactions forwarded
     public_base: str = ""
     _http: httpx.AsyncClient | None = None
@@ -118,7 +120,10 @@ class LimitingProxy:
             self.short_batches -= 1 if self.short_batches > 0 else 0
             status, headers, content = await self._relay(scope, body)
             answer = json.loads(content)
-            answer["entry"] = (answer.get("entry") or [])[:-1]
+            if self.statusless:
+                answer["entry"][0]["response"].pop("status", None)
+            else:
+                answer["entry"] = (answer.get("entry") or [])[:-1]
             await self._answer(send, status, headers, json.dumps(answer).encode())
             return
         await self._forward(scope, body, send)
