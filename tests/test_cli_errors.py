@@ -59,6 +59,16 @@ def test_a_setting_refused_is_one_line_naming_it(
     assert says in done.stderr and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
 
 
+def test_a_database_url_ending_in_a_space_opens_the_store_it_names(tmp_path: Path) -> None:
+    """An env file's `FHIR_CM_DATABASE_URL=sqlite:///fhir-cm.db ` is the store beside it, not a new one."""
+    for url in ("sqlite:///fhir-cm.db", "sqlite:///fhir-cm.db \r\n"):
+        done = fhir_cm("generate", "--cases", "1", "--out", "case.jsonl", env={}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        done = fhir_cm("import", "case.jsonl", env={"FHIR_CM_DATABASE_URL": url}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("fhir-cm.db*")) == ["fhir-cm.db"]
+
+
 def test_a_push_to_a_server_that_cannot_be_reached_is_one_to_run_again(tmp_path: Path) -> None:
     env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     cases = fhir_cm("generate", "--cases", "1", env=env, cwd=tmp_path)

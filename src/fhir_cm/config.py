@@ -31,7 +31,10 @@ _OPTIONAL_TEXT = (
     "cds_issuers", "public_url",
 )  # fmt: skip
 #: Names, paths and URLs: the spaces or line end an env file leaves around them are no part of them.
-_TRIMMED = ("fhir_base", "username", "client_id", "private_key_file", "key_id", "token_url")
+_TRIMMED = (
+    "fhir_base", "username", "client_id", "private_key_file", "key_id", "token_url",
+    "database_url", "identifier_system", "host",
+)  # fmt: skip
 #: Settings that always have a value: an empty one is refused.
 _REQUIRED_TEXT = ("database_url", "identifier_system", "host", "scope")
 
@@ -146,7 +149,9 @@ class Settings(BaseSettings):
     @classmethod
     def _trimmed(cls, value: str | None) -> str | None:
         """``FHIR_CM_TOKEN_URL`` ending in a newline failed every token request with an ``InvalidURL``
-        out of the auth flow; ``FHIR_CM_CLIENT_ID`` so, with the server's "unknown client"."""
+        out of the auth flow; ``FHIR_CM_CLIENT_ID`` so, with the server's "unknown client";
+        ``FHIR_CM_DATABASE_URL`` ending in a space opened a new, empty store in ``fhir-cm.db `` beside
+        the real one, and ``FHIR_CM_IDENTIFIER_SYSTEM`` so stamped a system no copy on a server has."""
         return value.strip() if value is not None else None
 
     @field_validator(*_REQUIRED_TEXT, mode="before")
