@@ -47,6 +47,19 @@ def fhir_cm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
             {"FHIR_CM_DATABASE_URL": "postgresql+psycopg2://someone:s3cret-pw@127.0.0.1:9/db"},
             "unsupported database driver 'psycopg2'",
         ),
+        # The forms people write in their first hour: a path, two slashes, libpq's `postgres://`.
+        (["check"], {"FHIR_CM_DATABASE_URL": "fhir-cm.db"}, "use sqlite:///FILE"),
+        (["check"], {"FHIR_CM_DATABASE_URL": "sqlite://fhir-cm.db"}, "names a file after three slashes"),
+        (
+            ["check"],
+            {"FHIR_CM_DATABASE_URL": "postgres://someone:s3cret-pw@127.0.0.1:9/db"},
+            'server at "127.0.0.1", port 9 failed: Connection refused',
+        ),
+        (
+            ["check"],
+            {"FHIR_CM_DATABASE_URL": "postgresql://someone:s3cret-pw@127.0.0.1:9/db"},
+            "cannot open the store postgresql+psycopg://someone:***@127.0.0.1:9/db: connection to server",
+        ),
     ],
 )
 def test_a_setting_refused_is_one_line_naming_it(
@@ -57,6 +70,12 @@ def test_a_setting_refused_is_one_line_naming_it(
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("fhir-cm: error: ") and done.stderr.count("\n") == 1
     assert says in done.stderr and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
+
+
+def test_a_sqlite_file_in_a_folder_that_does_not_exist_is_named_with_the_reason(tmp_path: Path) -> None:
+    done = fhir_cm("check", env={"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path}/no-such-folder/store.db"}, cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "no-such-folder/store.db: unable to open database file" in done.stderr
 
 
 def test_a_database_url_ending_in_a_space_opens_the_store_it_names(tmp_path: Path) -> None:

@@ -126,14 +126,21 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is no number
-        raise StoreError(f"not a database URL: {redacted(url)!r}") from None
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
-    if backend == "postgresql" and "+" not in parsed.drivername:
-        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver installed with fhir-cm
-    elif backend not in ("sqlite", "postgresql"):
-        raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
-    elif (backend, driver) not in _DRIVERS:
-        raise StoreError(f"unsupported database driver {driver!r}: use sqlite:///FILE or postgresql+psycopg://HOST/DB")
+        raise StoreError(f"not a database URL: {redacted(url)!r}; {_FORMS}") from None
+    if parsed.drivername == "postgres":  # libpq's other spelling (psql, most hosting platforms' URLs)
+        parsed = parsed.set(drivername="postgresql")
+    # The driver is read from the name alone: asking SQLAlchemy for it loads a dialect that may not exist.
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgresql" and not driver:
+        parsed, driver = parsed.set(drivername="postgresql+psycopg"), "psycopg"  # the driver installed with fhir-cm
+    elif backend == "sqlite" and not driver:
+        driver = "pysqlite"
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported database {backend!r}: {_FORMS}")
+    if (backend, driver) not in _DRIVERS:
+        raise StoreError(f"unsupported database driver {driver!r}: {_FORMS}")
+    if backend == "sqlite" and parsed.host:  # sqlite://fhir-cm.db: the file name read as a host
+        raise StoreError(f"a SQLite URL names a file after three slashes: {_FORMS}")
     common: dict[str, Any] = {
         "echo": echo,
         # Statement parameters carry case data: keep them out of logs and exception messages.
@@ -152,6 +159,8 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     return engine
 
 
+#: What the store's URL may be, said with every refusal of one.
+_FORMS = "use sqlite:///FILE (sqlite:////ABSOLUTE/PATH) or postgresql://USER@HOST/DB"
 #: The (backend, driver) pairs fhir-cm installs and is tested on.
 _DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
 

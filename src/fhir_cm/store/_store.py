@@ -128,6 +128,25 @@ def _cause(exc: DBAPIError, engine: Engine) -> str:
     return f"{name}: {said[:_CAUSE]}" if said else name
 
 
+def _connect(engine: Engine) -> None:
+    """Reach the database once, saying why not in the driver's words.
+
+    "unavailable or locked" alone left a first PostgreSQL set-up guessing between a server down, a
+    role or database that does not exist and a password refused; a SQLite file in a folder that does
+    not exist read the same. The driver's first line says which, and a connection's failure holds no
+    row data (nor the password: only the redacted URL is named).
+    """
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+        said = said.removeprefix("connection failed: ")
+        for secret in secrets_of(engine.url):
+            said = said.replace(secret, "***")
+        raise StoreUnavailable(f"cannot open the store {redacted(engine.url)}: {said}") from exc
+
+
 def open_store(url: str, *, migrate: bool = True, echo: bool = False, case_cache: int = 2000) -> Store:
     """Open the store at a SQLAlchemy URL and bring its schema to the newest revision.
 
@@ -137,6 +156,7 @@ def open_store(url: str, *, migrate: bool = True, echo: bool = False, case_cache
     """
     engine = make_engine(url, echo=echo)
     try:
+        _connect(engine)
         with _translated(engine), _migrating(engine):
             if migrate:
                 upgrade(engine)
