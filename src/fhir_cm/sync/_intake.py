@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..fhir import AsyncFhirClient
+from ..fhir import AsyncFhirClient, FhirError, UnsupportedByServer
 from ..mapping import FhirVersion, ResourceKey, check_version, explicit_fhir_version
 from ..store import LedgerEntry, content_hash, get_ledger, put_ledger, put_resources
 
@@ -32,8 +32,27 @@ __all__ = [
 
 
 async def server_fhir_version(client: AsyncFhirClient, settings: Settings) -> FhirVersion:
-    """The version to read the server's resources as: configured, else what ``/metadata`` says."""
-    return explicit_fhir_version(settings.fhir_version) or check_version((await client.release()).value)
+    """The version to read the server's resources as: configured, else what ``/metadata`` says.
+
+    A configured version the server's CapabilityStatement contradicts stops the job
+    (``UnsupportedByServer``, naming both): spoken anyway, a pull read every R4 resource as R5 and
+    quarantined it, exiting 0, and a push had its first write refused for an element of the other
+    release. A server without a usable statement (or one naming no release) is taken at its word.
+    """
+    configured = explicit_fhir_version(settings.fhir_version)
+    if configured is None:
+        return check_version((await client.release()).value)
+    try:
+        caps = await client.capabilities()
+    except FhirError:
+        return configured
+    declared = caps.release
+    if declared is not None and (speaks := check_version(declared.value)) != configured:
+        raise UnsupportedByServer(
+            f"FHIR_CM_FHIR_VERSION is {configured}, but {client.base_url} declares FHIR {caps.fhir_version} "
+            f"({declared.value}): set it to {speaks}, or to auto to follow the server"
+        )
+    return configured
 
 
 def version_of(resource: Mapping[str, Any]) -> str | None:
