@@ -149,3 +149,25 @@ def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path,
     assert served == []
     assert result.exit_code == 1
     assert "outcome-rules.json cannot be used: look_back_days" in result.output
+
+
+def test_serve_on_a_port_in_use_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+    """A serve still running, or another service on the port: one line and exit 1, not uvicorn's
+    "Application startup complete" then the bind error as JSON log lines and exit 3."""
+    env = {**os.environ, "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        f"fhir-cm: error: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "another process listens there: --port or FHIR_CM_PORT picks another\n"
+    )

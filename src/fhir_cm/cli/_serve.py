@@ -42,6 +42,7 @@ def serve_command(
     from ..fhir import check_fhir_settings
 
     settings = get_settings(host=host, port=port)
+    _check_listenable(settings.host, settings.port)
     configure_logging()
     with reported():
         check_fhir_settings(settings)  # a key or token every sync would be refused with: told now
@@ -61,6 +62,31 @@ def serve_command(
     else:
         application.state.store.close()
         uvicorn.run("fhir_cm.api:app_from_environment", factory=True, workers=workers, **options)
+
+
+def _check_listenable(host: str, port: int) -> None:
+    """Stop with one line when the address cannot be bound, before the API is made.
+
+    Left to uvicorn, a port in use (a serve still running, another service on 8000) printed
+    "Application startup complete" then the bind error as JSON log lines and exited 3. The socket is
+    bound as uvicorn binds it (``SO_REUSEADDR``, IPv6 for an address with a colon) and closed again.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        hint = (
+            "; another process listens there: --port or FHIR_CM_PORT picks another"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise fail(f"cannot listen on {host}:{port}: {reason}{hint}") from None
 
 
 apikey_app = typer.Typer(
