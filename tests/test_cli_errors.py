@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import RunningServer
+
 
 def fhir_cm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_CM_")}
@@ -186,3 +188,19 @@ def test_a_smart_key_every_sync_would_fail_with_is_refused_when_the_command_star
     assert done.returncode in (1, 2), done.stderr
     assert done.stderr.startswith("fhir-cm: error: ") and "Traceback" not in done.stderr
     assert says.format(key=key_file) in done.stderr
+
+
+@pytest.mark.parametrize("command", [["capabilities"], ["pull"], ["identify", "--search"]])
+def test_a_base_without_the_servers_fhir_path_is_named_as_such(
+    tmp_path: Path, sekmet: RunningServer, command: list[str]
+) -> None:
+    """The server's root (no /fhir): its web server's bare 404 says what to check, not only the status."""
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+
+    done = fhir_cm(*command, "--fhir-base", sekmet.root_url, env=env, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(
+        f"→ 404 ResourceNotFound; no FHIR server answers at {sekmet.root_url}: "
+        "is it the server's FHIR base (often ending in /fhir)?\n"
+    )

@@ -343,8 +343,10 @@ def error_from_outcome(
     info: RequestInfo,
     *,
     retry_after: float | None = None,
+    hint: str | None = None,
 ) -> FhirError:
-    """Build the exception for an error ``status`` with an optional OperationOutcome body."""
+    """Build the exception for an error ``status`` with an optional OperationOutcome body (``hint``:
+    what the caller knows of the cause, said after the server's words)."""
     issue_codes, diagnostics, hapi = _outcome_parts(outcome)
     cls = _classify(status, info, issue_codes, diagnostics or "", hapi)
     message = f"{info.describe()} → {status} {cls.__name__}"
@@ -352,6 +354,8 @@ def error_from_outcome(
         message += f" [{', '.join(issue_codes)}]"
     if diagnostics:
         message += f": {redact(diagnostics)}"
+    if hint:
+        message += f"; {hint}"
     return cls(
         message,
         status=status,
@@ -375,7 +379,16 @@ def error_from_response(response: httpx.Response, base_url: str, *, retry_after:
     info = RequestInfo.from_request(response.request, base_url)
     if response.status_code in (409, 412) and info.is_bundle:
         info = _bundle_preconditions(response.request, info)
-    return error_from_outcome(response.status_code, outcome, info, retry_after=retry_after)
+    hint = None
+    if response.status_code == 404 and info.resource_id is None and not _is_outcome(outcome):
+        # No such endpoint at all, said by a web server rather than a FHIR one: most often a base
+        # missing the server's FHIR path (HAPI's /fhir), which read as a bare "404 ResourceNotFound".
+        hint = f"no FHIR server answers at {base_url}: is it the server's FHIR base (often ending in /fhir)?"
+    return error_from_outcome(response.status_code, outcome, info, retry_after=retry_after, hint=hint)
+
+
+def _is_outcome(body: Any) -> bool:
+    return isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome"
 
 
 def redirected(response: httpx.Response, info: RequestInfo) -> InvalidResponse:
