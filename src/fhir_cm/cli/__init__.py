@@ -29,6 +29,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("fhir-cm: interrupted", err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        # Typer turns Ctrl-C inside a command into a silent exit 130 (``Exit(130) from`` the
+        # KeyboardInterrupt): say it, as for one met outside a command, or a stopped push or demo
+        # ends with no word on why.
+        if isinstance(exc.__context__, typer.Exit) and isinstance(exc.__context__.__cause__, KeyboardInterrupt):
+            typer.echo("fhir-cm: interrupted", err=True)
+        raise
     except FhirCmError as exc:  # one met before a command's own ``reported`` (its settings, say)
         typer.echo(f"fhir-cm: error: {first_line(exc)}", err=True)
         sys.exit(1)

@@ -161,6 +161,15 @@ class _PushLoop:
         sent: list[asyncio.Future[list[None]]] = []
         try:
             return await self.batches(sent)
+        except asyncio.CancelledError:
+            # Ctrl-C (asyncio.run cancels the push): the cases in flight end here, while the client
+            # is open. Left running, they met a closed client, and their batches' failures were
+            # printed at exit as "exception was never retrieved" tracebacks. Their rows stay claimed
+            # by this process, which a re-run takes over at once.
+            for sending in sent:
+                sending.cancel()
+            await asyncio.gather(*sent, return_exceptions=True)
+            raise
         except Exception:
             await asyncio.gather(*sent, return_exceptions=True)  # nothing is left running
             unstarted = [item for item in self.keeper.held() if item.id not in self.started]

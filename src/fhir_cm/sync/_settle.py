@@ -85,10 +85,14 @@ class Settler:
                 await off_loop(self.store, functools.partial(settle_rows, self.store, [row for row, _ in group]))
             except Exception as exc:  # every waiting case learns of it
                 for _, done in group:
-                    done.set_exception(exc)
+                    if not done.done():
+                        done.set_exception(exc)
             else:
+                # A case's wait is cancelled (Ctrl-C) while its group is written: the rows are
+                # settled all the same, and the others of the group still learn it.
                 for _, done in group:
-                    done.set_result(None)
+                    if not done.done():
+                        done.set_result(None)
 
 
 def settle_rows(store: Store, rows: list[_Settling]) -> None:

@@ -1,0 +1,65 @@
+"""Ctrl-C halfway through `fhir-cm push`: the command stops with one line and exit 130 (no
+asyncio traceback of the cases still in flight, no request sent on a closed client), and the
+push run again sends every case once — nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fhir_cm.config import Settings
+from fhir_cm.synthetic import generate_cases
+from tests.sync.server_state import expected
+from tests.sync.test_push_crash import DEADLINE, episodes_on_server, fhir_cm, inspect
+
+pytestmark = [pytest.mark.server, pytest.mark.skipif(sys.platform == "win32", reason="needs SIGINT")]
+
+N = 24
+
+
+def _as_at_a_terminal() -> None:
+    """Ctrl-C's SIGINT as a foreground process gets it (a shell starts background jobs ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_a_push_interrupted_mid_way_says_so_in_one_line_and_the_rerun_completes(
+    settings: Settings, fhir_server: str, system: str, tmp_path: Path
+) -> None:
+    cases = list(generate_cases(N, seed=929))
+    file = tmp_path / "cases.jsonl"
+    file.write_text("".join(c.model_dump_json() + "\n" for c in cases))
+    env = {
+        **os.environ,
+        "FHIR_CM_DATABASE_URL": settings.database_url,
+        "FHIR_CM_IDENTIFIER_SYSTEM": system,
+        "FHIR_CM_PUSH_BATCH_SIZE": "4",
+        "FHIR_CM_PUSH_CONCURRENCY": "4",
+    }
+    command = [*fhir_cm(), "push", str(file), "--fhir-base", fhir_server]
+
+    victim = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_as_at_a_terminal
+    )
+    deadline = time.monotonic() + DEADLINE
+    while episodes_on_server(fhir_server, system) == 0 and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the server for the first case to land
+    victim.send_signal(signal.SIGINT)
+    _, stderr = victim.communicate(timeout=DEADLINE)
+
+    assert victim.returncode == 130, stderr
+    assert episodes_on_server(fhir_server, system) < N, "the push finished before it could be interrupted"
+    assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr
+    assert stderr.endswith("fhir-cm: interrupted\n"), stderr
+
+    again = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=DEADLINE)
+
+    assert again.returncode == 0, again.stderr
+    assert f"{N} of {N} cases pushed" in again.stderr
+    assert asyncio.run(inspect(fhir_server, system)).counts == expected(cases, system)
