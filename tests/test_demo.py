@@ -29,6 +29,7 @@ from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_resources
 from fhir_cm.store import list_cases, list_outbox, list_transitions, open_store
 from fhir_cm.synthetic import generate_cases
+from tests.servers import RunningServer
 from tests.sync.server_state import server_state
 
 FHIR_CM = Path(sys.executable).with_name("fhir-cm")
@@ -301,11 +302,22 @@ def test_an_unreachable_server_fails_with_one_line_before_writing_anything(tmp_p
             env={"FHIR_CM_DATABASE_URL": f"sqlite:///{store}"},
         )
 
-    assert result.exit_code == 1
+    assert result.exit_code == 75  # as every command that cannot reach its server: run it again later
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert (
         result.output.strip().splitlines()[-1].startswith(f"fhir-cm: error: FHIR server http://127.0.0.1:{port}/fhir")
     )
+    assert not store.exists()
+
+
+def test_a_base_that_is_no_fhir_server_fails_for_good_not_to_run_again(tmp_path: Path, sekmet: RunningServer) -> None:
+    store = tmp_path / "fhir-cm.db"
+    result = CliRunner().invoke(
+        app, ["demo", "--fhir-base", sekmet.root_url], env={"FHIR_CM_DATABASE_URL": f"sqlite:///{store}"}
+    )
+
+    assert result.exit_code == 1, result.output
+    assert f"fhir-cm: error: FHIR server {sekmet.root_url} not usable: GET metadata → 404" in result.output
     assert not store.exists()
 
 

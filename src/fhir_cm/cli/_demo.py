@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, fail, reported
+from ._app import EXIT_RETRY_LATER, app, fail, first_line, reported
 
 
 @app.command("demo", short_help="The main job: walk synthetic cases through the cycle.")
@@ -53,7 +53,7 @@ def demo_command(
     import datetime as dt
 
     from ..config import get_settings
-    from ..demo import render_summary, run_demo
+    from ..demo import DemoServerUnavailable, render_summary, run_demo
 
     if cases < 1:
         raise fail(f"--cases must be at least 1 (got {cases})", code=2)
@@ -63,9 +63,12 @@ def demo_command(
         raise fail(f"--today must be a date, YYYY-MM-DD (got {today!r})", code=2) from None
     with reported(ValueError):
         settings = get_settings(fhir_base=fhir_base)
-        summary = run_demo(
-            settings, cases=cases, today=day, out_dir=out, progress=lambda line: typer.echo(line, err=True)
-        )
+        try:
+            summary = run_demo(
+                settings, cases=cases, today=day, out_dir=out, progress=lambda line: typer.echo(line, err=True)
+            )
+        except DemoServerUnavailable as exc:  # unreachable, busy or failing for now: run it again later
+            raise fail(first_line(exc), code=EXIT_RETRY_LATER) from None
     if as_json:
         typer.echo(render_summary(summary), err=True)
         typer.echo(summary.model_dump_json())

@@ -17,7 +17,7 @@ Re-running is safe: the same seed gives the same case ids, and a case already in
 as it is (never walked again, never duplicated; a push of it is "unchanged").
 """
 
-from ._models import CaseWalk, DemoError, DemoSummary, ServerRoundTrip
+from ._models import CaseWalk, DemoError, DemoServerUnavailable, DemoSummary, ServerRoundTrip
 from ._pick import DEMO_SEED, pick_cases, shows_post_acute_pathway
 from ._run import DEFAULT_CASES, DEMO_DIR, EXPORT_FILE, run_demo
 from ._summary import render_summary
@@ -31,6 +31,7 @@ __all__ = [
     "STAGES",
     "CaseWalk",
     "DemoError",
+    "DemoServerUnavailable",
     "DemoSummary",
     "ServerRoundTrip",
     "WalkStep",

@@ -19,6 +19,11 @@ class DemoError(FhirCmError):
     """The demo could not do its job (the FHIR server unreachable or refusing, the store unusable)."""
 
 
+class DemoServerUnavailable(DemoError):
+    """The FHIR server could not be reached, was busy or failed for now (a network error, 429, 5xx):
+    the demo is worth running again later, as every command that talks to a server says with exit 75."""
+
+
 Progress = Callable[[str], None]
 
 

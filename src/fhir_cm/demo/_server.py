@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import Settings
 from ..domain import Case
-from ..fhir import NO_RETRY, AsyncFhirClient, FhirError, client_from_settings
+from ..fhir import NO_RETRY, AsyncFhirClient, FhirError, TransientError, client_from_settings
 from ..jobs import pick_fhir_version, pull_client, run_pull, run_push
 from ..mapping import (
     MappingError,
@@ -17,11 +17,18 @@ from ..mapping import (
 )
 from ..store import Store, queue_push, get_case
 from ..sync import CASE_RESOURCE_TYPES
-from ._models import DemoError, Progress, ServerRoundTrip
+from ._models import DemoError, DemoServerUnavailable, Progress, ServerRoundTrip
 
 
 def _reason(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _failure(what: str, exc: Exception) -> DemoError:
+    """The demo's error for a server's failure: one to run again later when the server was only
+    unreachable, busy or failing for now."""
+    kind = DemoServerUnavailable if isinstance(exc, TransientError) else DemoError
+    return kind(f"{what}: {_reason(exc)}")
 
 
 async def _check_server(settings: Settings) -> None:
@@ -31,7 +38,7 @@ async def _check_server(settings: Settings) -> None:
         async with client_from_settings(settings, enforce_capabilities=False, retry=NO_RETRY) as client:
             await client.release()
     except (FhirError, ValueError, OSError) as exc:
-        raise DemoError(f"FHIR server {settings.fhir_base} not usable: {_reason(exc)}") from None
+        raise _failure(f"FHIR server {settings.fhir_base} not usable", exc) from None
 
 
 async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Progress) -> ServerRoundTrip:
@@ -48,7 +55,8 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
         pushed = (await run_push(store, settings, everything_pending=True)).report
         if pushed.failures:
             first = pushed.failures[0]
-            raise DemoError(f"push failed for {len(pushed.failures)} cases (case {first.case_id}: {first.reason})")
+            kind = DemoError if any(f.permanent for f in pushed.failures) else DemoServerUnavailable
+            raise kind(f"push failed for {len(pushed.failures)} cases (case {first.case_id}: {first.reason})")
         say(f"  pushed {pushed.line()}")
         say("pulling back and tracking transitions …")
         pulled = await run_pull(store, settings)
@@ -68,7 +76,7 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
                 cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
             check = await _read_back(client, cases, version, settings.identifier_system)
     except (FhirError, OSError) as exc:
-        raise DemoError(f"FHIR server {settings.fhir_base}: {_reason(exc)}") from None
+        raise _failure(f"FHIR server {settings.fhir_base}", exc) from None
     return ServerRoundTrip(
         fhir_base=settings.fhir_base or "",
         push=pushed,
