@@ -204,3 +204,23 @@ def test_a_base_without_the_servers_fhir_path_is_named_as_such(
         f"→ 404 ResourceNotFound; no FHIR server answers at {sekmet.root_url}: "
         "is it the server's FHIR base (often ending in /fhir)?\n"
     )
+
+
+@pytest.mark.parametrize("command", [["transitions", "--json"], ["transitions"], ["generate", "--cases", "400"]])
+def test_output_cut_short_by_its_reader_ends_quietly_with_success(tmp_path: Path, command: list[str]) -> None:
+    """`fhir-cm transitions | head -1` under `set -o pipefail`: the reader had what it wanted, so the
+    command ends 0 with nothing on stderr, as generate, map and export did already."""
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    assert fhir_cm("generate", "--cases", "60", "--out", "cases.jsonl", env=env, cwd=tmp_path).returncode == 0
+    imported = fhir_cm("import", "cases.jsonl", env=env, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    script = (
+        f"set -o pipefail; {sys.executable} -c 'from fhir_cm.cli import main; main()' {' '.join(command)} | head -1"
+    )
+
+    done = subprocess.run(
+        ["bash", "-c", script], env={**os.environ, **env}, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.count("\n") == 1

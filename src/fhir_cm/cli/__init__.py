@@ -35,6 +35,11 @@ def main() -> None:
         # ends with no word on why.
         if isinstance(exc.__context__, typer.Exit) and isinstance(exc.__context__.__cause__, KeyboardInterrupt):
             typer.echo("fhir-cm: interrupted", err=True)
+        # The reader of stdout went away (``| head``): click exits 1 for it, which failed a script's
+        # pipeline (``set -o pipefail``) over output nobody wanted; stop quietly, as generate, map and
+        # export do.
+        if isinstance(exc.__context__, BrokenPipeError):
+            sys.exit(0)
         raise
     except FhirCmError as exc:  # one met before a command's own ``reported`` (its settings, say)
         typer.echo(f"fhir-cm: error: {first_line(exc)}", err=True)
