@@ -260,3 +260,40 @@ def test_the_typical_pipelines_work_as_written_against_a_server(tmp_path: Path, 
     assert transitions and all(isinstance(t["readmission"], bool) and t["case_id"] for t in transitions)
     cases = {json.loads(line)["id"] for line in (tmp_path / "cases.jsonl").read_text().splitlines()}
     assert {t["case_id"] for t in transitions} <= cases
+
+
+# --- the configuration table ---------------------------------------------------------------------------
+
+
+def _configuration_rows() -> dict[str, str]:
+    """The Configuration table: each variable a row names (the auth row names its own), with the row."""
+    text = README.read_text(encoding="utf-8").split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("| `FHIR_CM_"):
+            for name in re.findall(r"`(FHIR_CM_[A-Z0-9_]+)`", line):
+                rows.setdefault(name, line)
+    return rows
+
+
+def test_every_setting_has_a_row_in_the_configuration_table() -> None:
+    """A setting only the code knows is one a first deployment never finds (FHIR_CM_TIMEOUT was one)."""
+    from fhir_cm.config import Settings
+
+    settings = {f"FHIR_CM_{name.upper()}" for name in Settings.model_fields}
+    assert sorted(settings - _configuration_rows().keys()) == []
+    assert sorted(_configuration_rows().keys() - settings) == []
+
+
+def test_the_database_url_forms_the_table_names_open_a_store(tmp_path: Path) -> None:
+    """Each scheme the FHIR_CM_DATABASE_URL row names is one the store takes (`postgres://` too)."""
+    from fhir_cm.store._engine import make_engine
+
+    row = _configuration_rows()["FHIR_CM_DATABASE_URL"]
+    schemes = set(re.findall(r"`([a-z+]+)://", row))
+    assert {"sqlite", "postgresql+psycopg", "postgresql", "postgres"} <= schemes
+    for scheme in schemes:
+        where = f"/{tmp_path / 'store.db'}" if scheme == "sqlite" else "someone@127.0.0.1/db"
+        engine = make_engine(f"{scheme}://{where}")  # made, not connected
+        assert engine.url.drivername in ("sqlite", "postgresql+psycopg"), scheme
+        engine.dispose()
