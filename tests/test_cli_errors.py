@@ -128,7 +128,10 @@ def test_a_server_that_cannot_be_reached_is_one_to_run_again(tmp_path: Path, com
 
     assert done.returncode == 75, done.stderr
     last = done.stderr.splitlines()[-1]
-    assert last == f"fhir-cm: error: {says} (ConnectError)", done.stderr
+    # What happened, with which host: a refused port, not only the error's class.
+    assert last == (
+        f"fhir-cm: error: {says} (ConnectError): connection refused by 127.0.0.1:9 (nothing listening there?)"
+    ), done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -355,3 +355,18 @@ async def test_demo_syncs_to_the_server_and_reads_the_same_cases_back(tmp_path: 
     # Every row is pushed: the outbox line says so and no longer tells to push them.
     (outbox,) = [line for line in again_run.stderr.splitlines() if line.strip().startswith("outbox ")]
     assert outbox.split() == ["outbox", f"{sum(again['outbox'].values())}", "done"]
+
+
+def test_a_server_name_that_does_not_resolve_is_named_with_what_happened(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--fhir-base", "http://no-such-host.invalid/fhir"],
+        env={"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'fhir-cm.db'}"},
+    )
+
+    assert result.exit_code == 75, result.output
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith("GET metadata → network error (ConnectError): the name no-such-host.invalid could not be resolved")
+    )

@@ -65,7 +65,12 @@ def reported(*also: type[Exception], code: int = 1) -> Iterator[None]:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an error's message (its class name when it has none)."""
+    """The first line of an error's message (its class name when it has none); a FHIR error's
+    with what happened when no HTTP status says it (``FhirError.said``)."""
+    from ..fhir import FhirError
+
+    if isinstance(exc, FhirError):
+        return exc.said()
     text = str(exc)
     return text.splitlines()[0] if text.strip() else type(exc).__name__
 

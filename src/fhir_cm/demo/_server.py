@@ -21,6 +21,8 @@ from ._models import DemoError, DemoServerUnavailable, Progress, ServerRoundTrip
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, FhirError):
+        return exc.said()
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

@@ -117,6 +117,16 @@ class FhirError(FhirCmError):
         # line for a person: no resource id, no data of ours, no credentials (see ``_network``).
         self.summary = summary
 
+    def said(self) -> str:
+        """The message's first line, and for a request no HTTP status answered what happened, with
+        which host: "network error (ConnectError)" alone hid a refused port, a name that does not
+        resolve and an untrusted certificate alike."""
+        text = str(self)
+        line = text.splitlines()[0] if text.strip() else type(self).__name__
+        if self.status is None and self.summary and self.summary not in line:
+            line = f"{line}: {self.summary}"
+        return line
+
     @property
     def hapi_code(self) -> str | None:
         """The most specific HAPI message code (``HAPI-0550: HAPI-0989: …`` → ``HAPI-0989``)."""
