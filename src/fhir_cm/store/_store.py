@@ -156,13 +156,10 @@ def open_store(url: str, *, migrate: bool = True, echo: bool = False, case_cache
     """
     engine = make_engine(url, echo=echo)
     try:
-        _connect(engine)
         with _translated(engine), _migrating(engine):
+            _connect(engine)
             if migrate:
                 upgrade(engine)
-            else:
-                with engine.connect():
-                    pass
     except BaseException:
         engine.dispose()
         raise
