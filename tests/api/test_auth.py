@@ -215,3 +215,57 @@ def test_sync_triggers_and_quarantine_are_for_supervisors(client: TestClient, ke
         assert client.get(path, headers=bearer(keys.cm1)).status_code == 403
         assert client.get(path, headers=bearer(keys.supervisor)).status_code == 200
     assert client.post("/api/v1/sync/push", headers=bearer(keys.cm1)).status_code == 403
+
+
+#: Answers the router or FastAPI gives before any route's authentication: an unknown path, a method
+#: the path does not serve, a trailing slash redirected, a body that is not JSON (read first).
+UNROUTED = [
+    ("GET", "/api/v1/no-such-thing", None),
+    ("GET", "/api/v1", None),
+    ("POST", "/api/v1/cases/case-a/no-such-thing", None),
+    ("DELETE", "/api/v1/cases", None),
+    ("GET", "/api/v1/cases/", None),
+    ("POST", "/api/v1/cases", b"{not json"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), UNROUTED)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-key"}])
+def test_without_a_valid_key_every_api_path_is_401_whether_it_exists_or_not(
+    client: TestClient, keys: Keys, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> None:
+    """Otherwise a stranger tells the API's paths and methods apart from a 401 (404, 405, 307, 422)."""
+    known = client.get("/api/v1/cases", headers=headers)
+    sent = {**headers, "Content-Type": "application/json"} if body else headers
+    response = client.request(method, path, content=body, headers=sent, follow_redirects=False)
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["WWW-Authenticate"] == known.headers["WWW-Authenticate"]
+    assert response.json() | {"instance": None, "request_id": None} == known.json() | {
+        "instance": None,
+        "request_id": None,
+    }
+    head = client.head(path, headers=headers)
+    assert head.status_code == 401 and head.headers["WWW-Authenticate"] == known.headers["WWW-Authenticate"]
+
+
+def test_with_a_valid_key_an_unknown_api_path_stays_404_and_a_wrong_method_405(client: TestClient, keys: Keys) -> None:
+    missing = client.get("/api/v1/no-such-thing", headers=bearer(keys.cm1))
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert client.head("/api/v1/no-such-thing", headers=bearer(keys.cm1)).status_code == 404
+    wrong = client.delete("/api/v1/cases", headers=bearer(keys.cm1))
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET, HEAD, POST"
+    slash = client.get("/api/v1/cases/", headers=bearer(keys.cm1), follow_redirects=False)
+    assert slash.status_code == 307
+    bad = client.post(
+        "/api/v1/cases", content=b"{not json", headers={**bearer(keys.cm1), "Content-Type": "application/json"}
+    )
+    assert bad.status_code == 422
+
+
+def test_the_open_paths_stay_open(client: TestClient) -> None:
+    """Health, readiness, metrics, the API's description and paths outside the API need no key."""
+    for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/no-such-thing").status_code == 404
+    assert client.get("/api/v10/cases").status_code == 404

@@ -25,6 +25,7 @@ from ._heap import settle
 from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
 from ._body_limit import BodyLimitMiddleware
+from ._gate import ApiAuthGate
 from ._head import HeadMiddleware
 from ._middleware import REQUEST_ID, RequestContextMiddleware
 from ._models import OPEN_STATUSES
@@ -174,6 +175,7 @@ def create_app(
     app.state.cds_jtis = JtiLedger()
     app.state.facade_ready = threading.Event()
     install_problem_handlers(app)
+    app.add_middleware(ApiAuthGate, prefix=API_PREFIX)  # innermost: it sees the answer the routes made
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(HeadMiddleware)  # HEAD wherever GET is served
     app.add_middleware(RequestContextMiddleware)  # added last: the outer one, so a 413 has its request id
