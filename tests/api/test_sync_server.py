@@ -125,7 +125,7 @@ def test_the_api_pull_gets_what_the_cli_pull_gets(
     through_cli = json.loads(result.stdout)
 
     assert through_api["pull"]["skipped_types"] == through_cli["pull"]["skipped_types"] == {}
-    for count in ("fetched", "new_cases", "quarantined", "conflicts"):
+    for count in ("fetched", "new_cases", "quarantined", "still_quarantined", "conflicts"):
         assert through_api["pull"][count] == through_cli["pull"][count], count
     assert through_api["transitions"]["new_transitions"] == through_cli["transitions"]["new_transitions"]
     pulled = stored(api_store, case.id)

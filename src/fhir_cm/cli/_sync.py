@@ -274,7 +274,7 @@ def pull_command(
     else:
         typer.echo(
             f"fhir-cm: pulled {p.fetched} resources: {p.new_cases} new cases, {p.updated_cases} updated, "
-            f"{p.unchanged} unchanged, {p.quarantined} quarantined, {p.conflicts} conflicts; "
+            f"{p.unchanged} unchanged, {p.quarantine_text()}, {p.conflicts} conflicts; "
             f"{t.new_transitions} new transitions ({t.readmissions} readmissions)",
             err=True,
         )

@@ -42,7 +42,7 @@ def _server_lines(r: ServerRoundTrip) -> list[str]:
         f"  pushed      {r.push.line()}, {r.push.provenances} provenances",
         (
             f"  pulled      {p.fetched} resources: {p.new_cases} new cases, {p.updated_cases} updated, "
-            f"{p.unchanged} unchanged, {p.quarantined} quarantined"
+            f"{p.unchanged} unchanged, {p.quarantine_text()}"
         ),
         (
             f"  tracker     {t.encounters} encounters read, {t.transitions} transitions ({t.new_transitions} new), "

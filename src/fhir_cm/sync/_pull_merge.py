@@ -72,10 +72,10 @@ class Merging:
     updated: set[str]
 
     def _quarantine(self, session: Session, resource: Mapping[str, Any], reason: str) -> None:
-        news = add_quarantine(session, source=self.base, raw=resource, reason=reason).news
-        self.report.quarantined += 1
+        entry = add_quarantine(session, source=self.base, raw=resource, reason=reason)
+        self.report.count_set_aside(entry.id, news=entry.news)
         # Each pull reads the overlap again: the same resource is worth a warning once, not every few seconds.
-        level = logging.WARNING if news else logging.DEBUG
+        level = logging.WARNING if entry.news else logging.DEBUG
         log.log(level, "quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
 
     def _record(self, session: Session, entries: list[LedgerEntry]) -> None:

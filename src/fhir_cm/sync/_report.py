@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ..fhir import ServerReason
 
@@ -79,10 +79,35 @@ class PullReport(BaseModel):
     new_cases: int = 0
     updated_cases: int = 0
     unchanged: int = 0
-    quarantined: int = 0
+    quarantined: int = Field(
+        default=0, description="Resources set aside this pull: a new entry in quarantine, or a new version in one."
+    )
+    still_quarantined: int = Field(
+        default=0,
+        description="Resources read again (each pull reads an overlap) that an earlier pull set aside already.",
+    )
     conflicts: int = 0
     unplaced: int = Field(default=0, description="Newer resources that belong to no case in the store.")
     ignored: int = Field(default=0, description="Others' resources that do not read as part of a case.")
     skipped_types: dict[str, str] = Field(default_factory=dict, description="Types not pulled, and why.")
     watermarks: dict[str, str] = Field(default_factory=dict)
     cases: list[str] = Field(default_factory=list, description="Ids of the cases created or updated.")
+    _set_aside: set[int] = PrivateAttr(default_factory=set)
+
+    def count_set_aside(self, entry_id: int, *, news: bool) -> None:
+        """Count a resource put in quarantine (entry ``entry_id``), once per entry and pull: as
+        ``quarantined`` when it is news, as ``still_quarantined`` when the entry held it already.
+        Counting every read would report the same unreadable resource again at every pull, since
+        each reads the overlap of the last."""
+        if entry_id in self._set_aside:
+            return
+        self._set_aside.add(entry_id)
+        if news:
+            self.quarantined += 1
+        else:
+            self.still_quarantined += 1
+
+    def quarantine_text(self) -> str:
+        """``2 quarantined``, with ``(5 already in quarantine)`` when resources set aside before were read again."""
+        again = f" ({self.still_quarantined} already in quarantine)" if self.still_quarantined else ""
+        return f"{self.quarantined} quarantined{again}"
