@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel, Field, PrivateAttr
 
 from ..fhir import ServerReason
 
-__all__ = ["CaseFailure", "CaseWarning", "PullReport", "PushReport"]
+__all__ = ["CaseFailure", "CaseWarning", "PullReport", "PushReport", "tally_set_aside"]
 
 
 class CaseFailure(BaseModel):
@@ -71,6 +73,25 @@ class PushReport(BaseModel):
         )
 
 
+class _SetAsideCounts(Protocol):
+    quarantined: int
+    still_quarantined: int
+
+
+def tally_set_aside(counts: _SetAsideCounts, seen: set[int], entry_id: int, *, news: bool) -> None:
+    """Count a resource put in quarantine (entry ``entry_id``) once per entry and run: as
+    ``quarantined`` when it is news (a new entry or version), as ``still_quarantined`` when the
+    entry held it already. Counting every read would report the same unreadable resource again at
+    every run, since each pull reads the overlap of the last and the tracker every Encounter of a case."""
+    if entry_id in seen:
+        return
+    seen.add(entry_id)
+    if news:
+        counts.quarantined += 1
+    else:
+        counts.still_quarantined += 1
+
+
 class PullReport(BaseModel):
     """What a pull did. Counts are of resources, except ``new_cases``/``updated_cases``."""
 
@@ -95,17 +116,8 @@ class PullReport(BaseModel):
     _set_aside: set[int] = PrivateAttr(default_factory=set)
 
     def count_set_aside(self, entry_id: int, *, news: bool) -> None:
-        """Count a resource put in quarantine (entry ``entry_id``), once per entry and pull: as
-        ``quarantined`` when it is news, as ``still_quarantined`` when the entry held it already.
-        Counting every read would report the same unreadable resource again at every pull, since
-        each reads the overlap of the last."""
-        if entry_id in self._set_aside:
-            return
-        self._set_aside.add(entry_id)
-        if news:
-            self.quarantined += 1
-        else:
-            self.still_quarantined += 1
+        """Count a resource put in quarantine (entry ``entry_id``); see ``tally_set_aside``."""
+        tally_set_aside(self, self._set_aside, entry_id, news=news)
 
     def quarantine_text(self) -> str:
         """``2 quarantined``, with ``(5 already in quarantine)`` when resources set aside before were read again."""

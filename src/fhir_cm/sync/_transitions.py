@@ -36,7 +36,7 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from ..config import Settings
 from ..domain import (
@@ -79,6 +79,7 @@ from ..store import (
 from ..checks import strict_problem
 from ._intake import remember, server_fhir_version
 from ._membership import OPEN_STATUSES, patient_ids, patient_of
+from ._report import tally_set_aside
 from ._transfer_summary import handoff_moves
 
 __all__ = ["FOLLOW_UP_DAYS", "TransitionsReport", "track_transitions"]
@@ -121,7 +122,8 @@ class TransitionsReport(BaseModel):
         default=0, description="Stays tracked before that turned out part of another (a ward's sub-encounter)."
     )
     unrecognised: int = Field(default=0, description="Encounters whose care setting or dates could not be read.")
-    quarantined: int = 0
+    quarantined: int = Field(default=0, description="Encounters set aside this run: a new entry or a new version.")
+    still_quarantined: int = Field(default=0, description="Encounters read again that an earlier run set aside.")
     transitions: int = 0
     new_transitions: int = 0
     readmissions: int = 0
@@ -139,6 +141,11 @@ class TransitionsReport(BaseModel):
     )
     failed: dict[str, str] = Field(default_factory=dict, description="Case id → why it was not tracked.")
     changed_cases: list[str] = Field(default_factory=list)
+    _set_aside: set[int] = PrivateAttr(default_factory=set)
+
+    def count_set_aside(self, entry_id: int, *, news: bool) -> None:
+        """Count an Encounter put in quarantine (entry ``entry_id``); see ``tally_set_aside``."""
+        tally_set_aside(self, self._set_aside, entry_id, news=news)
 
 
 def _derived_id(prefix: str, cause: str) -> str:
@@ -324,8 +331,8 @@ class _Tracker:
             for enc in encounters:
                 problem = strict_problem(enc, self.version)
                 if problem is not None:
-                    add_quarantine(session, source=self.base, raw=enc, reason=problem)
-                    self.report.quarantined += 1
+                    entry = add_quarantine(session, source=self.base, raw=enc, reason=problem)
+                    self.report.count_set_aside(entry.id, news=entry.news)
                     continue
                 readable.append(enc)
                 stay = self.stay_of(enc, locations)
