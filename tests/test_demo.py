@@ -357,6 +357,23 @@ async def test_demo_syncs_to_the_server_and_reads_the_same_cases_back(tmp_path: 
     assert outbox.split() == ["outbox", f"{sum(again['outbox'].values())}", "done"]
 
 
+@pytest.mark.server
+def test_additions_the_pull_already_pushed_are_said_to_be_pushed(tmp_path: Path, sekmet: RunningServer) -> None:
+    # Twelve cases: the pull's tracker adds follow-ups (pushed by the pull at once) and team members.
+    extra = {"FHIR_CM_IDENTIFIER_SYSTEM": f"urn:fhir-cm:test:{uuid.uuid4().hex}"}
+    result = _run(tmp_path, "--fhir-base", sekmet.base_url, "--cases", "12", "--json", extra_env=extra)
+    server = _summary(result)["server"]
+
+    by_pull = server["pull"]["follow_ups"]["on_server"]
+    assert by_pull, result.stderr  # the case this test is about: the pull pushed the tracker's additions
+    additions = [line for line in result.stderr.splitlines() if "tracker's additions" in line]
+    assert len(additions) == 2, result.stderr  # the progress line and the summary's
+    for line in additions:
+        cases = "1 case" if len(by_pull) == 1 else f"{len(by_pull)} cases"
+        assert f"{cases} already pushed by the pull" in line, line
+        assert "0 cases:" not in line, line
+
+
 def test_a_server_name_that_does_not_resolve_is_named_with_what_happened(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,

@@ -18,6 +18,7 @@ from ..mapping import (
 from ..store import Store, queue_push, get_case
 from ..sync import CASE_RESOURCE_TYPES
 from ._models import DemoError, DemoServerUnavailable, Progress, ServerRoundTrip
+from ._summary import additions_line
 
 
 def _reason(exc: Exception) -> str:
@@ -71,7 +72,7 @@ async def _round_trip(store: Store, settings: Settings, ids: list[str], say: Pro
         again = None
         if tracked.changed_cases:
             again = (await run_push(store, settings, everything_pending=True)).report
-            say(f"  pushed the tracker's additions: {again.line()}")
+            say(f"  pushed the tracker's additions: {additions_line(pulled, again)}")
         async with pull_client(settings) as client:
             version = await pick_fhir_version(client, settings)
             with store.session(read_only=True) as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..outcomes import ProgrammeOutcomes
+from ..sync import PullRoundReport, PushReport
 from ._models import DemoSummary, ServerRoundTrip
 from ._text import _n
 
@@ -34,6 +35,18 @@ def _outcome_lines(o: ProgrammeOutcomes) -> list[str]:
     ]
 
 
+def additions_line(pulled: PullRoundReport, again: PushReport | None) -> str:
+    """How the tracker's additions reached the server. The pull pushes the cases given follow-ups at
+    once (team members and all), so the push after it may find nothing left: "0 cases" alone would
+    read as if they had not been pushed."""
+    by_pull = len(pulled.follow_ups.on_server) if pulled.follow_ups is not None else 0
+    rest = again.line() if again is not None else ""
+    if not by_pull:
+        return rest
+    done = f"{_n(by_pull, 'case')} already pushed by the pull"
+    return f"{done}, then {rest}" if again is not None and again.cases else done
+
+
 def _server_lines(r: ServerRoundTrip) -> list[str]:
     p, t = r.pull.pull, r.pull.transitions
     found = ", ".join(f"{k} {n}" for k, n in r.found.items())
@@ -50,7 +63,7 @@ def _server_lines(r: ServerRoundTrip) -> list[str]:
         ),
     ]
     if r.follow_up_push is not None:
-        lines.append(f"  pushed      the tracker's additions: {r.follow_up_push.line()}")
+        lines.append(f"  pushed      the tracker's additions: {additions_line(r.pull, r.follow_up_push)}")
     lines.append(
         f"  read back   {found} (expected {sum(r.expected.values())}, found {sum(r.found.values())}, "
         f"{r.duplicates} duplicates, {r.missing} missing)"
