@@ -227,3 +227,19 @@ def test_output_cut_short_by_its_reader_ends_quietly_with_success(tmp_path: Path
 
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert done.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["capabilities"], ["push", "--all"], ["pull"], ["identify", "--search"], ["subscriptions"]]
+)
+def test_no_fhir_base_is_a_usage_error_of_every_command_that_needs_one(tmp_path: Path, command: list[str]) -> None:
+    """No --fhir-base and no FHIR_CM_FHIR_BASE is how the command was called, not a server's failure:
+    click's usage-error exit (2), the same for every command, so a script can tell the two apart."""
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+
+    done = fhir_cm(*command, env=env, cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (
+        2,
+        "fhir-cm: error: no FHIR base URL: pass --fhir-base or set FHIR_CM_FHIR_BASE\n",
+    )

@@ -29,9 +29,12 @@ def capabilities_command(
     """Show what a FHIR server supports for case management (reads its /metadata)."""
     from ..config import get_settings
     from ..fhir import sync_client_from_settings
+    from ..jobs import require_fhir_base
 
+    settings = get_settings(fhir_base=fhir_base)
+    with reported(code=2):  # how it was called, as for push, pull and identify
+        require_fhir_base(settings)
     with reported(ValueError, OSError):
-        settings = get_settings(fhir_base=fhir_base)
         with sync_client_from_settings(settings) as client:
             view = client.capabilities().case_management_view()
     if as_json:
