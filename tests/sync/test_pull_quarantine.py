@@ -100,3 +100,19 @@ async def test_a_resource_set_aside_is_warned_of_once_not_at_every_pull(
         await raw.update({**spoilt(seeded["Goal/goal-1"]), "description": {"text": "new"}}, versioned=False)
         await pull(store, raw, settings)
         assert len(warnings()) == 1  # a new version is news
+
+
+async def test_the_warning_names_the_resource_type_with_its_article(
+    store: Store, raw: AsyncFhirClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """'quarantined an EpisodeOfCare', 'an Encounter', 'a Goal': the line reads as English."""
+    case = a_case()
+    seeded = await seed_case(raw, case, settings.identifier_system)
+    (episode,) = [r for r in seeded.values() if r["resourceType"] == "EpisodeOfCare"]
+    await raw.update({**episode, "status": "entered-in-error"})  # valid FHIR; the case is set aside with it
+
+    with caplog.at_level(logging.WARNING, logger="fhir_cm.sync"):
+        await pull(store, raw, settings)
+
+    said = {r.getMessage().split(" from ")[0] for r in caplog.records if "quarantined" in r.getMessage()}
+    assert {"quarantined an EpisodeOfCare", "quarantined an Encounter", "quarantined a Goal"} <= said, said

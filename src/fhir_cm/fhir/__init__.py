@@ -53,6 +53,7 @@ from ._errors import (
 )
 from ._limits import TransactionLimit
 from ._reasons import ServerReason, server_reason, server_warnings
+from ._words import a_resource
 from ._results import BundleResult, WriteResult
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._search import HistorySet, Page, Quarantined, SearchSet
@@ -60,6 +61,7 @@ from ._sync import FhirClient, SyncSearchSet
 from ._urls import safe_for_tokens
 
 __all__ = [
+    "a_resource",
     "AmbiguousMatch",
     "AsyncFhirClient",
     "BearerAuth",

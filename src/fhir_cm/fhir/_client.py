@@ -20,6 +20,7 @@ from ._boundary import FHIR_JSON, FhirBoundary
 from ._bundles import BundleEntry, Resource, as_dict, criteria_query, send_batch, send_transaction, version_tag
 from ._capabilities import Capabilities, FhirRelease, release_from_version
 from ._errors import FhirError, InvalidResponse, UnsupportedByServer
+from ._words import a_resource
 from ._results import BundleResult, WriteResult
 from ._search import HistorySet, SearchSet, search_value
 from ._urls import check_id, check_type
@@ -134,7 +135,7 @@ class AsyncFhirClient(FhirBoundary):
         if not isinstance(result.id, str) or not result.id or result.resource_type not in (None, rtype):
             # Written, perhaps, but not to be found again: every caller keeps the id to refer to it.
             said = (
-                f"the server answered {result.status} to a create of a {rtype} without naming what it wrote "
+                f"the server answered {result.status} to a create of {a_resource(rtype)} without naming what it wrote "
                 "(no Location header, and no resource with an id in the body)"
             )
             raise InvalidResponse(f"POST {rtype}: {said}", summary=said)

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..domain import Case, Party, PartyKind
-from ..fhir import AsyncFhirClient, BundleEntry, FhirError
+from ..fhir import AsyncFhirClient, BundleEntry, FhirError, a_resource
 from ..mapping import if_none_exist, party_reference
 from ._identity import read_existing
 
@@ -113,7 +113,7 @@ async def resolve_parties(
     resolved |= await _create(client, conditional, parties, system, refused, own_id=False)
     for key in missing_keys:
         if key not in resolved:
-            log.warning("the server did not create a %s", key[0])
+            log.warning("the server did not create %s", a_resource(key[0]))
     return resolved
 
 

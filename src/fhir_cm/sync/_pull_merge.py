@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..checks import MAPPING_PROBLEM
+from ..fhir import a_resource
 from ..domain import Case
 from ..mapping import FhirVersion, MappingError, ResourceKey
 from ..store import (
@@ -76,7 +77,7 @@ class Merging:
         self.report.count_set_aside(entry.id, news=entry.news)
         # Each pull reads the overlap again: the same resource is worth a warning once, not every few seconds.
         level = logging.WARNING if entry.news else logging.DEBUG
-        log.log(level, "quarantined a %s from %s: %s", resource.get("resourceType"), self.base, reason)
+        log.log(level, "quarantined %s from %s: %s", a_resource(resource.get("resourceType")), self.base, reason)
 
     def _record(self, session: Session, entries: list[LedgerEntry]) -> None:
         """Note copies taken in as the server's; an entry in quarantine of any of them goes (the

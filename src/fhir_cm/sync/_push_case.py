@@ -24,6 +24,7 @@ import orjson
 
 from ..domain import Case
 from ..fhir import (
+    a_resource,
     BundleEntry,
     FhirError,
     InvalidResponse,
@@ -214,7 +215,7 @@ class _CasePush:
         for rtype, rid in case_parties(self.case):
             server_id = session.parties.get((rtype, rid))
             if server_id is None:
-                self.unresolved(f"a {rtype} the case names", (rtype, rid))
+                self.unresolved(f"{a_resource(rtype)} the case names", (rtype, rid))
             if server_id != rid:
                 moved[f"{rtype}/{rid}"] = f"{rtype}/{server_id}"
         return moved
