@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fhir_cm.cli import app
 from fhir_cm.store import count_candidates, list_audit, list_outbox, open_store
+from tests.servers import RunningServer
 
 from .population import PROFILES, population
 
@@ -102,3 +103,23 @@ def test_usage_errors_say_what_is_wrong(tmp_path: Path, env: dict[str, str]) -> 
     assert programme.exit_code == 2 and "unknown programme 'astrology'" in programme.output
     no_server = run({"FHIR_CM_DATABASE_URL": env["FHIR_CM_DATABASE_URL"]}, "--ndjson", str(tmp_path))
     assert no_server.exit_code == 2 and "no FHIR base URL" in no_server.output
+
+
+@pytest.mark.server
+def test_the_servers_export_status_is_a_progress_line_that_says_what_it_is(
+    tmp_path: Path, sekmet: RunningServer
+) -> None:
+    """sekmet's $export answers its status polls with ``X-Progress: writing``: a bare "writing" among the
+    progress lines said nothing of what was being written; it is named as the server's export status,
+    on stderr with the rest, and stdout holds only the candidates."""
+    env = {"FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}", "FHIR_CM_FHIR_BASE": sekmet.base_url}
+
+    result = run(env)
+
+    assert result.exit_code == 0, result.output
+    # stdout holds candidate lines only (the shared server may hold other tests' patients)
+    assert not [line for line in result.stdout.splitlines() if line.startswith(" ") or "export" in line]
+    progress = result.stderr.splitlines()
+    assert "  writing" not in progress, progress
+    statuses = [line for line in progress if line.startswith("  the server's export: ")]
+    assert statuses and len(statuses) == len(set(statuses)), progress  # each status once, not at every poll

@@ -114,7 +114,11 @@ async def screen_population(
             since = get_watermark(s, server, key)
     say = on_progress or (lambda _line: None)
     async with read_population(
-        client, _request(rules, group, since), on_progress=on_progress, settings=bulk_settings, use_export=use_export
+        client,
+        _request(rules, group, since),
+        on_progress=_export_status(say),
+        settings=bulk_settings,
+        use_export=use_export,
     ) as population:
         report = ScreeningReport(
             server=server,
@@ -140,6 +144,19 @@ async def screen_population(
     with store.session() as s:
         set_watermark(s, server, key, report.transaction_time)
     return report
+
+
+def _export_status(say: Callable[[str], None]) -> Callable[[str], None]:
+    """The server's word for its export at each status poll (``X-Progress``: "writing", "40%"), named
+    as such (bare, it read as a stray line) and said when it changes, not at every poll of a long export."""
+    last: list[str] = []
+
+    def status(progress: str) -> None:
+        if last[-1:] != [progress]:
+            last[:] = [progress]
+            say(f"the server's export: {progress[:120]}")
+
+    return status
 
 
 def _forget(store: Store, server: str, gone: list[tuple[str, str]]) -> int:
