@@ -59,8 +59,22 @@ _PHASES: dict[type[httpx.TransportError], str] = {
 _NOT_CONNECTED: tuple[tuple[type[BaseException], str], ...] = (
     (ConnectionRefusedError, "connection refused by {host} (nothing listening there?)"),
     (socket.gaierror, "the name {name} could not be resolved"),
-    (ssl.SSLError, "the TLS handshake with {host} failed (its certificate not trusted?)"),
 )
+#: OpenSSL's reasons when what answered the ClientHello was no TLS at all (a plain-HTTP server's
+#: "400 Bad Request"): 1.1/3.0 say the first, 3.2 and later the second.
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"})
+
+
+def _tls_failure(error: ssl.SSLError, host: str) -> str:
+    """What went wrong in the handshake: no TLS spoken at all (an https:// base for an http://
+    server), a certificate not trusted (with why: expired, self-signed, another host's), or else
+    OpenSSL's reason."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        why = f" ({error.verify_message})" if error.verify_message else ""
+        return f"the TLS handshake with {host} failed: its certificate is not trusted{why}"
+    if error.reason in _NOT_TLS:
+        return f"{host} does not speak TLS (a plain-HTTP server? try http:// in the FHIR base)"
+    return f"the TLS handshake with {host} failed ({error.reason or type(error).__name__})"
 
 
 def network_summary(exc: httpx.TransportError, request: httpx.Request | None) -> str:
@@ -72,6 +86,9 @@ def network_summary(exc: httpx.TransportError, request: httpx.Request | None) ->
         for kind, said in _NOT_CONNECTED:
             if any(isinstance(c, kind) for c in causes):
                 return said.format(host=host, name=name)
+        for cause in causes:
+            if isinstance(cause, ssl.SSLError):
+                return _tls_failure(cause, host)
         return f"could not connect to {host}"
     for kind, said in _SAID:
         if isinstance(exc, kind):
