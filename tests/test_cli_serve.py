@@ -132,6 +132,7 @@ def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path,
     when ``serve`` starts, not as a 500 to the first supervisor asking for outcomes."""
     import uvicorn
 
+    import fhir_cm.api
     import fhir_cm.outcomes as outcomes
 
     rules = tmp_path / "mappings"
@@ -141,6 +142,8 @@ def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path,
     outcomes.load_outcome_rules.cache_clear()
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(a))
+    # serve's JSON log handler would be left on the runner's stream, closed once the command ends
+    monkeypatch.setattr(fhir_cm.api, "configure_logging", lambda *a, **k: None)
     monkeypatch.setenv("FHIR_CM_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
     try:
         result = CliRunner().invoke(app, ["serve"])
