@@ -102,7 +102,7 @@ def test_capabilities_without_a_base(monkeypatch: pytest.MonkeyPatch) -> None:
 
     result = CliRunner().invoke(app, ["capabilities"])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, as for push, pull and identify
     assert "FHIR_CM_FHIR_BASE" in result.stderr
 
 
