@@ -121,11 +121,16 @@ def _cause(exc: DBAPIError, engine: Engine) -> str:
     refused, connection refused, disk full, read-only file, locked. Words of a connection or of the
     database file, not of a row; a secret of the URL a driver repeats is masked all the same."""
     lines = str(exc.orig).strip().splitlines()
-    said = lines[0].strip() if lines else ""
-    for secret in secrets_of(engine.url):
-        said = said.replace(secret, "***")
+    said = _masked(lines[0].strip() if lines else "", engine)
     name = type(exc.orig).__name__
     return f"{name}: {said[:_CAUSE]}" if said else name
+
+
+def _masked(said: str, engine: Engine) -> str:
+    """The driver's words with every secret of the URL masked (a driver may repeat one)."""
+    for secret in secrets_of(engine.url):
+        said = said.replace(secret, "***")
+    return said
 
 
 def _connect(engine: Engine) -> None:
@@ -141,9 +146,7 @@ def _connect(engine: Engine) -> None:
             pass
     except OperationalError as exc:
         said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
-        said = said.removeprefix("connection failed: ")
-        for secret in secrets_of(engine.url):
-            said = said.replace(secret, "***")
+        said = _masked(said.removeprefix("connection failed: "), engine)
         raise StoreUnavailable(f"cannot open the store {redacted(engine.url)}: {said}") from exc
 
 
