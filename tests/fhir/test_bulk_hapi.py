@@ -4,7 +4,6 @@ takes a minute or more on two cores, so the Patient- and Group-level kick-offs a
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -97,10 +96,12 @@ async def test_a_post_kick_off_gives_since_as_the_instant_the_operation_defines(
     a parameter of the wrong type), so every incremental run fell back to paged searches."""
     tag = uuid.uuid4().hex[:8]
     async with AsyncFhirClient(hapi_r4.base_url, enforce_capabilities=False) as fhir:
-        await fhir.update({"resourceType": "Patient", "id": f"old-{tag}", "active": True}, versioned=False)
-        since = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
-        await asyncio.sleep(2)  # HAPI stamps to the millisecond: the next write is after `since`
-        await fhir.update({"resourceType": "Patient", "id": f"new-{tag}", "active": True}, versioned=False)
+        old = await fhir.update({"resourceType": "Patient", "id": f"old-{tag}", "active": True}, versioned=False)
+        assert old.resource is not None
+        # the server's own stamp, not this machine's clock: `since` is just after the old write
+        since = dt.datetime.fromisoformat(old.resource["meta"]["lastUpdated"]) + dt.timedelta(milliseconds=1)
+        new = await fhir.update({"resourceType": "Patient", "id": f"new-{tag}", "active": True}, versioned=False)
+        assert new.resource is not None and dt.datetime.fromisoformat(new.resource["meta"]["lastUpdated"]) >= since
         post = FAST.model_copy(update={"kick_off": "POST"})
         request = BulkRequest(types=["Patient"], since=since)
         async with read_population(fhir, request, settings=post, use_export=True) as export:
