@@ -166,10 +166,12 @@ def page(browser: Any) -> Iterator[Any]:
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    # A refused key (401), a case hidden from the caller (404) or a request refused as invalid (422) is
-    # an answer the page shows; anything else the browser reports (a script error, a 5xx, a blocked
-    # resource) fails the test.
-    expected = re.compile(r"^Failed to load resource: the server responded with a status of (40[134]|422)")
+    # A refused key (401), a case hidden from the caller (404), a request refused as invalid (422) or a
+    # network a test cut is an answer the page shows; anything else the browser reports (a script error,
+    # a 5xx, a blocked resource) fails the test.
+    expected = re.compile(
+        r"^Failed to load resource: (the server responded with a status of (40[134]|422)|net::ERR_INTERNET_DISCONNECTED)"
+    )
     opened.on(
         "console", lambda msg: errors.append(msg.text) if msg.type == "error" and not expected.match(msg.text) else None
     )

@@ -41,7 +41,14 @@ async function api(path, options = {}) {
   const signal = pending.signal;
   const headers = { "X-API-Key": key || "", Accept: "application/json", ...(options.headers || {}) };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { ...options, headers, signal, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers, signal, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  } catch (err) {
+    // No answer at all (server down, network gone): the browser's own words ("Failed to fetch") say nothing to a reader.
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "The fhir-cm server cannot be reached: check the connection, then try again.");
+  }
   const text = await response.text();
   signal.throwIfAborted();
   if (!response.ok) {
@@ -91,7 +98,7 @@ function show(...nodes) {
 function failure(err) {
   if (err.name === "AbortError") return; // the view was left: its answers no longer matter
   if (err instanceof ApiError && err.status === 401) { signOut("The key was refused: sign in again."); return; }
-  const title = { 403: "Not allowed", 404: "Not found" }[err.status] || "Something went wrong";
+  const title = { 0: "No connection", 403: "Not allowed", 404: "Not found" }[err.status] || "Something went wrong";
   show(h("h1", {}, title), h("p", { class: "error", role: "alert" }, err.message));
 }
 
@@ -446,7 +453,11 @@ $("#login-form").addEventListener("submit", async (e) => {
 
 (async () => {
   if (sessionStorage.getItem(KEY)) {
-    try { state.me = await api("/api/v1/me"); signedIn(); return; } catch (err) { /* fall through to sign-in */ }
+    // A key refused since (revoked, expired) or a server out of reach is said, not a silent sign-in form.
+    try { state.me = await api("/api/v1/me"); signedIn(); return; } catch (err) {
+      signOut(err instanceof ApiError && err.status === 401 ? "The key was refused: sign in again." : err.message);
+      return;
+    }
   }
   signOut();
 })();
