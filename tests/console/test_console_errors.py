@@ -1,10 +1,13 @@
 """The console when an answer is not the one hoped for: a key refused since it was kept, a network
-gone. Each is said on the page, in words a case manager can act on, and the page stays usable."""
+gone, a conflict settled elsewhere before the click. Each is said on the page, in words a case manager can act on, and the page stays usable."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
+from fhir_cm.store import ConflictStatus, Resolution, list_conflicts, open_store
 from tests.console.test_console_browser import World, browser, page, served, sign_in
 
 __all__ = ["browser", "page", "served"]  # the browser fixtures, on a store of this module's own
@@ -40,3 +43,31 @@ def test_a_network_gone_is_said_in_words(served: tuple[str, World], page: Any) -
     page.get_by_label("API key").fill(world.supervisor)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("alert").filter(has_text=UNREACHABLE).wait_for()
+
+
+def test_a_conflict_settled_elsewhere_is_said_over_the_conflicts_as_they_stand(
+    served: tuple[str, World], page: Any
+) -> None:
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.get_by_role("link", name="Sync health").click()
+    keep_ours = page.get_by_role("button", name=f"Keep ours (conflict {world.conflict_id})")
+    keep_ours.wait_for()
+    # Someone else settles it (another tab, the CLI) while this page still shows it.
+    settled = httpx.post(
+        f"{base}/api/v1/sync/conflicts/{world.conflict_id}/resolve",
+        headers={"X-API-Key": world.supervisor},
+        json={"resolution": "server"},
+        timeout=30,
+    )
+    assert settled.status_code == 200, settled.text
+    keep_ours.click()
+    alert = page.get_by_role("alert").filter(has_text=f"Conflict {world.conflict_id} was not settled")
+    alert.wait_for()
+    assert alert.inner_text() == f"Conflict {world.conflict_id} was not settled: no open conflict {world.conflict_id}"
+    # The sync page stays, with the conflicts as they now are: the settled one is gone from it.
+    assert page.get_by_role("heading", name="Sync health").count() == 1
+    assert page.get_by_role("heading", name="Conflicts (0)").count() == 1
+    with open_store(world.url) as store, store.session(read_only=True) as s:
+        (conflict,) = list_conflicts(s, case_id=world.journey.id, status=None)
+    assert (conflict.status, conflict.resolution) == (ConflictStatus.RESOLVED, Resolution.SERVER)

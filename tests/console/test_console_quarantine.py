@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fhir_cm.store import ApiRole, add_quarantine, create_api_key, list_quarantine, open_store
+from fhir_cm.store import ApiRole, add_quarantine, clear_quarantine, create_api_key, list_quarantine, open_store
 from tests.api_process import ApiProcess
 from tests.console.test_console_browser import HOSTILE, _require_chromium, browser, page, sign_in
 
@@ -63,3 +63,26 @@ def test_a_supervisor_sees_the_quarantine_and_dismisses_an_entry(
     assert page.get_by_role("button", name=f"Dismiss (entry {first})").count() == 0
     with open_store(url) as store, store.session(read_only=True) as s:
         assert [q.id for q in list_quarantine(s)] == [second]
+
+
+def test_an_entry_a_pull_cleared_meanwhile_is_said_over_the_quarantine_as_it_stands(
+    served: tuple[str, str, str, list[int]], page: Any
+) -> None:
+    base, key, url, _ = served
+    with open_store(url) as store, store.session() as s:
+        entry = add_quarantine(
+            s, source=SERVER, raw={"resourceType": "Goal", "id": "g9"}, reason="no subject", now=dt.datetime.now(dt.UTC)
+        ).id
+    sign_in(page, base, key)
+    page.get_by_role("link", name="Sync health").click()
+    dismiss = page.get_by_role("button", name=f"Dismiss (entry {entry})")
+    dismiss.wait_for()
+    # A pull takes in a good copy of the resource while this page still shows the entry: it is cleared.
+    with open_store(url) as store, store.session() as s:
+        assert clear_quarantine(s, SERVER, [("Goal", "g9")]) == 1
+    dismiss.click()
+    alert = page.get_by_role("alert").filter(has_text=f"Quarantine entry {entry} was not dismissed")
+    alert.wait_for()
+    assert alert.inner_text() == f"Quarantine entry {entry} was not dismissed: no quarantine entry {entry}"
+    assert page.get_by_role("heading", name="Sync health").count() == 1
+    assert page.get_by_role("button", name=f"Dismiss (entry {entry})").count() == 0

@@ -355,14 +355,27 @@ function sides(conflict) {
     pre("Base (last agreed)", conflict.base));
 }
 
-async function resolveConflict(id, resolution) {
-  await api(`/api/v1/sync/conflicts/${id}/resolve`, { method: "POST", body: { resolution } });
-  await route(`Conflict ${id} settled: kept ${resolution === "local" ? "ours" : "theirs"}.`);
+// A conflict settled or an entry cleared meanwhile (another tab, another person, the CLI, a pull) is
+// said above the sync page as it now stands, rather than an error page in place of the list.
+async function syncAction(request, done, undone) {
+  try {
+    await request();
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status === 401 || err.status === 0) throw err;
+    await route(undefined, `${undone}: ${err.message}`);
+    return;
+  }
+  await route(done);
 }
 
-async function dismissEntry(id) {
-  await api(`/api/v1/sync/quarantine/${id}/dismiss`, { method: "POST" });
-  await route(`Quarantine entry ${id} dismissed.`);
+function resolveConflict(id, resolution) {
+  return syncAction(() => api(`/api/v1/sync/conflicts/${id}/resolve`, { method: "POST", body: { resolution } }),
+    `Conflict ${id} settled: kept ${resolution === "local" ? "ours" : "theirs"}.`, `Conflict ${id} was not settled`);
+}
+
+function dismissEntry(id) {
+  return syncAction(() => api(`/api/v1/sync/quarantine/${id}/dismiss`, { method: "POST" }),
+    `Quarantine entry ${id} dismissed.`, `Quarantine entry ${id} was not dismissed`);
 }
 
 // What pulls could not take in: which resource, from where, why; not the resource itself (patient data,
@@ -378,10 +391,11 @@ function quarantineParts(entries, total) {
   ];
 }
 
-async function syncView(notice) {
+async function syncView(notice, problem) {
   const conflicts = await api("/api/v1/sync/conflicts");
   const parts = [h("h1", {}, "Sync health")];
   if (notice) parts.push(h("p", { class: "ok", role: "status" }, notice));
+  if (problem) parts.push(h("p", { class: "error", role: "alert" }, problem));
   if (state.me.role === "supervisor") {
     const health = await api("/api/v1/sync/health");
     parts.push(
@@ -417,7 +431,7 @@ async function syncView(notice) {
 }
 
 // -- routing -------------------------------------------------------------------------------------------------
-async function route(notice) {
+async function route(notice, problem) {
   if (!state.me) return;
   cancelPending();
   const [view, arg] = (location.hash.slice(1) || "caseload").split("/");
@@ -427,7 +441,7 @@ async function route(notice) {
   try {
     if (view === "case" && arg) await caseView(decodeURIComponent(arg));
     else if (view === "outcomes") await outcomesView();
-    else if (view === "sync") await syncView(typeof notice === "string" ? notice : undefined);
+    else if (view === "sync") await syncView(typeof notice === "string" ? notice : undefined, typeof problem === "string" ? problem : undefined);
     else await caseloadView();
   } catch (err) {
     failure(err);
