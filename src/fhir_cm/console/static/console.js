@@ -229,10 +229,17 @@ async function fhirLinks(c) {
   const types = ["EpisodeOfCare", "CarePlan", "Goal", "ServiceRequest", "CareTeam", "Encounter", "Communication"];
   const items = [];
   for (const type of types) {
-    const bundle = await api(`/fhir/${type}?patient=${encodeURIComponent(c.patient.id)}`, { headers: { Accept: "application/fhir+json" } });
-    for (const e of bundle.entry || []) {
-      const r = e.resource;
-      items.push(h("li", {}, h("button", { type: "button", onclick: () => openResource(`${type}/${r.id}`).catch(failure) }, `${type}/${r.id}`)));
+    // Every page of the search: the façade pages by 20, and a long case has more contacts than that.
+    let path = `/fhir/${type}?patient=${encodeURIComponent(c.patient.id)}`;
+    while (path) {
+      const bundle = await api(path, { headers: { Accept: "application/fhir+json" } });
+      for (const e of bundle.entry || []) {
+        const r = e.resource;
+        items.push(h("li", {}, h("button", { type: "button", onclick: () => openResource(`${type}/${r.id}`).catch(failure) }, `${type}/${r.id}`)));
+      }
+      const next = (bundle.link || []).find((l) => l.relation === "next");
+      // Followed on this page's own origin (a proxy may name the server otherwise), so the key stays here.
+      path = next ? (({ pathname, search }) => pathname + search)(new URL(next.url, location.href)) : null;
     }
   }
   return h("ul", { "aria-label": "FHIR resources of this patient" }, items);
