@@ -411,6 +411,8 @@ async function syncView(notice, problem) {
       h("h2", {}, "Failed pushes"),
       table("Failed pushes", ["Case", "Attempts", "The server's reason", "When"], health.failed.map((f) => [
         h("a", { href: `#case/${encodeURIComponent(f.case_id)}` }, f.case_id), f.attempts, f.reason || "—", f.failed_at])),
+      // The API sends the newest 50: more than that are said, as the quarantine's are, not left unseen.
+      health.outbox.failed > health.failed.length ? h("p", { class: "muted" }, `The newest ${health.failed.length} of ${health.outbox.failed} are shown.`) : null,
       h("h2", { id: "quarantine" }, `Quarantine (${health.quarantined})`),
       ...quarantineParts(await api("/api/v1/sync/quarantine?limit=100"), health.quarantined),
       h("h2", {}, "Servers"),
