@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import json
 import sys
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 
@@ -147,6 +149,24 @@ def import_command(
         typer.echo(f"fhir-cm: {report.line()}", err=True)
 
 
+@contextmanager
+def _output(out: Path | None) -> Iterator[IO[bytes]]:
+    """Where an export streams to. A file is written beside itself and takes its name only once
+    whole, so a run stopped halfway leaves the previous file (or none), never a truncated one;
+    stdout is written as it goes (a reader sees a short document and the non-zero exit)."""
+    if out is None:
+        yield sys.stdout.buffer
+        sys.stdout.flush()
+        return
+    part = out.with_name(f".{out.name}.{os.getpid()}.part")
+    try:
+        with part.open("wb") as file:
+            yield file
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
+
+
 @app.command("export", short_help="Export cases as one FHIR collection Bundle.")
 def export_command(
     case: Annotated[
@@ -163,31 +183,23 @@ def export_command(
     ] = None,
 ) -> None:
     """Export cases as one FHIR collection Bundle: imported resources come back as they came, plus what changed."""
-    import orjson
-
     from ..config import get_settings
-    from ..interchange import export_cases
+    from ..interchange import write_export
     from ..store import UnreadableCase, open_store
 
     if fhir_version is not None and fhir_version.upper() not in ("R4", "R5"):
         raise fail(f"--fhir-version must be R4 or R5 (got {fhir_version!r})", code=2)
     settings = get_settings()
     skipped: list[UnreadableCase] = []
-    with reported(), open_store(settings.database_url) as store:
-        bundle = export_cases(store, settings, case_id=case, fhir_version=fhir_version, skipped=skipped)
-    data = orjson.dumps(bundle) + b"\n"
     try:
-        if out is not None:
-            out.write_bytes(data)
-        else:
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
+        with reported(), open_store(settings.database_url) as store, _output(out) as sink:
+            count = write_export(store, settings, sink.write, case_id=case, fhir_version=fhir_version, skipped=skipped)
+            sink.write(b"\n")
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
     except OSError as exc:
         raise fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}") from None
-    count = len(bundle.get("entry", ()))
     if out is not None:
         typer.echo(f"fhir-cm: exported {count} resources to {out}", err=True)
     if skipped:  # the others are written; the export is short of these, which the exit code tells

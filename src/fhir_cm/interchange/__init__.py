@@ -8,12 +8,13 @@ the mapping and the store, below the CLI.
 """
 
 from ._errors import BadInputError, InterchangeError, UnknownCaseError
-from ._export import case_resources, export_cases
+from ._export import EXPORT_CHUNK, case_resources, export_cases, write_export
 from ._import import ImportReport, import_files
 from ._view import DEFAULT_PROGRAMME
 
 __all__ = [
     "DEFAULT_PROGRAMME",
+    "EXPORT_CHUNK",
     "BadInputError",
     "ImportReport",
     "InterchangeError",
@@ -21,4 +22,5 @@ __all__ = [
     "case_resources",
     "export_cases",
     "import_files",
+    "write_export",
 ]

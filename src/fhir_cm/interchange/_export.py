@@ -22,12 +22,19 @@ Each resource comes out in the version it was stored in (imported as), or the ca
 new ones, unless a version is asked for: then it is converted (:func:`fhir_cm.mapping.convert_resource`).
 ``fullUrl`` is the ``urn:uuid`` the mapping gives the resource's key, which is also how the
 adapter's fresh resources reference each other.
+
+The whole store can be larger than memory, so :func:`write_export` streams: it reads the cases a
+page of ``chunk`` at a time (in one read-only session, so one snapshot) and writes each case's
+entries as soon as they are mapped; the bytes are those of ``orjson.dumps(export_cases(...))``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+
+import orjson
 
 from ..config import Settings
 from ..domain import Case
@@ -42,11 +49,16 @@ from ..mapping import (
     fhir_version_without_server,
     convert_resource,
 )
+from sqlalchemy.orm import Session
+
 from ..store import Store, StoredResource, UnreadableCase, get_case, get_resources, list_cases
 from ._errors import InterchangeError, UnknownCaseError
 from ._view import read_view
 
-__all__ = ["case_resources", "export_cases"]
+__all__ = ["EXPORT_CHUNK", "case_resources", "export_cases", "write_export"]
+
+EXPORT_CHUNK = 100
+"""Cases read from the store at a time by an export: what it holds in memory besides one case's resources."""
 
 
 def _convert(resource: dict[str, Any], source: FhirVersion, target: FhirVersion, key: ResourceKey) -> dict[str, Any]:
@@ -108,6 +120,75 @@ def case_resources(
     return out
 
 
+def _entries(
+    store: Store,
+    settings: Settings,
+    case_id: str | None,
+    fhir_version: str | None,
+    skipped: list[UnreadableCase] | None,
+    chunk: int,
+) -> Iterator[dict[str, Any]]:
+    """The export's entries, case after case, reading the store ``chunk`` cases at a time."""
+    target = check_version(fhir_version) if fhir_version else None
+    default = fhir_version_without_server(settings.fhir_version)
+    refs = References(settings.identifier_system)
+    with store.session(read_only=True) as session:
+        if case_id is not None:
+            case = get_case(session, case_id)
+            if case is None:
+                raise UnknownCaseError(f"no case {case_id} in the store")
+            pages: Iterable[list[Case]] = [[case]]
+        else:
+            pages = _pages(session, chunk, skipped)
+        for cases in pages:
+            for case in cases:
+                resources = case_resources(
+                    case, get_resources(session, case.id), settings.identifier_system, target=target, default=default
+                )
+                for key, resource in resources:
+                    yield {"fullUrl": refs.full_url(key), "resource": resource}
+
+
+def _pages(session: Session, chunk: int, skipped: list[UnreadableCase] | None) -> Iterator[list[Case]]:
+    """Every case by id, a page of ``chunk`` at a time, until a page comes back short. A case this
+    version cannot read still takes its row of the page (and goes to ``skipped``; without it,
+    ``list_cases`` raises), so a page short of readable cases is not taken for the last one."""
+    offset = 0
+    while True:
+        before = len(skipped) if skipped is not None else 0
+        cases = list_cases(session, limit=chunk, offset=offset, skipped=skipped)
+        yield cases
+        left_out = len(skipped) - before if skipped is not None else 0
+        if len(cases) + left_out < chunk:
+            return
+        offset += chunk
+
+
+def write_export(
+    store: Store,
+    settings: Settings,
+    write: Callable[[bytes], object],
+    *,
+    case_id: str | None = None,
+    fhir_version: str | None = None,
+    skipped: list[UnreadableCase] | None = None,
+    chunk: int = EXPORT_CHUNK,
+) -> int:
+    """:func:`export_cases` written as JSON through ``write`` piece by piece, without holding the
+    Bundle; returns the number of entries. Errors are :func:`export_cases`'s, and one raised after
+    the first write leaves the output short (the caller decides what becomes of it)."""
+    entries = _entries(store, settings, case_id, fhir_version, skipped, chunk)
+    first = next(entries, None)  # an unknown case, a bad version: raised before anything is written
+    write(b'{"resourceType":"Bundle","type":"collection"')
+    count = 0
+    for entry in itertools.chain([first] if first is not None else [], entries):
+        write(b',"entry":[' if count == 0 else b",")
+        write(orjson.dumps(entry))
+        count += 1
+    write(b"]}" if count else b"}")  # FHIR allows no empty arrays
+    return count
+
+
 def export_cases(
     store: Store,
     settings: Settings,
@@ -123,23 +204,7 @@ def export_cases(
     case this version cannot read raises ``UnreadableCase``, or with ``skipped`` (for every case) is
     left out and appended there.
     """
-    target = check_version(fhir_version) if fhir_version else None
-    default = fhir_version_without_server(settings.fhir_version)
-    refs = References(settings.identifier_system)
-    entries: list[dict[str, Any]] = []
-    with store.session(read_only=True) as session:
-        if case_id is not None:
-            case = get_case(session, case_id)
-            if case is None:
-                raise UnknownCaseError(f"no case {case_id} in the store")
-            cases = [case]
-        else:
-            cases = list_cases(session, skipped=skipped)
-        for case in cases:
-            resources = case_resources(
-                case, get_resources(session, case.id), settings.identifier_system, target=target, default=default
-            )
-            entries += [{"fullUrl": refs.full_url(key), "resource": resource} for key, resource in resources]
+    entries = list(_entries(store, settings, case_id, fhir_version, skipped, EXPORT_CHUNK))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "collection"}
     if entries:  # FHIR allows no empty arrays
         bundle["entry"] = entries
