@@ -131,7 +131,35 @@ def test_bad_options_and_unknown_case(db: str) -> None:
 
     assert version.exit_code == 2 and "R4 or R5" in version.stderr
     assert unknown.exit_code == 1 and unknown.stderr.strip() == "fhir-cm: error: no case no-such-case in the store"
+    assert unknown.stdout == ""  # streamed, yet nothing is written before the case is found
     assert forced.exit_code == 2 and "auto, R4 or R5" in forced.stderr
+
+
+def test_an_export_to_a_file_that_fails_halfway_leaves_the_earlier_file(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fhir_cm.interchange._export as export_module
+    from fhir_cm.interchange import InterchangeError
+
+    generated = runner.invoke(app, ["generate", "--cases", "3", "--seed", "6"])
+    runner.invoke(app, ["import", "-"], input=generated.stdout)
+    out = tmp_path / "export.json"
+    assert runner.invoke(app, ["export", "--out", str(out)]).exit_code == 0
+    earlier = out.read_bytes()
+    real, seen = export_module.case_resources, []
+
+    def failing_on_the_second_case(case: Case, *args: object, **kw: object) -> object:
+        seen.append(case.id)
+        if len(seen) == 2:  # the first case's entries are written by now
+            raise InterchangeError(f"case {case.id} cannot be exported")
+        return real(case, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(export_module, "case_resources", failing_on_the_second_case)
+    failed = runner.invoke(app, ["export", "--out", str(out)])
+
+    assert failed.exit_code == 1 and "cannot be exported" in failed.stderr
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cli.db", "export.json"])
 
 
 def test_an_import_is_audited_per_case_it_wrote_naming_the_account(db: str) -> None:
