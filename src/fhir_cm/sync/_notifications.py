@@ -11,7 +11,8 @@ unknown subscription and a wrong or missing secret are refused alike, and nothin
 * an **event notification** (backport ``history`` Bundle) carries event numbers: one already seen is a
   repeat and is dropped; a jump past the next expected number is a **gap** (events lost on the way),
   and the tracking of all the subscription's patients is queued as a catch-up; each event's resource
-  (full) or its reference (id-only) is queued. An event number past the notification's own
+  (full) or its reference (id-only, as ``Type/id`` however the server wrote it) is queued, and an
+  event naming none (empty) queues all the subscription's patients. An event number past the notification's own
   ``eventsSinceSubscriptionStart`` is refused: kept, it would make every later event look like a repeat;
 * an R4 criteria notification carries the changed **resource** itself (queued by its patient, unless
   the ledger already holds that version), or **nothing** (empty payload: one of the subscription's
@@ -31,7 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from ..errors import FhirCmError
-from ..mapping import patient_of
+from ..mapping import parse_reference, patient_of
 from ..store import (
     HeldSubscription,
     Store,
@@ -96,16 +97,12 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
                 if name == "type":
                     out["type"] = p.get("valueCode")
                 elif name == "events-since-subscription-start":
-                    out["events"] = p.get("valueString") or p.get("valueInteger64") or p.get("valueDecimal")
+                    out["events"] = _value(p)
                 elif name == "notification-event":
                     parts = {q.get("name"): q for q in p.get("part") or []}
-                    number = parts.get("event-number", {})
                     focus = parts.get("focus", {}).get("valueReference") or {}
                     out["notifications"].append(
-                        {
-                            "number": number.get("valueString") or number.get("valueInteger64"),
-                            "focus": _reference(focus.get("reference")),
-                        }
+                        {"number": _value(parts.get("event-number", {})), "focus": _reference(focus.get("reference"))}
                     )
             return out
     except (AttributeError, TypeError):
@@ -113,6 +110,23 @@ def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
             "the notification's status is not a backport SubscriptionStatus or Parameters"
         ) from None
     return None
+
+
+#: The types a server gives a count or an event number in: the backport's string (R4 has no integer64),
+#: and the integers servers use instead (the reference implementation sends unsignedInt).
+_NUMBER_TYPES = (
+    "valueString",
+    "valueInteger64",
+    "valueUnsignedInt",
+    "valuePositiveInt",
+    "valueInteger",
+    "valueDecimal",
+)
+
+
+def _value(parameter: Mapping[str, Any]) -> Any:
+    """A count or event number, whichever of the types a server chose (the first given), or None."""
+    return next((parameter[t] for t in _NUMBER_TYPES if parameter.get(t) is not None), None)
 
 
 #: Event numbers are kept in a 64-bit signed column; a larger one is no event number of a server's.
@@ -153,10 +167,12 @@ def _alive(
 
 
 def _reference(value: Any) -> str | None:
-    """A focus reference: a string, or none at all."""
-    if value is None or isinstance(value, str):
-        return value or None
-    raise NotificationMalformed("a notification event's focus reference is not a string")
+    """A focus reference as ``Type/id`` (servers send it relative, absolute or versioned), or None when
+    there is none or it names no resource (the event is then followed as an ``empty`` one)."""
+    if value is not None and not isinstance(value, str):
+        raise NotificationMalformed("a notification event's focus reference is not a string")
+    address = parse_reference(value)
+    return "/".join(address) if address is not None else None
 
 
 def check_secret(store: Store, subscription_id: str, presented_secret: str | None) -> HeldSubscription:
@@ -239,8 +255,10 @@ def _backport(
     if count is not None and any(n > count for n in numbers):
         # Kept, such a number would make every later event of the server's look like a repeat.
         raise NotificationMalformed("an event number is past the events the notification says there were")
-    fresh = [e for e in status.get("notifications", []) if (_number(e.get("number")) or 0) > last]
-    outcome.duplicates = len(numbers) - len(fresh)
+    events = status.get("notifications", [])
+    # An event the server gave no number cannot be told from a repeat: followed, not counted.
+    fresh = [e for e in events if (n := _number(e.get("number"))) is None or n > last]
+    outcome.duplicates = len(events) - len(fresh)
     fresh_numbers = sorted(n for n in numbers if n > last)
     outcome.gap = bool(fresh_numbers) and fresh_numbers[0] > last + 1  # events lost between the last and these
     full = {
@@ -248,10 +266,16 @@ def _backport(
         for e in (bundle.get("entry") or [])[1:]
         if isinstance(e, Mapping) and isinstance((r := e.get("resource")), Mapping)
     }
+    # An ``empty`` payload names no resource (or lists no event, only the count): any patient may have changed.
+    everyone = any(not e.get("focus") for e in fresh) or (not events and count is not None and count > last)
     with store.session() as session:
         if outcome.gap:
             outcome.queued += queue_tracking(
                 session, held.server_base, patients=held.patients, reason="gap", now=moment
+            )
+        elif everyone:
+            outcome.queued += queue_tracking(
+                session, held.server_base, patients=held.patients, reason="notification", now=moment
             )
         for event in fresh:
             focus = event.get("focus")
@@ -265,6 +289,6 @@ def _backport(
                 outcome.queued += queue_tracking(
                     session, held.server_base, resource=focus, reason="notification", now=moment
                 )
-        newest = max(numbers, default=last)
+        newest = max(numbers, default=count if not events and count is not None else last)
         update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=max(newest, last))
     return outcome
