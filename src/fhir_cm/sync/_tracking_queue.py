@@ -14,7 +14,7 @@ from collections import defaultdict
 from pydantic import BaseModel, Field
 
 from ..fhir import AsyncFhirClient, FhirError
-from ..mapping import patient_of
+from ..mapping import parse_reference, patient_of
 from ..store import Store, mark_tracked, open_case_patients, pending_tracking
 from ._membership import patient_ids
 
@@ -41,10 +41,12 @@ async def cases_queued(store: Store, client: AsyncFhirClient) -> QueuedCases:
     out = QueuedCases(rows=[p.id for p in pending])
     for item in pending:
         patient: str | None = item.patient_id
-        if patient is None and item.resource and "/" in item.resource:
-            rtype, rid = item.resource.split("/", 1)
+        # A row may hold the address as the server wrote it (versioned, absolute): read as Type/id, and
+        # one naming no resource has nothing to track (read as an id, it failed every round after).
+        address = parse_reference(item.resource) if patient is None else None
+        if address is not None:
             try:
-                patient = patient_of(await client.read(rtype, rid))
+                patient = patient_of(await client.read(*address))
             except FhirError:
                 patient = None  # gone or unreadable: nothing to track for it
         for case_id in by_patient.get(patient or "", ()):
