@@ -12,6 +12,7 @@ then the closest ConceptMap match among the type codings, the types of its Locat
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,8 +37,35 @@ def _class_codings(encounter: Mapping[str, Any], version: FhirVersion) -> list[A
     return [c for cc in value or () if isinstance(cc, Mapping) for c in cc.get("coding") or ()]
 
 
+#: Location statuses that say the person is not (yet) there: a bed booked, or held.
+_NOT_THERE = frozenset({"planned", "reserved"})
+
+
+def _started(entry: Mapping[str, Any]) -> dt.datetime:
+    """When the person came to a location of the Encounter's history (the earliest instant when unsaid)."""
+    start = get_in(entry, ("period", "start"))
+    try:
+        moment = dt.datetime.fromisoformat(start) if isinstance(start, str) else dt.datetime.min
+    except ValueError:
+        moment = dt.datetime.min
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _where(encounter: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The location entries the Encounter's setting is read from: where the person is (``active``), or
+    else where they came last (the latest start, then the last listed). The history keeps the places
+    they passed (an admission's ED bay) and those booked ahead (``planned``): neither is the stay's."""
+    listed = [e for e in encounter.get("location") or () if isinstance(e, Mapping)]
+    there = [e for e in listed if e.get("status") not in _NOT_THERE]
+    active = [e for e in there if e.get("status") == "active"]
+    if active:
+        return active
+    return [max(reversed(there), key=_started)] if there else []
+
+
 def _location_codings(encounter: Mapping[str, Any], locations: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """The type codings of the Locations the Encounter names (contained, or among ``locations``)."""
+    """The type codings of the Location the Encounter is at or ended at (``_where``), contained or
+    among ``locations``."""
     by_ref: dict[str, Mapping[str, Any]] = {}
     for loc in encounter.get("contained") or ():
         if isinstance(loc, Mapping) and loc.get("resourceType") == "Location" and loc.get("id"):
@@ -46,7 +74,7 @@ def _location_codings(encounter: Mapping[str, Any], locations: Iterable[Mapping[
         if isinstance(loc, Mapping) and loc.get("id"):
             by_ref[f"Location/{loc['id']}"] = loc
     out: list[Any] = []
-    for entry in encounter.get("location") or ():
+    for entry in _where(encounter):
         literal = get_in(entry, ("location", "reference"))
         if not isinstance(literal, str):
             continue
@@ -63,8 +91,8 @@ def recognise_setting(
 ) -> CareSetting | None:
     """The care setting an Encounter from any system was in, or None if nothing says.
 
-    Looks at ``type`` codings, the ``type`` of the Encounter's Locations (contained ones, or those
-    passed in ``locations``, e.g. from ``_include=Encounter:location``) and ``class``, through the
+    Looks at ``type`` codings, the ``type`` of the Location the Encounter is at or ended at (contained,
+    or passed in ``locations``, e.g. from ``_include=Encounter:location``) and ``class``, through the
     ConceptMaps; the closest match wins and, at equal closeness, type before location before class.
     """
     v = check_version(version)
