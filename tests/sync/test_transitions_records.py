@@ -15,6 +15,7 @@ import pytest
 from fhir_cm.config import Settings
 from fhir_cm.domain import CareSetting, ReferralKind, ReferralStatus, StayStatus
 from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.jobs import list_transitions
 from fhir_cm.store import Store, get_case
 from fhir_cm.sync import track_transitions
 from tests.sync.seeding import put_organisations
@@ -162,3 +163,29 @@ async def test_what_looked_like_a_discharge_until_the_rest_of_the_stay_came_in_i
     ]
     again = await track_transitions(store, raw, settings, case_id=case.id)
     assert again.changed_cases == [] and (again.follow_ups_added, again.follow_ups_cancelled) == (0, 0)
+
+
+async def test_a_discharge_date_the_hospital_corrects_moves_the_recorded_move_and_records_no_second(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """The discharge was entered a day early and corrected: one move, on the corrected day, first
+    seen when it first was, and no second transfer summary due (it was listed as two discharges)."""
+    tag = uuid.uuid4().hex[:10]
+    patient, hospital = f"pat-{tag}", f"hosp-{tag}"
+    await put_organisations(raw, hospital)
+    case = await enrol(store, raw, settings, tag)
+    stay = encounter(patient, "IMP", "2024-05-01", "2024-05-05", hospital, disposition="snf")
+    stay["id"] = (await raw.create(stay)).id
+    first = await track_transitions(store, raw, settings, case_id=case.id)
+    assert (first.new_transitions, first.handoffs) == (1, {case.id: [1]})
+    [seen] = list_transitions(store, case.id)
+
+    stay["period"]["end"] = "2024-05-06"
+    await raw.update(stay, versioned=False)
+    corrected = await track_transitions(store, raw, settings, case_id=case.id)
+
+    assert corrected.failed == {} and corrected.stays_updated == 1
+    assert (corrected.new_transitions, corrected.handoffs) == (0, {})
+    [move] = list_transitions(store, case.id)
+    assert (move.from_stay, move.to_setting, move.date) == (stay["id"], CareSetting.SKILLED_NURSING, D(2024, 5, 6))
+    assert move.recorded_at == seen.recorded_at and move.source_encounter == stay["id"]

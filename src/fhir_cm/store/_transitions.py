@@ -69,16 +69,19 @@ def record_transitions(
     """Record a case's transitions; returns those seen for the first time (recording again is harmless).
 
     A transition already recorded is updated in place (a follow-up date or readmission flag may
-    only be known later) and keeps its first ``recorded_at``. ``source_encounters`` maps a stay id
+    only be known later) and keeps its first ``recorded_at``; so is one between the same stays
+    recorded on a day they no longer show (the hospital corrected a date). ``source_encounters`` maps a stay id
     to the server id of its Encounter; a transition's source is the stay it leaves (or, if it
     leaves none, the stay it enters).
     """
     now = now or utcnow()
     encounters = source_encounters or {}
+    moves = list(transitions)
     new: list[RecordedTransition] = []
-    for t in transitions:
+    for t in moves:
         stay = t.from_stay or t.to_stay
         values = _values(case_id, t, encounters.get(stay) if stay else None)
+        _redate(session, values, {m.date for m in moves if (m.from_stay, m.to_stay) == (t.from_stay, t.to_stay)})
         stmt = insert(session, TransitionRow).values(**values, recorded_at=now, updated_at=now)
         inserted = session.execute(stmt.on_conflict_do_nothing(index_elements=list(_KEY)).returning(TransitionRow.id))
         if inserted.first() is not None:
@@ -92,6 +95,17 @@ def record_transitions(
             .values(**changed, updated_at=now)
         )
     return new
+
+
+def _redate(session: Session, values: Mapping[str, Any], derived: set[dt.date]) -> None:
+    """Move to ``values``' date the move recorded between the same stays on a day no longer derived:
+    the hospital corrected a stay's date, and it is the same move (first seen when it was), not a new one."""
+    t = TransitionRow
+    same = (t.case_id == values["case_id"], t.from_stay == values["from_stay"], t.to_stay == values["to_stay"])
+    dates = set(session.scalars(select(t.date).where(*same)))
+    stale = sorted(dates - derived)
+    if values["date"] not in dates and stale:
+        session.execute(update(t).where(*same, t.date == stale[0]).values(date=values["date"]))
 
 
 def list_transitions(session: Session, case_id: str | None = None) -> list[RecordedTransition]:
