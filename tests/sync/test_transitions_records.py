@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import CareSetting, ReferralKind, ReferralStatus, StayStatus
+from fhir_cm.domain import CareSetting, Case, ReferralKind, ReferralStatus, StayStatus
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import list_transitions
 from fhir_cm.store import Store, get_case
@@ -165,17 +166,24 @@ async def test_what_looked_like_a_discharge_until_the_rest_of_the_stay_came_in_i
     assert again.changed_cases == [] and (again.follow_ups_added, again.follow_ups_cancelled) == (0, 0)
 
 
+async def _discharged(
+    store: Store, raw: AsyncFhirClient, settings: Settings, end: str, disposition: str
+) -> tuple[Case, dict[str, Any]]:
+    """A case, and its patient's hospital stay from 1 May 2024 to ``end`` on the server."""
+    tag = uuid.uuid4().hex[:10]
+    await put_organisations(raw, f"hosp-{tag}")
+    case = await enrol(store, raw, settings, tag)
+    stay = encounter(f"pat-{tag}", "IMP", "2024-05-01", end, f"hosp-{tag}", disposition=disposition)
+    stay["id"] = (await raw.create(stay)).id
+    return case, stay
+
+
 async def test_a_discharge_date_the_hospital_corrects_moves_the_recorded_move_and_records_no_second(
     store: Store, raw: AsyncFhirClient, settings: Settings
 ) -> None:
     """The discharge was entered a day early and corrected: one move, on the corrected day, first
     seen when it first was, and no second transfer summary due (it was listed as two discharges)."""
-    tag = uuid.uuid4().hex[:10]
-    patient, hospital = f"pat-{tag}", f"hosp-{tag}"
-    await put_organisations(raw, hospital)
-    case = await enrol(store, raw, settings, tag)
-    stay = encounter(patient, "IMP", "2024-05-01", "2024-05-05", hospital, disposition="snf")
-    stay["id"] = (await raw.create(stay)).id
+    case, stay = await _discharged(store, raw, settings, "2024-05-05", "snf")
     first = await track_transitions(store, raw, settings, case_id=case.id)
     assert (first.new_transitions, first.handoffs) == (1, {case.id: [1]})
     [seen] = list_transitions(store, case.id)
@@ -189,3 +197,24 @@ async def test_a_discharge_date_the_hospital_corrects_moves_the_recorded_move_an
     [move] = list_transitions(store, case.id)
     assert (move.from_stay, move.to_setting, move.date) == (stay["id"], CareSetting.SKILLED_NURSING, D(2024, 5, 6))
     assert move.recorded_at == seen.recorded_at and move.source_encounter == stay["id"]
+
+
+async def test_a_follow_up_not_yet_taken_up_is_due_from_the_corrected_discharge_day(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """Entered a day late and corrected, the discharge kept its follow-up due 8 days after it: past
+    the 7 days the programme promises (and the 7-day follow-up measure counts)."""
+    case, stay = await _discharged(store, raw, settings, "2024-05-06", "home")
+    assert (await track_transitions(store, raw, settings, case_id=case.id)).follow_ups_added == 1
+
+    stay["period"]["end"] = "2024-05-05"
+    await raw.update(stay, versioned=False)
+    corrected = await track_transitions(store, raw, settings, case_id=case.id)
+
+    assert corrected.failed == {} and corrected.follow_ups_added == 0 and corrected.changed_cases == [case.id]
+    with store.session(read_only=True) as s:
+        tracked = get_case(s, case.id)
+    assert tracked is not None
+    [follow_up] = [r for r in tracked.referrals if r.kind is ReferralKind.FOLLOW_UP]
+    assert (follow_up.authored, follow_up.due, follow_up.status) == (D(2024, 5, 5), D(2024, 5, 12), "requested")
+    assert [t.follow_up_due for t in tracked.transitions] == [D(2024, 5, 12)]

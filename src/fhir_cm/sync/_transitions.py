@@ -25,7 +25,8 @@ Encounter the hospital marks ``entered-in-error`` takes its stay back: the stay 
 its moves are no longer derived). An Encounter ``partOf`` another in the same setting (a ward's
 sub-encounter) is part of its parent's stay, not a stay of its own. A follow-up is asked only for a
 hospital *discharge* (``domain.hospital_discharges``); one asked for a stay that turns out not to
-be one (taken back, or continued in hospital by what came in since) is cancelled while still open.
+be one (taken back, or continued in hospital by what came in since) is cancelled while still open;
+one nobody took up yet is dated again from its discharge when the hospital corrects that day.
 """
 
 from __future__ import annotations
@@ -187,13 +188,36 @@ def _withdrawn_follow_ups(case: Case, discharges: Collection[str]) -> list[Refer
     return out
 
 
+#: A follow-up in these statuses is not taken up yet: its dates may still follow the discharge's.
+_NOT_TAKEN_UP = frozenset({ReferralStatus.DRAFT, ReferralStatus.REQUESTED})
+
+
+def _redated(referrals: list[Referral], case: Case, discharges: Collection[str]) -> list[Referral]:
+    """``referrals``, each follow-up the tracker asked for and nobody took up yet dated again from its
+    discharge's day, when the hospital corrected it since (it kept the day first entered)."""
+    ends = {s.id: s.end for s in case.stays if s.id in discharges}
+    out = []
+    for r in referrals:
+        end = ends.get(r.for_stay) if r.for_stay is not None else None
+        if (
+            end is not None
+            and r.status in _NOT_TAKEN_UP
+            and r.authored != end
+            and r.id == _derived_id("follow-up", str(r.for_stay))
+        ):
+            r = r.model_copy(update={"authored": end, "due": end + dt.timedelta(days=FOLLOW_UP_DAYS)})
+        out.append(r)
+    return out
+
+
 def act_on_transitions(case: Case) -> tuple[Case, int, int, int]:
-    """The case with the follow-ups and team members its stays call for, and the follow-ups of what
-    turned out not to be a discharge cancelled: ``(case, follow-ups added, members added, cancelled)``."""
+    """The case with the follow-ups and team members its stays call for, the follow-ups of what
+    turned out not to be a discharge cancelled, and those of a discharge whose day was corrected dated
+    from it: ``(case, follow-ups added, members added, cancelled)``."""
     discharges = {s.id for s in hospital_discharges(case.stays)}
-    referrals = _withdrawn_follow_ups(case, discharges)
+    referrals = _redated(_withdrawn_follow_ups(case, discharges), case, discharges)
     withdrawn = sum(a.status != b.status for a, b in zip(referrals, case.referrals, strict=True))
-    if withdrawn:
+    if referrals != case.referrals:
         case = case.model_validate({**case.model_dump(), "referrals": [r.model_dump() for r in referrals]})
     followed = {r.for_stay for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay}
     follow_ups = [
