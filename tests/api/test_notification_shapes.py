@@ -104,3 +104,11 @@ def test_a_focus_absolute_or_versioned_is_queued_by_its_address(client: TestClie
         ("pat-1", None, "notification"),  # a focus that names no resource: every patient is tracked
         ("pat-2", None, "notification"),
     ]
+
+
+def test_a_resource_path_no_request_can_carry_is_refused(client: TestClient, held: Store) -> None:
+    """``Encounter/..`` was queued, and the worker's read of it raised in every round after."""
+    for rid in ("%2E%2E", "%2E"):
+        response = client.put(f"/notifications/{SUB}/Encounter/{rid}", headers=auth())
+        assert response.status_code == 422, rid
+    assert queued(held) == []

@@ -36,6 +36,7 @@ async def test_a_queued_address_versioned_or_absolute_is_read_and_its_case_track
         queue_tracking(s, raw.base_url, resource=f"Encounter/{stay.id}/_history/1", reason="notification")
         queue_tracking(s, raw.base_url, resource=f"{raw.base_url}/Encounter/{after.id}", reason="notification")
         queue_tracking(s, raw.base_url, resource="not a reference/at all", reason="notification")
+        queue_tracking(s, raw.base_url, resource="Encounter/..", reason="notification")  # no URL path carries it
 
     report = await track_notified(store, raw, settings)
 

@@ -47,7 +47,7 @@ async def cases_queued(store: Store, client: AsyncFhirClient) -> QueuedCases:
         if address is not None:
             try:
                 patient = patient_of(await client.read(*address))
-            except FhirError:
+            except (FhirError, ValueError):  # ValueError: an id no request can carry ('..')
                 patient = None  # gone or unreadable: nothing to track for it
         for case_id in by_patient.get(patient or "", ()):
             out.cases.setdefault(case_id, []).append(item.id)
