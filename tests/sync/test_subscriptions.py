@@ -13,7 +13,15 @@ import respx
 
 from fhir_cm.domain import Case, Party, Period
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import list_subscriptions, open_store, save_case
+from fhir_cm.store import (
+    HeldSubscription,
+    Store,
+    list_subscriptions,
+    open_store,
+    put_subscription,
+    save_case,
+    secret_hash,
+)
 from fhir_cm.sync import SubscriptionRefused, sync_subscriptions
 
 BASE = "http://ehr.example/fhir"
@@ -21,20 +29,22 @@ TOPIC = "http://ehr.example/SubscriptionTopic/encounter-start-end"
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 
 
+def _enrol(store: Store, count: int) -> None:
+    """Open cases ``case-<n>`` of patients ``pat-<n>``."""
+    with store.session() as s:
+        for n in range(count):
+            case = Case(
+                id=f"case-{n}",
+                programme="health-care",
+                period=Period(start=dt.date(2024, 1, 1)),
+                patient=Party(kind="patient", id=f"pat-{n}"),
+            )
+            save_case(s, case, enqueue=False)
+
+
 async def test_a_topic_subscription_carries_the_filter_payload_level_heartbeat_and_secret(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
-        with store.session() as s:
-            for n in range(3):
-                save_case(
-                    s,
-                    Case(
-                        id=f"case-{n}",
-                        programme="health-care",
-                        period=Period(start=dt.date(2024, 1, 1)),
-                        patient=Party(kind="patient", id=f"pat-{n}"),
-                    ),
-                    enqueue=False,
-                )
+        _enrol(store, 3)
         sent: list[dict[str, Any]] = []
 
         def create(request: httpx.Request) -> httpx.Response:
@@ -92,3 +102,44 @@ async def test_an_endpoint_the_secret_would_travel_to_in_the_clear_or_no_route_i
         assert not created.calls
         with store.session(read_only=True) as s:
             assert list_subscriptions(s, BASE) == []
+
+
+async def test_subscribing_again_with_a_topic_turns_the_criteria_subscriptions_into_topic_ones(tmp_path: Path) -> None:
+    """The patients and the endpoint unchanged, ``subscribe --topic`` kept the R4 criteria subscription
+    and said so ('1 kept'): the backport topic asked for was never used."""
+    endpoint = "https://cm.example/notifications"
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        _enrol(store, 1)
+        with store.session() as s:
+            put_subscription(
+                s,
+                HeldSubscription(
+                    id="sub-1",
+                    server_base=BASE,
+                    server_id="41",
+                    kind="criteria",
+                    endpoint=endpoint,
+                    criteria="Encounter?patient=Patient/pat-0",
+                    patients=["pat-0"],
+                    secret_hash=secret_hash("old"),
+                    status="active",
+                    last_event=None,
+                    created_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+                ),
+            )
+        sent: list[dict[str, Any]] = []
+
+        def update(request: httpx.Request) -> httpx.Response:
+            sent.append(json.loads(request.content))
+            return httpx.Response(200, json={**sent[-1], "meta": {"versionId": "2"}})
+
+        with respx.mock(base_url=BASE) as mock:
+            mock.put("/Subscription/41").mock(side_effect=update)
+            async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
+                report = await sync_subscriptions(store, client, endpoint=endpoint, topic=TOPIC)
+        assert (report.updated, report.kept) == (["sub-1"], [])
+        (made,) = sent
+        assert made["criteria"] == TOPIC and made["channel"]["_payload"]["extension"][0]["valueCode"] == "id-only"
+        with store.session(read_only=True) as s:
+            (held,) = list_subscriptions(s, BASE)
+        assert (held.kind, held.topic, held.server_id) == ("topic", TOPIC, "41")

@@ -160,7 +160,13 @@ async def sync_subscriptions(
     report = SubscriptionsReport(patients=len(patients))
     for i, group in enumerate(batches):
         existing = held[i] if i < len(held) else None
-        if existing is not None and existing.patients == group and existing.endpoint == endpoint and existing.server_id:
+        if (
+            existing is not None
+            and existing.patients == group
+            and existing.endpoint == endpoint
+            and existing.topic == topic  # asked for a topic now (or no more): the subscription changes kind
+            and existing.server_id
+        ):
             report.kept.append(existing.id)
             continue
         secret = secrets.token_urlsafe(32)
@@ -180,6 +186,9 @@ async def sync_subscriptions(
                     status="requested",
                     error=None,
                     topic=topic,
+                    kind="topic" if topic else "criteria",
+                    # another topic's events are numbered afresh (criteria notifications carry none)
+                    last_event=existing.last_event if existing.topic == topic else None,
                 )
             report.updated.append(sub_id)
         else:
