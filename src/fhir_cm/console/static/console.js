@@ -310,6 +310,8 @@ function chart(title, labels, values, unit) {
 }
 
 function outcomesForm(form) {
+  // A supervisor of one programme may ask for no other (the API refuses it): only theirs is offered.
+  const offered = state.me.role === "supervisor" && state.me.programme ? [state.me.programme] : PROGRAMMES;
   return h("form", { class: "inline", onsubmit: (e) => {
     e.preventDefault();
     sessionStorage.setItem("fhir-cm-outcomes", JSON.stringify({
@@ -317,7 +319,7 @@ function outcomesForm(form) {
     route();
   } },
     h("label", {}, "Programme", h("select", { name: "programme" },
-      PROGRAMMES.map((p) =>
+      offered.map((p) =>
         h("option", { value: p, selected: p === (form.programme || "") }, p ? label(p) : "All programmes")))),
     h("label", {}, "From", h("input", { type: "date", name: "from", value: form.from || "" })),
     h("label", {}, "To", h("input", { type: "date", name: "to", value: form.to || "" })),

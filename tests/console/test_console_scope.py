@@ -1,0 +1,29 @@
+"""The console shaped by the key's scope, as ``/api/v1/me`` tells it: a supervisor of one programme is
+offered only that programme."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_cm.domain import ProgrammeType
+from fhir_cm.store import ApiRole, create_api_key, open_store
+from tests.console.test_console_browser import World, browser, page, served, sign_in
+
+__all__ = ["browser", "page", "served"]  # the browser fixtures, on a store of this module's own
+
+
+def test_a_supervisor_of_one_programme_is_offered_only_that_programme(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    with open_store(world.url) as store, store.session() as s:
+        _, key = create_api_key(
+            s, name="Rehabilitation lead", role=ApiRole.SUPERVISOR, programme=ProgrammeType.REHABILITATION
+        )
+    sign_in(page, base, key)
+    page.get_by_role("link", name="Outcomes").click()
+    page.get_by_role("heading", name="Outcomes").wait_for()
+    programme = page.get_by_label("Programme")
+    assert programme.locator("option").all_inner_texts() == ["rehabilitation"]
+    page.get_by_role("button", name="Show").click()
+    page.locator("figure.chart").first.wait_for()
+    assert page.get_by_role("alert").count() == 0
+    assert page.locator("table").last.locator("tbody tr").all_inner_texts()[0].startswith("rehabilitation")
