@@ -1,5 +1,6 @@
 """The console shaped by the key's scope, as ``/api/v1/me`` tells it: a supervisor of one programme is
-offered only that programme."""
+offered only that programme, and a service key (the FHIR façade's, not a person's) is told at sign-in
+that the console is not for it, rather than signed in to views that all answer "Not allowed"."""
 
 from __future__ import annotations
 
@@ -27,3 +28,21 @@ def test_a_supervisor_of_one_programme_is_offered_only_that_programme(served: tu
     page.locator("figure.chart").first.wait_for()
     assert page.get_by_role("alert").count() == 0
     assert page.locator("table").last.locator("tbody tr").all_inner_texts()[0].startswith("rehabilitation")
+
+
+def test_a_service_key_is_told_the_console_is_not_for_it(served: tuple[str, World], page: Any) -> None:
+    base, world = served
+    with open_store(world.url) as store, store.session() as s:
+        _, key = create_api_key(s, name="Hospital EHR", role=ApiRole.SERVICE)
+    page.goto(f"{base}/console/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert").filter(has_text="service key")
+    alert.wait_for()
+    assert alert.inner_text() == (
+        "This is a service key: it reads the FHIR façade (/fhir) for another system, and the console is not "
+        "for it. Sign in with a supervisor's or a case manager's key."
+    )
+    assert page.locator("#nav").is_hidden()
+    assert page.locator("#view").inner_text() == ""
+    assert page.evaluate("() => Object.keys(sessionStorage)") == []

@@ -103,10 +103,15 @@ function failure(err) {
 }
 
 // -- sign in / out ---------------------------------------------------------------------------------------
+// A service key reads the FHIR façade for another system: every view of the console would refuse it.
+const SERVICE_KEY = "This is a service key: it reads the FHIR façade (/fhir) for another system, and the console is not for it. Sign in with a supervisor's or a case manager's key.";
+
 async function signIn(key) {
   sessionStorage.setItem(KEY, key);
   try {
-    state.me = await api("/api/v1/me");
+    const me = await api("/api/v1/me");
+    if (me.role === "service") throw new ApiError(403, SERVICE_KEY);
+    state.me = me;
   } catch (err) {
     sessionStorage.removeItem(KEY);
     throw err;
@@ -479,7 +484,7 @@ $("#login-form").addEventListener("submit", async (e) => {
 (async () => {
   if (sessionStorage.getItem(KEY)) {
     // A key refused since (revoked, expired) or a server out of reach is said, not a silent sign-in form.
-    try { state.me = await api("/api/v1/me"); signedIn(); return; } catch (err) {
+    try { await signIn(sessionStorage.getItem(KEY)); signedIn(); return; } catch (err) {
       signOut(err instanceof ApiError && err.status === 401 ? "The key was refused: sign in again." : err.message);
       return;
     }
