@@ -71,3 +71,12 @@ def test_a_conflict_settled_elsewhere_is_said_over_the_conflicts_as_they_stand(
     with open_store(world.url) as store, store.session(read_only=True) as s:
         (conflict,) = list_conflicts(s, case_id=world.journey.id, status=None)
     assert (conflict.status, conflict.resolution) == (ConflictStatus.RESOLVED, Resolution.SERVER)
+
+
+def test_an_address_that_is_not_one_says_not_found(served: tuple[str, World], page: Any) -> None:
+    # A link cut short or typed by hand: "%" begins an escape that is not there.
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/%")
+    page.get_by_role("heading", name="Not found").wait_for()
+    assert page.get_by_role("alert").inner_text() == "There is no page at this address: #case/%"

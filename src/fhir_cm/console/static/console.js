@@ -447,6 +447,15 @@ async function syncView(notice, problem) {
 }
 
 // -- routing -------------------------------------------------------------------------------------------------
+// A case's address as the console writes it; one cut short or typed by hand ("#case/%") names no page.
+function caseId(arg) {
+  try {
+    return decodeURIComponent(arg);
+  } catch {
+    throw new ApiError(404, `There is no page at this address: ${location.hash}`);
+  }
+}
+
 async function route(notice, problem) {
   if (!state.me) return;
   cancelPending();
@@ -455,7 +464,7 @@ async function route(notice, problem) {
     if (a.dataset.view === view) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   try {
-    if (view === "case" && arg) await caseView(decodeURIComponent(arg));
+    if (view === "case" && arg) await caseView(caseId(arg));
     else if (view === "outcomes") await outcomesView();
     else if (view === "sync") await syncView(typeof notice === "string" ? notice : undefined, typeof problem === "string" ? problem : undefined);
     else await caseloadView();
