@@ -68,8 +68,14 @@ const label = (code) => (code ? String(code).replaceAll("-", " ") : "—");
 const fmtDay = (d) => d || "—";
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)} %`);
 const party = (p) => (p ? p.name || p.id : "—"); // a party by name, by id when it has none
+const pad = (n) => String(n).padStart(2, "0");
 // The reader's own day: toISOString() is UTC's, a day ahead in the Americas' evenings, behind in the Pacific's mornings.
-const today = () => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`; };
+const localDay = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+const today = () => localDay(new Date());
+// An instant the API stamps in UTC (a pull, a failed push, a notification), read on the reader's own day and
+// clock as the console's other times are; the exact stamp stays in the element's datetime and title.
+const clock = (iso) => { const d = new Date(iso); return Number.isNaN(d.getTime()) ? String(iso) : `${localDay(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}`; };
+const when = (iso, none = "—") => (iso ? h("time", { datetime: iso, title: iso }, clock(iso)) : none);
 
 // Stored cases this version cannot read (stored before a rule of the case model), which an answer left out.
 function unreadableNote(n) {
@@ -399,7 +405,7 @@ function quarantineParts(entries, total) {
   const more = total > entries.length ? [h("p", { class: "muted" }, `The newest ${entries.length} of ${total} are shown.`)] : [];
   return [
     table("Quarantine", ["Entry", "Resource", "Server", "Version", "Why", "Set aside", "Last read", ""], entries.map((q) => [
-      q.id, `${q.resource_type || "?"}/${q.server_id || "(no id)"}`, q.source, q.version, q.reason, q.received_at, q.last_seen_at,
+      q.id, `${q.resource_type || "?"}/${q.server_id || "(no id)"}`, q.source, q.version, q.reason, when(q.received_at), when(q.last_seen_at),
       h("button", { type: "button", onclick: () => dismissEntry(q.id).catch(failure) }, `Dismiss (entry ${q.id})`)])),
     ...more,
   ];
@@ -417,19 +423,19 @@ async function syncView(notice, problem) {
       table("Outbox", ["Pending", "In flight", "Failed", "Done"], [[health.outbox.pending, health.outbox["in-flight"], health.outbox.failed, health.outbox.done]]),
       h("h2", {}, "Failed pushes"),
       table("Failed pushes", ["Case", "Attempts", "The server's reason", "When"], health.failed.map((f) => [
-        h("a", { href: `#case/${encodeURIComponent(f.case_id)}` }, f.case_id), f.attempts, f.reason || "—", f.failed_at])),
+        h("a", { href: `#case/${encodeURIComponent(f.case_id)}` }, f.case_id), f.attempts, f.reason || "—", when(f.failed_at)])),
       // The API sends the newest 50: more than that are said, as the quarantine's are, not left unseen.
       health.outbox.failed > health.failed.length ? h("p", { class: "muted" }, `The newest ${health.failed.length} of ${health.outbox.failed} are shown.`) : null,
       h("h2", { id: "quarantine" }, `Quarantine (${health.quarantined})`),
       ...quarantineParts(await api("/api/v1/sync/quarantine?limit=100"), health.quarantined),
       h("h2", {}, "Servers"),
       table("Servers", ["Server", "Last pull", "Watermarks"], health.servers.map((s) => [
-        `${s.server_base}${s.configured ? " (configured)" : ""}`, s.last_pull || "never",
-        s.watermarks.map((w) => `${w.resource_type} ${w.last_updated}`).join(", ") || "—"])),
+        `${s.server_base}${s.configured ? " (configured)" : ""}`, when(s.last_pull, "never"),
+        s.watermarks.map((w) => `${w.resource_type} ${clock(w.last_updated)}`).join(", ") || "—"])),
       h("h2", {}, "Subscriptions"),
       table("Subscriptions", ["Subscription", "Server", "Kind", "Status", "Patients", "Last notification"],
         health.subscriptions.map((s) => [s.id, s.server_base, s.kind, s.error ? `${label(s.status)} (${s.error})` : label(s.status),
-          s.patients, s.last_notified_at || "never"])),
+          s.patients, when(s.last_notified_at, "never")])),
     );
   }
   parts.push(h("h2", { id: "conflicts" }, `Conflicts (${conflicts.length})`));
