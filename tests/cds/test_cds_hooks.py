@@ -384,6 +384,23 @@ def test_calls_the_service_cannot_answer_are_refused_saying_why(cds_client: Test
     assert r.status_code == 422 and "context.patientId is required" in r.json()["detail"]
 
 
+@pytest.mark.parametrize("patient_id", ["Patient/p-1", "p 1", "p-1&_count=1", "../metadata", "p" * 65])
+def test_a_patient_id_that_is_no_fhir_id_is_the_ehrs_mistake_not_an_error(
+    cds_client: TestClient, cds_store: Store, signer: Signer, patient_id: str
+) -> None:
+    """The id goes into the prefetch queries read from the EHR's server: it was sent there as given
+    (a reference's ``Patient/`` or an ``&`` making a query of its own) or failed as an error of ours."""
+    body = call(patient_id, patient=None, encounters=None, conditions=None, screens=None)
+    body["fhirServer"] = "https://ehr.example.org/fhir"
+    body["fhirAuthorization"] = {"access_token": "ehr-token", "token_type": "Bearer"}
+    r = cds_client.post(PV, json=body, headers=signer.headers(PV))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "context.patientId must be a FHIR id" in r.json()["detail"]
+    with cds_store.session(read_only=True) as s:
+        assert list_cases(s) == []
+
+
 def test_a_patient_whose_open_case_this_version_cannot_read_gets_no_card_not_an_error_nor_a_referral(
     cds_client: TestClient, cds_store: Store, signer: Signer
 ) -> None:

@@ -38,7 +38,7 @@ from ..store import (
 )
 from ..sync import TransitionPlan, transition_plan
 from ._models import Action, Card, CardsResponse, Coding, FeedbackRequest, HookRequest, Link, Source, Suggestion
-from ._services import CdsRequestError, gather, service, settings_of
+from ._services import CdsRequestError, context_patient, gather, service, settings_of
 
 __all__ = ["UnknownCard", "answer", "suggestion_uuid", "take_feedback"]
 
@@ -184,9 +184,7 @@ async def answer(
     """The cards of one hook call (``base``: the public URL of fhir-cm, for links)."""
     svc = service(service_id)
     assert svc is not None  # the route checked
-    patient_id = request.context.get("patientId")
-    if not isinstance(patient_id, str) or not patient_id:
-        raise CdsRequestError("context.patientId is required")
+    patient_id = context_patient(request)
     issued: list[tuple[Card, str]] = []
     servers = [b for b in dict.fromkeys((request.fhirServer, settings.fhir_base)) if b]
     if svc.hook == "encounter-discharge":

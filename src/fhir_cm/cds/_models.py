@@ -24,8 +24,6 @@ __all__ = [
     "Suggestion",
 ]
 
-_ID = r"^[A-Za-z0-9\-.]{1,64}$"
-
 
 class FhirAuthorization(BaseModel):
     """The token the EHR hands over for reading what it did not prefetch."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,10 +20,11 @@ from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, saf
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
-__all__ = ["CdsRequestError", "catalogue", "gather", "service", "settings_of"]
+__all__ = ["CdsRequestError", "catalogue", "context_patient", "gather", "service", "settings_of"]
 
 #: The most pages of one prefetch query fetched from the EHR's server.
 MAX_PAGES = 10
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class CdsRequestError(FhirCmError):
@@ -45,6 +47,18 @@ def service(service_id: str) -> Service | None:
     return next((s for s in catalogue().services if s.id == service_id), None)
 
 
+def context_patient(request: HookRequest) -> str:
+    """``context.patientId``, the FHIR id of the patient: it goes into the prefetch queries read from
+    the EHR's server, so anything else (a reference ``Patient/1``, an ``&`` adding a parameter) is the
+    EHR's mistake, refused as such rather than sent (or failing as an error of ours)."""
+    patient_id = request.context.get("patientId")
+    if not isinstance(patient_id, str) or not patient_id:
+        raise CdsRequestError("context.patientId is required")
+    if not _FHIR_ID.fullmatch(patient_id):
+        raise CdsRequestError("context.patientId must be a FHIR id (1-64 of A-Z a-z 0-9 - .)")
+    return patient_id
+
+
 def _bundle_resources(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, Mapping):
         return []
@@ -64,9 +78,7 @@ async def gather(
 
     Returns the resources by key and the keys that could not be had (no prefetch, no server or token).
     """
-    patient_id = request.context.get("patientId")
-    if not isinstance(patient_id, str) or not patient_id:
-        raise CdsRequestError("context.patientId is required")
+    patient_id = context_patient(request)
     found: dict[str, list[dict[str, Any]]] = {}
     missing: list[str] = []
     given = request.prefetch or {}
