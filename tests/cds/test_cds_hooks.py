@@ -355,6 +355,29 @@ def test_a_patient_in_an_open_case_sees_the_manager_the_follow_up_and_the_plan_a
     assert f"{BASE}/api/v1/cases/{case.id}/transitions/1/summary" in urls
 
 
+def test_a_patient_in_an_open_case_is_answered_though_the_ehrs_server_cannot_be_read(
+    cds_client: TestClient, cds_store: Store, signer: Signer
+) -> None:
+    """Nothing prefetched and the EHR's server down (nothing listens there): the open case and its
+    manager come from the store, so the card is answered; it was a 422, no card, for want of data
+    only eligibility reads."""
+    open_case(cds_store, "p-open")
+    body = call("p-open")
+    body["fhirServer"] = "https://127.0.0.1:9/fhir"
+    body["fhirAuthorization"] = {"access_token": "ehr-token", "token_type": "Bearer"}
+    r = cds_client.post(PV, json=body, headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    assert [c["summary"].split(";")[0] for c in r.json()["cards"]] == [
+        "Open case with Dana Reed",
+        "Transition plan needed: case with Dana Reed",
+    ]
+    # Someone the service must assess from that server still learns why there is no answer.
+    other = call("p-other")
+    other["fhirServer"], other["fhirAuthorization"] = body["fhirServer"], body["fhirAuthorization"]
+    refused = cds_client.post(PV, json=other, headers=signer.headers(PV))
+    assert refused.status_code == 422 and "the EHR's server refused" in refused.json()["detail"]
+
+
 # --- encounter-discharge --------------------------------------------------------------------------
 
 

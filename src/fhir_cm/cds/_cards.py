@@ -195,7 +195,6 @@ async def answer(
         if case is not None and plan is not None:
             issued.append((_plan_card(base, case, plan), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
-    found, _missing = await gather(request, svc, verify=settings.verify_tls)
     case = _open_case(store, patient_id, servers)
     if isinstance(case, UnreadableCase):  # no card rather than a wrong one (logged by the store, by id)
         return _issue(store, service_id, patient_id, [])
@@ -205,6 +204,9 @@ async def answer(
         if recent is not None:
             issued.append((_plan_card(base, case, recent), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
+    # Only eligibility reads the EHR's data: a patient in a case is answered from the store alone, so
+    # neither a server down nor a scope the token lacks keeps their case manager from the clinician.
+    found, _missing = await gather(request, svc, verify=settings.verify_tls)
     resources = [r for rs in found.values() for r in rs]
     assessment = assess(facts_from_resources(patient_id, resources), load_rules(), today)
     if assessment.eligible:
