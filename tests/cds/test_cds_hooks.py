@@ -26,7 +26,7 @@ from fhir_cm.domain import (
     Stay,
 )
 from fhir_cm.store import Store, get_case, list_audit, list_cases, list_feedback, save_case
-from tests.identify.population import condition, encounter, patient
+from tests.identify.population import condition, encounter, patient, screen
 
 from .conftest import BASE, ISSUER, TODAY, Signer
 
@@ -335,6 +335,21 @@ def test_a_patient_not_eligible_gets_no_card(cds_client: TestClient, signer: Sig
     }
     r = cds_client.post(PV, json=call("p-q", **quiet), headers=signer.headers(PV))
     assert r.status_code == 200 and r.json() == {"cards": []}
+
+
+def test_a_prefetched_resource_of_the_wrong_shape_is_passed_over_not_an_error(
+    cds_client: TestClient, signer: Signer
+) -> None:
+    """The EHR's prefetch is whatever it sends: a screen whose effectivePeriod is a bare date string
+    was a 500; it tells nothing, and the rest of the prefetch still makes the card."""
+    prefetch = eligible_prefetch("p-odd")
+    odd = screen("p-odd", TODAY, positive=True)
+    odd["effectivePeriod"], odd["interpretation"] = odd.pop("effectiveDateTime"), 1
+    prefetch["screens"] = bundle(odd)
+    r = cds_client.post(PV, json=call("p-odd", **prefetch), headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert card["summary"].startswith("Eligible for case management") and "social-needs" not in card["detail"]
 
 
 def test_a_patient_in_an_open_case_sees_the_manager_the_follow_up_and_the_plan_after_discharge(

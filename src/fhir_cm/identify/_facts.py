@@ -130,6 +130,16 @@ def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None
     return None
 
 
+def _items(value: Any) -> list[Any]:
+    """A repeating element's values; a resource that breaks FHIR's shapes (a CDS Hooks prefetch is
+    what the EHR sends, a file what the export wrote) has none there, rather than an error of ours."""
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _deceased(patient: Mapping[str, Any]) -> bool:
     return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
 
@@ -137,7 +147,7 @@ def _deceased(patient: Mapping[str, Any]) -> bool:
 def _replaced_by(patient: Mapping[str, Any]) -> str | None:
     """The record a merged Patient was replaced by (``link`` of type ``replaced-by``): this one is no
     longer the patient's, and their resources are (or will be) the other's."""
-    for link in patient.get("link") or ():
+    for link in _items(patient.get("link")):
         if isinstance(link, Mapping) and link.get("type") == REPLACED_BY:
             other = link.get("other")
             reference = other.get("reference") if isinstance(other, Mapping) else None
@@ -150,7 +160,7 @@ def _codings(concept: Any) -> list[str]:
         return []
     return [
         f"{c.get('system', '')}|{c['code']}"
-        for c in concept.get("coding") or ()
+        for c in _items(concept.get("coding"))
         if isinstance(c, Mapping) and isinstance(c.get("code"), str)
     ]
 
@@ -162,7 +172,7 @@ def _status_code(concept: Any) -> str | None:
 
 
 def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
-    if resource.get("status") in rules.ignored_encounter_statuses:
+    if _text(resource.get("status")) in rules.ignored_encounter_statuses:
         return None
     raw_class = resource.get("class")
     classes: list[str] = []
@@ -177,7 +187,7 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
         return None
     end = read_date(period.get("end")) if isinstance(period, Mapping) else None
     parent = resource.get("partOf")
-    parsed = parse_reference(parent.get("reference")) if isinstance(parent, Mapping) else None
+    parsed = parse_reference(_text(parent.get("reference"))) if isinstance(parent, Mapping) else None
     codes = [f"{PART_OF}|{parsed[1]}"] if parsed is not None and parsed[0] == "Encounter" else []
     return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start, end=end,
                 codes=codes)  # fmt: skip
@@ -201,16 +211,18 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
 
 
 def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
-    if resource.get("status") in rules.ignored_screen_statuses:
+    if _text(resource.get("status")) in rules.ignored_screen_statuses:
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
-    on = read_date(resource.get("effectiveDateTime")) or read_date((resource.get("effectivePeriod") or {}).get("start"))
+    period = resource.get("effectivePeriod")
+    on = read_date(resource.get("effectiveDateTime"))
+    on = on or (read_date(period.get("start")) if isinstance(period, Mapping) else None)
     on = on or read_date(resource.get("issued"))
     if panel is None or on is None:
         return None
-    interpretations = {c.partition("|")[2] for i in resource.get("interpretation") or () for c in _codings(i)}
+    interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
     answers = set(_codings(resource.get("valueCodeableConcept")))
-    for component in resource.get("component") or ():
+    for component in _items(resource.get("component")):
         if isinstance(component, Mapping):
             answers |= set(_codings(component.get("valueCodeableConcept")))
     positive = bool(interpretations & rules.screens.positive_interpretations) or bool(
