@@ -63,6 +63,21 @@ def test_a_condition_counts_once_however_many_chronic_codings_it_carries() -> No
     assert reasons([both, condition(P, "I10")]) == set()
 
 
+def test_a_condition_recorded_again_counts_once() -> None:
+    """A diagnosis recorded at each visit, more or less specific (E11.9, then E11.65), is one chronic
+    condition, not three: an EHR's encounter diagnoses made a patient with diabetes and hypertension
+    "3 chronic conditions"."""
+    again = [condition(P, "E11.9"), condition(P, "E11.65"), condition(P, "E11.9")]
+    assert reasons([*again, condition(P, "I10")]) == set()
+    facts = facts_from_resources(P, [*again, condition(P, "I10"), condition(P, "J44.1")])
+    [reason] = assess(facts, load_rules(), TODAY).reasons
+    assert reason.text == "3 chronic conditions"
+    # Coded in both systems, it is the one recorded in either.
+    both = condition(P, "E11.9")
+    both["code"]["coding"].append({"system": SNOMED, "code": "44054006"})
+    assert reasons([condition(P, "44054006", SNOMED), both, condition(P, "E11.2"), condition(P, "I10")]) == set()
+
+
 def test_snomed_codes_are_matched_exactly_and_icd10_by_prefix() -> None:
     assert reasons([condition(P, "363346000", SNOMED)]) == {"complex-condition"}
     assert reasons([condition(P, "3633460", SNOMED)]) == set()

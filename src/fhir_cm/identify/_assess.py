@@ -72,11 +72,11 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
         evidence = _readmissions(facts, rule.within_days, since, as_of)
         n, met = len(evidence), bool(evidence)
     elif rule.kind in ("condition-count", "condition-any"):
-        assert rule.value_set is not None
-        found = sorted({c for cond in facts.conditions for c in cond.codes if rules.in_value_set(rule.value_set, c)})
-        # One condition counts once, however many codings of the value set it carries.
-        n = sum(any(rules.in_value_set(rule.value_set, c) for c in cond.codes) for cond in facts.conditions)
-        evidence = found
+        value_set = rule.value_set
+        assert value_set is not None
+        evidence = sorted({c for cond in facts.conditions for c in cond.codes if rules.in_value_set(value_set, c)})
+        entries = [{e for c in cond.codes if (e := rules.value_set_entry(value_set, c))} for cond in facts.conditions]
+        n = _distinct([keys for keys in entries if keys])
         met = n >= rule.at_least
     else:  # positive-screen
         screens = [s for s in facts.screens if s.positive and since <= s.on <= as_of]
@@ -86,6 +86,18 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
         return None
     text = rule.says.format(n=n, window_days=rules.window_days, within_days=rule.within_days, codes=", ".join(evidence))
     return Reason(rule=rule.id, reason=rule.reason, text=text, weight=rule.weight, evidence=evidence)
+
+
+def _distinct(conditions: list[set[str]]) -> int:
+    """How many conditions these are (each given by the value-set entries its codings match): one
+    condition counts once however many codings it carries, and one recorded again — a diagnosis of
+    each visit, more or less specific (``E11.9``, ``E11.65``), or coded in the other system alongside —
+    shares an entry with the first and is the same condition."""
+    groups: list[set[str]] = []
+    for keys in conditions:
+        joined = [g for g in groups if g & keys]
+        groups = [g for g in groups if not g & keys] + [keys.union(*joined)]
+    return len(groups)
 
 
 def _readmissions(facts: PatientFacts, within_days: int, since: dt.date, as_of: dt.date) -> list[str]:

@@ -72,16 +72,23 @@ class EligibilityRules(BaseModel):
     value_sets: dict[str, dict[str, tuple[str, ...]]]
 
     def in_value_set(self, name: str, coding: str) -> bool:
-        """Whether ``system|code`` is in a value set: ICD-10 entries are prefixes (``I50`` is every
-        heart failure; dots ignored), other systems' entries are exact codes."""
+        """Whether ``system|code`` is in a value set (see :meth:`value_set_entry`)."""
+        return self.value_set_entry(name, coding) is not None
+
+    def value_set_entry(self, name: str, coding: str) -> str | None:
+        """The entry of a value set ``system|code`` matches (``system|entry``), if any: ICD-10 entries
+        are prefixes (``I50`` is every heart failure; dots ignored), other systems' entries are exact
+        codes. Two codings matching one entry are one condition, however specific each is."""
         system, _, code = coding.partition("|")
         entries = self.value_sets.get(name, {}).get(system)
         if not entries:
-            return False
+            return None
         if "icd-10" in system:
             bare = code.replace(".", "").upper()
-            return any(bare.startswith(e.replace(".", "").upper()) for e in entries)
-        return code in entries
+            found = next((e for e in entries if bare.startswith(e.replace(".", "").upper())), None)
+        else:
+            found = code if code in entries else None
+        return f"{system}|{found}" if found is not None else None
 
     def encounter_kind(self, class_code: str) -> Literal["inpatient", "emergency"] | None:
         for kind, codes in self.encounter_classes.items():
