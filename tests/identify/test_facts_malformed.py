@@ -15,8 +15,9 @@ from .population import condition, encounter, patient, screen
 
 DAY = dt.date(2026, 5, 1)
 P = "p-1"
-#: What a broken field holds instead: another JSON type than FHIR's, or a list of such.
-JUNK: list[Any] = [7, "x", True, [], [7], ["x"], {}, {"a": 7}, [[7]], None]
+#: What a broken field holds instead: another JSON type than FHIR's, or a list of such, or an
+#: instant no clock can hold but the one it was written on (year 1, as far east of UTC as any zone).
+JUNK: list[Any] = [7, "x", True, [], [7], ["x"], {}, {"a": 7}, [[7]], None, "0001-01-01T00:00:00+14:00"]
 
 
 def _valid() -> list[dict[str, Any]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,36 @@ def test_a_readmission_is_an_admission_within_thirty_days_of_a_discharge() -> No
     first = encounter(P, "IMP", ago(80), 5)  # discharged 75 days ago
     assert "readmission" in reasons([first, encounter(P, "IMP", ago(45))])  # 30 days later
     assert "readmission" not in reasons([first, encounter(P, "IMP", ago(44))])  # 31 days later
+
+
+@pytest.fixture
+def clock_in_utc() -> Iterator[None]:
+    """fhir-cm's process on UTC (as containers run), whatever the machine's zone."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_an_admission_this_morning_east_of_fhir_cms_clock_counts_today(clock_in_utc: None) -> None:
+    """Sydney, 08:30 on 1 June, is 22:30 UTC on 31 May, fhir-cm's today: the readmission the chart
+    opens on was taken as one of tomorrow and not counted, until midnight UTC."""
+    today = dt.date(2026, 5, 31)
+    earlier = encounter(P, "IMP", dt.date(2026, 5, 10), 10)
+    later = encounter(P, "IMP", today)
+    later["period"] = {"start": "2026-06-01T08:30:00+10:00"}
+    assessment = assess(facts_from_resources(P, [earlier, later]), load_rules(), today)
+    assert {r.reason.value for r in assessment.reasons} == {"frequent-admissions", "readmission"}
+    [readmitted] = [r for r in assessment.reasons if r.rule == "readmission"]
+    assert readmitted.evidence == ["2026-05-31"]
+    # A day as written (no time, so no zone) stays that day.
+    dated = encounter(P, "IMP", dt.date(2026, 5, 31))
+    assert facts_from_resources(P, [dated]).encounters[0].start == dt.date(2026, 5, 31)
 
 
 def test_three_emergency_visits_make_a_frequent_visitor_two_do_not() -> None:

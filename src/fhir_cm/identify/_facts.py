@@ -140,6 +140,20 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _day(value: Any) -> dt.date | None:
+    """The day of a FHIR date or dateTime, an instant (a time with its offset) on fhir-cm's clock —
+    the clock "today" is read from, so the window ends where it should: 08:30 in Sydney on 1 June is
+    31 May on a clock in UTC, not an admission of tomorrow. A date without a time stays as written."""
+    day = read_date(value)
+    if day is None or len(value) <= 10:
+        return day
+    try:
+        instant = dt.datetime.fromisoformat(value)
+        return instant.astimezone().date() if instant.tzinfo is not None else day
+    except (ValueError, OverflowError):  # not ISO 8601 as Python reads it; year 1 east of UTC
+        return day
+
+
 def _deceased(patient: Mapping[str, Any]) -> bool:
     return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
 
@@ -182,10 +196,10 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
         classes += [c.partition("|")[2] for concept in raw_class for c in _codings(concept)]
     kind = next((k for k in (rules.encounter_kind(c) for c in classes) if k is not None), None)
     period = resource.get("actualPeriod") or resource.get("period") or {}
-    start = read_date(period.get("start")) if isinstance(period, Mapping) else None
+    start = _day(period.get("start")) if isinstance(period, Mapping) else None
     if kind is None or start is None:
         return None
-    end = read_date(period.get("end")) if isinstance(period, Mapping) else None
+    end = _day(period.get("end")) if isinstance(period, Mapping) else None
     parent = resource.get("partOf")
     parsed = parse_reference(_text(parent.get("reference"))) if isinstance(parent, Mapping) else None
     codes = [f"{PART_OF}|{parsed[1]}"] if parsed is not None and parsed[0] == "Encounter" else []
@@ -215,9 +229,9 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
     period = resource.get("effectivePeriod")
-    on = read_date(resource.get("effectiveDateTime"))
-    on = on or (read_date(period.get("start")) if isinstance(period, Mapping) else None)
-    on = on or read_date(resource.get("issued"))
+    on = _day(resource.get("effectiveDateTime"))
+    on = on or (_day(period.get("start")) if isinstance(period, Mapping) else None)
+    on = on or _day(resource.get("issued"))
     if panel is None or on is None:
         return None
     interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
