@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -56,15 +57,14 @@ def _jwks(rsa_key: Any, ec_key: Any) -> dict[str, Any]:
     return {"keys": keys}
 
 
-@pytest.fixture(scope="session")
-def signer_and_jwks() -> Iterator[tuple[Signer, str]]:
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_key = ec.generate_private_key(ec.SECP384R1())
-    body = json.dumps(_jwks(rsa_key, ec_key)).encode()
+@contextlib.contextmanager
+def serve_jwks(answer: Callable[[], tuple[int, bytes]]) -> Iterator[str]:
+    """An issuer's JWKS endpoint on loopback (its URL), answering each GET with ``answer()``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
+            status, body = answer()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -77,9 +77,18 @@ def signer_and_jwks() -> Iterator[tuple[Signer, str]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Signer(rsa_key, ec_key), f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
     finally:
         server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def signer_and_jwks() -> Iterator[tuple[Signer, str]]:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP384R1())
+    body = json.dumps(_jwks(rsa_key, ec_key)).encode()
+    with serve_jwks(lambda: (200, body)) as url:
+        yield Signer(rsa_key, ec_key), url
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ algorithm, ``aud`` is the URL called (or the service base), ``exp`` has not pass
 present and ``jti`` has not been seen before within the token's life. Anything else is
 ``CdsUnauthorized``: the route answers 401 before reading the body, and nothing is recorded.
 Keys are cached for ``JWKS_TTL`` seconds and fetched again once when a token names an unknown
-``kid`` (an EHR rotating its keys). No token and no claim is logged.
+``kid`` (an EHR rotating its keys); while the JWKS cannot be read, the keys it served last still
+verify for ``STALE_FOR`` seconds more, and the fetch is tried again every ``REFETCH_AFTER`` seconds,
+not at every call. No token and no claim is logged.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ __all__ = [
 #: Asymmetric algorithms only: a shared-secret (HS*) token would let anyone holding the JWKS sign.
 ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
 JWKS_TTL = 300.0
-#: The shortest time between two fetches of one issuer's keys for an unknown ``kid``.
+#: The shortest time between two fetches of one issuer's keys for an unknown ``kid`` (or after a
+#: fetch that failed: calls meanwhile are not each kept waiting on a JWKS that does not answer).
 REFETCH_AFTER = 30.0
+#: How long past ``JWKS_TTL`` the keys last read still serve while the issuer's JWKS cannot be read.
+STALE_FOR = 3600.0
 LEEWAY = 30
 #: The longest a CDS Hooks token may live (the specification: ``exp`` at most 5 minutes ahead).
 MAX_LIFETIME = 300
@@ -83,6 +88,7 @@ class IssuerKeys:
         self.issuers = issuers
         self._verify, self._clock = verify, clock
         self._keys: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._failed: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def key(self, issuer: str, kid: str | None) -> Any:
@@ -96,8 +102,15 @@ class IssuerKeys:
             stale = now - fetched_at > JWKS_TTL
             unknown = kid not in keys if kid else len(keys) != 1
             if stale or (unknown and now - fetched_at > REFETCH_AFTER):
-                keys = self._fetch(url)
-                self._keys[issuer] = (now, keys)
+                try:
+                    keys = self._fresh(issuer, url, now)
+                except CdsUnauthorized:
+                    # The JWKS down (a restart, a 503) when the keys fell due: those it served last
+                    # are the issuer's still, for a while; a key they do not hold cannot be had.
+                    if unknown or now - fetched_at > JWKS_TTL + STALE_FOR:
+                        raise
+                else:
+                    self._keys[issuer] = (now, keys)
         if kid is None:
             if len(keys) != 1:
                 raise CdsUnauthorized("the token names no key (kid) and the issuer has several")
@@ -106,6 +119,20 @@ class IssuerKeys:
         if found is None:
             raise CdsUnauthorized("the token's key (kid) is not in its issuer's JWKS")
         return found
+
+    def _fresh(self, issuer: str, url: str, now: float) -> dict[str, Any]:
+        """The issuer's keys as its JWKS serves them now; a fetch that failed is not tried again for
+        ``REFETCH_AFTER`` seconds (its refusal is repeated meanwhile)."""
+        failed_at, why = self._failed.get(issuer, (float("-inf"), ""))
+        if now - failed_at <= REFETCH_AFTER:
+            raise CdsUnauthorized(why)
+        try:
+            keys = self._fetch(url)
+        except CdsUnauthorized as exc:
+            self._failed[issuer] = (now, str(exc))
+            raise
+        self._failed.pop(issuer, None)
+        return keys
 
     def _fetch(self, url: str) -> dict[str, Any]:
         try:
