@@ -54,6 +54,16 @@ def test_a_readmission_is_an_admission_within_thirty_days_of_a_discharge() -> No
     assert "readmission" not in reasons([first, encounter(P, "IMP", ago(44))])  # 31 days later
 
 
+def test_a_readmission_counts_from_the_last_discharge_not_the_last_admission() -> None:
+    """A long stay with a shorter one inside it (an ICU encounter not recorded as ``partOf`` it): the
+    next admission, 21 days after the long stay's discharge, was measured from the shorter one's
+    (33 days) and was no readmission."""
+    long_stay = encounter(P, "IMP", ago(60), 19)  # discharged 41 days ago
+    inside = encounter(P, "IMP", ago(56), 3)  # out of the ICU 53 days ago
+    assert "readmission" in reasons([long_stay, inside, encounter(P, "IMP", ago(20))])
+    assert "readmission" not in reasons([long_stay, inside, encounter(P, "IMP", ago(10))])  # 31 days
+
+
 @pytest.fixture
 def clock_in_utc() -> Iterator[None]:
     """fhir-cm's process on UTC (as containers run), whatever the machine's zone."""

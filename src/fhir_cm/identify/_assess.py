@@ -101,11 +101,19 @@ def _distinct(conditions: list[set[str]]) -> int:
 
 
 def _readmissions(facts: PatientFacts, within_days: int, since: dt.date, as_of: dt.date) -> list[str]:
-    """Admissions inside the window that began within ``within_days`` of an earlier inpatient discharge."""
+    """Admissions inside the window that began within ``within_days`` of an earlier inpatient discharge:
+    the latest before them, not that of the stay admitted just before (a shorter stay inside a long
+    one, not recorded as part of it, ends before the long one does)."""
     stays = sorted(facts.visits("inpatient"), key=lambda e: e.start)
     found: list[str] = []
-    for earlier, later in zip(stays, stays[1:]):
-        ended = earlier.end or earlier.start
-        if since <= later.start <= as_of and 0 <= (later.start - ended).days <= within_days:
-            found.append(later.start.isoformat())
+    discharged: dt.date | None = None
+    for stay in stays:
+        if (
+            discharged is not None
+            and since <= stay.start <= as_of
+            and 0 <= (stay.start - discharged).days <= within_days
+        ):
+            found.append(stay.start.isoformat())
+        ended = stay.end or stay.start
+        discharged = ended if discharged is None else max(discharged, ended)
     return found
