@@ -13,6 +13,7 @@ from fhir_cm.fhir import (
     AsyncFhirClient,
     BundleEntry,
     Capabilities,
+    FhirError,
     InvalidResponse,
     PayloadTooLarge,
     RetryPolicy,
@@ -363,3 +364,65 @@ async def test_a_put_answered_under_another_id_is_an_invalid_response(
 
     with pytest.raises(InvalidResponse, match="batch-response entry 1 answers Goal/g2 for PUT Goal/g1"):
         await client.batch([BundleEntry.update({"resourceType": "Goal", "id": "g1"}, versioned=False)])
+
+
+def transaction_only() -> Capabilities:
+    """A statement listing ``transaction`` and not ``batch``, as HAPI 8's does."""
+    return Capabilities.from_statement(
+        {
+            "resourceType": "CapabilityStatement",
+            "fhirVersion": "4.0.1",
+            "rest": [{"mode": "server", "interaction": [{"code": "transaction"}]}],
+        }
+    )
+
+
+async def test_a_server_listing_transactions_only_is_sent_a_batch(router: respx.MockRouter) -> None:
+    route = router.post(BASE).mock(side_effect=lambda request: httpx.Response(200, json=answer(sent_bundle(request))))
+    singles = router.post(f"{BASE}/Task").respond(201, json={"resourceType": "Task", "id": "t"})
+
+    async with AsyncFhirClient(BASE, capabilities=transaction_only()) as fhir:
+        result = await fhir.batch([BundleEntry.create({"resourceType": "Task"}) for _ in range(3)])
+        with pytest.raises(UnsupportedByServer):  # without a way down, only what the server lists
+            await fhir.batch([BundleEntry.create({"resourceType": "Task"})], fallback=False)
+
+    assert result.mode == "batch" and result.ok
+    assert [sent(call)["type"] for call in route.calls] == ["batch"] and singles.call_count == 0
+
+
+async def test_a_batch_refused_by_a_server_listing_transactions_only_goes_singly_from_then_on(
+    router: respx.MockRouter,
+) -> None:
+    refusal = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid"}]}
+    route = router.post(BASE).respond(400, json=refusal)
+    singles = router.post(f"{BASE}/Task").respond(201, json={"resourceType": "Task", "id": "t"})
+
+    async with AsyncFhirClient(BASE, capabilities=transaction_only()) as fhir:
+        first = await fhir.batch([BundleEntry.create({"resourceType": "Task"}) for _ in range(2)])
+        second = await fhir.batch([BundleEntry.create({"resourceType": "Task"}) for _ in range(2)])
+
+    assert first.mode == second.mode == "single" and first.ok and second.ok
+    assert route.call_count == 1 and singles.call_count == 4  # the refusal is not asked for again
+
+
+async def test_a_batch_refused_where_batches_are_listed_is_the_servers_error(router: respx.MockRouter) -> None:
+    caps = Capabilities.from_statement(
+        {
+            "resourceType": "CapabilityStatement",
+            "fhirVersion": "4.0.1",
+            "rest": [{"mode": "server", "interaction": [{"code": "transaction"}, {"code": "batch"}]}],
+        }
+    )
+    router.post(BASE).respond(
+        400, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid"}]}
+    )
+
+    async with AsyncFhirClient(BASE, capabilities=caps) as fhir:
+        with pytest.raises(FhirError) as raised:
+            await fhir.batch([BundleEntry.create({"resourceType": "Task"})])
+
+    assert raised.value.status == 400
+
+
+def sent_bundle(request: httpx.Request) -> dict[str, Any]:
+    return json.loads(request.content)  # type: ignore[no-any-return]

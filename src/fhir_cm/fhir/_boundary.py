@@ -120,6 +120,7 @@ class FhirBoundary:
         self._prefer = prefer
         self._transaction_limit = max_transaction_entries
         self._learnt_limit: TransactionLimit | None = None
+        self._refuses_batches = False
         self._wait_until: float | None = None  # on ``clock``: the end of a Retry-After not waited out
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -195,6 +196,17 @@ class FhirBoundary:
             )
         if limit.lasting and (self._learnt_limit is None or limit.max_entries < self._learnt_limit.max_entries):
             self._learnt_limit = limit
+
+    @property
+    def refuses_batches(self) -> bool:
+        """Whether the server refused a batch Bundle this run: later batches go as single requests."""
+        return self._refuses_batches
+
+    def refuse_batches(self) -> None:
+        """Remember that the server takes no batch, so the rest of the run does not ask again."""
+        if not self._refuses_batches:
+            log.warning("the server refused a batch: its entries go as single requests from now on")
+        self._refuses_batches = True
 
     # -- raw exchanges (Bulk Data: kick-off, status polling, NDJSON files) ---------------------------
 

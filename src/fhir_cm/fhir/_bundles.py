@@ -16,7 +16,10 @@ may be sent again in a smaller form:
 The limit learnt is kept on the client (``transaction_limit``), so the rest of a run sends parts of
 the right size at once, and the sync layer stores it per server for later runs.
 
-A batch splits in halves on 413 and falls back to single requests. Entries of a batch response that
+A batch splits in halves on 413 and falls back to single requests. A server whose
+CapabilityStatement lists ``transaction`` but not ``batch`` is sent batches all the same (HAPI 8
+serves both at its base and lists only the first; one request per entry cost it three times the
+requests), and the first refusal of one sends every later batch of the client singly. Entries of a batch response that
 failed transiently (5xx) are sent once more only if they are conditional or versioned — repeating an
 unconditional create could duplicate the resource; a 429 entry was refused before anything was done,
 so it is sent again whatever it is. Errors raise only while nothing was applied; once part of the
@@ -43,6 +46,7 @@ from ._search import search_value
 from ._urls import check_id, check_type
 
 if TYPE_CHECKING:
+    from ._capabilities import Capabilities
     from ._client import AsyncFhirClient
 
 __all__ = ["BundleEntry", "Resource", "as_dict", "criteria_query", "send_batch", "send_transaction"]
@@ -414,9 +418,10 @@ async def _batch(
         parts = [list(range(i, min(i + max_entries, len(entries)))) for i in range(0, len(entries), max_entries)]
         return await _in_parts(entries, parts, lambda part: _batch(client, part, fallback, None), "batch")
     caps = client.known_capabilities
+    guessed = fallback and caps is not None and not caps.supports_batch and caps.supports_transaction
     try:
-        if caps is not None:
-            caps.ensure_system("batch")
+        if client.refuses_batches or (caps is not None and not guessed):
+            _ensure_batches(client, caps)
         results = await _post(client, "batch", entries)
     except PayloadTooLarge:
         if not fallback or len(entries) == 1:
@@ -424,11 +429,32 @@ async def _batch(
         half = len(entries) // 2
         parts = [list(range(half)), list(range(half, len(entries)))]
         return await _in_parts(entries, parts, lambda part: _batch(client, part, fallback, None), "batch")
-    except UnsupportedByServer:
+    except UnsupportedByServer as exc:
         if not fallback:
             raise
+        if exc.status is not None:
+            client.refuse_batches()
+        return await _singles(client, entries, ordered=False), "single"
+    except FhirError as exc:
+        # A server whose statement lists ``transaction`` alone was asked for a batch on a guess: a
+        # refusal of the whole Bundle (nothing applied) means it takes none; entries go on their own.
+        if not guessed or exc.status not in _BUNDLE_KIND_REFUSALS:
+            raise
+        client.refuse_batches()
         return await _singles(client, entries, ordered=False), "single"
     return await _retry_transient(client, entries, results), "batch"
+
+
+# What a server answers a Bundle kind it does not process, the Bundle being otherwise sound.
+_BUNDLE_KIND_REFUSALS = frozenset({400, 404, 405, 415, 422, 501})
+
+
+def _ensure_batches(client: AsyncFhirClient, caps: Capabilities | None) -> None:
+    """Refuse before sending when this server takes no batch: it said so, or refused one already."""
+    if client.refuses_batches:
+        raise UnsupportedByServer("the server refused a batch earlier in this run")
+    if caps is not None:
+        caps.ensure_system("batch")
 
 
 def _entries(entries: Sequence[BundleEntry | Mapping[str, Any]]) -> list[BundleEntry]:
