@@ -319,3 +319,37 @@ def test_a_discharge_before_the_enrolment_followed_by_another_admission_is_not_a
     got = programme_outcomes(HC, [c], start=None, end=None, today=TODAY)
     assert (got.hospital_discharges, got.readmissions_30d) == (1, 0)
     assert got.length_of_stay[0].stays == 2  # both stays around the enrolment are the case's
+
+
+def test_a_readmission_into_another_case_of_the_patient_counts_for_the_index_discharge() -> None:
+    """The measure counts by patient: a's discharge of 2025-02-05 readmitted on 02-20 into b (another
+    programme's case of the same patient) is a's readmission, once; b's copy of a's same-day stay, the
+    hospital a transferred to and another patient's admission are not; b's case entered in error holds none."""
+    one = {"kind": "patient", "id": "p-1"}
+    a = case("a", patient=one, stays=[stay("h1", "acute-hospital", "2025-02-01", "2025-02-05", "home")])
+    b = case(
+        "b",
+        "rehabilitation",
+        patient=one,
+        period={"start": "2025-02-25"},
+        stays=[stay("h2", "acute-hospital", "2025-02-20", "2025-02-22", "home")],
+    )
+    assert programme_outcomes(HC, [a], start=None, end=None, today=TODAY).readmissions_30d == 0
+    figures = programme_outcomes(HC, [a, b], start=D("2025-02-01"), end=D("2025-02-28"), today=TODAY)
+    assert (figures.hospital_discharges, figures.readmissions_30d) == (1, 1)  # b counts nothing for HC itself
+    rehab = programme_outcomes(ProgrammeType.REHABILITATION, [a, b], start=None, end=None, today=TODAY)
+    assert (rehab.hospital_discharges, rehab.readmissions_30d) == (1, 0)  # a's stay is history before b's
+    other = case("c", patient={"kind": "patient", "id": "p-2"}, stays=b.model_dump()["stays"])
+    gone = b.model_copy(update={"status": CaseStatus.ENTERED_IN_ERROR})
+    for elsewhere in (other, gone):
+        assert programme_outcomes(HC, [a, elsewhere], start=None, end=None, today=TODAY).readmissions_30d == 0
+
+    day = case("d", patient=one, stays=[stay("h3", "acute-hospital", "2025-03-03", "2025-03-03", "home")])
+    copied = case("e", "rehabilitation", patient=one, period={"start": "2025-03-10"}, stays=day.model_dump()["stays"])
+    assert programme_outcomes(HC, [day, copied], start=None, end=None, today=TODAY).readmissions_30d == 0
+    moved = case("f", patient=one, stays=[stay("h4", "acute-hospital", "2025-04-01", "2025-04-05", "other-hcf")])
+    there = case(
+        "g", "rehabilitation", patient=one, period={"start": "2025-04-10"},
+        stays=[stay("h5", "acute-hospital", "2025-04-06", "2025-04-09", "home")],
+    )  # fmt: skip
+    assert programme_outcomes(HC, [moved, there], start=None, end=None, today=TODAY).readmissions_30d == 0

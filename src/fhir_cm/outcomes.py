@@ -15,8 +15,13 @@ closure are no longer the programme's; a readmission is still looked for among a
   stay begun before went on past them (not a discharge), or ending before the case began when
   another acute-hospital stay began before it too (the admission the referral came from: that
   readmission happened before the programme could act). One is readmitted when another acute-hospital
-  stay starts 0–30 days after it ended (the domain's ``READMISSION_WINDOW_DAYS``), even if that
-  second stay starts after the period. Rate = readmitted / index discharges.
+  stay of the **patient** starts 0–30 days after it ended (the domain's ``READMISSION_WINDOW_DAYS``),
+  even if that second stay starts after the period, and whichever of the patient's cases holds it —
+  the measure counts by patient: discharged at the end of one case and admitted again into the next
+  is a readmission, counted once, for the programme and period of the index discharge. Another case's
+  stay counts as that case stood on ``today`` (not one begun later, nor one entered in error), unless
+  it is the index stay recorded there too (same start and end) or where the index stay transferred the
+  person. Rate = readmitted / index discharges.
 * **Length of stay** — the case's finished stays that ended in the period, per care setting: days from start
   to end (a same-day stay is 0 days); mean and median.
 * **Goal attainment** — goals due in the period and no later than ``today`` (a goal cannot have
@@ -44,7 +49,7 @@ import functools
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -66,6 +71,7 @@ from fhir_cm.domain import (
 from fhir_cm.terminology import MappingFileError, mappings_dir
 
 __all__ = [
+    "Admission",
     "OutcomeParts",
     "OutcomeRules",
     "ProgrammeOutcomes",
@@ -74,7 +80,9 @@ __all__ = [
     "compute_outcomes",
     "load_outcome_rules",
     "outcome_parts",
+    "patients_to_follow",
     "programme_outcomes",
+    "readmission_stays",
 ]
 
 _ATTAINED = frozenset({GoalAchievement.ACHIEVED, GoalAchievement.SUSTAINING})
@@ -245,13 +253,28 @@ def _days_to_follow_up(discharge: Stay, case: Case) -> int | None:
     return (min(after) - discharge.end).days if after else None
 
 
+class Admission(BaseModel):
+    """An acute-hospital stay of a patient, with the case holding it: where a discharge of another
+    case of the same patient may have been readmitted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    stay: Stay
+
+
 class OutcomeParts(BaseModel):
     """What one case adds to its programme's figures over a period, as of a day: counts, and the
-    values medians are taken over. Figures kept per case are combined without reading the case again."""
+    values medians are taken over. Figures kept per case are combined without reading the case again,
+    except ``open_discharges``: its index discharges no stay of its own readmitted, which a later case
+    of the same patient may have (``combine_outcomes`` is handed that patient's other stays)."""
 
     model_config = ConfigDict(frozen=True)
 
     programme: ProgrammeType
+    case_id: str = ""
+    patient_id: str = ""
+    open_discharges: tuple[Stay, ...] = ()
     overlaps: bool = False
     discharges: int = 0
     readmitted: int = 0
@@ -288,11 +311,15 @@ def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, 
         if g.due is not None and g.status not in _NOT_JUDGED and g.due <= today and _within(g.due, start, end)
     ]
     referrals = [r for r in case.referrals if r.status is not ReferralStatus.DRAFT and _within(r.authored, start, end)]
+    open_discharges = tuple(d for d in discharges if not _readmitted(d, stays))
     return OutcomeParts(
         programme=case.programme,
+        case_id=case.id,
+        patient_id=case.patient.id,
+        open_discharges=open_discharges,
         overlaps=_overlaps(case, start, end),
         discharges=len(discharges),
-        readmitted=sum(_readmitted(d, stays) for d in discharges),
+        readmitted=len(discharges) - len(open_discharges),
         no_follow_up=sum(1 for days in follow_ups if days is None),
         follow_up_days=tuple(days for days in follow_ups if days is not None),
         stays=lengths,
@@ -301,6 +328,44 @@ def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, 
         referrals=len(referrals),
         ended=sum(r.status in _REFERRAL_ENDS for r in referrals),
         completed=sum(r.status is ReferralStatus.COMPLETED for r in referrals),
+    )
+
+
+def patients_to_follow(parts: Iterable[OutcomeParts]) -> set[str]:
+    """The patients whose other cases may hold a readmission: those with an index discharge no stay
+    of its own case readmitted. Usually few, so only their cases need reading."""
+    return {p.patient_id for p in parts if p.open_discharges}
+
+
+def readmission_stays(cases: Iterable[Case], *, today: dt.date, patients: Iterable[str]) -> dict[str, list[Admission]]:
+    """The acute-hospital stays of ``patients`` in ``cases``, by patient, each case as it stood on
+    ``today`` (a case not begun by then or entered in error holds none): where their discharges'
+    readmissions are looked for across cases."""
+    wanted = set(patients)
+    found: dict[str, list[Admission]] = defaultdict(list)
+    for current in cases:
+        if current.patient.id not in wanted:
+            continue
+        case = case_as_of(current, today)
+        if case is None or case.status is CaseStatus.ENTERED_IN_ERROR:
+            continue
+        found[case.patient.id] += [
+            Admission(case_id=case.id, stay=s) for s in _real_stays(case) if s.setting is CareSetting.ACUTE_HOSPITAL
+        ]
+    return dict(found)
+
+
+def _readmitted_elsewhere(discharge: Stay, case_id: str, admissions: Iterable[Admission]) -> bool:
+    """Whether an acute-hospital stay of another case of the patient began 0–30 days after ``discharge``:
+    not the same stay recorded in both cases, nor the hospital it transferred the person to."""
+    assert discharge.end is not None
+    return any(
+        other.case_id != case_id
+        and other.stay.id != discharge.id
+        and (other.stay.start, other.stay.end) != (discharge.start, discharge.end)
+        and not transferred(discharge, other.stay)
+        and 0 <= (other.stay.start - discharge.end).days <= READMISSION_WINDOW_DAYS
+        for other in admissions
     )
 
 
@@ -314,21 +379,34 @@ def programme_outcomes(
 ) -> ProgrammeOutcomes:
     """The outcome figures of ``programme`` over ``start``–``end`` (inclusive), as of ``today``.
 
-    Cases of other programmes are ignored, so callers may pass everything they can see.
+    Cases of other programmes count for nothing but the readmissions they hold, so callers may pass
+    everything they can see.
     """
     if start is not None and end is not None and end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
+    cases = list(cases)
     parts = [outcome_parts(c, start=start, end=end, today=today) for c in cases if c.programme is programme]
-    return combine_outcomes(programme, parts, start=start, end=end)
+    elsewhere = readmission_stays(cases, today=today, patients=patients_to_follow(parts))
+    return combine_outcomes(programme, parts, start=start, end=end, elsewhere=elsewhere)
 
 
 def combine_outcomes(
-    programme: ProgrammeType, parts: Iterable[OutcomeParts], *, start: dt.date | None, end: dt.date | None
+    programme: ProgrammeType,
+    parts: Iterable[OutcomeParts],
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    elsewhere: Mapping[str, Sequence[Admission]] | None = None,
 ) -> ProgrammeOutcomes:
-    """The figures of ``programme`` from its cases' parts (parts of other programmes are ignored)."""
+    """The figures of ``programme`` from its cases' parts (parts of other programmes are ignored), and
+    ``elsewhere``: the acute-hospital stays of the patients ``patients_to_follow`` names
+    (``readmission_stays``), where a discharge of one case is readmitted into another."""
     mine = [p for p in parts if p.programme is programme]
+    elsewhere = elsewhere or {}
     discharges = sum(p.discharges for p in mine)
-    readmitted = sum(p.readmitted for p in mine)
+    readmitted = sum(p.readmitted for p in mine) + sum(
+        _readmitted_elsewhere(d, p.case_id, elsewhere.get(p.patient_id, ())) for p in mine for d in p.open_discharges
+    )
     goals_due = sum(p.goals_due for p in mine)
     attained = sum(p.attained for p in mine)
     ended = sum(p.ended for p in mine)

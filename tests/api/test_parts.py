@@ -13,8 +13,18 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from fhir_cm.caseload import compute_caseload
-from fhir_cm.domain import CaseStatus, Contact, ContactMode, ProgrammeType
-from fhir_cm.outcomes import compute_outcomes
+from fhir_cm.domain import (
+    Case,
+    CareSetting,
+    CaseStatus,
+    Contact,
+    ContactMode,
+    Period,
+    ProgrammeType,
+    Stay,
+    StayStatus,
+)
+from fhir_cm.outcomes import compute_outcomes, outcome_parts
 from fhir_cm.store import Store, list_cases, save_case
 from fhir_cm.synthetic import generate_cases
 from tests.api.conftest import TODAY, Keys, bearer
@@ -83,3 +93,42 @@ def test_a_programme_supervisor_gets_the_figures_of_that_programme(
     outcomes = client.get("/api/v1/outcomes", params=PERIOD, headers=bearer(keys.supervisor_hc)).json()["programmes"]
     expected = compute_outcomes(mine, start=dt.date(2024, 7, 1), end=dt.date(2025, 6, 30), today=TODAY, programmes=None)
     assert outcomes == [p.model_dump(mode="json") for p in expected]
+
+
+def test_a_readmission_into_a_case_added_later_is_counted_for_the_kept_part_of_the_first(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """The first case's part is kept (its revision did not move) while the patient's new case, of another
+    programme, holds the readmission: the answer counts it, as the figures from every case do."""
+    cases = list(generate_cases(40, seed=7, today=TODAY))
+    with api_store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+    before = _answers(client, keys.supervisor)[1]
+    period = {"start": dt.date(2024, 7, 1), "end": dt.date(2025, 6, 30), "today": TODAY}
+    first, discharge = next(
+        (c, d)
+        for c in cases
+        for d in outcome_parts(c, **period).open_discharges
+        if d.end is not None and d.end <= TODAY - dt.timedelta(days=10)
+    )
+    assert discharge.end is not None
+    again = discharge.end + dt.timedelta(days=5)
+    later = Case(
+        id="later-case",
+        programme=ProgrammeType.REHABILITATION
+        if first.programme is not ProgrammeType.REHABILITATION
+        else ProgrammeType.HEALTH_CARE,
+        status=CaseStatus.ACTIVE,
+        period=Period(start=again + dt.timedelta(days=2)),
+        patient=first.patient,
+        stays=[Stay(id="again", setting=CareSetting.ACUTE_HOSPITAL, status=StayStatus.IN_PROGRESS, start=again)],
+    )
+    with api_store.session() as s:
+        save_case(s, later, enqueue=False)
+    after = _answers(client, keys.supervisor)
+    assert after == _expected(api_store)
+    readmitted = {p["programme"]: p["readmissions_30d"] for p in after[1]}
+    assert readmitted[first.programme.value] == 1 + next(
+        p["readmissions_30d"] for p in before if p["programme"] == first.programme.value
+    )

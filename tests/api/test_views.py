@@ -209,3 +209,44 @@ def test_a_programme_supervisor_sees_the_audit_of_that_programme(client: TestCli
     create(client, keys.supervisor, id="sw", programme="social-work")
     entries = client.get("/api/v1/audit", headers=bearer(keys.supervisor_hc)).json()
     assert {e["case_id"] for e in entries} == {"hc"}
+
+
+def _acute(stay_id: str, start: str, end: str) -> dict[str, str]:
+    return {"id": stay_id, "setting": "acute-hospital", "start": start, "end": end, "discharge_disposition": "home"}
+
+
+def test_outcomes_count_a_readmission_into_a_later_case_of_the_same_patient(client: TestClient, keys: Keys) -> None:
+    """Discharged at the end of one case and admitted again 15 days later into the patient's next case
+    (another programme's), the readmission went uncounted: each case looked only at its own stays."""
+    create(client, keys.supervisor, id="a", start="2025-01-10", stays=[_acute("h1", "2025-02-01", "2025-02-05")])
+    closed = client.post("/api/v1/cases/a/close", json={"on": "2025-02-10"}, headers=bearer(keys.supervisor))
+    assert closed.status_code == 200, closed.text
+    create(client, keys.supervisor, id="b", start="2025-03-01", programme="rehabilitation",
+           stays=[_acute("h2", "2025-02-20", "2025-02-22")])  # fmt: skip
+    create(client, keys.supervisor, id="c", start="2025-01-10", patient={"kind": "patient", "id": "patient-2"},
+           stays=[_acute("h3", "2025-02-03", "2025-02-04")])  # fmt: skip
+
+    def health_care(**params: str) -> tuple[int, int]:
+        params |= {"programme": "health-care", "from": "2025-02-01", "to": "2025-02-10"}
+        (hc,) = client.get("/api/v1/outcomes", params=params, headers=bearer(keys.supervisor)).json()["programmes"]
+        return hc["hospital_discharges"], hc["readmissions_30d"]
+
+    assert health_care() == (2, 1)  # a's discharge readmitted in b; patient-2 was admitted once only
+    assert health_care(on="2025-02-28") == (2, 0)  # b had not begun: nobody could know of it then
+    rehabilitation = client.get(
+        "/api/v1/outcomes", params={"programme": "rehabilitation"}, headers=bearer(keys.supervisor)
+    )
+    assert rehabilitation.json()["programmes"][0]["readmissions_30d"] == 0  # attributed to a's programme only
+
+
+def test_outcomes_count_a_readmission_once_when_its_case_holds_it_and_another_case_too(
+    client: TestClient, keys: Keys
+) -> None:
+    """The readmission within the case is not counted again for a later case holding the same stays."""
+    create(client, keys.supervisor, id="a", start="2025-01-10",
+           stays=[_acute("h1", "2025-02-01", "2025-02-05"), _acute("h2", "2025-02-20", "2025-02-22")])  # fmt: skip
+    create(client, keys.supervisor, id="b", start="2025-03-01", programme="rehabilitation",
+           stays=[_acute("h2-copy", "2025-02-20", "2025-02-22"), _acute("h4", "2025-02-25", "2025-02-26")])  # fmt: skip
+    params = {"programme": "health-care", "from": "2025-02-01", "to": "2025-02-10"}
+    (hc,) = client.get("/api/v1/outcomes", params=params, headers=bearer(keys.supervisor)).json()["programmes"]
+    assert (hc["hospital_discharges"], hc["readmissions_30d"], hc["readmission_rate"]) == (1, 1, 1.0)

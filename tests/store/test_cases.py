@@ -28,8 +28,10 @@ from fhir_cm.domain import (
 )
 from fhir_cm.store import (
     OutboxStatus,
+    CaseCache,
     StaleRevision,
     Store,
+    cases_of_patients_with_several,
     get_case,
     get_case_record,
     get_case_records,
@@ -91,6 +93,28 @@ def test_records_of_several_cases_read_in_one_call(store: Store, make_case: Call
         records = get_case_records(s, ["b", "a", "missing", "b"])
         assert get_case_records(s, []) == {}
     assert {k: (r.case.id, r.revision) for k, r in records.items()} == {"a": ("a", 1), "b": ("b", 2)}
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_cases_of_patients_with_several_are_read_by_patient(
+    store: Store, make_case: Callable[..., Case], cached: bool
+) -> None:
+    """Where the outcomes look for a readmission into another case: every case, any programme, of the
+    patients asked about who have more than one; a patient with one case reads nothing."""
+    with store.session() as s:
+        for case_id, patient, programme in [
+            ("a1", "p-a", ProgrammeType.HEALTH_CARE),
+            ("a2", "p-a", ProgrammeType.REHABILITATION),
+            ("b1", "p-b", ProgrammeType.HEALTH_CARE),
+            ("c1", "p-c", ProgrammeType.HEALTH_CARE),
+            ("c2", "p-c", ProgrammeType.HEALTH_CARE),
+        ]:
+            save_case(s, make_case(case_id, patient=Party(kind=PartyKind.PATIENT, id=patient), programme=programme))
+    cache = CaseCache(10) if cached else None
+    with store.session(read_only=True) as s:
+        found = cases_of_patients_with_several(s, ["p-b", "p-a", "nobody"], cache=cache)
+        assert cases_of_patients_with_several(s, [], cache=cache) == []
+    assert sorted((r.case.id, r.case.patient.id) for r in found) == [("a1", "p-a"), ("a2", "p-a")]
 
 
 def test_unknown_case_is_none(store: Store) -> None:

@@ -17,6 +17,7 @@ from ._case_cache import CaseCache
 from ._cases import (
     CaseFilters,
     case_revisions,
+    cases_of_patients_with_several,
     CaseRecord,
     get_case,
     get_case_record,
@@ -223,6 +224,7 @@ __all__ = [
     "key_id_of",
     "case_stamps",
     "case_revisions",
+    "cases_of_patients_with_several",
     "cases_version",
     "case_transitions",
     "claim_outbox",

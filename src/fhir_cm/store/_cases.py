@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import ColumnElement, Row, Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case, CaseStatus, ProgrammeType
@@ -27,6 +27,7 @@ __all__ = [
     "CaseFilters",
     "CaseRecord",
     "case_revisions",
+    "cases_of_patients_with_several",
     "get_case",
     "get_case_record",
     "get_case_records",
@@ -313,6 +314,37 @@ def case_revisions(session: Session, **filters: Unpack[CaseFilters]) -> dict[str
     (readers that keep something per case find here which cases changed since)."""
     query = select(CaseRow.case_id, CaseRow.revision).where(*_filters(filters))
     return dict(session.execute(query.order_by(CaseRow.case_id)).all())
+
+
+def cases_of_patients_with_several(
+    session: Session,
+    patients: Iterable[str],
+    *,
+    cache: CaseCache | None = None,
+    skipped: list[UnreadableCase] | None = None,
+) -> list[CaseRecord]:
+    """Every case of those of ``patients`` who have more than one case, any programme (``cache`` and
+    ``skipped`` as for :func:`list_case_records`): where a discharge of one case may have been readmitted
+    into another. Counted on the indexed patient column first, so a patient with one case reads nothing."""
+    wanted = sorted(set(patients))
+    several: list[str] = []
+    for n in range(0, len(wanted), _CHUNK):
+        query = (
+            select(CaseRow.patient_id)
+            .where(CaseRow.patient_id.in_(wanted[n : n + _CHUNK]))
+            .group_by(CaseRow.patient_id)
+            .having(func.count() > 1)
+        )
+        several += session.scalars(query)
+    records: list[CaseRecord] = []
+    for n in range(0, len(several), _CHUNK):
+        theirs = CaseRow.patient_id.in_(several[n : n + _CHUNK])
+        if cache is not None:
+            records += _through_cache(session, _HEAD.where(theirs).order_by(CaseRow.case_id), cache, skipped)
+        else:
+            query = _RECORD.where(theirs).order_by(CaseRow.case_id)
+            records += [record for row in session.execute(query) if (record := _record(row, skipped)) is not None]
+    return records
 
 
 def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseStatus]) -> int:

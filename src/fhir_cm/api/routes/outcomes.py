@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from fhir_cm.domain import Day, ProgrammeType
-from fhir_cm.outcomes import combine_outcomes, outcome_parts
+from fhir_cm.outcomes import combine_outcomes, outcome_parts, patients_to_follow, readmission_stays
+from fhir_cm.store import cases_of_patients_with_several
 
 from .._access import check_programme
 from .._answers import json_answer, json_bytes
@@ -38,7 +39,8 @@ def outcomes(
 
     A stay counts for a case when it ends within the case's period or at most 30 days before it starts
     (the discharge a referral follows; ``look_back_days`` in ``mappings/outcome-rules.json``); one
-    before the start followed by another admission before it is no index discharge."""
+    before the start followed by another admission before it is no index discharge. A readmission
+    counts whichever case of the patient holds it (any programme), for the index discharge's figures."""
     if from_ is not None and to is not None and to < from_:
         message = f"the period ends ({to}) before it starts ({from_})"
         raise InvalidInput(message, errors=[FieldError(field="to", location="query", message=message)])
@@ -62,8 +64,16 @@ def outcomes(
             unreadable=unreadable,
             programme=programme,
         )
+        # Discharges no stay of their own case readmitted: their patients' other cases (any programme,
+        # found on the indexed patient column; few patients have several) may hold the readmission.
+        following = patients_to_follow(parts)
+        elsewhere = {}
+        if following:
+            with work.store.session(read_only=True) as session:
+                others = cases_of_patients_with_several(session, following, cache=work.store.cases, skipped=[])
+            elsewhere = readmission_stays((r.case for r in others), today=today, patients=following)
         wanted = [programme] if programme else sorted({part.programme for part in parts})
-        figures = [combine_outcomes(each, parts, start=from_, end=to) for each in wanted]
+        figures = [combine_outcomes(each, parts, start=from_, end=to, elsewhere=elsewhere) for each in wanted]
         return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures, unreadable=len(unreadable)))
 
     return json_answer(views(work).get(work.store, key, compute))
