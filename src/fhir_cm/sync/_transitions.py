@@ -38,6 +38,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..domain import (
@@ -80,6 +81,7 @@ from ..store import (
 from ..checks import strict_problem
 from ._intake import remember, server_fhir_version
 from ._membership import OPEN_STATUSES, patient_ids, patient_of
+from ._patient_links import PatientChain, follow_replaced_by, record_survivor
 from ._report import tally_set_aside
 from ._transfer_summary import handoff_moves
 
@@ -141,6 +143,10 @@ class TransitionsReport(BaseModel):
         description="Case id → numbers of the new moves out of a hospital, SNF or rehabilitation stay (transfer summaries due).",
     )
     failed: dict[str, str] = Field(default_factory=dict, description="Case id → why it was not tracked.")
+    patients_merged: list[str] = Field(
+        default_factory=list,
+        description="Cases whose patient's record the hospital merged into another (replaced-by): both read.",
+    )
     changed_cases: list[str] = Field(default_factory=list)
     _set_aside: set[int] = PrivateAttr(default_factory=set)
 
@@ -340,13 +346,23 @@ class _Tracker:
         except ValidationError:
             return None
 
+    def merged(self, session: Session, case_id: str, party_id: str, chains: list[PatientChain]) -> None:
+        """Note (and record, see ``record_survivor``) a case patient's record replaced by another."""
+        survivor = next((c for c in chains if c.survivor is not None), None)
+        if survivor is None:
+            return
+        self.report.patients_merged.append(case_id)
+        if record_survivor(session, self.base, party_id, survivor):
+            log.info("case %s: its patient's record was merged into another; that one is read from now on", case_id)
+
     async def track(self, caps: Capabilities | None, case_id: str) -> None:
         with self.store.session(read_only=True) as session:
             case = get_case(session, case_id)
             if case is None:
                 raise LookupError(f"no case {case_id}")
             patients = patient_ids(session, self.base, case.patient.id)
-        encounters, locations = await self.encounters(caps, patients)
+        chains = [await follow_replaced_by(self.client, p) for p in patients]
+        encounters, locations = await self.encounters(caps, list(dict.fromkeys(i for c in chains for i in c.ids)))
         self.report.cases += 1
         self.report.encounters += len(encounters)
         found: list[tuple[Stay, Mapping[str, Any]]] = []
@@ -368,6 +384,7 @@ class _Tracker:
             record = get_case_record(session, case_id)
             if record is None:
                 return
+            self.merged(session, case_id, case.patient.id, chains)
             case = record.case
             stays = {s.id: s for s in case.stays}
             parts = _parts(found)

@@ -1,0 +1,130 @@
+"""A case's patient record merged into another: the record the hospital uses now.
+
+When a hospital merges a person's duplicate records (HAPI's ``$merge``, an MPI/MDM), the retired
+Patient gets a ``link`` of type ``replaced-by`` to the surviving one (and ``active: false``); the
+survivor may carry ``replaces`` back. From then on the hospital records Encounters under the
+survivor: a tracker reading only the retired id never sees the discharge, so no follow-up is asked.
+
+Only ``replaced-by`` is followed: it is the one link type that says "this record must no longer be
+used, use that one" (FHIR ``link-type``). ``replaces`` points back at a retired record, ``refer``
+and ``seealso`` at records that stay valid beside this one — none of them names where the person's
+new records go. A survivor may itself have been merged since, so the link is followed again from
+it, at most ``MAX_HOPS`` times; a chain that loops back, or goes on longer, names no survivor (the
+records are read, nothing is recorded) — a hospital's merges do not produce either.
+
+Only a reference to a Patient on the same server is followed (relative, or absolute at its base).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from sqlalchemy.orm import Session
+
+from ..fhir import AsyncFhirClient, FhirError
+from ..mapping import parse_reference
+from ..store import LedgerEntry, get_ledger, ledger_by_server_id, put_ledger
+
+__all__ = ["MAX_HOPS", "REPLACED_BY", "PatientChain", "follow_replaced_by", "record_survivor", "replaced_by"]
+
+log = logging.getLogger("fhir_cm.sync")
+
+#: The link type naming the record to use instead (FHIR ``link-type``).
+REPLACED_BY = "replaced-by"
+#: How many ``replaced-by`` links are followed from one record before giving up.
+MAX_HOPS = 4
+
+
+class PatientChain(BaseModel):
+    """The records reached from one patient id by its ``replaced-by`` links."""
+
+    ids: list[str] = Field(description="Every id reached, the first one first (Encounters are read for each).")
+    survivor: str | None = Field(
+        default=None, description="The record in use now, when the first was replaced and the chain ends there."
+    )
+    record: dict[str, Any] | None = Field(default=None, repr=False, description="The survivor as read.")
+
+
+def replaced_by(patient: Mapping[str, Any], base: str) -> str | None:
+    """The id of the Patient ``patient`` was replaced by on the server at ``base``, or None."""
+    for link in patient.get("link") or ():
+        if not isinstance(link, Mapping) or link.get("type") != REPLACED_BY:
+            continue
+        other = link.get("other")
+        literal = other.get("reference") if isinstance(other, Mapping) else None
+        if not isinstance(literal, str) or ("://" in literal and not literal.startswith(base.rstrip("/") + "/")):
+            continue  # a record on another server is not one whose Encounters are read here
+        parsed = parse_reference(literal)
+        if parsed is not None and parsed[0] == "Patient":
+            return parsed[1]
+    return None
+
+
+async def follow_replaced_by(client: AsyncFhirClient, patient_id: str) -> PatientChain:
+    """Read ``Patient/<patient_id>`` and the records its ``replaced-by`` links lead to (see the module).
+
+    A record that cannot be read (absent, deleted, refused) ends the chain where it is: the ids
+    reached so far are still read for Encounters, as before any merge.
+    """
+    ids = [patient_id]
+    current = patient_id
+    for _ in range(MAX_HOPS + 1):
+        try:
+            patient = await client.read("Patient", current)
+        except FhirError:
+            break  # unreadable: nothing here says the record was replaced
+        following = replaced_by(patient, client.base_url)
+        if following is None:
+            if len(ids) == 1:
+                return PatientChain(ids=ids)
+            return PatientChain(ids=ids, survivor=current, record=patient)
+        if following in ids:
+            log.warning("a patient record's replaced-by links loop back; no surviving record taken")
+            return PatientChain(ids=ids)
+        ids.append(following)
+        current = following
+    else:
+        log.warning("a patient record's replaced-by links go on past %d; no surviving record taken", MAX_HOPS)
+    return PatientChain(ids=ids[: MAX_HOPS + 1])
+
+
+def record_survivor(session: Session, base: str, party_id: str, chain: PatientChain) -> bool:
+    """Record ``chain.survivor`` as the record the server knows the patient ``party_id`` by (the
+    ledger's Patient entry); True when that changed.
+
+    The case keeps its patient (the party id is the EHR's, what the case was enrolled with); what
+    moves is the server id the ledger maps it to. From then on the watch and the tracker read the
+    survivor's Encounters, a pull places what names the survivor in the case, and the next push of
+    the case points the patient references it writes at the survivor ("must be used in lieu of"),
+    and nothing else of what the server holds. A survivor the ledger already maps another party to
+    (the other record is another case's patient) is not recorded: the ledger knows a server record
+    as one party, and which one the person is is for a person to settle.
+    """
+    survivor = chain.survivor
+    if survivor is None:
+        return False
+    held = get_ledger(session, base, "Patient", party_id)
+    if held is not None and held.server_id == survivor:
+        return False
+    other = ledger_by_server_id(session, base, "Patient", survivor)
+    if other is not None and other.key != party_id:
+        log.warning("a merged patient record's survivor is known as another party here; not recorded")
+        return False
+    raw_meta = (chain.record or {}).get("meta")
+    meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, Mapping) else {}
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    entry = LedgerEntry(
+        server_base=base,
+        resource_type="Patient",
+        key=party_id,
+        server_id=survivor,
+        version_id=version if isinstance(version, str) else None,
+        server_copy=chain.record,
+        last_updated=updated if isinstance(updated, str) else None,
+    )
+    put_ledger(session, [entry])
+    return True
