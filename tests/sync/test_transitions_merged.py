@@ -17,6 +17,7 @@ import pytest
 from fhir_cm.config import Settings
 from fhir_cm.domain import Case, ReferralKind
 from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.jobs import run_pull
 from fhir_cm.store import Store, get_case, get_ledger, list_transitions
 from fhir_cm.sync import push_pending, track_transitions
 from tests.sync.seeding import put_organisations
@@ -132,3 +133,29 @@ def test_only_a_patient_on_the_same_server_is_followed() -> None:
     assert replaced_by(link("https://elsewhere.example/fhir/Patient/b"), base) is None
     assert replaced_by(link("RelatedPerson/b"), base) is None
     assert replaced_by(link("Patient/b", "replaces"), base) is None
+
+
+async def test_a_pull_round_sees_a_discharge_under_the_record_a_watched_patient_was_merged_into(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """The watch asks only for the Encounters of the records it knows: the merge itself (the retired
+    record changed) must bring the case to the tracker, and once followed it is not brought again."""
+    tag = uuid.uuid4().hex[:10]
+    await put_organisations(raw, f"hosp-{tag}")
+    case = await enrol(store, raw, settings, tag)
+    first = await run_pull(store, settings)
+    assert first.watch is not None and case.id in first.watch.seeded
+
+    survivor = f"{case.patient.id}-2"
+    await raw.update({"resourceType": "Patient", "id": survivor, "active": True}, versioned=False)
+    await _linked(raw, case.patient.id, "replaced-by", survivor)
+    stay = encounter(survivor, "IMP", "2024-05-01", "2024-05-04", f"hosp-{tag}", disposition="home")
+    stay_id = (await raw.create(stay)).id
+
+    second = await run_pull(store, settings)
+    assert second.watch is not None and second.watch.touched == [case.id] and second.watch.merged == 1
+    assert _moves(store, case.id) == [stay_id]
+    assert second.follow_ups is not None and second.follow_ups.on_server == [case.id]
+
+    third = await run_pull(store, settings)
+    assert third.watch is not None and (third.watch.touched, third.watch.merged) == ([], 0)

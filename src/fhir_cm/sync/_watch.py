@@ -10,6 +10,10 @@ that changed since a per-server watermark, whoever wrote them:
 * **paged and bounded**: results are read page by page and only the patient of each changed
   Encounter is kept (a set of ids), never the Encounters themselves — the tracker reads a touched
   case's Encounters itself;
+* **merged records too**: ``Patient?_id=a,b,…`` changed since the watermark, for the same patients; one
+  that now has a ``replaced-by`` link (the hospital merged it into another) touches its cases, whose
+  tracker follows the link (``_patient_links``) — what the hospital records from then on is under
+  the survivor, which no Encounter search here asked for yet;
 * **new only**: an Encounter whose version the ledger already holds (the tracker read it) is
   skipped, so the overlap kept behind the watermark does not touch its case again and again.
 
@@ -25,12 +29,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..fhir import AsyncFhirClient, InvalidRequest
+from ..fhir import AsyncFhirClient, FhirError, InvalidRequest
 from ..mapping import patient_of
 from ..store import (
     Store,
@@ -43,6 +47,7 @@ from ..store import (
 )
 from ._intake import instant, last_updated_of, later_mark, version_of
 from ._membership import patient_ids
+from ._patient_links import replaced_by
 
 __all__ = ["BATCH", "WATCH_MARK", "WatchReport", "changed_encounter_patients", "settle_watch"]
 
@@ -68,7 +73,11 @@ class WatchReport(BaseModel):
     seeded: list[str] = Field(
         default_factory=list, description="Cases whose whole Encounter history is read this round."
     )
-    touched: list[str] = Field(default_factory=list, description="Cases with a changed Encounter since the watermark.")
+    touched: list[str] = Field(
+        default_factory=list,
+        description="Cases with a changed Encounter since the watermark, or whose patient's record was merged.",
+    )
+    merged: int = Field(default=0, description="Patient records found replaced by another since the watermark.")
     watermark: str | None = Field(
         default=None, description="The newest meta.lastUpdated read (the next round's start)."
     )
@@ -126,6 +135,26 @@ class _Reader:
             self.report.encounters += len(fresh)
             self.patients.update(p for r in fresh if (p := patient_of(r)) is not None)
 
+    async def merged(self, patients: list[str], watched: Collection[str]) -> None:
+        """Which of these patients' records changed since the watermark into one replaced by another
+        (a merge) not ``watched`` yet: the hospital records what follows under the survivor, which the
+        Encounter search above does not ask for until the tracker has followed the link and the ledger
+        maps the patient to it (``_patient_links``)."""
+        search = self.client.search("Patient").where("_id", ",".join(patients)).count(PAGE_SIZE)
+        if self.since is not None:
+            search = search.where("_lastUpdated", f"gt{self.since.isoformat()}")
+        wanted = set(patients)
+        base = self.client.base_url
+        async for page in search.pages():
+            found = [r for r in page.matches if r.get("resourceType") == "Patient" and r.get("id") in wanted]
+            now = dt.datetime.now(dt.UTC)
+            for r in found:
+                self.latest = later_mark(self.latest, last_updated_of(r), now=now)
+                survivor = replaced_by(r, base)
+                if survivor is not None and survivor not in watched:
+                    self.patients.add(str(r["id"]))
+                    self.report.merged += 1
+
     def _unseen(self, encounters: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The Encounters whose version the ledger does not hold yet (the tracker has not read them)."""
         if not encounters:
@@ -176,10 +205,22 @@ async def changed_encounter_patients(
             for patient in patients:
                 await reader.read([patient])
         report.batched = use_batches
+        await _merges(reader, patients, use_batches)
     touched = {case_id for p in reader.patients for case_id in watched.cases_by_patient.get(p, ())}
     report.touched = sorted(touched)
     report.watermark = reader.latest or watched.mark
     return report
+
+
+async def _merges(reader: _Reader, patients: list[str], batched: bool) -> None:
+    """``_Reader.merged`` for every watched patient, as the Encounters were read (batched or not). A
+    server that refuses the search only loses the shortcut: the tracker still follows the links of
+    every case it tracks."""
+    try:
+        for group in _batches(patients, BATCH) if batched else ([p] for p in patients):
+            await reader.merged(group, set(patients))
+    except FhirError as exc:
+        log.warning("merged patient records not looked for: the server answered %s", type(exc).__name__)
 
 
 def settle_watch(store: Store, server_base: str, report: WatchReport, failed: Iterable[str]) -> None:
