@@ -14,15 +14,18 @@ from fhir_cm.domain import Case, CaseStatus, Party, PartyKind, Period
 from fhir_cm.store import (
     CandidateRecord,
     FactRecord,
+    LedgerEntry,
     Store,
     count_candidates,
     drop_facts,
+    ehr_patient_keys,
     forget_candidates_without_facts,
     list_candidates,
     mark_enrolled,
     open_case_patient_ids,
     patient_facts_after,
     put_facts,
+    put_ledger,
     replace_candidates,
     save_case,
 )
@@ -119,6 +122,36 @@ def test_only_open_cases_exclude(store: Store, make_case: Callable[..., Case]) -
         found = open_case_patient_ids(s, ["referred", "on-hold", "closed", "cancelled", "nobody"])
         assert found == {"referred", "on-hold"}
         assert open_case_patient_ids(s, []) == set()
+
+
+def test_an_id_the_server_gives_someone_else_is_not_our_patient_of_that_id(
+    store: Store, make_case: Callable[..., Case]
+) -> None:
+    # "ann" was pushed and the server created her Patient as "7"; the server's "ann" is someone else.
+    # Matched against our ids as well, that other patient read as in Ann's open case (a CDS card
+    # showed them her case; screening left them out). "bob" was found on the server under his own id,
+    # "cy" was never pushed: each is their own id. "9" names the server's Patient of "dee", not our "9".
+    def case(case_id: str, patient: str) -> Case:
+        return make_case(case_id, status=CaseStatus.ACTIVE, patient=Party(kind=PartyKind.PATIENT, id=patient))
+
+    def patient(key: str, server_id: str) -> LedgerEntry:
+        return LedgerEntry(server_base=SERVER, resource_type="Patient", key=key, server_id=server_id)
+
+    with store.session() as s:
+        for n, pid in enumerate(("ann", "bob", "cy", "dee", "9")):
+            save_case(s, case(f"c{n}", pid))
+        put_ledger(s, [patient("ann", "7"), patient("bob", "bob"), patient("dee", "9")])
+    with store.session(read_only=True) as s:
+        assert open_case_patient_ids(s, ["ann"], server_base=SERVER) == set()
+        assert open_case_patient_ids(s, ["7", "bob", "cy", "9"], server_base=SERVER) == {"7", "bob", "cy", "9"}
+        assert ehr_patient_keys(s, [SERVER + "/"], ["ann", "7", "bob", "cy", "9"]) == {
+            "ann": "7",
+            "bob": "bob",
+            "cy": "cy",
+            "dee": "9",
+        }
+        # Another server's ledger says nothing of this one's ids.
+        assert open_case_patient_ids(s, ["ann", "7"], server_base="https://other.example/fhir") == {"ann"}
 
 
 def test_a_slice_replaces_its_own_candidates_only_and_the_list_pages_by_score(store: Store) -> None:

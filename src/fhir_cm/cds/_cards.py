@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,9 +29,10 @@ from ..store import (
     Store,
     UnreadableCase,
     card_issued,
+    clashing_patient_ids,
+    ehr_patient_keys,
     get_case,
     list_cases,
-    local_patient_ids,
     record_card,
     record_feedback,
     save_case,
@@ -82,16 +83,23 @@ def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | Unre
     """The patient's newest open case; else one this version cannot read (stored before a rule of the
     case model), if any: the patient is in case management, so no card may say otherwise.
 
-    ``patient_id`` is the EHR's: a case whose Patient a push created there, under an id the server
-    chose, is found through the ledger of ``servers`` (the caller's and the configured one); found by
-    our own id alone, such a patient was shown as eligible, not as in a case."""
+    ``patient_id`` is the EHR's, matched through the ledger of ``servers`` (the caller's and the
+    configured one) as ``store.ehr_patient_keys`` says: a case whose Patient a push created there is
+    found by the id the server chose, and not by our own id, which there may be another person's."""
     skipped: list[UnreadableCase] = []
     with store.session(read_only=True) as s:
-        ids = [patient_id] + [ours for server in servers for ours in local_patient_ids(s, server, [patient_id])]
-        cases = [c for pid in dict.fromkeys(ids) for c in list_cases(s, patient=pid, status=_OPEN, skipped=skipped)]
+        ids = ehr_patient_keys(s, servers, [patient_id])
+        cases = [c for pid in ids for c in list_cases(s, patient=pid, status=_OPEN, skipped=skipped)]
     if cases:
         return max(cases, key=lambda c: c.period.start)
     return skipped[0] if skipped else None
+
+
+def _clashes(store: Store, patient_id: str, servers: list[str]) -> bool:
+    """Whether the EHR's patient id is ours for a patient a push gave another id on its server: a
+    referral of the EHR's patient would make a case under that id, one patient with ours."""
+    with store.session(read_only=True) as s:
+        return bool(clashing_patient_ids(s, servers, [patient_id]))
 
 
 def _links(base: str, case: Case, plan: TransitionPlan | None = None) -> list[Link]:
@@ -204,6 +212,8 @@ async def answer(
         if recent is not None:
             issued.append((_plan_card(base, case, recent), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
+    if _clashes(store, patient_id, servers):  # no card rather than a referral merging two people
+        return _issue(store, service_id, patient_id, [])
     # Only eligibility reads the EHR's data: a patient in a case is answered from the store alone, so
     # neither a server down nor a scope the token lacks keeps their case manager from the clinician.
     found, _missing = await gather(request, svc, verify=settings.verify_tls)
@@ -241,11 +251,14 @@ def take_feedback(
     today: dt.date,
     *,
     then: Callable[[Session, list[str]], None] | None = None,
+    servers: Sequence[str] = (),
 ) -> list[str | None]:
     """Record each card's outcome; an accepted referral suggestion makes the referred case. Returns,
     per entry, the case made or found (None where none was). Raises ``UnknownCard``, recording
     nothing, when an entry names a card this service did not issue, or accepts a suggestion its card
-    did not make. ``then`` gets the cases made, in the transaction that makes them (the API's audit)."""
+    did not make. ``then`` gets the cases made, in the transaction that makes them (the API's audit).
+    ``servers``: those whose ledger says which case the card's patient id is (the configured one; feedback
+    names no ``fhirServer``), as for the cards."""
     made: list[str | None] = []
     created: list[str] = []
     with store.session() as s:
@@ -265,8 +278,8 @@ def take_feedback(
             case_id = None
             assert issued is not None
             if entry.outcome == "accepted" and entry.acceptedSuggestions and issued.kind == "eligible":
-                case_id, new = _referred_case(s, issued, today)
-                if new:
+                case_id, new = _referred_case(s, issued, today, servers)
+                if case_id is not None and new:
                     created.append(case_id)
             record_feedback(
                 s,
@@ -284,9 +297,15 @@ def take_feedback(
     return made
 
 
-def _referred_case(session: Any, issued: IssuedCard, today: dt.date) -> tuple[str, bool]:
-    """The patient's open case, or the referred case the card makes; and whether it was made now."""
-    existing = list_cases(session, patient=issued.patient_id, status=_OPEN)
+def _referred_case(
+    session: Session, issued: IssuedCard, today: dt.date, servers: Sequence[str]
+) -> tuple[str | None, bool]:
+    """The patient's open case, or the referred case the card makes; and whether it was made now.
+    None where the patient's id is now ours for another patient (a push since the card was issued)."""
+    if clashing_patient_ids(session, servers, [issued.patient_id]):
+        return None, False
+    ours = ehr_patient_keys(session, servers, [issued.patient_id])
+    existing = [c for pid in ours for c in list_cases(session, patient=pid, status=_OPEN)]
     if existing:
         return existing[0].id, False
     words = "; ".join(str(r.get("text")) for r in issued.reasons)

@@ -23,6 +23,7 @@ from ..store import (
     get_case,
     list_candidates,
     mark_enrolled,
+    clashing_patient_ids,
     open_case_patient_ids,
     save_case,
 )
@@ -92,12 +93,16 @@ def enrol_candidates(
                         taken += 1
                 offset += len(page)
         in_case = open_case_patient_ids(s, chosen, server_base=server_base)
+        clashing = clashing_patient_ids(s, [server_base], chosen)
         for patient_id, candidate in chosen.items():
             if candidate is None:
                 report.skipped[patient_id] = "not a candidate of the last screening of this server"
                 continue
             if patient_id in in_case:
                 report.skipped[patient_id] = "already in an open case"
+                continue
+            if patient_id in clashing:  # a case under the id would be one patient with ours
+                report.skipped[patient_id] = "the id is ours for another patient, whom this server knows by another id"
                 continue
             case = _case_of(candidate, programme, on)
             if get_case(s, case.id) is None:

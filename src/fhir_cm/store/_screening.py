@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Boolean, Date, Index, Integer, String, delete, func, select, update
+from sqlalchemy import Boolean, Date, Index, Integer, String, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import insert, normal_base
@@ -25,12 +25,13 @@ from ._types import Json, UTCDateTime, utcnow
 __all__ = [
     "CandidateRecord",
     "FactRecord",
+    "clashing_patient_ids",
     "count_candidates",
     "drop_facts",
+    "ehr_patient_keys",
     "forget_candidates_without_facts",
     "list_candidates",
     "mark_enrolled",
-    "local_patient_ids",
     "open_case_patient_ids",
     "patient_facts_after",
     "put_facts",
@@ -157,40 +158,77 @@ def patient_facts_after(
 _OPEN = ("referred", "waitlist", "active", "on-hold")
 
 
-def open_case_patient_ids(session: Session, patient_ids: Iterable[str], *, server_base: str | None = None) -> set[str]:
-    """Which of these patients are in an open case (any programme).
+def open_case_patient_ids(
+    session: Session, patient_ids: Iterable[str], *, server_base: str | Sequence[str] | None = None
+) -> set[str]:
+    """Which of these patients (ids of the server ``server_base``) are in an open case (any programme).
 
-    With ``server_base``, the ids are that server's: a case whose patient the server knows under an
-    id of its own (a push created the Patient there, and the server chose the id) is found through
-    the ledger. Compared with the case's own patient id alone, the patients of pushed cases were
-    screened as if in no case, and enrolment opened a second case for them.
+    The ids are matched as ``ehr_patient_keys`` says: a case whose patient the server knows under an
+    id of its own (a push created the Patient there) is found through the ledger, and a case whose
+    patient a push gave another id there is *not* found by its own id, which on that server may be
+    another person's.
     """
-    wanted = list(dict.fromkeys(patient_ids))
-    if not wanted:
+    keys = ehr_patient_keys(session, _servers(server_base), patient_ids)
+    if not keys:
         return set()
-    query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(wanted))
-    found = set(session.execute(query).scalars())
-    if server_base is None:
-        return found
-    ours = local_patient_ids(session, server_base, wanted)
-    if ours:
-        query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(list(ours)))
-        found |= {ours[patient_id] for patient_id in session.execute(query).scalars()}
-    return found
+    query = select(CaseRow.patient_id).where(CaseRow.status.in_(_OPEN), CaseRow.patient_id.in_(list(keys)))
+    return {keys[ours] for ours in session.execute(query).scalars()}
 
 
-def local_patient_ids(session: Session, server_base: str, server_ids: Iterable[str]) -> dict[str, str]:
-    """Our patient id for each of these ids a server gave Patients we pushed (``{ours: theirs}``), from
-    the sync ledger: ids the server kept as ours are left out, a plain lookup finds those."""
+def ehr_patient_keys(session: Session, server_bases: Sequence[str], server_ids: Iterable[str]) -> dict[str, str]:
+    """The patient id of our cases each of these ids of a server's Patients stands for (``{ours: theirs}``).
+
+    A case's patient id is the EHR's when the case came from there (a CDS referral, enrolment from
+    screening, an import), so an id stands for itself; but once a push to one of ``server_bases``
+    found no Patient of that id and created one, the server knows that patient by the id it chose
+    (the ledger's ``server_id``), and our id, which the server did not hold then, may since name
+    someone else there: it stands only for the server id, and the same id coming from the server is
+    not ours. A Patient the push found under our id (the ledger's ``server_id`` equal to its key)
+    stands for itself; an id the server gave a Patient we pushed stands for that patient alone. The
+    ledgers of other servers say nothing of these ids and are not read.
+    """
     wanted = list(dict.fromkeys(server_ids))
+    mapped, renamed = _pushed_patients(session, server_bases, wanted)
+    taken = set(mapped.values()) | renamed
+    return {**{i: i for i in wanted if i not in taken}, **mapped}
+
+
+def clashing_patient_ids(session: Session, server_bases: Sequence[str], server_ids: Iterable[str]) -> set[str]:
+    """Which of these ids of a server's Patients are our ids of patients a push gave another id
+    there, and no Patient we pushed: on that server they name someone else, whom a case made under
+    the id would merge with our patient of that id (and a push would give that patient's Patient)."""
+    wanted = list(dict.fromkeys(server_ids))
+    mapped, renamed = _pushed_patients(session, server_bases, wanted)
+    return {i for i in wanted if i in renamed} - set(mapped.values())
+
+
+def _pushed_patients(
+    session: Session, server_bases: Sequence[str], wanted: list[str]
+) -> tuple[dict[str, str], set[str]]:
+    """From the Patient entries of these servers' ledgers: ``{ours: theirs}`` for each wanted id a
+    server gave a patient of ours (or kept as ours), and our ids a server knows by another."""
+    mapped: dict[str, str] = {}
+    renamed: set[str] = set()
     if not wanted:
-        return {}
-    known = select(LedgerRow.key, LedgerRow.server_id).where(
-        LedgerRow.server_base == normal_base(server_base),
-        LedgerRow.resource_type == "Patient",
-        LedgerRow.server_id.in_(wanted),
-    )
-    return {key: server_id for key, server_id in session.execute(known) if server_id and key != server_id}
+        return mapped, renamed
+    for base in dict.fromkeys(normal_base(b) for b in server_bases):
+        known = select(LedgerRow.key, LedgerRow.server_id).where(
+            LedgerRow.server_base == base,
+            LedgerRow.resource_type == "Patient",
+            or_(LedgerRow.server_id.in_(wanted), LedgerRow.key.in_(wanted)),
+        )
+        for key, server_id in session.execute(known):
+            if server_id in wanted:
+                mapped.setdefault(key, server_id)
+            if server_id and server_id != key:
+                renamed.add(key)
+    return mapped, renamed
+
+
+def _servers(server_base: str | Sequence[str] | None) -> Sequence[str]:
+    if server_base is None:
+        return ()
+    return (server_base,) if isinstance(server_base, str) else server_base
 
 
 def replace_candidates(
