@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..domain import Case, CaseStatus, EligibilityReason, Party, PartyKind, Period, ProgrammeType, StatusChange
 from ..identify import Assessment, assess, facts_from_resources, load_rules
+from ..mapping import FhirVersion, convert_resource, fhir_version_without_server
 from ..store import (
     IssuedCard,
     Store,
@@ -144,9 +145,11 @@ def _plan_card(base: str, case: Case, plan: TransitionPlan) -> Card:
     )
 
 
-def _referral(patient_id: str, assessment: Assessment, today: dt.date) -> dict[str, Any]:
+def _referral(patient_id: str, assessment: Assessment, today: dt.date, version: FhirVersion) -> dict[str, Any]:
+    """The ServiceRequest the EHR writes, in the FHIR version its server speaks (R5 names the reasons
+    ``reason``, CodeableReferences, where R4 has ``reasonCode``: an R4 resource is refused there)."""
     referral = settings_of()["referral"]
-    return {
+    resource = {
         "resourceType": "ServiceRequest",
         "status": "active",
         "intent": "order",
@@ -156,9 +159,10 @@ def _referral(patient_id: str, assessment: Assessment, today: dt.date) -> dict[s
         "authoredOn": today.isoformat(),
         "reasonCode": [{"text": r.text} for r in assessment.reasons],
     }
+    return convert_resource(resource, "R4", version)
 
 
-def _eligible_card(patient_id: str, assessment: Assessment, today: dt.date) -> Card:
+def _eligible_card(patient_id: str, assessment: Assessment, today: dt.date, version: FhirVersion) -> Card:
     reasons = "; ".join(r.text for r in assessment.reasons)
     detail = "\n".join(f"- {r.text}" for r in assessment.reasons)
     card_uuid = str(uuidlib.uuid4())
@@ -177,7 +181,7 @@ def _eligible_card(patient_id: str, assessment: Assessment, today: dt.date) -> C
                     Action(
                         type="create",
                         description="Create the referral to case management",
-                        resource=_referral(patient_id, assessment, today),
+                        resource=_referral(patient_id, assessment, today, version),
                     )
                 ],
             )
@@ -220,7 +224,9 @@ async def answer(
     resources = [r for rs in found.values() for r in rs]
     assessment = assess(facts_from_resources(patient_id, resources), load_rules(), today)
     if assessment.eligible:
-        issued.append((_eligible_card(patient_id, assessment, today), "eligible"))
+        # The EHR's server is the one FHIR_CM_FHIR_VERSION names; with "auto", R4 (its /metadata is not read).
+        version = fhir_version_without_server(settings.fhir_version)
+        issued.append((_eligible_card(patient_id, assessment, today, version), "eligible"))
     return _issue(store, service_id, patient_id, issued, assessment)
 
 
