@@ -55,7 +55,7 @@ async def test_a_topic_subscription_carries_the_filter_payload_level_heartbeat_a
 
         with respx.mock(base_url=BASE) as mock:
             mock.post("/Subscription").mock(side_effect=create)
-            async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
+            async with AsyncFhirClient(BASE, enforce_capabilities=False, fhir_version="R4") as client:
                 report = await sync_subscriptions(
                     store, client, endpoint="https://cm.example/notifications", topic=TOPIC
                 )

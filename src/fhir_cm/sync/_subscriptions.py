@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
-from ..fhir import AsyncFhirClient, FhirError, ResourceNotFound, safe_for_tokens
+from ..fhir import AsyncFhirClient, FhirError, FhirRelease, ResourceNotFound, safe_for_tokens
 from ..store import (
     HeldSubscription,
     Store,
@@ -155,6 +155,7 @@ async def sync_subscriptions(
         if not held:
             return SubscriptionsReport()
         endpoint, topic = held[0].endpoint, held[0].topic
+    await _refuse_r5(client)
     patients = _watched_patients(store, base)
     batches = [patients[i : i + BATCH] for i in range(0, len(patients), BATCH)]
     report = SubscriptionsReport(patients=len(patients))
@@ -219,6 +220,23 @@ async def sync_subscriptions(
             forget_subscription(session, extra.id)
         report.removed.append(extra.id)
     return report
+
+
+async def _refuse_r5(client: AsyncFhirClient) -> None:
+    """An R5 server takes only R5's own topic-based Subscription (``topic``, ``filterBy``,
+    ``channelType``): the R4 shape made here is refused there with words about a missing topic
+    (HAPI: 'No SubscriptionTopic exists with topic: null'), so it is not sent at all. A server whose
+    release cannot be told (no usable ``/metadata``) is asked, and its answer says."""
+    try:
+        release = await client.release()
+    except FhirError:
+        return
+    if release is FhirRelease.R5:
+        raise SubscriptionRefused(
+            f"{client.base_url} is a FHIR R5 server, which takes topic-based subscriptions only; fhir-cm makes "
+            "R4/R4B subscriptions (criteria, or backport topic ones): the Encounter watch of each pull round "
+            "(and the worker's) sees the hospital's changes there instead"
+        )
 
 
 async def _delete(client: AsyncFhirClient, held: HeldSubscription) -> None:
