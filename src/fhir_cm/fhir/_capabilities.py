@@ -112,15 +112,11 @@ class ResourceCapabilities:
 
     @classmethod
     def from_statement(cls, entry: Mapping[str, Any]) -> ResourceCapabilities:
-        params = {
-            p["name"]: p.get("type", "")
-            for p in entry.get("searchParam") or []
-            if isinstance(p, Mapping) and isinstance(p.get("name"), str)
-        }
+        params = _search_params(entry)
         return cls(
             type=entry["type"],
             interactions=frozenset(i.get("code") for i in entry.get("interaction") or [] if i.get("code")),
-            search_params=MappingProxyType(params),
+            search_params=params,
             search_include=tuple(entry.get("searchInclude") or ()),
             search_revinclude=tuple(entry.get("searchRevInclude") or ()),
             conditional_create=entry.get("conditionalCreate"),
@@ -128,6 +124,17 @@ class ResourceCapabilities:
             conditional_delete=entry.get("conditionalDelete"),
             versioning=entry.get("versioning"),
         )
+
+
+def _search_params(element: Mapping[str, Any]) -> Mapping[str, str]:
+    """An element's ``searchParam`` list (a ``rest.resource``, or ``rest`` itself): name → type."""
+    return MappingProxyType(
+        {
+            p["name"]: p.get("type", "")
+            for p in element.get("searchParam") or []
+            if isinstance(p, Mapping) and isinstance(p.get("name"), str)
+        }
+    )
 
 
 class TypeSupport(BaseModel):
@@ -171,6 +178,9 @@ class Capabilities:
     patch_formats: tuple[str, ...] = ()
     system_interactions: frozenset[str] = frozenset()
     resources: Mapping[str, ResourceCapabilities] = field(default_factory=dict)
+    # ``rest.searchParam``: the parameters taken on every type (``_id``, ``_lastUpdated``…), which a
+    # statement may declare there once rather than under each type.
+    common_search_params: Mapping[str, str] = field(default_factory=dict)
     statement: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -201,6 +211,7 @@ class Capabilities:
             patch_formats=tuple(statement.get("patchFormat") or ()),
             system_interactions=frozenset(i.get("code") for i in rest.get("interaction") or [] if i.get("code")),
             resources=MappingProxyType(resources),
+            common_search_params=_search_params(rest),
             statement=statement,
         )
 
@@ -264,6 +275,11 @@ class Capabilities:
         entry = self.resources.get(resource_type)
         return entry is not None and entry.versioning == "versioned-update"
 
+    def declares_search_param(self, resource_type: str, name: str) -> bool:
+        """Whether the statement names ``name`` for the type or, in ``rest.searchParam``, for every type."""
+        entry = self.resources.get(resource_type)
+        return name in self.common_search_params or (entry is not None and name in entry.search_params)
+
     def unknown_search_params(self, resource_type: str, names: Iterable[str]) -> list[str]:
         """The names (with their modifiers) the server does not declare for ``resource_type``."""
         entry = self.resources.get(resource_type)
@@ -272,7 +288,8 @@ class Capabilities:
         return [
             name
             for name in names
-            if (base := _param_base(name)) not in RESULT_PARAMETERS and base not in entry.search_params
+            if (base := _param_base(name)) not in RESULT_PARAMETERS
+            and not self.declares_search_param(resource_type, base)
         ]
 
     def unknown_includes(self, resource_type: str, kind: str, specs: Iterable[str]) -> list[str]:
@@ -307,7 +324,7 @@ class Capabilities:
                     type=name,
                     declared=entry is not None,
                     interactions=sorted(entry.interactions) if entry else [],
-                    search_params=sorted(entry.search_params) if entry else [],
+                    search_params=sorted({*entry.search_params, *self.common_search_params}) if entry else [],
                     conditional_create=entry.conditional_create if entry else None,
                     conditional_update=entry.conditional_update if entry else None,
                     versioning=entry.versioning if entry else None,

@@ -48,8 +48,7 @@ class Identity:
             return False  # R4 Provenance has no identifier element
         found = self._memo.get(resource_type)
         if found is None:
-            declared = self._caps.resource(resource_type) if self._caps is not None else None
-            found = self._caps is None or (declared is not None and "identifier" in declared.search_params)
+            found = self._caps is None or self._caps.declares_search_param(resource_type, "identifier")
             self._memo[resource_type] = found
         return found
 
