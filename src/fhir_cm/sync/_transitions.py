@@ -57,7 +57,7 @@ from ..domain import (
     hospital_discharges,
     move_referral,
 )
-from ..fhir import AsyncFhirClient, Capabilities, FhirError
+from ..fhir import AsyncFhirClient, Capabilities, FhirError, InvalidRequest, SearchSet, UnsupportedByServer
 from ..mapping import (
     FhirVersion,
     MappingError,
@@ -105,6 +105,8 @@ RECEIVING_ROLE: Mapping[CareSetting, TeamRole] = {
     CareSetting.HOME: TeamRole.PRIMARY_CARE,
 }
 _PAGE_SIZE = 100
+#: Asked with a patient's Encounters: a Location's type may be what says the care setting.
+_LOCATIONS = "Encounter:location"
 #: Encounter statuses (R4 and R5 alike) that take back what the Encounter said: the stay it showed
 #: never happened, so it is cancelled and the moves it made are undone.
 RETRACTED_STATUSES = frozenset({"entered-in-error"})
@@ -301,26 +303,49 @@ class _Tracker:
         self.system = settings.identifier_system
         self.base = client.base_url
         self.report = TransitionsReport()
+        # Set once the server refused ``_include=Encounter:location`` though its statement did not rule it out.
+        self.locations_refused = False
 
     async def encounters(
         self, caps: Capabilities | None, patients: list[str]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The patient's Encounters (under any id the server knows them by) and the Locations included
-        with them. One patient's Encounters are few: they are held in memory."""
-        entry = caps.resource("Encounter") if caps is not None else None
-        with_locations = entry is not None and bool({"*", "Encounter:location"} & set(entry.search_include))
+        with them. One patient's Encounters are few: they are held in memory.
+
+        The Locations are asked for unless the statement lists includes without this one: silence is
+        not a "no" (a Location's type may be all that says a stay was in a hospice). A server that
+        refuses the include all the same (400) is asked without it from then on."""
         encounters: dict[str, dict[str, Any]] = {}
         locations: list[dict[str, Any]] = []
         for patient in patients:
             search = self.client.search("Encounter").where("patient", f"Patient/{patient}").count(_PAGE_SIZE)
-            if with_locations:
-                search = search.include("Encounter:location")
-            async for page in search.pages():
-                for r in page.matches:
-                    if r.get("resourceType") == "Encounter" and patient_of(r) == patient:
-                        encounters[str(r.get("id"))] = r
-                locations += [r for r in page.included if r.get("resourceType") == "Location"]
+            if not self.locations_refused and not (
+                caps and caps.unknown_includes("Encounter", "_include", [_LOCATIONS])
+            ):
+                try:
+                    locations += await self._read(search.include(_LOCATIONS), patient, encounters)
+                    continue
+                except (InvalidRequest, UnsupportedByServer) as exc:  # 400: invalid, or not-supported
+                    log.info(
+                        "the server refused _include=%s (%s): Encounters read without their Locations",
+                        _LOCATIONS,
+                        exc.status,
+                    )
+                    self.locations_refused = True
+            await self._read(search, patient, encounters)
         return list(encounters.values()), locations
+
+    async def _read(
+        self, search: SearchSet[dict[str, Any]], patient: str, encounters: dict[str, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Read ``search`` into ``encounters`` (the patient's own); the Locations included with them."""
+        locations: list[dict[str, Any]] = []
+        async for page in search.pages():
+            for r in page.matches:
+                if r.get("resourceType") == "Encounter" and patient_of(r) == patient:
+                    encounters[str(r.get("id"))] = r
+            locations += [r for r in page.included if r.get("resourceType") == "Location"]
+        return locations
 
     def stay_of(self, encounter: Mapping[str, Any], locations: list[dict[str, Any]]) -> Stay | None:
         """The stay an Encounter shows, or None when its setting or dates cannot be read."""
