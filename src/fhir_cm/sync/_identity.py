@@ -43,12 +43,18 @@ class Identity:
         self._memo: dict[str, bool] = {}
 
     def by_identifier(self, resource_type: str) -> bool:
-        """Whether a conditional create on ``identifier`` works for this type on this server."""
+        """Whether a conditional create on ``identifier`` works for this type on this server: the
+        parameter declared, and conditional creates not refused (``conditionalCreate: false``)."""
         if resource_type == "Provenance":
             return False  # R4 Provenance has no identifier element
         found = self._memo.get(resource_type)
         if found is None:
-            found = self._caps is None or self._caps.declares_search_param(resource_type, "identifier")
+            caps = self._caps
+            entry = caps.resource(resource_type) if caps is not None else None
+            found = caps is None or (
+                caps.declares_search_param(resource_type, "identifier")
+                and (entry is None or entry.conditional_create is not False)
+            )
             self._memo[resource_type] = found
         return found
 
