@@ -121,7 +121,11 @@ async def test_an_export_keeps_the_screens_of_every_panel(fhir_server: str, stor
     async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
         await fhir.transaction(transaction(resources)["entry"])
         report = await screen_population(
-            store, fhir, use_export=True, as_of=TODAY, bulk_settings=BulkSettings(poll_interval=0.5, max_wait=300)
+            store,
+            fhir,
+            use_export=True,
+            as_of=TODAY,
+            bulk_settings=BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300),
         )
     assert report.source == "export"
     assert ours(store, fhir.base_url, prefix) == {hrsn: {"social-needs"}, prapare: {"social-needs"}}

@@ -106,6 +106,12 @@ async def test_a_server_refusing_the_include_it_did_not_rule_out_is_asked_withou
             for case in cases:
                 save_case(s, case, enqueue=False)
         searches = mock.get("/Encounter").mock(side_effect=answer)
+        # The tracker reads each patient first (a record merged into another is followed): none is.
+        mock.get(path__regex=r"/Patient/[^/]+$").mock(
+            side_effect=lambda request: httpx.Response(
+                200, json={"resourceType": "Patient", "id": request.url.path.rsplit("/", 1)[-1]}
+            )
+        )
         async with AsyncFhirClient(
             base, enforce_capabilities=False, capabilities=Capabilities.from_statement(statement)
         ) as client:
