@@ -152,3 +152,20 @@ def test_capabilities_table_says_where_if_match_is_not_promised(router: respx.Mo
     assert said == ["Goal", "Task"]  # HAPI declares versioned-update for every other type
     assert any("versioning: versioned: If-Match may be ignored; push re-reads" in line for line in lines)
     assert any("versioning: (not declared): If-Match may be ignored" in line for line in lines)
+
+
+def test_capabilities_table_says_batches_are_sent_where_only_transactions_are_listed(
+    router: respx.MockRouter, hapi: Hapi
+) -> None:
+    """HAPI 8's statement lists ``transaction`` alone; the client sends it batches all the same, and
+    "batch: no" told the reader the opposite of what happens."""
+    statement = hapi.json("metadata-r4")
+    statement["rest"][0]["interaction"] = [{"code": "transaction"}, {"code": "history-system"}]
+    router.get(f"{BASE}/metadata").respond(200, json=statement)
+
+    result = CliRunner().invoke(app, ["capabilities", "--fhir-base", BASE])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith(
+        "transaction: yes    batch: not listed (sent, as transactions are)"
+    ), result.stdout

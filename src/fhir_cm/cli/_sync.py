@@ -44,8 +44,10 @@ def capabilities_command(
         f"FHIR {view.fhir_version} ({view.release or 'unsupported release'})"
         f" — {view.software or 'unknown software'} {view.software_version or ''}".rstrip()
     )
+    # HAPI 8 lists transaction alone and serves batches too: the client sends them (fhir/_bundles.py).
+    batch = "yes" if view.batch else "not listed (sent, as transactions are)" if view.transaction else "no"
     typer.echo(
-        f"transaction: {'yes' if view.transaction else 'no'}    batch: {'yes' if view.batch else 'no'}"
+        f"transaction: {'yes' if view.transaction else 'no'}    batch: {batch}"
         f"    patch formats: {', '.join(view.patch_formats) or '-'}"
     )
     for row in view.types:
