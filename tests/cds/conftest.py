@@ -104,7 +104,9 @@ def cds_store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def cds_settings(tmp_path: Path, signer_and_jwks: tuple[Signer, str]) -> Settings:
-    return Settings(database_url="sqlite://", fhir_base=None, cds_issuers=json.dumps({ISSUER: signer_and_jwks[1]}))
+    return Settings(
+        database_url="sqlite://", fhir_base=None, cds_issuers=json.dumps({ISSUER: signer_and_jwks[1]}), public_url=BASE
+    )
 
 
 @pytest.fixture

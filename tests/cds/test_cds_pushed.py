@@ -28,6 +28,7 @@ def _settings(tmp_path: Path, base: str, tag: str, jwks: str) -> Settings:
         fhir_base=base,
         identifier_system=f"urn:t:{tag}",
         cds_issuers=json.dumps({ISSUER: jwks}),
+        public_url=BASE,
     )
 
 

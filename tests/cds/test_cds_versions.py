@@ -21,7 +21,9 @@ from .test_cds_hooks import PV, call, eligible_prefetch
 
 
 def _referral(store: Store, signer: Signer, jwks: str, version: str) -> dict[str, Any]:
-    settings = Settings(database_url="sqlite://", fhir_version=version, cds_issuers=json.dumps({ISSUER: jwks}))
+    settings = Settings(
+        database_url="sqlite://", fhir_version=version, cds_issuers=json.dumps({ISSUER: jwks}), public_url=BASE
+    )
     with TestClient(create_app(settings, store=store, clock=lambda: TODAY), base_url=BASE) as cds:
         r = cds.post(PV, json=call("p-elig", **eligible_prefetch("p-elig")), headers=signer.headers(PV))
     assert r.status_code == 200, r.text

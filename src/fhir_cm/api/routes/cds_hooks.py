@@ -1,8 +1,9 @@
 """The CDS Hooks service at ``/cds-services``: discovery, the hooks, feedback.
 
 Not behind an API key: the EHR proves itself with a JWT signed by a key of an allow-listed issuer
-(``FHIR_CM_CDS_ISSUERS``), addressed to the URL it calls. A missing or unacceptable token → 401
-(problem+json saying which check failed) before the body is read, and nothing is recorded.
+(``FHIR_CM_CDS_ISSUERS``), addressed to this service's ``FHIR_CM_PUBLIC_URL`` (unset: every call
+refused). A missing or unacceptable token → 401 (problem+json saying which check failed) before the
+body is read, and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ def public_base(request: Request, settings: Settings) -> str:
 
 
 def verified(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> cds.VerifiedCall:
-    """The caller's JWT, checked before anything else of the request is read."""
+    """The caller's JWT, checked before anything else of the request is read.
+
+    The audience it must name is ``FHIR_CM_PUBLIC_URL``'s, never the URL as called: the ``Host`` a
+    request carries is the caller's to write, and taken as ours it let a token the EHR signed for
+    another CDS service (same issuer, that service's ``aud``) be replayed here naming that host."""
+    if not settings.public_url:
+        raise UnauthorizedProblem(
+            "CDS Hooks are off: FHIR_CM_PUBLIC_URL is not set (the URL tokens must be addressed to)",
+            error="invalid_token",
+        )
     base = public_base(request, settings)
     called = base + request.url.path
     try:
