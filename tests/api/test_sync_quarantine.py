@@ -87,3 +87,19 @@ def test_a_dismissed_entry_stays_dismissed_until_a_new_version_comes(
     assert [(e.principal, e.detail) for e in rows] == [(me, f"entry:{entry}")]
     assert client.post("/api/v1/sync/quarantine/999/dismiss", headers=sup).status_code == 404
     assert client.post(f"/api/v1/sync/quarantine/{entry}/dismiss", headers=bearer(keys.cm1)).status_code == 403
+
+
+def test_a_supervisor_of_one_programme_is_not_shown_the_resources_set_aside(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """An entry is a resource as the server sent it, of no case and so of no programme: a supervisor
+    limited to one programme would read every programme's patients in it (as in the FHIR façade)."""
+    set_aside(api_store, 1)
+    (entry,) = client.get("/api/v1/sync/quarantine", headers=bearer(keys.supervisor)).json()
+    for key in (keys.supervisor_hc, keys.supervisor_sw):
+        r = client.get("/api/v1/sync/quarantine", headers=bearer(key))
+        assert r.status_code == 403 and "Jane Doe" not in r.text, r.text
+        assert client.post(f"/api/v1/sync/quarantine/{entry['id']}/dismiss", headers=bearer(key)).status_code == 403
+    with api_store.session(read_only=True) as s:
+        assert [e.action for e in list_audit(s, limit=100) if e.action.startswith("quarantine")] == ["quarantine"]
+    assert client.get("/api/v1/sync/quarantine", headers=bearer(keys.supervisor)).json() == [entry]

@@ -27,6 +27,7 @@ __all__ = [
     "CaseWorker",
     "CurrentPrincipal",
     "Supervisor",
+    "SupervisorOfAll",
     "Today",
     "get_principal",
     "get_session",
@@ -37,6 +38,7 @@ __all__ = [
     "require_case_worker",
     "require_fhir_reader",
     "require_supervisor",
+    "require_supervisor_of_all",
 ]
 
 
@@ -101,6 +103,14 @@ def require_supervisor(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
+def require_supervisor_of_all(principal: CurrentPrincipal) -> Principal:
+    """Supervisors over every programme: for patient data of no case, and so of no programme (the
+    resources a pull set aside), which a supervisor limited to one programme would read of all."""
+    if principal.role is not ApiRole.SUPERVISOR or principal.programme is not None:
+        raise ForbiddenProblem("only a supervisor key over every programme may do this")
+    return principal
+
+
 def require_fhir_reader(principal: CurrentPrincipal) -> Principal:
     """Who may read the FHIR facade: service keys, and supervisors over every programme.
 
@@ -114,6 +124,7 @@ def require_fhir_reader(principal: CurrentPrincipal) -> Principal:
 
 CaseWorker = Annotated[Principal, Depends(require_case_worker)]
 Supervisor = Annotated[Principal, Depends(require_supervisor)]
+SupervisorOfAll = Annotated[Principal, Depends(require_supervisor_of_all)]
 Today = Annotated[dt.date, Depends(get_today)]
 
 

@@ -37,7 +37,7 @@ from fhir_cm.sync import ConflictNotResolvable
 
 from .._access import can_see, sees_stored
 from .._auth import Principal
-from .._deps import CaseWork, Supervisor, get_settings, get_store
+from .._deps import CaseWork, Supervisor, SupervisorOfAll, get_settings, get_store
 from .._models import EntityId, Instant
 from .._problems import BadGateway, ProblemDocument, ConflictProblem, InvalidInput, NotFoundProblem
 from .._routing import api_router
@@ -226,7 +226,7 @@ def resolve(
 @router.get("/quarantine", response_model=list[QuarantinedResource], summary="Quarantined resources")
 def quarantine(
     request: Request,
-    principal: Supervisor,
+    principal: SupervisorOfAll,
     store: Annotated[Store, Depends(get_store)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Entries to skip (the next page).")] = 0,
@@ -234,7 +234,8 @@ def quarantine(
     source: Annotated[str | None, Query(max_length=2048, description="Only those from this server base.")] = None,
     dismissed: Annotated[bool, Query(description="The dismissed entries instead of the open ones.")] = False,
 ) -> list[QuarantinedResource]:
-    """Resources a pull could not read, newest first, with the reason, for a supervisor to look at.
+    """Resources a pull could not read, newest first, with the reason, for a supervisor over every
+    programme to look at (403 for one limited to a programme: an entry is of no case, so of no programme).
 
     They are the resources as the server sent them, patient data included: each list is audited
     (``quarantine``, no case: an entry is not always of one)."""
@@ -260,7 +261,7 @@ def _audited(request: Request, principal: Principal, action: str, detail: str) -
 )
 def dismiss(
     request: Request,
-    principal: Supervisor,
+    principal: SupervisorOfAll,
     store: Annotated[Store, Depends(get_store)],
     entry_id: Annotated[int, Path(ge=1, le=2**62)],
 ) -> QuarantinedResource:

@@ -427,7 +427,10 @@ async function syncView(notice, problem) {
       // The API sends the newest 50: more than that are said, as the quarantine's are, not left unseen.
       health.outbox.failed > health.failed.length ? h("p", { class: "muted" }, `The newest ${health.failed.length} of ${health.outbox.failed} are shown.`) : null,
       h("h2", { id: "quarantine" }, `Quarantine (${health.quarantined})`),
-      ...quarantineParts(await api("/api/v1/sync/quarantine?limit=100"), health.quarantined),
+      // The entries are patient data of no programme: a supervisor limited to one is told how many only.
+      ...(state.me.programme
+        ? [h("p", { class: "muted" }, "The resources set aside are shown to supervisors of every programme.")]
+        : quarantineParts(await api("/api/v1/sync/quarantine?limit=100"), health.quarantined)),
       h("h2", {}, "Servers"),
       table("Servers", ["Server", "Last pull", "Watermarks"], health.servers.map((s) => [
         `${s.server_base}${s.configured ? " (configured)" : ""}`, when(s.last_pull, "never"),
