@@ -17,6 +17,12 @@ HAPI_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "hapi"
 BASE = "https://hapi.fhir.org/baseR4"
 
 
+def search_answer(*resources: dict[str, Any]) -> httpx.Response:
+    """A server's 200 answer to a search: ``resources`` as its matches, in that order."""
+    entries = [{"resource": r, "search": {"mode": "match"}} for r in resources]
+    return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": entries})
+
+
 class Hapi:
     """Access to ``fixtures/hapi``: bodies by file name, full responses by ``responses.json`` name."""
 

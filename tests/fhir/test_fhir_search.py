@@ -20,7 +20,7 @@ from fhir_cm.fhir import (
     UnsupportedByServer,
 )
 
-from .conftest import BASE, Hapi
+from .conftest import BASE, Hapi, search_answer
 
 GETPAGES = "3f2a7c1e-8b4d-4e9a-a1c2-5d6e7f809a1b"
 
@@ -286,12 +286,7 @@ async def test_an_entry_of_a_type_the_release_does_not_have_is_quarantined(
     router.get(f"{BASE}/metadata").mock(return_value=hapi.response("metadata-r4"))
     episode = {"resourceType": "EpisodeOfCare", "id": "1", "status": "active", "patient": {"reference": "Patient/1"}}
     stranger = {"resourceType": "Transport", "id": "2", "status": "completed"}  # an R5 type, from an R4 server
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in (episode, stranger)],
-    }
-    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=httpx.Response(200, json=bundle))
+    router.get(f"{BASE}/EpisodeOfCare").mock(return_value=search_answer(episode, stranger))
     quarantined: list[Quarantined] = []
 
     results = [r async for r in client.search("EpisodeOfCare").validated(on_quarantine=quarantined.append)]

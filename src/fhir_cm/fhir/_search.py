@@ -111,6 +111,9 @@ def _array(bundle: Mapping[str, Any], name: str) -> list[Any]:
     return value
 
 
+_NESTED_UNKNOWN = "a resource inside it (contained, or an entry) is of no {} resource type"
+
+
 def _validation_reason(exc: ValidationError) -> str:
     """Where and why validation failed, without the offending values (they may be PHI)."""
     parts = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:3]]
@@ -133,6 +136,11 @@ class _Validator:
             return self._quarantine(rtype, rid, str(exc), resource)
         except ValidationError as exc:
             return self._quarantine(rtype, rid, _validation_reason(exc), resource)
+        except (KeyError, TypeError):
+            # fhir.resources picks a nested resource's model (``contained``, a Bundle's entries) by
+            # its resourceType and raises these, not a ValidationError, for one it has no model for
+            # (an R5 type inside an R4 resource, a number): without this the whole search failed.
+            return self._quarantine(rtype, rid, _NESTED_UNKNOWN.format(self.release), resource)
 
     def _quarantine(self, rtype: Any, rid: Any, reason: str, resource: Any) -> Quarantined:
         item = Quarantined(
