@@ -146,3 +146,22 @@ def test_every_api_answer_is_kept_out_of_caches_and_never_sniffed(client: TestCl
         assert answer.headers["x-content-type-options"] == "nosniff", path
     # The console's own files hold no PHI: they are revalidated (no-cache), not refetched each time.
     assert client.get("/console/console.js").headers["cache-control"] == "no-cache"
+
+
+def test_sync_health_names_to_a_supervisor_of_one_programme_the_failed_pushes_of_its_cases_only(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """A failed push names its case and the server's reason: of another programme's case, neither is
+    the business of a supervisor limited to one (the case itself answers them 404)."""
+    create(client, keys.supervisor, id="hc", programme="health-care")
+    create(client, keys.supervisor, id="sw", programme="social-work", patient={"kind": "patient", "id": "patient-2"})
+    with api_store.session() as s:
+        for item in claim_outbox(s, "w1", limit=2):
+            fail_push(s, item, f"HTTP 422 from the server: case {item.case_id} refused", retry=False)
+    every = client.get("/api/v1/sync/health", headers=bearer(keys.supervisor)).json()
+    assert sorted(f["case_id"] for f in every["failed"]) == ["hc", "sw"]
+    for key, own in ((keys.supervisor_hc, "hc"), (keys.supervisor_sw, "sw")):
+        body = client.get("/api/v1/sync/health", headers=bearer(key)).json()
+        assert [(f["case_id"], f["reason"]) for f in body["failed"]] == [
+            (own, f"HTTP 422 from the server: case {own} refused")
+        ]

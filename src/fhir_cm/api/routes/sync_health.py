@@ -25,7 +25,8 @@ from fhir_cm.store import (
     outbox_counts,
 )
 
-from .._deps import Supervisor, get_settings, get_store
+from .._access import sees_stored
+from .._deps import Supervisor, Today, get_settings, get_store
 from .._routing import api_router
 
 __all__ = ["FailedPush", "ServerHealth", "SubscriptionHealth", "SyncHealth", "router"]
@@ -78,16 +79,18 @@ class SyncHealth(BaseModel):
 
 @router.get("/health", response_model=SyncHealth, summary="Sync health per server")
 def sync_health(
-    _: Supervisor,
+    principal: Supervisor,
     store: Annotated[Store, Depends(get_store)],
     settings: Annotated[Settings, Depends(get_settings)],
+    today: Today,
     failed_limit: Annotated[
         int, Query(ge=1, le=1000, description="At most this many failed pushes, newest first.")
     ] = 50,
 ) -> SyncHealth:
     """What a supervisor or integration engineer checks first: pending and in-flight pushes, the failed
     ones with the server's reason, quarantined resources, open conflicts, per server the watermark of
-    each resource type and when a pull last moved it, and our subscriptions with their status."""
+    each resource type and when a pull last moved it, and our subscriptions with their status. A
+    supervisor limited to one programme is named the failed pushes of that programme's cases only."""
     with store.session(read_only=True) as session:
         counts = outbox_counts(session)
         failed = list_outbox(session, status=OutboxStatus.FAILED)
@@ -95,6 +98,9 @@ def sync_health(
         conflicts = len(list_conflicts(session))
         marks = list_watermarks(session)
         held = list_subscriptions(session)
+        if principal.programme is not None:  # another programme's case, and the server's reason about it
+            seen = {i.case_id: sees_stored(session, principal, i.case_id, today) for i in failed}
+            failed = [i for i in failed if seen[i.case_id]]
     newest = sorted(failed, key=lambda i: i.updated_at, reverse=True)[:failed_limit]
     configured = settings.fhir_base.rstrip("/") if settings.fhir_base else None
     bases = sorted({m.server_base for m in marks} | ({configured} if configured else set()))
