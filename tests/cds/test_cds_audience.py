@@ -57,3 +57,23 @@ def test_with_a_public_url_only_tokens_naming_it_are_taken(
         assert client.get("/cds-services", headers=ours).status_code == 200
         theirs = {"Authorization": f"Bearer {signer.token(OTHER + '/cds-services')}"}
         assert client.get(OTHER + "/cds-services", headers=theirs).status_code == 401
+
+
+@pytest.mark.parametrize("public_url", [None, "https://cm.example.org"])
+def test_a_server_started_with_issuers_and_no_public_url_says_so_once(
+    cds_store: Store, public_url: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        database_url="sqlite://",
+        fhir_base=None,
+        cds_issuers=json.dumps({ISSUER: "https://ehr.example/jwks"}),
+        public_url=public_url,
+    )
+    with caplog.at_level("WARNING", logger="fhir_cm.api"):
+        create_app(settings, store=cds_store, serving=True)
+
+    said = [r.getMessage() for r in caplog.records if "FHIR_CM_PUBLIC_URL" in r.getMessage()]
+    if public_url:
+        assert said == []
+    else:
+        assert len(said) == 1 and "every hook call is refused" in said[0], said

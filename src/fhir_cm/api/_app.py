@@ -172,6 +172,9 @@ def create_app(
     app.state.views = ViewCache()
     app.state.parts = CaseParts()
     app.state.cds_keys = IssuerKeys(parse_issuers(settings.cds_issuers), verify=settings.verify_tls)
+    if serving and settings.cds_issuers and not settings.public_url:
+        # Every hook call is refused without it (its tokens' audience): said once at start, not per call.
+        log.warning("start-up: CDS Hooks issuers are set but FHIR_CM_PUBLIC_URL is not: every hook call is refused")
     app.state.cds_jtis = JtiLedger()
     app.state.facade_ready = threading.Event()
     install_problem_handlers(app)
