@@ -165,3 +165,4 @@ def test_sync_health_names_to_a_supervisor_of_one_programme_the_failed_pushes_of
         assert [(f["case_id"], f["reason"]) for f in body["failed"]] == [
             (own, f"HTTP 422 from the server: case {own} refused")
         ]
+        assert (body["failed_total"], body["outbox"]["failed"]) == (1, 2)  # "the newest 1 of 2" hid one

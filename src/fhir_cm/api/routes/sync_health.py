@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fhir_cm.config import Settings
 from fhir_cm.store import (
@@ -71,6 +71,10 @@ class SyncHealth(BaseModel):
     fhir_base: str | None
     outbox: dict[OutboxStatus, int]
     failed: list[FailedPush]
+    failed_total: int = Field(
+        description="Failed pushes this key may be named (`failed` is the newest of them): the outbox's "
+        "`failed` count spans every programme."
+    )
     quarantined: int
     open_conflicts: int
     servers: list[ServerHealth]
@@ -122,6 +126,7 @@ def sync_health(
             FailedPush(case_id=i.case_id, attempts=i.attempts, reason=i.last_error, failed_at=i.updated_at)
             for i in newest
         ],
+        failed_total=len(failed),
         quarantined=quarantined,
         open_conflicts=conflicts,
         servers=servers,

@@ -425,7 +425,7 @@ async function syncView(notice, problem) {
       table("Failed pushes", ["Case", "Attempts", "The server's reason", "When"], health.failed.map((f) => [
         h("a", { href: `#case/${encodeURIComponent(f.case_id)}` }, f.case_id), f.attempts, f.reason || "—", when(f.failed_at)])),
       // The API sends the newest 50: more than that are said, as the quarantine's are, not left unseen.
-      health.outbox.failed > health.failed.length ? h("p", { class: "muted" }, `The newest ${health.failed.length} of ${health.outbox.failed} are shown.`) : null,
+      health.failed_total > health.failed.length ? h("p", { class: "muted" }, `The newest ${health.failed.length} of ${health.failed_total} are shown.`) : null,
       h("h2", { id: "quarantine" }, `Quarantine (${health.quarantined})`),
       // The entries are patient data of no programme: a supervisor limited to one is told how many only.
       ...(state.me.programme
