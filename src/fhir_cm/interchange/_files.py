@@ -11,6 +11,13 @@ the position, so nothing of that file is half taken in; so does a null, an empty
 object, which FHIR JSON forbids and the models let through.
 
 A document without ``resourceType`` is read as a case (``fhir-cm generate`` writes those).
+
+A ``urn:uuid`` names a resource only inside its Bundle (Synthea's transactions, and most EHRs'
+exports, reference the patient and each other that way): as a server does on a transaction, a
+reference to an entry's ``urn:uuid`` fullUrl is read as ``Type/id`` of that entry (an entry without
+an id gets the uuid as its id; :func:`resolve_bundle_references`). Kept as it came, it would name no
+patient (the case would be ``unidentified``) and dangle in an export, whose fullUrls are the
+adapter's own — which are left as they are, being what the adapter reads and writes.
 """
 
 from __future__ import annotations
@@ -33,10 +40,19 @@ import orjson
 from pydantic import ValidationError
 
 from ..domain import Case
-from ..mapping import FhirVersion, ResourceKey, resource_key
+from ..mapping import FhirVersion, References, ResourceKey, replace_references, resource_key
 from ._errors import BadInputError
 
-__all__ = ["CaseItem", "FhirItem", "ParsedFile", "decide_versions", "key_of", "parse_file", "parse_text"]
+__all__ = [
+    "CaseItem",
+    "FhirItem",
+    "ParsedFile",
+    "decide_versions",
+    "key_of",
+    "parse_file",
+    "parse_text",
+    "resolve_bundle_references",
+]
 
 _VERSIONS: tuple[FhirVersion, ...] = ("R4", "R5")
 _MODELS = {"R4": r4_models, "R5": r5_models}
@@ -263,3 +279,23 @@ def key_of(item: FhirItem, identifier_system: str) -> ResourceKey:
         return ResourceKey(rtype, item.full_url.removeprefix("urn:uuid:"))
     digest = hashlib.sha256(orjson.dumps(item.resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return ResourceKey(rtype, f"h-{digest[:40]}")
+
+
+def resolve_bundle_references(parsed: ParsedFile, identifier_system: str) -> None:
+    """Read references to the file's entries' ``urn:uuid`` fullUrls as ``Type/id`` (see the module
+    docstring), in place; a fullUrl the adapter's export gives the entry's key is left alone."""
+    ours = References(identifier_system)
+    literals: dict[str, tuple[str, str]] = {}
+    for item in parsed.resources:
+        url = item.full_url
+        if url and url.startswith("urn:uuid:") and url != ours.full_url(key_of(item, identifier_system)):
+            rid = item.resource.get("id")
+            literals[url] = (str(item.resource["resourceType"]), rid if isinstance(rid, str) else url[9:])
+    if not literals:
+        return
+    for item in parsed.resources:
+        item.resource = replace_references(
+            item.resource, lambda ref: "/".join(literals.get(ref["reference"], ())) or None
+        )
+        if item.full_url in literals and "id" not in item.resource:
+            item.resource = {**item.resource, "id": literals[item.full_url][1]}

@@ -45,7 +45,7 @@ from ..store import (
     put_resources,
     save_case,
 )
-from ._files import FhirItem, ParsedFile, decide_versions, key_of, parse_file
+from ._files import FhirItem, ParsedFile, decide_versions, key_of, parse_file, resolve_bundle_references
 from ._placement import place, refuse_clashes
 from ._view import CaseView, read_view
 
@@ -248,6 +248,8 @@ def import_files(
     files = [parse_file(p, forced=forced) for p in paths]
     decide_versions(files, default)
     system = settings.identifier_system
+    for parsed in files:
+        resolve_bundle_references(parsed, system)
     keyed = [(item, key_of(item, system), n) for n, f in enumerate(files) for item in f.resources]
     with store.session(read_only=True) as session:
         refuse_clashes(session, keyed, [f.name for f in files])

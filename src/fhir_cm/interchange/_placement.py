@@ -9,7 +9,8 @@ A case is about one patient, and its EpisodeOfCare names it. Rules, most certain
    examples have an Encounter of one patient pointing at another patient's episode);
 4. links spread membership: a resource referencing, or referenced by, a placed resource of the same
    patient (a Goal a CarePlan lists, a Task whose focus is a referral) joins that case;
-5. the patient (``subject``/``patient``/``for``): their only episode, in this import or in the store;
+5. the patient (``subject``/``patient``/``for``; a Patient resource is about itself): their only
+   episode, in this import or in the store;
 6. otherwise the patient's *catch-all* case (one per patient, id derived from the patient id),
    which the import synthesises from what is there (see ``_view.py``);
 7. a resource naming no Patient at all (a subject given only as display text, a Group) goes to one
@@ -26,6 +27,7 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -55,10 +57,19 @@ def catch_all_case_id(identifier_system: str, patient: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{identifier_system}|catch-all|Patient/{patient}").hex
 
 
+def _patient(resource: dict[str, Any]) -> str | None:
+    """The patient a resource is about; a Patient is about themselves (it joins their case, not the
+    file's unidentified one)."""
+    if resource.get("resourceType") == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) else None
+    return patient_of(resource)
+
+
 class _Placer:
     def __init__(self, session: Session, items: list[tuple[FhirItem, ResourceKey, int]], system: str) -> None:
         self.session, self.items, self.system = session, items, system
-        self.patients = [patient_of(item.resource) for item, _, _ in items]
+        self.patients = [_patient(item.resource) for item, _, _ in items]
         self.case_patients: dict[str, str | None] = {}
         self.by_literal: dict[str, int] = {}
         for n, (item, key, _) in enumerate(items):

@@ -1,0 +1,108 @@
+"""Import of files shaped as EHRs and Synthea write them: in-Bundle ``urn:uuid`` references, …"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fhir_cm.config import Settings
+from fhir_cm.interchange import export_cases, import_files
+from fhir_cm.mapping import iter_references
+from fhir_cm.store import Store, get_case, list_cases
+
+PATIENT = "6f2c54a0-1b5e-4c38-9d0e-2a4f8f6c1e01"
+EPISODE = "0b7f1e2d-3c4a-4b5c-8d6e-7f8091a2b3c4"
+GOAL = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+STAY = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+
+
+def _entry(resource: dict[str, Any]) -> dict[str, Any]:
+    url = f"urn:uuid:{resource['id']}"
+    return {"fullUrl": url, "resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
+
+
+def synthea_transaction() -> dict[str, Any]:
+    """A Synthea-style transaction: every reference between entries is the target's ``urn:uuid``."""
+    patient = f"urn:uuid:{PATIENT}"
+    resources: list[dict[str, Any]] = [
+        {
+            "resourceType": "Patient",
+            "id": PATIENT,
+            "name": [{"family": "Doe", "given": ["Jane"]}],
+            "gender": "female",
+            "birthDate": "1950-03-04",
+        },
+        {
+            "resourceType": "EpisodeOfCare",
+            "id": EPISODE,
+            "status": "active",
+            "type": [
+                {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/episodeofcare-type", "code": "hacc"}]}
+            ],
+            "patient": {"reference": patient},
+            "period": {"start": "2024-01-02"},
+        },
+        {
+            "resourceType": "Goal",
+            "id": GOAL,
+            "lifecycleStatus": "active",
+            "description": {"text": "Walk 30 minutes a day"},
+            "subject": {"reference": patient},
+            "startDate": "2024-01-03",
+        },
+        {
+            "resourceType": "Encounter",
+            "id": STAY,
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+            "subject": {"reference": patient, "display": "Mrs. Jane Doe"},
+            "episodeOfCare": [{"reference": f"urn:uuid:{EPISODE}"}],
+            "period": {"start": "2024-02-01T10:00:00-05:00", "end": "2024-02-05T10:00:00-05:00"},
+        },
+    ]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(r) for r in resources]}
+
+
+def test_urn_uuid_references_of_a_transaction_name_the_patient_and_resolve_in_the_export(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    path = tmp_path / "synthea.json"
+    path.write_text(json.dumps(synthea_transaction()))
+
+    report = import_files(store, [path], settings)
+
+    assert report.case_ids == [EPISODE]
+    with store.session(read_only=True) as s:
+        case = get_case(s, EPISODE)
+        assert [c.id for c in list_cases(s)] == [EPISODE]
+    assert case is not None
+    assert case.patient.id == PATIENT
+    assert [g.id for g in case.goals] == [GOAL] and [stay.id for stay in case.stays] == [STAY]
+    exported = export_cases(store, settings)
+    names = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in exported["entry"]}
+    names |= {e["fullUrl"] for e in exported["entry"]}
+    assert "Patient" in {n.split("/")[0] for n in names}
+    dangling = [r for e in exported["entry"] for r in iter_references(e["resource"]) if r not in names]
+    assert dangling == []
+
+
+def test_a_patient_resource_joins_its_episodes_case_not_an_unidentified_one(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    # A server's export: absolute fullUrls, references as Type/id; the Patient names no patient itself.
+    base = "https://ehr.example.org/fhir"
+    entries = [
+        {"fullUrl": f"{base}/{e['resource']['resourceType']}/{e['resource']['id']}", "resource": e["resource"]}
+        for e in synthea_transaction()["entry"]
+    ]
+    text = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    text = text.replace(f"urn:uuid:{PATIENT}", f"Patient/{PATIENT}").replace(
+        f"urn:uuid:{EPISODE}", f"EpisodeOfCare/{EPISODE}"
+    )
+    path = tmp_path / "export.json"
+    path.write_text(text)
+
+    report = import_files(store, [path], settings)
+
+    assert report.case_ids == [EPISODE]
