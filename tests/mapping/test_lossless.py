@@ -94,6 +94,27 @@ def test_a_new_due_date_changes_only_the_goal_target_due_date(version: str) -> N
     assert after[ResourceKey("Goal", "goal-1")]["target"][0]["dueDate"] == "2024-07-01"
 
 
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_a_display_an_ehr_gave_a_reference_to_a_party_the_case_knows_no_name_of_stays(version: str) -> None:
+    # Epic and Cerner dress every Reference with a display; a case whose patient has no name (an
+    # episode without one) must not take those away, on every update, from the resources it wrote.
+    case = full_case()
+    case = case.model_copy(update={"patient": case.patient.model_copy(update={"name": None}), "team": []})
+    base = server_state(case, version)
+    for resource in base.values():
+        if resource.get("subject", {}).get("reference") == "Patient/pat-1":
+            resource["subject"]["display"] = "Mrs. Ann Example"
+    goal = ResourceKey("Goal", "goal-1")
+    assert base[goal]["subject"]["display"] == "Mrs. Ann Example"
+
+    unchanged = case_to_resources(case, version, SYSTEM, base)
+    goals = [case.goals[0].model_copy(update={"due": D(2024, 7, 1)}), case.goals[1]]
+    edited = case_to_resources(case.model_copy(update={"goals": goals}), version, SYSTEM, base)
+
+    assert unchanged == base
+    assert diff(base, edited) == {goal: {("target", 0, "dueDate")}}
+
+
 DATA_ABSENT = {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
 
 
