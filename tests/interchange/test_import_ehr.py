@@ -106,3 +106,43 @@ def test_a_patient_resource_joins_its_episodes_case_not_an_unidentified_one(
     report = import_files(store, [path], settings)
 
     assert report.case_ids == [EPISODE]
+
+
+def _version(resource: dict[str, Any], version: int, **changes: Any) -> dict[str, Any]:
+    return {**resource, **changes, "meta": {"versionId": str(version), "lastUpdated": f"2024-03-0{version}T10:00:00Z"}}
+
+
+def test_a_history_bundle_gives_each_resource_as_its_newest_version(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    # GET [base]/_history lists versions newest first, and a deletion as an entry with no resource.
+    episode, goal, stay = (e["resource"] for e in synthea_transaction()["entry"][1:4])
+    episode = {**episode, "patient": {"reference": f"Patient/{PATIENT}"}}
+    goal = {**goal, "subject": {"reference": f"Patient/{PATIENT}"}}
+    stay = {
+        **stay,
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "episodeOfCare": [{"reference": f"EpisodeOfCare/{EPISODE}"}],
+    }
+    base = "https://ehr.example.org/fhir"
+    entries = [
+        {"fullUrl": f"{base}/Encounter/{STAY}", "request": {"method": "DELETE", "url": f"Encounter/{STAY}"}},
+        {
+            "fullUrl": f"{base}/Goal/{GOAL}",
+            "resource": _version(goal, 2, description={"text": "Walk 45 minutes a day"}),
+        },
+        {"fullUrl": f"{base}/Goal/{GOAL}", "resource": _version(goal, 1)},
+        {"fullUrl": f"{base}/Encounter/{STAY}", "resource": _version(stay, 1)},
+        {"fullUrl": f"{base}/EpisodeOfCare/{EPISODE}", "resource": _version(episode, 1)},
+    ]
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "history", "entry": entries}))
+
+    report = import_files(store, [path], settings)
+
+    assert report.resources == 2
+    with store.session(read_only=True) as s:
+        case = get_case(s, EPISODE)
+    assert case is not None
+    assert [g.description for g in case.goals] == ["Walk 45 minutes a day"]
+    assert case.stays == []

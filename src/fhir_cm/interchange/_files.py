@@ -2,7 +2,9 @@
 
 A file holds one JSON document (a resource, a Bundle of any type, a case, or an array of these) or
 JSON lines of them. Bundles are opened (nested ones too; a searchset's ``outcome`` entry, the
-server's message about the search, is no data and is left out); every resource in them is checked against
+server's message about the search, is no data and is left out; a ``history`` lists a resource's
+versions newest first, so only its first entry for a resource is taken — none when that one is a
+deletion); every resource in them is checked against
 the fhir.resources models of both releases, and the release is decided per resource: the one whose
 models accept it; when both do (the elements it uses are the same in both), the release the rest of
 its file — else of the whole import — was found to be; else ``default_version``. A forced version
@@ -184,12 +186,18 @@ def _resources(doc: Any, where: str, name: str) -> Iterator[tuple[dict[str, Any]
     entries = doc.get("entry")
     if entries is not None and not isinstance(entries, list):
         raise BadInputError(name, where, "Bundle.entry is not an array")
+    history = doc.get("type") == "history"
+    newer: set[str] = set()  # a history's resources ("Type/id") whose newest version is past
     for n, entry in enumerate(entries or (), 1):
         if not isinstance(entry, dict):
             raise BadInputError(name, f"{where}, entry {n}", "not a JSON object")
         inner = entry.get("resource")
+        if history and (named := _history_name(entry, inner)) is not None:
+            if named in newer:
+                continue  # an older version: the newest came first
+            newer.add(named)
         if inner is None:
-            continue  # a Bundle entry may carry only a request or a response
+            continue  # a Bundle entry may carry only a request (a history's deletion) or a response
         search = entry.get("search")
         if isinstance(search, dict) and search.get("mode") == "outcome":
             continue  # the server's message about a search (an OperationOutcome), no data of a case
@@ -198,6 +206,20 @@ def _resources(doc: Any, where: str, name: str) -> Iterator[tuple[dict[str, Any]
         url = entry.get("fullUrl")
         for resource, place, nested_url in _resources(inner, f"{where}, entry {n}", name):
             yield resource, place, nested_url or (url if isinstance(url, str) else None)
+
+
+def _history_name(entry: Mapping[str, Any], resource: Any) -> str | None:
+    """``Type/id`` of a history Bundle's entry: its resource's, or its request's (a deletion has no resource)."""
+    if (
+        isinstance(resource, dict)
+        and isinstance(resource.get("resourceType"), str)
+        and isinstance(resource.get("id"), str)
+    ):
+        return f"{resource['resourceType']}/{resource['id']}"
+    request = entry.get("request")
+    url = request.get("url") if isinstance(request, dict) else None
+    parts = url.split("?", 1)[0].split("/") if isinstance(url, str) else []
+    return "/".join(parts[:2]) if len(parts) >= 2 else None
 
 
 def _case(doc: dict[str, Any], where: str, name: str) -> Case:
