@@ -142,6 +142,9 @@ REFUTED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/conditio
             {"modifierExtension": [NEGATED]},
             "CareTeam.participant.modifierExtension",
         ),
+        # A contact that never took place: a call not made (not-done), a record retracted (entered-in-error).
+        (ResourceKey("Communication", "contact-1"), (), {"status": "not-done"}, "Communication.status"),
+        (ResourceKey("Communication", "contact-1"), (), {"status": "entered-in-error"}, "Communication.status"),
     ],
 )
 def test_a_resource_whose_meaning_a_modifier_turns_is_not_read_as_if_it_were_not_there(
