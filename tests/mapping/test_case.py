@@ -145,6 +145,8 @@ REFUTED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/conditio
         # A contact that never took place: a call not made (not-done), a record retracted (entered-in-error).
         (ResourceKey("Communication", "contact-1"), (), {"status": "not-done"}, "Communication.status"),
         (ResourceKey("Communication", "contact-1"), (), {"status": "entered-in-error"}, "Communication.status"),
+        # A request retracted: without its Task it read as a referral requested.
+        (ResourceKey("ServiceRequest", "ref-1"), (), {"status": "entered-in-error"}, "ServiceRequest.status"),
     ],
 )
 def test_a_resource_whose_meaning_a_modifier_turns_is_not_read_as_if_it_were_not_there(

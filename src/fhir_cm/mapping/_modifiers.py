@@ -4,7 +4,9 @@ FHIR lets any resource carry a ``modifierExtension`` (a Condition the sender neg
 marked as someone else's), ServiceRequest has ``doNotPerform``: "do *not* do this", and a Condition's
 ``verificationStatus`` may say it was ruled out (``refuted``) or never so (``entered-in-error``), a
 Communication's ``status`` (a modifier element) that it never took place (``not-done``: the call
-not made) or was recorded in error (``entered-in-error``) — read, it would be a contact done. The
+not made) or was recorded in error (``entered-in-error``) — read, it would be a contact done — and a
+ServiceRequest's that it was never made (``entered-in-error``: read without a Task, a referral
+``requested``; fhir-cm never writes it). The
 specification (Extensibility, modifier extensions) asks an application that meets a modifier it does
 not understand to refuse to process the resource rather than read it as if the modifier were not
 there. The mapping understands none, and reading such a resource would say the opposite of what it
@@ -23,8 +25,11 @@ __all__ = ["modifier_problems"]
 #: Condition.verificationStatus (a modifier element, required binding): the condition is not so.
 _VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _NOT_SO = frozenset({"refuted", "entered-in-error"})
-#: Communication.status: no contact took place.
-_NOT_DONE = frozenset({"not-done", "entered-in-error"})
+#: A ``status`` (a modifier element) saying there is nothing to read: no contact took place, no request was made.
+_NOT_DONE = {
+    "Communication": frozenset({"not-done", "entered-in-error"}),
+    "ServiceRequest": frozenset({"entered-in-error"}),
+}
 
 
 def _paths(obj: Any, path: str) -> Iterator[str]:
@@ -48,8 +53,8 @@ def modifier_problems(resource: Mapping[str, Any]) -> list[str]:
         problems.append(f"{rtype}.doNotPerform (a request not to do it)")
     if rtype == "Condition" and _not_so(resource.get("verificationStatus")):
         problems.append("Condition.verificationStatus (refuted or entered in error: no condition to read)")
-    if rtype == "Communication" and resource.get("status") in _NOT_DONE:
-        problems.append("Communication.status (not done or entered in error: no contact to read)")
+    if resource.get("status") in _NOT_DONE.get(rtype, ()):
+        problems.append(f"{rtype}.status ({resource['status']}: it never took place)")
     return problems
 
 
