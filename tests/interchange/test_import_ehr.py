@@ -146,3 +146,24 @@ def test_a_history_bundle_gives_each_resource_as_its_newest_version(
     assert case is not None
     assert [g.description for g in case.goals] == ["Walk 45 minutes a day"]
     assert case.stays == []
+
+
+def test_a_conditional_reference_one_entry_answers_names_that_entry(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    # Synthea names providers as Organization?identifier=…, the Organization being an entry of the Bundle.
+    npi = "https://github.com/synthetichealth/synthea"
+    bundle = synthea_transaction()
+    hospital = {"resourceType": "Organization", "id": "org-9", "identifier": [{"system": npi, "value": "h-1"}]}
+    bundle["entry"].append(_entry(hospital))
+    stay = bundle["entry"][3]["resource"]
+    stay["serviceProvider"] = {"reference": f"Organization?identifier={npi}|h-1", "display": "HOSPITAL"}
+    path = tmp_path / "synthea.json"
+    path.write_text(json.dumps(bundle))
+
+    import_files(store, [path], settings)
+
+    with store.session(read_only=True) as s:
+        case = get_case(s, EPISODE)
+    assert case is not None
+    assert [(stay.provider.id if stay.provider else None) for stay in case.stays] == ["org-9"]

@@ -17,9 +17,11 @@ A document without ``resourceType`` is read as a case (``fhir-cm generate`` writ
 A ``urn:uuid`` names a resource only inside its Bundle (Synthea's transactions, and most EHRs'
 exports, reference the patient and each other that way): as a server does on a transaction, a
 reference to an entry's ``urn:uuid`` fullUrl is read as ``Type/id`` of that entry (an entry without
-an id gets the uuid as its id; :func:`resolve_bundle_references`). Kept as it came, it would name no
-patient (the case would be ``unidentified``) and dangle in an export, whose fullUrls are the
-adapter's own — which are left as they are, being what the adapter reads and writes.
+an id gets the uuid as its id; :func:`resolve_bundle_references`), and so is a conditional reference
+(``Organization?identifier=system|value``, Synthea's to its providers) that one entry of the file
+answers. Kept as it came, a reference would name no patient (the case would be ``unidentified``) nor
+provider, and dangle in an export, whose fullUrls are the adapter's own — which are left as they
+are, being what the adapter reads and writes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any
 
 import fhir.resources as r5_models
@@ -304,20 +307,27 @@ def key_of(item: FhirItem, identifier_system: str) -> ResourceKey:
 
 
 def resolve_bundle_references(parsed: ParsedFile, identifier_system: str) -> None:
-    """Read references to the file's entries' ``urn:uuid`` fullUrls as ``Type/id`` (see the module
+    """Read references to the file's entries' ``urn:uuid`` fullUrls, and conditional ones
+    (``Type?identifier=system|value``) that exactly one entry answers, as ``Type/id`` (see the module
     docstring), in place; a fullUrl the adapter's export gives the entry's key is left alone."""
     ours = References(identifier_system)
-    literals: dict[str, tuple[str, str]] = {}
+    literals: dict[str, str] = {}
+    answers: dict[str, list[str]] = {}
     for item in parsed.resources:
-        url = item.full_url
+        url, rid, rtype = item.full_url, item.resource.get("id"), str(item.resource["resourceType"])
         if url and url.startswith("urn:uuid:") and url != ours.full_url(key_of(item, identifier_system)):
-            rid = item.resource.get("id")
-            literals[url] = (str(item.resource["resourceType"]), rid if isinstance(rid, str) else url[9:])
+            rid = rid if isinstance(rid, str) else url[9:]
+            literals[url] = f"{rtype}/{rid}"
+        if not isinstance(rid, str):
+            continue
+        for identifier in item.resource.get("identifier") or ():
+            if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+                asked = f"{rtype}?identifier={identifier.get('system') or ''}|{identifier['value']}"
+                answers.setdefault(asked, []).append(f"{rtype}/{rid}")
+    literals |= {asked: found[0] for asked, found in answers.items() if len(set(found)) == 1}
     if not literals:
         return
     for item in parsed.resources:
-        item.resource = replace_references(
-            item.resource, lambda ref: "/".join(literals.get(ref["reference"], ())) or None
-        )
+        item.resource = replace_references(item.resource, lambda ref: literals.get(unquote(ref["reference"])))
         if item.full_url in literals and "id" not in item.resource:
-            item.resource = {**item.resource, "id": literals[item.full_url][1]}
+            item.resource = {**item.resource, "id": literals[item.full_url].split("/", 1)[1]}
