@@ -106,10 +106,18 @@ async def test_a_server_refusing_the_include_it_did_not_rule_out_is_asked_withou
             for case in cases:
                 save_case(s, case, enqueue=False)
         searches = mock.get("/Encounter").mock(side_effect=answer)
-        # The tracker reads each patient first (a record merged into another is followed): none is.
-        mock.get(path__regex=r"/Patient/[^/]+$").mock(
+        # The tracker reads the patients first (a record merged into another is followed): none is.
+        mock.get("/Patient").mock(
             side_effect=lambda request: httpx.Response(
-                200, json={"resourceType": "Patient", "id": request.url.path.rsplit("/", 1)[-1]}
+                200,
+                json={
+                    "resourceType": "Bundle",
+                    "type": "searchset",
+                    "entry": [
+                        {"resource": {"resourceType": "Patient", "id": pid}}
+                        for pid in request.url.params["_id"].split(",")
+                    ],
+                },
             )
         )
         async with AsyncFhirClient(

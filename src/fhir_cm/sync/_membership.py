@@ -30,7 +30,10 @@ from ..mapping import (
 )
 from ..store import (
     LedgerEntry,
+    Store,
+    UnreadableCase,
     case_revisions,
+    get_case,
     find_ledger,
     get_ledger,
     ledger_by_server_id,
@@ -42,6 +45,7 @@ __all__ = [
     "ServerIdLookup",
     "case_of",
     "case_references",
+    "cases_patient_ids",
     "ledger_lookup",
     "patient_ids",
     "patient_of",
@@ -230,3 +234,18 @@ def patient_ids(session: Session, server_base: str, party_id: str) -> list[str]:
     if entry is not None and entry.server_id and entry.server_id != party_id:
         ids.append(entry.server_id)
     return ids
+
+
+def cases_patient_ids(store: Store, base: str, case_ids: Iterable[str]) -> list[str]:
+    """The ids the server may know the patients of ``case_ids`` by (a case that cannot be read is
+    left to ``track``, which says why)."""
+    out: list[str] = []
+    with store.session(read_only=True) as session:
+        for cid in case_ids:
+            try:
+                case = get_case(session, cid)
+            except UnreadableCase:
+                continue
+            if case is not None:
+                out += patient_ids(session, base, case.patient.id)
+    return out

@@ -13,12 +13,18 @@ it, at most ``MAX_HOPS`` times; a chain that loops back, or goes on longer, name
 records are read, nothing is recorded) — a hospital's merges do not produce either.
 
 Only a reference to a Patient on the same server is followed (relative, or absolute at its base).
+
+A tracker run reads the records of all its cases' patients first, ``BATCH`` at a time
+(``Patient?_id=a,b,…``: one request per chunk, not one per case), and follows the links of only the
+records found replaced, one read per hop. A record the search does not return (absent, deleted) ends
+its chain there, as an unreadable one does; a server refusing the search has each record read on
+its own instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -29,7 +35,17 @@ from ..fhir import AsyncFhirClient, FhirError
 from ..mapping import parse_reference
 from ..store import LedgerEntry, get_ledger, ledger_by_server_id, put_ledger
 
-__all__ = ["MAX_HOPS", "REPLACED_BY", "PatientChain", "follow_replaced_by", "record_survivor", "replaced_by"]
+__all__ = [
+    "BATCH",
+    "MAX_HOPS",
+    "REPLACED_BY",
+    "PatientChain",
+    "PatientChains",
+    "follow_chains",
+    "follow_replaced_by",
+    "record_survivor",
+    "replaced_by",
+]
 
 log = logging.getLogger("fhir_cm.sync")
 
@@ -37,6 +53,9 @@ log = logging.getLogger("fhir_cm.sync")
 REPLACED_BY = "replaced-by"
 #: How many ``replaced-by`` links are followed from one record before giving up.
 MAX_HOPS = 4
+#: Patients per batched search (here and in the watch): a comma-joined list stays well within URL
+#: limits (~2 KB).
+BATCH = 50
 
 
 class PatientChain(BaseModel):
@@ -64,19 +83,24 @@ def replaced_by(patient: Mapping[str, Any], base: str) -> str | None:
     return None
 
 
-async def follow_replaced_by(client: AsyncFhirClient, patient_id: str) -> PatientChain:
-    """Read ``Patient/<patient_id>`` and the records its ``replaced-by`` links lead to (see the module).
+async def follow_replaced_by(
+    client: AsyncFhirClient, patient_id: str, first: dict[str, Any] | None = None
+) -> PatientChain:
+    """Read ``Patient/<patient_id>`` (unless ``first`` is that record, read already) and the records
+    its ``replaced-by`` links lead to (see the module).
 
     A record that cannot be read (absent, deleted, refused) ends the chain where it is: the ids
     reached so far are still read for Encounters, as before any merge.
     """
     ids = [patient_id]
     current = patient_id
+    patient = first
     for _ in range(MAX_HOPS + 1):
-        try:
-            patient = await client.read("Patient", current)
-        except FhirError:
-            break  # unreadable: nothing here says the record was replaced
+        if patient is None:
+            try:
+                patient = await client.read("Patient", current)
+            except FhirError:
+                break  # unreadable: nothing here says the record was replaced
         following = replaced_by(patient, client.base_url)
         if following is None:
             if len(ids) == 1:
@@ -86,10 +110,48 @@ async def follow_replaced_by(client: AsyncFhirClient, patient_id: str) -> Patien
             log.warning("a patient record's replaced-by links loop back; no surviving record taken")
             return PatientChain(ids=ids)
         ids.append(following)
-        current = following
+        current, patient = following, None
     else:
         log.warning("a patient record's replaced-by links go on past %d; no surviving record taken", MAX_HOPS)
     return PatientChain(ids=ids[: MAX_HOPS + 1])
+
+
+class PatientChains(BaseModel):
+    """The chains of a tracker run's patients."""
+
+    chains: dict[str, PatientChain] = Field(default_factory=dict, description="Patient id → its chain.")
+
+
+async def follow_chains(client: AsyncFhirClient, patient_ids: Iterable[str]) -> PatientChains:
+    """``follow_replaced_by`` for every id of ``patient_ids``, the first records read ``BATCH`` at a
+    time by one ``Patient?_id=`` search each (see the module)."""
+    wanted = list(dict.fromkeys(patient_ids))
+    out = PatientChains()
+    for start in range(0, len(wanted), BATCH):
+        chunk = wanted[start : start + BATCH]
+        found = await _search(client, chunk)
+        for pid in chunk:
+            if found is None:
+                out.chains[pid] = await follow_replaced_by(client, pid)
+            elif pid in found:
+                out.chains[pid] = await follow_replaced_by(client, pid, found[pid])
+            else:
+                out.chains[pid] = PatientChain(ids=[pid])  # not there: as a read answered 404 or 410
+    return out
+
+
+async def _search(client: AsyncFhirClient, chunk: list[str]) -> dict[str, dict[str, Any]] | None:
+    """The records of ``chunk`` by id (one search), or None when the server refused the search."""
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        async for page in client.search("Patient").where("_id", ",".join(chunk)).count(len(chunk)).pages():
+            for r in page.matches:
+                if r.get("resourceType") == "Patient" and r.get("id") in chunk:
+                    found[str(r["id"])] = r
+    except FhirError as exc:
+        log.info("patient records read one at a time: the server answered %s to a search", type(exc).__name__)
+        return None
+    return found
 
 
 def record_survivor(session: Session, base: str, party_id: str, chain: PatientChain) -> bool:

@@ -80,8 +80,8 @@ from ..store import (
 )
 from ..checks import strict_problem
 from ._intake import remember, server_fhir_version
-from ._membership import OPEN_STATUSES, patient_ids, patient_of
-from ._patient_links import PatientChain, follow_replaced_by, record_survivor
+from ._membership import OPEN_STATUSES, cases_patient_ids, patient_ids, patient_of
+from ._patient_links import PatientChain, follow_chains, follow_replaced_by, record_survivor
 from ._report import tally_set_aside
 from ._transfer_summary import handoff_moves
 
@@ -305,6 +305,8 @@ class _Tracker:
         self.report = TransitionsReport()
         # Set once the server refused ``_include=Encounter:location`` though its statement did not rule it out.
         self.locations_refused = False
+        # The chains of the run's patients, read in batches before the first case (``follow_chains``).
+        self.chains: dict[str, PatientChain] = {}
 
     async def encounters(
         self, caps: Capabilities | None, patients: list[str]
@@ -386,7 +388,7 @@ class _Tracker:
             if case is None:
                 raise LookupError(f"no case {case_id}")
             patients = patient_ids(session, self.base, case.patient.id)
-        chains = [await follow_replaced_by(self.client, p) for p in patients]
+        chains = [self.chains.get(p) or await follow_replaced_by(self.client, p) for p in patients]
         encounters, locations = await self.encounters(caps, list(dict.fromkeys(i for c in chains for i in c.ids)))
         self.report.cases += 1
         self.report.encounters += len(encounters)
@@ -481,6 +483,8 @@ async def track_transitions(
         with store.session(read_only=True) as session:
             wanted = list(case_revisions(session, status=OPEN_STATUSES))  # ids: none is decoded here
     tracker = _Tracker(store, client, settings, version)
+    read = await follow_chains(client, cases_patient_ids(store, client.base_url, wanted))
+    tracker.chains = read.chains
     for cid in wanted:
         try:
             await tracker.track(caps, cid)

@@ -47,7 +47,7 @@ from ..store import (
 )
 from ._intake import instant, last_updated_of, later_mark, version_of
 from ._membership import patient_ids
-from ._patient_links import replaced_by
+from ._patient_links import BATCH, replaced_by
 
 __all__ = ["BATCH", "WATCH_MARK", "WatchReport", "changed_encounter_patients", "settle_watch"]
 
@@ -55,8 +55,6 @@ log = logging.getLogger("fhir_cm.sync")
 
 #: The watermark's name in the store (the pull's own ``Encounter`` watermark covers ours only).
 WATCH_MARK = "Encounter:watch"
-#: Patients per batched search: a comma-joined list stays well within URL limits (~2 KB).
-BATCH = 50
 PAGE_SIZE = 200
 #: How far behind the watermark each round starts again (as the pull): Encounters committed out of
 #: order are not missed; those seen before are recognised by their version.
