@@ -17,12 +17,15 @@ from contextlib import asynccontextmanager
 import pytest
 
 from fhir_cm.config import Settings
+from fhir_cm.domain import ReferralKind
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import Store, get_ledger
+from fhir_cm.jobs import run_pull
+from fhir_cm.store import Store, get_case, get_ledger
 from fhir_cm.sync import track_transitions
 from fhir_cm.sync._watch import BATCH
 from tests.sync.faulty_proxy import FaultyProxy, faulty_proxy
-from tests.sync.test_transitions_server import enrol
+from tests.sync.seeding import put_organisations
+from tests.sync.test_transitions_server import encounter, enrol
 
 pytestmark = pytest.mark.server
 
@@ -39,6 +42,38 @@ async def _recorded(
 
 def _requests(proxy: FaultyProxy, prefix: str) -> list[str]:
     return [line for line in proxy.seen if line.startswith(prefix)]
+
+
+async def test_the_round_after_the_seeding_asks_only_for_what_changed_and_still_sees_a_discharge(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
+    async with _recorded(fhir_server, settings) as (client, proxied, proxy):
+        tags = [uuid.uuid4().hex[:10] for _ in range(3)]
+        cases = [await enrol(store, client, proxied, tag) for tag in tags]
+        hospital = f"hosp-{tags[0]}"
+        await put_organisations(client, hospital)
+        await client.create(encounter(cases[0].patient.id, "IMP", "2024-03-01", "2024-03-04", hospital))
+
+        first = await run_pull(store, proxied)
+        assert first.watch is not None and sorted(first.watch.seeded) == sorted(c.id for c in cases)
+        assert first.transitions.failed == {} and first.transitions.stays_added == 1
+
+        proxy.seen.clear()
+        second = await run_pull(store, proxied)  # nothing changed on the server since
+        searches = _requests(proxy, "GET /fhir/Encounter?patient=")  # the watch's (the pull's name ours)
+        assert second.watch is not None and second.watch.seeded == [] and second.watch.touched == []
+        assert searches and all("_lastUpdated=gt" in line for line in searches), searches
+
+        # The hospital records a discharge for the second case's patient: the next round sees it.
+        await client.create(
+            encounter(cases[1].patient.id, "IMP", "2024-05-01", "2024-05-06", hospital, disposition="home")
+        )
+        third = await run_pull(store, proxied)
+        assert third.watch is not None and third.watch.touched == [cases[1].id]
+        with store.session(read_only=True) as s:
+            tracked = get_case(s, cases[1].id)
+        assert tracked is not None
+        assert [r.kind for r in tracked.referrals] == [ReferralKind.FOLLOW_UP]
 
 
 async def test_a_tracker_run_reads_its_patients_in_batches_and_follows_only_the_merged_one(

@@ -62,6 +62,8 @@ class Page(Generic[R]):
 
     ``url`` is where the page came from (for the first page, without its query: it may name a
     patient); ``entries`` are the raw ``Bundle.entry`` dicts, which is what a history walks.
+    ``last_updated`` is the Bundle's ``meta.lastUpdated`` as the server sent it: its own time of
+    the search (HAPI, sekmet), the one clock a watermark may be taken from besides its resources'.
     """
 
     number: int
@@ -73,6 +75,7 @@ class Page(Generic[R]):
     issues: list[dict[str, Any]]
     entries: list[dict[str, Any]] = field(repr=False)
     next_url: str | None = None
+    last_updated: str | None = None
 
     @property
     def resources(self) -> list[R]:
@@ -307,6 +310,8 @@ class _PagedSet(Generic[R]):
         if next_url is not None and not isinstance(next_url, str):
             raise InvalidResponse("the page's next link has no URL")
         total = bundle.get("total")
+        meta = bundle.get("meta")
+        stamp = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
         return Page(
             number=number,
             url=url,
@@ -317,6 +322,7 @@ class _PagedSet(Generic[R]):
             issues=issues,
             entries=entries,
             next_url=next_url or None,
+            last_updated=stamp if isinstance(stamp, str) else None,
         )
 
     def _needs_resource(self, entry: Mapping[str, Any]) -> bool:

@@ -23,6 +23,7 @@ its own instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from ..fhir import AsyncFhirClient, FhirError
 from ..mapping import parse_reference
 from ..store import LedgerEntry, get_ledger, ledger_by_server_id, put_ledger
+from ._intake import last_updated_of, later_mark
 
 __all__ = [
     "BATCH",
@@ -117,9 +119,13 @@ async def follow_replaced_by(
 
 
 class PatientChains(BaseModel):
-    """The chains of a tracker run's patients."""
+    """The chains of a tracker run's patients, and the server's time of the first search read."""
 
     chains: dict[str, PatientChain] = Field(default_factory=dict, description="Patient id → its chain.")
+    server_time: str | None = Field(
+        default=None,
+        description="The first search's Bundle.meta.lastUpdated: every record here was read at or after it.",
+    )
 
 
 async def follow_chains(client: AsyncFhirClient, patient_ids: Iterable[str]) -> PatientChains:
@@ -129,7 +135,7 @@ async def follow_chains(client: AsyncFhirClient, patient_ids: Iterable[str]) -> 
     out = PatientChains()
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
-        found = await _search(client, chunk)
+        found = await _search(client, chunk, out if start == 0 else None)
         for pid in chunk:
             if found is None:
                 out.chains[pid] = await follow_replaced_by(client, pid)
@@ -140,11 +146,17 @@ async def follow_chains(client: AsyncFhirClient, patient_ids: Iterable[str]) -> 
     return out
 
 
-async def _search(client: AsyncFhirClient, chunk: list[str]) -> dict[str, dict[str, Any]] | None:
-    """The records of ``chunk`` by id (one search), or None when the server refused the search."""
+async def _search(
+    client: AsyncFhirClient, chunk: list[str], timed: PatientChains | None
+) -> dict[str, dict[str, Any]] | None:
+    """The records of ``chunk`` by id (one search), or None when the server refused the search;
+    ``timed`` takes the server's time of its first page."""
     found: dict[str, dict[str, Any]] = {}
     try:
         async for page in client.search("Patient").where("_id", ",".join(chunk)).count(len(chunk)).pages():
+            if timed is not None and page.number == 1:
+                stamp = last_updated_of({"meta": {"lastUpdated": page.last_updated}})
+                timed.server_time = later_mark(None, stamp, now=dt.datetime.now(dt.UTC))
             for r in page.matches:
                 if r.get("resourceType") == "Patient" and r.get("id") in chunk:
                     found[str(r["id"])] = r

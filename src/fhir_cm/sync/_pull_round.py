@@ -111,7 +111,7 @@ async def pull_and_track(
     wanted |= set(queued.cases) if queued is not None else set()
     tracked = await track_transitions(store, client, settings, case_ids=wanted) if wanted else TransitionsReport()
     if watch is not None:
-        settle_watch(store, client.base_url, watch, tracked.failed)
+        settle_watch(store, client.base_url, watch, tracked.failed, seeded_from=tracked.read_from)
     if queued is not None:
         settle_queue(store, queued, set(tracked.failed))
     report = PullRoundReport(pull=pulled, watch=watch, transitions=tracked)

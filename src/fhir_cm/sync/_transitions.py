@@ -150,6 +150,10 @@ class TransitionsReport(BaseModel):
         description="Cases whose patient's record the hospital merged into another (replaced-by): both read.",
     )
     changed_cases: list[str] = Field(default_factory=list)
+    read_from: str | None = Field(
+        default=None,
+        description="The server's time of the run's first search (its patients' records): all it read is as new.",
+    )
     _set_aside: set[int] = PrivateAttr(default_factory=set)
 
     def count_set_aside(self, entry_id: int, *, news: bool) -> None:
@@ -484,7 +488,7 @@ async def track_transitions(
             wanted = list(case_revisions(session, status=OPEN_STATUSES))  # ids: none is decoded here
     tracker = _Tracker(store, client, settings, version)
     read = await follow_chains(client, cases_patient_ids(store, client.base_url, wanted))
-    tracker.chains = read.chains
+    tracker.chains, tracker.report.read_from = read.chains, read.server_time
     for cid in wanted:
         try:
             await tracker.track(caps, cid)

@@ -22,6 +22,14 @@ period change of an Encounter already known (admission in progress → discharge
 one. A case first seen open (enrolled since the watermark, or on a first round) gets its patient's
 whole Encounter history read once (``store._watch`` remembers which). The watermark is the newest
 ``meta.lastUpdated`` read, and moves only once the cases it touched were tracked.
+
+A round that has no watermark and no patient watched yet (the first) reads nothing itself: every
+open case is seeded, and the tracker reads their histories. The watermark is then the server's time
+of the tracker's first search (``TransitionsReport.read_from``: its Bundle's ``meta.lastUpdated``,
+the server's clock, never this machine's), before which every history it read was complete; the
+next round asks for what changed since then, less ``OVERLAP``, as any other. (Not the newest
+``meta.lastUpdated`` the seeding read: histories read one after another, over minutes, would miss
+what changed for the first patients before the last were read.)
 """
 
 from __future__ import annotations
@@ -221,10 +229,17 @@ async def _merges(reader: _Reader, patients: list[str], batched: bool) -> None:
         log.warning("merged patient records not looked for: the server answered %s", type(exc).__name__)
 
 
-def settle_watch(store: Store, server_base: str, report: WatchReport, failed: Iterable[str]) -> None:
+def settle_watch(
+    store: Store, server_base: str, report: WatchReport, failed: Iterable[str], *, seeded_from: str | None = None
+) -> None:
     """After tracking: the seeded cases tracked without failure are watched from now on, and the
-    watermark moves — only when no touched case failed, so a case whose tracking failed is read again."""
+    watermark moves — only when no touched case failed, so a case whose tracking failed is read again.
+
+    ``seeded_from`` is the server's time the tracker began reading at (``read_from``): the watermark
+    of a round that had none and watched no patient yet (see the module)."""
     failures = set(failed)
+    if report.watermark is None and not report.patients and report.seeded:
+        report.watermark = seeded_from
     with store.session() as session:
         mark_watched(session, server_base, [c for c in report.seeded if c not in failures])
         if report.watermark is not None and not failures & set(report.touched):
