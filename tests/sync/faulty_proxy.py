@@ -18,6 +18,10 @@ Every request reaching the proxy is listed in ``seen`` (``"GET /fhir/Patient?…
 
 With ``delay``, every request is also held that many seconds before it is forwarded: a slow server
 (with ``rate=0``, nothing but slow).
+
+With ``rewrite``, the upstream's root in an answer's body is replaced by the proxy's, as a reverse
+proxy rewrites a server that names itself by its own address (sekmet's paging links do): the next
+page is asked of the proxy too.
 """
 
 from __future__ import annotations
@@ -49,8 +53,11 @@ class FaultyProxy:
         spared: tuple[str, ...] = (),
         only: tuple[str, ...] = ("",),
         when: Callable[[str, str, bytes], bool] | None = None,
+        rewrite: bool = False,
     ) -> None:
         self.when = when
+        self.rewrite = rewrite
+        self.root = ""  # the proxy's own root, once it listens
         self.spared = spared
         self.only = only
         self.upstream = upstream_root
@@ -94,10 +101,13 @@ class FaultyProxy:
                 answer = await self._http.request(method, self.upstream + target, headers=forwarded, content=body)
                 if fault == "lost":
                     return
+                content = answer.content
+                if self.rewrite and self.root:
+                    content = content.replace(self.upstream.encode(), self.root.encode())
                 out = [f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}"]
                 out += [f"{k}: {v}" for k, v in answer.headers.items() if k.lower() not in _HOP]
-                out.append(f"Content-Length: {len(answer.content)}")
-                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + answer.content)
+                out.append(f"Content-Length: {len(content)}")
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + content)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             return
@@ -117,13 +127,15 @@ async def faulty_proxy(
     spared: tuple[str, ...] = (),
     only: tuple[str, ...] = ("",),
     when: Callable[[str, str, bytes], bool] | None = None,
+    rewrite: bool = False,
 ) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only, when)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only, when, rewrite)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    proxy.root = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", proxy
+        yield proxy.root, proxy
     finally:
         server.close()
         await proxy._http.aclose()

@@ -135,7 +135,7 @@ async def test_subscribing_again_with_a_topic_turns_the_criteria_subscriptions_i
 
         with respx.mock(base_url=BASE) as mock:
             mock.put("/Subscription/41").mock(side_effect=update)
-            async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
+            async with AsyncFhirClient(BASE, enforce_capabilities=False, fhir_version="R4") as client:
                 report = await sync_subscriptions(store, client, endpoint=endpoint, topic=TOPIC)
         assert (report.updated, report.kept) == (["sub-1"], [])
         (made,) = sent

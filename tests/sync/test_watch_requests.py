@@ -35,7 +35,9 @@ async def _recorded(
     fhir_server: str, settings: Settings
 ) -> AsyncIterator[tuple[AsyncFhirClient, Settings, FaultyProxy]]:
     """A client and settings that reach the server through a proxy listing every request (no faults)."""
-    async with faulty_proxy(fhir_server.removesuffix("/fhir"), rate=0.0) as (root, proxy):
+    # ``rewrite``: a pull pages through every Goal and CareTeam on sekmet (it cannot search them by
+    # identifier), and sekmet's next links name its own address, not the proxy's.
+    async with faulty_proxy(fhir_server.removesuffix("/fhir"), rate=0.0, rewrite=True) as (root, proxy):
         async with AsyncFhirClient(f"{root}/fhir", enforce_capabilities=False) as client:
             yield client, settings.model_copy(update={"fhir_base": f"{root}/fhir"}), proxy
 
