@@ -159,3 +159,31 @@ async def test_a_pull_round_sees_a_discharge_under_the_record_a_watched_patient_
 
     third = await run_pull(store, settings)
     assert third.watch is not None and (third.watch.touched, third.watch.merged) == ([], 0)
+
+
+async def test_a_merge_undone_stops_reading_the_other_record_as_the_patients(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """The hospital undid a merge (the links taken away, the record active again): the other record is
+    another person's again, so a stay recorded under it is not this case's, and the case is pushed
+    naming its own record again."""
+    case, other, stay = await _case_with_a_discharge_under_another_record(store, raw, settings, "replaced-by")
+    merged = await track_transitions(store, raw, settings, case_id=case.id)
+    assert merged.patients_merged == [case.id] and _moves(store, case.id) == [stay]
+
+    for pid in (case.patient.id, other):  # the merge undone: each record as it was before
+        await raw.update({"resourceType": "Patient", "id": pid, "active": True}, versioned=False)
+    tag = case.patient.id.removeprefix("pat-")
+    later = encounter(other, "IMP", "2024-06-01", "2024-06-05", f"hosp-{tag}", disposition="home")
+    await raw.create(later)
+
+    undone = await track_transitions(store, raw, settings, case_id=case.id)
+
+    assert undone.failed == {} and undone.patients_merged == []
+    assert undone.patients_unmerged == [case.id]
+    assert (undone.new_transitions, undone.follow_ups_added) == (0, 0)  # the other person's stay is not read
+    with store.session(read_only=True) as s:
+        entry = get_ledger(s, raw.base_url, "Patient", case.patient.id)
+    assert entry is not None and entry.server_id == case.patient.id
+    again = await track_transitions(store, raw, settings, case_id=case.id)
+    assert again.failed == {} and (again.patients_unmerged, again.encounters, again.new_transitions) == ([], 0, 0)

@@ -45,6 +45,7 @@ __all__ = [
     "PatientChains",
     "follow_chains",
     "follow_replaced_by",
+    "forget_survivor",
     "record_survivor",
     "replaced_by",
 ]
@@ -68,6 +69,9 @@ class PatientChain(BaseModel):
         default=None, description="The record in use now, when the first was replaced and the chain ends there."
     )
     record: dict[str, Any] | None = Field(default=None, repr=False, description="The survivor as read.")
+    in_use: bool = Field(
+        default=False, description="The first record was read and names no record to use instead: it is in use."
+    )
 
 
 def replaced_by(patient: Mapping[str, Any], base: str) -> str | None:
@@ -106,7 +110,7 @@ async def follow_replaced_by(
         following = replaced_by(patient, client.base_url)
         if following is None:
             if len(ids) == 1:
-                return PatientChain(ids=ids)
+                return PatientChain(ids=ids, in_use=True)
             return PatientChain(ids=ids, survivor=current, record=patient)
         if following in ids:
             log.warning("a patient record's replaced-by links loop back; no surviving record taken")
@@ -202,3 +206,29 @@ def record_survivor(session: Session, base: str, party_id: str, chain: PatientCh
     )
     put_ledger(session, [entry])
     return True
+
+
+def forget_survivor(session: Session, base: str, party_id: str, system: str) -> bool:
+    """Map the patient ``party_id`` back to its own record (the ledger's Patient entry), its record
+    being in use again (read, no ``replaced-by``): the hospital undid the merge. True when that
+    changed.
+
+    While a survivor was recorded, the records the tracker read were the party's own and the
+    survivor's; once the merge is undone the survivor is another person's record again, and reading
+    its Encounters would give this case another person's stays and follow-ups. A server id the
+    pusher created for the party (it carries our identifier with the party id: the party's own
+    record was absent then) is not a survivor, and stays.
+    """
+    held = get_ledger(session, base, "Patient", party_id)
+    if held is None or held.server_id in (None, party_id) or _made_for(held.server_copy, system, party_id):
+        return False
+    put_ledger(session, [LedgerEntry(server_base=base, resource_type="Patient", key=party_id, server_id=party_id)])
+    return True
+
+
+def _made_for(record: Mapping[str, Any] | None, system: str, party_id: str) -> bool:
+    """Whether ``record`` is the Patient the pusher created for ``party_id`` (our identifier, its id)."""
+    identifiers = (record or {}).get("identifier")
+    return isinstance(identifiers, list) and any(
+        isinstance(i, Mapping) and i.get("system") == system and i.get("value") == party_id for i in identifiers
+    )

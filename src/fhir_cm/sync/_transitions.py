@@ -81,7 +81,7 @@ from ..store import (
 from ..checks import strict_problem
 from ._intake import remember, server_fhir_version
 from ._membership import OPEN_STATUSES, cases_patient_ids, patient_ids, patient_of
-from ._patient_links import PatientChain, follow_chains, follow_replaced_by, record_survivor
+from ._patient_links import PatientChain, follow_chains, follow_replaced_by, forget_survivor, record_survivor
 from ._report import tally_set_aside
 from ._transfer_summary import handoff_moves
 
@@ -148,6 +148,10 @@ class TransitionsReport(BaseModel):
     patients_merged: list[str] = Field(
         default_factory=list,
         description="Cases whose patient's record the hospital merged into another (replaced-by): both read.",
+    )
+    patients_unmerged: list[str] = Field(
+        default_factory=list,
+        description="Cases whose patient's merge the hospital undid: the record taken as its survivor is no longer read.",
     )
     changed_cases: list[str] = Field(default_factory=list)
     read_from: str | None = Field(
@@ -386,6 +390,16 @@ class _Tracker:
         if record_survivor(session, self.base, party_id, survivor):
             log.info("case %s: its patient's record was merged into another; that one is read from now on", case_id)
 
+    def unmerged(self, case_id: str, party_id: str) -> bool:
+        """Note (and record, see ``forget_survivor``) a case patient's own record in use again while
+        the ledger maps it to another: the merge was undone, and the other record is not read."""
+        with self.store.session() as session:
+            if not forget_survivor(session, self.base, party_id, self.system):
+                return False
+        self.report.patients_unmerged.append(case_id)
+        log.info("case %s: its patient's record is in use again (a merge undone); the other is no longer read", case_id)
+        return True
+
     async def track(self, caps: Capabilities | None, case_id: str) -> None:
         with self.store.session(read_only=True) as session:
             case = get_case(session, case_id)
@@ -393,6 +407,8 @@ class _Tracker:
                 raise LookupError(f"no case {case_id}")
             patients = patient_ids(session, self.base, case.patient.id)
         chains = [self.chains.get(p) or await follow_replaced_by(self.client, p) for p in patients]
+        if len(chains) > 1 and chains[0].in_use and self.unmerged(case_id, case.patient.id):
+            chains = chains[:1]
         encounters, locations = await self.encounters(caps, list(dict.fromkeys(i for c in chains for i in c.ids)))
         self.report.cases += 1
         self.report.encounters += len(encounters)
