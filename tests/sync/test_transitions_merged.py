@@ -83,6 +83,17 @@ async def test_a_discharge_under_the_record_the_patient_was_merged_into_is_follo
     assert again.changed_cases == []
 
 
+async def watched_case(store: Store, raw: AsyncFhirClient, settings: Settings) -> tuple[Case, str]:
+    """A pushed case on ``pat-<tag>`` (hospital ``hosp-<tag>``) that a first pull round has seeded
+    the watch with: ``(case, tag)``."""
+    tag = uuid.uuid4().hex[:10]
+    await put_organisations(raw, f"hosp-{tag}")
+    case = await enrol(store, raw, settings, tag)
+    first = await run_pull(store, settings)
+    assert first.watch is not None and case.id in first.watch.seeded
+    return case, tag
+
+
 def _moves(store: Store, case_id: str) -> list[str | None]:
     with store.session(read_only=True) as s:
         return [t.source_encounter for t in list_transitions(s, case_id)]
@@ -140,12 +151,7 @@ async def test_a_pull_round_sees_a_discharge_under_the_record_a_watched_patient_
 ) -> None:
     """The watch asks only for the Encounters of the records it knows: the merge itself (the retired
     record changed) must bring the case to the tracker, and once followed it is not brought again."""
-    tag = uuid.uuid4().hex[:10]
-    await put_organisations(raw, f"hosp-{tag}")
-    case = await enrol(store, raw, settings, tag)
-    first = await run_pull(store, settings)
-    assert first.watch is not None and case.id in first.watch.seeded
-
+    case, tag = await watched_case(store, raw, settings)
     survivor = f"{case.patient.id}-2"
     await raw.update({"resourceType": "Patient", "id": survivor, "active": True}, versioned=False)
     await _linked(raw, case.patient.id, "replaced-by", survivor)

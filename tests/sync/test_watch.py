@@ -102,6 +102,7 @@ async def watch(store: Store, ehr: Ehr, **kwargs: Any) -> Any:
     with respx.mock(base_url=BASE) as mock:
         mock.get("/Encounter").mock(side_effect=ehr)
         mock.get("/Patient").respond(json={"resourceType": "Bundle", "type": "searchset"})  # no record merged
+        mock.get("/metadata").respond(json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"})
         async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
             return await changed_encounter_patients(store, client, **kwargs)
 

@@ -16,9 +16,18 @@ Only a reference to a Patient on the same server is followed (relative, or absol
 
 A tracker run reads the records of all its cases' patients first, ``BATCH`` at a time
 (``Patient?_id=a,b,…``: one request per chunk, not one per case), and follows the links of only the
-records found replaced, one read per hop. A record the search does not return (absent, deleted) ends
-its chain there, as an unreadable one does; a server refusing the search has each record read on
-its own instead.
+records found replaced, one read per hop. A server refusing the search has each record read on its
+own instead.
+
+A merge may delete the retired record instead (``$merge`` with ``delete-source``; an MPI purging a
+duplicate): there is then no ``replaced-by`` to read. A first record absent (the search does not
+return it, a read answers 404 or 410) is looked for as the ``replaces`` link of another
+(``Patient?link=Patient/a,Patient/b,…``, one search per chunk, unless the CapabilityStatement
+declares Patient's search parameters without ``link``): exactly one record naming it so is its
+survivor, followed on from there as any. Only ``replaces`` says that record took this one's place;
+``seealso`` and ``refer`` name records in use beside it. Only the first page is read: the matches
+are at most a few per record looked for, and a server ignoring an unknown parameter would otherwise
+page through every Patient it holds. Nothing found ends the chain there, as before.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from pydantic import BaseModel, Field
 
 from sqlalchemy.orm import Session
 
-from ..fhir import AsyncFhirClient, FhirError
+from ..fhir import AsyncFhirClient, FhirError, ResourceNotFound
 from ..mapping import parse_reference
 from ..store import LedgerEntry, get_ledger, ledger_by_server_id, put_ledger
 from ._intake import last_updated_of, later_mark
@@ -41,19 +50,24 @@ __all__ = [
     "BATCH",
     "MAX_HOPS",
     "REPLACED_BY",
+    "REPLACES",
     "PatientChain",
     "PatientChains",
     "follow_chains",
     "follow_replaced_by",
     "forget_survivor",
+    "linked",
     "record_survivor",
     "replaced_by",
+    "replacing_records",
 ]
 
 log = logging.getLogger("fhir_cm.sync")
 
 #: The link type naming the record to use instead (FHIR ``link-type``).
 REPLACED_BY = "replaced-by"
+#: The link type by which a survivor names a record it took the place of.
+REPLACES = "replaces"
 #: How many ``replaced-by`` links are followed from one record before giving up.
 MAX_HOPS = 4
 #: Patients per batched search (here and in the watch): a comma-joined list stays well within URL
@@ -76,8 +90,14 @@ class PatientChain(BaseModel):
 
 def replaced_by(patient: Mapping[str, Any], base: str) -> str | None:
     """The id of the Patient ``patient`` was replaced by on the server at ``base``, or None."""
+    return next(iter(linked(patient, base, REPLACED_BY)), None)
+
+
+def linked(patient: Mapping[str, Any], base: str, link_type: str) -> list[str]:
+    """The ids of the Patients on the server at ``base`` that ``patient`` links to as ``link_type``."""
+    out: list[str] = []
     for link in patient.get("link") or ():
-        if not isinstance(link, Mapping) or link.get("type") != REPLACED_BY:
+        if not isinstance(link, Mapping) or link.get("type") != link_type:
             continue
         other = link.get("other")
         literal = other.get("reference") if isinstance(other, Mapping) else None
@@ -85,8 +105,8 @@ def replaced_by(patient: Mapping[str, Any], base: str) -> str | None:
             continue  # a record on another server is not one whose Encounters are read here
         parsed = parse_reference(literal)
         if parsed is not None and parsed[0] == "Patient":
-            return parsed[1]
-    return None
+            out.append(parsed[1])
+    return out
 
 
 async def follow_replaced_by(
@@ -105,6 +125,12 @@ async def follow_replaced_by(
         if patient is None:
             try:
                 patient = await client.read("Patient", current)
+            except ResourceNotFound:
+                if len(ids) == 1:  # deleted by the merge, maybe: the survivor may name it
+                    replacing = await replacing_records(client, [patient_id])
+                    if patient_id in replacing:
+                        return await _after_deleted(client, patient_id, replacing[patient_id])
+                break
             except FhirError:
                 break  # unreadable: nothing here says the record was replaced
         following = replaced_by(patient, client.base_url)
@@ -140,14 +166,71 @@ async def follow_chains(client: AsyncFhirClient, patient_ids: Iterable[str]) -> 
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
         found = await _search(client, chunk, out if start == 0 else None)
+        replacing = await replacing_records(client, [p for p in chunk if p not in found]) if found is not None else {}
         for pid in chunk:
             if found is None:
                 out.chains[pid] = await follow_replaced_by(client, pid)
             elif pid in found:
                 out.chains[pid] = await follow_replaced_by(client, pid, found[pid])
+            elif pid in replacing:
+                out.chains[pid] = await _after_deleted(client, pid, replacing[pid])
             else:
                 out.chains[pid] = PatientChain(ids=[pid])  # not there: as a read answered 404 or 410
     return out
+
+
+async def replacing_records(
+    client: AsyncFhirClient, gone: list[str], *, since: dt.datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """The record that ``replaces`` each of ``gone`` (records absent), by the id it replaces; a
+    record two others claim to replace gets none (see the module). ``since``: only records changed
+    after it (the watch's watermark)."""
+    if not gone or not await _link_searchable(client):
+        return {}
+    claims: dict[str, dict[str, dict[str, Any]]] = {}
+    search = client.search("Patient").where("link", ",".join(f"Patient/{g}" for g in gone)).count(2 * len(gone))
+    if since is not None:
+        search = search.where("_lastUpdated", f"gt{since.isoformat()}")
+    pages = search.pages()
+    try:
+        page = await anext(pages, None)  # the first page only
+    except FhirError as exc:
+        log.info("records replacing deleted patient records not looked for: the server answered %s", type(exc).__name__)
+        return {}
+    finally:
+        aclose = getattr(pages, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    for r in page.matches if page is not None else ():
+        for g in linked(r, client.base_url, REPLACES) if r.get("resourceType") == "Patient" else ():
+            if g in gone and isinstance(r.get("id"), str):
+                claims.setdefault(g, {})[r["id"]] = r
+    if any(len(c) > 1 for c in claims.values()):
+        log.warning("a deleted patient record is replaced by more than one record; no surviving record taken")
+    return {g: next(iter(c.values())) for g, c in claims.items() if len(c) == 1}
+
+
+async def _link_searchable(client: AsyncFhirClient) -> bool:
+    """Whether the CapabilityStatement leaves ``Patient?link=`` possible (silence, or no statement, is no "no")."""
+    try:
+        caps = await client.capabilities()
+    except FhirError:
+        return True
+    return not caps.unknown_search_params("Patient", ["link"])
+
+
+async def _after_deleted(client: AsyncFhirClient, patient_id: str, survivor: dict[str, Any]) -> PatientChain:
+    """The chain of a deleted record from the record that replaces it (followed on: it may have been
+    merged since)."""
+    rest = await follow_replaced_by(client, str(survivor["id"]), survivor)
+    if patient_id in rest.ids:
+        log.warning("a patient record's links loop back; no surviving record taken")
+        return PatientChain(ids=[patient_id])
+    if rest.survivor is not None:
+        return PatientChain(ids=[patient_id, *rest.ids], survivor=rest.survivor, record=rest.record)
+    if rest.in_use:
+        return PatientChain(ids=[patient_id, *rest.ids], survivor=rest.ids[0], record=survivor)
+    return PatientChain(ids=[patient_id, *rest.ids][: MAX_HOPS + 1])
 
 
 async def _search(

@@ -55,7 +55,7 @@ from ..store import (
 )
 from ._intake import instant, last_updated_of, later_mark, version_of
 from ._membership import patient_ids
-from ._patient_links import BATCH, replaced_by
+from ._patient_links import BATCH, replaced_by, replacing_records
 
 __all__ = ["BATCH", "WATCH_MARK", "WatchReport", "changed_encounter_patients", "settle_watch"]
 
@@ -145,12 +145,14 @@ class _Reader:
         """Which of these patients' records changed since the watermark into one replaced by another
         (a merge) not ``watched`` yet: the hospital records what follows under the survivor, which the
         Encounter search above does not ask for until the tracker has followed the link and the ledger
-        maps the patient to it (``_patient_links``)."""
+        maps the patient to it (``_patient_links``). A record the merge deleted is found by the
+        survivor changed since then that ``replaces`` it (``replacing_records``)."""
         search = self.client.search("Patient").where("_id", ",".join(patients)).count(PAGE_SIZE)
         if self.since is not None:
             search = search.where("_lastUpdated", f"gt{self.since.isoformat()}")
         wanted = set(patients)
         base = self.client.base_url
+        merged: set[str] = set()
         async for page in search.pages():
             found = [r for r in page.matches if r.get("resourceType") == "Patient" and r.get("id") in wanted]
             now = dt.datetime.now(dt.UTC)
@@ -158,8 +160,16 @@ class _Reader:
                 self.latest = later_mark(self.latest, last_updated_of(r), now=now)
                 survivor = replaced_by(r, base)
                 if survivor is not None and survivor not in watched:
-                    self.patients.add(str(r["id"]))
-                    self.report.merged += 1
+                    merged.add(str(r["id"]))
+        # A merge that deleted the record leaves it nothing to say: the survivor that replaces it may.
+        replacing = await replacing_records(self.client, patients, since=self.since)
+        now = dt.datetime.now(dt.UTC)
+        for old, survivor_record in replacing.items():
+            self.latest = later_mark(self.latest, last_updated_of(survivor_record), now=now)
+            if survivor_record.get("id") not in watched:
+                merged.add(old)
+        self.patients |= merged
+        self.report.merged += len(merged)
 
     def _unseen(self, encounters: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The Encounters whose version the ledger does not hold yet (the tracker has not read them)."""
