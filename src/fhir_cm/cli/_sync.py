@@ -237,7 +237,10 @@ def pull_command(
         typer.Option(
             "--patient",
             metavar="ID",
-            help="Pull everything of the case types for this Patient id (watermarks untouched).",
+            help=(
+                "Pull everything of the case types for this Patient id (watermarks untouched), and for"
+                " the record the hospital merged it into, if it did."
+            ),
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
@@ -274,6 +277,10 @@ def pull_command(
     p, t, w = report.pull, report.transitions, report.watch
     for rtype, why in p.skipped_types.items():
         typer.echo(f"fhir-cm: {rtype} not pulled: {why}", err=True)
+    if p.merged_into is not None:
+        typer.echo(
+            f"fhir-cm: Patient/{patient} was merged into Patient/{p.merged_into}: pulled that record too", err=True
+        )
     if as_json:
         typer.echo(report.model_dump_json())
     else:

@@ -10,6 +10,7 @@ from ..config import Settings
 from ..fhir import AsyncFhirClient, FhirError
 from ..store import Store, get_case
 from ._pull import PullReport, pull
+from ._pull_patient import pull_patient
 from ._discharges import FollowUpPush, push_follow_ups
 from ._tracking_queue import cases_queued, settle_queue
 from ._transfer_summary import WrittenSummary, write_transfer_summary
@@ -88,7 +89,8 @@ async def pull_and_track(
     """Pull (see :func:`pull`), watch the Encounters of open cases' patients (``_watch``: whoever wrote
     them), then track transitions for every case the pull or the watch touched, and the cases first seen
     open (their whole Encounter history, once). With ``patient`` the pull reads that patient's
-    everything and the watch is left out (it is the narrow, by-hand path).
+    everything — and the record's the hospital merged it into (``_pull_patient``) — and the watch is
+    left out (it is the narrow, by-hand path).
 
     The cases of the patients that subscription notifications queued (``_tracking_queue``) are tracked
     in the same round; a follow-up's latency then counts from the earliest notification.
@@ -105,7 +107,10 @@ async def pull_and_track(
     queued = await cases_queued(store, client) if patient is None else None
     if queued is not None and queued.learned_at is not None:
         learned_at = min(learned_at, queued.learned_at)  # a notification told of it first
-    pulled = await pull(store, client, settings, since=since, patient=patient)
+    if patient is None:
+        pulled = await pull(store, client, settings, since=since)
+    else:
+        pulled = await pull_patient(store, client, settings, patient, since=since)
     watch = None if patient is not None else await changed_encounter_patients(store, client)
     wanted = set(pulled.cases) | (set(watch.touched) | set(watch.seeded) if watch is not None else set())
     wanted |= set(queued.cases) if queued is not None else set()

@@ -113,6 +113,10 @@ class PullReport(BaseModel):
     skipped_types: dict[str, str] = Field(default_factory=dict, description="Types not pulled, and why.")
     watermarks: dict[str, str] = Field(default_factory=dict)
     cases: list[str] = Field(default_factory=list, description="Ids of the cases created or updated.")
+    merged_into: str | None = Field(
+        default=None,
+        description="With --patient: the record the hospital merged that Patient into (pulled too).",
+    )
     _set_aside: set[int] = PrivateAttr(default_factory=set)
 
     def count_set_aside(self, entry_id: int, *, news: bool) -> None:
