@@ -193,3 +193,32 @@ async def test_a_merge_undone_stops_reading_the_other_record_as_the_patients(
     assert entry is not None and entry.server_id == case.patient.id
     again = await track_transitions(store, raw, settings, case_id=case.id)
     assert again.failed == {} and (again.patients_unmerged, again.encounters, again.new_transitions) == ([], 0, 0)
+
+
+async def test_a_merge_that_moves_the_cases_references_keeps_the_cases_patient(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """A merge that moves every reference to the survivor (HAPI's ``$merge``) rewrites the case's own
+    resources too: the pull must not read that as the case now being another person's (the case keeps
+    the EHR's party), and the same round follows the merge."""
+    case, tag = await watched_case(store, raw, settings)
+    survivor = f"{case.patient.id}-2"
+    await raw.update({"resourceType": "Patient", "id": survivor, "active": True}, versioned=False)
+    await _linked(raw, case.patient.id, "replaced-by", survivor)
+    for rtype in ("EpisodeOfCare", "CarePlan"):  # what names the retired record names the survivor now
+        for r in await raw.search(rtype).where("identifier", f"{settings.identifier_system}|").fetch_all():
+            await raw.update(
+                {**r, ("patient" if rtype == "EpisodeOfCare" else "subject"): {"reference": f"Patient/{survivor}"}}
+            )
+    stay = encounter(survivor, "IMP", "2024-05-01", "2024-05-04", f"hosp-{tag}", disposition="home")
+    stay_id = (await raw.create(stay)).id
+
+    second = await run_pull(store, settings)
+
+    assert second.pull.conflicts == 0 and second.transitions.failed == {}
+    with store.session(read_only=True) as s:
+        after = get_case(s, case.id)
+        entry = get_ledger(s, raw.base_url, "Patient", case.patient.id)
+    assert after is not None and after.patient.id == case.patient.id
+    assert entry is not None and entry.server_id == survivor
+    assert _moves(store, case.id) == [stay_id]

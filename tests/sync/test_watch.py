@@ -15,9 +15,9 @@ import respx
 
 from fhir_cm.domain import Case, Party, Period
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import Store, get_watermark, mark_watched, open_store, put_ledger, save_case, LedgerEntry
+from fhir_cm.store import Store, get_ledger, get_watermark, mark_watched, open_store, put_ledger, save_case, LedgerEntry
 from fhir_cm.sync import changed_encounter_patients, settle_watch
-from fhir_cm.sync._watch import OVERLAP, WATCH_MARK
+from fhir_cm.sync._watch import OVERLAP, WATCH_MARK, merges_first
 
 BASE = "http://ehr.example/fhir"
 
@@ -167,3 +167,33 @@ async def test_a_failed_case_keeps_the_watermark_and_an_unwatched_case_is_seeded
         assert get_watermark(s, BASE, WATCH_MARK) is None  # case-1's change is read again next round
     again = await watch(store, Ehr([]))
     assert again.seeded == []  # case-new is watched from now on
+
+
+async def test_merged_records_are_looked_for_one_at_a_time_where_joined_ids_are_refused(store: Store) -> None:
+    """The look for merged records runs before the pull (``merges_first``): a server refusing
+    ``Patient?_id=a,b`` must not leave the merges unseen."""
+    retired = {
+        "resourceType": "Patient",
+        "id": "pat-1",
+        "active": False,
+        "link": [{"type": "replaced-by", "other": {"reference": "Patient/pat-1-2"}}],
+    }
+
+    def patients(request: httpx.Request) -> httpx.Response:
+        ids = parse_qs(request.url.query.decode()).get("_id", [""])[0]
+        if "," in ids:
+            return httpx.Response(400, json={"resourceType": "OperationOutcome", "issue": [{"code": "invalid"}]})
+        found = [{"resource": retired}] if ids == "pat-1" else []
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": found})
+
+    with respx.mock(base_url=BASE) as mock:
+        mock.get("/Patient").mock(side_effect=patients)
+        mock.get("/Patient/pat-1-2").respond(json={"resourceType": "Patient", "id": "pat-1-2", "active": True})
+        mock.get("/metadata").respond(json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"})
+        async with AsyncFhirClient(BASE, enforce_capabilities=False) as client:
+            found = await merges_first(store, client)
+
+    assert (found.cases, found.records) == (["case-1"], 1)
+    with store.session(read_only=True) as s:
+        entry = get_ledger(s, BASE, "Patient", "pat-1")
+    assert entry is not None and entry.server_id == "pat-1-2"

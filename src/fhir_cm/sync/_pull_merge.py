@@ -27,6 +27,7 @@ from ..store import (
     add_quarantine,
     clear_quarantine,
     get_case_records,
+    ledger_by_server_id,
     list_ledger,
     outbox_statuses,
     put_ledger,
@@ -245,11 +246,26 @@ class Merging:
                 base = self.reader.read(held, local, checked=False) if held else None
             except MappingError:
                 base = None
+            server = _as_party(session, self.base, local, server)
+            base = _as_party(session, self.base, local, base) if base is not None else None
             outcome = merge_case(base, local, server, detect_clashes=_waiting(outbox, base, local))
             if save_case(session, outcome.case, enqueue=False) != record.revision:
                 self.updated.add(case_id)
             self.report.conflicts += len(record_clashes(session, case_id, outcome.clashes))
         return items
+
+
+def _as_party(session: Session, base_url: str, local: Case, read: Case) -> Case:
+    """``read`` naming the local case's patient where it names the record the ledger maps that
+    patient to (the survivor of a merge, a Patient the pusher created): the server calling the same
+    person by another record is no change of the case's patient. A merge that moves references
+    (HAPI's ``$merge``) rewrites the case's own resources to name the survivor."""
+    if read.patient.id == local.patient.id:
+        return read
+    known = ledger_by_server_id(session, base_url, "Patient", read.patient.id)
+    if known is None or known.key != local.patient.id:
+        return read
+    return read.model_copy(update={"patient": local.patient})
 
 
 def _chunks(sizes: Mapping[str, int]) -> list[list[str]]:

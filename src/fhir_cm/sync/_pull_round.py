@@ -16,7 +16,7 @@ from ._tracking_queue import cases_queued, settle_queue
 from ._transfer_summary import WrittenSummary, write_transfer_summary
 from ._transition_plan import TransitionPlan, transition_plan
 from ._transitions import TransitionsReport, track_transitions
-from ._watch import WatchReport, changed_encounter_patients, settle_watch
+from ._watch import WatchReport, changed_encounter_patients, merges_first, settle_watch
 
 __all__ = ["PullRoundReport", "pull_and_track", "track_notified"]
 
@@ -107,11 +107,13 @@ async def pull_and_track(
     queued = await cases_queued(store, client) if patient is None else None
     if queued is not None and queued.learned_at is not None:
         learned_at = min(learned_at, queued.learned_at)  # a notification told of it first
+    # The merged records first: before the pull reads what a merge made name the survivor.
+    merges = await merges_first(store, client) if patient is None else None
     if patient is None:
         pulled = await pull(store, client, settings, since=since)
     else:
         pulled = await pull_patient(store, client, settings, patient, since=since)
-    watch = None if patient is not None else await changed_encounter_patients(store, client)
+    watch = None if merges is None else await changed_encounter_patients(store, client, merges=merges)
     wanted = set(pulled.cases) | (set(watch.touched) | set(watch.seeded) if watch is not None else set())
     wanted |= set(queued.cases) if queued is not None else set()
     tracked = await track_transitions(store, client, settings, case_ids=wanted) if wanted else TransitionsReport()

@@ -55,9 +55,17 @@ from ..store import (
 )
 from ._intake import instant, last_updated_of, later_mark, version_of
 from ._membership import patient_ids
-from ._patient_links import BATCH, replaced_by, replacing_records
+from ._patient_links import BATCH, follow_chains, record_survivor, replaced_by, replacing_records
 
-__all__ = ["BATCH", "WATCH_MARK", "WatchReport", "changed_encounter_patients", "settle_watch"]
+__all__ = [
+    "BATCH",
+    "WATCH_MARK",
+    "MergesFirst",
+    "WatchReport",
+    "changed_encounter_patients",
+    "merges_first",
+    "settle_watch",
+]
 
 log = logging.getLogger("fhir_cm.sync")
 
@@ -185,15 +193,57 @@ class _Reader:
         return out
 
 
+class MergesFirst(BaseModel):
+    """What ``merges_first`` found: the watched patients' records merged since the watermark."""
+
+    cases: list[str] = Field(default_factory=list, description="Their open cases (to track).")
+    records: int = Field(default=0, description="Patient records found merged into one not watched yet.")
+    latest: str | None = Field(default=None, description="The newest meta.lastUpdated read.")
+
+
+async def merges_first(store: Store, client: AsyncFhirClient) -> MergesFirst:
+    """The watch's look for merged records (``_Reader.merged``), run before the pull, each survivor
+    recorded at once for its patient (``record_survivor``, as the tracker does).
+
+    A merge that moves references (HAPI's ``$merge``) rewrites the case's own resources to name the
+    survivor in the same stroke: a pull reading them before the survivor is known would take the
+    case for another person's. The watch of the round then takes what was found here instead of
+    searching again (``changed_encounter_patients(merges=…)``)."""
+    base = client.base_url
+    watched = _open_cases(store, base)
+    patients = sorted(watched.cases_by_patient)
+    since = instant(watched.mark) - OVERLAP if watched.mark else None
+    reader = _Reader(store, client, since, WatchReport())
+    try:
+        for group in _batches(patients, BATCH):
+            await reader.merged(group, set(patients))
+    except InvalidRequest:  # no comma-joined ids here: one search per patient, as the Encounters
+        reader = _Reader(store, client, since, WatchReport())
+        await _merges(reader, patients, False)
+    except FhirError as exc:
+        log.warning("merged patient records not looked for: the server answered %s", type(exc).__name__)
+    out = MergesFirst(records=len(reader.patients), latest=reader.latest)
+    chains = (await follow_chains(client, sorted(reader.patients))).chains if reader.patients else {}
+    touched: set[str] = set()
+    with store.session() as session:
+        for pid, chain in chains.items():
+            known = ledger_by_server_id(session, base, "Patient", pid)
+            record_survivor(session, base, known.key if known is not None else pid, chain)
+            touched |= watched.cases_by_patient.get(pid, set())
+    out.cases = sorted(touched)
+    return out
+
+
 async def changed_encounter_patients(
-    store: Store, client: AsyncFhirClient, *, batched: bool | None = None
+    store: Store, client: AsyncFhirClient, *, batched: bool | None = None, merges: MergesFirst | None = None
 ) -> WatchReport:
     """One round of the watch (see the module docstring): the report names the cases to track.
 
     ``batched`` forces comma-joined (True) or one-per-patient (False) searches; by default the watch
     tries a batch and falls back to one search per patient when the server refuses it (400/422).
     Nothing is written here: the caller tracks the cases, then marks the seeded ones and moves the
-    watermark (``settle_watch``), so a round that fails part-way is read again.
+    watermark (``settle_watch``), so a round that fails part-way is read again. ``merges``: the
+    merged records ``merges_first`` found already this round (not looked for again).
     """
     base = client.base_url
     watched = _open_cases(store, base)
@@ -221,8 +271,13 @@ async def changed_encounter_patients(
             for patient in patients:
                 await reader.read([patient])
         report.batched = use_batches
-        await _merges(reader, patients, use_batches)
+        if merges is None:
+            await _merges(reader, patients, use_batches)
     touched = {case_id for p in reader.patients for case_id in watched.cases_by_patient.get(p, ())}
+    if merges is not None:  # looked for before the pull (``merges_first``)
+        touched |= set(merges.cases)
+        report.merged = merges.records
+        reader.latest = later_mark(reader.latest, merges.latest, now=dt.datetime.now(dt.UTC))
     report.touched = sorted(touched)
     report.watermark = reader.latest or watched.mark
     return report
