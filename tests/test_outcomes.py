@@ -353,3 +353,32 @@ def test_a_readmission_into_another_case_of_the_patient_counts_for_the_index_dis
         stays=[stay("h5", "acute-hospital", "2025-04-06", "2025-04-09", "home")],
     )  # fmt: skip
     assert programme_outcomes(HC, [moved, there], start=None, end=None, today=TODAY).readmissions_30d == 0
+
+
+def test_a_transfer_recorded_in_another_case_of_the_patient_is_no_discharge() -> None:
+    """f's hospital sent the person on to another (``other-hcf``) on 2025-04-05, and the hospital that
+    took them the next day is recorded in g, another case of the same patient: one episode of care, so
+    f's stay ends in no discharge (none to follow up), as when both stays are f's. A discharge home
+    readmitted into g within 30 days is still a readmission, and another patient's stay transfers no one."""
+    one = {"kind": "patient", "id": "p-1"}
+    moved = case("f", patient=one, stays=[stay("h4", "acute-hospital", "2025-04-01", "2025-04-05", "other-hcf")])
+    there = case(
+        "g", "rehabilitation", patient=one, period={"start": "2025-04-10"},
+        stays=[stay("h5", "acute-hospital", "2025-04-06", "2025-04-09", "home")],
+    )  # fmt: skip
+    together = case("fg", patient=one, stays=[*moved.model_dump()["stays"], *there.model_dump()["stays"]])
+    alone = programme_outcomes(HC, [together], start=None, end=None, today=TODAY)
+    assert (alone.hospital_discharges, alone.discharges_without_follow_up) == (1, 1)  # h5's end only
+    got = programme_outcomes(HC, [moved, there], start=None, end=None, today=TODAY)
+    assert (got.hospital_discharges, got.readmissions_30d, got.discharges_without_follow_up) == (0, 0, 0)
+    stranger = there.model_copy(update={"patient": moved.patient.model_copy(update={"id": "p-2"})})
+    other = programme_outcomes(HC, [moved, stranger], start=None, end=None, today=TODAY)
+    assert (other.hospital_discharges, other.discharges_without_follow_up) == (1, 1)
+
+    home = case("h", patient=one, stays=[stay("h6", "acute-hospital", "2025-05-01", "2025-05-03", "home")])
+    back = case(
+        "i", "rehabilitation", patient=one, period={"start": "2025-05-04"},
+        stays=[stay("h7", "acute-hospital", "2025-05-04", None, status="in-progress")],
+    )  # fmt: skip
+    readmitted = programme_outcomes(HC, [home, back], start=None, end=None, today=TODAY)
+    assert (readmitted.hospital_discharges, readmitted.readmissions_30d) == (1, 1)

@@ -21,7 +21,9 @@ closure are no longer the programme's; a readmission is still looked for among a
   is a readmission, counted once, for the programme and period of the index discharge. Another case's
   stay counts as that case stood on ``today`` (not one begun later, nor one entered in error), unless
   it is the index stay recorded there too (same start and end) or where the index stay transferred the
-  person. Rate = readmitted / index discharges.
+  person. Where the patient's stay in another case is the acute hospital the index stay transferred
+  the person to, that stay's end was no discharge either, whichever case records the transfer.
+  Rate = readmitted / index discharges.
 * **Length of stay** — the case's finished stays that ended in the period, per care setting: days from start
   to end (a same-day stay is 0 days); mean and median.
 * **Goal attainment** — goals due in the period and no later than ``today`` (a goal cannot have
@@ -72,6 +74,7 @@ from fhir_cm.terminology import MappingFileError, mappings_dir
 
 __all__ = [
     "Admission",
+    "IndexDischarge",
     "OutcomeParts",
     "OutcomeRules",
     "ProgrammeOutcomes",
@@ -263,29 +266,43 @@ class Admission(BaseModel):
     stay: Stay
 
 
+class IndexDischarge(BaseModel):
+    """An index discharge of a case, with what the case itself tells of it: whether a stay of its own
+    readmitted it, and the days to its first contact. Kept apart so that one another case of the
+    patient shows to be no discharge (the hospital it transferred the person to) drops out whole."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stay: Stay
+    readmitted: bool = False
+    follow_up_days: int | None = None
+
+
 class OutcomeParts(BaseModel):
     """What one case adds to its programme's figures over a period, as of a day: counts, and the
     values medians are taken over. Figures kept per case are combined without reading the case again,
-    except ``open_discharges``: its index discharges no stay of its own readmitted, which a later case
-    of the same patient may have (``combine_outcomes`` is handed that patient's other stays)."""
+    except its index discharges: another case of the same patient may hold the hospital one of them
+    transferred the person to, or the readmission its own stays lack (``combine_outcomes`` is handed
+    that patient's other stays)."""
 
     model_config = ConfigDict(frozen=True)
 
     programme: ProgrammeType
     case_id: str = ""
     patient_id: str = ""
-    open_discharges: tuple[Stay, ...] = ()
+    index_discharges: tuple[IndexDischarge, ...] = ()
     overlaps: bool = False
-    discharges: int = 0
-    readmitted: int = 0
-    no_follow_up: int = 0
-    follow_up_days: tuple[int, ...] = ()
     stays: tuple[tuple[CareSetting, int], ...] = ()
     goals_due: int = 0
     attained: int = 0
     referrals: int = 0
     ended: int = 0
     completed: int = 0
+
+    @property
+    def open_discharges(self) -> tuple[Stay, ...]:
+        """The index discharges no stay of the case's own readmitted."""
+        return tuple(d.stay for d in self.index_discharges if not d.readmitted)
 
 
 def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, today: dt.date) -> OutcomeParts:
@@ -303,25 +320,22 @@ def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, 
         and _within(stay.end, start, end)
         and _the_cases(stay, case)
     )
-    discharges = _index_discharges(case, stays, start, end)
-    follow_ups = [_days_to_follow_up(d, case) for d in discharges]
+    discharges = [
+        IndexDischarge(stay=d, readmitted=_readmitted(d, stays), follow_up_days=_days_to_follow_up(d, case))
+        for d in _index_discharges(case, stays, start, end)
+    ]
     goals = [
         g
         for g in case.goals
         if g.due is not None and g.status not in _NOT_JUDGED and g.due <= today and _within(g.due, start, end)
     ]
     referrals = [r for r in case.referrals if r.status is not ReferralStatus.DRAFT and _within(r.authored, start, end)]
-    open_discharges = tuple(d for d in discharges if not _readmitted(d, stays))
     return OutcomeParts(
         programme=case.programme,
         case_id=case.id,
         patient_id=case.patient.id,
-        open_discharges=open_discharges,
+        index_discharges=tuple(discharges),
         overlaps=_overlaps(case, start, end),
-        discharges=len(discharges),
-        readmitted=len(discharges) - len(open_discharges),
-        no_follow_up=sum(1 for days in follow_ups if days is None),
-        follow_up_days=tuple(days for days in follow_ups if days is not None),
         stays=lengths,
         goals_due=len(goals),
         attained=sum(g.achievement in _ATTAINED for g in goals),
@@ -332,9 +346,9 @@ def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, 
 
 
 def patients_to_follow(parts: Iterable[OutcomeParts]) -> set[str]:
-    """The patients whose other cases may hold a readmission: those with an index discharge no stay
-    of its own case readmitted. Usually few, so only their cases need reading."""
-    return {p.patient_id for p in parts if p.open_discharges}
+    """The patients whose other cases may hold a readmission or the hospital a discharge transferred
+    the person to: those with an index discharge. Only those with several cases have any to read."""
+    return {p.patient_id for p in parts if p.index_discharges}
 
 
 def readmission_stays(cases: Iterable[Case], *, today: dt.date, patients: Iterable[str]) -> dict[str, list[Admission]]:
@@ -367,6 +381,12 @@ def _readmitted_elsewhere(discharge: Stay, case_id: str, admissions: Iterable[Ad
         and 0 <= (other.stay.start - discharge.end).days <= READMISSION_WINDOW_DAYS
         for other in admissions
     )
+
+
+def _transferred_elsewhere(discharge: Stay, case_id: str, admissions: Iterable[Admission]) -> bool:
+    """Whether an acute-hospital stay of another case of the patient is where ``discharge`` transferred
+    the person: one episode of care, so its end was no discharge (as within one case)."""
+    return any(other.case_id != case_id and transferred(discharge, other.stay) for other in admissions)
 
 
 def programme_outcomes(
@@ -403,9 +423,15 @@ def combine_outcomes(
     (``readmission_stays``), where a discharge of one case is readmitted into another."""
     mine = [p for p in parts if p.programme is programme]
     elsewhere = elsewhere or {}
-    discharges = sum(p.discharges for p in mine)
-    readmitted = sum(p.readmitted for p in mine) + sum(
-        _readmitted_elsewhere(d, p.case_id, elsewhere.get(p.patient_id, ())) for p in mine for d in p.open_discharges
+    counted = [
+        (p, d)
+        for p in mine
+        for d in p.index_discharges
+        if not _transferred_elsewhere(d.stay, p.case_id, elsewhere.get(p.patient_id, ()))
+    ]
+    discharges = len(counted)
+    readmitted = sum(
+        d.readmitted or _readmitted_elsewhere(d.stay, p.case_id, elsewhere.get(p.patient_id, ())) for p, d in counted
     )
     goals_due = sum(p.goals_due for p in mine)
     attained = sum(p.attained for p in mine)
@@ -415,7 +441,7 @@ def combine_outcomes(
     for p in mine:
         for setting, days in p.stays:
             los[setting].append(days)
-    follow_up_days = [d for p in mine for d in p.follow_up_days]
+    follow_up_days = [d.follow_up_days for _, d in counted if d.follow_up_days is not None]
     return ProgrammeOutcomes(
         programme=programme,
         start=start,
@@ -437,7 +463,7 @@ def combine_outcomes(
         goals_attained=attained,
         goal_attainment_rate=_rate(attained, goals_due),
         follow_ups=len(follow_up_days),
-        discharges_without_follow_up=sum(p.no_follow_up for p in mine),
+        discharges_without_follow_up=sum(d.follow_up_days is None for _, d in counted),
         median_days_to_follow_up=float(statistics.median(follow_up_days)) if follow_up_days else None,
         referrals=sum(p.referrals for p in mine),
         referrals_ended=ended,

@@ -132,3 +132,57 @@ def test_a_readmission_into_a_case_added_later_is_counted_for_the_kept_part_of_t
     assert readmitted[first.programme.value] == 1 + next(
         p["readmissions_30d"] for p in before if p["programme"] == first.programme.value
     )
+
+
+def test_a_transfer_into_a_case_added_later_takes_the_discharge_off_the_kept_part(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """A supervisor's figures: the first case's stay ended with the hospital sending the person on to
+    another (``other-hcf``); the hospital that took them the next day is recorded in a case of another
+    programme opened for the same patient. The kept part of the first case still holds the stay, but
+    its end was no discharge: the answer counts one discharge fewer, none to follow up."""
+    d = dt.date(2025, 3, 5)
+    first = Case(
+        id="first-case",
+        programme=ProgrammeType.HEALTH_CARE,
+        status=CaseStatus.ACTIVE,
+        period=Period(start=dt.date(2025, 2, 1)),
+        patient={"kind": "patient", "id": "p-moved"},  # type: ignore[arg-type]
+        stays=[
+            Stay(
+                id="sent-on",
+                setting=CareSetting.ACUTE_HOSPITAL,
+                status=StayStatus.FINISHED,
+                start=d - dt.timedelta(days=3),
+                end=d,
+                discharge_disposition="other-hcf",  # type: ignore[arg-type]
+            )
+        ],
+    )
+    with api_store.session() as s:
+        save_case(s, first, enqueue=False)
+
+    def health_care() -> Any:
+        figures = next(p for p in _answers(client, keys.supervisor)[1] if p["programme"] == "health-care")
+        return figures["hospital_discharges"], figures["discharges_without_follow_up"]
+
+    assert health_care() == (1, 1)
+    taken_in = Case(
+        id="taken-in",
+        programme=ProgrammeType.REHABILITATION,
+        status=CaseStatus.ACTIVE,
+        period=Period(start=d + dt.timedelta(days=1)),
+        patient=first.patient,
+        stays=[
+            Stay(
+                id="there",
+                setting=CareSetting.ACUTE_HOSPITAL,
+                status=StayStatus.IN_PROGRESS,
+                start=d + dt.timedelta(days=1),
+            )
+        ],
+    )
+    with api_store.session() as s:
+        save_case(s, taken_in, enqueue=False)
+    assert health_care() == (0, 0)
+    assert _answers(client, keys.supervisor)[1] == _expected(api_store)[1]

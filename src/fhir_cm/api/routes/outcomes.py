@@ -64,8 +64,8 @@ def outcomes(
             unreadable=unreadable,
             programme=programme,
         )
-        # Discharges no stay of their own case readmitted: their patients' other cases (any programme,
-        # found on the indexed patient column; few patients have several) may hold the readmission.
+        # Index discharges: their patients' other cases (any programme, found on the indexed patient
+        # column; few patients have several) may hold the readmission, or the hospital one transferred to.
         following = patients_to_follow(parts)
         elsewhere = {}
         if following:
