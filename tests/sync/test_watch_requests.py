@@ -46,6 +46,15 @@ def _requests(proxy: FaultyProxy, prefix: str) -> list[str]:
     return [line for line in proxy.seen if line.startswith(prefix)]
 
 
+async def _merge(client: AsyncFhirClient, patient: str) -> str:
+    """Merge ``patient``'s record into a new one, as the hospital's MPI does; the survivor's id."""
+    survivor = f"{patient}-2"
+    await client.update({"resourceType": "Patient", "id": survivor, "active": True}, versioned=False)
+    link = [{"other": {"reference": f"Patient/{survivor}"}, "type": "replaced-by"}]
+    await client.update({"resourceType": "Patient", "id": patient, "active": False, "link": link}, versioned=False)
+    return survivor
+
+
 async def test_the_round_after_the_seeding_asks_only_for_what_changed_and_still_sees_a_discharge(
     store: Store, settings: Settings, fhir_server: str
 ) -> None:
@@ -85,10 +94,7 @@ async def test_a_tracker_run_reads_its_patients_in_batches_and_follows_only_the_
         tags = [uuid.uuid4().hex[:10] for _ in range(5)]
         cases = [await enrol(store, client, proxied, tag) for tag in tags]
         merged = cases[2].patient.id
-        survivor = f"{merged}-2"
-        await client.update({"resourceType": "Patient", "id": survivor, "active": True}, versioned=False)
-        link = [{"other": {"reference": f"Patient/{survivor}"}, "type": "replaced-by"}]
-        await client.update({"resourceType": "Patient", "id": merged, "active": False, "link": link}, versioned=False)
+        survivor = await _merge(client, merged)
 
         proxy.seen.clear()
         report = await track_transitions(store, client, proxied, case_ids=[c.id for c in cases])
@@ -100,6 +106,40 @@ async def test_a_tracker_run_reads_its_patients_in_batches_and_follows_only_the_
     assert len(patient_requests) <= math.ceil(len(cases) / BATCH) + 1, patient_requests
     assert [line for line in patient_requests if "?" not in line] == [f"GET /fhir/Patient/{survivor}"]
     assert _requests(proxy, "POST /fhir") == []
+    with store.session(read_only=True) as s:
+        entry = get_ledger(s, client.base_url, "Patient", merged)
+    assert entry is not None and entry.server_id == survivor
+
+
+async def test_a_round_asks_for_a_merged_patients_record_once_the_watch_and_the_tracker_sharing_it(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
+    """The watch's search for merged records (``Patient?_id=…``, changed since the watermark) finds the
+    retired record and hands the case to the tracker, which used to ask for the same record again in
+    its own ``Patient?_id=`` search. The round asks once; the tracker follows the link all the same."""
+    async with _recorded(fhir_server, settings) as (client, proxied, proxy):
+        tags = [uuid.uuid4().hex[:10] for _ in range(3)]
+        cases = [await enrol(store, client, proxied, tag) for tag in tags]
+        first = await run_pull(store, proxied)  # the seeding
+        assert first.watch is not None and first.transitions.failed == {}
+
+        merged = cases[1].patient.id
+        survivor = await _merge(client, merged)
+        moved = cases[0].patient.id  # a new address, nothing else: its case is not tracked
+        await client.update(
+            {"resourceType": "Patient", "id": moved, "active": True, "gender": "other"}, versioned=False
+        )
+
+        proxy.seen.clear()
+        second = await run_pull(store, proxied)
+
+    assert second.watch is not None and second.watch.touched == [cases[1].id] and second.watch.merged == 1
+    assert second.transitions.failed == {} and second.transitions.patients_merged == [cases[1].id]
+    searches = [line for line in _requests(proxy, "GET /fhir/Patient?") if merged in line]
+    assert len(searches) == 1, searches
+    # Only the records of patients the round tracks are handed on: the other changed one is not held.
+    assert list(second.watch.patients_read()) == [merged]
+    assert _requests(proxy, f"GET /fhir/Patient/{survivor}") == [f"GET /fhir/Patient/{survivor}"]
     with store.session(read_only=True) as s:
         entry = get_ledger(s, client.base_url, "Patient", merged)
     assert entry is not None and entry.server_id == survivor

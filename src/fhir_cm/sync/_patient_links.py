@@ -16,8 +16,9 @@ Only a reference to a Patient on the same server is followed (relative, or absol
 
 A tracker run reads the records of all its cases' patients first, ``BATCH`` at a time
 (``Patient?_id=a,b,…``: one request per chunk, not one per case), and follows the links of only the
-records found replaced, one read per hop. A server refusing the search has each record read on its
-own instead.
+records found replaced, one read per hop. Records the pull round's watch read already (its search for
+merged records) are taken as read, not asked for again in the same round. A server refusing the
+search has each record read on its own instead.
 
 A merge may delete the retired record instead (``$merge`` with ``delete-source``; an MPI purging a
 duplicate): there is then no ``replaced-by`` to read. A first record absent (the search does not
@@ -158,11 +159,21 @@ class PatientChains(BaseModel):
     )
 
 
-async def follow_chains(client: AsyncFhirClient, patient_ids: Iterable[str]) -> PatientChains:
+async def follow_chains(
+    client: AsyncFhirClient, patient_ids: Iterable[str], known: Mapping[str, dict[str, Any]] | None = None
+) -> PatientChains:
     """``follow_replaced_by`` for every id of ``patient_ids``, the first records read ``BATCH`` at a
-    time by one ``Patient?_id=`` search each (see the module)."""
+    time by one ``Patient?_id=`` search each (see the module).
+
+    ``known``: records by id the same round read already (the watch's search for merged records): the
+    chains of those start from them, and only the other records are searched."""
+    given = dict(known or {})
     wanted = list(dict.fromkeys(patient_ids))
     out = PatientChains()
+    for pid in wanted:
+        if pid in given:
+            out.chains[pid] = await follow_replaced_by(client, pid, given[pid])
+    wanted = [pid for pid in wanted if pid not in given]
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
         found = await _search(client, chunk, out if start == 0 else None)

@@ -116,7 +116,12 @@ async def pull_and_track(
     watch = None if merges is None else await changed_encounter_patients(store, client, merges=merges)
     wanted = set(pulled.cases) | (set(watch.touched) | set(watch.seeded) if watch is not None else set())
     wanted |= set(queued.cases) if queued is not None else set()
-    tracked = await track_transitions(store, client, settings, case_ids=wanted) if wanted else TransitionsReport()
+    read = watch.patients_read() if watch is not None else None  # one answer per record a round
+    tracked = (
+        await track_transitions(store, client, settings, case_ids=wanted, patients_read=read)
+        if wanted
+        else TransitionsReport()
+    )
     if watch is not None:
         settle_watch(store, client.base_url, watch, tracked.failed, seeded_from=tracked.read_from)
     if queued is not None:

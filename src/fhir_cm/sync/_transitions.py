@@ -483,12 +483,14 @@ async def track_transitions(
     *,
     case_id: str | None = None,
     case_ids: Collection[str] | None = None,
+    patients_read: Mapping[str, dict[str, Any]] | None = None,
 ) -> TransitionsReport:
     """Track the moves between care settings of one case, of ``case_ids``, or of every open case.
 
     See the module docstring. A case whose Encounters cannot be read (the server refuses, a
     concurrent change) is reported in ``failed`` and the others go on; the changes are queued for
-    the pusher, not sent.
+    the pusher, not sent. ``patients_read``: Patient records by server id the same round read already
+    (the watch's), not asked for again.
     """
     version = await server_fhir_version(client, settings)
     try:
@@ -503,7 +505,7 @@ async def track_transitions(
         with store.session(read_only=True) as session:
             wanted = list(case_revisions(session, status=OPEN_STATUSES))  # ids: none is decoded here
     tracker = _Tracker(store, client, settings, version)
-    read = await follow_chains(client, cases_patient_ids(store, client.base_url, wanted))
+    read = await follow_chains(client, cases_patient_ids(store, client.base_url, wanted), patients_read)
     tracker.chains, tracker.report.read_from = read.chains, read.server_time
     for cid in wanted:
         try:

@@ -13,7 +13,9 @@ that changed since a per-server watermark, whoever wrote them:
 * **merged records too**: ``Patient?_id=a,b,…`` changed since the watermark, for the same patients; one
   that now has a ``replaced-by`` link (the hospital merged it into another) touches its cases, whose
   tracker follows the link (``_patient_links``) — what the hospital records from then on is under
-  the survivor, which no Encounter search here asked for yet;
+  the survivor, which no Encounter search here asked for yet. The records this search returns of
+  patients whose cases the round touched are handed to the round's tracker
+  (``WatchReport.patients_read``), which does not ask for them again;
 * **new only**: an Encounter whose version the ledger already holds (the tracker read it) is
   skipped, so the overlap kept behind the watermark does not touch its case again and again.
 
@@ -40,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ..fhir import AsyncFhirClient, FhirError, InvalidRequest
 from ..mapping import patient_of
@@ -95,6 +97,18 @@ class WatchReport(BaseModel):
     watermark: str | None = Field(
         default=None, description="The newest meta.lastUpdated read (the next round's start)."
     )
+    _patients: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+
+    def keep_patient(self, record: Mapping[str, Any]) -> None:
+        """Keep a Patient record the round read whose cases it touched (only those: memory stays
+        bounded by what the tracker reads anyway when a hospital updates every record at once)."""
+        self._patients[str(record["id"])] = dict(record)
+
+    def patients_read(self) -> dict[str, dict[str, Any]]:
+        """The Patient records the search for merged records returned of the patients whose cases this
+        round touched, by id: the tracker of the same round takes them as read rather than asking for
+        them again (not kept past the round)."""
+        return dict(self._patients)
 
 
 class _Watched(BaseModel):
@@ -169,6 +183,8 @@ class _Reader:
                 survivor = replaced_by(r, base)
                 if survivor is not None and survivor not in watched:
                     merged.add(str(r["id"]))
+                if r["id"] in self.patients or r["id"] in merged:  # its cases are tracked this round: kept
+                    self.report.keep_patient(r)
         # A merge that deleted the record leaves it nothing to say: the survivor that replaces it may.
         replacing = await replacing_records(self.client, patients, since=self.since)
         now = dt.datetime.now(dt.UTC)
