@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from fhir_cm.fhir import AsyncFhirClient, BundleEntry, RetryPolicy, TransientError
-from fhir_cm.fhir._retry import parse_retry_after
+from fhir_cm.fhir._retry import http_date, parse_retry_after
 
 from .conftest import BASE, Hapi, Sleeps
 
@@ -241,3 +241,10 @@ async def test_batch_entries_refused_with_429_are_resent_even_when_unconditional
     resent = json.loads(route.calls[1].request.content)["entry"]
     assert len(resent) == 1  # the 429 entry, not the 503 one: that one may have been applied
     assert [r.status for r in result.entries] == [201, 201, 503]
+
+
+def test_an_answers_date_reads_as_an_instant_in_utc_and_a_bad_one_as_none() -> None:
+    assert http_date("Sun, 06 Dec 2026 04:00:31 GMT") == "2026-12-06T04:00:31+00:00"
+    assert http_date("Sun, 06 Dec 2026 05:00:31 +0100") == "2026-12-06T04:00:31+00:00"
+    for bad in (None, "", "yesterday", "Sun, 99 Dec 2026 04:00:31 GMT"):
+        assert http_date(bad) is None

@@ -22,6 +22,9 @@ With ``delay``, every request is also held that many seconds before it is forwar
 With ``rewrite``, the upstream's root in an answer's body is replaced by the proxy's, as a reverse
 proxy rewrites a server that names itself by its own address (sekmet's paging links do): the next
 page is asked of the proxy too.
+
+With ``edit``, every answer's body is replaced by what it returns for (target, body): a server that
+answers otherwise (its Bundles without ``meta``, say), the headers as the upstream sent them.
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ class FaultyProxy:
         only: tuple[str, ...] = ("",),
         when: Callable[[str, str, bytes], bool] | None = None,
         rewrite: bool = False,
+        edit: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         self.when = when
+        self.edit = edit
         self.rewrite = rewrite
         self.root = ""  # the proxy's own root, once it listens
         self.spared = spared
@@ -104,6 +109,8 @@ class FaultyProxy:
                 content = answer.content
                 if self.rewrite and self.root:
                     content = content.replace(self.upstream.encode(), self.root.encode())
+                if self.edit is not None:
+                    content = self.edit(target, content)
                 out = [f"HTTP/1.1 {answer.status_code} {answer.reason_phrase}"]
                 out += [f"{k}: {v}" for k, v in answer.headers.items() if k.lower() not in _HOP]
                 out.append(f"Content-Length: {len(content)}")
@@ -128,9 +135,10 @@ async def faulty_proxy(
     only: tuple[str, ...] = ("",),
     when: Callable[[str, str, bytes], bool] | None = None,
     rewrite: bool = False,
+    edit: Callable[[str, bytes], bytes] | None = None,
 ) -> AsyncIterator[tuple[str, FaultyProxy]]:
     """Serve the proxy on 127.0.0.1 (a free port) for the block: yields (root URL, proxy)."""
-    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only, when, rewrite)
+    proxy = FaultyProxy(upstream_root, rate, seed, delay, faults, retry_after, spared, only, when, rewrite, edit)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     proxy.root = f"http://127.0.0.1:{port}"

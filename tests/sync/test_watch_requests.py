@@ -9,9 +9,10 @@ the hospital merged into another.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -20,9 +21,9 @@ from fhir_cm.config import Settings
 from fhir_cm.domain import ReferralKind
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import run_pull
-from fhir_cm.store import Store, get_case, get_ledger
+from fhir_cm.store import Store, get_case, get_ledger, get_watermark
 from fhir_cm.sync import track_transitions
-from fhir_cm.sync._watch import BATCH
+from fhir_cm.sync._watch import BATCH, WATCH_MARK
 from tests.sync.faulty_proxy import FaultyProxy, faulty_proxy
 from tests.sync.seeding import put_organisations
 from tests.sync.test_transitions_server import encounter, enrol
@@ -32,12 +33,13 @@ pytestmark = pytest.mark.server
 
 @asynccontextmanager
 async def _recorded(
-    fhir_server: str, settings: Settings
+    fhir_server: str, settings: Settings, edit: Callable[[str, bytes], bytes] | None = None
 ) -> AsyncIterator[tuple[AsyncFhirClient, Settings, FaultyProxy]]:
     """A client and settings that reach the server through a proxy listing every request (no faults)."""
     # ``rewrite``: a pull pages through every Goal and CareTeam on sekmet (it cannot search them by
     # identifier), and sekmet's next links name its own address, not the proxy's.
-    async with faulty_proxy(fhir_server.removesuffix("/fhir"), rate=0.0, rewrite=True) as (root, proxy):
+    root = fhir_server.removesuffix("/fhir")
+    async with faulty_proxy(root, rate=0.0, rewrite=True, edit=edit) as (root, proxy):
         async with AsyncFhirClient(f"{root}/fhir", enforce_capabilities=False) as client:
             yield client, settings.model_copy(update={"fhir_base": f"{root}/fhir"}), proxy
 
@@ -143,3 +145,37 @@ async def test_a_round_asks_for_a_merged_patients_record_once_the_watch_and_the_
     with store.session(read_only=True) as s:
         entry = get_ledger(s, client.base_url, "Patient", merged)
     assert entry is not None and entry.server_id == survivor
+
+
+def _no_bundle_time(target: str, body: bytes) -> bytes:
+    """A server whose search answers carry no time of their own (no ``Bundle.meta``), only the
+    HTTP ``Date`` every answer has."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
+        return body
+    answer.pop("meta", None)
+    return json.dumps(answer).encode()
+
+
+async def test_the_seeding_takes_its_watermark_from_the_answers_date_where_bundles_carry_no_time(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
+    """The seeding's watermark is the server's time of the tracker's first search. A server that puts
+    no ``meta.lastUpdated`` on its Bundles still dates its answer (``Date``): the round after the
+    seeding asks only for what changed since, rather than every history again."""
+    async with _recorded(fhir_server, settings, edit=_no_bundle_time) as (client, proxied, proxy):
+        cases = [await enrol(store, client, proxied, uuid.uuid4().hex[:10]) for _ in range(2)]
+        first = await run_pull(store, proxied)
+        assert first.watch is not None and sorted(first.watch.seeded) == sorted(c.id for c in cases)
+        assert first.transitions.failed == {} and first.transitions.read_from is not None
+        with store.session(read_only=True) as s:
+            assert get_watermark(s, client.base_url, WATCH_MARK) is not None
+
+        proxy.seen.clear()
+        second = await run_pull(store, proxied)
+    searches = _requests(proxy, "GET /fhir/Encounter?patient=")
+    assert second.watch is not None and second.watch.seeded == [] and second.watch.touched == []
+    assert searches and all("_lastUpdated=gt" in line for line in searches), searches

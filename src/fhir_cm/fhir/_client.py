@@ -22,6 +22,7 @@ from ._capabilities import Capabilities, FhirRelease, release_from_version
 from ._errors import FhirError, InvalidResponse, UnsupportedByServer
 from ._words import a_resource
 from ._results import BundleResult, WriteResult
+from ._retry import http_date
 from ._search import HistorySet, SearchSet, search_value
 from ._urls import check_id, check_type
 
@@ -103,8 +104,10 @@ class AsyncFhirClient(FhirBoundary):
             max_pages=self._max_pages,
         )
 
-    async def get_bundle(self, url: str, params: Sequence[tuple[str, str]] | None) -> dict[str, Any]:
-        """GET a Bundle (a search page, a history page); ``url`` is used as given when ``params`` is None."""
+    async def get_bundle(self, url: str, params: Sequence[tuple[str, str]] | None) -> tuple[dict[str, Any], str | None]:
+        """GET a Bundle (a search page, a history page); ``url`` is used as given when ``params`` is None.
+        With it, the answer's ``Date`` header as an ISO instant (None when absent or unreadable): the
+        server's clock where the Bundle carries no ``meta.lastUpdated``."""
         response = await self._send(self._request("GET", url, params=params))
         body = self._json(response)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
@@ -112,7 +115,7 @@ class AsyncFhirClient(FhirBoundary):
                 f"GET {httpx.URL(url).path} did not return a Bundle",
                 summary="the server's answer was not a FHIR Bundle",
             )
-        return body
+        return body, http_date(response.headers.get("date"))
 
     # -- writes -----------------------------------------------------------------------------------
 

@@ -80,6 +80,20 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def http_date(value: str | None) -> str | None:
+    """An HTTP date (``Date: Sun, 06 Dec 2026 04:00:00 GMT``) as an ISO 8601 instant in UTC; None if
+    absent or unreadable."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
 def is_safe_to_repeat(request: httpx.Request) -> bool:
     """True when sending ``request`` twice leaves the server as sending it once would."""
     method = request.method.upper()

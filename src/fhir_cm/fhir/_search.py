@@ -64,6 +64,8 @@ class Page(Generic[R]):
     patient); ``entries`` are the raw ``Bundle.entry`` dicts, which is what a history walks.
     ``last_updated`` is the Bundle's ``meta.lastUpdated`` as the server sent it: its own time of
     the search (HAPI, sekmet), the one clock a watermark may be taken from besides its resources'.
+    ``date`` is the answer's HTTP ``Date`` (an ISO instant, to the second): the server's clock too,
+    for a server whose Bundles carry no time.
     """
 
     number: int
@@ -76,6 +78,7 @@ class Page(Generic[R]):
     entries: list[dict[str, Any]] = field(repr=False)
     next_url: str | None = None
     last_updated: str | None = None
+    date: str | None = None
 
     @property
     def resources(self) -> list[R]:
@@ -210,19 +213,19 @@ class _PagedSet(Generic[R]):
         validator = _Validator(await client.release(), self._on_quarantine) if self._validate else None
         path, params = await self._start()
         url = f"{client.base_url}/{path}" if path else client.base_url
-        bundle = await client.get_bundle(url, params)
+        bundle, date = await client.get_bundle(url, params)
         seen: set[str] = set()
         number = 1
         given, stated = 0, None  # matches given so far, and the total the server said there are
         while True:
-            page = self._parse(bundle, number, url, validator)
+            page = self._parse(bundle, number, url, validator, date)
             brought = len(page.matches) + len(page.quarantined)
             given += brought
             stated = page.total if page.total is not None else stated
             capped = number >= self._max_pages and not (
                 self._to_total and stated is not None and brought > 0 and given < stated
             )
-            ahead: asyncio.Task[dict[str, Any]] | None = None
+            ahead: asyncio.Task[tuple[dict[str, Any], str | None]] | None = None
             refused: UnsafeLink | None = None  # said once the page is read, as without read-ahead
             if self._prefetch and page.next_url is not None and not capped:
                 try:
@@ -245,10 +248,10 @@ class _PagedSet(Generic[R]):
                 raise PageLimitExceeded(f"search has more than {self._max_pages} pages; stopped at the cap")
             number += 1
             if ahead is not None:
-                bundle = await ahead
+                bundle, date = await ahead
             else:
                 url = self._next(page.next_url, seen)
-                bundle = await client.get_bundle(url, None)
+                bundle, date = await client.get_bundle(url, None)
 
     def _next(self, link: str, seen: set[str]) -> str:
         """Resolve a next link; refuse other origins (the token must not leak) and loops."""
@@ -271,7 +274,9 @@ class _PagedSet(Generic[R]):
         seen.add(url)
         return url
 
-    def _parse(self, bundle: Mapping[str, Any], number: int, url: str, validator: _Validator | None) -> Page[R]:
+    def _parse(
+        self, bundle: Mapping[str, Any], number: int, url: str, validator: _Validator | None, date: str | None = None
+    ) -> Page[R]:
         matches: list[Any] = []
         included: list[Any] = []
         quarantined: list[Quarantined] = []
@@ -323,6 +328,7 @@ class _PagedSet(Generic[R]):
             entries=entries,
             next_url=next_url or None,
             last_updated=stamp if isinstance(stamp, str) else None,
+            date=date,
         )
 
     def _needs_resource(self, entry: Mapping[str, Any]) -> bool:

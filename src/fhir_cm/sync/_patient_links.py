@@ -248,12 +248,13 @@ async def _search(
     client: AsyncFhirClient, chunk: list[str], timed: PatientChains | None
 ) -> dict[str, dict[str, Any]] | None:
     """The records of ``chunk`` by id (one search), or None when the server refused the search;
-    ``timed`` takes the server's time of its first page."""
+    ``timed`` takes the server's time of its first page (its ``meta.lastUpdated``, else its ``Date``)."""
     found: dict[str, dict[str, Any]] = {}
     try:
         async for page in client.search("Patient").where("_id", ",".join(chunk)).count(len(chunk)).pages():
             if timed is not None and page.number == 1:
-                stamp = last_updated_of({"meta": {"lastUpdated": page.last_updated}})
+                # A server whose Bundles carry no time still dates its answer (HTTP ``Date``).
+                stamp = last_updated_of({"meta": {"lastUpdated": page.last_updated or page.date}})
                 timed.server_time = later_mark(None, stamp, now=dt.datetime.now(dt.UTC))
             for r in page.matches:
                 if r.get("resourceType") == "Patient" and r.get("id") in chunk:

@@ -28,7 +28,7 @@ whole Encounter history read once (``store._watch`` remembers which). The waterm
 A round that has no watermark and no patient watched yet (the first) reads nothing itself: every
 open case is seeded, and the tracker reads their histories. The watermark is then the server's time
 of the tracker's first search (``TransitionsReport.read_from``: its Bundle's ``meta.lastUpdated``,
-the server's clock, never this machine's), before which every history it read was complete; the
+or the answer's ``Date`` where Bundles carry no time: the server's clock, never this machine's), before which every history it read was complete; the
 next round asks for what changed since then, less ``OVERLAP``, as any other. (Not the newest
 ``meta.lastUpdated`` the seeding read: histories read one after another, over minutes, would miss
 what changed for the first patients before the last were read.)
