@@ -382,3 +382,24 @@ def test_a_transfer_recorded_in_another_case_of_the_patient_is_no_discharge() ->
     )  # fmt: skip
     readmitted = programme_outcomes(HC, [home, back], start=None, end=None, today=TODAY)
     assert (readmitted.hospital_discharges, readmitted.readmissions_30d) == (1, 1)
+
+
+def test_a_discharge_before_the_enrolment_readmitted_into_another_case_is_not_an_index_discharge() -> None:
+    """As above, the admission that came between the earlier discharge and the enrolment recorded in
+    another case of the patient (another programme's): the earlier discharge is still history before
+    the programme, not a discharge the programme failed to keep out of hospital."""
+    one = {"kind": "patient", "id": "p-1"}
+    first = stay("first", "acute-hospital", "2025-02-05", "2025-02-10", "home")
+    between = stay("index", "acute-hospital", "2025-02-27", "2025-02-28", "home")
+    both = case("r", period={"start": "2025-03-01"}, patient=one, stays=[first, between])
+    alone = programme_outcomes(HC, [both], start=None, end=None, today=TODAY)
+    assert (alone.hospital_discharges, alone.readmissions_30d) == (1, 0)
+
+    mine = case("r", period={"start": "2025-03-01"}, patient=one, stays=[first])
+    theirs = case("s", "rehabilitation", period={"start": "2025-02-26"}, patient=one, stays=[between])
+    got = programme_outcomes(HC, [mine, theirs], start=None, end=None, today=TODAY)
+    assert (got.hospital_discharges, got.readmissions_30d, got.discharges_without_follow_up) == (0, 0, 0)
+    back = stay("back", "acute-hospital", "2025-03-02", "2025-03-05", "home")
+    later = case("s", "rehabilitation", period={"start": "2025-02-26"}, patient=one, stays=[back])
+    after = programme_outcomes(HC, [mine, later], start=None, end=None, today=TODAY)
+    assert (after.hospital_discharges, after.readmissions_30d) == (1, 1)  # readmitted once enrolled

@@ -21,8 +21,8 @@ closure are no longer the programme's; a readmission is still looked for among a
   is a readmission, counted once, for the programme and period of the index discharge. Another case's
   stay counts as that case stood on ``today`` (not one begun later, nor one entered in error), unless
   it is the index stay recorded there too (same start and end) or where the index stay transferred the
-  person. Where the patient's stay in another case is the acute hospital the index stay transferred
-  the person to, that stay's end was no discharge either, whichever case records the transfer.
+  person. Whichever of the patient's cases records the hospital a stay transferred the person to, or
+  the admission between an earlier discharge and the case's start, the stay is no index discharge.
   Rate = readmitted / index discharges.
 * **Length of stay** — the case's finished stays that ended in the period, per care setting: days from start
   to end (a same-day stay is 0 days); mean and median.
@@ -290,6 +290,7 @@ class OutcomeParts(BaseModel):
     programme: ProgrammeType
     case_id: str = ""
     patient_id: str = ""
+    case_start: dt.date | None = None
     index_discharges: tuple[IndexDischarge, ...] = ()
     overlaps: bool = False
     stays: tuple[tuple[CareSetting, int], ...] = ()
@@ -334,6 +335,7 @@ def outcome_parts(current: Case, *, start: dt.date | None, end: dt.date | None, 
         programme=case.programme,
         case_id=case.id,
         patient_id=case.patient.id,
+        case_start=case.period.start,
         index_discharges=tuple(discharges),
         overlaps=_overlaps(case, start, end),
         stays=lengths,
@@ -369,24 +371,42 @@ def readmission_stays(cases: Iterable[Case], *, today: dt.date, patients: Iterab
     return dict(found)
 
 
+def _another_stay(other: Admission, stay: Stay, case_id: str) -> bool:
+    """Whether ``other`` is a stay of another case than ``case_id``, and not ``stay`` recorded there too
+    (same id, or same start and end)."""
+    return (
+        other.case_id != case_id
+        and other.stay.id != stay.id
+        and (other.stay.start, other.stay.end) != (stay.start, stay.end)
+    )
+
+
 def _readmitted_elsewhere(discharge: Stay, case_id: str, admissions: Iterable[Admission]) -> bool:
     """Whether an acute-hospital stay of another case of the patient began 0–30 days after ``discharge``:
     not the same stay recorded in both cases, nor the hospital it transferred the person to."""
     assert discharge.end is not None
     return any(
-        other.case_id != case_id
-        and other.stay.id != discharge.id
-        and (other.stay.start, other.stay.end) != (discharge.start, discharge.end)
+        _another_stay(other, discharge, case_id)
         and not transferred(discharge, other.stay)
         and 0 <= (other.stay.start - discharge.end).days <= READMISSION_WINDOW_DAYS
         for other in admissions
     )
 
 
-def _transferred_elsewhere(discharge: Stay, case_id: str, admissions: Iterable[Admission]) -> bool:
-    """Whether an acute-hospital stay of another case of the patient is where ``discharge`` transferred
-    the person: one episode of care, so its end was no discharge (as within one case)."""
-    return any(other.case_id != case_id and transferred(discharge, other.stay) for other in admissions)
+def _no_index_elsewhere(discharge: Stay, part: OutcomeParts, admissions: Iterable[Admission]) -> bool:
+    """Whether an acute-hospital stay of another case of the patient makes ``discharge`` no index
+    discharge, as one of the case's own would: it is where ``discharge`` transferred the person (one
+    episode of care), or an admission between ``discharge`` and the case's start (the one the referral
+    came from: that readmission came before the programme could act)."""
+    assert discharge.end is not None
+    return any(
+        _another_stay(other, discharge, part.case_id)
+        and (
+            transferred(discharge, other.stay)
+            or (part.case_start is not None and discharge.end <= other.stay.start < part.case_start)
+        )
+        for other in admissions
+    )
 
 
 def programme_outcomes(
@@ -427,7 +447,7 @@ def combine_outcomes(
         (p, d)
         for p in mine
         for d in p.index_discharges
-        if not _transferred_elsewhere(d.stay, p.case_id, elsewhere.get(p.patient_id, ()))
+        if not _no_index_elsewhere(d.stay, p, elsewhere.get(p.patient_id, ()))
     ]
     discharges = len(counted)
     readmitted = sum(
