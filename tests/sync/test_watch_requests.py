@@ -18,11 +18,11 @@ from contextlib import asynccontextmanager
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import ReferralKind
+from fhir_cm.domain import ProgrammeType, ReferralKind
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.jobs import run_pull
 from fhir_cm.store import Store, get_case, get_ledger, get_watermark
-from fhir_cm.sync import track_transitions
+from fhir_cm.sync import push_cases, track_transitions
 from fhir_cm.sync._watch import BATCH, WATCH_MARK
 from tests.sync.faulty_proxy import FaultyProxy, faulty_proxy
 from tests.sync.seeding import put_organisations
@@ -179,3 +179,33 @@ async def test_the_seeding_takes_its_watermark_from_the_answers_date_where_bundl
     searches = _requests(proxy, "GET /fhir/Encounter?patient=")
     assert second.watch is not None and second.watch.seeded == [] and second.watch.touched == []
     assert searches and all("_lastUpdated=gt" in line for line in searches), searches
+
+
+async def test_a_tracker_run_reads_the_encounters_of_a_patient_with_two_cases_once(
+    store: Store, settings: Settings, fhir_server: str
+) -> None:
+    """A patient in two programmes has two open cases, both tracked in one run: the patient's
+    Encounters are asked for once, and both cases get the hospital stay."""
+    async with _recorded(fhir_server, settings) as (client, proxied, proxy):
+        tag = uuid.uuid4().hex[:10]
+        first = await enrol(store, client, proxied, tag)
+        second = first.model_copy(update={"id": f"{first.id}-rehab", "programme": ProgrammeType.REHABILITATION})
+        assert (await push_cases(store, client, proxied, [second])).ok
+        other = await enrol(store, client, proxied, uuid.uuid4().hex[:10])
+        hospital = f"hosp-{tag}"
+        await put_organisations(client, hospital)
+        await client.create(
+            encounter(first.patient.id, "IMP", "2024-03-01", "2024-03-04", hospital, disposition="home")
+        )
+
+        proxy.seen.clear()
+        report = await track_transitions(store, client, proxied, case_ids=[first.id, second.id, other.id])
+
+    assert report.failed == {} and report.cases == 3 and report.stays_added == 2
+    searches = _requests(proxy, f"GET /fhir/Encounter?patient=Patient%2F{first.patient.id}")
+    assert len(searches) == 1, proxy.seen
+    assert len(_requests(proxy, f"GET /fhir/Encounter?patient=Patient%2F{other.patient.id}")) == 1
+    with store.session(read_only=True) as s:
+        for case_id in (first.id, second.id):
+            tracked = get_case(s, case_id)
+            assert tracked is not None and [r.kind for r in tracked.referrals] == [ReferralKind.FOLLOW_UP]

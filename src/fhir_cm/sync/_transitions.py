@@ -1,7 +1,7 @@
 """The transitions tracker: Encounters on the server → the case's stays → recorded moves → follow-up.
 
 For the patient of every open case (or of one case) it reads ``Encounter?patient=…`` (with the
-Encounters' Locations where the server can include them), recognises each Encounter's care
+Encounters' Locations where the server can include them; once per run for a patient with several cases), recognises each Encounter's care
 setting (``mapping.recognise_setting``: type, location type, class; the discharge disposition from
 R4 ``hospitalization`` / R5 ``admission``) and turns it into a stay of the case that keeps the
 Encounter's server id (a stay the adapter wrote keeps its own id; another system's is known by
@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -305,6 +306,9 @@ def _fold(stays: dict[str, Stay], parts: Collection[str], referrals: list[Referr
     return len(held)
 
 
+_Read = tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]  # a patient id's Encounters by id, Locations
+
+
 class _Tracker:
     def __init__(self, store: Store, client: AsyncFhirClient, settings: Settings, version: FhirVersion) -> None:
         self.store, self.client, self.version = store, client, version
@@ -315,6 +319,10 @@ class _Tracker:
         self.locations_refused = False
         # The chains of the run's patients, read in batches before the first case (``follow_chains``).
         self.chains: dict[str, PatientChain] = {}
+        # How many of the run's cases are still to read each patient id: a patient with several cases
+        # (one per programme) has its Encounters kept until the last of them is tracked, not read again.
+        self.uses: Counter[str] = Counter()
+        self._kept: dict[str, _Read] = {}
 
     async def encounters(
         self, caps: Capabilities | None, patients: list[str]
@@ -328,22 +336,27 @@ class _Tracker:
         encounters: dict[str, dict[str, Any]] = {}
         locations: list[dict[str, Any]] = []
         for patient in patients:
-            search = self.client.search("Encounter").where("patient", f"Patient/{patient}").count(_PAGE_SIZE)
-            if not self.locations_refused and not (
-                caps and caps.unknown_includes("Encounter", "_include", [_LOCATIONS])
-            ):
-                try:
-                    locations += await self._read(search.include(_LOCATIONS), patient, encounters)
-                    continue
-                except (InvalidRequest, UnsupportedByServer) as exc:  # 400: invalid, or not-supported
-                    log.info(
-                        "the server refused _include=%s (%s): Encounters read without their Locations",
-                        _LOCATIONS,
-                        exc.status,
-                    )
-                    self.locations_refused = True
-            await self._read(search, patient, encounters)
+            kept = self._kept.pop(patient, None)
+            own, found = kept if kept is not None else await self._patient_encounters(caps, patient)
+            self.uses[patient] -= 1
+            if self.uses[patient] > 0:  # another case of the run reads this patient too
+                self._kept[patient] = (own, found)
+            encounters.update(own)
+            locations += found
         return list(encounters.values()), locations
+
+    async def _patient_encounters(self, caps: Capabilities | None, patient: str) -> _Read:
+        """One patient id's Encounters by id, and the Locations included with them (see ``encounters``)."""
+        encounters: dict[str, dict[str, Any]] = {}
+        search = self.client.search("Encounter").where("patient", f"Patient/{patient}").count(_PAGE_SIZE)
+        if not self.locations_refused and not (caps and caps.unknown_includes("Encounter", "_include", [_LOCATIONS])):
+            try:
+                return encounters, await self._read(search.include(_LOCATIONS), patient, encounters)
+            except (InvalidRequest, UnsupportedByServer) as exc:  # 400: invalid, or not-supported
+                said = "the server refused _include=%s (%s): Encounters read without their Locations"
+                log.info(said, _LOCATIONS, exc.status)
+                self.locations_refused = True
+        return encounters, await self._read(search, patient, encounters)
 
     async def _read(
         self, search: SearchSet[dict[str, Any]], patient: str, encounters: dict[str, dict[str, Any]]
@@ -505,7 +518,9 @@ async def track_transitions(
         with store.session(read_only=True) as session:
             wanted = list(case_revisions(session, status=OPEN_STATUSES))  # ids: none is decoded here
     tracker = _Tracker(store, client, settings, version)
-    read = await follow_chains(client, cases_patient_ids(store, client.base_url, wanted), patients_read)
+    patient_ids_of_cases = cases_patient_ids(store, client.base_url, wanted)
+    tracker.uses.update(patient_ids_of_cases)
+    read = await follow_chains(client, patient_ids_of_cases, patients_read)
     tracker.chains, tracker.report.read_from = read.chains, read.server_time
     for cid in wanted:
         try:
