@@ -111,10 +111,14 @@ def linked(patient: Mapping[str, Any], base: str, link_type: str) -> list[str]:
 
 
 async def follow_replaced_by(
-    client: AsyncFhirClient, patient_id: str, first: dict[str, Any] | None = None
+    client: AsyncFhirClient,
+    patient_id: str,
+    first: dict[str, Any] | None = None,
+    known: Mapping[str, dict[str, Any]] | None = None,
 ) -> PatientChain:
     """Read ``Patient/<patient_id>`` (unless ``first`` is that record, read already) and the records
-    its ``replaced-by`` links lead to (see the module).
+    its ``replaced-by`` links lead to (see the module); ``known``: records by id the round read
+    already, taken for those hops rather than read again.
 
     A record that cannot be read (absent, deleted, refused) ends the chain where it is: the ids
     reached so far are still read for Encounters, as before any merge.
@@ -123,6 +127,8 @@ async def follow_replaced_by(
     current = patient_id
     patient = first
     for _ in range(MAX_HOPS + 1):
+        if patient is None and known is not None and current in known:
+            patient = known[current]
         if patient is None:
             try:
                 patient = await client.read("Patient", current)
@@ -172,7 +178,7 @@ async def follow_chains(
     out = PatientChains()
     for pid in wanted:
         if pid in given:
-            out.chains[pid] = await follow_replaced_by(client, pid, given[pid])
+            out.chains[pid] = await follow_replaced_by(client, pid, given[pid], given)
     wanted = [pid for pid in wanted if pid not in given]
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
@@ -182,7 +188,7 @@ async def follow_chains(
             if found is None:
                 out.chains[pid] = await follow_replaced_by(client, pid)
             elif pid in found:
-                out.chains[pid] = await follow_replaced_by(client, pid, found[pid])
+                out.chains[pid] = await follow_replaced_by(client, pid, found[pid], given)
             elif pid in replacing:
                 out.chains[pid] = await _after_deleted(client, pid, replacing[pid])
             else:

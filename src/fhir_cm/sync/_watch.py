@@ -215,6 +215,12 @@ class MergesFirst(BaseModel):
     cases: list[str] = Field(default_factory=list, description="Their open cases (to track).")
     records: int = Field(default=0, description="Patient records found merged into one not watched yet.")
     latest: str | None = Field(default=None, description="The newest meta.lastUpdated read.")
+    _records: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+
+    def records_read(self) -> dict[str, dict[str, Any]]:
+        """The merged records and their survivors as read, by id: the round's tracker takes them as
+        read rather than asking for them again."""
+        return dict(self._records)
 
 
 async def merges_first(store: Store, client: AsyncFhirClient) -> MergesFirst:
@@ -239,7 +245,9 @@ async def merges_first(store: Store, client: AsyncFhirClient) -> MergesFirst:
     except FhirError as exc:
         log.warning("merged patient records not looked for: the server answered %s", type(exc).__name__)
     out = MergesFirst(records=len(reader.patients), latest=reader.latest)
-    chains = (await follow_chains(client, sorted(reader.patients))).chains if reader.patients else {}
+    records = reader.report.patients_read()
+    chains = (await follow_chains(client, sorted(reader.patients), records)).chains if reader.patients else {}
+    out._records = records | {c.survivor: c.record for c in chains.values() if c.survivor and c.record}
     touched: set[str] = set()
     with store.session() as session:
         for pid, chain in chains.items():
@@ -292,6 +300,8 @@ async def changed_encounter_patients(
     touched = {case_id for p in reader.patients for case_id in watched.cases_by_patient.get(p, ())}
     if merges is not None:  # looked for before the pull (``merges_first``)
         touched |= set(merges.cases)
+        for record in merges.records_read().values():
+            report.keep_patient(record)
         report.merged = merges.records
         reader.latest = later_mark(reader.latest, merges.latest, now=dt.datetime.now(dt.UTC))
     report.touched = sorted(touched)
