@@ -33,7 +33,7 @@ from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient, ResourceNotFound
 from ..store import Candidate, CaseRecord, Placement, Store, get_case_record, get_placement, put_placement, save_case
 from ._membership import patient_ids
-from ._transitions import RECEIVING_ROLE
+from ._follow_ups import RECEIVING_ROLE
 
 __all__ = ["PlacementError", "PlacementHook", "choose_placement", "offer_placement", "read_placement"]
 
