@@ -299,7 +299,9 @@ def test_json_only_python_reads_is_a_clear_422(client: TestClient, held: Store, 
     assert response.headers["content-type"] == "application/problem+json" and queued(held) == []
 
 
-def test_out_of_order_events_catch_up_once_and_drop_the_late_one(client: TestClient, held: Store) -> None:
+def test_an_event_arriving_after_a_later_one_is_followed_as_a_numbering_afresh(client: TestClient, held: Store) -> None:
+    """Late, an event counts fewer events than were received, as a restarted server's first does: it is
+    followed with a catch-up rather than dropped, since dropping would lose a restarted server's events."""
     late = client.post(
         f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(2, "Encounter/e2")])
     ).json()  # event 1 is still on its way
@@ -307,8 +309,8 @@ def test_out_of_order_events_catch_up_once_and_drop_the_late_one(client: TestCli
     first = client.post(
         f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(1, "Encounter/e1")])
     ).json()
-    assert (first["queued"], first["duplicates"], first["gap"]) == (0, 1, False)  # covered by the catch-up
-    assert [r for _, _, r in queued(held)] == ["gap", "gap", "notification"]
+    assert (first["queued"], first["duplicates"], first["restarted"]) == (3, 0, True)
+    assert [r for _, _, r in queued(held)] == ["gap", "gap", "notification", "gap", "gap", "notification"]
 
 
 def with_count(bundle: dict[str, Any], count: str) -> dict[str, Any]:
@@ -361,3 +363,49 @@ def test_a_heartbeat_counting_events_never_received_queues_a_catch_up(client: Te
         f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(3, "Encounter/e3")])
     ).json()
     assert (late["queued"], late["duplicates"]) == (0, 1)  # covered by the catch-up
+
+
+def test_a_server_numbering_afresh_after_a_restart_loses_no_event(client: TestClient, held: Store) -> None:
+    """HAPI keeps its event counters in memory: restarted, it numbers its events from 1 again."""
+    for n in (1, 2, 3):
+        client.post(
+            f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(n, f"Encounter/e{n}")])
+        )
+
+    first = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(1, "Encounter/e9")])
+    ).json()
+    second = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(2, "Encounter/e10")])
+    ).json()
+
+    assert (first["restarted"], first["gap"], first["duplicates"]) == (True, True, 0)
+    assert (second["restarted"], second["gap"], second["duplicates"]) == (False, False, 0)
+    assert queued(held)[3:] == [
+        ("pat-1", None, "gap"),  # what the server sent while restarting may be lost: caught up
+        ("pat-2", None, "gap"),
+        (None, "Encounter/e9", "notification"),
+        (None, "Encounter/e10", "notification"),
+    ]
+    with held.session(read_only=True) as s:
+        sub = get_subscription(s, SUB)
+    assert sub is not None and sub.last_event == 2
+
+
+@pytest.mark.parametrize("kind", ["heartbeat", "handshake"])
+def test_a_heartbeat_counting_fewer_events_or_a_new_handshake_starts_the_numbering_again(
+    client: TestClient, held: Store, kind: str
+) -> None:
+    for n in (1, 2, 3):
+        client.post(
+            f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(n, f"Encounter/e{n}")])
+        )
+
+    restart = client.post(f"/notifications/{SUB}", headers=auth(), json=with_count(status_bundle(kind, []), "0")).json()
+    after = client.post(
+        f"/notifications/{SUB}", headers=auth(), json=status_bundle("event-notification", [(1, "Encounter/e9")])
+    ).json()
+
+    assert (restart["restarted"], restart["gap"]) == (True, True)
+    assert (after["queued"], after["duplicates"], after["gap"]) == (1, 0, False)
+    assert queued(held)[3:] == [("pat-1", None, "gap"), ("pat-2", None, "gap"), (None, "Encounter/e9", "notification")]

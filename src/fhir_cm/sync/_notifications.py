@@ -7,13 +7,19 @@ unknown subscription and a wrong or missing secret are refused alike, and nothin
 
 * a **handshake** or **heartbeat** (backport status ``type``) says the channel works: the
   subscription is noted active and alive; a heartbeat whose ``eventsSinceSubscriptionStart`` is past
-  the last event received says events were lost on the way: a **gap**, caught up as below;
+  the last event received says events were lost on the way: a **gap**, caught up as below; one
+  counting fewer (or a handshake after events) says the server **numbers afresh** (HAPI keeps its
+  counters in memory and starts again from 1 after a restart): the numbering starts again, with a
+  catch-up;
 * an **event notification** (backport ``history`` Bundle) carries event numbers: one already seen is a
   repeat and is dropped; a jump past the next expected number is a **gap** (events lost on the way),
   and the tracking of all the subscription's patients is queued as a catch-up; each event's resource
   (full) or its reference (id-only, as ``Type/id`` however the server wrote it) is queued, and an
   event naming none (empty) queues all the subscription's patients. An event number past the notification's own
   ``eventsSinceSubscriptionStart`` is refused: kept, it would make every later event look like a repeat;
+  a notification counting fewer events than were received numbers afresh too (its events followed, a
+  catch-up queued): a late delivery reads the same, and costs a catch-up, where dropping it would
+  drop a restarted server's events until their numbers passed the last one held;
 * an R4 criteria notification carries the changed **resource** itself (queued by its patient, unless
   the ledger already holds that version), or **nothing** (empty payload: one of the subscription's
   patients changed — all are queued).
@@ -68,6 +74,8 @@ class NotificationOutcome(BaseModel):
     queued: int = 0
     duplicates: int = 0
     gap: bool = False
+    #: The server numbers its events afresh (restarted, or a new handshake): a catch-up is queued.
+    restarted: bool = False
 
 
 def _status_of(bundle: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -154,16 +162,31 @@ def _alive(
     store: Store, held: HeldSubscription, kind: str, count: int | None, last: int, moment: dt.datetime
 ) -> NotificationOutcome:
     """A handshake, heartbeat or status: the channel works. A heartbeat counting more events than
-    were received says some were lost on the way (the backport's way to detect them): catch up."""
+    were received says some were lost on the way (the backport's way to detect them): catch up. One
+    counting fewer, or a handshake (a sequence starting), says the server numbers events afresh."""
     outcome = NotificationOutcome.model_validate({"kind": kind})
+    restarted = _restarted(kind, count, last)
     with store.session() as session:
-        if kind == "heartbeat" and count is not None and count > last:
+        if restarted or (kind == "heartbeat" and count is not None and count > last):
             outcome.gap = True
+            outcome.restarted = restarted
             outcome.queued = queue_tracking(session, held.server_base, patients=held.patients, reason="gap", now=moment)
-            update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=count)
+            update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=count or 0)
         else:
             update_subscription(session, held.id, last_notified_at=moment, status="active")
     return outcome
+
+
+def _restarted(kind: str, count: int | None, last: int) -> bool:
+    """Whether the server numbers its events afresh: it counts fewer events since the subscription's
+    start than were already received from it. A server keeping its counters in memory (HAPI) starts
+    again from 1 after a restart, and each event up to the last one held would otherwise be dropped
+    as a repeat. A handshake starts a sequence, counting none when it gives no count. A notification
+    delivered late, after a later one, looks the same: taken for a restart, it costs a catch-up but
+    loses nothing, where the other reading would lose every event of a restarted server."""
+    if kind == "handshake":
+        return (count or 0) < last
+    return count is not None and count < last
 
 
 def _reference(value: Any) -> str | None:
@@ -245,9 +268,13 @@ def _backport(
     if kind not in ("handshake", "heartbeat", "query-status", "event-notification"):
         raise NotificationMalformed(f"unknown notification type {str(kind)[:40]!r}")
     count = _count(status)
-    last = held.last_event or 0
+    held_last = held.last_event or 0
     if kind in ("handshake", "heartbeat", "query-status"):
-        return _alive(store, held, kind, count, last, moment)
+        return _alive(store, held, kind, count, held_last, moment)
+    # A server numbering afresh: none of its events is a repeat, and those it sent since it restarted
+    # (or lost in the restart) are caught up.
+    restarted = _restarted(kind, count, held_last)
+    last = 0 if restarted else held_last
     outcome = NotificationOutcome(kind="event-notification")
     if any(e.get("number") is not None and _number(e.get("number")) is None for e in status.get("notifications", [])):
         raise NotificationMalformed("an event number is not a whole number from 0 to 2^63 - 1")
@@ -260,7 +287,8 @@ def _backport(
     fresh = [e for e in events if (n := _number(e.get("number"))) is None or n > last]
     outcome.duplicates = len(events) - len(fresh)
     fresh_numbers = sorted(n for n in numbers if n > last)
-    outcome.gap = bool(fresh_numbers) and fresh_numbers[0] > last + 1  # events lost between the last and these
+    outcome.gap = restarted or (bool(fresh_numbers) and fresh_numbers[0] > last + 1)  # events lost before these
+    outcome.restarted = restarted
     full = {
         f"{r.get('resourceType')}/{r.get('id')}": r
         for e in (bundle.get("entry") or [])[1:]
