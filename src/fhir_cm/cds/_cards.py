@@ -220,14 +220,24 @@ async def answer(
         return _issue(store, service_id, patient_id, [])
     # Only eligibility reads the EHR's data: a patient in a case is answered from the store alone, so
     # neither a server down nor a scope the token lacks keeps their case manager from the clinician.
-    found, _missing = await gather(request, svc, verify=settings.verify_tls)
-    resources = [r for rs in found.values() for r in rs]
-    assessment = assess(facts_from_resources(patient_id, resources), load_rules(), today)
+    data = await gather(request, svc, verify=settings.verify_tls)
+    if not _has_record(data.resources, patient_id):
+        # Whether the patient died or was merged into another record is read from their Patient alone:
+        # without it no referral is suggested (no card rather than a deceased patient's referral).
+        if data.failed:  # the EHR learns why there is no answer
+            raise CdsRequestError("; ".join(data.failed.values()))
+        return _issue(store, service_id, patient_id, [])
+    assessment = assess(facts_from_resources(patient_id, data.resources), load_rules(), today)
     if assessment.eligible:
         # The EHR's server is the one FHIR_CM_FHIR_VERSION names; with "auto", R4 (its /metadata is not read).
         version = fhir_version_without_server(settings.fhir_version)
         issued.append((_eligible_card(patient_id, assessment, today, version), "eligible"))
     return _issue(store, service_id, patient_id, issued, assessment)
+
+
+def _has_record(resources: list[dict[str, Any]], patient_id: str) -> bool:
+    """Whether the data gathered holds the Patient resource of the patient the call is about."""
+    return any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in resources)
 
 
 def _issue(

@@ -3,24 +3,33 @@
 A service declares prefetch templates; the EHR fills what it can. What it leaves out (a key absent
 or ``null``) is read from the ``fhirServer`` the call names with the ``fhirAuthorization`` token —
 only over https (or loopback http), so a caller cannot make fhir-cm send a token elsewhere in the
-clear. With neither prefetch nor a server, the service answers from what it has.
+clear. With neither prefetch nor a server, the service answers from what it has. A key the EHR could
+not prefetch (an OperationOutcome in its place, as CDS Hooks 2.0 has it say so) or a query its server
+refuses (a token whose scopes leave a type out) is a key *failed*: the others still answer, as the
+specification lets a service proceed without data it cannot have; the cards say what may follow
+from data that is missing (``_cards``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, safe_for_tokens
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
-__all__ = ["CdsRequestError", "catalogue", "context_patient", "gather", "service", "settings_of"]
+__all__ = ["CdsRequestError", "Gathered", "catalogue", "context_patient", "gather", "service", "settings_of"]
+
+_log = logging.getLogger(__name__)
 
 #: The most pages of one prefetch query fetched from the EHR's server.
 MAX_PAGES = 10
@@ -71,39 +80,50 @@ def _bundle_resources(value: Any) -> list[dict[str, Any]]:
     return [dict(value)] if "resourceType" in value else []
 
 
-async def gather(
-    request: HookRequest, svc: Service, *, verify: bool | str = True
-) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """The resources of each prefetch key: as prefetched, else fetched with the call's token.
+class Gathered(BaseModel):
+    """The data of one hook call: the resources of each prefetch key had, the keys not had (neither
+    prefetched nor a server and token to read them from) and those failed, each with why."""
 
-    Returns the resources by key and the keys that could not be had (no prefetch, no server or token).
-    """
+    found: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    missing: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        return [r for rs in self.found.values() for r in rs]
+
+
+async def gather(request: HookRequest, svc: Service, *, verify: bool | str = True) -> Gathered:
+    """The resources of each prefetch key: as prefetched, else fetched with the call's token; a key
+    whose query fails is named failed and the others are still read."""
     patient_id = context_patient(request)
-    found: dict[str, list[dict[str, Any]]] = {}
-    missing: list[str] = []
+    out = Gathered()
     given = request.prefetch or {}
     for key in svc.prefetch:
-        if given.get(key) is not None:
-            found[key] = _bundle_resources(given[key])
+        value = given.get(key)
+        if isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome":
+            out.failed[key] = f"the EHR could not prefetch {key}"  # and says so, sparing the service a query
+        elif value is not None:
+            out.found[key] = _bundle_resources(value)
         else:
-            missing.append(key)
-    if not missing:
-        return found, []
+            out.missing.append(key)
     server, auth = request.fhirServer, request.fhirAuthorization
-    if not server or auth is None:
-        return found, missing
+    if not out.missing or not server or auth is None:
+        return out
     if not safe_for_tokens(server):
         raise CdsRequestError("fhirServer must be an https URL: the access token is not sent in the clear")
     async with AsyncFhirClient(
         server, auth=BearerAuth(auth.access_token), verify=verify, enforce_capabilities=False
     ) as client:
-        for key in missing:
+        for key in out.missing:
             query = svc.prefetch[key].replace("{{context.patientId}}", patient_id)
             try:
-                found[key] = await _fetch(client, query)
+                out.found[key] = await _fetch(client, query)
             except FhirError as exc:
-                raise CdsRequestError(f"the EHR's server refused the {key} query ({type(exc).__name__})") from None
-    return found, []
+                out.failed[key] = f"the EHR's server refused the {key} query ({type(exc).__name__})"
+                _log.warning("CDS Hooks: %s", out.failed[key])  # the key and the error's kind: no patient data
+    out.missing = []
+    return out
 
 
 async def _fetch(client: AsyncFhirClient, query: str) -> list[dict[str, Any]]:
