@@ -103,3 +103,27 @@ async def test_the_ehrs_patient_of_our_id_is_not_the_patient_we_pushed_under_ano
         mine = cds.post(PV, json=call(theirs, **eligible_prefetch(theirs)), headers=signer.headers(PV))
     assert mine.status_code == 200, mine.text
     assert mine.json()["cards"][0]["summary"].startswith("Open case with Dana Reed")
+
+
+async def test_another_ehrs_patient_is_not_found_by_the_id_the_configured_server_gave_ours(
+    tmp_path: Path, sekmet_base: str, signer: Signer, signer_and_jwks: tuple[Signer, str]
+) -> None:
+    # Ours was pushed to the configured server, which chose its own id for her Patient. An EHR on
+    # another server calls about its patient of that same id (ids are each server's own: numbers on
+    # many): matched through the configured server's ledger, that other person was shown "Open case
+    # with Dana Reed", another patient's case in their chart. The configured server's ledger says
+    # nothing of another server's ids; the configured server itself, however spelt, still finds her.
+    settings = _settings(tmp_path, sekmet_base, uuid.uuid4().hex[:12], signer_and_jwks[1])
+    with open_store(settings.database_url) as store:
+        theirs = await _push(store, settings, open_case(store, f"pat-{settings.identifier_system[6:]}").patient.id)
+        with TestClient(create_app(settings, store=store, clock=lambda: TODAY), base_url=BASE) as cds:
+            elsewhere = call(theirs, **eligible_prefetch(theirs))
+            elsewhere["fhirServer"] = "https://other-ehr.example.org/fhir"
+            other = cds.post(PV, json=elsewhere, headers=signer.headers(PV))
+            here = call(theirs, **eligible_prefetch(theirs))
+            here["fhirServer"] = sekmet_base.replace("http://", "HTTP://", 1) + "/"
+            mine = cds.post(PV, json=here, headers=signer.headers(PV))
+
+    assert other.status_code == 200, other.text
+    assert [c["summary"].split(":")[0] for c in other.json()["cards"]] == ["Eligible for case management"]
+    assert mine.json()["cards"][0]["summary"].startswith("Open case with Dana Reed")

@@ -18,6 +18,7 @@ import datetime as dt
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -84,8 +85,8 @@ def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | Unre
     """The patient's newest open case; else one this version cannot read (stored before a rule of the
     case model), if any: the patient is in case management, so no card may say otherwise.
 
-    ``patient_id`` is the EHR's, matched through the ledger of ``servers`` (the caller's and the
-    configured one) as ``store.ehr_patient_keys`` says: a case whose Patient a push created there is
+    ``patient_id`` is the EHR's, matched through the ledger of ``servers`` (the caller's,
+    ``_ledger_servers``) as ``store.ehr_patient_keys`` says: a case whose Patient a push created there is
     found by the id the server chose, and not by our own id, which there may be another person's."""
     skipped: list[UnreadableCase] = []
     with store.session(read_only=True) as s:
@@ -94,6 +95,31 @@ def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | Unre
     if cases:
         return max(cases, key=lambda c: c.period.start)
     return skipped[0] if skipped else None
+
+
+def _ledger_servers(called_from: str | None, configured: str | None) -> list[str]:
+    """The server whose ledger says which of our patients the EHR's patient id names: the call's
+    ``fhirServer`` (the configured one when it is that server, however spelt: the ledger has the
+    configured spelling), or the configured one when the call names none. Never the configured one
+    for a call from another server: an id it gave a patient of ours names someone else there."""
+    if not called_from:
+        return [configured] if configured else []
+    if configured and _server_key(called_from) == _server_key(configured):
+        return [configured]
+    return [called_from]
+
+
+def _server_key(base: str) -> tuple[str, str, int | None, str]:
+    """A base URL as a server: scheme and host in any case, a default port or a trailing slash alike."""
+    try:
+        parts = urlsplit(base.strip())
+        port = parts.port
+    except ValueError:  # a port that is no number: no server to match
+        return (base, "", None, "")
+    scheme = parts.scheme.lower()
+    if port == {"http": 80, "https": 443}.get(scheme):
+        port = None
+    return (scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
 
 
 def _clashes(store: Store, patient_id: str, servers: list[str]) -> bool:
@@ -198,7 +224,7 @@ async def answer(
     assert svc is not None  # the route checked
     patient_id = context_patient(request)
     issued: list[tuple[Card, str]] = []
-    servers = [b for b in dict.fromkeys((request.fhirServer, settings.fhir_base)) if b]
+    servers = _ledger_servers(request.fhirServer, settings.fhir_base)
     if svc.hook == "encounter-discharge":
         case = _open_case(store, patient_id, servers)
         if isinstance(case, UnreadableCase):
