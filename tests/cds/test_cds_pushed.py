@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 import pytest
 from fastapi.testclient import TestClient
@@ -41,6 +44,17 @@ async def _push(store: Store, settings: Settings, patient_id: str) -> str:
         patient = get_ledger(s, settings.fhir_base, "Patient", patient_id)
     assert patient is not None and patient.server_id
     return patient.server_id
+
+
+def _accept(cds: TestClient, signer: Signer, card: dict[str, Any]) -> httpx.Response:
+    """The clinician accepts the card's referral suggestion: the EHR's feedback."""
+    accept = {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": "2026-06-01T10:00:00Z",
+    }
+    return cds.post(f"{PV}/feedback", json={"feedback": [accept]}, headers=signer.headers(f"{PV}/feedback"))
 
 
 async def test_the_ehrs_id_of_a_pushed_patient_finds_their_open_case(
@@ -88,13 +102,7 @@ async def test_the_ehrs_patient_of_our_id_is_not_the_patient_we_pushed_under_ano
         other = cds.post(PV, json=call(ours, **eligible_prefetch(ours)), headers=signer.headers(PV))
         assert other.status_code == 200, other.text
         assert other.json()["cards"] == []
-        accept = {
-            "card": card["uuid"],
-            "outcome": "accepted",
-            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
-            "outcomeTimestamp": "2026-06-01T10:00:00Z",
-        }
-        fb = cds.post(f"{PV}/feedback", json={"feedback": [accept]}, headers=signer.headers(f"{PV}/feedback"))
+        fb = _accept(cds, signer, card)
         assert fb.status_code == 200, fb.text
         assert fb.json()["cases"] == [None]
         with store.session(read_only=True) as s:
@@ -127,3 +135,25 @@ async def test_another_ehrs_patient_is_not_found_by_the_id_the_configured_server
     assert other.status_code == 200, other.text
     assert [c["summary"].split(":")[0] for c in other.json()["cards"]] == ["Eligible for case management"]
     assert mine.json()["cards"][0]["summary"].startswith("Open case with Dana Reed")
+
+
+async def test_accepting_another_ehrs_referral_makes_its_patients_case_not_finds_ours(
+    tmp_path: Path, sekmet_base: str, signer: Signer, signer_and_jwks: tuple[Signer, str]
+) -> None:
+    # The referral card of that other EHR's patient, accepted: feedback read its patient id through
+    # the configured server's ledger, answered with our patient's case and made none, the referral lost.
+    settings = _settings(tmp_path, sekmet_base, uuid.uuid4().hex[:12], signer_and_jwks[1])
+    with open_store(settings.database_url) as store:
+        ours = open_case(store, f"pat-{settings.identifier_system[6:]}")
+        theirs = await _push(store, settings, ours.patient.id)
+        with TestClient(create_app(settings, store=store, clock=lambda: TODAY), base_url=BASE) as cds:
+            elsewhere = {
+                **call(theirs, **eligible_prefetch(theirs)),
+                "fhirServer": "https://other-ehr.example.org/fhir",
+            }
+            [card] = cds.post(PV, json=elsewhere, headers=signer.headers(PV)).json()["cards"]
+            fb = _accept(cds, signer, card)
+        assert fb.status_code == 200, fb.text
+        [made] = fb.json()["cases"]
+        with store.session(read_only=True) as s:
+            assert made != ours.id and {c.patient.id for c in list_cases(s)} == {ours.patient.id, theirs}

@@ -258,7 +258,7 @@ async def answer(
         # The EHR's server is the one FHIR_CM_FHIR_VERSION names; with "auto", R4 (its /metadata is not read).
         version = fhir_version_without_server(settings.fhir_version)
         issued.append((_eligible_card(patient_id, assessment, today, version), "eligible"))
-    return _issue(store, service_id, patient_id, issued, assessment)
+    return _issue(store, service_id, patient_id, issued, assessment, server=request.fhirServer)
 
 
 def _has_record(resources: list[dict[str, Any]], patient_id: str) -> bool:
@@ -272,13 +272,18 @@ def _issue(
     patient_id: str,
     issued: list[tuple[Card, str]],
     assessment: Assessment | None = None,
+    *,
+    server: str | None = None,
 ) -> CardsResponse:
     """The cards answered, each remembered first with its kind (an eligibility card with the
-    assessment's reasons, for the case its accepted suggestion makes)."""
+    assessment's reasons, for the case its accepted suggestion makes) and the call's ``fhirServer``
+    (``server``: the patient id is that server's, and feedback names no server)."""
     if issued:
         with store.session() as s:
             for card, kind in issued:
-                record = IssuedCard(uuid=card.uuid, service_id=service_id, kind=kind, patient_id=patient_id)
+                record = IssuedCard(
+                    uuid=card.uuid, service_id=service_id, kind=kind, patient_id=patient_id, server_base=server
+                )
                 if kind == "eligible" and assessment is not None:
                     record.eligibility = [r.value for r in assessment.eligibility]
                     record.reasons = [r.model_dump(mode="json") for r in assessment.reasons]
@@ -293,14 +298,14 @@ def take_feedback(
     today: dt.date,
     *,
     then: Callable[[Session, list[str]], None] | None = None,
-    servers: Sequence[str] = (),
+    configured: str | None = None,
 ) -> list[str | None]:
     """Record each card's outcome; an accepted referral suggestion makes the referred case. Returns,
     per entry, the case made or found (None where none was). Raises ``UnknownCard``, recording
     nothing, when an entry names a card this service did not issue, or accepts a suggestion its card
     did not make. ``then`` gets the cases made, in the transaction that makes them (the API's audit).
-    ``servers``: those whose ledger says which case the card's patient id is (the configured one; feedback
-    names no ``fhirServer``), as for the cards."""
+    ``configured``: the configured server; the ledger saying which case the card's patient id is, is
+    that of the server the card's call named (feedback names none), as for the cards."""
     made: list[str | None] = []
     created: list[str] = []
     with store.session() as s:
@@ -320,6 +325,7 @@ def take_feedback(
             case_id = None
             assert issued is not None
             if entry.outcome == "accepted" and entry.acceptedSuggestions and issued.kind == "eligible":
+                servers = _ledger_servers(issued.server_base, configured)
                 case_id, new = _referred_case(s, issued, today, servers)
                 if case_id is not None and new:
                     created.append(case_id)

@@ -17,7 +17,7 @@ from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import insert
-from ._tables import ID, Base
+from ._tables import ID, URL, Base
 from ._types import Json, UTCDateTime, utcnow
 
 __all__ = [
@@ -43,6 +43,8 @@ class CdsCardRow(Base):
     eligibility: Mapped[list[str]] = mapped_column(Json)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(Json)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    #: The call's ``fhirServer``, whose id ``patient_id`` is (None: the call named none) — migration 0024.
+    server_base: Mapped[str | None] = mapped_column(String(URL))
 
 
 class CdsFeedbackRow(Base):
@@ -68,6 +70,7 @@ class IssuedCard(BaseModel):
     patient_id: str
     eligibility: list[str] = Field(default_factory=list)
     reasons: list[dict[str, Any]] = Field(default_factory=list)
+    server_base: str | None = Field(default=None, description="The FHIR server whose id patient_id is.")
 
 
 class RecordedFeedback(BaseModel):
@@ -106,6 +109,7 @@ def card_issued(session: Session, uuid: str) -> IssuedCard | None:
         patient_id=row.patient_id,
         eligibility=row.eligibility,
         reasons=row.reasons,
+        server_base=row.server_base,
     )
 
 

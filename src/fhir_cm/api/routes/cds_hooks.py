@@ -120,7 +120,6 @@ def feedback(
     recorded."""
     _service(service_id)
     request_id = getattr(request.state, "request_id", None)
-    servers = [settings.fhir_base] if settings.fhir_base else []
 
     def audit(session: Session, created: list[str]) -> None:
         # No API key here: the caller is the EHR whose token was verified, named by its issuer (not PHI).
@@ -135,7 +134,7 @@ def feedback(
         )
 
     try:
-        return {"cases": cds.take_feedback(store, service_id, body, today, then=audit, servers=servers)}
+        return {"cases": cds.take_feedback(store, service_id, body, today, then=audit, configured=settings.fhir_base)}
     except cds.UnknownCard as exc:
         why = "no card of this service has this uuid" if exc.field == "card" else "the card made no such suggestion"
         unknown = [FieldError(field=f"feedback.{n}.{exc.field}", message=why) for n in exc.entries]
