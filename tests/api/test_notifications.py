@@ -33,6 +33,11 @@ BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 
 @pytest.fixture
 def held(api_store: Store) -> Store:
+    return hold(api_store)
+
+
+def hold(api_store: Store) -> Store:
+    """``api_store`` holding the topic subscription ``SUB`` of ``BASE``, of pat-1 and pat-2, no event heard."""
     with api_store.session() as s:
         put_subscription(
             s,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Integer, String, delete, select, update
+from sqlalchemy import BigInteger, Integer, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import normal_base
@@ -55,7 +55,7 @@ class SubscriptionRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(String(1000))
-    last_event: Mapped[int | None] = mapped_column(Integer)
+    last_event: Mapped[int | None] = mapped_column(BigInteger)  # integer64, as the backport numbers events (0025)
     last_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
