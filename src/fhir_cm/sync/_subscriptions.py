@@ -16,7 +16,9 @@ store keeps only its hash. Subscriptions **follow the open cases**: ``sync_subsc
 ``fhir-cm subscribe`` and by every worker round once subscribed) recomputes the batches and creates,
 updates or deletes ours so the criteria name exactly the open cases' patients. ``check_subscriptions``
 (every worker round) reads each back: one the server put in ``error`` or ``off``, or lost, is asked to
-be active again, and the tracking of its patients is queued as a catch-up for what it may have missed.
+be active again, and the tracking of its patients is queued as a catch-up for what it may have missed;
+one the server no longer holds (``gone``: deleted there, or lost with its database) is made anew by
+the next ``sync_subscriptions``.
 """
 
 from __future__ import annotations
@@ -161,6 +163,10 @@ async def sync_subscriptions(
     report = SubscriptionsReport(patients=len(patients))
     for i, group in enumerate(batches):
         existing = held[i] if i < len(held) else None
+        if existing is not None and existing.status == "gone":
+            # The server no longer holds it (deleted there, or lost with its database): kept, it would
+            # never notify again, and every round would queue a catch-up of its patients. Made anew.
+            existing = existing.model_copy(update={"server_id": None})
         if (
             existing is not None
             and existing.patients == group
