@@ -173,3 +173,44 @@ def test_an_import_is_audited_per_case_it_wrote_naming_the_account(db: str) -> N
     assert {(r.principal, r.action, r.case_id) for r in rows} == {
         (f"cli:{getpass.getuser()}", "import", case_id) for case_id in ids
     }
+
+
+def test_partial_dates_are_imported_and_exported_as_the_file_wrote_them(db: str, tmp_path: Path) -> None:
+    """A goal due "2024-06" and a stay of "2023-12" to "2024-01" (FHIR dates of a month) are the case's
+    goal and stay, not a refused file; the export, in either version, still says the month."""
+    from fhir_cm.mapping import ResourceKey, case_to_resources
+    from tests.mapping.builders import full_case
+
+    case = full_case()
+    keys = case_to_resources(case, "R4", SYSTEM)
+    resources = case_to_resources(case, "R4", SYSTEM, server_ids={k: f"id-{n}" for n, k in enumerate(keys)})
+    goal, stay = resources[ResourceKey("Goal", "goal-1")], resources[ResourceKey("Encounter", "stay-1")]
+    goal["target"][0]["dueDate"] = "2024-06"
+    stay["period"] = {"start": "2023-12", "end": "2024-01"}
+    path = tmp_path / "partial.json"
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources.values()]}
+    path.write_text(json.dumps(bundle))
+
+    imported = runner.invoke(app, ["import", str(path)])
+    r4 = runner.invoke(app, ["export"])
+    r5 = runner.invoke(app, ["export", "--fhir-version", "R5"])
+
+    assert imported.exit_code == 0, imported.stderr
+    (held,) = stored(db)
+    assert {g.id: g.due for g in held.goals}["goal-1"] == full_case().goals[0].due.replace(day=30)
+    out = {v: _by_business_key(x.stdout) for v, x in (("R4", r4), ("R5", r5))}
+    assert out["R4"][("Goal", "goal-1")]["target"][0]["dueDate"] == "2024-06"
+    assert out["R5"][("Goal", "goal-1")]["target"][0]["dueDate"] == "2024-06"
+    assert out["R4"][("Encounter", "stay-1")]["period"] == {"start": "2023-12", "end": "2024-01"}
+    assert out["R5"][("Encounter", "stay-1")]["actualPeriod"] == {"start": "2023-12", "end": "2024-01"}
+
+
+def _by_business_key(exported: str) -> dict[tuple[str, str], dict]:
+    """An exported Bundle's resources by type and our business identifier."""
+    out = {}
+    for entry in json.loads(exported)["entry"]:
+        resource = entry["resource"]
+        for i in resource.get("identifier") or ():
+            if i.get("system") == SYSTEM:
+                out[(resource["resourceType"], i["value"])] = resource
+    return out

@@ -211,3 +211,22 @@ def test_another_system_s_episode_gets_no_setting_of_ours() -> None:
     theirs["identifier"] = [{"system": "http://ehr.example.org/episodes", "value": "E-77"}]
     after = case_to_resources(full_case(stays=IN_SNF), "R4", SYSTEM, {key: theirs})[key]
     assert current_setting_extension(after) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "read"), [("2024", D(2024, 1, 2)), ("2024-01", D(2024, 1, 2)), ("2023", D(2023, 1, 1))]
+)
+def test_a_partial_episode_start_is_refined_by_its_status_history_when_that_falls_inside_it(
+    start: str, read: object
+) -> None:
+    """A start of "2024" and a status history beginning 2024-01-02: the case began that day. A history that
+    begins outside the span says nothing about which day of it the case began."""
+    case = full_case()
+    resources = case_to_resources(case, "R4", SYSTEM)
+    episode = resources[ResourceKey("EpisodeOfCare", case.id)]
+    episode["period"] = {"start": start}
+
+    held = resources_to_case(list(resources.values()), "R4", SYSTEM)
+    assert held.period.start == read
+    again = case_to_resources(held, "R4", SYSTEM, base=resources)
+    assert again[ResourceKey("EpisodeOfCare", case.id)]["period"] == {"start": start}  # as the sender wrote it

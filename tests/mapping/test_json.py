@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fhir_cm.mapping._json import absent, get_in, getter, merge_list, set_in
+from fhir_cm.mapping._json import absent, get_in, getter, merge_list, read_day, set_in
 
 _KEYS = st.sampled_from(["a", "b", "c"])
 #: Small JSON trees over few keys, so paths often meet what is there (explicit nulls and empty containers too).
@@ -111,3 +113,21 @@ def test_setting_shares_what_is_off_its_path() -> None:
     assert obj == {"period": {"start": "2024-01-01", "end": "2024-02-01"}, "note": [{"text": "kept"}]}
     assert base["period"] == {"start": "2024-01-01"} and base["extension"] == [{"url": "u"}]
     assert obj["note"] is base["note"]  # untouched elements are not copied
+
+
+@pytest.mark.parametrize(
+    ("value", "first", "last"),
+    [
+        ("2024", dt.date(2024, 1, 1), dt.date(2024, 12, 31)),
+        ("2024-02", dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
+        ("2024-05-10", dt.date(2024, 5, 10), dt.date(2024, 5, 10)),
+        ("2024-05-10T23:00:00+01:00", dt.date(2024, 5, 10), dt.date(2024, 5, 10)),
+        ("2024-13", None, None),
+        ("24", None, None),
+        (2024, None, None),
+    ],
+)
+def test_a_partial_date_reads_as_the_first_or_the_last_day_of_its_span(
+    value: object, first: dt.date | None, last: dt.date | None
+) -> None:
+    assert (read_day(value), read_day(value, last=True)) == (first, last)

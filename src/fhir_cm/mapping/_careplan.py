@@ -96,7 +96,7 @@ def _shape(version: FhirVersion) -> Shape:
             code("status", ("status",), "case-status-careplan", derived=True),
             party("patient", ("subject",), derived=True),
             date("period_start", ("period", "start"), get=lambda c, ctx: c.period.start, derived=True),
-            date("period_end", ("period", "end"), get=lambda c, ctx: c.period.end, derived=True),
+            date("period_end", ("period", "end"), get=lambda c, ctx: c.period.end, derived=True, last=True),
             text("plan_summary", ("description",)),
             refs(
                 "needs",

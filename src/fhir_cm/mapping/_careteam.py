@@ -42,7 +42,7 @@ def _participant(version: FhirVersion) -> Shape:
             concept("role", ("role",), _ROLE) if r5 else concept_items("role", ("role",), _ROLE),
             party("party", ("member",)),
             date("start", (period, "start")),
-            date("end", (period, "end")),
+            date("end", (period, "end"), last=True),
         )
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._codes import CONDITION_CLINICAL, EXT_STRENGTH, HEALTH_CONCERN
 from ._fields import Ctx, Field, ResourceSpec, Shape, concept_items, date, extension_items, party, text
-from ._json import clone, get_in, read_date, set_in
+from ._json import clone, get_in, read_day, set_in
 
 __all__ = ["CONDITION", "first_display"]
 
@@ -57,7 +57,7 @@ def _resolved() -> Field:
     return Field(
         "resolved",
         lambda n, ctx: n.resolved,
-        lambda obj, ctx: read_date(obj.get("abatementDateTime")),
+        lambda obj, ctx: read_day(obj.get("abatementDateTime"), last=True),
         write,
         written=written,
     )

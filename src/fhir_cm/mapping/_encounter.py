@@ -166,7 +166,7 @@ def _shape(version: FhirVersion) -> Shape:
             party("patient", ("subject",), get=lambda s, ctx: ctx.owner.patient, derived=True),
             refs("episode", ("episodeOfCare",), "EpisodeOfCare", get=lambda s, ctx: [ctx.owner.id], derived=True),
             date("start", (period, "start")),
-            date("end", (period, "end")),
+            date("end", (period, "end"), last=True),
             concept("discharge_disposition", _disposition_path(version), _DISPOSITION),
             party("provider", ("serviceProvider",), [PartyKind.ORGANISATION]),
         )

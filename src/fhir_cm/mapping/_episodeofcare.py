@@ -89,7 +89,7 @@ _HISTORY_ENTRY = Shape(
     (
         code("status", ("status",), _STATUS),
         date("start", ("period", "start")),
-        date("end", ("period", "end")),
+        date("end", ("period", "end"), last=True),
         extension_item("reason", EXT_STATUS_REASON, "valueString", decode=_string, encode=str),
     )
 )
@@ -203,15 +203,21 @@ _HISTORY = _history()
 
 
 def _period_start() -> Field:
-    """The day the case began: ``period.start``, else the first ``statusHistory`` entry's start."""
+    """The day the case began: ``period.start``, else the first ``statusHistory`` entry's start.
+
+    A ``period.start`` of a year or month ("2024") is refined by the first ``statusHistory`` entry
+    when that day falls inside it: the history says which day of the year it was.
+    """
     f = date("period_start", ("period", "start"), get=lambda c, ctx: c.period.start)
+    end_of = date("period_start", ("period", "start"), last=True)
 
     def read(obj: Mapping[str, Any], ctx: Ctx) -> Any:
         start = f.read(obj, ctx)
-        if start is not None:
-            return start
         starts = [e.start for e in _HISTORY.read(obj, ctx)]
-        return min(starts) if starts else None
+        if start is None or not starts:
+            return start if start is not None else (min(starts) if starts else None)
+        first, last = min(starts), end_of.read(obj, ctx)
+        return first if start < first <= last else start
 
     return Field(f.name, f.get, read, f.write, written=f.written)
 
@@ -225,7 +231,7 @@ def _shape(version: FhirVersion) -> Shape:
             _eligibility(version),
             party("patient", ("patient",), [PartyKind.PATIENT]),
             _period_start(),
-            date("period_end", ("period", "end"), get=lambda c, ctx: c.period.end),
+            date("period_end", ("period", "end"), get=lambda c, ctx: c.period.end, last=True),
             party("case_manager", ("careManager",), [PartyKind.PRACTITIONER]),
             refs("team", ("careTeam",) if version == "R5" else ("team",), "CareTeam", get=_team, derived=True),
             extension_item(

@@ -48,7 +48,7 @@ def _shape(version: FhirVersion) -> Shape:
             _description(),
             party("patient", ("subject",), get=lambda g, ctx: ctx.owner.patient, derived=True),
             date("start", ("startDate",)),
-            date("due", ("target", 0, "dueDate")),
+            date("due", ("target", 0, "dueDate"), last=True),
             text("target", ("target", 0, "measure", "text")),
             _self_care(("source",) if version == "R5" else ("expressedBy",)),
             refs("addresses", ("addresses",), "Condition"),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
-__all__ = ["PathT", "absent", "clone", "get_in", "getter", "identity", "merge_list", "read_date", "set_in"]
+__all__ = ["PathT", "absent", "clone", "get_in", "getter", "identity", "merge_list", "read_date", "read_day", "set_in"]
 
 PathT = Sequence[str | int]
 
@@ -252,3 +254,30 @@ def read_date(value: Any) -> dt.date | None:
         return dt.date.fromisoformat(value[:10])
     except ValueError:
         return None
+
+
+_PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
+
+
+def read_day(value: Any, *, last: bool = False) -> dt.date | None:
+    """The day a FHIR date or dateTime names, for an element whose partial dates the domain reads too.
+
+    FHIR lets a date be just a year or a year and month ("2024", "2024-05"), and hospitals write
+    them (a goal due "2025-06", an episode begun "2024"). Read as nothing, a case would lose the
+    goal's only date (and with it the goal) or the episode's start (and with it the case). A
+    partial date stands for its whole span: the first day of it, or with ``last`` (an element that
+    ends something: a period's end, a due date) the last day, so an end is still inside what the
+    sender meant and a span read from two partial dates keeps its order. The resource keeps the
+    precision it was written with: a field holding such a day is not rewritten while the day reads
+    the same (see ``Field.reads_as``).
+    """
+    day = read_date(value)
+    if day is not None or not isinstance(value, str):
+        return day
+    m = _PARTIAL.fullmatch(value)
+    if m is None:
+        return None
+    year, month = int(m.group(1)), int(m.group(2) or (12 if last else 1))
+    if not (1 <= year and 1 <= month <= 12):
+        return None
+    return dt.date(year, month, calendar.monthrange(year, month)[1] if last else 1)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from .._base import FhirVersion, ResourceKey
-from .._json import PathT, absent, getter, identity, merge_list, read_date, set_in
+from .._json import PathT, absent, getter, identity, merge_list, read_day, set_in
 from .._refs import References
 
 if TYPE_CHECKING:
@@ -259,13 +259,18 @@ def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = F
     )
 
 
-def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False) -> Field:
-    """A day, written as a FHIR date (which every date and dateTime element accepts)."""
+def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False, last: bool = False) -> Field:
+    """A day, written as a FHIR date (which every date and dateTime element accepts).
+
+    A partial date held there ("2024", "2024-05") reads as its first day, or with ``last`` (the
+    element ends something) its last (see :func:`read_day`); it is not rewritten while that day is
+    the domain's, so the resource keeps the precision its sender gave it.
+    """
     at, gone = getter(path), absent(path)
     return Field(
         name,
         get or attr(name),
-        lambda obj, ctx: read_date(at(obj)),
+        lambda obj, ctx: read_day(at(obj), last=last),
         lambda obj, v, ctx: set_in(obj, path, v.isoformat() if v is not None else None),
         derived=derived,
         written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else gone(obj),
