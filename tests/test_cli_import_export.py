@@ -214,3 +214,33 @@ def _by_business_key(exported: str) -> dict[tuple[str, str], dict]:
             if i.get("system") == SYSTEM:
                 out[(resource["resourceType"], i["value"])] = resource
     return out
+
+
+def test_decimals_are_exported_with_the_precision_the_file_gave_them(db: str, tmp_path: Path) -> None:
+    """FHIR decimals keep their precision on the wire (1.50 is not 1.5): a goal's target of 1.50 and an
+    extension's 2.0 come out of either export as written, a value a float would print otherwise too."""
+    from fhir_cm.mapping import ResourceKey, case_to_resources
+    from tests.mapping.builders import full_case
+
+    case = full_case()
+    keys = case_to_resources(case, "R4", SYSTEM)
+    resources = case_to_resources(case, "R4", SYSTEM, server_ids={k: f"id-{n}" for n, k in enumerate(keys)})
+    goal, episode = resources[ResourceKey("Goal", "goal-1")], resources[ResourceKey("EpisodeOfCare", case.id)]
+    goal["target"][0]["detailQuantity"] = {"value": "@1.50@", "unit": "mmol/L"}
+    episode["extension"].append({"url": "https://hospital.example/score", "valueDecimal": "@2.0@"})
+    episode["extension"].append({"url": "https://hospital.example/tiny", "valueDecimal": "@0.000010@"})
+    text = json.dumps(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources.values()]}
+    )
+    path = tmp_path / "decimals.json"
+    path.write_text(text.replace('"@', "").replace('@"', ""))
+
+    imported = runner.invoke(app, ["import", str(path)])
+    r4 = runner.invoke(app, ["export"])
+    r5 = runner.invoke(app, ["export", "--fhir-version", "R5"])
+
+    assert imported.exit_code == 0, imported.stderr
+    for exported in (r4, r5):
+        assert exported.exit_code == 0, exported.stderr
+        assert '"value":1.50,' in exported.stdout and '"valueDecimal":2.0}' in exported.stdout
+        assert '"valueDecimal":0.000010}' in exported.stdout

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from . import decimals
 from .fhir import FhirRelease, UnsupportedByServer, model_class
 from .mapping import FhirVersion, MappingError, read_resource
 
@@ -48,7 +49,7 @@ def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | N
     if _subsetted(resource):
         return SUBSETTED_PROBLEM
     try:
-        orjson.dumps(resource)  # what the store writes it with
+        decimals.dumps(resource)  # what the store writes it with
     except TypeError:
         return "nested deeper than the store keeps (254 levels)"
     try:

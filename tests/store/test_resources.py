@@ -103,3 +103,18 @@ def test_content_hash_ignores_what_servers_restamp_and_nothing_else() -> None:
     deep["target"][0]["detailQuantity"]["value"] = 201
     assert content_hash(deep) != content_hash(GOAL)
     assert content_hash(GOAL | {"text": {"status": "empty"}}) != content_hash(GOAL)
+
+
+def test_a_decimal_reads_back_with_the_precision_it_was_written_with(store_with_cases: Store) -> None:
+    """FHIR decimals keep their precision (1.50 is not 1.5): what the store holds gives back the text
+    the server sent, on SQLite and PostgreSQL alike."""
+    from fhir_cm import decimals
+
+    sent = b'{"resourceType":"Goal","id":"g2","target":[{"detailQuantity":{"value":1.50,"unit":"mmol/L"}}],'
+    sent += b'"extension":[{"url":"http://example.org/x","valueDecimal":1.000E+2}],"lifecycleStatus":"active"}'
+    with store_with_cases.session() as s:
+        put_resources(s, "case-1", [("goal-2", decimals.loads(sent))], fhir_version="R4", source="x", now=NOW)
+    with store_with_cases.session(read_only=True) as s:
+        stored = get_resource(s, "Goal", "goal-2")
+    assert stored is not None
+    assert decimals.dumps(stored.raw) == sent

@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
@@ -25,6 +24,8 @@ from starlette.responses import Response
 
 from fhir_cm.store import NotFound, StaleRevision, StoreError, StoreUnavailable, UnreadableCase
 from fhir_cm.errors import FhirCmError
+
+from .. import decimals
 
 __all__ = [
     "PROBLEM_JSON",
@@ -268,7 +269,7 @@ def problem_response(
         content, media = _operation_outcome(status, title, detail, errors), FHIR_JSON
     else:
         content, media = _body(status, _TYPE + slug, title, detail, errors, request, extra or {}), PROBLEM_JSON
-    return Response(orjson.dumps(content), status_code=status, media_type=media, headers=all_headers)
+    return Response(decimals.dumps(content), status_code=status, media_type=media, headers=all_headers)
 
 
 def _from_problem(request: Request, exc: Problem) -> Response:

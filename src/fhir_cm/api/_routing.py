@@ -16,6 +16,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from .. import decimals
+
 __all__ = ["StrictJsonRoute", "api_router"]
 
 
@@ -35,7 +37,7 @@ class _StrictJsonRequest(Request):
             body = await self.body()
             text = body.decode("utf-8", errors="replace")
             try:
-                value = orjson.loads(body)
+                value = decimals.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise json.JSONDecodeError(exc.msg, text, exc.pos) from None
             if _has_nul(value):

@@ -13,6 +13,7 @@ from typing import IO, Annotated
 
 import typer
 
+from .. import decimals
 from ._app import app, fail, late_progress, open_configured_store, reported, warn_unreadable
 
 
@@ -81,7 +82,6 @@ def map_command(
     ] = None,
 ) -> None:
     """Map cases to FHIR: one transaction Bundle per case on stdout, as JSON lines."""
-    import orjson
 
     from ..config import get_settings
     from ..jobs import offline_fhir_version, read_cases
@@ -95,7 +95,9 @@ def map_command(
     try:
         with reported(), late_progress(len(cases), "mapping cases") as advance:
             for case in cases:
-                sys.stdout.buffer.write(orjson.dumps(case_to_bundle(case, version, settings.identifier_system)) + b"\n")
+                sys.stdout.buffer.write(
+                    decimals.dumps(case_to_bundle(case, version, settings.identifier_system)) + b"\n"
+                )
                 advance()
         sys.stdout.flush()
     except BrokenPipeError:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import decimals
 from ._app import app, fail, instant, open_configured_store, reported
 
 
@@ -109,14 +110,12 @@ def identify_command(
         with store.session(read_only=True) as s:
             candidates = list_candidates(s, server, limit=top)
     if as_json:
-        import orjson
-
         payload = {
             "run": report.model_dump(mode="json"),
             "candidates": [c.model_dump(mode="json") for c in candidates],
             "enrolled": enrolled.model_dump(mode="json") if enrolled else None,
         }
-        typer.echo(orjson.dumps(payload).decode())
+        typer.echo(decimals.dumps(payload).decode())
         return
     read = ", ".join(f"{n} {t}" for t, n in sorted(report.read.items())) or "nothing"
     since_text = f" changed since {report.since}" if report.since else ""

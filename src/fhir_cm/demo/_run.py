@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import make_url
 
+from .. import decimals
 from ..caseload import compute_caseload
 from ..config import Settings
 from ..domain import Case, CaseStatus, Stay
@@ -164,7 +165,7 @@ def _export(store: Store, settings: Settings, ids: Sequence[str], path: Path) ->
     if entries:
         bundle["entry"] = entries
     try:
-        path.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+        path.write_bytes(decimals.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as exc:
         raise DemoError(f"cannot write {path}: {exc.strerror or exc}") from None
     return dict(sorted(Counter(e["resource"]["resourceType"] for e in entries).items()))

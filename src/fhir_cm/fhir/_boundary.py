@@ -24,6 +24,7 @@ from typing import Any, Self
 import httpx
 import orjson
 
+from .. import decimals
 from .. import __version__
 from ._capabilities import Capabilities, release_from_version
 from ._errors import (
@@ -294,7 +295,7 @@ class FhirBoundary:
         json: Any = None,
         content: bytes | None = None,
     ) -> httpx.Request:
-        body = orjson.dumps(json) if json is not None else content
+        body = decimals.dumps(json) if json is not None else content
         return self._http.build_request(
             method,
             url,
@@ -352,7 +353,7 @@ class FhirBoundary:
         if not response.content.strip():
             return None
         try:
-            return orjson.loads(response.content)
+            return decimals.loads(response.content)
         except orjson.JSONDecodeError as exc:
             kind = response.headers.get("content-type", "no content type")
             raise InvalidResponse(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from .. import decimals
 from ._errors import _TRANSIENT_ISSUES, FhirError, InvalidResponse, TransientError, error_from_response
 from ._retry import parse_retry_after
 
@@ -214,7 +215,7 @@ class BulkExport:
                 if not line.strip():
                     continue
                 try:
-                    resource = json.loads(line)
+                    resource = json.loads(line, parse_float=decimals.number)
                 except ValueError:
                     raise NotNdjson(f"{file.type} file: line {number} is not JSON; the export is incomplete") from None
                 if not isinstance(resource, dict) or "resourceType" not in resource:

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-import orjson
 
+from .. import decimals
 from ._boundary import FHIR_JSON, FhirBoundary
 from ._bundles import BundleEntry, Resource, as_dict, criteria_query, send_batch, send_transaction, version_tag
 from ._capabilities import Capabilities, FhirRelease, release_from_version
@@ -186,7 +186,7 @@ class AsyncFhirClient(FhirBoundary):
         if version_id is not None:
             headers["If-Match"] = f'W/"{version_id}"'
         request = self._request(
-            "PATCH", f"{self._base}/{rtype}/{rid}", headers=headers, content=orjson.dumps(list(operations))
+            "PATCH", f"{self._base}/{rtype}/{rid}", headers=headers, content=decimals.dumps(list(operations))
         )
         return await self._write(request, rtype, None)
 

@@ -25,7 +25,7 @@ adapter's fresh resources reference each other.
 
 The whole store can be larger than memory, so :func:`write_export` streams: it reads the cases a
 page of ``chunk`` at a time (in one read-only session, so one snapshot) and writes each case's
-entries as soon as they are mapped; the bytes are those of ``orjson.dumps(export_cases(...))``.
+entries as soon as they are mapped; the bytes are those of ``decimals.dumps(export_cases(...))``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import orjson
 
+from .. import decimals
 from ..config import Settings
 from ..domain import Case
 from ..mapping import (
@@ -183,7 +183,7 @@ def write_export(
     count = 0
     for entry in itertools.chain([first] if first is not None else [], entries):
         write(b',"entry":[' if count == 0 else b",")
-        write(orjson.dumps(entry))
+        write(decimals.dumps(entry))
         count += 1
     write(b"]}" if count else b"}")  # FHIR allows no empty arrays
     return count

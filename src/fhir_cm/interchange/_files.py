@@ -44,6 +44,7 @@ import fhir.resources.resource as r5_resource
 import orjson
 from pydantic import ValidationError
 
+from .. import decimals
 from ..domain import Case
 from ..mapping import FhirVersion, References, ResourceKey, replace_references, resource_key
 from ._errors import BadInputError
@@ -155,7 +156,7 @@ def _empty(value: Any, path: str) -> str | None:
 def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
     """``(where, document)``: one JSON document (or an array's items), else JSON lines."""
     try:
-        whole = json.loads(text)
+        whole = json.loads(text, parse_float=decimals.number)
     except RecursionError:
         raise BadInputError(name, "document", "not JSON this reads (nested too deep)") from None
     except json.JSONDecodeError as exc:
@@ -171,7 +172,7 @@ def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            yield f"line {number}", json.loads(line)
+            yield f"line {number}", json.loads(line, parse_float=decimals.number)
         except RecursionError:
             raise BadInputError(name, f"line {number}", "not JSON this reads (nested too deep)") from None
         except json.JSONDecodeError as exc:
@@ -302,7 +303,7 @@ def key_of(item: FhirItem, identifier_system: str) -> ResourceKey:
     rtype = str(item.resource["resourceType"])
     if item.full_url and item.full_url.startswith("urn:uuid:"):
         return ResourceKey(rtype, item.full_url.removeprefix("urn:uuid:"))
-    digest = hashlib.sha256(orjson.dumps(item.resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = hashlib.sha256(decimals.dumps(item.resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return ResourceKey(rtype, f"h-{digest[:40]}")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from .. import decimals
 from ..domain import Case, CaseStatus, Party, PartyKind, Period, ProgrammeType
 from ..mapping import (
     FhirVersion,
@@ -164,11 +165,11 @@ def read_view(
         episode = _synthetic_episode(case_id, work.values(), home, identifier_system)
     taken = {case_id}
     fine: list[ResourceKey] = []
-    episode_json = orjson.dumps(episode)
+    episode_json = decimals.dumps(episode)
     for key in candidates:
         if key.type in _ENTITIES and key.value in taken:
             continue
-        if _pair_reads(episode_json, orjson.dumps(work[key]), home, identifier_system):
+        if _pair_reads(episode_json, decimals.dumps(work[key]), home, identifier_system):
             fine.append(key)
             if key.type in _ENTITIES:
                 taken.add(key.value)

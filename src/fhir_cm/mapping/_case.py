@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
+from .. import decimals
 from .. import terminology as T
 from ..domain import Case, Contact, Goal, Need, Party, PartyKind, Referral, Stay, TeamMember
 from ._base import FhirVersion, ResourceKey, UnreadableResourceError, check_version
@@ -114,13 +114,13 @@ def _prepared(resource: Mapping[str, Any], refs: References, settle: bool) -> Ma
     without copying the base first (it shares what it does not change, see :func:`set_in`).
     """
     try:
-        raw = orjson.dumps(resource)
+        raw = decimals.dumps(resource)
     except TypeError:
         resource, raw = clone(resource), b"urn:uuid:"  # other mappings, models…: made plain
     if not (settle and b"urn:uuid:" in raw):
         return resource
     if type(resource) is not dict:
-        resource = orjson.loads(raw)  # plain JSON, so that every reference in it is found
+        resource = decimals.loads(raw)  # plain JSON, so that every reference in it is found
 
     def settled(reference: dict[str, Any]) -> str | None:
         if not reference["reference"].startswith("urn:uuid:"):

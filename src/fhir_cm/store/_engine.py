@@ -16,12 +16,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from .. import decimals
 from ._errors import StoreError
 
 __all__ = [
@@ -79,7 +79,7 @@ def _values(value: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return decimals.dumps(value).decode()
 
 
 #: What a NUL character in text becomes: the replacement character, as for bytes that are no UTF-8.
@@ -146,7 +146,7 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         # Statement parameters carry case data: keep them out of logs and exception messages.
         "hide_parameters": True,
         "json_serializer": _dumps,
-        "json_deserializer": orjson.loads,
+        "json_deserializer": decimals.loads,
     }
     try:
         if backend == "sqlite":

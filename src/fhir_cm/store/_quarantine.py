@@ -26,11 +26,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from .. import decimals
 from ._dialect import insert, normal_base
 from ._engine import without_nul
 from ._tables import QuarantineRow
@@ -187,7 +187,7 @@ def _json_text(raw: Mapping[str, Any]) -> str:
     """``raw`` as JSON text; past orjson's nesting limit (254 levels) the standard library's writer
     keeps it, and past Python's, a note of what it was (it is refused for that very reason)."""
     try:
-        return orjson.dumps(raw).decode()
+        return decimals.dumps(raw).decode()
     except TypeError:
         try:
             return json.dumps(raw)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import decimals
 from ..mapping import FhirVersion  # the one definition; re-exported
 from ._dialect import insert
 from ._tables import ResourceRow
@@ -36,7 +37,7 @@ _NOT_CONTENT = frozenset({"id", "meta"})
 def content_json(resource: Mapping[str, Any]) -> bytes:
     """A resource's content as canonical JSON: sorted keys, without ``id`` and ``meta``."""
     body = {k: v for k, v in resource.items() if k not in _NOT_CONTENT}
-    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return decimals.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 def content_hash(resource: Mapping[str, Any], *, content: bytes | None = None) -> str:

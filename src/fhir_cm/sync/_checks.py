@@ -18,8 +18,8 @@ import multiprocessing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
 
+from .. import decimals
 from ..checks import load_models, problems_of
 from ..mapping import FhirVersion
 
@@ -74,7 +74,7 @@ class Checker:
             return None
         try:
             return asyncio.get_running_loop().run_in_executor(
-                self._pool, problems_of, orjson.dumps(list(batch)), self.version, self.system
+                self._pool, problems_of, decimals.dumps(list(batch)), self.version, self.system
             )
         except Exception as exc:  # the pool broke since (a worker killed): the checks are the pull's again
             log.warning("the pull's check worker stopped (%s); checking in the pull from here on", type(exc).__name__)

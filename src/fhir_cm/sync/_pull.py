@@ -60,9 +60,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
 
-
+from .. import decimals
 from ..checks import MAPPING_PROBLEM, problem_of
 from ..config import Settings
 from ..fhir import (
@@ -398,7 +397,7 @@ class _Puller(Merging):
             return
         if earlier is None:
             self.held += 1
-        self.held_bytes += len(orjson.dumps(resource))  # a later copy counts again: spilled sooner, never later
+        self.held_bytes += len(decimals.dumps(resource))  # a later copy counts again: spilled sooner, never later
         items[key] = resource
         if key.type == "EpisodeOfCare":
             self._note_episode(case_id, resource)

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NoReturn
 
-import orjson
 
+from .. import decimals
 from ..domain import Case
 from ..fhir import (
     a_resource,
@@ -135,7 +135,7 @@ class _CasePush(CaseSend):
         resources = case_to_resources(
             self.case, session.version, session.system, self.bases, server_ids=stable, parties=moved
         )
-        leftover = [orjson.dumps(own) for own in moved]
+        leftover = [decimals.dumps(own) for own in moved]
         writes: list[Write] = []
         refs: References | None = None
         for key, resource in resources.items():

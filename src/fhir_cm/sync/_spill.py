@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import orjson
 
+from .. import decimals
 from ..mapping import ResourceKey
 from ._intake import is_newer, version_of
 
@@ -81,7 +81,7 @@ class Spill:
         if not any(buffer.values()):
             return
         rows = (
-            (case_id, key.type, key.value, _server_id(resource), orjson.dumps(resource))
+            (case_id, key.type, key.value, _server_id(resource), decimals.dumps(resource))
             for case_id, items in buffer.items()
             for key, resource in items.items()
         )
@@ -155,7 +155,7 @@ class Spill:
             marks = ",".join("?" * len(chunk))
             query = f"SELECT case_id, type, key, body FROM held WHERE case_id IN ({marks}) ORDER BY seq"
             for case_id, rtype, key, body in db.execute(query, chunk):
-                yield case_id, ResourceKey(rtype, key), orjson.loads(body)
+                yield case_id, ResourceKey(rtype, key), decimals.loads(body)
 
     def clear(self) -> None:
         if self._db is not None and self.count:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 
+from ... import decimals
 from ._errors import issue, operation_outcome
 from ._index import Indexed
 from ._match import sort_text
@@ -148,4 +148,4 @@ def searchset(
     }
     if entries:
         bundle["entry"] = entries
-    return orjson.dumps(bundle), page
+    return decimals.dumps(bundle), page

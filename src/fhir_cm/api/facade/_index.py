@@ -36,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy.orm import Session
 
 from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource
@@ -51,6 +50,7 @@ from fhir_cm.store import (
     get_resources,
 )
 
+from ... import decimals
 from ._match import Kind, extract, only_type
 from ._negotiation import FhirVersion
 from ._params import RESOURCE_TYPES, Criterion, SearchRequest, params_for
@@ -298,7 +298,7 @@ def _in_version(stored: StoredResource, version: FhirVersion) -> dict[str, Any]:
 def _indexed(key: ResourceKey, rid: str, case_id: str, resource: dict[str, Any], changed: dt.datetime) -> Indexed:
     content = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
     # Any stable hash of the content will do for versionId: the mapping writes elements in a fixed order.
-    version_id = hashlib.blake2b(orjson.dumps(content), digest_size=8).hexdigest()
+    version_id = hashlib.blake2b(decimals.dumps(content), digest_size=8).hexdigest()
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
     body = {
         "resourceType": key.type,
@@ -312,4 +312,4 @@ def _indexed(key: ResourceKey, rid: str, case_id: str, resource: dict[str, Any],
         if (p.kind, p.path) not in by_path:
             by_path[p.kind, p.path] = extract(p.kind, body, p.path)
         values[p.name] = only_type(by_path[p.kind, p.path], p.target)
-    return Indexed(key.type, rid, case_id, orjson.dumps(body), version_id, changed, values)
+    return Indexed(key.type, rid, case_id, decimals.dumps(body), version_id, changed, values)

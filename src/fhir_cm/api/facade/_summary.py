@@ -26,6 +26,8 @@ import orjson
 
 from fhir_cm.mapping import Elem, FhirVersion, element_map, model_class
 
+from ... import decimals
+
 __all__ = ["SUMMARY_MODES", "Summary", "mandatory_elements", "shape_resource"]
 
 #: The ``_summary`` values that cut a resource down (``count`` and ``false`` do not).
@@ -100,7 +102,7 @@ def shape_resource(
     else the ``_summary`` form or the ``_elements`` subset, tagged SUBSETTED."""
     if summary is None and elements is None:
         return orjson.Fragment(body)
-    kept = _cut(orjson.loads(body), version, summary, elements or ())
+    kept = _cut(decimals.loads(body), version, summary, elements or ())
     meta = dict(kept.get("meta") or {})
     tags = list(meta.get("tag", []))
     if not any(t.get("system") == _SUBSETTED["system"] and t.get("code") == "SUBSETTED" for t in tags):

@@ -23,13 +23,13 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from fhir_cm.config import DEFAULT_IDENTIFIER_SYSTEM
 from fhir_cm.store import StoreUnavailable
 
+from ... import decimals
 from ..facade import (
     DEFAULT_COUNT,
     DEFAULT_VERSION,
@@ -124,22 +124,22 @@ def _error_response(request: Request, exc: Exception) -> Response:
     """Any exception as an OperationOutcome response; nothing else leaves the facade."""
     version = _version_or_default(request)
     if isinstance(exc, FacadeError):
-        return _fhir_response(orjson.dumps(exc.outcome()), version, exc.status, exc.headers)
+        return _fhir_response(decimals.dumps(exc.outcome()), version, exc.status, exc.headers)
     if isinstance(exc, StoreUnavailable):
         outcome = operation_outcome([issue("error", "transient", "the store is unavailable or busy; try again")])
-        return _fhir_response(orjson.dumps(outcome), version, 503, {"Retry-After": "1"})
+        return _fhir_response(decimals.dumps(outcome), version, 503, {"Retry-After": "1"})
     status = _http_status(exc)
     if status is None:
         # The message may hold data from the request or the store: log the type only.
         log.error("FHIR facade: unexpected %s", type(exc).__name__)
         outcome = operation_outcome([issue("fatal", "exception", "an unexpected error occurred")])
-        return _fhir_response(orjson.dumps(outcome), version, 500)
+        return _fhir_response(decimals.dumps(outcome), version, 500)
     detail = getattr(exc, "detail", None)
     known = status in http.HTTPStatus._value2member_map_
     text = detail if isinstance(detail, str) and detail else http.HTTPStatus(status).phrase if known else "error"
     headers = getattr(exc, "headers", None)
     outcome = operation_outcome([issue("error", issue_code_for_status(status), text)])
-    return _fhir_response(orjson.dumps(outcome), version, status, headers if isinstance(headers, Mapping) else None)
+    return _fhir_response(decimals.dumps(outcome), version, status, headers if isinstance(headers, Mapping) else None)
 
 
 class _FacadeRoute(APIRoute):
@@ -294,7 +294,7 @@ def build_fhir_router(
             default_count=default_count,
             max_count=max_count,
         )
-        return _fhir_response(orjson.dumps(statement), version)
+        return _fhir_response(decimals.dumps(statement), version)
 
     def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:
         """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
@@ -333,7 +333,7 @@ def build_fhir_router(
             raise FacadeNotFound(f"no {resource_type} with this id")
         audited(principal, "read", {found.case_id})
         return _fhir_response(
-            orjson.dumps(shape_resource(found.body, version, summary=shape.summary, elements=shape.elements)),
+            decimals.dumps(shape_resource(found.body, version, summary=shape.summary, elements=shape.elements)),
             version,
             headers={
                 "ETag": f'W/"{found.version_id}"',
