@@ -244,3 +244,37 @@ def test_decimals_are_exported_with_the_precision_the_file_gave_them(db: str, tm
         assert exported.exit_code == 0, exported.stderr
         assert '"value":1.50,' in exported.stdout and '"valueDecimal":2.0}' in exported.stdout
         assert '"valueDecimal":0.000010}' in exported.stdout
+
+
+def test_an_extension_whose_value_has_its_own_extensions_is_imported_and_exported(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_valueString`` beside an Extension's ``valueString`` (a translation of it, say) is valid FHIR
+    that fhir.resources' Extension model refuses: the file is imported, and both exports keep it and
+    read back in."""
+    from fhir_cm.mapping import ResourceKey, case_to_resources
+    from tests.mapping.builders import full_case, translated_note
+
+    case = full_case()
+    keys = case_to_resources(case, "R4", SYSTEM)
+    resources = case_to_resources(case, "R4", SYSTEM, server_ids={k: f"id-{n}" for n, k in enumerate(keys)})
+    note = translated_note()
+    resources[ResourceKey("EpisodeOfCare", case.id)]["extension"].append(note)
+    path = tmp_path / "translated.json"
+    path.write_text(
+        json.dumps(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources.values()]}
+        )
+    )
+
+    imported = runner.invoke(app, ["import", str(path)])
+    r4 = runner.invoke(app, ["export"])
+    r5 = runner.invoke(app, ["export", "--fhir-version", "R5", "--out", str(tmp_path / "r5.json")])
+
+    assert imported.exit_code == 0, imported.stderr
+    assert r4.exit_code == 0 and r5.exit_code == 0, r4.stderr + r5.stderr
+    for exported in (r4.stdout, (tmp_path / "r5.json").read_text()):
+        assert note in _by_business_key(exported)[("EpisodeOfCare", case.id)]["extension"]
+    monkeypatch.setenv("FHIR_CM_DATABASE_URL", f"sqlite:///{tmp_path / 'again.db'}")
+    again = runner.invoke(app, ["import", str(tmp_path / "r5.json")])
+    assert again.exit_code == 0, again.stderr

@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from . import decimals
-from .fhir import FhirRelease, UnsupportedByServer, model_class
+from .fhir import FhirRelease, UnsupportedByServer, model_class, validate
 from .mapping import FhirVersion, MappingError, read_resource
 
 __all__ = [
@@ -53,7 +53,7 @@ def strict_problem(resource: Mapping[str, Any], version: FhirVersion) -> str | N
     except TypeError:
         return "nested deeper than the store keeps (254 levels)"
     try:
-        model_class(_release(version), rtype).model_validate(resource)
+        validate(model_class(_release(version), rtype), resource)
     except UnsupportedByServer as exc:
         return str(exc)[:_MAX_REASON]
     except ValidationError as exc:

@@ -118,3 +118,17 @@ def changed_paths(a: Any, b: Any, path: tuple = ()) -> set[tuple]:
             out |= changed_paths(x, y, (*path, i))
         return out
     return set() if a == b else {path}
+
+
+def translated_note() -> dict[str, Any]:
+    """A hospital's extension whose string value carries its own extension (its French translation):
+    valid FHIR that fhir.resources' Extension model refuses (``_valueString``)."""
+    translation = {
+        "url": "http://hl7.org/fhir/StructureDefinition/translation",
+        "extension": [{"url": "lang", "valueCode": "fr"}, {"url": "content", "valueString": "Logement"}],
+    }
+    return {
+        "url": "https://hospital.example/note",
+        "valueString": "Housing",
+        "_valueString": {"extension": [translation]},
+    }

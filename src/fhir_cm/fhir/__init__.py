@@ -31,6 +31,7 @@ from ._bulk import (
     read_population,
 )
 from ._client import AsyncFhirClient
+from ._validate import validate
 from ._config import auth_from_settings, check_fhir_settings, client_from_settings, sync_client_from_settings
 from ._errors import (
     AmbiguousMatch,
@@ -116,6 +117,7 @@ __all__ = [
     "client_from_settings",
     "header_token",
     "model_class",
+    "validate",
     "read_population",
     "release_from_version",
     "safe_for_tokens",

@@ -24,6 +24,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._capabilities import FhirRelease, model_class
+from ._validate import validate
 from ._errors import (
     AmbiguousMatch,
     InvalidResponse,
@@ -137,7 +138,7 @@ class _Validator:
     def __call__(self, resource: Mapping[str, Any]) -> Any | Quarantined:
         rtype, rid = resource.get("resourceType"), resource.get("id")
         try:
-            return model_class(self.release, str(rtype)).model_validate(resource)
+            return validate(model_class(self.release, str(rtype)), resource)
         except UnsupportedByServer as exc:
             return self._quarantine(rtype, rid, str(exc), resource)
         except ValidationError as exc:

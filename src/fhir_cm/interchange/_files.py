@@ -45,6 +45,7 @@ import orjson
 from pydantic import ValidationError
 
 from .. import decimals
+from ..fhir import validate
 from ..domain import Case
 from ..mapping import FhirVersion, References, ResourceKey, replace_references, resource_key
 from ._errors import BadInputError
@@ -117,7 +118,7 @@ def _problem(resource: Mapping[str, Any], version: FhirVersion) -> str | None:
     if model is None:
         return f"{resource['resourceType']} is not a FHIR {version} resource type"
     try:
-        model.model_validate(resource)
+        validate(model, resource)
     except ValidationError as exc:
         parts = [
             f"{'.'.join(str(p) for p in e['loc']) or resource['resourceType']}: {e['msg']}" for e in exc.errors()[:2]
