@@ -1,20 +1,19 @@
-"""Partial dates a hospital writes ("2024", "2024-06"), pulled from the real server and pushed back."""
+"""Dates as a hospital writes them, pulled from the real server and pushed back: partial dates ("2024",
+"2024-06"), and a day's element held in another of its forms."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import GoalStatus, Party
+from fhir_cm.domain import GoalStatus
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, save_case
 from fhir_cm.sync import pull, push_pending
-from tests.mapping.builders import full_case
 from tests.sync.seeding import seed_case
-from tests.sync.test_pull_server import stored
+from tests.sync.test_pull_server import a_case, stored
 
 pytestmark = pytest.mark.server
 
@@ -22,9 +21,7 @@ pytestmark = pytest.mark.server
 async def test_a_case_dated_by_year_and_month_is_read_and_pushed_back_as_the_hospital_wrote_it(
     store: Store, client: AsyncFhirClient, raw: AsyncFhirClient, settings: Settings
 ) -> None:
-    case = full_case(
-        id=f"case-{uuid.uuid4().hex[:12]}", patient=Party(kind="patient", id=f"pat-{uuid.uuid4().hex[:12]}")
-    )
+    case = a_case()
     seeded = await seed_case(raw, case, settings.identifier_system)
     # The hospital's own copies say only the year the episode began (and keep no status history
     # that would say the day), the month a goal is due, and the months of a stay: valid FHIR dates,
@@ -58,3 +55,48 @@ async def test_a_case_dated_by_year_and_month_is_read_and_pushed_back_as_the_hos
     assert (await raw.read("Goal", goal["id"]))["target"][0]["dueDate"] == "2024-06"
     assert (await raw.read("Encounter", stay["id"]))["period"] == {"start": "2023-12", "end": "2024-01"}
     assert (await raw.read("Goal", seeded["Goal/goal-2"]["id"]))["lifecycleStatus"] == "completed"
+
+
+async def test_a_day_set_takes_the_place_of_the_hospital_s_other_form_of_the_element(
+    store: Store, client: AsyncFhirClient, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """A day the case manager sets where the hospital's copy holds another form of the same choice element.
+
+    A Goal due "in 3 months" (``target.dueDuration``), a referral for a period (``occurrencePeriod``), a
+    need abated "last spring" (``abatementString``): each reads as no day. Set one in the case, the
+    update writes the day in place of the other form — writing it beside, the resource held two forms of
+    one element, which FHIR forbids and the server refused, so the case could never be pushed."""
+    case = a_case()
+    seeded = await seed_case(raw, case, settings.identifier_system)
+    goal, referral, need = seeded["Goal/goal-2"], seeded["ServiceRequest/ref-2"], seeded["Condition/need-1"]
+    goal = {**goal, "target": [{"measure": {"text": "walks"}, "dueDuration": {"value": 3, "unit": "mo"}}]}
+    referral = {**referral, "occurrencePeriod": {"start": "2024-02-01"}}
+    need = {**need, "abatementString": "last spring", "_abatementString": {"id": "a1"}}
+    need["clinicalStatus"] = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]
+    }
+    for resource in (goal, referral, need):
+        await raw.update(resource)
+    assert (await pull(store, raw, settings)).quarantined == 0
+
+    held = stored(store, case.id)
+    day = dt.date(2024, 5, 1)
+    edited = held.model_copy(
+        update={
+            "goals": [g.model_copy(update={"due": day}) if g.id == "goal-2" else g for g in held.goals],
+            "referrals": [r.model_copy(update={"due": day}) if r.id == "ref-2" else r for r in held.referrals],
+            "needs": [n.model_copy(update={"resolved": day}) if n.id == "need-1" else n for n in held.needs],
+        }
+    )
+    with store.session() as s:
+        save_case(s, edited)
+    pushed = await push_pending(store, client, settings)
+
+    assert (pushed.failed, pushed.conflicts) == (0, 0), pushed
+    goal = await raw.read("Goal", goal["id"])
+    assert [{k: v for k, v in t.items() if k.startswith("due")} for t in goal["target"]] == [{"dueDate": "2024-05-01"}]
+    referral = await raw.read("ServiceRequest", referral["id"])
+    assert referral["occurrenceDateTime"] == "2024-05-01" and "occurrencePeriod" not in referral
+    need = await raw.read("Condition", need["id"])
+    assert need["abatementDateTime"] == "2024-05-01"
+    assert not {"abatementString", "_abatementString"} & set(need)

@@ -17,6 +17,10 @@ from ._json import clone, get_in, read_day, set_in
 __all__ = ["CONDITION", "first_display"]
 
 _ENDED = {"inactive", "remission", "resolved"}
+#: The forms of ``abatement[x]`` other than the day the mapping writes, and their primitives' extensions.
+_OTHER_ABATEMENTS = tuple(
+    key for form in ("Age", "Period", "Range", "String") for key in (f"abatement{form}", f"_abatement{form}")
+)
 
 
 def first_display(concept: Any) -> str | None:
@@ -42,6 +46,9 @@ def _resolved() -> Field:
 
     def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
         set_in(obj, ("abatementDateTime",), value.isoformat() if value is not None else None)
+        if value is not None:  # the day takes the place of another form (abatement[x] holds one)
+            for other in _OTHER_ABATEMENTS:
+                set_in(obj, (other,), None)
         ended = _clinical_code(obj) in _ENDED
         if value is not None and not ended:
             obj["clinicalStatus"] = clone(CONDITION_CLINICAL["resolved"])

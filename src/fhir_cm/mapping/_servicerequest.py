@@ -71,7 +71,7 @@ def _shape(version: FhirVersion) -> Shape:
             party("patient", ("subject",), get=lambda r, ctx: ctx.owner.patient, derived=True),
             ref("for_stay", ("encounter",), "Encounter"),
             date("authored", ("authoredOn",)),
-            date("due", ("occurrenceDateTime",), last=True),
+            date("due", ("occurrenceDateTime",), last=True, replaces=("occurrencePeriod", "occurrenceTiming")),
             party_item("target", ("performer",)),
             party(
                 "requester",

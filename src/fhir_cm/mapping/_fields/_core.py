@@ -259,19 +259,39 @@ def text(name: str, path: PathT, *, get: Getter | None = None, derived: bool = F
     )
 
 
-def date(name: str, path: PathT, *, get: Getter | None = None, derived: bool = False, last: bool = False) -> Field:
+def date(
+    name: str,
+    path: PathT,
+    *,
+    get: Getter | None = None,
+    derived: bool = False,
+    last: bool = False,
+    replaces: tuple[str, ...] = (),
+) -> Field:
     """A day, written as a FHIR date (which every date and dateTime element accepts).
 
     A partial date held there ("2024", "2024-05") reads as its first day, or with ``last`` (the
     element ends something) its last (see :func:`read_day`); it is not rewritten while that day is
     the domain's, so the resource keeps the precision its sender gave it.
+
+    ``replaces`` names the other forms of a choice element (``dueDuration`` beside ``dueDate``): a
+    day written takes the place of the one another system gave, since a resource holding two forms
+    of one element is invalid and every server refuses it.
     """
     at, gone = getter(path), absent(path)
+    others = [(*path[:-1], key) for other in replaces for key in (other, "_" + other)]
+
+    def write(obj: dict[str, Any], value: Any, ctx: Ctx) -> None:
+        set_in(obj, path, value.isoformat() if value is not None else None)
+        if value is not None:
+            for other in others:
+                set_in(obj, other, None)
+
     return Field(
         name,
         get or attr(name),
         lambda obj, ctx: read_day(at(obj), last=last),
-        lambda obj, v, ctx: set_in(obj, path, v.isoformat() if v is not None else None),
+        write,
         derived=derived,
         written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else gone(obj),
     )
