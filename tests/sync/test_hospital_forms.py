@@ -1,5 +1,6 @@
-"""Dates as a hospital writes them, pulled from the real server and pushed back: partial dates ("2024",
-"2024-06"), and a day's element held in another of its forms."""
+"""What a hospital's copies say in forms the mapping does not write, pulled from the real server and
+pushed back: partial dates ("2024", "2024-06"), a day's element in another of its forms, a letter as
+a contact's payload."""
 
 from __future__ import annotations
 
@@ -100,3 +101,28 @@ async def test_a_day_set_takes_the_place_of_the_hospital_s_other_form_of_the_ele
     need = await raw.read("Condition", need["id"])
     assert need["abatementDateTime"] == "2024-05-01"
     assert not {"abatementString", "_abatementString"} & set(need)
+
+
+async def test_a_note_added_to_a_contact_the_hospital_sent_as_a_letter_is_a_payload_of_its_own(
+    store: Store, client: AsyncFhirClient, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """The hospital's Communication carries a letter (``payload.contentAttachment``) and no note; the
+    case manager's note is a second payload — written into the letter's, ``content[x]`` had two forms
+    and the server refused the push — and the letter stays."""
+    case = a_case()
+    seeded = await seed_case(raw, case, settings.identifier_system)
+    letter = {"contentAttachment": {"contentType": "application/pdf", "url": "https://hospital.example/letter.pdf"}}
+    contact = {**seeded["Communication/contact-1"], "payload": [letter]}
+    await raw.update(contact)
+    assert (await pull(store, raw, settings)).quarantined == 0
+    held = stored(store, case.id)
+    assert [c.note for c in held.contacts] == [None]
+
+    noted = [c.model_copy(update={"note": "Called about the letter."}) for c in held.contacts]
+    with store.session() as s:
+        save_case(s, held.model_copy(update={"contacts": noted}))
+    pushed = await push_pending(store, client, settings)
+
+    assert (pushed.failed, pushed.conflicts, pushed.updated) == (0, 0, 1), pushed
+    on_server = await raw.read("Communication", contact["id"])
+    assert on_server["payload"] == [letter, {"contentString": "Called about the letter."}]
