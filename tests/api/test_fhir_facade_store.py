@@ -124,6 +124,24 @@ def test_an_imported_copy_is_served_with_what_the_adapter_does_not_own(store: St
     assert HOSPITAL_EXT in as_r5["extension"]
 
 
+def test_a_decimal_is_served_with_the_precision_it_came_with(store: Store, cases: list[Case]) -> None:
+    """1.50 is not 1.5 (FHIR keeps a decimal's precision): served as stored, in either version and
+    with the elements asked for."""
+    from fhir_cm import decimals
+
+    case = cases[2]
+    key, raw = hospital_copy(case, 0)
+    raw["extension"] = [{"url": "https://hospital.example/score", "valueDecimal": "@"}]
+    exact = decimals.loads(decimals.dumps(raw).replace(b'"@"', b"1.50"))
+    with store.session() as s:
+        put_resources(s, case.id, [(key, exact)], fhir_version="R4")
+    client = client_for(store)
+    for query, headers in (("", {}), ("", R5), ("?_elements=extension", {})):
+        served = client.get(f"/fhir/Goal/{key}{query}", headers=headers)
+        assert served.status_code == 200
+        assert '"valueDecimal":1.50' in served.text.replace(" ", "")
+
+
 def test_a_copy_stored_in_r5_is_served_in_r4_and_in_r5(store: Store, cases: list[Case]) -> None:
     case = cases[1]
     key, raw = hospital_copy(case, 0)
