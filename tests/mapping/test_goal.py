@@ -69,3 +69,23 @@ def test_a_need_named_twice_by_id_and_by_leftover_urn_is_addressed_once(version:
     copies = [{**r, "id": ids[k]} for k, r in resources.items()]
 
     assert {g.id: g.addresses for g in resources_to_case(copies, version, SYSTEM).goals}["goal-1"] == ["need-1"]
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_the_due_day_is_that_of_the_first_target_saying_when_and_is_changed_there(version: str) -> None:
+    """A hospital's goal measures one thing in its first target and says when in its second: the goal
+    is due that day (read from the first target only, it had none, and no start day either: no goal)."""
+    from fhir_cm.mapping import resources_to_case
+
+    case = full_case()
+    resources = case_to_resources(case, version, SYSTEM)
+    key = ResourceKey("Goal", "goal-1")
+    measured = {"measure": {"text": "HbA1c"}, "detailQuantity": {"value": 7, "unit": "%"}}
+    resources[key]["target"] = [measured, {"measure": {"text": "lease signed"}, "dueDate": "2024-06-01"}]
+
+    held = resources_to_case(list(resources.values()), version, SYSTEM)
+    assert {g.id: g.due for g in held.goals}["goal-1"] == D(2024, 6, 1)
+    assert case_to_resources(held, version, SYSTEM, base=resources)[key] == resources[key]
+    later = [g.model_copy(update={"due": D(2024, 9, 1)}) if g.id == "goal-1" else g for g in held.goals]
+    moved = case_to_resources(held.model_copy(update={"goals": later}), version, SYSTEM, base=resources)[key]
+    assert moved["target"] == [measured, {"measure": {"text": "lease signed"}, "dueDate": "2024-09-01"}]

@@ -126,3 +126,21 @@ async def test_a_note_added_to_a_contact_the_hospital_sent_as_a_letter_is_a_payl
     assert (pushed.failed, pushed.conflicts, pushed.updated) == (0, 0, 1), pushed
     on_server = await raw.read("Communication", contact["id"])
     assert on_server["payload"] == [letter, {"contentString": "Called about the letter."}]
+
+
+async def test_a_goal_saying_when_in_its_second_target_is_pulled_with_that_due_day(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    case = a_case()
+    seeded = await seed_case(raw, case, settings.identifier_system)
+    measured = {"measure": {"text": "HbA1c"}, "detailQuantity": {"value": 7, "unit": "%"}}
+    goal = {
+        **seeded["Goal/goal-1"],
+        "target": [measured, {"measure": {"text": "lease signed"}, "dueDate": "2024-06-01"}],
+    }
+    await raw.update(goal)
+
+    report = await pull(store, raw, settings)
+
+    assert (report.quarantined, report.new_cases) == (0, 1)
+    assert {g.id: g.due for g in stored(store, case.id).goals}["goal-1"] == dt.date(2024, 6, 1)

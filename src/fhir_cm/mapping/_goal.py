@@ -3,6 +3,10 @@
 The target measure is ``target.measure.text`` with no ``detail`` (invariant gol-1 wants a measure
 whenever there is a detail). A self-care goal is one the patient set: ``expressedBy`` (R4) /
 ``source`` (R5) names the patient.
+
+The due day is that of the first target that has one (a hospital's goal may measure one thing in its
+first target and say when in another); read from the first target only, such a goal had no due day,
+and with no start day it was no goal at all.
 """
 
 from __future__ import annotations
@@ -35,6 +39,36 @@ def _self_care(path: tuple[str, ...]) -> Field:
     return Field("self_care", lambda g, ctx: g.self_care, read, write, written=written)
 
 
+def _due() -> Field:
+    """``target.dueDate`` of the first target that says when (``dueDate`` or ``dueDuration``), else
+    of the first; written there, so that a changed day replaces the one read."""
+    at = {i: date("due", ("target", i, "dueDate"), last=True, replaces=("dueDuration",)) for i in range(_TARGETS)}
+
+    def field(obj: Mapping[str, Any]) -> Field:
+        targets = obj.get("target")
+        if isinstance(targets, list):
+            for i, target in enumerate(targets[:_TARGETS]):
+                if isinstance(target, Mapping) and ("dueDate" in target or "dueDuration" in target):
+                    return at[i]
+        return at[0]
+
+    def written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+        proof = field(obj).written
+        return proof is not None and proof(obj, value, ctx)
+
+    return Field(
+        "due",
+        at[0].get,
+        lambda obj, ctx: field(obj).read(obj, ctx),
+        lambda obj, value, ctx: field(obj).write(obj, value, ctx),
+        written=written,
+    )
+
+
+#: How many targets are looked through for the due day (a goal has a few at most).
+_TARGETS = 8
+
+
 def _description() -> Field:
     f = text("description", ("description", "text"))
     return Field(f.name, f.get, lambda obj, ctx: first_display(obj.get("description")), f.write, written=f.written)
@@ -48,7 +82,7 @@ def _shape(version: FhirVersion) -> Shape:
             _description(),
             party("patient", ("subject",), get=lambda g, ctx: ctx.owner.patient, derived=True),
             date("start", ("startDate",), replaces=("startCodeableConcept",)),
-            date("due", ("target", 0, "dueDate"), last=True, replaces=("dueDuration",)),
+            _due(),
             text("target", ("target", 0, "measure", "text")),
             _self_care(("source",) if version == "R5" else ("expressedBy",)),
             refs("addresses", ("addresses",), "Condition"),
