@@ -142,3 +142,32 @@ def test_each_enrolled_case_is_audited_with_who_enrolled_it(
     assert {e.request_id for e in rows} == {r.headers["X-Request-Id"]}
     me = client.get("/api/v1/me", headers=bearer(keys.supervisor)).json()["key_id"]
     assert {e.principal for e in rows} == {me}
+
+
+def test_a_patient_enrolled_into_the_wrong_programme_and_cancelled_is_enrolled_into_the_right_one_that_day(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    """The case of the first enrolment, cancelled the same day, holds the id that day's enrolment of the
+    patient derives: the second enrolment makes a case of its own, in its programme, rather than naming
+    the cancelled one (of another programme, out of the second supervisor's sight) as made."""
+    configured(app, settings)
+    screened(api_store, "move")
+    patient = "move-high-risk-0"
+    first = client.post("/api/v1/candidates/enrol", json={"patients": [patient]}, headers=bearer(keys.supervisor_hc))
+    [wrong] = first.json()["enrolled"]
+    cancel = {"status": "cancelled", "reason": "enrolled into the wrong programme"}
+    cancelled = client.post(f"/api/v1/cases/{wrong['case_id']}/status", json=cancel, headers=bearer(keys.supervisor_hc))
+    assert cancelled.status_code == 200, cancelled.text
+
+    again = client.post("/api/v1/candidates/enrol", json={"patients": [patient]}, headers=bearer(keys.supervisor_sw))
+    assert again.status_code == 200, again.text
+    [right] = again.json()["enrolled"]
+    assert right["case_id"] != wrong["case_id"]
+    case = client.get(f"/api/v1/cases/{right['case_id']}", headers=bearer(keys.supervisor_sw))
+    assert case.status_code == 200, case.text
+    assert (case.json()["case"]["programme"], case.json()["case"]["status"]) == ("social-work", "referred")
+    old = client.get(f"/api/v1/cases/{wrong['case_id']}", headers=bearer(keys.supervisor_hc)).json()["case"]
+    assert (old["programme"], old["status"]) == ("health-care", "cancelled")
+    # Enrolling once more the same day makes nothing more: the patient is in the open case.
+    thrice = client.post("/api/v1/candidates/enrol", json={"patients": [patient]}, headers=bearer(keys.supervisor_sw))
+    assert thrice.json() == {"enrolled": [], "skipped": {patient: "already in an open case"}}

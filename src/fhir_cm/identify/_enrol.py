@@ -5,6 +5,8 @@ with its patient, its eligibility reasons and the screening's reasons in words a
 change's reason, saved and queued for push like any other case. Enrolling is idempotent: a patient
 already in an open case (of any programme) is skipped with that reason, and a case id is derived
 from the server, the patient and the day, so enrolling the same candidates twice makes nothing twice.
+A case that enrolment made that day and that has ended since (cancelled: enrolled into the wrong
+programme) keeps its id; enrolling the patient again takes the next id derived, for a case of its own.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ class EnrolReport(BaseModel):
     skipped: dict[str, str] = Field(default_factory=dict, description="Patient id → why not enrolled.")
 
 
-def case_id_for(server_base: str, patient_id: str, on: dt.date) -> str:
-    """The id of the case enrolment makes: the same server, patient and day give the same id."""
-    return hashlib.sha256(f"{server_base.rstrip('/')}|{patient_id}|{on.isoformat()}".encode()).hexdigest()[:32]
+def case_id_for(server_base: str, patient_id: str, on: dt.date, again: int = 0) -> str:
+    """The id of the case enrolment makes: the same server, patient and day give the same id;
+    ``again`` (1, 2, …) the ids of the day's later enrolments of the patient, once the earlier ended."""
+    seed = f"{server_base.rstrip('/')}|{patient_id}|{on.isoformat()}" + (f"|{again}" if again else "")
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def enrol_candidates(
@@ -104,7 +108,7 @@ def enrol_candidates(
             if patient_id in clashing:  # a case under the id would be one patient with ours
                 report.skipped[patient_id] = "the id is ours for another patient, whom this server knows by another id"
                 continue
-            case = _case_of(candidate, programme, on)
+            case = _case_of(candidate, programme, on, _free_id(s, candidate, on))
             if get_case(s, case.id) is None:
                 save_case(s, case)
             mark_enrolled(s, server_base, patient_id, case.id)
@@ -114,11 +118,26 @@ def enrol_candidates(
     return report
 
 
-def _case_of(candidate: CandidateRecord, programme: ProgrammeType, on: dt.date) -> Case:
+def _free_id(session: Session, candidate: CandidateRecord, on: dt.date) -> str:
+    """The first of the day's ids for the patient that names no case, or an open one (the patient is in
+    no open case here, so that one is being made by an enrolment running alongside: the same case).
+
+    A case that has ended keeps its id: naming it as made would enrol the patient into a cancelled
+    case, of the programme chosen then (out of sight of a supervisor of another)."""
+    again = 0
+    while True:
+        case_id = case_id_for(candidate.server_base, candidate.patient_id, on, again)
+        held = get_case(session, case_id)
+        if held is None or held.is_open:
+            return case_id
+        again += 1
+
+
+def _case_of(candidate: CandidateRecord, programme: ProgrammeType, on: dt.date, case_id: str) -> Case:
     reasons = [EligibilityReason(r["reason"]) for r in candidate.reasons]
     words = "; ".join(str(r["text"]) for r in candidate.reasons)
     return Case(
-        id=case_id_for(candidate.server_base, candidate.patient_id, on),
+        id=case_id,
         programme=programme,
         status=CaseStatus.REFERRED,
         status_history=[
