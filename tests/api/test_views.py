@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from fhir_cm.config import Settings
+from fhir_cm.domain import ProgrammeType
+from fhir_cm.store import Store, get_case, save_case
 
 from .conftest import Keys, bearer, create
 
@@ -250,3 +252,26 @@ def test_outcomes_count_a_readmission_once_when_its_case_holds_it_and_another_ca
     params = {"programme": "health-care", "from": "2025-02-01", "to": "2025-02-10"}
     (hc,) = client.get("/api/v1/outcomes", params=params, headers=bearer(keys.supervisor)).json()["programmes"]
     assert (hc["hospital_discharges"], hc["readmissions_30d"], hc["readmission_rate"]) == (1, 1, 1.0)
+
+
+def test_a_programme_supervisor_pages_through_the_audit_of_that_programme(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """The log was paged first and filtered by programme after: entries of a busy other programme (or
+    of a case moved there since) left a page of a supervisor limited to one programme short or empty
+    while that programme's entries went on further back. The page is of the programme's entries."""
+    create(client, keys.supervisor, id="hc")
+    client.get("/api/v1/cases/hc", headers=bearer(keys.supervisor))
+    create(client, keys.supervisor, id="moved")
+    with api_store.session() as s:  # the hospital moved it to social work, a pull brought that in
+        moved = get_case(s, "moved")
+        assert moved is not None
+        save_case(s, moved.model_copy(update={"programme": ProgrammeType.SOCIAL_WORK}))
+    for _ in range(3):
+        client.get("/api/v1/cases/moved", headers=bearer(keys.supervisor_sw))
+    h = bearer(keys.supervisor_hc)
+    mine = client.get("/api/v1/audit", headers=h).json()
+    assert [(e["case_id"], e["action"]) for e in mine] == [("hc", "read"), ("hc", "create")]
+    first = client.get("/api/v1/audit", params={"limit": 1}, headers=h).json()
+    second = client.get("/api/v1/audit", params={"limit": 1, "offset": 1}, headers=h).json()
+    assert first + second == mine

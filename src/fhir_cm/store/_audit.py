@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Index, Integer, String, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from ._tables import ID, Base
+from ._tables import ID, Base, CaseRow
 from ._types import UTCDateTime, utcnow
 
 __all__ = ["AuditEntry", "list_audit", "record_audit"]
@@ -93,10 +93,16 @@ def list_audit(
     since: dt.datetime | None = None,
     limit: int | None = 100,
     offset: int = 0,
+    programme: str | None = None,
 ) -> list[AuditEntry]:
-    """Audit rows, newest first, optionally of one case or one principal, and from a time on."""
+    """Audit rows, newest first, optionally of one case or one principal, and from a time on.
+
+    ``programme``: only the rows of the stored cases now in that programme (the scope of a supervisor
+    limited to it), chosen before the page is cut, so a page holds ``limit`` of them while more remain."""
     a = AuditRow
     query = select(*a.__table__.c).order_by(a.at.desc(), a.id.desc()).offset(offset).limit(limit)
+    if programme is not None:
+        query = query.join(CaseRow, CaseRow.case_id == a.case_id).where(CaseRow.programme == programme)
     if case_id is not None:
         query = query.where(a.case_id == case_id)
     if principal is not None:
