@@ -9,7 +9,7 @@ from fhir_cm.identify import ScreeningReport, fact_of, load_rules, rank
 from fhir_cm.store import Store, list_audit, list_case_records, put_facts
 from tests.identify.population import PROFILES, population
 
-from .conftest import TODAY, Keys, bearer
+from .conftest import TODAY, Keys, bearer, create
 
 SERVER = "https://ehr.example.org/fhir"
 
@@ -171,3 +171,23 @@ def test_a_patient_enrolled_into_the_wrong_programme_and_cancelled_is_enrolled_i
     # Enrolling once more the same day makes nothing more: the patient is in the open case.
     thrice = client.post("/api/v1/candidates/enrol", json={"patients": [patient]}, headers=bearer(keys.supervisor_sw))
     assert thrice.json() == {"enrolled": [], "skipped": {patient: "already in an open case"}}
+
+
+def test_the_top_candidates_are_those_in_no_open_case_since_the_screening(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    """A patient the screening proposed and who is in an open case since (made by hand in another
+    programme, or pulled from the hospital) took a place among the top N, then was skipped: ``top: 1``
+    enrolled no one while other candidates waited. The top N are taken among those in no open case."""
+    configured(app, settings)
+    screened(api_store, "top")
+    h = bearer(keys.supervisor)
+    best = client.get("/api/v1/candidates", params={"limit": 1}, headers=h).json()["candidates"][0]["patient_id"]
+    patient = {"kind": "patient", "id": best}
+    create(client, keys.supervisor, id="by-hand", programme="social-work", patient=patient)
+
+    made = client.post("/api/v1/candidates/enrol", json={"top": 1}, headers=bearer(keys.supervisor_hc)).json()
+    [enrolled] = made["enrolled"]
+    assert enrolled["patient_id"] != best and made["skipped"] == {}
+    case = client.get(f"/api/v1/cases/{enrolled['case_id']}", headers=bearer(keys.supervisor_hc))
+    assert case.status_code == 200 and case.json()["case"]["programme"] == "health-care"
