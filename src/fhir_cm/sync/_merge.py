@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ThreeWay", "compare", "keep_server"]
+__all__ = ["ThreeWay", "ancestor", "compare", "keep_server"]
 
 _SERVER_OWNED = frozenset({"id", "meta"})
 
@@ -53,3 +53,24 @@ def keep_server(resource: dict[str, Any], server: Mapping[str, Any], elements: f
             resource[name] = server[name]
         else:
             resource.pop(name, None)
+
+
+def ancestor(
+    copy: Mapping[str, Any], ours: Mapping[str, Any], elements: frozenset[str], version: str | None
+) -> dict[str, Any]:
+    """What the ledger keeps of a written ``copy`` that holds the server's edits of ``elements`` (kept
+    by a merge): those as the case maps them (``ours``, absent where it has none) and the version the
+    edits were read at. The copy is then the common ancestor of the case and the server, as after a
+    pull: the next pull takes the edits into the case (the server's version is newer), and a push
+    before it meets the copy moved on (``If-Match`` on that version) and keeps them again. Recorded
+    as written, the edits were the ledger's own: the pull passed them by, and the next push mapped
+    the case's values over them."""
+    held = {k: v for k, v in copy.items() if k not in elements}
+    held.update({k: ours[k] for k in elements if k in ours})
+    meta = dict(copy.get("meta") or {})
+    if version is None:
+        meta.pop("versionId", None)
+    else:
+        meta["versionId"] = version
+    held["meta"] = meta
+    return held

@@ -47,7 +47,7 @@ from ._merge import keep_server
 from ._parties import case_parties
 from ._push_clashes import CaseFailed
 from ._push_send import CaseSend
-from ._push_session import PushSession
+from ._push_session import PushSession, version_of
 from ._push_writes import Write, on_the_wire
 from ._refusals import refusal, refusal_text
 from ._report import CaseFailure, PushReport
@@ -148,7 +148,10 @@ class _CasePush(CaseSend):
                 if any(literal in content for literal in leftover):
                     resource, content = rewrite_references(resource, moved), None
             if key in self.keep:
-                keep_server(resource, *self.keep[key])
+                server, elements = self.keep[key]
+                ours = {name: resource[name] for name in elements if name in resource}
+                self.untaken[key] = (ours, elements, version_of(server))
+                keep_server(resource, server, elements)
                 content = None
             if base is not None and is_foreign(base, session.system):  # another system's record: see _foreign
                 refs = refs or self.references()

@@ -47,6 +47,9 @@ class CaseClashes:
                 self.bases[key] = session.found[key]
                 session.keep(case.id, [session.ledger_entry(key, case.id, session.found[key])])
         self.keep: dict[ResourceKey, tuple[dict[str, Any], frozenset[str]]] = {}
+        #: Per key written with the server's edits kept: the case's own values of those elements and
+        #: the version the edits were read at (``_merge.ancestor``: what the ledger records).
+        self.untaken: dict[ResourceKey, tuple[dict[str, Any], frozenset[str], str | None]] = {}
         self.outcome: dict[ResourceKey, str] = {}
         self.conflict_retried = False
         self.deferred = False  # the last round held back an update naming a resource still to be created

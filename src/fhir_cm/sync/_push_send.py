@@ -12,6 +12,7 @@ from typing import Any
 from ..fhir import BundleEntry, FhirError, ResourceNotFound, ServerReason, VersionConflict, WriteResult
 from ..store import LedgerEntry, content_hash, content_json
 from ._provenance import provenance_id, provenance_resource
+from ._merge import ancestor
 from ._push_clashes import RETRYABLE, CaseClashes, CaseFailed
 from ._push_session import failure_reason
 from ._push_writes import Write, assigned_ids, kept_as_sent
@@ -95,7 +96,12 @@ class CaseSend(CaseClashes):
                 content = content_json(copy)
                 self.settled = self.settled and (outcome.created or write.kind == "update")
                 self.settled = self.settled and kept_as_sent(write.content, content, assigned)
-                recorded.append(self.session.ledger_entry(write.key, self.case.id, copy, content=content))
+                untaken = self.untaken.pop(write.key, None)
+                if untaken is None:
+                    recorded.append(self.session.ledger_entry(write.key, self.case.id, copy, content=content))
+                else:  # the server's edits, kept, are not yet the case's: recorded as their ancestor
+                    copy = ancestor(copy, *untaken)
+                    recorded.append(self.session.ledger_entry(write.key, self.case.id, copy))
                 for said in warnings(outcome.outcome, outcome.status, self.case, self.sent(writes)):
                     self.report.warnings.append(
                         CaseWarning(case_id=self.case.id, resource_type=write.key.type, server=said)
