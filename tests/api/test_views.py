@@ -275,3 +275,32 @@ def test_a_programme_supervisor_pages_through_the_audit_of_that_programme(
     first = client.get("/api/v1/audit", params={"limit": 1}, headers=h).json()
     second = client.get("/api/v1/audit", params={"limit": 1, "offset": 1}, headers=h).json()
     assert first + second == mine
+
+
+def test_a_case_moved_to_another_programme_is_that_programme_s_in_every_view(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """The hospital moves a case (a pull saves its new programme): the old programme's supervisor no
+    longer reads, lists or counts it; the new one's does, in the kept caseload and outcomes too."""
+    stay = {"id": "h1", "setting": "acute-hospital", "start": "2025-02-01", "end": "2025-02-05"}
+    create(client, keys.supervisor, id="moving", stays=[stay | {"discharge_disposition": "home"}])
+    hc, sw = bearer(keys.supervisor_hc), bearer(keys.supervisor_sw)
+    period = {"from": "2025-01-01", "to": "2025-06-30"}
+
+    def seen(h: dict[str, str]) -> tuple[int, list[str], list[str], list[tuple[str, int]]]:
+        read = client.get("/api/v1/cases/moving", headers=h).status_code
+        listed = [c["case"]["id"] for c in client.get("/api/v1/cases", headers=h).json()["items"]]
+        managed = [
+            c["case_id"] for m in client.get("/api/v1/caseload", headers=h).json()["managers"] for c in m["cases"]
+        ]
+        figures = client.get("/api/v1/outcomes", params=period, headers=h).json()["programmes"]
+        return read, listed, managed, [(p["programme"], p["hospital_discharges"]) for p in figures]
+
+    assert seen(hc) == (200, ["moving"], ["moving"], [("health-care", 1)])
+    assert seen(sw) == (404, [], [], [])
+    with api_store.session() as s:
+        case = get_case(s, "moving")
+        assert case is not None
+        save_case(s, case.model_copy(update={"programme": ProgrammeType.SOCIAL_WORK}))
+    assert seen(hc) == (404, [], [], [])
+    assert seen(sw) == (200, ["moving"], ["moving"], [("social-work", 1)])
