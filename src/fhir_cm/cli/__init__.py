@@ -10,9 +10,11 @@ what they run lives in :mod:`fhir_cm.jobs` (and below), shared with the API and 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 
+from . import _signals
 from . import _cases, _demo, _identify, _placement, _quarantine, _serve, _subscriptions, _sync  # noqa: F401  (each registers its commands on app)
 from ..errors import FhirCmError
 from ..process import tune_collector
@@ -24,17 +26,17 @@ __all__ = ["EXIT_RETRY_LATER", "app", "fail", "main", "reported"]
 def main() -> None:
     """Console-script entry point."""
     tune_collector()
+    _signals.install()
     try:
         app()
     except KeyboardInterrupt:
-        typer.echo("fhir-cm: interrupted", err=True)
-        sys.exit(130)
+        _stopped()
     except SystemExit as exc:
         # Typer turns Ctrl-C inside a command into a silent exit 130 (``Exit(130) from`` the
         # KeyboardInterrupt): say it, as for one met outside a command, or a stopped push or demo
         # ends with no word on why.
         if isinstance(exc.__context__, typer.Exit) and isinstance(exc.__context__.__cause__, KeyboardInterrupt):
-            typer.echo("fhir-cm: interrupted", err=True)
+            _stopped()
         # The reader of stdout went away (``| head``): click exits 1 for it, which failed a script's
         # pipeline (``set -o pipefail``) over output nobody wanted; stop quietly, as generate, map and
         # export do.
@@ -44,3 +46,12 @@ def main() -> None:
     except FhirCmError as exc:  # one met before a command's own ``reported`` (its settings, say)
         typer.echo(f"fhir-cm: error: {first_line(exc)}", err=True)
         sys.exit(1)
+
+
+def _stopped() -> NoReturn:
+    """Leave a command stopped by Ctrl-C (130) or SIGTERM (143, ``_signals``) with one line saying which."""
+    if _signals.terminated():
+        typer.echo("fhir-cm: terminated", err=True)
+        sys.exit(_signals.EXIT_TERMINATED)
+    typer.echo("fhir-cm: interrupted", err=True)
+    sys.exit(130)

@@ -22,6 +22,7 @@ from typing import Any
 from .. import decimals
 from ..checks import load_models, problems_of
 from ..mapping import FhirVersion
+from ..process import as_helper
 
 __all__ = ["OFFLOAD_AFTER", "Checker"]
 
@@ -111,7 +112,7 @@ class Checker:
     def _start(self) -> None:
         try:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=as_helper
             )
             self._ready = asyncio.get_running_loop().run_in_executor(self._pool, load_models, self.version, self.types)
         except Exception as exc:  # no child processes here (a daemonic process cannot have any): stay inline

@@ -1,0 +1,46 @@
+"""SIGTERM stops a command as Ctrl-C does.
+
+A service manager (``systemctl stop``) or a container runtime (a pod's termination) stops a process
+with SIGTERM, whose default action ends it on the spot: a pull's scratch file stayed in the temporary
+directory, its check worker ran on as an orphan, and a push's claims stayed leased, so another worker
+could take them only once their leases ran out. Handled here as SIGINT is, the command is stopped at
+its next ``await`` (``asyncio.run`` cancels it) or at once outside the event loop, and what it holds
+is given back on the way out; it then says ``fhir-cm: terminated`` and exits 143 (128 + 15, as a
+shell reports a process SIGTERM ended), where Ctrl-C says ``fhir-cm: interrupted`` and exits 130.
+
+``fhir-cm worker`` (and ``serve``) install handlers of their own for both signals while they run.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+__all__ = ["EXIT_TERMINATED", "install", "terminated"]
+
+#: The exit status of a command stopped by SIGTERM.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+_terminated = False
+
+
+def terminated() -> bool:
+    """Whether this process was told to stop by SIGTERM (its interruption is that, not Ctrl-C)."""
+    return _terminated
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _terminated
+    _terminated = True
+    # Whatever SIGINT does now: inside ``asyncio.run``, cancel the running command (a second signal
+    # stops it at once); elsewhere, raise KeyboardInterrupt.
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint):
+        on_sigint(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt  # SIGINT ignored (a background job): SIGTERM still stops the command
+
+
+def install() -> None:
+    """Have SIGTERM stop this process's command as Ctrl-C does (see the module docstring)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)

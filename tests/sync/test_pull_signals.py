@@ -1,0 +1,204 @@
+"""`fhir-cm pull` stopped mid-run as operators stop it: SIGTERM (systemd, a pod's termination) or
+Ctrl-C (SIGINT to the terminal's whole process group, the pull's check worker included).
+
+A gate in front of a real server (sekmet, in this process) holds one search of the pull until the
+signal is sent, so the signal lands mid-pull — after pages were taken in, spilled to the scratch
+file and checked by the worker process — whatever the machine's pace."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_cm.domain import Case
+from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.store import get_case, list_watermarks, open_store
+from fhir_cm.synthetic import generate_cases
+from tests.servers import sekmet_server
+from tests.sync.seeding import seed_case
+
+pytestmark = [pytest.mark.server, pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")]
+
+N = 8
+#: How long the pull may take to reach the gate, or to stop once signalled (bounds, not expectations).
+BOUND_SECONDS = 60.0
+#: The pull with small pages and buffer and its checks in a worker process from the first page, so a
+#: short pull has everything a long one has when it is stopped: a scratch file and a check worker.
+PULL = (
+    "import sys; from fhir_cm.sync import _checks, _pull; _pull.PAGE_SIZE = 5; _pull.FLUSH_SIZE = 3;"
+    " _checks.OFFLOAD_AFTER = 1; from fhir_cm.cli import main; sys.argv[0] = 'fhir-cm'; main()"
+)
+
+Scope = MutableMapping[str, Any]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+class Gate:
+    """Holds the first request whose path ends with ``/<held>`` until ``release`` is set."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.seen = threading.Event()
+        self.release = threading.Event()
+
+    def wrapping(self, app: App) -> App:
+        async def gated(scope: Scope, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].endswith(f"/{self.held}") and not self.seen.is_set():
+                self.seen.set()
+                await asyncio.to_thread(self.release.wait)
+            await app(scope, receive, send)
+
+        return gated
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[tuple[Gate, str]]:
+    held = Gate("Goal")
+    with sekmet_server(tmp_path / "sekmet", wrap=held.wrapping) as server:
+        try:
+            yield held, server.base_url
+        finally:
+            held.release.set()
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Stopped:
+    """A pull stopped mid-run: how it ended, the helper processes that outlived it, where it ran."""
+
+    returncode: int
+    stderr: str
+    orphans: list[int]
+    scratch: Path
+    env: dict[str, str]
+    cases: list[Case]
+
+
+def _stop_mid_pull(held: Gate, base: str, tmp_path: Path, stop: Callable[[subprocess.Popen[bytes]], None]) -> Stopped:
+    """Seed the server, start ``fhir-cm pull``, ``stop`` it once it asks for the held search, wait
+    for it and its helpers (the check worker, multiprocessing's resource tracker) to end."""
+    system = "urn:fhir-cm:test:signals"
+    cases = list(generate_cases(N, seed=4711))
+
+    async def seed() -> None:
+        async with AsyncFhirClient(base, enforce_capabilities=False) as raw:
+            for case in cases:
+                await seed_case(raw, case, system)
+
+    asyncio.run(seed())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "FHIR_CM_FHIR_BASE": base,
+        "FHIR_CM_IDENTIFIER_SYSTEM": system,
+        "TMPDIR": str(scratch),
+    }
+    # A session of its own: Ctrl-C reaches the terminal's foreground group, the check worker too.
+    # Its stderr in a file: a helper left running would hold a pipe open after the pull's end.
+    said = tmp_path / "stderr"
+    with said.open("w") as err:
+        victim = subprocess.Popen(
+            [sys.executable, "-c", PULL, "pull"], env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+    helpers: set[int] = set()
+    try:
+        assert held.seen.wait(BOUND_SECONDS), "the pull never reached the gate"
+        assert victim.poll() is None
+        assert list(scratch.iterdir()), "no scratch file: the pull was stopped before it spilled"
+        helpers = _children(victim.pid)
+        assert helpers, "no check worker: the pull was stopped before it started one"
+        stop(victim)
+        victim.wait(timeout=BOUND_SECONDS)  # not waiting for the held search
+        # The helpers end with the pull (the resource tracker once no process holds its pipe).
+        deadline = time.monotonic() + BOUND_SECONDS
+        while [pid for pid in helpers if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        orphans = [pid for pid in helpers if _alive(pid)]
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+        for pid in helpers:  # what this test started, if it outlived the pull
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        held.release.set()
+    return Stopped(victim.returncode, said.read_text(), orphans, scratch, env, cases)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGTERM, 143, "fhir-cm: terminated\n"), (signal.SIGINT, 130, "fhir-cm: interrupted\n")],
+    ids=["SIGTERM", "Ctrl-C"],
+)
+def test_a_pull_stopped_mid_run_exits_at_once_leaves_nothing_behind_and_the_next_pull_takes_everything_in(
+    gate: tuple[Gate, str], tmp_path: Path, signum: signal.Signals, code: int, said: str
+) -> None:
+    def stop(victim: subprocess.Popen[bytes]) -> None:
+        if signum == signal.SIGINT:  # Ctrl-C: the terminal signals its foreground process group
+            os.killpg(victim.pid, signum)
+        else:  # systemd's stop, a pod's termination: the main process
+            victim.send_signal(signum)
+
+    stopped = _stop_mid_pull(*gate, tmp_path, stop)
+
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.stderr.endswith(said) and "Traceback" not in stopped.stderr, stopped.stderr
+    assert list(stopped.scratch.iterdir()) == []  # the scratch file removed
+    assert stopped.orphans == []  # no check worker (nor resource tracker) left running
+    url = stopped.env["FHIR_CM_DATABASE_URL"]
+    with open_store(url) as store, store.session(read_only=True) as s:
+        assert list_watermarks(s) == []  # nothing was merged: no type is marked as pulled
+
+    # Run again, it takes in what an uninterrupted pull does (into a store of its own).
+    untouched = f"sqlite:///{tmp_path / 'untouched.db'}"
+    for store_url in (url, untouched):
+        again = subprocess.run(
+            [sys.executable, "-c", PULL, "pull"],
+            env={**stopped.env, "FHIR_CM_DATABASE_URL": store_url},
+            capture_output=True,
+            text=True,
+            timeout=BOUND_SECONDS * 2,
+        )
+        assert again.returncode == 0, again.stderr
+    ids = [c.id for c in stopped.cases]
+    with open_store(url) as store, store.session(read_only=True) as s:
+        resumed = [get_case(s, i) for i in ids]
+    with open_store(untouched) as store, store.session(read_only=True) as s:
+        assert resumed == [get_case(s, i) for i in ids]
+    assert None not in resumed
+
+
+def test_the_check_worker_of_a_pull_killed_outright_ends_with_it(gate: tuple[Gate, str], tmp_path: Path) -> None:
+    """``kill -9`` (the out-of-memory killer): the pull cannot end its helper, which ends itself."""
+    stopped = _stop_mid_pull(*gate, tmp_path, lambda victim: victim.kill())
+
+    assert stopped.returncode == -signal.SIGKILL
+    assert stopped.orphans == []
