@@ -1,6 +1,6 @@
-"""Ctrl-C halfway through `fhir-cm push`: the command stops with one line and exit 130 (no
-asyncio traceback of the cases still in flight, no request sent on a closed client), and the
-push run again sends every case once — nothing lost, nothing twice."""
+"""Ctrl-C or SIGTERM halfway through `fhir-cm push`: the command stops with one line and exit 130
+or 143 (no asyncio traceback of the cases still in flight, no request sent on a closed client),
+leaving no claim leased, and the push run again sends every case once — nothing lost, nothing twice."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fhir_cm.config import Settings
+from fhir_cm.store import OutboxStatus, held_leases, list_outbox, open_store
 from fhir_cm.synthetic import generate_cases
 from tests.sync.server_state import expected
 from tests.sync.test_push_crash import DEADLINE, episodes_on_server, fhir_cm, inspect
@@ -29,9 +30,18 @@ def _as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_a_push_interrupted_mid_way_says_so_in_one_line_and_the_rerun_completes(
-    settings: Settings, fhir_server: str, system: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "fhir-cm: interrupted\n"), (signal.SIGTERM, 143, "fhir-cm: terminated\n")],
+    ids=["Ctrl-C", "SIGTERM"],
+)
+def test_a_push_stopped_mid_way_says_so_in_one_line_gives_its_claims_back_and_the_rerun_completes(
+    settings: Settings, fhir_server: str, system: str, tmp_path: Path, signum: signal.Signals, code: int, said: str
 ) -> None:
+    """SIGTERM (systemctl stop, a pod's termination) ended the push on the spot, and Ctrl-C left its
+    rows claimed: another host's worker (or a `push --all` there, waiting) could take them only once
+    their leases ran out, a minute later. Stopped either way, the push gives back every claim it
+    holds, the cases it had started too (pushed again, they find what this one wrote)."""
     cases = list(generate_cases(N, seed=929))
     file = tmp_path / "cases.jsonl"
     file.write_text("".join(c.model_dump_json() + "\n" for c in cases))
@@ -50,15 +60,21 @@ def test_a_push_interrupted_mid_way_says_so_in_one_line_and_the_rerun_completes(
     deadline = time.monotonic() + DEADLINE
     while episodes_on_server(fhir_server, system) == 0 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # polling the server for the first case to land
-    victim.send_signal(signal.SIGINT)
+    victim.send_signal(signum)
     _, stderr = victim.communicate(timeout=DEADLINE)
 
-    assert victim.returncode == 130, stderr
-    assert episodes_on_server(fhir_server, system) < N, "the push finished before it could be interrupted"
+    assert victim.returncode == code, stderr
+    assert episodes_on_server(fhir_server, system) < N, "the push finished before it could be stopped"
     assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr
-    assert stderr.endswith("fhir-cm: interrupted\n"), stderr
+    assert stderr.endswith(said), stderr
+    with open_store(settings.database_url) as store, store.session(read_only=True) as s:
+        assert held_leases(s) == []  # nothing left for others to wait out
+        rows = list_outbox(s)
+    assert {r.status for r in rows} == {OutboxStatus.DONE, OutboxStatus.PENDING}
 
-    again = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=DEADLINE)
+    again = subprocess.run(
+        [*command, "--no-wait"], check=False, env=env, capture_output=True, text=True, timeout=DEADLINE
+    )
 
     assert again.returncode == 0, again.stderr
     assert f"{N} of {N} cases pushed" in again.stderr

@@ -162,24 +162,31 @@ class _PushLoop:
         try:
             return await self.batches(sent)
         except asyncio.CancelledError:
-            # Ctrl-C (asyncio.run cancels the push): the cases in flight end here, while the client
-            # is open. Left running, they met a closed client, and their batches' failures were
-            # printed at exit as "exception was never retrieved" tracebacks. Their rows stay claimed
-            # by this process, which a re-run takes over at once.
+            # Ctrl-C or SIGTERM (the command cancels the push): the cases in flight end here, while
+            # the client is open. Left running, they met a closed client, and their batches' failures
+            # were printed at exit as "exception was never retrieved" tracebacks. The cases that
+            # finished are settled, and every other claim is given back, the started ones too (pushed
+            # again, they find what this push wrote): they stayed leased, and a worker of another host
+            # took them only once the lease ran out.
             for sending in sent:
                 sending.cancel()
             await asyncio.gather(*sent, return_exceptions=True)
+            await self.settler.drain()
+            await self.give_back(self.keeper.held())
             raise
         except Exception:
             await asyncio.gather(*sent, return_exceptions=True)  # nothing is left running
-            unstarted = [item for item in self.keeper.held() if item.id not in self.started]
-            try:
-                await off_loop(self.store, functools.partial(_give_back, self.store, unstarted))
-            except StoreError as exc:  # their leases end as before
-                log.warning("giving back %d outbox row(s) failed (%s)", len(unstarted), type(exc).__name__)
-            for item in unstarted:
-                self.keeper.let_go(item)
+            await self.give_back([item for item in self.keeper.held() if item.id not in self.started])
             raise
+
+    async def give_back(self, items: list[OutboxItem]) -> None:
+        """Put claims back untried and stop renewing them (a push failing or stopped)."""
+        try:
+            await off_loop(self.store, functools.partial(_give_back, self.store, items))
+        except StoreError as exc:  # their leases end as before
+            log.warning("giving back %d outbox row(s) failed (%s)", len(items), type(exc).__name__)
+        for item in items:
+            self.keeper.let_go(item)
 
     async def batches(self, sent: list[asyncio.Future[list[None]]]) -> PushReport:
         rows = await self.start()

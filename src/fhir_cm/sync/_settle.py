@@ -74,6 +74,13 @@ class Settler:
             self._writer = asyncio.ensure_future(self._write())
         await done
 
+    async def drain(self) -> None:
+        """Return once every row handed to ``settle`` is written, waiting no linger: a push being
+        stopped settles the cases that finished before it gives the rest of its claims back."""
+        self._full.set()
+        if self._writer is not None:
+            await asyncio.wait({self._writer})
+
     async def _write(self) -> None:
         while self._waiting:
             if len(self._waiting) < self.group and self.linger > 0:
