@@ -100,9 +100,12 @@ class Stopped:
     cases: list[Case]
 
 
-def _stop_mid_pull(held: Gate, base: str, tmp_path: Path, stop: Callable[[subprocess.Popen[bytes]], None]) -> Stopped:
-    """Seed the server, start ``fhir-cm pull``, ``stop`` it once it asks for the held search, wait
-    for it and its helpers (the check worker, multiprocessing's resource tracker) to end."""
+def _stop_mid_pull(
+    held: Gate, base: str, tmp_path: Path, stop: Callable[[subprocess.Popen[bytes]], None], command: str = "pull"
+) -> Stopped:
+    """Seed the server, start ``fhir-cm pull`` (or ``command``: the worker's round pulls too), ``stop``
+    it once it asks for the held search, wait for it and its helpers (the check worker,
+    multiprocessing's resource tracker) to end."""
     system = "urn:fhir-cm:test:signals"
     cases = list(generate_cases(N, seed=4711))
 
@@ -126,7 +129,11 @@ def _stop_mid_pull(held: Gate, base: str, tmp_path: Path, stop: Callable[[subpro
     said = tmp_path / "stderr"
     with said.open("w") as err:
         victim = subprocess.Popen(
-            [sys.executable, "-c", PULL, "pull"], env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            [sys.executable, "-c", PULL, command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
         )
     helpers: set[int] = set()
     try:
@@ -153,6 +160,27 @@ def _stop_mid_pull(held: Gate, base: str, tmp_path: Path, stop: Callable[[subpro
     return Stopped(victim.returncode, said.read_text(), orphans, scratch, env, cases)
 
 
+def _assert_resumed(stopped: Stopped, tmp_path: Path, *command: str) -> None:
+    """Run again, the stopped command takes in what an uninterrupted pull does (into a store of its own)."""
+    url = stopped.env["FHIR_CM_DATABASE_URL"]
+    untouched = f"sqlite:///{tmp_path / 'untouched.db'}"
+    for store_url, run in ((url, command), (untouched, ("pull",))):
+        again = subprocess.run(
+            [sys.executable, "-c", PULL, *run],
+            env={**stopped.env, "FHIR_CM_DATABASE_URL": store_url},
+            capture_output=True,
+            text=True,
+            timeout=BOUND_SECONDS * 2,
+        )
+        assert again.returncode == 0, again.stderr
+    ids = [c.id for c in stopped.cases]
+    with open_store(url) as store, store.session(read_only=True) as s:
+        resumed = [get_case(s, i) for i in ids]
+    with open_store(untouched) as store, store.session(read_only=True) as s:
+        assert resumed == [get_case(s, i) for i in ids]
+    assert None not in resumed
+
+
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
     [(signal.SIGTERM, 143, "fhir-cm: terminated\n"), (signal.SIGINT, 130, "fhir-cm: interrupted\n")],
@@ -177,23 +205,7 @@ def test_a_pull_stopped_mid_run_exits_at_once_leaves_nothing_behind_and_the_next
     with open_store(url) as store, store.session(read_only=True) as s:
         assert list_watermarks(s) == []  # nothing was merged: no type is marked as pulled
 
-    # Run again, it takes in what an uninterrupted pull does (into a store of its own).
-    untouched = f"sqlite:///{tmp_path / 'untouched.db'}"
-    for store_url in (url, untouched):
-        again = subprocess.run(
-            [sys.executable, "-c", PULL, "pull"],
-            env={**stopped.env, "FHIR_CM_DATABASE_URL": store_url},
-            capture_output=True,
-            text=True,
-            timeout=BOUND_SECONDS * 2,
-        )
-        assert again.returncode == 0, again.stderr
-    ids = [c.id for c in stopped.cases]
-    with open_store(url) as store, store.session(read_only=True) as s:
-        resumed = [get_case(s, i) for i in ids]
-    with open_store(untouched) as store, store.session(read_only=True) as s:
-        assert resumed == [get_case(s, i) for i in ids]
-    assert None not in resumed
+    _assert_resumed(stopped, tmp_path, "pull")
 
 
 def test_the_check_worker_of_a_pull_killed_outright_ends_with_it(gate: tuple[Gate, str], tmp_path: Path) -> None:
@@ -202,3 +214,20 @@ def test_the_check_worker_of_a_pull_killed_outright_ends_with_it(gate: tuple[Gat
 
     assert stopped.returncode == -signal.SIGKILL
     assert stopped.orphans == []
+
+
+def test_a_worker_told_to_stop_mid_pull_stops_the_pull_at_once(gate: tuple[Gate, str], tmp_path: Path) -> None:
+    """The worker finished its round's pull (a whole server's, minutes) before it exited on SIGTERM;
+    a container runtime's grace period cut it short with ``kill -9``. Its pull is stopped as the
+    command's is: nothing merged, the scratch file removed, the check worker ended; exit 0, as ever."""
+    stopped = _stop_mid_pull(*gate, tmp_path, lambda victim: victim.send_signal(signal.SIGTERM), command="worker")
+
+    with open_store(stopped.env["FHIR_CM_DATABASE_URL"]) as store, store.session(read_only=True) as s:
+        assert list_watermarks(s) == []  # the pull was stopped, not run to its end
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Traceback" not in stopped.stderr and stopped.stderr.endswith("fhir-cm: worker stopped (SIGTERM)\n"), (
+        stopped.stderr
+    )
+    assert list(stopped.scratch.iterdir()) == []
+    assert stopped.orphans == []
+    _assert_resumed(stopped, tmp_path, "worker", "--once")

@@ -203,16 +203,25 @@ def worker_command(
         if report.cases:
             typer.echo(f"fhir-cm: worker pushed {report.line()}", err=True)
 
+    told: list[signal.Signals] = []  # the signal that stopped the worker, said as it exits
+
     async def run() -> Any:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stopping(signum: signal.Signals) -> None:
+            told.append(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopping, signum)
         with open_store(settings.database_url) as store:
             return await run_sync_worker(store, settings, interval=interval, once=once, stop=stop, on_round=show)
 
     with reported(ValueError):
         report = asyncio.run(run())
+    if told:  # exit 0: a worker stopped by its service manager ended its work as asked
+        typer.echo(f"fhir-cm: worker stopped ({told[0].name})", err=True)
     if once and report.permanent_failures:
         raise typer.Exit(1)
 

@@ -7,7 +7,8 @@ worker of the same host, which can see it is dead (``_leases``). Rows other live
 skipped and come back in a later round. Nothing is held between rounds, so a worker may be stopped
 (or killed) at any moment. Told to stop (``stop``: SIGTERM or SIGINT for ``fhir-cm worker``), it
 finishes the cases in flight, gives back the rows it claimed but has not started and skips the rest
-of the round, rather than pushing the whole outbox and pulling before it exits.
+of the round, rather than pushing the whole outbox and pulling before it exits; a pull under way is
+cancelled (``_unless_stopped``).
 
 A server that answered 429 or 503 with a ``Retry-After`` longer than the client's retries wait
 (``AsyncFhirClient.asked_to_wait``) is left alone that long: the round stops at that step and the
@@ -43,6 +44,27 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+async def _unless_stopped(work: Awaitable[object], stop: asyncio.Event) -> None:
+    """Run a further step of the round, cancelled once the worker is told to stop.
+
+    A step is a pull (a whole server's changes, minutes), which ran to its end before the worker
+    exited: a container runtime's grace period (30 s) cut it short with ``kill -9``. Cancelled, the
+    pull merges nothing and its watermarks stay, as after ``fhir-cm pull`` stopped; its scratch file
+    and check worker go with it, and a follow-up push it started gives its claims back.
+    """
+    step = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # this round cancelled too (the worker's own task): the step goes with it
+        stopping.cancel()
+        if not step.done():
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
+    if not step.cancelled():
+        step.result()
 
 
 def _why(exc: FhirError | StoreError) -> str:
@@ -97,7 +119,7 @@ async def run_worker(
             for step in steps:
                 if stop.is_set() or _asked_to_wait(clients):
                     break  # the server asked for time: the rest of the round waits for the next one
-                await step(store, client, settings)
+                await _unless_stopped(step(store, client, settings), stop)
         except (FhirError, StoreError) as exc:
             if once:
                 raise
