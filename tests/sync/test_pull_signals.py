@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -22,9 +23,12 @@ from typing import Any
 
 import pytest
 
+from fhir_cm.config import Settings
 from fhir_cm.domain import Case
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import get_case, list_watermarks, open_store
+from fhir_cm.store import Store, get_case, list_watermarks, open_store
+from fhir_cm.sync import _pull, pull
+from fhir_cm.sync._spill import Spill
 from fhir_cm.synthetic import generate_cases
 from tests.servers import sekmet_server
 from tests.sync.seeding import seed_case
@@ -36,6 +40,8 @@ N = 8
 BOUND_SECONDS = 60.0
 #: The pull with small pages and buffer and its checks in a worker process from the first page, so a
 #: short pull has everything a long one has when it is stopped: a scratch file and a check worker.
+#: How long a page's work waits for the pull to close its scratch file (it need not: see the test).
+PAGE_HELD_SECONDS = 3.0
 PULL = (
     "import sys; from fhir_cm.sync import _checks, _pull; _pull.PAGE_SIZE = 5; _pull.FLUSH_SIZE = 3;"
     " _checks.OFFLOAD_AFTER = 1; from fhir_cm.cli import main; sys.argv[0] = 'fhir-cm'; main()"
@@ -231,3 +237,47 @@ def test_a_worker_told_to_stop_mid_pull_stops_the_pull_at_once(gate: tuple[Gate,
     assert list(stopped.scratch.iterdir()) == []
     assert stopped.orphans == []
     _assert_resumed(stopped, tmp_path, "worker", "--once")
+
+
+async def test_a_pull_cancelled_while_a_page_is_worked_on_closes_its_scratch_file_only_after(
+    store: Store, raw: AsyncFhirClient, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A page is taken in in a thread, which cancelling the pull (SIGTERM, Ctrl-C, a worker told to
+    stop) does not stop. The pull closed and removed its scratch file meanwhile, and the page then
+    wrote its episodes to a new one, left in the temporary directory for good."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    for case in generate_cases(2, seed=4712):
+        await seed_case(raw, case, settings.identifier_system)
+    working, worked, closed = threading.Event(), threading.Event(), threading.Event()
+    open_at_close: list[bool] = []
+    work_on, close = _pull._Puller.work_on, Spill.close
+
+    def slow_work_on(self: Any, *args: Any, **kwargs: Any) -> None:
+        working.set()
+        # Until the pull closes its scratch file, if it does so without waiting for this page; a pull
+        # that waits has it go on after this pause, which makes it no slower to the assertions.
+        closed.wait(PAGE_HELD_SECONDS)
+        try:
+            work_on(self, *args, **kwargs)
+        finally:
+            working.clear()
+            worked.set()
+
+    def noted_close(self: Spill) -> None:
+        open_at_close.append(working.is_set())
+        closed.set()
+        close(self)
+
+    monkeypatch.setattr(_pull._Puller, "work_on", slow_work_on)
+    monkeypatch.setattr(Spill, "close", noted_close)
+    pulling = asyncio.ensure_future(pull(store, raw, settings))
+    assert await asyncio.to_thread(working.wait, BOUND_SECONDS), "no page was worked on"
+    pulling.cancel()
+    await asyncio.gather(pulling, return_exceptions=True)
+
+    assert pulling.cancelled()
+    assert await asyncio.to_thread(worked.wait, BOUND_SECONDS)  # the page's thread is over, either way
+    assert list(scratch.iterdir()) == []
+    assert open_at_close == [False]  # closed once the page's work was over

@@ -246,7 +246,9 @@ class _Puller(Merging):
         ours_only: bool,
     ) -> None:
         problems = await self.checker.problems(checking)
-        await off_loop(self.store, functools.partial(self.work_on, rtype, batch, ours_only, problems))
+        # A pull stopped meanwhile (SIGTERM, Ctrl-C, a worker told to stop) waits for the page's
+        # thread before it closes the scratch file the page writes to (it had made a new one).
+        await off_loop(self.store, functools.partial(self.work_on, rtype, batch, ours_only, problems), whole=True)
 
     def work_on(
         self, rtype: str, batch: list[dict[str, Any]], ours_only: bool, problems: Sequence[str | None] | None = None
