@@ -107,7 +107,13 @@ class Stopped:
 
 
 def _stop_mid_pull(
-    held: Gate, base: str, tmp_path: Path, stop: Callable[[subprocess.Popen[bytes]], None], command: str = "pull"
+    held: Gate,
+    base: str,
+    tmp_path: Path,
+    stop: Callable[[subprocess.Popen[bytes]], None],
+    command: str = "pull",
+    *,
+    background: bool = False,
 ) -> Stopped:
     """Seed the server, start ``fhir-cm pull`` (or ``command``: the worker's round pulls too), ``stop``
     it once it asks for the held search, wait for it and its helpers (the check worker,
@@ -140,6 +146,8 @@ def _stop_mid_pull(
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
+            # A script's background job (``fhir-cm pull &``, no job control) starts ignoring SIGINT.
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
         )
     helpers: set[int] = set()
     try:
@@ -188,12 +196,16 @@ def _assert_resumed(stopped: Stopped, tmp_path: Path, *command: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("signum", "code", "said"),
-    [(signal.SIGTERM, 143, "fhir-cm: terminated\n"), (signal.SIGINT, 130, "fhir-cm: interrupted\n")],
-    ids=["SIGTERM", "Ctrl-C"],
+    ("signum", "background", "code", "said"),
+    [
+        (signal.SIGTERM, False, 143, "fhir-cm: terminated\n"),
+        (signal.SIGTERM, True, 143, "fhir-cm: terminated\n"),
+        (signal.SIGINT, False, 130, "fhir-cm: interrupted\n"),
+    ],
+    ids=["SIGTERM", "SIGTERM-background", "Ctrl-C"],
 )
 def test_a_pull_stopped_mid_run_exits_at_once_leaves_nothing_behind_and_the_next_pull_takes_everything_in(
-    gate: tuple[Gate, str], tmp_path: Path, signum: signal.Signals, code: int, said: str
+    gate: tuple[Gate, str], tmp_path: Path, signum: signal.Signals, background: bool, code: int, said: str
 ) -> None:
     def stop(victim: subprocess.Popen[bytes]) -> None:
         if signum == signal.SIGINT:  # Ctrl-C: the terminal signals its foreground process group
@@ -201,7 +213,7 @@ def test_a_pull_stopped_mid_run_exits_at_once_leaves_nothing_behind_and_the_next
         else:  # systemd's stop, a pod's termination: the main process
             victim.send_signal(signum)
 
-    stopped = _stop_mid_pull(*gate, tmp_path, stop)
+    stopped = _stop_mid_pull(*gate, tmp_path, stop, background=background)
 
     assert stopped.returncode == code, stopped.stderr
     assert stopped.stderr.endswith(said) and "Traceback" not in stopped.stderr, stopped.stderr

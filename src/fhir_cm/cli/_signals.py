@@ -38,9 +38,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if callable(on_sigint):
         on_sigint(signal.SIGINT, frame)
         return
-    raise KeyboardInterrupt  # SIGINT ignored (a background job): SIGTERM still stops the command
+    raise KeyboardInterrupt  # SIGINT ignored where it cannot be blocked: SIGTERM still stops the command
 
 
 def install() -> None:
-    """Have SIGTERM stop this process's command as Ctrl-C does (see the module docstring)."""
+    """Have SIGTERM stop this process's command as Ctrl-C does (see the module docstring).
+
+    A background job of a script (``fhir-cm pull &``, no job control) starts with SIGINT ignored,
+    and ``asyncio.run`` then leaves SIGINT alone: SIGTERM raised ``KeyboardInterrupt`` wherever the
+    event loop was, in the pull's read-ahead task say, whose traceback was printed as it ended. There
+    SIGINT gets Python's handler — for ``asyncio.run`` to put its own over, which SIGTERM calls —
+    and is blocked, so that it reaches the command no more than when it was ignored.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
