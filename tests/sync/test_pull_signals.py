@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from fhir_cm.store import Store, get_case, list_watermarks, open_store
 from fhir_cm.sync import _pull, pull
 from fhir_cm.sync._spill import Spill
 from fhir_cm.synthetic import generate_cases
+from tests.gate import Gate
 from tests.servers import sekmet_server
 from tests.sync.seeding import seed_case
 
@@ -46,27 +47,6 @@ PULL = (
     "import sys; from fhir_cm.sync import _checks, _pull; _pull.PAGE_SIZE = 5; _pull.FLUSH_SIZE = 3;"
     " _checks.OFFLOAD_AFTER = 1; from fhir_cm.cli import main; sys.argv[0] = 'fhir-cm'; main()"
 )
-
-Scope = MutableMapping[str, Any]
-App = Callable[[Scope, Any, Any], Awaitable[None]]
-
-
-class Gate:
-    """Holds the first request whose path ends with ``/<held>`` until ``release`` is set."""
-
-    def __init__(self, held: str) -> None:
-        self.held = held
-        self.seen = threading.Event()
-        self.release = threading.Event()
-
-    def wrapping(self, app: App) -> App:
-        async def gated(scope: Scope, receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and scope["path"].endswith(f"/{self.held}") and not self.seen.is_set():
-                self.seen.set()
-                await asyncio.to_thread(self.release.wait)
-            await app(scope, receive, send)
-
-        return gated
 
 
 @pytest.fixture

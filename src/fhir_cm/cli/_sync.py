@@ -203,14 +203,24 @@ def worker_command(
         if report.cases:
             typer.echo(f"fhir-cm: worker pushed {report.line()}", err=True)
 
-    told: list[signal.Signals] = []  # the signal that stopped the worker, said as it exits
+    told: list[signal.Signals] = []  # the signals that stopped the worker, said as it exits
 
     async def run() -> Any:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
 
         def stopping(signum: signal.Signals) -> None:
+            # The first signal lets the cases in flight finish, which a server that does not answer
+            # makes last its timeouts and retries; a second one stops the worker at once, as a
+            # second Ctrl-C does elsewhere (the push gives its claims back).
             told.append(signum)
+            if stop.is_set() and main is not None:
+                main.cancel()
+                return
+            typer.echo(
+                "fhir-cm: worker stopping: finishing the cases in flight (signal again to stop at once)", err=True
+            )
             stop.set()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -218,8 +228,12 @@ def worker_command(
         with open_store(settings.database_url) as store:
             return await run_sync_worker(store, settings, interval=interval, once=once, stop=stop, on_round=show)
 
-    with reported(ValueError):
-        report = asyncio.run(run())
+    try:
+        with reported(ValueError):
+            report = asyncio.run(run())
+    except asyncio.CancelledError:  # a second signal
+        typer.echo(f"fhir-cm: worker stopped at once ({told[-1].name})", err=True)
+        raise typer.Exit(128 + told[-1]) from None
     if told:  # exit 0: a worker stopped by its service manager ended its work as asked
         typer.echo(f"fhir-cm: worker stopped ({told[0].name})", err=True)
     if once and report.permanent_failures:
