@@ -191,3 +191,28 @@ def test_the_top_candidates_are_those_in_no_open_case_since_the_screening(
     assert enrolled["patient_id"] != best and made["skipped"] == {}
     case = client.get(f"/api/v1/cases/{enrolled['case_id']}", headers=bearer(keys.supervisor_hc))
     assert case.status_code == 200 and case.json()["case"]["programme"] == "health-care"
+
+
+def test_a_candidate_who_joined_an_open_case_since_the_screening_is_no_longer_offered(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    """Until the next screening the list offered a patient who joined a case since (made by hand,
+    enrolled), whose enrolment was then refused; they leave the list, its total and its pages."""
+    configured(app, settings)
+    expected = screened(api_store, "busy")
+    h = bearer(keys.supervisor)
+    best, second = (c["patient_id"] for c in client.get("/api/v1/candidates?limit=2", headers=h).json()["candidates"])
+    create(client, keys.supervisor, id="by-hand", programme="social-work", patient={"kind": "patient", "id": best})
+    enrolled = client.post("/api/v1/candidates/enrol", json={"patients": [second]}, headers=h).json()["enrolled"]
+    assert [e["patient_id"] for e in enrolled] == [second]
+
+    page = client.get("/api/v1/candidates?limit=500", headers=h).json()
+    offered = {c["patient_id"] for c in page["candidates"]}
+    assert offered == set(expected) - {best, second}
+    assert page["total"] == len(expected) - 2
+    # Its case ended, the patient is offered again.
+    cancel = {"status": "cancelled", "reason": "not for us"}
+    r = client.post(f"/api/v1/cases/{enrolled[0]['case_id']}/status", json=cancel, headers=bearer(keys.supervisor_hc))
+    assert r.status_code == 200, r.text
+    again = client.get("/api/v1/candidates?limit=500", headers=h).json()
+    assert {c["patient_id"] for c in again["candidates"]} == set(expected) - {best}

@@ -185,3 +185,36 @@ def test_candidates_of_patients_with_no_fact_left_are_forgotten_on_that_server_o
     with store.session(read_only=True) as s:
         assert [c.patient_id for c in list_candidates(s, SERVER)] == ["kept"]
         assert [c.patient_id for c in list_candidates(s, other)] == ["gone"]  # not this server's to forget
+
+
+def test_the_candidates_in_no_open_case_are_those_open_cases_leave_out_paged_and_counted(
+    store: Store, make_case: Callable[..., Case]
+) -> None:
+    """The list offered to enrol (and enrolment's top N) filters in SQL what ``open_case_patient_ids``
+    says, with its reading of ids through the ledger; paging and the count agree with it."""
+
+    def case(case_id: str, patient: str, status: CaseStatus = CaseStatus.ACTIVE) -> Case:
+        closed = status in (CaseStatus.CLOSED, CaseStatus.CANCELLED)
+        period = Period(start=dt.date(2026, 1, 1), end=dt.date(2026, 2, 1) if closed else None)
+        return make_case(case_id, status=status, period=period, patient=Party(kind=PartyKind.PATIENT, id=patient))
+
+    def patient(key: str, server_id: str) -> LedgerEntry:
+        return LedgerEntry(server_base=SERVER, resource_type="Patient", key=key, server_id=server_id)
+
+    ids = ["ann", "7", "bob", "cy", "9", "done", "free"]
+    with store.session() as s:
+        for n, pid in enumerate(("ann", "bob", "cy", "dee", "9")):
+            save_case(s, case(f"c{n}", pid))
+        save_case(s, case("c-done", "done", CaseStatus.CLOSED))
+        put_ledger(s, [patient("ann", "7"), patient("bob", "bob"), patient("dee", "9")])
+        replace_candidates(s, SERVER, ids, [candidate(p, 10 - n) for n, p in enumerate(ids)])
+    with store.session(read_only=True) as s:
+        busy = open_case_patient_ids(s, ids, server_base=SERVER)
+        assert busy == {"7", "bob", "cy", "9"}
+        free = [c.patient_id for c in list_candidates(s, SERVER, free_only=True)]
+        assert free == [p for p in ids if p not in busy] == ["ann", "done", "free"]
+        assert [c.patient_id for c in list_candidates(s, SERVER, limit=1, offset=1, free_only=True)] == ["done"]
+        assert count_candidates(s, SERVER, free_only=True) == 3
+        assert count_candidates(s, SERVER, min_score=5, free_only=True) == 2
+        assert count_candidates(s, SERVER) == len(ids)  # unfiltered: every candidate of the ranking
+        assert len(list_candidates(s, None, free_only=True)) == 3

@@ -88,14 +88,13 @@ def enrol_candidates(
         if top > 0:
             offset, taken = 0, 0
             while taken < top:
-                page = list_candidates(s, server_base, limit=max(top, 50), offset=offset)
-                if not page:
-                    break
                 # In an open case since the screening (made by hand, pulled, in any programme): no
                 # place among the top N, which would enrol fewer while others wait.
-                busy = open_case_patient_ids(s, [c.patient_id for c in page], server_base=server_base)
+                page = list_candidates(s, server_base, limit=max(top, 50), offset=offset, free_only=True)
+                if not page:
+                    break
                 for c in page:
-                    if taken < top and c.case_id is None and c.patient_id not in chosen and c.patient_id not in busy:
+                    if taken < top and c.case_id is None and c.patient_id not in chosen:
                         chosen[c.patient_id] = c
                         taken += 1
                 offset += len(page)

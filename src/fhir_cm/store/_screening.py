@@ -15,7 +15,21 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Boolean, Date, Index, Integer, String, delete, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    Index,
+    Integer,
+    Select,
+    String,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import insert, normal_base
@@ -264,21 +278,69 @@ def forget_candidates_without_facts(session: Session, server_base: str) -> None:
 
 
 def list_candidates(
-    session: Session, server_base: str | None = None, *, limit: int = 50, offset: int = 0, min_score: int = 0
+    session: Session,
+    server_base: str | None = None,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    min_score: int = 0,
+    free_only: bool = False,
 ) -> list[CandidateRecord]:
-    """Candidates by score (highest first), then patient id: a stable order for paging."""
-    query = select(CandidateRow).where(CandidateRow.score >= min_score)
-    if server_base is not None:
-        query = query.where(CandidateRow.server_base == normal_base(server_base))
+    """Candidates by score (highest first), then patient id: a stable order for paging.
+
+    ``free_only``: only those in no open case now (see :func:`_in_open_case`), for a list that
+    offers candidates to enrol and for enrolment's top N."""
+    query = _candidates(select(CandidateRow), server_base, min_score, free_only)
     query = query.order_by(CandidateRow.score.desc(), CandidateRow.patient_id).limit(limit).offset(offset)
     return [_record(row) for row in session.execute(query).scalars()]
 
 
-def count_candidates(session: Session, server_base: str | None = None, *, min_score: int = 0) -> int:
-    query = select(func.count()).select_from(CandidateRow).where(CandidateRow.score >= min_score)
+def count_candidates(
+    session: Session, server_base: str | None = None, *, min_score: int = 0, free_only: bool = False
+) -> int:
+    """How many candidates :func:`list_candidates` pages through with the same filters."""
+    query = _candidates(select(func.count()).select_from(CandidateRow), server_base, min_score, free_only)
+    return int(session.execute(query).scalar_one())
+
+
+def _candidates(query: Select[Any], server_base: str | None, min_score: int, free_only: bool) -> Select[Any]:
+    query = query.where(CandidateRow.score >= min_score)
     if server_base is not None:
         query = query.where(CandidateRow.server_base == normal_base(server_base))
-    return int(session.execute(query).scalar_one())
+    return query.where(~_in_open_case()) if free_only else query
+
+
+def _in_open_case() -> ColumnElement[bool]:
+    """A candidate row's patient is in an open case now (any programme): :func:`open_case_patient_ids`
+    as one SQL condition, so a filtered list pages and counts in the database.
+
+    A candidate joins a case after the ranking that proposed them (made by hand, pulled from the
+    hospital, enrolled); until the next ranking drops them, the list would still offer them and
+    enrolling them be refused. The candidate's id is the server's, matched as ``ehr_patient_keys``
+    says: the patient a push gave that id on the candidate's server (through the ledger), or our
+    patient of that id unless the server knows that patient by another id, or holds under it a
+    Patient we pushed for someone else.
+    """
+    open_case = CaseRow.status.in_(_OPEN)
+    patients = (LedgerRow.server_base == CandidateRow.server_base, LedgerRow.resource_type == "Patient")
+    pushed = (
+        select(LedgerRow.key)
+        .join(CaseRow, CaseRow.patient_id == LedgerRow.key)
+        .where(*patients, LedgerRow.server_id == CandidateRow.patient_id, open_case)
+    )
+    own = select(CaseRow.case_id).where(CaseRow.patient_id == CandidateRow.patient_id, open_case)
+    elsewhere = select(LedgerRow.key).where(
+        *patients,
+        or_(
+            and_(LedgerRow.server_id == CandidateRow.patient_id, LedgerRow.key != CandidateRow.patient_id),
+            and_(
+                LedgerRow.key == CandidateRow.patient_id,
+                LedgerRow.server_id != "",
+                LedgerRow.server_id != CandidateRow.patient_id,
+            ),
+        ),
+    )
+    return or_(pushed.exists(), and_(own.exists(), ~elsewhere.exists()))
 
 
 def mark_enrolled(session: Session, server_base: str, patient_id: str, case_id: str) -> None:

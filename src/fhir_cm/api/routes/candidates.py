@@ -36,7 +36,7 @@ router = api_router(prefix="/candidates", tags=["identification"])
 class CandidatePage(BaseModel):
     """One page of candidates, highest score first."""
 
-    total: int = Field(description="Candidates with at least min_score, on every page.")
+    total: int = Field(description="Candidates with at least min_score and in no open case, on every page.")
     limit: int
     offset: int
     candidates: list[CandidateRecord]
@@ -71,11 +71,13 @@ def candidates(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     min_score: Annotated[int, Query(ge=0, le=1000, description="Only candidates scoring at least this.")] = 0,
 ) -> CandidatePage:
-    """The candidates of the last screening of the configured server, by score, then patient id."""
+    """The candidates of the last screening of the configured server, by score, then patient id —
+    those in no open case now: one who joined a case since the screening (made by hand, pulled,
+    enrolled) is no longer offered, rather than listed until the next screening and refused."""
     server = _server(settings)
     with store.session(read_only=True) as s:
-        page = list_candidates(s, server, limit=limit, offset=offset, min_score=min_score)
-        total = count_candidates(s, server, min_score=min_score)
+        page = list_candidates(s, server, limit=limit, offset=offset, min_score=min_score, free_only=True)
+        total = count_candidates(s, server, min_score=min_score, free_only=True)
     return CandidatePage(total=total, limit=limit, offset=offset, candidates=page)
 
 
