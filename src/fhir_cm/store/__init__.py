@@ -129,6 +129,7 @@ from ._subscriptions import (
     pending_tracking,
     put_subscription,
     queue_tracking,
+    record_event_number,
     secret_hash,
     update_subscription,
 )
@@ -181,6 +182,7 @@ __all__ = [
     "pending_tracking",
     "put_subscription",
     "queue_tracking",
+    "record_event_number",
     "secret_hash",
     "update_subscription",
     "Candidate",

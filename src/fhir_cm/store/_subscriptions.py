@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import BigInteger, Integer, String, delete, select, update
+from sqlalchemy import BigInteger, Integer, String, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._dialect import normal_base
@@ -34,6 +34,7 @@ __all__ = [
     "pending_tracking",
     "put_subscription",
     "queue_tracking",
+    "record_event_number",
     "secret_hash",
     "update_subscription",
 ]
@@ -125,6 +126,26 @@ def put_subscription(session: Session, held: HeldSubscription) -> None:
 def update_subscription(session: Session, subscription_id: str, **values: Any) -> None:
     """Change what is held of a subscription (status, error, criteria, patients, last event …)."""
     session.execute(update(SubscriptionRow).where(SubscriptionRow.id == subscription_id).values(**values))
+
+
+def record_event_number(
+    session: Session, subscription_id: str, number: int, *, restarted_from: int | None = None
+) -> None:
+    """Hold ``number`` as the last event received, in one conditional statement: only forward.
+
+    Two notifications handled at once each read the number held, then write their own; a plain
+    write by the one holding the lower number, landing last, would move it back, and the next
+    event would read as a gap (a needless catch-up of every patient). The one write that moves it
+    back is a server numbering afresh (``restarted_from``: the number the delivery found held and
+    judged a restart against), and only while that number is still the one held — another delivery
+    of the restarted server may have started the numbering again, and then only forward counts.
+    """
+    held = func.coalesce(SubscriptionRow.last_event, 0)
+    forward = or_(SubscriptionRow.last_event.is_(None), SubscriptionRow.last_event < number)
+    when = or_(forward, held == restarted_from) if restarted_from is not None else forward
+    session.execute(
+        update(SubscriptionRow).where(SubscriptionRow.id == subscription_id, when).values(last_event=number)
+    )
 
 
 def forget_subscription(session: Session, subscription_id: str) -> None:

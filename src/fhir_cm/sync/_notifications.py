@@ -45,6 +45,7 @@ from ..store import (
     get_subscription,
     ledger_by_server_id,
     queue_tracking,
+    record_event_number,
     secret_hash,
     update_subscription,
 )
@@ -171,7 +172,8 @@ def _alive(
             outcome.gap = True
             outcome.restarted = restarted
             outcome.queued = queue_tracking(session, held.server_base, patients=held.patients, reason="gap", now=moment)
-            update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=count or 0)
+            update_subscription(session, held.id, last_notified_at=moment, status="active")
+            record_event_number(session, held.id, count or 0, restarted_from=last if restarted else None)
         else:
             update_subscription(session, held.id, last_notified_at=moment, status="active")
     return outcome
@@ -318,5 +320,7 @@ def _backport(
                     session, held.server_base, resource=focus, reason="notification", now=moment
                 )
         newest = max(numbers, default=count if not events and count is not None else last)
-        update_subscription(session, held.id, last_notified_at=moment, status="active", last_event=max(newest, last))
+        update_subscription(session, held.id, last_notified_at=moment, status="active")
+        # Only forward, but for a restart: another notification may have been handled meanwhile.
+        record_event_number(session, held.id, max(newest, last), restarted_from=held_last if restarted else None)
     return outcome
