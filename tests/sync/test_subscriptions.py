@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from fhir_cm.domain import Case, Party, Period
-from fhir_cm.fhir import AsyncFhirClient
+from fhir_cm.fhir import AsyncFhirClient, Conflict
 from fhir_cm.store import (
     HeldSubscription,
     Store,
@@ -22,7 +22,8 @@ from fhir_cm.store import (
     save_case,
     secret_hash,
 )
-from fhir_cm.sync import SubscriptionRefused, sync_subscriptions
+from fhir_cm.sync import SubscriptionRefused, sync_subscriptions, unsubscribe_all
+from fhir_cm.sync import _subscriptions as subscriptions_module
 
 BASE = "http://ehr.example/fhir"
 TOPIC = "http://ehr.example/SubscriptionTopic/encounter-start-end"
@@ -110,23 +111,7 @@ async def test_subscribing_again_with_a_topic_turns_the_criteria_subscriptions_i
     endpoint = "https://cm.example/notifications"
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
         _enrol(store, 1)
-        with store.session() as s:
-            put_subscription(
-                s,
-                HeldSubscription(
-                    id="sub-1",
-                    server_base=BASE,
-                    server_id="41",
-                    kind="criteria",
-                    endpoint=endpoint,
-                    criteria="Encounter?patient=Patient/pat-0",
-                    patients=["pat-0"],
-                    secret_hash=secret_hash("old"),
-                    status="active",
-                    last_event=None,
-                    created_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
-                ),
-            )
+        _held(store, endpoint=endpoint, status="active")
         sent: list[dict[str, Any]] = []
 
         def update(request: httpx.Request) -> httpx.Response:
@@ -143,3 +128,67 @@ async def test_subscribing_again_with_a_topic_turns_the_criteria_subscriptions_i
         with store.session(read_only=True) as s:
             (held,) = list_subscriptions(s, BASE)
         assert (held.kind, held.topic, held.server_id) == ("topic", TOPIC, "41")
+
+
+def _held(store: Store, *, endpoint: str = "https://cm.example/notifications", status: str = "requested") -> None:
+    """One criteria subscription of ours for ``pat-0``, ``Subscription/41`` on the server."""
+    with store.session() as s:
+        put_subscription(
+            s,
+            HeldSubscription(
+                id="sub-1",
+                server_base=BASE,
+                server_id="41",
+                kind="criteria",
+                endpoint=endpoint,
+                criteria="Encounter?patient=Patient/pat-0",
+                patients=["pat-0"],
+                secret_hash=secret_hash("old"),
+                status=status,
+                last_event=None,
+                created_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+            ),
+        )
+
+
+#: HAPI's answer to a delete while it writes the subscription's status as it activates it.
+_BUSY = {
+    "resourceType": "OperationOutcome",
+    "issue": [
+        {"severity": "error", "code": "processing", "diagnostics": "HAPI-0550: HAPI-0823: version constraint failure"}
+    ],
+}
+
+
+async def test_unsubscribing_while_the_server_activates_the_subscription_deletes_it_once_its_write_ends(
+    tmp_path: Path,
+) -> None:
+    """HAPI answers a delete 409 while its own activation writes the subscription (right after a
+    ``subscribe``, as seen against HAPI 8.8): the delete is sent again, and ours is forgotten only once
+    the server has deleted it."""
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        _held(store)
+        with respx.mock(base_url=BASE) as mock:
+            route = mock.delete("/Subscription/41").mock(
+                side_effect=[httpx.Response(409, json=_BUSY), httpx.Response(409, json=_BUSY), httpx.Response(204)]
+            )
+            async with AsyncFhirClient(BASE, enforce_capabilities=False, fhir_version="R4") as client:
+                report = await unsubscribe_all(store, client)
+        assert route.call_count == 3 and report.removed == ["sub-1"]
+        with store.session(read_only=True) as s:
+            assert list_subscriptions(s, BASE) == []
+
+
+async def test_a_delete_the_server_keeps_refusing_is_reported_with_its_reason_and_the_subscription_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subscriptions_module, "DELETE_CONFLICT_WAIT", 1.0)
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        _held(store)
+        with respx.mock(base_url=BASE) as mock:
+            mock.delete("/Subscription/41").mock(return_value=httpx.Response(409, json=_BUSY))
+            async with AsyncFhirClient(BASE, enforce_capabilities=False, fhir_version="R4") as client:
+                with pytest.raises(Conflict, match="version constraint failure"):
+                    await unsubscribe_all(store, client)
+        with store.session(read_only=True) as s:
+            assert [h.id for h in list_subscriptions(s, BASE)] == ["sub-1"]

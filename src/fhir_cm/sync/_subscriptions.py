@@ -23,6 +23,7 @@ the next ``sync_subscriptions``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
-from ..fhir import AsyncFhirClient, FhirError, FhirRelease, ResourceNotFound, safe_for_tokens
+from ..fhir import AsyncFhirClient, Conflict, FhirError, FhirRelease, ResourceNotFound, safe_for_tokens
 from ..store import (
     HeldSubscription,
     Store,
@@ -65,6 +66,11 @@ BATCH = 50
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 TAG = {"system": "urn:fhir-cm:subscription", "code": "fhir-cm", "display": "made by fhir-cm"}
 HEARTBEAT_SECONDS = 300
+#: How long a delete the server refuses as a concurrent change (409) is tried again, every
+#: ``DELETE_CONFLICT_STEP`` seconds: HAPI writes a subscription's status as it activates it, in the
+#: background, so a delete right after a ``subscribe`` meets that write; it ends in a moment.
+DELETE_CONFLICT_WAIT = 10.0
+DELETE_CONFLICT_STEP = 0.5
 
 
 class SubscriptionRefused(FhirCmError, ValueError):
@@ -246,11 +252,22 @@ async def _refuse_r5(client: AsyncFhirClient) -> None:
 
 
 async def _delete(client: AsyncFhirClient, held: HeldSubscription) -> None:
-    if held.server_id:
+    """Delete it on the server (gone already is done); a 409 is the server's own write under way (see
+    ``DELETE_CONFLICT_WAIT``), and a delete is safe to send again, so it is, until that wait is over."""
+    if not held.server_id:
+        return
+    waited = 0.0
+    while True:
         try:
             await client.delete("Subscription", held.server_id)
+            return
         except ResourceNotFound:
-            pass
+            return
+        except Conflict:
+            if waited >= DELETE_CONFLICT_WAIT:
+                raise
+            await asyncio.sleep(DELETE_CONFLICT_STEP)
+            waited += DELETE_CONFLICT_STEP
 
 
 async def subscription_states(store: Store, client: AsyncFhirClient) -> list[SubscriptionState]:
