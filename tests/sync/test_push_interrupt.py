@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.store import OutboxStatus, held_leases, list_outbox, open_store
+from fhir_cm.store import OutboxStatus, Store, held_leases, list_outbox, open_store
 from fhir_cm.synthetic import generate_cases
 from tests.sync.server_state import expected
 from tests.sync.test_push_crash import DEADLINE, episodes_on_server, fhir_cm, inspect
@@ -28,6 +28,12 @@ N = 24
 def _as_at_a_terminal() -> None:
     """Ctrl-C's SIGINT as a foreground process gets it (a shell starts background jobs ignoring it)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _settled(store: Store) -> bool:
+    """Whether the push has marked a case of the outbox pushed yet."""
+    with store.session(read_only=True) as s:
+        return any(r.status is OutboxStatus.DONE for r in list_outbox(s))
 
 
 @pytest.mark.parametrize(
@@ -60,6 +66,9 @@ def test_a_push_stopped_mid_way_says_so_in_one_line_gives_its_claims_back_and_th
     deadline = time.monotonic() + DEADLINE
     while episodes_on_server(fhir_server, system) == 0 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # polling the server for the first case to land
+    with open_store(settings.database_url) as store:
+        while not _settled(store) and victim.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # and the store for the first case the push settled (a case lands before it is whole)
     victim.send_signal(signum)
     _, stderr = victim.communicate(timeout=DEADLINE)
 
