@@ -241,7 +241,17 @@ class _PushLoop:
         server's first answers (its CapabilityStatement, the adapter's Device), which a slow server
         may take longer than a lease to give, and its rows were then taken by another worker.
         """
-        rows = await off_loop(self.store, claim)
+        claiming = asyncio.ensure_future(off_loop(self.store, claim))
+        try:
+            rows = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # Stopped while the claim runs in the store's thread: the claim goes on, and its rows,
+            # unknown to the keeper, would stay leased to this process until the lease ran out.
+            # Held, they are given back with the others (``run``).
+            await asyncio.wait({claiming})
+            if not claiming.cancelled() and claiming.exception() is None:
+                self.keeper.hold(item for item, _ in claiming.result())
+            raise
         self.keeper.hold(item for item, _ in rows)
         return rows
 
