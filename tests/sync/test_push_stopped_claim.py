@@ -46,7 +46,9 @@ async def test_a_push_stopped_during_a_claim_leaves_no_row_leased(
         await asyncio.sleep(0.01)
     assert in_claim.is_set(), "the push ended before its second claim"
     pushing.cancel()
-    await asyncio.sleep(0.05)  # the stop reaches the push while its claim is still held open
+    # One turn of the loop: the stop reaches the push (scheduled first) while its claim is still held
+    # open in the thread, which cannot answer before ``go_on``.
+    await asyncio.sleep(0)
     go_on.set()
     with pytest.raises(asyncio.CancelledError):
         await pushing
