@@ -9,6 +9,7 @@ without search parameters — nothing is refused: silence is not a "no".
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,8 +82,12 @@ def release_from_version(fhir_version: str) -> FhirRelease:
     raise UnsupportedByServer(f"FHIR version {fhir_version!r} is not supported (R4, R4B and R5 are)")
 
 
+@functools.cache
 def model_class(release: FhirRelease, resource_type: str) -> type[Any]:
     """The fhir.resources model for ``resource_type`` in ``release`` (R4 → the R4B package).
+
+    Kept once found: a check asks for it for every resource a pull takes in. A name without a model
+    raises, so what is kept is bounded by the types the releases have.
 
     Raises ``UnsupportedByServer`` for a type the release does not have (a server may send one, an
     R5 type from an R4 server say), so that callers quarantine the resource rather than fail.
