@@ -142,8 +142,10 @@ REFUTED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/conditio
             {"modifierExtension": [NEGATED]},
             "CareTeam.participant.modifierExtension",
         ),
-        # A contact that never took place: a call not made (not-done), a record retracted (entered-in-error).
+        # A contact that never took place: a call not made (not-done), a record retracted (entered-in-error),
+        # or not yet: a letter drafted, not sent (preparation).
         (ResourceKey("Communication", "contact-1"), (), {"status": "not-done"}, "Communication.status"),
+        (ResourceKey("Communication", "contact-1"), (), {"status": "preparation"}, "Communication.status"),
         (ResourceKey("Communication", "contact-1"), (), {"status": "entered-in-error"}, "Communication.status"),
         # A request retracted: without its Task it read as a referral requested.
         (ResourceKey("ServiceRequest", "ref-1"), (), {"status": "entered-in-error"}, "ServiceRequest.status"),

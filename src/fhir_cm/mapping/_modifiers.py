@@ -4,7 +4,9 @@ FHIR lets any resource carry a ``modifierExtension`` (a Condition the sender neg
 marked as someone else's), ServiceRequest has ``doNotPerform``: "do *not* do this", and a Condition's
 ``verificationStatus`` may say it was ruled out (``refuted``) or never so (``entered-in-error``), a
 Communication's ``status`` (a modifier element) that it never took place (``not-done``: the call
-not made) or was recorded in error (``entered-in-error``) — read, it would be a contact done — and a
+not made), has not yet (``preparation``: a letter drafted, a call booked, not sent) or was recorded in
+error (``entered-in-error``) — read, it would be a contact done, counted in the contact gap and the
+follow-up after discharge; read again once it is ``completed`` — and a
 ServiceRequest's that it was never made (``entered-in-error``: read without a Task, a referral
 ``requested``; fhir-cm never writes it). The
 specification (Extensibility, modifier extensions) asks an application that meets a modifier it does
@@ -29,7 +31,7 @@ _VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _NOT_SO = frozenset({"refuted", "entered-in-error"})
 #: A ``status`` (a modifier element) saying there is nothing to read: no contact took place, no request was made.
 _NOT_DONE = {
-    "Communication": frozenset({"not-done", "entered-in-error"}),
+    "Communication": frozenset({"not-done", "preparation", "entered-in-error"}),
     "ServiceRequest": frozenset({"entered-in-error"}),
 }
 
@@ -71,7 +73,7 @@ def modifier_problems(resource: Mapping[str, Any]) -> list[str]:
     if rtype == "Condition" and _not_so(resource.get("verificationStatus")):
         problems.append("Condition.verificationStatus (refuted or entered in error: no condition to read)")
     if resource.get("status") in _NOT_DONE.get(rtype, ()):
-        problems.append(f"{rtype}.status ({resource['status']}: it never took place)")
+        problems.append(f"{rtype}.status ({resource['status']}: it has not taken place)")
     return problems
 
 
