@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_cm.domain import Stay
-from fhir_cm.mapping import ResourceKey, case_to_resources, convert_resource, resources_to_case
+from fhir_cm.domain import StatusChange, Stay
+from fhir_cm.mapping import ResourceKey, UnreadableResourceError, case_to_resources, convert_resource, resources_to_case
 from fhir_cm.mapping._codes import (
     EXT_ACUITY,
     EXT_CURRENT_SETTING,
@@ -230,3 +230,45 @@ def test_a_partial_episode_start_is_refined_by_its_status_history_when_that_fall
     assert held.period.start == read
     again = case_to_resources(held, "R4", SYSTEM, base=resources)
     assert again[ResourceKey("EpisodeOfCare", case.id)]["period"] == {"start": start}  # as the sender wrote it
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+@pytest.mark.parametrize("end", ["2024-01", "2024"])
+def test_a_partial_status_end_holding_the_next_status_s_start_reads_as_that_start_and_stays_as_written(
+    version: str, end: str
+) -> None:
+    """Referred from 2024-01-02 until "2024-01", active from 2024-01-05: the referral ended within January, so
+    no later than the day the case went active. Read as the last of January it was after that day, and the
+    episode was refused as out of order."""
+    case = full_case()
+    resources = case_to_resources(case, version, SYSTEM)
+    key = ResourceKey("EpisodeOfCare", case.id)
+    resources[key]["statusHistory"][0]["period"]["end"] = end
+
+    held = resources_to_case(list(resources.values()), version, SYSTEM)
+    assert held.status_history == case.status_history
+    assert case_to_resources(held, version, SYSTEM, base=resources)[key] == resources[key]  # as the sender wrote it
+    closed = held.model_copy(
+        update={
+            "status": "closed",
+            "status_history": [
+                *held.status_history[:-1],
+                held.status_history[-1].model_copy(update={"end": D(2024, 3, 1)}),
+                StatusChange(status="closed", start=D(2024, 3, 1)),
+            ],
+            "period": held.period.model_copy(update={"end": D(2024, 3, 1)}),
+        }
+    )
+    after = case_to_resources(closed, version, SYSTEM, base=resources)[key]
+    assert after["statusHistory"][0]["period"] == {"start": "2024-01-02", "end": end}
+    assert resources_to_case([after], version, SYSTEM).status_history == closed.status_history
+
+
+@pytest.mark.parametrize("end", ["2024-01-20", "2024-02"])
+def test_a_status_end_after_the_next_status_s_start_is_still_out_of_order(end: str) -> None:
+    """A full day after the next start, or a month that begins after it: no day the sender could have meant fits."""
+    case = full_case()
+    resources = case_to_resources(case, "R4", SYSTEM)
+    resources[ResourceKey("EpisodeOfCare", case.id)]["statusHistory"][0]["period"]["end"] = end
+    with pytest.raises(UnreadableResourceError, match="in order"):
+        resources_to_case(list(resources.values()), "R4", SYSTEM)

@@ -10,6 +10,8 @@ the person is now; being derived, it is written (only when it changed) but never
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,7 +47,7 @@ from ._fields import (
     party,
     refs,
 )
-from ._json import read_date, set_in
+from ._json import get_in, read_date, read_day, set_in
 from ._keys import careteam_key
 from ._refs import party_reference, read_party
 
@@ -85,11 +87,27 @@ def _encode_current_setting(now: CurrentSetting) -> list[dict[str, Any]]:
     ]
 
 
+_END = ("period", "end")
+
+
+def _end_holds(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
+    """Whether a status's ``period.end`` says ``value``: a partial end ("2024-06") says any day of its span.
+
+    Read, such an end may stand for the next status's start (see :func:`_within_partial_ends`); the
+    sender's "2024-06" is kept rather than rewritten to the day read.
+    """
+    held = get_in(obj, _END)
+    first = read_day(held)
+    if value is None or first is None:
+        return bool(read_day(held, last=True) == value)
+    return bool(first <= value <= read_day(held, last=True))
+
+
 _HISTORY_ENTRY = Shape(
     (
         code("status", ("status",), _STATUS),
         date("start", ("period", "start")),
-        date("end", ("period", "end"), last=True),
+        dataclasses.replace(date("end", _END, last=True), same=_end_holds),
         extension_item("reason", EXT_STATUS_REASON, "valueString", decode=_string, encode=str),
     )
 )
@@ -185,6 +203,27 @@ def normalise_history(history: list[StatusChange], status: str | None) -> list[S
     return history
 
 
+def _within_partial_ends(obj: Mapping[str, Any], history: list[StatusChange], ctx: Ctx) -> list[StatusChange]:
+    """The history with a partial end that holds the next status's start read as that start.
+
+    A partial end reads as the last day of its span (``read_day``), so "referred until 2024-06,
+    active from 2024-06-15" would close the referral after the next status began and the case
+    would be refused as out of order; the month says only that it ended within June, which the
+    15th is. An end whose span begins after the next start stays out of order.
+    """
+    earliest: dict[tuple[Any, Any], dt.date] = {}
+    for item in get_in(obj, ("statusHistory",)) or ():
+        if isinstance(item, dict) and (day := read_day(get_in(item, _END))) is not None:
+            values = _HISTORY_ENTRY.read(item, ctx)
+            earliest[(values.get("status"), values.get("start"))] = day
+    history = sorted(history, key=lambda s: s.start)
+    for i, (a, b) in enumerate(zip(history, history[1:], strict=False)):
+        first = earliest.get((a.status, a.start))
+        if a.end is not None and a.end > b.start and first is not None and first <= b.start:
+            history[i] = a.model_copy(update={"end": b.start})
+    return history
+
+
 def _history() -> Field:
     f = model_items(
         "status_history", ("statusHistory",), _HISTORY_ENTRY, StatusChange, ident=lambda s: (s.status, s.start)
@@ -193,7 +232,7 @@ def _history() -> Field:
     return Field(
         f.name,
         f.get,
-        lambda obj, ctx: normalise_history(f.read(obj, ctx), status.read(obj, ctx)),
+        lambda obj, ctx: normalise_history(_within_partial_ends(obj, f.read(obj, ctx), ctx), status.read(obj, ctx)),
         f.write,
         written=f.written,
     )
