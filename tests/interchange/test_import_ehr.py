@@ -9,7 +9,7 @@ from typing import Any
 from fhir_cm.config import Settings
 from fhir_cm.interchange import export_cases, import_files
 from fhir_cm.mapping import iter_references
-from fhir_cm.store import Store, get_case, list_cases
+from fhir_cm.store import Store, get_case, get_resource, list_cases
 
 PATIENT = "6f2c54a0-1b5e-4c38-9d0e-2a4f8f6c1e01"
 EPISODE = "0b7f1e2d-3c4a-4b5c-8d6e-7f8091a2b3c4"
@@ -167,3 +167,73 @@ def test_a_conditional_reference_one_entry_answers_names_that_entry(
         case = get_case(s, EPISODE)
     assert case is not None
     assert [(stay.provider.id if stay.provider else None) for stay in case.stays] == ["org-9"]
+
+
+MRN = {"system": "http://hospital.example.org/mrn", "value": "MRN-4711"}
+EPISODE_NUMBER = {"system": "http://hospital.example.org/episodes", "value": "EP-12"}
+
+
+def _by_identifier(bundle: dict[str, Any]) -> dict[str, Any]:
+    """An EHR export naming the patient and the episode by identifier only (a logical reference), as
+    systems do that hand out no ids the receiver knows."""
+    patient, episode, goal, stay = (e["resource"] for e in bundle["entry"])
+    patient["identifier"] = [MRN]
+    episode["identifier"] = [EPISODE_NUMBER]
+    goal["subject"] = {"identifier": MRN, "type": "Patient"}
+    stay["subject"] = {"identifier": MRN, "display": "Mrs. Jane Doe"}
+    stay["episodeOfCare"] = [{"identifier": EPISODE_NUMBER}]
+    return bundle
+
+
+def test_references_by_identifier_only_name_the_entry_holding_that_identifier(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(_by_identifier(synthea_transaction())))
+
+    report = import_files(store, [path], settings)
+
+    assert report.case_ids == [EPISODE]
+    with store.session(read_only=True) as s:
+        case = get_case(s, EPISODE)
+        stay = get_resource(s, "Encounter", STAY)
+    assert case is not None
+    assert [g.id for g in case.goals] == [GOAL] and [stay.id for stay in case.stays] == [STAY]
+    assert stay is not None and stay.raw["subject"] == {
+        "reference": f"Patient/{PATIENT}",
+        "identifier": MRN,
+        "display": "Mrs. Jane Doe",
+    }  # what the hospital wrote is kept beside the entry it names
+    assert stay.raw["episodeOfCare"] == [{"reference": f"EpisodeOfCare/{EPISODE}", "identifier": EPISODE_NUMBER}]
+
+
+def test_a_reference_by_identifier_only_names_a_patient_imported_before(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    bundle = _by_identifier(synthea_transaction())
+    first, later = tmp_path / "first.json", tmp_path / "later.json"
+    first.write_text(json.dumps({**bundle, "entry": bundle["entry"][:2]}))
+    later.write_text(json.dumps({**bundle, "entry": bundle["entry"][2:3]}))  # the Goal alone
+
+    import_files(store, [first], settings)
+    report = import_files(store, [later], settings)
+
+    assert report.case_ids == [EPISODE]
+    with store.session(read_only=True) as s:
+        case = get_case(s, EPISODE)
+    assert case is not None and [g.id for g in case.goals] == [GOAL]
+
+
+def test_an_identifier_two_entries_hold_names_neither(tmp_path: Path, store: Store, settings: Settings) -> None:
+    bundle = _by_identifier(synthea_transaction())
+    twin = {"resourceType": "Patient", "id": "p-twin", "identifier": [MRN]}
+    bundle["entry"].append(_entry(twin))
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(bundle))
+
+    import_files(store, [path], settings)
+
+    with store.session(read_only=True) as s:
+        goal = get_resource(s, "Goal", GOAL)
+    assert goal is not None and goal.raw["subject"] == {"identifier": MRN, "type": "Patient"}
+    assert goal.case_id != EPISODE

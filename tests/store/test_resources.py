@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from fhir_cm.store import Store, StoreError, content_hash, get_resource, get_resources, put_resources
+from fhir_cm.store import (
+    Store,
+    StoreError,
+    content_hash,
+    find_by_identifier,
+    get_resource,
+    get_resources,
+    put_resources,
+)
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -118,3 +126,18 @@ def test_a_decimal_reads_back_with_the_precision_it_was_written_with(store_with_
         stored = get_resource(s, "Goal", "goal-2")
     assert stored is not None
     assert decimals.dumps(stored.raw) == sent
+
+
+def test_a_resource_is_found_by_an_identifier_it_holds_and_only_by_that(store_with_cases: Store) -> None:
+    mrn = "http://hospital.example.org/mrn"
+    patients = [
+        ("p1", {"resourceType": "Patient", "id": "p1", "identifier": [{"system": mrn, "value": "M_1%"}]}),
+        ("p2", {"resourceType": "Patient", "id": "p2", "identifier": [{"system": mrn, "value": "M-12"}]}),
+        ("p3", {"resourceType": "Patient", "id": "p3", "identifier": [{"system": "urn:other", "value": "M_1%"}]}),
+    ]
+    with store_with_cases.session() as s:
+        put_resources(s, "case-1", patients, fhir_version="R4")
+    with store_with_cases.session(read_only=True) as s:
+        assert [p.key for p in find_by_identifier(s, "Patient", mrn, "M_1%")] == ["p1"]  # no LIKE wildcards
+        assert [p.key for p in find_by_identifier(s, "Patient", mrn, "M-1")] == []  # the whole value
+        assert find_by_identifier(s, "Goal", mrn, "M_1%") == []

@@ -19,9 +19,11 @@ exports, reference the patient and each other that way): as a server does on a t
 reference to an entry's ``urn:uuid`` fullUrl is read as ``Type/id`` of that entry (an entry without
 an id gets the uuid as its id; :func:`resolve_bundle_references`), and so is a conditional reference
 (``Organization?identifier=system|value``, Synthea's to its providers) that one entry of the file
-answers. Kept as it came, a reference would name no patient (the case would be ``unidentified``) nor
-provider, and dangle in an export, whose fullUrls are the adapter's own — which are left as they
-are, being what the adapter reads and writes.
+answers; a reference by identifier only is given the ``Type/id`` of the one entry (else the one
+stored patient) holding that identifier, beside it (``_logical.py``). Kept as it came, a reference
+would name no patient (the case would be ``unidentified``) nor provider, and dangle in an export,
+whose fullUrls are the adapter's own — which are left as they are, being what the adapter reads
+and writes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from ..fhir import validate
 from ..domain import Case
 from ..mapping import FhirVersion, References, ResourceKey, replace_references, resource_key
 from ._errors import BadInputError
+from ._logical import Known, name_logical_references
 
 __all__ = [
     "CaseItem",
@@ -308,13 +311,16 @@ def key_of(item: FhirItem, identifier_system: str) -> ResourceKey:
     return ResourceKey(rtype, f"h-{digest[:40]}")
 
 
-def resolve_bundle_references(parsed: ParsedFile, identifier_system: str) -> None:
+def resolve_bundle_references(parsed: ParsedFile, identifier_system: str, known: Known | None = None) -> None:
     """Read references to the file's entries' ``urn:uuid`` fullUrls, and conditional ones
     (``Type?identifier=system|value``) that exactly one entry answers, as ``Type/id`` (see the module
-    docstring), in place; a fullUrl the adapter's export gives the entry's key is left alone."""
+    docstring), in place; a fullUrl the adapter's export gives the entry's key is left alone. A
+    reference by identifier only gets the ``Type/id`` of the one entry holding it, else what ``known``
+    finds (``_logical.py``)."""
     ours = References(identifier_system)
     literals: dict[str, str] = {}
     answers: dict[str, list[str]] = {}
+    holders: dict[tuple[str, str], list[str]] = {}
     for item in parsed.resources:
         url, rid, rtype = item.full_url, item.resource.get("id"), str(item.resource["resourceType"])
         if url and url.startswith("urn:uuid:") and url != ours.full_url(key_of(item, identifier_system)):
@@ -324,12 +330,13 @@ def resolve_bundle_references(parsed: ParsedFile, identifier_system: str) -> Non
             continue
         for identifier in item.resource.get("identifier") or ():
             if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
-                asked = f"{rtype}?identifier={identifier.get('system') or ''}|{identifier['value']}"
-                answers.setdefault(asked, []).append(f"{rtype}/{rid}")
+                system = identifier.get("system") or ""
+                answers.setdefault(f"{rtype}?identifier={system}|{identifier['value']}", []).append(f"{rtype}/{rid}")
+                holders.setdefault((system, identifier["value"]), []).append(f"{rtype}/{rid}")
     literals |= {asked: found[0] for asked, found in answers.items() if len(set(found)) == 1}
-    if not literals:
-        return
     for item in parsed.resources:
-        item.resource = replace_references(item.resource, lambda ref: literals.get(unquote(ref["reference"])))
+        if literals:
+            item.resource = replace_references(item.resource, lambda ref: literals.get(unquote(ref["reference"])))
+        item.resource = name_logical_references(item.resource, holders, known)
         if item.full_url in literals and "id" not in item.resource:
             item.resource = {**item.resource, "id": literals[item.full_url].split("/", 1)[1]}

@@ -22,6 +22,7 @@ any other change.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..store import (
     Store,
     StoredResource,
     content_hash,
+    find_by_identifier,
     get_case,
     get_case_document,
     get_case_record,
@@ -45,6 +47,7 @@ from ..store import (
     put_resources,
     save_case,
 )
+from ._logical import Known
 from ._files import FhirItem, ParsedFile, decide_versions, key_of, parse_file, resolve_bundle_references
 from ._placement import place, refuse_clashes
 from ._view import CaseView, read_view
@@ -229,6 +232,20 @@ class _Counts:
         )
 
 
+def _known_patients(session: Session) -> Known:
+    """A reference by identifier only that no entry of its file answers: the one patient in the store
+    holding that identifier (a patient imported or pulled before), by the id the case names them by."""
+
+    @functools.cache
+    def known(rtype: str | None, system: str, value: str) -> str | None:
+        if rtype not in (None, "Patient"):
+            return None
+        found = {str(p.raw.get("id") or p.key) for p in find_by_identifier(session, "Patient", system, value)}
+        return f"Patient/{found.pop()}" if len(found) == 1 else None
+
+    return known
+
+
 def import_files(
     store: Store,
     paths: Iterable[str | Path],
@@ -248,8 +265,10 @@ def import_files(
     files = [parse_file(p, forced=forced) for p in paths]
     decide_versions(files, default)
     system = settings.identifier_system
-    for parsed in files:
-        resolve_bundle_references(parsed, system)
+    with store.session(read_only=True) as session:
+        known = _known_patients(session)
+        for parsed in files:
+            resolve_bundle_references(parsed, system, known)
     keyed = [(item, key_of(item, system), n) for n, f in enumerate(files) for item in f.resources]
     with store.session(read_only=True) as session:
         refuse_clashes(session, keyed, [f.name for f in files])

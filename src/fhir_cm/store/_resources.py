@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from .. import decimals
@@ -135,3 +135,23 @@ def get_resource(session: Session, resource_type: str, key: str) -> StoredResour
     query = select(*_COLUMNS).where(ResourceRow.resource_type == resource_type, ResourceRow.key == key)
     row = session.execute(query).one_or_none()
     return None if row is None else _resource(row)
+
+
+def find_by_identifier(session: Session, resource_type: str, system: str, value: str) -> list[StoredResource]:
+    """The stored resources of a type holding the identifier ``system|value`` (a logical reference's target).
+
+    Found by the value in the stored JSON's text, then checked on the parsed resource, so an escaped
+    value is passed by (none found, rather than a wrong one).
+    """
+    query = select(*_COLUMNS).where(
+        ResourceRow.resource_type == resource_type, cast(ResourceRow.raw, Text).contains(value, autoescape=True)
+    )
+    found = [_resource(row) for row in session.execute(query.order_by(ResourceRow.key))]
+    return [r for r in found if _holds_identifier(r.raw, system, value)]
+
+
+def _holds_identifier(resource: Mapping[str, Any], system: str, value: str) -> bool:
+    identifiers = resource.get("identifier")
+    return isinstance(identifiers, list) and any(
+        isinstance(i, dict) and i.get("system") == system and i.get("value") == value for i in identifiers
+    )
