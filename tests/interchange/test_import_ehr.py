@@ -237,3 +237,26 @@ def test_an_identifier_two_entries_hold_names_neither(tmp_path: Path, store: Sto
         goal = get_resource(s, "Goal", GOAL)
     assert goal is not None and goal.raw["subject"] == {"identifier": MRN, "type": "Patient"}
     assert goal.case_id != EPISODE
+
+
+def test_urn_oid_references_of_a_bundle_name_the_entries_as_urn_uuids_do(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    # A Bundle's fullUrl may be a urn:oid as well as a urn:uuid; the patient's entry has no id.
+    text = json.dumps(synthea_transaction())
+    text = text.replace(f"urn:uuid:{PATIENT}", "urn:oid:2.16.840.1.113883.19.5.1")
+    text = text.replace(f"urn:uuid:{EPISODE}", "urn:oid:2.16.840.1.113883.19.5.2")
+    bundle = json.loads(text)
+    del bundle["entry"][0]["resource"]["id"]
+    path = tmp_path / "oid.json"
+    path.write_text(json.dumps(bundle))
+
+    report = import_files(store, [path], settings)
+
+    assert report.case_ids == [EPISODE]
+    with store.session(read_only=True) as s:
+        case = get_case(s, EPISODE)
+        patient = get_resource(s, "Patient", "2.16.840.1.113883.19.5.1")
+    assert case is not None and case.patient.id == "2.16.840.1.113883.19.5.1"
+    assert [stay.id for stay in case.stays] == [STAY] and [g.id for g in case.goals] == [GOAL]
+    assert patient is not None and patient.case_id == EPISODE

@@ -16,10 +16,10 @@ A document without ``resourceType`` is read as a case (``fhir-cm generate`` writ
 
 A ``urn:uuid`` names a resource only inside its Bundle (Synthea's transactions, and most EHRs'
 exports, reference the patient and each other that way): as a server does on a transaction, a
-reference to an entry's ``urn:uuid`` fullUrl is read as ``Type/id`` of that entry (an entry without
-an id gets the uuid as its id; :func:`resolve_bundle_references`), and so is a conditional reference
-(``Organization?identifier=system|value``, Synthea's to its providers) that one entry of the file
-answers; a reference by identifier only is given the ``Type/id`` of the one entry (else the one
+reference to an entry's ``urn:uuid`` (or ``urn:oid``) fullUrl is read as ``Type/id`` of that entry
+(an entry without an id gets the uuid, or the OID, as its id; :func:`resolve_bundle_references`),
+and so is a conditional reference (``Organization?identifier=system|value``, Synthea's to its
+providers) that one entry of the file answers; a reference by identifier only is given the ``Type/id`` of the one entry (else the one
 stored patient) holding that identifier, beside it (``_logical.py``). Kept as it came, a reference
 would name no patient (the case would be ``unidentified``) nor provider, and dangle in an export,
 whose fullUrls are the adapter's own — which are left as they are, being what the adapter reads
@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -305,10 +306,25 @@ def key_of(item: FhirItem, identifier_system: str) -> ResourceKey:
     if key is not None:
         return key
     rtype = str(item.resource["resourceType"])
-    if item.full_url and item.full_url.startswith("urn:uuid:"):
-        return ResourceKey(rtype, item.full_url.removeprefix("urn:uuid:"))
+    if (local := _bundle_local_id(item.full_url)) is not None:
+        return ResourceKey(rtype, local)
     digest = hashlib.sha256(decimals.dumps(item.resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return ResourceKey(rtype, f"h-{digest[:40]}")
+
+
+#: An OID as a FHIR id may spell it (a ``urn:oid`` fullUrl's, which FHIR allows beside ``urn:uuid``).
+_OID = re.compile(r"[0-2](?:\.[0-9]+)+")
+
+
+def _bundle_local_id(full_url: str | None) -> str | None:
+    """The id a fullUrl naming its entry only inside its Bundle gives it: a ``urn:uuid``'s uuid, a
+    ``urn:oid``'s OID (when it fits in an id), else None."""
+    if not full_url:
+        return None
+    if full_url.startswith("urn:uuid:"):
+        return full_url.removeprefix("urn:uuid:")
+    oid = full_url.removeprefix("urn:oid:")
+    return oid if oid != full_url and len(oid) <= 64 and _OID.fullmatch(oid) else None
 
 
 def resolve_bundle_references(parsed: ParsedFile, identifier_system: str, known: Known | None = None) -> None:
@@ -323,8 +339,9 @@ def resolve_bundle_references(parsed: ParsedFile, identifier_system: str, known:
     holders: dict[tuple[str, str], list[str]] = {}
     for item in parsed.resources:
         url, rid, rtype = item.full_url, item.resource.get("id"), str(item.resource["resourceType"])
-        if url and url.startswith("urn:uuid:") and url != ours.full_url(key_of(item, identifier_system)):
-            rid = rid if isinstance(rid, str) else url[9:]
+        local = _bundle_local_id(url)
+        if url and local is not None and url != ours.full_url(key_of(item, identifier_system)):
+            rid = rid if isinstance(rid, str) else local
             literals[url] = f"{rtype}/{rid}"
         if not isinstance(rid, str):
             continue
