@@ -45,15 +45,17 @@ class ExactDecimal(float):
 #: which keeps its numbers as they print.
 _SUSPECT = re.compile(rb"\.(?:[0-9]*(?:0[\s,\]}]|[eE][-+]?[0-9])|0000|[0-9]{15})")
 
-#: The numbers with no point a plain parse changes: an exponent (``1e3`` comes back ``1000.0``) and an
-#: integer past 64 bits (a float's 17 digits). They have no point to lead a search, and one led by a
-#: digit costs as much as the parse, so the text is searched in the form :data:`_PLAIN` gives it: every
-#: digit and minus sign a ``0``, ``E`` an ``e``, whatever may come before a number a ``:``, blanks gone;
-#: such a number is then a ``:0`` (a two-byte lead, quick to search) ending where a number ends. About
-#: a quarter of the parse; a string that only looks so (``"ratio: 1e5, ..."``) costs the second parse.
-_PLAIN = bytes.maketrans(b"123456789-E,[", b"0000000000e::")
+#: The numbers a plain parse changes that the point does not lead to: an exponent with no point
+#: (``1e3`` comes back ``1000.0``), an integer past 64 bits, more digits before the point than a float
+#: holds (``12345678901234567.5``). A search led by a digit costs as much as the parse, so the text is
+#: searched in the form :data:`_PLAIN` gives it: every digit, point and minus sign a ``0``, ``E`` an
+#: ``e``, whatever may come before a number a ``:``, blanks gone; such a number is then a ``:0`` (a
+#: two-byte lead, quick to search) with an exponent or 16 characters or more (a float's digits are
+#: 15 sure ones), ending where a number ends. About a quarter of the parse; a string or a shorter
+#: number that only looks so (``"ratio: 1e5, ..."``, ``-123456789012.5``) costs the second parse.
+_PLAIN = bytes.maketrans(b"123456789-.E,[", b"00000000000e::")
 _BLANKS = b" \t\r\n"
-_PLAIN_SUSPECT = re.compile(rb":0(?:0*e\+?0+|0{18,})[:}\]]")
+_PLAIN_SUSPECT = re.compile(rb":0(?:0*e\+?0+|0{15,})[:}\]]")
 
 #: The integers a plain parse keeps as integers (orjson's range); any other is kept as written.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
