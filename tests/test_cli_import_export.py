@@ -229,6 +229,9 @@ def test_decimals_are_exported_with_the_precision_the_file_gave_them(db: str, tm
     goal["target"][0]["detailQuantity"] = {"value": "@1.50@", "unit": "mmol/L"}
     episode["extension"].append({"url": "https://hospital.example/score", "valueDecimal": "@2.0@"})
     episode["extension"].append({"url": "https://hospital.example/tiny", "valueDecimal": "@0.000010@"})
+    episode["extension"].append(
+        {"url": "https://hospital.example/huge", "valueDecimal": "@123456789012345678901234567890@"}
+    )
     text = json.dumps(
         {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources.values()]}
     )
@@ -244,6 +247,7 @@ def test_decimals_are_exported_with_the_precision_the_file_gave_them(db: str, tm
         assert exported.exit_code == 0, exported.stderr
         assert '"value":1.50,' in exported.stdout and '"valueDecimal":2.0}' in exported.stdout
         assert '"valueDecimal":0.000010}' in exported.stdout
+        assert '"valueDecimal":123456789012345678901234567890}' in exported.stdout
 
 
 def test_an_extension_whose_value_has_its_own_extensions_is_imported_and_exported(

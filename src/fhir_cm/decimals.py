@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ExactDecimal", "dumps", "loads", "number"]
+__all__ = ["ExactDecimal", "dumps", "integer", "loads", "number"]
 
 
 class ExactDecimal(float):
@@ -63,12 +63,12 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 def number(text: str) -> float:
     """A JSON number's text as a float, or an :class:`ExactDecimal` when a float would print otherwise
-    (``json.loads(..., parse_float=number)``)."""
+    (``json.loads(..., parse_float=number, parse_int=integer)``)."""
     value = float(text)
     return value if orjson.dumps(value) == text.encode() else ExactDecimal(text)
 
 
-def _integer(text: str) -> int | float:
+def integer(text: str) -> int | float:
     """A JSON integer's text as an int, or an :class:`ExactDecimal` past the 64 bits orjson writes."""
     if len(text) < 19:
         return int(text)
@@ -82,7 +82,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     raw = data.encode() if isinstance(data, str) else bytes(data)
     if _SUSPECT.search(raw) is None and _PLAIN_SUSPECT.search(raw.translate(_PLAIN, _BLANKS)) is None:
         return value
-    return json.loads(raw, parse_float=number, parse_int=_integer)
+    return json.loads(raw, parse_float=number, parse_int=integer)
 
 
 def _default(value: Any) -> Any:

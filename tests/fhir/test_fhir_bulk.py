@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from fhir_cm import decimals
 from fhir_cm.fhir import (
     AsyncFhirClient,
     BearerAuth,
@@ -205,6 +206,19 @@ async def test_a_file_that_is_not_ndjson_ends_the_read_and_is_not_taken_as_compl
                 async for r in export.resources():
                     got.append(r["id"])
     assert got == ["p1"]
+
+
+async def test_numbers_of_a_file_are_read_as_written() -> None:
+    # An integer past 64 bits (a decimal written without a point) and decimals a float prints otherwise.
+    line = b'{"resourceType":"Patient","id":"p1","extension":[{"url":"http://x","valueDecimal":123456789012345678901234567890},{"url":"http://y","valueDecimal":1.50}]}\n'
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/Patient/$export").mock(return_value=httpx.Response(202, headers={"Content-Location": STATUS}))
+        mock.get(STATUS).mock(return_value=httpx.Response(200, json=manifest(("Patient", f"{FILES}/p.ndjson"))))
+        mock.delete(STATUS).mock(return_value=httpx.Response(202))
+        mock.get(f"{FILES}/p.ndjson").mock(return_value=httpx.Response(200, content=line))
+        async with client(Clock()) as fhir, bulk_export(fhir, BulkRequest(level="patient")) as export:
+            got = [decimals.dumps(r) async for r in export.resources()]
+    assert got == [line.strip()]
 
 
 def one_file_export(mock: respx.MockRouter, url: str, *, token: bool) -> respx.Route:

@@ -215,7 +215,7 @@ class BulkExport:
                 if not line.strip():
                     continue
                 try:
-                    resource = json.loads(line, parse_float=decimals.number)
+                    resource = json.loads(line, parse_float=decimals.number, parse_int=decimals.integer)
                 except ValueError:
                     raise NotNdjson(f"{file.type} file: line {number} is not JSON; the export is incomplete") from None
                 if not isinstance(resource, dict) or "resourceType" not in resource:

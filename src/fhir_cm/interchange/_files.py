@@ -161,7 +161,7 @@ def _empty(value: Any, path: str) -> str | None:
 def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
     """``(where, document)``: one JSON document (or an array's items), else JSON lines."""
     try:
-        whole = json.loads(text, parse_float=decimals.number)
+        whole = json.loads(text, parse_float=decimals.number, parse_int=decimals.integer)
     except RecursionError:
         raise BadInputError(name, "document", "not JSON this reads (nested too deep)") from None
     except json.JSONDecodeError as exc:
@@ -177,7 +177,7 @@ def _documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            yield f"line {number}", json.loads(line, parse_float=decimals.number)
+            yield f"line {number}", json.loads(line, parse_float=decimals.number, parse_int=decimals.integer)
         except RecursionError:
             raise BadInputError(name, f"line {number}", "not JSON this reads (nested too deep)") from None
         except json.JSONDecodeError as exc:
