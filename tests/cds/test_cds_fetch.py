@@ -61,6 +61,25 @@ def test_what_was_not_prefetched_is_read_from_the_ehrs_server(
     assert "3 emergency visits in 365 days" in card["detail"] and "substance use disorder" in card["detail"]
 
 
+def test_the_age_read_from_the_ehrs_patient_is_that_of_the_call_day(
+    cds_client: TestClient, signer: Signer, fhir_server: str
+) -> None:
+    """The Patient the service reads anyway (to know the patient is alive) carries the birth date: a
+    birth year gives the ages it allows on the app's day (1 June 2026), no birth date shows."""
+    pid = f"cds-{uuid.uuid4().hex[:10]}"
+    resources = eligible_on_server(pid)
+    resources[0]["birthDate"] = "1956"
+    _seed(fhir_server, resources)
+    body = call(pid)
+    body["fhirServer"] = fhir_server
+    body["fhirAuthorization"] = {"access_token": "ehr-token-123", "token_type": "Bearer", "expires_in": 300}
+    r = cds_client.post(PV, json=body, headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert "aged 69 or 70, with 3 emergency visits in 365 days" in card["detail"]
+    assert "1956" not in r.text
+
+
 def test_the_access_token_goes_with_every_read_and_never_in_the_clear(cds_client: TestClient, signer: Signer) -> None:
     ehr = "https://ehr.example.org/fhir"
     pid = "p-token"

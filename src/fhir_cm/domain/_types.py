@@ -64,6 +64,7 @@ class EligibilityReason(StrEnum):
     FRAILTY = "frailty"
     CHILD_AT_RISK = "child-at-risk"
     SOCIAL_NEEDS = "social-needs"
+    OLDER_ADULT = "older-adult"
 
 
 class Acuity(StrEnum):

@@ -47,7 +47,14 @@ class Assessment(BaseModel):
 def assess(facts: PatientFacts, rules: EligibilityRules, as_of: dt.date) -> Assessment:
     """Apply every rule to one patient's facts as they stood on ``as_of`` (the window ends there)."""
     since = as_of - dt.timedelta(days=rules.window_days)
-    reasons = [r for rule in rules.rules if (r := _apply(rule, facts, rules, since, as_of)) is not None]
+    met: dict[str, Reason] = {}
+    for rule in rules.rules:  # the age rules last: they may need another rule met
+        if rule.kind != "age" and (reason := _apply(rule, facts, rules, since, as_of)) is not None:
+            met[rule.id] = reason
+    for rule in rules.rules:
+        if rule.kind == "age" and (reason := _age(rule, facts, met, as_of)) is not None:
+            met[rule.id] = reason
+    reasons = [met[rule.id] for rule in rules.rules if rule.id in met]  # in the file's order
     score = sum(r.weight for r in reasons)
     excluded = None
     if facts.deceased:
@@ -86,6 +93,36 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
         return None
     text = rule.says.format(n=n, window_days=rules.window_days, within_days=rule.within_days, codes=", ".join(evidence))
     return Reason(rule=rule.id, reason=rule.reason, text=text, weight=rule.weight, evidence=evidence)
+
+
+#: The age from which an age is said as "90 or older": ages over 89 identify a person on their own
+#: (HIPAA's safe harbour), and a reason's text travels into the referral and the EHR's card.
+_OLDEST_SAID = 90
+
+
+def _age(rule: Rule, facts: PatientFacts, met: dict[str, Reason], as_of: dt.date) -> Reason | None:
+    """An age rule on ``as_of``: met only where every day the birth date allows meets it — a birth
+    year or month straddling the threshold's birthday is not taken as the age that would qualify — and,
+    with ``with_any``, where one of those rules is met too. The evidence is the age, never the birth date."""
+    age = facts.age(as_of)
+    if age is None:
+        return None
+    youngest, oldest = age
+    if rule.age_at_least is not None and youngest < rule.age_at_least:
+        return None
+    if rule.age_under is not None and oldest >= rule.age_under:
+        return None
+    also = [i for i in rule.with_any if i in met]
+    if rule.with_any and not also:
+        return None
+    if youngest >= _OLDEST_SAID:
+        said = f"{_OLDEST_SAID} or older"
+    elif oldest >= _OLDEST_SAID:
+        said = f"{youngest} or older"
+    else:
+        said = str(youngest) if youngest == oldest else f"{youngest} or {oldest}"
+    text = rule.says.format(age=said, also=", ".join(met[i].text for i in also))
+    return Reason(rule=rule.id, reason=rule.reason, text=text, weight=rule.weight, evidence=[f"aged {said}"])
 
 
 def _distinct(conditions: list[set[str]]) -> int:

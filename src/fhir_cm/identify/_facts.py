@@ -5,7 +5,9 @@ them whole would make memory grow with the hospital. Each resource is reduced at
 ``Fact`` (the store's ``FactRecord``: kind, dates, codes, a flag) — the same shape the store keeps per resource, so a resource
 updated later replaces its own fact — and a patient's facts together are ``PatientFacts``, which the
 rules assess. The reduction is the same for R4 and R5 (``class`` a Coding or a list of
-CodeableConcepts, ``period`` or ``actualPeriod``).
+CodeableConcepts, ``period`` or ``actualPeriod``). A Patient's fact keeps its birth as the span of
+days ``birthDate`` allows (``start`` the first, ``end`` the last: ``1950-06`` is 1–30 June), so an
+age is only claimed where every day of that span gives it (``PatientFacts.age``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..mapping import parse_reference, patient_of, read_date
+from ..mapping import parse_reference, patient_of, read_date, read_day
 from ..store import FactRecord as Fact
 from ._rules import EligibilityRules, load_rules
 
@@ -60,6 +62,9 @@ class PatientFacts(BaseModel):
     patient_id: str
     deceased: bool = False
     replaced_by: str | None = Field(default=None, description="The record this one was merged into.")
+    born: tuple[dt.date, dt.date] | None = Field(
+        default=None, description="The first and last day the birth date allows (a year, a month, a day)."
+    )
     open_case: bool = False
     encounters: list[EncounterFact] = Field(default_factory=list)
     conditions: list[ConditionFact] = Field(default_factory=list)
@@ -70,6 +75,8 @@ class PatientFacts(BaseModel):
         if fact.kind == "patient":
             self.deceased = self.deceased or fact.flag
             self.replaced_by = self.replaced_by or _tagged(fact.codes, REPLACED_BY)
+            if fact.start is not None and fact.end is not None:
+                self.born = (fact.start, fact.end)
         elif fact.kind in ("inpatient", "emergency") and fact.start is not None:
             kind: Literal["inpatient", "emergency"] = "inpatient" if fact.kind == "inpatient" else "emergency"
             part_of = _tagged(fact.codes, PART_OF)
@@ -81,12 +88,24 @@ class PatientFacts(BaseModel):
         elif fact.kind == "screen" and fact.start is not None and fact.codes:
             self.screens.append(ScreenFact(panel=fact.codes[0], on=fact.start, positive=fact.flag))
 
+    def age(self, on: dt.date) -> tuple[int, int] | None:
+        """The youngest and oldest the patient can be on ``on`` (equal for a full birth date; a year
+        or a month may straddle a birthday), or None without a birth date or born after ``on``. A
+        birthday on 29 February falls on 1 March in a common year."""
+        if self.born is None or self.born[0] > on:
+            return None
+        return _years(min(self.born[1], on), on), _years(self.born[0], on)
+
     def visits(self, kind: Literal["inpatient", "emergency"]) -> list[EncounterFact]:
         """The patient's stays (or emergency visits) of ``kind``: an Encounter ``partOf`` another of the
         same kind — a ward's sub-encounter of one hospitalisation — is folded into it, not counted as
         an admission of its own. One whose parent was not read, or is of another kind, counts."""
         ids = {e.id for e in self.encounters if e.kind == kind}
         return [e for e in self.encounters if e.kind == kind and (e.part_of is None or e.part_of not in ids)]
+
+
+def _years(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 def _tagged(codes: Iterable[str], tag: str) -> str | None:
@@ -116,7 +135,8 @@ def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None
         return None
     if rtype == "Patient":
         merged = _replaced_by(resource)
-        return Fact(resource_type="Patient", resource_id=rid, patient_id=rid, kind="patient",
+        first, last = _birth(resource.get("birthDate"))
+        return Fact(resource_type="Patient", resource_id=rid, patient_id=rid, kind="patient", start=first, end=last,
                     flag=_deceased(resource), codes=[f"{REPLACED_BY}|{merged}"] if merged else [])  # fmt: skip
     patient = patient_of(dict(resource))
     if patient is None:
@@ -156,6 +176,15 @@ def _day(value: Any) -> dt.date | None:
 
 def _deceased(patient: Mapping[str, Any]) -> bool:
     return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
+
+
+def _birth(value: Any) -> tuple[dt.date | None, dt.date | None]:
+    """The first and last day a ``birthDate`` allows: a year or a month stands for all its days. One
+    that is no date (junk, a day that does not exist) is no birth date, rather than a guess."""
+    first, last = read_day(value), read_day(value, last=True)
+    if first is None or last is None:
+        return None, None
+    return first, last
 
 
 def _replaced_by(patient: Mapping[str, Any]) -> str | None:

@@ -4,15 +4,20 @@ A hospital's case-management programme decides who it wants to see — how many 
 conditions, which screens — and changes its mind; the rules are therefore a file a programme lead
 can edit, and this module only reads it and applies it. Each rule names the eligibility reason it
 gives (the ``EligibilityReason`` a case carries) and the weight it adds to the score (``_assess``).
+
+An ``age`` rule reads the Patient's ``birthDate``: age alone makes a large share of any hospital's
+patients eligible, while programmes look for *older adults losing independence* or *children with
+complex conditions*; so such a rule may name, in ``with_any``, the other rules of which one must be
+met too for its age to count.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..domain import EligibilityReason
 from ..errors import FhirCmError
@@ -34,13 +39,30 @@ class Rule(BaseModel):
 
     id: str
     reason: EligibilityReason
-    kind: Literal["encounter-count", "readmission", "condition-count", "condition-any", "positive-screen"]
+    kind: Literal["encounter-count", "readmission", "condition-count", "condition-any", "positive-screen", "age"]
     weight: int = Field(ge=0)
     says: str
     encounter: Literal["inpatient", "emergency"] | None = None
     at_least: int = Field(default=1, ge=1)
     within_days: int = Field(default=30, ge=1)
     value_set: str | None = None
+    age_at_least: int | None = Field(default=None, ge=0, le=150, description="Age rule: this many years or more.")
+    age_under: int | None = Field(default=None, ge=1, le=150, description="Age rule: younger than this.")
+    with_any: tuple[str, ...] = Field(
+        default=(), description="Age rule: the ids of other rules, one of which must be met for the age to count."
+    )
+
+    @model_validator(mode="after")
+    def _age_bounds(self) -> Self:
+        """An age rule needs a bound, and bounds that leave someone in; other rules read no age."""
+        if self.kind != "age":
+            if self.age_at_least is not None or self.age_under is not None or self.with_any:
+                raise ValueError("age_at_least, age_under and with_any belong to an age rule")
+        elif self.age_at_least is None and self.age_under is None:
+            raise ValueError("an age rule needs age_at_least or age_under")
+        elif self.age_at_least is not None and self.age_under is not None and self.age_at_least >= self.age_under:
+            raise ValueError("age_at_least must be below age_under: no age meets the rule")
+        return self
 
 
 class ScreenRules(BaseModel):
@@ -70,6 +92,20 @@ class EligibilityRules(BaseModel):
     rules: tuple[Rule, ...]
     screens: ScreenRules
     value_sets: dict[str, dict[str, tuple[str, ...]]]
+
+    @model_validator(mode="after")
+    def _with_any_names_rules(self) -> Self:
+        """``with_any`` names rules of the file that are no age rules (an age met with another age is
+        still age alone); a rule id named twice would make which one is met ambiguous."""
+        ids = [r.id for r in self.rules]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"rule ids must be unique: {sorted({i for i in ids if ids.count(i) > 1})}")
+        plain = {r.id for r in self.rules if r.kind != "age"}
+        for rule in self.rules:
+            unknown = [i for i in rule.with_any if i not in plain]
+            if unknown:
+                raise ValueError(f"rule {rule.id} names in with_any what is no other non-age rule: {unknown}")
+        return self
 
     def in_value_set(self, name: str, coding: str) -> bool:
         """Whether ``system|code`` is in a value set (see :meth:`value_set_entry`)."""

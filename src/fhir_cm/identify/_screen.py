@@ -51,6 +51,10 @@ SCREENED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
 #: Facts written per transaction while reading; patients assessed per slice while ranking.
 FACT_BATCH = 2000
 RANK_SLICE = 1000
+#: What a fact keeps of a resource, by generation: 2 keeps the Patient's birth date (the age rules).
+#: The watermark names it, so a store screened by an earlier generation, whose Patient facts hold no
+#: birth date, reads everything once — an incremental run would leave every unchanged patient ageless.
+FACTS_GENERATION = 2
 
 
 class ScreeningReport(BaseModel):
@@ -70,8 +74,9 @@ class ScreeningReport(BaseModel):
 
 
 def watermark_key(group: str | None) -> str:
-    """The watermark row of a screening scope (the store keeps one per server and key)."""
-    return f"identify:Group/{group}" if group else "identify:system"
+    """The watermark row of a screening scope (the store keeps one per server and key) and generation
+    of facts (``FACTS_GENERATION``)."""
+    return f"identify.v{FACTS_GENERATION}:" + (f"Group/{group}" if group else "system")
 
 
 def _request(rules: EligibilityRules, group: str | None, since: str | None) -> BulkRequest:

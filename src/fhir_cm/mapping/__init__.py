@@ -24,7 +24,7 @@ from ._careplan import render_narrative, xhtml_text
 from ._case import case_plan, case_to_resources, read_resource, resources_to_case
 from ._entries import PlannedEntry, if_none_exist, plan_entry, same_content
 from ._encounter import recognise_disposition, recognise_setting
-from ._json import read_date
+from ._json import read_date, read_day
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
 from ._refs import (
     PATIENT_PATHS,
@@ -79,6 +79,7 @@ __all__ = [
     "party_reference",
     "patient_of",
     "read_date",
+    "read_day",
     "read_party",
     "read_resource",
     "replace_references",
