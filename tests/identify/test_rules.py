@@ -255,3 +255,26 @@ def test_which_screen_statuses_count_is_read_from_the_rules_file(
     waiting = rules_module.load_rules.__wrapped__()
     counted = {s: fact_of(r, waiting) is not None for s, r in asked.items()}
     assert counted == {"registered": False, "preliminary": False, "final": True}
+
+
+@pytest.mark.parametrize(
+    ("says", "said"),
+    [
+        ("a high-risk condition ({code})", "unknown name 'code'"),
+        ("a high-risk condition ({codes)", "not a sentence"),
+        ("a high-risk condition ({})", "unknown name ''"),
+        ("aged {age}", "unknown name 'age'"),
+    ],
+)
+def test_a_sentence_naming_what_its_rule_has_not_is_refused_on_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, says: str, said: str
+) -> None:
+    """A typo in a rule's ``says`` loaded, and the first patient meeting the rule stopped the ranking
+    (or a CDS call) with a KeyError; the file is refused naming the rule, as a broken threshold is."""
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    [high_risk] = [r for r in data["rules"] if r["id"] == "high-risk-condition"]
+    high_risk["says"] = says
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    with pytest.raises(RulesError, match=said):
+        rules_module.load_rules.__wrapped__()

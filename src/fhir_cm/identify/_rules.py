@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import string
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -26,6 +27,9 @@ from ..terminology import mappings_dir
 __all__ = ["EligibilityRules", "Rule", "RulesError", "ScreenRules", "load_rules"]
 
 RULES_FILE = "eligibility-rules.json"
+#: The names a rule's ``says`` may use, by kind (``_assess`` fills them in).
+_SAYS_NAMES = {"age": frozenset({"age", "also"})}
+_COUNTED = frozenset({"n", "window_days", "within_days", "codes"})
 
 
 class RulesError(FhirCmError):
@@ -62,6 +66,20 @@ class Rule(BaseModel):
             raise ValueError("an age rule needs age_at_least or age_under")
         elif self.age_at_least is not None and self.age_under is not None and self.age_at_least >= self.age_under:
             raise ValueError("age_at_least must be below age_under: no age meets the rule")
+        return self
+
+    @model_validator(mode="after")
+    def _says_names(self) -> Self:
+        """The sentence is filled in for each patient meeting the rule: a name it has not (a typo) or a
+        stray brace is refused with the file, not found by the first such patient mid-screening."""
+        allowed = _SAYS_NAMES.get(self.kind, _COUNTED)
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(self.says) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"says is not a sentence with {{names}}: {exc}") from None
+        for name in names:
+            if name not in allowed:
+                raise ValueError(f"says uses an unknown name {name!r} (this kind has {', '.join(sorted(allowed))})")
         return self
 
 
