@@ -20,6 +20,7 @@ from fhir_cm.store import (
     drop_facts,
     ehr_patient_keys,
     forget_candidates_without_facts,
+    get_watermark,
     list_candidates,
     mark_enrolled,
     open_case_patient_ids,
@@ -28,6 +29,7 @@ from fhir_cm.store import (
     put_ledger,
     replace_candidates,
     save_case,
+    set_watermark,
 )
 
 SERVER = "https://hospital.example/fhir"
@@ -218,3 +220,20 @@ def test_the_candidates_in_no_open_case_are_those_open_cases_leave_out_paged_and
         assert count_candidates(s, SERVER, min_score=5, free_only=True) == 2
         assert count_candidates(s, SERVER) == len(ids)  # unfiltered: every candidate of the ranking
         assert len(list_candidates(s, None, free_only=True)) == 3
+
+
+def test_the_watermark_of_a_group_with_the_longest_id_is_kept(store: Store) -> None:
+    """A FHIR id is up to 64 characters, and the key ``identify:Group/<id>`` was longer than the row's
+    key column: on PostgreSQL a screening of such a Group read everything, ranked, and then failed at
+    its very end writing its watermark (SQLite does not check the length), so every run read it all
+    again and failed again. A key too long for the column is named by a digest of the Group's id."""
+    from fhir_cm.identify import watermark_key
+
+    groups = ["g" * 64, "g" * 63 + "h", "short-group"]
+    with store.session() as s:
+        for n, group in enumerate(groups):
+            set_watermark(s, SERVER, watermark_key(group), f"2026-06-01T10:00:0{n}Z")
+    with store.session(read_only=True) as s:
+        kept = [get_watermark(s, SERVER, watermark_key(group)) for group in groups]
+    assert kept == ["2026-06-01T10:00:00Z", "2026-06-01T10:00:01Z", "2026-06-01T10:00:02Z"]
+    assert watermark_key("short-group").endswith(":Group/short-group")  # a readable key where it fits

@@ -19,6 +19,7 @@ before the watermark moves, and the facts already stored are only ever replaced 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,8 @@ RANK_SLICE = 1000
 #: The watermark names it, so a store screened by an earlier generation, whose Patient facts hold no
 #: birth date, reads everything once — an incremental run would leave every unchanged patient ageless.
 FACTS_GENERATION = 2
+#: The longest watermark key the store keeps (its key column, as long as a FHIR id).
+_KEY_LENGTH = 64
 
 
 class ScreeningReport(BaseModel):
@@ -75,8 +78,13 @@ class ScreeningReport(BaseModel):
 
 def watermark_key(group: str | None) -> str:
     """The watermark row of a screening scope (the store keeps one per server and key) and generation
-    of facts (``FACTS_GENERATION``)."""
-    return f"identify.v{FACTS_GENERATION}:" + (f"Group/{group}" if group else "system")
+    of facts (``FACTS_GENERATION``). A Group id may take 64 characters, the whole key no more: a key
+    that would not fit names the Group by a digest of its id instead (PostgreSQL refused the longer
+    one at the end of the run, which was then read again in full each time and failed again)."""
+    key = f"identify.v{FACTS_GENERATION}:" + (f"Group/{group}" if group else "system")
+    if group and len(key) > _KEY_LENGTH:
+        key = f"identify.v{FACTS_GENERATION}:Group#{hashlib.sha256(group.encode()).hexdigest()[:40]}"
+    return key
 
 
 def _request(rules: EligibilityRules, group: str | None, since: str | None) -> BulkRequest:
