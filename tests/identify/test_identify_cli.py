@@ -105,6 +105,16 @@ def test_usage_errors_say_what_is_wrong(tmp_path: Path, env: dict[str, str]) -> 
     assert no_server.exit_code == 2 and "no FHIR base URL" in no_server.output
 
 
+@pytest.mark.parametrize("group", ["Group/abc", "abc/$export?_type=Patient", "g" * 65, ""])
+def test_a_group_that_is_no_fhir_id_is_a_usage_error(env: dict[str, str], group: str) -> None:
+    """A reference (``Group/abc``) where the id goes is the likeliest slip: it went into the export's
+    URL as it was (``Group/Group/abc/$export``), the server's 404 read as "no $export" — or, for
+    the Group read that tells them apart, a ValueError's traceback."""
+    result = run(env, "--group", group)
+    assert result.exit_code == 2, result.output
+    assert "--group takes a Group's id" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.server
 def test_the_servers_export_status_is_a_progress_line_that_says_what_it_is(
     tmp_path: Path, sekmet: RunningServer

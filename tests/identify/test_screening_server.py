@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fhir_cm.domain import CaseStatus
-from fhir_cm.fhir import AsyncFhirClient, BulkSettings
+from fhir_cm.fhir import AsyncFhirClient, BulkExportFailed, BulkSettings
 from fhir_cm.identify import enrol_candidates, screen_population
 from fhir_cm.store import Store, get_case, list_candidates, list_outbox, open_store
 
@@ -23,6 +23,7 @@ from .population import PROFILES, patient, population, screen, transaction
 pytestmark = pytest.mark.server
 TODAY = dt.date.today()
 EXACT = BulkSettings(search_overlap=0)
+EXPORT_SETTINGS = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300)
 
 
 @pytest.fixture
@@ -129,3 +130,12 @@ async def test_an_export_keeps_the_screens_of_every_panel(fhir_server: str, stor
         )
     assert report.source == "export"
     assert ours(store, fhir.base_url, prefix) == {hrsn: {"social-needs"}, prapare: {"social-needs"}}
+
+
+async def test_a_group_the_server_does_not_have_is_said_so(fhir_server: str, store: Store) -> None:
+    """A mistyped ``--group``: the server answers the kick-off 404, which read as a server without
+    ``$export`` ("the server offers no $export"), sending the engineer to a server that has one."""
+    missing = f"no-such-{uuid.uuid4().hex[:8]}"
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        with pytest.raises(BulkExportFailed, match=f"the server has no Group '{missing}'"):
+            await screen_population(store, fhir, group=missing, as_of=TODAY, bulk_settings=EXPORT_SETTINGS)

@@ -78,6 +78,13 @@ def identify_command(
         raise fail(
             f"unknown programme {programme!r}; one of: {', '.join(p.value for p in ProgrammeType)}", code=2
         ) from None
+    if group is not None:
+        from ..fhir import check_id
+
+        try:
+            check_id(group)
+        except ValueError:
+            raise fail(f"--group takes a Group's id (1-64 of A-Z a-z 0-9 - .), not {group[:80]!r}", code=2) from None
     settings = get_settings(fhir_base=fhir_base)
     with reported(code=2):
         server = require_fhir_base(settings)

@@ -59,7 +59,7 @@ from ._results import BundleResult, WriteResult
 from ._retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from ._search import HistorySet, Page, Quarantined, SearchSet
 from ._sync import FhirClient, SyncSearchSet
-from ._urls import safe_for_tokens
+from ._urls import check_id, safe_for_tokens
 
 __all__ = [
     "a_resource",
@@ -114,6 +114,7 @@ __all__ = [
     "auth_from_settings",
     "bulk_export",
     "check_fhir_settings",
+    "check_id",
     "client_from_settings",
     "header_token",
     "model_class",

@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .. import decimals
-from ._errors import _TRANSIENT_ISSUES, FhirError, InvalidResponse, TransientError, error_from_response
+from ._errors import (
+    _TRANSIENT_ISSUES,
+    FhirError,
+    InvalidResponse,
+    ResourceNotFound,
+    TransientError,
+    error_from_response,
+)
 from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -429,7 +436,20 @@ async def read_population(
                     raise
         if chosen is None:
             if request.level == "group":
-                raise BulkExportFailed("the server offers no $export, and a Group cannot be read by searches here")
+                raise BulkExportFailed(await _group_refused(client, request.group_id or ""))
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             chosen = PagedPopulation(client, request, now, overlap=(settings or BulkSettings()).search_overlap)
         yield chosen
+
+
+async def _group_refused(client: AsyncFhirClient, group_id: str) -> str:
+    """Why a Group's export did not start: a server answers 404 for a Group it does not have as for an
+    operation it does not offer, and a mistyped id read as "no $export" sends the engineer to
+    reconfigure a server that has one. The Group is read to tell them apart."""
+    try:
+        await client.read("Group", group_id)
+    except (ResourceNotFound, ValueError):  # ValueError: no FHIR id, so no Group's either
+        return f"the server has no Group {group_id!r}: check the id (the id alone, not Group/<id>)"
+    except FhirError:
+        pass  # the read says nothing more: the kick-off's refusal stands
+    return "the server offers no $export, and a Group cannot be read by searches here"
