@@ -278,3 +278,23 @@ def test_a_sentence_naming_what_its_rule_has_not_is_refused_on_load(
     monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
     with pytest.raises(RulesError, match=said):
         rules_module.load_rules.__wrapped__()
+
+
+@pytest.mark.parametrize(("rule_id", "left_out", "said"), [
+    ("high-risk-condition", "value_set", "needs a value_set"),
+    ("multiple-chronic-conditions", "value_set", "needs a value_set"),
+    ("frequent-admissions", "encounter", "needs an encounter"),
+])  # fmt: skip
+def test_a_rule_left_without_what_its_kind_counts_is_refused_on_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rule_id: str, left_out: str, said: str
+) -> None:
+    """A condition rule without its value set loaded, and the first patient assessed stopped the
+    screening (or a CDS call) with an AssertionError; an encounter count without its encounter kind
+    loaded and never counted anyone, silently."""
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    [rule] = [r for r in data["rules"] if r["id"] == rule_id]
+    del rule[left_out]
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    with pytest.raises(RulesError, match=said):
+        rules_module.load_rules.__wrapped__()

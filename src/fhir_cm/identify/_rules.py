@@ -57,6 +57,16 @@ class Rule(BaseModel):
     )
 
     @model_validator(mode="after")
+    def _what_it_counts(self) -> Self:
+        """A count of encounters needs their kind, a condition rule its value set: left out, the one
+        counted no one (silently), the other stopped the screening at its first patient."""
+        if self.kind == "encounter-count" and self.encounter is None:
+            raise ValueError("an encounter-count rule needs an encounter (inpatient or emergency)")
+        if self.kind in ("condition-count", "condition-any") and self.value_set is None:
+            raise ValueError(f"a {self.kind} rule needs a value_set")
+        return self
+
+    @model_validator(mode="after")
     def _age_bounds(self) -> Self:
         """An age rule needs a bound, and bounds that leave someone in; other rules read no age."""
         if self.kind != "age":
