@@ -55,7 +55,7 @@ def test_an_older_adult_with_hospital_use_gets_the_reason_from_the_65th_birthday
 
 
 def test_age_alone_is_no_reason() -> None:
-    """Every third patient of a hospital is 65 or over: age counts only with another reason."""
+    """A large share of any hospital's patients are 65 or over: age counts only with another reason."""
     assessment = judged([born("1930-01-01"), encounter(P, "IMP", TODAY - dt.timedelta(days=10))])
     assert assessment.reasons == [] and not assessment.eligible
 
