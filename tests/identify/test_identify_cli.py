@@ -105,6 +105,24 @@ def test_usage_errors_say_what_is_wrong(tmp_path: Path, env: dict[str, str]) -> 
     assert no_server.exit_code == 2 and "no FHIR base URL" in no_server.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--full", "--since", "2026-01-01T00:00:00Z"], "--since and --full"),
+        (["--ndjson", "x.ndjson", "--group", "g1"], "--ndjson reads the files given"),
+        (["--ndjson", "x.ndjson", "--full"], "--ndjson reads the files given"),
+        (["--ndjson", "x.ndjson", "--search"], "--ndjson reads the files given"),
+    ],
+)
+def test_options_that_contradict_each_other_are_a_usage_error(env: dict[str, str], args: list[str], said: str) -> None:
+    """``--full --since T`` read only what changed since T (the --full dropped without a word), and
+    ``--ndjson`` dropped a ``--group``, ``--since``, ``--full`` or ``--search`` the same way: the run
+    reported was not the one asked for."""
+    result = run(env, *args)
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+
+
 @pytest.mark.parametrize("group", ["Group/abc", "abc/$export?_type=Patient", "g" * 65, ""])
 def test_a_group_that_is_no_fhir_id_is_a_usage_error(env: dict[str, str], group: str) -> None:
     """A reference (``Group/abc``) where the id goes is the likeliest slip: it went into the export's

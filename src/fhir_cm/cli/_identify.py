@@ -78,6 +78,10 @@ def identify_command(
         raise fail(
             f"unknown programme {programme!r}; one of: {', '.join(p.value for p in ProgrammeType)}", code=2
         ) from None
+    if since is not None and full:
+        raise fail("--since and --full cannot go together: --full reads everything, --since what changed", code=2)
+    if ndjson and (group is not None or since is not None or full or search):
+        raise fail("--ndjson reads the files given: --group, --since, --full and --search do not apply", code=2)
     if group is not None:
         from ..fhir import check_id
 
