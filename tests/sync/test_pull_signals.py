@@ -43,9 +43,10 @@ BOUND_SECONDS = 60.0
 #: short pull has everything a long one has when it is stopped: a scratch file and a check worker.
 #: How long a page's work waits for the pull to close its scratch file (it need not: see the test).
 PAGE_HELD_SECONDS = 3.0
+#: Its scratch database keeps the least of it in memory, so what it spills is written to its file.
 PULL = (
-    "import sys; from fhir_cm.sync import _checks, _pull; _pull.PAGE_SIZE = 5; _pull.FLUSH_SIZE = 3;"
-    " _checks.OFFLOAD_AFTER = 1; from fhir_cm.cli import main; sys.argv[0] = 'fhir-cm'; main()"
+    "import sys; from fhir_cm.sync import _checks, _pull, _spill; _pull.PAGE_SIZE = 5; _pull.FLUSH_SIZE = 3;"
+    " _spill.CACHE_KIB = 1; _checks.OFFLOAD_AFTER = 1; from fhir_cm.cli import main; sys.argv[0] = 'fhir-cm'; main()"
 )
 
 
@@ -63,6 +64,16 @@ def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _open_under(pid: int, folder: Path) -> list[str]:
+    """The files under ``folder`` the process has open (those removed while open included)."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if (target := os.readlink(fd)).startswith(f"{folder}/"):
+                found.append(target)
     return found
 
 
@@ -133,7 +144,7 @@ def _stop_mid_pull(
     try:
         assert held.seen.wait(BOUND_SECONDS), "the pull never reached the gate"
         assert victim.poll() is None
-        assert list(scratch.iterdir()), "no scratch file: the pull was stopped before it spilled"
+        assert _open_under(victim.pid, scratch), "no scratch file: the pull was stopped before it spilled"
         helpers = _children(victim.pid)
         assert helpers, "no check worker: the pull was stopped before it started one"
         stop(victim)
@@ -206,12 +217,19 @@ def test_a_pull_stopped_mid_run_exits_at_once_leaves_nothing_behind_and_the_next
     _assert_resumed(stopped, tmp_path, "pull")
 
 
-def test_the_check_worker_of_a_pull_killed_outright_ends_with_it(gate: tuple[Gate, str], tmp_path: Path) -> None:
-    """``kill -9`` (the out-of-memory killer): the pull cannot end its helper, which ends itself."""
+def test_a_pull_killed_outright_leaves_neither_its_check_worker_nor_its_scratch_file(
+    gate: tuple[Gate, str], tmp_path: Path
+) -> None:
+    """``kill -9`` (the out-of-memory killer, a container's grace period run out): the pull cannot end
+    its helper, which ends itself, nor remove its scratch file, which a service restarted after each
+    such kill would pile up in the temporary directory: the file has no name left to find."""
     stopped = _stop_mid_pull(*gate, tmp_path, lambda victim: victim.kill())
 
     assert stopped.returncode == -signal.SIGKILL
     assert stopped.orphans == []
+    assert list(stopped.scratch.iterdir()) == []
+
+    _assert_resumed(stopped, tmp_path, "pull")
 
 
 def test_a_worker_told_to_stop_mid_pull_stops_the_pull_at_once(gate: tuple[Gate, str], tmp_path: Path) -> None:
@@ -239,6 +257,7 @@ async def test_a_pull_cancelled_while_a_page_is_worked_on_closes_its_scratch_fil
     wrote its episodes to a new one, left in the temporary directory for good."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where SQLite makes its temporary databases
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     for case in generate_cases(2, seed=4712):
         await seed_case(raw, case, settings.identifier_system)

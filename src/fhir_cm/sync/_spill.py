@@ -8,13 +8,17 @@ instead (raw JSON by case, on disk, not in memory), and the cases are merged onc
 few at a time. The file is scratch: nothing in it is the store's until merged, and the watermarks
 never pass what is stored, so what a pull killed before its end had only here is fetched again by
 the next one. Written without journal or sync (a crash loses nothing the server does not still have).
+
+The file is SQLite's own temporary database (``connect("")``): made in the temporary directory
+(``TMPDIR``) once its pages outgrow the memory given them, and removed from the directory as it is
+made, so it ends with its process however that ends. A named file, removed by ``close``, outlived a
+pull killed outright (the out-of-memory killer, ``kill -9`` past a grace period): a service
+restarted after each such kill piled them up in the temporary directory.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -24,6 +28,9 @@ from ..mapping import ResourceKey
 from ._intake import is_newer, version_of
 
 __all__ = ["Spill", "newest"]
+
+#: KiB of the scratch database's pages kept in memory (SQLite's default); the rest is in its file.
+CACHE_KIB = 2000
 
 _SCHEMA = """
 CREATE TABLE held (
@@ -46,13 +53,12 @@ CREATE TABLE referenced (
 
 
 class Spill:
-    """The resources a pull has taken in and not merged yet, by case, in a scratch SQLite file
-    (created on first use, removed by ``close``), and what they refer to that is still to come.
-    Used by one thread at a time."""
+    """The resources a pull has taken in and not merged yet, by case, in a scratch SQLite database
+    (created on first use, gone at ``close`` or with the process), and what they refer to that is
+    still to come. Used by one thread at a time."""
 
     def __init__(self) -> None:
         self._db: sqlite3.Connection | None = None
-        self._path: str | None = None
         self.count = 0
         self.references = 0
 
@@ -63,9 +69,8 @@ class Spill:
         """The scratch file's connection (the file is created now if it was not yet): the pull keeps
         other scratch tables of its own in it (``RunEpisodes``)."""
         if self._db is None:
-            fd, self._path = tempfile.mkstemp(prefix="fhir-cm-pull-", suffix=".db")
-            os.close(fd)
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect("", check_same_thread=False, isolation_level=None)  # see the module docstring
+            db.execute(f"PRAGMA cache_size = -{max(1, int(CACHE_KIB))}")
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
             db.executescript(_SCHEMA)
@@ -166,12 +171,6 @@ class Spill:
         if self._db is not None:
             self._db.close()
             self._db = None
-        if self._path is not None:
-            try:
-                os.unlink(self._path)
-            except FileNotFoundError:
-                pass
-            self._path = None
         self.count = self.references = 0
 
 
