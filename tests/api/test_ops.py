@@ -74,6 +74,47 @@ def test_shutdown_waits_for_the_start_up_warming_before_the_store_is_closed(
     assert not stopped_early and finished.is_set() and not shutdown.is_alive()
 
 
+def test_a_shutdown_during_the_start_up_warming_stops_it_at_the_case_under_way(
+    api_store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``systemctl stop`` or a pod's termination soon after a start: the shutdown waited until the
+    warming had mapped every stored case (seconds a thousand cases, minutes a large store), past a
+    service manager's grace period, a second signal unable to cut it short (the event loop waits on
+    the warming's thread). The warming stops after the case it is mapping."""
+    import threading
+
+    from fhir_cm.api import create_app
+    from fhir_cm.api.facade import FacadeIndex
+    from fhir_cm.store import save_case
+    from fhir_cm.synthetic import generate_cases
+
+    with api_store.session() as s:
+        for case in generate_cases(5, seed=4713):
+            save_case(s, case)
+    mapped: list[str] = []
+    warming, release = threading.Event(), threading.Event()
+    served = FacadeIndex._served
+
+    def held(self: FacadeIndex, session: object, case_id: str, *args: object, **kwargs: object) -> object:
+        mapped.append(case_id)
+        warming.set()
+        release.wait(timeout=60)
+        return served(self, session, case_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FacadeIndex, "_served", held)
+    app = create_app(settings, store=api_store)
+    client = TestClient(app)
+    client.__enter__()
+    assert warming.wait(timeout=60)
+    shutdown = threading.Thread(target=client.__exit__, args=(None, None, None))
+    shutdown.start()
+    assert app.state.stopping.wait(timeout=60)  # the shutdown has begun: the warming is told
+    release.set()
+    shutdown.join(timeout=60)
+    assert not shutdown.is_alive()
+    assert len(mapped) == 1  # the case under way, none after
+
+
 def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:
     app.state.store = Store(create_engine("sqlite:////nonexistent-dir/fhir-cm.db"))
     with TestClient(app) as client:

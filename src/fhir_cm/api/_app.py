@@ -105,18 +105,21 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
 REQUEST_THREADS = 8
 
 
-def _warm(app: FastAPI, *, serving: bool) -> None:
+def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -> None:
     """Before the first request asks: map every stored case for the façade's default version (a thousand
     cases take seconds) and decode the open cases into the read routes' cache (newest first, as many as
     it keeps); then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
-    done. A failure is logged, not fatal: the first requests then do the work as before."""
+    done. A failure is logged, not fatal: the first requests then do the work as before.
+
+    ``stop`` set (the app shutting down), it stops after the case under way: the shutdown waits for
+    this thread, and on a large store waited minutes, past a service manager's grace period."""
     index: FacadeIndex | None = getattr(app.state, "facade_index", None)
     store: Store = app.state.store
     try:
         with store.session(read_only=True) as session:
             if index is not None:
-                index.warm(session, DEFAULT_VERSION)
-            warm_case_cache(session, store.cases, OPEN_STATUSES)
+                index.warm(session, DEFAULT_VERSION, stop=stop)
+            warm_case_cache(session, store.cases, OPEN_STATUSES, stop=stop)
     except Exception as exc:  # noqa: BLE001 - readiness must not hang on a store error at start-up
         log.warning("start-up: warming the caches failed (%s); they fill on first use", type(exc).__name__)
     finally:
@@ -148,10 +151,15 @@ def create_app(
         # Blocking routes run in anyio's worker threads: a few are enough to keep two cores busy, and
         # every extra one only queues for the GIL (and holds a database connection meanwhile).
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
-        warm = threading.Thread(target=_warm, args=(running,), kwargs={"serving": serving}, name="fhir-cm-warm")
+        #: Set once the app shuts down: what runs on in threads of its own stops early.
+        running.state.stopping = stopping = threading.Event()
+        warm = threading.Thread(
+            target=_warm, args=(running,), kwargs={"serving": serving, "stop": stopping}, name="fhir-cm-warm"
+        )
         warm.daemon = True
         warm.start()
         yield
+        stopping.set()
         warm.join()  # its session must end before the store closes (an in-memory one shares one connection)
         if owned:
             the_store.close()

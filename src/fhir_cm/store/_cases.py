@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any, TypedDict
@@ -347,10 +348,13 @@ def cases_of_patients_with_several(
     return records
 
 
-def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseStatus]) -> int:
+def warm_case_cache(
+    session: Session, cache: CaseCache, statuses: Iterable[CaseStatus], *, stop: threading.Event | None = None
+) -> int:
     """Decode the cases of these statuses into ``cache``, most recently saved first, as many as it
     keeps (a server's start-up: the first reads then find them); returns how many. A case this
-    version cannot read is left out (logged by id)."""
+    version cannot read is left out (logged by id). ``stop`` set (the server shutting down), it
+    stops after the case under way."""
     if cache.size <= 0:
         return 0
     query = (
@@ -360,6 +364,8 @@ def warm_case_cache(session: Session, cache: CaseCache, statuses: Iterable[CaseS
     )
     warmed = 0
     for row in session.execute(query):
+        if stop is not None and stop.is_set():
+            break
         if (record := _record(row, [])) is not None:
             cache.put(row.case_id, record.revision, record.case)
             warmed += 1

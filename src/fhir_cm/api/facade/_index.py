@@ -227,17 +227,20 @@ class FacadeIndex:
 
     # --- keeping in step -------------------------------------------------------------------------
 
-    def warm(self, session: Session, version: FhirVersion) -> None:
+    def warm(self, session: Session, version: FhirVersion, *, stop: threading.Event | None = None) -> None:
         """Map every case now (at start-up), and build the value maps of every token and reference
-        parameter, so the first request — a read or a search — does not wait for either."""
+        parameter, so the first request — a read or a search — does not wait for either. ``stop``
+        set, it stops after the case under way (the server is shutting down); the next look goes on."""
         with self._lock:
-            view = self._refreshed(session, version)
+            view = self._refreshed(session, version, stop)
+            if stop is not None and stop.is_set():
+                return
             for rtype in RESOURCE_TYPES:
                 for param in params_for(rtype).values():
                     if param.kind in ("token", "reference"):
                         view.having(rtype, param.name, "")
 
-    def _refreshed(self, session: Session, version: FhirVersion) -> _View:
+    def _refreshed(self, session: Session, version: FhirVersion, stop: threading.Event | None = None) -> _View:
         view = self._views.setdefault(version, _View())
         # Nothing saved since the last look (one small query): every stamp is as it was.
         current = store_version(session)
@@ -247,6 +250,8 @@ class FacadeIndex:
         for gone in view.stamps.keys() - stamps.keys():
             view.drop(gone)
         for case_id, stamp in stamps.items():
+            if stop is not None and stop.is_set():
+                return view  # its version left as it was: the next look maps the cases still to do
             if view.stamps.get(case_id) != stamp:
                 view.put(case_id, stamp, self._served(session, case_id, version, has_copies=stamp.resources > 0))
         view.version = current
