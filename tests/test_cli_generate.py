@@ -108,3 +108,39 @@ def test_module_entry_reports_errors_without_traceback() -> None:
     )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == ["fhir-cm: error: --cases must be at least 1 (got 0)"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+def test_a_generate_stopped_halfway_leaves_the_file_it_was_to_replace_as_it_was(tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) halfway through a large ``--out``: the file of an earlier run was emptied at
+    the start and left holding the cases written so far, its last line cut, for an import to take.
+    It takes its new content only once whole, as ``export --out`` does."""
+    import signal
+    import time
+
+    target = tmp_path / "cases.jsonl"
+    assert run("--cases", "3", "--out", str(target)).exit_code == 0
+    before = target.read_bytes()
+    said = tmp_path / "stderr"
+    with said.open("w") as err:
+        victim = subprocess.Popen(
+            [sys.executable, "-c", "from fhir_cm.cli import main; main()", "generate", "--cases", "10000000"]
+            + ["--out", str(target)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        # Under way: cases written (to the file, or beside it).
+        while sum(p.stat().st_size for p in tmp_path.glob("*cases.jsonl*")) <= len(before):
+            assert victim.poll() is None and time.monotonic() < deadline, "no case was written"
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGTERM)
+        code = victim.wait(timeout=60)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert code == 143 and said.read_text().endswith("fhir-cm: terminated\n"), said.read_text()
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.jsonl", "stderr"]

@@ -33,7 +33,9 @@ def generate_command(
         bool, typer.Option("--json", help="With --out: print the run summary as JSON on stdout.")
     ] = False,
 ) -> None:
-    """Write synthetic case journeys as JSON lines (one case, the domain model's JSON, per line)."""
+    """Write synthetic case journeys as JSON lines (one case, the domain model's JSON, per line).
+
+    A file takes its new content only once whole (``_output``): stopped halfway, it is as it was."""
     from ..synthetic import GenerationSummary, generate_cases
 
     if cases is None:
@@ -44,14 +46,10 @@ def generate_command(
         raise fail("--json needs --out: without it, stdout carries the cases", code=2)
     summary = GenerationSummary(seed=seed)
     try:
-        sink = out.open("w", encoding="utf-8", newline="\n") if out is not None else sys.stdout
-    except OSError as exc:
-        raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
-    try:
-        with late_progress(cases, "generating cases", enabled=out is not None) as advance:
+        with _output(out) as sink, late_progress(cases, "generating cases", enabled=out is not None) as advance:
             for case in generate_cases(cases, seed):
-                sink.write(case.model_dump_json())
-                sink.write("\n")
+                sink.write(case.model_dump_json().encode())
+                sink.write(b"\n")
                 summary.add(case)
                 advance()
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as Unix tools do
@@ -59,9 +57,6 @@ def generate_command(
         raise typer.Exit(0) from None
     except OSError as exc:
         raise fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}") from None
-    finally:
-        if sink is not sys.stdout:
-            sink.close()
     if out is not None:
         if as_json:
             typer.echo(json.dumps({**summary.model_dump(), "out": str(out)}))
@@ -153,7 +148,7 @@ def import_command(
 
 @contextmanager
 def _output(out: Path | None) -> Iterator[IO[bytes]]:
-    """Where an export streams to. A file is written beside itself and takes its name only once
+    """Where an export (or generate) streams to. A file is written beside itself and takes its name only once
     whole, so a run stopped halfway leaves the previous file (or none), never a truncated one;
     stdout is written as it goes (a reader sees a short document and the non-zero exit)."""
     if out is None:
