@@ -43,7 +43,12 @@ def main() -> None:
         if isinstance(exc.__context__, BrokenPipeError):
             sys.exit(0)
         raise
-    except FhirCmError as exc:  # one met before a command's own ``reported`` (its settings, say)
+    except Exception as exc:
+        if _signals.stopped_by(exc):  # a stop a library wrapped in an error of its own (``_signals``)
+            _stopped()
+        if not isinstance(exc, FhirCmError):
+            raise
+        # one met before a command's own ``reported`` (its settings, say)
         typer.echo(f"fhir-cm: error: {first_line(exc)}", err=True)
         sys.exit(1)
 

@@ -55,12 +55,16 @@ def reported(*also: type[Exception], code: int = 1) -> Iterator[None]:
     from ..errors import FhirCmError
     from ..fhir import TransientError
 
+    from ._signals import stopped_by
+
     kinds: tuple[type[Exception], ...] = (FhirCmError, *also)
     try:
         yield
-    except TransientError as exc:  # unreachable, busy or failing for now: worth running again later
-        raise fail(first_line(exc), code=EXIT_RETRY_LATER) from None
     except kinds as exc:
+        if stopped_by(exc):  # a stop a library wrapped (``_signals``): the command says it stopped
+            raise KeyboardInterrupt from None
+        if isinstance(exc, TransientError):  # unreachable, busy or failing for now: worth running again later
+            raise fail(first_line(exc), code=EXIT_RETRY_LATER) from None
         raise fail(first_line(exc), code=code) from None
 
 

@@ -9,6 +9,11 @@ is given back on the way out; it then says ``fhir-cm: terminated`` and exits 143
 shell reports a process SIGTERM ended), where Ctrl-C says ``fhir-cm: interrupted`` and exits 130.
 
 ``fhir-cm worker`` (and ``serve``) install handlers of their own for both signals while they run.
+
+The ``KeyboardInterrupt`` lands wherever the main thread is, inside a library too, and some wrap it
+in an error of their own: pydantic's serialiser (an enum's value is read in Python as it writes a
+case) in a ``PydanticSerializationError`` that only names it, orjson's ``default`` in a ``TypeError``
+it causes. ``stopped_by`` tells such an error from a failure, so the command still ends as stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-__all__ = ["EXIT_TERMINATED", "install", "terminated"]
+__all__ = ["EXIT_TERMINATED", "install", "stopped_by", "terminated"]
 
 #: The exit status of a command stopped by SIGTERM.
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -26,6 +31,24 @@ _terminated = False
 
 def terminated() -> bool:
     """Whether this process was told to stop by SIGTERM (its interruption is that, not Ctrl-C)."""
+    return _terminated
+
+
+def stopped_by(exc: BaseException) -> bool:
+    """Whether ``exc`` ended the command because a stop signal came: a ``KeyboardInterrupt`` or an
+    error wrapping one (see the module docstring), or any error once SIGTERM was received (what it
+    interrupted may have failed in its own way on the way out)."""
+    from pydantic_core import PydanticSerializationError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        if isinstance(current, PydanticSerializationError) and "KeyboardInterrupt" in str(current):
+            return True  # pydantic keeps only the interrupt's name, in its message
+        current = current.__cause__ or current.__context__
     return _terminated
 
 
