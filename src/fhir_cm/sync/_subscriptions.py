@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -187,44 +187,26 @@ async def sync_subscriptions(
         resource = _resource(sub_id, endpoint, secret, group, topic)
         if existing is not None and existing.server_id:
             resource["id"] = existing.server_id
-            written = await client.update(resource, versioned=False)
-            with store.session() as session:
-                update_subscription(
-                    session,
-                    sub_id,
-                    patients=group,
-                    criteria=_criteria_of(resource),
-                    endpoint=endpoint,
-                    secret_hash=secret_hash(secret),
-                    status="requested",
-                    error=None,
-                    topic=topic,
-                    kind="topic" if topic else "criteria",
-                    # another topic's events are numbered afresh (criteria notifications carry none)
-                    last_event=existing.last_event if existing.topic == topic else None,
+            await _whole(
+                _change(
+                    store, client, resource, existing, patients=group, endpoint=endpoint, topic=topic, secret=secret
                 )
+            )
             report.updated.append(sub_id)
         else:
-            written = await client.create(resource)
-            with store.session() as session:
-                if existing is not None:
-                    forget_subscription(session, existing.id)
-                put_subscription(
-                    session,
-                    HeldSubscription(
-                        id=sub_id,
-                        server_base=base,
-                        server_id=str(written.id),
-                        kind="topic" if topic else "criteria",
-                        endpoint=endpoint,
-                        topic=topic,
-                        criteria=_criteria_of(resource),
-                        patients=group,
-                        secret_hash=secret_hash(secret),
-                        status="requested",
-                        created_at=dt.datetime.now(dt.UTC),
-                    ),
+            await _whole(
+                _make(
+                    store,
+                    client,
+                    resource,
+                    sub_id,
+                    existing,
+                    patients=group,
+                    endpoint=endpoint,
+                    topic=topic,
+                    secret=secret,
                 )
+            )
             report.created.append(sub_id)
     for extra in held[len(batches) :]:
         await _delete(client, extra)
@@ -232,6 +214,89 @@ async def sync_subscriptions(
             forget_subscription(session, extra.id)
         report.removed.append(extra.id)
     return report
+
+
+async def _whole(work: Awaitable[None]) -> None:
+    """Run ``work`` — a subscription written on the server, then recorded — to its end though the
+    command is stopped meanwhile (SIGTERM, Ctrl-C, a worker told to stop), which is then cancelled.
+
+    The server makes or changes the subscription whether or not its answer is read: one it made
+    and the store never heard of notified for ever with a secret nobody held (``unsubscribe`` does
+    not know it either), and one it changed sent a new secret the store did not have, its
+    notifications refused. The wait is the write's (the client's timeouts bound it); a second
+    signal still stops the process at once.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        raise
+
+
+async def _change(
+    store: Store,
+    client: AsyncFhirClient,
+    resource: dict[str, Any],
+    existing: HeldSubscription,
+    *,
+    patients: list[str],
+    endpoint: str,
+    topic: str | None,
+    secret: str,
+) -> None:
+    """Change the subscription held on the server to ``resource``, and record it with its new secret."""
+    await client.update(resource, versioned=False)
+    with store.session() as session:
+        update_subscription(
+            session,
+            existing.id,
+            patients=patients,
+            criteria=_criteria_of(resource),
+            endpoint=endpoint,
+            secret_hash=secret_hash(secret),
+            status="requested",
+            error=None,
+            topic=topic,
+            kind="topic" if topic else "criteria",
+            # another topic's events are numbered afresh (criteria notifications carry none)
+            last_event=existing.last_event if existing.topic == topic else None,
+        )
+
+
+async def _make(
+    store: Store,
+    client: AsyncFhirClient,
+    resource: dict[str, Any],
+    sub_id: str,
+    existing: HeldSubscription | None,
+    *,
+    patients: list[str],
+    endpoint: str,
+    topic: str | None,
+    secret: str,
+) -> None:
+    """Make the subscription on the server, and record it (in place of ``existing``, gone there)."""
+    written = await client.create(resource)
+    with store.session() as session:
+        if existing is not None:
+            forget_subscription(session, existing.id)
+        put_subscription(
+            session,
+            HeldSubscription(
+                id=sub_id,
+                server_base=client.base_url,
+                server_id=str(written.id),
+                kind="topic" if topic else "criteria",
+                endpoint=endpoint,
+                topic=topic,
+                criteria=_criteria_of(resource),
+                patients=patients,
+                secret_hash=secret_hash(secret),
+                status="requested",
+                created_at=dt.datetime.now(dt.UTC),
+            ),
+        )
 
 
 async def _refuse_r5(client: AsyncFhirClient) -> None:
