@@ -27,7 +27,7 @@ from fhir_cm.config import Settings
 from fhir_cm.domain import Case
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, get_case, list_watermarks, open_store
-from fhir_cm.sync import _pull, pull
+from fhir_cm.sync import _pull, _pull_merge, pull
 from fhir_cm.sync._spill import Spill
 from fhir_cm.synthetic import generate_cases
 from tests.gate import Gate
@@ -292,3 +292,37 @@ async def test_a_pull_cancelled_while_a_page_is_worked_on_closes_its_scratch_fil
     assert await asyncio.to_thread(worked.wait, BOUND_SECONDS)  # the page's thread is over, either way
     assert list(scratch.iterdir()) == []
     assert open_at_close == [False]  # closed once the page's work was over
+
+
+async def test_a_pull_cancelled_while_it_merges_at_the_end_stops_after_the_transaction_under_way(
+    store: Store, raw: AsyncFhirClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM or Ctrl-C once every page is in: the pull merges what it took in on the event loop's
+    thread, where the cancellation reached it only at its next await, once every case was merged (a
+    large pull's minute, past a container's grace period) — then it went on to track transitions.
+    It stops after the transaction under way; its watermarks stay, so the next pull reads it again."""
+    cases = list(generate_cases(4, seed=4714))
+    for case in cases:
+        await seed_case(raw, case, settings.identifier_system)
+    monkeypatch.setattr(_pull_merge, "MERGE_TRANSACTION", 1)  # one case per transaction
+    merged: list[list[str]] = []
+    merge = _pull_merge.Merging._merge_cases
+
+    def signalled(self: Any, session: Any, case_ids: list[str], *args: Any, **kwargs: Any) -> Any:
+        merged.append(list(case_ids))
+        if len(merged) == 1:
+            pulling.cancel()  # what SIGTERM or Ctrl-C does to the command's task
+        return merge(self, session, case_ids, *args, **kwargs)
+
+    monkeypatch.setattr(_pull_merge.Merging, "_merge_cases", signalled)
+    pulling = asyncio.ensure_future(pull(store, raw, settings))
+    await asyncio.gather(pulling, return_exceptions=True)
+
+    assert pulling.cancelled()
+    assert len(merged) == 1  # the transaction under way, none after
+    with store.session(read_only=True) as s:
+        assert list_watermarks(s) == []
+    monkeypatch.setattr(_pull_merge.Merging, "_merge_cases", merge)
+    await pull(store, raw, settings)  # the next pull takes everything in
+    with store.session(read_only=True) as s:
+        assert None not in [get_case(s, c.id) for c in cases]

@@ -8,6 +8,7 @@ checking, placing, holding).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -104,6 +105,8 @@ class Merging:
             sizes[case_id] = sizes.get(case_id, 0) + len(items)
         chunks = _chunks(sizes)
         for n, chunk in enumerate(chunks):
+            if n and _stopped():
+                raise asyncio.CancelledError  # the transactions before are kept; the watermarks stay
             with self.store.session() as session:
                 for start in range(0, len(chunk), MERGE_CASES):
                     cases = chunk[start : start + MERGE_CASES]
@@ -266,6 +269,19 @@ def _as_party(session: Session, base_url: str, local: Case, read: Case) -> Case:
     if known is None or known.key != local.patient.id:
         return read
     return read.model_copy(update={"patient": local.patient})
+
+
+def _stopped() -> bool:
+    """Whether the pull was told to stop (SIGTERM, Ctrl-C, a worker told to stop: its task cancelled).
+
+    The merge runs on the event loop's thread, so the cancellation reached the pull only at its next
+    await, once every case was merged: a large pull's minute at the end, past a container's grace
+    period. Checked between transactions, it stops after the one under way."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not in an event loop
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def _chunks(sizes: Mapping[str, int]) -> list[list[str]]:
