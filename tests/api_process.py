@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 
@@ -35,6 +36,9 @@ class ApiProcess:
         self.env.pop("FHIR_CM_FHIR_BASE", None)
         self.args = list(args)
         self.proc: subprocess.Popen[str] | None = None
+        # Its log goes to a file, read when it fails to start: a pipe nobody drains fills (64 kB, some
+        # 230 requests of the access log) and the server then hangs on its next log line.
+        self.log = tempfile.TemporaryFile(mode="w+", prefix="fhir-cm-serve-")
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -49,7 +53,7 @@ class ApiProcess:
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             text=True,
         )
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -60,7 +64,8 @@ class ApiProcess:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None:
-                raise AssertionError(f"the API exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                self.log.seek(0)
+                raise AssertionError(f"the API exited: {self.log.read()}")
             assert time.monotonic() < deadline, "the API did not start"
             time.sleep(0.2)
 
