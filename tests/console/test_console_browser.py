@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
+from fhir_cm.config import Settings
 from fhir_cm.domain import Case
+from fhir_cm.interchange import import_files
+from fhir_cm.mapping import case_to_bundle
 from fhir_cm.store import (
     ApiRole,
     HeldSubscription,
@@ -481,3 +485,39 @@ def test_an_ongoing_stay_runs_to_the_readers_own_day(served: tuple[str, World], 
         assert widths == [pytest.approx(740 * 2 / 14), pytest.approx(740 * 5 / 14)]
     finally:
         context.close()
+
+
+def test_a_goal_due_in_a_month_reads_as_that_month(served: tuple[str, World], page: Any, tmp_path: Path) -> None:
+    """A hospital wrote a goal due "2026-09": the page showed 2026-09-30, a deadline nobody set."""
+    base, world = served
+    case = Case.model_validate(
+        {
+            "id": "case-month",
+            "programme": "health-care",
+            "status": "closed",  # off the caseload the other tests read
+            "period": {"start": "2026-01-10", "end": "2026-11-30"},
+            "patient": {"kind": "patient", "id": "pat-month"},
+            "goals": [
+                {"id": "goal-month", "description": "Walk 200 m unaided", "start": "2026-02-01", "due": "2026-09-15"}
+            ],
+        }
+    )
+    settings = Settings(database_url=world.url)
+    bundle = case_to_bundle(case, "R4", settings.identifier_system)
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Goal":
+            entry["resource"]["target"][0]["dueDate"] = "2026-09"
+    entries = [{"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in bundle["entry"]]
+    (tmp_path / "hospital.json").write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    )
+    with open_store(world.url) as store:
+        import_files(store, [tmp_path / "hospital.json"], settings)
+
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{case.id}")
+    page.get_by_role("heading", name=f"Case {case.id}").wait_for()
+    goals = page.locator("table").filter(has=page.get_by_role("columnheader", name="Achievement"))
+    assert goals.locator("tbody tr").all_inner_texts() == ["Walk 200 m unaided\tactive\t—\t2026-09"]
+    assert page.locator(".timeline").get_by_text("Walk 200 m unaided — active (due 2026-09)").count() == 1
+    assert "2026-09-30" not in page.locator("#view").inner_text()

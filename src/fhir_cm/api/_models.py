@@ -186,6 +186,12 @@ class CaseOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     transitions: list[Transition]
+    dates_as_written: dict[str, str] = Field(
+        default_factory=dict,
+        description="On a read of the case: each day of it read from a date its source wrote as a year or a "
+        "month (a goal due '2024-06' is held as due by 2024-06-30), by JSON pointer into `case` "
+        "(`/goals/0/due`) → the date as written ('2024-06'), for showing it at that precision.",
+    )
 
 
 class CasePage(BaseModel):

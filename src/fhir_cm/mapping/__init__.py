@@ -36,6 +36,7 @@ from ._refs import (
     read_party,
     replace_references,
 )
+from ._written import dates_as_written
 from ._versions import (
     Elem,
     UnrepresentableElementError,
@@ -64,6 +65,7 @@ __all__ = [
     "careteam_key",
     "case_plan",
     "case_to_bundle",
+    "dates_as_written",
     "PlannedEntry",
     "plan_entry",
     "same_content",

@@ -258,7 +258,8 @@ def _period_start() -> Field:
         first, last = min(starts), end_of.read(obj, ctx)
         return first if start < first <= last else start
 
-    return Field(f.name, f.get, read, f.write, written=f.written)
+    # A start the history refined is a day the sender gave: only the span's own first day is partial.
+    return Field(f.name, f.get, read, f.write, written=f.written, as_written=f.as_written)
 
 
 def _shape(version: FhirVersion) -> Shape:

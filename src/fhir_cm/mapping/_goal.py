@@ -62,7 +62,12 @@ def _due() -> Field:
         lambda obj, ctx: field(obj).read(obj, ctx),
         lambda obj, value, ctx: field(obj).write(obj, value, ctx),
         written=written,
+        as_written=lambda obj, value: _as_written(field(obj), obj, value),
     )
+
+
+def _as_written(f: Field, obj: Mapping[str, Any], value: Any) -> str | None:
+    return f.as_written(obj, value) if f.as_written is not None else None
 
 
 #: How many targets are looked through for the due day (a goal has a few at most).

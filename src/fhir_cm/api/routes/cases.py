@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Response, status
+from fastapi import Depends, Path, Query, Response, status
 from pydantic import ValidationError
 
+from fhir_cm.config import Settings
 from fhir_cm.domain import (
     Breach,
     Case,
@@ -18,11 +19,13 @@ from fhir_cm.domain import (
     ProgrammeType,
     allowed_referral_moves,
 )
+from fhir_cm.mapping import ResourceKey, dates_as_written
 from fhir_cm.store import (
     ApiRole,
     CaseRecord,
     UnreadableCase,
     get_case_record,
+    get_resources,
     list_case_records,
     record_audit,
     save_case,
@@ -31,7 +34,7 @@ from fhir_cm.store import (
 from .._answers import json_answer
 from .._access import can_see, check_may_create, check_may_reassign, may_see_unreadable, programme_scope
 from .._casework import audit_reads, etag, rebuild, refuse_breaches, sent_fields
-from .._deps import CaseWork
+from .._deps import CaseWork, get_settings
 from .._models import (
     OPEN_STATUSES,
     CaseCreate,
@@ -66,9 +69,20 @@ def case_out(record: CaseRecord) -> CaseOut:
     )
 
 
-def _fresh(work: CaseWork, case_id: str) -> Response:
+def _fresh(work: CaseWork, case_id: str, identifier_system: str) -> Response:
     record = work.load(case_id)
-    return json_answer(case_out(record), headers={"ETag": etag(record.revision)})
+    out = case_out(record)
+    out.dates_as_written = _as_written(work, record.case, identifier_system)
+    return json_answer(out, headers={"ETag": etag(record.revision)})
+
+
+def _as_written(work: CaseWork, case: Case, identifier_system: str) -> dict[str, str]:
+    """The case's days read from a year or a month its resources hold (see ``dates_as_written``)."""
+    with work.store.session(read_only=True) as session:
+        copies = get_resources(session, case.id)
+    return dates_as_written(
+        case, {ResourceKey(r.resource_type, r.key): (r.fhir_version, r.raw) for r in copies}, identifier_system
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut, summary="Create a case")
@@ -166,9 +180,11 @@ def list_cases_route(
 
 
 @router.get("/{case_id}", response_model=CaseOut, summary="Read a case")
-def read_case(case_id: CaseId, work: CaseWork) -> Response:
-    """The case with its revision in ``ETag``; 404 if it does not exist or the caller may not see it."""
-    return _fresh(work, case_id)
+def read_case(case_id: CaseId, work: CaseWork, settings: Annotated[Settings, Depends(get_settings)]) -> Response:
+    """The case with its revision in ``ETag``; 404 if it does not exist or the caller may not see it.
+
+    The dates its sources wrote as a year or a month are said as written (``dates_as_written``)."""
+    return _fresh(work, case_id, settings.identifier_system)
 
 
 @router.patch("/{case_id}", response_model=CaseOut, summary="Change a case's own fields")

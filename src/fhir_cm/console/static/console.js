@@ -75,6 +75,14 @@ const today = () => localDay(new Date());
 // An instant the API stamps in UTC (a pull, a failed push, a notification), read on the reader's own day and
 // clock as the console's other times are; the exact stamp stays in the element's datetime and title.
 const clock = (iso) => { const d = new Date(iso); return Number.isNaN(d.getTime()) ? String(iso) : `${localDay(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}`; };
+// A day the API read from a year or a month its source wrote (a goal due "2024-06" is held as due by 2024-06-30):
+// shown as written, so nobody takes it for a deadline someone set; the day it is read as is in its title.
+// ``written`` is the case's dates_as_written (JSON pointer into the case → the date as written).
+const asWritten = (written, pointer, day) => (day ? written[pointer] || day : null);
+function dayCell(written, pointer, day) {
+  const as = day ? written[pointer] : undefined;
+  return as ? h("time", { datetime: as, title: `written as ${as}, read as ${day}` }, as) : fmtDay(day);
+}
 const when = (iso, none = "—") => (iso ? h("time", { datetime: iso, title: iso }, clock(iso)) : none);
 
 // Stored cases this version cannot read (stored before a rule of the case model), which an answer left out.
@@ -213,24 +221,30 @@ function lanes(stays, transitions) {
   return svg;
 }
 
-function journey(c, recorded) {
+function journey(c, recorded, written) {
   const ev = [];
-  ev.push([c.period.start, "Enrolled", `${label(c.programme)} programme${c.referral_source ? `, referred by ${party(c.referral_source)}` : ""}`]);
+  const as = (pointer, day) => asWritten(written, pointer, day);
+  ev.push([c.period.start, "Enrolled", `${label(c.programme)} programme${c.referral_source ? `, referred by ${party(c.referral_source)}` : ""}`,
+    as("/period/start", c.period.start)]);
   for (const s of c.status_history || []) ev.push([s.start, "Status", label(s.status)]);
-  for (const s of c.stays) {
-    ev.push([s.start, "Admitted", `${label(s.setting)}${s.provider ? ` · ${party(s.provider)}` : ""}`]);
-    if (s.end) ev.push([s.end, "Left", `${label(s.setting)}${s.discharge_disposition ? ` → ${label(s.discharge_disposition)}` : ""}`]);
-  }
+  c.stays.forEach((s, i) => {
+    ev.push([s.start, "Admitted", `${label(s.setting)}${s.provider ? ` · ${party(s.provider)}` : ""}`, as(`/stays/${i}/start`, s.start)]);
+    if (s.end) ev.push([s.end, "Left", `${label(s.setting)}${s.discharge_disposition ? ` → ${label(s.discharge_disposition)}` : ""}`, as(`/stays/${i}/end`, s.end)]);
+  });
   for (const t of recorded) ev.push([t.date, "Transition", h("span", {}, `${label(t.from_setting)} → ${label(t.to_setting)}`,
     t.readmission ? h("span", { class: "tag readmission" }, " readmission") : null,
     t.follow_up_due ? ` · follow-up due ${t.follow_up_due}` : "")]);
-  for (const r of c.referrals) ev.push([r.authored, "Referral", `${label(r.kind)}: ${r.service} — ${label(r.status)}${r.due ? ` (due ${r.due})` : ""}`]);
-  for (const g of c.goals) ev.push([g.start || c.period.start, g.self_care ? "Self-care goal" : "Goal", `${g.description} — ${label(g.achievement || g.status)}${g.due ? ` (due ${g.due})` : ""}`]);
-  for (const k of c.contacts) ev.push([k.date, "Contact", label(k.mode)]);
-  if (c.period.end) ev.push([c.period.end, "Closed", label(c.status)]);
+  c.referrals.forEach((r, i) => ev.push([r.authored, "Referral", `${label(r.kind)}: ${r.service} — ${label(r.status)}${r.due ? ` (due ${as(`/referrals/${i}/due`, r.due)})` : ""}`,
+    as(`/referrals/${i}/authored`, r.authored)]));
+  c.goals.forEach((g, i) => ev.push([g.start || c.period.start, g.self_care ? "Self-care goal" : "Goal", `${g.description} — ${label(g.achievement || g.status)}${g.due ? ` (due ${as(`/goals/${i}/due`, g.due)})` : ""}`,
+    g.start ? as(`/goals/${i}/start`, g.start) : as("/period/start", c.period.start)]));
+  c.contacts.forEach((k, i) => ev.push([k.date, "Contact", label(k.mode), as(`/contacts/${i}/date`, k.date)]));
+  if (c.period.end) ev.push([c.period.end, "Closed", label(c.status), as("/period/end", c.period.end)]);
   ev.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  // Ordered by the day each is read as; each shown as written (a year or a month where that is all it says).
   return h("ol", { class: "timeline", "aria-label": "The case's journey, oldest first" },
-    ev.map(([d, what, text]) => h("li", {}, h("time", { datetime: d }, d), h("strong", {}, `${what}: `), text)));
+    ev.map(([d, what, text, shown]) => h("li", {}, h("time", { datetime: shown || d, title: shown && shown !== d ? `written as ${shown}, read as ${d}` : null }, shown || d),
+      h("strong", {}, `${what}: `), text)));
 }
 
 async function fhirLinks(c) {
@@ -288,10 +302,11 @@ async function caseView(caseId) {
     api(`/api/v1/cases/${encodeURIComponent(caseId)}/transitions`),
   ]);
   const c = record.case;
+  const written = record.dates_as_written || {};
   const moves = transitions.recorded.length ? transitions.recorded : transitions.derived;
   show(
     h("h1", {}, `Case ${c.id}`),
-    h("p", {}, `${label(c.programme)} · ${label(c.status)} · case manager ${party(c.case_manager)} · patient ${party(c.patient)} · since ${c.period.start}`),
+    h("p", {}, `${label(c.programme)} · ${label(c.status)} · case manager ${party(c.case_manager)} · patient ${party(c.patient)} · since ${asWritten(written, "/period/start", c.period.start)}`),
     h("h2", {}, "Stays per care setting"), lanes(c.stays, moves),
     h("h2", {}, "Transitions"),
     table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", ""],
@@ -299,10 +314,10 @@ async function caseView(caseId) {
         t.readmission ? h("span", { class: "tag readmission" }, "readmission") : ""])),
     h("h2", {}, "Transfer summaries"), summaries(c, transitions.derived),
     h("h2", {}, "Referrals"),
-    table("Referrals", ["Authored", "Kind", "Service", "Status", "Due"], c.referrals.map((r) => [r.authored, label(r.kind), r.service, label(r.status), fmtDay(r.due)])),
+    table("Referrals", ["Authored", "Kind", "Service", "Status", "Due"], c.referrals.map((r, i) => [dayCell(written, `/referrals/${i}/authored`, r.authored), label(r.kind), r.service, label(r.status), dayCell(written, `/referrals/${i}/due`, r.due)])),
     h("h2", {}, "Goals"),
-    table("Goals", ["Goal", "Status", "Achievement", "Due"], c.goals.map((g) => [`${g.description}${g.self_care ? " (self-care)" : ""}`, label(g.status), label(g.achievement), fmtDay(g.due)])),
-    h("h2", {}, "Journey"), journey(c, moves),
+    table("Goals", ["Goal", "Status", "Achievement", "Due"], c.goals.map((g, i) => [`${g.description}${g.self_care ? " (self-care)" : ""}`, label(g.status), label(g.achievement), dayCell(written, `/goals/${i}/due`, g.due)])),
+    h("h2", {}, "Journey"), journey(c, moves, written),
     h("h2", {}, "FHIR resources"), await fhirLinks(c),
   );
 }

@@ -75,6 +75,9 @@ class Field:
     #: Says what an object holds that this field cannot read (e.g. a status code no map knows).
     unreadable: Callable[[Mapping[str, Any]], str | None] | None = None
     written: Callable[[Mapping[str, Any], Any, Ctx], bool] | None = None
+    #: A date field: the partial date ("2024", "2024-06") ``obj`` holds where it reads as the day
+    #: given, else None — what the sender wrote, for a reader who must not take the day for theirs.
+    as_written: Callable[[Mapping[str, Any], Any], str | None] | None = None
 
     def holds(self, obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
         if self.written is not None and ctx.quick and self.written(obj, value, ctx):
@@ -287,6 +290,11 @@ def date(
             for other in others:
                 set_in(obj, other, None)
 
+    def as_written(obj: Mapping[str, Any], value: Any) -> str | None:
+        held = at(obj)
+        partial = isinstance(held, str) and len(held) < 10 and value is not None
+        return held if partial and read_day(held, last=last) == value else None
+
     return Field(
         name,
         get or attr(name),
@@ -294,6 +302,7 @@ def date(
         write,
         derived=derived,
         written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else gone(obj),
+        as_written=as_written,
     )
 
 

@@ -1,0 +1,58 @@
+"""The partial dates a case's resources hold: the dates as their sender wrote them, a year or a month.
+
+The domain holds days, so a goal due "2024-06" is due by 2024-06-30 (see :func:`read_day`). A
+person reading that day would take it for a deadline someone set; the hospital only said June.
+:func:`dates_as_written` says, for each day of the case read from such a date, what was written,
+so a reader (the API, the console) can show it at the precision it was given. A day changed since
+is no longer the one the partial date reads as, and is not listed: it is the case's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..domain import Case
+from ._base import FhirVersion, ResourceKey
+from ._case import case_plan
+from ._fields import Ctx
+from ._refs import References
+
+__all__ = ["dates_as_written"]
+
+#: The lists of a case whose entities are resources of their own (team members and status changes
+#: are items inside the case's resources, which hold no partial date the domain reads).
+_LISTS = ("needs", "goals", "referrals", "contacts", "stays")
+#: The case's own dates, by the EpisodeOfCare field that reads them.
+_CASE_FIELDS = {"period_start": "/period/start", "period_end": "/period/end"}
+
+
+def dates_as_written(
+    case: Case, stored: Mapping[ResourceKey, tuple[FhirVersion, Mapping[str, Any]]], identifier_system: str
+) -> dict[str, str]:
+    """Each day of ``case`` read from a partial date of its ``stored`` resources (as received or
+    imported, with their FHIR version): a JSON pointer into the case (``/goals/0/due``) → the date
+    as written (``2024-06``). Empty for a case whose resources hold none, or that has no copies."""
+    if not stored:
+        return {}
+    at = {id(case): ""}
+    for name in _LISTS:
+        at.update((id(entity), f"/{name}/{i}") for i, entity in enumerate(getattr(case, name)))
+    out: dict[str, str] = {}
+    for key, spec, entity in case_plan(case, stored):
+        held = stored.get(key)
+        prefix = at.get(id(entity))
+        if held is None or prefix is None:
+            continue
+        version, resource = held
+        ctx = Ctx(version=version, refs=References(identifier_system), case=case)
+        for f in spec.shapes[version].fields:
+            if f.as_written is None or f.derived:
+                continue
+            pointer = _CASE_FIELDS.get(f.name) if entity is case else f"{prefix}/{f.name}"
+            if pointer is None or (entity is not case and f.name not in type(entity).model_fields):
+                continue
+            written = f.as_written(resource, f.get(entity, ctx))
+            if written is not None:
+                out[pointer] = written
+    return out
