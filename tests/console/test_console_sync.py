@@ -1,6 +1,6 @@
 """The console's sync page when more pushes failed than the API lists (the newest 50): it says how
 many there are in all, as it does for the quarantine, rather than a table that reads as the whole; and
-its times (a push failed, an entry set aside, a notification) are the reader's own clock, not UTC's."""
+its times (a push failed, an entry set aside, a notification) are the reader's own clock, not UTC's, with its zone."""
 
 from __future__ import annotations
 
@@ -81,7 +81,10 @@ def test_sync_times_are_the_readers_own_clock(served: tuple[str, World], browser
     auckland = ZoneInfo("Pacific/Auckland")
 
     def local(instant: dt.datetime) -> str:
-        return instant.astimezone(auckland).strftime("%Y-%m-%d %H:%M")
+        """The reader's time with its zone (a time alone read as UTC's, or the server's, to anyone shown it)."""
+        there = instant.astimezone(auckland)
+        hours, rest = divmod(int(there.utcoffset().total_seconds()) // 60, 60)  # type: ignore[union-attr]
+        return there.strftime("%Y-%m-%d %H:%M") + f" UTC+{hours}" + (f":{rest:02d}" if rest else "")
 
     context = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="Pacific/Auckland")
     try:

@@ -72,9 +72,15 @@ const pad = (n) => String(n).padStart(2, "0");
 // The reader's own day: toISOString() is UTC's, a day ahead in the Americas' evenings, behind in the Pacific's mornings.
 const localDay = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 const today = () => localDay(new Date());
+// The zone of a time read on the reader's clock, as its offset on that day ("UTC+13", "UTC-3:30", "UTC"): a
+// time without it reads as the server's, or UTC's, to whoever is shown the page or a screenshot of it.
+function zone(d) {
+  const east = -d.getTimezoneOffset(), minutes = Math.abs(east) % 60;
+  return east === 0 ? "UTC" : `UTC${east > 0 ? "+" : "-"}${Math.floor(Math.abs(east) / 60)}${minutes ? `:${pad(minutes)}` : ""}`;
+}
 // An instant the API stamps in UTC (a pull, a failed push, a notification), read on the reader's own day and
-// clock as the console's other times are; the exact stamp stays in the element's datetime and title.
-const clock = (iso) => { const d = new Date(iso); return Number.isNaN(d.getTime()) ? String(iso) : `${localDay(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}`; };
+// clock as the console's other times are, its zone said; the exact stamp stays in the element's datetime and title.
+const clock = (iso) => { const d = new Date(iso); return Number.isNaN(d.getTime()) ? String(iso) : `${localDay(d)} ${pad(d.getHours())}:${pad(d.getMinutes())} ${zone(d)}`; };
 // A day the API read from a year or a month its source wrote (a goal due "2024-06" is held as due by 2024-06-30):
 // shown as written, so nobody takes it for a deadline someone set; the day it is read as is in its title.
 // ``written`` is the case's dates_as_written (JSON pointer into the case → the date as written).
