@@ -1,17 +1,19 @@
 """The console when an answer is not the one hoped for: a key refused since it was kept, a network
-gone, a conflict settled elsewhere before the click. Each is said on the page, in words a case manager can act on, and the page stays usable."""
+gone, a conflict settled elsewhere before the click, a server's failure. Each is said on the page, in words a case manager can act on, and the page stays usable."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 
 from fhir_cm.store import ConflictStatus, Resolution, list_conflicts, open_store
-from tests.console.test_console_browser import World, browser, page, served, sign_in
+from tests.console.test_console_browser import World, browser, page, playwright_sync, served, sign_in
 
 __all__ = ["browser", "page", "served"]  # the browser fixtures, on a store of this module's own
 
+expect = playwright_sync.expect
 UNREACHABLE = "The fhir-cm server cannot be reached: check the connection, then try again."
 
 
@@ -80,3 +82,53 @@ def test_an_address_that_is_not_one_says_not_found(served: tuple[str, World], pa
     page.goto(f"{base}/console/#case/%")
     page.get_by_role("heading", name="Not found").wait_for()
     assert page.get_by_role("alert").inner_text() == "There is no page at this address: #case/%"
+
+
+def test_a_server_failure_is_said_in_words_with_the_request_id_to_quote(
+    served: tuple[str, World], browser: Any
+) -> None:
+    """A 500 read 'Something went wrong: an unexpected error occurred; the request id identifies it in the
+    logs' with no request id anywhere; a gateway's 502 over HTTP/2 (no reason phrase) read 'HTTP 502'."""
+    base, world = served
+    # Its own page: the browser reports each 5xx as a console error, which the shared page fixture fails on.
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, base, world.supervisor)
+        internal = {  # the API's answer to an error it did not expect (api._problems)
+            "type": "urn:fhir-cm:problem:internal-error",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "an unexpected error occurred; the request id identifies it in the logs",
+            "instance": "/api/v1/sync/conflicts",
+            "errors": [],
+            "request_id": "4f1c0ffee",
+        }
+        page.route(
+            "**/api/v1/sync/conflicts*",
+            lambda route: route.fulfill(status=500, content_type="application/problem+json", body=json.dumps(internal)),
+        )
+        page.get_by_role("link", name="Sync health").click()
+        page.get_by_role("heading", name="The server had a problem").wait_for()
+        assert page.get_by_role("alert").inner_text() == (
+            "The fhir-cm server could not do this: an unexpected error occurred; the request id identifies it"
+            " in the logs. Request id: 4f1c0ffee."
+        )
+
+        page.route(
+            "**/api/v1/caseload*",
+            lambda route: route.fulfill(
+                status=502, headers={"content-type": "text/html"}, body="<html>bad gateway</html>"
+            ),
+        )
+        page.get_by_role("link", name="Caseload").click()
+        # The heading is the same as the last page's: the alert's words tell the caseload's answer came.
+        expect(page.get_by_role("alert")).to_have_text(
+            "The fhir-cm server is not answering just now (HTTP 502): try again in a moment."
+        )
+        assert page.get_by_role("heading", name="The server had a problem").count() == 1
+        assert errors == []
+    finally:
+        context.close()

@@ -27,6 +27,16 @@ class ApiError extends Error {
   constructor(status, detail) { super(detail); this.status = status; }
 }
 
+// A server's failure (5xx) told in words: the API's own says what failed and gives the request id, which the
+// logs know it by and a reader can quote; a gateway's (no fhir-cm answer behind it) has only its status,
+// and over HTTP/2 not even the words of it ("HTTP 502").
+function serverTrouble(status, said, requestId) {
+  if (said) return `The fhir-cm server could not do this: ${said}.${requestId ? ` Request id: ${requestId}.` : ""}`;
+  const busy = status === 502 || status === 503 || status === 504;
+  return busy ? `The fhir-cm server is not answering just now (HTTP ${status}): try again in a moment.`
+    : `The fhir-cm server could not do this (HTTP ${status}).`;
+}
+
 // The requests of the view on screen. Moving to another view or signing out cancels them (an
 // AbortError, which failure() ignores), so a late answer never replaces the view the person moved on
 // to, nor shows anything once they signed out.
@@ -57,8 +67,9 @@ async function api(path, options = {}) {
     try { data = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
     // A problem names each wrong field (its detail may only say "see errors"); an OperationOutcome its issue.
     const fields = data && Array.isArray(data.errors) ? data.errors.map((e) => `${e.field}: ${e.message}`).join("; ") : "";
-    const detail = fields || (data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics))) || response.statusText || `HTTP ${response.status}`;
-    throw new ApiError(response.status, detail);
+    const said = data && (data.detail || (data.issue && data.issue[0] && data.issue[0].diagnostics));
+    if (response.status >= 500) throw new ApiError(response.status, serverTrouble(response.status, said, data && (data.request_id || response.headers.get("X-Request-Id"))));
+    throw new ApiError(response.status, fields || said || response.statusText || `HTTP ${response.status}`);
   }
   return text ? JSON.parse(text) : null;
 }
@@ -118,7 +129,7 @@ function show(...nodes) {
 function failure(err) {
   if (err.name === "AbortError") return; // the view was left: its answers no longer matter
   if (err instanceof ApiError && err.status === 401) { signOut("The key was refused: sign in again."); return; }
-  const title = { 0: "No connection", 403: "Not allowed", 404: "Not found" }[err.status] || "Something went wrong";
+  const title = { 0: "No connection", 403: "Not allowed", 404: "Not found" }[err.status] || (err.status >= 500 ? "The server had a problem" : "Something went wrong");
   show(h("h1", {}, title), h("p", { class: "error", role: "alert" }, err.message));
 }
 
