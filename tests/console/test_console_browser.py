@@ -521,3 +521,17 @@ def test_a_goal_due_in_a_month_reads_as_that_month(served: tuple[str, World], pa
     assert goals.locator("tbody tr").all_inner_texts() == ["Walk 200 m unaided\tactive\t—\t2026-09"]
     assert page.locator(".timeline").get_by_text("Walk 200 m unaided — active (due 2026-09)").count() == 1
     assert "2026-09-30" not in page.locator("#view").inner_text()
+
+
+def test_skipping_to_the_content_stays_on_the_case(served: tuple[str, World], page: Any) -> None:
+    """The skip link set the address to #main, which the router read as a view: the caseload replaced the case."""
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{world.journey.id}")
+    page.get_by_role("heading", name=f"Case {world.journey.id}").wait_for()
+    page.get_by_role("link", name="Skip to content").focus()  # as the first Tab on a fresh page does
+    page.keyboard.press("Enter")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => location.hash") == f"#case/{world.journey.id}"
+    assert page.get_by_role("heading", name=f"Case {world.journey.id}").count() == 1
+    assert page.evaluate("() => document.activeElement.id") == "main"

@@ -515,6 +515,9 @@ async function route(notice, problem) {
 }
 
 window.addEventListener("hashchange", () => route());
+// The skip link moves focus to the content, not the address: "#main" in the URL is a view name to the router,
+// which showed the caseload in place of the case being read.
+$(".skip").addEventListener("click", (e) => { e.preventDefault(); $("#main").focus(); });
 $("#logout").addEventListener("click", () => signOut("Signed out."));
 $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
