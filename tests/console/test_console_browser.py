@@ -29,6 +29,7 @@ from fhir_cm.store import (
     ApiRole,
     HeldSubscription,
     ConflictStatus,
+    add_quarantine,
     Resolution,
     create_api_key,
     get_case,
@@ -535,3 +536,34 @@ def test_skipping_to_the_content_stays_on_the_case(served: tuple[str, World], pa
     assert page.evaluate("() => location.hash") == f"#case/{world.journey.id}"
     assert page.get_by_role("heading", name=f"Case {world.journey.id}").count() == 1
     assert page.evaluate("() => document.activeElement.id") == "main"
+
+
+def _unnamed_columns(page: Any) -> list[str]:
+    """The tables (by caption) holding a column header with no words: a screen reader names each cell by it."""
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll("#view th")]
+                 .filter((th) => !th.textContent.trim())
+                 .map((th) => th.closest("table").querySelector("caption").textContent)"""
+        )
+    )
+
+
+def test_every_column_says_what_it_holds(served: tuple[str, World], page: Any) -> None:
+    """The transitions' readmission column, the outcome tables' programme column and the quarantine's
+    buttons had a header with no words."""
+    base, world = served
+    with open_store(world.url) as store, store.session() as s:
+        add_quarantine(
+            s, source="https://ehr.example/fhir", raw={"resourceType": "Goal", "id": "g-cols"}, reason="no subject"
+        )
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{world.journey.id}")
+    page.get_by_role("heading", name=f"Case {world.journey.id}").wait_for()
+    assert page.locator("#view th").count() > 0 and _unnamed_columns(page) == []
+    page.get_by_role("link", name="Outcomes").click()
+    page.locator("figure.chart").first.wait_for()
+    assert _unnamed_columns(page) == []
+    page.get_by_role("link", name="Sync health").click()
+    page.get_by_role("table", name="Quarantine").wait_for()
+    assert _unnamed_columns(page) == []

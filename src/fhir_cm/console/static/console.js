@@ -109,6 +109,9 @@ function unreadableNote(n) {
   return h("p", { class: "error", role: "status" }, `${n} stored ${cases} this version cannot read ${verb} left out; \`fhir-cm check\` lists ${them}.`);
 }
 
+// A column's name where the column says it without one (a tag, a button): a screen reader names every cell by it.
+const unseen = (text) => h("span", { class: "visually-hidden" }, text);
+
 function table(caption, headers, rows) {
   return h("table", {},
     h("caption", { class: "visually-hidden" }, caption),
@@ -326,7 +329,7 @@ async function caseView(caseId) {
     h("p", {}, `${label(c.programme)} · ${label(c.status)} · case manager ${party(c.case_manager)} · patient ${party(c.patient)} · since ${asWritten(written, "/period/start", c.period.start)}`),
     h("h2", {}, "Stays per care setting"), lanes(c.stays, moves),
     h("h2", {}, "Transitions"),
-    table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", ""],
+    table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", unseen("Readmission")],
       moves.map((t) => [t.date, label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), fmtDay(t.follow_up_due),
         t.readmission ? h("span", { class: "tag readmission" }, "readmission") : ""])),
     h("h2", {}, "Transfer summaries"), summaries(c, transitions.derived),
@@ -342,7 +345,7 @@ async function caseView(caseId) {
 function chart(title, labels, values, unit) {
   const canvas = h("canvas", { role: "img", "aria-label": `${title}: ${labels.map((l, i) => `${l} ${values[i] ?? "no data"}${unit}`).join(", ")}` });
   const box = h("figure", { class: "chart" }, h("figcaption", {}, h("strong", {}, title)), canvas,
-    table(title, ["", title], labels.map((l, i) => [l, values[i] === null || values[i] === undefined ? "—" : `${values[i]}${unit}`])));
+    table(title, ["Programme", title], labels.map((l, i) => [l, values[i] === null || values[i] === undefined ? "—" : `${values[i]}${unit}`])));
   if (window.Chart) {
     requestAnimationFrame(() => new window.Chart(canvas, {
       type: "bar", data: { labels, datasets: [{ label: title, data: values, backgroundColor: "#0b5cad" }] },
@@ -436,7 +439,7 @@ function quarantineParts(entries, total) {
   if (!entries.length) return [h("p", { class: "muted" }, "Nothing in quarantine.")];
   const more = total > entries.length ? [h("p", { class: "muted" }, `The newest ${entries.length} of ${total} are shown.`)] : [];
   return [
-    table("Quarantine", ["Entry", "Resource", "Server", "Version", "Why", "Set aside", "Last read", ""], entries.map((q) => [
+    table("Quarantine", ["Entry", "Resource", "Server", "Version", "Why", "Set aside", "Last read", unseen("Action")], entries.map((q) => [
       q.id, `${q.resource_type || "?"}/${q.server_id || "(no id)"}`, q.source, q.version, q.reason, when(q.received_at), when(q.last_seen_at),
       h("button", { type: "button", onclick: () => dismissEntry(q.id).catch(failure) }, `Dismiss (entry ${q.id})`)])),
     ...more,
