@@ -567,3 +567,15 @@ def test_every_column_says_what_it_holds(served: tuple[str, World], page: Any) -
     page.get_by_role("link", name="Sync health").click()
     page.get_by_role("table", name="Quarantine").wait_for()
     assert _unnamed_columns(page) == []
+
+
+def test_a_view_is_not_read_out_whole(served: tuple[str, World], page: Any) -> None:
+    """The view was a live region: a screen reader read each new view through, every contact of a long
+    case, on top of the heading the focus moves to. Its notices stay regions of their own."""
+    base, world = served
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{world.journey.id}")
+    page.get_by_role("heading", name=f"Case {world.journey.id}").wait_for()
+    live = "[aria-live]:not([aria-live='off']), [role=status], [role=alert], [role=log]"
+    assert page.evaluate(f"() => document.querySelector('.timeline').closest(\"{live}\")") is None
+    assert page.evaluate("() => document.activeElement.textContent") == f"Case {world.journey.id}"
