@@ -579,3 +579,45 @@ def test_a_view_is_not_read_out_whole(served: tuple[str, World], page: Any) -> N
     live = "[aria-live]:not([aria-live='off']), [role=status], [role=alert], [role=log]"
     assert page.evaluate(f"() => document.querySelector('.timeline').closest(\"{live}\")") is None
     assert page.evaluate("() => document.activeElement.textContent") == f"Case {world.journey.id}"
+
+
+def test_a_case_shows_its_care_team_and_what_each_contact_says(served: tuple[str, World], page: Any) -> None:
+    """The case's page named no one of its care team, and a contact read only 'phone': what the case
+    manager wrote of it was nowhere. Markup in a note stays text."""
+    base, world = served
+    case = Case.model_validate(
+        {
+            "id": "case-team",
+            "programme": "social-work",
+            "status": "closed",  # off the caseload the other tests read
+            "period": {"start": "2026-03-02", "end": "2026-05-29"},
+            "patient": {"kind": "patient", "id": "pat-team", "name": "Åsa Øberg"},
+            "team": [
+                {
+                    "role": "caregiver",
+                    "party": {"kind": "related-person", "id": "rp-1", "name": "Jörg Øberg"},
+                    "start": "2026-03-02",
+                },
+                {
+                    "role": "nurse",
+                    "party": {"kind": "practitioner", "id": "pr-9"},
+                    "start": "2026-03-05",
+                    "end": "2026-04-30",
+                },
+            ],
+            "contacts": [{"date": "2026-03-10", "mode": "phone", "note": f"Daughter calls daily {HOSTILE}"}],
+        }
+    )
+    with open_store(world.url) as store, store.session() as s:
+        save_case(s, case, enqueue=False)
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{case.id}")
+    page.get_by_role("heading", name=f"Case {case.id}").wait_for()
+    assert page.get_by_role("table", name="Care team").locator("tbody tr").all_inner_texts() == [
+        "Jörg Øberg\tcaregiver\t2026-03-02\t—",
+        "pr-9\tnurse\t2026-03-05\t2026-04-30",
+    ]
+    contact = page.locator(".timeline li").filter(has_text="Contact:")
+    assert contact.inner_text() == f"2026-03-10Contact: phone — Daughter calls daily {HOSTILE}"
+    assert page.locator("#view img, #view script").count() == 0
+    assert page.evaluate("() => window.__xss") is None

@@ -258,7 +258,7 @@ function journey(c, recorded, written) {
     as(`/referrals/${i}/authored`, r.authored)]));
   c.goals.forEach((g, i) => ev.push([g.start || c.period.start, g.self_care ? "Self-care goal" : "Goal", `${g.description} — ${label(g.achievement || g.status)}${g.due ? ` (due ${as(`/goals/${i}/due`, g.due)})` : ""}`,
     g.start ? as(`/goals/${i}/start`, g.start) : as("/period/start", c.period.start)]));
-  c.contacts.forEach((k, i) => ev.push([k.date, "Contact", label(k.mode), as(`/contacts/${i}/date`, k.date)]));
+  c.contacts.forEach((k, i) => ev.push([k.date, "Contact", `${label(k.mode)}${k.note ? ` — ${k.note}` : ""}`, as(`/contacts/${i}/date`, k.date)]));
   if (c.period.end) ev.push([c.period.end, "Closed", label(c.status), as("/period/end", c.period.end)]);
   ev.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
   // Ordered by the day each is read as; each shown as written (a year or a month where that is all it says).
@@ -337,6 +337,8 @@ async function caseView(caseId) {
     table("Referrals", ["Authored", "Kind", "Service", "Status", "Due"], c.referrals.map((r, i) => [dayCell(written, `/referrals/${i}/authored`, r.authored), label(r.kind), r.service, label(r.status), dayCell(written, `/referrals/${i}/due`, r.due)])),
     h("h2", {}, "Goals"),
     table("Goals", ["Goal", "Status", "Achievement", "Due"], c.goals.map((g, i) => [`${g.description}${g.self_care ? " (self-care)" : ""}`, label(g.status), label(g.achievement), dayCell(written, `/goals/${i}/due`, g.due)])),
+    h("h2", {}, "Care team"),
+    table("Care team", ["Member", "Role", "Since", "Until"], c.team.map((m) => [party(m.party), label(m.role), fmtDay(m.start), fmtDay(m.end)])),
     h("h2", {}, "Journey"), journey(c, moves, written),
     h("h2", {}, "FHIR resources"), await fhirLinks(c),
   );
