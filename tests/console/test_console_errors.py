@@ -132,3 +132,34 @@ def test_a_server_failure_is_said_in_words_with_the_request_id_to_quote(
         assert errors == []
     finally:
         context.close()
+
+
+def test_a_facade_that_fails_leaves_the_case_readable(served: tuple[str, World], browser: Any) -> None:
+    """The case's page waited for every page of its FHIR resources, and a façade that failed replaced the
+    whole case (its goals, referrals, journey) with an error page."""
+    base, world = served
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in(page, base, world.supervisor)
+        failed = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {"severity": "error", "code": "exception", "diagnostics": "the store is unavailable or busy; try again"}
+            ],
+        }
+        page.route(
+            "**/fhir/Goal?*",
+            lambda route: route.fulfill(status=503, content_type="application/fhir+json", body=json.dumps(failed)),
+        )
+        page.goto(f"{base}/console/#case/{world.journey.id}")
+        page.get_by_role("heading", name=f"Case {world.journey.id}").wait_for()
+        expect(page.get_by_role("alert")).to_have_text(
+            "The FHIR resources could not be listed: The fhir-cm server could not do this: the store is unavailable"
+            " or busy; try again."
+        )
+        goals = page.get_by_role("table", name="Goals").locator("tbody tr")
+        assert goals.count() == len(world.journey.goals)
+        assert page.locator(".timeline li").count() > 0
+    finally:
+        context.close()

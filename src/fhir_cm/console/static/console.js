@@ -323,6 +323,7 @@ async function caseView(caseId) {
   ]);
   const c = record.case;
   const written = record.dates_as_written || {};
+  const resources = h("div", {}, h("p", { class: "muted" }, "Listing the FHIR resources…"));
   const moves = transitions.recorded.length ? transitions.recorded : transitions.derived;
   show(
     h("h1", {}, `Case ${c.id}`),
@@ -340,8 +341,16 @@ async function caseView(caseId) {
     h("h2", {}, "Care team"),
     table("Care team", ["Member", "Role", "Since", "Until"], c.team.map((m) => [party(m.party), label(m.role), fmtDay(m.start), fmtDay(m.end)])),
     h("h2", {}, "Journey"), journey(c, moves, written),
-    h("h2", {}, "FHIR resources"), await fhirLinks(c),
+    h("h2", {}, "FHIR resources"), resources,
   );
+  // The case is read first; its FHIR resources (pages of the façade, many for a long case) come after, and
+  // a façade that fails says so in their place instead of taking the whole case's.
+  try {
+    resources.replaceChildren(await fhirLinks(c));
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status === 401) throw err;
+    resources.replaceChildren(h("p", { class: "error", role: "alert" }, `The FHIR resources could not be listed: ${err.message}`));
+  }
 }
 
 function chart(title, labels, values, unit) {
