@@ -621,3 +621,19 @@ def test_a_case_shows_its_care_team_and_what_each_contact_says(served: tuple[str
     assert contact.inner_text() == f"2026-03-10Contact: phone — Daughter calls daily {HOSTILE}"
     assert page.locator("#view img, #view script").count() == 0
     assert page.evaluate("() => window.__xss") is None
+
+
+def test_each_view_names_the_tab(served: tuple[str, World], page: Any) -> None:
+    """Every view was titled 'fhir-cm console': the tabs, the history and a screen reader told none apart."""
+    base, world = served
+    page.goto(f"{base}/console/")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert page.title() == "Sign in · fhir-cm console"
+    sign_in(page, base, world.supervisor)
+    assert page.title().startswith("Caseload on ")
+    page.goto(f"{base}/console/#case/{world.journey.id}")
+    page.get_by_role("heading", name=f"Case {world.journey.id}").wait_for()
+    assert page.title() == f"Case {world.journey.id} · fhir-cm console"
+    page.get_by_role("link", name="Outcomes").click()
+    page.locator("figure.chart").first.wait_for()
+    assert page.title() == "Outcomes · fhir-cm console"

@@ -127,6 +127,8 @@ function show(...nodes) {
   view.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined));
   const heading = view.querySelector("h1");
   if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+  // The tab, the history and a screen reader name the view by the title (headings hold ids, never names).
+  document.title = heading ? `${heading.textContent} · fhir-cm console` : "fhir-cm console";
 }
 
 function failure(err) {
@@ -161,6 +163,7 @@ function signOut(message) {
   $("#resource-title").textContent = "Resource"; $("#resource-json").textContent = "";
   $("#nav").hidden = true; $("#logout").hidden = true; $("#who").textContent = "";
   $("#view").replaceChildren();
+  document.title = "Sign in · fhir-cm console";
   $("#login").hidden = false;
   $("#login-error").textContent = message || "";
   $("#api-key").focus();
