@@ -14,7 +14,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -488,33 +488,49 @@ def test_an_ongoing_stay_runs_to_the_readers_own_day(served: tuple[str, World], 
         context.close()
 
 
-def test_a_goal_due_in_a_month_reads_as_that_month(served: tuple[str, World], page: Any, tmp_path: Path) -> None:
-    """A hospital wrote a goal due "2026-09": the page showed 2026-09-30, a deadline nobody set."""
-    base, world = served
-    case = Case.model_validate(
+def _closed_case(case_id: str, period: tuple[str, str], **parts: Any) -> Case:
+    """A closed case (off the caseload the other tests read) of a patient of its own, with ``parts``."""
+    return Case.model_validate(
         {
-            "id": "case-month",
+            "id": case_id,
             "programme": "health-care",
-            "status": "closed",  # off the caseload the other tests read
-            "period": {"start": "2026-01-10", "end": "2026-11-30"},
-            "patient": {"kind": "patient", "id": "pat-month"},
-            "goals": [
-                {"id": "goal-month", "description": "Walk 200 m unaided", "start": "2026-02-01", "due": "2026-09-15"}
-            ],
+            "status": "closed",
+            "period": {"start": period[0], "end": period[1]},
+            "patient": {"kind": "patient", "id": f"pat-{case_id}"},
+            **parts,
         }
     )
+
+
+def _import_as_a_hospital_wrote_it(
+    world: World, case: Case, edit: Callable[[dict[str, Any]], None], tmp_path: Path
+) -> None:
+    """``case`` imported as FHIR resources, each changed by ``edit`` first (a date written as a month)."""
     settings = Settings(database_url=world.url)
     bundle = case_to_bundle(case, "R4", settings.identifier_system)
     for entry in bundle["entry"]:
-        if entry["resource"]["resourceType"] == "Goal":
-            entry["resource"]["target"][0]["dueDate"] = "2026-09"
+        edit(entry["resource"])
     entries = [{"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in bundle["entry"]]
-    (tmp_path / "hospital.json").write_text(
-        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
-    )
+    path = tmp_path / f"{case.id}.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
     with open_store(world.url) as store:
-        import_files(store, [tmp_path / "hospital.json"], settings)
+        import_files(store, [path], settings)
 
+
+def test_a_goal_due_in_a_month_reads_as_that_month(served: tuple[str, World], page: Any, tmp_path: Path) -> None:
+    """A hospital wrote a goal due "2026-09": the page showed 2026-09-30, a deadline nobody set."""
+    base, world = served
+    case = _closed_case(
+        "case-month",
+        ("2026-01-10", "2026-11-30"),
+        goals=[{"id": "goal-month", "description": "Walk 200 m unaided", "start": "2026-02-01", "due": "2026-09-15"}],
+    )
+
+    def due_in_september(resource: dict[str, Any]) -> None:
+        if resource["resourceType"] == "Goal":
+            resource["target"][0]["dueDate"] = "2026-09"
+
+    _import_as_a_hospital_wrote_it(world, case, due_in_september, tmp_path)
     sign_in(page, base, world.supervisor)
     page.goto(f"{base}/console/#case/{case.id}")
     page.get_by_role("heading", name=f"Case {case.id}").wait_for()
@@ -637,3 +653,44 @@ def test_each_view_names_the_tab(served: tuple[str, World], page: Any) -> None:
     page.get_by_role("link", name="Outcomes").click()
     page.locator("figure.chart").first.wait_for()
     assert page.title() == "Outcomes · fhir-cm console"
+
+
+def test_a_stay_that_ended_in_a_month_moves_on_in_that_month(
+    served: tuple[str, World], page: Any, tmp_path: Path
+) -> None:
+    """A hospital stay that ended "2026-03" read as a move on 2026-03-31, in the transitions, the transfer
+    summary and the journey: a day nobody wrote."""
+    base, world = served
+    case = _closed_case(
+        "case-march",
+        ("2026-03-01", "2026-05-30"),
+        stays=[
+            {
+                "id": "stay-acute",
+                "setting": "acute-hospital",
+                "start": "2026-03-02",
+                "end": "2026-03-31",
+                "discharge_disposition": "snf",
+            },
+            {"id": "stay-snf", "setting": "skilled-nursing", "start": "2026-03-31", "end": "2026-04-20"},
+        ],
+    )
+
+    def left_in_march(resource: dict[str, Any]) -> None:
+        if resource["resourceType"] == "Encounter" and resource["period"]["start"] == "2026-03-02":
+            resource["period"]["end"] = "2026-03"
+
+    _import_as_a_hospital_wrote_it(world, case, left_in_march, tmp_path)
+    sign_in(page, base, world.supervisor)
+    page.goto(f"{base}/console/#case/{case.id}")
+    page.get_by_role("heading", name=f"Case {case.id}").wait_for()
+    moves = page.get_by_role("table", name="Transitions between care settings").locator("tbody tr")
+    assert moves.all_inner_texts() == ["2026-03\tacute hospital\tskilled nursing\tsnf\t—\t"]
+    assert page.get_by_role("button", name="Transfer summary 1: acute hospital → skilled nursing, 2026-03").count() == 1
+    assert (
+        page.locator(".timeline li").filter(has_text="Left: acute").inner_text() == "2026-03Left: acute hospital → snf"
+    )
+    # The nursing home wrote its day: that one is shown as the day it is.
+    assert page.locator(".timeline li").filter(has_text="Admitted: skilled").inner_text() == (
+        "2026-03-31Admitted: skilled nursing"
+    )

@@ -95,9 +95,15 @@ const clock = (iso) => { const d = new Date(iso); return Number.isNaN(d.getTime(
 // A day the API read from a year or a month its source wrote (a goal due "2024-06" is held as due by 2024-06-30):
 // shown as written, so nobody takes it for a deadline someone set; the day it is read as is in its title.
 // ``written`` is the case's dates_as_written (JSON pointer into the case → the date as written).
-const asWritten = (written, pointer, day) => (day ? written[pointer] || day : null);
+const asWritten = (written, pointer, day) => (day ? (pointer && written[pointer]) || day : null);
+// A move's date is the day its stay ended, or the next began: the pointer to that day, to show it as written.
+function movedOn(c, t) {
+  const from = c.stays.findIndex((s) => s.id === t.from_stay), to = c.stays.findIndex((s) => s.id === t.to_stay);
+  if (from >= 0 && c.stays[from].end === t.date) return `/stays/${from}/end`;
+  return to >= 0 && c.stays[to].start === t.date ? `/stays/${to}/start` : null;
+}
 function dayCell(written, pointer, day) {
-  const as = day ? written[pointer] : undefined;
+  const as = day && pointer ? written[pointer] : undefined;
   return as ? h("time", { datetime: as, title: `written as ${as}, read as ${day}` }, as) : fmtDay(day);
 }
 const when = (iso, none = "—") => (iso ? h("time", { datetime: iso, title: iso }, clock(iso)) : none);
@@ -256,7 +262,7 @@ function journey(c, recorded, written) {
   });
   for (const t of recorded) ev.push([t.date, "Transition", h("span", {}, `${label(t.from_setting)} → ${label(t.to_setting)}`,
     t.readmission ? h("span", { class: "tag readmission" }, " readmission") : null,
-    t.follow_up_due ? ` · follow-up due ${t.follow_up_due}` : "")]);
+    t.follow_up_due ? ` · follow-up due ${t.follow_up_due}` : ""), as(movedOn(c, t), t.date)]);
   c.referrals.forEach((r, i) => ev.push([r.authored, "Referral", `${label(r.kind)}: ${r.service} — ${label(r.status)}${r.due ? ` (due ${as(`/referrals/${i}/due`, r.due)})` : ""}`,
     as(`/referrals/${i}/authored`, r.authored)]));
   c.goals.forEach((g, i) => ev.push([g.start || c.period.start, g.self_care ? "Self-care goal" : "Goal", `${g.description} — ${label(g.achievement || g.status)}${g.due ? ` (due ${as(`/goals/${i}/due`, g.due)})` : ""}`,
@@ -295,14 +301,14 @@ async function fhirLinks(c) {
 
 const HANDOFF = new Set(["acute-hospital", "skilled-nursing", "inpatient-rehabilitation"]);
 
-function summaries(c, derived) {
+function summaries(c, derived, written) {
   // The transfer summary of each move out of a hospital, SNF or rehabilitation stay (numbered as the API does).
   const moves = derived.filter((t) => HANDOFF.has(t.from_setting));
   if (!moves.length) return h("p", { class: "muted" }, "No move out of a hospital, SNF or rehabilitation stay.");
   return h("ul", { "aria-label": "Transfer summaries" }, moves.map((t, i) => h("li", {},
     h("button", { type: "button", onclick: () => openDocument(`/api/v1/cases/${encodeURIComponent(c.id)}/transitions/${i + 1}/summary`,
       `Transfer summary ${i + 1}`).catch(failure) },
-      `Transfer summary ${i + 1}: ${label(t.from_setting)} → ${label(t.to_setting)}, ${t.date}`))));
+      `Transfer summary ${i + 1}: ${label(t.from_setting)} → ${label(t.to_setting)}, ${asWritten(written, movedOn(c, t), t.date)}`))));
 }
 
 async function openDocument(path, title) {
@@ -334,9 +340,9 @@ async function caseView(caseId) {
     h("h2", {}, "Stays per care setting"), lanes(c.stays, moves),
     h("h2", {}, "Transitions"),
     table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", unseen("Readmission")],
-      moves.map((t) => [t.date, label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), fmtDay(t.follow_up_due),
+      moves.map((t) => [dayCell(written, movedOn(c, t), t.date), label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), fmtDay(t.follow_up_due),
         t.readmission ? h("span", { class: "tag readmission" }, "readmission") : ""])),
-    h("h2", {}, "Transfer summaries"), summaries(c, transitions.derived),
+    h("h2", {}, "Transfer summaries"), summaries(c, transitions.derived, written),
     h("h2", {}, "Referrals"),
     table("Referrals", ["Authored", "Kind", "Service", "Status", "Due"], c.referrals.map((r, i) => [dayCell(written, `/referrals/${i}/authored`, r.authored), label(r.kind), r.service, label(r.status), dayCell(written, `/referrals/${i}/due`, r.due)])),
     h("h2", {}, "Goals"),
