@@ -72,8 +72,8 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
     n = 0
     if rule.kind == "encounter-count":
         visits = facts.visits(rule.encounter) if rule.encounter is not None else []
-        dates = [e.start for e in visits if since <= e.start <= as_of]
-        n, evidence = len(dates), [d.isoformat() for d in sorted(dates)]
+        spans = sorted(e.began for e in visits if _within(e.began, since, as_of))
+        n, evidence = len(spans), [_said(span) for span in spans]
         met = n >= rule.at_least
     elif rule.kind == "readmission":
         evidence = _readmissions(facts, rule.within_days, since, as_of)
@@ -81,12 +81,13 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
     elif rule.kind in ("condition-count", "condition-any"):
         value_set = rule.value_set
         assert value_set is not None
-        evidence = sorted({c for cond in facts.conditions for c in cond.codes if rules.in_value_set(value_set, c)})
-        entries = [{e for c in cond.codes if (e := rules.value_set_entry(value_set, c))} for cond in facts.conditions]
+        known = [cond for cond in facts.conditions if cond.on is None or cond.on <= as_of]  # not yet, on as_of
+        evidence = sorted({c for cond in known for c in cond.codes if rules.in_value_set(value_set, c)})
+        entries = [{e for c in cond.codes if (e := rules.value_set_entry(value_set, c))} for cond in known]
         n = _distinct([keys for keys in entries if keys])
         met = n >= rule.at_least
     else:  # positive-screen
-        screens = [s for s in facts.screens if s.positive and since <= s.on <= as_of]
+        screens = [s for s in facts.screens if s.positive and _within((s.on, s.on_last or s.on), since, as_of)]
         n, evidence = len(screens), sorted({rules.screens.panels.get(s.panel, s.panel) for s in screens})
         met = n >= 1
     if not met:
@@ -125,6 +126,19 @@ def _age(rule: Rule, facts: PatientFacts, met: dict[str, Reason], as_of: dt.date
     return Reason(rule=rule.id, reason=rule.reason, text=text, weight=rule.weight, evidence=[f"aged {said}"])
 
 
+def _within(span: tuple[dt.date, dt.date], since: dt.date, as_of: dt.date) -> bool:
+    """Whether every day a date allows (one day, or a month or a year: ``_facts``) is in the window."""
+    return since <= span[0] and span[1] <= as_of
+
+
+def _said(span: tuple[dt.date, dt.date]) -> str:
+    """A date as evidence, with the precision it was written with (``2026-05-14``, ``2026-05``, ``2026``)."""
+    first, last = span
+    if first == last:
+        return first.isoformat()
+    return first.strftime("%Y-%m") if (first.year, first.month) == (last.year, last.month) else str(first.year)
+
+
 def _distinct(conditions: list[set[str]]) -> int:
     """How many conditions these are (each given by the value-set entries its codings match): one
     condition counts once however many codings it carries, and one recorded again — a diagnosis of
@@ -145,12 +159,14 @@ def _readmissions(facts: PatientFacts, within_days: int, since: dt.date, as_of: 
     found: list[str] = []
     discharged: dt.date | None = None
     for stay in stays:
+        first, last = stay.began  # a month or a year: a readmission only if every day it allows is one
         if (
             discharged is not None
-            and since <= stay.start <= as_of
-            and 0 <= (stay.start - discharged).days <= within_days
+            and _within(stay.began, since, as_of)
+            and 0 <= (first - discharged).days
+            and (last - discharged).days <= within_days
         ):
-            found.append(stay.start.isoformat())
+            found.append(_said(stay.began))
         ended = stay.end or stay.start
         discharged = ended if discharged is None else max(discharged, ended)
     return found

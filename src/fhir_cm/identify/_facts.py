@@ -8,6 +8,14 @@ rules assess. The reduction is the same for R4 and R5 (``class`` a Coding or a l
 CodeableConcepts, ``period`` or ``actualPeriod``). A Patient's fact keeps its birth as the span of
 days ``birthDate`` allows (``start`` the first, ``end`` the last: ``1950-06`` is 1–30 June), so an
 age is only claimed where every day of that span gives it (``PatientFacts.age``).
+
+An Encounter or a screen dated only to a month or a year (``2026-05``) keeps that span too (``start``
+its first day, an ``until|`` code its last): it counts where the *whole* span falls in the rules'
+window, as an age is claimed — a visit of "May 2025" is not one "in the last 365 days" on 20 May
+2026, since it may have been on the 3rd; read as its first day it would have been dropped a month
+early, read as its last, counted a month late. A Condition's date (onset, else recorded) keeps its
+first day: a condition is a standing state with no window, counted on every screening day not before
+it (a diagnosis of "2026" counts in 2026, not only from 2027).
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from ._rules import EligibilityRules, load_rules
 REPLACED_BY = "replaced-by"
 #: An Encounter fact's code naming the Encounter it is part of (``part-of|<id>``).
 PART_OF = "part-of"
+#: An Encounter or screen fact's code naming the last day its start allows, when written as a month or
+#: a year (``until|2026-05-31``): ``start`` is the first.
+UNTIL = "until"
 
 __all__ = [
     "ConditionFact",
@@ -44,16 +55,26 @@ class EncounterFact(BaseModel):
     end: dt.date | None = None
     id: str = ""
     part_of: str | None = Field(default=None, description="The id of the Encounter this one is part of.")
+    start_last: dt.date | None = Field(
+        default=None, description="The last day a start written as a month or a year allows (``start`` the first)."
+    )
+
+    @property
+    def began(self) -> tuple[dt.date, dt.date]:
+        """The first and last day the start allows (the same day for a full date)."""
+        return self.start, self.start_last or self.start
 
 
 class ConditionFact(BaseModel):
     codes: list[str]
+    on: dt.date | None = Field(default=None, description="Onset (else recorded): the first day it allows.")
 
 
 class ScreenFact(BaseModel):
     panel: str
     on: dt.date
     positive: bool
+    on_last: dt.date | None = Field(default=None, description="The last day a month or a year allows.")
 
 
 class PatientFacts(BaseModel):
@@ -81,12 +102,21 @@ class PatientFacts(BaseModel):
             kind: Literal["inpatient", "emergency"] = "inpatient" if fact.kind == "inpatient" else "emergency"
             part_of = _tagged(fact.codes, PART_OF)
             self.encounters.append(
-                EncounterFact(kind=kind, start=fact.start, end=fact.end, id=fact.resource_id, part_of=part_of)
+                EncounterFact(
+                    kind=kind,
+                    start=fact.start,
+                    end=fact.end,
+                    id=fact.resource_id,
+                    part_of=part_of,
+                    start_last=_tagged_day(fact.codes),
+                )  # fmt: skip
             )
         elif fact.kind == "condition" and fact.codes:
-            self.conditions.append(ConditionFact(codes=fact.codes))
+            self.conditions.append(ConditionFact(codes=fact.codes, on=fact.start))
         elif fact.kind == "screen" and fact.start is not None and fact.codes:
-            self.screens.append(ScreenFact(panel=fact.codes[0], on=fact.start, positive=fact.flag))
+            self.screens.append(
+                ScreenFact(panel=fact.codes[0], on=fact.start, positive=fact.flag, on_last=_tagged_day(fact.codes))
+            )
 
     def age(self, on: dt.date) -> tuple[int, int] | None:
         """The youngest and oldest the patient can be on ``on`` (equal for a full birth date; a year
@@ -111,6 +141,14 @@ def _years(born: dt.date, on: dt.date) -> int:
 def _tagged(codes: Iterable[str], tag: str) -> str | None:
     """The value of a fact's ``tag|value`` code, if it carries one."""
     return next((c.partition("|")[2] for c in codes if c.startswith(f"{tag}|")), None)
+
+
+def _tagged_day(codes: Iterable[str]) -> dt.date | None:
+    value = _tagged(codes, UNTIL)
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def facts_from_resources(
@@ -174,6 +212,21 @@ def _day(value: Any) -> dt.date | None:
         return day
 
 
+def _span(value: Any) -> tuple[dt.date, dt.date] | None:
+    """The first and last day a FHIR date or dateTime allows: the same day for a full date (``_day``),
+    every day of the month or year for one written to a month or a year; None for junk."""
+    day = _day(value)
+    if day is not None:
+        return day, day
+    first, last = read_day(value), read_day(value, last=True)
+    return (first, last) if first is not None and last is not None else None
+
+
+def _spanned(span: tuple[dt.date, dt.date]) -> list[str]:
+    """The ``until|`` code of a span of more than a day, else none."""
+    return [f"{UNTIL}|{span[1].isoformat()}"] if span[1] != span[0] else []
+
+
 def _deceased(patient: Mapping[str, Any]) -> bool:
     return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
 
@@ -225,15 +278,15 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
         classes += [c.partition("|")[2] for concept in raw_class for c in _codings(concept)]
     kind = next((k for k in (rules.encounter_kind(c) for c in classes) if k is not None), None)
     period = resource.get("actualPeriod") or resource.get("period") or {}
-    start = _day(period.get("start")) if isinstance(period, Mapping) else None
+    start = _span(period.get("start")) if isinstance(period, Mapping) else None
     if kind is None or start is None:
         return None
     end = _day(period.get("end")) if isinstance(period, Mapping) else None
     parent = resource.get("partOf")
     parsed = parse_reference(_text(parent.get("reference"))) if isinstance(parent, Mapping) else None
     codes = [f"{PART_OF}|{parsed[1]}"] if parsed is not None and parsed[0] == "Encounter" else []
-    return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start, end=end,
-                codes=codes)  # fmt: skip
+    return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start[0], end=end,
+                codes=codes + _spanned(start))  # fmt: skip
 
 
 def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
@@ -247,7 +300,12 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
     codes = _codings(resource.get("code"))
     if not codes:
         return None
-    onset = read_date(resource.get("onsetDateTime")) or read_date(resource.get("recordedDate"))
+    period = resource.get("onsetPeriod")
+    onset = next(
+        (span[0] for value in (resource.get("onsetDateTime"), period.get("start") if isinstance(period, Mapping) else None,
+                               resource.get("recordedDate")) if (span := _span(value)) is not None),
+        None,
+    )  # fmt: skip
     return Fact(
         resource_type="Condition", resource_id=rid, patient_id=patient, kind="condition", start=onset, codes=codes
     )
@@ -258,9 +316,9 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
     period = resource.get("effectivePeriod")
-    on = _day(resource.get("effectiveDateTime"))
-    on = on or (_day(period.get("start")) if isinstance(period, Mapping) else None)
-    on = on or _day(resource.get("issued"))
+    on = _span(resource.get("effectiveDateTime"))
+    on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)
+    on = on or _span(resource.get("issued"))
     if panel is None or on is None:
         return None
     interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
@@ -271,5 +329,5 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
     positive = bool(interpretations & rules.screens.positive_interpretations) or bool(
         answers & rules.screens.positive_answers
     )
-    return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind="screen", start=on,
-                codes=[panel], flag=positive)  # fmt: skip
+    return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind="screen", start=on[0],
+                codes=[panel, *_spanned(on)], flag=positive)  # fmt: skip
