@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from fhir_cm.identify import fact_of, facts_from_resources, load_rules
+from fhir_cm.identify import assess, fact_of, facts_from_resources, load_rules
 
 from .population import condition, encounter, patient, screen
 
@@ -70,3 +70,24 @@ def test_a_field_of_the_wrong_shape_tells_nothing_and_raises_nothing() -> None:
 def test_the_valid_resources_do_tell_something() -> None:
     """The fields broken above are ones the rules read: each valid resource makes a fact."""
     assert all(fact_of(r, load_rules()) is not None for r in _valid())
+
+
+def test_a_deceased_boolean_sent_as_a_string_is_read_by_its_word() -> None:
+    """``"false"`` is a non-empty string, true to Python: the living patient was excluded as deceased
+    from every screening and every hook call."""
+    admissions = [encounter(P, "IMP", DAY - dt.timedelta(days=d), 2) for d in (40, 90)]
+    read = {
+        value: assess(
+            facts_from_resources(P, [{**patient(P), "deceasedBoolean": value}, *admissions]), load_rules(), DAY
+        )
+        for value in ("false", "False", " false ", "true", False, True)
+    }
+    assert {value: a.excluded for value, a in read.items()} == {
+        "false": None,
+        "False": None,
+        " false ": None,
+        "true": "deceased",
+        False: None,
+        True: "deceased",
+    }
+    assert read["false"].eligible

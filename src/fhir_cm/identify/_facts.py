@@ -228,7 +228,13 @@ def _spanned(span: tuple[dt.date, dt.date]) -> list[str]:
 
 
 def _deceased(patient: Mapping[str, Any]) -> bool:
-    return bool(patient.get("deceasedBoolean")) or isinstance(patient.get("deceasedDateTime"), str)
+    """Whether the Patient is known to have died: ``deceasedBoolean`` true, or a ``deceasedDateTime``. A
+    boolean sent as a string (a sender's mistake) is read by its word — ``"false"`` is no death, where
+    Python's truth of a non-empty string would have excluded a living patient from every screening."""
+    flag = patient.get("deceasedBoolean")
+    if isinstance(flag, str):
+        flag = flag.strip().lower() == "true"
+    return flag is True or isinstance(patient.get("deceasedDateTime"), str)
 
 
 def _birth(value: Any) -> tuple[dt.date | None, dt.date | None]:
