@@ -35,3 +35,27 @@ def test_it_only_moves_forward_comparing_instants_not_text(store: Store) -> None
 def test_a_watermark_must_be_an_instant(store: Store) -> None:
     with pytest.raises(ValueError, match="not a FHIR instant"), store.session() as s:
         set_watermark(s, HAPI, "Goal", "yesterday")
+
+
+def test_watermarks_are_forgotten_by_the_start_of_their_key_server_by_server(store: Store) -> None:
+    """Screening forgets the watermarks of facts kept under other rules (``identify.v3.<digest>:``) or
+    by an earlier generation (``identify:``); its own, the pulls' and another server's stay."""
+    from fhir_cm.store import forget_watermarks
+
+    keys = [
+        "identify:system",
+        "identify.v2:system",
+        "identify.v3.00000000:Group/g",
+        "identify.v3.abc:system",
+        "Patient",
+    ]
+    with store.session() as s:
+        for key in keys:
+            set_watermark(s, HAPI, key, "2026-06-01T10:00:00Z")
+        set_watermark(s, "https://other.example/fhir", "identify:system", "2026-06-01T10:00:00Z")
+    with store.session() as s:
+        assert forget_watermarks(s, HAPI, starting="identify", keeping="identify.v3.abc:") == sorted(keys[:3])
+        assert forget_watermarks(s, HAPI, starting="identify_", keeping="x") == []  # a LIKE wildcard is a character
+    with store.session(read_only=True) as s:
+        assert [get_watermark(s, HAPI, k) is not None for k in keys] == [False, False, False, True, True]
+        assert get_watermark(s, "https://other.example/fhir", "identify:system") is not None

@@ -10,7 +10,15 @@ same rules to one patient's prefetch.
 
 from ._assess import Assessment, Reason, assess
 from ._enrol import EnrolReport, enrol_candidates
-from ._facts import ConditionFact, EncounterFact, PatientFacts, ScreenFact, fact_of, facts_from_resources
+from ._facts import (
+    ConditionFact,
+    EncounterFact,
+    PatientFacts,
+    ScreenFact,
+    fact_of,
+    facts_digest,
+    facts_from_resources,
+)
 from ._rules import EligibilityRules, Rule, RulesError, ScreenRules, load_rules
 from ._screen import SCREENED_TYPES, ScreeningReport, rank, screen_files, screen_population, watermark_key
 
@@ -31,6 +39,7 @@ __all__ = [
     "assess",
     "enrol_candidates",
     "fact_of",
+    "facts_digest",
     "facts_from_resources",
     "load_rules",
     "rank",

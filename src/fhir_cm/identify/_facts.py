@@ -21,6 +21,8 @@ it (a diagnosis of "2026" counts in 2026, not only from 2027).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -45,6 +47,7 @@ __all__ = [
     "PatientFacts",
     "ScreenFact",
     "fact_of",
+    "facts_digest",
     "facts_from_resources",
 ]
 
@@ -162,6 +165,28 @@ def facts_from_resources(
         if fact is not None and fact.patient_id == patient_id:
             facts.add(fact)
     return facts
+
+
+def facts_digest(rules: EligibilityRules) -> str:
+    """A digest of the part of the rules ``fact_of`` reads — the encounter classes, the statuses
+    ignored, the screening panels and their positive answers — in an order that does not depend on the
+    process (sets sorted). A screening keeps facts and reads only what changed: under rules that keep
+    other facts (a class added, a status no longer ignored, a panel added) the facts kept are wrong for
+    every resource unchanged since, so the watermark names this digest and such a change reads
+    everything again. The value sets, windows, thresholds, weights and sentences are not in it: a fact
+    keeps every code and date, and the rules apply those at each ranking."""
+    kept = {
+        "encounter_classes": {kind: sorted(codes) for kind, codes in sorted(rules.encounter_classes.items())},
+        "ignored": [
+            sorted(rules.ignored_encounter_statuses),
+            sorted(rules.ignored_condition_statuses),
+            sorted(rules.ignored_verification_statuses),
+            sorted(rules.ignored_screen_statuses),
+        ],
+        "panels": sorted(rules.screens.panels),
+        "positive": [sorted(rules.screens.positive_interpretations), sorted(rules.screens.positive_answers)],
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None:

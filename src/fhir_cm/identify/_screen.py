@@ -10,7 +10,9 @@
    patients: each slice's facts are read back, assessed against the rules (``_assess``), patients in
    an open case excluded, and the slice's candidates replaced.
 4. The export's ``transactionTime`` becomes the per-server (and per-Group) watermark: the next run
-   asks only for what changed since (``_since``), and ranks everyone again from the store.
+   asks only for what changed since (``_since``), and ranks everyone again from the store. The
+   watermark's key names the rules' part facts depend on (``facts_digest``): after an edit of it
+   the next run reads everything, and says why (``ScreeningReport.reread``).
 
 Nothing half-read is taken as complete: an export that fails (or a file that is not NDJSON) raises
 before the watermark moves, and the facts already stored are only ever replaced by newer ones.
@@ -38,12 +40,13 @@ from ..store import (
     patient_facts_after,
     drop_facts,
     forget_candidates_without_facts,
+    forget_watermarks,
     put_facts,
     replace_candidates,
     set_watermark,
 )
 from ._assess import assess
-from ._facts import PatientFacts, fact_of
+from ._facts import PatientFacts, fact_of, facts_digest
 from ._rules import EligibilityRules, load_rules
 
 __all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_files", "screen_population", "watermark_key"]
@@ -59,6 +62,9 @@ RANK_SLICE = 1000
 FACTS_GENERATION = 3
 #: The longest watermark key the store keeps (its key column, as long as a FHIR id).
 _KEY_LENGTH = 64
+#: What every screening watermark key starts with (then the generation, the rules' digest, the scope;
+#: the first generation's keys had neither: ``identify:system``).
+_KEY_PREFIX = "identify"
 
 
 class ScreeningReport(BaseModel):
@@ -75,16 +81,21 @@ class ScreeningReport(BaseModel):
     patients: int = Field(default=0, description="Patients ranked (everyone whose facts the store holds).")
     candidates: int = 0
     excluded_open_case: int = 0
+    reread: str | None = Field(
+        default=None, description="Why everything was read though the scope had been screened (the rules changed)."
+    )
 
 
-def watermark_key(group: str | None) -> str:
-    """The watermark row of a screening scope (the store keeps one per server and key) and generation
-    of facts (``FACTS_GENERATION``). A Group id may take 64 characters, the whole key no more: a key
-    that would not fit names the Group by a digest of its id instead (PostgreSQL refused the longer
-    one at the end of the run, which was then read again in full each time and failed again)."""
-    key = f"identify.v{FACTS_GENERATION}:" + (f"Group/{group}" if group else "system")
+def watermark_key(group: str | None, rules: EligibilityRules | None = None) -> str:
+    """The watermark row of a screening scope (the store keeps one per server and key), of the
+    generation of facts (``FACTS_GENERATION``) and of the rules facts depend on (``facts_digest``):
+    facts kept otherwise are not continued from. A Group id may take 64 characters, the whole key no
+    more: a key that would not fit names the Group by a digest of its id instead (PostgreSQL refused
+    the longer one at the end of the run, which was then read again in full each time and failed again)."""
+    head = f"{_KEY_PREFIX}.v{FACTS_GENERATION}.{facts_digest(rules or load_rules())}:"
+    key = head + (f"Group/{group}" if group else "system")
     if group and len(key) > _KEY_LENGTH:
-        key = f"identify.v{FACTS_GENERATION}:Group#{hashlib.sha256(group.encode()).hexdigest()[:40]}"
+        key = head + f"Group#{hashlib.sha256(group.encode()).hexdigest()[: _KEY_LENGTH - len(head) - 6]}"
     return key
 
 
@@ -122,11 +133,22 @@ async def screen_population(
     """
     rules = rules or load_rules()
     as_of = as_of or dt.date.today()
-    server, key = client.base_url, watermark_key(group)
-    if since is None and not full:
-        with store.session(read_only=True) as s:
-            since = get_watermark(s, server, key)
+    server, key = client.base_url, watermark_key(group, rules)
     say = on_progress or (lambda _line: None)
+    with store.session() as s:
+        # Facts kept under other rules (or by another generation): no run may continue from them now,
+        # this one is about to keep facts under these rules (were they put back, the store would hold
+        # a mix while such a watermark said it held theirs).
+        stale = forget_watermarks(s, server, starting=_KEY_PREFIX, keeping=key.partition(":")[0] + ":")
+        if since is None and not full:
+            since = get_watermark(s, server, key)
+    reread = None
+    if since is None and not full and any(k.partition(":")[2] == key.partition(":")[2] for k in stale):
+        reread = (
+            "what screening keeps of a resource changed since this scope was last screened (the rules' "
+            "encounter classes, ignored statuses or screens, or this version's facts): everything is read again"
+        )
+        say(reread)
     async with read_population(
         client,
         _request(rules, group, since),
@@ -140,6 +162,7 @@ async def screen_population(
             source="export" if isinstance(population, BulkExport) else "search",
             since=since,
             transaction_time=population.transaction_time,
+            reread=reread,
         )
         if isinstance(population, BulkExport) and (failed := await population.failures()):
             # Resources are missing from the output: read as complete, the watermark would pass them.

@@ -151,7 +151,7 @@ from ._screening import (
     replace_candidates,
 )
 from ._watch import mark_watched, open_case_patients, watched_cases
-from ._watermarks import Watermark, get_watermark, list_watermarks, set_watermark
+from ._watermarks import Watermark, forget_watermarks, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
     "CARD_KEPT",
@@ -253,6 +253,7 @@ __all__ = [
     "get_resource",
     "get_resources",
     "get_server_limit",
+    "forget_watermarks",
     "get_watermark",
     "follow_up_latencies",
     "get_placement",

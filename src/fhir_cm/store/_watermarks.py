@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ._dialect import insert, normal_base
 from ._tables import WatermarkRow
 from ._types import utcnow
 
-__all__ = ["Watermark", "get_watermark", "list_watermarks", "set_watermark"]
+__all__ = ["Watermark", "forget_watermarks", "get_watermark", "list_watermarks", "set_watermark"]
 
 
 class Watermark(BaseModel):
@@ -65,6 +65,22 @@ def set_watermark(
         return current
     session.execute(update(WatermarkRow).where(*key).values(last_updated=last_updated, updated_at=now))
     return last_updated
+
+
+def forget_watermarks(session: Session, server_base: str, *, starting: str, keeping: str) -> list[str]:
+    """Drop the server's watermarks whose key starts with ``starting`` but not with ``keeping``, and
+    return their keys: what they said was read is no longer what the store holds (screening's facts
+    were kept under other rules), so no later run may continue from them."""
+    base = normal_base(server_base)
+    query = select(WatermarkRow.resource_type).where(
+        WatermarkRow.server_base == base, WatermarkRow.resource_type.startswith(starting, autoescape=True)
+    )
+    stale = [key for key in session.scalars(query) if not key.startswith(keeping)]
+    if stale:
+        session.execute(
+            delete(WatermarkRow).where(WatermarkRow.server_base == base, WatermarkRow.resource_type.in_(stale))
+        )
+    return sorted(stale)
 
 
 def list_watermarks(session: Session) -> list[Watermark]:
