@@ -32,7 +32,7 @@ from ._models import OPEN_STATUSES
 from ._problems import ProblemDocument, install_problem_handlers
 from ._parts import CaseParts
 from ._views import ViewCache
-from ..cds import IssuerKeys, JtiLedger, parse_issuers
+from ..cds import IssuerKeys, JtiLedger, catalogue, parse_issuers
 from .routes import (
     audit,
     candidates,
@@ -143,6 +143,7 @@ def create_app(
     """
     settings = settings or Settings()
     load_outcome_rules()  # a broken rules file is told now, not as a 500 to the first outcomes request
+    catalogue()  # and CDS Hooks' services, whose prefetch takes the eligibility rules' screening panels
     owned = store is None
     the_store = store if store is not None else open_store(settings.database_url, case_cache=settings.case_cache)
 

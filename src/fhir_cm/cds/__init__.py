@@ -19,12 +19,13 @@ from ._models import (
     Service,
     Services,
 )
-from ._services import CdsRequestError, catalogue, service
+from ._services import CdsConfigError, CdsRequestError, catalogue, service
 
 __all__ = [
     "ALGORITHMS",
     "Card",
     "CardsResponse",
+    "CdsConfigError",
     "CdsRequestError",
     "CdsUnauthorized",
     "FeedbackEntry",

@@ -8,6 +8,12 @@ not prefetch (an OperationOutcome in its place, as CDS Hooks 2.0 has it say so) 
 refuses (a token whose scopes leave a type out) is a key *failed*: the others still answer, as the
 specification lets a service proceed without data it cannot have; the cards say what may follow
 from data that is missing (``_cards``).
+
+The screening panels are the eligibility rules' (``screens.panels``): a prefetch template writes
+``{{rules.screens.panels}}`` where it asks for them, filled in from the rules when the file is read,
+so a panel added there is prefetched too. A template listing Observation codes itself must list every
+panel, or the file is refused naming what it leaves out: a screen of a panel not prefetched was
+never seen by the service, its patient told nothing.
 """
 
 from __future__ import annotations
@@ -24,27 +30,67 @@ from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, safe_for_tokens
+from ..identify import load_rules
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
-__all__ = ["CdsRequestError", "Gathered", "catalogue", "context_patient", "gather", "service", "settings_of"]
+__all__ = [
+    "CdsConfigError",
+    "CdsRequestError",
+    "Gathered",
+    "catalogue",
+    "context_patient",
+    "gather",
+    "service",
+    "settings_of",
+]
 
 _log = logging.getLogger(__name__)
 
 #: The most pages of one prefetch query fetched from the EHR's server.
 MAX_PAGES = 10
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+#: A prefetch template's token for the eligibility rules' screening panels (``system|code,...``).
+PANELS = "{{rules.screens.panels}}"
 
 
 class CdsRequestError(FhirCmError):
     """The hook call cannot be answered as sent (the message says why)."""
 
 
+class CdsConfigError(FhirCmError):
+    """``mappings/cds-hooks.json`` disagrees with the eligibility rules (the message says where)."""
+
+
 @functools.cache
 def settings_of() -> dict[str, Any]:
-    """``mappings/cds-hooks.json``, read once."""
+    """``mappings/cds-hooks.json``, read once, its prefetch templates' ``{{rules.screens.panels}}``
+    filled in with the eligibility rules' panels (``CdsConfigError`` where a template leaves one out)."""
     data: dict[str, Any] = json.loads((mappings_dir() / "cds-hooks.json").read_text(encoding="utf-8"))
+    panels = list(load_rules().screens.panels)
+    for svc in data.get("services") or ():
+        prefetch = svc.get("prefetch") or {}
+        for key, template in prefetch.items():
+            prefetch[key] = template.replace(PANELS, ",".join(panels))
+            _asks_for_every_panel(str(svc.get("id")), key, prefetch[key], panels)
     return data
+
+
+def _asks_for_every_panel(service_id: str, key: str, template: str, panels: list[str]) -> None:
+    """A template searching Observations by ``code`` must take in every screening panel (a code
+    written without its system matches a panel of that code in any system)."""
+    path, _, query = template.partition("?")
+    if path != "Observation":
+        return
+    codes = {c for name, value in parse_qsl(query) if name == "code" for c in value.split(",")}
+    if not codes:
+        return
+    missing = [p for p in panels if p not in codes and p.partition("|")[2] not in codes]
+    if missing:
+        raise CdsConfigError(
+            f"cds-hooks.json: the {key!r} prefetch of {service_id} leaves out the screening panel(s) "
+            f"{', '.join(missing)} of eligibility-rules.json; write code={PANELS} to ask for the rules' panels"
+        )
 
 
 def catalogue() -> Services:
