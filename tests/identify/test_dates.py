@@ -126,3 +126,12 @@ def test_conditions_dated_after_the_screening_day_do_not_count_on_it() -> None:
     later = assess(facts, load_rules(), dt.date(2026, 8, 1))
     assert {r.rule: r.text for r in later.reasons}["multiple-chronic-conditions"] == "4 chronic conditions"
     assert "high-risk-condition" in {r.rule for r in later.reasons}
+
+
+def test_a_screen_dated_by_effective_instant_counts_on_its_day() -> None:
+    """FHIR's ``effective[x]`` may be an instant (R4 and R5): such a screen, without ``issued``, was
+    dropped as undated, its positive answer lost."""
+    obs = screen("p", AS_OF, positive=True, rid="s-instant")
+    obs["effectiveInstant"] = obs.pop("effectiveDateTime").replace("2026-05-20", "2026-04-02") + "T09:30:00Z"
+    assessment = assess(facts_from_resources("p", [patient("p"), obs]), load_rules(), AS_OF)
+    assert [r.text for r in assessment.reasons] == ["a positive social-needs screen (AHC HRSN)"]

@@ -347,7 +347,7 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
     period = resource.get("effectivePeriod")
-    on = _span(resource.get("effectiveDateTime"))
+    on = _span(resource.get("effectiveDateTime")) or _span(resource.get("effectiveInstant"))
     on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)
     on = on or _span(resource.get("issued"))
     if panel is None or on is None:

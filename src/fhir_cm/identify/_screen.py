@@ -56,7 +56,8 @@ SCREENED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
 FACT_BATCH = 2000
 RANK_SLICE = 1000
 #: What a fact keeps of a resource, by generation: 2 keeps the Patient's birth date (the age rules), 3
-#: the visits and screens dated to a month or a year, and a Condition's partial onset (``_facts``).
+#: the visits and screens dated to a month or a year, a Condition's partial onset, and a screen dated
+#: by ``effectiveInstant`` (``_facts``).
 #: The watermark names it, so a store screened by an earlier generation, whose Patient facts hold no
 #: birth date, reads everything once — an incremental run would leave every unchanged patient ageless.
 FACTS_GENERATION = 3
