@@ -298,3 +298,23 @@ def test_a_rule_left_without_what_its_kind_counts_is_refused_on_load(
     monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
     with pytest.raises(RulesError, match=said):
         rules_module.load_rules.__wrapped__()
+
+
+def test_icd10_named_by_its_oid_in_the_rules_matches_by_prefix_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some EHRs name ICD-10-CM by its OID: a hospital listing its codes under that system (a change of
+    the data only) had its entries matched exactly — ``E11`` matched no ``E11.9``, no one was counted."""
+    oid = "urn:oid:2.16.840.1.113883.6.90"
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    for value_set in data["value_sets"].values():
+        value_set[oid] = value_set["http://hl7.org/fhir/sid/icd-10-cm"]
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    rules = rules_module.load_rules.__wrapped__()
+    coded = [condition(P, code, oid, rid=f"c-{code}") for code in ("E11.9", "I10", "J44.1", "N18.6")]
+    assessment = assess(facts_from_resources(P, [patient(P), *coded]), rules, TODAY)
+    assert {r.rule: r.evidence for r in assessment.reasons} == {
+        "multiple-chronic-conditions": [f"{oid}|{c}" for c in ("E11.9", "I10", "J44.1", "N18.6")],
+        "high-risk-condition": [f"{oid}|N18.6"],
+    }

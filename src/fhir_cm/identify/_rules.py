@@ -27,6 +27,9 @@ from ..terminology import mappings_dir
 __all__ = ["EligibilityRules", "Rule", "RulesError", "ScreenRules", "load_rules"]
 
 RULES_FILE = "eligibility-rules.json"
+#: ICD-10 systems named by their OIDs (ICD-10-CM, ICD-10), as some EHRs' codings name them: their
+#: entries are prefixes too, as under the ``http://hl7.org/fhir/sid/icd-10[-cm]`` URLs.
+_ICD10_OIDS = frozenset({"urn:oid:2.16.840.1.113883.6.90", "urn:oid:2.16.840.1.113883.6.3"})
 #: The names a rule's ``says`` may use, by kind (``_assess`` fills them in).
 _SAYS_NAMES = {"age": frozenset({"age", "also"})}
 _COUNTED = frozenset({"n", "window_days", "within_days", "codes"})
@@ -141,13 +144,14 @@ class EligibilityRules(BaseModel):
 
     def value_set_entry(self, name: str, coding: str) -> str | None:
         """The entry of a value set ``system|code`` matches (``system|entry``), if any: ICD-10 entries
-        are prefixes (``I50`` is every heart failure; dots ignored), other systems' entries are exact
+        (a system named by an ``icd-10`` URL or by its OID) are prefixes (``I50`` is every heart
+        failure; dots ignored), other systems' entries are exact
         codes. Two codings matching one entry are one condition, however specific each is."""
         system, _, code = coding.partition("|")
         entries = self.value_sets.get(name, {}).get(system)
         if not entries:
             return None
-        if "icd-10" in system:
+        if "icd-10" in system or system in _ICD10_OIDS:
             bare = code.replace(".", "").upper()
             found = next((e for e in entries if bare.startswith(e.replace(".", "").upper())), None)
         else:
