@@ -318,3 +318,20 @@ def test_icd10_named_by_its_oid_in_the_rules_matches_by_prefix_too(
         "multiple-chronic-conditions": [f"{oid}|{c}" for c in ("E11.9", "I10", "J44.1", "N18.6")],
         "high-risk-condition": [f"{oid}|N18.6"],
     }
+
+
+@pytest.mark.parametrize("where", ["panels", "positive_answers"])
+def test_a_screening_code_without_its_system_is_refused_naming_it(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codings are read as ``system|code``: a panel written ``96777-8`` exported the screens (a search
+    by code takes any system) and then counted none of them, with no word of why."""
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    if where == "panels":
+        data["screens"]["panels"] = {"96777-8": "AHC HRSN"}
+    else:
+        data["screens"]["positive_answers"] = ["LA33-6"]
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    with pytest.raises(RulesError, match=rf"screens\.{where}: .*system\|code"):
+        rules_module.load_rules.__wrapped__()

@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import json
 import string
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..domain import EligibilityReason
 from ..errors import FhirCmError
@@ -104,6 +104,16 @@ class ScreenRules(BaseModel):
     panels: dict[str, str]
     positive_interpretations: frozenset[str]
     positive_answers: frozenset[str]
+
+    @field_validator("panels", "positive_answers")
+    @classmethod
+    def _system_and_code(cls, value: Any) -> Any:
+        """Each panel and answer is ``system|code``, as codings are read: a bare ``96777-8`` exported the
+        panel's screens (a search by code takes any system) and then matched none of them, silently."""
+        bare = [c for c in value if not all(c.partition("|")[::2]) or c.count("|") != 1]
+        if bare:
+            raise ValueError(f"write each as system|code (http://loinc.org|96777-8), not {sorted(bare)}")
+        return value
 
 
 class EligibilityRules(BaseModel):
