@@ -32,8 +32,9 @@ class ApiProcess:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.notifications = f"{self.base}/notifications"
-        self.env = {**os.environ, "FHIR_CM_DATABASE_URL": database_url, **(env or {})}
-        self.env.pop("FHIR_CM_FHIR_BASE", None)
+        # No FHIR server the test runner's environment may name; one a test names in ``env`` is kept.
+        outside = {k: v for k, v in os.environ.items() if k != "FHIR_CM_FHIR_BASE"}
+        self.env = {**outside, "FHIR_CM_DATABASE_URL": database_url, **(env or {})}
         self.args = list(args)
         self.proc: subprocess.Popen[str] | None = None
         # Its log goes to a file, read when it fails to start: a pipe nobody drains fills (64 kB, some

@@ -6,7 +6,7 @@
 
 const KEY = "fhir-cm-api-key";
 const PROGRAMMES = ["", "health-care", "social-work", "rehabilitation", "child-protection", "behavioural-health"];
-const state = { me: null };
+const state = { me: null, enrolProgramme: null };
 const $ = (sel) => document.querySelector(sel);
 
 function h(tag, attrs, ...children) {
@@ -164,7 +164,7 @@ function signOut(message) {
   // Nothing of the key's session stays: its requests, what it read, the filters it chose.
   cancelPending();
   for (const item of [KEY, "fhir-cm-programme", "fhir-cm-outcomes"]) sessionStorage.removeItem(item);
-  state.me = null;
+  state.me = null; state.enrolProgramme = null;
   $("#resource-dialog").close();
   $("#resource-title").textContent = "Resource"; $("#resource-json").textContent = "";
   $("#nav").hidden = true; $("#logout").hidden = true; $("#who").textContent = "";
@@ -181,6 +181,8 @@ function signedIn() {
   const me = state.me;
   const scope = me.role === "case-manager" ? ` · ${me.practitioner_id}` : me.programme ? ` · ${label(me.programme)}` : "";
   $("#who").textContent = `${me.name} (${label(me.role)}${scope})`;
+  // Candidates are enrolled by supervisors: a case manager's key is not offered the view (the API refuses it).
+  $("#nav a[data-view=candidates]").hidden = me.role !== "supervisor";
   route();
 }
 
@@ -530,6 +532,7 @@ async function route(notice, problem) {
   try {
     if (view === "case" && arg) await caseView(caseId(arg));
     else if (view === "outcomes") await outcomesView();
+    else if (view === "candidates") await candidatesView(arg);
     else if (view === "sync") await syncView(typeof notice === "string" ? notice : undefined, typeof problem === "string" ? problem : undefined);
     else await caseloadView();
   } catch (err) {
