@@ -23,7 +23,10 @@ providers) that one entry of the file answers; a reference by identifier only is
 stored patient) holding that identifier, beside it (``_logical.py``). Kept as it came, a reference
 would name no patient (the case would be ``unidentified``) nor provider, and dangle in an export,
 whose fullUrls are the adapter's own — which are left as they are, being what the adapter reads
-and writes.
+and writes. An absolute reference at the base of the file's absolute fullUrls (the server it came
+from) is read as relative, which it means there; one to any other base (or any, in a file with no
+such fullUrls) names a resource of another server and stays as written: the import never reads it as
+a local resource (``https://other.example/fhir/Patient/1`` is not the local ``Patient/1``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from pydantic import ValidationError
 from .. import decimals
 from ..fhir import validate
 from ..domain import Case
-from ..mapping import FhirVersion, References, ResourceKey, replace_references, resource_key
+from ..mapping import FhirVersion, References, ResourceKey, reference_base, replace_references, resource_key
 from ._errors import BadInputError
 from ._logical import Known, name_logical_references
 
@@ -351,9 +354,18 @@ def resolve_bundle_references(parsed: ParsedFile, identifier_system: str, known:
                 answers.setdefault(f"{rtype}?identifier={system}|{identifier['value']}", []).append(f"{rtype}/{rid}")
                 holders.setdefault((system, identifier["value"]), []).append(f"{rtype}/{rid}")
     literals |= {asked: found[0] for asked, found in answers.items() if len(set(found)) == 1}
+    bases = {b.casefold() for item in parsed.resources if item.full_url and (b := reference_base(item.full_url))}
+
+    def as_local(ref: dict[str, Any]) -> str | None:
+        literal = unquote(ref["reference"])
+        found = literals.get(literal)
+        if found is None and (base := reference_base(literal)) is not None and base.casefold() in bases:
+            found = literal[len(base) + 1 :]  # the server the file came from: relative, as it means
+        return found
+
     for item in parsed.resources:
-        if literals:
-            item.resource = replace_references(item.resource, lambda ref: literals.get(unquote(ref["reference"])))
+        if literals or bases:
+            item.resource = replace_references(item.resource, as_local)
         item.resource = name_logical_references(item.resource, holders, known)
         if item.full_url in literals and "id" not in item.resource:
             item.resource = {**item.resource, "id": literals[item.full_url].split("/", 1)[1]}

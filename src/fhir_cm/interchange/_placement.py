@@ -13,8 +13,12 @@ A case is about one patient, and its EpisodeOfCare names it. Rules, most certain
    episode, in this import or in the store;
 6. otherwise the patient's *catch-all* case (one per patient, id derived from the patient id),
    which the import synthesises from what is there (see ``_view.py``);
-7. a resource naming no Patient at all (a subject given only as display text, a Group) goes to one
-   catch-all case per file, whose patient is the placeholder ``unidentified``.
+7. a resource naming no Patient at all (a subject given only as display text, a Group, a Patient
+   of another server) goes to one catch-all case per file, whose patient is the placeholder
+   ``unidentified``.
+
+An absolute reference left after ``resolve_bundle_references`` names another server's resource:
+it is no link, and no patient (``https://other.example/fhir/Patient/1`` is not the local ``Patient/1``).
 
 Before any of that, a resource whose key another patient's resource holds is refused
 (:func:`refuse_clashes`): rule 1 would put it in that patient's case, in place of theirs.
@@ -26,12 +30,13 @@ import hashlib
 import re
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..mapping import ResourceKey, iter_references, parse_reference, patient_of
+from ..mapping import ResourceKey, foreign_reference, iter_references, parse_reference, reference_base
+from ..mapping import patient_of as any_patient_of
 from ..store import get_case, get_resource, list_cases
 from ._errors import BadInputError
 from ._files import FhirItem
@@ -55,6 +60,16 @@ def case_id_for(value: str) -> str:
 def catch_all_case_id(identifier_system: str, patient: str) -> str:
     """The id of the case that gathers a patient's resources no episode claims (the same on every run)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{identifier_system}|catch-all|Patient/{patient}").hex
+
+
+def patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The local Patient a resource is about: not one of another server (see the module docstring)."""
+    return any_patient_of(resource, local_only=True)
+
+
+def _local(literal: str) -> tuple[str, str] | None:
+    """``(type, id)`` of a reference to this import's or the store's resources, else None."""
+    return None if reference_base(literal) is not None else parse_reference(literal)
 
 
 def _patient(resource: dict[str, Any]) -> str | None:
@@ -98,7 +113,9 @@ class _Placer:
 
     def links(self, n: int) -> Iterator[int]:
         for literal in iter_references(self.items[n][0].resource):
-            parsed = parse_reference(literal)
+            parsed = _local(literal)
+            if parsed is None and reference_base(literal) is not None:
+                continue
             if parsed is not None and parsed[0] in _PARTIES:
                 continue
             m = self.by_literal.get(literal) if parsed is None else self.by_literal.get(f"{parsed[0]}/{parsed[1]}")
@@ -107,7 +124,9 @@ class _Placer:
 
     def episode_named(self, n: int) -> str | None:
         for literal in iter_references(self.items[n][0].resource):
-            parsed = parse_reference(literal)
+            parsed = _local(literal)
+            if parsed is None and reference_base(literal) is not None:
+                continue
             if parsed is None:
                 case_id = self.episodes.get(literal)
             elif parsed[0] == "EpisodeOfCare":
@@ -180,9 +199,18 @@ def refuse_clashes(session: Session, items: list[tuple[FhirItem, ResourceKey, in
     """Refuse a resource whose key (its logical id, for others' resources) another patient's resource
     holds, in the store or earlier in this import: two sources numbering ids alike (servers hand out
     ``1``, ``2``, …) would otherwise put one patient's Goal in the other's case, replacing theirs.
+    An EpisodeOfCare naming its patient (or a part of its case) on another server is refused too.
     Raises :class:`BadInputError` naming the file and position; ids of patients are not named."""
     seen: dict[ResourceKey, str] = {}
     for item, key, file_index in items:
+        if key.type == "EpisodeOfCare" and (elsewhere := foreign_reference(item.resource, ())) is not None:
+            # An episode is a case, and the mapping reads its patient as the local one of that id.
+            raise BadInputError(
+                names[file_index],
+                item.where,
+                f"EpisodeOfCare {key.value} names its patient or a part of its case on another server "
+                f"({elsewhere}): whose case it is cannot be told here",
+            )
         mine = patient_of(item.resource)
         if mine is None:
             continue

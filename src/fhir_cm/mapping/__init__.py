@@ -27,12 +27,15 @@ from ._encounter import recognise_disposition, recognise_setting
 from ._json import read_date, read_day
 from ._keys import careplan_key, careteam_key, episode_key, resource_key, task_key
 from ._refs import (
+    ELSEWHERE,
     PATIENT_PATHS,
     References,
+    foreign_reference,
     iter_references,
     parse_reference,
     party_reference,
     patient_of,
+    reference_base,
     read_party,
     replace_references,
 )
@@ -48,6 +51,7 @@ from ._versions import (
 )
 
 __all__ = [
+    "ELSEWHERE",
     "AUTO_FHIR_VERSION",
     "Elem",
     "DEFAULT_FHIR_VERSION",
@@ -75,6 +79,7 @@ __all__ = [
     "episode_key",
     "explicit_fhir_version",
     "fhir_version_without_server",
+    "foreign_reference",
     "if_none_exist",
     "iter_references",
     "parse_reference",
@@ -86,6 +91,7 @@ __all__ = [
     "read_resource",
     "replace_references",
     "recognise_disposition",
+    "reference_base",
     "recognise_setting",
     "render_narrative",
     "xhtml_text",

@@ -11,19 +11,22 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..domain import Party, PartyKind
 from ._base import ResourceKey
 
 __all__ = [
+    "ELSEWHERE",
     "PATIENT_PATHS",
     "References",
+    "foreign_reference",
     "iter_references",
     "parse_reference",
     "party_reference",
     "patient_of",
+    "reference_base",
     "read_party",
     "replace_references",
 ]
@@ -52,6 +55,44 @@ def parse_reference(reference: str | None) -> tuple[str, str] | None:
     if len(parts) < 2 or not _TYPE.match(parts[-2]) or not _ID.match(parts[-1]):
         return None
     return parts[-2], parts[-1]
+
+
+def reference_base(reference: str) -> str | None:
+    """The service base an absolute literal reference names (``https://x.org/fhir`` of
+    ``https://x.org/fhir/Patient/1/_history/2``), else None (relative, ``urn:``, ``#``)."""
+    if "://" not in reference or parse_reference(reference) is None:
+        return None
+    parts = reference.split("?", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    return "/".join(parts[:-2])
+
+
+#: Why a resource :func:`foreign_reference` finds is not read, before the other server's base.
+ELSEWHERE = "it names a patient or a case's resource on another server, not this one's: "
+
+#: Types a reference to another server may name and still be read: parties the case names beside
+#: its patient (a directory's Practitioner), which place nothing.
+_ELSEWHERE_READ = frozenset({"Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Location"})
+
+
+def foreign_reference(resource: Mapping[str, Any], bases: Collection[str]) -> str | None:
+    """The base of the first reference in ``resource`` to a Patient or a case's resource on a server
+    at none of ``bases`` (an absolute URL elsewhere), else None.
+
+    ``https://other.example/fhir/Patient/1`` is not this server's ``Patient/1``: read as such, it put
+    another person's data in a local patient's case. A reference is local when relative, or
+    absolute at a base of the source (the server pulled from; in an import, the base of the Bundle's
+    fullUrls)."""
+    own = {b.rstrip("/").casefold() for b in bases}
+    for literal in iter_references(resource):
+        base = reference_base(literal)
+        if base is None or base.casefold() in own:
+            continue
+        parsed = parse_reference(literal)
+        if parsed is not None and parsed[0] not in _ELSEWHERE_READ:
+            return base
+    return None
 
 
 def iter_references(obj: Any) -> Iterator[str]:
@@ -99,11 +140,14 @@ def _within(obj: Any, members: Iterable[tuple[Any, Any]], out: Any, copy: Callab
     return obj if out is None else out
 
 
-def patient_of(resource: Mapping[str, Any]) -> str | None:
-    """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any."""
+def patient_of(resource: Mapping[str, Any], *, local_only: bool = False) -> str | None:
+    """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any;
+    ``local_only``: not one named by an absolute URL (where no absolute reference is the source's)."""
     for name in PATIENT_PATHS:
         ref = resource.get(name)
         literal = ref.get("reference") if isinstance(ref, Mapping) else None
+        if local_only and isinstance(literal, str) and reference_base(literal) is not None:
+            continue
         parsed = parse_reference(literal) if isinstance(literal, str) else None
         if parsed is not None and parsed[0] == "Patient":
             return parsed[1]

@@ -72,9 +72,12 @@ from ..fhir import (
     UnsupportedByServer,
 )
 from ..mapping import (
+    ELSEWHERE,
     FhirVersion,
     MappingError,
     ResourceKey,
+    foreign_reference,
+    reference_base,
     resource_key,
     resources_to_case,
 )
@@ -145,6 +148,9 @@ class _Puller(Merging):
         self.store, self.client, self.version = store, client, version
         self.system = settings.identifier_system
         self.base = client.base_url
+        #: The bases the server names itself by: ours, and its entries' fullUrls' (a server behind a
+        #: proxy writes its inner address there, and in the references it makes absolute).
+        self.own_bases: set[str] = {self.base}
         self.flush_size, self.flush_bytes = flush_size, flush_bytes
         self.reader = CaseReader(version, self.system, settings.plausibility(dt.date.today()))
         self.checker = Checker(version, self.system, CASE_RESOURCE_TYPES)
@@ -218,6 +224,7 @@ class _Puller(Merging):
         try:
             async for page in pages:
                 batch = [r for r in page.matches if r.get("resourceType") == rtype and self._wanted(r, patient, start)]
+                self.own_bases.update(own_bases(page.entries))
                 self.report.fetched += len(batch)
                 now = dt.datetime.now(dt.UTC)
                 for r in batch:
@@ -345,6 +352,8 @@ class _Puller(Merging):
                     self.report.unchanged += 1  # seen before (the overlap): checked then
                     continue
                 problem = checks[n] if problems is not None else problem_of(resource, self.version, self.system)
+                if problem is None and (elsewhere := foreign_reference(resource, self.own_bases)) is not None:
+                    problem = f"{MAPPING_PROBLEM}{ELSEWHERE}{elsewhere}"
                 if problem is not None:
                     if ours_only or self._ours(resource) or not problem.startswith(MAPPING_PROBLEM):
                         self._quarantine(session, resource, problem)
@@ -486,6 +495,11 @@ async def pull(
     report.updated_cases = len(puller.updated - puller.new)
     report.cases = sorted(puller.new | puller.updated)
     return report
+
+
+def own_bases(entries: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The bases a page's entries' fullUrls name: where the server says its resources are."""
+    return {b for e in entries if isinstance(u := e.get("fullUrl"), str) and (b := reference_base(u)) is not None}
 
 
 def _nothing_known(rtype: str, server_id: str) -> LedgerEntry | None:
