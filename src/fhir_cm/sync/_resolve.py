@@ -113,7 +113,9 @@ def _write_again_or_let_go(session: Session, record: CaseRecord, conflict: Confl
     """``local``: the resource is written again — what the servers were known to hold of it is
     forgotten, so the next push creates it rather than update the deleted copy. ``server``: the
     entity goes from the case as it went from the server (a case cannot be without its episode,
-    plan, team or a referral's Task: those can only be written again)."""
+    plan, team or a referral's Task: those can only be written again); its ledger entry stays, so the
+    next push still knows the reference to it as the case's own and takes it out of the CarePlan (a
+    reference it no longer knew was kept there as another system's, naming a goal that is gone)."""
     if keep == "server":
         entities = _ENTITY_LISTS.get(conflict.resource_type)
         if entities is None:
@@ -130,6 +132,7 @@ def _write_again_or_let_go(session: Session, record: CaseRecord, conflict: Confl
                 "edit the case instead"
             ) from None
         save_case(session, case, enqueue=False, expected_revision=record.revision)
+        return
     forget_ledger(session, conflict.case_id, conflict.resource_type, conflict.resource_key)
 
 
