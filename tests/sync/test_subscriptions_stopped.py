@@ -21,7 +21,7 @@ import pytest
 from fhir_cm.domain import Case, Party, Period
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, list_subscriptions, open_store, save_case
-from fhir_cm.sync import sync_subscriptions
+from fhir_cm.sync import sync_subscriptions, unsubscribe_all
 from tests.servers import sekmet_server
 
 pytestmark = pytest.mark.server
@@ -60,14 +60,32 @@ class HeldAnswer:
         return held
 
 
-@pytest.fixture(params=["POST", "PUT"], ids=["made", "changed"])
-def held(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[HeldAnswer, str]]:
-    gate = HeldAnswer(request.param)
+def _served(tmp_path: Path, method: str) -> Iterator[tuple[HeldAnswer, str]]:
+    gate = HeldAnswer(method)
     with sekmet_server(tmp_path / "sekmet", wrap=gate.wrapping) as server:
         try:
             yield gate, server.base_url
         finally:
             gate.release.set()
+
+
+@pytest.fixture(params=["POST", "PUT"], ids=["made", "changed"])
+def held(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[HeldAnswer, str]]:
+    yield from _served(tmp_path, request.param)
+
+
+@pytest.fixture
+def held_delete(tmp_path: Path) -> Iterator[tuple[HeldAnswer, str]]:
+    yield from _served(tmp_path, "DELETE")
+
+
+async def _stopped_once_written(command: asyncio.Future[Any], gate: HeldAnswer) -> None:
+    """Stop ``command`` once the server has written, before it hears the answer; let it end."""
+    assert await asyncio.to_thread(gate.seen.wait, BOUND_SECONDS), "the subscription was never written"
+    command.cancel()  # as a stop cancels the command
+    await asyncio.sleep(0)  # the cancellation delivered, the answer still held
+    gate.release.set()
+    await asyncio.gather(command, return_exceptions=True)
 
 
 def _enrol(store: Store, patient: str) -> None:
@@ -91,12 +109,9 @@ async def test_a_subscription_written_as_the_command_was_stopped_is_the_one_the_
             if gate.method == "PUT":  # a subscription held already, changed for a new open case
                 await sync_subscriptions(store, client, endpoint=ENDPOINT)
                 _enrol(store, "pat-stop-2")
-            subscribing = asyncio.ensure_future(sync_subscriptions(store, client, endpoint=ENDPOINT))
-            assert await asyncio.to_thread(gate.seen.wait, BOUND_SECONDS), "the subscription was never written"
-            subscribing.cancel()  # as a stop cancels the command
-            await asyncio.sleep(0)  # the cancellation delivered, the answer still held
-            gate.release.set()
-            await asyncio.gather(subscribing, return_exceptions=True)
+            await _stopped_once_written(
+                asyncio.ensure_future(sync_subscriptions(store, client, endpoint=ENDPOINT)), gate
+            )
 
             with store.session(read_only=True) as s:
                 (kept,) = list_subscriptions(s, base)
@@ -108,3 +123,23 @@ async def test_a_subscription_written_as_the_command_was_stopped_is_the_one_the_
     (subscription,) = on_server
     assert subscription["criteria"] == "Encounter?patient=" + ",".join(f"Patient/{p}" for p in kept.patients)
     assert kept.patients == (["pat-stop-1"] if gate.method == "POST" else ["pat-stop-1", "pat-stop-2"])
+
+
+async def test_a_subscription_deleted_as_unsubscribe_was_stopped_is_gone_from_the_store_too(
+    held_delete: tuple[HeldAnswer, str], tmp_path: Path
+) -> None:
+    """Left in the store, a worker's next round found it gone on the server and made it again."""
+    gate, base = held_delete
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        _enrol(store, "pat-stop-3")
+        async with AsyncFhirClient(base, enforce_capabilities=False) as client:
+            await sync_subscriptions(store, client, endpoint=ENDPOINT)
+            await _stopped_once_written(asyncio.ensure_future(unsubscribe_all(store, client)), gate)
+
+            with store.session(read_only=True) as s:
+                kept = list_subscriptions(s, base)
+        async with httpx.AsyncClient(timeout=BOUND_SECONDS) as raw:
+            listed = (await raw.get(f"{base}/Subscription", headers={"Accept": "application/fhir+json"})).json()
+
+    assert listed.get("entry", []) == []
+    assert kept == []

@@ -209,21 +209,20 @@ async def sync_subscriptions(
             )
             report.created.append(sub_id)
     for extra in held[len(batches) :]:
-        await _delete(client, extra)
-        with store.session() as session:
-            forget_subscription(session, extra.id)
+        await _whole(_remove(store, client, extra))
         report.removed.append(extra.id)
     return report
 
 
 async def _whole(work: Awaitable[None]) -> None:
-    """Run ``work`` — a subscription written on the server, then recorded — to its end though the
+    """Run ``work`` — a subscription written (or deleted) on the server, then recorded — to its end though the
     command is stopped meanwhile (SIGTERM, Ctrl-C, a worker told to stop), which is then cancelled.
 
     The server makes or changes the subscription whether or not its answer is read: one it made
     and the store never heard of notified for ever with a secret nobody held (``unsubscribe`` does
     not know it either), and one it changed sent a new secret the store did not have, its
-    notifications refused. The wait is the write's (the client's timeouts bound it); a second
+    notifications refused; one it deleted and the store still held was made again by a worker's
+    next round. The wait is the write's (the client's timeouts bound it); a second
     signal still stops the process at once.
     """
     task = asyncio.ensure_future(work)
@@ -314,6 +313,14 @@ async def _refuse_r5(client: AsyncFhirClient) -> None:
             "R4/R4B subscriptions (criteria, or backport topic ones): the Encounter watch of each pull round "
             "(and the worker's) sees the hospital's changes there instead"
         )
+
+
+async def _remove(store: Store, client: AsyncFhirClient, held: HeldSubscription) -> None:
+    """Delete it on the server, and forget it: run whole (``_whole``), as a stop between the two left
+    the store holding a subscription the server no longer had, which a worker's round made again."""
+    await _delete(client, held)
+    with store.session() as session:
+        forget_subscription(session, held.id)
 
 
 async def _delete(client: AsyncFhirClient, held: HeldSubscription) -> None:
@@ -408,8 +415,6 @@ async def unsubscribe_all(store: Store, client: AsyncFhirClient) -> Subscription
     with store.session(read_only=True) as session:
         held = list_subscriptions(session, client.base_url)
     for h in held:
-        await _delete(client, h)
-        with store.session() as session:
-            forget_subscription(session, h.id)
+        await _whole(_remove(store, client, h))
         report.removed.append(h.id)
     return report
