@@ -64,7 +64,7 @@ def catch_all_case_id(identifier_system: str, patient: str) -> str:
 
 def patient_of(resource: Mapping[str, Any]) -> str | None:
     """The local Patient a resource is about: not one of another server (see the module docstring)."""
-    return any_patient_of(resource, local_only=True)
+    return any_patient_of(resource, bases=())
 
 
 def _local(literal: str) -> tuple[str, str] | None:

@@ -140,14 +140,18 @@ def _within(obj: Any, members: Iterable[tuple[Any, Any]], out: Any, copy: Callab
     return obj if out is None else out
 
 
-def patient_of(resource: Mapping[str, Any], *, local_only: bool = False) -> str | None:
+def patient_of(resource: Mapping[str, Any], *, bases: Collection[str] | None = None) -> str | None:
     """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any;
-    ``local_only``: not one named by an absolute URL (where no absolute reference is the source's)."""
+    given ``bases`` (the source's), not one an absolute URL at another base names (another
+    server's ``Patient/1`` is not this one's)."""
+    own = None if bases is None else {b.rstrip("/").casefold() for b in bases}
     for name in PATIENT_PATHS:
         ref = resource.get(name)
         literal = ref.get("reference") if isinstance(ref, Mapping) else None
-        if local_only and isinstance(literal, str) and reference_base(literal) is not None:
-            continue
+        if own is not None and isinstance(literal, str):
+            base = reference_base(literal)
+            if base is not None and base.casefold() not in own:
+                continue
         parsed = parse_reference(literal) if isinstance(literal, str) else None
         if parsed is not None and parsed[0] == "Patient":
             return parsed[1]

@@ -27,6 +27,7 @@ from ..mapping import (
     iter_references,
     parse_reference,
     patient_of,
+    reference_base,
 )
 from ..store import (
     LedgerEntry,
@@ -47,6 +48,7 @@ __all__ = [
     "case_references",
     "cases_patient_ids",
     "ledger_lookup",
+    "own_bases",
     "patient_ids",
     "patient_of",
 ]
@@ -57,6 +59,12 @@ ServerIdLookup = Callable[[str, str], LedgerEntry | None]
 OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
 _SUFFIXES = {"CarePlan": "-careplan", "CareTeam": "-careteam"}
 _PARTY_TYPES = frozenset({"Patient", "Practitioner", "Organization", "RelatedPerson"})
+
+
+def own_bases(entries: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The bases a search page's entries' fullUrls name: where the server says its resources are
+    (behind a proxy, its inner address, which its absolute references use too)."""
+    return {b for e in entries if isinstance(u := e.get("fullUrl"), str) and (b := reference_base(u)) is not None}
 
 
 def case_references(resource: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -77,7 +77,6 @@ from ..mapping import (
     MappingError,
     ResourceKey,
     foreign_reference,
-    reference_base,
     resource_key,
     resources_to_case,
 )
@@ -104,7 +103,7 @@ from ._intake import (
     server_fhir_version,
     version_of,
 )
-from ._membership import RunEpisodes, case_of, case_references, ledger_lookup, patient_of
+from ._membership import RunEpisodes, case_of, case_references, ledger_lookup, own_bases, patient_of
 
 __all__ = ["CASE_RESOURCE_TYPES", "PULL_OVERLAP", "PullReport", "pull"]
 
@@ -495,11 +494,6 @@ async def pull(
     report.updated_cases = len(puller.updated - puller.new)
     report.cases = sorted(puller.new | puller.updated)
     return report
-
-
-def own_bases(entries: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The bases a page's entries' fullUrls name: where the server says its resources are."""
-    return {b for e in entries if isinstance(u := e.get("fullUrl"), str) and (b := reference_base(u)) is not None}
 
 
 def _nothing_known(rtype: str, server_id: str) -> LedgerEntry | None:

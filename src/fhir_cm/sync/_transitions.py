@@ -65,7 +65,7 @@ from ..store import (
 from ..checks import strict_problem
 from ._follow_ups import FOLLOW_UP_DAYS, act_on_transitions
 from ._intake import remember, server_fhir_version
-from ._membership import OPEN_STATUSES, cases_patient_ids, patient_ids, patient_of
+from ._membership import OPEN_STATUSES, cases_patient_ids, own_bases, patient_ids, patient_of
 from ._patient_links import PatientChain, follow_chains, follow_replaced_by, forget_survivor, record_survivor
 from ._report import tally_set_aside
 from ._transfer_summary import handoff_moves
@@ -224,8 +224,11 @@ class _Tracker:
         """Read ``search`` into ``encounters`` (the patient's own); the Locations included with them."""
         locations: list[dict[str, Any]] = []
         async for page in search.pages():
+            # Another server's Patient/<id> is another person, though a server may answer it to
+            # ``patient=Patient/<id>`` (sekmet does): the server's own bases, the client's and its fullUrls'.
+            own = {self.client.base_url, *own_bases(page.entries)}
             for r in page.matches:
-                if r.get("resourceType") == "Encounter" and patient_of(r) == patient:
+                if r.get("resourceType") == "Encounter" and patient_of(r, bases=own) == patient:
                     encounters[str(r.get("id"))] = r
             locations += [r for r in page.included if r.get("resourceType") == "Location"]
         return locations
