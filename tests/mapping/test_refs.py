@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from fhir_cm.domain import Party
-from fhir_cm.mapping import References, ResourceKey, parse_reference, party_reference, read_party
+from fhir_cm.mapping import (
+    References,
+    ResourceKey,
+    foreign_reference,
+    parse_reference,
+    party_reference,
+    patient_of,
+    read_party,
+)
 
 GOAL = ResourceKey("Goal", "g1")
 
@@ -26,6 +34,40 @@ GOAL = ResourceKey("Goal", "g1")
 )
 def test_literal_references_are_parsed_whatever_their_spelling(reference: str | None, expected) -> None:
     assert parse_reference(reference) == expected
+
+
+HERE, OTHER = "https://ehr.example.org/fhir", "https://other.example/fhir"
+
+
+@pytest.mark.parametrize(
+    ("reference", "elsewhere"),
+    [
+        ("Patient/p1", None),
+        (f"{HERE}/Patient/p1/_history/2", None),
+        ("HTTPS://EHR.example.org/fhir/Patient/p1", None),  # a base is no case-sensitive path of ours
+        ("#p1", None),
+        ("urn:uuid:0b6b4c2e-0000-0000-0000-000000000000", None),
+        (f"{OTHER}/Patient/p1", OTHER),
+        (f"{OTHER}/Patient/p1/_history/2", OTHER),
+        (f"{OTHER}/EpisodeOfCare/e1", OTHER),
+        (f"{OTHER}/RelatedPerson/r1", OTHER),  # a patient's relative: theirs
+        (f"{OTHER}/Practitioner/d1", None),  # a directory's: no one's record
+        (f"{OTHER}/HealthcareService/s1", None),
+    ],
+)
+def test_a_reference_is_another_servers_only_when_absolute_at_another_base(
+    reference: str, elsewhere: str | None
+) -> None:
+    resource = {"resourceType": "Goal", "subject": {"reference": "Patient/p1"}, "addresses": [{"reference": reference}]}
+    assert foreign_reference(resource, [HERE + "/"]) == elsewhere
+
+
+def test_the_patient_named_at_another_base_is_nobody_here() -> None:
+    goal = {"resourceType": "Goal", "subject": {"reference": f"{OTHER}/Patient/p1"}}
+    assert patient_of(goal) == "p1"  # read as written, for addressing
+    assert patient_of(goal, bases=[HERE]) is None
+    assert patient_of(goal, bases=[OTHER]) == "p1"
+    assert patient_of({"resourceType": "Goal", "subject": {"reference": "Patient/p1"}}, bases=()) == "p1"
 
 
 def test_a_party_round_trips_and_unholdable_parties_read_as_nothing() -> None:

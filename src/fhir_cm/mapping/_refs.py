@@ -71,9 +71,12 @@ def reference_base(reference: str) -> str | None:
 #: Why a resource :func:`foreign_reference` finds is not read, before the other server's base.
 ELSEWHERE = "it names a patient or a case's resource on another server, not this one's: "
 
-#: Types a reference to another server may name and still be read: parties the case names beside
-#: its patient (a directory's Practitioner), which place nothing.
-_ELSEWHERE_READ = frozenset({"Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Location"})
+#: Types a reference to another server may name and still be read: a directory's entries (its
+#: Practitioner, Organization, HealthcareService…), which place nothing and are no one's record; a
+#: RelatedPerson is a patient's, and is not among them.
+_ELSEWHERE_READ = frozenset(
+    {"Practitioner", "PractitionerRole", "Organization", "Location", "HealthcareService", "Endpoint", "Device"}
+)
 
 
 def foreign_reference(resource: Mapping[str, Any], bases: Collection[str]) -> str | None:
