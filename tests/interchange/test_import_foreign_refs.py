@@ -4,6 +4,7 @@ person of another server, and none of their data joins the local ``Patient/1``'s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 
 from fhir_cm.config import Settings
+from fhir_cm.domain import Case, Party, Period
 from fhir_cm.interchange import BadInputError, import_files
-from fhir_cm.store import Store, get_case, get_resource
+from fhir_cm.store import Store, get_case, get_resource, put_resources, save_case
 from tests.interchange.test_import_ehr import EPISODE, GOAL, PATIENT, synthea_transaction
 
 BASE = "https://ehr.example.org/fhir"
@@ -70,3 +72,26 @@ def test_an_episode_of_a_patient_on_another_server_is_refused_naming_that_server
     assert OTHER in str(refused.value) and PATIENT not in str(refused.value)
     with store.session(read_only=True) as s:
         assert get_case(s, EPISODE) is None
+
+
+def test_a_pulled_copy_naming_its_patient_at_its_servers_base_still_keeps_another_patients_goal_out(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    pulled = {
+        "resourceType": "Goal",
+        "id": "g-shared",
+        "lifecycleStatus": "active",
+        "description": {"text": "walk"},
+        "startDate": "2024-01-03",
+        "subject": {"reference": f"{BASE}/Patient/pat-a"},  # as the server it was pulled from wrote it
+    }
+    with store.session() as s:
+        case = Case(id="case-a", programme="health-care", period=Period(start=dt.date(2024, 1, 2)),
+                    patient=Party(kind="patient", id="pat-a"))  # fmt: skip
+        save_case(s, case, enqueue=False)
+        put_resources(s, case.id, [("g-shared", pulled)], fhir_version="R4", source=BASE)
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({**pulled, "subject": {"reference": "Patient/pat-b"}}))
+
+    with pytest.raises(BadInputError, match="another patient's resource in the store"):
+        import_files(store, [path], settings)

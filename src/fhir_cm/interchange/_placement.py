@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from ..mapping import ResourceKey, foreign_reference, iter_references, parse_reference, reference_base
 from ..mapping import patient_of as any_patient_of
-from ..store import get_case, get_resource, list_cases
+from ..store import StoredResource, get_case, get_resource, list_cases
 from ._errors import BadInputError
 from ._files import FhirItem
 
@@ -65,6 +65,11 @@ def catch_all_case_id(identifier_system: str, patient: str) -> str:
 def patient_of(resource: Mapping[str, Any]) -> str | None:
     """The local Patient a resource is about: not one of another server (see the module docstring)."""
     return any_patient_of(resource, bases=())
+
+
+def _stored_patient(stored: StoredResource) -> str | None:
+    """The patient of a stored copy: one pulled names it at its server's base too."""
+    return any_patient_of(stored.raw, bases=(stored.source,) if stored.source else ())
 
 
 def _local(literal: str) -> tuple[str, str] | None:
@@ -215,7 +220,7 @@ def refuse_clashes(session: Session, items: list[tuple[FhirItem, ResourceKey, in
         if mine is None:
             continue
         stored = get_resource(session, key.type, key.value)
-        theirs = seen.get(key) or (patient_of(stored.raw) if stored is not None else None)
+        theirs = seen.get(key) or (_stored_patient(stored) if stored is not None else None)
         if theirs is not None and theirs != mine:
             where = "earlier in this import" if key in seen else "in the store"
             raise BadInputError(
