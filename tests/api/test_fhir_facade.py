@@ -206,7 +206,7 @@ def test_patient_and_subject_find_the_resources_of_that_patients_cases(world: Wo
     for query in (
         f"patient={pid}",
         f"patient=Patient/{pid}",
-        f"patient=https://elsewhere.example/fhir/Patient/{pid}",
+        f"patient=http://testserver/fhir/Patient/{pid}",  # the façade's own base
         f"subject=Patient/{pid}",
         f"subject={pid}",
     ):
@@ -214,6 +214,7 @@ def test_patient_and_subject_find_the_resources_of_that_patients_cases(world: Wo
         for rtype in ("Goal", "Task", "Encounter"):
             wanted = set().union(*(domain_ids(c, rtype) for c in world.cases if c.patient.id == pid))
             assert search_ids(world.client, f"/fhir/{rtype}?{query}") == wanted, (rtype, query)
+    assert search_ids(world.client, f"/fhir/Goal?patient=https://elsewhere.example/fhir/Patient/{pid}") == set()
     assert search_ids(world.client, f"/fhir/Goal?patient=Group/{pid}") == set()
     assert search_ids(world.client, f"/fhir/Goal?subject=Practitioner/{pid}") == set()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from fhir_cm.api import create_app
+from fhir_cm.config import Settings
 from fhir_cm.domain import Case
 from fhir_cm.store import Store, list_api_keys, list_audit, save_case
 from fhir_cm.synthetic import generate_cases
@@ -104,3 +106,23 @@ def test_metadata_is_public_and_the_openapi_document_names_fhir_json(client: Tes
     assert "application/fhir+json" in search["responses"]["200"]["content"]
     assert {"patient", "status", "_count"} <= {p["name"] for p in search["parameters"]}
     assert "/fhir/{path}" not in paths
+
+
+def test_the_public_url_and_the_fhir_server_are_the_facades_own_bases(keys: Keys, api_store: Store) -> None:
+    """Behind a proxy a client names a patient at the façade's public URL, and a pulled copy's
+    server names it at its own base: both are the local patient; another server's is not."""
+    cases = _saved(api_store, 1)
+    pid, goals = cases[0].patient.id, {g.id for g in cases[0].goals}
+    settings = Settings(
+        database_url="sqlite://", public_url="https://cm.example.org/", fhir_base="https://hospital.example/fhir"
+    )
+    with TestClient(create_app(settings, store=api_store)) as client:
+
+        def found(subject: str) -> set[str]:
+            response = client.get("/fhir/Goal", params={"subject": subject}, headers=bearer(keys.service))
+            assert response.status_code == 200, response.text
+            return {e["resource"]["id"] for e in response.json().get("entry", [])}
+
+        assert found(f"https://cm.example.org/fhir/Patient/{pid}") == goals
+        assert found(f"https://hospital.example/fhir/Patient/{pid}") == goals
+        assert found(f"https://other.example/fhir/Patient/{pid}") == set()

@@ -70,3 +70,14 @@ def test_fhirpy_fetches_summaries(served: tuple[SyncFHIRClient, list[Case]]) -> 
         assert any(t["code"] == "SUBSETTED" for t in goal["meta"]["tag"])
     one = client.reference("Goal", goals[0].id).to_resource()
     assert one.get("target") is not None, "a read without _summary is the whole resource"
+
+
+def test_fhirpy_finds_a_patient_at_the_facades_base_and_none_at_another(
+    served: tuple[SyncFHIRClient, list[Case]],
+) -> None:
+    """An absolute reference is the local patient only at the façade's own base."""
+    client, cases = served
+    pid, goals = cases[0].patient.id, sorted(g.id for g in cases[0].goals)
+    here = client.resources("Goal").search(subject=f"{client.url}/Patient/{pid}").fetch_all()
+    assert sorted(g.id for g in here) == goals
+    assert client.resources("Goal").search(subject=f"https://other.example/fhir/Patient/{pid}").fetch_all() == []

@@ -186,7 +186,7 @@ def test_patient_means_a_patient_while_subject_may_be_anything() -> None:
         "subject": {"reference": "Group/g1"},
     }
     served = _indexed(ResourceKey("Goal", "g"), "g", "case-1", goal, dt.datetime(2025, 1, 1, tzinfo=UTC))
-    assert served.values["subject"] == (("Group", "g1"),)
+    assert served.values["subject"] == (("Group", "g1", None),)
     assert served.values["patient"] == ()
     assert not served.matches(parse_search("Goal", [("patient", "g1")]).criteria)
     assert served.matches(parse_search("Goal", [("subject", "g1")]).criteria)

@@ -93,7 +93,9 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
             principal=principal.id, action=f"fhir-{action}", case_ids=case_ids, request_id=REQUEST_ID.get()
         )
 
-    index = FacadeIndex(settings.identifier_system)
+    # Its own bases besides the request's: its public URL, and the server its pulled copies come from.
+    public = f"{settings.public_url.rstrip('/')}/fhir" if settings.public_url else None
+    index = FacadeIndex(settings.identifier_system, bases=[b for b in (public, settings.fhir_base) if b])
     app.state.facade_index = index
     router: APIRouter = module.build_fhir_router(
         get_session, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit, index=index

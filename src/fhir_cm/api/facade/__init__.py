@@ -23,6 +23,7 @@ from ._errors import (
     operation_outcome,
 )
 from ._index import FacadeIndex
+from ._match import base_key
 from ._negotiation import DEFAULT_VERSION, FhirVersion, content_type, negotiate_version
 from ._params import DEFAULT_COUNT, MAX_COUNT, RESOURCE_TYPES, includes_for, parse_read, parse_search, revincludes_for
 from ._summary import shape_resource
@@ -42,6 +43,7 @@ __all__ = [
     "UnknownResourceType",
     "UnsupportedMediaType",
     "UnsupportedParameter",
+    "base_key",
     "capability_statement",
     "content_type",
     "issue",

@@ -32,7 +32,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ from fhir_cm.store import (
 )
 
 from ... import decimals
-from ._match import Kind, extract, only_type
+from ._match import Kind, base_key, extract, only_type
 from ._negotiation import FhirVersion
 from ._params import RESOURCE_TYPES, Criterion, SearchRequest, params_for
 
@@ -173,10 +173,19 @@ class _View:
 
 
 class FacadeIndex:
-    """The served resources of every case in the store, per FHIR version, kept in step with the store."""
+    """The served resources of every case in the store, per FHIR version, kept in step with the store.
 
-    def __init__(self, identifier_system: str) -> None:
+    ``bases`` are the service bases, besides the URL a request reaches the façade at, that are the
+    façade's own: its public URL's ``/fhir`` and the FHIR server it syncs with. An absolute reference
+    there names a local resource — in a search value, and in a served resource, as in one a copy
+    pulled from that server holds (the pull reads them so, and the mapping keeps their spelling);
+    a copy's references at the base it was pulled from are local too.
+    """
+
+    def __init__(self, identifier_system: str, *, bases: Iterable[str] = ()) -> None:
         self.identifier_system = identifier_system
+        #: :func:`base_key` of each of ``bases``.
+        self.bases: frozenset[str] = frozenset(base_key(b) for b in bases)
         self._views: dict[FhirVersion, _View] = {}
         self._lock = threading.Lock()
 
@@ -214,14 +223,14 @@ class FacadeIndex:
 
             for param in request.includes:
                 for r in page:
-                    for rtype, rid in r.values.get(param.name, ()):
-                        if param.target in (None, rtype):
+                    for rtype, rid, elsewhere in r.values.get(param.name, ()):
+                        if elsewhere is None and param.target in (None, rtype):  # not another server's
                             add(view.by_type.get(rtype, {}).get(rid))
             targets = {(r.type, r.id) for r in page}
             for source, param in request.revincludes:
                 holding = {c.id: c for _, rid in targets for c in view.having(source, param.name, rid)}
                 for candidate in sorted(holding.values(), key=_by_id):
-                    if any(tuple(v) in targets for v in candidate.values.get(param.name, ())):
+                    if any(v[2] is None and v[:2] in targets for v in candidate.values.get(param.name, ())):
                         add(candidate)
             return out
 
@@ -280,7 +289,8 @@ class FacadeIndex:
                 if key.type in RESOURCE_TYPES:
                     copy = stored.get(key)
                     changed = record.updated_at if copy is None else max(record.updated_at, copy.updated_at)
-                    out.append(_indexed(key, ids[key], case_id, resource, changed))
+                    own = self.bases if copy is None or not copy.source else self.bases | {base_key(copy.source)}
+                    out.append(_indexed(key, ids[key], case_id, resource, changed, own))
             return out
         except UnreadableCase:  # stored before a rule of the case model: `fhir-cm check` lists it
             log.warning("FHIR facade: stored case %s cannot be read by this version and is left out", case_id)
@@ -300,7 +310,14 @@ def _in_version(stored: StoredResource, version: FhirVersion) -> dict[str, Any]:
     return convert_resource(stored.raw, stored.fhir_version, version)
 
 
-def _indexed(key: ResourceKey, rid: str, case_id: str, resource: dict[str, Any], changed: dt.datetime) -> Indexed:
+def _indexed(
+    key: ResourceKey,
+    rid: str,
+    case_id: str,
+    resource: dict[str, Any],
+    changed: dt.datetime,
+    own: frozenset[str] = frozenset(),
+) -> Indexed:
     content = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
     # Any stable hash of the content will do for versionId: the mapping writes elements in a fixed order.
     version_id = hashlib.blake2b(decimals.dumps(content), digest_size=8).hexdigest()
@@ -315,6 +332,6 @@ def _indexed(key: ResourceKey, rid: str, case_id: str, resource: dict[str, Any],
     values = {}
     for p in params_for(key.type).values():
         if (p.kind, p.path) not in by_path:
-            by_path[p.kind, p.path] = extract(p.kind, body, p.path)
+            by_path[p.kind, p.path] = extract(p.kind, body, p.path, own)
         values[p.name] = only_type(by_path[p.kind, p.path], p.target)
     return Indexed(key.type, rid, case_id, decimals.dumps(body), version_id, changed, values)

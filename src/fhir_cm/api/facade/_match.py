@@ -4,7 +4,12 @@ Three kinds of search parameter are enough for the facade (http://hl7.org/fhir/R
 
 * **token** — ``code``, ``system|code``, ``|code`` (no system) and ``system|`` (any code of the
   system), over code elements, Codings, CodeableConcepts (and R5 CodeableReferences) and Identifiers;
-* **reference** — ``id``, ``Type/id`` or an absolute URL, compared by type and id;
+* **reference** — ``id``, ``Type/id`` or an absolute URL, compared by type and id and where the
+  reference points: a relative one, or one at a base of this façade's own (the URL it is served at,
+  the server its pulled copies came from), names a local resource; an absolute URL at any other
+  base names another server's resource, and matches only references to exactly that URL
+  (``https://other.example/fhir/Patient/1`` is not the local ``Patient/1``: read as such, it
+  answered a question about another system's patient with this one's data);
 * **date** — an instant or a partial date with a prefix (``eq`` ``ne`` ``gt`` ``ge`` ``lt`` ``le``
   ``sa`` ``eb``). A partial value is the whole period it names (``2025-03`` is all of March), in the
   query and in the resource alike, and the prefixes compare the two periods as FHIR says: a goal due
@@ -23,11 +28,12 @@ import contextlib
 import datetime as dt
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
-from fhir_cm.mapping import parse_reference
+from fhir_cm.mapping import parse_reference, reference_base
 
 from ._errors import InvalidSearch, UnsupportedParameter
 
@@ -38,6 +44,7 @@ __all__ = [
     "Matcher",
     "RefMatch",
     "TokenMatch",
+    "base_key",
     "extract",
     "only_type",
     "parse_instant",
@@ -146,33 +153,74 @@ def _token_values(node: Any, out: list[Any]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RefMatch:
-    """A reference by type (None: any type) and id."""
+    """A reference by type (None: any type), id and base: None for a local resource (a relative
+    reference, or one at a base of the façade's own), else the other server's (see :func:`base_key`)."""
 
     type: str | None
     id: str
+    base: str | None = None
 
     def matches(self, values: tuple[Any, ...]) -> bool:
-        return any(rid == self.id and (self.type is None or rtype == self.type) for rtype, rid in values)
+        return any(
+            rid == self.id and base == self.base and (self.type is None or rtype == self.type)
+            for rtype, rid, base in values
+        )
 
     @property
     def key(self) -> str | None:
         return self.id
 
 
-def _reference(raw: str, target: str | None) -> RefMatch:
+def base_key(base: str) -> str:
+    """A service base as compared: without a trailing slash, case-folded (as the pull compares them)."""
+    return base.rstrip("/").casefold()
+
+
+def _where(literal: str, own: Collection[str]) -> str | None:
+    """None when ``literal`` names a local resource (relative, or at one of the ``own`` bases, given
+    as :func:`base_key`), else the :func:`base_key` of the other server it names."""
+    base = reference_base(literal)
+    if base is None:
+        return None
+    key = base_key(base)
+    return None if key in own else key
+
+
+#: A relative reference: ``Type/id``, optionally versioned. Anything more before it is a URL's.
+_RELATIVE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
+
+
+def _reference(raw: str, target: str | None, own: Collection[str]) -> RefMatch:
     if "/" in raw:
         parsed = parse_reference(raw)
-        if parsed is None:
+        if parsed is None or not (_RELATIVE.match(raw) or _absolute(raw)):
             raise InvalidSearch("a reference is id, Type/id or an absolute URL ending in Type/id")
-        return RefMatch(*parsed)
+        return RefMatch(*parsed, _where(raw, own))
     return RefMatch(target, raw)
 
 
-def _ref_values(node: Any, out: list[Any]) -> None:
+def _absolute(raw: str) -> bool:
+    """Whether a reference is a URL with a scheme and a host before its ``Type/id`` (``http:/x/Patient/1``
+    and ``https:///Patient/1`` are not: read as relative, they named the local patient)."""
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return "://" in raw and bool(parts.scheme and parts.netloc) and reference_base(raw) is not None
+
+
+def _ref_values(node: Any, out: list[Any], own: Collection[str]) -> None:
+    """``(type, id, None)`` of a local reference — and, when it is absolute, also ``(type, id, its
+    base)``: a search by that exact URL finds it too —; ``(type, id, base)`` of another server's."""
     if type(node) is dict and type(node.get("reference")) is str:
-        parsed = parse_reference(node["reference"])
+        literal = node["reference"]
+        parsed = parse_reference(literal)
         if parsed is not None:
-            out.append(parsed)
+            where = _where(literal, own)
+            out.append((*parsed, where))
+            base = reference_base(literal) if where is None else None
+            if base is not None:
+                out.append((*parsed, base_key(base)))
 
 
 # --- dates ----------------------------------------------------------------------------------------------
@@ -312,16 +360,17 @@ def sort_text(value: Any) -> str:
 # --- by kind --------------------------------------------------------------------------------------------
 
 
-def parse_matcher(kind: Kind, raw: str, target: str | None = None) -> Matcher:
-    """One alternative of a query value as a matcher; raises :class:`InvalidSearch` when it is not one."""
+def parse_matcher(kind: Kind, raw: str, target: str | None = None, own: Collection[str] = ()) -> Matcher:
+    """One alternative of a query value as a matcher; raises :class:`InvalidSearch` when it is not one.
+    ``own`` are the façade's own bases (:func:`base_key`): a reference there is the local one."""
     if kind == "token":
         return _token(raw)
     if kind == "reference":
-        return _reference(raw, target)
+        return _reference(raw, target, own)
     return _date(raw)
 
 
-_READERS = {"token": _token_values, "reference": _ref_values, "date": _date_values}
+_READERS = {"token": _token_values, "date": _date_values}
 
 
 def _nodes(resource: Any, path: str) -> list[Any]:
@@ -339,13 +388,16 @@ def _nodes(resource: Any, path: str) -> list[Any]:
     return current
 
 
-def extract(kind: Kind, resource: Mapping[str, Any], path: str) -> tuple[Any, ...]:
-    """What a resource holds at ``path`` as search values of ``kind``, each once."""
-    read = _READERS[kind]
+def extract(kind: Kind, resource: Mapping[str, Any], path: str, own: Collection[str] = ()) -> tuple[Any, ...]:
+    """What a resource holds at ``path`` as search values of ``kind``, each once; a reference is
+    local when relative or at one of the ``own`` bases (:func:`base_key`)."""
     values: list[Any] = []
     for one in path.split("|"):  # R4 and R5 names of one element (period | actualPeriod)
         for node in _nodes(resource, one):
-            read(node, values)
+            if kind == "reference":
+                _ref_values(node, values, own)
+            else:
+                _READERS[kind](node, values)
     return tuple(dict.fromkeys(values))
 
 

@@ -17,7 +17,7 @@ know is refused, as HAPI does — or, with ``Prefer: handling=lenient``, ignored
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ._errors import InvalidSearch, UnsupportedParameter
@@ -228,8 +228,12 @@ def parse_search(
     strict: bool = True,
     default_count: int = DEFAULT_COUNT,
     max_count: int = MAX_COUNT,
+    own: Collection[str] = (),
 ) -> SearchRequest:
     """Read the query of ``GET [type]?…``; raises :class:`InvalidSearch` / :class:`UnsupportedParameter`.
+
+    ``own`` are the façade's own bases (``base_key``): a reference value by absolute URL there is the
+    relative one; at any other base it names another server's resource, never the local one.
 
     ``_count`` above ``max_count`` is lowered to it (FHIR lets a server return fewer); ``_count=0``
     and ``_summary=count`` ask only for the total. An unknown parameter is refused (HAPI does the
@@ -257,7 +261,7 @@ def parse_search(
         alternatives = split_or(value)
         if not alternatives:
             continue  # FHIR: a parameter with an empty value is ignored
-        matchers = tuple(parse_matcher(param.kind, a, target) for a in alternatives)
+        matchers = tuple(parse_matcher(param.kind, a, target, own) for a in alternatives)
         if modifier and any(isinstance(m, RefMatch) and m.type != target for m in matchers):
             raise InvalidSearch(f"{name} takes an id or {target}/id, not a reference to another type")
         criteria.append(Criterion(param, matchers))

@@ -55,6 +55,7 @@ from ..facade import (
     shape_resource,
     sort_matches,
     UnsupportedMediaType,
+    base_key,
 )
 
 __all__ = ["FHIR_JSON", "AuditHook", "build_fhir_router"]
@@ -388,6 +389,7 @@ def build_fhir_router(
             strict=handling != "lenient",
             default_count=default_count,
             max_count=max_count,
+            own=index.bases | {base_key(str(request.base_url).rstrip("/") + prefix)},
         )
         matches, unmapped = index.search(session, version, resource_type, parsed.criteria)
         matches = sort_matches(matches, parsed.sort)
