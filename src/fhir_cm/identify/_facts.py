@@ -36,17 +36,25 @@ from ._rules import EligibilityRules, load_rules
 REPLACED_BY = "replaced-by"
 #: An Encounter fact's code naming the Encounter it is part of (``part-of|<id>``).
 PART_OF = "part-of"
+#: A screen fact's code naming one of its member Observations (``member|<id>``, from ``hasMember``).
+MEMBER = "member"
 #: An Encounter or screen fact's code naming the last day its start allows, when written as a month or
 #: a year (``until|2026-05-31``): ``start`` is the first.
 UNTIL = "until"
+#: The kind of fact of an Observation that is no screen but answers positively: it counts as the
+#: answer of a screen that lists it as a member.
+ANSWER = "answer"
 
 __all__ = [
+    "ANSWER",
+    "MEMBER",
     "ConditionFact",
     "EncounterFact",
     "Fact",
     "PatientFacts",
     "ScreenFact",
     "fact_of",
+    "members_of",
     "facts_digest",
     "facts_from_resources",
 ]
@@ -78,6 +86,7 @@ class ScreenFact(BaseModel):
     on: dt.date
     positive: bool
     on_last: dt.date | None = Field(default=None, description="The last day a month or a year allows.")
+    members: list[str] = Field(default_factory=list, description="The ids of its member Observations.")
 
 
 class PatientFacts(BaseModel):
@@ -93,6 +102,16 @@ class PatientFacts(BaseModel):
     encounters: list[EncounterFact] = Field(default_factory=list)
     conditions: list[ConditionFact] = Field(default_factory=list)
     screens: list[ScreenFact] = Field(default_factory=list)
+    answers: set[str] = Field(
+        default_factory=set, description="The ids of the patient's Observations that answer positively."
+    )
+
+    def positive(self, screen: ScreenFact) -> bool:
+        """Whether a screen is positive: by its own interpretation or answers, or by a positive answer
+        in one of its members — a screen recorded as Gravity's and US Core's SDOH assessments are, a
+        panel whose answers are each an Observation of the patient it lists in ``hasMember``. A member
+        of another patient is not among this one's facts, so it never counts."""
+        return screen.positive or any(m in self.answers for m in screen.members)
 
     def add(self, fact: Fact) -> None:
         """Fold one resource's fact in (the facts of other patients are the caller's mistake)."""
@@ -117,9 +136,18 @@ class PatientFacts(BaseModel):
         elif fact.kind == "condition" and fact.codes:
             self.conditions.append(ConditionFact(codes=fact.codes, on=fact.start))
         elif fact.kind == "screen" and fact.start is not None and fact.codes:
+            members = [c.partition("|")[2] for c in fact.codes if c.startswith(f"{MEMBER}|")]
             self.screens.append(
-                ScreenFact(panel=fact.codes[0], on=fact.start, positive=fact.flag, on_last=_tagged_day(fact.codes))
+                ScreenFact(
+                    panel=fact.codes[0],
+                    on=fact.start,
+                    positive=fact.flag,
+                    on_last=_tagged_day(fact.codes),
+                    members=members,
+                )  # fmt: skip
             )
+        elif fact.kind == ANSWER and fact.flag:
+            self.answers.add(fact.resource_id)
 
     def age(self, on: dt.date) -> tuple[int, int] | None:
         """The youngest and oldest the patient can be on ``on`` (equal for a full birth date; a year
@@ -343,22 +371,38 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
 
 
 def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
+    """A screening panel's fact, its members named; else, for an Observation answering positively (a
+    screen's member, the answer to one of its items), an ``answer`` fact; else none."""
     if _text(resource.get("status")) in rules.ignored_screen_statuses:
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
-    period = resource.get("effectivePeriod")
-    on = _span(resource.get("effectiveDateTime")) or _span(resource.get("effectiveInstant"))
-    on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)
-    on = on or _span(resource.get("issued"))
-    if panel is None or on is None:
-        return None
-    interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
     answers = set(_codings(resource.get("valueCodeableConcept")))
     for component in _items(resource.get("component")):
         if isinstance(component, Mapping):
             answers |= set(_codings(component.get("valueCodeableConcept")))
-    positive = bool(interpretations & rules.screens.positive_interpretations) or bool(
-        answers & rules.screens.positive_answers
-    )
+    answered = bool(answers & rules.screens.positive_answers)
+    if panel is None:
+        return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=ANSWER,
+                    flag=True) if answered else None  # fmt: skip
+    period = resource.get("effectivePeriod")
+    on = _span(resource.get("effectiveDateTime")) or _span(resource.get("effectiveInstant"))
+    on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)
+    on = on or _span(resource.get("issued"))
+    if on is None:
+        return None
+    interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
+    positive = bool(interpretations & rules.screens.positive_interpretations) or answered
     return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind="screen", start=on[0],
-                codes=[panel, *_spanned(on)], flag=positive)  # fmt: skip
+                codes=[panel, *_spanned(on), *(f"{MEMBER}|{m}" for m in members_of(resource))],
+                flag=positive)  # fmt: skip
+
+
+def members_of(resource: Mapping[str, Any]) -> list[str]:
+    """The ids of the Observations a panel lists in ``hasMember`` (relative or absolute references;
+    a QuestionnaireResponse or MolecularSequence member, or one that is no reference, is none)."""
+    ids: list[str] = []
+    for member in _items(resource.get("hasMember")):
+        ref = parse_reference(_text(member.get("reference"))) if isinstance(member, Mapping) else None
+        if ref is not None and ref[0] == "Observation" and ref[1] not in ids:
+            ids.append(ref[1])
+    return ids

@@ -46,7 +46,7 @@ from ..store import (
     set_watermark,
 )
 from ._assess import assess
-from ._facts import PatientFacts, fact_of, facts_digest
+from ._facts import PatientFacts, fact_of, facts_digest, members_of
 from ._rules import EligibilityRules, load_rules
 
 __all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_files", "screen_population", "watermark_key"]
@@ -55,12 +55,16 @@ SCREENED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
 #: Facts written per transaction while reading; patients assessed per slice while ranking.
 FACT_BATCH = 2000
 RANK_SLICE = 1000
+#: Member Observations read per ``Observation?_id=`` search (the ids go in the URL: at most 64
+#: characters each, 50 keep it under the 8 KB request line servers commonly accept).
+MEMBER_BATCH = 50
 #: What a fact keeps of a resource, by generation: 2 keeps the Patient's birth date (the age rules), 3
 #: the visits and screens dated to a month or a year, a Condition's partial onset, and a screen dated
-#: by ``effectiveInstant`` (``_facts``).
+#: by ``effectiveInstant`` (``_facts``), 4 a panel's members (``hasMember``) and the positive answers
+#: they hold.
 #: The watermark names it, so a store screened by an earlier generation, whose Patient facts hold no
 #: birth date, reads everything once — an incremental run would leave every unchanged patient ageless.
-FACTS_GENERATION = 3
+FACTS_GENERATION = 4
 #: The longest watermark key the store keeps (its key column, as long as a FHIR id).
 _KEY_LENGTH = 64
 #: What every screening watermark key starts with (then the generation, the rules' digest, the scope;
@@ -169,7 +173,7 @@ async def screen_population(
             # Resources are missing from the output: read as complete, the watermark would pass them.
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise BulkExportFailed(f"the server could not export everything: {failed[0]}{more}")
-        await _ingest(store, server, rules, population.resources(), report, say)
+        await _ingest(store, server, rules, population.resources(), report, say, client=client)
         gone: list[tuple[str, str]] = []
         async for rtype, rid in population.deleted():
             if rtype in SCREENED_TYPES:
@@ -254,25 +258,65 @@ async def _ingest(
     resources: AsyncIterator[dict[str, Any]],
     report: ScreeningReport,
     say: Callable[[str], None],
+    *,
+    client: AsyncFhirClient | None = None,
 ) -> None:
     """Reduce each resource to its fact as it streams in; store the facts a batch at a time.
 
     A resource that now tells screening nothing (a visit cancelled, a diagnosis resolved) drops the
-    fact an earlier read kept of it, so an incremental run cannot leave a stale reason behind."""
+    fact an earlier read kept of it, so an incremental run cannot leave a stale reason behind.
+
+    A screening panel whose answers are member Observations (``hasMember``, as Gravity's and US
+    Core's SDOH assessments record them) is read with them: the export's ``_typeFilter`` and the
+    searches ask for the panels' codes, not their items', so with a ``client`` the members not read
+    in the stream are read by id, ``MEMBER_BATCH`` at a time — a few searches for the population,
+    not one per patient."""
     batch: dict[tuple[str, str], FactRecord | None] = {}
+    wanted: set[str] = set()
     async for resource in resources:
         rtype = str(resource.get("resourceType"))
         report.read[rtype] = report.read.get(rtype, 0) + 1
-        fact = fact_of(resource, rules)
-        rid = resource.get("id")
-        if fact is not None:
-            batch[(fact.resource_type, fact.resource_id)] = fact
-        elif rtype in SCREENED_TYPES and isinstance(rid, str) and rid:
-            batch[(rtype, rid)] = None
+        _keep(resource, rules, batch)
+        if client is not None and rtype == "Observation" and batch.get(("Observation", str(resource.get("id")))):
+            wanted |= set(members_of(resource))
+        if len(wanted) >= MEMBER_BATCH:
+            await _read_members(client, wanted, rules, batch, report)
         if len(batch) >= FACT_BATCH:
             report.facts += _store_facts(store, server, batch)
             say(f"read {sum(report.read.values())} resources")
+    await _read_members(client, wanted, rules, batch, report)
     report.facts += _store_facts(store, server, batch)
+
+
+def _keep(resource: dict[str, Any], rules: EligibilityRules, batch: dict[tuple[str, str], FactRecord | None]) -> None:
+    """Put a resource's fact in the batch, or the drop of the fact an earlier read kept of it."""
+    rtype, rid = str(resource.get("resourceType")), resource.get("id")
+    fact = fact_of(resource, rules)
+    if fact is not None:
+        batch[(fact.resource_type, fact.resource_id)] = fact
+    elif rtype in SCREENED_TYPES and isinstance(rid, str) and rid:
+        batch[(rtype, rid)] = None
+
+
+async def _read_members(
+    client: AsyncFhirClient | None,
+    wanted: set[str],
+    rules: EligibilityRules,
+    batch: dict[tuple[str, str], FactRecord | None],
+    report: ScreeningReport,
+) -> None:
+    """Read the member Observations ``wanted`` by id (those of the batch's own stream are had)."""
+    ids = sorted(i for i in wanted if ("Observation", i) not in batch)
+    wanted.clear()
+    if client is None:
+        return
+    for start in range(0, len(ids), MEMBER_BATCH):
+        search = client.search("Observation").where("_id", ",".join(ids[start : start + MEMBER_BATCH]))
+        async for page in search.count(MEMBER_BATCH).pages():
+            for resource in page.matches:
+                if resource.get("resourceType") == "Observation":
+                    report.read["Observation"] = report.read.get("Observation", 0) + 1
+                    _keep(resource, rules, batch)
 
 
 def _store_facts(store: Store, server: str, batch: dict[tuple[str, str], FactRecord | None]) -> int:

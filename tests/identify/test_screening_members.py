@@ -1,0 +1,121 @@
+"""Screens whose answers are member Observations, as the Gravity SDOH Clinical Care IG and US Core's
+SDOH assessments record them: a panel Observation (AHC HRSN 96777-8, PRAPARE 93025-5) with no value of
+its own, listing in ``hasMember`` one Observation per item, coded with the item's LOINC and answered
+by ``valueCodeableConcept``. Only the panels' codes are exported or searched; the members are read by
+id with them, so a positive answer in a member makes the screen positive, on real servers, by
+``$export`` and by paged searches alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+
+from fhir_cm.fhir import AsyncFhirClient, BulkSettings
+from fhir_cm.identify import screen_population
+
+from fhir_cm.store import Store, list_candidates, open_store
+
+from .population import patient, transaction
+
+pytestmark = pytest.mark.server
+TODAY = dt.date.today()
+LOINC = "http://loinc.org"
+EXPORT = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300, search_overlap=0)
+CATEGORIES = [
+    {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "social-history"}]},
+    {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]},
+]
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Any:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as opened:
+        yield opened
+
+
+def observation(pid: str, rid: str, code: str, **rest: Any) -> dict[str, Any]:
+    """An Observation as Gravity's SDOHCC ObservationScreeningResponse examples write one."""
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "category": CATEGORIES,
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": (TODAY - dt.timedelta(days=12)).isoformat(),
+        **rest,
+    }
+
+
+def item(pid: str, rid: str, code: str, answer: str, display: str) -> dict[str, Any]:
+    """One item's answer."""
+    return observation(
+        pid, rid, code, valueCodeableConcept={"coding": [{"system": LOINC, "code": answer, "display": display}]}
+    )
+
+
+def panel(pid: str, rid: str, members: list[str], code: str = "96777-8") -> dict[str, Any]:
+    """The grouping Observation: no value, no interpretation, its answers in ``hasMember``."""
+    return observation(pid, rid, code, hasMember=[{"reference": f"Observation/{m}"} for m in members])
+
+
+def population(prefix: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """Patients whose screens say yes only in a member, or no in every member, or yes in a member
+    that is another patient's; sixty members of positive screens, more than one batch of ids."""
+    resources: list[dict[str, Any]] = []
+    positive: set[str] = set()
+    for n in range(30):
+        pid = f"{prefix}-yes-{n}"
+        code = "93025-5" if n % 2 else "96777-8"
+        resources += [
+            patient(pid),
+            item(pid, f"{pid}-food", "88122-7", "LA28399-6", "Never true"),
+            item(pid, f"{pid}-transport", "93030-5", "LA33-6", "Yes"),
+            panel(pid, f"{pid}-panel", [f"{pid}-food", f"{pid}-transport"], code),
+        ]
+        positive.add(pid)
+    no, other = f"{prefix}-no", f"{prefix}-other"
+    resources += [
+        patient(no),
+        item(no, f"{no}-transport", "93030-5", "LA32-8", "No"),
+        panel(no, f"{no}-panel", [f"{no}-transport"]),
+        patient(other),  # lists the first patient's positive answer as its own member
+        panel(other, f"{other}-panel", [f"{prefix}-yes-0-transport"]),
+    ]
+    return resources, positive
+
+
+def ours(store: Store, server: str, prefix: str) -> set[str]:
+    with store.session(read_only=True) as s:
+        found = list_candidates(s, server, limit=100_000)
+    return {c.patient_id for c in found if c.patient_id.startswith(prefix)}
+
+
+@pytest.mark.parametrize("use_export", [True, False], ids=["export", "search"])
+async def test_a_positive_answer_in_a_member_makes_the_screen_positive(
+    fhir_server: str, store: Store, use_export: bool
+) -> None:
+    prefix = f"mbr-{uuid.uuid4().hex[:8]}"
+    resources, positive = population(prefix)
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction(resources)["entry"])
+        report = await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+
+        assert report.source == ("export" if use_export else "search")
+        assert ours(store, fhir.base_url, prefix) == positive
+
+        # An answer amended from yes to no with its panel re-recorded: the screen is negative now.
+        first = f"{prefix}-yes-1"
+        amended = [
+            item(first, f"{first}-transport", "93030-5", "LA32-8", "No"),
+            {
+                **panel(first, f"{first}-panel", [f"{first}-food", f"{first}-transport"], "93025-5"),
+                "issued": "2026-01-01T00:00:00Z",
+            },
+        ]
+        await fhir.transaction(transaction(amended)["entry"])
+        await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+    assert ours(store, fhir.base_url, prefix) == positive - {first}
