@@ -14,6 +14,11 @@ The screening panels are the eligibility rules' (``screens.panels``): a prefetch
 so a panel added there is prefetched too. A template listing Observation codes itself must list every
 panel, or the file is refused naming what it leaves out: a screen of a panel not prefetched was
 never seen by the service, its patient told nothing.
+
+A screen recorded as Gravity's and US Core's SDOH assessments record it is a panel whose answers are
+member Observations (``hasMember``); the template asks for the panels' codes, so the members the EHR
+did not send with them are read from its server by id (``Observation?patient=…&_id=…``), one query
+for the call (``MEMBER_BATCH`` ids to a query), and a positive answer in one counts.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, safe_for_tokens
-from ..identify import load_rules
+from ..identify import fact_of, load_rules, members_of
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
@@ -52,6 +57,10 @@ MAX_PAGES = 10
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: A prefetch template's token for the eligibility rules' screening panels (``system|code,...``).
 PANELS = "{{rules.screens.panels}}"
+#: The name member Observations read by id are had (and failed) under, as a prefetch key's.
+MEMBERS = "screen answers"
+#: Member Observations read per query (their ids in the URL).
+MEMBER_BATCH = 50
 
 
 class CdsRequestError(FhirCmError):
@@ -154,7 +163,7 @@ async def gather(request: HookRequest, svc: Service, *, verify: bool | str = Tru
         else:
             out.missing.append(key)
     server, auth = request.fhirServer, request.fhirAuthorization
-    if not out.missing or not server or auth is None:
+    if (not out.missing and not _members_wanted(out)) or not server or auth is None:
         return out
     if not safe_for_tokens(server):
         raise CdsRequestError("fhirServer must be an https URL: the access token is not sent in the clear")
@@ -168,8 +177,30 @@ async def gather(request: HookRequest, svc: Service, *, verify: bool | str = Tru
             except FhirError as exc:
                 out.failed[key] = f"the EHR's server refused the {key} query ({type(exc).__name__})"
                 _log.warning("CDS Hooks: %s", out.failed[key])  # the key and the error's kind: no patient data
-    out.missing = []
+        out.missing = []
+        wanted = _members_wanted(out)
+        try:
+            for start in range(0, len(wanted), MEMBER_BATCH):
+                ids = ",".join(wanted[start : start + MEMBER_BATCH])
+                out.found.setdefault(MEMBERS, []).extend(
+                    await _fetch(client, f"Observation?patient={patient_id}&_id={ids}")
+                )
+        except FhirError as exc:
+            out.failed[MEMBERS] = f"the EHR's server refused the query of the screens' answers ({type(exc).__name__})"
+            _log.warning("CDS Hooks: %s", out.failed[MEMBERS])
     return out
+
+
+def _members_wanted(out: Gathered) -> list[str]:
+    """The ids of the member Observations of the screening panels had, that were not had with them."""
+    rules = load_rules()
+    had = {r.get("id") for r in out.resources if r.get("resourceType") == "Observation"}
+    wanted: list[str] = []
+    for resource in out.resources:
+        fact = fact_of(resource, rules) if resource.get("resourceType") == "Observation" else None
+        if fact is not None and fact.kind == "screen":
+            wanted += [m for m in members_of(resource) if m not in had and m not in wanted]
+    return wanted
 
 
 async def _fetch(client: AsyncFhirClient, query: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ._facts import (
     fact_of,
     facts_digest,
     facts_from_resources,
+    members_of,
 )
 from ._rules import EligibilityRules, Rule, RulesError, ScreenRules, load_rules
 from ._screen import SCREENED_TYPES, ScreeningReport, rank, screen_files, screen_population, watermark_key
@@ -42,6 +43,7 @@ __all__ = [
     "facts_digest",
     "facts_from_resources",
     "load_rules",
+    "members_of",
     "rank",
     "screen_files",
     "screen_population",
