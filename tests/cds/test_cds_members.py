@@ -100,3 +100,25 @@ def test_a_server_refusing_the_answers_query_leaves_the_panels_own_word(
     [card] = r.json()["cards"]
     assert "a positive social-needs screen (AHC HRSN)" in card["detail"]
     assert "screens' answers" in caplog.text and pid not in caplog.text
+
+
+def test_an_answer_in_a_section_read_from_the_ehr_counts(
+    cds_client: TestClient, signer: Signer, fhir_server: str
+) -> None:
+    """A PRAPARE screen recorded by its LOINC sections (the panel's members are sections, theirs the
+    answers): both levels are read from the EHR's server, and the yes in a section counts."""
+    pid = f"cdss-{uuid.uuid4().hex[:10]}"
+    the_panel, members = answered(pid, "LA33-6")
+    section = {
+        **the_panel,
+        "id": f"{pid}-money",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "93041-2"}]},
+    }
+    top = {**the_panel, "code": {"coding": [{"system": "http://loinc.org", "code": "93025-5"}]},
+           "hasMember": [{"reference": f"Observation/{pid}-money"}]}  # fmt: skip
+    _seed(fhir_server, [patient(pid), top, section, *members])
+    body = {**call(pid), "fhirServer": fhir_server, "fhirAuthorization": TOKEN}
+    r = cds_client.post(PV, json=body, headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert "a positive social-needs screen (PRAPARE)" in card["detail"]

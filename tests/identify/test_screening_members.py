@@ -119,3 +119,26 @@ async def test_a_positive_answer_in_a_member_makes_the_screen_positive(
         await fhir.transaction(transaction(amended)["entry"])
         await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
     assert ours(store, fhir.base_url, prefix) == positive - {first}
+
+
+@pytest.mark.parametrize("use_export", [True, False], ids=["export", "search"])
+async def test_an_answer_in_a_section_of_the_panel_counts(fhir_server: str, store: Store, use_export: bool) -> None:
+    """PRAPARE's LOINC panel is made of sections (93041-2 "Money and resources", 93043-8 "Personal
+    characteristics", ...), and a screen recorded by that structure groups its answers by section:
+    the panel's members are the sections, their members the answers. A yes two levels down counts; a
+    section whose answers are all no, and one that lists itself, do not."""
+    prefix = f"sec-{uuid.uuid4().hex[:8]}"
+    yes, no = f"{prefix}-yes", f"{prefix}-no"
+    resources: list[dict[str, Any]] = []
+    for pid, answer in ((yes, "LA33-6"), (no, "LA32-8")):
+        resources += [
+            patient(pid),
+            item(pid, f"{pid}-transport", "93030-5", answer, "an answer"),
+            panel(pid, f"{pid}-money", [f"{pid}-transport"], "93041-2"),
+            panel(pid, f"{pid}-self", [f"{pid}-self"], "93043-8"),
+            panel(pid, f"{pid}-panel", [f"{pid}-self", f"{pid}-money"], "93025-5"),
+        ]
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction(resources)["entry"])
+        await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+        assert ours(store, fhir.base_url, prefix) == {yes}

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, safe_for_tokens
-from ..identify import fact_of, load_rules, members_of
+from ..identify import ANSWER, fact_of, load_rules, members_of
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
@@ -61,6 +61,8 @@ PANELS = "{{rules.screens.panels}}"
 MEMBERS = "screen answers"
 #: Member Observations read per query (their ids in the URL).
 MEMBER_BATCH = 50
+#: How far below a panel members are read (its answers, its sections' answers, one level more).
+MEMBER_DEPTH = 3
 
 
 class CdsRequestError(FhirCmError):
@@ -178,27 +180,36 @@ async def gather(request: HookRequest, svc: Service, *, verify: bool | str = Tru
                 out.failed[key] = f"the EHR's server refused the {key} query ({type(exc).__name__})"
                 _log.warning("CDS Hooks: %s", out.failed[key])  # the key and the error's kind: no patient data
         out.missing = []
-        wanted = _members_wanted(out)
-        try:
-            for start in range(0, len(wanted), MEMBER_BATCH):
-                ids = ",".join(wanted[start : start + MEMBER_BATCH])
-                out.found.setdefault(MEMBERS, []).extend(
-                    await _fetch(client, f"Observation?patient={patient_id}&_id={ids}")
-                )
-        except FhirError as exc:
-            out.failed[MEMBERS] = f"the EHR's server refused the query of the screens' answers ({type(exc).__name__})"
-            _log.warning("CDS Hooks: %s", out.failed[MEMBERS])
+        await _read_members(client, out, patient_id)
     return out
 
 
+async def _read_members(client: AsyncFhirClient, out: Gathered, patient_id: str) -> None:
+    """Read the members of the screening panels had that were not had with them (and of their
+    sections, ``MEMBER_DEPTH`` levels down), by id; a refusal is a failure of ``MEMBERS``."""
+    asked: set[str] = set()
+    for _level in range(MEMBER_DEPTH):
+        wanted = [m for m in _members_wanted(out) if m not in asked]
+        asked.update(wanted)
+        try:
+            for start in range(0, len(wanted), MEMBER_BATCH):
+                ids = ",".join(wanted[start : start + MEMBER_BATCH])
+                query = f"Observation?patient={patient_id}&_id={ids}"
+                out.found.setdefault(MEMBERS, []).extend(await _fetch(client, query))
+        except FhirError as exc:
+            out.failed[MEMBERS] = f"the EHR's server refused the query of the screens' answers ({type(exc).__name__})"
+            _log.warning("CDS Hooks: %s", out.failed[MEMBERS])
+            return
+
+
 def _members_wanted(out: Gathered) -> list[str]:
-    """The ids of the member Observations of the screening panels had, that were not had with them."""
+    """The ids of the members of the screening panels had (and of their sections had) that are not had."""
     rules = load_rules()
     had = {r.get("id") for r in out.resources if r.get("resourceType") == "Observation"}
     wanted: list[str] = []
     for resource in out.resources:
         fact = fact_of(resource, rules) if resource.get("resourceType") == "Observation" else None
-        if fact is not None and fact.kind == "screen":
+        if fact is not None and fact.kind in ("screen", ANSWER):
             wanted += [m for m in members_of(resource) if m not in had and m not in wanted]
     return wanted
 

@@ -11,6 +11,7 @@ same rules to one patient's prefetch.
 from ._assess import Assessment, Reason, assess
 from ._enrol import EnrolReport, enrol_candidates
 from ._facts import (
+    ANSWER,
     ConditionFact,
     EncounterFact,
     PatientFacts,
@@ -24,6 +25,7 @@ from ._rules import EligibilityRules, Rule, RulesError, ScreenRules, load_rules
 from ._screen import SCREENED_TYPES, ScreeningReport, rank, screen_files, screen_population, watermark_key
 
 __all__ = [
+    "ANSWER",
     "SCREENED_TYPES",
     "Assessment",
     "ConditionFact",

@@ -41,8 +41,9 @@ MEMBER = "member"
 #: An Encounter or screen fact's code naming the last day its start allows, when written as a month or
 #: a year (``until|2026-05-31``): ``start`` is the first.
 UNTIL = "until"
-#: The kind of fact of an Observation that is no screen but answers positively: it counts as the
-#: answer of a screen that lists it as a member.
+#: The kind of fact of an Observation that is no screen but answers positively, or groups others (a
+#: section of a panel): it counts as the answer of a screen that lists it as a member, or lists a
+#: section that does.
 ANSWER = "answer"
 
 __all__ = [
@@ -105,13 +106,26 @@ class PatientFacts(BaseModel):
     answers: set[str] = Field(
         default_factory=set, description="The ids of the patient's Observations that answer positively."
     )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="The members of the patient's Observations grouping others (a section)."
+    )
 
     def positive(self, screen: ScreenFact) -> bool:
         """Whether a screen is positive: by its own interpretation or answers, or by a positive answer
         in one of its members — a screen recorded as Gravity's and US Core's SDOH assessments are, a
-        panel whose answers are each an Observation of the patient it lists in ``hasMember``. A member
-        of another patient is not among this one's facts, so it never counts."""
-        return screen.positive or any(m in self.answers for m in screen.members)
+        panel whose answers are each an Observation of the patient it lists in ``hasMember`` — or in a
+        member of a member (PRAPARE's sections, each grouping its answers). A member of another
+        patient is not among this one's facts, so it never counts; a grouping listing itself ends."""
+        seen: set[str] = set()
+        todo = list(screen.members)
+        while todo:
+            member = todo.pop()
+            if member in self.answers:
+                return True
+            if member not in seen:
+                seen.add(member)
+                todo += self.groups.get(member, [])
+        return screen.positive
 
     def add(self, fact: Fact) -> None:
         """Fold one resource's fact in (the facts of other patients are the caller's mistake)."""
@@ -136,7 +150,7 @@ class PatientFacts(BaseModel):
         elif fact.kind == "condition" and fact.codes:
             self.conditions.append(ConditionFact(codes=fact.codes, on=fact.start))
         elif fact.kind == "screen" and fact.start is not None and fact.codes:
-            members = [c.partition("|")[2] for c in fact.codes if c.startswith(f"{MEMBER}|")]
+            members = _members(fact.codes)
             self.screens.append(
                 ScreenFact(
                     panel=fact.codes[0],
@@ -146,8 +160,11 @@ class PatientFacts(BaseModel):
                     members=members,
                 )  # fmt: skip
             )
-        elif fact.kind == ANSWER and fact.flag:
-            self.answers.add(fact.resource_id)
+        elif fact.kind == ANSWER:
+            if fact.flag:
+                self.answers.add(fact.resource_id)
+            if members := _members(fact.codes):
+                self.groups[fact.resource_id] = members
 
     def age(self, on: dt.date) -> tuple[int, int] | None:
         """The youngest and oldest the patient can be on ``on`` (equal for a full birth date; a year
@@ -172,6 +189,11 @@ def _years(born: dt.date, on: dt.date) -> int:
 def _tagged(codes: Iterable[str], tag: str) -> str | None:
     """The value of a fact's ``tag|value`` code, if it carries one."""
     return next((c.partition("|")[2] for c in codes if c.startswith(f"{tag}|")), None)
+
+
+def _members(codes: Iterable[str]) -> list[str]:
+    """The member ids a fact's ``member|<id>`` codes name."""
+    return [c.partition("|")[2] for c in codes if c.startswith(f"{MEMBER}|")]
 
 
 def _tagged_day(codes: Iterable[str]) -> dt.date | None:
@@ -372,7 +394,8 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
 
 def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
     """A screening panel's fact, its members named; else, for an Observation answering positively (a
-    screen's member, the answer to one of its items), an ``answer`` fact; else none."""
+    screen's member, the answer to one of its items) or grouping others (a section of the panel), an
+    ``answer`` fact; else none."""
     if _text(resource.get("status")) in rules.ignored_screen_statuses:
         return None
     panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
@@ -381,9 +404,10 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
         if isinstance(component, Mapping):
             answers |= set(_codings(component.get("valueCodeableConcept")))
     answered = bool(answers & rules.screens.positive_answers)
-    if panel is None:
+    if panel is None:  # an answer, or a section grouping answers (hasMember), or nothing to screening
+        members = [f"{MEMBER}|{m}" for m in members_of(resource)]
         return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=ANSWER,
-                    flag=True) if answered else None  # fmt: skip
+                    flag=answered, codes=members) if answered or members else None  # fmt: skip
     period = resource.get("effectivePeriod")
     on = _span(resource.get("effectiveDateTime")) or _span(resource.get("effectiveInstant"))
     on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)

@@ -58,6 +58,9 @@ RANK_SLICE = 1000
 #: Member Observations read per ``Observation?_id=`` search (the ids go in the URL: at most 64
 #: characters each, 50 keep it under the 8 KB request line servers commonly accept).
 MEMBER_BATCH = 50
+#: How far below a panel members are read: its answers, or its sections' (PRAPARE's LOINC panel
+#: groups its items by section), and one level more for a grouping of sections.
+MEMBER_DEPTH = 3
 #: What a fact keeps of a resource, by generation: 2 keeps the Patient's birth date (the age rules), 3
 #: the visits and screens dated to a month or a year, a Condition's partial onset, and a screen dated
 #: by ``effectiveInstant`` (``_facts``), 4 a panel's members (``hasMember``) and the positive answers
@@ -305,18 +308,23 @@ async def _read_members(
     batch: dict[tuple[str, str], FactRecord | None],
     report: ScreeningReport,
 ) -> None:
-    """Read the member Observations ``wanted`` by id (those of the batch's own stream are had)."""
-    ids = sorted(i for i in wanted if ("Observation", i) not in batch)
+    """Read the member Observations ``wanted`` by id (those of the batch's own stream are had), and
+    the members of those that group others (a panel's sections), ``MEMBER_DEPTH`` levels down."""
+    for _level in range(MEMBER_DEPTH):
+        if client is None:
+            break
+        ids = sorted(i for i in wanted if ("Observation", i) not in batch)
+        wanted.clear()
+        for start in range(0, len(ids), MEMBER_BATCH):
+            search = client.search("Observation").where("_id", ",".join(ids[start : start + MEMBER_BATCH]))
+            async for page in search.count(MEMBER_BATCH).pages():
+                for resource in page.matches:
+                    if resource.get("resourceType") == "Observation":
+                        report.read["Observation"] = report.read.get("Observation", 0) + 1
+                        _keep(resource, rules, batch)
+                        if batch.get(("Observation", str(resource.get("id")))):
+                            wanted |= set(members_of(resource))
     wanted.clear()
-    if client is None:
-        return
-    for start in range(0, len(ids), MEMBER_BATCH):
-        search = client.search("Observation").where("_id", ",".join(ids[start : start + MEMBER_BATCH]))
-        async for page in search.count(MEMBER_BATCH).pages():
-            for resource in page.matches:
-                if resource.get("resourceType") == "Observation":
-                    report.read["Observation"] = report.read.get("Observation", 0) + 1
-                    _keep(resource, rules, batch)
 
 
 def _store_facts(store: Store, server: str, batch: dict[tuple[str, str], FactRecord | None]) -> int:
