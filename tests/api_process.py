@@ -70,6 +70,11 @@ class ApiProcess:
             assert time.monotonic() < deadline, "the API did not start"
             time.sleep(0.2)
 
+    def said(self) -> str:
+        """What the server has logged so far (read without moving the offset the server writes at)."""
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()

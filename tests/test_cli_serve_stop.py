@@ -9,7 +9,6 @@ queue of its sockets empty), so the requests are the server's whatever the machi
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -121,11 +120,6 @@ def test_sigterm_lets_the_requests_under_way_finish_with_their_audit_rows_and_ex
         _stop_with_requests_under_way(url, lock, args)
 
 
-def _said(api: ApiProcess) -> str:
-    """What the server has logged so far (read where it is, the file's offset left to the server's writes)."""
-    return os.pread(api.log.fileno(), 1 << 22, 0).decode(errors="replace")
-
-
 def _stop_with_requests_under_way(url: str, lock: Callable[[], Callable[[], None]], args: list[str]) -> None:
     with open_store(url) as store, store.session() as s:
         _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
@@ -153,7 +147,7 @@ def _stop_with_requests_under_way(url: str, lock: Callable[[], Callable[[], None
 
         helpers = _children(proc.pid)  # with --workers, uvicorn's workers (and multiprocessing's tracker)
         proc.send_signal(signal.SIGTERM)
-        _wait(lambda: '"Shutting down"' in _said(api), "no shutdown began")
+        _wait(lambda: '"Shutting down"' in api.said(), "no shutdown began")
         creating.sendall(body[10:])
         release()
         read_status, read_headers, _ = _answer(reading)
@@ -164,9 +158,8 @@ def _stop_with_requests_under_way(url: str, lock: Callable[[], Callable[[], None
             proc.kill()
             proc.wait()
 
-    said = _said(api)
-    assert (read_status, create_status, code) == (200, 201, 0), said
-    assert "Traceback" not in said
+    assert (read_status, create_status, code) == (200, 201, 0), api.said()
+    assert "Traceback" not in api.said()
     assert [pid for pid in helpers if _alive(pid)] == []
     new_id = json.loads(created)["case"]["id"]
     with open_store(url) as store, store.session(read_only=True) as s:
