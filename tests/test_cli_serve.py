@@ -130,10 +130,9 @@ def test_the_fhir_requests_serve_makes_are_not_logged_with_their_urls(tmp_path: 
 def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The outcome rules are data (``mappings/outcome-rules.json``); one that cannot be used is told
     when ``serve`` starts, not as a 500 to the first supervisor asking for outcomes."""
-    import uvicorn
-
     import fhir_cm.api
     import fhir_cm.outcomes as outcomes
+    from fhir_cm.cli import _serving
 
     rules = tmp_path / "mappings"
     rules.mkdir()
@@ -141,7 +140,7 @@ def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path,
     monkeypatch.setattr(outcomes, "mappings_dir", lambda: rules)
     outcomes.load_outcome_rules.cache_clear()
     served: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: served.append(a))
+    monkeypatch.setattr(_serving, "run", lambda *a, **k: served.append(a) or 0)
     # serve's JSON log handler would be left on the runner's stream, closed once the command ends
     monkeypatch.setattr(fhir_cm.api, "configure_logging", lambda *a, **k: None)
     monkeypatch.setenv("FHIR_CM_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="The largest request body the API reads (413 beyond it, before reading the rest).",
     )
+    shutdown_grace: float = Field(
+        default=25.0,
+        gt=0,
+        le=3600,
+        description="Seconds `serve`, told to stop, lets the requests under way finish before it cancels them.",
+    )
     caseload_limit: int = Field(default=20, ge=0, description="Active cases per case manager above which to warn.")
     case_cache: int = Field(
         default=2000,

@@ -12,6 +12,7 @@ after the console signed out — and ``X-Content-Type-Options: nosniff``, read a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -87,6 +88,21 @@ class HttpMiddleware:
         raise NotImplementedError
 
 
+async def _stopping(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a request the server cancelled as it stopped."""
+    from starlette.requests import Request
+
+    from ._problems import problem_response
+
+    # A route in a thread may have committed its change before the cancellation reached it: a write
+    # is to be checked before it is repeated (a pull or a push may simply be run again).
+    detail = "the service stopped while this request ran; what it completed is kept: check before repeating a change"
+    response = problem_response(
+        Request(scope), 503, slug="stopping", title="Service stopping", detail=detail, headers={"Retry-After": "30"}
+    )
+    await response(scope, receive, send)
+
+
 class RequestContextMiddleware(HttpMiddleware):
     """Assigns the request id, times the request, counts it, logs one line without PHI, and adds the
     header fields every answer carries (``_DEFAULT_HEADERS``).
@@ -100,12 +116,13 @@ class RequestContextMiddleware(HttpMiddleware):
         state["request_id"] = request_id
         token = REQUEST_ID.set(request_id)
         status = 500
+        answering = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 named = {k.lower() for k, _ in headers}
                 headers.extend(field for field in _DEFAULT_HEADERS if field[0] not in named)
@@ -115,6 +132,13 @@ class RequestContextMiddleware(HttpMiddleware):
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # Only the server cancels a request: stopping, once its grace is over (``cli._serving``).
+            # The client is told to come back (503) rather than given uvicorn's bare 500.
+            if answering or (task := asyncio.current_task()) is None:
+                raise
+            task.uncancel()
+            await _stopping(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
             seconds = time.perf_counter() - started

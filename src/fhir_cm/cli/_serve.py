@@ -34,9 +34,10 @@ def serve_command(
 ) -> None:
     """Run the API (case management, FHIR facade, console, caseload, outcomes, health, metrics) on the
     configured store. With --workers N, N processes share the port (uvicorn's supervisor restarts a
-    worker that dies); on the embedded SQLite store they take turns for writes, so use PostgreSQL."""
-    import uvicorn
-
+    worker that dies); on the embedded SQLite store they take turns for writes, so use PostgreSQL.
+    Told to stop (SIGTERM, Ctrl-C), it lets the requests under way finish for FHIR_CM_SHUTDOWN_GRACE
+    seconds, then cancels them (exit 143, 130 for Ctrl-C); told again, at once."""
+    from . import _serving as serving
     from ..api import configure_logging, create_app
     from ..config import get_settings
     from ..fhir import check_fhir_settings
@@ -58,10 +59,17 @@ def serve_command(
         "server_header": False,
     }
     if workers == 1:
-        uvicorn.run(application, **options)
+        code = serving.run(application, options, workers=1, grace=settings.shutdown_grace)
     else:
         application.state.store.close()
-        uvicorn.run("fhir_cm.api:app_from_environment", factory=True, workers=workers, **options)
+        code = serving.run(
+            "fhir_cm.api:app_from_environment",
+            {**options, "factory": True},
+            workers=workers,
+            grace=settings.shutdown_grace,
+        )
+    if code:
+        raise typer.Exit(code)
 
 
 def _check_listenable(host: str, port: int) -> None:
