@@ -253,7 +253,7 @@ async def answer(
         if data.failed:  # the EHR learns why there is no answer
             raise CdsRequestError("; ".join(data.failed.values()))
         return _issue(store, service_id, patient_id, [])
-    assessment = assess(facts_from_resources(patient_id, data.resources), load_rules(), today)
+    assessment = assess(facts_from_resources(patient_id, data.resources, bases=data.bases), load_rules(), today)
     if assessment.eligible:
         # The EHR's server is the one FHIR_CM_FHIR_VERSION names; with "auto", R4 (its /metadata is not read).
         version = fhir_version_without_server(settings.fhir_version)

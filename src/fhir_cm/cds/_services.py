@@ -144,6 +144,11 @@ class Gathered(BaseModel):
     found: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     missing: list[str] = Field(default_factory=list)
     failed: dict[str, str] = Field(default_factory=dict)
+    bases: list[str] = Field(
+        default_factory=list,
+        description="The EHR's server (the call's fhirServer): an absolute reference elsewhere names another server's "
+        "resource, not its own (``https://other.example/fhir/Patient/1`` is not the patient of the call).",
+    )
 
     @property
     def resources(self) -> list[dict[str, Any]]:
@@ -156,6 +161,8 @@ async def gather(request: HookRequest, svc: Service, *, verify: bool | str = Tru
     patient_id = context_patient(request)
     out = Gathered()
     given = request.prefetch or {}
+    if request.fhirServer:
+        out.bases.append(request.fhirServer)
     for key in svc.prefetch:
         value = given.get(key)
         if isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome":
@@ -208,9 +215,9 @@ def _members_wanted(out: Gathered) -> list[str]:
     had = {r.get("id") for r in out.resources if r.get("resourceType") == "Observation"}
     wanted: list[str] = []
     for resource in out.resources:
-        fact = fact_of(resource, rules) if resource.get("resourceType") == "Observation" else None
+        fact = fact_of(resource, rules, out.bases) if resource.get("resourceType") == "Observation" else None
         if fact is not None and fact.kind in ("screen", ANSWER):
-            wanted += [m for m in members_of(resource) if m not in had and m not in wanted]
+            wanted += [m for m in members_of(resource, out.bases) if m not in had and m not in wanted]
     return wanted
 
 

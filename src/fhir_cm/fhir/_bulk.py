@@ -368,6 +368,9 @@ class PagedPopulation:
     ) -> None:
         self._client, self._request, self.transaction_time = client, request, transaction_time
         self._overlap = overlap
+        #: Called with each page's ``Bundle.entry`` before its resources are yielded: their fullUrls
+        #: say at which base the server names its own resources (which references use too).
+        self.on_entries: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
 
     async def deleted(self) -> AsyncIterator[tuple[str, str]]:
         """Searches do not see deletions: nothing (a full read forgets what is gone)."""
@@ -389,6 +392,8 @@ class PagedPopulation:
                 if stamp:
                     search = search.where("_lastUpdated", f"gt{stamp}")
                 async for page in search.pages():
+                    if self.on_entries is not None:
+                        self.on_entries(page.entries)
                     for resource in page.matches:
                         rid = str(resource.get("id"))
                         if resource.get("resourceType") == rtype and rid not in seen:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..mapping import parse_reference, patient_of, read_date, read_day
+from ..mapping import local_reference, patient_of, read_date, read_day
 from ..store import FactRecord as Fact
 from ._rules import EligibilityRules, load_rules
 
@@ -205,13 +205,18 @@ def _tagged_day(codes: Iterable[str]) -> dt.date | None:
 
 
 def facts_from_resources(
-    patient_id: str, resources: Iterable[Mapping[str, Any]], *, open_case: bool = False
+    patient_id: str,
+    resources: Iterable[Mapping[str, Any]],
+    *,
+    open_case: bool = False,
+    bases: Collection[str] = (),
 ) -> PatientFacts:
-    """One patient's facts from their resources (R4 or R5 JSON), e.g. a CDS Hooks prefetch."""
+    """One patient's facts from their resources (R4 or R5 JSON), e.g. a CDS Hooks prefetch;
+    ``bases``: the server's they came from (see :func:`fact_of`)."""
     rules = load_rules()
     facts = PatientFacts(patient_id=patient_id, open_case=open_case)
     for resource in resources:
-        fact = fact_of(resource, rules)
+        fact = fact_of(resource, rules, bases)
         if fact is not None and fact.patient_id == patient_id:
             facts.add(fact)
     return facts
@@ -239,9 +244,15 @@ def facts_digest(rules: EligibilityRules) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None:
+def fact_of(resource: Mapping[str, Any], rules: EligibilityRules, bases: Collection[str] = ()) -> Fact | None:
     """The fact of one resource, or None when it tells screening nothing (another type, a cancelled
-    visit, a refuted diagnosis, an Observation that is no screen, no patient)."""
+    visit, a refuted diagnosis, an Observation that is no screen, no patient).
+
+    ``bases``: those of the server the resource came from. A reference is the server's own when
+    relative or absolute at one of them; a resource about another server's patient
+    (``https://other.example/fhir/Patient/1``) is about no patient here, and its member or parent at
+    another server no resource here (read as the local ``Patient/1``'s, another person's conditions
+    and stays counted toward the local patient's eligibility)."""
     rtype = resource.get("resourceType")
     rid = resource.get("id")
     if not isinstance(rid, str) or not rid:
@@ -251,15 +262,15 @@ def fact_of(resource: Mapping[str, Any], rules: EligibilityRules) -> Fact | None
         first, last = _birth(resource.get("birthDate"))
         return Fact(resource_type="Patient", resource_id=rid, patient_id=rid, kind="patient", start=first, end=last,
                     flag=_deceased(resource), codes=[f"{REPLACED_BY}|{merged}"] if merged else [])  # fmt: skip
-    patient = patient_of(dict(resource))
+    patient = patient_of(resource, bases=bases)
     if patient is None:
         return None
     if rtype == "Encounter":
-        return _encounter(resource, rid, patient, rules)
+        return _encounter(resource, rid, patient, rules, bases)
     if rtype == "Condition":
         return _condition(resource, rid, patient, rules)
     if rtype == "Observation":
-        return _screen(resource, rid, patient, rules)
+        return _screen(resource, rid, patient, rules, bases)
     return None
 
 
@@ -348,7 +359,9 @@ def _status_code(concept: Any) -> str | None:
     return None
 
 
-def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
+def _encounter(
+    resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules, bases: Collection[str]
+) -> Fact | None:
     if _text(resource.get("status")) in rules.ignored_encounter_statuses:
         return None
     raw_class = resource.get("class")
@@ -364,7 +377,8 @@ def _encounter(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
         return None
     end = _day(period.get("end")) if isinstance(period, Mapping) else None
     parent = resource.get("partOf")
-    parsed = parse_reference(_text(parent.get("reference"))) if isinstance(parent, Mapping) else None
+    literal = _text(parent.get("reference")) if isinstance(parent, Mapping) else None
+    parsed = local_reference(literal, bases) if literal is not None else None
     codes = [f"{PART_OF}|{parsed[1]}"] if parsed is not None and parsed[0] == "Encounter" else []
     return Fact(resource_type="Encounter", resource_id=rid, patient_id=patient, kind=kind, start=start[0], end=end,
                 codes=codes + _spanned(start))  # fmt: skip
@@ -392,7 +406,9 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
     )
 
 
-def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules) -> Fact | None:
+def _screen(
+    resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules, bases: Collection[str]
+) -> Fact | None:
     """A screening panel's fact, its members named; else, for an Observation answering positively (a
     screen's member, the answer to one of its items) or grouping others (a section of the panel), an
     ``answer`` fact; else none."""
@@ -405,7 +421,7 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
             answers |= set(_codings(component.get("valueCodeableConcept")))
     answered = bool(answers & rules.screens.positive_answers)
     if panel is None:  # an answer, or a section grouping answers (hasMember), or nothing to screening
-        members = [f"{MEMBER}|{m}" for m in members_of(resource)]
+        members = [f"{MEMBER}|{m}" for m in members_of(resource, bases)]
         return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=ANSWER,
                     flag=answered, codes=members) if answered or members else None  # fmt: skip
     period = resource.get("effectivePeriod")
@@ -417,16 +433,18 @@ def _screen(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligibil
     interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
     positive = bool(interpretations & rules.screens.positive_interpretations) or answered
     return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind="screen", start=on[0],
-                codes=[panel, *_spanned(on), *(f"{MEMBER}|{m}" for m in members_of(resource))],
+                codes=[panel, *_spanned(on), *(f"{MEMBER}|{m}" for m in members_of(resource, bases))],
                 flag=positive)  # fmt: skip
 
 
-def members_of(resource: Mapping[str, Any]) -> list[str]:
-    """The ids of the Observations a panel lists in ``hasMember`` (relative or absolute references;
-    a QuestionnaireResponse or MolecularSequence member, or one that is no reference, is none)."""
+def members_of(resource: Mapping[str, Any], bases: Collection[str] = ()) -> list[str]:
+    """The ids of the Observations a panel lists in ``hasMember`` (relative references, or absolute at
+    one of ``bases``, the server's; a QuestionnaireResponse or MolecularSequence member, one on another
+    server, or one that is no reference, is none)."""
     ids: list[str] = []
     for member in _items(resource.get("hasMember")):
-        ref = parse_reference(_text(member.get("reference"))) if isinstance(member, Mapping) else None
+        literal = _text(member.get("reference")) if isinstance(member, Mapping) else None
+        ref = local_reference(literal, bases) if literal is not None else None
         if ref is not None and ref[0] == "Observation" and ref[1] not in ids:
             ids.append(ref[1])
     return ids

@@ -30,7 +30,17 @@ import orjson
 
 from pydantic import BaseModel, Field
 
-from ..fhir import AsyncFhirClient, BulkExport, BulkExportFailed, BulkRequest, BulkSettings, NotNdjson, read_population
+from ..fhir import (
+    AsyncFhirClient,
+    BulkExport,
+    BulkExportFailed,
+    BulkRequest,
+    BulkSettings,
+    NotNdjson,
+    PagedPopulation,
+    read_population,
+)
+from ..mapping import full_url_bases
 from ..store import (
     CandidateRecord,
     FactRecord,
@@ -64,10 +74,11 @@ MEMBER_DEPTH = 3
 #: What a fact keeps of a resource, by generation: 2 keeps the Patient's birth date (the age rules), 3
 #: the visits and screens dated to a month or a year, a Condition's partial onset, and a screen dated
 #: by ``effectiveInstant`` (``_facts``), 4 a panel's members (``hasMember``) and the positive answers
-#: they hold.
+#: they hold, 5 none of a resource about another server's patient (an absolute reference at another
+#: base, read before as the local patient's), nor another server's member or parent Encounter.
 #: The watermark names it, so a store screened by an earlier generation, whose Patient facts hold no
 #: birth date, reads everything once — an incremental run would leave every unchanged patient ageless.
-FACTS_GENERATION = 4
+FACTS_GENERATION = 5
 #: The longest watermark key the store keeps (its key column, as long as a FHIR id).
 _KEY_LENGTH = 64
 #: What every screening watermark key starts with (then the generation, the rules' digest, the scope;
@@ -176,7 +187,12 @@ async def screen_population(
             # Resources are missing from the output: read as complete, the watermark would pass them.
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise BulkExportFailed(f"the server could not export everything: {failed[0]}{more}")
-        await _ingest(store, server, rules, population.resources(), report, say, client=client)
+        # The server's own references: relative, or absolute at its base — the one it is read at, and
+        # (searches) the one its fullUrls name; any other base is another server's.
+        bases = {server}
+        if isinstance(population, PagedPopulation):
+            population.on_entries = lambda entries: bases.update(full_url_bases(entries))
+        await _ingest(store, server, rules, population.resources(), report, say, bases, client=client)
         gone: list[tuple[str, str]] = []
         async for rtype, rid in population.deleted():
             if rtype in SCREENED_TYPES:
@@ -225,13 +241,16 @@ async def screen_files(
 ) -> ScreeningReport:
     """Screen an export of ``server`` delivered as NDJSON files (one resource per line, any types):
     the same facts, kept under that server, and the same ranking. A line that is not a FHIR resource
-    stops the run with its file and line (``NotNdjson``), before anything is ranked."""
+    stops the run with its file and line (``NotNdjson``), before anything is ranked. A reference is
+    the server's own when relative or absolute at ``server``'s base (Bulk Data lets an export write
+    either); one at another base (``https://other.example/fhir/Patient/1``) names another server's
+    resource."""
     rules = rules or load_rules()
     report = ScreeningReport(
         server=server, scope="files", source="files", transaction_time=dt.datetime.now(dt.UTC).isoformat()
     )
     say = on_progress or (lambda _line: None)
-    await _ingest(store, server, rules, _lines(files), report, say)
+    await _ingest(store, server, rules, _lines(files), report, say, {server})
     say(f"read {sum(report.read.values())} resources; ranking")
     rank(store, server, rules, as_of or dt.date.today(), report)
     return report
@@ -261,6 +280,7 @@ async def _ingest(
     resources: AsyncIterator[dict[str, Any]],
     report: ScreeningReport,
     say: Callable[[str], None],
+    bases: set[str],
     *,
     client: AsyncFhirClient | None = None,
 ) -> None:
@@ -273,28 +293,32 @@ async def _ingest(
     Core's SDOH assessments record them) is read with them: the export's ``_typeFilter`` and the
     searches ask for the panels' codes, not their items', so with a ``client`` the members not read
     in the stream are read by id, ``MEMBER_BATCH`` at a time — a few searches for the population,
-    not one per patient."""
+    not one per patient.
+
+    ``bases``: the server's own (see ``fact_of``), which a search's pages may add to as they are read."""
     batch: dict[tuple[str, str], FactRecord | None] = {}
     wanted: set[str] = set()
     async for resource in resources:
         rtype = str(resource.get("resourceType"))
         report.read[rtype] = report.read.get(rtype, 0) + 1
-        _keep(resource, rules, batch)
+        _keep(resource, rules, batch, bases)
         if client is not None and rtype == "Observation" and batch.get(("Observation", str(resource.get("id")))):
-            wanted |= set(members_of(resource))
+            wanted |= set(members_of(resource, bases))
         if len(wanted) >= MEMBER_BATCH:
-            await _read_members(client, wanted, rules, batch, report)
+            await _read_members(client, wanted, rules, batch, report, bases)
         if len(batch) >= FACT_BATCH:
             report.facts += _store_facts(store, server, batch)
             say(f"read {sum(report.read.values())} resources")
-    await _read_members(client, wanted, rules, batch, report)
+    await _read_members(client, wanted, rules, batch, report, bases)
     report.facts += _store_facts(store, server, batch)
 
 
-def _keep(resource: dict[str, Any], rules: EligibilityRules, batch: dict[tuple[str, str], FactRecord | None]) -> None:
+def _keep(
+    resource: dict[str, Any], rules: EligibilityRules, batch: dict[tuple[str, str], FactRecord | None], bases: set[str]
+) -> None:
     """Put a resource's fact in the batch, or the drop of the fact an earlier read kept of it."""
     rtype, rid = str(resource.get("resourceType")), resource.get("id")
-    fact = fact_of(resource, rules)
+    fact = fact_of(resource, rules, bases)
     if fact is not None:
         batch[(fact.resource_type, fact.resource_id)] = fact
     elif rtype in SCREENED_TYPES and isinstance(rid, str) and rid:
@@ -307,6 +331,7 @@ async def _read_members(
     rules: EligibilityRules,
     batch: dict[tuple[str, str], FactRecord | None],
     report: ScreeningReport,
+    bases: set[str],
 ) -> None:
     """Read the member Observations ``wanted`` by id (those of the batch's own stream are had), and
     the members of those that group others (a panel's sections), ``MEMBER_DEPTH`` levels down."""
@@ -318,12 +343,13 @@ async def _read_members(
         for start in range(0, len(ids), MEMBER_BATCH):
             search = client.search("Observation").where("_id", ",".join(ids[start : start + MEMBER_BATCH]))
             async for page in search.count(MEMBER_BATCH).pages():
+                bases.update(full_url_bases(page.entries))
                 for resource in page.matches:
                     if resource.get("resourceType") == "Observation":
                         report.read["Observation"] = report.read.get("Observation", 0) + 1
-                        _keep(resource, rules, batch)
+                        _keep(resource, rules, batch, bases)
                         if batch.get(("Observation", str(resource.get("id")))):
-                            wanted |= set(members_of(resource))
+                            wanted |= set(members_of(resource, bases))
     wanted.clear()
 
 

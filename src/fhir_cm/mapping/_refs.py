@@ -22,7 +22,9 @@ __all__ = [
     "PATIENT_PATHS",
     "References",
     "foreign_reference",
+    "full_url_bases",
     "iter_references",
+    "local_reference",
     "parse_reference",
     "party_reference",
     "patient_of",
@@ -66,6 +68,26 @@ def reference_base(reference: str) -> str | None:
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
     return "/".join(parts[:-2])
+
+
+def local_reference(literal: str, bases: Collection[str] | None) -> tuple[str, str] | None:
+    """``(type, id)`` of a literal reference to one of the source's own resources: relative, or
+    absolute at one of ``bases`` (the source's; ``None``: any base), else None.
+
+    ``https://other.example/fhir/Patient/1`` is another server's ``Patient/1``: read as the local
+    one, another person's data counts as a local patient's."""
+    parsed = parse_reference(literal)
+    if parsed is None or bases is None or "://" not in literal:
+        return parsed
+    base = reference_base(literal)
+    own = {b.rstrip("/").casefold() for b in bases}
+    return parsed if base is None or base.casefold() in own else None
+
+
+def full_url_bases(entries: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The bases a Bundle's entries' fullUrls name: where the server says its resources are (a
+    server behind a proxy writes its inner address there, and in the references it makes absolute)."""
+    return {b for e in entries if isinstance(u := e.get("fullUrl"), str) and (b := reference_base(u)) is not None}
 
 
 #: Why a resource :func:`foreign_reference` finds is not read, before the other server's base.
@@ -147,15 +169,10 @@ def patient_of(resource: Mapping[str, Any], *, bases: Collection[str] | None = N
     """The id of the Patient a resource is about (``patient``, ``subject`` or ``for``), if any;
     given ``bases`` (the source's), not one an absolute URL at another base names (another
     server's ``Patient/1`` is not this one's)."""
-    own = None if bases is None else {b.rstrip("/").casefold() for b in bases}
     for name in PATIENT_PATHS:
         ref = resource.get(name)
         literal = ref.get("reference") if isinstance(ref, Mapping) else None
-        if own is not None and isinstance(literal, str):
-            base = reference_base(literal)
-            if base is not None and base.casefold() not in own:
-                continue
-        parsed = parse_reference(literal) if isinstance(literal, str) else None
+        parsed = local_reference(literal, bases) if isinstance(literal, str) else None
         if parsed is not None and parsed[0] == "Patient":
             return parsed[1]
     return None

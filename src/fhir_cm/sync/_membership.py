@@ -27,8 +27,8 @@ from ..mapping import (
     iter_references,
     parse_reference,
     patient_of,
-    reference_base,
 )
+from ..mapping import full_url_bases as own_bases
 from ..store import (
     LedgerEntry,
     Store,
@@ -59,12 +59,6 @@ ServerIdLookup = Callable[[str, str], LedgerEntry | None]
 OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
 _SUFFIXES = {"CarePlan": "-careplan", "CareTeam": "-careteam"}
 _PARTY_TYPES = frozenset({"Patient", "Practitioner", "Organization", "RelatedPerson"})
-
-
-def own_bases(entries: Iterable[Mapping[str, Any]]) -> set[str]:
-    """The bases a search page's entries' fullUrls name: where the server says its resources are
-    (behind a proxy, its inner address, which its absolute references use too)."""
-    return {b for e in entries if isinstance(u := e.get("fullUrl"), str) and (b := reference_base(u)) is not None}
 
 
 def case_references(resource: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
