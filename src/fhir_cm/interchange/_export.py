@@ -99,8 +99,8 @@ def case_resources(
         return list(case_to_resources(case, version, identifier_system).items())
     view = read_view(case.id, stored, identifier_system, default)
     home = view.home
-    before = case_to_resources(view.case, home, identifier_system, view.base)
-    now = case_to_resources(case, home, identifier_system, view.base)
+    before = case_to_resources(view.case, home, identifier_system, view.base, bases=view.bases)
+    now = case_to_resources(case, home, identifier_system, view.base, bases=view.bases)
     out: list[tuple[ResourceKey, dict[str, Any]]] = []
     for s in stored:
         key = ResourceKey(s.resource_type, s.key)

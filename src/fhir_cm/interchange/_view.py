@@ -81,6 +81,9 @@ class CaseView:
     synthesised: bool = False
     #: Whether the case came from another system (its EpisodeOfCare is not ours, or was synthesised).
     foreign: bool = False
+    #: The bases the stored copies came from (their ``source``): references at another are another
+    #: server's (see :func:`read_view`).
+    bases: tuple[str, ...] = ()
 
 
 def home_version(stored: Iterable[StoredResource], case_id: str, default: FhirVersion) -> FhirVersion:
@@ -125,24 +128,30 @@ def _synthetic_episode(
     return case_to_resources(minimal, home, system)[episode_key(minimal)]
 
 
-def _reads(resources: list[dict[str, Any]], home: FhirVersion, system: str) -> Case | None:
+def _reads(resources: list[dict[str, Any]], home: FhirVersion, system: str, bases: tuple[str, ...]) -> Case | None:
     try:
-        return resources_to_case(resources, home, system)
+        return resources_to_case(resources, home, system, bases=bases)
     except UnreadableResourceError:
         return None
 
 
 @functools.lru_cache(maxsize=8192)
-def _pair_reads(episode: bytes, resource: bytes, home: FhirVersion, system: str) -> bool:
+def _pair_reads(episode: bytes, resource: bytes, home: FhirVersion, system: str, bases: tuple[str, ...]) -> bool:
     """Whether one resource reads with the episode (memoised: an import re-reads a growing case per file)."""
-    return _reads([orjson.loads(episode), orjson.loads(resource)], home, system) is not None
+    return _reads([orjson.loads(episode), orjson.loads(resource)], home, system, bases) is not None
 
 
 def read_view(
     case_id: str, stored: list[StoredResource], identifier_system: str, default: FhirVersion = "R4"
 ) -> CaseView:
-    """The case the stored resources of ``case_id`` describe (see the module docstring)."""
+    """The case the stored resources of ``case_id`` describe (see the module docstring).
+
+    A reference links the case's resources when relative, or absolute at a base its copies came from
+    (a pulled copy's server; an imported one's references at its file's base were made relative): one
+    at another base (``https://other.example/fhir/Goal/x``) names another server's resource, not the
+    case's Goal x, and stays as written."""
     home = home_version(stored, case_id, default)
+    bases = tuple(sorted({s.source for s in stored if s.source}))
     work = {
         ResourceKey(s.resource_type, s.key): s.raw
         if s.fhir_version == home
@@ -155,10 +164,10 @@ def read_view(
         (k for k in work if k.type in _ORDER), key=lambda k: _ORDER.index(k.type)
     )  # stable: keeps file order
     if episode is not None:
-        case = _reads([episode, *(work[k] for k in candidates)], home, identifier_system)
+        case = _reads([episode, *(work[k] for k in candidates)], home, identifier_system, bases)
         if case is not None:  # the common case: everything reads (our own resources, pulled or re-imported)
-            return _view(case, home, work, [eoc_key, *candidates], identifier_system, synthesised=False)
-        if _reads([episode], home, identifier_system) is None:
+            return _view(case, home, work, [eoc_key, *candidates], identifier_system, synthesised=False, bases=bases)
+        if _reads([episode], home, identifier_system, bases) is None:
             episode = None
     synthesised = episode is None
     if episode is None:
@@ -169,21 +178,21 @@ def read_view(
     for key in candidates:
         if key.type in _ENTITIES and key.value in taken:
             continue
-        if _pair_reads(episode_json, decimals.dumps(work[key]), home, identifier_system):
+        if _pair_reads(episode_json, decimals.dumps(work[key]), home, identifier_system, bases):
             fine.append(key)
             if key.type in _ENTITIES:
                 taken.add(key.value)
-    case = _reads([episode, *(work[k] for k in fine)], home, identifier_system)
+    case = _reads([episode, *(work[k] for k in fine)], home, identifier_system, bases)
     if case is None:  # resources that read alone but not together: add them one at a time
         accepted: list[ResourceKey] = []
         for key in fine:
-            if _reads([episode, *(work[k] for k in accepted), work[key]], home, identifier_system) is not None:
+            if _reads([episode, *(work[k] for k in accepted), work[key]], home, identifier_system, bases) is not None:
                 accepted.append(key)
         fine = accepted
-        case = _reads([episode, *(work[k] for k in fine)], home, identifier_system)
+        case = _reads([episode, *(work[k] for k in fine)], home, identifier_system, bases)
         assert case is not None, "the episode alone reads, and each addition was checked"
     used = fine if synthesised else [eoc_key, *fine]
-    return _view(case, home, work, used, identifier_system, synthesised=synthesised)
+    return _view(case, home, work, used, identifier_system, synthesised=synthesised, bases=bases)
 
 
 def _view(
@@ -194,6 +203,7 @@ def _view(
     system: str,
     *,
     synthesised: bool,
+    bases: tuple[str, ...],
 ) -> CaseView:
     episode = work.get(ResourceKey("EpisodeOfCare", case.id))
     ours = episode is not None and any(
@@ -205,4 +215,5 @@ def _view(
         base={k: work[k] for k in used},
         synthesised=synthesised,
         foreign=synthesised or not ours,
+        bases=bases,
     )

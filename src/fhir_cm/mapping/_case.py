@@ -13,7 +13,7 @@ cannot be made up; then :class:`UnreadableResourceError` says which resource lac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -76,17 +76,18 @@ def map_case(
     *,
     parties: Mapping[str, str] | None = None,
     quick: bool = True,
+    bases: Collection[str] | None = None,
 ) -> tuple[dict[ResourceKey, dict[str, Any]], References, dict[ResourceKey, str]]:
     """The resources of a case, the References that linked them, and the server ids known.
 
-    ``parties``: see :func:`case_to_resources`. ``quick=False`` turns off the fields' quick proofs
+    ``parties``, ``bases``: see :func:`case_to_resources`. ``quick=False`` turns off the fields' quick proofs
     (``Field.written``), for tests that compare the two ways of updating.
     """
     v = check_version(version)
     base = {k if type(k) is ResourceKey else ResourceKey(*k): r for k, r in (base or {}).items()}
     ids = {k: r["id"] for k, r in base.items() if isinstance(r.get("id"), str) and r["id"]}
     ids.update({ResourceKey(*k): i for k, i in (server_ids or {}).items()})
-    refs = References(identifier_system, ids, parties=parties)
+    refs = References(identifier_system, ids, parties=parties, bases=bases)
     plan = case_plan(case, base)
     refs.know_all(k for k, _, _ in plan)
     ctx = Ctx(v, refs, case, frozenset(k for k, _, _ in plan), quick=quick)
@@ -140,6 +141,7 @@ def case_to_resources(
     *,
     server_ids: Mapping[ResourceKey, str] | None = None,
     parties: Mapping[str, str] | None = None,
+    bases: Collection[str] | None = None,
 ) -> dict[ResourceKey, dict[str, Any]]:
     """Every FHIR resource of ``case``, by key (``(type, business identifier value)``).
 
@@ -151,12 +153,14 @@ def case_to_resources(
     patient matched or created by identifier): the references the mapping writes to it, and reads
     in ``base``, are the server's (an extension's value excepted: the sync layer rewrites those).
     Resources in ``base`` that the case no longer has (a removed goal) are not returned.
+    ``bases``: those the copies in ``base`` came from (see :func:`resources_to_case`): a link in
+    them by an absolute URL at another base is another server's resource, kept as it is.
 
     ``base`` is left as it is. An updated resource is a new dict, but its elements the case did not
     change are the base's own objects, not copies (copying every base first was half the cost of an
     update): to change one in place, clone it first.
     """
-    return map_case(case, version, identifier_system, base, server_ids, parties=parties)[0]
+    return map_case(case, version, identifier_system, base, server_ids, parties=parties, bases=bases)[0]
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -233,10 +237,16 @@ def read_resource(
 class _Reader:
     """Reads one case out of a set of resources."""
 
-    def __init__(self, resources: Iterable[Mapping[str, Any]], version: FhirVersion, system: str) -> None:
+    def __init__(
+        self,
+        resources: Iterable[Mapping[str, Any]],
+        version: FhirVersion,
+        system: str,
+        bases: Collection[str] | None = None,
+    ) -> None:
         self.version = version
         self.system = system
-        self.refs = References(system)
+        self.refs = References(system, bases=bases)
         self.by_type: dict[str, list[tuple[ResourceKey, Mapping[str, Any], str]]] = {}
         for index, (res, full_url) in enumerate(_flatten(resources)):
             key = resource_key(res, system)
@@ -335,7 +345,13 @@ class _Reader:
         return out
 
 
-def resources_to_case(resources: Iterable[Mapping[str, Any]], version: str, identifier_system: str) -> Case:
+def resources_to_case(
+    resources: Iterable[Mapping[str, Any]],
+    version: str,
+    identifier_system: str,
+    *,
+    bases: Collection[str] | None = None,
+) -> Case:
     """The Case that one case's resources (or Bundles of them) describe.
 
     Needs exactly one EpisodeOfCare, with ``status``, a ``type`` that names a programme (our coding,
@@ -343,5 +359,10 @@ def resources_to_case(resources: Iterable[Mapping[str, Any]], version: str, iden
     ``period.start`` (or a dated ``statusHistory``); a ``statusHistory`` that keeps only past statuses
     is completed with the current one. Every Condition, Goal, ServiceRequest (with its
     Task, found by ``focus``), Communication and Encounter in the set becomes part of the case.
+
+    ``bases``: those the resources came from (a stored copy's source; none for a file's, whose
+    references at its own base the import made relative). A link by an absolute URL at another base
+    (a CarePlan's ``https://other.example/fhir/Goal/x``) names another server's resource, not the
+    case's own: it links nothing, and stays in the resource as written. ``None``: any base.
     """
-    return _Reader(resources, check_version(version), identifier_system).case()
+    return _Reader(resources, check_version(version), identifier_system, bases).case()

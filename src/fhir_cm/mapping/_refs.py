@@ -3,7 +3,9 @@
 A case's resources point at each other through one :class:`References` object, so the same builder
 serves a transaction (``urn:uuid:`` of a deterministic uuid5 of the business identifier) and
 resources already on a server (``Type/id``). Reading goes the other way: any of those spellings,
-an absolute URL or a versioned reference resolve back to the key.
+an absolute URL or a versioned reference resolve back to the key — an absolute URL only at the base
+the resources came from, when the reader is told it (``References(bases=…)``): another server's
+``Goal/x`` is not the case's Goal x.
 """
 
 from __future__ import annotations
@@ -231,8 +233,12 @@ class References:
         server_ids: Mapping[ResourceKey, str] | None = None,
         *,
         parties: Mapping[str, str] | None = None,
+        bases: Collection[str] | None = None,
     ) -> None:
         self.identifier_system = identifier_system
+        #: The bases the resources read came from (``None``: not known, any base is theirs): an
+        #: absolute reference at another base names another server's resource, which no key is.
+        self.bases = None if bases is None else frozenset(bases)
         #: Parties a server calls by another id than the case: ``Type/id`` as the case spells it →
         #: ``Type/id`` on the server (a patient created by a conditional create). References to
         #: them are written, and read back, as the server spells them.
@@ -316,5 +322,5 @@ class References:
         key = self._by_urn.get(literal)
         if key is not None:
             return key
-        parsed = parse_reference(literal)
+        parsed = local_reference(literal, self.bases)
         return self._by_literal.get(f"{parsed[0]}/{parsed[1]}") if parsed else None
