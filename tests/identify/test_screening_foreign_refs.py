@@ -16,10 +16,11 @@ import orjson
 import pytest
 
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.identify import screen_files, screen_population
+from fhir_cm.identify import fact_of, load_rules, members_of, screen_files, screen_population
 from fhir_cm.store import Store
 
 from .population import condition, encounter, patient, transaction
+from .test_screening_members import panel
 from .test_screening_server import EXPORT_SETTINGS, store  # noqa: F401
 from .test_screening_server import ours as reasons
 
@@ -103,3 +104,18 @@ async def test_files_are_read_as_the_configured_servers_export(store: Store, tmp
         relative: {"frequent-admissions"},
         f"{prefix}-here": {"frequent-admissions"},
     }
+
+
+def test_another_servers_member_or_parent_is_none_of_the_servers() -> None:
+    """A panel's ``hasMember`` and an Encounter's ``partOf`` name the server's own resource only when
+    relative or at its base: another server's ``Observation/m`` is not read as the local member m."""
+    server = "https://ehr.example/fhir"
+    rules = load_rules()
+    members = [f"{OTHER}/Observation/m1", "Observation/m2", f"{server}/Observation/m3"]
+    the_panel = panel("p", "s1", [])
+    the_panel["hasMember"] = [{"reference": m} for m in members]
+    assert members_of(the_panel, {server}) == ["m2", "m3"]
+    stay = encounter("p", "IMP", TODAY, 1, rid="e1")
+    for parent, kept in ((f"{OTHER}/Encounter/e0", []), (f"{server}/Encounter/e0", ["part-of|e0"])):
+        fact = fact_of({**stay, "partOf": {"reference": parent}}, rules, {server})
+        assert fact is not None and [c for c in fact.codes if c.startswith("part-of|")] == kept
