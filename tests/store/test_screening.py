@@ -237,3 +237,20 @@ def test_the_watermark_of_a_group_with_the_longest_id_is_kept(store: Store) -> N
         kept = [get_watermark(s, SERVER, watermark_key(group)) for group in groups]
     assert kept == ["2026-06-01T10:00:00Z", "2026-06-01T10:00:01Z", "2026-06-01T10:00:02Z"]
     assert watermark_key("short-group").endswith(":Group/short-group")  # a readable key where it fits
+
+
+def test_candidates_among_many_patients_are_paged_as_the_whole_list_is(store: Store) -> None:
+    """A Group's run lists its members' candidates: more members than one query's ids, read a slice
+    at a time, give the page the list would give with only them in it (score, then id)."""
+    ids = [f"p{i:05d}" for i in range(2500)]
+    with store.session() as s:
+        replace_candidates(s, SERVER, ids, [candidate(p, i % 7) for i, p in enumerate(ids)])
+    among = set(ids[::2]) | {"not-a-candidate"}
+    expected = sorted(((i % 7, p) for i, p in enumerate(ids) if p in among), key=lambda c: (-c[0], c[1]))
+    with store.session(read_only=True) as s:
+        for offset, limit in ((0, 5), (10, 300), (1240, 50)):
+            page = list_candidates(s, SERVER, limit=limit, offset=offset, min_score=1, among=among)
+            assert [(c.score, c.patient_id) for c in page] == [c for c in expected if c[0] >= 1][
+                offset : offset + limit
+            ]
+        assert list_candidates(s, SERVER, among=[]) == []

@@ -114,12 +114,14 @@ def identify_command(
                 top=enrol_top,
                 programme=chosen_programme,
                 then=audited("enrol", lambda report: [e.case_id for e in report.enrolled]),
+                among=report.members,
             )
             if enrol_top
             else None
         )
         with store.session(read_only=True) as s:
-            candidates = list_candidates(s, server, limit=top)
+            # A Group's run lists (and enrols) the Group's candidates: the server's list holds others'.
+            candidates = list_candidates(s, server, limit=top, among=report.members)
     if as_json:
         payload = {
             "run": report.model_dump(mode="json"),

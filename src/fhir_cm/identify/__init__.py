@@ -10,6 +10,7 @@ same rules to one patient's prefetch.
 
 from ._assess import Assessment, Reason, assess
 from ._enrol import EnrolReport, enrol_candidates
+from ._group import group_members
 from ._facts import (
     ANSWER,
     ConditionFact,
@@ -44,6 +45,7 @@ __all__ = [
     "fact_of",
     "facts_digest",
     "facts_from_resources",
+    "group_members",
     "load_rules",
     "members_of",
     "rank",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -65,8 +65,10 @@ def enrol_candidates(
     programme: ProgrammeType = ProgrammeType.HEALTH_CARE,
     as_of: dt.date | None = None,
     then: Callable[[Session, EnrolReport], None] | None = None,
+    among: Collection[str] | None = None,
 ) -> EnrolReport:
-    """Enrol the candidates named (``patient_ids``) and/or the ``top`` N by score not yet enrolled.
+    """Enrol the candidates named (``patient_ids``) and/or the ``top`` N by score not yet enrolled
+    (``among``: the top N of these patients only — a Group's members, after its screening).
 
     ``then`` runs in the same transaction once the cases are saved (the API's audit rows).
     """
@@ -90,7 +92,7 @@ def enrol_candidates(
             while taken < top:
                 # In an open case since the screening (made by hand, pulled, in any programme): no
                 # place among the top N, which would enrol fewer while others wait.
-                page = list_candidates(s, server_base, limit=max(top, 50), offset=offset, free_only=True)
+                page = list_candidates(s, server_base, limit=max(top, 50), offset=offset, free_only=True, among=among)
                 if not page:
                     break
                 for c in page:

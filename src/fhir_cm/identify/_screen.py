@@ -8,7 +8,10 @@
    batches, keyed by resource: memory holds one batch, whatever the file sizes.
 3. **Rank** everyone whose facts the store holds — not only those read this time — in slices of
    patients: each slice's facts are read back, assessed against the rules (``_assess``), patients in
-   an open case excluded, and the slice's candidates replaced.
+   an open case excluded, and the slice's candidates replaced. A Group's run ranks the Group's
+   members (``_group``) and no one else: their candidates are replaced, everyone else's stay as the
+   last run that ranked them left them (a clinic's screening neither lists another clinic's patients
+   nor empties the server's list of them).
 4. The export's ``transactionTime`` becomes the per-server (and per-Group) watermark: the next run
    asks only for what changed since (``_since``), and ranks everyone again from the store. The
    watermark's key names the rules' part facts depend on (``facts_digest``): after an edit of it
@@ -20,6 +23,7 @@ before the watermark moves, and the facts already stored are only ever replaced 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -48,6 +52,7 @@ from ..store import (
     get_watermark,
     open_case_patient_ids,
     patient_facts_after,
+    patient_facts_of,
     drop_facts,
     forget_candidates_without_facts,
     forget_watermarks,
@@ -57,6 +62,7 @@ from ..store import (
 )
 from ._assess import assess
 from ._facts import PatientFacts, fact_of, facts_digest, members_of
+from ._group import group_members
 from ._rules import EligibilityRules, load_rules
 
 __all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_files", "screen_population", "watermark_key"]
@@ -97,11 +103,16 @@ class ScreeningReport(BaseModel):
     read: dict[str, int] = Field(default_factory=dict, description="Resources read, by type.")
     facts: int = Field(default=0, description="Resources that told screening something.")
     deleted: int = Field(default=0, description="Resources the export said were deleted (their facts dropped).")
-    patients: int = Field(default=0, description="Patients ranked (everyone whose facts the store holds).")
+    patients: int = Field(
+        default=0, description="Patients ranked (everyone whose facts the store holds; a Group's members)."
+    )
     candidates: int = 0
     excluded_open_case: int = 0
     reread: str | None = Field(
         default=None, description="Why everything was read though the scope had been screened (the rules changed)."
+    )
+    members: list[str] | None = Field(
+        default=None, exclude=True, description="A Group's run: the patients it ranked (its members), else None."
     )
 
 
@@ -200,6 +211,9 @@ async def screen_population(
             if len(gone) >= FACT_BATCH:
                 report.deleted += _forget(store, server, gone)
         report.deleted += _forget(store, server, gone)
+    if group is not None:
+        # Read once the export is done: the members as they stand when the ranking is made.
+        report.members = group_members(await client.read("Group", group), as_of, bases)
     say(f"read {sum(report.read.values())} resources; ranking")
     rank(store, server, rules, as_of, report)
     with store.session() as s:
@@ -365,14 +379,19 @@ def _store_facts(store: Store, server: str, batch: dict[tuple[str, str], FactRec
 
 
 def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, report: ScreeningReport) -> None:
-    """Assess every patient whose facts the store holds for ``server``, one slice at a time (and
-    forget the candidates of patients it holds no fact of any more)."""
+    """Assess every patient whose facts the store holds for ``server`` (``report.members``, a Group's,
+    where set), one slice at a time, and forget the candidates of patients it holds no fact of any more."""
     with store.session() as s:
         forget_candidates_without_facts(s, server)
+    members = sorted(set(report.members)) if report.members is not None else None
     after: str | None = None
     while True:
         with store.session() as s:
-            slice_ = patient_facts_after(s, server, after, RANK_SLICE)
+            if members is None:
+                slice_ = patient_facts_after(s, server, after, RANK_SLICE)
+            else:
+                start = bisect.bisect_right(members, after) if after is not None else 0
+                slice_ = patient_facts_of(s, server, members[start : start + RANK_SLICE])
             if not slice_:
                 return
             ids = [p for p, _ in slice_]

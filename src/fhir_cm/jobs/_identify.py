@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -89,10 +89,12 @@ def enrol(
     programme: ProgrammeType = ProgrammeType.HEALTH_CARE,
     as_of: dt.date | None = None,
     then: Callable[[Session, EnrolReport], None] | None = None,
+    among: Collection[str] | None = None,
 ) -> EnrolReport:
-    """Turn chosen candidates of the configured server's last screening into referred cases; ``then``
-    runs in the transaction that saves them (an audit record, say)."""
+    """Turn chosen candidates of the configured server's last screening into referred cases (the
+    ``top`` among these patients only: a Group's run's members); ``then`` runs in the transaction
+    that saves them (an audit record, say)."""
     server = require_fhir_base(settings)
     return enrol_candidates(
-        store, server, patient_ids=patient_ids, top=top, programme=programme, as_of=as_of, then=then
+        store, server, patient_ids=patient_ids, top=top, programme=programme, as_of=as_of, then=then, among=among
     )

@@ -147,6 +147,7 @@ from ._screening import (
     mark_enrolled,
     open_case_patient_ids,
     patient_facts_after,
+    patient_facts_of,
     put_facts,
     replace_candidates,
 )
@@ -172,6 +173,7 @@ __all__ = [
     "mark_enrolled",
     "open_case_patient_ids",
     "patient_facts_after",
+    "patient_facts_of",
     "put_facts",
     "replace_candidates",
     "HeldSubscription",

@@ -11,7 +11,7 @@ for enrolment.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -48,6 +48,7 @@ __all__ = [
     "mark_enrolled",
     "open_case_patient_ids",
     "patient_facts_after",
+    "patient_facts_of",
     "put_facts",
     "replace_candidates",
 ]
@@ -154,8 +155,15 @@ def patient_facts_after(
     if after is not None:
         ids = ids.where(ScreeningFactRow.patient_id > after)
     patients = list(session.execute(ids.distinct().order_by(ScreeningFactRow.patient_id).limit(limit)).scalars())
+    return patient_facts_of(session, server_base, patients)
+
+
+def patient_facts_of(session: Session, server_base: str, patients: Sequence[str]) -> list[tuple[str, list[FactRecord]]]:
+    """These patients with all their facts, in the order given — a patient of whom the store holds no
+    fact with none (a Group's member the screening read nothing of is ranked, and is no candidate)."""
     if not patients:
         return []
+    base = normal_base(server_base)
     columns = [getattr(ScreeningFactRow, c) for c in FactRecord.model_fields]
     query = (
         select(*columns)
@@ -285,14 +293,43 @@ def list_candidates(
     offset: int = 0,
     min_score: int = 0,
     free_only: bool = False,
+    among: Collection[str] | None = None,
 ) -> list[CandidateRecord]:
     """Candidates by score (highest first), then patient id: a stable order for paging.
 
     ``free_only``: only those in no open case now (see :func:`_in_open_case`), for a list that
-    offers candidates to enrol and for enrolment's top N."""
+    offers candidates to enrol and for enrolment's top N. ``among``: only these patients (a Group's
+    members), however many: they are read a slice at a time."""
+    if among is not None:
+        return _among(session, server_base, sorted(set(among)), limit, offset, min_score, free_only)
     query = _candidates(select(CandidateRow), server_base, min_score, free_only)
     query = query.order_by(CandidateRow.score.desc(), CandidateRow.patient_id).limit(limit).offset(offset)
     return [_record(row) for row in session.execute(query).scalars()]
+
+
+def _among(
+    session: Session,
+    server_base: str | None,
+    patients: list[str],
+    limit: int,
+    offset: int,
+    min_score: int,
+    free_only: bool,
+) -> list[CandidateRecord]:
+    """The page of :func:`list_candidates` among ``patients``, asked ``_AMONG_SLICE`` ids a query
+    (databases bound the parameters of one statement), the best ``offset + limit`` of each kept."""
+    best: list[CandidateRecord] = []
+    for start in range(0, len(patients), _AMONG_SLICE):
+        query = _candidates(select(CandidateRow), server_base, min_score, free_only)
+        query = query.where(CandidateRow.patient_id.in_(patients[start : start + _AMONG_SLICE]))
+        query = query.order_by(CandidateRow.score.desc(), CandidateRow.patient_id).limit(offset + limit)
+        best += [_record(row) for row in session.execute(query).scalars()]
+        best = sorted(best, key=lambda c: (-c.score, c.patient_id))[: offset + limit]
+    return best[offset:]
+
+
+#: Patient ids per query of a list among them (SQLite's and PostgreSQL's bounds are far above).
+_AMONG_SLICE = 1000
 
 
 def count_candidates(
