@@ -75,5 +75,5 @@ def test_identify_over_export_then_search_then_only_the_changes(hapi_r4: Any, tm
     second = identify(env, "--group", group)
     assert second["run"]["since"] == first["run"]["transaction_time"]
     assert second["run"]["read"] == {"Observation": 1}  # only the change was exported
-    assert second["run"]["patients"] == len(seeded)  # everyone ranked again from the store
+    assert second["run"]["patients"] == len(seeded)  # every member ranked again, from the store
     assert ours(second, prefix) == {**expected, flipped: {"social-needs"}}
