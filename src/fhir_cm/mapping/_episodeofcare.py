@@ -229,13 +229,35 @@ def _history() -> Field:
         "status_history", ("statusHistory",), _HISTORY_ENTRY, StatusChange, ident=lambda s: (s.status, s.start)
     )
     status = code("status", ("status",), _STATUS)
+
+    def as_written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> dict[str, str]:
+        out = f.items_as_written(obj, value, ctx) if f.items_as_written is not None else {}
+        # The current status a server left out of statusHistory begins the day the last one held ends
+        # (normalise_history): a day read from that end, as written if the end was a year or a month.
+        n = len(value)
+        end = out.get(f"/{n - 2}/end") if n >= 2 else None
+        if end is not None and value[-1].start == value[-2].end and not _holds(obj, value[-1], ctx):
+            out[f"/{n - 1}/start"] = end
+        return out
+
     return Field(
         f.name,
         f.get,
         lambda obj, ctx: normalise_history(_within_partial_ends(obj, f.read(obj, ctx), ctx), status.read(obj, ctx)),
         f.write,
         written=f.written,
+        items_as_written=as_written,
     )
+
+
+def _holds(obj: Mapping[str, Any], change: StatusChange, ctx: Ctx) -> bool:
+    """Whether ``obj``'s statusHistory has an entry for ``change`` (its status from its start)."""
+    for item in get_in(obj, ("statusHistory",)) or ():
+        if isinstance(item, Mapping):
+            values = _HISTORY_ENTRY.read(item, ctx)
+            if values.get("status") == change.status and values.get("start") == change.start:
+                return True
+    return False
 
 
 _HISTORY = _history()

@@ -21,7 +21,7 @@ from ._refs import References
 __all__ = ["dates_as_written"]
 
 #: The lists of a case whose entities are resources of their own (team members and status changes
-#: are items inside the case's resources, which hold no partial date the domain reads).
+#: are items inside the case's CareTeam and EpisodeOfCare: their fields' ``items_as_written``).
 _LISTS = ("needs", "goals", "referrals", "contacts", "stays")
 #: The case's own dates, by the EpisodeOfCare field that reads them.
 _CASE_FIELDS = {"period_start": "/period/start", "period_end": "/period/end"}
@@ -47,6 +47,9 @@ def dates_as_written(
         version, resource = held
         ctx = Ctx(version=version, refs=References(identifier_system), case=case)
         for f in spec.shapes[version].fields:
+            if f.items_as_written is not None and entity is case and f.name in Case.model_fields:
+                listed = f.items_as_written(resource, f.get(entity, ctx), ctx)
+                out.update((f"/{f.name}{below}", as_written) for below, as_written in listed.items())
             if f.as_written is None or f.derived:
                 continue
             pointer = _CASE_FIELDS.get(f.name) if entity is case else f"{prefix}/{f.name}"

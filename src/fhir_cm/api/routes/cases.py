@@ -19,13 +19,11 @@ from fhir_cm.domain import (
     ProgrammeType,
     allowed_referral_moves,
 )
-from fhir_cm.mapping import ResourceKey, dates_as_written
 from fhir_cm.store import (
     ApiRole,
     CaseRecord,
     UnreadableCase,
     get_case_record,
-    get_resources,
     list_case_records,
     record_audit,
     save_case,
@@ -35,6 +33,7 @@ from .._answers import json_answer
 from .._access import can_see, check_may_create, check_may_reassign, may_see_unreadable, programme_scope
 from .._casework import audit_reads, etag, rebuild, refuse_breaches, sent_fields
 from .._deps import CaseWork, get_settings
+from .._written import case_dates_as_written
 from .._models import (
     OPEN_STATUSES,
     CaseCreate,
@@ -72,17 +71,8 @@ def case_out(record: CaseRecord) -> CaseOut:
 def _fresh(work: CaseWork, case_id: str, identifier_system: str) -> Response:
     record = work.load(case_id)
     out = case_out(record)
-    out.dates_as_written = _as_written(work, record.case, identifier_system)
+    out.dates_as_written = case_dates_as_written(work.store, record.case, identifier_system)
     return json_answer(out, headers={"ETag": etag(record.revision)})
-
-
-def _as_written(work: CaseWork, case: Case, identifier_system: str) -> dict[str, str]:
-    """The case's days read from a year or a month its resources hold (see ``dates_as_written``)."""
-    with work.store.session(read_only=True) as session:
-        copies = get_resources(session, case.id)
-    return dates_as_written(
-        case, {ResourceKey(r.resource_type, r.key): (r.fhir_version, r.raw) for r in copies}, identifier_system
-    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut, summary="Create a case")

@@ -102,9 +102,10 @@ function movedOn(c, t) {
   if (from >= 0 && c.stays[from].end === t.date) return `/stays/${from}/end`;
   return to >= 0 && c.stays[to].start === t.date ? `/stays/${to}/start` : null;
 }
+// ``day`` as written (``as``: a year or a month) where it was, the day it is read as in its title.
+const writtenDay = (as, day) => (as ? h("time", { datetime: as, title: `written as ${as}, read as ${day}` }, as) : fmtDay(day));
 function dayCell(written, pointer, day) {
-  const as = day && pointer ? written[pointer] : undefined;
-  return as ? h("time", { datetime: as, title: `written as ${as}, read as ${day}` }, as) : fmtDay(day);
+  return writtenDay(day && pointer ? written[pointer] : undefined, day);
 }
 const when = (iso, none = "—") => (iso ? h("time", { datetime: iso, title: iso }, clock(iso)) : none);
 
@@ -257,7 +258,7 @@ function journey(c, recorded, written) {
   const as = (pointer, day) => asWritten(written, pointer, day);
   ev.push([c.period.start, "Enrolled", `${label(c.programme)} programme${c.referral_source ? `, referred by ${party(c.referral_source)}` : ""}`,
     as("/period/start", c.period.start)]);
-  for (const s of c.status_history || []) ev.push([s.start, "Status", label(s.status)]);
+  (c.status_history || []).forEach((s, i) => ev.push([s.start, "Status", label(s.status), as(`/status_history/${i}/start`, s.start)]));
   c.stays.forEach((s, i) => {
     ev.push([s.start, "Admitted", `${label(s.setting)}${s.provider ? ` · ${party(s.provider)}` : ""}`, as(`/stays/${i}/start`, s.start)]);
     if (s.end) ev.push([s.end, "Left", `${label(s.setting)}${s.discharge_disposition ? ` → ${label(s.discharge_disposition)}` : ""}`, as(`/stays/${i}/end`, s.end)]);
@@ -350,7 +351,7 @@ async function caseView(caseId) {
     h("h2", {}, "Goals"),
     table("Goals", ["Goal", "Status", "Achievement", "Due"], c.goals.map((g, i) => [`${g.description}${g.self_care ? " (self-care)" : ""}`, label(g.status), label(g.achievement), dayCell(written, `/goals/${i}/due`, g.due)])),
     h("h2", {}, "Care team"),
-    table("Care team", ["Member", "Role", "Since", "Until"], c.team.map((m) => [party(m.party), label(m.role), fmtDay(m.start), fmtDay(m.end)])),
+    table("Care team", ["Member", "Role", "Since", "Until"], c.team.map((m, i) => [party(m.party), label(m.role), dayCell(written, `/team/${i}/start`, m.start), dayCell(written, `/team/${i}/end`, m.end)])),
     h("h2", {}, "Journey"), journey(c, moves, written),
     h("h2", {}, "FHIR resources"), resources,
   );

@@ -78,6 +78,9 @@ class Field:
     #: A date field: the partial date ("2024", "2024-06") ``obj`` holds where it reads as the day
     #: given, else None — what the sender wrote, for a reader who must not take the day for theirs.
     as_written: Callable[[Mapping[str, Any], Any], str | None] | None = None
+    #: A list of nested models (team members, status changes): the partial dates its items hold where
+    #: they read as the days of ``value``'s models, by pointer below the list (``/0/start``) → as written.
+    items_as_written: Callable[[Mapping[str, Any], Any, Ctx], dict[str, str]] | None = None
 
     def holds(self, obj: Mapping[str, Any], value: Any, ctx: Ctx) -> bool:
         if self.written is not None and ctx.quick and self.written(obj, value, ctx):

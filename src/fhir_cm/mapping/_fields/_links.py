@@ -147,6 +147,25 @@ def model_items(
             return False
         return all(type(item) is dict and shape.holds_all(item, v, ctx) for item, v in zip(held, value))
 
+    def items_as_written(obj: Mapping[str, Any], value: Any, ctx: Ctx) -> dict[str, str]:
+        # Each model is matched to the item it was read from by its identity (a model new since, or
+        # one whose identity changed, matches none: its days are the case's own).
+        held = at(obj)
+        if type(held) is not list or not value:
+            return {}
+        by_ident: dict[Hashable, Mapping[str, Any]] = {}
+        for item in held:
+            if isinstance(item, Mapping) and (read := decode(item, ctx)) is not None:
+                by_ident.setdefault(ident(read), item)
+        out: dict[str, str] = {}
+        for i, v in enumerate(value):
+            if (item := by_ident.get(ident(v))) is None:
+                continue
+            for sub in shape.fields:
+                if sub.as_written is not None and (as_written := sub.as_written(item, sub.get(v, ctx))) is not None:
+                    out[f"/{i}/{sub.name}"] = as_written
+        return out
+
     f = items(
         name,
         path,
@@ -156,7 +175,7 @@ def model_items(
         ident=ident,
         get=get,
     )
-    return dataclasses.replace(f, written=written)
+    return dataclasses.replace(f, written=written, items_as_written=items_as_written)
 
 
 # --- resources -------------------------------------------------------------------------------------
