@@ -72,6 +72,12 @@ def reference_base(reference: str) -> str | None:
     return "/".join(parts[:-2])
 
 
+def base_key(base: str) -> str:
+    """A service base as compared: without a trailing slash, case-folded (the pull, the screening and
+    the FHIR façade compare bases so)."""
+    return base.rstrip("/").casefold()
+
+
 def local_reference(literal: str, bases: Collection[str] | None) -> tuple[str, str] | None:
     """``(type, id)`` of a literal reference to one of the source's own resources: relative, or
     absolute at one of ``bases`` (the source's; ``None``: any base), else None.
@@ -82,8 +88,7 @@ def local_reference(literal: str, bases: Collection[str] | None) -> tuple[str, s
     if parsed is None or bases is None or "://" not in literal:
         return parsed
     base = reference_base(literal)
-    own = {b.rstrip("/").casefold() for b in bases}
-    return parsed if base is None or base.casefold() in own else None
+    return parsed if base is None or base_key(base) in {base_key(b) for b in bases} else None
 
 
 def full_url_bases(entries: Iterable[Mapping[str, Any]]) -> set[str]:

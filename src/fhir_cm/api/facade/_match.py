@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from fhir_cm.mapping import parse_reference, reference_base
+from fhir_cm.mapping import base_key, parse_reference, reference_base
 
 from ._errors import InvalidSearch, UnsupportedParameter
 
@@ -169,11 +169,6 @@ class RefMatch:
     @property
     def key(self) -> str | None:
         return self.id
-
-
-def base_key(base: str) -> str:
-    """A service base as compared: without a trailing slash, case-folded (as the pull compares them)."""
-    return base.rstrip("/").casefold()
 
 
 def _where(literal: str, own: Collection[str]) -> str | None:
