@@ -55,3 +55,19 @@ def test_a_value_sibling_outside_an_extension_is_still_the_model_s_to_judge() ->
     resource = {**goal(), "_valueString": {"id": "x"}}
     with pytest.raises(ValidationError):
         validate(model_class(FhirRelease.R4, "Goal"), resource)
+
+
+def test_a_resource_that_is_no_json_is_still_walked_and_refused_by_the_model() -> None:
+    """The walk is skipped only where the resource's JSON shows no ``"_value``; a value that cannot
+    be written out at all says nothing, so the resource is walked and the model has the last word."""
+    resource = goal({"url": "https://hospital.example/odd", "valueString": object()})
+    with pytest.raises(ValidationError):
+        validate(model_class(FhirRelease.R4, "Goal"), resource)
+
+
+def test_text_that_merely_mentions_value_siblings_is_read_as_any_other() -> None:
+    """A note holding the text ``"_valueString`` makes the resource walked; nothing in it is moved."""
+    resource = goal({"url": "https://hospital.example/note", "valueString": 'see "_valueString'})
+    before = copy.deepcopy(resource)
+    validate(model_class(FhirRelease.R4, "Goal"), resource)
+    assert resource == before
