@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from fhir_cm.domain import Party
@@ -9,6 +11,7 @@ from fhir_cm.mapping import (
     References,
     ResourceKey,
     foreign_reference,
+    iter_references,
     parse_reference,
     party_reference,
     patient_of,
@@ -114,3 +117,25 @@ def test_the_reference_shown_for_comparing_follows_a_server_id_learnt_later() ->
     assert refs.shown("Goal", "g1") == refs.reference(GOAL) == {"reference": refs.full_url(GOAL)}
     refs.know(GOAL, server_id="42")
     assert refs.shown("Goal", "g1") == refs.reference(GOAL) == {"reference": "Goal/42"}
+
+
+def test_every_reference_is_found_in_document_order_however_deep_and_whatever_holds_it() -> None:
+    resource = {
+        "resourceType": "CarePlan",
+        "subject": {"reference": "Patient/p"},
+        "activity": [
+            {"reference": {"reference": "ServiceRequest/s1"}, "detail": None},
+            {"plannedActivityReference": MappingProxyType({"reference": "Task/t1", "display": "x"})},
+            [[{"reference": "Goal/g1"}]],
+        ],
+        "note": [{"text": "Patient/not-a-reference"}],
+        "contained": [{"reference": 7}],
+        "careTeam": [{"reference": "CareTeam/c1"}],
+    }
+    assert list(iter_references(resource)) == [
+        "Patient/p",
+        "ServiceRequest/s1",
+        "Task/t1",
+        "Goal/g1",
+        "CareTeam/c1",
+    ]
