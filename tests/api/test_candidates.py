@@ -216,3 +216,21 @@ def test_a_candidate_who_joined_an_open_case_since_the_screening_is_no_longer_of
     assert r.status_code == 200, r.text
     again = client.get("/api/v1/candidates?limit=500", headers=h).json()
     assert {c["patient_id"] for c in again["candidates"]} == set(expected) - {best}
+
+
+def test_each_candidate_says_which_ranking_made_it(
+    client: TestClient, app: object, api_store: Store, settings: Settings, keys: Keys
+) -> None:
+    """The list mixed a Group's candidates with the whole population's, and nothing said which were
+    which: each candidate carries ``scope``, ``system`` or ``Group/<id>``."""
+    configured(app, settings)
+    expected = screened(api_store, "scp")
+    clinic = sorted(expected)[:3]
+    report = ScreeningReport(
+        server=SERVER, scope="Group/north-clinic", source="export", transaction_time="", members=clinic
+    )
+    rank(api_store, SERVER, load_rules(), TODAY, report)
+    r = client.get("/api/v1/candidates?limit=500", headers=bearer(keys.supervisor))
+    assert r.status_code == 200, r.text
+    scopes = {c["patient_id"]: c["scope"] for c in r.json()["candidates"]}
+    assert scopes == {p: "Group/north-clinic" if p in clinic else "system" for p in expected}

@@ -20,7 +20,7 @@ import pytest
 
 from fhir_cm.domain import ProgrammeType
 from fhir_cm.identify import ScreeningReport, fact_of, load_rules, rank
-from fhir_cm.store import ApiRole, create_api_key, open_store, put_facts
+from fhir_cm.store import ApiRole, create_api_key, list_candidates, open_store, put_facts, replace_candidates
 from tests.api_process import ApiProcess
 from tests.console.test_console_browser import _require_chromium, browser, page, playwright_sync, shot, sign_in
 from tests.identify.population import PROFILES, population
@@ -59,15 +59,30 @@ def _keys(url: str) -> dict[str, str]:
     return {"supervisor": supervisor, "rehab": rehab, "cm": cm}
 
 
+#: The Group a second ranking covers (the readmitted patients), and a patient whose row was ranked before
+#: scopes were kept (a store upgraded since).
+CLINIC, UNRECORDED = "north-clinic", "cand-ed-0"
+
+
 def _screen(url: str) -> None:
-    """The population's facts in the store, ranked as a screening ranks them (on the day the API enrols on)."""
+    """The population's facts in the store, ranked as a screening ranks them (on the day the API enrols on):
+    the whole population, then one Group's members."""
     rules = load_rules()
-    facts = [f for _, _, rs in population("cand", PER_PROFILE, dt.date.today()) for r in rs if (f := fact_of(r, rules))]
+    seeded = list(population("cand", PER_PROFILE, dt.date.today()))
+    facts = [f for _, _, rs in seeded for r in rs if (f := fact_of(r, rules))]
+    clinic = [pid for pid, profile, _ in seeded if profile == "readmitted"]
     with open_store(url) as store:
         with store.session() as s:
             put_facts(s, SERVER, facts)
         report = ScreeningReport(server=SERVER, scope="system", source="search", transaction_time="")
         rank(store, SERVER, rules, dt.date.today(), report)
+        report = ScreeningReport(
+            server=SERVER, scope=f"Group/{CLINIC}", source="export", transaction_time="", members=clinic
+        )
+        rank(store, SERVER, rules, dt.date.today(), report)
+        with store.session() as s:
+            before = [c.model_copy(update={"scope": None}) for c in list_candidates(s, SERVER, among=[UNRECORDED])]
+            replace_candidates(s, SERVER, [UNRECORDED], before)
 
 
 def _served(tmp_path_factory: pytest.TempPathFactory, name: str, *, screened: bool) -> Iterator[Served]:
@@ -107,16 +122,22 @@ def test_a_supervisor_pages_through_the_candidates_and_enrols_the_chosen_and_the
     page.get_by_role("heading", name="Candidates (page 1 of 2)").wait_for()
     assert page.title() == "Candidates (page 1 of 2) · fhir-cm console"
     headers = page.get_by_role("table", name="Candidates").get_by_role("columnheader").all_inner_texts()
-    assert headers[1:] == ["Patient", "Score", "Reasons", "Screened"]
-    # Each row as the API lists it: the patient, the score, each reason as its rule says it, the day screened.
+    assert headers[1:] == ["Patient", "Score", "Reasons", "Screened", "Ranked among"]
+    # Each row as the API lists it: the patient, the score, each reason as its rule says it, the day screened,
+    # and which ranking made it — the Group's run for its members, the whole population's for the others.
     first = before[:25]
     assert rows(page).count() == 25
+    among = {"system": "Whole population", f"Group/{CLINIC}": f"Group {CLINIC}", None: "Not recorded"}
     for row, c in zip(rows(page).all(), first, strict=True):
         cells = row.locator("td")
         assert cells.nth(1).inner_text() == c["patient_id"]
         assert cells.nth(2).inner_text() == str(c["score"])
         assert cells.nth(3).locator("li").all_inner_texts() == [r["text"] for r in c["reasons"]]
         assert cells.nth(4).inner_text() == c["assessed_on"] == dt.date.today().isoformat()
+        assert cells.nth(5).inner_text() == among[c["scope"]]
+    scopes = {c["patient_id"]: c["scope"] for c in before}
+    assert scopes[UNRECORDED] is None and list(scopes.values()).count(f"Group/{CLINIC}") == PER_PROFILE
+    assert {among[scopes[p]] for p in rows(page).locator("td:nth-child(2)").all_inner_texts()} == set(among.values())
     assert any("readmitted within" in r["text"] for c in before for r in c["reasons"])
 
     page.get_by_role("link", name="Next page").click()

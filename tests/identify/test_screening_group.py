@@ -36,6 +36,21 @@ def identify(env: dict[str, str], *args: str) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
+def environment(fhir_server: str, db: Path) -> dict[str, str]:
+    return {
+        "FHIR_CM_DATABASE_URL": f"sqlite:///{db}",
+        "FHIR_CM_FHIR_BASE": fhir_server,
+        "FHIR_CM_BULK_MAX_RETRY_AFTER": "1",
+    }
+
+
+def scopes(db: Path, server: str, prefix: str) -> dict[str, str | None]:
+    """Each of this test's candidates in the server's stored list, with the scope that ranked them."""
+    with open_store(f"sqlite:///{db}") as store, store.session(read_only=True) as s:
+        listed = list_candidates(s, server.rstrip("/"), limit=100_000)
+    return {c.patient_id: c.scope for c in listed if c.patient_id.startswith(prefix)}
+
+
 def ours(ids: list[str], prefix: str) -> set[str]:
     return {i for i in ids if i.startswith(prefix)}
 
@@ -64,18 +79,21 @@ def test_a_group_run_ranks_lists_and_enrols_its_members_only(fhir_server: str, t
     }
     asyncio.run(_write(fhir_server, [*resources, group]))
     db = tmp_path / "store.db"
-    env = {
-        "FHIR_CM_DATABASE_URL": f"sqlite:///{db}",
-        "FHIR_CM_FHIR_BASE": fhir_server,
-        "FHIR_CM_BULK_MAX_RETRY_AFTER": "1",
-    }
+    env = environment(fhir_server, db)
 
     everyone = identify(env, "--search", "--full")  # the server's population, into the store
     assert ours([c["patient_id"] for c in everyone["candidates"]], prefix) == {member, outside, inactive, ended}
+    assert scopes(db, fhir_server, prefix) == dict.fromkeys((member, outside, inactive, ended), "system")
 
     clinic = identify(env, "--group", group["id"])
     assert clinic["run"]["patients"] == 2  # the active members, the quiet one among them
     assert [c["patient_id"] for c in clinic["candidates"]] == [member]
+    assert [c["scope"] for c in clinic["candidates"]] == [f"Group/{group['id']}"]
+    # The stored list says which ranking each row is of: the clinic's member by the Group's, the rest by the system's.
+    assert scopes(db, fhir_server, prefix) == {
+        member: f"Group/{group['id']}",
+        **dict.fromkeys((outside, inactive, ended), "system"),
+    }
 
     # Incremental: nothing of the members changed, so nothing of theirs is read; they are still the scope.
     again = identify(env, "--group", group["id"], "--enrol", "5")
@@ -86,6 +104,11 @@ def test_a_group_run_ranks_lists_and_enrols_its_members_only(fhir_server: str, t
     with open_store(f"sqlite:///{db}") as store, store.session(read_only=True) as s:
         listed = [c.patient_id for c in list_candidates(s, fhir_server.rstrip("/"), limit=100_000)]
     assert ours(listed, prefix) == {member, outside, inactive, ended}
+
+    # A system run ranks everyone again: every row is the whole population's once more (the member
+    # enrolled above, now in an open case, is no candidate).
+    identify(env, "--search")
+    assert scopes(db, fhir_server, prefix) == dict.fromkeys((outside, inactive, ended), "system")
 
 
 @pytest.mark.parametrize(

@@ -254,3 +254,18 @@ def test_candidates_among_many_patients_are_paged_as_the_whole_list_is(store: St
                 offset : offset + limit
             ]
         assert list_candidates(s, SERVER, among=[]) == []
+
+
+def test_a_candidate_keeps_the_scope_of_the_ranking_that_made_it(store: Store) -> None:
+    """A supervisor could not tell a clinic's candidates from the whole population's: the row said not
+    which ranking made it. Each row keeps its scope, replaced with it by the next ranking of the patient."""
+    group = "g" * 64  # the longest Group id FHIR allows
+    with store.session() as s:
+        replace_candidates(s, SERVER, ["a", "b"], [candidate("a", 3).model_copy(update={"scope": "system"})])
+        replace_candidates(s, SERVER, ["b"], [candidate("b", 5).model_copy(update={"scope": f"Group/{group}"})])
+    with store.session(read_only=True) as s:
+        assert {c.patient_id: c.scope for c in list_candidates(s, SERVER)} == {"a": "system", "b": f"Group/{group}"}
+    with store.session() as s:
+        replace_candidates(s, SERVER, ["a", "b"], [candidate("b", 5).model_copy(update={"scope": "system"})])
+    with store.session(read_only=True) as s:
+        assert {c.patient_id: c.scope for c in list_candidates(s, SERVER)} == {"b": "system"}

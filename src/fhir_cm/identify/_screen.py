@@ -11,7 +11,8 @@
    an open case excluded, and the slice's candidates replaced. A Group's run ranks the Group's
    members (``_group``) and no one else: their candidates are replaced, everyone else's stay as the
    last run that ranked them left them (a clinic's screening neither lists another clinic's patients
-   nor empties the server's list of them).
+   nor empties the server's list of them). Each candidate row keeps the scope that ranked it
+   (``system`` or ``Group/<id>``).
 4. The export's ``transactionTime`` becomes the per-server (and per-Group) watermark: the next run
    asks only for what changed since (``_since``), and ranks everyone again from the store. The
    watermark's key names the rules' part facts depend on (``facts_digest``): after an edit of it
@@ -384,6 +385,8 @@ def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, rep
     with store.session() as s:
         forget_candidates_without_facts(s, server)
     members = sorted(set(report.members)) if report.members is not None else None
+    # Each row says which ranking it is of: a Group's (its members only) or the whole population's.
+    scope = report.scope if members is not None else "system"
     after: str | None = None
     while True:
         with store.session() as s:
@@ -412,6 +415,7 @@ def rank(store: Store, server: str, rules: EligibilityRules, as_of: dt.date, rep
                             score=assessment.score,
                             reasons=reasons,
                             assessed_on=as_of,
+                            scope=scope,
                         )
                     )
                 elif assessment.excluded == "already in an open case" and assessment.score >= rules.minimum_score:

@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 
+#: A ranking's scope as kept: ``system``, or ``Group/`` and a Group's id (64 characters at most).
+SCOPE = len("Group/") + ID
+
+
 class ScreeningFactRow(Base):
     """What screening keeps of one resource: whose, what kind, when, which codes, one flag."""
 
@@ -84,6 +88,7 @@ class CandidateRow(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(Json)
     assessed_on: Mapped[dt.date] = mapped_column(Date)
     case_id: Mapped[str | None] = mapped_column(String(ID))
+    scope: Mapped[str | None] = mapped_column(String(SCOPE))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_candidates_server_score", "server_base", "score"),)
@@ -111,6 +116,11 @@ class CandidateRecord(BaseModel):
     reasons: list[dict[str, Any]]
     assessed_on: dt.date
     case_id: str | None = Field(default=None, description="The case enrolment made of this candidate, if any.")
+    scope: str | None = Field(
+        default=None,
+        description="The ranking that made this row: 'system' (the server's whole population) or "
+        "'Group/<id>' (a Group's run, its members only); none for rows ranked before scopes were kept.",
+    )
 
 
 def put_facts(
@@ -397,4 +407,5 @@ def _record(row: CandidateRow) -> CandidateRecord:
         reasons=row.reasons,
         assessed_on=row.assessed_on,
         case_id=row.case_id,
+        scope=row.scope,
     )

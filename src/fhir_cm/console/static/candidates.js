@@ -81,6 +81,14 @@ function enrolForm(pageNumber) {
     h("div", { id: "enrol-said" }));
 }
 
+// Which ranking made a row (the API's scope): the whole population's, or a Group's run, which ranks its members
+// only — a clinic's candidates are told from the server's. Rows ranked before scopes were kept do not say.
+function rankedAmong(scope) {
+  if (scope === "system") return "Whole population";
+  if (typeof scope === "string" && scope.startsWith("Group/")) return `Group ${scope.slice("Group/".length)}`;
+  return "Not recorded";
+}
+
 function candidatePager(pageNumber, pages, shown, total) {
   const first = (pageNumber - 1) * CANDIDATES_PER_PAGE + 1;
   return h("nav", { "aria-label": "Pages of candidates", class: "pager" },
@@ -117,15 +125,17 @@ async function candidatesView(arg, said, kept = []) {
   show(
     h("h1", {}, pages > 1 ? `Candidates (page ${pageNumber} of ${pages})` : "Candidates"),
     ...notice,
-    h("p", { class: "muted" }, `Patients the last screening of ${server} found may need case management, in no case yet, highest score first.`),
+    h("p", { class: "muted" }, `Patients the last screening of ${server} found may need case management, in no case yet, highest score first; `
+      + "each ranked among the whole population or a Group's members, as its last ranking was run."),
     enrolForm(pageNumber),
-    table("Candidates", [unseen("Choose"), "Patient", "Score", "Reasons", "Screened"], data.candidates.map((c) => [
+    table("Candidates", [unseen("Choose"), "Patient", "Score", "Reasons", "Screened", "Ranked among"], data.candidates.map((c) => [
       h("label", {}, h("input", { type: "checkbox", name: "patient", form: "enrol", value: c.patient_id, checked: kept.includes(c.patient_id) }),
         unseen(`Choose patient ${c.patient_id}`)),
       c.patient_id,
       String(c.score),
       h("ul", { class: "reasons" }, c.reasons.map((r) => h("li", {}, r.text || label(r.reason)))),
       fmtDay(c.assessed_on),
+      rankedAmong(c.scope),
     ])),
     pages > 1 ? candidatePager(pageNumber, pages, data.candidates.length, data.total) : null,
   );
