@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -21,10 +22,10 @@ from typer.testing import CliRunner
 
 from fhir_cm.cli import app
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.identify import group_members
-from fhir_cm.store import list_candidates, open_store
+from fhir_cm.identify import group_members, members_unlisted, watermark_key
+from fhir_cm.store import get_watermark, list_candidates, open_store
 
-from .population import profile_resources, transaction
+from .population import profile_resources, screen, transaction
 
 pytestmark = pytest.mark.server
 TODAY = dt.date.today()
@@ -34,6 +35,14 @@ def identify(env: dict[str, str], *args: str) -> dict[str, Any]:
     result = CliRunner().invoke(app, ["identify", "--json", "--top", "100000", *args], env=env)
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.stdout))
+
+
+def refused(env: dict[str, str], *args: str) -> str:
+    """The one line a refused run says on stderr (exit 2, a usage error: the Group given cannot be used)."""
+    result = CliRunner().invoke(app, ["identify", "--json", *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    return str(result.stderr)
 
 
 def environment(fhir_server: str, db: Path) -> dict[str, str]:
@@ -111,6 +120,127 @@ def test_a_group_run_ranks_lists_and_enrols_its_members_only(fhir_server: str, t
     assert scopes(db, fhir_server, prefix) == dict.fromkeys((outside, inactive, ended), "system")
 
 
+def test_a_group_defined_by_characteristics_is_refused_saying_why(fhir_server: str, tmp_path: Path) -> None:
+    """A definitional Group (``characteristic``, no ``member`` list) ranked no one and said only
+    "ranked 0 patients": its members are whoever matches, which no FHIR server lists (its ``$export``
+    exports the listed members, none). The run is refused before anything is read, saying why and
+    what to do; nothing is stored, so the next run of the Group (once it lists members) reads everything."""
+    prefix = f"grc-{uuid.uuid4().hex[:8]}"
+    diabetic = profile_resources(f"{prefix}-p", "chronic", TODAY)
+    group = {
+        "resourceType": "Group",
+        "id": f"{prefix}-diabetes",
+        "type": "person",
+        "actual": False,
+        "characteristic": [
+            {
+                "code": {"text": "has diabetes"},
+                "valueCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11"}]},
+                "exclude": False,
+            }
+        ],
+    }
+    asyncio.run(_write(fhir_server, [*diabetic, group]))
+    db = tmp_path / "store.db"
+    said = refused(environment(fhir_server, db), "--group", group["id"])
+    assert f"Group '{group['id']}' is defined by characteristics, not by a list of members" in said
+    assert "give a Group that lists its members (member), or run without --group" in said
+    with open_store(f"sqlite:///{db}") as store, store.session(read_only=True) as s:
+        assert list_candidates(s, limit=10) == []
+        assert get_watermark(s, fhir_server, watermark_key(group["id"])) is None
+
+
+def _nested(prefix: str, name: str, *members: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Group",
+        "id": f"{prefix}-{name}",
+        "type": "person",
+        "actual": True,
+        "member": list(members),
+    }
+
+
+def _entry(reference: str, **more: Any) -> dict[str, Any]:
+    return {"entity": {"reference": reference}, **more}
+
+
+def test_nested_groups_are_followed_and_their_members_read_and_ranked(fhir_server: str, tmp_path: Path) -> None:
+    """A Group whose members are Groups (a programme's clinics) ranked its Patient members only — the
+    clinics' patients were neither read nor ranked. The Groups it lists are followed (a Group listed
+    twice, or listing back one that lists it, once), each read by its own ``$export`` with its own
+    watermark — a server's Group export covers the Patients it lists, not those of the Groups it lists
+    — and the union of their Patients ranked. A Group entry inactive, or whose period has ended, is no
+    member, as a Patient's is: its Patients are not ranked. A clinic added later is read whole at the
+    next run, though its patients' data is older than the programme's watermark."""
+    prefix = f"grn-{uuid.uuid4().hex[:8]}"
+    direct, inner, deep, quiet, left, gone, later = (
+        f"{prefix}-{n}" for n in ("direct", "inner", "deep", "quiet", "left", "gone", "later")
+    )
+    resources = [
+        r for pid in (direct, inner, deep, left, gone, later) for r in profile_resources(pid, "high-risk", TODAY)
+    ]
+    resources += profile_resources(quiet, "nothing", TODAY)
+    programme = f"{prefix}-programme"
+    ward = _nested(prefix, "ward", _entry(f"Patient/{deep}"))
+    clinic = _nested(
+        prefix,
+        "clinic",
+        _entry(f"Patient/{inner}"),
+        _entry(f"Patient/{quiet}"),
+        _entry(f"Group/{ward['id']}"),
+        _entry(f"Group/{programme}"),  # listing back the programme: followed once
+    )
+    closed = _nested(prefix, "closed", _entry(f"Patient/{left}"))
+    moved = _nested(prefix, "moved", _entry(f"Patient/{gone}"))
+    top = _nested(
+        prefix,
+        "programme",
+        _entry(f"Patient/{direct}"),
+        _entry(f"Group/{clinic['id']}"),
+        _entry(f"Group/{clinic['id']}"),
+        _entry(f"Group/{closed['id']}", inactive=True),
+        _entry(f"Group/{moved['id']}", period={"start": "2019", "end": "2020-06"}),
+    )
+    asyncio.run(_write(fhir_server, [*resources, ward, clinic, closed, moved, top]))
+    db = tmp_path / "store.db"
+    env = environment(fhir_server, db)
+
+    first = identify(env, "--group", programme)  # an empty store: the clinics' patients must be read
+    assert first["run"]["patients"] == 4  # direct, inner, quiet, deep
+    assert {c["patient_id"] for c in first["candidates"]} == {direct, inner, deep}
+    assert scopes(db, fhir_server, prefix) == dict.fromkeys((direct, inner, deep), f"Group/{programme}")
+
+    # The quiet clinic patient screens positive; a clinic whose patient's data predates the first run joins.
+    added = _nested(prefix, "added", _entry(f"Patient/{later}"))
+    top["member"].append(_entry(f"Group/{added['id']}"))
+    asyncio.run(
+        _write(fhir_server, [screen(quiet, TODAY - dt.timedelta(days=3), positive=True, rid=f"{quiet}-s"), added, top])
+    )
+    second = identify(env, "--group", programme)
+    assert second["run"]["since"] == first["run"]["transaction_time"]
+    assert second["run"]["patients"] == 5
+    assert {c["patient_id"] for c in second["candidates"]} == {direct, inner, deep, quiet, later}
+    assert scopes(db, fhir_server, prefix) == dict.fromkeys((direct, inner, deep, quiet, later), f"Group/{programme}")
+
+
+def test_groups_nested_deeper_than_followed_are_refused(fhir_server: str, tmp_path: Path) -> None:
+    """Groups are followed five levels below the one given (a cycle ends at a Group met before); a
+    deeper chain is refused naming it, rather than ranked in part."""
+    prefix = f"grd-{uuid.uuid4().hex[:8]}"
+    patients = [f"{prefix}-p{n}" for n in range(7)]
+    resources = [r for pid in patients for r in profile_resources(pid, "high-risk", TODAY)]
+    chain = [_nested(prefix, f"g{n}", _entry(f"Patient/{patients[n]}")) for n in range(7)]
+    for outer, inner in itertools.pairwise(chain):
+        outer["member"].append(_entry(f"Group/{inner['id']}"))
+    asyncio.run(_write(fhir_server, [*resources, *chain]))
+    env = environment(fhir_server, tmp_path / "store.db")
+
+    five = identify(env, "--group", chain[1]["id"])  # g1 … g6: five levels below g1
+    assert {c["patient_id"] for c in five["candidates"]} == set(patients[1:])
+    said = refused(env, "--group", chain[0]["id"])
+    assert f"Group '{chain[6]['id']}' is nested more than 5 Groups below '{chain[0]['id']}'" in said
+
+
 @pytest.mark.parametrize(
     ("entry", "counted"),
     [
@@ -133,3 +263,22 @@ def test_a_group_run_ranks_lists_and_enrols_its_members_only(fhir_server: str, t
 def test_a_group_member_counts_while_active_on_the_day_assessed(entry: Any, counted: bool) -> None:
     group = {"resourceType": "Group", "member": [entry, entry]}
     assert group_members(group, TODAY, {"https://fhir.example/r4"}) == (["a"] if counted else [])
+
+
+@pytest.mark.parametrize(
+    ("group", "why"),
+    [
+        ({"actual": True, "member": [{"entity": {"reference": "Patient/a"}}]}, None),
+        ({"actual": True}, None),  # an actual Group with no one in it: ranked as no one
+        ({"actual": False, "member": [{"entity": {"reference": "Patient/a"}}]}, None),  # lists them all the same
+        ({"characteristic": [{"code": {"text": "x"}}], "member": [{"entity": {"reference": "Patient/a"}}]}, None),
+        ({"actual": True, "characteristic": [{"code": {"text": "x"}}]}, "is defined by characteristics"),
+        ({"actual": False}, "is defined by characteristics"),
+        ({"membership": "definitional"}, "is defined by characteristics"),  # R5
+        ({"membership": "enumerated", "member": []}, None),  # R5, empty
+        ({"actual": True, "quantity": 3}, "counts 3 members but lists none"),
+    ],
+)
+def test_a_group_that_lists_no_members_but_has_some_says_why(group: dict[str, Any], why: str | None) -> None:
+    said = members_unlisted({"resourceType": "Group", **group})
+    assert (said if why is None else (said or "")[: len(why)]) == why

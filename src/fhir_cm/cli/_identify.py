@@ -68,6 +68,7 @@ def identify_command(
     reads only what changed since the first."""
     from ..config import get_settings
     from ..domain import ProgrammeType
+    from ..identify import GroupNotListed
     from ..jobs import enrol, require_fhir_base, run_identify, run_identify_files
     from ._audit import audited
     from ..store import list_candidates
@@ -101,12 +102,15 @@ def identify_command(
         if ndjson:
             report = asyncio.run(run_identify_files(store, settings, ndjson, on_progress=progress))
         else:
-            report = asyncio.run(
-                run_identify(
-                    store, settings, group=group, since=since, full=full, use_export=False if search else None,
-                    on_progress=progress,
-                )
-            )  # fmt: skip
+            try:
+                report = asyncio.run(
+                    run_identify(
+                        store, settings, group=group, since=since, full=full, use_export=False if search else None,
+                        on_progress=progress,
+                    )
+                )  # fmt: skip
+            except GroupNotListed as exc:  # the Group given cannot be ranked: how it was called, as a bad id
+                raise fail(str(exc), code=2) from None
         enrolled = (
             enrol(
                 store,
@@ -132,8 +136,9 @@ def identify_command(
         return
     read = ", ".join(f"{n} {t}" for t, n in sorted(report.read.items())) or "nothing"
     since_text = f" changed since {report.since}" if report.since else ""
+    within = f" and the Groups it lists: {', '.join(report.groups[1:])}" if report.groups and report.groups[1:] else ""
     typer.echo(
-        f"read {read}{since_text} by {report.source} ({report.scope}); ranked {report.patients} patients: "
+        f"read {read}{since_text} by {report.source} ({report.scope}{within}); ranked {report.patients} patients: "
         f"{report.candidates} candidates, {report.excluded_open_case} more already in an open case",
         err=True,
     )

@@ -28,6 +28,7 @@ from ._bulk import (
     NotNdjson,
     PagedPopulation,
     bulk_export,
+    missing_group,
     read_population,
 )
 from ._client import AsyncFhirClient
@@ -113,6 +114,7 @@ __all__ = [
     "WriteResult",
     "auth_from_settings",
     "bulk_export",
+    "missing_group",
     "check_fhir_settings",
     "check_id",
     "client_from_settings",

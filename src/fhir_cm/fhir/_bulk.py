@@ -61,6 +61,7 @@ __all__ = [
     "NotNdjson",
     "PagedPopulation",
     "bulk_export",
+    "missing_group",
     "read_population",
 ]
 
@@ -447,6 +448,11 @@ async def read_population(
         yield chosen
 
 
+def missing_group(group_id: str) -> str:
+    """What to say of a Group the server does not have (a mistyped id, most often)."""
+    return f"the server has no Group {group_id!r}: check the id (the id alone, not Group/<id>)"
+
+
 async def _group_refused(client: AsyncFhirClient, group_id: str) -> str:
     """Why a Group's export did not start: a server answers 404 for a Group it does not have as for an
     operation it does not offer, and a mistyped id read as "no $export" sends the engineer to
@@ -454,7 +460,7 @@ async def _group_refused(client: AsyncFhirClient, group_id: str) -> str:
     try:
         await client.read("Group", group_id)
     except (ResourceNotFound, ValueError):  # ValueError: no FHIR id, so no Group's either
-        return f"the server has no Group {group_id!r}: check the id (the id alone, not Group/<id>)"
+        return missing_group(group_id)
     except FhirError:
         pass  # the read says nothing more: the kick-off's refusal stands
     return "the server offers no $export, and a Group cannot be read by searches here"

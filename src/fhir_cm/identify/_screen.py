@@ -9,11 +9,12 @@
 3. **Rank** everyone whose facts the store holds — not only those read this time — in slices of
    patients: each slice's facts are read back, assessed against the rules (``_assess``), patients in
    an open case excluded, and the slice's candidates replaced. A Group's run ranks the Group's
-   members (``_group``) and no one else: their candidates are replaced, everyone else's stay as the
-   last run that ranked them left them (a clinic's screening neither lists another clinic's patients
-   nor empties the server's list of them). Each candidate row keeps the scope that ranked it
-   (``system`` or ``Group/<id>``).
-4. The export's ``transactionTime`` becomes the per-server (and per-Group) watermark: the next run
+   members (``_group``: and those of the Groups it lists, each Group exported for its own) and no one
+   else: their candidates are replaced, everyone else's stay as the last run that ranked them left
+   them (a clinic's screening neither lists another clinic's patients nor empties the server's list
+   of them). Each candidate row keeps the scope that ranked it (``system`` or ``Group/<id>``).
+4. The export's ``transactionTime`` becomes the per-server (and per-Group, each Group listed within
+   too) watermark: the next run
    asks only for what changed since (``_since``), and ranks everyone again from the store. The
    watermark's key names the rules' part facts depend on (``facts_digest``): after an edit of it
    the next run reads everything, and says why (``ScreeningReport.reread``).
@@ -26,8 +27,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,7 +65,7 @@ from ..store import (
 )
 from ._assess import assess
 from ._facts import PatientFacts, fact_of, facts_digest, members_of
-from ._group import group_members
+from ._group import GroupScope, expand_group
 from ._rules import EligibilityRules, load_rules
 
 __all__ = ["SCREENED_TYPES", "ScreeningReport", "rank", "screen_files", "screen_population", "watermark_key"]
@@ -114,6 +116,11 @@ class ScreeningReport(BaseModel):
     )
     members: list[str] | None = Field(
         default=None, exclude=True, description="A Group's run: the patients it ranked (its members), else None."
+    )
+    groups: list[str] | None = Field(
+        default=None,
+        description="A Group's run: the Groups whose members it ranked — the one asked for, then those it "
+        "lists, followed down — else None.",
     )
 
 
@@ -166,6 +173,10 @@ async def screen_population(
     as_of = as_of or dt.date.today()
     server, key = client.base_url, watermark_key(group, rules)
     say = on_progress or (lambda _line: None)
+    # The Groups first, before anything is read: one that cannot be ranked is refused, and those the
+    # Group lists are exported too (a server's Group export covers the Patients it lists, not theirs).
+    scope = await expand_group(_group_reader(client), group, as_of, {server}) if group is not None else None
+    given = since
     with store.session() as s:
         # Facts kept under other rules (or by another generation): no run may continue from them now,
         # this one is about to keep facts under these rules (were they put back, the store would hold
@@ -180,6 +191,76 @@ async def screen_population(
             "encounter classes, ignored statuses or screens, or this version's facts): everything is read again"
         )
         say(reread)
+    read = functools.partial(_read, store, client, rules, say, bulk_settings=bulk_settings, use_export=use_export)
+    report = await read(group, since)
+    report.reread = reread
+    marks = {key: report.transaction_time}
+    if scope is not None:
+        marks |= await _read_within(store, server, rules, read, scope, report, say, since=given, full=full)
+    if scope is not None:
+        report.members, report.groups = scope.patients, scope.groups
+    say(f"read {sum(report.read.values())} resources; ranking")
+    rank(store, server, rules, as_of, report)
+    with store.session() as s:
+        for mark, at in marks.items():
+            set_watermark(s, server, mark, at)
+    return report
+
+
+async def _read_within(
+    store: Store,
+    server: str,
+    rules: EligibilityRules,
+    read: Callable[[str | None, str | None], Awaitable[ScreeningReport]],
+    scope: GroupScope,
+    report: ScreeningReport,
+    say: Callable[[str], None],
+    *,
+    since: str | None,
+    full: bool,
+) -> dict[str, str]:
+    """Read the Groups listed within the one asked for (those listing Patients), each by its own
+    export from its own watermark — one listed since the last run is read whole, though its patients'
+    data is older than the asked-for Group's watermark; what is read is added to ``report``. Returns
+    the watermarks to set once the ranking is done."""
+    marks: dict[str, str] = {}
+    for nested in scope.listing:
+        key = watermark_key(nested, rules)
+        if since is None and not full:
+            with store.session() as s:
+                from_ = get_watermark(s, server, key)
+        else:
+            from_ = since
+        say(f"reading the members of Group/{nested}, listed within Group/{scope.groups[0]}")
+        part = await read(nested, from_)
+        for rtype, n in part.read.items():
+            report.read[rtype] = report.read.get(rtype, 0) + n
+        report.facts, report.deleted = report.facts + part.facts, report.deleted + part.deleted
+        marks[key] = part.transaction_time
+    return marks
+
+
+def _group_reader(client: AsyncFhirClient) -> Callable[[str], Awaitable[dict[str, Any]]]:
+    async def read(group_id: str) -> dict[str, Any]:
+        return await client.read("Group", group_id)
+
+    return read
+
+
+async def _read(
+    store: Store,
+    client: AsyncFhirClient,
+    rules: EligibilityRules,
+    say: Callable[[str], None],
+    group: str | None,
+    since: str | None,
+    *,
+    bulk_settings: BulkSettings | None,
+    use_export: bool | None,
+) -> ScreeningReport:
+    """Read the scope's resources (the system's, or one Group's: its export) changed since ``since``
+    into the store's facts; the report of what was read (and the transaction time to continue from)."""
+    server = client.base_url
     async with read_population(
         client,
         _request(rules, group, since),
@@ -193,7 +274,6 @@ async def screen_population(
             source="export" if isinstance(population, BulkExport) else "search",
             since=since,
             transaction_time=population.transaction_time,
-            reread=reread,
         )
         if isinstance(population, BulkExport) and (failed := await population.failures()):
             # Resources are missing from the output: read as complete, the watermark would pass them.
@@ -212,13 +292,6 @@ async def screen_population(
             if len(gone) >= FACT_BATCH:
                 report.deleted += _forget(store, server, gone)
         report.deleted += _forget(store, server, gone)
-    if group is not None:
-        # Read once the export is done: the members as they stand when the ranking is made.
-        report.members = group_members(await client.read("Group", group), as_of, bases)
-    say(f"read {sum(report.read.values())} resources; ranking")
-    rank(store, server, rules, as_of, report)
-    with store.session() as s:
-        set_watermark(s, server, key, report.transaction_time)
     return report
 
 
