@@ -8,15 +8,18 @@ model: the API, the CLI and the demo compute the same figures.
 A caseload "on" a day is the caseload as it was that day: each case as it stood then
 (``case_as_of``: its status from the history, the case manager in charge, the contacts made up to
 that day), so a case opened later is not listed and no contact made later shortens a gap.
+
+A follow-up the hospital wrote as due in a month ("2024-06") is due by its last day for sorting and
+"overdue", and shown as written (``next_follow_up_due_as_written``): nobody set the 30th.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from fhir_cm.domain import (
     Case,
@@ -26,6 +29,7 @@ from fhir_cm.domain import (
     ReferralStatus,
     allowed_referral_moves,
     case_as_of,
+    referral_days_as_written,
 )
 
 __all__ = [
@@ -50,6 +54,11 @@ class CaseIntensity(BaseModel):
     last_face_to_face: dt.date | None
     days_since_face_to_face: int | None
     next_follow_up_due: dt.date | None = None
+    next_follow_up_due_as_written: str | None = Field(
+        default=None,
+        description="The next follow-up due as its source wrote it, where that was a year or a month "
+        "('2024-06': next_follow_up_due is then the last day of it); None where it is a day.",
+    )
     follow_ups_overdue: int = 0
 
 
@@ -69,13 +78,19 @@ class ManagerCaseload(BaseModel):
     cases: list[CaseIntensity]
 
 
-def case_intensity(case: Case, on: dt.date) -> CaseIntensity:
-    """The contact gap of ``case`` as it stood on ``on`` (its contacts are those made by then)."""
+def case_intensity(case: Case, on: dt.date, dues_as_written: Mapping[str, str] | None = None) -> CaseIntensity:
+    """The contact gap of ``case`` as it stood on ``on`` (its contacts are those made by then).
+
+    ``dues_as_written``: referral id → its due as its source wrote it, a year or a month
+    (``referral_days_as_written``); the next follow-up due is said so when it is one of those. Of two
+    due the same day, one someone gave as that day comes first: it says more.
+    """
     last = case.last_face_to_face()
     days = None if last is None else (on - last).days
+    written = dues_as_written or {}
     # A follow-up still to be done: a follow-up referral made by then, not at an end of its life cycle.
     due = sorted(
-        r.due
+        (r.due, r.id in written, written.get(r.id))
         for r in case.referrals
         if r.kind is ReferralKind.FOLLOW_UP
         and r.due is not None
@@ -89,8 +104,9 @@ def case_intensity(case: Case, on: dt.date) -> CaseIntensity:
         status=case.status,
         last_face_to_face=last,
         days_since_face_to_face=days,
-        next_follow_up_due=due[0] if due else None,
-        follow_ups_overdue=sum(1 for d in due if d < on),
+        next_follow_up_due=due[0][0] if due else None,
+        next_follow_up_due_as_written=due[0][2] if due else None,
+        follow_ups_overdue=sum(1 for d, _, _ in due if d < on),
     )
 
 
@@ -104,8 +120,11 @@ class CaseloadPart(BaseModel):
     intensity: CaseIntensity
 
 
-def caseload_part(current: Case, on: dt.date) -> CaseloadPart | None:
-    """The case's part of the caseload on ``on`` (as it stood then); None when it was not open then."""
+def caseload_part(current: Case, on: dt.date, written: Mapping[str, str] | None = None) -> CaseloadPart | None:
+    """The case's part of the caseload on ``on`` (as it stood then); None when it was not open then.
+
+    ``written``: the case's days its sources wrote as a year or a month (JSON pointer into ``current``
+    → the date as written), stored with the case, so the caseload reads no resource to say them."""
     case = case_as_of(current, on)
     if case is None or not case.is_open:
         return None
@@ -113,7 +132,7 @@ def caseload_part(current: Case, on: dt.date) -> CaseloadPart | None:
     return CaseloadPart(
         case_manager=manager.id if manager else None,
         case_manager_name=manager.name if manager else None,
-        intensity=case_intensity(case, on),
+        intensity=case_intensity(case, on, referral_days_as_written(current, written, "due")),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from fhir_cm.config import Settings
 from fhir_cm.domain import GoalStatus
 from fhir_cm.fhir import AsyncFhirClient
-from fhir_cm.store import Store, save_case
+from fhir_cm.store import Store, get_case_record, save_case, stored_dates_as_written
 from fhir_cm.sync import pull, push_pending
 from tests.sync.seeding import seed_case
 from tests.sync.test_pull_server import a_case, stored
@@ -144,3 +144,35 @@ async def test_a_goal_saying_when_in_its_second_target_is_pulled_with_that_due_d
 
     assert (report.quarantined, report.new_cases) == (0, 1)
     assert {g.id: g.due for g in stored(store, case.id).goals}["goal-1"] == dt.date(2024, 6, 1)
+
+
+async def test_a_pull_keeps_with_the_case_what_the_hospital_wrote_as_a_month(
+    store: Store, raw: AsyncFhirClient, settings: Settings
+) -> None:
+    """The caseload reads no resource: what a pulled copy writes as a month is kept with the case, as the
+    case's read works it out from the copies, and a copy that gives the day since takes it away."""
+    case = a_case()
+    seeded = await seed_case(raw, case, settings.identifier_system)
+    referral = {**seeded["ServiceRequest/ref-1"], "occurrenceDateTime": "2024-01"}
+    await raw.update(referral)
+    assert (await pull(store, raw, settings)).quarantined == 0
+
+    def held() -> tuple[int, dict[str, str], dict[str, str]]:
+        with store.session(read_only=True) as s:
+            record = get_case_record(s, case.id)
+            assert record is not None
+            return (
+                record.revision,
+                record.dates_as_written,
+                stored_dates_as_written(s, record.case, settings.identifier_system),
+            )
+
+    revision, kept, worked_out = held()
+    index = [r.id for r in stored(store, case.id).referrals].index("ref-1")
+    assert kept == worked_out and kept[f"/referrals/{index}/due"] == "2024-01"
+
+    # The hospital gives the day since: the same day, the case's content the same; what was written goes.
+    await raw.update({**(await raw.read("ServiceRequest", referral["id"])), "occurrenceDateTime": "2024-01-31"})
+    await pull(store, raw, settings)
+    later, kept, worked_out = held()
+    assert later > revision and kept == worked_out and f"/referrals/{index}/due" not in kept

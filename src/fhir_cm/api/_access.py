@@ -18,7 +18,7 @@ import datetime as dt
 from fhir_cm.domain import Case, PartyKind, ProgrammeType
 from sqlalchemy.orm import Session
 
-from fhir_cm.store import ApiRole, UnreadableCase, get_case
+from fhir_cm.store import ApiRole, CaseRecord, UnreadableCase, get_case_record
 
 from ._auth import Principal
 from ._problems import ForbiddenProblem
@@ -31,6 +31,7 @@ __all__ = [
     "may_see_unreadable",
     "programme_scope",
     "sees_stored",
+    "visible_record",
 ]
 
 
@@ -69,11 +70,19 @@ def sees_stored(session: Session, principal: Principal, case_id: str, today: dt.
     """Whether ``principal`` may see the stored case ``case_id`` (False if there is none), for rows
     about a case (audit entries, conflicts, transitions) listed without it. A case this version
     cannot read is judged by its row (``may_see_unreadable``): its rows stay listed, the list whole."""
+    return visible_record(session, principal, case_id, today)[0]
+
+
+def visible_record(
+    session: Session, principal: Principal, case_id: str, today: dt.date
+) -> tuple[bool, CaseRecord | None]:
+    """:func:`sees_stored`, and the stored case read to judge it (None: none, or one this version
+    cannot read), for a list that says something of each case its rows name."""
     try:
-        case = get_case(session, case_id)
+        record = get_case_record(session, case_id)
     except UnreadableCase as exc:
-        return may_see_unreadable(principal, exc)
-    return case is not None and can_see(principal, case, today)
+        return may_see_unreadable(principal, exc), None
+    return record is not None and can_see(principal, record.case, today), record
 
 
 def programme_scope(principal: Principal) -> ProgrammeType | None:

@@ -21,8 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from fhir_cm.domain import Case
-from fhir_cm.store import Store, UnreadableCase, case_revisions, get_case_records
+from fhir_cm.store import CaseRecord, Store, UnreadableCase, case_revisions, get_case_records
 
 from ._access import can_see, may_see_unreadable, programme_scope
 from ._auth import Principal
@@ -48,12 +47,13 @@ class CaseParts:
         principal: Principal,
         today: dt.date,
         key: Hashable,
-        part: Callable[[Case], P | None],
+        part: Callable[[CaseRecord], P | None],
         unreadable: list[str] | None = None,
         **filters: Any,
     ) -> list[P]:
         """The parts of every case ``principal`` may see among those the store filters (``list_cases``
-        keywords) select, by case id; ``part`` is called only for cases new or changed since.
+        keywords) select, by case id; ``part`` is called only for cases new or changed since, with the
+        stored case (its ``dates_as_written`` read in the same row: no resource is read).
 
         A case this version cannot read has no part; its id goes to ``unreadable`` if the principal
         could see it (``may_see_unreadable``). It is kept as such by revision, so it is not read again
@@ -82,7 +82,7 @@ class CaseParts:
                     skipped: list[UnreadableCase] = []
                     for case_id, record in get_case_records(session, stale[i : i + _CHUNK], skipped=skipped).items():
                         visible = can_see(principal, record.case, today)
-                        kept[case_id] = (record.revision, part(record.case) if visible else None)
+                        kept[case_id] = (record.revision, part(record) if visible else None)
                     for bad in skipped:
                         told = may_see_unreadable(principal, bad)
                         kept[bad.case_id] = (revisions[bad.case_id], _Unreadable() if told else None)

@@ -27,6 +27,7 @@ from ..domain import Case, CaseStatus, EligibilityReason, Party, PartyKind, Peri
 from ..identify import Assessment, assess, facts_from_resources, load_rules
 from ..mapping import FhirVersion, convert_resource, fhir_version_without_server
 from ..store import (
+    CaseRecord,
     IssuedCard,
     Store,
     UnreadableCase,
@@ -34,6 +35,7 @@ from ..store import (
     clashing_patient_ids,
     ehr_patient_keys,
     get_case,
+    list_case_records,
     list_cases,
     record_card,
     record_feedback,
@@ -81,9 +83,10 @@ def _manager(case: Case) -> str:
     return manager.name or f"case manager {manager.id}"
 
 
-def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | UnreadableCase | None:
-    """The patient's newest open case; else one this version cannot read (stored before a rule of the
-    case model), if any: the patient is in case management, so no card may say otherwise.
+def _open_case(store: Store, patient_id: str, servers: list[str]) -> CaseRecord | UnreadableCase | None:
+    """The patient's newest open case (with its dates as written, stored beside it); else one this
+    version cannot read (stored before a rule of the case model), if any: the patient is in case
+    management, so no card may say otherwise.
 
     ``patient_id`` is the EHR's, matched through the ledger of ``servers`` (the caller's,
     ``_ledger_servers``) as ``store.ehr_patient_keys`` says: a case whose Patient a push created there is
@@ -91,9 +94,9 @@ def _open_case(store: Store, patient_id: str, servers: list[str]) -> Case | Unre
     skipped: list[UnreadableCase] = []
     with store.session(read_only=True) as s:
         ids = ehr_patient_keys(s, servers, [patient_id])
-        cases = [c for pid in ids for c in list_cases(s, patient=pid, status=_OPEN, skipped=skipped)]
+        cases = [c for pid in ids for c in list_case_records(s, patient=pid, status=_OPEN, skipped=skipped)]
     if cases:
-        return max(cases, key=lambda c: c.period.start)
+        return max(cases, key=lambda c: c.case.period.start)
     return skipped[0] if skipped else None
 
 
@@ -141,10 +144,17 @@ def _links(base: str, case: Case, plan: TransitionPlan | None = None) -> list[Li
     return links
 
 
-def _open_case_card(base: str, case: Case, today: dt.date) -> Card:
-    plan_due = transition_plan(case, today, discharged_on=today)
-    due = plan_due.follow_up_due if plan_due else None
-    text = f"Open case with {_manager(case)}" + (f"; next follow-up due {due.isoformat()}" if due else "")
+def _due(plan: TransitionPlan | None) -> str | None:
+    """The plan's follow-up due as the hospital wrote it ("2024-06"), else the day."""
+    if plan is None or plan.follow_up_due is None:
+        return None
+    return plan.follow_up_due_as_written or plan.follow_up_due.isoformat()
+
+
+def _open_case_card(base: str, record: CaseRecord, today: dt.date) -> Card:
+    case = record.case
+    due = _due(transition_plan(case, today, discharged_on=today, written=record.dates_as_written))
+    text = f"Open case with {_manager(case)}" + (f"; next follow-up due {due}" if due else "")
     return Card(
         uuid=str(uuidlib.uuid4()),
         summary=_summary(text),
@@ -156,7 +166,8 @@ def _open_case_card(base: str, case: Case, today: dt.date) -> Card:
 
 
 def _plan_card(base: str, case: Case, plan: TransitionPlan) -> Card:
-    due = f"; follow-up due {plan.follow_up_due.isoformat()}" if plan.follow_up_due else "; no follow-up planned yet"
+    day = _due(plan)
+    due = f"; follow-up due {day}" if day else "; no follow-up planned yet"
     overdue = " (overdue)" if plan.follow_up_overdue else ""
     where = f" from {plan.from_setting.value}" if plan.from_setting else ""
     to = f" to {plan.to_setting.value}" if plan.to_setting else ""
@@ -226,21 +237,25 @@ async def answer(
     issued: list[tuple[Card, str]] = []
     servers = _ledger_servers(request.fhirServer, settings.fhir_base)
     if svc.hook == "encounter-discharge":
-        case = _open_case(store, patient_id, servers)
-        if isinstance(case, UnreadableCase):
+        record = _open_case(store, patient_id, servers)
+        if isinstance(record, UnreadableCase):
             return _issue(store, service_id, patient_id, [])
-        plan = transition_plan(case, today, discharged_on=today) if case is not None else None
-        if case is not None and plan is not None:
-            issued.append((_plan_card(base, case, plan), "transition-plan"))
+        plan = (
+            transition_plan(record.case, today, discharged_on=today, written=record.dates_as_written)
+            if record is not None
+            else None
+        )
+        if record is not None and plan is not None:
+            issued.append((_plan_card(base, record.case, plan), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
-    case = _open_case(store, patient_id, servers)
-    if isinstance(case, UnreadableCase):  # no card rather than a wrong one (logged by the store, by id)
+    record = _open_case(store, patient_id, servers)
+    if isinstance(record, UnreadableCase):  # no card rather than a wrong one (logged by the store, by id)
         return _issue(store, service_id, patient_id, [])
-    if case is not None:
-        issued.append((_open_case_card(base, case, today), "open-case"))
-        recent = transition_plan(case, today)
+    if record is not None:
+        issued.append((_open_case_card(base, record, today), "open-case"))
+        recent = transition_plan(record.case, today, written=record.dates_as_written)
         if recent is not None:
-            issued.append((_plan_card(base, case, recent), "transition-plan"))
+            issued.append((_plan_card(base, record.case, recent), "transition-plan"))
         return _issue(store, service_id, patient_id, issued)
     if _clashes(store, patient_id, servers):  # no card rather than a referral merging two people
         return _issue(store, service_id, patient_id, [])

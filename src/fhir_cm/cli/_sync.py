@@ -321,7 +321,8 @@ def pull_command(
                 err=True,
             )
         for plan in report.transition_plans:
-            due = f"follow-up due {plan.follow_up_due}" if plan.follow_up_due else "no follow-up planned yet"
+            day = plan.follow_up_due_as_written or plan.follow_up_due
+            due = f"follow-up due {day}" if day else "no follow-up planned yet"
             typer.echo(
                 f"fhir-cm: transition plan needed: case {plan.case_id}, discharged {plan.discharged_on} "
                 f"({plan.from_setting} → {plan.to_setting}); {due}",

@@ -37,6 +37,7 @@ from ._transitions import (
     hospital_discharges,
     transferred,
 )
+from ._written import referral_days_as_written, with_follow_ups_as_written
 from ._types import (
     Acuity,
     AssessmentDomain,
@@ -105,4 +106,6 @@ __all__ = [
     "new_breaches",
     "ID_PATTERN",
     "new_id",
+    "referral_days_as_written",
+    "with_follow_ups_as_written",
 ]

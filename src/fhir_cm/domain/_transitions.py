@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ._models import Party, Referral, Stay
 from ._types import CareSetting, DischargeDisposition, ReferralKind, StayStatus
@@ -23,6 +23,7 @@ __all__ = [
     "current_setting",
     "derive_transitions",
     "disposition_setting",
+    "follow_up_referrals",
     "hospital_discharges",
     "transferred",
 ]
@@ -66,6 +67,11 @@ class Transition(BaseModel):
     to_stay: str | None = None
     receiving_provider: Party | None = None
     follow_up_due: dt.date | None = None
+    follow_up_due_as_written: str | None = Field(
+        default=None,
+        description="The follow-up due as its source wrote it, where that was a year or a month "
+        "('2024-06': follow_up_due is then the last day of it); None where it is a day.",
+    )
     readmission: bool = False
 
 
@@ -149,11 +155,7 @@ def derive_transitions(stays: Iterable[Stay], referrals: Iterable[Referral] = ()
     stay that was left.
     """
     ordered = _ordered(stays)
-    follow_ups = {
-        r.for_stay: r.due or r.authored
-        for r in referrals
-        if r.for_stay is not None and r.kind is ReferralKind.FOLLOW_UP
-    }
+    follow_ups = {stay: r.due or r.authored for stay, r in follow_up_referrals(referrals).items()}
     out: list[Transition] = []
     for i, stay in enumerate(ordered):
         nxt = ordered[i + 1] if i + 1 < len(ordered) else None
@@ -194,6 +196,12 @@ def derive_transitions(stays: Iterable[Stay], referrals: Iterable[Referral] = ()
             )
         )
     return out
+
+
+def follow_up_referrals(referrals: Iterable[Referral]) -> dict[str, Referral]:
+    """The follow-up referral made for each stay (the last one, if several): it dates the follow-up of
+    the move out of that stay — its due day, or the day it was made when it has none."""
+    return {r.for_stay: r for r in referrals if r.for_stay is not None and r.kind is ReferralKind.FOLLOW_UP}
 
 
 def _move(stay: Stay, to: CareSetting, on: dt.date | None, follow_up: dt.date | None) -> Transition:

@@ -33,11 +33,18 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..domain import Case
-from ..mapping import FhirVersion, ResourceKey, explicit_fhir_version, fhir_version_without_server
+from ..mapping import (
+    FhirVersion,
+    ResourceKey,
+    dates_as_written,
+    explicit_fhir_version,
+    fhir_version_without_server,
+)
 from ..store import (
     Store,
     StoredResource,
     content_hash,
+    copies_by_key,
     find_by_identifier,
     get_case,
     get_case_document,
@@ -158,7 +165,9 @@ class _Run:
             # A synthesised episode's fields are made up: they may replace only other made-up ones.
             made_up = new.synthesised and (old is None or not old.synthesised)
             merged = _merge(get_case(session, case_id), old.case if old else None, new.case, made_up=made_up)
-            self.save(session, merged, new.case)
+            # What its resources now write as a year or a month, kept with the case (``store._written``).
+            days = dates_as_written(merged or new.case, copies_by_key(after.values()), self.settings.identifier_system)
+            self.save(session, merged, new.case, days)
             self.report.views[case_id] = new
             for version in ("R4", "R5"):
                 pairs = [(k.value, i.resource) for i, k in mine if i.version == version]
@@ -166,11 +175,14 @@ class _Run:
             written.append(case_id)
         return list(dict.fromkeys(written))
 
-    def save(self, session: Session, merged: Case | None, source: Case) -> None:
-        """Save the merged case, or ``source``'s when the store's changes no longer fit with it (reported)."""
+    def save(
+        self, session: Session, merged: Case | None, source: Case, written: Mapping[str, str] | None = None
+    ) -> None:
+        """Save the merged case, or ``source``'s when the store's changes no longer fit with it (reported);
+        ``written``: its dates as written, when its resources were just stored (see ``save_case``)."""
         if merged is None:
             self.report.replaced.add(source.id)
-        self.report.revisions[source.id] = save_case(session, merged or source)
+        self.report.revisions[source.id] = save_case(session, merged or source, written=written)
 
     def view(self, case_id: str, stored: Iterable[StoredResource]) -> CaseView | None:
         """The view of a case's resources; the last one computed is reused while they are the same."""

@@ -20,6 +20,7 @@ transaction that saves it. The cache is bounded; ``size=0`` turns it off. Each p
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from fhir_cm.domain import Case
 
@@ -27,22 +28,28 @@ __all__ = ["CaseCache"]
 
 
 class CaseCache:
-    """A bounded, thread-safe map from case id to the validated case at a revision."""
+    """A bounded, thread-safe map from case id to the validated case at a revision (with the days its
+    resources wrote as a year or a month, stored beside it: ``CaseRecord.dates_as_written``)."""
 
     def __init__(self, size: int = 2000) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._kept: dict[str, tuple[int, Case]] = {}
+        self._kept: dict[str, tuple[int, Case, dict[str, str]]] = {}
 
     def get(self, case_id: str, revision: int) -> Case | None:
         """The kept case at exactly this revision, or None."""
+        kept = self.get_kept(case_id, revision)
+        return None if kept is None else kept[0]
+
+    def get_kept(self, case_id: str, revision: int) -> tuple[Case, dict[str, str]] | None:
+        """The kept case at exactly this revision and its dates as written, or None."""
         with self._lock:
             kept = self._kept.get(case_id)
             if kept is None or kept[0] != revision:
                 return None
-            return kept[1]
+            return kept[1], kept[2]
 
-    def put(self, case_id: str, revision: int, case: Case) -> None:
+    def put(self, case_id: str, revision: int, case: Case, written: Mapping[str, str] | None = None) -> None:
         """Keep ``case`` as the case at ``revision``: in place of an older revision kept, or as a new
         entry while there is room (see the module docstring)."""
         if self.size <= 0:
@@ -53,7 +60,7 @@ class CaseCache:
                 return  # a newer revision is already kept: a slow reader must not put an older one back
             if kept is None and len(self._kept) >= self.size:
                 return
-            self._kept[case_id] = (revision, case)
+            self._kept[case_id] = (revision, case, dict(written or {}))
 
     def __len__(self) -> int:
         with self._lock:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from ._errors import StaleRevision, UnreadableCase
 from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
 from ._types import utcnow
+from ._written import carried_as_written
 
 __all__ = [
     "CaseFilters",
@@ -54,9 +55,14 @@ class CaseRecord(BaseModel):
     revision: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    dates_as_written: dict[str, str] = Field(
+        default_factory=dict,
+        description="The case's days its stored resources wrote as a year or a month: JSON pointer into "
+        "the case → the date as written (see ``_written``).",
+    )
 
 
-_COLUMNS = ("patient_id", "case_manager_id", "programme", "status", "data")
+_COLUMNS = ("patient_id", "case_manager_id", "programme", "status", "data", "dates_as_written")
 
 
 def _columns(case: Case) -> dict[str, Any]:
@@ -69,14 +75,18 @@ def _columns(case: Case) -> dict[str, Any]:
     }
 
 
-def _locked(session: Session, case_id: str) -> Row[tuple[int, dict[str, Any]]] | None:
+def _locked(session: Session, case_id: str) -> Row[tuple[int, dict[str, Any], dict[str, str] | None]] | None:
     # FOR UPDATE serialises writers of one case on PostgreSQL; SQLite writers are already serial.
     return session.execute(_LOCKED, {"case_id": case_id}).one_or_none()
 
 
 # The statements of ``save_case``, built once: building a statement and its cache key cost more than
 # running it, and a push saves every case it is given.
-_LOCKED = select(CaseRow.revision, CaseRow.data).where(CaseRow.case_id == bindparam("case_id")).with_for_update()
+_LOCKED = (
+    select(CaseRow.revision, CaseRow.data, CaseRow.dates_as_written)
+    .where(CaseRow.case_id == bindparam("case_id"))
+    .with_for_update()
+)
 _UPDATE = (
     update(CaseRow)
     .where(CaseRow.case_id == bindparam("b_case_id"))
@@ -108,17 +118,25 @@ def save_case(
     enqueue: bool = True,
     expected_revision: int | None = None,
     now: dt.datetime | None = None,
+    written: Mapping[str, str] | None = None,
 ) -> int:
     """Insert or update a case and, in the same transaction, queue it for pushing; returns its revision.
 
     Saving a case equal to the stored one changes nothing and queues nothing. ``expected_revision``
     (0 for "must be new") makes the save fail with ``StaleRevision`` if someone else saved first.
+
+    ``written``: the case's days its stored resources wrote as a year or a month, worked out by a
+    writer of those resources (``mapping.dates_as_written`` of this case); without it the stored ones
+    are carried along while the days they point at stay as they were (``carried_as_written``). A
+    change of those alone raises the revision (readers keep what they show by it) but queues no push:
+    the case's content is the same.
     """
     now = now or utcnow()
     values = {"case_id": case.id, "now": now, **_columns(case)}
     current = _locked(session, case.id)
     if current is None:
         _expect(case.id, expected_revision, 0)
+        values["dates_as_written"] = dict(written or {})
         created = _create_statement(session.get_bind().dialect.name)
         if session.execute(created, values).first() is not None:
             revision = 1
@@ -126,11 +144,16 @@ def save_case(
         current = _locked(session, case.id)  # another transaction created it just now
         assert current is not None
     _expect(case.id, expected_revision, current.revision)
-    if current.data == values["data"]:
+    held = current.dates_as_written or {}
+    values["dates_as_written"] = (
+        dict(written) if written is not None else carried_as_written(current.data, values["data"], held)
+    )
+    changed = current.data != values["data"]
+    if not changed and values["dates_as_written"] == held:
         return int(current.revision)
     revision = current.revision + 1
     session.execute(_UPDATE, {**values, "b_case_id": case.id, "revision": revision})
-    return _queued(session, case.id, revision, enqueue, now)
+    return _queued(session, case.id, revision, enqueue and changed, now)
 
 
 def _expect(case_id: str, expected: int | None, actual: int) -> None:
@@ -188,6 +211,7 @@ _RECORD = select(
     CaseRow.updated_at,
     CaseRow.programme,
     CaseRow.case_manager_id,
+    CaseRow.dates_as_written,
 )
 _HEAD = select(CaseRow.case_id, CaseRow.revision, CaseRow.created_at, CaseRow.updated_at)
 
@@ -204,17 +228,23 @@ def _through_cache(
     agree), and kept under that revision.
     """
     rows = session.execute(heads).all()
-    kept = {row.case_id: case for row in rows if (case := cache.get(row.case_id, row.revision)) is not None}
+    kept = {row.case_id: held for row in rows if (held := cache.get_kept(row.case_id, row.revision)) is not None}
     records = {
-        row.case_id: CaseRecord(case=case, revision=row.revision, created_at=row.created_at, updated_at=row.updated_at)
+        row.case_id: CaseRecord(
+            case=held[0],
+            revision=row.revision,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            dates_as_written=held[1],
+        )
         for row in rows
-        if (case := kept.get(row.case_id)) is not None
+        if (held := kept.get(row.case_id)) is not None
     }
     missing = [row.case_id for row in rows if row.case_id not in kept]
     for row in _rows_of(session, missing):
         if (record := _record(row, skipped)) is not None:
             records[row.case_id] = record
-            cache.put(row.case_id, record.revision, record.case)
+            cache.put(row.case_id, record.revision, record.case, record.dates_as_written)
     return [records[row.case_id] for row in rows if row.case_id in records]
 
 
@@ -233,7 +263,13 @@ def _record(row: Any, skipped: list[UnreadableCase] | None = None) -> CaseRecord
         log.warning("stored case %s cannot be read by this version and is left out; see `fhir-cm check`", row.case_id)
         skipped.append(exc)
         return None
-    return CaseRecord(case=case, revision=row.revision, created_at=row.created_at, updated_at=row.updated_at)
+    return CaseRecord(
+        case=case,
+        revision=row.revision,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        dates_as_written=row.dates_as_written or {},
+    )
 
 
 def _decode(row: Any) -> Case:
@@ -367,7 +403,7 @@ def warm_case_cache(
         if stop is not None and stop.is_set():
             break
         if (record := _record(row, [])) is not None:
-            cache.put(row.case_id, record.revision, record.case)
+            cache.put(row.case_id, record.revision, record.case, record.dates_as_written)
             warmed += 1
     return warmed
 

@@ -106,6 +106,9 @@ class CaseRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(Json)
+    # The days of ``data`` its stored resources wrote as a year or a month (JSON pointer → the date as
+    # written; ``_written``), kept with the case so a list (the caseload) says them reading no resource.
+    dates_as_written: Mapped[dict[str, str] | None] = mapped_column(Json, nullable=True)
 
 
 class ResourceRow(Base):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..checks import MAPPING_PROBLEM
 from ..fhir import a_resource
 from ..domain import Case
-from ..mapping import FhirVersion, MappingError, ResourceKey
+from ..mapping import FhirVersion, MappingError, ResourceKey, dates_as_written
 from ..store import (
     CaseRecord,
     LedgerEntry,
@@ -27,12 +27,14 @@ from ..store import (
     UnreadableCase,
     add_quarantine,
     clear_quarantine,
+    copies_by_key,
     get_case_records,
     ledger_by_server_id,
     list_ledger,
     outbox_statuses,
     put_ledger,
     put_resources,
+    resources_of_cases,
     save_case,
     set_watermark,
 )
@@ -164,6 +166,7 @@ class Merging:
         for entry in list_ledger(session, self.base, case_ids=cases):
             ledger.setdefault(str(entry.case_id), []).append(entry)
         outbox = outbox_statuses(session, cases)
+        stored = resources_of_cases(session, cases)
         entries: list[LedgerEntry] = []
         for case_id in cases:
             if case_id in unreadable:
@@ -177,6 +180,7 @@ class Merging:
                 records.get(case_id),
                 ledger.get(case_id, []),
                 outbox.get(case_id, set()),
+                copies_by_key(stored.get(case_id, [])),
                 last=last,
             )
             if taken:
@@ -210,6 +214,7 @@ class Merging:
         record: CaseRecord | None,
         ledger: list[LedgerEntry],
         outbox: set[OutboxStatus],
+        stored: Mapping[ResourceKey, tuple[FhirVersion, Mapping[str, Any]]],
         *,
         last: bool,
     ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
@@ -217,7 +222,8 @@ class Merging:
 
         Returns the resources taken in (to be recorded as the server's copies). Before the last
         flush, those that keep the case from reading are deferred and the others taken in; at the
-        last, they are quarantined.
+        last, they are quarantined. ``stored``: the case's resources as the store holds them; the
+        case is saved with what they and those taken in write as a year or a month (``save_case``).
         """
         items = self._newer(items, ledger)
         if not items:
@@ -240,8 +246,10 @@ class Merging:
             if not items:
                 return []
             server = self.reader.read({**held, **dict(items)}, local)
+        after = {**stored, **{key: (self.version, resource) for key, resource in items}}
+        system = self.reader.system
         if record is None:
-            save_case(session, server, enqueue=False)
+            save_case(session, server, enqueue=False, written=dates_as_written(server, after, system))
             self.new.add(case_id)
         else:
             local = record.case
@@ -252,7 +260,8 @@ class Merging:
             server = _as_party(session, self.base, local, server)
             base = _as_party(session, self.base, local, base) if base is not None else None
             outcome = merge_case(base, local, server, detect_clashes=_waiting(outbox, base, local))
-            if save_case(session, outcome.case, enqueue=False) != record.revision:
+            written = dates_as_written(outcome.case, after, system)
+            if save_case(session, outcome.case, enqueue=False, written=written) != record.revision:
                 self.updated.add(case_id)
             self.report.conflicts += len(record_clashes(session, case_id, outcome.clashes))
         return items

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from ..config import Settings
 from ..fhir import AsyncFhirClient, FhirError
-from ..store import Store, get_case
+from ..store import Store, get_case_record
 from ._pull import PullReport, pull
 from ._pull_patient import pull_patient
 from ._discharges import FollowUpPush, push_follow_ups
@@ -138,11 +138,11 @@ def _plans(store: Store, handoffs: dict[str, list[int]]) -> list[TransitionPlan]
     today = dt.date.today()
     with store.session(read_only=True) as s:
         for case_id, numbers in handoffs.items():
-            case = get_case(s, case_id)
-            if case is None:
+            record = get_case_record(s, case_id)
+            if record is None:
                 continue
             for number in numbers:
-                plan = transition_plan(case, today, move=number)
+                plan = transition_plan(record.case, today, move=number, written=record.dates_as_written)
                 if plan is not None:
                     plans.append(plan)
     return plans

@@ -11,11 +11,12 @@ fire only ``patient-view``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
 from ..caseload import case_intensity
-from ..domain import Case, CareSetting
+from ..domain import Case, CareSetting, referral_days_as_written
 from ._transfer_summary import handoff_moves
 
 __all__ = ["RECENT_DISCHARGE_DAYS", "TransitionPlan", "transition_plan"]
@@ -32,19 +33,30 @@ class TransitionPlan(BaseModel):
     from_setting: CareSetting | None = None
     to_setting: CareSetting | None = None
     follow_up_due: dt.date | None = Field(default=None, description="The next follow-up still to be done.")
+    follow_up_due_as_written: str | None = Field(
+        default=None,
+        description="That follow-up's due as its source wrote it, where that was a year or a month "
+        "('2024-06': follow_up_due is then the last day of it); None where it is a day.",
+    )
     follow_up_overdue: bool = False
     move: int | None = Field(default=None, description="The move's number among the case's hand-off moves.")
 
 
 def transition_plan(
-    case: Case, today: dt.date, *, discharged_on: dt.date | None = None, move: int | None = None
+    case: Case,
+    today: dt.date,
+    *,
+    discharged_on: dt.date | None = None,
+    move: int | None = None,
+    written: Mapping[str, str] | None = None,
 ) -> TransitionPlan | None:
     """The plan an open case needs after a discharge, or None.
 
     ``move`` (a number among the case's hand-off moves, from 1): the tracker has just recorded that
     discharge. ``discharged_on``: the EHR reports a discharge now (it may not be among the case's stays
     yet). Neither: the latest move out of a hospital, SNF or rehabilitation stay counts if it is at
-    most ``RECENT_DISCHARGE_DAYS`` old.
+    most ``RECENT_DISCHARGE_DAYS`` old. ``written``: the case's dates as written, stored with it
+    (``CaseRecord.dates_as_written``), so a follow-up due "2024-06" is said so.
     """
     if not case.is_open:
         return None
@@ -60,13 +72,14 @@ def transition_plan(
             discharged_on = latest.date
         if latest is not None and abs((latest.date - discharged_on).days) <= 1:
             chosen, move = latest, len(moves)
-    intensity = case_intensity(case, today)
+    intensity = case_intensity(case, today, referral_days_as_written(case, written, "due"))
     return TransitionPlan(
         case_id=case.id,
         discharged_on=chosen.date if chosen is not None else discharged_on or today,
         from_setting=chosen.from_setting if chosen is not None else None,
         to_setting=chosen.to_setting if chosen is not None else None,
         follow_up_due=intensity.next_follow_up_due,
+        follow_up_due_as_written=intensity.next_follow_up_due_as_written,
         follow_up_overdue=intensity.follow_ups_overdue > 0,
         move=move if chosen is not None else None,
     )

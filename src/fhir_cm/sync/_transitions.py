@@ -61,6 +61,7 @@ from ..store import (
     case_revisions,
     record_transitions,
     save_case,
+    stored_dates_as_written,
 )
 from ..checks import strict_problem
 from ._follow_ups import FOLLOW_UP_DAYS, act_on_transitions
@@ -334,12 +335,14 @@ class _Tracker:
                     r.id for r in updated.referrals if r.kind is ReferralKind.FOLLOW_UP and r.id not in had
                 ]
             self.report.team_members_added += members
-            if save_case(session, updated, expected_revision=record.revision) != record.revision:
-                self.report.changed_cases.append(case_id)
             for _, source in found:
                 key = resource_key(source, self.system)
                 if key is not None:
                     remember(session, self.base, case_id, key, source, self.version, only_if_newer=True)
+            # The Encounters just kept may write a stay's days as a month: saved with the case (``save_case``).
+            written = stored_dates_as_written(session, updated, self.system)
+            if save_case(session, updated, expected_revision=record.revision, written=written) != record.revision:
+                self.report.changed_cases.append(case_id)
             transitions = updated.transitions
             sources = {s.id: str(e["id"]) for s, e in found if isinstance(e.get("id"), str)}
             new = record_transitions(session, case_id, transitions, source_encounters=sources)

@@ -40,7 +40,9 @@ def caseload(
 
     A supervisor sees every case manager of their programme; a case manager sees their own caseload.
     The limit is ``FHIR_CM_CASELOAD_LIMIT`` (20 by default). A past day counts each case as it was
-    then (a case closed since was open, one opened since is left out).
+    then (a case closed since was open, one opened since is left out). A next follow-up the hospital
+    wrote as due in a month or a year is due by its last day and said as written
+    (``next_follow_up_due_as_written``).
     """
     day = on or work.today
 
@@ -59,7 +61,7 @@ def caseload(
             p,
             work.today,
             key,
-            lambda case: caseload_part(case, day),
+            lambda record: caseload_part(record.case, day, record.dates_as_written),
             unreadable=unreadable,
             programme=programme,
             **filters,

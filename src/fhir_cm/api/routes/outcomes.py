@@ -60,7 +60,7 @@ def outcomes(
             p,
             work.today,
             key,
-            lambda case: outcome_parts(case, start=from_, end=to, today=today),
+            lambda record: outcome_parts(record.case, start=from_, end=to, today=today),
             unreadable=unreadable,
             programme=programme,
         )

@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from fhir_cm.config import Settings
 from fhir_cm.sync import NoSuchMove, transfer_summary
 
-from fhir_cm.domain import Stay
-from fhir_cm.store import RecordedTransition, list_transitions
+from fhir_cm.domain import Stay, with_follow_ups_as_written
+from fhir_cm.store import CaseRecord, RecordedTransition, list_transitions
 
-from .._access import sees_stored
+from .._access import visible_record
 from .._casework import (
     Edited,
     add_entity,
@@ -73,11 +73,18 @@ def update_stay(case_id: CaseId, stay_id: EntityPath, body: StayUpdate, work: Ca
 
 @router.get("/cases/{case_id}/transitions", response_model=TransitionsOut, summary="A case's transitions")
 def case_transitions(case_id: CaseId, work: CaseWork) -> TransitionsOut:
-    """Moves between care settings: derived from the stays now, and as the tracker recorded them."""
+    """Moves between care settings: derived from the stays now, and as the tracker recorded them. A
+    follow-up the hospital wrote as due in a month or a year is said as written
+    (``follow_up_due_as_written``; ``follow_up_due`` is the last day of it)."""
     record = work.load(case_id)
     with work.store.session(read_only=True) as session:
         recorded = list_transitions(session, case_id)
-    return TransitionsOut(case_id=case_id, derived=record.case.transitions, recorded=recorded)
+    case, written = record.case, record.dates_as_written
+    return TransitionsOut(
+        case_id=case_id,
+        derived=with_follow_ups_as_written(case, case.transitions, written),
+        recorded=with_follow_ups_as_written(case, recorded, written),
+    )
 
 
 @router.get(
@@ -119,15 +126,25 @@ def recorded_transitions(
     case_id: Annotated[EntityId | None, Query(description="Only this case's.")] = None,
     readmission: Annotated[bool | None, Query(description="Only readmissions (true) or only others (false).")] = None,
 ) -> list[RecordedTransition]:
-    """Transitions the tracker recorded, for the cases the caller may see, by case and date."""
+    """Transitions the tracker recorded, for the cases the caller may see, by case and date (a
+    follow-up due written as a month or a year said as written, as for one case's)."""
     with work.store.session(read_only=True) as session:
         rows = list_transitions(session, case_id)
-        seen: dict[str, bool] = {}
+        seen: dict[str, tuple[bool, CaseRecord | None]] = {}
         for row in rows:
             if row.case_id not in seen:
-                seen[row.case_id] = sees_stored(session, work.principal, row.case_id, work.today)
-    out = [r for r in rows if seen[r.case_id] and (readmission is None or r.readmission is readmission)]
+                seen[row.case_id] = visible_record(session, work.principal, row.case_id, work.today)
+    out = [
+        t
+        for r in rows
+        if seen[r.case_id][0] and (readmission is None or r.readmission is readmission)
+        for t in _as_written(r, seen[r.case_id][1])
+    ]
     audit_reads(
         work.store, work.principal, (r.case_id for r in out), action="list-transitions", request_id=work.request_id
     )
     return out
+
+
+def _as_written(recorded: RecordedTransition, record: CaseRecord | None) -> list[RecordedTransition]:
+    return with_follow_ups_as_written(record.case, [recorded], record.dates_as_written) if record else [recorded]

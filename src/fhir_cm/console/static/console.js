@@ -107,6 +107,9 @@ const writtenDay = (as, day) => (as ? h("time", { datetime: as, title: `written 
 function dayCell(written, pointer, day) {
   return writtenDay(day && pointer ? written[pointer] : undefined, day);
 }
+// A follow-up due, as the API says it was written (a month: due by its last day, the day in the title).
+const nextDue = (c) => writtenDay(c.next_follow_up_due_as_written, c.next_follow_up_due);
+const followUpDue = (t) => writtenDay(t.follow_up_due_as_written, t.follow_up_due);
 const when = (iso, none = "—") => (iso ? h("time", { datetime: iso, title: iso }, clock(iso)) : none);
 
 // Stored cases this version cannot read (stored before a rule of the case model), which an answer left out.
@@ -211,8 +214,8 @@ async function caseloadView() {
         h("a", { href: `#case/${encodeURIComponent(c.case_id)}` }, c.case_id),
         label(c.status),
         c.days_since_face_to_face === null ? h("span", { class: "due" }, "never") : String(c.days_since_face_to_face),
-        c.follow_ups_overdue ? h("span", { class: "overdue" }, `${c.follow_ups_overdue} overdue (next ${c.next_follow_up_due})`)
-          : c.next_follow_up_due ? h("span", { class: "due" }, `due ${c.next_follow_up_due}`) : "—",
+        c.follow_ups_overdue ? h("span", { class: "overdue" }, `${c.follow_ups_overdue} overdue (next `, nextDue(c), ")")
+          : c.next_follow_up_due ? h("span", { class: "due" }, "due ", nextDue(c)) : "—",
       ]))));
   show(h("h1", {}, `Caseload on ${data.on}`), filter, unreadableNote(data.unreadable), cards.length ? h("div", { class: "cards" }, cards) : h("p", {}, "No open cases."));
 }
@@ -265,7 +268,7 @@ function journey(c, recorded, written) {
   });
   for (const t of recorded) ev.push([t.date, "Transition", h("span", {}, `${label(t.from_setting)} → ${label(t.to_setting)}`,
     t.readmission ? h("span", { class: "tag readmission" }, " readmission") : null,
-    t.follow_up_due ? ` · follow-up due ${t.follow_up_due}` : ""), as(movedOn(c, t), t.date)]);
+    t.follow_up_due ? [" · follow-up due ", followUpDue(t)] : ""), as(movedOn(c, t), t.date)]);
   c.referrals.forEach((r, i) => ev.push([r.authored, "Referral", `${label(r.kind)}: ${r.service} — ${label(r.status)}${r.due ? ` (due ${as(`/referrals/${i}/due`, r.due)})` : ""}`,
     as(`/referrals/${i}/authored`, r.authored)]));
   c.goals.forEach((g, i) => ev.push([g.start || c.period.start, g.self_care ? "Self-care goal" : "Goal", `${g.description} — ${label(g.achievement || g.status)}${g.due ? ` (due ${as(`/goals/${i}/due`, g.due)})` : ""}`,
@@ -343,7 +346,7 @@ async function caseView(caseId) {
     h("h2", {}, "Stays per care setting"), lanes(c.stays, moves),
     h("h2", {}, "Transitions"),
     table("Transitions between care settings", ["Date", "From", "To", "Disposition", "Follow-up due", unseen("Readmission")],
-      moves.map((t) => [dayCell(written, movedOn(c, t), t.date), label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), fmtDay(t.follow_up_due),
+      moves.map((t) => [dayCell(written, movedOn(c, t), t.date), label(t.from_setting), label(t.to_setting), label(t.discharge_disposition), followUpDue(t),
         t.readmission ? h("span", { class: "tag readmission" }, "readmission") : ""])),
     h("h2", {}, "Transfer summaries"), summaries(c, transitions.derived, written),
     h("h2", {}, "Referrals"),
