@@ -48,12 +48,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from fhir_cm.domain import (
     READMISSION_WINDOW_DAYS,
@@ -70,7 +69,7 @@ from fhir_cm.domain import (
     case_as_of,
     transferred,
 )
-from fhir_cm.terminology import MappingFileError, mappings_dir
+from fhir_cm.terminology import mappings_dir, read_rules
 
 __all__ = [
     "Admission",
@@ -115,15 +114,7 @@ def load_outcome_rules() -> OutcomeRules:
 
     ``MappingFileError`` when the file cannot be used: the API reads it when it is made, so a broken
     file stops ``fhir-cm serve`` with its reason instead of failing the first outcomes request."""
-    path = mappings_dir() / RULES_FILE
-    try:
-        return OutcomeRules.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        where = type(exc).__name__
-        if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        raise MappingFileError(f"mappings file {RULES_FILE} cannot be used: {where}") from None
+    return read_rules(mappings_dir() / RULES_FILE, OutcomeRules)
 
 
 class SettingStays(BaseModel):

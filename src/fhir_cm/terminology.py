@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .domain import (
     Acuity,
@@ -64,6 +64,7 @@ __all__ = [
     "load_terminology",
     "mappings_dir",
     "match",
+    "read_rules",
     "system_url",
     "terminology",
 ]
@@ -234,6 +235,23 @@ def mappings_dir() -> Path:
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(__file__).resolve().parents[2] / "mappings"
+
+
+_Rules = TypeVar("_Rules", bound=BaseModel)
+
+
+def read_rules(path: Path, model: type[_Rules]) -> _Rules:
+    """A file of rules kept as data beside the mappings (``outcome-rules.json``, ``worklist-rules.json``),
+    read into ``model``; ``MappingFileError`` naming the file and its first wrong field when it cannot
+    be used, so a broken file stops ``fhir-cm serve`` with its reason rather than failing a request."""
+    try:
+        return model.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        where = type(exc).__name__
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        raise MappingFileError(f"mappings file {path.name} cannot be used: {where}") from None
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from fhir_cm import __version__
 from fhir_cm.config import Settings
 from fhir_cm.outcomes import load_outcome_rules
+from fhir_cm.worklist import load_worklist_rules
 from fhir_cm.store import Store, open_store, warm_case_cache
 
 from ._auth import Principal
@@ -51,6 +52,7 @@ from .routes import (
     sync_health,
     team,
     transitions,
+    worklist,
 )
 
 __all__ = ["API_PREFIX", "app_from_environment", "create_app"]
@@ -60,7 +62,7 @@ log = logging.getLogger("fhir_cm.api")
 
 _DESCRIPTION = """\
 The case-management API of fhir-cm: cases, assessment and plan, referrals, care team, contacts,
-stays and transitions, caseload and outcomes, and sync control; plus a read-only FHIR facade at
+stays and transitions, caseload, worklist and outcomes, and sync control; plus a read-only FHIR facade at
 `/fhir` for services.
 
 **Authentication**: every data route needs an API key, sent as `Authorization: Bearer <key>` or
@@ -145,6 +147,7 @@ def create_app(
     """
     settings = settings or Settings()
     load_outcome_rules()  # a broken rules file is told now, not as a 500 to the first outcomes request
+    load_worklist_rules()  # and so is the worklist's
     catalogue()  # and CDS Hooks' services, whose prefetch takes the eligibility rules' screening panels
     owned = store is None
     the_store = store if store is not None else open_store(settings.database_url, case_cache=settings.case_cache)
@@ -205,6 +208,7 @@ def create_app(
         transitions,
         placement,
         caseload,
+        worklist,
         outcomes,
         sync,
         sync_health,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
@@ -69,6 +69,7 @@ __all__ = [
     "replace",
     "respond",
     "sent_fields",
+    "shown_audited",
     "update_entity",
 ]
 
@@ -372,6 +373,27 @@ def update_entity(
 def views(work: Work) -> ViewCache:
     """The app's cache of results computed over every visible case (caseload, outcomes)."""
     return work.views
+
+
+def shown_audited(work: Work, key: Hashable, compute: Callable[[], tuple[bytes, list[str]]], *, action: str) -> bytes:
+    """A view naming cases (the caseload, the worklist): ``compute()``'s body, kept until a case changes
+    (``ViewCache``), and the cases it names (``compute()``'s list) audited one row each — or, shown to the
+    same caller again unchanged, one row pointing at the request whose rows list them (``ViewCache.showing``)."""
+    p = work.principal
+    shown = views(work).showing(work.store, key, compute, viewer=p.id, request_id=work.request_id)
+    body, seen = shown.value
+    if shown.shown_in is None:
+        audit_reads(work.store, p, seen, action=action, request_id=work.request_id)
+        shown.remember()
+    else:
+        work.store.audit.record(
+            principal=p.id,
+            action=action,
+            case_ids=[None],
+            detail=f"unchanged:{shown.shown_in}",
+            request_id=work.request_id,
+        )
+    return body
 
 
 def respond(edited: Edited[T], response: Response) -> T:

@@ -43,6 +43,7 @@ from fhir_cm.domain import (
 )
 from fhir_cm.outcomes import ProgrammeOutcomes
 from fhir_cm.store import RecordedTransition
+from fhir_cm.worklist import WorklistItem
 
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 
@@ -75,11 +76,21 @@ __all__ = [
     "StatusChangeIn",
     "StayUpdate",
     "TransitionsOut",
+    "WorklistOut",
 ]
 
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+#: How many stored cases a list or an aggregate left out because this version cannot read them.
+Unreadable = Annotated[
+    int,
+    Field(
+        description="Stored cases this version cannot read (stored before a rule of the case model), left "
+        "out here; `fhir-cm check` names them.",
+    ),
+]
 
 OPEN_STATUSES = (CaseStatus.REFERRED, CaseStatus.WAITLIST, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
 
@@ -201,11 +212,7 @@ class CasePage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
-    unreadable: int = Field(
-        default=0,
-        description="Stored cases this version cannot read (stored before a rule of the case model), left "
-        "out here; `fhir-cm check` names them.",
-    )
+    unreadable: Unreadable = 0
 
 
 class TransitionsOut(BaseModel):
@@ -222,11 +229,24 @@ class CaseloadOut(BaseModel):
     on: dt.date
     limit: int
     managers: list[ManagerCaseload]
-    unreadable: int = Field(
-        default=0,
-        description="Stored cases this version cannot read (stored before a rule of the case model), left "
-        "out here; `fhir-cm check` names them.",
+    unreadable: Unreadable = 0
+
+
+class WorklistOut(BaseModel):
+    """A page of a worklist: what is due from a case manager across their open cases, earliest due first."""
+
+    on: dt.date
+    case_manager: str | None = Field(
+        description="Whose worklist: the calling case manager's, or the one a supervisor asked for; null: "
+        "every case manager's (and the cases with none) a supervisor oversees."
     )
+    items: list[WorklistItem]
+    total: int = Field(description="Items matching the filters, on every page.")
+    overdue: int = Field(description="Of those, how many are overdue.")
+    limit: int
+    offset: int
+    next_offset: int | None
+    unreadable: Unreadable = 0
 
 
 class OutcomesOut(BaseModel):
@@ -235,8 +255,4 @@ class OutcomesOut(BaseModel):
     start: dt.date | None
     end: dt.date | None
     programmes: list[ProgrammeOutcomes]
-    unreadable: int = Field(
-        default=0,
-        description="Stored cases this version cannot read (stored before a rule of the case model), left "
-        "out here; `fhir-cm check` names them.",
-    )
+    unreadable: Unreadable = 0

@@ -111,7 +111,7 @@ from ._resources import (
     resources_of_cases,
 )
 from ._written import copies_by_key, stored_dates_as_written
-from ._stamps import CaseStamp, case_stamps, cases_version, store_version
+from ._stamps import CaseStamp, case_stamps, cases_version, resources_saved_at, store_version
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
 from ._transitions import (
@@ -302,6 +302,7 @@ __all__ = [
     "renew_lease",
     "renew_leases",
     "resolve_conflict",
+    "resources_saved_at",
     "revoke_api_key",
     "save_case",
     "warm_case_cache",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ._tables import CaseRow, ResourceRow
 
-__all__ = ["CaseStamp", "case_stamps", "cases_version", "store_version"]
+__all__ = ["CaseStamp", "case_stamps", "cases_version", "resources_saved_at", "store_version"]
 
 
 class CaseStamp(NamedTuple):
@@ -45,6 +45,14 @@ def cases_version(session: Session) -> tuple[int, int]:
     readers that keep results computed over every case (caseload, outcomes) until a case changes."""
     count, total = session.execute(select(func.count(), func.coalesce(func.sum(CaseRow.revision), 0))).one()
     return int(count), int(total)
+
+
+def resources_saved_at(session: Session) -> dt.datetime | None:
+    """When a stored resource was last saved (None: none is): one lookup in an index. A pull stores a
+    server's copy even when the case it reads into stays the same (a due day written "2025-09" that
+    was "2025-09-30"), so what a reader derives from the copies is fresh only while this is unchanged."""
+    saved: dt.datetime | None = session.execute(select(func.max(ResourceRow.updated_at))).scalar_one()
+    return saved
 
 
 def store_version(session: Session) -> tuple[int, int, int, dt.datetime | None]:

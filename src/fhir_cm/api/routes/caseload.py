@@ -13,7 +13,7 @@ from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.store import ApiRole
 
 from .._answers import json_answer, json_bytes
-from .._casework import audit_reads, views
+from .._casework import shown_audited
 from .._deps import CaseWork, get_settings
 from .._models import OPEN_STATUSES, CaseloadOut
 from .._routing import api_router
@@ -76,17 +76,4 @@ def caseload(
         )
         return json_bytes(out), [part.intensity.case_id for part in parts]
 
-    shown = views(work).showing(work.store, key, compute, viewer=p.id, request_id=work.request_id)
-    body, seen = shown.value
-    if shown.shown_in is None:
-        audit_reads(work.store, work.principal, seen, action="caseload", request_id=work.request_id)
-        shown.remember()
-    else:  # the same cases, unchanged, shown to the same caller: one row pointing at that request's rows
-        work.store.audit.record(
-            principal=p.id,
-            action="caseload",
-            case_ids=[None],
-            detail=f"unchanged:{shown.shown_in}",
-            request_id=work.request_id,
-        )
-    return json_answer(body)
+    return json_answer(shown_audited(work, key, compute, action="caseload"))

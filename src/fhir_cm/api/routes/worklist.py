@@ -1,0 +1,104 @@
+"""The worklist: what is due from a case manager today, across their open cases (``fhir_cm.worklist``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Response
+
+from fhir_cm.config import Settings
+from fhir_cm.domain import Day, ProgrammeType
+from fhir_cm.store import ApiRole, resources_saved_at
+from fhir_cm.worklist import ItemKind, load_worklist_rules, select_items, worklist_part
+
+from .._answers import json_answer, json_bytes
+from .._casework import shown_audited
+from .._deps import CaseWork, get_settings
+from .._models import EntityId, WorklistOut
+from .._problems import ForbiddenProblem
+from .._routing import api_router
+from .._written import items_as_written
+
+__all__ = ["router"]
+
+router = api_router(prefix="/worklist", tags=["caseload and outcomes"])
+
+MAX_PAGE = 200
+
+
+@router.get("", response_model=WorklistOut, summary="What is due from a case manager")
+def worklist(
+    work: CaseWork,
+    settings: Annotated[Settings, Depends(get_settings)],
+    kind: Annotated[list[ItemKind] | None, Query(description="Only items of this kind; repeat for several.")] = None,
+    overdue: Annotated[bool, Query(description="Only items past their due day.")] = False,
+    due_before: Annotated[
+        Day | None, Query(description="Only items due before this day (YYYY-MM-DD; the day itself not included).")
+    ] = None,
+    case_manager: Annotated[
+        EntityId | None,
+        Query(
+            description="Whose worklist (a practitioner id): a supervisor's choice; a case manager may name only "
+            "themself. Left out: the calling case manager's own, or every case manager's for a supervisor."
+        ),
+    ] = None,
+    programme: ProgrammeType | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> Response:
+    """Referrals due or waiting for a reply, follow-ups after a move between care settings, goals past
+    their due day and not attained, and cases not seen face to face for too long, earliest due first
+    (the rules: ``mappings/worklist-rules.json``). Each item names its case, what is due, the day, whether
+    it is overdue, the referral or goal it is about, and the dates its source wrote as a year or a month
+    as written. A case counts for the case manager in charge of it today; a supervisor sees the cases of
+    their programme(s).
+    """
+    p = work.principal
+    if p.role is ApiRole.CASE_MANAGER:
+        if case_manager not in (None, p.practitioner_id):
+            raise ForbiddenProblem("a case manager's key reads that case manager's own worklist only")
+        whose: str | None = p.practitioner_id
+    else:
+        whose = case_manager
+    today, rules = work.today, load_worklist_rules()
+    kinds = frozenset(kind) if kind else None
+    # Each case's items are kept by revision for this caller and day (``CaseParts``); the page made of them
+    # is kept until a case or a stored copy changes (a copy brings the dates as written).
+    parts_key = ("worklist", p.role, p.practitioner_id, p.programme, programme, today)
+    with work.store.session(read_only=True) as session:
+        copies_at = resources_saved_at(session)
+    key = (*parts_key, whose, kinds, overdue, due_before, limit, offset, copies_at)
+
+    def compute() -> tuple[bytes, list[str]]:
+        unreadable: list[str] = []
+        parts = work.parts.parts(
+            work.store,
+            p,
+            today,
+            parts_key,
+            lambda case: worklist_part(case, today, rules),
+            unreadable=unreadable,
+            programme=programme,
+        )
+        items = select_items(
+            parts,
+            case_managers=None if whose is None else {whose},
+            kinds=kinds,
+            overdue_only=overdue,
+            due_before=due_before,
+        )
+        page = items_as_written(work.store, items[offset : offset + limit])
+        out = WorklistOut(
+            on=today,
+            case_manager=whose,
+            items=page,
+            total=len(items),
+            overdue=sum(item.overdue for item in items),
+            limit=limit,
+            offset=offset,
+            next_offset=offset + limit if offset + limit < len(items) else None,
+            unreadable=len(unreadable),
+        )
+        return json_bytes(out), list(dict.fromkeys(item.case_id for item in page))
+
+    return json_answer(shown_audited(work, key, compute, action="worklist"))
