@@ -167,7 +167,7 @@ async function signIn(key) {
 function signOut(message) {
   // Nothing of the key's session stays: its requests, what it read, the filters it chose.
   cancelPending();
-  for (const item of [KEY, "fhir-cm-programme", "fhir-cm-outcomes"]) sessionStorage.removeItem(item);
+  for (const item of [KEY, "fhir-cm-programme", "fhir-cm-outcomes", "fhir-cm-worklist"]) sessionStorage.removeItem(item);
   state.me = null; state.enrolProgramme = null;
   $("#resource-dialog").close();
   $("#resource-title").textContent = "Resource"; $("#resource-json").textContent = "";
@@ -535,6 +535,7 @@ async function route(notice, problem) {
   }
   try {
     if (view === "case" && arg) await caseView(caseId(arg));
+    else if (view === "worklist") await worklistView(arg);
     else if (view === "outcomes") await outcomesView();
     else if (view === "candidates") await candidatesView(arg);
     else if (view === "sync") await syncView(typeof notice === "string" ? notice : undefined, typeof problem === "string" ? problem : undefined);
