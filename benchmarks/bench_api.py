@@ -12,8 +12,9 @@ request per route first; this process freezes its own heap while it sends, so th
 collector does not pause the sender and count as the server's latency):
 
 * ``GET /api/v1/cases/{id}`` (case read), ``GET /api/v1/cases?programme&status&limit`` (case list with
-  filters), ``GET /api/v1/caseload``, ``GET /api/v1/outcomes?programme&from&to``, ``GET /api/v1/audit``
-  (supervisor key);
+  filters), ``GET /api/v1/caseload``, ``GET /api/v1/outcomes?programme&from&to``, ``GET /api/v1/audit``,
+  ``GET /api/v1/worklist?overdue=true`` (every case manager's overdue items) (supervisor key);
+* ``GET /api/v1/worklist`` (the case manager with the most open cases, their key);
 * ``GET /fhir/EpisodeOfCare/{id}`` (FHIR read), ``GET /fhir/CarePlan?patient=…`` (FHIR search)
   (service key).
 
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,14 +67,18 @@ def _free_port() -> int:
 
 
 def _seed(url: str, cases: int) -> dict[str, Any]:
-    """The store holds ``cases`` synthetic cases and two keys; returns the keys and some ids to ask for."""
+    """The store holds ``cases`` synthetic cases and three keys (a supervisor, a service, the case manager with the
+    most open cases); returns the keys and some ids to ask for."""
     case_ids, patients = [], []
+    managers: Counter[str] = Counter()
     with open_store(url) as store:
         batch: list[Any] = []
         for case in generate_cases(cases, seed=42):
             batch.append(case)
             case_ids.append(case.id)
             patients.append(case.patient.id)
+            if case.is_open and case.case_manager is not None:
+                managers[case.case_manager.id] += 1
             if len(batch) == 200:
                 with store.session() as s:
                     for c in batch:
@@ -83,11 +89,14 @@ def _seed(url: str, cases: int) -> dict[str, Any]:
                 save_case(s, c, enqueue=False)
             _, supervisor = create_api_key(s, name="bench-supervisor", role=ApiRole.SUPERVISOR)
             _, service = create_api_key(s, name="bench-service", role=ApiRole.SERVICE)
-    return {"supervisor": supervisor, "service": service, "cases": case_ids, "patients": patients}
+            busiest, _ = managers.most_common(1)[0]
+            _, manager = create_api_key(s, name="bench-manager", role=ApiRole.CASE_MANAGER, practitioner_id=busiest)
+    return {"supervisor": supervisor, "service": service, "manager": manager, "cases": case_ids, "patients": patients}
 
 
 def _routes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
     sup = {"Authorization": f"Bearer {seeded['supervisor']}"}
+    cm = {"Authorization": f"Bearer {seeded['manager']}"}
     svc = {"Authorization": f"Bearer {seeded['service']}", "Accept": "application/fhir+json"}
     cases, patients = seeded["cases"], seeded["patients"]
     return [
@@ -107,6 +116,8 @@ def _routes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
             ),
         ),
         ("audit search", lambda i: ("GET", "/api/v1/audit", {"limit": 50}, sup)),
+        ("worklist (case manager)", lambda i: ("GET", "/api/v1/worklist", None, cm)),
+        ("worklist (all, overdue)", lambda i: ("GET", "/api/v1/worklist", {"overdue": "true"}, sup)),
         ("FHIR read", lambda i: ("GET", f"/fhir/EpisodeOfCare/{cases[i % len(cases)]}", None, svc)),
         ("FHIR search", lambda i: ("GET", "/fhir/CarePlan", {"patient": patients[i % len(patients)]}, svc)),
     ]
