@@ -123,11 +123,12 @@ class WorklistItem(BaseModel):
 
 
 class WorklistPart(BaseModel):
-    """What one case adds to the worklists: its case manager on the day, and its items."""
+    """What one case adds to the worklists: its case manager on the day, its programme, and its items."""
 
     model_config = ConfigDict(frozen=True)
 
     case_manager: str | None
+    programme: ProgrammeType
     items: tuple[WorklistItem, ...]
 
 
@@ -205,7 +206,8 @@ def worklist_part(current: Case, today: dt.date, rules: WorklistRules) -> Workli
     items = case_items(case, today, rules)
     if not items:
         return None
-    return WorklistPart(case_manager=case.case_manager.id if case.case_manager else None, items=tuple(items))
+    manager = case.case_manager.id if case.case_manager else None
+    return WorklistPart(case_manager=manager, programme=case.programme, items=tuple(items))
 
 
 def case_items(case: Case, today: dt.date, rules: WorklistRules) -> list[WorklistItem]:
@@ -265,38 +267,34 @@ def _referral_items(case: Case, today: dt.date, rules: WorklistRules, made: _Mak
         move = left.get(r.for_stay) if r.kind is ReferralKind.FOLLOW_UP and r.for_stay is not None else None
         if move is not None:  # the follow-up of a move is that move's item, never also a referral's
             yield from _follow_up(case, r, move, today, rules.transition_follow_up, made)
-            continue
-        rule = rules.referral_due
-        due = r.due
-        if (
-            due is not None
-            and case.status in rule.case_statuses
-            and r.status in rule.referral_statuses
-            and due <= today + dt.timedelta(days=rule.look_ahead_days)
-        ):
-            what = f"{_words(r.kind).capitalize()} referral due: {r.service}"
-            yield made(
-                ItemKind.REFERRAL_DUE, what, due, Subject.REFERRAL, r.id, sources={"/due": ("referrals", r.id, "due")}
-            )
-        waiting = rules.referral_no_reply
-        reply_by = r.authored + dt.timedelta(days=waiting.reply_within_days)
-        # A post-discharge follow-up (made for a stay) is the case manager's own to do: nobody is to reply.
-        asked = r.for_stay is None
-        if (
-            asked
-            and case.status in waiting.case_statuses
-            and r.status in waiting.referral_statuses
-            and reply_by < today
-        ):
-            yield made(
-                ItemKind.REFERRAL_NO_REPLY,
-                f"No reply yet to the {_words(r.kind)} referral: {r.service}",
-                reply_by,
-                Subject.REFERRAL,
-                r.id,
-                since=r.authored,
-                sources={"/since": ("referrals", r.id, "authored")},
-            )
+        else:
+            yield from _due(case, r, today, rules.referral_due, made)
+            yield from _no_reply(case, r, today, rules.referral_no_reply, made)
+
+
+def _due(case: Case, r: Referral, today: dt.date, rule: DatedRule, made: _Maker) -> Iterator[WorklistItem]:
+    """``r``'s due day, once it is ``look_ahead_days`` away or nearer, while ``r`` is under way."""
+    if r.due is None or case.status not in rule.case_statuses or r.status not in rule.referral_statuses:
+        return
+    if r.due <= today + dt.timedelta(days=rule.look_ahead_days):
+        what = f"{_words(r.kind).capitalize()} referral due: {r.service}"
+        yield made(
+            ItemKind.REFERRAL_DUE, what, r.due, Subject.REFERRAL, r.id, sources={"/due": ("referrals", r.id, "due")}
+        )
+
+
+def _no_reply(case: Case, r: Referral, today: dt.date, rule: NoReplyRule, made: _Maker) -> Iterator[WorklistItem]:
+    """``r`` still waiting for a reply ``reply_within_days`` after it was made. A post-discharge follow-up
+    (made for a stay) is the case manager's own to do: nobody is asked, nobody is to reply."""
+    if r.for_stay is not None or case.status not in rule.case_statuses or r.status not in rule.referral_statuses:
+        return
+    reply_by = r.authored + dt.timedelta(days=rule.reply_within_days)
+    if reply_by < today:
+        what = f"No reply yet to the {_words(r.kind)} referral: {r.service}"
+        sources = {"/since": ("referrals", r.id, "authored")}
+        yield made(
+            ItemKind.REFERRAL_NO_REPLY, what, reply_by, Subject.REFERRAL, r.id, since=r.authored, sources=sources
+        )
 
 
 def _follow_up(
@@ -311,8 +309,8 @@ def _follow_up(
         return
     sources = {"/due": ("referrals", r.id, "due" if r.due else "authored")}
     # The move's day is the day the stay left ended, or the day the next one began.
-    if any(s.id == r.for_stay and s.end == move.date for s in case.stays):
-        sources["/since"] = ("stays", move.from_stay or "", "end")
+    if r.for_stay is not None and any(s.id == r.for_stay and s.end == move.date for s in case.stays):
+        sources["/since"] = ("stays", r.for_stay, "end")
     elif move.to_stay is not None:
         sources["/since"] = ("stays", move.to_stay, "start")
     yield made(
@@ -375,17 +373,20 @@ def select_items(
     parts: Iterable[WorklistPart],
     *,
     case_managers: Collection[str | None] | None = None,
+    programme: ProgrammeType | None = None,
     kinds: Collection[ItemKind] | None = None,
     overdue_only: bool = False,
     due_before: dt.date | None = None,
 ) -> list[WorklistItem]:
     """The items of the parts whose case manager is one of ``case_managers`` (None: every part, those
-    of cases with none too), of ``kinds`` (None: all), overdue only or not, due before a day or not;
-    earliest due first, then by case, kind and subject, so pages cut the same list every time."""
+    of cases with none too), of ``programme`` (None: any), of ``kinds`` (None: all), overdue only or not,
+    due before a day or not; earliest due first, then by case, kind and subject, so pages cut the same
+    list every time."""
     items = [
         item
         for part in parts
-        if case_managers is None or part.case_manager in case_managers
+        if (case_managers is None or part.case_manager in case_managers)
+        and (programme is None or part.programme is programme)
         for item in part.items
         if (kinds is None or item.kind in kinds)
         and (not overdue_only or item.overdue)
@@ -400,12 +401,17 @@ def compute_worklist(
     rules: WorklistRules,
     *,
     case_managers: Collection[str | None] | None = None,
+    programme: ProgrammeType | None = None,
     kinds: Collection[ItemKind] | None = None,
     overdue_only: bool = False,
     due_before: dt.date | None = None,
 ) -> list[WorklistItem]:
-    """The worklist over ``cases`` on ``today`` (:func:`select_items` of their :func:`worklist_part`)."""
-    parts = [p for c in cases if (p := worklist_part(c, today, rules)) is not None]
+    """The worklist over ``cases`` on ``today``: :func:`select_items` of their :func:`worklist_part`."""
     return select_items(
-        parts, case_managers=case_managers, kinds=kinds, overdue_only=overdue_only, due_before=due_before
+        [p for c in cases if (p := worklist_part(c, today, rules)) is not None],
+        case_managers=case_managers,
+        programme=programme,
+        kinds=kinds,
+        overdue_only=overdue_only,
+        due_before=due_before,
     )

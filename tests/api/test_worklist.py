@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from collections import Counter
+
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case
-from fhir_cm.store import Store
+from fhir_cm.domain import Case, Contact, ContactMode, GoalAchievement, ReferralStatus, allowed_referral_moves
+from fhir_cm.store import ApiRole, Store, create_api_key, list_cases, save_case
+from fhir_cm.synthetic import generate_cases
+from fhir_cm.worklist import compute_worklist, load_worklist_rules
 
 from tests.unreadable import SECRET_NOTE, make_unreadable
 
@@ -268,3 +272,64 @@ def test_the_day_is_the_apps(client: TestClient, keys: Keys) -> None:
     assert worklist(client, keys.cm1)["items"] == []  # due today: not past due yet
     client.app.state.clock = lambda: TODAY + dt.timedelta(days=1)  # type: ignore[attr-defined]
     assert cases_on(worklist(client, keys.cm1)) == ["a"]
+
+
+def everything(client: TestClient, key: str) -> list[dict[str, Any]]:
+    """Every page of a worklist."""
+    items: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        body = worklist(client, key, limit=200, offset=offset)
+        items += body["items"]
+        offset = body["next_offset"]
+    return items
+
+
+def test_the_kept_parts_give_the_worklist_of_every_case_and_each_manager_only_their_visible_cases(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """The API keeps each case's items by revision in one view for every caller; its answers equal the
+    worklist computed from every stored case — first, and after cases change — and a case manager's items
+    are all of cases that manager may read."""
+    cases = list(generate_cases(60, seed=11, today=TODAY))
+    with api_store.session() as s:
+        for c in cases:
+            save_case(s, c, enqueue=False)
+    busiest = Counter(c.case_manager.id for c in cases if c.is_open and c.case_manager).most_common(1)[0][0]
+    with api_store.session() as s:
+        _, manager = create_api_key(s, name="busiest", role=ApiRole.CASE_MANAGER, practitioner_id=busiest)
+
+    def expected(**filters: Any) -> list[dict[str, Any]]:
+        with api_store.session(read_only=True) as s:
+            stored = list_cases(s)
+        return [i.model_dump(mode="json") for i in compute_worklist(stored, TODAY, load_worklist_rules(), **filters)]
+
+    def without_written(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in i.items() if k != "dates_as_written"} for i in items]
+
+    for _ in range(2):
+        assert without_written(everything(client, keys.supervisor)) == without_written(expected())
+        mine = everything(client, manager)
+        assert mine and without_written(mine) == without_written(expected(case_managers={busiest}))
+        for case_id in {i["case_id"] for i in mine}:
+            assert client.get(f"/api/v1/cases/{case_id}", headers=bearer(manager)).status_code == 200
+        # Some of the manager's cases change: a visit today, goals attained, referrals done.
+        with api_store.session() as s:
+            for c in list_cases(s)[::3]:
+                save_case(s, done_with(c), enqueue=False)
+    assert everything(client, manager) == [
+        i for i in everything(client, keys.supervisor) if i["case_manager"] == busiest
+    ]
+
+
+def done_with(case: Case) -> Case:
+    """``case`` seen face to face today, its goals attained and its referrals under way done."""
+    goals = [g.model_copy(update={"achievement": GoalAchievement.ACHIEVED}) for g in case.goals]
+    referrals = [
+        r.model_copy(update={"status": ReferralStatus.COMPLETED})
+        if allowed_referral_moves(r.status) and r.status is not ReferralStatus.DRAFT
+        else r
+        for r in case.referrals
+    ]
+    contacts = [*case.contacts, Contact(date=TODAY, mode=ContactMode.FACE_TO_FACE)]
+    return case.model_copy(update={"goals": goals, "referrals": referrals, "contacts": contacts})

@@ -9,7 +9,10 @@ drops those gone, and combines the kept parts: sums, and the values medians are 
 figures are the same as recomputing from every case (``tests/api/test_parts.py`` compares them).
 
 Kept per view (who asks and what: the route's key) and per process, at most ``size`` views. The
-ViewCache in front keeps the combined answer until the next change, so this runs once per change.
+ViewCache in front keeps the combined answer until the next change, so this runs once per change. A
+view whose parts say whose each case is (the worklist: its case manager, its programme) is one for every
+caller (``every_part``): a hundred case managers opening theirs in the morning read the cases once, not
+a hundred times, and each takes their own parts from it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from fhir_cm.domain import Case
 from fhir_cm.store import CaseRecord, Store, UnreadableCase, case_revisions, get_case_records
 
 from ._access import can_see, may_see_unreadable, programme_scope
@@ -63,6 +67,43 @@ class CaseParts:
             if filters.get("programme") not in (None, scope):
                 return []
             filters["programme"] = scope
+
+        def judged(record: CaseRecord) -> P | None:
+            return part(record) if can_see(principal, record.case, today) else None
+
+        def told(bad: UnreadableCase) -> _Unreadable | None:
+            return _Unreadable(bad) if may_see_unreadable(principal, bad) else None
+
+        found = self._kept(store, key, filters, judged, told)
+        if unreadable is not None:
+            unreadable += [case_id for case_id, p in found if isinstance(p, _Unreadable)]
+        return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)]
+
+    def every_part(
+        self, store: Store, key: Hashable, part: Callable[[Case], P | None]
+    ) -> tuple[list[P], list[UnreadableCase]]:
+        """The parts of every stored case, whoever asks, and the cases this version cannot read: one view
+        for every caller, each choosing their own among the parts (a view where the part says whose the
+        case is — the worklist's case manager — and what the caller may see follows from it). Kept by
+        revision as :meth:`parts` keeps them, so the first caller of the day pays for all the others."""
+
+        def told(bad: UnreadableCase) -> _Unreadable:
+            return _Unreadable(bad)
+
+        found = self._kept(store, key, {}, lambda record: part(record.case), told)
+        unreadable = [p.row for _, p in found if isinstance(p, _Unreadable)]
+        return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)], unreadable
+
+    def _kept(
+        self,
+        store: Store,
+        key: Hashable,
+        filters: dict[str, Any],
+        judged: Callable[[CaseRecord], Any],
+        told: Callable[[UnreadableCase], _Unreadable | None],
+    ) -> list[tuple[str, Any]]:
+        """Each selected case's kept entry, by case id: ``judged(record)`` of a case new or changed since
+        (its part, or None), ``told(row)`` of one this version cannot read."""
         with self._lock:
             if self._store is None or self._store() is not store:  # another store: nothing kept applies
                 self._views.clear()
@@ -81,16 +122,14 @@ class CaseParts:
                 for i in range(0, len(stale), _CHUNK):
                     skipped: list[UnreadableCase] = []
                     for case_id, record in get_case_records(session, stale[i : i + _CHUNK], skipped=skipped).items():
-                        visible = can_see(principal, record.case, today)
-                        kept[case_id] = (record.revision, part(record) if visible else None)
+                        kept[case_id] = (record.revision, judged(record))
                     for bad in skipped:
-                        told = may_see_unreadable(principal, bad)
-                        kept[bad.case_id] = (revisions[bad.case_id], _Unreadable() if told else None)
-            found = [(case_id, entry[1]) for case_id in revisions if (entry := kept.get(case_id)) is not None]
-            if unreadable is not None:
-                unreadable += [case_id for case_id, p in found if isinstance(p, _Unreadable)]
-            return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)]
+                        kept[bad.case_id] = (revisions[bad.case_id], told(bad))
+            return [(case_id, entry[1]) for case_id in revisions if (entry := kept.get(case_id)) is not None]
 
 
 class _Unreadable:
-    """The kept part of a case this version cannot read, that the viewer could see: no figures, a count."""
+    """The kept part of a case this version cannot read: no figures, a count (its row, to judge who is told)."""
+
+    def __init__(self, row: UnreadableCase) -> None:
+        self.row = row

@@ -11,6 +11,7 @@ from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.store import ApiRole, resources_saved_at
 from fhir_cm.worklist import ItemKind, load_worklist_rules, select_items, worklist_part
 
+from .._access import may_see_unreadable, programme_scope
 from .._answers import json_answer, json_bytes
 from .._casework import shown_audited
 from .._deps import CaseWork, get_settings
@@ -61,33 +62,35 @@ def worklist(
     else:
         whose = case_manager
     today, rules = work.today, load_worklist_rules()
+    scope = programme_scope(p)
+    # A supervisor limited to one programme asking for another: none of its items (as the caseload answers).
+    elsewhere = scope is not None and programme not in (None, scope)
+    wanted = programme or scope
     kinds = frozenset(kind) if kind else None
-    # Each case's items are kept by revision for this caller and day (``CaseParts``); the page made of them
-    # is kept until a case or a stored copy changes (a copy brings the dates as written).
-    parts_key = ("worklist", p.role, p.practitioner_id, p.programme, programme, today)
+    # Each case's items are kept by revision in one view for every caller of the day (``every_part``): whose
+    # the case is, the part says. The page made of them is kept per caller until a case or a stored copy
+    # changes (a copy brings the dates as written).
     with work.store.session(read_only=True) as session:
         copies_at = resources_saved_at(session)
-    key = (*parts_key, whose, kinds, overdue, due_before, limit, offset, copies_at)
+    asked = (whose, wanted, elsewhere, kinds, overdue, due_before, limit, offset)
+    key = ("worklist", p.role, p.practitioner_id, p.programme, today, copies_at, asked)
 
     def compute() -> tuple[bytes, list[str]]:
-        unreadable: list[str] = []
-        parts = work.parts.parts(
-            work.store,
-            p,
-            today,
-            parts_key,
-            lambda case: worklist_part(case, today, rules),
-            unreadable=unreadable,
-            programme=programme,
+        parts, unreadable = work.parts.every_part(
+            work.store, ("worklist", today), lambda case: worklist_part(case, today, rules)
         )
+        if elsewhere:
+            parts, unreadable = [], []
         items = select_items(
             parts,
             case_managers=None if whose is None else {whose},
+            programme=wanted,
             kinds=kinds,
             overdue_only=overdue,
             due_before=due_before,
         )
         page = items_as_written(work.store, items[offset : offset + limit])
+        told = [u for u in unreadable if may_see_unreadable(p, u) and wanted in (None, u.programme)]
         out = WorklistOut(
             on=today,
             case_manager=whose,
@@ -97,7 +100,7 @@ def worklist(
             limit=limit,
             offset=offset,
             next_offset=offset + limit if offset + limit < len(items) else None,
-            unreadable=len(unreadable),
+            unreadable=len(told),
         )
         return json_bytes(out), list(dict.fromkeys(item.case_id for item in page))
 
