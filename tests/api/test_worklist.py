@@ -265,6 +265,9 @@ def test_a_case_this_version_cannot_read_is_counted_not_listed(
     assert (cases_on(response.json()), response.json()["unreadable"]) == (["a"], 1)
     assert SECRET_NOTE not in response.text
     assert worklist(client, keys.cm2)["unreadable"] == 0
+    assert worklist(client, keys.supervisor)["unreadable"] == 1
+    assert worklist(client, keys.supervisor, case_manager="cm-2")["unreadable"] == 0  # b is cm-1's
+    assert worklist(client, keys.supervisor_sw)["unreadable"] == 0  # b is health-care
 
 
 def test_the_day_is_the_apps(client: TestClient, keys: Keys) -> None:

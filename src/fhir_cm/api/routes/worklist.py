@@ -90,7 +90,11 @@ def worklist(
             due_before=due_before,
         )
         page = items_as_written(work.store, items[offset : offset + limit])
-        told = [u for u in unreadable if may_see_unreadable(p, u) and wanted in (None, u.programme)]
+        told = [
+            u
+            for u in unreadable
+            if may_see_unreadable(p, u) and wanted in (None, u.programme) and whose in (None, u.case_manager_id)
+        ]
         out = WorklistOut(
             on=today,
             case_manager=whose,
