@@ -240,6 +240,7 @@ def test_a_case_manager_is_not_offered_the_candidates_and_is_told_why_at_their_a
     sign_in(page, served.base, served.cm)
     assert page.get_by_role("navigation", name="Console").get_by_role("link").all_inner_texts() == [
         "Caseload",
+        "Worklist",
         "Outcomes",
         "Sync health",
     ]
