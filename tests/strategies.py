@@ -74,10 +74,16 @@ entity_ids = st.text(_ID_CHARS, min_size=1, max_size=16).filter(lambda i: i not 
 case_ids = entity_ids
 
 
+#: Other servers' bases an outside party's record may be kept at.
+outside_servers = st.sampled_from(["https://other.example/fhir", "http://10.1.2.3:8080/baseR4", "https://gp.example"])
+
+
 def parties(kind: PartyKind | None = None) -> st.SearchStrategy[Party]:
-    """A party of ``kind`` (any kind if None), with or without a name."""
+    """A party of ``kind`` (any kind if None), with or without a name; but for a case's patient, local
+    or an outside party (another server's record)."""
     kinds = st.just(kind) if kind is not None else st.sampled_from(PartyKind)
-    return st.builds(Party, kind=kinds, id=entity_ids, name=st.none() | texts)
+    servers = st.none() if kind is PartyKind.PATIENT else st.none() | outside_servers
+    return st.builds(Party, kind=kinds, id=entity_ids, name=st.none() | texts, server=servers)
 
 
 def _ordered_pair(draw: st.DrawFn, *, start_optional: bool = False, end_optional: bool = True) -> tuple:

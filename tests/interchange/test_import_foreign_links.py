@@ -37,16 +37,23 @@ def copies(settings: Settings, link: Callable[[str], str]) -> tuple[Case, dict[R
     return case, out
 
 
-def imported(tmp_path: Path, store: Store, settings: Settings, link: Callable[[str], str]) -> Case:
-    case, resources = copies(settings, link)
+def import_at_base(
+    tmp_path: Path, store: Store, settings: Settings, case_id: str, resources: dict[ResourceKey, dict[str, Any]]
+) -> Case:
+    """Import ``resources`` as a server at BASE exports them (fullUrls at its base); the case read."""
     entries = [{"fullUrl": f"{BASE}/{k.type}/{r['id']}", "resource": r} for k, r in resources.items()]
     path = tmp_path / "export.json"
     path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
     import_files(store, [path], settings)
     with store.session(read_only=True) as s:
-        read = get_case(s, case.id)
+        read = get_case(s, case_id)
     assert read is not None
     return read
+
+
+def imported(tmp_path: Path, store: Store, settings: Settings, link: Callable[[str], str]) -> Case:
+    case, resources = copies(settings, link)
+    return import_at_base(tmp_path, store, settings, case.id, resources)
 
 
 def addresses(case: Case) -> dict[str, list[str]]:

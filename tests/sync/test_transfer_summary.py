@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fhir_cm.cli import app
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case, Party, Referral, Stay
+from fhir_cm.domain import Case, Party, Referral, Stay, TeamMember
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.store import Store, open_store, save_case
 from fhir_cm.sync import NoSuchMove, handoff_moves, push_cases, transfer_summary, write_transfer_summary
@@ -210,3 +210,30 @@ def test_a_patient_and_a_practitioner_sharing_an_id_keep_their_own_names(version
     }
     assert named[("Patient", "1")] == "Ann Example"
     assert named[("Practitioner", "1")] == "Casey Manager"
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_outside_parties_are_in_the_document_at_their_own_server_and_author_nothing(version: str) -> None:
+    # Another server's practitioner manages the case and its GP is on the team, under ids local
+    # records share: the document names them where they are, and makes up no local record for them.
+    other = "https://other.example/fhir"
+    far = Party(kind="practitioner", id="cm-1", name="Dr Far Away", server=other)
+    case = journey_case(case_manager=far)
+    gp = Party(kind="practitioner", id="gp-1", name="Dr Elsewhere", server=other)
+    case = case.model_copy(update={"team": [*case.team, TeamMember(id="tm-gp", role="primary-care", party=gp)]})
+
+    doc = transfer_summary(case, 1, version, SYSTEM, now=dt.datetime(2024, 1, 4, 12, tzinfo=dt.UTC))
+
+    held = resources(doc)
+    assert held[f"{other}/Practitioner/gp-1"] == {
+        "resourceType": "Practitioner",
+        "id": "gp-1",
+        "name": [{"text": "Dr Elsewhere"}],
+    }
+    assert held[f"{other}/Practitioner/cm-1"]["name"] == [{"text": "Dr Far Away"}]
+    ours = [r for r in held.values() if r["resourceType"] == "Practitioner" and "identifier" in r]
+    assert [i["value"] for r in ours for i in r["identifier"]] == ["cm-1"]  # the local one of the team, only
+    author = held[doc["entry"][0]["resource"]["author"][0]["reference"]]
+    assert author["resourceType"] == "Device"  # the outside manager wrote none of it
+    refs = json.dumps(doc).split('"reference": "')[1:]
+    assert all(r.split('"', 1)[0] in held for r in refs)  # every reference resolves inside the document

@@ -57,7 +57,7 @@ def _manager_on(case: Case, day: dt.date, status: CaseStatus) -> Party | None:
     current = [m for m in managers if (m.start is None or m.start <= day) and (m.end is None or m.end >= day)]
     if not current:
         return None
-    if case.case_manager is not None and any(m.party.id == case.case_manager.id for m in current):
+    if case.case_manager is not None and any(m.party.same_as(case.case_manager) for m in current):
         return case.case_manager
     return max(current, key=lambda m: m.start or dt.date.min).party
 

@@ -69,6 +69,8 @@ class Case(_Model):
     def _coherent(self) -> Self:
         if self.patient.kind is not PartyKind.PATIENT:
             raise ValueError("patient must be a party of kind 'patient'")
+        if self.patient.outside:
+            raise ValueError("the patient must be a record of the case's own server, not another server's")
         if self.case_manager is not None and self.case_manager.kind is not PartyKind.PRACTITIONER:
             raise ValueError("case_manager must be a party of kind 'practitioner'")
         ids = Counter(
@@ -159,20 +161,20 @@ class Case(_Model):
         one left running kept the case in the old manager's caseload, and on their team. A manager the team
         held no membership of had the case from its start.
         """
-        if (manager.id if manager else None) == (self.case_manager.id if self.case_manager else None):
+        if manager.same_as(self.case_manager) if manager is not None else self.case_manager is None:
             return
         team = list(self.team)
         managing = [m for m in team if m.role is TeamRole.CASE_MANAGER and m.party.kind is PartyKind.PRACTITIONER]
         eve = on - dt.timedelta(days=1)
         before = self.case_manager
-        if before is not None and self.period.start < on and not any(m.party.id == before.id for m in managing):
+        if before is not None and self.period.start < on and not any(m.party.same_as(before) for m in managing):
             team.append(TeamMember(role=TeamRole.CASE_MANAGER, party=before, start=self.period.start, end=eve))
-        ending = {m.id for m in managing if _on_team(m, on) and (manager is None or m.party.id != manager.id)}
+        ending = {m.id for m in managing if _on_team(m, on) and not m.party.same_as(manager)}
         team = [  # one who joined that very day stays for it (a membership ends no earlier than it starts)
             m.model_copy(update={"end": eve if m.start is None or m.start < on else m.start}) if m.id in ending else m
             for m in team
         ]
-        if manager is not None and not any(m.party.id == manager.id and _on_team(m, on) for m in managing):
+        if manager is not None and not any(m.party.same_as(manager) and _on_team(m, on) for m in managing):
             team.append(TeamMember(role=TeamRole.CASE_MANAGER, party=manager, start=on))
         updated = self.model_validate({**self.model_dump(), "case_manager": manager, "team": team})
         for name in ("case_manager", "team"):

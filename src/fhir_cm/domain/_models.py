@@ -158,12 +158,46 @@ class Period(_Model):
         return self
 
 
+#: The base URL of another server: a scheme, a host, a path; no query, fragment or blank.
+_SERVER = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]+(/[^?#\s]*)?$"
+ServerUrl = Annotated[Annotated[str, StringConstraints(pattern=_SERVER, max_length=1_000)] | None, _BLANK_IS_NONE]
+
+
 class Party(_Model):
-    """A person or organisation the case refers to, by its id in the record system (e.g. the EHR)."""
+    """A person or organisation the case refers to, by its id in the record system (e.g. the EHR).
+
+    ``server`` names the record system when it is not the case's own (the server the case syncs
+    with, or the one a file came from): an *outside* party — another trust's GP on the care team, an
+    episode managed from another hospital. Its ``id`` is that server's, and says nothing of a local
+    record of the same id: two servers number their records alike, and read as the local one, the
+    care team showed the wrong person (and gave that person's login the case).
+    """
 
     kind: PartyKind
     id: EntityId
     name: OptionalName = None
+    server: ServerUrl = Field(
+        default=None,
+        description="The base URL of the server keeping this party's record, when it is not the one the case "
+        "syncs with (an outside party); left out, the party is a local record.",
+        # A local party is written as before: stored cases, API answers and files stay as they were.
+        exclude_if=lambda server: server is None,
+    )
+
+    @property
+    def outside(self) -> bool:
+        """Whether the party's record is another server's (see ``server``)."""
+        return self.server is not None
+
+    def same_as(self, other: Party | None) -> bool:
+        """Whether ``other`` is the same record (kind, id and server; the name aside): an outside party is
+        never the local one of its id."""
+        return other is not None and (self.kind, self.id, self.server) == (other.kind, other.id, other.server)
+
+    def is_local(self, kind: PartyKind, party_id: str) -> bool:
+        """Whether this is the local record ``kind``/``party_id`` (a login's practitioner, say): never an
+        outside party of the same id."""
+        return self.server is None and self.kind is kind and self.id == party_id
 
 
 class StatusChange(_Model):

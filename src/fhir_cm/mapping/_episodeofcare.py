@@ -297,7 +297,12 @@ def _shape(version: FhirVersion) -> Shape:
             party("case_manager", ("careManager",), [PartyKind.PRACTITIONER]),
             refs("team", ("careTeam",) if version == "R5" else ("team",), "CareTeam", get=_team, derived=True),
             extension_item(
-                "referral_source", EXT_REFERRAL_SOURCE, "valueReference", decode=read_party, encode=party_reference
+                "referral_source",
+                EXT_REFERRAL_SOURCE,
+                "valueReference",
+                decode=lambda v, ctx: read_party(v, bases=ctx.refs.bases),
+                encode=lambda v, ctx: party_reference(v),
+                contextual=True,
             ),
             extension_item(
                 "acuity",

@@ -205,9 +205,15 @@ def patient_of(resource: Mapping[str, Any], *, bases: Collection[str] | None = N
 
 def party_reference(party: Party, moved: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A Reference to a party, with its name as ``display`` when known; ``moved`` maps a party's
-    ``Type/id`` as the case spells it to the one a server gave it (see :class:`References`)."""
+    ``Type/id`` as the case spells it to the one a server gave it (see :class:`References`). An
+    outside party is named at its own server (``https://other.example/fhir/Practitioner/7``), and is
+    never moved: the server written to neither holds nor renumbers another server's records."""
     literal = f"{_PARTY_TYPES[party.kind]}/{party.id}"
-    out: dict[str, Any] = {"reference": moved.get(literal, literal) if moved else literal}
+    if party.server is not None:
+        literal = f"{party.server}/{literal}"
+    elif moved:
+        literal = moved.get(literal, literal)
+    out: dict[str, Any] = {"reference": literal}
     if party.name:
         out["display"] = party.name
     return out
@@ -217,13 +223,23 @@ def read_party(
     reference: Mapping[str, Any] | None,
     kinds: Iterable[PartyKind] | None = None,
     moved_back: Mapping[str, str] | None = None,
+    *,
+    bases: Collection[str] | None = None,
 ) -> Party | None:
     """The party a Reference names, or None when it names none we can hold (e.g. a PractitionerRole).
-    ``moved_back`` maps a ``Type/id`` a server gave a party back to the one the case spells."""
+    ``moved_back`` maps a ``Type/id`` a server gave a party back to the one the case spells.
+
+    ``bases``: those the resource came from (see :func:`local_reference`; ``None``: any base). An
+    absolute URL at another base names an outside party (``Party.server``), not the local record of
+    the same id: ``https://other.example/fhir/Practitioner/7`` read as ``Practitioner/7`` put the
+    local practitioner 7 on the care team in the other server's one's place."""
     if not isinstance(reference, dict):
         return None
     literal = reference.get("reference")
-    if moved_back and isinstance(literal, str):
+    if not isinstance(literal, str):
+        return None
+    server = None if local_reference(literal, bases) is not None else reference_base(literal)
+    if moved_back and server is None:
         literal = moved_back.get(literal, literal)
     parsed = parse_reference(literal)
     if parsed is None or parsed[0] not in _PARTY_KINDS:
@@ -232,7 +248,7 @@ def read_party(
     if kinds is not None and kind not in kinds:
         return None
     name = reference.get("display")
-    return Party(kind=kind, id=parsed[1], name=name[:500] if isinstance(name, str) and name else None)
+    return Party(kind=kind, id=parsed[1], name=name[:500] if isinstance(name, str) and name else None, server=server)
 
 
 _NAMESPACE = uuid.NAMESPACE_URL.bytes
@@ -312,8 +328,9 @@ class References:
         return party_reference(party, self.parties)
 
     def read_party(self, reference: Mapping[str, Any] | None, kinds: Iterable[PartyKind] | None = None) -> Party | None:
-        """:func:`read_party`, a party the server calls by another id read as the case spells it."""
-        return read_party(reference, kinds, self._parties_back)
+        """:func:`read_party` at the bases read from, a party the server calls by another id read as the
+        case spells it."""
+        return read_party(reference, kinds, self._parties_back, bases=self.bases)
 
     def server_id(self, key: ResourceKey) -> str | None:
         return self._server_ids.get(key)

@@ -68,7 +68,9 @@ _COLUMNS = ("patient_id", "case_manager_id", "programme", "status", "data", "dat
 def _columns(case: Case) -> dict[str, Any]:
     return {
         "patient_id": case.patient.id,
-        "case_manager_id": case.case_manager.id if case.case_manager else None,
+        # The local practitioner managing the case (caseloads, access): none for an outside manager,
+        # another server's record, whose id says nothing of a local practitioner's.
+        "case_manager_id": case.case_manager.id if case.case_manager and not case.case_manager.outside else None,
         "programme": case.programme.value,
         "status": case.status.value,
         "data": case.model_dump(mode="json"),

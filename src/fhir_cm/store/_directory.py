@@ -23,7 +23,7 @@ _BATCH = 500
 def _on_team(data: dict[str, Any], practitioner_id: str) -> bool:
     for member in data.get("team") or ():
         party = member.get("party") or {}
-        if party.get("kind") == "practitioner" and party.get("id") == practitioner_id:
+        if party.get("kind") == "practitioner" and party.get("id") == practitioner_id and not party.get("server"):
             return True
     return False
 

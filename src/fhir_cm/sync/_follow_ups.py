@@ -57,7 +57,12 @@ WITHDRAWN_REASON = (
 def _derived_id(prefix: str, cause: str) -> str:
     """An entity id made from what caused it (stable across runs and stores), within the 64-character limit."""
     candidate = f"{prefix}-{cause}"
-    return candidate if len(candidate) <= 64 else f"{prefix}-{hashlib.sha256(cause.encode()).hexdigest()[:40]}"
+    return candidate if len(candidate) <= 64 else f"{prefix}-{_digest(cause)}"
+
+
+def _digest(cause: str) -> str:
+    """A cause no id can hold as it is (too long; an outside party's server URL), as an id's part."""
+    return hashlib.sha256(cause.encode()).hexdigest()[:40]
 
 
 def follow_up_for(stay: Stay, case: Case, discharges: Collection[str]) -> Referral | None:
@@ -129,24 +134,26 @@ def act_on_transitions(case: Case) -> tuple[Case, int, int, int]:
         r for s in case.stays if s.id not in followed and (r := follow_up_for(s, case, discharges)) is not None
     ]
     stays = {s.id: s for s in case.stays}
-    on_team = {m.party.id for m in case.team}
+    # A party by who it is: an outside provider (another server's Organization) is not the local one of its id.
+    on_team = {(m.party.kind, m.party.id, m.party.server) for m in case.team}
     members: list[TeamMember] = []
     for t in derive_transitions(case.stays, [*case.referrals, *follow_ups]):
         provider = t.receiving_provider
         role = RECEIVING_ROLE.get(t.to_setting)
-        if provider is None or role is None or provider.id in on_team:
+        if provider is None or role is None or (provider.kind, provider.id, provider.server) in on_team:
             continue
         stay = stays.get(t.to_stay) if t.to_stay else None
+        cause = provider.id if provider.server is None else _digest(f"{provider.server}/{provider.id}")
         members.append(
             TeamMember(
-                id=_derived_id("member", provider.id),
+                id=_derived_id("member", cause),
                 role=role,
                 party=provider,
                 start=stay.start if stay else t.date,
                 end=stay.end if stay else None,
             )
         )
-        on_team.add(provider.id)
+        on_team.add((provider.kind, provider.id, provider.server))
     if not follow_ups and not members:
         return case, 0, 0, withdrawn
     updated = case.model_validate(

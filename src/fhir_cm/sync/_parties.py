@@ -40,11 +40,13 @@ PartyKey = tuple[str, str]
 
 
 def case_parties(case: Case) -> dict[PartyKey, Party]:
-    """Every party the case names other than its own patient (resolved first, by the push itself),
-    keyed as its references spell them."""
+    """Every local party the case names other than its own patient (resolved first, by the push
+    itself), keyed as its references spell them. An outside party (``Party.server``) is another
+    server's record, referenced there: the server pushed to is neither asked for it nor given one
+    made up under its id."""
     parties: dict[PartyKey, Party] = {}
     for party in _walk(case):
-        if party.kind is PartyKind.PATIENT and party.id == case.patient.id:
+        if party.outside or (party.kind is PartyKind.PATIENT and party.id == case.patient.id):
             continue
         rtype, rid = party_reference(party)["reference"].split("/", 1)
         known = parties.get((rtype, rid))

@@ -268,7 +268,7 @@ def _welcome(store: Store, offer: Placement, organization: str, today: dt.date, 
         record = _open_case(session, offer.case_id)
         case: Case = record.case
         data = case.model_dump()
-        if not any(m.party.id == organization for m in case.team):
+        if not any(m.party.is_local(PartyKind.ORGANISATION, organization) for m in case.team):
             role = RECEIVING_ROLE.get(setting)
             if role is not None:
                 data["team"].append(

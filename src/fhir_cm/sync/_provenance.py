@@ -67,12 +67,13 @@ def provenance_resource(
     resource_id: str,
     recorded: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """A Provenance saying the adapter, on behalf of the case manager, did ``activity`` to ``targets``."""
+    """A Provenance saying the adapter, on behalf of the case manager, did ``activity`` to ``targets``;
+    an outside case manager (another server's practitioner) asked for none of it, and is not named."""
     agent: dict[str, Any] = {
         "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "author", "display": "Author"}]},
         "who": {"reference": device_reference, "display": "fhir-cm"},
     }
-    if case.case_manager is not None:
+    if case.case_manager is not None and not case.case_manager.outside:
         agent["onBehalfOf"] = party_reference(case.case_manager)
     when = (recorded or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return {

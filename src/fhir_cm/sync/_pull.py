@@ -151,7 +151,7 @@ class _Puller(Merging):
         #: proxy writes its inner address there, and in the references it makes absolute).
         self.own_bases: set[str] = {self.base}
         self.flush_size, self.flush_bytes = flush_size, flush_bytes
-        self.reader = CaseReader(version, self.system, settings.plausibility(dt.date.today()))
+        self.reader = CaseReader(version, self.system, settings.plausibility(dt.date.today()), self.own_bases)
         self.checker = Checker(version, self.system, CASE_RESOURCE_TYPES)
         # What was taken in beyond ``flush_size``: on disk until the cases are merged.
         self.spill = Spill()

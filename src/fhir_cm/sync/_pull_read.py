@@ -8,7 +8,7 @@ in the way, so one bad resource (or one still waiting for another) does not keep
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..domain import Case, Plausibility, new_breaches
@@ -24,10 +24,15 @@ class _Implausible(MappingError):
 
 
 class CaseReader:
-    """Reads resources as a case for one FHIR version, identifier system and set of plausibility rules."""
+    """Reads resources as a case for one FHIR version, identifier system and set of plausibility rules.
 
-    def __init__(self, version: str, system: str, rules: Plausibility) -> None:
-        self.version, self.system, self.rules = version, system, rules
+    ``bases``: those the server names itself by (the pull's, which grows as pages name more): a
+    reference by an absolute URL at another base names another server's resource — a Practitioner
+    there is an outside party, not the local record of the same id (``mapping.read_party``).
+    """
+
+    def __init__(self, version: str, system: str, rules: Plausibility, bases: Collection[str] | None = None) -> None:
+        self.version, self.system, self.rules, self.bases = version, system, rules, bases
 
     def isolate(
         self,
@@ -98,7 +103,7 @@ class CaseReader:
         copies = list(resources.values())
         if local is not None and not any(k.type == "EpisodeOfCare" for k in resources):
             copies.append(case_to_resources(local, self.version, self.system)[episode_key(local)])
-        case = resources_to_case(copies, self.version, self.system)
+        case = resources_to_case(copies, self.version, self.system, bases=self.bases)
         if checked and (breaches := new_breaches(local, case, self.rules)):
             raise _Implausible(RULE_PROBLEM + "; ".join(f"{b.entity or 'case'} {b.line()}" for b in breaches)[:250])
         return case

@@ -133,7 +133,7 @@ class _CasePush(CaseSend):
         }
         moved = self.moved()
         resources = case_to_resources(
-            self.case, session.version, session.system, self.bases, server_ids=stable, parties=moved
+            self.case, session.version, session.system, self.bases, server_ids=stable, parties=moved, bases=self.own
         )
         leftover = [decimals.dumps(own) for own in moved]
         writes: list[Write] = []
@@ -207,6 +207,6 @@ class _CasePush(CaseSend):
     def references(self) -> References:
         """References that resolve the case's resources by the server ids of their copies."""
         ids = {k: str(b["id"]) for k, b in self.bases.items() if isinstance(b.get("id"), str)}
-        refs = References(self.session.system, ids)
+        refs = References(self.session.system, ids, bases=self.own)
         refs.know_all(k for k, _, _ in case_plan(self.case, self.bases))
         return refs

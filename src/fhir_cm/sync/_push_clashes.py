@@ -42,6 +42,9 @@ class CaseClashes:
         self.session, self.case, self.report = session, case, report
         ledger = session.ledgers.get(case.id, {})
         self.bases: dict[ResourceKey, dict[str, Any]] = {k: e.server_copy for k, e in ledger.items() if e.server_copy}
+        #: The base the copies are at: a reference in them by an absolute URL at another names another
+        #: server's record (an outside party), which the case holds as such and a write leaves as written.
+        self.own: tuple[str, ...] = (session.base,)
         for key, _, _ in case_plan(case, self.bases):
             if key not in self.bases and key in session.found:
                 self.bases[key] = session.found[key]

@@ -10,7 +10,9 @@ case holds nothing for it (allergies, medications, …: the EHR's, not the case 
 
 The case's resources are mapped as for a push (``case_to_bundle``): references between them are the
 ``urn:uuid:`` full URLs of their business identifiers, so they resolve inside the document; the
-people and organisations they name are added as minimal resources under ``urn:uuid:`` URLs too. The
+people and organisations they name are added as minimal resources under ``urn:uuid:`` URLs too
+(another server's, an outside party, under its URL there: the document makes up no record of ours
+for it). The
 document and its identifier are derived from the case and the stay left, so building it again
 gives the same document (bar its timestamp).
 """
@@ -27,10 +29,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config import Settings
-from ..domain import CareSetting, Case, PartyKind, ReferralKind, Transition
+from ..domain import CareSetting, Case, Party, PartyKind, ReferralKind, Transition
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient
-from ..mapping import case_to_bundle, iter_references, parse_reference, party_reference, xhtml_text
+from ..mapping import (
+    case_to_bundle,
+    iter_references,
+    parse_reference,
+    party_reference,
+    reference_base,
+    xhtml_text,
+)
 from ..store import Store, get_case
 from ..terminology import mappings_dir
 from ._identity import rewrite_references
@@ -167,13 +176,18 @@ def transfer_summary(
 
     doc_key = f"{case.id}|transfer-summary|{move.from_stay or move.date.isoformat()}"
     patient_url = parties[("Patient", case.patient.id)]["fullUrl"]
-    author = parties.get(("Practitioner", case.case_manager.id)) if case.case_manager else None
+    # An outside case manager (another server's practitioner) wrote none of it: the device did.
+    manager = case.case_manager
+    author = parties.get(("Practitioner", manager.id)) if manager is not None and not manager.outside else None
     stay = next((s for s in case.stays if s.id == move.from_stay), None)
     custodian_party = stay.provider if stay is not None and stay.provider is not None else None
     if custodian_party is not None and custodian_party.kind is PartyKind.ORGANISATION:
-        custodian = parties.get(("Organization", custodian_party.id)) or _organisation(
-            custodian_party.id, custodian_party.name, identifier_system
-        )
+        if custodian_party.outside:
+            custodian = _outside(custodian_party)
+        else:
+            custodian = parties.get(("Organization", custodian_party.id)) or _organisation(
+                custodian_party.id, custodian_party.name, identifier_system
+            )
     else:
         custodian = _organisation(f"{case.id}-case-management", "Case management service", identifier_system)
     extra = [custodian] if custodian["fullUrl"] not in {p["fullUrl"] for p in parties.values()} else []
@@ -236,7 +250,9 @@ def _closure(chosen: list[dict[str, Any]], mapped: list[dict[str, Any]]) -> list
 
 def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Minimal resources for the people and organisations the included resources name (and the
-    patient and case manager), each under a ``urn:uuid:`` URL the references are rewritten to."""
+    patient and a local case manager), each under a ``urn:uuid:`` URL the references are rewritten
+    to; an outside party (another server's record) under its own URL there, as the references name
+    it: it is not made a record of ours. Keyed by type and id, an outside party's id being its URL."""
     # By type and id: servers number each type on its own, so Patient/1 and Practitioner/1 are two people.
     named = {
         party_reference(party)["reference"]: party
@@ -245,13 +261,18 @@ def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tu
         + [s.provider for s in case.stays if s.provider is not None]
     }
     keys: set[tuple[str, str]] = {("Patient", case.patient.id)}
-    if case.case_manager is not None:
+    if case.case_manager is not None and not case.case_manager.outside:
         keys.add(("Practitioner", case.case_manager.id))
+    outside: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in included:
         for literal in iter_references(entry["resource"]):
             parsed = parse_reference(literal)
-            if parsed is not None and parsed[0] in _PARTY_TYPES:
+            if parsed is None or parsed[0] not in _PARTY_TYPES:
+                continue
+            if reference_base(literal) is None:
                 keys.add((parsed[0], parsed[1]))
+            elif (party := named.get(literal)) is not None:
+                outside[(parsed[0], literal)] = _outside(party)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     patient_ref = f"Patient/{case.patient.id}"
     for rtype, rid in sorted(keys):
@@ -265,7 +286,17 @@ def _parties(case: Case, included: list[dict[str, Any]], system: str) -> dict[tu
     moved = {f"{rtype}/{rid}": e["fullUrl"] for (rtype, rid), e in out.items()}
     for entry in [*included, *out.values()]:
         entry["resource"] = rewrite_references(entry["resource"], moved)
-    return out
+    return out | outside
+
+
+def _outside(party: Party) -> dict[str, Any]:
+    """An outside party's entry: at its URL on its own server, its id there and the name the case knows."""
+    literal = party_reference(party)["reference"]
+    rtype, rid = literal.rsplit("/", 2)[-2:]
+    resource: dict[str, Any] = {"resourceType": rtype, "id": rid}
+    if party.name:
+        resource["name"] = party.name if rtype == "Organization" else [{"text": party.name}]
+    return {"fullUrl": literal, "resource": resource}
 
 
 def _organisation(key: str, name: str | None, system: str) -> dict[str, Any]:

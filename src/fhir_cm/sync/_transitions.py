@@ -45,6 +45,7 @@ from ..fhir import AsyncFhirClient, Capabilities, FhirError, InvalidRequest, Sea
 from ..mapping import (
     FhirVersion,
     MappingError,
+    References,
     parse_reference,
     read_resource,
     recognise_disposition,
@@ -175,6 +176,10 @@ class _Tracker:
         self.store, self.client, self.version = store, client, version
         self.system = settings.identifier_system
         self.base = client.base_url
+        #: The bases the server names itself by: the client's, and its pages' fullUrls' as they come.
+        #: An Encounter's ``serviceProvider`` at another is another server's Organization: an outside
+        #: party, never the local one of the same id (which would join the care team as the receiver).
+        self.own: set[str] = {self.base}
         self.report = TransitionsReport()
         # Set once the server refused ``_include=Encounter:location`` though its statement did not rule it out.
         self.locations_refused = False
@@ -228,6 +233,7 @@ class _Tracker:
             # Another server's Patient/<id> is another person, though a server may answer it to
             # ``patient=Patient/<id>`` (sekmet does): the server's own bases, the client's and its fullUrls'.
             own = {self.client.base_url, *own_bases(page.entries)}
+            self.own |= own
             for r in page.matches:
                 if r.get("resourceType") == "Encounter" and patient_of(r, bases=own) == patient:
                     encounters[str(r.get("id"))] = r
@@ -240,7 +246,7 @@ class _Tracker:
         if setting is None:
             return None
         try:
-            values = read_resource(encounter, self.version, self.system)
+            values = read_resource(encounter, self.version, self.system, References(self.system, bases=self.own))
         except MappingError:
             return None
         values.pop("episode", None)

@@ -152,27 +152,35 @@ def extension_items(
     url: str,
     value_key: str,
     *,
-    decode: Callable[[Any], Any],
-    encode: Callable[[Any], Any],
+    decode: Callable[..., Any],
+    encode: Callable[..., Any],
     get: Getter | None = None,
     many: bool = True,
     path: PathT = ("extension",),
     default: Any = None,
     derived: bool = False,
+    contextual: bool = False,
 ) -> Field:
     """Values carried by the extensions of one URL (others' extensions keep their place).
 
     ``value_key`` may be ``"extension"``: a complex extension, whose sub-extensions ``decode`` reads.
+    ``contextual``: ``decode`` and ``encode`` take the context too (a Reference is read at the bases
+    the resource came from, and written as the server spells it).
     """
 
     def dec(item: Mapping[str, Any], ctx: Ctx) -> Any:
-        return decode(item.get(value_key)) if item.get("url") == url else None
+        if item.get("url") != url:
+            return None
+        return decode(item.get(value_key), ctx) if contextual else decode(item.get(value_key))
+
+    def enc(v: Any, ctx: Ctx) -> dict[str, Any]:
+        return {"url": url, value_key: encode(v, ctx) if contextual else encode(v)}
 
     return items(
         name,
         path,
         decode=dec,
-        encode=lambda v, ctx: {"url": url, value_key: encode(v)},
+        encode=enc,
         get=get,
         many=many,
         default=default,

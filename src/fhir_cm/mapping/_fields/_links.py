@@ -61,7 +61,7 @@ def party_item(name: str, path: PathT, *, get: Getter | None = None, derived: bo
         encode=lambda v, ctx: ctx.refs.party(v),
         get=get,
         many=False,
-        ident=lambda p: (p.kind, p.id),
+        ident=lambda p: (p.kind, p.id, p.server),
         derived=derived,
     )
 
