@@ -69,6 +69,9 @@ class ManagerCaseload(BaseModel):
 
     case_manager: str | None
     case_manager_name: str | None = None
+    #: The base URL of the server keeping the case manager's record when it is another server's (an
+    #: outside party, ``Party.server``): a case managed from there is in no local case manager's load.
+    case_manager_server: str | None = None
     open_cases: int
     limit: int
     over_limit: bool
@@ -118,6 +121,7 @@ class CaseloadPart(BaseModel):
     case_manager: str | None
     case_manager_name: str | None
     intensity: CaseIntensity
+    case_manager_server: str | None = None
 
 
 def caseload_part(current: Case, on: dt.date, written: Mapping[str, str] | None = None) -> CaseloadPart | None:
@@ -132,6 +136,7 @@ def caseload_part(current: Case, on: dt.date, written: Mapping[str, str] | None 
     return CaseloadPart(
         case_manager=manager.id if manager else None,
         case_manager_name=manager.name if manager else None,
+        case_manager_server=manager.server if manager else None,
         intensity=case_intensity(case, on, referral_days_as_written(current, written, "due")),
     )
 
@@ -150,20 +155,24 @@ def compute_caseload(cases: Iterable[Case], *, on: dt.date, limit: int) -> list[
 
 def group_caseload(parts: Iterable[CaseloadPart], *, limit: int) -> list[ManagerCaseload]:
     """The caseloads the cases' parts make up (:func:`compute_caseload` from parts kept per case)."""
-    groups: dict[str | None, list[CaseIntensity]] = defaultdict(list)
-    names: dict[str, str] = {}
+    # A manager by who they are: another server's practitioner is not the local one of the same id.
+    groups: dict[tuple[str | None, str | None], list[CaseIntensity]] = defaultdict(list)
+    names: dict[tuple[str | None, str | None], str] = {}
     for part in parts:
+        who = (part.case_manager, part.case_manager_server)
         if part.case_manager is not None and part.case_manager_name:
-            names.setdefault(part.case_manager, part.case_manager_name)
-        groups[part.case_manager].append(part.intensity)
+            names.setdefault(who, part.case_manager_name)
+        groups[who].append(part.intensity)
     out = []
-    for manager in sorted(groups, key=lambda m: (m is None, m or "")):
-        rows = sorted(groups[manager], key=lambda r: r.case_id)
+    # Local managers first, then those of other servers, then no one.
+    for manager, server in sorted(groups, key=lambda m: (m[0] is None, m[1] is not None, m[1] or "", m[0] or "")):
+        rows = sorted(groups[(manager, server)], key=lambda r: r.case_id)
         gaps = [r.days_since_face_to_face for r in rows if r.days_since_face_to_face is not None]
         out.append(
             ManagerCaseload(
                 case_manager=manager,
-                case_manager_name=names.get(manager) if manager is not None else None,
+                case_manager_name=names.get((manager, server)) if manager is not None else None,
+                case_manager_server=server,
                 open_cases=len(rows),
                 limit=limit,
                 over_limit=len(rows) > limit,

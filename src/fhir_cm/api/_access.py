@@ -3,6 +3,7 @@
 * A **case manager** works the cases they manage (``Case.case_manager``) and those whose care
   team currently includes them (a membership begun by today — or without a start — that has no end,
   or ends today or later). A membership entered ahead of its start gives no access until that day.
+  Another server's practitioner of their id (an outside party, ``Party.server``) is someone else.
 * A **supervisor** oversees every case of their programme; a supervisor key without a programme
   oversees every programme.
 * A **service** reads the FHIR facade only, never the case-management API.
@@ -36,9 +37,9 @@ __all__ = [
 
 
 def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
+    # The local practitioner, never another server's of the same id (an outside party).
     return any(
-        m.party.id == practitioner_id
-        and m.party.kind is PartyKind.PRACTITIONER
+        m.party.is_local(PartyKind.PRACTITIONER, practitioner_id)
         and (m.start is None or m.start <= today)
         and (m.end is None or m.end >= today)
         for m in case.team
@@ -50,7 +51,9 @@ def can_see(principal: Principal, case: Case, today: dt.date) -> bool:
     if principal.role is ApiRole.SUPERVISOR:
         return principal.programme is None or case.programme is principal.programme
     if principal.role is ApiRole.CASE_MANAGER and principal.practitioner_id:
-        manages = case.case_manager is not None and case.case_manager.id == principal.practitioner_id
+        manages = case.case_manager is not None and case.case_manager.is_local(
+            PartyKind.PRACTITIONER, principal.practitioner_id
+        )
         return manages or _on_team(case, principal.practitioner_id, today)
     return False
 
@@ -100,7 +103,9 @@ def check_may_create(principal: Principal, case: Case) -> None:
     """Refuse (403) a new case its creator could not see afterwards."""
     check_programme(principal, case.programme)
     if principal.role is ApiRole.CASE_MANAGER and (
-        case.case_manager is None or case.case_manager.id != principal.practitioner_id
+        principal.practitioner_id is None
+        or case.case_manager is None
+        or not case.case_manager.is_local(PartyKind.PRACTITIONER, principal.practitioner_id)
     ):
         raise ForbiddenProblem("a case manager may only create cases they manage themselves (case_manager.id)")
 

@@ -4,7 +4,8 @@ The Gravity referral Task requires its ``requester`` (1..1): the receiving organ
 asks questions there. A case's referrals name the case manager (derived when written), so a referral
 made in a case with no case manager — which a supervisor can make — named no one. It now names the
 supervisor's practitioner; a key that names none must give ``requester`` in the body (a practitioner
-or an organisation, e.g. the case-management unit), else the referral is a 409.
+or an organisation, e.g. the case-management unit), else the referral is a 409. A case managed from
+another server (an outside case manager) is the same: its manager asked for nothing made here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def with_requester(principal: Principal, case: Case, referral: Referral) -> Refe
     requester = referral.requester
     if requester is not None and requester == case.case_manager:
         requester = None  # the case manager's: said by the case, not the referral
-    elif requester is None and case.case_manager is None:
+    elif requester is None and (case.case_manager is None or case.case_manager.outside):
+        # An outside case manager (another server's practitioner) asks for nothing made here.
         if principal.practitioner_id is None:
             raise ConflictProblem(
                 f"case {case.id} has no case manager to ask for referral {referral.id}, and this key names no "

@@ -39,25 +39,20 @@ def may_join(case: Case, member: TeamMember) -> None:
     """Refuse (409) a member already on the team in that role at the time, and a case-manager membership of
     someone other than the case's case manager (it would move the case to their caseload: a hand-over)."""
     for m in case.team:
-        if m.party.kind is member.party.kind and m.party.id == member.party.id and m.role is member.role:
+        if m.party.same_as(member.party) and m.role is member.role:
             if _overlap(m, member):
                 raise ConflictProblem(
                     f"{member.party.id} is already on the team as {member.role} then (team member {m.id})",
                     extra={"member": m.id},
                 )
-    if _managing(member) and (case.case_manager is None or member.party.id != case.case_manager.id):
+    if _managing(member) and not member.party.same_as(case.case_manager):
         raise _hand_over_instead(case)
 
 
 def may_leave(case: Case, member: TeamMember) -> None:
     """Refuse (409) ending the case manager's own case-manager membership: from then on the caseload would
     name no one for the case, which still names them."""
-    if (
-        _managing(member)
-        and member.end is None
-        and case.case_manager is not None
-        and member.party.id == case.case_manager.id
-    ):
+    if _managing(member) and member.end is None and member.party.same_as(case.case_manager):
         raise _hand_over_instead(case)
 
 

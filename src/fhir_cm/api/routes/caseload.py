@@ -67,7 +67,12 @@ def caseload(
             **filters,
         )
         if p.role is ApiRole.CASE_MANAGER:
-            parts = [part for part in parts if part.case_manager == p.practitioner_id]
+            parts = [
+                part
+                for part in parts
+                if part.case_manager == p.practitioner_id
+                and part.case_manager_server is None  # theirs, not a namesake's
+            ]
         out = CaseloadOut(
             on=day,
             limit=settings.caseload_limit,

@@ -78,7 +78,12 @@ async function api(path, options = {}) {
 const label = (code) => (code ? String(code).replaceAll("-", " ") : "—");
 const fmtDay = (d) => d || "—";
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)} %`);
-const party = (p) => (p ? p.name || p.id : "—"); // a party by name, by id when it has none
+// A party by name, by id when it has none. Another server's (an outside party) is never a local one of its id: it
+// says so, and is named by its reference there when it has no name.
+const RECORD = { patient: "Patient", practitioner: "Practitioner", organisation: "Organization", "related-person": "RelatedPerson" };
+const hostOf = (url) => { try { return new URL(url).host; } catch { return url; } };
+const party = (p) => (!p ? "—" : !p.server ? p.name || p.id
+  : `${p.name || `${p.server}/${RECORD[p.kind] || p.kind}/${p.id}`} (outside: ${hostOf(p.server)})`);
 const pad = (n) => String(n).padStart(2, "0");
 // The reader's own day: toISOString() is UTC's, a day ahead in the Americas' evenings, behind in the Pacific's mornings.
 const localDay = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
@@ -203,13 +208,14 @@ async function caseloadView() {
           h("option", { value: p, selected: p === (programme || "") }, p ? label(p) : "All programmes")))),
       h("button", { type: "submit" }, "Show"))
     : null;
-  const cards = data.managers.map((m) => h("article", { class: "card", "aria-labelledby": `m-${m.case_manager || "none"}` },
-    h("h2", { id: `m-${m.case_manager || "none"}` }, m.case_manager_name || m.case_manager || "Not assigned"),
+  const manager = (m) => (m.case_manager ? party({ kind: "practitioner", id: m.case_manager, name: m.case_manager_name, server: m.case_manager_server }) : null);
+  const cards = data.managers.map((m, i) => h("article", { class: "card", "aria-labelledby": `m-${i}` },
+    h("h2", { id: `m-${i}` }, manager(m) || "Not assigned"),
     h("p", {},
       h("label", {}, `${m.open_cases} open of ${m.limit} `, h("meter", { min: 0, max: Math.max(m.limit, m.open_cases), high: m.limit, value: m.open_cases })),
       m.over_limit ? h("span", { class: "over" }, " over the limit") : null),
     h("p", { class: "muted" }, `Face to face: average ${m.average_days_since_face_to_face ?? "—"} days, longest ${m.max_days_since_face_to_face ?? "—"}; never seen ${m.cases_never_seen}`),
-    table(`Open cases of ${m.case_manager_name || m.case_manager || "no one"}`, ["Case", "Status", "Days since face to face", "Next follow-up"],
+    table(`Open cases of ${manager(m) || "no one"}`, ["Case", "Status", "Days since face to face", "Next follow-up"],
       m.cases.map((c) => [
         h("a", { href: `#case/${encodeURIComponent(c.case_id)}` }, c.case_id),
         label(c.status),
