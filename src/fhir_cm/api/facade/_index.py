@@ -283,7 +283,12 @@ class FacadeIndex:
             base = {key: _in_version(r, version) for key, r in stored.items()}
             keys = [key for key, _, _ in case_plan(record.case, base)]
             ids = {key: facade_id(key) for key in keys}
-            mapped = case_to_resources(record.case, version, self.identifier_system, base, server_ids=ids)
+            # The copies' references are read as the pull or import that stored them read them: an absolute
+            # URL is local only at a copy's source, and elsewhere names another server's record.
+            read_at = {c.source for c in copies if c.source}
+            mapped = case_to_resources(
+                record.case, version, self.identifier_system, base, server_ids=ids, bases=read_at
+            )
             out = []
             for key, resource in mapped.items():
                 if key.type in RESOURCE_TYPES:

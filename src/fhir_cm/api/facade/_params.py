@@ -96,6 +96,13 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         SearchParam("subject", "reference", "patient", "fhir-cm alias of patient (EpisodeOfCare.patient)."),
         _STATUS,
         _token("type", "type", "The programme type: code, system|code."),
+        SearchParam(
+            "care-manager",
+            "reference",
+            "careManager",
+            "The case manager; id, Practitioner/id, or by URL (another server's: exactly that URL).",
+            target="Practitioner",
+        ),
     ],
     "CarePlan": [
         *_patient("subject"),
@@ -105,7 +112,17 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         SearchParam("date", "date", "period.start", "When the plan starts (its period's start)."),
         SearchParam("care-team", "reference", "careTeam", "The plan's care team.", target="CareTeam"),
     ],
-    "CareTeam": [*_patient("subject"), _STATUS, _CATEGORY],
+    "CareTeam": [
+        *_patient("subject"),
+        _STATUS,
+        _CATEGORY,
+        SearchParam(
+            "participant",
+            "reference",
+            "participant.member",
+            "A member of the team; Type/id, or by URL (another server's: exactly that URL).",
+        ),
+    ],
     "Condition": [
         *_patient("subject"),
         _token("clinical-status", "clinicalStatus", "The clinical status code."),
