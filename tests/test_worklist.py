@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fhir_cm import worklist as worklist_module
-from fhir_cm.domain import Case
+from fhir_cm.domain import Case, Party
 from fhir_cm.mapping import case_to_resources, resources_to_case
 from fhir_cm.terminology import MappingFileError
 from fhir_cm.worklist import (
@@ -297,6 +297,23 @@ def test_each_case_managers_worklist_holds_their_own_cases_only() -> None:
     assert [(i.case_id, i.case_manager, i.case_manager_name) for i in mine] == [("a", "cm-1", "Dr cm-1")]
     assert [i.case_id for i in compute_worklist(cases, TODAY, RULES)] == ["a", "b", "c"]
     assert [i.case_id for i in compute_worklist(cases, TODAY, RULES, case_managers={None})] == ["c"]
+
+
+def test_a_case_managed_from_another_server_is_on_no_local_case_managers_worklist() -> None:
+    """Practitioner cm-1 on another hospital's server is not the local cm-1 (two servers number their
+    records alike): their case is nobody's here, and a supervisor's list says where it is managed from."""
+    outside = case("o", goals=OVERDUE_GOAL).model_copy(
+        update={
+            "case_manager": Party.model_validate(
+                {"kind": "practitioner", "id": "cm-1", "name": "Dr Elsewhere", "server": "https://other.example/fhir"}
+            )
+        }
+    )
+    cases = [case("a", "cm-1", goals=OVERDUE_GOAL), outside]
+    assert [i.case_id for i in compute_worklist(cases, TODAY, RULES, case_managers={"cm-1"})] == ["a"]
+    everyone = {i.case_id: i for i in compute_worklist(cases, TODAY, RULES)}
+    assert (everyone["o"].case_manager, everyone["o"].case_manager_server) == (None, "https://other.example/fhir")
+    assert (everyone["a"].case_manager, everyone["a"].case_manager_server) == ("cm-1", None)
 
 
 def test_a_case_handed_over_is_on_the_new_managers_worklist_from_the_handover_day() -> None:

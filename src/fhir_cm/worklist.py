@@ -109,6 +109,9 @@ class WorklistItem(BaseModel):
     case_status: CaseStatus
     case_manager: str | None
     case_manager_name: str | None = None
+    #: The server the case manager's record is on, when it is another server's (an outside party):
+    #: ``case_manager`` is then None, for they are no local case manager.
+    case_manager_server: str | None = None
     sources: dict[str, tuple[str, str, str]] = Field(
         default_factory=dict,
         exclude=True,
@@ -206,8 +209,15 @@ def worklist_part(current: Case, today: dt.date, rules: WorklistRules) -> Workli
     items = case_items(case, today, rules)
     if not items:
         return None
-    manager = case.case_manager.id if case.case_manager else None
+    # Another server's practitioner of the same id is not the local one: such a case is no local
+    # case manager's, and a supervisor sees it with the server it is managed from.
+    manager = _local_manager(case)
     return WorklistPart(case_manager=manager, programme=case.programme, items=tuple(items))
+
+
+def _local_manager(case: Case) -> str | None:
+    manager = case.case_manager
+    return manager.id if manager is not None and not manager.outside else None
 
 
 def case_items(case: Case, today: dt.date, rules: WorklistRules) -> list[WorklistItem]:
@@ -241,8 +251,9 @@ class _Maker:
             case_id=self._case.id,
             programme=self._case.programme,
             case_status=self._case.status,
-            case_manager=manager.id if manager else None,
+            case_manager=_local_manager(self._case),
             case_manager_name=manager.name if manager else None,
+            case_manager_server=manager.server if manager else None,
             kind=kind,
             what=what,
             due=due,
