@@ -68,6 +68,7 @@ def test_a_case_manager_reads_their_own_worklist(client: TestClient, keys: Keys)
         "case_status": "active",
         "case_manager": "cm-1",
         "case_manager_name": None,
+        "case_manager_server": None,
         "dates_as_written": {},
     }
     assert cases_on(worklist(client, keys.cm2)) == ["b", "c"]
