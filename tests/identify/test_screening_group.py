@@ -282,3 +282,36 @@ def test_a_group_member_counts_while_active_on_the_day_assessed(entry: Any, coun
 def test_a_group_that_lists_no_members_but_has_some_says_why(group: dict[str, Any], why: str | None) -> None:
     said = members_unlisted({"resourceType": "Group", **group})
     assert (said if why is None else (said or "")[: len(why)]) == why
+
+
+def test_a_patient_added_to_a_group_since_its_last_run_is_read_whole(fhir_server: str, tmp_path: Path) -> None:
+    """A Patient added to a Group since its last run, none of whose data changed since, is not in the
+    Group's incremental export (``_since`` filters by the resources' lastUpdated): they were ranked
+    from no facts — no candidate — until a ``--full`` run. Each Group's members are kept from its last
+    run, and those added since (to the Group given, or to a Group it lists) are read whole, by
+    searches for just them; the next run reads them no more."""
+    prefix = f"gra-{uuid.uuid4().hex[:8]}"
+    first, inner, joined, moved_in = (f"{prefix}-{n}" for n in ("first", "inner", "joined", "moved-in"))
+    resources = [r for pid in (first, joined, moved_in) for r in profile_resources(pid, "high-risk", TODAY)]
+    resources += profile_resources(inner, "nothing", TODAY)
+    clinic = _nested(prefix, "clinic", _entry(f"Patient/{inner}"))
+    top = _nested(prefix, "programme", _entry(f"Patient/{first}"), _entry(f"Group/{clinic['id']}"))
+    asyncio.run(_write(fhir_server, [*resources, clinic, top]))
+    env = environment(fhir_server, tmp_path / "store.db")
+
+    before = identify(env, "--group", top["id"])  # an empty store: everything of the members is read
+    assert {c["patient_id"] for c in before["candidates"]} == {first}
+
+    # Only the Groups change: one patient joins the programme, another its clinic.
+    top["member"].append(_entry(f"Patient/{joined}"))
+    clinic["member"].append(_entry(f"Patient/{moved_in}"))
+    asyncio.run(_write(fhir_server, [clinic, top]))
+    after = identify(env, "--group", top["id"])
+    assert after["run"]["since"] == before["run"]["transaction_time"]
+    assert {c["patient_id"] for c in after["candidates"]} == {first, joined, moved_in}
+    assert after["run"]["read"] == {"Patient": 2, "Condition": 2}  # theirs, not the whole Groups again
+    assert after["run"]["added"] == 2
+
+    again = identify(env, "--group", top["id"])  # kept as members now: nothing of theirs is read again
+    assert {c["patient_id"] for c in again["candidates"]} == {first, joined, moved_in}
+    assert again["run"]["read"] == {} and again["run"]["added"] == 0

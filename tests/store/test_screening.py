@@ -21,6 +21,7 @@ from fhir_cm.store import (
     ehr_patient_keys,
     forget_candidates_without_facts,
     get_watermark,
+    keep_group_members,
     list_candidates,
     mark_enrolled,
     open_case_patient_ids,
@@ -29,6 +30,7 @@ from fhir_cm.store import (
     put_ledger,
     replace_candidates,
     save_case,
+    screened_group_members,
     set_watermark,
 )
 
@@ -269,3 +271,22 @@ def test_a_candidate_keeps_the_scope_of_the_ranking_that_made_it(store: Store) -
         replace_candidates(s, SERVER, ["a", "b"], [candidate("b", 5).model_copy(update={"scope": "system"})])
     with store.session(read_only=True) as s:
         assert {c.patient_id: c.scope for c in list_candidates(s, SERVER)} == {"b": "system"}
+
+
+def test_a_groups_members_are_kept_by_what_changed_per_server_and_group(store: Store) -> None:
+    """A Group's run keeps the Patients it listed, so the next run can tell who joined since; more than
+    one statement's worth of ids, and the members who left, are kept exactly."""
+    many = [f"p{n:05d}" for n in range(2500)]
+    with store.session() as s:
+        keep_group_members(s, SERVER, "north", many, set())
+        keep_group_members(s, SERVER, "south", ["p00001"], set())
+        keep_group_members(s, "https://other.example/fhir", "north", ["elsewhere"], set())
+    with store.session() as s:
+        known = screened_group_members(s, SERVER + "/", "north")
+        assert known == set(many)
+        keep_group_members(s, SERVER, "north", [*many[1000:], "new"], known)
+    with store.session(read_only=True) as s:
+        assert screened_group_members(s, SERVER, "north") == {*many[1000:], "new"}
+        assert screened_group_members(s, SERVER, "south") == {"p00001"}
+        assert screened_group_members(s, "https://other.example/fhir", "north") == {"elsewhere"}
+        assert screened_group_members(s, SERVER, "east") == set()

@@ -136,6 +136,8 @@ def identify_command(
         return
     read = ", ".join(f"{n} {t}" for t, n in sorted(report.read.items())) or "nothing"
     since_text = f" changed since {report.since}" if report.since else ""
+    if report.added:
+        since_text += f" (and whole: {report.added} patient(s) the Groups list since their last run)"
     within = f" and the Groups it lists: {', '.join(report.groups[1:])}" if report.groups and report.groups[1:] else ""
     typer.echo(
         f"read {read}{since_text} by {report.source} ({report.scope}{within}); ranked {report.patients} patients: "

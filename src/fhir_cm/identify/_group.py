@@ -51,6 +51,10 @@ class GroupScope(BaseModel):
     listing: list[str] = Field(
         description="The Groups followed into that list a Patient on the day (each exported for its Patients)."
     )
+    members: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The Patients each Group exported (the one asked for, and those of ``listing``) lists itself.",
+    )
 
 
 def group_members(group: Mapping[str, Any], as_of: dt.date, bases: Collection[str] = ()) -> list[str]:
@@ -91,6 +95,8 @@ async def expand_group(read: ReadGroup, group_id: str, as_of: dt.date, bases: Co
             scope.groups.append(gid)
             if depth and patients:
                 scope.listing.append(gid)
+            if not depth or patients:
+                scope.members[gid] = patients
             scope.patients += [p for p in patients if p not in scope.patients]
             for nested in _entries(group, as_of, bases, "Group"):
                 if nested not in parents:

@@ -153,6 +153,7 @@ from ._screening import (
     put_facts,
     replace_candidates,
 )
+from ._screening_groups import keep_group_members, screened_group_members
 from ._watch import mark_watched, open_case_patients, watched_cases
 from ._watermarks import Watermark, forget_watermarks, get_watermark, list_watermarks, set_watermark
 
@@ -259,6 +260,8 @@ __all__ = [
     "get_server_limit",
     "forget_watermarks",
     "get_watermark",
+    "keep_group_members",
+    "screened_group_members",
     "follow_up_latencies",
     "get_placement",
     "list_placements",
