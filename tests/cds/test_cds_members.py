@@ -122,3 +122,20 @@ def test_an_answer_in_a_section_read_from_the_ehr_counts(
     assert r.status_code == 200, r.text
     [card] = r.json()["cards"]
     assert "a positive social-needs screen (PRAPARE)" in card["detail"]
+
+
+def test_an_answer_recorded_with_no_panel_is_read_from_the_ehr_as_a_screen(
+    cds_client: TestClient, signer: Signer, fhir_server: str
+) -> None:
+    """A screen recorded as its answers alone (US Core's SDOH assessments allow it): the ``screens``
+    template asks for the questions' codes too, so the answer is read from the EHR's server and counts
+    as a screen of the panel whose question it answers with a need."""
+    pid = f"cdsa-{uuid.uuid4().hex[:10]}"
+    alone = item(pid, f"{pid}-living", "71802-3", "LA31995-6", "I do not have a steady place to live")
+    alone["effectiveDateTime"] = (TODAY - dt.timedelta(days=12)).isoformat()
+    _seed(fhir_server, [patient(pid), alone])
+    body = {**call(pid), "fhirServer": fhir_server, "fhirAuthorization": TOKEN}
+    r = cds_client.post(PV, json=body, headers=signer.headers(PV))
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert "a positive social-needs screen (AHC HRSN)" in card["detail"]

@@ -320,7 +320,7 @@ def test_icd10_named_by_its_oid_in_the_rules_matches_by_prefix_too(
     }
 
 
-@pytest.mark.parametrize("where", ["panels", "positive_answers"])
+@pytest.mark.parametrize("where", ["panels", "positive_answers", "questions", "answer_categories"])
 def test_a_screening_code_without_its_system_is_refused_naming_it(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,9 +329,24 @@ def test_a_screening_code_without_its_system_is_refused_naming_it(
     data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
     if where == "panels":
         data["screens"]["panels"] = {"96777-8": "AHC HRSN"}
+        del data["screens"]["questions"]
+    elif where == "questions":
+        data["screens"]["questions"] = {"http://loinc.org|96777-8": {"71802-3": ["http://loinc.org|LA31995-6"]}}
+    elif where == "answer_categories":
+        data["screens"]["answer_categories"] = ["survey"]
     else:
         data["screens"]["positive_answers"] = ["LA33-6"]
     (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
     monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
     with pytest.raises(RulesError, match=rf"screens\.{where}: .*system\|code"):
+        rules_module.load_rules.__wrapped__()
+
+
+def test_questions_listed_for_what_is_no_panel_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A panel's questions listed under a code the panels do not have would never be asked."""
+    data = json.loads((rules_module.mappings_dir() / rules_module.RULES_FILE).read_text())
+    data["screens"]["questions"]["http://loinc.org|99595-1"] = {"http://loinc.org|71802-3": []}
+    (tmp_path / rules_module.RULES_FILE).write_text(json.dumps(data))
+    monkeypatch.setattr(rules_module, "mappings_dir", lambda: tmp_path)
+    with pytest.raises(RulesError, match=r"screens: .*questions are listed for what is no panel.*99595-1"):
         rules_module.load_rules.__wrapped__()

@@ -62,6 +62,11 @@ def panel(pid: str, rid: str, members: list[str], code: str = "96777-8") -> dict
     return observation(pid, rid, code, hasMember=[{"reference": f"Observation/{m}"} for m in members])
 
 
+def transport(pid: str, answer: str) -> list[dict[str, Any]]:
+    """A patient and their answer to the transportation question."""
+    return [patient(pid), item(pid, f"{pid}-transport", "93030-5", answer, "an answer")]
+
+
 def population(prefix: str) -> tuple[list[dict[str, Any]], set[str]]:
     """Patients whose screens say yes only in a member, or no in every member, or yes in a member
     that is another patient's; sixty members of positive screens, more than one batch of ids."""
@@ -132,8 +137,7 @@ async def test_an_answer_in_a_section_of_the_panel_counts(fhir_server: str, stor
     resources: list[dict[str, Any]] = []
     for pid, answer in ((yes, "LA33-6"), (no, "LA32-8")):
         resources += [
-            patient(pid),
-            item(pid, f"{pid}-transport", "93030-5", answer, "an answer"),
+            *transport(pid, answer),
             panel(pid, f"{pid}-money", [f"{pid}-transport"], "93041-2"),
             panel(pid, f"{pid}-self", [f"{pid}-self"], "93043-8"),
             panel(pid, f"{pid}-panel", [f"{pid}-self", f"{pid}-money"], "93025-5"),
@@ -142,3 +146,61 @@ async def test_an_answer_in_a_section_of_the_panel_counts(fhir_server: str, stor
         await fhir.transaction(transaction(resources)["entry"])
         await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
         assert ours(store, fhir.base_url, prefix) == {yes}
+
+
+@pytest.mark.parametrize("use_export", [True, False], ids=["export", "search"])
+async def test_an_answer_amended_alone_is_read_by_the_next_incremental_run(
+    fhir_server: str, store: Store, use_export: bool
+) -> None:
+    """An answer amended on its own, its panel untouched, was not read by an incremental run (the
+    export and the searches asked for the panels' codes only) until its panel was re-read: the screen
+    stayed as it was. The questions' codes are read with the panels', and the ranking judges each
+    panel again from its answers' facts."""
+    prefix = f"amd-{uuid.uuid4().hex[:8]}"
+    yes, no = f"{prefix}-yes", f"{prefix}-no"
+    resources: list[dict[str, Any]] = []
+    for pid, answer in ((yes, "LA33-6"), (no, "LA32-8")):
+        resources += [*transport(pid, answer), panel(pid, f"{pid}-panel", [f"{pid}-transport"])]
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction(resources)["entry"])
+        first = await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+        assert ours(store, fhir.base_url, prefix) == {yes}
+
+        amended = [
+            item(yes, f"{yes}-transport", "93030-5", "LA32-8", "No"),
+            item(no, f"{no}-transport", "93030-5", "LA33-6", "Yes"),
+        ]
+        await fhir.transaction(transaction(amended)["entry"])
+        second = await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+    assert second.since == first.transaction_time
+    assert ours(store, fhir.base_url, prefix) == {no}
+
+
+@pytest.mark.parametrize("use_export", [True, False], ids=["export", "search"])
+async def test_an_answer_recorded_with_no_panel_is_a_screen(fhir_server: str, store: Store, use_export: bool) -> None:
+    """US Core's SDOH assessments and Gravity's let a screen be recorded as its answers alone (category
+    ``survey``, coded with the question). Such an answer answered with a need counts as a screen of
+    the panel whose question it answers — read in full and incrementally — and one of a panel
+    entered in error does not."""
+    prefix = f"aln-{uuid.uuid4().hex[:8]}"
+    housed, homeless, voided, later = (f"{prefix}-{n}" for n in ("housed", "homeless", "voided", "later"))
+    resources = [
+        patient(housed),
+        item(housed, f"{housed}-living", "71802-3", "LA31993-1", "I have a steady place to live"),
+        patient(homeless),
+        item(homeless, f"{homeless}-living", "71802-3", "LA31995-6", "I do not have a steady place to live"),
+        patient(voided),
+        item(voided, f"{voided}-transport", "93030-5", "LA33-6", "Yes"),
+        {**panel(voided, f"{voided}-panel", [f"{voided}-transport"]), "status": "entered-in-error"},
+        patient(later),
+    ]
+    async with AsyncFhirClient(fhir_server, enforce_capabilities=False) as fhir:
+        await fhir.transaction(transaction(resources)["entry"])
+        await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+        assert ours(store, fhir.base_url, prefix) == {homeless}
+
+        answered = item(later, f"{later}-transport", "93030-5", "LA30133-5", "Yes, kept me from appointments")
+        await fhir.transaction(transaction([answered])["entry"])
+        second = await screen_population(store, fhir, use_export=use_export, as_of=TODAY, bulk_settings=EXPORT)
+    assert second.since is not None and second.read == {"Observation": 1}
+    assert ours(store, fhir.base_url, prefix) == {homeless, later}

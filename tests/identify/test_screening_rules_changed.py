@@ -107,6 +107,8 @@ def test_the_rules_digest_names_only_what_facts_depend_on_and_is_the_same_in_eve
             }
         ),  # fmt: skip
         rules.model_copy(update={"screens": rules.screens.model_copy(update={"positive_answers": frozenset()})}),
+        rules.model_copy(update={"screens": rules.screens.model_copy(update={"questions": {}})}),
+        rules.model_copy(update={"screens": rules.screens.model_copy(update={"answer_categories": frozenset()})}),
     ]
     digest = facts_digest(rules)
     assert [facts_digest(r) for r in same] == [digest] * len(same)

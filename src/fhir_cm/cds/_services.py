@@ -10,8 +10,9 @@ specification lets a service proceed without data it cannot have; the cards say 
 from data that is missing (``_cards``).
 
 The screening panels are the eligibility rules' (``screens.panels``): a prefetch template writes
-``{{rules.screens.panels}}`` where it asks for them, filled in from the rules when the file is read,
-so a panel added there is prefetched too. A template listing Observation codes itself must list every
+``{{rules.screens.panels}}`` where it asks for them, filled in from the rules when the file is read
+with the panels and the questions some answer of which says a need (``screens.codes``: an answer
+recorded with no panel is a screen too), so a panel added there is prefetched too. A template listing Observation codes itself must list every
 panel, or the file is refused naming what it leaves out: a screen of a panel not prefetched was
 never seen by the service, its patient told nothing.
 
@@ -55,7 +56,8 @@ _log = logging.getLogger(__name__)
 #: The most pages of one prefetch query fetched from the EHR's server.
 MAX_PAGES = 10
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-#: A prefetch template's token for the eligibility rules' screening panels (``system|code,...``).
+#: A prefetch template's token for the eligibility rules' screening panels and their questions
+#: (``system|code,...``).
 PANELS = "{{rules.screens.panels}}"
 #: The name member Observations read by id are had (and failed) under, as a prefetch key's.
 MEMBERS = "screen answers"
@@ -76,13 +78,15 @@ class CdsConfigError(FhirCmError):
 @functools.cache
 def settings_of() -> dict[str, Any]:
     """``mappings/cds-hooks.json``, read once, its prefetch templates' ``{{rules.screens.panels}}``
-    filled in with the eligibility rules' panels (``CdsConfigError`` where a template leaves one out)."""
+    filled in with the eligibility rules' panels and their questions (``CdsConfigError`` where a
+    template leaves a panel out)."""
     data: dict[str, Any] = json.loads((mappings_dir() / "cds-hooks.json").read_text(encoding="utf-8"))
-    panels = list(load_rules().screens.panels)
+    screens = load_rules().screens
+    panels = list(screens.panels)
     for svc in data.get("services") or ():
         prefetch = svc.get("prefetch") or {}
         for key, template in prefetch.items():
-            prefetch[key] = template.replace(PANELS, ",".join(panels))
+            prefetch[key] = template.replace(PANELS, ",".join(screens.codes))
             _asks_for_every_panel(str(svc.get("id")), key, prefetch[key], panels)
     return data
 

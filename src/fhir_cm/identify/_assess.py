@@ -87,7 +87,9 @@ def _apply(rule: Rule, facts: PatientFacts, rules: EligibilityRules, since: dt.d
         n = _distinct([keys for keys in entries if keys])
         met = n >= rule.at_least
     else:  # positive-screen
-        screens = [s for s in facts.screens if facts.positive(s) and _within((s.on, s.on_last or s.on), since, as_of)]
+        screens = [
+            s for s in facts.screened() if facts.positive(s) and _within((s.on, s.on_last or s.on), since, as_of)
+        ]
         n, evidence = len(screens), sorted({rules.screens.panels.get(s.panel, s.panel) for s in screens})
         met = n >= 1
     if not met:

@@ -3,8 +3,8 @@
 A population read holds every patient's Encounters, Conditions and screening Observations; keeping
 them whole would make memory grow with the hospital. Each resource is reduced at once to one small
 ``Fact`` (the store's ``FactRecord``: kind, dates, codes, a flag) — the same shape the store keeps per resource, so a resource
-updated later replaces its own fact — and a patient's facts together are ``PatientFacts``, which the
-rules assess. The reduction is the same for R4 and R5 (``class`` a Coding or a list of
+updated later replaces its own fact — and a patient's facts together are ``PatientFacts``
+(``_patient``), which the rules assess. The reduction is the same for R4 and R5 (``class`` a Coding or a list of
 CodeableConcepts, ``period`` or ``actualPeriod``). A Patient's fact keeps its birth as the span of
 days ``birthDate`` allows (``start`` the first, ``end`` the last: ``1950-06`` is 1–30 June), so an
 age is only claimed where every day of that span gives it (``PatientFacts.age``).
@@ -24,31 +24,30 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from ..mapping import local_reference, patient_of, read_date, read_day
 from ..store import FactRecord as Fact
+from ._patient import (
+    ALONE,
+    ANSWER,
+    MEMBER,
+    PART_OF,
+    REPLACED_BY,
+    UNTIL,
+    VOIDED,
+    ConditionFact,
+    EncounterFact,
+    PatientFacts,
+    ScreenFact,
+)
 from ._rules import EligibilityRules, load_rules
 
-#: A Patient fact's code naming the record it was merged into (``replaced-by|Patient/<id>``).
-REPLACED_BY = "replaced-by"
-#: An Encounter fact's code naming the Encounter it is part of (``part-of|<id>``).
-PART_OF = "part-of"
-#: A screen fact's code naming one of its member Observations (``member|<id>``, from ``hasMember``).
-MEMBER = "member"
-#: An Encounter or screen fact's code naming the last day its start allows, when written as a month or
-#: a year (``until|2026-05-31``): ``start`` is the first.
-UNTIL = "until"
-#: The kind of fact of an Observation that is no screen but answers positively, or groups others (a
-#: section of a panel): it counts as the answer of a screen that lists it as a member, or lists a
-#: section that does.
-ANSWER = "answer"
-
 __all__ = [
+    "ALONE",
     "ANSWER",
     "MEMBER",
+    "VOIDED",
     "ConditionFact",
     "EncounterFact",
     "Fact",
@@ -59,149 +58,6 @@ __all__ = [
     "facts_digest",
     "facts_from_resources",
 ]
-
-
-class EncounterFact(BaseModel):
-    kind: Literal["inpatient", "emergency"]
-    start: dt.date
-    end: dt.date | None = None
-    id: str = ""
-    part_of: str | None = Field(default=None, description="The id of the Encounter this one is part of.")
-    start_last: dt.date | None = Field(
-        default=None, description="The last day a start written as a month or a year allows (``start`` the first)."
-    )
-
-    @property
-    def began(self) -> tuple[dt.date, dt.date]:
-        """The first and last day the start allows (the same day for a full date)."""
-        return self.start, self.start_last or self.start
-
-
-class ConditionFact(BaseModel):
-    codes: list[str]
-    on: dt.date | None = Field(default=None, description="Onset (else recorded): the first day it allows.")
-
-
-class ScreenFact(BaseModel):
-    panel: str
-    on: dt.date
-    positive: bool
-    on_last: dt.date | None = Field(default=None, description="The last day a month or a year allows.")
-    members: list[str] = Field(default_factory=list, description="The ids of its member Observations.")
-
-
-class PatientFacts(BaseModel):
-    """Everything the rules look at for one patient."""
-
-    patient_id: str
-    deceased: bool = False
-    replaced_by: str | None = Field(default=None, description="The record this one was merged into.")
-    born: tuple[dt.date, dt.date] | None = Field(
-        default=None, description="The first and last day the birth date allows (a year, a month, a day)."
-    )
-    open_case: bool = False
-    encounters: list[EncounterFact] = Field(default_factory=list)
-    conditions: list[ConditionFact] = Field(default_factory=list)
-    screens: list[ScreenFact] = Field(default_factory=list)
-    answers: set[str] = Field(
-        default_factory=set, description="The ids of the patient's Observations that answer positively."
-    )
-    groups: dict[str, list[str]] = Field(
-        default_factory=dict, description="The members of the patient's Observations grouping others (a section)."
-    )
-
-    def positive(self, screen: ScreenFact) -> bool:
-        """Whether a screen is positive: by its own interpretation or answers, or by a positive answer
-        in one of its members — a screen recorded as Gravity's and US Core's SDOH assessments are, a
-        panel whose answers are each an Observation of the patient it lists in ``hasMember`` — or in a
-        member of a member (PRAPARE's sections, each grouping its answers). A member of another
-        patient is not among this one's facts, so it never counts; a grouping listing itself ends."""
-        seen: set[str] = set()
-        todo = list(screen.members)
-        while todo:
-            member = todo.pop()
-            if member in self.answers:
-                return True
-            if member not in seen:
-                seen.add(member)
-                todo += self.groups.get(member, [])
-        return screen.positive
-
-    def add(self, fact: Fact) -> None:
-        """Fold one resource's fact in (the facts of other patients are the caller's mistake)."""
-        if fact.kind == "patient":
-            self.deceased = self.deceased or fact.flag
-            self.replaced_by = self.replaced_by or _tagged(fact.codes, REPLACED_BY)
-            if fact.start is not None and fact.end is not None:
-                self.born = (fact.start, fact.end)
-        elif fact.kind in ("inpatient", "emergency") and fact.start is not None:
-            kind: Literal["inpatient", "emergency"] = "inpatient" if fact.kind == "inpatient" else "emergency"
-            part_of = _tagged(fact.codes, PART_OF)
-            self.encounters.append(
-                EncounterFact(
-                    kind=kind,
-                    start=fact.start,
-                    end=fact.end,
-                    id=fact.resource_id,
-                    part_of=part_of,
-                    start_last=_tagged_day(fact.codes),
-                )  # fmt: skip
-            )
-        elif fact.kind == "condition" and fact.codes:
-            self.conditions.append(ConditionFact(codes=fact.codes, on=fact.start))
-        elif fact.kind == "screen" and fact.start is not None and fact.codes:
-            members = _members(fact.codes)
-            self.screens.append(
-                ScreenFact(
-                    panel=fact.codes[0],
-                    on=fact.start,
-                    positive=fact.flag,
-                    on_last=_tagged_day(fact.codes),
-                    members=members,
-                )  # fmt: skip
-            )
-        elif fact.kind == ANSWER:
-            if fact.flag:
-                self.answers.add(fact.resource_id)
-            if members := _members(fact.codes):
-                self.groups[fact.resource_id] = members
-
-    def age(self, on: dt.date) -> tuple[int, int] | None:
-        """The youngest and oldest the patient can be on ``on`` (equal for a full birth date; a year
-        or a month may straddle a birthday), or None without a birth date or born after ``on``. A
-        birthday on 29 February falls on 1 March in a common year."""
-        if self.born is None or self.born[0] > on:
-            return None
-        return _years(min(self.born[1], on), on), _years(self.born[0], on)
-
-    def visits(self, kind: Literal["inpatient", "emergency"]) -> list[EncounterFact]:
-        """The patient's stays (or emergency visits) of ``kind``: an Encounter ``partOf`` another of the
-        same kind — a ward's sub-encounter of one hospitalisation — is folded into it, not counted as
-        an admission of its own. One whose parent was not read, or is of another kind, counts."""
-        ids = {e.id for e in self.encounters if e.kind == kind}
-        return [e for e in self.encounters if e.kind == kind and (e.part_of is None or e.part_of not in ids)]
-
-
-def _years(born: dt.date, on: dt.date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
-def _tagged(codes: Iterable[str], tag: str) -> str | None:
-    """The value of a fact's ``tag|value`` code, if it carries one."""
-    return next((c.partition("|")[2] for c in codes if c.startswith(f"{tag}|")), None)
-
-
-def _members(codes: Iterable[str]) -> list[str]:
-    """The member ids a fact's ``member|<id>`` codes name."""
-    return [c.partition("|")[2] for c in codes if c.startswith(f"{MEMBER}|")]
-
-
-def _tagged_day(codes: Iterable[str]) -> dt.date | None:
-    value = _tagged(codes, UNTIL)
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 def facts_from_resources(
@@ -224,7 +80,8 @@ def facts_from_resources(
 
 def facts_digest(rules: EligibilityRules) -> str:
     """A digest of the part of the rules ``fact_of`` reads — the encounter classes, the statuses
-    ignored, the screening panels and their positive answers — in an order that does not depend on the
+    ignored, the screening panels, their questions and the answers that say a need, and the categories
+    of an answer recorded with no panel — in an order that does not depend on the
     process (sets sorted). A screening keeps facts and reads only what changed: under rules that keep
     other facts (a class added, a status no longer ignored, a panel added) the facts kept are wrong for
     every resource unchanged since, so the watermark names this digest and such a change reads
@@ -240,6 +97,11 @@ def facts_digest(rules: EligibilityRules) -> str:
         ],
         "panels": sorted(rules.screens.panels),
         "positive": [sorted(rules.screens.positive_interpretations), sorted(rules.screens.positive_answers)],
+        "questions": {
+            panel: {question: sorted(answers) for question, answers in sorted(listed.items())}
+            for panel, listed in sorted(rules.screens.questions.items())
+        },
+        "alone": sorted(rules.screens.answer_categories),
     }
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -409,32 +271,63 @@ def _condition(resource: Mapping[str, Any], rid: str, patient: str, rules: Eligi
 def _screen(
     resource: Mapping[str, Any], rid: str, patient: str, rules: EligibilityRules, bases: Collection[str]
 ) -> Fact | None:
-    """A screening panel's fact, its members named; else, for an Observation answering positively (a
+    """A screening panel's fact, its members named; else, for an Observation answering with a need (a
     screen's member, the answer to one of its items) or grouping others (a section of the panel), an
-    ``answer`` fact; else none."""
+    ``answer`` fact — one recorded with no panel, in a screen's category, keeps the panel it answers
+    and its date (``alone|``); else none. A cancelled or entered-in-error panel keeps only its members
+    (``voided``): its answers are no screen of their own."""
+    screens = rules.screens
+    panel = next((c for c in _codings(resource.get("code")) if c in screens.panels), None)
+    members = [f"{MEMBER}|{m}" for m in members_of(resource, bases)]
     if _text(resource.get("status")) in rules.ignored_screen_statuses:
-        return None
-    panel = next((c for c in _codings(resource.get("code")) if c in rules.screens.panels), None)
-    answers = set(_codings(resource.get("valueCodeableConcept")))
-    for component in _items(resource.get("component")):
-        if isinstance(component, Mapping):
-            answers |= set(_codings(component.get("valueCodeableConcept")))
-    answered = bool(answers & rules.screens.positive_answers)
+        return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=VOIDED,
+                    codes=members) if panel is not None and members else None  # fmt: skip
+    asked = _questions(resource)
+    needs = [screens.says_need(question, answers) for question, answers in asked]
+    on = _effective(resource)
     if panel is None:  # an answer, or a section grouping answers (hasMember), or nothing to screening
-        members = [f"{MEMBER}|{m}" for m in members_of(resource, bases)]
-        return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=ANSWER,
-                    flag=answered, codes=members) if answered or members else None  # fmt: skip
-    period = resource.get("effectivePeriod")
-    on = _span(resource.get("effectiveDateTime")) or _span(resource.get("effectiveInstant"))
-    on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)
-    on = on or _span(resource.get("issued"))
+        alone = _alone(resource, asked, needs, rules) if on is not None else None
+        if alone is not None and on is not None:
+            return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=ANSWER, flag=True,
+                        start=on[0], codes=[*members, f"{ALONE}|{alone}", *_spanned(on)])  # fmt: skip
+        return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind=ANSWER, flag=any(needs),
+                    codes=members) if any(needs) or members else None  # fmt: skip
     if on is None:
         return None
     interpretations = {c.partition("|")[2] for i in _items(resource.get("interpretation")) for c in _codings(i)}
-    positive = bool(interpretations & rules.screens.positive_interpretations) or answered
+    positive = bool(interpretations & screens.positive_interpretations) or any(needs)
     return Fact(resource_type="Observation", resource_id=rid, patient_id=patient, kind="screen", start=on[0],
-                codes=[panel, *_spanned(on), *(f"{MEMBER}|{m}" for m in members_of(resource, bases))],
-                flag=positive)  # fmt: skip
+                codes=[panel, *_spanned(on), *members], flag=positive)  # fmt: skip
+
+
+def _questions(resource: Mapping[str, Any]) -> list[tuple[list[str], list[str]]]:
+    """Each question the Observation answers and its coded answers: its own code and value, and each
+    component's."""
+    asked = [(_codings(resource.get("code")), _codings(resource.get("valueCodeableConcept")))]
+    for component in _items(resource.get("component")):
+        if isinstance(component, Mapping):
+            asked.append((_codings(component.get("code")), _codings(component.get("valueCodeableConcept"))))
+    return asked
+
+
+def _effective(resource: Mapping[str, Any]) -> tuple[dt.date, dt.date] | None:
+    """The days an Observation was made on: ``effective[x]`` (a period's start), else ``issued``."""
+    period = resource.get("effectivePeriod")
+    on = _span(resource.get("effectiveDateTime")) or _span(resource.get("effectiveInstant"))
+    on = on or (_span(period.get("start")) if isinstance(period, Mapping) else None)
+    return on or _span(resource.get("issued"))
+
+
+def _alone(
+    resource: Mapping[str, Any], asked: list[tuple[list[str], list[str]]], needs: list[bool], rules: EligibilityRules
+) -> str | None:
+    """The panel an answer recorded with no panel stands for a screen of: in a screen's category, the
+    first panel one of its questions it answers with a need belongs to."""
+    categories = {c for concept in _items(resource.get("category")) for c in _codings(concept)}
+    if not categories & rules.screens.answer_categories:
+        return None
+    found = (rules.screens.panel_answered(q, a) for (q, a), need in zip(asked, needs, strict=True) if need)
+    return next((p for p in found if p is not None), None)
 
 
 def members_of(resource: Mapping[str, Any], bases: Collection[str] = ()) -> list[str]:

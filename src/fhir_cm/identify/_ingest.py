@@ -13,7 +13,7 @@ from typing import Any
 from ..fhir import AsyncFhirClient
 from ..mapping import full_url_bases
 from ..store import FactRecord, Store, drop_facts, put_facts
-from ._facts import fact_of, members_of
+from ._facts import ANSWER, fact_of, members_of
 from ._report import ScreeningReport
 from ._rules import EligibilityRules
 
@@ -59,7 +59,11 @@ async def ingest(
         rtype = str(resource.get("resourceType"))
         report.read[rtype] = report.read.get(rtype, 0) + 1
         _keep(resource, rules, batch, bases)
-        if client is not None and rtype == "Observation" and batch.get(("Observation", str(resource.get("id")))):
+        if (
+            client is not None
+            and rtype == "Observation"
+            and _counts_members(batch.get(("Observation", str(resource.get("id")))))
+        ):
             wanted |= set(members_of(resource, bases))
         if len(wanted) >= MEMBER_BATCH:
             await _read_members(client, wanted, rules, batch, report, bases)
@@ -105,9 +109,15 @@ async def _read_members(
                     if resource.get("resourceType") == "Observation":
                         report.read["Observation"] = report.read.get("Observation", 0) + 1
                         _keep(resource, rules, batch, bases)
-                        if batch.get(("Observation", str(resource.get("id")))):
+                        if _counts_members(batch.get(("Observation", str(resource.get("id"))))):
                             wanted |= set(members_of(resource, bases))
     wanted.clear()
+
+
+def _counts_members(fact: FactRecord | None) -> bool:
+    """Whether the fact is of a screen or of a section grouping answers, whose members count: those of a
+    cancelled or entered-in-error panel are kept by id only (no screen of their own), never read."""
+    return fact is not None and fact.kind in ("screen", ANSWER)
 
 
 def _store_facts(store: Store, server: str, batch: dict[tuple[str, str], FactRecord | None]) -> int:

@@ -3,7 +3,8 @@
 The population's Patients, Encounters, Conditions and screening Observations, by Bulk Data
 ``$export`` (system or Group level) or by paged searches where the server offers none
 (``fhir.read_population``), Observations narrowed to the screening panels with ``_typeFilter`` (a
-hospital's Observations are mostly vital signs and labs); or a few patients whole, by searches for
+hospital's Observations are mostly vital signs and labs) and the questions they ask; or a few
+patients whole, by searches for
 just them (those added to a Group since its last run, whose data an incremental export leaves out).
 """
 
@@ -42,10 +43,13 @@ def screening_request(rules: EligibilityRules, group: str | None, since: str | N
 
 
 def _screen_codes(rules: EligibilityRules) -> str:
+    """The screens' codes: the panels, and the questions some answer of which says a need — an answer
+    amended alone, its panel untouched, is read with them (the ranking judges its panel again from the
+    facts), and so is one recorded with no panel."""
     # ``_typeFilter`` is itself a comma-separated list of queries (the IG: each URL-encoded, then
     # joined with commas): the comma between the codes is encoded within the query, or servers read
     # ``code=A,B`` as two queries, the first keeping panel A's screens only.
-    return "%2C".join(rules.screens.panels)
+    return "%2C".join(rules.screens.codes)
 
 
 async def read_scope(

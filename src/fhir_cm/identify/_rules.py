@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import string
+from collections.abc import Collection
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -97,23 +98,80 @@ class Rule(BaseModel):
 
 
 class ScreenRules(BaseModel):
-    """Which Observations are social-needs screens, and which answers make one positive."""
+    """Which Observations are social-needs screens, and which answers make one positive.
+
+    ``questions``: for a panel, its questions and, for each, the answers that say the patient has a
+    need (an empty list: none does — "Yes" to "Hispanic or Latino?" is no need). An answer is judged
+    by its question (the Observation's code, or a component's), wherever it stands: a member of a
+    panel, a component, or recorded with no panel. An answer to a question no panel lists is judged
+    by ``positive_answers``, those that say a need whatever the question. An answer recorded with no
+    panel, in one of ``answer_categories``, to a listed question, answered with a need, counts as a
+    screen of the first panel (in the file's order) whose question it so answers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    description: str = ""
     panels: dict[str, str]
+    questions: dict[str, dict[str, frozenset[str]]] = Field(default_factory=dict)
     positive_interpretations: frozenset[str]
     positive_answers: frozenset[str]
+    answer_categories: frozenset[str] = frozenset()
 
-    @field_validator("panels", "positive_answers")
+    @field_validator("panels", "positive_answers", "answer_categories")
     @classmethod
     def _system_and_code(cls, value: Any) -> Any:
         """Each panel and answer is ``system|code``, as codings are read: a bare ``96777-8`` exported the
         panel's screens (a search by code takes any system) and then matched none of them, silently."""
-        bare = [c for c in value if not all(c.partition("|")[::2]) or c.count("|") != 1]
+        bare = [c for c in value if not _coded(c)]
         if bare:
             raise ValueError(f"write each as system|code (http://loinc.org|96777-8), not {sorted(bare)}")
         return value
+
+    @field_validator("questions")
+    @classmethod
+    def _questions_coded(cls, value: dict[str, dict[str, frozenset[str]]]) -> dict[str, dict[str, frozenset[str]]]:
+        bare = sorted({c for qs in value.values() for q, answers in qs.items() for c in (q, *answers) if not _coded(c)})
+        if bare:
+            raise ValueError(f"write each question and answer as system|code (http://loinc.org|71802-3), not {bare}")
+        return value
+
+    @model_validator(mode="after")
+    def _questions_of_panels(self) -> Self:
+        """Questions belong to a panel of ``panels``: listed under another code, they were never asked."""
+        unknown = sorted(set(self.questions) - set(self.panels))
+        if unknown:
+            raise ValueError(f"questions are listed for what is no panel of panels: {unknown}")
+        return self
+
+    @property
+    def codes(self) -> list[str]:
+        """The codes screening reads Observations of: the panels, then each question some answer of
+        which says a need (each once) — a question's answer changed alone is read with them."""
+        asked = [q for listed in self.questions.values() for q, answers in listed.items() if answers]
+        return list(dict.fromkeys([*self.panels, *asked]))
+
+    def says_need(self, question: Collection[str], answers: Collection[str]) -> bool:
+        """Whether ``answers`` (``system|code``) to the question coded ``question`` say a need: by the
+        question's answers where a panel lists it (under any panel), else by ``positive_answers``."""
+        listed = False
+        for questions in self.questions.values():
+            for code in question:
+                if code in questions:
+                    listed = True
+                    if any(a in questions[code] for a in answers):
+                        return True
+        return not listed and any(a in self.positive_answers for a in answers)
+
+    def panel_answered(self, question: Collection[str], answers: Collection[str]) -> str | None:
+        """The first panel whose question ``question`` these answers answer with a need, if any."""
+        for panel, listed in self.questions.items():
+            if any(a in listed.get(q, ()) for q in question for a in answers):
+                return panel
+        return None
+
+
+def _coded(code: str) -> bool:
+    return all(code.partition("|")[::2]) and code.count("|") == 1
 
 
 class EligibilityRules(BaseModel):

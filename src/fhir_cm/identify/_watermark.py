@@ -19,10 +19,12 @@ __all__ = ["FACTS_GENERATION", "KEY_PREFIX", "watermark_key"]
 #: the visits and screens dated to a month or a year, a Condition's partial onset, and a screen dated
 #: by ``effectiveInstant`` (``_facts``), 4 a panel's members (``hasMember``) and the positive answers
 #: they hold, 5 none of a resource about another server's patient (an absolute reference at another
-#: base, read before as the local patient's), nor another server's member or parent Encounter.
+#: base, read before as the local patient's), nor another server's member or parent Encounter, 6 an
+#: answer judged by its question (``screens.questions``), one recorded with no panel kept with its
+#: date and the panel it stands for, and a cancelled or entered-in-error panel's members.
 #: The watermark names it, so a store screened by an earlier generation, whose Patient facts hold no
 #: birth date, reads everything once — an incremental run would leave every unchanged patient ageless.
-FACTS_GENERATION = 5
+FACTS_GENERATION = 6
 #: The longest watermark key the store keeps (its key column, as long as a FHIR id).
 _KEY_LENGTH = 64
 #: What every screening watermark key starts with (then the generation, the rules' digest, the scope;
