@@ -315,3 +315,15 @@ def test_a_patient_added_to_a_group_since_its_last_run_is_read_whole(fhir_server
     again = identify(env, "--group", top["id"])  # kept as members now: nothing of theirs is read again
     assert {c["patient_id"] for c in again["candidates"]} == {first, joined, moved_in}
     assert again["run"]["read"] == {} and again["run"]["added"] == 0
+
+
+def test_a_group_run_since_a_given_instant_reads_what_changed_then_only(fhir_server: str, tmp_path: Path) -> None:
+    """``--since T`` asks for what changed since T. With no members kept of the Group (never screened
+    here), every member would count as added since its last run and be read whole: none is."""
+    prefix = f"grs-{uuid.uuid4().hex[:8]}"
+    pid = f"{prefix}-p"
+    group = _nested(prefix, "clinic", _entry(f"Patient/{pid}"))
+    asyncio.run(_write(fhir_server, [*profile_resources(pid, "high-risk", TODAY), group]))
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run = identify(environment(fhir_server, tmp_path / "store.db"), "--group", group["id"], "--since", since)
+    assert run["run"]["since"] == since and run["run"]["added"] == 0

@@ -8,7 +8,8 @@ An incremental export asks for what changed ``_since`` the watermark, and the se
 resource's lastUpdated: a Patient added to a Group since, whose own data is older, is not in it. Each
 Group's members are kept with its watermark (``store.keep_group_members``); those it lists now and did
 not then are read whole, by searches for just them (``_read.read_patients``). A Group whose members
-were not kept (screened by a version that kept none, or listing no one then) is read whole once.
+were not kept (screened by a version that kept none, or listing no one then) is read whole once; one
+read from an instant given (``--since``) is read from it, with no members kept none is taken as added.
 """
 
 from __future__ import annotations
@@ -78,11 +79,11 @@ async def read_groups(
             else:
                 from_ = get_watermark(s, server, watermark_key(gid, rules))
         members = scope.members.get(gid, [])
-        if from_ is not None and not known and given is None and members:
+        if from_ is not None and known:
+            added |= {p for p in members if p not in known}
+        elif from_ is not None and given is None and members:  # from its watermark, with no members kept
             say(f"Group/{gid}: the members it listed when last screened were not kept; its members are read whole")
             from_ = None
-        elif from_ is not None:
-            added |= {p for p in members if p not in known}
         if gid != asked:
             say(f"reading the members of Group/{gid}, listed within Group/{asked}")
         part = await read(gid, from_)
