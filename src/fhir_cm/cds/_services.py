@@ -17,9 +17,11 @@ panel, or the file is refused naming what it leaves out: a screen of a panel not
 never seen by the service, its patient told nothing.
 
 A screen recorded as Gravity's and US Core's SDOH assessments record it is a panel whose answers are
-member Observations (``hasMember``); the template asks for the panels' codes, so the members the EHR
-did not send with them are read from its server by id (``Observation?patient=…&_id=…``), one query
-for the call (``MEMBER_BATCH`` ids to a query), and a positive answer in one counts.
+member Observations (``hasMember``); the template asks for the panels' and their questions' codes,
+so the members the EHR did not send with them (a section, an item coded otherwise) are read from its
+server by id (``Observation?patient=…&_id=…``), one query for the call (``MEMBER_BATCH`` ids to a
+query), and an answer saying a need in one counts. An answer recorded with no panel is a screen of
+its own (``identify.PatientFacts.screened``).
 """
 
 from __future__ import annotations
