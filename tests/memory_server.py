@@ -9,8 +9,9 @@ uvicorn; every handler runs to completion without awaiting):
   and ``meta.lastUpdated``, and every earlier version;
 * ``read``, ``vread``, ``create`` (``If-None-Exist: identifier=<system>|<value>``: 0 matches
   creates, 1 answers it, more is 412), ``update`` (update-as-create with the client's id;
-  ``If-Match`` checked, 412 on a stale version), ``search`` by ``identifier`` (``,`` for OR) and
-  ``_id`` — any other parameter is refused with 400, as HAPI does;
+  ``If-Match`` checked, 412 on a stale version), ``search`` by ``identifier`` (``<system>|<value>``,
+  or ``<system>|`` for any value in the system; ``,`` for OR) and ``_id`` — any other parameter is
+  refused with 400, as HAPI does;
 * ``delete`` (a read, or an ``If-Match`` update, of a deleted resource answers 410 Gone, as Medplum
   does; an update without ``If-Match`` writes it again);
 * ``batch`` (each entry on its own) and ``transaction`` (all or nothing: every entry is checked and
@@ -18,8 +19,9 @@ uvicorn; every handler runs to completion without awaiting):
   reference of the bundle);
 * a CapabilityStatement declaring the above for every R4 resource type.
 
-Identifier matches are looked up in an index (type, system, value) → ids, so a conditional create
-costs the same on an empty server as on a full one: what is measured is the client.
+Identifier matches are looked up in an index (type, system, value) → ids (and (type, system) → ids
+for ``<system>|``), so a conditional create costs the same on an empty server as on a full one: what
+is measured is the client.
 
 Run ``python -m tests.memory_server``: prints ``READY <base url>`` once it accepts connections and
 stops when its standard input closes. ``memory_server()`` runs it for a block.
@@ -88,6 +90,7 @@ class Repository:
         self.current: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.versions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.identifiers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self.in_system: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.deleted: set[tuple[str, str]] = set()
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
@@ -105,8 +108,7 @@ class Repository:
         """Take the resource out of the current ones (its versions stay for vread)."""
         gone = self.current[rtype].pop(rid, None)
         if gone is not None:
-            for key in _identifier_keys(gone):
-                self.identifiers[key].discard(rid)
+            self._unindex(gone)
             self.deleted.add((rtype, rid))
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
@@ -128,8 +130,11 @@ class Repository:
                 if name == "_id":
                     found |= {one} if one in self.current[rtype] else set()
                 else:
-                    system, _, code = one.rpartition("|")
-                    found |= self.identifiers.get((rtype, system, code), set())
+                    system, bar, code = one.rpartition("|")
+                    if bar and system and not code:  # ``<system>|``: any value in the system
+                        found |= self.in_system.get((rtype, system), set())
+                    else:
+                        found |= self.identifiers.get((rtype, system, code), set())
             ids = found if ids is None else ids & found
         return sorted(self.current[rtype] if ids is None else ids)
 
@@ -140,14 +145,19 @@ class Repository:
         version = len(self.versions[(rtype, rid)]) + 1  # after a deletion too
         stored = {**resource, "meta": {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": now}}
         if previous is not None:
-            for key in _identifier_keys(previous):
-                self.identifiers[key].discard(rid)
+            self._unindex(previous)
         for key in _identifier_keys(stored):
             self.identifiers[key].add(rid)
+            self.in_system[key[:2]].add(rid)
         self.current[rtype][rid] = stored
         self.deleted.discard((rtype, rid))
         self.versions[(rtype, rid)].append(stored)
         return stored, previous is None
+
+    def _unindex(self, resource: dict[str, Any]) -> None:
+        for key in _identifier_keys(resource):
+            self.identifiers[key].discard(resource["id"])
+            self.in_system[key[:2]].discard(resource["id"])
 
 
 def _identifier_keys(resource: dict[str, Any]) -> list[tuple[str, str, str]]:
