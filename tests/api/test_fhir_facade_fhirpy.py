@@ -81,3 +81,45 @@ def test_fhirpy_finds_a_patient_at_the_facades_base_and_none_at_another(
     here = client.resources("Goal").search(subject=f"{client.url}/Patient/{pid}").fetch_all()
     assert sorted(g.id for g in here) == goals
     assert client.resources("Goal").search(subject=f"https://other.example/fhir/Patient/{pid}").fetch_all() == []
+
+
+def test_fhirpy_searches_referrals_stays_and_teams_by_who_and_what(served: tuple[SyncFHIRClient, list[Case]]) -> None:
+    """The case-management searches as a client library sends them: referrals by performer and
+    requester, stays by provider and discharge disposition, teams by a member's role."""
+    client, cases = served
+    kinds = {"practitioner": "Practitioner", "organisation": "Organization"}
+    referral = next(r for c in cases for r in c.referrals if r.target is not None and not r.target.outside)
+    assert referral.target is not None
+    target = f"{kinds[referral.target.kind]}/{referral.target.id}"
+    found = client.resources("ServiceRequest").search(performer=target).fetch_all()
+    assert sorted(r.id for r in found) == sorted(
+        r.id for c in cases for r in c.referrals if r.target is not None and r.target.id == referral.target.id
+    )
+    case = next(
+        c for c in cases if c.referrals and c.case_manager is not None and not any(r.requester for r in c.referrals)
+    )
+    assert case.case_manager is not None
+    mine = client.resources("ServiceRequest").search(
+        patient=case.patient.id, requester=f"Practitioner/{case.case_manager.id}"
+    )
+    assert sorted(r.id for r in mine.fetch_all()) == sorted(r.id for r in case.referrals)
+    stay = next(s for c in cases for s in c.stays if s.provider is not None and s.discharge_disposition is not None)
+    assert stay.provider is not None and stay.discharge_disposition is not None
+    stays = client.resources("Encounter").search(
+        **{
+            "service-provider": f"Organization/{stay.provider.id}",
+            "discharge-disposition": stay.discharge_disposition.value,
+        }
+    )
+    assert sorted(s.id for s in stays.fetch_all()) == sorted(
+        s.id
+        for c in cases
+        for s in c.stays
+        if s.provider is not None
+        and s.provider.id == stay.provider.id
+        and s.discharge_disposition == stay.discharge_disposition
+    )
+    teams = client.resources("CareTeam").search(role="https://fhir-cm.org/fhir/CodeSystem/team-role|case-manager")
+    assert sorted(t.id for t in teams.fetch_all()) == sorted(
+        f"{c.id}-careteam" for c in cases if any(m.role.value == "case-manager" for m in c.team)
+    )

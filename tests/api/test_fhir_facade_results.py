@@ -196,31 +196,38 @@ def test_last_updated_ranges_select_by_both_ends(world: World) -> None:
 @pytest.mark.parametrize(
     ("prefix", "keep"),
     [
-        # An Encounter's start is a day: the whole day, so a time within it is neither before nor after it.
-        ("eq", lambda start, lo, hi: lo <= start and start + DAY <= hi),
-        ("ne", lambda start, lo, hi: not (lo <= start and start + DAY <= hi)),
-        ("gt", lambda start, lo, hi: start + DAY > hi),
-        ("ge", lambda start, lo, hi: start + DAY > hi or (lo <= start and start + DAY <= hi)),
-        ("lt", lambda start, lo, hi: start < lo),
-        ("le", lambda start, lo, hi: start < lo or (lo <= start and start + DAY <= hi)),
-        ("sa", lambda start, lo, hi: start >= hi),
-        ("eb", lambda start, lo, hi: start + DAY <= lo),
+        # A stay is its days, first to last: a time within one of them is neither before nor after it.
+        ("eq", lambda start, end, lo, hi: lo <= start and end <= hi),
+        ("ne", lambda start, end, lo, hi: not (lo <= start and end <= hi)),
+        ("gt", lambda start, end, lo, hi: end > hi),
+        ("ge", lambda start, end, lo, hi: end > hi or (lo <= start and end <= hi)),
+        ("lt", lambda start, end, lo, hi: start < lo),
+        ("le", lambda start, end, lo, hi: start < lo or (lo <= start and end <= hi)),
+        ("sa", lambda start, end, lo, hi: start >= hi),
+        ("eb", lambda start, end, lo, hi: end <= lo),
     ],
 )
 def test_a_day_compared_with_a_time_is_the_whole_day(world: World, prefix: str, keep: Any) -> None:
-    """FHIR compares the ranges of both values: a stay that began on 2024-06-27 began within
+    """FHIR compares the ranges of both values: a stay of the single day 2024-06-27 lies within
     ``ge2024-06-27T10:00Z`` (its day runs past 10:00) and not within ``eq2024-06-27T00:00:00Z``."""
     stays = [s for c in world.cases for s in c.stays]
-    day = stays[0].start
+    day = next(s.start for s in stays if s.end == s.start)
+
+    def days(stay: Any) -> tuple[dt.datetime, dt.datetime]:
+        first = dt.datetime.combine(stay.start, dt.time(), tzinfo=dt.UTC)
+        last = dt.datetime.max.replace(tzinfo=dt.UTC) if stay.end is None else first + (stay.end - stay.start) + DAY
+        return first, last
+
     lo = dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC)
     for text, hi in (
         (f"{day}T10:00:00Z", lo + dt.timedelta(seconds=1)),
         (f"{day}T10:00Z", lo + dt.timedelta(minutes=1)),
     ):
-        expected = {s.id for s in stays if keep(dt.datetime.combine(s.start, dt.time(), tzinfo=dt.UTC), lo, hi)}
+        expected = {s.id for s in stays if keep(*days(s), lo, hi)}
         assert search_ids(world.client, f"/fhir/Encounter?date={prefix}{text}", STRICT) == expected, text
+    one_day = next(s for s in stays if s.end == s.start == day)
     at_midnight = search_ids(world.client, f"/fhir/Encounter?date={prefix}{day}T00:00:00Z", STRICT)
-    assert (stays[0].id in at_midnight) == (prefix in ("ne", "gt", "ge")), "a day is more than its first second"
+    assert (one_day.id in at_midnight) == (prefix in ("ne", "gt", "ge")), "a day is more than its first second"
 
 
 def test_the_us_core_search_combinations_and_each_part(world: World) -> None:

@@ -337,12 +337,29 @@ def _date(raw: str) -> DateMatch:
 _INSTANT = dt.timedelta(microseconds=1)
 
 
+_OPEN_START = dt.datetime.min.replace(tzinfo=dt.UTC)
+_OPEN_END = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
 def _date_values(node: Any, out: list[Any]) -> None:
-    """A date's period: the whole day, month or year of a partial date; the instant of a time."""
+    """A date's period: the whole day, month or year of a partial date; the instant of a time; and
+    a Period's from its start to its end — open where either is missing (a stay under way has no
+    end yet), as FHIR searches a Period (a stay is dated by every day it lasted, not its first)."""
     if type(node) is str:
         with contextlib.suppress(ValueError):
-            start, end = parse_instant(node)
-            out.append((start, start + _INSTANT) if "T" in node else (start, end))
+            out.append(_span(node))
+    elif type(node) is dict and ("start" in node or "end" in node):
+        with contextlib.suppress(ValueError):
+            start, end = node.get("start"), node.get("end")
+            first = _span(start)[0] if type(start) is str else _OPEN_START
+            last = _span(end)[1] if type(end) is str else _OPEN_END
+            if first < last:
+                out.append((first, last))
+
+
+def _span(text: str) -> tuple[dt.datetime, dt.datetime]:
+    start, end = parse_instant(text)
+    return (start, start + _INSTANT) if "T" in text else (start, end)
 
 
 def sort_text(value: Any) -> str:

@@ -109,7 +109,7 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         _STATUS,
         _CATEGORY,
         SearchParam("goal", "reference", "goal", "A goal of the plan; id or Goal/id.", target="Goal"),
-        SearchParam("date", "date", "period.start", "When the plan starts (its period's start)."),
+        SearchParam("date", "date", "period", "The days the plan covers (its period; open while it has no end)."),
         SearchParam("care-team", "reference", "careTeam", "The plan's care team.", target="CareTeam"),
     ],
     "CareTeam": [
@@ -122,6 +122,7 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
             "participant.member",
             "A member of the team; Type/id, or by URL (another server's: exactly that URL).",
         ),
+        _token("role", "participant.role", "The role of a member of the team (SNOMED CT, or fhir-cm's team-role)."),
     ],
     "Condition": [
         *_patient("subject"),
@@ -136,9 +137,30 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         SearchParam(
             "episode-of-care", "reference", "episodeOfCare", "The case (EpisodeOfCare).", target="EpisodeOfCare"
         ),
-        SearchParam("date", "date", "period.start|actualPeriod.start", "When the stay began (its period's start)."),
+        SearchParam(
+            "date", "date", "period|actualPeriod", "The days of the stay (its period; open while it is under way)."
+        ),
         _token("class", "class", "The encounter class (v3-ActCode)."),
         _token("type", "type", "The care setting: code, system|code."),
+        _token(
+            "discharge-disposition",
+            "hospitalization.dischargeDisposition|admission.dischargeDisposition",
+            "Where the person went when the stay ended: code, system|code.",
+        ),
+        SearchParam(
+            "service-provider",
+            "reference",
+            "serviceProvider",
+            "The organisation providing the stay; id, Organization/id, or by URL (another server's: exactly that URL).",
+            target="Organization",
+        ),
+        SearchParam(
+            "location",
+            "reference",
+            "location.location",
+            "A location of the stay, where the record names one; id or Location/id.",
+            target="Location",
+        ),
     ],
     "Goal": [
         *_patient("subject"),
@@ -146,6 +168,7 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         SearchParam("target-date", "date", "target.dueDate", "When the goal is due."),
         _token("status", "lifecycleStatus", "fhir-cm alias of lifecycle-status."),
         _CATEGORY,
+        _token("description", "description", "The code of what the goal is (its description's codings)."),
     ],
     "ServiceRequest": [
         *_patient("subject"),
@@ -153,6 +176,18 @@ _BY_TYPE: dict[str, list[SearchParam]] = {
         _CATEGORY,
         _token("code", "code", "What is requested."),
         SearchParam("authored", "date", "authoredOn", "When the referral was made."),
+        SearchParam(
+            "performer",
+            "reference",
+            "performer",
+            "Who is asked to perform it; Type/id, or by URL (another server's: exactly that URL).",
+        ),
+        SearchParam(
+            "requester",
+            "reference",
+            "requester",
+            "Who asked for it (the case manager unless another is named); Type/id, or by URL.",
+        ),
     ],
     "Task": [
         *_patient("for"),
