@@ -123,3 +123,17 @@ def test_fhirpy_searches_referrals_stays_and_teams_by_who_and_what(served: tuple
     assert sorted(t.id for t in teams.fetch_all()) == sorted(
         f"{c.id}-careteam" for c in cases if any(m.role.value == "case-manager" for m in c.team)
     )
+
+
+def test_fhirpy_finds_who_was_in_on_a_day_by_a_date_range(served: tuple[SyncFHIRClient, list[Case]]) -> None:
+    """``date__ge``/``date__le`` (fhirpy's prefixes) on a day inside a stay find that stay: it is dated by
+    every day it lasted, not its first only; each stay found was in on that day."""
+    client, cases = served
+    stay = next(s for c in cases for s in c.stays if s.end is not None and (s.end - s.start).days >= 2)
+    assert stay.end is not None
+    day = (stay.start + (stay.end - stay.start) / 2).isoformat()
+    found = client.resources("Encounter").search(date__ge=day, date__le=day).fetch_all()
+    assert stay.id in {e.id for e in found}
+    for encounter in found:
+        period = encounter["period"]
+        assert period["start"] <= day and period.get("end", day) >= day, encounter.id
