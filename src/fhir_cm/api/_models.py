@@ -43,7 +43,6 @@ from fhir_cm.domain import (
 )
 from fhir_cm.outcomes import ProgrammeOutcomes
 from fhir_cm.store import RecordedTransition
-from fhir_cm.worklist import WorklistItem
 
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 
@@ -76,7 +75,6 @@ __all__ = [
     "StatusChangeIn",
     "StayUpdate",
     "TransitionsOut",
-    "WorklistOut",
 ]
 
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -229,23 +227,6 @@ class CaseloadOut(BaseModel):
     on: dt.date
     limit: int
     managers: list[ManagerCaseload]
-    unreadable: Unreadable = 0
-
-
-class WorklistOut(BaseModel):
-    """A page of a worklist: what is due from a case manager across their open cases, earliest due first."""
-
-    on: dt.date
-    case_manager: str | None = Field(
-        description="Whose worklist: the calling case manager's, or the one a supervisor asked for; null: "
-        "every case manager's (and the cases with none) a supervisor oversees."
-    )
-    items: list[WorklistItem]
-    total: int = Field(description="Items matching the filters, on every page.")
-    overdue: int = Field(description="Of those, how many are overdue.")
-    limit: int
-    offset: int
-    next_offset: int | None
     unreadable: Unreadable = 0
 
 

@@ -7,6 +7,7 @@ commands compose with pipes. Failures exit non-zero with a one-line reason, neve
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,8 +84,6 @@ def instant(text: str | None) -> str | None:
     """An ``--since``-like option as a FHIR instant: ``2024-05-01``, ``2024-05-01T10:00:00Z`` or with
     an offset (a time without one is UTC). Checked before anything is asked of a server, so a typo
     fails naming the option instead of after a round trip or deep in a job."""
-    import datetime as dt
-
     if text is None:
         return None
     try:
@@ -94,6 +93,21 @@ def instant(text: str | None) -> str | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.isoformat().replace("+00:00", "Z")
+
+
+def day(text: str | None) -> dt.date | None:
+    """A day option (``--today``, ``--on``) read as the API reads a day: ``YYYY-MM-DD`` and a day of
+    the calendar, nothing else (no month, no timestamp). A typo is a usage error naming the option."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..domain import Day
+
+    if text is None:
+        return None
+    try:
+        return TypeAdapter(Day).validate_python(text.strip())
+    except ValidationError:
+        raise typer.BadParameter(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _print_version(value: bool) -> None:

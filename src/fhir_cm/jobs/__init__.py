@@ -12,7 +12,9 @@ client the job needs (:mod:`._clients` is the one place that chooses it), and re
   and queues the case; ``server`` keeps the server's);
 * :func:`run_sync_worker` — push and pull in rounds until stopped;
 * :func:`pick_fhir_version` / :func:`offline_fhir_version` — which FHIR version a job speaks;
-* :func:`run_identify` / :func:`enrol` — screen a population for candidates, enrol the chosen ones.
+* :func:`run_identify` / :func:`enrol` — screen a population for candidates, enrol the chosen ones;
+* :func:`worklist_page` / :func:`read_worklist` — a page of the worklist (filters, order, dates as
+  written) from kept parts (the API) or from every stored case (the command line) → :class:`WorklistPage`.
 """
 
 from ._cases_in import CaseInputError, parse_cases, read_cases
@@ -27,6 +29,7 @@ from ._resolve import Keep, settle_conflict
 from ._transitions import list_transitions
 from ._version import offline_fhir_version, pick_fhir_version
 from ._worker import run_sync_worker
+from ._worklist import MAX_PAGE, WorklistAsk, WorklistPage, items_as_written, read_worklist, worklist_page
 
 __all__ = [
     "enrol",
@@ -60,4 +63,10 @@ __all__ = [
     "run_push",
     "run_sync_worker",
     "settle_conflict",
+    "MAX_PAGE",
+    "WorklistAsk",
+    "WorklistPage",
+    "items_as_written",
+    "read_worklist",
+    "worklist_page",
 ]

@@ -8,26 +8,24 @@ from fastapi import Depends, Query, Response
 
 from fhir_cm.config import Settings
 from fhir_cm.domain import Day, ProgrammeType
+from fhir_cm.jobs import MAX_PAGE, WorklistAsk, WorklistPage, worklist_page
 from fhir_cm.store import ApiRole, resources_saved_at
-from fhir_cm.worklist import ItemKind, load_worklist_rules, select_items, worklist_part
+from fhir_cm.worklist import ItemKind, load_worklist_rules, worklist_part
 
 from .._access import may_see_unreadable, programme_scope
 from .._answers import json_answer, json_bytes
 from .._casework import shown_audited
 from .._deps import CaseWork, get_settings
-from .._models import EntityId, WorklistOut
+from .._models import EntityId
 from .._problems import ForbiddenProblem
 from .._routing import api_router
-from .._written import items_as_written
 
 __all__ = ["router"]
 
 router = api_router(prefix="/worklist", tags=["caseload and outcomes"])
 
-MAX_PAGE = 200
 
-
-@router.get("", response_model=WorklistOut, summary="What is due from a case manager")
+@router.get("", response_model=WorklistPage, summary="What is due from a case manager")
 def worklist(
     work: CaseWork,
     settings: Annotated[Settings, Depends(get_settings)],
@@ -81,31 +79,17 @@ def worklist(
         )
         if elsewhere:
             parts, unreadable = [], []
-        items = select_items(
-            parts,
-            case_managers=None if whose is None else {whose},
+        ask = WorklistAsk(
+            case_manager=whose,
             programme=wanted,
             kinds=kinds,
-            overdue_only=overdue,
+            overdue=overdue,
             due_before=due_before,
-        )
-        page = items_as_written(work.store, items[offset : offset + limit])
-        told = [
-            u
-            for u in unreadable
-            if may_see_unreadable(p, u) and wanted in (None, u.programme) and whose in (None, u.case_manager_id)
-        ]
-        out = WorklistOut(
-            on=today,
-            case_manager=whose,
-            items=page,
-            total=len(items),
-            overdue=sum(item.overdue for item in items),
             limit=limit,
             offset=offset,
-            next_offset=offset + limit if offset + limit < len(items) else None,
-            unreadable=len(told),
         )
-        return json_bytes(out), list(dict.fromkeys(item.case_id for item in page))
+        seen = [u for u in unreadable if may_see_unreadable(p, u)]
+        page, _ = worklist_page(work.store, today, parts, seen, ask)
+        return json_bytes(page), list(dict.fromkeys(item.case_id for item in page.items))
 
     return json_answer(shown_audited(work, key, compute, action="worklist"))
