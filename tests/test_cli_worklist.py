@@ -6,58 +6,40 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
-from fhir_cm.api import create_app
 from fhir_cm.cli import app
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case, ProgrammeType
-from fhir_cm.store import ApiRole, create_api_key, open_store, save_case
+from fhir_cm.domain import ProgrammeType
+from fhir_cm.store import open_store, save_case
 from fhir_cm.worklist import ItemKind
 from tests.api.conftest import TODAY
 from tests.api.test_dates_as_written import _import
-from tests.api.test_worklist import CASE, LATE_GOAL, SEEN, as_a_hospital_wrote_it
-from tests.pg import temporary_database
+from tests.api.test_worklist import CASE, as_a_hospital_wrote_it
+from tests.cli_store import STORES, api_answer, case, refused_before_the_store, store_url
 from tests.unreadable import SECRET_NOTE, make_unreadable
 
 runner = CliRunner()
 
 
-def _case(case_id: str, manager: str, **fields: Any) -> Case:
-    return Case.model_validate(
-        {
-            "id": case_id,
-            "programme": "health-care",
-            "status": "active",
-            "period": {"start": "2025-01-10"},
-            "patient": {"kind": "patient", "id": f"patient-{case_id}", "name": "Ada Example"},
-            "case_manager": {"kind": "practitioner", "id": manager},
-            "goals": [LATE_GOAL],
-            "contacts": SEEN,
-        }
-        | fields
-    )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[pytest.param(kind, marks=[pytest.mark.postgres] if kind == "postgres" else []) for kind in STORES]
+)
 def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A store holding cm-1's case as a hospital wrote it (months for days), cm-2's case, a social-work
     case of cm-1's and one this version cannot read; ``FHIR_CM_DATABASE_URL`` names it."""
-    sqlite = nullcontext(f"sqlite:///{tmp_path / 'worklist.db'}")
-    with temporary_database() if request.param == "postgres" else sqlite as url:
+    with store_url(request.param, tmp_path) as url:
         monkeypatch.setenv("FHIR_CM_DATABASE_URL", url)
         with open_store(url) as store:
             _import(tmp_path, store, Settings(database_url=url, fhir_base=None), CASE, as_a_hospital_wrote_it)
             with store.session() as s:
-                save_case(s, _case("b", "cm-2"))
-                save_case(s, _case("sw", "cm-1", programme="social-work"))
-                save_case(s, _case("broken", "cm-2"))
+                save_case(s, case("b", "cm-2"))
+                save_case(s, case("sw", "cm-1", programme="social-work"))
+                save_case(s, case("broken", "cm-2"))
             make_unreadable(store, "broken")
         yield url
 
@@ -144,11 +126,7 @@ def test_a_case_this_version_cannot_read_is_told_by_id_not_listed(db: str) -> No
 def test_a_bad_filter_is_a_usage_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: str
 ) -> None:
-    monkeypatch.setenv("FHIR_CM_DATABASE_URL", f"sqlite:///{tmp_path / 'untouched.db'}")
-    result = runner.invoke(app, ["worklist", f"{option}={value}"])
-    assert result.exit_code == 2, result.output
-    assert option in result.stderr and "Traceback" not in result.output
-    assert result.stdout == "" and not (tmp_path / "untouched.db").exists()  # refused before the store
+    refused_before_the_store(tmp_path, monkeypatch, ["worklist", f"{option}={value}"], option)
 
 
 @pytest.mark.parametrize(
@@ -168,17 +146,11 @@ def test_a_bad_filter_is_a_usage_error_naming_it(
     ids=["all", "cm-1", "kinds-overdue-programme", "due-before-page"],
 )
 def test_the_json_is_the_apis_answer_for_the_same_store(db: str, args: tuple[str, ...], params: dict[str, Any]) -> None:
-    with open_store(db) as store:
-        with store.session() as s:
-            _, key = create_api_key(s, name="t", role=ApiRole.SUPERVISOR)
-        api = create_app(Settings(database_url=db, fhir_base=None), store=store, clock=lambda: TODAY)
-        with TestClient(api) as client:
-            answer = client.get("/api/v1/worklist", params=params, headers={"Authorization": f"Bearer {key}"})
-    assert answer.status_code == 200, answer.text
+    answer = api_answer(db, TODAY, "/api/v1/worklist", params)
     printed = worklist("--json", *args)
     assert printed.exit_code == 0, printed.output
-    assert json.loads(printed.stdout) == answer.json()
-    assert answer.json()["items"], "two empty pages agreeing would prove nothing"
+    assert json.loads(printed.stdout) == answer
+    assert answer["items"], "two empty pages agreeing would prove nothing"
 
 
 def test_the_help_lists_every_kind_and_programme() -> None:

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
-from fhir_cm.caseload import ManagerCaseload
 from fhir_cm.domain import (
     Acuity,
     ID_PATTERN,
@@ -65,7 +64,6 @@ __all__ = [
     "CaseOut",
     "CasePage",
     "CaseUpdate",
-    "CaseloadOut",
     "CloseIn",
     "EntityId",
     "GoalUpdate",
@@ -219,15 +217,6 @@ class TransitionsOut(BaseModel):
     case_id: str
     derived: list[Transition]
     recorded: list[RecordedTransition]
-
-
-class CaseloadOut(BaseModel):
-    """Open cases per case manager, as of a day, against the configured limit."""
-
-    on: dt.date
-    limit: int
-    managers: list[ManagerCaseload]
-    unreadable: Unreadable = 0
 
 
 class OutcomesOut(BaseModel):

@@ -15,7 +15,7 @@ from typing import NoReturn
 import typer
 
 from . import _signals
-from . import _cases, _demo, _identify, _placement, _quarantine, _serve, _subscriptions, _sync, _worklist  # noqa: F401  (each registers its commands on app)
+from . import _caseload, _cases, _demo, _identify, _placement, _quarantine, _serve, _subscriptions, _sync, _worklist  # noqa: F401  (each registers its commands on app)
 from ..errors import FhirCmError
 from ..process import tune_collector
 from ._app import EXIT_RETRY_LATER, app, fail, first_line, reported

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -110,6 +110,16 @@ def day(text: str | None) -> dt.date | None:
         raise typer.BadParameter(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
+def refused(exc: ValidationError, options: Mapping[str, str]) -> typer.Exit:
+    """A usage error (exit 2) for the first value of a command's ask the model refused, named by its
+    option (``options``: field → option) in the model's words; an id's pattern in plain words."""
+    error = exc.errors()[0]
+    option = options.get(str(error["loc"][0]), str(error["loc"][0]))
+    if error["type"] == "string_pattern_mismatch":
+        return fail(f"{option}: not an id (1-64 letters, digits, '-' and '.')", code=2)
+    return fail(f"{option}: {error['msg'].removeprefix('Value error, ')}", code=2)
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(__version__)
@@ -174,6 +184,8 @@ def late_progress(total: int, label: str, *, enabled: bool = True, after: float 
 
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from ..store import Store, UnreadableCase
 
 

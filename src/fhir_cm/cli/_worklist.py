@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._app import app, day, fail, open_configured_store, reported, warn_unreadable
+from ._app import app, day, open_configured_store, refused, reported, warn_unreadable
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
     from ..jobs import WorklistPage
     from ..worklist import WorklistItem
 
@@ -88,7 +86,7 @@ def worklist_command(
     try:
         ask = WorklistAsk.model_validate(asked | {"due_before": due_before, "limit": limit, "offset": offset})
     except ValidationError as exc:
-        raise fail(_refused(exc), code=2) from None
+        raise refused(exc, _OPTIONS) from None
     with open_configured_store() as store, reported():
         page, unreadable = read_worklist(store, today or dt.date.today(), ask)
     if unreadable:
@@ -97,15 +95,6 @@ def worklist_command(
         typer.echo(page.model_dump_json())
         return
     _print_table(page)
-
-
-def _refused(exc: ValidationError) -> str:
-    """The first value refused, named by its option, in the API's words (an id's pattern in plain words)."""
-    error = exc.errors()[0]
-    option = _OPTIONS.get(str(error["loc"][0]), str(error["loc"][0]))
-    if error["type"] == "string_pattern_mismatch":
-        return f"{option}: not an id (1-64 letters, digits, '-' and '.')"
-    return f"{option}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def _as_written(item: WorklistItem, pointer: str, value: dt.date | None) -> str:

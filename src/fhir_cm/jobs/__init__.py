@@ -13,10 +13,13 @@ client the job needs (:mod:`._clients` is the one place that chooses it), and re
 * :func:`run_sync_worker` — push and pull in rounds until stopped;
 * :func:`pick_fhir_version` / :func:`offline_fhir_version` — which FHIR version a job speaks;
 * :func:`run_identify` / :func:`enrol` — screen a population for candidates, enrol the chosen ones;
+* :func:`caseload_page` / :func:`read_caseload` — the caseload per case manager on a day, from kept
+  parts (the API) or from every stored case (the command line) → :class:`CaseloadPage`;
 * :func:`worklist_page` / :func:`read_worklist` — a page of the worklist (filters, order, dates as
   written) from kept parts (the API) or from every stored case (the command line) → :class:`WorklistPage`.
 """
 
+from ._caseload import CaseloadAsk, CaseloadPage, caseload_page, caseload_statuses, read_caseload
 from ._cases_in import CaseInputError, parse_cases, read_cases
 from ._clients import NoFhirServer, pull_client, push_client, require_fhir_base
 from ._identify import NdjsonFilesMissing, enrol, run_identify, run_identify_files
@@ -64,6 +67,11 @@ __all__ = [
     "run_sync_worker",
     "settle_conflict",
     "MAX_PAGE",
+    "CaseloadAsk",
+    "CaseloadPage",
+    "caseload_page",
+    "caseload_statuses",
+    "read_caseload",
     "WorklistAsk",
     "WorklistPage",
     "items_as_written",

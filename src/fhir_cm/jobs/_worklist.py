@@ -17,14 +17,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fhir_cm.domain import ID_PATTERN, Case, Day, ProgrammeType
-from fhir_cm.store import Store, UnreadableCase, case_revisions, get_case_records, list_case_records
+from fhir_cm.store import Store, UnreadableCase, list_case_records
+from ._stored import every_record
 from fhir_cm.worklist import ItemKind, WorklistItem, WorklistPart, load_worklist_rules, select_items, worklist_part
 
 __all__ = ["MAX_PAGE", "WorklistAsk", "WorklistPage", "items_as_written", "read_worklist", "worklist_page"]
 
 #: The most items on one page, on either door.
 MAX_PAGE = 200
-_CHUNK = 500  # cases decoded per query when the command line reads them all
 
 
 class WorklistAsk(BaseModel):
@@ -106,14 +106,9 @@ def read_worklist(store: Store, today: dt.date, ask: WorklistAsk) -> tuple[Workl
     between runs). Every case is read, as the API does, since whose a case is on ``today`` is read from
     its team's history, not from the row's current case manager."""
     rules = load_worklist_rules()
-    parts: list[WorklistPart] = []
     unreadable: list[UnreadableCase] = []
-    with store.session(read_only=True) as session:
-        ids = list(case_revisions(session))
-        for i in range(0, len(ids), _CHUNK):
-            for record in get_case_records(session, ids[i : i + _CHUNK], skipped=unreadable).values():
-                if (part := worklist_part(record.case, today, rules)) is not None:
-                    parts.append(part)
+    found = (worklist_part(record.case, today, rules) for record in every_record(store, unreadable))
+    parts = [part for part in found if part is not None]
     return worklist_page(store, today, parts, unreadable, ask)
 
 

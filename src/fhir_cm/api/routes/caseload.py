@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query, Response
 
-from fhir_cm.caseload import caseload_part, group_caseload
+from fhir_cm.caseload import caseload_part
 from fhir_cm.config import Settings
 from fhir_cm.domain import Day, ProgrammeType
+from fhir_cm.jobs import CaseloadPage, caseload_page, caseload_statuses
 from fhir_cm.store import ApiRole
 
 from .._answers import json_answer, json_bytes
 from .._casework import shown_audited
 from .._deps import CaseWork, get_settings
-from .._models import OPEN_STATUSES, CaseloadOut
 from .._routing import api_router
 
 __all__ = ["router"]
@@ -23,7 +22,7 @@ __all__ = ["router"]
 router = api_router(prefix="/caseload", tags=["caseload and outcomes"])
 
 
-@router.get("", response_model=CaseloadOut, summary="Caseload per case manager")
+@router.get("", response_model=CaseloadPage, summary="Caseload per case manager")
 def caseload(
     work: CaseWork,
     settings: Annotated[Settings, Depends(get_settings)],
@@ -50,11 +49,7 @@ def caseload(
     key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
 
     def compute() -> tuple[bytes, list[str]]:
-        # The stored status is the latest, which may be dated up to the tolerance of future days ahead
-        # (a case closed on a case manager's today, the server's tomorrow): only on a day no status
-        # change can be dated after does a stored closed status mean closed then.
-        settled = work.today + dt.timedelta(days=settings.future_tolerance_days)
-        filters: dict[str, Any] = {"status": OPEN_STATUSES} if day >= settled else {}
+        filters = caseload_statuses(day, work.today, settings.future_tolerance_days)
         unreadable: list[str] = []
         parts = work.parts.parts(
             work.store,
@@ -66,19 +61,8 @@ def caseload(
             programme=programme,
             **filters,
         )
-        if p.role is ApiRole.CASE_MANAGER:
-            parts = [
-                part
-                for part in parts
-                if part.case_manager == p.practitioner_id
-                and part.case_manager_server is None  # theirs, not a namesake's
-            ]
-        out = CaseloadOut(
-            on=day,
-            limit=settings.caseload_limit,
-            managers=group_caseload(parts, limit=settings.caseload_limit),
-            unreadable=len(unreadable),
-        )
-        return json_bytes(out), [part.intensity.case_id for part in parts]
+        own = p.practitioner_id if p.role is ApiRole.CASE_MANAGER else None
+        out = caseload_page(parts, day=day, limit=settings.caseload_limit, case_manager=own, unreadable=len(unreadable))
+        return json_bytes(out), [c.case_id for m in out.managers for c in m.cases]
 
     return json_answer(shown_audited(work, key, compute, action="caseload"))
