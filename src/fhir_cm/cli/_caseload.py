@@ -22,7 +22,7 @@ _OPTIONS = {"on": "--on", "programme": "--programme", "case_manager": "--case-ma
 _PROGRAMMES = "health-care|social-work|rehabilitation|child-protection|behavioural-health"
 
 
-@app.command("caseload", short_help="Open cases per case manager, days since each was seen, over the limit.")
+@app.command("caseload", short_help="Open cases per case manager and days since each was seen.")
 def caseload_command(
     on: Annotated[
         str | None,

@@ -32,7 +32,7 @@ _KINDS = "referral-due|referral-no-reply|transition-follow-up|goal-past-due|no-f
 _PROGRAMMES = "health-care|social-work|rehabilitation|child-protection|behavioural-health"
 
 
-@app.command("worklist", short_help="What is due from case managers: referrals, follow-ups, goals, visits.")
+@app.command("worklist", short_help="What is due: referrals, follow-ups, goals past due, visits.")
 def worklist_command(
     case_manager: Annotated[
         str | None,
