@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 from pydantic import ValidationError
 
-from fhir_cm.config import Settings
 from fhir_cm.domain import (
     Breach,
     Case,
@@ -33,8 +32,7 @@ from fhir_cm.store import (
 from .._answers import json_answer
 from .._access import can_see, check_may_create, check_may_reassign, may_see_unreadable, programme_scope
 from .._casework import audit_reads, etag, rebuild, refuse_breaches, sent_fields
-from .._deps import CaseWork, get_settings
-from .._written import case_dates_as_written
+from .._deps import CaseWork
 from .._models import (
     OPEN_STATUSES,
     CaseCreate,
@@ -69,10 +67,12 @@ def case_out(record: CaseRecord) -> CaseOut:
     )
 
 
-def _fresh(work: CaseWork, case_id: str, identifier_system: str) -> Response:
+def _fresh(work: CaseWork, case_id: str) -> Response:
     record = work.load(case_id)
     out = case_out(record)
-    out.dates_as_written = case_dates_as_written(work.store, record.case, identifier_system)
+    # The map stored with the case, which its revision covers: a read worked out from the resources could
+    # differ from it, and a pull setting the row right then moved the ETag while the read stayed the same.
+    out.dates_as_written = dict(record.dates_as_written)
     return json_answer(out, headers={"ETag": etag(record.revision)})
 
 
@@ -171,11 +171,11 @@ def list_cases_route(
 
 
 @router.get("/{case_id}", response_model=CaseOut, summary="Read a case")
-def read_case(case_id: CaseId, work: CaseWork, settings: Annotated[Settings, Depends(get_settings)]) -> Response:
+def read_case(case_id: CaseId, work: CaseWork) -> Response:
     """The case with its revision in ``ETag``; 404 if it does not exist or the caller may not see it.
 
     The dates its sources wrote as a year or a month are said as written (``dates_as_written``)."""
-    return _fresh(work, case_id, settings.identifier_system)
+    return _fresh(work, case_id)
 
 
 @router.patch("/{case_id}", response_model=CaseOut, summary="Change a case's own fields")
