@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         default=None,
         description="The URL clients reach fhir-cm at (behind a proxy): the CDS JWT audience and card links.",
     )
+    cds_deadline: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Seconds a CDS Hooks call may spend reading the EHR's FHIR server (what it did not prefetch): "
+        "every query and retry together; past it the data not read counts as not had.",
+    )
     # --- API --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

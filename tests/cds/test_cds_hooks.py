@@ -375,7 +375,7 @@ def test_a_patient_in_an_open_case_is_answered_though_the_ehrs_server_cannot_be_
 ) -> None:
     """Nothing prefetched and the EHR's server down (nothing listens there): the open case and its
     manager come from the store, so the card is answered; it was a 422, no card, for want of data
-    only eligibility reads."""
+    only eligibility reads. Someone to assess gets 412, the status CDS Hooks 2.0 gives it."""
     open_case(cds_store, "p-open")
     body = call("p-open")
     body["fhirServer"] = "https://127.0.0.1:9/fhir"
@@ -390,7 +390,8 @@ def test_a_patient_in_an_open_case_is_answered_though_the_ehrs_server_cannot_be_
     other = call("p-other")
     other["fhirServer"], other["fhirAuthorization"] = body["fhirServer"], body["fhirAuthorization"]
     refused = cds_client.post(PV, json=other, headers=signer.headers(PV))
-    assert refused.status_code == 422 and "the EHR's server refused" in refused.json()["detail"]
+    assert refused.status_code == 412, refused.text  # CDS Hooks 2.0: the data could not be had
+    assert "the EHR's server could not be reached for the patient query" in refused.json()["detail"]
 
 
 # --- encounter-discharge --------------------------------------------------------------------------

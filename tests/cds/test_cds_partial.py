@@ -54,7 +54,7 @@ def test_without_the_patients_record_no_referral_is_suggested(cds_client: TestCl
     # The EHR erring in its prefetch of the Patient (CDS Hooks 2.0: an OperationOutcome in its place).
     prefetch["patient"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
     r = cds_client.post(PV, json=call("p-norec", **prefetch), headers=signer.headers(PV))
-    assert r.status_code == 422 and r.json()["detail"] == "the EHR could not prefetch patient"  # no card, and why
+    assert r.status_code == 412 and r.json()["detail"] == "the EHR could not prefetch patient"  # no card, and why
     # Another patient's record in its place tells nothing of this one.
     prefetch["patient"] = patient("p-someone-else")
     r = cds_client.post(PV, json=call("p-norec", **prefetch), headers=signer.headers(PV))

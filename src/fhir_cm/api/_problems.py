@@ -31,6 +31,7 @@ __all__ = [
     "PROBLEM_JSON",
     "BadGateway",
     "ConflictProblem",
+    "DataUnavailable",
     "FieldError",
     "ForbiddenProblem",
     "InvalidInput",
@@ -141,6 +142,13 @@ class PreconditionFailed(Problem):
     """``If-Match`` named a revision that is no longer current (412): reload and apply again."""
 
     status, slug, title = 412, "stale-revision", "Precondition failed"
+
+
+class DataUnavailable(Problem):
+    """The data an answer needs could not be had from the system that holds it (412): CDS Hooks 2.0's
+    status for a service that could read its data neither from the prefetch nor from the EHR's server."""
+
+    status, slug, title = 412, "data-unavailable", "Data could not be read"
 
 
 class NotImplementedProblem(Problem):

@@ -19,13 +19,14 @@ from ._models import (
     Service,
     Services,
 )
-from ._services import CdsConfigError, CdsRequestError, catalogue, service
+from ._services import CdsConfigError, CdsDataUnavailable, CdsRequestError, catalogue, service
 
 __all__ = [
     "ALGORITHMS",
     "Card",
     "CardsResponse",
     "CdsConfigError",
+    "CdsDataUnavailable",
     "CdsRequestError",
     "CdsUnauthorized",
     "FeedbackEntry",

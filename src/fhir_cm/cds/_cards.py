@@ -43,7 +43,7 @@ from ..store import (
 )
 from ..sync import TransitionPlan, transition_plan
 from ._models import Action, Card, CardsResponse, Coding, FeedbackRequest, HookRequest, Link, Source, Suggestion
-from ._services import CdsRequestError, context_patient, gather, service, settings_of
+from ._services import CdsDataUnavailable, CdsRequestError, context_patient, gather, service, settings_of
 
 __all__ = ["UnknownCard", "answer", "suggestion_uuid", "take_feedback"]
 
@@ -261,12 +261,12 @@ async def answer(
         return _issue(store, service_id, patient_id, [])
     # Only eligibility reads the EHR's data: a patient in a case is answered from the store alone, so
     # neither a server down nor a scope the token lacks keeps their case manager from the clinician.
-    data = await gather(request, svc, verify=settings.verify_tls)
+    data = await gather(request, svc, verify=settings.verify_tls, deadline=settings.cds_deadline)
     if not _has_record(data.resources, patient_id):
         # Whether the patient died or was merged into another record is read from their Patient alone:
         # without it no referral is suggested (no card rather than a deceased patient's referral).
-        if data.failed:  # the EHR learns why there is no answer
-            raise CdsRequestError("; ".join(data.failed.values()))
+        if data.failed:  # 412, as CDS Hooks 2.0 has it: the EHR learns why there is no answer
+            raise CdsDataUnavailable("; ".join(data.failed.values()))
         return _issue(store, service_id, patient_id, [])
     assessment = assess(facts_from_resources(patient_id, data.resources, bases=data.bases), load_rules(), today)
     if assessment.eligible:

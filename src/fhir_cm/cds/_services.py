@@ -26,6 +26,7 @@ its own (``identify.PatientFacts.screened``).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -34,16 +35,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 from pydantic import BaseModel, Field
 
 from ..errors import FhirCmError
-from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, safe_for_tokens
+from ..fhir import AsyncFhirClient, BearerAuth, FhirError, ResourceNotFound, RetryPolicy, safe_for_tokens
 from ..identify import ANSWER, fact_of, load_rules, members_of
 from ..terminology import mappings_dir
 from ._models import HookRequest, Service, Services
 
 __all__ = [
     "CdsConfigError",
+    "CdsDataUnavailable",
     "CdsRequestError",
     "Gathered",
     "catalogue",
@@ -71,6 +74,11 @@ MEMBER_DEPTH = 3
 
 class CdsRequestError(FhirCmError):
     """The hook call cannot be answered as sent (the message says why)."""
+
+
+class CdsDataUnavailable(FhirCmError):
+    """The data the answer needs could be had neither from the prefetch nor from the EHR's server (the
+    message says which and why): CDS Hooks 2.0 has the service answer 412 Precondition Failed."""
 
 
 class CdsConfigError(FhirCmError):
@@ -161,9 +169,16 @@ class Gathered(BaseModel):
         return [r for rs in self.found.values() for r in rs]
 
 
-async def gather(request: HookRequest, svc: Service, *, verify: bool | str = True) -> Gathered:
+async def gather(request: HookRequest, svc: Service, *, deadline: float, verify: bool | str = True) -> Gathered:
     """The resources of each prefetch key: as prefetched, else fetched with the call's token; a key
-    whose query fails is named failed and the others are still read."""
+    whose query fails is named failed and the others are still read.
+
+    The EHR waits for the answer in the clinician's workflow (CDS Hooks asks for one "on the order of
+    500 ms"), so what is read from its server is read within ``deadline`` seconds in all
+    (``FHIR_CM_CDS_DEADLINE``): the queries go at once, each request may take the whole budget and is
+    sent again only where the wait fits in it (``_retry_within``); what is not had by then is failed.
+    The FHIR client's own retries (seconds of back-off, for the pushes and pulls nobody waits on) held
+    a call on a server that was down for ~11 s, and on one that never answered for minutes."""
     patient_id = context_patient(request)
     out = Gathered()
     given = request.prefetch or {}
@@ -183,18 +198,63 @@ async def gather(request: HookRequest, svc: Service, *, verify: bool | str = Tru
     if not safe_for_tokens(server):
         raise CdsRequestError("fhirServer must be an https URL: the access token is not sent in the clear")
     async with AsyncFhirClient(
-        server, auth=BearerAuth(auth.access_token), verify=verify, enforce_capabilities=False
+        server,
+        auth=BearerAuth(auth.access_token),
+        verify=verify,
+        enforce_capabilities=False,
+        timeout=httpx.Timeout(deadline),
+        retry=_retry_within(deadline),
     ) as client:
-        for key in out.missing:
-            query = svc.prefetch[key].replace("{{context.patientId}}", patient_id)
-            try:
-                out.found[key] = await _fetch(client, query)
-            except FhirError as exc:
-                out.failed[key] = f"the EHR's server refused the {key} query ({type(exc).__name__})"
-                _log.warning("CDS Hooks: %s", out.failed[key])  # the key and the error's kind: no patient data
+        try:
+            async with asyncio.timeout(deadline):
+                await _read_missing(client, svc, out, patient_id)
+                await _read_members(client, out, patient_id)
+        except TimeoutError:  # what was under way is cancelled; what was had stays
+            late = out.missing or [MEMBERS]
+            for key in late:
+                out.failed[key] = f"the EHR's server did not answer {_query(key)} within {deadline:g} s"
+            _log.warning("CDS Hooks: the EHR's server did not answer within %g s (%s)", deadline, ", ".join(late))
         out.missing = []
-        await _read_members(client, out, patient_id)
     return out
+
+
+def _retry_within(deadline: float) -> RetryPolicy:
+    """One more send of a request that failed, after a short wait, where the wait fits in ``deadline``
+    (a 429's ``Retry-After`` of seconds does not): a server briefly refusing is still read in time."""
+    return RetryPolicy(max_attempts=2, backoff_base=min(0.2, deadline / 10), backoff_max=0.5, max_wait=deadline)
+
+
+async def _read_missing(client: AsyncFhirClient, svc: Service, out: Gathered, patient_id: str) -> None:
+    """The keys not prefetched, read at once (the call waits for the slowest, not for their sum) and
+    kept in the order of the service's templates; ``out.missing`` is emptied as they are had."""
+
+    async def read(key: str) -> tuple[str, list[dict[str, Any]] | FhirError]:
+        try:
+            return key, await _fetch(client, svc.prefetch[key].replace("{{context.patientId}}", patient_id))
+        except FhirError as exc:
+            return key, exc
+
+    results = dict(await asyncio.gather(*(read(key) for key in out.missing)))
+    for key in out.missing:
+        result = results[key]
+        if isinstance(result, FhirError):
+            out.failed[key] = _why(key, result)
+            _log.warning("CDS Hooks: %s", out.failed[key])  # the key and what happened: no patient data
+        else:
+            out.found[key] = result
+    out.missing = []
+
+
+def _query(key: str) -> str:
+    return "the query of the screens' answers" if key == MEMBERS else f"the {key} query"
+
+
+def _why(key: str, exc: FhirError) -> str:
+    """Why ``key`` was not had, for the EHR and the log: the host and what happened on the network
+    (a refused port, a timeout), else the kind of the server's refusal — never a query or a token."""
+    if exc.status is None and exc.summary:
+        return f"the EHR's server could not be reached for {_query(key)}: {exc.summary}"
+    return f"the EHR's server refused {_query(key)} ({type(exc).__name__})"
 
 
 async def _read_members(client: AsyncFhirClient, out: Gathered, patient_id: str) -> None:
@@ -210,7 +270,7 @@ async def _read_members(client: AsyncFhirClient, out: Gathered, patient_id: str)
                 query = f"Observation?patient={patient_id}&_id={ids}"
                 out.found.setdefault(MEMBERS, []).extend(await _fetch(client, query))
         except FhirError as exc:
-            out.failed[MEMBERS] = f"the EHR's server refused the query of the screens' answers ({type(exc).__name__})"
+            out.failed[MEMBERS] = _why(MEMBERS, exc)
             _log.warning("CDS Hooks: %s", out.failed[MEMBERS])
             return
 

@@ -18,7 +18,14 @@ from fhir_cm.config import Settings
 from fhir_cm.store import Store, record_audit
 
 from .._deps import Today, get_settings, get_store
-from .._problems import FieldError, InvalidInput, NotFoundProblem, ProblemDocument, UnauthorizedProblem
+from .._problems import (
+    DataUnavailable,
+    FieldError,
+    InvalidInput,
+    NotFoundProblem,
+    ProblemDocument,
+    UnauthorizedProblem,
+)
 
 __all__ = ["router"]
 
@@ -28,6 +35,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         400: "A body that is not JSON",
         401: "No JWT, or one that is not acceptable (the detail says which check failed; nothing recorded)",
         404: "No such service",
+        412: "The data the answer needs was neither prefetched nor read from the EHR's server in time "
+        "(FHIR_CM_CDS_DEADLINE): the detail says which and why",
         422: "A call the service cannot answer as sent; feedback naming a card this service never issued",
     }.items()
 }
@@ -93,7 +102,8 @@ async def call_service(
     settings: Annotated[Settings, Depends(get_settings)],
     today: Today,
 ) -> cds.CardsResponse:
-    """The cards for this hook call (none when the service has nothing to say)."""
+    """The cards for this hook call (none when the service has nothing to say); 412 when the patient's
+    record was neither prefetched nor read from the EHR's server within ``FHIR_CM_CDS_DEADLINE``."""
     svc = _service(service_id)
     if body.hook != svc.hook:
         raise InvalidInput(f"service {service_id} answers the {svc.hook} hook, not {body.hook}")
@@ -101,6 +111,8 @@ async def call_service(
         return await cds.answer(store, settings, service_id, body, today, public_base(request, settings))
     except cds.CdsRequestError as exc:
         raise InvalidInput(str(exc)) from None
+    except cds.CdsDataUnavailable as exc:
+        raise DataUnavailable(str(exc)) from None
 
 
 @router.post("/{service_id}/feedback", summary="What the clinician did with the cards")
