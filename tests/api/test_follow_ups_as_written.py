@@ -172,3 +172,17 @@ def test_the_transitions_say_a_follow_up_due_in_a_month_as_written(
     _import(tmp_path, api_store, settings, FOLLOWED, due_on("2025-07-20"))
     assert follow_ups() == (["2025-07-20"], ["2025-07-31"], ["2025-07-31"], ["2025-07-20"])
     assert follow_ups("follow_up_due_as_written") == ([None], [None], [None], [None])
+
+
+def test_the_transfer_summary_says_a_follow_up_due_in_a_month_as_written(
+    client: TestClient, keys: Keys, api_store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """The hand-off document served by the API: its words and its ServiceRequest say "2025-07"."""
+    _import(tmp_path, api_store, settings, FOLLOWED, due_in_july)
+    answer = client.get(f"/api/v1/cases/{FOLLOWED.id}/transitions/1/summary", headers=bearer(keys.supervisor))
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    words = str(doc["entry"][0]["resource"]["section"])
+    assert "Follow-up due 2025-07<" in words and "2025-07-31" not in words
+    [follow_up] = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert follow_up["occurrenceDateTime"] == "2025-07"

@@ -23,7 +23,17 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..domain import Case, CaseStatus, EligibilityReason, Party, PartyKind, Period, ProgrammeType, StatusChange
+from ..domain import (
+    Case,
+    CaseStatus,
+    EligibilityReason,
+    Party,
+    PartyKind,
+    Period,
+    ProgrammeType,
+    StatusChange,
+    say_day,
+)
 from ..identify import Assessment, assess, facts_from_resources, load_rules
 from ..mapping import FhirVersion, convert_resource, fhir_version_without_server
 from ..store import (
@@ -148,7 +158,7 @@ def _due(plan: TransitionPlan | None) -> str | None:
     """The plan's follow-up due as the hospital wrote it ("2024-06"), else the day."""
     if plan is None or plan.follow_up_due is None:
         return None
-    return plan.follow_up_due_as_written or plan.follow_up_due.isoformat()
+    return say_day(plan.follow_up_due, plan.follow_up_due_as_written)
 
 
 def _open_case_card(base: str, record: CaseRecord, today: dt.date) -> Card:
@@ -174,7 +184,7 @@ def _plan_card(base: str, case: Case, plan: TransitionPlan) -> Card:
     return Card(
         uuid=str(uuidlib.uuid4()),
         summary=_summary(f"Transition plan needed: case with {_manager(case)}{due}{overdue}"),
-        detail=f"Discharged{where}{to} on {plan.discharged_on.isoformat()}. Agree the follow-up and send the "
+        detail=f"Discharged{where}{to} on {say_day(plan.discharged_on, plan.discharged_on_as_written)}. Agree the follow-up and send the "
         "transfer summary to the receiving setting.",
         indicator="warning",
         source=_source(),

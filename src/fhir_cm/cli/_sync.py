@@ -284,6 +284,7 @@ def pull_command(
     import asyncio
 
     from ..config import get_settings
+    from ..domain import say_day
     from ..jobs import require_fhir_base, run_pull
     from ..store import open_store
 
@@ -321,10 +322,11 @@ def pull_command(
                 err=True,
             )
         for plan in report.transition_plans:
-            day = plan.follow_up_due_as_written or plan.follow_up_due
+            day = say_day(plan.follow_up_due, plan.follow_up_due_as_written) if plan.follow_up_due else None
             due = f"follow-up due {day}" if day else "no follow-up planned yet"
+            discharged = say_day(plan.discharged_on, plan.discharged_on_as_written)
             typer.echo(
-                f"fhir-cm: transition plan needed: case {plan.case_id}, discharged {plan.discharged_on} "
+                f"fhir-cm: transition plan needed: case {plan.case_id}, discharged {discharged} "
                 f"({plan.from_setting} → {plan.to_setting}); {due}",
                 err=True,
             )
@@ -372,10 +374,11 @@ def transitions_command(
     """List the moves between care settings of the stored cases, oldest first per case.
 
     The moves are read off each case's stays (from import, the API or `fhir-cm pull`'s tracker);
-    what the tracker recorded is attached. With --json, one JSON object per line: case_id,
-    from_setting, to_setting, date, readmission (boolean), discharge_disposition, follow_up_due,
-    from_stay, to_stay, source_encounter, receiving_provider, recorded_at (null until the tracker
-    has seen it).
+    what the tracker recorded is attached. A date the hospital wrote as a month or a year is printed
+    as written (2026-03), not as the day it is held as. With --json, one JSON object per line: case_id,
+    from_setting, to_setting, date, date_as_written, readmission (boolean), discharge_disposition,
+    follow_up_due, follow_up_due_as_written, from_stay, to_stay, source_encounter, receiving_provider,
+    recorded_at (null until the tracker has seen it).
 
     With --case ID --document: for each move out of a hospital, skilled nursing or rehabilitation
     stay, the PACIO Transitions of Care transfer summary for the receiving provider — a document
@@ -387,6 +390,7 @@ def transitions_command(
     import json as json_
 
     from ..config import get_settings
+    from ..domain import say_day
     from ..jobs import build_transfer_summaries, list_transitions, write_transfer_summaries
     from ..store import UnreadableCase
 
@@ -421,9 +425,9 @@ def transitions_command(
     )
     for t in recorded:
         disposition = t.discharge_disposition.value if t.discharge_disposition else "-"
-        due = t.follow_up_due.isoformat() if t.follow_up_due else "-"
+        due = say_day(t.follow_up_due, t.follow_up_due_as_written) if t.follow_up_due else "-"
         typer.echo(
-            f"{t.case_id:<{width}} {t.date.isoformat():<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
+            f"{t.case_id:<{width}} {say_day(t.date, t.date_as_written):<10}  {t.from_setting.value:<24} {t.to_setting.value:<24} "
             f"{disposition:<11} {due:<10} {'yes' if t.readmission else 'no'}"
         )
 

@@ -23,11 +23,13 @@ from ..store import (
     Store,
     get_case,
     get_case_record,
+    get_case_records,
     list_outbox,
     list_transitions,
     open_store,
     record_transitions,
     save_case,
+    transitions_as_written,
 )
 from ._models import CaseWalk, DemoError, DemoSummary, Progress, ServerRoundTrip
 from ._pick import DEMO_SEED, pick_cases
@@ -216,8 +218,10 @@ def _summarise(
 ) -> DemoSummary:
     ids = [w.case_id for w in walks]
     with store.session(read_only=True) as s:
-        cases = [c for c in (get_case(s, i) for i in ids) if c is not None]
-        transitions = [t for i in ids for t in list_transitions(s, i)]
+        records = get_case_records(s, ids)
+        cases = [records[i].case for i in ids if i in records]
+        # Said as the hospital wrote them where a stay's end was a month ("2026-03"), not its last day.
+        transitions = transitions_as_written([t for i in ids for t in list_transitions(s, i)], records)
         outbox = Counter(item.status.value for i in ids for item in list_outbox(s, case_id=i))
     export_path = out_dir / EXPORT_FILE
     exported = _export(store, settings, ids, export_path)

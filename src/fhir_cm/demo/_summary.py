@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..domain import say_day
 from ..outcomes import ProgrammeOutcomes
 from ..sync import PullRoundReport, PushReport
 from ._models import DemoSummary, ServerRoundTrip
@@ -113,11 +114,11 @@ def render_summary(summary: DemoSummary) -> str:
     for t in summary.transitions:
         extra = [x for x in (
             f"disposition {t.discharge_disposition.value}" if t.discharge_disposition else "",
-            f"follow-up due {t.follow_up_due}" if t.follow_up_due else "",
+            f"follow-up due {say_day(t.follow_up_due, t.follow_up_due_as_written)}" if t.follow_up_due else "",
             "READMISSION" if t.readmission else "",
         ) if x]  # fmt: skip
         lines.append(
-            f"  {t.case_id}  {t.date}  {t.from_setting.value} → {t.to_setting.value}"
+            f"  {t.case_id}  {say_day(t.date, t.date_as_written)}  {t.from_setting.value} → {t.to_setting.value}"
             + (f"  ({', '.join(extra)})" if extra else "")
         )
     pending = ", ".join(f"{n} {status}" for status, n in summary.outbox.items() if n) or "empty"

@@ -37,7 +37,7 @@ from ._transitions import (
     hospital_discharges,
     transferred,
 )
-from ._written import referral_days_as_written, with_follow_ups_as_written
+from ._written import referral_days_as_written, say_day, with_dates_as_written
 from ._types import (
     Acuity,
     AssessmentDomain,
@@ -107,5 +107,6 @@ __all__ = [
     "ID_PATTERN",
     "new_id",
     "referral_days_as_written",
-    "with_follow_ups_as_written",
+    "say_day",
+    "with_dates_as_written",
 ]

@@ -62,6 +62,11 @@ class Transition(BaseModel):
     from_setting: CareSetting
     to_setting: CareSetting
     date: dt.date
+    date_as_written: str | None = Field(
+        default=None,
+        description="The move's date as its source wrote it, where the stay's end (or start) that gives it "
+        "was a year or a month ('2024-06': date is then the day it reads as); None where it is a day.",
+    )
     discharge_disposition: DischargeDisposition | None = None
     from_stay: str | None = None
     to_stay: str | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import Settings
 from ..store import Store, get_case
-from ..sync import NoSuchMove, WrittenSummary, handoff_moves, transfer_summary, write_transfer_summary
+from ..sync import NoSuchMove, WrittenSummary, handoff_moves, stored_transfer_summary, write_transfer_summary
 from ._clients import push_client, require_fhir_base
 from ._version import offline_fhir_version
 
@@ -35,7 +35,8 @@ def build_transfer_summaries(
     (default: the configured FHIR version, R4 when ``auto``). Raises ``LookupError`` / ``NoSuchMove``."""
     case, numbers = _moves_of(store, case_id, number)
     speak = offline_fhir_version(settings, version)
-    return [transfer_summary(case, n, speak, settings.identifier_system) for n in numbers]
+    with store.session(read_only=True) as session:
+        return [stored_transfer_summary(session, case, n, speak, settings.identifier_system) for n in numbers]
 
 
 async def write_transfer_summaries(

@@ -42,7 +42,7 @@ from ._refs import (
     read_party,
     replace_references,
 )
-from ._written import dates_as_written
+from ._written import dates_as_written, keep_dates_as_written
 from ._versions import (
     Elem,
     UnrepresentableElementError,
@@ -73,6 +73,7 @@ __all__ = [
     "case_plan",
     "case_to_bundle",
     "dates_as_written",
+    "keep_dates_as_written",
     "PlannedEntry",
     "plan_entry",
     "same_content",

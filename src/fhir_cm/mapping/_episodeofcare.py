@@ -281,7 +281,7 @@ def _period_start() -> Field:
         return first if start < first <= last else start
 
     # A start the history refined is a day the sender gave: only the span's own first day is partial.
-    return Field(f.name, f.get, read, f.write, written=f.written, as_written=f.as_written)
+    return Field(f.name, f.get, read, f.write, written=f.written, as_written=f.as_written, put_written=f.put_written)
 
 
 def _shape(version: FhirVersion) -> Shape:

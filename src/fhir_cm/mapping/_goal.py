@@ -63,11 +63,17 @@ def _due() -> Field:
         lambda obj, value, ctx: field(obj).write(obj, value, ctx),
         written=written,
         as_written=lambda obj, value: _as_written(field(obj), obj, value),
+        put_written=lambda obj, text: _put_written(field(obj), obj, text),
     )
 
 
 def _as_written(f: Field, obj: Mapping[str, Any], value: Any) -> str | None:
     return f.as_written(obj, value) if f.as_written is not None else None
+
+
+def _put_written(f: Field, obj: dict[str, Any], text: str) -> None:
+    if f.put_written is not None:
+        f.put_written(obj, text)
 
 
 #: How many targets are looked through for the due day (a goal has a few at most).

@@ -119,6 +119,7 @@ from ._transitions import (
     case_transitions,
     list_transitions,
     record_transitions,
+    transitions_as_written,
 )
 from ._follow_ups import follow_up_latencies, record_follow_ups_on_server
 from ._placements import Candidate, Placement, get_placement, list_placements, put_placement
@@ -299,6 +300,7 @@ __all__ = [
     "resources_of_cases",
     "copies_by_key",
     "stored_dates_as_written",
+    "transitions_as_written",
     "record_audit",
     "record_transitions",
     "release_claim",

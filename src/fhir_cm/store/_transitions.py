@@ -16,15 +16,21 @@ from pydantic import Field, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from fhir_cm.domain import Transition
+from fhir_cm.domain import Transition, with_dates_as_written
 
-from ._cases import get_case, list_cases
+from ._cases import CaseRecord, get_case_record, list_case_records
 from ._errors import UnreadableCase
 from ._dialect import insert
 from ._tables import TransitionRow
 from ._types import utcnow
 
-__all__ = ["RecordedTransition", "case_transitions", "list_transitions", "record_transitions"]
+__all__ = [
+    "RecordedTransition",
+    "case_transitions",
+    "list_transitions",
+    "record_transitions",
+    "transitions_as_written",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +155,14 @@ def case_transitions(
     it for a case this version cannot read, which ``skipped`` then names (``list_cases``).
     """
     recorded = {_row_key(t): t for t in list_transitions(session, case_id)}
-    cases = [get_case(session, case_id)] if case_id is not None else list_cases(session, skipped=skipped)
+    records = (
+        [get_case_record(session, case_id)] if case_id is not None else list_case_records(session, skipped=skipped)
+    )
     out: list[RecordedTransition] = []
-    for case in cases:
-        if case is None:
+    for record in records:
+        if record is None:
             continue
+        case = record.case
         for t in case.transitions:
             seen = recorded.pop((case.id, t.from_stay or "", t.to_stay or "", t.date), None)
             out.append(
@@ -165,7 +174,19 @@ def case_transitions(
                 )
             )
     out.extend(recorded.values())
-    return sorted(out, key=lambda t: (t.case_id, t.date))
+    return transitions_as_written(sorted(out, key=lambda t: (t.case_id, t.date)), {r.case.id: r for r in records if r})
+
+
+def transitions_as_written(
+    transitions: Iterable[RecordedTransition], records: Mapping[str, CaseRecord]
+) -> list[RecordedTransition]:
+    """``transitions`` with their dates said as written (``with_dates_as_written``), each by its case's
+    ``dates_as_written`` kept in ``records`` (by case id); a case not among them leaves its moves as they are."""
+    out: list[RecordedTransition] = []
+    for t in transitions:
+        record = records.get(t.case_id)
+        out.extend(with_dates_as_written(record.case, [t], record.dates_as_written) if record else [t])
+    return out
 
 
 def _row_key(t: RecordedTransition) -> tuple[str, str, str, dt.date]:

@@ -30,7 +30,14 @@ from ._subscriptions import (
     sync_subscriptions,
     unsubscribe_all,
 )
-from ._transfer_summary import NoSuchMove, WrittenSummary, handoff_moves, transfer_summary, write_transfer_summary
+from ._transfer_summary import (
+    NoSuchMove,
+    WrittenSummary,
+    handoff_moves,
+    stored_transfer_summary,
+    transfer_summary,
+    write_transfer_summary,
+)
 from ._watch import WatchReport, changed_encounter_patients, settle_watch
 from ._pull_round import pull_and_track as pull_step  # the worker's pull step
 from ._transitions import FOLLOW_UP_DAYS, TransitionsReport, track_transitions
@@ -92,6 +99,7 @@ __all__ = [
     "offer_placement",
     "read_placement",
     "handoff_moves",
+    "stored_transfer_summary",
     "transfer_summary",
     "write_transfer_summary",
     "push_follow_ups",

@@ -14,7 +14,10 @@ people and organisations they name are added as minimal resources under ``urn:uu
 (another server's, an outside party, under its URL there: the document makes up no record of ours
 for it). The
 document and its identifier are derived from the case and the stay left, so building it again
-gives the same document (bar its timestamp).
+gives the same document (bar its timestamp). A date the hospital wrote as a month or a year is said
+so — in the words (the move "on 2026-03", the follow-up "due 2026-04") and in the resources, which
+keep the partial dates of the case's stored copies (``keep_dates_as_written``; FHIR allows them) —
+rather than as the day fhir-cm holds it as (``stored_transfer_summary`` reads those copies).
 """
 
 from __future__ import annotations
@@ -24,23 +27,38 @@ import functools
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..domain import CareSetting, Case, Party, PartyKind, ReferralKind, Transition
+from ..domain import (
+    CareSetting,
+    Case,
+    Party,
+    PartyKind,
+    ReferralKind,
+    Transition,
+    referral_days_as_written,
+    say_day,
+    with_dates_as_written,
+)
 from ..errors import FhirCmError
 from ..fhir import AsyncFhirClient
 from ..mapping import (
+    FhirVersion,
+    ResourceKey,
     case_to_bundle,
+    dates_as_written,
     iter_references,
+    keep_dates_as_written,
     parse_reference,
     party_reference,
     reference_base,
     xhtml_text,
 )
-from ..store import Store, get_case
+from ..store import Store, copies_by_key, get_case, get_resources
 from ..terminology import mappings_dir
 from ._identity import rewrite_references
 from ._intake import server_fhir_version
@@ -52,6 +70,7 @@ __all__ = [
     "NoSuchMove",
     "WrittenSummary",
     "handoff_moves",
+    "stored_transfer_summary",
     "transfer_summary",
     "write_transfer_summary",
 ]
@@ -92,12 +111,32 @@ def _urn(name: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
 
 
+#: A case's stored resources by key, with their FHIR version (``store.copies_by_key``).
+Stored = Mapping[ResourceKey, tuple[FhirVersion, Mapping[str, Any]]]
+
+
+def stored_transfer_summary(
+    session: Session, case: Case, number: int, version: str, identifier_system: str
+) -> dict[str, Any]:
+    """:func:`transfer_summary` of a stored case, saying its dates as its stored resources write them."""
+    stored = copies_by_key(get_resources(session, case.id))
+    return transfer_summary(case, number, version, identifier_system, stored=stored)
+
+
 def transfer_summary(
-    case: Case, number: int, version: str, identifier_system: str, *, now: dt.datetime | None = None
+    case: Case,
+    number: int,
+    version: str,
+    identifier_system: str,
+    *,
+    now: dt.datetime | None = None,
+    stored: Stored | None = None,
 ) -> dict[str, Any]:
     """The transfer summary of the case's ``number``-th move out of a hospital, SNF or rehabilitation
-    stay (see :func:`handoff_moves`); raises :class:`NoSuchMove` when there is none."""
-    moves = handoff_moves(case)
+    stay (see :func:`handoff_moves`); raises :class:`NoSuchMove` when there is none. ``stored``: the
+    case's stored resources, whose dates written as a month or a year the document says as written."""
+    written = dates_as_written(case, stored, identifier_system) if stored else {}
+    moves = with_dates_as_written(case, handoff_moves(case), written)
     if not 1 <= number <= len(moves):
         raise NoSuchMove(
             f"case {case.id} has {len(moves)} move(s) out of a hospital, SNF or rehabilitation stay; "
@@ -107,6 +146,10 @@ def transfer_summary(
     data = _sections()
     now = now or dt.datetime.now(dt.UTC)
     mapped = list(case_to_bundle(case, version, identifier_system)["entry"])
+    if stored:
+        keep_dates_as_written(
+            case, _by_key(mapped, identifier_system), stored, cast(FhirVersion, version), identifier_system
+        )
     by_type: dict[str, list[dict[str, Any]]] = {}
     for entry in mapped:
         by_type.setdefault(entry["resource"]["resourceType"], []).append(entry)
@@ -128,6 +171,12 @@ def transfer_summary(
     follow_up = next(
         (r for r in case.referrals if r.kind is ReferralKind.FOLLOW_UP and r.for_stay == move.from_stay), None
     )
+    on = say_day(move.date, move.date_as_written)
+    due = (
+        say_day(follow_up.due, referral_days_as_written(case, written, "due").get(follow_up.id))
+        if follow_up and follow_up.due
+        else None
+    )
     texts = {
         "plan": [
             case.plan_summary or "",
@@ -142,15 +191,13 @@ def transfer_summary(
             f"{_label(n.domain)}: {n.finding}" for n in case.needs if n.resolved is None or n.resolved >= move.date
         ],
         "referral": [
-            f"Leaving {_label(move.from_setting)} for {_label(move.to_setting)} on {move.date.isoformat()}"
+            f"Leaving {_label(move.from_setting)} for {_label(move.to_setting)} on {on}"
             + (f" (discharge disposition: {_label(move.discharge_disposition)})" if move.discharge_disposition else ""),
             *(f"Eligible for case management: {_label(e)}" for e in case.eligibility),
-            f"Follow-up due {follow_up.due.isoformat()}" if follow_up and follow_up.due else "",
+            f"Follow-up due {due}" if due else "",
         ],
-        "instructions": [
-            f"Post-discharge follow-up within 7 days, due {follow_up.due.isoformat()}: {follow_up.service}"
-        ]
-        if follow_up and follow_up.due
+        "instructions": [f"Post-discharge follow-up within 7 days, due {due}: {follow_up.service}"]
+        if follow_up and due
         else [],
     }
     sections = []
@@ -207,7 +254,7 @@ def transfer_summary(
         "subject": {"reference": patient_url} if version == "R4" else [{"reference": patient_url}],
         "date": now.isoformat(timespec="seconds"),
         "author": [{"reference": author["fullUrl"]}],
-        "title": f"Transfer summary: {_label(move.from_setting)} to {_label(move.to_setting)}, {move.date.isoformat()}",
+        "title": f"Transfer summary: {_label(move.from_setting)} to {_label(move.to_setting)}, {on}",
         "custodian": {"reference": custodian["fullUrl"]},
         "language": "en-US",
         "section": sections,
@@ -231,6 +278,17 @@ def transfer_summary(
         "timestamp": now.isoformat(timespec="seconds"),
         "entry": unique,
     }
+
+
+def _by_key(entries: list[dict[str, Any]], system: str) -> dict[ResourceKey, dict[str, Any]]:
+    """The mapped entries' resources by key: type and the business identifier in ``system``."""
+    out: dict[ResourceKey, dict[str, Any]] = {}
+    for entry in entries:
+        resource = entry["resource"]
+        for ident in resource.get("identifier", ()):
+            if ident.get("system") == system and isinstance(ident.get("value"), str):
+                out[ResourceKey(resource["resourceType"], ident["value"])] = resource
+    return out
 
 
 def _closure(chosen: list[dict[str, Any]], mapped: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -341,7 +399,7 @@ async def write_transfer_summary(
         if case is None:
             raise LookupError(f"no case {case_id}")
         patient = patient_ids(session, client.base_url, case.patient.id)[-1]
-    document = transfer_summary(case, number, version, settings.identifier_system)
+        document = stored_transfer_summary(session, case, number, version, settings.identifier_system)
     ident = document["identifier"]
     criteria = f"identifier={ident['system']}|{ident['value']}"
     written = await client.create(document, if_none_exist=criteria)

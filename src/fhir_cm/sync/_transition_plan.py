@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from ..caseload import case_intensity
-from ..domain import Case, CareSetting, referral_days_as_written
+from ..domain import Case, CareSetting, referral_days_as_written, with_dates_as_written
 from ._transfer_summary import handoff_moves
 
 __all__ = ["RECENT_DISCHARGE_DAYS", "TransitionPlan", "transition_plan"]
@@ -30,6 +30,11 @@ class TransitionPlan(BaseModel):
 
     case_id: str
     discharged_on: dt.date
+    discharged_on_as_written: str | None = Field(
+        default=None,
+        description="The discharge day as its source wrote it, where the stay's end was a year or a month "
+        "('2024-06': discharged_on is then the last day of it); None where it is a day.",
+    )
     from_setting: CareSetting | None = None
     to_setting: CareSetting | None = None
     follow_up_due: dt.date | None = Field(default=None, description="The next follow-up still to be done.")
@@ -56,7 +61,7 @@ def transition_plan(
     discharge. ``discharged_on``: the EHR reports a discharge now (it may not be among the case's stays
     yet). Neither: the latest move out of a hospital, SNF or rehabilitation stay counts if it is at
     most ``RECENT_DISCHARGE_DAYS`` old. ``written``: the case's dates as written, stored with it
-    (``CaseRecord.dates_as_written``), so a follow-up due "2024-06" is said so.
+    (``CaseRecord.dates_as_written``), so a follow-up due "2024-06" is said so, and a discharge then.
     """
     if not case.is_open:
         return None
@@ -73,9 +78,11 @@ def transition_plan(
         if latest is not None and abs((latest.date - discharged_on).days) <= 1:
             chosen, move = latest, len(moves)
     intensity = case_intensity(case, today, referral_days_as_written(case, written, "due"))
+    said = with_dates_as_written(case, [chosen], written)[0] if chosen is not None else None
     return TransitionPlan(
         case_id=case.id,
         discharged_on=chosen.date if chosen is not None else discharged_on or today,
+        discharged_on_as_written=said.date_as_written if said is not None else None,
         from_setting=chosen.from_setting if chosen is not None else None,
         to_setting=chosen.to_setting if chosen is not None else None,
         follow_up_due=intensity.next_follow_up_due,

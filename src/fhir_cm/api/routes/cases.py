@@ -17,7 +17,7 @@ from fhir_cm.domain import (
     Period,
     ProgrammeType,
     allowed_referral_moves,
-    with_follow_ups_as_written,
+    with_dates_as_written,
 )
 from fhir_cm.store import (
     ApiRole,
@@ -63,7 +63,7 @@ def case_out(record: CaseRecord) -> CaseOut:
         revision=record.revision,
         created_at=record.created_at,
         updated_at=record.updated_at,
-        transitions=with_follow_ups_as_written(record.case, record.case.transitions, record.dates_as_written),
+        transitions=with_dates_as_written(record.case, record.case.transitions, record.dates_as_written),
     )
 
 

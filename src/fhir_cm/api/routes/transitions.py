@@ -14,9 +14,9 @@ from fastapi import Depends, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from fhir_cm.config import Settings
-from fhir_cm.sync import NoSuchMove, transfer_summary
+from fhir_cm.sync import NoSuchMove, stored_transfer_summary
 
-from fhir_cm.domain import Stay, with_follow_ups_as_written
+from fhir_cm.domain import Stay, with_dates_as_written
 from fhir_cm.store import CaseRecord, RecordedTransition, list_transitions
 
 from .._access import visible_record
@@ -82,8 +82,8 @@ def case_transitions(case_id: CaseId, work: CaseWork) -> TransitionsOut:
     case, written = record.case, record.dates_as_written
     return TransitionsOut(
         case_id=case_id,
-        derived=with_follow_ups_as_written(case, case.transitions, written),
-        recorded=with_follow_ups_as_written(case, recorded, written),
+        derived=with_dates_as_written(case, case.transitions, written),
+        recorded=with_dates_as_written(case, recorded, written),
     )
 
 
@@ -114,7 +114,8 @@ def transfer_summary_document(
     and care team, and an ``emptyReason`` where the case holds nothing. 404 when there is no such move."""
     record = work.load(case_id)
     try:
-        document = transfer_summary(record.case, move, fhir_version, settings.identifier_system)
+        with work.store.session(read_only=True) as session:
+            document = stored_transfer_summary(session, record.case, move, fhir_version, settings.identifier_system)
     except NoSuchMove as exc:
         raise NotFoundProblem(str(exc)) from None
     return JSONResponse(document, media_type="application/fhir+json")
@@ -147,4 +148,4 @@ def recorded_transitions(
 
 
 def _as_written(recorded: RecordedTransition, record: CaseRecord | None) -> list[RecordedTransition]:
-    return with_follow_ups_as_written(record.case, [recorded], record.dates_as_written) if record else [recorded]
+    return with_dates_as_written(record.case, [recorded], record.dates_as_written) if record else [recorded]

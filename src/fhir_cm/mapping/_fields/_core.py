@@ -78,6 +78,9 @@ class Field:
     #: A date field: the partial date ("2024", "2024-06") ``obj`` holds where it reads as the day
     #: given, else None — what the sender wrote, for a reader who must not take the day for theirs.
     as_written: Callable[[Mapping[str, Any], Any], str | None] | None = None
+    #: A date field: put a date as written (``as_written``'s answer) into ``obj`` where the field writes
+    #: its day, for a document that must say what the sender wrote, not the day it reads as.
+    put_written: Callable[[dict[str, Any], str], None] | None = None
     #: A list of nested models (team members, status changes): the partial dates its items hold where
     #: they read as the days of ``value``'s models, by pointer below the list (``/0/start``) → as written.
     items_as_written: Callable[[Mapping[str, Any], Any, Ctx], dict[str, str]] | None = None
@@ -306,6 +309,7 @@ def date(
         derived=derived,
         written=lambda obj, v, ctx: at(obj) == v.isoformat() if v is not None else gone(obj),
         as_written=as_written,
+        put_written=lambda obj, text: set_in(obj, path, text),
     )
 
 
