@@ -103,6 +103,16 @@ def test_the_transitions_command_says_a_move_and_its_follow_up_as_written(env: d
     assert (move["follow_up_due"], move["follow_up_due_as_written"]) == ("2026-04-30", "2026-04")
 
 
+def test_the_export_keeps_the_months_as_written(env: dict[str, str]) -> None:
+    """The export writes the stored copies back: the hospital's months, not the days they read as."""
+    exported = CliRunner().invoke(app, ["export", "--case", CASE.id], env=env)
+    assert exported.exit_code == 0, exported.output
+    bundle = json.loads(exported.stdout)
+    [follow_up] = _resources(bundle, "ServiceRequest")
+    [stay] = [r for r in _resources(bundle, "Encounter") if r["identifier"][0]["value"] == "stay-h"]
+    assert (follow_up["occurrenceDateTime"], stay["period"]["end"]) == ("2026-04", "2026-03")
+
+
 def _resources(doc: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == resource_type]
 
