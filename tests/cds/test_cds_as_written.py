@@ -87,3 +87,21 @@ def test_the_plan_card_says_a_discharge_in_a_month_as_written(
     assert viewed.status_code == 200, viewed.text
     [plan] = [c for c in viewed.json()["cards"] if c["summary"].startswith("Transition plan needed")]
     assert plan["detail"].startswith(f"Discharged from acute-hospital to home on {month}. "), plan["detail"]
+
+
+def test_the_open_case_card_says_a_case_begun_in_a_month_as_written(
+    cds_client: TestClient, cds_store: Store, cds_settings: Settings, signer: Signer, tmp_path: Path
+) -> None:
+    """The hospital's EpisodeOfCare says the case began in April: the card said "since 2026-04-01"."""
+    month = "2026-04"  # open_case's case began sixty days before TODAY (2026-06-01)
+
+    def begun_in_april(resource: dict[str, Any]) -> None:
+        if resource["resourceType"] == "EpisodeOfCare":
+            resource["period"]["start"] = month
+            resource.pop("statusHistory", None)  # no day of it to say which day of April
+
+    _as_the_hospital_wrote_it(cds_store, cds_settings, tmp_path, "p-april", begun_in_april)
+    viewed = cds_client.post(PV, json=call("p-april", **eligible_prefetch("p-april")), headers=signer.headers(PV))
+    assert viewed.status_code == 200, viewed.text
+    [card] = [c for c in viewed.json()["cards"] if c["summary"].startswith("Open case")]
+    assert card["detail"].endswith(f"status: active since {month}."), card["detail"]

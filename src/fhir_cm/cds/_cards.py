@@ -165,10 +165,11 @@ def _open_case_card(base: str, record: CaseRecord, today: dt.date) -> Card:
     case = record.case
     due = _due(transition_plan(case, today, discharged_on=today, written=record.dates_as_written))
     text = f"Open case with {_manager(case)}" + (f"; next follow-up due {due}" if due else "")
+    since = say_day(case.period.start, record.dates_as_written.get("/period/start"))
     return Card(
         uuid=str(uuidlib.uuid4()),
         summary=_summary(text),
-        detail=f"Programme: {case.programme.value}; status: {case.status.value} since {case.period.start.isoformat()}.",
+        detail=f"Programme: {case.programme.value}; status: {case.status.value} since {since}.",
         indicator="info",
         source=_source(),
         links=_links(base, case),
