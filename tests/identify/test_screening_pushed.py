@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case, Party, Period, Stay
+from fhir_cm.domain import Case, CaseStatus, Party, Period, Stay
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.identify import enrol_candidates, screen_population
 from fhir_cm.store import (
@@ -110,7 +110,9 @@ async def test_the_servers_patient_of_our_id_is_not_enrolled_as_our_patient_push
         assert theirs != ours
         with store.session() as s:
             assert open_case_patient_ids(s, [ours, theirs], server_base=sekmet_base) == {theirs}
-            closed = case.model_copy(update={"status": "closed", "period": Period(start=case.period.start, end=TODAY)})
+            closed = case.model_copy(
+                update={"status": CaseStatus.CLOSED, "period": Period(start=case.period.start, end=TODAY)}
+            )
             save_case(s, Case.model_validate(closed.model_dump()))
             found = CandidateRecord(server_base=sekmet_base, patient_id=ours, score=5, reasons=[], assessed_on=TODAY)
             replace_candidates(s, sekmet_base, [ours], [found])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fhir_cm.config import Settings
-from fhir_cm.domain import Case, Contact, Referral
+from fhir_cm.domain import Acuity, Case, Contact, Referral
 from fhir_cm.interchange import (
     DEFAULT_PROGRAMME,
     BadInputError,
@@ -328,7 +328,7 @@ def test_a_changed_case_document_applies_its_changes_and_keeps_the_stores_others
 
     edited(store, "case-1", edit)
     second = first.model_copy(deep=True)
-    second.acuity = "low"  # type: ignore[assignment]
+    second.acuity = Acuity.LOW
     second.goals[1].description = "Walk 500 m"
     second.contacts = []  # contact-1 was removed at the source
 
@@ -518,7 +518,7 @@ def test_a_kept_case_document_this_version_cannot_read_is_merged_against_as_none
         data = s.execute(select(CaseDocumentRow.data)).scalar_one()
         old = {"id": "..", "date": "2024-01-02", "mode": "phone", "note": "Hidden Note"}
         s.execute(update(CaseDocumentRow).values(data={**data, "contacts": [*data["contacts"], old]}))
-    second = first.model_copy(update={"acuity": "low"})
+    second = first.model_copy(update={"acuity": Acuity.LOW})
 
     with caplog.at_level(logging.WARNING):
         report = import_files(store, [case_lines(tmp_path / "v2.jsonl", second)], settings)
