@@ -2,7 +2,8 @@
 whole result set into memory first, at two sizes or more, on the real test server (sekmet-fhir, started
 here on loopback), in the same run.
 
-Run: ``python benchmarks/bench_pull.py [--sizes 2500,10000] [--traced] [--hapi 10000]``. Prints
+Run: ``python benchmarks/bench_pull.py [--sizes 2500,10000] [--traced] [--hapi 10000]``, or
+``--update 2000,10000`` for the update pull instead (``bench_pull_update.py``). Prints
 resources/s, peak RSS (with ``--traced`` also peak traced Python memory, from tracemalloc) and the
 server's CPU time over the run's wall time ("server busy") of the server's own pace (the pull's
 searches, every page fetched and parsed, nothing else), of the pull and of the baseline, at each of
@@ -39,20 +40,19 @@ import asyncio
 import functools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.process_peaks import ChildPeaks, children_cpu, current_rss_kb, peak_rss_kb
 from fhir_cm.config import Settings
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_bundle, resource_key, resources_to_case
@@ -171,103 +171,30 @@ async def run_server_pace(base: str, system: str, db: Path) -> int:
     return n
 
 
-def _status_kb(field: str, pid: int | str = "self") -> int:
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if row.startswith(f"{field}:"):
-            return int(row.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the peak so far
-
-
-def current_rss_kb() -> int:
-    return _status_kb("VmRSS")
-
-
-def peak_rss_kb() -> int:
-    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over an exec from the
-    forked parent, so a spawned child would report the parent's (the server's) RSS as its peak."""
-    return _status_kb("VmHWM")
-
-
-class ChildPeaks:
-    """The peak RSS (``VmHWM``) of each child process of this one, sampled every ``every`` seconds
-    while in the ``with`` block: the pull's check worker is a process of its own (and starting it
-    starts multiprocessing's resource tracker, another), and their memory is the pull's as much as
-    the pull process's is. A child's ``VmHWM`` only grows, so the last sample
-    before it ends misses at most ``every`` seconds of growth."""
-
-    def __init__(self, every: float = 0.1) -> None:
-        self.every = every
-        self.peaks_kb: dict[int, int] = {}
-        self.trackers: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> ChildPeaks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def mb(self) -> float:
-        """The children's peaks added up (as if they peaked at once: an upper bound)."""
-        return sum(self.peaks_kb.values()) / 1024
-
-    @property
-    def tracker_mb(self) -> float:
-        """The part of ``mb`` that is multiprocessing's resource tracker."""
-        return sum(self.peaks_kb.get(pid, 0) for pid in self.trackers) / 1024
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.every):
-            for pid in _children():
-                try:
-                    peak = _status_kb("VmHWM", pid)
-                except OSError:  # ended meanwhile
-                    continue
-                self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), peak)
-                if pid not in self.trackers and b"resource_tracker" in _cmdline(pid):
-                    self.trackers.add(pid)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _children() -> set[int]:
-    pids: set[int] = set()
-    tasks = Path("/proc/self/task")
-    for task in tasks.iterdir() if tasks.is_dir() else ():
-        try:
-            pids.update(int(p) for p in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue
-    return pids
-
-
 def child(mode: str, base: str, system: str, db: str, traced: bool) -> None:
     """One measurement, with the collector settings of the ``fhir-cm`` command (``fhir_cm.process``);
     says ``start`` on stdout when it starts timing, then its figures as JSON."""
     tune_collector()
-    job = {"pull": run_pull, "baseline": run_baseline, "server": run_server_pace}[mode]
+    if mode == "update":
+        from bench_pull_update import run_update  # this directory is on the path: see ``_CHILD``
+
+        job: Callable[[str, str, Path], Awaitable[int | dict[str, float]]] = run_update
+    else:
+        job = {"pull": run_pull, "baseline": run_baseline, "server": run_server_pace}[mode]
     before_kb = current_rss_kb()
     if traced:
         tracemalloc.start()
     print(f"{_MARK}start", flush=True)
-    t0, cpu0, children0 = time.perf_counter(), time.process_time(), _children_cpu()
+    t0, cpu0, children0 = time.perf_counter(), time.process_time(), children_cpu()
     with ChildPeaks() as helpers_rss:
-        n = asyncio.run(job(base, system, Path(db)))
+        done = asyncio.run(job(base, system, Path(db)))
+    extra = done if isinstance(done, dict) else {"n": done}
     seconds = time.perf_counter() - t0
-    cpu, helpers = time.process_time() - cpu0, _children_cpu() - children0
+    cpu, helpers = time.process_time() - cpu0, children_cpu() - children0
     traced_peak = tracemalloc.get_traced_memory()[1] if traced else 0
     peak_kb = peak_rss_kb()
     figures = {
-        "n": n,
+        **extra,
         "seconds": seconds,
         "peak_mb": peak_kb / 1024,
         "grew_mb": (peak_kb - before_kb) / 1024,
@@ -285,18 +212,20 @@ _MARK = "@bench_pull@ "
 _CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import bench_pull; bench_pull.child(*sys.argv[2:6], sys.argv[6] == '1')"
 
 
-def _children_cpu() -> float:
-    """CPU time of this process's children that have ended (the pull's check worker, once closed)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def measure(
-    mode: str, base: str, system: str, tmp: Path, traced: bool, server_cpu: Callable[[], float] = time.process_time
+    mode: str,
+    base: str,
+    system: str,
+    tmp: Path,
+    traced: bool,
+    server_cpu: Callable[[], float] = time.process_time,
+    *,
+    db: Path | None = None,
 ) -> dict[str, float]:
     """One measurement in a fresh child process; ``server_cpu`` gives the server's CPU time so far
-    (by default this process's: sekmet runs here, and nothing else does while a child is timed)."""
-    db = tmp / f"{mode}-{uuid.uuid4().hex}.db"
+    (by default this process's: sekmet runs here, and nothing else does while a child is timed).
+    ``db``: the store to pull into (by default a fresh one)."""
+    db = db or tmp / f"{mode}-{uuid.uuid4().hex}.db"
     args = [
         sys.executable,
         "-c",
@@ -313,13 +242,28 @@ def measure(
         said = _said(proc.stdout)
         started = next(said, None)
         cpu0 = server_cpu()
+        profiler = _profiler(mode, proc.pid)
         figures = next(said, None)
+        if profiler is not None:
+            profiler.wait()
         answer = json.loads(figures) if started == "start" and figures else None
         answer_cpu = server_cpu() - cpu0
     if answer is None or proc.returncode != 0:
         raise SystemExit(f"{mode} failed (exit code {proc.returncode}; its error is above)")
     answer["server_cpu"] = answer_cpu
     return answer
+
+
+def _profiler(mode: str, pid: int) -> subprocess.Popen[bytes] | None:
+    """``BENCH_PULL_PROFILE=<mode>:<file>``: py-spy samples that measurement's child into ``file``
+    (collapsed stacks), its figures then slowed by the sampling: for finding where the time goes."""
+    wanted, _, out = os.environ.get("BENCH_PULL_PROFILE", "").partition(":")
+    if wanted != mode or not out:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", out, "--idle", "--threads"]
+    )
 
 
 def _said(lines: Iterable[str]) -> Iterator[str]:
@@ -333,7 +277,7 @@ def _said(lines: Iterable[str]) -> Iterator[str]:
 
 def line(label: str, r: dict[str, float]) -> str:
     return (
-        f"  {label:<9}: {r['n']:6d} resources {r['n'] / r['seconds']:8.1f} resources/s  "
+        f"  {label:<9}: {r['n']:6.0f} resources {r['n'] / r['seconds']:8.1f} resources/s  "
         f"peak RSS {r['peak_mb']:6.1f} MB (+{r['grew_mb']:5.1f} MB during the run"
         + (
             f"; check worker {r['helper_mb'] - r['tracker_mb']:5.1f} MB, resource tracker {r['tracker_mb']:4.1f} MB"
@@ -410,6 +354,10 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _update_sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Pull memory and throughput against a load-everything baseline.")
     parser.add_argument(
@@ -422,7 +370,17 @@ def main() -> None:
     parser.add_argument(
         "--hapi", type=int, default=10_000, help="then pull about this many resources from HAPI R4 (0: not)"
     )
+    parser.add_argument(
+        "--update",
+        type=_update_sizes,
+        help="instead: the update pull (a second pull after ~10%% changed) at these sizes, e.g. 2000,10000",
+    )
     args = parser.parse_args()
+    if args.update:
+        from benchmarks.bench_pull_update import update_pulls
+
+        update_pulls(args.update)
+        return
     traced = args.traced
     system = f"urn:bench:pull:{uuid.uuid4().hex}"
     batches = case_batches(system, seed=4242)
