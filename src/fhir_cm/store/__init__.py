@@ -108,9 +108,8 @@ from ._resources import (
     get_resource,
     get_resources,
     put_resources,
-    resources_of_cases,
 )
-from ._written import copies_by_key, stored_dates_as_written
+from ._written import copies_by_key, copies_of_cases, stored_dates_as_written
 from ._stamps import CaseStamp, case_stamps, cases_version, resources_saved_at, store_version
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
@@ -297,8 +296,8 @@ __all__ = [
     "forget_ledger",
     "put_ledger",
     "put_resources",
-    "resources_of_cases",
     "copies_by_key",
+    "copies_of_cases",
     "stored_dates_as_written",
     "transitions_as_written",
     "record_audit",

@@ -27,7 +27,6 @@ __all__ = [
     "get_resource",
     "get_resources",
     "put_resources",
-    "resources_of_cases",
 ]
 
 
@@ -129,20 +128,6 @@ def get_resources(session: Session, case_id: str, resource_type: str | None = No
         query = query.where(ResourceRow.resource_type == resource_type)
     query = query.order_by(ResourceRow.resource_type, ResourceRow.key)
     return [_resource(row) for row in session.execute(query)]
-
-
-def resources_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[StoredResource]]:
-    """The resources stored for each of ``case_ids`` (a case with none left out), in one query: for a
-    writer working through a few cases at a time (a pull's merge)."""
-    wanted = list(dict.fromkeys(case_ids))
-    out: dict[str, list[StoredResource]] = {}
-    if not wanted:
-        return out
-    query = select(*_COLUMNS).where(ResourceRow.case_id.in_(wanted))
-    for row in session.execute(query.order_by(ResourceRow.case_id, ResourceRow.resource_type, ResourceRow.key)):
-        stored = _resource(row)
-        out.setdefault(stored.case_id, []).append(stored)
-    return out
 
 
 def get_resource(session: Session, resource_type: str, key: str) -> StoredResource | None:

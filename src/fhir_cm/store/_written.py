@@ -15,14 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case
 
 from ..mapping import FhirVersion, ResourceKey, dates_as_written
 from ._resources import StoredResource, get_resources
+from ._tables import ResourceRow
 
-__all__ = ["carried_as_written", "copies_by_key", "stored_dates_as_written"]
+__all__ = ["carried_as_written", "copies_by_key", "copies_of_cases", "stored_dates_as_written"]
+
+#: A copy of a resource at hand, by key: its ``content_hash`` and its JSON (a ledger's server copy).
+Known = Mapping[ResourceKey, tuple[str | None, Mapping[str, Any] | None]]
 
 _MISSING = object()
 
@@ -56,6 +61,52 @@ def _step(value: Any, token: str) -> Any:
 def copies_by_key(resources: Iterable[StoredResource]) -> dict[ResourceKey, tuple[FhirVersion, Mapping[str, Any]]]:
     """Stored resources as ``mapping.dates_as_written`` takes them: by key, with their FHIR version."""
     return {ResourceKey(r.resource_type, r.key): (r.fhir_version, r.raw) for r in resources}
+
+
+def copies_of_cases(
+    session: Session, case_ids: Iterable[str], known: Known
+) -> dict[str, dict[ResourceKey, tuple[FhirVersion, Mapping[str, Any]]]]:
+    """The stored resources of each of ``case_ids`` as ``copies_by_key`` gives them (a case with none
+    left out), for a writer working through a few cases at a time (a pull's merge).
+
+    A pull updating a case merges a few of its resources but works out the dates as written of all of
+    them; the JSON of most is at hand already, as the ledger's copies. Where ``known`` holds a copy
+    with the stored resource's content (the same ``content_hash``: only ``id`` and ``meta`` may
+    differ, which write no date), that copy stands for it and the stored JSON is not read; the
+    others' JSON is read, in one query.
+    """
+    wanted = list(dict.fromkeys(case_ids))
+    out: dict[str, dict[ResourceKey, tuple[FhirVersion, Mapping[str, Any]]]] = {}
+    if not wanted:
+        return out
+    heads = select(
+        ResourceRow.case_id,
+        ResourceRow.resource_type,
+        ResourceRow.key,
+        ResourceRow.fhir_version,
+        ResourceRow.content_hash,
+    ).where(ResourceRow.case_id.in_(wanted))
+    unread: list[tuple[str, str]] = []
+    for row in session.execute(heads):
+        key = ResourceKey(row.resource_type, row.key)
+        hashed, copy = known.get(key, (None, None))
+        if copy is not None and hashed == row.content_hash:
+            out.setdefault(row.case_id, {})[key] = (row.fhir_version, copy)
+        else:
+            unread.append((row.resource_type, row.key))
+    for start in range(0, len(unread), _READ_AT_ONCE):
+        pairs = unread[start : start + _READ_AT_ONCE]
+        bodies = select(
+            ResourceRow.case_id, ResourceRow.resource_type, ResourceRow.key, ResourceRow.fhir_version, ResourceRow.raw
+        ).where(tuple_(ResourceRow.resource_type, ResourceRow.key).in_(pairs))
+        for row in session.execute(bodies):
+            out.setdefault(row.case_id, {})[ResourceKey(row.resource_type, row.key)] = (row.fhir_version, row.raw)
+    return out
+
+
+#: How many stored resources' JSON ``copies_of_cases`` reads per query (well below any bound on a
+#: statement's parameters).
+_READ_AT_ONCE = 400
 
 
 def stored_dates_as_written(session: Session, case: Case, identifier_system: str) -> dict[str, str]:

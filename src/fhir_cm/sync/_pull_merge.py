@@ -27,14 +27,13 @@ from ..store import (
     UnreadableCase,
     add_quarantine,
     clear_quarantine,
-    copies_by_key,
+    copies_of_cases,
     get_case_records,
     ledger_by_server_id,
     list_ledger,
     outbox_statuses,
     put_ledger,
     put_resources,
-    resources_of_cases,
     save_case,
     set_watermark,
 )
@@ -166,7 +165,11 @@ class Merging:
         for entry in list_ledger(session, self.base, case_ids=cases):
             ledger.setdefault(str(entry.case_id), []).append(entry)
         outbox = outbox_statuses(session, cases)
-        stored = resources_of_cases(session, cases)
+        # The stored resources, for the dates as written: the ledger's copies stand for those they match.
+        known = {
+            ResourceKey(e.resource_type, e.key): (e.content_hash, e.server_copy) for es in ledger.values() for e in es
+        }
+        stored = copies_of_cases(session, cases, known)
         entries: list[LedgerEntry] = []
         for case_id in cases:
             if case_id in unreadable:
@@ -180,7 +183,7 @@ class Merging:
                 records.get(case_id),
                 ledger.get(case_id, []),
                 outbox.get(case_id, set()),
-                copies_by_key(stored.get(case_id, [])),
+                stored.get(case_id, {}),
                 last=last,
             )
             if taken:
