@@ -1,8 +1,10 @@
 """FastAPI dependencies: the store, a session, the settings, today's date and the calling principal.
 
 Everything comes from ``app.state`` (set by ``create_app``), so a test builds an app on its own
-store and clock and nothing is global. The authentication dependencies are plain functions (run in
-the thread pool: they read the store) and record the principal's key id for the access log.
+store and clock and nothing is global. Dependencies that only look things up are ``async``: FastAPI runs
+a plain function in the thread pool, and a hop there and back for each would cost more than the lookup.
+The one that reads the store (``get_principal``) is a plain function, so the event loop never waits
+on the database; it records the principal's key id for the access log.
 """
 
 from __future__ import annotations
@@ -42,19 +44,19 @@ __all__ = [
 ]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The app's open store."""
     store: Store = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_today(request: Request) -> dt.date:
+async def get_today(request: Request) -> dt.date:
     """Today, from the app's clock (tests pin it)."""
     today: dt.date = request.app.state.clock()
     return today
@@ -89,21 +91,21 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_case_worker(principal: CurrentPrincipal) -> Principal:
+async def require_case_worker(principal: CurrentPrincipal) -> Principal:
     """Case managers and supervisors: the people who work cases (403 for service keys)."""
     if principal.role not in (ApiRole.CASE_MANAGER, ApiRole.SUPERVISOR):
         raise ForbiddenProblem("service keys may read the FHIR facade (/fhir) only, not the case-management API")
     return principal
 
 
-def require_supervisor(principal: CurrentPrincipal) -> Principal:
+async def require_supervisor(principal: CurrentPrincipal) -> Principal:
     """Supervisors only: sync control, quarantine, the audit log."""
     if principal.role is not ApiRole.SUPERVISOR:
         raise ForbiddenProblem("only a supervisor key may do this")
     return principal
 
 
-def require_supervisor_of_all(principal: CurrentPrincipal) -> Principal:
+async def require_supervisor_of_all(principal: CurrentPrincipal) -> Principal:
     """Supervisors over every programme: for patient data of no case, and so of no programme (the
     resources a pull set aside), which a supervisor limited to one programme would read of all."""
     if principal.role is not ApiRole.SUPERVISOR or principal.programme is not None:
@@ -111,7 +113,7 @@ def require_supervisor_of_all(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-def require_fhir_reader(principal: CurrentPrincipal) -> Principal:
+async def require_fhir_reader(principal: CurrentPrincipal) -> Principal:
     """Who may read the FHIR facade: service keys, and supervisors over every programme.
 
     The facade serves every case's resources without per-case rules, so a case manager (own
@@ -128,7 +130,7 @@ SupervisorOfAll = Annotated[Principal, Depends(require_supervisor_of_all)]
 Today = Annotated[dt.date, Depends(get_today)]
 
 
-def get_work(
+async def get_work(
     request: Request,
     principal: CaseWorker,
     store: Annotated[Store, Depends(get_store)],
