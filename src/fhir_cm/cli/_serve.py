@@ -28,13 +28,13 @@ def serve_command(
             metavar="N",
             min=1,
             max=64,
-            help="Processes serving the API (for a PostgreSQL store; each keeps its own caches).",
+            help="Processes serving the API, one core each (each keeps its own caches).",
         ),
     ] = 1,
 ) -> None:
     """Run the API (case management, FHIR facade, console, caseload, outcomes, health, metrics) on the
     configured store. With --workers N, N processes share the port (uvicorn's supervisor restarts a
-    worker that dies); on the embedded SQLite store they take turns for writes, so use PostgreSQL.
+    worker that dies); on the embedded SQLite store too, whose writers take turns across processes.
     Told to stop (SIGTERM, Ctrl-C), it lets the requests under way finish for FHIR_CM_SHUTDOWN_GRACE
     seconds, then cancels them (exit 143, 130 for Ctrl-C); told again, at once."""
     from . import _serving as serving
