@@ -134,10 +134,13 @@ class Settings(BaseSettings):
     )
     caseload_limit: int = Field(default=20, ge=0, description="Active cases per case manager above which to warn.")
     case_cache: int = Field(
-        default=2000,
+        default=10_000,
         ge=0,
         le=1_000_000,
-        description="How many decoded cases each API process keeps for its read routes (about 40 kB each; 0: none).",
+        description=(
+            "How many decoded cases each API process keeps for its read routes (about 40 kB each, so at most"
+            " 400 MB by default, beside the FHIR facade's ~240 kB per case; 0: none)."
+        ),
     )
     # --- what the domain accepts as true (fhir_cm.domain.Plausibility) -------------------------------
     future_tolerance_days: int = Field(

@@ -21,6 +21,7 @@ from fhir_cm.store import Store, open_store, warm_case_cache
 
 from ._auth import Principal
 from ._console import mount_console
+from ._case_json import CaseJson
 from ._deps import get_session, require_fhir_reader
 from ._heap import settle
 from .facade import DEFAULT_VERSION, FacadeIndex
@@ -185,6 +186,7 @@ def create_app(
     app.state.metrics = ApiMetrics()
     app.state.views = ViewCache()
     app.state.parts = CaseParts()
+    app.state.case_json = CaseJson(settings.case_cache)
     app.state.cds_keys = IssuerKeys(parse_issuers(settings.cds_issuers), verify=settings.verify_tls)
     if serving and settings.cds_issuers and not settings.public_url:
         # Every hook call is refused without it (its tokens' audience): said once at start, not per call.

@@ -40,6 +40,7 @@ from fhir_cm.store import (
 from ._access import can_see, may_see_unreadable
 from ._auth import Principal
 from ._parts import CaseParts
+from ._case_json import CaseJson
 from ._views import ViewCache
 from ._problems import (
     ConflictProblem,
@@ -270,6 +271,8 @@ class Work:
     #: The app's kept caseload and outcome results (``_views``); a Work made by hand gets its own.
     views: ViewCache = field(default_factory=ViewCache)
     parts: CaseParts = field(default_factory=CaseParts)
+    #: The app's kept JSON of cases as the read routes answer them (``_case_json``).
+    case_json: CaseJson = field(default_factory=lambda: CaseJson(0))
 
     def load(self, case_id: str) -> CaseRecord:
         """The visible case (404 otherwise); the read is audited."""

@@ -156,6 +156,7 @@ async def get_work(
         rules=settings.plausibility(today),
         views=request.app.state.views,
         parts=request.app.state.parts,
+        case_json=request.app.state.case_json,
     )
 
 

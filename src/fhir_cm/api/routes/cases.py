@@ -30,6 +30,7 @@ from fhir_cm.store import (
 )
 
 from .._answers import json_answer
+from .._case_json import page_json
 from .._access import can_see, check_may_create, check_may_reassign, may_see_unreadable, programme_scope
 from .._casework import audit_reads, etag, rebuild, refuse_breaches, sent_fields
 from .._deps import CaseWork
@@ -67,13 +68,19 @@ def case_out(record: CaseRecord) -> CaseOut:
     )
 
 
-def _fresh(work: CaseWork, case_id: str) -> Response:
-    record = work.load(case_id)
+def _read_out(record: CaseRecord) -> CaseOut:
     out = case_out(record)
     # The map stored with the case, which its revision covers: a read worked out from the resources could
     # differ from it, and a pull setting the row right then moved the ETag while the read stayed the same.
     out.dates_as_written = dict(record.dates_as_written)
-    return json_answer(out, headers={"ETag": etag(record.revision)})
+    return out
+
+
+def _fresh(work: CaseWork, case_id: str) -> Response:
+    record = work.load(case_id)
+    return json_answer(
+        work.case_json.of(work.store, record, "read", _read_out), headers={"ETag": etag(record.revision)}
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseOut, summary="Create a case")
@@ -161,13 +168,12 @@ def list_cases_route(
             ]
             records, more = visible[offset : offset + limit], offset + limit < len(visible)
     audit_reads(work.store, work.principal, (r.case.id for r in records), action="list", request_id=work.request_id)
-    items = [case_out(r) for r in records]
+    items = [work.case_json.of(work.store, r, "item", case_out) for r in records]
     unreadable = sum(may_see_unreadable(work.principal, u) for u in skipped)
-    return json_answer(
-        CasePage(
-            items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None, unreadable=unreadable
-        )
+    frame = CasePage(
+        items=[], limit=limit, offset=offset, next_offset=offset + limit if more else None, unreadable=unreadable
     )
+    return json_answer(page_json(frame, items))
 
 
 @router.get("/{case_id}", response_model=CaseOut, summary="Read a case")
