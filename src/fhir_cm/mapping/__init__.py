@@ -21,7 +21,7 @@ from ._base import (
 )
 from ._bundle import case_to_bundle
 from ._careplan import render_narrative, xhtml_text
-from ._case import case_plan, case_to_resources, read_resource, resources_to_case
+from ._case import CaseReads, case_plan, case_to_resources, read_resource, resources_to_case
 from ._entries import PlannedEntry, if_none_exist, plan_entry, same_content
 from ._encounter import recognise_disposition, recognise_setting
 from ._json import read_date, read_day
@@ -56,6 +56,7 @@ from ._versions import (
 __all__ = [
     "ELSEWHERE",
     "AUTO_FHIR_VERSION",
+    "CaseReads",
     "Elem",
     "DEFAULT_FHIR_VERSION",
     "PATIENT_PATHS",

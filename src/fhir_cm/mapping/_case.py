@@ -13,7 +13,7 @@ cannot be made up; then :class:`UnreadableResourceError` says which resource lac
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -37,7 +37,7 @@ from ._refs import References, replace_references
 from ._servicerequest import SERVICE_REQUEST
 from ._task import TASK
 
-__all__ = ["SPECS", "case_plan", "case_to_resources", "map_case", "read_resource", "resources_to_case"]
+__all__ = ["SPECS", "CaseReads", "case_plan", "case_to_resources", "map_case", "read_resource", "resources_to_case"]
 
 #: The spec of every resource type a case maps to.
 SPECS: dict[str, ResourceSpec] = {
@@ -234,6 +234,31 @@ def read_resource(
     return values
 
 
+class CaseReads:
+    """What reading a case's resources found in each of them, for reading the same objects again.
+
+    A pull merging a case reads it twice — as the server last had it (the ledger's copies) and as it
+    has it now (the same copies but the few changed) — and again for each try when a resource is in
+    the way (``sync``'s ``CaseReader.isolate``). Reading the resources both share once and reusing
+    what they said halves the work. What a resource says depends on nothing but the resource (the
+    same object: copies are never changed in place, see :func:`case_to_resources`) and the
+    references the set it is read with resolves: so what was found is kept per set of references
+    (each resource's key, server id and fullUrl, in order, and the bases), and a read with another
+    set (a new resource the others may refer to) reads afresh. A resource that does not read is not
+    kept (the read raises, as ever). Lives as long as one caller's reads of one case (it holds the
+    resources it read). The cases read with one share the entities their common resources make:
+    change neither in place.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[Hashable, dict[tuple[int, Hashable], tuple[Mapping[str, Any], Any]]] = {}
+
+    def found(self, references: Hashable) -> dict[tuple[int, Hashable], tuple[Mapping[str, Any], Any]]:
+        """What was read with this set of ``references``: ``(id(resource), what) → (resource, result)``
+        (the resource is held, so its id names no other object meanwhile)."""
+        return self._found.setdefault(references, {})
+
+
 class _Reader:
     """Reads one case out of a set of resources."""
 
@@ -243,26 +268,48 @@ class _Reader:
         version: FhirVersion,
         system: str,
         bases: Collection[str] | None = None,
+        reads: CaseReads | None = None,
     ) -> None:
         self.version = version
         self.system = system
         self.refs = References(system, bases=bases)
         self.by_type: dict[str, list[tuple[ResourceKey, Mapping[str, Any], str]]] = {}
+        known: list[tuple[ResourceKey, str | None, str | None]] = []
         for index, (res, full_url) in enumerate(_flatten(resources)):
             key = resource_key(res, system)
             if key is None and isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
                 key = ResourceKey(str(res.get("resourceType")), full_url.removeprefix("urn:uuid:"))
             if key is None:
                 continue
-            self.refs.know(key, server_id=res.get("id") if isinstance(res.get("id"), str) else None, full_url=full_url)
+            server_id = res.get("id") if isinstance(res.get("id"), str) else None
+            self.refs.know(key, server_id=server_id, full_url=full_url)
+            if reads is not None:
+                known.append((key, server_id, full_url if isinstance(full_url, str) else None))
             self.by_type.setdefault(key.type, []).append((key, res, _where(res, index)))
         self.ctx = Ctx(version, self.refs)
+        signature = (version, self.refs.bases, tuple(known))
+        self.found = reads.found(signature) if reads is not None else None
+
+    def _kept(self, res: Mapping[str, Any], what: Hashable, read: Callable[[], Any]) -> Any:
+        """``read()``, or what it gave for this same resource before (see ``CaseReads``)."""
+        if self.found is None:
+            return read()
+        hit = self.found.get((id(res), what))
+        if hit is not None and hit[0] is res:
+            return hit[1]
+        result = read()
+        self.found[(id(res), what)] = (res, result)
+        return result
 
     def values(self, res: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
         """The domain values of ``res``; with ``where``, first insist it holds nothing the domain cannot.
 
         A modifier the mapping does not understand (``_modifiers.py``) makes any resource unreadable.
+        A new dict each time: callers change it.
         """
+        return dict(self._kept(res, where is not None, lambda: self._values(res, where)))
+
+    def _values(self, res: Mapping[str, Any], where: str | None) -> dict[str, Any]:
         spec = SPECS[str(res["resourceType"])]
         problems = modifier_problems(res)
         if where is not None:
@@ -314,7 +361,9 @@ class _Reader:
             raise UnreadableResourceError(f"the resources do not make a valid case: {_summary(exc)}") from None
 
     def entity(self, model: type[BaseModel], key: ResourceKey, res: Mapping[str, Any], where: str) -> Any:
-        return _entity(model, {**self.values(res, where), "id": key.value}, where)
+        return self._kept(
+            res, (model, key), lambda: _entity(model, {**self.values(res, where), "id": key.value}, where)
+        )
 
     def referrals(self, case_manager: Party | None) -> list[Referral]:
         """The ServiceRequests with their Tasks. The requester both carry is the case manager's unless
@@ -351,6 +400,7 @@ def resources_to_case(
     identifier_system: str,
     *,
     bases: Collection[str] | None = None,
+    reads: CaseReads | None = None,
 ) -> Case:
     """The Case that one case's resources (or Bundles of them) describe.
 
@@ -364,5 +414,8 @@ def resources_to_case(
     references at its own base the import made relative). A link by an absolute URL at another base
     (a CarePlan's ``https://other.example/fhir/Goal/x``) names another server's resource, not the
     case's own: it links nothing, and stays in the resource as written. ``None``: any base.
+
+    ``reads``: what earlier reads of the same resource objects found, kept for reading them again
+    (see ``CaseReads``).
     """
-    return _Reader(resources, check_version(version), identifier_system, bases).case()
+    return _Reader(resources, check_version(version), identifier_system, bases, reads).case()

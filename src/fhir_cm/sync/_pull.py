@@ -18,7 +18,8 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
 4. **Merge** at the end: each case the run took something in for is read once, with its ledger
    copies and outbox rows (one query each for ``MERGE_CASES`` cases); the case as the server had it
    (ledger copies), as it has it now (plus the new copies) and the local case go through a three-way
-   merge (``_conflicts``), and the case is saved once, without queueing a push (nothing local
+   merge (``_conflicts``; the two reads share what the copies they both hold say, ``mapping.CaseReads``),
+   and the case is saved once, without queueing a push (nothing local
    changed); the new copies go into the ledger. When the buffer holds ``flush_size`` resources, or
    ``flush_bytes`` of them as JSON (whichever comes first: sizes differ tenfold between types), it
    goes to a scratch file (``_spill``), not into the store: a pull goes type by type, so merging

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..checks import MAPPING_PROBLEM
 from ..fhir import a_resource
 from ..domain import Case
-from ..mapping import FhirVersion, MappingError, ResourceKey, dates_as_written
+from ..mapping import CaseReads, FhirVersion, MappingError, ResourceKey, dates_as_written
 from ..store import (
     CaseRecord,
     LedgerEntry,
@@ -233,10 +233,11 @@ class Merging:
             return []
         local = record.case if record is not None else None
         held = {ResourceKey(e.resource_type, e.key): e.server_copy for e in ledger if e.server_copy is not None}
+        reads = CaseReads()  # the case as the server had it and has it now share most copies: read once
         try:
-            server = self.reader.read({**held, **dict(items)}, local)
+            server = self.reader.read({**held, **dict(items)}, local, reads=reads)
         except MappingError:
-            items, unread = self.reader.isolate(held, local, items)
+            items, unread = self.reader.isolate(held, local, items, reads)
             if last:
                 for (_, resource), problem in unread:
                     self._quarantine(
@@ -248,7 +249,7 @@ class Merging:
                 self.deferred.setdefault(case_id, []).extend(item for item, _ in unread)
             if not items:
                 return []
-            server = self.reader.read({**held, **dict(items)}, local)
+            server = self.reader.read({**held, **dict(items)}, local, reads=reads)
         after = {**stored, **{key: (self.version, resource) for key, resource in items}}
         system = self.reader.system
         if record is None:
@@ -257,7 +258,7 @@ class Merging:
         else:
             local = record.case
             try:
-                base = self.reader.read(held, local, checked=False) if held else None
+                base = self.reader.read(held, local, checked=False, reads=reads) if held else None
             except MappingError:
                 base = None
             server = _as_party(session, self.base, local, server)

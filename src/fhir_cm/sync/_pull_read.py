@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..domain import Case, Plausibility, new_breaches
-from ..mapping import MappingError, ResourceKey, case_to_resources, episode_key, resources_to_case
+from ..mapping import CaseReads, MappingError, ResourceKey, case_to_resources, episode_key, resources_to_case
 
 __all__ = ["RULE_PROBLEM", "CaseReader"]
 
@@ -39,6 +39,7 @@ class CaseReader:
         held: Mapping[ResourceKey, Mapping[str, Any]],
         local: Case | None,
         items: list[tuple[ResourceKey, Mapping[str, Any]]],
+        reads: CaseReads | None = None,
     ) -> tuple[list[tuple[ResourceKey, Mapping[str, Any]]], list[tuple[tuple[ResourceKey, Mapping[str, Any]], str]]]:
         """Split ``items`` (which together keep the case from reading) into those the case reads with
         and those that keep it from reading (with why).
@@ -47,7 +48,7 @@ class CaseReader:
         again, down to single resources: one resource in the way among thirty costs about ten reads
         of the case, not thirty. Round after round while any is accepted (a Task may be what makes
         its ServiceRequest readable), so one bad resource (or one still waiting for another) does not
-        take the rest of its case down with it.
+        take the rest of its case down with it. ``reads``: see ``read``.
         """
         accepted: dict[ResourceKey, Mapping[str, Any]] = dict(held)
         good: list[tuple[ResourceKey, Mapping[str, Any]]] = []
@@ -55,7 +56,7 @@ class CaseReader:
         problems: dict[ResourceKey, str] = {}
         tried_whole = True  # the caller read them all together already
         while waiting:
-            taken = self._admit(accepted, local, waiting, problems, tried=tried_whole)
+            taken = self._admit(accepted, local, waiting, problems, reads, tried=tried_whole)
             if not taken:
                 break
             good.extend(taken)
@@ -71,6 +72,7 @@ class CaseReader:
         local: Case | None,
         group: list[tuple[ResourceKey, Mapping[str, Any]]],
         problems: dict[ResourceKey, str],
+        reads: CaseReads | None,
         *,
         tried: bool = False,
     ) -> list[tuple[ResourceKey, Mapping[str, Any]]]:
@@ -78,32 +80,39 @@ class CaseReader:
         is known not to read)."""
         if not tried:
             try:
-                self.read({**accepted, **dict(group)}, local)
+                self.read({**accepted, **dict(group)}, local, reads=reads)
                 return group
             except MappingError as exc:
                 if len(group) == 1:
                     problems[group[0][0]] = str(exc)[:250]
                     return []
         if len(group) == 1:  # known not to read, alone: find out why
-            return self._admit(accepted, local, group, problems)
+            return self._admit(accepted, local, group, problems, reads)
         mid = len(group) // 2
-        first = self._admit(accepted, local, group[:mid], problems)
+        first = self._admit(accepted, local, group[:mid], problems, reads)
         after = {**accepted, **dict(first)} if first else accepted
-        return first + self._admit(after, local, group[mid:], problems)
+        return first + self._admit(after, local, group[mid:], problems, reads)
 
     def read(
-        self, resources: Mapping[ResourceKey, Mapping[str, Any]], local: Case | None, *, checked: bool = True
+        self,
+        resources: Mapping[ResourceKey, Mapping[str, Any]],
+        local: Case | None,
+        *,
+        checked: bool = True,
+        reads: CaseReads | None = None,
     ) -> Case:
         """The case the resources describe; a case whose episode the server lacks borrows the local one.
 
         ``checked``: a case that breaks a rule of what can be true which the local case did not
         (see ``new_breaches``) does not read either (``_Implausible``), so the resource that brings
-        the breach in is isolated and quarantined like an unreadable one.
+        the breach in is isolated and quarantined like an unreadable one. ``reads``: what earlier
+        reads of the same copies found (``mapping.CaseReads``): the reads of one case's merge share it,
+        so the copies they have in common are read once.
         """
         copies = list(resources.values())
         if local is not None and not any(k.type == "EpisodeOfCare" for k in resources):
             copies.append(case_to_resources(local, self.version, self.system)[episode_key(local)])
-        case = resources_to_case(copies, self.version, self.system, bases=self.bases)
+        case = resources_to_case(copies, self.version, self.system, bases=self.bases, reads=reads)
         if checked and (breaches := new_breaches(local, case, self.rules)):
             raise _Implausible(RULE_PROBLEM + "; ".join(f"{b.entity or 'case'} {b.line()}" for b in breaches)[:250])
         return case
