@@ -61,3 +61,17 @@ def test_a_copy_that_does_not_read_raises_each_time() -> None:
         else:
             raise AssertionError("an unknown modifier read")
     assert read(base, reads) == read(base)
+
+
+def test_a_referral_whose_task_changed_is_read_again() -> None:
+    """A referral is its ServiceRequest and its Task: the same ServiceRequest with a changed Task
+    reads as the Task now says."""
+    base = copies()
+    task = ResourceKey("Task", "ref-1-task")
+    now = {**base, task: {**base[task], "status": "accepted"}}
+    reads = CaseReads()
+    before, after = read(base, reads), read(now, reads)
+    assert after == read(now)
+    assert [r.status.value for r in before.referrals] == ["requested", "rejected"]
+    assert [r.status.value for r in after.referrals] == ["accepted", "rejected"]
+    assert after.referrals[1] is before.referrals[1]  # its ServiceRequest and Task both the same

@@ -13,6 +13,7 @@ cannot be made up; then :class:`UnreadableResourceError` says which resource lac
 
 from __future__ import annotations
 
+from functools import partial
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -244,19 +245,35 @@ class CaseReads:
     same object: copies are never changed in place, see :func:`case_to_resources`) and the
     references the set it is read with resolves: so what was found is kept per set of references
     (each resource's key, server id and fullUrl, in order, and the bases), and a read with another
-    set (a new resource the others may refer to) reads afresh. A resource that does not read is not
-    kept (the read raises, as ever). Lives as long as one caller's reads of one case (it holds the
-    resources it read). The cases read with one share the entities their common resources make:
-    change neither in place.
+    set (a new resource the others may refer to) reads afresh; a referral, read from its
+    ServiceRequest with its Task and the case manager, is kept with those (the same objects, or it is
+    read afresh). A resource that does not read is not kept (the read raises, as ever). Lives as
+    long as one caller's reads of one case (it holds the resources it read). The cases read with one
+    share the entities their common resources make: change neither in place.
     """
 
     def __init__(self) -> None:
-        self._found: dict[Hashable, dict[tuple[int, Hashable], tuple[Mapping[str, Any], Any]]] = {}
+        self._found: dict[Hashable, dict[tuple[int, Hashable], _Found]] = {}
+        self._keys: dict[tuple[int, str], tuple[Mapping[str, Any], ResourceKey | None]] = {}
 
-    def found(self, references: Hashable) -> dict[tuple[int, Hashable], tuple[Mapping[str, Any], Any]]:
-        """What was read with this set of ``references``: ``(id(resource), what) → (resource, result)``
-        (the resource is held, so its id names no other object meanwhile)."""
+    def found(self, references: Hashable) -> dict[tuple[int, Hashable], _Found]:
+        """What was read with this set of ``references``: ``(id(resource), what) → (resource, result,
+        the other objects it was read with)`` (those are held, so their ids name no other object
+        meanwhile)."""
         return self._found.setdefault(references, {})
+
+    def key(self, resource: Mapping[str, Any], system: str) -> ResourceKey | None:
+        """``resource_key(resource, system)``, worked out once per resource."""
+        hit = self._keys.get((id(resource), system))
+        if hit is not None and hit[0] is resource:
+            return hit[1]
+        key = resource_key(resource, system)
+        self._keys[(id(resource), system)] = (resource, key)
+        return key
+
+
+#: What ``CaseReads`` keeps of one read: the resource, what it gave, the other objects it was read with.
+_Found = tuple[Mapping[str, Any], Any, tuple[Any, ...]]
 
 
 class _Reader:
@@ -276,7 +293,7 @@ class _Reader:
         self.by_type: dict[str, list[tuple[ResourceKey, Mapping[str, Any], str]]] = {}
         known: list[tuple[ResourceKey, str | None, str | None]] = []
         for index, (res, full_url) in enumerate(_flatten(resources)):
-            key = resource_key(res, system)
+            key = reads.key(res, system) if reads is not None else resource_key(res, system)
             if key is None and isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
                 key = ResourceKey(str(res.get("resourceType")), full_url.removeprefix("urn:uuid:"))
             if key is None:
@@ -290,15 +307,19 @@ class _Reader:
         signature = (version, self.refs.bases, tuple(known))
         self.found = reads.found(signature) if reads is not None else None
 
-    def _kept(self, res: Mapping[str, Any], what: Hashable, read: Callable[[], Any]) -> Any:
-        """``read()``, or what it gave for this same resource before (see ``CaseReads``)."""
+    def _kept(
+        self, res: Mapping[str, Any], what: Hashable, read: Callable[[], Any], along: tuple[Any, ...] = ()
+    ) -> Any:
+        """``read()``, or what it gave for this same resource before (see ``CaseReads``); ``along``:
+        the other objects the read takes (the same ones, or it reads afresh)."""
         if self.found is None:
             return read()
         hit = self.found.get((id(res), what))
-        if hit is not None and hit[0] is res:
-            return hit[1]
+        if hit is not None and hit[0] is res and len(hit[2]) == len(along):
+            if all(a is b for a, b in zip(hit[2], along, strict=True)):
+                return hit[1]
         result = read()
-        self.found[(id(res), what)] = (res, result)
+        self.found[(id(res), what)] = (res, result, along)
         return result
 
     def values(self, res: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
@@ -376,22 +397,37 @@ class _Reader:
                 tasks.setdefault(focus, (candidate, place))
         out = []
         for key, sr, where in self.by_type.get("ServiceRequest", []):
-            v = self.values(sr)
             task = tasks.get(key)
-            requester = self.refs.read_party(
-                (task[0] if task is not None else sr).get("requester"),
-                (PartyKind.PRACTITIONER, PartyKind.ORGANISATION),
+            along = (task[0] if task is not None else None, case_manager)
+            out.append(
+                self._kept(sr, (Referral, key), partial(self.referral, key, sr, where, task, case_manager), along)
             )
-            if requester is not None and requester != case_manager:
-                v["requester"] = requester
-            if task is not None:
-                v.update(self.values(*task))
-            else:
-                status = T.domain_value_of_code("referral-status-servicerequest", sr.get("status"))
-                if status is not None:
-                    v["status"] = status
-            out.append(_entity(Referral, {**v, "id": key.value}, where))
         return out
+
+    def referral(
+        self,
+        key: ResourceKey,
+        sr: Mapping[str, Any],
+        where: str,
+        task: tuple[Mapping[str, Any], str] | None,
+        case_manager: Party | None,
+    ) -> Referral:
+        """One ServiceRequest with its Task (if found), as the referral they make."""
+        v = self.values(sr)
+        requester = self.refs.read_party(
+            (task[0] if task is not None else sr).get("requester"),
+            (PartyKind.PRACTITIONER, PartyKind.ORGANISATION),
+        )
+        if requester is not None and requester != case_manager:
+            v["requester"] = requester
+        if task is not None:
+            v.update(self.values(*task))
+        else:
+            status = T.domain_value_of_code("referral-status-servicerequest", sr.get("status"))
+            if status is not None:
+                v["status"] = status
+        referral: Referral = _entity(Referral, {**v, "id": key.value}, where)
+        return referral
 
 
 def resources_to_case(
