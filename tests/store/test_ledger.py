@@ -61,6 +61,19 @@ def test_one_resource_on_two_servers_has_two_entries(store: Store) -> None:
         assert get_ledger(s, FIRELY, "CarePlan", "goal-1") is None
 
 
+def test_find_can_leave_the_server_copies_out(store: Store) -> None:
+    """A pull's page dedupes and places by key, server id, version and hash: it reads the entries
+    without their copies (``copies=False``), every other field as stored."""
+    copy = {"resourceType": "Goal", "id": "17", "meta": {"versionId": "2"}, "lifecycleStatus": "active"}
+    whole = entry("goal-1", "17", version_id="2", content_hash="ab" * 32, server_copy=copy, last_updated="x")
+    with store.session() as s:
+        put_ledger(s, [whole], now=NOW)
+    with store.session(read_only=True) as s:
+        [found] = find_ledger(s, HAPI, "Goal", keys=["goal-1"], copies=False)
+        assert find_ledger(s, HAPI, "Goal", server_ids=["17"]) == [whole.model_copy(update={"synced_at": NOW})]
+    assert found == whole.model_copy(update={"server_copy": None, "synced_at": NOW})
+
+
 def test_two_keys_cannot_claim_one_server_resource(store: Store) -> None:
     with pytest.raises(StoreError), store.session() as s:
         put_ledger(s, [entry("goal-1", "17"), entry("goal-2", "17")])

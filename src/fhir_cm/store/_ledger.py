@@ -50,6 +50,7 @@ class LedgerEntry(BaseModel):
 
 
 _COLUMNS = tuple(LedgerRow.__table__.c)
+_WITHOUT_COPIES = tuple(c for c in _COLUMNS if c.name != "server_copy")
 _FIELDS = tuple(LedgerEntry.model_fields)
 _KEY = ("server_base", "resource_type", "key")
 
@@ -130,11 +131,19 @@ def ledger_by_server_id(session: Session, server_base: str, resource_type: str, 
 
 
 def find_ledger(
-    session: Session, server_base: str, resource_type: str, *, keys: Iterable[str] = (), server_ids: Iterable[str] = ()
+    session: Session,
+    server_base: str,
+    resource_type: str,
+    *,
+    keys: Iterable[str] = (),
+    server_ids: Iterable[str] = (),
+    copies: bool = True,
 ) -> list[LedgerEntry]:
     """The entries of one type on one server whose key or server id is among those given, in one query.
 
     For a page of a pull: what the ledger holds of two hundred resources, without two hundred lookups.
+    ``copies=False``: without their server copies (``server_copy`` None), for a caller that places
+    and dedupes by the other fields — the copies' JSON is most of what reading an entry costs.
     """
     keys, server_ids = list(dict.fromkeys(keys)), list(dict.fromkeys(server_ids))
     if not keys and not server_ids:
@@ -143,7 +152,7 @@ def find_ledger(
     given = [
         column.in_(values) for column, values in ((LedgerRow.key, keys), (LedgerRow.server_id, server_ids)) if values
     ]
-    query = select(*_COLUMNS).where(
+    query = select(*(_COLUMNS if copies else _WITHOUT_COPIES)).where(
         LedgerRow.server_base == normal_base(server_base),
         LedgerRow.resource_type == resource_type,
         or_(*given),

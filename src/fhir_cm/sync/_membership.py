@@ -210,7 +210,7 @@ def ledger_lookup(
 ) -> ServerIdLookup:
     """Ledger lookups by server id for what ``case_of`` may ask of these resources (each given with
     its ``case_references``) — themselves, the resources they refer to and their patients — read in
-    one query per type rather than one each."""
+    one query per type rather than one each, without the entries' server copies (placing needs none)."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for resource, references in resources:
         if isinstance(own := resource.get("id"), str) and isinstance(own_type := resource.get("resourceType"), str):
@@ -222,7 +222,7 @@ def ledger_lookup(
             wanted["Patient"].add(patient)
     found: dict[tuple[str, str], LedgerEntry] = {}
     for rtype, ids in wanted.items():
-        for entry in find_ledger(session, server_base, rtype, server_ids=ids):
+        for entry in find_ledger(session, server_base, rtype, server_ids=ids, copies=False):
             if entry.server_id:
                 found[(rtype, entry.server_id)] = entry
     return lambda rtype, rid: found.get((rtype, rid))

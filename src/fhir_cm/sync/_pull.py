@@ -10,7 +10,8 @@ Per resource type, in an order that lets a new case arrive before its parts (Epi
    The next type's search starts while this one is taken in, its first pages read ahead
    (``_ahead.ReadAhead``): some servers answer each page only after a pause of their own.
 2. **Dedupe** each page by versionId against the ledger, in one query for the page (the overlap and
-   re-stamped copies come back as "unchanged").
+   re-stamped copies come back as "unchanged"), without the entries' server copies (the merge reads
+   those, once per case).
 3. **Check** what is newer against the release's strict model, and ours against the mapping (in a
    worker process once the pull proves large, see ``_checks``, the page after the one being placed):
    a resource that fails is **quarantined** with the reason, and the pull goes on. The rest is
@@ -324,6 +325,7 @@ class _Puller(Merging):
                     rtype,
                     keys=(k.value for k, _ in keyed),
                     server_ids=(i for _, r in keyed if isinstance(i := r.get("id"), str)),
+                    copies=False,  # deduping and placing need none; the merge reads the case's
                 )
                 if known
                 else []
