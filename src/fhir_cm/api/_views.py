@@ -3,8 +3,8 @@
 Both are computed over every case the caller may see: hundreds of milliseconds for a thousand cases,
 most of it reading and validating the cases. Supervisors' dashboards ask for them again and again
 while the cases rarely change between two asks. So a result is kept per process, keyed by who asks
-(role and scope), what they ask (the parameters, the day) and the store's *cases version* (the number
-of cases and the sum of their revisions, one cheap query): any save of any case makes every kept
+(role and scope), what they ask (the parameters, the day) and the store's *cases version* (a counter
+every transaction writing cases raises, one row read): any save of any case makes every kept
 result stale at once, so an answer is never older than the store. The cache is small (LRU); each
 process of ``serve --workers N`` keeps its own.
 

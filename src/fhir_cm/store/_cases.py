@@ -20,6 +20,7 @@ from fhir_cm.domain import Case, CaseStatus, ProgrammeType
 from ._case_cache import CaseCache
 from ._dialect import insert
 from ._errors import StaleRevision, UnreadableCase
+from ._stamps import CASES, note_change
 from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
 from ._types import utcnow
@@ -141,6 +142,7 @@ def save_case(
         values["dates_as_written"] = dict(written or {})
         created = _create_statement(session.get_bind().dialect.name)
         if session.execute(created, values).first() is not None:
+            note_change(session, CASES)
             revision = 1
             return _queued(session, case.id, revision, enqueue, now)
         current = _locked(session, case.id)  # another transaction created it just now
@@ -155,6 +157,7 @@ def save_case(
         return int(current.revision)
     revision = current.revision + 1
     session.execute(_UPDATE, {**values, "b_case_id": case.id, "revision": revision})
+    note_change(session, CASES)
     return _queued(session, case.id, revision, enqueue and changed, now)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from .. import decimals
 from ..mapping import FhirVersion  # the one definition; re-exported
 from ._dialect import insert
+from ._stamps import RESOURCES, note_change
 from ._tables import ResourceRow
 from ._types import utcnow
 
@@ -102,6 +103,7 @@ def put_resources(
     if not rows:
         return 0
     session.execute(_upsert(session.get_bind().dialect.name), rows)
+    note_change(session, RESOURCES)
     return len(rows)
 
 

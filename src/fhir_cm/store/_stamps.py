@@ -9,12 +9,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from functools import cache
+from typing import Any
+
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from ._tables import CaseRow, ResourceRow
+from ._dialect import insert
+from ._tables import CaseRow, ResourceRow, StoreChangeRow
 
-__all__ = ["CaseStamp", "case_stamps", "cases_version", "resources_saved_at", "store_version"]
+__all__ = [
+    "CASES",
+    "RESOURCES",
+    "CaseStamp",
+    "case_stamps",
+    "cases_version",
+    "note_change",
+    "raise_counters",
+    "resources_saved_at",
+    "store_version",
+]
+
+#: The tables whose writes readers must learn of (rows of ``store_changes``).
+CASES = "cases"
+RESOURCES = "resources"
+_CHANGED = "fhir_cm_changed"
 
 
 class CaseStamp(NamedTuple):
@@ -39,12 +58,46 @@ def case_stamps(session: Session) -> dict[str, CaseStamp]:
     return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(query)}
 
 
-def cases_version(session: Session) -> tuple[int, int]:
-    """A value that changes whenever any case is created, saved or removed: the number of cases and the
-    sum of their revisions (every save raises its case's revision). One scan of two small columns, for
-    readers that keep results computed over every case (caseload, outcomes) until a case changes."""
-    count, total = session.execute(select(func.count(), func.coalesce(func.sum(CaseRow.revision), 0))).one()
-    return int(count), int(total)
+def note_change(session: Session, table: str) -> None:
+    """Say that this transaction wrote to ``table`` (``CASES``, ``RESOURCES``): its counter is raised
+    as the transaction commits (:func:`raise_counters`), and not at all if it rolls back."""
+    session.info.setdefault(_CHANGED, set()).add(table)
+
+
+def raise_counters(session: Session) -> None:
+    """Raise the counter of every table this transaction wrote to, last thing before it commits (the
+    store's sessions call it on ``before_commit``): the row stays locked only while the commit completes,
+    and a reader sees the new value exactly when it sees what was written. In name order, so two
+    committing writers never wait for each other's row."""
+    marks: set[str] | None = session.info.pop(_CHANGED, None)
+    if not marks:
+        return
+    statement = _raise(session.get_bind().dialect.name)
+    for name in sorted(marks):
+        session.execute(statement, {"name": name})
+
+
+@cache
+def _raise(dialect: str) -> Any:
+    # An upsert, so that a store whose row is missing starts counting rather than never changing.
+    stmt = insert(dialect, StoreChangeRow).values(name=bindparam("name"), counter=1)
+    return stmt.on_conflict_do_update(
+        index_elements=[StoreChangeRow.name], set_={"counter": StoreChangeRow.__table__.c.counter + 1}
+    )
+
+
+def _counters(session: Session) -> dict[str, int]:
+    return {
+        name: int(counter) for name, counter in session.execute(select(StoreChangeRow.name, StoreChangeRow.counter))
+    }
+
+
+def cases_version(session: Session) -> int:
+    """A value that changes whenever any case is created or saved: the count of transactions that wrote
+    cases (``store_changes``), one row read. For readers that keep results computed over every case
+    (caseload, outcomes, worklist) until a case changes; it counted and summed every case's revision
+    before, 1.6 ms of the database's time per request for 10,000 cases."""
+    return _counters(session).get(CASES, 0)
 
 
 def resources_saved_at(session: Session) -> dt.datetime | None:
@@ -55,8 +108,9 @@ def resources_saved_at(session: Session) -> dt.datetime | None:
     return saved
 
 
-def store_version(session: Session) -> tuple[int, int, int, dt.datetime | None]:
-    """:func:`cases_version` and the number and newest save time of the stored resources: when it is
-    unchanged, so is every case's :class:`CaseStamp` (a reader may skip reading them all)."""
-    count, newest = session.execute(select(func.count(), func.max(ResourceRow.updated_at))).one()
-    return (*cases_version(session), int(count), newest)
+def store_version(session: Session) -> tuple[int, int]:
+    """:func:`cases_version` and its like for the stored resources: when it is unchanged, so is every
+    case's :class:`CaseStamp` (a reader may skip reading them all). One small table read; it counted
+    every stored resource before (21 ms of the database's time for 370,000)."""
+    counters = _counters(session)
+    return counters.get(CASES, 0), counters.get(RESOURCES, 0)

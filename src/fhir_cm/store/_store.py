@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Self
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -16,6 +16,7 @@ from ._case_cache import CaseCache
 from ._engine import READ_ONLY, make_engine, redacted, secrets_of
 from ._errors import StoreError, StoreUnavailable
 from ._migrate import upgrade
+from ._stamps import raise_counters
 
 __all__ = ["Store", "open_store"]
 
@@ -35,6 +36,9 @@ class Store:
         if engine.dialect.name == "postgresql":
             reads["isolation_level"] = "REPEATABLE READ"
         self._read_sessions = sessionmaker(engine.execution_options(**reads), expire_on_commit=False)
+        # Writers of cases and resources raise their counters as they commit (``_stamps``).
+        event.listen(self._sessions, "before_commit", raise_counters)
+        event.listen(self._read_sessions, "before_commit", raise_counters)
         #: Audit rows of reads, committed in groups (``_audit_group``): ``store.audit.record(...)``.
         self.audit = AuditGroup(self)
 

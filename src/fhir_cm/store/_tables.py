@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -41,6 +42,7 @@ __all__ = [
     "OutboxStatus",
     "QuarantineRow",
     "ResourceRow",
+    "StoreChangeRow",
     "TransitionRow",
     "WatermarkRow",
 ]
@@ -101,7 +103,7 @@ class CaseRow(Base):
     case_manager_id: Mapped[str | None] = mapped_column(String(ID), index=True)
     programme: Mapped[str] = mapped_column(String(32), index=True)
     status: Mapped[str] = mapped_column(String(32), index=True)
-    # Indexed so that ``cases_version`` (count and sum of revisions) reads a small index, not every case.
+    # Indexed (migration 0018) for the version checks that ``store_changes`` has since replaced.
     revision: Mapped[int] = mapped_column(Integer, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -109,6 +111,17 @@ class CaseRow(Base):
     # The days of ``data`` its stored resources wrote as a year or a month (JSON pointer → the date as
     # written; ``_written``), kept with the case so a list (the caseload) says them reading no resource.
     dates_as_written: Mapped[dict[str, str] | None] = mapped_column(Json, nullable=True)
+
+
+class StoreChangeRow(Base):
+    """A counter per table readers keep views of (``cases``, ``resources``), raised by every transaction
+    that writes to it, as it commits (``_stamps.note_change``): whether anything changed since a view
+    was made is one row to read, not a count over every case and resource."""
+
+    __tablename__ = "store_changes"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    counter: Mapped[int] = mapped_column(BigInteger)
 
 
 class ResourceRow(Base):
@@ -123,7 +136,7 @@ class ResourceRow(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(Json)
     content_hash: Mapped[str] = mapped_column(String(HASH))
     source: Mapped[str | None] = mapped_column(String(URL))
-    # Indexed so that ``store_version`` (the newest save) is one index lookup.
+    # Indexed so that ``resources_saved_at`` (the newest save) is one index lookup.
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (CheckConstraint("fhir_version IN ('R4', 'R5')", name="fhir_version"),)
