@@ -4,7 +4,7 @@ and FHIR façade caches ask each request instead of counting every case and reso
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 
 from fhir_cm.domain import CaseStatus
 from fhir_cm.store import Store, cases_version, open_store, put_resources, record_audit, save_case, store_version
@@ -67,3 +67,20 @@ def test_a_store_missing_its_counter_rows_starts_counting(store: Store) -> None:
     with store.session() as s:
         save_case(s, next(iter(generate_cases(1, seed=10))))
     assert _versions(store)[0] == 1
+
+
+@pytest.mark.postgres
+def test_a_released_savepoint_leaves_the_counter_to_the_commit(pg_store_url: str) -> None:
+    """The ledger records a push's entries in a savepoint. Raised when that savepoint is released, the
+    counter's row stayed locked for the rest of the transaction: another writer committing meanwhile
+    waited for it (and one holding a case this transaction then wanted would have deadlocked)."""
+    with open_store(pg_store_url) as store, open_store(pg_store_url) as other:
+        before = _versions(store)[0]
+        with store.session() as s:
+            save_case(s, next(iter(generate_cases(1, seed=11))))
+            with s.begin_nested():
+                pass
+            with other.session() as o:
+                o.execute(text("SET LOCAL lock_timeout = '5s'"))  # waiting on the row is the failure
+                save_case(o, next(iter(generate_cases(1, seed=12))))
+        assert _versions(store)[0] == before + 2

@@ -69,6 +69,10 @@ def raise_counters(session: Session) -> None:
     store's sessions call it on ``before_commit``): the row stays locked only while the commit completes,
     and a reader sees the new value exactly when it sees what was written. In name order, so two
     committing writers never wait for each other's row."""
+    if session.in_nested_transaction():
+        # A savepoint released (the ledger's): raised there, the row would stay locked until the outer
+        # transaction commits, and a writer holding a case that transaction waits for would deadlock.
+        return
     marks: set[str] | None = session.info.pop(_CHANGED, None)
     if not marks:
         return
