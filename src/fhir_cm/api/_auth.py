@@ -76,7 +76,7 @@ def authenticate(conn: HTTPConnection, store: Store) -> Principal:
         raise UnauthorizedProblem("an API key is required (Authorization: Bearer <key> or X-API-Key: <key>)")
     found = None
     if len(key) <= _MAX_KEY:
-        with store.session(read_only=True) as session:
+        with store.lookup() as session:
             found = authenticate_api_key(session, key)
     if found is None:
         raise UnauthorizedProblem("the API key is not valid (unknown, malformed or revoked)", error="invalid_token")

@@ -141,7 +141,7 @@ def load_case(
     store: Store, principal: Principal, case_id: str, today: dt.date, *, request_id: str | None
 ) -> CaseRecord:
     """The case, if the caller may see it (404 otherwise, existing or not); the read is audited."""
-    with store.session(read_only=True) as session, _unreadable_as_problem(principal):
+    with store.lookup() as session, _unreadable_as_problem(principal):
         record = get_case_record(session, case_id, cache=store.cases)
     if record is None or not can_see(principal, record.case, today):
         raise NotFoundProblem(f"no case {case_id}")

@@ -80,7 +80,7 @@ class ViewCache:
         return Showing(value, earlier, remember)
 
     def _get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> tuple[Any, T]:
-        with store.session(read_only=True) as session:
+        with store.lookup() as session:
             version = cases_version(session)
         full = (version, key)
         with self._lock:

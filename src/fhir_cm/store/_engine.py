@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.pool import StaticPool
 
 from .. import decimals
@@ -41,6 +42,9 @@ BUSY_TIMEOUT_SECONDS = 30.0
 #: burst of requests holding all of them leaves the writer waiting for a connection none will return.
 POOL_SIZE = 10
 MAX_OVERFLOW = 20
+#: A pooled PostgreSQL connection idle longer than this is pinged before it is handed out; one used
+#: more recently is trusted, as connection pools commonly do (HikariCP's 500 ms "alive bypass window").
+PING_AFTER_IDLE_SECONDS = 1.0
 
 #: Execution option marking a connection as read-only: on SQLite it begins a deferred transaction,
 #: which does not queue behind writers.
@@ -189,7 +193,8 @@ def _ensure_wal(cursor: sqlite3.Cursor) -> None:
 
 
 def _postgresql_engine(url: URL, common: dict[str, Any]) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, **common)
+    _ping_when_idle(engine)
 
     # First among the connect listeners: before SQLAlchemy's own first queries (the server's version).
     @event.listens_for(engine, "connect", insert=True)
@@ -208,6 +213,40 @@ def _postgresql_engine(url: URL, common: dict[str, Any]) -> Engine:
         dbapi_connection.autocommit = autocommit
 
     return engine
+
+
+#: Where a pooled connection's record keeps when it was last returned to the pool (or opened).
+_USED_AT = "fhir_cm_used_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection before handing it out only when it sat in the pool for a while.
+
+    A connection is found dead after the database restarted, or after a proxy or firewall dropped it
+    for idling: pinging then replaces it (and every connection pooled before it) before a request
+    fails. SQLAlchemy's ``pool_pre_ping`` pinged on every checkout; serving the API, that was one
+    round trip in four, for connections that had answered a few milliseconds before. One that dies
+    within the window fails its statement (the store is unavailable, once), and SQLAlchemy then
+    replaces the pool's connections as it does for any disconnect.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _opened(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        if time.monotonic() - record.info.get(_USED_AT, 0.0) <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool replaces this connection and every one opened before it, and tries again.
+            raise InvalidatePoolError(f"connection found closed ({type(exc).__name__})") from exc
 
 
 def _is_memory(url: URL) -> bool:

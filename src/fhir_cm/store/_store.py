@@ -36,6 +36,13 @@ class Store:
         if engine.dialect.name == "postgresql":
             reads["isolation_level"] = "REPEATABLE READ"
         self._read_sessions = sessionmaker(engine.execution_options(**reads), expire_on_commit=False)
+        # A lookup is one statement, which is its own snapshot: on PostgreSQL it runs outside a
+        # transaction, without the BEGIN and COMMIT that made one row read three round trips.
+        self._lookups = (
+            sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+            if engine.dialect.name == "postgresql"
+            else self._read_sessions
+        )
         # Writers of cases and resources raise their counters as they commit (``_stamps``).
         event.listen(self._sessions, "before_commit", raise_counters)
         event.listen(self._read_sessions, "before_commit", raise_counters)
@@ -64,6 +71,18 @@ class Store:
         """
         factory = self._read_sessions if read_only else self._sessions
         with _translated(self.engine), factory() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def lookup(self) -> Iterator[Session]:
+        """A session for reads that need no snapshot across statements: one statement, or several
+        each of which stands alone (a case's revision, then its row, which carries its own revision).
+
+        Requests read the store this way to authenticate and to check whether what they keep is
+        still current, several times a request: on PostgreSQL each read is then one round trip.
+        Not for writing: on PostgreSQL each statement commits on its own.
+        """
+        with _translated(self.engine), self._lookups() as session:
             yield session
 
     def close(self) -> None:

@@ -68,7 +68,7 @@ def worklist(
     # Each case's items are kept by revision in one view for every caller of the day (``every_part``): whose
     # the case is, the part says. The page made of them is kept per caller until a case or a stored copy
     # changes (a copy brings the dates as written).
-    with work.store.session(read_only=True) as session:
+    with work.store.lookup() as session:
         copies_at = resources_saved_at(session)
     asked = (whose, wanted, elsewhere, kinds, overdue, due_before, limit, offset)
     key = ("worklist", p.role, p.practitioner_id, p.programme, today, copies_at, asked)
