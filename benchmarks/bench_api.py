@@ -1,7 +1,7 @@
 """API latency under a fixed request rate (open loop), per route, on the embedded and the PostgreSQL store.
 
     python benchmarks/bench_api.py [--rate 200] [--seconds 20] [--sqlite-cases 1000] [--pg-cases 10000]
-                                   [--store sqlite|postgres|all] [--workers N (default 2)]
+                                   [--store sqlite|postgres|all] [--workers N (default 2)] [--warmup 3]
 
 Starts ``fhir-cm serve`` in a process of its own on a store seeded with synthetic cases, waits until
 ``/readyz`` says so and its processes are idle (every worker has warmed its caches), then sends
@@ -9,8 +9,9 @@ requests from this process at a fixed rate — request *i* is due at ``start + i
 happened to the ones before (open loop), and its latency is counted from when it was due, so a
 server that falls behind shows as latency, not as a lower rate (no coordinated omission). The
 requests go round-robin over the routes a case-management team and its services use (one untimed
-request per route first; this process freezes its own heap while it sends, so that its garbage
-collector does not pause the sender and count as the server's latency):
+request per route first, then ``--warmup`` seconds at the rate, not counted; this process freezes its
+own heap while it sends, so that its garbage collector does not pause the sender and count as the
+server's latency):
 
 * ``GET /api/v1/cases/{id}`` (case read), ``GET /api/v1/cases?programme&status&limit`` (case list with
   filters), ``GET /api/v1/caseload``, ``GET /api/v1/outcomes?programme&from&to``, ``GET /api/v1/audit``,
@@ -125,7 +126,12 @@ def _routes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 async def _open_loop(
-    base: str, routes: list[tuple[str, Any]], rate: float, seconds: float, warm_rounds: int = 1
+    base: str,
+    routes: list[tuple[str, Any]],
+    rate: float,
+    seconds: float,
+    warm_rounds: int = 1,
+    warm_seconds: float = 0.0,
 ) -> dict[str, Any]:
     total = int(rate * seconds)
     latencies: dict[str, list[float]] = {name: [] for name, _ in routes}
@@ -152,29 +158,37 @@ async def _open_loop(
                     async with fresh.request(method, path, params=params, headers=headers) as response:
                         await response.read()
 
-        async def one(i: int, due: float) -> None:
+        async def one(i: int, due: float, counted: bool) -> None:
             name = routes[i % len(routes)][0]
             try:
                 failed = await send(i)
             except (aiohttp.ClientError, TimeoutError):
                 failed = True
-            latencies[name].append(time.perf_counter() - due)
-            errors[name] += failed
+            if counted:
+                latencies[name].append(time.perf_counter() - due)
+                errors[name] += failed
+
+        async def at_rate(count: int, counted: bool) -> float:
+            start = time.perf_counter()
+            tasks = []
+            for i in range(count):
+                due = start + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i, due, counted)))
+            sent_in = time.perf_counter() - start
+            await asyncio.gather(*tasks)
+            return sent_in
 
         # This process's own collector must not pause the sender: a full collection over what seeding
         # left behind takes tens of milliseconds, which would count as the server's latency.
         gc.collect()
         gc.freeze()
-        start = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due)))
-        sent_in = time.perf_counter() - start
-        await asyncio.gather(*tasks)
+        # The same load, not counted, first: the connections the rate needs are opened, and each worker
+        # collects what its start-up left (its first second under load had 250 ms answers, once).
+        await at_rate(int(rate * warm_seconds), counted=False)
+        sent_in = await at_rate(total, counted=True)
         gc.unfreeze()
     return {"latencies": latencies, "errors": errors, "sent_rate": total / sent_in if sent_in else 0.0}
 
@@ -238,6 +252,18 @@ def _cpu_by_process(pid: int) -> dict[int, float]:
     return used
 
 
+def _machine_cpu() -> tuple[float, float]:
+    """Seconds of CPU so far, all cores: (used by this machine's processes, taken by the host —
+    ``steal``, time a virtual machine's cores waited for the physical ones). Zeros off Linux."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 def _cpu_seconds(pid: int) -> float:
     return sum(_cpu_by_process(pid).values())
 
@@ -272,6 +298,12 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
     if result.get("cores"):
         shares = " + ".join(f"{share:.2f}" for share in result["cores"])
         print(f"  server processes' CPU while sending: {shares} cores")
+    if result.get("machine"):
+        used, stolen = result["machine"]
+        print(
+            f"  the machine while sending: {used:.2f} of {os.cpu_count()} cores used (server, database, this "
+            f"sender), {stolen:.2f} taken by its host (steal)"
+        )
 
 
 def _settle_after_bulk_load(url: str) -> None:
@@ -295,19 +327,29 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
     _settle_after_bulk_load(url)
     print(f"{label}: seeded {cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
     with _served(url, args.workers) as (base, pid):
-        before, started = _cpu_by_process(pid), time.perf_counter()
-        result = asyncio.run(_open_loop(base, _routes(seeded), args.rate, args.seconds, warm_rounds=4 * args.workers))
-        after, took = _cpu_by_process(pid), time.perf_counter() - started
+        before, machine, started = _cpu_by_process(pid), _machine_cpu(), time.perf_counter()
+        result = asyncio.run(
+            _open_loop(
+                base, _routes(seeded), args.rate, args.seconds, warm_rounds=4 * args.workers, warm_seconds=args.warmup
+            )
+        )
+        after, machine_after, took = _cpu_by_process(pid), _machine_cpu(), time.perf_counter() - started
     # Each worker's share of a core: the kernel hands each connection to one worker, so the load
     # they carry need not be even, and one at its core's limit queues while the other idles.
     result["cores"] = sorted((after[p] - before.get(p, 0.0)) / took for p in after if after[p] - before.get(p, 0.0) > 0)
+    # What the whole machine used, and what its host took: on a virtual machine whose host takes a
+    # share of its cores, a load that fits the cores it was sold need not fit what it gets.
+    result["machine"] = tuple((b - a) / took for a, b in zip(machine, machine_after, strict=True))
     _report(label, cases, args, result)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second, all routes together")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to send")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to send, counted")
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="how long to send first, at the same rate, not counted"
+    )
     parser.add_argument("--sqlite-cases", type=int, default=1000)
     parser.add_argument("--pg-cases", type=int, default=10000)
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
