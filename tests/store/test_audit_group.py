@@ -55,52 +55,23 @@ def test_a_failed_write_is_raised_to_the_request_and_the_next_one_still_writes(
 ) -> None:
     import fhir_cm.store._audit_group as module
 
-    real = module.insert_audit_rows
+    real = module.record_audit
     calls = 0
 
-    def failing_once(session: Any, rows: Any) -> None:
+    def failing_once(session: Any, **row: Any) -> int:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("disk full")
-        real(session, rows)
+        return real(session, **row)
 
-    monkeypatch.setattr(module, "insert_audit_rows", failing_once)
+    monkeypatch.setattr(module, "record_audit", failing_once)
     group = AuditGroup(store)
     with pytest.raises(RuntimeError, match="disk full"):
         group.record(principal="k", action="read", case_ids=["case-0"])
     group.record(principal="k", action="read", case_ids=["case-1"])
     with store.session(read_only=True) as s:
         assert [r.case_id for r in list_audit(s, limit=10)] == ["case-1"]
-
-
-def test_rows_past_one_insert_commit_together_or_not_at_all(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fhir_cm.store._audit as rows_module
-    import fhir_cm.store._audit_group as module
-
-    monkeypatch.setattr(module, "ROWS_PER_INSERT", 2)
-    monkeypatch.setattr(rows_module, "ROWS_PER_INSERT", 2)
-    statements = 0
-    real = rows_module.AuditRow.__table__.insert
-
-    def counted() -> Any:
-        nonlocal statements
-        statements += 1
-        if statements == 3:  # the last of three INSERTs fails: the first two must not stay
-            raise RuntimeError("disk full")
-        return real()
-
-    monkeypatch.setattr(rows_module, "insert", lambda _table: counted())
-    group = AuditGroup(store)
-    with pytest.raises(RuntimeError, match="disk full"):
-        group.record(principal="k", action="list", case_ids=[f"case-{n}" for n in range(5)])
-    with store.session(read_only=True) as s:
-        assert list_audit(s, limit=10) == []
-
-    group.record(principal="k", action="list", case_ids=[f"case-{n}" for n in range(5)])
-    with store.session(read_only=True) as s:
-        assert sorted(r.case_id for r in list_audit(s, limit=10)) == [f"case-{n}" for n in range(5)]
-    assert statements == 6
 
 
 def test_nothing_to_record_writes_nothing(store: Store) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from ._tables import ID, Base, CaseRow
 from ._types import UTCDateTime, utcnow
 
-__all__ = ["ROWS_PER_INSERT", "AuditEntry", "audit_rows", "insert_audit_rows", "list_audit", "record_audit"]
+__all__ = ["AuditEntry", "list_audit", "record_audit"]
 
 MAX_DETAIL = 200
 
@@ -68,25 +68,8 @@ def record_audit(
     now: dt.datetime | None = None,
 ) -> int:
     """Record one row per case touched; returns how many. ``detail`` must hold ids only, no PHI."""
-    rows = audit_rows(
-        principal=principal, action=action, case_ids=case_ids, detail=detail, request_id=request_id, now=now
-    )
-    insert_audit_rows(session, rows)
-    return len(rows)
-
-
-def audit_rows(
-    *,
-    principal: str,
-    action: str,
-    case_ids: Iterable[str | None],
-    detail: str | None = None,
-    request_id: str | None = None,
-    now: dt.datetime | None = None,
-) -> list[dict[str, object]]:
-    """The rows :func:`record_audit` writes: one per case, each case once."""
     at = now or utcnow()
-    return [
+    rows = [
         {
             "at": at,
             "principal": principal,
@@ -97,17 +80,9 @@ def audit_rows(
         }
         for case_id in dict.fromkeys(case_ids)
     ]
-
-
-#: Rows one INSERT carries (six parameters each: PostgreSQL takes at most 65,535 in a statement).
-ROWS_PER_INSERT = 1000
-
-
-def insert_audit_rows(session: Session, rows: list[dict[str, object]]) -> None:
-    """Insert the rows, up to :data:`ROWS_PER_INSERT` in one statement: a caseload's hundred rows were a
-    hundred statements (one round trip, but parsed, bound and run one by one)."""
-    for n in range(0, len(rows), ROWS_PER_INSERT):
-        session.execute(insert(AuditRow).values(rows[n : n + ROWS_PER_INSERT]))
+    if rows:
+        session.execute(insert(AuditRow), rows)
+    return len(rows)
 
 
 def list_audit(

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._audit import ROWS_PER_INSERT, audit_rows, insert_audit_rows
+from ._audit import record_audit
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -75,11 +75,8 @@ class AuditGroup:
 
     def _write(self, batch: _Batch) -> None:
         try:
-            rows = [row for asked in batch.rows for row in audit_rows(**asked)]
-            # Rows one INSERT holds are whole in that statement: written outside a transaction, one
-            # round trip where BEGIN, INSERT and COMMIT made three (``Store.statement``).
-            whole = self._store.statement if len(rows) <= ROWS_PER_INSERT else self._store.session
-            with whole() as session:
-                insert_audit_rows(session, rows)
+            with self._store.session() as session:
+                for row in batch.rows:
+                    record_audit(session, **row)
         except BaseException as exc:  # every request of the batch is told; none is answered as audited
             batch.error = exc

@@ -36,12 +36,12 @@ class Store:
         if engine.dialect.name == "postgresql":
             reads["isolation_level"] = "REPEATABLE READ"
         self._read_sessions = sessionmaker(engine.execution_options(**reads), expire_on_commit=False)
-        # A statement that stands alone needs no transaction around it: on PostgreSQL it runs in
-        # autocommit, without the BEGIN and COMMIT that made one row read three round trips.
-        self._autocommit = (
+        # A lookup is one statement, which is its own snapshot: on PostgreSQL it runs outside a
+        # transaction, without the BEGIN and COMMIT that made one row read three round trips.
+        self._lookups = (
             sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
             if engine.dialect.name == "postgresql"
-            else None
+            else self._read_sessions
         )
         # Writers of cases and resources raise their counters as they commit (``_stamps``).
         event.listen(self._sessions, "before_commit", raise_counters)
@@ -82,19 +82,7 @@ class Store:
         still current, several times a request: on PostgreSQL each read is then one round trip.
         Not for writing: on PostgreSQL each statement commits on its own.
         """
-        with _translated(self.engine), (self._autocommit or self._read_sessions)() as session:
-            yield session
-
-    @contextmanager
-    def statement(self) -> Iterator[Session]:
-        """A session for one write that is whole in itself (one INSERT of many rows), committed as it
-        runs: on PostgreSQL outside a transaction, one round trip; on SQLite a transaction as
-        :meth:`session` makes. Raises, as ``session`` does, if the statement fails."""
-        if self._autocommit is None:
-            with self.session() as session:
-                yield session
-            return
-        with _translated(self.engine), self._autocommit() as session:
+        with _translated(self.engine), self._lookups() as session:
             yield session
 
     def close(self) -> None:
