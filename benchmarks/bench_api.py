@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fhir_cm.store import ApiRole, create_api_key, open_store, save_case  # noqa: E402
 from fhir_cm.synthetic import generate_cases  # noqa: E402
+from benchmarks.processes import machine_cpu, process_tree_cpu  # noqa: E402
 
 STARTUP_SECONDS = 180
 GOAL_P99_MS = 50.0
@@ -235,37 +236,8 @@ def _served(url: str, workers: int) -> Iterator[tuple[str, int]]:
 QUIET_SHARE = 0.1
 
 
-def _cpu_by_process(pid: int) -> dict[int, float]:
-    """CPU seconds so far of the process and of each child (its workers), by pid (Linux ``/proc``;
-    empty where it cannot be read)."""
-    pids = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    pids.append(int(entry.name))
-    used = {}
-    for each in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            used[each] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return used
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """Seconds of CPU so far, all cores: (used by this machine's processes, taken by the host —
-    ``steal``, time a virtual machine's cores waited for the physical ones). Zeros off Linux."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq) / tick, steal / tick
-
-
 def _cpu_seconds(pid: int) -> float:
-    return sum(_cpu_by_process(pid).values())
+    return sum(process_tree_cpu(pid).values())
 
 
 def _until_quiet(pid: int, window: float = 1.0) -> None:
@@ -327,13 +299,13 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
     _settle_after_bulk_load(url)
     print(f"{label}: seeded {cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
     with _served(url, args.workers) as (base, pid):
-        before, machine, started = _cpu_by_process(pid), _machine_cpu(), time.perf_counter()
+        before, machine, started = process_tree_cpu(pid), machine_cpu(), time.perf_counter()
         result = asyncio.run(
             _open_loop(
                 base, _routes(seeded), args.rate, args.seconds, warm_rounds=4 * args.workers, warm_seconds=args.warmup
             )
         )
-        after, machine_after, took = _cpu_by_process(pid), _machine_cpu(), time.perf_counter() - started
+        after, machine_after, took = process_tree_cpu(pid), machine_cpu(), time.perf_counter() - started
     # Each worker's share of a core: the kernel hands each connection to one worker, so the load
     # they carry need not be even, and one at its core's limit queues while the other idles.
     result["cores"] = sorted((after[p] - before.get(p, 0.0)) / took for p in after if after[p] - before.get(p, 0.0) > 0)

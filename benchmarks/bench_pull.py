@@ -52,7 +52,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.process_peaks import ChildPeaks, children_cpu, current_rss_kb, peak_rss_kb
+from benchmarks.processes import ChildPeaks, children_cpu, current_rss_kb, peak_rss_kb
 from fhir_cm.config import Settings
 from fhir_cm.fhir import AsyncFhirClient
 from fhir_cm.mapping import case_to_bundle, resource_key, resources_to_case
@@ -319,7 +319,7 @@ def bound(pulled: dict[str, float], pace: dict[str, float]) -> str:
 def hapi_pace(n: int, traced: bool) -> None:
     """The pull against the server's pace on HAPI FHIR JPA R4 (H2 in memory, the tests' JVM options),
     seeded with about ``n`` resources by the adapter's push. HAPI's CPU is its JVM's, every thread."""
-    from benchmarks.bench_push import process_cpu
+    from benchmarks.processes import process_cpu
     from tests.hapi_server import hapi_server
 
     system = f"urn:bench:pull:{uuid.uuid4().hex}"

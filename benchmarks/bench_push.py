@@ -81,6 +81,7 @@ from fhir_cm.sync._identity import Identity, rewrite_references
 from fhir_cm.sync._parties import case_parties, minimal_party
 from fhir_cm.sync._provenance import ADAPTER_DEVICE, device_resource, provenance_id, provenance_resource
 from fhir_cm.synthetic import generate_cases
+from benchmarks.processes import machine_cpu, postgres_cpu, process_cpu
 from tests.servers import sekmet_server
 
 #: The measured cases of a sekmet run (the same in every run: each gets a fresh server).
@@ -223,25 +224,13 @@ def _measure(ctx: Any, mode: str, base: str, n_cases: int, seed: int, workdir: s
     proc = ctx.Process(target=_run_client, args=(mode, base, n_cases, seed, workdir, queue))
     proc.start()
     queue.get()
-    cpu0, busy0 = cpu(), machine_cpu()
+    cpu0, busy0 = cpu(), sum(machine_cpu())
     sent, seconds, client_cpu = queue.get()
-    server_cpu, busy = cpu() - cpu0, machine_cpu() - busy0
+    server_cpu, busy = cpu() - cpu0, sum(machine_cpu()) - busy0
     proc.join()
     if proc.exitcode:
         raise SystemExit(f"the {mode} client failed (exit {proc.exitcode})")
     return Run(sent, seconds, server_cpu, client_cpu, max(0.0, busy - server_cpu - client_cpu))
-
-
-def process_cpu(pid: int) -> float:
-    """CPU time (user + system, every thread) a process has used so far, from ``/proc/<pid>/stat``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
-
-
-def machine_cpu() -> float:
-    """CPU time every process on the machine has used so far (all cores), from ``/proc/stat``."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 # -- targets ------------------------------------------------------------------------------------------
@@ -267,30 +256,6 @@ def bench_memory(ctx: Any, n_cases: int, repeat: int) -> dict[str, list[Run]]:
                 cpu = functools.partial(process_cpu, int(server.settings["pid"]))
                 measured.append(_measure(ctx, mode, server.base_url, n_cases, SEKMET_SEED, tmp, cpu))
     return runs
-
-
-def postgres_cpu() -> float:
-    """CPU time the local PostgreSQL server has used so far, every process of it: a HAPI on PostgreSQL
-    works in them too, and nothing else uses the database server while a push is timed. The server's
-    first process counts its own time and that of its children gone (backends, autovacuum workers:
-    ``cutime``, ``cstime``); the children still running count theirs."""
-    stats = {}
-    for path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = path.read_text()
-        except OSError:  # gone since listed
-            continue
-        if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
-            stats[int(path.parent.name)] = text.rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for fields in stats.values():
-        parent = int(fields[1])
-        if parent in stats:  # a child of the server: its own time
-            total += (int(fields[11]) + int(fields[12])) / ticks
-        else:  # the server's first process: its own time and its children's that have ended
-            total += sum(int(f) for f in fields[11:15]) / ticks
-    return total
 
 
 @contextlib.contextmanager
