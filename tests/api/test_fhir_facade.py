@@ -56,12 +56,8 @@ def stub_reader(x_reader: str | None = Header(default=None)) -> str:
 
 
 def facade_app(store: Store, **options: Any) -> FastAPI:
-    def get_session() -> Iterator[Any]:
-        with store.session(read_only=True) as session:
-            yield session
-
     app = FastAPI()
-    app.include_router(build_fhir_router(get_session, stub_reader, identifier_system=SYSTEM, **options))
+    app.include_router(build_fhir_router(lambda: store, stub_reader, identifier_system=SYSTEM, **options))
     return app
 
 

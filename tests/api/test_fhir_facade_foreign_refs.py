@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -35,13 +34,9 @@ def reader() -> str:
 
 
 def client_for(store: Store, *, bases: tuple[str, ...] = ()) -> TestClient:
-    def session() -> Iterator[Any]:
-        with store.session(read_only=True) as s:
-            yield s
-
     app = FastAPI()
     index = FacadeIndex(SYSTEM, bases=bases)
-    app.include_router(build_fhir_router(session, reader, identifier_system=SYSTEM, index=index))
+    app.include_router(build_fhir_router(lambda: store, reader, identifier_system=SYSTEM, index=index))
     return TestClient(app)
 
 

@@ -34,13 +34,9 @@ def reader() -> str:
     return "service"
 
 
-def client_for(store: Store, *, get_session: Callable[..., Any] | None = None, **options: Any) -> TestClient:
-    def session() -> Iterator[Any]:
-        with store.session(read_only=True) as s:
-            yield s
-
+def client_for(store: Store, *, get_store: Callable[..., Any] | None = None, **options: Any) -> TestClient:
     app = FastAPI()
-    app.include_router(build_fhir_router(get_session or session, reader, identifier_system=SYSTEM, **options))
+    app.include_router(build_fhir_router(get_store or (lambda: store), reader, identifier_system=SYSTEM, **options))
     return TestClient(app)
 
 
@@ -247,6 +243,35 @@ def test_only_cases_that_changed_are_mapped_again(store: Store, cases: list[Case
     assert sorted(mapped_cases) == sorted(c.id for c in cases), "R5 is indexed on its own, when first asked for"
 
 
+def test_an_unchanged_store_is_asked_outside_any_transaction(
+    store: Store, cases: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request on an unchanged store reads the version counters as a lookup (one round trip on
+    PostgreSQL), and opens a snapshot only to catch up with a change: the stamps and the cases they
+    stamp must then be read as of one moment."""
+    client = client_for(store)
+    goal = cases[0].goals[0]
+    assert client.get(f"/fhir/Goal/{goal.id}").status_code == 200  # the index is built
+    real = Store.session
+    opened: list[dict[str, Any]] = []
+
+    def session(self: Store, **options: Any) -> Any:
+        opened.append(options)
+        return real(self, **options)
+
+    monkeypatch.setattr(Store, "session", session)
+    for url in (f"/fhir/Goal/{goal.id}", "/fhir/Goal?_revinclude=Provenance:target", "/fhir/EpisodeOfCare"):
+        assert client.get(url).status_code == 200
+    assert opened == []
+
+    changed = cases[0].model_copy(update={"goals": [goal.model_copy(update={"description": "Walk to the shop"})]})
+    with real(store) as s:
+        save_case(s, changed)
+    served = client.get(f"/fhir/Goal/{goal.id}").json()
+    assert served["description"]["text"] == "Walk to the shop"
+    assert opened == [{"read_only": True}]
+
+
 def test_a_saved_change_is_visible_at_once(store: Store, cases: list[Case]) -> None:
     client = client_for(store)
     case = next(c for c in cases if any(g.status is GoalStatus.ACTIVE for g in c.goals))
@@ -308,12 +333,11 @@ def test_the_audit_hook_hears_which_cases_were_served(store: Store, cases: list[
 
 
 def test_an_unavailable_store_is_a_503_operation_outcome(tmp_path: Path) -> None:
-    def unavailable() -> Iterator[Any]:
+    def unavailable() -> Store:
         raise StoreUnavailable("database locked")
-        yield  # pragma: no cover
 
     with open_store(f"sqlite:///{tmp_path / 'unused.db'}") as store:
-        response = client_for(store, get_session=unavailable).get("/fhir/Goal")
+        response = client_for(store, get_store=unavailable).get("/fhir/Goal")
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/fhir+json")
     assert response.json()["issue"][0]["code"] == "transient"
@@ -323,12 +347,11 @@ def test_an_unavailable_store_is_a_503_operation_outcome(tmp_path: Path) -> None
 def test_an_unexpected_error_is_an_operation_outcome_that_logs_no_data(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken() -> Iterator[Any]:
+    def broken() -> Store:
         raise RuntimeError("secret patient name")
-        yield  # pragma: no cover
 
     with caplog.at_level(logging.ERROR), open_store(f"sqlite:///{tmp_path / 'unused.db'}") as store:
-        response = client_for(store, get_session=broken).get("/fhir/Goal")
+        response = client_for(store, get_store=broken).get("/fhir/Goal")
     assert response.status_code == 500
     assert response.json()["resourceType"] == "OperationOutcome"
     assert "secret" not in response.text

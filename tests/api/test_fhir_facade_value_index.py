@@ -9,14 +9,14 @@ from pathlib import Path
 from fhir_cm.api.facade import FacadeIndex
 from fhir_cm.api.facade._match import ANY, RefMatch, TokenMatch
 from fhir_cm.api.facade._params import RESOURCE_TYPES, Criterion, params_for
-from fhir_cm.store import open_store, save_case
+from fhir_cm.store import Store, open_store, save_case
 from fhir_cm.synthetic import generate_cases
 
 SYSTEM = "urn:fhir-cm:id"
 
 
-def _every_value_searched_both_ways(index: FacadeIndex, session: object) -> int:
-    view = index._refreshed(session, "R4")  # type: ignore[arg-type]
+def _every_value_searched_both_ways(index: FacadeIndex, store: Store) -> int:
+    view = index._refreshed(store, "R4")
     checked = 0
     for rtype in RESOURCE_TYPES:
         held = view.in_order(rtype)
@@ -26,7 +26,7 @@ def _every_value_searched_both_ways(index: FacadeIndex, session: object) -> int:
             for value in sorted({v for r in held for v in r.values.get(param.name, ())}, key=repr)[:25]:
                 matcher = TokenMatch(ANY, value[1]) if param.kind == "token" else RefMatch(None, value[1])
                 criteria = [Criterion(param, (matcher,))]
-                found, _ = index.search(session, "R4", rtype, criteria)  # type: ignore[arg-type]
+                found, _ = index.search(store, "R4", rtype, criteria)
                 assert found == [r for r in held if r.matches(criteria)], (rtype, param.name, value)
                 assert found  # the value is held, so something must be found
                 checked += 1
@@ -40,11 +40,9 @@ def test_value_maps_find_what_a_full_comparison_finds(tmp_path: Path) -> None:
             for case in cases:
                 save_case(s, case, enqueue=False)
         index = FacadeIndex(SYSTEM)
-        with store.session(read_only=True) as s:
-            index.warm(s, "R4")
-            assert _every_value_searched_both_ways(index, s) > 50
+        index.warm(store, "R4")
+        assert _every_value_searched_both_ways(index, store) > 50
         moved = cases[0].model_copy(update={"patient": cases[1].patient})  # a case now of another patient
         with store.session() as s:
             save_case(s, moved, enqueue=False)
-        with store.session(read_only=True) as s:
-            assert _every_value_searched_both_ways(index, s) > 50
+        assert _every_value_searched_both_ways(index, store) > 50

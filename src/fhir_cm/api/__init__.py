@@ -8,7 +8,6 @@ from ._access import can_see
 from ._app import API_PREFIX, app_from_environment, create_app
 from ._auth import Principal
 from ._deps import (
-    get_session,
     require_case_worker,
     require_fhir_reader,
     require_supervisor,
@@ -51,7 +50,6 @@ __all__ = [
     "can_see",
     "configure_logging",
     "create_app",
-    "get_session",
     "require_case_worker",
     "require_fhir_reader",
     "require_supervisor",

@@ -22,7 +22,7 @@ from fhir_cm.store import Store, open_store, warm_case_cache
 from ._auth import Principal
 from ._console import mount_console
 from ._case_json import CaseJson
-from ._deps import get_session, require_fhir_reader
+from ._deps import get_store, require_fhir_reader
 from ._heap import settle
 from .facade import DEFAULT_VERSION, FacadeIndex
 from ._metrics import ApiMetrics
@@ -101,7 +101,7 @@ def _fhir_router(settings: Settings, app: FastAPI) -> APIRouter | None:
     index = FacadeIndex(settings.identifier_system, bases=[b for b in (public, settings.fhir_base) if b])
     app.state.facade_index = index
     router: APIRouter = module.build_fhir_router(
-        get_session, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit, index=index
+        get_store, require_fhir_reader, identifier_system=settings.identifier_system, audit=audit, index=index
     )
     return router
 
@@ -121,9 +121,9 @@ def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -
     index: FacadeIndex | None = getattr(app.state, "facade_index", None)
     store: Store = app.state.store
     try:
+        if index is not None:
+            index.warm(store, DEFAULT_VERSION, stop=stop)
         with store.session(read_only=True) as session:
-            if index is not None:
-                index.warm(session, DEFAULT_VERSION, stop=stop)
             warm_case_cache(session, store.cases, OPEN_STATUSES, stop=stop)
     except Exception as exc:  # noqa: BLE001 - readiness must not hang on a store error at start-up
         log.warning("start-up: warming the caches failed (%s); they fill on first use", type(exc).__name__)

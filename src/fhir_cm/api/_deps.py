@@ -10,12 +10,10 @@ on the database; it records the principal's key id for the access log.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
 from fhir_cm.config import Settings
 from fhir_cm.store import ApiRole, Store
@@ -32,7 +30,6 @@ __all__ = [
     "SupervisorOfAll",
     "Today",
     "get_principal",
-    "get_session",
     "get_settings",
     "get_store",
     "get_today",
@@ -60,12 +57,6 @@ async def get_today(request: Request) -> dt.date:
     """Today, from the app's clock (tests pin it)."""
     today: dt.date = request.app.state.clock()
     return today
-
-
-def get_session(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
-    """A read-only store session for the length of the request (the FHIR facade reads through it)."""
-    with store.session(read_only=True) as session:
-        yield session
 
 
 _BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <API key>")

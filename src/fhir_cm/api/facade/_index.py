@@ -3,10 +3,12 @@
 Mapping a case costs milliseconds; mapping every case on every request would make a search cost
 seconds. So the facade keeps, per FHIR version, each case's resources as served (JSON bytes) with
 the search values read out of them, and a *stamp* of what they were made from: the case's revision
-and the newest time and number of its stored resources. Every request reads all stamps in one
-query (no case JSON is decoded), maps again only the cases whose stamp moved, drops the cases that
-are gone, and then answers from memory. Reads therefore always see the store as it is (another
-process may have changed it), while a store that did not change costs one small query.
+and the newest time and number of its stored resources. Every request first reads the store's version
+counters (:func:`~fhir_cm.store.store_version`, one statement outside any transaction); only when they
+moved does it read all stamps in one snapshot (no case JSON is decoded), map again the cases whose
+stamp moved and drop the cases that are gone. It then answers from memory. Reads therefore always see
+the store as it is (another process may have changed it), while a store that did not change costs one
+small query — one round trip on PostgreSQL, where a transaction around it would cost three.
 
 What a resource looks like here:
 
@@ -41,6 +43,7 @@ from sqlalchemy.orm import Session
 from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource
 from fhir_cm.store import (
     CaseStamp,
+    Store,
     StoredResource,
     StoreError,
     UnreadableCase,
@@ -189,30 +192,32 @@ class FacadeIndex:
         self._views: dict[FhirVersion, _View] = {}
         self._lock = threading.Lock()
 
-    def read(self, session: Session, version: FhirVersion, resource_type: str, rid: str) -> Indexed | None:
+    def read(self, store: Store, version: FhirVersion, resource_type: str, rid: str) -> Indexed | None:
         """One resource by type and id, as the store is now; None when there is none."""
         with self._lock:
-            view = self._refreshed(session, version)
+            view = self._refreshed(store, version)
             return view.by_type.get(resource_type, {}).get(rid)
 
     def search(
-        self, session: Session, version: FhirVersion, resource_type: str, criteria: Sequence[Criterion]
+        self, store: Store, version: FhirVersion, resource_type: str, criteria: Sequence[Criterion]
     ) -> tuple[list[Indexed], int]:
         """The resources of a type that match every criterion, by id; and how many cases could not be mapped."""
         with self._lock:
-            view = self._refreshed(session, version)
+            view = self._refreshed(store, version)
             found = [r for r in view.candidates(resource_type, criteria) if r.matches(criteria)]
             return found, len(view.failed)
 
-    def related(
-        self, session: Session, version: FhirVersion, page: Sequence[Indexed], request: SearchRequest
-    ) -> list[Indexed]:
+    def related(self, version: FhirVersion, page: Sequence[Indexed], request: SearchRequest) -> list[Indexed]:
         """``_include`` and ``_revinclude``: what the page's resources refer to by the parameters asked,
-        and what refers to them; each once, none of the page's own."""
+        and what refers to them; each once, none of the page's own.
+
+        Read from the index as the search that found ``page`` left it, or as a later request brought it
+        up to date since (then what the page refers to may have changed meanwhile, as between two reads):
+        the store is not asked again."""
         if not page or not (request.includes or request.revincludes):
             return []
         with self._lock:
-            view = self._refreshed(session, version)
+            view = self._views.setdefault(version, _View())
             seen = {(r.type, r.id) for r in page}
             out: list[Indexed] = []
 
@@ -236,12 +241,12 @@ class FacadeIndex:
 
     # --- keeping in step -------------------------------------------------------------------------
 
-    def warm(self, session: Session, version: FhirVersion, *, stop: threading.Event | None = None) -> None:
+    def warm(self, store: Store, version: FhirVersion, *, stop: threading.Event | None = None) -> None:
         """Map every case now (at start-up), and build the value maps of every token and reference
         parameter, so the first request — a read or a search — does not wait for either. ``stop``
         set, it stops after the case under way (the server is shutting down); the next look goes on."""
         with self._lock:
-            view = self._refreshed(session, version, stop)
+            view = self._refreshed(store, version, stop)
             if stop is not None and stop.is_set():
                 return
             for rtype in RESOURCE_TYPES:
@@ -249,11 +254,18 @@ class FacadeIndex:
                     if param.kind in ("token", "reference"):
                         view.having(rtype, param.name, "")
 
-    def _refreshed(self, session: Session, version: FhirVersion, stop: threading.Event | None = None) -> _View:
+    def _refreshed(self, store: Store, version: FhirVersion, stop: threading.Event | None = None) -> _View:
         view = self._views.setdefault(version, _View())
-        # Nothing saved since the last look (one small query): every stamp is as it was.
+        # Nothing saved since the last look (one small query, no transaction): every stamp is as it was.
+        with store.lookup() as session:
+            if view.version == store_version(session):
+                return view
+        with store.session(read_only=True) as session:  # the stamps and the cases they stamp, as of one moment
+            return self._caught_up(session, view, version, stop)
+
+    def _caught_up(self, session: Session, view: _View, version: FhirVersion, stop: threading.Event | None) -> _View:
         current = store_version(session)
-        if view.version == current:
+        if view.version == current:  # another look caught up between the two
             return view
         stamps = _read_stamps(session)
         for gone in view.stamps.keys() - stamps.keys():

@@ -2,9 +2,9 @@
 
 Other services consume the case-management resources here as standard FHIR (R4 by default, R5 on
 request), without learning the case-management API. The router is self-contained: the app hands it
-a session dependency and the dependency that authenticates (and authorises) a reader, and mounts it::
+a store dependency and the dependency that authenticates (and authorises) a reader, and mounts it::
 
-    app.include_router(build_fhir_router(get_session, require_fhir_reader,
+    app.include_router(build_fhir_router(get_store, require_fhir_reader,
                                          identifier_system=settings.identifier_system))
 
 Every answer is ``application/fhir+json`` with its ``fhirVersion``; every error — including a 401/403
@@ -246,7 +246,7 @@ _READ_QUERY = [
 
 
 def build_fhir_router(
-    get_session: Callable[..., Any],
+    get_store: Callable[..., Any],
     require_reader: Callable[..., Any],
     *,
     identifier_system: str = DEFAULT_IDENTIFIER_SYSTEM,
@@ -258,7 +258,8 @@ def build_fhir_router(
 ) -> APIRouter:
     """The facade's router, mounted at ``prefix``.
 
-    ``get_session`` is a dependency yielding a store ``Session``; ``require_reader`` a dependency
+    ``get_store`` is a dependency returning the open ``Store`` (the index reads it as it needs: a lookup
+    when nothing changed, a snapshot when something did); ``require_reader`` a dependency
     that authenticates the caller and returns the principal (raising a 401/403 ``HTTPException``,
     or any exception with such a ``status``, otherwise). ``identifier_system`` is the system of the
     adapter's business identifiers, whose values are the facade's resource ids. ``audit``, when
@@ -272,7 +273,7 @@ def build_fhir_router(
     index = index if index is not None else FacadeIndex(identifier_system)
     published = dt.datetime.now(dt.UTC).replace(microsecond=0)
     reader = Depends(require_reader)
-    session_dep = Depends(get_session)
+    store_dep = Depends(get_store)
 
     def audited(principal: Any, action: str, case_ids: set[str]) -> None:
         if audit is not None:
@@ -297,10 +298,10 @@ def build_fhir_router(
         )
         return _fhir_response(decimals.dumps(statement), version)
 
-    def search(request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep) -> Response:
+    def search(request: Request, resource_type: str, principal: Any = reader, store: Any = store_dep) -> Response:
         """A searchset Bundle of one page, with total and self/first/previous/next/last links."""
         suffix = "/_search" if request.url.path.endswith("/_search") else ""
-        return answer_search(request, resource_type, request.query_params.multi_items(), principal, session, suffix)
+        return answer_search(request, resource_type, request.query_params.multi_items(), principal, store, suffix)
 
     for path in ("/{resource_type}", "/{resource_type}/_search"):
         # ``GET [type]/_search?…`` (HAPI serves it, its client sends it) is the same search: ``_search``
@@ -322,14 +323,14 @@ def build_fhir_router(
         openapi_extra={"parameters": _READ_QUERY},
     )
     def read(
-        request: Request, resource_type: str, resource_id: str, principal: Any = reader, session: Any = session_dep
+        request: Request, resource_type: str, resource_id: str, principal: Any = reader, store: Any = store_dep
     ) -> Response:
         """One resource by id (its business-identifier value), with ETag and Last-Modified; ``_elements``
         and ``_summary`` as a search takes them, a subset tagged SUBSETTED."""
         _served(resource_type)
         version = _version(request)
         shape = parse_read(resource_type, request.query_params.multi_items())
-        found = index.read(session, version, resource_type, resource_id)
+        found = index.read(store, version, resource_type, resource_id)
         if found is None:
             raise FacadeNotFound(f"no {resource_type} with this id")
         audited(principal, "read", {found.case_id})
@@ -363,7 +364,7 @@ def build_fhir_router(
         },
     )
     async def search_by_post(
-        request: Request, resource_type: str, principal: Any = reader, session: Any = session_dep
+        request: Request, resource_type: str, principal: Any = reader, store: Any = store_dep
     ) -> Response:
         """The same search with its parameters in an ``application/x-www-form-urlencoded`` body (and the query)."""
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -375,10 +376,10 @@ def build_fhir_router(
         except (UnicodeDecodeError, ValueError):
             raise InvalidSearch("the _search body is not a form (name=value&…)") from None
         items = [*request.query_params.multi_items(), *form]
-        return answer_search(request, resource_type, items, principal, session, "/_search")
+        return answer_search(request, resource_type, items, principal, store, "/_search")
 
     def answer_search(
-        request: Request, resource_type: str, items: list[tuple[str, str]], principal: Any, session: Any, suffix: str
+        request: Request, resource_type: str, items: list[tuple[str, str]], principal: Any, store: Any, suffix: str
     ) -> Response:
         _served(resource_type)
         version = _version(request, items)
@@ -391,9 +392,9 @@ def build_fhir_router(
             max_count=max_count,
             own=index.bases | {base_key(str(request.base_url).rstrip("/") + prefix)},
         )
-        matches, unmapped = index.search(session, version, resource_type, parsed.criteria)
+        matches, unmapped = index.search(store, version, resource_type, parsed.criteria)
         matches = sort_matches(matches, parsed.sort)
-        included = index.related(session, version, page_of(matches, parsed), parsed)
+        included = index.related(version, page_of(matches, parsed), parsed)
         url = _base_url(request, suffix)
         body, page = searchset(
             url, resource_type, parsed, matches, version=version, unmapped_cases=unmapped, included=included
