@@ -21,7 +21,9 @@ server's latency):
   (service key).
 
 It prints p50 / p95 / p99 per route and store against the goal (p99 < 50 ms at 200 requests/s over
-10,000 cases on PostgreSQL and 1,000 on SQLite) and the rate actually sent. It does not assert:
+10,000 cases on PostgreSQL and 1,000 on SQLite) and the rate actually sent; then each server process's
+CPU, the machine's and its host's (steal), and how late this process began requests past their due
+time — the sender's own share of the latencies, which on a loaded machine waits for a core too. It does not assert:
 figures depend on the machine. The PostgreSQL run needs the server the tests use (127.0.0.1:5432,
 ``tests/pg.py``), gets a database of its own (vacuumed, analysed and checkpointed after seeding, as
 after any bulk load). Both stores are served with ``--workers 2`` by default, as a team expecting this
@@ -57,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fhir_cm.store import ApiRole, create_api_key, open_store, save_case  # noqa: E402
 from fhir_cm.synthetic import generate_cases  # noqa: E402
-from benchmarks.processes import machine_cpu, process_tree_cpu  # noqa: E402
+from benchmarks.processes import machine_cpu, process_cpu, process_tree_cpu  # noqa: E402
 
 STARTUP_SECONDS = 180
 GOAL_P99_MS = 50.0
@@ -137,6 +139,9 @@ async def _open_loop(
     total = int(rate * seconds)
     latencies: dict[str, list[float]] = {name: [] for name, _ in routes}
     errors: dict[str, int] = dict.fromkeys(latencies, 0)
+    # How late this process began each request: counted in its latency (open loop), but the sender's own
+    # delay, not the server's — on a loaded machine the sender waits for a core too.
+    late: list[float] = []
     # aiohttp, not httpx, sends here: httpx's connection pool does work per request that grows with the
     # number of open connections, so after any hiccup of the server the sender itself fell behind and
     # stayed behind — its own slowness counted as the server's latency.
@@ -161,6 +166,8 @@ async def _open_loop(
 
         async def one(i: int, due: float, counted: bool) -> None:
             name = routes[i % len(routes)][0]
+            if counted:
+                late.append(time.perf_counter() - due)
             try:
                 failed = await send(i)
             except (aiohttp.ClientError, TimeoutError):
@@ -191,7 +198,7 @@ async def _open_loop(
         await at_rate(int(rate * warm_seconds), counted=False)
         sent_in = await at_rate(total, counted=True)
         gc.unfreeze()
-    return {"latencies": latencies, "errors": errors, "sent_rate": total / sent_in if sent_in else 0.0}
+    return {"latencies": latencies, "errors": errors, "sent_rate": total / sent_in if sent_in else 0.0, "late": late}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -276,6 +283,11 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
             f"  the machine while sending: {used:.2f} of {os.cpu_count()} cores used (server, database, this "
             f"sender), {stolen:.2f} taken by its host (steal)"
         )
+    if result.get("late"):
+        print(
+            f"  this sender: {result['sender_cores']:.2f} cores; it began requests late by p50 "
+            f"{_pct(result['late'], 0.5):.1f} ms, p99 {_pct(result['late'], 0.99):.1f} ms (part of the latencies above)"
+        )
 
 
 def _settle_after_bulk_load(url: str) -> None:
@@ -300,12 +312,14 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
     print(f"{label}: seeded {cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
     with _served(url, args.workers) as (base, pid):
         before, machine, started = process_tree_cpu(pid), machine_cpu(), time.perf_counter()
+        sender = process_cpu(os.getpid())
         result = asyncio.run(
             _open_loop(
                 base, _routes(seeded), args.rate, args.seconds, warm_rounds=4 * args.workers, warm_seconds=args.warmup
             )
         )
         after, machine_after, took = process_tree_cpu(pid), machine_cpu(), time.perf_counter() - started
+        result["sender_cores"] = (process_cpu(os.getpid()) - sender) / took
     # Each worker's share of a core: the kernel hands each connection to one worker, so the load
     # they carry need not be even, and one at its core's limit queues while the other idles.
     result["cores"] = sorted((after[p] - before.get(p, 0.0)) / took for p in after if after[p] - before.get(p, 0.0) > 0)
