@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import fhir_cm.api.facade._index as facade_index
+from fhir_cm.api.facade import FacadeIndex
 from fhir_cm.api.routes.fhir import build_fhir_router
 from fhir_cm.domain import Case, GoalStatus
 from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource
@@ -270,6 +272,34 @@ def test_an_unchanged_store_is_asked_outside_any_transaction(
     served = client.get(f"/fhir/Goal/{goal.id}").json()
     assert served["description"]["text"] == "Walk to the shop"
     assert opened == [{"read_only": True}]
+
+
+def test_a_request_waiting_on_the_store_does_not_hold_up_another(
+    store: Store, cases: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version lookup is a round trip to the database; made under the index's lock, every façade
+    request of the process would wait in turn on it. Here a second read runs, start to end, while the
+    first is still waiting on its lookup."""
+    index = FacadeIndex(SYSTEM)
+    index.warm(store, "R4")
+    first, second = cases[0].goals[0].id, cases[1].goals[0].id
+    real = Store.lookup
+    started: list[str] = []
+    served: list[Any] = []
+
+    def lookup(self: Store) -> Any:
+        started.append(threading.current_thread().name)
+        if len(started) == 1:  # the first request's lookup: another request comes meanwhile
+            other = threading.Thread(target=lambda: served.append(index.read(store, "R4", "Goal", second)))
+            other.start()
+            other.join(timeout=30)
+        return real(self)
+
+    monkeypatch.setattr(Store, "lookup", lookup)
+    found = index.read(store, "R4", "Goal", first)
+    assert found is not None and found.id == first
+    assert len(started) == 2
+    assert [r.id for r in served] == [second], "the second read waited for the first to finish"
 
 
 def test_a_saved_change_is_visible_at_once(store: Store, cases: list[Case]) -> None:

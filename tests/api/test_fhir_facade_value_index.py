@@ -16,10 +16,9 @@ SYSTEM = "urn:fhir-cm:id"
 
 
 def _every_value_searched_both_ways(index: FacadeIndex, store: Store) -> int:
-    view = index._refreshed(store, "R4")
     checked = 0
     for rtype in RESOURCE_TYPES:
-        held = view.in_order(rtype)
+        held, _ = index.search(store, "R4", rtype, [])  # every resource of the type, by id
         for param in params_for(rtype).values():
             if param.kind not in ("token", "reference"):
                 continue

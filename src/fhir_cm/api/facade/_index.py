@@ -194,16 +194,18 @@ class FacadeIndex:
 
     def read(self, store: Store, version: FhirVersion, resource_type: str, rid: str) -> Indexed | None:
         """One resource by type and id, as the store is now; None when there is none."""
+        seen = _version_of(store)
         with self._lock:
-            view = self._refreshed(store, version)
+            view = self._refreshed(store, version, seen)
             return view.by_type.get(resource_type, {}).get(rid)
 
     def search(
         self, store: Store, version: FhirVersion, resource_type: str, criteria: Sequence[Criterion]
     ) -> tuple[list[Indexed], int]:
         """The resources of a type that match every criterion, by id; and how many cases could not be mapped."""
+        seen = _version_of(store)
         with self._lock:
-            view = self._refreshed(store, version)
+            view = self._refreshed(store, version, seen)
             found = [r for r in view.candidates(resource_type, criteria) if r.matches(criteria)]
             return found, len(view.failed)
 
@@ -245,8 +247,9 @@ class FacadeIndex:
         """Map every case now (at start-up), and build the value maps of every token and reference
         parameter, so the first request — a read or a search — does not wait for either. ``stop``
         set, it stops after the case under way (the server is shutting down); the next look goes on."""
+        seen = _version_of(store)
         with self._lock:
-            view = self._refreshed(store, version, stop)
+            view = self._refreshed(store, version, seen, stop)
             if stop is not None and stop.is_set():
                 return
             for rtype in RESOURCE_TYPES:
@@ -254,12 +257,16 @@ class FacadeIndex:
                     if param.kind in ("token", "reference"):
                         view.having(rtype, param.name, "")
 
-    def _refreshed(self, store: Store, version: FhirVersion, stop: threading.Event | None = None) -> _View:
+    def _refreshed(
+        self, store: Store, version: FhirVersion, seen: tuple[int, int], stop: threading.Event | None = None
+    ) -> _View:
+        """The view, brought up to date with the store. ``seen`` is the store's version, read before the
+        lock was taken: unchanged since the last look, every stamp is as it was and the view is served
+        as it stands. Otherwise the stamps are read again, in a snapshot (which also catches a change
+        saved after ``seen``)."""
         view = self._views.setdefault(version, _View())
-        # Nothing saved since the last look (one small query, no transaction): every stamp is as it was.
-        with store.lookup() as session:
-            if view.version == store_version(session):
-                return view
+        if view.version == seen:
+            return view
         with store.session(read_only=True) as session:  # the stamps and the cases they stamp, as of one moment
             return self._caught_up(session, view, version, stop)
 
@@ -319,6 +326,13 @@ class FacadeIndex:
                 "FHIR facade: a case could not be mapped to FHIR %s and is left out (%s)", version, type(exc).__name__
             )
             return None
+
+
+def _version_of(store: Store) -> tuple[int, int]:
+    """The store's version, as one small query outside any transaction. Read before a request takes the
+    index's lock, so that the façade's requests do not wait in turn on each other's round trip."""
+    with store.lookup() as session:
+        return store_version(session)
 
 
 def _in_version(stored: StoredResource, version: FhirVersion) -> dict[str, Any]:
