@@ -9,7 +9,10 @@ then work in transactions::
         save_case(s, case)          # the case and its outbox row commit together
         put_resources(s, case.id, pairs, fhir_version="R4")
 
-Functions take a ``Session`` and return domain models or pydantic rows, never ORM objects.
+Functions take a ``Session`` and return domain models or pydantic rows, never ORM objects. Those that
+only read rows take a ``Reader``: a session, or the connection of ``store.lookup()`` (one statement at
+a time, outside a transaction on PostgreSQL; what requests use to authenticate and to check that what
+they keep is current).
 """
 
 from ._audit import AuditEntry, list_audit, record_audit
@@ -155,6 +158,7 @@ from ._screening import (
 )
 from ._screening_groups import keep_group_members, screened_group_members
 from ._watch import mark_watched, open_case_patients, watched_cases
+from ._types import Reader
 from ._watermarks import Watermark, forget_watermarks, get_watermark, list_watermarks, set_watermark
 
 __all__ = [
@@ -213,6 +217,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStatus",
     "QuarantinedResource",
+    "Reader",
     "RecordedTransition",
     "Resolution",
     "SchemaMismatch",

@@ -23,7 +23,7 @@ from ._errors import StaleRevision, UnreadableCase
 from ._stamps import CASES, note_change
 from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
-from ._types import utcnow
+from ._types import Reader, utcnow
 from ._written import carried_as_written
 
 __all__ = [
@@ -174,7 +174,7 @@ def _queued(session: Session, case_id: str, revision: int, wanted: bool, now: dt
     return revision
 
 
-def get_case_record(session: Session, case_id: str, *, cache: CaseCache | None = None) -> CaseRecord | None:
+def get_case_record(session: Reader, case_id: str, *, cache: CaseCache | None = None) -> CaseRecord | None:
     """The stored case with its revision and times, or None; ``UnreadableCase`` if this version cannot
     read it.
 
@@ -202,7 +202,7 @@ def get_case_records(
     return {row.case_id: record for row in _rows_of(session, wanted) if (record := _record(row, skipped)) is not None}
 
 
-def _rows_of(session: Session, case_ids: list[str]) -> Iterator[Row[Any]]:
+def _rows_of(session: Reader, case_ids: list[str]) -> Iterator[Row[Any]]:
     """The stored rows (``_RECORD``) of these cases, read ``_CHUNK`` ids at a time."""
     for n in range(0, len(case_ids), _CHUNK):
         yield from session.execute(_RECORD.where(CaseRow.case_id.in_(case_ids[n : n + _CHUNK])))
@@ -222,7 +222,7 @@ _HEAD = select(CaseRow.case_id, CaseRow.revision, CaseRow.created_at, CaseRow.up
 
 
 def _through_cache(
-    session: Session,
+    session: Reader,
     heads: Select[str, int, dt.datetime, dt.datetime],
     cache: CaseCache,
     skipped: list[UnreadableCase] | None = None,

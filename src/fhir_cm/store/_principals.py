@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._errors import NotFound
 from ._tables import ID, Base, _in
-from ._types import UTCDateTime, utcnow
+from ._types import Reader, UTCDateTime, utcnow
 
 __all__ = [
     "ApiKey",
@@ -120,7 +120,7 @@ def create_api_key(
     return ApiKey.model_validate(values), key
 
 
-def authenticate_api_key(session: Session, presented: str) -> ApiKey | None:
+def authenticate_api_key(session: Reader, presented: str) -> ApiKey | None:
     """The active key ``presented`` is, or None if it is malformed, unknown, wrong or revoked."""
     match = _KEY.match(presented)
     if match is None:

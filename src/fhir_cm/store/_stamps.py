@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ._dialect import insert
+from ._types import Reader
 from ._tables import CaseRow, ResourceRow, StoreChangeRow
 
 __all__ = [
@@ -90,13 +91,13 @@ def _raise(dialect: str) -> Any:
     )
 
 
-def _counters(session: Session) -> dict[str, int]:
+def _counters(session: Reader) -> dict[str, int]:
     return {
         name: int(counter) for name, counter in session.execute(select(StoreChangeRow.name, StoreChangeRow.counter))
     }
 
 
-def cases_version(session: Session) -> int:
+def cases_version(session: Reader) -> int:
     """A value that changes whenever any case is created or saved: the count of transactions that wrote
     cases (``store_changes``), one row read. For readers that keep results computed over every case
     (caseload, outcomes, worklist) until a case changes; it counted and summed every case's revision
@@ -104,7 +105,7 @@ def cases_version(session: Session) -> int:
     return _counters(session).get(CASES, 0)
 
 
-def resources_saved_at(session: Session) -> dt.datetime | None:
+def resources_saved_at(session: Reader) -> dt.datetime | None:
     """When a stored resource was last saved (None: none is): one lookup in an index. A pull stores a
     server's copy even when the case it reads into stays the same (a due day written "2025-09" that
     was "2025-09-30"), so what a reader derives from the copies is fresh only while this is unchanged."""
@@ -112,7 +113,7 @@ def resources_saved_at(session: Session) -> dt.datetime | None:
     return saved
 
 
-def store_version(session: Session) -> tuple[int, int]:
+def store_version(session: Reader) -> tuple[int, int]:
     """:func:`cases_version` and its like for the stored resources: when it is unchanged, so is every
     case's :class:`CaseStamp` (a reader may skip reading them all). One small table read; it counted
     every stored resource before (21 ms of the database's time for 370,000)."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, Connection, DateTime
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Json", "UTCDateTime", "utcnow"]
+__all__ = ["Json", "Reader", "UTCDateTime", "utcnow"]
+
+#: What a read of rows runs on: a session (a transaction), or the connection of a ``Store.lookup()``.
+#: The store reads rows, never ORM objects, so a read function works on either.
+Reader: TypeAlias = Session | Connection
 
 
 def utcnow() -> dt.datetime:
