@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from fhir_cm.store import Store, list_audit, open_store
 from fhir_cm.store._audit_group import AuditGroup
@@ -50,22 +51,59 @@ def test_concurrent_reads_share_commits_and_every_row_is_written(store: Store) -
     assert commits <= 16 * 20  # never more than one transaction per request; fewer when they overlap
 
 
+def test_a_group_is_written_in_one_execution(store: Store) -> None:
+    """However many requests and cases a group holds, its rows go to the database in one execution
+    (not one per request): the group's cost stays near one request's as the load grows."""
+    executions: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO audit_log"):
+            executions.append(len(parameters) if many else 1)
+
+    commits: list[object] = []
+
+    def committed(conn: Any) -> None:
+        commits.append(conn)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    event.listen(store.engine, "commit", committed)
+    group = AuditGroup(store)
+    start = threading.Barrier(8)
+
+    def reader(n: int) -> None:
+        start.wait()
+        for i in range(10):
+            group.record(principal=f"key-{n}", action="list", case_ids=[f"case-{n}-{i}", f"case-{n}-{i}-b"])
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    event.remove(store.engine, "before_cursor_execute", count)
+    event.remove(store.engine, "commit", committed)
+    with store.session(read_only=True) as s:
+        written = list_audit(s, limit=1000)
+    assert len(written) == 8 * 10 * 2 == sum(executions)
+    assert len(executions) == len(commits) < 8 * 10  # groups formed, and each went in one execution
+
+
 def test_a_failed_write_is_raised_to_the_request_and_the_next_one_still_writes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import fhir_cm.store._audit_group as module
 
-    real = module.record_audit
+    real = module.write_audit_rows
     calls = 0
 
-    def failing_once(session: Any, **row: Any) -> int:
+    def failing_once(session: Any, rows: Any) -> int:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("disk full")
-        return real(session, **row)
+        return real(session, rows)
 
-    monkeypatch.setattr(module, "record_audit", failing_once)
+    monkeypatch.setattr(module, "write_audit_rows", failing_once)
     group = AuditGroup(store)
     with pytest.raises(RuntimeError, match="disk full"):
         group.record(principal="k", action="read", case_ids=["case-0"])

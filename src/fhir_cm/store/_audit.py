@@ -8,16 +8,19 @@ without the other. There is no foreign key to the cases: the trail must outlive 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NotRequired, TypedDict
+
+from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Index, Integer, String, insert, select
+from sqlalchemy import Index, Integer, String, Table, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._tables import ID, Base, CaseRow
 from ._types import UTCDateTime, utcnow
 
-__all__ = ["AuditEntry", "list_audit", "record_audit"]
+__all__ = ["AuditEntry", "audit_rows", "list_audit", "record_audit", "write_audit_rows"]
 
 MAX_DETAIL = 200
 
@@ -43,6 +46,9 @@ class AuditRow(Base):
     )
 
 
+_AUDIT_TABLE: Table = AuditRow.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
+
+
 class AuditEntry(BaseModel):
     """An audit row: ``action`` is e.g. ``read``, ``create``, ``update``; ``detail`` names what, by id."""
 
@@ -57,8 +63,24 @@ class AuditEntry(BaseModel):
     request_id: str | None
 
 
-def record_audit(
-    session: Session,
+class AuditAsk(TypedDict):
+    """What one audited action records: who, what, which cases (by id), and optionally a detail (ids
+    only, no PHI), the request and the time (now by default)."""
+
+    principal: str
+    action: str
+    case_ids: Iterable[str | None]
+    detail: NotRequired[str | None]
+    request_id: NotRequired[str | None]
+    now: NotRequired[dt.datetime | None]
+
+
+def record_audit(session: Session, **asked: Unpack[AuditAsk]) -> int:
+    """Record one row per case touched; returns how many. ``detail`` must hold ids only, no PHI."""
+    return write_audit_rows(session, audit_rows(**asked))
+
+
+def audit_rows(
     *,
     principal: str,
     action: str,
@@ -66,10 +88,10 @@ def record_audit(
     detail: str | None = None,
     request_id: str | None = None,
     now: dt.datetime | None = None,
-) -> int:
-    """Record one row per case touched; returns how many. ``detail`` must hold ids only, no PHI."""
+) -> list[dict[str, Any]]:
+    """The rows :func:`record_audit` writes, one per case touched, to write later with others."""
     at = now or utcnow()
-    rows = [
+    return [
         {
             "at": at,
             "principal": principal,
@@ -80,8 +102,15 @@ def record_audit(
         }
         for case_id in dict.fromkeys(case_ids)
     ]
+
+
+def write_audit_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` (made by :func:`audit_rows`) in one execution; returns how many.
+
+    Into the table, not through the ORM's bulk insert: the rows need nothing from it, and it cost
+    three times the CPU for a group of five rows (2.0 against 0.7 ms), on every audited request."""
     if rows:
-        session.execute(insert(AuditRow), rows)
+        session.execute(insert(_AUDIT_TABLE), list(rows))
     return len(rows)
 
 

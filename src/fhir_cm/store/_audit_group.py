@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._audit import record_audit
+from ._audit import audit_rows, write_audit_rows
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -75,8 +75,8 @@ class AuditGroup:
 
     def _write(self, batch: _Batch) -> None:
         try:
+            rows = [row for asked in batch.rows for row in audit_rows(**asked)]
             with self._store.session() as session:
-                for row in batch.rows:
-                    record_audit(session, **row)
+                write_audit_rows(session, rows)  # one execution for the whole group
         except BaseException as exc:  # every request of the batch is told; none is answered as audited
             batch.error = exc
