@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,12 @@ def test_concurrent_reads_share_commits_and_every_row_is_written(store: Store) -
     assert commits <= 16 * 20  # never more than one transaction per request; fewer when they overlap
 
 
-def test_a_group_is_written_in_one_execution(store: Store) -> None:
+def test_a_group_is_written_in_one_execution(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """However many requests and cases a group holds, its rows go to the database in one execution
-    (not one per request): the group's cost stays near one request's as the load grows."""
+    (not one per request): the group's cost stays near one request's as the load grows. The first
+    request's write is held until seven more requests have queued behind it, so they form one group."""
+    import fhir_cm.store._audit_group as module
+
     executions: list[int] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
@@ -65,27 +69,44 @@ def test_a_group_is_written_in_one_execution(store: Store) -> None:
     def committed(conn: Any) -> None:
         commits.append(conn)
 
+    group = AuditGroup(store)
+    release = threading.Event()
+    real = module.write_audit_rows
+
+    def held_first(session: Any, rows: Any) -> int:
+        if not release.is_set():
+            assert release.wait(timeout=60), "the others never queued"
+        return real(session, rows)
+
+    def queued() -> int:
+        with group._cond:
+            return len(group._open.rows)
+
+    monkeypatch.setattr(module, "write_audit_rows", held_first)
     event.listen(store.engine, "before_cursor_execute", count)
     event.listen(store.engine, "commit", committed)
-    group = AuditGroup(store)
-    start = threading.Barrier(8)
 
     def reader(n: int) -> None:
-        start.wait()
-        for i in range(10):
-            group.record(principal=f"key-{n}", action="list", case_ids=[f"case-{n}-{i}", f"case-{n}-{i}-b"])
+        group.record(principal=f"key-{n}", action="list", case_ids=[f"case-{n}", f"case-{n}-b"])
 
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
-    for t in threads:
+    first = threading.Thread(target=reader, args=(0,))
+    first.start()
+    others = [threading.Thread(target=reader, args=(n,)) for n in range(1, 8)]
+    for t in others:
         t.start()
-    for t in threads:
+    deadline = time.monotonic() + 60
+    while queued() < 7 and time.monotonic() < deadline:  # the seven are waiting behind the held write
+        time.sleep(0.005)
+    release.set()
+    for t in [first, *others]:
         t.join()
     event.remove(store.engine, "before_cursor_execute", count)
     event.remove(store.engine, "commit", committed)
     with store.session(read_only=True) as s:
         written = list_audit(s, limit=1000)
-    assert len(written) == 8 * 10 * 2 == sum(executions)
-    assert len(executions) == len(commits) < 8 * 10  # groups formed, and each went in one execution
+    assert len(written) == 8 * 2
+    assert executions == [2, 7 * 2]  # the first request alone, then the seven as one group, in one execution
+    assert len(commits) == 2
 
 
 def test_a_failed_write_is_raised_to_the_request_and_the_next_one_still_writes(
