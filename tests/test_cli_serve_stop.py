@@ -54,6 +54,17 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _commands(pids: set[int]) -> dict[int, str]:
+    """Each process's command line, by pid (one that has already gone: empty)."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except FileNotFoundError:
+            found[pid] = ""
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -145,7 +156,7 @@ def _stop_with_requests_under_way(url: str, lock: Callable[[], Callable[[], None
         )
         _wait(lambda: _taken_in(api.port, reading) and _taken_in(api.port, creating), "the requests were not taken in")
 
-        helpers = _children(proc.pid)  # with --workers, uvicorn's workers (and multiprocessing's tracker)
+        helpers = _commands(_children(proc.pid))  # with --workers, uvicorn's workers (and multiprocessing's tracker)
         proc.send_signal(signal.SIGTERM)
         _wait(lambda: '"Shutting down"' in api.said(), "no shutdown began")
         creating.sendall(body[10:])
@@ -160,7 +171,11 @@ def _stop_with_requests_under_way(url: str, lock: Callable[[], Callable[[], None
 
     assert (read_status, create_status, code) == (200, 201, 0), api.said()
     assert "Traceback" not in api.said()
-    assert [pid for pid in helpers if _alive(pid)] == []
+    # uvicorn joins its workers before it exits: none may outlive it. multiprocessing's resource tracker
+    # is not joined: it exits when it reads the end of its pipe, just after the server has exited.
+    trackers = {pid for pid, command in helpers.items() if "resource_tracker" in command}
+    assert [pid for pid in helpers.keys() - trackers if _alive(pid)] == []
+    _wait(lambda: not any(_alive(pid) for pid in trackers), "multiprocessing's resource tracker outlived the server")
     new_id = json.loads(created)["case"]["id"]
     with open_store(url) as store, store.session(read_only=True) as s:
         audited = {(e.action, e.case_id, e.request_id) for e in list_audit(s, limit=None)}
