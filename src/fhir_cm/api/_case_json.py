@@ -10,9 +10,6 @@ unlike decoded cases they may come and go freely (least recently used out).
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
@@ -20,6 +17,7 @@ from pydantic import BaseModel
 from fhir_cm.store import CaseRecord, Store
 
 from ._answers import json_bytes
+from ._kept import KeptAnswers
 
 __all__ = ["CaseJson", "page_json"]
 
@@ -28,36 +26,17 @@ class CaseJson:
     """A bounded, thread-safe map from (kind of answer, case id, revision, saved at) to JSON bytes."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[str, str, int, str], bytes] = OrderedDict()
-        self._store: weakref.ref[Store] | None = None  # the store the kept answers were read from
+        self._kept: KeptAnswers[tuple[str, str, int, str], bytes] = KeptAnswers(size)
 
     def of(self, store: Store, record: CaseRecord, kind: str, make: Callable[[CaseRecord], BaseModel]) -> bytes:
         """The JSON of ``make(record)``, ``record`` read from ``store``: kept from an earlier answer of
         the same kind at this revision, or made now."""
         key = (kind, record.case.id, record.revision, record.updated_at.isoformat())
-        with self._lock:
-            if self._store is None or self._store() is not store:  # another store: nothing kept applies
-                self._kept.clear()
-                self._store = weakref.ref(store)
-            kept = self._kept.get(key)
-            if kept is not None:
-                self._kept.move_to_end(key)
-                return kept
-        made = json_bytes(make(record))
-        if self.size > 0:
-            with self._lock:
-                if self._store is None or self._store() is not store:
-                    return made
-                self._kept[key] = made
-                while len(self._kept) > self.size:
-                    self._kept.popitem(last=False)
-        return made
+        kept = self._kept.get(store, key)
+        return kept if kept is not None else self._kept.put(store, key, json_bytes(make(record)))
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._kept)
+        return len(self._kept)
 
 
 def page_json(frame: BaseModel, items: Sequence[bytes]) -> bytes:

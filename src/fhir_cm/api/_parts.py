@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -29,6 +27,7 @@ from fhir_cm.store import CaseRecord, Store, UnreadableCase, case_revisions, get
 
 from ._access import can_see, may_see_unreadable, programme_scope
 from ._auth import Principal
+from ._kept import KeptAnswers
 
 __all__ = ["CaseParts"]
 
@@ -40,10 +39,8 @@ class CaseParts:
     """Per view, each visible case's part with the revision it was computed from (thread-safe)."""
 
     def __init__(self, size: int = 32) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._views: OrderedDict[Hashable, dict[str, tuple[int, Any]]] = OrderedDict()
-        self._store: weakref.ref[Store] | None = None  # the store the kept parts were computed from
+        self._lock = threading.Lock()  # held while a view is brought up to date: callers at once read once
+        self._views: KeptAnswers[Hashable, dict[str, tuple[int, Any]]] = KeptAnswers(size)
 
     def parts(
         self,
@@ -105,13 +102,9 @@ class CaseParts:
         """Each selected case's kept entry, by case id: ``judged(record)`` of a case new or changed since
         (its part, or None), ``told(row)`` of one this version cannot read."""
         with self._lock:
-            if self._store is None or self._store() is not store:  # another store: nothing kept applies
-                self._views.clear()
-                self._store = weakref.ref(store)
-            kept = self._views.pop(key, None) or {}
-            self._views[key] = kept
-            while len(self._views) > self._size:
-                self._views.popitem(last=False)
+            kept = self._views.get(store, key)
+            if kept is None:
+                kept = self._views.put(store, key, {})
             with store.session(read_only=True) as session:
                 revisions = case_revisions(session, **filters)
                 for gone in kept.keys() - revisions.keys():

@@ -18,14 +18,13 @@ longer grows by the size of the caseload on every refresh.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fhir_cm.store import Store, cases_version
+
+from ._kept import KeptAnswers
 
 __all__ = ["Showing", "ViewCache"]
 
@@ -46,11 +45,8 @@ class ViewCache:
     """A bounded map from (cases version, key) to a computed result; thread-safe."""
 
     def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[Any, Hashable], Any] = OrderedDict()
-        self._store: weakref.ref[Store] | None = None  # the store the kept results were computed from
-        self._shown: OrderedDict[tuple[str, Any, Hashable], str] = OrderedDict()  # (viewer, version, key) → request
+        self._kept: KeptAnswers[tuple[Any, Hashable], Any] = KeptAnswers(size)
+        self._shown: KeptAnswers[tuple[str, Any, Hashable], str] = KeptAnswers(size * 4)  # → request
 
     def get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> T:
         """The kept result for ``key`` while no case changed; else ``compute()``, kept for next time.
@@ -66,16 +62,11 @@ class ViewCache:
         """Like :meth:`get`, and whether ``viewer`` was shown this very result before, in which request."""
         version, value = self._get(store, key, compute)
         shown = (viewer, version, key)
-        with self._lock:
-            earlier = self._shown.get(shown)
+        earlier = self._shown.get(store, shown)
 
         def remember() -> None:
-            if request_id is None:
-                return
-            with self._lock:
-                self._shown.setdefault(shown, request_id)
-                while len(self._shown) > self._size * 4:
-                    self._shown.popitem(last=False)
+            if request_id is not None:
+                self._shown.put(store, shown, request_id)
 
         return Showing(value, earlier, remember)
 
@@ -83,18 +74,9 @@ class ViewCache:
         with store.lookup() as session:
             version = cases_version(session)
         full = (version, key)
-        with self._lock:
-            if self._store is None or self._store() is not store:  # another store: nothing kept applies
-                self._kept.clear()
-                self._shown.clear()
-                self._store = weakref.ref(store)
-            if full in self._kept:
-                self._kept.move_to_end(full)
-                result: T = self._kept[full]
-                return version, result
+        kept = self._kept.get(store, full)
+        if kept is not None:
+            return version, kept
         result = compute()
-        with self._lock:
-            self._kept[full] = result
-            while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
+        self._kept.put(store, full, result)
         return version, result
