@@ -9,7 +9,7 @@ The build is cached: its output goes to ``~/.cache/fhir-cm/hapi/<hash of the lau
 (``FHIR_CM_HAPI_CACHE`` overrides the root), so a fresh clone on a machine that has built it once
 starts at once, and a changed launcher is rebuilt. The first build on a new machine downloads
 HAPI's dependencies (~350 MB) into Maven's own repository (~1–2 minutes); each start takes 15–45 s
-on two cores, so a test session starts each release once. The server stops when the test process
+on two cores, so a test session (each of its processes) starts each release once. The server stops when the test process
 closes its standard input, so a killed test run never leaves a JVM behind.
 
 Without Java 17+ or Maven the tests that need HAPI are skipped with a message saying so; under
