@@ -39,8 +39,7 @@ class CaseParts:
     """Per view, each visible case's part with the revision it was computed from (thread-safe)."""
 
     def __init__(self, size: int = 32) -> None:
-        self._lock = threading.Lock()  # held while a view is brought up to date: callers at once read once
-        self._views: KeptAnswers[Hashable, dict[str, tuple[int, Any]]] = KeptAnswers(size)
+        self._views: KeptAnswers[Hashable, _View] = KeptAnswers(size)
 
     def parts(
         self,
@@ -101,10 +100,9 @@ class CaseParts:
     ) -> list[tuple[str, Any]]:
         """Each selected case's kept entry, by case id: ``judged(record)`` of a case new or changed since
         (its part, or None), ``told(row)`` of one this version cannot read."""
-        with self._lock:
-            kept = self._views.get(store, key)
-            if kept is None:
-                kept = self._views.put(store, key, {})
+        view = self._views.get(store, key) or self._views.put(store, key, _View())
+        with view.lock:
+            kept = view.kept
             with store.session(read_only=True) as session:
                 revisions = case_revisions(session, **filters)
                 for gone in kept.keys() - revisions.keys():
@@ -119,6 +117,17 @@ class CaseParts:
                     for bad in skipped:
                         kept[bad.case_id] = (revisions[bad.case_id], told(bad))
             return [(case_id, entry[1]) for case_id in revisions if (entry := kept.get(case_id)) is not None]
+
+
+class _View:
+    """One view's kept entries, by case id: (revision, part). Its lock is held while the view is brought
+    up to date, so callers of one view at once read the cases once (the first; the others then find them
+    kept), while another view's callers go on: the first caseload of a day, reading every case, held up
+    every worklist and outcomes request of its process when one lock served all views."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: dict[str, tuple[int, Any]] = {}
 
 
 class _Unreadable:
