@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from fhir_cm.domain import Case, CaseStatus, StayStatus, case_as_of
+from fhir_cm.domain._asof import _as_it_stands, _rebuilt
 from fhir_cm.synthetic import DEFAULT_TODAY, generate_cases
 
 D = dt.date.fromisoformat
@@ -136,3 +137,51 @@ def test_a_case_cancelled_before_its_planned_period_reads_on_every_day() -> None
         D("2025-02-01"),
     )
     assert not on.is_open and case_as_of(case, D("2025-03-01")) == case
+
+
+def _days_of(value: Any) -> set[dt.date]:
+    """Every date ``value`` (a case dumped) records, and the days either side of each."""
+    if isinstance(value, dict):
+        return set().union(*(_days_of(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_days_of(v) for v in value)) if value else set()
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return {value - dt.timedelta(days=1), value, value + dt.timedelta(days=1)}
+    return set()
+
+
+def test_a_case_that_records_nothing_later_is_returned_as_the_rebuild_would_make_it() -> None:
+    """The short way (the case itself, when it records nothing dated after the day) gives what the long
+    way (made anew from what it records) gives, on every day that any of its dates could tip."""
+    short = long = 0
+    for case in [*generate_cases(120, seed=7), journey()]:
+        for day in sorted(_days_of(case.model_dump())):
+            if day < case.period.start:
+                continue
+            rebuilt = _rebuilt(case, day)
+            assert case_as_of(case, day) == rebuilt
+            if _as_it_stands(case, day):
+                short += 1
+                assert rebuilt == case
+            else:
+                long += 1
+    assert short > 100 and long > 100  # both ways taken, many times
+
+
+def test_a_case_whose_manager_left_its_team_reads_with_the_manager_in_charge_then() -> None:
+    """Nothing dated after the day, yet the case names as its manager one whose place on the team ended
+    before it (a hospital's CareTeam ahead of its EpisodeOfCare): the case as of that day names the one in
+    charge then, not the case itself as it stands."""
+    data = journey().model_dump(mode="json")
+    data.update(
+        status="active",
+        status_history=[{"status": "active", "start": "2025-01-10"}],
+        period={"start": "2025-01-10"},
+        case_manager={"kind": "practitioner", "id": "cm-1"},
+    )
+    data["team"][1]["end"] = None
+    case = Case.model_validate(data)
+    then = case_as_of(case, D("2025-06-10"))
+    assert then is not None and then.case_manager is not None
+    assert then.case_manager.id == "cm-2"
+    assert then == _rebuilt(case, D("2025-06-10"))

@@ -113,3 +113,20 @@ def test_warming_keeps_the_open_cases_most_recently_saved(store: Store, make_cas
     with store.session(read_only=True) as s:
         assert warm_case_cache(s, cache, [CaseStatus.ACTIVE]) == 1
     assert cache.get("new", 1) is not None and cache.get("old", 1) is None and cache.get("closed", 1) is None
+
+
+def test_warming_again_with_other_statuses_fills_only_the_room_left(
+    store: Store, make_case: Callable[..., Case]
+) -> None:
+    """The start-up's second pass (the cases not open: a day's caseload reads them too) takes only the
+    room the open ones left, newest first."""
+    _saved(store, make_case("open"))
+    _saved(store, make_case("closed-1", status=CaseStatus.CLOSED, period={"start": "2026-01-01", "end": "2026-02-01"}))
+    _saved(store, make_case("closed-2", status=CaseStatus.CLOSED, period={"start": "2026-01-01", "end": "2026-02-01"}))
+    cache = CaseCache(2)
+    with store.session(read_only=True) as s:
+        assert warm_case_cache(s, cache, [CaseStatus.ACTIVE]) == 1
+        assert warm_case_cache(s, cache, [CaseStatus.CLOSED]) == 1
+        assert warm_case_cache(s, cache, [CaseStatus.CLOSED]) == 0
+    assert cache.get("open", 1) is not None and cache.get("closed-2", 1) is not None
+    assert cache.get("closed-1", 1) is None

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 
 from fhir_cm import __version__
 from fhir_cm.config import Settings
+from fhir_cm.domain import CaseStatus
 from fhir_cm.outcomes import load_outcome_rules
 from fhir_cm.worklist import load_worklist_rules
 from fhir_cm.store import Store, open_store, warm_case_cache
@@ -112,8 +113,8 @@ REQUEST_THREADS = 8
 
 def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -> None:
     """Before the first request asks: map every stored case for the façade's default version (a thousand
-    cases take seconds) and decode the open cases into the read routes' cache (newest first, as many as
-    it keeps); then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
+    cases take seconds) and decode the cases into the read routes' cache (the open ones, then the others,
+    newest first, as many as it keeps); then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
     done. A failure is logged, not fatal: the first requests then do the work as before.
 
     ``stop`` set (the app shutting down), it stops after the case under way: the shutdown waits for
@@ -125,6 +126,9 @@ def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -
             index.warm(store, DEFAULT_VERSION, stop=stop)
         with store.session(read_only=True) as session:
             warm_case_cache(session, store.cases, OPEN_STATUSES, stop=stop)
+            # Then the others while there is room: the caseload, the outcomes and the worklist of a day
+            # go through every case, and the first of a new process decoded them all.
+            warm_case_cache(session, store.cases, [s for s in CaseStatus if s not in OPEN_STATUSES], stop=stop)
     except Exception as exc:  # noqa: BLE001 - readiness must not hang on a store error at start-up
         log.warning("start-up: warming the caches failed (%s); they fill on first use", type(exc).__name__)
     finally:

@@ -112,7 +112,9 @@ class CaseParts:
                 ]
                 for i in range(0, len(stale), _CHUNK):
                     skipped: list[UnreadableCase] = []
-                    for case_id, record in get_case_records(session, stale[i : i + _CHUNK], skipped=skipped).items():
+                    for case_id, record in get_case_records(
+                        session, stale[i : i + _CHUNK], skipped=skipped, cache=store.cases
+                    ).items():
                         kept[case_id] = (record.revision, judged(record))
                     for bad in skipped:
                         kept[bad.case_id] = (revisions[bad.case_id], told(bad))

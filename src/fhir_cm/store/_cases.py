@@ -191,14 +191,28 @@ def get_case_record(session: Reader, case_id: str, *, cache: CaseCache | None = 
 
 
 def get_case_records(
-    session: Session, case_ids: Iterable[str], *, skipped: list[UnreadableCase] | None = None
+    session: Session,
+    case_ids: Iterable[str],
+    *,
+    skipped: list[UnreadableCase] | None = None,
+    cache: CaseCache | None = None,
 ) -> dict[str, CaseRecord]:
     """The stored cases among ``case_ids``, by id (those not stored are left out).
 
     A case this version cannot read raises ``UnreadableCase``; with ``skipped`` it is left out and
     appended there instead (and logged by id), for readers that can do without it (see ``_record``).
+    With ``cache``, as :func:`get_case_record` uses it: a reader going through every case (the API's
+    parts of a new day) decodes only those the cache does not hold at their revision.
     """
     wanted = list(dict.fromkeys(case_ids))
+    if cache is not None:
+        return {
+            record.case.id: record
+            for n in range(0, len(wanted), _CHUNK)
+            for record in _through_cache(
+                session, _HEAD.where(CaseRow.case_id.in_(wanted[n : n + _CHUNK])), cache, skipped
+            )
+        }
     return {row.case_id: record for row in _rows_of(session, wanted) if (record := _record(row, skipped)) is not None}
 
 
@@ -392,16 +406,15 @@ def cases_of_patients_with_several(
 def warm_case_cache(
     session: Session, cache: CaseCache, statuses: Iterable[CaseStatus], *, stop: threading.Event | None = None
 ) -> int:
-    """Decode the cases of these statuses into ``cache``, most recently saved first, as many as it
-    keeps (a server's start-up: the first reads then find them); returns how many. A case this
+    """Decode the cases of these statuses into ``cache``, most recently saved first, as many as it has
+    room for (a server's start-up: the first reads then find them); returns how many. A case this
     version cannot read is left out (logged by id). ``stop`` set (the server shutting down), it
     stops after the case under way."""
-    if cache.size <= 0:
+    room = cache.size - len(cache)
+    if room <= 0:
         return 0
     query = (
-        _RECORD.where(CaseRow.status.in_([s.value for s in statuses]))
-        .order_by(CaseRow.updated_at.desc())
-        .limit(cache.size)
+        _RECORD.where(CaseRow.status.in_([s.value for s in statuses])).order_by(CaseRow.updated_at.desc()).limit(room)
     )
     warmed = 0
     for row in session.execute(query):
