@@ -9,7 +9,9 @@ requests from this process at a fixed rate — request *i* is due at ``start + i
 happened to the ones before (open loop), and its latency is counted from when it was due, so a
 server that falls behind shows as latency, not as a lower rate (no coordinated omission). The
 requests go round-robin over the routes a case-management team and its services use (one untimed
-request per route first, then ``--warmup`` seconds at the rate, not counted; this process freezes its
+request per route first — the first round's times printed as a ready worker's first answers, what the
+first caller of a day waits for a view computed over every case —, then ``--warmup`` seconds at the
+rate, not counted; this process freezes its
 own heap while it sends, so that its garbage collector does not pause the sender and count as the
 server's latency):
 
@@ -157,12 +159,18 @@ async def _open_loop(
 
         # Untimed first: every route asked on fresh connections, several rounds, so that each worker
         # process (the kernel hands each connection to one) has done what it does on first use.
-        for _ in range(warm_rounds):
+        # The first round's times are a new worker's first answers (one connection: one worker): what
+        # the first caller of a day, or after a restart, waits for the views computed over every case.
+        first: dict[str, float] = {}
+        for round_ in range(warm_rounds):
             async with aiohttp.ClientSession(base_url=base, timeout=timeout) as fresh:
                 for i in range(len(routes)):
                     method, path, params, headers = routes[i][1](0)
+                    asked = time.perf_counter()
                     async with fresh.request(method, path, params=params, headers=headers) as response:
                         await response.read()
+                    if round_ == 0:
+                        first[routes[i][0]] = time.perf_counter() - asked
 
         async def one(i: int, due: float, counted: bool) -> None:
             name = routes[i % len(routes)][0]
@@ -198,7 +206,13 @@ async def _open_loop(
         await at_rate(int(rate * warm_seconds), counted=False)
         sent_in = await at_rate(total, counted=True)
         gc.unfreeze()
-    return {"latencies": latencies, "errors": errors, "sent_rate": total / sent_in if sent_in else 0.0, "late": late}
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "sent_rate": total / sent_in if sent_in else 0.0,
+        "late": late,
+        "first": first,
+    }
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -274,6 +288,9 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
             f"  {name:<30} {len(values):>5} {statistics.median(values) * 1000:>8.1f} {_pct(values, 0.95):>8.1f} "
             f"{p99:>8.1f} {result['errors'][name]:>7}  {'met' if p99 < GOAL_P99_MS else 'NOT met'}"
         )
+    if result.get("first"):
+        answers = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in result["first"].items())
+        print(f"  a ready worker's first answer per route, ms (untimed, one at a time): {answers}")
     if result.get("cores"):
         shares = " + ".join(f"{share:.2f}" for share in result["cores"])
         print(f"  server processes' CPU while sending: {shares} cores")
