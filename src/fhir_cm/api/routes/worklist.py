@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
@@ -9,20 +10,31 @@ from fastapi import Depends, Query, Response
 from fhir_cm.config import Settings
 from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.jobs import MAX_PAGE, WorklistAsk, WorklistPage, worklist_page
-from fhir_cm.store import ApiRole, resources_saved_at
-from fhir_cm.worklist import ItemKind, load_worklist_rules, worklist_part
+from fhir_cm.store import ApiRole, Store, UnreadableCase, resources_saved_at
+from fhir_cm.worklist import ItemKind, WorklistPart, load_worklist_rules, worklist_part
 
 from .._access import may_see_unreadable, programme_scope
 from .._answers import json_answer, json_bytes
 from .._casework import shown_audited
 from .._deps import CaseWork, get_settings
 from .._models import EntityId
+from .._parts import CaseParts
 from .._problems import ForbiddenProblem
 from .._routing import api_router
 
-__all__ = ["router"]
+__all__ = ["day_worklist_parts", "router"]
 
 router = api_router(prefix="/worklist", tags=["caseload and outcomes"])
+
+
+def day_worklist_parts(
+    parts: CaseParts, store: Store, today: dt.date
+) -> tuple[list[WorklistPart], list[UnreadableCase]]:
+    """Every case's worklist items on ``today`` (kept by revision in one view for every caller of the
+    day), and the cases this version cannot read. The app's start-up computes them too, so that the
+    first case manager of a new process does not wait for every case to be gone through."""
+    rules = load_worklist_rules()
+    return parts.every_part(store, ("worklist", today), lambda case: worklist_part(case, today, rules))
 
 
 @router.get("", response_model=WorklistPage, summary="What is due from a case manager")
@@ -59,7 +71,7 @@ def worklist(
         whose: str | None = p.practitioner_id
     else:
         whose = case_manager
-    today, rules = work.today, load_worklist_rules()
+    today = work.today
     scope = programme_scope(p)
     # A supervisor limited to one programme asking for another: none of its items (as the caseload answers).
     elsewhere = scope is not None and programme not in (None, scope)
@@ -74,9 +86,7 @@ def worklist(
     key = ("worklist", p.role, p.practitioner_id, p.programme, today, copies_at, asked)
 
     def compute() -> tuple[bytes, list[str]]:
-        parts, unreadable = work.parts.every_part(
-            work.store, ("worklist", today), lambda case: worklist_part(case, today, rules)
-        )
+        parts, unreadable = day_worklist_parts(work.parts, work.store, today)
         if elsewhere:
             parts, unreadable = [], []
         ask = WorklistAsk(
