@@ -5,9 +5,11 @@ only, who then find its parts kept."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
+import pytest
+
+from fhir_cm.api import _parts
 from fhir_cm.api._parts import CaseParts
 from fhir_cm.domain import Case
 from fhir_cm.store import Store, save_case
@@ -52,9 +54,34 @@ def test_a_view_being_brought_up_to_date_does_not_hold_up_another(api_store: Sto
         held.join(WAIT)
 
 
-def test_callers_of_one_view_at_once_read_each_case_once(api_store: Store) -> None:
+class _AnnouncedLock:
+    """A view's lock that counts the callers reaching it before they wait for it: the test knows when
+    every caller is at the lock, with no sleep standing in for that."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reached = threading.Semaphore(0)
+
+    def __enter__(self) -> None:
+        self.reached.release()
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_callers_of_one_view_at_once_read_each_case_once(api_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = _stored(api_store, 3)
-    parts = CaseParts()
+    locks: list[_AnnouncedLock] = []
+
+    class AnnouncedView(_parts._View):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = _AnnouncedLock()  # type: ignore[assignment]
+            locks.append(self.lock)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_parts, "_View", AnnouncedView)
+    parts = _parts.CaseParts()
     computed: Counter[str] = Counter()
     entered, release = threading.Event(), threading.Event()
 
@@ -73,7 +100,8 @@ def test_callers_of_one_view_at_once_read_each_case_once(api_store: Store) -> No
     assert entered.wait(WAIT)
     for caller in callers[1:]:
         caller.start()
-    time.sleep(0.3)  # room for the others to compute too, were they not held: a pass does not depend on it
+    [lock] = locks  # one view, so one lock, which all three callers reach while the first is inside
+    assert all(lock.reached.acquire(timeout=WAIT) for _ in callers)
     release.set()
     for caller in callers:
         caller.join(WAIT)
