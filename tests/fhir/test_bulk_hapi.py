@@ -14,7 +14,7 @@ from fhir_cm.fhir import AsyncFhirClient, BulkExport, BulkRequest, BulkSettings,
 
 pytestmark = pytest.mark.server
 TYPES = ["Patient", "Encounter", "Condition"]
-FAST = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300.0)
+FAST = BulkSettings(poll_interval=0.25, max_retry_after=0.25, max_wait=300.0)
 
 
 async def _ours(population: Any, patients: set[str]) -> dict[str, set[str]]:

@@ -20,7 +20,7 @@ from .population import condition, encounter, patient, transaction
 
 pytestmark = pytest.mark.server
 AS_OF = dt.date(2025, 3, 15)  # a past day: today, everyone here is older
-EXPORT = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300)
+EXPORT = BulkSettings(poll_interval=0.25, max_retry_after=0.25, max_wait=300)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def environment(fhir_server: str, db: Path) -> dict[str, str]:
     return {
         "FHIR_CM_DATABASE_URL": f"sqlite:///{db}",
         "FHIR_CM_FHIR_BASE": fhir_server,
-        "FHIR_CM_BULK_MAX_RETRY_AFTER": "1",
+        "FHIR_CM_BULK_MAX_RETRY_AFTER": "0.25",
     }
 
 

@@ -56,7 +56,7 @@ def test_identify_over_export_then_search_then_only_the_changes(hapi_r4: Any, tm
     env = {
         "FHIR_CM_DATABASE_URL": f"sqlite:///{tmp_path / 'export.db'}",
         "FHIR_CM_FHIR_BASE": hapi_r4.base_url,
-        "FHIR_CM_BULK_MAX_RETRY_AFTER": "1",  # HAPI asks for 120 s; its test server's jobs take seconds
+        "FHIR_CM_BULK_MAX_RETRY_AFTER": "0.25",  # HAPI asks for 120 s; its test server's jobs take about a second
     }
     first = identify(env, "--group", group)
     assert first["run"]["source"] == "export" and first["run"]["scope"] == f"Group/{group}"

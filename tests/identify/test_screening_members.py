@@ -23,7 +23,7 @@ from .population import patient, transaction
 pytestmark = pytest.mark.server
 TODAY = dt.date.today()
 LOINC = "http://loinc.org"
-EXPORT = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300, search_overlap=0)
+EXPORT = BulkSettings(poll_interval=0.25, max_retry_after=0.25, max_wait=300, search_overlap=0)
 CATEGORIES = [
     {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "social-history"}]},
     {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]},

@@ -23,7 +23,7 @@ from .population import encounter, patient, transaction
 TODAY = dt.date.today()
 #: By export, which reads exactly what changed since (the paged searches read a minute more, which
 #: would have read these resources again anyway).
-EXPORT = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300)
+EXPORT = BulkSettings(poll_interval=0.25, max_retry_after=0.25, max_wait=300)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from .population import PROFILES, patient, population, screen, transaction
 pytestmark = pytest.mark.server
 TODAY = dt.date.today()
 EXACT = BulkSettings(search_overlap=0)
-EXPORT_SETTINGS = BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300)
+EXPORT_SETTINGS = BulkSettings(poll_interval=0.25, max_retry_after=0.25, max_wait=300)
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ async def test_an_export_keeps_the_screens_of_every_panel(fhir_server: str, stor
             fhir,
             use_export=True,
             as_of=TODAY,
-            bulk_settings=BulkSettings(poll_interval=0.5, max_retry_after=2.0, max_wait=300),
+            bulk_settings=BulkSettings(poll_interval=0.25, max_retry_after=0.25, max_wait=300),
         )
     assert report.source == "export"
     assert ours(store, fhir.base_url, prefix) == {hrsn: {"social-needs"}, prapare: {"social-needs"}}
