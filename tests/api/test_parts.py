@@ -8,24 +8,34 @@ that changed (``fhir_cm.api._parts``). These tests compare its answers with ``co
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from fhir_cm.caseload import compute_caseload
+from fhir_cm.api._access import can_see
+from fhir_cm.api._auth import Principal
+from fhir_cm.caseload import caseload_part, compute_caseload
+from fhir_cm.config import Settings
 from fhir_cm.domain import (
     Case,
     CareSetting,
     CaseStatus,
     Contact,
     ContactMode,
+    Party,
+    PartyKind,
     Period,
     ProgrammeType,
     Stay,
     StayStatus,
+    TeamMember,
+    TeamRole,
 )
+from fhir_cm.jobs import caseload_page
 from fhir_cm.outcomes import compute_outcomes, outcome_parts
-from fhir_cm.store import Store, list_cases, save_case
+from fhir_cm.store import ApiRole, Store, create_api_key, list_cases, save_case
 from fhir_cm.synthetic import generate_cases
 from tests.api.conftest import TODAY, Keys, bearer
 
@@ -186,3 +196,111 @@ def test_a_transfer_into_a_case_added_later_takes_the_discharge_off_the_kept_par
         save_case(s, taken_in, enqueue=False)
     assert health_care() == (0, 0)
     assert _answers(client, keys.supervisor)[1] == _expected(api_store)[1]
+
+
+def _caseload_of(cases: list[Case], principal: Principal, day: dt.date) -> Any:
+    """The caseload ``principal`` gets on ``day`` recomputed from the cases they may see today."""
+    visible = [c for c in cases if can_see(principal, c, TODAY)]
+    own = principal.practitioner_id if principal.role is ApiRole.CASE_MANAGER else None
+    parts = [p for c in visible if (p := caseload_part(c, day)) is not None]
+    return caseload_page(parts, day=day, limit=20, case_manager=own).model_dump(mode="json")["managers"]
+
+
+def _handed_over(case: Case, to: Party, day: dt.date) -> Case:
+    """``case`` handed to ``to`` on ``day``: its manager until then leaves the team the day before."""
+    assert case.case_manager is not None
+    team = [
+        TeamMember(id="before", role=TeamRole.CASE_MANAGER, party=case.case_manager, end=day - dt.timedelta(days=1)),
+        TeamMember(id="after", role=TeamRole.CASE_MANAGER, party=to, start=day),
+    ]
+    return case.model_copy(update={"case_manager": to, "team": team})
+
+
+def test_every_caller_gets_the_caseload_of_the_cases_they_may_see_from_one_view(
+    client: TestClient, keys: Keys, api_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caseload is one view for every caller of a day, each taking the parts of the cases they may see:
+    the same answer as recomputing over those cases, for supervisors of every programme or one, and for
+    case managers — one whose case went to another (it is no longer theirs to see, even on a day it was
+    theirs), one on a team only. Each case's part is worked out once for all of them."""
+    cases = list(generate_cases(60, seed=17, today=TODAY))
+    managed = [c for c in cases if c.is_open and c.case_manager is not None]
+    assert len(managed) >= 3
+    handover = TODAY - dt.timedelta(days=30)
+    taker = managed[1].case_manager
+    assert taker is not None
+    cases[cases.index(managed[0])] = _handed_over(managed[0], taker, handover)
+    with api_store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+        made = [
+            (create_api_key(s, name=f"cm-{i}", role=ApiRole.CASE_MANAGER, practitioner_id=pid)[1], pid)
+            for i, pid in enumerate(sorted({m.id for c in cases for m in _local_practitioners(c)}))
+        ]
+    worked = _counting_caseload_parts(monkeypatch)
+    callers = [
+        (keys.supervisor, Principal(id="s", name="s", role=ApiRole.SUPERVISOR)),
+        *[
+            (key, Principal(id="s", name="s", role=ApiRole.SUPERVISOR, programme=programme))
+            for key, programme in [
+                (keys.supervisor_hc, ProgrammeType.HEALTH_CARE),
+                (keys.supervisor_sw, ProgrammeType.SOCIAL_WORK),
+            ]
+        ],
+        *[(key, Principal(id="c", name="c", role=ApiRole.CASE_MANAGER, practitioner_id=pid)) for key, pid in made],
+    ]
+    for day in (TODAY, handover - dt.timedelta(days=1)):
+        for key, principal in callers:
+            answer = client.get("/api/v1/caseload", params={"on": day.isoformat()}, headers=bearer(key))
+            assert answer.status_code == 200
+            assert answer.json()["managers"] == _caseload_of(cases, principal, day), (principal, day)
+    assert worked and set(worked.values()) == {2}  # once a day for every caller: the two days asked
+    first_manager = managed[0].case_manager
+    assert first_manager is not None
+    before = client.get(
+        "/api/v1/caseload",
+        params={"on": (handover - dt.timedelta(days=1)).isoformat()},
+        headers=bearer(next(k for k, pid in made if pid == first_manager.id)),
+    ).json()
+    assert managed[0].id not in {c["case_id"] for m in before["managers"] for c in m["cases"]}
+
+
+def _counting_caseload_parts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many times each case's part of the caseload is worked out by the route, from now on."""
+    from fhir_cm.api.routes import caseload as route
+
+    worked: Counter[str] = Counter()
+    real = route.caseload_part
+
+    def counted(case: Case, on: dt.date, written: Any = None) -> Any:
+        worked[case.id] += 1
+        return real(case, on, written)
+
+    monkeypatch.setattr(route, "caseload_part", counted)
+    return worked
+
+
+def _local_practitioners(case: Case) -> list[Party]:
+    named = [m.party for m in case.team]
+    if case.case_manager is not None:
+        named.append(case.case_manager)
+    return [p for p in named if p.server is None and p.kind is PartyKind.PRACTITIONER]
+
+
+def test_the_days_caseload_is_gone_through_at_start_up(
+    api_store: Store, settings: Settings, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first caller of a new process finds every case's part of today's caseload kept: the start-up
+    went through the cases (10,000 took about a second for that first caller)."""
+    from fhir_cm.api import create_app
+
+    with api_store.session() as s:
+        for case in generate_cases(6, seed=3, today=TODAY):
+            save_case(s, case)
+    app = create_app(settings, store=api_store, clock=lambda: TODAY)
+    with TestClient(app) as client:
+        assert app.state.facade_ready.wait(60)
+        worked = _counting_caseload_parts(monkeypatch)
+        for key in (keys.supervisor, keys.supervisor_hc, keys.cm1):
+            assert client.get("/api/v1/caseload", headers=bearer(key)).status_code == 200
+        assert worked == Counter()

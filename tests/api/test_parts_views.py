@@ -11,8 +11,7 @@ import pytest
 
 from fhir_cm.api import _parts
 from fhir_cm.api._parts import CaseParts
-from fhir_cm.domain import Case
-from fhir_cm.store import Store, save_case
+from fhir_cm.store import CaseRecord, Store, save_case
 from fhir_cm.synthetic import generate_cases
 
 WAIT = 30.0  # seconds: a bound on a wait that should end at once, not a measure
@@ -32,7 +31,7 @@ def test_a_view_being_brought_up_to_date_does_not_hold_up_another(api_store: Sto
     parts = CaseParts()
     entered, release = threading.Event(), threading.Event()
 
-    def slow(case: Case) -> str:
+    def slow(record: CaseRecord) -> str:
         entered.set()
         release.wait(WAIT)
         return "slow"
@@ -43,7 +42,7 @@ def test_a_view_being_brought_up_to_date_does_not_hold_up_another(api_store: Sto
         assert entered.wait(WAIT)
         answered: list[list[str]] = []
         other = threading.Thread(
-            target=lambda: answered.append(parts.every_part(api_store, "other view", lambda case: case.id)[0])
+            target=lambda: answered.append(parts.every_part(api_store, "other view", lambda record: record.case.id)[0])
         )
         other.start()
         other.join(WAIT)
@@ -85,11 +84,11 @@ def test_callers_of_one_view_at_once_read_each_case_once(api_store: Store, monke
     computed: Counter[str] = Counter()
     entered, release = threading.Event(), threading.Event()
 
-    def part(case: Case) -> str:
-        computed[case.id] += 1
+    def part(record: CaseRecord) -> str:
+        computed[record.case.id] += 1
         entered.set()
         release.wait(WAIT)
-        return case.id
+        return record.case.id
 
     answers: list[list[str]] = []
     callers = [

@@ -79,6 +79,7 @@ def test_a_case_handed_over_moves_to_the_new_managers_caseload_from_that_day(cli
     assert caseload(keys.supervisor) == [("cm-2", ["a"])]  # TODAY, the handover day
     assert caseload(keys.cm2) == [("cm-2", ["a"])]
     assert caseload(keys.cm1, on="2025-07-01") == []
+    assert caseload(keys.cm1, on="2025-06-29") == []  # cm-1's then, but cm-1 no longer sees the case
     assert caseload(keys.supervisor, on="2025-06-29") == [("cm-1", ["a"])]
     team = client.get("/api/v1/cases/a/team", headers=bearer(keys.supervisor)).json()
     assert [(m["party"]["id"], m["role"], m["start"], m["end"]) for m in team] == [

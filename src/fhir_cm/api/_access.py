@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fhir_cm.domain import Case, PartyKind, ProgrammeType
+from fhir_cm.domain import Case, PartyKind, ProgrammeType, TeamMember
 from sqlalchemy.orm import Session
 
 from fhir_cm.store import ApiRole, CaseRecord, UnreadableCase, get_case_record
@@ -26,24 +26,26 @@ from ._problems import ForbiddenProblem
 
 __all__ = [
     "can_see",
+    "can_see_kept",
     "check_may_create",
     "check_may_reassign",
     "check_programme",
     "may_see_unreadable",
     "programme_scope",
+    "readers",
     "sees_stored",
     "visible_record",
 ]
 
 
+def _current(member: TeamMember, today: dt.date) -> bool:
+    """A membership begun by today (or without a start) that has not ended before it."""
+    return (member.start is None or member.start <= today) and (member.end is None or member.end >= today)
+
+
 def _on_team(case: Case, practitioner_id: str, today: dt.date) -> bool:
     # The local practitioner, never another server's of the same id (an outside party).
-    return any(
-        m.party.is_local(PartyKind.PRACTITIONER, practitioner_id)
-        and (m.start is None or m.start <= today)
-        and (m.end is None or m.end >= today)
-        for m in case.team
-    )
+    return any(m.party.is_local(PartyKind.PRACTITIONER, practitioner_id) and _current(m, today) for m in case.team)
 
 
 def can_see(principal: Principal, case: Case, today: dt.date) -> bool:
@@ -55,6 +57,29 @@ def can_see(principal: Principal, case: Case, today: dt.date) -> bool:
             PartyKind.PRACTITIONER, principal.practitioner_id
         )
         return manages or _on_team(case, principal.practitioner_id, today)
+    return False
+
+
+def readers(case: Case, today: dt.date) -> frozenset[str]:
+    """The local practitioners whose case-manager key may see ``case`` today (its case manager, its
+    team's current members): what a view kept once for every caller holds of who sees each case, to
+    judge each caller by (:func:`can_see_kept`). ``can_see`` agrees with it (``tests/api/test_access.py``)."""
+    seen = {
+        m.party.id for m in case.team if m.party.is_local(PartyKind.PRACTITIONER, m.party.id) and _current(m, today)
+    }
+    manager = case.case_manager
+    if manager is not None and manager.is_local(PartyKind.PRACTITIONER, manager.id):
+        seen.add(manager.id)
+    return frozenset(seen)
+
+
+def can_see_kept(principal: Principal, programme: ProgrammeType, seen_by: frozenset[str]) -> bool:
+    """:func:`can_see`, judged from what a view shared by every caller keeps of a case: its programme
+    and its :func:`readers` on the view's day."""
+    if principal.role is ApiRole.SUPERVISOR:
+        return principal.programme is None or programme is principal.programme
+    if principal.role is ApiRole.CASE_MANAGER and principal.practitioner_id:
+        return principal.practitioner_id in seen_by
     return False
 
 

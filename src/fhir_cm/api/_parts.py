@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from fhir_cm.domain import Case
 from fhir_cm.store import CaseRecord, Store, UnreadableCase, case_revisions, get_case_records
 
 from ._access import can_see, may_see_unreadable, programme_scope
@@ -76,17 +75,18 @@ class CaseParts:
         return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)]
 
     def every_part(
-        self, store: Store, key: Hashable, part: Callable[[Case], P | None]
+        self, store: Store, key: Hashable, part: Callable[[CaseRecord], P | None], **filters: Any
     ) -> tuple[list[P], list[UnreadableCase]]:
-        """The parts of every stored case, whoever asks, and the cases this version cannot read: one view
-        for every caller, each choosing their own among the parts (a view where the part says whose the
-        case is — the worklist's case manager — and what the caller may see follows from it). Kept by
+        """The parts of every stored case the store filters (``list_cases`` keywords) select, whoever asks,
+        and the cases this version cannot read: one view for every caller, each choosing their own among
+        the parts (a view where the part says whose the case is and who may see it — the worklist's case
+        manager, the caseload's readers — so that what a caller may see follows from it). Kept by
         revision as :meth:`parts` keeps them, so the first caller of the day pays for all the others."""
 
         def told(bad: UnreadableCase) -> _Unreadable:
             return _Unreadable(bad)
 
-        found = self._kept(store, key, {}, lambda record: part(record.case), told)
+        found = self._kept(store, key, filters, part, told)
         unreadable = [p.row for _, p in found if isinstance(p, _Unreadable)]
         return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)], unreadable
 

@@ -34,7 +34,7 @@ def day_worklist_parts(
     day), and the cases this version cannot read. The app's start-up computes them too, so that the
     first case manager of a new process does not wait for every case to be gone through."""
     rules = load_worklist_rules()
-    return parts.every_part(store, ("worklist", today), lambda case: worklist_part(case, today, rules))
+    return parts.every_part(store, ("worklist", today), lambda record: worklist_part(record.case, today, rules))
 
 
 @router.get("", response_model=WorklistPage, summary="What is due from a case manager")
