@@ -7,7 +7,9 @@ that changed (``fhir_cm.api._parts``). These tests compare its answers with ``co
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import importlib
 from collections import Counter
 from typing import Any
 
@@ -216,6 +218,40 @@ def _handed_over(case: Case, to: Party, day: dt.date) -> Case:
     return case.model_copy(update={"case_manager": to, "team": team})
 
 
+@dataclasses.dataclass
+class _Team:
+    """Stored cases, one handed from its manager to another a month ago, and a key for every caller."""
+
+    cases: list[Case]
+    handed: Case
+    handover: dt.date
+    callers: list[tuple[str, Principal]]
+
+
+def _team(api_store: Store, keys: Keys) -> _Team:
+    cases = list(generate_cases(60, seed=17, today=TODAY))
+    managed = [c for c in cases if c.is_open and c.case_manager is not None]
+    assert len(managed) >= 3
+    handover = TODAY - dt.timedelta(days=30)
+    taker = managed[1].case_manager
+    assert taker is not None
+    handed = cases[cases.index(managed[0])] = _handed_over(managed[0], taker, handover)
+    with api_store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+        managers = [
+            (create_api_key(s, name=f"cm-{i}", role=ApiRole.CASE_MANAGER, practitioner_id=pid)[1], pid)
+            for i, pid in enumerate(sorted({m.id for c in cases for m in _local_practitioners(c)}))
+        ]
+    callers = [
+        (keys.supervisor, Principal(id="s", name="s", role=ApiRole.SUPERVISOR)),
+        (keys.supervisor_hc, Principal(id="s", name="s", role=ApiRole.SUPERVISOR, programme=ProgrammeType.HEALTH_CARE)),
+        (keys.supervisor_sw, Principal(id="s", name="s", role=ApiRole.SUPERVISOR, programme=ProgrammeType.SOCIAL_WORK)),
+        *[(key, Principal(id="c", name="c", role=ApiRole.CASE_MANAGER, practitioner_id=pid)) for key, pid in managers],
+    ]
+    return _Team(cases, handed, handover, callers)
+
+
 def test_every_caller_gets_the_caseload_of_the_cases_they_may_see_from_one_view(
     client: TestClient, keys: Keys, api_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,60 +259,63 @@ def test_every_caller_gets_the_caseload_of_the_cases_they_may_see_from_one_view(
     the same answer as recomputing over those cases, for supervisors of every programme or one, and for
     case managers — one whose case went to another (it is no longer theirs to see, even on a day it was
     theirs), one on a team only. Each case's part is worked out once for all of them."""
-    cases = list(generate_cases(60, seed=17, today=TODAY))
-    managed = [c for c in cases if c.is_open and c.case_manager is not None]
-    assert len(managed) >= 3
-    handover = TODAY - dt.timedelta(days=30)
-    taker = managed[1].case_manager
-    assert taker is not None
-    cases[cases.index(managed[0])] = _handed_over(managed[0], taker, handover)
-    with api_store.session() as s:
-        for case in cases:
-            save_case(s, case, enqueue=False)
-        made = [
-            (create_api_key(s, name=f"cm-{i}", role=ApiRole.CASE_MANAGER, practitioner_id=pid)[1], pid)
-            for i, pid in enumerate(sorted({m.id for c in cases for m in _local_practitioners(c)}))
-        ]
-    worked = _counting_caseload_parts(monkeypatch)
-    callers = [
-        (keys.supervisor, Principal(id="s", name="s", role=ApiRole.SUPERVISOR)),
-        *[
-            (key, Principal(id="s", name="s", role=ApiRole.SUPERVISOR, programme=programme))
-            for key, programme in [
-                (keys.supervisor_hc, ProgrammeType.HEALTH_CARE),
-                (keys.supervisor_sw, ProgrammeType.SOCIAL_WORK),
-            ]
-        ],
-        *[(key, Principal(id="c", name="c", role=ApiRole.CASE_MANAGER, practitioner_id=pid)) for key, pid in made],
-    ]
-    for day in (TODAY, handover - dt.timedelta(days=1)):
-        for key, principal in callers:
+    team = _team(api_store, keys)
+    worked = _counting(monkeypatch, "caseload", "caseload_part")
+    before = team.handover - dt.timedelta(days=1)
+    for day in (TODAY, before):
+        for key, principal in team.callers:
             answer = client.get("/api/v1/caseload", params={"on": day.isoformat()}, headers=bearer(key))
             assert answer.status_code == 200
-            assert answer.json()["managers"] == _caseload_of(cases, principal, day), (principal, day)
-    assert worked and set(worked.values()) == {2}  # once a day for every caller: the two days asked
-    first_manager = managed[0].case_manager
-    assert first_manager is not None
-    before = client.get(
-        "/api/v1/caseload",
-        params={"on": (handover - dt.timedelta(days=1)).isoformat()},
-        headers=bearer(next(k for k, pid in made if pid == first_manager.id)),
-    ).json()
-    assert managed[0].id not in {c["case_id"] for m in before["managers"] for c in m["cases"]}
+            assert answer.json()["managers"] == _caseload_of(team.cases, principal, day), (principal, day)
+    # Once a day for every caller, and once more for each supervisor of one programme (a view of its own).
+    assert worked == {c.id: 2 * _views_of(c) for c in team.cases}
+    assert team.handed.team[0].party.id != team.handed.team[1].party.id
+    first_manager = next(key for key, p in team.callers if p.practitioner_id == team.handed.team[0].party.id)
+    then = client.get("/api/v1/caseload", params={"on": before.isoformat()}, headers=bearer(first_manager)).json()
+    assert team.handed.id not in {c["case_id"] for m in then["managers"] for c in m["cases"]}
 
 
-def _counting_caseload_parts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """How many times each case's part of the caseload is worked out by the route, from now on."""
-    from fhir_cm.api.routes import caseload as route
+def test_every_caller_gets_the_outcomes_of_the_cases_they_may_see_from_one_view(
+    client: TestClient, keys: Keys, api_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcomes of a period are one view for every caller asking for it, each taking the parts of the
+    cases they may see, of the programme they ask for: the figures recomputed over those cases, each
+    case's part worked out once for all of them."""
+    team = _team(api_store, keys)
+    worked = _counting(monkeypatch, "outcomes", "outcome_parts")
+    period = {"start": dt.date(2024, 7, 1), "end": dt.date(2025, 6, 30), "today": TODAY}
+    for programme in (None, ProgrammeType.HEALTH_CARE):
+        asked = {**PERIOD, **({"programme": programme.value} if programme else {})}
+        for key, principal in team.callers:
+            answer = client.get("/api/v1/outcomes", params=asked, headers=bearer(key))
+            if programme is not None and principal.programme not in (None, programme):
+                assert answer.status_code == 403  # a programme out of the supervisor's reach
+                continue
+            assert answer.status_code == 200
+            visible = [c for c in team.cases if can_see(principal, c, TODAY)]
+            expected = compute_outcomes(visible, **period, programmes=[programme] if programme else None)
+            assert answer.json()["programmes"] == [p.model_dump(mode="json") for p in expected], principal
+    assert worked == {c.id: _views_of(c) for c in team.cases}
 
+
+def _views_of(case: Case) -> int:
+    """The views a case's part is in when every caller of ``_team`` asks: the one of every programme,
+    and the one of its programme, which its programme's supervisor reads."""
+    return 1 + (case.programme in (ProgrammeType.HEALTH_CARE, ProgrammeType.SOCIAL_WORK))
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, route_name: str, name: str) -> Counter[str]:
+    """How many times each case's part is worked out by the route ``route_name`` (its function ``name``,
+    called with the case first), from now on."""
+    route = importlib.import_module(f"fhir_cm.api.routes.{route_name}")
     worked: Counter[str] = Counter()
-    real = route.caseload_part
+    real = getattr(route, name)
 
-    def counted(case: Case, on: dt.date, written: Any = None) -> Any:
+    def counted(case: Case, *args: Any, **kwargs: Any) -> Any:
         worked[case.id] += 1
-        return real(case, on, written)
+        return real(case, *args, **kwargs)
 
-    monkeypatch.setattr(route, "caseload_part", counted)
+    monkeypatch.setattr(route, name, counted)
     return worked
 
 
@@ -287,11 +326,12 @@ def _local_practitioners(case: Case) -> list[Party]:
     return [p for p in named if p.server is None and p.kind is PartyKind.PRACTITIONER]
 
 
-def test_the_days_caseload_is_gone_through_at_start_up(
+def test_the_days_caseload_and_outcomes_are_gone_through_at_start_up(
     api_store: Store, settings: Settings, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first caller of a new process finds every case's part of today's caseload kept: the start-up
-    went through the cases (10,000 took about a second for that first caller)."""
+    """The first caller of a new process finds every case's part of today's caseload and of the outcomes
+    of all time (what the console shows first) kept: the start-up went through the cases (10,000 took
+    about a second for that first caller). (A supervisor of one programme reads a view of its own.)"""
     from fhir_cm.api import create_app
 
     with api_store.session() as s:
@@ -300,7 +340,11 @@ def test_the_days_caseload_is_gone_through_at_start_up(
     app = create_app(settings, store=api_store, clock=lambda: TODAY)
     with TestClient(app) as client:
         assert app.state.facade_ready.wait(60)
-        worked = _counting_caseload_parts(monkeypatch)
-        for key in (keys.supervisor, keys.supervisor_hc, keys.cm1):
-            assert client.get("/api/v1/caseload", headers=bearer(key)).status_code == 200
-        assert worked == Counter()
+        worked = [
+            _counting(monkeypatch, "caseload", "caseload_part"),
+            _counting(monkeypatch, "outcomes", "outcome_parts"),
+        ]
+        for key in (keys.supervisor, keys.cm1, keys.cm2):
+            for route in ("caseload", "outcomes"):
+                assert client.get(f"/api/v1/{route}", headers=bearer(key)).status_code == 200
+        assert worked == [Counter(), Counter()]

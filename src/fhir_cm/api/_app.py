@@ -114,14 +114,13 @@ REQUEST_THREADS = 8
 def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -> None:
     """Before the first request asks: map every stored case for the façade's default version (a thousand
     cases take seconds), decode the cases into the read routes' cache (the open ones, then the others,
-    newest first, as many as it keeps) and go through them for the day's worklist and caseload; then,
-    in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is done. A failure is logged, not
-    fatal: the first requests then do the work as before.
+    newest first, as many as it keeps) and go through them for the day's worklist, caseload and outcomes
+    of all time; then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
+    done. A failure is logged, not fatal: the first requests then do the work as before.
 
     ``stop`` set (the app shutting down), it stops after the case under way: the shutdown waits for
     this thread, and on a large store waited minutes, past a service manager's grace period. (The day's
-    worklist and caseload, once begun, are finished: a second or two each on 10,000 cases decoded
-    already.)"""
+    views, once begun, are finished: a second or two each on 10,000 cases decoded already.)"""
     index: FacadeIndex | None = getattr(app.state, "facade_index", None)
     store: Store = app.state.store
     try:
@@ -133,13 +132,14 @@ def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -
             # go through every case, and the first of a new process decoded them all.
             warm_case_cache(session, store.cases, [s for s in CaseStatus if s not in OPEN_STATUSES], stop=stop)
         if stop is None or not stop.is_set():
-            # The day's worklist and caseload are one view each for every caller: their parts computed
-            # now, the first caller of this process finds them kept (on 10,000 cases the worklist took
-            # 1.7 s, the caseload about 1 s).
+            # The day's worklist, caseload and outcomes of all time are one view each for every caller:
+            # their parts computed now, the first caller of this process finds them kept (on 10,000
+            # cases the worklist took 1.7 s, the caseload about 1 s).
             today = app.state.clock()
             worklist.day_worklist_parts(app.state.parts, store, today)
             days_ahead = app.state.settings.future_tolerance_days
             caseload.day_caseload_parts(app.state.parts, store, today, today, days_ahead)
+            outcomes.period_outcome_parts(app.state.parts, store, None, None, today, today)
     except Exception as exc:  # noqa: BLE001 - readiness must not hang on a store error at start-up
         log.warning("start-up: warming the caches failed (%s); they fill on first use", type(exc).__name__)
     finally:

@@ -8,98 +8,80 @@ JSON), recomputes the parts of the cases whose revision moved (usually none, or 
 drops those gone, and combines the kept parts: sums, and the values medians are taken over. The
 figures are the same as recomputing from every case (``tests/api/test_parts.py`` compares them).
 
-Kept per view (who asks and what: the route's key) and per process, at most ``size`` views. The
-ViewCache in front keeps the combined answer until the next change, so this runs once per change. A
-view whose parts say whose each case is (the worklist: its case manager, its programme) is one for every
-caller (``every_part``): a hundred case managers opening theirs in the morning read the cases once, not
-a hundred times, and each takes their own parts from it.
+Kept per view (what is asked: the day, the period) and per process, at most ``size`` views; the
+ViewCache in front keeps each caller's combined answer until the next change, so this runs once per
+change. A view is one for every caller (``every_part``): its parts say whose each case is (the
+worklist's case manager and programme), or are kept with what judges who may see the case (the
+caseload's and the outcomes', ``for_everyone``: its programme and readers), and each caller takes
+their own from it — a hundred case managers opening theirs in the morning read the cases once, not a
+hundred times, and the start-up can compute a day's views before anyone asks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+from fhir_cm.domain import ProgrammeType
 from fhir_cm.store import CaseRecord, Store, UnreadableCase, case_revisions, get_case_records
 
-from ._access import can_see, may_see_unreadable, programme_scope
+from ._access import can_see_kept, may_see_unreadable, readers
 from ._auth import Principal
 from ._kept import KeptAnswers
 
-__all__ = ["CaseParts"]
+__all__ = ["CaseParts", "Shared", "seen", "seen_unreadable"]
 
 P = TypeVar("P")
 _CHUNK = 500  # cases read per query when parts must be recomputed
 
 
 class CaseParts:
-    """Per view, each visible case's part with the revision it was computed from (thread-safe)."""
+    """Per view, each case's part with the revision it was computed from (thread-safe)."""
 
     def __init__(self, size: int = 32) -> None:
         self._views: KeptAnswers[Hashable, _View] = KeptAnswers(size)
-
-    def parts(
-        self,
-        store: Store,
-        principal: Principal,
-        today: dt.date,
-        key: Hashable,
-        part: Callable[[CaseRecord], P | None],
-        unreadable: list[str] | None = None,
-        **filters: Any,
-    ) -> list[P]:
-        """The parts of every case ``principal`` may see among those the store filters (``list_cases``
-        keywords) select, by case id; ``part`` is called only for cases new or changed since, with the
-        stored case (its ``dates_as_written`` read in the same row: no resource is read).
-
-        A case this version cannot read has no part; its id goes to ``unreadable`` if the principal
-        could see it (``may_see_unreadable``). It is kept as such by revision, so it is not read again
-        until it changes."""
-        scope = programme_scope(principal)
-        if scope is not None:
-            if filters.get("programme") not in (None, scope):
-                return []
-            filters["programme"] = scope
-
-        def judged(record: CaseRecord) -> P | None:
-            return part(record) if can_see(principal, record.case, today) else None
-
-        def told(bad: UnreadableCase) -> _Unreadable | None:
-            return _Unreadable(bad) if may_see_unreadable(principal, bad) else None
-
-        found = self._kept(store, key, filters, judged, told)
-        if unreadable is not None:
-            unreadable += [case_id for case_id, p in found if isinstance(p, _Unreadable)]
-        return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)]
 
     def every_part(
         self, store: Store, key: Hashable, part: Callable[[CaseRecord], P | None], **filters: Any
     ) -> tuple[list[P], list[UnreadableCase]]:
         """The parts of every stored case the store filters (``list_cases`` keywords) select, whoever asks,
         and the cases this version cannot read: one view for every caller, each choosing their own among
-        the parts (a view where the part says whose the case is and who may see it — the worklist's case
-        manager, the caseload's readers — so that what a caller may see follows from it). Kept by
-        revision as :meth:`parts` keeps them, so the first caller of the day pays for all the others."""
-
-        def told(bad: UnreadableCase) -> _Unreadable:
-            return _Unreadable(bad)
-
-        found = self._kept(store, key, filters, part, told)
+        the parts (the part says whose the case is and who may see it — the worklist's case manager, the
+        caseload's readers — so that what a caller may see follows from it). ``part`` is called only for
+        cases new or changed since, with the stored case (its ``dates_as_written`` read in the same row:
+        no resource is read), so the first caller of the day pays for all the others."""
+        found = self._kept(store, key, filters, part)
         unreadable = [p.row for _, p in found if isinstance(p, _Unreadable)]
         return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)], unreadable
+
+    def for_everyone(
+        self, store: Store, today: dt.date, key: Hashable, part: Callable[[CaseRecord], P | None], **filters: Any
+    ) -> tuple[list[Shared[P]], list[UnreadableCase]]:
+        """:meth:`every_part`, each part kept with what judges who may see its case on ``today`` (its
+        programme, its :func:`readers`): a view for every caller of a per-caller figure (the caseload,
+        the outcomes), each taking their own with :func:`seen` and :func:`seen_unreadable`."""
+
+        def kept(record: CaseRecord) -> Shared[P] | None:
+            found = part(record)
+            return None if found is None else Shared(found, record.case.programme, readers(record.case, today))
+
+        return self.every_part(store, key, kept, **filters)
 
     def _kept(
         self,
         store: Store,
         key: Hashable,
         filters: dict[str, Any],
-        judged: Callable[[CaseRecord], Any],
-        told: Callable[[UnreadableCase], _Unreadable | None],
+        part: Callable[[CaseRecord], Any],
     ) -> list[tuple[str, Any]]:
-        """Each selected case's kept entry, by case id: ``judged(record)`` of a case new or changed since
-        (its part, or None), ``told(row)`` of one this version cannot read."""
+        """Each selected case's kept entry, by case id: ``part(record)`` of a case new or changed since
+        (its part, or None), an ``_Unreadable`` of one this version cannot read.
+
+        A case this version cannot read is kept as such by revision, so it is not read again until it
+        changes."""
         view = self._views.get(store, key) or self._views.put(store, key, _View())
         with view.lock:
             kept = view.kept
@@ -115,10 +97,39 @@ class CaseParts:
                     for case_id, record in get_case_records(
                         session, stale[i : i + _CHUNK], skipped=skipped, cache=store.cases
                     ).items():
-                        kept[case_id] = (record.revision, judged(record))
+                        kept[case_id] = (record.revision, part(record))
                     for bad in skipped:
-                        kept[bad.case_id] = (revisions[bad.case_id], told(bad))
+                        kept[bad.case_id] = (revisions[bad.case_id], _Unreadable(bad))
             return [(case_id, entry[1]) for case_id in revisions if (entry := kept.get(case_id)) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Shared(Generic[P]):
+    """A case's part in a view for every caller, with what judges who may see the case: its programme
+    now and its readers on the view's day (``CaseParts.for_everyone``)."""
+
+    part: P
+    programme: ProgrammeType
+    seen_by: frozenset[str]
+
+
+def seen(principal: Principal, every: Iterable[Shared[P]], programme: ProgrammeType | None = None) -> list[P]:
+    """The parts of the cases ``principal`` may see (``can_see``, judged from what was kept), of
+    ``programme`` if one is asked for."""
+    return [
+        s.part for s in every if programme in (None, s.programme) and can_see_kept(principal, s.programme, s.seen_by)
+    ]
+
+
+def seen_unreadable(
+    principal: Principal, rows: Iterable[UnreadableCase], programme: ProgrammeType | None = None
+) -> list[UnreadableCase]:
+    """The cases this version cannot read that ``principal`` may be told of, of ``programme`` if asked for."""
+    return [
+        row
+        for row in rows
+        if (programme is None or row.programme == programme.value) and may_see_unreadable(principal, row)
+    ]
 
 
 class _View:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
@@ -12,47 +11,45 @@ from fhir_cm.caseload import CaseloadPart, caseload_part
 from fhir_cm.config import Settings
 from fhir_cm.domain import Day, ProgrammeType
 from fhir_cm.jobs import CaseloadPage, caseload_page, caseload_statuses
-from fhir_cm.store import ApiRole, CaseRecord, Store, UnreadableCase
+from fhir_cm.store import ApiRole, Store, UnreadableCase
 
-from .._access import can_see_kept, may_see_unreadable, readers
+from .._access import programme_scope
 from .._answers import json_answer, json_bytes
 from .._casework import shown_audited
 from .._deps import CaseWork, get_settings
-from .._parts import CaseParts
+from .._parts import CaseParts, Shared, seen, seen_unreadable
 from .._routing import api_router
 
-__all__ = ["SharedCaseloadPart", "day_caseload_parts", "router"]
+__all__ = ["day_caseload_parts", "router"]
 
 router = api_router(prefix="/caseload", tags=["caseload and outcomes"])
 
 
-@dataclass(frozen=True, slots=True)
-class SharedCaseloadPart:
-    """A case's part of the caseload on a day, with what judges who sees it (its programme now and its
-    readers today): one view for every caller."""
-
-    part: CaseloadPart
-    programme: ProgrammeType
-    seen_by: frozenset[str]
-
-
 def day_caseload_parts(
-    parts: CaseParts, store: Store, day: dt.date, today: dt.date, future_tolerance_days: int
-) -> tuple[list[SharedCaseloadPart], list[UnreadableCase]]:
-    """Every case's part of the caseload on ``day`` (kept by revision in one view for every caller of
-    ``today``), and the cases this version cannot read. Each caller takes the parts of the cases they
-    may see; the app's start-up computes today's, so that the first caller of a new process does not
-    wait for every case to be gone through (10,000 took about a second), and a supervisor's and a case
-    manager's caseload, and two supervisors', go through the cases once between them."""
-
-    def shared(record: CaseRecord) -> SharedCaseloadPart | None:
-        part = caseload_part(record.case, day, record.dates_as_written)
-        if part is None:
-            return None
-        return SharedCaseloadPart(part, record.case.programme, readers(record.case, today))
-
+    parts: CaseParts,
+    store: Store,
+    day: dt.date,
+    today: dt.date,
+    future_tolerance_days: int,
+    programme: ProgrammeType | None = None,
+) -> tuple[list[Shared[CaseloadPart]], list[UnreadableCase]]:
+    """Every case's part of the caseload on ``day``, of ``programme`` if one is given (kept by revision in
+    one view for every caller of ``today`` asking for that day and programme,
+    ``CaseParts.for_everyone``), and the cases this version cannot read. Each caller takes the parts of
+    the cases they may see; the app's start-up computes today's, so that the first caller of a new
+    process does not wait for every case to be gone through (10,000 took about a second), and a
+    supervisor's and a case manager's caseload, and two supervisors', go through the cases once
+    between them."""
     filters = caseload_statuses(day, today, future_tolerance_days)
-    return parts.every_part(store, ("caseload", day, today, future_tolerance_days), shared, **filters)
+    key = ("caseload", day, today, future_tolerance_days, programme)
+    return parts.for_everyone(
+        store,
+        today,
+        key,
+        lambda record: caseload_part(record.case, day, record.dates_as_written),
+        programme=programme,
+        **filters,
+    )
 
 
 @router.get("", response_model=CaseloadPage, summary="Caseload per case manager")
@@ -82,11 +79,11 @@ def caseload(
     key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
 
     def compute() -> tuple[bytes, list[str]]:
-        every, unreadable = day_caseload_parts(work.parts, work.store, day, work.today, settings.future_tolerance_days)
-        parts = [s.part for s in every if programme in (None, s.programme) and can_see_kept(p, s.programme, s.seen_by)]
-        told = [
-            u for u in unreadable if (programme is None or u.programme == programme.value) and may_see_unreadable(p, u)
-        ]
+        # A programme asked for (or a supervisor's only one) is its own view: its cases alone gone through.
+        of = programme or programme_scope(p)
+        days_ahead = settings.future_tolerance_days
+        every, unreadable = day_caseload_parts(work.parts, work.store, day, work.today, days_ahead, of)
+        parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
         own = p.practitioner_id if p.role is ApiRole.CASE_MANAGER else None
         out = caseload_page(parts, day=day, limit=settings.caseload_limit, case_manager=own, unreadable=len(told))
         return json_bytes(out), [c.case_id for m in out.managers for c in m.cases]

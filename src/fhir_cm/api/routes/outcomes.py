@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import Query, Response
 
 from fhir_cm.domain import Day, ProgrammeType
-from fhir_cm.outcomes import combine_outcomes, outcome_parts, patients_to_follow, readmission_stays
-from fhir_cm.store import cases_of_patients_with_several
+from fhir_cm.outcomes import OutcomeParts, combine_outcomes, outcome_parts, patients_to_follow, readmission_stays
+from fhir_cm.store import Store, UnreadableCase, cases_of_patients_with_several
 
-from .._access import check_programme
+from .._access import check_programme, programme_scope
 from .._answers import json_answer, json_bytes
 from .._casework import audit_reads, views
 from .._deps import CaseWork
 from .._models import OutcomesOut
+from .._parts import CaseParts, Shared, seen, seen_unreadable
 from .._problems import FieldError, InvalidInput
 from .._routing import api_router
 
-__all__ = ["router"]
+__all__ = ["period_outcome_parts", "router"]
 
 router = api_router(prefix="/outcomes", tags=["caseload and outcomes"])
+
+
+def period_outcome_parts(
+    parts: CaseParts,
+    store: Store,
+    start: dt.date | None,
+    end: dt.date | None,
+    on: dt.date,
+    today: dt.date,
+    programme: ProgrammeType | None = None,
+) -> tuple[list[Shared[OutcomeParts]], list[UnreadableCase]]:
+    """Every case's part of the figures over ``start``–``end`` as of ``on``, of ``programme`` if one is
+    given (kept by revision in one view for every caller of ``today`` asking for that period and
+    programme, ``CaseParts.for_everyone``), and the cases this version cannot read. Each caller takes the
+    parts of the cases they may see; the app's start-up computes the figures of all time as of today
+    (what the console shows first)."""
+    key = ("outcomes", start, end, on, today, programme)
+    return parts.for_everyone(
+        store,
+        today,
+        key,
+        lambda record: outcome_parts(record.case, start=start, end=end, today=on),
+        programme=programme,
+    )
 
 
 @router.get("", response_model=OutcomesOut, summary="Outcome figures per programme")
@@ -54,16 +80,10 @@ def outcomes(
     key = ("outcomes", p.role, p.practitioner_id, p.programme, programme, from_, to, today, work.today)
 
     def compute() -> bytes:
-        unreadable: list[str] = []
-        parts = work.parts.parts(
-            work.store,
-            p,
-            work.today,
-            key,
-            lambda record: outcome_parts(record.case, start=from_, end=to, today=today),
-            unreadable=unreadable,
-            programme=programme,
-        )
+        # A programme asked for (or a supervisor's only one) is its own view: its cases alone gone through.
+        of = programme or programme_scope(p)
+        every, unreadable = period_outcome_parts(work.parts, work.store, from_, to, today, work.today, of)
+        parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
         # Index discharges: their patients' other cases (any programme, found on the indexed patient
         # column; few patients have several) may hold the readmission, or the hospital one transferred to.
         following = patients_to_follow(parts)
@@ -74,6 +94,6 @@ def outcomes(
             elsewhere = readmission_stays((r.case for r in others), today=today, patients=following)
         wanted = [programme] if programme else sorted({part.programme for part in parts})
         figures = [combine_outcomes(each, parts, start=from_, end=to, elsewhere=elsewhere) for each in wanted]
-        return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures, unreadable=len(unreadable)))
+        return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures, unreadable=len(told)))
 
     return json_answer(views(work).get(work.store, key, compute))
