@@ -348,3 +348,15 @@ def test_the_days_caseload_and_outcomes_are_gone_through_at_start_up(
             for route in ("caseload", "outcomes"):
                 assert client.get(f"/api/v1/{route}", headers=bearer(key)).status_code == 200
         assert worked == [Counter(), Counter()]
+
+
+def test_a_supervisors_caseload_of_another_programme_is_empty_and_goes_through_no_case(
+    client: TestClient, keys: Keys, api_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = _team(api_store, keys)
+    assert any(c.programme is ProgrammeType.SOCIAL_WORK and c.is_open for c in team.cases)
+    worked = _counting(monkeypatch, "caseload", "caseload_part")
+    answer = client.get("/api/v1/caseload", params={"programme": "social-work"}, headers=bearer(keys.supervisor_hc))
+    assert answer.status_code == 200
+    assert (answer.json()["managers"], answer.json()["unreadable"]) == ([], 0)
+    assert worked == Counter()

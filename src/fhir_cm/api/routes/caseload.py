@@ -80,9 +80,13 @@ def caseload(
 
     def compute() -> tuple[bytes, list[str]]:
         # A programme asked for (or a supervisor's only one) is its own view: its cases alone gone through.
-        of = programme or programme_scope(p)
-        days_ahead = settings.future_tolerance_days
-        every, unreadable = day_caseload_parts(work.parts, work.store, day, work.today, days_ahead, of)
+        scope = programme_scope(p)
+        of = programme or scope
+        every, unreadable = (
+            day_caseload_parts(work.parts, work.store, day, work.today, settings.future_tolerance_days, of)
+            if scope in (None, of)
+            else ([], [])  # another programme than the supervisor's: none of its cases is theirs to see
+        )
         parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
         own = p.practitioner_id if p.role is ApiRole.CASE_MANAGER else None
         out = caseload_page(parts, day=day, limit=settings.caseload_limit, case_manager=own, unreadable=len(told))
