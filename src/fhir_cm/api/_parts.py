@@ -58,17 +58,30 @@ class CaseParts:
         return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)], unreadable
 
     def for_everyone(
-        self, store: Store, today: dt.date, key: Hashable, part: Callable[[CaseRecord], P | None], **filters: Any
+        self,
+        store: Store,
+        today: dt.date,
+        key: Hashable,
+        part: Callable[[CaseRecord], P | None],
+        programme: ProgrammeType | None = None,
+        **filters: Any,
     ) -> tuple[list[Shared[P]], list[UnreadableCase]]:
         """:meth:`every_part`, each part kept with what judges who may see its case on ``today`` (its
         programme, its :func:`readers`): a view for every caller of a per-caller figure (the caseload,
-        the outcomes), each taking their own with :func:`seen` and :func:`seen_unreadable`."""
+        the outcomes), each taking their own with :func:`seen` and :func:`seen_unreadable`.
+
+        With ``programme`` (asked for, or a supervisor key's only one), the parts of every programme if
+        that view is kept already (the start-up's, or another caller's: nothing to go through again),
+        else a view of that programme's cases alone — a first caller of one programme does not go
+        through the others'. The caller takes its programme's parts either way (``seen``)."""
 
         def kept(record: CaseRecord) -> Shared[P] | None:
             found = part(record)
             return None if found is None else Shared(found, record.case.programme, readers(record.case, today))
 
-        return self.every_part(store, key, kept, **filters)
+        if programme is not None and self._views.get(store, (key, None)) is None:
+            return self.every_part(store, (key, programme), kept, programme=programme, **filters)
+        return self.every_part(store, (key, None), kept, **filters)
 
     def _kept(
         self,

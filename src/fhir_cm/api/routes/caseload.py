@@ -33,22 +33,22 @@ def day_caseload_parts(
     future_tolerance_days: int,
     programme: ProgrammeType | None = None,
 ) -> tuple[list[Shared[CaseloadPart]], list[UnreadableCase]]:
-    """Every case's part of the caseload on ``day``, of ``programme`` if one is given (kept by revision in
-    one view for every caller of ``today`` asking for that day and programme,
-    ``CaseParts.for_everyone``), and the cases this version cannot read. Each caller takes the parts of
+    """Every case's part of the caseload on ``day`` — of ``programme`` at least, if one is given — kept by
+    revision in one view for every caller of ``today`` asking for that day (``CaseParts.for_everyone``),
+    and the cases this version cannot read. Each caller takes the parts of
     the cases they may see; the app's start-up computes today's, so that the first caller of a new
     process does not wait for every case to be gone through (10,000 took about a second), and a
     supervisor's and a case manager's caseload, and two supervisors', go through the cases once
     between them."""
-    filters = caseload_statuses(day, today, future_tolerance_days)
-    key = ("caseload", day, today, future_tolerance_days, programme)
+    statuses = caseload_statuses(day, today, future_tolerance_days).get("status")
+    key = ("caseload", day, today, future_tolerance_days)
     return parts.for_everyone(
         store,
         today,
         key,
         lambda record: caseload_part(record.case, day, record.dates_as_written),
         programme=programme,
-        **filters,
+        status=statuses,
     )
 
 
@@ -79,7 +79,7 @@ def caseload(
     key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
 
     def compute() -> tuple[bytes, list[str]]:
-        # A programme asked for (or a supervisor's only one) is its own view: its cases alone gone through.
+        # A programme asked for (or a supervisor's only one): its cases alone gone through, if need be.
         scope = programme_scope(p)
         of = programme or scope
         every, unreadable = (

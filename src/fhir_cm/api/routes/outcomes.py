@@ -34,12 +34,12 @@ def period_outcome_parts(
     today: dt.date,
     programme: ProgrammeType | None = None,
 ) -> tuple[list[Shared[OutcomeParts]], list[UnreadableCase]]:
-    """Every case's part of the figures over ``start``–``end`` as of ``on``, of ``programme`` if one is
-    given (kept by revision in one view for every caller of ``today`` asking for that period and
-    programme, ``CaseParts.for_everyone``), and the cases this version cannot read. Each caller takes the
+    """Every case's part of the figures over ``start``–``end`` as of ``on`` — of ``programme`` at least, if
+    one is given — kept by revision in one view for every caller of ``today`` asking for that period
+    (``CaseParts.for_everyone``), and the cases this version cannot read. Each caller takes the
     parts of the cases they may see; the app's start-up computes the figures of all time as of today
     (what the console shows first)."""
-    key = ("outcomes", start, end, on, today, programme)
+    key = ("outcomes", start, end, on, today)
     return parts.for_everyone(
         store,
         today,
@@ -80,7 +80,7 @@ def outcomes(
     key = ("outcomes", p.role, p.practitioner_id, p.programme, programme, from_, to, today, work.today)
 
     def compute() -> bytes:
-        # A programme asked for (or a supervisor's only one) is its own view: its cases alone gone through.
+        # A programme asked for (or a supervisor's only one): its cases alone gone through, if need be.
         of = programme or programme_scope(p)
         every, unreadable = period_outcome_parts(work.parts, work.store, from_, to, today, work.today, of)
         parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
