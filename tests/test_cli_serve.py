@@ -132,12 +132,13 @@ def test_a_broken_outcome_rules_file_stops_serve_with_its_reason(tmp_path: Path,
     when ``serve`` starts, not as a 500 to the first supervisor asking for outcomes."""
     import fhir_cm.api
     import fhir_cm.outcomes as outcomes
+    import fhir_cm.outcomes._rules as rules_file
     from fhir_cm.cli import _serving
 
     rules = tmp_path / "mappings"
     rules.mkdir()
     (rules / outcomes.RULES_FILE).write_text('{"look_back_days": -3}', encoding="utf-8")
-    monkeypatch.setattr(outcomes, "mappings_dir", lambda: rules)
+    monkeypatch.setattr(rules_file, "mappings_dir", lambda: rules)
     outcomes.load_outcome_rules.cache_clear()
     served: list[object] = []
     monkeypatch.setattr(_serving, "run", lambda *a, **k: served.append(a) or 0)

@@ -281,7 +281,7 @@ def test_every_caller_gets_the_outcomes_of_the_cases_they_may_see_from_one_view(
     cases they may see, of the programme they ask for: the figures recomputed over those cases, each
     case's part worked out once for all of them."""
     team = _team(api_store, keys)
-    worked = _counting(monkeypatch, "outcomes", "outcome_parts")
+    worked = _counting(monkeypatch, "outcomes", "outcome_timeline")
     period = {"start": dt.date(2024, 7, 1), "end": dt.date(2025, 6, 30), "today": TODAY}
     for programme in (None, ProgrammeType.HEALTH_CARE):
         asked = {**PERIOD, **({"programme": programme.value} if programme else {})}
@@ -295,6 +295,47 @@ def test_every_caller_gets_the_outcomes_of_the_cases_they_may_see_from_one_view(
             expected = compute_outcomes(visible, **period, programmes=[programme] if programme else None)
             assert answer.json()["programmes"] == [p.model_dump(mode="json") for p in expected], principal
     assert worked == dict.fromkeys((c.id for c in team.cases), 1)
+
+
+def test_a_period_asked_for_the_first_time_goes_through_no_case_again(
+    client: TestClient, keys: Keys, api_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each case's outcome timeline (its part of any period) is worked out once per revision and day: the
+    figures of a period asked for the first time are taken from the timelines kept, and after a change
+    only the case changed is gone through again — the figures those of every case, each time."""
+    cases = list(generate_cases(40, seed=7, today=TODAY))
+    with api_store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+    worked = _counting(monkeypatch, "outcomes", "outcome_timeline")
+    periods = [
+        {"from": "2024-07-01", "to": "2025-06-30"},
+        {"from": "2025-01-01"},
+        {"to": "2024-12-31"},
+        {"from": "2023-03-01", "to": "2023-03-31"},
+        {},
+    ]
+
+    def answers_match(now: list[Case]) -> None:
+        for period in periods:
+            answer = client.get("/api/v1/outcomes", params=period, headers=bearer(keys.supervisor))
+            assert answer.status_code == 200
+            bounds = {
+                name: dt.date.fromisoformat(period[asked]) if asked in period else None
+                for name, asked in (("start", "from"), ("end", "to"))
+            }
+            expected = compute_outcomes(now, **bounds, today=TODAY)
+            assert answer.json()["programmes"] == [p.model_dump(mode="json") for p in expected], period
+
+    answers_match(cases)
+    assert worked == dict.fromkeys((c.id for c in cases), 1)
+    worked.clear()
+    closing = next(c for c in cases if c.is_open).model_copy(deep=True)
+    closing.change_status(CaseStatus.CLOSED, TODAY, "goals met")
+    with api_store.session() as s:
+        save_case(s, closing, enqueue=False)
+    answers_match([closing if c.id == closing.id else c for c in cases])
+    assert worked == {closing.id: 1}
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, route_name: str, name: str) -> Counter[str]:
@@ -335,7 +376,7 @@ def test_the_days_caseload_and_outcomes_are_gone_through_at_start_up(
         assert app.state.facade_ready.wait(60)
         worked = [
             _counting(monkeypatch, "caseload", "caseload_part"),
-            _counting(monkeypatch, "outcomes", "outcome_parts"),
+            _counting(monkeypatch, "outcomes", "outcome_timeline"),
         ]
         for key in (keys.supervisor, keys.supervisor_hc, keys.cm1, keys.cm2):
             for route in ("caseload", "outcomes"):

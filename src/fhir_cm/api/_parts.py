@@ -35,6 +35,7 @@ from ._kept import KeptAnswers
 __all__ = ["CaseParts", "Shared", "seen", "seen_unreadable"]
 
 P = TypeVar("P")
+Q = TypeVar("Q")
 _CHUNK = 500  # cases read per query when parts must be recomputed
 
 
@@ -83,6 +84,22 @@ class CaseParts:
             return self.every_part(store, (key, programme), kept, programme=programme, **filters)
         return self.every_part(store, (key, None), kept, **filters)
 
+    def derived(self, store: Store, key: Hashable, every: list[Shared[P]], part: Callable[[P], Q]) -> list[Shared[Q]]:
+        """``part`` of each of ``every`` (parts kept in another view), kept in view ``key`` for as long as
+        the part it came from is kept: a view of parts taken from parts (a period's outcomes from each
+        case's outcome timeline) costs ``part`` only for the cases whose part in ``every`` is new, and
+        no case is read."""
+        view = self._views.get(store, key) or self._views.put(store, key, _View())
+        with view.lock:
+            kept = view.kept
+            # Keyed by the kept part's identity: a case's part is a new object whenever it is worked out again.
+            fresh: dict[Hashable, tuple[Any, Any]] = {}
+            for s in every:
+                hit = kept.get(id(s))
+                fresh[id(s)] = hit if hit is not None and hit[0] is s else (s, s.map(part))
+            view.kept = fresh
+            return [d for _, d in fresh.values()]
+
     def _kept(
         self,
         store: Store,
@@ -125,6 +142,10 @@ class Shared(Generic[P]):
     programme: ProgrammeType
     seen_by: frozenset[str]
 
+    def map(self, part: Callable[[P], Q]) -> Shared[Q]:
+        """``part`` of this part, seen by the same callers."""
+        return Shared(part(self.part), self.programme, self.seen_by)
+
 
 def seen(principal: Principal, every: Iterable[Shared[P]], programme: ProgrammeType | None = None) -> list[P]:
     """The parts of the cases ``principal`` may see (``can_see``, judged from what was kept), of
@@ -153,7 +174,7 @@ class _View:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.kept: dict[str, tuple[int, Any]] = {}
+        self.kept: dict[Hashable, tuple[Any, Any]] = {}
 
 
 class _Unreadable:

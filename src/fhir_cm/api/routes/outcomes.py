@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from fhir_cm.domain import Day, ProgrammeType
-from fhir_cm.outcomes import OutcomeParts, combine_outcomes, outcome_parts, patients_to_follow, readmission_stays
+from fhir_cm.outcomes import (
+    OutcomeParts,
+    combine_outcomes,
+    outcome_timeline,
+    patients_to_follow,
+    readmission_stays,
+)
 from fhir_cm.store import Store, UnreadableCase, cases_of_patients_with_several
 
 from .._access import check_programme, programme_scope
@@ -35,18 +41,18 @@ def period_outcome_parts(
     programme: ProgrammeType | None = None,
 ) -> tuple[list[Shared[OutcomeParts]], list[UnreadableCase]]:
     """Every case's part of the figures over ``start``–``end`` as of ``on`` — of ``programme`` at least, if
-    one is given — kept by revision in one view for every caller of ``today`` asking for that period
-    (``CaseParts.for_everyone``), and the cases this version cannot read. Each caller takes the
-    parts of the cases they may see; the app's start-up computes the figures of all time as of today
-    (what the console shows first)."""
-    key = ("outcomes", start, end, on, today)
-    return parts.for_everyone(
-        store,
-        today,
-        key,
-        lambda record: outcome_parts(record.case, start=start, end=end, today=on),
-        programme=programme,
+    one is given — and the cases this version cannot read.
+
+    Each case's outcome timeline as of ``on`` (its part of any period) is kept by revision in one view
+    for every caller of ``today`` (``CaseParts.for_everyone``), and a period's parts are taken from the
+    timelines (``CaseParts.derived``): a period asked for the first time goes through no case again.
+    Each caller takes the parts of the cases they may see; the app's start-up works out the timelines
+    as of today, and the figures of all time (what the console shows first)."""
+    key = ("outcome-timelines", on, today)
+    every, unreadable = parts.for_everyone(
+        store, today, key, lambda record: outcome_timeline(record.case, today=on), programme=programme
     )
+    return parts.derived(store, (key, start, end, programme), every, lambda t: t.within(start, end)), unreadable
 
 
 @router.get("", response_model=OutcomesOut, summary="Outcome figures per programme")
