@@ -202,30 +202,39 @@ class OutcomeTimeline(BaseModel):
     care_spans: tuple[tuple[dt.date, dt.date | None], ...] | None = None
     #: (end, setting, days) of each finished stay that is the case's.
     stays: tuple[tuple[dt.date, CareSetting, int], ...] = ()
-    index_discharges: tuple[IndexDischarge, ...] = ()
+    #: (end, the discharge) of each index discharge.
+    index_discharges: tuple[tuple[dt.date, IndexDischarge], ...] = ()
     #: (due, attained) of each goal judged by the day.
     goals: tuple[tuple[dt.date, bool], ...] = ()
     #: (authored, ended, completed) of each referral past its draft.
     referrals: tuple[tuple[dt.date, bool, bool], ...] = ()
+    #: The first and the last day of the events above (``None``: there are none).
+    events: tuple[dt.date, dt.date] | None = None
 
     def within(self, start: dt.date | None, end: dt.date | None) -> OutcomeParts:
         """The case's part of the figures over ``start``–``end`` (inclusive; ``None``: open-ended)."""
         if not self.counts or self.period is None:
             return OutcomeParts(programme=self.programme)
-        goals = [attained for due, attained in self.goals if _within(due, start, end)]
-        referrals = [
-            (ended, completed) for authored, ended, completed in self.referrals if _within(authored, start, end)
-        ]
-        # Built from values validated when the timeline was: constructed, not validated again (a period's
-        # first answer builds one for every case).
-        return OutcomeParts.model_construct(
+        # A period's first answer takes this of every case: comparisons inline, no call per event.
+        lo, hi = start or dt.date.min, end or dt.date.max
+        if self.events is None or self.events[1] < lo or self.events[0] > hi:  # most cases, in a short period
+            return OutcomeParts(
+                programme=self.programme,
+                case_id=self.case_id,
+                patient_id=self.patient_id,
+                case_start=self.period[0],
+                overlaps=_overlaps(self.period, self.care_spans, start, end),
+            )
+        goals = [attained for due, attained in self.goals if lo <= due <= hi]
+        referrals = [(ended, completed) for authored, ended, completed in self.referrals if lo <= authored <= hi]
+        return OutcomeParts(
             programme=self.programme,
             case_id=self.case_id,
             patient_id=self.patient_id,
             case_start=self.period[0],
-            index_discharges=tuple(d for d in self.index_discharges if _within(_ended(d.stay), start, end)),
+            index_discharges=tuple(d for ended, d in self.index_discharges if lo <= ended <= hi),
             overlaps=_overlaps(self.period, self.care_spans, start, end),
-            stays=tuple((setting, days) for ended, setting, days in self.stays if _within(ended, start, end)),
+            stays=tuple((setting, days) for ended, setting, days in self.stays if lo <= ended <= hi),
             goals_due=len(goals),
             attained=sum(goals),
             referrals=len(referrals),
@@ -246,6 +255,29 @@ def outcome_timeline(current: Case, *, today: dt.date) -> OutcomeTimeline:
     if case is None or case.status is CaseStatus.ENTERED_IN_ERROR:
         return OutcomeTimeline(programme=current.programme)
     stays = real_stays(case)
+    lengths = tuple(
+        (stay.end, stay.setting, (stay.end - stay.start).days)
+        for stay in stays
+        if stay.status is StayStatus.FINISHED and stay.end is not None and _the_cases(stay, case)
+    )
+    discharges = tuple(
+        (
+            _ended(d),
+            IndexDischarge(stay=d, readmitted=_readmitted(d, stays), follow_up_days=_days_to_follow_up(d, case)),
+        )
+        for d in _index_discharges(case, stays)
+    )
+    goals = tuple(
+        (g.due, g.achievement in _ATTAINED)
+        for g in case.goals
+        if g.due is not None and g.status not in _NOT_JUDGED and g.due <= today
+    )
+    referrals = tuple(
+        (r.authored, r.status in _REFERRAL_ENDS, r.status is ReferralStatus.COMPLETED)
+        for r in case.referrals
+        if r.status is not ReferralStatus.DRAFT
+    )
+    days = [event[0] for events in (lengths, discharges, goals, referrals) for event in events]
     return OutcomeTimeline(
         programme=case.programme,
         counts=True,
@@ -253,25 +285,11 @@ def outcome_timeline(current: Case, *, today: dt.date) -> OutcomeTimeline:
         patient_id=case.patient.id,
         period=(case.period.start, case.period.end),
         care_spans=_care_spans(case),
-        stays=tuple(
-            (stay.end, stay.setting, (stay.end - stay.start).days)
-            for stay in stays
-            if stay.status is StayStatus.FINISHED and stay.end is not None and _the_cases(stay, case)
-        ),
-        index_discharges=tuple(
-            IndexDischarge(stay=d, readmitted=_readmitted(d, stays), follow_up_days=_days_to_follow_up(d, case))
-            for d in _index_discharges(case, stays)
-        ),
-        goals=tuple(
-            (g.due, g.achievement in _ATTAINED)
-            for g in case.goals
-            if g.due is not None and g.status not in _NOT_JUDGED and g.due <= today
-        ),
-        referrals=tuple(
-            (r.authored, r.status in _REFERRAL_ENDS, r.status is ReferralStatus.COMPLETED)
-            for r in case.referrals
-            if r.status is not ReferralStatus.DRAFT
-        ),
+        stays=lengths,
+        index_discharges=discharges,
+        goals=goals,
+        referrals=referrals,
+        events=(min(days), max(days)) if days else None,
     )
 
 
