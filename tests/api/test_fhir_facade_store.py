@@ -397,15 +397,15 @@ def test_router_options_are_checked() -> None:
 def test_a_store_failure_while_mapping_is_retried_not_remembered(
     store: Store, cases: list[Case], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = facade_index.get_case_record
+    real = facade_index.get_case_records
     failures = iter([StoreUnavailable("database locked")])
 
-    def flaky(session: Any, case_id: str) -> Any:
-        if case_id == cases[0].id and (exc := next(failures, None)) is not None:
+    def flaky(session: Any, case_ids: list[str], **kwargs: Any) -> Any:
+        if cases[0].id in case_ids and (exc := next(failures, None)) is not None:
             raise exc
-        return real(session, case_id)
+        return real(session, case_ids, **kwargs)
 
-    monkeypatch.setattr(facade_index, "get_case_record", flaky)
+    monkeypatch.setattr(facade_index, "get_case_records", flaky)
     client = client_for(store)
     assert client.get("/fhir/Goal").status_code == 503
     bundle = client.get("/fhir/Goal?_count=200").json()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -85,7 +87,7 @@ def test_a_shutdown_during_the_start_up_warming_stops_it_at_the_case_under_way(
 
     from fhir_cm.api import create_app
     from fhir_cm.api.facade import FacadeIndex
-    from fhir_cm.store import save_case
+    from fhir_cm.store import CaseRecord, save_case
     from fhir_cm.synthetic import generate_cases
 
     with api_store.session() as s:
@@ -95,11 +97,11 @@ def test_a_shutdown_during_the_start_up_warming_stops_it_at_the_case_under_way(
     warming, release = threading.Event(), threading.Event()
     served = FacadeIndex._served
 
-    def held(self: FacadeIndex, session: object, case_id: str, *args: object, **kwargs: object) -> object:
-        mapped.append(case_id)
+    def held(self: FacadeIndex, session: object, record: CaseRecord, *args: object, **kwargs: object) -> object:
+        mapped.append(record.case.id)
         warming.set()
         release.wait(timeout=60)
-        return served(self, session, case_id, *args, **kwargs)  # type: ignore[arg-type]
+        return served(self, session, record, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(FacadeIndex, "_served", held)
     app = create_app(settings, store=api_store)
@@ -113,6 +115,37 @@ def test_a_shutdown_during_the_start_up_warming_stops_it_at_the_case_under_way(
     shutdown.join(timeout=60)
     assert not shutdown.is_alive()
     assert len(mapped) == 1  # the case under way, none after
+
+
+def test_the_start_up_decodes_each_case_once_for_the_read_routes_and_the_facade(
+    api_store: Store, settings: Settings, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The façade's index maps the cases the start-up decoded into the read routes' cache: each stored
+    case is decoded once, where the index read and decoded every case again (a sixth of its start-up)."""
+    import fhir_cm.store._cases as stored_cases
+    from fhir_cm.api import create_app
+    from fhir_cm.store import save_case
+    from fhir_cm.synthetic import generate_cases
+
+    saved = list(generate_cases(8, seed=4714))
+    with api_store.session() as s:
+        for case in saved:
+            save_case(s, case)
+    decoded: Counter[str] = Counter()
+    decode = stored_cases._decode
+
+    def counted(row: Any) -> Any:
+        decoded[row.case_id] += 1
+        return decode(row)
+
+    monkeypatch.setattr(stored_cases, "_decode", counted)
+    app = create_app(settings, store=api_store)
+    with TestClient(app) as client:
+        assert app.state.facade_ready.wait(timeout=60)
+        episodes = client.get("/fhir/EpisodeOfCare", params={"_count": 50}, headers=bearer(keys.service))
+        assert episodes.status_code == 200
+        assert episodes.json()["total"] == len(saved)
+    assert decoded == dict.fromkeys((c.id for c in saved), 1)
 
 
 def test_readyz_is_503_when_the_store_is_unreachable(app: FastAPI) -> None:

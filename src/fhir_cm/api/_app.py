@@ -112,9 +112,9 @@ REQUEST_THREADS = 8
 
 
 def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -> None:
-    """Before the first request asks: map every stored case for the façade's default version (a thousand
-    cases take seconds), decode the cases into the read routes' cache (the open ones, then the others,
-    newest first, as many as it keeps) and go through them for the day's worklist, caseload and outcomes
+    """Before the first request asks: decode the cases into the read routes' cache (the open ones, then the
+    others, newest first, as many as it keeps), map every stored case for the façade's default version (a
+    thousand cases take seconds; those in the cache are not decoded again) and go through them for the day's worklist, caseload and outcomes
     of all time; then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
     done. A failure is logged, not fatal: the first requests then do the work as before.
 
@@ -124,13 +124,13 @@ def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -
     index: FacadeIndex | None = getattr(app.state, "facade_index", None)
     store: Store = app.state.store
     try:
-        if index is not None:
-            index.warm(store, DEFAULT_VERSION, stop=stop)
         with store.session(read_only=True) as session:
             warm_case_cache(session, store.cases, OPEN_STATUSES, stop=stop)
             # Then the others while there is room: the caseload, the outcomes and the worklist of a day
             # go through every case, and the first of a new process decoded them all.
             warm_case_cache(session, store.cases, [s for s in CaseStatus if s not in OPEN_STATUSES], stop=stop)
+        if index is not None:  # after the cache: it maps the cases decoded there, not decoding them again
+            index.warm(store, DEFAULT_VERSION, stop=stop)
         if stop is None or not stop.is_set():
             # The day's worklist, caseload and outcomes of all time are one view each for every caller:
             # their parts computed now, the first caller of this process finds them kept (on 10,000

@@ -42,6 +42,8 @@ from sqlalchemy.orm import Session
 
 from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource
 from fhir_cm.store import (
+    CaseCache,
+    CaseRecord,
     CaseStamp,
     Store,
     StoredResource,
@@ -49,7 +51,7 @@ from fhir_cm.store import (
     UnreadableCase,
     case_stamps,
     store_version,
-    get_case_record,
+    get_case_records,
     get_resources,
 )
 
@@ -62,6 +64,8 @@ __all__ = ["FacadeIndex", "Indexed", "facade_id"]
 
 log = logging.getLogger(__name__)
 
+#: Cases read per query when the view catches up (every case, at start-up).
+_READ_AT_ONCE = 200
 _FHIR_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9\-.]{1,64}$")  # not '.' nor '..': no URL path carries them
 
 
@@ -268,35 +272,52 @@ class FacadeIndex:
         if view.version == seen:
             return view
         with store.session(read_only=True) as session:  # the stamps and the cases they stamp, as of one moment
-            return self._caught_up(session, view, version, stop)
+            return self._caught_up(session, view, version, stop, store.cases)
 
-    def _caught_up(self, session: Session, view: _View, version: FhirVersion, stop: threading.Event | None) -> _View:
+    def _caught_up(
+        self, session: Session, view: _View, version: FhirVersion, stop: threading.Event | None, cache: CaseCache
+    ) -> _View:
+        """The view with every case whose stamp moved mapped again. The cases are read a few hundred at a
+        time through the store's case cache (the start-up decodes them there first: decoded once, not
+        once for the cache and once here; those it lacks are kept there while it has room)."""
         current = store_version(session)
         if view.version == current:  # another look caught up between the two
             return view
         stamps = _read_stamps(session)
         for gone in view.stamps.keys() - stamps.keys():
             view.drop(gone)
-        for case_id, stamp in stamps.items():
-            if stop is not None and stop.is_set():
-                return view  # its version left as it was: the next look maps the cases still to do
-            if view.stamps.get(case_id) != stamp:
-                view.put(case_id, stamp, self._served(session, case_id, version, has_copies=stamp.resources > 0))
+        stale = [case_id for case_id, stamp in stamps.items() if view.stamps.get(case_id) != stamp]
+        for n in range(0, len(stale), _READ_AT_ONCE):
+            chunk = stale[n : n + _READ_AT_ONCE]
+            unreadable: list[UnreadableCase] = []  # stored before a rule of the case model (logged by id)
+            records = get_case_records(session, chunk, skipped=unreadable, cache=cache)
+            left_out = {bad.case_id for bad in unreadable}
+            for case_id in chunk:
+                if stop is not None and stop.is_set():
+                    return view  # its version left as it was: the next look maps the cases still to do
+                stamp = stamps[case_id]
+                record = records.get(case_id)
+                served: list[Indexed] | None
+                if case_id in left_out:
+                    served = None
+                elif record is None:  # deleted since the stamps were read; the next look drops it
+                    served = []
+                else:
+                    served = self._served(session, record, version, has_copies=stamp.resources > 0)
+                view.put(case_id, stamp, served)
         view.version = current
         return view
 
     def _served(
-        self, session: Session, case_id: str, version: FhirVersion, *, has_copies: bool = True
+        self, session: Session, record: CaseRecord, version: FhirVersion, *, has_copies: bool = True
     ) -> list[Indexed] | None:
         """The case's resources as served, or None (logged, without data) when the case cannot be mapped.
 
         Store errors propagate (the request fails and the next one tries again); anything else is a
         case the mapping cannot serve — that stays so until the case changes, as mapping is deterministic.
         """
+        case_id = record.case.id
         try:
-            record = get_case_record(session, case_id)
-            if record is None:  # deleted since the stamps were read; the next request drops it
-                return []
             copies = get_resources(session, case_id) if has_copies else []
             stored = {ResourceKey(r.resource_type, r.key): r for r in copies}
             base = {key: _in_version(r, version) for key, r in stored.items()}
@@ -316,9 +337,6 @@ class FacadeIndex:
                     own = self.bases if copy is None or not copy.source else self.bases | {base_key(copy.source)}
                     out.append(_indexed(key, ids[key], case_id, resource, changed, own))
             return out
-        except UnreadableCase:  # stored before a rule of the case model: `fhir-cm check` lists it
-            log.warning("FHIR facade: stored case %s cannot be read by this version and is left out", case_id)
-            return None
         except StoreError:
             raise
         except Exception as exc:  # one broken case must not take the facade down with it
