@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fhir_cm.domain import (
     CareSetting,
@@ -17,11 +17,13 @@ from fhir_cm.domain import (
     Goal,
     Need,
     Party,
+    PartyKind,
     Referral,
     ReferralKind,
     StatusChange,
     case_as_of,
 )
+from fhir_cm.synthetic import generate_cases
 
 D = dt.date
 
@@ -67,6 +69,49 @@ def test_text_with_a_control_character_is_refused_with_the_field_named(bad: str)
         make_case(
             needs=[{"domain": "social", "finding": "ok", "strengths": ["fine", f"x{bad}"], "recorded": "2026-01-02"}]
         )
+
+
+def _text_fields(model: type[BaseModel]) -> list[tuple[str, bool]]:
+    """The fields of ``model`` that hold free text (a string, or a list of strings: ``True``), as its
+    JSON schema tells: no date, no code, no nested model."""
+    found = []
+    for name, prop in model.model_json_schema()["properties"].items():
+        for kind in prop.get("anyOf", [prop]):
+            items = kind.get("items", {}) if kind.get("type") == "array" else None
+            shape = items if items is not None else kind
+            if shape.get("type") == "string" and not {"format", "enum", "$ref"} & shape.keys():
+                found.append((name, items is not None))
+    return found
+
+
+def test_every_text_field_of_every_model_refuses_control_characters() -> None:
+    """Each field a person types into (every string of every model, found from the schemas: a field
+    added later is checked too) refuses a control character, naming the field."""
+    case = next(c for c in generate_cases(200, seed=21) if c.referrals and c.stays and c.team and c.needs)
+    examples: list[BaseModel] = [
+        case,
+        case.needs[0],
+        case.goals[0],
+        case.referrals[0],
+        case.team[0],
+        case.contacts[0],
+        case.stays[0],
+        case.patient,
+        Party(kind=PartyKind.ORGANISATION, id="org-1", name="Home Health Co", server="https://ehr.example/fhir"),
+        StatusChange(status=CaseStatus.ACTIVE, start=dt.date(2024, 1, 1), reason="enrolled"),
+    ]
+    checked = set()
+    for example in examples:
+        model = type(example)
+        for name, many in _text_fields(model):
+            data = example.model_dump(mode="json")
+            data[name] = ["bell\x07"] if many else "https://x\x07.example" if name == "server" else "bell\x07"
+            with pytest.raises(ValidationError) as err:
+                model.model_validate(data)
+            assert err.value.errors()[0]["loc"][0] == name, (model.__name__, name)
+            checked.add(f"{model.__name__}.{name}")
+    # The free text the case model has today, among others: a field that lost its check would fail above.
+    assert {"Case.plan_summary", "Need.strengths", "Goal.description", "Contact.note", "Party.server"} <= checked
 
 
 def test_tabs_and_line_breaks_in_text_are_kept() -> None:
