@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -174,11 +175,24 @@ def test_only_breaches_a_change_brings_in_are_new() -> None:
         check_plausible(imported, RULES)
 
 
-@pytest.mark.parametrize("value", [0, "0", 1717200000, "1717200000", "2024-06-01T00:00:00", 1.5])
+@pytest.mark.parametrize(
+    "value", [0, "0", 1717200000, "1717200000", "2024-06-01T00:00:00", 1.5, True, "20240601", "2024-02-30"]
+)
 def test_a_date_is_a_calendar_day_not_a_timestamp(value: object) -> None:
+    """Read from Python or from JSON alike (pydantic reads a number, or a string of one, as a Unix
+    timestamp: in JSON even a strict date does)."""
     with pytest.raises(ValidationError, match="YYYY-MM-DD"):
         Contact(date=value, mode="phone")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="YYYY-MM-DD"):
+        Contact.model_validate_json(json.dumps({"date": value, "mode": "phone"}))
     assert Contact(date="2024-06-01", mode="phone").date == dt.date(2024, 6, 1)
+    assert Contact(date=dt.date(2024, 6, 1), mode="phone").date == dt.date(2024, 6, 1)
+    assert Contact.model_validate_json('{"date": "2024-06-01", "mode": "phone"}').date == dt.date(2024, 6, 1)
+
+
+def test_a_datetime_is_no_day() -> None:
+    with pytest.raises(ValidationError, match="YYYY-MM-DD"):
+        Contact(date=dt.datetime(2024, 6, 1), mode="phone")  # type: ignore[arg-type]
 
 
 def test_synthetic_journeys_break_no_rule() -> None:

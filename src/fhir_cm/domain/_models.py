@@ -7,7 +7,6 @@ the business identifier of the FHIR resource it becomes, which is what makes pus
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Annotated, Any, Self, TypeVar
 
@@ -120,25 +119,39 @@ Strengths = Annotated[list[Text], AfterValidator(once_each)]
 Addressed = Annotated[list[EntityId], AfterValidator(once_each)]
 
 
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _calendar_day(value: object) -> object:
-    """Only a calendar day is a day: ``YYYY-MM-DD`` or a ``date``.
+class _CalendarDay:
+    """Only a calendar day is a day: a ``date`` (not a ``datetime``), or text written ``YYYY-MM-DD``.
 
     Pydantic would read ``0`` (or ``"0"``) as 1970-01-01, a Unix timestamp, and a ``datetime``
     at midnight as its date; each is more likely a mistake than a day someone meant, and a wrong
-    day silently shifts every figure computed from it.
+    day silently shifts every figure computed from it. Checked by pydantic's own validation (a strict
+    date, or text of that pattern read as a date): a validator of ours, run for every date of a case,
+    was a third of the time reading one took.
     """
-    if isinstance(value, dt.datetime) or isinstance(value, bool | int | float):
-        raise ValueError("a date is written YYYY-MM-DD")
-    if isinstance(value, str) and not _ISO_DAY.match(value):
-        raise ValueError("a date is written YYYY-MM-DD")
-    return value
+
+    _written = core_schema.chain_schema(
+        [core_schema.str_schema(pattern=r"^\d{4}-\d{2}-\d{2}$"), core_schema.date_schema()]
+    )
+    # From JSON, text alone (a strict date would read "0" as 1970-01-01); from Python, a date object too.
+    _either = core_schema.json_or_python_schema(
+        json_schema=_written,
+        python_schema=core_schema.union_schema([core_schema.date_schema(strict=True), _written]),
+    )
+    _schema = core_schema.custom_error_schema(
+        _either,
+        custom_error_type="calendar_day",
+        custom_error_message="a date is a calendar day, written YYYY-MM-DD",
+    )
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return self._schema
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"type": "string", "format": "date"}  # as a date's: the checks above are how it is read
 
 
 #: A calendar day, written ``YYYY-MM-DD`` (no timestamps, no times).
-Day = Annotated[dt.date, BeforeValidator(_calendar_day)]
+Day = Annotated[dt.date, _CalendarDay()]
 
 
 def new_id() -> str:
