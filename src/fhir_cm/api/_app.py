@@ -114,8 +114,8 @@ REQUEST_THREADS = 8
 def _warm(app: FastAPI, *, serving: bool, stop: threading.Event | None = None) -> None:
     """Before the first request asks: decode the cases into the read routes' cache (the open ones, then the
     others, newest first, as many as it keeps), map every stored case for the façade's default version (a
-    thousand cases take seconds; those in the cache are not decoded again) and go through them for the day's worklist, caseload and outcomes
-    of all time; then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
+    thousand cases take seconds; those in the cache are not decoded again) and go through them for the
+    day's worklist, caseload and outcomes of all time; then, in a server, settle the heap (``_heap``). ``/readyz`` answers 503 until this is
     done. A failure is logged, not fatal: the first requests then do the work as before.
 
     ``stop`` set (the app shutting down), it stops after the case under way: the shutdown waits for

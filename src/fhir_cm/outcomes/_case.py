@@ -38,10 +38,6 @@ _NOT_A_STAY = frozenset({StayStatus.CANCELLED, StayStatus.PLANNED})
 _NOT_IN_CARE = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED, CaseStatus.ENTERED_IN_ERROR})
 
 
-def _within(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
-    return (start is None or day >= start) and (end is None or day <= end)
-
-
 def _care_spans(case: Case) -> tuple[tuple[dt.date, dt.date | None], ...] | None:
     """The spans of the case's status history in case management (``None``: it has no history, its
     period alone tells). Reopening clears the period's end, so the history tells the months between a
