@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from fhir_cm.api.facade._errors import InvalidSearch, NotAcceptable, UnsupportedParameter
-from fhir_cm.api.facade._index import _indexed
+from fhir_cm.api.facade._indexed import indexed
 from fhir_cm.api.facade._match import ANY, TokenMatch, extract, parse_instant, parse_matcher, split_or
 from fhir_cm.api.facade._negotiation import negotiate_version
 from fhir_cm.api.facade._params import parse_search
@@ -185,7 +185,7 @@ def test_patient_means_a_patient_while_subject_may_be_anything() -> None:
         "description": {"text": "d"},
         "subject": {"reference": "Group/g1"},
     }
-    served = _indexed(ResourceKey("Goal", "g"), "g", "case-1", goal, dt.datetime(2025, 1, 1, tzinfo=UTC))
+    served = indexed(ResourceKey("Goal", "g"), "g", "case-1", goal, dt.datetime(2025, 1, 1, tzinfo=UTC))
     assert served.values["subject"] == (("Group", "g1", None),)
     assert served.values["patient"] == ()
     assert not served.matches(parse_search("Goal", [("patient", "g1")]).criteria)

@@ -41,6 +41,7 @@ from ._conflicts import (
 from ._documents import get_case_document, put_case_document
 from ._directory import practitioner_on_cases, practitioners_starting_with, programmes_in_use
 from ._engine import BUSY_TIMEOUT_SECONDS
+from ._facade_copies import FacadeCopy, facade_copies, keep_facade_copies
 from ._errors import (
     LeaseLost,
     NotFound,
@@ -163,6 +164,9 @@ from ._watermarks import Watermark, forget_watermarks, get_watermark, list_water
 
 __all__ = [
     "CARD_KEPT",
+    "FacadeCopy",
+    "facade_copies",
+    "keep_facade_copies",
     "IssuedCard",
     "RecordedFeedback",
     "card_issued",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -37,6 +38,7 @@ __all__ = [
     "CaseRow",
     "ConflictRow",
     "ConflictStatus",
+    "FacadeCopyRow",
     "LedgerRow",
     "OutboxRow",
     "OutboxStatus",
@@ -140,6 +142,23 @@ class ResourceRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (CheckConstraint("fhir_version IN ('R4', 'R5')", name="fhir_version"),)
+
+
+class FacadeCopyRow(Base):
+    """What the FHIR façade served of a case in one FHIR version, kept so that the next start-up need not
+    map the case again (``_facade_copies``): the stamp of the case it was made from, a fingerprint of
+    what made it, and the façade's own encoding of the resources. Derived data: losing it costs time."""
+
+    __tablename__ = "facade_copies"
+
+    case_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    fhir_version: Mapped[str] = mapped_column(String(2), primary_key=True)
+    made_with: Mapped[str] = mapped_column(String(HASH))
+    revision: Mapped[int] = mapped_column(Integer)
+    case_updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resources_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resources: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LedgerRow(Base):

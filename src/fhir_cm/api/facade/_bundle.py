@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from ... import decimals
 from ._errors import issue, operation_outcome
-from ._index import Indexed
+from ._indexed import Indexed
 from ._match import sort_text
 from ._negotiation import FhirVersion
 from ._params import SearchRequest

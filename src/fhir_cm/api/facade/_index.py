@@ -24,20 +24,24 @@ What a resource looks like here:
   incremental reader may see a resource again when only a sibling changed, never miss a change.
 
 Memory grows with the number of resources (their JSON plus a few tuples each). The index lives in
-the process; several API processes each keep their own, all reading the same store.
+the process; several API processes each keep their own, all reading the same store. At start-up
+(:meth:`FacadeIndex.warm`) a case the store kept a copy of, made by this code with these settings
+from the case as it still is (``store.facade_copies``, ``_copies``), is read from it instead of mapped:
+a restart maps only the cases changed since the last one.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from fhir_cm.mapping import ResourceKey, case_plan, case_to_resources, convert_resource
@@ -45,18 +49,22 @@ from fhir_cm.store import (
     CaseCache,
     CaseRecord,
     CaseStamp,
+    FacadeCopy,
     Store,
     StoredResource,
     StoreError,
     UnreadableCase,
     case_stamps,
-    store_version,
+    facade_copies,
     get_case_records,
     get_resources,
+    keep_facade_copies,
+    store_version,
 )
 
-from ... import decimals
-from ._match import Kind, base_key, extract, only_type
+from ._copies import decode_copy, encode_copy, made_with
+from ._indexed import Indexed, indexed
+from ._match import base_key
 from ._negotiation import FhirVersion
 from ._params import RESOURCE_TYPES, Criterion, SearchRequest, params_for
 
@@ -74,23 +82,6 @@ def facade_id(key: ResourceKey) -> str:
     if _FHIR_ID.match(key.value):
         return key.value
     return "h-" + hashlib.sha256(f"{key.type}/{key.value}".encode()).hexdigest()[:40]
-
-
-@dataclass(frozen=True, slots=True)
-class Indexed:
-    """One resource as served, with the values its search parameters see."""
-
-    type: str
-    id: str
-    case_id: str
-    body: bytes
-    version_id: str
-    last_updated: dt.datetime
-    values: Mapping[str, tuple[Any, ...]]
-
-    def matches(self, criteria: Sequence[Criterion]) -> bool:
-        """True when every criterion (AND) has an alternative (OR) that matches."""
-        return all(any(m.matches(self.values[c.param.name]) for m in c.alternatives) for c in criteria)
 
 
 _Stamp = CaseStamp
@@ -157,7 +148,13 @@ class _View:
         if keyed is None:
             keyed = {}
             for r in self.in_order(rtype):
-                for k in {v[1] for v in r.values.get(param, ())}:
+                held = r.values.get(param)
+                if not held:  # most resources hold no value of most parameters
+                    continue
+                if len(held) == 1:
+                    keyed.setdefault(held[0][1], []).append(r)
+                    continue
+                for k in {v[1] for v in held}:
                     keyed.setdefault(k, []).append(r)
             self._keyed[(rtype, param)] = keyed
         return keyed.get(key, [])
@@ -248,12 +245,17 @@ class FacadeIndex:
     # --- keeping in step -------------------------------------------------------------------------
 
     def warm(self, store: Store, version: FhirVersion, *, stop: threading.Event | None = None) -> None:
-        """Map every case now (at start-up), and build the value maps of every token and reference
+        """Index every case now (at start-up), and build the value maps of every token and reference
         parameter, so the first request — a read or a search — does not wait for either. ``stop``
-        set, it stops after the case under way (the server is shutting down); the next look goes on."""
+        set, it stops after the case under way (the server is shutting down); the next look goes on.
+
+        A case whose copy the store kept from an earlier start (``store.facade_copies``) is read
+        from it; the others are mapped and their copies kept for the next start. Only here: a request
+        that maps a changed case writes nothing (no write on the read path), and the next start maps
+        that case again, once."""
         seen = _version_of(store)
         with self._lock:
-            view = self._refreshed(store, version, seen, stop)
+            view = self._refreshed(store, version, seen, stop, keep=True)
             if stop is not None and stop.is_set():
                 return
             for rtype in RESOURCE_TYPES:
@@ -262,24 +264,37 @@ class FacadeIndex:
                         view.having(rtype, param.name, "")
 
     def _refreshed(
-        self, store: Store, version: FhirVersion, seen: tuple[int, int], stop: threading.Event | None = None
+        self,
+        store: Store,
+        version: FhirVersion,
+        seen: tuple[int, int],
+        stop: threading.Event | None = None,
+        *,
+        keep: bool = False,
     ) -> _View:
         """The view, brought up to date with the store. ``seen`` is the store's version, read before the
         lock was taken: unchanged since the last look, every stamp is as it was and the view is served
         as it stands. Otherwise the stamps are read again, in a snapshot (which also catches a change
-        saved after ``seen``)."""
+        saved after ``seen``). ``keep``: use and keep the store's copies (:meth:`warm`)."""
         view = self._views.setdefault(version, _View())
         if view.version == seen:
             return view
         with store.session(read_only=True) as session:  # the stamps and the cases they stamp, as of one moment
-            return self._caught_up(session, view, version, stop, store.cases)
+            return self._caught_up(session, view, version, stop, store.cases, store if keep else None)
 
     def _caught_up(
-        self, session: Session, view: _View, version: FhirVersion, stop: threading.Event | None, cache: CaseCache
+        self,
+        session: Session,
+        view: _View,
+        version: FhirVersion,
+        stop: threading.Event | None,
+        cache: CaseCache,
+        keep_in: Store | None = None,
     ) -> _View:
-        """The view with every case whose stamp moved mapped again. The cases are read a few hundred at a
+        """The view with every case whose stamp moved indexed again. The cases are read a few hundred at a
         time through the store's case cache (the start-up decodes them there first: decoded once, not
-        once for the cache and once here; those it lacks are kept there while it has room)."""
+        once for the cache and once here; those it lacks are kept there while it has room). With
+        ``keep_in``, a case's kept copy stands in for mapping it, and what is mapped is kept there."""
         current = store_version(session)
         if view.version == current:  # another look caught up between the two
             return view
@@ -287,26 +302,49 @@ class FacadeIndex:
         for gone in view.stamps.keys() - stamps.keys():
             view.drop(gone)
         stale = [case_id for case_id, stamp in stamps.items() if view.stamps.get(case_id) != stamp]
+        fingerprint = made_with(version, self.identifier_system, self.bases) if keep_in is not None else ""
         for n in range(0, len(stale), _READ_AT_ONCE):
             chunk = stale[n : n + _READ_AT_ONCE]
+            kept = self._kept(session, version, fingerprint, {c: stamps[c] for c in chunk}) if keep_in else {}
             unreadable: list[UnreadableCase] = []  # stored before a rule of the case model (logged by id)
-            records = get_case_records(session, chunk, skipped=unreadable, cache=cache)
+            to_map = [case_id for case_id in chunk if case_id not in kept]
+            records = get_case_records(session, to_map, skipped=unreadable, cache=cache) if to_map else {}
             left_out = {bad.case_id for bad in unreadable}
+            made: dict[str, FacadeCopy] = {}
             for case_id in chunk:
                 if stop is not None and stop.is_set():
                     return view  # its version left as it was: the next look maps the cases still to do
                 stamp = stamps[case_id]
                 record = records.get(case_id)
                 served: list[Indexed] | None
-                if case_id in left_out:
+                if case_id in kept:
+                    served = kept[case_id]
+                elif case_id in left_out:
                     served = None
                 elif record is None:  # deleted since the stamps were read; the next look drops it
                     served = []
                 else:
                     served = self._served(session, record, version, has_copies=stamp.resources > 0)
+                    if served is not None and keep_in is not None:
+                        made[case_id] = FacadeCopy(stamp, encode_copy(served))
                 view.put(case_id, stamp, served)
+            if made and keep_in is not None:
+                _keep(keep_in, version, fingerprint, made)
         view.version = current
         return view
+
+    def _kept(
+        self, session: Session, version: FhirVersion, fingerprint: str, stamps: dict[str, CaseStamp]
+    ) -> dict[str, list[Indexed]]:
+        """The cases of ``stamps`` whose copy the store kept, still current, decoded. A copy that cannot be
+        decoded is left out (the case is mapped again, and its copy replaced)."""
+        out = {}
+        for case_id, payload in facade_copies(session, version, fingerprint, stamps).items():
+            try:
+                out[case_id] = decode_copy(payload, case_id)
+            except (ValueError, KeyError, TypeError, zlib.error):
+                log.warning("FHIR facade: a kept copy of a case could not be read; the case is mapped again")
+        return out
 
     def _served(
         self, session: Session, record: CaseRecord, version: FhirVersion, *, has_copies: bool = True
@@ -335,7 +373,7 @@ class FacadeIndex:
                     copy = stored.get(key)
                     changed = record.updated_at if copy is None else max(record.updated_at, copy.updated_at)
                     own = self.bases if copy is None or not copy.source else self.bases | {base_key(copy.source)}
-                    out.append(_indexed(key, ids[key], case_id, resource, changed, own))
+                    out.append(indexed(key, ids[key], case_id, resource, changed, own))
             return out
         except StoreError:
             raise
@@ -344,6 +382,18 @@ class FacadeIndex:
                 "FHIR facade: a case could not be mapped to FHIR %s and is left out (%s)", version, type(exc).__name__
             )
             return None
+
+
+def _keep(store: Store, version: FhirVersion, fingerprint: str, copies: dict[str, FacadeCopy]) -> None:
+    """Keep the copies for the next start, in a transaction of their own. A failure costs that start
+    time, nothing else: it is logged (without data) and the start-up goes on."""
+    try:
+        with store.session() as session:
+            keep_facade_copies(session, version, fingerprint, copies)
+    except (StoreError, SQLAlchemyError) as exc:
+        log.warning(
+            "FHIR facade: copies of %d cases could not be kept for the next start (%s)", len(copies), type(exc).__name__
+        )
 
 
 def _version_of(store: Store) -> tuple[int, int]:
@@ -357,30 +407,3 @@ def _in_version(stored: StoredResource, version: FhirVersion) -> dict[str, Any]:
     if stored.fhir_version == version:
         return stored.raw
     return convert_resource(stored.raw, stored.fhir_version, version)
-
-
-def _indexed(
-    key: ResourceKey,
-    rid: str,
-    case_id: str,
-    resource: dict[str, Any],
-    changed: dt.datetime,
-    own: frozenset[str] = frozenset(),
-) -> Indexed:
-    content = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-    # Any stable hash of the content will do for versionId: the mapping writes elements in a fixed order.
-    version_id = hashlib.blake2b(decimals.dumps(content), digest_size=8).hexdigest()
-    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-    body = {
-        "resourceType": key.type,
-        "id": rid,
-        "meta": {"versionId": version_id, "lastUpdated": changed.isoformat(), **meta},
-        **content,
-    }
-    by_path: dict[tuple[Kind, str], tuple[Any, ...]] = {}
-    values = {}
-    for p in params_for(key.type).values():
-        if (p.kind, p.path) not in by_path:
-            by_path[p.kind, p.path] = extract(p.kind, body, p.path, own)
-        values[p.name] = only_type(by_path[p.kind, p.path], p.target)
-    return Indexed(key.type, rid, case_id, decimals.dumps(body), version_id, changed, values)
