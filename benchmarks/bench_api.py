@@ -37,16 +37,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,51 +50,14 @@ from typing import Any
 
 import aiohttp
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fhir_cm.store import ApiRole, create_api_key, open_store, save_case  # noqa: E402
-from fhir_cm.synthetic import generate_cases  # noqa: E402
 from benchmarks.processes import machine_cpu, process_cpu, process_tree_cpu  # noqa: E402
+from benchmarks.stores import each_store, free_port, seed_store, settle_after_bulk_load  # noqa: E402
 
 STARTUP_SECONDS = 180
 GOAL_P99_MS = 50.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _seed(url: str, cases: int) -> dict[str, Any]:
-    """The store holds ``cases`` synthetic cases and three keys (a supervisor, a service, the case manager with the
-    most open cases); returns the keys and some ids to ask for."""
-    case_ids, patients = [], []
-    managers: Counter[str] = Counter()
-    with open_store(url) as store:
-        batch: list[Any] = []
-        for case in generate_cases(cases, seed=42):
-            batch.append(case)
-            case_ids.append(case.id)
-            patients.append(case.patient.id)
-            if case.is_open and case.case_manager is not None:
-                managers[case.case_manager.id] += 1
-            if len(batch) == 200:
-                with store.session() as s:
-                    for c in batch:
-                        save_case(s, c, enqueue=False)
-                batch = []
-        with store.session() as s:
-            for c in batch:
-                save_case(s, c, enqueue=False)
-            _, supervisor = create_api_key(s, name="bench-supervisor", role=ApiRole.SUPERVISOR)
-            _, service = create_api_key(s, name="bench-service", role=ApiRole.SERVICE)
-            busiest, _ = managers.most_common(1)[0]
-            _, manager = create_api_key(s, name="bench-manager", role=ApiRole.CASE_MANAGER, practitioner_id=busiest)
-    return {"supervisor": supervisor, "service": service, "manager": manager, "cases": case_ids, "patients": patients}
 
 
 def _routes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -223,7 +182,7 @@ def _pct(values: list[float], q: float) -> float:
 @contextmanager
 def _served(url: str, workers: int) -> Iterator[tuple[str, int]]:
     """The server's base URL and process id, once it is ready and idle."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "FHIR_CM_DATABASE_URL": url}
     env.pop("FHIR_CM_FHIR_BASE", None)
     command = [sys.executable, "-c", "from fhir_cm.cli import main; main()", "serve", "--port", str(port)]
@@ -307,25 +266,10 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
         )
 
 
-def _settle_after_bulk_load(url: str) -> None:
-    """What a database administrator does after a bulk load, so that the measurement does not overlap
-    PostgreSQL's own catching up (autovacuum and analyze of the fresh tables, a checkpoint of the load)."""
-    if not url.startswith("postgresql"):
-        return
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-            with contextlib.suppress(DBAPIError):  # CHECKPOINT needs a superuser (or pg_checkpoint)
-                conn.execute(text("CHECKPOINT"))
-    finally:
-        engine.dispose()
-
-
 def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    seeded = _seed(url, cases)
-    _settle_after_bulk_load(url)
+    seeded = seed_store(url, cases)
+    settle_after_bulk_load(url)
     print(f"{label}: seeded {cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
     with _served(url, args.workers) as (base, pid):
         before, machine, started = process_tree_cpu(pid), machine_cpu(), time.perf_counter()
@@ -358,17 +302,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--workers", type=int, default=2, help="`fhir-cm serve --workers N` on both stores")
     args = parser.parse_args()
-    if args.store in ("sqlite", "all"):
-        with tempfile.TemporaryDirectory() as tmp:
-            _run_store("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.sqlite_cases, args)
-    if args.store in ("postgres", "all"):
-        from tests.pg import postgres_admin_url, temporary_database
-
-        if isinstance(postgres_admin_url(), str):
-            print(f"\nPostgreSQL: skipped ({postgres_admin_url()})")
-            return
-        with temporary_database() as url:
-            _run_store("PostgreSQL", str(url), args.pg_cases, args)
+    each_store(args, _run_store)
 
 
 if __name__ == "__main__":
