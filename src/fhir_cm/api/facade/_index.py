@@ -32,6 +32,7 @@ a restart maps only the cases changed since the last one.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import re
@@ -74,6 +75,10 @@ log = logging.getLogger(__name__)
 
 #: Cases read per query when the view catches up (every case, at start-up).
 _READ_AT_ONCE = 200
+#: Cases changed since the last look up to which the view's orders are kept in step, resource by
+#: resource. Past it they are dropped and rebuilt on next use, one parameter at a time: on 10,000 cases,
+#: keeping 50 changed cases in step cost more than that.
+_KEPT_IN_ORDER_UP_TO = 20
 _FHIR_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9\-.]{1,64}$")  # not '.' nor '..': no URL path carries them
 
 
@@ -91,6 +96,17 @@ def _by_id(r: Indexed) -> str:
     return r.id
 
 
+def _keys(r: Indexed, param: str) -> set[str]:
+    return {v[1] for v in r.values.get(param, ())}
+
+
+def _remove(order: list[Indexed], r: Indexed) -> None:
+    """Take ``r`` out of a list by id, where it is."""
+    i = bisect.bisect_left(order, r.id, key=_by_id)
+    if i < len(order) and order[i] is r:
+        del order[i]
+
+
 def _read_stamps(session: Session) -> dict[str, CaseStamp]:
     """Every case's stamp, in one query (no JSON decoded)."""
     return case_stamps(session)
@@ -98,15 +114,22 @@ def _read_stamps(session: Session) -> dict[str, CaseStamp]:
 
 @dataclass
 class _View:
-    """The index of one FHIR version."""
+    """The index of one FHIR version.
+
+    The resources of each type by id (``in_order``) and, per token and reference parameter, by value
+    (``having``) are built on first use, then kept in step as cases change, one resource at a time.
+    Rebuilt after every change, as they were, the first search after a case was saved passed over every
+    resource of the type (on 10,000 cases: 85 ms at the median, up to 0.7 s, against 43 and 46 ms kept
+    in step; most of what is left is reading the stamps). Many cases changed at once, a rebuild costs
+    less, and they are dropped instead (``forget_order``)."""
 
     stamps: dict[str, _Stamp] = field(default_factory=dict)
     case_keys: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     by_type: dict[str, dict[str, Indexed]] = field(default_factory=lambda: {t: {} for t in RESOURCE_TYPES})
     failed: set[str] = field(default_factory=set)
     _sorted: dict[str, list[Indexed]] = field(default_factory=dict)
-    #: (type, parameter) → value key → the resources holding it, by id; built on first use per parameter.
-    _keyed: dict[tuple[str, str], dict[str, list[Indexed]]] = field(default_factory=dict)
+    #: type → parameter → value key → the resources holding it, by id; built on first use per parameter.
+    _keyed: dict[str, dict[str, dict[str, list[Indexed]]]] = field(default_factory=dict)
     #: ``store_version`` when the stamps were last read: unchanged, the view is current.
     version: tuple[Any, ...] | None = None
 
@@ -115,7 +138,7 @@ class _View:
             held = self.by_type[rtype].get(rid)
             if held is not None and held.case_id == case_id:
                 del self.by_type[rtype][rid]
-                self._changed(rtype)
+                self._unlisted(held)
         self.stamps.pop(case_id, None)
         self.failed.discard(case_id)
 
@@ -127,13 +150,36 @@ class _View:
             return
         self.case_keys[case_id] = [(r.type, r.id) for r in resources]
         for r in resources:
+            before = self.by_type[r.type].get(r.id)
+            if before is not None:  # another case's resource of that id: served no more
+                self._unlisted(before)
             self.by_type[r.type][r.id] = r
-            self._changed(r.type)
+            self._listed(r)
 
-    def _changed(self, rtype: str) -> None:
-        self._sorted.pop(rtype, None)
-        for held in [k for k in self._keyed if k[0] == rtype]:
-            del self._keyed[held]
+    def forget_order(self) -> None:
+        """Drop the orders by id and by value: many cases are about to change."""
+        self._sorted.clear()
+        self._keyed.clear()
+
+    def _listed(self, r: Indexed) -> None:
+        order = self._sorted.get(r.type)
+        if order is not None:
+            bisect.insort(order, r, key=_by_id)
+        for param, keyed in self._keyed.get(r.type, {}).items():
+            for k in _keys(r, param):
+                bisect.insort(keyed.setdefault(k, []), r, key=_by_id)
+
+    def _unlisted(self, r: Indexed) -> None:
+        order = self._sorted.get(r.type)
+        if order is not None:
+            _remove(order, r)
+        for param, keyed in self._keyed.get(r.type, {}).items():
+            for k in _keys(r, param):
+                holding = keyed.get(k)
+                if holding is not None:
+                    _remove(holding, r)
+                    if not holding:
+                        del keyed[k]
 
     def in_order(self, rtype: str) -> list[Indexed]:
         """The resources of a type by id: the order of search results, stable from page to page."""
@@ -144,7 +190,8 @@ class _View:
 
     def having(self, rtype: str, param: str, key: str) -> list[Indexed]:
         """The resources of a type holding a ``param`` value whose second part is ``key``, by id."""
-        keyed = self._keyed.get((rtype, param))
+        maps = self._keyed.setdefault(rtype, {})
+        keyed = maps.get(param)
         if keyed is None:
             keyed = {}
             for r in self.in_order(rtype):
@@ -156,7 +203,7 @@ class _View:
                     continue
                 for k in {v[1] for v in held}:
                     keyed.setdefault(k, []).append(r)
-            self._keyed[(rtype, param)] = keyed
+            maps[param] = keyed
         return keyed.get(key, [])
 
     def candidates(self, rtype: str, criteria: Sequence[Criterion]) -> list[Indexed]:
@@ -302,6 +349,8 @@ class FacadeIndex:
         for gone in view.stamps.keys() - stamps.keys():
             view.drop(gone)
         stale = [case_id for case_id, stamp in stamps.items() if view.stamps.get(case_id) != stamp]
+        if len(stale) > _KEPT_IN_ORDER_UP_TO:
+            view.forget_order()
         fingerprint = made_with(version, self.identifier_system, self.bases) if keep_in is not None else ""
         for n in range(0, len(stale), _READ_AT_ONCE):
             chunk = stale[n : n + _READ_AT_ONCE]
