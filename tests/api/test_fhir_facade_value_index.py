@@ -12,7 +12,7 @@ import fhir_cm.api.facade._index as facade_index
 from fhir_cm.api.facade import FacadeIndex
 from fhir_cm.api.facade._match import ANY, RefMatch, TokenMatch
 from fhir_cm.api.facade._params import RESOURCE_TYPES, Criterion, params_for
-from fhir_cm.domain import GoalStatus
+from fhir_cm.domain import Case, GoalStatus
 from fhir_cm.store import Store, open_store, save_case
 from fhir_cm.synthetic import generate_cases
 
@@ -36,14 +36,20 @@ def _every_value_searched_both_ways(index: FacadeIndex, store: Store) -> int:
     return checked
 
 
+def _warmed(store: Store, cases: list[Case]) -> FacadeIndex:
+    """An index of ``cases``, saved in ``store``, warmed as a start-up warms it."""
+    with store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+    index = FacadeIndex(SYSTEM)
+    index.warm(store, "R4")
+    return index
+
+
 def test_value_maps_find_what_a_full_comparison_finds(tmp_path: Path) -> None:
     cases = list(generate_cases(30, seed=5))
     with open_store(f"sqlite:///{tmp_path / 'f.db'}") as store:
-        with store.session() as s:
-            for case in cases:
-                save_case(s, case, enqueue=False)
-        index = FacadeIndex(SYSTEM)
-        index.warm(store, "R4")
+        index = _warmed(store, cases)
         assert _every_value_searched_both_ways(index, store) > 50
         moved = cases[0].model_copy(update={"patient": cases[1].patient})  # a case now of another patient
         with store.session() as s:
@@ -77,11 +83,7 @@ def test_orders_kept_in_step_with_changes_equal_orders_built_afresh(
     cases = list(generate_cases(30, seed=5))
     more = list(generate_cases(33, seed=6))[30:]
     with open_store(f"sqlite:///{tmp_path / 'f.db'}") as store:
-        with store.session() as s:
-            for case in cases:
-                save_case(s, case, enqueue=False)
-        index = FacadeIndex(SYSTEM)
-        index.warm(store, "R4")
+        index = _warmed(store, cases)
         with_goals = [c for c in cases if c.goals]
         changes = [
             [cases[0].model_copy(update={"patient": cases[1].patient})],  # another patient: every reference moves
