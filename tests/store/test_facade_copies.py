@@ -44,6 +44,13 @@ def test_keeping_again_replaces_the_copy_in_place(store: Store) -> None:
     with store.session(read_only=True) as s:
         assert facade_copies(s, "R4", "made-1", {"case-1": STAMP}) == {}
         assert facade_copies(s, "R4", "made-2", {"case-1": newer}) == {"case-1": b"new"}
+    only_time_gone = STAMP._replace(resources_at=None)
+    with store.session() as s:
+        keep_facade_copies(s, "R4", "made-2", {"case-2": FacadeCopy(STAMP, b"with")})
+    with store.session() as s:
+        keep_facade_copies(s, "R4", "made-2", {"case-2": FacadeCopy(only_time_gone, b"without")})
+    with store.session(read_only=True) as s:
+        assert facade_copies(s, "R4", "made-2", {"case-2": only_time_gone}) == {"case-2": b"without"}
 
 
 def test_the_stamp_read_back_from_the_store_matches_a_copy_made_from_it(store_with_cases: Store) -> None:
@@ -80,3 +87,18 @@ def test_two_workers_keeping_the_same_cases_at_once_both_succeed(store: Store) -
         assert facade_copies(s, "R4", "made-1", dict.fromkeys(copies, STAMP)) == {
             c: v.payload for c, v in copies.items()
         }
+
+
+def test_a_copy_made_as_the_kept_one_was_is_not_written_again_unless_asked(store: Store) -> None:
+    """Two workers starting at once make the same copies: the second leaves the first's in place, not
+    writing the payload again; one that could not be read is replaced when asked."""
+    with store.session() as s:
+        keep_facade_copies(s, "R4", "made-1", {"case-1": FacadeCopy(STAMP, b"first")})
+    with store.session() as s:
+        keep_facade_copies(s, "R4", "made-1", {"case-1": FacadeCopy(STAMP, b"second")})
+    with store.session(read_only=True) as s:
+        assert facade_copies(s, "R4", "made-1", {"case-1": STAMP}) == {"case-1": b"first"}
+    with store.session() as s:
+        keep_facade_copies(s, "R4", "made-1", {"case-1": FacadeCopy(STAMP, b"mended")}, rewrite=True)
+    with store.session(read_only=True) as s:
+        assert facade_copies(s, "R4", "made-1", {"case-1": STAMP}) == {"case-1": b"mended"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ._dialect import insert
@@ -61,9 +61,14 @@ def facade_copies(
     }
 
 
-def keep_facade_copies(session: Session, fhir_version: str, made_with: str, copies: Mapping[str, FacadeCopy]) -> None:
-    """Keep these copies, each in place of the case's earlier one in that version. Written in case id
-    order, so that two workers keeping the same cases at once wait for each other, not deadlock."""
+def keep_facade_copies(
+    session: Session, fhir_version: str, made_with: str, copies: Mapping[str, FacadeCopy], *, rewrite: bool = False
+) -> None:
+    """Keep these copies, each in place of the case's earlier one in that version — unless that one was
+    made as this one was (another worker's, moments ago): it holds the same, and rewriting it would write
+    the payload to the database's log again. ``rewrite``: replace those too (the kept one could not be
+    read). Written in case id order, so that two workers keeping the same cases at once wait for each
+    other, not deadlock."""
     rows = [
         {
             "case_id": case_id,
@@ -79,10 +84,20 @@ def keep_facade_copies(session: Session, fhir_version: str, made_with: str, copi
     ]
     for n in range(0, len(rows), _AT_ONCE):
         stmt = insert(session, FacadeCopyRow).values(rows[n : n + _AT_ONCE])
+        new = stmt.excluded
         replaced = ("made_with", "revision", "case_updated_at", "resources_at", "resources", "payload")
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[FacadeCopyRow.case_id, FacadeCopyRow.fhir_version],
-                set_={name: stmt.excluded[name] for name in replaced},
+                set_={name: new[name] for name in replaced},
+                where=None
+                if rewrite
+                else or_(
+                    FacadeCopyRow.made_with != new.made_with,
+                    FacadeCopyRow.revision != new.revision,
+                    FacadeCopyRow.case_updated_at != new.case_updated_at,
+                    FacadeCopyRow.resources_at.is_distinct_from(new.resources_at),
+                    FacadeCopyRow.resources != new.resources,
+                ),
             )
         )

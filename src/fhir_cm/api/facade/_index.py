@@ -354,7 +354,8 @@ class FacadeIndex:
         fingerprint = made_with(version, self.identifier_system, self.bases) if keep_in is not None else ""
         for n in range(0, len(stale), _READ_AT_ONCE):
             chunk = stale[n : n + _READ_AT_ONCE]
-            kept = self._kept(session, version, fingerprint, {c: stamps[c] for c in chunk}) if keep_in else {}
+            unread: set[str] = set()  # kept copies that could not be read: replaced
+            kept = self._kept(session, version, fingerprint, {c: stamps[c] for c in chunk}, unread) if keep_in else {}
             unreadable: list[UnreadableCase] = []  # stored before a rule of the case model (logged by id)
             to_map = [case_id for case_id in chunk if case_id not in kept]
             records = get_case_records(session, to_map, skipped=unreadable, cache=cache) if to_map else {}
@@ -378,20 +379,27 @@ class FacadeIndex:
                         made[case_id] = FacadeCopy(stamp, encode_copy(served))
                 view.put(case_id, stamp, served)
             if made and keep_in is not None:
-                _keep(keep_in, version, fingerprint, made)
+                _keep(keep_in, version, fingerprint, {c: made[c] for c in made.keys() - unread})
+                _keep(keep_in, version, fingerprint, {c: made[c] for c in made.keys() & unread}, rewrite=True)
         view.version = current
         return view
 
     def _kept(
-        self, session: Session, version: FhirVersion, fingerprint: str, stamps: dict[str, CaseStamp]
+        self,
+        session: Session,
+        version: FhirVersion,
+        fingerprint: str,
+        stamps: dict[str, CaseStamp],
+        unread: set[str],
     ) -> dict[str, list[Indexed]]:
         """The cases of ``stamps`` whose copy the store kept, still current, decoded. A copy that cannot be
-        decoded is left out (the case is mapped again, and its copy replaced)."""
+        decoded is left out, its case added to ``unread`` (mapped again, and its copy replaced)."""
         out = {}
         for case_id, payload in facade_copies(session, version, fingerprint, stamps).items():
             try:
                 out[case_id] = decode_copy(payload, case_id)
             except (ValueError, KeyError, TypeError, zlib.error):
+                unread.add(case_id)
                 log.warning("FHIR facade: a kept copy of a case could not be read; the case is mapped again")
         return out
 
@@ -433,12 +441,16 @@ class FacadeIndex:
             return None
 
 
-def _keep(store: Store, version: FhirVersion, fingerprint: str, copies: dict[str, FacadeCopy]) -> None:
+def _keep(
+    store: Store, version: FhirVersion, fingerprint: str, copies: dict[str, FacadeCopy], *, rewrite: bool = False
+) -> None:
     """Keep the copies for the next start, in a transaction of their own. A failure costs that start
     time, nothing else: it is logged (without data) and the start-up goes on."""
+    if not copies:
+        return
     try:
         with store.session() as session:
-            keep_facade_copies(session, version, fingerprint, copies)
+            keep_facade_copies(session, version, fingerprint, copies, rewrite=rewrite)
     except (StoreError, SQLAlchemyError) as exc:
         log.warning(
             "FHIR facade: copies of %d cases could not be kept for the next start (%s)", len(copies), type(exc).__name__
