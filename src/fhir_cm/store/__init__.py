@@ -114,7 +114,15 @@ from ._resources import (
     put_resources,
 )
 from ._written import copies_by_key, copies_of_cases, stored_dates_as_written
-from ._stamps import CaseStamp, case_stamps, cases_version, resources_saved_at, store_version
+from ._stamps import (
+    CaseStamp,
+    case_stamps,
+    case_stamps_since,
+    cases_version,
+    changes_seen,
+    resources_saved_at,
+    store_version,
+)
 from ._store import Store, open_store
 from ._tables import ConflictStatus, OutboxStatus
 from ._transitions import (
@@ -242,9 +250,11 @@ __all__ = [
     "dismiss_quarantine",
     "key_id_of",
     "case_stamps",
+    "case_stamps_since",
     "case_revisions",
     "cases_of_patients_with_several",
     "cases_version",
+    "changes_seen",
     "case_transitions",
     "claim_outbox",
     "mark_pushed",

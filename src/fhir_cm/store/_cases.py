@@ -142,7 +142,7 @@ def save_case(
         values["dates_as_written"] = dict(written or {})
         created = _create_statement(session.get_bind().dialect.name)
         if session.execute(created, values).first() is not None:
-            note_change(session, CASES)
+            note_change(session, CASES, case.id)
             revision = 1
             return _queued(session, case.id, revision, enqueue, now)
         current = _locked(session, case.id)  # another transaction created it just now
@@ -157,7 +157,7 @@ def save_case(
         return int(current.revision)
     revision = current.revision + 1
     session.execute(_UPDATE, {**values, "b_case_id": case.id, "revision": revision})
-    note_change(session, CASES)
+    note_change(session, CASES, case.id)
     return _queued(session, case.id, revision, enqueue and changed, now)
 
 

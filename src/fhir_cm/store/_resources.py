@@ -103,7 +103,7 @@ def put_resources(
     if not rows:
         return 0
     session.execute(_upsert(session.get_bind().dialect.name), rows)
-    note_change(session, RESOURCES)
+    note_change(session, RESOURCES, case_id)
     return len(rows)
 
 

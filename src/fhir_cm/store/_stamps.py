@@ -17,13 +17,16 @@ from sqlalchemy.orm import Session
 
 from ._dialect import insert
 from ._types import Reader
-from ._tables import CaseRow, ResourceRow, StoreChangeRow
+from ._tables import CaseChangeRow, CaseRow, ResourceRow, StoreChangeRow
 
 __all__ = [
     "CASES",
+    "CASE_CHANGES",
     "RESOURCES",
     "CaseStamp",
     "case_stamps",
+    "case_stamps_since",
+    "changes_seen",
     "cases_version",
     "note_change",
     "raise_counters",
@@ -34,7 +37,12 @@ __all__ = [
 #: The tables whose writes readers must learn of (rows of ``store_changes``).
 CASES = "cases"
 RESOURCES = "resources"
+#: The counter whose value a committing writer gives the cases it touched (``case_changes``).
+CASE_CHANGES = "case_changes"
 _CHANGED = "fhir_cm_changed"
+_TOUCHED = "fhir_cm_touched_cases"
+#: Case ids per statement when noting or reading changes (SQLite's bound parameters are limited).
+_AT_ONCE = 500
 
 
 class CaseStamp(NamedTuple):
@@ -48,21 +56,43 @@ class CaseStamp(NamedTuple):
 
 def case_stamps(session: Session) -> dict[str, CaseStamp]:
     """Every case's stamp, in one query over the cases and resources tables."""
-    stored = (
-        select(ResourceRow.case_id, func.max(ResourceRow.updated_at).label("at"), func.count().label("n"))
-        .group_by(ResourceRow.case_id)
-        .subquery()
-    )
-    query = select(CaseRow.case_id, CaseRow.revision, CaseRow.updated_at, stored.c.at, stored.c.n).outerjoin(
-        stored, stored.c.case_id == CaseRow.case_id
-    )
-    return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(query)}
+    return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(_stamps_of(None))}
 
 
-def note_change(session: Session, table: str) -> None:
-    """Say that this transaction wrote to ``table`` (``CASES``, ``RESOURCES``): its counter is raised
-    as the transaction commits (:func:`raise_counters`), and not at all if it rolls back."""
+def changes_seen(session: Reader) -> int:
+    """Where the order of commits stands (the ``case_changes`` counter). Read it before the stamps it
+    goes with: a case saved in between is then read again next time, never missed."""
+    return _counters(session).get(CASE_CHANGES, 0)
+
+
+def case_stamps_since(session: Session, seen: int) -> dict[str, CaseStamp]:
+    """The stamps of the cases saved, or given stored resources, by transactions that committed after
+    ``seen`` (a value of :func:`changes_seen`); perhaps a few more. Indexed lookups, however many cases
+    the store holds: the rows of the cases table and the resources of only those cases."""
+    touched = list(session.execute(select(CaseChangeRow.case_id).where(CaseChangeRow.seq > seen)).scalars())
+    out: dict[str, CaseStamp] = {}
+    for n in range(0, len(touched), _AT_ONCE):
+        rows = session.execute(_stamps_of(touched[n : n + _AT_ONCE]))
+        out.update((row[0], CaseStamp(row[1], row[2], row[3], row[4] or 0)) for row in rows)
+    return out
+
+
+def _stamps_of(case_ids: list[str] | None) -> Any:
+    stored = select(ResourceRow.case_id, func.max(ResourceRow.updated_at).label("at"), func.count().label("n"))
+    cases = select(CaseRow.case_id, CaseRow.revision, CaseRow.updated_at)
+    if case_ids is not None:
+        stored = stored.where(ResourceRow.case_id.in_(case_ids))
+        cases = cases.where(CaseRow.case_id.in_(case_ids))
+    by_case = stored.group_by(ResourceRow.case_id).subquery()
+    return cases.add_columns(by_case.c.at, by_case.c.n).outerjoin(by_case, by_case.c.case_id == CaseRow.case_id)
+
+
+def note_change(session: Session, table: str, case_id: str) -> None:
+    """Say that this transaction wrote to ``table`` (``CASES``, ``RESOURCES``) for ``case_id``: the
+    table's counter is raised as the transaction commits (:func:`raise_counters`), and the case is
+    given its place in the order of commits; nothing is, if it rolls back."""
     session.info.setdefault(_CHANGED, set()).add(table)
+    session.info.setdefault(_TOUCHED, set()).add(case_id)
 
 
 def raise_counters(session: Session) -> None:
@@ -75,11 +105,19 @@ def raise_counters(session: Session) -> None:
         # transaction commits, and a writer holding a case that transaction waits for would deadlock.
         return
     marks: set[str] | None = session.info.pop(_CHANGED, None)
+    touched: set[str] = session.info.pop(_TOUCHED, None) or set()
     if not marks:
         return
-    statement = _raise(session.get_bind().dialect.name)
-    for name in sorted(marks):
-        session.execute(statement, {"name": name})
+    dialect = session.get_bind().dialect.name
+    statement = _raise(dialect)
+    # ``case_changes`` sorts first: the transaction holding its row is the only one writing the cases'
+    # places, so two writers of one case never wait for each other's row the other way round.
+    for name in sorted(marks | {CASE_CHANGES}):
+        seq = session.execute(statement, {"name": name}).scalar_one()
+        if name == CASE_CHANGES:
+            places = [{"case_id": case_id, "seq": seq} for case_id in sorted(touched)]
+            for n in range(0, len(places), _AT_ONCE):
+                session.execute(_placed(dialect), places[n : n + _AT_ONCE])
 
 
 @cache
@@ -88,7 +126,13 @@ def _raise(dialect: str) -> Any:
     stmt = insert(dialect, StoreChangeRow).values(name=bindparam("name"), counter=1)
     return stmt.on_conflict_do_update(
         index_elements=[StoreChangeRow.name], set_={"counter": StoreChangeRow.__table__.c.counter + 1}
-    )
+    ).returning(StoreChangeRow.counter)
+
+
+@cache
+def _placed(dialect: str) -> Any:
+    stmt = insert(dialect, CaseChangeRow)
+    return stmt.on_conflict_do_update(index_elements=[CaseChangeRow.case_id], set_={"seq": stmt.excluded.seq})
 
 
 def _counters(session: Reader) -> dict[str, int]:

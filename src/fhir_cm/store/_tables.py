@@ -35,6 +35,7 @@ from ._types import Json, UTCDateTime
 
 __all__ = [
     "Base",
+    "CaseChangeRow",
     "CaseRow",
     "ConflictRow",
     "ConflictStatus",
@@ -124,6 +125,18 @@ class StoreChangeRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     counter: Mapped[int] = mapped_column(BigInteger)
+
+
+class CaseChangeRow(Base):
+    """When each case's stamp last moved, as a place in the order of commits: ``seq`` is the value the
+    ``case_changes`` counter of ``store_changes`` took as the transaction that saved the case or stored
+    a resource of it committed (``_stamps``). A reader that kept every case's stamp asks for the rows
+    past the value it last read, not for every case's stamp again."""
+
+    __tablename__ = "case_changes"
+
+    case_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class ResourceRow(Base):

@@ -56,6 +56,8 @@ from fhir_cm.store import (
     StoreError,
     UnreadableCase,
     case_stamps,
+    case_stamps_since,
+    changes_seen,
     facade_copies,
     get_case_records,
     get_resources,
@@ -107,9 +109,18 @@ def _remove(order: list[Indexed], r: Indexed) -> None:
         del order[i]
 
 
-def _read_stamps(session: Session) -> dict[str, CaseStamp]:
-    """Every case's stamp, in one query (no JSON decoded)."""
-    return case_stamps(session)
+def _read_stamps(session: Session, view: _View) -> tuple[dict[str, CaseStamp], int]:
+    """The stamps of the cases that may have changed since the view last read them, and where the order
+    of commits stood before they were read (no JSON decoded). The first time, every case's; then only
+    those saved since (``case_stamps_since``): reading every stamp again after each write took about
+    50 ms on 10,000 cases, of each request that caught up."""
+    seen = changes_seen(session)
+    if view.seen is None or seen < view.seen:  # never read, or the store's counters were reset
+        stamps = case_stamps(session)
+        for gone in view.stamps.keys() - stamps.keys():
+            view.drop(gone)
+        return stamps, seen
+    return case_stamps_since(session, view.seen), seen
 
 
 @dataclass
@@ -132,6 +143,8 @@ class _View:
     _keyed: dict[str, dict[str, dict[str, list[Indexed]]]] = field(default_factory=dict)
     #: ``store_version`` when the stamps were last read: unchanged, the view is current.
     version: tuple[Any, ...] | None = None
+    #: ``changes_seen`` when the stamps were last read (None: never read in full).
+    seen: int | None = None
 
     def drop(self, case_id: str) -> None:
         for rtype, rid in self.case_keys.pop(case_id, ()):
@@ -345,9 +358,7 @@ class FacadeIndex:
         current = store_version(session)
         if view.version == current:  # another look caught up between the two
             return view
-        stamps = _read_stamps(session)
-        for gone in view.stamps.keys() - stamps.keys():
-            view.drop(gone)
+        stamps, seen = _read_stamps(session, view)
         stale = [case_id for case_id, stamp in stamps.items() if view.stamps.get(case_id) != stamp]
         if len(stale) > _KEPT_IN_ORDER_UP_TO:
             view.forget_order()
@@ -381,7 +392,7 @@ class FacadeIndex:
             if made and keep_in is not None:
                 _keep(keep_in, version, fingerprint, {c: made[c] for c in made.keys() - unread})
                 _keep(keep_in, version, fingerprint, {c: made[c] for c in made.keys() & unread}, rewrite=True)
-        view.version = current
+        view.version, view.seen = current, seen
         return view
 
     def _kept(
