@@ -15,8 +15,10 @@ from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Index, Integer, String, Table, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from ._engine import without_nul
 from ._tables import ID, Base, CaseRow
 from ._types import UTCDateTime, utcnow
 
@@ -104,14 +106,48 @@ def audit_rows(
     ]
 
 
+#: From this many rows on, PostgreSQL takes a group by ``COPY``.
+COPY_FROM = 200
+_COPIED = ("at", "principal", "action", "case_id", "detail", "request_id")
+_COPY = f"COPY audit_log ({', '.join(_COPIED)}) FROM STDIN"
+
+
 def write_audit_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert ``rows`` (made by :func:`audit_rows`) in one execution; returns how many.
 
     Into the table, not through the ORM's bulk insert: the rows need nothing from it, and it cost
-    three times the CPU for a group of five rows (2.0 against 0.7 ms), on every audited request."""
-    if rows:
+    three times the CPU for a group of five rows (2.0 against 0.7 ms), on every audited request.
+    A large group on PostgreSQL goes by ``COPY``: a supervisor's caseload names every open case, and
+    once any case changed, the next one wrote 10,000 rows, 150 ms of CPU as an ``INSERT`` against
+    20–37 ms copied (a probe, three runs each)."""
+    if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
+        _copy(session, rows)
+    elif rows:
         session.execute(insert(_AUDIT_TABLE), list(rows))
     return len(rows)
+
+
+def _copy(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``rows`` by ``COPY``, in the session's transaction, as an ``INSERT`` would store them: instants
+    in UTC, no NUL in text (``_engine._without_nul``), the driver's errors as SQLAlchemy's."""
+    import psycopg  # the PostgreSQL driver, installed wherever a PostgreSQL store is open
+
+    at = UTCDateTime()
+    dialect = session.get_bind().dialect
+    connection = session.connection().connection.driver_connection
+    assert connection is not None, "a session's connection is checked out"
+    try:
+        with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for row in rows:
+                values = [_text(row.get(name)) for name in _COPIED]
+                values[0] = at.process_bind_param(row["at"], dialect)
+                copy.write_row(values)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(_COPY, None, exc, psycopg.Error, dialect=dialect) from exc
+
+
+def _text(value: Any) -> Any:
+    return without_nul(value) if isinstance(value, str) else value
 
 
 def list_audit(
