@@ -2,7 +2,7 @@
 
     python benchmarks/bench_api.py [--rate 200] [--seconds 20] [--sqlite-cases 1000] [--pg-cases 10000]
                                    [--store sqlite|postgres|all] [--workers N (default 2)] [--warmup 3]
-                                   [--restarted]
+                                   [--restarted] [--writes 0]
 
 Starts ``fhir-cm serve`` in a process of its own on a store seeded with synthetic cases, waits until
 ``/readyz`` says so and its processes are idle (every worker has warmed its caches), then sends
@@ -23,6 +23,11 @@ server's latency):
 * ``GET /fhir/EpisodeOfCare/{id}`` (FHIR read), ``GET /fhir/CarePlan?patient=…`` (FHIR search)
   (service key).
 
+``--writes W`` sends, beside those reads, W case updates per second (``PATCH /api/v1/cases/{id}``, a
+supervisor saving a plan summary, a different case each time), open loop as well: every worker then
+finds the store changed between reads and catches up (the read routes' views, the façade's index), as a
+team's server does while case managers work. Their latencies are printed as a route of their own.
+
 It prints p50 / p95 / p99 per route and store against the goal (p99 < 50 ms at 200 requests/s over
 10,000 cases on PostgreSQL and 1,000 on SQLite) and the rate actually sent; then each server process's
 CPU, the machine's and its host's (steal), and how late this process began requests past their due
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import os
 import statistics
 import subprocess
@@ -90,6 +96,20 @@ def _routes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+def _writes(seeded: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``--writes``: a supervisor saving a case's plan summary, a different case each time (from the end of
+    the list, so mostly not those the reads ask for)."""
+    sup = {"Authorization": f"Bearer {seeded['supervisor']}"}
+    cases = seeded["cases"]
+    sent = itertools.count()  # a summary never sent before: saving the same one again changes nothing
+
+    def patch(i: int) -> tuple[str, str, None, dict[str, str], dict[str, Any]]:
+        summary = f"Reviewed ({next(sent)})."
+        return "PATCH", f"/api/v1/cases/{cases[-1 - i % len(cases)]}", None, sup, {"plan_summary": summary}
+
+    return [("case update (PATCH)", patch)]
+
+
 async def _open_loop(
     base: str,
     routes: list[tuple[str, Any]],
@@ -97,9 +117,10 @@ async def _open_loop(
     seconds: float,
     warm_rounds: int = 1,
     warm_seconds: float = 0.0,
+    writes: tuple[list[tuple[str, Any]], float] | None = None,
 ) -> dict[str, Any]:
     total = int(rate * seconds)
-    latencies: dict[str, list[float]] = {name: [] for name, _ in routes}
+    latencies: dict[str, list[float]] = {name: [] for name, _ in routes + (writes[0] if writes else [])}
     errors: dict[str, int] = dict.fromkeys(latencies, 0)
     # How late this process began each request: counted in its latency (open loop), but the sender's own
     # delay, not the server's — on a loaded machine the sender waits for a core too.
@@ -111,9 +132,10 @@ async def _open_loop(
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(base_url=base, connector=connector, timeout=timeout) as client:
 
-        async def send(i: int) -> bool:
-            method, path, params, headers = routes[i % len(routes)][1](i // len(routes))
-            async with client.request(method, path, params=params, headers=headers) as response:
+        async def send(asked: list[tuple[str, Any]], i: int) -> bool:
+            method, path, params, headers, *body = asked[i % len(asked)][1](i // len(asked))
+            json = body[0] if body else None
+            async with client.request(method, path, params=params, headers=headers, json=json) as response:
                 await response.read()
                 return response.status >= 400
 
@@ -132,29 +154,39 @@ async def _open_loop(
                     if round_ == 0:
                         first[routes[i][0]] = time.perf_counter() - asked
 
-        async def one(i: int, due: float, counted: bool) -> None:
-            name = routes[i % len(routes)][0]
+        async def one(asked: list[tuple[str, Any]], i: int, due: float, counted: bool) -> None:
+            name = asked[i % len(asked)][0]
             if counted:
                 late.append(time.perf_counter() - due)
             try:
-                failed = await send(i)
+                failed = await send(asked, i)
             except (aiohttp.ClientError, TimeoutError):
                 failed = True
             if counted:
                 latencies[name].append(time.perf_counter() - due)
                 errors[name] += failed
 
-        async def at_rate(count: int, counted: bool) -> float:
+        async def each_at(asked: list[tuple[str, Any]], every: float, count: int, counted: bool) -> float:
             start = time.perf_counter()
             tasks = []
             for i in range(count):
-                due = start + i / rate
+                due = start + i / every
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(i, due, counted)))
+                tasks.append(asyncio.create_task(one(asked, i, due, counted)))
             sent_in = time.perf_counter() - start
             await asyncio.gather(*tasks)
+            return sent_in
+
+        async def at_rate(count: int, counted: bool) -> float:
+            """The reads at ``rate`` and, beside them, the writes at theirs, for as long."""
+            if writes is None:
+                return await each_at(routes, rate, count, counted)
+            written, every = writes
+            sent_in, _ = await asyncio.gather(
+                each_at(routes, rate, count, counted), each_at(written, every, int(count * every / rate), counted)
+            )
             return sent_in
 
         # This process's own collector must not pause the sender: a full collection over what seeding
@@ -240,6 +272,7 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
     print(
         f"\n{label}: {cases} cases, {args.rate:g} requests/s asked ({result['sent_rate']:.0f} sent) for "
         f"{args.seconds:g} s, {args.workers} worker(s); goal p99 < {GOAL_P99_MS:g} ms"
+        + (f"; and {args.writes:g} case updates/s beside" if args.writes else "")
     )
     print(f"  {'route':<30} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}  goal")
     for name, values in result["latencies"].items():
@@ -282,7 +315,13 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
         sender = process_cpu(os.getpid())
         result = asyncio.run(
             _open_loop(
-                base, _routes(seeded), args.rate, args.seconds, warm_rounds=4 * args.workers, warm_seconds=args.warmup
+                base,
+                _routes(seeded),
+                args.rate,
+                args.seconds,
+                warm_rounds=4 * args.workers,
+                warm_seconds=args.warmup,
+                writes=(_writes(seeded), args.writes) if args.writes else None,
             )
         )
         after, machine_after, took = process_tree_cpu(pid), machine_cpu(), time.perf_counter() - started
@@ -312,6 +351,13 @@ def main() -> None:
         action="store_true",
         help="measure a server started a second time (a restart): the first start, not measured, keeps "
         "the façade's copies of every case, and the database is settled after it as after the seeding",
+    )
+    parser.add_argument(
+        "--writes",
+        type=float,
+        default=0.0,
+        help="case updates per second sent beside the reads (a supervisor's PATCH of a plan summary, a case "
+        "each time): every worker then catches up with a changed store between reads; 0, none",
     )
     args = parser.parse_args()
     each_store(args, _run_store)
