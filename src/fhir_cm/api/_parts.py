@@ -3,9 +3,10 @@
 Recomputing a caseload or the outcomes from every case means decoding every case: seconds for ten
 thousand, and it would happen again after every change to any case. Instead each case's *part* — its
 manager and contact gap, its discharges, goals and referrals over the period — is kept with the
-revision it was computed from. A request reads every visible case's revision (one narrow query, no
-JSON), recomputes the parts of the cases whose revision moved (usually none, or the one just saved),
-drops those gone, and combines the kept parts: sums, and the values medians are taken over. The
+revision it was computed from. A request reads the revisions of the cases saved since the view's last
+look (the first, every selected case's: one narrow query, no JSON), recomputes the parts of the cases
+whose revision moved (usually none, or the one just saved), drops those no longer selected, and
+combines the kept parts: sums, and the values medians are taken over. The
 figures are the same as recomputing from every case (``tests/api/test_parts.py`` compares them).
 
 Kept per view (what is asked: the day, the period) and per process, at most ``size`` views; the
@@ -19,14 +20,25 @@ hundred times, and the start-up can compute a day's views before anyone asks.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import threading
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.orm import Session
+
 from fhir_cm.domain import ProgrammeType
-from fhir_cm.store import CaseRecord, Store, UnreadableCase, case_revisions, get_case_records
+from fhir_cm.store import (
+    CaseRecord,
+    Store,
+    UnreadableCase,
+    case_revisions,
+    cases_changed_since,
+    changes_seen,
+    get_case_records,
+)
 
 from ._access import can_see_kept, may_see_unreadable, readers
 from ._auth import Principal
@@ -116,9 +128,7 @@ class CaseParts:
         with view.lock:
             kept = view.kept
             with store.session(read_only=True) as session:
-                revisions = case_revisions(session, **filters)
-                for gone in kept.keys() - revisions.keys():
-                    del kept[gone]
+                revisions, seen = _revisions(session, view, filters)
                 stale = [
                     case_id for case_id, revision in revisions.items() if kept.get(case_id, (None,))[0] != revision
                 ]
@@ -130,7 +140,37 @@ class CaseParts:
                         kept[case_id] = (record.revision, part(record))
                     for bad in skipped:
                         kept[bad.case_id] = (revisions[bad.case_id], _Unreadable(bad))
-            return [(case_id, entry[1]) for case_id in revisions if (entry := kept.get(case_id)) is not None]
+            view.seen = seen  # only now: a look that failed part-way is looked at again whole
+            return [(case_id, entry[1]) for case_id in view.order if (entry := kept.get(case_id)) is not None]
+
+
+def _revisions(session: Session, view: _View, filters: dict[str, Any]) -> tuple[dict[str, int], int]:
+    """The revisions of the selected cases that may have changed since the view's last look, the view's
+    cases (``order``) and kept entries brought in line with the selection: the first time, every
+    selected case's; then only those of the cases saved since (``cases_changed_since``), a case no
+    longer selected (closed, moved to another programme) dropped. Reading every selected case's
+    revision, and comparing them all, took each view 20–30 ms of each change on 10,000 cases. Returned
+    with where the order of commits stood before they were read (``changes_seen``)."""
+    seen = changes_seen(session)
+    if view.seen is None or seen < view.seen:  # never read, or the store's counters were reset
+        revisions = case_revisions(session, **filters)
+        for gone in view.kept.keys() - revisions.keys():
+            del view.kept[gone]
+        view.order, view.members = list(revisions), set(revisions)
+    else:
+        touched = set(cases_changed_since(session, view.seen))
+        if "ids" in filters:
+            touched &= set(filters["ids"])
+        revisions = case_revisions(session, **{**filters, "ids": sorted(touched)}) if touched else {}
+        for case_id in touched - revisions.keys():
+            view.kept.pop(case_id, None)
+            if case_id in view.members:
+                view.members.discard(case_id)
+                del view.order[bisect.bisect_left(view.order, case_id)]
+        for case_id in revisions.keys() - view.members:
+            view.members.add(case_id)
+            bisect.insort(view.order, case_id)
+    return revisions, seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +215,11 @@ class _View:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.kept: dict[Hashable, tuple[Any, Any]] = {}
+        #: The ids of the cases the view selects, in id order (``order``, and as a set, ``members``).
+        self.order: list[str] = []
+        self.members: set[str] = set()
+        #: ``changes_seen`` at the last look (None: never looked).
+        self.seen: int | None = None
 
 
 class _Unreadable:

@@ -26,6 +26,7 @@ __all__ = [
     "CaseStamp",
     "case_stamps",
     "case_stamps_since",
+    "cases_changed_since",
     "changes_seen",
     "cases_version",
     "note_change",
@@ -69,12 +70,18 @@ def case_stamps_since(session: Session, seen: int) -> dict[str, CaseStamp]:
     """The stamps of the cases saved, or given stored resources, by transactions that committed after
     ``seen`` (a value of :func:`changes_seen`); perhaps a few more. Indexed lookups, however many cases
     the store holds: the rows of the cases table and the resources of only those cases."""
-    touched = list(session.execute(select(CaseChangeRow.case_id).where(CaseChangeRow.seq > seen)).scalars())
+    touched = cases_changed_since(session, seen)
     out: dict[str, CaseStamp] = {}
     for n in range(0, len(touched), _AT_ONCE):
         rows = session.execute(_stamps_of(touched[n : n + _AT_ONCE]))
         out.update((row[0], CaseStamp(row[1], row[2], row[3], row[4] or 0)) for row in rows)
     return out
+
+
+def cases_changed_since(session: Reader, seen: int) -> list[str]:
+    """The ids of the cases saved, or given stored resources, by transactions that committed after
+    ``seen`` (a value of :func:`changes_seen`); perhaps a few more. One indexed lookup."""
+    return list(session.execute(select(CaseChangeRow.case_id).where(CaseChangeRow.seq > seen)).scalars())
 
 
 def _stamps_of(case_ids: list[str] | None) -> Any:
