@@ -85,3 +85,20 @@ def test_a_store_whose_counters_were_reset_is_read_in_full_again(
         save_case(s, case)
     assert _open_parts(parts, store) == _open_parts(CaseParts(), store)
     assert revisions_read == [None, None, None], "the view read in full again, as the fresh one did"
+
+
+def test_past_many_changes_a_view_reads_every_selected_case_again(
+    store: Store, revisions_read: list[list[str] | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull merging thousands of cases: one query over the selection, not thousands of ids asked for."""
+    monkeypatch.setattr(parts_module, "_BY_ID_UP_TO", 1)
+    parts = CaseParts()
+    _open_parts(parts, store)
+    open_ones = [c for c in generate_cases(6, 31) if c.is_open]
+    closing = open_ones[0].model_copy(deep=True)
+    closing.change_status(CaseStatus.CLOSED, TODAY, "goals met")
+    with store.session() as s:
+        save_case(s, closing)
+        save_case(s, open_ones[1].model_copy(update={"plan_summary": "Reviewed."}))
+    assert _open_parts(parts, store) == _open_parts(CaseParts(), store)
+    assert revisions_read == [None, None, None]
