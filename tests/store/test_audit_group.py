@@ -137,3 +137,48 @@ def test_nothing_to_record_writes_nothing(store: Store) -> None:
     AuditGroup(store).record(principal="k", action="list", case_ids=[])
     with store.session(read_only=True) as s:
         assert list_audit(s, limit=10) == []
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_large_group_being_written_holds_up_no_other_request(
+    pg_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A supervisor's caseload audits every open case; while its group is written, another request's
+    rows are written beside it, not after it."""
+    import fhir_cm.store._audit_group as module
+
+    real = module.write_audit_rows
+    release = threading.Event()
+
+    def held_if_large(session: Any, rows: Any) -> int:
+        if len(rows) > 1:
+            assert release.wait(timeout=60), "never released"
+        return real(session, rows)
+
+    monkeypatch.setattr(module, "write_audit_rows", held_if_large)
+    with open_store(pg_store_url) as pg:
+        group = pg.audit
+        large = threading.Thread(
+            target=group.record,
+            kwargs={"principal": "sup", "action": "caseload", "case_ids": [f"c{n}" for n in range(500)]},
+        )
+        large.start()
+        deadline = time.monotonic() + 60
+        while group._writers == 0 and time.monotonic() < deadline:  # the large group is being written
+            time.sleep(0.005)
+        small = threading.Thread(
+            target=group.record, kwargs={"principal": "cm", "action": "read", "case_ids": ["case-1"]}
+        )
+        small.start()
+        small.join(timeout=30)
+        written_beside = not small.is_alive()
+        with pg.session(read_only=True) as s:
+            written = [(r.principal, r.case_id) for r in list_audit(s, limit=10)]
+        release.set()
+        large.join()
+        small.join()
+        assert written_beside and written == [("cm", "case-1")], (
+            "the small group was written while the large one was held"
+        )
+        with pg.session(read_only=True) as s:
+            assert len(list_audit(s, limit=None)) == 501
