@@ -3,8 +3,8 @@
 Every read of a case is audited. Written one transaction per request, the audit turns a read-mostly
 API into a queue of writers: on SQLite each commit takes the database's one write lock (and a sync to
 disk), on PostgreSQL each is a WAL flush. Here a request hands its rows to the group and waits; the
-first waiter that finds a writer free (one on SQLite, two on PostgreSQL) writes everything queued so
-far in one transaction and wakes the others. So concurrent reads share commits instead of taking turns, and a request is still
+first waiter that finds no write in progress writes everything queued so far in one transaction and
+wakes the others. So concurrent reads share commits instead of taking turns, and a request is still
 answered only after its audit rows are durable: a crash loses no audit row of an answered request.
 """
 
@@ -31,19 +31,13 @@ class _Batch:
 
 
 class AuditGroup:
-    """Group commit of audit rows into one store (thread-safe; one per store and process).
+    """Group commit of audit rows into one store (thread-safe; one per store and process)."""
 
-    ``writers``: how many groups may be written at once — on PostgreSQL two by default, so that the
-    rows of every other request need not wait behind a large group (a supervisor's caseload names
-    every open case: 10,000 rows after any change, tens of milliseconds to write, during which every
-    request of the process waited for its own audit); on SQLite one, its writers taking turns anyway."""
-
-    def __init__(self, store: Store, *, writers: int | None = None) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._cond = threading.Condition()
         self._open = _Batch()  # the batch rows are being added to
-        self._writers = 0  # groups being written
-        self._most = writers if writers is not None else (2 if store.backend == "postgresql" else 1)
+        self._writing = False
 
     def record(
         self,
@@ -64,17 +58,17 @@ class AuditGroup:
                 {"principal": principal, "action": action, "case_ids": ids, "detail": detail, "request_id": request_id}
             )
             while not batch.done:
-                if batch is not self._open or self._writers >= self._most:
-                    self._cond.wait()  # being written by another, or no writer free yet
+                if self._writing:
+                    self._cond.wait()
                     continue
                 # Lead: take everything queued so far (this batch), write it, wake the others.
-                self._writers, self._open = self._writers + 1, _Batch()
+                self._writing, self._open = True, _Batch()
                 self._cond.release()
                 try:
                     self._write(batch)
                 finally:
                     self._cond.acquire()
-                    self._writers, batch.done = self._writers - 1, True
+                    self._writing, batch.done = False, True
                     self._cond.notify_all()
         if batch.error is not None:
             raise batch.error
