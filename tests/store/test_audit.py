@@ -53,19 +53,24 @@ def test_long_details_are_cut(store: Store) -> None:
 
 def test_a_large_group_is_stored_as_a_small_one_is(store: Store) -> None:
     """On PostgreSQL a group from ``COPY_FROM`` rows on goes by ``COPY``: read back, its rows are what
-    an ``INSERT`` stores — the same instant in UTC, a long detail cut, a NUL in text replaced."""
+    an ``INSERT`` stores — the same instant in UTC, a long detail cut, a NUL in text replaced, and the
+    characters COPY's text gives a meaning (a backslash, a tab, a line's end, ``\\N`` for none) kept as
+    they were; a row of no case has none."""
     at = dt.datetime(2025, 3, 1, 10, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    ids = [f"case-{n:04}" for n in range(COPY_FROM)]
-    detail = "x\x00" + "y" * 300
+    odd = "tab\there\\N\nline\r\\."
+    ids = [f"case-{n:04}" for n in range(COPY_FROM)] + [odd, "\\N"]
+    detail = "x\x00\t\\" + "y" * 300
+    principal = "k\x00\\N\n"
     with store.session() as s:
-        assert (
-            record_audit(s, principal="k\x00", action="list", case_ids=ids, detail=detail, request_id="r", now=at)
-            == COPY_FROM
-        )
-        record_audit(s, principal="k\x00", action="list", case_ids=["small"], detail=detail, request_id="r", now=at)
+        for case_ids in ([*ids, None], ["small"]):
+            record_audit(
+                s, principal=principal, action="list", case_ids=case_ids, detail=detail, request_id="r\t1", now=at
+            )
     with store.session(read_only=True) as s:
         rows = list_audit(s, limit=None)
-    assert sorted(r.case_id for r in rows if r.case_id != "small") == ids
+    assert len(rows) == COPY_FROM + 4
+    assert sorted(r.case_id for r in rows if r.case_id not in ("small", None)) == sorted(ids)
+    assert [r.case_id for r in rows].count(None) == 1
     small = next(r for r in rows if r.case_id == "small")
     for row in rows:
         assert (row.at, row.principal, row.action, row.detail, row.request_id) == (
@@ -75,7 +80,8 @@ def test_a_large_group_is_stored_as_a_small_one_is(store: Store) -> None:
             small.detail,
             small.request_id,
         )
-    assert small.at == at and small.principal == "k\ufffd" and small.detail is not None and len(small.detail) == 200
+    assert small.at == at and small.principal == "k\ufffd\\N\n" and small.request_id == "r\t1"
+    assert small.detail == ("x\ufffd\t\\" + "y" * 300)[:200]
 
 
 @pytest.mark.postgres

