@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from fhir_cm import worklist as worklist_module
 from fhir_cm.domain import Case, Party
@@ -23,6 +25,7 @@ from fhir_cm.worklist import (
     case_items,
     compute_worklist,
     load_worklist_rules,
+    order_key,
     worklist_part,
 )
 
@@ -363,6 +366,50 @@ def test_the_filters_and_the_order_of_a_worklist() -> None:
     assert [(i.case_id, i.kind) for i in goals] == [("a", ItemKind.GOAL_PAST_DUE), ("b", ItemKind.GOAL_PAST_DUE)]
     before = compute_worklist(cases, TODAY, RULES, due_before=dt.date(2025, 6, 1))
     assert [i.kind for i in before] == [ItemKind.NO_FACE_TO_FACE]  # the day itself is not before it
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([dt.date(2025, 6, 1), dt.date(2025, 6, 2)]) | st.dates(min_value=dt.date(2, 1, 1)),
+            st.text(alphabet="az9-.", min_size=1, max_size=3),
+            st.sampled_from(list(ItemKind)),
+            st.text(alphabet="aAz09-.", min_size=1, max_size=4),
+        ),
+        max_size=30,
+    )
+)
+@example(
+    [(dt.date(2025, 6, 1), "a-1", ItemKind.REFERRAL_DUE, "r"), (dt.date(2025, 6, 1), "a", ItemKind.REFERRAL_DUE, "r")]
+)
+@example(
+    [(dt.date(2025, 6, 1), "a", ItemKind.GOAL_PAST_DUE, "g"), (dt.date(2025, 6, 1), "a", ItemKind.REFERRAL_DUE, "r")]
+)
+def test_the_order_key_orders_items_as_their_day_case_kind_and_subject_do(
+    fields: list[tuple[dt.date, str, ItemKind, str]],
+) -> None:
+    """One string per item (``order_key``) sorts as the tuple of its due day, case, kind (in ``ItemKind``'s
+    order) and subject: a case id that begins another's (``a``, ``a-1``, ``a0``) included, and years of
+    fewer than four digits."""
+    rank = {kind: i for i, kind in enumerate(ItemKind)}
+    items = [
+        WorklistItem(
+            case_id=case_id,
+            kind=kind,
+            what="due",
+            due=due,
+            overdue=False,
+            subject=Subject.CASE,
+            subject_id=subject_id,
+            programme="health-care",
+            case_status="active",
+            case_manager=None,
+        )
+        for due, case_id, kind, subject_id in fields
+    ]
+    by_fields = sorted(items, key=lambda i: (i.due, i.case_id, rank[i.kind], i.subject_id))
+    assert sorted(items, key=order_key) == by_fields
 
 
 # --- dates and rules ---------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ import datetime as dt
 import functools
 from collections.abc import Collection, Iterable, Iterator
 from enum import StrEnum
+from functools import cached_property
+from operator import itemgetter
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -59,6 +61,7 @@ __all__ = [
     "case_items",
     "compute_worklist",
     "load_worklist_rules",
+    "order_key",
     "select_items",
     "worklist_part",
 ]
@@ -133,6 +136,12 @@ class WorklistPart(BaseModel):
     case_manager: str | None
     programme: ProgrammeType
     items: tuple[WorklistItem, ...]
+
+    @cached_property
+    def order(self) -> tuple[str, ...]:
+        """Each item's place in a worklist (``order_key``), worked out once for as long as the part is kept:
+        a worklist of every case sorted every item by a key built per item each time, after any change."""
+        return tuple(order_key(item) for item in self.items)
 
 
 # --- the rules (mappings/worklist-rules.json) -----------------------------------------------------------
@@ -380,6 +389,13 @@ def _order(item: WorklistItem) -> tuple[dt.date, str, int, str]:
     return (item.due, item.case_id, _RANK[item.kind], item.subject_id)
 
 
+def order_key(item: WorklistItem) -> str:
+    """``item``'s place in a worklist as one string, ordered as its due day, case, kind and subject are
+    (``_order``): strings compare in one step where tuples compare field by field. The fields are
+    joined by NUL, which no id holds and every other character sorts after, and a day has a fixed width."""
+    return f"{item.due.isoformat()}\x00{item.case_id}\x00{_RANK[item.kind]:03d}\x00{item.subject_id}"
+
+
 def select_items(
     parts: Iterable[WorklistPart],
     *,
@@ -393,17 +409,18 @@ def select_items(
     of cases with none too), of ``programme`` (None: any), of ``kinds`` (None: all), overdue only or not,
     due before a day or not; earliest due first, then by case, kind and subject, so pages cut the same
     list every time."""
-    items = [
-        item
+    keyed = [
+        (key, item)
         for part in parts
         if (case_managers is None or part.case_manager in case_managers)
         and (programme is None or part.programme is programme)
-        for item in part.items
+        for key, item in zip(part.order, part.items, strict=True)
         if (kinds is None or item.kind in kinds)
         and (not overdue_only or item.overdue)
         and (due_before is None or item.due < due_before)
     ]
-    return sorted(items, key=_order)
+    keyed.sort(key=itemgetter(0))
+    return [item for _, item in keyed]
 
 
 def compute_worklist(

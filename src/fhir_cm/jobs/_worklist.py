@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -92,7 +93,7 @@ def worklist_page(
         case_manager=ask.case_manager,
         items=items_as_written(store, items[ask.offset : end]),
         total=len(items),
-        overdue=sum(item.overdue for item in items),
+        overdue=sum(map(attrgetter("overdue"), items)),
         limit=ask.limit,
         offset=ask.offset,
         next_offset=end if end < len(items) else None,
