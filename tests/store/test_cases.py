@@ -40,6 +40,7 @@ from fhir_cm.store import (
     open_store,
     save_case,
 )
+from fhir_cm.store._cases import _CHUNK
 from tests.store.concurrency import run_together
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -111,10 +112,15 @@ def test_the_cases_of_patients_with_several_are_read_by_patient(
         ]:
             save_case(s, make_case(case_id, patient=Party(kind=PartyKind.PATIENT, id=patient), programme=programme))
     cache = CaseCache(10) if cached else None
+    # Few patients asked (by id), and many (past one query's worth: the patients with several of the
+    # whole table, then those asked): the same cases either way.
+    many = ["p-b", "p-a", "nobody", *(f"p-x{n}" for n in range(_CHUNK))]
     with store.session(read_only=True) as s:
         found = cases_of_patients_with_several(s, ["p-b", "p-a", "nobody"], cache=cache)
+        found_of_many = cases_of_patients_with_several(s, many, cache=cache)
         assert cases_of_patients_with_several(s, [], cache=cache) == []
     assert sorted((r.case.id, r.case.patient.id) for r in found) == [("a1", "p-a"), ("a2", "p-a")]
+    assert sorted((r.case.id, r.case.patient.id) for r in found_of_many) == [("a1", "p-a"), ("a2", "p-a")]
 
 
 def test_unknown_case_is_none(store: Store) -> None:
