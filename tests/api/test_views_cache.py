@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from fhir_cm.store import Store, list_audit
 from tests.api.conftest import Keys, bearer, create
@@ -59,17 +62,57 @@ def test_an_unchanged_caseload_shown_again_is_one_row_naming_the_first_showing(
     again = [client.get("/api/v1/caseload", headers=bearer(keys.supervisor)) for _ in range(2)]
     own = client.get("/api/v1/caseload", headers=bearer(keys.cm1))  # another caller: rows of their own
     create(client, keys.supervisor, id="c")
-    changed = client.get("/api/v1/caseload", headers=bearer(keys.supervisor))  # a case changed: rows again
+    changed = client.get("/api/v1/caseload", headers=bearer(keys.supervisor))  # a case changed: its row
     assert all(r.status_code == 200 for r in (first, *again, own, changed))
     assert all(r.json() == first.json() for r in again)
-    with api_store.session(read_only=True) as s:
-        rows = [e for e in list_audit(s, limit=100) if e.action == "caseload"]
-
-    def of(response: object) -> list[tuple[str | None, str | None]]:
-        rid = response.headers["x-request-id"]  # type: ignore[attr-defined]
-        return sorted((e.case_id, e.detail) for e in rows if e.request_id == rid)
-
+    of = _rows_of(api_store, "caseload")
     assert of(first) == [("a", None), ("b", None)]
     assert [of(r) for r in again] == [[(None, f"unchanged:{first.headers['x-request-id']}")]] * 2
     assert of(own) == [("a", None), ("b", None)]
-    assert of(changed) == [("a", None), ("b", None), ("c", None)]
+    assert of(changed) == [("c", None), (None, f"changed:{first.headers['x-request-id']}")]
+
+
+def _rows_of(api_store: Store, action: str) -> Callable[[Response], list[tuple[str | None, str | None]]]:
+    """The audit rows (case, detail) of a response's request, of ``action``."""
+    with api_store.session(read_only=True) as s:
+        rows = [e for e in list_audit(s, limit=1000) if e.action == action]
+
+    def of(response: Response) -> list[tuple[str | None, str | None]]:
+        return sorted(
+            ((e.case_id, e.detail) for e in rows if e.request_id == response.headers["x-request-id"]), key=str
+        )
+
+    return of
+
+
+def test_a_changed_caseload_shown_again_names_what_changed_since_the_showing_that_listed_it(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """After any change a supervisor's caseload of ten thousand is shown again changed: its rows are the
+    cases new to the caller or shown differently, those that left it, and one row naming the caller's last
+    showing that listed every case — not every case again. Past about √(2n) changes since that showing,
+    the caseload is listed again in full and later changes are told against that listing."""
+    for case_id in ("a", "b", "c", "d"):
+        create(client, keys.supervisor, id=case_id)
+    sup = bearer(keys.supervisor)
+    listed = client.get("/api/v1/caseload", headers=sup)
+    base = listed.headers["x-request-id"]
+    moved = client.post("/api/v1/cases/b/status", headers=sup, json={"status": "on-hold", "reason": "in hospital"})
+    assert moved.status_code == 200, moved.text
+    on_hold = client.get("/api/v1/caseload", headers=sup)
+    assert client.post("/api/v1/cases/d/close", json={"reason": "done"}, headers=sup).status_code == 200
+    closed = client.get("/api/v1/caseload", headers=sup)
+    others = client.get("/api/v1/caseload", headers=bearer(keys.cm1))  # another caller: listed in full
+    for case_id in ("e", "f"):  # with b and d, four changes of five cases since the listing: past √10
+        create(client, keys.supervisor, id=case_id)
+    relisted = client.get("/api/v1/caseload", headers=sup)
+    create(client, keys.supervisor, id="g")
+    after = client.get("/api/v1/caseload", headers=sup)
+    assert all(r.status_code == 200 for r in (listed, on_hold, closed, others, relisted, after))
+    of = _rows_of(api_store, "caseload")
+    assert of(listed) == [("a", None), ("b", None), ("c", None), ("d", None)]
+    assert of(on_hold) == [("b", None), (None, f"changed:{base}")]
+    assert of(closed) == [("b", None), ("d", f"left:{base}"), (None, f"changed:{base}")]
+    assert of(others) == [("a", None), ("b", None), ("c", None)]
+    assert of(relisted) == [("a", None), ("b", None), ("c", None), ("e", None), ("f", None)]
+    assert of(after) == [("g", None), (None, f"changed:{relisted.headers['x-request-id']}")]

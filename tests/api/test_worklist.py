@@ -255,6 +255,26 @@ def test_a_worklist_names_its_cases_in_the_audit_once_until_they_change(client: 
     )
 
 
+def test_a_worklist_shown_again_after_a_change_names_the_cases_new_to_it(client: TestClient, keys: Keys) -> None:
+    """Another case saved, the same caller's worklist is shown again changed: a row for the case it now
+    shows too and one naming the showing that listed the others, not every case again."""
+    for case_id in ("a", "b", "c", "d"):
+        late(client, keys.cm1, case_id)
+    for request_id, new in (("w-1", None), ("w-2", "e"), ("w-3", "f")):
+        if new is not None:
+            late(client, keys.cm1, new)
+        response = client.get("/api/v1/worklist", headers={**bearer(keys.cm1), "X-Request-Id": request_id})
+        assert response.status_code == 200
+    entries = client.get("/api/v1/audit", params={"limit": 200}, headers=bearer(keys.supervisor)).json()
+    shown = [(e["request_id"], e["case_id"], e["detail"]) for e in entries if e["action"] == "worklist"]
+    assert sorted(shown, key=str) == sorted(
+        [("w-1", c, None) for c in "abcd"]
+        + [("w-2", "e", None), ("w-2", None, "changed:w-1"), ("w-3", "f", None), ("w-3", "e", None)]
+        + [("w-3", None, "changed:w-1")],
+        key=str,
+    )
+
+
 def test_a_case_this_version_cannot_read_is_counted_not_listed(
     client: TestClient, keys: Keys, api_store: Store
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,25 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
-def test_concurrent_reads_share_commits_and_every_row_is_written(store: Store) -> None:
-    commits = 0
+@contextmanager
+def _counting_commits(store: Store) -> Iterator[list[int]]:
+    """The store's write transactions begun inside, counted in the one-item list yielded."""
+    commits = [0]
     real_session = store.session
 
     def counting_session(**kwargs: Any) -> Any:
-        nonlocal commits
         if not kwargs.get("read_only"):
-            commits += 1
+            commits[0] += 1
         return real_session(**kwargs)
 
     store.session = counting_session  # type: ignore[method-assign]
+    try:
+        yield commits
+    finally:
+        store.session = real_session  # type: ignore[method-assign]
+
+
+def test_concurrent_reads_share_commits_and_every_row_is_written(store: Store) -> None:
     group = AuditGroup(store)
     start = threading.Barrier(16)
 
@@ -41,15 +50,15 @@ def test_concurrent_reads_share_commits_and_every_row_is_written(store: Store) -
             group.record(principal=f"key-{n}", action="read", case_ids=[f"case-{n}-{i}"], request_id=f"r-{n}-{i}")
 
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    store.session = real_session  # type: ignore[method-assign]
+    with _counting_commits(store) as commits:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     with store.session(read_only=True) as s:
         rows = list_audit(s, limit=1000)
     assert sorted(r.case_id for r in rows if r.case_id) == sorted(f"case-{n}-{i}" for n in range(16) for i in range(20))
-    assert commits <= 16 * 20  # never more than one transaction per request; fewer when they overlap
+    assert commits[0] <= 16 * 20  # never more than one transaction per request; fewer when they overlap
 
 
 def test_a_group_is_written_in_one_execution(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,3 +146,20 @@ def test_nothing_to_record_writes_nothing(store: Store) -> None:
     AuditGroup(store).record(principal="k", action="list", case_ids=[])
     with store.session(read_only=True) as s:
         assert list_audit(s, limit=10) == []
+
+
+def test_rows_of_several_details_are_one_requests_one_transaction(store: Store) -> None:
+    """A view shown again audits a few cases, the cases that left it and a row pointing at the showing
+    that listed the rest (``record_each``): all in one transaction, so the request waits for one commit
+    and the rows stand or fall together."""
+    with _counting_commits(store) as commits:
+        AuditGroup(store).record_each(
+            principal="k",
+            action="caseload",
+            by_detail={None: ["c-2", "c-3"], "changed:r-1": [None], "left:r-1": ["c-9"], "unused": []},
+            request_id="r-2",
+        )
+    with store.session(read_only=True) as s:
+        rows = sorted((r.case_id or "", r.detail or "", r.request_id) for r in list_audit(s, limit=10))
+    assert rows == [("", "changed:r-1", "r-2"), ("c-2", "", "r-2"), ("c-3", "", "r-2"), ("c-9", "left:r-1", "r-2")]
+    assert commits == [1]

@@ -41,7 +41,7 @@ from ._access import can_see, may_see_unreadable
 from ._auth import Principal
 from ._parts import CaseParts
 from ._case_json import CaseJson
-from ._views import ViewCache
+from ._views import Listed, ViewCache, changes
 from ._problems import (
     ConflictProblem,
     FieldError,
@@ -378,17 +378,19 @@ def views(work: Work) -> ViewCache:
     return work.views
 
 
-def shown_audited(work: Work, key: Hashable, compute: Callable[[], tuple[bytes, list[str]]], *, action: str) -> bytes:
+def shown_audited(
+    work: Work, key: Hashable, compute: Callable[[], tuple[bytes, Mapping[str, object]]], *, action: str
+) -> bytes:
     """A view naming cases (the caseload, the worklist): ``compute()``'s body, kept until a case changes
-    (``ViewCache``), and the cases it names (``compute()``'s list) audited one row each — or, shown to the
-    same caller again unchanged, one row pointing at the request whose rows list them (``ViewCache.showing``)."""
+    (``ViewCache``), and the cases it names (``compute()``'s mapping: case id → what it shows of the case)
+    audited — one row each; or, shown to the same caller again unchanged, one row pointing at the request
+    that showed it (``unchanged:<request>``); or, shown again changed, rows for the cases new to it or shown
+    differently since the caller's last showing whose rows list every case, a row for each case that left
+    it (``left:<request>``) and one row pointing at that showing for the rest (``changed:<request>``)."""
     p = work.principal
     shown = views(work).showing(work.store, key, compute, viewer=p.id, request_id=work.request_id)
-    body, seen = shown.value
-    if shown.shown_in is None:
-        audit_reads(work.store, p, seen, action=action, request_id=work.request_id)
-        shown.remember()
-    else:
+    body, cases = shown.value
+    if shown.shown_in is not None:
         work.store.audit.record(
             principal=p.id,
             action=action,
@@ -396,6 +398,24 @@ def shown_audited(work: Work, key: Hashable, compute: Callable[[], tuple[bytes, 
             detail=f"unchanged:{shown.shown_in}",
             request_id=work.request_id,
         )
+        return body
+    base = shown.base
+    moved = changes(base, cases)
+    if moved is None or base is None:
+        audit_reads(work.store, p, cases, action=action, request_id=work.request_id)
+        shown.remember(None if work.request_id is None else Listed(work.request_id, cases))
+    else:
+        work.store.audit.record_each(
+            principal=p.id,
+            action=action,
+            by_detail={
+                None: moved.shown,
+                f"changed:{base.request_id}": [None],
+                f"left:{base.request_id}": moved.left,
+            },
+            request_id=work.request_id,
+        )
+        shown.remember(None)
     return body
 
 

@@ -11,7 +11,7 @@ answered only after its audit rows are durable: a crash loses no audit row of an
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +49,28 @@ class AuditGroup:
         request_id: str | None = None,
     ) -> None:
         """Record the rows and return once they are committed (raises if their transaction failed)."""
-        ids = list(case_ids)
-        if not ids:
+        self.record_each(principal=principal, action=action, by_detail={detail: case_ids}, request_id=request_id)
+
+    def record_each(
+        self,
+        *,
+        principal: str,
+        action: str,
+        by_detail: Mapping[str | None, Iterable[str | None]],
+        request_id: str | None = None,
+    ) -> None:
+        """:meth:`record` of rows of several details at once (detail → its cases): one request's rows go
+        into one transaction together, and the request waits for one commit, not one per detail."""
+        asked = [
+            {"principal": principal, "action": action, "case_ids": ids, "detail": detail, "request_id": request_id}
+            for detail, case_ids in by_detail.items()
+            if (ids := list(case_ids))
+        ]
+        if not asked:
             return
         with self._cond:
             batch = self._open
-            batch.rows.append(
-                {"principal": principal, "action": action, "case_ids": ids, "detail": detail, "request_id": request_id}
-            )
+            batch.rows.extend(asked)
             while not batch.done:
                 if self._writing:
                     self._cond.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
@@ -78,7 +79,7 @@ def caseload(
     p = work.principal
     key = ("caseload", p.role, p.practitioner_id, p.programme, programme, day, work.today, settings.caseload_limit)
 
-    def compute() -> tuple[bytes, list[str]]:
+    def compute() -> tuple[bytes, Mapping[str, object]]:
         # A programme asked for (or a supervisor's only one): its cases alone gone through, if need be.
         scope = programme_scope(p)
         of = programme or scope
@@ -90,6 +91,8 @@ def caseload(
         parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
         own = p.practitioner_id if p.role is ApiRole.CASE_MANAGER else None
         out = caseload_page(parts, day=day, limit=settings.caseload_limit, case_manager=own, unreadable=len(told))
-        return json_bytes(out), [c.case_id for m in out.managers for c in m.cases]
+        # What each case shows: its figures, and under whom (a case moved to another manager is shown anew).
+        shown = {c.case_id: (m.case_manager, m.case_manager_server, c) for m in out.managers for c in m.cases}
+        return json_bytes(out), shown
 
     return json_answer(shown_audited(work, key, compute, action="caseload"))

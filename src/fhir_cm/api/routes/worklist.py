@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
@@ -85,7 +86,7 @@ def worklist(
     asked = (whose, wanted, elsewhere, kinds, overdue, due_before, limit, offset)
     key = ("worklist", p.role, p.practitioner_id, p.programme, today, copies_at, asked)
 
-    def compute() -> tuple[bytes, list[str]]:
+    def compute() -> tuple[bytes, Mapping[str, object]]:
         parts, unreadable = day_worklist_parts(work.parts, work.store, today)
         if elsewhere:
             parts, unreadable = [], []
@@ -100,6 +101,9 @@ def worklist(
         )
         seen = [u for u in unreadable if may_see_unreadable(p, u)]
         page, _ = worklist_page(work.store, today, parts, seen, ask)
-        return json_bytes(page), list(dict.fromkeys(item.case_id for item in page.items))
+        shown: dict[str, list[object]] = {}  # what the page shows of each case: its items
+        for item in page.items:
+            shown.setdefault(item.case_id, []).append(item)
+        return json_bytes(page), shown
 
     return json_answer(shown_audited(work, key, compute, action="worklist"))
