@@ -116,3 +116,26 @@ def test_a_changed_caseload_shown_again_names_what_changed_since_the_showing_tha
     assert of(others) == [("a", None), ("b", None), ("c", None)]
     assert of(relisted) == [("a", None), ("b", None), ("c", None), ("e", None), ("f", None)]
     assert of(after) == [("g", None), (None, f"changed:{relisted.headers['x-request-id']}")]
+
+
+def test_a_caseload_no_save_changed_is_shown_again_as_unchanged(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """A save that changes nothing the caseload shows (a plan summary) leaves every case's part as it was:
+    the caseload is the one made before, not made again over every case, and shown again to the same
+    caller it is audited as unchanged; a save that changes what it shows is told as changed."""
+    for case_id in ("a", "b", "c"):
+        create(client, keys.supervisor, id=case_id)
+    sup = bearer(keys.supervisor)
+    first = client.get("/api/v1/caseload", headers=sup)
+    summary = client.patch("/api/v1/cases/b", headers=sup, json={"plan_summary": "Reviewed with the family."})
+    assert summary.status_code == 200, summary.text
+    again = client.get("/api/v1/caseload", headers=sup)
+    moved = client.post("/api/v1/cases/b/status", headers=sup, json={"status": "on-hold", "reason": "in hospital"})
+    assert moved.status_code == 200, moved.text
+    changed = client.get("/api/v1/caseload", headers=sup)
+    assert (first.status_code, again.status_code, changed.status_code) == (200, 200, 200)
+    assert again.content == first.content
+    of = _rows_of(api_store, "caseload")
+    assert of(again) == [(None, f"unchanged:{first.headers['x-request-id']}")]
+    assert of(changed) == [("b", None), (None, f"changed:{first.headers['x-request-id']}")]

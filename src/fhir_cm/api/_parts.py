@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -61,16 +61,14 @@ class CaseParts:
 
     def every_part(
         self, store: Store, key: Hashable, part: Callable[[CaseRecord], P | None], **filters: Any
-    ) -> tuple[list[P], list[UnreadableCase]]:
+    ) -> tuple[Sequence[P], Sequence[UnreadableCase]]:
         """The parts of every stored case the store filters (``list_cases`` keywords) select, whoever asks,
         and the cases this version cannot read: one view for every caller, each choosing their own among
         the parts (the part says whose the case is and who may see it — the worklist's case manager, the
         caseload's readers — so that what a caller may see follows from it). ``part`` is called only for
         cases new or changed since, with the stored case (its ``dates_as_written`` read in the same row:
         no resource is read), so the first caller of the day pays for all the others."""
-        found = self._kept(store, key, filters, part)
-        unreadable = [p.row for _, p in found if isinstance(p, _Unreadable)]
-        return [p for _, p in found if p is not None and not isinstance(p, _Unreadable)], unreadable
+        return self._kept(store, key, filters, part)
 
     def for_everyone(
         self,
@@ -80,7 +78,7 @@ class CaseParts:
         part: Callable[[CaseRecord], P | None],
         programme: ProgrammeType | None = None,
         **filters: Any,
-    ) -> tuple[list[Shared[P]], list[UnreadableCase]]:
+    ) -> tuple[Sequence[Shared[P]], Sequence[UnreadableCase]]:
         """:meth:`every_part`, each part kept with what judges who may see its case on ``today`` (its
         programme, its :func:`readers`): a view for every caller of a per-caller figure (the caseload,
         the outcomes), each taking their own with :func:`seen` and :func:`seen_unreadable`.
@@ -98,13 +96,17 @@ class CaseParts:
             return self.every_part(store, (key, programme), kept, programme=programme, **filters)
         return self.every_part(store, (key, None), kept, **filters)
 
-    def derived(self, store: Store, key: Hashable, every: list[Shared[P]], part: Callable[[P], Q]) -> list[Shared[Q]]:
+    def derived(
+        self, store: Store, key: Hashable, every: Sequence[Shared[P]], part: Callable[[P], Q]
+    ) -> Sequence[Shared[Q]]:
         """``part`` of each of ``every`` (parts kept in another view), kept in view ``key`` for as long as
         the part it came from is kept: a view of parts taken from parts (a period's outcomes from each
         case's outcome timeline) costs ``part`` only for the cases whose part in ``every`` is new, and
         no case is read."""
         view = self._views.get(store, key) or self._views.put(store, key, _View())
         with view.lock:
+            if view.derived is not None and view.derived[0] is every:  # the very parts of last time: the same
+                return view.derived[1]
             kept = view.kept
             # Keyed by the kept part's identity: a case's part is a new object whenever it is worked out again.
             fresh: dict[Hashable, tuple[Any, Any]] = {}
@@ -112,7 +114,9 @@ class CaseParts:
                 hit = kept.get(id(s))
                 fresh[id(s)] = hit if hit is not None and hit[0] is s else (s, s.map(part))
             view.kept = fresh
-            return [d for _, d in fresh.values()]
+            derived = tuple(d for _, d in fresh.values())
+            view.derived = (every, derived)
+            return derived
 
     def _kept(
         self,
@@ -120,12 +124,18 @@ class CaseParts:
         key: Hashable,
         filters: dict[str, Any],
         part: Callable[[CaseRecord], Any],
-    ) -> list[tuple[str, Any]]:
-        """Each selected case's kept entry, by case id: ``part(record)`` of a case new or changed since
-        (its part, or None), an ``_Unreadable`` of one this version cannot read.
+    ) -> tuple[tuple[Any, ...], tuple[UnreadableCase, ...]]:
+        """The selected cases' parts, in case id order — ``part(record)`` of a case new or changed since,
+        kept by revision, None dropped — and the cases this version cannot read.
 
         A case this version cannot read is kept as such by revision, so it is not read again until it
-        changes."""
+        changes. A case whose part, worked out again, equals the one kept keeps the one kept; while no
+        part changed and no case came or went, the lists of the last look are given again, the very same
+        tuples: each pass over ten thousand kept parts cost
+        several milliseconds after every change, most of them in reaching parts spread over memory, and a
+        save that changes no case's part of a view (a plan summary, for the caseload) now costs the view
+        the cases saved. A caller may keep what it worked out of them for as long as they are the same
+        (``ViewCache.from_parts``)."""
         view = self._views.get(store, key) or self._views.put(store, key, _View())
         with view.lock:
             kept = view.kept
@@ -139,11 +149,11 @@ class CaseParts:
                     for case_id, record in get_case_records(
                         session, stale[i : i + _CHUNK], skipped=skipped, cache=store.cases
                     ).items():
-                        kept[case_id] = (record.revision, part(record))
+                        view.keep(case_id, record.revision, part(record))
                     for bad in skipped:
-                        kept[bad.case_id] = (revisions[bad.case_id], _Unreadable(bad))
+                        view.keep(bad.case_id, revisions[bad.case_id], _Unreadable(bad))
             view.seen = seen  # only now: a look that failed part-way is looked at again whole
-            return [(case_id, entry[1]) for case_id in view.order if (entry := kept.get(case_id)) is not None]
+            return view.parts()
 
 
 def _revisions(session: Session, view: _View, filters: dict[str, Any]) -> tuple[dict[str, int], int]:
@@ -162,18 +172,22 @@ def _revisions(session: Session, view: _View, filters: dict[str, Any]) -> tuple[
         for gone in view.kept.keys() - revisions.keys():
             del view.kept[gone]
         view.order, view.members = list(revisions), set(revisions)
+        view.changed()
     else:
         if "ids" in filters:
             touched &= set(filters["ids"])
         revisions = case_revisions(session, **{**filters, "ids": sorted(touched)}) if touched else {}
         for case_id in touched - revisions.keys():
-            view.kept.pop(case_id, None)
+            if view.kept.pop(case_id, None) is not None:
+                view.changed()
             if case_id in view.members:
                 view.members.discard(case_id)
                 del view.order[bisect.bisect_left(view.order, case_id)]
+                view.changed()
         for case_id in revisions.keys() - view.members:
             view.members.add(case_id)
             bisect.insort(view.order, case_id)
+            view.changed()
     return revisions, seen
 
 
@@ -224,6 +238,41 @@ class _View:
         self.members: set[str] = set()
         #: ``changes_seen`` at the last look (None: never looked).
         self.seen: int | None = None
+        #: What the last look gave (the parts, the unreadable cases); None once a part changed or a case
+        #: came or went since.
+        self.answer: tuple[tuple[Any, ...], tuple[UnreadableCase, ...]] | None = None
+        #: A view derived from another's parts: what it was last made from, and what it made.
+        self.derived: tuple[object, tuple[Any, ...]] | None = None
+
+    def changed(self) -> None:
+        """A part changed, or a case came or went: the view's lists are made again at its next look."""
+        self.answer = None
+
+    def keep(self, case_id: str, revision: int, part: Any) -> None:
+        """Keep ``part`` of the case at ``revision``; the part kept stays when the new one equals it (a
+        save that changes nothing the view shows leaves the view as it was)."""
+        old = self.kept.get(case_id)
+        if old is not None and _same(old[1], part):
+            part = old[1]
+        else:
+            self.changed()
+        self.kept[case_id] = (revision, part)
+
+    def parts(self) -> tuple[tuple[Any, ...], tuple[UnreadableCase, ...]]:
+        """The parts of the view's cases in id order (None dropped) and its unreadable cases: the very
+        same tuples as the last look's while nothing changed."""
+        if self.answer is None:
+            found = [entry[1] for case_id in self.order if (entry := self.kept.get(case_id)) is not None]
+            self.answer = (
+                tuple(p for p in found if p is not None and not isinstance(p, _Unreadable)),
+                tuple(p.row for p in found if isinstance(p, _Unreadable)),
+            )
+        return self.answer
+
+
+def _same(kept: Any, new: Any) -> bool:
+    """Whether a case's part worked out again is the one kept (a part equal in every figure)."""
+    return kept is new or (type(kept) is type(new) and not isinstance(new, _Unreadable) and kept == new)
 
 
 class _Unreadable:

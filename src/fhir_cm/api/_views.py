@@ -6,14 +6,16 @@ while the cases rarely change between two asks. So a result is kept per process,
 (role and scope), what they ask (the parameters, the day) and the store's *cases version* (a counter
 every transaction writing cases raises, one row read): any save of any case makes every kept
 result stale at once, so an answer is never older than the store. The cache is small (LRU); each
-process of ``serve --workers N`` keeps its own.
+process of ``serve --workers N`` keeps its own. Made again after a save, an answer made from the cases'
+kept parts (``CaseParts``) is the one made before when the views gave the very same parts again — the
+save changed no part of them (:meth:`ViewCache.from_parts`) — so it is not made over every case again.
 
 A view that names cases (the caseload) is audited one row per case it shows. A dashboard polling an
 unchanged caseload would write those same rows every few seconds — hundreds per request — so the
 cache also remembers who was shown which result: the same caller shown the same result again (no case
-changed since) is audited as one row naming the request whose rows list the cases
-(:meth:`ViewCache.showing`). Shown again *changed* — any save of any case changes a supervisor's
-caseload of ten thousand — it is audited against the caller's last showing that listed every case
+changed since, or none of what it shows: the very same answer) is audited as one row naming the request
+whose rows list the cases (:meth:`ViewCache.showing`). Shown again *changed* — most saves of a case
+change a supervisor's caseload of ten thousand — it is audited against the caller's last showing that listed every case
 (:class:`Listed`, :func:`changes`): a row for each case new to it or shown differently, a row for each
 case that left it, and one row naming that showing for the rest. The set of who saw which case, and when
 first, is the same; the log no longer grows by the size of the caseload on every refresh or change.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from fhir_cm.store import Store, cases_version
 
@@ -86,10 +88,11 @@ class ViewCache:
 
     def __init__(self, size: int = 256) -> None:
         self._kept: KeptAnswers[tuple[Any, Hashable], Any] = KeptAnswers(size)
-        self._shown: KeptAnswers[tuple[str, Any, Hashable], str] = KeptAnswers(size * 4)  # → request
-        #: (viewer, key) → their last showing listed in full; a view's every version shares it. Fewer than
-        #: answers: each may hold what a supervisor's caseload shows of ten thousand cases.
-        self._listed: KeptAnswers[tuple[str, Hashable], _Latest] = KeptAnswers(max(1, size // 4))
+        #: (viewer, key) → their last showing and last listing in full, of any version; as many as answers
+        #: (each holds one answer at most, as each kept answer does).
+        self._latest: KeptAnswers[tuple[str, Hashable], _Latest] = KeptAnswers(size)
+        #: key → what ``from_parts`` last made, and of which parts.
+        self._made: KeptAnswers[Hashable, _Made] = KeptAnswers(size)
 
     def get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> T:
         """The kept result for ``key`` while no case changed; else ``compute()``, kept for next time.
@@ -102,20 +105,35 @@ class ViewCache:
     def showing(
         self, store: Store, key: Hashable, compute: Callable[[], T], *, viewer: str, request_id: str | None
     ) -> Showing[T]:
-        """Like :meth:`get`, whether ``viewer`` was shown this very result before, in which request, and
-        their last showing of ``key`` listed in full, of whatever version."""
-        version, value = self._get(store, key, compute)
-        shown = (viewer, version, key)
-        earlier = self._shown.get(store, shown)
-        latest = self._listed.get(store, (viewer, key)) or self._listed.put(store, (viewer, key), _Latest())
+        """Like :meth:`get`, whether ``viewer`` was last shown this very result, in which request, and
+        their last showing of ``key`` listed in full, of whatever version. The very result: the same object
+        — kept for the store's version, or made from the same parts (:meth:`from_parts`) after a change
+        that changed none of them."""
+        _, value = self._get(store, key, compute)
+        latest = self._latest.get(store, (viewer, key)) or self._latest.put(store, (viewer, key), _Latest())
+        last = latest.shown
+        earlier = last[1] if last is not None and last[0] is value else None
 
         def remember(listed: Listed | None) -> None:
             if request_id is not None:
-                self._shown.put(store, shown, request_id)
+                latest.shown = (value, request_id)
             if listed is not None:
                 latest.listed = listed
 
         return Showing(value, earlier, latest.listed, remember)
+
+    def from_parts(self, store: Store, key: Hashable, parts: tuple[object, ...], build: Callable[[], T]) -> T:
+        """``build()``, made from ``parts`` (what ``CaseParts`` views gave), kept for ``key`` for as long as
+        those are the very same objects: the views give their last ones again while no part of theirs
+        changed, so a save that changed none (a plan summary, for the caseload) is answered with what was
+        made, not made again over every case. ``key`` must name all else ``build`` depends on."""
+        memo = self._made.get(store, key) or self._made.put(store, key, _Made())
+        made = memo.made
+        if made is not None and len(made[0]) == len(parts) and all(a is b for a, b in zip(made[0], parts)):
+            return cast(T, made[1])
+        value = build()
+        memo.made = (parts, value)
+        return value
 
     def _get(self, store: Store, key: Hashable, compute: Callable[[], T]) -> tuple[Any, T]:
         with store.lookup() as session:
@@ -130,7 +148,17 @@ class ViewCache:
 
 
 class _Latest:
-    """A caller's last showing of a view listed in full (replaced by each new one; an attribute set is atomic)."""
+    """A caller's last showing of a view, and last one listed in full (each replaced by the next; an
+    attribute set is atomic)."""
 
     def __init__(self) -> None:
+        #: The result last shown, and the request that showed it first.
+        self.shown: tuple[object, str] | None = None
         self.listed: Listed | None = None
+
+
+class _Made:
+    """What :meth:`ViewCache.from_parts` last made for a key, with the parts it was made from."""
+
+    def __init__(self) -> None:
+        self.made: tuple[tuple[object, ...], object] | None = None

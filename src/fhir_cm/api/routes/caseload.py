@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
@@ -16,7 +16,7 @@ from fhir_cm.store import ApiRole, Store, UnreadableCase
 
 from .._access import programme_scope
 from .._answers import json_answer, json_bytes
-from .._casework import shown_audited
+from .._casework import shown_audited, views
 from .._deps import CaseWork, get_settings
 from .._parts import CaseParts, Shared, seen, seen_unreadable
 from .._routing import api_router
@@ -33,7 +33,7 @@ def day_caseload_parts(
     today: dt.date,
     future_tolerance_days: int,
     programme: ProgrammeType | None = None,
-) -> tuple[list[Shared[CaseloadPart]], list[UnreadableCase]]:
+) -> tuple[Sequence[Shared[CaseloadPart]], Sequence[UnreadableCase]]:
     """Every case's part of the caseload on ``day`` — of ``programme`` at least, if one is given — kept by
     revision in one view for every caller of ``today`` asking for that day (``CaseParts.for_everyone``),
     and the cases this version cannot read. Each caller takes the parts of
@@ -88,11 +88,16 @@ def caseload(
             if scope in (None, of)
             else ([], [])  # another programme than the supervisor's: none of its cases is theirs to see
         )
-        parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
-        own = p.practitioner_id if p.role is ApiRole.CASE_MANAGER else None
-        out = caseload_page(parts, day=day, limit=settings.caseload_limit, case_manager=own, unreadable=len(told))
-        # What each case shows: its figures, and under whom (a case moved to another manager is shown anew).
-        shown = {c.case_id: (m.case_manager, m.case_manager_server, c) for m in out.managers for c in m.cases}
-        return json_bytes(out), shown
+
+        def made() -> tuple[bytes, Mapping[str, object]]:
+            parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
+            own = p.practitioner_id if p.role is ApiRole.CASE_MANAGER else None
+            out = caseload_page(parts, day=day, limit=settings.caseload_limit, case_manager=own, unreadable=len(told))
+            # What each case shows: its figures, and under whom (a case moved to another manager is shown anew).
+            shown = {c.case_id: (m.case_manager, m.case_manager_server, c) for m in out.managers for c in m.cases}
+            return json_bytes(out), shown
+
+        # The same parts as last time (a save changed none): the same answer, not made again over every case.
+        return views(work).from_parts(work.store, key, (every, unreadable), made)
 
     return json_answer(shown_audited(work, key, compute, action="caseload"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Query, Response
@@ -39,7 +40,7 @@ def period_outcome_parts(
     on: dt.date,
     today: dt.date,
     programme: ProgrammeType | None = None,
-) -> tuple[list[Shared[OutcomeParts]], list[UnreadableCase]]:
+) -> tuple[Sequence[Shared[OutcomeParts]], Sequence[UnreadableCase]]:
     """Every case's part of the figures over ``start``–``end`` as of ``on`` — of ``programme`` at least, if
     one is given — and the cases this version cannot read.
 

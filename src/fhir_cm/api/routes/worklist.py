@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Query, Response
@@ -16,7 +16,7 @@ from fhir_cm.worklist import ItemKind, WorklistPart, load_worklist_rules, workli
 
 from .._access import may_see_unreadable, programme_scope
 from .._answers import json_answer, json_bytes
-from .._casework import shown_audited
+from .._casework import shown_audited, views
 from .._deps import CaseWork, get_settings
 from .._models import EntityId
 from .._parts import CaseParts
@@ -30,7 +30,7 @@ router = api_router(prefix="/worklist", tags=["caseload and outcomes"])
 
 def day_worklist_parts(
     parts: CaseParts, store: Store, today: dt.date
-) -> tuple[list[WorklistPart], list[UnreadableCase]]:
+) -> tuple[Sequence[WorklistPart], Sequence[UnreadableCase]]:
     """Every case's worklist items on ``today`` (kept by revision in one view for every caller of the
     day), and the cases this version cannot read. The app's start-up computes them too, so that the
     first case manager of a new process does not wait for every case to be gone through."""
@@ -99,11 +99,16 @@ def worklist(
             limit=limit,
             offset=offset,
         )
-        seen = [u for u in unreadable if may_see_unreadable(p, u)]
-        page, _ = worklist_page(work.store, today, parts, seen, ask)
-        shown: dict[str, list[object]] = {}  # what the page shows of each case: its items
-        for item in page.items:
-            shown.setdefault(item.case_id, []).append(item)
-        return json_bytes(page), shown
+
+        def made() -> tuple[bytes, Mapping[str, object]]:
+            seen = [u for u in unreadable if may_see_unreadable(p, u)]
+            page, _ = worklist_page(work.store, today, parts, seen, ask)
+            shown: dict[str, list[object]] = {}  # what the page shows of each case: its items
+            for item in page.items:
+                shown.setdefault(item.case_id, []).append(item)
+            return json_bytes(page), shown
+
+        # The same parts as last time (a save changed no case's items): the same page, not made again.
+        return views(work).from_parts(work.store, key, (parts, unreadable), made)
 
     return json_answer(shown_audited(work, key, compute, action="worklist"))
