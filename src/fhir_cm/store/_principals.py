@@ -17,7 +17,7 @@ import secrets
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import CheckConstraint, String, insert, select, update
+from sqlalchemy import CheckConstraint, String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ._errors import NotFound
@@ -84,6 +84,9 @@ class ApiKey(BaseModel):
 
 
 _FIELDS = tuple(c for c in ApiKeyRow.__table__.c if c.name != "key_hash")
+#: Every request's key, looked up by one statement built once: built per call, its comparison and
+#: SQLAlchemy's cache key for it were most of a request's authentication (about 0.75 ms of CPU).
+_BY_KEY_ID = select(ApiKeyRow.key_hash, *_FIELDS).where(ApiKeyRow.key_id == bindparam("key_id"))
 
 
 def _hash(key: str) -> str:
@@ -125,8 +128,7 @@ def authenticate_api_key(session: Reader, presented: str) -> ApiKey | None:
     match = _KEY.match(presented)
     if match is None:
         return None
-    query = select(ApiKeyRow.key_hash, *_FIELDS).where(ApiKeyRow.key_id == match["key_id"])
-    row = session.execute(query).one_or_none()
+    row = session.execute(_BY_KEY_ID, {"key_id": match["key_id"]}).one_or_none()
     # Hash either way, so an unknown key id costs the same as a wrong secret.
     presented_hash = _hash(presented)
     stored_hash = row.key_hash if row is not None else "0" * 64

@@ -142,10 +142,13 @@ def _placed(dialect: str) -> Any:
     return stmt.on_conflict_do_update(index_elements=[CaseChangeRow.case_id], set_={"seq": stmt.excluded.seq})
 
 
+# Read on every request (whether kept answers still hold): statements built once, not per call.
+_COUNTERS = select(StoreChangeRow.name, StoreChangeRow.counter)
+_LAST_SAVED = select(func.max(ResourceRow.updated_at))
+
+
 def _counters(session: Reader) -> dict[str, int]:
-    return {
-        name: int(counter) for name, counter in session.execute(select(StoreChangeRow.name, StoreChangeRow.counter))
-    }
+    return {name: int(counter) for name, counter in session.execute(_COUNTERS)}
 
 
 def cases_version(session: Reader) -> int:
@@ -160,7 +163,7 @@ def resources_saved_at(session: Reader) -> dt.datetime | None:
     """When a stored resource was last saved (None: none is): one lookup in an index. A pull stores a
     server's copy even when the case it reads into stays the same (a due day written "2025-09" that
     was "2025-09-30"), so what a reader derives from the copies is fresh only while this is unchanged."""
-    saved: dt.datetime | None = session.execute(select(func.max(ResourceRow.updated_at))).scalar_one()
+    saved: dt.datetime | None = session.execute(_LAST_SAVED).scalar_one()
     return saved
 
 
