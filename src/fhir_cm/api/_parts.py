@@ -38,6 +38,7 @@ from fhir_cm.store import (
     cases_changed_since,
     changes_seen,
     get_case_records,
+    read_since,
 )
 
 from ._access import can_see_kept, may_see_unreadable, readers
@@ -166,7 +167,8 @@ def _revisions(session: Session, view: _View, filters: dict[str, Any]) -> tuple[
     seen = changes_seen(session)
     # Never read, or the store's counters were reset: read in full; and so past many changes (a pull
     # merging thousands of cases), where one query over the selection costs less than asking by id.
-    touched = None if view.seen is None or seen < view.seen else set(cases_changed_since(session, view.seen))
+    since = read_since(view.seen, seen)
+    touched = None if since is None else set(cases_changed_since(session, since))
     if touched is None or len(touched) > _BY_ID_UP_TO:
         revisions = case_revisions(session, **filters)
         for gone in view.kept.keys() - revisions.keys():

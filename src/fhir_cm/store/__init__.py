@@ -121,6 +121,7 @@ from ._stamps import (
     cases_changed_since,
     cases_version,
     changes_seen,
+    read_since,
     resources_saved_at,
     store_version,
 )
@@ -257,6 +258,7 @@ __all__ = [
     "cases_of_patients_with_several",
     "cases_version",
     "changes_seen",
+    "read_since",
     "case_transitions",
     "claim_outbox",
     "mark_pushed",

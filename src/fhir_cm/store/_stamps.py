@@ -60,6 +60,14 @@ def case_stamps(session: Session) -> dict[str, CaseStamp]:
     return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(_stamps_of(None))}
 
 
+def read_since(last: int | None, seen: int) -> int | None:
+    """Where a reader that kept what it read at ``last`` (a :func:`changes_seen`; None: never read) reads
+    on from, now that the order of commits stands at ``seen``: ``last``; or None, to read everything
+    again — it never read, or the store's counters went back (reset, or a store restored from an older
+    copy), so "saved since" means nothing."""
+    return None if last is None or seen < last else last
+
+
 def changes_seen(session: Reader) -> int:
     """Where the order of commits stands (the ``case_changes`` counter). Read it before the stamps it
     goes with: a case saved in between is then read again next time, never missed."""
