@@ -36,7 +36,7 @@ from fhir_cm.domain import (
     TeamRole,
 )
 from fhir_cm.jobs import caseload_page
-from fhir_cm.outcomes import compute_outcomes, outcome_parts
+from fhir_cm.outcomes import compute_outcomes, outcome_parts, outcome_timeline
 from fhir_cm.store import ApiRole, Store, create_api_key, list_cases, save_case
 from fhir_cm.synthetic import generate_cases
 from tests.api.conftest import TODAY, Keys, bearer
@@ -107,30 +107,41 @@ def test_a_programme_supervisor_gets_the_figures_of_that_programme(
     assert outcomes == [p.model_dump(mode="json") for p in expected]
 
 
+def _a_discharge_readmitted_five_days_on(api_store: Store) -> tuple[Case, dt.date]:
+    """Forty synthetic cases stored; one with a discharge in the period at least ten days before today,
+    and the day five days after it, for a readmission to be recorded in another case."""
+    cases = list(generate_cases(40, seed=7, today=TODAY))
+    with api_store.session() as s:
+        for case in cases:
+            save_case(s, case, enqueue=False)
+    period = {"start": dt.date(2024, 7, 1), "end": dt.date(2025, 6, 30), "today": TODAY}
+    first, end = next(
+        (c, d.end)
+        for c in cases
+        for d in outcome_parts(c, **period).open_discharges
+        if d.end is not None and d.end <= TODAY - dt.timedelta(days=10)
+    )
+    return first, end + dt.timedelta(days=5)
+
+
+def _another_programme(case: Case) -> ProgrammeType:
+    return (
+        ProgrammeType.REHABILITATION
+        if case.programme is not ProgrammeType.REHABILITATION
+        else ProgrammeType.HEALTH_CARE
+    )
+
+
 def test_a_readmission_into_a_case_added_later_is_counted_for_the_kept_part_of_the_first(
     client: TestClient, keys: Keys, api_store: Store
 ) -> None:
     """The first case's part is kept (its revision did not move) while the patient's new case, of another
     programme, holds the readmission: the answer counts it, as the figures from every case do."""
-    cases = list(generate_cases(40, seed=7, today=TODAY))
-    with api_store.session() as s:
-        for case in cases:
-            save_case(s, case, enqueue=False)
+    first, again = _a_discharge_readmitted_five_days_on(api_store)
     before = _answers(client, keys.supervisor)[1]
-    period = {"start": dt.date(2024, 7, 1), "end": dt.date(2025, 6, 30), "today": TODAY}
-    first, discharge = next(
-        (c, d)
-        for c in cases
-        for d in outcome_parts(c, **period).open_discharges
-        if d.end is not None and d.end <= TODAY - dt.timedelta(days=10)
-    )
-    assert discharge.end is not None
-    again = discharge.end + dt.timedelta(days=5)
     later = Case(
         id="later-case",
-        programme=ProgrammeType.REHABILITATION
-        if first.programme is not ProgrammeType.REHABILITATION
-        else ProgrammeType.HEALTH_CARE,
+        programme=_another_programme(first),
         status=CaseStatus.ACTIVE,
         period=Period(start=again + dt.timedelta(days=2)),
         patient=first.patient,
@@ -142,6 +153,39 @@ def test_a_readmission_into_a_case_added_later_is_counted_for_the_kept_part_of_t
     assert after == _expected(api_store)
     readmitted = {p["programme"]: p["readmissions_30d"] for p in after[1]}
     assert readmitted[first.programme.value] == 1 + next(
+        p["readmissions_30d"] for p in before if p["programme"] == first.programme.value
+    )
+
+
+def test_a_readmission_recorded_in_a_closed_case_changes_the_figures_though_no_part_changed(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """The hospital records the readmission in another case of the patient, one closed before it: a stay
+    after a case's closure is not that case's, so no case's part of the figures changes — yet the first
+    case's discharge is now readmitted. The figures kept from the same parts must not be given again."""
+    first, again = _a_discharge_readmitted_five_days_on(api_store)
+    closed = Case(
+        id="closed-case",
+        programme=_another_programme(first),
+        status=CaseStatus.ACTIVE,
+        period=Period(start=again - dt.timedelta(days=100)),
+        patient=first.patient,
+    )
+    closed.change_status(CaseStatus.CLOSED, again - dt.timedelta(days=1), "moved away")
+    with api_store.session() as s:
+        save_case(s, closed, enqueue=False)
+    before = _answers(client, keys.supervisor)[1]
+    readmitted = closed.model_copy(
+        update={
+            "stays": [Stay(id="again", setting=CareSetting.ACUTE_HOSPITAL, status=StayStatus.IN_PROGRESS, start=again)]
+        }
+    )
+    assert outcome_timeline(readmitted, today=TODAY) == outcome_timeline(closed, today=TODAY), "no part changes"
+    with api_store.session() as s:
+        save_case(s, readmitted, enqueue=False)
+    after = _answers(client, keys.supervisor)
+    assert after == _expected(api_store)
+    assert {p["programme"]: p["readmissions_30d"] for p in after[1]}[first.programme.value] == 1 + next(
         p["readmissions_30d"] for p in before if p["programme"] == first.programme.value
     )
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -139,3 +142,33 @@ def test_a_caseload_no_save_changed_is_shown_again_as_unchanged(
     of = _rows_of(api_store, "caseload")
     assert of(again) == [(None, f"unchanged:{first.headers['x-request-id']}")]
     assert of(changed) == [("b", None), (None, f"changed:{first.headers['x-request-id']}")]
+
+
+def test_outcomes_no_save_changed_are_not_made_again(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan summary saved changes no case's part of the figures and no other case of a patient: the
+    outcomes are the ones made before, not combined again over every case; a case added is."""
+    import fhir_cm.api.routes.outcomes as route
+
+    combined: list[object] = []
+    real = route.combine_outcomes
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        combined.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(route, "combine_outcomes", counting)
+    for case_id in ("a", "b"):
+        create(client, keys.supervisor, id=case_id)
+    sup = bearer(keys.supervisor)
+    first = client.get("/api/v1/outcomes", headers=sup)
+    made = len(combined)
+    summary = client.patch("/api/v1/cases/b", headers=sup, json={"plan_summary": "Reviewed with the family."})
+    assert summary.status_code == 200, summary.text
+    again = client.get("/api/v1/outcomes", headers=sup)
+    assert (first.status_code, again.status_code, again.content) == (200, 200, first.content)
+    assert made > 0 and len(combined) == made
+    create(client, keys.supervisor, id="c")
+    assert client.get("/api/v1/outcomes", headers=sup).status_code == 200
+    assert len(combined) > made

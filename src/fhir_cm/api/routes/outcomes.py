@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from fhir_cm.domain import Day, ProgrammeType
+from fhir_cm.domain import Case, Day, ProgrammeType
 from fhir_cm.outcomes import (
     OutcomeParts,
     combine_outcomes,
@@ -90,17 +90,30 @@ def outcomes(
         # A programme asked for (or a supervisor's only one): its cases alone gone through, if need be.
         of = programme or programme_scope(p)
         every, unreadable = period_outcome_parts(work.parts, work.store, from_, to, today, work.today, of)
-        parts, told = seen(p, every, programme), seen_unreadable(p, unreadable, programme)
-        # Index discharges: their patients' other cases (any programme, found on the indexed patient
-        # column; few patients have several) may hold the readmission, or the hospital one transferred to.
-        following = patients_to_follow(parts)
-        elsewhere = {}
+
+        def theirs() -> tuple[list[OutcomeParts], int, set[str]]:
+            parts = seen(p, every, programme)
+            # Index discharges: their patients' other cases (any programme, found on the indexed patient
+            # column; few patients have several) may hold the readmission, or the hospital one transferred to.
+            return parts, len(seen_unreadable(p, unreadable, programme)), patients_to_follow(parts)
+
+        views_ = views(work)
+        parts, told, following = views_.from_parts(work.store, ("seen", key), (every, unreadable), theirs)
+        others: tuple[Case, ...] = ()
         if following:
             with work.store.session(read_only=True) as session:
-                others = cases_of_patients_with_several(session, following, cache=work.store.cases, skipped=[])
-            elsewhere = readmission_stays((r.case for r in others), today=today, patients=following)
-        wanted = [programme] if programme else sorted({part.programme for part in parts})
-        figures = [combine_outcomes(each, parts, start=from_, end=to, elsewhere=elsewhere) for each in wanted]
-        return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures, unreadable=len(told)))
+                records = cases_of_patients_with_several(session, following, cache=work.store.cases, skipped=[])
+            others = tuple(r.case for r in records)
+
+        def made() -> bytes:
+            elsewhere = readmission_stays(others, today=today, patients=following) if following else {}
+            wanted = [programme] if programme else sorted({part.programme for part in parts})
+            figures = [combine_outcomes(each, parts, start=from_, end=to, elsewhere=elsewhere) for each in wanted]
+            return json_bytes(OutcomesOut(start=from_, end=to, programmes=figures, unreadable=told))
+
+        # The same parts and the same other cases as last time (the case cache gives a case kept at its
+        # revision as the same object): the same figures, not made again over every case. The parts alone
+        # would not do: a stay recorded in another case after it closed is in no part, yet a readmission.
+        return views_.from_parts(work.store, key, (every, unreadable, *others), made)
 
     return json_answer(views(work).get(work.store, key, compute))
