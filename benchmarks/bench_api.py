@@ -29,7 +29,9 @@ finds the store changed between reads and catches up (the read routes' views, th
 team's server does while case managers work. Their latencies are printed as a route of their own.
 
 It prints p50 / p95 / p99 per route and store against the goal (p99 < 50 ms at 200 requests/s over
-10,000 cases on PostgreSQL and 1,000 on SQLite) and the rate actually sent; then each server process's
+10,000 cases on PostgreSQL and 1,000 on SQLite) and the rate actually sent; what one request of each
+route costs the server and PostgreSQL in CPU, sent one at a time before the load (so the cores the
+rate needs, against the machine's: the limit no queueing gets past, measured in the same run); then each server process's
 CPU, the machine's and its host's (steal), and how late this process began requests past their due
 time — the sender's own share of the latencies, which on a loaded machine waits for a core too. It does not assert:
 figures depend on the machine. The PostgreSQL run needs the server the tests use (127.0.0.1:5432,
@@ -60,7 +62,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.processes import machine_cpu, process_cpu, process_tree_cpu  # noqa: E402
+from benchmarks.processes import machine_cpu, postgres_cpu, process_cpu, process_tree_cpu  # noqa: E402
 from benchmarks.stores import each_store, free_port, seed_store, settle_after_bulk_load  # noqa: E402
 
 STARTUP_SECONDS = 180
@@ -207,6 +209,32 @@ async def _open_loop(
     }
 
 
+#: Requests per route sent one at a time to measure what each costs the server (``_one_at_a_time``).
+ALONE_PER_ROUTE = 40
+
+
+def _one_at_a_time(base: str, routes: list[tuple[str, Any]], pid: int) -> dict[str, tuple[float, float]]:
+    """Per route, the CPU seconds one request costs the server's processes and PostgreSQL's, sent one at a
+    time with nothing else running: the work the rate asks of the machine, whatever the queueing. At
+    ``rate`` requests/s spread over the routes, the server and the database need ``rate`` × the mean of
+    these of the machine's cores; past what the machine has beside this sender, no server keeps up."""
+    costs: dict[str, tuple[float, float]] = {}
+    with httpx.Client(base_url=base, timeout=60) as client:  # one connection: one worker answers them all
+        for name, make in routes:
+            for i in range(3):  # not counted: the worker's first answers of a route (its views made)
+                method, path, params, headers = make(i)[:4]
+                client.request(method, path, params=params, headers=headers).raise_for_status()
+            server, database = sum(process_tree_cpu(pid).values()), postgres_cpu()
+            for i in range(ALONE_PER_ROUTE):
+                method, path, params, headers = make(i)[:4]
+                client.request(method, path, params=params, headers=headers).raise_for_status()
+            costs[name] = (
+                (sum(process_tree_cpu(pid).values()) - server) / ALONE_PER_ROUTE,
+                (postgres_cpu() - database) / ALONE_PER_ROUTE,
+            )
+    return costs
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
@@ -281,6 +309,18 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
             f"  {name:<30} {len(values):>5} {statistics.median(values) * 1000:>8.1f} {_pct(values, 0.95):>8.1f} "
             f"{p99:>8.1f} {result['errors'][name]:>7}  {'met' if p99 < GOAL_P99_MS else 'NOT met'}"
         )
+    if result.get("alone"):
+        alone = result["alone"]
+        server = statistics.fmean(c[0] for c in alone.values())
+        database = statistics.fmean(c[1] for c in alone.values())
+        print(
+            f"  one request at a time, mean over the routes: {server * 1000:.1f} ms of the server's CPU and "
+            f"{database * 1000:.1f} ms of PostgreSQL's ("
+            + ", ".join(f"{name} {c[0] * 1000:.1f}+{c[1] * 1000:.1f}" for name, c in alone.items())
+            + f"); at {args.rate:g} requests/s they need {(server + database) * args.rate:.2f} of the machine's "
+            f"{os.cpu_count()} cores, this sender aside"
+            + ("" if label == "PostgreSQL" else " (SQLite works in the server's processes)")
+        )
     if result.get("first"):
         answers = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in result["first"].items())
         print(f"  a ready worker's first answer per route, ms (untimed, one at a time): {answers}")
@@ -311,6 +351,8 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
         settle_after_bulk_load(url)
         print(f"{label}: started once and stopped; measuring the second start", flush=True)
     with _served(url, args.workers) as (base, pid):
+        alone = _one_at_a_time(base, _routes(seeded), pid)
+        _until_quiet(pid)
         before, machine, started = process_tree_cpu(pid), machine_cpu(), time.perf_counter()
         sender = process_cpu(os.getpid())
         result = asyncio.run(
@@ -326,6 +368,7 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
         )
         after, machine_after, took = process_tree_cpu(pid), machine_cpu(), time.perf_counter() - started
         result["sender_cores"] = (process_cpu(os.getpid()) - sender) / took
+        result["alone"] = alone
     # Each worker's share of a core: the kernel hands each connection to one worker, so the load
     # they carry need not be even, and one at its core's limit queues while the other idles.
     result["cores"] = sorted((after[p] - before.get(p, 0.0)) / took for p in after if after[p] - before.get(p, 0.0) > 0)
