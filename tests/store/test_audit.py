@@ -52,8 +52,8 @@ def test_long_details_are_cut(store: Store) -> None:
 
 
 def test_a_large_group_is_stored_as_a_small_one_is(store: Store) -> None:
-    """On PostgreSQL a group from ``COPY_FROM`` rows on goes by ``COPY``: read back, its rows are what
-    an ``INSERT`` stores — the same instant in UTC, a long detail cut, a NUL in text replaced, and the
+    """On PostgreSQL a group from ``COPY_FROM`` rows on goes by ``COPY``, a single row by ``INSERT``: read
+    back, its rows are what an ``INSERT`` stores — the same instant in UTC, a long detail cut, a NUL in text replaced, and the
     characters COPY's text gives a meaning (a backslash, a tab, a line's end, ``\\N`` for none) kept as
     they were; a row of no case has none."""
     at = dt.datetime(2025, 3, 1, 10, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
