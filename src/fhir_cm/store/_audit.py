@@ -123,8 +123,8 @@ def write_audit_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> int
     A group of several rows on PostgreSQL goes by ``COPY``: a supervisor's caseload names every open case,
     and once any case changed, the next one wrote 10,000 rows, 150 ms of CPU as an ``INSERT`` against
     20–37 ms copied (a probe, three runs each); and a page of 20 cases listed, or a group of a few
-    requests' rows, cost this process 1.8–2.3 ms and the database 1.2–1.4 ms as an ``INSERT``, against
-    0.8–0.9 and 0.7 copied (a probe, one transaction each, three runs of 300)."""
+    requests' rows, cost this process 2.1–2.3 ms and the database 1.3–1.4 ms as an ``INSERT``, against
+    0.9 and 0.7 copied (``benchmarks/bench_audit.py``, three rounds of 300 transactions)."""
     if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
         _copy(session, rows)
     elif rows:
