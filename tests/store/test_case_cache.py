@@ -47,6 +47,27 @@ def test_a_kept_case_is_served_until_it_is_saved_again(store: Store, make_case: 
     assert after == uncached
 
 
+def test_each_read_of_a_kept_case_has_its_own_map_of_dates_as_written(
+    store: Store, make_case: Callable[..., Case]
+) -> None:
+    """A record read through the cache is built without validating the kept case again, and gets a copy
+    of the kept map of dates as written: a reader changing its record's map changes no other's."""
+    cache = CaseCache(10)
+    with store.session() as s:
+        save_case(s, make_case("case-1"), written={"/period/start": "2025-05"})
+    with store.session(read_only=True) as s:
+        first = get_case_record(s, "case-1", cache=cache)
+        again = get_case_record(s, "case-1", cache=cache)
+    assert first is not None and again is not None
+    assert again.case is first.case and again == first
+    assert again.dates_as_written == {"/period/start": "2025-05"}
+    again.dates_as_written["/period/start"] = "changed by a reader"  # a record from the cache
+    with store.session(read_only=True) as s:
+        later = get_case_record(s, "case-1", cache=cache)
+    assert later is not None and later.case is first.case
+    assert first.dates_as_written == later.dates_as_written == {"/period/start": "2025-05"}
+
+
 def test_a_change_written_by_another_process_is_seen(store: Store, make_case: Callable[..., Case]) -> None:
     """Another worker's save reaches the database, not this cache: the revision read first decides."""
     cache = CaseCache(10)
