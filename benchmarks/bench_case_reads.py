@@ -15,6 +15,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,11 +39,11 @@ def main() -> None:
                 save_case(session, case, enqueue=False)
                 ids.append(case.id)
 
-        def best(read: object) -> float:
+        def best(read: Callable[[], None]) -> float:
             times = []
             for _ in range(args.rounds):
                 started = time.process_time()
-                read()  # type: ignore[operator]
+                read()
                 times.append(time.process_time() - started)
             return min(times) / len(ids)
 
