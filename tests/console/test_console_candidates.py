@@ -35,8 +35,9 @@ PER_PROFILE = 4
 class Served:
     """The served API, its store and the keys of a supervisor, a rehabilitation supervisor and a case manager."""
 
-    def __init__(self, url: str, base: str, keys: dict[str, str]) -> None:
+    def __init__(self, url: str, base: str, keys: dict[str, str], screened_on: dt.date | None) -> None:
         self.url, self.base = url, base
+        self.screened_on = screened_on  # the day the screening ranked on, the day its rows say they were assessed
         self.supervisor, self.rehab, self.cm = keys["supervisor"], keys["rehab"], keys["cm"]
 
     def get(self, path: str, key: str | None = None) -> Any:
@@ -64,25 +65,27 @@ def _keys(url: str) -> dict[str, str]:
 CLINIC, UNRECORDED = "north-clinic", "cand-ed-0"
 
 
-def _screen(url: str) -> None:
+def _screen(url: str) -> dt.date:
     """The population's facts in the store, ranked as a screening ranks them (on the day the API enrols on):
-    the whole population, then one Group's members."""
+    the whole population, then one Group's members. Returns the day it ranked on."""
     rules = load_rules()
-    seeded = list(population("cand", PER_PROFILE, dt.date.today()))
+    today = dt.date.today()
+    seeded = list(population("cand", PER_PROFILE, today))
     facts = [f for _, _, rs in seeded for r in rs if (f := fact_of(r, rules))]
     clinic = [pid for pid, profile, _ in seeded if profile == "readmitted"]
     with open_store(url) as store:
         with store.session() as s:
             put_facts(s, SERVER, facts)
         report = ScreeningReport(server=SERVER, scope="system", source="search", transaction_time="")
-        rank(store, SERVER, rules, dt.date.today(), report)
+        rank(store, SERVER, rules, today, report)
         report = ScreeningReport(
             server=SERVER, scope=f"Group/{CLINIC}", source="export", transaction_time="", members=clinic
         )
-        rank(store, SERVER, rules, dt.date.today(), report)
+        rank(store, SERVER, rules, today, report)
         with store.session() as s:
             before = [c.model_copy(update={"scope": None}) for c in list_candidates(s, SERVER, among=[UNRECORDED])]
             replace_candidates(s, SERVER, [UNRECORDED], before)
+    return today
 
 
 def _served(tmp_path_factory: pytest.TempPathFactory, name: str, *, screened: bool) -> Iterator[Served]:
@@ -90,12 +93,11 @@ def _served(tmp_path_factory: pytest.TempPathFactory, name: str, *, screened: bo
     _require_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'console.db'}"
     keys = _keys(url)
-    if screened:
-        _screen(url)
+    screened_on = _screen(url) if screened else None
     api = ApiProcess(url, env={"FHIR_CM_FHIR_BASE": SERVER})
     api.start()
     try:
-        yield Served(url, api.base, keys)
+        yield Served(url, api.base, keys, screened_on)
     finally:
         api.stop()
 
@@ -133,7 +135,7 @@ def test_a_supervisor_pages_through_the_candidates_and_enrols_the_chosen_and_the
         assert cells.nth(1).inner_text() == c["patient_id"]
         assert cells.nth(2).inner_text() == str(c["score"])
         assert cells.nth(3).locator("li").all_inner_texts() == [r["text"] for r in c["reasons"]]
-        assert cells.nth(4).inner_text() == c["assessed_on"] == dt.date.today().isoformat()
+        assert cells.nth(4).inner_text() == c["assessed_on"] == str(served.screened_on)
         assert cells.nth(5).inner_text() == among[c["scope"]]
     scopes = {c["patient_id"]: c["scope"] for c in before}
     assert scopes[UNRECORDED] is None and list(scopes.values()).count(f"Group/{CLINIC}") == PER_PROFILE

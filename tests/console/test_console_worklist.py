@@ -1,6 +1,10 @@
 """The console's Worklist view end to end: `fhir-cm serve` on a store of its own (dated from today, the day the
 server counts on), Debian's Chromium driven by Playwright.
 
+The served process reads its own clock: what the page says of a due day is checked against the day the
+worklist the page fetched was computed on (``on`` in its answer), which must be a day this test's clock read
+between seeding the store and that answer — so a run that crosses midnight checks the next day's words.
+
 A case manager opens their worklist: what is due across their open cases, earliest first, each row saying in
 words how far its due day is, a goal's due month as the hospital wrote it, and a link to the case; another
 case manager's cases are not there. The filters narrow it (kind, overdue only, due before) and one the API
@@ -15,6 +19,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -128,11 +133,31 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         api.stop()
 
 
-def open_worklist(page: Any, desk: Desk, key: str) -> Any:
+def open_worklist(page: Any, desk: Desk, key: str) -> tuple[Any, dt.date]:
+    """The worklist's table as the page shows it, and the day the server computed it on."""
     sign_in(page, desk.base, key)
-    page.get_by_role("navigation", name="Console").get_by_role("link", name="Worklist").click()
+    with page.expect_response(worklist_answer) as answered:
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Worklist").click()
     page.get_by_role("heading", name=re.compile(r"^Worklist")).wait_for()
-    return page.get_by_role("table", name="Worklist")
+    return page.get_by_role("table", name="Worklist"), served_on(answered.value)
+
+
+def worklist_answer(response: Any) -> bool:
+    return urlsplit(response.url).path == "/api/v1/worklist" and response.request.method == "GET"
+
+
+def served_on(response: Any) -> dt.date:
+    """The day the server computed a worklist on: a day this test's clock read between seeding and now."""
+    on = dt.date.fromisoformat(response.json()["on"])
+    assert TODAY <= on <= dt.date.today()
+    return on
+
+
+def when(due: dt.date, on: dt.date) -> str:
+    """How the page words a due day on the day ``on``."""
+    days = (due - on).days
+    n = f"{abs(days)} day{'' if abs(days) == 1 else 's'}"
+    return "Due today" if days == 0 else f"Overdue by {n}" if days < 0 else f"Due in {n}"
 
 
 def rows(table: Any) -> list[list[str]]:
@@ -140,17 +165,17 @@ def rows(table: Any) -> list[list[str]]:
 
 
 def test_a_case_manager_reads_what_is_due_from_them(served: Desk, page: Any) -> None:
-    table = open_worklist(page, served, served.ann)
-    assert page.get_by_role("heading", level=1).inner_text() == f"Worklist on {TODAY.isoformat()}"
+    table, on = open_worklist(page, served, served.ann)
+    assert page.get_by_role("heading", level=1).inner_text() == f"Worklist on {on.isoformat()}"
     headers = table.get_by_role("columnheader").all_inner_texts()
     assert headers == ["Due", "When", "Case", "What is due", "Kind", "Since"]
-    unseen_due = (dt.date.fromisoformat(day(-200)) + dt.timedelta(days=30)).isoformat()
+    unseen_due = dt.date.fromisoformat(day(-200)) + dt.timedelta(days=30)
     assert rows(table) == [
-        [unseen_due, f"Overdue by {(TODAY - dt.date.fromisoformat(unseen_due)).days} days", "wl-unseen",
-         "Not seen face to face yet", "no face to face", "—"],
-        [MONTH, f"Overdue by {(TODAY - MONTH_READ).days} days", "wl-goal", "Goal not attained: Walk to the shop",
-         "goal past due", "—"],
-        [day(3), "Due in 3 days", "wl-referral", "Food referral due: Meals on wheels", "referral due", "—"],
+        [unseen_due.isoformat(), when(unseen_due, on), "wl-unseen", "Not seen face to face yet", "no face to face",
+         "—"],
+        [MONTH, when(MONTH_READ, on), "wl-goal", "Goal not attained: Walk to the shop", "goal past due", "—"],
+        [day(3), when(dt.date.fromisoformat(day(3)), on), "wl-referral", "Food referral due: Meals on wheels",
+         "referral due", "—"],
     ]  # fmt: skip
     written = table.locator("tbody tr").nth(1).locator("time")
     assert written.get_attribute("title") == f"written as {MONTH}, read as {MONTH_READ.isoformat()}"
@@ -162,7 +187,7 @@ def test_a_case_manager_reads_what_is_due_from_them(served: Desk, page: Any) -> 
 
 
 def test_the_filters_narrow_the_list_and_one_refused_is_said_by_the_form(served: Desk, page: Any) -> None:
-    table = open_worklist(page, served, served.ann)
+    table, _ = open_worklist(page, served, served.ann)
     form = page.get_by_role("form", name="Worklist filters")
     form.get_by_label("Kind").select_option("referral-due")
     form.get_by_role("button", name="Show").click()
@@ -192,10 +217,10 @@ def test_the_filters_narrow_the_list_and_one_refused_is_said_by_the_form(served:
 
 
 def test_a_supervisor_chooses_a_case_manager_and_pages_through_everyones(served: Desk, page: Any) -> None:
-    table = open_worklist(page, served, served.supervisor)
+    table, on = open_worklist(page, served, served.supervisor)
     assert table.get_by_role("columnheader").all_inner_texts()[-1] == "Case manager"
     heading = page.get_by_role("heading", level=1)
-    assert heading.inner_text() == f"Worklist on {TODAY.isoformat()} (page 1 of 2)"
+    assert heading.inner_text() == f"Worklist on {on.isoformat()} (page 1 of 2)"
     pager = page.get_by_role("navigation", name="Pages of the worklist")
     assert pager.inner_text().split() == f"Items 1–25 of {BEAS + 3} (page 1 of 2) Next page".split()
     pager.get_by_role("link", name="Next page").click()
@@ -206,7 +231,8 @@ def test_a_supervisor_chooses_a_case_manager_and_pages_through_everyones(served:
     options = form.get_by_label("Case manager").locator("option").all_inner_texts()
     assert options == ["Every case manager", "Ann Able (pr-ann)", "Bea Bright (pr-bea)"]
     form.get_by_label("Case manager").select_option("pr-ann")
-    form.get_by_role("button", name="Show").click()
-    page.get_by_role("heading", name=f"Worklist of Ann Able on {TODAY.isoformat()}").wait_for()
+    with page.expect_response(worklist_answer) as answered:
+        form.get_by_role("button", name="Show").click()
+    page.get_by_role("heading", name=f"Worklist of Ann Able on {served_on(answered.value).isoformat()}").wait_for()
     assert page.url.endswith("#worklist")  # the filtered list from its first page
     assert {r[-1] for r in rows(page.get_by_role("table", name="Worklist"))} == {"Ann Able"}
