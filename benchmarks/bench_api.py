@@ -26,7 +26,10 @@ server's latency):
 ``--writes W`` sends, beside those reads, W case updates per second (``PATCH /api/v1/cases/{id}``, a
 supervisor saving a plan summary, a different case each time), open loop as well: every worker then
 finds the store changed between reads and catches up (the read routes' views, the façade's index), as a
-team's server does while case managers work. Their latencies are printed as a route of their own.
+team's server does while case managers work. Their latencies are printed as a route of their own; and,
+before the load, what a change costs the server sent one at a time: the write, and a worker's catch-up
+with it, after each route alone and over one request of every route (``_per_change``), so the cores the
+changes need at that rate beside the reads'.
 
 It prints p50 / p95 / p99 per route and store against the goal (p99 < 50 ms at 200 requests/s over
 10,000 cases on PostgreSQL and 1,000 on SQLite) and the rate actually sent; what one request of each
@@ -235,6 +238,51 @@ def _one_at_a_time(base: str, routes: list[tuple[str, Any]], pid: int) -> dict[s
     return costs
 
 
+#: Changes sent one at a time to measure what a change costs the server (``_per_change``).
+CHANGES = 40
+
+
+def _request(client: httpx.Client, made: tuple[Any, ...]) -> None:
+    method, path, params, headers, *body = made
+    client.request(method, path, params=params, headers=headers, json=body[0] if body else None).raise_for_status()
+
+
+def _server_cpu(pid: int) -> tuple[float, float]:
+    return sum(process_tree_cpu(pid).values()), postgres_cpu()
+
+
+def _spent(since: tuple[float, float], pid: int, count: int) -> tuple[float, float]:
+    now = _server_cpu(pid)
+    return (now[0] - since[0]) / count, (now[1] - since[1]) / count
+
+
+def _per_change(
+    base: str, routes: list[tuple[str, Any]], writes: list[tuple[str, Any]], pid: int
+) -> dict[str, tuple[float, float]]:
+    """What a change costs the server's processes and PostgreSQL in CPU, sent one at a time: the write
+    (``CHANGES`` updates, nothing between: ``"write"``), a change followed by one request of each read
+    route (``"every route"``), and, per route, a change followed by a request of that route alone. Less
+    the write and the reads as ``_one_at_a_time`` measured them, what is left is what one worker spends
+    catching up with the change. Every worker catches up with every change it has not seen when it next
+    answers a route, so at ``W`` changes/s the server needs about ``W`` × (write + workers × catch-up)
+    cores beside the reads' (an upper bound: a worker that answers after two changes catches up once)."""
+    make = writes[0][1]
+    sent = itertools.count()
+    spent: dict[str, tuple[float, float]] = {}
+    with httpx.Client(base_url=base, timeout=60) as client:  # one connection: one worker answers them all
+        for _ in range(3):  # not counted: the write path's first use
+            _request(client, make(next(sent)))
+        for name, asked in [("write", []), ("every route", routes), *((n, [(n, r)]) for n, r in routes)]:
+            since = _server_cpu(pid)
+            for _ in range(CHANGES):
+                i = next(sent)
+                _request(client, make(i))
+                for _, route in asked:
+                    _request(client, route(i))
+            spent[name] = _spent(since, pid, CHANGES)
+    return spent
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
@@ -321,6 +369,8 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
             f"{os.cpu_count()} cores, this sender aside"
             + ("" if label == "PostgreSQL" else " (SQLite works in the server's processes)")
         )
+    if result.get("changed"):
+        _report_changes(label, args, result["alone"], result["changed"])
     if result.get("first"):
         answers = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in result["first"].items())
         print(f"  a ready worker's first answer per route, ms (untimed, one at a time): {answers}")
@@ -340,6 +390,37 @@ def _report(label: str, cases: int, args: argparse.Namespace, result: dict[str, 
         )
 
 
+def _report_changes(
+    label: str,
+    args: argparse.Namespace,
+    alone: dict[str, tuple[float, float]],
+    changed: dict[str, tuple[float, float]],
+) -> None:
+    """What a change costs (``_per_change``), and the cores the reads and the changes need together."""
+    write = changed["write"]
+
+    def catch_up(name: str, reads: list[tuple[float, float]]) -> tuple[float, float]:
+        return (
+            changed[name][0] - write[0] - sum(r[0] for r in reads),
+            changed[name][1] - write[1] - sum(r[1] for r in reads),
+        )
+
+    every = catch_up("every route", list(alone.values()))
+    reads = sum(statistics.fmean(c[side] for c in alone.values()) for side in (0, 1)) * args.rate
+    changes = args.writes * (sum(write) + args.workers * sum(every))
+    print(
+        f"  a change, one at a time (server+PostgreSQL CPU, ms): the write {write[0] * 1000:.1f}+{write[1] * 1000:.1f}; "
+        f"a worker's catch-up with it over one request of each route {every[0] * 1000:.1f}+{every[1] * 1000:.1f} "
+        "(each route alone after a change: "
+        + ", ".join(
+            f"{name} {c[0] * 1000:.1f}+{c[1] * 1000:.1f}" for name in alone for c in [catch_up(name, [alone[name]])]
+        )
+        + f"); at {args.writes:g} changes/s beside {args.rate:g} reads/s, with {args.workers} worker(s) each "
+        f"catching up: {changes:.2f} cores for the changes, {reads + changes:.2f} in all of the machine's "
+        f"{os.cpu_count()}" + ("" if label == "PostgreSQL" else " (SQLite works in the server's processes)")
+    )
+
+
 def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     seeded = seed_store(url, cases)
@@ -352,6 +433,7 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
         print(f"{label}: started once and stopped; measuring the second start", flush=True)
     with _served(url, args.workers) as (base, pid):
         alone = _one_at_a_time(base, _routes(seeded), pid)
+        changed = _per_change(base, _routes(seeded), _writes(seeded), pid) if args.writes else None
         _until_quiet(pid)
         before, machine, started = process_tree_cpu(pid), machine_cpu(), time.perf_counter()
         sender = process_cpu(os.getpid())
@@ -369,6 +451,7 @@ def _run_store(label: str, url: str, cases: int, args: argparse.Namespace) -> No
         after, machine_after, took = process_tree_cpu(pid), machine_cpu(), time.perf_counter() - started
         result["sender_cores"] = (process_cpu(os.getpid()) - sender) / took
         result["alone"] = alone
+        result["changed"] = changed
     # Each worker's share of a core: the kernel hands each connection to one worker, so the load
     # they carry need not be even, and one at its core's limit queues while the other idles.
     result["cores"] = sorted((after[p] - before.get(p, 0.0)) / took for p in after if after[p] - before.get(p, 0.0) > 0)
