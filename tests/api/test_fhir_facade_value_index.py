@@ -66,6 +66,8 @@ def _orders(index: FacadeIndex) -> tuple[dict[str, list[str]], dict[tuple[str, s
                 view.having(rtype, param.name, "")
     served = {(r.type, r.id): r for held in view.by_type.values() for r in held.values()}
     assert all(served[(r.type, r.id)] is r for order in view._sorted.values() for r in order)
+    held_by_value = [r for maps in view._keyed.values() for keyed in maps.values() for rs in keyed.values() for r in rs]
+    assert all(served[(r.type, r.id)] is r for r in held_by_value)
     by_id = {rtype: [r.id for r in view.in_order(rtype)] for rtype in RESOURCE_TYPES}
     by_value = {
         (rtype, param): {k: [r.id for r in held] for k, held in keyed.items()}
