@@ -274,7 +274,7 @@ def _per_change(
             _request(client, make(next(sent)))
         for name, asked in [("write", []), ("every route", routes), *((n, [(n, r)]) for n, r in routes)]:
             # Every route caught up first, not counted: a route left out of the groups before would
-            # otherwise pay here for all their changes at once (on the façade, past 20 cases, a rebuild).
+            # otherwise pay here for all their changes at once (on the façade, past 100 cases, a rebuild).
             for _, route in routes:
                 _request(client, route(0))
             since = _server_cpu(pid)
