@@ -114,6 +114,15 @@ def _remove(order: list[Indexed], r: Indexed) -> None:
         del order[i]
 
 
+def _unkeyed(keyed: dict[str, list[Indexed]], k: str, r: Indexed) -> None:
+    """``r`` out of the list of value ``k``, and the value out of the map once no resource holds it."""
+    holding = keyed.get(k)
+    if holding is not None:
+        _remove(holding, r)
+        if not holding:
+            del keyed[k]
+
+
 def _swap(order: list[Indexed], before: Indexed, r: Indexed) -> None:
     """``r`` in place of ``before``, of the same id, in a list by id."""
     i = bisect.bisect_left(order, before.id, key=_by_id)
@@ -223,11 +232,7 @@ class _View:
         for param, keyed in self._keyed.get(r.type, {}).items():
             was, now = _keys(before, param), _keys(r, param)
             for k in was - now:
-                holding = keyed.get(k)
-                if holding is not None:
-                    _remove(holding, before)
-                    if not holding:
-                        del keyed[k]
+                _unkeyed(keyed, k, before)
             for k in was & now:
                 _swap(keyed.setdefault(k, []), before, r)
             for k in now - was:
@@ -239,11 +244,7 @@ class _View:
             _remove(order, r)
         for param, keyed in self._keyed.get(r.type, {}).items():
             for k in _keys(r, param):
-                holding = keyed.get(k)
-                if holding is not None:
-                    _remove(holding, r)
-                    if not holding:
-                        del keyed[k]
+                _unkeyed(keyed, k, r)
 
     def in_order(self, rtype: str) -> list[Indexed]:
         """The resources of a type by id: the order of search results, stable from page to page."""
