@@ -23,7 +23,7 @@ from ._errors import StaleRevision, UnreadableCase
 from ._stamps import CASES, note_change
 from ._outbox import queue_push as _enqueue
 from ._tables import CaseRow
-from ._types import Reader, utcnow
+from ._types import Reader, connection_of, utcnow
 from ._written import carried_as_written
 
 __all__ = [
@@ -80,7 +80,7 @@ def _columns(case: Case) -> dict[str, Any]:
 
 def _locked(session: Session, case_id: str) -> Row[tuple[int, dict[str, Any], dict[str, str] | None]] | None:
     # FOR UPDATE serialises writers of one case on PostgreSQL; SQLite writers are already serial.
-    return session.execute(_LOCKED, {"case_id": case_id}).one_or_none()
+    return connection_of(session).execute(_LOCKED, {"case_id": case_id}).one_or_none()
 
 
 # The statements of ``save_case``, built once: building a statement and its cache key cost more than
@@ -141,7 +141,7 @@ def save_case(
         _expect(case.id, expected_revision, 0)
         values["dates_as_written"] = dict(written or {})
         created = _create_statement(session.get_bind().dialect.name)
-        if session.execute(created, values).first() is not None:
+        if connection_of(session).execute(created, values).first() is not None:
             note_change(session, CASES, case.id)
             revision = 1
             return _queued(session, case.id, revision, enqueue, now)
@@ -156,7 +156,10 @@ def save_case(
     if not changed and values["dates_as_written"] == held:
         return int(current.revision)
     revision = current.revision + 1
-    session.execute(_UPDATE, {**values, "b_case_id": case.id, "revision": revision})
+    # The id goes as ``b_case_id`` alone: a parameter named after a column joins the SET clause, and
+    # ``case_id`` had set the key to itself on every save.
+    changes = {name: value for name, value in values.items() if name != "case_id"}
+    connection_of(session).execute(_UPDATE, {**changes, "b_case_id": case.id, "revision": revision})
     note_change(session, CASES, case.id)
     return _queued(session, case.id, revision, enqueue and changed, now)
 
@@ -186,7 +189,7 @@ def get_case_record(session: Reader, case_id: str, *, cache: CaseCache | None = 
     if cache is not None:
         found = _through_cache(session, _HEAD.where(CaseRow.case_id == case_id), cache)
         return found[0] if found else None
-    row = session.execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
+    row = connection_of(session).execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
     return None if row is None else _record(row)
 
 
@@ -219,7 +222,7 @@ def get_case_records(
 def _rows_of(session: Reader, case_ids: list[str]) -> Iterator[Row[Any]]:
     """The stored rows (``_RECORD``) of these cases, read ``_CHUNK`` ids at a time."""
     for n in range(0, len(case_ids), _CHUNK):
-        yield from session.execute(_RECORD.where(CaseRow.case_id.in_(case_ids[n : n + _CHUNK])))
+        yield from connection_of(session).execute(_RECORD.where(CaseRow.case_id.in_(case_ids[n : n + _CHUNK])))
 
 
 _RECORD = select(
@@ -246,7 +249,7 @@ def _through_cache(
     A case saved between the two queries is returned as read by the second (its data and revision
     agree), and kept under that revision.
     """
-    rows = session.execute(heads).all()
+    rows = connection_of(session).execute(heads).all()
     kept = {row.case_id: held for row in rows if (held := cache.get_kept(row.case_id, row.revision)) is not None}
     # Each record gets its own copy of the kept map of dates as written: a reader may change its own.
     records = {
@@ -310,7 +313,7 @@ def _decode(row: Any) -> Case:
 
 def get_case(session: Session, case_id: str) -> Case | None:
     """The stored case, or None; ``UnreadableCase`` if this version cannot read it."""
-    row = session.execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
+    row = connection_of(session).execute(_RECORD.where(CaseRow.case_id == case_id)).one_or_none()
     return None if row is None else _decode(row)
 
 
@@ -344,7 +347,7 @@ def stored_case_data(
     """Each case's id and JSON as stored, undecoded, ordered by id: for ``fhir-cm check``, which must
     list a case this version's model no longer accepts (stored before a rule of it) rather than stop."""
     query = select(CaseRow.case_id, CaseRow.data).order_by(CaseRow.case_id).offset(offset).limit(limit)
-    return [(row.case_id, row.data) for row in session.execute(query)]
+    return [(row.case_id, row.data) for row in connection_of(session).execute(query)]
 
 
 def list_case_records(
@@ -364,14 +367,14 @@ def list_case_records(
         heads = _HEAD.where(*where).order_by(CaseRow.case_id).offset(offset).limit(limit)
         return _through_cache(session, heads, cache, skipped)
     query = _RECORD.where(*where).order_by(CaseRow.case_id).offset(offset).limit(limit)
-    return [record for row in session.execute(query) if (record := _record(row, skipped)) is not None]
+    return [record for row in connection_of(session).execute(query) if (record := _record(row, skipped)) is not None]
 
 
 def case_revisions(session: Session, **filters: Unpack[CaseFilters]) -> dict[str, int]:
     """The revision of every case matching the filters, by id in id order: one narrow query, no JSON
     (readers that keep something per case find here which cases changed since)."""
     query = select(CaseRow.case_id, CaseRow.revision).where(*_filters(filters))
-    return dict(session.execute(query.order_by(CaseRow.case_id)).all())
+    return dict(connection_of(session).execute(query.order_by(CaseRow.case_id)).all())
 
 
 def cases_of_patients_with_several(
@@ -392,9 +395,9 @@ def cases_of_patients_with_several(
         # the patients with several cases of the whole table, on the index alone, then those wanted —
         # 10 ms on 10,000 cases where 5,000 patients asked 500 at a time took 55 ms (a probe).
         asked = set(wanted)
-        several = sorted(p for p in session.scalars(with_several) if p in asked)
+        several = sorted(p for p in connection_of(session).scalars(with_several) if p in asked)
     else:
-        several += session.scalars(with_several.where(CaseRow.patient_id.in_(wanted)))
+        several += connection_of(session).scalars(with_several.where(CaseRow.patient_id.in_(wanted)))
     records: list[CaseRecord] = []
     for n in range(0, len(several), _CHUNK):
         theirs = CaseRow.patient_id.in_(several[n : n + _CHUNK])
@@ -402,7 +405,9 @@ def cases_of_patients_with_several(
             records += _through_cache(session, _HEAD.where(theirs).order_by(CaseRow.case_id), cache, skipped)
         else:
             query = _RECORD.where(theirs).order_by(CaseRow.case_id)
-            records += [record for row in session.execute(query) if (record := _record(row, skipped)) is not None]
+            records += [
+                record for row in connection_of(session).execute(query) if (record := _record(row, skipped)) is not None
+            ]
     return records
 
 
@@ -420,7 +425,7 @@ def warm_case_cache(
         _RECORD.where(CaseRow.status.in_([s.value for s in statuses])).order_by(CaseRow.updated_at.desc()).limit(room)
     )
     warmed = 0
-    for row in session.execute(query):
+    for row in connection_of(session).execute(query):
         if stop is not None and stop.is_set():
             break
         if (record := _record(row, [])) is not None:

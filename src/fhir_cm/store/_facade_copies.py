@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from ._dialect import insert
 from ._stamps import CaseStamp
 from ._tables import FacadeCopyRow
+from ._types import connection_of
 
 __all__ = ["FacadeCopy", "facade_copies", "keep_facade_copies"]
 
@@ -56,7 +57,7 @@ def facade_copies(
     )
     return {
         case_id: bytes(payload)
-        for case_id, revision, updated_at, resources_at, resources, payload in session.execute(query)
+        for case_id, revision, updated_at, resources_at, resources, payload in connection_of(session).execute(query)
         if stamps[case_id] == CaseStamp(revision, updated_at, resources_at, resources)
     }
 
@@ -86,7 +87,7 @@ def keep_facade_copies(
         stmt = insert(session, FacadeCopyRow).values(rows[n : n + _AT_ONCE])
         new = stmt.excluded
         replaced = ("made_with", "revision", "case_updated_at", "resources_at", "resources", "payload")
-        session.execute(
+        connection_of(session).execute(
             stmt.on_conflict_do_update(
                 index_elements=[FacadeCopyRow.case_id, FacadeCopyRow.fhir_version],
                 set_={name: new[name] for name in replaced},

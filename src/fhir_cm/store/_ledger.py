@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ._dialect import insert, normal_base
 from ._tables import LedgerRow
-from ._types import utcnow
+from ._types import connection_of, utcnow
 
 __all__ = [
     "LedgerEntry",
@@ -69,23 +69,23 @@ def put_ledger(session: Session, entries: Iterable[LedgerEntry], *, now: dt.date
         return
     dialect = session.get_bind().dialect.name
     if dialect != "postgresql":  # SQLite serialises writers: no concurrent insert can interleave
-        session.execute(_upsert(dialect), rows)
+        connection_of(session).execute(_upsert(dialect), rows)
         return
     # Two workers recording the same new resource at once (the adapter's Device, found by both):
     # PostgreSQL's ON CONFLICT covers only the business key, so the second insert can trip the
     # unique server id first and fail. Once the first has committed, the same upsert updates.
     try:
         with session.begin_nested():
-            session.execute(_upsert(dialect), rows)
+            connection_of(session).execute(_upsert(dialect), rows)
     except IntegrityError:
-        session.execute(_upsert(dialect), rows)
+        connection_of(session).execute(_upsert(dialect), rows)
 
 
 def forget_ledger(session: Session, case_id: str, resource_type: str, key: str) -> int:
     """Forget what every server was known to hold of one resource of a case (a resource deleted on
     the server that a person decided to write again: the next push creates it, where an update of
     the dead copy was refused each time). Returns the entries removed."""
-    removed = session.execute(
+    removed = connection_of(session).execute(
         delete(LedgerRow).where(
             LedgerRow.case_id == case_id, LedgerRow.resource_type == resource_type, LedgerRow.key == key
         )
@@ -106,7 +106,7 @@ def _entry(row: Any) -> LedgerEntry:
 
 
 def _one(session: Session, *where: Any) -> LedgerEntry | None:
-    row = session.execute(select(*_COLUMNS).where(*where)).one_or_none()
+    row = connection_of(session).execute(select(*_COLUMNS).where(*where)).one_or_none()
     return None if row is None else _entry(row)
 
 
@@ -157,14 +157,14 @@ def find_ledger(
         LedgerRow.resource_type == resource_type,
         or_(*given),
     )
-    return [_entry(row) for row in session.execute(query)]
+    return [_entry(row) for row in connection_of(session).execute(query)]
 
 
 def ledger_holds_any(session: Session, server_base: str) -> bool:
     """Whether the ledger has any entry for ``server_base``: until a first pull from a server merges,
     no page of it can find anything there, and one indexed query tells it so."""
     query = select(LedgerRow.key).where(LedgerRow.server_base == normal_base(server_base)).limit(1)
-    return session.execute(query).first() is not None
+    return connection_of(session).execute(query).first() is not None
 
 
 def list_ledger(
@@ -173,12 +173,15 @@ def list_ledger(
     """Every ledger entry for a server (optionally of one case, or of several), ordered by type and key."""
     query = select(*_COLUMNS).where(LedgerRow.server_base == normal_base(server_base))
     if case_id is None and case_ids is None:
-        return [_entry(row) for row in session.execute(query.order_by(LedgerRow.resource_type, LedgerRow.key))]
+        return [
+            _entry(row)
+            for row in connection_of(session).execute(query.order_by(LedgerRow.resource_type, LedgerRow.key))
+        ]
     if case_id is not None:
         query = query.where(LedgerRow.case_id == case_id)
     if case_ids is not None:
         query = query.where(LedgerRow.case_id.in_(list(case_ids)))
     # Sorted here, not by the database: asked to sort, SQLite read the server's entries in primary key
     # order (all of them) rather than a few cases' through (server_base, case_id).
-    entries = [_entry(row) for row in session.execute(query)]
+    entries = [_entry(row) for row in connection_of(session).execute(query)]
     return sorted(entries, key=lambda e: (e.resource_type, e.key))

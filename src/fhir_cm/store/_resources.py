@@ -18,7 +18,7 @@ from ..mapping import FhirVersion  # the one definition; re-exported
 from ._dialect import insert
 from ._stamps import RESOURCES, note_change
 from ._tables import ResourceRow
-from ._types import utcnow
+from ._types import connection_of, utcnow
 
 __all__ = [
     "FhirVersion",
@@ -102,7 +102,7 @@ def put_resources(
         )
     if not rows:
         return 0
-    session.execute(_upsert(session.get_bind().dialect.name), rows)
+    connection_of(session).execute(_upsert(session.get_bind().dialect.name), rows)
     note_change(session, RESOURCES, case_id)
     return len(rows)
 
@@ -129,13 +129,13 @@ def get_resources(session: Session, case_id: str, resource_type: str | None = No
     if resource_type is not None:
         query = query.where(ResourceRow.resource_type == resource_type)
     query = query.order_by(ResourceRow.resource_type, ResourceRow.key)
-    return [_resource(row) for row in session.execute(query)]
+    return [_resource(row) for row in connection_of(session).execute(query)]
 
 
 def get_resource(session: Session, resource_type: str, key: str) -> StoredResource | None:
     """One resource by type and key, or None."""
     query = select(*_COLUMNS).where(ResourceRow.resource_type == resource_type, ResourceRow.key == key)
-    row = session.execute(query).one_or_none()
+    row = connection_of(session).execute(query).one_or_none()
     return None if row is None else _resource(row)
 
 
@@ -148,7 +148,7 @@ def find_by_identifier(session: Session, resource_type: str, system: str, value:
     query = select(*_COLUMNS).where(
         ResourceRow.resource_type == resource_type, cast(ResourceRow.raw, Text).contains(value, autoescape=True)
     )
-    found = [_resource(row) for row in session.execute(query.order_by(ResourceRow.key))]
+    found = [_resource(row) for row in connection_of(session).execute(query.order_by(ResourceRow.key))]
     return [r for r in found if _holds_identifier(r.raw, system, value)]
 
 

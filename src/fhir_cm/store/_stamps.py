@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ._dialect import insert
-from ._types import Reader
+from ._types import Reader, connection_of
 from ._tables import CaseChangeRow, CaseRow, ResourceRow, StoreChangeRow
 
 __all__ = [
@@ -57,7 +57,10 @@ class CaseStamp(NamedTuple):
 
 def case_stamps(session: Session) -> dict[str, CaseStamp]:
     """Every case's stamp, in one query over the cases and resources tables."""
-    return {row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0) for row in session.execute(_stamps_of(None))}
+    return {
+        row[0]: CaseStamp(row[1], row[2], row[3], row[4] or 0)
+        for row in connection_of(session).execute(_stamps_of(None))
+    }
 
 
 def read_since(last: int | None, seen: int) -> int | None:
@@ -81,7 +84,7 @@ def case_stamps_since(session: Session, seen: int) -> dict[str, CaseStamp]:
     touched = cases_changed_since(session, seen)
     out: dict[str, CaseStamp] = {}
     for n in range(0, len(touched), _AT_ONCE):
-        rows = session.execute(_stamps_of(touched[n : n + _AT_ONCE]))
+        rows = connection_of(session).execute(_stamps_of(touched[n : n + _AT_ONCE]))
         out.update((row[0], CaseStamp(row[1], row[2], row[3], row[4] or 0)) for row in rows)
     return out
 
@@ -89,7 +92,7 @@ def case_stamps_since(session: Session, seen: int) -> dict[str, CaseStamp]:
 def cases_changed_since(session: Reader, seen: int) -> list[str]:
     """The ids of the cases saved, or given stored resources, by transactions that committed after
     ``seen`` (a value of :func:`changes_seen`); perhaps a few more. One indexed lookup."""
-    return list(session.execute(select(CaseChangeRow.case_id).where(CaseChangeRow.seq > seen)).scalars())
+    return list(connection_of(session).execute(select(CaseChangeRow.case_id).where(CaseChangeRow.seq > seen)).scalars())
 
 
 def _stamps_of(case_ids: list[str] | None) -> Any:
@@ -128,11 +131,11 @@ def raise_counters(session: Session) -> None:
     # ``case_changes`` sorts first: the transaction holding its row is the only one writing the cases'
     # places, so two writers of one case never wait for each other's row the other way round.
     for name in sorted(marks | {CASE_CHANGES}):
-        seq = session.execute(statement, {"name": name}).scalar_one()
+        seq = connection_of(session).execute(statement, {"name": name}).scalar_one()
         if name == CASE_CHANGES:
             places = [{"case_id": case_id, "seq": seq} for case_id in sorted(touched)]
             for n in range(0, len(places), _AT_ONCE):
-                session.execute(_placed(dialect), places[n : n + _AT_ONCE])
+                connection_of(session).execute(_placed(dialect), places[n : n + _AT_ONCE])
 
 
 @cache
@@ -156,7 +159,7 @@ _LAST_SAVED = select(func.max(ResourceRow.updated_at))
 
 
 def _counters(session: Reader) -> dict[str, int]:
-    return {name: int(counter) for name, counter in session.execute(_COUNTERS)}
+    return {name: int(counter) for name, counter in connection_of(session).execute(_COUNTERS)}
 
 
 def cases_version(session: Reader) -> int:
@@ -171,7 +174,7 @@ def resources_saved_at(session: Reader) -> dt.datetime | None:
     """When a stored resource was last saved (None: none is): one lookup in an index. A pull stores a
     server's copy even when the case it reads into stays the same (a due day written "2025-09" that
     was "2025-09-30"), so what a reader derives from the copies is fresh only while this is unchanged."""
-    saved: dt.datetime | None = session.execute(_LAST_SAVED).scalar_one()
+    saved: dt.datetime | None = connection_of(session).execute(_LAST_SAVED).scalar_one()
     return saved
 
 

@@ -23,6 +23,7 @@ from fhir_cm.domain import Case
 from ..mapping import FhirVersion, ResourceKey, dates_as_written
 from ._resources import StoredResource, get_resources
 from ._tables import ResourceRow
+from ._types import connection_of
 
 __all__ = ["carried_as_written", "copies_by_key", "copies_of_cases", "stored_dates_as_written"]
 
@@ -87,7 +88,7 @@ def copies_of_cases(
         ResourceRow.content_hash,
     ).where(ResourceRow.case_id.in_(wanted))
     unread: list[tuple[str, str]] = []
-    for row in session.execute(heads):
+    for row in connection_of(session).execute(heads):
         key = ResourceKey(row.resource_type, row.key)
         hashed, copy = known.get(key, (None, None))
         if copy is not None and hashed == row.content_hash:
@@ -99,7 +100,7 @@ def copies_of_cases(
         bodies = select(
             ResourceRow.case_id, ResourceRow.resource_type, ResourceRow.key, ResourceRow.fhir_version, ResourceRow.raw
         ).where(tuple_(ResourceRow.resource_type, ResourceRow.key).in_(pairs))
-        for row in session.execute(bodies):
+        for row in connection_of(session).execute(bodies):
             out.setdefault(row.case_id, {})[ResourceKey(row.resource_type, row.key)] = (row.fhir_version, row.raw)
     return out
 
