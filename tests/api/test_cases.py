@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from fhir_cm.api import _casework
 from fhir_cm.domain import Case
-from fhir_cm.store import StaleRevision, Store, list_outbox
+from fhir_cm.store import CaseRecord, StaleRevision, Store, list_outbox
 
 from .conftest import TODAY, Keys, bearer, create, new_case
 
@@ -306,15 +307,15 @@ def test_if_match_star_applies_a_change_that_lost_a_race_again(
     as without ``If-Match``; a revision named is the client's to reload (412)."""
     create(client, keys.cm1, id="case-a")
     saves: list[str] = []
-    save = _casework.save_case
+    save = _casework.save_case_record
 
-    def overtaken_once(session: Any, case: Case, **kwargs: Any) -> int:
+    def overtaken_once(session: Any, case: Case, **kwargs: Any) -> CaseRecord:
         saves.append(case.id)
         if len(saves) == 1:
             raise StaleRevision("another request saved the case first")
         return save(session, case, **kwargs)
 
-    monkeypatch.setattr(_casework, "save_case", overtaken_once)
+    monkeypatch.setattr(_casework, "save_case_record", overtaken_once)
     star = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers={**bearer(keys.cm1), "If-Match": "*"})
     assert (star.status_code, star.headers["ETag"], len(saves)) == (200, '"2"', 2)
     saves.clear()
@@ -327,3 +328,33 @@ def test_an_unchanged_save_keeps_the_revision(client: TestClient, keys: Keys) ->
     response = client.patch("/api/v1/cases/case-a", json={"acuity": "high"}, headers=bearer(keys.cm1))
     assert response.status_code == 200
     assert response.json()["revision"] == 1
+
+
+def test_a_change_is_kept_decoded_for_the_views_of_the_process_that_saved_it(
+    client: TestClient, keys: Keys, api_store: Store
+) -> None:
+    """Once committed, the case a change saved is kept in the process's case cache with its row's times:
+    the caseload, the worklist and the FHIR façade catching up with the change read no case again (the
+    first of them to catch up had read it whole and decoded it), and show it changed."""
+    create(client, keys.cm1, id="case-a")
+    asks = [
+        ("/api/v1/caseload", keys.supervisor),
+        ("/api/v1/worklist", keys.cm1),
+        ("/fhir/EpisodeOfCare", keys.service),
+    ]
+    for path, key in asks:
+        assert client.get(path, headers=bearer(key)).status_code == 200
+    changed = client.patch(
+        "/api/v1/cases/case-a",
+        json={"case_manager": {"kind": "practitioner", "id": "cm-2"}},
+        headers=bearer(keys.supervisor),
+    )
+    assert changed.status_code == 200, changed.text
+    read: list[str] = []
+    event.listen(api_store.engine, "before_cursor_execute", lambda _c, _k, statement, *_: read.append(statement))
+    answers = [client.get(path, headers=bearer(key)) for path, key in asks]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    # Nor is a changed case's revision looked up twice: what each view read it by is what it gets it by.
+    assert [s for s in read if "cases.data" in s or "cases.created_at" in s] == []
+    managers = {m["case_manager"] for m in answers[0].json()["managers"]}
+    assert "cm-2" in managers and "cm-1" not in managers

@@ -9,16 +9,19 @@ reader cannot put an older revision back over a newer one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from fhir_cm.domain import Case, CaseStatus, ProgrammeType
 from fhir_cm.store import (
     CaseCache,
     Store,
     get_case_record,
+    get_case_records,
     list_case_records,
     save_case,
+    save_case_record,
     warm_case_cache,
 )
 from fhir_cm.store._tables import CaseRow
@@ -151,3 +154,64 @@ def test_warming_again_with_other_statuses_fills_only_the_room_left(
         assert warm_case_cache(s, cache, [CaseStatus.CLOSED]) == 0
     assert cache.get("open", 1) is not None and cache.get("closed-2", 1) is not None
     assert cache.get("closed-1", 1) is None
+
+
+def test_a_saved_record_is_the_record_a_read_right_after_gives(store: Store, make_case: Callable[..., Case]) -> None:
+    """``save_case_record`` returns the case as stored without reading it back: new, changed, unchanged
+    (the stored revision and times kept), and with the dates as written carried along."""
+    with store.session() as s:
+        save_case(s, make_case("case-1", plan_summary="first"), written={"/period/start": "2024-03"})
+    for plan in ("second", "second", "third"):  # a change, the same again (nothing saved), another change
+        with store.session() as s:
+            saved = save_case_record(s, make_case("case-1", plan_summary=plan))
+        with store.session() as s:
+            made = save_case_record(s, make_case(f"case-{plan}"), expected_revision=0) if plan != "second" else None
+        with store.session(read_only=True) as s:
+            assert saved == get_case_record(s, "case-1")
+            assert made is None or made == get_case_record(s, f"case-{plan}")
+    assert (saved.revision, saved.case.plan_summary, saved.dates_as_written) == (
+        3,
+        "third",
+        {"/period/start": "2024-03"},
+    )
+
+
+def _statements(store: Store) -> list[tuple[str, Any]]:
+    """The statements run on ``store`` from now on over its tables, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        if "FROM" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_a_case_kept_at_the_revision_a_reader_read_is_not_asked_for_again(
+    store: Store, make_case: Callable[..., Case]
+) -> None:
+    """A view catching up knows each changed case's revision (read a statement before, in its snapshot):
+    a case kept at that revision, with its times, comes from the cache without a statement; one kept at
+    another revision, or kept without its times, is read and kept."""
+    _saved(store, make_case("case-1"), make_case("case-2"), make_case("case-3"))
+    cache = CaseCache(10)
+    with store.session(read_only=True) as s:
+        plain = {c: get_case_record(s, c) for c in ("case-1", "case-2", "case-3")}
+        get_case_records(s, ["case-1"], cache=cache)  # kept, with its times
+    cache.put("case-3", 1, make_case("case-3"))  # kept without them
+    _saved(store, make_case("case-2", plan_summary="changed"))
+    with store.session(read_only=True) as s:
+        statements = _statements(store)
+        revisions = {"case-1": 1, "case-2": 2, "case-3": 1}
+        records = get_case_records(s, list(revisions), cache=cache, revisions=revisions)
+        asked = list(statements)
+        changed = get_case_record(s, "case-2")
+    # One statement, reading case-2 and case-3 whole; no revision looked up again.
+    assert [("cases.data" in text, len(parameters)) for text, parameters in asked] == [(True, 2)]
+    assert records == {"case-1": plain["case-1"], "case-2": changed, "case-3": plain["case-3"]}
+    assert records["case-1"].case is cache.get("case-1", 1)
+    assert (cache.get_kept("case-2", 2), cache.get_kept("case-3", 1)) == (
+        (changed.case, {}, changed.created_at, changed.updated_at),
+        (plain["case-3"].case, {}, plain["case-3"].created_at, plain["case-3"].updated_at),
+    )

@@ -34,7 +34,8 @@ from fhir_cm.store import (
     UnreadableCase,
     get_case_record,
     record_audit,
-    save_case,
+    keep_case_record,
+    save_case_record,
 )
 
 from ._access import can_see, may_see_unreadable
@@ -215,8 +216,8 @@ def edit_case(
                 case, result = change(record.case)
                 if rules is not None:
                     refuse_breaches(record.case, case, rules, name=name)
-                revision = save_case(session, case, expected_revision=record.revision)
-                if revision != record.revision:
+                saved = save_case_record(session, case, expected_revision=record.revision)
+                if saved.revision != record.revision:
                     record_audit(
                         session,
                         principal=principal.id,
@@ -225,9 +226,9 @@ def edit_case(
                         detail=detail,
                         request_id=request_id,
                     )
-                saved = get_case_record(session, case_id)
-                assert saved is not None and saved.revision == revision
-                return Edited(result, saved)
+            # Committed: this process's views and façade, catching up with the change, find it decoded.
+            keep_case_record(store.cases, saved)
+            return Edited(result, saved)
         except StaleRevision:
             if _pins_revision(if_match):
                 raise PreconditionFailed(

@@ -148,7 +148,7 @@ class CaseParts:
                 for i in range(0, len(stale), _CHUNK):
                     skipped: list[UnreadableCase] = []
                     for case_id, record in get_case_records(
-                        session, stale[i : i + _CHUNK], skipped=skipped, cache=store.cases
+                        session, stale[i : i + _CHUNK], skipped=skipped, cache=store.cases, revisions=revisions
                     ).items():
                         view.keep(case_id, record.revision, part(record))
                     for bad in skipped:

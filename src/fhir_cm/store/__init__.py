@@ -17,6 +17,7 @@ they keep is current).
 
 from ._audit import AuditEntry, list_audit, record_audit
 from ._case_cache import CaseCache
+from ._case_saves import save_case, save_case_record
 from ._cases import (
     CaseFilters,
     case_revisions,
@@ -28,7 +29,7 @@ from ._cases import (
     list_case_records,
     list_cases,
     stored_case_data,
-    save_case,
+    keep_case_record,
     warm_case_cache,
 )
 from ._conflicts import (
@@ -276,6 +277,7 @@ __all__ = [
     "get_case_document",
     "get_case_record",
     "get_case_records",
+    "keep_case_record",
     "get_ledger",
     "find_by_identifier",
     "get_resource",
@@ -332,6 +334,7 @@ __all__ = [
     "resources_saved_at",
     "revoke_api_key",
     "save_case",
+    "save_case_record",
     "warm_case_cache",
     "set_server_limit",
     "set_watermark",

@@ -19,12 +19,26 @@ transaction that saves it. The cache is bounded; ``size=0`` turns it off. Each p
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from fhir_cm.domain import Case
 
-__all__ = ["CaseCache"]
+__all__ = ["CaseCache", "Kept"]
+
+
+class Kept(NamedTuple):
+    """A case kept at a revision: the case, the days its resources wrote as a year or a month, and its
+    row's times (None when it was kept without them). With the times, a reader that knows the case's
+    revision (read a statement before, in the same transaction) makes its record from what is kept
+    without asking the table again."""
+
+    case: Case
+    written: dict[str, str]
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
 
 
 class CaseCache:
@@ -34,22 +48,31 @@ class CaseCache:
     def __init__(self, size: int = 2000) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._kept: dict[str, tuple[int, Case, dict[str, str]]] = {}
+        self._kept: dict[str, tuple[int, Kept]] = {}
 
     def get(self, case_id: str, revision: int) -> Case | None:
         """The kept case at exactly this revision, or None."""
         kept = self.get_kept(case_id, revision)
-        return None if kept is None else kept[0]
+        return None if kept is None else kept.case
 
-    def get_kept(self, case_id: str, revision: int) -> tuple[Case, dict[str, str]] | None:
-        """The kept case at exactly this revision and its dates as written, or None."""
+    def get_kept(self, case_id: str, revision: int) -> Kept | None:
+        """The kept case at exactly this revision, with its dates as written and times, or None."""
         with self._lock:
             kept = self._kept.get(case_id)
             if kept is None or kept[0] != revision:
                 return None
-            return kept[1], kept[2]
+            return kept[1]
 
-    def put(self, case_id: str, revision: int, case: Case, written: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        case_id: str,
+        revision: int,
+        case: Case,
+        written: Mapping[str, str] | None = None,
+        *,
+        created_at: dt.datetime | None = None,
+        updated_at: dt.datetime | None = None,
+    ) -> None:
         """Keep ``case`` as the case at ``revision``: in place of an older revision kept, or as a new
         entry while there is room (see the module docstring)."""
         if self.size <= 0:
@@ -60,7 +83,7 @@ class CaseCache:
                 return  # a newer revision is already kept: a slow reader must not put an older one back
             if kept is None and len(self._kept) >= self.size:
                 return
-            self._kept[case_id] = (revision, case, dict(written or {}))
+            self._kept[case_id] = (revision, Kept(case, dict(written or {}), created_at, updated_at))
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,4 +1,7 @@
-"""Cases: saved whole as the domain model's JSON, with a revision that goes up by one per change."""
+"""Cases as stored: read one, a page or every one, through the process's case cache; their revisions.
+
+Saving a case is ``_case_saves``.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,20 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
 from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case, CaseStatus, ProgrammeType
 
 from ._case_cache import CaseCache
-from ._dialect import insert
-from ._errors import StaleRevision, UnreadableCase
-from ._stamps import CASES, note_change
-from ._outbox import queue_push as _enqueue
+from ._errors import UnreadableCase
 from ._tables import CaseRow
-from ._types import Reader, connection_of, utcnow
-from ._written import carried_as_written
+from ._types import Reader, connection_of
 
 __all__ = [
     "CaseFilters",
@@ -34,9 +32,9 @@ __all__ = [
     "get_case",
     "get_case_record",
     "get_case_records",
+    "keep_case_record",
     "list_case_records",
     "list_cases",
-    "save_case",
     "stored_case_data",
 ]
 
@@ -63,120 +61,6 @@ class CaseRecord(BaseModel):
     )
 
 
-_COLUMNS = ("patient_id", "case_manager_id", "programme", "status", "data", "dates_as_written")
-
-
-def _columns(case: Case) -> dict[str, Any]:
-    return {
-        "patient_id": case.patient.id,
-        # The local practitioner managing the case (caseloads, access): none for an outside manager,
-        # another server's record, whose id says nothing of a local practitioner's.
-        "case_manager_id": case.case_manager.id if case.case_manager and not case.case_manager.outside else None,
-        "programme": case.programme.value,
-        "status": case.status.value,
-        "data": case.model_dump(mode="json"),
-    }
-
-
-def _locked(session: Session, case_id: str) -> Row[tuple[int, dict[str, Any], dict[str, str] | None]] | None:
-    # FOR UPDATE serialises writers of one case on PostgreSQL; SQLite writers are already serial.
-    return connection_of(session).execute(_LOCKED, {"case_id": case_id}).one_or_none()
-
-
-# The statements of ``save_case``, built once: building a statement and its cache key cost more than
-# running it, and a push saves every case it is given.
-_LOCKED = (
-    select(CaseRow.revision, CaseRow.data, CaseRow.dates_as_written)
-    .where(CaseRow.case_id == bindparam("case_id"))
-    .with_for_update()
-)
-_UPDATE = (
-    update(CaseRow)
-    .where(CaseRow.case_id == bindparam("b_case_id"))
-    .values(
-        revision=bindparam("revision"),
-        updated_at=bindparam("now"),
-        **{name: bindparam(name) for name in _COLUMNS},
-    )
-)
-
-
-@cache
-def _create_statement(dialect: str) -> Any:
-    now = bindparam("now")  # type: ignore[var-annotated]
-    stmt = insert(dialect, CaseRow).values(
-        case_id=bindparam("case_id"),
-        revision=1,
-        created_at=now,
-        updated_at=now,
-        **{name: bindparam(name) for name in _COLUMNS},
-    )
-    return stmt.on_conflict_do_nothing(index_elements=[CaseRow.case_id]).returning(CaseRow.case_id)
-
-
-def save_case(
-    session: Session,
-    case: Case,
-    *,
-    enqueue: bool = True,
-    expected_revision: int | None = None,
-    now: dt.datetime | None = None,
-    written: Mapping[str, str] | None = None,
-) -> int:
-    """Insert or update a case and, in the same transaction, queue it for pushing; returns its revision.
-
-    Saving a case equal to the stored one changes nothing and queues nothing. ``expected_revision``
-    (0 for "must be new") makes the save fail with ``StaleRevision`` if someone else saved first.
-
-    ``written``: the case's days its stored resources wrote as a year or a month, worked out by a
-    writer of those resources (``mapping.dates_as_written`` of this case); without it the stored ones
-    are carried along while the days they point at stay as they were (``carried_as_written``). A
-    change of those alone raises the revision (readers keep what they show by it) but queues no push:
-    the case's content is the same.
-    """
-    now = now or utcnow()
-    values = {"case_id": case.id, "now": now, **_columns(case)}
-    current = _locked(session, case.id)
-    if current is None:
-        _expect(case.id, expected_revision, 0)
-        values["dates_as_written"] = dict(written or {})
-        created = _create_statement(session.get_bind().dialect.name)
-        if connection_of(session).execute(created, values).first() is not None:
-            note_change(session, CASES, case.id)
-            revision = 1
-            return _queued(session, case.id, revision, enqueue, now)
-        current = _locked(session, case.id)  # another transaction created it just now
-        assert current is not None
-    _expect(case.id, expected_revision, current.revision)
-    held = current.dates_as_written or {}
-    values["dates_as_written"] = (
-        dict(written) if written is not None else carried_as_written(current.data, values["data"], held)
-    )
-    changed = current.data != values["data"]
-    if not changed and values["dates_as_written"] == held:
-        return int(current.revision)
-    revision = current.revision + 1
-    # The id goes as ``b_case_id`` alone: a parameter named after a column joins the SET clause, and
-    # ``case_id`` had set the key to itself on every save.
-    changes = {name: value for name, value in values.items() if name != "case_id"}
-    connection_of(session).execute(_UPDATE, {**changes, "b_case_id": case.id, "revision": revision})
-    note_change(session, CASES, case.id)
-    return _queued(session, case.id, revision, enqueue and changed, now)
-
-
-def _expect(case_id: str, expected: int | None, actual: int) -> None:
-    if expected is not None and expected != actual:
-        raise StaleRevision(
-            f"case {case_id} is at revision {actual}, not {expected}: reload it and apply the change again"
-        )
-
-
-def _queued(session: Session, case_id: str, revision: int, wanted: bool, now: dt.datetime) -> int:
-    if wanted:
-        _enqueue(session, case_id, revision, now=now)
-    return revision
-
-
 def get_case_record(session: Reader, case_id: str, *, cache: CaseCache | None = None) -> CaseRecord | None:
     """The stored case with its revision and times, or None; ``UnreadableCase`` if this version cannot
     read it.
@@ -199,15 +83,21 @@ def get_case_records(
     *,
     skipped: list[UnreadableCase] | None = None,
     cache: CaseCache | None = None,
+    revisions: Mapping[str, int] | None = None,
 ) -> dict[str, CaseRecord]:
     """The stored cases among ``case_ids``, by id (those not stored are left out).
 
     A case this version cannot read raises ``UnreadableCase``; with ``skipped`` it is left out and
     appended there instead (and logged by id), for readers that can do without it (see ``_record``).
     With ``cache``, as :func:`get_case_record` uses it: a reader going through every case (the API's
-    parts of a new day) decodes only those the cache does not hold at their revision.
+    parts of a new day) decodes only those the cache does not hold at their revision. With
+    ``revisions`` too — every one of ``case_ids``'s, as this session read them a statement before (a
+    view's catch-up, a façade's stamps) — a case kept at its revision is not asked for at all: its
+    revision was looked up once already, and each view of a serving process looked it up again.
     """
     wanted = list(dict.fromkeys(case_ids))
+    if cache is not None and revisions is not None:
+        return _at_revisions(session, wanted, revisions, cache, skipped)
     if cache is not None:
         return {
             record.case.id: record
@@ -253,14 +143,58 @@ def _through_cache(
     kept = {row.case_id: held for row in rows if (held := cache.get_kept(row.case_id, row.revision)) is not None}
     # Each record gets its own copy of the kept map of dates as written: a reader may change its own.
     records = {
-        row.case_id: _stored(held[0], row, dict(held[1])) for row in rows if (held := kept.get(row.case_id)) is not None
+        row.case_id: _stored(held.case, row, dict(held.written))
+        for row in rows
+        if (held := kept.get(row.case_id)) is not None
     }
     missing = [row.case_id for row in rows if row.case_id not in kept]
     for row in _rows_of(session, missing):
         if (record := _record(row, skipped)) is not None:
             records[row.case_id] = record
-            cache.put(row.case_id, record.revision, record.case, record.dates_as_written)
+            keep_case_record(cache, record)
     return [records[row.case_id] for row in rows if row.case_id in records]
+
+
+def _at_revisions(
+    session: Session,
+    case_ids: list[str],
+    revisions: Mapping[str, int],
+    cache: CaseCache,
+    skipped: list[UnreadableCase] | None,
+) -> dict[str, CaseRecord]:
+    """``get_case_records`` of cases whose revisions the caller read: those kept at that revision (with
+    their times) from ``cache``, the others read whole and kept."""
+    records: dict[str, CaseRecord] = {}
+    missing = []
+    for case_id in case_ids:
+        held = cache.get_kept(case_id, revisions[case_id])
+        if held is None or held.created_at is None or held.updated_at is None:
+            missing.append(case_id)
+            continue
+        records[case_id] = CaseRecord.model_construct(
+            case=held.case,
+            revision=revisions[case_id],
+            created_at=held.created_at,
+            updated_at=held.updated_at,
+            dates_as_written=dict(held.written),
+        )
+    for row in _rows_of(session, missing):
+        if (record := _record(row, skipped)) is not None:
+            records[row.case_id] = record
+            keep_case_record(cache, record)
+    return records
+
+
+def keep_case_record(cache: CaseCache, record: CaseRecord) -> None:
+    """Keep ``record`` in ``cache`` with its times, so that a reader knowing its revision needs no query."""
+    cache.put(
+        record.case.id,
+        record.revision,
+        record.case,
+        record.dates_as_written,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
 
 
 def _record(row: Any, skipped: list[UnreadableCase] | None = None) -> CaseRecord | None:
@@ -429,7 +363,7 @@ def warm_case_cache(
         if stop is not None and stop.is_set():
             break
         if (record := _record(row, [])) is not None:
-            cache.put(row.case_id, record.revision, record.case, record.dates_as_written)
+            keep_case_record(cache, record)
             warmed += 1
     return warmed
 

@@ -421,7 +421,12 @@ class FacadeIndex:
             kept = self._kept(session, version, fingerprint, {c: stamps[c] for c in chunk}, unread) if keep_in else {}
             unreadable: list[UnreadableCase] = []  # stored before a rule of the case model (logged by id)
             to_map = [case_id for case_id in chunk if case_id not in kept]
-            records = get_case_records(session, to_map, skipped=unreadable, cache=cache) if to_map else {}
+            revisions = {case_id: stamps[case_id].revision for case_id in to_map}
+            records = (
+                get_case_records(session, to_map, skipped=unreadable, cache=cache, revisions=revisions)
+                if to_map
+                else {}
+            )
             left_out = {bad.case_id for bad in unreadable}
             made: dict[str, FacadeCopy] = {}
             for case_id in chunk:
