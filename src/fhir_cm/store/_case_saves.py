@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fhir_cm.domain import Case
 
-from ._cases import CaseRecord
+from ._cases import CaseRecord, stored_record
 from ._dialect import insert
 from ._errors import StaleRevision
 from ._outbox import queue_push as _enqueue
@@ -104,13 +104,7 @@ def save_case_record(
     from the JSON written, not read back (a change through the API read each case it saved again, one
     statement and the JSON parsed once more)."""
     saved = _save(session, case, True, expected_revision, now, None)
-    return CaseRecord.model_construct(
-        case=Case.model_validate(saved.data),
-        revision=saved.revision,
-        created_at=saved.created_at,
-        updated_at=saved.updated_at,
-        dates_as_written=dict(saved.written),
-    )
+    return stored_record(Case.model_validate(saved.data), saved, dict(saved.written))
 
 
 class _Saved(NamedTuple):

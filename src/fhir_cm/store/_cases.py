@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from typing_extensions import Unpack
 
@@ -143,7 +143,7 @@ def _through_cache(
     kept = {row.case_id: held for row in rows if (held := cache.get_kept(row.case_id, row.revision)) is not None}
     # Each record gets its own copy of the kept map of dates as written: a reader may change its own.
     records = {
-        row.case_id: _stored(held.case, row, dict(held.written))
+        row.case_id: stored_record(held.case, row, dict(held.written))
         for row in rows
         if (held := kept.get(row.case_id)) is not None
     }
@@ -171,12 +171,8 @@ def _at_revisions(
         if held is None or held.created_at is None or held.updated_at is None:
             missing.append(case_id)
             continue
-        records[case_id] = CaseRecord.model_construct(
-            case=held.case,
-            revision=revisions[case_id],
-            created_at=held.created_at,
-            updated_at=held.updated_at,
-            dates_as_written=dict(held.written),
+        records[case_id] = stored_record(
+            held.case, _Head(revisions[case_id], held.created_at, held.updated_at), dict(held.written)
         )
     for row in _rows_of(session, missing):
         if (record := _record(row, skipped)) is not None:
@@ -212,10 +208,18 @@ def _record(row: Any, skipped: list[UnreadableCase] | None = None) -> CaseRecord
         log.warning("stored case %s cannot be read by this version and is left out; see `fhir-cm check`", row.case_id)
         skipped.append(exc)
         return None
-    return _stored(case, row, row.dates_as_written or {})
+    return stored_record(case, row, row.dates_as_written or {})
 
 
-def _stored(case: Case, row: Any, written: dict[str, str]) -> CaseRecord:
+class _Head(NamedTuple):
+    """A case's revision and row times, as ``_HEAD`` reads them (here known without reading them)."""
+
+    revision: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def stored_record(case: Case, row: Any, written: dict[str, str]) -> CaseRecord:
     """The record of a case read (or kept) and its row's bookkeeping, built without validating it again:
     the case is a validated ``Case``, the rest the table's typed columns. Validating the record ran the
     case's own model validator once more (pydantic runs a model's after-validators on an instance passed
